@@ -1,0 +1,219 @@
+// Package keys holds cairn's signing keys: ed25519 keys in OpenSSH format,
+// identified by their OpenSSH SHA256 fingerprint, that sign either from a
+// key file or through an ssh-agent.
+//
+// A key id is exactly what `ssh-keygen -lf` prints: "SHA256:" followed by
+// the unpadded base64 of the sha256 of the key's SSH wire encoding. Because
+// the id is a hash of the public key, a public key whose fingerprint equals
+// an id is that key, whoever supplied it.
+package keys
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrNotEd25519 is returned for keys of any other algorithm.
+var ErrNotEd25519 = errors.New("not an ed25519 key")
+
+// Signer signs with one ed25519 key.
+//
+// Sign returns a raw 64-byte ed25519 signature over data. Implementations
+// are safe for concurrent use.
+type Signer interface {
+	Public() ed25519.PublicKey
+	Sign(data []byte) ([]byte, error)
+}
+
+// ID returns the OpenSSH SHA256 fingerprint of an ed25519 public key.
+func ID(pub ed25519.PublicKey) string {
+	sum := Digest(pub)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+// Digest returns the sha256 of the key's SSH wire encoding: the bytes
+// behind its fingerprint.
+func Digest(pub ed25519.PublicKey) [32]byte {
+	sk, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		panic(err) // only for a key of the wrong length: a programming error
+	}
+	return sha256.Sum256(sk.Marshal())
+}
+
+// IDHex returns the fingerprint digest in lowercase hex, used in index paths.
+func IDHex(pub ed25519.PublicKey) string {
+	d := Digest(pub)
+	return hex.EncodeToString(d[:])
+}
+
+// HexFromID converts a "SHA256:…" fingerprint to the hex of its digest.
+func HexFromID(id string) (string, error) {
+	b64, ok := strings.CutPrefix(id, "SHA256:")
+	if !ok {
+		return "", fmt.Errorf("key id %q: want an OpenSSH fingerprint starting SHA256:", id)
+	}
+	raw, err := base64.RawStdEncoding.DecodeString(b64)
+	if err != nil || len(raw) != sha256.Size {
+		return "", fmt.Errorf("key id %q: not a SHA256 fingerprint", id)
+	}
+	return hex.EncodeToString(raw), nil
+}
+
+// FormatPublic returns the authorized_keys line of pub ("ssh-ed25519 AAAA…"),
+// without a comment or newline.
+func FormatPublic(pub ed25519.PublicKey) string {
+	sk, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sk)))
+}
+
+// ParsePublic parses an authorized_keys line (with or without a comment).
+func ParsePublic(line []byte) (ed25519.PublicKey, string, error) {
+	sk, comment, _, _, err := ssh.ParseAuthorizedKey(line)
+	if err != nil {
+		return nil, "", fmt.Errorf("parse public key: %w", err)
+	}
+	pub, err := edPublic(sk)
+	return pub, comment, err
+}
+
+func edPublic(sk ssh.PublicKey) (ed25519.PublicKey, error) {
+	if sk.Type() != ssh.KeyAlgoED25519 {
+		return nil, fmt.Errorf("%w: %s", ErrNotEd25519, sk.Type())
+	}
+	cpk, ok := sk.(ssh.CryptoPublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotEd25519, sk.Type())
+	}
+	pub, ok := cpk.CryptoPublicKey().(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotEd25519, sk.Type())
+	}
+	return pub, nil
+}
+
+// Generate writes a new ed25519 key to path (OpenSSH private key format,
+// mode 0600) and path+".pub", refusing to overwrite either. It returns the
+// public key.
+func Generate(path, comment string) (ed25519.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return nil, err
+	}
+	line := FormatPublic(pub)
+	if comment != "" {
+		line += " " + comment
+	}
+	if err := writeNew(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeNew(path+".pub", []byte(line+"\n"), 0o644); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	return pub, nil
+}
+
+// writeNew writes data to a new file atomically: a temporary file in the
+// same directory, linked into place only if path does not exist yet.
+func writeNew(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-key-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s already exists: refusing to overwrite a key", path)
+		}
+		return err
+	}
+	return nil
+}
+
+// fileSigner signs with a private key held in memory.
+type fileSigner struct{ priv ed25519.PrivateKey }
+
+func (s fileSigner) Public() ed25519.PublicKey { return s.priv.Public().(ed25519.PublicKey) }
+func (s fileSigner) Sign(data []byte) ([]byte, error) {
+	return ed25519.Sign(s.priv, data), nil
+}
+
+// NewSigner returns a Signer for an in-memory private key.
+func NewSigner(priv ed25519.PrivateKey) Signer { return fileSigner{priv} }
+
+// LoadPrivate reads an unencrypted OpenSSH ed25519 private key file.
+func LoadPrivate(path string) (Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := ssh.ParseRawPrivateKey(data)
+	if err != nil {
+		var pp *ssh.PassphraseMissingError
+		if errors.As(err, &pp) {
+			return nil, fmt.Errorf("%s is passphrase-protected: add it to ssh-agent (ssh-add %s) and pass its .pub file", path, path)
+		}
+		return nil, fmt.Errorf("%s: not an OpenSSH private key: %w", path, err)
+	}
+	switch k := raw.(type) {
+	case *ed25519.PrivateKey:
+		return fileSigner{*k}, nil
+	case ed25519.PrivateKey:
+		return fileSigner{k}, nil
+	default:
+		return nil, fmt.Errorf("%s: %w (%T)", path, ErrNotEd25519, raw)
+	}
+}
+
+// LoadPublic reads a public key from a .pub file, or from the public half
+// of a private key file.
+func LoadPublic(path string) (ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if pub, _, err := ParsePublic(data); err == nil {
+		return pub, nil
+	} else if !strings.Contains(string(data), "PRIVATE KEY") {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s, err := LoadPrivate(path)
+	if err != nil {
+		return nil, err
+	}
+	return s.Public(), nil
+}

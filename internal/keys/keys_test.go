@@ -1,0 +1,158 @@
+package keys
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+func TestGenerateLoadSign(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "alice.key")
+	pub, err := Generate(path, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Generate(path, "alice"); err == nil {
+		t.Fatal("Generate overwrote an existing key")
+	}
+	s, err := LoadPrivate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Public().Equal(pub) {
+		t.Fatal("loaded key differs from generated key")
+	}
+	sig, err := s.Sign([]byte("msg"))
+	if err != nil || !ed25519.Verify(pub, []byte("msg"), sig) {
+		t.Fatalf("signature does not verify: %v", err)
+	}
+	pp, err := LoadPublic(path + ".pub")
+	if err != nil || !pp.Equal(pub) {
+		t.Fatalf("LoadPublic: %v", err)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("private key mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// The fingerprint must be byte-for-byte what OpenSSH prints.
+func TestIDMatchesSSHKeygen(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen not installed") // .ci/run installs openssh-client
+	}
+	path := filepath.Join(t.TempDir(), "k")
+	pub, err := Generate(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ssh-keygen", "-lf", path+".pub").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(out))
+	if fields[1] != ID(pub) {
+		t.Fatalf("ID = %s, ssh-keygen says %s", ID(pub), fields[1])
+	}
+	h, err := HexFromID(ID(pub))
+	if err != nil || h != IDHex(pub) {
+		t.Fatalf("HexFromID = %s, %v; want %s", h, err, IDHex(pub))
+	}
+}
+
+// A key made by ssh-keygen (a user's existing ~/.ssh/id_ed25519) loads.
+func TestLoadSSHKeygenKey(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen not installed")
+	}
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	p := filepath.Join(home, ".ssh", "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", p).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Setenv("HOME", home)
+	t.Setenv("CAIRN_KEY", "")
+	t.Setenv("SSH_AUTH_SOCK", "")
+	s, err := Resolve("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := LoadPublic(p + ".pub")
+	if err != nil || !want.Equal(s.Public()) {
+		t.Fatalf("Resolve picked %v, want ~/.ssh/id_ed25519 (%v)", s.Public(), err)
+	}
+}
+
+func TestRejectsOtherAlgorithms(t *testing.T) {
+	rsaLine := "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDd user"
+	if _, _, err := ParsePublic([]byte(rsaLine)); err == nil {
+		t.Fatal("accepted a non-ed25519 key")
+	}
+}
+
+// serveAgent runs the x/crypto agent protocol server on a real unix socket.
+func serveAgent(t *testing.T, priv ed25519.PrivateKey) string {
+	t.Helper()
+	kr := agent.NewKeyring()
+	if err := kr.Add(agent.AddedKey{PrivateKey: priv}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go agent.ServeAgent(kr, c)
+		}
+	}()
+	return sock
+}
+
+func TestAgentSigner(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	sock := serveAgent(t, priv)
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	t.Setenv("CAIRN_KEY", "")
+	s, err := Resolve("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Public().Equal(pub) {
+		t.Fatal("agent signer has the wrong key")
+	}
+	sig, err := s.Sign([]byte("payload"))
+	if err != nil || !ed25519.Verify(pub, []byte("payload"), sig) {
+		t.Fatalf("agent signature does not verify: %v", err)
+	}
+	// A .pub file selects that key from the agent.
+	dir := t.TempDir()
+	sk, _ := ssh.NewPublicKey(pub)
+	os.WriteFile(filepath.Join(dir, "a.pub"), ssh.MarshalAuthorizedKey(sk), 0o644)
+	if s, err = Resolve(filepath.Join(dir, "a.pub")); err != nil || !s.Public().Equal(pub) {
+		t.Fatalf("Resolve(.pub) via agent: %v", err)
+	}
+	// A .pub of a key the agent does not hold is an error that says so.
+	other, _, _ := ed25519.GenerateKey(nil)
+	ok, _ := ssh.NewPublicKey(other)
+	os.WriteFile(filepath.Join(dir, "b.pub"), ssh.MarshalAuthorizedKey(ok), 0o644)
+	if _, err := Resolve(filepath.Join(dir, "b.pub")); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("Resolve(unknown .pub) = %v, want ErrNoKey", err)
+	}
+}

@@ -1,0 +1,328 @@
+package record
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Kind names what a record states.
+type Kind string
+
+// The record kinds. Certifications speak about a package version (or some
+// of its artifacts); the others run the repository.
+const (
+	Authored     Kind = "authored"      // the publisher's claim, made at publish time
+	Audited      Kind = "audited"       // a security audit passed
+	Tested       Kind = "tested"        // a CI run (in-toto test-result)
+	Reviewed     Kind = "reviewed"      // a code review passed
+	Reproduced   Kind = "reproduced"    // a binary rebuilt from the named source
+	ProofChecked Kind = "proof-checked" // a formal proof checked
+	Vulnerable   Kind = "vulnerable"    // a known vulnerability (in-toto vulns)
+	Deprecated   Kind = "deprecated"    // no longer recommended
+	Withdrawn    Kind = "withdrawn"     // must not be used
+	Revoke       Kind = "revoke"        // ends an earlier record
+	Supersede    Kind = "supersede"     // replaces an earlier record with a later one
+	Grant        Kind = "grant"         // the root grants a key scopes
+	RevokeKey    Kind = "revoke-key"    // the root revokes a key
+	Root         Kind = "root"          // the root keys and their threshold
+)
+
+// Predicate types reused from in-toto.
+const (
+	TestResultType = "https://in-toto.io/attestation/test-result/v0.1"
+	VulnsType      = "https://in-toto.io/attestation/vulns/v0.2"
+)
+
+// OwnTypePrefix begins the predicate types cairn defines.
+const OwnTypePrefix = "https://cairn.dev/attestation/"
+
+var typeOf = map[Kind]string{Tested: TestResultType, Vulnerable: VulnsType}
+var kindOf = map[string]Kind{}
+
+// Kinds lists every kind, in a fixed order.
+var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Vulnerable, Deprecated, Withdrawn, Revoke, Supersede, Grant, RevokeKey, Root}
+
+func init() {
+	for _, k := range Kinds {
+		if _, ok := typeOf[k]; !ok {
+			typeOf[k] = OwnTypePrefix + string(k) + "/v1"
+		}
+		kindOf[typeOf[k]] = k
+	}
+}
+
+// PredicateType returns the predicate type URI of a kind.
+func (k Kind) PredicateType() string { return typeOf[k] }
+
+// IsCertification reports whether the kind is a statement about a package
+// version made by someone other than (or as well as) its publisher.
+func (k Kind) IsCertification() bool {
+	switch k {
+	case Audited, Tested, Reviewed, Reproduced, ProofChecked, Vulnerable, Deprecated, Withdrawn:
+		return true
+	}
+	return false
+}
+
+// IsPackage reports whether records of the kind are about a package version.
+func (k Kind) IsPackage() bool { return k == Authored || k.IsCertification() }
+
+// IsRootSigned reports whether records of the kind need a threshold of root keys.
+func (k Kind) IsRootSigned() bool { return k == Grant || k == RevokeKey || k == Root }
+
+// ParseKind parses a kind name.
+func ParseKind(s string) (Kind, error) {
+	for _, k := range Kinds {
+		if string(k) == s {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown record kind %q", s)
+}
+
+// Ref names a blob by digest and size.
+type Ref struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+func (r Ref) check(what string) error {
+	if !IsDigest(r.SHA256) || r.Size < 0 {
+		return fmt.Errorf("%s needs a lowercase hex sha256 and a size ≥ 0", what)
+	}
+	return nil
+}
+
+// AuthoredPredicate is the publisher's claim. The subject is the descriptor.
+type AuthoredPredicate struct {
+	Descriptor Ref       `json:"descriptor"`
+	Issued     time.Time `json:"issued"`
+}
+
+// Evidence is a blob backing a certification (a report, a log).
+type Evidence struct {
+	Name string `json:"name"`
+	Ref
+}
+
+// CertificationPredicate is the predicate of cairn's own certification
+// kinds (audited, reviewed, reproduced, proof-checked, deprecated,
+// withdrawn). Subject 0 is the descriptor; further subjects narrow the
+// statement to those artifacts.
+type CertificationPredicate struct {
+	Issued      time.Time  `json:"issued"`
+	Note        string     `json:"note,omitempty"`
+	Evidence    []Evidence `json:"evidence,omitempty"`
+	Source      *Ref       `json:"source,omitempty"`      // reproduced: the source artifact rebuilt
+	Replacement string     `json:"replacement,omitempty"` // deprecated: the package to use instead
+}
+
+// ResourceDescriptor is the in-toto ResourceDescriptor, as used in
+// test-result configurations.
+type ResourceDescriptor struct {
+	Name        string            `json:"name,omitempty"`
+	URI         string            `json:"uri,omitempty"`
+	Digest      map[string]string `json:"digest,omitempty"`
+	Annotations map[string]any    `json:"annotations,omitempty"`
+}
+
+// TestResultPredicate is in-toto's test-result v0.1.
+type TestResultPredicate struct {
+	Result        string               `json:"result"`
+	Configuration []ResourceDescriptor `json:"configuration"`
+	URL           string               `json:"url,omitempty"`
+	PassedTests   []string             `json:"passedTests,omitempty"`
+	WarnedTests   []string             `json:"warnedTests,omitempty"`
+	FailedTests   []string             `json:"failedTests,omitempty"`
+}
+
+// VulnsPredicate is in-toto's vulns v0.2.
+type VulnsPredicate struct {
+	Scanner  VulnScanner  `json:"scanner"`
+	Metadata VulnMetadata `json:"metadata"`
+}
+
+// VulnScanner names the scanner (or the person) and its findings.
+type VulnScanner struct {
+	URI     string       `json:"uri"`
+	Version string       `json:"version,omitempty"`
+	Result  []VulnResult `json:"result"`
+}
+
+// VulnResult is one vulnerability. cairn reads the annotations "affects"
+// (a semver range of affected versions) and "note".
+type VulnResult struct {
+	ID          string              `json:"id"`
+	Severity    []VulnSeverity      `json:"severity"`
+	Annotations []map[string]string `json:"annotations,omitempty"`
+}
+
+// VulnSeverity is one score of a vulnerability.
+type VulnSeverity struct {
+	Method string `json:"method"`
+	Score  string `json:"score"`
+}
+
+// VulnMetadata carries the scan's times.
+type VulnMetadata struct {
+	ScanStartedOn  time.Time `json:"scanStartedOn"`
+	ScanFinishedOn time.Time `json:"scanFinishedOn"`
+}
+
+// Annotation returns the first annotation named key of a result.
+func (v VulnResult) Annotation(key string) string {
+	for _, a := range v.Annotations {
+		if s, ok := a[key]; ok {
+			return s
+		}
+	}
+	return ""
+}
+
+// EndPredicate is the predicate of revoke and supersede records. The
+// subject is the record ended, named "record" with its id as digest.
+type EndPredicate struct {
+	Reason      string    `json:"reason"`
+	Replacement string    `json:"replacement,omitempty"` // supersede: the record that replaces it
+	Issued      time.Time `json:"issued"`
+}
+
+// GrantPredicate grants a key scopes. The subject is the key: its
+// fingerprint as name and the fingerprint's digest.
+type GrantPredicate struct {
+	Key     string     `json:"key"` // authorized_keys line
+	Holder  string     `json:"holder"`
+	Scopes  []string   `json:"scopes"`
+	Expires *time.Time `json:"expires,omitempty"`
+	Issued  time.Time  `json:"issued"`
+}
+
+// RevokeKeyPredicate revokes a key. The subject is the key.
+type RevokeKeyPredicate struct {
+	Reason string    `json:"reason"`
+	Issued time.Time `json:"issued"`
+}
+
+// RootKey is one root key.
+type RootKey struct {
+	Key    string `json:"key"` // authorized_keys line
+	Holder string `json:"holder,omitempty"`
+}
+
+// RootPredicate sets the root keys and threshold. Version 1 is the
+// repository's introduction; each rotation adds one and names the record
+// it replaces. The subjects are the root keys.
+type RootPredicate struct {
+	Version   int       `json:"version"`
+	Keys      []RootKey `json:"keys"`
+	Threshold int       `json:"threshold"`
+	Previous  string    `json:"previous,omitempty"`
+	Issued    time.Time `json:"issued"`
+}
+
+func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
+	dec := func(v any) error {
+		d := json.NewDecoder(bytes.NewReader(raw))
+		return d.Decode(v)
+	}
+	switch kind {
+	case Authored:
+		var p AuthoredPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		return p, p.Descriptor.check("descriptor")
+	case Audited, Reviewed, Reproduced, ProofChecked, Deprecated, Withdrawn:
+		var p CertificationPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		for _, e := range p.Evidence {
+			if err := e.check("evidence " + e.Name); err != nil {
+				return nil, err
+			}
+		}
+		if p.Source != nil {
+			if err := p.Source.check("source"); err != nil {
+				return nil, err
+			}
+		}
+		if len(p.Note) > 4096 {
+			return nil, fmt.Errorf("note is %d bytes, over 4096", len(p.Note))
+		}
+		return p, nil
+	case Tested:
+		var p TestResultPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		switch p.Result {
+		case "PASSED", "WARNED", "FAILED":
+		default:
+			return nil, fmt.Errorf("test result %q, want PASSED, WARNED or FAILED", p.Result)
+		}
+		if p.Configuration == nil {
+			return nil, fmt.Errorf("test result needs a configuration")
+		}
+		return p, nil
+	case Vulnerable:
+		var p VulnsPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if p.Scanner.URI == "" || len(p.Scanner.Result) == 0 {
+			return nil, fmt.Errorf("a vulnerable record needs scanner.uri and at least one result")
+		}
+		for _, r := range p.Scanner.Result {
+			if r.ID == "" || len(r.Severity) == 0 {
+				return nil, fmt.Errorf("every result needs an id and a severity")
+			}
+		}
+		return p, nil
+	case Revoke, Supersede:
+		var p EndPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if kind == Supersede && !IsDigest(p.Replacement) {
+			return nil, fmt.Errorf("supersede needs the replacement record's id")
+		}
+		if kind == Revoke && p.Replacement != "" {
+			return nil, fmt.Errorf("revoke takes no replacement")
+		}
+		return p, nil
+	case Grant:
+		var p GrantPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(p.Holder) == "" || len(p.Scopes) == 0 {
+			return nil, fmt.Errorf("a grant needs a holder and at least one scope")
+		}
+		for _, s := range p.Scopes {
+			if _, err := ParseScope(s); err != nil {
+				return nil, err
+			}
+		}
+		return p, nil
+	case RevokeKey:
+		var p RevokeKeyPredicate
+		return p, dec(&p)
+	case Root:
+		var p RootPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if p.Version < 1 || len(p.Keys) == 0 || p.Threshold < 1 || p.Threshold > len(p.Keys) {
+			return nil, fmt.Errorf("root needs version ≥ 1, keys, and 1 ≤ threshold ≤ number of keys")
+		}
+		if (p.Version == 1) != (p.Previous == "") {
+			return nil, fmt.Errorf("root version %d: previous must be set exactly when version > 1", p.Version)
+		}
+		return p, nil
+	}
+	return nil, fmt.Errorf("no predicate parser for kind %q", kind)
+}

@@ -1,0 +1,237 @@
+// Package record holds cairn's signed statements.
+//
+// A record is a DSSE envelope whose payload is an in-toto Statement v1: the
+// subject says what the record speaks about (a package version's
+// descriptor, some of its artifacts, a key, another record), the predicate
+// type says what kind of statement it is, and the predicate carries the
+// details. A record's id is the lowercase hex sha256 of its payload, so the
+// same statement has the same id however it is signed or stored.
+//
+// Parse checks a record's form only: size caps, encodings, the statement's
+// type, a known predicate type and a well-formed predicate. Whether its
+// signatures come from keys allowed to make it is the index's business.
+package record
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
+	"cairn.dev/cairn/internal/keys"
+)
+
+const (
+	// PayloadType is the DSSE payload type of every record.
+	PayloadType = "application/vnd.in-toto+json"
+	// StatementType is the in-toto Statement v1 type URI.
+	StatementType = "https://in-toto.io/Statement/v1"
+	// MaxSize caps an envelope file. Records are small statements; evidence
+	// travels as blobs named by digest.
+	MaxSize = 64 << 10
+	// MaxSignatures caps the signatures on one envelope.
+	MaxSignatures = 32
+	// MaxSubjects caps the subjects of one statement.
+	MaxSubjects = 256
+)
+
+// ErrMalformed is the parent of every form error Parse returns.
+var ErrMalformed = errors.New("malformed record")
+
+// Subject is an in-toto ResourceDescriptor restricted to what cairn uses.
+type Subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+// SHA256 returns the subject's sha256 digest.
+func (s Subject) SHA256() string { return s.Digest["sha256"] }
+
+// Statement is an in-toto Statement v1.
+type Statement struct {
+	Type          string          `json:"_type"`
+	Subject       []Subject       `json:"subject"`
+	PredicateType string          `json:"predicateType"`
+	Predicate     json.RawMessage `json:"predicate"`
+}
+
+// Signature is one DSSE signature, decoded.
+type Signature struct {
+	KeyID string
+	Sig   []byte
+}
+
+// Record is a parsed, well-formed record. Its signatures are not yet
+// checked against any key: see VerifySignature.
+type Record struct {
+	ID         string // hex sha256 of Payload
+	Kind       Kind
+	Statement  Statement
+	Predicate  any // one of the predicate types of this package, by Kind
+	Payload    []byte
+	Signatures []Signature
+	Raw        []byte // the envelope file as stored
+}
+
+// Issuer returns the key id of the first signature: the record's issuer
+// for every kind but root, which carries several.
+func (r *Record) Issuer() string { return r.Signatures[0].KeyID }
+
+// VerifySignature reports whether signature i verifies under pub.
+func (r *Record) VerifySignature(i int, pub ed25519.PublicKey) bool {
+	return ed25519.Verify(pub, dsse.PAE(PayloadType, r.Payload), r.Signatures[i].Sig)
+}
+
+// SignedBy returns the distinct keys among candidates whose signature on
+// the record verifies, matched by key id. A key counts once however many
+// signatures name it.
+func (r *Record) SignedBy(candidates map[string]ed25519.PublicKey) []string {
+	pae := dsse.PAE(PayloadType, r.Payload)
+	seen := map[string]bool{}
+	var ok []string
+	for _, s := range r.Signatures {
+		pub, found := candidates[s.KeyID]
+		if !found || seen[s.KeyID] {
+			continue
+		}
+		if ed25519.Verify(pub, pae, s.Sig) {
+			seen[s.KeyID] = true
+			ok = append(ok, s.KeyID)
+		}
+	}
+	return ok
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+}
+
+var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// IsDigest reports whether s is a lowercase hex sha256.
+func IsDigest(s string) bool { return hex64.MatchString(s) }
+
+// ID returns the record id of a payload.
+func ID(payload []byte) string {
+	sum := sha256.Sum256(payload)
+	return hex.EncodeToString(sum[:])
+}
+
+// Parse decodes and checks the form of an envelope file.
+func Parse(data []byte) (*Record, error) {
+	if len(data) > MaxSize {
+		return nil, malformed("envelope is %d bytes, over the %d-byte cap", len(data), MaxSize)
+	}
+	var env dsse.Envelope
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&env); err != nil {
+		return nil, malformed("envelope is not JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, malformed("trailing data after the envelope")
+	}
+	if env.PayloadType != PayloadType {
+		return nil, malformed("payload type %q, want %q", env.PayloadType, PayloadType)
+	}
+	payload, err := b64(env.Payload)
+	if err != nil {
+		return nil, malformed("payload is not base64: %v", err)
+	}
+	if len(env.Signatures) == 0 {
+		return nil, malformed("envelope has no signature")
+	}
+	if len(env.Signatures) > MaxSignatures {
+		return nil, malformed("envelope has %d signatures, over the cap of %d", len(env.Signatures), MaxSignatures)
+	}
+	r := &Record{ID: ID(payload), Payload: payload, Raw: data}
+	for i, s := range env.Signatures {
+		sig, err := b64(s.Sig)
+		if err != nil || len(sig) != ed25519.SignatureSize {
+			return nil, malformed("signature %d is not a base64 ed25519 signature", i)
+		}
+		if _, err := keys.HexFromID(s.KeyID); err != nil {
+			return nil, malformed("signature %d: %v", i, err)
+		}
+		r.Signatures = append(r.Signatures, Signature{KeyID: s.KeyID, Sig: sig})
+	}
+	if err := json.Unmarshal(payload, &r.Statement); err != nil {
+		return nil, malformed("payload is not an in-toto statement: %v", err)
+	}
+	st := &r.Statement
+	if st.Type != StatementType {
+		return nil, malformed("statement _type %q, want %q", st.Type, StatementType)
+	}
+	if len(st.Subject) == 0 || len(st.Subject) > MaxSubjects {
+		return nil, malformed("statement has %d subjects, want 1 to %d", len(st.Subject), MaxSubjects)
+	}
+	for i, s := range st.Subject {
+		if s.Name == "" || !IsDigest(s.SHA256()) {
+			return nil, malformed("subject %d needs a name and a lowercase hex sha256 digest", i)
+		}
+	}
+	kind, ok := kindOf[st.PredicateType]
+	if !ok {
+		return nil, malformed("unknown predicate type %q", st.PredicateType)
+	}
+	r.Kind = kind
+	if len(st.Predicate) == 0 || st.Predicate[0] != '{' {
+		return nil, malformed("%s record: predicate must be a JSON object", kind)
+	}
+	p, err := parsePredicate(kind, st.Predicate)
+	if err != nil {
+		return nil, malformed("%s record: %v", kind, err)
+	}
+	r.Predicate = p
+	if kind != Root && len(r.Signatures) != 1 {
+		return nil, malformed("%s record has %d signatures, want exactly one", kind, len(r.Signatures))
+	}
+	return r, nil
+}
+
+// b64 accepts standard and URL-safe base64, as DSSE requires of verifiers.
+func b64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "-_") {
+		return base64.URLEncoding.DecodeString(s)
+	}
+	return base64.StdEncoding.DecodeString(s)
+}
+
+// Build makes the payload of a statement about subjects.
+func Build(kind Kind, subjects []Subject, predicate any) ([]byte, error) {
+	pt, ok := typeOf[kind]
+	if !ok {
+		return nil, fmt.Errorf("unknown record kind %q", kind)
+	}
+	pred, err := json.Marshal(predicate)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(Statement{Type: StatementType, Subject: subjects, PredicateType: pt, Predicate: pred})
+}
+
+// Sign wraps payload in a DSSE envelope signed by every signer, and
+// returns the parsed record.
+func Sign(payload []byte, signers ...keys.Signer) (*Record, error) {
+	env := dsse.Envelope{PayloadType: PayloadType, Payload: base64.StdEncoding.EncodeToString(payload)}
+	pae := dsse.PAE(PayloadType, payload)
+	for _, s := range signers {
+		sig, err := s.Sign(pae)
+		if err != nil {
+			return nil, err
+		}
+		env.Signatures = append(env.Signatures, dsse.Signature{KeyID: keys.ID(s.Public()), Sig: base64.StdEncoding.EncodeToString(sig)})
+	}
+	data, err := json.Marshal(env)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(append(data, '\n'))
+}
