@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"cairn.dev/cairn/internal/blob"
 )
 
 // Kind names what a record states.
@@ -84,14 +86,11 @@ func ParseKind(s string) (Kind, error) {
 }
 
 // Ref names a blob by digest and size.
-type Ref struct {
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
-}
+type Ref = blob.Ref
 
-func (r Ref) check(what string) error {
-	if !IsDigest(r.SHA256) || r.Size < 0 {
-		return fmt.Errorf("%s needs a lowercase hex sha256 and a size ≥ 0", what)
+func checkRef(r Ref, what string) error {
+	if err := r.Check(); err != nil {
+		return fmt.Errorf("%s: %v", what, err)
 	}
 	return nil
 }
@@ -234,19 +233,19 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 		if err := dec(&p); err != nil {
 			return nil, err
 		}
-		return p, p.Descriptor.check("descriptor")
+		return p, checkRef(p.Descriptor, "descriptor")
 	case Audited, Reviewed, Reproduced, ProofChecked, Deprecated, Withdrawn:
 		var p CertificationPredicate
 		if err := dec(&p); err != nil {
 			return nil, err
 		}
 		for _, e := range p.Evidence {
-			if err := e.check("evidence " + e.Name); err != nil {
+			if err := checkRef(e.Ref, "evidence "+e.Name); err != nil {
 				return nil, err
 			}
 		}
 		if p.Source != nil {
-			if err := p.Source.check("source"); err != nil {
+			if err := checkRef(*p.Source, "source"); err != nil {
 				return nil, err
 			}
 		}
