@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	ita1 "github.com/in-toto/attestation/go/v1"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"cairn.dev/cairn/internal/keys"
@@ -141,16 +141,18 @@ func TestParseRejects(t *testing.T) {
 		data []byte
 		want string
 	}{
-		"not json":              {[]byte("{"), "not JSON"},
-		"truncated":             {envelope(PayloadType, good, 1)[:40], "not JSON"},
-		"oversized":             {make([]byte, MaxSize+1), "over the"},
-		"wrong payload type":    {envelope("application/json", good, 1), "payload type"},
-		"no signature":          {envelope(PayloadType, good, 0), "no signature"},
-		"two signatures":        {envelope(PayloadType, good, 2), "exactly one"},
-		"unknown predicate":     {stmt(func(m map[string]any) { m["predicateType"] = "https://evil.example/x" }), "unknown predicate type"},
-		"wrong statement type":  {stmt(func(m map[string]any) { m["_type"] = "https://in-toto.io/Statement/v0.1" }), "_type"},
-		"no subject":            {stmt(func(m map[string]any) { m["subject"] = []any{} }), "subjects"},
-		"bad digest":            {stmt(func(m map[string]any) { m["subject"] = []any{map[string]any{"name": "x", "digest": map[string]any{"sha256": "XYZ"}}} }), "digest"},
+		"not json":             {[]byte("{"), "not JSON"},
+		"truncated":            {envelope(PayloadType, good, 1)[:40], "not JSON"},
+		"oversized":            {make([]byte, MaxSize+1), "over the"},
+		"wrong payload type":   {envelope("application/json", good, 1), "payload type"},
+		"no signature":         {envelope(PayloadType, good, 0), "no signature"},
+		"two signatures":       {envelope(PayloadType, good, 2), "exactly one"},
+		"unknown predicate":    {stmt(func(m map[string]any) { m["predicateType"] = "https://evil.example/x" }), "unknown predicate type"},
+		"wrong statement type": {stmt(func(m map[string]any) { m["_type"] = "https://in-toto.io/Statement/v0.1" }), "_type"},
+		"no subject":           {stmt(func(m map[string]any) { m["subject"] = []any{} }), "subjects"},
+		"bad digest": {stmt(func(m map[string]any) {
+			m["subject"] = []any{map[string]any{"name": "x", "digest": map[string]any{"sha256": "XYZ"}}}
+		}), "digest"},
 		"predicate not object":  {stmt(func(m map[string]any) { m["predicate"] = "audited" }), "JSON object"},
 		"predicate wrong shape": {stmt(func(m map[string]any) { m["predicate"] = map[string]any{"issued": 5} }), "audited record"},
 	}

@@ -1,0 +1,231 @@
+package gitx
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Object is an object read from the repository.
+type Object struct {
+	ID   string
+	Type string // "blob", "tree", "commit", "tag"
+	Data []byte
+}
+
+// Reader reads objects through one long-lived `git cat-file --batch`.
+// It is safe for concurrent use; requests are served one at a time.
+type Reader struct {
+	mu     sync.Mutex
+	repo   *Repo
+	in     *bufio.Writer
+	out    *bufio.Reader
+	close  func() error
+	closed bool
+}
+
+// NewReader starts a batch reader. Close it when done.
+func (r *Repo) NewReader(ctx context.Context) (*Reader, error) {
+	cmd := r.command(ctx, "cat-file", "--batch")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &Reader{
+		repo: r,
+		in:   bufio.NewWriter(stdin),
+		out:  bufio.NewReaderSize(stdout, 1<<16),
+		close: func() error {
+			stdin.Close()
+			return cmd.Wait()
+		},
+	}, nil
+}
+
+// Read returns the object named by spec: an id, or "<commit-ish>:<path>".
+// A missing object is fs.ErrNotExist.
+func (b *Reader) Read(spec string) (*Object, error) {
+	if strings.ContainsAny(spec, "\n") {
+		return nil, fmt.Errorf("object name %q contains a newline", spec)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, fmt.Errorf("git cat-file: reader closed")
+	}
+	if _, err := b.in.WriteString(spec + "\n"); err != nil {
+		return nil, err
+	}
+	if err := b.in.Flush(); err != nil {
+		return nil, fmt.Errorf("git cat-file: %w", err)
+	}
+	line, err := b.out.ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("git cat-file: %w", err)
+	}
+	f := strings.Fields(line)
+	if len(f) == 2 && f[1] == "missing" || len(f) >= 2 && f[len(f)-1] == "ambiguous" {
+		return nil, fmt.Errorf("%s: %w", spec, fs.ErrNotExist)
+	}
+	if len(f) != 3 {
+		return nil, fmt.Errorf("git cat-file: unexpected reply %q", line)
+	}
+	size, err := strconv.Atoi(f[2])
+	if err != nil {
+		return nil, fmt.Errorf("git cat-file: unexpected reply %q", line)
+	}
+	data := make([]byte, size+1)
+	if _, err := io.ReadFull(b.out, data); err != nil {
+		return nil, fmt.Errorf("git cat-file: %w", err)
+	}
+	return &Object{ID: f[0], Type: f[1], Data: data[:size]}, nil
+}
+
+// Tree reads a tree (by id or "<commit-ish>:<path>"); a missing path is
+// fs.ErrNotExist.
+func (b *Reader) Tree(spec string) ([]TreeEntry, error) {
+	o, err := b.Read(spec)
+	if err != nil {
+		return nil, err
+	}
+	if o.Type != "tree" {
+		return nil, fmt.Errorf("%s is a %s, not a tree", spec, o.Type)
+	}
+	return ParseTree(o.Data, b.repo.HexSize())
+}
+
+// Commit reads a commit.
+func (b *Reader) Commit(id string) (*Commit, error) {
+	o, err := b.Read(id)
+	if err != nil {
+		return nil, err
+	}
+	if o.Type != "commit" {
+		return nil, fmt.Errorf("%s is a %s, not a commit", id, o.Type)
+	}
+	return ParseCommit(o.ID, o.Data)
+}
+
+// Close stops the git process.
+func (b *Reader) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	return b.close()
+}
+
+// Change is one changed path of a commit, against its first parent.
+type Change struct {
+	Status  byte // 'A' added, 'M' modified, 'D' deleted, 'T' type changed
+	Path    string
+	OldMode string
+	NewMode string
+	OldID   string
+	NewID   string
+}
+
+// LogEntry is one commit of a walk with its changes.
+type LogEntry struct {
+	ID      string
+	Parents []string
+	Time    int64
+	Changes []Change
+}
+
+// Walk streams the commits reachable from to but not from from ("" =
+// all), oldest first, each with its changed files, in one `git log`
+// process. fn may stop the walk by returning an error.
+func (r *Repo) Walk(ctx context.Context, from, to string, fn func(*LogEntry) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	args := []string{"log", "--reverse", "--topo-order", "--format=%x01%H %P%x02%ct", "--raw", "-z", "--no-renames", "--no-abbrev", "--root", to}
+	if from != "" {
+		args = append(args, "^"+from)
+	}
+	cmd := r.command(ctx, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	werr := parseLog(bufio.NewReaderSize(stdout, 1<<16), fn)
+	if werr != nil {
+		cancel()
+		cmd.Wait()
+		return werr
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("git log: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+func parseLog(br *bufio.Reader, fn func(*LogEntry) error) error {
+	var cur *LogEntry
+	var pending *Change
+	for {
+		tok, err := br.ReadString(0)
+		if err == io.EOF && tok == "" {
+			break
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		tok = strings.TrimSuffix(tok, "\x00")
+		tok = strings.TrimLeft(tok, "\n")
+		switch {
+		case pending != nil:
+			pending.Path = tok
+			cur.Changes = append(cur.Changes, *pending)
+			pending = nil
+		case strings.HasPrefix(tok, "\x01"):
+			if cur != nil {
+				if err := fn(cur); err != nil {
+					return err
+				}
+			}
+			ids, ts, _ := strings.Cut(tok[1:], "\x02")
+			f := strings.Fields(ids)
+			if len(f) == 0 {
+				return fmt.Errorf("git log: bad commit header %q", tok)
+			}
+			t, _ := strconv.ParseInt(strings.TrimSpace(ts), 10, 64)
+			cur = &LogEntry{ID: f[0], Parents: f[1:], Time: t}
+		case strings.HasPrefix(tok, ":"):
+			f := strings.Fields(tok[1:])
+			if len(f) != 5 || cur == nil {
+				return fmt.Errorf("git log: bad raw line %q", tok)
+			}
+			pending = &Change{OldMode: f[0], NewMode: f[1], OldID: f[2], NewID: f[3], Status: f[4][0]}
+		case tok == "":
+		default:
+			return fmt.Errorf("git log: unexpected token %q", tok)
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if cur != nil {
+		return fn(cur)
+	}
+	return nil
+}

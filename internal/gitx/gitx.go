@@ -1,0 +1,193 @@
+// Package gitx is the narrow door to git: nothing else in cairn runs git.
+//
+// Reads go through one long-lived `git cat-file --batch` per Reader;
+// history is walked in one `git log` stream; appends write loose objects
+// directly (so a commit costs O(depth of the changed paths), never a pass
+// over git's index file) and move a ref with `git update-ref`'s
+// compare-and-swap.
+package gitx
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// ErrRefMoved is returned by UpdateRef when the ref no longer has the
+// expected old value: someone else appended first.
+var ErrRefMoved = errors.New("ref moved concurrently")
+
+// Repo is a git repository, bare or not.
+type Repo struct {
+	GitDir   string // absolute
+	WorkTree string // "" for a bare repository
+	format   string // "sha1" or "sha256"
+}
+
+// Open opens the repository at dir (a bare repository, a work tree, or
+// anything inside one).
+func Open(dir string) (*Repo, error) {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "--absolute-git-dir", "--is-bare-repository", "--show-object-format", "--show-toplevel").Output()
+	if err != nil && len(out) == 0 {
+		return nil, fmt.Errorf("%s is not a git repository", dir)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 3 {
+		return nil, fmt.Errorf("%s is not a git repository", dir)
+	}
+	r := &Repo{GitDir: lines[0], format: lines[2]}
+	if lines[1] == "false" && len(lines) > 3 {
+		r.WorkTree = lines[3]
+	}
+	if r.format != "sha1" && r.format != "sha256" {
+		return nil, fmt.Errorf("%s: unsupported object format %q", dir, r.format)
+	}
+	return r, nil
+}
+
+// InitBare creates a bare repository at dir whose HEAD names main.
+func InitBare(dir string) (*Repo, error) {
+	if out, err := exec.Command("git", "init", "-q", "--bare", "--initial-branch=main", dir).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("git init %s: %v: %s", dir, err, out)
+	}
+	return Open(dir)
+}
+
+// Git runs git in the repository and returns its standard output; a
+// failure carries git's standard error.
+func (r *Repo) Git(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	cmd := r.command(ctx, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+func (r *Repo) command(ctx context.Context, args ...string) *exec.Cmd {
+	full := append([]string{"--git-dir=" + r.GitDir}, args...)
+	if r.WorkTree != "" {
+		full = append([]string{"--work-tree=" + r.WorkTree}, full...)
+	}
+	cmd := exec.CommandContext(ctx, "git", full...)
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
+	return cmd
+}
+
+// ZeroID returns the all-zero object id of the repository's format.
+func (r *Repo) ZeroID() string { return strings.Repeat("0", r.HexSize()) }
+
+// HexSize returns the length of an object id in hex.
+func (r *Repo) HexSize() int {
+	if r.format == "sha256" {
+		return 64
+	}
+	return 40
+}
+
+func (r *Repo) newHash() hash.Hash {
+	if r.format == "sha256" {
+		return sha256.New()
+	}
+	return sha1.New()
+}
+
+// ResolveRef returns the object id a ref points at, or "" if the ref does
+// not exist.
+func (r *Repo) ResolveRef(ctx context.Context, ref string) (string, error) {
+	out, err := r.Git(ctx, nil, "rev-parse", "--verify", "-q", ref+"^{commit}")
+	if err != nil {
+		if len(out) == 0 {
+			return "", nil
+		}
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// UpdateRef moves ref to newID if it still points at oldID ("" = must not
+// exist yet), atomically. It returns ErrRefMoved if it does not.
+func (r *Repo) UpdateRef(ctx context.Context, ref, newID, oldID, reason string) error {
+	if oldID == "" {
+		oldID = r.ZeroID()
+	}
+	_, err := r.Git(ctx, nil, "update-ref", "-m", reason, ref, newID, oldID)
+	if err != nil {
+		if cur, _ := r.ResolveRef(ctx, ref); cur != oldID && !(cur == "" && oldID == r.ZeroID()) {
+			return fmt.Errorf("%w: %s is at %s, expected %s", ErrRefMoved, ref, cur, oldID)
+		}
+		return err
+	}
+	return nil
+}
+
+// IsAncestor reports whether commit a is an ancestor of (or equal to) b.
+// A missing object makes it false, not an error.
+func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
+	cmd := r.command(ctx, "merge-base", "--is-ancestor", a, b)
+	err := cmd.Run()
+	if err == nil {
+		return true, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return false, nil // 1: not an ancestor; 128: unknown object
+	}
+	return false, err
+}
+
+// WriteObject stores an object as a loose object and returns its id. The
+// file is written to a temporary name and renamed, so a crash leaves at
+// worst an unreferenced temporary file.
+func (r *Repo) WriteObject(typ string, data []byte) (string, error) {
+	h := r.newHash()
+	header := fmt.Sprintf("%s %d\x00", typ, len(data))
+	h.Write([]byte(header))
+	h.Write(data)
+	id := hex.EncodeToString(h.Sum(nil))
+	dir := filepath.Join(r.GitDir, "objects", id[:2])
+	path := filepath.Join(dir, id[2:])
+	if _, err := os.Stat(path); err == nil {
+		return id, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	zw := zlibWriter(&buf)
+	zw.Write([]byte(header))
+	zw.Write(data)
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, "tmp_obj_")
+	if err != nil {
+		return "", err
+	}
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	tmp.Close()
+	os.Chmod(tmp.Name(), 0o444)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return id, nil
+}

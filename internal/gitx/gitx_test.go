@@ -1,0 +1,144 @@
+package gitx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func commitFiles(t *testing.T, r *Repo, rd *Reader, parent string, files ...string) string {
+	t.Helper()
+	base := ""
+	var parents []string
+	if parent != "" {
+		c, err := rd.Commit(parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, parents = c.Tree, []string{parent}
+	}
+	var fl []File
+	for _, f := range files {
+		fl = append(fl, File{Path: f, Data: []byte("content of " + f)})
+	}
+	tree, err := r.AddToTree(rd, base, fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := r.WriteObject("commit", FormatCommit(tree, parents, "cairn <test>", 1700000000, "test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestAppendWalkAndFsck(t *testing.T) {
+	ctx := context.Background()
+	r, err := InitBare(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := r.NewReader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	c1 := commitFiles(t, r, rd, "", "root/1.json", "a/b/c.json", "a/b-c.json", "a/b.d/x")
+	if err := r.UpdateRef(ctx, "refs/heads/main", c1, "", "init"); err != nil {
+		t.Fatal(err)
+	}
+	c2 := commitFiles(t, r, rd, c1, "a/b/d.json", "z.json")
+	if err := r.UpdateRef(ctx, "refs/heads/main", c2, c1, "append"); err != nil {
+		t.Fatal(err)
+	}
+	// A stale compare-and-swap is refused.
+	c3 := commitFiles(t, r, rd, c1, "q.json")
+	if err := r.UpdateRef(ctx, "refs/heads/main", c3, c1, "stale"); !errors.Is(err, ErrRefMoved) {
+		t.Fatalf("stale UpdateRef = %v, want ErrRefMoved", err)
+	}
+	// git itself finds the objects we wrote well-formed and sorted.
+	if out, err := r.Git(ctx, nil, "fsck", "--strict", "--no-dangling"); err != nil {
+		t.Fatalf("git fsck: %v\n%s", err, out)
+	}
+	out, _ := r.Git(ctx, nil, "ls-tree", "-r", "--name-only", "main")
+	want := "a/b-c.json\na/b.d/x\na/b/c.json\na/b/d.json\nroot/1.json\nz.json\n"
+	if string(out) != want {
+		t.Fatalf("ls-tree:\n%s\nwant:\n%s", out, want)
+	}
+	blob, err := rd.Read("main:a/b/d.json")
+	if err != nil || string(blob.Data) != "content of a/b/d.json" {
+		t.Fatalf("read by path: %v %q", err, blob)
+	}
+	if _, err := rd.Read("main:nope"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing path: %v", err)
+	}
+	// Adding an existing path is refused: trees only grow.
+	c, _ := rd.Commit(c2)
+	if _, err := r.AddToTree(rd, c.Tree, []File{{Path: "a/b/c.json", Data: []byte("x")}}); !errors.Is(err, ErrExists) {
+		t.Fatalf("overwrite = %v, want ErrExists", err)
+	}
+	if _, err := r.AddToTree(rd, c.Tree, []File{{Path: "a/../evil", Data: nil}}); err == nil {
+		t.Fatal("accepted a path with ..")
+	}
+	var log []string
+	err = r.Walk(ctx, "", "main", func(e *LogEntry) error {
+		var s []string
+		for _, ch := range e.Changes {
+			s = append(s, fmt.Sprintf("%c %s", ch.Status, ch.Path))
+		}
+		log = append(log, fmt.Sprintf("%d parents: %s", len(e.Parents), strings.Join(s, ", ")))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLog := []string{
+		"0 parents: A a/b-c.json, A a/b.d/x, A a/b/c.json, A root/1.json",
+		"1 parents: A a/b/d.json, A z.json",
+	}
+	if strings.Join(log, "\n") != strings.Join(wantLog, "\n") {
+		t.Fatalf("walk:\n%s\nwant:\n%s", strings.Join(log, "\n"), strings.Join(wantLog, "\n"))
+	}
+	// Incremental walk: only what is new.
+	n := 0
+	r.Walk(ctx, c1, "main", func(e *LogEntry) error { n++; return nil })
+	if n != 1 {
+		t.Fatalf("walk from c1 saw %d commits, want 1", n)
+	}
+	if ok, _ := r.IsAncestor(ctx, c1, c2); !ok {
+		t.Fatal("c1 should be an ancestor of c2")
+	}
+	if ok, _ := r.IsAncestor(ctx, c3, c2); ok {
+		t.Fatal("c3 is not an ancestor of c2")
+	}
+}
+
+// Walk reports modifications and deletions made with plain git.
+func TestWalkSeesEditsAndDeletes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	run := func(args ...string) {
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=x", "-c", "user.email=x@x"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	run("init", "-q")
+	run("commit", "-q", "--allow-empty", "-m", "empty")
+	run("-c", "core.hooksPath=/dev/null", "commit", "-q", "--allow-empty", "-m", "empty2")
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.WorkTree == "" {
+		t.Fatal("work tree not detected")
+	}
+	var seen int
+	if err := r.Walk(ctx, "", "HEAD", func(e *LogEntry) error { seen++; return nil }); err != nil || seen != 2 {
+		t.Fatalf("walk over empty commits: %d, %v", seen, err)
+	}
+}
