@@ -147,15 +147,29 @@ type LogEntry struct {
 	Changes []Change
 }
 
-// Walk streams the commits reachable from to but not from from ("" =
-// all), oldest first, each with its changed files, in one `git log`
+// WalkOptions selects the commits of a Walk.
+type WalkOptions struct {
+	From        string   // exclude commits reachable from here ("" = none)
+	To          string   // walk back from here
+	Paths       []string // only commits touching these paths, and only their changes there
+	NewestFirst bool     // default: oldest first
+}
+
+// Walk streams commits with their changed files in one `git log`
 // process. fn may stop the walk by returning an error.
-func (r *Repo) Walk(ctx context.Context, from, to string, fn func(*LogEntry) error) error {
+func (r *Repo) Walk(ctx context.Context, o WalkOptions, fn func(*LogEntry) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	args := []string{"log", "--reverse", "--topo-order", "--format=%x01%H %P%x02%ct", "--raw", "-z", "--no-renames", "--no-abbrev", "--root", to}
-	if from != "" {
-		args = append(args, "^"+from)
+	args := []string{"log", "--topo-order", "--format=%x01%H %P%x02%ct", "--raw", "-z", "--no-renames", "--no-abbrev", "--root"}
+	if !o.NewestFirst {
+		args = append(args, "--reverse")
+	}
+	args = append(args, o.To)
+	if o.From != "" {
+		args = append(args, "^"+o.From)
+	}
+	if len(o.Paths) > 0 {
+		args = append(append(args, "--"), o.Paths...)
 	}
 	cmd := r.command(ctx, args...)
 	stdout, err := cmd.StdoutPipe()

@@ -85,7 +85,7 @@ func TestAppendWalkAndFsck(t *testing.T) {
 		t.Fatal("accepted a path with ..")
 	}
 	var log []string
-	err = r.Walk(ctx, "", "main", func(e *LogEntry) error {
+	err = r.Walk(ctx, WalkOptions{To: "main"}, func(e *LogEntry) error {
 		var s []string
 		for _, ch := range e.Changes {
 			s = append(s, fmt.Sprintf("%c %s", ch.Status, ch.Path))
@@ -105,7 +105,7 @@ func TestAppendWalkAndFsck(t *testing.T) {
 	}
 	// Incremental walk: only what is new.
 	n := 0
-	r.Walk(ctx, c1, "main", func(e *LogEntry) error { n++; return nil })
+	r.Walk(ctx, WalkOptions{From: c1, To: "main"}, func(e *LogEntry) error { n++; return nil })
 	if n != 1 {
 		t.Fatalf("walk from c1 saw %d commits, want 1", n)
 	}
@@ -138,7 +138,7 @@ func TestWalkSeesEditsAndDeletes(t *testing.T) {
 		t.Fatal("work tree not detected")
 	}
 	var seen int
-	if err := r.Walk(ctx, "", "HEAD", func(e *LogEntry) error { seen++; return nil }); err != nil || seen != 2 {
+	if err := r.Walk(ctx, WalkOptions{To: "HEAD"}, func(e *LogEntry) error { seen++; return nil }); err != nil || seen != 2 {
 		t.Fatalf("walk over empty commits: %d, %v", seen, err)
 	}
 }

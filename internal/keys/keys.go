@@ -217,3 +217,12 @@ func LoadPublic(path string) (ed25519.PublicKey, error) {
 	}
 	return s.Public(), nil
 }
+
+// IDFromHex converts the hex digest of a fingerprint back to "SHA256:…".
+func IDFromHex(h string) (string, error) {
+	raw, err := hex.DecodeString(h)
+	if err != nil || len(raw) != sha256.Size {
+		return "", fmt.Errorf("%q is not a fingerprint digest", h)
+	}
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(raw), nil
+}

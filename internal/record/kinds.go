@@ -72,6 +72,10 @@ func (k Kind) IsCertification() bool {
 // IsPackage reports whether records of the kind are about a package version.
 func (k Kind) IsPackage() bool { return k == Authored || k.IsCertification() }
 
+// MultiSig reports whether records of the kind may carry several
+// signatures: those a threshold of root keys can sign.
+func (k Kind) MultiSig() bool { return k.IsRootSigned() || k == Revoke || k == Supersede }
+
 // IsRootSigned reports whether records of the kind need a threshold of root keys.
 func (k Kind) IsRootSigned() bool { return k == Grant || k == RevokeKey || k == Root }
 

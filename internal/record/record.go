@@ -67,6 +67,9 @@ type Statement struct {
 type Signature struct {
 	KeyID string
 	Sig   []byte
+
+	checkedBy ed25519.PublicKey // the key valid was computed under
+	valid     bool
 }
 
 // Record is a parsed, well-formed record. Its signatures are not yet
@@ -85,24 +88,41 @@ type Record struct {
 // for every kind but root, which carries several.
 func (r *Record) Issuer() string { return r.Signatures[0].KeyID }
 
-// VerifySignature reports whether signature i verifies under pub.
+// VerifySignature reports whether signature i verifies under pub. The
+// answer is remembered, so a record checked ahead of time by a worker
+// (see Precheck) is not checked twice.
 func (r *Record) VerifySignature(i int, pub ed25519.PublicKey) bool {
-	return ed25519.Verify(pub, dsse.PAE(PayloadType, r.Payload), r.Signatures[i].Sig)
+	s := &r.Signatures[i]
+	if s.checkedBy != nil && s.checkedBy.Equal(pub) {
+		return s.valid
+	}
+	s.valid = ed25519.Verify(pub, dsse.PAE(PayloadType, r.Payload), s.Sig)
+	s.checkedBy = pub
+	return s.valid
+}
+
+// Precheck verifies every signature whose key lookup knows, ahead of the
+// rules. lookup must only return the key whose fingerprint is the id.
+func (r *Record) Precheck(lookup func(keyID string) ed25519.PublicKey) {
+	for i, s := range r.Signatures {
+		if pub := lookup(s.KeyID); pub != nil {
+			r.VerifySignature(i, pub)
+		}
+	}
 }
 
 // SignedBy returns the distinct keys among candidates whose signature on
 // the record verifies, matched by key id. A key counts once however many
 // signatures name it.
 func (r *Record) SignedBy(candidates map[string]ed25519.PublicKey) []string {
-	pae := dsse.PAE(PayloadType, r.Payload)
 	seen := map[string]bool{}
 	var ok []string
-	for _, s := range r.Signatures {
+	for i, s := range r.Signatures {
 		pub, found := candidates[s.KeyID]
 		if !found || seen[s.KeyID] {
 			continue
 		}
-		if ed25519.Verify(pub, pae, s.Sig) {
+		if r.VerifySignature(i, pub) {
 			seen[s.KeyID] = true
 			ok = append(ok, s.KeyID)
 		}
@@ -190,7 +210,7 @@ func Parse(data []byte) (*Record, error) {
 		return nil, malformed("%s record: %v", kind, err)
 	}
 	r.Predicate = p
-	if kind != Root && len(r.Signatures) != 1 {
+	if !kind.MultiSig() && len(r.Signatures) != 1 {
 		return nil, malformed("%s record has %d signatures, want exactly one", kind, len(r.Signatures))
 	}
 	return r, nil

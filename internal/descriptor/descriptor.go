@@ -1,0 +1,202 @@
+// Package descriptor holds a package version's descriptor and the
+// manifest (cairn-package.yaml) a publisher writes to make one.
+//
+// A descriptor names one version of one package: its name, semver
+// version, the uuid shared by every version of the package, metadata,
+// dependencies and artifacts, each artifact by digest and size. It is
+// stored as a blob and in the index; its sha256 is the version's identity,
+// so Marshal is deterministic.
+package descriptor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/google/uuid"
+
+	"cairn.dev/cairn/internal/blob"
+)
+
+// MaxSize caps a descriptor.
+const MaxSize = 64 << 10
+
+// Schema is the descriptor's schema id.
+const Schema = "https://cairn.dev/descriptor/v1"
+
+// ErrInvalid is the parent of every descriptor and manifest error.
+var ErrInvalid = errors.New("invalid descriptor")
+
+// Descriptor describes one package version.
+type Descriptor struct {
+	Schema       string       `json:"schema"`
+	Name         string       `json:"name"`
+	Version      string       `json:"version"`
+	UUID         string       `json:"uuid"`
+	Summary      string       `json:"summary,omitempty"`
+	License      string       `json:"license,omitempty"`
+	Dependencies []Dependency `json:"dependencies,omitempty"`
+	Artifacts    []Artifact   `json:"artifacts"`
+}
+
+// Dependency names another package and the versions it accepts.
+type Dependency struct {
+	Name    string `json:"name"`
+	Version string `json:"version"` // a semver range
+}
+
+// Artifact is one file of the version.
+type Artifact struct {
+	Kind     string `json:"kind"` // "source" or "binary"
+	Platform string `json:"platform,omitempty"`
+	File     string `json:"file"`
+	blob.Ref
+}
+
+// Label names an artifact for people and --artifact flags: its platform,
+// or "source".
+func (a Artifact) Label() string {
+	if a.Kind == "binary" {
+		return a.Platform
+	}
+	return "source"
+}
+
+var (
+	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$`)
+	platformRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	fileRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$`)
+)
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// CheckName checks a package name: "namespace/name", lowercase.
+func CheckName(name string) error {
+	if !nameRE.MatchString(name) {
+		return invalid("package name %q: want namespace/name in lowercase letters, digits, '.', '_' and '-'", name)
+	}
+	return nil
+}
+
+// CheckVersion checks a version: strict semver without a leading v.
+func CheckVersion(v string) error {
+	sv, err := semver.StrictNewVersion(v)
+	if err != nil || sv.Original() != sv.String() {
+		return invalid("version %q: want strict semver such as 1.2.3", v)
+	}
+	return nil
+}
+
+// Check checks every field.
+func (d *Descriptor) Check() error {
+	if d.Schema != Schema {
+		return invalid("schema %q, want %q", d.Schema, Schema)
+	}
+	if err := CheckName(d.Name); err != nil {
+		return err
+	}
+	if err := CheckVersion(d.Version); err != nil {
+		return err
+	}
+	if u, err := uuid.Parse(d.UUID); err != nil || u.String() != d.UUID {
+		return invalid("uuid %q: want a lowercase RFC 4122 uuid", d.UUID)
+	}
+	if len(d.Summary) > 1024 || len(d.License) > 256 {
+		return invalid("summary or license too long")
+	}
+	seenDep := map[string]bool{}
+	for _, dep := range d.Dependencies {
+		if err := CheckName(dep.Name); err != nil {
+			return err
+		}
+		if _, err := semver.NewConstraint(dep.Version); err != nil {
+			return invalid("dependency %s: range %q: %v", dep.Name, dep.Version, err)
+		}
+		if seenDep[dep.Name] || dep.Name == d.Name {
+			return invalid("dependency %s listed twice or on itself", dep.Name)
+		}
+		seenDep[dep.Name] = true
+	}
+	if len(d.Artifacts) == 0 {
+		return invalid("%s@%s has no artifacts", d.Name, d.Version)
+	}
+	seen := map[string]bool{}
+	for _, a := range d.Artifacts {
+		switch {
+		case a.Kind == "source" && a.Platform == "":
+		case a.Kind == "binary" && platformRE.MatchString(a.Platform):
+		default:
+			return invalid("artifact %q: kind must be source (no platform) or binary with a platform such as linux-amd64", a.File)
+		}
+		if !fileRE.MatchString(a.File) {
+			return invalid("artifact file name %q: a plain file name, no directories", a.File)
+		}
+		if err := a.Ref.Check(); err != nil {
+			return invalid("artifact %s: %v", a.File, err)
+		}
+		if seen[a.Label()] || seen["file:"+a.File] {
+			return invalid("artifact %s: two artifacts for %s or the same file name", a.File, a.Label())
+		}
+		seen[a.Label()], seen["file:"+a.File] = true, true
+	}
+	return nil
+}
+
+// Marshal encodes the descriptor deterministically.
+func (d *Descriptor) Marshal() ([]byte, error) {
+	if err := d.Check(); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Parse decodes and checks a descriptor. It must be exactly the bytes
+// Marshal writes, so that one version has one descriptor digest.
+func Parse(data []byte) (*Descriptor, error) {
+	if len(data) > MaxSize {
+		return nil, invalid("descriptor is %d bytes, over the %d-byte cap", len(data), MaxSize)
+	}
+	var d Descriptor
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return nil, invalid("not a descriptor: %v", err)
+	}
+	again, err := d.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(again, data) {
+		return nil, invalid("%s@%s: descriptor is not in canonical form", d.Name, d.Version)
+	}
+	return &d, nil
+}
+
+// ID returns "name@version".
+func (d *Descriptor) ID() string { return d.Name + "@" + d.Version }
+
+// Artifact finds an artifact by label (platform or "source") or file name.
+func (d *Descriptor) Artifact(sel string) (Artifact, bool) {
+	for _, a := range d.Artifacts {
+		if a.Label() == sel || a.File == sel {
+			return a, true
+		}
+	}
+	return Artifact{}, false
+}
+
+// SplitID splits "name@version" (version may be empty).
+func SplitID(s string) (name, version string) {
+	name, version, _ = strings.Cut(s, "@")
+	return name, version
+}

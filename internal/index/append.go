@@ -1,0 +1,95 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"cairn.dev/cairn/internal/gitx"
+)
+
+// maxRetries bounds how often Append retries after losing a race.
+const maxRetries = 8
+
+// Append adds files to the index in one commit on main. It first verifies
+// whatever is new since the last verified head, then checks the commit
+// against every rule, writes it, and moves main with compare-and-swap;
+// if another writer moved main first, it checks again on the new head.
+// Nothing is written to main unless the rules pass. It returns the commit.
+func (r *Repo) Append(ctx context.Context, files []gitx.File, ident, message string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		if _, err := r.Verify(ctx, false); err != nil {
+			return "", fmt.Errorf("the index does not verify, so nothing was added: %w", err)
+		}
+		head, err := r.Head(ctx)
+		if err != nil {
+			return "", err
+		}
+		id, err := r.commit(ctx, head, files, ident, message)
+		if errors.Is(err, gitx.ErrRefMoved) && attempt < maxRetries {
+			continue
+		}
+		return id, err
+	}
+}
+
+// commit checks files as a commit on parent ("" for the introduction),
+// writes it, and moves main from parent to it.
+func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ident, message string) (string, error) {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	c := &Commit{ID: "(new)", Time: now}
+	st := NewOverlay(nil)
+	baseTree := ""
+	if parent != "" {
+		pc, err := rd.Commit(parent)
+		if err != nil {
+			return "", err
+		}
+		baseTree = pc.Tree
+		c.Parents = []string{parent}
+		if st, err = r.State(ctx, parent); err != nil {
+			return "", err
+		}
+	}
+	for _, f := range files {
+		af := &File{Path: f.Path, Status: 'A', Mode: gitx.ModeFile, Data: f.Data}
+		prepare(af)
+		c.Files = append(c.Files, af)
+	}
+	if err := Apply(st, c, r.Config.Introduction); err != nil {
+		return "", err
+	}
+	tree, err := r.Git.AddToTree(rd, baseTree, files)
+	if errors.Is(err, gitx.ErrExists) {
+		return "", &RuleError{Rule: RuleAppendOnly, Detail: err.Error()}
+	}
+	if err != nil {
+		return "", err
+	}
+	id, err := r.Git.WriteObject("commit", gitx.FormatCommit(tree, c.Parents, ident, now.Unix(), message))
+	if err != nil {
+		return "", err
+	}
+	if err := r.Git.UpdateRef(ctx, MainRef, id, parent, "cairn: "+message); err != nil {
+		return "", err
+	}
+	m, _ := r.loadMarker()
+	records := len(files)
+	if m != nil {
+		records += m.Records
+	}
+	if err := r.saveMarker(marker{Head: id, Records: records}); err != nil {
+		return "", err
+	}
+	if r.Git.WorkTree != "" && parent != "" {
+		// A clone with a work tree: bring it along (best effort; the
+		// index itself is already complete).
+		r.Git.Git(ctx, nil, "read-tree", "-m", "-u", parent, id)
+	}
+	return id, nil
+}

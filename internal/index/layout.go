@@ -1,0 +1,120 @@
+package index
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"cairn.dev/cairn/internal/descriptor"
+)
+
+// The index's fixed layout. Every path is implied by the content of the
+// file at it; no tree grows with the number of packages or keys, because
+// both are sharded by a hash prefix:
+//
+//	root/00000001.json                               root records, by version (1 = the introduction)
+//	keys/ab/abcd…(64 hex)/ID.json                    grants and revocations of one key (its fingerprint's digest)
+//	packages/ab/cd/NAMESPACE/NAME/VERSION/descriptor.json
+//	packages/ab/cd/NAMESPACE/NAME/VERSION/ID.json    records about that version (abcd… = sha256 of "NAMESPACE/NAME")
+//
+// A revoke or supersede record lives beside the record it ends.
+const (
+	DescriptorFile = "descriptor.json"
+)
+
+// RootPath is the path of root record version v.
+func RootPath(v int) string { return fmt.Sprintf("root/%08d.json", v) }
+
+// KeyDir is the directory of a key's records, by its fingerprint digest.
+func KeyDir(keyHex string) string { return "keys/" + keyHex[:2] + "/" + keyHex }
+
+// PackageDir is the directory of a package's versions.
+func PackageDir(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	h := hex.EncodeToString(sum[:2])
+	return "packages/" + h[:2] + "/" + h[2:4] + "/" + name
+}
+
+// VersionDir is the directory of one version.
+func VersionDir(name, version string) string { return PackageDir(name) + "/" + version }
+
+// RecordPath is the path of record id in dir.
+func RecordPath(dir, id string) string { return dir + "/" + id + ".json" }
+
+// Place says what a path of the layout holds.
+type Place int
+
+// The places of the layout.
+const (
+	PlaceRoot       Place = iota + 1 // root/NNNNNNNN.json
+	PlaceKey                         // keys/…/ID.json
+	PlaceDescriptor                  // packages/…/VERSION/descriptor.json
+	PlaceRecord                      // packages/…/VERSION/ID.json
+)
+
+// Location is a parsed index path.
+type Location struct {
+	Place       Place
+	Dir         string
+	RecordID    string // PlaceKey, PlaceRecord
+	KeyHex      string // PlaceKey
+	Name        string // PlaceDescriptor, PlaceRecord
+	Version     string // PlaceDescriptor, PlaceRecord
+	RootVersion int    // PlaceRoot
+}
+
+var (
+	hex64RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	recordRE = regexp.MustCompile(`^[0-9a-f]{64}\.json$`)
+	rootRE   = regexp.MustCompile(`^[0-9]{8}\.json$`)
+)
+
+// ParsePath parses a path of the layout, checking its shards.
+func ParsePath(p string) (Location, error) {
+	parts := strings.Split(p, "/")
+	bad := func(why string) (Location, error) {
+		return Location{}, fmt.Errorf("path %s is not in the index layout: %s", p, why)
+	}
+	switch parts[0] {
+	case "root":
+		if len(parts) != 2 || !rootRE.MatchString(parts[1]) {
+			return bad("want root/NNNNNNNN.json")
+		}
+		v, _ := strconv.Atoi(strings.TrimSuffix(parts[1], ".json"))
+		return Location{Place: PlaceRoot, Dir: "root", RootVersion: v}, nil
+	case "keys":
+		if len(parts) != 4 || !hex64RE.MatchString(parts[2]) || parts[1] != parts[2][:2] || !recordRE.MatchString(parts[3]) {
+			return bad("want keys/XX/KEYDIGEST/RECORDID.json")
+		}
+		return Location{Place: PlaceKey, Dir: strings.Join(parts[:3], "/"), KeyHex: parts[2], RecordID: strings.TrimSuffix(parts[3], ".json")}, nil
+	case "packages":
+		if len(parts) != 7 {
+			return bad("want packages/XX/YY/NAMESPACE/NAME/VERSION/FILE")
+		}
+		name := parts[3] + "/" + parts[4]
+		if err := descriptor.CheckName(name); err != nil {
+			return bad(err.Error())
+		}
+		if err := descriptor.CheckVersion(parts[5]); err != nil {
+			return bad(err.Error())
+		}
+		dir := strings.Join(parts[:6], "/")
+		if dir != VersionDir(name, parts[5]) {
+			return bad("wrong shard for " + name)
+		}
+		loc := Location{Dir: dir, Name: name, Version: parts[5]}
+		switch {
+		case parts[6] == DescriptorFile:
+			loc.Place = PlaceDescriptor
+		case recordRE.MatchString(parts[6]):
+			loc.Place, loc.RecordID = PlaceRecord, strings.TrimSuffix(parts[6], ".json")
+		default:
+			return bad("want descriptor.json or RECORDID.json")
+		}
+		return loc, nil
+	}
+	return bad("unknown top-level directory")
+}

@@ -1,0 +1,280 @@
+// Package index is cairn's git-backed index: a git repository of signed
+// records in a fixed, sharded layout, and the rules every commit of it
+// must keep (see Apply). A Repo is the index plus its blob store and local
+// state (the pinned introduction, the last verified head).
+//
+// A repository made by Init is one directory: index.git (bare), blobs/,
+// cairn.json. A plain git clone of an index works too: cairn keeps its
+// local state in the clone's git directory, under cairn/.
+package index
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// MainRef is the index's branch.
+const MainRef = "refs/heads/main"
+
+// Config is a repository's local configuration.
+type Config struct {
+	// Introduction is the id of the index's first root record. Every
+	// verification starts from it: an index that starts elsewhere is
+	// another repository.
+	Introduction string `json:"introduction"`
+}
+
+// Repo is an opened repository.
+type Repo struct {
+	Dir    string
+	Git    *gitx.Repo
+	Blobs  blob.Store
+	Config Config
+
+	local string // directory of cairn.json, verified.json, blobs/
+
+	mu sync.Mutex
+	rd *gitx.Reader
+}
+
+// Init creates a repository at dir whose root is the given keys with the
+// given threshold, signed by all of them. It returns the repository and
+// its introduction record. Nothing is left at dir if it fails.
+func Init(ctx context.Context, dir string, signers []keys.Signer, holders []string, threshold int) (*Repo, *record.Record, error) {
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return nil, nil, fmt.Errorf("%s exists and is not empty", dir)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, err
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, ".cairn-init-*")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	p := record.RootPredicate{Version: 1, Threshold: threshold, Issued: time.Now().UTC().Truncate(time.Second)}
+	var subjects []record.Subject
+	seen := map[string]bool{}
+	for i, s := range signers {
+		id := keys.ID(s.Public())
+		if seen[id] {
+			return nil, nil, fmt.Errorf("root key %s given twice: a threshold counts distinct keys", id)
+		}
+		seen[id] = true
+		rk := record.RootKey{Key: keys.FormatPublic(s.Public())}
+		if i < len(holders) {
+			rk.Holder = holders[i]
+		}
+		p.Keys = append(p.Keys, rk)
+		subjects = append(subjects, record.Subject{Name: id, Digest: map[string]string{"sha256": keys.IDHex(s.Public())}})
+	}
+	if threshold < 1 || threshold > len(signers) {
+		return nil, nil, fmt.Errorf("threshold %d with %d root key(s): want 1 ≤ threshold ≤ keys", threshold, len(signers))
+	}
+	payload, err := record.Build(record.Root, subjects, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := record.Sign(payload, signers...)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := gitx.InitBare(filepath.Join(tmp, "index.git"))
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &Repo{Dir: dir, Git: g, local: tmp, Config: Config{Introduction: rec.ID}}
+	files := []gitx.File{{Path: RootPath(1), Data: rec.Raw}}
+	if _, err := r.commit(ctx, "", files, "cairn root <root>", "introduction: root version 1"); err != nil {
+		return nil, nil, err
+	}
+	r.Close()
+	if err := writeJSON(filepath.Join(tmp, "cairn.json"), r.Config); err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(tmp, "blobs"), 0o755); err != nil {
+		return nil, nil, err
+	}
+	os.Remove(dir) // an empty directory may be replaced
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, nil, err
+	}
+	opened, err := Open(ctx, dir)
+	return opened, rec, err
+}
+
+// Open opens the repository at dir: a directory made by Init, or a git
+// clone (bare or not) of an index.
+func Open(ctx context.Context, dir string) (*Repo, error) {
+	r := &Repo{Dir: dir}
+	var err error
+	if fi, serr := os.Stat(filepath.Join(dir, "index.git")); serr == nil && fi.IsDir() {
+		r.local = dir
+		if r.Git, err = gitx.Open(filepath.Join(dir, "index.git")); err != nil {
+			return nil, err
+		}
+	} else {
+		if _, serr := os.Stat(dir); serr != nil {
+			return nil, fmt.Errorf("no repository at %s: %w", dir, fs.ErrNotExist)
+		}
+		if r.Git, err = gitx.Open(dir); err != nil {
+			return nil, fmt.Errorf("no repository at %s (no index.git, and not a git clone of an index)", dir)
+		}
+		r.local = filepath.Join(r.Git.GitDir, "cairn")
+		if err := os.MkdirAll(r.local, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if r.Blobs, err = blob.NewFS(filepath.Join(r.local, "blobs")); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(r.local, "cairn.json"))
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(data, &r.Config); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(r.local, "cairn.json"), err)
+		}
+	case errors.Is(err, fs.ErrNotExist) && r.local != dir:
+		// A clone: pin the introduction it starts with, on first use.
+		if err := r.pinFirstRoot(ctx); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Repo) pinFirstRoot(ctx context.Context) error {
+	out, err := r.Git.Git(ctx, nil, "rev-list", "--max-parents=0", MainRef)
+	if err != nil {
+		return fmt.Errorf("%s has no %s branch: is it a clone of a cairn index?", r.Dir, MainRef)
+	}
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return err
+	}
+	first := string(out[:r.Git.HexSize()])
+	o, err := rd.Read(first + ":" + RootPath(1))
+	if err != nil {
+		return fmt.Errorf("%s: the first commit holds no %s: not a cairn index", r.Dir, RootPath(1))
+	}
+	rec, err := record.Parse(o.Data)
+	if err != nil {
+		return err
+	}
+	r.Config.Introduction = rec.ID
+	return writeJSON(filepath.Join(r.local, "cairn.json"), r.Config)
+}
+
+// Reader returns the repository's shared batch reader.
+func (r *Repo) reader(ctx context.Context) (*gitx.Reader, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rd == nil {
+		rd, err := r.Git.NewReader(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, err
+		}
+		r.rd = rd
+	}
+	return r.rd, nil
+}
+
+// Close releases the repository's git processes.
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rd != nil {
+		err := r.rd.Close()
+		r.rd = nil
+		return err
+	}
+	return nil
+}
+
+// Head returns the commit main points at.
+func (r *Repo) Head(ctx context.Context) (string, error) {
+	h, err := r.Git.ResolveRef(ctx, MainRef)
+	if err == nil && h == "" {
+		err = fmt.Errorf("%s: the index has no %s branch", r.Dir, MainRef)
+	}
+	return h, err
+}
+
+// State returns the index's state at a commit.
+func (r *Repo) State(ctx context.Context, commit string) (*Overlay, error) {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return NewOverlay(&treeState{rd: rd, commit: commit}), nil
+}
+
+// marker is the last verified head, kept in verified.json.
+type marker struct {
+	Head    string    `json:"head"`
+	Records int       `json:"records"`
+	Time    time.Time `json:"time"`
+}
+
+func (r *Repo) loadMarker() (*marker, error) {
+	data, err := os.ReadFile(filepath.Join(r.local, "verified.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m marker
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("verified.json: %w", err)
+	}
+	return &m, nil
+}
+
+func (r *Repo) saveMarker(m marker) error {
+	m.Time = time.Now().UTC()
+	return writeJSON(filepath.Join(r.local, "verified.json"), m)
+}
+
+// writeJSON writes v to path atomically: a temporary file, fsynced, renamed.
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,561 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// The rules, by the names errors carry.
+const (
+	RuleAppendOnly   = "append-only"    // a commit only adds files
+	RuleLinear       = "linear-history" // one parent per commit after the introduction
+	RuleIntroduction = "introduction"   // the first commit is the pinned root record alone
+	RuleWellFormed   = "well-formed"    // every file parses and sits at the path its content implies
+	RuleSignature    = "signature"      // the signature verifies under a key granted in the index
+	RuleScope        = "scope"          // the key is granted the scope the record needs
+	RuleKeyRevoked   = "key-revoked"    // a revoked key signs nothing more
+	RuleKeyExpired   = "key-expired"    // an expired grant signs nothing more
+	RulePublishOnce  = "publish-once"   // a version is published once, with one descriptor
+	RuleUUID         = "uuid-fixed"     // every version of a package has its uuid
+	RuleSubject      = "subject"        // a certification speaks of a published version and its artifacts
+	RuleIssuerOnly   = "issuer-only"    // only the issuer or the root ends a record
+	RuleThreshold    = "threshold"      // root acts need a threshold of distinct root keys
+	RuleRootRotation = "root-rotation"  // rotations chain, signed by old and new roots
+)
+
+// ErrRule is the parent of every RuleError.
+var ErrRule = errors.New("index rule broken")
+
+// RuleError is a broken rule, with the evidence: which commit, which file,
+// which record, which key.
+type RuleError struct {
+	Rule   string
+	Commit string
+	Path   string
+	Record string
+	Key    string
+	Detail string
+}
+
+func (e *RuleError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rule %s broken", e.Rule)
+	if e.Commit != "" {
+		fmt.Fprintf(&b, " in commit %.12s", e.Commit)
+	}
+	if e.Path != "" {
+		fmt.Fprintf(&b, " at %s", e.Path)
+	}
+	if e.Record != "" {
+		fmt.Fprintf(&b, " (record %.16s", e.Record)
+		if e.Key != "" {
+			fmt.Fprintf(&b, ", key %s", e.Key)
+		}
+		b.WriteString(")")
+	} else if e.Key != "" {
+		fmt.Fprintf(&b, " (key %s)", e.Key)
+	}
+	b.WriteString(": " + e.Detail)
+	return b.String()
+}
+
+func (e *RuleError) Unwrap() error { return ErrRule }
+
+// File is one changed path of a commit.
+type File struct {
+	Path   string
+	Status byte   // 'A', 'M', 'D', 'T'
+	Mode   string // the new mode
+	Data   []byte // for added files
+
+	// Filled by prepare.
+	Rec  *record.Record
+	Desc *descriptor.Descriptor
+	Loc  Location
+	Err  error
+}
+
+// Commit is one commit as the rules see it.
+type Commit struct {
+	ID      string
+	Parents []string
+	Time    time.Time // committer time: when the records were appended
+	Files   []*File
+}
+
+// prepare parses an added file. It is the part of checking that needs no
+// state, so that it can run in parallel ahead of the rules.
+func prepare(f *File) {
+	if f.Status != 'A' {
+		return
+	}
+	f.Loc, f.Err = ParsePath(f.Path)
+	if f.Err != nil {
+		return
+	}
+	if f.Loc.Place == PlaceDescriptor {
+		f.Desc, f.Err = descriptor.Parse(f.Data)
+		return
+	}
+	f.Rec, f.Err = record.Parse(f.Data)
+}
+
+// order is the order in which a commit's files are checked: descriptors,
+// then package records, then records that end others, then the key and
+// root records, so that within one commit every package record is checked
+// against the keys as they were at the parent commit.
+func order(f *File) int {
+	if f.Desc != nil {
+		return 0
+	}
+	switch f.Rec.Kind {
+	case record.Authored:
+		return 1
+	case record.Supersede:
+		return 3
+	case record.Revoke:
+		return 4
+	case record.Grant:
+		return 5
+	case record.RevokeKey:
+		return 6
+	case record.Root:
+		return 7
+	}
+	return 2
+}
+
+// Apply checks a commit against the state of its parent and, if every
+// rule holds, adds its effects to st. On error st is unchanged. pinned is
+// the repository's introduction (the id of its first root record).
+func Apply(st *Overlay, c *Commit, pinned string) error {
+	root, err := st.Root()
+	if err != nil {
+		return err
+	}
+	if root == nil {
+		return applyIntroduction(st, c, pinned)
+	}
+	if len(c.Parents) != 1 {
+		return &RuleError{Rule: RuleLinear, Commit: c.ID, Detail: fmt.Sprintf("commit has %d parents; the index is one line of commits: rebase instead of merging", len(c.Parents))}
+	}
+	tx := st.child()
+	a := &applier{st: tx, c: c, root: root, published: map[string]blob.Ref{}, authored: map[string]bool{}}
+	for _, f := range c.Files {
+		if err := a.checkChange(f); err != nil {
+			return err
+		}
+	}
+	files := append([]*File(nil), c.Files...)
+	sort.SliceStable(files, func(i, j int) bool { return order(files[i]) < order(files[j]) })
+	for _, f := range files {
+		if err := a.apply(f); err != nil {
+			return err
+		}
+	}
+	for id := range a.published {
+		if !a.authored[id] {
+			name, ver := descriptor.SplitID(id)
+			return &RuleError{Rule: RulePublishOnce, Commit: c.ID, Path: VersionDir(name, ver) + "/" + DescriptorFile, Detail: "a descriptor was added without its publisher's authored record"}
+		}
+	}
+	st.merge(tx)
+	return nil
+}
+
+type applier struct {
+	st        *Overlay
+	c         *Commit
+	root      *Root
+	published map[string]blob.Ref // name@version → descriptor, added in this commit
+	authored  map[string]bool
+}
+
+func (a *applier) fail(rule string, f *File, detail string, args ...any) error {
+	e := &RuleError{Rule: rule, Commit: a.c.ID, Detail: fmt.Sprintf(detail, args...)}
+	if f != nil {
+		e.Path = f.Path
+		if f.Rec != nil {
+			e.Record, e.Key = f.Rec.ID, f.Rec.Issuer()
+		}
+	}
+	return e
+}
+
+func (a *applier) checkChange(f *File) error {
+	switch f.Status {
+	case 'A':
+	case 'D':
+		return a.fail(RuleAppendOnly, f, "file deleted; records are never removed: end a record with a revoke or supersede record instead")
+	case 'M', 'T':
+		return a.fail(RuleAppendOnly, f, "file modified; records never change: end a record with a revoke or supersede record instead")
+	default:
+		return a.fail(RuleAppendOnly, f, "change of status %c; a commit may only add files", f.Status)
+	}
+	if f.Mode != "100644" {
+		return a.fail(RuleWellFormed, f, "mode %s; the index holds regular files only", f.Mode)
+	}
+	if f.Err != nil {
+		return a.fail(RuleWellFormed, f, "%v", f.Err)
+	}
+	return nil
+}
+
+func (a *applier) apply(f *File) error {
+	if f.Desc != nil {
+		return a.publish(f)
+	}
+	rec := f.Rec
+	want := ""
+	switch {
+	case rec.Kind == record.Root:
+		if f.Loc.Place != PlaceRoot {
+			return a.fail(RuleWellFormed, f, "a root record belongs under root/")
+		}
+	case rec.Kind == record.Grant || rec.Kind == record.RevokeKey:
+		if f.Loc.Place != PlaceKey || f.Loc.KeyHex != rec.Statement.Subject[0].SHA256() {
+			return a.fail(RuleWellFormed, f, "a %s record belongs in the directory of the key it names", rec.Kind)
+		}
+		want = f.Loc.RecordID
+	default:
+		if f.Loc.Place != PlaceRecord {
+			return a.fail(RuleWellFormed, f, "a %s record belongs in a package version's directory", rec.Kind)
+		}
+		want = f.Loc.RecordID
+	}
+	if want != "" && want != rec.ID {
+		return a.fail(RuleWellFormed, f, "file is named %s.json but the record's id is %s", want, rec.ID)
+	}
+	var err error
+	switch rec.Kind {
+	case record.Authored:
+		err = a.authoredRecord(f)
+	case record.Revoke, record.Supersede:
+		err = a.end(f)
+	case record.Grant:
+		err = a.grant(f)
+	case record.RevokeKey:
+		err = a.revokeKey(f)
+	case record.Root:
+		err = a.rotate(f)
+	default:
+		err = a.certification(f)
+	}
+	if err != nil {
+		return err
+	}
+	if f.Loc.Place == PlaceRecord || f.Loc.Place == PlaceKey {
+		a.st.records[f.Loc.Dir+"/"+rec.ID] = &Rec{Kind: rec.Kind, Issuer: rec.Issuer()}
+	}
+	return nil
+}
+
+func (a *applier) publish(f *File) error {
+	d := f.Desc
+	if f.Loc.Name != d.Name || f.Loc.Version != d.Version {
+		return a.fail(RuleWellFormed, f, "descriptor of %s sits at the path of %s@%s", d.ID(), f.Loc.Name, f.Loc.Version)
+	}
+	old, err := a.st.Version(d.Name, d.Version)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		return a.fail(RulePublishOnce, f, "%s is already published (descriptor sha256:%s); a version is published once: publish a new version", d.ID(), old.Descriptor.SHA256)
+	}
+	u, err := a.st.UUID(d.Name)
+	if err != nil {
+		return err
+	}
+	if u != "" && u != d.UUID {
+		return a.fail(RuleUUID, f, "%s has uuid %s but earlier versions of %s have %s", d.ID(), d.UUID, d.Name, u)
+	}
+	v := versionOf(d, f.Data)
+	a.st.versions[d.ID()] = v
+	a.st.uuids[d.Name] = d.UUID
+	a.published[d.ID()] = v.Descriptor
+	return nil
+}
+
+// signer checks the single signature of a package record: a key granted
+// in the index, valid at the commit's time, with a scope allowing kind on
+// name.
+func (a *applier) signer(f *File, kind record.Kind, name string) (*Key, error) {
+	rec := f.Rec
+	id := rec.Issuer()
+	k, err := a.st.Key(id)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return nil, a.fail(RuleSignature, f, "key %s is not granted in this repository: ask the root for a grant (cairn key grant)", id)
+	}
+	if !rec.VerifySignature(0, k.Pub) {
+		return nil, a.fail(RuleSignature, f, "signature does not verify under key %s", id)
+	}
+	if k.RevokedBy != "" {
+		return nil, a.fail(RuleKeyRevoked, f, "key %s (holder %s) was revoked by record %.16s (%s); it signs nothing after its revocation", id, k.Holder(), k.RevokedBy, k.Reason)
+	}
+	active := k.Active(a.c.Time)
+	if len(active) == 0 {
+		return nil, a.fail(RuleKeyExpired, f, "every grant of key %s (holder %s) had expired at %s", id, k.Holder(), a.c.Time.UTC().Format(time.RFC3339))
+	}
+	var have []string
+	for _, g := range active {
+		for i, s := range g.Scopes {
+			if s.Allows(kind, name) {
+				return k, nil
+			}
+			have = append(have, g.Raw[i])
+		}
+	}
+	return nil, a.fail(RuleScope, f, "key %s (holder %s) has scopes [%s]; a %s record on %s needs %s", id, k.Holder(), strings.Join(have, " "), kind, name, record.Needed(kind, name))
+}
+
+// rootSigned checks that a threshold of distinct root keys signed.
+func (a *applier) rootSigned(f *File, root *Root) error {
+	got := f.Rec.SignedBy(root.Keys)
+	if len(got) < root.Threshold {
+		return a.fail(RuleThreshold, f, "signed by %d distinct root key(s) of root version %d; it needs %d", len(got), root.Version, root.Threshold)
+	}
+	return nil
+}
+
+func (a *applier) authoredRecord(f *File) error {
+	rec, loc := f.Rec, f.Loc
+	id := loc.Name + "@" + loc.Version
+	p := rec.Predicate.(record.AuthoredPredicate)
+	ref, fresh := a.published[id]
+	if !fresh {
+		return a.fail(RulePublishOnce, f, "authored record for %s, which this commit does not publish; a version is authored once, with its descriptor", id)
+	}
+	if a.authored[id] {
+		return a.fail(RulePublishOnce, f, "%s has a second authored record in the same commit", id)
+	}
+	s := rec.Statement.Subject
+	if len(s) != 1 || s[0].Name != id || s[0].SHA256() != ref.SHA256 || p.Descriptor != ref {
+		return a.fail(RuleSubject, f, "authored record must name %s with descriptor %s", id, ref)
+	}
+	if _, err := a.signer(f, record.Authored, loc.Name); err != nil {
+		return err
+	}
+	a.authored[id] = true
+	return nil
+}
+
+func (a *applier) certification(f *File) error {
+	rec, loc := f.Rec, f.Loc
+	id := loc.Name + "@" + loc.Version
+	v, err := a.st.Version(loc.Name, loc.Version)
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		return a.fail(RuleSubject, f, "%s is not published", id)
+	}
+	s := rec.Statement.Subject
+	if s[0].Name != id || s[0].SHA256() != v.Descriptor.SHA256 {
+		return a.fail(RuleSubject, f, "subject 0 must be %s with its descriptor's sha256 %s", id, v.Descriptor.SHA256)
+	}
+	for _, art := range s[1:] {
+		if !v.Artifacts[art.SHA256()] {
+			return a.fail(RuleSubject, f, "subject %s (sha256:%s) is not an artifact of %s", art.Name, art.SHA256(), id)
+		}
+	}
+	_, err = a.signer(f, rec.Kind, loc.Name)
+	return err
+}
+
+// end checks a revoke or supersede record: it ends a package record in
+// its directory, and comes from that record's issuer (the same key, or a
+// key the root granted to the same holder) or from a threshold of root keys.
+func (a *applier) end(f *File) error {
+	rec, loc := f.Rec, f.Loc
+	s := rec.Statement.Subject
+	if len(s) != 1 || s[0].Name != "record" {
+		return a.fail(RuleWellFormed, f, "a %s record's only subject is the record it ends, named \"record\"", rec.Kind)
+	}
+	targetID := s[0].SHA256()
+	target, err := a.st.Record(loc.Dir, targetID)
+	if err != nil {
+		return err
+	}
+	if target == nil {
+		return a.fail(RuleSubject, f, "record %.16s is not in %s; a revoke or supersede record sits beside the record it ends", targetID, loc.Dir)
+	}
+	if !target.Kind.IsPackage() {
+		return a.fail(RuleSubject, f, "record %.16s is a %s record; only package records can be ended", targetID, target.Kind)
+	}
+	byRoot := len(rec.SignedBy(a.root.Keys)) >= a.root.Threshold
+	if !byRoot {
+		if len(rec.Signatures) != 1 {
+			return a.fail(RuleThreshold, f, "several signatures but below the root threshold of %d", a.root.Threshold)
+		}
+		k, err := a.st.Key(rec.Issuer())
+		if err != nil {
+			return err
+		}
+		if k == nil || !rec.VerifySignature(0, k.Pub) {
+			return a.fail(RuleSignature, f, "signature does not verify under a key granted in this repository")
+		}
+		if k.RevokedBy != "" {
+			return a.fail(RuleKeyRevoked, f, "key %s was revoked by record %.16s; it signs nothing after its revocation", k.ID, k.RevokedBy)
+		}
+		if len(k.Active(a.c.Time)) == 0 {
+			return a.fail(RuleKeyExpired, f, "every grant of key %s had expired", k.ID)
+		}
+		if k.ID != target.Issuer {
+			orig, err := a.st.Key(target.Issuer)
+			if err != nil {
+				return err
+			}
+			if orig == nil || orig.Holder() == "" || orig.Holder() != k.Holder() {
+				holder := "?"
+				if orig != nil {
+					holder = orig.Holder()
+				}
+				return a.fail(RuleIssuerOnly, f, "record %.16s was issued by %s (holder %s); %s (holder %s) may not %s it: only its issuer or the root can", targetID, target.Issuer, holder, k.ID, k.Holder(), rec.Kind)
+			}
+		}
+	}
+	if rec.Kind == record.Supersede {
+		repl := rec.Predicate.(record.EndPredicate).Replacement
+		r, err := a.st.Record(loc.Dir, repl)
+		if err != nil {
+			return err
+		}
+		if r == nil || repl == targetID || !r.Kind.IsPackage() {
+			return a.fail(RuleSubject, f, "replacement %.16s must be another package record in %s", repl, loc.Dir)
+		}
+		if !byRoot && r.Issuer != rec.Issuer() {
+			return a.fail(RuleIssuerOnly, f, "replacement %.16s was issued by %s, not by the superseding key", repl, r.Issuer)
+		}
+	}
+	return nil
+}
+
+func (a *applier) grant(f *File) error {
+	rec := f.Rec
+	p := rec.Predicate.(record.GrantPredicate)
+	pub, _, err := keys.ParsePublic([]byte(p.Key))
+	if err != nil {
+		return a.fail(RuleWellFormed, f, "grant key: %v", err)
+	}
+	s := rec.Statement.Subject
+	if len(s) != 1 || s[0].Name != keys.ID(pub) || s[0].SHA256() != keys.IDHex(pub) {
+		return a.fail(RuleWellFormed, f, "a grant's only subject is the granted key %s", keys.ID(pub))
+	}
+	if err := a.rootSigned(f, a.root); err != nil {
+		return err
+	}
+	k, err := a.st.updateKey(keys.ID(pub))
+	if err != nil {
+		return err
+	}
+	if k.RevokedBy != "" {
+		return a.fail(RuleKeyRevoked, f, "key %s was revoked by record %.16s; a revoked key is never granted again: make a new key", k.ID, k.RevokedBy)
+	}
+	return k.addGrant(rec.ID, p)
+}
+
+func (a *applier) revokeKey(f *File) error {
+	rec := f.Rec
+	s := rec.Statement.Subject
+	k, err := a.st.Key(s[0].Name)
+	if err != nil {
+		return err
+	}
+	if len(s) != 1 || k == nil || keys.IDHex(k.Pub) != s[0].SHA256() {
+		return a.fail(RuleSubject, f, "key %s is not granted in this repository", s[0].Name)
+	}
+	if err := a.rootSigned(f, a.root); err != nil {
+		return err
+	}
+	k, _ = a.st.updateKey(k.ID)
+	k.RevokedBy, k.Reason = rec.ID, rec.Predicate.(record.RevokeKeyPredicate).Reason
+	return nil
+}
+
+func (a *applier) rotate(f *File) error {
+	rec := f.Rec
+	p := rec.Predicate.(record.RootPredicate)
+	if f.Loc.RootVersion != p.Version || p.Version != a.root.Version+1 || p.Previous != a.root.RecordID {
+		return a.fail(RuleRootRotation, f, "root version %d at %s must follow version %d (record %.16s) and name it as previous", p.Version, f.Path, a.root.Version, a.root.RecordID)
+	}
+	next, err := checkRootRecord(rec)
+	if err != nil {
+		return a.fail(RuleWellFormed, f, "%v", err)
+	}
+	if err := a.rootSigned(f, a.root); err != nil {
+		return err
+	}
+	if got := rec.SignedBy(next.Keys); len(got) < next.Threshold {
+		return a.fail(RuleThreshold, f, "signed by %d distinct key(s) of the new root; it needs %d", len(got), next.Threshold)
+	}
+	a.st.root, a.root = next, next
+	return nil
+}
+
+// checkRootRecord checks a root record's subjects against its keys.
+func checkRootRecord(rec *record.Record) (*Root, error) {
+	r, err := rootOf(rec)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Statement.Subject) != len(r.Keys) {
+		return nil, fmt.Errorf("a root record's subjects are exactly its keys")
+	}
+	for _, s := range rec.Statement.Subject {
+		pub, ok := r.Keys[s.Name]
+		if !ok || keys.IDHex(pub) != s.SHA256() {
+			return nil, fmt.Errorf("subject %s is not one of the root keys", s.Name)
+		}
+	}
+	return r, nil
+}
+
+func applyIntroduction(st *Overlay, c *Commit, pinned string) error {
+	fail := func(f *File, format string, args ...any) error {
+		e := &RuleError{Rule: RuleIntroduction, Commit: c.ID, Detail: fmt.Sprintf(format, args...)}
+		if f != nil {
+			e.Path = f.Path
+			if f.Rec != nil {
+				e.Record = f.Rec.ID
+			}
+		}
+		return e
+	}
+	if len(c.Parents) != 0 {
+		return fail(nil, "the first commit of an index has no parent")
+	}
+	if len(c.Files) != 1 || c.Files[0].Path != RootPath(1) || c.Files[0].Status != 'A' {
+		return fail(nil, "the first commit adds %s and nothing else", RootPath(1))
+	}
+	f := c.Files[0]
+	if f.Err != nil || f.Rec == nil || f.Rec.Kind != record.Root {
+		return fail(f, "not a root record: %v", f.Err)
+	}
+	if pinned != "" && f.Rec.ID != pinned {
+		return fail(f, "this index starts with root record %s, but the repository is pinned to introduction %s: it is another repository", f.Rec.ID, pinned)
+	}
+	p := f.Rec.Predicate.(record.RootPredicate)
+	if p.Version != 1 {
+		return fail(f, "the introduction is root version 1, not %d", p.Version)
+	}
+	root, err := checkRootRecord(f.Rec)
+	if err != nil {
+		return fail(f, "%v", err)
+	}
+	if got := f.Rec.SignedBy(root.Keys); len(got) < root.Threshold {
+		return &RuleError{Rule: RuleThreshold, Commit: c.ID, Path: f.Path, Record: f.Rec.ID, Detail: fmt.Sprintf("the introduction is signed by %d distinct root key(s); it needs %d", len(got), root.Threshold)}
+	}
+	st.root = root
+	return nil
+}

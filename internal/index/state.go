@@ -1,0 +1,373 @@
+package index
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// Root is the root of trust at some commit.
+type Root struct {
+	Version   int
+	Keys      map[string]ed25519.PublicKey // by key id
+	Holders   map[string]string
+	Threshold int
+	RecordID  string
+}
+
+// Grant is one active grant of scopes to a key.
+type Grant struct {
+	Holder   string
+	Scopes   []record.Scope
+	Raw      []string
+	Expires  *time.Time
+	RecordID string
+}
+
+// Key is what the index says of one key.
+type Key struct {
+	ID        string
+	Pub       ed25519.PublicKey
+	Grants    []Grant
+	RevokedBy string // the revoke-key record, "" while the key is valid
+	Reason    string
+}
+
+// Holder returns the name the root gave the key's holder.
+func (k *Key) Holder() string {
+	if len(k.Grants) == 0 {
+		return ""
+	}
+	return k.Grants[0].Holder
+}
+
+// Active returns the grants not expired at t.
+func (k *Key) Active(t time.Time) []Grant {
+	var out []Grant
+	for _, g := range k.Grants {
+		if g.Expires == nil || t.Before(*g.Expires) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// Version is a published version.
+type Version struct {
+	Descriptor blob.Ref
+	UUID       string
+	Artifacts  map[string]bool // artifact sha256s
+}
+
+// Rec is what the rules need of an earlier record.
+type Rec struct {
+	Kind   record.Kind
+	Issuer string // key id of its (first) signature
+}
+
+// State is the index as of one commit, as the rules read it. Methods
+// return nil (and no error) for what does not exist.
+type State interface {
+	Root() (*Root, error)
+	Key(id string) (*Key, error)
+	Version(name, version string) (*Version, error)
+	UUID(name string) (string, error) // "" for a package with no version
+	Record(dir, id string) (*Rec, error)
+}
+
+// treeState reads a commit's tree lazily through a batch reader.
+type treeState struct {
+	rd     *gitx.Reader
+	commit string
+}
+
+func (t *treeState) read(path string) ([]byte, error) {
+	o, err := t.rd.Read(t.commit + ":" + path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return o.Data, nil
+}
+
+func (t *treeState) tree(path string) ([]gitx.TreeEntry, error) {
+	e, err := t.rd.Tree(t.commit + ":" + path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return e, err
+}
+
+func (t *treeState) Root() (*Root, error) {
+	entries, err := t.tree("root")
+	if err != nil || len(entries) == 0 {
+		return nil, err
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	data, err := t.read("root/" + entries[len(entries)-1].Name)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := record.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("root record at %s: %w", t.commit, err)
+	}
+	return rootOf(rec)
+}
+
+func rootOf(rec *record.Record) (*Root, error) {
+	p, ok := rec.Predicate.(record.RootPredicate)
+	if !ok {
+		return nil, fmt.Errorf("record %s is a %s record, not a root", rec.ID, rec.Kind)
+	}
+	r := &Root{Version: p.Version, Threshold: p.Threshold, RecordID: rec.ID, Keys: map[string]ed25519.PublicKey{}, Holders: map[string]string{}}
+	for _, k := range p.Keys {
+		pub, _, err := keys.ParsePublic([]byte(k.Key))
+		if err != nil {
+			return nil, fmt.Errorf("root record %s: %w", rec.ID, err)
+		}
+		id := keys.ID(pub)
+		if _, dup := r.Keys[id]; dup {
+			return nil, fmt.Errorf("root record %s lists key %s twice", rec.ID, id)
+		}
+		r.Keys[id] = pub
+		r.Holders[id] = k.Holder
+	}
+	return r, nil
+}
+
+func (t *treeState) Key(id string) (*Key, error) {
+	h, err := keys.HexFromID(id)
+	if err != nil {
+		return nil, nil
+	}
+	entries, err := t.tree(KeyDir(h))
+	if err != nil || len(entries) == 0 {
+		return nil, err
+	}
+	k := &Key{ID: id}
+	for _, e := range entries {
+		data, err := t.read(KeyDir(h) + "/" + e.Name)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := record.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", KeyDir(h), e.Name, err)
+		}
+		switch p := rec.Predicate.(type) {
+		case record.GrantPredicate:
+			if err := k.addGrant(rec.ID, p); err != nil {
+				return nil, err
+			}
+		case record.RevokeKeyPredicate:
+			k.RevokedBy, k.Reason = rec.ID, p.Reason
+		}
+	}
+	if k.Pub == nil {
+		return nil, nil
+	}
+	return k, nil
+}
+
+func (k *Key) addGrant(id string, p record.GrantPredicate) error {
+	pub, _, err := keys.ParsePublic([]byte(p.Key))
+	if err != nil {
+		return err
+	}
+	k.Pub = pub
+	g := Grant{Holder: p.Holder, Raw: p.Scopes, Expires: p.Expires, RecordID: id}
+	for _, s := range p.Scopes {
+		sc, err := record.ParseScope(s)
+		if err != nil {
+			return err
+		}
+		g.Scopes = append(g.Scopes, sc)
+	}
+	k.Grants = append(k.Grants, g)
+	return nil
+}
+
+func (t *treeState) Version(name, version string) (*Version, error) {
+	data, err := t.read(VersionDir(name, version) + "/" + DescriptorFile)
+	if err != nil || data == nil {
+		return nil, err
+	}
+	d, err := descriptor.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return versionOf(d, data), nil
+}
+
+func versionOf(d *descriptor.Descriptor, data []byte) *Version {
+	v := &Version{Descriptor: blob.DigestBytes(data), UUID: d.UUID, Artifacts: map[string]bool{}}
+	for _, a := range d.Artifacts {
+		v.Artifacts[a.SHA256] = true
+	}
+	return v
+}
+
+func (t *treeState) UUID(name string) (string, error) {
+	entries, err := t.tree(PackageDir(name))
+	if err != nil || len(entries) == 0 {
+		return "", err
+	}
+	v, err := t.Version(name, entries[0].Name)
+	if err != nil || v == nil {
+		return "", err
+	}
+	return v.UUID, nil
+}
+
+func (t *treeState) Record(dir, id string) (*Rec, error) {
+	data, err := t.read(RecordPath(dir, id))
+	if err != nil || data == nil {
+		return nil, err
+	}
+	rec, err := record.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Rec{Kind: rec.Kind, Issuer: rec.Issuer()}, nil
+}
+
+// Overlay is a State made of a base State plus what the commits applied
+// on top of it added. Lookups in the base are cached. A nil base is the
+// empty index.
+type Overlay struct {
+	base     State
+	root     *Root
+	keys     map[string]*Key
+	versions map[string]*Version
+	uuids    map[string]string
+	records  map[string]*Rec
+}
+
+var _ State = (*Overlay)(nil)
+
+// NewOverlay returns an overlay on base (nil for the empty index).
+func NewOverlay(base State) *Overlay {
+	return &Overlay{base: base, keys: map[string]*Key{}, versions: map[string]*Version{}, uuids: map[string]string{}, records: map[string]*Rec{}}
+}
+
+// Size is the number of entries the overlay holds.
+func (o *Overlay) Size() int { return len(o.keys) + len(o.versions) + len(o.uuids) + len(o.records) }
+
+func (o *Overlay) child() *Overlay {
+	c := NewOverlay(o)
+	return c
+}
+
+// merge moves a child's entries into o.
+func (o *Overlay) merge(c *Overlay) {
+	if c.root != nil {
+		o.root = c.root
+	}
+	for k, v := range c.keys {
+		o.keys[k] = v
+	}
+	for k, v := range c.versions {
+		o.versions[k] = v
+	}
+	for k, v := range c.uuids {
+		o.uuids[k] = v
+	}
+	for k, v := range c.records {
+		o.records[k] = v
+	}
+}
+
+func (o *Overlay) Root() (*Root, error) {
+	if o.root != nil || o.base == nil {
+		return o.root, nil
+	}
+	r, err := o.base.Root()
+	if err == nil {
+		o.root = r
+	}
+	return r, err
+}
+
+func (o *Overlay) Key(id string) (*Key, error) {
+	if k, ok := o.keys[id]; ok {
+		return k, nil
+	}
+	if o.base == nil {
+		return nil, nil
+	}
+	k, err := o.base.Key(id)
+	if err == nil {
+		o.keys[id] = k
+	}
+	return k, err
+}
+
+func (o *Overlay) Version(name, version string) (*Version, error) {
+	id := name + "@" + version
+	if v, ok := o.versions[id]; ok {
+		return v, nil
+	}
+	if o.base == nil {
+		return nil, nil
+	}
+	v, err := o.base.Version(name, version)
+	if err == nil {
+		o.versions[id] = v
+	}
+	return v, err
+}
+
+func (o *Overlay) UUID(name string) (string, error) {
+	if u, ok := o.uuids[name]; ok {
+		return u, nil
+	}
+	if o.base == nil {
+		return "", nil
+	}
+	u, err := o.base.UUID(name)
+	if err == nil {
+		o.uuids[name] = u
+	}
+	return u, err
+}
+
+func (o *Overlay) Record(dir, id string) (*Rec, error) {
+	if r, ok := o.records[dir+"/"+id]; ok {
+		return r, nil
+	}
+	if o.base == nil {
+		return nil, nil
+	}
+	r, err := o.base.Record(dir, id)
+	if err == nil {
+		o.records[dir+"/"+id] = r
+	}
+	return r, err
+}
+
+// updateKey returns a copy of key id to modify (or a new one).
+func (o *Overlay) updateKey(id string) (*Key, error) {
+	k, err := o.Key(id)
+	if err != nil {
+		return nil, err
+	}
+	c := &Key{ID: id}
+	if k != nil {
+		*c = *k
+		c.Grants = append([]Grant(nil), k.Grants...)
+	}
+	o.keys[id] = c
+	return c, nil
+}

@@ -1,0 +1,243 @@
+package index
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// ErrFork is the parent of ForkError.
+var ErrFork = errors.New("history rewritten")
+
+// ForkError is a security error: the index's head does not descend from
+// the head verified before. History was rewritten (reset, force-push) or
+// two different histories were shown.
+type ForkError struct {
+	Verified string // the head verified before
+	Head     string // the head now
+}
+
+func (e *ForkError) Error() string {
+	return fmt.Sprintf("SECURITY ERROR: history rewritten: main is at %s, which does not descend from %s, verified earlier; records may have been removed (rule %s)", e.Head, e.Verified, RuleAppendOnly)
+}
+
+func (e *ForkError) Unwrap() error { return ErrFork }
+
+// VerifyResult reports a verification.
+type VerifyResult struct {
+	From     string // the verified head it started from ("" = the introduction)
+	Head     string
+	Commits  int
+	Records  int // files checked in this run
+	Total    int // records in the index (as far as known)
+	Full     bool
+	Duration time.Duration
+}
+
+// rebaseAt bounds the overlay a long verification holds in memory: past
+// it, the state is re-read lazily from the tree of the last verified commit.
+const rebaseAt = 200_000
+
+// Verify replays the rules over every commit after the last verified head
+// (all of them from the introduction if full), checking signatures in
+// parallel on all cores, and remembers the new head. A head that does not
+// descend from the remembered one is a *ForkError.
+func (r *Repo) Verify(ctx context.Context, full bool) (*VerifyResult, error) {
+	start := time.Now()
+	head, err := r.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := r.loadMarker()
+	if err != nil {
+		return nil, err
+	}
+	res := &VerifyResult{Head: head, Full: full}
+	if m != nil && m.Head != head {
+		ok, err := r.Git.IsAncestor(ctx, m.Head, head)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, &ForkError{Verified: m.Head, Head: head}
+		}
+	}
+	var st *Overlay
+	if m != nil && !full {
+		res.From, res.Total = m.Head, m.Records
+		if m.Head == head {
+			res.Duration = time.Since(start)
+			return res, nil
+		}
+		if st, err = r.State(ctx, m.Head); err != nil {
+			return nil, err
+		}
+	} else {
+		st = NewOverlay(nil)
+	}
+	if err := r.replay(ctx, res, st); err != nil {
+		return nil, err
+	}
+	res.Total += res.Records
+	if err := r.saveMarker(marker{Head: head, Records: res.Total}); err != nil {
+		return nil, err
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+type fileJob struct {
+	f    *File
+	id   string // blob to read
+	done chan struct{}
+}
+
+type commitJob struct {
+	c    *Commit
+	jobs []*fileJob
+}
+
+// replay runs the pipeline: one git log stream → one cat-file stream →
+// parallel parsing and signature prechecks → the rules, in order.
+func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rd, err := r.Git.NewReader(ctx)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+
+	var pubs sync.Map // key id → ed25519.PublicKey; self-authenticating
+	lookup := func(id string) ed25519.PublicKey {
+		if v, ok := pubs.Load(id); ok {
+			return v.(ed25519.PublicKey)
+		}
+		return nil
+	}
+	learn := func(rec *record.Record) {
+		var lines []string
+		switch p := rec.Predicate.(type) {
+		case record.GrantPredicate:
+			lines = []string{p.Key}
+		case record.RootPredicate:
+			for _, k := range p.Keys {
+				lines = append(lines, k.Key)
+			}
+		}
+		for _, l := range lines {
+			if pub, _, err := keys.ParsePublic([]byte(l)); err == nil {
+				pubs.Store(keys.ID(pub), pub)
+			}
+		}
+	}
+
+	workers := runtime.GOMAXPROCS(0)
+	work := make(chan *fileJob, 4096)
+	toRead := make(chan *fileJob, 4096)
+	ordered := make(chan *commitJob, 4096)
+	errc := make(chan error, 2)
+
+	// Stage 1: walk history; queue each added blob.
+	go func() {
+		defer close(ordered)
+		defer close(toRead)
+		err := r.Git.Walk(ctx, gitx.WalkOptions{From: res.From, To: res.Head}, func(e *gitx.LogEntry) error {
+			cj := &commitJob{c: &Commit{ID: e.ID, Parents: e.Parents, Time: time.Unix(e.Time, 0)}}
+			for _, ch := range e.Changes {
+				f := &File{Path: ch.Path, Status: ch.Status, Mode: ch.NewMode}
+				j := &fileJob{f: f, done: make(chan struct{})}
+				if ch.Status == 'A' {
+					j.id = ch.NewID
+				}
+				cj.c.Files = append(cj.c.Files, f)
+				cj.jobs = append(cj.jobs, j)
+				select {
+				case toRead <- j:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			select {
+			case ordered <- cj:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return nil
+		})
+		if err != nil {
+			errc <- err
+		}
+	}()
+	// Stage 2: read blobs in order through one cat-file.
+	go func() {
+		defer close(work)
+		for j := range toRead {
+			if j.id != "" {
+				o, err := rd.Read(j.id)
+				if err != nil {
+					j.f.Status, j.f.Err = 'A', err
+				} else {
+					j.f.Data = o.Data
+				}
+			}
+			select {
+			case work <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// Stage 3: parse and precheck signatures on every core.
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				if j.f.Err == nil {
+					prepare(j.f)
+					if j.f.Rec != nil {
+						learn(j.f.Rec)
+						j.f.Rec.Precheck(lookup)
+					}
+				}
+				close(j.done)
+			}
+		}()
+	}
+	defer wg.Wait()
+	// Stage 4: the rules, commit by commit, in order.
+	for cj := range ordered {
+		for _, j := range cj.jobs {
+			<-j.done
+		}
+		if err := Apply(st, cj.c, r.Config.Introduction); err != nil {
+			cancel()
+			for range ordered {
+			}
+			return err
+		}
+		res.Commits++
+		res.Records += len(cj.c.Files)
+		if st.Size() > rebaseAt {
+			if st, err = r.State(ctx, cj.c.ID); err != nil {
+				return err
+			}
+		}
+	}
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,377 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// Record statuses.
+const (
+	StatusActive        = "active"
+	StatusRevoked       = "revoked"
+	StatusSuperseded    = "superseded"
+	StatusIssuerRevoked = "issuer key revoked"
+)
+
+// RecordView is a record as people read it.
+type RecordView struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Issuer    string    `json:"issuer"`           // key id, or "root"
+	Holder    string    `json:"holder,omitempty"` // as granted by the root
+	Time      time.Time `json:"time"`             // when it was appended to the index
+	Status    string    `json:"status"`
+	EndedBy   string    `json:"ended_by,omitempty"`
+	Ends      string    `json:"ends,omitempty"` // revoke/supersede: the record it ends
+	Artifacts []string  `json:"artifacts,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	Path      string    `json:"path"`
+}
+
+// VersionView is a published version and every record about it.
+type VersionView struct {
+	Name       string                 `json:"name"`
+	Version    string                 `json:"version"`
+	Ref        blob.Ref               `json:"descriptor"`
+	Descriptor *descriptor.Descriptor `json:"manifest"`
+	Records    []RecordView           `json:"records"`
+}
+
+// Show returns a package's versions (or one version) with their records,
+// oldest first.
+func (r *Repo) Show(ctx context.Context, name, version string) ([]VersionView, error) {
+	if err := descriptor.CheckName(name); err != nil {
+		return nil, err
+	}
+	head, err := r.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := r.State(ctx, head)
+	if err != nil {
+		return nil, err
+	}
+	root, err := st.Root()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := rd.Tree(head + ":" + PackageDir(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s is not published in %s: %w", name, r.Dir, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	dir := PackageDir(name)
+	if version != "" {
+		dir = VersionDir(name, version)
+	}
+	times := map[string]time.Time{}
+	err = r.Git.Walk(ctx, gitx.WalkOptions{To: head, Paths: []string{dir}}, func(e *gitx.LogEntry) error {
+		for _, ch := range e.Changes {
+			if ch.Status == 'A' {
+				times[ch.Path] = time.Unix(e.Time, 0).UTC()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []VersionView
+	for _, e := range entries {
+		if version != "" && e.Name != version {
+			continue
+		}
+		v, err := r.versionView(rd, st, root, head, name, e.Name, times)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s@%s is not published in %s: %w", name, version, r.Dir, fs.ErrNotExist)
+	}
+	sort.Slice(out, func(i, j int) bool { return semverLess(out[i].Version, out[j].Version) })
+	return out, nil
+}
+
+func (r *Repo) versionView(rd *gitx.Reader, st *Overlay, root *Root, head, name, version string, times map[string]time.Time) (*VersionView, error) {
+	dir := VersionDir(name, version)
+	files, err := rd.Tree(head + ":" + dir)
+	if err != nil {
+		return nil, err
+	}
+	v := &VersionView{Name: name, Version: version}
+	ended := map[string]*RecordView{}
+	var recs []RecordView
+	for _, f := range files {
+		o, err := rd.Read(f.ID)
+		if err != nil {
+			return nil, err
+		}
+		path := dir + "/" + f.Name
+		if f.Name == DescriptorFile {
+			if v.Descriptor, err = descriptor.Parse(o.Data); err != nil {
+				return nil, err
+			}
+			v.Ref = blob.DigestBytes(o.Data)
+			continue
+		}
+		rec, err := record.Parse(o.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		rv := RecordView{ID: rec.ID, Kind: string(rec.Kind), Issuer: rec.Issuer(), Time: times[path], Status: StatusActive, Path: path}
+		if len(rec.SignedBy(root.Keys)) >= root.Threshold && rec.Kind.MultiSig() {
+			rv.Issuer, rv.Holder = "root", "root"
+		} else if k, _ := st.Key(rec.Issuer()); k != nil {
+			rv.Holder = k.Holder()
+			if k.RevokedBy != "" {
+				rv.Status = StatusIssuerRevoked
+			}
+		}
+		for _, s := range rec.Statement.Subject[1:] {
+			rv.Artifacts = append(rv.Artifacts, s.Name)
+		}
+		rv.Detail = detail(rec)
+		if rec.Kind == record.Revoke || rec.Kind == record.Supersede {
+			rv.Ends = rec.Statement.Subject[0].SHA256()
+		}
+		recs = append(recs, rv)
+	}
+	for i := range recs {
+		ended[recs[i].ID] = &recs[i]
+	}
+	for _, rv := range recs {
+		if t, ok := ended[rv.Ends]; ok && rv.Ends != "" {
+			t.EndedBy = rv.ID
+			if rv.Kind == string(record.Revoke) {
+				t.Status = StatusRevoked
+			} else {
+				t.Status = StatusSuperseded
+			}
+		}
+	}
+	sort.SliceStable(recs, func(i, j int) bool {
+		if !recs[i].Time.Equal(recs[j].Time) {
+			return recs[i].Time.Before(recs[j].Time)
+		}
+		return recs[i].Kind == string(record.Authored) && recs[j].Kind != string(record.Authored)
+	})
+	v.Records = recs
+	return v, nil
+}
+
+// detail summarises a record's predicate in one line.
+func detail(rec *record.Record) string {
+	switch p := rec.Predicate.(type) {
+	case record.VulnsPredicate:
+		var parts []string
+		for _, res := range p.Scanner.Result {
+			s := res.ID
+			if len(res.Severity) > 0 {
+				s += " severity " + res.Severity[0].Score
+			}
+			if a := res.Annotation("affects"); a != "" {
+				s += " affects " + a
+			}
+			if n := res.Annotation("note"); n != "" {
+				s += ": " + n
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, "; ")
+	case record.TestResultPredicate:
+		s := p.Result
+		if p.URL != "" {
+			s += " " + p.URL
+		}
+		return s
+	case record.CertificationPredicate:
+		s := p.Note
+		for _, e := range p.Evidence {
+			s += fmt.Sprintf(" [evidence %s sha256:%.12s]", e.Name, e.SHA256)
+		}
+		return strings.TrimSpace(s)
+	case record.EndPredicate:
+		return fmt.Sprintf("%s record %.16s: %s", rec.Kind, rec.Statement.Subject[0].SHA256(), p.Reason)
+	case record.AuthoredPredicate:
+		return "descriptor sha256:" + p.Descriptor.SHA256
+	}
+	return ""
+}
+
+func semverLess(a, b string) bool {
+	pa, pb := strings.SplitN(a, ".", 3), strings.SplitN(b, ".", 3)
+	for i := 0; i < 3 && i < len(pa) && i < len(pb); i++ {
+		if len(pa[i]) != len(pb[i]) {
+			return len(pa[i]) < len(pb[i])
+		}
+		if pa[i] != pb[i] {
+			return pa[i] < pb[i]
+		}
+	}
+	return a < b
+}
+
+// KeyView is a key as `cairn key list` shows it.
+type KeyView struct {
+	ID        string     `json:"id"`
+	Holder    string     `json:"holder"`
+	Scopes    []string   `json:"scopes"`
+	Expires   *time.Time `json:"expires,omitempty"`
+	Status    string     `json:"status"` // active, revoked, expired
+	RevokedBy string     `json:"revoked_by,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
+}
+
+// Keys lists the root keys and every granted key.
+func (r *Repo) Keys(ctx context.Context) ([]KeyView, error) {
+	head, err := r.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := r.State(ctx, head)
+	if err != nil {
+		return nil, err
+	}
+	root, err := st.Root()
+	if err != nil {
+		return nil, err
+	}
+	var out []KeyView
+	for id, h := range root.Holders {
+		out = append(out, KeyView{ID: id, Holder: h, Scopes: []string{fmt.Sprintf("root (threshold %d of %d, version %d)", root.Threshold, len(root.Keys), root.Version)}, Status: "active"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	shards, err := rd.Tree(head + ":keys")
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := time.Now()
+	var granted []KeyView
+	for _, sh := range shards {
+		ks, err := rd.Tree(sh.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, ke := range ks {
+			id, err := keys.IDFromHex(ke.Name)
+			if err != nil {
+				continue
+			}
+			k, err := st.Key(id)
+			if err != nil || k == nil {
+				return nil, err
+			}
+			kv := KeyView{ID: id, Holder: k.Holder(), Status: "active", RevokedBy: k.RevokedBy, Reason: k.Reason}
+			for _, g := range k.Grants {
+				kv.Scopes = append(kv.Scopes, g.Raw...)
+				if g.Expires != nil {
+					kv.Expires = g.Expires
+				}
+			}
+			switch {
+			case k.RevokedBy != "":
+				kv.Status = "revoked"
+			case len(k.Active(t)) == 0:
+				kv.Status = "expired"
+			}
+			granted = append(granted, kv)
+		}
+	}
+	sort.Slice(granted, func(i, j int) bool { return granted[i].Holder+granted[i].ID < granted[j].Holder+granted[j].ID })
+	return append(out, granted...), nil
+}
+
+// LogEntry is one commit of the audit trail.
+type LogEntry struct {
+	Commit  string      `json:"commit"`
+	Time    time.Time   `json:"time"`
+	Author  string      `json:"author"`
+	Message string      `json:"message"`
+	Records []LogRecord `json:"records"`
+}
+
+// LogRecord is one file a commit added.
+type LogRecord struct {
+	ID      string `json:"id,omitempty"`
+	Kind    string `json:"kind"`
+	Subject string `json:"subject"`
+	Issuer  string `json:"issuer,omitempty"`
+	Path    string `json:"path"`
+}
+
+// Log streams the audit trail, newest first; limit 0 means all.
+func (r *Repo) Log(ctx context.Context, limit int, fn func(LogEntry) error) error {
+	head, err := r.Head(ctx)
+	if err != nil {
+		return err
+	}
+	rd, err := r.Git.NewReader(ctx)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	n := 0
+	errStop := errors.New("stop")
+	err = r.Git.Walk(ctx, gitx.WalkOptions{To: head, NewestFirst: true}, func(e *gitx.LogEntry) error {
+		if limit > 0 && n >= limit {
+			return errStop
+		}
+		n++
+		c, err := rd.Commit(e.ID)
+		if err != nil {
+			return err
+		}
+		le := LogEntry{Commit: e.ID, Time: time.Unix(e.Time, 0).UTC(), Author: c.Committer, Message: strings.TrimSpace(c.Message)}
+		for _, ch := range e.Changes {
+			lr := LogRecord{Path: ch.Path, Kind: "descriptor"}
+			if ch.Status != 'A' {
+				lr.Kind = fmt.Sprintf("(%c: not an append)", ch.Status)
+			} else if !strings.HasSuffix(ch.Path, "/"+DescriptorFile) {
+				o, err := rd.Read(ch.NewID)
+				if err != nil {
+					return err
+				}
+				rec, err := record.Parse(o.Data)
+				if err != nil {
+					lr.Kind = "(malformed)"
+				} else {
+					lr.ID, lr.Kind, lr.Issuer, lr.Subject = rec.ID, string(rec.Kind), rec.Issuer(), rec.Statement.Subject[0].Name
+				}
+			} else if loc, err := ParsePath(ch.Path); err == nil {
+				lr.Subject = loc.Name + "@" + loc.Version
+			}
+			le.Records = append(le.Records, lr)
+		}
+		return fn(le)
+	})
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
