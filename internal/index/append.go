@@ -42,7 +42,7 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 		return "", err
 	}
 	now := time.Now()
-	c := &Commit{ID: "(new)", Time: now}
+	c := &Commit{Time: now}
 	st := NewOverlay(nil)
 	baseTree := ""
 	if parent != "" {

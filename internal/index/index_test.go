@@ -16,12 +16,12 @@ import (
 )
 
 type fixture struct {
-	t                     *testing.T
-	ctx                   context.Context
-	repo                  *Repo
-	dir                   string
+	t                       *testing.T
+	ctx                     context.Context
+	repo                    *Repo
+	dir                     string
 	root, alice, audit, bob keys.Signer
-	intro                 string
+	intro                   string
 }
 
 func newSigner() keys.Signer {

@@ -81,11 +81,11 @@ func (r *Repo) Show(ctx context.Context, name, version string) ([]VersionView, e
 	if version != "" {
 		dir = VersionDir(name, version)
 	}
-	times := map[string]time.Time{}
+	times := map[string]appended{}
 	err = r.Git.Walk(ctx, gitx.WalkOptions{To: head, Paths: []string{dir}}, func(e *gitx.LogEntry) error {
 		for _, ch := range e.Changes {
 			if ch.Status == 'A' {
-				times[ch.Path] = time.Unix(e.Time, 0).UTC()
+				times[ch.Path] = appended{time.Unix(e.Time, 0).UTC(), len(times)}
 			}
 		}
 		return nil
@@ -111,7 +111,14 @@ func (r *Repo) Show(ctx context.Context, name, version string) ([]VersionView, e
 	return out, nil
 }
 
-func (r *Repo) versionView(rd *gitx.Reader, st *Overlay, root *Root, head, name, version string, times map[string]time.Time) (*VersionView, error) {
+// appended is when a file was added: its commit's time and its rank in
+// commit order.
+type appended struct {
+	time time.Time
+	seq  int
+}
+
+func (r *Repo) versionView(rd *gitx.Reader, st *Overlay, root *Root, head, name, version string, times map[string]appended) (*VersionView, error) {
 	dir := VersionDir(name, version)
 	files, err := rd.Tree(head + ":" + dir)
 	if err != nil {
@@ -137,7 +144,7 @@ func (r *Repo) versionView(rd *gitx.Reader, st *Overlay, root *Root, head, name,
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		rv := RecordView{ID: rec.ID, Kind: string(rec.Kind), Issuer: rec.Issuer(), Time: times[path], Status: StatusActive, Path: path}
+		rv := RecordView{ID: rec.ID, Kind: string(rec.Kind), Issuer: rec.Issuer(), Time: times[path].time, Status: StatusActive, Path: path}
 		if len(rec.SignedBy(root.Keys)) >= root.Threshold && rec.Kind.MultiSig() {
 			rv.Issuer, rv.Holder = "root", "root"
 		} else if k, _ := st.Key(rec.Issuer()); k != nil {
@@ -168,12 +175,7 @@ func (r *Repo) versionView(rd *gitx.Reader, st *Overlay, root *Root, head, name,
 			}
 		}
 	}
-	sort.SliceStable(recs, func(i, j int) bool {
-		if !recs[i].Time.Equal(recs[j].Time) {
-			return recs[i].Time.Before(recs[j].Time)
-		}
-		return recs[i].Kind == string(record.Authored) && recs[j].Kind != string(record.Authored)
-	})
+	sort.SliceStable(recs, func(i, j int) bool { return times[recs[i].Path].seq < times[recs[j].Path].seq })
 	v.Records = recs
 	return v, nil
 }
@@ -362,6 +364,9 @@ func (r *Repo) Log(ctx context.Context, limit int, fn func(LogEntry) error) erro
 					lr.Kind = "(malformed)"
 				} else {
 					lr.ID, lr.Kind, lr.Issuer, lr.Subject = rec.ID, string(rec.Kind), rec.Issuer(), rec.Statement.Subject[0].Name
+					if lr.Subject == "record" {
+						lr.Subject = "record " + rec.Statement.Subject[0].SHA256()[:16]
+					}
 				}
 			} else if loc, err := ParsePath(ch.Path); err == nil {
 				lr.Subject = loc.Name + "@" + loc.Version

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/record"
+)
+
+func newCertifyCmd() *cobra.Command {
+	var (
+		repo, key, property string
+		c                   index.Certification
+		asJSON              bool
+	)
+	cmd := &cobra.Command{
+		Use:   "certify NAME@VERSION --property KIND",
+		Short: "Certify a published version: audited, tested, reviewed, reproduced, proof-checked, vulnerable, deprecated, withdrawn",
+		Long: `Add a signed certification about a published version. Your key needs the scope
+certify:KIND (publishers may also mark their own packages deprecated or withdrawn).
+
+  --property audited|reviewed|reproduced|proof-checked|deprecated|withdrawn   [--note] [--evidence FILE]
+  --property tested [--result PASSED|WARNED|FAILED]                          in-toto test-result
+  --property vulnerable --id GHSA-… --severity low|medium|high|critical [--affects RANGE]   in-toto vulns
+
+--artifact narrows the statement to some artifacts (a platform, "source", or a
+file name); without it the statement is about the whole version. Evidence
+files are stored as blobs and named by digest. --supersedes replaces an
+earlier record of yours. Nobody but you (or the root) can end what you certify.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, version := descriptor.SplitID(args[0])
+			if version == "" {
+				return usageError{fmt.Errorf("%q: name the version, NAME@VERSION", args[0])}
+			}
+			if property == "" {
+				return usageError{errors.New("say what you certify with --property")}
+			}
+			kind, err := record.ParseKind(property)
+			if err != nil {
+				return usageError{err}
+			}
+			c.Name, c.Version, c.Kind = name, version, kind
+			r, err := openRepo(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			s, err := signer(key)
+			if err != nil {
+				return err
+			}
+			a, err := r.Certify(cmd.Context(), c, s)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(w, a)
+			}
+			what := string(kind)
+			if len(c.Artifacts) > 0 {
+				what += " (" + strings.Join(c.Artifacts, ", ") + ")"
+			}
+			fmt.Fprintf(w, "certified %s %s\n", args[0], what)
+			printAdded(w, a)
+			return nil
+		},
+	}
+	repoFlag(cmd, &repo)
+	f := cmd.Flags()
+	f.StringVar(&key, "key", "", "the signing key file (default $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519)")
+	f.StringVar(&property, "property", "", "what is certified: audited, tested, reviewed, reproduced, proof-checked, vulnerable, deprecated, withdrawn")
+	f.StringArrayVar(&c.Artifacts, "artifact", nil, "only these artifacts (platform, source, or file name; repeatable)")
+	f.StringArrayVar(&c.Evidence, "evidence", nil, "a file backing the statement, stored as a blob (repeatable)")
+	f.StringVar(&c.Note, "note", "", "a note (for tested: a URL of the run)")
+	f.StringVar(&c.VulnID, "id", "", "vulnerable: the advisory id (GHSA-…, CVE-…, OSV id)")
+	f.StringVar(&c.Severity, "severity", "", "vulnerable: low, medium, high or critical")
+	f.StringVar(&c.Affects, "affects", "", "vulnerable: the affected versions, a semver range such as '<1.2.4'")
+	f.StringVar(&c.Result, "result", "", "tested: PASSED (default), WARNED or FAILED")
+	f.StringVar(&c.Supersedes, "supersedes", "", "the id of an earlier record of yours that this one replaces")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newRevokeCmd() *cobra.Command {
+	var (
+		repo, reason string
+		keyFiles     []string
+		asJSON       bool
+	)
+	c := &cobra.Command{
+		Use:   "revoke RECORD-ID --reason TEXT",
+		Short: "End a record you issued (or, with a threshold of root keys, anyone's)",
+		Long: `Revoke a record: a revoke record is appended beside it, and the record counts as
+revoked from then on. Only the record's issuer (the same key, or another key the
+root granted to the same holder) or a threshold of root keys can revoke it.
+RECORD-ID may be shortened to a unique prefix of at least 8 hex digits.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if reason == "" {
+				return usageError{errors.New("say why with --reason")}
+			}
+			r, err := openRepo(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ss, err := signers(keyFiles)
+			if err != nil {
+				return err
+			}
+			a, err := r.Revoke(cmd.Context(), args[0], reason, ss...)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), a)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked record %s\n", args[0])
+			printAdded(cmd.OutOrStdout(), a)
+			return nil
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().StringArrayVar(&keyFiles, "key", nil, "the signing key file (repeat root keys for a threshold)")
+	c.Flags().StringVar(&reason, "reason", "", "why the record is revoked")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func newDemoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "demo DIR",
+		Short: "Walk through cairn in DIR: keys, a repository, grants, publish, certify, a vulnerability, a revocation, show, verify",
+		Long: `Run a whole session in a new directory DIR, printing each command as you would
+type it (paths relative to DIR) and its output: make keys, create a repository,
+grant a publisher and an auditor, publish a package, audit it, declare a
+vulnerability, watch the publisher fail to remove it, revoke it as its issuer,
+show the package and verify the whole history.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), args[0])
+		},
+	}
+}
+
+var recordLine = regexp.MustCompile(`(?m)^record ([0-9a-f]{64})$`)
+
+func runDemo(ctx context.Context, w io.Writer, dir string) error {
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("%s exists and is not empty: give the demo a new directory", dir)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
+		return err
+	}
+	p := func(rel string) string { return filepath.Join(dir, rel) }
+	step := func(wantFail bool, args ...string) (string, error) {
+		shown := make([]string, len(args))
+		for i, a := range args {
+			a = strings.ReplaceAll(a, dir+string(filepath.Separator), "")
+			if strings.ContainsAny(a, " <>*'") {
+				a = "'" + a + "'"
+			}
+			shown[i] = a
+		}
+		fmt.Fprintf(w, "\n$ cairn %s\n", strings.Join(shown, " "))
+		var out bytes.Buffer
+		code := run(ctx, args, io.MultiWriter(w, &out), w)
+		if (code != 0) != wantFail {
+			return "", fmt.Errorf("demo step 'cairn %s' exited %d", strings.Join(shown, " "), code)
+		}
+		return out.String(), nil
+	}
+	say := func(s string) { fmt.Fprintf(w, "\n# %s\n", s) }
+
+	fmt.Fprintf(w, "# a cairn session in %s (paths below are relative to it)\n", dir)
+	say("keys: OpenSSH ed25519, named by their SHA256 fingerprint")
+	for _, k := range []string{"root", "alice", "audit"} {
+		if _, err := step(false, "key", "new", p("keys/"+k+".key")); err != nil {
+			return err
+		}
+	}
+	say("a repository: a bare git index, a blob store, and its root of trust")
+	repo := p("repo")
+	if _, err := step(false, "init", repo, "--root-key", p("keys/root.key")); err != nil {
+		return err
+	}
+	say("the root grants scoped keys: alice publishes acme/*, the security team certifies")
+	if _, err := step(false, "key", "grant", "--repo", repo, "--key", p("keys/root.key"), p("keys/alice.key.pub"), "--holder", "alice", "--scope", "publish:acme/*"); err != nil {
+		return err
+	}
+	if _, err := step(false, "key", "grant", "--repo", repo, "--key", p("keys/root.key"), p("keys/audit.key.pub"), "--holder", "acme-security", "--scope", "certify:audited", "--scope", "certify:vulnerable"); err != nil {
+		return err
+	}
+	pkg := p("fastjson")
+	os.MkdirAll(pkg, 0o755)
+	os.WriteFile(filepath.Join(pkg, "cairn-package.yaml"), []byte(`name: acme/fastjson
+version: 1.2.3
+summary: Fast JSON for Go
+license: MIT
+artifacts:
+  - kind: source
+    file: fastjson-1.2.3.tar.gz
+  - kind: binary
+    platform: linux-amd64
+    file: fastjson-linux-amd64.tar.gz
+`), 0o644)
+	os.WriteFile(filepath.Join(pkg, "fastjson-1.2.3.tar.gz"), []byte("the source of fastjson 1.2.3\n"), 0o644)
+	os.WriteFile(filepath.Join(pkg, "fastjson-linux-amd64.tar.gz"), []byte("the linux-amd64 binary of fastjson 1.2.3\n"), 0o644)
+	say("alice publishes fastjson/ (cairn-package.yaml and two artifacts)")
+	if _, err := step(false, "publish", "--repo", repo, "--key", p("keys/alice.key"), pkg); err != nil {
+		return err
+	}
+	say("the security team audits the linux-amd64 binary, then declares a vulnerability")
+	if _, err := step(false, "certify", "--repo", repo, "--key", p("keys/audit.key"), "acme/fastjson@1.2.3", "--property", "audited", "--artifact", "linux-amd64", "--note", "reviewed the build"); err != nil {
+		return err
+	}
+	out, err := step(false, "certify", "--repo", repo, "--key", p("keys/audit.key"), "acme/fastjson@1.2.3", "--property", "vulnerable", "--id", "GHSA-demo-0001", "--severity", "high", "--affects", "<1.2.4")
+	if err != nil {
+		return err
+	}
+	m := recordLine.FindStringSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("demo: no record id in the certify output")
+	}
+	vuln := m[1]
+	say("alice would like the vulnerability gone: she is not its issuer, so the index refuses")
+	if _, err := step(true, "revoke", "--repo", repo, "--key", p("keys/alice.key"), vuln[:12], "--reason", "not a real problem"); err != nil {
+		return err
+	}
+	say("the security team finds it was a false positive and revokes its own record")
+	if _, err := step(false, "revoke", "--repo", repo, "--key", p("keys/audit.key"), vuln[:12], "--reason", "false positive"); err != nil {
+		return err
+	}
+	say("every record, its issuer and its status")
+	if _, err := step(false, "show", "--repo", repo, "acme/fastjson@1.2.3"); err != nil {
+		return err
+	}
+	if _, err := step(false, "key", "list", "--repo", repo); err != nil {
+		return err
+	}
+	if _, err := step(false, "log", "--repo", repo, "-n", "2"); err != nil {
+		return err
+	}
+	say("replay every rule over the whole history")
+	if _, err := step(false, "verify", "--repo", repo, "--full"); err != nil {
+		return err
+	}
+	return nil
+}

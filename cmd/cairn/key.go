@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+)
+
+func newKeyCmd() *cobra.Command {
+	c := &cobra.Command{Use: "key", Short: "Make keys, and grant, revoke and list the keys of a repository"}
+	c.AddCommand(newKeyNewCmd(), newKeyGrantCmd(), newKeyRevokeCmd(), newKeyListCmd())
+	return c
+}
+
+func newKeyNewCmd() *cobra.Command {
+	var comment string
+	c := &cobra.Command{
+		Use:   "new FILE",
+		Short: "Make an ed25519 key in OpenSSH format (FILE and FILE.pub); print its SHA256 fingerprint",
+		Long: `Make an ed25519 key pair: FILE holds the private key in OpenSSH format (mode
+0600, as ssh-keygen writes it) and FILE.pub the public key. The fingerprint
+printed is the key's id everywhere in cairn, exactly as 'ssh-keygen -lf' prints it.
+An existing file is never overwritten. Existing OpenSSH ed25519 keys work as they are.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pub, err := keys.Generate(args[0], comment)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), keys.ID(pub))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&comment, "comment", "", "comment stored with the key")
+	return c
+}
+
+type grantOpts struct {
+	repo    string
+	keys    []string
+	holder  string
+	scopes  []string
+	expires string
+	json    bool
+}
+
+func newKeyGrantCmd() *cobra.Command {
+	var o grantOpts
+	c := &cobra.Command{
+		Use:   "grant PUBKEY-FILE --holder NAME --scope SCOPE...",
+		Short: "Grant a key scopes, signed by a threshold of root keys",
+		Long: `Grant the key in PUBKEY-FILE (an OpenSSH .pub file) the given scopes. The
+grant is a record signed by the repository's root keys: pass --key once per
+root key until the threshold is met.
+
+Scopes:
+  publish:PATTERN          publish (and deprecate or withdraw) packages matching PATTERN, e.g. publish:acme/*
+  certify:KIND[:PATTERN]   make KIND certifications (audited, tested, reviewed, reproduced,
+                           proof-checked, vulnerable, deprecated, withdrawn), optionally only on PATTERN`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runKeyGrant(cmd.Context(), cmd.OutOrStdout(), o, args[0])
+		},
+	}
+	repoFlag(c, &o.repo)
+	c.Flags().StringArrayVar(&o.keys, "key", nil, "a root key file (repeat for a threshold)")
+	c.Flags().StringVar(&o.holder, "holder", "", "who holds the key (a person, team or service)")
+	c.Flags().StringArrayVar(&o.scopes, "scope", nil, "a scope to grant (repeatable)")
+	c.Flags().StringVar(&o.expires, "expires", "", "when the grant ends (RFC 3339 time or YYYY-MM-DD)")
+	c.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	return c
+}
+
+func runKeyGrant(ctx context.Context, w io.Writer, o grantOpts, pubFile string) error {
+	if o.holder == "" || len(o.scopes) == 0 {
+		return usageError{errors.New("a grant needs --holder and at least one --scope")}
+	}
+	pub, err := keys.LoadPublic(pubFile)
+	if err != nil {
+		return err
+	}
+	g := index.KeyGrant{Key: pub, Holder: o.holder, Scopes: o.scopes}
+	if o.expires != "" {
+		t, err := parseTime(o.expires)
+		if err != nil {
+			return usageError{err}
+		}
+		g.Expires = &t
+	}
+	r, err := openRepo(ctx, o.repo)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	roots, err := signers(o.keys)
+	if err != nil {
+		return err
+	}
+	a, err := r.Grant(ctx, g, roots...)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(w, a)
+	}
+	fmt.Fprintf(w, "granted %s to %s: %s\n", keys.ID(pub), o.holder, strings.Join(o.scopes, " "))
+	printAdded(w, a)
+	return nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2027-01-31T00:00:00Z) or YYYY-MM-DD", s)
+	}
+	return t.UTC(), nil
+}
+
+func newKeyRevokeCmd() *cobra.Command {
+	var (
+		repo, reason string
+		keyFiles     []string
+		asJSON       bool
+	)
+	c := &cobra.Command{
+		Use:   "revoke KEY-ID --reason TEXT",
+		Short: "Revoke a key, signed by a threshold of root keys",
+		Long: `Revoke the key KEY-ID (its SHA256: fingerprint). The key signs nothing after
+its revocation; what it signed before stays valid, and 'cairn show' marks it
+"issuer key revoked".`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if reason == "" {
+				return usageError{errors.New("say why with --reason")}
+			}
+			r, err := openRepo(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			roots, err := signers(keyFiles)
+			if err != nil {
+				return err
+			}
+			a, err := r.RevokeKey(cmd.Context(), args[0], reason, roots...)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), a)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked key %s\n", args[0])
+			printAdded(cmd.OutOrStdout(), a)
+			return nil
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().StringArrayVar(&keyFiles, "key", nil, "a root key file (repeat for a threshold)")
+	c.Flags().StringVar(&reason, "reason", "", "why the key is revoked")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func newKeyListCmd() *cobra.Command {
+	var (
+		repo   string
+		asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List the root keys and every granted key with its holder, scopes and status",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ks, err := r.Keys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), ks)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KEY\tHOLDER\tSTATUS\tSCOPES")
+			for _, k := range ks {
+				status := k.Status
+				if k.Reason != "" {
+					status += " (" + k.Reason + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Holder, status, strings.Join(k.Scopes, " "))
+			}
+			return tw.Flush()
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}

@@ -1,0 +1,185 @@
+// Command cairn is the package and trust manager's command line.
+//
+// Each command group lives in its own file and only parses flags, calls
+// the domain packages and prints. Errors are printed once, here, in one
+// voice ("cairn: error: …", then "cairn: hint: …"), and mapped to exit
+// codes from one table.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitError    = 1 // bad input, I/O, anything else
+	exitUsage    = 2 // bad flags or arguments
+	exitRefused  = 3 // an index rule or a security check refused it
+	exitNotFound = 4 // no such repository, package, record or key
+)
+
+func main() { os.Exit(Main()) }
+
+// Main runs cairn with os.Args and returns its exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+type usageError struct{ error }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code, hint := classify(err)
+	if code == exitUsage && !strings.Contains(err.Error(), "unknown command") {
+		hint = "see 'cairn " + commandPath(root, args) + " --help'"
+	}
+	fmt.Fprintf(stderr, "cairn: error: %s\n", err)
+	if hint != "" {
+		fmt.Fprintf(stderr, "cairn: hint: %s\n", hint)
+	}
+	return code
+}
+
+func commandPath(root *cobra.Command, args []string) string {
+	c, _, err := root.Find(args)
+	if err != nil || c == root {
+		return ""
+	}
+	return strings.TrimPrefix(c.CommandPath(), "cairn ")
+}
+
+// classify maps an error to its exit code and a hint.
+func classify(err error) (int, string) {
+	var (
+		ue usageError
+		re *index.RuleError
+		fe *index.ForkError
+		me *blob.MismatchError
+	)
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage, ""
+	case errors.As(err, &fe):
+		return exitRefused, "do not use this copy of the index: restore main to a descendant of the verified head, or fetch the index again from a source you trust"
+	case errors.As(err, &re):
+		return exitRefused, ruleHint(re)
+	case errors.As(err, &me):
+		return exitRefused, "the bytes are not what the index names: fetch the blob again from another mirror"
+	case errors.Is(err, keys.ErrNoKey):
+		return exitError, "pass --key FILE, set CAIRN_KEY, or add an ed25519 key to ssh-agent; make one with 'cairn key new FILE'"
+	case errors.Is(err, descriptor.ErrInvalid), errors.Is(err, record.ErrMalformed):
+		return exitError, "fix the file and run the command again; see 'cairn publish --help' for the manifest format"
+	case errors.Is(err, fs.ErrNotExist):
+		return exitNotFound, ""
+	}
+	return exitError, ""
+}
+
+func ruleHint(e *index.RuleError) string {
+	switch e.Rule {
+	case index.RuleScope:
+		return "ask the repository's root to grant the scope: cairn key grant --key ROOT.key KEY.pub --holder NAME --scope SCOPE"
+	case index.RuleSignature:
+		return "sign with a key the root has granted (cairn key list shows them)"
+	case index.RuleKeyRevoked, index.RuleKeyExpired:
+		return "this key may no longer sign: use another granted key, or ask the root for a new grant on a new key"
+	case index.RulePublishOnce:
+		return "published versions never change: bump the version in cairn-package.yaml and publish again"
+	case index.RuleIssuerOnly:
+		return "ask the record's issuer to revoke it, or a threshold of root keys"
+	case index.RuleThreshold, index.RuleRootRotation:
+		return "sign with more distinct root keys (--key once per key)"
+	case index.RuleAppendOnly:
+		return "the index only grows: end a record with 'cairn revoke' or a superseding certification instead of editing history"
+	}
+	return ""
+}
+
+func newRoot(stdout io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cairn",
+		Short: "cairn: a package and trust manager whose every claim can be checked",
+		Long: `cairn keeps a repository of packages whose index is a git repository of signed,
+append-only records: who published each version, who audited and tested it,
+which vulnerabilities it has. The repository's root keys grant scoped keys to
+publishers, auditors and CI services; every command checks every rule.
+
+Environment:
+  CAIRN_REPO     the repository, when --repo is not given
+  CAIRN_KEY      the signing key file, when --key is not given
+  SSH_AUTH_SOCK  an ssh-agent holding an ed25519 key signs when no key file is given
+                 (then ~/.ssh/id_ed25519 is tried)
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 not found.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newKeyCmd(), newInitCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
+		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd())
+	return root
+}
+
+// repoFlag adds --repo (default $CAIRN_REPO).
+func repoFlag(c *cobra.Command, dst *string) {
+	c.Flags().StringVar(dst, "repo", "", "the repository directory (default $CAIRN_REPO)")
+}
+
+func openRepo(ctx context.Context, dir string) (*index.Repo, error) {
+	if dir == "" {
+		dir = os.Getenv("CAIRN_REPO")
+	}
+	if dir == "" {
+		return nil, usageError{errors.New("no repository: pass --repo DIR or set CAIRN_REPO")}
+	}
+	return index.Open(ctx, dir)
+}
+
+// signer resolves one signing key (--key, $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519).
+func signer(path string) (keys.Signer, error) { return keys.Resolve(path) }
+
+// signers resolves each --key given (at least one), for threshold signing.
+func signers(paths []string) ([]keys.Signer, error) {
+	if len(paths) == 0 {
+		s, err := keys.Resolve("")
+		if err != nil {
+			return nil, err
+		}
+		return []keys.Signer{s}, nil
+	}
+	var out []keys.Signer
+	for _, p := range paths {
+		s, err := keys.Resolve(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

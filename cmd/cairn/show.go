@@ -1,0 +1,241 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
+)
+
+func newShowCmd() *cobra.Command {
+	var (
+		repo   string
+		asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "show NAME[@VERSION]",
+		Short: "Show a package's versions, artifacts and every record about them, with its status",
+		Long: `Show a package (or one version): its descriptor, artifacts with digests, and
+every record about it — kind, issuer (holder and key), when it was appended,
+and its status: active, revoked, superseded, or "issuer key revoked" (signed
+before the key's revocation, so still valid, but worth a look).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			name, version := descriptor.SplitID(args[0])
+			views, err := r.Show(cmd.Context(), name, version)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), views)
+			}
+			for i, v := range views {
+				if i > 0 {
+					fmt.Fprintln(cmd.OutOrStdout())
+				}
+				printVersion(cmd.OutOrStdout(), v)
+			}
+			return nil
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func printVersion(w io.Writer, v index.VersionView) {
+	d := v.Descriptor
+	fmt.Fprintf(w, "%s@%s\n", v.Name, v.Version)
+	fmt.Fprintf(w, "  uuid        %s\n", d.UUID)
+	if d.Summary != "" {
+		fmt.Fprintf(w, "  summary     %s\n", d.Summary)
+	}
+	if d.License != "" {
+		fmt.Fprintf(w, "  license     %s\n", d.License)
+	}
+	fmt.Fprintf(w, "  descriptor  sha256:%s (%d bytes)\n", v.Ref.SHA256, v.Ref.Size)
+	for _, dep := range d.Dependencies {
+		fmt.Fprintf(w, "  depends on  %s %s\n", dep.Name, dep.Version)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  artifacts:")
+	for _, a := range d.Artifacts {
+		fmt.Fprintf(tw, "    %s\t%s\tsha256:%s\t%d bytes\n", a.Label(), a.File, a.SHA256, a.Size)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "  records:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range v.Records {
+		kind := r.Kind
+		if len(r.Artifacts) > 0 {
+			kind += " [" + strings.Join(r.Artifacts, ",") + "]"
+		}
+		status := r.Status
+		if r.EndedBy != "" {
+			status += " by " + r.EndedBy[:16]
+		}
+		issuer := r.Holder
+		if r.Issuer != "root" {
+			issuer += " (" + r.Issuer + ")"
+		}
+		fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\n", r.ID[:16], r.Time.Format(time.RFC3339), kind, issuer, status, r.Detail)
+	}
+	tw.Flush()
+}
+
+func newLogCmd() *cobra.Command {
+	var (
+		repo   string
+		limit  int
+		asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "log",
+		Short: "Print the audit trail, newest first: every commit and the records it added",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			w := cmd.OutOrStdout()
+			var all []index.LogEntry
+			err = r.Log(cmd.Context(), limit, func(e index.LogEntry) error {
+				if asJSON {
+					all = append(all, e)
+					return nil
+				}
+				fmt.Fprintf(w, "commit %s  %s  %s\n    %s\n", e.Commit, e.Time.Format(time.RFC3339), e.Author, e.Message)
+				for _, rec := range e.Records {
+					switch {
+					case rec.ID == "":
+						fmt.Fprintf(w, "    + %-13s %s\n", rec.Kind, rec.Subject)
+					default:
+						fmt.Fprintf(w, "    + %-13s %s  record %.16s  by %s\n", rec.Kind, rec.Subject, rec.ID, rec.Issuer)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(w, all)
+			}
+			return nil
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().IntVarP(&limit, "max-count", "n", 0, "show at most this many commits")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func newVerifyCmd() *cobra.Command {
+	var (
+		repo         string
+		full, asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "verify",
+		Short: "Replay every rule over the index's history (only what is new, unless --full)",
+		Long: `Verify the index: every commit after the last verified head is checked against
+every rule (append-only, signatures by granted keys with the right scope,
+versions published once, revocations by their issuer, root thresholds), with
+signatures checked in parallel on all cores. The verified head is remembered;
+a head that does not descend from it (history rewritten) is refused.
+--full replays everything from the introduction.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			res, err := r.Verify(cmd.Context(), full)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(w, res)
+			}
+			from := "the introduction"
+			if res.From != "" {
+				from = res.From[:12]
+			}
+			if res.Commits == 0 && !full {
+				fmt.Fprintf(w, "ok: head %s already verified (%d records)\n", res.Head, res.Total)
+				return nil
+			}
+			fmt.Fprintf(w, "ok: verified %d commits, %d files from %s to head %s in %s\n", res.Commits, res.Records, from, res.Head, res.Duration.Round(time.Millisecond))
+			return nil
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().BoolVar(&full, "full", false, "replay everything from the introduction")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func newRootCmd() *cobra.Command {
+	c := &cobra.Command{Use: "root", Short: "Manage the repository's root of trust"}
+	var (
+		repo      string
+		old, next []string
+		threshold int
+		asJSON    bool
+	)
+	rotate := &cobra.Command{
+		Use:   "rotate --key OLD... --new-root-key NEW... --threshold N",
+		Short: "Replace the root keys: signed by a threshold of the old root keys and of the new",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(next) == 0 || threshold < 1 {
+				return usageError{fmt.Errorf("name the new root keys (--new-root-key, private key files: they sign too) and --threshold")}
+			}
+			r, err := openRepo(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			olds, err := signers(old)
+			if err != nil {
+				return err
+			}
+			news, err := signers(next)
+			if err != nil {
+				return err
+			}
+			a, err := r.RotateRoot(cmd.Context(), olds, news, threshold)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), a)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rotated the root: %d key(s), threshold %d\n", len(news), threshold)
+			printAdded(cmd.OutOrStdout(), a)
+			return nil
+		},
+	}
+	repoFlag(rotate, &repo)
+	rotate.Flags().StringArrayVar(&old, "key", nil, "a current root key file (repeat for the threshold)")
+	rotate.Flags().StringArrayVar(&next, "new-root-key", nil, "a new root key file (repeatable)")
+	rotate.Flags().IntVar(&threshold, "threshold", 0, "the new threshold")
+	rotate.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.AddCommand(rotate)
+	return c
+}
