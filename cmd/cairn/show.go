@@ -177,7 +177,7 @@ a head that does not descend from it (history rewritten) is refused.
 				from = res.From[:12]
 			}
 			if res.Commits == 0 && !full {
-				fmt.Fprintf(w, "ok: head %s already verified (%d records)\n", res.Head, res.Total)
+				fmt.Fprintf(w, "ok: head %s already verified (%d files)\n", res.Head, res.Total)
 				return nil
 			}
 			fmt.Fprintf(w, "ok: verified %d commits, %d files from %s to head %s in %s\n", res.Commits, res.Records, from, res.Head, res.Duration.Round(time.Millisecond))

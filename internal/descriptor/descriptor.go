@@ -29,7 +29,13 @@ const MaxSize = 64 << 10
 const Schema = "https://cairn.dev/descriptor/v1"
 
 // ErrInvalid is the parent of every descriptor and manifest error.
-var ErrInvalid = errors.New("invalid descriptor")
+var ErrInvalid = errors.New("invalid package metadata")
+
+// invalidError is a descriptor or manifest error: what was invalid, and why.
+type invalidError struct{ what, why string }
+
+func (e *invalidError) Error() string { return e.what + ": " + e.why }
+func (e *invalidError) Unwrap() error { return ErrInvalid }
 
 // Descriptor describes one package version.
 type Descriptor struct {
@@ -73,7 +79,7 @@ var (
 )
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	return &invalidError{"invalid descriptor", fmt.Sprintf(format, args...)}
 }
 
 // CheckName checks a package name: "namespace/name", lowercase.

@@ -8,11 +8,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"cairn.dev/cairn/internal/blob"
 )
+
+func invalidManifest(format string, args ...any) error {
+	return &invalidError{"invalid manifest", fmt.Sprintf(format, args...)}
+}
 
 // ManifestFile is the manifest's file name in a package directory.
 const ManifestFile = "cairn-package.yaml"
@@ -36,16 +41,21 @@ type Manifest struct {
 // ParseManifest decodes a manifest strictly: unknown fields are errors.
 func ParseManifest(data []byte) (*Manifest, error) {
 	if len(data) > MaxSize {
-		return nil, invalid("manifest is %d bytes, over the %d-byte cap", len(data), MaxSize)
+		return nil, invalidManifest("%d bytes, over the %d-byte cap", len(data), MaxSize)
 	}
 	var m Manifest
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&m); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, invalid("manifest is empty")
+		var te *yaml.TypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil, invalidManifest("the file is empty")
+		case errors.As(err, &te):
+			msg := strings.Join(te.Errors, "; ")
+			return nil, invalidManifest("%s", strings.ReplaceAll(msg, " not found in type descriptor.Manifest", " is not a manifest field"))
 		}
-		return nil, invalid("%v", err)
+		return nil, invalidManifest("%v", err)
 	}
 	return &m, nil
 }
@@ -74,7 +84,7 @@ func FromDir(ctx context.Context, dir string, store blob.Store, uuidFor func(nam
 	}
 	for _, a := range m.Artifacts {
 		if !fileRE.MatchString(a.File) {
-			return nil, fmt.Errorf("%s: %w", mpath, invalid("artifact file %q: a plain file name beside the manifest", a.File))
+			return nil, fmt.Errorf("%s: %w", mpath, invalidManifest("artifact file %q: a plain file name beside the manifest", a.File))
 		}
 		ref, err := blob.PutFile(ctx, store, filepath.Join(dir, a.File))
 		if err != nil {

@@ -316,7 +316,7 @@ func (a *applier) signer(f *File, kind record.Kind, name string) (*Key, error) {
 			have = append(have, g.Raw[i])
 		}
 	}
-	return nil, a.fail(RuleScope, f, "key %s (holder %s) has scopes [%s]; a %s record on %s needs %s", id, k.Holder(), strings.Join(have, " "), kind, name, record.Needed(kind, name))
+	return nil, a.fail(RuleScope, f, "key %s (holder %s) has scopes [%s]; %s records on %s need %s", id, k.Holder(), strings.Join(have, " "), kind, name, record.Needed(kind, name))
 }
 
 // rootSigned checks that a threshold of distinct root keys signed.

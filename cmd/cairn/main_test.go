@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"regexp"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"cairn": func() { os.Exit(Main()) }})
+}
+
+// TestScripts runs the workflows and attacks in testdata/script, each a
+// user's session line by line (go test -run TestScripts -update rewrites
+// the expected outputs of cmp lines).
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		UpdateScripts:       *update,
+		Setup: func(e *testscript.Env) error {
+			for _, kv := range [][2]string{
+				{"GIT_AUTHOR_NAME", "mallory"}, {"GIT_AUTHOR_EMAIL", "mallory@example.com"},
+				{"GIT_COMMITTER_NAME", "mallory"}, {"GIT_COMMITTER_EMAIL", "mallory@example.com"},
+				{"GIT_CONFIG_NOSYSTEM", "1"}, {"SSH_AUTH_SOCK", ""}, {"CAIRN_KEY", ""}, {"CAIRN_REPO", ""},
+			} {
+				e.Setenv(kv[0], kv[1])
+			}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"versiondir": cmdVersionDir,
+			"recordid":   cmdRecordID,
+			"forge":      cmdForge,
+			"keyid":      cmdKeyID,
+		},
+	})
+}
+
+// versiondir VAR NAME@VERSION: set $VAR to the version's directory in the index.
+func cmdVersionDir(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: versiondir VAR NAME@VERSION")
+	}
+	name, version := descriptor.SplitID(args[1])
+	ts.Setenv(args[0], index.VersionDir(name, version))
+}
+
+var recordRE = regexp.MustCompile(`(?m)^record ([0-9a-f]{64})$`)
+
+// recordid VAR: set $VAR to the last record id the previous command printed.
+func cmdRecordID(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: recordid VAR")
+	}
+	m := recordRE.FindAllStringSubmatch(ts.ReadFile("stdout"), -1)
+	if len(m) == 0 {
+		ts.Fatalf("no 'record ID' line in stdout")
+	}
+	ts.Setenv(args[0], m[len(m)-1][1])
+}
+
+// forge IN OUT-DIR KEYFILE PAYLOAD-TYPE PREDICATE-TYPE: re-sign the
+// statement of record IN with KEYFILE after setting its payload and
+// predicate types ("-" keeps one), write it to OUT-DIR/ID.json, and set
+// $FORGED to that path. It is the attacker's tool.
+func cmdForge(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 5 {
+		ts.Fatalf("usage: forge IN OUT-DIR KEYFILE PAYLOAD-TYPE PREDICATE-TYPE")
+	}
+	rec, err := record.Parse([]byte(ts.ReadFile(args[0])))
+	ts.Check(err)
+	var st map[string]any
+	ts.Check(json.Unmarshal(rec.Payload, &st))
+	if args[4] != "-" {
+		st["predicateType"] = args[4]
+	}
+	payload, err := json.Marshal(st)
+	ts.Check(err)
+	pt := record.PayloadType
+	if args[3] != "-" {
+		pt = args[3]
+	}
+	s, err := keys.LoadPrivate(ts.MkAbs(args[2]))
+	ts.Check(err)
+	sig, err := s.Sign(dsse.PAE(pt, payload))
+	ts.Check(err)
+	env, err := json.Marshal(dsse.Envelope{PayloadType: pt, Payload: base64.StdEncoding.EncodeToString(payload),
+		Signatures: []dsse.Signature{{KeyID: keys.ID(s.Public()), Sig: base64.StdEncoding.EncodeToString(sig)}}})
+	ts.Check(err)
+	out := ts.MkAbs(args[1]) + "/" + record.ID(payload) + ".json"
+	ts.Check(os.WriteFile(out, env, 0o644))
+	ts.Setenv("FORGED", out)
+}
+
+// keyid VAR FILE: set $VAR to the SHA256 fingerprint of a key file.
+func cmdKeyID(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: keyid VAR FILE")
+	}
+	pub, err := keys.LoadPublic(ts.MkAbs(args[1]))
+	ts.Check(err)
+	ts.Setenv(args[0], keys.ID(pub))
+}
