@@ -173,3 +173,5 @@ func TestKeysView(t *testing.T) {
 		t.Fatalf("keys: %v", got)
 	}
 }
+
+func f0ctx() context.Context { return context.Background() }

@@ -1,0 +1,238 @@
+package index
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// try checks files as one commit on the current head, without writing.
+func (f *fixture) try(parents int, at time.Time, files ...*File) error {
+	f.t.Helper()
+	head, err := f.repo.Head(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	st, err := f.repo.State(f.ctx, head)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c := &Commit{ID: "test", Time: at}
+	for i := 0; i < parents; i++ {
+		c.Parents = append(c.Parents, head)
+	}
+	for _, file := range files {
+		if file.Status == 0 {
+			file.Status, file.Mode = 'A', "100644"
+		}
+		prepare(file)
+		c.Files = append(c.Files, file)
+	}
+	return Apply(st, c, f.intro)
+}
+
+func (f *fixture) sign(kind record.Kind, subjects []record.Subject, pred any, signers ...keys.Signer) *record.Record {
+	f.t.Helper()
+	payload, err := record.Build(kind, subjects, pred)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	rec, err := record.Sign(payload, signers...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return rec
+}
+
+func at(dir string, r *record.Record) *File { return &File{Path: RecordPath(dir, r.ID), Data: r.Raw} }
+
+func TestRules(t *testing.T) {
+	f := newFixture(t)
+	p := f.publish(f.alice, "acme/fastjson", "1.2.3")
+	vdir := VersionDir("acme/fastjson", "1.2.3")
+	descSubject := record.Subject{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}}
+	audit := func(s keys.Signer, subjects ...record.Subject) *record.Record {
+		return f.sign(record.Audited, append([]record.Subject{descSubject}, subjects...), record.CertificationPredicate{Issued: time.Now()}, s)
+	}
+	good := audit(f.audit)
+	now := time.Now()
+	other := newSigner()
+	expired := newSigner()
+	past := now.Add(-time.Hour)
+	if _, err := f.repo.Grant(f.ctx, KeyGrant{Key: expired.Public(), Holder: "temp", Scopes: []string{"certify:audited"}, Expires: &past}, f.root); err != nil {
+		t.Fatal(err)
+	}
+	grantRec := f.sign(record.Grant, []record.Subject{keySubject(other.Public())},
+		record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "other", Scopes: []string{"certify:audited"}, Issued: now}, f.root)
+
+	// A threshold met by one key signing twice, once under another key's id.
+	root2 := newSigner()
+	mislabelled := f.sign(record.Grant, []record.Subject{keySubject(other.Public())},
+		record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "other", Scopes: []string{"certify:audited"}, Issued: now}, f.root, f.root)
+	var env map[string]any
+	json.Unmarshal(mislabelled.Raw, &env)
+	env["signatures"].([]any)[1].(map[string]any)["keyid"] = keys.ID(root2.Public())
+	relabelled, _ := json.Marshal(env)
+
+	// A signature by alice presented as the auditor's.
+	forged := audit(f.alice)
+	json.Unmarshal(forged.Raw, &env)
+	env["signatures"].([]any)[0].(map[string]any)["keyid"] = keys.ID(f.audit.Public())
+	forgedRaw, _ := json.Marshal(env)
+	forgedRec, _ := record.Parse(forgedRaw)
+
+	// A descriptor for 1.2.4 with no authored record.
+	d := *p.Descriptor
+	d.Version = "1.2.4"
+	dData, _ := d.Marshal()
+	vdir2 := VersionDir("acme/fastjson", "1.2.4")
+
+	// A supersede whose replacement is somebody else's record.
+	bobAudit := audit(f.bob)
+	superseded := f.sign(record.Supersede, []record.Subject{{Name: "record", Digest: map[string]string{"sha256": good.ID}}},
+		record.EndPredicate{Reason: "x", Replacement: bobAudit.ID, Issued: now}, f.audit)
+
+	// Revoking a grant with revoke (not revoke-key).
+	grantFile := f.repoFind(t, keys.IDHex(f.alice.Public()))
+	revokeGrant := f.sign(record.Revoke, []record.Subject{{Name: "record", Digest: map[string]string{"sha256": grantFile}}},
+		record.EndPredicate{Reason: "x", Issued: now}, f.root)
+
+	cases := []struct {
+		name    string
+		parents int
+		time    time.Time
+		files   []*File
+		rule    string
+		want    string
+	}{
+		{"valid certification", 1, now, []*File{at(vdir, good)}, "", ""},
+		{"merge commit", 2, now, []*File{at(vdir, good)}, RuleLinear, "2 parents"},
+		{"second root commit", 0, now, []*File{at(vdir, good)}, RuleLinear, "0 parents"},
+		{"executable file", 1, now, []*File{{Path: RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "100755"}}, RuleWellFormed, "mode 100755"},
+		{"symlink", 1, now, []*File{{Path: RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "120000"}}, RuleWellFormed, "mode 120000"},
+		{"file named for another id", 1, now, []*File{{Path: RecordPath(vdir, strings.Repeat("0", 64)), Data: good.Raw}}, RuleWellFormed, "but the record's id is"},
+		{"record in another version's directory", 1, now, []*File{at(vdir2, good)}, RuleSubject, "is not published"},
+		{"certification in a key directory", 1, now, []*File{at(KeyDir(keys.IDHex(f.audit.Public())), good)}, RuleWellFormed, "belongs in a package version's directory"},
+		{"artifact not in the descriptor", 1, now, []*File{at(vdir, audit(f.audit, record.Subject{Name: "evil.tar.gz", Digest: map[string]string{"sha256": strings.Repeat("e", 64)}}))}, RuleSubject, "is not an artifact of"},
+		{"wrong descriptor digest", 1, now, []*File{at(vdir, f.sign(record.Audited, []record.Subject{{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": strings.Repeat("d", 64)}}}, record.CertificationPredicate{Issued: now}, f.audit))}, RuleSubject, "descriptor's sha256"},
+		{"signature under a borrowed key id", 1, now, []*File{at(vdir, forgedRec)}, RuleSignature, "does not verify"},
+		{"expired grant", 1, now, []*File{at(vdir, audit(expired))}, RuleKeyExpired, "had expired"},
+		{"before expiry", 1, past.Add(-time.Minute), []*File{at(vdir, audit(expired))}, "", ""},
+		{"a second signature under an unknown id is ignored", 1, now, []*File{{Path: RecordPath(KeyDir(keys.IDHex(other.Public())), mislabelled.ID), Data: relabelled}}, "", ""},
+		{"grant by a non-root key", 1, now, []*File{at(KeyDir(keys.IDHex(other.Public())), f.sign(record.Grant, []record.Subject{keySubject(other.Public())}, record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "x", Scopes: []string{"publish:*"}, Issued: now}, f.alice))}, RuleThreshold, "signed by 0 distinct root key"},
+		{"grant filed under another key", 1, now, []*File{at(KeyDir(keys.IDHex(f.alice.Public())), grantRec)}, RuleWellFormed, "directory of the key it names"},
+		{"descriptor without authored record", 1, now, []*File{{Path: vdir2 + "/" + DescriptorFile, Data: dData}}, RulePublishOnce, "without its publisher's authored record"},
+		{"authored record for a published version", 1, now, []*File{at(vdir, f.sign(record.Authored, []record.Subject{descSubject}, record.AuthoredPredicate{Descriptor: p.Ref, Issued: now}, f.alice))}, RulePublishOnce, "which this commit does not publish"},
+		{"descriptor at another version's path", 1, now, []*File{{Path: vdir + "/" + DescriptorFile, Data: dData}}, RuleWellFormed, "sits at the path of acme/fastjson@1.2.3"},
+		{"supersede with another issuer's replacement", 1, now, []*File{at(vdir, good), at(vdir, bobAudit), at(vdir, superseded)}, RuleIssuerOnly, "not by the superseding key"},
+		{"revoke of a grant", 1, now, []*File{at(KeyDir(keys.IDHex(f.alice.Public())), revokeGrant)}, RuleWellFormed, "belongs in a package version's directory"},
+		{"deleted file", 1, now, []*File{{Path: RecordPath(vdir, p.Records[0]), Status: 'D'}}, RuleAppendOnly, "file deleted"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := f.try(c.parents, c.time, c.files...)
+			if c.rule == "" {
+				if err != nil {
+					t.Fatalf("refused a valid commit: %v", err)
+				}
+				return
+			}
+			wantRule(t, err, c.rule)
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not say %q", err, c.want)
+			}
+		})
+	}
+}
+
+// repoFind returns the id of the (only) record in a key's directory.
+func (f *fixture) repoFind(t *testing.T, keyHex string) string {
+	head, _ := f.repo.Head(f.ctx)
+	rd, _ := f.repo.reader(f.ctx)
+	entries, err := rd.Tree(head + ":" + KeyDir(keyHex))
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("key dir: %v %v", entries, err)
+	}
+	return strings.TrimSuffix(entries[0].Name, ".json")
+}
+
+// Thresholds count distinct keys: two signatures by one root key, the
+// second under another root key's id, do not make two.
+func TestThresholdCountsDistinctKeys(t *testing.T) {
+	ctx := f0ctx()
+	r1, r2, r3 := newSigner(), newSigner(), newSigner()
+	dir := t.TempDir() + "/repo"
+	r, intro, err := Init(ctx, dir, []keys.Signer{r1, r2, r3}, nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f := &fixture{t: t, ctx: ctx, repo: r, intro: intro.ID, root: r1}
+	k := newSigner()
+	pred := record.GrantPredicate{Key: keys.FormatPublic(k.Public()), Holder: "k", Scopes: []string{"certify:audited"}, Issued: time.Now()}
+	dirK := KeyDir(keys.IDHex(k.Public()))
+
+	twice := f.sign(record.Grant, []record.Subject{keySubject(k.Public())}, pred, r1, r1)
+	wantRule(t, f.try(1, time.Now(), at(dirK, twice)), RuleThreshold)
+
+	var env map[string]any
+	json.Unmarshal(twice.Raw, &env)
+	env["signatures"].([]any)[1].(map[string]any)["keyid"] = keys.ID(r2.Public())
+	relabelled, _ := json.Marshal(env)
+	wantRule(t, f.try(1, time.Now(), &File{Path: RecordPath(dirK, twice.ID), Data: relabelled}), RuleThreshold)
+
+	// r1's signature copied into a second slot with r2's id and a flipped bit.
+	sig, _ := base64.StdEncoding.DecodeString(env["signatures"].([]any)[1].(map[string]any)["sig"].(string))
+	sig[0] ^= 1
+	env["signatures"].([]any)[1].(map[string]any)["sig"] = base64.StdEncoding.EncodeToString(sig)
+	flipped, _ := json.Marshal(env)
+	wantRule(t, f.try(1, time.Now(), &File{Path: RecordPath(dirK, twice.ID), Data: flipped}), RuleThreshold)
+
+	two := f.sign(record.Grant, []record.Subject{keySubject(k.Public())}, pred, r1, r2)
+	if err := f.try(1, time.Now(), at(dirK, two)); err != nil {
+		t.Fatalf("two distinct root keys refused: %v", err)
+	}
+
+	// Rotation: a threshold of the old root, but the new keys did not sign.
+	n1, n2 := newSigner(), newSigner()
+	rp := record.RootPredicate{Version: 2, Threshold: 2, Previous: intro.ID, Issued: time.Now(),
+		Keys: []record.RootKey{{Key: keys.FormatPublic(n1.Public())}, {Key: keys.FormatPublic(n2.Public())}}}
+	subjects := []record.Subject{keySubject(n1.Public()), keySubject(n2.Public())}
+	oldOnly := f.sign(record.Root, subjects, rp, r1, r2)
+	err = f.try(1, time.Now(), &File{Path: RootPath(2), Data: oldOnly.Raw})
+	wantRule(t, err, RuleThreshold)
+	if !strings.Contains(err.Error(), "of the new root") {
+		t.Fatalf("error does not name the new root: %v", err)
+	}
+	// Skipping a version, or not naming the previous root, breaks the chain.
+	rp3 := rp
+	rp3.Version = 3
+	skip := f.sign(record.Root, subjects, rp3, r1, r2, n1, n2)
+	wantRule(t, f.try(1, time.Now(), &File{Path: RootPath(3), Data: skip.Raw}), RuleRootRotation)
+	ok := f.sign(record.Root, subjects, rp, r1, r2, n1, n2)
+	if err := f.try(1, time.Now(), &File{Path: RootPath(2), Data: ok.Raw}); err != nil {
+		t.Fatalf("valid rotation refused: %v", err)
+	}
+}
+
+// An index that starts with another root record is another repository.
+func TestIntroductionPinned(t *testing.T) {
+	f := newFixture(t)
+	other := newSigner()
+	rp := record.RootPredicate{Version: 1, Threshold: 1, Issued: time.Now(), Keys: []record.RootKey{{Key: keys.FormatPublic(other.Public())}}}
+	rec := f.sign(record.Root, []record.Subject{keySubject(other.Public())}, rp, other)
+	file := &File{Path: RootPath(1), Data: rec.Raw, Status: 'A', Mode: "100644"}
+	prepare(file)
+	err := Apply(NewOverlay(nil), &Commit{ID: "x", Files: []*File{file}}, f.intro)
+	wantRule(t, err, RuleIntroduction)
+	if !strings.Contains(err.Error(), "pinned to introduction "+f.intro) {
+		t.Fatalf("error does not name the pinned introduction: %v", err)
+	}
+	_ = blob.Ref{}
+}
