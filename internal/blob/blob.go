@@ -14,7 +14,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"regexp"
 )
 
 // Ref names a blob.
@@ -25,11 +24,22 @@ type Ref struct {
 
 func (r Ref) String() string { return fmt.Sprintf("sha256:%s (%d bytes)", r.SHA256, r.Size) }
 
-var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+// IsDigest reports whether s is a lowercase hex sha256.
+func IsDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Check reports whether r is a well-formed reference.
 func (r Ref) Check() error {
-	if !hex64.MatchString(r.SHA256) || r.Size < 0 {
+	if !IsDigest(r.SHA256) || r.Size < 0 {
 		return fmt.Errorf("blob reference %q/%d: want a lowercase hex sha256 and a size ≥ 0", r.SHA256, r.Size)
 	}
 	return nil

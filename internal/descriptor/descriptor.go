@@ -18,6 +18,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/uuid"
+	modsemver "golang.org/x/mod/semver"
 
 	"cairn.dev/cairn/internal/blob"
 )
@@ -73,7 +74,6 @@ func (a Artifact) Label() string {
 }
 
 var (
-	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$`)
 	platformRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 	fileRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$`)
 )
@@ -82,18 +82,20 @@ func invalid(format string, args ...any) error {
 	return &invalidError{"invalid descriptor", fmt.Sprintf(format, args...)}
 }
 
-// CheckName checks a package name: "namespace/name", lowercase.
+// CheckName checks a package name: "namespace/name", each part 1 to 64
+// of [a-z0-9._-] starting with a letter or digit.
 func CheckName(name string) error {
-	if !nameRE.MatchString(name) {
+	ns, pkg, ok := strings.Cut(name, "/")
+	if !ok || !namePart(ns) || !namePart(pkg) {
 		return invalid("package name %q: want namespace/name in lowercase letters, digits, '.', '_' and '-'", name)
 	}
 	return nil
 }
 
-// CheckVersion checks a version: strict semver without a leading v.
+// CheckVersion checks a version: strict semver (major.minor.patch, an
+// optional pre-release, no build metadata) without a leading v.
 func CheckVersion(v string) error {
-	sv, err := semver.StrictNewVersion(v)
-	if err != nil || sv.Original() != sv.String() {
+	if !modsemver.IsValid("v"+v) || modsemver.Canonical("v"+v) != "v"+v {
 		return invalid("version %q: want strict semver such as 1.2.3", v)
 	}
 	return nil
@@ -186,6 +188,19 @@ func Parse(data []byte) (*Descriptor, error) {
 		return nil, invalid("%s@%s: descriptor is not in canonical form", d.Name, d.Version)
 	}
 	return &d, nil
+}
+
+func namePart(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s[0] == '.' || s[0] == '_' || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ID returns "name@version".

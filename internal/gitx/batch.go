@@ -71,7 +71,12 @@ func (b *Reader) Read(spec string) (*Object, error) {
 	if err := b.in.Flush(); err != nil {
 		return nil, fmt.Errorf("git cat-file: %w", err)
 	}
-	line, err := b.out.ReadString('\n')
+	return readReply(b.out, spec)
+}
+
+// readReply reads one `cat-file --batch` reply.
+func readReply(br *bufio.Reader, spec string) (*Object, error) {
+	line, err := br.ReadString('\n')
 	if err != nil {
 		return nil, fmt.Errorf("git cat-file: %w", err)
 	}
@@ -87,11 +92,64 @@ func (b *Reader) Read(spec string) (*Object, error) {
 		return nil, fmt.Errorf("git cat-file: unexpected reply %q", line)
 	}
 	data := make([]byte, size+1)
-	if _, err := io.ReadFull(b.out, data); err != nil {
+	if _, err := io.ReadFull(br, data); err != nil {
 		return nil, fmt.Errorf("git cat-file: %w", err)
 	}
 	return &Object{ID: f[0], Type: f[1], Data: data[:size]}, nil
 }
+
+// Stream reads many objects through one `git cat-file --batch --buffer`,
+// pipelined: one goroutine sends requests while another takes the replies,
+// in the same order, so no request waits for the one before it. Request
+// and Next must each be called from one goroutine at a time.
+type Stream struct {
+	in    *bufio.Writer
+	stdin io.Closer
+	out   *bufio.Reader
+	wait  func() error
+}
+
+// NewStream starts a pipelined reader. Call CloseRequests after the last
+// Request, and Wait after the last Next.
+func (r *Repo) NewStream(ctx context.Context) (*Stream, error) {
+	cmd := r.command(ctx, "cat-file", "--batch", "--buffer")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &Stream{in: bufio.NewWriterSize(stdin, 1<<14), stdin: stdin, out: bufio.NewReaderSize(stdout, 1<<16), wait: cmd.Wait}, nil
+}
+
+// Request asks for an object; its reply comes from Next in request order.
+func (s *Stream) Request(spec string) error {
+	if strings.ContainsAny(spec, "\n") {
+		return fmt.Errorf("object name %q contains a newline", spec)
+	}
+	_, err := s.in.WriteString(spec + "\n")
+	return err
+}
+
+// CloseRequests sends the last requests; git then flushes every reply.
+func (s *Stream) CloseRequests() error {
+	err := s.in.Flush()
+	if cerr := s.stdin.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Next returns the reply to the oldest unanswered request.
+func (s *Stream) Next() (*Object, error) { return readReply(s.out, "object") }
+
+// Wait waits for git to exit.
+func (s *Stream) Wait() error { return s.wait() }
 
 // Tree reads a tree (by id or "<commit-ish>:<path>"); a missing path is
 // fs.ErrNotExist.

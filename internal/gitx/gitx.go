@@ -9,6 +9,7 @@ package gitx
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -168,10 +169,13 @@ func (r *Repo) WriteObject(typ string, data []byte) (string, error) {
 		return "", err
 	}
 	var buf bytes.Buffer
-	zw := zlibWriter(&buf)
+	zw := zlibs.Get().(*zlib.Writer)
+	zw.Reset(&buf)
 	zw.Write([]byte(header))
 	zw.Write(data)
-	if err := zw.Close(); err != nil {
+	err := zw.Close()
+	zlibs.Put(zw)
+	if err != nil {
 		return "", err
 	}
 	tmp, err := os.CreateTemp(dir, "tmp_obj_")

@@ -10,12 +10,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
-func zlibWriter(w io.Writer) *zlib.Writer {
-	zw, _ := zlib.NewWriterLevel(w, zlib.BestSpeed)
+// zlibs pools compressors: a new one allocates over half a megabyte.
+var zlibs = sync.Pool{New: func() any {
+	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)
 	return zw
-}
+}}
 
 // Modes of tree entries cairn writes and reads.
 const (

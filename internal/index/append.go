@@ -19,15 +19,13 @@ const maxRetries = 8
 // Nothing is written to main unless the rules pass. It returns the commit.
 func (r *Repo) Append(ctx context.Context, files []gitx.File, ident, message string) (string, error) {
 	for attempt := 0; ; attempt++ {
-		if _, err := r.Verify(ctx, false); err != nil {
+		res, err := r.Verify(ctx, false)
+		if err != nil {
 			return "", fmt.Errorf("the index does not verify, so nothing was added: %w", err)
 		}
-		head, err := r.Head(ctx)
-		if err != nil {
-			return "", err
-		}
-		id, err := r.commit(ctx, head, files, ident, message)
+		id, err := r.commit(ctx, res.Head, files, ident, message)
 		if errors.Is(err, gitx.ErrRefMoved) && attempt < maxRetries {
+			r.resetReader() // ask a new git process where main is now
 			continue
 		}
 		return id, err

@@ -4,10 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
+	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 )
 
@@ -66,11 +66,23 @@ type Location struct {
 	RootVersion int    // PlaceRoot
 }
 
-var (
-	hex64RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	recordRE = regexp.MustCompile(`^[0-9a-f]{64}\.json$`)
-	rootRE   = regexp.MustCompile(`^[0-9]{8}\.json$`)
-)
+func isRecordFile(s string) bool {
+	id, ok := strings.CutSuffix(s, ".json")
+	return ok && blob.IsDigest(id)
+}
+
+func isRootFile(s string) bool {
+	n, ok := strings.CutSuffix(s, ".json")
+	if !ok || len(n) != 8 {
+		return false
+	}
+	for i := 0; i < 8; i++ {
+		if n[i] < '0' || n[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // ParsePath parses a path of the layout, checking its shards.
 func ParsePath(p string) (Location, error) {
@@ -80,13 +92,13 @@ func ParsePath(p string) (Location, error) {
 	}
 	switch parts[0] {
 	case "root":
-		if len(parts) != 2 || !rootRE.MatchString(parts[1]) {
+		if len(parts) != 2 || !isRootFile(parts[1]) {
 			return bad("want root/NNNNNNNN.json")
 		}
 		v, _ := strconv.Atoi(strings.TrimSuffix(parts[1], ".json"))
 		return Location{Place: PlaceRoot, Dir: "root", RootVersion: v}, nil
 	case "keys":
-		if len(parts) != 4 || !hex64RE.MatchString(parts[2]) || parts[1] != parts[2][:2] || !recordRE.MatchString(parts[3]) {
+		if len(parts) != 4 || !blob.IsDigest(parts[2]) || parts[1] != parts[2][:2] || !isRecordFile(parts[3]) {
 			return bad("want keys/XX/KEYDIGEST/RECORDID.json")
 		}
 		return Location{Place: PlaceKey, Dir: strings.Join(parts[:3], "/"), KeyHex: parts[2], RecordID: strings.TrimSuffix(parts[3], ".json")}, nil
@@ -109,7 +121,7 @@ func ParsePath(p string) (Location, error) {
 		switch {
 		case parts[6] == DescriptorFile:
 			loc.Place = PlaceDescriptor
-		case recordRE.MatchString(parts[6]):
+		case isRecordFile(parts[6]):
 			loc.Place, loc.RecordID = PlaceRecord, strings.TrimSuffix(parts[6], ".json")
 		default:
 			return bad("want descriptor.json or RECORDID.json")

@@ -99,6 +99,11 @@ func Init(ctx context.Context, dir string, signers []keys.Signer, holders []stri
 	if err != nil {
 		return nil, nil, err
 	}
+	// Records are small, signed, high-entropy JSON: delta-compressing them
+	// saves little space and costs every later read a delta chain.
+	if err := os.WriteFile(filepath.Join(g.GitDir, "info", "attributes"), []byte("* -delta\n"), 0o644); err != nil {
+		return nil, nil, err
+	}
 	r := &Repo{Dir: dir, Git: g, local: tmp, Config: Config{Introduction: rec.ID}}
 	files := []gitx.File{{Path: RootPath(1), Data: rec.Raw}}
 	if _, err := r.commit(ctx, "", files, "cairn root <root>", "introduction: root version 1"); err != nil {
@@ -209,14 +214,28 @@ func (r *Repo) Close() error {
 	return nil
 }
 
-// Head returns the commit main points at.
+// Head returns the commit main points at, asked of the running batch
+// reader rather than of a new git process.
 func (r *Repo) Head(ctx context.Context) (string, error) {
-	h, err := r.Git.ResolveRef(ctx, MainRef)
-	if err == nil && h == "" {
-		err = fmt.Errorf("%s: the index has no %s branch", r.Dir, MainRef)
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return "", err
 	}
-	return h, err
+	o, err := rd.Read(MainRef)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%s: the index has no %s branch", r.Dir, MainRef)
+	}
+	if err != nil {
+		return "", err
+	}
+	if o.Type != "commit" {
+		return "", fmt.Errorf("%s: %s is a %s, not a commit", r.Dir, MainRef, o.Type)
+	}
+	return o.ID, nil
 }
+
+// resetReader stops the batch reader, so that the next read starts afresh.
+func (r *Repo) resetReader() { r.Close() }
 
 // State returns the index's state at a commit.
 func (r *Repo) State(ctx context.Context, commit string) (*Overlay, error) {
@@ -249,13 +268,16 @@ func (r *Repo) loadMarker() (*marker, error) {
 	return &m, nil
 }
 
+// saveMarker records the verified head. It is not fsynced: a marker lost
+// in a crash is an older verified head, which only means verifying again.
 func (r *Repo) saveMarker(m marker) error {
 	m.Time = time.Now().UTC()
-	return writeJSON(filepath.Join(r.local, "verified.json"), m)
+	return writeJSON(filepath.Join(r.local, "verified.json"), m, false)
 }
 
-// writeJSON writes v to path atomically: a temporary file, fsynced, renamed.
-func writeJSON(path string, v any) error {
+// writeJSON writes v to path atomically: a temporary file, fsynced if
+// durable (default), renamed.
+func writeJSON(path string, v any, durable ...bool) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -269,9 +291,11 @@ func writeJSON(path string, v any) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if len(durable) == 0 || durable[0] {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err

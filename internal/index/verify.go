@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -110,18 +111,34 @@ type commitJob struct {
 func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rd, err := r.Git.NewReader(ctx)
+	// Parsing allocates briskly and what it allocates dies young; the
+	// memory a replay holds is bounded (rebaseAt), so trade GC cycles for it.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	stream, err := r.Git.NewStream(ctx)
 	if err != nil {
 		return err
 	}
-	defer rd.Close()
+	defer stream.Wait()
 
-	var pubs sync.Map // key id → ed25519.PublicKey; self-authenticating
+	// Workers check signatures ahead of the rules under any key they can
+	// name: a key id is the hash of its key, so whichever grant or tree
+	// supplied the key, it is the right one. Whether the key may sign is
+	// the rules' business.
+	var pubs sync.Map // key id → ed25519.PublicKey (nil: not in the base)
+	baseKeys, _ := st.base.(*treeState)
 	lookup := func(id string) ed25519.PublicKey {
 		if v, ok := pubs.Load(id); ok {
 			return v.(ed25519.PublicKey)
 		}
-		return nil
+		if baseKeys == nil {
+			return nil
+		}
+		var pub ed25519.PublicKey
+		if k, err := baseKeys.Key(id); err == nil && k != nil {
+			pub = k.Pub
+		}
+		pubs.LoadOrStore(id, pub)
+		return pub
 	}
 	learn := func(rec *record.Record) {
 		var lines []string
@@ -146,10 +163,11 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay) error
 	ordered := make(chan *commitJob, 4096)
 	errc := make(chan error, 2)
 
-	// Stage 1: walk history; queue each added blob.
+	// Stage 1: walk history; request each added blob.
 	go func() {
 		defer close(ordered)
 		defer close(toRead)
+		defer stream.CloseRequests()
 		err := r.Git.Walk(ctx, gitx.WalkOptions{From: res.From, To: res.Head}, func(e *gitx.LogEntry) error {
 			cj := &commitJob{c: &Commit{ID: e.ID, Parents: e.Parents, Time: time.Unix(e.Time, 0)}}
 			for _, ch := range e.Changes {
@@ -157,6 +175,9 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay) error
 				j := &fileJob{f: f, done: make(chan struct{})}
 				if ch.Status == 'A' {
 					j.id = ch.NewID
+					if err := stream.Request(ch.NewID); err != nil {
+						return err
+					}
 				}
 				cj.c.Files = append(cj.c.Files, f)
 				cj.jobs = append(cj.jobs, j)
@@ -177,12 +198,12 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay) error
 			errc <- err
 		}
 	}()
-	// Stage 2: read blobs in order through one cat-file.
+	// Stage 2: take the blobs as git sends them, in request order.
 	go func() {
 		defer close(work)
 		for j := range toRead {
 			if j.id != "" {
-				o, err := rd.Read(j.id)
+				o, err := stream.Next()
 				if err != nil {
 					j.f.Status, j.f.Err = 'A', err
 				} else {

@@ -1,7 +1,6 @@
 package record
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -227,10 +226,7 @@ type RootPredicate struct {
 }
 
 func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
-	dec := func(v any) error {
-		d := json.NewDecoder(bytes.NewReader(raw))
-		return d.Decode(v)
-	}
+	dec := func(v any) error { return json.Unmarshal(raw, v) }
 	switch kind {
 	case Authored:
 		var p AuthoredPredicate

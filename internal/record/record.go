@@ -13,7 +13,6 @@
 package record
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -21,11 +20,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
+	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/keys"
 )
 
@@ -134,10 +133,8 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
 
-var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // IsDigest reports whether s is a lowercase hex sha256.
-func IsDigest(s string) bool { return hex64.MatchString(s) }
+func IsDigest(s string) bool { return blob.IsDigest(s) }
 
 // ID returns the record id of a payload.
 func ID(payload []byte) string {
@@ -151,12 +148,8 @@ func Parse(data []byte) (*Record, error) {
 		return nil, malformed("envelope is %d bytes, over the %d-byte cap", len(data), MaxSize)
 	}
 	var env dsse.Envelope
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&env); err != nil {
+	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, malformed("envelope is not JSON: %v", err)
-	}
-	if dec.More() {
-		return nil, malformed("trailing data after the envelope")
 	}
 	if env.PayloadType != PayloadType {
 		return nil, malformed("payload type %q, want %q", env.PayloadType, PayloadType)

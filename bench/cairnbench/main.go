@@ -1,0 +1,236 @@
+// Command cairnbench measures cairn against the floor of the same run and
+// prints one line per figure: NAME VALUE UNIT RATIO-TO-FLOOR [note].
+//
+//	cairnbench [verify|publish]...   (default: all groups)
+//	BENCH_RECORDS=N                  size of the large index (default 100000)
+//	CAIRN=path                       the cairn binary for whole-command figures
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"cairn.dev/cairn/bench/gen"
+	"cairn.dev/cairn/internal/index"
+)
+
+const small = 1000
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "cairnbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx := context.Background()
+	big := 100_000
+	if s := os.Getenv("BENCH_RECORDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < small {
+			return fmt.Errorf("BENCH_RECORDS=%q: want a number ≥ %d", s, small)
+		}
+		big = n
+	}
+	groups := os.Args[1:]
+	if len(groups) == 0 {
+		groups = []string{"verify", "publish"}
+	}
+	cairn := os.Getenv("CAIRN")
+	if cairn == "" {
+		return fmt.Errorf("set CAIRN to the cairn binary (bench/run does)")
+	}
+	os.MkdirAll("bench/out", 0o755)
+	work, err := os.MkdirTemp("bench/out", "run-") // not /tmp: file creation there is slow on some machines
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	t0 := time.Now()
+	smallIx, err := gen.Build(ctx, filepath.Join(work, "small"), small, false)
+	if err != nil {
+		return err
+	}
+	bigIx, err := gen.Build(ctx, filepath.Join(work, "big"), big, slices.Contains(groups, "verify"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("# indexes: %d and %d signed records, generated in %s; %d cores\n", smallIx.Records, bigIx.Records, time.Since(t0).Round(time.Millisecond), runtime.GOMAXPROCS(0))
+
+	for _, g := range groups {
+		switch g {
+		case "verify":
+			if err := benchVerify(ctx, cairn, smallIx, bigIx); err != nil {
+				return err
+			}
+		case "publish":
+			if err := benchPublish(ctx, work, smallIx, bigIx); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unknown group %q (want verify or publish)", g)
+		}
+	}
+	return nil
+}
+
+func line(name string, value float64, unit string, ratio float64, note string) {
+	fmt.Printf("%-20s %10.2f %-10s %6.2f  %s\n", name, value, unit, ratio, note)
+}
+
+// floorVerify verifies every signature of the index with raw ed25519 on
+// all cores, and returns signatures per second.
+func floorVerify(sigs []gen.Sig) float64 {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(sigs) {
+					return
+				}
+				if !ed25519.Verify(sigs[i].Pub, sigs[i].Msg, sigs[i].Sig) {
+					panic("floor: bad signature")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(len(sigs)) / time.Since(start).Seconds()
+}
+
+// cairnRun runs the cairn binary and returns its wall time and peak RSS (MiB).
+func cairnRun(cairn string, args ...string) (time.Duration, float64, error) {
+	cmd := exec.Command(cairn, args...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cairn %v: %v\n%s", args, err, out)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return d, float64(ru.Maxrss) / 1024, nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func benchVerify(ctx context.Context, cairn string, smallIx, bigIx *gen.Index) error {
+	floor := floorVerify(bigIx.Sigs)
+	line("floor_ed25519", floor, "sigs/s", 1, fmt.Sprintf("raw ed25519.Verify of the same %d signatures on all cores", len(bigIx.Sigs)))
+
+	var walls []time.Duration
+	var rss float64
+	for i := 0; i < 3; i++ {
+		d, r, err := cairnRun(cairn, "verify", "--full", "--repo", bigIx.Repo.Dir)
+		if err != nil {
+			return err
+		}
+		walls, rss = append(walls, d), max(rss, r)
+	}
+	rate := float64(bigIx.Records) / median(walls).Seconds()
+	line("verify_full", rate, "records/s", rate/floor, fmt.Sprintf("cairn verify --full, %d records, median of 3 (goal ≥ 0.70)", bigIx.Records))
+
+	_, smallRSS, err := cairnRun(cairn, "verify", "--full", "--repo", smallIx.Repo.Dir)
+	if err != nil {
+		return err
+	}
+	line("verify_peak_rss", rss, "MiB", rss/smallRSS, fmt.Sprintf("peak RSS of cairn verify --full on %d records; ratio to the %d-record index (%.1f MiB)", bigIx.Records, smallIx.Records, smallRSS))
+
+	inc := func(ix *gen.Index) (time.Duration, error) {
+		var ds []time.Duration
+		for i := 0; i < 5; i++ {
+			if err := ix.Add(ctx, 100); err != nil {
+				return 0, err
+			}
+			r, err := index.Open(ctx, ix.Repo.Dir)
+			if err != nil {
+				return 0, err
+			}
+			start := time.Now()
+			res, err := r.Verify(ctx, false)
+			ds = append(ds, time.Since(start))
+			r.Close()
+			if err != nil {
+				return 0, err
+			}
+			if res.Records < 100 {
+				return 0, fmt.Errorf("incremental verify checked %d files, want ≥ 100", res.Records)
+			}
+		}
+		return median(ds), nil
+	}
+	// Both indexes were fully verified above, so only the new records are checked.
+	ds, err := inc(smallIx)
+	if err != nil {
+		return err
+	}
+	db, err := inc(bigIx)
+	if err != nil {
+		return err
+	}
+	line("verify_incremental", ms(db), "ms", ms(db)/ms(ds), fmt.Sprintf("100 new records on the %d-record index; ratio to the %d-record index (%.1f ms) (goal ≤ 1.2, < 100 ms)", bigIx.Records, smallIx.Records, ms(ds)))
+	return nil
+}
+
+func benchPublish(ctx context.Context, work string, smallIx, bigIx *gen.Index) error {
+	payload := make([]byte, 1<<20)
+	rand.Read(payload)
+	pub := func(ix *gen.Index, tag string) (time.Duration, error) {
+		r, err := index.Open(ctx, ix.Repo.Dir)
+		if err != nil {
+			return 0, err
+		}
+		defer r.Close()
+		if _, err := r.Verify(ctx, false); err != nil { // what is new since generation
+			return 0, err
+		}
+		var ds []time.Duration
+		for i := 0; i < 21; i++ {
+			dir := filepath.Join(work, fmt.Sprintf("pkg-%s-%d", tag, i))
+			os.MkdirAll(dir, 0o755)
+			rand.Read(payload[:64])
+			os.WriteFile(filepath.Join(dir, "src.tar.gz"), payload, 0o644)
+			os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte(fmt.Sprintf("name: bench/pkg-%s-%d\nversion: 1.0.0\nartifacts:\n  - kind: source\n    file: src.tar.gz\n", tag, i)), 0o644)
+			start := time.Now()
+			if _, err := r.Publish(ctx, dir, ix.Publisher); err != nil {
+				return 0, err
+			}
+			ds = append(ds, time.Since(start))
+		}
+		return median(ds), nil
+	}
+	ps, err := pub(smallIx, "small")
+	if err != nil {
+		return err
+	}
+	pb, err := pub(bigIx, "big")
+	if err != nil {
+		return err
+	}
+	line("publish", ms(pb), "ms", ms(pb)/ms(ps), fmt.Sprintf("median of 21 publishes (descriptor, authored record, one 1 MiB blob) into the %d-record index; ratio to the %d-record index (%.1f ms) (goal ≤ 20 ms, ≤ 1.2)", bigIx.Records, smallIx.Records, ms(ps)))
+	return nil
+}

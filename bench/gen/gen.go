@@ -1,0 +1,153 @@
+// Package gen builds cairn indexes of any size for benchmarks: a real
+// repository made by index.Init, with real grants and real signed records,
+// but whose bulk commits are written straight through gitx, without the
+// rules, so that a 100k-record index takes seconds. Verification then
+// replays every rule over them.
+package gen
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// RecordsPerVersion is how many signed records each generated version
+// carries: authored, audited, tested.
+const RecordsPerVersion = 3
+
+// Sig is one signature of the index, for measuring the floor.
+type Sig struct {
+	Pub ed25519.PublicKey
+	Msg []byte // the PAE
+	Sig []byte
+}
+
+// Index is a generated repository.
+type Index struct {
+	Repo                     *index.Repo
+	Publisher, Auditor, Root keys.Signer
+	Records                  int
+	Sigs                     []Sig
+	next                     int
+	keepSigs                 bool
+}
+
+func newSigner() keys.Signer {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	return keys.NewSigner(priv)
+}
+
+// Build makes a repository at dir with about n signed records (rounded up
+// to whole versions). keepSigs keeps every signature for Floor.
+func Build(ctx context.Context, dir string, n int, keepSigs bool) (*Index, error) {
+	ix := &Index{Publisher: newSigner(), Auditor: newSigner(), Root: newSigner(), keepSigs: keepSigs}
+	r, _, err := index.Init(ctx, dir, []keys.Signer{ix.Root}, []string{"root"}, 1)
+	if err != nil {
+		return nil, err
+	}
+	ix.Repo = r
+	if _, err := r.Grant(ctx, index.KeyGrant{Key: ix.Publisher.Public(), Holder: "publisher", Scopes: []string{"publish:*"}}, ix.Root); err != nil {
+		return nil, err
+	}
+	if _, err := r.Grant(ctx, index.KeyGrant{Key: ix.Auditor.Public(), Holder: "auditor", Scopes: []string{"certify:audited", "certify:tested"}}, ix.Root); err != nil {
+		return nil, err
+	}
+	if err := ix.Add(ctx, n); err != nil {
+		return nil, err
+	}
+	if _, err := r.Git.Git(ctx, nil, "repack", "-adq"); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+// Add appends about n more signed records, one commit per version, and
+// moves main (without verifying: the benchmark's verify does that).
+func (ix *Index) Add(ctx context.Context, n int) error {
+	r := ix.Repo
+	rd, err := r.Git.NewReader(ctx)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	old, err := r.Head(ctx)
+	if err != nil {
+		return err
+	}
+	head := old
+	c, err := rd.Commit(head)
+	if err != nil {
+		return err
+	}
+	tree := c.Tree
+	t := time.Now().Unix()
+	for made := 0; made < n; made += RecordsPerVersion {
+		files, err := ix.version()
+		if err != nil {
+			return err
+		}
+		if tree, err = r.Git.AddToTree(rd, tree, files); err != nil {
+			return err
+		}
+		if head, err = r.Git.WriteObject("commit", gitx.FormatCommit(tree, []string{head}, "gen <gen>", t, "generated")); err != nil {
+			return err
+		}
+		ix.Records += RecordsPerVersion
+	}
+	return r.Git.UpdateRef(ctx, index.MainRef, head, old, "gen")
+}
+
+func (ix *Index) version() ([]gitx.File, error) {
+	i := ix.next
+	ix.next++
+	name := fmt.Sprintf("ns%d/pkg%d", i%1000, i)
+	art := make([]byte, 32)
+	rand.Read(art)
+	d := &descriptor.Descriptor{Schema: descriptor.Schema, Name: name, Version: "1.0.0", UUID: uuid.NewString(), License: "MIT",
+		Artifacts: []descriptor.Artifact{{Kind: "source", File: "src.tar.gz", Ref: blob.Ref{SHA256: hex.EncodeToString(art), Size: 1 << 20}}}}
+	data, err := d.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	ref := blob.DigestBytes(data)
+	subj := []record.Subject{{Name: d.ID(), Digest: map[string]string{"sha256": ref.SHA256}}}
+	now := time.Now().UTC().Truncate(time.Second)
+	dir := index.VersionDir(name, "1.0.0")
+	files := []gitx.File{{Path: dir + "/" + index.DescriptorFile, Data: data}}
+	for _, x := range []struct {
+		kind record.Kind
+		pred any
+		s    keys.Signer
+	}{
+		{record.Authored, record.AuthoredPredicate{Descriptor: ref, Issued: now}, ix.Publisher},
+		{record.Audited, record.CertificationPredicate{Issued: now, Note: "generated"}, ix.Auditor},
+		{record.Tested, record.TestResultPredicate{Result: "PASSED", Configuration: []record.ResourceDescriptor{{Name: "ci"}}}, ix.Auditor},
+	} {
+		payload, err := record.Build(x.kind, subj, x.pred)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := record.Sign(payload, x.s)
+		if err != nil {
+			return nil, err
+		}
+		if ix.keepSigs {
+			ix.Sigs = append(ix.Sigs, Sig{Pub: x.s.Public(), Msg: dsse.PAE(record.PayloadType, payload), Sig: rec.Signatures[0].Sig})
+		}
+		files = append(files, gitx.File{Path: index.RecordPath(dir, rec.ID), Data: rec.Raw})
+	}
+	return files, nil
+}
