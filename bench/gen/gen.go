@@ -94,18 +94,25 @@ func (ix *Index) Add(ctx context.Context, n int) error {
 	}
 	tree := c.Tree
 	t := time.Now().Unix()
+	batch := r.Git.NewBatch()
 	for made := 0; made < n; made += RecordsPerVersion {
 		files, err := ix.version()
 		if err != nil {
 			return err
 		}
-		if tree, err = r.Git.AddToTree(rd, tree, files); err != nil {
+		if tree, err = batch.AddToTree(rd, tree, files); err != nil {
 			return err
 		}
-		if head, err = r.Git.WriteObject("commit", gitx.FormatCommit(tree, []string{head}, "gen <gen>", t, "generated")); err != nil {
-			return err
-		}
+		head = batch.Write("commit", gitx.FormatCommit(tree, []string{head}, "gen <gen>", t, "generated"))
 		ix.Records += RecordsPerVersion
+		if batch.Len() > 50_000 {
+			if err := batch.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := batch.Flush(); err != nil {
+		return err
 	}
 	return r.Git.UpdateRef(ctx, index.MainRef, head, old, "gen")
 }

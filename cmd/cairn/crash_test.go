@@ -18,6 +18,9 @@ import (
 	"cairn.dev/cairn/internal/index"
 )
 
+// raceEnabled is set by race_test.go in -race builds.
+var raceEnabled bool
+
 func cairnCmd(t *testing.T, args ...string) *exec.Cmd {
 	cmd := exec.Command("cairn", args...)
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=", "CAIRN_KEY=")
@@ -37,8 +40,8 @@ func mustRun(t *testing.T, args ...string) string {
 // never leaves the repository unverifiable or referencing a missing blob.
 func TestPublishKilledAtRandom(t *testing.T) {
 	rounds := 40
-	if testing.Short() {
-		rounds = 10
+	if testing.Short() || raceEnabled {
+		rounds = 20 // every process is several times slower under the race detector
 	}
 	dir := t.TempDir()
 	p := func(s string) string { return filepath.Join(dir, s) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -170,7 +171,10 @@ a head that does not descend from it (history rewritten) is refused.
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
-				return printJSON(w, res)
+				return printJSON(w, struct {
+					*index.VerifyResult
+					PeakRSS float64 `json:"peak_rss_mib"` // this process, not its git children
+				}{res, peakRSS()})
 			}
 			from := "the introduction"
 			if res.From != "" {
@@ -238,4 +242,13 @@ func newRootCmd() *cobra.Command {
 	rotate.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.AddCommand(rotate)
 	return c
+}
+
+// peakRSS is this process's peak resident set size in MiB.
+func peakRSS() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024
 }

@@ -137,13 +137,24 @@ func DigestBytes(b []byte) Ref {
 	return Ref{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(b))}
 }
 
-// PutFile hashes the file at path and stores it, returning its Ref.
+// Adder is a Store that can take bytes whose digest is not known yet,
+// hashing them on the way in: one pass instead of two.
+type Adder interface {
+	Store
+	// Add stores what r yields and returns its Ref.
+	Add(ctx context.Context, r io.Reader) (Ref, error)
+}
+
+// PutFile stores the file at path, returning its Ref.
 func PutFile(ctx context.Context, s Store, path string) (Ref, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Ref{}, err
 	}
 	defer f.Close()
+	if a, ok := s.(Adder); ok {
+		return a.Add(ctx, f)
+	}
 	ref, err := Digest(f)
 	if err != nil {
 		return Ref{}, err

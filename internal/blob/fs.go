@@ -2,6 +2,8 @@ package blob
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +17,7 @@ import (
 // fsynced, and renamed into place only when they match.
 type FS struct{ dir string }
 
-var _ Store = (*FS)(nil)
+var _ Adder = (*FS)(nil)
 
 // NewFS opens (creating if needed) a filesystem store rooted at dir.
 func NewFS(dir string) (*FS, error) {
@@ -63,16 +65,40 @@ func (s *FS) Stat(_ context.Context, ref Ref) (bool, error) {
 }
 
 // Put implements Store.
-func (s *FS) Put(ctx context.Context, ref Ref, r io.Reader) (err error) {
+func (s *FS) Put(ctx context.Context, ref Ref, r io.Reader) error {
 	if err := ref.Check(); err != nil {
 		return err
 	}
 	if ok, _ := s.Stat(ctx, ref); ok {
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), ref.SHA256[:8]+"-*")
+	v := VerifyReader(r, ref)
+	_, err := s.ingest(v, func() Ref { return ref })
+	return err
+}
+
+// Add implements Adder: the bytes are hashed while they are written.
+func (s *FS) Add(ctx context.Context, r io.Reader) (Ref, error) {
+	h := sha256.New()
+	var n int64
+	counted := io.TeeReader(r, writerFunc(func(p []byte) (int, error) {
+		n += int64(len(p))
+		return h.Write(p)
+	}))
+	return s.ingest(counted, func() Ref { return Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n} })
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// ingest copies r to a temporary file, fsyncs it, and renames it to the
+// path of the blob ref() names once r is drained. A read error (a
+// *MismatchError from a verifying reader) leaves nothing behind.
+func (s *FS) ingest(r io.Reader, ref func() Ref) (_ Ref, err error) {
+	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "blob-*")
 	if err != nil {
-		return err
+		return Ref{}, err
 	}
 	defer func() {
 		tmp.Close()
@@ -80,21 +106,26 @@ func (s *FS) Put(ctx context.Context, ref Ref, r io.Reader) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err = io.Copy(tmp, VerifyReader(r, ref)); err != nil {
-		return err
+	if _, err = io.Copy(tmp, r); err != nil {
+		return Ref{}, err
+	}
+	got := ref()
+	if fi, serr := os.Stat(s.path(got)); serr == nil && fi.Size() == got.Size {
+		os.Remove(tmp.Name()) // stored already: keep the copy we have
+		return got, nil
 	}
 	if err = tmp.Sync(); err != nil {
-		return err
+		return Ref{}, err
 	}
 	if err = tmp.Close(); err != nil {
-		return err
+		return Ref{}, err
 	}
-	dst := s.path(ref)
+	dst := s.path(got)
 	if err = os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+		return Ref{}, err
 	}
 	if err = os.Chmod(tmp.Name(), 0o444); err != nil {
-		return err
+		return Ref{}, err
 	}
-	return os.Rename(tmp.Name(), dst)
+	return got, os.Rename(tmp.Name(), dst)
 }

@@ -22,7 +22,7 @@ type File struct {
 // and written, so the cost is O(depth × entries per directory), whatever
 // the size of the whole tree. An added path that already exists is
 // ErrExists: trees only grow.
-func (r *Repo) AddToTree(rd *Reader, base string, files []File) (string, error) {
+func (b *Batch) AddToTree(rd *Reader, base string, files []File) (string, error) {
 	byRel := map[string][]byte{}
 	for _, f := range files {
 		if f.Path == "" || strings.HasPrefix(f.Path, "/") || path.Clean(f.Path) != f.Path || strings.Contains("/"+f.Path+"/", "/../") || strings.Contains("/"+f.Path+"/", "/./") {
@@ -33,14 +33,19 @@ func (r *Repo) AddToTree(rd *Reader, base string, files []File) (string, error) 
 		}
 		byRel[f.Path] = f.Data
 	}
-	return r.addTree(rd, base, "", byRel)
+	return b.addTree(rd, base, "", byRel)
 }
 
-func (r *Repo) addTree(rd *Reader, base, prefix string, files map[string][]byte) (string, error) {
+func (b *Batch) addTree(rd *Reader, base, prefix string, files map[string][]byte) (string, error) {
 	var entries []TreeEntry
 	if base != "" {
 		var err error
-		if entries, err = rd.Tree(base); err != nil {
+		if typ, data, ok := b.Get(base); ok && typ == "tree" {
+			entries, err = ParseTree(data, b.repo.HexSize())
+		} else {
+			entries, err = rd.Tree(base)
+		}
+		if err != nil {
 			return "", err
 		}
 	}
@@ -60,10 +65,7 @@ func (r *Repo) addTree(rd *Reader, base, prefix string, files map[string][]byte)
 			if _, taken := index[p]; taken {
 				return "", fmt.Errorf("%s%s: %w", prefix, p, ErrExists)
 			}
-			id, err := r.WriteObject("blob", files[p])
-			if err != nil {
-				return "", err
-			}
+			id := b.Write("blob", files[p])
 			index[p] = len(entries)
 			entries = append(entries, TreeEntry{Mode: ModeFile, Name: p, ID: id})
 			continue
@@ -82,7 +84,7 @@ func (r *Repo) addTree(rd *Reader, base, prefix string, files map[string][]byte)
 			}
 			old = entries[i].ID
 		}
-		id, err := r.addTree(rd, old, prefix+dir+"/", subfiles)
+		id, err := b.addTree(rd, old, prefix+dir+"/", subfiles)
 		if err != nil {
 			return "", err
 		}
@@ -97,5 +99,5 @@ func (r *Repo) addTree(rd *Reader, base, prefix string, files map[string][]byte)
 	if err != nil {
 		return "", err
 	}
-	return r.WriteObject("tree", data)
+	return b.Write("tree", data), nil
 }

@@ -9,17 +9,15 @@ package gitx
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 )
 
@@ -123,17 +121,63 @@ func (r *Repo) ResolveRef(ctx context.Context, ref string) (string, error) {
 // UpdateRef moves ref to newID if it still points at oldID ("" = must not
 // exist yet), atomically. It returns ErrRefMoved if it does not.
 func (r *Repo) UpdateRef(ctx context.Context, ref, newID, oldID, reason string) error {
-	if oldID == "" {
-		oldID = r.ZeroID()
-	}
-	_, err := r.Git(ctx, nil, "update-ref", "-m", reason, ref, newID, oldID)
+	u, err := r.StartRefUpdate(ctx, reason)
 	if err != nil {
-		if cur, _ := r.ResolveRef(ctx, ref); cur != oldID && !(cur == "" && oldID == r.ZeroID()) {
-			return fmt.Errorf("%w: %s is at %s, expected %s", ErrRefMoved, ref, cur, oldID)
-		}
 		return err
 	}
+	return u.Commit(ctx, ref, newID, oldID)
+}
+
+// RefUpdate is a `git update-ref --stdin` started ahead of time, so that
+// its start-up overlaps the work that decides whether to move the ref.
+type RefUpdate struct {
+	repo   *Repo
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr bytes.Buffer
+	done   bool
+}
+
+// StartRefUpdate starts git for one compare-and-swap ref update. Call
+// Commit or Abort.
+func (r *Repo) StartRefUpdate(ctx context.Context, reason string) (*RefUpdate, error) {
+	u := &RefUpdate{repo: r, cmd: r.command(ctx, "update-ref", "-m", reason, "--stdin", "-z")}
+	u.cmd.Stderr = &u.stderr
+	var err error
+	if u.stdin, err = u.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	if err := u.cmd.Start(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// Commit moves ref from oldID ("" = must not exist) to newID, atomically,
+// or returns ErrRefMoved if ref is not at oldID.
+func (u *RefUpdate) Commit(ctx context.Context, ref, newID, oldID string) error {
+	if oldID == "" {
+		oldID = u.repo.ZeroID()
+	}
+	u.done = true
+	fmt.Fprintf(u.stdin, "update %s\x00%s\x00%s\x00", ref, newID, oldID)
+	u.stdin.Close()
+	if err := u.cmd.Wait(); err != nil {
+		if cur, _ := u.repo.ResolveRef(ctx, ref); cur != oldID && !(cur == "" && oldID == u.repo.ZeroID()) {
+			return fmt.Errorf("%w: %s is at %s, expected %s", ErrRefMoved, ref, cur, oldID)
+		}
+		return fmt.Errorf("git update-ref %s: %v: %s", ref, err, strings.TrimSpace(u.stderr.String()))
+	}
 	return nil
+}
+
+// Abort ends the update without moving anything.
+func (u *RefUpdate) Abort() {
+	if !u.done {
+		u.done = true
+		u.stdin.Close()
+		u.cmd.Wait()
+	}
 }
 
 // IsAncestor reports whether commit a is an ancestor of (or equal to) b.
@@ -149,49 +193,4 @@ func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 		return false, nil // 1: not an ancestor; 128: unknown object
 	}
 	return false, err
-}
-
-// WriteObject stores an object as a loose object and returns its id. The
-// file is written to a temporary name and renamed, so a crash leaves at
-// worst an unreferenced temporary file.
-func (r *Repo) WriteObject(typ string, data []byte) (string, error) {
-	h := r.newHash()
-	header := fmt.Sprintf("%s %d\x00", typ, len(data))
-	h.Write([]byte(header))
-	h.Write(data)
-	id := hex.EncodeToString(h.Sum(nil))
-	dir := filepath.Join(r.GitDir, "objects", id[:2])
-	path := filepath.Join(dir, id[2:])
-	if _, err := os.Stat(path); err == nil {
-		return id, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	var buf bytes.Buffer
-	zw := zlibs.Get().(*zlib.Writer)
-	zw.Reset(&buf)
-	zw.Write([]byte(header))
-	zw.Write(data)
-	err := zw.Close()
-	zlibs.Put(zw)
-	if err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, "tmp_obj_")
-	if err != nil {
-		return "", err
-	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	tmp.Close()
-	os.Chmod(tmp.Name(), 0o444)
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	return id, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -25,12 +26,13 @@ func commitFiles(t *testing.T, r *Repo, rd *Reader, parent string, files ...stri
 	for _, f := range files {
 		fl = append(fl, File{Path: f, Data: []byte("content of " + f)})
 	}
-	tree, err := r.AddToTree(rd, base, fl)
+	b := r.NewBatch()
+	tree, err := b.AddToTree(rd, base, fl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := r.WriteObject("commit", FormatCommit(tree, parents, "cairn <test>", 1700000000, "test"))
-	if err != nil {
+	id := b.Write("commit", FormatCommit(tree, parents, "cairn <test>", 1700000000, "test"))
+	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -60,9 +62,18 @@ func TestAppendWalkAndFsck(t *testing.T) {
 	if err := r.UpdateRef(ctx, "refs/heads/main", c3, c1, "stale"); !errors.Is(err, ErrRefMoved) {
 		t.Fatalf("stale UpdateRef = %v, want ErrRefMoved", err)
 	}
-	// git itself finds the objects we wrote well-formed and sorted.
+	// git itself finds the packs and objects we wrote well-formed and sorted.
 	if out, err := r.Git(ctx, nil, "fsck", "--strict", "--no-dangling"); err != nil {
 		t.Fatalf("git fsck: %v\n%s", err, out)
+	}
+	packs, _ := filepath.Glob(filepath.Join(r.GitDir, "objects", "pack", "*.idx"))
+	if len(packs) != 3 {
+		t.Fatalf("%d packs, want one per flushed batch (3)", len(packs))
+	}
+	for _, p := range packs {
+		if out, err := r.Git(ctx, nil, "verify-pack", "-v", p); err != nil {
+			t.Fatalf("git verify-pack %s: %v\n%s", p, err, out)
+		}
 	}
 	out, _ := r.Git(ctx, nil, "ls-tree", "-r", "--name-only", "main")
 	want := "a/b-c.json\na/b.d/x\na/b/c.json\na/b/d.json\nroot/1.json\nz.json\n"
@@ -78,10 +89,10 @@ func TestAppendWalkAndFsck(t *testing.T) {
 	}
 	// Adding an existing path is refused: trees only grow.
 	c, _ := rd.Commit(c2)
-	if _, err := r.AddToTree(rd, c.Tree, []File{{Path: "a/b/c.json", Data: []byte("x")}}); !errors.Is(err, ErrExists) {
+	if _, err := r.NewBatch().AddToTree(rd, c.Tree, []File{{Path: "a/b/c.json", Data: []byte("x")}}); !errors.Is(err, ErrExists) {
 		t.Fatalf("overwrite = %v, want ErrExists", err)
 	}
-	if _, err := r.AddToTree(rd, c.Tree, []File{{Path: "a/../evil", Data: nil}}); err == nil {
+	if _, err := r.NewBatch().AddToTree(rd, c.Tree, []File{{Path: "a/../evil", Data: nil}}); err == nil {
 		t.Fatal("accepted a path with ..")
 	}
 	var log []string
@@ -140,5 +151,39 @@ func TestWalkSeesEditsAndDeletes(t *testing.T) {
 	var seen int
 	if err := r.Walk(ctx, WalkOptions{To: "HEAD"}, func(e *LogEntry) error { seen++; return nil }); err != nil || seen != 2 {
 		t.Fatalf("walk over empty commits: %d, %v", seen, err)
+	}
+}
+
+// Appends make one pack each; MaybeRepack keeps their number bounded and
+// loses nothing.
+func TestMaybeRepack(t *testing.T) {
+	ctx := context.Background()
+	r, err := InitBare(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := r.NewReader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	head := ""
+	for i := 0; i < 12; i++ {
+		head = commitFiles(t, r, rd, head, fmt.Sprintf("f/%d.json", i))
+		if err := r.MaybeRepack(ctx, 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	packs, _ := filepath.Glob(filepath.Join(r.GitDir, "objects", "pack", "*.idx"))
+	if len(packs) > 5 {
+		t.Fatalf("%d packs after repacking with limit 4", len(packs))
+	}
+	r.UpdateRef(ctx, "refs/heads/main", head, "", "t")
+	out, _ := r.Git(ctx, nil, "ls-tree", "-r", "--name-only", "main")
+	if n := strings.Count(string(out), "\n"); n != 12 {
+		t.Fatalf("%d files after repack, want 12", n)
+	}
+	if out, err := r.Git(ctx, nil, "fsck", "--strict"); err != nil {
+		t.Fatalf("fsck: %v %s", err, out)
 	}
 }

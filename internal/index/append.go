@@ -9,6 +9,9 @@ import (
 	"cairn.dev/cairn/internal/gitx"
 )
 
+// packLimit is how many packs an index may have before appends repack.
+const packLimit = 50
+
 // maxRetries bounds how often Append retries after losing a race.
 const maxRetries = 8
 
@@ -39,6 +42,12 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 	if err != nil {
 		return "", err
 	}
+	// Start git's ref update now: its start-up overlaps the checks below.
+	update, err := r.Git.StartRefUpdate(ctx, "cairn: "+message)
+	if err != nil {
+		return "", err
+	}
+	defer update.Abort()
 	now := time.Now()
 	c := &Commit{Time: now}
 	st := NewOverlay(nil)
@@ -62,18 +71,19 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 	if err := Apply(st, c, r.Config.Introduction); err != nil {
 		return "", err
 	}
-	tree, err := r.Git.AddToTree(rd, baseTree, files)
+	batch := r.Git.NewBatch()
+	tree, err := batch.AddToTree(rd, baseTree, files)
 	if errors.Is(err, gitx.ErrExists) {
 		return "", &RuleError{Rule: RuleAppendOnly, Detail: err.Error()}
 	}
 	if err != nil {
 		return "", err
 	}
-	id, err := r.Git.WriteObject("commit", gitx.FormatCommit(tree, c.Parents, ident, now.Unix(), message))
-	if err != nil {
+	id := batch.Write("commit", gitx.FormatCommit(tree, c.Parents, ident, now.Unix(), message))
+	if err := batch.Flush(); err != nil {
 		return "", err
 	}
-	if err := r.Git.UpdateRef(ctx, MainRef, id, parent, "cairn: "+message); err != nil {
+	if err := update.Commit(ctx, MainRef, id, parent); err != nil {
 		return "", err
 	}
 	m, _ := r.loadMarker()
@@ -84,6 +94,9 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 	if err := r.saveMarker(marker{Head: id, Records: records}); err != nil {
 		return "", err
 	}
+	// One pack per append: roll them up now and then (best effort: a
+	// failure here loses nothing).
+	r.Git.MaybeRepack(ctx, packLimit)
 	if r.Git.WorkTree != "" && parent != "" {
 		// A clone with a work tree: bring it along (best effort; the
 		// index itself is already complete).

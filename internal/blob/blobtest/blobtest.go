@@ -99,6 +99,19 @@ func Run(t *testing.T, s blob.Store) {
 			t.Fatalf("after concurrent puts: %v", err)
 		}
 	})
+	if a, ok := s.(blob.Adder); ok {
+		t.Run("add hashes on the way in", func(t *testing.T) {
+			d := []byte("bytes of a digest nobody told the store")
+			ref, err := a.Add(ctx, bytes.NewReader(d))
+			if err != nil || ref != blob.DigestBytes(d) {
+				t.Fatalf("Add = %v, %v; want %v", ref, err, blob.DigestBytes(d))
+			}
+			got, err := blob.ReadAll(ctx, s, ref)
+			if err != nil || !bytes.Equal(got, d) {
+				t.Fatalf("read back after Add: %v", err)
+			}
+		})
+	}
 	t.Run("malformed refs are refused", func(t *testing.T) {
 		if _, err := s.Open(ctx, blob.Ref{SHA256: "../../etc/passwd", Size: 1}); err == nil || errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("Open(path traversal) = %v", err)

@@ -1,0 +1,190 @@
+package gitx
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Batch collects the objects of one append and writes them as a single
+// packfile with its index: two files, however many objects, instead of
+// one file per object. Objects in a batch are readable through Get before
+// Flush; git sees them after.
+type Batch struct {
+	repo *Repo
+	objs []pending
+	byID map[string]int
+}
+
+type pending struct {
+	id   string
+	typ  string
+	data []byte
+}
+
+// NewBatch starts an empty batch.
+func (r *Repo) NewBatch() *Batch { return &Batch{repo: r, byID: map[string]int{}} }
+
+// Len is the number of objects in the batch.
+func (b *Batch) Len() int { return len(b.objs) }
+
+// Write adds an object and returns its id.
+func (b *Batch) Write(typ string, data []byte) string {
+	h := b.repo.newHash()
+	fmt.Fprintf(h, "%s %d\x00", typ, len(data))
+	h.Write(data)
+	id := hex.EncodeToString(h.Sum(nil))
+	if _, dup := b.byID[id]; !dup {
+		b.byID[id] = len(b.objs)
+		b.objs = append(b.objs, pending{id, typ, data})
+	}
+	return id
+}
+
+// Get returns an object written to the batch.
+func (b *Batch) Get(id string) (typ string, data []byte, ok bool) {
+	i, ok := b.byID[id]
+	if !ok {
+		return "", nil, false
+	}
+	return b.objs[i].typ, b.objs[i].data, true
+}
+
+var packTypes = map[string]byte{"commit": 1, "tree": 2, "blob": 3, "tag": 4}
+
+// Flush writes the batch as objects/pack/pack-X.pack and .idx (pack
+// first, each to a temporary file, fsynced and renamed, so git never sees
+// an index without its pack) and empties the batch.
+func (b *Batch) Flush() error {
+	if len(b.objs) == 0 {
+		return nil
+	}
+	raw := b.repo.HexSize() / 2
+	var pack bytes.Buffer
+	pack.WriteString("PACK")
+	binary.Write(&pack, binary.BigEndian, uint32(2))
+	binary.Write(&pack, binary.BigEndian, uint32(len(b.objs)))
+	type entry struct {
+		id     []byte
+		offset uint64
+		crc    uint32
+	}
+	entries := make([]entry, len(b.objs))
+	zw := zlibs.Get().(*zlib.Writer)
+	defer zlibs.Put(zw)
+	for i, o := range b.objs {
+		start := pack.Len()
+		// Type and size: 3 bits of type, then the size 4 bits first, 7 bits a byte.
+		size := uint64(len(o.data))
+		c := packTypes[o.typ]<<4 | byte(size&0x0f)
+		size >>= 4
+		for size > 0 {
+			pack.WriteByte(c | 0x80)
+			c = byte(size & 0x7f)
+			size >>= 7
+		}
+		pack.WriteByte(c)
+		zw.Reset(&pack)
+		zw.Write(o.data)
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		id, _ := hex.DecodeString(o.id)
+		entries[i] = entry{id: id, offset: uint64(start), crc: crc32.ChecksumIEEE(pack.Bytes()[start:])}
+	}
+	h := b.repo.newHash()
+	h.Write(pack.Bytes())
+	packSum := h.Sum(nil)
+	pack.Write(packSum)
+
+	sort.Slice(entries, func(i, j int) bool { return bytes.Compare(entries[i].id, entries[j].id) < 0 })
+	var idx bytes.Buffer
+	idx.Write([]byte{0xff, 't', 'O', 'c'})
+	binary.Write(&idx, binary.BigEndian, uint32(2))
+	var fanout [256]uint32
+	for _, e := range entries {
+		fanout[e.id[0]]++
+	}
+	var total uint32
+	for i := range fanout {
+		total += fanout[i]
+		binary.Write(&idx, binary.BigEndian, total)
+	}
+	for _, e := range entries {
+		idx.Write(e.id[:raw])
+	}
+	for _, e := range entries {
+		binary.Write(&idx, binary.BigEndian, e.crc)
+	}
+	var large []uint64
+	for _, e := range entries {
+		if e.offset < 1<<31 {
+			binary.Write(&idx, binary.BigEndian, uint32(e.offset))
+		} else {
+			binary.Write(&idx, binary.BigEndian, uint32(1<<31|len(large)))
+			large = append(large, e.offset)
+		}
+	}
+	for _, off := range large {
+		binary.Write(&idx, binary.BigEndian, off)
+	}
+	idx.Write(packSum)
+	h = b.repo.newHash()
+	h.Write(idx.Bytes())
+	idx.Write(h.Sum(nil))
+
+	dir := filepath.Join(b.repo.GitDir, "objects", "pack")
+	name := filepath.Join(dir, "pack-"+hex.EncodeToString(packSum))
+	if err := writeFileSync(dir, name+".pack", pack.Bytes()); err != nil {
+		return err
+	}
+	if err := writeFileSync(dir, name+".idx", idx.Bytes()); err != nil {
+		return err
+	}
+	b.objs, b.byID = nil, map[string]int{}
+	return nil
+}
+
+// writeFileSync writes data to path via a fsynced temporary file in dir.
+func writeFileSync(dir, path string, data []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "tmp_pack_")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	os.Chmod(tmp.Name(), 0o444)
+	return os.Rename(tmp.Name(), path)
+}
+
+// MaybeRepack consolidates packs once there are more than limit of them,
+// with git's geometric repack: small packs are rolled into larger ones so
+// that the work stays proportional to what was added since.
+func (r *Repo) MaybeRepack(ctx context.Context, limit int) error {
+	idx, err := filepath.Glob(filepath.Join(r.GitDir, "objects", "pack", "*.idx"))
+	if err != nil || len(idx) <= limit {
+		return err
+	}
+	_, err = r.Git(ctx, nil, "repack", "--geometric=2", "-d", "-q")
+	return err
+}
