@@ -175,3 +175,30 @@ func TestKeysView(t *testing.T) {
 }
 
 func f0ctx() context.Context { return context.Background() }
+
+// A rewritten history is a fork even when git has already collected the
+// commits that were verified.
+func TestForkAfterGC(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/fastjson", "1.0.0")
+	if _, err := f.repo.Verify(f.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	git := func(args ...string) {
+		t.Helper()
+		if out, err := f.repo.Git.Git(f.ctx, nil, args...); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	git("update-ref", MainRef, MainRef+"~2")
+	git("reflog", "expire", "--expire=now", "--all")
+	git("gc", "--prune=now", "-q")
+	f.repo.resetReader()
+	for _, full := range []bool{false, true} {
+		_, err := f.repo.Verify(f.ctx, full)
+		var fe *ForkError
+		if !errors.As(err, &fe) {
+			t.Fatalf("full=%v: err = %v, want *ForkError", full, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"sync"
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
@@ -84,10 +85,32 @@ type State interface {
 	Record(dir, id string) (*Rec, error)
 }
 
-// treeState reads a commit's tree lazily through a batch reader.
+// treeState reads a commit's tree lazily through a batch reader. It is
+// safe for concurrent use.
 type treeState struct {
 	rd     *gitx.Reader
 	commit string
+
+	mu   sync.Mutex
+	pkgs map[string][]gitx.TreeEntry // package directory listings; nil: no such package
+}
+
+// pkg lists a package's version directories, reading each package once.
+func (t *treeState) pkg(name string) ([]gitx.TreeEntry, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.pkgs[name]; ok {
+		return e, nil
+	}
+	e, err := t.tree(PackageDir(name))
+	if err != nil {
+		return nil, err
+	}
+	if t.pkgs == nil {
+		t.pkgs = map[string][]gitx.TreeEntry{}
+	}
+	t.pkgs[name] = e
+	return e, nil
 }
 
 func (t *treeState) read(path string) ([]byte, error) {
@@ -200,6 +223,10 @@ func (k *Key) addGrant(id string, p record.GrantPredicate) error {
 }
 
 func (t *treeState) Version(name, version string) (*Version, error) {
+	versions, err := t.pkg(name)
+	if err != nil || versions == nil {
+		return nil, err // a package with no versions has not this one
+	}
 	data, err := t.read(VersionDir(name, version) + "/" + DescriptorFile)
 	if err != nil || data == nil {
 		return nil, err
@@ -220,7 +247,7 @@ func versionOf(d *descriptor.Descriptor, data []byte) *Version {
 }
 
 func (t *treeState) UUID(name string) (string, error) {
-	entries, err := t.tree(PackageDir(name))
+	entries, err := t.pkg(name)
 	if err != nil || len(entries) == 0 {
 		return "", err
 	}

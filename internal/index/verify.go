@@ -62,15 +62,6 @@ func (r *Repo) Verify(ctx context.Context, full bool) (*VerifyResult, error) {
 		return nil, err
 	}
 	res := &VerifyResult{Head: head, Full: full}
-	if m != nil && m.Head != head {
-		ok, err := r.Git.IsAncestor(ctx, m.Head, head)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, &ForkError{Verified: m.Head, Head: head}
-		}
-	}
 	var st *Overlay
 	if m != nil && !full {
 		res.From, res.Total = m.Head, m.Records
@@ -84,7 +75,11 @@ func (r *Repo) Verify(ctx context.Context, full bool) (*VerifyResult, error) {
 	} else {
 		st = NewOverlay(nil)
 	}
-	if err := r.replay(ctx, res, st); err != nil {
+	var verified string
+	if m != nil {
+		verified = m.Head
+	}
+	if err := r.replay(ctx, res, st, verified); err != nil {
 		return nil, err
 	}
 	res.Total += res.Records
@@ -107,8 +102,11 @@ type commitJob struct {
 }
 
 // replay runs the pipeline: one git log stream → one cat-file stream →
-// parallel parsing and signature prechecks → the rules, in order.
-func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay) error {
+// parallel parsing and signature prechecks → the rules, in order. The
+// commits must form one chain from res.From (each the parent of the next)
+// that passes through verified, the head verified before, if any: so a
+// rewritten history is a *ForkError, with no extra git process to ask.
+func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, verified string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Parsing allocates briskly and what it allocates dies young; the
@@ -237,16 +235,39 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay) error
 	}
 	defer wg.Wait()
 	// Stage 4: the rules, commit by commit, in order.
+	prev, passed := res.From, verified == ""
+	fail := func(err error) error {
+		cancel()
+		for range ordered {
+		}
+		return err
+	}
 	for cj := range ordered {
 		for _, j := range cj.jobs {
 			<-j.done
 		}
-		if err := Apply(st, cj.c, r.Config.Introduction); err != nil {
-			cancel()
-			for range ordered {
+		if len(cj.c.Parents) > 0 && cj.c.Parents[0] != prev || len(cj.c.Parents) == 0 && prev != "" {
+			if !passed || prev == verified {
+				// The line breaks before or right at the verified head.
+				return fail(&ForkError{Verified: verified, Head: res.Head})
 			}
-			return err
+			return fail(&RuleError{Rule: RuleLinear, Commit: cj.c.ID, Detail: "commit does not continue the line of history from " + prev})
 		}
+		if err := Apply(st, cj.c, r.Config.Introduction); err != nil {
+			if !passed && verified != "" {
+				// A history that does not pass through the verified head
+				// is a fork first, whatever else is wrong with it.
+				if ok, _ := r.Git.IsAncestor(ctx, verified, res.Head); !ok {
+					return fail(&ForkError{Verified: verified, Head: res.Head})
+				}
+			}
+			return fail(err)
+		}
+		// The line continues from the verified head, or reaches it.
+		if prev == verified || cj.c.ID == verified {
+			passed = true
+		}
+		prev = cj.c.ID
 		res.Commits++
 		res.Records += len(cj.c.Files)
 		if st.Size() > rebaseAt {
@@ -257,8 +278,20 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay) error
 	}
 	select {
 	case err := <-errc:
+		if !passed && verified != "" {
+			// git cannot walk from a verified head it no longer has.
+			if ok, _ := r.Git.IsAncestor(ctx, verified, res.Head); !ok {
+				return &ForkError{Verified: verified, Head: res.Head}
+			}
+		}
 		return err
 	default:
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !passed || prev != res.Head {
+		return &ForkError{Verified: verified, Head: res.Head}
+	}
+	return nil
 }

@@ -217,3 +217,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	s := signer(b)
+	payload, _ := Build(Audited, []Subject{desc}, samples(b)[Audited])
+	r, _ := Sign(payload, s)
+	b.SetBytes(int64(len(r.Raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(r.Raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifySignature(b *testing.B) {
+	s := signer(b)
+	payload, _ := Build(Audited, []Subject{desc}, samples(b)[Audited])
+	r, _ := Sign(payload, s)
+	pae := dsse.PAE(PayloadType, payload)
+	for b.Loop() {
+		if !ed25519.Verify(s.Public(), pae, r.Signatures[0].Sig) {
+			b.Fatal("bad")
+		}
+	}
+}
