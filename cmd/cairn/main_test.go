@@ -4,8 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -43,6 +45,7 @@ func TestScripts(t *testing.T) {
 			"recordid":   cmdRecordID,
 			"forge":      cmdForge,
 			"keyid":      cmdKeyID,
+			"sshagent":   cmdSSHAgent,
 		},
 	})
 }
@@ -111,4 +114,23 @@ func cmdKeyID(ts *testscript.TestScript, neg bool, args []string) {
 	pub, err := keys.LoadPublic(ts.MkAbs(args[1]))
 	ts.Check(err)
 	ts.Setenv(args[0], keys.ID(pub))
+}
+
+// sshagent SOCKET: run the real ssh-agent in the foreground on SOCKET for
+// the rest of the script.
+func cmdSSHAgent(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: sshagent SOCKET")
+	}
+	sock := ts.MkAbs(args[0])
+	cmd := exec.Command("ssh-agent", "-D", "-a", sock)
+	ts.Check(cmd.Start())
+	ts.Defer(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 200; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ts.Fatalf("ssh-agent did not create %s", sock)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -244,8 +246,18 @@ func newRootCmd() *cobra.Command {
 	return c
 }
 
-// peakRSS is this process's peak resident set size in MiB.
+// peakRSS is this process's peak resident set size in MiB. On Linux it
+// is VmHWM: getrusage's maxrss keeps the high-water mark of the address
+// space the process was forked with, which can be its parent's.
 func peakRSS() float64 {
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+				return kb / 1024
+			}
+		}
+	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
