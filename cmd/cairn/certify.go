@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,14 +10,15 @@ import (
 
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
 
 func newCertifyCmd() *cobra.Command {
 	var (
-		repo, key, property string
-		c                   index.Certification
-		asJSON              bool
+		f        changeFlags
+		property string
+		c        index.Certification
 	)
 	cmd := &cobra.Command{
 		Use:   "certify NAME@VERSION --property KIND",
@@ -46,53 +48,38 @@ earlier record of yours. Nobody but you (or the root) can end what you certify.`
 				return usageError{err}
 			}
 			c.Name, c.Version, c.Kind = name, version, kind
-			r, err := openRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			s, err := signer(key)
-			if err != nil {
-				return err
-			}
-			a, err := r.Certify(cmd.Context(), c, s)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				return printJSON(w, a)
-			}
 			what := string(kind)
 			if len(c.Artifacts) > 0 {
 				what += " (" + strings.Join(c.Artifacts, ", ") + ")"
 			}
-			fmt.Fprintf(w, "certified %s %s\n", args[0], what)
-			printAdded(w, a)
-			return nil
+			return f.run(cmd, func(ctx context.Context, r *index.Repo, ss []keys.Signer) (*changed, error) {
+				s, err := oneKey(ss)
+				if err != nil {
+					return nil, err
+				}
+				a, err := r.Certify(ctx, c, s)
+				return &changed{added: a, headline: fmt.Sprintf("certified %s %s", args[0], what)}, err
+			})
 		},
 	}
-	repoFlag(cmd, &repo)
-	f := cmd.Flags()
-	f.StringVar(&key, "key", "", "the signing key file (default $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519)")
-	f.StringVar(&property, "property", "", "what is certified: audited, tested, reviewed, reproduced, proof-checked, vulnerable, deprecated, withdrawn")
-	f.StringArrayVar(&c.Artifacts, "artifact", nil, "only these artifacts (platform, source, or file name; repeatable)")
-	f.StringArrayVar(&c.Evidence, "evidence", nil, "a file backing the statement, stored as a blob (repeatable)")
-	f.StringVar(&c.Note, "note", "", "a note (for tested: a URL of the run)")
-	f.StringVar(&c.VulnID, "id", "", "vulnerable: the advisory id (GHSA-…, CVE-…, OSV id)")
-	f.StringVar(&c.Severity, "severity", "", "vulnerable: low, medium, high or critical")
-	f.StringVar(&c.Affects, "affects", "", "vulnerable: the affected versions, a semver range such as '<1.2.4'")
-	f.StringVar(&c.Result, "result", "", "tested: PASSED (default), WARNED or FAILED")
-	f.StringVar(&c.Supersedes, "supersedes", "", "the id of an earlier record of yours that this one replaces")
-	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.register(cmd, "the signing key file (default $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519)")
+	fl := cmd.Flags()
+	fl.StringVar(&property, "property", "", "what is certified: audited, tested, reviewed, reproduced, proof-checked, vulnerable, deprecated, withdrawn")
+	fl.StringArrayVar(&c.Artifacts, "artifact", nil, "only these artifacts (platform, source, or file name; repeatable)")
+	fl.StringArrayVar(&c.Evidence, "evidence", nil, "a file backing the statement, stored as a blob (repeatable)")
+	fl.StringVar(&c.Note, "note", "", "a note (for tested: a URL of the run)")
+	fl.StringVar(&c.VulnID, "id", "", "vulnerable: the advisory id (GHSA-…, CVE-…, OSV id)")
+	fl.StringVar(&c.Severity, "severity", "", "vulnerable: low, medium, high or critical")
+	fl.StringVar(&c.Affects, "affects", "", "vulnerable: the affected versions, a semver range such as '<1.2.4'")
+	fl.StringVar(&c.Result, "result", "", "tested: PASSED (default), WARNED or FAILED")
+	fl.StringVar(&c.Supersedes, "supersedes", "", "the id of an earlier record of yours that this one replaces")
 	return cmd
 }
 
 func newRevokeCmd() *cobra.Command {
 	var (
-		repo, reason string
-		keyFiles     []string
-		asJSON       bool
+		f      changeFlags
+		reason string
 	)
 	c := &cobra.Command{
 		Use:   "revoke RECORD-ID --reason TEXT",
@@ -106,30 +93,13 @@ RECORD-ID may be shortened to a unique prefix of at least 8 hex digits.`,
 			if reason == "" {
 				return usageError{errors.New("say why with --reason")}
 			}
-			r, err := openRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ss, err := signers(keyFiles)
-			if err != nil {
-				return err
-			}
-			a, err := r.Revoke(cmd.Context(), args[0], reason, ss...)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), a)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked record %s\n", args[0])
-			printAdded(cmd.OutOrStdout(), a)
-			return nil
+			return f.run(cmd, func(ctx context.Context, r *index.Repo, ss []keys.Signer) (*changed, error) {
+				a, err := r.Revoke(ctx, args[0], reason, ss...)
+				return &changed{added: a, headline: "revoked record " + args[0]}, err
+			})
 		},
 	}
-	repoFlag(c, &repo)
-	c.Flags().StringArrayVar(&keyFiles, "key", nil, "the signing key file (repeat root keys for a threshold)")
+	f.register(c, "the signing key file (repeat root keys for a threshold)")
 	c.Flags().StringVar(&reason, "reason", "", "why the record is revoked")
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,17 +43,12 @@ An existing file is never overwritten. Existing OpenSSH ed25519 keys work as the
 	return c
 }
 
-type grantOpts struct {
-	repo    string
-	keys    []string
-	holder  string
-	scopes  []string
-	expires string
-	json    bool
-}
-
 func newKeyGrantCmd() *cobra.Command {
-	var o grantOpts
+	var (
+		f              changeFlags
+		holder, expiry string
+		scopes         []string
+	)
 	c := &cobra.Command{
 		Use:   "grant PUBKEY-FILE --holder NAME --scope SCOPE...",
 		Short: "Grant a key scopes, signed by a threshold of root keys",
@@ -68,53 +62,32 @@ Scopes:
                            proof-checked, vulnerable, deprecated, withdrawn), optionally only on PATTERN`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runKeyGrant(cmd.Context(), cmd.OutOrStdout(), o, args[0])
+			if holder == "" || len(scopes) == 0 {
+				return usageError{errors.New("a grant needs --holder and at least one --scope")}
+			}
+			pub, err := keys.LoadPublic(args[0])
+			if err != nil {
+				return err
+			}
+			g := index.KeyGrant{Key: pub, Holder: holder, Scopes: scopes}
+			if expiry != "" {
+				t, err := parseTime(expiry)
+				if err != nil {
+					return usageError{err}
+				}
+				g.Expires = &t
+			}
+			return f.run(cmd, func(ctx context.Context, r *index.Repo, roots []keys.Signer) (*changed, error) {
+				a, err := r.Grant(ctx, g, roots...)
+				return &changed{added: a, headline: fmt.Sprintf("granted %s to %s: %s", keys.ID(pub), holder, strings.Join(scopes, " "))}, err
+			})
 		},
 	}
-	repoFlag(c, &o.repo)
-	c.Flags().StringArrayVar(&o.keys, "key", nil, "a root key file (repeat for a threshold)")
-	c.Flags().StringVar(&o.holder, "holder", "", "who holds the key (a person, team or service)")
-	c.Flags().StringArrayVar(&o.scopes, "scope", nil, "a scope to grant (repeatable)")
-	c.Flags().StringVar(&o.expires, "expires", "", "when the grant ends (RFC 3339 time or YYYY-MM-DD)")
-	c.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	f.register(c, "a root key file (repeat for a threshold)")
+	c.Flags().StringVar(&holder, "holder", "", "who holds the key (a person, team or service)")
+	c.Flags().StringArrayVar(&scopes, "scope", nil, "a scope to grant (repeatable)")
+	c.Flags().StringVar(&expiry, "expires", "", "when the grant ends (RFC 3339 time or YYYY-MM-DD)")
 	return c
-}
-
-func runKeyGrant(ctx context.Context, w io.Writer, o grantOpts, pubFile string) error {
-	if o.holder == "" || len(o.scopes) == 0 {
-		return usageError{errors.New("a grant needs --holder and at least one --scope")}
-	}
-	pub, err := keys.LoadPublic(pubFile)
-	if err != nil {
-		return err
-	}
-	g := index.KeyGrant{Key: pub, Holder: o.holder, Scopes: o.scopes}
-	if o.expires != "" {
-		t, err := parseTime(o.expires)
-		if err != nil {
-			return usageError{err}
-		}
-		g.Expires = &t
-	}
-	r, err := openRepo(ctx, o.repo)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	roots, err := signers(o.keys)
-	if err != nil {
-		return err
-	}
-	a, err := r.Grant(ctx, g, roots...)
-	if err != nil {
-		return err
-	}
-	if o.json {
-		return printJSON(w, a)
-	}
-	fmt.Fprintf(w, "granted %s to %s: %s\n", keys.ID(pub), o.holder, strings.Join(o.scopes, " "))
-	printAdded(w, a)
-	return nil
 }
 
 func parseTime(s string) (time.Time, error) {
@@ -130,9 +103,8 @@ func parseTime(s string) (time.Time, error) {
 
 func newKeyRevokeCmd() *cobra.Command {
 	var (
-		repo, reason string
-		keyFiles     []string
-		asJSON       bool
+		f      changeFlags
+		reason string
 	)
 	c := &cobra.Command{
 		Use:   "revoke KEY-ID --reason TEXT",
@@ -145,31 +117,14 @@ its revocation; what it signed before stays valid, and 'cairn show' marks it
 			if reason == "" {
 				return usageError{errors.New("say why with --reason")}
 			}
-			r, err := openRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			roots, err := signers(keyFiles)
-			if err != nil {
-				return err
-			}
-			a, err := r.RevokeKey(cmd.Context(), args[0], reason, roots...)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), a)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked key %s\n", args[0])
-			printAdded(cmd.OutOrStdout(), a)
-			return nil
+			return f.run(cmd, func(ctx context.Context, r *index.Repo, roots []keys.Signer) (*changed, error) {
+				a, err := r.RevokeKey(ctx, args[0], reason, roots...)
+				return &changed{added: a, headline: "revoked key " + args[0]}, err
+			})
 		},
 	}
-	repoFlag(c, &repo)
-	c.Flags().StringArrayVar(&keyFiles, "key", nil, "a root key file (repeat for a threshold)")
+	f.register(c, "a root key file (repeat for a threshold)")
 	c.Flags().StringVar(&reason, "reason", "", "why the key is revoked")
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
 

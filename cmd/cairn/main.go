@@ -161,9 +161,6 @@ func openRepo(ctx context.Context, dir string) (*index.Repo, error) {
 	return index.Open(ctx, dir)
 }
 
-// signer resolves one signing key (--key, $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519).
-func signer(path string) (keys.Signer, error) { return keys.Resolve(path) }
-
 // signers resolves each --key given (at least one), for threshold signing.
 func signers(paths []string) ([]keys.Signer, error) {
 	if len(paths) == 0 {

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 
+	"github.com/spf13/cobra"
+
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
 )
 
 func printJSON(w io.Writer, v any) error {
@@ -20,4 +24,61 @@ func printAdded(w io.Writer, a *index.Added) {
 		fmt.Fprintf(w, "record %s\n", id)
 	}
 	fmt.Fprintf(w, "commit %s\n", a.Commit)
+}
+
+// changeFlags are the flags of every command that adds to the index.
+type changeFlags struct {
+	repo string
+	keys []string
+	json bool
+}
+
+func (f *changeFlags) register(c *cobra.Command, keyHelp string) {
+	repoFlag(c, &f.repo)
+	c.Flags().StringArrayVar(&f.keys, "key", nil, keyHelp)
+	c.Flags().BoolVar(&f.json, "json", false, "print JSON")
+}
+
+// changed is what an index-changing operation reports.
+type changed struct {
+	added    *index.Added
+	headline string
+	json     any // printed with --json; the Added if nil
+}
+
+// run opens the repository, resolves the signing keys (--key, once per
+// key, or the default key), runs op, and prints its headline and the
+// record ids and commit it added, or JSON.
+func (f *changeFlags) run(cmd *cobra.Command, op func(ctx context.Context, r *index.Repo, ss []keys.Signer) (*changed, error)) error {
+	r, err := openRepo(cmd.Context(), f.repo)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ss, err := signers(f.keys)
+	if err != nil {
+		return err
+	}
+	c, err := op(cmd.Context(), r, ss)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if f.json {
+		if c.json != nil {
+			return printJSON(w, c.json)
+		}
+		return printJSON(w, c.added)
+	}
+	fmt.Fprintln(w, c.headline)
+	printAdded(w, c.added)
+	return nil
+}
+
+// oneKey refuses several --key where one signer signs.
+func oneKey(ss []keys.Signer) (keys.Signer, error) {
+	if len(ss) != 1 {
+		return nil, usageError{fmt.Errorf("give one --key: this record has one signer")}
+	}
+	return ss[0], nil
 }

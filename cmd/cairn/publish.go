@@ -1,16 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
 )
 
 func newPublishCmd() *cobra.Command {
-	var (
-		repo, key string
-		asJSON    bool
-	)
+	var f changeFlags
 	c := &cobra.Command{
 		Use:   "publish DIR",
 		Short: "Publish the package version in DIR (cairn-package.yaml and its artifact files)",
@@ -37,30 +38,20 @@ your signed authored record to the index, in one commit. Your key needs a
 publish scope covering the name. A version is published once.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			s, err := signer(key)
-			if err != nil {
-				return err
-			}
-			p, err := r.Publish(cmd.Context(), args[0], s)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				return printJSON(w, p)
-			}
-			fmt.Fprintf(w, "published %s (descriptor sha256:%s, %d bytes)\n", p.Descriptor.ID(), p.Ref.SHA256, p.Ref.Size)
-			printAdded(w, &p.Added)
-			return nil
+			return f.run(cmd, func(ctx context.Context, r *index.Repo, ss []keys.Signer) (*changed, error) {
+				s, err := oneKey(ss)
+				if err != nil {
+					return nil, err
+				}
+				p, err := r.Publish(ctx, args[0], s)
+				if err != nil {
+					return nil, err
+				}
+				return &changed{added: &p.Added, json: p,
+					headline: fmt.Sprintf("published %s (descriptor sha256:%s, %d bytes)", p.Descriptor.ID(), p.Ref.SHA256, p.Ref.Size)}, nil
+			})
 		},
 	}
-	repoFlag(c, &repo)
-	c.Flags().StringVar(&key, "key", "", "the signing key file (default $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519)")
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	f.register(c, "the signing key file (default $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519)")
 	return c
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
 )
 
 func newShowCmd() *cobra.Command {
@@ -199,10 +201,9 @@ a head that does not descend from it (history rewritten) is refused.
 func newRootCmd() *cobra.Command {
 	c := &cobra.Command{Use: "root", Short: "Manage the repository's root of trust"}
 	var (
-		repo      string
-		old, next []string
+		f         changeFlags
+		next      []string
 		threshold int
-		asJSON    bool
 	)
 	rotate := &cobra.Command{
 		Use:   "rotate --key OLD... --new-root-key NEW... --threshold N",
@@ -212,36 +213,19 @@ func newRootCmd() *cobra.Command {
 			if len(next) == 0 || threshold < 1 {
 				return usageError{fmt.Errorf("name the new root keys (--new-root-key, private key files: they sign too) and --threshold")}
 			}
-			r, err := openRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			olds, err := signers(old)
-			if err != nil {
-				return err
-			}
 			news, err := signers(next)
 			if err != nil {
 				return err
 			}
-			a, err := r.RotateRoot(cmd.Context(), olds, news, threshold)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), a)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "rotated the root: %d key(s), threshold %d\n", len(news), threshold)
-			printAdded(cmd.OutOrStdout(), a)
-			return nil
+			return f.run(cmd, func(ctx context.Context, r *index.Repo, olds []keys.Signer) (*changed, error) {
+				a, err := r.RotateRoot(ctx, olds, news, threshold)
+				return &changed{added: a, headline: fmt.Sprintf("rotated the root: %d key(s), threshold %d", len(news), threshold)}, err
+			})
 		},
 	}
-	repoFlag(rotate, &repo)
-	rotate.Flags().StringArrayVar(&old, "key", nil, "a current root key file (repeat for the threshold)")
+	f.register(rotate, "a current root key file (repeat for the threshold)")
 	rotate.Flags().StringArrayVar(&next, "new-root-key", nil, "a new root key file (repeatable)")
 	rotate.Flags().IntVar(&threshold, "threshold", 0, "the new threshold")
-	rotate.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.AddCommand(rotate)
 	return c
 }
