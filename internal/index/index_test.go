@@ -10,7 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -201,4 +204,57 @@ func TestForkAfterGC(t *testing.T) {
 			t.Fatalf("full=%v: err = %v, want *ForkError", full, err)
 		}
 	}
+}
+
+// A long replay rebases its state on the tree to bound its memory; the
+// rules hold the same across a rebase, and attacks on what came before it
+// are still caught.
+func TestVerifyAcrossRebases(t *testing.T) {
+	defer func(n int) { rebaseAt = n }(rebaseAt)
+	rebaseAt = 3
+	f := newFixture(t)
+	for i := 0; i < 6; i++ {
+		f.publish(f.alice, fmt.Sprintf("acme/p%d", i), "1.0.0")
+	}
+	a, err := f.repo.Certify(f.ctx, Certification{Name: "acme/p0", Version: "1.0.0", Kind: record.Audited}, f.audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publish(f.alice, "acme/p0", "1.1.0") // uuid read back from before the rebases
+	if _, err := f.repo.Revoke(f.ctx, a.Records[0], "redo", f.audit); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.verifyFull(); err != nil {
+		t.Fatalf("full verify across rebases: %v", err)
+	}
+	// An attack on state from before the rebases, pushed with plain git:
+	// acme/p1@2.0.0 published with acme/p0's uuid.
+	head, _ := f.repo.Head(f.ctx)
+	d, _, err := f.repo.Descriptor(f.ctx, "acme/p0", "1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Name, d.Version = "acme/p1", "2.0.0"
+	data, _ := d.Marshal()
+	vdir := VersionDir("acme/p1", "2.0.0")
+	ref := blob.DigestBytes(data)
+	authored := f.sign(record.Authored, []record.Subject{{Name: "acme/p1@2.0.0", Digest: map[string]string{"sha256": ref.SHA256}}},
+		record.AuthoredPredicate{Descriptor: ref, Issued: time.Now()}, f.alice)
+	rd, _ := f.repo.reader(f.ctx)
+	c, _ := rd.Commit(head)
+	b := f.repo.Git.NewBatch()
+	tree, err := b.AddToTree(rd, c.Tree, []gitx.File{{Path: vdir + "/" + DescriptorFile, Data: data}, {Path: RecordPath(vdir, authored.ID), Data: authored.Raw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := b.Write("commit", gitx.FormatCommit(tree, []string{head}, "mallory <m>", time.Now().Unix(), "uuid swap"))
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.repo.Git.UpdateRef(f.ctx, MainRef, id, head, "attack"); err != nil {
+		t.Fatal(err)
+	}
+	f.repo.resetReader()
+	err = f.verifyFull()
+	wantRule(t, err, RuleUUID)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"sort"
 	"sync"
@@ -397,4 +398,33 @@ func (o *Overlay) updateKey(id string) (*Key, error) {
 	}
 	o.keys[id] = c
 	return c, nil
+}
+
+// seenState is a tree's state for a replay that has seen every package
+// created up to that tree: a name it has not seen has no versions.
+type seenState struct {
+	*treeState
+	names map[uint64]struct{}
+}
+
+func (s *seenState) Version(name, version string) (*Version, error) {
+	if _, ok := s.names[nameHash(name)]; !ok {
+		return nil, nil
+	}
+	return s.treeState.Version(name, version)
+}
+
+func (s *seenState) UUID(name string) (string, error) {
+	if _, ok := s.names[nameHash(name)]; !ok {
+		return "", nil
+	}
+	return s.treeState.UUID(name)
+}
+
+// nameHash is a 64-bit hash of a package name. A collision only costs a
+// lookup in git.
+func nameHash(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64()
 }

@@ -45,7 +45,8 @@ type VerifyResult struct {
 
 // rebaseAt bounds the overlay a long verification holds in memory: past
 // it, the state is re-read lazily from the tree of the last verified commit.
-const rebaseAt = 200_000
+// (A variable so that tests can make it small.)
+var rebaseAt = 50_000
 
 // Verify replays the rules over every commit after the last verified head
 // (all of them from the introduction if full), checking signatures in
@@ -111,7 +112,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, verif
 	defer cancel()
 	// Parsing allocates briskly and what it allocates dies young; the
 	// memory a replay holds is bounded (rebaseAt), so trade GC cycles for it.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer debug.SetGCPercent(debug.SetGCPercent(200))
 	stream, err := r.Git.NewStream(ctx)
 	if err != nil {
 		return err
@@ -234,6 +235,13 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, verif
 		}()
 	}
 	defer wg.Wait()
+	// A replay from the introduction sees every package as it appears: it
+	// keeps their names' hashes, so that once its state is rebased on the
+	// tree, a package it never saw is known absent without asking git.
+	var names map[uint64]struct{}
+	if res.From == "" {
+		names = map[uint64]struct{}{}
+	}
 	// Stage 4: the rules, commit by commit, in order.
 	prev, passed := res.From, verified == ""
 	fail := func(err error) error {
@@ -270,10 +278,23 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, verif
 		prev = cj.c.ID
 		res.Commits++
 		res.Records += len(cj.c.Files)
+		if names != nil {
+			for _, f := range cj.c.Files {
+				if f.Desc != nil {
+					names[nameHash(f.Desc.Name)] = struct{}{}
+				}
+			}
+		}
 		if st.Size() > rebaseAt {
-			if st, err = r.State(ctx, cj.c.ID); err != nil {
+			rd, err := r.reader(ctx)
+			if err != nil {
 				return err
 			}
+			var base State = &treeState{rd: rd, commit: cj.c.ID}
+			if names != nil {
+				base = &seenState{treeState: base.(*treeState), names: names}
+			}
+			st = NewOverlay(base)
 		}
 	}
 	select {
