@@ -34,7 +34,7 @@ certify:KIND (publishers may also mark their own packages deprecated or withdraw
 file name); without it the statement is about the whole version. Evidence
 files are stored as blobs and named by digest. --supersedes replaces an
 earlier record of yours. Nobody but you (or the root) can end what you certify.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, version := descriptor.SplitID(args[0])
 			if version == "" {
@@ -88,7 +88,7 @@ func newRevokeCmd() *cobra.Command {
 revoked from then on. Only the record's issuer (the same key, or another key the
 root granted to the same holder) or a threshold of root keys can revoke it.
 RECORD-ID may be shortened to a unique prefix of at least 8 hex digits.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if reason == "" {
 				return usageError{errors.New("say why with --reason")}

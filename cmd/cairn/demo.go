@@ -22,7 +22,7 @@ type it (paths relative to DIR) and its output: make keys, create a repository,
 grant a publisher and an auditor, publish a package, audit it, declare a
 vulnerability, watch the publisher fail to remove it, revoke it as its issuer,
 show the package and verify the whole history.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), args[0])
 		},

@@ -27,7 +27,7 @@ rotation. The root record is signed by every --root-key given.
 
 The introduction printed is the root record's id. Clients pin a repository by
 it: an index that does not start with it is another repository.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(rootKeys) == 0 {
 				return usageError{errors.New("name at least one --root-key")}

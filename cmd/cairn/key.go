@@ -29,7 +29,7 @@ func newKeyNewCmd() *cobra.Command {
 0600, as ssh-keygen writes it) and FILE.pub the public key. The fingerprint
 printed is the key's id everywhere in cairn, exactly as 'ssh-keygen -lf' prints it.
 An existing file is never overwritten. Existing OpenSSH ed25519 keys work as they are.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pub, err := keys.Generate(args[0], comment)
 			if err != nil {
@@ -60,7 +60,7 @@ Scopes:
   publish:PATTERN          publish (and deprecate or withdraw) packages matching PATTERN, e.g. publish:acme/*
   certify:KIND[:PATTERN]   make KIND certifications (audited, tested, reviewed, reproduced,
                            proof-checked, vulnerable, deprecated, withdrawn), optionally only on PATTERN`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if holder == "" || len(scopes) == 0 {
 				return usageError{errors.New("a grant needs --holder and at least one --scope")}
@@ -112,7 +112,7 @@ func newKeyRevokeCmd() *cobra.Command {
 		Long: `Revoke the key KEY-ID (its SHA256: fingerprint). The key signs nothing after
 its revocation; what it signed before stays valid, and 'cairn show' marks it
 "issuer key revoked".`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if reason == "" {
 				return usageError{errors.New("say why with --reason")}
@@ -136,7 +136,7 @@ func newKeyListCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "list",
 		Short: "List the root keys and every granted key with its holder, scopes and status",
-		Args:  cobra.NoArgs,
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(cmd.Context(), repo)
 			if err != nil {

@@ -46,6 +46,16 @@ func Main() int {
 
 type usageError struct{ error }
 
+// exactArgs is cobra.ExactArgs whose complaint is a usage error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout)
 	root.SetArgs(args)
@@ -84,7 +94,7 @@ func classify(err error) (int, string) {
 		me *blob.MismatchError
 	)
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage, ""
 	case errors.As(err, &fe):
 		return exitRefused, "do not use this copy of the index: restore main to a descendant of the verified head, or fetch the index again from a source you trust"

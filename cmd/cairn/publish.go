@@ -36,7 +36,7 @@ it names:
 The artifacts and the descriptor go to the blob store, then the descriptor and
 your signed authored record to the index, in one commit. Your key needs a
 publish scope covering the name. A version is published once.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, ss []keys.Signer) (*changed, error) {
 				s, err := oneKey(ss)

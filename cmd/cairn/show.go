@@ -30,7 +30,7 @@ func newShowCmd() *cobra.Command {
 every record about it — kind, issuer (holder and key), when it was appended,
 and its status: active, revoked, superseded, or "issuer key revoked" (signed
 before the key's revocation, so still valid, but worth a look).`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(cmd.Context(), repo)
 			if err != nil {
@@ -108,7 +108,7 @@ func newLogCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "log",
 		Short: "Print the audit trail, newest first: every commit and the records it added",
-		Args:  cobra.NoArgs,
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(cmd.Context(), repo)
 			if err != nil {
@@ -162,7 +162,7 @@ versions published once, revocations by their issuer, root thresholds), with
 signatures checked in parallel on all cores. The verified head is remembered;
 a head that does not descend from it (history rewritten) is refused.
 --full replays everything from the introduction.`,
-		Args: cobra.NoArgs,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := openRepo(cmd.Context(), repo)
 			if err != nil {
@@ -208,7 +208,7 @@ func newRootCmd() *cobra.Command {
 	rotate := &cobra.Command{
 		Use:   "rotate --key OLD... --new-root-key NEW... --threshold N",
 		Short: "Replace the root keys: signed by a threshold of the old root keys and of the new",
-		Args:  cobra.NoArgs,
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(next) == 0 || threshold < 1 {
 				return usageError{fmt.Errorf("name the new root keys (--new-root-key, private key files: they sign too) and --threshold")}
