@@ -107,3 +107,13 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+func TestOversized(t *testing.T) {
+	big := []byte("name: acme/x\nsummary: " + strings.Repeat("x", MaxSize) + "\n")
+	if _, err := ParseManifest(big); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "over the") {
+		t.Fatalf("oversized manifest: %v", err)
+	}
+	if _, err := Parse(big); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "over the") {
+		t.Fatalf("oversized descriptor: %v", err)
+	}
+}

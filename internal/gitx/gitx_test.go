@@ -187,3 +187,19 @@ func TestMaybeRepack(t *testing.T) {
 		t.Fatalf("fsck: %v %s", err, out)
 	}
 }
+
+func FuzzParseTree(f *testing.F) {
+	data, _ := FormatTree([]TreeEntry{{Mode: ModeFile, Name: "a.json", ID: strings.Repeat("ab", 20)}, {Mode: ModeTree, Name: "d", ID: strings.Repeat("cd", 20)}})
+	f.Add(data)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, err := ParseTree(data, 40)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			if len(e.ID) != 40 {
+				t.Fatalf("entry %q has id %q", e.Name, e.ID)
+			}
+		}
+	})
+}
