@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,18 +30,27 @@ type Reader struct {
 	closed bool
 }
 
-// NewReader starts a batch reader. Close it when done.
-func (r *Repo) NewReader(ctx context.Context) (*Reader, error) {
-	cmd := r.command(ctx, "cat-file", "--batch")
+// startCatFile starts `git cat-file` with args and returns its pipes.
+func (r *Repo) startCatFile(ctx context.Context, args ...string) (io.WriteCloser, io.Reader, *exec.Cmd, error) {
+	cmd := r.command(ctx, append([]string{"cat-file"}, args...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return stdin, stdout, cmd, nil
+}
+
+// NewReader starts a batch reader. Close it when done.
+func (r *Repo) NewReader(ctx context.Context) (*Reader, error) {
+	stdin, stdout, cmd, err := r.startCatFile(ctx, "--batch")
+	if err != nil {
 		return nil, err
 	}
 	return &Reader{
@@ -112,16 +122,8 @@ type Stream struct {
 // NewStream starts a pipelined reader. Call CloseRequests after the last
 // Request, and Wait after the last Next.
 func (r *Repo) NewStream(ctx context.Context) (*Stream, error) {
-	cmd := r.command(ctx, "cat-file", "--batch", "--buffer")
-	stdin, err := cmd.StdinPipe()
+	stdin, stdout, cmd, err := r.startCatFile(ctx, "--batch", "--buffer")
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	return &Stream{in: bufio.NewWriterSize(stdin, 1<<14), stdin: stdin, out: bufio.NewReaderSize(stdout, 1<<16), wait: cmd.Wait}, nil

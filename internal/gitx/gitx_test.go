@@ -38,7 +38,8 @@ func commitFiles(t *testing.T, r *Repo, rd *Reader, parent string, files ...stri
 	return id
 }
 
-func TestAppendWalkAndFsck(t *testing.T) {
+// newRepo makes a bare repository and a batch reader on it.
+func newRepo(t *testing.T) (context.Context, *Repo, *Reader) {
 	ctx := context.Background()
 	r, err := InitBare(t.TempDir())
 	if err != nil {
@@ -48,7 +49,12 @@ func TestAppendWalkAndFsck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rd.Close()
+	t.Cleanup(func() { rd.Close() })
+	return ctx, r, rd
+}
+
+func TestAppendWalkAndFsck(t *testing.T) {
+	ctx, r, rd := newRepo(t)
 	c1 := commitFiles(t, r, rd, "", "root/1.json", "a/b/c.json", "a/b-c.json", "a/b.d/x")
 	if err := r.UpdateRef(ctx, "refs/heads/main", c1, "", "init"); err != nil {
 		t.Fatal(err)
@@ -157,16 +163,7 @@ func TestWalkSeesEditsAndDeletes(t *testing.T) {
 // Appends make one pack each; MaybeRepack keeps their number bounded and
 // loses nothing.
 func TestMaybeRepack(t *testing.T) {
-	ctx := context.Background()
-	r, err := InitBare(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := r.NewReader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	ctx, r, rd := newRepo(t)
 	head := ""
 	for i := 0; i < 12; i++ {
 		head = commitFiles(t, r, rd, head, fmt.Sprintf("f/%d.json", i))

@@ -48,25 +48,32 @@ type VersionView struct {
 	Records    []RecordView           `json:"records"`
 }
 
+// atHead returns what the views read: main's head, the batch reader, the
+// state at head and its root.
+func (r *Repo) atHead(ctx context.Context) (string, *gitx.Reader, *Overlay, *Root, error) {
+	head, err := r.Head(ctx)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	st, err := r.State(ctx, head)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	root, err := st.Root()
+	return head, rd, st, root, err
+}
+
 // Show returns a package's versions (or one version) with their records,
 // oldest first.
 func (r *Repo) Show(ctx context.Context, name, version string) ([]VersionView, error) {
 	if err := descriptor.CheckName(name); err != nil {
 		return nil, err
 	}
-	head, err := r.Head(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rd, err := r.reader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	st, err := r.State(ctx, head)
-	if err != nil {
-		return nil, err
-	}
-	root, err := st.Root()
+	head, rd, st, root, err := r.atHead(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -245,15 +252,7 @@ type KeyView struct {
 
 // Keys lists the root keys and every granted key.
 func (r *Repo) Keys(ctx context.Context) ([]KeyView, error) {
-	head, err := r.Head(ctx)
-	if err != nil {
-		return nil, err
-	}
-	st, err := r.State(ctx, head)
-	if err != nil {
-		return nil, err
-	}
-	root, err := st.Root()
+	head, rd, st, root, err := r.atHead(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -262,10 +261,6 @@ func (r *Repo) Keys(ctx context.Context) ([]KeyView, error) {
 		out = append(out, KeyView{ID: id, Holder: h, Scopes: []string{fmt.Sprintf("root (threshold %d of %d, version %d)", root.Threshold, len(root.Keys), root.Version)}, Status: "active"})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	rd, err := r.reader(ctx)
-	if err != nil {
-		return nil, err
-	}
 	shards, err := rd.Tree(head + ":keys")
 	if errors.Is(err, fs.ErrNotExist) {
 		return out, nil
