@@ -15,11 +15,15 @@ import (
 // file at it; no tree grows with the number of packages or keys, because
 // both are sharded by a hash prefix:
 //
-//	root/00000001.json                               root records, by version (1 = the introduction)
-//	keys/ab/abcd…(64 hex)/ID.json                    grants and revocations of one key (its fingerprint's digest)
-//	packages/ab/cd/NAMESPACE/NAME/VERSION/descriptor.json
-//	packages/ab/cd/NAMESPACE/NAME/VERSION/ID.json    records about that version (abcd… = sha256 of "NAMESPACE/NAME")
+//	root/00000001.json                                   root records, by version (1 = the introduction)
+//	keys/ab/abcd…(64 hex)/ID.json                        grants and revocations of one key (its fingerprint's digest)
+//	packages/a/b/c/d/NAMESPACE/NAME/VERSION/descriptor.json
+//	packages/a/b/c/d/NAMESPACE/NAME/VERSION/ID.json      records about that version (abcd… = sha256 of "NAMESPACE/NAME")
 //
+// Packages are sharded four levels deep by one hex digit each: 65,536
+// leaves (about 15 names each at a million packages) under trees of at most
+// 16 entries, so that each commit's path through the trees — what an append
+// rewrites and what a verifier diffs — stays a few hundred bytes a level.
 // A revoke or supersede record lives beside the record it ends.
 const (
 	DescriptorFile = "descriptor.json"
@@ -35,7 +39,7 @@ func KeyDir(keyHex string) string { return "keys/" + keyHex[:2] + "/" + keyHex }
 func PackageDir(name string) string {
 	sum := sha256.Sum256([]byte(name))
 	h := hex.EncodeToString(sum[:2])
-	return "packages/" + h[:2] + "/" + h[2:4] + "/" + name
+	return "packages/" + h[0:1] + "/" + h[1:2] + "/" + h[2:3] + "/" + h[3:4] + "/" + name
 }
 
 // VersionDir is the directory of one version.
@@ -103,26 +107,26 @@ func ParsePath(p string) (Location, error) {
 		}
 		return Location{Place: PlaceKey, Dir: strings.Join(parts[:3], "/"), KeyHex: parts[2], RecordID: strings.TrimSuffix(parts[3], ".json")}, nil
 	case "packages":
-		if len(parts) != 7 {
-			return bad("want packages/XX/YY/NAMESPACE/NAME/VERSION/FILE")
+		if len(parts) != 9 {
+			return bad("want packages/A/B/C/D/NAMESPACE/NAME/VERSION/FILE")
 		}
-		name := parts[3] + "/" + parts[4]
+		name := parts[5] + "/" + parts[6]
 		if err := descriptor.CheckName(name); err != nil {
 			return bad(err.Error())
 		}
-		if err := descriptor.CheckVersion(parts[5]); err != nil {
+		if err := descriptor.CheckVersion(parts[7]); err != nil {
 			return bad(err.Error())
 		}
-		dir := strings.Join(parts[:6], "/")
-		if dir != VersionDir(name, parts[5]) {
+		dir := strings.Join(parts[:8], "/")
+		if dir != VersionDir(name, parts[7]) {
 			return bad("wrong shard for " + name)
 		}
-		loc := Location{Dir: dir, Name: name, Version: parts[5]}
+		loc := Location{Dir: dir, Name: name, Version: parts[7]}
 		switch {
-		case parts[6] == DescriptorFile:
+		case parts[8] == DescriptorFile:
 			loc.Place = PlaceDescriptor
-		case isRecordFile(parts[6]):
-			loc.Place, loc.RecordID = PlaceRecord, strings.TrimSuffix(parts[6], ".json")
+		case isRecordFile(parts[8]):
+			loc.Place, loc.RecordID = PlaceRecord, strings.TrimSuffix(parts[8], ".json")
 		default:
 			return bad("want descriptor.json or RECORDID.json")
 		}
