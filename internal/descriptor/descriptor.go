@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 	modsemver "golang.org/x/mod/semver"
 
@@ -175,9 +176,7 @@ func Parse(data []byte) (*Descriptor, error) {
 		return nil, invalid("descriptor is %d bytes, over the %d-byte cap", len(data), MaxSize)
 	}
 	var d Descriptor
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
+	if err := jsonv2.Unmarshal(data, &d, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return nil, invalid("not a descriptor: %v", err)
 	}
 	again, err := d.Marshal()

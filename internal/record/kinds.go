@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"cairn.dev/cairn/internal/blob"
 )
 
@@ -226,7 +228,7 @@ type RootPredicate struct {
 }
 
 func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
-	dec := func(v any) error { return json.Unmarshal(raw, v) }
+	dec := func(v any) error { return jsonv2.Unmarshal(raw, v) }
 	switch kind {
 	case Authored:
 		var p AuthoredPredicate

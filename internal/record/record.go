@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"cairn.dev/cairn/internal/blob"
@@ -148,7 +149,7 @@ func Parse(data []byte) (*Record, error) {
 		return nil, malformed("envelope is %d bytes, over the %d-byte cap", len(data), MaxSize)
 	}
 	var env dsse.Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if err := jsonv2.Unmarshal(data, &env); err != nil {
 		return nil, malformed("envelope is not JSON: %v", err)
 	}
 	if env.PayloadType != PayloadType {
@@ -175,7 +176,7 @@ func Parse(data []byte) (*Record, error) {
 		}
 		r.Signatures = append(r.Signatures, Signature{KeyID: s.KeyID, Sig: sig})
 	}
-	if err := json.Unmarshal(payload, &r.Statement); err != nil {
+	if err := jsonv2.Unmarshal(payload, &r.Statement); err != nil {
 		return nil, malformed("payload is not an in-toto statement: %v", err)
 	}
 	st := &r.Statement

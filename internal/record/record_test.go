@@ -155,6 +155,10 @@ func TestParseRejects(t *testing.T) {
 		}), "digest"},
 		"predicate not object":  {stmt(func(m map[string]any) { m["predicate"] = "audited" }), "JSON object"},
 		"predicate wrong shape": {stmt(func(m map[string]any) { m["predicate"] = map[string]any{"issued": 5} }), "audited record"},
+		// Two members of one name: parsers disagree on which wins, so a
+		// statement could mean one thing to cairn and another to a verifier.
+		"duplicate predicateType": {envelope(PayloadType, []byte(strings.Replace(string(good), `"predicateType":`, `"predicateType":"https://evil.example/x","predicateType":`, 1)), 1), "duplicate"},
+		"duplicate payload":       {[]byte(strings.Replace(string(envelope(PayloadType, good, 1)), `"payload":`, `"payload":"e30=","payload":`, 1)), "duplicate"},
 	}
 	for name, c := range cases {
 		_, err := Parse(c.data)
