@@ -3,9 +3,11 @@ module cairn.dev/cairn
 go 1.26.8
 
 require (
+	filippo.io/edwards25519 v1.0.0
 	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/go-json-experiment/json v0.0.0-20260820222146-c27c302e5fc3
 	github.com/google/uuid v1.6.0
+	github.com/hdevalence/ed25519consensus v0.2.0
 	github.com/in-toto/attestation v1.2.0
 	github.com/rogpeppe/go-internal v1.16.0
 	github.com/secure-systems-lab/go-securesystemslib v0.11.1

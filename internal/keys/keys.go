@@ -9,6 +9,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -21,11 +22,36 @@ import (
 	"path/filepath"
 	"strings"
 
+	"filippo.io/edwards25519"
 	"golang.org/x/crypto/ssh"
 )
 
 // ErrNotEd25519 is returned for keys of any other algorithm.
 var ErrNotEd25519 = errors.New("not an ed25519 key")
+
+// ErrWeakKey is returned for ed25519 public keys that are not a canonical
+// encoding of a point of large order. A small-order key lets anyone make
+// signatures that verify, whatever the message.
+var ErrWeakKey = errors.New("weak ed25519 public key")
+
+// CheckPublic refuses weak keys: a non-canonical encoding, or a point whose
+// order divides the cofactor.
+func CheckPublic(pub ed25519.PublicKey) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: %d bytes", ErrWeakKey, len(pub))
+	}
+	p, err := new(edwards25519.Point).SetBytes(pub)
+	if err != nil {
+		return fmt.Errorf("%w: not a curve point", ErrWeakKey)
+	}
+	if !bytes.Equal(p.Bytes(), pub) {
+		return fmt.Errorf("%w: non-canonical encoding", ErrWeakKey)
+	}
+	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return fmt.Errorf("%w: small order", ErrWeakKey)
+	}
+	return nil
+}
 
 // Signer signs with one ed25519 key.
 //
@@ -103,7 +129,7 @@ func edPublic(sk ssh.PublicKey) (ed25519.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotEd25519, sk.Type())
 	}
-	return pub, nil
+	return pub, CheckPublic(pub)
 }
 
 // Generate writes a new ed25519 key to path (OpenSSH private key format,

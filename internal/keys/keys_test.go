@@ -163,3 +163,37 @@ func TestAgentSigner(t *testing.T) {
 		t.Fatalf("Resolve(unknown .pub) = %v, want ErrNoKey", err)
 	}
 }
+
+// Keys of small order verify forged signatures under any ed25519 verifier;
+// cairn refuses them wherever it parses a key.
+func TestWeakKeysRefused(t *testing.T) {
+	identity := make([]byte, 32)
+	identity[0] = 1 // the neutral point: order 1
+	order2 := make([]byte, 32)
+	order2[0], order2[31] = 0xec, 0x7f // y = -1: order 2
+	for i := 1; i < 31; i++ {
+		order2[i] = 0xff
+	}
+	nonCanonical := make([]byte, 32) // y = p+1, the neutral point again, encoded past p
+	nonCanonical[0] = 0xee
+	for i := 1; i < 31; i++ {
+		nonCanonical[i] = 0xff
+	}
+	nonCanonical[31] = 0x7f
+	for name, k := range map[string][]byte{"identity": identity, "order 2": order2, "non-canonical": nonCanonical} {
+		if err := CheckPublic(k); !errors.Is(err, ErrWeakKey) {
+			t.Errorf("%s: CheckPublic = %v, want ErrWeakKey", name, err)
+		}
+		sk, err := ssh.NewPublicKey(ed25519.PublicKey(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ParsePublic(ssh.MarshalAuthorizedKey(sk)); !errors.Is(err, ErrWeakKey) {
+			t.Errorf("%s: ParsePublic = %v, want ErrWeakKey", name, err)
+		}
+	}
+	pub, _, _ := ed25519.GenerateKey(nil)
+	if err := CheckPublic(pub); err != nil {
+		t.Fatalf("a generated key is weak? %v", err)
+	}
+}

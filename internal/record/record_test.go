@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -243,6 +244,43 @@ func BenchmarkVerifySignature(b *testing.B) {
 	for b.Loop() {
 		if !ed25519.Verify(s.Public(), pae, r.Signatures[0].Sig) {
 			b.Fatal("bad")
+		}
+	}
+}
+
+// A batch with one bad signature still gives every signature its own,
+// exact answer; one under the wrong key is refused like a bad one.
+func TestVerifyBatch(t *testing.T) {
+	s, other := signer(t), signer(t)
+	var recs []*Record
+	var checks []Check
+	for i := 0; i < 40; i++ {
+		payload, _ := Build(Audited, []Subject{desc}, CertificationPredicate{Note: fmt.Sprint(i)})
+		r, err := Sign(payload, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+		checks = append(checks, Check{Rec: r, Sig: 0, Pub: s.Public()})
+	}
+	recs[7].Signatures[0].Sig[3] ^= 1 // tampered
+	checks[23].Pub = other.Public()   // the wrong key
+	VerifyBatch(checks)
+	for i, r := range recs {
+		want := i != 7 && i != 23
+		if got := r.VerifySignature(0, checks[i].Pub); got != want {
+			t.Errorf("record %d: verified %v, want %v", i, got, want)
+		}
+	}
+	// All good: the batch alone decides, and says yes.
+	good := append(append([]Check(nil), checks[:7]...), checks[8:23]...)
+	for _, c := range good {
+		c.Rec.Signatures[0].checkedBy = nil
+	}
+	VerifyBatch(good)
+	for _, c := range good {
+		if c.Rec.Signatures[0].checkedBy == nil || !c.Rec.Signatures[0].valid {
+			t.Fatal("a good batch did not record its answers")
 		}
 	}
 }
