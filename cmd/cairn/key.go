@@ -138,31 +138,32 @@ func newKeyListCmd() *cobra.Command {
 		Short: "List the root keys and every granted key with its holder, scopes and status",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ks, err := r.Keys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), ks)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KEY\tHOLDER\tSTATUS\tSCOPES")
-			for _, k := range ks {
-				status := k.Status
-				if k.Reason != "" {
-					status += " (" + k.Reason + ")"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Holder, status, strings.Join(k.Scopes, " "))
-			}
-			return tw.Flush()
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				return listKeys(cmd, r, asJSON)
+			})
 		},
 	}
 	repoFlag(c, &repo)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+func listKeys(cmd *cobra.Command, r *index.Repo, asJSON bool) error {
+	ks, err := r.Keys(cmd.Context())
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(cmd.OutOrStdout(), ks)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tHOLDER\tSTATUS\tSCOPES")
+	for _, k := range ks {
+		status := k.Status
+		if k.Reason != "" {
+			status += " (" + k.Reason + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Holder, status, strings.Join(k.Scopes, " "))
+	}
+	return tw.Flush()
 }

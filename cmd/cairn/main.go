@@ -161,6 +161,16 @@ func repoFlag(c *cobra.Command, dst *string) {
 	c.Flags().StringVar(dst, "repo", "", "the repository directory (default $CAIRN_REPO)")
 }
 
+// withRepo opens the repository, runs fn on it, and closes it.
+func withRepo(cmd *cobra.Command, dir string, fn func(ctx context.Context, r *index.Repo) error) error {
+	r, err := openRepo(cmd.Context(), dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return fn(cmd.Context(), r)
+}
+
 func openRepo(ctx context.Context, dir string) (*index.Repo, error) {
 	if dir == "" {
 		dir = os.Getenv("CAIRN_REPO")

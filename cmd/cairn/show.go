@@ -32,26 +32,23 @@ and its status: active, revoked, superseded, or "issuer key revoked" (signed
 before the key's revocation, so still valid, but worth a look).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			name, version := descriptor.SplitID(args[0])
-			views, err := r.Show(cmd.Context(), name, version)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), views)
-			}
-			for i, v := range views {
-				if i > 0 {
-					fmt.Fprintln(cmd.OutOrStdout())
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				name, version := descriptor.SplitID(args[0])
+				views, err := r.Show(ctx, name, version)
+				if err != nil {
+					return err
 				}
-				printVersion(cmd.OutOrStdout(), v)
-			}
-			return nil
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), views)
+				}
+				for i, v := range views {
+					if i > 0 {
+						fmt.Fprintln(cmd.OutOrStdout())
+					}
+					printVersion(cmd.OutOrStdout(), v)
+				}
+				return nil
+			})
 		},
 	}
 	repoFlag(c, &repo)
@@ -110,42 +107,42 @@ func newLogCmd() *cobra.Command {
 		Short: "Print the audit trail, newest first: every commit and the records it added",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			w := cmd.OutOrStdout()
-			var all []index.LogEntry
-			err = r.Log(cmd.Context(), limit, func(e index.LogEntry) error {
-				if asJSON {
-					all = append(all, e)
-					return nil
-				}
-				fmt.Fprintf(w, "commit %s  %s  %s\n    %s\n", e.Commit, e.Time.Format(time.RFC3339), e.Author, e.Message)
-				for _, rec := range e.Records {
-					switch {
-					case rec.ID == "":
-						fmt.Fprintf(w, "    + %-13s %s\n", rec.Kind, rec.Subject)
-					default:
-						fmt.Fprintf(w, "    + %-13s %s  record %.16s  by %s\n", rec.Kind, rec.Subject, rec.ID, rec.Issuer)
-					}
-				}
-				return nil
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				return printLog(ctx, cmd.OutOrStdout(), r, limit, asJSON)
 			})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(w, all)
-			}
-			return nil
 		},
 	}
 	repoFlag(c, &repo)
 	c.Flags().IntVarP(&limit, "max-count", "n", 0, "show at most this many commits")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+func printLog(ctx context.Context, w io.Writer, r *index.Repo, limit int, asJSON bool) error {
+	var all []index.LogEntry
+	err := r.Log(ctx, limit, func(e index.LogEntry) error {
+		if asJSON {
+			all = append(all, e)
+			return nil
+		}
+		fmt.Fprintf(w, "commit %s  %s  %s\n    %s\n", e.Commit, e.Time.Format(time.RFC3339), e.Author, e.Message)
+		for _, rec := range e.Records {
+			switch {
+			case rec.ID == "":
+				fmt.Fprintf(w, "    + %-13s %s\n", rec.Kind, rec.Subject)
+			default:
+				fmt.Fprintf(w, "    + %-13s %s  record %.16s  by %s\n", rec.Kind, rec.Subject, rec.ID, rec.Issuer)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(w, all)
+	}
+	return nil
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -164,38 +161,39 @@ a head that does not descend from it (history rewritten) is refused.
 --full replays everything from the introduction.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo(cmd.Context(), repo)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			res, err := r.Verify(cmd.Context(), full)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				return printJSON(w, struct {
-					*index.VerifyResult
-					PeakRSS float64 `json:"peak_rss_mib"` // this process, not its git children
-				}{res, peakRSS()})
-			}
-			from := "the introduction"
-			if res.From != "" {
-				from = res.From[:12]
-			}
-			if res.Commits == 0 && !full {
-				fmt.Fprintf(w, "ok: head %s already verified (%d files)\n", res.Head, res.Total)
-				return nil
-			}
-			fmt.Fprintf(w, "ok: verified %d commits, %d files from %s to head %s in %s\n", res.Commits, res.Records, from, res.Head, res.Duration.Round(time.Millisecond))
-			return nil
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				return runVerify(ctx, cmd, r, full, asJSON)
+			})
 		},
 	}
 	repoFlag(c, &repo)
 	c.Flags().BoolVar(&full, "full", false, "replay everything from the introduction")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+func runVerify(ctx context.Context, cmd *cobra.Command, r *index.Repo, full, asJSON bool) error {
+	res, err := r.Verify(ctx, full)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if asJSON {
+		return printJSON(w, struct {
+			*index.VerifyResult
+			PeakRSS float64 `json:"peak_rss_mib"` // this process, not its git children
+		}{res, peakRSS()})
+	}
+	from := "the introduction"
+	if res.From != "" {
+		from = res.From[:12]
+	}
+	if res.Commits == 0 && !full {
+		fmt.Fprintf(w, "ok: head %s already verified (%d files)\n", res.Head, res.Total)
+		return nil
+	}
+	fmt.Fprintf(w, "ok: verified %d commits, %d files from %s to head %s in %s\n", res.Commits, res.Records, from, res.Head, res.Duration.Round(time.Millisecond))
+	return nil
 }
 
 func newRootCmd() *cobra.Command {

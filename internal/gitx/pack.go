@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"cairn.dev/cairn/internal/safefile"
 )
 
 // Batch collects the objects of one append and writes them as a single
@@ -141,40 +143,18 @@ func (b *Batch) Flush() error {
 	idx.Write(h.Sum(nil))
 
 	dir := filepath.Join(b.repo.GitDir, "objects", "pack")
-	name := filepath.Join(dir, "pack-"+hex.EncodeToString(packSum))
-	if err := writeFileSync(dir, name+".pack", pack.Bytes()); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := writeFileSync(dir, name+".idx", idx.Bytes()); err != nil {
+	name := filepath.Join(dir, "pack-"+hex.EncodeToString(packSum))
+	if err := safefile.Write(name+".pack", pack.Bytes(), safefile.Options{Perm: 0o444}); err != nil {
+		return err
+	}
+	if err := safefile.Write(name+".idx", idx.Bytes(), safefile.Options{Perm: 0o444}); err != nil {
 		return err
 	}
 	b.objs, b.byID = nil, map[string]int{}
 	return nil
-}
-
-// writeFileSync writes data to path via a fsynced temporary file in dir.
-func writeFileSync(dir, path string, data []byte) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "tmp_pack_")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	os.Chmod(tmp.Name(), 0o444)
-	return os.Rename(tmp.Name(), path)
 }
 
 // MaybeRepack consolidates packs once there are more than limit of them,

@@ -23,6 +23,7 @@ import (
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/safefile"
 )
 
 // MainRef is the index's branch.
@@ -275,30 +276,11 @@ func (r *Repo) saveMarker(m marker) error {
 	return writeJSON(filepath.Join(r.local, "verified.json"), m, false)
 }
 
-// writeJSON writes v to path atomically: a temporary file, fsynced if
-// durable (default), renamed.
+// writeJSON writes v to path atomically, fsynced unless durable is false.
 func writeJSON(path string, v any, durable ...bool) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if len(durable) == 0 || durable[0] {
-		if err := tmp.Sync(); err != nil {
-			tmp.Close()
-			return err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return safefile.Write(path, append(data, '\n'), safefile.Options{NoSync: len(durable) > 0 && !durable[0]})
 }

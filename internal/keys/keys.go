@@ -19,11 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"filippo.io/edwards25519"
 	"golang.org/x/crypto/ssh"
+
+	"cairn.dev/cairn/internal/safefile"
 )
 
 // ErrNotEd25519 is returned for keys of any other algorithm.
@@ -158,36 +159,13 @@ func Generate(path, comment string) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
-// writeNew writes data to a new file atomically: a temporary file in the
-// same directory, linked into place only if path does not exist yet.
-func writeNew(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-key-*")
-	if err != nil {
-		return err
+// writeNew writes a key file that must not exist yet.
+func writeNew(path string, data []byte, perm os.FileMode) error {
+	err := safefile.Write(path, data, safefile.Options{Perm: perm, Exclusive: true})
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s already exists: refusing to overwrite a key", path)
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s already exists: refusing to overwrite a key", path)
-		}
-		return err
-	}
-	return nil
+	return err
 }
 
 // fileSigner signs with a private key held in memory.
