@@ -66,23 +66,19 @@ func TestPublishKilledAtRandom(t *testing.T) {
 	window := time.Since(start) * 3 / 2
 
 	published := map[string]bool{"1.0.0": true}
-	killed := 0
 	for i := 1; i <= rounds; i++ {
 		cmd := cairnCmd(t, "publish", "--repo", p("repo"), "--key", p("alice.key"), pkg(i))
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Duration(mrand.Int64N(int64(window))))
-		if cmd.Process.Signal(syscall.SIGKILL) == nil {
-			killed++
-		}
+		cmd.Process.Signal(syscall.SIGKILL) // may land after the publish ended: both outcomes count
 		err := cmd.Wait()
 		if err == nil {
 			published[fmt.Sprintf("1.0.%d", i)] = true
 		}
 	}
 	t.Logf("%d rounds: %d publishes killed before they finished, %d completed", rounds, rounds+1-len(published), len(published))
-	_ = killed
 
 	mustRun(t, "verify", "--repo", p("repo"), "--full")
 	// Nothing referenced is missing: every descriptor and artifact of every

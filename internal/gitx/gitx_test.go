@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -134,19 +135,36 @@ func TestAppendWalkAndFsck(t *testing.T) {
 	}
 }
 
-// Walk reports modifications and deletions made with plain git.
+// Walk reports modifications, deletions and mode changes made with plain
+// git in a work tree, and commits that change nothing.
 func TestWalkSeesEditsAndDeletes(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	run := func(args ...string) {
+		t.Helper()
 		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=x", "-c", "user.email=x@x"}, args...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("git %v: %v %s", args, err, out)
 		}
 	}
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	run("init", "-q")
-	run("commit", "-q", "--allow-empty", "-m", "empty")
-	run("-c", "core.hooksPath=/dev/null", "commit", "-q", "--allow-empty", "-m", "empty2")
+	write("a.json", "a")
+	write("b.json", "b")
+	write("c.json", "c")
+	run("add", ".")
+	run("commit", "-q", "-m", "add")
+	write("a.json", "edited")
+	os.Remove(filepath.Join(dir, "b.json"))
+	os.Chmod(filepath.Join(dir, "c.json"), 0o755)
+	run("add", "-A")
+	run("commit", "-q", "-m", "edit, delete, chmod")
+	run("commit", "-q", "--allow-empty", "-m", "nothing")
 	r, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -154,9 +172,25 @@ func TestWalkSeesEditsAndDeletes(t *testing.T) {
 	if r.WorkTree == "" {
 		t.Fatal("work tree not detected")
 	}
-	var seen int
-	if err := r.Walk(ctx, WalkOptions{To: "HEAD"}, func(e *LogEntry) error { seen++; return nil }); err != nil || seen != 2 {
-		t.Fatalf("walk over empty commits: %d, %v", seen, err)
+	var log []string
+	err = r.Walk(ctx, WalkOptions{To: "HEAD"}, func(e *LogEntry) error {
+		var s []string
+		for _, ch := range e.Changes {
+			s = append(s, fmt.Sprintf("%c %s %s", ch.Status, ch.Path, ch.NewMode))
+		}
+		log = append(log, strings.Join(s, ", "))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"A a.json 100644, A b.json 100644, A c.json 100644",
+		"M a.json 100644, D b.json 000000, M c.json 100755",
+		"",
+	}
+	if strings.Join(log, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("walk:\n%s\nwant:\n%s", strings.Join(log, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -177,8 +177,6 @@ func TestKeysView(t *testing.T) {
 	}
 }
 
-func f0ctx() context.Context { return context.Background() }
-
 // A rewritten history is a fork even when git has already collected the
 // commits that were verified.
 func TestForkAfterGC(t *testing.T) {

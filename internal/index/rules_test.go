@@ -1,13 +1,13 @@
 package index
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -165,7 +165,7 @@ func (f *fixture) repoFind(t *testing.T, keyHex string) string {
 // Thresholds count distinct keys: two signatures by one root key, the
 // second under another root key's id, do not make two.
 func TestThresholdCountsDistinctKeys(t *testing.T) {
-	ctx := f0ctx()
+	ctx := context.Background()
 	r1, r2, r3 := newSigner(), newSigner(), newSigner()
 	dir := t.TempDir() + "/repo"
 	r, intro, err := Init(ctx, dir, []keys.Signer{r1, r2, r3}, nil, 2)
@@ -234,5 +234,4 @@ func TestIntroductionPinned(t *testing.T) {
 	if !strings.Contains(err.Error(), "pinned to introduction "+f.intro) {
 		t.Fatalf("error does not name the pinned introduction: %v", err)
 	}
-	_ = blob.Ref{}
 }

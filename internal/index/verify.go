@@ -34,13 +34,13 @@ func (e *ForkError) Unwrap() error { return ErrFork }
 
 // VerifyResult reports a verification.
 type VerifyResult struct {
-	From     string // the verified head it started from ("" = the introduction)
-	Head     string
-	Commits  int
-	Records  int // files checked in this run
-	Total    int // records in the index (as far as known)
-	Full     bool
-	Duration time.Duration
+	From     string        `json:"from,omitempty"` // the verified head it started from ("" = the introduction)
+	Head     string        `json:"head"`
+	Commits  int           `json:"commits"`
+	Records  int           `json:"files"`       // files checked in this run
+	Total    int           `json:"total_files"` // files in the index, as far as verified
+	Full     bool          `json:"full"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // batchSize is how many files a worker checks together: ed25519 batch

@@ -328,11 +328,10 @@ func (r *Repo) Log(ctx context.Context, limit int, fn func(LogEntry) error) erro
 	if err != nil {
 		return err
 	}
-	rd, err := r.Git.NewReader(ctx)
+	rd, err := r.reader(ctx)
 	if err != nil {
 		return err
 	}
-	defer rd.Close()
 	n := 0
 	errStop := errors.New("stop")
 	err = r.Git.Walk(ctx, gitx.WalkOptions{To: head, NewestFirst: true}, func(e *gitx.LogEntry) error {
