@@ -59,6 +59,11 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 		}
 		baseTree = pc.Tree
 		c.Parents = []string{parent}
+		// Commit times never go backwards, whatever this machine's clock says.
+		c.ParentTime = time.Unix(pc.Time, 0)
+		if now.Before(c.ParentTime) {
+			now, c.Time = c.ParentTime, c.ParentTime
+		}
 		if st, err = r.State(ctx, parent); err != nil {
 			return "", err
 		}

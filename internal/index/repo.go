@@ -215,22 +215,25 @@ func (r *Repo) Close() error {
 	return nil
 }
 
-// Head returns the commit main points at, asked of the running batch
+// Head returns the commit main points at: see HeadOf.
+func (r *Repo) Head(ctx context.Context) (string, error) { return r.HeadOf(ctx, MainRef) }
+
+// HeadOf returns the commit a ref points at, asked of the running batch
 // reader rather than of a new git process.
-func (r *Repo) Head(ctx context.Context) (string, error) {
+func (r *Repo) HeadOf(ctx context.Context, ref string) (string, error) {
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return "", err
 	}
-	o, err := rd.Read(MainRef)
+	o, err := rd.Read(ref)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("%s: the index has no %s branch", r.Dir, MainRef)
+		return "", fmt.Errorf("%s: the index has no %s: %w", r.Dir, ref, fs.ErrNotExist)
 	}
 	if err != nil {
 		return "", err
 	}
 	if o.Type != "commit" {
-		return "", fmt.Errorf("%s: %s is a %s, not a commit", r.Dir, MainRef, o.Type)
+		return "", fmt.Errorf("%s: %s is a %s, not a commit", r.Dir, ref, o.Type)
 	}
 	return o.ID, nil
 }
@@ -254,8 +257,10 @@ type marker struct {
 	Time    time.Time `json:"time"`
 }
 
-func (r *Repo) loadMarker() (*marker, error) {
-	data, err := os.ReadFile(filepath.Join(r.local, "verified.json"))
+func (r *Repo) loadMarker() (*marker, error) { return loadMarker(r.Main().Marker) }
+
+func loadMarker(path string) (*marker, error) {
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -264,16 +269,21 @@ func (r *Repo) loadMarker() (*marker, error) {
 	}
 	var m marker
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("verified.json: %w", err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &m, nil
 }
 
 // saveMarker records the verified head. It is not fsynced: a marker lost
 // in a crash is an older verified head, which only means verifying again.
-func (r *Repo) saveMarker(m marker) error {
+func (r *Repo) saveMarker(m marker) error { return saveMarker(r.Main().Marker, m) }
+
+func saveMarker(path string, m marker) error {
 	m.Time = time.Now().UTC()
-	return writeJSON(filepath.Join(r.local, "verified.json"), m, false)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return writeJSON(path, m, false)
 }
 
 // writeJSON writes v to path atomically, fsynced unless durable is false.

@@ -29,6 +29,7 @@ const (
 	RuleIssuerOnly   = "issuer-only"    // only the issuer or the root ends a record
 	RuleThreshold    = "threshold"      // root acts need a threshold of distinct root keys
 	RuleRootRotation = "root-rotation"  // rotations chain, signed by old and new roots
+	RuleTimeOrder    = "time-order"     // a commit is not older than its parent
 )
 
 // ErrRule is the parent of every RuleError.
@@ -89,6 +90,11 @@ type Commit struct {
 	Parents []string
 	Time    time.Time // committer time: when the records were appended
 	Files   []*File
+
+	// ParentTime is the parent's committer time (zero: not checked).
+	// Grant expiry and "signed before revocation" are judged by commit
+	// times, so a commit may not claim to be older than its parent.
+	ParentTime time.Time
 }
 
 // prepare parses an added file. It is the part of checking that needs no
@@ -146,6 +152,9 @@ func Apply(st *Overlay, c *Commit, pinned string) error {
 	}
 	if len(c.Parents) != 1 {
 		return &RuleError{Rule: RuleLinear, Commit: c.ID, Detail: fmt.Sprintf("commit has %d parents; the index is one line of commits: rebase instead of merging", len(c.Parents))}
+	}
+	if !c.ParentTime.IsZero() && c.Time.Before(c.ParentTime) {
+		return &RuleError{Rule: RuleTimeOrder, Commit: c.ID, Detail: fmt.Sprintf("commit time %s is before its parent's (%s): appends are dated by when they happen", c.Time.UTC().Format(time.RFC3339), c.ParentTime.UTC().Format(time.RFC3339))}
 	}
 	tx := st.child()
 	a := &applier{st: tx, c: c, root: root, published: map[string]blob.Ref{}, authored: map[string]bool{}}

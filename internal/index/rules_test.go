@@ -235,3 +235,27 @@ func TestIntroductionPinned(t *testing.T) {
 		t.Fatalf("error does not name the pinned introduction: %v", err)
 	}
 }
+
+// An expired key cannot sign by dating its commit before the expiry: a
+// commit may not be older than its parent.
+func TestBackdatedCommit(t *testing.T) {
+	f := newFixture(t)
+	p := f.publish(f.alice, "acme/fastjson", "1.2.3")
+	expired := newSigner()
+	past := time.Now().Add(-time.Hour)
+	if _, err := f.repo.Grant(f.ctx, KeyGrant{Key: expired.Public(), Holder: "temp", Scopes: []string{"certify:audited"}, Expires: &past}, f.root); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := f.repo.Head(f.ctx)
+	st, _ := f.repo.State(f.ctx, head)
+	rec := f.sign(record.Audited, []record.Subject{{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}}}, record.CertificationPredicate{Issued: past}, expired)
+	file := at(VersionDir("acme/fastjson", "1.2.3"), rec)
+	file.Status, file.Mode = 'A', "100644"
+	prepare(file)
+	c := &Commit{ID: "test", Parents: []string{head}, Time: past.Add(-time.Minute), ParentTime: time.Now(), Files: []*File{file}}
+	err := Apply(st, c, f.intro)
+	wantRule(t, err, RuleTimeOrder)
+	if !strings.Contains(err.Error(), "before its parent's") {
+		t.Fatalf("error %q does not say why", err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -53,17 +55,37 @@ const batchSize = 64
 // (A variable so that tests can make it small.)
 var rebaseAt = 50_000
 
-// Verify replays the rules over every commit after the last verified head
-// (all of them from the introduction if full), checking signatures in
-// parallel on all cores, and remembers the new head. A head that does not
-// descend from the remembered one is a *ForkError.
+// Line is one history the repository verifies and remembers: its own
+// main, or its copy of a remote's or an upstream's main, each pinned by
+// its own introduction.
+type Line struct {
+	Name         string // how messages call it: "main", "remote public", …
+	Ref          string
+	Introduction string
+	Marker       string // the file that remembers the verified head
+}
+
+// Main returns the repository's own line.
+func (r *Repo) Main() Line {
+	return Line{Name: "main", Ref: MainRef, Introduction: r.Config.Introduction, Marker: filepath.Join(r.local, "verified.json")}
+}
+
+// Verify verifies the repository's own main: see VerifyLine.
 func (r *Repo) Verify(ctx context.Context, full bool) (*VerifyResult, error) {
+	return r.VerifyLine(ctx, r.Main(), full)
+}
+
+// VerifyLine replays the rules over every commit of a line after its last
+// verified head (all of them from the introduction if full), checking
+// signatures in parallel on all cores, and remembers the new head. A head
+// that does not descend from the remembered one is a *ForkError.
+func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult, error) {
 	start := time.Now()
-	head, err := r.Head(ctx)
+	head, err := r.HeadOf(ctx, l.Ref)
 	if err != nil {
 		return nil, err
 	}
-	m, err := r.loadMarker()
+	m, err := loadMarker(l.Marker)
 	if err != nil {
 		return nil, err
 	}
@@ -81,19 +103,48 @@ func (r *Repo) Verify(ctx context.Context, full bool) (*VerifyResult, error) {
 	} else {
 		st = NewOverlay(nil)
 	}
-	var verified string
+	opts := replayOptions{introduction: l.Introduction}
 	if m != nil {
-		verified = m.Head
+		opts.verified = m.Head
 	}
-	if err := r.replay(ctx, res, st, verified); err != nil {
+	if err := r.replay(ctx, res, st, opts); err != nil {
 		return nil, err
 	}
 	res.Total += res.Records
-	if err := r.saveMarker(marker{Head: head, Records: res.Total}); err != nil {
+	if err := saveMarker(l.Marker, marker{Head: head, Records: res.Total}); err != nil {
 		return nil, err
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// CheckUpdate checks the commits from old (a head already verified; ""
+// for an empty index) to new against the rules, as a server does before
+// it lets a push move main, without remembering anything. Commits dated
+// after notAfter (the checker's clock plus a tolerance) are refused: the
+// rules judge expiry by commit time, so the server bounds it by its own.
+func (r *Repo) CheckUpdate(ctx context.Context, old, new string, notAfter time.Time) (*VerifyResult, error) {
+	start := time.Now()
+	res := &VerifyResult{From: old, Head: new}
+	st := NewOverlay(nil)
+	if old != "" {
+		var err error
+		if st, err = r.State(ctx, old); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.replay(ctx, res, st, replayOptions{introduction: r.Config.Introduction, verified: old, notAfter: notAfter}); err != nil {
+		return nil, err
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// replayOptions says what a replay checks against.
+type replayOptions struct {
+	introduction string    // the line's pinned first root record
+	verified     string    // the head verified before, which the line must pass through
+	notAfter     time.Time // if set, no commit may be dated later
 }
 
 type fileJob struct {
@@ -112,7 +163,8 @@ type commitJob struct {
 // commits must form one chain from res.From (each the parent of the next)
 // that passes through verified, the head verified before, if any: so a
 // rewritten history is a *ForkError, with no extra git process to ask.
-func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, verified string) error {
+func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o replayOptions) error {
+	verified := o.verified
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Parsing allocates briskly and what it allocates dies young; the
@@ -280,6 +332,22 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, verif
 	}
 	// Stage 4: the rules, commit by commit, in order.
 	prev, passed := res.From, verified == ""
+	var prevTime time.Time
+	if prev != "" {
+		rd, err := r.reader(ctx)
+		if err != nil {
+			return err
+		}
+		pc, err := rd.Commit(prev)
+		if errors.Is(err, fs.ErrNotExist) && verified != "" {
+			// The verified head is gone: history was rewritten and collected.
+			return &ForkError{Verified: verified, Head: res.Head}
+		}
+		if err != nil {
+			return err
+		}
+		prevTime = time.Unix(pc.Time, 0)
+	}
 	fail := func(err error) error {
 		cancel()
 		for range ordered {
@@ -297,7 +365,11 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, verif
 			}
 			return fail(&RuleError{Rule: RuleLinear, Commit: cj.c.ID, Detail: "commit does not continue the line of history from " + prev})
 		}
-		if err := Apply(st, cj.c, r.Config.Introduction); err != nil {
+		cj.c.ParentTime = prevTime
+		if !o.notAfter.IsZero() && cj.c.Time.After(o.notAfter) {
+			return fail(&RuleError{Rule: RuleTimeOrder, Commit: cj.c.ID, Detail: fmt.Sprintf("commit is dated %s, in this server's future (its clock says %s): commit with a correct clock", cj.c.Time.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339))})
+		}
+		if err := Apply(st, cj.c, o.introduction); err != nil {
 			if !passed && verified != "" {
 				// A history that does not pass through the verified head
 				// is a fork first, whatever else is wrong with it.
@@ -311,7 +383,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, verif
 		if prev == verified || cj.c.ID == verified {
 			passed = true
 		}
-		prev = cj.c.ID
+		prev, prevTime = cj.c.ID, cj.c.Time
 		res.Commits++
 		res.Records += len(cj.c.Files)
 		if names != nil {
