@@ -151,7 +151,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newKeyCmd(), newInitCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
+	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newHookCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
 		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd())
 	return root
 }

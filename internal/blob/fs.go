@@ -49,6 +49,32 @@ func (s *FS) Open(_ context.Context, ref Ref) (io.ReadCloser, error) {
 	}{VerifyReader(f, ref), f}, nil
 }
 
+// OpenFile opens the stored file of the blob whose sha256 is hex, for
+// serving it as it is (a server hands the file to sendfile; clients
+// verify what they receive). Its size is the file's.
+func (s *FS) OpenFile(hex string) (*os.File, error) {
+	if !IsDigest(hex) {
+		return nil, fmt.Errorf("%q is not a sha256 digest in hex", hex)
+	}
+	f, err := os.Open(s.path(Ref{SHA256: hex}))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob sha256:%s: %w", hex, fs.ErrNotExist)
+	}
+	return f, err
+}
+
+// Remove deletes a blob; removing a missing blob succeeds.
+func (s *FS) Remove(hex string) error {
+	if !IsDigest(hex) {
+		return fmt.Errorf("%q is not a sha256 digest in hex", hex)
+	}
+	err := os.Remove(s.path(Ref{SHA256: hex}))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
 // Stat implements Store.
 func (s *FS) Stat(_ context.Context, ref Ref) (bool, error) {
 	if err := ref.Check(); err != nil {

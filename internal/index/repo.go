@@ -48,6 +48,10 @@ type Repo struct {
 
 	mu sync.Mutex
 	rd *gitx.Reader
+
+	pathsMu   sync.Mutex
+	pathsHead string
+	paths     map[string]string // record id → path, as of pathsHead
 }
 
 // Init creates a repository at dir whose root is the given keys with the
@@ -189,7 +193,10 @@ func (r *Repo) pinFirstRoot(ctx context.Context) error {
 	return writeJSON(filepath.Join(r.local, "cairn.json"), r.Config)
 }
 
-// Reader returns the repository's shared batch reader.
+// Reader returns the repository's shared batch reader (safe for
+// concurrent use).
+func (r *Repo) Reader(ctx context.Context) (*gitx.Reader, error) { return r.reader(ctx) }
+
 func (r *Repo) reader(ctx context.Context) (*gitx.Reader, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -327,3 +327,29 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 	}
 	return nil, fmt.Errorf("no predicate parser for kind %q", kind)
 }
+
+// Blobs returns the sha256 digests (hex) of the blobs a record refers
+// to: the descriptor of an authored record, a certification's evidence
+// and source. A server keeps these; an upload nothing refers to is
+// collected.
+func (r *Record) Blobs() []string {
+	var out []string
+	switch p := r.Predicate.(type) {
+	case AuthoredPredicate:
+		out = append(out, p.Descriptor.SHA256)
+	case CertificationPredicate:
+		for _, e := range p.Evidence {
+			out = append(out, e.SHA256)
+		}
+		if p.Source != nil {
+			out = append(out, p.Source.SHA256)
+		}
+	case TestResultPredicate:
+		for _, c := range p.Configuration {
+			if d := c.Digest["sha256"]; d != "" {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}

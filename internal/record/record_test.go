@@ -184,6 +184,8 @@ func TestScopes(t *testing.T) {
 		{"certify:audited", Audited, "any/thing", true},
 		{"certify:audited", Vulnerable, "any/thing", false},
 		{"certify:vulnerable:acme/*", Vulnerable, "other/x", false},
+		{"checkpoint", Authored, "acme/x", false},
+		{"checkpoint", Audited, "acme/x", false},
 	}
 	for _, c := range cases {
 		s, err := ParseScope(c.scope)
@@ -194,7 +196,7 @@ func TestScopes(t *testing.T) {
 			t.Errorf("%s allows %s on %s = %v, want %v", c.scope, c.kind, c.name, got, c.want)
 		}
 	}
-	for _, bad := range []string{"root", "publish:", "certify:authored", "certify:nope", "publish:a/b/c", "publish:[", "publish:A/*"} {
+	for _, bad := range []string{"root", "publish:", "certify:authored", "certify:nope", "publish:a/b/c", "publish:[", "publish:A/*", "checkpoint:*"} {
 		if _, err := ParseScope(bad); err == nil {
 			t.Errorf("ParseScope(%q) accepted", bad)
 		}

@@ -11,10 +11,11 @@ import (
 //
 //	publish:PATTERN            publish versions of matching packages (and deprecate or withdraw them)
 //	certify:KIND[:PATTERN]     make KIND certifications, on every package or on matching ones
+//	checkpoint                 sign a server's checkpoints of the index head
 //
 // PATTERN is a path.Match pattern over package names ("acme/*").
 type Scope struct {
-	Action  string // "publish" or "certify"
+	Action  string // "publish", "certify" or "checkpoint"
 	Kind    Kind   // for certify
 	Pattern string // package name pattern; "*/*" when absent
 }
@@ -25,7 +26,7 @@ var patternRE = regexp.MustCompile(`^[a-z0-9*?._-]+(/[a-z0-9*?._-]+)?$`)
 func ParseScope(s string) (Scope, error) {
 	parts := strings.Split(s, ":")
 	bad := func(why string) (Scope, error) {
-		return Scope{}, fmt.Errorf("scope %q: %s (want publish:PATTERN or certify:KIND[:PATTERN])", s, why)
+		return Scope{}, fmt.Errorf("scope %q: %s (want publish:PATTERN, certify:KIND[:PATTERN] or checkpoint)", s, why)
 	}
 	pat := func(p string) (string, error) {
 		if !patternRE.MatchString(p) {
@@ -40,6 +41,11 @@ func ParseScope(s string) (Scope, error) {
 		return p, nil
 	}
 	switch parts[0] {
+	case "checkpoint":
+		if len(parts) != 1 {
+			return bad("checkpoint takes no pattern")
+		}
+		return Scope{Action: "checkpoint"}, nil
 	case "publish":
 		if len(parts) != 2 {
 			return bad("publish takes one package pattern")
@@ -71,6 +77,9 @@ func ParseScope(s string) (Scope, error) {
 // Allows reports whether the scope permits a record of kind about package name.
 // A publish scope covers authored, deprecated and withdrawn records.
 func (s Scope) Allows(kind Kind, name string) bool {
+	if s.Action == "checkpoint" {
+		return false
+	}
 	if ok, _ := path.Match(s.Pattern, name); !ok {
 		return false
 	}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/safefile"
+	"cairn.dev/cairn/internal/server"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		repo, addr, ready, ckey string
+		grace                   time.Duration
+		maxUpload, maxPush      int64
+	)
+	c := &cobra.Command{
+		Use:   "serve --repo DIR [--addr HOST:PORT]",
+		Short: "Serve a repository: git clone/fetch/push of the index, blobs, light reads, checkpoints",
+		Long: `Serve a repository over HTTP, until interrupted (SIGINT or SIGTERM: requests in
+flight get 30 seconds to finish).
+
+  /index.git            git smart HTTP (git's own http-backend): clone, fetch, push;
+                        every push is checked by the index's rules before main moves
+  /blobs/sha256/HEX     GET/HEAD a blob (Range, ETag, immutable); PUT an upload
+                        signed by a key granted a publish scope
+  /blobs/batch          POST "sha256:HEX SIZE" lines: many blobs in one response
+  /api/v1/packages/NS/NAME   every version, descriptor and record of a package (ETag)
+  /api/v1/records/ID    one record
+  /api/v1/checkpoint    the verified head, signed by --checkpoint-key
+  /healthz, /metrics    health and Prometheus metrics
+
+Access logs are JSON lines on standard error.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				opts := server.Options{
+					Logger:    slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil)),
+					Grace:     grace,
+					MaxUpload: maxUpload,
+					MaxPush:   maxPush,
+				}
+				if ckey != "" {
+					s, err := keys.Resolve(ckey)
+					if err != nil {
+						return err
+					}
+					opts.CheckpointKey = s
+				}
+				srv, err := server.New(r, opts)
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				l, err := net.Listen("tcp", addr)
+				if err != nil {
+					return err
+				}
+				url := "http://" + l.Addr().String()
+				fmt.Fprintf(cmd.OutOrStdout(), "serving %s at %s (clone %s/index.git)\n", r.Dir, url, url)
+				if ready != "" {
+					if err := safefile.Write(ready, []byte(url+"\n"), safefile.Options{Perm: 0o644}); err != nil {
+						return err
+					}
+				}
+				return srv.Serve(ctx, l)
+			})
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (port 0: any free port)")
+	c.Flags().StringVar(&ready, "ready-file", "", "write the server's URL to this file once it listens")
+	c.Flags().StringVar(&ckey, "checkpoint-key", "", "sign checkpoints with this key (granted the checkpoint scope)")
+	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long")
+	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
+	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")
+	return c
+}
+
+// newHookCmd is what git runs as the server's pre-receive hook.
+func newHookCmd() *cobra.Command {
+	var repo string
+	c := &cobra.Command{
+		Use:    "hook pre-receive --repo DIR",
+		Short:  "Check a push (git runs this as the server's pre-receive hook)",
+		Hidden: true,
+		Args:   exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] != "pre-receive" {
+				return usageError{fmt.Errorf("unknown hook %q", args[0])}
+			}
+			return server.PreReceive(cmd.Context(), repo, os.Stdin, cmd.ErrOrStderr())
+		},
+	}
+	repoFlag(c, &repo)
+	return c
+}

@@ -1,0 +1,147 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/record"
+)
+
+// Files calls fn with the path and content of every file of the tree at
+// commit, in one `ls-tree` and one streamed `cat-file`.
+func (r *Repo) Files(ctx context.Context, commit string, fn func(path string, data []byte) error) error {
+	out, err := r.Git.Git(ctx, nil, "ls-tree", "-r", "-z", "--full-tree", commit)
+	if err != nil {
+		return err
+	}
+	type entry struct{ path, id string }
+	var entries []entry
+	for _, line := range bytes.Split(out, []byte{0}) {
+		meta, path, ok := strings.Cut(string(line), "\t")
+		f := strings.Fields(meta)
+		if !ok || len(f) != 3 || f[1] != "blob" {
+			continue
+		}
+		entries = append(entries, entry{path, f[2]})
+	}
+	stream, err := r.Git.NewStream(ctx)
+	if err != nil {
+		return err
+	}
+	defer stream.Wait()
+	go func() {
+		defer stream.CloseRequests()
+		for _, e := range entries {
+			if stream.Request(e.id) != nil {
+				return
+			}
+		}
+	}()
+	for _, e := range entries {
+		o, err := stream.Next()
+		if err != nil {
+			return err
+		}
+		if err := fn(e.path, o.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReferencedBlobs returns the sha256 digests (hex) of every blob the
+// index refers to at commit: descriptors, their artifacts, evidence.
+func (r *Repo) ReferencedBlobs(ctx context.Context, commit string) (map[string]bool, error) {
+	refs := map[string]bool{}
+	err := r.Files(ctx, commit, func(path string, data []byte) error {
+		if strings.HasSuffix(path, "/"+DescriptorFile) {
+			d, err := descriptor.Parse(data)
+			if err != nil {
+				return nil // the rules judge files; collecting only spares
+			}
+			for _, a := range d.Artifacts {
+				refs[a.SHA256] = true
+			}
+			return nil
+		}
+		if rec, err := record.Parse(data); err == nil {
+			for _, d := range rec.Blobs() {
+				refs[d] = true
+			}
+		}
+		return nil
+	})
+	return refs, err
+}
+
+// LocalDir is the directory of the repository's local state: its
+// configuration, verified heads and blob store.
+func (r *Repo) LocalDir() string { return r.local }
+
+// RecordPath returns the path of the record with the given id at main's
+// head. The first call lists the tree; later calls only read the commits
+// added since.
+func (r *Repo) RecordPath(ctx context.Context, id string) (string, error) {
+	if !blob.IsDigest(id) {
+		return "", fmt.Errorf("record id %q: want 64 lowercase hex digits", id)
+	}
+	head, err := r.Head(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.pathsMu.Lock()
+	defer r.pathsMu.Unlock()
+	if head != r.pathsHead {
+		if err := r.updatePaths(ctx, head); err != nil {
+			return "", err
+		}
+	}
+	p, ok := r.paths[id]
+	if !ok {
+		return "", fmt.Errorf("no record %s: %w", id, fs.ErrNotExist)
+	}
+	return p, nil
+}
+
+func (r *Repo) updatePaths(ctx context.Context, head string) error {
+	add := func(p string) {
+		base := p[strings.LastIndexByte(p, '/')+1:]
+		if id, ok := strings.CutSuffix(base, ".json"); ok && blob.IsDigest(id) {
+			r.paths[id] = p
+		}
+	}
+	if r.paths != nil {
+		if ok, _ := r.Git.IsAncestor(ctx, r.pathsHead, head); ok {
+			err := r.Git.Walk(ctx, gitx.WalkOptions{From: r.pathsHead, To: head}, func(e *gitx.LogEntry) error {
+				for _, c := range e.Changes {
+					if c.Status == 'A' {
+						add(c.Path)
+					}
+				}
+				return nil
+			})
+			if err == nil {
+				r.pathsHead = head
+				return nil
+			}
+		}
+	}
+	out, err := r.Git.Git(ctx, nil, "ls-tree", "-r", "-z", "--name-only", "--full-tree", head)
+	if err != nil {
+		return err
+	}
+	r.paths = map[string]string{}
+	for _, p := range strings.Split(string(out), "\x00") {
+		if p != "" {
+			add(p)
+		}
+	}
+	r.pathsHead = head
+	return nil
+}

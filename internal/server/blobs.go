@@ -1,0 +1,241 @@
+package server
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+)
+
+// MaxBatch is how many blobs one batch request may ask for.
+const MaxBatch = 1280
+
+// BatchContentType is the media type of a batch response: for each
+// requested blob, in order, a line "sha256:HEX SIZE" followed by exactly
+// SIZE bytes, or a line "sha256:HEX missing".
+const BatchContentType = "application/vnd.cairn.blob-batch.v1"
+
+// blobGet serves GET and HEAD /blobs/sha256/HEX: the stored file as it
+// is, with Range, an ETag and immutable caching (a digest's bytes never
+// change). A blob the store lacks is looked for upstream.
+func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
+	hex := r.PathValue("hex")
+	if !blob.IsDigest(hex) {
+		httpError(w, http.StatusBadRequest, "%q is not a lowercase hex sha256", hex)
+		return
+	}
+	f, err := s.openBlob(r, hex)
+	if errors.Is(err, fs.ErrNotExist) {
+		httpError(w, http.StatusNotFound, "blob sha256:%s: not stored here", hex)
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "blob sha256:%s: %v", hex, err)
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("ETag", `"sha256:`+hex+`"`)
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// openBlob opens a stored blob, fetching it from the upstreams' mirrors
+// (verified, then kept) when it is not stored here.
+func (s *Server) openBlob(r *http.Request, hex string) (*os.File, error) {
+	f, err := s.blobs.OpenFile(hex)
+	if !errors.Is(err, fs.ErrNotExist) || s.opts.Fallback == nil {
+		return f, err
+	}
+	size := int64(-1)
+	if v := r.URL.Query().Get("size"); v != "" {
+		if size, err = strconv.ParseInt(v, 10, 64); err != nil || size < 0 {
+			return nil, fmt.Errorf("size %q: %w", v, fs.ErrNotExist)
+		}
+	}
+	if err := s.opts.Fallback(r.Context(), hex, size); err != nil {
+		s.log.Warn("blob not found upstream", "sha256", hex, "err", err)
+		return nil, fmt.Errorf("blob sha256:%s: %w", hex, fs.ErrNotExist)
+	}
+	return s.blobs.OpenFile(hex)
+}
+
+// blobBatch serves POST /blobs/batch: a body of lines "sha256:HEX SIZE"
+// (up to MaxBatch), answered with every blob in one stream.
+func (s *Server) blobBatch(w http.ResponseWriter, r *http.Request) {
+	var refs []blob.Ref
+	sc := bufio.NewScanner(http.MaxBytesReader(w, r.Body, MaxBatch*100))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		ref, err := parseRefLine(line)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, "line %d: %v", len(refs)+1, err)
+			return
+		}
+		refs = append(refs, ref)
+		if len(refs) > MaxBatch {
+			httpError(w, http.StatusRequestEntityTooLarge, "more than %d blobs in one batch: split the request", MaxBatch)
+			return
+		}
+	}
+	if err := sc.Err(); err != nil {
+		httpError(w, http.StatusBadRequest, "reading the batch: %v", err)
+		return
+	}
+	w.Header().Set("Content-Type", BatchContentType)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	defer bw.Flush()
+	for _, ref := range refs {
+		f, err := s.blobs.OpenFile(ref.SHA256)
+		if err != nil {
+			fmt.Fprintf(bw, "sha256:%s missing\n", ref.SHA256)
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Size() != ref.Size {
+			f.Close()
+			fmt.Fprintf(bw, "sha256:%s missing\n", ref.SHA256)
+			continue
+		}
+		fmt.Fprintf(bw, "sha256:%s %d\n", ref.SHA256, ref.Size)
+		_, err = io.CopyN(bw, f, ref.Size)
+		f.Close()
+		if err != nil {
+			s.log.Error("batch: blob cut short", "sha256", ref.SHA256, "err", err)
+			return // the client sees a short stream and retries elsewhere
+		}
+	}
+}
+
+func parseRefLine(line string) (blob.Ref, error) {
+	d, sz, ok := strings.Cut(line, " ")
+	d, hasPrefix := strings.CutPrefix(d, "sha256:")
+	n, err := strconv.ParseInt(sz, 10, 64)
+	if !ok || !hasPrefix || err != nil || !blob.IsDigest(d) || n < 0 {
+		return blob.Ref{}, fmt.Errorf("%q: want \"sha256:HEX SIZE\"", line)
+	}
+	return blob.Ref{SHA256: d, Size: n}, nil
+}
+
+// blobPut serves PUT /blobs/sha256/HEX: an upload signed by a key the
+// root granted a publish scope, over the blob's digest, size and the
+// time. The bytes are verified before they are stored; an upload that no
+// record comes to reference is collected after the grace period.
+func (s *Server) blobPut(w http.ResponseWriter, r *http.Request) {
+	hex := r.PathValue("hex")
+	ref := blob.Ref{SHA256: hex, Size: r.ContentLength}
+	if !blob.IsDigest(hex) {
+		httpError(w, http.StatusBadRequest, "%q is not a lowercase hex sha256", hex)
+		return
+	}
+	if r.ContentLength < 0 {
+		httpError(w, http.StatusLengthRequired, "an upload states its size in Content-Length")
+		return
+	}
+	if r.ContentLength > s.opts.MaxUpload {
+		httpError(w, http.StatusRequestEntityTooLarge, "blob of %d bytes: this server takes uploads up to %d bytes", r.ContentLength, s.opts.MaxUpload)
+		return
+	}
+	holder, err := s.authorizeUpload(r, ref)
+	if err != nil {
+		httpError(w, http.StatusForbidden, "upload of sha256:%s refused: %v", hex, err)
+		return
+	}
+	if err := s.blobs.Put(r.Context(), ref, http.MaxBytesReader(w, r.Body, ref.Size+1)); err != nil {
+		var me *blob.MismatchError
+		if errors.As(err, &me) {
+			httpError(w, http.StatusUnprocessableEntity, "%v", err)
+			return
+		}
+		httpError(w, http.StatusInternalServerError, "storing sha256:%s: %v", hex, err)
+		return
+	}
+	if err := s.markUpload(hex); err != nil {
+		s.log.Error("upload marker", "sha256", hex, "err", err)
+	}
+	s.metrics.uploads.Inc()
+	s.log.Info("blob uploaded", "sha256", hex, "size", ref.Size, "holder", holder)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// authorizeUpload checks an upload's signature and that its key may
+// publish now; it returns the key's holder.
+func (s *Server) authorizeUpload(r *http.Request, ref blob.Ref) (string, error) {
+	id, ts, sig64 := r.Header.Get(blob.HeaderKey), r.Header.Get(blob.HeaderTime), r.Header.Get(blob.HeaderSignature)
+	if id == "" || ts == "" || sig64 == "" {
+		return "", fmt.Errorf("unsigned: an upload carries %s, %s and %s headers (cairn push signs them with your key)", blob.HeaderKey, blob.HeaderTime, blob.HeaderSignature)
+	}
+	t, err := time.Parse(time.RFC3339, ts)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %v", blob.HeaderTime, ts, err)
+	}
+	now := time.Now()
+	if t.Before(now.Add(-Skew)) || t.After(now.Add(Skew)) {
+		return "", fmt.Errorf("signed at %s, more than %s from this server's clock (%s)", ts, Skew, now.UTC().Format(time.RFC3339))
+	}
+	sig, err := base64.StdEncoding.DecodeString(sig64)
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", blob.HeaderSignature, err)
+	}
+	head, err := s.repo.Head(r.Context())
+	if err != nil {
+		return "", err
+	}
+	st, err := s.repo.State(r.Context(), head)
+	if err != nil {
+		return "", err
+	}
+	k, err := st.Key(id)
+	if err != nil {
+		return "", err
+	}
+	if k == nil {
+		return "", fmt.Errorf("key %s is not granted in this repository", id)
+	}
+	if k.RevokedBy != "" {
+		return "", fmt.Errorf("key %s was revoked (record %.16s)", id, k.RevokedBy)
+	}
+	if !ed25519.Verify(k.Pub, blob.UploadMessage(ref, t), sig) {
+		return "", fmt.Errorf("the signature does not verify under key %s", id)
+	}
+	for _, g := range k.Active(now) {
+		for _, sc := range g.Scopes {
+			if sc.Action == "publish" {
+				return g.Holder, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("key %s holds no active publish scope", id)
+}
+
+// uploadsDir holds one empty file per upload not yet referenced, dated
+// by its upload.
+func (s *Server) uploadsDir() string { return filepath.Join(s.repo.LocalDir(), "uploads") }
+
+func (s *Server) markUpload(hex string) error {
+	if err := os.MkdirAll(s.uploadsDir(), 0o755); err != nil {
+		return err
+	}
+	p := filepath.Join(s.uploadsDir(), hex)
+	now := time.Now()
+	if err := os.Chtimes(p, now, now); err == nil {
+		return nil
+	}
+	return os.WriteFile(p, nil, 0o644)
+}

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"cairn.dev/cairn/internal/index"
+)
+
+// Skew is how far in the future of the server's clock a pushed commit may
+// be dated.
+const Skew = 5 * time.Minute
+
+// gitHandler serves the index with git's own smart HTTP server, `git
+// http-backend`, under a pre-receive hook that runs cairn's rules.
+func (s *Server) gitHandler(hooks string) http.Handler {
+	env := []string{
+		"GIT_PROJECT_ROOT=" + s.repo.Git.GitDir,
+		"GIT_HTTP_EXPORT_ALL=1",
+		"GIT_HTTP_MAX_REQUEST_BUFFER=" + strconv.FormatInt(10<<20, 10),
+	}
+	// Configuration given to git for this server only, not written to
+	// the repository: anonymous push is allowed because the records carry
+	// their own signatures; the hook decides.
+	config := [][2]string{
+		{"http.receivepack", "true"},
+		{"http.uploadpack", "true"},
+		{"core.hooksPath", hooks},
+		{"receive.denyDeletes", "true"},
+		{"receive.denyNonFastForwards", "true"},
+		{"receive.fsckObjects", "true"},
+		{"uploadpack.allowFilter", "true"},
+	}
+	env = append(env, "GIT_CONFIG_COUNT="+strconv.Itoa(len(config)))
+	for i, kv := range config {
+		env = append(env, fmt.Sprintf("GIT_CONFIG_KEY_%d=%s", i, kv[0]), fmt.Sprintf("GIT_CONFIG_VALUE_%d=%s", i, kv[1]))
+	}
+	return &cgi.Handler{
+		Path:       s.gitPath,
+		Args:       []string{"http-backend"},
+		Root:       "/index.git",
+		Env:        env,
+		InheritEnv: []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "GOCOVERDIR"},
+		Logger:     slogAdapter(s.log),
+		Stderr:     io.Discard,
+	}
+}
+
+// writeHooks writes the pre-receive hook into a fresh directory and
+// returns it. The hook runs this very executable.
+func writeHooks(exe, repoDir string) (string, error) {
+	dir, err := os.MkdirTemp("", "cairn-hooks-*")
+	if err != nil {
+		return "", err
+	}
+	script := fmt.Sprintf("#!/bin/sh\nexec %s hook pre-receive --repo %s\n", shellQuote(exe), shellQuote(repoDir))
+	if err := os.WriteFile(filepath.Join(dir, "pre-receive"), []byte(script), 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// Executable returns the path of the running cairn executable, as invoked
+// (a link keeps its name), for the hook to run.
+func Executable() (string, error) {
+	if strings.Contains(os.Args[0], "/") {
+		return filepath.Abs(os.Args[0])
+	}
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		return filepath.Abs(p)
+	}
+	return os.Executable()
+}
+
+// ErrPushRefused is returned by PreReceive when a push breaks a rule.
+var ErrPushRefused = errors.New("push refused")
+
+// PreReceive is the pre-receive hook: it reads git's "old new ref" lines,
+// checks every update, and writes what it refuses, and why, to out (the
+// pushing client shows those lines as "remote: …"). Only main may be
+// updated, never deleted or rewound, and every new commit must keep the
+// index's rules. The objects pushed are still in git's quarantine: nothing
+// is visible to readers until every check passes.
+func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer) error {
+	repo, err := index.Open(ctx, repoDir)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	zero := repo.Git.ZeroID()
+	sc := bufio.NewScanner(in)
+	refused := 0
+	refuse := func(format string, args ...any) {
+		refused++
+		fmt.Fprintf(out, "cairn: refused: "+format+"\n", args...)
+	}
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 {
+			return fmt.Errorf("pre-receive: unexpected line %q from git", sc.Text())
+		}
+		old, new, ref := f[0], f[1], f[2]
+		switch {
+		case ref != index.MainRef:
+			refuse("%s: only %s may be pushed to a cairn index", ref, index.MainRef)
+			continue
+		case new == zero:
+			refuse("deleting %s: the index is append-only and main is never deleted", ref)
+			continue
+		}
+		if old == zero {
+			old = ""
+		}
+		if old != "" {
+			ok, err := repo.Git.IsAncestor(ctx, old, new)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				refuse("%s: %.12s does not descend from main (%.12s): a force-push would rewrite the append-only history", ref, new, old)
+				fmt.Fprintf(out, "cairn: hint: fetch, rebase your commits onto main, and push again\n")
+				continue
+			}
+		}
+		res, err := repo.CheckUpdate(ctx, old, new, time.Now().Add(Skew))
+		if err != nil {
+			var re *index.RuleError
+			var fe *index.ForkError
+			if errors.As(err, &re) || errors.As(err, &fe) {
+				refuse("%v", err)
+				continue
+			}
+			return err
+		}
+		fmt.Fprintf(out, "cairn: accepted %d commit(s), %d record file(s) on %s\n", res.Commits, res.Records, ref)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if refused > 0 {
+		return fmt.Errorf("%w: %d update(s) broke the index's rules", ErrPushRefused, refused)
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+// Package server is cairn's HTTP server: the index over git's own smart
+// HTTP (`git http-backend`) with every push checked by the index's rules
+// in a pre-receive hook; blobs by digest, in batches, and uploads signed
+// by the uploader's granted key; light per-package reads and records by
+// id; signed checkpoints of the head; health, metrics and access logs.
+//
+// Clients trust none of it: every byte they receive is checked against
+// digests and signatures they verify themselves. The server's checks only
+// keep bad data out of the repository it serves.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+)
+
+// Options tune a server; the zero value of each field means its default.
+type Options struct {
+	// Exe is the cairn executable the pre-receive hook runs (default:
+	// this one).
+	Exe string
+	// Logger receives access logs and events (default: JSON on stderr).
+	Logger *slog.Logger
+	// MaxUpload bounds one blob upload, in bytes (default 1 GiB).
+	MaxUpload int64
+	// MaxPush bounds one git push, in bytes (default 256 MiB).
+	MaxPush int64
+	// Grace is how long an upload that no record refers to is kept
+	// (default 24 h).
+	Grace time.Duration
+	// CheckpointKey signs checkpoints; the root must have granted it the
+	// checkpoint scope. Nil: no checkpoints are served.
+	CheckpointKey keys.Signer
+	// Fallback, if set, fetches a blob the store lacks (from upstream
+	// mirrors) into the store, verified; size is -1 when unknown.
+	Fallback func(ctx context.Context, sha256 string, size int64) error
+}
+
+// Server serves one repository.
+type Server struct {
+	repo    *index.Repo
+	blobs   *blob.FS
+	opts    Options
+	log     *slog.Logger
+	gitPath string
+	hooks   string
+	handler http.Handler
+	metrics *metrics
+	reg     *prometheus.Registry
+
+	mu    sync.Mutex // guards the light-read cache
+	cache *lightCache
+}
+
+// New prepares a server for repo, a repository made by `cairn init` (a
+// directory with index.git and blobs/). Close releases what it made.
+func New(repo *index.Repo, opts Options) (*Server, error) {
+	fsStore, ok := repo.Blobs.(*blob.FS)
+	if !ok {
+		return nil, fmt.Errorf("%s: the server serves a filesystem blob store", repo.Dir)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if opts.MaxUpload == 0 {
+		opts.MaxUpload = 1 << 30
+	}
+	if opts.MaxPush == 0 {
+		opts.MaxPush = 256 << 20
+	}
+	if opts.Grace == 0 {
+		opts.Grace = 24 * time.Hour
+	}
+	if opts.Exe == "" {
+		exe, err := Executable()
+		if err != nil {
+			return nil, err
+		}
+		opts.Exe = exe
+	}
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		return nil, fmt.Errorf("git is needed to serve the index: %w", err)
+	}
+	dir, err := filepath.Abs(repo.Dir)
+	if err != nil {
+		return nil, err
+	}
+	hooks, err := writeHooks(opts.Exe, dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, gitPath: gitPath, hooks: hooks, cache: newLightCache(4096)}
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = newMetrics(s.reg)
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Close removes the server's hook directory.
+func (s *Server) Close() error { return os.RemoveAll(s.hooks) }
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	git := s.gitHandler(s.hooks)
+	mux.Handle("/index.git/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxPush)
+		}
+		git.ServeHTTP(w, r)
+	}))
+	mux.HandleFunc("GET /blobs/sha256/{hex}", s.blobGet) // GET also answers HEAD
+	mux.HandleFunc("PUT /blobs/sha256/{hex}", s.blobPut)
+	mux.HandleFunc("POST /blobs/batch", s.blobBatch)
+	mux.HandleFunc("GET /api/v1/packages/{ns}/{name}", s.packageGet)
+	mux.HandleFunc("GET /api/v1/records/{id}", s.recordGet)
+	mux.HandleFunc("GET /api/v1/checkpoint", s.checkpointGet)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	return s.accessLog(mux)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	head, err := s.repo.Head(r.Context())
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "ok %s\n", head)
+}
+
+// Serve serves on l until ctx is done, then shuts down gracefully:
+// requests in flight (a push, a large download) get up to 30 s to finish.
+// It also collects stale uploads every hour.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go s.collectLoop(ctx, time.Hour)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "reason", context.Cause(ctx))
+	shut, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) collectLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if removed, err := s.CollectUploads(ctx, time.Now()); err != nil {
+				s.log.Error("collecting uploads", "err", err)
+			} else if len(removed) > 0 {
+				s.log.Info("collected unreferenced uploads", "count", len(removed))
+			}
+		}
+	}
+}
+
+// CollectUploads removes the blobs uploaded more than the grace period
+// before now that no record of the index refers to, and forgets uploads
+// that records refer to. It returns the digests it removed.
+func (s *Server) CollectUploads(ctx context.Context, now time.Time) ([]string, error) {
+	entries, err := os.ReadDir(s.uploadsDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var refs map[string]bool
+	var removed []string
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < s.opts.Grace || !blob.IsDigest(e.Name()) {
+			continue
+		}
+		if refs == nil {
+			head, err := s.repo.Head(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if refs, err = s.repo.ReferencedBlobs(ctx, head); err != nil {
+				return nil, err
+			}
+		}
+		if !refs[e.Name()] {
+			if err := s.blobs.Remove(e.Name()); err != nil {
+				return removed, err
+			}
+			removed = append(removed, e.Name())
+		}
+		os.Remove(filepath.Join(s.uploadsDir(), e.Name()))
+	}
+	return removed, nil
+}
+
+// httpError writes a plain-text error: what was wrong and what to do.
+func httpError(w http.ResponseWriter, code int, format string, args ...any) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, format+"\n", args...)
+}
