@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,8 +47,30 @@ func TestScripts(t *testing.T) {
 			"forge":      cmdForge,
 			"keyid":      cmdKeyID,
 			"sshagent":   cmdSSHAgent,
+			"waitserver": cmdWaitServer,
 		},
 	})
+}
+
+// waitserver FILE VAR: wait (up to 30 s) for a server started in the
+// background to write its URL to FILE (cairn serve --ready-file), and
+// set $VAR to it.
+func cmdWaitServer(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitserver FILE VAR")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, err := os.ReadFile(ts.MkAbs(args[0]))
+		if err == nil && len(data) > 0 {
+			ts.Setenv(args[1], strings.TrimSpace(string(data)))
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("no server wrote %s within 30 s", args[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // versiondir VAR NAME@VERSION: set $VAR to the version's directory in the index.

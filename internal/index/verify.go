@@ -140,6 +140,11 @@ func (r *Repo) CheckUpdate(ctx context.Context, old, new string, notAfter time.T
 	return res, nil
 }
 
+// MaxClockSkew is how far apart two honest clocks may be: a server
+// refuses commits dated further in its future, and signed requests and
+// checkpoints dated further from now.
+const MaxClockSkew = 5 * time.Minute
+
 // replayOptions says what a replay checks against.
 type replayOptions struct {
 	introduction string    // the line's pinned first root record

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
 )
 
 // MaxBatch is how many blobs one batch request may ask for.
@@ -186,8 +187,8 @@ func (s *Server) authorizeUpload(r *http.Request, ref blob.Ref) (string, error) 
 		return "", fmt.Errorf("%s %q: %v", blob.HeaderTime, ts, err)
 	}
 	now := time.Now()
-	if t.Before(now.Add(-Skew)) || t.After(now.Add(Skew)) {
-		return "", fmt.Errorf("signed at %s, more than %s from this server's clock (%s)", ts, Skew, now.UTC().Format(time.RFC3339))
+	if t.Before(now.Add(-index.MaxClockSkew)) || t.After(now.Add(index.MaxClockSkew)) {
+		return "", fmt.Errorf("signed at %s, more than %s from this server's clock (%s)", ts, index.MaxClockSkew, now.UTC().Format(time.RFC3339))
 	}
 	sig, err := base64.StdEncoding.DecodeString(sig64)
 	if err != nil {

@@ -18,10 +18,6 @@ import (
 	"cairn.dev/cairn/internal/index"
 )
 
-// Skew is how far in the future of the server's clock a pushed commit may
-// be dated.
-const Skew = 5 * time.Minute
-
 // gitHandler serves the index with git's own smart HTTP server, `git
 // http-backend`, under a pre-receive hook that runs cairn's rules.
 func (s *Server) gitHandler(hooks string) http.Handler {
@@ -136,7 +132,7 @@ func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer
 				continue
 			}
 		}
-		res, err := repo.CheckUpdate(ctx, old, new, time.Now().Add(Skew))
+		res, err := repo.CheckUpdate(ctx, old, new, time.Now().Add(index.MaxClockSkew))
 		if err != nil {
 			var re *index.RuleError
 			var fe *index.ForkError

@@ -1,0 +1,109 @@
+package blob
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+)
+
+// Chain is a local store in front of a list of mirrors: a blob the local
+// store lacks is fetched from the first mirror that has it, verified on
+// the way in, and kept locally. A mirror that sends other bytes, or more
+// than the size, is cut off and the next one is tried; the errors are
+// kept as evidence.
+type Chain struct {
+	Local   Store
+	Mirrors []Store
+	// OnMirrorError, if set, hears of each mirror that failed.
+	OnMirrorError func(mirror int, ref Ref, err error)
+}
+
+var _ Store = (*Chain)(nil)
+
+// Open implements Store.
+func (c *Chain) Open(ctx context.Context, ref Ref) (io.ReadCloser, error) {
+	if err := c.Fetch(ctx, ref); err != nil {
+		return nil, err
+	}
+	return c.Local.Open(ctx, ref)
+}
+
+// Stat implements Store: it reports the local store only.
+func (c *Chain) Stat(ctx context.Context, ref Ref) (bool, error) { return c.Local.Stat(ctx, ref) }
+
+// Put implements Store: it stores locally.
+func (c *Chain) Put(ctx context.Context, ref Ref, r io.Reader) error {
+	return c.Local.Put(ctx, ref, r)
+}
+
+// FetchError says that no mirror had a blob's bytes; it lists what each
+// mirror did.
+type FetchError struct {
+	Ref    Ref
+	Errors []error
+}
+
+func (e *FetchError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "blob %s: no mirror has it", e.Ref)
+	for i, err := range e.Errors {
+		fmt.Fprintf(&b, "; mirror %d: %v", i+1, err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the mirrors' errors (a *MismatchError among them makes
+// the whole a security error).
+func (e *FetchError) Unwrap() []error { return append([]error{fs.ErrNotExist}, e.Errors...) }
+
+// Fetch makes sure the local store holds ref, fetching it from the
+// mirrors in order if it does not.
+func (c *Chain) Fetch(ctx context.Context, ref Ref) error {
+	if ok, err := c.Local.Stat(ctx, ref); err != nil || ok {
+		return err
+	}
+	fe := &FetchError{Ref: ref}
+	for i, m := range c.Mirrors {
+		err := fetchOne(ctx, m, c.Local, ref)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if c.OnMirrorError != nil {
+			c.OnMirrorError(i, ref, err)
+		}
+		fe.Errors = append(fe.Errors, err)
+	}
+	return fe
+}
+
+func fetchOne(ctx context.Context, from, to Store, ref Ref) error {
+	rc, err := from.Open(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return to.Put(ctx, ref, rc)
+}
+
+// lineReader reads a batch stream: text lines and raw bytes.
+type lineReader struct{ *bufio.Reader }
+
+func newLineReader(r io.Reader) *lineReader { return &lineReader{bufio.NewReaderSize(r, 64<<10)} }
+
+func (l *lineReader) line() (string, error) {
+	s, err := l.ReadString('\n')
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", err
+	}
+	return strings.TrimSuffix(s, "\n"), nil
+}

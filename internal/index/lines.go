@@ -1,0 +1,95 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"cairn.dev/cairn/internal/gitx"
+)
+
+// InitReplica creates an empty repository at dir that will hold a copy
+// of the index whose introduction is given: no main yet, which the first
+// pull from a remote creates. Nothing is left at dir if it fails.
+func InitReplica(ctx context.Context, dir, introduction string) (*Repo, error) {
+	if _, err := os.Stat(dir); err == nil {
+		return nil, fmt.Errorf("%s exists", dir)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, ".cairn-init-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	g, err := gitx.InitBare(filepath.Join(tmp, "index.git"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(g.GitDir, "info", "attributes"), []byte("* -delta\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(filepath.Join(tmp, "cairn.json"), Config{Introduction: introduction}); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(tmp, "blobs"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, err
+	}
+	return Open(ctx, dir)
+}
+
+// VerifiedHead returns the head a line was last verified at and how many
+// record files it held ("" and 0 if never).
+func (r *Repo) VerifiedHead(l Line) (string, int, error) {
+	m, err := loadMarker(l.Marker)
+	if err != nil || m == nil {
+		return "", 0, err
+	}
+	return m.Head, m.Records, nil
+}
+
+// Adopt makes line `to` verified at the head and record count line
+// `from` was verified at: both lines start from the same introduction and
+// `to` points at that head (a replica's main after a fast-forward to a
+// verified remote), so replaying again would only check it twice.
+func (r *Repo) Adopt(from, to Line) error {
+	if from.Introduction != to.Introduction {
+		return fmt.Errorf("%s and %s start from different introductions", from.Name, to.Name)
+	}
+	m, err := loadMarker(from.Marker)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return fmt.Errorf("%s was never verified", from.Name)
+	}
+	return saveMarker(to.Marker, *m)
+}
+
+// MoveRef moves ref from old ("" = absent) to new with compare-and-swap,
+// and brings a clone's work tree along when ref is main.
+func (r *Repo) MoveRef(ctx context.Context, ref, new, old string) error {
+	if err := r.Git.UpdateRef(ctx, ref, new, old, "cairn: verified"); err != nil {
+		return err
+	}
+	r.resetReader()
+	if ref == MainRef && r.Git.WorkTree != "" {
+		if old == "" {
+			_, err := r.Git.Git(ctx, nil, "read-tree", "-u", "--reset", new)
+			return err
+		}
+		_, err := r.Git.Git(ctx, nil, "read-tree", "-m", "-u", old, new)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+package remote
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/safefile"
+)
+
+// Options are a pull's or push's surroundings.
+type Options struct {
+	Client *http.Client     // default http.DefaultClient
+	Now    func() time.Time // default time.Now
+}
+
+func (o Options) client() *http.Client {
+	if o.Client != nil {
+		return o.Client
+	}
+	return http.DefaultClient
+}
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Pulled reports a pull.
+type Pulled struct {
+	Remote     string             `json:"remote"`
+	From       string             `json:"from,omitempty"` // the remote's head verified before ("" = first pull)
+	Head       string             `json:"head"`
+	Commits    int                `json:"commits"`
+	Records    int                `json:"files"`
+	Total      int                `json:"total_files"`
+	Checkpoint *checkpoint.Signed `json:"-"`
+	CheckTime  time.Time          `json:"checkpoint_time,omitzero"`
+	Main       string             `json:"main"` // what local main did: "fast-forwarded", "created", "up to date", "ahead", "other index"
+}
+
+// CheckpointError is a security error about a server's checkpoint, with
+// the signed checkpoint as evidence.
+type CheckpointError struct {
+	Remote   string
+	Problem  string
+	Evidence []byte // the signed checkpoint(s)
+}
+
+func (e *CheckpointError) Error() string {
+	return fmt.Sprintf("SECURITY ERROR: remote %s: %s", e.Remote, e.Problem)
+}
+
+// Pull fetches the remote's main, verifies every new commit against the
+// rules from the remote's introduction (or from the head verified last),
+// checks the server's signed checkpoint, and only then moves the
+// remote's ref — and, when the remote holds this repository's own index
+// and main has nothing the remote lacks, main too.
+func Pull(ctx context.Context, r *index.Repo, name string, o Options) (*Pulled, error) {
+	rm, err := Get(r, name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := fetch(ctx, r, rm, o)
+	if err != nil {
+		return nil, err
+	}
+	p.Main, err = advanceMain(ctx, r, rm)
+	return p, err
+}
+
+// fetch brings the remote's head in and verifies it (see Pull), without
+// touching main.
+func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, error) {
+	// The checkpoint first: a head fetched after it is the same or newer.
+	note, err := getCheckpoint(ctx, rm, o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.Git.Git(ctx, nil, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
+		rm.URL+"/index.git", "+"+index.MainRef+":"+incomingRef(rm.Name)); err != nil {
+		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+	}
+	in := rm.incoming(r)
+	// The incoming line is judged against what was verified of the remote.
+	verified, records, err := r.VerifiedHead(rm.Line(r))
+	if err != nil {
+		return nil, err
+	}
+	if verified != "" {
+		if err := r.Adopt(rm.Line(r), in); err != nil {
+			return nil, err
+		}
+	} else {
+		os.Remove(in.Marker)
+	}
+	res, err := r.VerifyLine(ctx, in, false)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+	}
+	p := &Pulled{Remote: rm.Name, From: verified, Head: res.Head, Commits: res.Commits, Records: res.Records, Total: res.Total}
+	if verified == res.Head {
+		p.From, p.Total = verified, records
+	}
+	if note != nil {
+		sc, err := checkCheckpoint(ctx, r, rm, note, res, o.now())
+		if err != nil {
+			return nil, err
+		}
+		p.Checkpoint, p.CheckTime = sc, sc.Time
+	}
+	old := ""
+	if verified != "" {
+		old = verified
+		if cur, err := r.Git.ResolveRef(ctx, Ref(rm.Name)); err == nil {
+			old = cur
+		}
+	}
+	if old != res.Head {
+		if err := r.MoveRef(ctx, Ref(rm.Name), res.Head, old); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.Adopt(in, rm.Line(r)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.URL+"/api/v1/checkpoint", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := o.client().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: checkpoint: %w", rm.Name, err)
+	}
+	if resp.StatusCode == http.StatusNotFound && rm.InsecureNoCheckpoint {
+		return nil, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, &CheckpointError{Remote: rm.Name, Problem: fmt.Sprintf("no signed checkpoint (%s: %s): without one a frozen mirror goes unnoticed; if you accept that, add the remote with --insecure-no-checkpoint", resp.Status, strings.TrimSpace(string(body)))}
+	}
+	return body, nil
+}
+
+// checkCheckpoint verifies a checkpoint against the verified remote line:
+// signed by a key the remote's root granted the checkpoint scope, for this
+// index, for a head the fetched history contains, and fresh.
+func checkCheckpoint(ctx context.Context, r *index.Repo, rm *Remote, note []byte, res *index.VerifyResult, now time.Time) (*checkpoint.Signed, error) {
+	st, err := r.State(ctx, res.Head)
+	if err != nil {
+		return nil, err
+	}
+	lookup := func(id string) ed25519.PublicKey {
+		k, err := st.Key(id)
+		if err != nil || k == nil || k.RevokedBy != "" {
+			return nil
+		}
+		for _, g := range k.Active(now) {
+			for _, s := range g.Scopes {
+				if s.Action == "checkpoint" {
+					return k.Pub
+				}
+			}
+		}
+		return nil
+	}
+	sc, err := checkpoint.Open(note, lookup)
+	if err != nil {
+		return nil, &CheckpointError{Remote: rm.Name, Problem: err.Error(), Evidence: note}
+	}
+	if sc.Introduction != rm.Introduction {
+		return nil, &CheckpointError{Remote: rm.Name, Problem: fmt.Sprintf("the checkpoint is for index %.16s, not %.16s", sc.Introduction, rm.Introduction), Evidence: note}
+	}
+	if ok, _ := r.Git.IsAncestor(ctx, sc.Head, res.Head); !ok {
+		return nil, &CheckpointError{Remote: rm.Name, Evidence: note, Problem: fmt.Sprintf(
+			"the server signed head %s but served %s, which does not contain it: it shows different histories to different clients (the signed checkpoint is the evidence)", sc.Head, res.Head)}
+	}
+	if sc.Head == res.Head && sc.Records != res.Total {
+		return nil, &CheckpointError{Remote: rm.Name, Evidence: note, Problem: fmt.Sprintf("the checkpoint counts %d record files at %s, the index holds %d", sc.Records, sc.Head, res.Total)}
+	}
+	if err := sc.Fresh(now, rm.MaxAge, index.MaxClockSkew); err != nil {
+		return nil, &CheckpointError{Remote: rm.Name, Problem: err.Error(), Evidence: note}
+	}
+	if err := safefile.Write(checkpointPath(r, rm.Name), note, safefile.Options{Perm: 0o644, NoSync: true}); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// advanceMain moves main along a verified remote of the same index.
+func advanceMain(ctx context.Context, r *index.Repo, rm *Remote) (string, error) {
+	if rm.Introduction != r.Config.Introduction {
+		return "other index", nil
+	}
+	head, err := r.Git.ResolveRef(ctx, Ref(rm.Name))
+	if err != nil {
+		return "", err
+	}
+	main, err := r.Git.ResolveRef(ctx, index.MainRef)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case main == head:
+		return "up to date", nil
+	case main == "":
+		if err := r.MoveRef(ctx, index.MainRef, head, ""); err != nil {
+			return "", err
+		}
+		return "created", r.Adopt(rm.Line(r), r.Main())
+	}
+	if ok, _ := r.Git.IsAncestor(ctx, head, main); ok {
+		return "ahead", nil
+	}
+	if ok, _ := r.Git.IsAncestor(ctx, main, head); !ok {
+		return "", &DivergedError{Remote: rm.Name, Main: main, Head: head}
+	}
+	// main must itself be verified before the remote's verification of
+	// the same history can stand for it.
+	if _, err := r.Verify(ctx, false); err != nil {
+		return "", err
+	}
+	if err := r.MoveRef(ctx, index.MainRef, head, main); err != nil {
+		return "", err
+	}
+	return "fast-forwarded", r.Adopt(rm.Line(r), r.Main())
+}
+
+// DivergedError says that main and a remote each have commits the other
+// lacks: push (which rebases main's own commits) to reconcile them.
+type DivergedError struct{ Remote, Main, Head string }
+
+func (e *DivergedError) Error() string {
+	return fmt.Sprintf("main (%.12s) and remote %s (%.12s) have diverged: each has commits the other lacks", e.Main, e.Remote, e.Head)
+}
+
+// ErrDiverged is what a *DivergedError is.
+var ErrDiverged = errors.New("diverged")
+
+func (e *DivergedError) Unwrap() error { return ErrDiverged }

@@ -1,0 +1,160 @@
+// Package remote is cairn's client side of distribution: remotes pinned
+// by their introduction, pulls that verify every new commit and the
+// server's signed checkpoint before anything is trusted, and pushes that
+// upload the blobs records refer to, then push the commits, rebasing
+// onto whatever landed first.
+//
+// A remote's copy of the index lives in the repository's own git store
+// under refs/remotes/NAME/main, verified as its own line (index.Line)
+// against the remote's introduction; it moves only after verification.
+package remote
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/safefile"
+)
+
+// DefaultMaxAge is how old a remote's checkpoint may be.
+const DefaultMaxAge = 24 * time.Hour
+
+// Remote is a repository elsewhere, pinned by its introduction.
+type Remote struct {
+	Name         string        `json:"name"`
+	URL          string        `json:"url"`
+	Introduction string        `json:"introduction"`
+	Mirrors      []string      `json:"mirrors,omitempty"` // extra blob mirrors, tried after URL
+	MaxAge       time.Duration `json:"max_age"`           // oldest acceptable checkpoint
+	// InsecureNoCheckpoint accepts a server that signs no checkpoints: a
+	// frozen mirror would then go unnoticed.
+	InsecureNoCheckpoint bool `json:"insecure_no_checkpoint,omitempty"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// CheckName checks a remote's name.
+func CheckName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("remote name %q: use lowercase letters, digits, '.', '_' and '-'", name)
+	}
+	return nil
+}
+
+func dir(r *index.Repo) string { return filepath.Join(r.LocalDir(), "remotes") }
+
+func configPath(r *index.Repo, name string) string { return filepath.Join(dir(r), name+".json") }
+
+// Ref is where a remote's verified copy of main lives.
+func Ref(name string) string { return "refs/remotes/" + name + "/main" }
+
+func incomingRef(name string) string { return "refs/cairn/incoming/" + name }
+
+// Line is a remote's line, verified against its own introduction.
+func (rm *Remote) Line(r *index.Repo) index.Line {
+	return index.Line{Name: "remote " + rm.Name, Ref: Ref(rm.Name), Introduction: rm.Introduction, Marker: filepath.Join(dir(r), rm.Name+".verified.json")}
+}
+
+func (rm *Remote) incoming(r *index.Repo) index.Line {
+	l := rm.Line(r)
+	l.Ref = incomingRef(rm.Name)
+	l.Marker = filepath.Join(dir(r), rm.Name+".incoming.json")
+	return l
+}
+
+func checkpointPath(r *index.Repo, name string) string {
+	return filepath.Join(dir(r), name+".checkpoint")
+}
+
+// Add records a remote in repository r.
+func Add(r *index.Repo, rm Remote) error {
+	if err := CheckName(rm.Name); err != nil {
+		return err
+	}
+	if !blob.IsDigest(rm.Introduction) {
+		return fmt.Errorf("introduction %q: want the 64-hex-digit id the repository's owner published (cairn init prints it)", rm.Introduction)
+	}
+	if !strings.HasPrefix(rm.URL, "http://") && !strings.HasPrefix(rm.URL, "https://") {
+		return fmt.Errorf("remote URL %q: want http:// or https://", rm.URL)
+	}
+	rm.URL = strings.TrimSuffix(rm.URL, "/")
+	if rm.MaxAge == 0 {
+		rm.MaxAge = DefaultMaxAge
+	}
+	if _, err := os.Stat(configPath(r, rm.Name)); err == nil {
+		return fmt.Errorf("remote %s exists: %w", rm.Name, fs.ErrExist)
+	}
+	if err := os.MkdirAll(dir(r), 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(rm, "", "  ")
+	if err != nil {
+		return err
+	}
+	return safefile.Write(configPath(r, rm.Name), append(data, '\n'), safefile.Options{Perm: 0o644, Exclusive: true})
+}
+
+// Get returns a remote of repository r.
+func Get(r *index.Repo, name string) (*Remote, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(configPath(r, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no remote %s in %s (cairn remote add %s URL --introduction ID): %w", name, r.Dir, name, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rm Remote
+	if err := json.Unmarshal(data, &rm); err != nil {
+		return nil, fmt.Errorf("%s: %w", configPath(r, name), err)
+	}
+	return &rm, nil
+}
+
+// List returns the remotes of repository r, by name.
+func List(r *index.Repo) ([]*Remote, error) {
+	entries, err := os.ReadDir(dir(r))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*Remote
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.Contains(name, ".") {
+			continue
+		}
+		rm, err := Get(r, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rm)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Blobs returns the remote's blob store: the repository's own store in
+// front of the remote and its mirrors, each verified on the way in.
+func (rm *Remote) Blobs(r *index.Repo, client *http.Client) *blob.Chain {
+	c := &blob.Chain{Local: r.Blobs}
+	for _, u := range append([]string{rm.URL}, rm.Mirrors...) {
+		c.Mirrors = append(c.Mirrors, &blob.HTTP{URL: u, Client: client})
+	}
+	return c
+}
