@@ -24,6 +24,7 @@ import (
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/remote"
 )
 
 // Exit codes.
@@ -92,6 +93,9 @@ func classify(err error) (int, string) {
 		re *index.RuleError
 		fe *index.ForkError
 		me *blob.MismatchError
+		ce *remote.CheckpointError
+		pe *remote.PushError
+		de *remote.DivergedError
 	)
 	switch {
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
@@ -100,6 +104,12 @@ func classify(err error) (int, string) {
 		return exitRefused, "do not use this copy of the index: restore main to a descendant of the verified head, or fetch the index again from a source you trust"
 	case errors.As(err, &re):
 		return exitRefused, ruleHint(re)
+	case errors.As(err, &ce):
+		return exitRefused, "do not trust this server's copy: compare its checkpoint with other clients' and tell the repository's owner"
+	case errors.As(err, &pe):
+		return exitRefused, "the server checked your records and refused them: fix what it names and publish again"
+	case errors.As(err, &de):
+		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head"
 	case errors.As(err, &me):
 		return exitRefused, "the bytes are not what the index names: fetch the blob again from another mirror"
 	case errors.Is(err, keys.ErrNoKey):
@@ -151,7 +161,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newHookCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
+	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
 		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd())
 	return root
 }

@@ -6,12 +6,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/remote"
 )
 
 func newPublishCmd() *cobra.Command {
-	var f changeFlags
+	var (
+		f        changeFlags
+		noUpload bool
+	)
 	c := &cobra.Command{
 		Use:   "publish DIR",
 		Short: "Publish the package version in DIR (cairn-package.yaml and its artifact files)",
@@ -35,7 +40,11 @@ it names:
 
 The artifacts and the descriptor go to the blob store, then the descriptor and
 your signed authored record to the index, in one commit. Your key needs a
-publish scope covering the name. A version is published once.`,
+publish scope covering the name. A version is published once.
+
+In a git clone of a cairn server's index, the blobs are also uploaded to that
+server (signed with your key), so that 'git push' then publishes the version;
+--no-upload leaves them for 'cairn push'.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, ss []keys.Signer) (*changed, error) {
@@ -47,11 +56,23 @@ publish scope covering the name. A version is published once.`,
 				if err != nil {
 					return nil, err
 				}
-				return &changed{added: &p.Added, json: p,
-					headline: fmt.Sprintf("published %s (descriptor sha256:%s, %d bytes)", p.Descriptor.ID(), p.Ref.SHA256, p.Ref.Size)}, nil
+				headline := fmt.Sprintf("published %s (descriptor sha256:%s, %d bytes)", p.Descriptor.ID(), p.Ref.SHA256, p.Ref.Size)
+				if origin := remote.Origin(ctx, r, s, remote.Options{}); origin != nil && !noUpload {
+					refs := []blob.Ref{p.Ref}
+					for _, a := range p.Descriptor.Artifacts {
+						refs = append(refs, a.Ref)
+					}
+					n, err := remote.Upload(ctx, r, origin, refs)
+					if err != nil {
+						return nil, fmt.Errorf("published %s in %s, but the upload failed (push nothing until it succeeds): %w", p.Descriptor.ID(), r.Dir, err)
+					}
+					headline += fmt.Sprintf("\nuploaded %d blob(s) to %s", n, origin.URL)
+				}
+				return &changed{added: &p.Added, json: p, headline: headline}, nil
 			})
 		},
 	}
 	f.register(c, "the signing key file (default $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519)")
+	c.Flags().BoolVar(&noUpload, "no-upload", false, "in a clone of a server's index, do not upload the blobs")
 	return c
 }

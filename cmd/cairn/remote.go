@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/remote"
+)
+
+func newRemoteCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "remote",
+		Short: "Remotes: other copies of an index, pinned by their introduction",
+	}
+	var (
+		repo, intro string
+		mirrors     []string
+		maxAge      time.Duration
+		noCheck     bool
+	)
+	add := &cobra.Command{
+		Use:   "add NAME URL --introduction ID",
+		Short: "Add a remote; with no repository at --repo yet, make an empty replica there",
+		Long: `Add a remote: a cairn server's URL, pinned by the introduction its owner
+published (the id 'cairn init' printed). Every pull verifies the remote's history
+from that introduction and its signed checkpoint; nothing the server says is
+trusted otherwise.
+
+If --repo names no repository yet, an empty replica of the remote's index is made
+there; 'cairn pull NAME' then fills it.`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := repo
+			if dir == "" {
+				dir = os.Getenv("CAIRN_REPO")
+			}
+			if dir == "" {
+				return usageError{errors.New("no repository: pass --repo DIR or set CAIRN_REPO")}
+			}
+			ctx := cmd.Context()
+			r, err := index.Open(ctx, dir)
+			created := false
+			if errors.Is(err, fs.ErrNotExist) {
+				if intro == "" {
+					return usageError{errors.New("--introduction is required")}
+				}
+				r, err = index.InitReplica(ctx, dir, intro)
+				created = true
+			}
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			if intro == "" {
+				return usageError{errors.New("--introduction is required: a remote is pinned by the id of its first root record")}
+			}
+			rm := remote.Remote{Name: args[0], URL: args[1], Introduction: intro, Mirrors: mirrors, MaxAge: maxAge, InsecureNoCheckpoint: noCheck}
+			if err := remote.Add(r, rm); err != nil {
+				if created {
+					os.RemoveAll(dir)
+				}
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if created {
+				fmt.Fprintf(w, "created an empty replica at %s\n", dir)
+			}
+			fmt.Fprintf(w, "remote %s: %s (introduction %s)\n", rm.Name, rm.URL, rm.Introduction)
+			return nil
+		},
+	}
+	repoFlag(add, &repo)
+	add.Flags().StringVar(&intro, "introduction", "", "the id of the remote index's first root record (required)")
+	add.Flags().StringArrayVar(&mirrors, "mirror", nil, "an extra blob mirror URL, tried after the remote (repeatable)")
+	add.Flags().DurationVar(&maxAge, "max-age", remote.DefaultMaxAge, "refuse a checkpoint older than this (a frozen mirror)")
+	add.Flags().BoolVar(&noCheck, "insecure-no-checkpoint", false, "accept a server that signs no checkpoints (a frozen mirror goes unnoticed)")
+
+	var listRepo string
+	var listJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the remotes and their verified heads",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRepo(cmd, listRepo, func(ctx context.Context, r *index.Repo) error {
+				rms, err := remote.List(r)
+				if err != nil {
+					return err
+				}
+				if listJSON {
+					return printJSON(cmd.OutOrStdout(), rms)
+				}
+				for _, rm := range rms {
+					head, n, _ := r.VerifiedHead(rm.Line(r))
+					if head == "" {
+						head = "(not pulled yet)"
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%-12s %s  introduction %.16s  verified %s  %d files\n", rm.Name, rm.URL, rm.Introduction, head, n)
+				}
+				return nil
+			})
+		},
+	}
+	repoFlag(list, &listRepo)
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	c.AddCommand(add, list)
+	return c
+}
+
+func newPullCmd() *cobra.Command {
+	var (
+		repo string
+		js   bool
+	)
+	c := &cobra.Command{
+		Use:   "pull REMOTE",
+		Short: "Fetch and verify what is new on a remote; move main along it",
+		Long: `Fetch the remote's index and verify every commit after the head verified last
+against the rules, from the remote's own introduction; check the server's signed
+checkpoint (signed by a key its root granted the checkpoint scope, for a head the
+history contains, no older than the remote's --max-age). A head that does not
+descend from the one verified before (a rollback, a fork) is refused with both
+heads. Only then does the remote's ref move, and main with it when main has
+nothing the remote lacks.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				p, err := remote.Pull(ctx, r, args[0], remote.Options{})
+				if err != nil {
+					return err
+				}
+				if js {
+					return printJSON(cmd.OutOrStdout(), p)
+				}
+				w := cmd.OutOrStdout()
+				if p.From == p.Head {
+					fmt.Fprintf(w, "%s: up to date at %s\n", p.Remote, p.Head)
+				} else {
+					fmt.Fprintf(w, "%s: verified %d commits, %d files: head %s\n", p.Remote, p.Commits, p.Records, p.Head)
+				}
+				if p.Checkpoint != nil {
+					fmt.Fprintf(w, "checkpoint: %d files at %.12s, signed %s by %s\n", p.Checkpoint.Records, p.Checkpoint.Head, p.Checkpoint.Time.Format(time.RFC3339), p.Checkpoint.Key)
+				}
+				fmt.Fprintf(w, "main: %s\n", p.Main)
+				return nil
+			})
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().BoolVar(&js, "json", false, "print JSON")
+	return c
+}
+
+func newPushCmd() *cobra.Command {
+	var f changeFlags
+	c := &cobra.Command{
+		Use:   "push REMOTE",
+		Short: "Upload the blobs main's new records refer to, then push main",
+		Long: `Push main's commits that the remote lacks: first the blobs they refer to that
+this repository holds (each upload signed with your key, which the remote's root
+must have granted a publish scope), then the commits, which the server checks
+against every rule. If someone pushed first, your commits are replayed onto the
+remote's verified head — every rule checked again — and pushed again.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd.Context(), f.repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ss, err := signers(f.keys)
+			if err != nil {
+				return err
+			}
+			s, err := oneKey(ss)
+			if err != nil {
+				return err
+			}
+			p, err := remote.Push(cmd.Context(), r, args[0], s, remote.Options{})
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), p)
+			}
+			w := cmd.OutOrStdout()
+			if p.Commits == 0 {
+				fmt.Fprintf(w, "%s: nothing to push; main is at %s\n", p.Remote, p.Head)
+				return nil
+			}
+			fmt.Fprintf(w, "%s: pushed %d commit(s), uploaded %d blob(s), rebased %d time(s): head %s\n", p.Remote, p.Commits, p.Uploaded, p.Rebased, p.Head)
+			return nil
+		},
+	}
+	f.register(c, "the key that signs blob uploads (default $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519)")
+	return c
+}
