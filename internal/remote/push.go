@@ -3,6 +3,8 @@ package remote
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"cairn.dev/cairn/internal/blob"
@@ -70,7 +72,7 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 			return out, err
 		}
 		if ok, _ := r.Git.IsAncestor(ctx, head, main); !ok {
-			if err := rebase(ctx, r, head, main); err != nil {
+			if err := rebase(ctx, r, rm, head, main); err != nil {
 				return nil, err
 			}
 			out.Rebased++
@@ -116,7 +118,7 @@ func remoteLines(s string) string {
 // rebase replays main's commits after the merge base onto onto, each as a
 // new append checked by every rule. If one no longer applies (someone
 // else published the same version first), main is left as it was.
-func rebase(ctx context.Context, r *index.Repo, onto, main string) error {
+func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) error {
 	out, err := r.Git.Git(ctx, nil, "rev-list", "--reverse", main, "^"+onto)
 	if err != nil {
 		return err
@@ -154,19 +156,31 @@ func rebase(ctx context.Context, r *index.Repo, onto, main string) error {
 		}
 		todo = append(todo, commit{files: files, ident: c.Committer, header: strings.TrimSpace(c.Message)})
 	}
-	main0 := main
+	// main moves to the remote's head, verified by the fetch just made,
+	// and grows from there; its old verified head is kept to put back.
+	saved := r.Main()
+	saved.Name, saved.Marker = "main before rebase", filepath.Join(dir(r), rm.Name+".main-before-rebase.json")
+	if err := r.Adopt(r.Main(), saved); err != nil {
+		return err
+	}
 	if err := r.MoveRef(ctx, index.MainRef, onto, main); err != nil {
+		return err
+	}
+	if err := r.Adopt(rm.Line(r), r.Main()); err != nil {
 		return err
 	}
 	for _, c := range todo {
 		if _, err := r.Append(ctx, c.files, c.ident, c.header); err != nil {
 			// Put main back where it was: nothing is lost.
 			if cur, rerr := r.Git.ResolveRef(ctx, index.MainRef); rerr == nil {
-				r.MoveRef(ctx, index.MainRef, main0, cur)
+				if r.MoveRef(ctx, index.MainRef, main, cur) == nil {
+					r.Adopt(saved, r.Main())
+				}
 			}
 			return fmt.Errorf("replaying %q onto the remote's head: %w", c.header, err)
 		}
 	}
+	os.Remove(saved.Marker)
 	return nil
 }
 

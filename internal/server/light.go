@@ -36,8 +36,8 @@ type VersionDoc struct {
 
 // DescriptorDoc is a descriptor with its digest and size.
 type DescriptorDoc struct {
-	SHA256  string          `json:"sha256"`
-	Size    int64           `json:"size"`
+	SHA256  string `json:"sha256"`
+	Size    int64  `json:"size"`
 	Content []byte `json:"content"` // the exact bytes, base64
 }
 

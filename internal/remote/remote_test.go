@@ -1,0 +1,325 @@
+package remote
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/server"
+)
+
+// TestMain lets the test binary be the server's pre-receive hook: the
+// server runs it as "EXE hook pre-receive --repo DIR", a real process.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 5 && os.Args[1] == "hook" {
+		if err := server.PreReceive(context.Background(), os.Args[4], os.Stdin, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "cairn: error:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func newSigner(t *testing.T) keys.Signer {
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys.NewSigner(priv)
+}
+
+type world struct {
+	t     *testing.T
+	ctx   context.Context
+	repo  *index.Repo // the server's repository
+	root  keys.Signer
+	ckpt  keys.Signer
+	intro string
+	url   string
+	dir   string
+}
+
+// newWorld makes a repository with a checkpoint key and serves it on a
+// real HTTP server.
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	w := &world{t: t, ctx: context.Background(), root: newSigner(t), ckpt: newSigner(t), dir: t.TempDir()}
+	r, intro, err := index.Init(w.ctx, filepath.Join(w.dir, "server"), []keys.Signer{w.root}, []string{"root"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	w.repo, w.intro = r, intro.ID
+	w.grant(w.ckpt, "server", "checkpoint")
+	w.url = w.serve(r)
+	return w
+}
+
+func (w *world) serve(r *index.Repo) string {
+	exe, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	srv, err := server.New(r, server.Options{Exe: exe, CheckpointKey: w.ckpt, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	w.t.Cleanup(func() { ts.Close(); srv.Close() })
+	return ts.URL
+}
+
+func (w *world) grant(s keys.Signer, holder string, scopes ...string) {
+	w.t.Helper()
+	if _, err := w.repo.Grant(w.ctx, index.KeyGrant{Key: s.Public(), Holder: holder, Scopes: scopes}, w.root); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// client makes a replica that follows the server as "origin".
+func (w *world) client(name, url string) *index.Repo {
+	w.t.Helper()
+	r, err := index.InitReplica(w.ctx, filepath.Join(w.dir, name), w.intro)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { r.Close() })
+	if err := Add(r, Remote{Name: "origin", URL: url, Introduction: w.intro}); err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := Pull(w.ctx, r, "origin", Options{}); err != nil {
+		w.t.Fatal(err)
+	}
+	return r
+}
+
+func pkgDir(t *testing.T, name, version string) string {
+	dir := t.TempDir()
+	manifest := fmt.Sprintf("name: %s\nversion: %s\nartifacts:\n  - kind: source\n    file: src.tar.gz\n", name, version)
+	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte(manifest), 0o644)
+	os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("source of "+name+"@"+version), 0o644)
+	return dir
+}
+
+// Eight publishers push at once: every push lands exactly once (the
+// losers rebase and push again), the index verifies, no blob is lost.
+func TestConcurrentPublishers(t *testing.T) {
+	w := newWorld(t)
+	const n = 8
+	type publisher struct {
+		key  keys.Signer
+		repo *index.Repo
+		name string
+	}
+	var ps []publisher
+	for i := 0; i < n; i++ {
+		k := newSigner(t)
+		w.grant(k, fmt.Sprintf("p%d", i), fmt.Sprintf("publish:team%d/*", i))
+		ps = append(ps, publisher{key: k, name: fmt.Sprintf("team%d/lib", i)})
+	}
+	for i := range ps {
+		ps[i].repo = w.client(fmt.Sprintf("client%d", i), w.url)
+		if _, err := ps[i].repo.Publish(w.ctx, pkgDir(t, ps[i].name, "1.0.0"), ps[i].key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	rebased := 0
+	var mu sync.Mutex
+	for i := range ps {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			p, err := Push(w.ctx, ps[i].repo, "origin", ps[i].key, Options{})
+			errs[i] = err
+			if err == nil {
+				mu.Lock()
+				rebased += p.Rebased
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("publisher %d: %v", i, err)
+		}
+	}
+	res, err := w.repo.Verify(w.ctx, true)
+	if err != nil {
+		t.Fatalf("the server's index does not verify: %v", err)
+	}
+	// Root, 9 grants, and per publisher a descriptor and an authored record.
+	if want := 1 + 9 + 2*n; res.Total != want {
+		t.Errorf("the index holds %d files, want %d: a push was lost or landed twice", res.Total, want)
+	}
+	for _, p := range ps {
+		views, err := w.repo.Show(w.ctx, p.name, "")
+		if err != nil || len(views) != 1 {
+			t.Fatalf("%s: %d versions (%v), want 1", p.name, len(views), err)
+		}
+		d, _, err := w.repo.Descriptor(w.ctx, p.name, "1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range d.Artifacts {
+			if ok, _ := w.repo.Blobs.Stat(w.ctx, a.Ref); !ok {
+				t.Errorf("%s: blob %s lost", p.name, a.Ref)
+			}
+		}
+	}
+	t.Logf("%d rebases among %d concurrent pushes", rebased, n)
+}
+
+// A server rolled back to an older head is refused, with both heads.
+func TestRollbackRefused(t *testing.T) {
+	w := newWorld(t)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	before, _ := w.repo.Head(w.ctx)
+	if _, err := w.repo.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := w.repo.Head(w.ctx)
+	c := w.client("c", w.url)
+	// The server's operator (or an attacker on it) rolls main back.
+	if _, err := w.repo.Git.Git(w.ctx, nil, "update-ref", index.MainRef, before); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(w.repo.LocalDir(), "verified.json"))
+	_, err := Pull(w.ctx, c, "origin", Options{})
+	var fe *index.ForkError
+	if !errors.As(err, &fe) {
+		t.Fatalf("pull of a rolled-back server: err = %v, want a *ForkError", err)
+	}
+	if fe.Verified != after || fe.Head != before || !strings.Contains(err.Error(), after) || !strings.Contains(err.Error(), before) {
+		t.Fatalf("the error does not name both heads: %v", err)
+	}
+	// The client's copy stays at what it verified.
+	if got, _ := c.Git.ResolveRef(w.ctx, Ref("origin")); got != after {
+		t.Fatalf("the remote's ref moved to %s after a refused pull", got)
+	}
+	if got, _ := c.Head(w.ctx); got != after {
+		t.Fatalf("main moved to %s after a refused pull", got)
+	}
+}
+
+// A checkpoint older than the bound is a frozen mirror.
+func TestFrozenCheckpoint(t *testing.T) {
+	w := newWorld(t)
+	c := w.client("c", w.url)
+	later := func() time.Time { return time.Now().Add(25 * time.Hour) }
+	_, err := Pull(w.ctx, c, "origin", Options{Now: later})
+	var ce *CheckpointError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "past the 24h0m0s bound") || len(ce.Evidence) == 0 {
+		t.Fatalf("a 25-hour-old checkpoint: err = %v, want a *CheckpointError with evidence", err)
+	}
+}
+
+// A server that signs one head and serves another history — two clients
+// shown different heads — is caught by its own signature.
+func TestSplitView(t *testing.T) {
+	w := newWorld(t)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	// A second copy of the same index, given a different history.
+	other, err := index.InitReplica(w.ctx, filepath.Join(w.dir, "other"), w.intro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	head, _ := w.repo.Head(w.ctx)
+	if _, err := other.Git.Git(w.ctx, nil, "fetch", "-q", w.repo.Git.GitDir, index.MainRef+":"+index.MainRef); err != nil {
+		t.Fatal(err)
+	}
+	_ = head
+	if _, err := w.repo.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Publish(w.ctx, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	otherURL := w.serve(other)
+	// The server signs checkpoints of one history and serves the other.
+	toOther, _ := url.Parse(otherURL)
+	toSigned, _ := url.Parse(w.url)
+	other2, signed := httputil.NewSingleHostReverseProxy(toOther), httputil.NewSingleHostReverseProxy(toSigned)
+	split := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/checkpoint" {
+			signed.ServeHTTP(rw, r)
+			return
+		}
+		other2.ServeHTTP(rw, r)
+	}))
+	defer split.Close()
+	c, err := index.InitReplica(w.ctx, filepath.Join(w.dir, "c"), w.intro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := Add(c, Remote{Name: "origin", URL: split.URL, Introduction: w.intro}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Pull(w.ctx, c, "origin", Options{})
+	var ce *CheckpointError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "does not contain it") || !strings.Contains(string(ce.Evidence), "cairn-checkpoint/v1") {
+		t.Fatalf("a split view: err = %v, want a *CheckpointError with the signed checkpoint", err)
+	}
+	if got, _ := c.Git.ResolveRef(w.ctx, index.MainRef); got != "" {
+		t.Fatalf("main was created at %s from a refused pull", got)
+	}
+	// A client that pulled one history and is then shown the other is
+	// refused too, with both heads.
+	c2 := w.client("c2", w.url)
+	rm, _ := Get(c2, "origin")
+	rm.URL = otherURL
+	os.Remove(configPath(c2, "origin"))
+	if err := Add(c2, *rm); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Pull(w.ctx, c2, "origin", Options{})
+	var fe *index.ForkError
+	if !errors.As(err, &fe) {
+		t.Fatalf("another history after a verified one: err = %v, want a *ForkError", err)
+	}
+}
+
+// A push that breaks a rule is refused by the server, and says which.
+func TestPushRefusedForRule(t *testing.T) {
+	w := newWorld(t)
+	alice, mallory := newSigner(t), newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	w.grant(mallory, "mallory", "publish:evil/*")
+	c := w.client("c", w.url)
+	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Push(w.ctx, c, "origin", alice, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// Uploads are refused to a key without a publish scope.
+	up := &blob.HTTP{URL: w.url, Signer: newSigner(t)}
+	data := []byte("unreferenced")
+	err := up.Put(w.ctx, blob.DigestBytes(data), strings.NewReader(string(data)))
+	if !errors.Is(err, blob.ErrRefused) || !strings.Contains(err.Error(), "is not granted in this repository") {
+		t.Fatalf("upload by an ungranted key: err = %v", err)
+	}
+}
