@@ -110,6 +110,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "the server checked your records and refused them: fix what it names and publish again"
 	case errors.As(err, &de):
 		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head"
+	case errors.Is(err, blob.ErrRefused):
+		return exitRefused, "uploads are signed with your key, which the repository's root must grant a publish scope (cairn key list shows the grants)"
 	case errors.As(err, &me):
 		return exitRefused, "the bytes are not what the index names: fetch the blob again from another mirror"
 	case errors.Is(err, keys.ErrNoKey):

@@ -48,6 +48,7 @@ func TestScripts(t *testing.T) {
 			"keyid":      cmdKeyID,
 			"sshagent":   cmdSSHAgent,
 			"waitserver": cmdWaitServer,
+			"grab":       cmdGrab,
 		},
 	})
 }
@@ -71,6 +72,19 @@ func cmdWaitServer(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// grab VAR REGEXP: set $VAR to the first group of REGEXP's first match
+// in the previous command's stdout.
+func cmdGrab(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: grab VAR REGEXP")
+	}
+	m := regexp.MustCompile(`(?m)` + args[1]).FindStringSubmatch(ts.ReadFile("stdout"))
+	if len(m) < 2 {
+		ts.Fatalf("no match for %s in stdout", args[1])
+	}
+	ts.Setenv(args[0], m[1])
 }
 
 // versiondir VAR NAME@VERSION: set $VAR to the version's directory in the index.

@@ -154,6 +154,9 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	if resp.StatusCode == http.StatusNotFound && rm.InsecureNoCheckpoint {
 		return nil, nil
 	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
+		return nil, fmt.Errorf("remote %s: the server gave no checkpoint: %s: %s", rm.Name, resp.Status, strings.TrimSpace(string(body)))
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, &CheckpointError{Remote: rm.Name, Problem: fmt.Sprintf("no signed checkpoint (%s: %s): without one a frozen mirror goes unnoticed; if you accept that, add the remote with --insecure-no-checkpoint", resp.Status, strings.TrimSpace(string(body)))}
 	}
