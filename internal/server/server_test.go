@@ -1,0 +1,287 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+)
+
+func TestMain(m *testing.M) {
+	if len(os.Args) == 5 && os.Args[1] == "hook" {
+		if err := PreReceive(context.Background(), os.Args[4], os.Stdin, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "cairn: error:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func signer(t *testing.T) keys.Signer {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	return keys.NewSigner(priv)
+}
+
+type fixture struct {
+	t            *testing.T
+	ctx          context.Context
+	repo         *index.Repo
+	srv          *Server
+	url          string
+	root, alice  keys.Signer
+	publishedDir string
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, ctx: context.Background(), root: signer(t), alice: signer(t)}
+	r, _, err := index.Init(f.ctx, filepath.Join(t.TempDir(), "repo"), []keys.Signer{f.root}, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	f.repo = r
+	if _, err := r.Grant(f.ctx, index.KeyGrant{Key: f.alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, f.root); err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := filepath.Abs(os.Args[0])
+	f.srv, err = New(r, Options{Exe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Grace: time.Hour, MaxUpload: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(f.srv.Handler())
+	t.Cleanup(func() { ts.Close(); f.srv.Close() })
+	f.url = ts.URL
+	return f
+}
+
+func (f *fixture) do(method, path string, body io.Reader, header map[string]string) (*http.Response, []byte) {
+	f.t.Helper()
+	req, err := http.NewRequest(method, f.url+path, body)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp, data
+}
+
+func signedHeaders(s keys.Signer, ref blob.Ref, at time.Time) map[string]string {
+	sig, _ := s.Sign(blob.UploadMessage(ref, at))
+	return map[string]string{blob.HeaderKey: keys.ID(s.Public()), blob.HeaderTime: at.UTC().Format(time.RFC3339), blob.HeaderSignature: base64.StdEncoding.EncodeToString(sig)}
+}
+
+func TestBlobs(t *testing.T) {
+	f := newFixture(t)
+	data := bytes.Repeat([]byte("cairn "), 1000)
+	ref := blob.DigestBytes(data)
+	up := &blob.HTTP{URL: f.url, Signer: f.alice}
+	if err := up.Put(f.ctx, ref, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	resp, got := f.do("GET", "/blobs/sha256/"+ref.SHA256, nil, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(got, data) {
+		t.Fatalf("GET: %s, %d bytes", resp.Status, len(got))
+	}
+	etag := resp.Header.Get("ETag")
+	if etag != `"sha256:`+ref.SHA256+`"` || !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
+		t.Fatalf("headers: ETag %q, Cache-Control %q", etag, resp.Header.Get("Cache-Control"))
+	}
+	if resp, _ := f.do("GET", "/blobs/sha256/"+ref.SHA256, nil, map[string]string{"If-None-Match": etag}); resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("If-None-Match: %s", resp.Status)
+	}
+	resp, got = f.do("GET", "/blobs/sha256/"+ref.SHA256, nil, map[string]string{"Range": "bytes=6-10"})
+	if resp.StatusCode != http.StatusPartialContent || string(got) != "cairn" {
+		t.Fatalf("Range: %s %q", resp.Status, got)
+	}
+	if resp, _ := f.do("HEAD", "/blobs/sha256/"+ref.SHA256, nil, nil); resp.StatusCode != 200 || resp.ContentLength != ref.Size {
+		t.Fatalf("HEAD: %s, length %d", resp.Status, resp.ContentLength)
+	}
+	if resp, _ := f.do("GET", "/blobs/sha256/"+strings.Repeat("0", 64), nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("missing blob: %s", resp.Status)
+	}
+	if resp, _ := f.do("GET", "/blobs/sha256/..%2f..%2fcairn.json", nil, nil); resp.StatusCode != 400 && resp.StatusCode != 404 {
+		t.Fatalf("a path for a digest: %s", resp.Status)
+	}
+	// A batch: what is stored, and what is not, in request order.
+	missing := blob.DigestBytes([]byte("never uploaded"))
+	local, _ := blob.NewFS(t.TempDir())
+	lost, err := up.Batch(f.ctx, []blob.Ref{ref, missing}, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lost) != 1 || lost[0] != missing {
+		t.Fatalf("batch reported missing %v", lost)
+	}
+	if ok, _ := local.Stat(f.ctx, ref); !ok {
+		t.Fatal("the batch did not deliver the stored blob")
+	}
+	var many strings.Builder
+	for i := 0; i <= MaxBatch; i++ {
+		fmt.Fprintf(&many, "sha256:%s 1\n", ref.SHA256)
+	}
+	if resp, _ := f.do("POST", "/blobs/batch", strings.NewReader(many.String()), nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("an oversized batch: %s", resp.Status)
+	}
+}
+
+// Uploads are authorised by the uploader's own granted key, over the
+// digest, size and time — and the bytes must be the blob.
+func TestUploadAttacks(t *testing.T) {
+	f := newFixture(t)
+	data := []byte("artifact bytes")
+	ref := blob.DigestBytes(data)
+	other := blob.DigestBytes([]byte("other bytes"))
+	now := time.Now()
+	mallory := signer(t)
+	cases := []struct {
+		name   string
+		header map[string]string
+		body   []byte
+		code   int
+		want   string
+	}{
+		{"unsigned", nil, data, 403, "unsigned"},
+		{"ungranted key", signedHeaders(mallory, ref, now), data, 403, "is not granted"},
+		{"signature for another blob", signedHeaders(f.alice, other, now), data, 403, "does not verify"},
+		{"old signature", signedHeaders(f.alice, ref, now.Add(-time.Hour)), data, 403, "from this server's clock"},
+		{"root key without a publish grant", signedHeaders(f.root, ref, now), data, 403, "is not granted"},
+		{"wrong bytes", signedHeaders(f.alice, ref, now), []byte("artifact bytez"), 422, "SECURITY ERROR"},
+	}
+	for _, c := range cases {
+		resp, body := f.do("PUT", "/blobs/sha256/"+ref.SHA256, bytes.NewReader(c.body), c.header)
+		if resp.StatusCode != c.code || !strings.Contains(string(body), c.want) {
+			t.Errorf("%s: %s %q, want %d %q", c.name, resp.Status, body, c.code, c.want)
+		}
+		if ok, _ := f.repo.Blobs.Stat(f.ctx, ref); ok {
+			t.Fatalf("%s: the blob was stored", c.name)
+		}
+	}
+	big := bytes.Repeat([]byte("x"), 2<<20)
+	bigRef := blob.DigestBytes(big)
+	if resp, _ := f.do("PUT", "/blobs/sha256/"+bigRef.SHA256, bytes.NewReader(big), signedHeaders(f.alice, bigRef, now)); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("an upload over the limit: %s", resp.Status)
+	}
+}
+
+// Uploads no record refers to are removed after the grace period; those
+// a record refers to stay.
+func TestCollectUploads(t *testing.T) {
+	f := newFixture(t)
+	up := &blob.HTTP{URL: f.url, Signer: f.alice}
+	orphan := []byte("never published")
+	oref := blob.DigestBytes(orphan)
+	if err := up.Put(f.ctx, oref, bytes.NewReader(orphan)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/x\nversion: 1.0.0\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("published source"), 0o644)
+	p, err := f.repo.Publish(f.ctx, dir, f.alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := p.Descriptor.Artifacts[0].Ref
+	data, _ := blob.ReadAll(f.ctx, f.repo.Blobs, src)
+	if err := up.Put(f.ctx, src, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := f.srv.CollectUploads(f.ctx, time.Now()); err != nil || len(removed) != 0 {
+		t.Fatalf("within the grace period: removed %v, %v", removed, err)
+	}
+	removed, err := f.srv.CollectUploads(f.ctx, time.Now().Add(2*time.Hour))
+	if err != nil || len(removed) != 1 || removed[0] != oref.SHA256 {
+		t.Fatalf("after the grace period: removed %v, %v; want only the orphan", removed, err)
+	}
+	if ok, _ := f.repo.Blobs.Stat(f.ctx, oref); ok {
+		t.Fatal("the orphan is still stored")
+	}
+	if ok, _ := f.repo.Blobs.Stat(f.ctx, src); !ok {
+		t.Fatal("a referenced blob was collected")
+	}
+}
+
+func TestLightReads(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/x\nversion: 1.0.0\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("source"), 0o644)
+	p, err := f.repo.Publish(f.ctx, dir, f.alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := f.do("GET", "/api/v1/packages/acme/x", nil, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %s", resp.Status, body)
+	}
+	var doc PackageDoc
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Versions) != 1 || doc.Versions[0].Version != "1.0.0" || len(doc.Versions[0].Records) != 1 {
+		t.Fatalf("document: %s", body)
+	}
+	d := doc.Versions[0].Descriptor
+	if got := blob.DigestBytes(d.Content); got != p.Ref || d.SHA256 != p.Ref.SHA256 {
+		t.Fatalf("descriptor content hashes to %v, want %v", got, p.Ref)
+	}
+	etag := resp.Header.Get("ETag")
+	if resp, _ := f.do("GET", "/api/v1/packages/acme/x", nil, map[string]string{"If-None-Match": etag}); resp.StatusCode != 304 {
+		t.Fatalf("revalidation: %s", resp.Status)
+	}
+	// A new record about the package changes the ETag.
+	dir2 := t.TempDir()
+	os.WriteFile(filepath.Join(dir2, "cairn-package.yaml"), []byte("name: acme/x\nversion: 1.1.0\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
+	os.WriteFile(filepath.Join(dir2, "src.tar.gz"), []byte("source 2"), 0o644)
+	if _, err := f.repo.Publish(f.ctx, dir2, f.alice); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := f.do("GET", "/api/v1/packages/acme/x", nil, map[string]string{"If-None-Match": etag}); resp.StatusCode != 200 || resp.Header.Get("ETag") == etag {
+		t.Fatalf("after a new version: %s, ETag %s", resp.Status, resp.Header.Get("ETag"))
+	}
+	if resp, _ := f.do("GET", "/api/v1/packages/acme/nope", nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("unknown package: %s", resp.Status)
+	}
+	// Records by id.
+	resp, body = f.do("GET", "/api/v1/records/"+p.Records[0], nil, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(bytes.TrimSpace(body), bytes.TrimSpace(doc.Versions[0].Records[0])) {
+		t.Fatalf("record by id: %s %s", resp.Status, body)
+	}
+	if resp, _ := f.do("GET", "/api/v1/records/"+strings.Repeat("a", 64), nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("unknown record: %s", resp.Status)
+	}
+	// Health and metrics.
+	head, _ := f.repo.Head(f.ctx)
+	if resp, body := f.do("GET", "/healthz", nil, nil); resp.StatusCode != 200 || string(body) != "ok "+head+"\n" {
+		t.Fatalf("healthz: %s %q", resp.Status, body)
+	}
+	if _, body := f.do("GET", "/metrics", nil, nil); !strings.Contains(string(body), `cairn_http_requests_total{code="200",route="package"}`) {
+		t.Fatalf("metrics do not count package reads:\n%s", body)
+	}
+	// No checkpoint key: none served, and it says so.
+	if resp, body := f.do("GET", "/api/v1/checkpoint", nil, nil); resp.StatusCode != 404 || !strings.Contains(string(body), "--checkpoint-key") {
+		t.Fatalf("checkpoint without a key: %s %s", resp.Status, body)
+	}
+}
