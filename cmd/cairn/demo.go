@@ -1,6 +1,10 @@
 package main
 
 import (
+	"log/slog"
+	"net"
+	"os/exec"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -11,27 +15,37 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/server"
 )
 
 func newDemoCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "demo DIR",
+	var serve string
+	c := &cobra.Command{
+		Use:   "demo [--serve HOST:PORT] DIR",
 		Short: "Walk through cairn in DIR: keys, a repository, grants, publish, certify, a vulnerability, a revocation, show, verify",
 		Long: `Run a whole session in a new directory DIR, printing each command as you would
 type it (paths relative to DIR) and its output: make keys, create a repository,
 grant a publisher and an auditor, publish a package, audit it, declare a
 vulnerability, watch the publisher fail to remove it, revoke it as its issuer,
-show the package and verify the whole history.`,
+show the package and verify the whole history. Then serve the repository, clone
+its index with git, publish in the clone and 'git push' it, and follow the
+server from a second, verified replica. With --serve, keep serving at that
+address until interrupted.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), args[0])
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), args[0], serve)
 		},
 	}
+	c.Flags().StringVar(&serve, "serve", "", "serve the demo repository at this address afterwards, until interrupted")
+	return c
 }
 
 var recordLine = regexp.MustCompile(`(?m)^record ([0-9a-f]{64})$`)
 
-func runDemo(ctx context.Context, w io.Writer, dir string) error {
+func runDemo(ctx context.Context, w io.Writer, dir, serve string) error {
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return fmt.Errorf("%s exists and is not empty: give the demo a new directory", dir)
 	}
@@ -135,5 +149,89 @@ artifacts:
 	if _, err := step(false, "verify", "--repo", repo, "--full"); err != nil {
 		return err
 	}
-	return nil
+	return demoServe(ctx, w, dir, serve, step, say)
+}
+
+// demoServe serves the demo repository and publishes to it by git push.
+func demoServe(ctx context.Context, w io.Writer, dir, addr string, step func(bool, ...string) (string, error), say func(string)) error {
+	p := func(rel string) string { return filepath.Join(dir, rel) }
+	repo := p("repo")
+	say("a server key, granted the checkpoint scope, signs the server's view of the head")
+	if _, err := step(false, "key", "new", p("keys/server.key")); err != nil {
+		return err
+	}
+	if _, err := step(false, "key", "grant", "--repo", repo, "--key", p("keys/root.key"), p("keys/server.key.pub"), "--holder", "server", "--scope", "checkpoint"); err != nil {
+		return err
+	}
+	r, err := index.Open(ctx, repo)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ckey, err := keys.Resolve(p("keys/server.key"))
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(r, server.Options{CheckpointKey: ckey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	url := "http://" + l.Addr().String()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, l) }()
+	say("cairn serve --repo repo --addr " + l.Addr().String() + "   (running in this process)")
+	git := func(args ...string) error {
+		fmt.Fprintf(w, "\n$ git %s\n", strings.ReplaceAll(strings.Join(args, " "), dir+string(filepath.Separator), ""))
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Stdout, cmd.Stderr = w, w
+		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+		return cmd.Run()
+	}
+	say("publishing by git push: clone the index, publish in the clone (the blobs go to the server), push")
+	if err := git("clone", "-q", url+"/index.git", p("clone")); err != nil {
+		return err
+	}
+	pkg := p("fastjson-1.3.0")
+	if err := os.MkdirAll(pkg, 0o755); err != nil {
+		return err
+	}
+	manifest := "name: acme/fastjson\nversion: 1.3.0\nsummary: Fast JSON for Go\nlicense: MIT\nartifacts:\n  - kind: source\n    file: fastjson-1.3.0.tar.gz\n"
+	if err := os.WriteFile(filepath.Join(pkg, "cairn-package.yaml"), []byte(manifest), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(pkg, "fastjson-1.3.0.tar.gz"), []byte("source of fastjson 1.3.0\n"), 0o644); err != nil {
+		return err
+	}
+	if _, err := step(false, "publish", "--repo", p("clone"), "--key", p("keys/alice.key"), pkg); err != nil {
+		return err
+	}
+	if err := git("-C", p("clone"), "push", "origin", "main"); err != nil {
+		return err
+	}
+	say("a laptop pins the repository by its introduction and pulls: every commit and the signed checkpoint verified")
+	if _, err := step(false, "remote", "add", "origin", url, "--introduction", r.Config.Introduction, "--repo", p("laptop")); err != nil {
+		return err
+	}
+	if _, err := step(false, "pull", "--repo", p("laptop"), "origin"); err != nil {
+		return err
+	}
+	if _, err := step(false, "show", "--repo", p("laptop"), "acme/fastjson@1.3.0"); err != nil {
+		return err
+	}
+	if addr == "127.0.0.1:0" {
+		stop()
+		return <-done
+	}
+	fmt.Fprintf(w, "\n# serving %s at %s until interrupted: git clone %s/index.git\n", repo, url, url)
+	return <-done
 }
