@@ -93,7 +93,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	}
 	in := rm.incoming(r)
 	// The incoming line is judged against what was verified of the remote.
-	verified, records, err := r.VerifiedHead(rm.Line(r))
+	verified, _, err := r.VerifiedHead(rm.Line(r))
 	if err != nil {
 		return nil, err
 	}
@@ -109,9 +109,6 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
 	}
 	p := &Pulled{Remote: rm.Name, From: verified, Head: res.Head, Commits: res.Commits, Records: res.Records, Total: res.Total}
-	if verified == res.Head {
-		p.From, p.Total = verified, records
-	}
 	if note != nil {
 		sc, err := checkCheckpoint(ctx, r, rm, note, res, o.now())
 		if err != nil {
@@ -119,12 +116,9 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		}
 		p.Checkpoint, p.CheckTime = sc, sc.Time
 	}
-	old := ""
-	if verified != "" {
-		old = verified
-		if cur, err := r.Git.ResolveRef(ctx, Ref(rm.Name)); err == nil {
-			old = cur
-		}
+	old, err := r.Git.ResolveRef(ctx, Ref(rm.Name))
+	if err != nil {
+		return nil, err
 	}
 	if old != res.Head {
 		if err := r.MoveRef(ctx, Ref(rm.Name), res.Head, old); err != nil {

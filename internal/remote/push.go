@@ -88,11 +88,12 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 		_, err = r.Git.Git(ctx, nil, "push", "--quiet", "--porcelain", rm.URL+"/index.git", main+":"+index.MainRef)
 		if err == nil {
 			out.Head, out.Commits = main, commits
-			// The next fetch verifies the remote's new head; main is already verified.
-			if _, err := fetch(ctx, r, rm, o); err != nil {
+			// The remote's main is now our main, which is verified: no
+			// need to fetch and replay it again.
+			if err := r.MoveRef(ctx, Ref(name), main, head); err != nil {
 				return nil, err
 			}
-			return out, nil
+			return out, r.Adopt(r.Main(), rm.Line(r))
 		}
 		if strings.Contains(err.Error(), "cairn: refused: rule") || attempt >= maxPushAttempts {
 			return nil, &PushError{Remote: name, Output: remoteLines(err.Error())}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,15 +34,15 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 func route(r *http.Request) string {
 	p := r.URL.Path
 	switch {
-	case len(p) > 10 && p[:10] == "/index.git":
+	case strings.HasPrefix(p, "/index.git/"):
 		return "git"
-	case len(p) > 14 && p[:14] == "/blobs/sha256/":
+	case strings.HasPrefix(p, "/blobs/sha256/"):
 		return "blob"
 	case p == "/blobs/batch":
 		return "blob_batch"
-	case len(p) > 17 && p[:17] == "/api/v1/packages/":
+	case strings.HasPrefix(p, "/api/v1/packages/"):
 		return "package"
-	case len(p) > 16 && p[:16] == "/api/v1/records/":
+	case strings.HasPrefix(p, "/api/v1/records/"):
 		return "record"
 	case p == "/api/v1/checkpoint", p == "/healthz", p == "/metrics":
 		return p[1:]

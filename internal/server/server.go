@@ -66,7 +66,7 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 
-	mu    sync.Mutex // guards the light-read cache
+	mu    sync.Mutex // one checkpoint (and the verification under it) at a time
 	cache *lightCache
 }
 
