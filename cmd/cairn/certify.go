@@ -33,7 +33,11 @@ certify:KIND (publishers may also mark their own packages deprecated or withdraw
 --artifact narrows the statement to some artifacts (a platform, "source", or a
 file name); without it the statement is about the whole version. Evidence
 files are stored as blobs and named by digest. --supersedes replaces an
-earlier record of yours. Nobody but you (or the root) can end what you certify.`,
+earlier record of yours. Nobody but you (or the root) can end what you certify.
+
+In an organisation's repository, a version that an upstream publishes (and the
+repository does not) can be certified too, after 'cairn sync': the record is
+this repository's own statement about the upstream's descriptor, served beside it.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, version := descriptor.SplitID(args[0])
@@ -73,6 +77,7 @@ earlier record of yours. Nobody but you (or the root) can end what you certify.`
 	fl.StringVar(&c.Affects, "affects", "", "vulnerable: the affected versions, a semver range such as '<1.2.4'")
 	fl.StringVar(&c.Result, "result", "", "tested: PASSED (default), WARNED or FAILED")
 	fl.StringVar(&c.Supersedes, "supersedes", "", "the id of an earlier record of yours that this one replaces")
+	fl.StringVar(&c.Upstream, "upstream", "", "certify the version this upstream publishes (needed only when several do)")
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/safefile"
 	"cairn.dev/cairn/internal/server"
 )
@@ -19,7 +20,7 @@ import (
 func newServeCmd() *cobra.Command {
 	var (
 		repo, addr, ready, ckey string
-		grace                   time.Duration
+		grace, every            time.Duration
 		maxUpload, maxPush      int64
 	)
 	c := &cobra.Command{
@@ -38,15 +39,23 @@ flight get 30 seconds to finish).
   /api/v1/checkpoint    the verified head, signed by --checkpoint-key
   /healthz, /metrics    health and Prometheus metrics
 
+In an organisation's repository that follows upstreams (cairn upstream add), the
+server syncs them every --sync interval (as 'cairn sync' does) and serves their
+packages and blobs beside its own: an upstream blob is fetched when first asked
+for, verified, and kept. When an upstream is unreachable, everything verified
+before is still served.
+
 Access logs are JSON lines on standard error.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
 				opts := server.Options{
-					Logger:    slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil)),
+					Logger:    log,
 					Grace:     grace,
 					MaxUpload: maxUpload,
 					MaxPush:   maxPush,
+					Fallback:  (&remote.UpstreamBlobs{Repo: r}).Fetch,
 				}
 				if ckey != "" {
 					s, err := keys.Resolve(ckey)
@@ -71,6 +80,9 @@ Access logs are JSON lines on standard error.`,
 						return err
 					}
 				}
+				if every > 0 {
+					go syncEvery(ctx, r.Dir, every, log)
+				}
 				return srv.Serve(ctx, l)
 			})
 		},
@@ -82,7 +94,44 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long")
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")
+	c.Flags().DurationVar(&every, "sync", 10*time.Minute, "sync the upstreams this often (0: never; see cairn sync)")
 	return c
+}
+
+// syncEvery syncs the repository's upstreams now and then every interval,
+// through its own handle on the repository (a sync moves refs and
+// restarts readers, which the server's requests must not see).
+func syncEvery(ctx context.Context, dir string, every time.Duration, log *slog.Logger) {
+	r, err := index.Open(ctx, dir)
+	if err != nil {
+		log.Error("sync: opening the repository", "err", err)
+		return
+	}
+	defer r.Close()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		res, err := remote.Sync(ctx, r, remote.Options{})
+		for _, s := range res {
+			switch {
+			case s.Error != "":
+				log.Warn("upstream not synced; serving what was verified before", "upstream", s.Upstream, "err", s.Error)
+			case s.Pulled.From != s.Pulled.Head:
+				log.Info("upstream synced", "upstream", s.Upstream, "head", s.Pulled.Head, "commits", s.Pulled.Commits)
+			}
+			if len(s.Collisions) > 0 {
+				log.Warn("upstream publishes internal package names; only the internal packages are served", "upstream", s.Upstream, "names", s.Collisions)
+			}
+		}
+		if err != nil && len(res) == 0 {
+			log.Error("sync", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // newHookCmd is what git runs as the server's pre-receive hook.

@@ -55,26 +55,38 @@ func (r *Repo) Files(ctx context.Context, commit string, fn func(path string, da
 	return nil
 }
 
-// ReferencedBlobs returns the sha256 digests (hex) of every blob the
-// index refers to at commit: descriptors, their artifacts, evidence.
-func (r *Repo) ReferencedBlobs(ctx context.Context, commit string) (map[string]bool, error) {
-	refs := map[string]bool{}
-	err := r.Files(ctx, commit, func(path string, data []byte) error {
-		if strings.HasSuffix(path, "/"+DescriptorFile) {
-			d, err := descriptor.Parse(data)
-			if err != nil {
-				return nil // the rules judge files; collecting only spares
-			}
+// FileBlobs calls want with each blob an index file refers to: a
+// descriptor file itself and its artifacts; a record's descriptor,
+// evidence and source (Size -1 where the record gives no size). Files
+// that do not parse refer to nothing: the rules judge files, this only
+// spares blobs.
+func FileBlobs(path string, data []byte, want func(blob.Ref)) {
+	if strings.HasSuffix(path, "/"+DescriptorFile) {
+		want(blob.DigestBytes(data))
+		if d, err := descriptor.Parse(data); err == nil {
 			for _, a := range d.Artifacts {
-				refs[a.SHA256] = true
-			}
-			return nil
-		}
-		if rec, err := record.Parse(data); err == nil {
-			for _, d := range rec.Blobs() {
-				refs[d] = true
+				want(a.Ref)
 			}
 		}
+		return
+	}
+	if rec, err := record.Parse(data); err == nil {
+		for _, ref := range rec.Blobs() {
+			want(ref)
+		}
+	}
+}
+
+// ReferencedBlobs returns every blob the index refers to at commit, by
+// sha256 (hex), with its size (-1 when no file gives it).
+func (r *Repo) ReferencedBlobs(ctx context.Context, commit string) (map[string]int64, error) {
+	refs := map[string]int64{}
+	err := r.Files(ctx, commit, func(path string, data []byte) error {
+		FileBlobs(path, data, func(ref blob.Ref) {
+			if old, ok := refs[ref.SHA256]; !ok || old < 0 {
+				refs[ref.SHA256] = ref.Size
+			}
+		})
 		return nil
 	})
 	return refs, err

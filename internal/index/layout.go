@@ -9,6 +9,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/record"
 )
 
 // The index's fixed layout. Every path is implied by the content of the
@@ -19,6 +20,9 @@ import (
 //	keys/ab/abcd…(64 hex)/ID.json                        grants and revocations of one key (its fingerprint's digest)
 //	packages/a/b/c/d/NAMESPACE/NAME/VERSION/descriptor.json
 //	packages/a/b/c/d/NAMESPACE/NAME/VERSION/ID.json      records about that version (abcd… = sha256 of "NAMESPACE/NAME")
+//	upstreams/UP/ID.json                                 the root's declaration of upstream UP (and its revocation)
+//	upstreams/UP/packages/a/b/c/d/NAMESPACE/NAME/VERSION/ID.json
+//	                                                     this repository's records about a version upstream UP publishes
 //
 // Packages are sharded four levels deep by one hex digit each: 65,536
 // leaves (about 15 names each at a million packages) under trees of at most
@@ -45,6 +49,15 @@ func PackageDir(name string) string {
 // VersionDir is the directory of one version.
 func VersionDir(name, version string) string { return PackageDir(name) + "/" + version }
 
+// UpstreamDir is the directory of an upstream's declaration.
+func UpstreamDir(name string) string { return "upstreams/" + name }
+
+// UpstreamVersionDir is the directory of this repository's records about
+// a version that upstream up publishes.
+func UpstreamVersionDir(up, name, version string) string {
+	return UpstreamDir(up) + "/" + VersionDir(name, version)
+}
+
 // RecordPath is the path of record id in dir.
 func RecordPath(dir, id string) string { return dir + "/" + id + ".json" }
 
@@ -53,21 +66,24 @@ type Place int
 
 // The places of the layout.
 const (
-	PlaceRoot       Place = iota + 1 // root/NNNNNNNN.json
-	PlaceKey                         // keys/…/ID.json
-	PlaceDescriptor                  // packages/…/VERSION/descriptor.json
-	PlaceRecord                      // packages/…/VERSION/ID.json
+	PlaceRoot           Place = iota + 1 // root/NNNNNNNN.json
+	PlaceKey                             // keys/…/ID.json
+	PlaceDescriptor                      // packages/…/VERSION/descriptor.json
+	PlaceRecord                          // packages/…/VERSION/ID.json
+	PlaceUpstream                        // upstreams/UP/ID.json
+	PlaceUpstreamRecord                  // upstreams/UP/packages/…/VERSION/ID.json
 )
 
 // Location is a parsed index path.
 type Location struct {
 	Place       Place
 	Dir         string
-	RecordID    string // PlaceKey, PlaceRecord
+	RecordID    string // PlaceKey, PlaceRecord, PlaceUpstream, PlaceUpstreamRecord
 	KeyHex      string // PlaceKey
-	Name        string // PlaceDescriptor, PlaceRecord
-	Version     string // PlaceDescriptor, PlaceRecord
+	Name        string // PlaceDescriptor, PlaceRecord, PlaceUpstreamRecord
+	Version     string // PlaceDescriptor, PlaceRecord, PlaceUpstreamRecord
 	RootVersion int    // PlaceRoot
+	Upstream    string // PlaceUpstream, PlaceUpstreamRecord
 }
 
 func isRecordFile(s string) bool {
@@ -106,6 +122,25 @@ func ParsePath(p string) (Location, error) {
 			return bad("want keys/XX/KEYDIGEST/RECORDID.json")
 		}
 		return Location{Place: PlaceKey, Dir: strings.Join(parts[:3], "/"), KeyHex: parts[2], RecordID: strings.TrimSuffix(parts[3], ".json")}, nil
+	case "upstreams":
+		if len(parts) < 3 || record.CheckUpstreamName(parts[1]) != nil {
+			return bad("want upstreams/NAME/…")
+		}
+		if len(parts) == 3 && isRecordFile(parts[2]) {
+			return Location{Place: PlaceUpstream, Dir: UpstreamDir(parts[1]), Upstream: parts[1], RecordID: strings.TrimSuffix(parts[2], ".json")}, nil
+		}
+		if parts[2] != "packages" {
+			return bad("want upstreams/NAME/RECORDID.json or upstreams/NAME/packages/…/VERSION/RECORDID.json")
+		}
+		loc, err := ParsePath(strings.Join(parts[2:], "/"))
+		if err != nil {
+			return bad(err.Error())
+		}
+		if loc.Place != PlaceRecord {
+			return bad("only records about an upstream's versions live under upstreams/NAME/packages; descriptors stay upstream")
+		}
+		loc.Place, loc.Upstream, loc.Dir = PlaceUpstreamRecord, parts[1], UpstreamDir(parts[1])+"/"+loc.Dir
+		return loc, nil
 	case "packages":
 		if len(parts) != 9 {
 			return bad("want packages/A/B/C/D/NAMESPACE/NAME/VERSION/FILE")

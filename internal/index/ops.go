@@ -139,6 +139,11 @@ type Certification struct {
 	Affects       string // vulnerable: a semver range
 	Result        string // tested: PASSED (default), WARNED, FAILED
 	Supersedes    string // a record id (or prefix) this one replaces
+	// Upstream names the upstream whose version is certified, when more
+	// than one publishes it. A version main does not publish is looked
+	// for in the followed upstreams; the record then goes under
+	// upstreams/UP/ (see UpstreamVersionDir).
+	Upstream string
 }
 
 // Severities are the severity scores cairn accepts.
@@ -169,8 +174,13 @@ func (r *Repo) Certify(ctx context.Context, c Certification, s keys.Signer) (*Ad
 		return nil, fmt.Errorf("%q is not a certification property (want one of audited, tested, reviewed, reproduced, proof-checked, vulnerable, deprecated, withdrawn)", c.Kind)
 	}
 	d, ref, err := r.Descriptor(ctx, c.Name, c.Version)
-	if err != nil {
-		return nil, err
+	vdir := VersionDir(c.Name, c.Version)
+	if err != nil || c.Upstream != "" {
+		u, ud, uref, uerr := r.UpstreamVersion(ctx, c.Name, c.Version, c.Upstream)
+		if uerr != nil {
+			return nil, uerr
+		}
+		d, ref, vdir = ud, uref, UpstreamVersionDir(u.Name, c.Name, c.Version)
 	}
 	subjects := []record.Subject{{Name: d.ID(), Digest: map[string]string{"sha256": ref.SHA256}}}
 	for _, sel := range c.Artifacts {
@@ -231,7 +241,6 @@ func (r *Repo) Certify(ctx context.Context, c Certification, s keys.Signer) (*Ad
 	if err != nil {
 		return nil, err
 	}
-	vdir := VersionDir(c.Name, c.Version)
 	recs, dirs := []*record.Record{rec}, []string{vdir}
 	if c.Supersedes != "" {
 		old, err := r.FindRecord(ctx, c.Supersedes)

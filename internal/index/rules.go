@@ -30,6 +30,7 @@ const (
 	RuleThreshold    = "threshold"      // root acts need a threshold of distinct root keys
 	RuleRootRotation = "root-rotation"  // rotations chain, signed by old and new roots
 	RuleTimeOrder    = "time-order"     // a commit is not older than its parent
+	RuleUpstream     = "upstream"       // upstreams are declared once by the root; records on their versions need one followed
 )
 
 // ErrRule is the parent of every RuleError.
@@ -123,6 +124,8 @@ func order(f *File) int {
 		return 0
 	}
 	switch f.Rec.Kind {
+	case record.Upstream:
+		return 0
 	case record.Authored:
 		return 1
 	case record.Supersede:
@@ -234,8 +237,16 @@ func (a *applier) apply(f *File) error {
 			return a.fail(RuleWellFormed, f, "a %s record belongs in the directory of the key it names", rec.Kind)
 		}
 		want = f.Loc.RecordID
+	case rec.Kind == record.Upstream:
+		if f.Loc.Place != PlaceUpstream {
+			return a.fail(RuleWellFormed, f, "an upstream declaration belongs at upstreams/NAME/ID.json")
+		}
+		want = f.Loc.RecordID
+	case rec.Kind == record.Authored && f.Loc.Place == PlaceUpstreamRecord:
+		return a.fail(RuleUpstream, f, "a version is authored in the index that publishes it; upstreams/ holds this repository's certifications of upstream versions")
 	default:
-		if f.Loc.Place != PlaceRecord {
+		pl := f.Loc.Place
+		if pl != PlaceRecord && pl != PlaceUpstreamRecord && !(pl == PlaceUpstream && rec.Kind == record.Revoke) {
 			return a.fail(RuleWellFormed, f, "a %s record belongs in a package version's directory", rec.Kind)
 		}
 		want = f.Loc.RecordID
@@ -255,13 +266,15 @@ func (a *applier) apply(f *File) error {
 		err = a.revokeKey(f)
 	case record.Root:
 		err = a.rotate(f)
+	case record.Upstream:
+		err = a.declareUpstream(f)
 	default:
 		err = a.certification(f)
 	}
 	if err != nil {
 		return err
 	}
-	if f.Loc.Place == PlaceRecord || f.Loc.Place == PlaceKey {
+	if pl := f.Loc.Place; pl == PlaceRecord || pl == PlaceKey || pl == PlaceUpstream || pl == PlaceUpstreamRecord {
 		a.st.records[f.Loc.Dir+"/"+rec.ID] = &Rec{Kind: rec.Kind, Issuer: rec.Issuer()}
 	}
 	return nil
@@ -295,8 +308,8 @@ func (a *applier) publish(f *File) error {
 
 // signer checks the single signature of a package record: a key granted
 // in the index, valid at the commit's time, with a scope allowing kind on
-// name.
-func (a *applier) signer(f *File, kind record.Kind, name string) (*Key, error) {
+// name (a certify scope, with certifyOnly).
+func (a *applier) signer(f *File, kind record.Kind, name string, certifyOnly bool) (*Key, error) {
 	rec := f.Rec
 	id := rec.Issuer()
 	k, err := a.st.Key(id)
@@ -319,7 +332,7 @@ func (a *applier) signer(f *File, kind record.Kind, name string) (*Key, error) {
 	var have []string
 	for _, g := range active {
 		for i, s := range g.Scopes {
-			if s.Allows(kind, name) {
+			if s.Allows(kind, name) && (!certifyOnly || s.Action == "certify") {
 				return k, nil
 			}
 			have = append(have, g.Raw[i])
@@ -352,7 +365,7 @@ func (a *applier) authoredRecord(f *File) error {
 	if len(s) != 1 || s[0].Name != id || s[0].SHA256() != ref.SHA256 || p.Descriptor != ref {
 		return a.fail(RuleSubject, f, "authored record must name %s with descriptor %s", id, ref)
 	}
-	if _, err := a.signer(f, record.Authored, loc.Name); err != nil {
+	if _, err := a.signer(f, record.Authored, loc.Name, false); err != nil {
 		return err
 	}
 	a.authored[id] = true
@@ -362,6 +375,9 @@ func (a *applier) authoredRecord(f *File) error {
 func (a *applier) certification(f *File) error {
 	rec, loc := f.Rec, f.Loc
 	id := loc.Name + "@" + loc.Version
+	if loc.Place == PlaceUpstreamRecord {
+		return a.upstreamCertification(f)
+	}
 	v, err := a.st.Version(loc.Name, loc.Version)
 	if err != nil {
 		return err
@@ -378,8 +394,59 @@ func (a *applier) certification(f *File) error {
 			return a.fail(RuleSubject, f, "subject %s (sha256:%s) is not an artifact of %s", art.Name, art.SHA256(), id)
 		}
 	}
-	_, err = a.signer(f, rec.Kind, loc.Name)
+	_, err = a.signer(f, rec.Kind, loc.Name, false)
 	return err
+}
+
+// upstreamCertification checks this repository's certification of a
+// version an upstream publishes (its security team's audit, say). The
+// version is not in this index, so its subject is judged where it is
+// read: beside the upstream's own descriptor, matched by digest.
+func (a *applier) upstreamCertification(f *File) error {
+	rec, loc := f.Rec, f.Loc
+	id := loc.Name + "@" + loc.Version
+	u, err := a.st.Upstream(loc.Upstream)
+	if err != nil {
+		return err
+	}
+	if u == nil || u.RevokedBy != "" {
+		return a.fail(RuleUpstream, f, "this repository does not follow an upstream %s (the root declares upstreams: cairn upstream add)", loc.Upstream)
+	}
+	own, err := a.st.UUID(loc.Name)
+	if err != nil {
+		return err
+	}
+	if own != "" {
+		return a.fail(RuleUpstream, f, "%s is published in this index: internal names win, so upstream %s's %s is never served here; certify the internal version", loc.Name, u.Name, loc.Name)
+	}
+	if rec.Statement.Subject[0].Name != id {
+		return a.fail(RuleSubject, f, "subject 0 must be %s with the upstream descriptor's sha256", id)
+	}
+	_, err = a.signer(f, rec.Kind, loc.Name, true)
+	return err
+}
+
+// declareUpstream checks the root's declaration of an upstream: once per
+// name, signed by a threshold of root keys.
+func (a *applier) declareUpstream(f *File) error {
+	rec := f.Rec
+	p := rec.Predicate.(record.UpstreamPredicate)
+	s := rec.Statement.Subject
+	if p.Name != f.Loc.Upstream || len(s) != 1 || s[0].Name != p.Name || s[0].SHA256() != p.Introduction {
+		return a.fail(RuleWellFormed, f, "an upstream declaration sits at upstreams/%s/ and its only subject is the upstream's introduction, named %s", p.Name, p.Name)
+	}
+	if err := a.rootSigned(f, a.root); err != nil {
+		return err
+	}
+	old, err := a.st.Upstream(p.Name)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		return a.fail(RuleUpstream, f, "upstream %s is already declared (record %.16s); a name is declared once: use another name", p.Name, old.RecordID)
+	}
+	a.st.ups[p.Name] = &Upstream{Name: p.Name, URL: p.URL, Introduction: p.Introduction, RecordID: rec.ID}
+	return nil
 }
 
 // end checks a revoke or supersede record: it ends a package record in
@@ -399,10 +466,13 @@ func (a *applier) end(f *File) error {
 	if target == nil {
 		return a.fail(RuleSubject, f, "record %.16s is not in %s; a revoke or supersede record sits beside the record it ends", targetID, loc.Dir)
 	}
-	if !target.Kind.IsPackage() {
-		return a.fail(RuleSubject, f, "record %.16s is a %s record; only package records can be ended", targetID, target.Kind)
-	}
 	byRoot := len(rec.SignedBy(a.root.Keys)) >= a.root.Threshold
+	if target.Kind == record.Upstream && rec.Kind == record.Revoke {
+		return a.unfollow(f, byRoot)
+	}
+	if !target.Kind.IsPackage() {
+		return a.fail(RuleSubject, f, "record %.16s is a %s record; only package records (and, by the root, upstream declarations) can be ended", targetID, target.Kind)
+	}
 	if !byRoot {
 		if len(rec.Signatures) != 1 {
 			return a.fail(RuleThreshold, f, "several signatures but below the root threshold of %d", a.root.Threshold)
@@ -447,6 +517,24 @@ func (a *applier) end(f *File) error {
 			return a.fail(RuleIssuerOnly, f, "replacement %.16s was issued by %s, not by the superseding key", repl, r.Issuer)
 		}
 	}
+	return nil
+}
+
+// unfollow checks the root's revocation of an upstream declaration.
+func (a *applier) unfollow(f *File, byRoot bool) error {
+	if !byRoot {
+		return a.fail(RuleThreshold, f, "only a threshold of root keys (%d) ends an upstream declaration", a.root.Threshold)
+	}
+	u, err := a.st.Upstream(f.Loc.Upstream)
+	if err != nil {
+		return err
+	}
+	if u.RevokedBy != "" {
+		return a.fail(RuleUpstream, f, "upstream %s was already revoked by record %.16s", u.Name, u.RevokedBy)
+	}
+	c := *u
+	c.RevokedBy = f.Rec.ID
+	a.st.ups[u.Name] = &c
 	return nil
 }
 

@@ -70,6 +70,16 @@ type Version struct {
 	Artifacts  map[string]bool // artifact sha256s
 }
 
+// Upstream is an upstream index the root declared: its packages are
+// served beside the repository's own, verified against its own root.
+type Upstream struct {
+	Name         string
+	URL          string
+	Introduction string
+	RecordID     string // the declaration
+	RevokedBy    string // the root's revocation, "" while it is followed
+}
+
 // Rec is what the rules need of an earlier record.
 type Rec struct {
 	Kind   record.Kind
@@ -84,6 +94,7 @@ type State interface {
 	Version(name, version string) (*Version, error)
 	UUID(name string) (string, error) // "" for a package with no version
 	Record(dir, id string) (*Rec, error)
+	Upstream(name string) (*Upstream, error)
 }
 
 // treeState reads a commit's tree lazily through a batch reader. It is
@@ -271,6 +282,37 @@ func (t *treeState) Record(dir, id string) (*Rec, error) {
 	return &Rec{Kind: rec.Kind, Issuer: rec.Issuer()}, nil
 }
 
+func (t *treeState) Upstream(name string) (*Upstream, error) {
+	entries, err := t.tree(UpstreamDir(name))
+	if err != nil || len(entries) == 0 {
+		return nil, err
+	}
+	var u Upstream
+	for _, e := range entries {
+		if e.IsTree() {
+			continue
+		}
+		data, err := t.read(UpstreamDir(name) + "/" + e.Name)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := record.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", UpstreamDir(name), e.Name, err)
+		}
+		switch p := rec.Predicate.(type) {
+		case record.UpstreamPredicate:
+			u.Name, u.URL, u.Introduction, u.RecordID = p.Name, p.URL, p.Introduction, rec.ID
+		case record.EndPredicate:
+			u.RevokedBy = rec.ID
+		}
+	}
+	if u.RecordID == "" {
+		return nil, nil
+	}
+	return &u, nil
+}
+
 // Overlay is a State made of a base State plus what the commits applied
 // on top of it added. Lookups in the base are cached. A nil base is the
 // empty index.
@@ -281,17 +323,20 @@ type Overlay struct {
 	versions map[string]*Version
 	uuids    map[string]string
 	records  map[string]*Rec
+	ups      map[string]*Upstream
 }
 
 var _ State = (*Overlay)(nil)
 
 // NewOverlay returns an overlay on base (nil for the empty index).
 func NewOverlay(base State) *Overlay {
-	return &Overlay{base: base, keys: map[string]*Key{}, versions: map[string]*Version{}, uuids: map[string]string{}, records: map[string]*Rec{}}
+	return &Overlay{base: base, keys: map[string]*Key{}, versions: map[string]*Version{}, uuids: map[string]string{}, records: map[string]*Rec{}, ups: map[string]*Upstream{}}
 }
 
 // Size is the number of entries the overlay holds.
-func (o *Overlay) Size() int { return len(o.keys) + len(o.versions) + len(o.uuids) + len(o.records) }
+func (o *Overlay) Size() int {
+	return len(o.keys) + len(o.versions) + len(o.uuids) + len(o.records) + len(o.ups)
+}
 
 func (o *Overlay) child() *Overlay {
 	c := NewOverlay(o)
@@ -314,6 +359,9 @@ func (o *Overlay) merge(c *Overlay) {
 	}
 	for k, v := range c.records {
 		o.records[k] = v
+	}
+	for k, v := range c.ups {
+		o.ups[k] = v
 	}
 }
 
@@ -383,6 +431,20 @@ func (o *Overlay) Record(dir, id string) (*Rec, error) {
 		o.records[dir+"/"+id] = r
 	}
 	return r, err
+}
+
+func (o *Overlay) Upstream(name string) (*Upstream, error) {
+	if u, ok := o.ups[name]; ok {
+		return u, nil
+	}
+	if o.base == nil {
+		return nil, nil
+	}
+	u, err := o.base.Upstream(name)
+	if err == nil {
+		o.ups[name] = u
+	}
+	return u, err
 }
 
 // updateKey returns a copy of key id to modify (or a new one).

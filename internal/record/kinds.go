@@ -3,6 +3,8 @@ package record
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -31,6 +33,7 @@ const (
 	Grant        Kind = "grant"         // the root grants a key scopes
 	RevokeKey    Kind = "revoke-key"    // the root revokes a key
 	Root         Kind = "root"          // the root keys and their threshold
+	Upstream     Kind = "upstream"      // the root declares an upstream index the repository follows
 )
 
 // Predicate types reused from in-toto.
@@ -46,7 +49,7 @@ var typeOf = map[Kind]string{Tested: TestResultType, Vulnerable: VulnsType}
 var kindOf = map[string]Kind{}
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Vulnerable, Deprecated, Withdrawn, Revoke, Supersede, Grant, RevokeKey, Root}
+var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Vulnerable, Deprecated, Withdrawn, Revoke, Supersede, Grant, RevokeKey, Root, Upstream}
 
 func init() {
 	for _, k := range Kinds {
@@ -78,7 +81,9 @@ func (k Kind) IsPackage() bool { return k == Authored || k.IsCertification() }
 func (k Kind) MultiSig() bool { return k.IsRootSigned() || k == Revoke || k == Supersede }
 
 // IsRootSigned reports whether records of the kind need a threshold of root keys.
-func (k Kind) IsRootSigned() bool { return k == Grant || k == RevokeKey || k == Root }
+func (k Kind) IsRootSigned() bool {
+	return k == Grant || k == RevokeKey || k == Root || k == Upstream
+}
 
 // ParseKind parses a kind name.
 func ParseKind(s string) (Kind, error) {
@@ -227,6 +232,27 @@ type RootPredicate struct {
 	Issued    time.Time `json:"issued"`
 }
 
+// UpstreamPredicate declares an upstream: another index, pinned by its
+// introduction, whose packages the repository serves beside its own
+// (internal names win). The subject is the upstream's introduction, named
+// by the upstream's name.
+type UpstreamPredicate struct {
+	Name         string    `json:"name"`
+	URL          string    `json:"url"`
+	Introduction string    `json:"introduction"`
+	Issued       time.Time `json:"issued"`
+}
+
+var upstreamNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// CheckUpstreamName checks an upstream's name (a path element of the index).
+func CheckUpstreamName(name string) error {
+	if !upstreamNameRE.MatchString(name) || strings.Contains(name, "..") {
+		return fmt.Errorf("upstream name %q: use lowercase letters, digits, '.', '_' and '-'", name)
+	}
+	return nil
+}
+
 func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 	dec := func(v any) error { return jsonv2.Unmarshal(raw, v) }
 	switch kind {
@@ -312,6 +338,21 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 	case RevokeKey:
 		var p RevokeKeyPredicate
 		return p, dec(&p)
+	case Upstream:
+		var p UpstreamPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if err := CheckUpstreamName(p.Name); err != nil {
+			return nil, err
+		}
+		if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("upstream URL %q: want http:// or https://", p.URL)
+		}
+		if !IsDigest(p.Introduction) {
+			return nil, fmt.Errorf("upstream introduction %q is not a record id", p.Introduction)
+		}
+		return p, nil
 	case Root:
 		var p RootPredicate
 		if err := dec(&p); err != nil {
@@ -328,26 +369,26 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 	return nil, fmt.Errorf("no predicate parser for kind %q", kind)
 }
 
-// Blobs returns the sha256 digests (hex) of the blobs a record refers
-// to: the descriptor of an authored record, a certification's evidence
-// and source. A server keeps these; an upload nothing refers to is
-// collected.
-func (r *Record) Blobs() []string {
-	var out []string
+// Blobs returns the blobs a record refers to: the descriptor of an
+// authored record, a certification's evidence and source, a test
+// result's configuration files (Size -1: the predicate gives no size). A
+// server keeps these; an upload nothing refers to is collected.
+func (r *Record) Blobs() []Ref {
+	var out []Ref
 	switch p := r.Predicate.(type) {
 	case AuthoredPredicate:
-		out = append(out, p.Descriptor.SHA256)
+		out = append(out, p.Descriptor)
 	case CertificationPredicate:
 		for _, e := range p.Evidence {
-			out = append(out, e.SHA256)
+			out = append(out, e.Ref)
 		}
 		if p.Source != nil {
-			out = append(out, p.Source.SHA256)
+			out = append(out, *p.Source)
 		}
 	case TestResultPredicate:
 		for _, c := range p.Configuration {
-			if d := c.Digest["sha256"]; d != "" {
-				out = append(out, d)
+			if d := c.Digest["sha256"]; IsDigest(d) {
+				out = append(out, Ref{SHA256: d, Size: -1})
 			}
 		}
 	}

@@ -47,6 +47,9 @@ type Pulled struct {
 	Checkpoint *checkpoint.Signed `json:"-"`
 	CheckTime  time.Time          `json:"checkpoint_time,omitzero"`
 	Main       string             `json:"main"` // what local main did: "fast-forwarded", "created", "up to date", "ahead", "other index"
+	// Upstreams are the upstream lines the server follows, brought along
+	// (a server of this repository's own index only).
+	Upstreams []*Pulled `json:"upstreams,omitempty"`
 }
 
 // CheckpointError is a security error about a server's checkpoint, with
@@ -75,30 +78,52 @@ func Pull(ctx context.Context, r *index.Repo, name string, o Options) (*Pulled, 
 	if err != nil {
 		return nil, err
 	}
-	p.Main, err = advanceMain(ctx, r, rm)
+	if p.Main, err = advanceMain(ctx, r, rm); err != nil {
+		return p, err
+	}
+	if rm.Introduction == r.Config.Introduction {
+		p.Upstreams, err = pullUpstreams(ctx, r, rm, o)
+	}
 	return p, err
 }
 
 // fetch brings the remote's head in and verifies it (see Pull), without
 // touching main.
 func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, error) {
-	// The checkpoint first: a head fetched after it is the same or newer.
-	note, err := getCheckpoint(ctx, rm, o)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := r.Git.Git(ctx, nil, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
-		rm.URL+"/index.git", "+"+index.MainRef+":"+incomingRef(rm.Name)); err != nil {
-		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+	var note []byte
+	if rm.via == "" {
+		// The checkpoint first: a head fetched after it is the same or newer.
+		var err error
+		if note, err = getCheckpoint(ctx, rm, o); err != nil {
+			return nil, err
+		}
 	}
 	in := rm.incoming(r)
+	line := rm.Line(r)
+	src := index.MainRef
+	if rm.via != "" {
+		src = rm.via
+	}
+	args := []string{"fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc"}
+	if rm.upstream || rm.via != "" {
+		// Tell the server only what it gave: the commits of this line,
+		// never those of main, which hold internal packages.
+		if have, _ := r.Git.ResolveRef(ctx, line.Ref); have != "" {
+			args = append(args, "--negotiation-tip="+have)
+		} else {
+			args = append([]string{"-c", "fetch.negotiationAlgorithm=noop"}, args...)
+		}
+	}
+	if _, err := r.Git.Git(ctx, nil, append(args, rm.URL+"/index.git", "+"+src+":"+in.Ref)...); err != nil {
+		return nil, fmt.Errorf("%s: %w", line.Name, err)
+	}
 	// The incoming line is judged against what was verified of the remote.
-	verified, _, err := r.VerifiedHead(rm.Line(r))
+	verified, _, err := r.VerifiedHead(line)
 	if err != nil {
 		return nil, err
 	}
 	if verified != "" {
-		if err := r.Adopt(rm.Line(r), in); err != nil {
+		if err := r.Adopt(line, in); err != nil {
 			return nil, err
 		}
 	} else {
@@ -106,7 +131,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	}
 	res, err := r.VerifyLine(ctx, in, false)
 	if err != nil {
-		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+		return nil, fmt.Errorf("%s: %w", line.Name, err)
 	}
 	p := &Pulled{Remote: rm.Name, From: verified, Head: res.Head, Commits: res.Commits, Records: res.Records, Total: res.Total}
 	if note != nil {
@@ -116,16 +141,16 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		}
 		p.Checkpoint, p.CheckTime = sc, sc.Time
 	}
-	old, err := r.Git.ResolveRef(ctx, Ref(rm.Name))
+	old, err := r.Git.ResolveRef(ctx, line.Ref)
 	if err != nil {
 		return nil, err
 	}
 	if old != res.Head {
-		if err := r.MoveRef(ctx, Ref(rm.Name), res.Head, old); err != nil {
+		if err := r.MoveRef(ctx, line.Ref, res.Head, old); err != nil {
 			return nil, err
 		}
 	}
-	if err := r.Adopt(in, rm.Line(r)); err != nil {
+	if err := r.Adopt(in, line); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -196,7 +221,7 @@ func checkCheckpoint(ctx context.Context, r *index.Repo, rm *Remote, note []byte
 	if err := sc.Fresh(now, rm.MaxAge, index.MaxClockSkew); err != nil {
 		return nil, &CheckpointError{Remote: rm.Name, Problem: err.Error(), Evidence: note}
 	}
-	if err := safefile.Write(checkpointPath(r, rm.Name), note, safefile.Options{Perm: 0o644, NoSync: true}); err != nil {
+	if err := safefile.Write(rm.checkpointPath(r), note, safefile.Options{Perm: 0o644, NoSync: true}); err != nil {
 		return nil, err
 	}
 	return sc, nil

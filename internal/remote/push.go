@@ -8,11 +8,9 @@ import (
 	"strings"
 
 	"cairn.dev/cairn/internal/blob"
-	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
-	"cairn.dev/cairn/internal/record"
 )
 
 // maxPushAttempts bounds how often Push rebases onto a remote that moved.
@@ -192,7 +190,7 @@ func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string
 	var refs []blob.Ref
 	seen := map[string]bool{}
 	want := func(ref blob.Ref) {
-		if !seen[ref.SHA256] {
+		if ref.Size >= 0 && !seen[ref.SHA256] {
 			seen[ref.SHA256] = true
 			refs = append(refs, ref)
 		}
@@ -212,22 +210,7 @@ func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string
 			if err != nil {
 				return err
 			}
-			if strings.HasSuffix(ch.Path, "/"+index.DescriptorFile) {
-				want(blob.DigestBytes(o.Data))
-				if d, err := descriptor.Parse(o.Data); err == nil {
-					for _, a := range d.Artifacts {
-						want(a.Ref)
-					}
-				}
-				continue
-			}
-			if rec, err := record.Parse(o.Data); err == nil {
-				if p, ok := rec.Predicate.(record.CertificationPredicate); ok {
-					for _, e := range p.Evidence {
-						want(e.Ref)
-					}
-				}
-			}
+			index.FileBlobs(ch.Path, o.Data, want)
 		}
 		return nil
 	})

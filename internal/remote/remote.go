@@ -40,6 +40,19 @@ type Remote struct {
 	// InsecureNoCheckpoint accepts a server that signs no checkpoints: a
 	// frozen mirror would then go unnoticed.
 	InsecureNoCheckpoint bool `json:"insecure_no_checkpoint,omitempty"`
+
+	// An upstream (see Sync) is not configured here but declared in the
+	// index; its line lives under index.UpstreamRef.
+	upstream bool
+	// via fetches another ref than the server's main, and no checkpoint:
+	// an upstream's line as an organisation's server holds it, judged by
+	// the organisation's own checkpoint of main.
+	via string
+}
+
+// upstreamRemote is the remote an upstream declaration describes.
+func upstreamRemote(u *index.Upstream) *Remote {
+	return &Remote{Name: u.Name, URL: u.URL, Introduction: u.Introduction, MaxAge: DefaultMaxAge, upstream: true}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
@@ -59,22 +72,27 @@ func configPath(r *index.Repo, name string) string { return filepath.Join(dir(r)
 // Ref is where a remote's verified copy of main lives.
 func Ref(name string) string { return "refs/remotes/" + name + "/main" }
 
-func incomingRef(name string) string { return "refs/cairn/incoming/" + name }
-
 // Line is a remote's line, verified against its own introduction.
 func (rm *Remote) Line(r *index.Repo) index.Line {
+	if rm.upstream {
+		return r.UpstreamLine(&index.Upstream{Name: rm.Name, Introduction: rm.Introduction})
+	}
 	return index.Line{Name: "remote " + rm.Name, Ref: Ref(rm.Name), Introduction: rm.Introduction, Marker: filepath.Join(dir(r), rm.Name+".verified.json")}
 }
 
+// incoming is where a fetch lands before it is verified.
 func (rm *Remote) incoming(r *index.Repo) index.Line {
 	l := rm.Line(r)
-	l.Ref = incomingRef(rm.Name)
-	l.Marker = filepath.Join(dir(r), rm.Name+".incoming.json")
+	l.Ref = "refs/cairn/incoming/" + rm.Name
+	if rm.upstream {
+		l.Ref = "refs/cairn/incoming/upstreams/" + rm.Name
+	}
+	l.Marker = strings.TrimSuffix(l.Marker, ".verified.json") + ".incoming.json"
 	return l
 }
 
-func checkpointPath(r *index.Repo, name string) string {
-	return filepath.Join(dir(r), name+".checkpoint")
+func (rm *Remote) checkpointPath(r *index.Repo) string {
+	return strings.TrimSuffix(rm.Line(r).Marker, ".verified.json") + ".checkpoint"
 }
 
 // Add records a remote in repository r.

@@ -72,12 +72,17 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) serve(r *index.Repo) string {
+func (w *world) serve(r *index.Repo, opts ...server.Options) string {
 	exe, err := filepath.Abs(os.Args[0])
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	srv, err := server.New(r, server.Options{Exe: exe, CheckpointKey: w.ckpt, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var o server.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Exe, o.CheckpointKey, o.Logger = exe, w.ckpt, slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(r, o)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -22,9 +23,12 @@ import (
 // descriptor and every record about it, as stored (the records are DSSE
 // envelopes a client verifies itself).
 type PackageDoc struct {
-	Name     string       `json:"name"`
-	Source   string       `json:"source"` // "" for the repository's own packages, else the upstream's name
-	Versions []VersionDoc `json:"versions"`
+	Name   string `json:"name"`
+	Source string `json:"source"` // "" for the repository's own packages, else the upstream's name
+	// SourceIntroduction pins the upstream whose root the descriptors and
+	// records are verified against (LocalRecords: this repository's).
+	SourceIntroduction string       `json:"source_introduction,omitempty"`
+	Versions           []VersionDoc `json:"versions"`
 }
 
 // VersionDoc is one version in a PackageDoc.
@@ -32,6 +36,9 @@ type VersionDoc struct {
 	Version    string            `json:"version"`
 	Descriptor DescriptorDoc     `json:"descriptor"`
 	Records    []json.RawMessage `json:"records"`
+	// LocalRecords are this repository's records about an upstream's
+	// version (its own audit, say), verified against its own root.
+	LocalRecords []json.RawMessage `json:"local_records,omitempty"`
 }
 
 // DescriptorDoc is a descriptor with its digest and size.
@@ -93,7 +100,7 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	tree, source, err := s.packageTree(r, name)
+	src, err := s.packageTree(r, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		httpError(w, http.StatusNotFound, "no package %s in this repository", name)
 		return
@@ -102,16 +109,16 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 		return
 	}
-	etag := `"` + tree + `"`
+	etag := `"` + src.key() + `"`
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "no-cache") // revalidate: cheap with the ETag
 	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body := s.cache.get(tree)
+	body := s.cache.get(src.key())
 	if body == nil {
-		doc, err := s.renderPackage(r, name, tree, source)
+		doc, err := s.renderPackage(r, name, src)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 			return
@@ -121,70 +128,138 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body = append(body, '\n')
-		s.cache.put(tree, body)
+		s.cache.put(src.key(), body)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(body)
 }
 
-// packageTree finds the tree of a package's directory: in the
-// repository's own index first (internal names win), then in each
-// upstream's.
-func (s *Server) packageTree(r *http.Request, name string) (tree, source string, err error) {
-	rd, err := s.repo.Reader(r.Context())
-	if err != nil {
-		return "", "", err
-	}
-	o, err := rd.Read(index.MainRef + ":" + index.PackageDir(name))
-	if err == nil && o.Type == "tree" {
-		return o.ID, "", nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", "", err
-	}
-	for _, up := range s.upstreams(r.Context()) {
-		o, err := rd.Read(up.Ref + ":" + index.PackageDir(name))
-		if err == nil && o.Type == "tree" {
-			return o.ID, up.Name, nil
-		}
-	}
-	return "", "", fs.ErrNotExist
+// pkgSource is where a package's light read comes from: a git tree of
+// versions and, for an upstream's package, the tree of this repository's
+// records about its versions.
+type pkgSource struct {
+	tree     string
+	local    string          // "" if none
+	upstream *index.Upstream // nil: the repository's own package
 }
 
-func (s *Server) renderPackage(r *http.Request, name, tree, source string) (*PackageDoc, error) {
+// key names the content: git tree ids name theirs.
+func (p pkgSource) key() string {
+	if p.local == "" {
+		return p.tree
+	}
+	return p.tree + "+" + p.local
+}
+
+// packageTree finds the tree of a package's directory: in the
+// repository's own index first (internal names win: an upstream's
+// package of the same name is never looked at), then in each followed
+// upstream's verified copy, in name order.
+func (s *Server) packageTree(r *http.Request, name string) (pkgSource, error) {
+	rd, err := s.repo.Reader(r.Context())
+	if err != nil {
+		return pkgSource{}, err
+	}
+	dir := index.PackageDir(name)
+	if id, err := treeAt(rd, index.MainRef+":"+dir); id != "" || err != nil {
+		return pkgSource{tree: id}, err
+	}
+	ups, err := s.upstreams(r.Context(), rd)
+	if err != nil {
+		return pkgSource{}, err
+	}
+	for _, u := range ups {
+		id, err := treeAt(rd, index.UpstreamRef(u.Name)+":"+dir)
+		if err != nil {
+			return pkgSource{}, err
+		}
+		if id == "" {
+			continue
+		}
+		local, err := treeAt(rd, index.MainRef+":"+index.UpstreamDir(u.Name)+"/"+dir)
+		return pkgSource{tree: id, local: local, upstream: u}, err
+	}
+	return pkgSource{}, fs.ErrNotExist
+}
+
+// treeAt returns the id of the tree at rev:path, "" if there is none.
+func treeAt(rd *gitx.Reader, spec string) (string, error) {
+	o, err := rd.Read(spec)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && o.Type != "tree") {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return o.ID, nil
+}
+
+func (s *Server) renderPackage(r *http.Request, name string, src pkgSource) (*PackageDoc, error) {
 	rd, err := s.repo.Reader(r.Context())
 	if err != nil {
 		return nil, err
 	}
-	versions, err := rd.Tree(tree)
+	versions, err := rd.Tree(src.tree)
 	if err != nil {
 		return nil, err
 	}
-	doc := &PackageDoc{Name: name, Source: source, Versions: []VersionDoc{}}
+	doc := &PackageDoc{Name: name, Versions: []VersionDoc{}}
+	local := map[string]string{} // version → tree of local records
+	if src.upstream != nil {
+		doc.Source, doc.SourceIntroduction = src.upstream.Name, src.upstream.Introduction
+		if src.local != "" {
+			lv, err := rd.Tree(src.local)
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range lv {
+				local[v.Name] = v.ID
+			}
+		}
+	}
 	for _, v := range versions {
 		if !v.IsTree() {
 			continue
 		}
-		files, err := rd.Tree(v.ID)
+		vd := VersionDoc{Version: v.Name, Records: []json.RawMessage{}}
+		err := readRecords(rd, v.ID, func(file string, data []byte) {
+			if file == index.DescriptorFile {
+				ref := blob.DigestBytes(data)
+				vd.Descriptor = DescriptorDoc{SHA256: ref.SHA256, Size: ref.Size, Content: data}
+				return
+			}
+			vd.Records = append(vd.Records, json.RawMessage(bytes.TrimSpace(data)))
+		})
 		if err != nil {
 			return nil, err
 		}
-		vd := VersionDoc{Version: v.Name, Records: []json.RawMessage{}}
-		for _, f := range files {
-			o, err := rd.Read(f.ID)
+		if t := local[v.Name]; t != "" {
+			err := readRecords(rd, t, func(_ string, data []byte) {
+				vd.LocalRecords = append(vd.LocalRecords, json.RawMessage(bytes.TrimSpace(data)))
+			})
 			if err != nil {
 				return nil, err
 			}
-			if f.Name == index.DescriptorFile {
-				ref := blob.DigestBytes(o.Data)
-				vd.Descriptor = DescriptorDoc{SHA256: ref.SHA256, Size: ref.Size, Content: o.Data}
-				continue
-			}
-			vd.Records = append(vd.Records, json.RawMessage(bytes.TrimSpace(o.Data)))
 		}
 		doc.Versions = append(doc.Versions, vd)
 	}
 	return doc, nil
+}
+
+// readRecords calls fn with each file of a version's tree.
+func readRecords(rd *gitx.Reader, tree string, fn func(file string, data []byte)) error {
+	files, err := rd.Tree(tree)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		o, err := rd.Read(f.ID)
+		if err != nil {
+			return err
+		}
+		fn(f.Name, o.Data)
+	}
+	return nil
 }
 
 // recordGet serves GET /api/v1/records/ID: a record's bytes, immutable.
@@ -241,12 +316,30 @@ func (s *Server) checkpointGet(w http.ResponseWriter, r *http.Request) {
 	w.Write(signed)
 }
 
-// upstreamLine is an upstream index the repository follows.
-type upstreamLine struct {
-	Name string
-	Ref  string
+// upstreams lists the upstreams main follows that the server holds a
+// verified copy of, by name. The list is kept by the id of main's
+// upstreams/ tree, so that a request reads one object to know it is
+// current.
+func (s *Server) upstreams(ctx context.Context, rd *gitx.Reader) ([]*index.Upstream, error) {
+	tree, err := treeAt(rd, index.MainRef+":upstreams")
+	if err != nil || tree == "" {
+		return nil, err
+	}
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	if s.upTree == tree {
+		return s.ups, nil
+	}
+	all, err := s.repo.Upstreams(ctx, index.MainRef)
+	if err != nil {
+		return nil, err
+	}
+	var ups []*index.Upstream
+	for _, u := range all {
+		if u.RevokedBy == "" {
+			ups = append(ups, u)
+		}
+	}
+	s.upTree, s.ups = tree, ups
+	return ups, nil
 }
-
-// upstreams lists the upstreams whose packages the server also serves,
-// in the order they were declared.
-func (s *Server) upstreams(ctx context.Context) []upstreamLine { return nil }

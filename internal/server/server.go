@@ -68,6 +68,10 @@ type Server struct {
 
 	mu    sync.Mutex // one checkpoint (and the verification under it) at a time
 	cache *lightCache
+
+	upMu   sync.Mutex // guards the followed upstreams, kept by main's upstreams/ tree id
+	upTree string
+	ups    []*index.Upstream
 }
 
 // New prepares a server for repo, a repository made by `cairn init` (a
@@ -211,7 +215,7 @@ func (s *Server) CollectUploads(ctx context.Context, now time.Time) ([]string, e
 	if err != nil {
 		return nil, err
 	}
-	var refs map[string]bool
+	var refs map[string]int64
 	var removed []string
 	for _, e := range entries {
 		fi, err := e.Info()
@@ -227,7 +231,7 @@ func (s *Server) CollectUploads(ctx context.Context, now time.Time) ([]string, e
 				return nil, err
 			}
 		}
-		if !refs[e.Name()] {
+		if _, ok := refs[e.Name()]; !ok {
 			if err := s.blobs.Remove(e.Name()); err != nil {
 				return removed, err
 			}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/remote"
+)
+
+func newUpstreamCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "upstream",
+		Short: "Upstreams: public indexes an organisation's repository follows beside its own packages",
+	}
+	var (
+		f     changeFlags
+		intro string
+	)
+	add := &cobra.Command{
+		Use:   "add NAME URL --introduction ID --key ROOT.key",
+		Short: "Follow an upstream index, declared by a record the root signs",
+		Long: `Declare an upstream: another cairn server's index, pinned by the introduction its
+owner published. The declaration is a record signed by a threshold of this
+repository's root keys (pass --key once per root key), so every replica of the
+repository follows the same upstreams.
+
+'cairn sync' (and 'cairn serve', every --sync interval) then fetches the
+upstream's index, verifies it against the upstream's own root, and serves its
+packages beside this repository's own. A package name this repository publishes
+is never served from an upstream (internal names win; sync reports the clash).
+A declaration is made once per name; 'cairn upstream remove' ends it.`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if intro == "" {
+				return usageError{errors.New("--introduction is required: the id the upstream's owner published")}
+			}
+			if err := record.CheckUpstreamName(args[0]); err != nil {
+				return usageError{err}
+			}
+			return f.run(cmd, func(ctx context.Context, r *index.Repo, roots []keys.Signer) (*changed, error) {
+				a, err := r.DeclareUpstream(ctx, args[0], args[1], intro, roots...)
+				return &changed{added: a, headline: fmt.Sprintf("following upstream %s at %s (run cairn sync)", args[0], args[1])}, err
+			})
+		},
+	}
+	f.register(add, "a root key file (repeat for a threshold)")
+	add.Flags().StringVar(&intro, "introduction", "", "the upstream's introduction (its first root record's id)")
+
+	var rf changeFlags
+	remove := &cobra.Command{
+		Use:   "remove NAME --key ROOT.key",
+		Short: "Stop following an upstream (a revocation the root signs)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return rf.run(cmd, func(ctx context.Context, r *index.Repo, roots []keys.Signer) (*changed, error) {
+				ups, err := r.Followed(ctx)
+				if err != nil {
+					return nil, err
+				}
+				for _, u := range ups {
+					if u.Name == args[0] {
+						a, err := r.Revoke(ctx, u.RecordID, "stop following upstream "+u.Name, roots...)
+						return &changed{added: a, headline: "no longer following upstream " + u.Name}, err
+					}
+				}
+				return nil, fmt.Errorf("%s follows no upstream %s (cairn upstream list)", r.Dir, args[0])
+			})
+		},
+	}
+	rf.register(remove, "a root key file (repeat for a threshold)")
+
+	var (
+		repo string
+		js   bool
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the upstreams main declares, with the head verified of each",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				head, err := r.Head(ctx)
+				if err != nil {
+					return err
+				}
+				ups, err := r.Upstreams(ctx, head)
+				if err != nil {
+					return err
+				}
+				type row struct {
+					*index.Upstream
+					Verified string `json:"verified,omitempty"`
+					Records  int    `json:"records"`
+				}
+				var rows []row
+				for _, u := range ups {
+					h, n, err := r.VerifiedHead(r.UpstreamLine(u))
+					if err != nil {
+						return err
+					}
+					rows = append(rows, row{u, h, n})
+				}
+				if js {
+					return printJSON(cmd.OutOrStdout(), rows)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tURL\tINTRODUCTION\tVERIFIED\tFILES")
+				for _, x := range rows {
+					v := x.Verified
+					switch {
+					case x.RevokedBy != "":
+						v = "removed"
+					case v == "":
+						v = "never synced"
+					default:
+						v = v[:12]
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%.16s\t%s\t%d\n", x.Name, x.URL, x.Introduction, v, x.Records)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	repoFlag(list, &repo)
+	list.Flags().BoolVar(&js, "json", false, "print JSON")
+	c.AddCommand(add, remove, list)
+	return c
+}
+
+func newSyncCmd() *cobra.Command {
+	var (
+		repo string
+		js   bool
+	)
+	c := &cobra.Command{
+		Use:   "sync",
+		Short: "Follow the upstreams: fetch each, verify it against its own root, report name clashes",
+		Long: `Fetch every upstream main declares into its own ref, verify every new commit
+against the upstream's own root and its signed checkpoint (like 'cairn pull'),
+and only then move the ref the repository serves from. The fetch tells the
+upstream nothing of this repository's own commits.
+
+An upstream that cannot be synced (unreachable, frozen, rewritten) is reported
+and keeps the head verified before; the others are synced regardless, and
+everything is still served. Package names both an upstream and this repository
+publish are reported: only this repository's package is served.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				res, err := remote.Sync(ctx, r, remote.Options{})
+				if js {
+					if perr := printJSON(cmd.OutOrStdout(), res); perr != nil {
+						return perr
+					}
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if len(res) == 0 && err == nil {
+					fmt.Fprintln(w, "no upstreams (cairn upstream add NAME URL --introduction ID)")
+				}
+				for _, s := range res {
+					switch {
+					case s.Error != "":
+						fmt.Fprintf(w, "upstream %s: NOT synced, still serving what was verified before: %s\n", s.Upstream, s.Error)
+					case s.Pulled.From == s.Pulled.Head:
+						fmt.Fprintf(w, "upstream %s: up to date at %s\n", s.Upstream, s.Pulled.Head)
+					default:
+						fmt.Fprintf(w, "upstream %s: verified %d commits, %d files: head %s\n", s.Upstream, s.Pulled.Commits, s.Pulled.Records, s.Pulled.Head)
+					}
+					if len(s.Collisions) > 0 {
+						fmt.Fprintf(w, "upstream %s: WARNING: publishes %d name(s) this repository publishes itself; only the internal packages are served: %s\n",
+							s.Upstream, len(s.Collisions), strings.Join(s.Collisions, ", "))
+					}
+				}
+				return err
+			})
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().BoolVar(&js, "json", false, "print JSON")
+	return c
+}

@@ -1,0 +1,158 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// An organisation's repository follows upstream indexes: the root
+// declares each one (name, URL, introduction) in the index, `cairn sync`
+// keeps a verified copy of its main under UpstreamRef, and the
+// repository serves the upstream's packages beside its own — except
+// those whose names it publishes itself (internal names win).
+
+// UpstreamRef is where the verified copy of an upstream's main lives.
+func UpstreamRef(name string) string { return "refs/upstreams/" + name + "/main" }
+
+// UpstreamLine is an upstream's line, verified against its own
+// introduction.
+func (r *Repo) UpstreamLine(u *Upstream) Line {
+	return Line{Name: "upstream " + u.Name, Ref: UpstreamRef(u.Name), Introduction: u.Introduction,
+		Marker: filepath.Join(r.local, "upstreams", u.Name+".verified.json")}
+}
+
+// DeclareUpstream adds the root's declaration of an upstream, signed by
+// a threshold of root keys.
+func (r *Repo) DeclareUpstream(ctx context.Context, name, url, introduction string, roots ...keys.Signer) (*Added, error) {
+	url = strings.TrimSuffix(url, "/")
+	p := record.UpstreamPredicate{Name: name, URL: url, Introduction: introduction, Issued: now()}
+	if introduction == r.Config.Introduction {
+		return nil, fmt.Errorf("introduction %.16s is this repository's own: an upstream is another index", introduction)
+	}
+	payload, err := record.Build(record.Upstream, []record.Subject{{Name: name, Digest: map[string]string{"sha256": introduction}}}, p)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := record.Sign(payload, roots...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := record.Parse(rec.Raw); err != nil {
+		return nil, err
+	}
+	return r.append(ctx, roots[0], fmt.Sprintf("follow upstream %s at %s", name, url), []*record.Record{rec}, []string{UpstreamDir(name)})
+}
+
+// Upstreams lists the upstreams declared at commit, by name, revoked
+// ones included (RevokedBy set).
+func (r *Repo) Upstreams(ctx context.Context, commit string) ([]*Upstream, error) {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := rd.Tree(commit + ":upstreams")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st := &treeState{rd: rd, commit: commit}
+	var out []*Upstream
+	for _, e := range entries {
+		u, err := st.Upstream(e.Name)
+		if err != nil {
+			return nil, err
+		}
+		if u != nil {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// Followed returns the upstreams main follows now (declared, not revoked).
+func (r *Repo) Followed(ctx context.Context) ([]*Upstream, error) {
+	head, err := r.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all, err := r.Upstreams(ctx, head)
+	var out []*Upstream
+	for _, u := range all {
+		if u.RevokedBy == "" {
+			out = append(out, u)
+		}
+	}
+	return out, err
+}
+
+// UpstreamVersion finds a version that a followed upstream publishes, in
+// the upstream's verified copy. It fails if main publishes the name
+// itself (internal names win) or if no upstream, or more than one,
+// publishes the version and none was named.
+func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) (*Upstream, *descriptor.Descriptor, blob.Ref, error) {
+	head, err := r.Head(ctx)
+	if err != nil {
+		return nil, nil, blob.Ref{}, err
+	}
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return nil, nil, blob.Ref{}, err
+	}
+	if _, err := rd.Read(head + ":" + PackageDir(name)); err == nil {
+		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s, and %s is an internal package: its upstream namesakes are never used", name, version, r.Dir, name)
+	}
+	ups, err := r.Followed(ctx)
+	if err != nil {
+		return nil, nil, blob.Ref{}, err
+	}
+	type hit struct {
+		u    *Upstream
+		data []byte
+	}
+	var hits []hit
+	var names []string
+	for _, u := range ups {
+		if only != "" && u.Name != only {
+			continue
+		}
+		o, err := rd.Read(UpstreamRef(u.Name) + ":" + VersionDir(name, version) + "/" + DescriptorFile)
+		if err == nil {
+			hits = append(hits, hit{u, o.Data})
+			names = append(names, u.Name)
+		}
+	}
+	switch len(hits) {
+	case 0:
+		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is published neither in %s nor in a synced upstream (cairn sync fetches them)", name, version, r.Dir)
+	case 1:
+		d, err := descriptor.Parse(hits[0].data)
+		return hits[0].u, d, blob.DigestBytes(hits[0].data), err
+	}
+	return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is published by upstreams %s: name one (--upstream)", name, version, strings.Join(names, ", "))
+}
+
+// PackageNames returns the names of the packages published at commit.
+func (r *Repo) PackageNames(ctx context.Context, commit string) (map[string]bool, error) {
+	out, err := r.Git.Git(ctx, nil, "ls-tree", "-r", "-d", "--name-only", commit, "--", "packages")
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, p := range strings.Split(string(out), "\n") {
+		if parts := strings.Split(p, "/"); len(parts) == 7 && parts[0] == "packages" {
+			names[parts[5]+"/"+parts[6]] = true
+		}
+	}
+	return names, nil
+}

@@ -1,0 +1,213 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+)
+
+// Synced reports one upstream's sync.
+type Synced struct {
+	Upstream string  `json:"upstream"`
+	URL      string  `json:"url"`
+	Pulled   *Pulled `json:"pulled,omitempty"`
+	Error    string  `json:"error,omitempty"`
+	// Collisions are package names both the upstream and this repository
+	// publish: the repository's own package is served, the upstream's
+	// never (dependency confusion).
+	Collisions []string `json:"collisions,omitempty"`
+}
+
+// SyncError collects the upstreams that could not be synced; the others
+// were, and everything synced before is still served.
+type SyncError struct{ Errors []error }
+
+func (e *SyncError) Error() string {
+	var parts []string
+	for _, err := range e.Errors {
+		parts = append(parts, err.Error())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Unwrap lets errors.As find a security error among them.
+func (e *SyncError) Unwrap() []error { return e.Errors }
+
+// Sync follows every upstream main declares: fetches its index into
+// index.UpstreamRef, verifies every new commit against the upstream's own
+// root and checks its signed checkpoint, like a pull. An upstream that
+// fails (unreachable, frozen, rewritten) is reported and keeps the head
+// verified before; the others are synced regardless. The fetch tells the
+// upstream only the commits of its own line, so that nothing of the
+// repository's internal packages reaches it.
+func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
+	ups, err := r.Followed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	head, err := r.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	own, err := r.PackageNames(ctx, head)
+	if err != nil {
+		return nil, err
+	}
+	var out []Synced
+	var failed []error
+	for _, u := range ups {
+		s := Synced{Upstream: u.Name, URL: u.URL}
+		p, err := fetch(ctx, r, upstreamRemote(u), o)
+		if err != nil {
+			s.Error = err.Error()
+			failed = append(failed, fmt.Errorf("upstream %s: %w", u.Name, err))
+		}
+		s.Pulled = p
+		if s.Collisions, err = collisions(ctx, r, u, own); err != nil {
+			return out, err
+		}
+		out = append(out, s)
+	}
+	if len(failed) > 0 {
+		return out, &SyncError{failed}
+	}
+	return out, nil
+}
+
+// collisions lists the names an upstream's verified copy shares with
+// the repository's own packages.
+func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, own map[string]bool) ([]string, error) {
+	head, err := r.Git.ResolveRef(ctx, index.UpstreamRef(u.Name))
+	if err != nil || head == "" {
+		return nil, err
+	}
+	theirs, err := r.PackageNames(ctx, head)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for name := range theirs {
+		if own[name] {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// pullUpstreams brings along, from a server of this repository's own
+// index, the upstream lines it follows, each verified against the
+// upstream's introduction as the (verified) index declares it: clients of
+// an organisation's server see its upstreams through its one URL.
+func pullUpstreams(ctx context.Context, r *index.Repo, rm *Remote, o Options) ([]*Pulled, error) {
+	head, err := r.Git.ResolveRef(ctx, Ref(rm.Name))
+	if err != nil {
+		return nil, err
+	}
+	ups, err := r.Upstreams(ctx, head)
+	if err != nil {
+		return nil, err
+	}
+	if len(ups) == 0 {
+		return nil, nil
+	}
+	// Which lines the server holds: one it has not synced yet is skipped.
+	ls, err := r.Git.Git(ctx, nil, "ls-remote", "--refs", rm.URL+"/index.git", "refs/upstreams/*")
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+	}
+	var out []*Pulled
+	for _, u := range ups {
+		ref := index.UpstreamRef(u.Name)
+		if u.RevokedBy != "" || !strings.Contains(string(ls), "\t"+ref+"\n") {
+			continue
+		}
+		via := upstreamRemote(u)
+		via.URL, via.via = rm.URL, ref
+		p, err := fetch(ctx, r, via, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// UpstreamBlobs fetches, on demand, blobs that a followed upstream's
+// verified index refers to, from that upstream, verified and then kept.
+// A digest no upstream refers to is never asked for: the repository's own
+// blobs are not named to anyone.
+type UpstreamBlobs struct {
+	Repo    *index.Repo
+	Options Options
+
+	mu    sync.Mutex
+	heads map[string]string           // upstream → head its refs were read at
+	refs  map[string]map[string]int64 // upstream → referenced digest → size
+}
+
+// Fetch implements server.Options.Fallback.
+func (b *UpstreamBlobs) Fetch(ctx context.Context, hex string, size int64) error {
+	ups, err := b.Repo.Followed(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, u := range ups {
+		known, err := b.referenced(ctx, u)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n, ok := known[hex]
+		if !ok {
+			continue
+		}
+		if n < 0 {
+			n = size
+		}
+		if n < 0 {
+			return fmt.Errorf("blob sha256:%s: upstream %s gives no size for it; ask with ?size=N", hex, u.Name)
+		}
+		c := &blob.Chain{Local: b.Repo.Blobs, Mirrors: []blob.Store{&blob.HTTP{URL: u.URL, Client: b.Options.client()}}}
+		if err := c.Fetch(ctx, blob.Ref{SHA256: hex, Size: n}); err != nil {
+			errs = append(errs, fmt.Errorf("upstream %s: %w", u.Name, err))
+			continue
+		}
+		return nil
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("blob sha256:%s: no followed upstream refers to it: %w", hex, fs.ErrNotExist)
+}
+
+// referenced returns the blobs an upstream's verified copy refers to,
+// read again only when its head moved.
+func (b *UpstreamBlobs) referenced(ctx context.Context, u *index.Upstream) (map[string]int64, error) {
+	head, _, err := b.Repo.VerifiedHead(b.Repo.UpstreamLine(u))
+	if err != nil || head == "" {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.heads[u.Name] == head {
+		return b.refs[u.Name], nil
+	}
+	refs, err := b.Repo.ReferencedBlobs(ctx, head)
+	if err != nil {
+		return nil, err
+	}
+	if b.heads == nil {
+		b.heads, b.refs = map[string]string{}, map[string]map[string]int64{}
+	}
+	b.heads[u.Name], b.refs[u.Name] = head, refs
+	return refs, nil
+}
