@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -49,6 +52,7 @@ func TestScripts(t *testing.T) {
 			"sshagent":   cmdSSHAgent,
 			"waitserver": cmdWaitServer,
 			"grab":       cmdGrab,
+			"httpget":    cmdHTTPGet,
 		},
 	})
 }
@@ -71,6 +75,26 @@ func cmdWaitServer(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("no server wrote %s within 30 s", args[0])
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// httpget URL: GET the URL; its body is the command's stdout. It fails
+// unless the status is 200 OK (with !, unless it is not).
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: httpget URL")
+	}
+	resp, err := http.Get(args[0])
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	defer resp.Body.Close()
+	fmt.Fprintf(ts.Stdout(), "%s\n", resp.Status)
+	if _, err := io.Copy(ts.Stdout(), resp.Body); err != nil {
+		ts.Fatalf("%v", err)
+	}
+	if (resp.StatusCode == http.StatusOK) == neg {
+		ts.Fatalf("GET %s: %s", args[0], resp.Status)
 	}
 }
 

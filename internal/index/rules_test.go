@@ -259,3 +259,80 @@ func TestBackdatedCommit(t *testing.T) {
 		t.Fatalf("error %q does not say why", err)
 	}
 }
+
+// Upstream declarations are the root's, once per name; this repository's
+// records about an upstream's versions need a followed upstream, a
+// certify scope, and a name the repository does not publish itself.
+func TestUpstreamRules(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/fastjson", "1.2.3")
+	now := time.Now()
+	intro := strings.Repeat("1", 64)
+	declare := func(name string, signers ...keys.Signer) *record.Record {
+		return f.sign(record.Upstream, []record.Subject{{Name: name, Digest: map[string]string{"sha256": intro}}},
+			record.UpstreamPredicate{Name: name, URL: "https://public.example", Introduction: intro, Issued: now}, signers...)
+	}
+	cert := func(kind record.Kind, name string, s keys.Signer) *record.Record {
+		return f.sign(kind, []record.Subject{{Name: name + "@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.CertificationPredicate{Issued: now}, s)
+	}
+	updir := UpstreamVersionDir("public", "upstream/lib", "2.0.0")
+	pub := declare("public", f.root)
+	audit := cert(record.Audited, "upstream/lib", f.audit)
+
+	cases := []struct {
+		name  string
+		files []*File
+		rule  string
+		want  string
+	}{
+		{"declaration by the root", []*File{at(UpstreamDir("public"), pub)}, "", ""},
+		{"declaration and audit in one commit", []*File{at(UpstreamDir("public"), pub), at(updir, audit)}, "", ""},
+		{"declaration by a publisher", []*File{at(UpstreamDir("public"), declare("public", f.alice))}, RuleThreshold, "signed by 0 distinct root key"},
+		{"declaration filed under another name", []*File{at(UpstreamDir("other"), pub)}, RuleWellFormed, "sits at upstreams/public/"},
+		{"audit of an undeclared upstream", []*File{at(updir, audit)}, RuleUpstream, "does not follow an upstream public"},
+		{"audit of an internal name's upstream namesake", []*File{at(UpstreamDir("public"), pub), at(UpstreamVersionDir("public", "acme/fastjson", "2.0.0"), cert(record.Audited, "acme/fastjson", f.audit))}, RuleUpstream, "internal names win"},
+		{"withdrawal by a publisher's key", []*File{at(UpstreamDir("public"), pub), at(UpstreamVersionDir("public", "acme/lib", "2.0.0"), cert(record.Withdrawn, "acme/lib", f.alice))}, RuleScope, "need certify:withdrawn"},
+		{"authored record under upstreams", []*File{at(UpstreamDir("public"), pub), at(updir, f.sign(record.Authored, []record.Subject{{Name: "upstream/lib@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.AuthoredPredicate{Descriptor: record.Ref{SHA256: strings.Repeat("2", 64), Size: 10}, Issued: now}, f.alice))}, RuleUpstream, "authored in the index that publishes it"},
+		{"descriptor under upstreams", []*File{{Path: updir + "/" + DescriptorFile, Data: []byte("{}")}}, RuleWellFormed, "descriptors stay upstream"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := f.try(1, now, c.files...)
+			if c.rule == "" {
+				if err != nil {
+					t.Fatalf("refused a valid commit: %v", err)
+				}
+				return
+			}
+			wantRule(t, err, c.rule)
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not say %q", err, c.want)
+			}
+		})
+	}
+
+	// Declared: a second declaration of the name is refused; only the
+	// root ends it, and an ended upstream takes no more records.
+	if _, err := f.repo.DeclareUpstream(f.ctx, "public", "https://public.example", intro, f.root); err != nil {
+		t.Fatal(err)
+	}
+	wantRule(t, f.try(1, now, at(UpstreamDir("public"), declare("public", f.root))), RuleUpstream)
+	ups, err := f.repo.Followed(f.ctx)
+	if err != nil || len(ups) != 1 {
+		t.Fatalf("followed: %v %v", ups, err)
+	}
+	endBy := func(s keys.Signer) *record.Record {
+		return f.sign(record.Revoke, []record.Subject{{Name: "record", Digest: map[string]string{"sha256": ups[0].RecordID}}}, record.EndPredicate{Reason: "x", Issued: now}, s)
+	}
+	wantRule(t, f.try(1, now, at(UpstreamDir("public"), endBy(f.alice))), RuleThreshold)
+	if _, err := f.repo.Revoke(f.ctx, ups[0].RecordID, "unused", f.root); err != nil {
+		t.Fatal(err)
+	}
+	if ups, _ := f.repo.Followed(f.ctx); len(ups) != 0 {
+		t.Errorf("still followed after the root's revocation: %+v", ups)
+	}
+	wantRule(t, f.try(1, now, at(updir, audit)), RuleUpstream)
+	if _, err := f.repo.Verify(f.ctx, true); err != nil {
+		t.Fatal(err)
+	}
+}

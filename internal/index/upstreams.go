@@ -96,8 +96,8 @@ func (r *Repo) Followed(ctx context.Context) ([]*Upstream, error) {
 	return out, err
 }
 
-// UpstreamVersion finds a version that a followed upstream publishes, in
-// the upstream's verified copy. It fails if main publishes the name
+// UpstreamVersion finds a version that a followed upstream publishes, at
+// the head of the upstream's copy that this repository verified. It fails if main publishes the name
 // itself (internal names win) or if no upstream, or more than one,
 // publishes the version and none was named.
 func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) (*Upstream, *descriptor.Descriptor, blob.Ref, error) {
@@ -126,7 +126,14 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 		if only != "" && u.Name != only {
 			continue
 		}
-		o, err := rd.Read(UpstreamRef(u.Name) + ":" + VersionDir(name, version) + "/" + DescriptorFile)
+		verified, _, err := r.VerifiedHead(r.UpstreamLine(u))
+		if err != nil {
+			return nil, nil, blob.Ref{}, err
+		}
+		if verified == "" {
+			continue
+		}
+		o, err := rd.Read(verified + ":" + VersionDir(name, version) + "/" + DescriptorFile)
 		if err == nil {
 			hits = append(hits, hit{u, o.Data})
 			names = append(names, u.Name)
@@ -134,7 +141,7 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 	}
 	switch len(hits) {
 	case 0:
-		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is published neither in %s nor in a synced upstream (cairn sync fetches them)", name, version, r.Dir)
+		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is published neither in %s nor in an upstream it verified (cairn sync fetches and verifies them)", name, version, r.Dir)
 	case 1:
 		d, err := descriptor.Parse(hits[0].data)
 		return hits[0].u, d, blob.DigestBytes(hits[0].data), err
