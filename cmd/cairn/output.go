@@ -49,6 +49,20 @@ type changed struct {
 // run opens the repository, resolves the signing keys (--key, once per
 // key, or the default key), runs op, and prints its headline and the
 // record ids and commit it added, or JSON.
+// withKey opens the repository and resolves the one --key, for commands
+// that sign requests rather than records.
+func (f *changeFlags) withKey(cmd *cobra.Command, fn func(ctx context.Context, r *index.Repo, s keys.Signer) error) error {
+	ss, err := signers(f.keys)
+	if err != nil {
+		return err
+	}
+	s, err := oneKey(ss)
+	if err != nil {
+		return err
+	}
+	return withRepo(cmd, f.repo, func(ctx context.Context, r *index.Repo) error { return fn(ctx, r, s) })
+}
+
 func (f *changeFlags) run(cmd *cobra.Command, op func(ctx context.Context, r *index.Repo, ss []keys.Signer) (*changed, error)) error {
 	r, err := openRepo(cmd.Context(), f.repo)
 	if err != nil {

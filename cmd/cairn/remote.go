@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/remote"
 )
 
@@ -170,35 +172,75 @@ against every rule. If someone pushed first, your commits are replayed onto the
 remote's verified head — every rule checked again — and pushed again.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := openRepo(cmd.Context(), f.repo)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ss, err := signers(f.keys)
-			if err != nil {
-				return err
-			}
-			s, err := oneKey(ss)
-			if err != nil {
-				return err
-			}
-			p, err := remote.Push(cmd.Context(), r, args[0], s, remote.Options{})
-			if err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(cmd.OutOrStdout(), p)
-			}
-			w := cmd.OutOrStdout()
-			if p.Commits == 0 {
-				fmt.Fprintf(w, "%s: nothing to push; main is at %s\n", p.Remote, p.Head)
+			return f.withKey(cmd, func(ctx context.Context, r *index.Repo, s keys.Signer) error {
+				p, err := remote.Push(ctx, r, args[0], s, remote.Options{})
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), p)
+				}
+				w := cmd.OutOrStdout()
+				if p.Commits == 0 {
+					fmt.Fprintf(w, "%s: nothing to push; main is at %s\n", p.Remote, p.Head)
+					return nil
+				}
+				fmt.Fprintf(w, "%s: pushed %d commit(s), uploaded %d blob(s), rebased %d time(s): head %s\n", p.Remote, p.Commits, p.Uploaded, p.Rebased, p.Head)
 				return nil
-			}
-			fmt.Fprintf(w, "%s: pushed %d commit(s), uploaded %d blob(s), rebased %d time(s): head %s\n", p.Remote, p.Commits, p.Uploaded, p.Rebased, p.Head)
-			return nil
+			})
 		},
 	}
 	f.register(c, "the key that signs blob uploads (default $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519)")
+	return c
+}
+
+func newPromoteCmd() *cobra.Command {
+	var (
+		f         changeFlags
+		to        string
+		artifacts []string
+	)
+	c := &cobra.Command{
+		Use:   "promote NAME@VERSION --to REMOTE --artifacts binary",
+		Short: "Copy a version to another index: descriptor and records unchanged, only the chosen artifacts' blobs",
+		Long: `Publish a version of this repository in another index (a remote pinned by its
+own introduction), typically binaries to a public index while the source stays
+internal. The descriptor and records are copied byte for byte, so every
+signature over them still holds; only the blobs of the artifacts named by
+--artifacts (binary, source, all, a platform, a file name) are uploaded —
+the others, listed in the descriptor, are not sent.
+
+The publisher's key must be granted a publish scope there; records whose issuer
+the other index does not grant are left behind and listed. The other index's
+rules are checked here before anything is sent, and again by its server.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return usageError{errors.New("name the remote to promote to: --to REMOTE")}
+			}
+			return f.withKey(cmd, func(ctx context.Context, r *index.Repo, s keys.Signer) error {
+				p, err := remote.Promote(ctx, r, args[0], to, artifacts, s, remote.Options{})
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), p)
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "promoted %s to %s: %d record(s), artifacts %s, uploaded %d blob(s): head %s\n",
+					p.Version, p.Remote, len(p.Records), strings.Join(p.Artifacts, ", "), p.Uploaded, p.Head)
+				for _, ref := range p.Withheld {
+					fmt.Fprintf(w, "not sent: sha256:%s (%d bytes)\n", ref.SHA256, ref.Size)
+				}
+				for _, l := range p.Left {
+					fmt.Fprintf(w, "left behind: %s record %.16s: %s\n", l.Kind, l.Record, l.Reason)
+				}
+				return nil
+			})
+		},
+	}
+	f.register(c, "the publisher's key: signs the uploads (default $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519)")
+	c.Flags().StringVar(&to, "to", "", "the remote (another index) to promote to")
+	c.Flags().StringArrayVar(&artifacts, "artifacts", nil, "which artifacts to send: binary, source, all, a platform or a file name (repeatable)")
 	return c
 }

@@ -38,16 +38,60 @@ func (r *Repo) Append(ctx context.Context, files []gitx.File, ident, message str
 // commit checks files as a commit on parent ("" for the introduction),
 // writes it, and moves main from parent to it.
 func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ident, message string) (string, error) {
-	rd, err := r.reader(ctx)
-	if err != nil {
-		return "", err
-	}
 	// Start git's ref update now: its start-up overlaps the checks below.
 	update, err := r.Git.StartRefUpdate(ctx, "cairn: "+message)
 	if err != nil {
 		return "", err
 	}
 	defer update.Abort()
+	id, err := r.build(ctx, r.Config.Introduction, parent, files, ident, message)
+	if err != nil {
+		return "", err
+	}
+	if err := update.Commit(ctx, MainRef, id, parent); err != nil {
+		return "", err
+	}
+	m, _ := r.loadMarker()
+	records := len(files)
+	if m != nil {
+		records += m.Records
+	}
+	if err := r.saveMarker(marker{Head: id, Records: records}); err != nil {
+		return "", err
+	}
+	// One pack per append: roll them up now and then (best effort: a
+	// failure here loses nothing).
+	r.Git.MaybeRepack(ctx, packLimit)
+	if r.Git.WorkTree != "" && parent != "" {
+		// A clone with a work tree: bring it along (best effort; the
+		// index itself is already complete).
+		r.Git.Git(ctx, nil, "read-tree", "-m", "-u", parent, id)
+	}
+	return id, nil
+}
+
+// CommitOn checks files as one commit on parent, a verified head of line
+// l, against every rule of l's index, and writes it — moving no ref. It
+// is how a version is copied to another index (cairn promote): the commit
+// is pushed there, and l's ref moves when the push lands.
+func (r *Repo) CommitOn(ctx context.Context, l Line, parent string, files []gitx.File, ident, message string) (string, error) {
+	head, _, err := r.VerifiedHead(l)
+	if err != nil {
+		return "", err
+	}
+	if head != parent || parent == "" {
+		return "", fmt.Errorf("%s is verified at %q, not at %s: pull it first", l.Name, head, parent)
+	}
+	return r.build(ctx, l.Introduction, parent, files, ident, message)
+}
+
+// build checks files as a commit on parent (of the index whose
+// introduction is given) and writes the commit's objects.
+func (r *Repo) build(ctx context.Context, introduction, parent string, files []gitx.File, ident, message string) (string, error) {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return "", err
+	}
 	now := time.Now()
 	c := &Commit{Time: now}
 	st := NewOverlay(nil)
@@ -73,7 +117,7 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 		prepare(af)
 		c.Files = append(c.Files, af)
 	}
-	if err := Apply(st, c, r.Config.Introduction); err != nil {
+	if err := Apply(st, c, introduction); err != nil {
 		return "", err
 	}
 	batch := r.Git.NewBatch()
@@ -87,25 +131,6 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 	id := batch.Write("commit", gitx.FormatCommit(tree, c.Parents, ident, now.Unix(), message))
 	if err := batch.Flush(); err != nil {
 		return "", err
-	}
-	if err := update.Commit(ctx, MainRef, id, parent); err != nil {
-		return "", err
-	}
-	m, _ := r.loadMarker()
-	records := len(files)
-	if m != nil {
-		records += m.Records
-	}
-	if err := r.saveMarker(marker{Head: id, Records: records}); err != nil {
-		return "", err
-	}
-	// One pack per append: roll them up now and then (best effort: a
-	// failure here loses nothing).
-	r.Git.MaybeRepack(ctx, packLimit)
-	if r.Git.WorkTree != "" && parent != "" {
-		// A clone with a work tree: bring it along (best effort; the
-		// index itself is already complete).
-		r.Git.Git(ctx, nil, "read-tree", "-m", "-u", parent, id)
 	}
 	return id, nil
 }

@@ -1,0 +1,295 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// Promoted reports a promotion.
+type Promoted struct {
+	Remote    string     `json:"remote"`
+	Version   string     `json:"version"`
+	Head      string     `json:"head"`
+	Artifacts []string   `json:"artifacts"` // the artifacts whose blobs were sent
+	Records   []string   `json:"records"`   // records copied
+	Left      []LeftOut  `json:"left_behind,omitempty"`
+	Uploaded  int        `json:"uploaded"`
+	Withheld  []blob.Ref `json:"withheld,omitempty"` // artifacts not sent (the source, say)
+}
+
+// LeftOut is a record that stayed behind, and why: the other index's
+// rules refuse it (its issuer is not granted there, usually).
+type LeftOut struct {
+	Record string `json:"record"`
+	Kind   string `json:"kind"`
+	Reason string `json:"reason"`
+}
+
+// Promote copies a published version to another index, the remote `to`:
+// its descriptor and records byte for byte (so every signature over them
+// still holds), and the blobs of the chosen artifacts only — the others
+// (the source, for a binary-only release) are not sent. The publisher's
+// key must be granted there; a record whose issuer is not is left behind
+// and reported. Every rule of the other index is checked before anything
+// is sent; blobs go first (uploads signed by s), then the commit, retried
+// on a fresh head if the remote moved.
+//
+// sel chooses artifacts: "binary" (every binary), "source", "all", a
+// platform, or a file name.
+func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s keys.Signer, o Options) (*Promoted, error) {
+	name, version := descriptor.SplitID(id)
+	rm, err := Get(r, to)
+	if err != nil {
+		return nil, err
+	}
+	if rm.Introduction == r.Config.Introduction {
+		return nil, fmt.Errorf("remote %s holds this repository's own index: push to it (cairn push %s)", to, to)
+	}
+	if len(sel) == 0 {
+		return nil, errors.New("say which artifacts to send: --artifacts binary, source, all, a platform or a file name")
+	}
+	if _, err := r.Verify(ctx, false); err != nil {
+		return nil, err
+	}
+	d, ref, files, err := versionFiles(ctx, r, name, version)
+	if err != nil {
+		return nil, err
+	}
+	out := &Promoted{Remote: to, Version: d.ID()}
+	send := []blob.Ref{ref}
+	for _, a := range d.Artifacts {
+		if chosen(a, sel) {
+			send = append(send, a.Ref)
+			out.Artifacts = append(out.Artifacts, a.File)
+		} else {
+			out.Withheld = append(out.Withheld, a.Ref)
+		}
+	}
+	if len(out.Artifacts) == 0 {
+		var have []string
+		for _, a := range d.Artifacts {
+			have = append(have, a.Label()+" ("+a.File+")")
+		}
+		return nil, fmt.Errorf("%s has no artifact %s (it has: %s)", d.ID(), strings.Join(sel, ", "), strings.Join(have, ", "))
+	}
+	up := &blob.HTTP{URL: rm.URL, Client: o.client(), Signer: s}
+	line := rm.Line(r)
+	for attempt := 0; ; attempt++ {
+		if _, err := fetch(ctx, r, rm, o); err != nil {
+			return nil, err
+		}
+		head, _, err := r.VerifiedHead(line)
+		if err != nil {
+			return nil, err
+		}
+		commit, copied, left, err := promoteCommit(ctx, r, line, head, d, files, s)
+		if err != nil {
+			return nil, err
+		}
+		out.Records, out.Left = copied, left
+		refs := append([]blob.Ref(nil), send...)
+		for _, f := range files {
+			if contains(copied, recordID(f.Path)) {
+				index.FileBlobs(f.Path, f.Data, func(ref blob.Ref) {
+					// Evidence this repository holds goes along; a record
+					// naming a withheld artifact (a reproduced record's
+					// source) does not send it.
+					if held, _ := r.Blobs.Stat(ctx, ref); held && !withheld(out.Withheld, ref) {
+						refs = append(refs, ref)
+					}
+				})
+			}
+		}
+		n, err := Upload(ctx, r, up, uniqueRefs(refs))
+		out.Uploaded += n
+		if err != nil {
+			return nil, err
+		}
+		_, err = r.Git.Git(ctx, nil, "push", "--quiet", "--porcelain", rm.URL+"/index.git", commit+":"+index.MainRef)
+		if err == nil {
+			// Fetch what landed: one commit to verify, the one just checked.
+			if _, err := fetch(ctx, r, rm, o); err != nil {
+				return nil, err
+			}
+			out.Head = commit
+			return out, nil
+		}
+		if strings.Contains(err.Error(), "cairn: refused: rule") || attempt >= maxPushAttempts {
+			return nil, &PushError{Remote: to, Output: remoteLines(err.Error())}
+		}
+	}
+}
+
+// versionFiles reads a version's descriptor and record files from main.
+func versionFiles(ctx context.Context, r *index.Repo, name, version string) (*descriptor.Descriptor, blob.Ref, []gitx.File, error) {
+	d, ref, err := r.Descriptor(ctx, name, version)
+	if err != nil {
+		return nil, blob.Ref{}, nil, err
+	}
+	head, err := r.Head(ctx)
+	if err != nil {
+		return nil, blob.Ref{}, nil, err
+	}
+	rd, err := r.Reader(ctx)
+	if err != nil {
+		return nil, blob.Ref{}, nil, err
+	}
+	dir := index.VersionDir(name, version)
+	entries, err := rd.Tree(head + ":" + dir)
+	if err != nil {
+		return nil, blob.Ref{}, nil, err
+	}
+	var files []gitx.File
+	for _, e := range entries {
+		o, err := rd.Read(e.ID)
+		if err != nil {
+			return nil, blob.Ref{}, nil, err
+		}
+		files = append(files, gitx.File{Path: dir + "/" + e.Name, Data: o.Data})
+	}
+	return d, ref, files, nil
+}
+
+// promoteCommit builds the commit that copies the version onto head of
+// the other index's line, checked by that index's rules. A record the
+// rules refuse is left out (with the reason) and the rest tried again;
+// the descriptor and its authored record cannot be left out.
+func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string, d *descriptor.Descriptor, files []gitx.File, s keys.Signer) (string, []string, []LeftOut, error) {
+	rd, err := r.Reader(ctx)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	// What the other index already holds of the version stays as it is.
+	var todo []gitx.File
+	published := false
+	for _, f := range files {
+		o, err := rd.Read(head + ":" + f.Path)
+		if err == nil && o.Type == "blob" {
+			if strings.HasSuffix(f.Path, "/"+index.DescriptorFile) {
+				published = true
+			}
+			continue
+		}
+		todo = append(todo, f)
+	}
+	if !published {
+		if o, err := rd.Read(head + ":" + index.VersionDir(d.Name, d.Version) + "/" + index.DescriptorFile); err == nil && o.Type == "blob" {
+			return "", nil, nil, fmt.Errorf("%s is published in %s with another descriptor (sha256 %s): a version is published once; publish a new version", d.ID(), l.Name, blob.DigestBytes(o.Data).SHA256)
+		}
+	}
+	var left []LeftOut
+	for {
+		if len(todo) == 0 {
+			return "", nil, left, fmt.Errorf("%s holds %s and every record about it that it accepts: nothing to promote", l.Name, d.ID())
+		}
+		msg := fmt.Sprintf("promote %s", d.ID())
+		commit, err := r.CommitOn(ctx, l, head, todo, identOf(s), msg)
+		if err == nil {
+			var copied []string
+			for _, f := range todo {
+				if id := recordID(f.Path); id != "" {
+					copied = append(copied, id)
+				}
+			}
+			return commit, copied, left, nil
+		}
+		var re *index.RuleError
+		if !errors.As(err, &re) || re.Path == "" {
+			return "", nil, left, err
+		}
+		i := indexOf(todo, re.Path)
+		if i < 0 || strings.HasSuffix(re.Path, "/"+index.DescriptorFile) || isAuthored(todo[i].Data) {
+			return "", nil, left, fmt.Errorf("%s refuses %s: %w", l.Name, d.ID(), err)
+		}
+		kind := ""
+		if rec, err := record.Parse(todo[i].Data); err == nil {
+			kind = string(rec.Kind)
+		}
+		left = append(left, LeftOut{Record: recordID(re.Path), Kind: kind, Reason: re.Error()})
+		todo = append(todo[:i], todo[i+1:]...)
+	}
+}
+
+func chosen(a descriptor.Artifact, sel []string) bool {
+	for _, s := range sel {
+		for _, s := range strings.Split(s, ",") {
+			switch s = strings.TrimSpace(s); s {
+			case "all":
+				return true
+			case "binary":
+				if a.Kind == "binary" {
+					return true
+				}
+			default:
+				if a.Label() == s || a.File == s {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func identOf(s keys.Signer) string { return "cairn promote <" + keys.ID(s.Public()) + ">" }
+
+func recordID(path string) string {
+	base := path[strings.LastIndexByte(path, '/')+1:]
+	id, ok := strings.CutSuffix(base, ".json")
+	if !ok || !blob.IsDigest(id) {
+		return ""
+	}
+	return id
+}
+
+func isAuthored(data []byte) bool {
+	rec, err := record.Parse(data)
+	return err == nil && rec.Kind == record.Authored
+}
+
+func indexOf(files []gitx.File, path string) int {
+	for i, f := range files {
+		if f.Path == path {
+			return i
+		}
+	}
+	return -1
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func withheld(list []blob.Ref, ref blob.Ref) bool {
+	for _, w := range list {
+		if w.SHA256 == ref.SHA256 {
+			return true
+		}
+	}
+	return false
+}
+
+func uniqueRefs(refs []blob.Ref) []blob.Ref {
+	seen := map[string]bool{}
+	var out []blob.Ref
+	for _, r := range refs {
+		if !seen[r.SHA256] {
+			seen[r.SHA256] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
