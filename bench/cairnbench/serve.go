@@ -1,0 +1,340 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"cairn.dev/cairn/bench/gen"
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+)
+
+// benchServe measures `cairn serve` against nginx serving the same files
+// from the same disk, both loaded by wrk on this machine: blob GETs of
+// 1 KiB and 16 MiB, light per-package reads; and `cairn pull` of 100 new
+// records against a plain `git fetch` of the same commits plus raw
+// ed25519 verification of their signatures.
+func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
+	for _, tool := range []string{"nginx", "wrk"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("the serve group needs %s (bench/run installs nginx and wrk with apt-get when run as root)", tool)
+		}
+	}
+	work, err := filepath.Abs(work) // nginx takes paths from its prefix
+	if err != nil {
+		return err
+	}
+	r := ix.Repo
+	ckptFile := filepath.Join(work, "server.key")
+	ckpt, err := keys.Generate(ckptFile, "bench server")
+	if err != nil {
+		return err
+	}
+	if _, err := r.Grant(ctx, index.KeyGrant{Key: ckpt, Holder: "server", Scopes: []string{"checkpoint"}}, ix.Root); err != nil {
+		return err
+	}
+	small, big := make([]byte, 1<<10), make([]byte, 16<<20)
+	rand.Read(small)
+	rand.Read(big)
+	var refs []blob.Ref
+	for _, b := range [][]byte{small, big} {
+		ref := blob.DigestBytes(b)
+		if err := r.Blobs.Put(ctx, ref, bytes.NewReader(b)); err != nil {
+			return err
+		}
+		refs = append(refs, ref)
+	}
+
+	// Light reads: 1,000 packages, each document also written as a file
+	// for nginx to serve at the same path.
+	docroot := filepath.Join(work, "docroot")
+	var paths []string
+	for i := 0; i < 1000; i++ {
+		paths = append(paths, fmt.Sprintf("/api/v1/packages/ns%d/pkg%d", i%1000, i))
+	}
+
+	srv, cairnURL, err := startCairn(cairn, work, r.Dir, ckptFile)
+	if err != nil {
+		return err
+	}
+	defer stop(srv)
+	for _, p := range paths {
+		body, err := httpGet(cairnURL + p)
+		if err != nil {
+			return err
+		}
+		f := filepath.Join(docroot, filepath.FromSlash(p))
+		os.MkdirAll(filepath.Dir(f), 0o755)
+		if err := os.WriteFile(f, body, 0o644); err != nil {
+			return err
+		}
+	}
+	blobs, err := filepath.Abs(filepath.Join(r.LocalDir(), "blobs"))
+	if err != nil {
+		return err
+	}
+	ngx, ngxURL, err := startNginx(work, docroot, blobs)
+	if err != nil {
+		return err
+	}
+	defer stop(ngx)
+	script := filepath.Join(work, "paths.lua")
+	if err := writeLua(script, paths); err != nil {
+		return err
+	}
+
+	compare := func(name, unit, goal string, conns int, path string, lua bool, per func(wrkResult) float64) error {
+		var floors, ours []float64
+		for round := 0; round < 3; round++ {
+			for _, base := range []string{ngxURL, cairnURL} {
+				res, err := runWrk(base+path, conns, lua, script)
+				if err != nil {
+					return err
+				}
+				if base == ngxURL {
+					floors = append(floors, per(res))
+				} else {
+					ours = append(ours, per(res))
+				}
+			}
+		}
+		f, o := medianF(floors), medianF(ours)
+		line("floor_"+name, f, unit, 1, "nginx, same files, same disk, wrk -t2 -c"+strconv.Itoa(conns)+" -d5s, median of 3")
+		line(name, o, unit, o/f, "cairn serve, same files, alternating with the floor, median of 3 "+goal)
+		return nil
+	}
+	blobPath := func(ref blob.Ref) string { return "/blobs/sha256/" + ref.SHA256 }
+	reqs := func(w wrkResult) float64 { return w.reqs }
+	mibs := func(w wrkResult) float64 { return w.bytes / (1 << 20) }
+	if err := compare("serve_blob_1k", "req/s", "(goal ≥ 0.80)", 32, blobPath(refs[0]), false, reqs); err != nil {
+		return err
+	}
+	if err := compare("serve_blob_16m", "MiB/s", "(goal ≥ 0.80)", 4, blobPath(refs[1]), false, mibs); err != nil {
+		return err
+	}
+	if err := compare("serve_sparse", "req/s", "(1,000 packages in turn; goal ≥ 10,000 req/s)", 32, "", true, reqs); err != nil {
+		return err
+	}
+	return benchPull(ctx, cairn, work, ix, cairnURL)
+}
+
+// benchPull: a replica pulls 100 new records from a 100k-record index.
+func benchPull(ctx context.Context, cairn, work string, ix *gen.Index, url string) error {
+	intro := ix.Repo.Config.Introduction
+	client := filepath.Join(work, "client")
+	if out, err := exec.Command(cairn, "remote", "add", "origin", url, "--introduction", intro, "--repo", client).CombinedOutput(); err != nil {
+		return fmt.Errorf("cairn remote add: %v\n%s", err, out)
+	}
+	start := time.Now()
+	if out, err := exec.Command(cairn, "pull", "origin", "--repo", client).CombinedOutput(); err != nil {
+		return fmt.Errorf("cairn pull: %v\n%s", err, out)
+	}
+	first := time.Since(start)
+	floorRepo := filepath.Join(work, "floor.git")
+	if out, err := exec.Command("git", "clone", "-q", "--bare", url+"/index.git", floorRepo).CombinedOutput(); err != nil {
+		return fmt.Errorf("git clone: %v\n%s", err, out)
+	}
+	sigs := make([]gen.Sig, 100)
+	for i := range sigs {
+		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+		msg := make([]byte, 600)
+		rand.Read(msg)
+		sigs[i] = gen.Sig{Pub: pub, Msg: msg, Sig: ed25519.Sign(priv, msg)}
+	}
+	var floors, ours []time.Duration
+	for round := 0; round < 5; round++ {
+		if err := ix.Add(ctx, 100); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if out, err := exec.Command("git", "-C", floorRepo, "fetch", "-q", url+"/index.git", "+main:main").CombinedOutput(); err != nil {
+			return fmt.Errorf("git fetch: %v\n%s", err, out)
+		}
+		for _, s := range sigs {
+			ed25519.Verify(s.Pub, s.Msg, s.Sig)
+		}
+		floors = append(floors, time.Since(t0))
+		t0 = time.Now()
+		if out, err := exec.Command(cairn, "pull", "origin", "--repo", client).CombinedOutput(); err != nil {
+			return fmt.Errorf("cairn pull: %v\n%s", err, out)
+		}
+		ours = append(ours, time.Since(t0))
+	}
+	f, o := median(floors), median(ours)
+	line("floor_pull", ms(f), "ms", 1, "git fetch of the same 100 new records' commits over HTTP from the same server + raw ed25519 of 100 signatures, median of 5")
+	line("pull_incremental", ms(o), "ms", ms(o)/ms(f), fmt.Sprintf("cairn pull of 100 new records into the %d-record replica (checkpoint, fetch, verify, move refs), median of 5 (goal ≤ 1.5); the first, full pull took %s", ix.Records, first.Round(time.Millisecond)))
+	return nil
+}
+
+func startCairn(cairn, work, repo, key string) (*exec.Cmd, string, error) {
+	ready := filepath.Join(work, "cairn.url")
+	cmd := exec.Command(cairn, "serve", "--repo", repo, "--addr", "127.0.0.1:0", "--ready-file", ready, "--checkpoint-key", key, "--sync", "0")
+	logf, err := os.Create(filepath.Join(work, "cairn-access.log"))
+	if err != nil {
+		return nil, "", err
+	}
+	cmd.Stdout, cmd.Stderr = io.Discard, logf
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	for i := 0; i < 600; i++ {
+		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
+			return cmd, strings.TrimSpace(string(b)), nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop(cmd)
+	return nil, "", fmt.Errorf("cairn serve did not start")
+}
+
+// startNginx serves docroot at / and the blob store's files at the URLs
+// cairn serves them at, with access logs as cairn keeps them.
+func startNginx(work, docroot, blobs string) (*exec.Cmd, string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	prefix := filepath.Join(work, "nginx")
+	os.MkdirAll(filepath.Join(prefix, "logs"), 0o755)
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;"
+	}
+	conf := fmt.Sprintf(`%s
+daemon off;
+worker_processes 2;
+pid %[2]s/nginx.pid;
+error_log %[2]s/logs/error.log;
+events { worker_connections 1024; }
+http {
+	access_log %[2]s/logs/access.log;
+	client_body_temp_path %[2]s/body;
+	proxy_temp_path %[2]s/proxy;
+	fastcgi_temp_path %[2]s/fastcgi;
+	uwsgi_temp_path %[2]s/uwsgi;
+	scgi_temp_path %[2]s/scgi;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_requests 100000;
+	default_type application/octet-stream;
+	server {
+		listen %[3]s;
+		root %[4]s;
+		location ~ ^/blobs/sha256/(..)(.*)$ { alias %[5]s/sha256/$1/$1$2; }
+	}
+}
+`, user, prefix, addr, docroot, blobs)
+	confFile := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command("nginx", "-p", prefix, "-c", confFile)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return cmd, "http://" + addr, nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	stop(cmd)
+	return nil, "", fmt.Errorf("nginx did not start (see %s/logs/error.log)", prefix)
+}
+
+func stop(cmd *exec.Cmd) {
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+	}
+}
+
+func httpGet(url string) ([]byte, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	return b, err
+}
+
+// writeLua writes a wrk script that requests the paths in turn.
+func writeLua(file string, paths []string) error {
+	var b strings.Builder
+	b.WriteString("local paths = {\n")
+	for _, p := range paths {
+		fmt.Fprintf(&b, "  %q,\n", p)
+	}
+	b.WriteString("}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n")
+	return os.WriteFile(file, []byte(b.String()), 0o644)
+}
+
+type wrkResult struct{ reqs, bytes float64 }
+
+var (
+	reqsRE  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	bytesRE = regexp.MustCompile(`Transfer/sec:\s+([0-9.]+)([KMG]?B)`)
+	errsRE  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+func runWrk(url string, conns int, lua bool, script string) (wrkResult, error) {
+	args := []string{"-t2", "-c" + strconv.Itoa(conns), "-d5s"}
+	if lua {
+		args = append(args, "-s", script)
+	}
+	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %v\n%s", url, err, out)
+	}
+	if m := errsRE.FindSubmatch(out); m != nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: %s responses were errors:\n%s", url, m[1], out)
+	}
+	m, b := reqsRE.FindSubmatch(out), bytesRE.FindSubmatch(out)
+	if m == nil || b == nil {
+		return wrkResult{}, fmt.Errorf("wrk %s: unexpected output:\n%s", url, out)
+	}
+	reqs, _ := strconv.ParseFloat(string(m[1]), 64)
+	n, _ := strconv.ParseFloat(string(b[1]), 64)
+	switch string(b[2]) {
+	case "KB":
+		n *= 1 << 10
+	case "MB":
+		n *= 1 << 20
+	case "GB":
+		n *= 1 << 30
+	}
+	return wrkResult{reqs: reqs, bytes: n}, nil
+}
+
+func medianF(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
