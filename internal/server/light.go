@@ -6,8 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -156,6 +159,22 @@ func (p pkgSource) key() string {
 // package of the same name is never looked at), then in each followed
 // upstream's verified copy, in name order.
 func (s *Server) packageTree(r *http.Request, name string) (pkgSource, error) {
+	version, src, ok := s.resolved.get(s.repo.Git.GitDir, name)
+	if ok {
+		if src.tree == "" {
+			return src, fs.ErrNotExist
+		}
+		return src, nil
+	}
+	src, err := s.findPackage(r, name)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		s.resolved.put(version, name, src)
+	}
+	return src, err
+}
+
+// findPackage looks a package's directory up in git.
+func (s *Server) findPackage(r *http.Request, name string) (pkgSource, error) {
 	rd, err := s.repo.Reader(r.Context())
 	if err != nil {
 		return pkgSource{}, err
@@ -341,5 +360,61 @@ func (s *Server) upstreams(ctx context.Context, rd *gitx.Reader) ([]*index.Upstr
 		}
 	}
 	s.upTree, s.ups = tree, ups
+	s.resolved.follow(ups)
 	return ups, nil
+}
+
+// resolutions remembers where each package's light read comes from, for
+// as long as the refs it was read from have not moved. Whether they moved
+// is told by the ref files on disk — git moves a ref by renaming a new
+// file over it, or by rewriting packed-refs — so that a read costs a few
+// stat calls instead of a round trip to git.
+type resolutions struct {
+	mu      sync.Mutex
+	version string
+	refs    []string // ref files watched besides main's and packed-refs
+	srcs    map[string]pkgSource
+}
+
+// maxResolutions bounds the map (unknown names are remembered too).
+const maxResolutions = 1 << 16
+
+// get returns the refs' version now and, if known at it, the package's source.
+func (c *resolutions) get(gitDir, name string) (string, pkgSource, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	for _, p := range append([]string{"packed-refs", "refs/heads/main"}, c.refs...) {
+		if fi, err := os.Stat(filepath.Join(gitDir, p)); err == nil {
+			fmt.Fprintf(&b, "%d.%d.%d;", inode(fi), fi.Size(), fi.ModTime().UnixNano())
+		} else {
+			b.WriteString("-;")
+		}
+	}
+	v := b.String()
+	if v != c.version || len(c.srcs) > maxResolutions {
+		c.version, c.srcs = v, map[string]pkgSource{}
+	}
+	src, ok := c.srcs[name]
+	return v, src, ok
+}
+
+// put remembers a source found while the refs were at version.
+func (c *resolutions) put(version, name string, src pkgSource) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if version == c.version {
+		c.srcs[name] = src
+	}
+}
+
+// follow watches the refs of these upstreams too.
+func (c *resolutions) follow(ups []*index.Upstream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refs = c.refs[:0]
+	for _, u := range ups {
+		c.refs = append(c.refs, index.UpstreamRef(u.Name))
+	}
+	c.version = "" // start again with the new set
 }

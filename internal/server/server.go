@@ -69,9 +69,10 @@ type Server struct {
 	mu    sync.Mutex // one checkpoint (and the verification under it) at a time
 	cache *lightCache
 
-	upMu   sync.Mutex // guards the followed upstreams, kept by main's upstreams/ tree id
-	upTree string
-	ups    []*index.Upstream
+	upMu     sync.Mutex // guards the followed upstreams, kept by main's upstreams/ tree id
+	upTree   string
+	ups      []*index.Upstream
+	resolved resolutions
 }
 
 // New prepares a server for repo, a repository made by `cairn init` (a
