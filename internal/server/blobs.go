@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
@@ -36,23 +37,44 @@ func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "%q is not a lowercase hex sha256", hex)
 		return
 	}
-	f, err := s.openBlob(r, hex)
-	if errors.Is(err, fs.ErrNotExist) {
-		httpError(w, http.StatusNotFound, "blob sha256:%s: not stored here", hex)
-		return
-	}
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, "blob sha256:%s: %v", hex, err)
-		return
-	}
-	defer f.Close()
 	h := w.Header()
 	h.Set("ETag", `"sha256:`+hex+`"`)
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if data := s.small.get(hex); data != nil {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+		return
+	}
+	f, err := s.openBlob(r, hex)
+	if err != nil {
+		delete(h, "ETag")
+		delete(h, "Cache-Control")
+		code := http.StatusInternalServerError
+		if errors.Is(err, fs.ErrNotExist) {
+			code = http.StatusNotFound
+		}
+		httpError(w, code, "blob sha256:%s: %v", hex, err)
+		return
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() <= smallBlob {
+		// A small blob is kept in memory: its bytes never change, and a
+		// read then costs no system call on the file.
+		data := make([]byte, fi.Size())
+		if _, err := io.ReadFull(f, data); err == nil {
+			s.small.put(hex, data)
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+			return
+		}
+		f.Seek(0, io.SeekStart)
+	}
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
+
+// smallBlob is the size up to which blobs are kept in memory once read
+// (with the cache's 4,096 entries, at most 64 MiB).
+const smallBlob = 16 << 10
 
 // openBlob opens a stored blob, fetching it from the upstreams' mirrors
 // (verified, then kept) when it is not stored here.

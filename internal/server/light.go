@@ -51,9 +51,10 @@ type DescriptorDoc struct {
 	Content []byte `json:"content"` // the exact bytes, base64
 }
 
-// lightCache keeps rendered package documents by the git tree id of the
-// package's directory: a tree id names its content, so an entry never
-// goes stale, and the id is the document's ETag.
+// lightCache is an LRU of immutable bytes by a content name: rendered
+// package documents by the git tree id of the package's directory (a
+// tree id names its content, so an entry never goes stale, and the id is
+// the document's ETag), small blobs by digest.
 type lightCache struct {
 	mu    sync.Mutex
 	max   int
@@ -78,6 +79,15 @@ func (c *lightCache) get(key string) []byte {
 		return e.Value.(*cached).body
 	}
 	return nil
+}
+
+func (c *lightCache) remove(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[key]; ok {
+		c.order.Remove(e)
+		delete(c.items, key)
+	}
 }
 
 func (c *lightCache) put(key string, body []byte) {

@@ -72,6 +72,10 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// smallBody is the size up to which a file is copied rather than sent
+// with sendfile.
+const smallBody = 16 << 10
+
 // ReadFrom keeps sendfile for files served through the recorder.
 func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if r.code == 0 {
@@ -79,7 +83,11 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	}
 	var n int64
 	var err error
-	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+	if lr, ok := src.(*io.LimitedReader); ok && lr.N <= smallBody {
+		// A small body goes out with the headers in one write; sendfile
+		// would cost a write for the headers and a call for the body.
+		n, err = io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)
+	} else if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
 		n, err = rf.ReadFrom(src)
 	} else {
 		n, err = io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)

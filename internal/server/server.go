@@ -67,7 +67,8 @@ type Server struct {
 	reg     *prometheus.Registry
 
 	mu    sync.Mutex // one checkpoint (and the verification under it) at a time
-	cache *lightCache
+	cache *lightCache // rendered package documents, by tree id
+	small *lightCache // small blobs, by sha256
 
 	upMu     sync.Mutex // guards the followed upstreams, kept by main's upstreams/ tree id
 	upTree   string
@@ -113,7 +114,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, gitPath: gitPath, hooks: hooks, cache: newLightCache(4096)}
+	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, gitPath: gitPath, hooks: hooks, cache: newLightCache(4096), small: newLightCache(4096)}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.reg)
@@ -233,6 +234,7 @@ func (s *Server) CollectUploads(ctx context.Context, now time.Time) ([]string, e
 			}
 		}
 		if _, ok := refs[e.Name()]; !ok {
+			s.small.remove(e.Name())
 			if err := s.blobs.Remove(e.Name()); err != nil {
 				return removed, err
 			}
