@@ -66,7 +66,7 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 
-	mu    sync.Mutex // one checkpoint (and the verification under it) at a time
+	mu    sync.Mutex  // one checkpoint (and the verification under it) at a time
 	cache *lightCache // rendered package documents, by tree id
 	small *lightCache // small blobs, by sha256
 
