@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,7 +52,9 @@ Access logs are JSON lines on standard error.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
-				log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+				out := newLogBuffer(cmd.ErrOrStderr(), 100*time.Millisecond)
+				defer out.Close()
+				log := slog.New(slog.NewJSONHandler(out, nil))
 				opts := server.Options{
 					Logger:    log,
 					Grace:     grace,
@@ -96,6 +101,51 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")
 	c.Flags().DurationVar(&every, "sync", 10*time.Minute, "sync the upstreams this often (0: never; see cairn sync)")
 	return c
+}
+
+// logBuffer buffers log lines and writes them out at least every
+// interval (as nginx's access_log buffer=… flush=… does): one write per
+// batch instead of one per request.
+type logBuffer struct {
+	mu   sync.Mutex
+	w    *bufio.Writer
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newLogBuffer(w io.Writer, every time.Duration) *logBuffer {
+	b := &logBuffer{w: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-b.stop:
+				return
+			case <-t.C:
+				b.mu.Lock()
+				b.w.Flush()
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.w.Write(p)
+}
+
+// Close writes out what is buffered and stops the flusher.
+func (b *logBuffer) Close() error {
+	close(b.stop)
+	<-b.done
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.w.Flush()
 }
 
 // syncEvery syncs the repository's upstreams now and then every interval,
