@@ -136,18 +136,24 @@ func TestRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := f.try(c.parents, c.time, c.files...)
-			if c.rule == "" {
-				if err != nil {
-					t.Fatalf("refused a valid commit: %v", err)
-				}
-				return
-			}
-			wantRule(t, err, c.rule)
-			if !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("error %q does not say %q", err, c.want)
-			}
+			wantOutcome(t, f.try(c.parents, c.time, c.files...), c.rule, c.want)
 		})
+	}
+}
+
+// wantOutcome checks a commit's verdict: accepted when rule is "", else
+// refused for rule with an error that says want.
+func wantOutcome(t *testing.T, err error, rule, want string) {
+	t.Helper()
+	if rule == "" {
+		if err != nil {
+			t.Fatalf("refused a valid commit: %v", err)
+		}
+		return
+	}
+	wantRule(t, err, rule)
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not say %q", err, want)
 	}
 }
 
@@ -297,17 +303,7 @@ func TestUpstreamRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := f.try(1, now, c.files...)
-			if c.rule == "" {
-				if err != nil {
-					t.Fatalf("refused a valid commit: %v", err)
-				}
-				return
-			}
-			wantRule(t, err, c.rule)
-			if !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("error %q does not say %q", err, c.want)
-			}
+			wantOutcome(t, f.try(1, now, c.files...), c.rule, c.want)
 		})
 	}
 
