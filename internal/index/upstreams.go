@@ -46,13 +46,10 @@ func (r *Repo) DeclareUpstream(ctx context.Context, name, url, introduction stri
 	if err != nil {
 		return nil, err
 	}
-	if _, err := record.Parse(rec.Raw); err != nil {
-		return nil, err
-	}
 	return r.append(ctx, roots[0], fmt.Sprintf("follow upstream %s at %s", name, url), []*record.Record{rec}, []string{UpstreamDir(name)})
 }
 
-// Upstreams lists the upstreams declared at commit, by name, revoked
+// Upstreams lists the upstreams declared at commit (or ref), by name, revoked
 // ones included (RevokedBy set).
 func (r *Repo) Upstreams(ctx context.Context, commit string) ([]*Upstream, error) {
 	rd, err := r.reader(ctx)
@@ -80,13 +77,11 @@ func (r *Repo) Upstreams(ctx context.Context, commit string) ([]*Upstream, error
 	return out, nil
 }
 
-// Followed returns the upstreams main follows now (declared, not revoked).
+// Followed returns the upstreams main follows now (declared, not
+// revoked). It reads through the batch reader only: a server asks on
+// requests.
 func (r *Repo) Followed(ctx context.Context) ([]*Upstream, error) {
-	head, err := r.Head(ctx)
-	if err != nil {
-		return nil, err
-	}
-	all, err := r.Upstreams(ctx, head)
+	all, err := r.Upstreams(ctx, MainRef)
 	var out []*Upstream
 	for _, u := range all {
 		if u.RevokedBy == "" {

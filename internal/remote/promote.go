@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"cairn.dev/cairn/internal/blob"
@@ -98,7 +99,7 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 		out.Records, out.Left = copied, left
 		refs := append([]blob.Ref(nil), send...)
 		for _, f := range files {
-			if contains(copied, recordID(f.Path)) {
+			if slices.Contains(copied, recordID(f.Path)) {
 				index.FileBlobs(f.Path, f.Data, func(ref blob.Ref) {
 					// Evidence this repository holds goes along; a record
 					// naming a withheld artifact (a reproduced record's
@@ -114,17 +115,17 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 		if err != nil {
 			return nil, err
 		}
-		_, err = r.Git.Git(ctx, nil, "push", "--quiet", "--porcelain", rm.URL+"/index.git", commit+":"+index.MainRef)
-		if err == nil {
+		landed, err := pushTo(ctx, r, rm, commit, attempt)
+		if err != nil {
+			return nil, err
+		}
+		if landed {
 			// Fetch what landed: one commit to verify, the one just checked.
 			if _, err := fetch(ctx, r, rm, o); err != nil {
 				return nil, err
 			}
 			out.Head = commit
 			return out, nil
-		}
-		if strings.Contains(err.Error(), "cairn: refused: rule") || attempt >= maxPushAttempts {
-			return nil, &PushError{Remote: to, Output: remoteLines(err.Error())}
 		}
 	}
 }
@@ -206,7 +207,7 @@ func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string
 		if !errors.As(err, &re) || re.Path == "" {
 			return "", nil, left, err
 		}
-		i := indexOf(todo, re.Path)
+		i := slices.IndexFunc(todo, func(f gitx.File) bool { return f.Path == re.Path })
 		if i < 0 || strings.HasSuffix(re.Path, "/"+index.DescriptorFile) || isAuthored(todo[i].Data) {
 			return "", nil, left, fmt.Errorf("%s refuses %s: %w", l.Name, d.ID(), err)
 		}
@@ -253,24 +254,6 @@ func recordID(path string) string {
 func isAuthored(data []byte) bool {
 	rec, err := record.Parse(data)
 	return err == nil && rec.Kind == record.Authored
-}
-
-func indexOf(files []gitx.File, path string) int {
-	for i, f := range files {
-		if f.Path == path {
-			return i
-		}
-	}
-	return -1
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func withheld(list []blob.Ref, ref blob.Ref) bool {

@@ -83,8 +83,11 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 			return nil, err
 		}
 		out.Uploaded += n
-		_, err = r.Git.Git(ctx, nil, "push", "--quiet", "--porcelain", rm.URL+"/index.git", main+":"+index.MainRef)
-		if err == nil {
+		landed, err := pushTo(ctx, r, rm, main, attempt)
+		if err != nil {
+			return nil, err
+		}
+		if landed {
 			out.Head, out.Commits = main, commits
 			// The remote's main is now our main, which is verified: no
 			// need to fetch and replay it again.
@@ -93,11 +96,23 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 			}
 			return out, r.Adopt(r.Main(), rm.Line(r))
 		}
-		if strings.Contains(err.Error(), "cairn: refused: rule") || attempt >= maxPushAttempts {
-			return nil, &PushError{Remote: name, Output: remoteLines(err.Error())}
-		}
 		// The remote moved first: fetch, rebase, try again.
 	}
+}
+
+// pushTo pushes commit as the remote's main with the git client. It
+// reports false and no error when the remote moved first (fetch and try
+// again), and a PushError when the server refused a rule or attempt is
+// the last allowed.
+func pushTo(ctx context.Context, r *index.Repo, rm *Remote, commit string, attempt int) (bool, error) {
+	_, err := r.Git.Git(ctx, nil, "push", "--quiet", "--porcelain", rm.URL+"/index.git", commit+":"+index.MainRef)
+	if err == nil {
+		return true, nil
+	}
+	if strings.Contains(err.Error(), "cairn: refused: rule") || attempt >= maxPushAttempts {
+		return false, &PushError{Remote: rm.Name, Output: remoteLines(err.Error())}
+	}
+	return false, nil
 }
 
 // remoteLines keeps what the server said.

@@ -359,15 +359,9 @@ func (s *Server) upstreams(ctx context.Context, rd *gitx.Reader) ([]*index.Upstr
 	if s.upTree == tree {
 		return s.ups, nil
 	}
-	all, err := s.repo.Upstreams(ctx, index.MainRef)
+	ups, err := s.repo.Followed(ctx)
 	if err != nil {
 		return nil, err
-	}
-	var ups []*index.Upstream
-	for _, u := range all {
-		if u.RevokedBy == "" {
-			ups = append(ups, u)
-		}
 	}
 	s.upTree, s.ups = tree, ups
 	s.resolved.follow(ups)
