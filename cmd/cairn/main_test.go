@@ -78,23 +78,41 @@ func cmdWaitServer(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// httpget URL: GET the URL; its body is the command's stdout. It fails
-// unless the status is 200 OK (with !, unless it is not).
+// httpget [-until REGEXP] URL: GET the URL; its body is the command's
+// stdout. It fails unless the status is 200 OK (with !, unless it is
+// not). With -until, it asks again (for up to 30 s) until the body
+// matches REGEXP.
 func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	var until *regexp.Regexp
+	if len(args) == 3 && args[0] == "-until" {
+		until, args = regexp.MustCompile(args[1]), args[2:]
+	}
 	if len(args) != 1 {
-		ts.Fatalf("usage: httpget URL")
+		ts.Fatalf("usage: httpget [-until REGEXP] URL")
 	}
-	resp, err := http.Get(args[0])
-	if err != nil {
-		ts.Fatalf("%v", err)
-	}
-	defer resp.Body.Close()
-	fmt.Fprintf(ts.Stdout(), "%s\n", resp.Status)
-	if _, err := io.Copy(ts.Stdout(), resp.Body); err != nil {
-		ts.Fatalf("%v", err)
-	}
-	if (resp.StatusCode == http.StatusOK) == neg {
-		ts.Fatalf("GET %s: %s", args[0], resp.Status)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(args[0])
+		if err != nil {
+			ts.Fatalf("%v", err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			ts.Fatalf("%v", err)
+		}
+		if until != nil && !until.Match(body) {
+			if time.Now().After(deadline) {
+				ts.Fatalf("GET %s: no match for %s within 30 s; last body:\n%s", args[0], until, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		fmt.Fprintf(ts.Stdout(), "%s\n%s", resp.Status, body)
+		if (resp.StatusCode == http.StatusOK) == neg {
+			ts.Fatalf("GET %s: %s", args[0], resp.Status)
+		}
+		return
 	}
 }
 
