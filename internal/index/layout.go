@@ -23,6 +23,9 @@ import (
 //	upstreams/UP/ID.json                                 the root's declaration of upstream UP (and its revocation)
 //	upstreams/UP/packages/a/b/c/d/NAMESPACE/NAME/VERSION/ID.json
 //	                                                     this repository's records about a version upstream UP publishes
+//	snapshots/ab/abcd…(64 hex)/snapshot.json             a snapshot (also a blob), by its sha256
+//	snapshots/ab/abcd…(64 hex)/ID.json                   the curator's record creating it
+//	labels/LABEL/ID.json                                 every move of a label, each naming the move before
 //
 // Packages are sharded four levels deep by one hex digit each: 65,536
 // leaves (about 15 names each at a million packages) under trees of at most
@@ -31,7 +34,14 @@ import (
 // A revoke or supersede record lives beside the record it ends.
 const (
 	DescriptorFile = "descriptor.json"
+	SnapshotFile   = "snapshot.json"
 )
+
+// SnapshotDir is the directory of a snapshot, by its sha256.
+func SnapshotDir(hex string) string { return "snapshots/" + hex[:2] + "/" + hex }
+
+// LabelDir is the directory of a label's moves.
+func LabelDir(name string) string { return "labels/" + name }
 
 // RootPath is the path of root record version v.
 func RootPath(v int) string { return fmt.Sprintf("root/%08d.json", v) }
@@ -72,6 +82,9 @@ const (
 	PlaceRecord                          // packages/…/VERSION/ID.json
 	PlaceUpstream                        // upstreams/UP/ID.json
 	PlaceUpstreamRecord                  // upstreams/UP/packages/…/VERSION/ID.json
+	PlaceSnapshotFile                    // snapshots/XX/HEX/snapshot.json
+	PlaceSnapshot                        // snapshots/XX/HEX/ID.json
+	PlaceLabel                           // labels/LABEL/ID.json
 )
 
 // Location is a parsed index path.
@@ -84,6 +97,8 @@ type Location struct {
 	Version     string // PlaceDescriptor, PlaceRecord, PlaceUpstreamRecord
 	RootVersion int    // PlaceRoot
 	Upstream    string // PlaceUpstream, PlaceUpstreamRecord
+	Snapshot    string // PlaceSnapshotFile, PlaceSnapshot: the snapshot's sha256
+	Label       string // PlaceLabel
 }
 
 func isRecordFile(s string) bool {
@@ -122,6 +137,25 @@ func ParsePath(p string) (Location, error) {
 			return bad("want keys/XX/KEYDIGEST/RECORDID.json")
 		}
 		return Location{Place: PlaceKey, Dir: strings.Join(parts[:3], "/"), KeyHex: parts[2], RecordID: strings.TrimSuffix(parts[3], ".json")}, nil
+	case "snapshots":
+		if len(parts) != 4 || !blob.IsDigest(parts[2]) || parts[1] != parts[2][:2] {
+			return bad("want snapshots/XX/SHA256/snapshot.json or snapshots/XX/SHA256/RECORDID.json")
+		}
+		loc := Location{Dir: strings.Join(parts[:3], "/"), Snapshot: parts[2]}
+		switch {
+		case parts[3] == SnapshotFile:
+			loc.Place = PlaceSnapshotFile
+		case isRecordFile(parts[3]):
+			loc.Place, loc.RecordID = PlaceSnapshot, strings.TrimSuffix(parts[3], ".json")
+		default:
+			return bad("want snapshot.json or RECORDID.json")
+		}
+		return loc, nil
+	case "labels":
+		if len(parts) != 3 || record.CheckLabel(parts[1]) != nil || !isRecordFile(parts[2]) {
+			return bad("want labels/LABEL/RECORDID.json")
+		}
+		return Location{Place: PlaceLabel, Dir: LabelDir(parts[1]), Label: parts[1], RecordID: strings.TrimSuffix(parts[2], ".json")}, nil
 	case "upstreams":
 		if len(parts) < 3 || record.CheckUpstreamName(parts[1]) != nil {
 			return bad("want upstreams/NAME/…")

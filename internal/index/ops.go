@@ -1,7 +1,10 @@
 package index
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"crypto/ed25519"
 	"fmt"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/snapshot"
 )
 
 // Added reports what an operation added to the index.
@@ -171,7 +175,7 @@ func (r *Repo) Descriptor(ctx context.Context, name, version string) (*descripto
 // supersede record that ends the one it replaces).
 func (r *Repo) Certify(ctx context.Context, c Certification, s keys.Signer) (*Added, error) {
 	if !c.Kind.IsCertification() {
-		return nil, fmt.Errorf("%q is not a certification property (want one of audited, tested, reviewed, reproduced, proof-checked, vulnerable, deprecated, withdrawn)", c.Kind)
+		return nil, fmt.Errorf("%q is not a certification property (want one of audited, tested, reviewed, reproduced, proof-checked, vulnerable, fixed, deprecated, withdrawn)", c.Kind)
 	}
 	d, ref, err := r.Descriptor(ctx, c.Name, c.Version)
 	vdir := VersionDir(c.Name, c.Version)
@@ -230,6 +234,11 @@ func (r *Repo) Certify(ctx context.Context, c Certification, s keys.Signer) (*Ad
 		}
 		t := now()
 		pred = record.VulnsPredicate{Scanner: record.VulnScanner{URI: "https://cairn.dev/certify", Result: []record.VulnResult{res}}, Metadata: record.VulnMetadata{ScanStartedOn: t, ScanFinishedOn: t}}
+	case record.Fixed:
+		if c.VulnID == "" {
+			return nil, fmt.Errorf("a fixed certification needs --id: the vulnerability it answers")
+		}
+		pred = record.FixedPredicate{Vulnerabilities: strings.Split(c.VulnID, ","), Note: c.Note, Evidence: evidence, Issued: now()}
 	default:
 		pred = record.CertificationPredicate{Issued: now(), Note: c.Note, Evidence: evidence}
 	}
@@ -321,6 +330,67 @@ func (r *Repo) Revoke(ctx context.Context, idOrPrefix, reason string, signers ..
 		return nil, err
 	}
 	return r.append(ctx, signers[0], "revoke "+f.ID, []*record.Record{rec}, []string{f.Dir})
+}
+
+// CreateSnapshot stores a snapshot as a blob and appends it to the index
+// with the curator's snapshot record, in one commit. Every entry must be
+// a published version with exactly its descriptor (the rules check).
+func (r *Repo) CreateSnapshot(ctx context.Context, snap *snapshot.Snapshot, s keys.Signer) (*Added, blob.Ref, error) {
+	snap.Sort()
+	data, err := snap.Marshal()
+	if err != nil {
+		return nil, blob.Ref{}, err
+	}
+	ref := blob.DigestBytes(data)
+	if err := r.Blobs.Put(ctx, ref, bytes.NewReader(data)); err != nil {
+		return nil, ref, err
+	}
+	payload, err := record.Build(record.Snapshot, []record.Subject{{Name: snap.Name, Digest: map[string]string{"sha256": ref.SHA256}}},
+		record.SnapshotPredicate{Snapshot: ref, Name: snap.Name, Issued: now()})
+	if err != nil {
+		return nil, ref, err
+	}
+	rec, err := record.Sign(payload, s)
+	if err != nil {
+		return nil, ref, err
+	}
+	dir := SnapshotDir(ref.SHA256)
+	added, err := r.append(ctx, s, fmt.Sprintf("snapshot %s (%d packages)", snap.Name, len(snap.Packages)), []*record.Record{rec}, []string{dir},
+		gitx.File{Path: dir + "/" + SnapshotFile, Data: data})
+	return added, ref, err
+}
+
+// SetLabel moves a label to a snapshot of the index, named by its sha256
+// (or a unique prefix of at least 8 hex digits): a signed move that names
+// the label's latest move.
+func (r *Repo) SetLabel(ctx context.Context, label, digest string, s keys.Signer) (*Added, blob.Ref, error) {
+	if err := record.CheckLabel(label); err != nil {
+		return nil, blob.Ref{}, err
+	}
+	c, err := r.Catalog(ctx, MainRef)
+	if err != nil {
+		return nil, blob.Ref{}, err
+	}
+	ref, err := c.findSnapshot(strings.TrimPrefix(digest, "sha256:"))
+	if err != nil {
+		return nil, blob.Ref{}, err
+	}
+	p := record.LabelPredicate{Label: label, Snapshot: ref, Issued: now()}
+	if cur, err := c.Label(label); err == nil {
+		p.Previous = cur.RecordID
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, ref, err
+	}
+	payload, err := record.Build(record.Label, []record.Subject{{Name: label, Digest: map[string]string{"sha256": ref.SHA256}}}, p)
+	if err != nil {
+		return nil, ref, err
+	}
+	rec, err := record.Sign(payload, s)
+	if err != nil {
+		return nil, ref, err
+	}
+	added, err := r.append(ctx, s, fmt.Sprintf("label %s → sha256:%.16s", label, ref.SHA256), []*record.Record{rec}, []string{LabelDir(label)})
+	return added, ref, err
 }
 
 // KeyGrant asks for a grant.

@@ -11,6 +11,7 @@ import (
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/snapshot"
 )
 
 // The rules, by the names errors carry.
@@ -31,6 +32,8 @@ const (
 	RuleRootRotation = "root-rotation"  // rotations chain, signed by old and new roots
 	RuleTimeOrder    = "time-order"     // a commit is not older than its parent
 	RuleUpstream     = "upstream"       // upstreams are declared once by the root; records on their versions need one followed
+	RuleSnapshot     = "snapshot"       // a snapshot names published descriptors and comes with its curator's record
+	RuleLabel        = "label-chain"    // a label moves to a snapshot of the index, each move naming the one before
 )
 
 // ErrRule is the parent of every RuleError.
@@ -81,6 +84,7 @@ type File struct {
 	// Filled by prepare.
 	Rec  *record.Record
 	Desc *descriptor.Descriptor
+	Snap *snapshot.Snapshot
 	Loc  Location
 	Err  error
 }
@@ -108,8 +112,12 @@ func prepare(f *File) {
 	if f.Err != nil {
 		return
 	}
-	if f.Loc.Place == PlaceDescriptor {
+	switch f.Loc.Place {
+	case PlaceDescriptor:
 		f.Desc, f.Err = descriptor.Parse(f.Data)
+		return
+	case PlaceSnapshotFile:
+		f.Snap, f.Err = snapshot.Parse(f.Data)
 		return
 	}
 	f.Rec, f.Err = record.Parse(f.Data)
@@ -120,13 +128,13 @@ func prepare(f *File) {
 // root records, so that within one commit every package record is checked
 // against the keys as they were at the parent commit.
 func order(f *File) int {
-	if f.Desc != nil {
+	if f.Desc != nil || f.Snap != nil {
 		return 0
 	}
 	switch f.Rec.Kind {
 	case record.Upstream:
 		return 0
-	case record.Authored:
+	case record.Authored, record.Snapshot:
 		return 1
 	case record.Supersede:
 		return 3
@@ -160,7 +168,7 @@ func Apply(st *Overlay, c *Commit, pinned string) error {
 		return &RuleError{Rule: RuleTimeOrder, Commit: c.ID, Detail: fmt.Sprintf("commit time %s is before its parent's (%s): appends are dated by when they happen", c.Time.UTC().Format(time.RFC3339), c.ParentTime.UTC().Format(time.RFC3339))}
 	}
 	tx := st.child()
-	a := &applier{st: tx, c: c, root: root, published: map[string]blob.Ref{}, authored: map[string]bool{}}
+	a := &applier{st: tx, c: c, root: root, published: map[string]blob.Ref{}, authored: map[string]bool{}, snapshots: map[string]bool{}}
 	for _, f := range c.Files {
 		if err := a.checkChange(f); err != nil {
 			return err
@@ -179,6 +187,11 @@ func Apply(st *Overlay, c *Commit, pinned string) error {
 			return &RuleError{Rule: RulePublishOnce, Commit: c.ID, Path: VersionDir(name, ver) + "/" + DescriptorFile, Detail: "a descriptor was added without its publisher's authored record"}
 		}
 	}
+	for hex, recorded := range a.snapshots {
+		if !recorded {
+			return &RuleError{Rule: RuleSnapshot, Commit: c.ID, Path: SnapshotDir(hex) + "/" + SnapshotFile, Detail: "a snapshot was added without its curator's snapshot record"}
+		}
+	}
 	st.merge(tx)
 	return nil
 }
@@ -189,6 +202,7 @@ type applier struct {
 	root      *Root
 	published map[string]blob.Ref // name@version → descriptor, added in this commit
 	authored  map[string]bool
+	snapshots map[string]bool // snapshot sha256 added in this commit → its record seen
 }
 
 func (a *applier) fail(rule string, f *File, detail string, args ...any) error {
@@ -225,6 +239,9 @@ func (a *applier) apply(f *File) error {
 	if f.Desc != nil {
 		return a.publish(f)
 	}
+	if f.Snap != nil {
+		return a.addSnapshot(f)
+	}
 	rec := f.Rec
 	want := ""
 	switch {
@@ -240,6 +257,16 @@ func (a *applier) apply(f *File) error {
 	case rec.Kind == record.Upstream:
 		if f.Loc.Place != PlaceUpstream {
 			return a.fail(RuleWellFormed, f, "an upstream declaration belongs at upstreams/NAME/ID.json")
+		}
+		want = f.Loc.RecordID
+	case rec.Kind == record.Snapshot:
+		if f.Loc.Place != PlaceSnapshot {
+			return a.fail(RuleWellFormed, f, "a snapshot record belongs at snapshots/XX/SHA256/ID.json, beside its snapshot")
+		}
+		want = f.Loc.RecordID
+	case rec.Kind == record.Label:
+		if f.Loc.Place != PlaceLabel {
+			return a.fail(RuleWellFormed, f, "a label move belongs at labels/LABEL/ID.json")
 		}
 		want = f.Loc.RecordID
 	case rec.Kind == record.Authored && f.Loc.Place == PlaceUpstreamRecord:
@@ -268,13 +295,17 @@ func (a *applier) apply(f *File) error {
 		err = a.rotate(f)
 	case record.Upstream:
 		err = a.declareUpstream(f)
+	case record.Snapshot:
+		err = a.snapshotRecord(f)
+	case record.Label:
+		err = a.moveLabel(f)
 	default:
 		err = a.certification(f)
 	}
 	if err != nil {
 		return err
 	}
-	if pl := f.Loc.Place; pl == PlaceRecord || pl == PlaceKey || pl == PlaceUpstream || pl == PlaceUpstreamRecord {
+	if pl := f.Loc.Place; pl != PlaceRoot {
 		a.st.records[f.Loc.Dir+"/"+rec.ID] = &Rec{Kind: rec.Kind, Issuer: rec.Issuer()}
 	}
 	return nil
@@ -424,6 +455,88 @@ func (a *applier) upstreamCertification(f *File) error {
 	}
 	_, err = a.signer(f, rec.Kind, loc.Name, true)
 	return err
+}
+
+// addSnapshot checks a snapshot file: at the path of its digest, every
+// entry a version published in this index with exactly that descriptor.
+func (a *applier) addSnapshot(f *File) error {
+	ref := blob.DigestBytes(f.Data)
+	if ref.SHA256 != f.Loc.Snapshot {
+		return a.fail(RuleWellFormed, f, "the snapshot's sha256 is %s, not the %s its path names", ref.SHA256, f.Loc.Snapshot)
+	}
+	for _, e := range f.Snap.Packages {
+		v, err := a.st.Version(e.Name, e.Version)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return a.fail(RuleSnapshot, f, "entry %s@%s is not published in this index; a snapshot names published versions only", e.Name, e.Version)
+		}
+		if v.Descriptor != e.Descriptor {
+			return a.fail(RuleSnapshot, f, "entry %s@%s names descriptor %s, but the version's descriptor is %s", e.Name, e.Version, e.Descriptor, v.Descriptor)
+		}
+	}
+	a.st.snaps[ref.SHA256] = &ref
+	a.snapshots[ref.SHA256] = false
+	return nil
+}
+
+// snapshotRecord checks a curator's record of a snapshot: its subject is
+// the snapshot beside it, and its key holds the snapshot scope.
+func (a *applier) snapshotRecord(f *File) error {
+	rec, hex := f.Rec, f.Loc.Snapshot
+	p := rec.Predicate.(record.SnapshotPredicate)
+	s := rec.Statement.Subject
+	if len(s) != 1 || s[0].SHA256() != hex || s[0].Name != p.Name || p.Snapshot.SHA256 != hex {
+		return a.fail(RuleSubject, f, "a snapshot record's only subject is the snapshot %s, named by its display name", hex)
+	}
+	ref, err := a.st.Snapshot(hex)
+	if err != nil {
+		return err
+	}
+	if ref == nil || *ref != p.Snapshot {
+		return a.fail(RuleSnapshot, f, "snapshot %s is not in the index: a snapshot record comes with its snapshot.json", p.Snapshot)
+	}
+	if _, err := a.signer(f, record.Snapshot, p.Name, false); err != nil {
+		return err
+	}
+	if _, fresh := a.snapshots[hex]; fresh {
+		a.snapshots[hex] = true
+	}
+	return nil
+}
+
+// moveLabel checks a label move: to a snapshot of the index, by a key
+// whose label scope matches, naming the label's latest move as previous.
+func (a *applier) moveLabel(f *File) error {
+	rec, name := f.Rec, f.Loc.Label
+	p := rec.Predicate.(record.LabelPredicate)
+	s := rec.Statement.Subject
+	if p.Label != name || len(s) != 1 || s[0].Name != name || s[0].SHA256() != p.Snapshot.SHA256 {
+		return a.fail(RuleSubject, f, "a move of label %s sits at labels/%s/ and its only subject is the snapshot, named %s", p.Label, p.Label, p.Label)
+	}
+	ref, err := a.st.Snapshot(p.Snapshot.SHA256)
+	if err != nil {
+		return err
+	}
+	if ref == nil || *ref != p.Snapshot {
+		return a.fail(RuleLabel, f, "snapshot %s is not in this index: create it first (cairn snapshot create)", p.Snapshot)
+	}
+	cur, err := a.st.Label(name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case cur == nil && p.Previous != "":
+		return a.fail(RuleLabel, f, "label %s has never been set, but the move names %.16s as previous", name, p.Previous)
+	case cur != nil && p.Previous != cur.RecordID:
+		return a.fail(RuleLabel, f, "label %s's latest move is %.16s, but this move follows %.16s: a move names the one it follows", name, cur.RecordID, p.Previous)
+	}
+	if _, err := a.signer(f, record.Label, name, false); err != nil {
+		return err
+	}
+	a.st.labels[name] = &LabelMove{Label: name, Snapshot: p.Snapshot, RecordID: rec.ID, Issuer: rec.Issuer()}
+	return nil
 }
 
 // declareUpstream checks the root's declaration of an upstream: once per

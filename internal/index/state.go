@@ -80,6 +80,14 @@ type Upstream struct {
 	RevokedBy    string // the root's revocation, "" while it is followed
 }
 
+// LabelMove is a label's latest move: the snapshot it points at.
+type LabelMove struct {
+	Label    string
+	Snapshot blob.Ref
+	RecordID string
+	Issuer   string
+}
+
 // Rec is what the rules need of an earlier record.
 type Rec struct {
 	Kind   record.Kind
@@ -95,6 +103,8 @@ type State interface {
 	UUID(name string) (string, error) // "" for a package with no version
 	Record(dir, id string) (*Rec, error)
 	Upstream(name string) (*Upstream, error)
+	Snapshot(hex string) (*blob.Ref, error) // a snapshot created in the index, by sha256
+	Label(name string) (*LabelMove, error)  // a label's latest move
 }
 
 // treeState reads a commit's tree lazily through a batch reader. It is
@@ -313,6 +323,50 @@ func (t *treeState) Upstream(name string) (*Upstream, error) {
 	return &u, nil
 }
 
+func (t *treeState) Snapshot(hex string) (*blob.Ref, error) {
+	if !blob.IsDigest(hex) {
+		return nil, nil
+	}
+	data, err := t.read(SnapshotDir(hex) + "/" + SnapshotFile)
+	if err != nil || data == nil {
+		return nil, err
+	}
+	ref := blob.DigestBytes(data)
+	return &ref, nil
+}
+
+func (t *treeState) Label(name string) (*LabelMove, error) {
+	dir := LabelDir(name)
+	entries, err := t.tree(dir)
+	if err != nil || len(entries) == 0 {
+		return nil, err
+	}
+	var moves []LabelMove
+	named := map[string]bool{}
+	for _, e := range entries {
+		data, err := t.read(dir + "/" + e.Name)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := record.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", dir, e.Name, err)
+		}
+		p, ok := rec.Predicate.(record.LabelPredicate)
+		if !ok {
+			continue
+		}
+		moves = append(moves, LabelMove{Label: name, Snapshot: p.Snapshot, RecordID: rec.ID, Issuer: rec.Issuer()})
+		named[p.Previous] = true
+	}
+	for i := range moves {
+		if !named[moves[i].RecordID] {
+			return &moves[i], nil // the rules keep the moves one chain: one has no successor
+		}
+	}
+	return nil, fmt.Errorf("label %s: its moves form no chain", name)
+}
+
 // Overlay is a State made of a base State plus what the commits applied
 // on top of it added. Lookups in the base are cached. A nil base is the
 // empty index.
@@ -324,18 +378,20 @@ type Overlay struct {
 	uuids    map[string]string
 	records  map[string]*Rec
 	ups      map[string]*Upstream
+	snaps    map[string]*blob.Ref
+	labels   map[string]*LabelMove
 }
 
 var _ State = (*Overlay)(nil)
 
 // NewOverlay returns an overlay on base (nil for the empty index).
 func NewOverlay(base State) *Overlay {
-	return &Overlay{base: base, keys: map[string]*Key{}, versions: map[string]*Version{}, uuids: map[string]string{}, records: map[string]*Rec{}, ups: map[string]*Upstream{}}
+	return &Overlay{base: base, keys: map[string]*Key{}, versions: map[string]*Version{}, uuids: map[string]string{}, records: map[string]*Rec{}, ups: map[string]*Upstream{}, snaps: map[string]*blob.Ref{}, labels: map[string]*LabelMove{}}
 }
 
 // Size is the number of entries the overlay holds.
 func (o *Overlay) Size() int {
-	return len(o.keys) + len(o.versions) + len(o.uuids) + len(o.records) + len(o.ups)
+	return len(o.keys) + len(o.versions) + len(o.uuids) + len(o.records) + len(o.ups) + len(o.snaps) + len(o.labels)
 }
 
 func (o *Overlay) child() *Overlay {
@@ -362,6 +418,12 @@ func (o *Overlay) merge(c *Overlay) {
 	}
 	for k, v := range c.ups {
 		o.ups[k] = v
+	}
+	for k, v := range c.snaps {
+		o.snaps[k] = v
+	}
+	for k, v := range c.labels {
+		o.labels[k] = v
 	}
 }
 
@@ -445,6 +507,34 @@ func (o *Overlay) Upstream(name string) (*Upstream, error) {
 		o.ups[name] = u
 	}
 	return u, err
+}
+
+func (o *Overlay) Snapshot(hex string) (*blob.Ref, error) {
+	if r, ok := o.snaps[hex]; ok {
+		return r, nil
+	}
+	if o.base == nil {
+		return nil, nil
+	}
+	r, err := o.base.Snapshot(hex)
+	if err == nil {
+		o.snaps[hex] = r
+	}
+	return r, err
+}
+
+func (o *Overlay) Label(name string) (*LabelMove, error) {
+	if m, ok := o.labels[name]; ok {
+		return m, nil
+	}
+	if o.base == nil {
+		return nil, nil
+	}
+	m, err := o.base.Label(name)
+	if err == nil {
+		o.labels[name] = m
+	}
+	return m, err
 }
 
 // updateKey returns a copy of key id to modify (or a new one).

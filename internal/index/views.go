@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -37,6 +38,8 @@ type RecordView struct {
 	Artifacts []string  `json:"artifacts,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
 	Path      string    `json:"path"`
+
+	Record *record.Record `json:"-"` // the record itself
 }
 
 // VersionView is a published version and every record about it.
@@ -73,11 +76,12 @@ func (r *Repo) Show(ctx context.Context, name, version string) ([]VersionView, e
 	if err := descriptor.CheckName(name); err != nil {
 		return nil, err
 	}
-	head, rd, st, root, err := r.atHead(ctx)
+	c, err := r.Catalog(ctx, MainRef)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := rd.Tree(head + ":" + PackageDir(name))
+	head := c.commit
+	entries, err := c.rd.Tree(head + ":" + PackageDir(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s is not published in %s: %w", name, r.Dir, fs.ErrNotExist)
 	}
@@ -105,7 +109,7 @@ func (r *Repo) Show(ctx context.Context, name, version string) ([]VersionView, e
 		if version != "" && e.Name != version {
 			continue
 		}
-		v, err := r.versionView(rd, st, root, head, name, e.Name, times)
+		v, err := c.versionView(name, e.Name, times)
 		if err != nil {
 			return nil, err
 		}
@@ -125,66 +129,21 @@ type appended struct {
 	seq  int
 }
 
-func (r *Repo) versionView(rd *gitx.Reader, st *Overlay, root *Root, head, name, version string, times map[string]appended) (*VersionView, error) {
+func (c *Catalog) versionView(name, version string, times map[string]appended) (*VersionView, error) {
 	dir := VersionDir(name, version)
-	files, err := rd.Tree(head + ":" + dir)
+	files, err := c.rd.Tree(c.commit + ":" + dir)
 	if err != nil {
 		return nil, err
 	}
-	v := &VersionView{Name: name, Version: version}
-	ended := map[string]*RecordView{}
-	var recs []RecordView
-	for _, f := range files {
-		o, err := rd.Read(f.ID)
-		if err != nil {
-			return nil, err
-		}
-		path := dir + "/" + f.Name
-		if f.Name == DescriptorFile {
-			if v.Descriptor, err = descriptor.Parse(o.Data); err != nil {
-				return nil, err
-			}
-			v.Ref = blob.DigestBytes(o.Data)
-			continue
-		}
-		rec, err := record.Parse(o.Data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		rv := RecordView{ID: rec.ID, Kind: string(rec.Kind), Issuer: rec.Issuer(), Time: times[path].time, Status: StatusActive, Path: path}
-		if len(rec.SignedBy(root.Keys)) >= root.Threshold && rec.Kind.MultiSig() {
-			rv.Issuer, rv.Holder = "root", "root"
-		} else if k, _ := st.Key(rec.Issuer()); k != nil {
-			rv.Holder = k.Holder()
-			if k.RevokedBy != "" {
-				rv.Status = StatusIssuerRevoked
-			}
-		}
-		for _, s := range rec.Statement.Subject[1:] {
-			rv.Artifacts = append(rv.Artifacts, s.Name)
-		}
-		rv.Detail = detail(rec)
-		if rec.Kind == record.Revoke || rec.Kind == record.Supersede {
-			rv.Ends = rec.Statement.Subject[0].SHA256()
-		}
-		recs = append(recs, rv)
+	d, ref, recs, err := c.readVersion(dir, files)
+	if err != nil {
+		return nil, err
 	}
 	for i := range recs {
-		ended[recs[i].ID] = &recs[i]
-	}
-	for _, rv := range recs {
-		if t, ok := ended[rv.Ends]; ok && rv.Ends != "" {
-			t.EndedBy = rv.ID
-			if rv.Kind == string(record.Revoke) {
-				t.Status = StatusRevoked
-			} else {
-				t.Status = StatusSuperseded
-			}
-		}
+		recs[i].Time = times[recs[i].Path].time
 	}
 	sort.SliceStable(recs, func(i, j int) bool { return times[recs[i].Path].seq < times[recs[j].Path].seq })
-	v.Records = recs
-	return v, nil
+	return &VersionView{Name: name, Version: version, Ref: ref, Descriptor: d, Records: recs}, nil
 }
 
 // detail summarises a record's predicate in one line.
@@ -348,6 +307,8 @@ func (r *Repo) Log(ctx context.Context, limit int, fn func(LogEntry) error) erro
 			lr := LogRecord{Path: ch.Path, Kind: "descriptor"}
 			if ch.Status != 'A' {
 				lr.Kind = fmt.Sprintf("(%c: not an append)", ch.Status)
+			} else if strings.HasSuffix(ch.Path, "/"+SnapshotFile) {
+				lr.Kind, lr.Subject = "snapshot file", "sha256:"+path.Base(path.Dir(ch.Path))
 			} else if !strings.HasSuffix(ch.Path, "/"+DescriptorFile) {
 				o, err := rd.Read(ch.NewID)
 				if err != nil {

@@ -34,6 +34,9 @@ const (
 	RevokeKey    Kind = "revoke-key"    // the root revokes a key
 	Root         Kind = "root"          // the root keys and their threshold
 	Upstream     Kind = "upstream"      // the root declares an upstream index the repository follows
+	Fixed        Kind = "fixed"         // answers vulnerabilities: not (or no longer) affected
+	Snapshot     Kind = "snapshot"      // a curator creates an immutable package set
+	Label        Kind = "label"         // a curator moves a named label to a snapshot
 )
 
 // Predicate types reused from in-toto.
@@ -49,7 +52,7 @@ var typeOf = map[Kind]string{Tested: TestResultType, Vulnerable: VulnsType}
 var kindOf = map[string]Kind{}
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Vulnerable, Deprecated, Withdrawn, Revoke, Supersede, Grant, RevokeKey, Root, Upstream}
+var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Vulnerable, Fixed, Deprecated, Withdrawn, Revoke, Supersede, Grant, RevokeKey, Root, Upstream, Snapshot, Label}
 
 func init() {
 	for _, k := range Kinds {
@@ -67,7 +70,7 @@ func (k Kind) PredicateType() string { return typeOf[k] }
 // version made by someone other than (or as well as) its publisher.
 func (k Kind) IsCertification() bool {
 	switch k {
-	case Audited, Tested, Reviewed, Reproduced, ProofChecked, Vulnerable, Deprecated, Withdrawn:
+	case Audited, Tested, Reviewed, Reproduced, ProofChecked, Vulnerable, Fixed, Deprecated, Withdrawn:
 		return true
 	}
 	return false
@@ -191,6 +194,45 @@ func (v VulnResult) Annotation(key string) string {
 	return ""
 }
 
+// FixedPredicate answers vulnerabilities on a version: the version is
+// not, or no longer, affected by them (a VEX "fixed" / "not affected").
+// Subject 0 is the descriptor.
+type FixedPredicate struct {
+	Vulnerabilities []string   `json:"vulnerabilities"` // the ids answered (GHSA-…, CVE-…)
+	Note            string     `json:"note,omitempty"`
+	Evidence        []Evidence `json:"evidence,omitempty"`
+	Issued          time.Time  `json:"issued"`
+}
+
+// SnapshotPredicate creates a snapshot: an immutable package set, stored
+// as a blob (and beside the record in the index). The subject is that
+// blob, named by the snapshot's display name.
+type SnapshotPredicate struct {
+	Snapshot Ref       `json:"snapshot"`
+	Name     string    `json:"name"` // for display only: a snapshot is its digest
+	Issued   time.Time `json:"issued"`
+}
+
+// LabelPredicate moves a label to a snapshot. Each move names the move
+// it follows, so a label's history is one chain. The subject is the
+// snapshot blob, named by the label.
+type LabelPredicate struct {
+	Label    string    `json:"label"`
+	Snapshot Ref       `json:"snapshot"`
+	Previous string    `json:"previous,omitempty"` // the record of the move before; "" for the first
+	Issued   time.Time `json:"issued"`
+}
+
+var labelRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// CheckLabel checks a label's name (a path element of the index).
+func CheckLabel(name string) error {
+	if !labelRE.MatchString(name) || strings.Contains(name, "..") {
+		return fmt.Errorf("label %q: use lowercase letters, digits, '.', '_' and '-' (at most 63)", name)
+	}
+	return nil
+}
+
 // EndPredicate is the predicate of revoke and supersede records. The
 // subject is the record ended, named "record" with its id as digest.
 type EndPredicate struct {
@@ -309,6 +351,46 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 			}
 		}
 		return p, nil
+	case Fixed:
+		var p FixedPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if len(p.Vulnerabilities) == 0 {
+			return nil, fmt.Errorf("a fixed record names at least one vulnerability id")
+		}
+		for _, id := range p.Vulnerabilities {
+			if strings.TrimSpace(id) == "" || len(id) > 128 {
+				return nil, fmt.Errorf("vulnerability id %q: want a non-empty id of at most 128 characters", id)
+			}
+		}
+		for _, e := range p.Evidence {
+			if err := checkRef(e.Ref, "evidence "+e.Name); err != nil {
+				return nil, err
+			}
+		}
+		return p, nil
+	case Snapshot:
+		var p SnapshotPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if len(p.Name) > 128 {
+			return nil, fmt.Errorf("snapshot name is %d bytes, over 128", len(p.Name))
+		}
+		return p, checkRef(p.Snapshot, "snapshot")
+	case Label:
+		var p LabelPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if err := CheckLabel(p.Label); err != nil {
+			return nil, err
+		}
+		if p.Previous != "" && !IsDigest(p.Previous) {
+			return nil, fmt.Errorf("label move: previous %q is not a record id", p.Previous)
+		}
+		return p, checkRef(p.Snapshot, "snapshot")
 	case Revoke, Supersede:
 		var p EndPredicate
 		if err := dec(&p); err != nil {
@@ -385,6 +467,12 @@ func (r *Record) Blobs() []Ref {
 		if p.Source != nil {
 			out = append(out, *p.Source)
 		}
+	case FixedPredicate:
+		for _, e := range p.Evidence {
+			out = append(out, e.Ref)
+		}
+	case SnapshotPredicate:
+		out = append(out, p.Snapshot)
 	case TestResultPredicate:
 		for _, c := range p.Configuration {
 			if d := c.Digest["sha256"]; IsDigest(d) {

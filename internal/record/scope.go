@@ -12,13 +12,18 @@ import (
 //	publish:PATTERN            publish versions of matching packages (and deprecate or withdraw them)
 //	certify:KIND[:PATTERN]     make KIND certifications, on every package or on matching ones
 //	checkpoint                 sign a server's checkpoints of the index head
+//	snapshot                   create snapshots (immutable package sets)
+//	label:LABELPATTERN         move matching labels ("lts-*") to snapshots
 //
-// PATTERN is a path.Match pattern over package names ("acme/*").
+// PATTERN is a path.Match pattern over package names ("acme/*");
+// LABELPATTERN one over label names.
 type Scope struct {
-	Action  string // "publish", "certify" or "checkpoint"
+	Action  string // "publish", "certify", "checkpoint", "snapshot" or "label"
 	Kind    Kind   // for certify
-	Pattern string // package name pattern; "*/*" when absent
+	Pattern string // package name pattern ("*/*" when absent); label pattern for label
 }
+
+var labelPatternRE = regexp.MustCompile(`^[a-z0-9*?._-]{1,63}$`)
 
 var patternRE = regexp.MustCompile(`^[a-z0-9*?._-]+(/[a-z0-9*?._-]+)?$`)
 
@@ -26,7 +31,7 @@ var patternRE = regexp.MustCompile(`^[a-z0-9*?._-]+(/[a-z0-9*?._-]+)?$`)
 func ParseScope(s string) (Scope, error) {
 	parts := strings.Split(s, ":")
 	bad := func(why string) (Scope, error) {
-		return Scope{}, fmt.Errorf("scope %q: %s (want publish:PATTERN, certify:KIND[:PATTERN] or checkpoint)", s, why)
+		return Scope{}, fmt.Errorf("scope %q: %s (want publish:PATTERN, certify:KIND[:PATTERN], checkpoint, snapshot or label:PATTERN)", s, why)
 	}
 	pat := func(p string) (string, error) {
 		if !patternRE.MatchString(p) {
@@ -41,11 +46,16 @@ func ParseScope(s string) (Scope, error) {
 		return p, nil
 	}
 	switch parts[0] {
-	case "checkpoint":
+	case "checkpoint", "snapshot":
 		if len(parts) != 1 {
-			return bad("checkpoint takes no pattern")
+			return bad(parts[0] + " takes no pattern")
 		}
-		return Scope{Action: "checkpoint"}, nil
+		return Scope{Action: parts[0]}, nil
+	case "label":
+		if len(parts) != 2 || !labelPatternRE.MatchString(parts[1]) {
+			return bad("label takes one label pattern (lowercase letters, digits, '.', '_', '-', '*', '?')")
+		}
+		return Scope{Action: "label", Pattern: parts[1]}, nil
 	case "publish":
 		if len(parts) != 2 {
 			return bad("publish takes one package pattern")
@@ -74,10 +84,20 @@ func ParseScope(s string) (Scope, error) {
 	return bad("unknown action")
 }
 
-// Allows reports whether the scope permits a record of kind about package name.
+// Allows reports whether the scope permits a record of kind about name:
+// a package name, or for label moves the label.
 // A publish scope covers authored, deprecated and withdrawn records.
 func (s Scope) Allows(kind Kind, name string) bool {
-	if s.Action == "checkpoint" {
+	switch s.Action {
+	case "checkpoint":
+		return false
+	case "snapshot":
+		return kind == Snapshot
+	case "label":
+		ok, _ := path.Match(s.Pattern, name)
+		return kind == Label && ok
+	}
+	if kind == Snapshot || kind == Label {
 		return false
 	}
 	if ok, _ := path.Match(s.Pattern, name); !ok {
@@ -94,8 +114,13 @@ func (s Scope) Allows(kind Kind, name string) bool {
 
 // Needed names the scope a record of kind about name requires, for errors.
 func Needed(kind Kind, name string) string {
-	if kind == Authored {
+	switch kind {
+	case Authored:
 		return "publish:" + name
+	case Snapshot:
+		return "snapshot"
+	case Label:
+		return "label:" + name
 	}
 	return "certify:" + string(kind) + " (on " + name + ")"
 }

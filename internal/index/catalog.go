@@ -1,0 +1,302 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/snapshot"
+)
+
+// Catalog reads what resolution and policy need — versions, descriptors,
+// records with their status, snapshots and labels — at one commit that
+// was verified before, through the batch reader: no git process per
+// package. It is safe for concurrent use.
+type Catalog struct {
+	repo   *Repo
+	rd     *gitx.Reader
+	commit string
+	root   *Root
+
+	mu sync.Mutex // guards st, whose lookups cache
+	st *Overlay
+}
+
+// Catalog returns the catalog of commit (a commit id or a ref).
+func (r *Repo) Catalog(ctx context.Context, commit string) (*Catalog, error) {
+	id, err := r.HeadOf(ctx, commit)
+	if err != nil {
+		return nil, err
+	}
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := r.State(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	root, err := st.Root()
+	if err != nil {
+		return nil, err
+	}
+	if root == nil {
+		return nil, fmt.Errorf("%s: the index at %.12s has no root record", r.Dir, id)
+	}
+	return &Catalog{repo: r, rd: rd, commit: id, st: NewOverlay(st), root: root}, nil
+}
+
+// Commit is the commit the catalog reads.
+func (c *Catalog) Commit() string { return c.commit }
+
+// Versions lists a package's published versions, oldest first; none (and
+// no error) for a package the index does not publish.
+func (c *Catalog) Versions(name string) ([]string, error) {
+	if err := descriptor.CheckName(name); err != nil {
+		return nil, err
+	}
+	entries, err := c.rd.Tree(c.commit + ":" + PackageDir(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Name)
+	}
+	sort.Slice(out, func(i, j int) bool { return semverLess(out[i], out[j]) })
+	return out, nil
+}
+
+// Descriptor reads a version's descriptor: parsed, its blob reference,
+// and fs.ErrNotExist when the version is not published.
+func (c *Catalog) Descriptor(name, version string) (*descriptor.Descriptor, blob.Ref, error) {
+	o, err := c.rd.Read(c.commit + ":" + VersionDir(name, version) + "/" + DescriptorFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, blob.Ref{}, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, blob.Ref{}, err
+	}
+	d, err := descriptor.Parse(o.Data)
+	return d, blob.DigestBytes(o.Data), err
+}
+
+// Records returns every record about a version, with its issuer's holder
+// and its status (active, revoked, superseded), in no particular order;
+// Time is left zero (Show fills it from the history).
+func (c *Catalog) Records(name, version string) ([]RecordView, error) {
+	dir := VersionDir(name, version)
+	files, err := c.rd.Tree(c.commit + ":" + dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, _, recs, err := c.readVersion(dir, files)
+	return recs, err
+}
+
+// readVersion reads a version directory's descriptor and records.
+func (c *Catalog) readVersion(dir string, files []gitx.TreeEntry) (*descriptor.Descriptor, blob.Ref, []RecordView, error) {
+	var (
+		d    *descriptor.Descriptor
+		ref  blob.Ref
+		recs []RecordView
+	)
+	for _, f := range files {
+		o, err := c.rd.Read(f.ID)
+		if err != nil {
+			return nil, ref, nil, err
+		}
+		path := dir + "/" + f.Name
+		if f.Name == DescriptorFile {
+			if d, err = descriptor.Parse(o.Data); err != nil {
+				return nil, ref, nil, err
+			}
+			ref = blob.DigestBytes(o.Data)
+			continue
+		}
+		rec, err := record.Parse(o.Data)
+		if err != nil {
+			return nil, ref, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		recs = append(recs, c.view(rec, path))
+	}
+	byID := map[string]*RecordView{}
+	for i := range recs {
+		byID[recs[i].ID] = &recs[i]
+	}
+	for _, rv := range recs {
+		if t, ok := byID[rv.Ends]; ok && rv.Ends != "" {
+			t.EndedBy = rv.ID
+			if rv.Kind == string(record.Revoke) {
+				t.Status = StatusRevoked
+			} else {
+				t.Status = StatusSuperseded
+			}
+		}
+	}
+	return d, ref, recs, nil
+}
+
+// view is a record as people (and policies) read it.
+func (c *Catalog) view(rec *record.Record, path string) RecordView {
+	rv := RecordView{ID: rec.ID, Kind: string(rec.Kind), Issuer: rec.Issuer(), Status: StatusActive, Path: path, Record: rec}
+	if rec.Kind.MultiSig() && len(rec.SignedBy(c.root.Keys)) >= c.root.Threshold {
+		rv.Issuer, rv.Holder = "root", "root"
+	} else if k, _ := c.Key(rec.Issuer()); k != nil {
+		rv.Holder = k.Holder()
+		if k.RevokedBy != "" {
+			rv.Status = StatusIssuerRevoked
+		}
+	}
+	for _, s := range rec.Statement.Subject[1:] {
+		rv.Artifacts = append(rv.Artifacts, s.Name)
+	}
+	rv.Detail = detail(rec)
+	if rec.Kind == record.Revoke || rec.Kind == record.Supersede {
+		rv.Ends = rec.Statement.Subject[0].SHA256()
+	}
+	return rv
+}
+
+// Key returns what the index says of a key at the catalog's commit.
+func (c *Catalog) Key(id string) (*Key, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.Key(id)
+}
+
+// Snapshot reads a snapshot of the index by its reference: fs.ErrNotExist
+// if the index has none with that digest, a mismatch error if the size
+// differs.
+func (c *Catalog) Snapshot(ref blob.Ref) (*snapshot.Snapshot, error) {
+	if !blob.IsDigest(ref.SHA256) {
+		return nil, fmt.Errorf("snapshot %q: want a sha256 digest", ref.SHA256)
+	}
+	o, err := c.rd.Read(c.commit + ":" + SnapshotDir(ref.SHA256) + "/" + SnapshotFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("snapshot sha256:%s is not in the index at %.12s: %w", ref.SHA256, c.commit, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if got := blob.DigestBytes(o.Data); got != ref {
+		return nil, &blob.MismatchError{Want: ref, GotSHA256: got.SHA256, GotSize: got.Size}
+	}
+	return snapshot.Parse(o.Data)
+}
+
+// Label returns a label's latest move; fs.ErrNotExist if it was never set.
+func (c *Catalog) Label(name string) (*LabelMove, error) {
+	if err := record.CheckLabel(name); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	m, err := c.st.Label(name)
+	c.mu.Unlock()
+	if err == nil && m == nil {
+		err = fmt.Errorf("label %s is not set in the index at %.12s: %w", name, c.commit, fs.ErrNotExist)
+	}
+	return m, err
+}
+
+// LabelView is one move of a label.
+type LabelView struct {
+	Label     string    `json:"label"`
+	Snapshot  blob.Ref  `json:"snapshot"`
+	Name      string    `json:"snapshot_name,omitempty"` // the snapshot's display name
+	Record    string    `json:"record"`
+	Previous  string    `json:"previous,omitempty"`
+	Issuer    string    `json:"issuer"`
+	Holder    string    `json:"holder,omitempty"`
+	Time      time.Time `json:"time"` // when the move was appended
+	Commit    string    `json:"commit"`
+	Published time.Time `json:"issued"` // the mover's own claim
+}
+
+// LabelHistory returns every move of a label at main's head, oldest first.
+func (r *Repo) LabelHistory(ctx context.Context, name string) ([]LabelView, error) {
+	c, err := r.Catalog(ctx, MainRef)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Label(name); err != nil {
+		return nil, err
+	}
+	var out []LabelView
+	err = r.Git.Walk(ctx, gitx.WalkOptions{To: c.commit, Paths: []string{LabelDir(name)}}, func(e *gitx.LogEntry) error {
+		for _, ch := range e.Changes {
+			if ch.Status != 'A' {
+				continue
+			}
+			o, err := c.rd.Read(ch.NewID)
+			if err != nil {
+				return err
+			}
+			rec, err := record.Parse(o.Data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", ch.Path, err)
+			}
+			p, ok := rec.Predicate.(record.LabelPredicate)
+			if !ok {
+				continue
+			}
+			lv := LabelView{Label: name, Snapshot: p.Snapshot, Record: rec.ID, Previous: p.Previous, Issuer: rec.Issuer(),
+				Time: time.Unix(e.Time, 0).UTC(), Commit: e.ID, Published: p.Issued}
+			if k, _ := c.Key(rec.Issuer()); k != nil {
+				lv.Holder = k.Holder()
+			}
+			if s, err := c.Snapshot(p.Snapshot); err == nil {
+				lv.Name = s.Name
+			}
+			out = append(out, lv)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// findSnapshot finds a snapshot of the index by sha256 or a unique prefix
+// of at least 8 hex digits.
+func (c *Catalog) findSnapshot(prefix string) (blob.Ref, error) {
+	if len(prefix) < 8 || len(prefix) > 64 || strings.Trim(prefix, "0123456789abcdef") != "" {
+		return blob.Ref{}, fmt.Errorf("snapshot %q: give its sha256, or at least its first 8 lowercase hex digits", prefix)
+	}
+	shard, err := c.rd.Tree(c.commit + ":snapshots/" + prefix[:2])
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return blob.Ref{}, err
+	}
+	var found []string
+	for _, e := range shard {
+		if strings.HasPrefix(e.Name, prefix) {
+			found = append(found, e.Name)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return blob.Ref{}, fmt.Errorf("no snapshot sha256:%s in the index at %.12s (cairn snapshot create makes one): %w", prefix, c.commit, fs.ErrNotExist)
+	case 1:
+		c.mu.Lock()
+		ref, err := c.st.Snapshot(found[0])
+		c.mu.Unlock()
+		if err != nil || ref == nil {
+			return blob.Ref{}, fmt.Errorf("snapshot sha256:%s: no snapshot.json in its directory (%v)", found[0], err)
+		}
+		return *ref, nil
+	}
+	return blob.Ref{}, fmt.Errorf("snapshot prefix %s is ambiguous (%d snapshots): give more digits", prefix, len(found))
+}
