@@ -1,0 +1,304 @@
+// Package policy holds what a consumer requires before a package version
+// may be installed, and the verdicts it gives.
+//
+// A policy is a YAML file of rules. A require rule passes when an active
+// record of a property exists (by the named issuers, on matching
+// packages, where a CEL condition holds); a forbid rule fails when one
+// exists — a vulnerable record at or above a severity that no active
+// fixed record answers, a deprecated or withdrawn record. Raw CEL
+// expressions over the package and its records cover the rest. Issuers
+// are the holders and keys the repository's root granted, as the index
+// says; only active records count (not revoked, not superseded). Every
+// verdict says, rule by rule, which records decided it.
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"cel.dev/cel-go/cel"
+	"go.yaml.in/yaml/v3"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/record"
+)
+
+// DefaultCostLimit bounds the work of one CEL evaluation.
+const DefaultCostLimit = 100_000
+
+// ErrInvalid is the parent of every policy file error.
+var ErrInvalid = errors.New("invalid policy")
+
+// FileError is a policy file error: the file, the line, the rule.
+type FileError struct {
+	File string
+	Line int
+	Rule string
+	Msg  string
+}
+
+func (e *FileError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Rule != "" {
+		fmt.Fprintf(&b, ": rule %q", e.Rule)
+	}
+	return b.String() + ": " + e.Msg
+}
+
+func (e *FileError) Unwrap() error { return ErrInvalid }
+
+// Mode says whether a rule requires or forbids.
+type Mode string
+
+// The modes.
+const (
+	Require Mode = "require"
+	Forbid  Mode = "forbid"
+)
+
+// Policy is a parsed policy whose CEL expressions are compiled.
+type Policy struct {
+	File    string
+	Ref     blob.Ref // the file's digest, as a lock records it
+	Issuers map[string][]string
+	Rules   []*Rule
+}
+
+// Rule is one rule of a policy.
+type Rule struct {
+	Name     string
+	Mode     Mode
+	Line     int
+	Property record.Kind // "" for a raw expression
+	By       []string    // issuers: group names, holder names, key ids, "root"
+	Packages string      // a path.Match pattern over names; "" for every package
+	Severity int         // forbid vulnerable: at or above this (0: any)
+	Where    string      // CEL over `record` and `package`: which records count
+	Expr     string      // CEL over `package` and `records`: the rule's condition
+
+	where, expr cel.Program
+	whereLine   int
+	exprLine    int
+	uses        map[string]bool // the variables the expressions read
+}
+
+type ruleSpec struct {
+	Name     string      `yaml:"name"`
+	Property string      `yaml:"property"`
+	By       stringOrSeq `yaml:"by"`
+	Packages string      `yaml:"packages"`
+	Severity string      `yaml:"severity"`
+	Where    string      `yaml:"where"`
+	Expr     string      `yaml:"expr"`
+}
+
+type fileSpec struct {
+	Issuers map[string]stringOrSeq `yaml:"issuers"`
+	Require []yaml.Node            `yaml:"require"`
+	Forbid  []yaml.Node            `yaml:"forbid"`
+}
+
+// stringOrSeq is a YAML scalar or a sequence of them.
+type stringOrSeq []string
+
+func (s *stringOrSeq) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*s = []string{n.Value}
+		return nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil {
+		return err
+	}
+	*s = list
+	return nil
+}
+
+// Severity names, lowest first.
+var severities = []string{"low", "medium", "high", "critical"}
+
+// SeverityRank ranks a severity: a name (low … critical) or a CVSS score;
+// 0 for what it cannot read.
+func SeverityRank(s string) int {
+	s = strings.ToLower(strings.TrimSpace(s))
+	for i, name := range severities {
+		if s == name {
+			return i + 1
+		}
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		switch {
+		case f >= 9:
+			return 4
+		case f >= 7:
+			return 3
+		case f >= 4:
+			return 2
+		case f > 0:
+			return 1
+		}
+	}
+	return 0
+}
+
+// Parse reads and compiles a policy file; file names it in errors.
+func Parse(file string, data []byte) (*Policy, error) {
+	fail := func(line int, rule, format string, args ...any) error {
+		return &FileError{File: file, Line: line, Rule: rule, Msg: fmt.Sprintf(format, args...)}
+	}
+	var spec fileSpec
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&spec); err != nil {
+		return nil, fail(0, "", "%v", err)
+	}
+	p := &Policy{File: file, Ref: blob.DigestBytes(data), Issuers: map[string][]string{}}
+	for name, list := range spec.Issuers {
+		if len(list) == 0 {
+			return nil, fail(0, "", "issuer group %q lists nobody", name)
+		}
+		p.Issuers[name] = list
+	}
+	env, err := newEnv()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, group := range []struct {
+		mode  Mode
+		nodes []yaml.Node
+	}{{Require, spec.Require}, {Forbid, spec.Forbid}} {
+		for i := range group.nodes {
+			n := &group.nodes[i]
+			var rs ruleSpec
+			if err := decodeStrict(n, &rs); err != nil {
+				return nil, fail(n.Line, "", "%v", err)
+			}
+			r := &Rule{Name: rs.Name, Mode: group.mode, Line: n.Line, By: rs.By, Packages: rs.Packages, Where: rs.Where, Expr: rs.Expr}
+			if r.Name == "" {
+				r.Name = fmt.Sprintf("%s-%d", group.mode, i+1)
+			}
+			if seen[r.Name] {
+				return nil, fail(n.Line, r.Name, "two rules have this name")
+			}
+			seen[r.Name] = true
+			if err := p.checkRule(r, rs, env, n); err != nil {
+				return nil, fail(err.line, r.Name, "%s", err.msg)
+			}
+			p.Rules = append(p.Rules, r)
+		}
+	}
+	if len(p.Rules) == 0 {
+		return nil, fail(0, "", "no rules: a policy has require and forbid lists")
+	}
+	return p, nil
+}
+
+type ruleErr struct {
+	line int
+	msg  string
+}
+
+func (p *Policy) checkRule(r *Rule, rs ruleSpec, env *cel.Env, n *yaml.Node) *ruleErr {
+	if (rs.Property == "") == (rs.Expr == "") {
+		return &ruleErr{n.Line, "give either property (a record kind) or expr (a CEL condition), not both"}
+	}
+	if rs.Property != "" {
+		k, err := record.ParseKind(rs.Property)
+		if err != nil || !k.IsPackage() {
+			return &ruleErr{lineOf(n, "property"), fmt.Sprintf("property %q is not a kind of record about packages (authored, audited, tested, reviewed, reproduced, proof-checked, vulnerable, fixed, deprecated, withdrawn)", rs.Property)}
+		}
+		r.Property = k
+	} else if len(rs.By) > 0 || rs.Where != "" || rs.Severity != "" {
+		return &ruleErr{n.Line, "by, where and severity go with property; an expr rule says everything in its expression"}
+	}
+	if rs.Severity != "" {
+		if r.Property != record.Vulnerable {
+			return &ruleErr{lineOf(n, "severity"), "severity goes with property: vulnerable"}
+		}
+		if r.Severity = SeverityRank(rs.Severity); r.Severity == 0 {
+			return &ruleErr{lineOf(n, "severity"), fmt.Sprintf("severity %q: want low, medium, high, critical or a CVSS score", rs.Severity)}
+		}
+	}
+	if r.Packages != "" {
+		if _, err := path.Match(r.Packages, "a/b"); err != nil {
+			return &ruleErr{lineOf(n, "packages"), fmt.Sprintf("packages %q: %v", r.Packages, err)}
+		}
+	}
+	for _, by := range r.By {
+		if by == "" {
+			return &ruleErr{lineOf(n, "by"), "an empty issuer"}
+		}
+	}
+	var err error
+	r.uses = map[string]bool{}
+	if rs.Where != "" {
+		r.whereLine = lineOf(n, "where")
+		if r.where, err = compile(env, rs.Where, r.uses); err != nil {
+			return &ruleErr{r.whereLine, "where: " + err.Error()}
+		}
+	}
+	if rs.Expr != "" {
+		r.exprLine = lineOf(n, "expr")
+		if r.expr, err = compile(env, rs.Expr, r.uses); err != nil {
+			return &ruleErr{r.exprLine, "expr: " + err.Error()}
+		}
+	}
+	return nil
+}
+
+// decodeStrict decodes a mapping node, refusing unknown keys.
+func decodeStrict(n *yaml.Node, v any) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("a rule is a mapping (name, property, by, packages, severity, where, expr)")
+	}
+	known := map[string]bool{"name": true, "property": true, "by": true, "packages": true, "severity": true, "where": true, "expr": true}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; !known[k] {
+			return fmt.Errorf("line %d: unknown field %q (want name, property, by, packages, severity, where, expr)", n.Content[i].Line, k)
+		}
+	}
+	return n.Decode(v)
+}
+
+// lineOf is the line of a mapping's key, or of the mapping.
+func lineOf(n *yaml.Node, key string) int {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1].Line
+		}
+	}
+	return n.Line
+}
+
+func newEnv() (*cel.Env, error) {
+	obj := cel.MapType(cel.StringType, cel.DynType)
+	return cel.NewEnv(
+		cel.Variable("pkg", obj),
+		cel.Variable("record", obj),
+		cel.Variable("records", cel.ListType(obj)),
+	)
+}
+
+// compile compiles a condition, adding the variables it reads to uses.
+func compile(env *cel.Env, expr string, uses map[string]bool) (cel.Program, error) {
+	ast, iss := env.Compile(expr)
+	if iss != nil && iss.Err() != nil {
+		return nil, errors.New(strings.ReplaceAll(iss.Err().Error(), "\n", " "))
+	}
+	if ast.OutputType() != cel.BoolType {
+		return nil, fmt.Errorf("the expression is a %s; a condition must be a bool", ast.OutputType())
+	}
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		uses[ref.Name] = true
+	}
+	return env.Program(ast, cel.CostLimit(DefaultCostLimit), cel.EvalOptions(cel.OptOptimize))
+}
