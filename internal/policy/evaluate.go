@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -347,3 +348,22 @@ func ended(all []index.RecordView, kind record.Kind) string {
 	sort.Strings(out)
 	return "; " + strings.Join(out, "; ")
 }
+
+// ErrRefused is the parent of RefusedError.
+var ErrRefused = errors.New("refused by policy")
+
+// RefusedError lists the versions a policy refuses, each with the rules
+// it fails.
+type RefusedError struct{ Verdicts []*Verdict }
+
+func (e *RefusedError) Error() string {
+	var lines []string
+	for _, v := range e.Verdicts {
+		for _, r := range v.Failed() {
+			lines = append(lines, fmt.Sprintf("%s: %s %s: %s", v.Package, r.Mode, r.Rule, r.Reason))
+		}
+	}
+	return fmt.Sprintf("policy refuses %d package(s):\n  %s", len(e.Verdicts), strings.Join(lines, "\n  "))
+}
+
+func (e *RefusedError) Unwrap() error { return ErrRefused }

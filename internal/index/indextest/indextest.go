@@ -11,6 +11,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +23,7 @@ import (
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/server"
 )
 
 // World is an index and the keys that act on it.
@@ -31,6 +35,7 @@ type World struct {
 	Intro string
 
 	Root, Publisher, Security, Curator keys.Signer
+	checkpoint                         keys.Signer
 }
 
 // NewSigner makes a fresh ed25519 key.
@@ -57,6 +62,27 @@ func New(t testing.TB) *World {
 	w.Grant(w.Security, "acme-security", "certify:audited", "certify:vulnerable", "certify:fixed", "certify:tested")
 	w.Grant(w.Curator, "curators", "snapshot", "label:*")
 	return w
+}
+
+// Serve serves the index on a real HTTP server (a checkpoint key granted
+// the first time) and returns its URL; the server stops with the test.
+func (w *World) Serve() string {
+	w.T.Helper()
+	if w.checkpoint == nil {
+		w.checkpoint = NewSigner()
+		w.Grant(w.checkpoint, "server", "checkpoint")
+	}
+	exe, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	srv, err := server.New(w.Repo, server.Options{Exe: exe, CheckpointKey: w.checkpoint, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	w.T.Cleanup(func() { ts.Close(); srv.Close() })
+	return ts.URL
 }
 
 // Grant grants s scopes under holder.

@@ -1,0 +1,261 @@
+package plan
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/safefile"
+)
+
+// LockVersion is the lock format's version.
+const LockVersion = 1
+
+// Lock is a build plan pinned by hash: cairn.lock.
+type Lock struct {
+	Version      int          `json:"version"`
+	Project      string       `json:"project"` // sha256 of the cairn.yaml it was made from
+	Policy       *PolicyPin   `json:"policy,omitempty"`
+	Snapshot     *SnapshotPin `json:"snapshot,omitempty"`
+	Platforms    []string     `json:"platforms"`
+	Repositories []LockedRepo `json:"repositories"`
+	Packages     []Locked     `json:"packages"`
+	// Digest is the sha256 of the lock with Digest empty: a hand edit
+	// that does not recompute it is caught, and one that does is caught
+	// against the index.
+	Digest string `json:"digest"`
+}
+
+// PolicyPin is the policy the lock was checked under.
+type PolicyPin struct {
+	File   string `json:"file"`
+	SHA256 string `json:"sha256"`
+}
+
+// SnapshotPin is the snapshot the lock was resolved from.
+type SnapshotPin struct {
+	Name       string `json:"name,omitempty"`
+	Label      string `json:"label,omitempty"` // the label that pointed at it, if the project named one
+	Repository string `json:"repository"`
+	blob.Ref
+}
+
+// LockedRepo is a repository and the verified head the lock was
+// resolved against.
+type LockedRepo struct {
+	Name         string `json:"name"`
+	Location     string `json:"location"` // its URL, or path:DIR
+	Introduction string `json:"introduction"`
+	Head         string `json:"head"`
+	Records      int    `json:"records"` // record files in the index at head
+}
+
+// Locked is one package of the plan.
+type Locked struct {
+	Name       string           `json:"name"`
+	Version    string           `json:"version"`
+	Repository string           `json:"repository"`
+	Descriptor blob.Ref         `json:"descriptor"`
+	ChosenBy   []string         `json:"chosen_by"`
+	Artifacts  []LockedArtifact `json:"artifacts"`
+}
+
+// ID is name@version.
+func (l *Locked) ID() string { return l.Name + "@" + l.Version }
+
+// LockedArtifact is the artifact chosen for one platform.
+type LockedArtifact struct {
+	Platform string `json:"platform"`
+	Kind     string `json:"kind"`
+	File     string `json:"file"`
+	blob.Ref
+}
+
+// Package returns the locked package named name.
+func (l *Lock) Package(name string) *Locked {
+	for i := range l.Packages {
+		if l.Packages[i].Name == name {
+			return &l.Packages[i]
+		}
+	}
+	return nil
+}
+
+// Marshal encodes the lock, computing its digest.
+func (l *Lock) Marshal() ([]byte, error) {
+	l.Digest = ""
+	body, err := l.body()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	l.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	return l.body()
+}
+
+func (l *Lock) body() ([]byte, error) {
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// ErrEdited says a lock's content does not match its digest.
+var ErrEdited = errors.New("cairn.lock was edited by hand: its digest does not match its content")
+
+// ParseLock decodes a lock strictly. A lock whose digest does not match
+// is returned with ErrEdited, so that Check can still name the entries.
+func ParseLock(data []byte) (*Lock, error) {
+	var l Lock
+	if err := jsonv2.Unmarshal(data, &l, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return nil, &LineError{File: LockFile, Msg: fmt.Sprintf("not a lock file: %v (run cairn lock to write it again)", err)}
+	}
+	if l.Version != LockVersion {
+		return nil, &LineError{File: LockFile, Msg: fmt.Sprintf("lock format version %d; this cairn reads version %d", l.Version, LockVersion)}
+	}
+	want := l.Digest
+	again, err := l.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if l.Digest != want || !bytes.Equal(again, data) {
+		l.Digest = want
+		return &l, ErrEdited
+	}
+	return &l, nil
+}
+
+// ReadLock reads DIR/cairn.lock.
+func ReadLock(dir string) (*Lock, error) {
+	data, err := os.ReadFile(filepath.Join(dir, LockFile))
+	if err != nil {
+		return nil, fmt.Errorf("%w (cairn lock writes it)", err)
+	}
+	return ParseLock(data)
+}
+
+// WriteLock writes DIR/cairn.lock atomically.
+func WriteLock(dir string, l *Lock) ([]byte, error) {
+	data, err := l.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return data, safefile.Write(filepath.Join(dir, LockFile), data, safefile.Options{Perm: 0o644})
+}
+
+// ErrLockMismatch is the parent of LockError.
+var ErrLockMismatch = errors.New("cairn.lock does not match")
+
+// LockError lists every way a lock is stale, edited, or not what the
+// index says, entry by entry.
+type LockError struct {
+	Stale    bool     // the project or policy changed since: cairn lock again
+	Problems []string // one per entry
+}
+
+func (e *LockError) Error() string {
+	return "cairn.lock: " + strings.Join(e.Problems, "; ")
+}
+
+func (e *LockError) Unwrap() error { return ErrLockMismatch }
+
+func digestOf(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// Check checks a lock against the project it claims to come from and
+// against the verified indexes: every repository, every descriptor and
+// every artifact must be what the index holds. edited is ParseLock's
+// ErrEdited, if it said so. It returns a *LockError naming every entry
+// that differs.
+func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources) error {
+	e := &LockError{}
+	add := func(format string, args ...any) { e.Problems = append(e.Problems, fmt.Sprintf(format, args...)) }
+	if edited != nil {
+		add("its digest does not match its content: it was edited by hand")
+	}
+	if l.Project != digestOf(p.Raw) {
+		e.Stale = true
+		add("%s changed since the lock was written: run cairn lock", ProjectFile)
+	}
+	if want, err := policyPin(p); err != nil {
+		add("policy: %v", err)
+	} else if (want == nil) != (l.Policy == nil) || (want != nil && *want != *l.Policy) {
+		e.Stale = true
+		add("the policy changed since the lock was written: run cairn lock")
+	}
+	if !slices.Equal(l.Platforms, p.Platforms) {
+		e.Stale = true
+		add("platforms %v are not %s's %v", l.Platforms, ProjectFile, p.Platforms)
+	}
+	for _, lr := range l.Repositories {
+		s := srcs.Get(lr.Name)
+		switch {
+		case s == nil:
+			add("repository %s is not in %s", lr.Name, ProjectFile)
+		case lr.Location != s.Where():
+			add("repository %s: location %s is not %s's %s", lr.Name, lr.Location, ProjectFile, s.Where())
+		case lr.Introduction != s.Introduction:
+			add("repository %s: introduction %s is not %s's %s", lr.Name, lr.Introduction, ProjectFile, s.Introduction)
+		default:
+			if ok, err := s.Repo.Git.IsAncestor(ctx, lr.Head, s.Head()); err != nil || !ok {
+				add("repository %s: head %s is not in the verified history of its index (at %s)", lr.Name, lr.Head, s.Head())
+			}
+		}
+	}
+	for i := range l.Packages {
+		pkg := &l.Packages[i]
+		for _, prob := range checkLocked(pkg, l, srcs) {
+			add("package %s: %s", pkg.ID(), prob)
+		}
+	}
+	if len(e.Problems) == 0 {
+		return nil
+	}
+	return e
+}
+
+// checkLocked checks one entry against the index.
+func checkLocked(pkg *Locked, l *Lock, srcs Sources) []string {
+	s := srcs.Get(pkg.Repository)
+	if s == nil || !slices.ContainsFunc(l.Repositories, func(r LockedRepo) bool { return r.Name == pkg.Repository }) {
+		return []string{fmt.Sprintf("repository %q is not one the lock lists", pkg.Repository)}
+	}
+	d, ref, err := s.Catalog.Descriptor(pkg.Name, pkg.Version)
+	if err != nil {
+		return []string{fmt.Sprintf("repository %s has no such version: %v", pkg.Repository, err)}
+	}
+	if ref != pkg.Descriptor {
+		return []string{fmt.Sprintf("descriptor %s is not the index's %s", pkg.Descriptor, ref)}
+	}
+	var out []string
+	for _, a := range pkg.Artifacts {
+		if !hasArtifact(d, a) {
+			out = append(out, fmt.Sprintf("artifact %s for %s (%s) is not an artifact of %s", a.File, a.Platform, a.Ref, d.ID()))
+		}
+	}
+	return out
+}
+
+func hasArtifact(d *descriptor.Descriptor, a LockedArtifact) bool {
+	for _, x := range d.Artifacts {
+		if x.Kind == a.Kind && x.File == a.File && x.Ref == a.Ref {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,316 @@
+package plan
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/policy"
+)
+
+// world is an index with a small package graph, a snapshot lts-1.0
+// labelled lts-1.0, and a project directory.
+type world struct {
+	*indextest.World
+	project string
+	lts     blob.Ref
+}
+
+func newWorld(t *testing.T) *world {
+	w := &world{World: indextest.New(t), project: t.TempDir()}
+	for _, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
+		w.Publish(indextest.Package{Name: "acme/log", Version: v})
+	}
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.2.3", Deps: map[string]string{"acme/log": "^1.0"}})
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.3.0", Deps: map[string]string{"acme/log": "^1.0"}})
+	w.Publish(indextest.Package{Name: "acme/app", Version: "1.0.0", Deps: map[string]string{"acme/fastjson": "^1.2", "acme/log": ">=1.1.0"}})
+	c, err := w.Repo.Catalog(w.Ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := BuildSnapshot(c, "lts-1.0.yaml", []byte("name: lts-1.0\ntoolchain: {name: go, version: 1.26.8}\npackages:\n  - acme/fastjson@1.2.3\n  - {name: acme/log, version: 1.1.0, flags: {debug: \"off\"}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, w.lts, err = w.Repo.CreateSnapshot(w.Ctx, snap, w.Curator); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Repo.SetLabel(w.Ctx, "lts-1.0", w.lts.SHA256, w.Curator); err != nil {
+		t.Fatal(err)
+	}
+	w.write("policy.yaml", "issuers:\n  security: [acme-security]\nforbid:\n  - name: high-vulnerabilities\n    property: vulnerable\n    severity: high\n")
+	return w
+}
+
+func (w *world) write(name, content string) {
+	w.T.Helper()
+	if err := os.WriteFile(filepath.Join(w.project, name), []byte(content), 0o644); err != nil {
+		w.T.Fatal(err)
+	}
+}
+
+// projectFile is a cairn.yaml over the world's index on disk.
+func (w *world) projectFile(rest string) string {
+	return fmt.Sprintf("repositories:\n  - name: acme\n    path: %s\n    introduction: %s\n%s", w.Dir, w.Intro, rest)
+}
+
+// lock resolves the project in the world's directory.
+func (w *world) lock(o Options) (*Project, Sources, *Lock, error) {
+	w.T.Helper()
+	p, err := ReadProject(w.project)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	srcs, err := Open(context.Background(), p, o)
+	if err != nil {
+		return p, nil, nil, err
+	}
+	w.T.Cleanup(srcs.Close)
+	l, err := Resolve(context.Background(), p, srcs)
+	return p, srcs, l, err
+}
+
+func versions(l *Lock) string {
+	var out []string
+	for _, p := range l.Packages {
+		out = append(out, p.ID())
+	}
+	return strings.Join(out, " ")
+}
+
+func TestResolve(t *testing.T) {
+	w := newWorld(t)
+	w.write("cairn.yaml", w.projectFile("snapshot: lts-1.0\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64, darwin-arm64]\npolicy: policy.yaml\n"))
+	p, srcs, l, err := w.lock(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := versions(l); got != "acme/app@1.0.0 acme/fastjson@1.2.3 acme/log@1.1.0" {
+		t.Fatalf("plan = %s", got)
+	}
+	if l.Snapshot == nil || l.Snapshot.Ref != w.lts || l.Snapshot.Label != "lts-1.0" || l.Snapshot.Name != "lts-1.0" {
+		t.Fatalf("snapshot pin = %+v, want %v", l.Snapshot, w.lts)
+	}
+	head, _ := w.Repo.Head(w.Ctx)
+	if len(l.Repositories) != 1 || l.Repositories[0].Head != head || l.Repositories[0].Introduction != w.Intro {
+		t.Fatalf("repositories = %+v", l.Repositories)
+	}
+	fj := l.Package("acme/fastjson")
+	c, _ := w.Repo.Catalog(w.Ctx, index.MainRef)
+	d, ref, _ := c.Descriptor("acme/fastjson", "1.2.3")
+	if fj.Descriptor != ref || len(fj.Artifacts) != 2 || fj.Artifacts[0].Kind != "binary" || fj.Artifacts[0].Ref != d.Artifacts[1].Ref ||
+		fj.Artifacts[1].Platform != "darwin-arm64" || fj.Artifacts[1].Kind != "source" {
+		t.Fatalf("fastjson locked as %+v; descriptor %+v", fj, d)
+	}
+	wantWhy := []string{"required by acme/app@1.0.0 (^1.2)", "snapshot lts-1.0 (label lts-1.0, sha256:" + w.lts.SHA256[:12] + ")"}
+	if strings.Join(fj.ChosenBy, "|") != strings.Join(wantWhy, "|") {
+		t.Fatalf("fastjson chosen by %q, want %q", fj.ChosenBy, wantWhy)
+	}
+
+	// Deterministic: the same inputs give the same bytes.
+	a, _ := l.Marshal()
+	_, _, l2, err := w.lock(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := l2.Marshal()
+	if !bytes.Equal(a, b) {
+		t.Fatalf("two locks of the same inputs differ:\n%s\n%s", a, b)
+	}
+	if err := Check(w.Ctx, p, l, nil, srcs); err != nil {
+		t.Fatalf("a fresh lock fails its check: %v", err)
+	}
+
+	// Without the snapshot, ranges pick the highest version every range
+	// accepts.
+	w.write("cairn.yaml", w.projectFile("packages:\n  acme/app: ^1.0\n"))
+	if _, _, l, err = w.lock(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := versions(l); got != "acme/app@1.0.0 acme/fastjson@1.3.0 acme/log@1.1.0" {
+		t.Fatalf("plan = %s", got)
+	}
+	if l.Package("acme/log").Artifacts[0].Platform != "source" {
+		t.Fatalf("no platforms: want the source artifact, got %+v", l.Package("acme/log").Artifacts)
+	}
+
+	// A range the snapshot's pin cannot meet is a conflict that names both.
+	w.write("cairn.yaml", w.projectFile("snapshot: lts-1.0\npackages:\n  acme/app: ^1.0\n  acme/fastjson: ^1.3\n"))
+	if _, _, l, err = w.lock(Options{}); err != nil || l.Package("acme/fastjson").Version != "1.3.0" {
+		t.Fatalf("an extra range overrides the snapshot's version: %v, %v", err, l)
+	}
+	w.Publish(indextest.Package{Name: "acme/new", Version: "1.0.0", Deps: map[string]string{"acme/log": "^2.0"}})
+	w.write("cairn.yaml", w.projectFile("snapshot: lts-1.0\npackages:\n  acme/new: ^1.0\n"))
+	_, _, _, err = w.lock(Options{})
+	if !errors.Is(err, ErrUnresolvable) || !strings.Contains(err.Error(), "snapshot lts-1.0") || !strings.Contains(err.Error(), "acme/new@1.0.0 requires acme/log ^2.0") {
+		t.Fatalf("conflict: %v", err)
+	}
+	w.write("cairn.yaml", w.projectFile("packages:\n  acme/missing: ^1.0\n"))
+	if _, _, _, err = w.lock(Options{}); !errors.Is(err, ErrUnresolvable) || !strings.Contains(err.Error(), "acme/missing is published in none") {
+		t.Fatalf("missing package: %v", err)
+	}
+}
+
+// TestLockEdited is attack 1 (a lock edited by hand) and attack 2
+// (mix-and-match): each edit is refused, naming the entry.
+func TestLockEdited(t *testing.T) {
+	w := newWorld(t)
+	w.write("cairn.yaml", w.projectFile("snapshot: lts-1.0\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n"))
+	p, srcs, l, err := w.lock(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := l.Marshal()
+	c, _ := w.Repo.Catalog(w.Ctx, index.MainRef)
+	other, _, _ := c.Descriptor("acme/fastjson", "1.3.0")
+	_, otherRef, _ := c.Descriptor("acme/log", "2.0.0")
+	for _, tc := range []struct {
+		name     string
+		edit     func(l *Lock)
+		redigest bool // the editor recomputes the lock's own digest
+		want     []string
+	}{
+		{"a digest", func(l *Lock) { l.Package("acme/log").Descriptor.SHA256 = strings.Repeat("0", 64) }, false,
+			[]string{"edited by hand", "package acme/log@1.1.0: descriptor sha256:0000"}},
+		{"a digest, with the lock's digest recomputed", func(l *Lock) { l.Package("acme/log").Artifacts[0].SHA256 = strings.Repeat("1", 64) }, true,
+			[]string{"package acme/log@1.1.0: artifact linux-amd64.tar.gz"}},
+		{"a size", func(l *Lock) { l.Package("acme/app").Descriptor.Size++ }, true, []string{"package acme/app@1.0.0: descriptor"}},
+		{"a version", func(l *Lock) { l.Package("acme/log").Version = "2.0.0" }, true, []string{"package acme/log@2.0.0: descriptor"}},
+		{"a URL", func(l *Lock) { l.Repositories[0].Location = "https://evil.example" }, true, []string{"repository acme: location https://evil.example"}},
+		{"a descriptor of another version", func(l *Lock) { l.Package("acme/log").Descriptor = otherRef }, true, []string{"package acme/log@1.1.0: descriptor"}},
+		{"an artifact of another version", func(l *Lock) {
+			a := &l.Package("acme/fastjson").Artifacts[0]
+			a.Ref = other.Artifacts[1].Ref
+		}, true, []string{"package acme/fastjson@1.2.3: artifact linux-amd64.tar.gz"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var e Lock
+			if err := json.Unmarshal(good, &e); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(&e)
+			data, _ := json.MarshalIndent(&e, "", "  ")
+			data = append(data, '\n')
+			if tc.redigest {
+				data, _ = e.Marshal()
+			}
+			parsed, perr := ParseLock(data)
+			if tc.redigest != (perr == nil) {
+				t.Fatalf("ParseLock = %v", perr)
+			}
+			err := Check(w.Ctx, p, parsed, perr, srcs)
+			if !errors.Is(err, ErrLockMismatch) {
+				t.Fatalf("Check = %v", err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Fatalf("Check = %v; want it to say %q", err, want)
+				}
+			}
+		})
+	}
+	w.write("cairn.yaml", w.projectFile("snapshot: lts-1.0\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n# a comment\n"))
+	p2, _ := ReadProject(w.project)
+	var le *LockError
+	if err := Check(w.Ctx, p2, l, nil, srcs); !errors.As(err, &le) || !le.Stale || !strings.Contains(err.Error(), "cairn.yaml changed") {
+		t.Fatalf("a changed project: %v", err)
+	}
+}
+
+// TestVerified is attack 6: a label or a range under --verified is
+// refused with its line; a pinned project passes.
+func TestVerified(t *testing.T) {
+	w := newWorld(t)
+	w.write("cairn.yaml", w.projectFile("snapshot: lts-1.0\npackages:\n  acme/app: ^1.0\n"))
+	p, err := ReadProject(w.project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.CheckVerified()
+	var ue *UnpinnedError
+	if !errors.As(err, &ue) || len(ue.Offenders) != 2 || !strings.Contains(err.Error(), "cairn.yaml:5: snapshot: label lts-1.0 can move") ||
+		!strings.Contains(err.Error(), `cairn.yaml:7: package acme/app: range "^1.0"`) {
+		t.Fatalf("CheckVerified = %v", err)
+	}
+	c, _ := w.Repo.Catalog(w.Ctx, index.MainRef)
+	_, app, _ := c.Descriptor("acme/app", "1.0.0")
+	w.write("cairn.yaml", w.projectFile(fmt.Sprintf("snapshot: {name: lts-1.0, sha256: %s, size: %d}\npackages:\n  acme/app: {version: 1.0.0, sha256: %s, size: %d}\nverified: true\n", w.lts.SHA256, w.lts.Size, app.SHA256, app.Size)))
+	p, srcs, l, err := w.lock(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CheckVerified(); err != nil || !p.Verified {
+		t.Fatalf("a pinned project: %v", err)
+	}
+	if got := versions(l); got != "acme/app@1.0.0 acme/fastjson@1.2.3 acme/log@1.1.0" {
+		t.Fatalf("plan = %s", got)
+	}
+	_ = srcs
+	// A pin whose digest is not the index's is refused.
+	w.write("cairn.yaml", w.projectFile(fmt.Sprintf("packages:\n  acme/app: {version: 1.0.0, sha256: %s, size: %d}\n", app.SHA256, app.Size+1)))
+	if _, _, _, err := w.lock(Options{}); !errors.Is(err, ErrUnresolvable) || !strings.Contains(err.Error(), "is pinned to descriptor") {
+		t.Fatalf("a wrong pin: %v", err)
+	}
+}
+
+// TestServedAndOffline resolves against a real server into the cache, then
+// again offline after the server is gone.
+func TestServedAndOffline(t *testing.T) {
+	w := newWorld(t)
+	url := w.Serve()
+	cache := t.TempDir()
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\nsnapshot: lts-1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n", url, w.Intro))
+	_, srcs, l, err := w.lock(Options{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := versions(l); got != "acme/fastjson@1.2.3 acme/log@1.1.0" || l.Repositories[0].Location != url {
+		t.Fatalf("plan = %s from %+v", got, l.Repositories)
+	}
+	pol, err := LoadPolicy(mustProject(t, w.project), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Evaluate(l, srcs, pol); err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	// A high vulnerability certified after the lock: the next evaluation,
+	// after a pull, refuses and says which package and rule.
+	w.Certify(index.Certification{Name: "acme/log", Version: "1.1.0", Kind: "vulnerable", VulnID: "GHSA-9999", Severity: "high"})
+	_, srcs2, _, err := w.lock(Options{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Evaluate(l, srcs2, pol)
+	var re *policy.RefusedError
+	if !errors.As(err, &re) || len(re.Verdicts) != 1 || !strings.Contains(err.Error(), "acme/log@1.1.0: forbid high-vulnerabilities: vulnerable GHSA-9999 (high)") {
+		t.Fatalf("Evaluate = %v", err)
+	}
+	srcs.Close()
+	srcs2.Close()
+	// Offline: the cache alone.
+	_, _, l3, err := w.lock(Options{Cache: cache, Offline: true})
+	if err != nil || versions(l3) != versions(l) {
+		t.Fatalf("offline: %v, %v", err, l3)
+	}
+	if _, _, _, err := w.lock(Options{Cache: t.TempDir(), Offline: true}); err == nil || !strings.Contains(err.Error(), "never fetched") {
+		t.Fatalf("offline with an empty cache: %v", err)
+	}
+}
+
+func mustProject(t *testing.T, dir string) *Project {
+	p, err := ReadProject(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -1,0 +1,338 @@
+// Package plan turns a project into a build plan that is pinned by hash.
+//
+// A project file (cairn.yaml) names repositories, each pinned by its
+// introduction, a snapshot (by label or by digest), extra packages by
+// semver range or by digest, a policy and target platforms. Resolution
+// reads the verified indexes and writes a lock file (cairn.lock): the
+// transitive closure, every package by descriptor digest and size, the
+// artifact chosen for each platform by digest and size, the snapshot and
+// index heads it was resolved against, and a digest of its own content.
+// The same inputs give a byte-identical lock, and every choice is
+// explained (Why).
+package plan
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	"go.yaml.in/yaml/v3"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/record"
+)
+
+// File names.
+const (
+	ProjectFile = "cairn.yaml"
+	LockFile    = "cairn.lock"
+)
+
+// ErrInvalid is the parent of project file errors.
+var ErrInvalid = errors.New("invalid project")
+
+// LineError is an error at a line of a file.
+type LineError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *LineError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return e.File + ": " + e.Msg
+}
+
+func (e *LineError) Unwrap() error { return ErrInvalid }
+
+// ErrUnpinned is the parent of UnpinnedError.
+var ErrUnpinned = errors.New("input not pinned by hash")
+
+// UnpinnedError lists every input that --verified refuses, each with its
+// line.
+type UnpinnedError struct{ Offenders []*LineError }
+
+func (e *UnpinnedError) Error() string {
+	var parts []string
+	for _, o := range e.Offenders {
+		parts = append(parts, o.Error())
+	}
+	return fmt.Sprintf("verified mode refuses %d input(s) not pinned by hash: %s", len(e.Offenders), strings.Join(parts, "; "))
+}
+
+func (e *UnpinnedError) Unwrap() error { return ErrUnpinned }
+
+// Project is a parsed cairn.yaml.
+type Project struct {
+	Dir          string // the directory holding it; relative paths are relative to it
+	Raw          []byte
+	Repositories []Repository
+	Snapshot     *SnapshotRef
+	Packages     []Want
+	Policy       string // a file, relative to Dir
+	Platforms    []string
+	Verified     bool
+}
+
+// Repository is a repository the project reads, pinned by introduction:
+// a server (URL) or an index on disk (Path).
+type Repository struct {
+	Name         string   `yaml:"name"`
+	URL          string   `yaml:"url"`
+	Path         string   `yaml:"path"`
+	Introduction string   `yaml:"introduction"`
+	Mirrors      []string `yaml:"mirrors"`
+	Line         int      `yaml:"-"`
+}
+
+// Where is the repository's location as a lock records it.
+func (r Repository) Where() string {
+	if r.URL != "" {
+		return r.URL
+	}
+	return "path:" + r.Path
+}
+
+// SnapshotRef is the project's snapshot: a label, or a digest and size.
+type SnapshotRef struct {
+	Label string
+	Name  string // display only
+	Ref   *blob.Ref
+	Line  int
+}
+
+// Want is an extra package: a range, or a version pinned by digest.
+type Want struct {
+	Name    string
+	Range   string    // a semver range ("^1.2", "1.2.3", "*")
+	Version string    // pinned
+	Ref     *blob.Ref // the pinned version's descriptor
+	Line    int
+}
+
+// Pinned reports whether the package is pinned by hash.
+func (w Want) Pinned() bool { return w.Ref != nil }
+
+type projectSpec struct {
+	Repositories []Repository `yaml:"repositories"`
+	Snapshot     yaml.Node    `yaml:"snapshot"`
+	Packages     yaml.Node    `yaml:"packages"`
+	Policy       string       `yaml:"policy"`
+	Platforms    []string     `yaml:"platforms"`
+	Verified     bool         `yaml:"verified"`
+}
+
+type pinSpec struct {
+	Name    string `yaml:"name"`
+	Label   string `yaml:"label"`
+	Version string `yaml:"version"`
+	SHA256  string `yaml:"sha256"`
+	Size    *int64 `yaml:"size"`
+}
+
+// ReadProject reads DIR/cairn.yaml.
+func ReadProject(dir string) (*Project, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ProjectFile))
+	if err != nil {
+		return nil, fmt.Errorf("%w (a project starts with a %s: see 'cairn lock --help')", err, ProjectFile)
+	}
+	return ParseProject(dir, data)
+}
+
+// ParseProject parses a project file's bytes.
+func ParseProject(dir string, data []byte) (*Project, error) {
+	fail := func(line int, format string, args ...any) error {
+		return &LineError{File: ProjectFile, Line: line, Msg: fmt.Sprintf(format, args...)}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fail(0, "%v", err)
+	}
+	var spec projectSpec
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&spec); err != nil {
+		return nil, fail(0, "%v", err)
+	}
+	p := &Project{Dir: dir, Raw: data, Policy: spec.Policy, Platforms: spec.Platforms, Verified: spec.Verified}
+	var root *yaml.Node
+	if len(doc.Content) > 0 {
+		root = doc.Content[0]
+	}
+	repoNodes := seqOf(root, "repositories")
+	seen := map[string]bool{}
+	for i, r := range spec.Repositories {
+		if i < len(repoNodes) {
+			r.Line = repoNodes[i].Line
+		}
+		if record.CheckUpstreamName(r.Name) != nil {
+			return nil, fail(r.Line, "repository name %q: use lowercase letters, digits, '.', '_' and '-'", r.Name)
+		}
+		if seen[r.Name] {
+			return nil, fail(r.Line, "repository %s is listed twice", r.Name)
+		}
+		seen[r.Name] = true
+		if (r.URL == "") == (r.Path == "") {
+			return nil, fail(r.Line, "repository %s: give url (a cairn server) or path (an index on disk)", r.Name)
+		}
+		if r.URL != "" && !strings.HasPrefix(r.URL, "http://") && !strings.HasPrefix(r.URL, "https://") {
+			return nil, fail(r.Line, "repository %s: url %q: want http:// or https://", r.Name, r.URL)
+		}
+		r.URL = strings.TrimSuffix(r.URL, "/")
+		if !blob.IsDigest(r.Introduction) {
+			return nil, fail(r.Line, "repository %s: introduction %q: every repository is pinned by the 64-hex-digit id of its first root record", r.Name, r.Introduction)
+		}
+		p.Repositories = append(p.Repositories, r)
+	}
+	if len(p.Repositories) == 0 {
+		return nil, fail(0, "no repositories: list at least one (name, url or path, introduction)")
+	}
+	for _, pl := range p.Platforms {
+		if pl == "" || strings.ContainsAny(pl, "/ ") {
+			return nil, fail(0, "platform %q: want a platform such as linux-amd64, or source", pl)
+		}
+	}
+	if len(p.Platforms) == 0 {
+		p.Platforms = []string{"source"}
+	}
+	if n := &spec.Snapshot; n.Kind != 0 {
+		s, err := parseSnapshotRef(n)
+		if err != nil {
+			return nil, fail(n.Line, "snapshot: %v", err)
+		}
+		p.Snapshot = s
+	}
+	if n := &spec.Packages; n.Kind != 0 {
+		if n.Kind != yaml.MappingNode {
+			return nil, fail(n.Line, "packages: a mapping of name to a range or {version, sha256, size}")
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			w, err := parseWant(k.Value, v)
+			if err != nil {
+				return nil, fail(k.Line, "package %s: %v", k.Value, err)
+			}
+			p.Packages = append(p.Packages, w)
+		}
+		sort.Slice(p.Packages, func(i, j int) bool { return p.Packages[i].Name < p.Packages[j].Name })
+	}
+	if p.Snapshot == nil && len(p.Packages) == 0 {
+		return nil, fail(0, "nothing to install: name a snapshot, packages, or both")
+	}
+	return p, nil
+}
+
+func seqOf(root *yaml.Node, key string) []*yaml.Node {
+	if root == nil || root.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == key && root.Content[i+1].Kind == yaml.SequenceNode {
+			return root.Content[i+1].Content
+		}
+	}
+	return nil
+}
+
+func parseSnapshotRef(n *yaml.Node) (*SnapshotRef, error) {
+	if n.Kind == yaml.ScalarNode {
+		if err := record.CheckLabel(n.Value); err != nil {
+			return nil, err
+		}
+		return &SnapshotRef{Label: n.Value, Name: n.Value, Line: n.Line}, nil
+	}
+	var ps pinSpec
+	if err := n.Decode(&ps); err != nil {
+		return nil, err
+	}
+	s := &SnapshotRef{Label: ps.Label, Name: ps.Name, Line: n.Line}
+	if ps.Version != "" {
+		return nil, errors.New("a snapshot has no version: give a label, or {name, sha256, size}")
+	}
+	if ps.SHA256 != "" || ps.Size != nil {
+		ref, err := pinRef(ps)
+		if err != nil {
+			return nil, err
+		}
+		s.Ref = ref
+	}
+	if s.Label == "" && s.Ref == nil {
+		return nil, errors.New("give a label, or {name, sha256, size}")
+	}
+	if s.Label != "" && s.Ref != nil {
+		return nil, errors.New("give a label or a digest, not both")
+	}
+	if s.Label != "" {
+		if err := record.CheckLabel(s.Label); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func pinRef(ps pinSpec) (*blob.Ref, error) {
+	if ps.Size == nil {
+		return nil, errors.New("a digest goes with its size")
+	}
+	ref := blob.Ref{SHA256: strings.TrimPrefix(ps.SHA256, "sha256:"), Size: *ps.Size}
+	if err := ref.Check(); err != nil {
+		return nil, err
+	}
+	return &ref, nil
+}
+
+func parseWant(name string, n *yaml.Node) (Want, error) {
+	w := Want{Name: name, Line: n.Line}
+	if err := descriptor.CheckName(name); err != nil {
+		return w, err
+	}
+	if n.Kind == yaml.ScalarNode {
+		if _, err := semver.NewConstraint(n.Value); err != nil {
+			return w, fmt.Errorf("range %q: %v", n.Value, err)
+		}
+		w.Range = n.Value
+		return w, nil
+	}
+	var ps pinSpec
+	if err := n.Decode(&ps); err != nil {
+		return w, err
+	}
+	if ps.Label != "" || ps.Name != "" {
+		return w, errors.New("a package is a range, or {version, sha256, size}")
+	}
+	if err := descriptor.CheckVersion(ps.Version); err != nil {
+		return w, err
+	}
+	ref, err := pinRef(ps)
+	if err != nil {
+		return w, err
+	}
+	w.Version, w.Ref = ps.Version, ref
+	return w, nil
+}
+
+// CheckVerified lists every input not pinned by hash: a label, a range.
+// It is nil when everything is pinned.
+func (p *Project) CheckVerified() error {
+	var out []*LineError
+	if s := p.Snapshot; s != nil && s.Ref == nil {
+		out = append(out, &LineError{File: ProjectFile, Line: s.Line, Msg: fmt.Sprintf("snapshot: label %s can move; pin the snapshot as {name, sha256, size}", s.Label)})
+	}
+	for _, w := range p.Packages {
+		if !w.Pinned() {
+			out = append(out, &LineError{File: ProjectFile, Line: w.Line, Msg: fmt.Sprintf("package %s: range %q is not a pin; give {version, sha256, size}", w.Name, w.Range)})
+		}
+	}
+	if len(out) > 0 {
+		return &UnpinnedError{Offenders: out}
+	}
+	return nil
+}

@@ -1,0 +1,407 @@
+package plan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/snapshot"
+)
+
+// LoadPolicy reads the project's policy (file overrides it when set);
+// nil when there is none.
+func LoadPolicy(p *Project, file string) (*policy.Policy, error) {
+	if file == "" {
+		file = p.Policy
+		if file != "" && !filepath.IsAbs(file) {
+			file = filepath.Join(p.Dir, file)
+		}
+	}
+	if file == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return policy.Parse(filepath.Base(file), data)
+}
+
+func policyPin(p *Project) (*PolicyPin, error) {
+	if p.Policy == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(filepath.Join(p.Dir, p.Policy))
+	if err != nil {
+		return nil, err
+	}
+	return &PolicyPin{File: p.Policy, SHA256: digestOf(data)}, nil
+}
+
+// ErrUnresolvable is the parent of the errors of resolution.
+var ErrUnresolvable = errors.New("no build plan satisfies the project")
+
+// choice is the version resolution settled on for a name.
+type choice struct {
+	src     *Source
+	version string
+	desc    *descriptor.Descriptor
+	ref     blob.Ref
+	pinned  string // why it cannot move: "snapshot lts-1.0", "cairn.yaml:12"
+}
+
+// constraint is a range some package puts on another.
+type constraint struct {
+	rng  string
+	c    *semver.Constraints
+	from string
+}
+
+type resolver struct {
+	srcs   Sources
+	chosen map[string]*choice
+	roots  map[string][]string     // name → why it is wanted at all
+	ranges map[string][]constraint // the project's own ranges
+	final  map[string][]constraint // every range of the settled closure
+}
+
+// Resolve resolves the project against the verified indexes into a lock:
+// the snapshot's entries and the extra packages, then every dependency,
+// one version per name — the snapshot's or the pin's, else the highest
+// that satisfies every range on it — each taken from the first repository
+// that publishes its name. The policy (if any) is not applied here: see
+// Evaluate.
+func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
+	rs := &resolver{srcs: srcs, chosen: map[string]*choice{}, roots: map[string][]string{}, ranges: map[string][]constraint{}}
+	l := &Lock{Version: LockVersion, Project: digestOf(p.Raw), Platforms: p.Platforms}
+	var err error
+	if l.Policy, err = policyPin(p); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	for _, s := range srcs {
+		l.Repositories = append(l.Repositories, LockedRepo{Name: s.Name, Location: s.Where(), Introduction: s.Introduction, Head: s.Head(), Records: s.Records})
+	}
+	if p.Snapshot != nil {
+		snap, pin, err := rs.snapshot(p.Snapshot)
+		if err != nil {
+			return nil, err
+		}
+		l.Snapshot = pin
+		why := "snapshot " + snapName(pin)
+		for _, e := range snap.Packages {
+			src, d, ref, err := rs.descriptor(e.Name, e.Version)
+			if err != nil {
+				return nil, fmt.Errorf("%w: snapshot %s: entry %s@%s: %v", ErrUnresolvable, snapName(pin), e.Name, e.Version, err)
+			}
+			if ref != e.Descriptor {
+				return nil, fmt.Errorf("%w: snapshot %s: entry %s@%s names descriptor %s, but repository %s has %s", ErrUnresolvable, snapName(pin), e.Name, e.Version, e.Descriptor, src.Name, ref)
+			}
+			rs.chosen[e.Name] = &choice{src: src, version: e.Version, desc: d, ref: ref, pinned: why}
+			rs.roots[e.Name] = append(rs.roots[e.Name], why)
+		}
+	}
+	for _, w := range p.Packages {
+		where := fmt.Sprintf("%s:%d", ProjectFile, w.Line)
+		if w.Pinned() {
+			src, d, ref, err := rs.descriptor(w.Name, w.Version)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %s@%s: %v", ErrUnresolvable, where, w.Name, w.Version, err)
+			}
+			if ref != *w.Ref {
+				return nil, fmt.Errorf("%w: %s: %s@%s is pinned to descriptor %s, but repository %s has %s", ErrUnresolvable, where, w.Name, w.Version, *w.Ref, src.Name, ref)
+			}
+			rs.chosen[w.Name] = &choice{src: src, version: w.Version, desc: d, ref: ref, pinned: where}
+			rs.roots[w.Name] = append(rs.roots[w.Name], where+" pins "+w.Version)
+			continue
+		}
+		c, _ := semver.NewConstraint(w.Range)
+		if old := rs.chosen[w.Name]; old != nil && old.pinned != "" {
+			// An extra range on a snapshot package overrides the snapshot, as
+			// Stack's extra-deps do.
+			delete(rs.chosen, w.Name)
+		}
+		rs.ranges[w.Name] = append(rs.ranges[w.Name], constraint{w.Range, c, where})
+		rs.roots[w.Name] = append(rs.roots[w.Name], where+" wants "+w.Range)
+	}
+	if err := rs.settle(); err != nil {
+		return nil, err
+	}
+	for _, name := range sortedNames(rs.chosen) {
+		ch := rs.chosen[name]
+		lp := Locked{Name: name, Version: ch.version, Repository: ch.src.Name, Descriptor: ch.ref, ChosenBy: rs.why(name)}
+		for _, pl := range p.Platforms {
+			a, err := pick(ch.desc, pl)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrUnresolvable, ch.desc.ID(), err)
+			}
+			lp.Artifacts = append(lp.Artifacts, a)
+		}
+		l.Packages = append(l.Packages, lp)
+	}
+	if _, err := l.Marshal(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func snapName(pin *SnapshotPin) string {
+	if pin.Label != "" {
+		return fmt.Sprintf("%s (label %s, sha256:%.12s)", pin.Name, pin.Label, pin.SHA256)
+	}
+	return fmt.Sprintf("%s (sha256:%.12s)", pin.Name, pin.SHA256)
+}
+
+// pick chooses a version's artifact for a platform: its binary, else its
+// source.
+func pick(d *descriptor.Descriptor, platform string) (LockedArtifact, error) {
+	var src *descriptor.Artifact
+	for i, a := range d.Artifacts {
+		if a.Kind == "binary" && a.Platform == platform {
+			return LockedArtifact{Platform: platform, Kind: a.Kind, File: a.File, Ref: a.Ref}, nil
+		}
+		if a.Kind == "source" {
+			src = &d.Artifacts[i]
+		}
+	}
+	if src == nil {
+		return LockedArtifact{}, fmt.Errorf("no binary for %s and no source", platform)
+	}
+	return LockedArtifact{Platform: platform, Kind: src.Kind, File: src.File, Ref: src.Ref}, nil
+}
+
+// snapshot finds the project's snapshot in the first repository that has
+// it (the label's target, or the pinned digest).
+func (rs *resolver) snapshot(sr *SnapshotRef) (*snapshot.Snapshot, *SnapshotPin, error) {
+	var errs []string
+	for _, s := range rs.srcs {
+		ref := sr.Ref
+		if sr.Label != "" {
+			m, err := s.Catalog.Label(sr.Label)
+			if errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Sprintf("%s: no label %s", s.Name, sr.Label))
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			ref = &m.Snapshot
+		}
+		snap, err := s.Catalog.Snapshot(*ref)
+		if errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Sprintf("%s: no snapshot sha256:%s", s.Name, ref.SHA256))
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s:%d: snapshot: %w", ProjectFile, sr.Line, err)
+		}
+		return snap, &SnapshotPin{Name: snap.Name, Label: sr.Label, Repository: s.Name, Ref: *ref}, nil
+	}
+	return nil, nil, fmt.Errorf("%w: %s:%d: snapshot %s is in none of the repositories (%s)", ErrUnresolvable, ProjectFile, sr.Line, sr.Name, strings.Join(errs, "; "))
+}
+
+// source is the first repository that publishes name.
+func (rs *resolver) source(name string) (*Source, []string, error) {
+	for _, s := range rs.srcs {
+		vs, err := s.Catalog.Versions(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(vs) > 0 {
+			return s, vs, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("%s is published in none of the repositories", name)
+}
+
+func (rs *resolver) descriptor(name, version string) (*Source, *descriptor.Descriptor, blob.Ref, error) {
+	s, _, err := rs.source(name)
+	if err != nil {
+		return nil, nil, blob.Ref{}, err
+	}
+	d, ref, err := s.Catalog.Descriptor(name, version)
+	return s, d, ref, err
+}
+
+// settle walks the closure from the roots until every name's version
+// satisfies every range the chosen versions put on it: each round walks
+// the closure of the current choices, collecting every range, then
+// chooses each name again under all of them; it stops when no choice
+// moves.
+func (rs *resolver) settle() error {
+	for round := 0; round < 100; round++ {
+		ranges := map[string][]constraint{}
+		for n, cs := range rs.ranges {
+			ranges[n] = append(ranges[n], cs...)
+		}
+		seen := map[string]bool{}
+		queue := sortedNames(rs.roots)
+		for len(queue) > 0 {
+			name := queue[0]
+			queue = queue[1:]
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			ch := rs.chosen[name]
+			if ch == nil {
+				var err error
+				if ch, err = rs.choose(name, ranges[name]); err != nil {
+					return err
+				}
+				rs.chosen[name] = ch
+			}
+			for _, dep := range ch.desc.Dependencies {
+				c, err := semver.NewConstraint(dep.Version)
+				if err != nil {
+					return fmt.Errorf("%w: %s: dependency %s: %v", ErrUnresolvable, ch.desc.ID(), dep.Name, err)
+				}
+				ranges[dep.Name] = append(ranges[dep.Name], constraint{dep.Version, c, ch.desc.ID()})
+				queue = append(queue, dep.Name)
+			}
+		}
+		changed := false
+		for _, name := range sortedNames(rs.chosen) {
+			ch := rs.chosen[name]
+			if !seen[name] {
+				delete(rs.chosen, name) // no longer reachable
+				changed = true
+				continue
+			}
+			if ch.pinned != "" {
+				v := semver.MustParse(ch.version)
+				for _, c := range ranges[name] {
+					if !c.c.Check(v) {
+						return fmt.Errorf("%w: %s pins %s@%s, but %s requires %s %s", ErrUnresolvable, ch.pinned, name, ch.version, c.from, name, c.rng)
+					}
+				}
+				continue
+			}
+			next, err := rs.choose(name, ranges[name])
+			if err != nil {
+				return err
+			}
+			if next.version != ch.version {
+				rs.chosen[name], changed = next, true
+			}
+		}
+		if !changed {
+			rs.final = ranges
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the ranges do not settle on one version per package after 100 rounds", ErrUnresolvable)
+}
+
+// choose picks the highest version satisfying every range (pre-releases
+// only when a range names one).
+func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
+	s, versions, err := rs.source(name)
+	if err != nil {
+		var from []string
+		for _, c := range cs {
+			from = append(from, c.from)
+		}
+		return nil, fmt.Errorf("%w: %v (wanted by %s)", ErrUnresolvable, err, strings.Join(from, ", "))
+	}
+	for i := len(versions) - 1; i >= 0; i-- {
+		v, err := semver.StrictNewVersion(versions[i])
+		if err != nil {
+			continue
+		}
+		ok := true
+		for _, c := range cs {
+			if !c.c.Check(v) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		d, ref, err := s.Catalog.Descriptor(name, versions[i])
+		if err != nil {
+			return nil, err
+		}
+		return &choice{src: s, version: versions[i], desc: d, ref: ref}, nil
+	}
+	var want []string
+	for _, c := range cs {
+		want = append(want, fmt.Sprintf("%s (from %s)", c.rng, c.from))
+	}
+	return nil, fmt.Errorf("%w: no version of %s in repository %s satisfies %s; it has %s", ErrUnresolvable, name, s.Name, strings.Join(want, " and "), strings.Join(versions, ", "))
+}
+
+// why says what put a package in the plan at its version.
+func (rs *resolver) why(name string) []string {
+	out := append([]string(nil), rs.roots[name]...)
+	for _, c := range rs.final[name] {
+		if !strings.HasPrefix(c.from, ProjectFile+":") {
+			out = append(out, "required by "+c.from+" ("+c.rng+")")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Evaluate applies a policy to every package of a lock, against each
+// repository's verified index as it is now — so a vulnerability
+// certified after the lock was written refuses the install. It returns
+// every verdict, and a *policy.RefusedError if any package is refused.
+func Evaluate(l *Lock, srcs Sources, pol *policy.Policy) ([]*policy.Verdict, error) {
+	if pol == nil {
+		return nil, nil
+	}
+	var out []*policy.Verdict
+	refused := &policy.RefusedError{}
+	for i := range l.Packages {
+		pkg := &l.Packages[i]
+		s := srcs.Get(pkg.Repository)
+		if s == nil {
+			return nil, fmt.Errorf("package %s: repository %s is not in %s", pkg.ID(), pkg.Repository, ProjectFile)
+		}
+		v, err := Verdict(s, pol, pkg.Name, pkg.Version)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+		if !v.Allowed {
+			refused.Verdicts = append(refused.Verdicts, v)
+		}
+	}
+	if len(refused.Verdicts) > 0 {
+		return out, refused
+	}
+	return out, nil
+}
+
+// Verdict is a policy's verdict on one version of a source.
+func Verdict(s *Source, pol *policy.Policy, name, version string) (*policy.Verdict, error) {
+	d, ref, err := s.Catalog.Descriptor(name, version)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := s.Catalog.Records(name, version)
+	if err != nil {
+		return nil, err
+	}
+	return pol.Evaluate(&policy.Subject{Descriptor: d, Ref: ref, Records: recs}), nil
+}

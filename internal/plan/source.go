@@ -1,0 +1,176 @@
+package plan
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/remote"
+)
+
+// Options says where resolution and installs keep what they fetch, and
+// whether they may use the network.
+type Options struct {
+	// Cache holds verified replicas of the project's repositories
+	// (indexes/) and the content-addressed blob cache (blobs/), shared by
+	// every project of the user.
+	Cache string
+	// Offline uses the replicas as last verified, and fetches nothing.
+	Offline bool
+	// Remote configures pulls (HTTP client, clock).
+	Remote remote.Options
+}
+
+// DefaultCache is $CAIRN_CACHE, else the user's cache directory + cairn.
+func DefaultCache() (string, error) {
+	if d := os.Getenv("CAIRN_CACHE"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory (set CAIRN_CACHE): %w", err)
+	}
+	return filepath.Join(d, "cairn"), nil
+}
+
+// Source is one of the project's repositories, verified: its index read
+// at the head verified last, and where its blobs come from.
+type Source struct {
+	Repository
+	Repo    *index.Repo
+	Catalog *index.Catalog
+	Records int          // record files in the index at the head
+	Blobs   []blob.Store // its own store or server, then its mirrors
+}
+
+// Head is the verified head the source is read at.
+func (s *Source) Head() string { return s.Catalog.Commit() }
+
+// Sources are the project's repositories in the order cairn.yaml lists
+// them: a package name is taken from the first that publishes it.
+type Sources []*Source
+
+// Close closes every repository.
+func (ss Sources) Close() {
+	for _, s := range ss {
+		s.Repo.Close()
+	}
+}
+
+// Get returns the source named name.
+func (ss Sources) Get(name string) *Source {
+	for _, s := range ss {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Open opens and verifies every repository of the project. A server's
+// index is pulled into a replica in the cache — every new commit replayed
+// against the repository's introduction and its signed checkpoint
+// checked — unless o.Offline; an index on disk is verified where it is.
+func Open(ctx context.Context, p *Project, o Options) (Sources, error) {
+	var out Sources
+	for _, r := range p.Repositories {
+		s, err := openSource(ctx, p, r, o)
+		if err != nil {
+			out.Close()
+			return nil, fmt.Errorf("repository %s: %w", r.Name, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Source, error) {
+	if r.Path != "" {
+		dir := r.Path
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(p.Dir, dir)
+		}
+		repo, err := index.Open(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		if repo.Config.Introduction != r.Introduction {
+			repo.Close()
+			return nil, fmt.Errorf("the index at %s starts with root record %s, not the introduction %s that %s pins: it is another repository", dir, repo.Config.Introduction, r.Introduction, ProjectFile)
+		}
+		res, err := repo.Verify(ctx, false)
+		if err != nil {
+			repo.Close()
+			return nil, err
+		}
+		c, err := repo.Catalog(ctx, res.Head)
+		if err != nil {
+			repo.Close()
+			return nil, err
+		}
+		return &Source{Repository: r, Repo: repo, Catalog: c, Records: res.Total, Blobs: []blob.Store{repo.Blobs}}, nil
+	}
+	sum := sha256.Sum256([]byte(r.URL))
+	dir := filepath.Join(o.Cache, "indexes", r.Introduction[:16]+"-"+hex.EncodeToString(sum[:4]))
+	repo, err := index.Open(ctx, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if o.Offline {
+			return nil, fmt.Errorf("%s was never fetched into the cache %s: run once without --offline: %w", r.URL, o.Cache, fs.ErrNotExist)
+		}
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return nil, err
+		}
+		if repo, err = index.InitReplica(ctx, dir, r.Introduction); err != nil {
+			return nil, err
+		}
+		err = remote.Add(repo, remote.Remote{Name: "origin", URL: r.URL, Introduction: r.Introduction, Mirrors: r.Mirrors})
+		if err != nil {
+			repo.Close()
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	rm, err := remote.Get(repo, "origin")
+	if err != nil {
+		repo.Close()
+		return nil, err
+	}
+	if !o.Offline {
+		if _, err := remote.Pull(ctx, repo, "origin", o.Remote); err != nil {
+			repo.Close()
+			return nil, err
+		}
+	}
+	head, records, err := repo.VerifiedHead(rm.Line(repo))
+	if err == nil && head == "" {
+		err = fmt.Errorf("%s has never been verified into the cache: run once without --offline: %w", r.URL, fs.ErrNotExist)
+	}
+	if err != nil {
+		repo.Close()
+		return nil, err
+	}
+	c, err := repo.Catalog(ctx, head)
+	if err != nil {
+		repo.Close()
+		return nil, err
+	}
+	client := o.Remote.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	stores := []blob.Store{&blob.HTTP{URL: r.URL, Client: client}}
+	for _, m := range r.Mirrors {
+		stores = append(stores, &blob.HTTP{URL: m, Client: client})
+	}
+	return &Source{Repository: r, Repo: repo, Catalog: c, Records: records, Blobs: stores}, nil
+}

@@ -1,0 +1,42 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/policy"
+)
+
+// Explanation says why a package is in a plan at its version: what chose
+// it, every record about it, and the policy's verdict.
+type Explanation struct {
+	Package  Locked             `json:"package"`
+	Snapshot *SnapshotPin       `json:"snapshot,omitempty"`
+	Head     string             `json:"head"` // the index head the records are read at
+	Records  []index.RecordView `json:"records"`
+	Verdict  *policy.Verdict    `json:"verdict,omitempty"`
+}
+
+// Why explains the package named name in lock l.
+func Why(ctx context.Context, l *Lock, srcs Sources, pol *policy.Policy, name string) (*Explanation, error) {
+	pkg := l.Package(name)
+	if pkg == nil {
+		return nil, fmt.Errorf("%s is not in the plan: neither the snapshot, %s nor a dependency brings it in", name, ProjectFile)
+	}
+	s := srcs.Get(pkg.Repository)
+	if s == nil {
+		return nil, fmt.Errorf("%s: repository %s is not in %s", pkg.ID(), pkg.Repository, ProjectFile)
+	}
+	views, err := s.Repo.Show(ctx, pkg.Name, pkg.Version)
+	if err != nil {
+		return nil, err
+	}
+	e := &Explanation{Package: *pkg, Snapshot: l.Snapshot, Head: s.Head(), Records: views[0].Records}
+	if pol != nil {
+		if e.Verdict, err = Verdict(s, pol, pkg.Name, pkg.Version); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
