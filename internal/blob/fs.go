@@ -63,6 +63,20 @@ func (s *FS) OpenFile(hex string) (*os.File, error) {
 	return f, err
 }
 
+// Path returns the file holding a stored blob, for readers that need a
+// file (a zip's central directory). What is read from it is the store's
+// copy: verify it (VerifyReader) before trusting it.
+func (s *FS) Path(ref Ref) (string, error) {
+	ok, err := s.Stat(context.Background(), ref)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("blob %s: %w", ref, fs.ErrNotExist)
+	}
+	return s.path(ref), nil
+}
+
 // Remove deletes a blob; removing a missing blob succeeds.
 func (s *FS) Remove(hex string) error {
 	if !IsDigest(hex) {

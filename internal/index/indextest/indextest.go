@@ -100,6 +100,7 @@ type Package struct {
 	Deps          map[string]string
 	Files         map[string]string // path in the archive → content; default: a README and bin/NAME
 	Platforms     []string          // binary artifacts; default: linux-amd64
+	Binary        []byte            // the binary artifacts' bytes, instead of a tarball of Files
 }
 
 // Publish publishes p, signed by the publisher.
@@ -132,7 +133,11 @@ func (w *World) Publish(p Package) *index.Published {
 	write("src.tar.gz", TarGz(w.T, files, "source"))
 	for _, pl := range platforms {
 		fmt.Fprintf(&m, "  - kind: binary\n    platform: %s\n    file: %s.tar.gz\n", pl, pl)
-		write(pl+".tar.gz", TarGz(w.T, files, pl))
+		if p.Binary != nil {
+			write(pl+".tar.gz", p.Binary)
+		} else {
+			write(pl+".tar.gz", TarGz(w.T, files, pl))
+		}
 	}
 	write("cairn-package.yaml", []byte(m.String()))
 	pub, err := w.Repo.Publish(w.Ctx, dir, w.Publisher)

@@ -1,0 +1,355 @@
+// Package install fetches, verifies and materialises a locked build plan.
+//
+// Blobs come from the repositories' servers and mirrors into a shared
+// content-addressed cache, in parallel, each verified by sha256 and size
+// while it streams (a mirror that sends more is cut at size+1 bytes, and
+// the next one is tried). Archives are unpacked into a staging directory
+// beside the target, refusing paths and links that leave it, devices and
+// oversized entries; a manifest lists every file and where it came from;
+// then the staging directory replaces the target in one atomic rename.
+// A crash leaves the old install or the new one, never a mix. When the
+// cache holds every blob, nothing is fetched.
+package install
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/plan"
+)
+
+// ManifestFile is the manifest's name in an installed directory.
+const ManifestFile = ".cairn-manifest.json"
+
+// Options says where and how to install.
+type Options struct {
+	Into     string   // the target directory
+	Cache    *blob.FS // the shared blob cache
+	Platform string   // which of the lock's platforms (default: this machine's if locked, else the first)
+	Jobs     int      // parallel downloads (default 8)
+	Limits   Limits
+	// Progress, if set, hears how far the install is; it is called from
+	// several goroutines, never concurrently.
+	Progress func(Progress)
+}
+
+// Progress is how far an install is.
+type Progress struct {
+	Bytes, TotalBytes       int64 // downloaded (or found in the cache) so far, of all
+	Packages, TotalPackages int   // fetched and verified, of all
+	Phase                   string
+}
+
+// Manifest is what an install wrote and where each file came from.
+type Manifest struct {
+	Lock     string      `json:"lock"` // the lock's digest
+	Platform string      `json:"platform"`
+	Packages []Installed `json:"packages"`
+}
+
+// Installed is one package of a manifest.
+type Installed struct {
+	Name       string              `json:"name"`
+	Version    string              `json:"version"`
+	Repository string              `json:"repository"`
+	Descriptor blob.Ref            `json:"descriptor"`
+	Artifact   plan.LockedArtifact `json:"artifact"`
+	Files      []File              `json:"files"`
+}
+
+// Result reports an install.
+type Result struct {
+	Into     string `json:"into"`
+	Platform string `json:"platform"`
+	Packages int    `json:"packages"`
+	Files    int    `json:"files"`
+	Bytes    int64  `json:"bytes"`   // of the artifacts
+	Fetched  int    `json:"fetched"` // blobs downloaded
+	Cached   int    `json:"cached"`  // blobs already in the cache
+	Replaced bool   `json:"replaced"`
+}
+
+// Platform picks the platform to install: this machine's if the lock has
+// it, else the lock's first.
+func Platform(l *plan.Lock) string {
+	here := runtime.GOOS + "-" + runtime.GOARCH
+	if slices.Contains(l.Platforms, here) {
+		return here
+	}
+	return l.Platforms[0]
+}
+
+type job struct {
+	pkg *plan.Locked
+	art plan.LockedArtifact
+	src *plan.Source
+}
+
+// Install fetches and verifies every artifact of the lock for one
+// platform and materialises them into o.Into, atomically. The lock must
+// have been checked against the indexes (plan.Check) and the policy.
+func Install(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*Result, error) {
+	if o.Platform == "" {
+		o.Platform = Platform(l)
+	}
+	if !slices.Contains(l.Platforms, o.Platform) {
+		return nil, fmt.Errorf("the lock has no artifacts for platform %s (it has %s): add it to platforms in %s and lock again", o.Platform, strings.Join(l.Platforms, ", "), plan.ProjectFile)
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = 8
+	}
+	into, err := filepath.Abs(o.Into)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTarget(into); err != nil {
+		return nil, err
+	}
+	res := &Result{Into: into, Platform: o.Platform, Packages: len(l.Packages)}
+	var jobs []job
+	for i := range l.Packages {
+		pkg := &l.Packages[i]
+		src := srcs.Get(pkg.Repository)
+		if src == nil {
+			return nil, fmt.Errorf("package %s: repository %s is not in %s", pkg.ID(), pkg.Repository, plan.ProjectFile)
+		}
+		i := slices.IndexFunc(pkg.Artifacts, func(a plan.LockedArtifact) bool { return a.Platform == o.Platform })
+		if i < 0 {
+			return nil, fmt.Errorf("package %s: the lock has no artifact for %s", pkg.ID(), o.Platform)
+		}
+		jobs = append(jobs, job{pkg, pkg.Artifacts[i], src})
+		res.Bytes += pkg.Artifacts[i].Size
+	}
+	if err := fetch(ctx, jobs, o, res); err != nil {
+		return nil, err
+	}
+	staging, err := os.MkdirTemp(filepath.Dir(into), "."+filepath.Base(into)+".cairn-staging-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(staging)
+	m := Manifest{Lock: l.Digest, Platform: o.Platform}
+	for _, j := range jobs {
+		if o.Progress != nil {
+			o.Progress(Progress{Bytes: res.Bytes, TotalBytes: res.Bytes, Packages: len(jobs), TotalPackages: len(jobs), Phase: "unpacking " + j.pkg.ID()})
+		}
+		blobPath, err := o.Cache.Path(j.art.Ref)
+		if err != nil {
+			return nil, err
+		}
+		files, err := unpack(blobPath, j.art.Ref, j.art.File, filepath.Join(staging, filepath.FromSlash(j.pkg.Name)), j.pkg.Name, o.Limits)
+		if err != nil {
+			return nil, fmt.Errorf("package %s: %w", j.pkg.ID(), err)
+		}
+		res.Files += len(files)
+		m.Packages = append(m.Packages, Installed{Name: j.pkg.Name, Version: j.pkg.Version, Repository: j.pkg.Repository, Descriptor: j.pkg.Descriptor, Artifact: j.art, Files: files})
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeSynced(filepath.Join(staging, ManifestFile), append(data, '\n')); err != nil {
+		return nil, err
+	}
+	if err := syncTree(staging); err != nil {
+		return nil, err
+	}
+	if res.Replaced, err = swap(staging, into); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkTarget refuses to replace a directory that is not an install of
+// cairn's (or empty), and clears what interrupted installs left.
+func checkTarget(into string) error {
+	if err := os.MkdirAll(filepath.Dir(into), 0o755); err != nil {
+		return err
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(into), "."+filepath.Base(into)+".cairn-staging-*"))
+	for _, d := range leftovers {
+		os.RemoveAll(d)
+	}
+	entries, err := os.ReadDir(into)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(into, ManifestFile)); err != nil {
+		return fmt.Errorf("%s exists and is not a cairn install (no %s): choose another --into or empty it", into, ManifestFile)
+	}
+	return nil
+}
+
+// ReadManifest reads an installed directory's manifest.
+func ReadManifest(dir string) (*Manifest, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	return &m, json.Unmarshal(data, &m)
+}
+
+// fetch brings every job's blob into the cache, o.Jobs at a time.
+func fetch(ctx context.Context, jobs []job, o Options, res *Result) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		done     atomic.Int64
+		pkgs     int
+		firstErr error
+		seen     = map[blob.Ref]bool{}
+	)
+	report := func(phase string) {
+		if o.Progress == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		o.Progress(Progress{Bytes: done.Load(), TotalBytes: res.Bytes, Packages: pkgs, TotalPackages: len(jobs), Phase: phase})
+	}
+	work := make(chan job)
+	var wg sync.WaitGroup
+	for w := 0; w < o.Jobs; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				cached, err := fetchOne(ctx, j, o.Cache, func(n int64) { done.Add(n); report("fetching") })
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("package %s: artifact %s: %w", j.pkg.ID(), j.art.File, err)
+					cancel()
+				}
+				pkgs++
+				if cached {
+					res.Cached++
+				} else {
+					res.Fetched++
+				}
+				mu.Unlock()
+				report("fetching")
+			}
+		}()
+	}
+	for _, j := range jobs {
+		if seen[j.art.Ref] {
+			mu.Lock()
+			pkgs++
+			mu.Unlock()
+			continue
+		}
+		seen[j.art.Ref] = true
+		select {
+		case work <- j:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// fetchOne brings one blob into the cache from the source's stores in
+// order, verified as it streams; it reports whether the cache had it.
+func fetchOne(ctx context.Context, j job, cache *blob.FS, progress func(int64)) (bool, error) {
+	if ok, err := cache.Stat(ctx, j.art.Ref); err != nil || ok {
+		if ok {
+			progress(j.art.Size)
+		}
+		return ok, err
+	}
+	mirrors := make([]blob.Store, len(j.src.Blobs))
+	for i, s := range j.src.Blobs {
+		mirrors[i] = counting{s, progress}
+	}
+	c := &blob.Chain{Local: cache, Mirrors: mirrors}
+	return false, c.Fetch(ctx, j.art.Ref)
+}
+
+// counting is a store whose reads report their bytes.
+type counting struct {
+	blob.Store
+	add func(int64)
+}
+
+func (c counting) Open(ctx context.Context, ref blob.Ref) (io.ReadCloser, error) {
+	rc, err := c.Store.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return &countingReader{rc, c.add}, nil
+}
+
+type countingReader struct {
+	io.ReadCloser
+	add func(int64)
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if n > 0 {
+		r.add(int64(n))
+	}
+	return n, err
+}
+
+func writeSynced(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncTree flushes every file and directory of the staging tree, so that
+// what the rename exposes is on disk.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
