@@ -3,10 +3,10 @@ package index
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io/fs"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"

@@ -128,4 +128,3 @@ func TestSnapshotAndLabelRules(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-

@@ -266,7 +266,9 @@ func craft(t *testing.T, entries ...entry) []byte {
 // entry, and nothing is materialised.
 func TestUnsafeArchives(t *testing.T) {
 	file := func(name string) entry { return entry{tar.Header{Name: name, Typeflag: tar.TypeReg}, "x"} }
-	link := func(name, to string) entry { return entry{tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to}, ""} }
+	link := func(name, to string) entry {
+		return entry{tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to}, ""}
+	}
 	for i, tc := range []struct {
 		name    string
 		entries []entry

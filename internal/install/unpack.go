@@ -69,14 +69,14 @@ type File struct {
 // unpacker writes one archive's entries under root (a package's
 // directory in the staging tree), refusing anything unsafe.
 type unpacker struct {
-	archive  string
-	root     string // the directory entries land in
-	prefix   string // the slash path of root in the target, for the manifest
-	limits   Limits
-	total    int64
-	entries  int
-	links    map[string]bool // symlinks made so far: nothing is written through one
-	files    []File
+	archive string
+	root    string // the directory entries land in
+	prefix  string // the slash path of root in the target, for the manifest
+	limits  Limits
+	total   int64
+	entries int
+	links   map[string]bool // symlinks made so far: nothing is written through one
+	files   []File
 }
 
 func (u *unpacker) refuse(entry, format string, args ...any) error {
