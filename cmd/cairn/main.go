@@ -22,7 +22,10 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/install"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
 )
@@ -114,6 +117,22 @@ func classify(err error) (int, string) {
 		return exitRefused, "uploads are signed with your key, which the repository's root must grant a publish scope (cairn key list shows the grants)"
 	case errors.As(err, &me):
 		return exitRefused, "the bytes are not what the index names: fetch the blob again from another mirror"
+	case errors.Is(err, plan.ErrUnpinned):
+		return exitRefused, "pin each input by hash: snapshot: {name, sha256, size} (cairn label history shows a label's digest), packages: {version, sha256, size} (cairn.lock has them)"
+	case errors.Is(err, policy.ErrRefused):
+		return exitRefused, "install only what the policy allows: pick another version, get the missing certification, or change the policy (cairn why NAME explains a package)"
+	case errors.Is(err, plan.ErrLockMismatch):
+		var le *plan.LockError
+		if errors.As(err, &le) && le.Stale && len(le.Problems) == 1 {
+			return exitRefused, "run cairn lock to write the lock again"
+		}
+		return exitRefused, "do not trust this lock: restore cairn.lock from version control, or run cairn lock to resolve it again"
+	case errors.Is(err, install.ErrUnsafe):
+		return exitRefused, "the package's archive tries to write outside its directory: nothing was installed; tell the package's publisher"
+	case errors.Is(err, plan.ErrUnresolvable):
+		return exitError, "change the ranges or the snapshot in cairn.yaml so that one version of each package fits every range"
+	case errors.Is(err, plan.ErrInvalid), errors.Is(err, policy.ErrInvalid):
+		return exitError, "fix the file at the line named and run the command again"
 	case errors.Is(err, keys.ErrNoKey):
 		return exitError, "pass --key FILE, set CAIRN_KEY, or add an ed25519 key to ssh-agent; make one with 'cairn key new FILE'"
 	case errors.Is(err, descriptor.ErrInvalid), errors.Is(err, record.ErrMalformed):
@@ -164,7 +183,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 		SilenceErrors: true,
 	}
 	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
-		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd())
+		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd(),
+		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd())
 	return root
 }
 

@@ -53,6 +53,8 @@ func TestScripts(t *testing.T) {
 			"waitserver": cmdWaitServer,
 			"grab":       cmdGrab,
 			"httpget":    cmdHTTPGet,
+			"expand":     cmdExpand,
+			"replace":    cmdReplace,
 		},
 	})
 }
@@ -114,6 +116,30 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		return
 	}
+}
+
+// expand FILE: replace $VAR and ${VAR} in FILE with the script's
+// environment (for files that must name an introduction or a URL).
+func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: expand FILE")
+	}
+	path := ts.MkAbs(args[0])
+	ts.Check(os.WriteFile(path, []byte(os.Expand(ts.ReadFile(args[0]), ts.Getenv)), 0o644))
+}
+
+// replace FILE REGEXP NEW: edit FILE as a hand would; it fails if
+// REGEXP does not match.
+func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: replace FILE REGEXP NEW")
+	}
+	re := regexp.MustCompile(args[1])
+	data := ts.ReadFile(args[0])
+	if !re.MatchString(data) {
+		ts.Fatalf("no match for %s in %s", args[1], args[0])
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(re.ReplaceAllString(data, args[2])), 0o644))
 }
 
 // grab VAR REGEXP: set $VAR to the first group of REGEXP's first match

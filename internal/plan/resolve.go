@@ -125,10 +125,13 @@ func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
 			continue
 		}
 		c, _ := semver.NewConstraint(w.Range)
-		if old := rs.chosen[w.Name]; old != nil && old.pinned != "" {
-			// An extra range on a snapshot package overrides the snapshot, as
-			// Stack's extra-deps do.
+		if old := rs.chosen[w.Name]; old != nil && old.pinned != "" && !c.Check(semver.MustParse(old.version)) {
+			// A range the snapshot's version does not meet overrides the
+			// snapshot for that package, as Stack's extra-deps do.
 			delete(rs.chosen, w.Name)
+			rs.roots[w.Name] = []string{fmt.Sprintf("%s wants %s, over %s's %s", where, w.Range, old.pinned, old.version)}
+			rs.ranges[w.Name] = append(rs.ranges[w.Name], constraint{w.Range, c, where})
+			continue
 		}
 		rs.ranges[w.Name] = append(rs.ranges[w.Name], constraint{w.Range, c, where})
 		rs.roots[w.Name] = append(rs.roots[w.Name], where+" wants "+w.Range)

@@ -1,0 +1,485 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/install"
+	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/policy"
+)
+
+// projectFlags are the flags of the commands that work on a project.
+type projectFlags struct {
+	dir      string
+	cache    string
+	offline  bool
+	verified bool
+	json     bool
+}
+
+func (f *projectFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&f.dir, "dir", ".", "the project directory (holding cairn.yaml)")
+	fl.StringVar(&f.cache, "cache", "", "the cache of verified indexes and blobs (default $CAIRN_CACHE, else the user cache directory)")
+	fl.BoolVar(&f.offline, "offline", false, "use the cache as last verified; fetch nothing")
+	fl.BoolVar(&f.json, "json", false, "print JSON")
+}
+
+// project is a project opened: its file, its verified sources, its policy.
+type project struct {
+	*plan.Project
+	srcs  plan.Sources
+	pol   *policy.Policy
+	cache string
+}
+
+func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, error) {
+	p, err := plan.ReadProject(f.dir)
+	if err != nil {
+		return nil, err
+	}
+	if f.verified || p.Verified {
+		if err := p.CheckVerified(); err != nil {
+			return nil, err
+		}
+	}
+	pol, err := plan.LoadPolicy(p, policyFile)
+	if err != nil {
+		return nil, err
+	}
+	cache := f.cache
+	if cache == "" {
+		if cache, err = plan.DefaultCache(); err != nil {
+			return nil, err
+		}
+	}
+	srcs, err := plan.Open(ctx, p, plan.Options{Cache: cache, Offline: f.offline})
+	if err != nil {
+		return nil, err
+	}
+	return &project{Project: p, srcs: srcs, pol: pol, cache: cache}, nil
+}
+
+// current returns the project's lock, checked against the project and
+// the indexes; with none (and not verified), a fresh resolution, written
+// when write is set.
+func (pr *project) current(ctx context.Context, f *projectFlags, w io.Writer, write bool) (*plan.Lock, error) {
+	l, perr := plan.ReadLock(pr.Dir)
+	if errors.Is(perr, fs.ErrNotExist) {
+		if f.verified || pr.Verified {
+			return nil, fmt.Errorf("verified mode installs a lock only, and %s has no %s: run cairn lock and commit it", pr.Dir, plan.LockFile)
+		}
+		if l, perr = plan.Resolve(ctx, pr.Project, pr.srcs); perr != nil {
+			return nil, perr
+		}
+		if write {
+			if _, err := pr.evaluate(l); err != nil {
+				return nil, err
+			}
+			if _, err := plan.WriteLock(pr.Dir, l); err != nil {
+				return nil, err
+			}
+			if !f.json {
+				fmt.Fprintf(w, "wrote %s: %d packages, %s\n", plan.LockFile, len(l.Packages), l.Digest)
+			}
+		}
+		return l, nil
+	}
+	if l == nil {
+		return nil, perr
+	}
+	return l, plan.Check(ctx, pr.Project, l, perr, pr.srcs)
+}
+
+func (pr *project) evaluate(l *plan.Lock) ([]*policy.Verdict, error) {
+	return plan.Evaluate(l, pr.srcs, pr.pol)
+}
+
+func newLockCmd() *cobra.Command {
+	var f projectFlags
+	var check bool
+	cmd := &cobra.Command{
+		Use:   "lock [--check]",
+		Short: "Resolve cairn.yaml into cairn.lock: every package by digest and size",
+		Long: `Read cairn.yaml, verify each repository (a server's index is pulled into the
+cache and replayed from its introduction, its checkpoint checked), resolve the
+snapshot and the extra packages to the transitive closure, check the policy, and
+write cairn.lock: for each package its version, repository, descriptor sha256 and
+size and the artifact chosen for each platform; the snapshot and the index heads
+it was resolved against; and a digest of the lock's own content. The same
+inputs give the same bytes.
+
+cairn.yaml:
+
+  repositories:
+    - {name: acme, url: https://cairn.acme.example, introduction: 64-HEX}   # or path: DIR
+  snapshot: lts-1.0                    # a label, or {name, sha256, size}
+  packages:
+    acme/extra: ^1.2                   # a semver range, or {version, sha256, size}
+  policy: policy.yaml
+  platforms: [linux-amd64]
+  verified: false                      # true: refuse whatever is not pinned by hash
+
+--check writes nothing: it exits non-zero if cairn.lock is missing, stale
+(cairn.yaml or the policy changed) or edited (its digest, or an entry that is
+not what the index holds), naming each entry.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			pr, err := f.open(ctx, "")
+			if err != nil {
+				return err
+			}
+			defer pr.srcs.Close()
+			w := cmd.OutOrStdout()
+			if check {
+				l, perr := plan.ReadLock(pr.Dir)
+				if errors.Is(perr, fs.ErrNotExist) {
+					return fmt.Errorf("%s is missing in %s: run cairn lock: %w", plan.LockFile, pr.Dir, perr)
+				}
+				if l == nil {
+					return perr
+				}
+				if err := plan.Check(ctx, pr.Project, l, perr, pr.srcs); err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(w, l)
+				}
+				fmt.Fprintf(w, "%s is current: %d packages, %s\n", plan.LockFile, len(l.Packages), l.Digest)
+				return nil
+			}
+			l, err := plan.Resolve(ctx, pr.Project, pr.srcs)
+			if err != nil {
+				return err
+			}
+			if _, err := pr.evaluate(l); err != nil {
+				return err
+			}
+			if _, err := plan.WriteLock(pr.Dir, l); err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(w, l)
+			}
+			fmt.Fprintf(w, "locked %d packages", len(l.Packages))
+			if s := l.Snapshot; s != nil {
+				fmt.Fprintf(w, " (snapshot %s sha256:%.16s", s.Name, s.SHA256)
+				if s.Label != "" {
+					fmt.Fprintf(w, " via label %s", s.Label)
+				}
+				fmt.Fprint(w, ")")
+			}
+			fmt.Fprintf(w, "\nwrote %s %s\n", filepath.Join(f.dir, plan.LockFile), l.Digest)
+			for _, p := range l.Packages {
+				fmt.Fprintf(w, "  %s  sha256:%.16s  %s\n", p.ID(), p.Descriptor.SHA256, strings.Join(p.ChosenBy, "; "))
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&check, "check", false, "only check that cairn.lock is present, current and unedited")
+	cmd.Flags().BoolVar(&f.verified, "verified", false, "refuse any input not pinned by hash (a label, a range)")
+	return cmd
+}
+
+func newInstallCmd() *cobra.Command {
+	var f projectFlags
+	var into, platform string
+	var jobs int
+	cmd := &cobra.Command{
+		Use:   "install [--verified] [--into DIR]",
+		Short: "Fetch, verify, check policy and materialise the locked plan",
+		Long: `Install cairn.lock's packages (resolving cairn.yaml first if there is no lock).
+The lock is checked against cairn.yaml and the verified indexes, then every
+package against the policy as the index says now — a vulnerability certified
+after the lock was written refuses the install. Blobs are fetched in parallel
+into the shared cache from each repository's server, then its mirrors, each
+verified by sha256 and size as it streams; archives are unpacked into a
+staging directory (no path or link may leave it; no devices; size limits),
+with a manifest of every file's origin, which then replaces DIR atomically.
+With everything in the cache, nothing is fetched (--offline: not even the index).`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			pr, err := f.open(ctx, "")
+			if err != nil {
+				return err
+			}
+			defer pr.srcs.Close()
+			w := cmd.OutOrStdout()
+			l, err := pr.current(ctx, &f, w, true)
+			if err != nil {
+				return err
+			}
+			if _, err := pr.evaluate(l); err != nil {
+				return err
+			}
+			cache, err := blob.NewFS(filepath.Join(pr.cache, "blobs"))
+			if err != nil {
+				return err
+			}
+			if into == "" {
+				into = filepath.Join(pr.Dir, "cairn_packages")
+			}
+			o := install.Options{Into: into, Cache: cache, Platform: platform, Jobs: jobs}
+			var bar *progressBar
+			if !f.json && isTerminal(cmd.ErrOrStderr()) {
+				bar = &progressBar{w: cmd.ErrOrStderr()}
+				o.Progress = bar.update
+			}
+			res, err := install.Install(ctx, l, pr.srcs, o)
+			bar.done()
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(w, res)
+			}
+			fmt.Fprintf(w, "installed %d packages for %s into %s: %d files, %s (fetched %d, from cache %d)\n",
+				res.Packages, res.Platform, res.Into, res.Files, bytesText(res.Bytes), res.Fetched, res.Cached)
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&f.verified, "verified", false, "install only a lock whose every input is pinned by hash")
+	cmd.Flags().StringVar(&into, "into", "", "the directory to install into (default DIR/cairn_packages)")
+	cmd.Flags().StringVar(&platform, "platform", "", "which locked platform (default this machine's, else the first)")
+	cmd.Flags().IntVar(&jobs, "jobs", 8, "parallel downloads")
+	return cmd
+}
+
+func newPolicyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Check packages against a policy, rule by rule"}
+	var f projectFlags
+	var file string
+	var useLock bool
+	check := &cobra.Command{
+		Use:   "check [--policy FILE] [NAME@VERSION … | --lock]",
+		Short: "Every verdict, rule by rule",
+		Long: `Evaluate the policy (cairn.yaml's, or --policy FILE) on the named versions, or
+on every package of cairn.lock, against the project's verified indexes, and
+print every rule's verdict and the records that decided it. Exits 3 if any
+package is refused.
+
+A policy:
+
+  issuers:
+    security: [acme-security]          # holder names (as the root granted them) or key ids
+  require:
+    - {name: audited, property: audited, by: security, packages: "acme/*"}
+    - {name: ci, property: tested, where: 'record.result == "PASSED"'}
+  forbid:
+    - {name: high-vulns, property: vulnerable, severity: high}   # unless a fixed record answers it
+    - {name: deprecated, property: deprecated}
+    - {name: no-gpl, expr: 'pkg.license.startsWith("GPL")'}
+
+where and expr are CEL; 'record' has id, kind, issuer, holder, issued, note,
+result, severity, vulnerabilities, fixes, artifacts; 'pkg' has name, version,
+license, uuid, descriptor, artifacts, dependencies; 'records' is every active
+record. Only active records count: not revoked, not superseded.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			pr, err := f.open(ctx, file)
+			if err != nil {
+				return err
+			}
+			defer pr.srcs.Close()
+			if pr.pol == nil {
+				return usageError{errors.New("no policy: give --policy FILE or set policy: in cairn.yaml")}
+			}
+			var verdicts []*policy.Verdict
+			if useLock || len(args) == 0 {
+				l, err := pr.current(ctx, &f, io.Discard, false)
+				if err != nil {
+					return err
+				}
+				verdicts, _ = pr.evaluate(l)
+			}
+			for _, a := range args {
+				name, version := descriptor.SplitID(a)
+				s, err := sourceOf(pr.srcs, name)
+				if err != nil {
+					return err
+				}
+				if version == "" {
+					return usageError{fmt.Errorf("%q: name the version, NAME@VERSION", a)}
+				}
+				v, err := plan.Verdict(s, pr.pol, name, version)
+				if err != nil {
+					return err
+				}
+				verdicts = append(verdicts, v)
+			}
+			w := cmd.OutOrStdout()
+			refused := &policy.RefusedError{}
+			for _, v := range verdicts {
+				if !v.Allowed {
+					refused.Verdicts = append(refused.Verdicts, v)
+				}
+			}
+			if f.json {
+				if err := printJSON(w, verdicts); err != nil {
+					return err
+				}
+			} else {
+				for _, v := range verdicts {
+					printVerdict(w, pr.pol, v)
+				}
+			}
+			if len(refused.Verdicts) > 0 {
+				return refused
+			}
+			return nil
+		},
+	}
+	f.register(check)
+	check.Flags().StringVar(&file, "policy", "", "the policy file (default cairn.yaml's policy)")
+	check.Flags().BoolVar(&useLock, "lock", false, "check every package of cairn.lock")
+	cmd.AddCommand(check)
+	return cmd
+}
+
+func sourceOf(srcs plan.Sources, name string) (*plan.Source, error) {
+	for _, s := range srcs {
+		vs, err := s.Catalog.Versions(name)
+		if err != nil {
+			return nil, err
+		}
+		if len(vs) > 0 {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("%s is published in none of the project's repositories: %w", name, fs.ErrNotExist)
+}
+
+func printVerdict(w io.Writer, pol *policy.Policy, v *policy.Verdict) {
+	state := "allowed"
+	if !v.Allowed {
+		state = "REFUSED"
+	}
+	fmt.Fprintf(w, "%s: %s\n", v.Package, state)
+	for _, r := range v.Rules {
+		mark := "pass"
+		switch {
+		case !r.Applies:
+			mark = "skip"
+		case !r.Pass:
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s  %s %s (%s:%d): %s\n", mark, r.Mode, r.Rule, pol.File, r.Line, r.Reason)
+	}
+}
+
+func newWhyCmd() *cobra.Command {
+	var f projectFlags
+	cmd := &cobra.Command{
+		Use:   "why NAME",
+		Short: "Why this version: what chose it, its records, its verdict",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			pr, err := f.open(ctx, "")
+			if err != nil {
+				return err
+			}
+			defer pr.srcs.Close()
+			l, err := pr.current(ctx, &f, io.Discard, false)
+			if err != nil {
+				return err
+			}
+			e, err := plan.Why(ctx, l, pr.srcs, pr.pol, args[0])
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if f.json {
+				return printJSON(w, e)
+			}
+			p := e.Package
+			fmt.Fprintf(w, "%s from repository %s (index head %.12s)\n", p.ID(), p.Repository, e.Head)
+			fmt.Fprintf(w, "descriptor sha256:%s (%d bytes)\n", p.Descriptor.SHA256, p.Descriptor.Size)
+			for _, a := range p.Artifacts {
+				fmt.Fprintf(w, "artifact %s: %s %s sha256:%s (%d bytes)\n", a.Platform, a.Kind, a.File, a.SHA256, a.Size)
+			}
+			fmt.Fprintln(w, "chosen by:")
+			for _, c := range p.ChosenBy {
+				fmt.Fprintf(w, "  %s\n", c)
+			}
+			fmt.Fprintln(w, "records:")
+			for _, r := range e.Records {
+				who := r.Issuer
+				if r.Holder != "" && r.Holder != r.Issuer {
+					who = r.Holder
+				}
+				fmt.Fprintf(w, "  %-10s %-16s %s  %-10s %.16s  %s\n", r.Kind, who, r.Time.Format("2006-01-02T15:04:05Z"), r.Status, r.ID, r.Detail)
+			}
+			if e.Verdict != nil {
+				fmt.Fprint(w, "verdict: ")
+				printVerdict(w, pr.pol, e.Verdict)
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws an install's progress on a terminal.
+type progressBar struct {
+	w    io.Writer
+	last int
+}
+
+func (b *progressBar) update(p install.Progress) {
+	const width = 30
+	n := 0
+	if p.TotalBytes > 0 {
+		n = int(p.Bytes * width / p.TotalBytes)
+	}
+	n = min(n, width)
+	line := fmt.Sprintf("\r[%s%s] %s / %s  %d/%d packages  %s", strings.Repeat("#", n), strings.Repeat(".", width-n),
+		bytesText(p.Bytes), bytesText(p.TotalBytes), p.Packages, p.TotalPackages, p.Phase)
+	pad := max(0, b.last-len(line))
+	b.last = len(line)
+	fmt.Fprint(b.w, line+strings.Repeat(" ", pad))
+}
+
+func (b *progressBar) done() {
+	if b != nil && b.last > 0 {
+		fmt.Fprintln(b.w)
+	}
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
