@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -16,7 +17,9 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/install"
 )
+
 
 // raceEnabled is set by race_test.go in -race builds.
 var raceEnabled bool
@@ -128,4 +131,106 @@ func mustBlob(t *testing.T, r *index.Repo, ref blob.Ref) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Attack 7: an install killed with SIGKILL at random moments leaves the
+// target as the old install or the new one — every file the manifest
+// lists, with its digest, and nothing else — never half of each, and
+// never missing.
+func TestInstallKilledAtRandom(t *testing.T) {
+	rounds := 30
+	if testing.Short() || raceEnabled {
+		rounds = 12
+	}
+	dir := t.TempDir()
+	p := func(s string) string { return filepath.Join(dir, s) }
+	mustRun(t, "key", "new", p("root.key"))
+	mustRun(t, "key", "new", p("alice.key"))
+	out := mustRun(t, "init", p("repo"), "--root-key", p("root.key"))
+	intro := strings.Fields(out[strings.Index(out, "introduction "):])[1]
+	mustRun(t, "key", "grant", "--repo", p("repo"), "--key", p("root.key"), p("alice.key.pub"), "--holder", "alice", "--scope", "publish:acme/*")
+	data := make([]byte, 2<<20)
+	const packages = 6
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		for i := 0; i < packages; i++ {
+			d := p(fmt.Sprintf("pkg-%s-%d", v, i))
+			os.MkdirAll(d, 0o755)
+			os.WriteFile(filepath.Join(d, "cairn-package.yaml"), []byte(fmt.Sprintf("name: acme/p%d\nversion: %s\nartifacts:\n  - kind: binary\n    platform: linux-amd64\n    file: data-%d.bin\n", i, v, i)), 0o644)
+			rand.Read(data)
+			os.WriteFile(filepath.Join(d, fmt.Sprintf("data-%d.bin", i)), data, 0o644)
+			mustRun(t, "publish", "--repo", p("repo"), "--key", p("alice.key"), d)
+		}
+	}
+	digests := map[string]string{} // lock digest → project
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		proj := p("project-" + v)
+		os.MkdirAll(proj, 0o755)
+		var b strings.Builder
+		fmt.Fprintf(&b, "repositories:\n  - name: acme\n    path: %s\n    introduction: %s\nplatforms: [linux-amd64]\npackages:\n", p("repo"), intro)
+		for i := 0; i < packages; i++ {
+			fmt.Fprintf(&b, "  acme/p%d: \"=%s\"\n", i, v)
+		}
+		os.WriteFile(filepath.Join(proj, "cairn.yaml"), []byte(b.String()), 0o644)
+		mustRun(t, "lock", "--dir", proj, "--cache", p("cache"))
+		data, _ := os.ReadFile(filepath.Join(proj, "cairn.lock"))
+		var l struct{ Digest string }
+		json.Unmarshal(data, &l)
+		digests[l.Digest] = proj
+	}
+	target := p("deps")
+	installCmd := func(proj string, round int) *exec.Cmd {
+		return cairnCmd(t, "install", "--dir", proj, "--into", target, "--cache", p(fmt.Sprintf("cache-%d", round)))
+	}
+	start := time.Now()
+	mustRun(t, installCmd(p("project-1.0.0"), 0).Args[1:]...)
+	window := time.Since(start) * 3 / 2
+	check := func(round int) string {
+		t.Helper()
+		m, err := install.ReadManifest(target)
+		if err != nil {
+			t.Fatalf("round %d: the target is not a whole install: %v", round, err)
+		}
+		if digests[m.Lock] == "" {
+			t.Fatalf("round %d: the manifest names lock %s, neither install's", round, m.Lock)
+		}
+		want := map[string]string{}
+		for _, pkg := range m.Packages {
+			for _, f := range pkg.Files {
+				want[f.Path] = f.SHA256
+			}
+		}
+		got := map[string]string{}
+		filepath.WalkDir(target, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Name() == ".cairn-manifest.json" {
+				return err
+			}
+			rel, _ := filepath.Rel(target, path)
+			f, _ := os.Open(path)
+			ref, _ := blob.Digest(f)
+			f.Close()
+			got[filepath.ToSlash(rel)] = ref.SHA256
+			return nil
+		})
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("round %d: the files are not the manifest's:\n got %v\nwant %v", round, got, want)
+		}
+		return m.Lock
+	}
+	check(0)
+	seen := map[string]bool{}
+	for round := 1; round <= rounds; round++ {
+		proj := p("project-1.0.0")
+		if round%2 == 1 {
+			proj = p("project-2.0.0")
+		}
+		cmd := installCmd(proj, round)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(mrand.Int64N(int64(window))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		seen[check(round)] = true
+	}
+	t.Logf("%d rounds; the target ended as %d different installs", rounds, len(seen))
 }
