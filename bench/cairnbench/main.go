@@ -1,7 +1,7 @@
 // Command cairnbench measures cairn against the floor of the same run and
 // prints one line per figure: NAME VALUE UNIT RATIO-TO-FLOOR [note].
 //
-//	cairnbench [verify|publish|serve]...   (default: all groups)
+//	cairnbench [verify|publish|serve|plan]...   (default: all groups)
 //	BENCH_RECORDS=N                  size of the large index (default 100000)
 //	CAIRN=path                       the cairn binary for whole-command figures
 package main
@@ -47,7 +47,7 @@ func run() error {
 	}
 	groups := os.Args[1:]
 	if len(groups) == 0 {
-		groups = []string{"verify", "publish", "serve"}
+		groups = []string{"verify", "publish", "serve", "plan"}
 	}
 	cairn := os.Getenv("CAIRN")
 	if cairn == "" {
@@ -85,8 +85,12 @@ func run() error {
 			if err := benchServe(ctx, cairn, work, bigIx); err != nil {
 				return err
 			}
+		case "plan":
+			if err := benchPlan(ctx, cairn, work); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("unknown group %q (want verify, publish or serve)", g)
+			return fmt.Errorf("unknown group %q (want verify, publish, serve or plan)", g)
 		}
 	}
 	return nil

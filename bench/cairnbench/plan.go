@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/record"
+)
+
+// planWorld is an index for the plan figures: a publisher, an auditor,
+// packages with real artifact files in the blob store.
+type planWorld struct {
+	repo                 *index.Repo
+	root, alice, auditor keys.Signer
+	intro                string
+	dir                  string
+}
+
+func newPlanWorld(ctx context.Context, dir string) (*planWorld, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	w := &planWorld{root: newBenchSigner(), alice: newBenchSigner(), auditor: newBenchSigner(), dir: dir}
+	r, intro, err := index.Init(ctx, filepath.Join(dir, "repo"), []keys.Signer{w.root}, []string{"root"}, 1)
+	if err != nil {
+		return nil, err
+	}
+	w.repo, w.intro = r, intro.ID
+	for _, g := range []index.KeyGrant{
+		{Key: w.alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}},
+		{Key: w.auditor.Public(), Holder: "acme-security", Scopes: []string{"certify:audited", "certify:tested", "certify:vulnerable"}},
+	} {
+		if _, err := r.Grant(ctx, g, w.root); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func newBenchSigner() keys.Signer {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	return keys.NewSigner(priv)
+}
+
+// publish publishes acme/pN@1.0.0 with a binary artifact of size bytes
+// (random) and dependencies.
+func (w *planWorld) publish(ctx context.Context, i int, size int, deps []int) error {
+	d := filepath.Join(w.dir, fmt.Sprintf("pkg%d", i))
+	os.MkdirAll(d, 0o755)
+	var m strings.Builder
+	fmt.Fprintf(&m, "name: acme/p%d\nversion: 1.0.0\nlicense: MIT\n", i)
+	if len(deps) > 0 {
+		m.WriteString("dependencies:\n")
+		for _, dep := range deps {
+			fmt.Fprintf(&m, "  - name: acme/p%d\n    version: ^1.0\n", dep)
+		}
+	}
+	fmt.Fprintf(&m, "artifacts:\n  - kind: binary\n    platform: linux-amd64\n    file: p%d.bin\n", i)
+	os.WriteFile(filepath.Join(d, "cairn-package.yaml"), []byte(m.String()), 0o644)
+	f, err := os.Create(filepath.Join(d, fmt.Sprintf("p%d.bin", i)))
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, rand.Reader, int64(size)); err != nil {
+		return err
+	}
+	f.Close()
+	_, err = w.repo.Publish(ctx, d, w.alice)
+	os.RemoveAll(d)
+	return err
+}
+
+func (w *planWorld) project(dir, location string, n int) error {
+	os.MkdirAll(dir, 0o755)
+	var b strings.Builder
+	fmt.Fprintf(&b, "repositories:\n  - name: acme\n    %s\n    introduction: %s\nplatforms: [linux-amd64]\npolicy: policy.yaml\npackages:\n", location, w.intro)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  acme/p%d: ^1.0\n", i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cairn.yaml"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	pol := "issuers:\n  security: [acme-security]\nforbid:\n  - {name: high, property: vulnerable, severity: high}\n  - {name: deprecated, property: deprecated}\n"
+	return os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(pol), 0o644)
+}
+
+// runTimed runs a command and returns its wall time and peak RSS in MiB.
+func runTimed(name string, args ...string) (time.Duration, float64, error) {
+	cmd := exec.Command(name, args...)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	t := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, errb.String())
+	}
+	d := time.Since(t)
+	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	rss := 0.0
+	if ru != nil {
+		rss = float64(ru.Maxrss) / 1024
+	}
+	return d, rss, nil
+}
+
+func benchPlan(ctx context.Context, cairn, work string) error {
+	if err := benchLock(ctx, cairn, work); err != nil {
+		return err
+	}
+	if err := benchDecision(ctx, work); err != nil {
+		return err
+	}
+	return benchInstall(ctx, cairn, work)
+}
+
+// benchLock: cairn lock of a 1,000-package plan (each package depending on
+// up to three earlier ones) from an index on disk, against the floor of
+// reading the same 1,000 descriptors with one raw git cat-file --batch.
+func benchLock(ctx context.Context, cairn, work string) error {
+	const n = 1000
+	w, err := newPlanWorld(ctx, filepath.Join(work, "lock"))
+	if err != nil {
+		return err
+	}
+	defer w.repo.Close()
+	for i := 0; i < n; i++ {
+		var deps []int
+		for k := 1; k <= 3 && i-k*7 >= 0; k++ {
+			deps = append(deps, i-k*7)
+		}
+		if err := w.publish(ctx, i, 64, deps); err != nil {
+			return err
+		}
+	}
+	proj := filepath.Join(w.dir, "project")
+	if err := w.project(proj, "path: "+w.repo.Dir, n); err != nil {
+		return err
+	}
+	cache := filepath.Join(w.dir, "cache")
+	args := []string{"lock", "--dir", proj, "--cache", cache}
+	if _, _, err := runTimed(cairn, args...); err != nil { // the first run verifies the index
+		return err
+	}
+	var runs []time.Duration
+	for i := 0; i < 5; i++ {
+		d, _, err := runTimed(cairn, args...)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, d)
+	}
+	var paths strings.Builder
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("acme/p%d", i)
+		fmt.Fprintf(&paths, "main:%s/%s\n", index.VersionDir(name, "1.0.0"), index.DescriptorFile)
+	}
+	var floors []time.Duration
+	for i := 0; i < 5; i++ {
+		cmd := exec.Command("git", "--git-dir", filepath.Join(w.repo.Dir, "index.git"), "cat-file", "--batch")
+		cmd.Stdin, cmd.Stdout = strings.NewReader(paths.String()), io.Discard
+		t := time.Now()
+		if err := cmd.Run(); err != nil {
+			return err
+		}
+		floors = append(floors, time.Since(t))
+	}
+	got, floor := median(runs), median(floors)
+	line("lock_1000", ms(got), "ms", float64(floor)/float64(got), fmt.Sprintf("whole cairn lock; floor: git cat-file --batch of the 1,000 descriptors %.1f ms", ms(floor)))
+	return nil
+}
+
+// benchDecision: one policy decision on a version with 50 records,
+// against one raw ed25519 verification.
+func benchDecision(ctx context.Context, work string) error {
+	w, err := newPlanWorld(ctx, filepath.Join(work, "decision"))
+	if err != nil {
+		return err
+	}
+	defer w.repo.Close()
+	if err := w.publish(ctx, 0, 64, nil); err != nil {
+		return err
+	}
+	for i := 0; i < 48; i++ {
+		c := index.Certification{Name: "acme/p0", Version: "1.0.0", Kind: record.Tested, Result: "PASSED", Note: fmt.Sprintf("https://ci.example/%d", i)}
+		if _, err := w.repo.Certify(ctx, c, w.auditor); err != nil {
+			return err
+		}
+	}
+	if _, err := w.repo.Certify(ctx, index.Certification{Name: "acme/p0", Version: "1.0.0", Kind: record.Audited}, w.auditor); err != nil {
+		return err
+	}
+	c, err := w.repo.Catalog(ctx, index.MainRef)
+	if err != nil {
+		return err
+	}
+	d, ref, err := c.Descriptor("acme/p0", "1.0.0")
+	if err != nil {
+		return err
+	}
+	recs, err := c.Records("acme/p0", "1.0.0")
+	if err != nil {
+		return err
+	}
+	pol, err := policy.Parse("policy.yaml", []byte(`
+issuers:
+  security: [acme-security]
+require:
+  - {name: audited, property: audited, by: security}
+  - {name: ci, property: tested, where: 'record.result == "PASSED"'}
+forbid:
+  - {name: high, property: vulnerable, severity: high}
+  - {name: deprecated, property: deprecated}
+  - {name: mit, expr: 'pkg.license != "MIT"'}
+`))
+	if err != nil {
+		return err
+	}
+	s := &policy.Subject{Descriptor: d, Ref: ref, Records: recs}
+	const iters = 20000
+	t := time.Now()
+	for i := 0; i < iters; i++ {
+		if v := pol.Evaluate(s); !v.Allowed {
+			return fmt.Errorf("decision refused: %v", v.Failed())
+		}
+	}
+	per := time.Since(t) / iters
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	msg := []byte("a record's signing input")
+	sig := ed25519.Sign(priv, msg)
+	t = time.Now()
+	for i := 0; i < iters; i++ {
+		ed25519.Verify(pub, msg, sig)
+	}
+	floor := time.Since(t) / iters
+	line("policy_decision", float64(per)/1e3, "µs", float64(floor)/float64(per), fmt.Sprintf("%d records, 5 rules (one CEL where over 48 records); floor: one raw ed25519 verify %.1f µs", len(recs), float64(floor)/1e3))
+	return nil
+}
+
+// benchInstall: cairn install of a 200-package plan (~1 GiB) from cairn
+// serve into an empty cache, against parallel curl of the same blobs from
+// nginx plus sha256sum of them.
+func benchInstall(ctx context.Context, cairn, work string) error {
+	const n, size = 200, 5 << 20
+	w, err := newPlanWorld(ctx, filepath.Join(work, "install"))
+	if err != nil {
+		return err
+	}
+	defer w.repo.Close()
+	for i := 0; i < n; i++ {
+		if err := w.publish(ctx, i, size, nil); err != nil {
+			return err
+		}
+	}
+	keyFile := filepath.Join(w.dir, "server.key")
+	pub, err := keys.Generate(keyFile, "server")
+	if err != nil {
+		return err
+	}
+	if _, err := w.repo.Grant(ctx, index.KeyGrant{Key: pub, Holder: "server", Scopes: []string{"checkpoint"}}, w.root); err != nil {
+		return err
+	}
+	srv, url, err := startCairn(cairn, w.dir, w.repo.Dir, keyFile)
+	if err != nil {
+		return err
+	}
+	defer stop(srv)
+	docroot := filepath.Join(w.dir, "docroot")
+	os.MkdirAll(docroot, 0o755)
+	ngx, nurl, err := startNginx(w.dir, docroot, filepath.Join(w.repo.Dir, "blobs"))
+	if err != nil {
+		return err
+	}
+	defer stop(ngx)
+	proj := filepath.Join(w.dir, "project")
+	if err := w.project(proj, "url: "+url, n); err != nil {
+		return err
+	}
+	// The index replica is made once; each run installs into an empty blob cache.
+	cache := filepath.Join(w.dir, "cache")
+	if _, _, err := runTimed(cairn, "lock", "--dir", proj, "--cache", cache); err != nil {
+		return err
+	}
+	l, err := plan.ReadLock(proj)
+	if err != nil {
+		return err
+	}
+	var runs []time.Duration
+	peak := 0.0
+	for i := 0; i < 3; i++ {
+		os.RemoveAll(filepath.Join(cache, "blobs"))
+		into := filepath.Join(w.dir, fmt.Sprintf("deps%d", i))
+		d, rss, err := runTimed(cairn, "install", "--dir", proj, "--cache", cache, "--into", into)
+		if err != nil {
+			return err
+		}
+		os.RemoveAll(into)
+		runs = append(runs, d)
+		peak = max(peak, rss)
+	}
+	var floors []time.Duration
+	for i := 0; i < 3; i++ {
+		out := filepath.Join(w.dir, fmt.Sprintf("curl%d", i))
+		os.MkdirAll(out, 0o755)
+		t := time.Now()
+		if err := curlAll(nurl, l, out, 8); err != nil {
+			return err
+		}
+		floors = append(floors, time.Since(t))
+		os.RemoveAll(out)
+	}
+	got, floor := median(runs), median(floors)
+	line("install_plan", ms(got), "ms", float64(floor)/float64(got), fmt.Sprintf("200 packages, %d MiB, from cairn serve into an empty cache, unpacked; peak RSS %.0f MiB; floor: 8 parallel curl from nginx + sha256sum %.0f ms", n*size>>20, peak, ms(floor)))
+	return nil
+}
+
+// curlAll fetches every locked blob with jobs parallel curl processes,
+// then checks each with sha256sum.
+func curlAll(base string, l *plan.Lock, out string, jobs int) error {
+	work := make(chan int)
+	errs := make(chan error, len(l.Packages))
+	var wg sync.WaitGroup
+	for j := 0; j < jobs; j++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				a := l.Packages[i].Artifacts[0]
+				file := filepath.Join(out, a.SHA256)
+				if err := exec.Command("curl", "-sf", "-o", file, base+"/blobs/sha256/"+a.SHA256).Run(); err != nil {
+					errs <- fmt.Errorf("curl %s: %v", a.SHA256, err)
+					continue
+				}
+				sum, err := exec.Command("sha256sum", file).Output()
+				if err != nil || !strings.HasPrefix(string(sum), a.SHA256) {
+					errs <- fmt.Errorf("sha256sum %s: %v %s", a.SHA256, err, sum)
+				}
+			}
+		}()
+	}
+	for i := range l.Packages {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
