@@ -68,11 +68,13 @@ type constraint struct {
 }
 
 type resolver struct {
-	srcs   Sources
-	chosen map[string]*choice
-	roots  map[string][]string     // name → why it is wanted at all
-	ranges map[string][]constraint // the project's own ranges
-	final  map[string][]constraint // every range of the settled closure
+	srcs    Sources
+	sources map[string]*sourceOf // by name: where it is published and its versions
+	descs   map[string]*choice   // by name@version: a descriptor read once
+	chosen  map[string]*choice
+	roots   map[string][]string     // name → why it is wanted at all
+	ranges  map[string][]constraint // the project's own ranges
+	final   map[string][]constraint // every range of the settled closure
 }
 
 // Resolve resolves the project against the verified indexes into a lock:
@@ -82,7 +84,7 @@ type resolver struct {
 // that publishes its name. The policy (if any) is not applied here: see
 // Evaluate.
 func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
-	rs := &resolver{srcs: srcs, chosen: map[string]*choice{}, roots: map[string][]string{}, ranges: map[string][]constraint{}}
+	rs := &resolver{srcs: srcs, sources: map[string]*sourceOf{}, descs: map[string]*choice{}, chosen: map[string]*choice{}, roots: map[string][]string{}, ranges: map[string][]constraint{}}
 	l := &Lock{Version: LockVersion, Project: digestOf(p.Raw), Platforms: p.Platforms}
 	var err error
 	if l.Policy, err = policyPin(p); err != nil {
@@ -212,26 +214,44 @@ func (rs *resolver) snapshot(sr *SnapshotRef) (*snapshot.Snapshot, *SnapshotPin,
 	return nil, nil, fmt.Errorf("%w: %s:%d: snapshot %s is in none of the repositories (%s)", ErrUnresolvable, ProjectFile, sr.Line, sr.Name, strings.Join(errs, "; "))
 }
 
-// source is the first repository that publishes name.
+// sourceOf is where a name is published, and its versions there.
+type sourceOf struct {
+	src      *Source
+	versions []string
+}
+
+// source is the first repository that publishes name (looked up once).
 func (rs *resolver) source(name string) (*Source, []string, error) {
+	if so, ok := rs.sources[name]; ok {
+		return so.src, so.versions, nil
+	}
 	for _, s := range rs.srcs {
 		vs, err := s.Catalog.Versions(name)
 		if err != nil {
 			return nil, nil, err
 		}
 		if len(vs) > 0 {
+			rs.sources[name] = &sourceOf{s, vs}
 			return s, vs, nil
 		}
 	}
 	return nil, nil, fmt.Errorf("%s is published in none of the repositories", name)
 }
 
+// descriptor reads a version's descriptor from its source (once).
 func (rs *resolver) descriptor(name, version string) (*Source, *descriptor.Descriptor, blob.Ref, error) {
+	id := name + "@" + version
+	if c, ok := rs.descs[id]; ok {
+		return c.src, c.desc, c.ref, nil
+	}
 	s, _, err := rs.source(name)
 	if err != nil {
 		return nil, nil, blob.Ref{}, err
 	}
 	d, ref, err := s.Catalog.Descriptor(name, version)
+	if err == nil {
+		rs.descs[id] = &choice{src: s, version: version, desc: d, ref: ref}
+	}
 	return s, d, ref, err
 }
 
@@ -331,7 +351,7 @@ func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
 		if !ok {
 			continue
 		}
-		d, ref, err := s.Catalog.Descriptor(name, versions[i])
+		_, d, ref, err := rs.descriptor(name, versions[i])
 		if err != nil {
 			return nil, err
 		}

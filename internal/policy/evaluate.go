@@ -285,6 +285,9 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]an
 		}
 		hits = append(hits, what)
 		rv.Records = append(rv.Records, f.rv.ID)
+		if r.Mode == Require {
+			break // one record meets a requirement: the first, in index order, is named
+		}
 	}
 	cond := string(r.Property)
 	if len(r.By) > 0 {
