@@ -20,7 +20,6 @@ import (
 	"cairn.dev/cairn/internal/install"
 )
 
-
 // raceEnabled is set by race_test.go in -race builds.
 var raceEnabled bool
 
