@@ -207,11 +207,7 @@ func benchDecision(ctx context.Context, work string) error {
 	if err != nil {
 		return err
 	}
-	d, ref, err := c.Descriptor("acme/p0", "1.0.0")
-	if err != nil {
-		return err
-	}
-	recs, err := c.Records("acme/p0", "1.0.0")
+	d, ref, recs, err := c.Version("acme/p0", "1.0.0")
 	if err != nil {
 		return err
 	}

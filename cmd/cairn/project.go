@@ -71,35 +71,28 @@ func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, e
 	return &project{Project: p, srcs: srcs, pol: pol, cache: cache}, nil
 }
 
-// current returns the project's lock, checked against the project and
-// the indexes; with none (and not verified), a fresh resolution, written
-// when write is set.
-func (pr *project) current(ctx context.Context, f *projectFlags, w io.Writer, write bool) (*plan.Lock, error) {
+// checked reads the project's lock and checks it against the project and
+// the verified indexes (fs.ErrNotExist when there is none).
+func (pr *project) checked(ctx context.Context) (*plan.Lock, error) {
 	l, perr := plan.ReadLock(pr.Dir)
-	if errors.Is(perr, fs.ErrNotExist) {
-		if f.verified || pr.Verified {
-			return nil, fmt.Errorf("verified mode installs a lock only, and %s has no %s: run cairn lock and commit it", pr.Dir, plan.LockFile)
-		}
-		if l, perr = plan.Resolve(ctx, pr.Project, pr.srcs); perr != nil {
-			return nil, perr
-		}
-		if write {
-			if _, err := pr.evaluate(l); err != nil {
-				return nil, err
-			}
-			if _, err := plan.WriteLock(pr.Dir, l); err != nil {
-				return nil, err
-			}
-			if !f.json {
-				fmt.Fprintf(w, "wrote %s: %d packages, %s\n", plan.LockFile, len(l.Packages), l.Digest)
-			}
-		}
-		return l, nil
-	}
 	if l == nil {
 		return nil, perr
 	}
 	return l, plan.Check(ctx, pr.Project, l, perr, pr.srcs)
+}
+
+// lock returns the project's lock, checked; with none (and not in
+// verified mode), a fresh resolution, which fresh reports.
+func (pr *project) lock(ctx context.Context, f *projectFlags) (l *plan.Lock, fresh bool, err error) {
+	l, err = pr.checked(ctx)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return l, false, err
+	}
+	if f.verified || pr.Verified {
+		return nil, false, fmt.Errorf("verified mode installs a lock only, and %s has no %s: run cairn lock and commit it", pr.Dir, plan.LockFile)
+	}
+	l, err = plan.Resolve(ctx, pr.Project, pr.srcs)
+	return l, true, err
 }
 
 func (pr *project) evaluate(l *plan.Lock) ([]*policy.Verdict, error) {
@@ -144,14 +137,11 @@ not what the index holds), naming each entry.`,
 			defer pr.srcs.Close()
 			w := cmd.OutOrStdout()
 			if check {
-				l, perr := plan.ReadLock(pr.Dir)
-				if errors.Is(perr, fs.ErrNotExist) {
-					return fmt.Errorf("%s is missing in %s: run cairn lock: %w", plan.LockFile, pr.Dir, perr)
+				l, err := pr.checked(ctx)
+				if errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("%s is missing in %s: run cairn lock: %w", plan.LockFile, pr.Dir, err)
 				}
-				if l == nil {
-					return perr
-				}
-				if err := plan.Check(ctx, pr.Project, l, perr, pr.srcs); err != nil {
+				if err != nil {
 					return err
 				}
 				if f.json {
@@ -219,12 +209,20 @@ With everything in the cache, nothing is fetched (--offline: not even the index)
 			}
 			defer pr.srcs.Close()
 			w := cmd.OutOrStdout()
-			l, err := pr.current(ctx, &f, w, true)
+			l, fresh, err := pr.lock(ctx, &f)
 			if err != nil {
 				return err
 			}
 			if _, err := pr.evaluate(l); err != nil {
 				return err
+			}
+			if fresh {
+				if _, err := plan.WriteLock(pr.Dir, l); err != nil {
+					return err
+				}
+				if !f.json {
+					fmt.Fprintf(w, "wrote %s: %d packages, %s\n", plan.LockFile, len(l.Packages), l.Digest)
+				}
 			}
 			cache, err := blob.NewFS(filepath.Join(pr.cache, "blobs"))
 			if err != nil {
@@ -301,7 +299,7 @@ record. Only active records count: not revoked, not superseded.`,
 			}
 			var verdicts []*policy.Verdict
 			if useLock || len(args) == 0 {
-				l, err := pr.current(ctx, &f, io.Discard, false)
+				l, _, err := pr.lock(ctx, &f)
 				if err != nil {
 					return err
 				}
@@ -309,7 +307,7 @@ record. Only active records count: not revoked, not superseded.`,
 			}
 			for _, a := range args {
 				name, version := descriptor.SplitID(a)
-				s, err := sourceOf(pr.srcs, name)
+				s, _, err := pr.srcs.Publisher(name)
 				if err != nil {
 					return err
 				}
@@ -351,19 +349,6 @@ record. Only active records count: not revoked, not superseded.`,
 	return cmd
 }
 
-func sourceOf(srcs plan.Sources, name string) (*plan.Source, error) {
-	for _, s := range srcs {
-		vs, err := s.Catalog.Versions(name)
-		if err != nil {
-			return nil, err
-		}
-		if len(vs) > 0 {
-			return s, nil
-		}
-	}
-	return nil, fmt.Errorf("%s is published in none of the project's repositories: %w", name, fs.ErrNotExist)
-}
-
 func printVerdict(w io.Writer, pol *policy.Policy, v *policy.Verdict) {
 	state := "allowed"
 	if !v.Allowed {
@@ -395,7 +380,7 @@ func newWhyCmd() *cobra.Command {
 				return err
 			}
 			defer pr.srcs.Close()
-			l, err := pr.current(ctx, &f, io.Discard, false)
+			l, _, err := pr.lock(ctx, &f)
 			if err != nil {
 				return err
 			}

@@ -93,20 +93,21 @@ func (c *Catalog) Descriptor(name, version string) (*descriptor.Descriptor, blob
 	return d, blob.DigestBytes(o.Data), err
 }
 
-// Records returns every record about a version, with its issuer's holder
-// and its status (active, revoked, superseded), in no particular order;
-// Time is left zero (Show fills it from the history).
-func (c *Catalog) Records(name, version string) ([]RecordView, error) {
+// Version reads a version's descriptor (parsed, and its blob reference)
+// and every record about it, with its issuer's holder and its status
+// (active, revoked, superseded), in one pass over its directory; records
+// are in no particular order, and Time is left zero (Show fills it from
+// the history). fs.ErrNotExist if the version is not published.
+func (c *Catalog) Version(name, version string) (*descriptor.Descriptor, blob.Ref, []RecordView, error) {
 	dir := VersionDir(name, version)
 	files, err := c.rd.Tree(c.commit + ":" + dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
+		return nil, blob.Ref{}, nil, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
 	}
 	if err != nil {
-		return nil, err
+		return nil, blob.Ref{}, nil, err
 	}
-	_, _, recs, err := c.readVersion(dir, files)
-	return recs, err
+	return c.readVersion(dir, files)
 }
 
 // readVersion reads a version directory's descriptor and records.

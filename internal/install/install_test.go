@@ -2,6 +2,7 @@ package install
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -227,7 +228,6 @@ func TestOffline(t *testing.T) {
 		t.Fatal("an online install reached a dead server")
 	}
 	w.served(srv, nil, "packages:\n  acme/log: ^1.0\n")
-	http.DefaultClient.CloseIdleConnections()
 	res, err := w.install(filepath.Join(t.TempDir(), "c"), true)
 	if err != nil || res.Cached != 1 || res.Fetched != 0 {
 		t.Fatalf("offline: %+v, %v", res, err)
@@ -312,5 +312,66 @@ func TestUnsafeArchives(t *testing.T) {
 	_, err := Install(context.Background(), l, srcs, Options{Into: filepath.Join(t.TempDir(), "d"), Cache: w.blobs, Platform: "linux-amd64", Limits: Limits{MaxFile: 4096}})
 	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "entry \"big\": 5000 bytes, over the 4096-byte limit") {
 		t.Fatalf("an oversized file: %v", err)
+	}
+}
+
+// zipOf is a zip of entries: a name ending in "/" is a directory, a
+// target starting with "->" makes a symlink.
+func zipOf(t *testing.T, entries [][2]string) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range entries {
+		h := &zip.FileHeader{Name: e[0], Method: zip.Deflate}
+		body := e[1]
+		switch {
+		case strings.HasSuffix(e[0], "/"):
+			h.SetMode(fs.ModeDir | 0o755)
+		case strings.HasPrefix(body, "->"):
+			h.SetMode(fs.ModeSymlink | 0o777)
+			body = body[2:]
+		default:
+			h.SetMode(0o755)
+		}
+		fw, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write([]byte(body))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestZip unpacks a zip (a directory, an executable, a link inside) and
+// refuses one whose link or path escapes (attack 4, for zips).
+func TestZip(t *testing.T) {
+	w := newWorld(t)
+	w.Publish(indextest.Package{Name: "acme/z", Version: "1.0.0", BinaryFile: "z.zip",
+		Binary: zipOf(t, [][2]string{{"bin/", ""}, {"bin/z", "#!/bin/sh\n"}, {"current", "->bin"}})})
+	w.onDisk("packages:\n  acme/z: '*'\n")
+	into := filepath.Join(t.TempDir(), "deps")
+	if _, err := w.install(into, false); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(into, "acme/z/current/z"))
+	if err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("the zip's executable through its link: %v %v", fi, err)
+	}
+	for i, entries := range [][][2]string{
+		{{"ok", "x"}, {"link", "->../../../etc"}},
+		{{"../evil", "x"}},
+	} {
+		w := newWorld(t)
+		w.Publish(indextest.Package{Name: "acme/z", Version: fmt.Sprintf("2.0.%d", i), BinaryFile: "z.zip", Binary: zipOf(t, entries)})
+		w.onDisk("packages:\n  acme/z: '*'\n")
+		into := filepath.Join(t.TempDir(), "deps")
+		if _, err := w.install(into, false); !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "linux-amd64-z.zip") {
+			t.Fatalf("an escaping zip: %v", err)
+		}
+		if _, err := os.Stat(into); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("something was materialised: %v", err)
+		}
 	}
 }

@@ -244,7 +244,7 @@ func TestVerified(t *testing.T) {
 	c, _ := w.Repo.Catalog(w.Ctx, index.MainRef)
 	_, app, _ := c.Descriptor("acme/app", "1.0.0")
 	w.write("cairn.yaml", w.projectFile(fmt.Sprintf("snapshot: {name: lts-1.0, sha256: %s, size: %d}\npackages:\n  acme/app: {version: 1.0.0, sha256: %s, size: %d}\nverified: true\n", w.lts.SHA256, w.lts.Size, app.SHA256, app.Size)))
-	p, srcs, l, err := w.lock(Options{})
+	p, _, l, err := w.lock(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,6 @@ func TestVerified(t *testing.T) {
 	if got := versions(l); got != "acme/app@1.0.0 acme/fastjson@1.2.3 acme/log@1.1.0" {
 		t.Fatalf("plan = %s", got)
 	}
-	_ = srcs
 	// A pin whose digest is not the index's is refused.
 	w.write("cairn.yaml", w.projectFile(fmt.Sprintf("packages:\n  acme/app: {version: 1.0.0, sha256: %s, size: %d}\n", app.SHA256, app.Size+1)))
 	if _, _, _, err := w.lock(Options{}); !errors.Is(err, ErrUnresolvable) || !strings.Contains(err.Error(), "is pinned to descriptor") {

@@ -225,17 +225,11 @@ func (rs *resolver) source(name string) (*Source, []string, error) {
 	if so, ok := rs.sources[name]; ok {
 		return so.src, so.versions, nil
 	}
-	for _, s := range rs.srcs {
-		vs, err := s.Catalog.Versions(name)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(vs) > 0 {
-			rs.sources[name] = &sourceOf{s, vs}
-			return s, vs, nil
-		}
+	src, vs, err := rs.srcs.Publisher(name)
+	if err == nil {
+		rs.sources[name] = &sourceOf{src, vs}
 	}
-	return nil, nil, fmt.Errorf("%s is published in none of the repositories", name)
+	return src, vs, err
 }
 
 // descriptor reads a version's descriptor from its source (once).
@@ -418,11 +412,7 @@ func Evaluate(l *Lock, srcs Sources, pol *policy.Policy) ([]*policy.Verdict, err
 
 // Verdict is a policy's verdict on one version of a source.
 func Verdict(s *Source, pol *policy.Policy, name, version string) (*policy.Verdict, error) {
-	d, ref, err := s.Catalog.Descriptor(name, version)
-	if err != nil {
-		return nil, err
-	}
-	recs, err := s.Catalog.Records(name, version)
+	d, ref, recs, err := s.Catalog.Version(name, version)
 	if err != nil {
 		return nil, err
 	}

@@ -67,11 +67,6 @@ func BuildSnapshot(c *index.Catalog, file string, data []byte) (*snapshot.Snapsh
 		return nil, fail(0, "a snapshot file has a name and a list of packages (name@version)")
 	}
 	s := &snapshot.Snapshot{Schema: snapshot.Schema, Name: spec.Name, Toolchain: spec.Toolchain, Flags: spec.Flags}
-	if t := s.Toolchain; t != nil && t.Ref != nil {
-		if err := t.Ref.Check(); err != nil {
-			return nil, fail(0, "toolchain: %v", err)
-		}
-	}
 	seen := map[string]int{}
 	for _, e := range spec.Packages {
 		if err := descriptor.CheckName(e.Name); err != nil {

@@ -75,6 +75,22 @@ func (ss Sources) Get(name string) *Source {
 	return nil
 }
 
+// Publisher returns the first repository that publishes name — a name
+// is never taken from two — and its versions there, oldest first;
+// fs.ErrNotExist if none does.
+func (ss Sources) Publisher(name string) (*Source, []string, error) {
+	for _, s := range ss {
+		vs, err := s.Catalog.Versions(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(vs) > 0 {
+			return s, vs, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("%s is published in none of the repositories: %w", name, fs.ErrNotExist)
+}
+
 // Open opens and verifies every repository of the project. A server's
 // index is pulled into a replica in the cache — every new commit replayed
 // against the repository's introduction and its signed checkpoint

@@ -49,11 +49,7 @@ func verdict(t *testing.T, w *indextest.World, p *Policy, name, version string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, ref, err := c.Descriptor(name, version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := c.Records(name, version)
+	d, ref, recs, err := c.Version(name, version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,8 +203,7 @@ func BenchmarkDecision(b *testing.B) {
 	w.Audit("acme/fastjson", "1.2.3")
 	w.Certify(index.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "medium"})
 	c, _ := w.Repo.Catalog(w.Ctx, index.MainRef)
-	d, ref, _ := c.Descriptor("acme/fastjson", "1.2.3")
-	recs, _ := c.Records("acme/fastjson", "1.2.3")
+	d, ref, recs, _ := c.Version("acme/fastjson", "1.2.3")
 	if len(recs) != 51 {
 		b.Fatalf("%d records", len(recs))
 	}

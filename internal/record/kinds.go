@@ -223,15 +223,8 @@ type LabelPredicate struct {
 	Issued   time.Time `json:"issued"`
 }
 
-var labelRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-
 // CheckLabel checks a label's name (a path element of the index).
-func CheckLabel(name string) error {
-	if !labelRE.MatchString(name) || strings.Contains(name, "..") {
-		return fmt.Errorf("label %q: use lowercase letters, digits, '.', '_' and '-' (at most 63)", name)
-	}
-	return nil
-}
+func CheckLabel(name string) error { return checkPathName("label", name) }
 
 // EndPredicate is the predicate of revoke and supersede records. The
 // subject is the record ended, named "record" with its id as digest.
@@ -285,12 +278,15 @@ type UpstreamPredicate struct {
 	Issued       time.Time `json:"issued"`
 }
 
-var upstreamNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-
 // CheckUpstreamName checks an upstream's name (a path element of the index).
-func CheckUpstreamName(name string) error {
-	if !upstreamNameRE.MatchString(name) || strings.Contains(name, "..") {
-		return fmt.Errorf("upstream name %q: use lowercase letters, digits, '.', '_' and '-'", name)
+func CheckUpstreamName(name string) error { return checkPathName("upstream name", name) }
+
+var pathNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// checkPathName checks a name that is one path element of the index.
+func checkPathName(what, name string) error {
+	if !pathNameRE.MatchString(name) || strings.Contains(name, "..") {
+		return fmt.Errorf("%s %q: use lowercase letters, digits, '.', '_' and '-' (at most 63)", what, name)
 	}
 	return nil
 }

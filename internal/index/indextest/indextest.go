@@ -101,6 +101,7 @@ type Package struct {
 	Files         map[string]string // path in the archive → content; default: a README and bin/NAME
 	Platforms     []string          // binary artifacts; default: linux-amd64
 	Binary        []byte            // the binary artifacts' bytes, instead of a tarball of Files
+	BinaryFile    string            // their file name (default PLATFORM.tar.gz)
 }
 
 // Publish publishes p, signed by the publisher.
@@ -132,11 +133,15 @@ func (w *World) Publish(p Package) *index.Published {
 	}
 	write("src.tar.gz", TarGz(w.T, files, "source"))
 	for _, pl := range platforms {
-		fmt.Fprintf(&m, "  - kind: binary\n    platform: %s\n    file: %s.tar.gz\n", pl, pl)
+		file := pl + ".tar.gz"
+		if p.BinaryFile != "" {
+			file = pl + "-" + p.BinaryFile
+		}
+		fmt.Fprintf(&m, "  - kind: binary\n    platform: %s\n    file: %s\n", pl, file)
 		if p.Binary != nil {
-			write(pl+".tar.gz", p.Binary)
+			write(file, p.Binary)
 		} else {
-			write(pl+".tar.gz", TarGz(w.T, files, pl))
+			write(file, TarGz(w.T, files, pl))
 		}
 	}
 	write("cairn-package.yaml", []byte(m.String()))
