@@ -109,9 +109,10 @@ func newLockCmd() *cobra.Command {
 cache and replayed from its introduction, its checkpoint checked), resolve the
 snapshot and the extra packages to the transitive closure, check the policy, and
 write cairn.lock: for each package its version, repository, descriptor sha256 and
-size and the artifact chosen for each platform; the snapshot and the index heads
-it was resolved against; and a digest of the lock's own content. The same
-inputs give the same bytes.
+size and the artifact chosen for each platform; the snapshot, the index heads and
+each server's signed checkpoint it was resolved against; and a digest of the
+lock's own content. The same inputs give the same bytes: a checkpoint of a head
+that has not moved is kept from the previous lock.
 
 cairn.yaml:
 
@@ -156,6 +157,9 @@ not what the index holds), naming each entry.`,
 			}
 			if _, err := pr.evaluate(l); err != nil {
 				return err
+			}
+			if prev, err := pr.checked(ctx); err == nil {
+				l.KeepCheckpoints(prev)
 			}
 			if _, err := plan.WriteLock(pr.Dir, l); err != nil {
 				return err

@@ -17,6 +17,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/safefile"
 )
 
@@ -60,6 +61,10 @@ type LockedRepo struct {
 	Introduction string `json:"introduction"`
 	Head         string `json:"head"`
 	Records      int    `json:"records"` // record files in the index at head
+	// Checkpoint is the server's signed checkpoint (a signed note) that
+	// the head was pulled under: the server's own statement, at a time,
+	// of a head that Head contains. Empty for an index on disk.
+	Checkpoint string `json:"checkpoint,omitempty"`
 }
 
 // Locked is one package of the plan.
@@ -81,6 +86,21 @@ type LockedArtifact struct {
 	Kind     string `json:"kind"`
 	File     string `json:"file"`
 	blob.Ref
+}
+
+// KeepCheckpoints keeps prev's checkpoint of every repository whose head
+// has not moved since prev, so that locking again with nothing new gives
+// the same bytes (a server dates each checkpoint it signs). prev must
+// have passed Check.
+func (l *Lock) KeepCheckpoints(prev *Lock) {
+	for i := range l.Repositories {
+		r := &l.Repositories[i]
+		for _, p := range prev.Repositories {
+			if p.Name == r.Name && p.Introduction == r.Introduction && p.Head == r.Head && p.Checkpoint != "" {
+				r.Checkpoint = p.Checkpoint
+			}
+		}
+	}
 }
 
 // Package returns the locked package named name.
@@ -214,6 +234,12 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 		default:
 			if ok, err := s.Repo.Git.IsAncestor(ctx, lr.Head, s.Head()); err != nil || !ok {
 				add("repository %s: head %s is not in the verified history of its index (at %s)", lr.Name, lr.Head, s.Head())
+			} else if lr.Checkpoint != "" {
+				if _, err := remote.OpenCheckpoint(ctx, s.Repo, lr.Head, lr.Introduction, []byte(lr.Checkpoint)); err != nil {
+					add("repository %s: checkpoint: %v", lr.Name, err)
+				}
+			} else if s.Checkpoint != nil {
+				add("repository %s: the lock holds no checkpoint, and its server signs them", lr.Name)
 			}
 		}
 	}

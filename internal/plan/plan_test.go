@@ -3,6 +3,7 @@ package plan
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,10 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/policy"
 )
 
@@ -312,4 +316,80 @@ func mustProject(t *testing.T, dir string) *Project {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestLockCheckpoint: a lock resolved from a server holds the server's
+// signed checkpoint; Check refuses one that was edited, signed by a key
+// without the checkpoint scope, or dropped; locking again with the head
+// unmoved keeps the checkpoint, so the bytes stay the same.
+func TestLockCheckpoint(t *testing.T) {
+	w := newWorld(t)
+	url := w.Serve()
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\nsnapshot: lts-1.0\n", url, w.Intro))
+	p, srcs, l, err := w.lock(Options{Cache: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := l.Repositories[0]
+	sc, err := checkpoint.Open([]byte(lr.Checkpoint), func(string) ed25519.PublicKey { return w.Checkpointer.Public() })
+	if err != nil || sc.Head != lr.Head || sc.Introduction != w.Intro || sc.Records != lr.Records {
+		t.Fatalf("the lock's checkpoint %q: %v, %+v (lock head %s)", lr.Checkpoint, err, sc, lr.Head)
+	}
+	if err := Check(w.Ctx, p, l, nil, srcs); err != nil {
+		t.Fatalf("Check of a fresh lock: %v", err)
+	}
+	sign := func(s keys.Signer, c checkpoint.Checkpoint) string {
+		note, err := checkpoint.Sign(c, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(note)
+	}
+	earlier := sc.Checkpoint
+	earlier.Time = earlier.Time.Add(-time.Hour)
+	for _, tc := range []struct {
+		name, checkpoint, want string
+	}{
+		{"edited", strings.Replace(lr.Checkpoint, fmt.Sprintf("records %d", lr.Records), fmt.Sprintf("records %d", lr.Records+1), 1), "checkpoint"},
+		{"signed by the publisher", sign(w.Publisher, sc.Checkpoint), "did not allow to sign checkpoints"},
+		{"of another index", sign(w.Checkpointer, checkpoint.Checkpoint{Introduction: strings.Repeat("ab", 32), Head: sc.Head, Records: sc.Records, Time: sc.Time}), "is for index abababab"},
+		{"of another history", sign(w.Checkpointer, checkpoint.Checkpoint{Introduction: w.Intro, Head: strings.Repeat("0", 40), Records: sc.Records, Time: sc.Time}), "does not contain"},
+		{"dropped", "", "holds no checkpoint"},
+	} {
+		edited := *l
+		edited.Repositories = []LockedRepo{lr}
+		edited.Repositories[0].Checkpoint = tc.checkpoint
+		if _, err := edited.Marshal(); err != nil {
+			t.Fatal(err)
+		}
+		err := Check(w.Ctx, p, &edited, nil, srcs)
+		var le *LockError
+		if !errors.As(err, &le) || !strings.Contains(err.Error(), "repository acme: ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Check = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	// Locking again: a checkpoint of the unmoved head is kept, another
+	// head's is not.
+	prev := *l
+	prev.Repositories = []LockedRepo{lr}
+	prev.Repositories[0].Checkpoint = sign(w.Checkpointer, earlier)
+	if err := Check(w.Ctx, p, &prev, nil, srcs); err != nil {
+		t.Fatalf("Check with an earlier checkpoint: %v", err)
+	}
+	again, err := Resolve(w.Ctx, p, srcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.KeepCheckpoints(&prev)
+	a, _ := again.Marshal()
+	b, _ := prev.Marshal()
+	if !bytes.Equal(a, b) {
+		t.Fatalf("locking again with nothing new changed the lock:\n%s\nwas\n%s", a, b)
+	}
+	prev.Repositories[0].Head = strings.Repeat("1", 40)
+	again.Repositories[0].Checkpoint = lr.Checkpoint
+	again.KeepCheckpoints(&prev)
+	if again.Repositories[0].Checkpoint != lr.Checkpoint {
+		t.Fatal("kept the checkpoint of a lock at another head")
+	}
 }

@@ -91,7 +91,11 @@ func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	for _, s := range srcs {
-		l.Repositories = append(l.Repositories, LockedRepo{Name: s.Name, Location: s.Where(), Introduction: s.Introduction, Head: s.Head(), Records: s.Records})
+		lr := LockedRepo{Name: s.Name, Location: s.Where(), Introduction: s.Introduction, Head: s.Head(), Records: s.Records}
+		if s.Checkpoint != nil {
+			lr.Checkpoint = string(s.Checkpoint.Raw)
+		}
+		l.Repositories = append(l.Repositories, lr)
 	}
 	if p.Snapshot != nil {
 		snap, pin, err := rs.snapshot(p.Snapshot)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/remote"
 )
@@ -49,6 +50,9 @@ type Source struct {
 	Catalog *index.Catalog
 	Records int          // record files in the index at the head
 	Blobs   []blob.Store // its own store or server, then its mirrors
+	// Checkpoint is the server's signed checkpoint the replica was last
+	// pulled under (nil for an index on disk, or a server that signs none).
+	Checkpoint *checkpoint.Signed
 }
 
 // Head is the verified head the source is read at.
@@ -175,7 +179,19 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		repo.Close()
 		return nil, err
 	}
-	c, err := repo.Catalog(ctx, head)
+	var sc *checkpoint.Signed
+	note, err := rm.LastCheckpoint(repo)
+	if err == nil {
+		if sc, err = remote.OpenCheckpoint(ctx, repo, head, r.Introduction, note); err != nil {
+			err = fmt.Errorf("the checkpoint kept in the cache %s: %v: run again without --offline", dir, err)
+		}
+	} else if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	var c *index.Catalog
+	if err == nil {
+		c, err = repo.Catalog(ctx, head)
+	}
 	if err != nil {
 		repo.Close()
 		return nil, err
@@ -188,5 +204,5 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 	for _, m := range r.Mirrors {
 		stores = append(stores, &blob.HTTP{URL: m, Client: client})
 	}
-	return &Source{Repository: r, Repo: repo, Catalog: c, Records: records, Blobs: stores}, nil
+	return &Source{Repository: r, Repo: repo, Catalog: c, Records: records, Blobs: stores, Checkpoint: sc}, nil
 }

@@ -182,38 +182,70 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	return body, nil
 }
 
-// checkCheckpoint verifies a checkpoint against the verified remote line:
-// signed by a key the remote's root granted the checkpoint scope, for this
-// index, for a head the fetched history contains, and fresh.
-func checkCheckpoint(ctx context.Context, r *index.Repo, rm *Remote, note []byte, res *index.VerifyResult, now time.Time) (*checkpoint.Signed, error) {
-	st, err := r.State(ctx, res.Head)
+// OpenCheckpoint verifies a signed checkpoint of the index whose
+// introduction is introduction, against r's history at head (a verified
+// line of that index): signed by a key that history granted the
+// checkpoint scope, unrevoked and unexpired when it signed, for that
+// index, of a head that head contains. A lock's checkpoint is checked
+// with it too.
+func OpenCheckpoint(ctx context.Context, r *index.Repo, head, introduction string, note []byte) (*checkpoint.Signed, error) {
+	st, err := r.State(ctx, head)
 	if err != nil {
 		return nil, err
 	}
-	lookup := func(id string) ed25519.PublicKey {
+	mayCheckpoint := func(k *index.Key, t time.Time) bool {
+		if k == nil || k.RevokedBy != "" {
+			return false
+		}
+		for _, g := range k.Active(t) {
+			for _, s := range g.Scopes {
+				if s.Action == "checkpoint" {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	keyOf := map[string]*index.Key{}
+	sc, err := checkpoint.Open(note, func(id string) ed25519.PublicKey {
+		// Expiry is judged below, at the checkpoint's own time.
 		k, err := st.Key(id)
 		if err != nil || k == nil || k.RevokedBy != "" {
 			return nil
 		}
-		for _, g := range k.Active(now) {
-			for _, s := range g.Scopes {
-				if s.Action == "checkpoint" {
-					return k.Pub
-				}
-			}
-		}
-		return nil
+		keyOf[id] = k
+		return k.Pub
+	})
+	if err == nil && !mayCheckpoint(keyOf[sc.Key], sc.Time) {
+		err = fmt.Errorf("the checkpoint is signed by key %s, which the index did not allow to sign checkpoints at %s", sc.Key, sc.Time.UTC().Format(time.RFC3339))
 	}
-	sc, err := checkpoint.Open(note, lookup)
 	if err != nil {
-		return nil, &CheckpointError{Remote: rm.Name, Problem: err.Error(), Evidence: note}
+		return nil, err
 	}
-	if sc.Introduction != rm.Introduction {
-		return nil, &CheckpointError{Remote: rm.Name, Problem: fmt.Sprintf("the checkpoint is for index %.16s, not %.16s", sc.Introduction, rm.Introduction), Evidence: note}
+	if sc.Introduction != introduction {
+		return nil, fmt.Errorf("the checkpoint is for index %.16s, not %.16s", sc.Introduction, introduction)
 	}
-	if ok, _ := r.Git.IsAncestor(ctx, sc.Head, res.Head); !ok {
+	if ok, _ := r.Git.IsAncestor(ctx, sc.Head, head); !ok {
+		return sc, fmt.Errorf("%w: the checkpoint signs head %s, which the verified history at %s does not contain", ErrOtherHistory, sc.Head, head)
+	}
+	return sc, nil
+}
+
+// ErrOtherHistory says a checkpoint signs a head outside the history it
+// is checked against.
+var ErrOtherHistory = errors.New("checkpoint of another history")
+
+// checkCheckpoint verifies a checkpoint just fetched against the remote
+// line just verified (OpenCheckpoint), its record count and its age, and
+// keeps it beside the line.
+func checkCheckpoint(ctx context.Context, r *index.Repo, rm *Remote, note []byte, res *index.VerifyResult, now time.Time) (*checkpoint.Signed, error) {
+	sc, err := OpenCheckpoint(ctx, r, res.Head, rm.Introduction, note)
+	if errors.Is(err, ErrOtherHistory) {
 		return nil, &CheckpointError{Remote: rm.Name, Evidence: note, Problem: fmt.Sprintf(
 			"the server signed head %s but served %s, which does not contain it: it shows different histories to different clients (the signed checkpoint is the evidence)", sc.Head, res.Head)}
+	}
+	if err != nil {
+		return nil, &CheckpointError{Remote: rm.Name, Problem: err.Error(), Evidence: note}
 	}
 	if sc.Head == res.Head && sc.Records != res.Total {
 		return nil, &CheckpointError{Remote: rm.Name, Evidence: note, Problem: fmt.Sprintf("the checkpoint counts %d record files at %s, the index holds %d", sc.Records, sc.Head, res.Total)}

@@ -95,6 +95,13 @@ func (rm *Remote) checkpointPath(r *index.Repo) string {
 	return strings.TrimSuffix(rm.Line(r).Marker, ".verified.json") + ".checkpoint"
 }
 
+// LastCheckpoint returns the signed checkpoint kept by the last pull of
+// the remote (fs.ErrNotExist if none: never pulled, or a server that signs
+// none). Check it with OpenCheckpoint before trusting it.
+func (rm *Remote) LastCheckpoint(r *index.Repo) ([]byte, error) {
+	return os.ReadFile(rm.checkpointPath(r))
+}
+
 // Add records a remote in repository r.
 func Add(r *index.Repo, rm Remote) error {
 	if err := CheckName(rm.Name); err != nil {

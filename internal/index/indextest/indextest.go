@@ -35,7 +35,7 @@ type World struct {
 	Intro string
 
 	Root, Publisher, Security, Curator keys.Signer
-	checkpoint                         keys.Signer
+	Checkpointer                       keys.Signer // signs the server's checkpoints, once Serve granted it
 }
 
 // NewSigner makes a fresh ed25519 key.
@@ -68,15 +68,15 @@ func New(t testing.TB) *World {
 // the first time) and returns its URL; the server stops with the test.
 func (w *World) Serve() string {
 	w.T.Helper()
-	if w.checkpoint == nil {
-		w.checkpoint = NewSigner()
-		w.Grant(w.checkpoint, "server", "checkpoint")
+	if w.Checkpointer == nil {
+		w.Checkpointer = NewSigner()
+		w.Grant(w.Checkpointer, "server", "checkpoint")
 	}
 	exe, err := filepath.Abs(os.Args[0])
 	if err != nil {
 		w.T.Fatal(err)
 	}
-	srv, err := server.New(w.Repo, server.Options{Exe: exe, CheckpointKey: w.checkpoint, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(w.Repo, server.Options{Exe: exe, CheckpointKey: w.Checkpointer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		w.T.Fatal(err)
 	}
