@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"log/slog"
 	"net"
 	"os/exec"
@@ -25,15 +27,18 @@ func newDemoCmd() *cobra.Command {
 	var serve string
 	c := &cobra.Command{
 		Use:   "demo [--serve HOST:PORT] DIR",
-		Short: "Walk through cairn in DIR: keys, a repository, grants, publish, certify, a vulnerability, a revocation, show, verify",
+		Short: "Walk through cairn in DIR: keys, a repository, publish, certify, serve, git push, pull, a snapshot, lock and install under a policy",
 		Long: `Run a whole session in a new directory DIR, printing each command as you would
 type it (paths relative to DIR) and its output: make keys, create a repository,
 grant a publisher and an auditor, publish a package, audit it, declare a
 vulnerability, watch the publisher fail to remove it, revoke it as its issuer,
 show the package and verify the whole history. Then serve the repository, clone
 its index with git, publish in the clone and 'git push' it, and follow the
-server from a second, verified replica. With --serve, keep serving at that
-address until interrupted.`,
+server from a second, verified replica. Then a curator pins a snapshot behind
+the label lts-1.0, and a project (DIR/project: cairn.yaml, policy.yaml) locks
+and installs it from the server; a vulnerability certified after the lock makes
+install refuse with the reason, until the security team answers it. With
+--serve, keep serving at that address until interrupted.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), args[0], serve)
@@ -92,7 +97,7 @@ func runDemo(ctx context.Context, w io.Writer, dir, serve string) error {
 	if _, err := step(false, "key", "grant", "--repo", repo, "--key", p("keys/root.key"), p("keys/alice.key.pub"), "--holder", "alice", "--scope", "publish:acme/*"); err != nil {
 		return err
 	}
-	if _, err := step(false, "key", "grant", "--repo", repo, "--key", p("keys/root.key"), p("keys/audit.key.pub"), "--holder", "acme-security", "--scope", "certify:audited", "--scope", "certify:vulnerable"); err != nil {
+	if _, err := step(false, "key", "grant", "--repo", repo, "--key", p("keys/root.key"), p("keys/audit.key.pub"), "--holder", "acme-security", "--scope", "certify:audited", "--scope", "certify:vulnerable", "--scope", "certify:fixed"); err != nil {
 		return err
 	}
 	pkg := p("fastjson")
@@ -108,8 +113,14 @@ artifacts:
     platform: linux-amd64
     file: fastjson-linux-amd64.tar.gz
 `), 0o644)
-	os.WriteFile(filepath.Join(pkg, "fastjson-1.2.3.tar.gz"), []byte("the source of fastjson 1.2.3\n"), 0o644)
-	os.WriteFile(filepath.Join(pkg, "fastjson-linux-amd64.tar.gz"), []byte("the linux-amd64 binary of fastjson 1.2.3\n"), 0o644)
+	for file, content := range map[string][]byte{
+		"fastjson-1.2.3.tar.gz":       tarGz("fastjson.go", "package fastjson // 1.2.3\n", 0o644),
+		"fastjson-linux-amd64.tar.gz": tarGz("bin/fastjson", "#!/bin/sh\necho fastjson 1.2.3\n", 0o755),
+	} {
+		if err := os.WriteFile(filepath.Join(pkg, file), content, 0o644); err != nil {
+			return err
+		}
+	}
 	say("alice publishes fastjson/ (cairn-package.yaml and two artifacts)")
 	if _, err := step(false, "publish", "--repo", repo, "--key", p("keys/alice.key"), pkg); err != nil {
 		return err
@@ -228,10 +239,96 @@ func demoServe(ctx context.Context, w io.Writer, dir, addr string, step func(boo
 	if _, err := step(false, "show", "--repo", p("laptop"), "acme/fastjson@1.3.0"); err != nil {
 		return err
 	}
+	if err := demoProject(w, dir, url, r.Config.Introduction, step, say); err != nil {
+		return err
+	}
 	if addr == "127.0.0.1:0" {
 		stop()
 		return <-done
 	}
 	fmt.Fprintf(w, "\n# serving %s at %s until interrupted: git clone %s/index.git\n", repo, url, url)
 	return <-done
+}
+
+var snapshotLine = regexp.MustCompile(`(?m)^sha256 ([0-9a-f]{64})$`)
+
+// demoProject pins a snapshot behind a label, then locks and installs a
+// project from the server under a policy: a vulnerability certified
+// after the lock refuses the install, with the reason, until the
+// security team answers it.
+func demoProject(w io.Writer, dir, url, intro string, step func(bool, ...string) (string, error), say func(string)) error {
+	p := func(rel string) string { return filepath.Join(dir, rel) }
+	repo := p("repo")
+	show := func(rel, content string) error {
+		fmt.Fprintf(w, "\n$ cat %s\n%s", rel, content)
+		return os.WriteFile(p(rel), []byte(content), 0o644)
+	}
+	say("a curator pins a package set as a snapshot, and points the label lts-1.0 at it")
+	if _, err := step(false, "key", "new", p("keys/curator.key")); err != nil {
+		return err
+	}
+	if _, err := step(false, "key", "grant", "--repo", repo, "--key", p("keys/root.key"), p("keys/curator.key.pub"), "--holder", "curators", "--scope", "snapshot", "--scope", "label:lts-*"); err != nil {
+		return err
+	}
+	if err := show("lts-1.0.yaml", "name: lts-1.0\ntoolchain: {name: go, version: 1.26}\npackages:\n  - acme/fastjson@1.2.3\n"); err != nil {
+		return err
+	}
+	out, err := step(false, "snapshot", "create", "--repo", repo, "--key", p("keys/curator.key"), p("lts-1.0.yaml"))
+	if err != nil {
+		return err
+	}
+	m := snapshotLine.FindStringSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("demo: no sha256 in the snapshot output")
+	}
+	if _, err := step(false, "label", "set", "--repo", repo, "--key", p("keys/curator.key"), "lts-1.0", m[1]); err != nil {
+		return err
+	}
+	say("a project pins the server by its introduction, follows the label, and installs under a policy")
+	if err := os.MkdirAll(p("project"), 0o755); err != nil {
+		return err
+	}
+	project := fmt.Sprintf("repositories:\n  - {name: acme, url: %s, introduction: %s}\nsnapshot: lts-1.0\npolicy: policy.yaml\nplatforms: [linux-amd64]\n", url, intro)
+	if err := show("project/cairn.yaml", project); err != nil {
+		return err
+	}
+	policy := "issuers:\n  security: [acme-security]\nrequire:\n  - {name: audited, property: audited, by: security}\nforbid:\n  - {name: high-vulnerabilities, property: vulnerable, severity: high}\n"
+	if err := show("project/policy.yaml", policy); err != nil {
+		return err
+	}
+	in := []string{"--dir", p("project"), "--cache", p("cache")}
+	if _, err := step(false, append([]string{"lock"}, in...)...); err != nil {
+		return err
+	}
+	if _, err := step(false, append([]string{"install"}, in...)...); err != nil {
+		return err
+	}
+	say("after the lock, the security team finds a real vulnerability: install refuses, and says why")
+	if _, err := step(false, "certify", "--repo", repo, "--key", p("keys/audit.key"), "acme/fastjson@1.2.3", "--property", "vulnerable", "--id", "GHSA-demo-0002", "--severity", "high"); err != nil {
+		return err
+	}
+	if _, err := step(true, append([]string{"install"}, in...)...); err != nil {
+		return err
+	}
+	if _, err := step(false, append([]string{"why", "acme/fastjson"}, in...)...); err != nil {
+		return err
+	}
+	say("the security team answers it with a fixed record; the install goes through")
+	if _, err := step(false, "certify", "--repo", repo, "--key", p("keys/audit.key"), "acme/fastjson@1.2.3", "--property", "fixed", "--id", "GHSA-demo-0002", "--note", "the linux-amd64 build does not include the parser"); err != nil {
+		return err
+	}
+	_, err = step(false, append([]string{"install"}, in...)...)
+	return err
+}
+
+// tarGz is a gzipped tarball of one file.
+func tarGz(name, content string, mode int64) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(content)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(content))
+	tw.Close()
+	zw.Close()
+	return b.Bytes()
 }
