@@ -278,7 +278,7 @@ package is refused.
 A policy:
 
   issuers:
-    security: [acme-security]          # holder names (as the root granted them) or key ids
+    security: [acme-security]          # holder names (as the root granted them) or key ids (SHA256:…)
   require:
     - {name: audited, property: audited, by: security, packages: "acme/*"}
     - {name: ci, property: tested, where: 'record.result == "PASSED"'}
@@ -287,10 +287,14 @@ A policy:
     - {name: deprecated, property: deprecated}
     - {name: no-gpl, expr: 'pkg.license.startsWith("GPL")'}
 
-where and expr are CEL; 'record' has id, kind, issuer, holder, issued, note,
-result, severity, vulnerabilities, fixes, artifacts; 'pkg' has name, version,
-license, uuid, descriptor, artifacts, dependencies; 'records' is every active
-record. Only active records count: not revoked, not superseded.`,
+A holder name is the name a repository's root granted, so when cairn.yaml lists
+more than one repository a bare holder name is refused: write HOLDER@REPOSITORY
+(acme-security@acme, the repository as cairn.yaml names it) or the key id.
+
+where and expr are CEL; 'record' has id, kind, issuer, holder, repository,
+issued, note, result, severity, vulnerabilities, fixes, artifacts; 'pkg' has
+name, version, license, uuid, descriptor, artifacts, dependencies; 'records' is
+every active record. Only active records count: not revoked, not superseded.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			pr, err := f.open(ctx, file)

@@ -393,3 +393,51 @@ func TestLockCheckpoint(t *testing.T) {
 		t.Fatal("kept the checkpoint of a lock at another head")
 	}
 }
+
+// TestHolderNamesAcrossRepositories: a holder name is the name one root
+// gave. With two repositories, each granting an "acme-security", a
+// policy's bare holder name is refused, and HOLDER@REPOSITORY does not
+// accept the other repository's namesake (the attack: an audit by
+// another root's "acme-security" passing for ours).
+func TestHolderNamesAcrossRepositories(t *testing.T) {
+	w := newWorld(t)
+	other := indextest.New(t) // its own root, and its own "acme-security"
+	other.Publish(indextest.Package{Name: "acme/tool", Version: "1.0.0"})
+	other.Audit("acme/tool", "1.0.0")
+	w.Audit("acme/log", "1.1.0")
+	project := w.projectFile(fmt.Sprintf("  - name: other\n    path: %s\n    introduction: %s\npackages:\n  acme/log: 1.1.0\n  acme/tool: ^1\npolicy: policy.yaml\n", other.Dir, other.Intro))
+	w.write("cairn.yaml", project)
+	w.write("policy.yaml", "require:\n  - {name: audited, property: audited, by: acme-security}\n")
+	p := mustProject(t, w.project)
+	_, err := LoadPolicy(p, "")
+	var fe *policy.FileError
+	if !errors.As(err, &fe) || fe.Line != 2 || fe.Rule != "audited" || !strings.Contains(err.Error(), `issuer "acme-security" is a holder name, and the project reads 2 repositories (acme, other)`) {
+		t.Fatalf("a bare holder name with two repositories: %v", err)
+	}
+	w.write("policy.yaml", "require:\n  - {name: audited, property: audited, by: acme-security@nowhere}\n")
+	if _, err := LoadPolicy(p, ""); err == nil || !strings.Contains(err.Error(), `the project reads no repository "nowhere"`) {
+		t.Fatalf("an unknown repository: %v", err)
+	}
+	w.write("policy.yaml", "issuers:\n  security: [acme-security@acme]\nrequire:\n  - {name: audited, property: audited, by: security}\n")
+	pol, err := LoadPolicy(p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, srcs, l, err := w.lock(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Evaluate(l, srcs, pol)
+	var re *policy.RefusedError
+	if !errors.As(err, &re) || len(re.Verdicts) != 1 || re.Verdicts[0].Package != "acme/tool@1.0.0" {
+		t.Fatalf("Evaluate = %v, want acme/tool refused: its audit is by another root's acme-security", err)
+	}
+	// The same rule with the other repository named accepts it.
+	w.write("policy.yaml", "require:\n  - {name: audited, property: audited, by: [acme-security@acme, acme-security@other]}\n")
+	if pol, err = LoadPolicy(p, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Evaluate(l, srcs, pol); err != nil {
+		t.Fatalf("both repositories' teams named: %v", err)
+	}
+}

@@ -34,7 +34,15 @@ func LoadPolicy(p *Project, file string) (*policy.Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	return policy.Parse(filepath.Base(file), data)
+	pol, err := policy.Parse(filepath.Base(file), data)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, r := range p.Repositories {
+		names = append(names, r.Name)
+	}
+	return pol, pol.Bind(names)
 }
 
 func policyPin(p *Project) (*PolicyPin, error) {
@@ -420,5 +428,5 @@ func Verdict(s *Source, pol *policy.Policy, name, version string) (*policy.Verdi
 	if err != nil {
 		return nil, err
 	}
-	return pol.Evaluate(&policy.Subject{Descriptor: d, Ref: ref, Records: recs}), nil
+	return pol.Evaluate(&policy.Subject{Descriptor: d, Ref: ref, Records: recs, Repository: s.Name}), nil
 }

@@ -21,6 +21,10 @@ type Subject struct {
 	Descriptor *descriptor.Descriptor
 	Ref        blob.Ref
 	Records    []index.RecordView
+	// Repository names the repository whose root granted the records'
+	// holders (as the project names it): an issuer HOLDER@REPOSITORY
+	// matches only there.
+	Repository string
 }
 
 // Verdict is a policy's decision on one version, rule by rule.
@@ -63,6 +67,7 @@ func IsActive(rv *index.RecordView) bool {
 // facts are what rules read of a record.
 type facts struct {
 	rv     *index.RecordView
+	repo   string // the repository whose root named rv's holder
 	issued time.Time
 	note   string
 	result string
@@ -76,8 +81,8 @@ type vuln struct {
 	rank         int
 }
 
-func factsOf(rv *index.RecordView) *facts {
-	f := &facts{rv: rv}
+func factsOf(rv *index.RecordView, repo string) *facts {
+	f := &facts{rv: rv, repo: repo}
 	switch p := rv.Record.Predicate.(type) {
 	case record.CertificationPredicate:
 		f.issued, f.note = p.Issued, p.Note
@@ -123,7 +128,7 @@ func (f *facts) cel() map[string]any {
 		fixes = append(fixes, x)
 	}
 	f.obj = map[string]any{
-		"id": f.rv.ID, "kind": f.rv.Kind, "issuer": f.rv.Issuer, "holder": f.rv.Holder, "status": f.rv.Status,
+		"id": f.rv.ID, "kind": f.rv.Kind, "issuer": f.rv.Issuer, "holder": f.rv.Holder, "repository": f.repo, "status": f.rv.Status,
 		"issued": f.issued, "note": f.note, "result": f.result, "artifacts": arts,
 		"severity": top, "severity_rank": int64(topRank), "vulnerabilities": vulns, "fixes": fixes,
 	}
@@ -161,8 +166,12 @@ func (p *Policy) issuers(by []string) map[string]bool {
 	return out
 }
 
-func issuedBy(set map[string]bool, rv *index.RecordView) bool {
-	return set == nil || set[rv.Issuer] || (rv.Holder != "" && set[rv.Holder])
+// issuedBy reports whether a record's issuer is in set: by key id, by
+// HOLDER@REPOSITORY, or by a bare holder name (which Bind allows only
+// when the project reads one repository).
+func issuedBy(set map[string]bool, f *facts) bool {
+	rv := f.rv
+	return set == nil || set[rv.Issuer] || (rv.Holder != "" && (set[rv.Holder] || set[rv.Holder+"@"+f.repo]))
 }
 
 // Evaluate decides whether a version may be installed, rule by rule. A
@@ -178,7 +187,7 @@ func (p *Policy) Evaluate(s *Subject) *Verdict {
 		if rv.Record == nil || !IsActive(rv) || !record.Kind(rv.Kind).IsPackage() {
 			continue
 		}
-		f := factsOf(rv)
+		f := factsOf(rv, s.Repository)
 		active = append(active, f)
 		for _, id := range f.fixes {
 			answered[id] = rv.ID
@@ -247,7 +256,7 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]an
 	var hits []string
 	var answers []string
 	for _, f := range active {
-		if record.Kind(f.rv.Kind) != r.Property || !issuedBy(by, f.rv) {
+		if record.Kind(f.rv.Kind) != r.Property || !issuedBy(by, f) {
 			continue
 		}
 		if r.where != nil {

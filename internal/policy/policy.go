@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -78,7 +79,7 @@ type Rule struct {
 	Mode     Mode
 	Line     int
 	Property record.Kind // "" for a raw expression
-	By       []string    // issuers: group names, holder names, key ids, "root"
+	By       []string    // issuers: group names, key ids, HOLDER@REPOSITORY, holder names, "root"
 	Packages string      // a path.Match pattern over names; "" for every package
 	Severity int         // forbid vulnerable: at or above this (0: any)
 	Where    string      // CEL over `record` and `package`: which records count
@@ -200,6 +201,38 @@ func Parse(file string, data []byte) (*Policy, error) {
 		return nil, fail(0, "", "no rules: a policy has require and forbid lists")
 	}
 	return p, nil
+}
+
+// Bind checks the policy's issuers against the repositories a project
+// reads (by the names the project gives them). A holder name is given by
+// a repository's root, so two repositories can each have an
+// "acme-security": with more than one repository, an issuer must be a
+// key id (SHA256:…) or HOLDER@REPOSITORY, and a bare holder name is
+// refused; REPOSITORY must be one of repositories.
+func (p *Policy) Bind(repositories []string) error {
+	for _, r := range p.Rules {
+		for _, who := range r.By {
+			members, group := p.Issuers[who]
+			if !group {
+				members = []string{who}
+			}
+			for _, m := range members {
+				if strings.HasPrefix(m, "SHA256:") {
+					continue
+				}
+				holder, repo, qualified := strings.Cut(m, "@")
+				switch {
+				case qualified && !slices.Contains(repositories, repo):
+					return &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf("issuer %q: the project reads no repository %q (it reads %s)", m, repo, strings.Join(repositories, ", "))}
+				case !qualified && len(repositories) > 1:
+					return &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf(
+						"issuer %q is a holder name, and the project reads %d repositories (%s) whose roots each name their own holders: write %s@REPOSITORY, or the key id",
+						m, len(repositories), strings.Join(repositories, ", "), holder)}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 type ruleErr struct {
