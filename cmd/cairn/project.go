@@ -14,6 +14,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/install"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
@@ -54,10 +55,6 @@ func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, e
 			return nil, err
 		}
 	}
-	pol, err := plan.LoadPolicy(p, policyFile)
-	if err != nil {
-		return nil, err
-	}
 	cache := f.cache
 	if cache == "" {
 		if cache, err = plan.DefaultCache(); err != nil {
@@ -66,6 +63,11 @@ func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, e
 	}
 	srcs, err := plan.Open(ctx, p, plan.Options{Cache: cache, Offline: f.offline})
 	if err != nil {
+		return nil, err
+	}
+	pol, err := plan.LoadPolicy(p, policyFile, srcs)
+	if err != nil {
+		srcs.Close()
 		return nil, err
 	}
 	return &project{Project: p, srcs: srcs, pol: pol, cache: cache}, nil
@@ -410,13 +412,19 @@ func newWhyCmd() *cobra.Command {
 			for _, c := range p.ChosenBy {
 				fmt.Fprintf(w, "  %s\n", c)
 			}
-			fmt.Fprintln(w, "records:")
-			for _, r := range e.Records {
-				who := r.Issuer
-				if r.Holder != "" && r.Holder != r.Issuer {
-					who = r.Holder
+			printRecords := func(heading string, recs []index.RecordView) {
+				fmt.Fprintln(w, heading)
+				for _, r := range recs {
+					who := r.Issuer
+					if r.Holder != "" && r.Holder != r.Issuer {
+						who = r.Holder
+					}
+					fmt.Fprintf(w, "  %-10s %-16s %s  %-10s %.16s  %s\n", r.Kind, who, r.Time.Format("2006-01-02T15:04:05Z"), r.Status, r.ID, r.Detail)
 				}
-				fmt.Fprintf(w, "  %-10s %-16s %s  %-10s %.16s  %s\n", r.Kind, who, r.Time.Format("2006-01-02T15:04:05Z"), r.Status, r.ID, r.Detail)
+			}
+			printRecords("records:", e.Records)
+			if e.Via != "" {
+				printRecords("records of "+e.Via+" about it:", e.Certifications)
 			}
 			if e.Verdict != nil {
 				fmt.Fprint(w, "verdict: ")

@@ -110,6 +110,23 @@ func (c *Catalog) Version(name, version string) (*descriptor.Descriptor, blob.Re
 	return c.readVersion(dir, files)
 }
 
+// UpstreamRecords reads this repository's own records about a version
+// that upstream up publishes (its security team's audit, say: kept under
+// upstreams/UP/), with their holders and status as Version gives them;
+// none when there are none.
+func (c *Catalog) UpstreamRecords(up, name, version string) ([]RecordView, error) {
+	dir := UpstreamVersionDir(up, name, version)
+	files, err := c.rd.Tree(c.commit + ":" + dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, _, recs, err := c.readVersion(dir, files)
+	return recs, err
+}
+
 // readVersion reads a version directory's descriptor and records.
 func (c *Catalog) readVersion(dir string, files []gitx.TreeEntry) (*descriptor.Descriptor, blob.Ref, []RecordView, error) {
 	var (

@@ -71,19 +71,25 @@ func (r *Repo) atHead(ctx context.Context) (string, *gitx.Reader, *Overlay, *Roo
 }
 
 // Show returns a package's versions (or one version) with their records,
-// oldest first.
+// oldest first, at main's head.
 func (r *Repo) Show(ctx context.Context, name, version string) ([]VersionView, error) {
-	if err := descriptor.CheckName(name); err != nil {
-		return nil, err
-	}
 	c, err := r.Catalog(ctx, MainRef)
 	if err != nil {
 		return nil, err
 	}
-	head := c.commit
-	entries, err := c.rd.Tree(head + ":" + PackageDir(name))
+	return c.Show(ctx, name, version)
+}
+
+// Show returns a package's versions (or one version) with their records,
+// oldest first, at the catalog's commit; each record's Time is when it
+// was appended.
+func (c *Catalog) Show(ctx context.Context, name, version string) ([]VersionView, error) {
+	if err := descriptor.CheckName(name); err != nil {
+		return nil, err
+	}
+	entries, err := c.rd.Tree(c.commit + ":" + PackageDir(name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s is not published in %s: %w", name, r.Dir, fs.ErrNotExist)
+		return nil, fmt.Errorf("%s is not published in %s at %.12s: %w", name, c.repo.Dir, c.commit, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, err
@@ -92,15 +98,7 @@ func (r *Repo) Show(ctx context.Context, name, version string) ([]VersionView, e
 	if version != "" {
 		dir = VersionDir(name, version)
 	}
-	times := map[string]appended{}
-	err = r.Git.Walk(ctx, gitx.WalkOptions{To: head, Paths: []string{dir}}, func(e *gitx.LogEntry) error {
-		for _, ch := range e.Changes {
-			if ch.Status == 'A' {
-				times[ch.Path] = appended{time.Unix(e.Time, 0).UTC(), len(times)}
-			}
-		}
-		return nil
-	})
+	times, err := c.appendTimes(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -116,10 +114,50 @@ func (r *Repo) Show(ctx context.Context, name, version string) ([]VersionView, e
 		out = append(out, *v)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s@%s is not published in %s: %w", name, version, r.Dir, fs.ErrNotExist)
+		return nil, fmt.Errorf("%s@%s is not published in %s: %w", name, version, c.repo.Dir, fs.ErrNotExist)
 	}
 	sort.Slice(out, func(i, j int) bool { return semverLess(out[i].Version, out[j].Version) })
 	return out, nil
+}
+
+// ShowUpstream returns this repository's own records about a version
+// that upstream up publishes (UpstreamRecords), in the order they were
+// appended, with their times.
+func (c *Catalog) ShowUpstream(ctx context.Context, up, name, version string) ([]RecordView, error) {
+	recs, err := c.UpstreamRecords(up, name, version)
+	if err != nil || len(recs) == 0 {
+		return recs, err
+	}
+	times, err := c.appendTimes(ctx, UpstreamVersionDir(up, name, version))
+	if err != nil {
+		return nil, err
+	}
+	inOrder(recs, times)
+	return recs, nil
+}
+
+// appendTimes says when each file under dir was appended, walking the
+// history to the catalog's commit.
+func (c *Catalog) appendTimes(ctx context.Context, dir string) (map[string]appended, error) {
+	times := map[string]appended{}
+	err := c.repo.Git.Walk(ctx, gitx.WalkOptions{To: c.commit, Paths: []string{dir}}, func(e *gitx.LogEntry) error {
+		for _, ch := range e.Changes {
+			if ch.Status == 'A' {
+				times[ch.Path] = appended{time.Unix(e.Time, 0).UTC(), len(times)}
+			}
+		}
+		return nil
+	})
+	return times, err
+}
+
+// inOrder sets each record's time and sorts them in the order they were
+// appended.
+func inOrder(recs []RecordView, times map[string]appended) {
+	for i := range recs {
+		recs[i].Time = times[recs[i].Path].time
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return times[recs[i].Path].seq < times[recs[j].Path].seq })
 }
 
 // appended is when a file was added: its commit's time and its rank in
@@ -139,10 +177,7 @@ func (c *Catalog) versionView(name, version string, times map[string]appended) (
 	if err != nil {
 		return nil, err
 	}
-	for i := range recs {
-		recs[i].Time = times[recs[i].Path].time
-	}
-	sort.SliceStable(recs, func(i, j int) bool { return times[recs[i].Path].seq < times[recs[j].Path].seq })
+	inOrder(recs, times)
 	return &VersionView{Name: name, Version: version, Ref: ref, Descriptor: d, Records: recs}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/remote"
 )
 
 // world is an index with a small package graph, a snapshot lts-1.0
@@ -279,7 +282,7 @@ func TestServedAndOffline(t *testing.T) {
 	if got := versions(l); got != "acme/fastjson@1.2.3 acme/log@1.1.0" || l.Repositories[0].Location != url {
 		t.Fatalf("plan = %s from %+v", got, l.Repositories)
 	}
-	pol, err := LoadPolicy(mustProject(t, w.project), "")
+	pol, err := LoadPolicy(mustProject(t, w.project), "", srcs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,22 +411,21 @@ func TestHolderNamesAcrossRepositories(t *testing.T) {
 	project := w.projectFile(fmt.Sprintf("  - name: other\n    path: %s\n    introduction: %s\npackages:\n  acme/log: 1.1.0\n  acme/tool: ^1\npolicy: policy.yaml\n", other.Dir, other.Intro))
 	w.write("cairn.yaml", project)
 	w.write("policy.yaml", "require:\n  - {name: audited, property: audited, by: acme-security}\n")
-	p := mustProject(t, w.project)
-	_, err := LoadPolicy(p, "")
+	p, srcs, l, err := w.lock(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadPolicy(p, "", srcs)
 	var fe *policy.FileError
 	if !errors.As(err, &fe) || fe.Line != 2 || fe.Rule != "audited" || !strings.Contains(err.Error(), `issuer "acme-security" is a holder name, and the project reads 2 repositories (acme, other)`) {
 		t.Fatalf("a bare holder name with two repositories: %v", err)
 	}
 	w.write("policy.yaml", "require:\n  - {name: audited, property: audited, by: acme-security@nowhere}\n")
-	if _, err := LoadPolicy(p, ""); err == nil || !strings.Contains(err.Error(), `the project reads no repository "nowhere"`) {
+	if _, err := LoadPolicy(p, "", srcs); err == nil || !strings.Contains(err.Error(), `the project reads no repository "nowhere"`) {
 		t.Fatalf("an unknown repository: %v", err)
 	}
 	w.write("policy.yaml", "issuers:\n  security: [acme-security@acme]\nrequire:\n  - {name: audited, property: audited, by: security}\n")
-	pol, err := LoadPolicy(p, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, srcs, l, err := w.lock(Options{})
+	pol, err := LoadPolicy(p, "", srcs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,10 +436,103 @@ func TestHolderNamesAcrossRepositories(t *testing.T) {
 	}
 	// The same rule with the other repository named accepts it.
 	w.write("policy.yaml", "require:\n  - {name: audited, property: audited, by: [acme-security@acme, acme-security@other]}\n")
-	if pol, err = LoadPolicy(p, ""); err != nil {
+	if pol, err = LoadPolicy(p, "", srcs); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Evaluate(l, srcs, pol); err != nil {
 		t.Fatalf("both repositories' teams named: %v", err)
+	}
+}
+
+// TestUpstreamThroughOrganisation: an organisation's index that follows
+// an upstream offers the upstream's packages to its projects (its own
+// names first); the organisation's certifications of an upstream version
+// count beside the upstream's own records, each judged by the root that
+// named its holder: the upstream's "acme-security" does not pass for the
+// organisation's, and an upstream's fixed record does not answer what the
+// organisation declared.
+func TestUpstreamThroughOrganisation(t *testing.T) {
+	up := newWorld(t)
+	upURL := up.Serve()
+	up.Audit("acme/log", "1.0.0") // by the upstream's own acme-security
+	org := indextest.New(t)
+	org.Publish(indextest.Package{Name: "acme/internal", Version: "1.0.0", Deps: map[string]string{"acme/log": "^1.0"}})
+	org.Audit("acme/internal", "1.0.0")
+	if _, err := org.Repo.DeclareUpstream(org.Ctx, "public", upURL, up.Intro, org.Root); err != nil {
+		t.Fatal(err)
+	}
+	sync := func() {
+		t.Helper()
+		if _, err := remote.Sync(org.Ctx, org.Repo, remote.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync()
+	org.Audit("acme/log", "1.1.0") // the organisation's audit of the upstream version: upstreams/public/…
+	w := &world{World: org, project: t.TempDir()}
+	w.write("policy.yaml", "require:\n  - {name: audited, property: audited, by: acme-security@corp}\nforbid:\n  - {name: high, property: vulnerable, severity: high}\n")
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - {name: corp, path: %s, introduction: %s}\npackages:\n  acme/internal: ^1\npolicy: policy.yaml\nplatforms: [linux-amd64]\n", org.Dir, org.Intro))
+	evaluate := func() (*Lock, error) {
+		t.Helper()
+		p, srcs, l, err := w.lock(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := srcs.Names(); !slices.Equal(got, []string{"corp", "corp/public"}) {
+			t.Fatalf("sources %v", got)
+		}
+		pol, err := LoadPolicy(p, "", srcs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Check(w.Ctx, p, l, nil, srcs); err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		_, err = Evaluate(l, srcs, pol)
+		return l, err
+	}
+	l, err := evaluate()
+	if err != nil {
+		t.Fatalf("Evaluate: %v", err)
+	}
+	if got := versions(l); got != "acme/internal@1.0.0 acme/log@1.1.0" {
+		t.Fatalf("plan %s", got)
+	}
+	if log := l.Package("acme/log"); log.Repository != "corp/public" || l.Repositories[1].Introduction != up.Intro || l.Repositories[1].Location != "path:"+org.Dir {
+		t.Fatalf("acme/log from %s; repositories %+v", log.Repository, l.Repositories)
+	}
+	// Pinned to 1.0.0, which only the upstream's acme-security audited.
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - {name: corp, path: %s, introduction: %s}\npackages:\n  acme/internal: ^1\n  acme/log: 1.0.0\npolicy: policy.yaml\nplatforms: [linux-amd64]\n", org.Dir, org.Intro))
+	_, err = evaluate()
+	var re *policy.RefusedError
+	if !errors.As(err, &re) || len(re.Verdicts) != 1 || re.Verdicts[0].Package != "acme/log@1.0.0" || !strings.Contains(err.Error(), "require audited: no active audited by acme-security@corp") {
+		t.Fatalf("the upstream's acme-security passed for the organisation's: %v", err)
+	}
+	// The organisation declares a vulnerability of 1.1.0; the upstream's
+	// fixed record does not answer it.
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - {name: corp, path: %s, introduction: %s}\npackages:\n  acme/internal: ^1\npolicy: policy.yaml\nplatforms: [linux-amd64]\n", org.Dir, org.Intro))
+	org.Certify(index.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Vulnerable, VulnID: "GHSA-org-1", Severity: "high"})
+	up.Certify(index.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Fixed, VulnID: "GHSA-org-1", Note: "we say so"})
+	sync()
+	_, err = evaluate()
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "acme/log@1.1.0: forbid high: vulnerable GHSA-org-1 (high) by acme-security") {
+		t.Fatalf("an upstream's fixed answered the organisation's vulnerability: %v", err)
+	}
+	// The organisation's own fixed record does.
+	org.Certify(index.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Fixed, VulnID: "GHSA-org-1", Note: "not reachable here"})
+	if _, err := evaluate(); err != nil {
+		t.Fatalf("after the organisation's fixed: %v", err)
+	}
+	// The upstream's artifact is fetched from the upstream when the
+	// organisation's store lacks it.
+	_, srcs, _, _ := w.lock(Options{})
+	art := l.Package("acme/log").Artifacts[0]
+	local, err := blob.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := &blob.Chain{Local: local, Mirrors: srcs.Get("corp/public").Blobs}
+	if err := chain.Fetch(w.Ctx, art.Ref); err != nil {
+		t.Fatalf("fetching the upstream artifact: %v", err)
 	}
 }

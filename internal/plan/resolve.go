@@ -14,13 +14,15 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/snapshot"
 )
 
-// LoadPolicy reads the project's policy (file overrides it when set);
-// nil when there is none.
-func LoadPolicy(p *Project, file string) (*policy.Policy, error) {
+// LoadPolicy reads the project's policy (file overrides it when set)
+// and binds its issuers to the sources' names (policy.Bind); nil when
+// there is none.
+func LoadPolicy(p *Project, file string, srcs Sources) (*policy.Policy, error) {
 	if file == "" {
 		file = p.Policy
 		if file != "" && !filepath.IsAbs(file) {
@@ -38,11 +40,7 @@ func LoadPolicy(p *Project, file string) (*policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, r := range p.Repositories {
-		names = append(names, r.Name)
-	}
-	return pol, pol.Bind(names)
+	return pol, pol.Bind(srcs.Names())
 }
 
 func policyPin(p *Project) (*PolicyPin, error) {
@@ -428,5 +426,13 @@ func Verdict(s *Source, pol *policy.Policy, name, version string) (*policy.Verdi
 	if err != nil {
 		return nil, err
 	}
-	return pol.Evaluate(&policy.Subject{Descriptor: d, Ref: ref, Records: recs, Repository: s.Name}), nil
+	sub := &policy.Subject{Descriptor: d, Ref: ref, Records: recs, Repository: s.Name}
+	if s.Via != nil {
+		own, err := s.Via.Catalog.UpstreamRecords(s.Upstream, name, version)
+		if err != nil {
+			return nil, err
+		}
+		sub.Others = map[string][]index.RecordView{s.Via.Name: own}
+	}
+	return pol.Evaluate(sub), nil
 }

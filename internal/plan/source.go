@@ -53,6 +53,12 @@ type Source struct {
 	// Checkpoint is the server's signed checkpoint the replica was last
 	// pulled under (nil for an index on disk, or a server that signs none).
 	Checkpoint *checkpoint.Signed
+	// Via is, for an upstream line that the repository follows, the
+	// repository itself (whose certifications of the upstream's versions
+	// count beside the upstream's own records), and Upstream the name it
+	// gave the upstream. Such a source is named VIA/UPSTREAM.
+	Via      *Source
+	Upstream string
 }
 
 // Head is the verified head the source is read at.
@@ -65,8 +71,19 @@ type Sources []*Source
 // Close closes every repository.
 func (ss Sources) Close() {
 	for _, s := range ss {
-		s.Repo.Close()
+		if s.Via == nil {
+			s.Repo.Close()
+		}
 	}
+}
+
+// Names are the sources' names, in order.
+func (ss Sources) Names() []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.Name
+	}
+	return out
 }
 
 // Get returns the source named name.
@@ -103,11 +120,53 @@ func Open(ctx context.Context, p *Project, o Options) (Sources, error) {
 	var out Sources
 	for _, r := range p.Repositories {
 		s, err := openSource(ctx, p, r, o)
+		if err == nil {
+			out = append(out, s)
+			var ups Sources
+			ups, err = upstreamSources(ctx, s)
+			out = append(out, ups...)
+		}
 		if err != nil {
 			out.Close()
 			return nil, fmt.Errorf("repository %s: %w", r.Name, err)
 		}
-		out = append(out, s)
+	}
+	return out, nil
+}
+
+// upstreamSources are the upstream lines that s follows and has verified,
+// each a source named S/UPSTREAM, read at its verified head, its blobs
+// fetched through s (an organisation's server fetches an upstream's blobs
+// for its clients), else from the upstream itself. They come after s: a
+// name s publishes is never taken from its upstreams.
+func upstreamSources(ctx context.Context, s *Source) (Sources, error) {
+	ups, err := s.Repo.Upstreams(ctx, s.Head())
+	if err != nil {
+		return nil, err
+	}
+	var out Sources
+	for _, u := range ups {
+		if u.RevokedBy != "" {
+			continue
+		}
+		head, records, err := s.Repo.VerifiedHead(s.Repo.UpstreamLine(u))
+		if err != nil {
+			return nil, err
+		}
+		if head == "" {
+			continue // never synced: nothing of it is verified here
+		}
+		c, err := s.Repo.Catalog(ctx, head)
+		if err != nil {
+			return nil, err
+		}
+		r := s.Repository
+		r.Name, r.Introduction = s.Name+"/"+u.Name, u.Introduction
+		blobs := append([]blob.Store(nil), s.Blobs...)
+		if s.URL == "" {
+			blobs = append(blobs, &blob.HTTP{URL: u.URL})
+		}
+		out = append(out, &Source{Repository: r, Repo: s.Repo, Catalog: c, Records: records, Blobs: blobs, Via: s, Upstream: u.Name})
 	}
 	return out, nil
 }

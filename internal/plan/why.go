@@ -15,7 +15,11 @@ type Explanation struct {
 	Snapshot *SnapshotPin       `json:"snapshot,omitempty"`
 	Head     string             `json:"head"` // the index head the records are read at
 	Records  []index.RecordView `json:"records"`
-	Verdict  *policy.Verdict    `json:"verdict,omitempty"`
+	// Via and Certifications: for a package of an upstream line, the
+	// repository that follows it and its own records about the version.
+	Via            string             `json:"via,omitempty"`
+	Certifications []index.RecordView `json:"certifications,omitempty"`
+	Verdict        *policy.Verdict    `json:"verdict,omitempty"`
 }
 
 // Why explains the package named name in lock l.
@@ -28,11 +32,17 @@ func Why(ctx context.Context, l *Lock, srcs Sources, pol *policy.Policy, name st
 	if s == nil {
 		return nil, fmt.Errorf("%s: repository %s is not in %s", pkg.ID(), pkg.Repository, ProjectFile)
 	}
-	views, err := s.Repo.Show(ctx, pkg.Name, pkg.Version)
+	views, err := s.Catalog.Show(ctx, pkg.Name, pkg.Version)
 	if err != nil {
 		return nil, err
 	}
 	e := &Explanation{Package: *pkg, Snapshot: l.Snapshot, Head: s.Head(), Records: views[0].Records}
+	if s.Via != nil {
+		e.Via = s.Via.Name
+		if e.Certifications, err = s.Via.Catalog.ShowUpstream(ctx, s.Upstream, pkg.Name, pkg.Version); err != nil {
+			return nil, err
+		}
+	}
 	if pol != nil {
 		if e.Verdict, err = Verdict(s, pol, pkg.Name, pkg.Version); err != nil {
 			return nil, err

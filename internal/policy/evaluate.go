@@ -25,6 +25,28 @@ type Subject struct {
 	// holders (as the project names it): an issuer HOLDER@REPOSITORY
 	// matches only there.
 	Repository string
+	// Others are records about the same version that other repositories
+	// keep, by the repository whose root granted their holders: an
+	// organisation's certifications of an upstream version it serves.
+	Others map[string][]index.RecordView
+}
+
+// each calls fn on every record of the subject with its repository:
+// Records, then Others by repository name.
+func (s *Subject) each(fn func(rv *index.RecordView, repo string)) {
+	for i := range s.Records {
+		fn(&s.Records[i], s.Repository)
+	}
+	repos := make([]string, 0, len(s.Others))
+	for r := range s.Others {
+		repos = append(repos, r)
+	}
+	sort.Strings(repos)
+	for _, r := range repos {
+		for i := range s.Others[r] {
+			fn(&s.Others[r][i], r)
+		}
+	}
 }
 
 // Verdict is a policy's decision on one version, rule by rule.
@@ -181,18 +203,23 @@ func (p *Policy) Evaluate(s *Subject) *Verdict {
 	d := s.Descriptor
 	v := &Verdict{Package: d.ID(), Descriptor: s.Ref, Allowed: true}
 	var active []*facts
-	answered := map[string]string{} // vulnerability id → the fixed record that answers it
-	for i := range s.Records {
-		rv := &s.Records[i]
+	// answered: the fixed record that answers a vulnerability id, by
+	// repository and id. A fixed record answers the vulnerabilities of its
+	// own repository only: an upstream cannot answer what an organisation
+	// declared of its package, nor the reverse.
+	answered := map[[2]string]string{}
+	var all []index.RecordView
+	s.each(func(rv *index.RecordView, repo string) {
+		all = append(all, *rv)
 		if rv.Record == nil || !IsActive(rv) || !record.Kind(rv.Kind).IsPackage() {
-			continue
+			return
 		}
-		f := factsOf(rv, s.Repository)
+		f := factsOf(rv, repo)
 		active = append(active, f)
 		for _, id := range f.fixes {
-			answered[id] = rv.ID
+			answered[[2]string{repo, id}] = rv.ID
 		}
-	}
+	})
 	var pkg map[string]any
 	pkgObj := func() map[string]any {
 		if pkg == nil {
@@ -212,7 +239,7 @@ func (p *Policy) Evaluate(s *Subject) *Verdict {
 		if r.expr != nil {
 			p.evalExpr(r, &rv, pkgObj, active)
 		} else {
-			p.evalProperty(r, &rv, pkgObj, s.Records, active, answered)
+			p.evalProperty(r, &rv, pkgObj, all, active, answered)
 		}
 		if !rv.Pass {
 			v.Allowed = false
@@ -251,7 +278,7 @@ func (p *Policy) evalExpr(r *Rule, rv *RuleVerdict, pkg func() map[string]any, a
 	rv.Reason = fmt.Sprintf("expr is %v: %s", b, r.Expr)
 }
 
-func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]any, all []index.RecordView, active []*facts, answered map[string]string) {
+func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]any, all []index.RecordView, active []*facts, answered map[[2]string]string) {
 	by := p.issuers(r.By)
 	var hits []string
 	var answers []string
@@ -280,7 +307,7 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]an
 				if v.rank < r.Severity {
 					continue
 				}
-				if fix, ok := answered[v.id]; ok {
+				if fix, ok := answered[[2]string{f.repo, v.id}]; ok {
 					answers = append(answers, fmt.Sprintf("%s answered by fixed record %.16s", v.id, fix))
 					rv.Records = append(rv.Records, fix)
 					continue
