@@ -160,8 +160,8 @@ not what the index holds), naming each entry.`,
 			if _, err := pr.evaluate(l); err != nil {
 				return err
 			}
-			if prev, err := pr.checked(ctx); err == nil {
-				l.KeepCheckpoints(prev)
+			if prev, err := plan.ReadLock(pr.Dir); err == nil {
+				l.KeepCheckpoints(ctx, prev, pr.srcs)
 			}
 			if _, err := plan.WriteLock(pr.Dir, l); err != nil {
 				return err

@@ -90,13 +90,18 @@ type LockedArtifact struct {
 
 // KeepCheckpoints keeps prev's checkpoint of every repository whose head
 // has not moved since prev, so that locking again with nothing new gives
-// the same bytes (a server dates each checkpoint it signs). prev must
-// have passed Check.
-func (l *Lock) KeepCheckpoints(prev *Lock) {
+// the same bytes (a server dates each checkpoint it signs). A checkpoint
+// is kept only if it still checks (remote.OpenCheckpoint) against the
+// repository.
+func (l *Lock) KeepCheckpoints(ctx context.Context, prev *Lock, srcs Sources) {
 	for i := range l.Repositories {
 		r := &l.Repositories[i]
+		s := srcs.Get(r.Name)
 		for _, p := range prev.Repositories {
-			if p.Name == r.Name && p.Introduction == r.Introduction && p.Head == r.Head && p.Checkpoint != "" {
+			if s == nil || p.Name != r.Name || p.Introduction != r.Introduction || p.Head != r.Head || p.Checkpoint == "" {
+				continue
+			}
+			if _, err := remote.OpenCheckpoint(ctx, s.Repo, r.Head, r.Introduction, []byte(p.Checkpoint)); err == nil {
 				r.Checkpoint = p.Checkpoint
 			}
 		}

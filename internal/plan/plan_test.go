@@ -383,15 +383,22 @@ func TestLockCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again.KeepCheckpoints(&prev)
+	again.KeepCheckpoints(w.Ctx, &prev, srcs)
 	a, _ := again.Marshal()
 	b, _ := prev.Marshal()
 	if !bytes.Equal(a, b) {
 		t.Fatalf("locking again with nothing new changed the lock:\n%s\nwas\n%s", a, b)
 	}
-	prev.Repositories[0].Head = strings.Repeat("1", 40)
 	again.Repositories[0].Checkpoint = lr.Checkpoint
-	again.KeepCheckpoints(&prev)
+	forged := prev
+	forged.Repositories = []LockedRepo{prev.Repositories[0]}
+	forged.Repositories[0].Checkpoint = sign(w.Publisher, earlier)
+	again.KeepCheckpoints(w.Ctx, &forged, srcs)
+	if again.Repositories[0].Checkpoint != lr.Checkpoint {
+		t.Fatal("kept a checkpoint that does not check")
+	}
+	prev.Repositories[0].Head = strings.Repeat("1", 40)
+	again.KeepCheckpoints(w.Ctx, &prev, srcs)
 	if again.Repositories[0].Checkpoint != lr.Checkpoint {
 		t.Fatal("kept the checkpoint of a lock at another head")
 	}
