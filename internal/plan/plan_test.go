@@ -354,7 +354,7 @@ func TestLockCheckpoint(t *testing.T) {
 		name, checkpoint, want string
 	}{
 		{"edited", strings.Replace(lr.Checkpoint, fmt.Sprintf("records %d", lr.Records), fmt.Sprintf("records %d", lr.Records+1), 1), "checkpoint"},
-		{"signed by the publisher", sign(w.Publisher, sc.Checkpoint), "did not allow to sign checkpoints"},
+		{"signed by the publisher", sign(w.Publisher, sc.Checkpoint), "not signed by a key granted the checkpoint scope"},
 		{"of another index", sign(w.Checkpointer, checkpoint.Checkpoint{Introduction: strings.Repeat("ab", 32), Head: sc.Head, Records: sc.Records, Time: sc.Time}), "is for index abababab"},
 		{"of another history", sign(w.Checkpointer, checkpoint.Checkpoint{Introduction: w.Intro, Head: strings.Repeat("0", 40), Records: sc.Records, Time: sc.Time}), "does not contain"},
 		{"dropped", "", "holds no checkpoint"},

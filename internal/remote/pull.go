@@ -193,11 +193,17 @@ func OpenCheckpoint(ctx context.Context, r *index.Repo, head, introduction strin
 	if err != nil {
 		return nil, err
 	}
-	mayCheckpoint := func(k *index.Key, t time.Time) bool {
+	// A key granted the checkpoint scope and not revoked verifies; that
+	// its grant was unexpired is judged at the checkpoint's own time.
+	grants := func(k *index.Key, at *time.Time) bool {
 		if k == nil || k.RevokedBy != "" {
 			return false
 		}
-		for _, g := range k.Active(t) {
+		gs := k.Grants
+		if at != nil {
+			gs = k.Active(*at)
+		}
+		for _, g := range gs {
 			for _, s := range g.Scopes {
 				if s.Action == "checkpoint" {
 					return true
@@ -206,18 +212,16 @@ func OpenCheckpoint(ctx context.Context, r *index.Repo, head, introduction strin
 		}
 		return false
 	}
-	keyOf := map[string]*index.Key{}
 	sc, err := checkpoint.Open(note, func(id string) ed25519.PublicKey {
-		// Expiry is judged below, at the checkpoint's own time.
-		k, err := st.Key(id)
-		if err != nil || k == nil || k.RevokedBy != "" {
-			return nil
+		if k, err := st.Key(id); err == nil && grants(k, nil) {
+			return k.Pub
 		}
-		keyOf[id] = k
-		return k.Pub
+		return nil
 	})
-	if err == nil && !mayCheckpoint(keyOf[sc.Key], sc.Time) {
-		err = fmt.Errorf("the checkpoint is signed by key %s, which the index did not allow to sign checkpoints at %s", sc.Key, sc.Time.UTC().Format(time.RFC3339))
+	if err == nil {
+		if k, _ := st.Key(sc.Key); !grants(k, &sc.Time) {
+			err = fmt.Errorf("the checkpoint is signed by key %s, whose checkpoint grant had expired at %s", sc.Key, sc.Time.UTC().Format(time.RFC3339))
+		}
 	}
 	if err != nil {
 		return nil, err
