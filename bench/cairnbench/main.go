@@ -89,8 +89,20 @@ func run() error {
 			if err := benchPlan(ctx, cairn, work); err != nil {
 				return err
 			}
+		case "lock": // the plan group's figures, one at a time
+			if err := benchLock(ctx, cairn, work); err != nil {
+				return err
+			}
+		case "decision":
+			if err := benchDecision(ctx, work); err != nil {
+				return err
+			}
+		case "install":
+			if err := benchInstall(ctx, cairn, work); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("unknown group %q (want verify, publish, serve or plan)", g)
+			return fmt.Errorf("unknown group %q (want verify, publish, serve or plan; or lock, decision or install of plan)", g)
 		}
 	}
 	return nil

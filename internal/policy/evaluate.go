@@ -208,9 +208,7 @@ func (p *Policy) Evaluate(s *Subject) *Verdict {
 	// own repository only: an upstream cannot answer what an organisation
 	// declared of its package, nor the reverse.
 	answered := map[[2]string]string{}
-	var all []index.RecordView
 	s.each(func(rv *index.RecordView, repo string) {
-		all = append(all, *rv)
 		if rv.Record == nil || !IsActive(rv) || !record.Kind(rv.Kind).IsPackage() {
 			return
 		}
@@ -239,7 +237,7 @@ func (p *Policy) Evaluate(s *Subject) *Verdict {
 		if r.expr != nil {
 			p.evalExpr(r, &rv, pkgObj, active)
 		} else {
-			p.evalProperty(r, &rv, pkgObj, all, active, answered)
+			p.evalProperty(r, &rv, pkgObj, s, active, answered)
 		}
 		if !rv.Pass {
 			v.Allowed = false
@@ -278,7 +276,7 @@ func (p *Policy) evalExpr(r *Rule, rv *RuleVerdict, pkg func() map[string]any, a
 	rv.Reason = fmt.Sprintf("expr is %v: %s", b, r.Expr)
 }
 
-func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]any, all []index.RecordView, active []*facts, answered map[[2]string]string) {
+func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]any, s *Subject, active []*facts, answered map[[2]string]string) {
 	by := p.issuers(r.By)
 	var hits []string
 	var answers []string
@@ -340,7 +338,7 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]an
 		if rv.Pass {
 			rv.Reason = strings.Join(hits, "; ")
 		} else {
-			rv.Reason = "no active " + cond + ended(all, r.Property)
+			rv.Reason = "no active " + cond + ended(s, r.Property)
 		}
 		return
 	}
@@ -353,7 +351,7 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]an
 	if len(answers) > 0 {
 		rv.Reason += " (" + strings.Join(answers, "; ") + ")"
 	}
-	rv.Reason += ended(all, r.Property)
+	rv.Reason += ended(s, r.Property)
 }
 
 // describe says who made a record, and which.
@@ -373,14 +371,13 @@ func who(rv *index.RecordView) string {
 }
 
 // ended lists the records of a kind that no longer count, and why.
-func ended(all []index.RecordView, kind record.Kind) string {
+func ended(s *Subject, kind record.Kind) string {
 	var out []string
-	for i := range all {
-		rv := &all[i]
+	s.each(func(rv *index.RecordView, _ string) {
 		if record.Kind(rv.Kind) == kind && !IsActive(rv) {
 			out = append(out, fmt.Sprintf("record %.16s by %s is %s by %.16s", rv.ID, who(rv), rv.Status, rv.EndedBy))
 		}
-	}
+	})
 	if len(out) == 0 {
 		return ""
 	}
