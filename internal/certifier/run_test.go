@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 )
 
 func run(t *testing.T, j Job) *Outcome {
@@ -108,5 +111,38 @@ func TestBounded(t *testing.T) {
 		if string(got) != want || dropped != 4800 {
 			t.Errorf("chunks of %d: %q (%d dropped)", chunk, got, dropped)
 		}
+	}
+}
+
+// TestNewVersions: the versions published after a commit, in order;
+// certifications of old versions are not new versions.
+func TestNewVersions(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.2.3"})
+	mid, err := w.Repo.Head(w.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Audit("acme/log", "1.0.0")
+	w.Publish(indextest.Package{Name: "acme/log", Version: "1.1.0"})
+	w.Publish(indextest.Package{Name: "acme/app", Version: "0.1.0"})
+	ids := func(vs []Version) string {
+		var out []string
+		for _, v := range vs {
+			out = append(out, v.ID())
+		}
+		return strings.Join(out, " ")
+	}
+	all, err := NewVersions(w.Ctx, w.Repo, "", index.MainRef)
+	if err != nil || ids(all) != "acme/log@1.0.0 acme/fastjson@1.2.3 acme/log@1.1.0 acme/app@0.1.0" {
+		t.Fatalf("the whole history: %s, %v", ids(all), err)
+	}
+	after, err := NewVersions(w.Ctx, w.Repo, mid, index.MainRef)
+	if err != nil || ids(after) != "acme/log@1.1.0 acme/app@0.1.0" {
+		t.Fatalf("after %s: %s, %v", mid, ids(after), err)
+	}
+	if after[0].Commit == after[1].Commit || after[1].Commit == "" {
+		t.Fatalf("commits %+v", after)
 	}
 }
