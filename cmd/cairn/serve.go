@@ -86,7 +86,18 @@ Access logs are JSON lines on standard error.`,
 					}
 				}
 				if every > 0 {
-					go syncEvery(ctx, r.Dir, every, log)
+					// Stopped and waited for before the log is closed, so
+					// that what the last sync did is logged.
+					sctx, stop := context.WithCancel(ctx)
+					synced := make(chan struct{})
+					go func() {
+						defer close(synced)
+						syncEvery(sctx, r.Dir, every, log)
+					}()
+					defer func() {
+						stop()
+						<-synced
+					}()
 				}
 				return srv.Serve(ctx, l)
 			})
