@@ -80,18 +80,12 @@ func Run(ctx context.Context, j Job) (*Outcome, error) {
 		// Whatever escaped the group's kill at the deadline, once more.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		o.ExitCode = exit.ExitCode()
-	case errors.Is(err, exec.ErrWaitDelay):
-		o.ExitCode = cmd.ProcessState.ExitCode()
-	case cmd.ProcessState != nil:
-		o.ExitCode = cmd.ProcessState.ExitCode()
-	default:
+	if cmd.ProcessState == nil { // it never ran
 		return nil, fmt.Errorf("running %q in %s: %w", j.Command, j.Dir, err)
 	}
+	// Exited (0 or not), killed (-1), or exited while an escaped
+	// grandchild held the output (exec.ErrWaitDelay): all outcomes.
+	o.ExitCode = cmd.ProcessState.ExitCode()
 	o.Output, o.Dropped = out.bytes()
 	return o, nil
 }

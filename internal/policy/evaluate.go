@@ -277,11 +277,10 @@ func (p *Policy) evalExpr(r *Rule, rv *RuleVerdict, pkg func() map[string]any, a
 }
 
 func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]any, s *Subject, active []*facts, answered map[[2]string]string) {
-	by := p.issuers(r.By)
 	var hits []string
 	var answers []string
 	for _, f := range active {
-		if record.Kind(f.rv.Kind) != r.Property || !issuedBy(by, f) {
+		if record.Kind(f.rv.Kind) != r.Property || !issuedBy(r.by, f) {
 			continue
 		}
 		if r.where != nil {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -85,6 +86,7 @@ type Rule struct {
 	Where    string      // CEL over `record` and `package`: which records count
 	Expr     string      // CEL over `package` and `records`: the rule's condition
 
+	by          map[string]bool // By with groups expanded; nil: anyone
 	where, expr cel.Program
 	whereLine   int
 	exprLine    int
@@ -194,6 +196,7 @@ func Parse(file string, data []byte) (*Policy, error) {
 			if err := p.checkRule(r, rs, env, n); err != nil {
 				return nil, fail(err.line, r.Name, "%s", err.msg)
 			}
+			r.by = p.issuers(r.By)
 			p.Rules = append(p.Rules, r)
 		}
 	}
@@ -211,24 +214,23 @@ func Parse(file string, data []byte) (*Policy, error) {
 // refused; REPOSITORY must be one of repositories.
 func (p *Policy) Bind(repositories []string) error {
 	for _, r := range p.Rules {
-		for _, who := range r.By {
-			members, group := p.Issuers[who]
-			if !group {
-				members = []string{who}
+		issuers := make([]string, 0, len(r.by))
+		for m := range r.by {
+			issuers = append(issuers, m)
+		}
+		sort.Strings(issuers)
+		for _, m := range issuers {
+			if strings.HasPrefix(m, "SHA256:") {
+				continue
 			}
-			for _, m := range members {
-				if strings.HasPrefix(m, "SHA256:") {
-					continue
-				}
-				holder, repo, qualified := strings.Cut(m, "@")
-				switch {
-				case qualified && !slices.Contains(repositories, repo):
-					return &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf("issuer %q: the project reads no repository %q (it reads %s)", m, repo, strings.Join(repositories, ", "))}
-				case !qualified && len(repositories) > 1:
-					return &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf(
-						"issuer %q is a holder name, and the project reads %d repositories (%s) whose roots each name their own holders: write %s@REPOSITORY, or the key id",
-						m, len(repositories), strings.Join(repositories, ", "), holder)}
-				}
+			holder, repo, qualified := strings.Cut(m, "@")
+			switch {
+			case qualified && !slices.Contains(repositories, repo):
+				return &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf("issuer %q: the project reads no repository %q (it reads %s)", m, repo, strings.Join(repositories, ", "))}
+			case !qualified && len(repositories) > 1:
+				return &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf(
+					"issuer %q is a holder name, and the project reads %d repositories (%s) whose roots each name their own holders: write %s@REPOSITORY, or the key id",
+					m, len(repositories), strings.Join(repositories, ", "), holder)}
 			}
 		}
 	}
