@@ -22,11 +22,11 @@ func newCertifyCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "certify NAME@VERSION --property KIND",
-		Short: "Certify a published version: audited, tested, reviewed, reproduced, proof-checked, vulnerable, fixed, deprecated, withdrawn",
+		Short: "Certify a published version: audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn",
 		Long: `Add a signed certification about a published version. Your key needs the scope
 certify:KIND (publishers may also mark their own packages deprecated or withdrawn).
 
-  --property audited|reviewed|reproduced|proof-checked|deprecated|withdrawn   [--note] [--evidence FILE]
+  --property audited|reviewed|reproduced|proof-checked|scanned|deprecated|withdrawn [--note] [--evidence FILE]
   --property tested [--result PASSED|WARNED|FAILED]                          in-toto test-result
   --property vulnerable --id GHSA-… --severity low|medium|high|critical [--affects RANGE]   in-toto vulns
   --property fixed --id GHSA-…[,…] [--note] [--evidence FILE]               answers vulnerabilities
@@ -69,7 +69,7 @@ this repository's own statement about the upstream's descriptor, served beside i
 	}
 	f.register(cmd, "the signing key file (default $CAIRN_KEY, ssh-agent, ~/.ssh/id_ed25519)")
 	fl := cmd.Flags()
-	fl.StringVar(&property, "property", "", "what is certified: audited, tested, reviewed, reproduced, proof-checked, vulnerable, fixed, deprecated, withdrawn")
+	fl.StringVar(&property, "property", "", "what is certified: audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn")
 	fl.StringArrayVar(&c.Artifacts, "artifact", nil, "only these artifacts (platform, source, or file name; repeatable)")
 	fl.StringArrayVar(&c.Evidence, "evidence", nil, "a file backing the statement, stored as a blob (repeatable)")
 	fl.StringVar(&c.Note, "note", "", "a note (for tested: a URL of the run)")

@@ -59,7 +59,7 @@ root key until the threshold is met.
 Scopes:
   publish:PATTERN          publish (and deprecate or withdraw) packages matching PATTERN, e.g. publish:acme/*
   certify:KIND[:PATTERN]   make KIND certifications (audited, tested, reviewed, reproduced,
-                           proof-checked, vulnerable, deprecated, withdrawn), optionally only on PATTERN`,
+                           proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn), optionally only on PATTERN`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if holder == "" || len(scopes) == 0 {

@@ -114,7 +114,7 @@ func classify(err error) (int, string) {
 	case errors.As(err, &de):
 		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head"
 	case errors.Is(err, blob.ErrRefused):
-		return exitRefused, "uploads are signed with your key, which the repository's root must grant a publish scope (cairn key list shows the grants)"
+		return exitRefused, "uploads are signed with your key, which the repository's root must grant a publish or certify scope (cairn key list shows the grants)"
 	case errors.As(err, &me):
 		return exitRefused, "the bytes are not what the index names: fetch the blob again from another mirror"
 	case errors.Is(err, plan.ErrUnpinned):

@@ -167,7 +167,7 @@ func newPushCmd() *cobra.Command {
 		Short: "Upload the blobs main's new records refer to, then push main",
 		Long: `Push main's commits that the remote lacks: first the blobs they refer to that
 this repository holds (each upload signed with your key, which the remote's root
-must have granted a publish scope), then the commits, which the server checks
+must have granted a publish or certify scope), then the commits, which the server checks
 against every rule. If someone pushed first, your commits are replayed onto the
 remote's verified head — every rule checked again — and pushed again.`,
 		Args: exactArgs(1),

@@ -35,7 +35,7 @@ flight get 30 seconds to finish).
   /index.git            git smart HTTP (git's own http-backend): clone, fetch, push;
                         every push is checked by the index's rules before main moves
   /blobs/sha256/HEX     GET/HEAD a blob (Range, ETag, immutable); PUT an upload
-                        signed by a key granted a publish scope
+                        signed by a key granted a publish or certify scope
   /blobs/batch          POST "sha256:HEX SIZE" lines: many blobs in one response
   /api/v1/packages/NS/NAME   every version, descriptor and record of a package (ETag)
   /api/v1/records/ID    one record

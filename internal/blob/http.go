@@ -22,7 +22,7 @@ import (
 type HTTP struct {
 	URL    string       // the server's base URL
 	Client *http.Client // default http.DefaultClient
-	Signer keys.Signer  // signs uploads; a key the server's root granted a publish scope
+	Signer keys.Signer  // signs uploads; a key the server's root granted a publish or certify scope
 }
 
 var _ Store = (*HTTP)(nil)

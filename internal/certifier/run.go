@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -32,6 +33,9 @@ type Job struct {
 	// MaxFileSize bounds each file the command writes (RLIMIT_FSIZE,
 	// through the shell's ulimit); 0 leaves it unbounded.
 	MaxFileSize int64
+	// KeepStdout, when above 0, also keeps standard output alone, up to
+	// that many bytes (a scanner's findings).
+	KeepStdout int
 }
 
 // Outcome is what a run did.
@@ -41,6 +45,10 @@ type Outcome struct {
 	Duration time.Duration
 	Output   []byte // at most MaxOutput bytes, with a marker where bytes were dropped
 	Dropped  int64  // output bytes not kept
+	// Stdout is standard output alone (with Job.KeepStdout); StdoutOver
+	// says it was longer than that.
+	Stdout     []byte
+	StdoutOver bool
 }
 
 // Passed reports whether the command exited 0 within its time.
@@ -73,6 +81,11 @@ func Run(ctx context.Context, j Job) (*Outcome, error) {
 	cmd.WaitDelay = 2 * time.Second
 	out := newBounded(j.MaxOutput)
 	cmd.Stdout, cmd.Stderr = out, out
+	var stdout *capped
+	if j.KeepStdout > 0 {
+		stdout = &capped{max: j.KeepStdout}
+		cmd.Stdout = io.MultiWriter(out, stdout)
+	}
 	start := time.Now()
 	err := cmd.Run()
 	o := &Outcome{Duration: time.Since(start), TimedOut: ctx.Err() == context.DeadlineExceeded}
@@ -87,7 +100,26 @@ func Run(ctx context.Context, j Job) (*Outcome, error) {
 	// grandchild held the output (exec.ErrWaitDelay): all outcomes.
 	o.ExitCode = cmd.ProcessState.ExitCode()
 	o.Output, o.Dropped = out.bytes()
+	if stdout != nil {
+		o.Stdout, o.StdoutOver = stdout.buf, stdout.over
+	}
 	return o, nil
+}
+
+// capped keeps the first max bytes written to it and notes the rest.
+type capped struct {
+	max  int
+	buf  []byte
+	over bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	k := min(len(p), c.max-len(c.buf))
+	c.buf = append(c.buf, p[:k]...)
+	if k < len(p) {
+		c.over = true
+	}
+	return len(p), nil
 }
 
 // bounded keeps the first and the last halves of what is written to it,

@@ -142,7 +142,15 @@ type Certification struct {
 	Severity      string // vulnerable: low, medium, high, critical
 	Affects       string // vulnerable: a semver range
 	Result        string // tested: PASSED (default), WARNED, FAILED
-	Supersedes    string // a record id (or prefix) this one replaces
+	// Configuration describes a test run (tested): the command, its
+	// duration, what it ran on; the evidence files are added after it.
+	Configuration []record.ResourceDescriptor
+	// Findings are a scanner's vulnerabilities (vulnerable), all in one
+	// record, instead of VulnID, Severity and Affects; Scanner names the
+	// scanner (default https://cairn.dev/certify).
+	Findings   []record.VulnResult
+	Scanner    string
+	Supersedes string // a record id (or prefix) this one replaces
 	// Upstream names the upstream whose version is certified, when more
 	// than one publishes it. A version main does not publish is looked
 	// for in the followed upstreams; the record then goes under
@@ -174,15 +182,46 @@ func (r *Repo) Descriptor(ctx context.Context, name, version string) (*descripto
 // Certify adds a certification record (and, with Supersedes, the
 // supersede record that ends the one it replaces).
 func (r *Repo) Certify(ctx context.Context, c Certification, s keys.Signer) (*Added, error) {
+	return r.CertifyAll(ctx, []Certification{c}, s)
+}
+
+// CertifyAll adds certification records, all signed by s, in one commit:
+// a scanner's scan and its findings land together or not at all.
+func (r *Repo) CertifyAll(ctx context.Context, cs []Certification, s keys.Signer) (*Added, error) {
+	var (
+		recs  []*record.Record
+		dirs  []string
+		about []string
+	)
+	for _, c := range cs {
+		rs, vdir, id, err := r.certification(ctx, c, s)
+		if err != nil {
+			return nil, err
+		}
+		for range rs {
+			dirs = append(dirs, vdir)
+		}
+		recs = append(recs, rs...)
+		about = append(about, id+" "+string(c.Kind))
+	}
+	if len(recs) == 0 {
+		return nil, errors.New("nothing to certify")
+	}
+	return r.append(ctx, s, "certify "+strings.Join(about, ", "), recs, dirs)
+}
+
+// certification builds c's record (and the supersede record it needs),
+// the directory they go in and the version's id.
+func (r *Repo) certification(ctx context.Context, c Certification, s keys.Signer) ([]*record.Record, string, string, error) {
 	if !c.Kind.IsCertification() {
-		return nil, fmt.Errorf("%q is not a certification property (want one of audited, tested, reviewed, reproduced, proof-checked, vulnerable, fixed, deprecated, withdrawn)", c.Kind)
+		return nil, "", "", fmt.Errorf("%q is not a certification property (want one of audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn)", c.Kind)
 	}
 	d, ref, err := r.Descriptor(ctx, c.Name, c.Version)
 	vdir := VersionDir(c.Name, c.Version)
 	if err != nil || c.Upstream != "" {
 		u, ud, uref, uerr := r.UpstreamVersion(ctx, c.Name, c.Version, c.Upstream)
 		if uerr != nil {
-			return nil, uerr
+			return nil, "", "", uerr
 		}
 		d, ref, vdir = ud, uref, UpstreamVersionDir(u.Name, c.Name, c.Version)
 	}
@@ -194,7 +233,7 @@ func (r *Repo) Certify(ctx context.Context, c Certification, s keys.Signer) (*Ad
 			for _, a := range d.Artifacts {
 				have = append(have, a.Label())
 			}
-			return nil, fmt.Errorf("%s has no artifact %q (it has: %s)", d.ID(), sel, strings.Join(have, ", "))
+			return nil, "", "", fmt.Errorf("%s has no artifact %q (it has: %s)", d.ID(), sel, strings.Join(have, ", "))
 		}
 		subjects = append(subjects, record.Subject{Name: a.File, Digest: map[string]string{"sha256": a.SHA256}})
 	}
@@ -202,70 +241,84 @@ func (r *Repo) Certify(ctx context.Context, c Certification, s keys.Signer) (*Ad
 	for _, p := range c.Evidence {
 		ref, err := blob.PutFile(ctx, r.Blobs, p)
 		if err != nil {
-			return nil, fmt.Errorf("evidence %s: %w", p, err)
+			return nil, "", "", fmt.Errorf("evidence %s: %w", p, err)
 		}
 		evidence = append(evidence, record.Evidence{Name: filepath.Base(p), Ref: ref})
 	}
-	var pred any
+	pred, err := c.predicate(evidence)
+	if err != nil {
+		return nil, "", "", err
+	}
+	payload, err := record.Build(c.Kind, subjects, pred)
+	if err != nil {
+		return nil, "", "", err
+	}
+	rec, err := record.Sign(payload, s)
+	if err != nil {
+		return nil, "", "", err
+	}
+	recs := []*record.Record{rec}
+	if c.Supersedes != "" {
+		old, err := r.FindRecord(ctx, c.Supersedes)
+		if err != nil {
+			return nil, "", "", err
+		}
+		if old.Dir != vdir {
+			return nil, "", "", fmt.Errorf("record %.16s is about another version (%s)", old.ID, old.Dir)
+		}
+		end, err := endRecord(record.Supersede, old.ID, "superseded by "+rec.ID, rec.ID, s)
+		if err != nil {
+			return nil, "", "", err
+		}
+		recs = append(recs, end)
+	}
+	return recs, vdir, d.ID(), nil
+}
+
+// predicate is the certification's predicate, by kind.
+func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
 	switch c.Kind {
 	case record.Tested:
 		result := c.Result
 		if result == "" {
 			result = "PASSED"
 		}
-		conf := []record.ResourceDescriptor{}
+		conf := append([]record.ResourceDescriptor{}, c.Configuration...)
 		for _, e := range evidence {
-			conf = append(conf, record.ResourceDescriptor{Name: e.Name, Digest: map[string]string{"sha256": e.SHA256}})
+			conf = append(conf, record.ResourceDescriptor{Name: e.Name, Digest: map[string]string{"sha256": e.SHA256}, Annotations: map[string]any{"size": e.Size}})
 		}
-		pred = record.TestResultPredicate{Result: result, Configuration: conf, URL: c.Note}
+		return record.TestResultPredicate{Result: result, Configuration: conf, URL: c.Note}, nil
 	case record.Vulnerable:
-		if c.VulnID == "" {
-			return nil, fmt.Errorf("a vulnerable certification needs --id (an OSV, GHSA or CVE id)")
+		results := c.Findings
+		if len(results) == 0 {
+			if c.VulnID == "" {
+				return nil, fmt.Errorf("a vulnerable certification needs --id (an OSV, GHSA or CVE id)")
+			}
+			if !contains(Severities, c.Severity) {
+				return nil, fmt.Errorf("severity %q: want one of %s", c.Severity, strings.Join(Severities, ", "))
+			}
+			res := record.VulnResult{ID: c.VulnID, Severity: []record.VulnSeverity{{Method: "cairn", Score: c.Severity}}}
+			if c.Affects != "" {
+				res.Annotations = append(res.Annotations, map[string]string{"affects": c.Affects})
+			}
+			if c.Note != "" {
+				res.Annotations = append(res.Annotations, map[string]string{"note": c.Note})
+			}
+			results = []record.VulnResult{res}
 		}
-		if !contains(Severities, c.Severity) {
-			return nil, fmt.Errorf("severity %q: want one of %s", c.Severity, strings.Join(Severities, ", "))
-		}
-		res := record.VulnResult{ID: c.VulnID, Severity: []record.VulnSeverity{{Method: "cairn", Score: c.Severity}}}
-		if c.Affects != "" {
-			res.Annotations = append(res.Annotations, map[string]string{"affects": c.Affects})
-		}
-		if c.Note != "" {
-			res.Annotations = append(res.Annotations, map[string]string{"note": c.Note})
+		scanner := c.Scanner
+		if scanner == "" {
+			scanner = "https://cairn.dev/certify"
 		}
 		t := now()
-		pred = record.VulnsPredicate{Scanner: record.VulnScanner{URI: "https://cairn.dev/certify", Result: []record.VulnResult{res}}, Metadata: record.VulnMetadata{ScanStartedOn: t, ScanFinishedOn: t}}
+		return record.VulnsPredicate{Scanner: record.VulnScanner{URI: scanner, Result: results}, Metadata: record.VulnMetadata{ScanStartedOn: t, ScanFinishedOn: t}}, nil
 	case record.Fixed:
 		if c.VulnID == "" {
 			return nil, fmt.Errorf("a fixed certification needs --id: the vulnerability it answers")
 		}
-		pred = record.FixedPredicate{Vulnerabilities: strings.Split(c.VulnID, ","), Note: c.Note, Evidence: evidence, Issued: now()}
-	default:
-		pred = record.CertificationPredicate{Issued: now(), Note: c.Note, Evidence: evidence}
+		return record.FixedPredicate{Vulnerabilities: strings.Split(c.VulnID, ","), Note: c.Note, Evidence: evidence, Issued: now()}, nil
 	}
-	payload, err := record.Build(c.Kind, subjects, pred)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := record.Sign(payload, s)
-	if err != nil {
-		return nil, err
-	}
-	recs, dirs := []*record.Record{rec}, []string{vdir}
-	if c.Supersedes != "" {
-		old, err := r.FindRecord(ctx, c.Supersedes)
-		if err != nil {
-			return nil, err
-		}
-		if old.Dir != vdir {
-			return nil, fmt.Errorf("record %.16s is about another version (%s)", old.ID, old.Dir)
-		}
-		end, err := endRecord(record.Supersede, old.ID, "superseded by "+rec.ID, rec.ID, s)
-		if err != nil {
-			return nil, err
-		}
-		recs, dirs = append(recs, end), append(dirs, vdir)
-	}
-	return r.append(ctx, s, fmt.Sprintf("certify %s %s", d.ID(), c.Kind), recs, dirs)
+	return record.CertificationPredicate{Issued: now(), Note: c.Note, Evidence: evidence}, nil
 }
 
 func contains(list []string, s string) bool {

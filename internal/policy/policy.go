@@ -249,7 +249,7 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, env *cel.Env, n *yaml.Node) *ru
 	if rs.Property != "" {
 		k, err := record.ParseKind(rs.Property)
 		if err != nil || !k.IsPackage() {
-			return &ruleErr{lineOf(n, "property"), fmt.Sprintf("property %q is not a kind of record about packages (authored, audited, tested, reviewed, reproduced, proof-checked, vulnerable, fixed, deprecated, withdrawn)", rs.Property)}
+			return &ruleErr{lineOf(n, "property"), fmt.Sprintf("property %q is not a kind of record about packages (authored, audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn)", rs.Property)}
 		}
 		r.Property = k
 	} else if len(rs.By) > 0 || rs.Where != "" || rs.Severity != "" {

@@ -25,6 +25,7 @@ const (
 	Reviewed     Kind = "reviewed"      // a code review passed
 	Reproduced   Kind = "reproduced"    // a binary rebuilt from the named source
 	ProofChecked Kind = "proof-checked" // a formal proof checked
+	Scanned      Kind = "scanned"       // a scanner ran on it (its findings are vulnerable records)
 	Vulnerable   Kind = "vulnerable"    // a known vulnerability (in-toto vulns)
 	Deprecated   Kind = "deprecated"    // no longer recommended
 	Withdrawn    Kind = "withdrawn"     // must not be used
@@ -52,7 +53,7 @@ var typeOf = map[Kind]string{Tested: TestResultType, Vulnerable: VulnsType}
 var kindOf = map[string]Kind{}
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Vulnerable, Fixed, Deprecated, Withdrawn, Revoke, Supersede, Grant, RevokeKey, Root, Upstream, Snapshot, Label}
+var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Scanned, Vulnerable, Fixed, Deprecated, Withdrawn, Revoke, Supersede, Grant, RevokeKey, Root, Upstream, Snapshot, Label}
 
 func init() {
 	for _, k := range Kinds {
@@ -70,7 +71,7 @@ func (k Kind) PredicateType() string { return typeOf[k] }
 // version made by someone other than (or as well as) its publisher.
 func (k Kind) IsCertification() bool {
 	switch k {
-	case Audited, Tested, Reviewed, Reproduced, ProofChecked, Vulnerable, Fixed, Deprecated, Withdrawn:
+	case Audited, Tested, Reviewed, Reproduced, ProofChecked, Scanned, Vulnerable, Fixed, Deprecated, Withdrawn:
 		return true
 	}
 	return false
@@ -121,8 +122,8 @@ type Evidence struct {
 }
 
 // CertificationPredicate is the predicate of cairn's own certification
-// kinds (audited, reviewed, reproduced, proof-checked, deprecated,
-// withdrawn). Subject 0 is the descriptor; further subjects narrow the
+// kinds (audited, reviewed, reproduced, proof-checked, scanned,
+// deprecated, withdrawn). Subject 0 is the descriptor; further subjects narrow the
 // statement to those artifacts.
 type CertificationPredicate struct {
 	Issued      time.Time  `json:"issued"`
@@ -300,7 +301,7 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 			return nil, err
 		}
 		return p, checkRef(p.Descriptor, "descriptor")
-	case Audited, Reviewed, Reproduced, ProofChecked, Deprecated, Withdrawn:
+	case Audited, Reviewed, Reproduced, ProofChecked, Scanned, Deprecated, Withdrawn:
 		var p CertificationPredicate
 		if err := dec(&p); err != nil {
 			return nil, err
@@ -472,7 +473,13 @@ func (r *Record) Blobs() []Ref {
 	case TestResultPredicate:
 		for _, c := range p.Configuration {
 			if d := c.Digest["sha256"]; IsDigest(d) {
-				out = append(out, Ref{SHA256: d, Size: -1})
+				// Evidence gives its size in an annotation; what the
+				// run read (the artifacts) is named by digest alone.
+				size := int64(-1)
+				if n, ok := c.Annotations["size"].(float64); ok && n >= 0 && n == float64(int64(n)) {
+					size = int64(n)
+				}
+				out = append(out, Ref{SHA256: d, Size: size})
 			}
 		}
 	}

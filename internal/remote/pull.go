@@ -20,6 +20,11 @@ import (
 type Options struct {
 	Client *http.Client     // default http.DefaultClient
 	Now    func() time.Time // default time.Now
+	// BeforeRebase is called by Push when the remote moved and main's
+	// own commits would be replayed onto its verified head: an error
+	// stops the push there, main untouched (a certifier's replica finds
+	// that another replica certified the same version first).
+	BeforeRebase func(ctx context.Context, head string) error
 }
 
 func (o Options) client() *http.Client {

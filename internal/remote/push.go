@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"cairn.dev/cairn/internal/blob"
@@ -70,6 +71,11 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 			return out, err
 		}
 		if ok, _ := r.Git.IsAncestor(ctx, head, main); !ok {
+			if o.BeforeRebase != nil {
+				if err := o.BeforeRebase(ctx, head); err != nil {
+					return nil, err
+				}
+			}
 			if err := rebase(ctx, r, rm, head, main); err != nil {
 				return nil, err
 			}
@@ -98,6 +104,43 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 		}
 		// The remote moved first: fetch, rebase, try again.
 	}
+}
+
+// Discard drops main's commits that the remote lacks: main moves to the
+// remote's verified head. A certifier discards what it could not push, so
+// that nothing unpushed lingers to be pushed later beside a second
+// certification of the same version. It returns how many commits were
+// dropped.
+func Discard(ctx context.Context, r *index.Repo, name string) (int, error) {
+	rm, err := Get(r, name)
+	if err != nil {
+		return 0, err
+	}
+	if rm.Introduction != r.Config.Introduction {
+		return 0, fmt.Errorf("remote %s holds another index: main does not follow it", name)
+	}
+	head, err := r.Git.ResolveRef(ctx, Ref(name))
+	if err != nil || head == "" {
+		return 0, err
+	}
+	main, err := r.Git.ResolveRef(ctx, index.MainRef)
+	if err != nil || main == head {
+		return 0, err
+	}
+	n := 0
+	if main != "" {
+		out, err := r.Git.Git(ctx, nil, "rev-list", "--count", main, "^"+head)
+		if err != nil {
+			return 0, err
+		}
+		if n, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
+			return 0, err
+		}
+	}
+	if err := r.MoveRef(ctx, index.MainRef, head, main); err != nil {
+		return 0, err
+	}
+	return n, r.Adopt(rm.Line(r), r.Main())
 }
 
 // pushTo pushes commit as the remote's main with the git client. It

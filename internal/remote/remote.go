@@ -107,6 +107,26 @@ func Add(r *index.Repo, rm Remote) error {
 	if err := CheckName(rm.Name); err != nil {
 		return err
 	}
+	if _, err := os.Stat(configPath(r, rm.Name)); err == nil {
+		return fmt.Errorf("remote %s exists: %w", rm.Name, fs.ErrExist)
+	}
+	return save(r, rm, true)
+}
+
+// Set records a remote in repository r, or updates it (its URL, mirrors,
+// checkpoint age); its introduction cannot change: that would be another
+// index.
+func Set(r *index.Repo, rm Remote) error {
+	if old, err := Get(r, rm.Name); err == nil && old.Introduction != rm.Introduction {
+		return fmt.Errorf("remote %s of %s follows the index introduced by %.16s, not %.16s", rm.Name, r.Dir, old.Introduction, rm.Introduction)
+	}
+	return save(r, rm, false)
+}
+
+func save(r *index.Repo, rm Remote, exclusive bool) error {
+	if err := CheckName(rm.Name); err != nil {
+		return err
+	}
 	if !blob.IsDigest(rm.Introduction) {
 		return fmt.Errorf("introduction %q: want the 64-hex-digit id the repository's owner published (cairn init prints it)", rm.Introduction)
 	}
@@ -117,9 +137,6 @@ func Add(r *index.Repo, rm Remote) error {
 	if rm.MaxAge == 0 {
 		rm.MaxAge = DefaultMaxAge
 	}
-	if _, err := os.Stat(configPath(r, rm.Name)); err == nil {
-		return fmt.Errorf("remote %s exists: %w", rm.Name, fs.ErrExist)
-	}
 	if err := os.MkdirAll(dir(r), 0o755); err != nil {
 		return err
 	}
@@ -127,7 +144,7 @@ func Add(r *index.Repo, rm Remote) error {
 	if err != nil {
 		return err
 	}
-	return safefile.Write(configPath(r, rm.Name), append(data, '\n'), safefile.Options{Perm: 0o644, Exclusive: true})
+	return safefile.Write(configPath(r, rm.Name), append(data, '\n'), safefile.Options{Perm: 0o644, Exclusive: exclusive})
 }
 
 // Get returns a remote of repository r.

@@ -157,7 +157,7 @@ func parseRefLine(line string) (blob.Ref, error) {
 }
 
 // blobPut serves PUT /blobs/sha256/HEX: an upload signed by a key the
-// root granted a publish scope, over the blob's digest, size and the
+// root granted a publish or certify scope (artifacts, evidence), over the blob's digest, size and the
 // time. The bytes are verified before they are stored; an upload that no
 // record comes to reference is collected after the grace period.
 func (s *Server) blobPut(w http.ResponseWriter, r *http.Request) {
@@ -198,7 +198,8 @@ func (s *Server) blobPut(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorizeUpload checks an upload's signature and that its key may
-// publish now; it returns the key's holder.
+// publish or certify now (a certification's evidence is a blob too); it
+// returns the key's holder.
 func (s *Server) authorizeUpload(r *http.Request, ref blob.Ref) (string, error) {
 	id, ts, sig64 := r.Header.Get(blob.HeaderKey), r.Header.Get(blob.HeaderTime), r.Header.Get(blob.HeaderSignature)
 	if id == "" || ts == "" || sig64 == "" {
@@ -239,12 +240,12 @@ func (s *Server) authorizeUpload(r *http.Request, ref blob.Ref) (string, error) 
 	}
 	for _, g := range k.Active(now) {
 		for _, sc := range g.Scopes {
-			if sc.Action == "publish" {
+			if sc.Action == "publish" || sc.Action == "certify" {
 				return g.Holder, nil
 			}
 		}
 	}
-	return "", fmt.Errorf("key %s holds no active publish scope", id)
+	return "", fmt.Errorf("key %s holds no active publish or certify scope", id)
 }
 
 // uploadsDir holds one empty file per upload not yet referenced, dated

@@ -1,0 +1,782 @@
+package certifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/remote"
+)
+
+// OnFailureTested is the failure record a certifier can sign: a tested
+// record whose result is FAILED.
+const OnFailureTested = "tested-failed"
+
+// Options configure a certifier.
+type Options struct {
+	Property  record.Kind // signed when the command passes
+	OnFailure string      // "" (sign nothing) or OnFailureTested
+	// Findings reads the command's standard output as a scanner's
+	// findings (see ParseFindings): each scan that finds something also
+	// signs a vulnerable record listing them.
+	Findings bool
+	Command  string
+	Filter   []string // package name patterns (path.Match); none: every package
+	// Artifact chooses what is fetched for the command: "source",
+	// "binary:PLATFORM", a platform, a file name, "all" or "none".
+	Artifact    string
+	Jobs        int           // commands run at once (default 1)
+	Timeout     time.Duration // of one run (default 20 minutes)
+	MaxOutput   int           // output kept as evidence (default 1 MiB)
+	MaxFileSize int64         // of each file a run writes (default 4 GiB)
+	Poll        time.Duration // between polls (default 10 s)
+	MaxBackoff  time.Duration // the longest wait after errors (default 5 minutes)
+	Once        bool          // deal with what is new once, then return
+	Signer      keys.Signer
+	Client      *http.Client
+	Log         *slog.Logger
+	Metrics     *Metrics // default: registered nowhere
+	Now         func() time.Time
+}
+
+// FatalError stops a certifier: retrying cannot help (its key is not, or
+// no longer, granted what it signs).
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// Certifier follows remotes and certifies their new versions.
+type Certifier struct {
+	o       Options
+	keyID   string
+	follows []*follow
+}
+
+// follow is one remote followed: the certifier's own replica of its
+// index, and its progress.
+type follow struct {
+	name     string
+	url      string
+	repo     *index.Repo
+	blobs    *blob.Chain
+	progress *progress
+	path     string // of the progress file
+
+	mu    sync.Mutex // guards progress, and serialises certify + push on repo
+	first map[string]time.Time
+}
+
+// New prepares a certifier of the remotes that the repository config
+// names (cairn remote add), keeping a replica of each remote's index and
+// its progress under stateDir/REMOTE.
+func New(ctx context.Context, config *index.Repo, remotes []string, stateDir string, o Options) (*Certifier, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	c := &Certifier{o: o.withDefaults(), keyID: keys.ID(o.Signer.Public())}
+	for _, name := range remotes {
+		f, err := c.open(ctx, config, name, stateDir)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.follows = append(c.follows, f)
+	}
+	return c, nil
+}
+
+func (o *Options) check() error {
+	switch {
+	case o.Signer == nil:
+		return errors.New("a certifier needs a key")
+	case o.Command == "":
+		return errors.New("a certifier needs a command to run (--run)")
+	case o.OnFailure != "" && o.OnFailure != OnFailureTested:
+		return fmt.Errorf("on failure %q: the failure record a certifier signs is %s (a tested record whose result is FAILED)", o.OnFailure, OnFailureTested)
+	}
+	switch o.Property {
+	case record.Tested, record.Scanned, record.Audited, record.Reviewed, record.Reproduced, record.ProofChecked:
+	default:
+		return fmt.Errorf("property %q: a certifier signs tested, scanned, audited, reviewed, reproduced or proof-checked (a scan's findings become vulnerable records with --findings-as vulnerable)", o.Property)
+	}
+	for _, p := range o.Filter {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("filter %q: %v", p, err)
+		}
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Jobs <= 0 {
+		o.Jobs = 1
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 20 * time.Minute
+	}
+	if o.MaxOutput <= 0 {
+		o.MaxOutput = 1 << 20
+	}
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = 4 << 30
+	}
+	if o.Poll <= 0 {
+		o.Poll = 10 * time.Second
+	}
+	if o.MaxBackoff < o.Poll {
+		o.MaxBackoff = max(o.Poll, 5*time.Minute)
+	}
+	if o.Artifact == "" {
+		o.Artifact = "source"
+	}
+	if o.Client == nil {
+		o.Client = http.DefaultClient
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+func (c *Certifier) open(ctx context.Context, config *index.Repo, name, stateDir string) (*follow, error) {
+	rm, err := remote.Get(config, name)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(stateDir, name)
+	r, err := index.Open(ctx, filepath.Join(dir, "index"))
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		r, err = index.InitReplica(ctx, filepath.Join(dir, "index"), rm.Introduction)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Config.Introduction != rm.Introduction {
+		r.Close()
+		return nil, fmt.Errorf("%s holds a replica of another index (introduction %.16s, remote %s has %.16s): give this certifier another --state", dir, r.Config.Introduction, name, rm.Introduction)
+	}
+	// The replica follows the remote as configured now (its URL or
+	// mirrors may have changed).
+	if err := remote.Set(r, *rm); err != nil {
+		r.Close()
+		return nil, err
+	}
+	f := &follow{name: name, url: rm.URL, repo: r, blobs: rm.Blobs(r, c.o.Client), path: filepath.Join(dir, "progress.json"), first: map[string]time.Time{}}
+	f.progress, err = loadProgress(f.path, progress{Remote: name, Introduction: rm.Introduction, Key: c.keyID, Property: c.property()})
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// property names what the certifier signs, for its state.
+func (c *Certifier) property() string {
+	p := string(c.o.Property)
+	if c.o.Findings {
+		p += "+findings"
+	}
+	return p
+}
+
+// Close closes the replicas.
+func (c *Certifier) Close() error {
+	for _, f := range c.follows {
+		f.repo.Close()
+	}
+	return nil
+}
+
+// Run follows the remotes until ctx ends (or, with Once, after one pass):
+// each poll pulls and verifies each remote, then runs the command on
+// every new version and signs what passes. Errors that retrying may mend
+// are logged and waited out, longer each time; a FatalError (the key not
+// granted what it signs, or revoked) is returned.
+func (c *Certifier) Run(ctx context.Context) error {
+	wait := c.o.Poll
+	for {
+		var failed error
+		for _, f := range c.follows {
+			err := c.poll(ctx, f)
+			var fe *FatalError
+			if errors.As(err, &fe) {
+				c.o.Log.Error("certifier stopped", "remote", f.name, "err", err)
+				return err
+			}
+			if err != nil && ctx.Err() == nil {
+				c.o.Metrics.errors.WithLabelValues(f.name).Inc()
+				c.o.Log.Warn("will retry", "remote", f.name, "err", err, "in", wait.String())
+				failed = err
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if c.o.Once {
+			return failed
+		}
+		next := c.o.Poll
+		if failed != nil {
+			next = min(wait*2, c.o.MaxBackoff)
+			// A little jitter, so that replicas do not poll in step.
+			wait = next + time.Duration(rand.Int64N(int64(next)/10+1))
+		} else {
+			wait = next
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// poll pulls one remote and deals with every version new since the
+// progress's base.
+func (c *Certifier) poll(ctx context.Context, f *follow) error {
+	// Nothing unpushed may linger: it would be pushed beside a second
+	// certification of the same version.
+	if n, err := remote.Discard(ctx, f.repo, f.name); err != nil {
+		return err
+	} else if n > 0 {
+		c.o.Log.Warn("dropped commits that did not land", "remote", f.name, "commits", n)
+	}
+	p, err := remote.Pull(ctx, f.repo, f.name, remote.Options{Client: c.o.Client})
+	if err != nil {
+		return err
+	}
+	c.o.Metrics.lastCycle.WithLabelValues(f.name).SetToCurrentTime()
+	cat, err := f.repo.Catalog(ctx, p.Head)
+	if err != nil {
+		return err
+	}
+	if err := c.checkKey(cat, f.name); err != nil {
+		return &FatalError{err}
+	}
+	vs, err := NewVersions(ctx, f.repo, f.progress.Base, p.Head)
+	if err != nil {
+		return fmt.Errorf("listing what is new on %s since %.12s: %w", f.name, f.progress.Base, err)
+	}
+	var todo []Version
+	for _, v := range vs {
+		if _, done := f.progress.Done[v.ID()]; done {
+			continue
+		}
+		if !c.matches(v.Name) {
+			continue
+		}
+		if _, ok := f.first[v.ID()]; !ok {
+			f.first[v.ID()] = c.o.Now()
+			c.o.Metrics.seen.WithLabelValues(f.name).Inc()
+		}
+		todo = append(todo, v)
+	}
+	if len(todo) > 0 {
+		c.o.Log.Info("new versions", "remote", f.name, "head", p.Head, "versions", len(todo))
+	}
+	queue := c.o.Metrics.queue.WithLabelValues(f.name)
+	queue.Set(float64(len(todo)))
+	jobs := make(chan Version)
+	var (
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		lastErr error
+	)
+	for range min(c.o.Jobs, max(1, len(todo))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for v := range jobs {
+				queue.Dec()
+				if err := c.version(ctx, f, cat, v); err != nil {
+					errMu.Lock()
+					if lastErr == nil || errors.As(err, new(*FatalError)) {
+						lastErr = err
+					}
+					errMu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, v := range todo {
+		errMu.Lock()
+		stop := lastErr != nil && errors.As(lastErr, new(*FatalError))
+		errMu.Unlock()
+		if stop || ctx.Err() != nil {
+			break
+		}
+		jobs <- v
+	}
+	close(jobs)
+	wg.Wait()
+	queue.Set(0)
+	if lastErr != nil {
+		return lastErr
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// Every version up to the head is dealt with.
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.progress.Base == p.Head && len(f.progress.Done) == 0 {
+		return nil
+	}
+	f.progress.Base, f.progress.Done = p.Head, map[string]string{}
+	return f.progress.save(f.path)
+}
+
+func (c *Certifier) matches(name string) bool {
+	if len(c.o.Filter) == 0 {
+		return true
+	}
+	for _, p := range c.o.Filter {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// kinds are the record kinds the certifier may sign.
+func (c *Certifier) kinds() []record.Kind {
+	ks := []record.Kind{c.o.Property}
+	if c.o.Findings {
+		ks = append(ks, record.Vulnerable)
+	}
+	if c.o.OnFailure != "" && c.o.Property != record.Tested {
+		ks = append(ks, record.Tested)
+	}
+	return ks
+}
+
+// checkKey checks, at the catalog's commit, that the certifier's key is
+// granted, not revoked, and holds an unexpired certify scope for every
+// kind it signs.
+func (c *Certifier) checkKey(cat *index.Catalog, remoteName string) error {
+	k, err := cat.Key(c.keyID)
+	if err != nil {
+		return err
+	}
+	var wanted []string
+	for _, kind := range c.kinds() {
+		wanted = append(wanted, "certify:"+string(kind))
+	}
+	if k == nil {
+		return fmt.Errorf("key %s is not granted in %s's index: its root must grant it %s (cairn key grant KEY.pub --holder NAME --scope %s)",
+			c.keyID, remoteName, strings.Join(wanted, " "), strings.Join(wanted, " --scope "))
+	}
+	if k.RevokedBy != "" {
+		return fmt.Errorf("key %s (holder %s) was revoked in %s's index by record %.16s (%s): the certifier signs nothing with it; stopping",
+			c.keyID, k.Holder(), remoteName, k.RevokedBy, k.Reason)
+	}
+	var have, missing []string
+	active := k.Active(c.o.Now())
+	for _, g := range active {
+		have = append(have, g.Raw...)
+	}
+	for _, kind := range c.kinds() {
+		ok := false
+		for _, g := range active {
+			for _, s := range g.Scopes {
+				ok = ok || (s.Action == "certify" && s.Kind == kind)
+			}
+		}
+		if !ok {
+			missing = append(missing, "certify:"+string(kind))
+		}
+	}
+	if len(missing) > 0 {
+		if len(active) == 0 {
+			return fmt.Errorf("every grant of key %s (holder %s) in %s's index has expired: it needs %s", c.keyID, k.Holder(), remoteName, strings.Join(missing, " "))
+		}
+		return fmt.Errorf("key %s (holder %s) has scopes [%s] in %s's index; the certifier signs %s records and is missing the grant of %s",
+			c.keyID, k.Holder(), strings.Join(have, " "), remoteName, strings.Join(kindNames(c.kinds()), " and "), strings.Join(missing, " "))
+	}
+	return nil
+}
+
+func kindNames(ks []record.Kind) []string {
+	var out []string
+	for _, k := range ks {
+		out = append(out, string(k))
+	}
+	return out
+}
+
+// inScope reports whether the key may sign the certifier's property on
+// the package.
+func (c *Certifier) inScope(cat *index.Catalog, name string) bool {
+	k, _ := cat.Key(c.keyID)
+	if k == nil {
+		return false
+	}
+	for _, g := range k.Active(c.o.Now()) {
+		for _, s := range g.Scopes {
+			if s.Action == "certify" && s.Allows(c.o.Property, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mine returns the record by which this certifier (its key's holder)
+// already certified the version, if any: what it signs on success, or
+// on failure.
+func (c *Certifier) mine(cat *index.Catalog, v Version, holder string) (string, error) {
+	_, _, recs, err := cat.Version(v.Name, v.Version)
+	if err != nil {
+		return "", err
+	}
+	for _, rv := range recs {
+		if rv.Kind != string(c.o.Property) && !(c.o.OnFailure != "" && rv.Kind == string(record.Tested)) {
+			continue
+		}
+		if rv.Issuer == c.keyID || (holder != "" && rv.Holder == holder) {
+			return rv.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// errAlready is a push that found the version certified first (by a
+// replica of this certifier).
+type errAlready struct{ record string }
+
+func (e *errAlready) Error() string { return "certified first by record " + e.record }
+
+// version deals with one version: the command run, the records signed
+// and pushed, the progress written. An error leaves the version to be
+// dealt with again.
+func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, v Version) error {
+	log := c.o.Log.With("remote", f.name, "package", v.Name, "version", v.Version)
+	k, _ := cat.Key(c.keyID)
+	holder := k.Holder()
+	if id, err := c.mine(cat, v, holder); err != nil {
+		return err
+	} else if id != "" {
+		log.Info("already certified", "record", id)
+		return c.done(f, v, "already", "record "+id)
+	}
+	if !c.inScope(cat, v.Name) {
+		log.Warn("skipped: the key's grants do not cover this package", "needs", record.Needed(c.o.Property, v.Name))
+		return c.done(f, v, "skipped", "out of the key's scope")
+	}
+	d, ref, err := cat.Descriptor(v.Name, v.Version)
+	if err != nil {
+		return err
+	}
+	arts, err := pick(d, c.o.Artifact)
+	if err != nil {
+		log.Warn("skipped", "why", err.Error())
+		return c.done(f, v, "skipped", err.Error())
+	}
+	work, err := os.MkdirTemp(filepath.Dir(f.path), "run-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	dir := filepath.Join(work, "work")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	env, err := c.prepare(ctx, f, d, ref, arts, dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", v.ID(), err)
+	}
+	log.Info("running", "command", c.o.Command, "artifacts", len(arts))
+	job := Job{Command: c.o.Command, Dir: dir, Env: env, Timeout: c.o.Timeout, MaxOutput: c.o.MaxOutput, MaxFileSize: c.o.MaxFileSize}
+	if c.o.Findings {
+		job.KeepStdout = 4 << 20
+	}
+	out, err := Run(ctx, job)
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // stopped, not failed: run again next time
+	}
+	result := "passed"
+	switch {
+	case out.TimedOut:
+		result = "timeout"
+	case !out.Passed():
+		result = "failed"
+	}
+	c.o.Metrics.runs.WithLabelValues(result).Observe(out.Duration.Seconds())
+	log = log.With("result", result, "exit_code", out.ExitCode, "seconds", out.Duration.Seconds(), "output_bytes", len(out.Output)+int(out.Dropped))
+	var findings *Findings
+	if result == "passed" && c.o.Findings {
+		if out.StdoutOver {
+			err = fmt.Errorf("the scanner printed more than %d bytes of findings", job.KeepStdout)
+		} else {
+			findings, err = ParseFindings(out.Stdout)
+		}
+		if err != nil {
+			result = "failed"
+			log = log.With("findings_error", err.Error())
+		}
+	}
+	evidence := filepath.Join(work, "output.log")
+	if err := os.WriteFile(evidence, out.Output, 0o644); err != nil {
+		return err
+	}
+	certs := c.certifications(v, d, arts, out, result, findings, evidence, f.url)
+	if len(certs) == 0 {
+		log.Warn("not certified")
+		c.o.Metrics.outcomes.WithLabelValues(f.name, "failed").Inc()
+		return c.done(f, v, "failed", result)
+	}
+	id, err := c.push(ctx, f, v, holder, certs)
+	var already *errAlready
+	switch {
+	case errors.As(err, &already):
+		log.Info("certified first by another replica", "record", already.record)
+		return c.done(f, v, "already", "record "+already.record)
+	case err != nil:
+		var pe *remote.PushError
+		if errors.As(err, &pe) {
+			log.Error("the server refused the record", "err", err)
+			c.o.Metrics.outcomes.WithLabelValues(f.name, "refused").Inc()
+			return c.done(f, v, "refused", pe.Output)
+		}
+		return err
+	}
+	outcome := "certified"
+	if result != "passed" {
+		outcome = "failed"
+	}
+	overhead := c.o.Now().Sub(f.firstSeen(v)) - out.Duration
+	c.o.Metrics.latency.WithLabelValues(f.name).Observe(overhead.Seconds())
+	log.Info(outcome, "record", id, "findings", len(findingIDs(findings)), "overhead_seconds", overhead.Seconds())
+	c.o.Metrics.outcomes.WithLabelValues(f.name, outcome).Inc()
+	return c.done(f, v, outcome, "record "+id)
+}
+
+func findingIDs(f *Findings) []string {
+	if f == nil {
+		return nil
+	}
+	return f.IDs()
+}
+
+func (f *follow) firstSeen(v Version) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.first[v.ID()]
+}
+
+// done records that a version is dealt with.
+func (c *Certifier) done(f *follow, v Version, outcome, detail string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if outcome == "already" || outcome == "skipped" {
+		c.o.Metrics.outcomes.WithLabelValues(f.name, outcome).Inc()
+	}
+	f.progress.Done[v.ID()] = outcome + ": " + detail
+	delete(f.first, v.ID())
+	return f.progress.save(f.path)
+}
+
+// pick chooses the artifacts the command gets.
+func pick(d *descriptor.Descriptor, sel string) ([]descriptor.Artifact, error) {
+	var out []descriptor.Artifact
+	for _, a := range d.Artifacts {
+		ok := false
+		switch {
+		case sel == "none":
+		case sel == "all":
+			ok = true
+		case strings.HasPrefix(sel, "binary:"):
+			ok = a.Kind == "binary" && a.Platform == strings.TrimPrefix(sel, "binary:")
+		default:
+			ok = a.Label() == sel || a.File == sel
+		}
+		if ok {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 && sel != "none" {
+		var have []string
+		for _, a := range d.Artifacts {
+			have = append(have, a.Label())
+		}
+		return nil, fmt.Errorf("%s has no %s artifact (it has: %s)", d.ID(), sel, strings.Join(have, ", "))
+	}
+	return out, nil
+}
+
+// prepare fetches and verifies the artifacts into dir, writes the
+// descriptor beside them, and returns the command's environment.
+func (c *Certifier) prepare(ctx context.Context, f *follow, d *descriptor.Descriptor, ref blob.Ref, arts []descriptor.Artifact, dir string) ([]string, error) {
+	var paths []string
+	for _, a := range arts {
+		p := filepath.Join(dir, filepath.Base(a.File))
+		if err := f.fetch(ctx, a.Ref, p); err != nil {
+			return nil, fmt.Errorf("artifact %s: %w", a.File, err)
+		}
+		paths = append(paths, p)
+	}
+	dpath := filepath.Join(filepath.Dir(dir), index.DescriptorFile)
+	raw, err := d.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(dpath, raw, 0o644); err != nil {
+		return nil, err
+	}
+	env := []string{
+		"CAIRN_PACKAGE=" + d.Name,
+		"CAIRN_VERSION=" + d.Version,
+		"CAIRN_DESCRIPTOR=sha256:" + ref.SHA256,
+		"CAIRN_DESCRIPTOR_FILE=" + dpath,
+		"CAIRN_ARTIFACTS=" + strings.Join(paths, " "),
+		"CAIRN_REMOTE=" + f.name,
+		"CAIRN_REMOTE_URL=" + f.url,
+	}
+	if len(paths) > 0 {
+		env = append(env, "CAIRN_ARTIFACT="+paths[0])
+	}
+	return env, nil
+}
+
+// fetch brings one verified blob to path: into the replica's store from
+// the remote and its mirrors (each byte checked against the digest), out
+// of the store, which keeps no artifacts.
+func (f *follow) fetch(ctx context.Context, ref blob.Ref, to string) error {
+	if err := f.blobs.Fetch(ctx, ref); err != nil {
+		return err
+	}
+	defer f.repo.Blobs.(*blob.FS).Remove(ref.SHA256)
+	rc, err := f.repo.Blobs.Open(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, blob.VerifyReader(rc, ref)); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+// certifications are the records a run signs.
+func (c *Certifier) certifications(v Version, d *descriptor.Descriptor, arts []descriptor.Artifact, out *Outcome, result string, findings *Findings, evidence, url string) []index.Certification {
+	passed := result == "passed"
+	if !passed && c.o.OnFailure == "" {
+		return nil
+	}
+	var scope []string
+	if c.o.Artifact != "all" && c.o.Artifact != "none" {
+		for _, a := range arts {
+			scope = append(scope, a.File)
+		}
+	}
+	cert := index.Certification{Name: v.Name, Version: v.Version, Kind: c.o.Property, Artifacts: scope, Evidence: []string{evidence}}
+	if !passed {
+		cert.Kind, cert.Result = record.Tested, "FAILED"
+	}
+	if cert.Kind == record.Tested {
+		if passed {
+			cert.Result = "PASSED"
+		}
+		run := map[string]any{
+			"command": c.o.Command, "exit_code": out.ExitCode, "timed_out": out.TimedOut,
+			"duration_seconds": out.Duration.Seconds(), "output_dropped_bytes": out.Dropped,
+			"remote": url, "timeout_seconds": c.o.Timeout.Seconds(),
+		}
+		cert.Configuration = append(cert.Configuration, record.ResourceDescriptor{Name: "command", Annotations: run})
+		for _, a := range arts {
+			cert.Configuration = append(cert.Configuration, record.ResourceDescriptor{Name: a.File, Digest: map[string]string{"sha256": a.SHA256}})
+		}
+	} else {
+		cert.Note = fmt.Sprintf("%s passed in %s: %s", c.o.Property, out.Duration.Round(time.Millisecond), c.o.Command)
+		if ids := findingIDs(findings); len(ids) > 0 {
+			cert.Note += fmt.Sprintf("; %d finding(s): %s", len(ids), strings.Join(ids, ", "))
+		}
+		if len(cert.Note) > 4000 {
+			cert.Note = cert.Note[:4000] + "…"
+		}
+	}
+	certs := []index.Certification{cert}
+	if findings != nil && len(findings.Results) > 0 {
+		scanner := findings.Scanner
+		if scanner == "" {
+			scanner = "https://cairn.dev/certifier"
+		}
+		certs = append(certs, index.Certification{Name: v.Name, Version: v.Version, Kind: record.Vulnerable, Artifacts: scope, Findings: findings.Results, Scanner: scanner})
+	}
+	return certs
+}
+
+// push signs the certifications on the replica's main and pushes them.
+// Pushes are one at a time; when the remote moved, the version is looked
+// for in what landed first, so that two replicas with one key sign it
+// once: the push that finds it there stops (errAlready) and nothing of
+// it stays behind.
+func (c *Certifier) push(ctx context.Context, f *follow, v Version, holder string, certs []index.Certification) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := remote.Discard(ctx, f.repo, f.name); err != nil {
+		return "", err
+	}
+	added, err := f.repo.CertifyAll(ctx, certs, c.o.Signer)
+	if err != nil {
+		return "", err
+	}
+	check := func(ctx context.Context, head string) error {
+		cat, err := f.repo.Catalog(ctx, head)
+		if err != nil {
+			return err
+		}
+		if id, err := c.mine(cat, v, holder); err != nil {
+			return err
+		} else if id != "" {
+			return &errAlready{record: id}
+		}
+		return nil
+	}
+	_, err = remote.Push(ctx, f.repo, f.name, c.o.Signer, remote.Options{Client: c.o.Client, BeforeRebase: check})
+	if err != nil {
+		// Nothing unpushed stays: the version is run again, or it was
+		// certified first.
+		if _, derr := remote.Discard(context.WithoutCancel(ctx), f.repo, f.name); derr != nil {
+			return "", errors.Join(err, derr)
+		}
+		return "", err
+	}
+	return added.Records[0], nil
+}

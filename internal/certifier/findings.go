@@ -1,0 +1,172 @@
+package certifier
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/record"
+)
+
+// Findings are what a scanner reported, as vulnerable records carry them.
+type Findings struct {
+	Scanner string // the scanner's URI, when its report names it
+	Results []record.VulnResult
+}
+
+// IDs lists the findings' ids.
+func (f *Findings) IDs() []string {
+	var out []string
+	for _, r := range f.Results {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+// finding is one finding in the plain format.
+type finding struct {
+	ID       string          `json:"id"`
+	Severity json.RawMessage `json:"severity"`
+	Affects  string          `json:"affects"`
+	Note     string          `json:"note"`
+}
+
+// ParseFindings reads a scanner's standard output. Three shapes are read:
+//
+//   - an in-toto statement whose predicate is a vulns v0.2 predicate, or
+//     that predicate alone ({"scanner": {"uri", "result": [...]}}), as
+//     scanners emit for attestations;
+//   - a list of findings, [{"id", "severity", "affects", "note"}], or an
+//     object {"findings": [...]} holding one.
+//
+// A severity is low, medium (or moderate), high or critical, or a CVSS
+// base score ("7.5"), which is mapped to those. Empty output, or an empty
+// list, is no findings.
+func ParseFindings(out []byte) (*Findings, error) {
+	out = bytes.TrimSpace(out)
+	if len(out) == 0 {
+		return &Findings{}, nil
+	}
+	var probe struct {
+		Predicate *record.VulnsPredicate `json:"predicate"`
+		Scanner   *record.VulnScanner    `json:"scanner"`
+		Findings  []finding              `json:"findings"`
+	}
+	var list []finding
+	if out[0] == '[' {
+		if err := json.Unmarshal(out, &list); err != nil {
+			return nil, fmt.Errorf("the scanner's output is not a list of findings: %v", err)
+		}
+	} else {
+		if err := json.Unmarshal(out, &probe); err != nil {
+			return nil, fmt.Errorf("the scanner's output is not JSON findings: %v", err)
+		}
+		switch {
+		case probe.Predicate != nil:
+			return fromVulns(&probe.Predicate.Scanner)
+		case probe.Scanner != nil:
+			return fromVulns(probe.Scanner)
+		case probe.Findings != nil:
+			list = probe.Findings
+		default:
+			return nil, fmt.Errorf(`the scanner's output holds no findings: want [{"id", "severity"}], {"findings": [...]} or an in-toto vulns predicate`)
+		}
+	}
+	f := &Findings{}
+	for i, x := range list {
+		var sev string
+		if err := json.Unmarshal(x.Severity, &sev); err != nil {
+			var n float64
+			if json.Unmarshal(x.Severity, &n) != nil {
+				return nil, fmt.Errorf("finding %d (%s): severity %s: want a name or a CVSS score", i+1, x.ID, x.Severity)
+			}
+			sev = strconv.FormatFloat(n, 'f', -1, 64)
+		}
+		r, err := result(x.ID, []record.VulnSeverity{{Method: "scanner", Score: sev}})
+		if err != nil {
+			return nil, fmt.Errorf("finding %d: %w", i+1, err)
+		}
+		if x.Affects != "" {
+			r.Annotations = append(r.Annotations, map[string]string{"affects": x.Affects})
+		}
+		if x.Note != "" {
+			r.Annotations = append(r.Annotations, map[string]string{"note": x.Note})
+		}
+		f.Results = append(f.Results, r)
+	}
+	return f, nil
+}
+
+func fromVulns(s *record.VulnScanner) (*Findings, error) {
+	f := &Findings{Scanner: s.URI}
+	for i, x := range s.Result {
+		r, err := result(x.ID, x.Severity)
+		if err != nil {
+			return nil, fmt.Errorf("result %d: %w", i+1, err)
+		}
+		r.Annotations = x.Annotations
+		f.Results = append(f.Results, r)
+	}
+	return f, nil
+}
+
+// result is one finding with its severities kept and cairn's own (the
+// highest) added, so that policies rank it.
+func result(id string, sevs []record.VulnSeverity) (record.VulnResult, error) {
+	if strings.TrimSpace(id) == "" || len(id) > 128 {
+		return record.VulnResult{}, fmt.Errorf("id %q: want a non-empty advisory id (GHSA-…, CVE-…) of at most 128 characters", id)
+	}
+	best, rank := "", -1
+	for _, s := range sevs {
+		name := severityName(s.Score)
+		if r := indexOf(index.Severities, name); name != "" && r > rank {
+			best, rank = name, r
+		}
+	}
+	if best == "" {
+		return record.VulnResult{}, fmt.Errorf("%s: no severity cairn can rank (want low, medium, high, critical or a CVSS score)", id)
+	}
+	out := record.VulnResult{ID: id, Severity: []record.VulnSeverity{{Method: "cairn", Score: best}}}
+	for _, s := range sevs {
+		if s.Method != "cairn" {
+			out.Severity = append(out.Severity, s)
+		}
+	}
+	return out, nil
+}
+
+// severityName maps a score to cairn's severities: the names (any case,
+// "moderate" for medium), or a CVSS v3 base score by its bands.
+func severityName(score string) string {
+	s := strings.ToLower(strings.TrimSpace(score))
+	switch s {
+	case "low", "medium", "high", "critical":
+		return s
+	case "moderate":
+		return "medium"
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err != nil || n <= 0 || n > 10:
+		return ""
+	case n < 4:
+		return "low"
+	case n < 7:
+		return "medium"
+	case n < 9:
+		return "high"
+	}
+	return "critical"
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
