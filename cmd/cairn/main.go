@@ -99,10 +99,13 @@ func classify(err error) (int, string) {
 		ce *remote.CheckpointError
 		pe *remote.PushError
 		de *remote.DivergedError
+		cs certifierStopped
 	)
 	switch {
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage, ""
+	case errors.As(err, &cs):
+		return exitRefused, "a certifier signs only with a key granted certify:KIND for each kind it signs: ask the index's root (cairn key grant --key ROOT.key KEY.pub --holder NAME --scope certify:KIND), or use a key it granted"
 	case errors.As(err, &fe):
 		return exitRefused, "do not use this copy of the index: restore main to a descendant of the verified head, or fetch the index again from a source you trust"
 	case errors.As(err, &re):
@@ -182,7 +185,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
+	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newCertifierCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
 		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd(),
 		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd())
 	return root

@@ -99,7 +99,13 @@ func (h *HTTP) Put(ctx context.Context, ref Ref, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, h.url(ref), io.LimitReader(r, ref.Size))
+	body := io.LimitReader(r, ref.Size)
+	if ref.Size == 0 {
+		// A request body of length 0 is sent without Content-Length
+		// unless it is NoBody.
+		body = http.NoBody
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, h.url(ref), body)
 	if err != nil {
 		return err
 	}

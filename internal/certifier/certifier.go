@@ -74,9 +74,12 @@ type Certifier struct {
 // follow is one remote followed: the certifier's own replica of its
 // index, and its progress.
 type follow struct {
-	name     string
-	url      string
-	repo     *index.Repo
+	name string
+	url  string
+	repo *index.Repo // certifies and pushes
+	// view reads the catalog of a poll's head while repo moves main: a
+	// push restarts repo's reader, which would end the catalog's.
+	view     *index.Repo
 	blobs    *blob.Chain
 	progress *progress
 	path     string // of the progress file
@@ -93,6 +96,11 @@ func New(ctx context.Context, config *index.Repo, remotes []string, stateDir str
 		return nil, err
 	}
 	c := &Certifier{o: o.withDefaults(), keyID: keys.ID(o.Signer.Public())}
+	// The command runs elsewhere: its paths must not be relative.
+	stateDir, err := filepath.Abs(stateDir)
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range remotes {
 		f, err := c.open(ctx, config, name, stateDir)
 		if err != nil {
@@ -189,13 +197,23 @@ func (c *Certifier) open(ctx context.Context, config *index.Repo, name, stateDir
 		r.Close()
 		return nil, err
 	}
-	f := &follow{name: name, url: rm.URL, repo: r, blobs: rm.Blobs(r, c.o.Client), path: filepath.Join(dir, "progress.json"), first: map[string]time.Time{}}
-	f.progress, err = loadProgress(f.path, progress{Remote: name, Introduction: rm.Introduction, Key: c.keyID, Property: c.property()})
+	view, err := index.Open(ctx, r.Dir)
 	if err != nil {
 		r.Close()
 		return nil, err
 	}
+	f := &follow{name: name, url: rm.URL, repo: r, view: view, blobs: rm.Blobs(r, c.o.Client), path: filepath.Join(dir, "progress.json"), first: map[string]time.Time{}}
+	f.progress, err = loadProgress(f.path, progress{Remote: name, Introduction: rm.Introduction, Key: c.keyID, Property: c.property()})
+	if err != nil {
+		f.close()
+		return nil, err
+	}
 	return f, nil
+}
+
+func (f *follow) close() {
+	f.repo.Close()
+	f.view.Close()
 }
 
 // property names what the certifier signs, for its state.
@@ -210,7 +228,7 @@ func (c *Certifier) property() string {
 // Close closes the replicas.
 func (c *Certifier) Close() error {
 	for _, f := range c.follows {
-		f.repo.Close()
+		f.close()
 	}
 	return nil
 }
@@ -274,14 +292,15 @@ func (c *Certifier) poll(ctx context.Context, f *follow) error {
 		return err
 	}
 	c.o.Metrics.lastCycle.WithLabelValues(f.name).SetToCurrentTime()
-	cat, err := f.repo.Catalog(ctx, p.Head)
+	f.view.Close() // a fresh reader, which sees what the pull brought
+	cat, err := f.view.Catalog(ctx, p.Head)
 	if err != nil {
 		return err
 	}
 	if err := c.checkKey(cat, f.name); err != nil {
 		return &FatalError{err}
 	}
-	vs, err := NewVersions(ctx, f.repo, f.progress.Base, p.Head)
+	vs, err := NewVersions(ctx, f.view, f.progress.Base, p.Head)
 	if err != nil {
 		return fmt.Errorf("listing what is new on %s since %.12s: %w", f.name, f.progress.Base, err)
 	}
@@ -551,6 +570,11 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 		return err
 	}
 	certs := c.certifications(v, d, arts, out, result, findings, evidence, f.url)
+	if result != "passed" {
+		// What the operator needs to see first: how the output ended.
+		tail := out.Output[max(0, len(out.Output)-512):]
+		log = log.With("output_tail", string(tail))
+	}
 	if len(certs) == 0 {
 		log.Warn("not certified")
 		c.o.Metrics.outcomes.WithLabelValues(f.name, "failed").Inc()
@@ -570,6 +594,10 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 			return c.done(f, v, "refused", pe.Output)
 		}
 		return err
+	}
+	// The evidence is the server's now; the replica keeps no copy.
+	if fs, ok := f.repo.Blobs.(*blob.FS); ok {
+		fs.Remove(blob.DigestBytes(out.Output).SHA256)
 	}
 	outcome := "certified"
 	if result != "passed" {
@@ -676,7 +704,9 @@ func (f *follow) fetch(ctx context.Context, ref blob.Ref, to string) error {
 	if err := f.blobs.Fetch(ctx, ref); err != nil {
 		return err
 	}
-	defer f.repo.Blobs.(*blob.FS).Remove(ref.SHA256)
+	if fs, ok := f.repo.Blobs.(*blob.FS); ok {
+		defer fs.Remove(ref.SHA256)
+	}
 	rc, err := f.repo.Blobs.Open(ctx, ref)
 	if err != nil {
 		return err

@@ -20,22 +20,14 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/server"
 )
 
 // TestMain lets the test binary be the server's pre-receive hook: the
 // server runs it as "EXE hook pre-receive --repo DIR", a real process.
-func TestMain(m *testing.M) {
-	if len(os.Args) == 5 && os.Args[1] == "hook" {
-		if err := server.PreReceive(context.Background(), os.Args[4], os.Stdin, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, "cairn: error:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { indextest.Main(m) }
 
 func newSigner(t *testing.T) keys.Signer {
 	_, priv, err := ed25519.GenerateKey(nil)

@@ -101,6 +101,14 @@ func TestBlobs(t *testing.T) {
 	if err := up.Put(f.ctx, ref, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
+	// An empty blob (a run that printed nothing) uploads too.
+	empty := blob.DigestBytes(nil)
+	if err := up.Put(f.ctx, empty, bytes.NewReader(nil)); err != nil {
+		t.Fatalf("uploading an empty blob: %v", err)
+	}
+	if resp, got := f.do("GET", "/blobs/sha256/"+empty.SHA256, nil, nil); resp.StatusCode != 200 || len(got) != 0 {
+		t.Fatalf("GET the empty blob: %s, %d bytes", resp.Status, len(got))
+	}
 	resp, got := f.do("GET", "/blobs/sha256/"+ref.SHA256, nil, nil)
 	if resp.StatusCode != 200 || !bytes.Equal(got, data) {
 		t.Fatalf("GET: %s, %d bytes", resp.Status, len(got))

@@ -38,6 +38,21 @@ type World struct {
 	Checkpointer                       keys.Signer // signs the server's checkpoints, once Serve granted it
 }
 
+// Main runs a test binary's tests; run as the pre-receive hook that the
+// servers of Serve install (the binary stands in for cairn), it checks
+// the push instead. A package whose tests push to Serve's server calls it
+// from TestMain.
+func Main(m *testing.M) {
+	if len(os.Args) == 5 && os.Args[1] == "hook" {
+		if err := server.PreReceive(context.Background(), os.Args[4], os.Stdin, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "cairn: error:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 // NewSigner makes a fresh ed25519 key.
 func NewSigner() keys.Signer {
 	_, priv, _ := ed25519.GenerateKey(nil)

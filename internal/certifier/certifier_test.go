@@ -1,0 +1,369 @@
+package certifier
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/remote"
+)
+
+// TestMain lets the test binary be the server's pre-receive hook.
+func TestMain(m *testing.M) { indextest.Main(m) }
+
+// rig is a served index, a CI key granted certify:tested, and a
+// configuration repository that names the server as remote "public".
+type rig struct {
+	*indextest.World
+	url    string
+	ci     keys.Signer
+	config *index.Repo
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	w := indextest.New(t)
+	g := &rig{World: w, url: w.Serve(), ci: indextest.NewSigner()}
+	w.Grant(g.ci, "acme-ci", "certify:tested")
+	cfg, err := index.InitReplica(w.Ctx, filepath.Join(t.TempDir(), "config"), w.Intro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cfg.Close() })
+	if err := remote.Add(cfg, remote.Remote{Name: "public", URL: g.url, Introduction: w.Intro}); err != nil {
+		t.Fatal(err)
+	}
+	g.config = cfg
+	return g
+}
+
+// certifier makes a certifier of "public" with o (Once, the CI key and a
+// state directory unless given).
+func (g *rig) certifier(o Options, state string) *Certifier {
+	g.T.Helper()
+	if state == "" {
+		state = g.T.(*testing.T).TempDir()
+	}
+	if o.Signer == nil {
+		o.Signer = g.ci
+	}
+	if o.Property == "" {
+		o.Property = record.Tested
+	}
+	o.Once = true
+	c, err := New(g.Ctx, g.config, []string{"public"}, state, o)
+	if err != nil {
+		g.T.Fatal(err)
+	}
+	g.T.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (g *rig) run(c *Certifier) {
+	g.T.Helper()
+	if err := c.Run(g.Ctx); err != nil {
+		g.T.Fatal(err)
+	}
+}
+
+// records returns the records of kind about name@version in the served
+// index, as its server holds them.
+func (g *rig) records(name, version string, kind record.Kind) []index.RecordView {
+	g.T.Helper()
+	cat, err := g.Repo.Catalog(g.Ctx, index.MainRef)
+	if err != nil {
+		g.T.Fatal(err)
+	}
+	_, _, recs, err := cat.Version(name, version)
+	if err != nil {
+		g.T.Fatal(err)
+	}
+	var out []index.RecordView
+	for _, rv := range recs {
+		if rv.Kind == string(kind) {
+			out = append(out, rv)
+		}
+	}
+	return out
+}
+
+// passes is a test command: the source unpacks and holds a README
+// naming the version, unless the package is acme/bad.
+const passes = `echo "testing $CAIRN_PACKAGE@$CAIRN_VERSION"; tar xzf "$CAIRN_ARTIFACT" && grep -q "$CAIRN_PACKAGE $CAIRN_VERSION" README && [ "$CAIRN_PACKAGE" != acme/bad ]`
+
+func TestCertifyPassingNotFailing(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	g.Publish(indextest.Package{Name: "acme/bad", Version: "1.0.0"})
+	g.run(g.certifier(Options{Command: passes}, ""))
+
+	got := g.records("acme/log", "1.0.0", record.Tested)
+	if len(got) != 1 || got[0].Holder != "acme-ci" || got[0].Issuer != keys.ID(g.ci.Public()) {
+		t.Fatalf("acme/log@1.0.0: tested records %+v, want one by acme-ci", got)
+	}
+	p := got[0].Record.Predicate.(record.TestResultPredicate)
+	if p.Result != "PASSED" || len(p.Configuration) != 3 {
+		t.Fatalf("predicate %+v", p)
+	}
+	run := p.Configuration[0]
+	if run.Name != "command" || run.Annotations["command"] != passes || run.Annotations["exit_code"] != float64(0) || run.Annotations["timed_out"] != false {
+		t.Fatalf("the run's configuration: %+v", run)
+	}
+	_, ref, _ := g.Repo.Descriptor(g.Ctx, "acme/log", "1.0.0")
+	d, _, _ := g.Repo.Descriptor(g.Ctx, "acme/log", "1.0.0")
+	if art := p.Configuration[1]; art.Name != "src.tar.gz" || art.Digest["sha256"] != d.Artifacts[0].SHA256 {
+		t.Fatalf("the artifact tested: %+v (descriptor %s)", art, ref)
+	}
+	// The evidence is the output, uploaded to the server and named by
+	// digest and size.
+	ev := p.Configuration[2]
+	size, _ := ev.Annotations["size"].(float64)
+	data, err := blob.ReadAll(g.Ctx, g.Repo.Blobs, blob.Ref{SHA256: ev.Digest["sha256"], Size: int64(size)})
+	if err != nil || string(data) != "testing acme/log@1.0.0\n" {
+		t.Fatalf("evidence on the server: %q, %v", data, err)
+	}
+	if got := g.records("acme/bad", "1.0.0", record.Tested); len(got) != 0 {
+		t.Fatalf("a failing run certified acme/bad: %+v", got)
+	}
+
+	// Another certifier signs failures when asked.
+	other := indextest.NewSigner()
+	g.Grant(other, "acme-ci-2", "certify:tested")
+	g.run(g.certifier(Options{Command: passes, Signer: other, OnFailure: OnFailureTested}, ""))
+	bad := g.records("acme/bad", "1.0.0", record.Tested)
+	if len(bad) != 1 || bad[0].Holder != "acme-ci-2" || bad[0].Record.Predicate.(record.TestResultPredicate).Result != "FAILED" {
+		t.Fatalf("acme/bad after a certifier that records failures: %+v", bad)
+	}
+	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 2 {
+		t.Fatalf("acme/log: %d tested records, want acme-ci's and acme-ci-2's", len(got))
+	}
+}
+
+func TestCertifyHangTimesOut(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	start := time.Now()
+	g.run(g.certifier(Options{Command: "echo started; sleep 60", Timeout: 500 * time.Millisecond, OnFailure: OnFailureTested}, ""))
+	if time.Since(start) > 30*time.Second {
+		t.Fatalf("the certifier waited for the hung command")
+	}
+	got := g.records("acme/log", "1.0.0", record.Tested)
+	if len(got) != 1 {
+		t.Fatalf("tested records %+v, want one FAILED", got)
+	}
+	p := got[0].Record.Predicate.(record.TestResultPredicate)
+	if p.Result != "FAILED" || p.Configuration[0].Annotations["timed_out"] != true {
+		t.Fatalf("a timed-out run: %+v", p)
+	}
+}
+
+// TestCertifyOnceEach: a version certified, but its progress lost (the
+// certifier killed after its push landed), is not run or signed again;
+// and a certifier run again finds nothing new.
+func TestCertifyOnceEach(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	state := t.TempDir()
+	count := filepath.Join(t.TempDir(), "runs")
+	cmd := "echo run >> " + count
+	g.run(g.certifier(Options{Command: cmd}, state))
+	if err := os.Remove(filepath.Join(state, "public", "progress.json")); err != nil {
+		t.Fatal(err)
+	}
+	g.run(g.certifier(Options{Command: cmd}, state))
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.1.0"})
+	g.run(g.certifier(Options{Command: cmd}, state))
+	g.run(g.certifier(Options{Command: cmd}, state))
+	runs, _ := os.ReadFile(count)
+	if string(runs) != "run\nrun\n" {
+		t.Fatalf("the command ran %d times for two versions", strings.Count(string(runs), "run"))
+	}
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		if got := g.records("acme/log", v, record.Tested); len(got) != 1 {
+			t.Fatalf("acme/log@%s: %d tested records", v, len(got))
+		}
+	}
+	var p progress
+	data, _ := os.ReadFile(filepath.Join(state, "public", "progress.json"))
+	json.Unmarshal(data, &p)
+	head, _ := g.Repo.Head(g.Ctx)
+	if len(p.Done) != 0 || p.Base == "" {
+		t.Fatalf("progress %s: want every version behind the base (head %s)", data, head)
+	}
+	// The state belongs to this key and property.
+	if _, err := New(g.Ctx, g.config, []string{"public"}, state, Options{Signer: indextest.NewSigner(), Property: record.Tested, Command: "true"}); err == nil || !strings.Contains(err.Error(), "the state of another certifier") {
+		t.Fatalf("another key's certifier on this state: %v", err)
+	}
+}
+
+// TestCertifyReplicas: two certifiers with one key run the same version
+// at the same time; one record lands.
+func TestCertifyReplicas(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	meet := t.TempDir()
+	// Each run waits until both have started: both sign, both push.
+	cmd := `touch ` + meet + `/$$; n=0; while [ $(ls ` + meet + ` | wc -l) -lt 2 ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done`
+	a, b := g.certifier(Options{Command: cmd}, ""), g.certifier(Options{Command: cmd}, "")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, c := range []*Certifier{a, b} {
+		wg.Go(func() { errs[i] = c.Run(g.Ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 1 {
+		t.Fatalf("two replicas with one key: %d tested records, want 1", len(got))
+	}
+	// One found the other's record first; neither left anything
+	// unpushed behind.
+	already := 0.0
+	for _, c := range []*Certifier{a, b} {
+		already += testutil.ToFloat64(c.o.Metrics.outcomes.WithLabelValues("public", "already"))
+		f := c.follows[0]
+		main, _ := f.repo.Head(g.Ctx)
+		at, _ := f.repo.Git.ResolveRef(g.Ctx, remote.Ref("public"))
+		if main != at {
+			t.Fatalf("a replica's main %s is not the remote's %s", main, at)
+		}
+		if len(f.progress.Done) != 0 || f.progress.Base == "" {
+			t.Fatalf("progress %+v", f.progress)
+		}
+	}
+	if already != 1 {
+		t.Fatalf("%v replicas found the record there first, want 1", already)
+	}
+}
+
+func TestCertifyKeyScopes(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	fatal := func(c *Certifier, want string) {
+		t.Helper()
+		err := c.Run(g.Ctx)
+		var fe *FatalError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err = %v, want a FatalError saying %q", err, want)
+		}
+	}
+	stranger := indextest.NewSigner()
+	fatal(g.certifier(Options{Command: "true", Signer: stranger}, ""), "is not granted in public's index")
+	// Granted tested, but it would also sign vulnerable findings.
+	fatal(g.certifier(Options{Command: "true", Property: record.Scanned, Findings: true}, ""), "missing the grant of certify:scanned certify:vulnerable")
+	// A key the root revokes stops certifying.
+	c := g.certifier(Options{Command: "true"}, "")
+	if _, err := g.Repo.RevokeKey(g.Ctx, keys.ID(g.ci.Public()), "the CI machine was compromised", g.Root); err != nil {
+		t.Fatal(err)
+	}
+	fatal(c, "was revoked in public's index")
+	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 0 {
+		t.Fatalf("a revoked key certified: %+v", got)
+	}
+	// A key whose scope does not cover the package skips it.
+	narrow := indextest.NewSigner()
+	g.Grant(narrow, "beta-ci", "certify:tested:beta/*")
+	g.run(g.certifier(Options{Command: "true", Signer: narrow}, ""))
+	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 0 {
+		t.Fatalf("a key without the scope certified: %+v", got)
+	}
+}
+
+func TestCertifyFindings(t *testing.T) {
+	g := newRig(t)
+	scan := indextest.NewSigner()
+	g.Grant(scan, "acme-scanner", "certify:scanned", "certify:vulnerable")
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.1.0"})
+	// The scanner finds something in 1.0.0 only.
+	cmd := `if [ "$CAIRN_VERSION" = 1.0.0 ]; then echo '[{"id": "GHSA-aaaa-bbbb-cccc", "severity": "HIGH"}, {"id": "CVE-2026-1", "severity": 5.3}]'; else echo '[]'; fi`
+	g.run(g.certifier(Options{Command: cmd, Signer: scan, Property: record.Scanned, Findings: true}, ""))
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		if got := g.records("acme/log", v, record.Scanned); len(got) != 1 || got[0].Holder != "acme-scanner" {
+			t.Fatalf("acme/log@%s: scanned records %+v", v, got)
+		}
+	}
+	if got := g.records("acme/log", "1.1.0", record.Vulnerable); len(got) != 0 {
+		t.Fatalf("a clean scan signed vulnerable records: %+v", got)
+	}
+	got := g.records("acme/log", "1.0.0", record.Vulnerable)
+	if len(got) != 1 || got[0].Holder != "acme-scanner" {
+		t.Fatalf("acme/log@1.0.0: vulnerable records %+v", got)
+	}
+	res := got[0].Record.Predicate.(record.VulnsPredicate).Scanner.Result
+	if len(res) != 2 || res[0].ID != "GHSA-aaaa-bbbb-cccc" || res[0].Severity[0].Score != "high" || res[1].ID != "CVE-2026-1" || res[1].Severity[0].Score != "medium" {
+		t.Fatalf("findings %+v", res)
+	}
+}
+
+func TestParseFindings(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string // id:severity ...
+		err  string
+	}{
+		{in: "", want: ""},
+		{in: "[]", want: ""},
+		{in: `[{"id": "GHSA-1", "severity": "Critical", "affects": "<1.2"}]`, want: "GHSA-1:critical"},
+		{in: `{"findings": [{"id": "CVE-1", "severity": 9.8}, {"id": "CVE-2", "severity": "3.1"}]}`, want: "CVE-1:critical CVE-2:low"},
+		{in: `{"scanner": {"uri": "pkg:github/aquasecurity/trivy", "result": [{"id": "CVE-3", "severity": [{"method": "nvd", "score": "7.0"}]}]}}`, want: "CVE-3:high"},
+		{in: `{"_type": "https://in-toto.io/Statement/v1", "predicate": {"scanner": {"uri": "x", "result": [{"id": "CVE-4", "severity": [{"method": "a", "score": "low"}, {"method": "b", "score": "moderate"}]}]}}}`, want: "CVE-4:medium"},
+		{in: `[{"id": "GHSA-1", "severity": "bad"}]`, err: "no severity cairn can rank"},
+		{in: `[{"id": "", "severity": "low"}]`, err: "want a non-empty advisory id"},
+		{in: `PASS ok`, err: "not JSON findings"},
+		{in: `{"results": []}`, err: "holds no findings"},
+	} {
+		f, err := ParseFindings([]byte(tc.in))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err = %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.in, err)
+			continue
+		}
+		var got []string
+		for _, r := range f.Results {
+			got = append(got, r.ID+":"+r.Severity[0].Score)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("%s: %v, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestCertifyUnpushedDropped: a certification that did not land (the
+// server unreachable) is dropped, not pushed later beside a second one.
+func TestCertifyUnpushedDropped(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	state := t.TempDir()
+	c := g.certifier(Options{Command: "true"}, state)
+	f := c.follows[0]
+	// Pull, then certify on the replica as if the push had failed.
+	if _, err := remote.Pull(g.Ctx, f.repo, "public", remote.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.repo.Certify(g.Ctx, index.Certification{Name: "acme/log", Version: "1.0.0", Kind: record.Tested, Configuration: []record.ResourceDescriptor{}}, g.ci); err != nil {
+		t.Fatal(err)
+	}
+	g.run(c)
+	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 1 {
+		t.Fatalf("%d tested records landed, want 1", len(got))
+	}
+}
