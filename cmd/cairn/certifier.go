@@ -109,7 +109,9 @@ sight to the record landing, less the run) and /healthz.`,
 				o.Metrics = certifier.NewMetrics(reg)
 				dir := state
 				if dir == "" {
-					dir = filepath.Join(r.LocalDir(), "certifier")
+					// One state per key and property: certifiers of one
+					// configuration do not share theirs.
+					dir = filepath.Join(r.LocalDir(), "certifier", property+"-"+keys.IDHex(o.Signer.Public())[:16])
 				}
 				cf, err := certifier.New(ctx, r, remotes, dir, o)
 				if err != nil {
@@ -147,7 +149,7 @@ sight to the record landing, less the run) and /healthz.`,
 	fl.DurationVar(&o.Timeout, "timeout", 20*time.Minute, "a run is killed (with everything it started) after this")
 	fl.IntVar(&maxOutput, "max-output", 1<<20, "bytes of output kept as evidence (the first and last halves)")
 	fl.Int64Var(&o.MaxFileSize, "max-file-size", 4<<30, "the largest file a run may write, in bytes")
-	fl.StringVar(&state, "state", "", "where the certifier keeps its replicas and progress (default: in --repo's local state)")
+	fl.StringVar(&state, "state", "", "where the certifier keeps its replicas and progress (default: in --repo's local state, by property and key)")
 	fl.DurationVar(&o.Poll, "poll", 10*time.Second, "how often the remotes are polled")
 	fl.DurationVar(&o.MaxBackoff, "max-backoff", 5*time.Minute, "the longest wait between retries after errors")
 	fl.BoolVar(&o.Once, "once", false, "deal with what is new once, then exit (as a cron job)")

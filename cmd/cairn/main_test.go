@@ -51,12 +51,31 @@ func TestScripts(t *testing.T) {
 			"keyid":      cmdKeyID,
 			"sshagent":   cmdSSHAgent,
 			"waitserver": cmdWaitServer,
+			"waitfile":   cmdWaitFile,
 			"grab":       cmdGrab,
 			"httpget":    cmdHTTPGet,
 			"expand":     cmdExpand,
 			"replace":    cmdReplace,
 		},
 	})
+}
+
+// waitfile FILE: wait (up to 30 s) until FILE exists (a background
+// command's sign that it got somewhere).
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: waitfile FILE")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not appear within 30 s", args[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitserver FILE VAR: wait (up to 30 s) for a server started in the
