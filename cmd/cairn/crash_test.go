@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -232,4 +233,105 @@ func TestInstallKilledAtRandom(t *testing.T) {
 		seen[check(round)] = true
 	}
 	t.Logf("%d rounds; the target ended as %d different installs", rounds, len(seen))
+}
+
+// Attack 12: a certifier killed with SIGKILL at random moments — while
+// its command runs, while it signs, between its push landing and its
+// progress being written — resumes each time, and in the end every
+// version carries exactly one tested record of its key.
+func TestCertifierKilledAtRandom(t *testing.T) {
+	rounds := 10
+	if testing.Short() || raceEnabled {
+		rounds = 6
+	}
+	dir := t.TempDir()
+	p := func(s string) string { return filepath.Join(dir, s) }
+	for _, k := range []string{"root", "alice", "server", "ci"} {
+		mustRun(t, "key", "new", p(k+".key"))
+	}
+	out := mustRun(t, "init", p("repo"), "--root-key", p("root.key"))
+	intro := regexp.MustCompile(`introduction ([0-9a-f]{64})`).FindStringSubmatch(out)[1]
+	grant := func(key, holder, scope string) {
+		mustRun(t, "key", "grant", "--repo", p("repo"), "--key", p("root.key"), p(key+".pub"), "--holder", holder, "--scope", scope)
+	}
+	grant("alice.key", "alice", "publish:acme/*")
+	grant("server.key", "server", "checkpoint")
+	grant("ci.key", "acme-ci", "certify:tested")
+	srv := cairnCmd(t, "serve", "--repo", p("repo"), "--addr", "127.0.0.1:0", "--ready-file", p("url"), "--checkpoint-key", p("server.key"))
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Signal(syscall.SIGINT); srv.Wait() })
+	var url string
+	for deadline := time.Now().Add(30 * time.Second); url == ""; time.Sleep(20 * time.Millisecond) {
+		data, _ := os.ReadFile(p("url"))
+		url = strings.TrimSpace(string(data))
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not start")
+		}
+	}
+	mustRun(t, "remote", "add", "origin", url, "--introduction", intro, "--repo", p("laptop"))
+	mustRun(t, "pull", "--repo", p("laptop"), "origin")
+	mustRun(t, "remote", "add", "public", url, "--introduction", intro, "--repo", p("ci"))
+	const versions = 12
+	for i := range versions {
+		d := p(fmt.Sprintf("pkg%d", i))
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "cairn-package.yaml"), fmt.Appendf(nil, "name: acme/log\nversion: 1.0.%d\nartifacts:\n  - kind: source\n    file: src.txt\n", i), 0o644)
+		os.WriteFile(filepath.Join(d, "src.txt"), fmt.Appendf(nil, "source %d\n", i), 0o644)
+		mustRun(t, "publish", "--repo", p("laptop"), "--key", p("alice.key"), d)
+	}
+	mustRun(t, "push", "--repo", p("laptop"), "--key", p("alice.key"), "origin")
+
+	args := []string{"certifier", "--repo", p("ci"), "--remote", "public", "--key", p("ci.key"), "--property", "tested", "--run", "sleep 0.1; cat \"$CAIRN_ARTIFACT\"", "--poll", "50ms"}
+	// The server's main, read as git writes it (a loose ref).
+	head := func() string {
+		data, err := os.ReadFile(p("repo/index.git/refs/heads/main"))
+		if err != nil {
+			out, _ := exec.Command("git", "--git-dir", p("repo/index.git"), "rev-parse", "main").Output()
+			return strings.TrimSpace(string(out))
+		}
+		return strings.TrimSpace(string(data))
+	}
+	for i := range rounds {
+		cmd := cairnCmd(t, args...)
+		before := head()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			// Anywhere.
+			time.Sleep(time.Duration(mrand.Int64N(int64(time.Second))))
+		} else {
+			// The moment a record lands: before the certifier has written
+			// its progress.
+			for deadline := time.Now().Add(5 * time.Second); head() == before && time.Now().Before(deadline); {
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	mustRun(t, append(args, "--once")...)
+
+	mustRun(t, "pull", "--repo", p("laptop"), "origin")
+	mustRun(t, "verify", "--repo", p("laptop"), "--full")
+	certified := 0
+	for i := range versions {
+		var views []index.VersionView
+		if err := json.Unmarshal([]byte(mustRun(t, "show", "--repo", p("laptop"), fmt.Sprintf("acme/log@1.0.%d", i), "--json")), &views); err != nil {
+			t.Fatal(err)
+		}
+		tested := 0
+		for _, rv := range views[0].Records {
+			if rv.Kind == "tested" && rv.Holder == "acme-ci" {
+				tested++
+			}
+		}
+		if tested != 1 {
+			t.Fatalf("acme/log@1.0.%d: %d tested records after %d kills, want exactly 1", i, tested, rounds)
+		}
+		certified++
+	}
+	t.Logf("%d kills; %d versions certified once each", rounds, certified)
 }
