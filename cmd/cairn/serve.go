@@ -40,6 +40,8 @@ flight get 30 seconds to finish).
   /api/v1/packages/NS/NAME   every version, descriptor and record of a package (ETag)
   /api/v1/records/ID    one record
   /api/v1/checkpoint    the verified head, signed by --checkpoint-key
+  /api/v1/head          ?after=COMMIT&wait=S: main's head once it is not COMMIT
+                        (a wake-up when a push lands; followers verify as always)
   /healthz, /metrics    health and Prometheus metrics
 
 In an organisation's repository that follows upstreams (cairn upstream add), the

@@ -86,6 +86,10 @@ type follow struct {
 
 	mu    sync.Mutex // guards progress, and serialises certify + push on repo
 	first map[string]time.Time
+	head  string // the head of the last poll
+	// noWait: the server does not answer GET /api/v1/head (an older
+	// one, or a mirror); the certifier only polls it.
+	noWait bool
 }
 
 // New prepares a certifier of the remotes that the repository config
@@ -261,20 +265,72 @@ func (c *Certifier) Run(ctx context.Context) error {
 		if c.o.Once {
 			return failed
 		}
-		next := c.o.Poll
-		if failed != nil {
-			next = min(wait*2, c.o.MaxBackoff)
-			// A little jitter, so that replicas do not poll in step.
-			wait = next + time.Duration(rand.Int64N(int64(next)/10+1))
-		} else {
-			wait = next
+		if failed == nil {
+			wait = c.o.Poll
+			c.await(ctx, wait)
+			continue
 		}
+		next := min(wait*2, c.o.MaxBackoff)
+		// A little jitter, so that replicas do not retry in step.
+		wait = next + time.Duration(rand.Int64N(int64(next)/10+1))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
 	}
+}
+
+// await waits up to d for a remote's main to move: the servers are asked
+// to answer as soon as a push lands (GET /api/v1/head), so that a new
+// version is seen at once rather than at the next poll.
+func (c *Certifier) await(ctx context.Context, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	var wg sync.WaitGroup
+	defer wg.Wait() // the waits end before the next poll moves their heads
+	defer cancel()
+	woke := make(chan struct{}, len(c.follows))
+	for _, f := range c.follows {
+		wg.Go(func() {
+			if f.awaitHead(ctx, c.o.Client, d) {
+				woke <- struct{}{}
+			}
+		})
+	}
+	select {
+	case <-ctx.Done():
+	case <-woke:
+	}
+}
+
+// awaitHead reports whether the remote says its main moved from the head
+// of the last poll within d. It only wakes the certifier, which then
+// pulls and verifies as always.
+func (f *follow) awaitHead(ctx context.Context, client *http.Client, d time.Duration) bool {
+	if f.noWait || f.head == "" {
+		<-ctx.Done()
+		return false
+	}
+	u := fmt.Sprintf("%s/api/v1/head?after=%s&wait=%.3f", f.url, f.head, d.Seconds())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		<-ctx.Done()
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		f.noWait = true
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 128))
+	if resp.StatusCode == http.StatusOK && strings.TrimSpace(string(body)) != f.head {
+		return true
+	}
+	<-ctx.Done()
+	return false
 }
 
 // poll pulls one remote and deals with every version new since the
@@ -292,6 +348,7 @@ func (c *Certifier) poll(ctx context.Context, f *follow) error {
 		return err
 	}
 	c.o.Metrics.lastCycle.WithLabelValues(f.name).SetToCurrentTime()
+	f.head = p.Head
 	f.view.Close() // a fresh reader, which sees what the pull brought
 	cat, err := f.view.Catalog(ctx, p.Head)
 	if err != nil {

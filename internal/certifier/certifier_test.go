@@ -1,6 +1,7 @@
 package certifier
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -366,4 +367,50 @@ func TestCertifyUnpushedDropped(t *testing.T) {
 	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 1 {
 		t.Fatalf("%d tested records landed, want 1", len(got))
 	}
+}
+
+// TestCertifyWokenByPush: a certifier that polls once a minute certifies
+// a version pushed meanwhile at once: the server answers its wait for
+// main to move when the push lands.
+func TestCertifyWokenByPush(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	c := g.certifier(Options{Command: "true", Poll: time.Minute}, "")
+	c.o.Once = false
+	ctx, cancel := context.WithCancel(g.Ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(version string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); len(g.records("acme/log", version, record.Tested)) == 0; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("acme/log@%s not certified within 30 s (the certifier polls once a minute)", version)
+			}
+		}
+	}
+	waitFor("1.0.0")
+
+	// A publisher pushes 1.1.0 to the server.
+	laptop, err := index.InitReplica(g.Ctx, filepath.Join(t.TempDir(), "laptop"), g.Intro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer laptop.Close()
+	if err := remote.Add(laptop, remote.Remote{Name: "origin", URL: g.url, Introduction: g.Intro}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Pull(g.Ctx, laptop, "origin", remote.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/log\nversion: 1.1.0\nartifacts:\n  - kind: source\n    file: src.txt\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src.txt"), []byte("source\n"), 0o644)
+	if _, err := laptop.Publish(g.Ctx, dir, g.Publisher); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Push(g.Ctx, laptop, "origin", g.Publisher, remote.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("1.1.0")
 }

@@ -44,7 +44,7 @@ func route(r *http.Request) string {
 		return "package"
 	case strings.HasPrefix(p, "/api/v1/records/"):
 		return "record"
-	case p == "/api/v1/checkpoint", p == "/healthz", p == "/metrics":
+	case p == "/api/v1/checkpoint", p == "/api/v1/head", p == "/healthz", p == "/metrics":
 		return p[1:]
 	}
 	return "other"

@@ -74,6 +74,8 @@ type Server struct {
 	upTree   string
 	ups      []*index.Upstream
 	resolved resolutions
+
+	changes changes // main may have moved (a push landed)
 }
 
 // New prepares a server for repo, a repository made by `cairn init` (a
@@ -134,6 +136,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/index.git/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
 			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxPush)
+			defer s.changes.notify()
 		}
 		git.ServeHTTP(w, r)
 	}))
@@ -143,6 +146,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/packages/{ns}/{name}", s.packageGet)
 	mux.HandleFunc("GET /api/v1/records/{id}", s.recordGet)
 	mux.HandleFunc("GET /api/v1/checkpoint", s.checkpointGet)
+	mux.HandleFunc("GET /api/v1/head", s.headGet)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	return s.accessLog(mux)
