@@ -66,8 +66,10 @@ has done): it is written only after a record has landed, so a certifier
 killed at any point resumes where it stopped and certifies each version once.
 Before it signs, and again when its push finds the remote moved, it looks for
 a record of its own about the version: several replicas with one key sign it
-once. Errors that retrying may mend (the remote down) are logged and retried
-after --poll, doubling up to --max-backoff.
+once. Between polls it waits on each server's GET /api/v1/head, answered the
+moment a push lands, so a new version is seen at once. Errors that retrying
+may mend (the remote down) are logged and retried after --poll, doubling up to
+--max-backoff.
 
 Logs are JSON lines on standard error; --metrics serves /metrics (versions seen
 and dealt with by outcome, queue length, run durations, the time from first
