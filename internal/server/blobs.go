@@ -90,7 +90,12 @@ func (s *Server) openBlob(r *http.Request, hex string) (*os.File, error) {
 		}
 	}
 	if err := s.opts.Fallback(r.Context(), hex, size); err != nil {
-		s.log.Warn("blob not found upstream", "sha256", hex, "err", err)
+		// A blob no upstream refers to is simply not here (an upload's
+		// HEAD asks first); an upstream that failed to give one is news.
+		var fe *blob.FetchError
+		if errors.As(err, &fe) || !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("blob not found upstream", "sha256", hex, "err", err)
+		}
 		return nil, fmt.Errorf("blob sha256:%s: %w", hex, fs.ErrNotExist)
 	}
 	return s.blobs.OpenFile(hex)
