@@ -1,9 +1,15 @@
 package certifier
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -413,4 +419,87 @@ func TestCertifyWokenByPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("1.1.0")
+}
+
+// Attack: a server (or a mirror) that hands out other bytes than the
+// descriptor names. The command never sees them and nothing is signed.
+func TestCertifyTamperedArtifact(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	d, _, err := g.Repo.Descriptor(g.Ctx, "acme/log", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := d.Artifacts[0]
+	target, _ := url.Parse(g.url)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if strings.HasSuffix(resp.Request.URL.Path, "/blobs/sha256/"+src.SHA256) && resp.Request.Method == http.MethodGet {
+			evil := bytes.Repeat([]byte("x"), int(src.Size))
+			resp.Body = io.NopCloser(bytes.NewReader(evil))
+		}
+		return nil
+	}
+	evil := httptest.NewServer(proxy)
+	defer evil.Close()
+	if err := remote.Set(g.config, remote.Remote{Name: "public", URL: evil.URL, Introduction: g.Intro}); err != nil {
+		t.Fatal(err)
+	}
+	ran := filepath.Join(t.TempDir(), "ran")
+	err = g.certifier(Options{Command: "touch " + ran}, "").Run(g.Ctx)
+	if err == nil || !errors.Is(err, blob.ErrMismatch) || !strings.Contains(err.Error(), "artifact src.tar.gz") {
+		t.Fatalf("a tampered artifact: err = %v, want a mismatch naming the artifact", err)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatal("the command ran on bytes the descriptor does not name")
+	}
+	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 0 {
+		t.Fatalf("certified on tampered bytes: %+v", got)
+	}
+}
+
+// TestCertifyTwoRemotes: one certifier follows two indexes, each with its
+// own introduction, replica and progress.
+func TestCertifyTwoRemotes(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	other := indextest.New(t)
+	otherURL := other.Serve()
+	other.Grant(g.ci, "acme-ci", "certify:tested")
+	other.Publish(indextest.Package{Name: "acme/db", Version: "2.0.0"})
+	if err := remote.Add(g.config, remote.Remote{Name: "internal", URL: otherURL, Introduction: other.Intro}); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	c, err := New(g.Ctx, g.config, []string{"public", "internal"}, state, Options{Signer: g.ci, Property: record.Tested, Command: "true", Once: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	g.run(c)
+	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 1 {
+		t.Fatalf("public's acme/log: %d tested records", len(got))
+	}
+	cat, err := other.Repo.Catalog(g.Ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, recs, err := cat.Version("acme/db", "2.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, rv := range recs {
+		if rv.Kind == "tested" && rv.Holder == "acme-ci" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("internal's acme/db: %d tested records", n)
+	}
+	for _, name := range []string{"public", "internal"} {
+		if _, err := os.Stat(filepath.Join(state, name, "progress.json")); err != nil {
+			t.Fatalf("no progress of %s: %v", name, err)
+		}
+	}
 }
