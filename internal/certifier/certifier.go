@@ -243,7 +243,7 @@ func (c *Certifier) Close() error {
 // are logged and waited out, longer each time; a FatalError (the key not
 // granted what it signs, or revoked) is returned.
 func (c *Certifier) Run(ctx context.Context) error {
-	wait := c.o.Poll
+	wait := time.Duration(0) // after errors; 0 while all is well
 	for {
 		var failed error
 		for _, f := range c.follows {
@@ -255,7 +255,7 @@ func (c *Certifier) Run(ctx context.Context) error {
 			}
 			if err != nil && ctx.Err() == nil {
 				c.o.Metrics.errors.WithLabelValues(f.name).Inc()
-				c.o.Log.Warn("will retry", "remote", f.name, "err", err, "in", wait.String())
+				c.o.Log.Warn("will retry", "remote", f.name, "err", err)
 				failed = err
 			}
 		}
@@ -266,19 +266,29 @@ func (c *Certifier) Run(ctx context.Context) error {
 			return failed
 		}
 		if failed == nil {
-			wait = c.o.Poll
-			c.await(ctx, wait)
+			wait = 0
+			c.await(ctx, c.o.Poll)
 			continue
 		}
-		next := min(wait*2, c.o.MaxBackoff)
-		// A little jitter, so that replicas do not retry in step.
-		wait = next + time.Duration(rand.Int64N(int64(next)/10+1))
+		wait = backoff(wait, c.o.Poll, c.o.MaxBackoff)
+		c.o.Log.Info("retrying", "in_seconds", wait.Seconds())
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
 	}
+}
+
+// backoff is the wait after a failed poll, the last wait having been
+// prev (0 after a poll that went well): poll, then twice the last, up to
+// most, less up to a tenth so that replicas do not retry in step.
+func backoff(prev, poll, most time.Duration) time.Duration {
+	next := poll
+	if prev > 0 {
+		next = min(prev*2, most)
+	}
+	return next - time.Duration(rand.Int64N(int64(next)/10+1))
 }
 
 // await waits up to d for a remote's main to move: the servers are asked

@@ -503,3 +503,22 @@ func TestCertifyTwoRemotes(t *testing.T) {
 		}
 	}
 }
+
+func TestBackoff(t *testing.T) {
+	poll, most := time.Second, 10*time.Second
+	within := func(got, want time.Duration) bool { return got <= want && got >= want-want/10 }
+	w := backoff(0, poll, most)
+	if !within(w, poll) {
+		t.Fatalf("first wait %v, want about %v", w, poll)
+	}
+	for range 8 {
+		next := backoff(w, poll, most)
+		if !within(next, min(2*w, most)) {
+			t.Fatalf("after %v: %v, want about %v", w, next, min(2*w, most))
+		}
+		w = next
+	}
+	if !within(w, most) {
+		t.Fatalf("after 9 failures the wait is %v, want about %v", w, most)
+	}
+}
