@@ -108,7 +108,9 @@ func (g *rig) records(name, version string, kind record.Kind) []index.RecordView
 
 // passes is a test command: the source unpacks and holds a README
 // naming the version, unless the package is acme/bad.
-const passes = `echo "testing $CAIRN_PACKAGE@$CAIRN_VERSION"; tar xzf "$CAIRN_ARTIFACT" && grep -q "$CAIRN_PACKAGE $CAIRN_VERSION" README && [ "$CAIRN_PACKAGE" != acme/bad ]`
+// The descriptor beside it is the one the index names.
+const passes = `echo "testing $CAIRN_PACKAGE@$CAIRN_VERSION $CAIRN_DESCRIPTOR"; tar xzf "$CAIRN_ARTIFACT" && grep -q "$CAIRN_PACKAGE $CAIRN_VERSION" README && ` +
+	`[ "sha256:$(sha256sum < "$CAIRN_DESCRIPTOR_FILE" | cut -d" " -f1)" = "$CAIRN_DESCRIPTOR" ] && [ "$CAIRN_PACKAGE" != acme/bad ]`
 
 func TestCertifyPassingNotFailing(t *testing.T) {
 	g := newRig(t)
@@ -138,7 +140,7 @@ func TestCertifyPassingNotFailing(t *testing.T) {
 	ev := p.Configuration[2]
 	size, _ := ev.Annotations["size"].(float64)
 	data, err := blob.ReadAll(g.Ctx, g.Repo.Blobs, blob.Ref{SHA256: ev.Digest["sha256"], Size: int64(size)})
-	if err != nil || string(data) != "testing acme/log@1.0.0\n" {
+	if err != nil || string(data) != "testing acme/log@1.0.0 sha256:"+ref.SHA256+"\n" {
 		t.Fatalf("evidence on the server: %q, %v", data, err)
 	}
 	if got := g.records("acme/bad", "1.0.0", record.Tested); len(got) != 0 {
