@@ -524,3 +524,19 @@ func TestBackoff(t *testing.T) {
 		t.Fatalf("after 9 failures the wait is %v, want about %v", w, most)
 	}
 }
+
+// TestCertifyJobs: with --jobs 2, two versions run at once (each run
+// passes only if it meets the other).
+func TestCertifyJobs(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.1.0"})
+	meet := t.TempDir()
+	cmd := `touch ` + meet + `/$CAIRN_VERSION; n=0; while [ $(ls ` + meet + ` | wc -l) -lt 2 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done; [ $(ls ` + meet + ` | wc -l) -ge 2 ]`
+	g.run(g.certifier(Options{Command: cmd, Jobs: 2}, ""))
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		if got := g.records("acme/log", v, record.Tested); len(got) != 1 {
+			t.Fatalf("acme/log@%s: %d tested records: the two runs did not overlap", v, len(got))
+		}
+	}
+}
