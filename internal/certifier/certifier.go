@@ -866,7 +866,7 @@ func (c *Certifier) push(ctx context.Context, f *follow, v Version, holder strin
 		}
 		return nil
 	}
-	_, err = remote.Push(ctx, f.repo, f.name, c.o.Signer, remote.Options{Client: c.o.Client, BeforeRebase: check})
+	_, err = remote.Push(ctx, f.repo, f.name, c.o.Signer, remote.Options{Client: c.o.Client, BeforeRebase: check, Fresh: true})
 	if err != nil {
 		// Nothing unpushed stays: the version is run again, or it was
 		// certified first.

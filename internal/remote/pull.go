@@ -25,6 +25,11 @@ type Options struct {
 	// stops the push there, main untouched (a certifier's replica finds
 	// that another replica certified the same version first).
 	BeforeRebase func(ctx context.Context, head string) error
+	// Fresh says the remote was pulled just before: Push tries at once,
+	// without fetching first. If the remote moved meanwhile the server
+	// refuses the push (it is not a fast-forward), and Push fetches,
+	// rebases and tries again as always.
+	Fresh bool
 }
 
 func (o Options) client() *http.Client {

@@ -54,8 +54,10 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 	out := &Pushed{Remote: name}
 	up := &blob.HTTP{URL: rm.URL, Client: o.client(), Signer: s}
 	for attempt := 0; ; attempt++ {
-		if _, err := fetch(ctx, r, rm, o); err != nil {
-			return nil, err
+		if attempt > 0 || !o.Fresh {
+			if _, err := fetch(ctx, r, rm, o); err != nil {
+				return nil, err
+			}
 		}
 		head, err := r.Git.ResolveRef(ctx, Ref(name))
 		if err != nil {

@@ -145,7 +145,9 @@ func TestConcurrentPublishers(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			p, err := Push(w.ctx, ps[i].repo, "origin", ps[i].key, Options{})
+			// Half push at once without fetching (Fresh), on a head
+			// the others move: the server refuses, they fetch, rebase.
+			p, err := Push(w.ctx, ps[i].repo, "origin", ps[i].key, Options{Fresh: i%2 == 1})
 			errs[i] = err
 			if err == nil {
 				mu.Lock()
