@@ -57,7 +57,9 @@ With --findings-as vulnerable the command is a scanner: its standard output is
 read as findings (an in-toto vulns predicate or statement, or a JSON list of
 {"id", "severity", "affects", "note"}; severities low/medium/high/critical or
 CVSS scores) and, beside the --property record (scanned), one vulnerable record
-lists them, signed by the same key: a policy then refuses the version.
+lists them, signed by the same key: a policy then refuses the version. A scanner
+that exits non-zero with a report listing findings (trivy --exit-code 1) counts
+as a scan done.
 
 The key must be granted certify:KIND for every kind it signs; the certifier
 refuses to start otherwise, and stops (exit 3) when its key is revoked. Its

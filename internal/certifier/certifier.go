@@ -618,20 +618,28 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 	case !out.Passed():
 		result = "failed"
 	}
-	c.o.Metrics.runs.WithLabelValues(result).Observe(out.Duration.Seconds())
-	log = log.With("result", result, "exit_code", out.ExitCode, "seconds", out.Duration.Seconds(), "output_bytes", len(out.Output)+int(out.Dropped))
 	var findings *Findings
-	if result == "passed" && c.o.Findings {
+	if c.o.Findings && (result == "passed" || out.ExitCode > 0) {
+		// Scanners often exit non-zero when they find something
+		// (trivy --exit-code, grype --fail-on): a report that reads
+		// whole and lists findings is a scan done all the same.
 		if out.StdoutOver {
 			err = fmt.Errorf("the scanner printed more than %d bytes of findings", job.KeepStdout)
 		} else {
 			findings, err = ParseFindings(out.Stdout)
 		}
-		if err != nil {
+		switch {
+		case result == "failed" && err == nil && len(findings.Results) > 0:
+			result = "passed"
+		case result == "failed":
+			findings = nil
+		case err != nil:
 			result = "failed"
 			log = log.With("findings_error", err.Error())
 		}
 	}
+	c.o.Metrics.runs.WithLabelValues(result).Observe(out.Duration.Seconds())
+	log = log.With("result", result, "exit_code", out.ExitCode, "seconds", out.Duration.Seconds(), "output_bytes", len(out.Output)+int(out.Dropped))
 	evidence := filepath.Join(work, "output.log")
 	if err := os.WriteFile(evidence, out.Output, 0o644); err != nil {
 		return err

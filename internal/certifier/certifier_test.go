@@ -298,7 +298,10 @@ func TestCertifyFindings(t *testing.T) {
 	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
 	g.Publish(indextest.Package{Name: "acme/log", Version: "1.1.0"})
 	// The scanner finds something in 1.0.0 only.
-	cmd := `if [ "$CAIRN_VERSION" = 1.0.0 ]; then echo '[{"id": "GHSA-aaaa-bbbb-cccc", "severity": "HIGH"}, {"id": "CVE-2026-1", "severity": 5.3}]'; else echo '[]'; fi`
+	// It exits 1 when it finds something, as trivy --exit-code 1 does;
+	// 1.2.0 it cannot scan at all.
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.2.0"})
+	cmd := `case $CAIRN_VERSION in 1.0.0) echo '[{"id": "GHSA-aaaa-bbbb-cccc", "severity": "HIGH"}, {"id": "CVE-2026-1", "severity": 5.3}]'; exit 1;; 1.1.0) echo '[]';; *) echo 'cannot read the archive' >&2; exit 2;; esac`
 	g.run(g.certifier(Options{Command: cmd, Signer: scan, Property: record.Scanned, Findings: true}, ""))
 	for _, v := range []string{"1.0.0", "1.1.0"} {
 		if got := g.records("acme/log", v, record.Scanned); len(got) != 1 || got[0].Holder != "acme-scanner" {
@@ -307,6 +310,9 @@ func TestCertifyFindings(t *testing.T) {
 	}
 	if got := g.records("acme/log", "1.1.0", record.Vulnerable); len(got) != 0 {
 		t.Fatalf("a clean scan signed vulnerable records: %+v", got)
+	}
+	if got := append(g.records("acme/log", "1.2.0", record.Scanned), g.records("acme/log", "1.2.0", record.Vulnerable)...); len(got) != 0 {
+		t.Fatalf("a scan that failed signed records: %+v", got)
 	}
 	got := g.records("acme/log", "1.0.0", record.Vulnerable)
 	if len(got) != 1 || got[0].Holder != "acme-scanner" {
