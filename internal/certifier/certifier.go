@@ -403,6 +403,9 @@ func (c *Certifier) poll(ctx context.Context, f *follow) error {
 			for v := range jobs {
 				queue.Dec()
 				if err := c.version(ctx, f, cat, v); err != nil {
+					if ctx.Err() == nil {
+						c.o.Log.Warn("not dealt with; will retry", "remote", f.name, "package", v.Name, "version", v.Version, "err", err)
+					}
 					errMu.Lock()
 					if lastErr == nil || errors.As(err, new(*FatalError)) {
 						lastErr = err
