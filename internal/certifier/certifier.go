@@ -80,7 +80,7 @@ type follow struct {
 	// view reads the catalog of a poll's head while repo moves main: a
 	// push restarts repo's reader, which would end the catalog's.
 	view     *index.Repo
-	blobs    *blob.Chain
+	mirrors  []blob.Store // the remote, then its mirrors
 	progress *progress
 	path     string // of the progress file
 
@@ -206,7 +206,7 @@ func (c *Certifier) open(ctx context.Context, config *index.Repo, name, stateDir
 		r.Close()
 		return nil, err
 	}
-	f := &follow{name: name, url: rm.URL, repo: r, view: view, blobs: rm.Blobs(r, c.o.Client), path: filepath.Join(dir, "progress.json"), first: map[string]time.Time{}}
+	f := &follow{name: name, url: rm.URL, repo: r, view: view, mirrors: rm.Blobs(r, c.o.Client).Mirrors, path: filepath.Join(dir, "progress.json"), first: map[string]time.Time{}}
 	f.progress, err = loadProgress(f.path, progress{Remote: name, Introduction: rm.Introduction, Key: c.keyID, Property: c.property()})
 	if err != nil {
 		f.close()
@@ -523,11 +523,7 @@ func kindNames(ks []record.Kind) []string {
 
 // inScope reports whether the key may sign the certifier's property on
 // the package.
-func (c *Certifier) inScope(cat *index.Catalog, name string) bool {
-	k, _ := cat.Key(c.keyID)
-	if k == nil {
-		return false
-	}
+func (c *Certifier) inScope(k *index.Key, name string) bool {
 	for _, g := range k.Active(c.o.Now()) {
 		for _, s := range g.Scopes {
 			if s.Action == "certify" && s.Allows(c.o.Property, name) {
@@ -568,7 +564,10 @@ func (e *errAlready) Error() string { return "certified first by record " + e.re
 // dealt with again.
 func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, v Version) error {
 	log := c.o.Log.With("remote", f.name, "package", v.Name, "version", v.Version)
-	k, _ := cat.Key(c.keyID)
+	k, err := cat.Key(c.keyID) // granted: checkKey passed at this commit
+	if err != nil {
+		return err
+	}
 	holder := k.Holder()
 	if id, err := c.mine(cat, v, holder); err != nil {
 		return err
@@ -576,7 +575,7 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 		log.Info("already certified", "record", id)
 		return c.done(f, v, "already", "record "+id)
 	}
-	if !c.inScope(cat, v.Name) {
+	if !c.inScope(k, v.Name) {
 		log.Warn("skipped: the key's grants do not cover this package", "needs", record.Needed(c.o.Property, v.Name))
 		return c.done(f, v, "skipped", "out of the key's scope")
 	}
@@ -647,7 +646,7 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 	if err := os.WriteFile(evidence, out.Output, 0o644); err != nil {
 		return err
 	}
-	certs := c.certifications(v, d, arts, out, result, findings, evidence, f.url)
+	certs := c.certifications(v, arts, out, result, findings, evidence, f.url)
 	if result != "passed" {
 		// What the operator needs to see first: how the output ended.
 		tail := out.Output[max(0, len(out.Output)-512):]
@@ -674,8 +673,8 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 		return err
 	}
 	// The evidence is the server's now; the replica keeps no copy.
-	if fs, ok := f.repo.Blobs.(*blob.FS); ok {
-		fs.Remove(blob.DigestBytes(out.Output).SHA256)
+	if store, ok := f.repo.Blobs.(*blob.FS); ok {
+		store.Remove(blob.DigestBytes(out.Output).SHA256)
 	}
 	outcome := "certified"
 	if result != "passed" {
@@ -715,39 +714,40 @@ func (c *Certifier) done(f *follow, v Version, outcome, detail string) error {
 
 // pick chooses the artifacts the command gets.
 func pick(d *descriptor.Descriptor, sel string) ([]descriptor.Artifact, error) {
-	var out []descriptor.Artifact
-	for _, a := range d.Artifacts {
-		ok := false
-		switch {
-		case sel == "none":
-		case sel == "all":
-			ok = true
-		case strings.HasPrefix(sel, "binary:"):
-			ok = a.Kind == "binary" && a.Platform == strings.TrimPrefix(sel, "binary:")
-		default:
-			ok = a.Label() == sel || a.File == sel
-		}
-		if ok {
-			out = append(out, a)
-		}
-	}
-	if len(out) == 0 && sel != "none" {
-		var have []string
+	switch {
+	case sel == "none":
+		return nil, nil
+	case sel == "all":
+		return d.Artifacts, nil
+	case strings.HasPrefix(sel, "binary:"):
 		for _, a := range d.Artifacts {
-			have = append(have, a.Label())
+			if a.Kind == "binary" && a.Platform == strings.TrimPrefix(sel, "binary:") {
+				return []descriptor.Artifact{a}, nil
+			}
 		}
-		return nil, fmt.Errorf("%s has no %s artifact (it has: %s)", d.ID(), sel, strings.Join(have, ", "))
+	default:
+		if a, ok := d.Artifact(sel); ok {
+			return []descriptor.Artifact{a}, nil
+		}
 	}
-	return out, nil
+	var have []string
+	for _, a := range d.Artifacts {
+		have = append(have, a.Label())
+	}
+	return nil, fmt.Errorf("%s has no %s artifact (it has: %s)", d.ID(), sel, strings.Join(have, ", "))
 }
 
 // prepare fetches and verifies the artifacts into dir, writes the
 // descriptor beside them, and returns the command's environment.
 func (c *Certifier) prepare(ctx context.Context, f *follow, d *descriptor.Descriptor, ref blob.Ref, arts []descriptor.Artifact, dir string) ([]string, error) {
+	store, err := blob.NewFS(filepath.Join(filepath.Dir(dir), "blobs"))
+	if err != nil {
+		return nil, err
+	}
 	var paths []string
 	for _, a := range arts {
 		p := filepath.Join(dir, filepath.Base(a.File))
-		if err := f.fetch(ctx, a.Ref, p); err != nil {
+		if err := f.fetch(ctx, store, a.Ref, p); err != nil {
 			return nil, fmt.Errorf("artifact %s: %w", a.File, err)
 		}
 		paths = append(paths, p)
@@ -775,34 +775,24 @@ func (c *Certifier) prepare(ctx context.Context, f *follow, d *descriptor.Descri
 	return env, nil
 }
 
-// fetch brings one verified blob to path: into the replica's store from
-// the remote and its mirrors (each byte checked against the digest), out
-// of the store, which keeps no artifacts.
-func (f *follow) fetch(ctx context.Context, ref blob.Ref, to string) error {
-	if err := f.blobs.Fetch(ctx, ref); err != nil {
+// fetch brings one verified blob to path: from the remote or its
+// mirrors into a store of the run's own (each byte checked against the
+// digest as it is written), then renamed into place. The replica's store
+// never holds artifacts, and each is written once.
+func (f *follow) fetch(ctx context.Context, store *blob.FS, ref blob.Ref, to string) error {
+	c := &blob.Chain{Local: store, Mirrors: f.mirrors}
+	if err := c.Fetch(ctx, ref); err != nil {
 		return err
 	}
-	if fs, ok := f.repo.Blobs.(*blob.FS); ok {
-		defer fs.Remove(ref.SHA256)
-	}
-	rc, err := f.repo.Blobs.Open(ctx, ref)
+	p, err := store.Path(ref)
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
-	w, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(w, blob.VerifyReader(rc, ref)); err != nil {
-		w.Close()
-		return err
-	}
-	return w.Close()
+	return os.Rename(p, to)
 }
 
 // certifications are the records a run signs.
-func (c *Certifier) certifications(v Version, d *descriptor.Descriptor, arts []descriptor.Artifact, out *Outcome, result string, findings *Findings, evidence, url string) []index.Certification {
+func (c *Certifier) certifications(v Version, arts []descriptor.Artifact, out *Outcome, result string, findings *Findings, evidence, url string) []index.Certification {
 	passed := result == "passed"
 	if !passed && c.o.OnFailure == "" {
 		return nil

@@ -116,7 +116,9 @@ func TestCertifyPassingNotFailing(t *testing.T) {
 	g := newRig(t)
 	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
 	g.Publish(indextest.Package{Name: "acme/bad", Version: "1.0.0"})
-	g.run(g.certifier(Options{Command: passes}, ""))
+	state := t.TempDir()
+	c := g.certifier(Options{Command: passes}, state)
+	g.run(c)
 
 	got := g.records("acme/log", "1.0.0", record.Tested)
 	if len(got) != 1 || got[0].Holder != "acme-ci" || got[0].Issuer != keys.ID(g.ci.Public()) {
@@ -145,6 +147,16 @@ func TestCertifyPassingNotFailing(t *testing.T) {
 	}
 	if got := g.records("acme/bad", "1.0.0", record.Tested); len(got) != 0 {
 		t.Fatalf("a failing run certified acme/bad: %+v", got)
+	}
+	// The certifier keeps neither the artifacts nor the evidence it
+	// uploaded, nor any run's directory.
+	for _, ref := range []blob.Ref{d.Artifacts[0].Ref, {SHA256: ev.Digest["sha256"], Size: int64(size)}} {
+		if ok, _ := c.follows[0].repo.Blobs.Stat(g.Ctx, ref); ok {
+			t.Fatalf("the replica's store still holds %s", ref)
+		}
+	}
+	if runs, _ := filepath.Glob(filepath.Join(state, "public", "run-*")); len(runs) != 0 {
+		t.Fatalf("run directories left behind: %v", runs)
 	}
 
 	// Another certifier signs failures when asked.
