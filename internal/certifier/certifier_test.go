@@ -558,3 +558,27 @@ func TestCertifyJobs(t *testing.T) {
 		}
 	}
 }
+
+// TestCertifyDiskAndOutput: a run that fills the disk fails alone, and
+// one that prints megabytes leaves bounded evidence; the certifier goes on.
+func TestCertifyDiskAndOutput(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.1.0"})
+	cmd := `case $CAIRN_VERSION in 1.0.0) head -c 50000000 /dev/zero > big;; *) head -c 20000000 /dev/zero | tr '\0' x;; esac`
+	g.run(g.certifier(Options{Command: cmd, MaxFileSize: 1 << 20, MaxOutput: 64 << 10, OnFailure: OnFailureTested}, ""))
+	full := g.records("acme/log", "1.0.0", record.Tested)
+	if len(full) != 1 || full[0].Record.Predicate.(record.TestResultPredicate).Result != "FAILED" {
+		t.Fatalf("a run that filled the disk: %+v, want one FAILED", full)
+	}
+	loud := g.records("acme/log", "1.1.0", record.Tested)
+	if len(loud) != 1 {
+		t.Fatalf("a run that printed 20 MB: %d records", len(loud))
+	}
+	p := loud[0].Record.Predicate.(record.TestResultPredicate)
+	ev := p.Configuration[len(p.Configuration)-1]
+	size, _ := ev.Annotations["size"].(float64)
+	if p.Result != "PASSED" || size > 65<<10 || p.Configuration[0].Annotations["output_dropped_bytes"].(float64) < 19_000_000 {
+		t.Fatalf("20 MB of output: result %s, evidence of %v bytes, run %+v", p.Result, size, p.Configuration[0].Annotations)
+	}
+}
