@@ -45,12 +45,19 @@ func (c *Chain) Put(ctx context.Context, ref Ref, r io.Reader) error {
 type FetchError struct {
 	Ref    Ref
 	Errors []error
+	// Mirrors name the mirrors of Errors, each by its String method
+	// (an HTTP mirror's URL), "" where it has none.
+	Mirrors []string
 }
 
 func (e *FetchError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "blob %s: no mirror has it", e.Ref)
 	for i, err := range e.Errors {
+		if i < len(e.Mirrors) && e.Mirrors[i] != "" {
+			fmt.Fprintf(&b, "; mirror %d (%s): %v", i+1, e.Mirrors[i], err)
+			continue
+		}
 		fmt.Fprintf(&b, "; mirror %d: %v", i+1, err)
 	}
 	return b.String()
@@ -79,6 +86,11 @@ func (c *Chain) Fetch(ctx context.Context, ref Ref) error {
 			c.OnMirrorError(i, ref, err)
 		}
 		fe.Errors = append(fe.Errors, err)
+		name := ""
+		if s, ok := m.(fmt.Stringer); ok {
+			name = s.String()
+		}
+		fe.Mirrors = append(fe.Mirrors, name)
 	}
 	return fe
 }

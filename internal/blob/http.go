@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/transport"
 )
 
 // HTTP is a blob store on a cairn server (or any mirror that serves
@@ -20,9 +21,12 @@ import (
 // mirror that sends other bytes, or more than the size, is cut off with a
 // *MismatchError. Put uploads, signed by Signer.
 type HTTP struct {
-	URL    string       // the server's base URL
-	Client *http.Client // default http.DefaultClient
-	Signer keys.Signer  // signs uploads; a key the server's root granted a publish or certify scope
+	URL string // the server's base URL
+	// Client defaults to transport.Client(): connect and stall timeouts
+	// on every request, so a mirror that trickles or never answers is
+	// cut, and a chain tries the next one.
+	Client *http.Client
+	Signer keys.Signer // signs uploads; a key the server's root granted a publish or certify scope
 }
 
 var _ Store = (*HTTP)(nil)
@@ -31,8 +35,11 @@ func (h *HTTP) client() *http.Client {
 	if h.Client != nil {
 		return h.Client
 	}
-	return http.DefaultClient
+	return transport.Client()
 }
+
+// String returns the mirror's URL, which a chain's errors name.
+func (h *HTTP) String() string { return h.URL }
 
 func (h *HTTP) url(ref Ref) string {
 	return fmt.Sprintf("%s/blobs/sha256/%s?size=%d", strings.TrimSuffix(h.URL, "/"), ref.SHA256, ref.Size)
