@@ -48,6 +48,7 @@ type RuleError struct {
 	Record string
 	Key    string
 	Detail string
+	Err    error // the cause, when another package's check found it (a malformed record)
 }
 
 func (e *RuleError) Error() string {
@@ -72,7 +73,15 @@ func (e *RuleError) Error() string {
 	return b.String()
 }
 
-func (e *RuleError) Unwrap() error { return ErrRule }
+// Unwrap returns ErrRule and the cause, if any, so that errors.As finds
+// both families (a *RuleError for a malformed record is also a
+// record.ErrMalformed).
+func (e *RuleError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrRule, e.Err}
+	}
+	return []error{ErrRule}
+}
 
 // File is one changed path of a commit.
 type File struct {
@@ -230,7 +239,9 @@ func (a *applier) checkChange(f *File) error {
 		return a.fail(RuleWellFormed, f, "mode %s; the index holds regular files only", f.Mode)
 	}
 	if f.Err != nil {
-		return a.fail(RuleWellFormed, f, "%v", f.Err)
+		e := a.fail(RuleWellFormed, f, "%v", f.Err)
+		e.(*RuleError).Err = f.Err
+		return e
 	}
 	return nil
 }
@@ -739,6 +750,7 @@ func applyIntroduction(st *Overlay, c *Commit, pinned string) error {
 			if f.Rec != nil {
 				e.Record = f.Rec.ID
 			}
+			e.Err = f.Err
 		}
 		return e
 	}

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
-
 	"cairn.dev/cairn/internal/blob"
 )
 
@@ -104,7 +102,7 @@ type Ref = blob.Ref
 
 func checkRef(r Ref, what string) error {
 	if err := r.Check(); err != nil {
-		return fmt.Errorf("%s: %v", what, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
@@ -136,10 +134,13 @@ type CertificationPredicate struct {
 // ResourceDescriptor is the in-toto ResourceDescriptor, as used in
 // test-result configurations.
 type ResourceDescriptor struct {
-	Name        string            `json:"name,omitempty"`
-	URI         string            `json:"uri,omitempty"`
-	Digest      map[string]string `json:"digest,omitempty"`
-	Annotations map[string]any    `json:"annotations,omitempty"`
+	Name             string            `json:"name,omitempty"`
+	URI              string            `json:"uri,omitempty"`
+	Digest           map[string]string `json:"digest,omitempty"`
+	Content          []byte            `json:"content,omitempty"`
+	DownloadLocation string            `json:"downloadLocation,omitempty"`
+	MediaType        string            `json:"mediaType,omitempty"`
+	Annotations      map[string]any    `json:"annotations,omitempty"`
 }
 
 // TestResultPredicate is in-toto's test-result v0.1.
@@ -162,7 +163,15 @@ type VulnsPredicate struct {
 type VulnScanner struct {
 	URI     string       `json:"uri"`
 	Version string       `json:"version,omitempty"`
+	DB      *VulnDB      `json:"db,omitempty"`
 	Result  []VulnResult `json:"result"`
+}
+
+// VulnDB names the vulnerability database a scanner used.
+type VulnDB struct {
+	URI        string    `json:"uri,omitempty"`
+	Version    string    `json:"version,omitempty"`
+	LastUpdate time.Time `json:"lastUpdate"`
 }
 
 // VulnResult is one vulnerability. cairn reads the annotations "affects"
@@ -293,7 +302,7 @@ func checkPathName(what, name string) error {
 }
 
 func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
-	dec := func(v any) error { return jsonv2.Unmarshal(raw, v) }
+	dec := func(v any) error { return decodeStrict(raw, v, "predicate") }
 	switch kind {
 	case Authored:
 		var p AuthoredPredicate

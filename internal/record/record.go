@@ -169,6 +169,28 @@ func (r *Record) SignedBy(candidates map[string]ed25519.PublicKey) []string {
 	return ok
 }
 
+// UnknownMemberError is a form error: a JSON object of a record (the
+// envelope, the statement, a subject, the predicate, or an object inside
+// them) has a member its format does not define. Records are decoded
+// strictly, so that a statement cannot carry what one reader ignores and
+// another honours.
+type UnknownMemberError struct {
+	Member string // the member's name
+	At     string // the JSON pointer of the object holding it ("" for the top)
+	In     string // what was decoded: "envelope", "statement", "predicate"
+	Err    error  // the decoder's error
+}
+
+func (e *UnknownMemberError) Error() string {
+	s := fmt.Sprintf("unknown member %q in the %s", e.Member, e.In)
+	if e.At != "" {
+		s += " at " + e.At
+	}
+	return s + ": a record carries only the members its format defines"
+}
+
+func (e *UnknownMemberError) Unwrap() error { return e.Err }
+
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
@@ -188,15 +210,18 @@ func Parse(data []byte) (*Record, error) {
 		return nil, malformed("envelope is %d bytes, over the %d-byte cap", len(data), MaxSize)
 	}
 	var env dsse.Envelope
-	if err := jsonv2.Unmarshal(data, &env); err != nil {
-		return nil, malformed("envelope is not JSON: %v", err)
+	if err := decodeStrict(data, &env, "envelope"); err != nil {
+		if ue := (*UnknownMemberError)(nil); errors.As(err, &ue) {
+			return nil, malformed("%w", err)
+		}
+		return nil, malformed("envelope is not JSON: %w", err)
 	}
 	if env.PayloadType != PayloadType {
 		return nil, malformed("payload type %q, want %q", env.PayloadType, PayloadType)
 	}
 	payload, err := b64(env.Payload)
 	if err != nil {
-		return nil, malformed("payload is not base64: %v", err)
+		return nil, malformed("payload is not base64: %w", err)
 	}
 	if len(env.Signatures) == 0 {
 		return nil, malformed("envelope has no signature")
@@ -211,12 +236,12 @@ func Parse(data []byte) (*Record, error) {
 			return nil, malformed("signature %d is not a base64 ed25519 signature", i)
 		}
 		if _, err := keys.HexFromID(s.KeyID); err != nil {
-			return nil, malformed("signature %d: %v", i, err)
+			return nil, malformed("signature %d: %w", i, err)
 		}
 		r.Signatures = append(r.Signatures, Signature{KeyID: s.KeyID, Sig: sig})
 	}
-	if err := jsonv2.Unmarshal(payload, &r.Statement); err != nil {
-		return nil, malformed("payload is not an in-toto statement: %v", err)
+	if err := decodeStrict(payload, &r.Statement, "statement"); err != nil {
+		return nil, malformed("payload is not an in-toto statement: %w", err)
 	}
 	st := &r.Statement
 	if st.Type != StatementType {
@@ -240,13 +265,26 @@ func Parse(data []byte) (*Record, error) {
 	}
 	p, err := parsePredicate(kind, st.Predicate)
 	if err != nil {
-		return nil, malformed("%s record: %v", kind, err)
+		return nil, malformed("%s record: %w", kind, err)
 	}
 	r.Predicate = p
 	if !kind.MultiSig() && len(r.Signatures) != 1 {
 		return nil, malformed("%s record has %d signatures, want exactly one", kind, len(r.Signatures))
 	}
 	return r, nil
+}
+
+// decodeStrict decodes data into v as go-json-experiment/json does
+// (duplicate member names and invalid UTF-8 refused), and refuses members
+// v does not define, at any depth: an *UnknownMemberError names the first.
+// in says what is decoded, for the message.
+func decodeStrict(data []byte, v any, in string) error {
+	err := jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true))
+	var se *jsonv2.SemanticError
+	if errors.As(err, &se) && errors.Is(se.Err, jsonv2.ErrUnknownName) {
+		return &UnknownMemberError{Member: se.JSONPointer.LastToken(), At: string(se.JSONPointer.Parent()), In: in, Err: err}
+	}
+	return err
 }
 
 // b64 accepts standard and URL-safe base64, as DSSE requires of verifiers.
