@@ -38,7 +38,10 @@ func newCertifierCmd() *cobra.Command {
 every version published there that matches --filter:
 
   1. fetches the --artifact it names into a fresh directory, each byte checked
-     against the descriptor;
+     against the descriptor; a version without that artifact, or whose blob
+     the server does not hold (promoted binary-only: its source withheld), is
+     skipped, logged with the --artifact choices it does have, and counted
+     skipped: the versions after it are dealt with as always;
   2. runs --run there with sh -c, under --timeout (the command and everything
      it started are killed then), each file it writes bounded by
      --max-file-size, with the version in its environment:

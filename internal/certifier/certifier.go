@@ -588,6 +588,12 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 		log.Warn("skipped", "why", err.Error())
 		return c.done(f, v, "skipped", err.Error())
 	}
+	if why, err := f.withheld(ctx, d, arts); err != nil {
+		return fmt.Errorf("%s: %w", v.ID(), err)
+	} else if why != "" {
+		log.Warn("skipped", "why", why)
+		return c.done(f, v, "skipped", why)
+	}
 	work, err := os.MkdirTemp(filepath.Dir(f.path), "run-")
 	if err != nil {
 		return err
@@ -735,6 +741,63 @@ func pick(d *descriptor.Descriptor, sel string) ([]descriptor.Artifact, error) {
 		have = append(have, a.Label())
 	}
 	return nil, fmt.Errorf("%s has no %s artifact (it has: %s)", d.ID(), sel, strings.Join(have, ", "))
+}
+
+// withheld says why the command cannot have the chosen artifacts when
+// the server holds no blob of one of them — a version promoted
+// binary-only (cairn promote --artifacts binary) has its source in the
+// descriptor but never on the server — naming the --artifact choices
+// whose blobs it does hold; "" when every chosen blob is there. A blob
+// counts as absent only when every mirror answers that it has not got
+// it: an error (the server unreachable) is returned, to be retried.
+func (f *follow) withheld(ctx context.Context, d *descriptor.Descriptor, arts []descriptor.Artifact) (string, error) {
+	held := map[string]bool{}
+	for _, a := range d.Artifacts {
+		ok, err := f.holds(ctx, a.Ref)
+		if err != nil {
+			return "", fmt.Errorf("artifact %s: %w", a.File, err)
+		}
+		held[a.SHA256] = ok
+	}
+	var missing []string
+	for _, a := range arts {
+		if !held[a.SHA256] {
+			missing = append(missing, fmt.Sprintf("%s (%s, sha256:%.12s)", a.File, a.Label(), a.SHA256))
+		}
+	}
+	if len(missing) == 0 {
+		return "", nil
+	}
+	var choices []string
+	for _, a := range d.Artifacts {
+		if !held[a.SHA256] {
+			continue
+		}
+		if a.Kind == "binary" {
+			choices = append(choices, "--artifact binary:"+a.Platform)
+		} else {
+			choices = append(choices, "--artifact source")
+		}
+	}
+	choices = append(choices, "--artifact none")
+	return fmt.Sprintf("%s: %s not on the server (promoted without it: cairn promote --artifacts); a certifier of this version needs %s",
+		d.ID(), strings.Join(missing, ", "), strings.Join(choices, " or ")), nil
+}
+
+// holds reports whether the remote or one of its mirrors holds a blob:
+// false only when each answers that it has not got it.
+func (f *follow) holds(ctx context.Context, ref blob.Ref) (bool, error) {
+	var errs []error
+	for _, m := range f.mirrors {
+		ok, err := m.Stat(ctx, ref)
+		if ok {
+			return true, nil
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return false, errors.Join(errs...)
 }
 
 // prepare fetches and verifies the artifacts into dir, writes the

@@ -21,7 +21,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		seen: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_certifier_versions_seen_total",
 			Help: "New versions seen that match the filter."}, []string{"remote"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_certifier_versions_total",
-			Help: "Versions dealt with, by outcome: certified, failed (the command failed or timed out), already (certified before, by this key or another replica), skipped (no such artifact, out of the key's scope), refused (the server refused the record)."}, []string{"remote", "outcome"}),
+			Help: "Versions dealt with, by outcome: certified, failed (the command failed or timed out), already (certified before, by this key or another replica), skipped (no such artifact, or its blob withheld from the server; out of the key's scope), refused (the server refused the record)."}, []string{"remote", "outcome"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_certifier_errors_total",
 			Help: "Errors that will be retried (the remote unreachable, a blob missing, a push that did not land)."}, []string{"remote"}),
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cairn_certifier_queue_length",
