@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"cairn.dev/cairn/internal/transport"
 )
 
 // ErrRefMoved is returned by UpdateRef when the ref no longer has the
@@ -63,8 +65,24 @@ func InitBare(dir string) (*Repo, error) {
 
 // Git runs git in the repository and returns its standard output; a
 // failure carries git's standard error.
+//
+// The verbs that reach a remote (fetch, push, ls-remote, clone) keep the
+// transport's bounds (transport.Current): git's own low-speed limit cuts
+// a transfer that stalls, and since git has no connect timeout, the
+// remote's host is dialled first within the connect timeout. Either
+// failure wraps transport.ErrTimeout and names the remote's URL.
 func (r *Repo) Git(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
-	cmd := r.command(ctx, args...)
+	run := args
+	verb, remote := remoteOf(args)
+	var bounds transport.Timeouts
+	if networkVerbs[verb] {
+		bounds = transport.Current()
+		if err := transport.Probe(ctx, remote, bounds); err != nil {
+			return nil, fmt.Errorf("git %s %s: %w", verb, remote, err)
+		}
+		run = append(transport.GitConfig(bounds), args...)
+	}
+	cmd := r.command(ctx, run...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -72,9 +90,36 @@ func (r *Repo) Git(ctx context.Context, stdin []byte, args ...string) ([]byte, e
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return out, fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		msg := strings.TrimSpace(stderr.String())
+		if networkVerbs[verb] && strings.Contains(msg, "Operation too slow") {
+			stall := &transport.StallError{URL: remote, Phase: "git", Stall: transport.GitStall(bounds), LowSpeed: bounds.LowSpeed}
+			return out, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), stall, msg)
+		}
+		return out, fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, msg)
 	}
 	return out, nil
+}
+
+// networkVerbs are the git commands that reach a remote.
+var networkVerbs = map[string]bool{"fetch": true, "push": true, "ls-remote": true, "clone": true}
+
+// remoteOf returns the git command of args (past leading -c options)
+// and the first URL among its arguments.
+func remoteOf(args []string) (verb, url string) {
+	i := 0
+	for i < len(args) && args[i] == "-c" {
+		i += 2
+	}
+	if i >= len(args) {
+		return "", ""
+	}
+	verb = args[i]
+	for _, a := range args[i+1:] {
+		if strings.Contains(a, "://") && !strings.HasPrefix(a, "-") {
+			return verb, a
+		}
+	}
+	return verb, ""
 }
 
 func (r *Repo) command(ctx context.Context, args ...string) *exec.Cmd {

@@ -445,12 +445,21 @@ func (b *sendBody) Close() error {
 // GitConfig returns the -c options that make git keep t on HTTP
 // transfers: http.lowSpeedLimit and http.lowSpeedTime (whole seconds,
 // rounded up). git has no connect timeout; see Probe.
+//
+// git's server side is quiet but for keepalives (5 bytes every 5 s) while
+// it counts objects or runs a pre-receive hook: one that stays so for a
+// whole window is cut, as any stall; raise the stall timeout for servers
+// that need longer.
 func GitConfig(t Timeouts) []string {
-	secs := max(1, int64(math.Ceil(t.Stall.Seconds())))
 	return []string{
 		"-c", "http.lowSpeedLimit=" + strconv.FormatInt(max(1, t.LowSpeed), 10),
-		"-c", "http.lowSpeedTime=" + strconv.FormatInt(secs, 10),
+		"-c", "http.lowSpeedTime=" + strconv.FormatInt(int64(GitStall(t)/time.Second), 10),
 	}
+}
+
+// GitStall is the stall window git keeps for t: whole seconds, rounded up.
+func GitStall(t Timeouts) time.Duration {
+	return time.Duration(max(1, int64(math.Ceil(t.Stall.Seconds())))) * time.Second
 }
 
 // Probe dials the host of an http(s) URL (or the proxy the environment
