@@ -203,10 +203,16 @@ func digestOf(data []byte) string {
 }
 
 // Check checks a lock against the project it claims to come from and
-// against the verified indexes: every repository, every descriptor and
-// every artifact must be what the index holds. edited is ParseLock's
-// ErrEdited, if it said so. It returns a *LockError naming every entry
-// that differs.
+// against the verified indexes. Every repository's head must be in the
+// verified history of its index (and its checkpoint, if any, check);
+// then the project is resolved again at exactly those heads, and the
+// lock must say what that gives — every package, version, descriptor
+// digest and size, artifact per platform, and the snapshot — so that an
+// edit the lock's own digest was recomputed for (an entry dropped, a
+// version moved inside its range, an artifact list emptied) is refused
+// too. Resolution reads descriptors only, never archives. edited is
+// ParseLock's ErrEdited, if it said so. It returns a *LockError naming
+// every entry that differs.
 func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources) error {
 	e := &LockError{}
 	add := func(format string, args ...any) { e.Problems = append(e.Problems, fmt.Sprintf(format, args...)) }
@@ -227,9 +233,15 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 		e.Stale = true
 		add("platforms %v are not %s's %v", l.Platforms, ProjectFile, p.Platforms)
 	}
+	headsOK := true
+	seen := map[string]bool{}
 	for _, lr := range l.Repositories {
 		s := srcs.Get(lr.Name)
+		twice := seen[lr.Name]
+		seen[lr.Name] = true
 		switch {
+		case twice:
+			add("repository %s is listed twice", lr.Name)
 		case s == nil:
 			add("repository %s is not in %s", lr.Name, ProjectFile)
 		case lr.Location != s.Where():
@@ -237,8 +249,11 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 		case lr.Introduction != s.Introduction:
 			add("repository %s: introduction %s is not %s's %s", lr.Name, lr.Introduction, ProjectFile, s.Introduction)
 		default:
-			if ok, err := s.Repo.Git.IsAncestor(ctx, lr.Head, s.Head()); err != nil || !ok {
-				add("repository %s: head %s is not in the verified history of its index (at %s)", lr.Name, lr.Head, s.Head())
+			if prob := checkHead(ctx, s, lr.Head); prob != "" {
+				headsOK = false
+				add("%s", prob)
+			} else if lr.Head == s.Head() && lr.Records != s.Records {
+				add("repository %s: %d records at head %s, but the index holds %d there", lr.Name, lr.Records, lr.Head, s.Records)
 			} else if lr.Checkpoint != "" {
 				if _, err := remote.OpenCheckpoint(ctx, s.Repo, lr.Head, lr.Introduction, []byte(lr.Checkpoint)); err != nil {
 					add("repository %s: checkpoint: %v", lr.Name, err)
@@ -246,18 +261,61 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 			} else if s.Checkpoint != nil {
 				add("repository %s: the lock holds no checkpoint, and its server signs them", lr.Name)
 			}
+			continue
+		}
+		headsOK = false
+	}
+	for _, s := range srcs {
+		if !slices.ContainsFunc(l.Repositories, func(r LockedRepo) bool { return r.Name == s.Name }) {
+			headsOK = false
+			add("repository %s: missing from cairn.lock, which pins no head of it", s.Name)
 		}
 	}
+	if headsOK && !slices.EqualFunc(l.Repositories, srcs, func(r LockedRepo, s *Source) bool { return r.Name == s.Name }) {
+		add("repositories %v are not in %s's order %v", lockedNames(l), ProjectFile, srcs.Names())
+	}
+	// Resolve again at the pinned heads when the inputs are the lock's;
+	// otherwise the lock is stale, or its heads are not usable, and each
+	// entry is only checked against the index.
+	var derived map[string][]string
+	if !e.Stale && headsOK {
+		var rest []string
+		derived, rest = rederive(ctx, p, l, srcs)
+		e.Problems = append(e.Problems, rest...)
+	}
+	reported := map[string]bool{}
 	for i := range l.Packages {
 		pkg := &l.Packages[i]
-		for _, prob := range checkLocked(pkg, l, srcs) {
-			add("package %s: %s", pkg.ID(), prob)
+		if reported[pkg.Name] {
+			continue
+		}
+		if derived != nil && derived[pkg.Name] == nil {
+			continue // what the index gives at the pinned heads
+		}
+		if probs := checkLocked(pkg, l, srcs); len(probs) > 0 {
+			reported[pkg.Name] = true
+			for _, prob := range probs {
+				add("package %s: %s", pkg.ID(), prob)
+			}
+		}
+	}
+	for _, name := range sortedNames(derived) {
+		if !reported[name] {
+			e.Problems = append(e.Problems, derived[name]...)
 		}
 	}
 	if len(e.Problems) == 0 {
 		return nil
 	}
 	return e
+}
+
+func lockedNames(l *Lock) []string {
+	out := make([]string, len(l.Repositories))
+	for i, r := range l.Repositories {
+		out[i] = r.Name
+	}
+	return out
 }
 
 // checkLocked checks one entry against the index.
