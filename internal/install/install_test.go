@@ -281,7 +281,7 @@ func TestUnsafeArchives(t *testing.T) {
 		{"an absolute symlink", []entry{link("l", "/etc/passwd")}, `a symlink to "/etc/passwd" points out`},
 		{"a write through a symlink", []entry{link("d", "sub"), file("d/x")}, "goes through the symlink d"},
 		{"a device", []entry{{tar.Header{Name: "dev", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3}, ""}}, "device and fifo entries"},
-		{"a hard link", []entry{file("a"), {tar.Header{Name: "b", Typeflag: tar.TypeLink, Linkname: "/etc/shadow"}, ""}}, "hard links"},
+		{"a hard link", []entry{file("a"), {tar.Header{Name: "b", Typeflag: tar.TypeLink, Linkname: "/etc/shadow"}, ""}}, `a hard link to "/etc/shadow" points out`},
 		{"a path twice", []entry{file("a"), file("a")}, "holds this path twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

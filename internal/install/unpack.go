@@ -13,7 +13,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 
 	"cairn.dev/cairn/internal/blob"
 )
@@ -67,38 +69,81 @@ type File struct {
 }
 
 // unpacker writes one archive's entries under root (a package's
-// directory in the staging tree), refusing anything unsafe.
+// directory in the staging tree), refusing anything unsafe. Every write
+// goes through an os.Root, so that nothing an archive holds can write
+// outside the package's directory, whatever links it made; and every
+// symlink is judged once the archive is whole (judgeLinks), against every
+// link the archive made, so that a chain of links that each look local,
+// or a target that becomes a link later, cannot point out of it.
 type unpacker struct {
 	archive string
-	root    string // the directory entries land in
-	prefix  string // the slash path of root in the target, for the manifest
+	root    *os.Root // the package's directory
+	prefix  string   // the slash path of root in the target, for the manifest
 	limits  Limits
 	total   int64
 	entries int
-	links   map[string]bool // symlinks made so far: nothing is written through one
+	links   map[string]string // symlinks made so far, by clean path: their targets
+	order   []string          // the symlinks, in archive order
+	regular map[string]File   // regular files made so far, by clean path
 	files   []File
 }
+
+// maxHops bounds the links one resolution follows, as the kernel's
+// MAXSYMLINKS (40) does.
+const maxHops = 40
 
 func (u *unpacker) refuse(entry, format string, args ...any) error {
 	return &UnsafeError{Archive: u.archive, Entry: entry, Why: fmt.Sprintf(format, args...)}
 }
 
-// local checks an entry name and returns it cleaned.
-func (u *unpacker) local(name string) (string, error) {
+// inside reports whether name is a plain relative slash path that stays
+// in the package's directory, and returns it cleaned.
+func inside(name string) (string, bool) {
 	clean := path.Clean(strings.TrimSuffix(name, "/"))
 	if name == "" || strings.Contains(name, "\\") || path.IsAbs(name) || !filepath.IsLocal(filepath.FromSlash(clean)) {
+		return "", false
+	}
+	return clean, true
+}
+
+// through returns the first symlink the archive made that clean's
+// parents (or, with self, clean itself) go through, or "".
+func (u *unpacker) through(clean string, self bool) string {
+	var via string
+	p := clean
+	if !self {
+		p = path.Dir(clean)
+	}
+	for ; p != "."; p = path.Dir(p) {
+		if _, ok := u.links[p]; ok {
+			via = p
+		}
+	}
+	return via
+}
+
+// local checks an entry name and returns it cleaned.
+func (u *unpacker) local(name string) (string, error) {
+	clean, ok := inside(name)
+	if !ok {
 		return "", u.refuse(name, "its path leaves the target directory (absolute, '..' or not a plain relative path)")
 	}
-	for p := path.Dir(clean); p != "."; p = path.Dir(p) {
-		if u.links[p] {
-			return "", u.refuse(name, "its path goes through the symlink %s", p)
-		}
+	if via := u.through(clean, false); via != "" {
+		return "", u.refuse(name, "its path goes through the symlink %s", via)
 	}
 	u.entries++
 	if u.entries > u.limits.MaxEntries {
 		return "", u.refuse(name, "the archive has more than %d entries", u.limits.MaxEntries)
 	}
 	return clean, nil
+}
+
+// mkdirs makes the directories above clean.
+func (u *unpacker) mkdirs(clean string) error {
+	if d := path.Dir(clean); d != "." {
+		return u.root.MkdirAll(d, 0o755)
+	}
+	return nil
 }
 
 func (u *unpacker) dir(name string) error {
@@ -109,8 +154,11 @@ func (u *unpacker) dir(name string) error {
 	if clean == "." {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(u.root, filepath.FromSlash(clean)), 0o755); err != nil {
-		return err
+	if _, ok := u.links[clean]; ok {
+		return u.refuse(name, "the archive holds this path twice")
+	}
+	if err := u.root.MkdirAll(clean, 0o755); err != nil {
+		return fmt.Errorf("archive %s: entry %s: %w", u.archive, name, err)
 	}
 	u.files = append(u.files, File{Path: path.Join(u.prefix, clean), Type: "dir"})
 	return nil
@@ -124,20 +172,21 @@ func (u *unpacker) file(name string, mode fs.FileMode, size int64, r io.Reader) 
 	if size > u.limits.MaxFile {
 		return u.refuse(name, "%d bytes, over the %d-byte limit for one file", size, u.limits.MaxFile)
 	}
-	dst := filepath.Join(u.root, filepath.FromSlash(clean))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+	if err := u.mkdirs(clean); err != nil {
+		return fmt.Errorf("archive %s: entry %s: %w", u.archive, name, err)
 	}
+	// Only the permission bits a user can use: never setuid, setgid or
+	// sticky, never writable by others.
 	perm := fs.FileMode(0o644)
 	if mode&0o111 != 0 {
 		perm = 0o755
 	}
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	f, err := u.root.OpenFile(clean, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if errors.Is(err, fs.ErrExist) {
 		return u.refuse(name, "the archive holds this path twice")
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("archive %s: entry %s: %w", u.archive, name, err)
 	}
 	h := sha256.New()
 	// Read one byte past the limits, so that an entry that lies about its
@@ -154,7 +203,42 @@ func (u *unpacker) file(name string, mode fs.FileMode, size int64, r io.Reader) 
 		return u.refuse(name, "over the size limits (%d bytes a file, %d an archive)", u.limits.MaxFile, u.limits.MaxTotal)
 	}
 	u.total += n
-	u.files = append(u.files, File{Path: path.Join(u.prefix, clean), Type: "file", SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, Mode: fmt.Sprintf("%04o", perm)})
+	fl := File{Path: path.Join(u.prefix, clean), Type: "file", SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, Mode: fmt.Sprintf("%04o", perm)}
+	u.regular[clean] = fl
+	u.files = append(u.files, fl)
+	return nil
+}
+
+// hardLink links name to target, a regular file the archive made before
+// (a tar hard link names its target from the archive's root).
+func (u *unpacker) hardLink(name, target string) error {
+	clean, err := u.local(name)
+	if err != nil {
+		return err
+	}
+	old, ok := inside(target)
+	if !ok {
+		return u.refuse(name, "a hard link to %q points out of the package's directory", target)
+	}
+	if via := u.through(old, false); via != "" {
+		return u.refuse(name, "a hard link to %q goes through the symlink %s", target, via)
+	}
+	fl, ok := u.regular[old]
+	if !ok {
+		return u.refuse(name, "a hard link to %q: no regular file of that name earlier in the archive", target)
+	}
+	if err := u.mkdirs(clean); err != nil {
+		return fmt.Errorf("archive %s: entry %s: %w", u.archive, name, err)
+	}
+	if err := u.root.Link(old, clean); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return u.refuse(name, "the archive holds this path twice")
+		}
+		return fmt.Errorf("archive %s: entry %s: %w", u.archive, name, err)
+	}
+	fl.Path = path.Join(u.prefix, clean)
+	u.regular[clean] = fl
+	u.files = append(u.files, fl)
 	return nil
 }
 
@@ -163,22 +247,92 @@ func (u *unpacker) symlink(name, target string) error {
 	if err != nil {
 		return err
 	}
+	// A first look at the target alone; judgeLinks judges it again
+	// against every link of the archive once the archive is whole.
 	resolved := path.Join(path.Dir(clean), target)
 	if target == "" || path.IsAbs(target) || strings.Contains(target, "\\") || !filepath.IsLocal(filepath.FromSlash(resolved)) {
 		return u.refuse(name, "a symlink to %q points out of the package's directory", target)
 	}
-	dst := filepath.Join(u.root, filepath.FromSlash(clean))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+	if err := u.mkdirs(clean); err != nil {
+		return fmt.Errorf("archive %s: entry %s: %w", u.archive, name, err)
 	}
-	if err := os.Symlink(target, dst); err != nil {
+	if err := u.root.Symlink(target, clean); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return u.refuse(name, "the archive holds this path twice")
 		}
-		return err
+		return fmt.Errorf("archive %s: entry %s: %w", u.archive, name, err)
 	}
-	u.links[clean] = true
+	u.links[clean] = target
+	u.order = append(u.order, clean)
 	u.files = append(u.files, File{Path: path.Join(u.prefix, clean), Type: "symlink", Target: target})
+	return nil
+}
+
+var (
+	errOut  = errors.New("points out")
+	errLoop = errors.New("loop")
+)
+
+// resolve walks target from the directory dir (slash components below
+// the package's root) as the kernel would in the finished tree: each
+// component that is one of the archive's links is replaced by where that
+// link leads before the next is read, so "l/.." is the parent of l's
+// target, not dir. It returns errOut as soon as the walk climbs above the
+// root, errLoop after maxHops links.
+func (u *unpacker) resolve(dir []string, target string, hops *int) ([]string, error) {
+	at := slices.Clone(dir)
+	for _, c := range strings.Split(target, "/") {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(at) == 0 {
+				return nil, errOut
+			}
+			at = at[:len(at)-1]
+			continue
+		}
+		at = append(at, c)
+		t, ok := u.links[strings.Join(at, "/")]
+		if !ok {
+			continue
+		}
+		if *hops++; *hops > maxHops {
+			return nil, errLoop
+		}
+		var err error
+		if at, err = u.resolve(at[:len(at)-1], t, hops); err != nil {
+			return nil, err
+		}
+	}
+	return at, nil
+}
+
+// judgeLinks judges every symlink of the finished archive: its target,
+// followed through every other link, must stay in the package's
+// directory. The operating system then resolves each one through the
+// os.Root, which refuses a path that leaves it: a second opinion that also
+// holds where names differ only in case.
+func (u *unpacker) judgeLinks() error {
+	for _, l := range u.order {
+		hops := 0
+		var dir []string
+		if d := path.Dir(l); d != "." {
+			dir = strings.Split(d, "/")
+		}
+		switch _, err := u.resolve(dir, u.links[l], &hops); err {
+		case errOut:
+			return u.refuse(l, "a symlink to %q points out of the package's directory (through the archive's other links)", u.links[l])
+		case errLoop:
+			return u.refuse(l, "a symlink to %q: a loop of symlinks (more than %d links deep)", u.links[l], maxHops)
+		}
+	}
+	for _, l := range u.order {
+		_, err := u.root.Stat(l)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return u.refuse(l, "a symlink to %q does not resolve inside the package's directory: %v", u.links[l], err)
+		}
+	}
 	return nil
 }
 
@@ -201,7 +355,7 @@ func (u *unpacker) unpackTar(r io.Reader) error {
 		case tar.TypeSymlink:
 			err = u.symlink(h.Name, h.Linkname)
 		case tar.TypeLink:
-			err = u.refuse(h.Name, "hard links are not unpacked (to %q)", h.Linkname)
+			err = u.hardLink(h.Name, h.Linkname)
 		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 			err = u.refuse(h.Name, "device and fifo entries are never unpacked")
 		case tar.TypeXGlobalHeader:
@@ -260,16 +414,21 @@ func (u *unpacker) zipLink(zf *zip.File) error {
 // under root, verifying its digest again as it reads: the cache is a
 // disk, not a proof. Tarballs (.tar, .tar.gz, .tgz) and zips are
 // unpacked; any other file is copied as it is.
-func unpack(src string, ref blob.Ref, file, root, prefix string, limits Limits) ([]File, error) {
-	u := &unpacker{archive: file, root: root, prefix: prefix, limits: limits.withDefaults(), links: map[string]bool{}}
+func unpack(src string, ref blob.Ref, file, dir, prefix string, limits Limits) ([]File, error) {
 	f, err := os.Open(src)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	u := &unpacker{archive: file, root: root, prefix: prefix, limits: limits.withDefaults(), links: map[string]string{}, regular: map[string]File{}}
 	lower := strings.ToLower(file)
 	verified := blob.VerifyReader(f, ref)
 	streamed := false
@@ -311,6 +470,9 @@ func unpack(src string, ref blob.Ref, file, root, prefix string, limits Limits) 
 		if _, err := io.Copy(io.Discard, verified); err != nil {
 			return nil, fmt.Errorf("archive %s: %w", file, err)
 		}
+	}
+	if err := u.judgeLinks(); err != nil {
+		return nil, err
 	}
 	return u.files, nil
 }
