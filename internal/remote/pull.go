@@ -14,11 +14,12 @@ import (
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/safefile"
+	"cairn.dev/cairn/internal/transport"
 )
 
 // Options are a pull's or push's surroundings.
 type Options struct {
-	Client *http.Client     // default http.DefaultClient
+	Client *http.Client     // default transport.Client(): connect and stall timeouts
 	Now    func() time.Time // default time.Now
 	// BeforeRebase is called by Push when the remote moved and main's
 	// own commits would be replayed onto its verified head: an error
@@ -36,7 +37,7 @@ func (o Options) client() *http.Client {
 	if o.Client != nil {
 		return o.Client
 	}
-	return http.DefaultClient
+	return transport.Client()
 }
 
 func (o Options) now() time.Time {
