@@ -8,6 +8,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -149,6 +150,20 @@ func Open(msg []byte, lookup func(keyID string) ed25519.PublicKey) (*Signed, err
 		return nil, err
 	}
 	return &Signed{Checkpoint: c, Key: key, Raw: msg}, nil
+}
+
+// Claimed parses a signed checkpoint's text without checking any
+// signature: what it claims, to be trusted only once Open has verified
+// it. A client reads it to know which head to verify up to (never past
+// it) before it holds the history that says which keys may sign.
+func Claimed(msg []byte) (Checkpoint, error) {
+	// A note is its text, a blank line, then signature lines; the text
+	// itself holds no blank line.
+	i := bytes.Index(msg, []byte("\n\n"))
+	if i < 0 {
+		return Checkpoint{}, fmt.Errorf("checkpoint: not a signed note (no blank line before the signatures)")
+	}
+	return Parse(string(msg[:i+1]))
 }
 
 type verifierFunc func(name string, hash uint32) (note.Verifier, error)

@@ -71,3 +71,46 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Claimed reads what a checkpoint says before it can be verified; what it
+// reads is what Open verifies, for every input Open accepts.
+func TestClaimed(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	s := keys.NewSigner(priv)
+	c := Checkpoint{Introduction: strings.Repeat("a", 64), Head: strings.Repeat("b", 40), Records: 7, Time: time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)}
+	msg, err := Sign(c, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Claimed(msg)
+	if err != nil || got != c {
+		t.Fatalf("Claimed = %+v, %v; want %+v", got, err, c)
+	}
+	for _, bad := range []string{"", "cairn-checkpoint/v1\n", c.Text(), "not a checkpoint\n\n— sig\n"} {
+		if _, err := Claimed([]byte(bad)); err == nil {
+			t.Errorf("Claimed(%q) succeeded", bad)
+		}
+	}
+}
+
+func FuzzClaimed(f *testing.F) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	s := keys.NewSigner(priv)
+	msg, err := Sign(Checkpoint{Introduction: "x", Head: "y", Records: 1, Time: time.Unix(0, 0).UTC()}, s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(msg)
+	f.Add([]byte("cairn-checkpoint/v1\n\n"))
+	granted := func(string) ed25519.PublicKey { return s.Public() }
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		claimed, cerr := Claimed(msg)
+		sc, err := Open(msg, granted)
+		if err != nil {
+			return
+		}
+		if cerr != nil || claimed != sc.Checkpoint {
+			t.Fatalf("Open verified %+v, Claimed read %+v (%v)", sc.Checkpoint, claimed, cerr)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,6 +59,11 @@ type Pulled struct {
 	Checkpoint *checkpoint.Signed `json:"-"`
 	CheckTime  time.Time          `json:"checkpoint_time,omitzero"`
 	Main       string             `json:"main"` // what local main did: "fast-forwarded", "created", "up to date", "ahead", "other index"
+	// ServerHead is the head the server served when it is past its
+	// checkpoint's (Head): the Pending commits after Head wait, unverified
+	// and unused, until a checkpoint covers them.
+	ServerHead string `json:"server_head,omitempty"`
+	Pending    int    `json:"pending,omitempty"`
 	// Upstreams are the upstream lines the server follows, brought along
 	// (a server of this repository's own index only).
 	Upstreams []*Pulled `json:"upstreams,omitempty"`
@@ -99,7 +105,12 @@ func Pull(ctx context.Context, r *index.Repo, name string, o Options) (*Pulled, 
 }
 
 // fetch brings the remote's head in and verifies it (see Pull), without
-// touching main.
+// touching main. A server that signs checkpoints is followed only as far
+// as its checkpoint: the line is verified up to exactly the head the
+// checkpoint names, never past it, and commits the server holds beyond it
+// wait (Pulled.Pending) until a checkpoint covers them. A head that is an
+// ancestor of the one verified before is a *RollbackError; one that is
+// neither ancestor nor descendant, a *ForkError.
 func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, error) {
 	var note []byte
 	if rm.via == "" {
@@ -128,12 +139,39 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	if _, err := r.Git.Git(ctx, nil, append(args, rm.URL+"/index.git", "+"+src+":"+in.Ref)...); err != nil {
 		return nil, fmt.Errorf("%s: %w", line.Name, err)
 	}
+	served, err := r.Git.ResolveRef(ctx, in.Ref)
+	if err != nil {
+		return nil, err
+	}
+	// How far to go: the checkpoint's head, when the served history holds
+	// it. What the checkpoint claims is trusted only once it is verified
+	// (checkCheckpoint), against the history up to that head; a head
+	// outside the served history is verified as served, and the checkpoint
+	// check names both.
+	target := served
+	if note != nil {
+		c, err := checkpoint.Claimed(note)
+		if err != nil {
+			return nil, &CheckpointError{Remote: rm.Name, Problem: err.Error(), Evidence: note}
+		}
+		if c.Head != served {
+			if ok, _ := r.Git.IsAncestor(ctx, c.Head, served); ok {
+				if err := r.MoveRef(ctx, in.Ref, c.Head, served); err != nil {
+					return nil, err
+				}
+				target = c.Head
+			}
+		}
+	}
 	// The incoming line is judged against what was verified of the remote.
 	verified, _, err := r.VerifiedHead(line)
 	if err != nil {
 		return nil, err
 	}
 	if verified != "" {
+		if err := checkDescends(ctx, r, rm, line, verified, target); err != nil {
+			return nil, err
+		}
 		if err := r.Adopt(line, in); err != nil {
 			return nil, err
 		}
@@ -141,6 +179,10 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		os.Remove(in.Marker)
 	}
 	res, err := r.VerifyLine(ctx, in, false)
+	var fe *index.ForkError
+	if errors.As(err, &fe) {
+		return nil, &ForkError{Remote: line.Name, URL: rm.URL, Verified: fe.Verified, Head: fe.Head}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", line.Name, err)
 	}
@@ -151,6 +193,16 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 			return nil, err
 		}
 		p.Checkpoint, p.CheckTime = sc, sc.Time
+	}
+	if target != served {
+		out, err := r.Git.Git(ctx, nil, "rev-list", "--count", served, "^"+target)
+		if err != nil {
+			return nil, err
+		}
+		p.ServerHead = served
+		if p.Pending, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
+			return nil, fmt.Errorf("%s: counting the commits past the checkpoint: %w", line.Name, err)
+		}
 	}
 	old, err := r.Git.ResolveRef(ctx, line.Ref)
 	if err != nil {
@@ -166,6 +218,65 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	}
 	return p, nil
 }
+
+// checkDescends refuses a head that does not descend from the head
+// verified from the same remote before: an ancestor of it is a rollback,
+// anything else a fork. Nothing local is at fault either way.
+func checkDescends(ctx context.Context, r *index.Repo, rm *Remote, line index.Line, verified, head string) error {
+	if head == verified {
+		return nil
+	}
+	if ok, _ := r.Git.IsAncestor(ctx, verified, head); ok {
+		return nil
+	}
+	if ok, _ := r.Git.IsAncestor(ctx, head, verified); ok {
+		return &RollbackError{Remote: line.Name, URL: rm.URL, Verified: verified, Head: head}
+	}
+	return &ForkError{Remote: line.Name, URL: rm.URL, Verified: verified, Head: head}
+}
+
+// ErrRollback is what a *RollbackError is.
+var ErrRollback = errors.New("rolled back")
+
+// RollbackError is a security error: a server serves (or its checkpoint
+// signs) a head that is an ancestor of the head verified from it before.
+// It went back in time — a stale mirror, a restored backup, a replayed
+// checkpoint — and hides what came after. The local copy is intact and
+// stays at Verified.
+type RollbackError struct {
+	Remote   string // the line, as messages call it: "remote origin", "upstream acme"
+	URL      string
+	Verified string // the head verified from the server before
+	Head     string // the older head it serves now
+}
+
+func (e *RollbackError) Error() string {
+	return fmt.Sprintf("SECURITY ERROR: %s (%s) rolled back: it serves head %s, an ancestor of %s, which was verified from it before: the server or a mirror in front of it went back in time and hides what came after; this copy stays at %s",
+		e.Remote, e.URL, e.Head, e.Verified, e.Verified)
+}
+
+// Unwrap makes a *RollbackError an ErrRollback.
+func (e *RollbackError) Unwrap() error { return ErrRollback }
+
+// ForkError is a security error: a server serves a head that neither
+// descends from nor precedes the head verified from it before. Its
+// history was rewritten, or it shows different histories to different
+// clients. The local copy is intact and stays at Verified; index.ErrFork
+// is what it is.
+type ForkError struct {
+	Remote   string // the line, as messages call it
+	URL      string
+	Verified string // the head verified from the server before
+	Head     string // the head it serves now, on another history
+}
+
+func (e *ForkError) Error() string {
+	return fmt.Sprintf("SECURITY ERROR: %s (%s) serves another history: its head %s neither descends from nor precedes %s, which was verified from it before; records may have been removed, or it shows different histories to different clients; this copy stays at %s",
+		e.Remote, e.URL, e.Head, e.Verified, e.Verified)
+}
+
+// Unwrap makes a *ForkError an index.ErrFork.
+func (e *ForkError) Unwrap() error { return index.ErrFork }
 
 func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.URL+"/api/v1/checkpoint", nil)

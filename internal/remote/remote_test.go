@@ -188,7 +188,9 @@ func TestConcurrentPublishers(t *testing.T) {
 	t.Logf("%d rebases among %d concurrent pushes", rebased, n)
 }
 
-// A server rolled back to an older head is refused, with both heads.
+// A server rolled back to an older head is refused as a rollback, with
+// both heads, and the client's copy stays where it was: the server went
+// back in time, not the local copy.
 func TestRollbackRefused(t *testing.T) {
 	w := newWorld(t)
 	alice := newSigner(t)
@@ -205,12 +207,20 @@ func TestRollbackRefused(t *testing.T) {
 	}
 	os.Remove(filepath.Join(w.repo.LocalDir(), "verified.json"))
 	_, err := Pull(w.ctx, c, "origin", Options{})
-	var fe *index.ForkError
-	if !errors.As(err, &fe) {
-		t.Fatalf("pull of a rolled-back server: err = %v, want a *ForkError", err)
+	var rb *RollbackError
+	if !errors.As(err, &rb) || !errors.Is(err, ErrRollback) {
+		t.Fatalf("pull of a rolled-back server: err = %v, want a *RollbackError", err)
 	}
-	if fe.Verified != after || fe.Head != before || !strings.Contains(err.Error(), after) || !strings.Contains(err.Error(), before) {
-		t.Fatalf("the error does not name both heads: %v", err)
+	if errors.Is(err, index.ErrFork) {
+		t.Errorf("a rollback is reported as a fork: %v", err)
+	}
+	if rb.Verified != after || rb.Head != before || rb.URL != w.url {
+		t.Fatalf("the error carries %+v, want verified %s, head %s, URL %s", rb, after, before, w.url)
+	}
+	for _, want := range []string{"SECURITY ERROR: remote origin (" + w.url + ") rolled back: it serves head " + before + ", an ancestor of " + after, "this copy stays at " + after} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
 	}
 	// The client's copy stays at what it verified.
 	if got, _ := c.Git.ResolveRef(w.ctx, Ref("origin")); got != after {
@@ -218,6 +228,34 @@ func TestRollbackRefused(t *testing.T) {
 	}
 	if got, _ := c.Head(w.ctx); got != after {
 		t.Fatalf("main moved to %s after a refused pull", got)
+	}
+	if got, _, _ := c.VerifiedHead(c.Main()); got != after {
+		t.Fatalf("main's verified head is %s after a refused pull, want %s", got, after)
+	}
+}
+
+// A still-fresh checkpoint of an older head, replayed to a client that
+// verified past it, is a rollback too, even when the history served
+// behind it is the newest.
+func TestReplayedOldCheckpointIsRollback(t *testing.T) {
+	w := newWorld(t)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	before, _ := w.repo.Head(w.ctx)
+	old := checkpointOf(t, w.url)
+	if _, err := w.repo.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := w.repo.Head(w.ctx)
+	c := w.client("c", w.url)
+	setURL(t, c, "origin", mitm(t, w.url, old))
+	_, err := Pull(w.ctx, c, "origin", Options{})
+	var rb *RollbackError
+	if !errors.As(err, &rb) || rb.Verified != after || rb.Head != before {
+		t.Fatalf("an old checkpoint replayed: err = %v, want a *RollbackError from %s back to %s", err, after, before)
+	}
+	if got, _ := c.Head(w.ctx); got != after {
+		t.Fatalf("main moved to %s", got)
 	}
 }
 
@@ -288,6 +326,7 @@ func TestSplitView(t *testing.T) {
 	// A client that pulled one history and is then shown the other is
 	// refused too, with both heads.
 	c2 := w.client("c2", w.url)
+	verified, _ := c2.Head(w.ctx)
 	rm, _ := Get(c2, "origin")
 	rm.URL = otherURL
 	os.Remove(configPath(c2, "origin"))
@@ -295,9 +334,15 @@ func TestSplitView(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Pull(w.ctx, c2, "origin", Options{})
-	var fe *index.ForkError
-	if !errors.As(err, &fe) {
+	var fe *ForkError
+	if !errors.As(err, &fe) || !errors.Is(err, index.ErrFork) || errors.Is(err, ErrRollback) {
 		t.Fatalf("another history after a verified one: err = %v, want a *ForkError", err)
+	}
+	if fe.Verified != verified || fe.Head == verified || !strings.Contains(err.Error(), "SECURITY ERROR: remote origin ("+otherURL+") serves another history: its head "+fe.Head+" neither descends from nor precedes "+verified) {
+		t.Fatalf("the fork's error does not name both heads: %v", err)
+	}
+	if got, _ := c2.Head(w.ctx); got != verified {
+		t.Fatalf("main moved to %s after a refused pull", got)
 	}
 }
 
