@@ -196,13 +196,18 @@ func repoFlag(c *cobra.Command, dst *string) {
 	c.Flags().StringVar(dst, "repo", "", "the repository directory (default $CAIRN_REPO)")
 }
 
-// withRepo opens the repository, runs fn on it, and closes it.
+// withRepo opens the repository, verifies what is new on its main (see
+// verifyRead: no command reads, shows or serves what breaks a rule), runs
+// fn on it, and closes it.
 func withRepo(cmd *cobra.Command, dir string, fn func(ctx context.Context, r *index.Repo) error) error {
 	r, err := openRepo(cmd.Context(), dir)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	if err := verifyRead(cmd, r); err != nil {
+		return err
+	}
 	return fn(cmd.Context(), r)
 }
 

@@ -161,9 +161,13 @@ a head that does not descend from it (history rewritten) is refused.
 --full replays everything from the introduction.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
-				return runVerify(ctx, cmd, r, full, asJSON)
-			})
+			// Not withRepo: verifying is the command itself.
+			r, err := openRepo(cmd.Context(), repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			return runVerify(cmd.Context(), cmd, r, full, asJSON)
 		},
 	}
 	repoFlag(c, &repo)
@@ -177,6 +181,7 @@ func runVerify(ctx context.Context, cmd *cobra.Command, r *index.Repo, full, asJ
 	if err != nil {
 		return err
 	}
+	defer warnUnsaved(cmd.ErrOrStderr(), res)
 	w := cmd.OutOrStdout()
 	if asJSON {
 		return printJSON(w, struct {

@@ -257,6 +257,21 @@ func (r *Repo) State(ctx context.Context, commit string) (*Overlay, error) {
 	return NewOverlay(&treeState{rd: rd, commit: commit}), nil
 }
 
+// Verified verifies what is new on main since its last verified head
+// (Verify, not full), for a command about to read the index, so that
+// nothing it reads, shows or serves breaks a rule: the check costs
+// O(new commits), and nothing when main has not moved. A rewritten
+// history is a *ForkError, a broken rule a *RuleError. An index with no
+// main yet (a replica before its first pull) has nothing to verify: the
+// result's Head is "". Remembering the new head is best effort (see
+// VerifyResult.Unsaved): a read must not fail for want of disk space.
+func (r *Repo) Verified(ctx context.Context) (*VerifyResult, error) {
+	if _, err := r.Head(ctx); errors.Is(err, fs.ErrNotExist) {
+		return &VerifyResult{}, nil
+	}
+	return r.Verify(ctx, false)
+}
+
 // marker is the last verified head, kept in verified.json.
 type marker struct {
 	Head    string    `json:"head"`

@@ -43,6 +43,11 @@ type VerifyResult struct {
 	Total    int           `json:"total_files"` // files in the index, as far as verified
 	Full     bool          `json:"full"`
 	Duration time.Duration `json:"duration_ns"`
+	// Unsaved is why the new verified head could not be remembered (nil
+	// when it was). The verification stands; the next one starts again
+	// from the head remembered before. Remembering is best effort, so
+	// that a command that only reads still works on a full disk.
+	Unsaved error `json:"-"`
 }
 
 // batchSize is how many files a worker checks together: ed25519 batch
@@ -77,8 +82,9 @@ func (r *Repo) Verify(ctx context.Context, full bool) (*VerifyResult, error) {
 
 // VerifyLine replays the rules over every commit of a line after its last
 // verified head (all of them from the introduction if full), checking
-// signatures in parallel on all cores, and remembers the new head. A head
-// that does not descend from the remembered one is a *ForkError.
+// signatures in parallel on all cores, and remembers the new head if it
+// can (see VerifyResult.Unsaved). A head that does not descend from the
+// remembered one is a *ForkError.
 func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult, error) {
 	start := time.Now()
 	head, err := r.HeadOf(ctx, l.Ref)
@@ -112,7 +118,7 @@ func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	}
 	res.Total += res.Records
 	if err := saveMarker(l.Marker, marker{Head: head, Records: res.Total}); err != nil {
-		return nil, err
+		res.Unsaved = fmt.Errorf("%s: %w", l.Marker, err)
 	}
 	res.Duration = time.Since(start)
 	return res, nil

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/index"
+)
+
+// verifyRead verifies what is new on the repository's main since its last
+// verified head before a command reads it (index.Repo.Verified), and
+// refuses a history that breaks a rule or was rewritten. It only warns
+// when the verified head cannot be remembered.
+func verifyRead(cmd *cobra.Command, r *index.Repo) error {
+	res, err := r.Verified(cmd.Context())
+	if err != nil {
+		return fmt.Errorf("the index does not verify, so nothing is read from it: %w", err)
+	}
+	warnUnsaved(cmd.ErrOrStderr(), res)
+	return nil
+}
+
+// warnUnsaved says so when a verification could not remember its head.
+func warnUnsaved(w io.Writer, res *index.VerifyResult) {
+	if res.Unsaved != nil {
+		fmt.Fprintf(w, "cairn: warning: the verified head could not be remembered (%v): the next command verifies these commits again\n", res.Unsaved)
+	}
+}
