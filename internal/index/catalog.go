@@ -311,8 +311,11 @@ func (c *Catalog) findSnapshot(prefix string) (blob.Ref, error) {
 		c.mu.Lock()
 		ref, err := c.st.Snapshot(found[0])
 		c.mu.Unlock()
-		if err != nil || ref == nil {
-			return blob.Ref{}, fmt.Errorf("snapshot sha256:%s: no snapshot.json in its directory (%v)", found[0], err)
+		if err != nil {
+			return blob.Ref{}, fmt.Errorf("snapshot sha256:%s: %w", found[0], err)
+		}
+		if ref == nil {
+			return blob.Ref{}, fmt.Errorf("snapshot sha256:%s: no snapshot.json in its directory", found[0])
 		}
 		return *ref, nil
 	}
