@@ -16,10 +16,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +49,8 @@ type Options struct {
 	// CheckpointKey signs checkpoints; the root must have granted it the
 	// checkpoint scope. Nil: no checkpoints are served.
 	CheckpointKey keys.Signer
+	// Limits bound requests in time and the server in concurrency.
+	Limits Limits
 	// Fallback, if set, fetches a blob the store lacks (from upstream
 	// mirrors) into the store, verified; size is -1 when unknown.
 	Fallback func(ctx context.Context, sha256 string, size int64) error
@@ -76,6 +78,7 @@ type Server struct {
 	resolved resolutions
 
 	changes changes // main may have moved (a push landed)
+	uploads clients // uploads in progress, by client address
 }
 
 // New prepares a server for repo, a repository made by `cairn init` (a
@@ -97,6 +100,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	if opts.Grace == 0 {
 		opts.Grace = 24 * time.Hour
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	if opts.Exe == "" {
 		exe, err := Executable()
 		if err != nil {
@@ -132,10 +136,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	git := s.gitHandler(s.hooks)
+	cfg, ok := s.gitHandler(s.hooks).(*cgi.Handler)
+	if !ok {
+		panic("server: gitHandler no longer describes git http-backend as a *cgi.Handler; gitProcess runs it")
+	}
+	git := &gitProcess{cfg: cfg, slots: make(slots, s.opts.Limits.MaxGit), wait: s.opts.Limits.GitWait, maxPush: s.opts.MaxPush, log: s.log}
 	mux.Handle("/index.git/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
-			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxPush)
+		if isReceivePack(r) {
 			defer s.changes.notify()
 		}
 		git.ServeHTTP(w, r)
@@ -149,7 +156,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/head", s.headGet)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	return s.accessLog(mux)
+	return s.limit(s.accessLog(mux))
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -168,9 +175,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.opts.Limits.HeaderTimeout,
 		MaxHeaderBytes:    64 << 10,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       s.opts.Limits.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	go s.collectLoop(ctx, time.Hour)
