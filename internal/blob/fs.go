@@ -10,21 +10,118 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // FS is the filesystem store: blob sha256:abcd… lives at
 // DIR/sha256/ab/abcd…. Writes go to DIR/tmp, are hashed while streaming,
 // fsynced, and renamed into place only when they match.
+//
+// A writer holds an exclusive flock on its temporary file from its
+// creation until the file is renamed into place or removed; the kernel
+// drops the lock when the writer's process ends, however it ends (kill
+// -9, a power cut before the next boot). CollectTemp removes the
+// temporary files whose lock it can take: those of dead writers, never
+// one that a live writer, in any process, is still writing. (A lock, not
+// an age: a writer fed by a stalled mirror may be silent for minutes and
+// alive.) Where there is no flock, a temporary file is collected once
+// nobody has written it for a day.
 type FS struct{ dir string }
 
 var _ Adder = (*FS)(nil)
 
-// NewFS opens (creating if needed) a filesystem store rooted at dir.
+// NewFS opens (creating if needed) a filesystem store rooted at dir, and
+// collects what crashed writers left in it (CollectTemp).
 func NewFS(dir string) (*FS, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return nil, err
 	}
-	return &FS{dir: dir}, nil
+	s := &FS{dir: dir}
+	s.CollectTemp() // best effort: a file it cannot remove now is tried at the next open
+	return s, nil
+}
+
+// CollectTemp removes the temporary files of writers that died before
+// they finished (see FS), and returns how many it removed. The files of
+// live writers are left alone.
+func (s *FS) CollectTemp() (int, error) {
+	dir := filepath.Join(s.dir, "tmp")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("collecting temporary files (%s): %w", dir, err)
+	}
+	removed := 0
+	var errs []error
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), "blob-") {
+			continue
+		}
+		ok, err := collect(filepath.Join(dir, e.Name()))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			removed++
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("collecting temporary files (%s): %w", dir, err)
+	}
+	return removed, nil
+}
+
+// collect removes the temporary file name if its writer is gone.
+func collect(name string) (bool, error) {
+	f, err := os.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // renamed into place or removed meanwhile
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return false, err
+	}
+	if ok, err := abandoned(f, fi); !ok || err != nil {
+		return false, err
+	}
+	// Holding the lock, remove the name only if it is still this file.
+	if now, err := os.Lstat(name); err != nil || !os.SameFile(fi, now) {
+		return false, nil
+	}
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+// createTemp creates a temporary file in DIR/tmp and takes its writer's
+// lock. A collector may have taken the file between its creation and the
+// lock, and removed it; then it tries again with a new one.
+func (s *FS) createTemp() (*os.File, error) {
+	for {
+		f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "blob-*")
+		if err != nil {
+			return nil, err
+		}
+		if err := lockTemp(f); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, err
+		}
+		if now, err := os.Lstat(f.Name()); err == nil && os.SameFile(fi, now) {
+			return f, nil
+		}
+		f.Close() // collected before it was locked: the name is gone
+	}
 }
 
 func (s *FS) path(ref Ref) string {
@@ -136,15 +233,17 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // path of the blob ref() names once r is drained. A read error (a
 // *MismatchError from a verifying reader) leaves nothing behind.
 func (s *FS) ingest(r io.Reader, ref func() Ref) (_ Ref, err error) {
-	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "blob-*")
+	tmp, err := s.createTemp()
 	if err != nil {
 		return Ref{}, err
 	}
+	// The file stays open, and so locked, until it is renamed into place
+	// or removed: a collector never takes it from under this writer.
 	defer func() {
-		tmp.Close()
 		if err != nil {
 			os.Remove(tmp.Name())
 		}
+		tmp.Close()
 	}()
 	if _, err = io.Copy(tmp, r); err != nil {
 		return Ref{}, err
@@ -154,17 +253,14 @@ func (s *FS) ingest(r io.Reader, ref func() Ref) (_ Ref, err error) {
 		os.Remove(tmp.Name()) // stored already: keep the copy we have
 		return got, nil
 	}
-	if err = tmp.Sync(); err != nil {
+	if err = tmp.Chmod(0o444); err != nil {
 		return Ref{}, err
 	}
-	if err = tmp.Close(); err != nil {
+	if err = tmp.Sync(); err != nil {
 		return Ref{}, err
 	}
 	dst := s.path(got)
 	if err = os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return Ref{}, err
-	}
-	if err = os.Chmod(tmp.Name(), 0o444); err != nil {
 		return Ref{}, err
 	}
 	return got, os.Rename(tmp.Name(), dst)

@@ -1,11 +1,16 @@
 package blob_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/blob/blobtest"
@@ -45,4 +50,115 @@ func writeFile(t *testing.T, data []byte) string {
 	p := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(p, data, 0o644)
 	return p
+}
+
+// TestCrashedWriterHelper is the writer TestCrashLeftovers kills: run
+// with CAIRN_TEST_WRITER=DIR, it puts 1 MiB of a 16 MiB blob into the
+// store at DIR, then blocks reading stdin until it is killed.
+func TestCrashedWriterHelper(t *testing.T) {
+	dir := os.Getenv("CAIRN_TEST_WRITER")
+	if dir == "" {
+		return
+	}
+	s, err := blob.NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := blob.Ref{SHA256: strings.Repeat("ab", 32), Size: 16 << 20}
+	s.Put(context.Background(), ref, io.MultiReader(bytes.NewReader(make([]byte, 1<<20)), os.Stdin))
+	t.Fatal("the writer was not killed")
+}
+
+// temps lists the store's temporary files.
+func temps(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// waitFor polls until cond holds, for at most five seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5 s for %s", what)
+		}
+	}
+}
+
+// TestCrashLeftovers is issue 12 item 13: a writer killed mid-blob (kill
+// -9, another process) leaves a partial temporary file, which the next
+// open of the store removes; the temporary file of a writer that is
+// still alive — another process, or this one — is never removed, and
+// that writer's blob lands whole.
+func TestCrashLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := blob.NewFS(dir); err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestCrashedWriterHelper$")
+	child.Env = append(os.Environ(), "CAIRN_TEST_WRITER="+dir)
+	stdin, err := child.StdinPipe() // never written: the writer blocks
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	waitFor(t, "the writer's first MiB", func() bool {
+		for _, n := range temps(t, dir) {
+			if fi, err := os.Stat(filepath.Join(dir, "tmp", n)); err == nil && fi.Size() >= 1<<20 {
+				return true
+			}
+		}
+		return false
+	})
+
+	// A live writer in this process too.
+	data := bytes.Repeat([]byte("live"), 1<<16)
+	ref := blob.DigestBytes(data)
+	pr, pw := io.Pipe()
+	s, _ := blob.NewFS(dir)
+	put := make(chan error, 1)
+	go func() { put <- s.Put(context.Background(), ref, pr) }()
+	pw.Write(data[:1000])
+	waitFor(t, "the second writer's temporary file", func() bool { return len(temps(t, dir)) == 2 })
+
+	// Opening the store collects; both writers are alive.
+	if _, err := blob.NewFS(dir); err != nil {
+		t.Fatal(err)
+	}
+	if left := temps(t, dir); len(left) != 2 {
+		t.Fatalf("a live writer's temporary file was removed: %v left", left)
+	}
+	pw.Write(data[1000:])
+	pw.Close()
+	if err := <-put; err != nil {
+		t.Fatalf("the live writer's put: %v", err)
+	}
+	if got, err := blob.ReadAll(context.Background(), s, ref); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the live writer's blob: %d bytes, %v", len(got), err)
+	}
+
+	// kill -9: the partial file stays until the store is opened again.
+	child.Process.Kill() // SIGKILL
+	child.Wait()
+	if left := temps(t, dir); len(left) != 1 {
+		t.Fatalf("after the kill: %v", left)
+	}
+	if _, err := blob.NewFS(dir); err != nil {
+		t.Fatal(err)
+	}
+	if left := temps(t, dir); len(left) != 0 {
+		t.Fatalf("a killed writer's partial blob was not collected: %v", left)
+	}
 }
