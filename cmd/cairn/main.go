@@ -140,6 +140,8 @@ func classify(err error) (int, string) {
 		return exitError, "pass --key FILE, set CAIRN_KEY, or add an ed25519 key to ssh-agent; make one with 'cairn key new FILE'"
 	case errors.Is(err, descriptor.ErrInvalid), errors.Is(err, record.ErrMalformed):
 		return exitError, "fix the file and run the command again; see 'cairn publish --help' for the manifest format"
+	case isTimeout(err):
+		return exitError, timeoutHint
 	case errors.Is(err, fs.ErrNotExist):
 		return exitNotFound, ""
 	}
@@ -180,6 +182,8 @@ Environment:
   CAIRN_KEY      the signing key file, when --key is not given
   SSH_AUTH_SOCK  an ssh-agent holding an ed25519 key signs when no key file is given
                  (then ~/.ssh/id_ed25519 is tried)
+  CAIRN_CONNECT_TIMEOUT, CAIRN_STALL_TIMEOUT
+                 the defaults of --connect-timeout (10s) and --stall-timeout (30s)
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 not found.`,
 		SilenceUsage:  true,
@@ -188,6 +192,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newCertifierCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
 		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd(),
 		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd())
+	timeoutFlags(root)
 	return root
 }
 

@@ -24,6 +24,7 @@ import (
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/transport"
 )
 
 // OnFailureTested is the failure record a certifier can sign: a tested
@@ -161,7 +162,7 @@ func (o Options) withDefaults() Options {
 		o.Artifact = "source"
 	}
 	if o.Client == nil {
-		o.Client = http.DefaultClient
+		o.Client = transport.Client()
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -322,7 +323,8 @@ func (f *follow) awaitHead(ctx context.Context, client *http.Client, d time.Dura
 		return false
 	}
 	u := fmt.Sprintf("%s/api/v1/head?after=%s&wait=%.3f", f.url, f.head, d.Seconds())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	// A long poll: the server may hold its answer for d.
+	req, err := http.NewRequestWithContext(transport.WithHeaderWait(ctx, d), http.MethodGet, u, nil)
 	if err != nil {
 		return false
 	}

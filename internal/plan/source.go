@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 
@@ -255,10 +254,7 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		repo.Close()
 		return nil, err
 	}
-	client := o.Remote.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client := o.Remote.Client // nil: the transport's, with its timeouts (blob.HTTP)
 	stores := []blob.Store{&blob.HTTP{URL: r.URL, Client: client}}
 	for _, m := range r.Mirrors {
 		stores = append(stores, &blob.HTTP{URL: m, Client: client})
