@@ -276,7 +276,9 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 	}
 	// Resolve again at the pinned heads when the inputs are the lock's;
 	// otherwise the lock is stale, or its heads are not usable, and each
-	// entry is only checked against the index.
+	// entry is only checked against the index. An entry is checked against
+	// the index as it is now too (checkLocked), whose word on it comes
+	// first.
 	var derived map[string][]string
 	if !e.Stale && headsOK {
 		var rest []string
@@ -288,9 +290,6 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 		pkg := &l.Packages[i]
 		if reported[pkg.Name] {
 			continue
-		}
-		if derived != nil && derived[pkg.Name] == nil {
-			continue // what the index gives at the pinned heads
 		}
 		if probs := checkLocked(pkg, l, srcs); len(probs) > 0 {
 			reported[pkg.Name] = true
