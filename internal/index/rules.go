@@ -454,12 +454,12 @@ func (a *applier) upstreamCertification(f *File) error {
 	if u == nil || u.RevokedBy != "" {
 		return a.fail(RuleUpstream, f, "this repository does not follow an upstream %s (the root declares upstreams: cairn upstream add)", loc.Upstream)
 	}
-	own, err := a.st.UUID(loc.Name)
+	why, err := NewNames(a.st, a.c.Time).Why(loc.Name)
 	if err != nil {
 		return err
 	}
-	if own != "" {
-		return a.fail(RuleUpstream, f, "%s is published in this index: internal names win, so upstream %s's %s is never served here; certify the internal version", loc.Name, u.Name, loc.Name)
+	if why != "" {
+		return a.fail(RuleUpstream, f, "%s: internal names win, so upstream %s's %s is never served here; certify the internal version", why, u.Name, loc.Name)
 	}
 	if rec.Statement.Subject[0].Name != id {
 		return a.fail(RuleSubject, f, "subject 0 must be %s with the upstream descriptor's sha256", id)

@@ -297,7 +297,7 @@ func TestUpstreamRules(t *testing.T) {
 		{"declaration filed under another name", []*File{at(UpstreamDir("other"), pub)}, RuleWellFormed, "sits at upstreams/public/"},
 		{"audit of an undeclared upstream", []*File{at(updir, audit)}, RuleUpstream, "does not follow an upstream public"},
 		{"audit of an internal name's upstream namesake", []*File{at(UpstreamDir("public"), pub), at(UpstreamVersionDir("public", "acme/fastjson", "2.0.0"), cert(record.Audited, "acme/fastjson", f.audit))}, RuleUpstream, "internal names win"},
-		{"withdrawal by a publisher's key", []*File{at(UpstreamDir("public"), pub), at(UpstreamVersionDir("public", "acme/lib", "2.0.0"), cert(record.Withdrawn, "acme/lib", f.alice))}, RuleScope, "need certify:withdrawn"},
+		{"withdrawal by a publisher's key", []*File{at(UpstreamDir("public"), pub), at(UpstreamVersionDir("public", "upstream/lib", "2.0.0"), cert(record.Withdrawn, "upstream/lib", f.alice))}, RuleScope, "need certify:withdrawn"},
 		{"authored record under upstreams", []*File{at(UpstreamDir("public"), pub), at(updir, f.sign(record.Authored, []record.Subject{{Name: "upstream/lib@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.AuthoredPredicate{Descriptor: record.Ref{SHA256: strings.Repeat("2", 64), Size: 10}, Issued: now}, f.alice))}, RuleUpstream, "authored in the index that publishes it"},
 		{"descriptor under upstreams", []*File{{Path: updir + "/" + DescriptorFile, Data: []byte("{}")}}, RuleWellFormed, "descriptors stay upstream"},
 	}

@@ -18,7 +18,7 @@ import (
 // declares each one (name, URL, introduction) in the index, `cairn sync`
 // keeps a verified copy of its main under UpstreamRef, and the
 // repository serves the upstream's packages beside its own — except
-// those whose names it publishes itself (internal names win).
+// those whose names are internal to it (internal names win: see Names).
 
 // UpstreamRef is where the verified copy of an upstream's main lives.
 func UpstreamRef(name string) string { return "refs/upstreams/" + name + "/main" }
@@ -92,8 +92,8 @@ func (r *Repo) Followed(ctx context.Context) ([]*Upstream, error) {
 }
 
 // UpstreamVersion finds a version that a followed upstream publishes, at
-// the head of the upstream's copy that this repository verified. It fails if main publishes the name
-// itself (internal names win) or if no upstream, or more than one,
+// the head of the upstream's copy that this repository verified. It fails if the name is
+// internal to main (Names: internal names win) or if no upstream, or more than one,
 // publishes the version and none was named.
 func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) (*Upstream, *descriptor.Descriptor, blob.Ref, error) {
 	head, err := r.Head(ctx)
@@ -104,8 +104,14 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 	if err != nil {
 		return nil, nil, blob.Ref{}, err
 	}
-	if _, err := rd.Read(head + ":" + PackageDir(name)); err == nil {
-		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s, and %s is an internal package: its upstream namesakes are never used", name, version, r.Dir, name)
+	own, err := r.Names(ctx, head)
+	if err != nil {
+		return nil, nil, blob.Ref{}, err
+	}
+	if why, err := own.Why(name); err != nil {
+		return nil, nil, blob.Ref{}, err
+	} else if why != "" {
+		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s, and %s is an internal package (%s): its upstream namesakes are never used", name, version, r.Dir, name, why)
 	}
 	ups, err := r.Followed(ctx)
 	if err != nil {

@@ -323,6 +323,11 @@ func checkLocked(pkg *Locked, l *Lock, srcs Sources) []string {
 	if s == nil || !slices.ContainsFunc(l.Repositories, func(r LockedRepo) bool { return r.Name == pkg.Repository }) {
 		return []string{fmt.Sprintf("repository %q is not one the lock lists", pkg.Repository)}
 	}
+	if in, err := s.Shadowed(pkg.Name); err != nil {
+		return []string{err.Error()}
+	} else if in {
+		return []string{fmt.Sprintf("%s is an internal name of %s: its upstream namesake in %s is never used: run cairn lock", pkg.Name, s.Via.Name, s.Name)}
+	}
 	d, ref, err := s.Catalog.Descriptor(pkg.Name, pkg.Version)
 	if err != nil {
 		return []string{fmt.Sprintf("repository %s has no such version: %v", pkg.Repository, err)}

@@ -465,6 +465,11 @@ func TestUpstreamThroughOrganisation(t *testing.T) {
 	org := indextest.New(t)
 	org.Publish(indextest.Package{Name: "acme/internal", Version: "1.0.0", Deps: map[string]string{"acme/log": "^1.0"}})
 	org.Audit("acme/internal", "1.0.0")
+	// Its publisher's publish:acme/* would make every acme/ name internal
+	// (the upstream's acme/log too): revoked, only acme/internal is.
+	if _, err := org.Repo.RevokeKey(org.Ctx, keys.ID(org.Publisher.Public()), "acme/ is the upstream's", org.Root); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := org.Repo.DeclareUpstream(org.Ctx, "public", upURL, up.Intro, org.Root); err != nil {
 		t.Fatal(err)
 	}

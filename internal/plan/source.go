@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/checkpoint"
@@ -97,18 +98,46 @@ func (ss Sources) Get(name string) *Source {
 
 // Publisher returns the first repository that publishes name — a name
 // is never taken from two — and its versions there, oldest first;
-// fs.ErrNotExist if none does.
+// fs.ErrNotExist if none does. An upstream line never gives a name that
+// is internal to the repository that follows it (Shadowed).
 func (ss Sources) Publisher(name string) (*Source, []string, error) {
+	var shadowed []string
 	for _, s := range ss {
 		vs, err := s.Catalog.Versions(name)
 		if err != nil {
 			return nil, nil, err
 		}
-		if len(vs) > 0 {
-			return s, vs, nil
+		if len(vs) == 0 {
+			continue
 		}
+		if in, err := s.Shadowed(name); err != nil {
+			return nil, nil, err
+		} else if in {
+			shadowed = append(shadowed, s.Name)
+			continue
+		}
+		return s, vs, nil
+	}
+	if len(shadowed) > 0 {
+		return nil, nil, fmt.Errorf("%s is published in none of the repositories: it is an internal name of %s, whose upstream namesakes (%s) are never used: %w",
+			name, ss.Get(shadowed[0]).Via.Name, strings.Join(shadowed, ", "), fs.ErrNotExist)
 	}
 	return nil, nil, fmt.Errorf("%s is published in none of the repositories: %w", name, fs.ErrNotExist)
+}
+
+// Shadowed reports whether s is an upstream line and name is internal to
+// the repository that follows it (index.Names: published there, or
+// inside one of its keys' publish grants): internal names win, so s's
+// package of that name is never used.
+func (s *Source) Shadowed(name string) (bool, error) {
+	if s.Via == nil {
+		return false, nil
+	}
+	in, err := s.Via.Catalog.Internal(name)
+	if err != nil {
+		return false, fmt.Errorf("repository %s: %w", s.Via.Name, err)
+	}
+	return in, nil
 }
 
 // Open opens and verifies every repository of the project. A server's

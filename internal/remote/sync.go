@@ -19,9 +19,10 @@ type Synced struct {
 	URL      string  `json:"url"`
 	Pulled   *Pulled `json:"pulled,omitempty"`
 	Error    string  `json:"error,omitempty"`
-	// Collisions are package names both the upstream and this repository
-	// publish: the repository's own package is served, the upstream's
-	// never (dependency confusion).
+	// Collisions are package names the upstream publishes that are
+	// internal here (index.Names: published here, or inside a publish
+	// grant of this repository's keys): the upstream's are never served
+	// (dependency confusion).
 	Collisions []string `json:"collisions,omitempty"`
 }
 
@@ -56,10 +57,6 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 	if err != nil {
 		return nil, err
 	}
-	own, err := r.PackageNames(ctx, head)
-	if err != nil {
-		return nil, err
-	}
 	var out []Synced
 	var failed []error
 	for _, u := range ups {
@@ -70,7 +67,7 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 			failed = append(failed, fmt.Errorf("upstream %s: %w", u.Name, err))
 		}
 		s.Pulled = p
-		if s.Collisions, err = collisions(ctx, r, u, own); err != nil {
+		if s.Collisions, err = collisions(ctx, r, u, head); err != nil {
 			return out, err
 		}
 		out = append(out, s)
@@ -81,9 +78,9 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 	return out, nil
 }
 
-// collisions lists the names an upstream's verified copy shares with
-// the repository's own packages.
-func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, own map[string]bool) ([]string, error) {
+// collisions lists the names an upstream's verified copy publishes that
+// are internal to the repository at main's head.
+func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main string) ([]string, error) {
 	head, err := r.Git.ResolveRef(ctx, index.UpstreamRef(u.Name))
 	if err != nil || head == "" {
 		return nil, err
@@ -92,9 +89,15 @@ func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, own map[s
 	if err != nil {
 		return nil, err
 	}
+	own, err := r.Names(ctx, main) // after the fetch, which restarts the reader
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for name := range theirs {
-		if own[name] {
+		if in, err := own.Internal(name); err != nil {
+			return nil, err
+		} else if in {
 			out = append(out, name)
 		}
 	}

@@ -165,9 +165,10 @@ func (p pkgSource) key() string {
 }
 
 // packageTree finds the tree of a package's directory: in the
-// repository's own index first (internal names win: an upstream's
-// package of the same name is never looked at), then in each followed
-// upstream's verified copy, in name order.
+// repository's own index first, then, for a name that is not internal
+// (index.Names: internal names win, an upstream's package of an internal
+// name is never looked at), in each followed upstream's verified copy,
+// in name order.
 func (s *Server) packageTree(r *http.Request, name string) (pkgSource, error) {
 	version, src, ok := s.resolved.get(s.repo.Git.GitDir, name)
 	if ok {
@@ -196,6 +197,20 @@ func (s *Server) findPackage(r *http.Request, name string) (pkgSource, error) {
 	ups, err := s.upstreams(r.Context(), rd)
 	if err != nil {
 		return pkgSource{}, err
+	}
+	if len(ups) == 0 {
+		return pkgSource{}, fs.ErrNotExist
+	}
+	// A name internal here but not published yet (inside a publish grant
+	// of this repository's keys) is never taken from an upstream.
+	own, err := s.repo.Names(r.Context(), index.MainRef)
+	if err != nil {
+		return pkgSource{}, err
+	}
+	if in, err := own.Internal(name); err != nil {
+		return pkgSource{}, err
+	} else if in {
+		return pkgSource{}, fs.ErrNotExist
 	}
 	for _, u := range ups {
 		id, err := treeAt(rd, index.UpstreamRef(u.Name)+":"+dir)
