@@ -13,9 +13,9 @@ import (
 // Attack: an upstream publishes acme/newthing, a name the organisation
 // has not published but whose namespace its root granted one of its keys
 // (publish:acme/*). A project resolving through the organisation never
-// gets the upstream's acme/newthing: resolution refuses it (a lock made
-// before the grant, pinned to the heads before it, is what those heads
-// gave). Names outside the namespace still come from upstream.
+// gets the upstream's acme/newthing: resolution refuses it, and a lock
+// that pinned it while the namespace was not the organisation's fails its
+// check once it is. Names outside the namespace still come from upstream.
 func TestUpstreamNameInsideOrgNamespace(t *testing.T) {
 	up := indextest.New(t)
 	upURL := up.Serve()
@@ -37,7 +37,7 @@ func TestUpstreamNameInsideOrgNamespace(t *testing.T) {
 	}
 	w := &world{World: org, project: t.TempDir()}
 	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - {name: corp, path: %s, introduction: %s}\npackages:\n  acme/newthing: '*'\n  libs/json: ^1\nplatforms: [linux-amd64]\n", org.Dir, org.Intro))
-	_, srcs, old, err := w.lock(Options{})
+	p, srcs, old, err := w.lock(Options{})
 	if err != nil {
 		t.Fatalf("before acme/ is the organisation's: %v", err)
 	}
@@ -50,12 +50,19 @@ func TestUpstreamNameInsideOrgNamespace(t *testing.T) {
 	// published or not.
 	dev := indextest.NewSigner()
 	org.Grant(dev, "dev", "publish:acme/*")
-	_, _, l, err := w.lock(Options{})
+	_, srcs, l, err := w.lock(Options{})
 	if err == nil {
 		t.Fatalf("a project resolved the upstream's acme/newthing through the organisation: %+v", l.Package("acme/newthing"))
 	}
 	if !strings.Contains(err.Error(), "acme/newthing is published in none of the repositories: it is an internal name of corp, whose upstream namesakes (corp/public) are never used") {
 		t.Fatalf("resolving acme/newthing: %v, want it refused as an internal name of corp", err)
+	}
+
+	// The lock written before fails its check: judged on the index as it
+	// is now, acme/newthing is internal.
+	err = Check(w.Ctx, p, old, nil, srcs)
+	if err == nil || !strings.Contains(err.Error(), "acme/newthing is an internal name of corp: its upstream namesake in corp/public is never used") {
+		t.Fatalf("checking the old lock: %v, want acme/newthing refused", err)
 	}
 
 	// Outside acme/, the upstream's packages still resolve.
