@@ -79,14 +79,23 @@ type Server struct {
 
 	changes changes // main may have moved (a push landed)
 	uploads clients // uploads in progress, by client address
+
+	bg sync.WaitGroup // verifications after pushes
 }
 
 // New prepares a server for repo, a repository made by `cairn init` (a
-// directory with index.git and blobs/). Close releases what it made.
+// directory with index.git and blobs/). It refuses an index that does
+// not verify: what is new on main since the last verified head (a
+// commit put there behind cairn's back, a rewritten history) is checked
+// first, and an error is an *index.RuleError or *index.ForkError that
+// names the rule and the commit. Close releases what it made.
 func New(repo *index.Repo, opts Options) (*Server, error) {
 	fsStore, ok := repo.Blobs.(*blob.FS)
 	if !ok {
 		return nil, fmt.Errorf("%s: the server serves a filesystem blob store", repo.Dir)
+	}
+	if _, err := repo.Verify(context.Background(), false); err != nil {
+		return nil, fmt.Errorf("the index at %s does not verify, so it is not served: %w", repo.Dir, err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -128,8 +137,12 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Close removes the server's hook directory.
-func (s *Server) Close() error { return os.RemoveAll(s.hooks) }
+// Close waits for the verifications in progress and removes the
+// server's hook directory.
+func (s *Server) Close() error {
+	s.bg.Wait()
+	return os.RemoveAll(s.hooks)
+}
 
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -143,6 +156,7 @@ func (s *Server) routes() http.Handler {
 	git := &gitProcess{cfg: cfg, slots: make(slots, s.opts.Limits.MaxGit), wait: s.opts.Limits.GitWait, maxPush: s.opts.MaxPush, log: s.log}
 	mux.Handle("/index.git/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isReceivePack(r) {
+			defer s.bg.Go(s.verifyAfterPush) // not in the push's own time
 			defer s.changes.notify()
 		}
 		git.ServeHTTP(w, r)
@@ -152,21 +166,47 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /blobs/batch", s.blobBatch)
 	mux.HandleFunc("GET /api/v1/packages/{ns}/{name}", s.packageGet)
 	mux.HandleFunc("GET /api/v1/records/{id}", s.recordGet)
-	mux.HandleFunc("GET /api/v1/checkpoint", s.checkpointGet)
+	mux.HandleFunc("GET /api/v1/checkpoint", s.checkpoint)
 	mux.HandleFunc("GET /api/v1/head", s.headGet)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	return s.limit(s.accessLog(mux))
 }
 
+// healthz serves GET /healthz: "ok HEAD" when main verifies, else 503
+// with the line that fails (main changed on disk behind the server's
+// back). It checks only what is new since the last verified head.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	head, err := s.repo.Head(r.Context())
+	res, err := s.verify(r.Context())
 	if err != nil {
+		w.Header().Set("Cache-Control", "no-store")
 		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "ok %s\n", head)
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintf(w, "ok %s\n", res.Head)
+}
+
+// verify verifies what is new on main since the last verified head (the
+// server's checks of pushes remember nothing: this is where main's new
+// head is remembered), one verification at a time.
+func (s *Server) verify(ctx context.Context) (*index.VerifyResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err := s.repo.Verify(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("main does not verify: %w", err)
+	}
+	return res, nil
+}
+
+// verifyAfterPush verifies main once a push has landed, and logs loudly
+// if it does not verify (then /healthz fails too).
+func (s *Server) verifyAfterPush() {
+	if _, err := s.verify(context.Background()); err != nil {
+		s.log.Error("the index does not verify: it was changed behind the server's back", "err", err)
+	}
 }
 
 // Serve serves on l until ctx is done, then shuts down gracefully:
