@@ -99,6 +99,9 @@ func classify(err error) (int, string) {
 		ce *remote.CheckpointError
 		pe *remote.PushError
 		de *remote.DivergedError
+		rb *remote.RollbackError
+		rf *remote.ForkError
+		nc *remote.NoCheckpointError
 		cs certifierStopped
 	)
 	switch {
@@ -106,14 +109,25 @@ func classify(err error) (int, string) {
 		return exitUsage, ""
 	case errors.As(err, &cs):
 		return exitRefused, "a certifier signs only with a key granted certify:KIND for each kind it signs: ask the index's root (cairn key grant --key ROOT.key KEY.pub --holder NAME --scope certify:KIND), or use a key it granted"
+	case errors.As(err, &rb):
+		return exitRefused, "the server at " + rb.URL + ", or a mirror in front of it, went back to an older head; this copy is intact: try another mirror, and tell the server's operator"
+	case errors.As(err, &rf):
+		return exitRefused, "this copy is intact and keeps the history verified before: do not trust the server at " + rf.URL + "; keep both heads as evidence and tell the repository's owner"
+	case errors.As(err, &nc):
+		return exitRefused, "ask the operator of " + nc.URL + " to run cairn serve with --checkpoint-key KEY, a key the root granted the checkpoint scope; to follow it anyway, knowing a frozen mirror would go unnoticed, add the remote with --insecure-no-checkpoint"
 	case errors.As(err, &fe):
 		return exitRefused, "do not use this copy of the index: restore main to a descendant of the verified head, or fetch the index again from a source you trust"
 	case errors.As(err, &re):
-		return exitRefused, ruleHint(re)
+		return exitRefused, re.Hint()
 	case errors.As(err, &ce):
 		return exitRefused, "do not trust this server's copy: compare its checkpoint with other clients' and tell the repository's owner"
 	case errors.As(err, &pe):
+		if h := pe.Hint(); h != "" {
+			return exitRefused, h
+		}
 		return exitRefused, "the server checked your records and refused them: fix what it names and publish again"
+	case errors.Is(err, remote.ErrRaceLost):
+		return exitError, "other pushes kept landing first; nothing was refused: push again"
 	case errors.As(err, &de):
 		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head"
 	case errors.Is(err, blob.ErrRefused):
@@ -148,26 +162,6 @@ func classify(err error) (int, string) {
 	return exitError, ""
 }
 
-func ruleHint(e *index.RuleError) string {
-	switch e.Rule {
-	case index.RuleScope:
-		return "ask the repository's root to grant the scope: cairn key grant --key ROOT.key KEY.pub --holder NAME --scope SCOPE"
-	case index.RuleSignature:
-		return "sign with a key the root has granted (cairn key list shows them)"
-	case index.RuleKeyRevoked, index.RuleKeyExpired:
-		return "this key may no longer sign: use another granted key, or ask the root for a new grant on a new key"
-	case index.RulePublishOnce:
-		return "published versions never change: bump the version in cairn-package.yaml and publish again"
-	case index.RuleIssuerOnly:
-		return "ask the record's issuer to revoke it, or a threshold of root keys"
-	case index.RuleThreshold, index.RuleRootRotation:
-		return "sign with more distinct root keys (--key once per key)"
-	case index.RuleAppendOnly:
-		return "the index only grows: end a record with 'cairn revoke' or a superseding certification instead of editing history"
-	}
-	return ""
-}
-
 func newRoot(stdout io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cairn",
@@ -190,7 +184,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 		SilenceErrors: true,
 	}
 	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newCertifierCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
-		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd(),
+		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd(), newUploadCmd(),
 		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd())
 	timeoutFlags(root)
 	return root

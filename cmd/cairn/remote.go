@@ -125,12 +125,15 @@ func newPullCmd() *cobra.Command {
 		Use:   "pull REMOTE",
 		Short: "Fetch and verify what is new on a remote; move main along it",
 		Long: `Fetch the remote's index and verify every commit after the head verified last
-against the rules, from the remote's own introduction; check the server's signed
-checkpoint (signed by a key its root granted the checkpoint scope, for a head the
-history contains, no older than the remote's --max-age). A head that does not
-descend from the one verified before (a rollback, a fork) is refused with both
-heads. Only then does the remote's ref move, and main with it when main has
-nothing the remote lacks.`,
+against the rules, from the remote's own introduction, up to exactly the head the
+server's signed checkpoint names (signed by a key its root granted the checkpoint
+scope, no older than the remote's --max-age) and never past it: commits the server
+holds beyond its checkpoint wait, reported, until a checkpoint covers them. A head
+that does not descend from the one verified before is refused with both heads: an
+ancestor of it is a rollback (a stale server or mirror), anything else a fork.
+Only then does the remote's ref move, and main with it when main has nothing the
+remote lacks. A server that signs no checkpoints is refused unless the remote was
+added with --insecure-no-checkpoint.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
@@ -146,6 +149,9 @@ nothing the remote lacks.`,
 					fmt.Fprintf(w, "%s: up to date at %s\n", p.Remote, p.Head)
 				} else {
 					fmt.Fprintf(w, "%s: verified %d commits, %d files: head %s\n", p.Remote, p.Commits, p.Records, p.Head)
+				}
+				if p.ServerHead != "" {
+					fmt.Fprintf(w, "%s: the server's head %s is %d commit(s) past its checkpoint's %s: they wait until a checkpoint covers them\n", p.Remote, p.ServerHead, p.Pending, p.Head)
 				}
 				if p.Checkpoint != nil {
 					fmt.Fprintf(w, "checkpoint: %d files at %.12s, signed %s by %s\n", p.Checkpoint.Records, p.Checkpoint.Head, p.Checkpoint.Time.Format(time.RFC3339), p.Checkpoint.Key)

@@ -175,6 +175,9 @@ publish are reported: only this repository's package is served.`,
 					default:
 						fmt.Fprintf(w, "upstream %s: verified %d commits, %d files: head %s\n", s.Upstream, s.Pulled.Commits, s.Pulled.Records, s.Pulled.Head)
 					}
+					if s.Pulled != nil && s.Pulled.ServerHead != "" {
+						fmt.Fprintf(w, "upstream %s: its head %s is %d commit(s) past its checkpoint's %s: they wait until a checkpoint covers them\n", s.Upstream, s.Pulled.ServerHead, s.Pulled.Pending, s.Pulled.Head)
+					}
 					if len(s.Collisions) > 0 {
 						fmt.Fprintf(w, "upstream %s: WARNING: publishes %d name(s) this repository publishes itself; only the internal packages are served: %s\n",
 							s.Upstream, len(s.Collisions), strings.Join(s.Collisions, ", "))

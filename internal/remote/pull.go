@@ -81,6 +81,33 @@ func (e *CheckpointError) Error() string {
 	return fmt.Sprintf("SECURITY ERROR: remote %s: %s", e.Remote, e.Problem)
 }
 
+// NoCheckpointAnswer is what a cairn server started without a checkpoint
+// key answers, with 404 Not Found, at /api/v1/checkpoint (see
+// internal/server): the one answer read as "signs no checkpoints" rather
+// than as a checkpoint gone missing.
+const NoCheckpointAnswer = "signs no checkpoints"
+
+// ErrNoCheckpoint is what a *NoCheckpointError is.
+var ErrNoCheckpoint = errors.New("the server signs no checkpoints")
+
+// NoCheckpointError says a server answered that it signs no checkpoints
+// (cairn serve without --checkpoint-key): a configuration its operator can
+// mend, not evidence of tampering. Without checkpoints a frozen mirror
+// goes unnoticed, so the pull is refused unless the remote was added with
+// InsecureNoCheckpoint.
+type NoCheckpointError struct {
+	Remote string // the line, as messages call it: "remote origin", "upstream acme"
+	URL    string
+	Answer string // what the server said
+}
+
+func (e *NoCheckpointError) Error() string {
+	return fmt.Sprintf("%s (%s) signs no checkpoints (it answered %q): without them a frozen mirror would go unnoticed, so it is not followed", e.Remote, e.URL, e.Answer)
+}
+
+// Unwrap makes a *NoCheckpointError an ErrNoCheckpoint.
+func (e *NoCheckpointError) Unwrap() error { return ErrNoCheckpoint }
+
 // Pull fetches the remote's main, verifies every new commit against the
 // rules from the remote's introduction (or from the head verified last),
 // checks the server's signed checkpoint, and only then moves the
@@ -294,6 +321,12 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	}
 	if resp.StatusCode == http.StatusNotFound && rm.InsecureNoCheckpoint {
 		return nil, nil
+	}
+	if answer := strings.TrimSpace(string(body)); resp.StatusCode == http.StatusNotFound && strings.Contains(answer, NoCheckpointAnswer) {
+		if len(answer) > 200 {
+			answer = answer[:200] + "…"
+		}
+		return nil, &NoCheckpointError{Remote: rm.title(), URL: rm.URL, Answer: answer}
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
 		return nil, fmt.Errorf("remote %s: the server gave no checkpoint: %s: %s", rm.Name, resp.Status, strings.TrimSpace(string(body)))

@@ -80,6 +80,14 @@ func (rm *Remote) Line(r *index.Repo) index.Line {
 	return index.Line{Name: "remote " + rm.Name, Ref: Ref(rm.Name), Introduction: rm.Introduction, Marker: filepath.Join(dir(r), rm.Name+".verified.json")}
 }
 
+// title is how messages call the remote: "remote NAME" or "upstream NAME".
+func (rm *Remote) title() string {
+	if rm.upstream {
+		return "upstream " + rm.Name
+	}
+	return "remote " + rm.Name
+}
+
 // incoming is where a fetch lands before it is verified.
 func (rm *Remote) incoming(r *index.Repo) index.Line {
 	l := rm.Line(r)
