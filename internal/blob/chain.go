@@ -79,6 +79,9 @@ func (c *Chain) Fetch(ctx context.Context, ref Ref) error {
 		if err == nil {
 			return nil
 		}
+		if le := (*localError)(nil); errors.As(err, &le) {
+			return err // the local store failed (a full disk): no mirror would do better
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -95,13 +98,49 @@ func (c *Chain) Fetch(ctx context.Context, ref Ref) error {
 	return fe
 }
 
+// fetchOne copies ref from a mirror into the local store. A failure
+// that is neither the mirror's reads nor its bytes (a *MismatchError) is
+// the local store's, and is returned as a *localError.
 func fetchOne(ctx context.Context, from, to Store, ref Ref) error {
 	rc, err := from.Open(ctx, ref)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	return to.Put(ctx, ref, rc)
+	src := &sourceReader{r: rc}
+	err = to.Put(ctx, ref, src)
+	if err != nil && src.err == nil && !errors.Is(err, ErrMismatch) && ctx.Err() == nil {
+		return &localError{ref, err}
+	}
+	return err
+}
+
+// localError is a local store's failure to keep a blob a mirror sent:
+// a full disk, a read-only cache. Its text names the local path through
+// the error it wraps (an *fs.PathError).
+type localError struct {
+	ref Ref
+	err error
+}
+
+func (e *localError) Error() string {
+	return fmt.Sprintf("blob %s: storing it in the local store: %v", e.ref, e.err)
+}
+
+func (e *localError) Unwrap() error { return e.err }
+
+// sourceReader keeps the first read error of a mirror's stream.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }
 
 // lineReader reads a batch stream: text lines and raw bytes.

@@ -174,6 +174,62 @@ func (s *FS) Path(ref Ref) (string, error) {
 	return s.path(ref), nil
 }
 
+// ErrCorrupt is the parent of CorruptError.
+var ErrCorrupt = errors.New("stored blob is corrupt")
+
+// CorruptError says that the file a store keeps for a blob no longer
+// holds it: the disk changed under the store (bit rot, a hand, a crash of
+// an old version). It carries the evidence.
+type CorruptError struct {
+	Path      string `json:"path"`
+	Want      Ref    `json:"want"`
+	GotSHA256 string `json:"got_sha256"`
+	GotSize   int64  `json:"got_size"`
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("cached blob %s is corrupt: want sha256:%s (%d bytes), the file has sha256:%s (%d bytes)", e.Path, e.Want.SHA256, e.Want.Size, e.GotSHA256, e.GotSize)
+}
+
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+// Scrub checks the file the store keeps for ref against ref's digest and
+// size. If it does not hold the blob, Scrub removes it (so that the blob
+// can be fetched again) and returns the evidence; a blob that is whole,
+// or not stored, returns nil, nil.
+func (s *FS) Scrub(ref Ref) (*CorruptError, error) {
+	if err := ref.Check(); err != nil {
+		return nil, err
+	}
+	p := s.path(ref)
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	got, err := Digest(f)
+	if err != nil {
+		return nil, fmt.Errorf("checking the cached blob %s: %w", p, err)
+	}
+	if got == ref {
+		return nil, nil
+	}
+	ce := &CorruptError{Path: p, Want: ref, GotSHA256: got.SHA256, GotSize: got.Size}
+	// Remove the name only if it is still the file that was read: a
+	// writer may have renamed a good copy into place meanwhile.
+	if before, err := f.Stat(); err == nil {
+		if now, err := os.Lstat(p); err == nil && os.SameFile(before, now) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return ce, fmt.Errorf("%w; removing it: %w", ce, err)
+			}
+		}
+	}
+	return ce, nil
+}
+
 // Remove deletes a blob; removing a missing blob succeeds.
 func (s *FS) Remove(hex string) error {
 	if !IsDigest(hex) {

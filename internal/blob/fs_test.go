@@ -162,3 +162,38 @@ func TestCrashLeftovers(t *testing.T) {
 		t.Fatalf("a killed writer's partial blob was not collected: %v", left)
 	}
 }
+
+// Scrub names a stored file that no longer holds its blob (the path,
+// expected and actual digests) and removes it; a whole blob, or a
+// missing one, is left alone.
+func TestFSScrub(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := blob.NewFS(dir)
+	ctx := context.Background()
+	data := []byte("the original bytes")
+	ref, err := blob.PutFile(ctx, s, writeFile(t, data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ce, err := s.Scrub(ref); ce != nil || err != nil {
+		t.Fatalf("a whole blob: %v, %v", ce, err)
+	}
+	if ce, err := s.Scrub(blob.DigestBytes([]byte("absent"))); ce != nil || err != nil {
+		t.Fatalf("a missing blob: %v, %v", ce, err)
+	}
+	p := filepath.Join(dir, "sha256", ref.SHA256[:2], ref.SHA256)
+	os.Chmod(p, 0o644)
+	os.WriteFile(p, []byte("the tampered bytes"), 0o644)
+	ce, err := s.Scrub(ref)
+	bad := blob.DigestBytes([]byte("the tampered bytes"))
+	if err != nil || ce == nil || !errors.Is(ce, blob.ErrCorrupt) || ce.Path != p || ce.Want != ref || ce.GotSHA256 != bad.SHA256 || ce.GotSize != bad.Size {
+		t.Fatalf("a corrupt blob: %+v, %v", ce, err)
+	}
+	want := "cached blob " + p + " is corrupt: want sha256:" + ref.SHA256 + " (18 bytes), the file has sha256:" + bad.SHA256 + " (18 bytes)"
+	if ce.Error() != want {
+		t.Fatalf("error %q, want %q", ce.Error(), want)
+	}
+	if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the corrupt file was kept: %v", err)
+	}
+}

@@ -33,12 +33,26 @@ import (
 // ManifestFile is the manifest's name in an installed directory.
 const ManifestFile = ".cairn-manifest.json"
 
+// Cache is the blob cache an install reads and fills: a store whose
+// blobs are files. *blob.FS is one.
+type Cache interface {
+	blob.Store
+	// Path returns the file that holds a stored blob.
+	Path(ref blob.Ref) (string, error)
+	// Scrub checks a stored blob's file against its digest; if it does
+	// not hold the blob, Scrub removes it and returns the evidence (see
+	// blob.FS.Scrub).
+	Scrub(ref blob.Ref) (*blob.CorruptError, error)
+}
+
+var _ Cache = (*blob.FS)(nil)
+
 // Options says where and how to install.
 type Options struct {
-	Into     string   // the target directory
-	Cache    *blob.FS // the shared blob cache
-	Platform string   // which of the lock's platforms (default: this machine's if locked, else the first)
-	Jobs     int      // parallel downloads (default 8)
+	Into     string // the target directory
+	Cache    Cache  // the shared blob cache
+	Platform string // which of the lock's platforms (default: this machine's if locked, else the first)
+	Jobs     int    // parallel downloads (default 8)
 	Limits   Limits
 	// Progress, if set, hears how far the install is; it is called from
 	// several goroutines, never concurrently.
@@ -79,6 +93,9 @@ type Result struct {
 	Fetched  int    `json:"fetched"` // blobs downloaded
 	Cached   int    `json:"cached"`  // blobs already in the cache
 	Replaced bool   `json:"replaced"`
+	// Repaired lists the cached blobs whose files no longer matched their
+	// digests: each was removed and fetched again.
+	Repaired []*blob.CorruptError `json:"repaired,omitempty"`
 }
 
 // Platform picks the platform to install: this machine's if the lock has
@@ -145,13 +162,9 @@ func Install(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*
 		if o.Progress != nil {
 			o.Progress(Progress{Bytes: res.Bytes, TotalBytes: res.Bytes, Packages: len(jobs), TotalPackages: len(jobs), Phase: "unpacking " + j.pkg.ID()})
 		}
-		blobPath, err := o.Cache.Path(j.art.Ref)
+		files, err := unpackCached(ctx, j, staging, o, res)
 		if err != nil {
 			return nil, err
-		}
-		files, err := unpack(blobPath, j.art.Ref, j.art.File, filepath.Join(staging, filepath.FromSlash(j.pkg.Name)), j.pkg.Name, o.Limits)
-		if err != nil {
-			return nil, fmt.Errorf("package %s: %w", j.pkg.ID(), err)
 		}
 		res.Files += len(files)
 		m.Packages = append(m.Packages, Installed{Name: j.pkg.Name, Version: j.pkg.Version, Repository: j.pkg.Repository, Descriptor: j.pkg.Descriptor, Artifact: j.art, Files: files})
@@ -170,6 +183,49 @@ func Install(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*
 		return nil, err
 	}
 	return res, nil
+}
+
+// unpackCached unpacks a job's artifact from the cache into its
+// package's directory under staging. The cache is a disk, not a proof:
+// unpack verifies the digest again as it reads, and when unpacking fails
+// the cached file is checked; one that no longer holds the blob is named,
+// removed and fetched again, and the package unpacked afresh.
+func unpackCached(ctx context.Context, j job, staging string, o Options, res *Result) ([]File, error) {
+	dir := filepath.Join(staging, filepath.FromSlash(j.pkg.Name))
+	try := func() ([]File, error) {
+		src, err := o.Cache.Path(j.art.Ref)
+		if err != nil {
+			return nil, err
+		}
+		return unpack(src, j.art.Ref, j.art.File, dir, j.pkg.Name, o.Limits)
+	}
+	files, err := try()
+	if err == nil {
+		return files, nil
+	}
+	ce, serr := o.Cache.Scrub(j.art.Ref)
+	if ce == nil {
+		if serr != nil {
+			err = fmt.Errorf("%w (and %w)", err, serr)
+		}
+		return nil, fmt.Errorf("package %s: %w", j.pkg.ID(), err)
+	}
+	res.Repaired = append(res.Repaired, ce)
+	if serr != nil {
+		return nil, fmt.Errorf("package %s: artifact %s: %w", j.pkg.ID(), j.art.File, serr)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if _, _, err := fetchOne(ctx, j, o.Cache, func(int64) {}); err != nil {
+		return nil, fmt.Errorf("package %s: artifact %s: %w; removed it; fetching it again: %w", j.pkg.ID(), j.art.File, ce, err)
+	}
+	res.Cached--
+	res.Fetched++
+	if files, err = try(); err != nil {
+		return nil, fmt.Errorf("package %s: %w", j.pkg.ID(), err)
+	}
+	return files, nil
 }
 
 // checkTarget refuses to replace a directory that is not an install of
@@ -231,8 +287,11 @@ func fetch(ctx context.Context, jobs []job, o Options, res *Result) error {
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				cached, err := fetchOne(ctx, j, o.Cache, func(n int64) { done.Add(n); report("fetching") })
+				cached, repaired, err := fetchOne(ctx, j, o.Cache, func(n int64) { done.Add(n); report("fetching") })
 				mu.Lock()
+				if repaired != nil {
+					res.Repaired = append(res.Repaired, repaired)
+				}
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("package %s: artifact %s: %w", j.pkg.ID(), j.art.File, err)
 					cancel()
@@ -270,20 +329,32 @@ func fetch(ctx context.Context, jobs []job, o Options, res *Result) error {
 }
 
 // fetchOne brings one blob into the cache from the source's stores in
-// order, verified as it streams; it reports whether the cache had it.
-func fetchOne(ctx context.Context, j job, cache *blob.FS, progress func(int64)) (bool, error) {
+// order, verified as it streams; it reports whether the cache had it,
+// and the evidence of a cached file it found corrupt (of another size)
+// and removed before fetching the blob again.
+func fetchOne(ctx context.Context, j job, cache Cache, progress func(int64)) (bool, *blob.CorruptError, error) {
 	if ok, err := cache.Stat(ctx, j.art.Ref); err != nil || ok {
 		if ok {
 			progress(j.art.Size)
 		}
-		return ok, err
+		return ok, nil, err
+	}
+	ce, err := cache.Scrub(j.art.Ref)
+	if err != nil {
+		return false, ce, err
 	}
 	mirrors := make([]blob.Store, len(j.src.Blobs))
 	for i, s := range j.src.Blobs {
 		mirrors[i] = counting{s, progress}
 	}
 	c := &blob.Chain{Local: cache, Mirrors: mirrors}
-	return false, c.Fetch(ctx, j.art.Ref)
+	if err := c.Fetch(ctx, j.art.Ref); err != nil {
+		if ce != nil {
+			return false, ce, fmt.Errorf("%w; removed it; fetching it again: %w", ce, err)
+		}
+		return false, nil, err
+	}
+	return false, ce, nil
 }
 
 // counting is a store whose reads report their bytes.
