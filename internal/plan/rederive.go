@@ -8,11 +8,12 @@ import (
 	"slices"
 )
 
-// At returns the sources read at the given heads (by source name)
-// instead of at their verified heads: each head must be a commit of the
-// source's verified history, which the caller checks first. A source
-// with no head given is left out; its records count is records[name].
-func (ss Sources) At(ctx context.Context, heads map[string]string, records map[string]int) (Sources, error) {
+// at returns the sources read at the given heads (by source name)
+// instead of at their verified heads, each with records[name] records:
+// each head must be a commit of the source's verified history, which the
+// caller checks first (checkHead). A source with no head given is left
+// out.
+func (ss Sources) at(ctx context.Context, heads map[string]string, records map[string]int) (Sources, error) {
 	out := make(Sources, 0, len(ss))
 	byOld := map[*Source]*Source{}
 	for _, s := range ss {
@@ -84,7 +85,7 @@ func rederive(ctx context.Context, p *Project, l *Lock, srcs Sources) (map[strin
 	for _, lr := range l.Repositories {
 		heads[lr.Name], records[lr.Name] = lr.Head, lr.Records
 	}
-	pinned, err := srcs.At(ctx, heads, records)
+	pinned, err := srcs.at(ctx, heads, records)
 	if err != nil {
 		return nil, []string{fmt.Sprintf("reading the indexes at the heads the lock pins: %v", err)}
 	}
