@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"cairn.dev/cairn/internal/index"
@@ -96,6 +97,34 @@ func versions(t *testing.T, r *index.Repo, name string) (vs []string, vulnerable
 	return vs, vulnerable
 }
 
+// rebuild serves a history an attacker made from genuine records: base,
+// then one commit adding the files that the commits from..to added, none
+// of those before from. It returns the server's URL and the rebuilt head.
+func (w *world) rebuild(base, from, to string) (string, string) {
+	t := w.t
+	t.Helper()
+	work := filepath.Join(w.dir, "mallory")
+	gitIn(t, w.dir, "clone", "-q", w.repo.Git.GitDir, work)
+	gitIn(t, work, "checkout", "-q", "--detach", base)
+	added := strings.Fields(gitIn(t, work, "diff-tree", "--no-commit-id", "--name-only", "-r", "--diff-filter=A", from, to))
+	gitIn(t, work, append([]string{"checkout", to, "--"}, added...)...)
+	gitIn(t, work, "commit", "-q", "-m", "rebuilt")
+	rebuilt := gitIn(t, work, "rev-parse", "HEAD")
+	evil, err := index.InitReplica(w.ctx, filepath.Join(w.dir, "evil"), w.intro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { evil.Close() })
+	if _, err := evil.Git.Git(w.ctx, nil, "fetch", "-q", work, "HEAD:"+index.MainRef); err != nil {
+		t.Fatal(err)
+	}
+	// The rebuilt history is made of genuine records: it verifies on its own.
+	if _, err := evil.Verify(w.ctx, true); err != nil {
+		t.Fatalf("the rebuilt history does not verify, the attack is not what it claims: %v", err)
+	}
+	return w.serve(evil), rebuilt
+}
+
 // Attack (issue 12, item 4): with no key at all, a man in the middle
 // replays a still-fresh checkpoint of an older head and serves a history
 // rebuilt from genuine records: the new version is delivered, the
@@ -126,26 +155,8 @@ func TestReplayedCheckpointHidesRecord(t *testing.T) {
 
 	// The attacker rebuilds a history on h1 from genuine records: those of
 	// 2.0.0, not the vulnerable one.
-	work := filepath.Join(w.dir, "mallory")
-	gitIn(t, w.dir, "clone", "-q", w.repo.Git.GitDir, work)
-	gitIn(t, work, "checkout", "-q", "--detach", h1)
-	added := strings.Fields(gitIn(t, work, "diff-tree", "--no-commit-id", "--name-only", "-r", "--diff-filter=A", h2, h3))
-	gitIn(t, work, append([]string{"checkout", h3, "--"}, added...)...)
-	gitIn(t, work, "commit", "-q", "-m", "acme/x 2.0.0")
-	rebuilt := gitIn(t, work, "rev-parse", "HEAD")
-	evil, err := index.InitReplica(w.ctx, filepath.Join(w.dir, "evil"), w.intro)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { evil.Close() })
-	if _, err := evil.Git.Git(w.ctx, nil, "fetch", "-q", work, "HEAD:"+index.MainRef); err != nil {
-		t.Fatal(err)
-	}
-	// The rebuilt history is made of genuine records: it verifies on its own.
-	if _, err := evil.Verify(w.ctx, true); err != nil {
-		t.Fatalf("the rebuilt history does not verify, the attack is not what it claims: %v", err)
-	}
-	proxy := mitm(t, w.serve(evil), old)
+	evilURL, rebuilt := w.rebuild(h1, h2, h3)
+	proxy := mitm(t, evilURL, old)
 
 	// A client that verified h1, and a new one, both behind the attacker.
 	fresh, err := index.InitReplica(w.ctx, filepath.Join(w.dir, "fresh"), w.intro)
@@ -187,5 +198,78 @@ func TestReplayedCheckpointHidesRecord(t *testing.T) {
 	}
 	if vs, vulnerable := versions(t, c, "acme/x"); len(vs) != 2 || !vulnerable {
 		t.Fatalf("after the honest pull: versions %v, vulnerable %v; want both versions and the vulnerable record", vs, vulnerable)
+	}
+}
+
+// The same attack on an organisation's upstream: sync follows the
+// upstream only as far as its checkpoint, so the vulnerable record it
+// hides is seen at the next honest sync, with no fork in between.
+func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
+	pub := newWorld(t)
+	alice, sec := newSigner(t), newSigner(t)
+	pub.grant(alice, "alice", "publish:acme/*")
+	pub.grant(sec, "acme-security", "certify:vulnerable")
+	if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := pub.repo.Head(pub.ctx)
+	old := checkpointOf(t, pub.url)
+
+	// The upstream's URL as the organisation declares it: honest until
+	// the attacker takes the path.
+	var attacker atomic.Pointer[string]
+	honest, _ := url.Parse(pub.url)
+	toHonest := httputil.NewSingleHostReverseProxy(honest)
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if a := attacker.Load(); a != nil {
+			u, _ := url.Parse(*a)
+			httputil.NewSingleHostReverseProxy(u).ServeHTTP(rw, r)
+			return
+		}
+		toHonest.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(front.Close)
+
+	org := newWorld(t)
+	if _, err := org.repo.DeclareUpstream(org.ctx, "public", front.URL, pub.intro, org.root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	line := index.UpstreamRef("public")
+	if got, _ := org.repo.Git.ResolveRef(org.ctx, line); got != h1 {
+		t.Fatalf("the upstream's line is at %s after the first sync, want %s", got, h1)
+	}
+
+	if _, err := pub.repo.Certify(pub.ctx, index.Certification{Name: "acme/x", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-aaaa-bbbb-cccc", Severity: "critical"}, sec); err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := pub.repo.Head(pub.ctx)
+	if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	h3, _ := pub.repo.Head(pub.ctx)
+	evilURL, rebuilt := pub.rebuild(h1, h2, h3)
+	a := mitm(t, evilURL, old)
+	attacker.Store(&a)
+
+	res, err := Sync(org.ctx, org.repo, Options{})
+	if err != nil {
+		t.Fatalf("sync through the attacker: %v", err)
+	}
+	if got, _ := org.repo.Git.ResolveRef(org.ctx, line); got != h1 {
+		t.Errorf("the upstream's line moved to %s through the attacker, want %s (rebuilt: %s)", got, h1, rebuilt)
+	}
+	if p := res[0].Pulled; p == nil || p.Head != h1 || p.ServerHead != rebuilt || p.Pending != 1 {
+		t.Errorf("sync reports %+v, want head %s, server head %s, 1 pending", p, h1, rebuilt)
+	}
+
+	attacker.Store(nil)
+	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {
+		t.Fatalf("sync from the honest upstream after the attack: %v", err)
+	}
+	if got, _ := org.repo.Git.ResolveRef(org.ctx, line); got != h3 {
+		t.Fatalf("the upstream's line is at %s after the honest sync, want %s", got, h3)
 	}
 }
