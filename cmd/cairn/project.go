@@ -127,9 +127,13 @@ cairn.yaml:
   platforms: [linux-amd64]
   verified: false                      # true: refuse whatever is not pinned by hash
 
---check writes nothing: it exits non-zero if cairn.lock is missing, stale
-(cairn.yaml or the policy changed) or edited (its digest, or an entry that is
-not what the index holds), naming each entry.`,
+--check writes nothing: it resolves cairn.yaml again at exactly the index heads
+cairn.lock pins (descriptors only, never archives; with --offline, from the
+cache) and exits non-zero if cairn.lock is missing, stale (cairn.yaml or the
+policy changed), edited (its digest), or says anything but what that resolution
+gives — a package missing or extra, another version, descriptor or artifact, the
+snapshot — naming each entry. A pinned head must be in the verified history of
+the cached replica.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -198,8 +202,8 @@ func newInstallCmd() *cobra.Command {
 		Use:   "install [--verified] [--into DIR]",
 		Short: "Fetch, verify, check policy and materialise the locked plan",
 		Long: `Install cairn.lock's packages (resolving cairn.yaml first if there is no lock).
-The lock is checked against cairn.yaml and the verified indexes, then every
-package against the policy as the index says now — a vulnerability certified
+The lock is checked as lock --check does (cairn.yaml resolved again at the
+index heads it pins, every entry compared), then every package against the policy as the index says now — a vulnerability certified
 after the lock was written refuses the install. Blobs are fetched in parallel
 into the shared cache from each repository's server, then its mirrors, each
 verified by sha256 and size as it streams; archives are unpacked into a
