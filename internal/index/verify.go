@@ -126,10 +126,14 @@ func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 
 // CheckUpdate checks the commits from old (a head already verified; ""
 // for an empty index) to new against the rules, as a server does before
-// it lets a push move main, without remembering anything. Commits dated
-// after notAfter (the checker's clock plus a tolerance) are refused: the
-// rules judge expiry by commit time, so the server bounds it by its own.
-func (r *Repo) CheckUpdate(ctx context.Context, old, new string, notAfter time.Time) (*VerifyResult, error) {
+// it lets a push move main, without remembering anything. The rules judge
+// grant expiry and revocation by commit time, so the checker bounds it by
+// its own clock: every new commit must be dated within skew of now, in
+// the past as in the future. A commit dated earlier could claim a time
+// before a grant expired (backdating); one dated later could outlive a
+// revocation. A record's time is thus its commit's, give or take skew of
+// when the server received it.
+func (r *Repo) CheckUpdate(ctx context.Context, old, new string, now time.Time, skew time.Duration) (*VerifyResult, error) {
 	start := time.Now()
 	res := &VerifyResult{From: old, Head: new}
 	st := NewOverlay(nil)
@@ -139,7 +143,7 @@ func (r *Repo) CheckUpdate(ctx context.Context, old, new string, notAfter time.T
 			return nil, err
 		}
 	}
-	if err := r.replay(ctx, res, st, replayOptions{introduction: r.Config.Introduction, verified: old, notAfter: notAfter}); err != nil {
+	if err := r.replay(ctx, res, st, replayOptions{introduction: r.Config.Introduction, verified: old, clock: now, skew: skew}); err != nil {
 		return nil, err
 	}
 	res.Duration = time.Since(start)
@@ -147,15 +151,32 @@ func (r *Repo) CheckUpdate(ctx context.Context, old, new string, notAfter time.T
 }
 
 // MaxClockSkew is how far apart two honest clocks may be: a server
-// refuses commits dated further in its future, and signed requests and
-// checkpoints dated further from now.
+// refuses pushed commits, signed requests and checkpoints dated further
+// from its own clock, in either direction (a server may be set to
+// another bound).
 const MaxClockSkew = 5 * time.Minute
 
 // replayOptions says what a replay checks against.
 type replayOptions struct {
-	introduction string    // the line's pinned first root record
-	verified     string    // the head verified before, which the line must pass through
-	notAfter     time.Time // if set, no commit may be dated later
+	introduction string        // the line's pinned first root record
+	verified     string        // the head verified before, which the line must pass through
+	clock        time.Time     // if set, every commit must be dated within skew of it
+	skew         time.Duration // (see CheckUpdate)
+}
+
+// checkClock refuses a commit dated further than skew from clock.
+func (o replayOptions) checkClock(c *Commit) error {
+	if o.clock.IsZero() {
+		return nil
+	}
+	const layout = time.RFC3339
+	switch {
+	case c.Time.After(o.clock.Add(o.skew)):
+		return &RuleError{Rule: RuleTimeOrder, Commit: c.ID, Detail: fmt.Sprintf("commit is dated %s, in this server's future (its clock says %s; a pushed commit must be dated within %s of it): commit with a correct clock", c.Time.UTC().Format(layout), o.clock.UTC().Format(layout), o.skew)}
+	case c.Time.Before(o.clock.Add(-o.skew)):
+		return &RuleError{Rule: RuleTimeOrder, Commit: c.ID, Detail: fmt.Sprintf("commit is dated %s, %s before this server's clock (%s); a pushed commit must be dated within %s of it, since grant expiry and revocation are judged by commit time", c.Time.UTC().Format(layout), o.clock.Sub(c.Time).Round(time.Second), o.clock.UTC().Format(layout), o.skew)}
+	}
+	return nil
 }
 
 type fileJob struct {
@@ -377,8 +398,10 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 			return fail(&RuleError{Rule: RuleLinear, Commit: cj.c.ID, Detail: "commit does not continue the line of history from " + prev})
 		}
 		cj.c.ParentTime = prevTime
-		if !o.notAfter.IsZero() && cj.c.Time.After(o.notAfter) {
-			return fail(&RuleError{Rule: RuleTimeOrder, Commit: cj.c.ID, Detail: fmt.Sprintf("commit is dated %s, in this server's future (its clock says %s): commit with a correct clock", cj.c.Time.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339))})
+		if !o.clock.IsZero() && cj.c.Time.After(o.clock) {
+			if err := o.checkClock(cj.c); err != nil {
+				return fail(err)
+			}
 		}
 		if err := Apply(st, cj.c, o.introduction); err != nil {
 			if !passed && verified != "" {
@@ -388,6 +411,11 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 					return fail(&ForkError{Verified: verified, Head: res.Head})
 				}
 			}
+			return fail(err)
+		}
+		// Dated too far in the past: checked after the rules, so that a
+		// commit older than its parent says so first.
+		if err := o.checkClock(cj.c); err != nil {
 			return fail(err)
 		}
 		// The line continues from the verified head, or reaches it.

@@ -2,11 +2,14 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/gitx"
@@ -14,8 +17,24 @@ import (
 	"cairn.dev/cairn/internal/keys"
 )
 
-// maxPushAttempts bounds how often Push rebases onto a remote that moved.
-const maxPushAttempts = 10
+// maxPushAttempts bounds how often Push tries again after losing the
+// race for the remote's main (a variable so that tests can make it small).
+var maxPushAttempts = 10
+
+// raceBackoff is the first wait after a lost race; each further loss
+// doubles it, up to maxRaceBackoff, less a random part of up to a half,
+// so that publishers who lost together do not collide again.
+var raceBackoff, maxRaceBackoff = 25 * time.Millisecond, time.Second
+
+// redateAfter is how old main's oldest unpushed commit may be before Push
+// re-dates main's own commits: well inside the server's bound on commit
+// times (index.MaxClockSkew), so that an honest commit made offline and
+// pushed later is not refused for its date.
+const redateAfter = index.MaxClockSkew / 2
+
+// ErrRaceLost is the parent of the error Push returns when the remote's
+// main kept moving under it: nobody refused anything; push again.
+var ErrRaceLost = errors.New("lost the race for the remote's main")
 
 // Pushed reports a push.
 type Pushed struct {
@@ -24,22 +43,58 @@ type Pushed struct {
 	Commits  int    `json:"commits"`  // commits the remote did not have
 	Uploaded int    `json:"uploaded"` // blobs uploaded
 	Rebased  int    `json:"rebased"`  // times main was rebased onto a remote that moved
+	Redated  int    `json:"redated"`  // times main's own commits were re-dated (made long before the push)
 }
 
-// PushError is a push the server refused for a rule: retrying will not help.
+// PushError is a push the server refused: its records break a rule of
+// the index, or name blobs the server lacks. Retrying as it is will not
+// help. A lost race or a transport failure is never a PushError.
 type PushError struct {
 	Remote string
+	Rule   string // the rule the server named (index.Rule…), "" for another refusal
 	Output string // what the server said, as git relayed it
+	hint   string // the hint the server gave, if any
 }
 
 func (e *PushError) Error() string {
 	return fmt.Sprintf("remote %s refused the push:\n%s", e.Remote, e.Output)
 }
 
+// Hint says what to do: the rule's hint (index.RuleHint) when the server
+// named a rule that has one, else the server's own hint, else "".
+func (e *PushError) Hint() string {
+	if h := index.RuleHint(e.Rule); h != "" {
+		return h
+	}
+	return e.hint
+}
+
+// parsePushError reads a refusal from git's output: the first
+// "cairn: refused: rule NAME broken" names the rule, the first
+// "cairn: hint: " line is the server's hint.
+func parsePushError(remote, output string) *PushError {
+	e := &PushError{Remote: remote, Output: remoteLines(output)}
+	for _, l := range strings.Split(output, "\n") {
+		if _, rest, ok := strings.Cut(l, "cairn: refused: rule "); ok && e.Rule == "" {
+			if name, _, ok := strings.Cut(rest, " broken"); ok && !strings.ContainsAny(name, " :") {
+				e.Rule = name
+			}
+		}
+		if _, rest, ok := strings.Cut(l, "cairn: hint: "); ok && e.hint == "" {
+			e.hint = strings.TrimSpace(rest)
+		}
+	}
+	return e
+}
+
 // Push sends main's commits that the remote lacks: first the blobs they
 // refer to (uploads signed by s), then the commits. If the remote moved
-// meanwhile, main's own commits are replayed onto the remote's verified
-// head — every rule checked again — and pushed again.
+// meanwhile — its main changed, or another push held it — main's own
+// commits are replayed onto the remote's verified head, every rule checked
+// again, and pushed again, a bounded number of times. Main's own commits
+// made long before the push (offline, say) are replayed too, which dates
+// them now: a server refuses commits dated further from its clock than
+// its bound, since it judges grant expiry by commit time.
 func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Options) (*Pushed, error) {
 	rm, err := Get(r, name)
 	if err != nil {
@@ -53,6 +108,7 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 	}
 	out := &Pushed{Remote: name}
 	up := &blob.HTTP{URL: rm.URL, Client: o.client(), Signer: s}
+	redate := false // the server refused main's commits for their dates
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 || !o.Fresh {
 			if _, err := fetch(ctx, r, rm, o); err != nil {
@@ -85,13 +141,32 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 			if main, err = r.Head(ctx); err != nil {
 				return nil, err
 			}
+		} else if stale, err := staleSince(ctx, r, head, main, o.now()); err != nil {
+			return nil, err
+		} else if stale || redate {
+			// Replayed onto the same head: the same records, dated now.
+			if err := rebase(ctx, r, rm, head, main); err != nil {
+				return nil, err
+			}
+			out.Redated++
+			if main, err = r.Head(ctx); err != nil {
+				return nil, err
+			}
 		}
+		redate = false
 		n, commits, err := upload(ctx, r, up, head, main)
 		if err != nil {
 			return nil, err
 		}
 		out.Uploaded += n
 		landed, err := pushTo(ctx, r, rm, main, attempt)
+		var pe *PushError
+		if errors.As(err, &pe) && pe.Rule == index.RuleTimeOrder && out.Redated == 0 && attempt < maxPushAttempts {
+			// This machine's clock and the server's disagree by more
+			// than redateAfter: date the commits now and try once more.
+			redate = true
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -106,6 +181,24 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 		}
 		// The remote moved first: fetch, rebase, try again.
 	}
+}
+
+// staleSince reports whether the oldest of the commits from base to main
+// is dated more than redateAfter before now.
+func staleSince(ctx context.Context, r *index.Repo, base, main string, now time.Time) (bool, error) {
+	out, err := r.Git.Git(ctx, nil, "log", "--format=%ct", main, "^"+base)
+	if err != nil {
+		return false, err
+	}
+	lines := strings.Fields(string(out))
+	if len(lines) == 0 {
+		return false, nil
+	}
+	unix, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	if err != nil {
+		return false, fmt.Errorf("reading the date of commit %s: %w", main, err)
+	}
+	return time.Unix(unix, 0).Before(now.Add(-redateAfter)), nil
 }
 
 // Discard drops main's commits that the remote lacks: main moves to the
@@ -146,18 +239,49 @@ func Discard(ctx context.Context, r *index.Repo, name string) (int, error) {
 }
 
 // pushTo pushes commit as the remote's main with the git client. It
-// reports false and no error when the remote moved first (fetch and try
-// again), and a PushError when the server refused a rule or attempt is
-// the last allowed.
+// reports false and no error when the push lost the race for the
+// remote's main (it moved, or another push held its lock): the caller
+// fetches and tries again, after a wait that grows with attempt. A
+// refusal by the server is a *PushError; a race lost on the last attempt
+// allowed is ErrRaceLost; anything else (the network, the server failing)
+// is returned as it is.
 func pushTo(ctx context.Context, r *index.Repo, rm *Remote, commit string, attempt int) (bool, error) {
 	_, err := r.Git.Git(ctx, nil, "push", "--quiet", "--porcelain", rm.URL+"/index.git", commit+":"+index.MainRef)
 	if err == nil {
 		return true, nil
 	}
-	if strings.Contains(err.Error(), "cairn: refused: rule") || attempt >= maxPushAttempts {
-		return false, &PushError{Remote: rm.Name, Output: remoteLines(err.Error())}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "cairn: refused: "):
+		return false, parsePushError(rm.Name, msg)
+	case !lostRace(msg):
+		return false, fmt.Errorf("pushing to remote %s: %w", rm.Name, err)
+	case attempt >= maxPushAttempts:
+		return false, fmt.Errorf("%w: remote %s: %d pushes in a row found its main moved or locked by other pushes:\n%s", ErrRaceLost, rm.Name, attempt+1, remoteLines(msg))
 	}
-	return false, nil
+	// Back off before trying again, so that the pushes that lost together
+	// spread out.
+	d := min(raceBackoff<<min(attempt, 16), maxRaceBackoff)
+	d -= time.Duration(rand.Int64N(int64(d)/2 + 1))
+	select {
+	case <-time.After(d):
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// lostRace reports whether git's output says the push lost the race for
+// the remote's main: it was not a fast-forward of the main the server
+// showed, or the ref moved or was locked between the check and the
+// update.
+func lostRace(msg string) bool {
+	for _, s := range []string{"[rejected]", "(fetch first)", "(non-fast-forward)", "failed to update ref", "cannot lock ref", "stale info", "incorrect old value"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // remoteLines keeps what the server said.

@@ -47,7 +47,7 @@ func (s *Server) gitHandler(hooks string) http.Handler {
 		Args:       []string{"http-backend"},
 		Root:       "/index.git",
 		Env:        env,
-		InheritEnv: []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "GOCOVERDIR"},
+		InheritEnv: []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "GOCOVERDIR", SkewEnv},
 		Logger:     slogAdapter(s.log),
 		Stderr:     io.Discard,
 	}
@@ -85,18 +85,46 @@ func Executable() (string, error) {
 // ErrPushRefused is returned by PreReceive when a push breaks a rule.
 var ErrPushRefused = errors.New("push refused")
 
+// SkewEnv names the environment variable that sets, for a server and the
+// pre-receive hooks it runs, how far a pushed commit's date may be from
+// the server's clock (a Go duration; default index.MaxClockSkew).
+const SkewEnv = "CAIRN_CLOCK_SKEW"
+
+// clockSkew returns the bound SkewEnv sets, or the default.
+func clockSkew() (time.Duration, error) {
+	v := os.Getenv(SkewEnv)
+	if v == "" {
+		return index.MaxClockSkew, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive duration such as 5m", SkewEnv, v)
+	}
+	return d, nil
+}
+
+// uploadHint is what a refusal for missing blobs tells the pusher.
+const uploadHint = "upload them from the repository you pushed: cairn upload --repo DIR REMOTE (REMOTE is origin in a clone of this server), then push again; cairn push uploads before it pushes"
+
 // PreReceive is the pre-receive hook: it reads git's "old new ref" lines,
-// checks every update, and writes what it refuses, and why, to out (the
-// pushing client shows those lines as "remote: …"). Only main may be
-// updated, never deleted or rewound, and every new commit must keep the
-// index's rules. The objects pushed are still in git's quarantine: nothing
-// is visible to readers until every check passes.
+// checks every update, and writes what it refuses, why, and what to do
+// ("cairn: refused: …" then "cairn: hint: …") to out: the pushing client
+// shows those lines as "remote: …". Only main may be updated, never
+// deleted or rewound; every new commit must keep the index's rules and be
+// dated within the clock skew (SkewEnv) of this server's clock; and the
+// blobs the new records name must be in the server's store. The objects
+// pushed are still in git's quarantine: nothing is visible to readers
+// until every check passes.
 func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer) error {
 	repo, err := index.Open(ctx, repoDir)
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
+	skew, err := clockSkew()
+	if err != nil {
+		return err
+	}
 	zero := repo.Git.ZeroID()
 	sc := bufio.NewScanner(in)
 	refused := 0
@@ -132,15 +160,33 @@ func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer
 				continue
 			}
 		}
-		res, err := repo.CheckUpdate(ctx, old, new, time.Now().Add(index.MaxClockSkew))
+		res, err := repo.CheckUpdate(ctx, old, new, time.Now(), skew)
 		if err != nil {
 			var re *index.RuleError
 			var fe *index.ForkError
-			if errors.As(err, &re) || errors.As(err, &fe) {
+			switch {
+			case errors.As(err, &re):
+				refuse("%v", err)
+				if hint := re.Hint(); hint != "" {
+					fmt.Fprintf(out, "cairn: hint: %s\n", hint)
+				}
+				continue
+			case errors.As(err, &fe):
 				refuse("%v", err)
 				continue
 			}
 			return err
+		}
+		lack, err := missingBlobs(ctx, repo, old, new)
+		if err != nil {
+			return err
+		}
+		for _, l := range lack {
+			refuse("%s", l)
+		}
+		if len(lack) > 0 {
+			fmt.Fprintf(out, "cairn: hint: %s\n", uploadHint)
+			continue
 		}
 		fmt.Fprintf(out, "cairn: accepted %d commit(s), %d record file(s) on %s\n", res.Commits, res.Records, ref)
 	}

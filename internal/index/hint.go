@@ -1,0 +1,30 @@
+package index
+
+// Hint says what to do about a broken rule, in a line a person can act
+// on; "" when there is nothing better to say than the error itself. The
+// CLI prints it after the error and the server's pre-receive hook sends
+// it to the pushing client, so both say the same thing.
+func (e *RuleError) Hint() string { return RuleHint(e.Rule) }
+
+// RuleHint is the hint for a broken rule named rule (see RuleError.Hint).
+func RuleHint(rule string) string {
+	switch rule {
+	case RuleScope:
+		return "ask the repository's root to grant the scope: cairn key grant --key ROOT.key KEY.pub --holder NAME --scope SCOPE"
+	case RuleSignature:
+		return "sign with a key the root has granted (cairn key list shows them)"
+	case RuleKeyRevoked, RuleKeyExpired:
+		return "this key may no longer sign: use another granted key, or ask the root for a new grant on a new key"
+	case RulePublishOnce:
+		return "published versions never change: bump the version in cairn-package.yaml and publish again"
+	case RuleIssuerOnly:
+		return "ask the record's issuer to revoke it, or a threshold of root keys"
+	case RuleThreshold, RuleRootRotation:
+		return "sign with more distinct root keys (--key once per key)"
+	case RuleAppendOnly:
+		return "the index only grows: end a record with 'cairn revoke' or a superseding certification instead of editing history"
+	case RuleTimeOrder:
+		return "push with 'cairn push', which re-dates main's unpushed commits; if it is refused too, set this machine's clock right"
+	}
+	return ""
+}

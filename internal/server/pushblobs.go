@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index"
+)
+
+// lacking is what a push names that the server's store does not hold:
+// the blobs of one version (or of one other place in the index).
+type lacking struct {
+	What string     // "acme/x@1.0.0", or the directory of the record
+	Refs []blob.Ref // the blobs missing
+}
+
+func (l lacking) String() string {
+	var refs []string
+	for _, r := range l.Refs {
+		refs = append(refs, fmt.Sprintf("sha256:%s (%d bytes)", r.SHA256, r.Size))
+	}
+	return fmt.Sprintf("%s: this server does not hold %s, which the pushed records name; a version is only accepted with its blobs, so that it can be installed from here", l.What, strings.Join(refs, ", "))
+}
+
+// missingBlobs returns the blobs that the files added from old to new
+// name and the store lacks. Only the pushed commits' files count: blobs
+// that older records name (an upstream's, fetched when first asked for)
+// are not asked for. Each new version needs its descriptor and at least
+// one of its artifacts: a version promoted binary-only withholds its
+// source on purpose. Every other blob a new record names with its size
+// (evidence, a snapshot) is needed; one named by digest alone (what a
+// test run read) is not.
+func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lacking, error) {
+	rd, err := repo.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type group struct {
+		what      string
+		need      []blob.Ref
+		artifacts []blob.Ref // at least one needed
+	}
+	var groups []*group
+	byWhat := map[string]*group{}
+	get := func(what string) *group {
+		g := byWhat[what]
+		if g == nil {
+			g = &group{what: what}
+			byWhat[what] = g
+			groups = append(groups, g)
+		}
+		return g
+	}
+	isArtifact := map[string]bool{}
+	err = repo.Git.Walk(ctx, gitx.WalkOptions{From: old, To: new}, func(e *gitx.LogEntry) error {
+		for _, ch := range e.Changes {
+			if ch.Status != 'A' {
+				continue
+			}
+			loc, err := index.ParsePath(ch.Path)
+			if err != nil {
+				continue // the rules have judged it
+			}
+			o, err := rd.Read(ch.NewID)
+			if err != nil {
+				return err
+			}
+			what := loc.Dir
+			if loc.Name != "" && loc.Version != "" {
+				what = loc.Name + "@" + loc.Version
+			}
+			g := get(what)
+			if loc.Place == index.PlaceDescriptor {
+				g.need = append(g.need, blob.DigestBytes(o.Data))
+				if d, err := descriptor.Parse(o.Data); err == nil {
+					for _, a := range d.Artifacts {
+						g.artifacts = append(g.artifacts, a.Ref)
+						isArtifact[a.Ref.SHA256] = true
+					}
+				}
+				continue
+			}
+			index.FileBlobs(ch.Path, o.Data, func(ref blob.Ref) {
+				if ref.Size >= 0 {
+					g.need = append(g.need, ref)
+				}
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []lacking
+	for _, g := range groups {
+		var miss []blob.Ref
+		seen := map[string]bool{}
+		for _, ref := range g.need {
+			if seen[ref.SHA256] || isArtifact[ref.SHA256] {
+				// An artifact named by a record (a reproduced record's
+				// source) is judged with its version's artifacts.
+				continue
+			}
+			seen[ref.SHA256] = true
+			ok, err := repo.Blobs.Stat(ctx, ref)
+			if err != nil {
+				return nil, fmt.Errorf("looking for %s in the server's store: %w", ref, err)
+			}
+			if !ok {
+				miss = append(miss, ref)
+			}
+		}
+		if len(g.artifacts) > 0 {
+			held := false
+			var absent []blob.Ref
+			for _, ref := range g.artifacts {
+				ok, err := repo.Blobs.Stat(ctx, ref)
+				if err != nil {
+					return nil, fmt.Errorf("looking for %s in the server's store: %w", ref, err)
+				}
+				if ok {
+					held = true
+					break
+				}
+				if !seen[ref.SHA256] {
+					seen[ref.SHA256] = true
+					absent = append(absent, ref)
+				}
+			}
+			if !held {
+				miss = append(miss, absent...)
+			}
+		}
+		if len(miss) > 0 {
+			out = append(out, lacking{What: g.what, Refs: miss})
+		}
+	}
+	return out, nil
+}
