@@ -25,6 +25,7 @@ func newServeCmd() *cobra.Command {
 		repo, addr, ready, ckey string
 		grace, every            time.Duration
 		maxUpload, maxPush      int64
+		limits                  server.Limits
 	)
 	c := &cobra.Command{
 		Use:   "serve --repo DIR [--addr HOST:PORT]",
@@ -50,6 +51,26 @@ packages and blobs beside its own: an upstream blob is fetched when first asked
 for, verified, and kept. When an upstream is unreachable, everything verified
 before is still served.
 
+Every request is bounded in time and the server in concurrency, so that slow
+or many clients cannot hold it: headers must arrive within --header-timeout; a
+request body must arrive at --min-rate bytes a second on average after a first
+--slow-timeout, and each write of a response must drain as fast, or the client
+is cut (the connection closed, its git process killed); no request lasts
+longer than --request-timeout. At most --max-git git processes run at once
+(more requests wait 2 s, then get 503 with Retry-After), and one client address
+uploads (blob PUTs, pushes) at most --max-client-uploads at once (429). A push
+over --max-push is refused, and git shows the limit and the flag.
+
+The index is verified before it is served (what is new on main since the last
+verified head): a rule broken or a history rewritten on disk, behind cairn's
+back, stops the server from starting (exit 3), and while it runs /healthz
+answers 503 with the line that fails (checked on each call and after each push).
+
+Without --checkpoint-key the server signs no checkpoints: it warns at start, and
+answers /api/v1/checkpoint with 404 and the header "Cairn-Checkpoint: none";
+clients then refuse to pull from it unless the remote was added with
+--insecure-no-checkpoint.
+
 Access logs are JSON lines on standard error.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -62,6 +83,7 @@ Access logs are JSON lines on standard error.`,
 					Grace:     grace,
 					MaxUpload: maxUpload,
 					MaxPush:   maxPush,
+					Limits:    limits,
 					Fallback:  (&remote.UpstreamBlobs{Repo: r}).Fetch,
 				}
 				if ckey != "" {
@@ -70,6 +92,8 @@ Access logs are JSON lines on standard error.`,
 						return err
 					}
 					opts.CheckpointKey = s
+				} else {
+					fmt.Fprintln(cmd.ErrOrStderr(), "cairn: warning: serving without --checkpoint-key: this server signs no checkpoints, so clients cannot tell it from a frozen mirror and refuse to pull from it unless the remote was added with --insecure-no-checkpoint")
 				}
 				srv, err := server.New(r, opts)
 				if err != nil {
@@ -113,6 +137,13 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")
 	c.Flags().DurationVar(&every, "sync", 10*time.Minute, "sync the upstreams this often (0: never; see cairn sync)")
+	c.Flags().DurationVar(&limits.HeaderTimeout, "header-timeout", 10*time.Second, "time for a request's headers to arrive")
+	c.Flags().DurationVar(&limits.IdleTimeout, "idle-timeout", 2*time.Minute, "close a keep-alive connection idle this long")
+	c.Flags().DurationVar(&limits.RequestTimeout, "request-timeout", time.Hour, "longest a request may last, body and response")
+	c.Flags().DurationVar(&limits.SlowTimeout, "slow-timeout", 30*time.Second, "how far a request body or a response may lag behind --min-rate before the client is cut")
+	c.Flags().Int64Var(&limits.MinRate, "min-rate", 16<<10, "slowest transfer kept, in bytes a second (after --slow-timeout)")
+	c.Flags().IntVar(&limits.MaxGit, "max-git", 0, "git processes at once (0: 4 per CPU, at least 16)")
+	c.Flags().IntVar(&limits.MaxClientUploads, "max-client-uploads", 4, "uploads (blob PUTs, pushes) at once from one client address")
 	return c
 }
 

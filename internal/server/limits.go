@@ -44,6 +44,23 @@ type Limits struct {
 	MaxClientUploads int           // concurrent uploads per client address (default 4)
 }
 
+// check refuses negative bounds.
+func (l Limits) check() error {
+	for _, f := range []struct {
+		flag string
+		v    int64
+	}{
+		{"header-timeout", int64(l.HeaderTimeout)}, {"idle-timeout", int64(l.IdleTimeout)}, {"request-timeout", int64(l.RequestTimeout)},
+		{"slow-timeout", int64(l.SlowTimeout)}, {"min-rate", l.MinRate}, {"max-git", int64(l.MaxGit)},
+		{"max-client-uploads", int64(l.MaxClientUploads)}, {"git wait", int64(l.GitWait)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("--%s is negative: give a positive bound, or 0 for the default", f.flag)
+		}
+	}
+	return nil
+}
+
 // withDefaults fills in the zero fields.
 func (l Limits) withDefaults() Limits {
 	if l.HeaderTimeout == 0 {

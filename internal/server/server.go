@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -94,7 +95,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: the server serves a filesystem blob store", repo.Dir)
 	}
-	if _, err := repo.Verify(context.Background(), false); err != nil {
+	if _, err := repo.Verified(context.Background()); err != nil {
 		return nil, fmt.Errorf("the index at %s does not verify, so it is not served: %w", repo.Dir, err)
 	}
 	if opts.Logger == nil {
@@ -108,6 +109,9 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	}
 	if opts.Grace == 0 {
 		opts.Grace = 24 * time.Hour
+	}
+	if err := opts.Limits.check(); err != nil {
+		return nil, err
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	if opts.Exe == "" {
@@ -194,9 +198,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) verify(ctx context.Context) (*index.VerifyResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, err := s.repo.Verify(ctx, false)
+	res, err := s.repo.Verified(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("main does not verify: %w", err)
+	}
+	if res.Head == "" {
+		return nil, fmt.Errorf("no main yet: %w", fs.ErrNotExist)
 	}
 	return res, nil
 }
