@@ -111,7 +111,7 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 	if why, err := own.Why(name); err != nil {
 		return nil, nil, blob.Ref{}, err
 	} else if why != "" {
-		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s, and %s is an internal package (%s): its upstream namesakes are never used", name, version, r.Dir, name, why)
+		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s, and %s is an internal package: its upstream namesakes are never used (%s)", name, version, r.Dir, name, why)
 	}
 	ups, err := r.Followed(ctx)
 	if err != nil {
