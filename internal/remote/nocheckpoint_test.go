@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -67,5 +68,32 @@ func TestServerSignsNoCheckpoints(t *testing.T) {
 	}
 	if head, _ := w.repo.Head(w.ctx); p.Head != head || p.Checkpoint != nil {
 		t.Fatalf("pulled %s (checkpoint %v), want %s and none", p.Head, p.Checkpoint, head)
+	}
+}
+
+// The answer a client reads as "signs no checkpoints" is the one the
+// server sends; a 404 without it (another server, a proxy that does not
+// know the endpoint) is a missing checkpoint, a security error.
+func TestNoCheckpointAnswer(t *testing.T) {
+	if noCheckpointHeader != server.CheckpointHeader || noCheckpointValue != server.CheckpointNone {
+		t.Fatalf("the client reads %s: %s, the server sends %s: %s", noCheckpointHeader, noCheckpointValue, server.CheckpointHeader, server.CheckpointNone)
+	}
+	w := newWorld(t)
+	ts := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		http.Error(rw, "this server signs no checkpoints", http.StatusNotFound)
+	}))
+	t.Cleanup(ts.Close)
+	c, err := index.InitReplica(w.ctx, filepath.Join(w.dir, "c"), w.intro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := Add(c, Remote{Name: "origin", URL: ts.URL, Introduction: w.intro}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Pull(w.ctx, c, "origin", Options{})
+	var ce *CheckpointError
+	if !errors.As(err, &ce) || errors.Is(err, ErrNoCheckpoint) {
+		t.Fatalf("a 404 without %s: err = %v, want a *CheckpointError", server.CheckpointHeader, err)
 	}
 }

@@ -81,11 +81,15 @@ func (e *CheckpointError) Error() string {
 	return fmt.Sprintf("SECURITY ERROR: remote %s: %s", e.Remote, e.Problem)
 }
 
-// NoCheckpointAnswer is what a cairn server started without a checkpoint
-// key answers, with 404 Not Found, at /api/v1/checkpoint (see
-// internal/server): the one answer read as "signs no checkpoints" rather
-// than as a checkpoint gone missing.
-const NoCheckpointAnswer = "signs no checkpoints"
+// A cairn server started without a checkpoint key answers 404 Not Found
+// at /api/v1/checkpoint with this header and value (internal/server's
+// CheckpointHeader and CheckpointNone, which a test keeps equal): the one
+// answer read as "signs no checkpoints" rather than as a checkpoint gone
+// missing. The body is for people and is only quoted.
+const (
+	noCheckpointHeader = "Cairn-Checkpoint"
+	noCheckpointValue  = "none"
+)
 
 // ErrNoCheckpoint is what a *NoCheckpointError is.
 var ErrNoCheckpoint = errors.New("the server signs no checkpoints")
@@ -98,11 +102,11 @@ var ErrNoCheckpoint = errors.New("the server signs no checkpoints")
 type NoCheckpointError struct {
 	Remote string // the line, as messages call it: "remote origin", "upstream acme"
 	URL    string
-	Answer string // what the server said
+	Answer string // what the server said, for people
 }
 
 func (e *NoCheckpointError) Error() string {
-	return fmt.Sprintf("%s (%s) signs no checkpoints (it answered %q): without them a frozen mirror would go unnoticed, so it is not followed", e.Remote, e.URL, e.Answer)
+	return fmt.Sprintf("%s (%s) signs no checkpoints: without them a frozen mirror would go unnoticed, so it is not followed", e.Remote, e.URL)
 }
 
 // Unwrap makes a *NoCheckpointError an ErrNoCheckpoint.
@@ -322,9 +326,10 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	if resp.StatusCode == http.StatusNotFound && rm.InsecureNoCheckpoint {
 		return nil, nil
 	}
-	if answer := strings.TrimSpace(string(body)); resp.StatusCode == http.StatusNotFound && strings.Contains(answer, NoCheckpointAnswer) {
+	if resp.StatusCode == http.StatusNotFound && resp.Header.Get(noCheckpointHeader) == noCheckpointValue {
+		answer := strings.ToValidUTF8(strings.TrimSpace(string(body)), "")
 		if len(answer) > 200 {
-			answer = answer[:200] + "…"
+			answer = strings.ToValidUTF8(answer[:200], "") + "…"
 		}
 		return nil, &NoCheckpointError{Remote: rm.title(), URL: rm.URL, Answer: answer}
 	}
