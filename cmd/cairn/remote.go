@@ -175,7 +175,14 @@ func newPushCmd() *cobra.Command {
 this repository holds (each upload signed with your key, which the remote's root
 must have granted a publish or certify scope), then the commits, which the server checks
 against every rule. If someone pushed first, your commits are replayed onto the
-remote's verified head — every rule checked again — and pushed again.`,
+remote's verified head — every rule checked again — and pushed again (a bounded
+number of times, waiting a little longer each time). Commits made long before
+the push (offline) are replayed too, dated now: a server refuses commits dated
+further from its clock than its bound (5m by default), since grant expiry and
+revocation are judged by commit time.
+
+Exit 3 when the server refuses the records (the hint says what to do about the
+rule it names); exit 1 when other pushes kept landing first: push again.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.withKey(cmd, func(ctx context.Context, r *index.Repo, s keys.Signer) error {
