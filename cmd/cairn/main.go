@@ -156,6 +156,8 @@ func classify(err error) (int, string) {
 		return exitError, "fix the file and run the command again; see 'cairn publish --help' for the manifest format"
 	case isTimeout(err):
 		return exitError, timeoutHint
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return exitError, "the disk is full: free space on the disk of the path named (or point --cache or --into elsewhere) and run the command again"
 	case errors.Is(err, fs.ErrNotExist):
 		return exitNotFound, ""
 	}

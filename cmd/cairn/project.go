@@ -252,6 +252,9 @@ With everything in the cache, nothing is fetched (--offline: not even the index)
 			if err != nil {
 				return err
 			}
+			for _, r := range res.Repaired {
+				fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: %v: removed it and fetched it again\n", r)
+			}
 			if f.json {
 				return printJSON(w, res)
 			}
