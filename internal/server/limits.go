@@ -241,19 +241,34 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-// ReadFrom keeps sendfile for files: the deadline covers the whole file
-// when its size is known.
+// ReadFrom keeps sendfile for files, a chunk at a time, each with its
+// own deadline: a client that stops reading a large file is cut after
+// about grace + chunk/rate, not size/rate.
 func (w *deadlineWriter) ReadFrom(src io.Reader) (int64, error) {
-	size := int64(32 << 10)
-	if lr, ok := src.(*io.LimitedReader); ok {
-		size = lr.N
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	lr, limited := src.(*io.LimitedReader)
+	if !ok || !limited {
+		return io.Copy(struct{ io.Writer }{w}, src)
 	}
-	w.arm(size)
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
+	var total int64
+	for lr.N > 0 {
+		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, writeChunk)}
+		w.arm(chunk.N)
+		n, err := rf.ReadFrom(chunk)
+		total += n
+		lr.N -= n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			break // the source ended early
+		}
 	}
-	return io.Copy(struct{ io.Writer }{w}, src)
+	return total, nil
 }
+
+// writeChunk is how much of a file one deadline covers.
+const writeChunk = 1 << 20
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

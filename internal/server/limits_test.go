@@ -62,6 +62,8 @@ func newServed(t *testing.T, opts Options) *served {
 // trickle opens a connection from the loopback address from (127.0.0.2
 // stands for another client), sends head and then one byte of body every
 // interval, and returns how long the server kept the connection open.
+// The bytes are "a": in a push, the start of a pkt-line 0xaaaa bytes
+// long, which git waits for.
 func trickle(t *testing.T, from, addr, head string, every, limit time.Duration) (time.Duration, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 	c, err := d.Dial("tcp", addr)
@@ -89,7 +91,7 @@ func trickle(t *testing.T, from, addr, head string, every, limit time.Duration) 
 		case <-deadline:
 			return time.Since(start), fmt.Errorf("the connection from %s was still open after %s", from, limit)
 		case <-tick.C:
-			c.Write([]byte{'0'}) // an error here is the close, seen next
+			c.Write([]byte{'a'}) // an error here is the close, seen next
 		}
 	}
 }
