@@ -47,3 +47,24 @@ func TestPushOverLimitSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// A push over 1 MiB, which git sends chunked, reaches git and the
+// pre-receive hook (which refuses a file that is not a record).
+func TestLargePushReachesHook(t *testing.T) {
+	s := newServed(t, Options{MaxPush: 16 << 20})
+	dir := filepath.Join(t.TempDir(), "clone")
+	if out, err := gitIn(t, ".", "clone", "-q", s.url+"/index.git", dir); err != nil {
+		t.Fatalf("clone: %v\n%s", err, out)
+	}
+	big := make([]byte, 3<<20)
+	rand.Read(big)
+	os.WriteFile(filepath.Join(dir, "big"), big, 0o644)
+	gitIn(t, dir, "add", "big")
+	if out, err := gitIn(t, dir, "commit", "-q", "-m", "big"); err != nil {
+		t.Fatalf("commit: %v\n%s", err, out)
+	}
+	out, err := gitIn(t, dir, "push", "origin", "main")
+	if err == nil || !strings.Contains(out, "remote: cairn: refused") {
+		t.Fatalf("a 3 MiB push did not reach the hook (%v):\n%s", err, out)
+	}
+}
