@@ -191,6 +191,11 @@ func (s *Server) blobPut(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusUnprocessableEntity, "%v", err)
 			return
 		}
+		if errors.Is(err, ErrSlowClient) {
+			w.Header().Set("Connection", "close")
+			httpError(w, http.StatusRequestTimeout, "upload of sha256:%s cut: %v", hex, err)
+			return
+		}
 		httpError(w, http.StatusInternalServerError, "storing sha256:%s: %v", hex, err)
 		return
 	}

@@ -121,10 +121,13 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			defer s.uploads.release(ip)
 		}
 		next.ServeHTTP(dw, r.WithContext(ctx))
-		if body != nil && body.cut() {
-			s.log.Warn("client cut", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", body.err)
-			// Closes the connection without a logged stack.
-			panic(http.ErrAbortHandler)
+		if err := body.cut(); err != nil {
+			s.log.Warn("client cut", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+			if w.Header().Get("Connection") != "close" {
+				// The handler did not answer it (408, then close): close
+				// the connection now, without a logged stack.
+				panic(http.ErrAbortHandler)
+			}
 		}
 	})
 }
@@ -205,10 +208,14 @@ var errAbandoned = errors.New("request body abandoned")
 
 func (b *rateReader) Close() error { return b.r.Close() }
 
-func (b *rateReader) cut() bool {
+// cut returns the error of the read that was cut, if one was.
+func (b *rateReader) cut() error {
+	if b == nil {
+		return nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.err != nil
+	return b.err
 }
 
 // deadlineWriter gives each write of a response a deadline: now + grace

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -65,7 +66,10 @@ func TestClientUploads(t *testing.T) {
 	ref := blob.DigestBytes([]byte("x"))
 	cut := make(chan error, 1)
 	go func() {
-		_, err := trickle(t, "127.0.0.2", s.addr, put, 100*time.Millisecond, 10*time.Second)
+		_, answer, err := trickleAnswer(t, "127.0.0.2", s.addr, put, 100*time.Millisecond, 10*time.Second)
+		if err == nil && (!strings.HasPrefix(answer, "HTTP/1.1 408 ") || !strings.Contains(answer, "--min-rate")) {
+			err = fmt.Errorf("the slow upload was answered %q, want 408 naming --min-rate", answer)
+		}
 		cut <- err
 	}()
 	time.Sleep(500 * time.Millisecond)

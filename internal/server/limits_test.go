@@ -65,20 +65,27 @@ func newServed(t *testing.T, opts Options) *served {
 // The bytes are "a": in a push, the start of a pkt-line 0xaaaa bytes
 // long, which git waits for.
 func trickle(t *testing.T, from, addr, head string, every, limit time.Duration) (time.Duration, error) {
+	d, _, err := trickleAnswer(t, from, addr, head, every, limit)
+	return d, err
+}
+
+// trickleAnswer is trickle that also returns what the server sent.
+func trickleAnswer(t *testing.T, from, addr, head string, every, limit time.Duration) (time.Duration, string, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer c.Close()
 	start := time.Now()
 	if _, err := io.WriteString(c, head); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	closed := make(chan struct{})
+	var answer strings.Builder
 	go func() {
 		// The server's answer, if any, then its close.
-		io.Copy(io.Discard, c)
+		io.Copy(&answer, c)
 		close(closed)
 	}()
 	tick := time.NewTicker(every)
@@ -87,9 +94,9 @@ func trickle(t *testing.T, from, addr, head string, every, limit time.Duration) 
 	for {
 		select {
 		case <-closed:
-			return time.Since(start), nil
+			return time.Since(start), answer.String(), nil
 		case <-deadline:
-			return time.Since(start), fmt.Errorf("the connection from %s was still open after %s", from, limit)
+			return time.Since(start), "", fmt.Errorf("the connection from %s was still open after %s", from, limit)
 		case <-tick.C:
 			c.Write([]byte{'a'}) // an error here is the close, seen next
 		}
