@@ -246,37 +246,53 @@ func Discard(ctx context.Context, r *index.Repo, name string) (int, error) {
 // allowed is ErrRaceLost; anything else (the network, the server failing)
 // is returned as it is.
 func pushTo(ctx context.Context, r *index.Repo, rm *Remote, commit string, attempt int) (bool, error) {
-	_, err := r.Git.Git(ctx, nil, "push", "--quiet", "--porcelain", rm.URL+"/index.git", commit+":"+index.MainRef)
+	out, err := r.Git.Git(ctx, nil, "push", "--quiet", "--porcelain", rm.URL+"/index.git", commit+":"+index.MainRef)
 	if err == nil {
 		return true, nil
 	}
-	msg := err.Error()
+	// git says why on standard error, and what became of the ref (a
+	// porcelain "!" line: rejected, fetch first) on standard output.
+	msg := err.Error() + "\n" + string(out)
 	switch {
 	case strings.Contains(msg, "cairn: refused: "):
 		return false, parsePushError(rm.Name, msg)
 	case !lostRace(msg):
 		return false, fmt.Errorf("pushing to remote %s: %w", rm.Name, err)
 	case attempt >= maxPushAttempts:
-		return false, fmt.Errorf("%w: remote %s: %d pushes in a row found its main moved or locked by other pushes:\n%s", ErrRaceLost, rm.Name, attempt+1, remoteLines(msg))
+		return false, fmt.Errorf("%w: remote %s: %d pushes in a row found its main moved or locked by other pushes, or the server busy with them:\n%s", ErrRaceLost, rm.Name, attempt+1, remoteLines(msg))
 	}
 	// Back off before trying again, so that the pushes that lost together
 	// spread out.
+	return false, backoff(ctx, attempt)
+}
+
+// backoff waits before attempt+1: raceBackoff doubled attempt times, up to
+// maxRaceBackoff, less a random part of up to a half.
+func backoff(ctx context.Context, attempt int) error {
 	d := min(raceBackoff<<min(attempt, 16), maxRaceBackoff)
 	d -= time.Duration(rand.Int64N(int64(d)/2 + 1))
 	select {
 	case <-time.After(d):
-		return false, nil
+		return nil
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return ctx.Err()
 	}
+}
+
+// busy reports whether an upload failed because the server was busy
+// (429 Too Many Requests, 503 Service Unavailable): try again later.
+func busy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, ": 429 Too Many Requests") || strings.Contains(msg, ": 503 Service Unavailable")
 }
 
 // lostRace reports whether git's output says the push lost the race for
 // the remote's main: it was not a fast-forward of the main the server
 // showed, or the ref moved or was locked between the check and the
-// update.
+// update, or the server was too busy with other pushes to take it (HTTP
+// 429 or 503: come back later).
 func lostRace(msg string) bool {
-	for _, s := range []string{"[rejected]", "(fetch first)", "(non-fast-forward)", "failed to update ref", "cannot lock ref", "stale info", "incorrect old value"} {
+	for _, s := range []string{"[rejected]", "(fetch first)", "(non-fast-forward)", "failed to update ref", "cannot lock ref", "stale info", "incorrect old value", "HTTP 429", "HTTP 503", "Updates were rejected because"} {
 		if strings.Contains(msg, s) {
 			return true
 		}
@@ -437,14 +453,25 @@ func Upload(ctx context.Context, r *index.Repo, to *blob.HTTP, refs []blob.Ref) 
 		if ok, err := to.Stat(ctx, ref); err == nil && ok {
 			continue
 		}
-		rc, err := r.Blobs.Open(ctx, ref)
-		if err != nil {
-			return sent, err
-		}
-		err = to.Put(ctx, ref, rc)
-		rc.Close()
-		if err != nil {
-			return sent, fmt.Errorf("uploading %s to %s: %w", ref, to.URL, err)
+		for attempt := 0; ; attempt++ {
+			rc, err := r.Blobs.Open(ctx, ref)
+			if err != nil {
+				return sent, err
+			}
+			err = to.Put(ctx, ref, rc)
+			rc.Close()
+			if err != nil && busy(err) && attempt < maxPushAttempts {
+				// The server takes a bounded number of uploads at once:
+				// wait for others' to finish.
+				if err := backoff(ctx, attempt); err != nil {
+					return sent, err
+				}
+				continue
+			}
+			if err != nil {
+				return sent, fmt.Errorf("uploading %s to %s: %w", ref, to.URL, err)
+			}
+			break
 		}
 		sent++
 	}
