@@ -3,12 +3,16 @@
 // Blobs come from the repositories' servers and mirrors into a shared
 // content-addressed cache, in parallel, each verified by sha256 and size
 // while it streams (a mirror that sends more is cut at size+1 bytes, and
-// the next one is tried). Archives are unpacked into a staging directory
-// beside the target, refusing paths and links that leave it, devices and
-// oversized entries; a manifest lists every file and where it came from;
-// then the staging directory replaces the target in one atomic rename.
-// A crash leaves the old install or the new one, never a mix. When the
-// cache holds every blob, nothing is fetched.
+// the next one is tried). A cached blob is verified again as it is
+// unpacked; one whose file no longer matches its digest is named, removed
+// and fetched again. Archives are unpacked into a staging directory
+// beside the target, through an os.Root for each package, refusing paths
+// that leave it, symlinks that lead out of it (judged through all of the
+// archive's links), hard links to anything but an earlier file of the
+// archive, devices, fifos and oversized entries; a manifest lists every
+// file and where it came from; then the staging directory replaces the
+// target in one atomic rename. A crash leaves the old install or the new
+// one, never a mix. When the cache holds every blob, nothing is fetched.
 package install
 
 import (

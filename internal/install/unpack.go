@@ -107,14 +107,10 @@ func inside(name string) (string, bool) {
 }
 
 // through returns the first symlink the archive made that clean's
-// parents (or, with self, clean itself) go through, or "".
-func (u *unpacker) through(clean string, self bool) string {
+// parents go through, or "".
+func (u *unpacker) through(clean string) string {
 	var via string
-	p := clean
-	if !self {
-		p = path.Dir(clean)
-	}
-	for ; p != "."; p = path.Dir(p) {
+	for p := path.Dir(clean); p != "."; p = path.Dir(p) {
 		if _, ok := u.links[p]; ok {
 			via = p
 		}
@@ -128,7 +124,7 @@ func (u *unpacker) local(name string) (string, error) {
 	if !ok {
 		return "", u.refuse(name, "its path leaves the target directory (absolute, '..' or not a plain relative path)")
 	}
-	if via := u.through(clean, false); via != "" {
+	if via := u.through(clean); via != "" {
 		return "", u.refuse(name, "its path goes through the symlink %s", via)
 	}
 	u.entries++
@@ -220,7 +216,7 @@ func (u *unpacker) hardLink(name, target string) error {
 	if !ok {
 		return u.refuse(name, "a hard link to %q points out of the package's directory", target)
 	}
-	if via := u.through(old, false); via != "" {
+	if via := u.through(old); via != "" {
 		return u.refuse(name, "a hard link to %q goes through the symlink %s", target, via)
 	}
 	fl, ok := u.regular[old]
