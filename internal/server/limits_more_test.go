@@ -38,7 +38,7 @@ func TestGitBusy(t *testing.T) {
 		_, err := trickle(t, "127.0.0.2", s.addr, receivePackHead(s.addr, 1<<20), 100*time.Millisecond, 10*time.Second)
 		cut <- err
 	}()
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, "the slow push to take the git slot", func() bool { return len(gitDescendants(t)) > 0 })
 	code, retry, body := getFrom(t, "127.0.0.1", s.url+"/index.git/info/refs?service=git-upload-pack")
 	if code != http.StatusServiceUnavailable || retry == "" || !strings.Contains(body, "--max-git") {
 		t.Fatalf("with every git slot taken: %d, Retry-After %q, %q; want 503 naming --max-git", code, retry, body)
@@ -72,7 +72,11 @@ func TestClientUploads(t *testing.T) {
 		}
 		cut <- err
 	}()
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, "the slow upload to start", func() bool {
+		s.srv.uploads.mu.Lock()
+		defer s.srv.uploads.mu.Unlock()
+		return s.srv.uploads.n["127.0.0.2"] > 0
+	})
 	putFrom := func(from string) (int, string) {
 		c := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).DialContext}}
 		req, _ := http.NewRequest("PUT", s.url+"/blobs/sha256/"+ref.SHA256, bytes.NewReader([]byte("x")))
@@ -129,5 +133,17 @@ func TestStalledReader(t *testing.T) {
 	n, _ := io.Copy(io.Discard, c)
 	if n >= ref.Size {
 		t.Fatalf("a client that stopped reading for 4 s still got all %d bytes: it was not cut", n)
+	}
+}
+
+// waitFor waits (up to 10 s) until cond holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("waited 10 s for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
