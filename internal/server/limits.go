@@ -105,6 +105,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		ctx, cancel := context.WithDeadline(r.Context(), end)
 		defer cancel()
 		rc := http.NewResponseController(w)
+		rc.SetWriteDeadline(end) // each write arms its own, never later
 		dw := &deadlineWriter{ResponseWriter: w, rc: rc, end: end, grace: l.SlowTimeout, rate: l.MinRate}
 		var body *rateReader
 		if r.Body != nil && r.Body != http.NoBody {
