@@ -134,6 +134,12 @@ func TestStalledReader(t *testing.T) {
 	if n >= ref.Size {
 		t.Fatalf("a client that stopped reading for 4 s still got all %d bytes: it was not cut", n)
 	}
+	// A client that reads gets all of it, however long it takes at the
+	// minimum rate or faster.
+	resp, body := s.do("GET", "/blobs/sha256/"+ref.SHA256, nil, nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Fatalf("a reading client: %s, %d of %d bytes", resp.Status, len(body), len(data))
+	}
 }
 
 // waitFor waits (up to 10 s) until cond holds.
