@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // git runs git in dir and returns its combined output.
@@ -45,6 +46,7 @@ func TestPushOverLimitSaysSo(t *testing.T) {
 				t.Errorf("push of %d bytes: git shows no %q:\n%s", size, want, out)
 			}
 		}
+		waitNoGit(t, 2*time.Second) // the refused push's git processes are gone
 	}
 }
 
