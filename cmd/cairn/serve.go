@@ -26,6 +26,7 @@ func newServeCmd() *cobra.Command {
 		grace, every            time.Duration
 		maxUpload, maxPush      int64
 		limits                  server.Limits
+		skew                    time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "serve --repo DIR [--addr HOST:PORT]",
@@ -74,6 +75,14 @@ clients then refuse to pull from it unless the remote was added with
 Access logs are JSON lines on standard error.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("max-clock-skew") {
+				if skew <= 0 {
+					return usageError{fmt.Errorf("--max-clock-skew %s: want a positive duration such as 5m", skew)}
+				}
+				// The pre-receive hook is a process of its own: it reads
+				// the bound from its environment.
+				os.Setenv(server.SkewEnv, skew.String())
+			}
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
 				out := newLogBuffer(cmd.ErrOrStderr(), 100*time.Millisecond)
 				defer out.Close()
@@ -136,6 +145,7 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long")
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")
+	c.Flags().DurationVar(&skew, "max-clock-skew", index.MaxClockSkew, "accept pushed commits dated this close to the server's clock, either way (default $"+server.SkewEnv+", else 5m)")
 	c.Flags().DurationVar(&every, "sync", 10*time.Minute, "sync the upstreams this often (0: never; see cairn sync)")
 	c.Flags().DurationVar(&limits.HeaderTimeout, "header-timeout", 10*time.Second, "time for a request's headers to arrive")
 	c.Flags().DurationVar(&limits.IdleTimeout, "idle-timeout", 2*time.Minute, "close a keep-alive connection idle this long")
