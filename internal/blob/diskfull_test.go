@@ -3,29 +3,14 @@ package blob_test
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/blob/blobtest"
 )
-
-// FullDisk is a filesystem store whose writes land on /dev/full, where
-// the kernel answers every write with ENOSPC: a disk that is full.
-type fullDisk struct{ *blob.FS }
-
-func (d fullDisk) Put(ctx context.Context, ref blob.Ref, r io.Reader) error {
-	f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(f, blob.VerifyReader(r, ref))
-	return err
-}
 
 // TestChainFullDisk is issue 12 item 12: a full local disk is the local
 // store's fault, named with its path and "no space left on device" —
@@ -39,7 +24,7 @@ func TestChainFullDisk(t *testing.T) {
 	}
 	second := false
 	c := &blob.Chain{
-		Local:         fullDisk{local},
+		Local:         blobtest.FullDisk{FS: local},
 		Mirrors:       []blob.Store{&blob.HTTP{URL: mirror(t, data)}, &blob.HTTP{URL: mirror(t, data)}},
 		OnMirrorError: func(i int, _ blob.Ref, _ error) { second = second || i == 1 },
 	}

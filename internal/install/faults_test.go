@@ -3,7 +3,6 @@ package install
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/blob/blobtest"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/plan"
 )
@@ -138,20 +138,6 @@ func TestPoisonedCacheUnfetchable(t *testing.T) {
 	}
 }
 
-// fullDisk is a filesystem cache whose writes land on /dev/full, where
-// the kernel answers every write with ENOSPC: a disk that is full.
-type fullDisk struct{ *blob.FS }
-
-func (d fullDisk) Put(ctx context.Context, ref blob.Ref, r io.Reader) error {
-	f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(f, blob.VerifyReader(r, ref))
-	return err
-}
-
 // TestFullDisk is issue 12 item 12: a full disk during an install is an
 // I/O error naming the path and "no space left on device", not "no
 // mirror has it"; nothing is materialised.
@@ -160,7 +146,7 @@ func TestFullDisk(t *testing.T) {
 	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
 	w.served(w.Serve(), nil, "packages:\n  acme/log: ^1.0\n")
 	into := filepath.Join(t.TempDir(), "deps")
-	_, err := w.installFrom(into, nil, fullDisk{w.blobs})
+	_, err := w.installFrom(into, nil, blobtest.FullDisk{FS: w.blobs})
 	if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, blob.ErrMismatch) ||
 		!strings.Contains(err.Error(), "package acme/log@1.0.0: artifact linux-amd64.tar.gz: blob sha256:") ||
 		!strings.Contains(err.Error(), "storing it in the local store: write /dev/full: no space left on device") ||
