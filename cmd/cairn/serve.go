@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -216,9 +217,11 @@ func syncEvery(ctx context.Context, dir string, every time.Duration, log *slog.L
 	defer t.Stop()
 	for {
 		res, err := remote.Sync(ctx, r, remote.Options{})
+		warned := 0
 		for _, s := range res {
 			switch {
 			case s.Error != "":
+				warned++
 				log.Warn("upstream not synced; serving what was verified before", "upstream", s.Upstream, "err", s.Error)
 			case s.Pulled.From != s.Pulled.Head:
 				log.Info("upstream synced", "upstream", s.Upstream, "head", s.Pulled.Head, "commits", s.Pulled.Commits)
@@ -227,7 +230,10 @@ func syncEvery(ctx context.Context, dir string, every time.Duration, log *slog.L
 				log.Warn("upstream publishes internal package names; only the internal packages are served", "upstream", s.Upstream, "names", s.Collisions)
 			}
 		}
-		if err != nil && len(res) == 0 {
+		// The upstreams not synced are warned of above; anything else
+		// (a name check that failed, no upstream list) is logged here.
+		var se *remote.SyncError
+		if err != nil && (!errors.As(err, &se) || len(se.Errors) > warned) {
 			log.Error("sync", "err", err)
 		}
 		select {

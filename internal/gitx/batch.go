@@ -21,10 +21,13 @@ type Object struct {
 
 // Reader reads objects through one long-lived `git cat-file --batch`.
 // It is safe for concurrent use; requests are served one at a time.
+// Restart makes the next request start a fresh git process, and the
+// Reader stays valid for whoever holds it; only Close ends it.
 type Reader struct {
 	mu     sync.Mutex
 	repo   *Repo
-	in     *bufio.Writer
+	ctx    context.Context
+	in     *bufio.Writer // nil: no process running (started on demand)
 	out    *bufio.Reader
 	close  func() error
 	closed bool
@@ -47,21 +50,37 @@ func (r *Repo) startCatFile(ctx context.Context, args ...string) (io.WriteCloser
 	return stdin, stdout, cmd, nil
 }
 
-// NewReader starts a batch reader. Close it when done.
+// NewReader starts a batch reader. Close it when done. Its git process
+// lives as long as ctx.
 func (r *Repo) NewReader(ctx context.Context) (*Reader, error) {
-	stdin, stdout, cmd, err := r.startCatFile(ctx, "--batch")
-	if err != nil {
+	b := &Reader{repo: r, ctx: ctx}
+	if err := b.start(); err != nil {
 		return nil, err
 	}
-	return &Reader{
-		repo: r,
-		in:   bufio.NewWriter(stdin),
-		out:  bufio.NewReaderSize(stdout, 1<<16),
-		close: func() error {
-			stdin.Close()
-			return cmd.Wait()
-		},
-	}, nil
+	return b, nil
+}
+
+// start starts the git process; b.mu is held (or b is not shared yet).
+func (b *Reader) start() error {
+	stdin, stdout, cmd, err := b.repo.startCatFile(b.ctx, "--batch")
+	if err != nil {
+		return err
+	}
+	b.in, b.out = bufio.NewWriter(stdin), bufio.NewReaderSize(stdout, 1<<16)
+	b.close = func() error {
+		stdin.Close()
+		return cmd.Wait()
+	}
+	return nil
+}
+
+// stop ends the git process, if one runs; b.mu is held.
+func (b *Reader) stop() error {
+	if b.in == nil {
+		return nil
+	}
+	b.in, b.out = nil, nil
+	return b.close()
 }
 
 // Read returns the object named by spec: an id, or "<commit-ish>:<path>".
@@ -75,6 +94,11 @@ func (b *Reader) Read(spec string) (*Object, error) {
 	if b.closed {
 		return nil, fmt.Errorf("git cat-file: reader closed")
 	}
+	if b.in == nil {
+		if err := b.start(); err != nil {
+			return nil, fmt.Errorf("git cat-file: %w", err)
+		}
+	}
 	if _, err := b.in.WriteString(spec + "\n"); err != nil {
 		return nil, err
 	}
@@ -82,6 +106,17 @@ func (b *Reader) Read(spec string) (*Object, error) {
 		return nil, fmt.Errorf("git cat-file: %w", err)
 	}
 	return readReply(b.out, spec)
+}
+
+// Restart stops the git process after the request being served, so that
+// the next request starts a new one, which sees the repository as it is
+// then (refs moved, objects fetched). Holders of the Reader keep using it.
+func (b *Reader) Restart() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.stop()
+	}
 }
 
 // readReply reads one `cat-file --batch` reply.
@@ -186,7 +221,7 @@ func (b *Reader) Close() error {
 		return nil
 	}
 	b.closed = true
-	return b.close()
+	return b.stop()
 }
 
 // Change is one changed path of a commit, against its first parent.

@@ -95,7 +95,7 @@ func (r *Repo) Git(ctx context.Context, stdin []byte, args ...string) ([]byte, e
 			stall := &transport.StallError{URL: remote, Phase: "git", Stall: transport.GitStall(bounds), LowSpeed: bounds.LowSpeed}
 			return out, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), stall, msg)
 		}
-		return out, fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, msg)
+		return out, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, msg)
 	}
 	return out, nil
 }
@@ -155,7 +155,10 @@ func (r *Repo) newHash() hash.Hash {
 func (r *Repo) ResolveRef(ctx context.Context, ref string) (string, error) {
 	out, err := r.Git(ctx, nil, "rev-parse", "--verify", "-q", ref+"^{commit}")
 	if err != nil {
-		if len(out) == 0 {
+		// Absent is git's exit status 1 with nothing said; a git that
+		// was killed (a cancelled context) has not answered.
+		var exit *exec.ExitError
+		if len(out) == 0 && ctx.Err() == nil && errors.As(err, &exit) && exit.ExitCode() == 1 {
 			return "", nil
 		}
 		return "", err

@@ -245,8 +245,16 @@ func (r *Repo) HeadOf(ctx context.Context, ref string) (string, error) {
 	return o.ID, nil
 }
 
-// resetReader stops the batch reader, so that the next read starts afresh.
-func (r *Repo) resetReader() { r.Close() }
+// resetReader restarts the batch reader's git process, so that the next
+// read starts afresh. The reader itself stays open: states, names and
+// catalogs taken before hold it and keep reading through it.
+func (r *Repo) resetReader() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rd != nil {
+		r.rd.Restart()
+	}
+}
 
 // State returns the index's state at a commit.
 func (r *Repo) State(ctx context.Context, commit string) (*Overlay, error) {

@@ -67,8 +67,11 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 			failed = append(failed, fmt.Errorf("upstream %s: %w", u.Name, err))
 		}
 		s.Pulled = p
+		// What the fetch did is reported even if the names cannot be
+		// checked (a cancelled context): the server's reads ask Names
+		// themselves, so nothing internal is served from upstream either way.
 		if s.Collisions, err = collisions(ctx, r, u, head); err != nil {
-			return out, err
+			failed = append(failed, fmt.Errorf("upstream %s: checking its names against this repository's: %w", u.Name, err))
 		}
 		out = append(out, s)
 	}
@@ -89,7 +92,7 @@ func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main stri
 	if err != nil {
 		return nil, err
 	}
-	own, err := r.Names(ctx, main) // after the fetch, which restarts the reader
+	own, err := r.Names(ctx, main)
 	if err != nil {
 		return nil, err
 	}

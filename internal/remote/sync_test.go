@@ -1,0 +1,42 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// A sync cut while it runs (a server shutting down cancels its context)
+// still reports every upstream it reached, with what happened to it:
+// before, a name check failing on the cancelled context dropped the
+// whole report, and the server never logged what its last sync did.
+func TestSyncReportsEachUpstreamWhenCut(t *testing.T) {
+	pub := newWorld(t)
+	author := newSigner(t)
+	pub.grant(author, "author", "publish:*")
+	if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, "libs/json", "1.0.0"), author); err != nil {
+		t.Fatal(err)
+	}
+	org := newWorld(t)
+	if _, err := org.repo.DeclareUpstream(org.ctx, "public", pub.url, pub.intro, org.root); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := Sync(org.ctx, org.repo, Options{}); err != nil || len(res) != 1 || res[0].Pulled == nil {
+		t.Fatalf("first sync: %+v, %v", res, err)
+	}
+
+	ctx, cancel := context.WithCancel(org.ctx)
+	cancel()
+	res, err := Sync(ctx, org.repo, Options{})
+	if len(res) != 1 || res[0].Upstream != "public" || res[0].Error == "" {
+		t.Fatalf("sync on a cancelled context reports %+v, want upstream public, not synced", res)
+	}
+	var se *SyncError
+	if !errors.As(err, &se) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("sync on a cancelled context: %v, want a *SyncError wrapping context.Canceled", err)
+	}
+	if !strings.Contains(err.Error(), "checking its names") {
+		t.Errorf("sync error %q does not say the names went unchecked", err)
+	}
+}
