@@ -72,13 +72,13 @@ type Pulled struct {
 // CheckpointError is a security error about a server's checkpoint, with
 // the signed checkpoint as evidence.
 type CheckpointError struct {
-	Remote   string
+	Remote   string // "remote origin", "upstream public"
 	Problem  string
 	Evidence []byte // the signed checkpoint(s)
 }
 
 func (e *CheckpointError) Error() string {
-	return fmt.Sprintf("SECURITY ERROR: remote %s: %s", e.Remote, e.Problem)
+	return fmt.Sprintf("SECURITY ERROR: %s: %s", e.Remote, e.Problem)
 }
 
 // A cairn server started without a checkpoint key answers 404 Not Found
@@ -153,6 +153,9 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	}
 	in := rm.incoming(r)
 	line := rm.Line(r)
+	// Every error names the line (callers add nothing): a security error
+	// names it itself, with the URL.
+	named := func(err error) error { return fmt.Errorf("%s: %w", line.Name, err) }
 	src := index.MainRef
 	if rm.via != "" {
 		src = rm.via
@@ -172,7 +175,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	}
 	served, err := r.Git.ResolveRef(ctx, in.Ref)
 	if err != nil {
-		return nil, err
+		return nil, named(err)
 	}
 	// How far to go: the checkpoint's head, when the served history holds
 	// it. What the checkpoint claims is trusted only once it is verified
@@ -183,12 +186,12 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	if note != nil {
 		c, err := checkpoint.Claimed(note)
 		if err != nil {
-			return nil, &CheckpointError{Remote: rm.Name, Problem: err.Error(), Evidence: note}
+			return nil, &CheckpointError{Remote: rm.title(), Problem: err.Error(), Evidence: note}
 		}
 		if c.Head != served {
 			if ok, _ := r.Git.IsAncestor(ctx, c.Head, served); ok {
 				if err := r.MoveRef(ctx, in.Ref, c.Head, served); err != nil {
-					return nil, err
+					return nil, named(err)
 				}
 				target = c.Head
 			}
@@ -197,14 +200,14 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	// The incoming line is judged against what was verified of the remote.
 	verified, _, err := r.VerifiedHead(line)
 	if err != nil {
-		return nil, err
+		return nil, named(err)
 	}
 	if verified != "" {
 		if err := checkDescends(ctx, r, rm, line, verified, target); err != nil {
 			return nil, err
 		}
 		if err := r.Adopt(line, in); err != nil {
-			return nil, err
+			return nil, named(err)
 		}
 	} else {
 		os.Remove(in.Marker)
@@ -228,7 +231,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	if target != served {
 		out, err := r.Git.Git(ctx, nil, "rev-list", "--count", served, "^"+target)
 		if err != nil {
-			return nil, err
+			return nil, named(err)
 		}
 		p.ServerHead = served
 		if p.Pending, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
@@ -237,15 +240,15 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	}
 	old, err := r.Git.ResolveRef(ctx, line.Ref)
 	if err != nil {
-		return nil, err
+		return nil, named(err)
 	}
 	if old != res.Head {
 		if err := r.MoveRef(ctx, line.Ref, res.Head, old); err != nil {
-			return nil, err
+			return nil, named(err)
 		}
 	}
 	if err := r.Adopt(in, line); err != nil {
-		return nil, err
+		return nil, named(err)
 	}
 	return p, nil
 }
@@ -316,12 +319,12 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	}
 	resp, err := o.client().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+		return nil, fmt.Errorf("%s: %w", rm.title(), err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return nil, fmt.Errorf("remote %s: checkpoint: %w", rm.Name, err)
+		return nil, fmt.Errorf("%s: checkpoint: %w", rm.title(), err)
 	}
 	if resp.StatusCode == http.StatusNotFound && rm.InsecureNoCheckpoint {
 		return nil, nil
@@ -334,10 +337,10 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 		return nil, &NoCheckpointError{Remote: rm.title(), URL: rm.URL, Answer: answer}
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
-		return nil, fmt.Errorf("remote %s: the server gave no checkpoint: %s: %s", rm.Name, resp.Status, strings.TrimSpace(string(body)))
+		return nil, fmt.Errorf("%s: the server gave no checkpoint: %s: %s", rm.title(), resp.Status, strings.TrimSpace(string(body)))
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, &CheckpointError{Remote: rm.Name, Problem: fmt.Sprintf("no signed checkpoint (%s: %s): without one a frozen mirror goes unnoticed; if you accept that, add the remote with --insecure-no-checkpoint", resp.Status, strings.TrimSpace(string(body)))}
+		return nil, &CheckpointError{Remote: rm.title(), Problem: fmt.Sprintf("no signed checkpoint (%s: %s): without one a frozen mirror goes unnoticed; if you accept that, add the remote with --insecure-no-checkpoint", resp.Status, strings.TrimSpace(string(body)))}
 	}
 	return body, nil
 }
@@ -405,20 +408,20 @@ var ErrOtherHistory = errors.New("checkpoint of another history")
 func checkCheckpoint(ctx context.Context, r *index.Repo, rm *Remote, note []byte, res *index.VerifyResult, now time.Time) (*checkpoint.Signed, error) {
 	sc, err := OpenCheckpoint(ctx, r, res.Head, rm.Introduction, note)
 	if errors.Is(err, ErrOtherHistory) {
-		return nil, &CheckpointError{Remote: rm.Name, Evidence: note, Problem: fmt.Sprintf(
+		return nil, &CheckpointError{Remote: rm.title(), Evidence: note, Problem: fmt.Sprintf(
 			"the server signed head %s but served %s, which does not contain it: it shows different histories to different clients (the signed checkpoint is the evidence)", sc.Head, res.Head)}
 	}
 	if err != nil {
-		return nil, &CheckpointError{Remote: rm.Name, Problem: err.Error(), Evidence: note}
+		return nil, &CheckpointError{Remote: rm.title(), Problem: err.Error(), Evidence: note}
 	}
 	if sc.Head == res.Head && sc.Records != res.Total {
-		return nil, &CheckpointError{Remote: rm.Name, Evidence: note, Problem: fmt.Sprintf("the checkpoint counts %d record files at %s, the index holds %d", sc.Records, sc.Head, res.Total)}
+		return nil, &CheckpointError{Remote: rm.title(), Evidence: note, Problem: fmt.Sprintf("the checkpoint counts %d record files at %s, the index holds %d", sc.Records, sc.Head, res.Total)}
 	}
 	if err := sc.Fresh(now, rm.MaxAge, index.MaxClockSkew); err != nil {
-		return nil, &CheckpointError{Remote: rm.Name, Problem: err.Error(), Evidence: note}
+		return nil, &CheckpointError{Remote: rm.title(), Problem: err.Error(), Evidence: note}
 	}
 	if err := safefile.Write(rm.checkpointPath(r), note, safefile.Options{Perm: 0o644, NoSync: true}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", rm.title(), err)
 	}
 	return sc, nil
 }

@@ -63,8 +63,10 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 		s := Synced{Upstream: u.Name, URL: u.URL}
 		p, err := fetch(ctx, r, upstreamRemote(u), o)
 		if err != nil {
+			// fetch's errors name the upstream (and a security error its
+			// URL) already.
 			s.Error = err.Error()
-			failed = append(failed, fmt.Errorf("upstream %s: %w", u.Name, err))
+			failed = append(failed, err)
 		}
 		s.Pulled = p
 		// What the fetch did is reported even if the names cannot be

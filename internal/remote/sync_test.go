@@ -3,8 +3,12 @@ package remote
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"cairn.dev/cairn/internal/index"
 )
 
 // A sync cut while it runs (a server shutting down cancels its context)
@@ -38,5 +42,40 @@ func TestSyncReportsEachUpstreamWhenCut(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "checking its names") {
 		t.Errorf("sync error %q does not say the names went unchecked", err)
+	}
+}
+
+// An upstream's errors name it once: a rolled-back upstream is "SECURITY
+// ERROR: upstream public (URL) rolled back …", not prefixed again with
+// "upstream public: " by the sync (before: both).
+func TestSyncErrorNamesUpstreamOnce(t *testing.T) {
+	pub := newWorld(t)
+	author := newSigner(t)
+	pub.grant(author, "author", "publish:*")
+	before, _ := pub.repo.Head(pub.ctx)
+	if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, "libs/json", "1.0.0"), author); err != nil {
+		t.Fatal(err)
+	}
+	org := newWorld(t)
+	if _, err := org.repo.DeclareUpstream(org.ctx, "public", pub.url, pub.intro, org.root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.repo.Git.Git(pub.ctx, nil, "update-ref", index.MainRef, before); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(pub.repo.LocalDir(), "verified.json"))
+	res, err := Sync(org.ctx, org.repo, Options{})
+	if !errors.Is(err, ErrRollback) {
+		t.Fatalf("sync of a rolled-back upstream: %v, want ErrRollback", err)
+	}
+	want := "SECURITY ERROR: upstream public (" + pub.url + ") rolled back"
+	if !strings.HasPrefix(err.Error(), want) || strings.Count(err.Error(), "upstream public") != 1 {
+		t.Errorf("sync error %q: want it to start %q and name the upstream once", err, want)
+	}
+	if len(res) != 1 || res[0].Error != err.Error() {
+		t.Errorf("sync reports %+v, want the same error", res)
 	}
 }
