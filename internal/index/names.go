@@ -2,15 +2,13 @@ package index
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"path"
 	"sort"
 	"sync"
 	"time"
 
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
 )
 
 // Internal names win. A repository that follows upstreams serves their
@@ -26,21 +24,32 @@ import (
 // repository's records about upstream versions all ask it.
 
 // Names says which package names are internal to an index at one of its
-// states. It is safe for concurrent use.
+// states. It is safe for concurrent use. The publish grants it matches
+// names against are listed once per state and kept there (see
+// publishClaims), so a Names is cheap to make and to ask.
 type Names struct {
 	at time.Time
 
-	mu     sync.Mutex // guards st, whose lookups cache
-	st     State
-	loaded bool
-	claims []claim
+	mu sync.Mutex // guards st, whose lookups cache
+	st State
 }
 
-// claim is a namespace the root granted a key to publish in.
+// claim is a publish grant: a namespace the root granted a key to publish
+// in, live until the grant expires (the key is not revoked: a revoked
+// key claims nothing).
 type claim struct {
-	pattern string // path.Match pattern over package names ("acme/*")
-	key     string
-	holder  string
+	scope  record.Scope
+	key    string
+	holder string
+	grant  Grant
+}
+
+// claimLister is a State that lists the publish grants of its keys,
+// whatever their expiry, in key order. Each State lists them once and
+// keeps the list until a key changes (a grant, a key revocation); expiry
+// is judged when a name is looked up, so time moving on changes nothing.
+type claimLister interface {
+	publishClaims() ([]claim, error)
 }
 
 // NewNames returns the internal names of the index in state st, judging
@@ -62,11 +71,12 @@ func (r *Repo) Names(ctx context.Context, commit string) (*Names, error) {
 }
 
 // Internal reports whether name is internal to the catalog's index (see
-// Names), with grants judged at the present time.
+// Names), with grants judged at the present time. The catalog's state
+// keeps the publish grants it listed for the first name.
 func (c *Catalog) Internal(name string) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	why, err := NewNames(c.st, time.Now()).why(name)
+	why, err := internalWhy(c.st, time.Now(), name)
 	return why != "", err
 }
 
@@ -82,66 +92,163 @@ func (n *Names) Internal(name string) (bool, error) {
 func (n *Names) Why(name string) (string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.why(name)
+	return internalWhy(n.st, n.at, name)
 }
 
-func (n *Names) why(name string) (string, error) {
-	uuid, err := n.st.UUID(name)
+// Everything says which live publish grant makes every package name
+// internal ("publish:*/*, granted to key … (holder …)"), or "" if none
+// does. Such a grant (publish:* is publish:*/*) shadows every package of
+// every upstream: none of them is ever served or certified here.
+func (n *Names) Everything() (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	claims, err := claimsOf(n.st)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range claims {
+		if c.scope.Pattern == "*/*" && c.grant.live(n.at) {
+			return fmt.Sprintf("publish:%s, granted to key %s (holder %s)", c.scope.Pattern, c.key, c.holder), nil
+		}
+	}
+	return "", nil
+}
+
+// internalWhy is the rule: name is internal to the index in state st at
+// time at if it is published there, or if a live publish grant allows
+// its key to publish it (record.Scope.Allows, the rule every signature
+// is checked by).
+func internalWhy(st State, at time.Time, name string) (string, error) {
+	uuid, err := st.UUID(name)
 	if err != nil {
 		return "", err
 	}
 	if uuid != "" {
 		return name + " is published in this index", nil
 	}
-	if !n.loaded {
-		if n.claims, err = liveClaims(n.st, n.at); err != nil {
-			return "", err
-		}
-		n.loaded = true
+	claims, err := claimsOf(st)
+	if err != nil {
+		return "", err
 	}
-	for _, c := range n.claims {
-		if ok, _ := path.Match(c.pattern, name); ok {
-			return fmt.Sprintf("%s is inside publish:%s, granted to key %s (holder %s)", name, c.pattern, c.key, c.holder), nil
+	for _, c := range claims {
+		if c.grant.live(at) && c.scope.Allows(record.Authored, name) {
+			return fmt.Sprintf("%s is inside publish:%s, granted to key %s (holder %s)", name, c.scope.Pattern, c.key, c.holder), nil
 		}
 	}
 	return "", nil
 }
 
-// liveClaims lists the patterns of the publish grants live at t, in key
-// order.
-func liveClaims(st State, t time.Time) ([]claim, error) {
-	kl, ok := st.(keyLister)
+func claimsOf(st State) ([]claim, error) {
+	cl, ok := st.(claimLister)
 	if !ok {
 		return nil, fmt.Errorf("internal names: a %T lists no keys", st)
 	}
-	ids, err := kl.keyIDs()
+	return cl.publishClaims()
+}
+
+// live reports whether the grant has not expired at t.
+func (g *Grant) live(t time.Time) bool { return g.Expires == nil || t.Before(*g.Expires) }
+
+// keyClaims lists the publish grants of k, none if it is revoked.
+func keyClaims(k *Key) []claim {
+	if k == nil || k.RevokedBy != "" {
+		return nil
+	}
+	var out []claim
+	for _, g := range k.Grants {
+		for _, s := range g.Scopes {
+			if s.Action == "publish" {
+				out = append(out, claim{scope: s, key: k.ID, holder: g.Holder, grant: g})
+			}
+		}
+	}
+	return out
+}
+
+// publishClaims lists the publish grants of the tree's keys, reading the
+// keys once per tree.
+func (t *treeState) publishClaims() ([]claim, error) {
+	t.claimsMu.Lock()
+	defer t.claimsMu.Unlock()
+	if t.claimsOK {
+		return t.claims, nil
+	}
+	ids, err := t.keyIDs()
 	if err != nil {
 		return nil, fmt.Errorf("internal names: listing the granted keys: %w", err)
 	}
 	sort.Strings(ids)
 	var out []claim
 	for _, id := range ids {
-		k, err := st.Key(id)
+		k, err := t.Key(id)
 		if err != nil {
 			return nil, err
 		}
-		if k == nil || k.RevokedBy != "" {
-			continue
-		}
-		for _, g := range k.Active(t) {
-			for _, s := range g.Scopes {
-				if s.Action == "publish" {
-					out = append(out, claim{pattern: s.Pattern, key: id, holder: g.Holder})
-				}
-			}
-		}
+		out = append(out, keyClaims(k)...)
 	}
+	t.claims, t.claimsOK = out, true
 	return out, nil
 }
 
-// keyLister is a State that lists the ids of the keys granted in it.
-type keyLister interface {
-	keyIDs() ([]string, error)
+// publishClaims lists the publish grants of the base's keys, with those
+// of the keys this overlay changed (granted, re-granted, revoked) in
+// their place. The list is kept until a key changes (updateKey), so a
+// replay lists the keys once, not once per upstream certification.
+func (o *Overlay) publishClaims() ([]claim, error) {
+	if o.claimsOK {
+		return o.claims, nil
+	}
+	var base []claim
+	if o.base != nil {
+		var err error
+		if base, err = claimsOf(o.base); err != nil {
+			return nil, err
+		}
+	}
+	out := base
+	if len(o.changed) > 0 {
+		out = make([]claim, 0, len(base)+len(o.changed))
+		for _, c := range base {
+			if !o.changed[c.key] {
+				out = append(out, c)
+			}
+		}
+		ids := make([]string, 0, len(o.changed))
+		for id := range o.changed {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			out = append(out, keyClaims(o.keys[id])...)
+		}
+		sort.SliceStable(out, func(i, j int) bool { return out[i].key < out[j].key })
+	}
+	o.claims, o.claimsOK = out, true
+	return out, nil
+}
+
+// keyChanged drops the overlay's list of publish grants: key id was
+// granted, re-granted or revoked in it.
+func (o *Overlay) keyChanged(id string) {
+	if o.changed == nil {
+		o.changed = map[string]bool{}
+	}
+	o.changed[id] = true
+	o.claims, o.claimsOK = nil, false
+}
+
+// mergeClaims carries a child's key changes, and its list of publish
+// grants if it made one after them, into o.
+func (o *Overlay) mergeClaims(c *Overlay) {
+	if len(c.changed) == 0 {
+		return
+	}
+	for id := range c.changed {
+		o.keyChanged(id)
+	}
+	if c.claimsOK {
+		o.claims, o.claimsOK = c.claims, true
+	}
 }
 
 // keyIDs lists the keys that have a directory under keys/.
@@ -163,32 +270,6 @@ func (t *treeState) keyIDs() ([]string, error) {
 			if id, err := keys.IDFromHex(k.Name); err == nil && k.IsTree() {
 				out = append(out, id)
 			}
-		}
-	}
-	return out, nil
-}
-
-// keyIDs lists the base's keys and those granted on top of it.
-func (o *Overlay) keyIDs() ([]string, error) {
-	var out []string
-	seen := map[string]bool{}
-	if o.base != nil {
-		kl, ok := o.base.(keyLister)
-		if !ok {
-			return nil, fmt.Errorf("a %T lists no keys", o.base)
-		}
-		ids, err := kl.keyIDs()
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		for _, id := range ids {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	for id, k := range o.keys {
-		if k != nil && !seen[id] {
-			out = append(out, id)
 		}
 	}
 	return out, nil

@@ -454,7 +454,7 @@ func (a *applier) upstreamCertification(f *File) error {
 	if u == nil || u.RevokedBy != "" {
 		return a.fail(RuleUpstream, f, "this repository does not follow an upstream %s (the root declares upstreams: cairn upstream add)", loc.Upstream)
 	}
-	why, err := NewNames(a.st, a.c.Time).Why(loc.Name)
+	why, err := internalWhy(a.st, a.c.Time, loc.Name)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func (k *Key) Holder() string {
 func (k *Key) Active(t time.Time) []Grant {
 	var out []Grant
 	for _, g := range k.Grants {
-		if g.Expires == nil || t.Before(*g.Expires) {
+		if g.live(t) {
 			out = append(out, g)
 		}
 	}
@@ -115,6 +115,10 @@ type treeState struct {
 
 	mu   sync.Mutex
 	pkgs map[string][]gitx.TreeEntry // package directory listings; nil: no such package
+
+	claimsMu sync.Mutex // guards claims: see publishClaims
+	claims   []claim
+	claimsOK bool
 }
 
 // pkg lists a package's version directories, reading each package once.
@@ -380,6 +384,10 @@ type Overlay struct {
 	ups      map[string]*Upstream
 	snaps    map[string]*blob.Ref
 	labels   map[string]*LabelMove
+
+	changed  map[string]bool // keys granted or revoked in the overlay
+	claims   []claim         // see publishClaims
+	claimsOK bool
 }
 
 var _ State = (*Overlay)(nil)
@@ -401,6 +409,7 @@ func (o *Overlay) child() *Overlay {
 
 // merge moves a child's entries into o.
 func (o *Overlay) merge(c *Overlay) {
+	o.mergeClaims(c)
 	if c.root != nil {
 		o.root = c.root
 	}
@@ -549,6 +558,7 @@ func (o *Overlay) updateKey(id string) (*Key, error) {
 		c.Grants = append([]Grant(nil), k.Grants...)
 	}
 	o.keys[id] = c
+	o.keyChanged(id)
 	return c, nil
 }
 
