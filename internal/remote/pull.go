@@ -81,16 +81,6 @@ func (e *CheckpointError) Error() string {
 	return fmt.Sprintf("SECURITY ERROR: %s: %s", e.Remote, e.Problem)
 }
 
-// A cairn server started without a checkpoint key answers 404 Not Found
-// at /api/v1/checkpoint with this header and value (internal/server's
-// CheckpointHeader and CheckpointNone, which a test keeps equal): the one
-// answer read as "signs no checkpoints" rather than as a checkpoint gone
-// missing. The body is for people and is only quoted.
-const (
-	noCheckpointHeader = "Cairn-Checkpoint"
-	noCheckpointValue  = "none"
-)
-
 // ErrNoCheckpoint is what a *NoCheckpointError is.
 var ErrNoCheckpoint = errors.New("the server signs no checkpoints")
 
@@ -329,7 +319,7 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	if resp.StatusCode == http.StatusNotFound && rm.InsecureNoCheckpoint {
 		return nil, nil
 	}
-	if resp.StatusCode == http.StatusNotFound && resp.Header.Get(noCheckpointHeader) == noCheckpointValue {
+	if resp.StatusCode == http.StatusNotFound && resp.Header.Get(checkpoint.NoneHeader) == checkpoint.None {
 		answer := strings.ToValidUTF8(strings.TrimSpace(string(body)), "")
 		if len(answer) > 200 {
 			answer = strings.ToValidUTF8(answer[:200], "") + "…"
