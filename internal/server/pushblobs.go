@@ -29,11 +29,12 @@ func (l lacking) String() string {
 // missingBlobs returns the blobs that the files added from old to new
 // name and the store lacks. Only the pushed commits' files count: blobs
 // that older records name (an upstream's, fetched when first asked for)
-// are not asked for. Each new version needs its descriptor and at least
-// one of its artifacts: a version promoted binary-only withholds its
-// source on purpose. Every other blob a new record names with its size
-// (evidence, a snapshot) is needed; one named by digest alone (what a
-// test run read) is not.
+// are not asked for. Each new version needs its descriptor and every one
+// of its artifacts, save one case: binaries may be published while the
+// source stays internal (cairn promote --artifacts binary), so a version
+// with binaries, all of them held, may lack its source artifacts. Every
+// other blob a new record names with its size (evidence, a snapshot) is
+// needed; one named by digest alone (what a test run read) is not.
 func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lacking, error) {
 	rd, err := repo.Reader(ctx)
 	if err != nil {
@@ -42,7 +43,7 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 	type group struct {
 		what      string
 		need      []blob.Ref
-		artifacts []blob.Ref // at least one needed
+		artifacts []descriptor.Artifact
 	}
 	var groups []*group
 	byWhat := map[string]*group{}
@@ -78,7 +79,7 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 				g.need = append(g.need, blob.DigestBytes(o.Data))
 				if d, err := descriptor.Parse(o.Data); err == nil {
 					for _, a := range d.Artifacts {
-						g.artifacts = append(g.artifacts, a.Ref)
+						g.artifacts = append(g.artifacts, a)
 						isArtifact[a.Ref.SHA256] = true
 					}
 				}
@@ -94,6 +95,19 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 	})
 	if err != nil {
 		return nil, err
+	}
+	held := map[string]bool{} // by sha256: whether the store holds it
+	for _, g := range groups {
+		for _, a := range g.artifacts {
+			if _, ok := held[a.Ref.SHA256]; ok {
+				continue
+			}
+			ok, err := repo.Blobs.Stat(ctx, a.Ref)
+			if err != nil {
+				return nil, fmt.Errorf("looking for %s in the server's store: %w", a.Ref, err)
+			}
+			held[a.Ref.SHA256] = ok
+		}
 	}
 	var out []lacking
 	for _, g := range groups {
@@ -114,30 +128,36 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 				miss = append(miss, ref)
 			}
 		}
-		if len(g.artifacts) > 0 {
-			held := false
-			var absent []blob.Ref
-			for _, ref := range g.artifacts {
-				ok, err := repo.Blobs.Stat(ctx, ref)
-				if err != nil {
-					return nil, fmt.Errorf("looking for %s in the server's store: %w", ref, err)
-				}
-				if ok {
-					held = true
-					break
-				}
-				if !seen[ref.SHA256] {
-					seen[ref.SHA256] = true
-					absent = append(absent, ref)
-				}
-			}
-			if !held {
-				miss = append(miss, absent...)
-			}
-		}
+		miss = append(miss, missingArtifacts(g.artifacts, held)...)
 		if len(miss) > 0 {
 			out = append(out, lacking{What: g.what, Refs: miss})
 		}
 	}
 	return out, nil
+}
+
+// missingArtifacts returns the artifacts of one version that a push needs
+// and the store does not hold (held, by sha256): every artifact, except
+// the source artifacts of a version that has binaries and holds them all
+// — the product's promise that binaries can be published while the
+// source stays internal. Each blob is named once.
+func missingArtifacts(artifacts []descriptor.Artifact, held map[string]bool) []blob.Ref {
+	binaries, binariesHeld := 0, true
+	for _, a := range artifacts {
+		if a.Kind == "binary" {
+			binaries++
+			binariesHeld = binariesHeld && held[a.Ref.SHA256]
+		}
+	}
+	sourceOptional := binaries > 0 && binariesHeld
+	var miss []blob.Ref
+	seen := map[string]bool{}
+	for _, a := range artifacts {
+		if held[a.Ref.SHA256] || seen[a.Ref.SHA256] || (sourceOptional && a.Kind != "binary") {
+			continue
+		}
+		seen[a.Ref.SHA256] = true
+		miss = append(miss, a.Ref)
+	}
+	return miss
 }
