@@ -128,6 +128,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "the server checked your records and refused them: fix what it names and publish again"
 	case errors.Is(err, remote.ErrRaceLost):
 		return exitError, "other pushes kept landing first; nothing was refused: push again"
+	case errors.Is(err, blob.ErrBusy):
+		return exitError, "the server is busy with other clients; nothing was refused: run the command again in a moment"
 	case errors.As(err, &de):
 		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head"
 	case errors.Is(err, blob.ErrRefused):

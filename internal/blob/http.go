@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,14 +82,14 @@ func (h *HTTP) Stat(ctx context.Context, ref Ref) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		return resp.ContentLength == ref.Size, nil
 	case resp.StatusCode == http.StatusNotFound:
 		return false, nil
 	}
-	return false, fmt.Errorf("HEAD %s: %s", h.url(ref), resp.Status)
+	return false, responseError(resp, ref)
 }
 
 // Put implements Store: an upload signed by h.Signer over the digest,
@@ -135,17 +136,101 @@ func (h *HTTP) Put(ctx context.Context, ref Ref, r io.Reader) error {
 // ErrRefused is the parent of errors a server answers an upload with.
 var ErrRefused = errors.New("refused by the server")
 
+// ErrBusy is the parent of a server's "busy" answers (429 Too Many
+// Requests, 503 Service Unavailable): nothing is wrong with the request;
+// send it again later, after the server's Retry-After if it gave one.
+var ErrBusy = errors.New("server busy")
+
+// StatusError is a server's answer other than success to a blob request.
+// It unwraps to fs.ErrNotExist (404), ErrRefused (403, 413, 422) or
+// ErrBusy (429, 503).
+type StatusError struct {
+	Method string // GET, HEAD, PUT, POST
+	URL    string // redacted
+	Code   int    // the HTTP status code
+	Status string // the status line, "503 Service Unavailable"
+	Body   string // what the server said, up to 4 KiB, trimmed
+	// RetryAfter is how long the server asked to wait (its Retry-After,
+	// in seconds or as a date); 0 when it did not say.
+	RetryAfter time.Duration
+	ref        Ref
+}
+
+func (e *StatusError) Error() string {
+	where := e.Method + " " + e.URL
+	switch {
+	case e.Code == http.StatusNotFound:
+		return fmt.Sprintf("blob %s: %s: %v", e.ref, where, fs.ErrNotExist)
+	case errors.Is(e, ErrRefused):
+		return fmt.Sprintf("%v: %s: %s: %s", ErrRefused, where, e.Status, e.Body)
+	case errors.Is(e, ErrBusy):
+		s := fmt.Sprintf("%v: %s: %s: %s", ErrBusy, where, e.Status, e.Body)
+		if e.RetryAfter > 0 {
+			s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
+		}
+		return s
+	}
+	return fmt.Sprintf("%s: %s: %s", where, e.Status, e.Body)
+}
+
+// Unwrap returns the family of the answer, or nil.
+func (e *StatusError) Unwrap() error {
+	switch e.Code {
+	case http.StatusNotFound:
+		return fs.ErrNotExist
+	case http.StatusForbidden, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge:
+		return ErrRefused
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return ErrBusy
+	}
+	return nil
+}
+
+// Busy reports whether err is a server's busy answer (a *StatusError
+// that is ErrBusy), and how long the server asked to wait before the
+// next try (0 if it did not say).
+func Busy(err error) (retryAfter time.Duration, ok bool) {
+	var se *StatusError
+	if errors.As(err, &se) && errors.Is(se, ErrBusy) {
+		return se.RetryAfter, true
+	}
+	return 0, false
+}
+
+// maxRetryAfter bounds the Retry-After a StatusError keeps.
+const maxRetryAfter = 24 * time.Hour
+
+// parseRetryAfter reads a Retry-After header (RFC 9110 §10.2.3): a
+// number of seconds, or an HTTP date. It returns 0 for none, a date
+// past, or a value it cannot read.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now).Round(time.Second), maxRetryAfter)
+	}
+	return 0
+}
+
 func responseError(resp *http.Response, ref Ref) error {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	text := strings.TrimSpace(string(msg))
-	where := resp.Request.Method + " " + resp.Request.URL.Redacted()
-	switch resp.StatusCode {
-	case http.StatusNotFound:
-		return fmt.Errorf("blob %s: %s: %w", ref, where, fs.ErrNotExist)
-	case http.StatusForbidden, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge:
-		return fmt.Errorf("%w: %s: %s: %s", ErrRefused, where, resp.Status, text)
+	return &StatusError{
+		Method:     resp.Request.Method,
+		URL:        resp.Request.URL.Redacted(),
+		Code:       resp.StatusCode,
+		Status:     resp.Status,
+		Body:       strings.TrimSpace(string(msg)),
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		ref:        ref,
 	}
-	return fmt.Errorf("%s: %s: %s", where, resp.Status, text)
 }
 
 // Batch fetches many blobs from a cairn server in one request (up to

@@ -84,7 +84,8 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 	}
 	up := &blob.HTTP{URL: rm.URL, Client: o.client(), Signer: s}
 	line := rm.Line(r)
-	for attempt := 0; ; attempt++ {
+	b := &retries{}
+	for {
 		if _, err := fetch(ctx, r, rm, o); err != nil {
 			return nil, err
 		}
@@ -110,12 +111,12 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 				})
 			}
 		}
-		n, err := Upload(ctx, r, up, uniqueRefs(refs))
+		n, err := uploadBlobs(ctx, r, up, uniqueRefs(refs), b)
 		out.Uploaded += n
 		if err != nil {
 			return nil, err
 		}
-		landed, err := pushTo(ctx, r, rm, commit, attempt)
+		landed, said, err := pushTo(ctx, r, rm, commit)
 		if err != nil {
 			return nil, err
 		}
@@ -126,6 +127,9 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 			}
 			out.Head = commit
 			return out, nil
+		}
+		if err := b.again(ctx, rm, said); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -17,9 +17,15 @@ import (
 	"cairn.dev/cairn/internal/keys"
 )
 
-// maxPushAttempts bounds how often Push tries again after losing the
-// race for the remote's main (a variable so that tests can make it small).
-var maxPushAttempts = 10
+// maxPushAttempts bounds the retries of one push, whatever each is for:
+// a race lost for the remote's main, or a busy server (an upload, or
+// git's push, answered 429 or 503). maxPushWait bounds the time they
+// wait in all. One budget per push: the upload loop has none of its own.
+// (Variables so that tests can make them small.)
+var (
+	maxPushAttempts = 10
+	maxPushWait     = time.Minute
+)
 
 // raceBackoff is the first wait after a lost race; each further loss
 // doubles it, up to maxRaceBackoff, less a random part of up to a half,
@@ -109,6 +115,7 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 	out := &Pushed{Remote: name}
 	up := &blob.HTTP{URL: rm.URL, Client: o.client(), Signer: s}
 	redate := false // the server refused main's commits for their dates
+	b := &retries{}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 || !o.Fresh {
 			if _, err := fetch(ctx, r, rm, o); err != nil {
@@ -154,14 +161,14 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 			}
 		}
 		redate = false
-		n, commits, err := upload(ctx, r, up, head, main)
+		n, commits, err := upload(ctx, r, up, head, main, b)
+		out.Uploaded += n
 		if err != nil {
 			return nil, err
 		}
-		out.Uploaded += n
-		landed, err := pushTo(ctx, r, rm, main, attempt)
+		landed, said, err := pushTo(ctx, r, rm, main)
 		var pe *PushError
-		if errors.As(err, &pe) && pe.Rule == index.RuleTimeOrder && out.Redated == 0 && attempt < maxPushAttempts {
+		if errors.As(err, &pe) && pe.Rule == index.RuleTimeOrder && out.Redated == 0 {
 			// This machine's clock and the server's disagree by more
 			// than redateAfter: date the commits now and try once more.
 			redate = true
@@ -179,7 +186,62 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 			}
 			return out, r.Adopt(r.Main(), rm.Line(r))
 		}
-		// The remote moved first: fetch, rebase, try again.
+		// The remote moved first, or the server was busy: fetch, rebase,
+		// try again.
+		if err := b.again(ctx, rm, said); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// again waits before a push is tried again, after git said it lost
+// the race for the remote's main or found the server busy, so that the
+// pushes that lost together spread out. When b cannot cover the wait it
+// returns ErrRaceLost, or blob.ErrBusy if git found the server busy.
+func (b *retries) again(ctx context.Context, rm *Remote, said string) error {
+	err := b.wait(ctx, 0)
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return err
+	case gitBusy(said):
+		return fmt.Errorf("pushing to remote %s: %w: git's push was answered HTTP 429 or 503; %v: try again later:\n%s", rm.Name, blob.ErrBusy, err, remoteLines(said))
+	}
+	return fmt.Errorf("%w: remote %s: %d pushes in a row found its main moved or locked by other pushes; %v:\n%s", ErrRaceLost, rm.Name, b.n+1, err, remoteLines(said))
+}
+
+// retries is one push's budget of retries and of time spent waiting
+// before them (maxPushAttempts, maxPushWait).
+type retries struct {
+	n      int           // retries made
+	waited time.Duration // time waited before them
+}
+
+// errSpent is wait's answer when the budget cannot cover another retry.
+var errSpent = errors.New("this push's budget of retries is spent")
+
+// wait waits before the next try: retryAfter if the server asked for
+// it, else a backoff that grows with the retries made. It waits not at
+// all, and returns an error, when the budget cannot cover the retry.
+func (b *retries) wait(ctx context.Context, retryAfter time.Duration) error {
+	if b.n >= maxPushAttempts {
+		return fmt.Errorf("%w (%d retries, waiting %s in all)", errSpent, b.n, b.waited.Round(time.Millisecond))
+	}
+	d := retryAfter
+	if d <= 0 {
+		d = backoffDelay(b.n)
+	}
+	if b.waited+d > maxPushWait {
+		return fmt.Errorf("%w: %s more would pass its %s (%d retries, waiting %s in all)", errSpent, d, maxPushWait, b.n, b.waited.Round(time.Millisecond))
+	}
+	b.n++
+	b.waited += d
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -239,60 +301,56 @@ func Discard(ctx context.Context, r *index.Repo, name string) (int, error) {
 }
 
 // pushTo pushes commit as the remote's main with the git client. It
-// reports false and no error when the push lost the race for the
-// remote's main (it moved, or another push held its lock): the caller
-// fetches and tries again, after a wait that grows with attempt. A
-// refusal by the server is a *PushError; a race lost on the last attempt
-// allowed is ErrRaceLost; anything else (the network, the server failing)
-// is returned as it is.
-func pushTo(ctx context.Context, r *index.Repo, rm *Remote, commit string, attempt int) (bool, error) {
+// reports false, no error and what git said when the push lost the race
+// for the remote's main (it moved, or another push held its lock) or
+// found the server busy: the caller waits, fetches and tries again. A
+// refusal by the server is a *PushError; anything else (the network, the
+// server failing) is returned as it is.
+func pushTo(ctx context.Context, r *index.Repo, rm *Remote, commit string) (landed bool, said string, err error) {
 	out, err := r.Git.Git(ctx, nil, "push", "--quiet", "--porcelain", rm.URL+"/index.git", commit+":"+index.MainRef)
 	if err == nil {
-		return true, nil
+		return true, "", nil
 	}
 	// git says why on standard error, and what became of the ref (a
 	// porcelain "!" line: rejected, fetch first) on standard output.
 	msg := err.Error() + "\n" + string(out)
 	switch {
 	case strings.Contains(msg, "cairn: refused: "):
-		return false, parsePushError(rm.Name, msg)
-	case !lostRace(msg):
-		return false, fmt.Errorf("pushing to remote %s: %w", rm.Name, err)
-	case attempt >= maxPushAttempts:
-		return false, fmt.Errorf("%w: remote %s: %d pushes in a row found its main moved or locked by other pushes, or the server busy with them:\n%s", ErrRaceLost, rm.Name, attempt+1, remoteLines(msg))
+		return false, "", parsePushError(rm.Name, msg)
+	case lostRace(msg), gitBusy(msg):
+		return false, msg, nil
 	}
-	// Back off before trying again, so that the pushes that lost together
-	// spread out.
-	return false, backoff(ctx, attempt)
+	return false, "", fmt.Errorf("pushing to remote %s: %w", rm.Name, err)
 }
 
-// backoff waits before attempt+1: raceBackoff doubled attempt times, up to
-// maxRaceBackoff, less a random part of up to a half.
-func backoff(ctx context.Context, attempt int) error {
-	d := min(raceBackoff<<min(attempt, 16), maxRaceBackoff)
-	d -= time.Duration(rand.Int64N(int64(d)/2 + 1))
-	select {
-	case <-time.After(d):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// busy reports whether an upload failed because the server was busy
-// (429 Too Many Requests, 503 Service Unavailable): try again later.
-func busy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, ": 429 Too Many Requests") || strings.Contains(msg, ": 503 Service Unavailable")
+// backoffDelay is the wait before retry n+1: raceBackoff doubled n times,
+// up to maxRaceBackoff, less a random part of up to a half.
+func backoffDelay(n int) time.Duration {
+	d := min(raceBackoff<<min(n, 16), maxRaceBackoff)
+	return d - time.Duration(rand.Int64N(int64(d)/2+1))
 }
 
 // lostRace reports whether git's output says the push lost the race for
 // the remote's main: it was not a fast-forward of the main the server
 // showed, or the ref moved or was locked between the check and the
-// update, or the server was too busy with other pushes to take it (HTTP
-// 429 or 503: come back later).
+// update.
 func lostRace(msg string) bool {
-	for _, s := range []string{"[rejected]", "(fetch first)", "(non-fast-forward)", "failed to update ref", "cannot lock ref", "stale info", "incorrect old value", "HTTP 429", "HTTP 503", "Updates were rejected because"} {
+	for _, s := range []string{"[rejected]", "(fetch first)", "(non-fast-forward)", "failed to update ref", "cannot lock ref", "stale info", "incorrect old value", "Updates were rejected because"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// gitBusy reports whether git's output says the server answered its
+// push 429 Too Many Requests or 503 Service Unavailable. git shows the
+// status only as text on its standard error ("error: RPC failed; HTTP
+// 503", "The requested URL returned error: 503"), and not the server's
+// Retry-After: this is the one place that reads it. Blob uploads, which
+// cairn makes itself, are read by blob.Busy.
+func gitBusy(msg string) bool {
+	for _, s := range []string{"HTTP 429", "HTTP 503", "returned error: 429", "returned error: 503"} {
 		if strings.Contains(msg, s) {
 			return true
 		}
@@ -386,7 +444,7 @@ func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) e
 // upload sends the blobs that the commits from base to main refer to and
 // that this repository holds; it returns how many it sent and how many
 // commits there are.
-func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string) (int, int, error) {
+func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string, b *retries) (int, int, error) {
 	var refs []blob.Ref
 	seen := map[string]bool{}
 	want := func(ref blob.Ref) {
@@ -425,7 +483,7 @@ func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string
 			held = append(held, ref)
 		}
 	}
-	sent, err := Upload(ctx, r, up, held)
+	sent, err := uploadBlobs(ctx, r, up, held, b)
 	return sent, commits, err
 }
 
@@ -446,25 +504,35 @@ func Origin(ctx context.Context, r *index.Repo, s keys.Signer, o Options) *blob.
 }
 
 // Upload sends blobs this repository holds to a server, skipping those
-// it has; it returns how many it sent.
+// it has; it returns how many it sent. A server busy (blob.Busy) is
+// asked again after its Retry-After, within one budget of retries for
+// all the blobs (maxPushAttempts, maxPushWait).
 func Upload(ctx context.Context, r *index.Repo, to *blob.HTTP, refs []blob.Ref) (int, error) {
+	return uploadBlobs(ctx, r, to, refs, &retries{})
+}
+
+// uploadBlobs is Upload, spending b.
+func uploadBlobs(ctx context.Context, r *index.Repo, to *blob.HTTP, refs []blob.Ref, b *retries) (int, error) {
 	sent := 0
 	for _, ref := range refs {
 		if ok, err := to.Stat(ctx, ref); err == nil && ok {
 			continue
 		}
-		for attempt := 0; ; attempt++ {
+		for {
 			rc, err := r.Blobs.Open(ctx, ref)
 			if err != nil {
 				return sent, err
 			}
 			err = to.Put(ctx, ref, rc)
 			rc.Close()
-			if err != nil && busy(err) && attempt < maxPushAttempts {
+			if after, ok := blob.Busy(err); ok {
 				// The server takes a bounded number of uploads at once:
-				// wait for others' to finish.
-				if err := backoff(ctx, attempt); err != nil {
-					return sent, err
+				// wait for others' to finish, as long as it asks.
+				if werr := b.wait(ctx, after); werr != nil {
+					if ctx.Err() != nil {
+						return sent, werr
+					}
+					return sent, fmt.Errorf("uploading %s to %s: %w; %v: try again later", ref, to.URL, err, werr)
 				}
 				continue
 			}

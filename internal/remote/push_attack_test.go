@@ -283,7 +283,7 @@ func TestPushErrorCarriesRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = pushTo(w.ctx, c, rm, commit, 0)
+	_, _, err = pushTo(w.ctx, c, rm, commit)
 	var pe *PushError
 	if !errors.As(err, &pe) || pe.Rule != index.RuleAppendOnly {
 		t.Fatalf("pushTo: err = %v, want a *PushError for rule %s", err, index.RuleAppendOnly)
