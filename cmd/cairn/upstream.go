@@ -34,7 +34,8 @@ repository follows the same upstreams.
 
 'cairn sync' (and 'cairn serve', every --sync interval) then fetches the
 upstream's index, verifies it against the upstream's own root, and serves its
-packages beside this repository's own. A package name this repository publishes
+packages beside this repository's own. A name internal to this repository (one
+it publishes, or inside a live publish grant of its keys, such as publish:acme/*)
 is never served from an upstream (internal names win; sync reports the clash).
 A declaration is made once per name; 'cairn upstream remove' ends it.`,
 		Args: exactArgs(2),
@@ -150,8 +151,9 @@ upstream nothing of this repository's own commits.
 
 An upstream that cannot be synced (unreachable, frozen, rewritten) is reported
 and keeps the head verified before; the others are synced regardless, and
-everything is still served. Package names both an upstream and this repository
-publish are reported: only this repository's package is served.`,
+everything is still served. An upstream's package names that are internal to this
+repository (published here or inside its keys' publish grants) are reported: only
+this repository's packages are served under them.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
@@ -179,7 +181,7 @@ publish are reported: only this repository's package is served.`,
 						fmt.Fprintf(w, "upstream %s: its head %s is %d commit(s) past its checkpoint's %s: they wait until a checkpoint covers them\n", s.Upstream, s.Pulled.ServerHead, s.Pulled.Pending, s.Pulled.Head)
 					}
 					if len(s.Collisions) > 0 {
-						fmt.Fprintf(w, "upstream %s: WARNING: publishes %d name(s) this repository publishes itself; only the internal packages are served: %s\n",
+						fmt.Fprintf(w, "upstream %s: WARNING: publishes %d name(s) internal to this repository (published here or inside its keys' publish grants); only the internal packages are served: %s\n",
 							s.Upstream, len(s.Collisions), strings.Join(s.Collisions, ", "))
 					}
 				}
