@@ -28,7 +28,10 @@ func (s *Server) gitHandler(hooks string) http.Handler {
 	}
 	// Configuration given to git for this server only, not written to
 	// the repository: anonymous push is allowed because the records carry
-	// their own signatures; the hook decides.
+	// their own signatures; the hook decides. Keepalives every second
+	// while git is otherwise quiet (running the hook, counting objects)
+	// keep clients' low-speed limits (transport.GitLowSpeed) from cutting
+	// an honest push or fetch.
 	config := [][2]string{
 		{"http.receivepack", "true"},
 		{"http.uploadpack", "true"},
@@ -37,6 +40,8 @@ func (s *Server) gitHandler(hooks string) http.Handler {
 		{"receive.denyNonFastForwards", "true"},
 		{"receive.fsckObjects", "true"},
 		{"uploadpack.allowFilter", "true"},
+		{"receive.keepAlive", "1"},
+		{"uploadpack.keepAlive", "1"},
 	}
 	env = append(env, "GIT_CONFIG_COUNT="+strconv.Itoa(len(config)))
 	for i, kv := range config {

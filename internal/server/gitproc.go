@@ -92,9 +92,14 @@ func (g *gitProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		close(feed.done)
 	}
+	// finish ends the request's processes once git's output has been
+	// read to its end (cmd.Wait closes the pipe): what git left behind
+	// in its group is killed while git, exited, is not yet reaped, so
+	// that the group's id cannot have passed to another process.
 	finish := func() {
+		awaitExit(cmd.Process)
+		killGroup(cmd.Process)
 		err := cmd.Wait()
-		killGroup(cmd.Process) // what git left behind in its group
 		feed.stop(r.Body, w)
 		if err != nil && ctx.Err() == nil {
 			g.log.Debug("git http-backend", "err", err)
@@ -112,7 +117,10 @@ func (g *gitProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		br.Peek(1)
 	}
 	if err != nil || br.Buffered() == 0 || feed.failed() {
-		finish()
+		// git is gone or going (its output ended, or it was killed for
+		// its body or its header): its input is done with.
+		defer finish()
+		feed.stop(r.Body, w)
 		if g.answerBodyError(w, r, feed.error()) {
 			return
 		}
@@ -121,14 +129,27 @@ func (g *gitProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeHeader(w, code, header)
-		io.Copy(w, br)
+		io.Copy(w, br) // all of it, before finish reaps git and closes the pipe
 		return
 	}
 	writeHeader(w, code, header)
-	if _, err := io.Copy(w, br); err != nil {
+	if _, err := io.Copy(flushWriter{w}, br); err != nil {
 		cancel() // the client is gone or too slow: git goes too
 	}
 	finish()
+}
+
+// flushWriter sends each write at once: git's responses stream, and its
+// keepalives (a few bytes while a hook runs or objects are counted) are
+// worth nothing held in a buffer.
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = http.NewResponseController(f.w).Flush()
+	}
+	return n, err
 }
 
 func writeHeader(w http.ResponseWriter, code int, header http.Header) {

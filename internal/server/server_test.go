@@ -24,6 +24,12 @@ import (
 
 func TestMain(m *testing.M) {
 	if len(os.Args) == 5 && os.Args[1] == "hook" {
+		// A test makes the hook slow with a file in the repository
+		// (slowHookFile) that says for how long.
+		if b, err := os.ReadFile(filepath.Join(os.Args[4], slowHookFile)); err == nil {
+			d, _ := time.ParseDuration(strings.TrimSpace(string(b)))
+			time.Sleep(d)
+		}
 		if err := PreReceive(context.Background(), os.Args[4], os.Stdin, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "cairn: error:", err)
 			os.Exit(1)

@@ -442,20 +442,28 @@ func (b *sendBody) Close() error {
 	return b.body.Close()
 }
 
-// GitConfig returns the -c options that make git keep t on HTTP
-// transfers: http.lowSpeedLimit and http.lowSpeedTime (whole seconds,
-// rounded up). git has no connect timeout; see Probe.
+// GitConfig returns the -c options that make git keep t's stall window
+// on HTTP transfers: http.lowSpeedTime (whole seconds, rounded up), with
+// http.lowSpeedLimit at GitLowSpeed, one byte a second, whatever t's
+// LowSpeed. git has no connect timeout; see Probe.
 //
-// git's server side is quiet but for keepalives (5 bytes every 5 s) while
-// it counts objects or runs a pre-receive hook: one that stays so for a
-// whole window is cut, as any stall; raise the stall timeout for servers
-// that need longer.
+// A git server is quiet but for keepalives (a 5-byte packet every
+// receive.keepAlive or uploadpack.keepAlive seconds, 5 by default) while
+// it counts objects or runs a pre-receive hook, however honest: a byte a
+// second lets those keepalives hold a transfer open (cairn serve sends
+// one every second), and a server that sends nothing at all for a whole
+// window is cut, as any stall.
 func GitConfig(t Timeouts) []string {
 	return []string{
-		"-c", "http.lowSpeedLimit=" + strconv.FormatInt(max(1, t.LowSpeed), 10),
+		"-c", "http.lowSpeedLimit=" + strconv.Itoa(GitLowSpeed),
 		"-c", "http.lowSpeedTime=" + strconv.FormatInt(int64(GitStall(t)/time.Second), 10),
 	}
 }
+
+// GitLowSpeed is the low-speed limit, in bytes a second, that git
+// transfers keep (GitConfig): low enough that a server's keepalives
+// count as progress.
+const GitLowSpeed = 1
 
 // GitStall is the stall window git keeps for t: whole seconds, rounded up.
 func GitStall(t Timeouts) time.Duration {
