@@ -590,12 +590,6 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 		log.Warn("skipped", "why", err.Error())
 		return c.done(f, v, "skipped", err.Error())
 	}
-	if why, err := f.withheld(ctx, d, arts); err != nil {
-		return fmt.Errorf("%s: %w", v.ID(), err)
-	} else if why != "" {
-		log.Warn("skipped", "why", why)
-		return c.done(f, v, "skipped", why)
-	}
 	work, err := os.MkdirTemp(filepath.Dir(f.path), "run-")
 	if err != nil {
 		return err
@@ -606,6 +600,17 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 		return err
 	}
 	env, err := c.prepare(ctx, f, d, ref, arts, dir)
+	if err != nil && notOnServer(err) {
+		// Every mirror said it has not got an artifact: the version was
+		// promoted without it, or the server lost it. Only now ask which
+		// of the version's artifacts it holds, to say what to choose.
+		if why, werr := f.withheld(ctx, d, arts); werr != nil {
+			return fmt.Errorf("%s: %w (and asking the server which artifacts it holds: %w)", v.ID(), err, werr)
+		} else if why != "" {
+			log.Warn("skipped", "why", why)
+			return c.done(f, v, "skipped", why)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", v.ID(), err)
 	}
@@ -745,13 +750,30 @@ func pick(d *descriptor.Descriptor, sel string) ([]descriptor.Artifact, error) {
 	return nil, fmt.Errorf("%s has no %s artifact (it has: %s)", d.ID(), sel, strings.Join(have, ", "))
 }
 
+// notOnServer reports whether a fetch failed because every mirror
+// answered that it has not got the blob (and none failed otherwise).
+func notOnServer(err error) bool {
+	var fe *blob.FetchError
+	if !errors.As(err, &fe) || len(fe.Errors) == 0 {
+		return false
+	}
+	for _, e := range fe.Errors {
+		if !errors.Is(e, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
+}
+
 // withheld says why the command cannot have the chosen artifacts when
 // the server holds no blob of one of them — a version promoted
 // binary-only (cairn promote --artifacts binary) has its source in the
 // descriptor but never on the server — naming the --artifact choices
 // whose blobs it does hold; "" when every chosen blob is there. A blob
 // counts as absent only when every mirror answers that it has not got
-// it: an error (the server unreachable) is returned, to be retried.
+// it: an error (the server unreachable) is returned, to be retried. It
+// asks each mirror about each artifact (a HEAD request each), so it is
+// called only after a fetch found an artifact on no mirror.
 func (f *follow) withheld(ctx context.Context, d *descriptor.Descriptor, arts []descriptor.Artifact) (string, error) {
 	held := map[string]bool{}
 	for _, a := range d.Artifacts {
@@ -787,7 +809,8 @@ func (f *follow) withheld(ctx context.Context, d *descriptor.Descriptor, arts []
 }
 
 // holds reports whether the remote or one of its mirrors holds a blob:
-// false only when each answers that it has not got it.
+// false only when each answers that it has not got it. (A Chain fetches;
+// it has no such question to ask its mirrors without the bytes.)
 func (f *follow) holds(ctx context.Context, ref blob.Ref) (bool, error) {
 	var errs []error
 	for _, m := range f.mirrors {

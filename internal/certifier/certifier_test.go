@@ -41,8 +41,18 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	w := indextest.New(t)
-	g := &rig{World: w, url: w.Serve(), ci: indextest.NewSigner()}
+	return newRigAt(t, indextest.New(t), nil)
+}
+
+// newRigAt is newRig of w, whose server is reached through front (its
+// URL from the server's) if front is not nil.
+func newRigAt(t *testing.T, w *indextest.World, front func(backend string) string) *rig {
+	t.Helper()
+	url := w.Serve()
+	if front != nil {
+		url = front(url)
+	}
+	g := &rig{World: w, url: url, ci: indextest.NewSigner()}
 	w.Grant(g.ci, "acme-ci", "certify:tested")
 	cfg, err := index.InitReplica(w.Ctx, filepath.Join(t.TempDir(), "config"), w.Intro)
 	if err != nil {

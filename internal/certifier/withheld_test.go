@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,3 +114,64 @@ func TestCertifySkipsWithheldSource(t *testing.T) {
 
 // newTextLog logs in text to w.
 func newTextLog(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// requests is a real HTTP server in front of a cairn server that keeps
+// the method and path of each blob request it passes on.
+type requests struct {
+	mu   sync.Mutex
+	seen []string // "HEAD /blobs/sha256/HEX"
+}
+
+func (q *requests) front(t *testing.T) func(string) string {
+	return func(backend string) string {
+		u, err := url.Parse(backend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := httputil.NewSingleHostReverseProxy(u)
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/blobs/") {
+				q.mu.Lock()
+				q.seen = append(q.seen, r.Method+" "+r.URL.Path)
+				q.mu.Unlock()
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		t.Cleanup(ts.Close)
+		return ts.URL
+	}
+}
+
+// A version whose artifacts the server holds costs no HEAD request: the
+// certifier fetches what it tests and asks the server about nothing else
+// (a HEAD only before uploading a blob, its evidence, to skip one the
+// server has).
+func TestCertifyMakesNoHeadRequests(t *testing.T) {
+	q := &requests{}
+	g := newRigAt(t, indextest.New(t), q.front(t))
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0", Platforms: []string{"linux-amd64", "darwin-arm64"}})
+	g.run(g.certifier(Options{Command: passes}, ""))
+	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 1 {
+		t.Fatalf("acme/log@1.0.0: %d tested records, want 1", len(got))
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	put := map[string]bool{}
+	gets := 0
+	for _, r := range q.seen {
+		if p, ok := strings.CutPrefix(r, "PUT "); ok {
+			put[p] = true
+		}
+		if strings.HasPrefix(r, "GET ") {
+			gets++
+		}
+	}
+	if gets == 0 {
+		t.Fatalf("the run fetched no blob through the front: %v", q.seen)
+	}
+	for _, r := range q.seen {
+		if p, ok := strings.CutPrefix(r, "HEAD "); ok && !put[p] {
+			t.Errorf("the run asked %s of a blob it did not upload (every request: %v)", r, q.seen)
+		}
+	}
+}
