@@ -84,59 +84,66 @@ Access logs are JSON lines on standard error.`,
 				// the bound from its environment.
 				os.Setenv(server.SkewEnv, skew.String())
 			}
-			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
-				out := newLogBuffer(cmd.ErrOrStderr(), 100*time.Millisecond)
-				defer out.Close()
-				log := slog.New(slog.NewJSONHandler(out, nil))
-				opts := server.Options{
-					Logger:    log,
-					Grace:     grace,
-					MaxUpload: maxUpload,
-					MaxPush:   maxPush,
-					Limits:    limits,
-					Fallback:  (&remote.UpstreamBlobs{Repo: r}).Fetch,
-				}
-				if ckey != "" {
-					s, err := keys.Resolve(ckey)
-					if err != nil {
-						return err
-					}
-					opts.CheckpointKey = s
-				} else {
-					fmt.Fprintln(cmd.ErrOrStderr(), "cairn: warning: serving without --checkpoint-key: this server signs no checkpoints, so clients cannot tell it from a frozen mirror and refuse to pull from it unless the remote was added with --insecure-no-checkpoint")
-				}
-				srv, err := server.New(r, opts)
+			// Not withRepo: server.New verifies the index and refuses one that
+			// does not verify (exit 3, naming the rule), so it is verified once.
+			ctx := cmd.Context()
+			r, err := openRepo(ctx, repo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			out := newLogBuffer(cmd.ErrOrStderr(), 100*time.Millisecond)
+			defer out.Close()
+			log := slog.New(slog.NewJSONHandler(out, nil))
+			opts := server.Options{
+				Logger:    log,
+				Grace:     grace,
+				MaxUpload: maxUpload,
+				MaxPush:   maxPush,
+				Limits:    limits,
+				Fallback:  (&remote.UpstreamBlobs{Repo: r}).Fetch,
+			}
+			if ckey != "" {
+				s, err := keys.Resolve(ckey)
 				if err != nil {
 					return err
 				}
-				defer srv.Close()
-				l, err := net.Listen("tcp", addr)
-				if err != nil {
+				opts.CheckpointKey = s
+			}
+			srv, err := server.New(r, opts)
+			if err != nil {
+				return err
+			}
+			if opts.CheckpointKey == nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "cairn: warning: serving without --checkpoint-key: this server signs no checkpoints, so clients cannot tell it from a frozen mirror and refuse to pull from it unless the remote was added with --insecure-no-checkpoint")
+			}
+			defer srv.Close()
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			url := "http://" + l.Addr().String()
+			fmt.Fprintf(cmd.OutOrStdout(), "serving %s at %s (clone %s/index.git)\n", r.Dir, url, url)
+			if ready != "" {
+				if err := safefile.Write(ready, []byte(url+"\n"), safefile.Options{Perm: 0o644}); err != nil {
 					return err
 				}
-				url := "http://" + l.Addr().String()
-				fmt.Fprintf(cmd.OutOrStdout(), "serving %s at %s (clone %s/index.git)\n", r.Dir, url, url)
-				if ready != "" {
-					if err := safefile.Write(ready, []byte(url+"\n"), safefile.Options{Perm: 0o644}); err != nil {
-						return err
-					}
-				}
-				if every > 0 {
-					// Stopped and waited for before the log is closed, so
-					// that what the last sync did is logged.
-					sctx, stop := context.WithCancel(ctx)
-					synced := make(chan struct{})
-					go func() {
-						defer close(synced)
-						syncEvery(sctx, r.Dir, every, log)
-					}()
-					defer func() {
-						stop()
-						<-synced
-					}()
-				}
-				return srv.Serve(ctx, l)
-			})
+			}
+			if every > 0 {
+				// Stopped and waited for before the log is closed, so
+				// that what the last sync did is logged.
+				sctx, stop := context.WithCancel(ctx)
+				synced := make(chan struct{})
+				go func() {
+					defer close(synced)
+					syncEvery(sctx, r.Dir, every, log)
+				}()
+				defer func() {
+					stop()
+					<-synced
+				}()
+			}
+			return srv.Serve(ctx, l)
 		},
 	}
 	repoFlag(c, &repo)

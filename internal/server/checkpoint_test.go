@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,5 +30,31 @@ func TestCheckpointNone(t *testing.T) {
 	resp, body = withKey.do("GET", "/api/v1/checkpoint", nil, nil)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cairn-Checkpoint") == "none" {
 		t.Fatalf("with a key: %s, Cairn-Checkpoint %q: %s", resp.Status, resp.Header.Get("Cairn-Checkpoint"), body)
+	}
+}
+
+// A checkpoint is signed only over a head this server verifies, through
+// the same verification as /healthz: a record deleted behind the
+// server's back gets no checkpoint, but 503 naming the rule and commit.
+func TestCheckpointRefusedOnTamperedIndex(t *testing.T) {
+	ck := signer(t)
+	s := newServed(t, Options{CheckpointKey: ck})
+	if _, err := s.repo.Grant(s.ctx, index.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, s.root); err != nil {
+		t.Fatal(err)
+	}
+	publishOne(t, s.fixture, "1.0.0")
+	if resp, body := s.do("GET", "/api/v1/checkpoint", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("checkpoint before: %s %s", resp.Status, body)
+	}
+	clone := filepath.Join(t.TempDir(), "clone")
+	if out, err := gitIn(t, ".", "clone", "-q", s.repo.Git.GitDir, clone); err != nil {
+		t.Fatalf("clone: %v\n%s", err, out)
+	}
+	out, _ := gitIn(t, clone, "ls-files", "packages")
+	behindItsBack(t, clone, "rm", "-q", strings.Fields(out)[0])
+	commit, _ := gitIn(t, clone, "rev-parse", "--short=12", "HEAD")
+	resp, body := s.do("GET", "/api/v1/checkpoint", nil, nil)
+	if want := "rule append-only broken in commit " + strings.TrimSpace(commit); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), want) {
+		t.Fatalf("checkpoint of a tampered index: %s %q, want 503 naming %q", resp.Status, body, want)
 	}
 }

@@ -335,18 +335,14 @@ func (s *Server) recordGet(w http.ResponseWriter, r *http.Request) {
 	w.Write(o.Data)
 }
 
-// checkpointGet serves GET /api/v1/checkpoint: the head, verified by
-// this server, signed by its checkpoint key, dated now.
+// checkpointGet serves GET /api/v1/checkpoint for a server with a
+// checkpoint key (checkpoint answers the others): the head, verified by
+// this server as /healthz verifies it, signed by its key, dated now.
 func (s *Server) checkpointGet(w http.ResponseWriter, r *http.Request) {
-	if s.opts.CheckpointKey == nil {
-		httpError(w, http.StatusNotFound, "this server signs no checkpoints: start it with --checkpoint-key")
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	res, err := s.repo.Verify(r.Context(), false)
+	res, err := s.verify(r.Context())
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "the index does not verify: %v", err)
+		w.Header().Set("Cache-Control", "no-store")
+		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
 		return
 	}
 	c := checkpoint.Checkpoint{Introduction: s.repo.Config.Introduction, Head: res.Head, Records: res.Total, Time: time.Now().UTC().Truncate(time.Second)}

@@ -69,7 +69,7 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 
-	mu    sync.Mutex  // one checkpoint (and the verification under it) at a time
+	mu    sync.Mutex  // one verification of main at a time (s.verify)
 	cache *lightCache // rendered package documents, by tree id
 	small *lightCache // small blobs, by sha256
 
@@ -95,11 +95,15 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: the server serves a filesystem blob store", repo.Dir)
 	}
-	if _, err := repo.Verified(context.Background()); err != nil {
-		return nil, fmt.Errorf("the index at %s does not verify, so it is not served: %w", repo.Dir, err)
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	res, err := repo.Verified(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("the index at %s does not verify, so it is not served: %w", repo.Dir, err)
+	}
+	if res.Unsaved != nil {
+		opts.Logger.Warn("the verified head could not be remembered: the next start verifies these commits again", "err", res.Unsaved)
 	}
 	if opts.MaxUpload == 0 {
 		opts.MaxUpload = 1 << 30
