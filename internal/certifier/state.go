@@ -39,7 +39,7 @@ func loadProgress(path string, want progress) (*progress, error) {
 	}
 	var p progress
 	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("%s: %v (move it away to start over)", path, err)
+		return nil, fmt.Errorf("%s: %w (move it away to start over)", path, err)
 	}
 	if p.Introduction != want.Introduction || p.Key != want.Key || p.Property != want.Property {
 		return nil, fmt.Errorf("%s is the state of another certifier (remote %s index %.16s, key %s, property %s): give this one its own --state directory",

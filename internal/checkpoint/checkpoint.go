@@ -74,7 +74,7 @@ func Parse(text string) (Checkpoint, error) {
 		return c, err
 	}
 	if c.Time, err = time.Parse(time.RFC3339, t); err != nil {
-		return c, fmt.Errorf("checkpoint time %q: %v", t, err)
+		return c, fmt.Errorf("checkpoint time %q: %w", t, err)
 	}
 	return c, nil
 }
@@ -141,7 +141,7 @@ func Open(msg []byte, lookup func(keyID string) ed25519.PublicKey) (*Signed, err
 		var unknown *note.UnknownVerifierError
 		var unverified *note.UnverifiedNoteError
 		if errors.As(err, &unknown) || errors.As(err, &unverified) {
-			return nil, fmt.Errorf("the checkpoint is not signed by a key granted the checkpoint scope: %v", err)
+			return nil, fmt.Errorf("the checkpoint is not signed by a key granted the checkpoint scope: %w", err)
 		}
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}

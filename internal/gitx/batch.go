@@ -283,7 +283,7 @@ func (r *Repo) Walk(ctx context.Context, o WalkOptions, fn func(*LogEntry) error
 		return werr
 	}
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("git log: %v: %s", err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("git log: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }

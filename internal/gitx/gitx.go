@@ -58,7 +58,7 @@ func Open(dir string) (*Repo, error) {
 // InitBare creates a bare repository at dir whose HEAD names main.
 func InitBare(dir string) (*Repo, error) {
 	if out, err := exec.Command("git", "init", "-q", "--bare", "--initial-branch=main", dir).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("git init %s: %v: %s", dir, err, out)
+		return nil, fmt.Errorf("git init %s: %w: %s", dir, err, out)
 	}
 	return Open(dir)
 }
@@ -214,7 +214,7 @@ func (u *RefUpdate) Commit(ctx context.Context, ref, newID, oldID string) error 
 		if cur, _ := u.repo.ResolveRef(ctx, ref); cur != oldID && !(cur == "" && oldID == u.repo.ZeroID()) {
 			return fmt.Errorf("%w: %s is at %s, expected %s", ErrRefMoved, ref, cur, oldID)
 		}
-		return fmt.Errorf("git update-ref %s: %v: %s", ref, err, strings.TrimSpace(u.stderr.String()))
+		return fmt.Errorf("git update-ref %s: %w: %s", ref, err, strings.TrimSpace(u.stderr.String()))
 	}
 	return nil
 }
