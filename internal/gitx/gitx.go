@@ -92,7 +92,7 @@ func (r *Repo) Git(ctx context.Context, stdin []byte, args ...string) ([]byte, e
 	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if networkVerbs[verb] && strings.Contains(msg, "Operation too slow") {
-			stall := &transport.StallError{URL: remote, Phase: "git", Stall: transport.GitStall(bounds), LowSpeed: bounds.LowSpeed}
+			stall := &transport.StallError{URL: remote, Phase: "git", Stall: transport.GitStall(bounds), LowSpeed: transport.GitLowSpeed}
 			return out, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), stall, msg)
 		}
 		return out, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, msg)

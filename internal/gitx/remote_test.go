@@ -17,8 +17,9 @@ import (
 )
 
 // served serves a bare repository with one commit over git's smart HTTP
-// (git http-backend), trickling every response a byte per 200 ms when
-// slow; it returns the repository's URL.
+// (git http-backend), trickling every response a byte per 1.5 s when
+// slow (under git's low-speed limit of a byte a second, which a server's
+// keepalives meet); it returns the repository's URL.
 func served(t *testing.T, slow bool) string {
 	t.Helper()
 	root := t.TempDir()
@@ -41,7 +42,7 @@ func served(t *testing.T, slow bool) string {
 	}
 	var h http.Handler = &cgi.Handler{Path: git, Args: []string{"http-backend"}, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}}
 	if slow {
-		h = transporttest.Trickle(h, 200*time.Millisecond, func(*http.Request) bool { return true })
+		h = transporttest.Trickle(h, 1500*time.Millisecond, func(*http.Request) bool { return true })
 	}
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
@@ -76,7 +77,7 @@ func TestLsRemoteServed(t *testing.T) {
 	}
 }
 
-// Attack: the server trickles its answer a byte per 200 ms. git's
+// Attack: the server trickles its answer a byte per 1.5 s. git's
 // low-speed limit cuts it within the bound; the error names the URL.
 func TestFetchTrickleCut(t *testing.T) {
 	bounds(t)
@@ -90,7 +91,7 @@ func TestFetchTrickleCut(t *testing.T) {
 		return err
 	})
 	var se *transport.StallError
-	if !errors.As(err, &se) || se.URL != url || !strings.Contains(err.Error(), url+": the transfer stalled: less than 10 bytes/s for 1s") {
+	if !errors.As(err, &se) || se.URL != url || !strings.Contains(err.Error(), url+": the transfer stalled: less than 1 bytes/s for 1s") {
 		t.Fatalf("fetch: %v, want a *StallError naming %s", err, url)
 	}
 }

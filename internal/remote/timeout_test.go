@@ -17,11 +17,11 @@ import (
 	"cairn.dev/cairn/internal/transport/transporttest"
 )
 
-// stalling serves w's server, trickling (a byte every 200 ms) the
-// requests that match.
+// stalling serves w's server, trickling (a byte every 1.5 s: under
+// git's low-speed limit of a byte a second too) the requests that match.
 func (w *world) stalling(match func(*http.Request) bool) string {
 	to, _ := url.Parse(w.url)
-	s := httptest.NewServer(transporttest.Trickle(httputil.NewSingleHostReverseProxy(to), 200*time.Millisecond, match))
+	s := httptest.NewServer(transporttest.Trickle(httputil.NewSingleHostReverseProxy(to), 1500*time.Millisecond, match))
 	w.t.Cleanup(s.Close)
 	return s.URL
 }
