@@ -192,10 +192,11 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	if err != nil {
 		return nil, named(err)
 	}
+	// The replay from the verified head is what checks that the line
+	// continues from it: a history that does not pass through it is an
+	// *index.ForkError, found with no git process of its own, and only
+	// then told apart as a rollback or a fork.
 	if verified != "" {
-		if err := checkDescends(ctx, r, rm, line, verified, target); err != nil {
-			return nil, err
-		}
 		if err := r.Adopt(line, in); err != nil {
 			return nil, named(err)
 		}
@@ -205,7 +206,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	res, err := r.VerifyLine(ctx, in, false)
 	var fe *index.ForkError
 	if errors.As(err, &fe) {
-		return nil, &ForkError{Remote: line.Name, URL: rm.URL, Verified: fe.Verified, Head: fe.Head}
+		return nil, breakOf(ctx, r, rm, line, fe)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", line.Name, err)
@@ -243,20 +244,16 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	return p, nil
 }
 
-// checkDescends refuses a head that does not descend from the head
-// verified from the same remote before: an ancestor of it is a rollback,
-// anything else a fork. Nothing local is at fault either way.
-func checkDescends(ctx context.Context, r *index.Repo, rm *Remote, line index.Line, verified, head string) error {
-	if head == verified {
-		return nil
+// breakOf says what a line that does not continue from the head verified
+// from the same remote before is: an ancestor of that head is a
+// rollback, anything else a fork. Nothing local is at fault either way.
+func breakOf(ctx context.Context, r *index.Repo, rm *Remote, line index.Line, fe *index.ForkError) error {
+	if fe.Verified != "" && fe.Head != fe.Verified {
+		if ok, _ := r.Git.IsAncestor(ctx, fe.Head, fe.Verified); ok {
+			return &RollbackError{Remote: line.Name, URL: rm.URL, Verified: fe.Verified, Head: fe.Head}
+		}
 	}
-	if ok, _ := r.Git.IsAncestor(ctx, verified, head); ok {
-		return nil
-	}
-	if ok, _ := r.Git.IsAncestor(ctx, head, verified); ok {
-		return &RollbackError{Remote: line.Name, URL: rm.URL, Verified: verified, Head: head}
-	}
-	return &ForkError{Remote: line.Name, URL: rm.URL, Verified: verified, Head: head}
+	return &ForkError{Remote: line.Name, URL: rm.URL, Verified: fe.Verified, Head: fe.Head}
 }
 
 // ErrRollback is what a *RollbackError is.
@@ -382,6 +379,9 @@ func OpenCheckpoint(ctx context.Context, r *index.Repo, head, introduction strin
 	if sc.Introduction != introduction {
 		return nil, fmt.Errorf("the checkpoint is for index %.16s, not %.16s", sc.Introduction, introduction)
 	}
+	if sc.Head == head {
+		return sc, nil
+	}
 	if ok, _ := r.Git.IsAncestor(ctx, sc.Head, head); !ok {
 		return sc, fmt.Errorf("%w: the checkpoint signs head %s, which the verified history at %s does not contain", ErrOtherHistory, sc.Head, head)
 	}
@@ -393,8 +393,11 @@ func OpenCheckpoint(ctx context.Context, r *index.Repo, head, introduction strin
 var ErrOtherHistory = errors.New("checkpoint of another history")
 
 // checkCheckpoint verifies a checkpoint just fetched against the remote
-// line just verified (OpenCheckpoint), its record count and its age, and
-// keeps it beside the line.
+// line just verified (OpenCheckpoint), its head, its record count and its
+// age, and keeps it beside the line. A pull verifies the line up to the
+// checkpoint's head exactly (fetch), so the checkpoint must sign that
+// head: one of an ancestor, which OpenCheckpoint accepts for a lock's
+// kept checkpoint, is refused here.
 func checkCheckpoint(ctx context.Context, r *index.Repo, rm *Remote, note []byte, res *index.VerifyResult, now time.Time) (*checkpoint.Signed, error) {
 	sc, err := OpenCheckpoint(ctx, r, res.Head, rm.Introduction, note)
 	if errors.Is(err, ErrOtherHistory) {
@@ -404,7 +407,11 @@ func checkCheckpoint(ctx context.Context, r *index.Repo, rm *Remote, note []byte
 	if err != nil {
 		return nil, &CheckpointError{Remote: rm.title(), Problem: err.Error(), Evidence: note}
 	}
-	if sc.Head == res.Head && sc.Records != res.Total {
+	if sc.Head != res.Head {
+		return nil, &CheckpointError{Remote: rm.title(), Evidence: note, Problem: fmt.Sprintf(
+			"the checkpoint signs head %s, not %s, the head just verified: a pull's checkpoint covers exactly what it verified (an old checkpoint replayed, or a server that signs one head and serves another)", sc.Head, res.Head)}
+	}
+	if sc.Records != res.Total {
 		return nil, &CheckpointError{Remote: rm.title(), Evidence: note, Problem: fmt.Sprintf("the checkpoint counts %d record files at %s, the index holds %d", sc.Records, sc.Head, res.Total)}
 	}
 	if err := sc.Fresh(now, rm.MaxAge, index.MaxClockSkew); err != nil {
