@@ -21,9 +21,12 @@ import (
 // a race lost for the remote's main, or a busy server (an upload, or
 // git's push, answered 429 or 503). maxPushWait bounds the time they
 // wait in all. One budget per push: the upload loop has none of its own.
-// (Variables so that tests can make them small.)
+// The count is generous because a publisher among many can lose several
+// races in a row on a loaded server (8 publishers under -race on 2 cores
+// lost 11); the wait bounds the whole. (Variables so that tests can make
+// them small.)
 var (
-	maxPushAttempts = 10
+	maxPushAttempts = 30
 	maxPushWait     = time.Minute
 )
 
