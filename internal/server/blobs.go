@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
-	"cairn.dev/cairn/internal/index"
 )
 
 // MaxBatch is how many blobs one batch request may ask for.
@@ -217,15 +216,21 @@ func (s *Server) authorizeUpload(r *http.Request, ref blob.Ref) (string, error) 
 	}
 	t, err := time.Parse(time.RFC3339, ts)
 	if err != nil {
-		return "", fmt.Errorf("%s %q: %v", blob.HeaderTime, ts, err)
+		return "", fmt.Errorf("%s %q: %w", blob.HeaderTime, ts, err)
+	}
+	// Uploads and pushed commits are judged by one window of this
+	// server's clock (cairn serve --max-clock-skew, SkewEnv).
+	skew, err := clockSkew()
+	if err != nil {
+		return "", err
 	}
 	now := time.Now()
-	if t.Before(now.Add(-index.MaxClockSkew)) || t.After(now.Add(index.MaxClockSkew)) {
-		return "", fmt.Errorf("signed at %s, more than %s from this server's clock (%s)", ts, index.MaxClockSkew, now.UTC().Format(time.RFC3339))
+	if t.Before(now.Add(-skew)) || t.After(now.Add(skew)) {
+		return "", fmt.Errorf("signed at %s, more than %s from this server's clock (%s)", ts, skew, now.UTC().Format(time.RFC3339))
 	}
 	sig, err := base64.StdEncoding.DecodeString(sig64)
 	if err != nil {
-		return "", fmt.Errorf("%s: %v", blob.HeaderSignature, err)
+		return "", fmt.Errorf("%s: %w", blob.HeaderSignature, err)
 	}
 	head, err := s.repo.Head(r.Context())
 	if err != nil {

@@ -161,6 +161,23 @@ func TestBlobs(t *testing.T) {
 	}
 }
 
+// TestUploadSkewIsTheServers: an upload's signed time is judged by the
+// same window as pushed commits (cairn serve --max-clock-skew), not by a
+// fixed one: a signature 30 s old is refused by a 2 s window.
+func TestUploadSkewIsTheServers(t *testing.T) {
+	t.Setenv(SkewEnv, "2s")
+	f := newFixture(t)
+	data := []byte("artifact bytes")
+	ref := blob.DigestBytes(data)
+	resp, body := f.do("PUT", "/blobs/sha256/"+ref.SHA256, bytes.NewReader(data), signedHeaders(f.alice, ref, time.Now().Add(-30*time.Second)))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "more than 2s from this server's clock") {
+		t.Fatalf("an upload signed 30 s ago under a 2 s window: %s %q, want 403 naming the window", resp.Status, body)
+	}
+	if ok, _ := f.repo.Blobs.Stat(f.ctx, ref); ok {
+		t.Fatal("the blob was stored")
+	}
+}
+
 // Uploads are authorised by the uploader's own granted key, over the
 // digest, size and time — and the bytes must be the blob.
 func TestUploadAttacks(t *testing.T) {
