@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	code, hint := classify(err)
-	if code == exitUsage && !strings.Contains(err.Error(), "unknown command") {
+	if code == exitUsage && hint == "" && !strings.Contains(err.Error(), "unknown command") {
 		hint = "see 'cairn " + commandPath(root, args) + " --help'"
 	}
 	fmt.Fprintf(stderr, "cairn: error: %s\n", err)
@@ -103,8 +104,11 @@ func classify(err error) (int, string) {
 		rf *remote.ForkError
 		nc *remote.NoCheckpointError
 		cs certifierStopped
+		nr *noRepoError
 	)
 	switch {
+	case errors.As(err, &nr):
+		return exitUsage, "run cairn inside a repository (a directory made by 'cairn init' or 'cairn remote add', or a git clone of an index) or in a directory below one, or name one with --repo DIR or CAIRN_REPO"
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage, ""
 	case errors.As(err, &cs):
@@ -176,7 +180,8 @@ which vulnerabilities it has. The repository's root keys grant scoped keys to
 publishers, auditors and CI services; every command checks every rule.
 
 Environment:
-  CAIRN_REPO     the repository, when --repo is not given
+  CAIRN_REPO     the repository, when --repo is not given (with neither, the
+                 current directory or the nearest parent that is a repository)
   CAIRN_KEY      the signing key file, when --key is not given
   SSH_AUTH_SOCK  an ssh-agent holding an ed25519 key signs when no key file is given
                  (then ~/.ssh/id_ed25519 is tried)
@@ -196,7 +201,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 
 // repoFlag adds --repo (default $CAIRN_REPO).
 func repoFlag(c *cobra.Command, dst *string) {
-	c.Flags().StringVar(dst, "repo", "", "the repository directory (default $CAIRN_REPO)")
+	c.Flags().StringVar(dst, "repo", "", "the repository directory (default $CAIRN_REPO, else the current directory or the nearest parent that is one)")
 }
 
 // withRepo opens the repository, verifies what is new on its main (see
@@ -215,13 +220,62 @@ func withRepo(cmd *cobra.Command, dir string, fn func(ctx context.Context, r *in
 }
 
 func openRepo(ctx context.Context, dir string) (*index.Repo, error) {
+	dir, err := repoDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return index.Open(ctx, dir)
+}
+
+// repoDir is the repository a command works on: --repo, else $CAIRN_REPO,
+// else, like git, the current directory or the nearest parent that is a
+// repository (see isRepo).
+func repoDir(dir string) (string, error) {
 	if dir == "" {
 		dir = os.Getenv("CAIRN_REPO")
 	}
-	if dir == "" {
-		return nil, usageError{errors.New("no repository: pass --repo DIR or set CAIRN_REPO")}
+	if dir != "" {
+		return dir, nil
 	}
-	return index.Open(ctx, dir)
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("no repository: pass --repo DIR or set CAIRN_REPO (finding the current directory: %w)", err)
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if isRepo(d) {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", &noRepoError{from: wd}
+		}
+	}
+}
+
+// isRepo reports whether dir looks like a repository index.Open opens: a
+// directory made by cairn init (or remote add): index.git and cairn.json;
+// a git clone of an index: its work tree holds the first root record, or
+// cairn keeps its state in its git directory; a bare clone cairn opened
+// before. A git repository that is not an index is not one.
+func isRepo(dir string) bool {
+	isDir := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
+	isFile := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }
+	switch {
+	case isDir(filepath.Join(dir, "index.git")) && isFile(filepath.Join(dir, "cairn.json")):
+		return true
+	case isDir(filepath.Join(dir, ".git")):
+		return isFile(filepath.Join(dir, filepath.FromSlash(index.RootPath(1)))) || isFile(filepath.Join(dir, ".git", "cairn", "cairn.json"))
+	case isFile(filepath.Join(dir, "HEAD")) && isDir(filepath.Join(dir, "objects")):
+		return isFile(filepath.Join(dir, "cairn", "cairn.json"))
+	}
+	return false
+}
+
+// noRepoError says that no repository was named and none was found from
+// the current directory up.
+type noRepoError struct{ from string }
+
+func (e *noRepoError) Error() string {
+	return fmt.Sprintf("no repository: pass --repo DIR or set CAIRN_REPO; none found in %s or a parent directory", e.from)
 }
 
 // signers resolves each --key given (at least one), for threshold signing.

@@ -39,12 +39,9 @@ If --repo names no repository yet, an empty replica of the remote's index is mad
 there; 'cairn pull NAME' then fills it.`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := repo
-			if dir == "" {
-				dir = os.Getenv("CAIRN_REPO")
-			}
-			if dir == "" {
-				return usageError{errors.New("no repository: pass --repo DIR or set CAIRN_REPO")}
+			dir, err := repoDir(repo)
+			if err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			r, err := index.Open(ctx, dir)
