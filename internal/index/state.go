@@ -73,11 +73,11 @@ type Version struct {
 // Upstream is an upstream index the root declared: its packages are
 // served beside the repository's own, verified against its own root.
 type Upstream struct {
-	Name         string
-	URL          string
-	Introduction string
-	RecordID     string // the declaration
-	RevokedBy    string // the root's revocation, "" while it is followed
+	Name         string `json:"name"`
+	URL          string `json:"url"`
+	Introduction string `json:"introduction"`
+	RecordID     string `json:"record_id"`            // the declaration
+	RevokedBy    string `json:"revoked_by,omitempty"` // the root's revocation, "" while it is followed
 }
 
 // LabelMove is a label's latest move: the snapshot it points at.
