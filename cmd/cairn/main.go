@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -73,9 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	code, hint := classify(err)
 	if code == exitUsage && hint == "" && !strings.Contains(err.Error(), "unknown command") {
-		hint = "see 'cairn " + commandPath(root, args) + " --help'"
+		hint = "see '" + strings.TrimSpace("cairn "+commandPath(root, args)) + " --help'"
 	}
-	fmt.Fprintf(stderr, "cairn: error: %s\n", err)
+	fmt.Fprintf(stderr, "cairn: error: %s\n", errorText(err))
 	if hint != "" {
 		fmt.Fprintf(stderr, "cairn: hint: %s\n", hint)
 	}
@@ -298,3 +299,32 @@ func signers(paths []string) ([]keys.Signer, error) {
 	}
 	return out, nil
 }
+
+// errorText is err's message as cairn prints it. The messages of missing
+// things already say what is missing ("no remote origin", "acme/x is not
+// published"), so fs.ErrNotExist's own text, which %w appends, is taken
+// out, or turned into "not found" after a bare name ("blob sha256:…").
+func errorText(err error) string {
+	msg := err.Error()
+	if !errors.Is(err, fs.ErrNotExist) {
+		return msg
+	}
+	const sentinel = ": " + "file does not exist"
+	var b strings.Builder
+	for {
+		before, after, ok := strings.Cut(msg, sentinel)
+		if !ok {
+			b.WriteString(msg)
+			return b.String()
+		}
+		b.WriteString(before)
+		last := before[strings.LastIndex(before, ": ")+1:]
+		if !saysMissing.MatchString(last) {
+			b.WriteString(" not found")
+		}
+		msg = after
+	}
+}
+
+// saysMissing matches a message that already says something is missing.
+var saysMissing = regexp.MustCompile(`\b(no|not|never|none|neither|nor)\b`)

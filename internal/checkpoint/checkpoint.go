@@ -171,10 +171,11 @@ type verifierFunc func(name string, hash uint32) (note.Verifier, error)
 func (f verifierFunc) Verifier(name string, hash uint32) (note.Verifier, error) { return f(name, hash) }
 
 // Fresh reports an error if c was signed more than maxAge before now (a
-// frozen mirror) or more than skew after it.
+// frozen mirror) or more than skew after it. Its caller, which holds the
+// signed note as evidence, raises the security error.
 func (c Checkpoint) Fresh(now time.Time, maxAge, skew time.Duration) error {
 	if age := now.Sub(c.Time); age > maxAge {
-		return fmt.Errorf("%w: SECURITY ERROR: the server's checkpoint of head %.12s was signed at %s, %s ago, past the %s bound: the mirror may be frozen, hiding what came after",
+		return fmt.Errorf("%w: the server's checkpoint of head %.12s was signed at %s, %s ago, past the %s bound: the mirror may be frozen, hiding what came after",
 			ErrStale, c.Head, c.Time.UTC().Format(time.RFC3339), age.Truncate(time.Second), maxAge)
 	}
 	if c.Time.After(now.Add(skew)) {

@@ -269,6 +269,9 @@ func TestFrozenCheckpoint(t *testing.T) {
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "past the 24h0m0s bound") || len(ce.Evidence) == 0 {
 		t.Fatalf("a 25-hour-old checkpoint: err = %v, want a *CheckpointError with evidence", err)
 	}
+	if n := strings.Count(err.Error(), "SECURITY ERROR"); n != 1 {
+		t.Fatalf("a 25-hour-old checkpoint: %q says SECURITY ERROR %d times, want once", err, n)
+	}
 }
 
 // A server that signs one head and serves another history — two clients
