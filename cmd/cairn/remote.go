@@ -26,6 +26,7 @@ func newRemoteCmd() *cobra.Command {
 		mirrors     []string
 		maxAge      time.Duration
 		noCheck     bool
+		addJSON     bool
 	)
 	add := &cobra.Command{
 		Use:   "add NAME URL --introduction ID",
@@ -68,6 +69,12 @@ there; 'cairn pull NAME' then fills it.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if addJSON {
+				return printJSON(w, struct {
+					*remote.Remote
+					Created string `json:"created_replica,omitempty"`
+				}{&rm, map[bool]string{true: dir}[created]})
+			}
 			if created {
 				fmt.Fprintf(w, "created an empty replica at %s\n", dir)
 			}
@@ -80,6 +87,7 @@ there; 'cairn pull NAME' then fills it.`,
 	add.Flags().StringArrayVar(&mirrors, "mirror", nil, "an extra blob mirror URL, tried after the remote (repeatable)")
 	add.Flags().DurationVar(&maxAge, "max-age", remote.DefaultMaxAge, "refuse a checkpoint older than this (a frozen mirror)")
 	add.Flags().BoolVar(&noCheck, "insecure-no-checkpoint", false, "accept a server that signs no checkpoints (a frozen mirror goes unnoticed)")
+	add.Flags().BoolVar(&addJSON, "json", false, "print JSON")
 
 	var listRepo string
 	var listJSON bool
@@ -109,7 +117,62 @@ there; 'cairn pull NAME' then fills it.`,
 	}
 	repoFlag(list, &listRepo)
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
-	c.AddCommand(add, list)
+	var rmRepo string
+	remove := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Forget a remote: its settings and its verified copy; main is untouched",
+		Long: `Forget a remote: its settings, its verified copy of the remote's index
+(refs/remotes/NAME/main), what was verified of it and its last checkpoint.
+Main, and every record it holds, stay as they are. Adding the remote again
+verifies its history from its introduction again.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd.Context(), rmRepo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			if err := remote.Remove(cmd.Context(), r, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed remote %s\n", args[0])
+			return nil
+		},
+	}
+	repoFlag(remove, &rmRepo)
+
+	var (
+		urlRepo string
+		urlJSON bool
+	)
+	setURL := &cobra.Command{
+		Use:   "set-url NAME URL",
+		Short: "Point a remote at another URL; it stays pinned to its introduction",
+		Long: `Point a remote at another URL: the same index served from a new address, or a
+mirror of it. The remote stays pinned to its introduction and to the head
+verified from it: the next pull verifies what the new URL serves against both,
+and a server of another index is refused there — nothing it serves is kept.`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := openRepo(cmd.Context(), urlRepo)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			rm, err := remote.SetURL(r, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if urlJSON {
+				return printJSON(cmd.OutOrStdout(), rm)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "remote %s: %s (introduction %s)\n", rm.Name, rm.URL, rm.Introduction)
+			return nil
+		},
+	}
+	repoFlag(setURL, &urlRepo)
+	setURL.Flags().BoolVar(&urlJSON, "json", false, "print JSON")
+	c.AddCommand(add, list, remove, setURL)
 	return c
 }
 

@@ -10,6 +10,7 @@
 package remote
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,6 +154,54 @@ func save(r *index.Repo, rm Remote, exclusive bool) error {
 		return err
 	}
 	return safefile.Write(configPath(r, rm.Name), append(data, '\n'), safefile.Options{Perm: 0o644, Exclusive: exclusive})
+}
+
+// SetURL points remote name of repository r at another URL (a new
+// address of the same index: a moved server, a mirror). The remote stays
+// pinned to its introduction and to the head verified from it: the next
+// pull verifies what the new URL serves against both, so a server of
+// another index is refused there (the introduction, or a fork of the
+// verified history, names it) and nothing it says is kept.
+func SetURL(r *index.Repo, name, url string) (*Remote, error) {
+	rm, err := Get(r, name)
+	if err != nil {
+		return nil, err
+	}
+	rm.URL = url
+	if err := Set(r, *rm); err != nil {
+		return nil, err
+	}
+	return Get(r, name)
+}
+
+// Remove forgets remote name of repository r: its verified copy of the
+// remote's index (and any fetch not verified yet), what was verified of
+// it, its last checkpoint, then its configuration. Main and what it
+// holds are untouched. Removing a remote that was half removed finishes
+// the job.
+func Remove(ctx context.Context, r *index.Repo, name string) error {
+	rm, err := Get(r, name)
+	if err != nil {
+		return err
+	}
+	for _, ref := range []string{rm.Line(r).Ref, rm.incoming(r).Ref} {
+		cur, err := r.Git.ResolveRef(ctx, ref)
+		if err != nil {
+			return fmt.Errorf("removing remote %s: %w", name, err)
+		}
+		if cur == "" {
+			continue
+		}
+		if err := r.MoveRef(ctx, ref, r.Git.ZeroID(), cur); err != nil {
+			return fmt.Errorf("removing remote %s: deleting %s: %w", name, ref, err)
+		}
+	}
+	for _, f := range []string{rm.Line(r).Marker, rm.incoming(r).Marker, rm.checkpointPath(r), configPath(r, name)} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing remote %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // Get returns a remote of repository r.
