@@ -288,8 +288,8 @@ func TestPackageInit(t *testing.T) {
 	}
 
 	for _, args := range [][]string{
-		{"package", "init", filepath.Join(t.TempDir(), "x")},                                      // no --name
-		{"package", "init", filepath.Join(t.TempDir(), "x"), "--name", "Greet"},                   // not namespace/name
+		{"package", "init", filepath.Join(t.TempDir(), "x")},                                       // no --name
+		{"package", "init", filepath.Join(t.TempDir(), "x"), "--name", "Greet"},                    // not namespace/name
 		{"package", "init", filepath.Join(t.TempDir(), "x"), "--name", "acme/x", "--version", "1"}, // not semver
 	} {
 		errb.Reset()
