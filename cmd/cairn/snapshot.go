@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -70,8 +73,142 @@ entry that is not published. Point a label at it with 'cairn label set'.`,
 		},
 	}
 	f.register(create, "the curator's key file (scope snapshot)")
-	cmd.AddCommand(create)
+	cmd.AddCommand(create, newSnapshotShowCmd(), newSnapshotListCmd())
 	return cmd
+}
+
+func newSnapshotShowCmd() *cobra.Command {
+	var (
+		repo   string
+		asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "show LABEL|SHA256",
+		Short: "Show a snapshot: its packages, pinned descriptors, toolchain, creator and labels",
+		Long: `Show a snapshot of the index, named by a label (the snapshot it points at now),
+by its sha256 ("sha256:" optional), or by a unique prefix of 8 or more hex
+digits: its name, digest and size, toolchain and flags, every package with the
+descriptor digest it is pinned to, who created it, and the labels pointing at it.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				c, err := r.Catalog(ctx, index.MainRef)
+				if err != nil {
+					return err
+				}
+				v, err := c.ShowSnapshot(args[0])
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if asJSON {
+					return printJSON(w, v)
+				}
+				s := v.Snapshot
+				fmt.Fprintf(w, "snapshot %s\n", v.Name)
+				fmt.Fprintf(w, "  sha256      %s (%d bytes)\n", v.Ref.SHA256, v.Ref.Size)
+				if len(v.Labels) > 0 {
+					fmt.Fprintf(w, "  labels      %s\n", strings.Join(v.Labels, ", "))
+				}
+				fmt.Fprintf(w, "  created by  %s  record %.16s  %s\n", who(v.Holder, v.Issuer), v.Record, v.Issued.Format(time.RFC3339))
+				if s.Toolchain != nil {
+					fmt.Fprintf(w, "  toolchain   %s %s\n", s.Toolchain.Name, s.Toolchain.Version)
+				}
+				for _, k := range sortedKeys(s.Flags) {
+					fmt.Fprintf(w, "  flag        %s=%s\n", k, s.Flags[k])
+				}
+				fmt.Fprintf(w, "  packages (%d):\n", len(s.Packages))
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				for _, e := range s.Packages {
+					var flags []string
+					for _, k := range sortedKeys(e.Flags) {
+						flags = append(flags, k+"="+e.Flags[k])
+					}
+					fmt.Fprintf(tw, "    %s@%s\tsha256:%s\t%s\n", e.Name, e.Version, e.Descriptor.SHA256, strings.Join(flags, " "))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func newSnapshotListCmd() *cobra.Command {
+	var (
+		repo   string
+		asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List the index's snapshots and its labels, with where each label points",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				c, err := r.Catalog(ctx, index.MainRef)
+				if err != nil {
+					return err
+				}
+				snaps, err := c.Snapshots()
+				if err != nil {
+					return err
+				}
+				labels, err := c.Labels()
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if asJSON {
+					return printJSON(w, struct {
+						Snapshots []index.SnapshotView `json:"snapshots"`
+						Labels    []index.LabelState   `json:"labels"`
+					}{append([]index.SnapshotView{}, snaps...), append([]index.LabelState{}, labels...)})
+				}
+				if len(snaps) == 0 {
+					fmt.Fprintln(w, "no snapshots (cairn snapshot create makes one)")
+					return nil
+				}
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "snapshots:")
+				for _, s := range snaps {
+					fmt.Fprintf(tw, "  sha256:%s\t%s\t%d packages\tby %s\t%s\n", s.Ref.SHA256, s.Name, s.Packages, who(s.Holder, s.Issuer), strings.Join(s.Labels, ", "))
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if len(labels) == 0 {
+					return nil
+				}
+				tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "labels:")
+				for _, l := range labels {
+					fmt.Fprintf(tw, "  %s\t→ sha256:%s\t%s\tmoved by %s\trecord %.16s\n", l.Label, l.Snapshot.SHA256, l.Name, who(l.Holder, l.Issuer), l.Record)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+// who names a record's issuer: its holder, with the key in brackets.
+func who(holder, issuer string) string {
+	if holder == "" {
+		return issuer
+	}
+	return holder + " [" + issuer + "]"
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func newLabelCmd() *cobra.Command {
