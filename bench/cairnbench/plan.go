@@ -225,7 +225,7 @@ forbid:
 	if err != nil {
 		return err
 	}
-	s := &policy.Subject{Descriptor: d, Ref: ref, Records: recs}
+	s := &policy.Subject{Descriptor: d, Ref: ref, Records: plan.PolicyRecords(recs, "acme")}
 	const iters = 20000
 	t := time.Now()
 	for i := 0; i < iters; i++ {

@@ -426,13 +426,35 @@ func Verdict(s *Source, pol *policy.Policy, name, version string) (*policy.Verdi
 	if err != nil {
 		return nil, err
 	}
-	sub := &policy.Subject{Descriptor: d, Ref: ref, Records: recs, Repository: s.Name}
+	sub := &policy.Subject{Descriptor: d, Ref: ref, Records: PolicyRecords(recs, s.Name)}
 	if s.Via != nil {
 		own, err := s.Via.Catalog.UpstreamRecords(s.Upstream, name, version)
 		if err != nil {
 			return nil, err
 		}
-		sub.Others = map[string][]index.RecordView{s.Via.Name: own}
+		sub.Records = append(sub.Records, PolicyRecords(own, s.Via.Name)...)
 	}
 	return pol.Evaluate(sub), nil
+}
+
+// PolicyRecords is a version's records as the index shows them, as a
+// policy reads them: repository names the repository whose root granted
+// their holders (as the project names it). A record is active while no
+// revoke or supersede record ends it; a record whose key was revoked
+// after it signed stays active (the index refuses what a key signs after
+// its revocation).
+func PolicyRecords(views []index.RecordView, repository string) []policy.Record {
+	out := make([]policy.Record, 0, len(views))
+	for i := range views {
+		rv := &views[i]
+		if rv.Record == nil {
+			continue
+		}
+		out = append(out, policy.Record{
+			ID: rv.ID, Kind: rv.Record.Kind, Issuer: rv.Issuer, Holder: rv.Holder, Repository: repository,
+			Active: rv.EndedBy == "", Status: rv.Status, EndedBy: rv.EndedBy,
+			Artifacts: rv.Artifacts, Predicate: rv.Record.Predicate,
+		})
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"io/fs"
 
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/policy"
@@ -22,11 +23,22 @@ type Explanation struct {
 	Verdict        *policy.Verdict    `json:"verdict,omitempty"`
 }
 
+// NotInPlanError says a package is not in a plan. It is an
+// fs.ErrNotExist: the CLI exits "not found".
+type NotInPlanError struct{ Name string }
+
+func (e *NotInPlanError) Error() string {
+	return fmt.Sprintf("%s is not in the plan: neither the snapshot, %s nor a dependency brings it in", e.Name, ProjectFile)
+}
+
+// Unwrap returns fs.ErrNotExist.
+func (e *NotInPlanError) Unwrap() error { return fs.ErrNotExist }
+
 // Why explains the package named name in lock l.
 func Why(ctx context.Context, l *Lock, srcs Sources, pol *policy.Policy, name string) (*Explanation, error) {
 	pkg := l.Package(name)
 	if pkg == nil {
-		return nil, fmt.Errorf("%s is not in the plan: neither the snapshot, %s nor a dependency brings it in", name, ProjectFile)
+		return nil, &NotInPlanError{Name: name}
 	}
 	s := srcs.Get(pkg.Repository)
 	if s == nil {

@@ -10,43 +10,47 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
-	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/record"
 )
 
 // Subject is what a verdict is about: a version, its descriptor and every
-// record the index holds about it (ended ones included: they are only
-// reported).
+// record about it (ended ones included: they are only reported).
 type Subject struct {
 	Descriptor *descriptor.Descriptor
-	Ref        blob.Ref
-	Records    []index.RecordView
-	// Repository names the repository whose root granted the records'
-	// holders (as the project names it): an issuer HOLDER@REPOSITORY
-	// matches only there.
-	Repository string
-	// Others are records about the same version that other repositories
-	// keep, by the repository whose root granted their holders: an
-	// organisation's certifications of an upstream version it serves.
-	Others map[string][]index.RecordView
+	Ref        blob.Ref // the descriptor's digest
+	// Records are every record about the version, in the order the caller
+	// wants them named (a requirement names the first that meets it):
+	// the version's own repository's in index order, then those other
+	// repositories keep about it (an organisation's certifications of an
+	// upstream version it serves).
+	Records []Record
 }
 
-// each calls fn on every record of the subject with its repository:
-// Records, then Others by repository name.
-func (s *Subject) each(fn func(rv *index.RecordView, repo string)) {
-	for i := range s.Records {
-		fn(&s.Records[i], s.Repository)
-	}
-	repos := make([]string, 0, len(s.Others))
-	for r := range s.Others {
-		repos = append(repos, r)
-	}
-	sort.Strings(repos)
-	for _, r := range repos {
-		for i := range s.Others[r] {
-			fn(&s.Others[r][i], r)
-		}
-	}
+// Record is one record about a version, as a policy reads it.
+type Record struct {
+	ID     string
+	Kind   record.Kind
+	Issuer string // the signing key's id, or "root" for an act of the root
+	Holder string // the issuer's holder name as the repository's root granted it; "" if none
+	// Repository is the repository whose root granted Holder, as the
+	// project names it: an issuer HOLDER@REPOSITORY matches only there,
+	// and a fixed record answers vulnerabilities of its own repository only.
+	Repository string
+	// Active reports whether the record counts: not revoked, not
+	// superseded. A record whose key was revoked after it was signed
+	// still counts (the index refuses what a key signs after its
+	// revocation).
+	Active bool
+	// Status says, for people, how the record stands (active, revoked,
+	// superseded, issuer key revoked); EndedBy names the record that
+	// ended it. Neither decides anything: Active does.
+	Status    string
+	EndedBy   string
+	Artifacts []string // the artifacts a record narrowed to; none: the whole version
+	// Predicate is the record's predicate, as record.Parse decodes it
+	// (record.CertificationPredicate, record.VulnsPredicate, …); rules
+	// read its issue time, note, test result, vulnerabilities and fixes.
+	Predicate any
 }
 
 // Verdict is a policy's decision on one version, rule by rule.
@@ -79,23 +83,12 @@ func (v *Verdict) Failed() []RuleVerdict {
 	return out
 }
 
-// IsActive reports whether a record counts: not revoked, not superseded.
-// A record whose key was revoked after it was signed still counts (the
-// index refuses what a key signs after its revocation).
-func IsActive(rv *index.RecordView) bool {
-	return rv.Status == index.StatusActive || rv.Status == index.StatusIssuerRevoked
-}
-
 // facts are what rules read of a record.
 type facts struct {
-	rv     *index.RecordView
-	repo   string // the repository whose root named rv's holder
-	issued time.Time
-	note   string
-	result string
-	vulns  []vuln
-	fixes  []string
-	obj    map[string]any // the CEL view, built on first use
+	r     *Record
+	vulns []vuln
+	fixes []string
+	obj   *celRecord // the CEL view, built on first use
 }
 
 type vuln struct {
@@ -103,19 +96,12 @@ type vuln struct {
 	rank         int
 }
 
-func factsOf(rv *index.RecordView, repo string) *facts {
-	f := &facts{rv: rv, repo: repo}
-	switch p := rv.Record.Predicate.(type) {
-	case record.CertificationPredicate:
-		f.issued, f.note = p.Issued, p.Note
-	case record.AuthoredPredicate:
-		f.issued = p.Issued
+func factsOf(r *Record) *facts {
+	f := &facts{r: r}
+	switch p := r.Predicate.(type) {
 	case record.FixedPredicate:
-		f.issued, f.note, f.fixes = p.Issued, p.Note, p.Vulnerabilities
-	case record.TestResultPredicate:
-		f.result, f.note = p.Result, p.URL
+		f.fixes = p.Vulnerabilities
 	case record.VulnsPredicate:
-		f.issued = p.Metadata.ScanFinishedOn
 		for _, res := range p.Scanner.Result {
 			v := vuln{id: res.ID}
 			for _, s := range res.Severity {
@@ -129,45 +115,107 @@ func factsOf(rv *index.RecordView, repo string) *facts {
 	return f
 }
 
-func (f *facts) cel() map[string]any {
+// cel is the record as CEL expressions read it.
+func (f *facts) cel() *celRecord {
 	if f.obj != nil {
 		return f.obj
 	}
-	vulns := make([]any, 0, len(f.vulns))
-	top, topRank := "", 0
+	r := f.r
+	o := &celRecord{ID: r.ID, Kind: string(r.Kind), Issuer: r.Issuer, Holder: r.Holder, Repository: r.Repository, Status: r.Status,
+		Artifacts: nonNil(r.Artifacts), Fixes: nonNil(f.fixes), Vulnerabilities: []celVuln{}}
+	switch p := r.Predicate.(type) {
+	case record.CertificationPredicate:
+		o.Issued, o.Note = p.Issued, p.Note
+	case record.AuthoredPredicate:
+		o.Issued = p.Issued
+	case record.FixedPredicate:
+		o.Issued, o.Note = p.Issued, p.Note
+	case record.TestResultPredicate:
+		o.Result, o.Note = p.Result, p.URL
+	case record.VulnsPredicate:
+		o.Issued = p.Metadata.ScanFinishedOn
+	}
+	top := 0
 	for _, v := range f.vulns {
-		vulns = append(vulns, map[string]any{"id": v.id, "severity": v.severity})
-		if v.rank > topRank {
-			top, topRank = v.severity, v.rank
+		o.Vulnerabilities = append(o.Vulnerabilities, celVuln{ID: v.id, Severity: v.severity})
+		if v.rank > top {
+			o.Severity, top = v.severity, v.rank
 		}
 	}
-	arts := make([]any, 0, len(f.rv.Artifacts))
-	for _, a := range f.rv.Artifacts {
-		arts = append(arts, a)
-	}
-	fixes := make([]any, 0, len(f.fixes))
-	for _, x := range f.fixes {
-		fixes = append(fixes, x)
-	}
-	f.obj = map[string]any{
-		"id": f.rv.ID, "kind": f.rv.Kind, "issuer": f.rv.Issuer, "holder": f.rv.Holder, "repository": f.repo, "status": f.rv.Status,
-		"issued": f.issued, "note": f.note, "result": f.result, "artifacts": arts,
-		"severity": top, "severity_rank": int64(topRank), "vulnerabilities": vulns, "fixes": fixes,
-	}
-	return f.obj
+	o.SeverityRank = int64(top)
+	f.obj = o
+	return o
 }
 
-func packageObj(d *descriptor.Descriptor, ref blob.Ref) map[string]any {
-	arts := make([]any, 0, len(d.Artifacts))
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// celRecord is a record as CEL expressions read it: the variable
+// `record` of a where condition, an element of `records` in an expr.
+type celRecord struct {
+	ID              string    `cel:"id"`
+	Kind            string    `cel:"kind"`
+	Issuer          string    `cel:"issuer"`
+	Holder          string    `cel:"holder"`
+	Repository      string    `cel:"repository"`
+	Status          string    `cel:"status"`
+	Issued          time.Time `cel:"issued"`
+	Note            string    `cel:"note"`
+	Result          string    `cel:"result"`
+	Artifacts       []string  `cel:"artifacts"`
+	Severity        string    `cel:"severity"`      // the highest of its vulnerabilities
+	SeverityRank    int64     `cel:"severity_rank"` // 1 (low) … 4 (critical); 0: none
+	Vulnerabilities []celVuln `cel:"vulnerabilities"`
+	Fixes           []string  `cel:"fixes"` // the vulnerability ids a fixed record answers
+}
+
+// celVuln is one vulnerability of a vulnerable record.
+type celVuln struct {
+	ID       string `cel:"id"`
+	Severity string `cel:"severity"`
+}
+
+// celPackage is the version as CEL expressions read it: the variable `pkg`.
+type celPackage struct {
+	Name         string          `cel:"name"`
+	Version      string          `cel:"version"`
+	UUID         string          `cel:"uuid"`
+	License      string          `cel:"license"`
+	Summary      string          `cel:"summary"`
+	Descriptor   string          `cel:"descriptor"` // its sha256
+	Artifacts    []celArtifact   `cel:"artifacts"`
+	Dependencies []celDependency `cel:"dependencies"`
+}
+
+// celArtifact is one artifact of the version.
+type celArtifact struct {
+	Kind     string `cel:"kind"`
+	Platform string `cel:"platform"`
+	File     string `cel:"file"`
+	SHA256   string `cel:"sha256"`
+	Size     int64  `cel:"size"`
+}
+
+// celDependency is one dependency of the version.
+type celDependency struct {
+	Name    string `cel:"name"`
+	Version string `cel:"version"`
+}
+
+func packageObj(d *descriptor.Descriptor, ref blob.Ref) *celPackage {
+	p := &celPackage{Name: d.Name, Version: d.Version, UUID: d.UUID, License: d.License, Summary: d.Summary, Descriptor: ref.SHA256,
+		Artifacts: make([]celArtifact, 0, len(d.Artifacts)), Dependencies: make([]celDependency, 0, len(d.Dependencies))}
 	for _, a := range d.Artifacts {
-		arts = append(arts, map[string]any{"kind": a.Kind, "platform": a.Platform, "file": a.File, "sha256": a.SHA256, "size": a.Size})
+		p.Artifacts = append(p.Artifacts, celArtifact{Kind: a.Kind, Platform: a.Platform, File: a.File, SHA256: a.SHA256, Size: a.Size})
 	}
-	deps := make([]any, 0, len(d.Dependencies))
 	for _, dep := range d.Dependencies {
-		deps = append(deps, map[string]any{"name": dep.Name, "version": dep.Version})
+		p.Dependencies = append(p.Dependencies, celDependency{Name: dep.Name, Version: dep.Version})
 	}
-	return map[string]any{"name": d.Name, "version": d.Version, "uuid": d.UUID, "license": d.License, "summary": d.Summary,
-		"descriptor": ref.SHA256, "artifacts": arts, "dependencies": deps}
+	return p
 }
 
 // issuers expands a rule's by-list: group names become their members.
@@ -191,14 +239,13 @@ func (p *Policy) issuers(by []string) map[string]bool {
 // issuedBy reports whether a record's issuer is in set: by key id, by
 // HOLDER@REPOSITORY, or by a bare holder name (which Bind allows only
 // when the project reads one repository).
-func issuedBy(set map[string]bool, f *facts) bool {
-	rv := f.rv
-	return set == nil || set[rv.Issuer] || (rv.Holder != "" && (set[rv.Holder] || set[rv.Holder+"@"+f.repo]))
+func issuedBy(set map[string]bool, r *Record) bool {
+	return set == nil || set[r.Issuer] || (r.Holder != "" && (set[r.Holder] || set[r.Holder+"@"+r.Repository]))
 }
 
 // Evaluate decides whether a version may be installed, rule by rule. A
-// CEL expression that fails to evaluate (its cost limit, a type error)
-// fails its rule and says so: never a silent pass.
+// CEL expression that fails to evaluate (its cost limit) fails its rule
+// and says so: never a silent pass.
 func (p *Policy) Evaluate(s *Subject) *Verdict {
 	d := s.Descriptor
 	v := &Verdict{Package: d.ID(), Descriptor: s.Ref, Allowed: true}
@@ -208,18 +255,19 @@ func (p *Policy) Evaluate(s *Subject) *Verdict {
 	// own repository only: an upstream cannot answer what an organisation
 	// declared of its package, nor the reverse.
 	answered := map[[2]string]string{}
-	s.each(func(rv *index.RecordView, repo string) {
-		if rv.Record == nil || !IsActive(rv) || !record.Kind(rv.Kind).IsPackage() {
-			return
+	for i := range s.Records {
+		r := &s.Records[i]
+		if !r.Active || !r.Kind.IsPackage() {
+			continue
 		}
-		f := factsOf(rv, repo)
+		f := factsOf(r)
 		active = append(active, f)
 		for _, id := range f.fixes {
-			answered[[2]string{repo, id}] = rv.ID
+			answered[[2]string{r.Repository, id}] = r.ID
 		}
-	})
-	var pkg map[string]any
-	pkgObj := func() map[string]any {
+	}
+	var pkg *celPackage
+	pkgObj := func() *celPackage {
 		if pkg == nil {
 			pkg = packageObj(d, s.Ref)
 		}
@@ -247,13 +295,10 @@ func (p *Policy) Evaluate(s *Subject) *Verdict {
 	return v
 }
 
-// none is an unused variable's value.
-var none = map[string]any{}
-
-func (p *Policy) evalExpr(r *Rule, rv *RuleVerdict, pkg func() map[string]any, active []*facts) {
-	vars := map[string]any{"pkg": none, "records": []any{}, "record": none}
+func (p *Policy) evalExpr(r *Rule, rv *RuleVerdict, pkg func() *celPackage, active []*facts) {
+	vars := map[string]any{}
 	if r.uses["records"] {
-		recs := make([]any, 0, len(active))
+		recs := make([]*celRecord, 0, len(active))
 		for _, f := range active {
 			recs = append(recs, f.cel())
 		}
@@ -276,21 +321,21 @@ func (p *Policy) evalExpr(r *Rule, rv *RuleVerdict, pkg func() map[string]any, a
 	rv.Reason = fmt.Sprintf("expr is %v: %s", b, r.Expr)
 }
 
-func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]any, s *Subject, active []*facts, answered map[[2]string]string) {
+func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, s *Subject, active []*facts, answered map[[2]string]string) {
 	var hits []string
 	var answers []string
 	for _, f := range active {
-		if record.Kind(f.rv.Kind) != r.Property || !issuedBy(r.by, f) {
+		if f.r.Kind != r.Property || !issuedBy(r.by, f.r) {
 			continue
 		}
 		if r.where != nil {
-			vars := map[string]any{"pkg": none, "record": f.cel(), "records": []any{}}
+			vars := map[string]any{"record": f.cel()}
 			if r.uses["pkg"] {
 				vars["pkg"] = pkg()
 			}
 			out, _, err := r.where.Eval(vars)
 			if err != nil {
-				rv.Pass, rv.Reason = false, fmt.Sprintf("%s:%d: where could not be evaluated on record %.16s: %v", p.File, r.whereLine, f.rv.ID, err)
+				rv.Pass, rv.Reason = false, fmt.Sprintf("%s:%d: where could not be evaluated on record %.16s: %v", p.File, r.whereLine, f.r.ID, err)
 				return
 			}
 			if b, _ := out.Value().(bool); !b {
@@ -304,7 +349,7 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]an
 				if v.rank < r.Severity {
 					continue
 				}
-				if fix, ok := answered[[2]string{f.repo, v.id}]; ok {
+				if fix, ok := answered[[2]string{f.r.Repository, v.id}]; ok {
 					answers = append(answers, fmt.Sprintf("%s answered by fixed record %.16s", v.id, fix))
 					rv.Records = append(rv.Records, fix)
 					continue
@@ -314,10 +359,10 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]an
 			if len(open) == 0 {
 				continue
 			}
-			what = "vulnerable " + strings.Join(open, ", ") + " by " + who(f.rv) + fmt.Sprintf(" (record %.16s), not answered by a fixed record", f.rv.ID)
+			what = "vulnerable " + strings.Join(open, ", ") + " by " + who(f.r) + fmt.Sprintf(" (record %.16s), not answered by a fixed record", f.r.ID)
 		}
 		hits = append(hits, what)
-		rv.Records = append(rv.Records, f.rv.ID)
+		rv.Records = append(rv.Records, f.r.ID)
 		if r.Mode == Require {
 			break // one record meets a requirement: the first, in index order, is named
 		}
@@ -355,28 +400,33 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() map[string]an
 
 // describe says who made a record, and which.
 func describe(f *facts) string {
-	s := f.rv.Kind + " by " + who(f.rv) + fmt.Sprintf(" (record %.16s", f.rv.ID)
-	if f.result != "" {
-		s += ", " + f.result
+	s := string(f.r.Kind) + " by " + who(f.r) + fmt.Sprintf(" (record %.16s", f.r.ID)
+	if t, ok := f.r.Predicate.(record.TestResultPredicate); ok && t.Result != "" {
+		s += ", " + t.Result
 	}
 	return s + ")"
 }
 
-func who(rv *index.RecordView) string {
-	if rv.Holder != "" && rv.Holder != rv.Issuer {
-		return rv.Holder + " [" + rv.Issuer + "]"
+func who(r *Record) string {
+	if r.Holder != "" && r.Holder != r.Issuer {
+		return r.Holder + " [" + r.Issuer + "]"
 	}
-	return rv.Issuer
+	return r.Issuer
 }
 
 // ended lists the records of a kind that no longer count, and why.
 func ended(s *Subject, kind record.Kind) string {
 	var out []string
-	s.each(func(rv *index.RecordView, _ string) {
-		if record.Kind(rv.Kind) == kind && !IsActive(rv) {
-			out = append(out, fmt.Sprintf("record %.16s by %s is %s by %.16s", rv.ID, who(rv), rv.Status, rv.EndedBy))
+	for i := range s.Records {
+		r := &s.Records[i]
+		if r.Kind == kind && !r.Active {
+			status := r.Status
+			if status == "" {
+				status = "ended"
+			}
+			out = append(out, fmt.Sprintf("record %.16s by %s is %s by %.16s", r.ID, who(r), status, r.EndedBy))
 		}
-	})
+	}
 	if len(out) == 0 {
 		return ""
 	}

@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
 	"go.yaml.in/yaml/v3"
 
 	"cairn.dev/cairn/internal/blob"
@@ -152,27 +153,62 @@ func SeverityRank(s string) int {
 	return 0
 }
 
-// Parse reads and compiles a policy file; file names it in errors.
+// Errors is every error of one policy file, in the order of the file:
+// Parse and Bind report them all at once, not the first alone. Each is a
+// *FileError (errors.As finds the first), and each is an ErrInvalid.
+type Errors []*FileError
+
+func (e Errors) Error() string {
+	if len(e) == 1 {
+		return e[0].Error()
+	}
+	lines := make([]string, len(e))
+	for i, fe := range e {
+		lines[i] = fe.Error()
+	}
+	return fmt.Sprintf("%d errors in the policy:\n  %s", len(e), strings.Join(lines, "\n  "))
+}
+
+// Unwrap returns the errors, for errors.Is and errors.As.
+func (e Errors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, fe := range e {
+		out[i] = fe
+	}
+	return out
+}
+
+// errorsOf is nil for no errors, else the errors sorted by line.
+func errorsOf(errs []*FileError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	return Errors(errs)
+}
+
+// Parse reads and compiles a policy file; file names it in errors. Its
+// CEL expressions are type-checked against what a policy reads (a
+// field a record does not have is refused here, not when evaluated), and
+// every error of the file is reported, as Errors.
 func Parse(file string, data []byte) (*Policy, error) {
-	fail := func(line int, rule, format string, args ...any) error {
-		return &FileError{File: file, Line: line, Rule: rule, Msg: fmt.Sprintf(format, args...)}
+	var errs []*FileError
+	fail := func(line int, rule, format string, args ...any) {
+		errs = append(errs, &FileError{File: file, Line: line, Rule: rule, Msg: fmt.Sprintf(format, args...)})
 	}
 	var spec fileSpec
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&spec); err != nil {
-		return nil, fail(0, "", "%v", err)
+		fail(0, "", "%v", err)
+		return nil, errorsOf(errs)
 	}
 	p := &Policy{File: file, Ref: blob.DigestBytes(data), Issuers: map[string][]string{}}
 	for name, list := range spec.Issuers {
 		if len(list) == 0 {
-			return nil, fail(0, "", "issuer group %q lists nobody", name)
+			fail(0, "", "issuer group %q lists nobody", name)
 		}
 		p.Issuers[name] = list
-	}
-	env, err := newEnv()
-	if err != nil {
-		return nil, err
 	}
 	seen := map[string]bool{}
 	for _, group := range []struct {
@@ -183,25 +219,33 @@ func Parse(file string, data []byte) (*Policy, error) {
 			n := &group.nodes[i]
 			var rs ruleSpec
 			if err := decodeStrict(n, &rs); err != nil {
-				return nil, fail(n.Line, "", "%v", err)
+				fail(n.Line, "", "%v", err)
+				continue
 			}
 			r := &Rule{Name: rs.Name, Mode: group.mode, Line: n.Line, By: rs.By, Packages: rs.Packages, Where: rs.Where, Expr: rs.Expr}
 			if r.Name == "" {
 				r.Name = fmt.Sprintf("%s-%d", group.mode, i+1)
 			}
 			if seen[r.Name] {
-				return nil, fail(n.Line, r.Name, "two rules have this name")
+				fail(n.Line, r.Name, "two rules have this name")
+				continue
 			}
 			seen[r.Name] = true
-			if err := p.checkRule(r, rs, env, n); err != nil {
-				return nil, fail(err.line, r.Name, "%s", err.msg)
+			if rerrs := p.checkRule(r, rs, n); len(rerrs) > 0 {
+				for _, e := range rerrs {
+					fail(e.line, r.Name, "%s", e.msg)
+				}
+				continue
 			}
 			r.by = p.issuers(r.By)
 			p.Rules = append(p.Rules, r)
 		}
 	}
-	if len(p.Rules) == 0 {
-		return nil, fail(0, "", "no rules: a policy has require and forbid lists")
+	if len(spec.Require)+len(spec.Forbid) == 0 {
+		fail(0, "", "no rules: a policy has require and forbid lists")
+	}
+	if err := errorsOf(errs); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -211,8 +255,10 @@ func Parse(file string, data []byte) (*Policy, error) {
 // a repository's root, so two repositories can each have an
 // "acme-security": with more than one repository, an issuer must be a
 // key id (SHA256:…) or HOLDER@REPOSITORY, and a bare holder name is
-// refused; REPOSITORY must be one of repositories.
+// refused; REPOSITORY must be one of repositories. Every issuer refused
+// is reported, as Errors.
 func (p *Policy) Bind(repositories []string) error {
+	var errs []*FileError
 	for _, r := range p.Rules {
 		issuers := make([]string, 0, len(r.by))
 		for m := range r.by {
@@ -226,15 +272,15 @@ func (p *Policy) Bind(repositories []string) error {
 			holder, repo, qualified := strings.Cut(m, "@")
 			switch {
 			case qualified && !slices.Contains(repositories, repo):
-				return &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf("issuer %q: the project reads no repository %q (it reads %s)", m, repo, strings.Join(repositories, ", "))}
+				errs = append(errs, &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf("issuer %q: the project reads no repository %q (it reads %s)", m, repo, strings.Join(repositories, ", "))})
 			case !qualified && len(repositories) > 1:
-				return &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf(
+				errs = append(errs, &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf(
 					"issuer %q is a holder name, and the project reads %d repositories (%s) whose roots each name their own holders: write %s@REPOSITORY, or the key id",
-					m, len(repositories), strings.Join(repositories, ", "), holder)}
+					m, len(repositories), strings.Join(repositories, ", "), holder)})
 			}
 		}
 	}
-	return nil
+	return errorsOf(errs)
 }
 
 type ruleErr struct {
@@ -242,52 +288,56 @@ type ruleErr struct {
 	msg  string
 }
 
-func (p *Policy) checkRule(r *Rule, rs ruleSpec, env *cel.Env, n *yaml.Node) *ruleErr {
+// checkRule checks one rule and compiles its expressions: every error
+// it finds, each at its line.
+func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
+	var errs []ruleErr
 	if (rs.Property == "") == (rs.Expr == "") {
-		return &ruleErr{n.Line, "give either property (a record kind) or expr (a CEL condition), not both"}
+		errs = append(errs, ruleErr{n.Line, "give either property (a record kind) or expr (a CEL condition), not both"})
 	}
 	if rs.Property != "" {
 		k, err := record.ParseKind(rs.Property)
 		if err != nil || !k.IsPackage() {
-			return &ruleErr{lineOf(n, "property"), fmt.Sprintf("property %q is not a kind of record about packages (authored, audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn)", rs.Property)}
+			errs = append(errs, ruleErr{lineOf(n, "property"), fmt.Sprintf("property %q is not a kind of record about packages (authored, audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn)", rs.Property)})
+		} else {
+			r.Property = k
 		}
-		r.Property = k
 	} else if len(rs.By) > 0 || rs.Where != "" || rs.Severity != "" {
-		return &ruleErr{n.Line, "by, where and severity go with property; an expr rule says everything in its expression"}
+		errs = append(errs, ruleErr{n.Line, "by, where and severity go with property; an expr rule says everything in its expression"})
 	}
-	if rs.Severity != "" {
+	if rs.Severity != "" && rs.Property != "" {
 		if r.Property != record.Vulnerable {
-			return &ruleErr{lineOf(n, "severity"), "severity goes with property: vulnerable"}
-		}
-		if r.Severity = SeverityRank(rs.Severity); r.Severity == 0 {
-			return &ruleErr{lineOf(n, "severity"), fmt.Sprintf("severity %q: want low, medium, high, critical or a CVSS score", rs.Severity)}
+			errs = append(errs, ruleErr{lineOf(n, "severity"), "severity goes with property: vulnerable"})
+		} else if r.Severity = SeverityRank(rs.Severity); r.Severity == 0 {
+			errs = append(errs, ruleErr{lineOf(n, "severity"), fmt.Sprintf("severity %q: want low, medium, high, critical or a CVSS score", rs.Severity)})
 		}
 	}
 	if r.Packages != "" {
 		if _, err := path.Match(r.Packages, "a/b"); err != nil {
-			return &ruleErr{lineOf(n, "packages"), fmt.Sprintf("packages %q: %v", r.Packages, err)}
+			errs = append(errs, ruleErr{lineOf(n, "packages"), fmt.Sprintf("packages %q: %v", r.Packages, err)})
 		}
 	}
 	for _, by := range r.By {
 		if by == "" {
-			return &ruleErr{lineOf(n, "by"), "an empty issuer"}
+			errs = append(errs, ruleErr{lineOf(n, "by"), "an empty issuer"})
+			break
 		}
 	}
 	var err error
 	r.uses = map[string]bool{}
-	if rs.Where != "" {
+	if rs.Where != "" && rs.Property != "" {
 		r.whereLine = lineOf(n, "where")
-		if r.where, err = compile(env, rs.Where, r.uses); err != nil {
-			return &ruleErr{r.whereLine, "where: " + err.Error()}
+		if r.where, err = compile(whereEnv, rs.Where, r.uses); err != nil {
+			errs = append(errs, ruleErr{r.whereLine, "where: " + err.Error()})
 		}
 	}
 	if rs.Expr != "" {
 		r.exprLine = lineOf(n, "expr")
-		if r.expr, err = compile(env, rs.Expr, r.uses); err != nil {
-			return &ruleErr{r.exprLine, "expr: " + err.Error()}
+		if r.expr, err = compile(exprEnv, rs.Expr, r.uses); err != nil {
+			errs = append(errs, ruleErr{r.exprLine, "expr: " + err.Error()})
 		}
 	}
-	return nil
+	return errs
 }
 
 // decodeStrict decodes a mapping node, refusing unknown keys.
@@ -314,13 +364,31 @@ func lineOf(n *yaml.Node, key string) int {
 	return n.Line
 }
 
-func newEnv() (*cel.Env, error) {
-	obj := cel.MapType(cel.StringType, cel.DynType)
-	return cel.NewEnv(
-		cel.Variable("pkg", obj),
-		cel.Variable("record", obj),
-		cel.Variable("records", cel.ListType(obj)),
-	)
+// The CEL environments, declared once: a where condition reads `record`
+// (the record it filters) and `pkg`; an expr reads `records` (every
+// active record) and `pkg`. Their types are declared field by field, so
+// that a field a record does not have is refused when a policy loads.
+var (
+	whereEnv = mustEnv("record")
+	exprEnv  = mustEnv("records")
+)
+
+func mustEnv(recordVar string) *cel.Env {
+	rec := cel.ObjectType("policy.celRecord")
+	vars := []cel.EnvOption{
+		cel.Types(types.NativeTypeFor[celRecord](types.ParseStructTags(true)), types.NativeTypeFor[celPackage](types.ParseStructTags(true))),
+		cel.Variable("pkg", cel.ObjectType("policy.celPackage")),
+	}
+	if recordVar == "record" {
+		vars = append(vars, cel.Variable("record", rec))
+	} else {
+		vars = append(vars, cel.Variable("records", cel.ListType(rec)))
+	}
+	env, err := cel.NewEnv(vars...)
+	if err != nil {
+		panic("policy: the CEL environment: " + err.Error())
+	}
+	return env
 }
 
 // compile compiles a condition, adding the variables it reads to uses.

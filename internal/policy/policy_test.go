@@ -1,13 +1,16 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
-	"cairn.dev/cairn/internal/index"
-	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -33,7 +36,7 @@ forbid:
     property: deprecated
 `
 
-func mustParse(t *testing.T, src string) *Policy {
+func mustParse(t testing.TB, src string) *Policy {
 	t.Helper()
 	p, err := Parse("policy.yaml", []byte(src))
 	if err != nil {
@@ -42,22 +45,80 @@ func mustParse(t *testing.T, src string) *Policy {
 	return p
 }
 
-// verdict evaluates p on name@version as the index holds it now.
-func verdict(t *testing.T, w *indextest.World, p *Policy, name, version string) *Verdict {
-	t.Helper()
-	c, err := w.Repo.Catalog(w.Ctx, index.MainRef)
-	if err != nil {
-		t.Fatal(err)
+// The keys of the tests: acme-security's, bob's, and the repositories
+// whose roots granted them.
+const (
+	securityKey = "SHA256:security"
+	bobKey      = "SHA256:bob"
+)
+
+var issued = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// version is one version and its records, as a caller hands them to a
+// policy: no index, no git.
+type version struct {
+	d    *descriptor.Descriptor
+	recs []Record
+}
+
+func newVersion(name, ver string) *version {
+	return &version{d: &descriptor.Descriptor{Name: name, Version: ver, UUID: "7d444840-9dc0-11d1-b245-5ffdce74fad2", License: "MIT", Summary: "test package",
+		Dependencies: []descriptor.Dependency{{Name: "acme/base", Version: "^1"}},
+		Artifacts: []descriptor.Artifact{
+			{Kind: "source", File: "src.tar.gz", Ref: blob.DigestBytes([]byte("src"))},
+			{Kind: "binary", Platform: "linux-amd64", File: "linux-amd64.tar.gz", Ref: blob.DigestBytes([]byte("bin"))},
+		}}}
+}
+
+func (v *version) subject() *Subject {
+	return &Subject{Descriptor: v.d, Ref: blob.DigestBytes([]byte(v.d.ID())), Records: v.recs}
+}
+
+// add appends an active record of acme-security in repository acme and
+// returns its id.
+func (v *version) add(kind record.Kind, pred any) string {
+	return v.addBy(kind, securityKey, "acme-security", "acme", pred)
+}
+
+func (v *version) addBy(kind record.Kind, key, holder, repo string, pred any) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s %d %s", v.d.ID(), len(v.recs), kind))
+	id := hex.EncodeToString(sum[:])
+	v.recs = append(v.recs, Record{ID: id, Kind: kind, Issuer: key, Holder: holder, Repository: repo, Active: true, Status: "active", Predicate: pred})
+	return id
+}
+
+// end ends a record as a revoke or supersede record would.
+func (v *version) end(id, status string) {
+	for i := range v.recs {
+		if v.recs[i].ID == id {
+			v.recs[i].Active, v.recs[i].Status, v.recs[i].EndedBy = false, status, strings.Repeat("e", 64)
+			return
+		}
 	}
-	d, ref, recs, err := c.Version(name, version)
-	if err != nil {
-		t.Fatal(err)
+	panic("no record " + id)
+}
+
+func vulnerable(id, severity string) record.VulnsPredicate {
+	return record.VulnsPredicate{
+		Scanner:  record.VulnScanner{URI: "https://scanner.example", Result: []record.VulnResult{{ID: id, Severity: []record.VulnSeverity{{Method: "cairn", Score: severity}}}}},
+		Metadata: record.VulnMetadata{ScanStartedOn: issued, ScanFinishedOn: issued},
 	}
-	return p.Evaluate(&Subject{Descriptor: d, Ref: ref, Records: recs})
+}
+
+func fixed(ids ...string) record.FixedPredicate {
+	return record.FixedPredicate{Vulnerabilities: ids, Note: "not reachable", Issued: issued}
+}
+
+func certified(note string) record.CertificationPredicate {
+	return record.CertificationPredicate{Issued: issued, Note: note}
+}
+
+func tested(result string) record.TestResultPredicate {
+	return record.TestResultPredicate{Result: result, URL: "https://ci.example/run/1"}
 }
 
 // rule returns one rule's verdict.
-func rule(t *testing.T, v *Verdict, name string) RuleVerdict {
+func rule(t testing.TB, v *Verdict, name string) RuleVerdict {
 	t.Helper()
 	for _, r := range v.Rules {
 		if r.Rule == name {
@@ -68,7 +129,7 @@ func rule(t *testing.T, v *Verdict, name string) RuleVerdict {
 	return RuleVerdict{}
 }
 
-func wantRule(t *testing.T, v *Verdict, name string, pass bool, reason string) {
+func wantRule(t testing.TB, v *Verdict, name string, pass bool, reason string) {
 	t.Helper()
 	r := rule(t, v, name)
 	if r.Pass != pass || !strings.Contains(r.Reason, reason) {
@@ -77,13 +138,13 @@ func wantRule(t *testing.T, v *Verdict, name string, pass bool, reason string) {
 }
 
 func TestVerdicts(t *testing.T) {
-	w := indextest.New(t)
 	p := mustParse(t, basePolicy)
-	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.2.3"})
-	w.Publish(indextest.Package{Name: "acme/tested", Version: "1.0.0"})
+	fj := newVersion("acme/fastjson", "1.2.3")
+	tv := newVersion("acme/tested", "1.0.0")
+	fj.add(record.Authored, record.AuthoredPredicate{Issued: issued})
 
-	v := verdict(t, w, p, "acme/fastjson", "1.2.3")
-	if v.Allowed {
+	v := p.Evaluate(fj.subject())
+	if v.Allowed || v.Package != "acme/fastjson@1.2.3" {
 		t.Fatalf("an unaudited version is allowed: %+v", v)
 	}
 	wantRule(t, v, "audited", false, "no active audited by security")
@@ -93,50 +154,59 @@ func TestVerdicts(t *testing.T) {
 	}
 
 	// An audit by someone else does not count; the security team's does.
-	other := indextest.NewSigner()
-	w.Grant(other, "bob", "certify:audited")
-	if _, err := w.Repo.Certify(w.Ctx, index.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Audited, Note: "bob looked"}, other); err != nil {
-		t.Fatal(err)
-	}
-	wantRule(t, verdict(t, w, p, "acme/fastjson", "1.2.3"), "audited", false, "no active audited by security")
-	audit := w.Audit("acme/fastjson", "1.2.3")
-	v = verdict(t, w, p, "acme/fastjson", "1.2.3")
+	fj.addBy(record.Audited, bobKey, "bob", "acme", certified("bob looked"))
+	wantRule(t, p.Evaluate(fj.subject()), "audited", false, "no active audited by security")
+	audit := fj.add(record.Audited, certified(""))
+	v = p.Evaluate(fj.subject())
 	if !v.Allowed {
 		t.Fatalf("an audited version is refused: %+v", v.Failed())
 	}
-	wantRule(t, v, "audited", true, "audited by acme-security")
+	wantRule(t, v, "audited", true, "audited by acme-security ["+securityKey+"]")
 	if r := rule(t, v, "audited"); len(r.Records) != 1 || r.Records[0] != audit {
 		t.Fatalf("the audit that decided is not named: %+v", r)
 	}
 
 	// A high vulnerability refuses; a low one does not; a fixed record
 	// answering the high one lets it through again.
-	w.Certify(index.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Vulnerable, VulnID: "GHSA-low", Severity: "low"})
-	if v := verdict(t, w, p, "acme/fastjson", "1.2.3"); !v.Allowed {
+	fj.add(record.Vulnerable, vulnerable("GHSA-low", "low"))
+	if v := p.Evaluate(fj.subject()); !v.Allowed {
 		t.Fatalf("a low vulnerability refused under a high threshold: %+v", v.Failed())
 	}
-	w.Certify(index.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Vulnerable, VulnID: "GHSA-high", Severity: "high"})
-	v = verdict(t, w, p, "acme/fastjson", "1.2.3")
+	fj.add(record.Vulnerable, vulnerable("GHSA-high", "high"))
+	v = p.Evaluate(fj.subject())
 	wantRule(t, v, "high-vulnerabilities", false, "GHSA-high (high)")
 	if v.Allowed {
 		t.Fatal("a high vulnerability is allowed")
 	}
-	fix := w.Certify(index.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Fixed, VulnID: "GHSA-high", Note: "not reachable"}).Records[0]
-	v = verdict(t, w, p, "acme/fastjson", "1.2.3")
+	fix := fj.add(record.Fixed, fixed("GHSA-high"))
+	v = p.Evaluate(fj.subject())
 	wantRule(t, v, "high-vulnerabilities", true, "GHSA-high answered by fixed record "+fix[:16])
 
+	// A fixed record that is revoked answers nothing.
+	fj.end(fix, "revoked")
+	wantRule(t, p.Evaluate(fj.subject()), "high-vulnerabilities", false, "GHSA-high (high)")
+	fix = fj.add(record.Fixed, fixed("GHSA-high"))
+	wantRule(t, p.Evaluate(fj.subject()), "high-vulnerabilities", true, "answered by fixed record "+fix[:16])
+
 	// Revoking the audit ends it: the rule fails and says which record ended.
-	if _, err := w.Repo.Revoke(w.Ctx, audit, "audit withdrawn", w.Security); err != nil {
-		t.Fatal(err)
-	}
-	wantRule(t, verdict(t, w, p, "acme/fastjson", "1.2.3"), "audited", false, "record "+audit[:16]+" by acme-security")
+	fj.end(audit, "revoked")
+	wantRule(t, p.Evaluate(fj.subject()), "audited", false, "record "+audit[:16]+" by acme-security ["+securityKey+"] is revoked by eeeeeeeeeeeeeeee")
+
+	// A superseded audit no longer counts either; a record whose key was
+	// revoked after it signed still does (Active decides, not Status).
+	audit = fj.add(record.Audited, certified(""))
+	fj.end(audit, "superseded")
+	wantRule(t, p.Evaluate(fj.subject()), "audited", false, "is superseded by")
+	audit = fj.add(record.Audited, certified(""))
+	fj.recs[len(fj.recs)-1].Status = "issuer key revoked"
+	wantRule(t, p.Evaluate(fj.subject()), "audited", true, "record "+audit[:16])
 
 	// A where condition over the record.
-	wantRule(t, verdict(t, w, p, "acme/tested", "1.0.0"), "ci-passed", false, `no active tested where record.result == "PASSED"`)
-	w.Certify(index.Certification{Name: "acme/tested", Version: "1.0.0", Kind: record.Tested, Result: "FAILED"})
-	wantRule(t, verdict(t, w, p, "acme/tested", "1.0.0"), "ci-passed", false, "no active tested")
-	w.Certify(index.Certification{Name: "acme/tested", Version: "1.0.0", Kind: record.Tested, Result: "PASSED"})
-	wantRule(t, verdict(t, w, p, "acme/tested", "1.0.0"), "ci-passed", true, "PASSED")
+	wantRule(t, p.Evaluate(tv.subject()), "ci-passed", false, `no active tested where record.result == "PASSED"`)
+	tv.add(record.Tested, tested("FAILED"))
+	wantRule(t, p.Evaluate(tv.subject()), "ci-passed", false, "no active tested")
+	tv.add(record.Tested, tested("PASSED"))
+	wantRule(t, p.Evaluate(tv.subject()), "ci-passed", true, "PASSED")
 
 	// A raw expression over every record.
 	raw := mustParse(t, `
@@ -144,8 +214,84 @@ forbid:
   - name: two-vulns
     expr: records.filter(r, r.kind == "vulnerable").size() >= 2
 `)
-	wantRule(t, verdict(t, w, raw, "acme/fastjson", "1.2.3"), "two-vulns", false, "expr is true")
-	wantRule(t, verdict(t, w, raw, "acme/tested", "1.0.0"), "two-vulns", true, "expr is false")
+	wantRule(t, raw.Evaluate(fj.subject()), "two-vulns", false, "expr is true")
+	wantRule(t, raw.Evaluate(tv.subject()), "two-vulns", true, "expr is false")
+
+	// Records about other kinds of things than a package do not count.
+	other := newVersion("acme/other", "1.0.0")
+	other.add(record.Grant, record.GrantPredicate{Holder: "x"})
+	other.add(record.Vulnerable, vulnerable("GHSA-x", "critical"))
+	count := mustParse(t, "require: [{name: one, expr: 'records.size() == 1'}]")
+	wantRule(t, count.Evaluate(other.subject()), "one", true, "expr is true")
+}
+
+// TestIssuersAndRepositories: an issuer HOLDER@REPOSITORY matches in
+// that repository only; a key id matches anywhere; a fixed record answers
+// the vulnerabilities of its own repository only.
+func TestIssuersAndRepositories(t *testing.T) {
+	p := mustParse(t, `
+require:
+  - {name: corp-audit, property: audited, by: acme-security@corp}
+  - {name: key-audit, property: audited, by: "`+securityKey+`"}
+forbid:
+  - {name: high, property: vulnerable, severity: high}
+`)
+	if err := p.Bind([]string{"acme", "corp"}); err != nil {
+		t.Fatal(err)
+	}
+	v := newVersion("acme/log", "1.0.0")
+	upstream := v.add(record.Audited, certified(""))
+	got := p.Evaluate(v.subject())
+	wantRule(t, got, "corp-audit", false, "no active audited by acme-security@corp")
+	wantRule(t, got, "key-audit", true, "record "+upstream[:16])
+
+	corp := v.addBy(record.Audited, "SHA256:corp", "acme-security", "corp", certified("the org's own"))
+	wantRule(t, p.Evaluate(v.subject()), "corp-audit", true, "record "+corp[:16])
+
+	// The upstream declares a vulnerability; the organisation's fixed
+	// record cannot answer it, the upstream's can.
+	v.add(record.Vulnerable, vulnerable("GHSA-1", "critical"))
+	v.addBy(record.Fixed, "SHA256:corp", "acme-security", "corp", fixed("GHSA-1"))
+	wantRule(t, p.Evaluate(v.subject()), "high", false, "GHSA-1 (critical)")
+	fix := v.add(record.Fixed, fixed("GHSA-1"))
+	wantRule(t, p.Evaluate(v.subject()), "high", true, "GHSA-1 answered by fixed record "+fix[:16])
+}
+
+// TestCELFields: every field the help page names is declared with its
+// type and evaluates to the record's or the package's value.
+func TestCELFields(t *testing.T) {
+	v := newVersion("acme/fastjson", "1.2.3")
+	v.add(record.Vulnerable, vulnerable("GHSA-1", "high"))
+	v.add(record.Fixed, fixed("GHSA-0"))
+	v.add(record.Tested, tested("PASSED"))
+	v.add(record.Audited, certified("looked closely"))
+	v.recs[len(v.recs)-1].Artifacts = []string{"linux-amd64.tar.gz"}
+	for _, where := range []string{
+		`record.kind == "vulnerable" && record.severity == "high" && record.severity_rank == 3 && record.vulnerabilities.exists(x, x.id == "GHSA-1" && x.severity == "high")`,
+		`record.kind == "fixed" && "GHSA-0" in record.fixes && record.note == "not reachable"`,
+		`record.kind == "tested" && record.result == "PASSED" && record.note == "https://ci.example/run/1"`,
+		`record.kind == "audited" && record.note == "looked closely" && record.artifacts == ["linux-amd64.tar.gz"]`,
+		`record.issued == timestamp("2026-01-02T03:04:05Z") && record.issuer == "` + securityKey + `" && record.holder == "acme-security" && record.repository == "acme" && record.status == "active" && record.id.size() == 64`,
+		`pkg.name == "acme/fastjson" && pkg.version == "1.2.3" && pkg.license == "MIT" && pkg.uuid != "" && pkg.summary == "test package" && pkg.descriptor.size() == 64`,
+		`pkg.artifacts.exists(a, a.kind == "binary" && a.platform == "linux-amd64" && a.file == "linux-amd64.tar.gz" && a.sha256.size() == 64 && a.size == 3)`,
+		`pkg.dependencies.exists(d, d.name == "acme/base" && d.version == "^1")`,
+	} {
+		p := mustParse(t, fmt.Sprintf("require:\n  - name: r\n    property: %s\n    where: '%s'\n", kindIn(where), where))
+		wantRule(t, p.Evaluate(v.subject()), "r", true, "by acme-security")
+	}
+	p := mustParse(t, `require: [{name: r, expr: 'records.size() == 4 && records.all(r, r.repository == "acme") && pkg.name == "acme/fastjson"'}]`)
+	wantRule(t, p.Evaluate(v.subject()), "r", true, "expr is true")
+}
+
+// kindIn is the record kind a where condition of TestCELFields names;
+// audited for conditions on the package alone.
+func kindIn(where string) string {
+	for _, k := range []string{"vulnerable", "fixed", "tested"} {
+		if strings.Contains(where, `"`+k+`"`) {
+			return k
+		}
+	}
+	return "audited"
 }
 
 func TestMalformedPolicies(t *testing.T) {
@@ -161,10 +307,17 @@ func TestMalformedPolicies(t *testing.T) {
 		{"property and expr", "require:\n  - name: a\n    property: audited\n    expr: \"true\"\n", "either property"},
 		{"CEL that does not compile", "forbid:\n  - name: bad\n    expr: pkg.name ==\n", `policy.yaml:3: rule "bad": expr: ERROR: <input>:1:`},
 		{"CEL with an unknown variable", "forbid:\n  - name: bad\n    property: vulnerable\n    where: vuln.severity == \"high\"\n", `policy.yaml:4: rule "bad": where: ERROR: <input>:1:1: undeclared reference to 'vuln'`},
-		{"CEL that is not a condition", "require:\n  - name: s\n    expr: pkg.name\n", "must be a bool"},
+		{"CEL that is not a condition", "require:\n  - name: s\n    expr: pkg.name\n", "the expression is a string; a condition must be a bool"},
+		{"a misspelled record field", "require:\n  - name: ci\n    property: tested\n    where: record.reslt == \"PASSED\"\n", `policy.yaml:4: rule "ci": where: ERROR: <input>:1:7: undefined field 'reslt'`},
+		{"a misspelled field in records", "forbid:\n  - name: v\n    expr: records.exists(r, r.knd == \"vulnerable\")\n", `policy.yaml:3: rule "v": expr: ERROR: <input>:1:20: undefined field 'knd'`},
+		{"a misspelled package field", "forbid:\n  - name: l\n    expr: pkg.licence == \"GPL\"\n", `undefined field 'licence'`},
+		{"a field of the wrong type", "forbid:\n  - name: s\n    property: vulnerable\n    where: record.severity_rank == \"high\"\n", `found no matching overload for '_==_' applied to '(int, string)'`},
+		{"record in an expr rule", "forbid:\n  - name: e\n    expr: record.kind == \"x\"\n", "undeclared reference to 'record'"},
+		{"records in a where", "forbid:\n  - name: w\n    property: vulnerable\n    where: records.size() > 1\n", "undeclared reference to 'records'"},
 		{"severity on another property", "forbid:\n  - name: s\n    property: deprecated\n    severity: high\n", "severity goes with property: vulnerable"},
 		{"unknown severity", "forbid:\n  - name: s\n    property: vulnerable\n    severity: severe\n", `severity "severe"`},
 		{"two rules of one name", "require:\n  - {name: a, property: audited}\nforbid:\n  - {name: a, property: deprecated}\n", "two rules have this name"},
+		{"an empty issuer group", "issuers: {a: []}\nrequire:\n  - {name: a, property: audited}\n", `issuer group "a" lists nobody`},
 		{"a heavy expression", heavy, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,34 +337,71 @@ func TestMalformedPolicies(t *testing.T) {
 
 	// The heavy expression compiles, but its evaluation is cut at the
 	// cost limit: the rule fails and says so — never a silent pass.
-	w := indextest.New(t)
-	w.Publish(indextest.Package{Name: "acme/a", Version: "1.0.0"})
 	p := mustParse(t, heavy)
-	v := verdict(t, w, p, "acme/a", "1.0.0")
+	v := p.Evaluate(newVersion("acme/a", "1.0.0").subject())
 	wantRule(t, v, "heavy", false, "policy.yaml:3: expr could not be evaluated")
 	if !strings.Contains(rule(t, v, "heavy").Reason, "cost limit") || v.Allowed {
 		t.Fatalf("verdict %+v", v)
 	}
 }
 
+// TestEveryErrorAtOnce: a policy with several bad rules reports each,
+// with its rule's name and line, in one error.
+func TestEveryErrorAtOnce(t *testing.T) {
+	src := `require:
+  - name: ci
+    property: tested
+    where: record.reslt == "PASSED"
+  - name: fine
+    property: audited
+forbid:
+  - name: vulns
+    property: vulnerable
+    severity: severe
+  - name: gpl
+    expr: pkg.licence.startsWith("GPL")
+`
+	_, err := Parse("policy.yaml", []byte(src))
+	var list Errors
+	if !errors.As(err, &list) || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Parse = %v; want Errors", err)
+	}
+	want := []string{
+		`policy.yaml:4: rule "ci": where: ERROR: <input>:1:7: undefined field 'reslt'`,
+		`policy.yaml:10: rule "vulns": severity "severe"`,
+		`policy.yaml:12: rule "gpl": expr: ERROR: <input>:1:4: undefined field 'licence'`,
+	}
+	if len(list) != len(want) {
+		t.Fatalf("%d errors, want %d:\n%v", len(list), len(want), err)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "3 errors in the policy:\n  ") {
+		t.Fatalf("error %q does not count its errors", msg)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(list[i].Error(), w) || !strings.Contains(msg, w) {
+			t.Fatalf("error %d is %q; want it to start %q", i, list[i], w)
+		}
+	}
+
+	// Bind, too, names every issuer it refuses.
+	p := mustParse(t, "require:\n  - {name: a, property: audited, by: acme-security}\n  - {name: b, property: audited, by: x@nowhere}\n")
+	err = p.Bind([]string{"acme", "corp"})
+	if !errors.As(err, &list) || len(list) != 2 || list[0].Rule != "a" || list[1].Rule != "b" {
+		t.Fatalf("Bind = %v; want both rules refused", err)
+	}
+}
+
 func BenchmarkDecision(b *testing.B) {
-	w := indextest.New(b)
-	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.2.3"})
+	v := newVersion("acme/fastjson", "1.2.3")
+	v.addBy(record.Authored, "SHA256:alice", "alice", "acme", record.AuthoredPredicate{Issued: issued})
 	for i := 0; i < 48; i++ {
-		w.Certify(index.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Tested, Result: "PASSED", Note: fmt.Sprintf("https://ci.example/run/%d", i)})
+		v.add(record.Tested, record.TestResultPredicate{Result: "PASSED", URL: fmt.Sprintf("https://ci.example/run/%d", i)})
 	}
-	w.Audit("acme/fastjson", "1.2.3")
-	w.Certify(index.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "medium"})
-	c, _ := w.Repo.Catalog(w.Ctx, index.MainRef)
-	d, ref, recs, _ := c.Version("acme/fastjson", "1.2.3")
-	if len(recs) != 51 {
-		b.Fatalf("%d records", len(recs))
-	}
-	p, err := Parse("policy.yaml", []byte(basePolicy))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &Subject{Descriptor: d, Ref: ref, Records: recs}
+	v.add(record.Audited, certified(""))
+	v.add(record.Vulnerable, vulnerable("GHSA-1", "medium"))
+	p := mustParse(b, basePolicy)
+	s := v.subject()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
