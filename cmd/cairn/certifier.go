@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +32,7 @@ func newCertifierCmd() *cobra.Command {
 		remotes                                                    []string
 		o                                                          certifier.Options
 		maxOutput                                                  int
+		js                                                         bool
 	)
 	c := &cobra.Command{
 		Use:   "certifier --remote NAME --key KEY --property KIND --run COMMAND",
@@ -111,6 +115,15 @@ sight to the record landing, less the run) and /healthz.`,
 				out := newLogBuffer(cmd.ErrOrStderr(), 100*time.Millisecond)
 				defer out.Close()
 				o.Log = slog.New(slog.NewJSONHandler(out, nil))
+				if js {
+					var mu sync.Mutex
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					o.Result = func(res certifier.Result) {
+						mu.Lock()
+						defer mu.Unlock()
+						enc.Encode(res)
+					}
+				}
 				reg := prometheus.NewRegistry()
 				reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 				o.Metrics = certifier.NewMetrics(reg)
@@ -126,7 +139,11 @@ sight to the record landing, less the run) and /healthz.`,
 				}
 				defer cf.Close()
 				if metricsAddr != "" {
-					stop, err := serveMetrics(metricsAddr, reg, ready, cmd)
+					says := cmd.OutOrStdout()
+					if js {
+						says = cmd.ErrOrStderr() // standard output is the results' JSON lines
+					}
+					stop, err := serveMetrics(metricsAddr, reg, ready, says)
 					if err != nil {
 						return err
 					}
@@ -161,6 +178,7 @@ sight to the record landing, less the run) and /healthz.`,
 	fl.DurationVar(&o.MaxBackoff, "max-backoff", 5*time.Minute, "the longest wait between retries after errors")
 	fl.BoolVar(&o.Once, "once", false, "deal with what is new once, then exit (as a cron job)")
 	fl.StringVar(&metricsAddr, "metrics", "", "serve /metrics and /healthz at this address (port 0: any free port)")
+	fl.BoolVar(&js, "json", false, "print each version dealt with as a JSON line: remote, package, version, outcome, detail")
 	fl.StringVar(&ready, "ready-file", "", "with --metrics: write the metrics URL to this file once it listens")
 	return c
 }
@@ -178,7 +196,7 @@ func nonEmpty(s string) []string {
 }
 
 // serveMetrics serves /metrics and /healthz until stop is called.
-func serveMetrics(addr string, reg *prometheus.Registry, ready string, cmd *cobra.Command) (func(), error) {
+func serveMetrics(addr string, reg *prometheus.Registry, ready string, says io.Writer) (func(), error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -189,7 +207,7 @@ func serveMetrics(addr string, reg *prometheus.Registry, ready string, cmd *cobr
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
 	url := "http://" + l.Addr().String()
-	fmt.Fprintf(cmd.OutOrStdout(), "certifier metrics at %s/metrics\n", url)
+	fmt.Fprintf(says, "certifier metrics at %s/metrics\n", url)
 	if ready != "" {
 		if err := safefile.Write(ready, []byte(url+"\n"), safefile.Options{Perm: 0o644}); err != nil {
 			srv.Close()

@@ -21,7 +21,10 @@ func newKeyCmd() *cobra.Command {
 }
 
 func newKeyNewCmd() *cobra.Command {
-	var comment string
+	var (
+		comment string
+		js      bool
+	)
 	c := &cobra.Command{
 		Use:   "new FILE",
 		Short: "Make an ed25519 key in OpenSSH format (FILE and FILE.pub); print its SHA256 fingerprint",
@@ -35,11 +38,20 @@ An existing file is never overwritten. Existing OpenSSH ed25519 keys work as the
 			if err != nil {
 				return err
 			}
+			if js {
+				return printJSON(cmd.OutOrStdout(), struct {
+					ID            string `json:"id"`
+					PrivateKey    string `json:"private_key"`
+					PublicKey     string `json:"public_key"`
+					AuthorizedKey string `json:"authorized_key"`
+				}{keys.ID(pub), args[0], args[0] + ".pub", keys.FormatPublic(pub)})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), keys.ID(pub))
 			return nil
 		},
 	}
 	c.Flags().StringVar(&comment, "comment", "", "comment stored with the key")
+	c.Flags().BoolVar(&js, "json", false, "print JSON")
 	return c
 }
 

@@ -199,6 +199,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 	root.AddCommand(newPackageCmd())
 	timeoutFlags(root)
 	versionFlag(root)
+	root.InitDefaultCompletionCmd()
+	setExamples(root)
 	return root
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ func newServeCmd() *cobra.Command {
 		maxUpload, maxPush      int64
 		limits                  server.Limits
 		skew                    time.Duration
+		js                      bool
 	)
 	c := &cobra.Command{
 		Use:   "serve --repo DIR [--addr HOST:PORT]",
@@ -123,7 +125,24 @@ Access logs are JSON lines on standard error.`,
 				return err
 			}
 			url := "http://" + l.Addr().String()
-			fmt.Fprintf(cmd.OutOrStdout(), "serving %s at %s (clone %s/index.git)\n", r.Dir, url, url)
+			if js {
+				type listening struct {
+					Repo          string `json:"repo"`
+					Addr          string `json:"addr"`
+					URL           string `json:"url"`
+					Clone         string `json:"clone"`
+					CheckpointKey string `json:"checkpoint_key,omitempty"`
+				}
+				line := listening{Repo: r.Dir, Addr: l.Addr().String(), URL: url, Clone: url + "/index.git"}
+				if opts.CheckpointKey != nil {
+					line.CheckpointKey = keys.ID(opts.CheckpointKey.Public())
+				}
+				if err := json.NewEncoder(cmd.OutOrStdout()).Encode(line); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "serving %s at %s (clone %s/index.git)\n", r.Dir, url, url)
+			}
 			if ready != "" {
 				if err := safefile.Write(ready, []byte(url+"\n"), safefile.Options{Perm: 0o644}); err != nil {
 					return err
@@ -149,6 +168,7 @@ Access logs are JSON lines on standard error.`,
 	repoFlag(c, &repo)
 	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (port 0: any free port)")
 	c.Flags().StringVar(&ready, "ready-file", "", "write the server's URL to this file once it listens")
+	c.Flags().BoolVar(&js, "json", false, "print one JSON line once listening: the repository, address, URL and checkpoint key")
 	c.Flags().StringVar(&ckey, "checkpoint-key", "", "sign checkpoints with this key (granted the checkpoint scope)")
 	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long")
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")

@@ -56,6 +56,21 @@ type Options struct {
 	Log         *slog.Logger
 	Metrics     *Metrics // default: registered nowhere
 	Now         func() time.Time
+	// Result, if set, hears each version dealt with, once its outcome is
+	// saved; it is called from several goroutines (one per remote).
+	Result func(Result)
+}
+
+// Result is what a certifier did with one version.
+type Result struct {
+	Remote  string `json:"remote"`
+	Package string `json:"package"`
+	Version string `json:"version"`
+	// Outcome is certified, failed (the command failed: nothing signed,
+	// or a FAILED record), refused (the server refused the record),
+	// already (certified before) or skipped.
+	Outcome string `json:"outcome"`
+	Detail  string `json:"detail"` // the record's id, or why
 }
 
 // FatalError stops a certifier: retrying cannot help (its key is not, or
@@ -722,7 +737,13 @@ func (c *Certifier) done(f *follow, v Version, outcome, detail string) error {
 	}
 	f.progress.Done[v.ID()] = outcome + ": " + detail
 	delete(f.first, v.ID())
-	return f.progress.save(f.path)
+	if err := f.progress.save(f.path); err != nil {
+		return err
+	}
+	if c.o.Result != nil {
+		c.o.Result(Result{Remote: f.name, Package: v.Name, Version: v.Version, Outcome: outcome, Detail: detail})
+	}
+	return nil
 }
 
 // pick chooses the artifacts the command gets.

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// examples are the Examples: section of every command's help, by command
+// path (without "cairn "). They are kept here, in one table, so that a
+// help page's examples read alike; TestExamples fails when a runnable
+// command has none, or an example names a flag its command lacks.
+var examples = map[string]string{
+	"certifier": `# test every new acme/* version on origin; certify the versions that pass
+cairn certifier --remote origin --key ci.key --property tested --filter 'acme/*' --run 'make test'
+# scan once (as a cron job), signing the scanner's findings as vulnerable records
+cairn certifier --remote origin --key scan.key --property scanned --findings-as vulnerable --run 'osv-scanner --format json .' --once
+# print each outcome as a JSON line
+cairn certifier --remote origin --key ci.key --property tested --run 'make test' --once --json`,
+	"certify": `cairn certify acme/fastjson@1.2.3 --property audited --key audit.key --evidence report.txt --note 'build reviewed'
+cairn certify acme/fastjson@1.2.3 --property tested --result FAILED --note https://ci.example.com/run/42
+cairn certify acme/fastjson@1.2.3 --property vulnerable --id GHSA-xxxx-yyyy-zzzz --severity high --affects '<1.2.4'
+cairn certify acme/fastjson@1.2.4 --property fixed --id GHSA-xxxx-yyyy-zzzz`,
+	"completion bash": `# this shell:
+source <(cairn completion bash)
+# every new shell (Debian's bash-completion):
+cairn completion bash > /etc/bash_completion.d/cairn`,
+	"completion fish": `cairn completion fish > ~/.config/fish/completions/cairn.fish`,
+	"completion powershell": `cairn completion powershell | Out-String | Invoke-Expression`,
+	"completion zsh": `cairn completion zsh > "${fpath[1]}/_cairn"`,
+	"demo": `cairn demo /tmp/cairn-demo
+# then browse it, or clone and pull from it, until interrupted
+cairn demo --serve 127.0.0.1:8080 /tmp/cairn-demo`,
+	"hook": `# git runs it as the server's pre-receive hook:
+cairn hook pre-receive --repo /srv/cairn`,
+	"init": `cairn key new root.key
+cairn init repo --root-key root.key
+# two root keys of three must sign every root act
+cairn init repo --root-key r1.key --root-key r2.key --root-key r3.key --threshold 2 --holder ana --holder bo --holder cy`,
+	"install": `cairn install
+cairn install --verified --into vendor/cairn
+cairn install --offline --platform linux-arm64`,
+	"key grant": `cairn key grant --key root.key alice.key.pub --holder alice --scope 'publish:acme/*'
+cairn key grant --key root.key audit.key.pub --holder acme-security --scope certify:audited --scope certify:vulnerable
+cairn key grant --key root.key ci.key.pub --holder ci --scope certify:tested --expires 2027-01-01`,
+	"key list": `cairn key list
+cairn key list --json`,
+	"key new": `cairn key new alice.key
+cairn key new ci.key --comment 'ci@example.com'
+cairn key new alice.key --json`,
+	"key revoke": `cairn key revoke SHA256:3nT6… --key root.key --reason 'laptop lost'`,
+	"label history": `cairn label history stable`,
+	"label set": `cairn label set stable 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 --key curator.key`,
+	"lock": `cairn lock
+cairn lock --check
+cairn lock --verified --json`,
+	"log": `cairn log
+cairn log -n 5 --json`,
+	"policy check": `cairn policy check acme/fastjson@1.2.3
+cairn policy check --lock --json
+cairn policy check --policy strict.yaml acme/fastjson@1.2.3`,
+	"promote": `cairn promote acme/fastjson@1.2.3 --to public --artifacts binary
+cairn promote acme/fastjson@1.2.3 --to public --artifacts linux-amd64 --artifacts source`,
+	"publish": `cairn publish ./fastjson --key alice.key
+# in a clone of a server's index: publish, then push later
+cairn publish ./fastjson --no-upload && cairn push origin`,
+	"pull": `cairn pull origin
+cairn pull origin --json`,
+	"push": `cairn push origin
+cairn push origin --key alice.key --json`,
+	"remote add": `cairn remote add origin https://cairn.example.com --introduction 3f1c…
+# a replica of a server's index, made where none is yet
+cairn remote add origin https://cairn.example.com --introduction 3f1c… --repo ./replica --mirror https://mirror.example.com`,
+	"remote list": `cairn remote list
+cairn remote list --json`,
+	"revoke": `cairn revoke 5e0b… --key audit.key --reason 'audit withdrawn: wrong build'`,
+	"root rotate": `cairn root rotate --key r1.key --key r2.key --new-root-key n1.key --new-root-key n2.key --threshold 2`,
+	"serve": `cairn serve --repo /srv/cairn --addr :8080 --checkpoint-key server.key
+# any free port; the URL is written to url.txt and printed as a JSON line
+cairn serve --addr 127.0.0.1:0 --ready-file url.txt --json`,
+	"show": `cairn show acme/fastjson
+cairn show acme/fastjson@1.2.3 --json`,
+	"snapshot create": `cairn snapshot create release.txt --key curator.key`,
+	"sync": `cairn sync
+cairn sync --json`,
+	"upload": `cairn upload origin
+cairn upload origin acme/fastjson@1.2.3 --key alice.key`,
+	"upstream add": `cairn upstream add public https://packages.example.org --introduction 7a2d… --key root.key`,
+	"upstream list": `cairn upstream list
+cairn upstream list --json`,
+	"upstream remove": `cairn upstream remove public --key root.key`,
+	"verify": `cairn verify
+cairn verify --full --json`,
+	"version": `cairn version
+cairn version --json`,
+	"why": `cairn why acme/fastjson
+cairn why acme/fastjson --json`,
+}
+
+// setExamples gives every command under root its examples, indented as
+// cobra's help pages indent them.
+func setExamples(root *cobra.Command) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if ex, ok := examples[strings.TrimPrefix(c.CommandPath(), root.Name()+" ")]; ok && c.Example == "" {
+			c.Example = "  " + strings.ReplaceAll(ex, "\n", "\n  ")
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
+}
