@@ -8,7 +8,7 @@ import (
 
 // examples are the Examples: section of every command's help, by command
 // path (without "cairn "). They are kept here, in one table, so that a
-// help page's examples read alike; TestExamples fails when a runnable
+// help page's examples read alike; TestHelpExamples fails when a runnable
 // command has none, or an example names a flag its command lacks.
 var examples = map[string]string{
 	"certifier": `# test every new acme/* version on origin; certify the versions that pass
@@ -25,9 +25,9 @@ cairn certify acme/fastjson@1.2.4 --property fixed --id GHSA-xxxx-yyyy-zzzz`,
 source <(cairn completion bash)
 # every new shell (Debian's bash-completion):
 cairn completion bash > /etc/bash_completion.d/cairn`,
-	"completion fish": `cairn completion fish > ~/.config/fish/completions/cairn.fish`,
+	"completion fish":       `cairn completion fish > ~/.config/fish/completions/cairn.fish`,
 	"completion powershell": `cairn completion powershell | Out-String | Invoke-Expression`,
-	"completion zsh": `cairn completion zsh > "${fpath[1]}/_cairn"`,
+	"completion zsh":        `cairn completion zsh > "${fpath[1]}/_cairn"`,
 	"demo": `cairn demo /tmp/cairn-demo
 # then browse it, or clone and pull from it, until interrupted
 cairn demo --serve 127.0.0.1:8080 /tmp/cairn-demo`,
@@ -48,9 +48,9 @@ cairn key list --json`,
 	"key new": `cairn key new alice.key
 cairn key new ci.key --comment 'ci@example.com'
 cairn key new alice.key --json`,
-	"key revoke": `cairn key revoke SHA256:3nT6… --key root.key --reason 'laptop lost'`,
+	"key revoke":    `cairn key revoke SHA256:3nT6… --key root.key --reason 'laptop lost'`,
 	"label history": `cairn label history stable`,
-	"label set": `cairn label set stable 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 --key curator.key`,
+	"label set":     `cairn label set stable 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 --key curator.key`,
 	"lock": `cairn lock
 cairn lock --check
 cairn lock --verified --json`,
@@ -59,6 +59,15 @@ cairn log -n 5 --json`,
 	"policy check": `cairn policy check acme/fastjson@1.2.3
 cairn policy check --lock --json
 cairn policy check --policy strict.yaml acme/fastjson@1.2.3`,
+	"package init": `cairn package init greet --name acme/greet --version 0.1.0 --license MIT --summary 'says hello'
+cairn publish --key alice.key greet`,
+	"remote remove": `cairn remote remove origin`,
+	"remote set-url": `# the server moved; it must still serve the index pinned by the introduction
+cairn remote set-url origin https://cairn2.example.com`,
+	"snapshot list": `cairn snapshot list
+cairn snapshot list --json`,
+	"snapshot show": `cairn snapshot show stable
+cairn snapshot show 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 --json`,
 	"promote": `cairn promote acme/fastjson@1.2.3 --to public --artifacts binary
 cairn promote acme/fastjson@1.2.3 --to public --artifacts linux-amd64 --artifacts source`,
 	"publish": `cairn publish ./fastjson --key alice.key
@@ -73,7 +82,7 @@ cairn push origin --key alice.key --json`,
 cairn remote add origin https://cairn.example.com --introduction 3f1c… --repo ./replica --mirror https://mirror.example.com`,
 	"remote list": `cairn remote list
 cairn remote list --json`,
-	"revoke": `cairn revoke 5e0b… --key audit.key --reason 'audit withdrawn: wrong build'`,
+	"revoke":      `cairn revoke 5e0b… --key audit.key --reason 'audit withdrawn: wrong build'`,
 	"root rotate": `cairn root rotate --key r1.key --key r2.key --new-root-key n1.key --new-root-key n2.key --threshold 2`,
 	"serve": `cairn serve --repo /srv/cairn --addr :8080 --checkpoint-key server.key
 # any free port; the URL is written to url.txt and printed as a JSON line

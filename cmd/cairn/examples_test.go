@@ -9,11 +9,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// TestExamples: every runnable command's help (hidden ones too) has an
+// TestHelpExamples: every runnable command's help (hidden ones too) has an
 // Examples: section; each example runs a command that exists with flags
 // it has; and no
 // example in the table is for a command that is gone.
-func TestExamples(t *testing.T) {
+func TestHelpExamples(t *testing.T) {
 	root := newRoot(nil)
 	used := map[string]bool{}
 	var walk func(c *cobra.Command)
