@@ -300,10 +300,15 @@ A holder name is the name a repository's root granted, so when cairn.yaml lists
 more than one repository a bare holder name is refused: write HOLDER@REPOSITORY
 (acme-security@acme, the repository as cairn.yaml names it) or the key id.
 
-where and expr are CEL; 'record' has id, kind, issuer, holder, repository,
-issued, note, result, severity, vulnerabilities, fixes, artifacts; 'pkg' has
-name, version, license, uuid, descriptor, artifacts, dependencies; 'records' is
-every active record. Only active records count: not revoked, not superseded.`,
+where and expr are CEL, type-checked when the policy loads (a field that does
+not exist is an error of the file, and every error is named at once). A where
+reads 'record' and 'pkg'; an expr reads 'records' (every active record) and
+'pkg'. A record has id, kind, issuer, holder, repository, status, issued
+(a timestamp), note, result, severity, severity_rank (1 low … 4 critical),
+vulnerabilities (id, severity), fixes, artifacts; 'pkg' has name, version,
+license, uuid, summary, descriptor, artifacts (kind, platform, file, sha256,
+size), dependencies (name, version). Only active records count: not revoked,
+not superseded.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			pr, err := f.open(ctx, file)

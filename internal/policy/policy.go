@@ -6,10 +6,16 @@
 // packages, where a CEL condition holds); a forbid rule fails when one
 // exists — a vulnerable record at or above a severity that no active
 // fixed record answers, a deprecated or withdrawn record. Raw CEL
-// expressions over the package and its records cover the rest. Issuers
-// are the holders and keys the repository's root granted, as the index
-// says; only active records count (not revoked, not superseded). Every
-// verdict says, rule by rule, which records decided it.
+// expressions over the package and its records cover the rest; they are
+// type-checked when the policy loads, so a field a record does not have
+// is an error of the file, not of an evaluation. Issuers are the holders
+// and keys the repository's root granted; only active records count (not
+// revoked, not superseded). Every verdict says, rule by rule, which
+// records decided it.
+//
+// A policy reads no index: its caller hands it a Subject, the version's
+// descriptor and its records as typed Records (internal/plan converts
+// the index's views in one function), so that it is tested without git.
 package policy
 
 import (
@@ -84,8 +90,8 @@ type Rule struct {
 	By       []string    // issuers: group names, key ids, HOLDER@REPOSITORY, holder names, "root"
 	Packages string      // a path.Match pattern over names; "" for every package
 	Severity int         // forbid vulnerable: at or above this (0: any)
-	Where    string      // CEL over `record` and `package`: which records count
-	Expr     string      // CEL over `package` and `records`: the rule's condition
+	Where    string      // CEL over `record` and `pkg`: which records count
+	Expr     string      // CEL over `pkg` and `records`: the rule's condition
 
 	by          map[string]bool // By with groups expanded; nil: anyone
 	where, expr cel.Program
