@@ -83,7 +83,7 @@ func printVersion(w io.Writer, v index.VersionView) {
 		if len(r.Artifacts) > 0 {
 			kind += " [" + strings.Join(r.Artifacts, ",") + "]"
 		}
-		status := r.Status
+		status := r.Status.String()
 		if r.EndedBy != "" {
 			status += " by " + r.EndedBy[:16]
 		}

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -42,8 +41,9 @@ type finding struct {
 //   - a list of findings, [{"id", "severity", "affects", "note"}], or an
 //     object {"findings": [...]} holding one.
 //
-// A severity is low, medium (or moderate), high or critical, or a CVSS
-// base score ("7.5"), which is mapped to those. Empty output, or an empty
+// A severity is what record.ParseSeverity reads: none, low, medium (or
+// GHSA's moderate), high or critical, or a CVSS base score ("7.5") from
+// 0.0 to 10.0, mapped by CVSS's bands. Empty output, or an empty
 // list, is no findings.
 func ParseFindings(out []byte) (*Findings, error) {
 	out = bytes.TrimSpace(out)
@@ -114,59 +114,34 @@ func fromVulns(s *record.VulnScanner) (*Findings, error) {
 }
 
 // result is one finding with its severities kept and cairn's own (the
-// highest) added, so that policies rank it.
+// highest cairn reads, record.ParseSeverity) added first, so that
+// policies rank it. A score outside CVSS's 0.0–10.0 is refused, as the
+// vulnerable record would be.
 func result(id string, sevs []record.VulnSeverity) (record.VulnResult, error) {
 	if strings.TrimSpace(id) == "" || len(id) > 128 {
 		return record.VulnResult{}, fmt.Errorf("id %q: want a non-empty advisory id (GHSA-…, CVE-…) of at most 128 characters", id)
 	}
-	best, rank := "", -1
-	for _, s := range sevs {
-		name := severityName(s.Score)
-		if r := indexOf(index.Severities, name); name != "" && r > rank {
-			best, rank = name, r
-		}
-	}
-	if best == "" {
-		return record.VulnResult{}, fmt.Errorf("%s: no severity cairn can rank (want low, medium, high, critical or a CVSS score)", id)
-	}
-	out := record.VulnResult{ID: id, Severity: []record.VulnSeverity{{Method: "cairn", Score: best}}}
+	var kept []record.VulnSeverity
 	for _, s := range sevs {
 		if s.Method != "cairn" {
-			out.Severity = append(out.Severity, s)
+			kept = append(kept, s)
 		}
+	}
+	in := record.VulnResult{ID: id, Severity: sevs}
+	best, _, ok := in.Worst()
+	if !ok {
+		why := fmt.Errorf("want %s", record.SeverityWords)
+		for _, s := range sevs {
+			if _, err := record.ParseSeverity(s.Score); err != nil {
+				why = err
+				break
+			}
+		}
+		return record.VulnResult{}, fmt.Errorf("%s: no severity cairn can rank: %w", id, why)
+	}
+	out := record.VulnResult{ID: id, Severity: append([]record.VulnSeverity{{Method: "cairn", Score: best.String()}}, kept...)}
+	if err := out.CheckSeverity(); err != nil {
+		return record.VulnResult{}, err
 	}
 	return out, nil
-}
-
-// severityName maps a score to cairn's severities: the names (any case,
-// "moderate" for medium), or a CVSS v3 base score by its bands.
-func severityName(score string) string {
-	s := strings.ToLower(strings.TrimSpace(score))
-	switch s {
-	case "low", "medium", "high", "critical":
-		return s
-	case "moderate":
-		return "medium"
-	}
-	n, err := strconv.ParseFloat(s, 64)
-	switch {
-	case err != nil || n <= 0 || n > 10:
-		return ""
-	case n < 4:
-		return "low"
-	case n < 7:
-		return "medium"
-	case n < 9:
-		return "high"
-	}
-	return "critical"
-}
-
-func indexOf(list []string, s string) int {
-	for i, x := range list {
-		if x == s {
-			return i
-		}
-	}
-	return -1
 }

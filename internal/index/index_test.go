@@ -120,7 +120,7 @@ func TestWorkflow(t *testing.T) {
 	if len(views) != 2 || views[0].Version != "1.2.3" || views[1].Version != "1.2.4" {
 		t.Fatalf("show: %+v", views)
 	}
-	status := map[string]string{}
+	status := map[string]Status{}
 	for _, rv := range views[0].Records {
 		status[rv.ID] = rv.Status
 		if rv.Time.IsZero() {

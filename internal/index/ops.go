@@ -139,7 +139,7 @@ type Certification struct {
 	Evidence      []string // files to store as evidence blobs
 	Note          string
 	VulnID        string // vulnerable
-	Severity      string // vulnerable: low, medium, high, critical
+	Severity      string // vulnerable: what record.ParseSeverity reads (low … critical, or a CVSS score)
 	Affects       string // vulnerable: a semver range
 	Result        string // tested: PASSED (default), WARNED, FAILED
 	// Configuration describes a test run (tested): the command, its
@@ -157,9 +157,6 @@ type Certification struct {
 	// upstreams/UP/ (see UpstreamVersionDir).
 	Upstream string
 }
-
-// Severities are the severity scores cairn accepts.
-var Severities = []string{"low", "medium", "high", "critical"}
 
 // Descriptor reads a published version's descriptor from the index.
 func (r *Repo) Descriptor(ctx context.Context, name, version string) (*descriptor.Descriptor, blob.Ref, error) {
@@ -294,8 +291,8 @@ func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
 			if c.VulnID == "" {
 				return nil, fmt.Errorf("a vulnerable certification needs --id (an OSV, GHSA or CVE id)")
 			}
-			if !contains(Severities, c.Severity) {
-				return nil, fmt.Errorf("severity %q: want one of %s", c.Severity, strings.Join(Severities, ", "))
+			if _, err := record.ParseSeverity(c.Severity); err != nil {
+				return nil, err
 			}
 			res := record.VulnResult{ID: c.VulnID, Severity: []record.VulnSeverity{{Method: "cairn", Score: c.Severity}}}
 			if c.Affects != "" {

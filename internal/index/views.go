@@ -17,24 +17,69 @@ import (
 	"cairn.dev/cairn/internal/record"
 )
 
-// Record statuses.
+// Status is a record's standing in the index: active, or ended (revoked
+// or superseded by a later record), or active but signed by a key the
+// root has since revoked. Its String is the display word ("issuer key
+// revoked"); code asks Active, never compares the words.
+type Status int
+
+// The record statuses.
 const (
-	StatusActive        = "active"
-	StatusRevoked       = "revoked"
-	StatusSuperseded    = "superseded"
-	StatusIssuerRevoked = "issuer key revoked"
+	StatusActive        Status = iota // counts
+	StatusRevoked                     // ended by a revoke record
+	StatusSuperseded                  // ended by a supersede record
+	StatusIssuerRevoked               // counts: signed before its key was revoked (the rules refuse what a key signs after)
 )
+
+var statusNames = [...]string{"active", "revoked", "superseded", "issuer key revoked"}
+
+// String returns the status as people read it: active, revoked,
+// superseded, issuer key revoked.
+func (s Status) String() string {
+	if s < 0 || int(s) >= len(statusNames) {
+		return fmt.Sprintf("Status(%d)", int(s))
+	}
+	return statusNames[s]
+}
+
+// Active reports whether a record with this status counts: not revoked,
+// not superseded. A record whose key was revoked after it was signed
+// still counts.
+func (s Status) Active() bool { return s == StatusActive || s == StatusIssuerRevoked }
+
+// Ended reports whether a later record ended the record (revoked or
+// superseded it).
+func (s Status) Ended() bool { return s == StatusRevoked || s == StatusSuperseded }
+
+// MarshalText writes the display word, as --json always has.
+func (s Status) MarshalText() ([]byte, error) {
+	if s < 0 || int(s) >= len(statusNames) {
+		return nil, fmt.Errorf("record status %d is not a status", int(s))
+	}
+	return []byte(statusNames[s]), nil
+}
+
+// UnmarshalText reads a display word back.
+func (s *Status) UnmarshalText(b []byte) error {
+	for i, n := range statusNames {
+		if n == string(b) {
+			*s = Status(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("record status %q: want active, revoked, superseded or issuer key revoked", b)
+}
 
 // RecordView is a record as people read it.
 type RecordView struct {
 	ID        string    `json:"id"`
 	Kind      string    `json:"kind"`
-	Issuer    string    `json:"issuer"`           // key id, or "root"
-	Holder    string    `json:"holder,omitempty"` // as granted by the root
-	Time      time.Time `json:"time"`             // when it was appended to the index
-	Status    string    `json:"status"`
-	EndedBy   string    `json:"ended_by,omitempty"`
-	Ends      string    `json:"ends,omitempty"` // revoke/supersede: the record it ends
+	Issuer    string    `json:"issuer"`             // key id, or "root"
+	Holder    string    `json:"holder,omitempty"`   // as granted by the root
+	Time      time.Time `json:"time"`               // when it was appended to the index
+	Status    Status    `json:"status"`             // typed: ask Status.Active(); JSON and %s give the display word
+	EndedBy   string    `json:"ended_by,omitempty"` // the record that ended it, when Status.Ended()
+	Ends      string    `json:"ends,omitempty"`     // revoke/supersede: the record it ends
 	Artifacts []string  `json:"artifacts,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
 	Path      string    `json:"path"`

@@ -452,7 +452,7 @@ func PolicyRecords(views []index.RecordView, repository string) []policy.Record 
 		}
 		out = append(out, policy.Record{
 			ID: rv.ID, Kind: rv.Record.Kind, Issuer: rv.Issuer, Holder: rv.Holder, Repository: repository,
-			Active: rv.EndedBy == "", Status: fmt.Sprint(rv.Status), EndedBy: rv.EndedBy,
+			Active: rv.Status.Active(), Status: rv.Status.String(), EndedBy: rv.EndedBy,
 			Artifacts: rv.Artifacts, Predicate: rv.Record.Predicate,
 		})
 	}

@@ -1,0 +1,38 @@
+package index
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// A record's status is typed for code (Active, Ended) and reads as the
+// display words it always had, in JSON and in text.
+func TestRecordStatus(t *testing.T) {
+	cases := []struct {
+		s             Status
+		word          string
+		active, ended bool
+	}{
+		{StatusActive, "active", true, false},
+		{StatusRevoked, "revoked", false, true},
+		{StatusSuperseded, "superseded", false, true},
+		{StatusIssuerRevoked, "issuer key revoked", true, false},
+	}
+	for _, c := range cases {
+		if c.s.String() != c.word || c.s.Active() != c.active || c.s.Ended() != c.ended {
+			t.Errorf("%d: %q active %v ended %v; want %q %v %v", int(c.s), c.s, c.s.Active(), c.s.Ended(), c.word, c.active, c.ended)
+		}
+		b, err := json.Marshal(RecordView{Status: c.s})
+		if err != nil || !strings.Contains(string(b), `"status":"`+c.word+`"`) {
+			t.Errorf("%s: JSON %s, %v", c.word, b, err)
+		}
+		var back RecordView
+		if err := json.Unmarshal(b, &back); err != nil || back.Status != c.s {
+			t.Errorf("%s: read back %v, %v", c.word, back.Status, err)
+		}
+	}
+	if _, err := json.Marshal(RecordView{Status: Status(9)}); err == nil {
+		t.Error("an unknown status marshalled")
+	}
+}
