@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/transport"
 )
 
@@ -27,7 +26,20 @@ type HTTP struct {
 	// on every request, so a mirror that trickles or never answers is
 	// cut, and a chain tries the next one.
 	Client *http.Client
-	Signer keys.Signer // signs uploads; a key the server's root granted a publish or certify scope
+	Signer Signer // signs uploads; a key the server's root granted a publish or certify scope
+}
+
+// Signer signs uploads: the key of a publisher or certifier, which the
+// server looks up by KeyID in its index. blob owns this interface so that
+// the store does not depend on how keys are kept; a keys.Signer becomes one
+// through a two-line adapter in the caller.
+//
+// KeyID returns the key's OpenSSH SHA256 fingerprint ("SHA256:…"). Sign
+// returns a raw 64-byte ed25519 signature over msg. Implementations are
+// safe for concurrent use.
+type Signer interface {
+	KeyID() string
+	Sign(msg []byte) ([]byte, error)
 }
 
 var _ Store = (*HTTP)(nil)
@@ -107,8 +119,14 @@ func (h *HTTP) Put(ctx context.Context, ref Ref, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	body := io.LimitReader(r, ref.Size)
+	// The source is verified as it is sent, and its last byte held back
+	// until the whole of it has matched ref: bytes that are not the blob
+	// fail the request before the server has a whole body to store.
+	var body io.Reader = &sealedReader{v: VerifyReader(r, ref), left: ref.Size}
 	if ref.Size == 0 {
+		if _, err := io.ReadAll(VerifyReader(r, ref)); err != nil {
+			return err
+		}
 		// A request body of length 0 is sent without Content-Length
 		// unless it is NoBody.
 		body = http.NoBody
@@ -118,12 +136,16 @@ func (h *HTTP) Put(ctx context.Context, ref Ref, r io.Reader) error {
 		return err
 	}
 	req.ContentLength = ref.Size
-	req.Header.Set(HeaderKey, keys.ID(h.Signer.Public()))
+	req.Header.Set(HeaderKey, h.Signer.KeyID())
 	req.Header.Set(HeaderTime, now.Format(time.RFC3339))
 	req.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(sig))
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := h.client().Do(req)
 	if err != nil {
+		var me *MismatchError
+		if errors.As(err, &me) {
+			return fmt.Errorf("upload to %s: %w", h.URL, me)
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -131,6 +153,47 @@ func (h *HTTP) Put(ctx context.Context, ref Ref, r io.Reader) error {
 		return responseError(resp, ref)
 	}
 	return nil
+}
+
+// sealedReader passes on the left bytes of a verifying reader but the
+// last one only once the reader has ended in io.EOF, that is once the
+// source has been hashed whole and found to be the blob and no longer.
+// A source that is not the blob ends it with the *MismatchError.
+type sealedReader struct {
+	v    io.Reader // a VerifyReader
+	left int64
+	err  error
+}
+
+func (s *sealedReader) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if s.left > 1 {
+		if int64(len(p)) >= s.left {
+			p = p[:s.left-1]
+		}
+		n, err := s.v.Read(p)
+		s.left -= int64(n)
+		s.err = err // a VerifyReader ends in io.EOF only after the whole blob
+		return n, err
+	}
+	// The last byte: read the verifier to its end (two bytes at most,
+	// as it stops at size+1), which checks the digest and the size.
+	rest, err := io.ReadAll(s.v)
+	if err != nil {
+		s.err = err
+		return 0, err
+	}
+	if int64(len(rest)) != s.left {
+		s.err = fmt.Errorf("blob upload: %d bytes at the end where %d were due", len(rest), s.left)
+		return 0, s.err
+	}
+	s.err = io.EOF
+	return copy(p, rest), io.EOF
 }
 
 // ErrRefused is the parent of errors a server answers an upload with.
@@ -142,8 +205,10 @@ var ErrRefused = errors.New("refused by the server")
 var ErrBusy = errors.New("server busy")
 
 // StatusError is a server's answer other than success to a blob request.
-// It unwraps to fs.ErrNotExist (404), ErrRefused (403, 413, 422) or
-// ErrBusy (429, 503).
+// It unwraps to fs.ErrNotExist (404), ErrRefused (403, 413, 422),
+// ErrBusy (429, 503), or, for an upload whose bytes the server found not
+// to be the blob (422 with its evidence), to that *MismatchError: the
+// family every Store's Put answers a mismatch with.
 type StatusError struct {
 	Method string // GET, HEAD, PUT, POST
 	URL    string // redacted
@@ -153,7 +218,10 @@ type StatusError struct {
 	// RetryAfter is how long the server asked to wait (its Retry-After,
 	// in seconds or as a date); 0 when it did not say.
 	RetryAfter time.Duration
-	ref        Ref
+	// Mismatch is the server's evidence when it refused an upload's
+	// bytes as not the blob (422 with HeaderGot); nil otherwise.
+	Mismatch *MismatchError
+	ref      Ref
 }
 
 func (e *StatusError) Error() string {
@@ -175,6 +243,9 @@ func (e *StatusError) Error() string {
 
 // Unwrap returns the family of the answer, or nil.
 func (e *StatusError) Unwrap() error {
+	if e.Mismatch != nil {
+		return e.Mismatch
+	}
 	switch e.Code {
 	case http.StatusNotFound:
 		return fs.ErrNotExist
@@ -222,7 +293,12 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 func responseError(resp *http.Response, ref Ref) error {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	var mismatch *MismatchError
+	if v := resp.Header.Get(HeaderGot); v != "" && resp.StatusCode == http.StatusUnprocessableEntity {
+		mismatch, _ = parseGot(ref, v)
+	}
 	return &StatusError{
+		Mismatch:   mismatch,
 		Method:     resp.Request.Method,
 		URL:        resp.Request.URL.Redacted(),
 		Code:       resp.StatusCode,

@@ -188,10 +188,15 @@ func TestChainNotFoundIsNotTimeout(t *testing.T) {
 	}
 }
 
-func newTestSigner(t *testing.T) keys.Signer {
+func newTestSigner(t *testing.T) blob.Signer {
 	_, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keys.NewSigner(priv)
+	return keySigner{keys.NewSigner(priv)}
 }
+
+// keySigner adapts a keys.Signer to blob.Signer, as blob's callers do.
+type keySigner struct{ keys.Signer }
+
+func (k keySigner) KeyID() string { return keys.ID(k.Public()) }

@@ -30,7 +30,7 @@ func TestStatusErrors(t *testing.T) {
 	}))
 	defer ts.Close()
 	ctx := context.Background()
-	h := &HTTP{URL: ts.URL, Signer: keys.NewSigner(testKey(t))}
+	h := &HTTP{URL: ts.URL, Signer: edSigner{testKey(t)}}
 	ref := DigestBytes([]byte("x"))
 	calls := map[string]func() error{
 		"GET":  func() error { _, err := h.Open(ctx, ref); return err },
@@ -92,3 +92,10 @@ func testKey(t *testing.T) ed25519.PrivateKey {
 	}
 	return priv
 }
+
+// edSigner is a Signer over a bare ed25519 key, as any caller may make one:
+// blob needs nothing of package keys but the fingerprint's format.
+type edSigner struct{ priv ed25519.PrivateKey }
+
+func (s edSigner) KeyID() string                   { return keys.ID(s.priv.Public().(ed25519.PublicKey)) }
+func (s edSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.priv, msg), nil }

@@ -82,7 +82,7 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 		}
 		return nil, fmt.Errorf("%s has no artifact %s (it has: %s)", d.ID(), strings.Join(sel, ", "), strings.Join(have, ", "))
 	}
-	up := &blob.HTTP{URL: rm.URL, Client: o.client(), Signer: s}
+	up := &blob.HTTP{URL: rm.URL, Client: o.client(), Signer: uploadSigner(s)}
 	line := rm.Line(r)
 	b := &retries{}
 	for {

@@ -116,7 +116,7 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 		return nil, err
 	}
 	out := &Pushed{Remote: name}
-	up := &blob.HTTP{URL: rm.URL, Client: o.client(), Signer: s}
+	up := &blob.HTTP{URL: rm.URL, Client: o.client(), Signer: uploadSigner(s)}
 	redate := false // the server refused main's commits for their dates
 	b := &retries{}
 	for attempt := 0; ; attempt++ {
@@ -503,7 +503,7 @@ func Origin(ctx context.Context, r *index.Repo, s keys.Signer, o Options) *blob.
 	if !ok || !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
 		return nil
 	}
-	return &blob.HTTP{URL: base, Client: o.client(), Signer: s}
+	return &blob.HTTP{URL: base, Client: o.client(), Signer: uploadSigner(s)}
 }
 
 // Upload sends blobs this repository holds to a server, skipping those

@@ -363,7 +363,7 @@ func TestPushRefusedForRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Uploads are refused to a key without a publish scope.
-	up := &blob.HTTP{URL: w.url, Signer: newSigner(t)}
+	up := &blob.HTTP{URL: w.url, Signer: uploadSigner(newSigner(t))}
 	data := []byte("unreferenced")
 	err := up.Put(w.ctx, blob.DigestBytes(data), strings.NewReader(string(data)))
 	if !errors.Is(err, blob.ErrRefused) || !strings.Contains(err.Error(), "is not granted in this repository") {

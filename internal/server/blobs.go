@@ -187,6 +187,7 @@ func (s *Server) blobPut(w http.ResponseWriter, r *http.Request) {
 	if err := s.blobs.Put(r.Context(), ref, http.MaxBytesReader(w, r.Body, ref.Size+1)); err != nil {
 		var me *blob.MismatchError
 		if errors.As(err, &me) {
+			w.Header().Set(blob.HeaderGot, blob.GotHeader(me))
 			httpError(w, http.StatusUnprocessableEntity, "%v", err)
 			return
 		}

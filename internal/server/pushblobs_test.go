@@ -48,7 +48,7 @@ func publishInClone(t *testing.T, f *fixture, name, version string, artifacts []
 // upload sends the named blobs of c's store to f's server, signed by alice.
 func upload(t *testing.T, f *fixture, c *index.Repo, refs ...blob.Ref) {
 	t.Helper()
-	up := &blob.HTTP{URL: f.url, Signer: f.alice}
+	up := &blob.HTTP{URL: f.url, Signer: uploadKey{f.alice}}
 	for _, ref := range refs {
 		data, err := blob.ReadAll(f.ctx, c.Blobs, ref)
 		if err != nil {

@@ -103,7 +103,7 @@ func TestBlobs(t *testing.T) {
 	f := newFixture(t)
 	data := bytes.Repeat([]byte("cairn "), 1000)
 	ref := blob.DigestBytes(data)
-	up := &blob.HTTP{URL: f.url, Signer: f.alice}
+	up := &blob.HTTP{URL: f.url, Signer: uploadKey{f.alice}}
 	if err := up.Put(f.ctx, ref, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestUploadAttacks(t *testing.T) {
 // a record refers to stay.
 func TestCollectUploads(t *testing.T) {
 	f := newFixture(t)
-	up := &blob.HTTP{URL: f.url, Signer: f.alice}
+	up := &blob.HTTP{URL: f.url, Signer: uploadKey{f.alice}}
 	orphan := []byte("never published")
 	oref := blob.DigestBytes(orphan)
 	if err := up.Put(f.ctx, oref, bytes.NewReader(orphan)); err != nil {
