@@ -27,16 +27,19 @@ func newDemoCmd() *cobra.Command {
 	var serve string
 	c := &cobra.Command{
 		Use:   "demo [--serve HOST:PORT] DIR",
-		Short: "Walk through cairn in DIR: keys, a repository, publish, certify, serve, git push, pull, a snapshot, lock and install under a policy",
+		Short: "Walk through cairn in DIR: keys, a repository, publish, certify, serve, git push, pull, the CI certifier, a snapshot, lock and install under a policy",
 		Long: `Run a whole session in a new directory DIR, printing each command as you would
 type it (paths relative to DIR) and its output: make keys, create a repository,
 grant a publisher and an auditor, publish a package, audit it, declare a
 vulnerability, watch the publisher fail to remove it, revoke it as its issuer,
 show the package and verify the whole history. Then serve the repository, clone
 its index with git, publish in the clone and 'git push' it, and follow the
-server from a second, verified replica. Then a curator pins a snapshot behind
-the label lts-1.0, and a project (DIR/project: cairn.yaml, policy.yaml) locks
-and installs it from the server; a vulnerability certified after the lock makes
+server from a second, verified replica. A CI service (the certifier, one pass)
+follows the server too, tests each version and pushes a signed tested record for
+each that passes. Then a curator pins a snapshot behind the label lts-1.0, and a
+project (DIR/project: cairn.yaml, a policy.yaml that requires the security
+team's audit and the CI's tests) locks and installs it from the server; a
+vulnerability certified after the lock makes
 install refuse with the reason, until the security team answers it. With
 --serve, keep serving at that address until interrupted.`,
 		Args: exactArgs(1),
@@ -239,6 +242,9 @@ func demoServe(ctx context.Context, w io.Writer, dir, addr string, step func(boo
 	if _, err := step(false, "show", "--repo", p("laptop"), "acme/fastjson@1.3.0"); err != nil {
 		return err
 	}
+	if err := demoCertifier(w, dir, url, r.Config.Introduction, step, say); err != nil {
+		return err
+	}
 	if err := demoProject(w, dir, url, r.Config.Introduction, step, say); err != nil {
 		return err
 	}
@@ -248,6 +254,36 @@ func demoServe(ctx context.Context, w io.Writer, dir, addr string, step func(boo
 	}
 	fmt.Fprintf(w, "\n# serving %s at %s until interrupted: git clone %s/index.git\n", repo, url, url)
 	return <-done
+}
+
+// demoCertifier runs one pass of the CI certifier against the demo's
+// server, as a CI service would run it from cron (--once): it follows
+// the server from its own verified replica, tests each version it has
+// not dealt with, and pushes a signed tested record for each that
+// passes. The project's policy then requires those records.
+func demoCertifier(w io.Writer, dir, url, intro string, step func(bool, ...string) (string, error), say func(string)) error {
+	p := func(rel string) string { return filepath.Join(dir, rel) }
+	say("a CI service follows the server: it tests each new version, and signs tested when the tests pass")
+	if _, err := step(false, "key", "new", p("keys/ci.key")); err != nil {
+		return err
+	}
+	if _, err := step(false, "key", "grant", "--repo", p("repo"), "--key", p("keys/root.key"), p("keys/ci.key.pub"), "--holder", "acme-ci", "--scope", "certify:tested"); err != nil {
+		return err
+	}
+	test := "#!/bin/sh\n# runs in a fresh directory holding the version's source, every byte checked\nset -e\ntest -s \"$CAIRN_ARTIFACT\"\necho \"ok: $CAIRN_PACKAGE@$CAIRN_VERSION ($(wc -c < \"$CAIRN_ARTIFACT\") bytes of source)\"\n"
+	fmt.Fprintf(w, "\n$ cat ci-test.sh\n%s", test)
+	if err := os.WriteFile(p("ci-test.sh"), []byte(test), 0o755); err != nil {
+		return err
+	}
+	if _, err := step(false, "remote", "add", "origin", url, "--introduction", intro, "--repo", p("ci")); err != nil {
+		return err
+	}
+	say("one pass, as from cron (without --once it keeps following, woken by each push); its log is JSON lines")
+	if _, err := step(false, "certifier", "--repo", p("ci"), "--remote", "origin", "--key", p("keys/ci.key"), "--property", "tested", "--run", "sh "+p("ci-test.sh"), "--filter", "acme/*", "--once"); err != nil {
+		return err
+	}
+	_, err := step(false, "show", "--repo", p("repo"), "acme/fastjson@1.3.0")
+	return err
 }
 
 var snapshotLine = regexp.MustCompile(`(?m)^sha256 ([0-9a-f]{64})$`)
@@ -292,7 +328,7 @@ func demoProject(w io.Writer, dir, url, intro string, step func(bool, ...string)
 	if err := show("project/cairn.yaml", project); err != nil {
 		return err
 	}
-	policy := "issuers:\n  security: [acme-security]\nrequire:\n  - {name: audited, property: audited, by: security}\nforbid:\n  - {name: high-vulnerabilities, property: vulnerable, severity: high}\n"
+	policy := "issuers:\n  security: [acme-security]\n  ci: [acme-ci]\nrequire:\n  - {name: audited, property: audited, by: security}\n  - {name: tested-by-ci, property: tested, by: ci, where: 'record.result == \"PASSED\"'}\nforbid:\n  - {name: high-vulnerabilities, property: vulnerable, severity: high}\n"
 	if err := show("project/policy.yaml", policy); err != nil {
 		return err
 	}
