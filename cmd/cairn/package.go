@@ -71,12 +71,7 @@ func newPackageInitCmd() *cobra.Command {
 directory): the manifest 'cairn publish DIR' reads, every field explained, the
 optional ones commented out. It names one source artifact, NAME-VERSION.tar.gz:
 put that file beside it (and uncomment a binary per platform if you build
-them), then publish. An existing manifest is never overwritten.
-
-Examples:
-  cairn package init greet --name acme/greet --version 0.1.0
-  tar -czf greet/greet-0.1.0.tar.gz -C src .
-  cairn publish --key alice.key greet`,
+them), then publish. An existing manifest is never overwritten.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageError{fmt.Errorf("accepts at most one DIR, received %d", len(args))}
