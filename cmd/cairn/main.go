@@ -201,6 +201,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 	versionFlag(root)
 	root.InitDefaultCompletionCmd()
 	setExamples(root)
+	setCompletions(root)
 	return root
 }
 
