@@ -28,6 +28,7 @@ const (
 	RuleUUID         = "uuid-fixed"     // every version of a package has its uuid
 	RuleSubject      = "subject"        // a certification speaks of a published version and its artifacts
 	RuleIssuerOnly   = "issuer-only"    // only the issuer or the root ends a record
+	RuleEndOnce      = "end-once"       // a record is ended once: nothing revokes or supersedes an ended record, nor names one as replacement
 	RuleThreshold    = "threshold"      // root acts need a threshold of distinct root keys
 	RuleRootRotation = "root-rotation"  // rotations chain, signed by old and new roots
 	RuleTimeOrder    = "time-order"     // a commit is not older than its parent
@@ -597,6 +598,13 @@ func (a *applier) end(f *File) error {
 	if !target.Kind.IsPackage() {
 		return a.fail(RuleSubject, f, "record %.16s is a %s record; only package records (and, by the root, upstream declarations) can be ended", targetID, target.Kind)
 	}
+	if target.EndedBy != "" {
+		hint := "it no longer counts: nothing more to do"
+		if rec.Kind == record.Supersede {
+			hint = "certify anew instead of superseding an ended record"
+		}
+		return a.fail(RuleEndOnce, f, "record %.16s was already %s by record %.16s: a record is ended once; %s", targetID, target.ended(), target.EndedBy, hint)
+	}
 	if !byRoot {
 		if len(rec.Signatures) != 1 {
 			return a.fail(RuleThreshold, f, "several signatures but below the root threshold of %d", a.root.Threshold)
@@ -640,7 +648,13 @@ func (a *applier) end(f *File) error {
 		if !byRoot && r.Issuer != rec.Issuer() {
 			return a.fail(RuleIssuerOnly, f, "replacement %.16s was issued by %s, not by the superseding key", repl, r.Issuer)
 		}
+		if r.EndedBy != "" {
+			return a.fail(RuleEndOnce, f, "replacement %.16s was already %s by record %.16s: a record is ended once; name an active record as the replacement", repl, r.ended(), r.EndedBy)
+		}
 	}
+	ended := *target
+	ended.EndedBy, ended.EndKind = rec.ID, rec.Kind
+	a.st.records[loc.Dir+"/"+targetID] = &ended
 	return nil
 }
 

@@ -90,8 +90,19 @@ type LabelMove struct {
 
 // Rec is what the rules need of an earlier record.
 type Rec struct {
-	Kind   record.Kind
-	Issuer string // key id of its (first) signature
+	Kind    record.Kind
+	Issuer  string      // key id of its (first) signature
+	EndedBy string      // the revoke or supersede record that ended it, "" while it stands
+	EndKind record.Kind // record.Revoke or record.Supersede, when EndedBy is set
+}
+
+// ended returns how rec was ended, as a past participle: "revoked" or
+// "superseded".
+func (r *Rec) ended() string {
+	if r.EndKind == record.Supersede {
+		return "superseded"
+	}
+	return "revoked"
 }
 
 // State is the index as of one commit, as the rules read it. Methods
@@ -293,7 +304,31 @@ func (t *treeState) Record(dir, id string) (*Rec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Rec{Kind: rec.Kind, Issuer: rec.Issuer()}, nil
+	r := &Rec{Kind: rec.Kind, Issuer: rec.Issuer()}
+	// Ends sit beside the record they end: the first one found (in file
+	// order; the rules admit one) ended it.
+	entries, err := t.tree(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.IsTree() || e.Name == DescriptorFile || e.Name == id+".json" {
+			continue
+		}
+		data, err := t.read(dir + "/" + e.Name)
+		if err != nil {
+			return nil, err
+		}
+		end, err := record.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", dir, e.Name, err)
+		}
+		if (end.Kind == record.Revoke || end.Kind == record.Supersede) && end.Statement.Subject[0].SHA256() == id {
+			r.EndedBy, r.EndKind = end.ID, end.Kind
+			break
+		}
+	}
+	return r, nil
 }
 
 func (t *treeState) Upstream(name string) (*Upstream, error) {
