@@ -92,8 +92,9 @@ type facts struct {
 }
 
 type vuln struct {
-	id, severity string
-	rank         int
+	id       string
+	severity string          // the score its rank was read from (the worst), else its first
+	rank     record.Severity // none for a vulnerability no score of which cairn ranks
 }
 
 func factsOf(r *Record) *facts {
@@ -103,13 +104,11 @@ func factsOf(r *Record) *facts {
 		f.fixes = p.Vulnerabilities
 	case record.VulnsPredicate:
 		for _, res := range p.Scanner.Result {
-			v := vuln{id: res.ID}
-			for _, s := range res.Severity {
-				if r := SeverityRank(s.Score); r > v.rank {
-					v.rank, v.severity = r, s.Score
-				}
+			sev, score, ok := res.Worst()
+			if !ok && len(res.Severity) > 0 {
+				score = res.Severity[0].Score // shown as given, ranked none
 			}
-			f.vulns = append(f.vulns, v)
+			f.vulns = append(f.vulns, vuln{id: res.ID, severity: score, rank: sev})
 		}
 	}
 	return f
@@ -135,14 +134,14 @@ func (f *facts) cel() *celRecord {
 	case record.VulnsPredicate:
 		o.Issued = p.Metadata.ScanFinishedOn
 	}
-	top := 0
+	top := record.SeverityNone
 	for _, v := range f.vulns {
 		o.Vulnerabilities = append(o.Vulnerabilities, celVuln{ID: v.id, Severity: v.severity})
 		if v.rank > top {
 			o.Severity, top = v.severity, v.rank
 		}
 	}
-	o.SeverityRank = int64(top)
+	o.SeverityRank = int64(top.Rank())
 	f.obj = o
 	return o
 }
@@ -168,7 +167,7 @@ type celRecord struct {
 	Result          string    `cel:"result"`
 	Artifacts       []string  `cel:"artifacts"`
 	Severity        string    `cel:"severity"`      // the highest of its vulnerabilities
-	SeverityRank    int64     `cel:"severity_rank"` // 1 (low) … 4 (critical); 0: none
+	SeverityRank    int64     `cel:"severity_rank"` // its rank (record.Severity.Rank): 1 (low) … 4 (critical); 0: none
 	Vulnerabilities []celVuln `cel:"vulnerabilities"`
 	Fixes           []string  `cel:"fixes"` // the vulnerability ids a fixed record answers
 }
@@ -346,7 +345,7 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 		if r.Property == record.Vulnerable {
 			var open []string
 			for _, v := range f.vulns {
-				if v.rank < r.Severity {
+				if !v.rank.AtLeast(r.Severity) {
 					continue
 				}
 				if fix, ok := answered[[2]string{f.r.Repository, v.id}]; ok {
@@ -371,8 +370,8 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 	if len(r.By) > 0 {
 		cond += " by " + strings.Join(r.By, " or ")
 	}
-	if r.Severity > 0 {
-		cond += " at or above " + severities[r.Severity-1]
+	if r.Severity > record.SeverityNone {
+		cond += " at or above " + r.Severity.String()
 	}
 	if r.Where != "" {
 		cond += " where " + r.Where

@@ -25,7 +25,6 @@ import (
 	"path"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -86,12 +85,12 @@ type Rule struct {
 	Name     string
 	Mode     Mode
 	Line     int
-	Property record.Kind // "" for a raw expression
-	By       []string    // issuers: group names, key ids, HOLDER@REPOSITORY, holder names, "root"
-	Packages string      // a path.Match pattern over names; "" for every package
-	Severity int         // forbid vulnerable: at or above this (0: any)
-	Where    string      // CEL over `record` and `pkg`: which records count
-	Expr     string      // CEL over `pkg` and `records`: the rule's condition
+	Property record.Kind     // "" for a raw expression
+	By       []string        // issuers: group names, key ids, HOLDER@REPOSITORY, holder names, "root"
+	Packages string          // a path.Match pattern over names; "" for every package
+	Severity record.Severity // forbid vulnerable: at or above this (none, the zero value: any)
+	Where    string          // CEL over `record` and `pkg`: which records count
+	Expr     string          // CEL over `pkg` and `records`: the rule's condition
 
 	by          map[string]bool // By with groups expanded; nil: anyone
 	where, expr cel.Program
@@ -130,33 +129,6 @@ func (s *stringOrSeq) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*s = list
 	return nil
-}
-
-// Severity names, lowest first.
-var severities = []string{"low", "medium", "high", "critical"}
-
-// SeverityRank ranks a severity: a name (low … critical) or a CVSS score;
-// 0 for what it cannot read.
-func SeverityRank(s string) int {
-	s = strings.ToLower(strings.TrimSpace(s))
-	for i, name := range severities {
-		if s == name {
-			return i + 1
-		}
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		switch {
-		case f >= 9:
-			return 4
-		case f >= 7:
-			return 3
-		case f >= 4:
-			return 2
-		case f > 0:
-			return 1
-		}
-	}
-	return 0
 }
 
 // Errors is every error of one policy file, in the order of the file:
@@ -298,6 +270,7 @@ type ruleErr struct {
 // it finds, each at its line.
 func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 	var errs []ruleErr
+	var err error
 	if (rs.Property == "") == (rs.Expr == "") {
 		errs = append(errs, ruleErr{n.Line, "give either property (a record kind) or expr (a CEL condition), not both"})
 	}
@@ -314,8 +287,8 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 	if rs.Severity != "" && rs.Property != "" {
 		if r.Property != record.Vulnerable {
 			errs = append(errs, ruleErr{lineOf(n, "severity"), "severity goes with property: vulnerable"})
-		} else if r.Severity = SeverityRank(rs.Severity); r.Severity == 0 {
-			errs = append(errs, ruleErr{lineOf(n, "severity"), fmt.Sprintf("severity %q: want low, medium, high, critical or a CVSS score", rs.Severity)})
+		} else if r.Severity, err = record.ParseSeverity(rs.Severity); err != nil {
+			errs = append(errs, ruleErr{lineOf(n, "severity"), err.Error()})
 		}
 	}
 	if r.Packages != "" {
@@ -329,7 +302,6 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 			break
 		}
 	}
-	var err error
 	r.uses = map[string]bool{}
 	if rs.Where != "" && rs.Property != "" {
 		r.whereLine = lineOf(n, "where")

@@ -257,6 +257,48 @@ forbid:
 	wantRule(t, p.Evaluate(v.subject()), "high", true, "GHSA-1 answered by fixed record "+fix[:16])
 }
 
+// TestSeverities: a policy's severity is read as records' are
+// (record.ParseSeverity): the same words, GHSA's moderate as medium, CVSS
+// scores by their bands; a vulnerability at or above it refuses.
+func TestSeverities(t *testing.T) {
+	for _, tc := range []struct {
+		threshold, score string
+		refused          bool
+	}{
+		{"high", "high", true},
+		{"high", "medium", false},
+		{"high", "9.8", true},
+		{"high", "6.9", false},
+		{"7.0", "high", true},
+		{"7.5", "7.0", true}, // a score threshold is its band: high
+		{"moderate", "medium", true},
+		{"medium", "MODERATE", true},
+		{"Medium", "low", false},
+		{"critical", "10.0", true},
+		{"critical", "8.9", false},
+		{"low", "0.1", true},
+		{"low", "none", false},
+		{"none", "none", true},
+		{"", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", true}, // no threshold: any vulnerability
+		{"low", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", false}, // a score cairn does not rank is below every threshold
+	} {
+		t.Run(tc.threshold+"/"+tc.score, func(t *testing.T) {
+			src := "forbid:\n  - {name: v, property: vulnerable}\n"
+			if tc.threshold != "" {
+				src = fmt.Sprintf("forbid:\n  - {name: v, property: vulnerable, severity: %q}\n", tc.threshold)
+			}
+			v := newVersion("acme/a", "1.0.0")
+			v.add(record.Vulnerable, vulnerable("GHSA-1", tc.score))
+			got := mustParse(t, src).Evaluate(v.subject())
+			if tc.refused {
+				wantRule(t, got, "v", false, "vulnerable GHSA-1 ("+tc.score+")")
+			} else {
+				wantRule(t, got, "v", true, "no active vulnerable at or above")
+			}
+		})
+	}
+}
+
 // TestCELFields: every field the help page names is declared with its
 // type and evaluates to the record's or the package's value.
 func TestCELFields(t *testing.T) {
@@ -316,6 +358,8 @@ func TestMalformedPolicies(t *testing.T) {
 		{"records in a where", "forbid:\n  - name: w\n    property: vulnerable\n    where: records.size() > 1\n", "undeclared reference to 'records'"},
 		{"severity on another property", "forbid:\n  - name: s\n    property: deprecated\n    severity: high\n", "severity goes with property: vulnerable"},
 		{"unknown severity", "forbid:\n  - name: s\n    property: vulnerable\n    severity: severe\n", `severity "severe"`},
+		{"a CVSS score above 10", "forbid:\n  - name: s\n    property: vulnerable\n    severity: \"11\"\n", `policy.yaml:4: rule "s": severity "11": a CVSS score is from 0.0 to 10.0`},
+		{"a negative CVSS score", "forbid:\n  - name: s\n    property: vulnerable\n    severity: -1\n", `severity "-1"`},
 		{"two rules of one name", "require:\n  - {name: a, property: audited}\nforbid:\n  - {name: a, property: deprecated}\n", "two rules have this name"},
 		{"an empty issuer group", "issuers: {a: []}\nrequire:\n  - {name: a, property: audited}\n", `issuer group "a" lists nobody`},
 		{"a heavy expression", heavy, ""},
