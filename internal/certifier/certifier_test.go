@@ -267,7 +267,7 @@ func TestCertifyReplicas(t *testing.T) {
 		already += testutil.ToFloat64(c.o.Metrics.outcomes.WithLabelValues("public", "already"))
 		f := c.follows[0]
 		main, _ := f.repo.Head(g.Ctx)
-		at, _ := f.repo.Git.ResolveRef(g.Ctx, remote.Ref("public"))
+		at, _ := f.repo.ResolveRef(g.Ctx, remote.Ref("public"))
 		if main != at {
 			t.Fatalf("a replica's main %s is not the remote's %s", main, at)
 		}

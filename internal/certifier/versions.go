@@ -3,7 +3,6 @@ package certifier
 import (
 	"context"
 
-	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -18,22 +17,13 @@ func (v Version) ID() string { return v.Name + "@" + v.Version }
 
 // NewVersions lists the versions published in r's history after from (a
 // commit the certifier dealt with; "" for the whole history) up to to, in
-// the order they were published. Only descriptors count: a record about an
-// old version is not a new version.
+// the order they were published (index.Repo.PublishedBetween). Only
+// descriptors count: a record about an old version is not a new version.
 func NewVersions(ctx context.Context, r *index.Repo, from, to string) ([]Version, error) {
+	published, err := r.PublishedBetween(ctx, from, to)
 	var out []Version
-	err := r.Git.Walk(ctx, gitx.WalkOptions{From: from, To: to, Paths: []string{"packages"}}, func(e *gitx.LogEntry) error {
-		for _, ch := range e.Changes {
-			if ch.Status != 'A' {
-				continue
-			}
-			loc, err := index.ParsePath(ch.Path)
-			if err != nil || loc.Place != index.PlaceDescriptor {
-				continue
-			}
-			out = append(out, Version{Name: loc.Name, Version: loc.Version, Commit: e.ID})
-		}
-		return nil
-	})
+	for _, p := range published {
+		out = append(out, Version{Name: p.Name, Version: p.Version, Commit: p.Commit})
+	}
 	return out, err
 }

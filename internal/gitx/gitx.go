@@ -63,22 +63,29 @@ func InitBare(dir string) (*Repo, error) {
 	return Open(dir)
 }
 
-// Git runs git in the repository and returns its standard output; a
-// failure carries git's standard error.
+// run runs git in the repository and returns its standard output; a
+// failure carries git's standard error. It is the one raw door to git,
+// kept inside this package: callers use the named verbs.
 //
 // The verbs that reach a remote (fetch, push, ls-remote, clone) keep the
 // transport's bounds (transport.Current): git's own low-speed limit cuts
 // a transfer that stalls, and since git has no connect timeout, the
 // remote's host is dialled first within the connect timeout. Either
 // failure wraps transport.ErrTimeout and names the remote's URL.
-func (r *Repo) Git(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+func (r *Repo) run(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	out, _, err := r.runSaid(ctx, stdin, args...)
+	return out, err
+}
+
+// runSaid is run, also returning what git said on standard error.
+func (r *Repo) runSaid(ctx context.Context, stdin []byte, args ...string) (out []byte, said string, err error) {
 	run := args
 	verb, remote := remoteOf(args)
 	var bounds transport.Timeouts
 	if networkVerbs[verb] {
 		bounds = transport.Current()
 		if err := transport.Probe(ctx, remote, bounds); err != nil {
-			return nil, fmt.Errorf("git %s %s: %w", verb, remote, err)
+			return nil, "", fmt.Errorf("git %s %s: %w", verb, remote, err)
 		}
 		run = append(transport.GitConfig(bounds), args...)
 	}
@@ -88,16 +95,16 @@ func (r *Repo) Git(ctx context.Context, stdin []byte, args ...string) ([]byte, e
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err = cmd.Output()
 	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if networkVerbs[verb] && strings.Contains(msg, "Operation too slow") {
 			stall := &transport.StallError{URL: remote, Phase: "git", Stall: transport.GitStall(bounds), LowSpeed: transport.GitLowSpeed}
-			return out, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), stall, msg)
+			return out, stderr.String(), fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), stall, msg)
 		}
-		return out, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, msg)
+		return out, stderr.String(), fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, msg)
 	}
-	return out, nil
+	return out, stderr.String(), nil
 }
 
 // networkVerbs are the git commands that reach a remote.
@@ -153,7 +160,7 @@ func (r *Repo) newHash() hash.Hash {
 // ResolveRef returns the object id a ref points at, or "" if the ref does
 // not exist.
 func (r *Repo) ResolveRef(ctx context.Context, ref string) (string, error) {
-	out, err := r.Git(ctx, nil, "rev-parse", "--verify", "-q", ref+"^{commit}")
+	out, err := r.run(ctx, nil, "rev-parse", "--verify", "-q", ref+"^{commit}")
 	if err != nil {
 		// Absent is git's exit status 1 with nothing said; a git that
 		// was killed (a cancelled context) has not answered.

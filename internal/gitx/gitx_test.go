@@ -70,7 +70,7 @@ func TestAppendWalkAndFsck(t *testing.T) {
 		t.Fatalf("stale UpdateRef = %v, want ErrRefMoved", err)
 	}
 	// git itself finds the packs and objects we wrote well-formed and sorted.
-	if out, err := r.Git(ctx, nil, "fsck", "--strict", "--no-dangling"); err != nil {
+	if out, err := r.run(ctx, nil, "fsck", "--strict", "--no-dangling"); err != nil {
 		t.Fatalf("git fsck: %v\n%s", err, out)
 	}
 	packs, _ := filepath.Glob(filepath.Join(r.GitDir, "objects", "pack", "*.idx"))
@@ -78,11 +78,11 @@ func TestAppendWalkAndFsck(t *testing.T) {
 		t.Fatalf("%d packs, want one per flushed batch (3)", len(packs))
 	}
 	for _, p := range packs {
-		if out, err := r.Git(ctx, nil, "verify-pack", "-v", p); err != nil {
+		if out, err := r.run(ctx, nil, "verify-pack", "-v", p); err != nil {
 			t.Fatalf("git verify-pack %s: %v\n%s", p, err, out)
 		}
 	}
-	out, _ := r.Git(ctx, nil, "ls-tree", "-r", "--name-only", "main")
+	out, _ := r.run(ctx, nil, "ls-tree", "-r", "--name-only", "main")
 	want := "a/b-c.json\na/b.d/x\na/b/c.json\na/b/d.json\nroot/1.json\nz.json\n"
 	if string(out) != want {
 		t.Fatalf("ls-tree:\n%s\nwant:\n%s", out, want)
@@ -210,11 +210,11 @@ func TestMaybeRepack(t *testing.T) {
 		t.Fatalf("%d packs after repacking with limit 4", len(packs))
 	}
 	r.UpdateRef(ctx, "refs/heads/main", head, "", "t")
-	out, _ := r.Git(ctx, nil, "ls-tree", "-r", "--name-only", "main")
+	out, _ := r.run(ctx, nil, "ls-tree", "-r", "--name-only", "main")
 	if n := strings.Count(string(out), "\n"); n != 12 {
 		t.Fatalf("%d files after repack, want 12", n)
 	}
-	if out, err := r.Git(ctx, nil, "fsck", "--strict"); err != nil {
+	if out, err := r.run(ctx, nil, "fsck", "--strict"); err != nil {
 		t.Fatalf("fsck: %v %s", err, out)
 	}
 }

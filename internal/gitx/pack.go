@@ -165,6 +165,6 @@ func (r *Repo) MaybeRepack(ctx context.Context, limit int) error {
 	if err != nil || len(idx) <= limit {
 		return err
 	}
-	_, err = r.Git(ctx, nil, "repack", "--geometric=2", "-d", "-q")
+	_, err = r.run(ctx, nil, "repack", "--geometric=2", "-d", "-q")
 	return err
 }

@@ -61,7 +61,7 @@ func lsRemote(t *testing.T, url string) ([]byte, error) {
 	}
 	var out []byte
 	err = transporttest.Within(t, 10*time.Second, func(ctx context.Context) error {
-		out, err = r.Git(ctx, nil, "-c", "protocol.version=2", "ls-remote", url)
+		out, err = r.run(ctx, nil, "-c", "protocol.version=2", "ls-remote", url)
 		return err
 	})
 	return out, err
@@ -87,7 +87,7 @@ func TestFetchTrickleCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = transporttest.Within(t, 10*time.Second, func(ctx context.Context) error {
-		_, err := r.Git(ctx, nil, "fetch", "--quiet", url, "+refs/heads/main:refs/heads/main")
+		_, err := r.run(ctx, nil, "fetch", "--quiet", url, "+refs/heads/main:refs/heads/main")
 		return err
 	})
 	var se *transport.StallError

@@ -17,7 +17,7 @@ func TestGitErrorsWrap(t *testing.T) {
 	}
 	ctx := context.Background()
 	var exit *exec.ExitError
-	if _, err := r.Git(ctx, nil, "cat-file", "-t", "0000000000000000000000000000000000000001"); !errors.As(err, &exit) {
+	if _, err := r.run(ctx, nil, "cat-file", "-t", "0000000000000000000000000000000000000001"); !errors.As(err, &exit) {
 		t.Errorf("git: %v, want an *exec.ExitError within", err)
 	}
 	if err := r.UpdateRef(ctx, "refs/heads/x", "0000000000000000000000000000000000000001", "", "test"); !errors.As(err, &exit) || errors.Is(err, ErrRefMoved) {

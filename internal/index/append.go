@@ -39,7 +39,7 @@ func (r *Repo) Append(ctx context.Context, files []gitx.File, ident, message str
 // writes it, and moves main from parent to it.
 func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ident, message string) (string, error) {
 	// Start git's ref update now: its start-up overlaps the checks below.
-	update, err := r.Git.StartRefUpdate(ctx, "cairn: "+message)
+	update, err := r.git.StartRefUpdate(ctx, "cairn: "+message)
 	if err != nil {
 		return "", err
 	}
@@ -61,11 +61,11 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 	}
 	// One pack per append: roll them up now and then (best effort: a
 	// failure here loses nothing).
-	r.Git.MaybeRepack(ctx, packLimit)
-	if r.Git.WorkTree != "" && parent != "" {
+	r.git.MaybeRepack(ctx, packLimit)
+	if parent != "" {
 		// A clone with a work tree: bring it along (best effort; the
 		// index itself is already complete).
-		r.Git.Git(ctx, nil, "read-tree", "-m", "-u", parent, id)
+		r.git.CheckoutTree(ctx, parent, id)
 	}
 	return id, nil
 }
@@ -120,7 +120,7 @@ func (r *Repo) build(ctx context.Context, introduction, parent string, files []g
 	if err := Apply(st, c, introduction); err != nil {
 		return "", err
 	}
-	batch := r.Git.NewBatch()
+	batch := r.git.NewBatch()
 	tree, err := batch.AddToTree(rd, baseTree, files)
 	if errors.Is(err, gitx.ErrExists) {
 		return "", &RuleError{Rule: RuleAppendOnly, Detail: err.Error()}

@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -16,21 +15,18 @@ import (
 // Files calls fn with the path and content of every file of the tree at
 // commit, in one `ls-tree` and one streamed `cat-file`.
 func (r *Repo) Files(ctx context.Context, commit string, fn func(path string, data []byte) error) error {
-	out, err := r.Git.Git(ctx, nil, "ls-tree", "-r", "-z", "--full-tree", commit)
+	type entry struct{ path, id string }
+	var entries []entry
+	err := r.git.LsTree(ctx, commit, false, nil, func(t gitx.TreeItem) error {
+		if t.Type == "blob" {
+			entries = append(entries, entry{t.Path, t.ID})
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	type entry struct{ path, id string }
-	var entries []entry
-	for _, line := range bytes.Split(out, []byte{0}) {
-		meta, path, ok := strings.Cut(string(line), "\t")
-		f := strings.Fields(meta)
-		if !ok || len(f) != 3 || f[1] != "blob" {
-			continue
-		}
-		entries = append(entries, entry{path, f[2]})
-	}
-	stream, err := r.Git.NewStream(ctx)
+	stream, err := r.git.NewStream(ctx)
 	if err != nil {
 		return err
 	}
@@ -129,8 +125,8 @@ func (r *Repo) updatePaths(ctx context.Context, head string) error {
 		}
 	}
 	if r.paths != nil {
-		if ok, _ := r.Git.IsAncestor(ctx, r.pathsHead, head); ok {
-			err := r.Git.Walk(ctx, gitx.WalkOptions{From: r.pathsHead, To: head}, func(e *gitx.LogEntry) error {
+		if ok, _ := r.git.IsAncestor(ctx, r.pathsHead, head); ok {
+			err := r.git.Walk(ctx, gitx.WalkOptions{From: r.pathsHead, To: head}, func(e *gitx.LogEntry) error {
 				for _, c := range e.Changes {
 					if c.Status == 'A' {
 						add(c.Path)
@@ -144,15 +140,13 @@ func (r *Repo) updatePaths(ctx context.Context, head string) error {
 			}
 		}
 	}
-	out, err := r.Git.Git(ctx, nil, "ls-tree", "-r", "-z", "--name-only", "--full-tree", head)
+	paths, err := r.filePaths(ctx, head)
 	if err != nil {
 		return err
 	}
 	r.paths = map[string]string{}
-	for _, p := range strings.Split(string(out), "\x00") {
-		if p != "" {
-			add(p)
-		}
+	for _, p := range paths {
+		add(p)
 	}
 	r.pathsHead = head
 	return nil

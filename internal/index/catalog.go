@@ -256,7 +256,7 @@ func (r *Repo) LabelHistory(ctx context.Context, name string) ([]LabelView, erro
 		return nil, err
 	}
 	var out []LabelView
-	err = r.Git.Walk(ctx, gitx.WalkOptions{To: c.commit, Paths: []string{LabelDir(name)}}, func(e *gitx.LogEntry) error {
+	err = r.git.Walk(ctx, gitx.WalkOptions{To: c.commit, Paths: []string{LabelDir(name)}}, func(e *gitx.LogEntry) error {
 		for _, ch := range e.Changes {
 			if ch.Status != 'A' {
 				continue

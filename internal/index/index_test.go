@@ -148,7 +148,7 @@ func TestWorkflow(t *testing.T) {
 			t.Fatal("descriptor missing from the blob store")
 		}
 	}
-	out, err := exec.Command("git", "--git-dir", f.repo.Git.GitDir, "fsck", "--strict").CombinedOutput()
+	out, err := exec.Command("git", "--git-dir", f.repo.git.GitDir, "fsck", "--strict").CombinedOutput()
 	if err != nil {
 		t.Fatalf("git fsck: %v\n%s", err, out)
 	}
@@ -187,8 +187,8 @@ func TestForkAfterGC(t *testing.T) {
 	}
 	git := func(args ...string) {
 		t.Helper()
-		if out, err := f.repo.Git.Git(f.ctx, nil, args...); err != nil {
-			t.Fatalf("%v: %s", err, out)
+		if out, err := exec.Command("git", append([]string{"--git-dir", f.repo.git.GitDir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v: %s", args, err, out)
 		}
 	}
 	git("update-ref", MainRef, MainRef+"~2")
@@ -240,7 +240,7 @@ func TestVerifyAcrossRebases(t *testing.T) {
 		record.AuthoredPredicate{Descriptor: ref, Issued: time.Now()}, f.alice)
 	rd, _ := f.repo.reader(f.ctx)
 	c, _ := rd.Commit(head)
-	b := f.repo.Git.NewBatch()
+	b := f.repo.git.NewBatch()
 	tree, err := b.AddToTree(rd, c.Tree, []gitx.File{{Path: vdir + "/" + DescriptorFile, Data: data}, {Path: RecordPath(vdir, authored.ID), Data: authored.Raw}})
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +249,7 @@ func TestVerifyAcrossRebases(t *testing.T) {
 	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.repo.Git.UpdateRef(f.ctx, MainRef, id, head, "attack"); err != nil {
+	if err := f.repo.git.UpdateRef(f.ctx, MainRef, id, head, "attack"); err != nil {
 		t.Fatal(err)
 	}
 	f.repo.resetReader()

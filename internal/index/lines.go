@@ -79,17 +79,12 @@ func (r *Repo) Adopt(from, to Line) error {
 // MoveRef moves ref from old ("" = absent) to new with compare-and-swap,
 // and brings a clone's work tree along when ref is main.
 func (r *Repo) MoveRef(ctx context.Context, ref, new, old string) error {
-	if err := r.Git.UpdateRef(ctx, ref, new, old, "cairn: verified"); err != nil {
+	if err := r.git.UpdateRef(ctx, ref, new, old, "cairn: verified"); err != nil {
 		return err
 	}
 	r.resetReader()
-	if ref == MainRef && r.Git.WorkTree != "" {
-		if old == "" {
-			_, err := r.Git.Git(ctx, nil, "read-tree", "-u", "--reset", new)
-			return err
-		}
-		_, err := r.Git.Git(ctx, nil, "read-tree", "-m", "-u", old, new)
-		return err
+	if ref == MainRef {
+		return r.git.CheckoutTree(ctx, old, new)
 	}
 	return nil
 }

@@ -349,12 +349,12 @@ func (r *Repo) FindRecord(ctx context.Context, idOrPrefix string) (*Found, error
 	if len(idOrPrefix) < 8 || strings.Trim(idOrPrefix, "0123456789abcdef") != "" {
 		return nil, fmt.Errorf("record id %q: give the id, or at least its first 8 lowercase hex digits", idOrPrefix)
 	}
-	out, err := r.Git.Git(ctx, nil, "ls-tree", "-r", "--name-only", MainRef)
+	paths, err := r.filePaths(ctx, MainRef)
 	if err != nil {
 		return nil, err
 	}
 	var found []*Found
-	for _, p := range strings.Split(string(out), "\n") {
+	for _, p := range paths {
 		base := p[strings.LastIndexByte(p, '/')+1:]
 		if strings.HasPrefix(base, idOrPrefix) && len(base) == 64+len(".json") {
 			found = append(found, &Found{ID: strings.TrimSuffix(base, ".json"), Dir: filepath.Dir(p), Path: p})

@@ -24,7 +24,7 @@ func TestReaderSurvivesRefMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := f.repo.Reader(f.ctx)
+	rd, err := f.repo.reader(f.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,9 +40,10 @@ type Config struct {
 // Repo is an opened repository.
 type Repo struct {
 	Dir    string
-	Git    *gitx.Repo
 	Blobs  blob.Store
 	Config Config
+
+	git *gitx.Repo // the only door to git: see git.go and history.go
 
 	local string // directory of cairn.json, verified.json, blobs/
 
@@ -109,7 +110,7 @@ func Init(ctx context.Context, dir string, signers []keys.Signer, holders []stri
 	if err := os.WriteFile(filepath.Join(g.GitDir, "info", "attributes"), []byte("* -delta\n"), 0o644); err != nil {
 		return nil, nil, err
 	}
-	r := &Repo{Dir: dir, Git: g, local: tmp, Config: Config{Introduction: rec.ID}}
+	r := &Repo{Dir: dir, git: g, local: tmp, Config: Config{Introduction: rec.ID}}
 	files := []gitx.File{{Path: RootPath(1), Data: rec.Raw}}
 	if _, err := r.commit(ctx, "", files, "cairn root <root>", "introduction: root version 1"); err != nil {
 		return nil, nil, err
@@ -136,17 +137,17 @@ func Open(ctx context.Context, dir string) (*Repo, error) {
 	var err error
 	if fi, serr := os.Stat(filepath.Join(dir, "index.git")); serr == nil && fi.IsDir() {
 		r.local = dir
-		if r.Git, err = gitx.Open(filepath.Join(dir, "index.git")); err != nil {
+		if r.git, err = gitx.Open(filepath.Join(dir, "index.git")); err != nil {
 			return nil, err
 		}
 	} else {
 		if _, serr := os.Stat(dir); serr != nil {
 			return nil, fmt.Errorf("no repository at %s: %w", dir, fs.ErrNotExist)
 		}
-		if r.Git, err = gitx.Open(dir); err != nil {
+		if r.git, err = gitx.Open(dir); err != nil {
 			return nil, fmt.Errorf("no repository at %s (no index.git, and not a git clone of an index)", dir)
 		}
-		r.local = filepath.Join(r.Git.GitDir, "cairn")
+		r.local = filepath.Join(r.git.GitDir, "cairn")
 		if err := os.MkdirAll(r.local, 0o755); err != nil {
 			return nil, err
 		}
@@ -172,15 +173,15 @@ func Open(ctx context.Context, dir string) (*Repo, error) {
 }
 
 func (r *Repo) pinFirstRoot(ctx context.Context) error {
-	out, err := r.Git.Git(ctx, nil, "rev-list", "--max-parents=0", MainRef)
-	if err != nil {
+	roots, err := r.git.RootCommits(ctx, MainRef)
+	if err != nil || len(roots) == 0 {
 		return fmt.Errorf("%s has no %s branch: is it a clone of a cairn index?", r.Dir, MainRef)
 	}
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return err
 	}
-	first := string(out[:r.Git.HexSize()])
+	first := roots[0]
 	o, err := rd.Read(first + ":" + RootPath(1))
 	if err != nil {
 		return fmt.Errorf("%s: the first commit holds no %s: not a cairn index", r.Dir, RootPath(1))
@@ -193,15 +194,11 @@ func (r *Repo) pinFirstRoot(ctx context.Context) error {
 	return writeJSON(filepath.Join(r.local, "cairn.json"), r.Config)
 }
 
-// Reader returns the repository's shared batch reader (safe for
-// concurrent use).
-func (r *Repo) Reader(ctx context.Context) (*gitx.Reader, error) { return r.reader(ctx) }
-
 func (r *Repo) reader(ctx context.Context) (*gitx.Reader, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.rd == nil {
-		rd, err := r.Git.NewReader(context.WithoutCancel(ctx))
+		rd, err := r.git.NewReader(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, err
 		}

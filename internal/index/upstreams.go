@@ -152,12 +152,12 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 
 // PackageNames returns the names of the packages published at commit.
 func (r *Repo) PackageNames(ctx context.Context, commit string) (map[string]bool, error) {
-	out, err := r.Git.Git(ctx, nil, "ls-tree", "-r", "-d", "--name-only", commit, "--", "packages")
+	dirs, err := r.dirPaths(ctx, commit, "packages")
 	if err != nil {
 		return nil, err
 	}
 	names := map[string]bool{}
-	for _, p := range strings.Split(string(out), "\n") {
+	for _, p := range dirs {
 		if parts := strings.Split(p, "/"); len(parts) == 7 && parts[0] == "packages" {
 			names[parts[5]+"/"+parts[6]] = true
 		}

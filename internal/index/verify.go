@@ -202,7 +202,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 	// Parsing allocates briskly and what it allocates dies young; the
 	// memory a replay holds is bounded (rebaseAt), so trade GC cycles for it.
 	defer debug.SetGCPercent(debug.SetGCPercent(200))
-	stream, err := r.Git.NewStream(ctx)
+	stream, err := r.git.NewStream(ctx)
 	if err != nil {
 		return err
 	}
@@ -256,7 +256,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 		defer close(ordered)
 		defer close(toRead)
 		defer stream.CloseRequests()
-		err := r.Git.Walk(ctx, gitx.WalkOptions{From: res.From, To: res.Head}, func(e *gitx.LogEntry) error {
+		err := r.git.Walk(ctx, gitx.WalkOptions{From: res.From, To: res.Head}, func(e *gitx.LogEntry) error {
 			cj := &commitJob{c: &Commit{ID: e.ID, Parents: e.Parents, Time: time.Unix(e.Time, 0)}}
 			for _, ch := range e.Changes {
 				f := &File{Path: ch.Path, Status: ch.Status, Mode: ch.NewMode}
@@ -407,7 +407,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 			if !passed && verified != "" {
 				// A history that does not pass through the verified head
 				// is a fork first, whatever else is wrong with it.
-				if ok, _ := r.Git.IsAncestor(ctx, verified, res.Head); !ok {
+				if ok, _ := r.git.IsAncestor(ctx, verified, res.Head); !ok {
 					return fail(&ForkError{Verified: verified, Head: res.Head})
 				}
 			}
@@ -448,7 +448,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 	case err := <-errc:
 		if !passed && verified != "" {
 			// git cannot walk from a verified head it no longer has.
-			if ok, _ := r.Git.IsAncestor(ctx, verified, res.Head); !ok {
+			if ok, _ := r.git.IsAncestor(ctx, verified, res.Head); !ok {
 				return &ForkError{Verified: verified, Head: res.Head}
 			}
 		}

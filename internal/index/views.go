@@ -185,7 +185,7 @@ func (c *Catalog) ShowUpstream(ctx context.Context, up, name, version string) ([
 // history to the catalog's commit.
 func (c *Catalog) appendTimes(ctx context.Context, dir string) (map[string]appended, error) {
 	times := map[string]appended{}
-	err := c.repo.Git.Walk(ctx, gitx.WalkOptions{To: c.commit, Paths: []string{dir}}, func(e *gitx.LogEntry) error {
+	err := c.repo.git.Walk(ctx, gitx.WalkOptions{To: c.commit, Paths: []string{dir}}, func(e *gitx.LogEntry) error {
 		for _, ch := range e.Changes {
 			if ch.Status == 'A' {
 				times[ch.Path] = appended{time.Unix(e.Time, 0).UTC(), len(times)}
@@ -373,7 +373,7 @@ func (r *Repo) Log(ctx context.Context, limit int, fn func(LogEntry) error) erro
 	}
 	n := 0
 	errStop := errors.New("stop")
-	err = r.Git.Walk(ctx, gitx.WalkOptions{To: head, NewestFirst: true}, func(e *gitx.LogEntry) error {
+	err = r.git.Walk(ctx, gitx.WalkOptions{To: head, NewestFirst: true}, func(e *gitx.LogEntry) error {
 		if limit > 0 && n >= limit {
 			return errStop
 		}

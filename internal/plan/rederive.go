@@ -56,7 +56,7 @@ func checkHead(ctx context.Context, s *Source, head string) string {
 	if err != nil {
 		return fmt.Sprintf("repository %s: head %s: %v", s.Name, head, err)
 	}
-	if ok, err := s.Repo.Git.IsAncestor(ctx, head, s.Head()); err != nil || !ok {
+	if ok, err := s.Repo.IsAncestor(ctx, head, s.Head()); err != nil || !ok {
 		return fmt.Sprintf("repository %s: head %s is not in the verified history of its index (at %s)", s.Name, head, s.Head())
 	}
 	return ""

@@ -104,7 +104,7 @@ func (w *world) rebuild(base, from, to string) (string, string) {
 	t := w.t
 	t.Helper()
 	work := filepath.Join(w.dir, "mallory")
-	gitIn(t, w.dir, "clone", "-q", w.repo.Git.GitDir, work)
+	gitIn(t, w.dir, "clone", "-q", gitDir(t, w.repo), work)
 	gitIn(t, work, "checkout", "-q", "--detach", base)
 	added := strings.Fields(gitIn(t, work, "diff-tree", "--no-commit-id", "--name-only", "-r", "--diff-filter=A", from, to))
 	gitIn(t, work, append([]string{"checkout", to, "--"}, added...)...)
@@ -115,7 +115,7 @@ func (w *world) rebuild(base, from, to string) (string, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { evil.Close() })
-	if _, err := evil.Git.Git(w.ctx, nil, "fetch", "-q", work, "HEAD:"+index.MainRef); err != nil {
+	if _, err := gitOn(t, evil, "fetch", "-q", work, "HEAD:"+index.MainRef); err != nil {
 		t.Fatal(err)
 	}
 	// The rebuilt history is made of genuine records: it verifies on its own.
@@ -176,7 +176,7 @@ func TestReplayedCheckpointHidesRecord(t *testing.T) {
 		if main, _ := r.Head(w.ctx); main != h1 || p.Head != h1 {
 			t.Errorf("%s client: main at %s, pull reports %s; want the checkpointed head %s (the rebuilt head is %s)", name, main, p.Head, h1, rebuilt)
 		}
-		if got, _ := r.Git.ResolveRef(w.ctx, Ref("origin")); got != h1 {
+		if got, _ := r.ResolveRef(w.ctx, Ref("origin")); got != h1 {
 			t.Errorf("%s client: the remote's verified ref is at %s, want %s", name, got, h1)
 		}
 		if vs, _ := versions(t, r, "acme/x"); len(vs) != 1 {
@@ -238,7 +238,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := index.UpstreamRef("public")
-	if got, _ := org.repo.Git.ResolveRef(org.ctx, line); got != h1 {
+	if got, _ := org.repo.ResolveRef(org.ctx, line); got != h1 {
 		t.Fatalf("the upstream's line is at %s after the first sync, want %s", got, h1)
 	}
 
@@ -258,7 +258,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sync through the attacker: %v", err)
 	}
-	if got, _ := org.repo.Git.ResolveRef(org.ctx, line); got != h1 {
+	if got, _ := org.repo.ResolveRef(org.ctx, line); got != h1 {
 		t.Errorf("the upstream's line moved to %s through the attacker, want %s (rebuilt: %s)", got, h1, rebuilt)
 	}
 	if p := res[0].Pulled; p == nil || p.Head != h1 || p.ServerHead != rebuilt || p.Pending != 1 {
@@ -269,7 +269,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {
 		t.Fatalf("sync from the honest upstream after the attack: %v", err)
 	}
-	if got, _ := org.repo.Git.ResolveRef(org.ctx, line); got != h3 {
+	if got, _ := org.repo.ResolveRef(org.ctx, line); got != h3 {
 		t.Fatalf("the upstream's line is at %s after the honest sync, want %s", got, h3)
 	}
 }

@@ -53,7 +53,7 @@ func TestServerSignsNoCheckpoints(t *testing.T) {
 	if nc.URL != ts.URL || !strings.Contains(err.Error(), "remote origin ("+ts.URL+") signs no checkpoints") {
 		t.Fatalf("the error does not name the server: %v", err)
 	}
-	if got, _ := c.Git.ResolveRef(w.ctx, index.MainRef); got != "" {
+	if got, _ := c.ResolveRef(w.ctx, index.MainRef); got != "" {
 		t.Fatalf("main was created at %s by a refused pull", got)
 	}
 

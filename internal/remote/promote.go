@@ -9,7 +9,6 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
-	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
@@ -135,7 +134,7 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 }
 
 // versionFiles reads a version's descriptor and record files from main.
-func versionFiles(ctx context.Context, r *index.Repo, name, version string) (*descriptor.Descriptor, blob.Ref, []gitx.File, error) {
+func versionFiles(ctx context.Context, r *index.Repo, name, version string) (*descriptor.Descriptor, blob.Ref, []index.Content, error) {
 	d, ref, err := r.Descriptor(ctx, name, version)
 	if err != nil {
 		return nil, blob.Ref{}, nil, err
@@ -144,22 +143,9 @@ func versionFiles(ctx context.Context, r *index.Repo, name, version string) (*de
 	if err != nil {
 		return nil, blob.Ref{}, nil, err
 	}
-	rd, err := r.Reader(ctx)
+	files, err := r.VersionFiles(ctx, head, name, version)
 	if err != nil {
 		return nil, blob.Ref{}, nil, err
-	}
-	dir := index.VersionDir(name, version)
-	entries, err := rd.Tree(head + ":" + dir)
-	if err != nil {
-		return nil, blob.Ref{}, nil, err
-	}
-	var files []gitx.File
-	for _, e := range entries {
-		o, err := rd.Read(e.ID)
-		if err != nil {
-			return nil, blob.Ref{}, nil, err
-		}
-		files = append(files, gitx.File{Path: dir + "/" + e.Name, Data: o.Data})
 	}
 	return d, ref, files, nil
 }
@@ -168,17 +154,12 @@ func versionFiles(ctx context.Context, r *index.Repo, name, version string) (*de
 // the other index's line, checked by that index's rules. A record the
 // rules refuse is left out (with the reason) and the rest tried again;
 // the descriptor and its authored record cannot be left out.
-func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string, d *descriptor.Descriptor, files []gitx.File, s keys.Signer) (string, []string, []LeftOut, error) {
-	rd, err := r.Reader(ctx)
-	if err != nil {
-		return "", nil, nil, err
-	}
+func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string, d *descriptor.Descriptor, files []index.Content, s keys.Signer) (string, []string, []LeftOut, error) {
 	// What the other index already holds of the version stays as it is.
-	var todo []gitx.File
+	var todo []index.Content
 	published := false
 	for _, f := range files {
-		o, err := rd.Read(head + ":" + f.Path)
-		if err == nil && o.Type == "blob" {
+		if _, ok, _ := r.FileAt(ctx, head, f.Path); ok {
 			if strings.HasSuffix(f.Path, "/"+index.DescriptorFile) {
 				published = true
 			}
@@ -187,8 +168,8 @@ func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string
 		todo = append(todo, f)
 	}
 	if !published {
-		if o, err := rd.Read(head + ":" + index.VersionDir(d.Name, d.Version) + "/" + index.DescriptorFile); err == nil && o.Type == "blob" {
-			return "", nil, nil, fmt.Errorf("%s is published in %s with another descriptor (sha256 %s): a version is published once; publish a new version", d.ID(), l.Name, blob.DigestBytes(o.Data).SHA256)
+		if data, ok, _ := r.FileAt(ctx, head, index.VersionDir(d.Name, d.Version)+"/"+index.DescriptorFile); ok {
+			return "", nil, nil, fmt.Errorf("%s is published in %s with another descriptor (sha256 %s): a version is published once; publish a new version", d.ID(), l.Name, blob.DigestBytes(data).SHA256)
 		}
 	}
 	var left []LeftOut
@@ -211,7 +192,7 @@ func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string
 		if !errors.As(err, &re) || re.Path == "" {
 			return "", nil, left, err
 		}
-		i := slices.IndexFunc(todo, func(f gitx.File) bool { return f.Path == re.Path })
+		i := slices.IndexFunc(todo, func(f index.Content) bool { return f.Path == re.Path })
 		if i < 0 || strings.HasSuffix(re.Path, "/"+index.DescriptorFile) || isAuthored(todo[i].Data) {
 			return "", nil, left, fmt.Errorf("%s refuses %s: %w", l.Name, d.ID(), err)
 		}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -150,20 +149,16 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	if rm.via != "" {
 		src = rm.via
 	}
-	args := []string{"fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc"}
+	only := ""
 	if rm.upstream || rm.via != "" {
 		// Tell the server only what it gave: the commits of this line,
 		// never those of main, which hold internal packages.
-		if have, _ := r.Git.ResolveRef(ctx, line.Ref); have != "" {
-			args = append(args, "--negotiation-tip="+have)
-		} else {
-			args = append([]string{"-c", "fetch.negotiationAlgorithm=noop"}, args...)
-		}
+		only = line.Ref
 	}
-	if _, err := r.Git.Git(ctx, nil, append(args, rm.URL+"/index.git", "+"+src+":"+in.Ref)...); err != nil {
+	if err := r.Fetch(ctx, rm.URL+"/index.git", src, in.Ref, only); err != nil {
 		return nil, fmt.Errorf("%s: %w", line.Name, err)
 	}
-	served, err := r.Git.ResolveRef(ctx, in.Ref)
+	served, err := r.ResolveRef(ctx, in.Ref)
 	if err != nil {
 		return nil, named(err)
 	}
@@ -179,7 +174,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 			return nil, &CheckpointError{Remote: rm.title(), Problem: err.Error(), Evidence: note}
 		}
 		if c.Head != served {
-			if ok, _ := r.Git.IsAncestor(ctx, c.Head, served); ok {
+			if ok, _ := r.IsAncestor(ctx, c.Head, served); ok {
 				if err := r.MoveRef(ctx, in.Ref, c.Head, served); err != nil {
 					return nil, named(err)
 				}
@@ -220,16 +215,13 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		p.Checkpoint, p.CheckTime = sc, sc.Time
 	}
 	if target != served {
-		out, err := r.Git.Git(ctx, nil, "rev-list", "--count", served, "^"+target)
+		n, err := r.CountBetween(ctx, target, served)
 		if err != nil {
 			return nil, named(err)
 		}
-		p.ServerHead = served
-		if p.Pending, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
-			return nil, fmt.Errorf("%s: counting the commits past the checkpoint: %w", line.Name, err)
-		}
+		p.ServerHead, p.Pending = served, n
 	}
-	old, err := r.Git.ResolveRef(ctx, line.Ref)
+	old, err := r.ResolveRef(ctx, line.Ref)
 	if err != nil {
 		return nil, named(err)
 	}
@@ -249,7 +241,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 // rollback, anything else a fork. Nothing local is at fault either way.
 func breakOf(ctx context.Context, r *index.Repo, rm *Remote, line index.Line, fe *index.ForkError) error {
 	if fe.Verified != "" && fe.Head != fe.Verified {
-		if ok, _ := r.Git.IsAncestor(ctx, fe.Head, fe.Verified); ok {
+		if ok, _ := r.IsAncestor(ctx, fe.Head, fe.Verified); ok {
 			return &RollbackError{Remote: line.Name, URL: rm.URL, Verified: fe.Verified, Head: fe.Head}
 		}
 	}
@@ -382,7 +374,7 @@ func OpenCheckpoint(ctx context.Context, r *index.Repo, head, introduction strin
 	if sc.Head == head {
 		return sc, nil
 	}
-	if ok, _ := r.Git.IsAncestor(ctx, sc.Head, head); !ok {
+	if ok, _ := r.IsAncestor(ctx, sc.Head, head); !ok {
 		return sc, fmt.Errorf("%w: the checkpoint signs head %s, which the verified history at %s does not contain", ErrOtherHistory, sc.Head, head)
 	}
 	return sc, nil
@@ -428,11 +420,11 @@ func advanceMain(ctx context.Context, r *index.Repo, rm *Remote) (string, error)
 	if rm.Introduction != r.Config.Introduction {
 		return "other index", nil
 	}
-	head, err := r.Git.ResolveRef(ctx, Ref(rm.Name))
+	head, err := r.ResolveRef(ctx, Ref(rm.Name))
 	if err != nil {
 		return "", err
 	}
-	main, err := r.Git.ResolveRef(ctx, index.MainRef)
+	main, err := r.ResolveRef(ctx, index.MainRef)
 	if err != nil {
 		return "", err
 	}
@@ -445,10 +437,10 @@ func advanceMain(ctx context.Context, r *index.Repo, rm *Remote) (string, error)
 		}
 		return "created", r.Adopt(rm.Line(r), r.Main())
 	}
-	if ok, _ := r.Git.IsAncestor(ctx, head, main); ok {
+	if ok, _ := r.IsAncestor(ctx, head, main); ok {
 		return "ahead", nil
 	}
-	if ok, _ := r.Git.IsAncestor(ctx, main, head); !ok {
+	if ok, _ := r.IsAncestor(ctx, main, head); !ok {
 		return "", &DivergedError{Remote: rm.Name, Main: main, Head: head}
 	}
 	// main must itself be verified before the remote's verification of

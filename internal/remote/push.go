@@ -7,12 +7,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
-	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 )
@@ -125,7 +123,7 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 				return nil, err
 			}
 		}
-		head, err := r.Git.ResolveRef(ctx, Ref(name))
+		head, err := r.ResolveRef(ctx, Ref(name))
 		if err != nil {
 			return nil, err
 		}
@@ -133,12 +131,12 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 		if err != nil {
 			return nil, err
 		}
-		if ok, _ := r.Git.IsAncestor(ctx, main, head); ok {
+		if ok, _ := r.IsAncestor(ctx, main, head); ok {
 			_, err := advanceMain(ctx, r, rm)
 			out.Head = head
 			return out, err
 		}
-		if ok, _ := r.Git.IsAncestor(ctx, head, main); !ok {
+		if ok, _ := r.IsAncestor(ctx, head, main); !ok {
 			if o.BeforeRebase != nil {
 				if err := o.BeforeRebase(ctx, head); err != nil {
 					return nil, err
@@ -251,17 +249,9 @@ func (b *retries) wait(ctx context.Context, retryAfter time.Duration) error {
 // staleSince reports whether the oldest of the commits from base to main
 // is dated more than redateAfter before now.
 func staleSince(ctx context.Context, r *index.Repo, base, main string, now time.Time) (bool, error) {
-	out, err := r.Git.Git(ctx, nil, "log", "--format=%ct", main, "^"+base)
-	if err != nil {
+	unix, ok, err := r.OldestBetween(ctx, base, main)
+	if err != nil || !ok {
 		return false, err
-	}
-	lines := strings.Fields(string(out))
-	if len(lines) == 0 {
-		return false, nil
-	}
-	unix, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
-	if err != nil {
-		return false, fmt.Errorf("reading the date of commit %s: %w", main, err)
 	}
 	return time.Unix(unix, 0).Before(now.Add(-redateAfter)), nil
 }
@@ -279,21 +269,17 @@ func Discard(ctx context.Context, r *index.Repo, name string) (int, error) {
 	if rm.Introduction != r.Config.Introduction {
 		return 0, fmt.Errorf("remote %s holds another index: main does not follow it", name)
 	}
-	head, err := r.Git.ResolveRef(ctx, Ref(name))
+	head, err := r.ResolveRef(ctx, Ref(name))
 	if err != nil || head == "" {
 		return 0, err
 	}
-	main, err := r.Git.ResolveRef(ctx, index.MainRef)
+	main, err := r.ResolveRef(ctx, index.MainRef)
 	if err != nil || main == head {
 		return 0, err
 	}
 	n := 0
 	if main != "" {
-		out, err := r.Git.Git(ctx, nil, "rev-list", "--count", main, "^"+head)
-		if err != nil {
-			return 0, err
-		}
-		if n, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
+		if n, err = r.CountBetween(ctx, head, main); err != nil {
 			return 0, err
 		}
 	}
@@ -310,13 +296,16 @@ func Discard(ctx context.Context, r *index.Repo, name string) (int, error) {
 // refusal by the server is a *PushError; anything else (the network, the
 // server failing) is returned as it is.
 func pushTo(ctx context.Context, r *index.Repo, rm *Remote, commit string) (landed bool, said string, err error) {
-	out, err := r.Git.Git(ctx, nil, "push", "--quiet", "--porcelain", rm.URL+"/index.git", commit+":"+index.MainRef)
+	res, err := r.PushMain(ctx, rm.URL+"/index.git", commit)
 	if err == nil {
 		return true, "", nil
 	}
 	// git says why on standard error, and what became of the ref (a
 	// porcelain "!" line: rejected, fetch first) on standard output.
-	msg := err.Error() + "\n" + string(out)
+	msg := err.Error()
+	if res != nil {
+		msg += "\n" + res.Output
+	}
 	switch {
 	case strings.Contains(msg, "cairn: refused: "):
 		return false, "", parsePushError(rm.Name, msg)
@@ -379,42 +368,9 @@ func remoteLines(s string) string {
 // new append checked by every rule. If one no longer applies (someone
 // else published the same version first), main is left as it was.
 func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) error {
-	out, err := r.Git.Git(ctx, nil, "rev-list", "--reverse", main, "^"+onto)
+	todo, err := r.Replays(ctx, onto, main)
 	if err != nil {
 		return err
-	}
-	type commit struct {
-		files         []gitx.File
-		ident, header string
-	}
-	rd, err := r.Reader(ctx)
-	if err != nil {
-		return err
-	}
-	var todo []commit
-	for _, id := range strings.Fields(string(out)) {
-		c, err := rd.Commit(id)
-		if err != nil {
-			return err
-		}
-		var files []gitx.File
-		err = r.Git.Walk(ctx, gitx.WalkOptions{From: id + "^", To: id}, func(e *gitx.LogEntry) error {
-			for _, ch := range e.Changes {
-				if ch.Status != 'A' {
-					return fmt.Errorf("commit %.12s changes %s: only added files can be replayed", id, ch.Path)
-				}
-				o, err := rd.Read(ch.NewID)
-				if err != nil {
-					return err
-				}
-				files = append(files, gitx.File{Path: ch.Path, Data: o.Data})
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		todo = append(todo, commit{files: files, ident: c.Committer, header: strings.TrimSpace(c.Message)})
 	}
 	// main moves to the remote's head, verified by the fetch just made,
 	// and grows from there; its old verified head is kept to put back.
@@ -430,14 +386,14 @@ func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) e
 		return err
 	}
 	for _, c := range todo {
-		if _, err := r.Append(ctx, c.files, c.ident, c.header); err != nil {
+		if _, err := r.Append(ctx, c.Files, c.Ident, c.Header); err != nil {
 			// Put main back where it was: nothing is lost.
-			if cur, rerr := r.Git.ResolveRef(ctx, index.MainRef); rerr == nil {
+			if cur, rerr := r.ResolveRef(ctx, index.MainRef); rerr == nil {
 				if r.MoveRef(ctx, index.MainRef, main, cur) == nil {
 					r.Adopt(saved, r.Main())
 				}
 			}
-			return fmt.Errorf("replaying %q onto the remote's head: %w", c.header, err)
+			return fmt.Errorf("replaying %q onto the remote's head: %w", c.Header, err)
 		}
 	}
 	os.Remove(saved.Marker)
@@ -456,22 +412,11 @@ func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string
 			refs = append(refs, ref)
 		}
 	}
-	rd, err := r.Reader(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
 	commits := 0
-	err = r.Git.Walk(ctx, gitx.WalkOptions{From: base, To: main}, func(e *gitx.LogEntry) error {
+	err := r.AddedBetween(ctx, base, main, func(_ string, added []index.Content) error {
 		commits++
-		for _, ch := range e.Changes {
-			if ch.Status != 'A' {
-				continue
-			}
-			o, err := rd.Read(ch.NewID)
-			if err != nil {
-				return err
-			}
-			index.FileBlobs(ch.Path, o.Data, want)
+		for _, f := range added {
+			index.FileBlobs(f.Path, f.Data, want)
 		}
 		return nil
 	})
@@ -494,11 +439,11 @@ func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string
 // from (its origin's URL, less /index.git), or nil if the repository is
 // not a clone of a cairn server over HTTP.
 func Origin(ctx context.Context, r *index.Repo, s keys.Signer, o Options) *blob.HTTP {
-	out, err := r.Git.Git(ctx, nil, "config", "--get", "remote.origin.url")
-	if err != nil {
+	u, ok, err := r.GitRemoteURL(ctx, "origin")
+	if err != nil || !ok {
 		return nil
 	}
-	u := strings.TrimSpace(string(out))
+	u = strings.TrimSpace(u)
 	base, ok := strings.CutSuffix(strings.TrimSuffix(u, "/"), "/index.git")
 	if !ok || !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
 		return nil

@@ -18,7 +18,7 @@ import (
 // user of a clone does, and returns what git printed.
 func gitPush(t *testing.T, r *index.Repo, url string) (string, error) {
 	t.Helper()
-	out, err := r.Git.Git(t.Context(), nil, "push", url+"/index.git", index.MainRef+":"+index.MainRef)
+	out, err := gitOn(t, r, "push", url+"/index.git", index.MainRef+":"+index.MainRef)
 	if err != nil {
 		return err.Error(), err
 	}
@@ -28,7 +28,7 @@ func gitPush(t *testing.T, r *index.Repo, url string) (string, error) {
 // commitTime returns the committer time of commit in r.
 func commitTime(t *testing.T, r *index.Repo, commit string) time.Time {
 	t.Helper()
-	out, err := r.Git.Git(t.Context(), nil, "show", "-s", "--format=%ct", commit)
+	out, err := gitOn(t, r, "show", "-s", "--format=%ct", commit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestPushLostRaceRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another writer holds main's lock for a while.
-	lock := filepath.Join(w.repo.Git.GitDir, "refs", "heads", "main.lock")
+	lock := filepath.Join(gitDir(t, w.repo), "refs", "heads", "main.lock")
 	if err := os.WriteFile(lock, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestPushLostRaceIsNotRefusal(t *testing.T) {
 	}
 	defer func(n int) { maxPushAttempts = n }(maxPushAttempts)
 	maxPushAttempts = 2
-	lock := filepath.Join(w.repo.Git.GitDir, "refs", "heads", "main.lock")
+	lock := filepath.Join(gitDir(t, w.repo), "refs", "heads", "main.lock")
 	if err := os.WriteFile(lock, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestPushErrorCarriesRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The owner deletes the authored record with git plumbing.
-	gitDir := c.Git.GitDir
+	gitDir := gitDir(t, c)
 	idx := filepath.Join(t.TempDir(), "index")
 	git := func(args ...string) string {
 		t.Helper()

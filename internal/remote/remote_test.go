@@ -202,7 +202,7 @@ func TestRollbackRefused(t *testing.T) {
 	after, _ := w.repo.Head(w.ctx)
 	c := w.client("c", w.url)
 	// The server's operator (or an attacker on it) rolls main back.
-	if _, err := w.repo.Git.Git(w.ctx, nil, "update-ref", index.MainRef, before); err != nil {
+	if _, err := gitOn(t, w.repo, "update-ref", index.MainRef, before); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(w.repo.LocalDir(), "verified.json"))
@@ -223,7 +223,7 @@ func TestRollbackRefused(t *testing.T) {
 		}
 	}
 	// The client's copy stays at what it verified.
-	if got, _ := c.Git.ResolveRef(w.ctx, Ref("origin")); got != after {
+	if got, _ := c.ResolveRef(w.ctx, Ref("origin")); got != after {
 		t.Fatalf("the remote's ref moved to %s after a refused pull", got)
 	}
 	if got, _ := c.Head(w.ctx); got != after {
@@ -287,7 +287,7 @@ func TestSplitView(t *testing.T) {
 	}
 	defer other.Close()
 	head, _ := w.repo.Head(w.ctx)
-	if _, err := other.Git.Git(w.ctx, nil, "fetch", "-q", w.repo.Git.GitDir, index.MainRef+":"+index.MainRef); err != nil {
+	if _, err := gitOn(t, other, "fetch", "-q", gitDir(t, w.repo), index.MainRef+":"+index.MainRef); err != nil {
 		t.Fatal(err)
 	}
 	_ = head
@@ -323,7 +323,7 @@ func TestSplitView(t *testing.T) {
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "does not contain it") || !strings.Contains(string(ce.Evidence), "cairn-checkpoint/v1") {
 		t.Fatalf("a split view: err = %v, want a *CheckpointError with the signed checkpoint", err)
 	}
-	if got, _ := c.Git.ResolveRef(w.ctx, index.MainRef); got != "" {
+	if got, _ := c.ResolveRef(w.ctx, index.MainRef); got != "" {
 		t.Fatalf("main was created at %s from a refused pull", got)
 	}
 	// A client that pulled one history and is then shown the other is

@@ -86,7 +86,7 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 // collisions lists the names an upstream's verified copy publishes that
 // are internal to the repository at main's head.
 func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main string) ([]string, error) {
-	head, err := r.Git.ResolveRef(ctx, index.UpstreamRef(u.Name))
+	head, err := r.ResolveRef(ctx, index.UpstreamRef(u.Name))
 	if err != nil || head == "" {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main stri
 // upstream's introduction as the (verified) index declares it: clients of
 // an organisation's server see its upstreams through its one URL.
 func pullUpstreams(ctx context.Context, r *index.Repo, rm *Remote, o Options) ([]*Pulled, error) {
-	head, err := r.Git.ResolveRef(ctx, Ref(rm.Name))
+	head, err := r.ResolveRef(ctx, Ref(rm.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -127,14 +127,18 @@ func pullUpstreams(ctx context.Context, r *index.Repo, rm *Remote, o Options) ([
 		return nil, nil
 	}
 	// Which lines the server holds: one it has not synced yet is skipped.
-	ls, err := r.Git.Git(ctx, nil, "ls-remote", "--refs", rm.URL+"/index.git", "refs/upstreams/*")
+	served, err := r.RemoteRefs(ctx, rm.URL+"/index.git", "refs/upstreams/*")
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
+	}
+	held := map[string]bool{}
+	for _, ref := range served {
+		held[ref.Name] = true
 	}
 	var out []*Pulled
 	for _, u := range ups {
 		ref := index.UpstreamRef(u.Name)
-		if u.RevokedBy != "" || !strings.Contains(string(ls), "\t"+ref+"\n") {
+		if u.RevokedBy != "" || !held[ref] {
 			continue
 		}
 		via := upstreamRemote(u)

@@ -63,7 +63,7 @@ func TestSyncErrorNamesUpstreamOnce(t *testing.T) {
 	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pub.repo.Git.Git(pub.ctx, nil, "update-ref", index.MainRef, before); err != nil {
+	if _, err := gitOn(t, pub.repo, "update-ref", index.MainRef, before); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(pub.repo.LocalDir(), "verified.json"))

@@ -99,11 +99,11 @@ func blobURL(ctx context.Context, r *index.Repo, name string) (string, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
-	got, gerr := r.Git.Git(ctx, nil, "config", "--get", "remote."+name+".url")
-	if gerr != nil {
+	got, ok, gerr := r.GitRemoteURL(ctx, name)
+	if gerr != nil || !ok {
 		return "", err
 	}
-	u := strings.TrimSpace(string(got))
+	u := strings.TrimSpace(got)
 	base, ok := strings.CutSuffix(strings.TrimSuffix(u, "/"), "/index.git")
 	if !ok || !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
 		return "", fmt.Errorf("git remote %s of %s is %s, not a cairn server's index.git over HTTP: %w", name, r.Dir, u, fs.ErrNotExist)

@@ -278,7 +278,7 @@ func TestOrganisationFollowsUpstream(t *testing.T) {
 			}
 		}
 	}
-	commits, err := org.repo.Git.Git(org.ctx, nil, "rev-list", index.MainRef)
+	commits, err := gitOn(t, org.repo, "rev-list", index.MainRef)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func TestCheckpointRefusedOnTamperedIndex(t *testing.T) {
 		t.Fatalf("checkpoint before: %s %s", resp.Status, body)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
-	if out, err := gitIn(t, ".", "clone", "-q", s.repo.Git.GitDir, clone); err != nil {
+	if out, err := gitIn(t, ".", "clone", "-q", gitDir(t, s.repo), clone); err != nil {
 		t.Fatalf("clone: %v\n%s", err, out)
 	}
 	out, _ := gitIn(t, clone, "ls-files", "packages")

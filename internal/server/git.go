@@ -6,26 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"cairn.dev/cairn/internal/index"
 )
 
-// gitHandler serves the index with git's own smart HTTP server, `git
-// http-backend`, under a pre-receive hook that runs cairn's rules.
-func (s *Server) gitHandler(hooks string) http.Handler {
-	env := []string{
-		"GIT_PROJECT_ROOT=" + s.repo.Git.GitDir,
-		"GIT_HTTP_EXPORT_ALL=1",
-		"GIT_HTTP_MAX_REQUEST_BUFFER=" + strconv.FormatInt(10<<20, 10),
-	}
+// gitBackend prepares, for one request's CGI environment, git's own
+// smart HTTP server, `git http-backend`, serving the index under a
+// pre-receive hook that runs cairn's rules.
+func (s *Server) gitBackend(hooks string) func(ctx context.Context, env []string) (*exec.Cmd, error) {
 	// Configuration given to git for this server only, not written to
 	// the repository: anonymous push is allowed because the records carry
 	// their own signatures; the hook decides. Keepalives every second
@@ -43,20 +36,14 @@ func (s *Server) gitHandler(hooks string) http.Handler {
 		{"receive.keepAlive", "1"},
 		{"uploadpack.keepAlive", "1"},
 	}
-	env = append(env, "GIT_CONFIG_COUNT="+strconv.Itoa(len(config)))
-	for i, kv := range config {
-		env = append(env, fmt.Sprintf("GIT_CONFIG_KEY_%d=%s", i, kv[0]), fmt.Sprintf("GIT_CONFIG_VALUE_%d=%s", i, kv[1]))
-	}
-	return &cgi.Handler{
-		Path:       s.gitPath,
-		Args:       []string{"http-backend"},
-		Root:       "/index.git",
-		Env:        env,
-		InheritEnv: []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "GOCOVERDIR", SkewEnv},
-		Logger:     slogAdapter(s.log),
-		Stderr:     io.Discard,
+	return func(ctx context.Context, env []string) (*exec.Cmd, error) {
+		return s.repo.HTTPBackend(ctx, index.HTTPBackendOptions{Env: env, Config: config, MaxRequestBuffer: 10 << 20})
 	}
 }
+
+// gitInheritEnv is what git http-backend (and the hook it runs) takes of
+// the server's own environment.
+var gitInheritEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "GOCOVERDIR", SkewEnv}
 
 // writeHooks writes the pre-receive hook into a fresh directory and
 // returns it. The hook runs this very executable.
@@ -130,7 +117,7 @@ func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer
 	if err != nil {
 		return err
 	}
-	zero := repo.Git.ZeroID()
+	zero := repo.ZeroID()
 	sc := bufio.NewScanner(in)
 	refused := 0
 	refuse := func(format string, args ...any) {
@@ -155,7 +142,7 @@ func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer
 			old = ""
 		}
 		if old != "" {
-			ok, err := repo.Git.IsAncestor(ctx, old, new)
+			ok, err := repo.IsAncestor(ctx, old, new)
 			if err != nil {
 				return err
 			}

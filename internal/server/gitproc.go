@@ -9,20 +9,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/textproto"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-// gitProcess runs `git http-backend` for each request, as the CGI
-// program that cfg describes (the configuration gitHandler makes for
-// net/http/cgi), with what cgi.Handler cannot do:
+// gitProcess runs `git http-backend` for each request, as a CGI program
+// that start prepares (Server.gitBackend) for the request's environment,
+// with what net/http/cgi's Handler cannot do:
 //
 //   - at most cap(slots) processes at once; a request that finds none
 //     free within GitWait is answered 503 with Retry-After;
@@ -33,7 +31,13 @@ import (
 //   - a push over maxPush is answered in git's own protocol, so that git
 //     shows the limit and the flag to the pusher.
 type gitProcess struct {
-	cfg     *cgi.Handler
+	// start prepares the program, not started, for a request's CGI
+	// environment.
+	start func(ctx context.Context, env []string) (*exec.Cmd, error)
+	// root is the path the program is mounted at ("/index.git").
+	root string
+	// inherit names what the program takes of the server's environment.
+	inherit []string
 	slots   slots
 	wait    time.Duration
 	maxPush int64
@@ -53,13 +57,12 @@ func (g *gitProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, g.cfg.Path, g.cfg.Args...)
-	cmd.Dir = g.cfg.Dir
-	if cmd.Dir == "" {
-		cmd.Dir = filepath.Dir(g.cfg.Path)
+	cmd, err := g.start(ctx, g.env(r))
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "git http-backend: %v", err)
+		return
 	}
-	cmd.Env = g.env(r)
-	cmd.Stderr = g.cfg.Stderr
+	cmd.Stderr = io.Discard
 	ownGroup(cmd)
 	cmd.Cancel = func() error { return killGroup(cmd.Process) }
 	stdout, err := cmd.StdoutPipe()
@@ -393,9 +396,10 @@ func readCGIHeader(br *bufio.Reader) (int, http.Header, error) {
 	return code, h, nil
 }
 
-// env is the CGI environment of a request, as net/http/cgi makes it.
+// env is the CGI environment of a request, as net/http/cgi makes it
+// (the program's path, SCRIPT_FILENAME, is the starter's to add).
 func (g *gitProcess) env(r *http.Request) []string {
-	root := strings.TrimRight(g.cfg.Root, "/")
+	root := strings.TrimRight(g.root, "/")
 	env := []string{
 		"SERVER_SOFTWARE=cairn",
 		"SERVER_PROTOCOL=HTTP/1.1",
@@ -406,7 +410,6 @@ func (g *gitProcess) env(r *http.Request) []string {
 		"REQUEST_URI=" + r.URL.RequestURI(),
 		"PATH_INFO=" + strings.TrimPrefix(r.URL.Path, root),
 		"SCRIPT_NAME=" + root,
-		"SCRIPT_FILENAME=" + g.cfg.Path,
 	}
 	if ip, port, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		env = append(env, "REMOTE_ADDR="+ip, "REMOTE_HOST="+ip, "REMOTE_PORT="+port)
@@ -439,10 +442,10 @@ func (g *gitProcess) env(r *http.Request) []string {
 		path = "/bin:/usr/bin:/usr/local/bin"
 	}
 	env = append(env, "PATH="+path)
-	for _, e := range g.cfg.InheritEnv {
+	for _, e := range g.inherit {
 		if v := os.Getenv(e); v != "" {
 			env = append(env, e+"="+v)
 		}
 	}
-	return append(env, g.cfg.Env...)
+	return env
 }

@@ -1,11 +1,11 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -53,7 +53,12 @@ exit 1
 	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	g := &gitProcess{cfg: &cgi.Handler{Path: script, Root: "/index.git"}, slots: make(slots, 1), wait: time.Second, maxPush: 1 << 20, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	start := func(ctx context.Context, env []string) (*exec.Cmd, error) {
+		cmd := exec.CommandContext(ctx, script)
+		cmd.Env = env
+		return cmd, nil
+	}
+	g := &gitProcess{start: start, root: "/index.git", slots: make(slots, 1), wait: time.Second, maxPush: 1 << 20, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	r := httptest.NewRequest("POST", "/index.git/git-receive-pack", failingBody{ready})
 	r.ContentLength = -1
 	w := httptest.NewRecorder()

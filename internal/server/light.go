@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +16,6 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/descriptor"
-	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -122,14 +119,14 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 		return
 	}
-	etag := `"` + src.key() + `"`
+	etag := `"` + src.Key() + `"`
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "no-cache") // revalidate: cheap with the ETag
 	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body := s.cache.get(src.key())
+	body := s.cache.get(src.Key())
 	if body == nil {
 		doc, err := s.renderPackage(r, name, src)
 		if err != nil {
@@ -141,169 +138,58 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body = append(body, '\n')
-		s.cache.put(src.key(), body)
+		s.cache.put(src.Key(), body)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(body)
 }
 
-// pkgSource is where a package's light read comes from: a git tree of
-// versions and, for an upstream's package, the tree of this repository's
-// records about its versions.
-type pkgSource struct {
-	tree     string
-	local    string          // "" if none
-	upstream *index.Upstream // nil: the repository's own package
-}
-
-// key names the content: git tree ids name theirs.
-func (p pkgSource) key() string {
-	if p.local == "" {
-		return p.tree
+// packageTree finds a package's files (index.FindPackage: the
+// repository's own index first, then, for a name that is not internal,
+// each followed upstream's verified copy, in name order), remembered for
+// as long as the refs they were read from have not moved.
+func (s *Server) packageTree(r *http.Request, name string) (index.PackageTree, error) {
+	version, src, ok, err := s.resolved.get(r.Context(), s.repo, name)
+	if err != nil {
+		return src, err
 	}
-	return p.tree + "+" + p.local
-}
-
-// packageTree finds the tree of a package's directory: in the
-// repository's own index first, then, for a name that is not internal
-// (index.Names: internal names win, an upstream's package of an internal
-// name is never looked at), in each followed upstream's verified copy,
-// in name order.
-func (s *Server) packageTree(r *http.Request, name string) (pkgSource, error) {
-	version, src, ok := s.resolved.get(s.repo.Git.GitDir, name)
 	if ok {
-		if src.tree == "" {
+		if src.Tree == "" {
 			return src, fs.ErrNotExist
 		}
 		return src, nil
 	}
-	src, err := s.findPackage(r, name)
+	src, err = s.repo.FindPackage(r.Context(), name, func() ([]*index.Upstream, error) { return s.upstreams(r.Context()) })
 	if err == nil || errors.Is(err, fs.ErrNotExist) {
 		s.resolved.put(version, name, src)
 	}
 	return src, err
 }
 
-// findPackage looks a package's directory up in git.
-func (s *Server) findPackage(r *http.Request, name string) (pkgSource, error) {
-	rd, err := s.repo.Reader(r.Context())
-	if err != nil {
-		return pkgSource{}, err
-	}
-	dir := index.PackageDir(name)
-	if id, err := treeAt(rd, index.MainRef+":"+dir); id != "" || err != nil {
-		return pkgSource{tree: id}, err
-	}
-	ups, err := s.upstreams(r.Context(), rd)
-	if err != nil {
-		return pkgSource{}, err
-	}
-	if len(ups) == 0 {
-		return pkgSource{}, fs.ErrNotExist
-	}
-	// A name internal here but not published yet (inside a publish grant
-	// of this repository's keys) is never taken from an upstream.
-	own, err := s.repo.Names(r.Context(), index.MainRef)
-	if err != nil {
-		return pkgSource{}, err
-	}
-	if in, err := own.Internal(name); err != nil {
-		return pkgSource{}, err
-	} else if in {
-		return pkgSource{}, fs.ErrNotExist
-	}
-	for _, u := range ups {
-		id, err := treeAt(rd, index.UpstreamRef(u.Name)+":"+dir)
-		if err != nil {
-			return pkgSource{}, err
-		}
-		if id == "" {
-			continue
-		}
-		local, err := treeAt(rd, index.MainRef+":"+index.UpstreamDir(u.Name)+"/"+dir)
-		return pkgSource{tree: id, local: local, upstream: u}, err
-	}
-	return pkgSource{}, fs.ErrNotExist
-}
-
-// treeAt returns the id of the tree at rev:path, "" if there is none.
-func treeAt(rd *gitx.Reader, spec string) (string, error) {
-	o, err := rd.Read(spec)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && o.Type != "tree") {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return o.ID, nil
-}
-
-func (s *Server) renderPackage(r *http.Request, name string, src pkgSource) (*PackageDoc, error) {
-	rd, err := s.repo.Reader(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	versions, err := rd.Tree(src.tree)
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) renderPackage(r *http.Request, name string, src index.PackageTree) (*PackageDoc, error) {
 	doc := &PackageDoc{Name: name, Versions: []VersionDoc{}}
-	local := map[string]string{} // version → tree of local records
-	if src.upstream != nil {
-		doc.Source, doc.SourceIntroduction = src.upstream.Name, src.upstream.Introduction
-		if src.local != "" {
-			lv, err := rd.Tree(src.local)
-			if err != nil {
-				return nil, err
-			}
-			for _, v := range lv {
-				local[v.Name] = v.ID
-			}
-		}
+	if src.Upstream != nil {
+		doc.Source, doc.SourceIntroduction = src.Upstream.Name, src.Upstream.Introduction
 	}
-	for _, v := range versions {
-		if !v.IsTree() {
-			continue
+	err := s.repo.PackageVersions(r.Context(), src, func(v index.PackageVersion) error {
+		vd := VersionDoc{Version: v.Version, Records: []json.RawMessage{}}
+		if v.Descriptor != nil {
+			ref := blob.DigestBytes(v.Descriptor)
+			vd.Descriptor = DescriptorDoc{SHA256: ref.SHA256, Size: ref.Size, Content: v.Descriptor}
 		}
-		vd := VersionDoc{Version: v.Name, Records: []json.RawMessage{}}
-		err := readRecords(rd, v.ID, func(file string, data []byte) {
-			if file == index.DescriptorFile {
-				ref := blob.DigestBytes(data)
-				vd.Descriptor = DescriptorDoc{SHA256: ref.SHA256, Size: ref.Size, Content: data}
-				return
-			}
+		for _, data := range v.Records {
 			vd.Records = append(vd.Records, json.RawMessage(bytes.TrimSpace(data)))
-		})
-		if err != nil {
-			return nil, err
 		}
-		if t := local[v.Name]; t != "" {
-			err := readRecords(rd, t, func(_ string, data []byte) {
-				vd.LocalRecords = append(vd.LocalRecords, json.RawMessage(bytes.TrimSpace(data)))
-			})
-			if err != nil {
-				return nil, err
-			}
+		for _, data := range v.LocalRecords {
+			vd.LocalRecords = append(vd.LocalRecords, json.RawMessage(bytes.TrimSpace(data)))
 		}
 		doc.Versions = append(doc.Versions, vd)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return doc, nil
-}
-
-// readRecords calls fn with each file of a version's tree.
-func readRecords(rd *gitx.Reader, tree string, fn func(file string, data []byte)) error {
-	files, err := rd.Tree(tree)
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		o, err := rd.Read(f.ID)
-		if err != nil {
-			return err
-		}
-		fn(f.Name, o.Data)
-	}
-	return nil
 }
 
 // recordGet serves GET /api/v1/records/ID: a record's bytes, immutable.
@@ -318,12 +204,10 @@ func (s *Server) recordGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	rd, err := s.repo.Reader(r.Context())
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
-		return
+	data, ok, err := s.repo.FileAt(r.Context(), index.MainRef, path)
+	if err == nil && !ok {
+		err = fmt.Errorf("%s: no file at %s on %s", id, path, index.MainRef)
 	}
-	o, err := rd.Read(index.MainRef + ":" + path)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, "%v", err)
 		return
@@ -332,7 +216,7 @@ func (s *Server) recordGet(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("ETag", `"`+id+`"`)
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	w.Header().Set("Cairn-Path", path)
-	w.Write(o.Data)
+	w.Write(data)
 }
 
 // checkpointGet serves GET /api/v1/checkpoint for a server with a
@@ -360,8 +244,8 @@ func (s *Server) checkpointGet(w http.ResponseWriter, r *http.Request) {
 // verified copy of, by name. The list is kept by the id of main's
 // upstreams/ tree, so that a request reads one object to know it is
 // current.
-func (s *Server) upstreams(ctx context.Context, rd *gitx.Reader) ([]*index.Upstream, error) {
-	tree, err := treeAt(rd, index.MainRef+":upstreams")
+func (s *Server) upstreams(ctx context.Context) ([]*index.Upstream, error) {
+	tree, err := s.repo.UpstreamsKey(ctx)
 	if err != nil || tree == "" {
 		return nil, err
 	}
@@ -381,41 +265,48 @@ func (s *Server) upstreams(ctx context.Context, rd *gitx.Reader) ([]*index.Upstr
 
 // resolutions remembers where each package's light read comes from, for
 // as long as the refs it was read from have not moved. Whether they moved
-// is told by the ref files on disk — git moves a ref by renaming a new
-// file over it, or by rewriting packed-refs — so that a read costs a few
-// stat calls instead of a round trip to git.
+// is asked of the repository's running batch reader (Repo.HeadOf, one
+// round trip, no new process), never read from git's files behind its
+// back: the refs' storage is git's own (files, packed-refs, reftable).
 type resolutions struct {
 	mu      sync.Mutex
 	version string
-	refs    []string // ref files watched besides main's and packed-refs
-	srcs    map[string]pkgSource
+	refs    []string // refs watched besides main
+	srcs    map[string]index.PackageTree
 }
 
 // maxResolutions bounds the map (unknown names are remembered too).
 const maxResolutions = 1 << 16
 
 // get returns the refs' version now and, if known at it, the package's source.
-func (c *resolutions) get(gitDir, name string) (string, pkgSource, bool) {
+func (c *resolutions) get(ctx context.Context, repo *index.Repo, name string) (string, index.PackageTree, bool, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	refs := append([]string{index.MainRef}, c.refs...)
+	c.mu.Unlock()
 	var b strings.Builder
-	for _, p := range append([]string{"packed-refs", "refs/heads/main"}, c.refs...) {
-		if fi, err := os.Stat(filepath.Join(gitDir, p)); err == nil {
-			fmt.Fprintf(&b, "%d.%d.%d;", inode(fi), fi.Size(), fi.ModTime().UnixNano())
-		} else {
+	for _, ref := range refs {
+		head, err := repo.HeadOf(ctx, ref)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			b.WriteString("-;")
+		case err != nil:
+			return "", index.PackageTree{}, false, err
+		default:
+			b.WriteString(head + ";")
 		}
 	}
 	v := b.String()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if v != c.version || len(c.srcs) > maxResolutions {
-		c.version, c.srcs = v, map[string]pkgSource{}
+		c.version, c.srcs = v, map[string]index.PackageTree{}
 	}
 	src, ok := c.srcs[name]
-	return v, src, ok
+	return v, src, ok, nil
 }
 
 // put remembers a source found while the refs were at version.
-func (c *resolutions) put(version, name string, src pkgSource) {
+func (c *resolutions) put(version, name string, src index.PackageTree) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if version == c.version {
@@ -427,7 +318,7 @@ func (c *resolutions) put(version, name string, src pkgSource) {
 func (c *resolutions) follow(ups []*index.Upstream) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.refs = c.refs[:0]
+	c.refs = nil
 	for _, u := range ups {
 		c.refs = append(c.refs, index.UpstreamRef(u.Name))
 	}

@@ -7,7 +7,6 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
-	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -36,10 +35,6 @@ func (l lacking) String() string {
 // other blob a new record names with its size (evidence, a snapshot) is
 // needed; one named by digest alone (what a test run read) is not.
 func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lacking, error) {
-	rd, err := repo.Reader(ctx)
-	if err != nil {
-		return nil, err
-	}
 	type group struct {
 		what      string
 		need      []blob.Ref
@@ -57,18 +52,11 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 		return g
 	}
 	isArtifact := map[string]bool{}
-	err = repo.Git.Walk(ctx, gitx.WalkOptions{From: old, To: new}, func(e *gitx.LogEntry) error {
-		for _, ch := range e.Changes {
-			if ch.Status != 'A' {
-				continue
-			}
-			loc, err := index.ParsePath(ch.Path)
+	err := repo.AddedBetween(ctx, old, new, func(_ string, added []index.Content) error {
+		for _, f := range added {
+			loc, err := index.ParsePath(f.Path)
 			if err != nil {
 				continue // the rules have judged it
-			}
-			o, err := rd.Read(ch.NewID)
-			if err != nil {
-				return err
 			}
 			what := loc.Dir
 			if loc.Name != "" && loc.Version != "" {
@@ -76,8 +64,8 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 			}
 			g := get(what)
 			if loc.Place == index.PlaceDescriptor {
-				g.need = append(g.need, blob.DigestBytes(o.Data))
-				if d, err := descriptor.Parse(o.Data); err == nil {
+				g.need = append(g.need, blob.DigestBytes(f.Data))
+				if d, err := descriptor.Parse(f.Data); err == nil {
 					for _, a := range d.Artifacts {
 						g.artifacts = append(g.artifacts, a)
 						isArtifact[a.Ref.SHA256] = true
@@ -85,7 +73,7 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 				}
 				continue
 			}
-			index.FileBlobs(ch.Path, o.Data, func(ref blob.Ref) {
+			index.FileBlobs(f.Path, f.Data, func(ref blob.Ref) {
 				if ref.Size >= 0 {
 					g.need = append(g.need, ref)
 				}

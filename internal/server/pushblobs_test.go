@@ -23,7 +23,7 @@ func publishInClone(t *testing.T, f *fixture, name, version string, artifacts []
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if _, err := c.Git.Git(f.ctx, nil, "fetch", "-q", f.url+"/index.git", "+"+index.MainRef+":"+index.MainRef); err != nil {
+	if _, err := gitOn(t, c, "fetch", "-q", f.url+"/index.git", "+"+index.MainRef+":"+index.MainRef); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -63,7 +63,7 @@ func upload(t *testing.T, f *fixture, c *index.Repo, refs ...blob.Ref) {
 // pushClone pushes c's main to f's server with the git client.
 func pushClone(t *testing.T, f *fixture, c *index.Repo) (string, error) {
 	t.Helper()
-	out, err := c.Git.Git(f.ctx, nil, "push", f.url+"/index.git", index.MainRef+":"+index.MainRef)
+	out, err := gitOn(t, c, "push", f.url+"/index.git", index.MainRef+":"+index.MainRef)
 	if err != nil {
 		return err.Error(), err
 	}

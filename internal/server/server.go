@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +62,6 @@ type Server struct {
 	blobs   *blob.FS
 	opts    Options
 	log     *slog.Logger
-	gitPath string
 	hooks   string
 	handler http.Handler
 	metrics *metrics
@@ -125,8 +123,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 		}
 		opts.Exe = exe
 	}
-	gitPath, err := exec.LookPath("git")
-	if err != nil {
+	if _, err := exec.LookPath("git"); err != nil {
 		return nil, fmt.Errorf("git is needed to serve the index: %w", err)
 	}
 	dir, err := filepath.Abs(repo.Dir)
@@ -137,7 +134,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, gitPath: gitPath, hooks: hooks, cache: newLightCache(4096), small: newLightCache(4096)}
+	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096), small: newLightCache(4096)}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.reg)
@@ -157,11 +154,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	cfg, ok := s.gitHandler(s.hooks).(*cgi.Handler)
-	if !ok {
-		panic("server: gitHandler no longer describes git http-backend as a *cgi.Handler; gitProcess runs it")
-	}
-	git := &gitProcess{cfg: cfg, slots: make(slots, s.opts.Limits.MaxGit), wait: s.opts.Limits.GitWait, maxPush: s.opts.MaxPush, log: s.log}
+	git := &gitProcess{start: s.gitBackend(s.hooks), root: "/index.git", inherit: gitInheritEnv, slots: make(slots, s.opts.Limits.MaxGit), wait: s.opts.Limits.GitWait, maxPush: s.opts.MaxPush, log: s.log}
 	mux.Handle("/index.git/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isReceivePack(r) {
 			defer s.bg.Go(s.verifyAfterPush) // not in the push's own time

@@ -1,0 +1,124 @@
+package index
+
+import (
+	"context"
+	"os/exec"
+
+	"cairn.dev/cairn/internal/gitx"
+)
+
+// The index's doors to git: what its callers (remotes, the server, the
+// certifier) need of the repository, by meaning. Nothing outside index
+// runs git or holds a *gitx.Repo; these are the only ways through.
+
+// Content is a file of a commit: a path of the layout and its bytes.
+type Content = gitx.File
+
+// PushResult is what git said of a push: each ref's status and reason
+// (its --porcelain lines) and its standard error.
+type PushResult = gitx.PushResult
+
+// RemoteRef is a ref a remote holds, with the commit it points at.
+type RemoteRef = gitx.RemoteRef
+
+// HTTPBackendOptions configures one run of git http-backend (see
+// Repo.HTTPBackend).
+type HTTPBackendOptions = gitx.HTTPBackendOptions
+
+// ResolveRef returns the commit a ref points at, or "" if the ref does
+// not exist, asked of a new git process (HeadOf asks the running batch
+// reader).
+func (r *Repo) ResolveRef(ctx context.Context, ref string) (string, error) {
+	return r.git.ResolveRef(ctx, ref)
+}
+
+// IsAncestor reports whether commit a is an ancestor of (or equal to)
+// commit b, so that history from a to b only adds. A commit the
+// repository lacks makes it false, not an error.
+func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
+	return r.git.IsAncestor(ctx, a, b)
+}
+
+// ZeroID returns the all-zero object id of the repository's format: what
+// git names an absent ref with in a hook's update lines.
+func (r *Repo) ZeroID() string { return r.git.ZeroID() }
+
+// Fetch fetches the remote index at url's ref src into the local ref dst
+// (forced: dst is an incoming ref, judged after by VerifyLine). With only
+// set to a local ref, the server is told of that ref's commits alone,
+// never of the rest of the repository (main's internal packages): none
+// at all while only does not exist yet. A stall or an unreachable server
+// wraps transport.ErrTimeout and names the URL.
+func (r *Repo) Fetch(ctx context.Context, url, src, dst, only string) error {
+	o := gitx.FetchOptions{URL: url, Refspecs: []string{"+" + src + ":" + dst}}
+	if only != "" {
+		if have, _ := r.git.ResolveRef(ctx, only); have != "" {
+			o.Tips = []string{have}
+		} else {
+			o.NoNegotiation = true
+		}
+	}
+	return r.git.Fetch(ctx, o)
+}
+
+// PushMain pushes commit as the main of the remote index at url. The
+// result is never nil once git ran: a push the server refused or that
+// lost a race for the remote's main is an error whose result says why.
+func (r *Repo) PushMain(ctx context.Context, url, commit string) (*PushResult, error) {
+	return r.git.Push(ctx, url, commit, MainRef)
+}
+
+// RemoteRefs lists the refs of the remote index at url that match
+// pattern (a git ref pattern: "refs/upstreams/*").
+func (r *Repo) RemoteRefs(ctx context.Context, url, pattern string) ([]RemoteRef, error) {
+	return r.git.LsRemote(ctx, url, pattern)
+}
+
+// CountBetween returns how many commits head has that base does not:
+// how far head is ahead of base.
+func (r *Repo) CountBetween(ctx context.Context, base, head string) (int, error) {
+	return r.git.Count(ctx, base, head)
+}
+
+// OldestBetween returns the committer time of the oldest of the commits
+// head has that base does not, and false if there are none.
+func (r *Repo) OldestBetween(ctx context.Context, base, head string) (int64, bool, error) {
+	times, err := r.git.CommitTimes(ctx, base, head)
+	if err != nil || len(times) == 0 {
+		return 0, false, err
+	}
+	return times[len(times)-1], true, nil
+}
+
+// GitRemoteURL returns the URL of a git remote of a clone (remote.NAME.url
+// of its git configuration), and false if it has none by that name.
+func (r *Repo) GitRemoteURL(ctx context.Context, name string) (string, bool, error) {
+	return r.git.ConfigGet(ctx, "remote."+name+".url")
+}
+
+// HTTPBackend returns `git http-backend` serving the repository's git
+// directory for one CGI request, prepared and not started (see
+// gitx.Repo.HTTPBackend): the server's smart HTTP door.
+func (r *Repo) HTTPBackend(ctx context.Context, o HTTPBackendOptions) (*exec.Cmd, error) {
+	return r.git.HTTPBackend(ctx, o)
+}
+
+// filePaths returns the paths of every file of rev's tree.
+func (r *Repo) filePaths(ctx context.Context, rev string) ([]string, error) {
+	var paths []string
+	err := r.git.LsTree(ctx, rev, false, nil, func(t gitx.TreeItem) error {
+		paths = append(paths, t.Path)
+		return nil
+	})
+	return paths, err
+}
+
+// dirPaths returns the paths of every directory under dir in rev's tree.
+func (r *Repo) dirPaths(ctx context.Context, rev, dir string) ([]string, error) {
+	var paths []string
+	err := r.git.LsTree(ctx, rev, true, []string{dir}, func(t gitx.TreeItem) error {
+		paths = append(paths, t.Path)
+		return nil
+	})
+	return paths, err
+}

@@ -1,0 +1,174 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+
+	"cairn.dev/cairn/internal/gitx"
+)
+
+// PackageTree is where one package's files are, named by their content:
+// the git tree of the package's directory (its versions) and, for an
+// upstream's package, the tree of this repository's own records about
+// its versions. A tree id names its content, so a PackageTree's Key
+// changes exactly when something about the package does.
+type PackageTree struct {
+	Tree     string
+	Local    string    // "" if none
+	Upstream *Upstream // nil: the repository's own package
+}
+
+// Key names the package's content (an ETag, a cache key).
+func (p PackageTree) Key() string {
+	if p.Local == "" {
+		return p.Tree
+	}
+	return p.Tree + "+" + p.Local
+}
+
+// FindPackage finds a package's files at the current heads: in main
+// first, then, for a name that is not internal (Names: internal names
+// win, an upstream's package of an internal name is never looked at), in
+// each verified copy of the upstreams ups returns, in its order (asked
+// only when main lacks the package). A package found nowhere is
+// fs.ErrNotExist.
+func (r *Repo) FindPackage(ctx context.Context, name string, ups func() ([]*Upstream, error)) (PackageTree, error) {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return PackageTree{}, err
+	}
+	dir := PackageDir(name)
+	if id, err := treeAt(rd, MainRef+":"+dir); id != "" || err != nil {
+		return PackageTree{Tree: id}, err
+	}
+	followed, err := ups()
+	if err != nil {
+		return PackageTree{}, err
+	}
+	if len(followed) == 0 {
+		return PackageTree{}, fs.ErrNotExist
+	}
+	// A name internal here but not published yet (inside a publish grant
+	// of this repository's keys) is never taken from an upstream.
+	own, err := r.Names(ctx, MainRef)
+	if err != nil {
+		return PackageTree{}, err
+	}
+	if in, err := own.Internal(name); err != nil {
+		return PackageTree{}, err
+	} else if in {
+		return PackageTree{}, fs.ErrNotExist
+	}
+	for _, u := range followed {
+		id, err := treeAt(rd, UpstreamRef(u.Name)+":"+dir)
+		if err != nil {
+			return PackageTree{}, err
+		}
+		if id == "" {
+			continue
+		}
+		local, err := treeAt(rd, MainRef+":"+UpstreamDir(u.Name)+"/"+dir)
+		return PackageTree{Tree: id, Local: local, Upstream: u}, err
+	}
+	return PackageTree{}, fs.ErrNotExist
+}
+
+// UpstreamsKey returns the id of main's tree of upstream declarations, ""
+// if there is none: it changes exactly when the upstreams main declares
+// do, so a list of them can be kept by it.
+func (r *Repo) UpstreamsKey(ctx context.Context) (string, error) {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return "", err
+	}
+	return treeAt(rd, MainRef+":upstreams")
+}
+
+// treeAt returns the id of the tree at rev:path, "" if there is none.
+func treeAt(rd *gitx.Reader, spec string) (string, error) {
+	o, err := rd.Read(spec)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && o.Type != "tree") {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return o.ID, nil
+}
+
+// PackageVersion is one version of a PackageTree, as stored: its
+// descriptor's bytes, its records (DSSE envelopes, in the tree's order)
+// and this repository's own records about it (an upstream's version).
+type PackageVersion struct {
+	Version      string
+	Descriptor   []byte
+	Records      [][]byte
+	LocalRecords [][]byte
+}
+
+// PackageVersions calls fn with each version of p, in the tree's order.
+func (r *Repo) PackageVersions(ctx context.Context, p PackageTree, fn func(PackageVersion) error) error {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return err
+	}
+	versions, err := rd.Tree(p.Tree)
+	if err != nil {
+		return err
+	}
+	local := map[string]string{} // version → tree of local records
+	if p.Upstream != nil && p.Local != "" {
+		lv, err := rd.Tree(p.Local)
+		if err != nil {
+			return err
+		}
+		for _, v := range lv {
+			local[v.Name] = v.ID
+		}
+	}
+	for _, v := range versions {
+		if !v.IsTree() {
+			continue
+		}
+		pv := PackageVersion{Version: v.Name}
+		err := readFiles(rd, v.ID, func(file string, data []byte) {
+			if file == DescriptorFile {
+				pv.Descriptor = data
+				return
+			}
+			pv.Records = append(pv.Records, data)
+		})
+		if err != nil {
+			return err
+		}
+		if t := local[v.Name]; t != "" {
+			err := readFiles(rd, t, func(_ string, data []byte) {
+				pv.LocalRecords = append(pv.LocalRecords, data)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if err := fn(pv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFiles calls fn with each file of a tree.
+func readFiles(rd *gitx.Reader, tree string, fn func(file string, data []byte)) error {
+	files, err := rd.Tree(tree)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		o, err := rd.Read(f.ID)
+		if err != nil {
+			return err
+		}
+		fn(f.Name, o.Data)
+	}
+	return nil
+}
