@@ -185,14 +185,14 @@ func Remove(ctx context.Context, r *index.Repo, name string) error {
 		return err
 	}
 	for _, ref := range []string{rm.Line(r).Ref, rm.incoming(r).Ref} {
-		cur, err := r.Git.ResolveRef(ctx, ref)
+		cur, err := r.ResolveRef(ctx, ref)
 		if err != nil {
 			return fmt.Errorf("removing remote %s: %w", name, err)
 		}
 		if cur == "" {
 			continue
 		}
-		if err := r.MoveRef(ctx, ref, r.Git.ZeroID(), cur); err != nil {
+		if err := r.MoveRef(ctx, ref, r.ZeroID(), cur); err != nil {
 			return fmt.Errorf("removing remote %s: deleting %s: %w", name, ref, err)
 		}
 	}
