@@ -25,10 +25,11 @@ import (
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/server/servertest"
 )
 
 // TestMain lets the test binary be the server's pre-receive hook.
-func TestMain(m *testing.M) { indextest.Main(m) }
+func TestMain(m *testing.M) { servertest.Main(m) }
 
 // rig is a served index, a CI key granted certify:tested, and a
 // configuration repository that names the server as remote "public".
@@ -48,7 +49,7 @@ func newRig(t *testing.T) *rig {
 // URL from the server's) if front is not nil.
 func newRigAt(t *testing.T, w *indextest.World, front func(backend string) string) *rig {
 	t.Helper()
-	url := w.Serve()
+	url := servertest.Serve(w)
 	if front != nil {
 		url = front(url)
 	}
@@ -494,7 +495,7 @@ func TestCertifyTwoRemotes(t *testing.T) {
 	g := newRig(t)
 	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
 	other := indextest.New(t)
-	otherURL := other.Serve()
+	otherURL := servertest.Serve(other)
 	other.Grant(g.ci, "acme-ci", "certify:tested")
 	other.Publish(indextest.Package{Name: "acme/db", Version: "2.0.0"})
 	if err := remote.Add(g.config, remote.Remote{Name: "internal", URL: otherURL, Introduction: other.Intro}); err != nil {

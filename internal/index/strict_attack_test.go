@@ -18,9 +18,10 @@ import (
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/server/servertest"
 )
 
-func TestMain(m *testing.M) { indextest.Main(m) }
+func TestMain(m *testing.M) { servertest.Main(m) }
 
 // git runs git in dir and returns its combined output.
 func git(t *testing.T, dir string, args ...string) string {
@@ -98,7 +99,7 @@ func TestAttackUnknownPredicateMembers(t *testing.T) {
 	}
 
 	// Pushed with git to a server.
-	url := w.Serve() // grants the server's checkpoint key: main moves
+	url := servertest.Serve(w) // grants the server's checkpoint key: main moves
 	if before, err = w.Repo.Head(w.Ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"cairn.dev/cairn/internal/blob/blobtest"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/server/servertest"
 )
 
 // poison replaces the cached file of the only package's artifact with
@@ -50,7 +51,7 @@ func TestPoisonedCache(t *testing.T) {
 	for _, sameSize := range []bool{true, false} {
 		w := newWorld(t)
 		w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
-		w.served(w.Serve(), nil, "packages:\n  acme/log: ^1.0\n")
+		w.served(servertest.Serve(w.World), nil, "packages:\n  acme/log: ^1.0\n")
 		first := filepath.Join(t.TempDir(), "a")
 		if _, err := w.install(first, false); err != nil {
 			t.Fatal(err)
@@ -115,7 +116,7 @@ func TestPoisonedCacheUnfetchable(t *testing.T) {
 	for _, sameSize := range []bool{true, false} {
 		w := newWorld(t)
 		w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
-		w.served(w.Serve(), nil, "packages:\n  acme/log: ^1.0\n")
+		w.served(servertest.Serve(w.World), nil, "packages:\n  acme/log: ^1.0\n")
 		first := filepath.Join(t.TempDir(), "a")
 		if _, err := w.install(first, false); err != nil {
 			t.Fatal(err)
@@ -144,7 +145,7 @@ func TestPoisonedCacheUnfetchable(t *testing.T) {
 func TestFullDisk(t *testing.T) {
 	w := newWorld(t)
 	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
-	w.served(w.Serve(), nil, "packages:\n  acme/log: ^1.0\n")
+	w.served(servertest.Serve(w.World), nil, "packages:\n  acme/log: ^1.0\n")
 	into := filepath.Join(t.TempDir(), "deps")
 	_, err := w.installFrom(into, nil, blobtest.FullDisk{FS: w.blobs})
 	if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, blob.ErrMismatch) ||

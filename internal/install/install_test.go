@@ -21,6 +21,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/server/servertest"
 )
 
 type world struct {
@@ -177,7 +178,7 @@ func tamper(t *testing.T, target string, change func([]byte) []byte) string {
 func TestBadMirror(t *testing.T) {
 	w := newWorld(t)
 	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
-	good := w.Serve()
+	good := servertest.Serve(w.World)
 	flip := tamper(t, good, func(b []byte) []byte { c := bytes.Clone(b); c[len(c)/2] ^= 1; return c })
 	longer := tamper(t, good, func(b []byte) []byte { return append(b, "more"...) })
 	for _, bad := range []string{flip, longer} {
@@ -218,7 +219,7 @@ func TestBadMirror(t *testing.T) {
 func TestOffline(t *testing.T) {
 	w := newWorld(t)
 	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
-	srv := w.Serve()
+	srv := servertest.Serve(w.World)
 	w.served(srv, nil, "packages:\n  acme/log: ^1.0\n")
 	if _, err := w.install(filepath.Join(t.TempDir(), "a"), false); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/server/servertest"
 	"cairn.dev/cairn/internal/transport"
 	"cairn.dev/cairn/internal/transport/transporttest"
 )
@@ -30,7 +31,7 @@ func TestTricklingMirror(t *testing.T) {
 	t.Setenv(transport.EnvStall, "500ms")
 	w := newWorld(t)
 	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
-	good := w.Serve()
+	good := servertest.Serve(w.World)
 	to, _ := url.Parse(good)
 	ts := httptest.NewServer(transporttest.Trickle(httputil.NewSingleHostReverseProxy(to), 200*time.Millisecond,
 		func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/blobs/") }))

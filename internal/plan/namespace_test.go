@@ -8,6 +8,7 @@ import (
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/server/servertest"
 )
 
 // Attack: an upstream publishes acme/newthing, a name the organisation
@@ -18,7 +19,7 @@ import (
 // check once it is. Names outside the namespace still come from upstream.
 func TestUpstreamNameInsideOrgNamespace(t *testing.T) {
 	up := indextest.New(t)
-	upURL := up.Serve()
+	upURL := servertest.Serve(up)
 	up.Grant(up.Publisher, "alice", "publish:libs/*")
 	up.Publish(indextest.Package{Name: "acme/newthing", Version: "6.6.6"})
 	up.Publish(indextest.Package{Name: "libs/json", Version: "1.0.0"})

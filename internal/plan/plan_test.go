@@ -22,6 +22,7 @@ import (
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/server/servertest"
 )
 
 // world is an index with a small package graph, a snapshot lts-1.0
@@ -272,7 +273,7 @@ func TestVerified(t *testing.T) {
 // again offline after the server is gone.
 func TestServedAndOffline(t *testing.T) {
 	w := newWorld(t)
-	url := w.Serve()
+	url := servertest.Serve(w.World)
 	cache := t.TempDir()
 	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\nsnapshot: lts-1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n", url, w.Intro))
 	_, srcs, l, err := w.lock(Options{Cache: cache})
@@ -327,7 +328,7 @@ func mustProject(t *testing.T, dir string) *Project {
 // unmoved keeps the checkpoint, so the bytes stay the same.
 func TestLockCheckpoint(t *testing.T) {
 	w := newWorld(t)
-	url := w.Serve()
+	url := servertest.Serve(w.World)
 	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\nsnapshot: lts-1.0\n", url, w.Intro))
 	p, srcs, l, err := w.lock(Options{Cache: t.TempDir()})
 	if err != nil {
@@ -460,7 +461,7 @@ func TestHolderNamesAcrossRepositories(t *testing.T) {
 // organisation declared.
 func TestUpstreamThroughOrganisation(t *testing.T) {
 	up := newWorld(t)
-	upURL := up.Serve()
+	upURL := servertest.Serve(up.World)
 	up.Audit("acme/log", "1.0.0") // by the upstream's own acme-security
 	org := indextest.New(t)
 	org.Publish(indextest.Package{Name: "acme/internal", Version: "1.0.0", Deps: map[string]string{"acme/log": "^1.0"}})

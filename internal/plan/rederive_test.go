@@ -11,6 +11,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/server/servertest"
 )
 
 // relock re-encodes an edited lock as its editor would: every field as
@@ -189,7 +190,7 @@ func TestLockConsistentEditsSnapshot(t *testing.T) {
 // pull this cache has not made) is named.
 func TestLockCheckOffline(t *testing.T) {
 	w := newWorld(t)
-	url := w.Serve()
+	url := servertest.Serve(w.World)
 	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\n", url, w.Intro))
 	old := t.TempDir()
 	if _, _, _, err := w.lock(Options{Cache: old}); err != nil {

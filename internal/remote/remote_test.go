@@ -20,14 +20,14 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
-	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/server"
+	"cairn.dev/cairn/internal/server/servertest"
 )
 
 // TestMain lets the test binary be the server's pre-receive hook: the
 // server runs it as "EXE hook pre-receive --repo DIR", a real process.
-func TestMain(m *testing.M) { indextest.Main(m) }
+func TestMain(m *testing.M) { servertest.Main(m) }
 
 func newSigner(t *testing.T) keys.Signer {
 	_, priv, err := ed25519.GenerateKey(nil)

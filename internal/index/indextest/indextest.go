@@ -2,6 +2,7 @@
 // that read them (plan, policy, install): a git repository in a
 // temporary directory with its root, a publisher, a security team and a
 // curator, and packages whose artifacts are real gzipped tarballs.
+// Package servertest serves such an index over HTTP.
 package indextest
 
 import (
@@ -11,9 +12,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,7 +21,6 @@ import (
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
-	"cairn.dev/cairn/internal/server"
 )
 
 // World is an index and the keys that act on it.
@@ -35,22 +32,7 @@ type World struct {
 	Intro string
 
 	Root, Publisher, Security, Curator keys.Signer
-	Checkpointer                       keys.Signer // signs the server's checkpoints, once Serve granted it
-}
-
-// Main runs a test binary's tests; run as the pre-receive hook that the
-// servers of Serve install (the binary stands in for cairn), it checks
-// the push instead. A package whose tests push to Serve's server calls it
-// from TestMain.
-func Main(m *testing.M) {
-	if len(os.Args) == 5 && os.Args[1] == "hook" {
-		if err := server.PreReceive(context.Background(), os.Args[4], os.Stdin, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, "cairn: error:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	Checkpointer                       keys.Signer // signs a server's checkpoints, once servertest.Serve granted it
 }
 
 // NewSigner makes a fresh ed25519 key.
@@ -77,27 +59,6 @@ func New(t testing.TB) *World {
 	w.Grant(w.Security, "acme-security", "certify:audited", "certify:vulnerable", "certify:fixed", "certify:tested")
 	w.Grant(w.Curator, "curators", "snapshot", "label:*")
 	return w
-}
-
-// Serve serves the index on a real HTTP server (a checkpoint key granted
-// the first time) and returns its URL; the server stops with the test.
-func (w *World) Serve() string {
-	w.T.Helper()
-	if w.Checkpointer == nil {
-		w.Checkpointer = NewSigner()
-		w.Grant(w.Checkpointer, "server", "checkpoint")
-	}
-	exe, err := filepath.Abs(os.Args[0])
-	if err != nil {
-		w.T.Fatal(err)
-	}
-	srv, err := server.New(w.Repo, server.Options{Exe: exe, CheckpointKey: w.Checkpointer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		w.T.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	w.T.Cleanup(func() { ts.Close(); srv.Close() })
-	return ts.URL
 }
 
 // Grant grants s scopes under holder.

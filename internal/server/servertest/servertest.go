@@ -1,0 +1,58 @@
+// Package servertest serves test indexes over HTTP as cairn serve does,
+// for the tests of the packages that talk to a server (remote, plan,
+// install, certifier). It sits above both index/indextest, which builds
+// the indexes, and server, so that neither of those imports the other.
+package servertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/server"
+)
+
+// Main runs a test binary's tests; run as the pre-receive hook that the
+// servers of Serve install (the binary stands in for cairn), it checks
+// the push instead. A package whose tests push to a server calls it from
+// TestMain.
+func Main(m *testing.M) {
+	if len(os.Args) == 5 && os.Args[1] == "hook" {
+		if err := server.PreReceive(context.Background(), os.Args[4], os.Stdin, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "cairn: error:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// Serve serves w's index on a real HTTP server and returns its URL; the
+// server stops with the test. The first call grants w.Checkpointer, a
+// new key, the checkpoint scope, and the server signs its checkpoints
+// with it. Pushes to the server run the test binary as their hook: the
+// package's TestMain calls Main.
+func Serve(w *indextest.World) string {
+	w.T.Helper()
+	if w.Checkpointer == nil {
+		w.Checkpointer = indextest.NewSigner()
+		w.Grant(w.Checkpointer, "server", "checkpoint")
+	}
+	exe, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	srv, err := server.New(w.Repo, server.Options{Exe: exe, CheckpointKey: w.Checkpointer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	w.T.Cleanup(func() { ts.Close(); srv.Close() })
+	return ts.URL
+}
