@@ -252,17 +252,27 @@ func detail(rec *record.Record) string {
 		}
 		return s
 	case record.CertificationPredicate:
-		s := p.Note
-		for _, e := range p.Evidence {
-			s += fmt.Sprintf(" [evidence %s sha256:%.12s]", e.Name, e.SHA256)
+		return withEvidence(p.Note, p.Evidence)
+	case record.FixedPredicate:
+		s := "answers " + strings.Join(p.Vulnerabilities, ", ")
+		if p.Note != "" {
+			s += ": " + p.Note
 		}
-		return strings.TrimSpace(s)
+		return withEvidence(s, p.Evidence)
 	case record.EndPredicate:
 		return fmt.Sprintf("%s record %.16s: %s", rec.Kind, rec.Statement.Subject[0].SHA256(), p.Reason)
 	case record.AuthoredPredicate:
 		return "descriptor sha256:" + p.Descriptor.SHA256
 	}
 	return ""
+}
+
+// withEvidence appends a record's evidence to its summary.
+func withEvidence(s string, evidence []record.Evidence) string {
+	for _, e := range evidence {
+		s += fmt.Sprintf(" [evidence %s sha256:%.12s]", e.Name, e.SHA256)
+	}
+	return strings.TrimSpace(s)
 }
 
 func semverLess(a, b string) bool {

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/record"
 )
 
 // A record's status is typed for code (Active, Ended) and reads as the
@@ -34,5 +37,21 @@ func TestRecordStatus(t *testing.T) {
 	}
 	if _, err := json.Marshal(RecordView{Status: Status(9)}); err == nil {
 		t.Error("an unknown status marshalled")
+	}
+}
+
+// A fixed record shows what it answers and why; it showed nothing.
+func TestFixedDetail(t *testing.T) {
+	rec := &record.Record{Kind: record.Fixed, Predicate: record.FixedPredicate{
+		Vulnerabilities: []string{"GHSA-aaaa-bbbb", "CVE-2026-1"}, Note: "bounds check added in 1.2.4",
+		Evidence: []record.Evidence{{Name: "patch.diff", Ref: blob.Ref{SHA256: strings.Repeat("ab", 32), Size: 3}}},
+	}}
+	want := "answers GHSA-aaaa-bbbb, CVE-2026-1: bounds check added in 1.2.4 [evidence patch.diff sha256:abababababab]"
+	if got := detail(rec); got != want {
+		t.Errorf("detail = %q\nwant     %q", got, want)
+	}
+	rec.Predicate = record.FixedPredicate{Vulnerabilities: []string{"GHSA-1"}}
+	if got := detail(rec); got != "answers GHSA-1" {
+		t.Errorf("detail without a note = %q", got)
 	}
 }
