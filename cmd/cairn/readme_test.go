@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
@@ -345,4 +348,35 @@ func TestReadmeLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestReadmeCommands holds the README's "Commands" section to the CLI:
+// every command a user can run (each leaf of the command tree, but for
+// help and completion's shells) is named there as `cairn PATH…`.
+func TestReadmeCommands(t *testing.T) {
+	md := readme(t)
+	i := strings.Index(md, "## Commands\n")
+	if i < 0 {
+		t.Fatal("README.md has no '## Commands' section")
+	}
+	section := md[i+len("## Commands\n"):]
+	if j := strings.Index(section, "\n## "); j >= 0 {
+		section = section[:j]
+	}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" {
+			return
+		}
+		if !c.HasAvailableSubCommands() {
+			if !strings.Contains(section, "`"+c.CommandPath()) {
+				t.Errorf("README.md's Commands section does not name `%s`: add it to the table", c.CommandPath())
+			}
+			return
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRoot(io.Discard))
 }
