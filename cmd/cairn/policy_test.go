@@ -66,6 +66,15 @@ func TestPolicyAndWhyExits(t *testing.T) {
 		t.Fatalf("why acme/none: exit %d, stderr %q; want exit %d (not found) naming the package", code, stderr, exitNotFound)
 	}
 
+	for _, args := range [][]string{
+		{"policy", "check", "--dir", project, "--cache", cache, "acme/none@1.0.0"},
+		{"policy", "check", "--dir", project, "--cache", cache, "acme/fastjson@9.9.9"},
+	} {
+		if code, _, stderr := call(args...); code != exitNotFound || strings.Contains(stderr, "file does not exist") {
+			t.Fatalf("cairn %s: exit %d, stderr %q; want exit %d (not found)", strings.Join(args, " "), code, stderr, exitNotFound)
+		}
+	}
+
 	bad := "require:\n  - name: ci\n    property: tested\n    where: record.reslt == \"PASSED\"\nforbid:\n  - name: gpl\n    expr: pkg.licence.startsWith(\"GPL\")\n"
 	write(filepath.Join(dir, "bad.yaml"), bad)
 	write(filepath.Join(project, "policy.yaml"), bad)

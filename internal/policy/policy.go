@@ -373,7 +373,18 @@ func mustEnv(recordVar string) *cel.Env {
 func compile(env *cel.Env, expr string, uses map[string]bool) (cel.Program, error) {
 	ast, iss := env.Compile(expr)
 	if iss != nil && iss.Err() != nil {
-		return nil, errors.New(strings.ReplaceAll(iss.Err().Error(), "\n", " "))
+		// CEL's lines "ERROR: <input>:LINE:COLUMN: what", without the
+		// drawing of the expression under each.
+		var msgs []string
+		for _, l := range strings.Split(iss.Err().Error(), "\n") {
+			if strings.HasPrefix(l, "ERROR: ") {
+				msgs = append(msgs, l)
+			}
+		}
+		if len(msgs) == 0 {
+			msgs = append(msgs, strings.ReplaceAll(iss.Err().Error(), "\n", " "))
+		}
+		return nil, errors.New(strings.Join(msgs, "; "))
 	}
 	if ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("the expression is a %s; a condition must be a bool", ast.OutputType())

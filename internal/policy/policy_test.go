@@ -352,6 +352,7 @@ func TestMalformedPolicies(t *testing.T) {
 		{"CEL that is not a condition", "require:\n  - name: s\n    expr: pkg.name\n", "the expression is a string; a condition must be a bool"},
 		{"a misspelled record field", "require:\n  - name: ci\n    property: tested\n    where: record.reslt == \"PASSED\"\n", `policy.yaml:4: rule "ci": where: ERROR: <input>:1:7: undefined field 'reslt'`},
 		{"a misspelled field in records", "forbid:\n  - name: v\n    expr: records.exists(r, r.knd == \"vulnerable\")\n", `policy.yaml:3: rule "v": expr: ERROR: <input>:1:20: undefined field 'knd'`},
+		{"two misspelled fields in one expression", "forbid:\n  - name: v\n    property: vulnerable\n    where: record.a == record.b\n", `where: ERROR: <input>:1:7: undefined field 'a'; ERROR: <input>:1:19: undefined field 'b'`},
 		{"a misspelled package field", "forbid:\n  - name: l\n    expr: pkg.licence == \"GPL\"\n", `undefined field 'licence'`},
 		{"a field of the wrong type", "forbid:\n  - name: s\n    property: vulnerable\n    where: record.severity_rank == \"high\"\n", `found no matching overload for '_==_' applied to '(int, string)'`},
 		{"record in an expr rule", "forbid:\n  - name: e\n    expr: record.kind == \"x\"\n", "undeclared reference to 'record'"},
@@ -419,6 +420,9 @@ forbid:
 		t.Fatalf("%d errors, want %d:\n%v", len(list), len(want), err)
 	}
 	msg := err.Error()
+	if strings.Contains(msg, "| ") {
+		t.Fatalf("error %q draws the expression", msg)
+	}
 	if !strings.HasPrefix(msg, "3 errors in the policy:\n  ") {
 		t.Fatalf("error %q does not count its errors", msg)
 	}
