@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -35,6 +37,9 @@ before the key's revocation, so still valid, but worth a look).`,
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
 				name, version := descriptor.SplitID(args[0])
 				views, err := r.Show(ctx, name, version)
+				if errors.Is(err, fs.ErrNotExist) {
+					return showUpstream(ctx, cmd.OutOrStdout(), r, name, version, asJSON, err)
+				}
 				if err != nil {
 					return err
 				}
@@ -45,7 +50,7 @@ before the key's revocation, so still valid, but worth a look).`,
 					if i > 0 {
 						fmt.Fprintln(cmd.OutOrStdout())
 					}
-					printVersion(cmd.OutOrStdout(), v)
+					printVersion(cmd.OutOrStdout(), v, "")
 				}
 				return nil
 			})
@@ -56,9 +61,13 @@ before the key's revocation, so still valid, but worth a look).`,
 	return c
 }
 
-func printVersion(w io.Writer, v index.VersionView) {
+// printVersion prints a version; from, if set, says where it comes from.
+func printVersion(w io.Writer, v index.VersionView, from string) {
 	d := v.Descriptor
 	fmt.Fprintf(w, "%s@%s\n", v.Name, v.Version)
+	if from != "" {
+		fmt.Fprintf(w, "  from        %s\n", from)
+	}
 	fmt.Fprintf(w, "  uuid        %s\n", d.UUID)
 	if d.Summary != "" {
 		fmt.Fprintf(w, "  summary     %s\n", d.Summary)
@@ -77,8 +86,40 @@ func printVersion(w io.Writer, v index.VersionView) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "  records:")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, r := range v.Records {
+	printRecords(w, v.Records)
+}
+
+// showUpstream shows a package that is not published in r but by an
+// upstream it follows (index.Repo.ShowUpstreamPackage: internal names
+// win); notHere is r's own answer, kept when r follows no upstream.
+func showUpstream(ctx context.Context, w io.Writer, r *index.Repo, name, version string, asJSON bool, notHere error) error {
+	if ups, err := r.Followed(ctx); err != nil {
+		return err
+	} else if len(ups) == 0 {
+		return notHere
+	}
+	views, err := r.ShowUpstreamPackage(ctx, name, version)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(w, views)
+	}
+	for i, v := range views {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		printVersion(w, v.VersionView, fmt.Sprintf("upstream %s, verified at %s", v.Upstream, v.Head))
+		fmt.Fprintf(w, "  records of %s about it:\n", r.Dir)
+		printRecords(w, v.Local)
+	}
+	return nil
+}
+
+// printRecords prints records as a table, one a line.
+func printRecords(w io.Writer, recs []index.RecordView) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range recs {
 		kind := r.Kind
 		if len(r.Artifacts) > 0 {
 			kind += " [" + strings.Join(r.Artifacts, ",") + "]"

@@ -165,6 +165,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /blobs/sha256/{hex}", s.blobGet) // GET also answers HEAD
 	mux.HandleFunc("PUT /blobs/sha256/{hex}", s.blobPut)
 	mux.HandleFunc("POST /blobs/batch", s.blobBatch)
+	mux.HandleFunc("GET /api/v1/packages", s.packageList)
 	mux.HandleFunc("GET /api/v1/packages/{ns}/{name}", s.packageGet)
 	mux.HandleFunc("GET /api/v1/records/{id}", s.recordGet)
 	mux.HandleFunc("GET /api/v1/checkpoint", s.checkpoint)

@@ -1,0 +1,215 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"cairn.dev/cairn/internal/descriptor"
+)
+
+// PackageEntry is one package of a listing: its name, where it comes
+// from and its latest version.
+type PackageEntry struct {
+	Name     string `json:"name"`
+	Latest   string `json:"latest"`   // the newest version, in semver order
+	Versions int    `json:"versions"` // how many are published
+	// Upstream is the upstream whose package this is (read at the head of
+	// its copy this repository verified); "" for the repository's own.
+	Upstream string `json:"upstream,omitempty"`
+}
+
+// Packages lists the packages published at commit (a head verified
+// before: the caller's to choose), by name, each with its latest
+// version, that match term (see MatchPackage; "" matches all). The
+// packages of the upstreams main follows are listed beside them, each
+// read at the head of the upstream's copy this repository verified:
+// never one whose name is internal to the repository (Names: internal
+// names win), and a name two upstreams publish is the first's, in name
+// order, as the server's light reads serve it.
+func (r *Repo) Packages(ctx context.Context, commit, term string) ([]PackageEntry, error) {
+	id, err := r.HeadOf(ctx, commit)
+	if err != nil {
+		return nil, err
+	}
+	own, err := r.packageVersions(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []PackageEntry
+	for name, vs := range own {
+		seen[name] = true
+		if MatchPackage(term, name) {
+			out = append(out, entry(name, vs, ""))
+		}
+	}
+	ups, err := r.Upstreams(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var names *Names
+	for _, u := range ups {
+		if u.RevokedBy != "" {
+			continue
+		}
+		head, _, err := r.VerifiedHead(r.UpstreamLine(u))
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		if head == "" {
+			continue // never synced: nothing of it is verified here
+		}
+		theirs, err := r.packageVersions(ctx, head)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		if names == nil {
+			if names, err = r.Names(ctx, id); err != nil {
+				return nil, err
+			}
+		}
+		for name, vs := range theirs {
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			if in, err := names.Internal(name); err != nil {
+				return nil, err
+			} else if in {
+				continue
+			}
+			if MatchPackage(term, name) {
+				out = append(out, entry(name, vs, u.Name))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// MatchPackage reports whether a package name matches a search term: a
+// glob (path.Match, '*' stopping at '/') when the term has one of *?[,
+// else a substring, both ignoring case; "" matches every name.
+func MatchPackage(term, name string) bool {
+	term, name = strings.ToLower(term), strings.ToLower(name)
+	if strings.ContainsAny(term, "*?[") {
+		ok, err := path.Match(term, name)
+		return ok && err == nil
+	}
+	return strings.Contains(name, term)
+}
+
+func entry(name string, versions []string, upstream string) PackageEntry {
+	latest := versions[0]
+	for _, v := range versions[1:] {
+		if semverLess(latest, v) {
+			latest = v
+		}
+	}
+	return PackageEntry{Name: name, Latest: latest, Versions: len(versions), Upstream: upstream}
+}
+
+// packageVersions reads every package's versions at commit in one
+// listing of the packages tree.
+func (r *Repo) packageVersions(ctx context.Context, commit string) (map[string][]string, error) {
+	out, err := r.Git.Git(ctx, nil, "ls-tree", "-r", "-d", "--name-only", commit, "--", "packages")
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string][]string{}
+	for _, p := range strings.Split(string(out), "\n") {
+		// packages/H/H/H/H/NS/NAME/VERSION
+		if parts := strings.Split(p, "/"); len(parts) == 8 && parts[0] == "packages" {
+			name := parts[5] + "/" + parts[6]
+			byName[name] = append(byName[name], parts[7])
+		}
+	}
+	return byName, nil
+}
+
+// UpstreamVersionView is a version that an upstream publishes, as this
+// repository shows it: the upstream's descriptor and records, their
+// statuses judged by the upstream's own root, read at the head of the
+// upstream's copy this repository verified; and this repository's own
+// records about it (its security team's audit, say), judged by its root.
+type UpstreamVersionView struct {
+	VersionView
+	Upstream string       `json:"upstream"`
+	Head     string       `json:"upstream_head"` // the upstream's verified head read
+	Local    []RecordView `json:"local_records"`
+}
+
+// ShowUpstreamPackage returns a package's versions (or one version) that
+// an upstream main follows publishes, oldest first, as UpstreamVersionView
+// shows them. The upstream is the first, in name order, whose verified
+// copy publishes the name, as the server's light reads and Packages pick
+// it. It fails with fs.ErrNotExist when the name is internal to this
+// repository (Names: internal names win, its upstream namesakes are
+// never shown), or when no upstream this repository verified publishes it.
+func (r *Repo) ShowUpstreamPackage(ctx context.Context, name, version string) ([]UpstreamVersionView, error) {
+	if err := descriptor.CheckName(name); err != nil {
+		return nil, err
+	}
+	own, err := r.Catalog(ctx, MainRef)
+	if err != nil {
+		return nil, err
+	}
+	names, err := r.Names(ctx, own.Commit())
+	if err != nil {
+		return nil, err
+	}
+	if why, err := names.Why(name); err != nil {
+		return nil, err
+	} else if why != "" {
+		return nil, fmt.Errorf("%s is not published in %s, and is an internal name: its upstream namesakes are never shown (%s): %w", name, r.Dir, why, fs.ErrNotExist)
+	}
+	ups, err := r.Upstreams(ctx, own.Commit())
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range ups {
+		if u.RevokedBy != "" {
+			continue
+		}
+		head, _, err := r.VerifiedHead(r.UpstreamLine(u))
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		if head == "" {
+			continue
+		}
+		theirs, err := r.Catalog(ctx, head)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		vs, err := theirs.Versions(name)
+		if err != nil {
+			return nil, err
+		}
+		if len(vs) == 0 {
+			continue
+		}
+		views, err := theirs.Show(ctx, name, version)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s@%s is published neither in %s nor by upstream %s, which publishes %s %s: %w", name, version, r.Dir, u.Name, name, strings.Join(vs, ", "), fs.ErrNotExist)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		out := make([]UpstreamVersionView, 0, len(views))
+		for _, v := range views {
+			local, err := own.ShowUpstream(ctx, u.Name, name, v.Version)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, UpstreamVersionView{VersionView: v, Upstream: u.Name, Head: head, Local: append([]RecordView{}, local...)})
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%s is published neither in %s nor in an upstream it verified (cairn sync fetches and verifies them): %w", name, r.Dir, fs.ErrNotExist)
+}
