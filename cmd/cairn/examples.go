@@ -87,8 +87,14 @@ cairn remote list --json`,
 	"serve": `cairn serve --repo /srv/cairn --addr :8080 --checkpoint-key server.key
 # any free port; the URL is written to url.txt and printed as a JSON line
 cairn serve --addr 127.0.0.1:0 --ready-file url.txt --json`,
+	"search": `cairn search
+cairn search json
+# a glob: * stops at '/'
+cairn search 'acme/*' --json`,
 	"show": `cairn show acme/fastjson
-cairn show acme/fastjson@1.2.3 --json`,
+cairn show acme/fastjson@1.2.3 --json
+# an upstream's package: its records, and this repository's own about it
+cairn show public-lib/yaml@3.0.1`,
 	"snapshot create": `cairn snapshot create release.txt --key curator.key`,
 	"sync": `cairn sync
 cairn sync --json`,
