@@ -117,12 +117,12 @@ func entry(name string, versions []string, upstream string) PackageEntry {
 // packageVersions reads every package's versions at commit in one
 // listing of the packages tree.
 func (r *Repo) packageVersions(ctx context.Context, commit string) (map[string][]string, error) {
-	out, err := r.Git.Git(ctx, nil, "ls-tree", "-r", "-d", "--name-only", commit, "--", "packages")
+	dirs, err := r.dirPaths(ctx, commit, "packages")
 	if err != nil {
 		return nil, err
 	}
 	byName := map[string][]string{}
-	for _, p := range strings.Split(string(out), "\n") {
+	for _, p := range dirs {
 		// packages/H/H/H/H/NS/NAME/VERSION
 		if parts := strings.Split(p, "/"); len(parts) == 8 && parts[0] == "packages" {
 			name := parts[5] + "/" + parts[6]

@@ -109,7 +109,7 @@ func TestAttackPackageListUnverified(t *testing.T) {
 		t.Fatalf("before: %d %s", code, body)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
-	if out, err := gitIn(t, ".", "clone", "-q", s.repo.Git.GitDir, clone); err != nil {
+	if out, err := gitIn(t, ".", "clone", "-q", gitDir(t, s.repo), clone); err != nil {
 		t.Fatalf("clone: %v\n%s", err, out)
 	}
 	dir := filepath.Join(clone, filepath.FromSlash(index.VersionDir("acme/evil", "6.6.6")))
