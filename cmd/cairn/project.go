@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -242,10 +241,9 @@ With everything in the cache, nothing is fetched (--offline: not even the index)
 				into = filepath.Join(pr.Dir, "cairn_packages")
 			}
 			o := install.Options{Into: into, Cache: cache, Platform: platform, Jobs: jobs}
-			var bar *progressBar
-			if !f.json && isTerminal(cmd.ErrOrStderr()) {
-				bar = &progressBar{w: cmd.ErrOrStderr()}
-				o.Progress = bar.update
+			bar := newProgress(cmd.ErrOrStderr(), f.json, true)
+			if bar != nil {
+				o.Progress = installProgress(bar)
 			}
 			res, err := install.Install(ctx, l, pr.srcs, o)
 			bar.done()
@@ -447,42 +445,6 @@ func newWhyCmd() *cobra.Command {
 	}
 	f.register(cmd)
 	return cmd
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// progressBar draws an install's progress on a terminal.
-type progressBar struct {
-	w    io.Writer
-	last int
-}
-
-func (b *progressBar) update(p install.Progress) {
-	const width = 30
-	n := 0
-	if p.TotalBytes > 0 {
-		n = int(p.Bytes * width / p.TotalBytes)
-	}
-	n = min(n, width)
-	line := fmt.Sprintf("\r[%s%s] %s / %s  %d/%d packages  %s", strings.Repeat("#", n), strings.Repeat(".", width-n),
-		bytesText(p.Bytes), bytesText(p.TotalBytes), p.Packages, p.TotalPackages, p.Phase)
-	pad := max(0, b.last-len(line))
-	b.last = len(line)
-	fmt.Fprint(b.w, line+strings.Repeat(" ", pad))
-}
-
-func (b *progressBar) done() {
-	if b != nil && b.last > 0 {
-		fmt.Fprintln(b.w)
-	}
 }
 
 func bytesText(n int64) string {
