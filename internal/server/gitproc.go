@@ -230,6 +230,11 @@ func writePushError(w http.ResponseWriter, head []byte, msg, reason string) {
 // pkt frames a pkt-line.
 func pkt(s string) []byte { return fmt.Appendf(nil, "%04x%s", len(s)+4, s) }
 
+// maxRefName bounds the refs pushCommands reads: longer than any path
+// git writes a ref to (PATH_MAX), and short enough that the "ng" line
+// naming it fits a pkt-line.
+const maxRefName = 4096
+
 // pushCommands reads the commands at the start of a push's body: the refs
 // it updates and the client's capabilities (after a NUL on the first).
 func pushCommands(head []byte) (refs []string, caps string, ok bool) {
@@ -250,7 +255,7 @@ func pushCommands(head []byte) (refs []string, caps string, ok bool) {
 			line, caps, _ = strings.Cut(line, "\x00")
 		}
 		f := strings.Fields(line)
-		if len(f) != 3 {
+		if len(f) != 3 || len(f[2]) > maxRefName {
 			return nil, "", false
 		}
 		refs = append(refs, f[2])
