@@ -61,7 +61,8 @@ type PushedRef struct {
 
 // PushResult is what git said of a push.
 type PushResult struct {
-	// Refs are the refs git reported, in its order.
+	// Refs are the refs git reported, in its order: a quiet push
+	// reports only the refs it did not push.
 	Refs []PushedRef
 	// Output is git's standard output (the porcelain lines), as it was.
 	Output string
@@ -81,7 +82,7 @@ func (p *PushResult) Rejected() bool {
 }
 
 // Push pushes src (a commit or local ref) to the remote's ref dst, as git
-// push --porcelain. The result is never nil once git ran, even when git
+// push --quiet --porcelain. The result is never nil once git ran, even when git
 // failed: a push git refused is an error (carrying git's standard error,
 // as every verb's) whose result says which ref and why. It keeps the
 // transport's bounds like Fetch.

@@ -1,0 +1,136 @@
+package index
+
+import (
+	"errors"
+	"io/fs"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The history reads by meaning: what was published, added, or can be
+// replayed between two heads, and a version's files at a head.
+func TestHistoryReads(t *testing.T) {
+	f := newFixture(t)
+	before, err := f.repo.Head(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := f.publish(f.alice, "acme/one", "1.0.0")
+	p2 := f.publish(f.alice, "acme/two", "2.0.0")
+	head := p2.Commit
+
+	pub, err := f.repo.PublishedBetween(f.ctx, before, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []PublishedVersion{{Name: "acme/one", Version: "1.0.0", Commit: p1.Commit}, {Name: "acme/two", Version: "2.0.0", Commit: p2.Commit}}
+	if !slices.Equal(pub, want) {
+		t.Fatalf("PublishedBetween = %+v, want %+v", pub, want)
+	}
+	if pub, err := f.repo.PublishedBetween(f.ctx, p1.Commit, head); err != nil || len(pub) != 1 || pub[0].Name != "acme/two" {
+		t.Fatalf("PublishedBetween(p1, head) = %+v, %v; want acme/two alone", pub, err)
+	}
+	if pub, err := f.repo.PublishedBetween(f.ctx, "", before); err != nil || len(pub) != 0 {
+		t.Fatalf("grants alone published %+v, %v", pub, err)
+	}
+
+	var commits []string
+	var paths []string
+	err = f.repo.AddedBetween(f.ctx, before, head, func(commit string, added []Content) error {
+		commits = append(commits, commit)
+		for _, a := range added {
+			if len(a.Data) == 0 {
+				t.Errorf("%s added with no content", a.Path)
+			}
+			paths = append(paths, a.Path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(commits, []string{p1.Commit, p2.Commit}) {
+		t.Fatalf("AddedBetween commits = %v, want [%s %s], oldest first", commits, p1.Commit, p2.Commit)
+	}
+	wantPaths := append(slices.Clone(p1.Paths), p2.Paths...)
+	slices.Sort(wantPaths)
+	slices.Sort(paths)
+	if !slices.Equal(paths, wantPaths) {
+		t.Fatalf("AddedBetween paths = %v, want those of the two publishes %v %v", paths, p1.Paths, p2.Paths)
+	}
+	stop := errors.New("stop")
+	if err := f.repo.AddedBetween(f.ctx, before, head, func(string, []Content) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("AddedBetween kept fn's error as %v", err)
+	}
+
+	replays, err := f.repo.Replays(f.ctx, before, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(replays) != 2 || replays[0].ID != p1.Commit || replays[1].ID != p2.Commit {
+		t.Fatalf("Replays = %+v", replays)
+	}
+	if !strings.Contains(replays[0].Ident, "alice") || replays[0].Header == "" || len(replays[0].Files) != len(p1.Paths) {
+		t.Fatalf("replay of the first publish = %+v", replays[0])
+	}
+
+	files, err := f.repo.VersionFiles(f.ctx, head, "acme/one", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := VersionDir("acme/one", "1.0.0")
+	var gotDesc bool
+	for _, file := range files {
+		if !strings.HasPrefix(file.Path, dir+"/") {
+			t.Errorf("VersionFiles gave %s, outside %s", file.Path, dir)
+		}
+		data, ok, err := f.repo.FileAt(f.ctx, head, file.Path)
+		if err != nil || !ok || string(data) != string(file.Data) {
+			t.Errorf("FileAt(%s) = %d bytes, %v, %v; want VersionFiles' content", file.Path, len(data), ok, err)
+		}
+		gotDesc = gotDesc || file.Path == dir+"/"+DescriptorFile
+	}
+	if !gotDesc {
+		t.Fatalf("VersionFiles lacks the descriptor: %v", files)
+	}
+	if _, ok, err := f.repo.FileAt(f.ctx, before, dir+"/"+DescriptorFile); ok || err != nil {
+		t.Fatalf("FileAt before the publish: ok %v, %v; want absent, no error", ok, err)
+	}
+	if _, ok, err := f.repo.FileAt(f.ctx, head, dir); ok || err != nil {
+		t.Fatalf("FileAt of a directory: ok %v, %v; want not a file", ok, err)
+	}
+}
+
+// FindPackage finds the repository's own package by its tree, asks for
+// the upstreams only when main lacks the name, and says fs.ErrNotExist
+// for a name found nowhere; PackageVersions reads a version's
+// descriptor and records.
+func TestFindPackage(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/one", "1.0.0")
+	asked := 0
+	none := func() ([]*Upstream, error) { asked++; return nil, nil }
+	p, err := f.repo.FindPackage(f.ctx, "acme/one", none)
+	if err != nil || p.Tree == "" || p.Upstream != nil || p.Key() != p.Tree {
+		t.Fatalf("FindPackage(acme/one) = %+v, %v", p, err)
+	}
+	if asked != 0 {
+		t.Fatal("the upstreams were asked for a package main holds")
+	}
+	if _, err := f.repo.FindPackage(f.ctx, "acme/none", none); !errors.Is(err, fs.ErrNotExist) || asked != 1 {
+		t.Fatalf("FindPackage(acme/none) = %v after %d asks; want fs.ErrNotExist after one", err, asked)
+	}
+	var versions []PackageVersion
+	if err := f.repo.PackageVersions(f.ctx, p, func(v PackageVersion) error { versions = append(versions, v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 1 || versions[0].Version != "1.0.0" || len(versions[0].Descriptor) == 0 || len(versions[0].Records) != 1 {
+		t.Fatalf("PackageVersions = %+v", versions)
+	}
+	before := p.Key()
+	f.publish(f.alice, "acme/one", "1.1.0")
+	if p, err = f.repo.FindPackage(f.ctx, "acme/one", none); err != nil || p.Key() == before {
+		t.Fatalf("after a new version the key is %q (was %q), %v: want it changed", p.Key(), before, err)
+	}
+}
