@@ -539,16 +539,10 @@ func kindNames(ks []record.Kind) []string {
 }
 
 // inScope reports whether the key may sign the certifier's property on
-// the package.
+// the package now: the rules' own check (index.Key.MaySign), with a
+// certify scope, as the certifier certifies and never publishes.
 func (c *Certifier) inScope(k *index.Key, name string) bool {
-	for _, g := range k.Active(c.o.Now()) {
-		for _, s := range g.Scopes {
-			if s.Action == "certify" && s.Allows(c.o.Property, name) {
-				return true
-			}
-		}
-	}
-	return false
+	return k.MaySign(c.o.Now(), c.o.Property, name, true) == nil
 }
 
 // mine returns the record by which this certifier (its key's holder)

@@ -350,8 +350,8 @@ func (a *applier) publish(f *File) error {
 }
 
 // signer checks the single signature of a package record: a key granted
-// in the index, valid at the commit's time, with a scope allowing kind on
-// name (a certify scope, with certifyOnly).
+// in the index whose signature verifies, and that may sign kind on name
+// at the commit's time (Key.MaySign; a certify scope, with certifyOnly).
 func (a *applier) signer(f *File, kind record.Kind, name string, certifyOnly bool) (*Key, error) {
 	rec := f.Rec
 	id := rec.Issuer()
@@ -365,23 +365,19 @@ func (a *applier) signer(f *File, kind record.Kind, name string, certifyOnly boo
 	if !rec.VerifySignature(0, k.Pub) {
 		return nil, a.fail(RuleSignature, f, "signature does not verify under key %s", id)
 	}
-	if k.RevokedBy != "" {
-		return nil, a.fail(RuleKeyRevoked, f, "key %s (holder %s) was revoked by record %.16s (%s); it signs nothing after its revocation", id, k.Holder(), k.RevokedBy, k.Reason)
+	if err := k.MaySign(a.c.Time, kind, name, certifyOnly); err != nil {
+		return nil, a.refusedSigner(f, err)
 	}
-	active := k.Active(a.c.Time)
-	if len(active) == 0 {
-		return nil, a.fail(RuleKeyExpired, f, "every grant of key %s (holder %s) had expired at %s", id, k.Holder(), a.c.Time.UTC().Format(time.RFC3339))
+	return k, nil
+}
+
+// refusedSigner is a RuleError for what Key.MaySign refused.
+func (a *applier) refusedSigner(f *File, err error) error {
+	var se *SignError
+	if !errors.As(err, &se) {
+		return err
 	}
-	var have []string
-	for _, g := range active {
-		for i, s := range g.Scopes {
-			if s.Allows(kind, name) && (!certifyOnly || s.Action == "certify") {
-				return k, nil
-			}
-			have = append(have, g.Raw[i])
-		}
-	}
-	return nil, a.fail(RuleScope, f, "key %s (holder %s) has scopes [%s]; %s records on %s need %s", id, k.Holder(), strings.Join(have, " "), kind, name, record.Needed(kind, name))
+	return a.fail(se.Rule, f, "%s", se.Error())
 }
 
 // rootSigned checks that a threshold of distinct root keys signed.
@@ -616,11 +612,8 @@ func (a *applier) end(f *File) error {
 		if k == nil || !rec.VerifySignature(0, k.Pub) {
 			return a.fail(RuleSignature, f, "signature does not verify under a key granted in this repository")
 		}
-		if k.RevokedBy != "" {
-			return a.fail(RuleKeyRevoked, f, "key %s was revoked by record %.16s; it signs nothing after its revocation", k.ID, k.RevokedBy)
-		}
-		if len(k.Active(a.c.Time)) == 0 {
-			return a.fail(RuleKeyExpired, f, "every grant of key %s had expired", k.ID)
+		if err := k.MaySign(a.c.Time, rec.Kind, loc.Dir, false); err != nil {
+			return a.refusedSigner(f, err)
 		}
 		if k.ID != target.Issuer {
 			orig, err := a.st.Key(target.Issuer)

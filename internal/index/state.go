@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,64 @@ func (k *Key) Active(t time.Time) []Grant {
 	}
 	return out
 }
+
+// MaySign is the one key-may-sign check, which the rules ask of every
+// signature and the certifier of every version before it signs: the key
+// is not revoked, a grant of it is live at at, and a live grant's scope
+// allows a record of kind about name (record.Scope.Allows: a package
+// name, or a label). Revoke and supersede records need no scope: who may
+// end a record is the issuer-only rule. certifyOnly counts certify
+// scopes alone: records about an upstream's versions, which no publish
+// scope here covers. Whether the signature verifies is the caller's
+// check. It returns nil or a *SignError naming the rule broken.
+func (k *Key) MaySign(at time.Time, kind record.Kind, name string, certifyOnly bool) error {
+	if k.RevokedBy != "" {
+		return &SignError{Rule: RuleKeyRevoked, Key: k, Kind: kind, Name: name, At: at}
+	}
+	active := k.Active(at)
+	if len(active) == 0 {
+		return &SignError{Rule: RuleKeyExpired, Key: k, Kind: kind, Name: name, At: at}
+	}
+	if kind == record.Revoke || kind == record.Supersede {
+		return nil
+	}
+	var have []string
+	for _, g := range active {
+		for i, s := range g.Scopes {
+			if s.Allows(kind, name) && (!certifyOnly || s.Action == "certify") {
+				return nil
+			}
+			have = append(have, g.Raw[i])
+		}
+	}
+	return &SignError{Rule: RuleScope, Key: k, Kind: kind, Name: name, At: at, Have: have}
+}
+
+// SignError says why a key may not sign a record: its rule (key-revoked,
+// key-expired or scope) and the evidence: the key, what it would sign,
+// when, and the live scopes it holds.
+type SignError struct {
+	Rule string
+	Key  *Key
+	Kind record.Kind
+	Name string
+	At   time.Time
+	Have []string // the scopes of the key's live grants (scope)
+}
+
+func (e *SignError) Error() string {
+	k := e.Key
+	switch e.Rule {
+	case RuleKeyRevoked:
+		return fmt.Sprintf("key %s (holder %s) was revoked by record %.16s (%s); it signs nothing after its revocation", k.ID, k.Holder(), k.RevokedBy, k.Reason)
+	case RuleKeyExpired:
+		return fmt.Sprintf("every grant of key %s (holder %s) had expired at %s", k.ID, k.Holder(), e.At.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("key %s (holder %s) has scopes [%s]; %s records on %s need %s", k.ID, k.Holder(), strings.Join(e.Have, " "), e.Kind, e.Name, record.Needed(e.Kind, e.Name))
+}
+
+// Unwrap returns ErrRule: a signature a key may not make breaks a rule.
+func (e *SignError) Unwrap() error { return ErrRule }
 
 // Version is a published version.
 type Version struct {
