@@ -1,0 +1,221 @@
+package layering
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const module = "cairn.dev/cairn/"
+
+// Special entries of the table.
+const (
+	anyBelowCmd = "<any internal package>" // fixtures that start servers
+	anything    = "<anything>"             // the CLI and the benchmarks
+)
+
+// allowed is the layering: for each of the module's packages (its path
+// without the module's), the module's packages it may import. Only
+// non-test files count, so fixture packages (…test) are checked too, and
+// packages outside the module (the standard library, third parties) are
+// not in it. DESIGN.md's "Parts" is the source: change both together.
+var allowed = map[string][]string{
+	// The bottom: storage and transport, keys, git.
+	"internal/safefile":                {},
+	"internal/transport":               {},
+	"internal/transport/transporttest": {"internal/transport"},
+	"internal/keys":                    {"internal/safefile"},
+	"internal/gitx":                    {"internal/safefile", "internal/transport"},
+	"internal/blob":                    {"internal/transport", "internal/safefile"},
+	"internal/blob/blobtest":           {"internal/blob"},
+
+	// Formats.
+	"internal/record":     {"internal/blob", "internal/keys"},
+	"internal/descriptor": {"internal/blob", "internal/record"},
+	"internal/snapshot":   {"internal/blob", "internal/descriptor", "internal/record"},
+	"internal/checkpoint": {"internal/keys"},
+
+	// The index: the only reader of the layout, the only caller of gitx.
+	"internal/index": {"internal/blob", "internal/checkpoint", "internal/descriptor", "internal/gitx",
+		"internal/keys", "internal/record", "internal/safefile", "internal/snapshot"},
+	"internal/author": {"internal/index", "internal/blob", "internal/descriptor", "internal/keys",
+		"internal/record", "internal/safefile", "internal/snapshot"},
+	"internal/index/indextest": {"internal/index", "internal/author", "internal/keys", "internal/record",
+		"internal/blob", "internal/descriptor"},
+
+	// The domain: none of it runs git; policy reads no index.
+	"internal/policy": {"internal/blob", "internal/descriptor", "internal/record"},
+	"internal/remote": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint",
+		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},
+	"internal/plan": {"internal/index", "internal/policy", "internal/remote", "internal/blob",
+		"internal/checkpoint", "internal/descriptor", "internal/record", "internal/safefile", "internal/snapshot"},
+	"internal/install": {"internal/blob", "internal/plan", "internal/safefile"},
+	"internal/server": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint",
+		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},
+	"internal/certifier": {"internal/index", "internal/author", "internal/remote", "internal/blob",
+		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},
+	"internal/server/servertest": {anyBelowCmd},
+
+	// This test.
+	"internal/layering": {},
+
+	// The top.
+	"cmd/cairn":        {anything},
+	"bench/cairnbench": {anything},
+	"bench/gen":        {anything},
+}
+
+// A package's imports, as go list reports them.
+type pkg struct {
+	ImportPath string
+	Imports    []string
+}
+
+// violations returns what breaks the layering in pkgs (the module's
+// packages and their imports, full paths): a package the table does not
+// place, and every import its layer does not allow.
+func violations(table map[string][]string, pkgs []pkg) []string {
+	var out []string
+	for _, p := range pkgs {
+		name, ok := strings.CutPrefix(p.ImportPath, module)
+		if !ok {
+			continue
+		}
+		may, placed := table[name]
+		if !placed {
+			out = append(out, fmt.Sprintf("%s is in no layer: place it in the table of internal/layering/layering_test.go with the packages it may import", name))
+			continue
+		}
+		for _, imp := range p.Imports {
+			dep, ok := strings.CutPrefix(imp, module)
+			if !ok || slices.Contains(may, anything) || slices.Contains(may, dep) {
+				continue
+			}
+			if slices.Contains(may, anyBelowCmd) && strings.HasPrefix(dep, "internal/") {
+				continue
+			}
+			list := strings.Join(may, ", ")
+			if list == "" {
+				list = "none of the module's packages"
+			}
+			out = append(out, fmt.Sprintf("forbidden import: %s imports %s; its layer may import only %s (the table in internal/layering/layering_test.go)", name, dep, list))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// goList lists the module's packages and their imports (test files
+// left out).
+func goList(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports", "cairn.dev/cairn/...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	data, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.Bytes())
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("reading go list's output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 10 {
+		t.Fatalf("go list found %d packages: is this the cairn module?", len(pkgs))
+	}
+	return pkgs
+}
+
+// The module's imports keep the layering.
+func TestLayering(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to list the packages")
+	}
+	for _, v := range violations(allowed, goList(t)) {
+		t.Error(v)
+	}
+}
+
+// The table is a layering: every name in it is a package of the table,
+// and no package may import, directly or through others, itself.
+func TestTableIsLayered(t *testing.T) {
+	for name, may := range allowed {
+		for _, dep := range may {
+			if _, ok := allowed[dep]; !ok && dep != anything && dep != anyBelowCmd {
+				t.Errorf("%s may import %s, which is not in the table", name, dep)
+			}
+		}
+	}
+	// Depth-first search for a cycle among the packages of fixed imports.
+	const (
+		unseen = iota
+		open
+		done
+	)
+	state := map[string]int{}
+	var visit func(name string, path []string)
+	visit = func(name string, path []string) {
+		switch state[name] {
+		case open:
+			t.Errorf("the table has a cycle: %s", strings.Join(append(path, name), " → "))
+			return
+		case done:
+			return
+		}
+		state[name] = open
+		for _, dep := range allowed[name] {
+			if _, ok := allowed[dep]; ok {
+				visit(dep, append(path, name))
+			}
+		}
+		state[name] = done
+	}
+	for name := range allowed {
+		visit(name, nil)
+	}
+}
+
+// The checker catches what it is for: an injected forbidden edge (blob
+// importing keys again, policy importing index, server running git), a
+// package in no layer, and an import of a fixture's wildcard that leaves
+// the internal tree; and it lets the allowed graph pass.
+func TestViolationsCaught(t *testing.T) {
+	ok := []pkg{
+		{"cairn.dev/cairn/internal/blob", []string{"io", "cairn.dev/cairn/internal/transport"}},
+		{"cairn.dev/cairn/internal/policy", []string{"cairn.dev/cairn/internal/record", "github.com/google/cel-go/cel"}},
+		{"cairn.dev/cairn/internal/server/servertest", []string{"cairn.dev/cairn/internal/server", "cairn.dev/cairn/internal/index/indextest"}},
+		{"cairn.dev/cairn/cmd/cairn", []string{"cairn.dev/cairn/internal/server", "cairn.dev/cairn/internal/gitx"}},
+	}
+	if v := violations(allowed, ok); len(v) != 0 {
+		t.Fatalf("the allowed graph fails: %q", v)
+	}
+	for _, c := range []struct {
+		p    pkg
+		want string
+	}{
+		{pkg{"cairn.dev/cairn/internal/blob", []string{"cairn.dev/cairn/internal/keys"}}, "forbidden import: internal/blob imports internal/keys"},
+		{pkg{"cairn.dev/cairn/internal/policy", []string{"cairn.dev/cairn/internal/index"}}, "forbidden import: internal/policy imports internal/index"},
+		{pkg{"cairn.dev/cairn/internal/server", []string{"cairn.dev/cairn/internal/gitx"}}, "forbidden import: internal/server imports internal/gitx"},
+		{pkg{"cairn.dev/cairn/internal/safefile", []string{"cairn.dev/cairn/internal/keys"}}, "its layer may import only none of the module's packages"},
+		{pkg{"cairn.dev/cairn/internal/server/servertest", []string{"cairn.dev/cairn/cmd/cairn"}}, "forbidden import: internal/server/servertest imports cmd/cairn"},
+		{pkg{"cairn.dev/cairn/internal/tlog", nil}, "internal/tlog is in no layer"},
+	} {
+		v := violations(allowed, append(slices.Clone(ok), c.p))
+		if len(v) != 1 || !strings.Contains(v[0], c.want) {
+			t.Errorf("with %s importing %q: %q, want one violation saying %q", c.p.ImportPath, c.p.Imports, v, c.want)
+		}
+	}
+}
