@@ -289,11 +289,8 @@ type HTTPBackendOptions struct {
 	MaxRequestBuffer int64
 }
 
+// gitPath is where the git program is, looked up on PATH once.
 var gitPath = sync.OnceValues(func() (string, error) { return exec.LookPath("git") })
-
-// GitPath returns the path of the git program, or an error if there is
-// none on PATH.
-func GitPath() (string, error) { return gitPath() }
 
 // HTTPBackend returns `git http-backend` serving this repository (every
 // repository under its git directory exported) for one CGI request,
