@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/bench/gen"
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -254,7 +255,7 @@ func benchPublish(ctx context.Context, work string, smallIx, bigIx *gen.Index) e
 			os.WriteFile(filepath.Join(dir, "src.tar.gz"), payload, 0o644)
 			os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte(fmt.Sprintf("name: bench/pkg-%s-%d\nversion: 1.0.0\nartifacts:\n  - kind: source\n    file: src.tar.gz\n", tag, i)), 0o644)
 			start := time.Now()
-			if _, err := r.Publish(ctx, dir, ix.Publisher); err != nil {
+			if _, err := author.Publish(ctx, r, dir, ix.Publisher); err != nil {
 				return 0, err
 			}
 			ds = append(ds, time.Since(start))

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/plan"
@@ -41,11 +42,11 @@ func newPlanWorld(ctx context.Context, dir string) (*planWorld, error) {
 		return nil, err
 	}
 	w.repo, w.intro = r, intro.ID
-	for _, g := range []index.KeyGrant{
+	for _, g := range []author.KeyGrant{
 		{Key: w.alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}},
 		{Key: w.auditor.Public(), Holder: "acme-security", Scopes: []string{"certify:audited", "certify:tested", "certify:vulnerable"}},
 	} {
-		if _, err := r.Grant(ctx, g, w.root); err != nil {
+		if _, err := author.Grant(ctx, r, g, w.root); err != nil {
 			return nil, err
 		}
 	}
@@ -80,7 +81,7 @@ func (w *planWorld) publish(ctx context.Context, i int, size int, deps []int) er
 		return err
 	}
 	f.Close()
-	_, err = w.repo.Publish(ctx, d, w.alice)
+	_, err = author.Publish(ctx, w.repo, d, w.alice)
 	os.RemoveAll(d)
 	return err
 }
@@ -195,12 +196,12 @@ func benchDecision(ctx context.Context, work string) error {
 		return err
 	}
 	for i := 0; i < 48; i++ {
-		c := index.Certification{Name: "acme/p0", Version: "1.0.0", Kind: record.Tested, Result: "PASSED", Note: fmt.Sprintf("https://ci.example/%d", i)}
-		if _, err := w.repo.Certify(ctx, c, w.auditor); err != nil {
+		c := author.Certification{Name: "acme/p0", Version: "1.0.0", Kind: record.Tested, Result: "PASSED", Note: fmt.Sprintf("https://ci.example/%d", i)}
+		if _, err := author.Certify(ctx, w.repo, c, w.auditor); err != nil {
 			return err
 		}
 	}
-	if _, err := w.repo.Certify(ctx, index.Certification{Name: "acme/p0", Version: "1.0.0", Kind: record.Audited}, w.auditor); err != nil {
+	if _, err := author.Certify(ctx, w.repo, author.Certification{Name: "acme/p0", Version: "1.0.0", Kind: record.Audited}, w.auditor); err != nil {
 		return err
 	}
 	c, err := w.repo.Catalog(ctx, index.MainRef)
@@ -266,7 +267,7 @@ func benchInstall(ctx context.Context, cairn, work string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.repo.Grant(ctx, index.KeyGrant{Key: pub, Holder: "server", Scopes: []string{"checkpoint"}}, w.root); err != nil {
+	if _, err := author.Grant(ctx, w.repo, author.KeyGrant{Key: pub, Holder: "server", Scopes: []string{"checkpoint"}}, w.root); err != nil {
 		return err
 	}
 	srv, url, err := startCairn(cairn, w.dir, w.repo.Dir, keyFile)

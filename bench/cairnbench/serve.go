@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"cairn.dev/cairn/bench/gen"
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
-	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 )
 
@@ -45,7 +45,7 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.Grant(ctx, index.KeyGrant{Key: ckpt, Holder: "server", Scopes: []string{"checkpoint"}}, ix.Root); err != nil {
+	if _, err := author.Grant(ctx, r, author.KeyGrant{Key: ckpt, Holder: "server", Scopes: []string{"checkpoint"}}, ix.Root); err != nil {
 		return err
 	}
 	small, big := make([]byte, 1<<10), make([]byte, 16<<20)

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
@@ -60,10 +61,10 @@ func Build(ctx context.Context, dir string, n int, keepSigs bool) (*Index, error
 		return nil, err
 	}
 	ix.Repo = r
-	if _, err := r.Grant(ctx, index.KeyGrant{Key: ix.Publisher.Public(), Holder: "publisher", Scopes: []string{"publish:*"}}, ix.Root); err != nil {
+	if _, err := author.Grant(ctx, r, author.KeyGrant{Key: ix.Publisher.Public(), Holder: "publisher", Scopes: []string{"publish:*"}}, ix.Root); err != nil {
 		return nil, err
 	}
-	if _, err := r.Grant(ctx, index.KeyGrant{Key: ix.Auditor.Public(), Holder: "auditor", Scopes: []string{"certify:audited", "certify:tested"}}, ix.Root); err != nil {
+	if _, err := author.Grant(ctx, r, author.KeyGrant{Key: ix.Auditor.Public(), Holder: "auditor", Scopes: []string{"certify:audited", "certify:tested"}}, ix.Root); err != nil {
 		return nil, err
 	}
 	if err := ix.Add(ctx, n); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
@@ -18,7 +19,7 @@ func newCertifyCmd() *cobra.Command {
 	var (
 		f        changeFlags
 		property string
-		c        index.Certification
+		c        author.Certification
 	)
 	cmd := &cobra.Command{
 		Use:   "certify NAME@VERSION --property KIND",
@@ -62,7 +63,7 @@ this repository's own statement about the upstream's descriptor, served beside i
 				if err != nil {
 					return nil, err
 				}
-				a, err := r.Certify(ctx, c, s)
+				a, err := author.Certify(ctx, r, c, s)
 				return &changed{added: a, headline: fmt.Sprintf("certified %s %s", args[0], what)}, err
 			})
 		},
@@ -100,7 +101,7 @@ RECORD-ID may be shortened to a unique prefix of at least 8 hex digits.`,
 				return usageError{errors.New("say why with --reason")}
 			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, ss []keys.Signer) (*changed, error) {
-				a, err := r.Revoke(ctx, args[0], reason, ss...)
+				a, err := author.Revoke(ctx, r, args[0], reason, ss...)
 				return &changed{added: a, headline: "revoked record " + args[0]}, err
 			})
 		},

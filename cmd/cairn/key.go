@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 )
@@ -81,7 +82,7 @@ Scopes:
 			if err != nil {
 				return err
 			}
-			g := index.KeyGrant{Key: pub, Holder: holder, Scopes: scopes}
+			g := author.KeyGrant{Key: pub, Holder: holder, Scopes: scopes}
 			if expiry != "" {
 				t, err := parseTime(expiry)
 				if err != nil {
@@ -90,7 +91,7 @@ Scopes:
 				g.Expires = &t
 			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, roots []keys.Signer) (*changed, error) {
-				a, err := r.Grant(ctx, g, roots...)
+				a, err := author.Grant(ctx, r, g, roots...)
 				return &changed{added: a, headline: fmt.Sprintf("granted %s to %s: %s", keys.ID(pub), holder, strings.Join(scopes, " "))}, err
 			})
 		},
@@ -130,7 +131,7 @@ its revocation; what it signed before stays valid, and 'cairn show' marks it
 				return usageError{errors.New("say why with --reason")}
 			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, roots []keys.Signer) (*changed, error) {
-				a, err := r.RevokeKey(ctx, args[0], reason, roots...)
+				a, err := author.RevokeKey(ctx, r, args[0], reason, roots...)
 				return &changed{added: a, headline: "revoked key " + args[0]}, err
 			})
 		},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 )
@@ -19,7 +20,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // printAdded prints the record ids and the commit an operation added.
-func printAdded(w io.Writer, a *index.Added) {
+func printAdded(w io.Writer, a *author.Added) {
 	for _, id := range a.Records {
 		fmt.Fprintf(w, "record %s\n", id)
 	}
@@ -41,7 +42,7 @@ func (f *changeFlags) register(c *cobra.Command, keyHelp string) {
 
 // changed is what an index-changing operation reports.
 type changed struct {
-	added    *index.Added
+	added    *author.Added
 	headline string
 	json     any // printed with --json; the Added if nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
@@ -52,7 +53,7 @@ server (signed with your key), so that 'git push' then publishes the version;
 				if err != nil {
 					return nil, err
 				}
-				p, err := r.Publish(ctx, args[0], s)
+				p, err := author.Publish(ctx, r, args[0], s)
 				if err != nil {
 					return nil, err
 				}

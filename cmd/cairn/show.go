@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
@@ -262,7 +263,7 @@ func newRootCmd() *cobra.Command {
 				return err
 			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, olds []keys.Signer) (*changed, error) {
-				a, err := r.RotateRoot(ctx, olds, news, threshold)
+				a, err := author.RotateRoot(ctx, r, olds, news, threshold)
 				return &changed{added: a, headline: fmt.Sprintf("rotated the root: %d key(s), threshold %d", len(news), threshold)}, err
 			})
 		},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
@@ -58,7 +59,7 @@ entry that is not published. Point a label at it with 'cairn label set'.`,
 				if err != nil {
 					return nil, err
 				}
-				a, ref, err := r.CreateSnapshot(ctx, snap, s)
+				a, ref, err := author.CreateSnapshot(ctx, r, snap, s)
 				if err != nil {
 					return nil, err
 				}
@@ -67,7 +68,7 @@ entry that is not published. Point a label at it with 'cairn label set'.`,
 						Name     string `json:"name"`
 						Packages int    `json:"packages"`
 						blob.Ref
-						*index.Added
+						*author.Added
 					}{snap.Name, len(snap.Packages), ref, a}}, nil
 			})
 		},
@@ -228,7 +229,7 @@ one chain: 'cairn label history' shows what the label meant, when, moved by whom
 				if err != nil {
 					return nil, err
 				}
-				a, ref, err := r.SetLabel(ctx, args[0], args[1], s)
+				a, ref, err := author.SetLabel(ctx, r, args[0], args[1], s)
 				if err != nil {
 					return nil, err
 				}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
@@ -47,7 +48,7 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 				return usageError{err}
 			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, roots []keys.Signer) (*changed, error) {
-				a, err := r.DeclareUpstream(ctx, args[0], args[1], intro, roots...)
+				a, err := author.DeclareUpstream(ctx, r, args[0], args[1], intro, roots...)
 				return &changed{added: a, headline: fmt.Sprintf("following upstream %s at %s (run cairn sync)", args[0], args[1])}, err
 			})
 		},
@@ -68,7 +69,7 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 				}
 				for _, u := range ups {
 					if u.Name == args[0] {
-						a, err := r.Revoke(ctx, u.RecordID, "stop following upstream "+u.Name, roots...)
+						a, err := author.Revoke(ctx, r, u.RecordID, "stop following upstream "+u.Name, roots...)
 						return &changed{added: a, headline: "no longer following upstream " + u.Name}, err
 					}
 				}

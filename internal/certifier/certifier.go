@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
@@ -895,7 +896,7 @@ func (f *follow) fetch(ctx context.Context, store *blob.FS, ref blob.Ref, to str
 }
 
 // certifications are the records a run signs.
-func (c *Certifier) certifications(v Version, arts []descriptor.Artifact, out *Outcome, result string, findings *Findings, evidence, url string) []index.Certification {
+func (c *Certifier) certifications(v Version, arts []descriptor.Artifact, out *Outcome, result string, findings *Findings, evidence, url string) []author.Certification {
 	passed := result == "passed"
 	if !passed && c.o.OnFailure == "" {
 		return nil
@@ -906,7 +907,7 @@ func (c *Certifier) certifications(v Version, arts []descriptor.Artifact, out *O
 			scope = append(scope, a.File)
 		}
 	}
-	cert := index.Certification{Name: v.Name, Version: v.Version, Kind: c.o.Property, Artifacts: scope, Evidence: []string{evidence}}
+	cert := author.Certification{Name: v.Name, Version: v.Version, Kind: c.o.Property, Artifacts: scope, Evidence: []string{evidence}}
 	if !passed {
 		cert.Kind, cert.Result = record.Tested, "FAILED"
 	}
@@ -932,13 +933,13 @@ func (c *Certifier) certifications(v Version, arts []descriptor.Artifact, out *O
 			cert.Note = cert.Note[:4000] + "…"
 		}
 	}
-	certs := []index.Certification{cert}
+	certs := []author.Certification{cert}
 	if findings != nil && len(findings.Results) > 0 {
 		scanner := findings.Scanner
 		if scanner == "" {
 			scanner = "https://cairn.dev/certifier"
 		}
-		certs = append(certs, index.Certification{Name: v.Name, Version: v.Version, Kind: record.Vulnerable, Artifacts: scope, Findings: findings.Results, Scanner: scanner})
+		certs = append(certs, author.Certification{Name: v.Name, Version: v.Version, Kind: record.Vulnerable, Artifacts: scope, Findings: findings.Results, Scanner: scanner})
 	}
 	return certs
 }
@@ -948,13 +949,13 @@ func (c *Certifier) certifications(v Version, arts []descriptor.Artifact, out *O
 // for in what landed first, so that two replicas with one key sign it
 // once: the push that finds it there stops (errAlready) and nothing of
 // it stays behind.
-func (c *Certifier) push(ctx context.Context, f *follow, v Version, holder string, certs []index.Certification) (string, error) {
+func (c *Certifier) push(ctx context.Context, f *follow, v Version, holder string, certs []author.Certification) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := remote.Discard(ctx, f.repo, f.name); err != nil {
 		return "", err
 	}
-	added, err := f.repo.CertifyAll(ctx, certs, c.o.Signer)
+	added, err := author.CertifyAll(ctx, f.repo, certs, c.o.Signer)
 	if err != nil {
 		return "", err
 	}

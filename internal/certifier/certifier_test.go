@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
@@ -298,7 +299,7 @@ func TestCertifyKeyScopes(t *testing.T) {
 	fatal(g.certifier(Options{Command: "true", Property: record.Scanned, Findings: true}, ""), "missing the grant of certify:scanned certify:vulnerable")
 	// A key the root revokes stops certifying.
 	c := g.certifier(Options{Command: "true"}, "")
-	if _, err := g.Repo.RevokeKey(g.Ctx, keys.ID(g.ci.Public()), "the CI machine was compromised", g.Root); err != nil {
+	if _, err := author.RevokeKey(g.Ctx, g.Repo, keys.ID(g.ci.Public()), "the CI machine was compromised", g.Root); err != nil {
 		t.Fatal(err)
 	}
 	fatal(c, "was revoked in public's index")
@@ -397,7 +398,7 @@ func TestCertifyUnpushedDropped(t *testing.T) {
 	if _, err := remote.Pull(g.Ctx, f.repo, "public", remote.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.repo.Certify(g.Ctx, index.Certification{Name: "acme/log", Version: "1.0.0", Kind: record.Tested, Configuration: []record.ResourceDescriptor{}}, g.ci); err != nil {
+	if _, err := author.Certify(g.Ctx, f.repo, author.Certification{Name: "acme/log", Version: "1.0.0", Kind: record.Tested, Configuration: []record.ResourceDescriptor{}}, g.ci); err != nil {
 		t.Fatal(err)
 	}
 	g.run(c)
@@ -443,7 +444,7 @@ func TestCertifyWokenByPush(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/log\nversion: 1.1.0\nartifacts:\n  - kind: source\n    file: src.txt\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "src.txt"), []byte("source\n"), 0o644)
-	if _, err := laptop.Publish(g.Ctx, dir, g.Publisher); err != nil {
+	if _, err := author.Publish(g.Ctx, laptop, dir, g.Publisher); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := remote.Push(g.Ctx, laptop, "origin", g.Publisher, remote.Options{}); err != nil {

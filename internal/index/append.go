@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/record"
 )
 
 // packLimit is how many packs an index may have before appends repack.
@@ -15,24 +19,131 @@ const packLimit = 50
 // maxRetries bounds how often Append retries after losing a race.
 const maxRetries = 8
 
-// Append adds files to the index in one commit on main. It first verifies
-// whatever is new since the last verified head, then checks the commit
-// against every rule, writes it, and moves main with compare-and-swap;
-// if another writer moved main first, it checks again on the new head.
-// Nothing is written to main unless the rules pass. It returns the commit.
-func (r *Repo) Append(ctx context.Context, files []gitx.File, ident, message string) (string, error) {
+// Change is what one append adds to the index: signed records and the
+// documents they sign. The index places each where the layout says, by
+// what it is about; its authors never name a path.
+type Change struct {
+	// Records are placed by their kind and subject: a root record by its
+	// version, a grant or key revocation by its key, an upstream's
+	// declaration by its name, a package record by its version (see
+	// Upstream), a snapshot record beside its snapshot, a label move with
+	// its label, a revoke or supersede record beside the record it ends.
+	Records []*record.Record
+	// Descriptor is a version's descriptor (JSON), published with its
+	// authored record.
+	Descriptor []byte
+	// Snapshot is a snapshot (JSON), created with its snapshot record.
+	Snapshot []byte
+	// Upstream names, by record id, the followed upstream whose version a
+	// package record is about; a record it does not name is about a
+	// version this index publishes.
+	Upstream map[string]string
+	// Replayed are the files of a commit of another line of this index,
+	// added at their own paths (a local commit replayed onto a remote's
+	// head). The rules check them as any other.
+	Replayed []gitx.File
+}
+
+// Appended reports an append: the commit and the paths it added.
+type Appended struct {
+	Commit string   `json:"commit"`
+	Paths  []string `json:"paths"`
+}
+
+// Append adds a change to the index in one commit on main. It first
+// verifies whatever is new since the last verified head, then checks the
+// commit against every rule, writes it, and moves main with
+// compare-and-swap; if another writer moved main first, it checks again on
+// the new head. Nothing is written to main unless the rules pass.
+func (r *Repo) Append(ctx context.Context, ch Change, ident, message string) (*Appended, error) {
+	files, err := r.place(ctx, ch)
+	if err != nil {
+		return nil, err
+	}
+	out := &Appended{}
+	for _, f := range files {
+		out.Paths = append(out.Paths, f.Path)
+	}
 	for attempt := 0; ; attempt++ {
 		res, err := r.Verify(ctx, false)
 		if err != nil {
-			return "", fmt.Errorf("the index does not verify, so nothing was added: %w", err)
+			return nil, fmt.Errorf("the index does not verify, so nothing was added: %w", err)
 		}
 		id, err := r.commit(ctx, res.Head, files, ident, message)
 		if errors.Is(err, gitx.ErrRefMoved) && attempt < maxRetries {
 			r.resetReader() // ask a new git process where main is now
 			continue
 		}
-		return id, err
+		if err != nil {
+			return nil, err
+		}
+		out.Commit = id
+		return out, nil
 	}
+}
+
+// place lays a change out as files of the layout.
+func (r *Repo) place(ctx context.Context, ch Change) ([]gitx.File, error) {
+	files := append([]gitx.File(nil), ch.Replayed...)
+	if ch.Descriptor != nil {
+		d, err := descriptor.Parse(ch.Descriptor)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, gitx.File{Path: VersionDir(d.Name, d.Version) + "/" + DescriptorFile, Data: ch.Descriptor})
+	}
+	if ch.Snapshot != nil {
+		files = append(files, gitx.File{Path: SnapshotDir(blob.DigestBytes(ch.Snapshot).SHA256) + "/" + SnapshotFile, Data: ch.Snapshot})
+	}
+	for _, rec := range ch.Records {
+		p, err := r.recordPath(ctx, rec, ch.Upstream[rec.ID])
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, gitx.File{Path: p, Data: rec.Raw})
+	}
+	return files, nil
+}
+
+// recordPath is where rec goes: the layout implied by its content.
+func (r *Repo) recordPath(ctx context.Context, rec *record.Record, upstream string) (string, error) {
+	subject := rec.Statement.Subject
+	if len(subject) == 0 {
+		return "", fmt.Errorf("record %.16s (%s) has no subject: the index cannot place it", rec.ID, rec.Kind)
+	}
+	switch p := rec.Predicate.(type) {
+	case record.RootPredicate:
+		return RootPath(p.Version), nil
+	case record.UpstreamPredicate:
+		return RecordPath(UpstreamDir(p.Name), rec.ID), nil
+	case record.LabelPredicate:
+		return RecordPath(LabelDir(p.Label), rec.ID), nil
+	case record.SnapshotPredicate:
+		return RecordPath(SnapshotDir(p.Snapshot.SHA256), rec.ID), nil
+	}
+	switch {
+	case rec.Kind == record.Grant || rec.Kind == record.RevokeKey:
+		if !blob.IsDigest(subject[0].SHA256()) {
+			return "", fmt.Errorf("record %.16s (%s): its subject is not a key digest", rec.ID, rec.Kind)
+		}
+		return RecordPath(KeyDir(subject[0].SHA256()), rec.ID), nil
+	case rec.Kind == record.Revoke || rec.Kind == record.Supersede:
+		f, err := r.FindRecord(ctx, subject[0].SHA256())
+		if err != nil {
+			return "", fmt.Errorf("record %.16s (%s) ends record %.16s: %w", rec.ID, rec.Kind, subject[0].SHA256(), err)
+		}
+		return RecordPath(f.Dir, rec.ID), nil
+	case rec.Kind.IsPackage():
+		name, version, ok := strings.Cut(subject[0].Name, "@")
+		if !ok {
+			return "", fmt.Errorf("record %.16s (%s): subject %q is not NAME@VERSION", rec.ID, rec.Kind, subject[0].Name)
+		}
+		if upstream != "" && rec.Kind != record.Authored {
+			return RecordPath(UpstreamVersionDir(upstream, name, version), rec.ID), nil
+		}
+		return RecordPath(VersionDir(name, version), rec.ID), nil
+	}
+	return "", fmt.Errorf("record %.16s: the index has no place for a %s record", rec.ID, rec.Kind)
 }
 
 // commit checks files as a commit on parent ("" for the introduction),

@@ -288,9 +288,9 @@ func (r *Repo) LabelHistory(ctx context.Context, name string) ([]LabelView, erro
 	return out, err
 }
 
-// findSnapshot finds a snapshot of the index by sha256 or a unique prefix
+// FindSnapshot finds a snapshot of the index by sha256 or a unique prefix
 // of at least 8 hex digits.
-func (c *Catalog) findSnapshot(prefix string) (blob.Ref, error) {
+func (c *Catalog) FindSnapshot(prefix string) (blob.Ref, error) {
 	if len(prefix) < 8 || len(prefix) > 64 || strings.Trim(prefix, "0123456789abcdef") != "" {
 		return blob.Ref{}, fmt.Errorf("snapshot %q: give its sha256, or at least its first 8 lowercase hex digits", prefix)
 	}

@@ -1,6 +1,7 @@
-package index
+package index_test
 
 import (
+	. "cairn.dev/cairn/internal/index"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestEndOnce(t *testing.T) {
 	for _, r := range []*record.Record{a, b, c, revA, supB} {
 		files = append(files, gitx.File{Path: RecordPath(vdir, r.ID), Data: r.Raw})
 	}
-	if _, err := f.repo.Append(f.ctx, files, "acme-security <sec@example.com>", "ends"); err != nil {
+	if _, err := f.repo.Append(f.ctx, Change{Replayed: files}, "acme-security <sec@example.com>", "ends"); err != nil {
 		t.Fatal(err)
 	}
 	d, e := audit(), audit()

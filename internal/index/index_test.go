@@ -1,6 +1,7 @@
-package index
+package index_test
 
 import (
+	. "cairn.dev/cairn/internal/index"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/keys"
@@ -53,7 +55,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) grant(s keys.Signer, holder string, scopes ...string) {
 	f.t.Helper()
-	if _, err := f.repo.Grant(f.ctx, KeyGrant{Key: s.Public(), Holder: holder, Scopes: scopes}, f.root); err != nil {
+	if _, err := author.Grant(f.ctx, f.repo, author.KeyGrant{Key: s.Public(), Holder: holder, Scopes: scopes}, f.root); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -69,9 +71,9 @@ func (f *fixture) pkgDir(name, version, salt string) string {
 	return dir
 }
 
-func (f *fixture) publish(s keys.Signer, name, version string) *Published {
+func (f *fixture) publish(s keys.Signer, name, version string) *author.Published {
 	f.t.Helper()
-	p, err := f.repo.Publish(f.ctx, f.pkgDir(name, version, ""), s)
+	p, err := author.Publish(f.ctx, f.repo, f.pkgDir(name, version, ""), s)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -81,6 +83,11 @@ func (f *fixture) publish(s keys.Signer, name, version string) *Published {
 func (f *fixture) verifyFull() error {
 	_, err := f.repo.Verify(f.ctx, true)
 	return err
+}
+
+// keySubjectOf is the subject of a record about key pub.
+func keySubjectOf(pub ed25519.PublicKey) record.Subject {
+	return record.Subject{Name: keys.ID(pub), Digest: map[string]string{"sha256": keys.IDHex(pub)}}
 }
 
 func wantRule(t *testing.T, err error, rule string) {
@@ -97,15 +104,15 @@ func TestWorkflow(t *testing.T) {
 	if len(p.Records) != 1 {
 		t.Fatalf("publish added %d records", len(p.Records))
 	}
-	aud, err := f.repo.Certify(f.ctx, Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Audited, Artifacts: []string{"linux-amd64"}, Note: "looks fine"}, f.audit)
+	aud, err := author.Certify(f.ctx, f.repo, author.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Audited, Artifacts: []string{"linux-amd64"}, Note: "looks fine"}, f.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vuln, err := f.repo.Certify(f.ctx, Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Vulnerable, VulnID: "GHSA-xxxx", Severity: "high", Affects: "<1.2.4"}, f.audit)
+	vuln, err := author.Certify(f.ctx, f.repo, author.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Vulnerable, VulnID: "GHSA-xxxx", Severity: "high", Affects: "<1.2.4"}, f.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.repo.Revoke(f.ctx, aud.Records[0][:12], "false positive", f.audit); err != nil {
+	if _, err := author.Revoke(f.ctx, f.repo, aud.Records[0][:12], "false positive", f.audit); err != nil {
 		t.Fatal(err)
 	}
 	// The next version keeps the uuid.
@@ -148,7 +155,7 @@ func TestWorkflow(t *testing.T) {
 			t.Fatal("descriptor missing from the blob store")
 		}
 	}
-	out, err := exec.Command("git", "--git-dir", f.repo.git.GitDir, "fsck", "--strict").CombinedOutput()
+	out, err := exec.Command("git", "--git-dir", f.repo.GitRepo().GitDir, "fsck", "--strict").CombinedOutput()
 	if err != nil {
 		t.Fatalf("git fsck: %v\n%s", err, out)
 	}
@@ -161,7 +168,7 @@ func TestWorkflow(t *testing.T) {
 
 func TestKeysView(t *testing.T) {
 	f := newFixture(t)
-	if _, err := f.repo.RevokeKey(f.ctx, keys.ID(f.bob.Public()), "laptop lost", f.root); err != nil {
+	if _, err := author.RevokeKey(f.ctx, f.repo, keys.ID(f.bob.Public()), "laptop lost", f.root); err != nil {
 		t.Fatal(err)
 	}
 	ks, err := f.repo.Keys(f.ctx)
@@ -187,14 +194,14 @@ func TestForkAfterGC(t *testing.T) {
 	}
 	git := func(args ...string) {
 		t.Helper()
-		if out, err := exec.Command("git", append([]string{"--git-dir", f.repo.git.GitDir}, args...)...).CombinedOutput(); err != nil {
+		if out, err := exec.Command("git", append([]string{"--git-dir", f.repo.GitRepo().GitDir}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("git %v: %v: %s", args, err, out)
 		}
 	}
 	git("update-ref", MainRef, MainRef+"~2")
 	git("reflog", "expire", "--expire=now", "--all")
 	git("gc", "--prune=now", "-q")
-	f.repo.resetReader()
+	f.repo.ResetReader()
 	for _, full := range []bool{false, true} {
 		_, err := f.repo.Verify(f.ctx, full)
 		var fe *ForkError
@@ -208,18 +215,17 @@ func TestForkAfterGC(t *testing.T) {
 // rules hold the same across a rebase, and attacks on what came before it
 // are still caught.
 func TestVerifyAcrossRebases(t *testing.T) {
-	defer func(n int) { rebaseAt = n }(rebaseAt)
-	rebaseAt = 3
+	defer SetRebaseAt(3)()
 	f := newFixture(t)
 	for i := 0; i < 6; i++ {
 		f.publish(f.alice, fmt.Sprintf("acme/p%d", i), "1.0.0")
 	}
-	a, err := f.repo.Certify(f.ctx, Certification{Name: "acme/p0", Version: "1.0.0", Kind: record.Audited}, f.audit)
+	a, err := author.Certify(f.ctx, f.repo, author.Certification{Name: "acme/p0", Version: "1.0.0", Kind: record.Audited}, f.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.publish(f.alice, "acme/p0", "1.1.0") // uuid read back from before the rebases
-	if _, err := f.repo.Revoke(f.ctx, a.Records[0], "redo", f.audit); err != nil {
+	if _, err := author.Revoke(f.ctx, f.repo, a.Records[0], "redo", f.audit); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.verifyFull(); err != nil {
@@ -238,9 +244,9 @@ func TestVerifyAcrossRebases(t *testing.T) {
 	ref := blob.DigestBytes(data)
 	authored := f.sign(record.Authored, []record.Subject{{Name: "acme/p1@2.0.0", Digest: map[string]string{"sha256": ref.SHA256}}},
 		record.AuthoredPredicate{Descriptor: ref, Issued: time.Now()}, f.alice)
-	rd, _ := f.repo.reader(f.ctx)
+	rd, _ := f.repo.GitReader(f.ctx)
 	c, _ := rd.Commit(head)
-	b := f.repo.git.NewBatch()
+	b := f.repo.GitRepo().NewBatch()
 	tree, err := b.AddToTree(rd, c.Tree, []gitx.File{{Path: vdir + "/" + DescriptorFile, Data: data}, {Path: RecordPath(vdir, authored.ID), Data: authored.Raw}})
 	if err != nil {
 		t.Fatal(err)
@@ -249,10 +255,10 @@ func TestVerifyAcrossRebases(t *testing.T) {
 	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.repo.git.UpdateRef(f.ctx, MainRef, id, head, "attack"); err != nil {
+	if err := f.repo.GitRepo().UpdateRef(f.ctx, MainRef, id, head, "attack"); err != nil {
 		t.Fatal(err)
 	}
-	f.repo.resetReader()
+	f.repo.ResetReader()
 	err = f.verifyFull()
 	wantRule(t, err, RuleUUID)
 }

@@ -1,6 +1,7 @@
-package index
+package index_test
 
 import (
+	. "cairn.dev/cairn/internal/index"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -36,7 +38,7 @@ func TestInternalNamesFollowKeyChanges(t *testing.T) {
 		c := &Commit{ID: fmt.Sprintf("commit%d", n), Parents: []string{head}, Time: when}
 		for _, file := range files {
 			file.Status, file.Mode = 'A', "100644"
-			prepare(file)
+			Prepare(file)
 			c.Files = append(c.Files, file)
 		}
 		return Apply(st, c, f.intro)
@@ -49,7 +51,7 @@ func TestInternalNamesFollowKeyChanges(t *testing.T) {
 		return at(UpstreamVersionDir("public", name, v), rec)
 	}
 	grant := func(s keys.Signer, holder, scope string, expires *time.Time) *File {
-		rec := f.sign(record.Grant, []record.Subject{keySubject(s.Public())},
+		rec := f.sign(record.Grant, []record.Subject{keySubjectOf(s.Public())},
 			record.GrantPredicate{Key: keys.FormatPublic(s.Public()), Holder: holder, Scopes: []string{scope}, Expires: expires, Issued: now}, f.root)
 		return at(KeyDir(keys.IDHex(s.Public())), rec)
 	}
@@ -66,7 +68,7 @@ func TestInternalNamesFollowKeyChanges(t *testing.T) {
 	wantOutcome(t, apply(now, cert("libs/json")), RuleUpstream, "libs/json is inside publish:libs/*, granted to key "+keys.ID(carol.Public())+" (holder carol)")
 
 	// Revoking carol's key frees it again.
-	revoke := f.sign(record.RevokeKey, []record.Subject{keySubject(carol.Public())}, record.RevokeKeyPredicate{Reason: "left", Issued: now}, f.root)
+	revoke := f.sign(record.RevokeKey, []record.Subject{keySubjectOf(carol.Public())}, record.RevokeKeyPredicate{Reason: "left", Issued: now}, f.root)
 	wantOutcome(t, apply(now, at(KeyDir(keys.IDHex(carol.Public())), revoke)), "", "")
 	wantOutcome(t, apply(now, cert("libs/json")), "", "")
 
@@ -125,16 +127,16 @@ func newBenchIndex(b *testing.B, grants int) *benchIndex {
 	}
 	b.Cleanup(func() { r.Close() })
 	x := &benchIndex{ctx: ctx, repo: r, intro: intro.ID, audit: newSigner()}
-	if _, err := r.Grant(ctx, KeyGrant{Key: x.audit.Public(), Holder: "security", Scopes: []string{"certify:audited"}}, root); err != nil {
+	if _, err := author.Grant(ctx, r, author.KeyGrant{Key: x.audit.Public(), Holder: "security", Scopes: []string{"certify:audited"}}, root); err != nil {
 		b.Fatal(err)
 	}
 	for i := 0; i < grants; i++ {
 		s := newSigner()
-		if _, err := r.Grant(ctx, KeyGrant{Key: s.Public(), Holder: fmt.Sprintf("team%d", i), Scopes: []string{fmt.Sprintf("publish:team%d/*", i)}}, root); err != nil {
+		if _, err := author.Grant(ctx, r, author.KeyGrant{Key: s.Public(), Holder: fmt.Sprintf("team%d", i), Scopes: []string{fmt.Sprintf("publish:team%d/*", i)}}, root); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if _, err := r.DeclareUpstream(ctx, "public", "https://public.example", strings.Repeat("1", 64), root); err != nil {
+	if _, err := author.DeclareUpstream(ctx, r, "public", "https://public.example", strings.Repeat("1", 64), root); err != nil {
 		b.Fatal(err)
 	}
 	return x
@@ -186,7 +188,7 @@ func BenchmarkReplayUpstreamCertifications(b *testing.B) {
 		}
 		file := at(UpstreamVersionDir("public", name, "1.0.0"), rec)
 		file.Status, file.Mode = 'A', "100644"
-		prepare(file)
+		Prepare(file)
 		files = append(files, file)
 	}
 	for b.Loop() {

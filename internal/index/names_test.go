@@ -1,10 +1,12 @@
-package index
+package index_test
 
 import (
+	. "cairn.dev/cairn/internal/index"
 	"strings"
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -18,10 +20,10 @@ func TestInternalNames(t *testing.T) {
 	f.publish(f.alice, "acme/fastjson", "1.2.3")
 	carol := newSigner()
 	past := time.Now().Add(-time.Hour)
-	if _, err := f.repo.Grant(f.ctx, KeyGrant{Key: carol.Public(), Holder: "carol", Scopes: []string{"publish:old/*"}, Expires: &past}, f.root); err != nil {
+	if _, err := author.Grant(f.ctx, f.repo, author.KeyGrant{Key: carol.Public(), Holder: "carol", Scopes: []string{"publish:old/*"}, Expires: &past}, f.root); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.repo.RevokeKey(f.ctx, keys.ID(f.bob.Public()), "left", f.root); err != nil {
+	if _, err := author.RevokeKey(f.ctx, f.repo, keys.ID(f.bob.Public()), "left", f.root); err != nil {
 		t.Fatal(err)
 	}
 	names, err := f.repo.Names(f.ctx, MainRef)

@@ -1,4 +1,4 @@
-package index
+package index_test
 
 import (
 	"testing"
@@ -24,7 +24,7 @@ func TestReaderSurvivesRefMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := f.repo.reader(f.ctx)
+	rd, err := f.repo.GitReader(f.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

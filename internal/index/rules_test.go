@@ -1,6 +1,7 @@
-package index
+package index_test
 
 import (
+	. "cairn.dev/cairn/internal/index"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -31,7 +33,7 @@ func (f *fixture) try(parents int, at time.Time, files ...*File) error {
 		if file.Status == 0 {
 			file.Status, file.Mode = 'A', "100644"
 		}
-		prepare(file)
+		Prepare(file)
 		c.Files = append(c.Files, file)
 	}
 	return Apply(st, c, f.intro)
@@ -65,15 +67,15 @@ func TestRules(t *testing.T) {
 	other := newSigner()
 	expired := newSigner()
 	past := now.Add(-time.Hour)
-	if _, err := f.repo.Grant(f.ctx, KeyGrant{Key: expired.Public(), Holder: "temp", Scopes: []string{"certify:audited"}, Expires: &past}, f.root); err != nil {
+	if _, err := author.Grant(f.ctx, f.repo, author.KeyGrant{Key: expired.Public(), Holder: "temp", Scopes: []string{"certify:audited"}, Expires: &past}, f.root); err != nil {
 		t.Fatal(err)
 	}
-	grantRec := f.sign(record.Grant, []record.Subject{keySubject(other.Public())},
+	grantRec := f.sign(record.Grant, []record.Subject{keySubjectOf(other.Public())},
 		record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "other", Scopes: []string{"certify:audited"}, Issued: now}, f.root)
 
 	// A threshold met by one key signing twice, once under another key's id.
 	root2 := newSigner()
-	mislabelled := f.sign(record.Grant, []record.Subject{keySubject(other.Public())},
+	mislabelled := f.sign(record.Grant, []record.Subject{keySubjectOf(other.Public())},
 		record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "other", Scopes: []string{"certify:audited"}, Issued: now}, f.root, f.root)
 	var env map[string]any
 	json.Unmarshal(mislabelled.Raw, &env)
@@ -125,7 +127,7 @@ func TestRules(t *testing.T) {
 		{"expired grant", 1, now, []*File{at(vdir, audit(expired))}, RuleKeyExpired, "had expired"},
 		{"before expiry", 1, past.Add(-time.Minute), []*File{at(vdir, audit(expired))}, "", ""},
 		{"a second signature under an unknown id is ignored", 1, now, []*File{{Path: RecordPath(KeyDir(keys.IDHex(other.Public())), mislabelled.ID), Data: relabelled}}, "", ""},
-		{"grant by a non-root key", 1, now, []*File{at(KeyDir(keys.IDHex(other.Public())), f.sign(record.Grant, []record.Subject{keySubject(other.Public())}, record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "x", Scopes: []string{"publish:*"}, Issued: now}, f.alice))}, RuleThreshold, "signed by 0 distinct root key"},
+		{"grant by a non-root key", 1, now, []*File{at(KeyDir(keys.IDHex(other.Public())), f.sign(record.Grant, []record.Subject{keySubjectOf(other.Public())}, record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "x", Scopes: []string{"publish:*"}, Issued: now}, f.alice))}, RuleThreshold, "signed by 0 distinct root key"},
 		{"grant filed under another key", 1, now, []*File{at(KeyDir(keys.IDHex(f.alice.Public())), grantRec)}, RuleWellFormed, "directory of the key it names"},
 		{"descriptor without authored record", 1, now, []*File{{Path: vdir2 + "/" + DescriptorFile, Data: dData}}, RulePublishOnce, "without its publisher's authored record"},
 		{"authored record for a published version", 1, now, []*File{at(vdir, f.sign(record.Authored, []record.Subject{descSubject}, record.AuthoredPredicate{Descriptor: p.Ref, Issued: now}, f.alice))}, RulePublishOnce, "which this commit does not publish"},
@@ -160,7 +162,7 @@ func wantOutcome(t *testing.T, err error, rule, want string) {
 // repoFind returns the id of the (only) record in a key's directory.
 func (f *fixture) repoFind(t *testing.T, keyHex string) string {
 	head, _ := f.repo.Head(f.ctx)
-	rd, _ := f.repo.reader(f.ctx)
+	rd, _ := f.repo.GitReader(f.ctx)
 	entries, err := rd.Tree(head + ":" + KeyDir(keyHex))
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("key dir: %v %v", entries, err)
@@ -184,7 +186,7 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 	pred := record.GrantPredicate{Key: keys.FormatPublic(k.Public()), Holder: "k", Scopes: []string{"certify:audited"}, Issued: time.Now()}
 	dirK := KeyDir(keys.IDHex(k.Public()))
 
-	twice := f.sign(record.Grant, []record.Subject{keySubject(k.Public())}, pred, r1, r1)
+	twice := f.sign(record.Grant, []record.Subject{keySubjectOf(k.Public())}, pred, r1, r1)
 	wantRule(t, f.try(1, time.Now(), at(dirK, twice)), RuleThreshold)
 
 	var env map[string]any
@@ -200,7 +202,7 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 	flipped, _ := json.Marshal(env)
 	wantRule(t, f.try(1, time.Now(), &File{Path: RecordPath(dirK, twice.ID), Data: flipped}), RuleThreshold)
 
-	two := f.sign(record.Grant, []record.Subject{keySubject(k.Public())}, pred, r1, r2)
+	two := f.sign(record.Grant, []record.Subject{keySubjectOf(k.Public())}, pred, r1, r2)
 	if err := f.try(1, time.Now(), at(dirK, two)); err != nil {
 		t.Fatalf("two distinct root keys refused: %v", err)
 	}
@@ -209,7 +211,7 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 	n1, n2 := newSigner(), newSigner()
 	rp := record.RootPredicate{Version: 2, Threshold: 2, Previous: intro.ID, Issued: time.Now(),
 		Keys: []record.RootKey{{Key: keys.FormatPublic(n1.Public())}, {Key: keys.FormatPublic(n2.Public())}}}
-	subjects := []record.Subject{keySubject(n1.Public()), keySubject(n2.Public())}
+	subjects := []record.Subject{keySubjectOf(n1.Public()), keySubjectOf(n2.Public())}
 	oldOnly := f.sign(record.Root, subjects, rp, r1, r2)
 	err = f.try(1, time.Now(), &File{Path: RootPath(2), Data: oldOnly.Raw})
 	wantRule(t, err, RuleThreshold)
@@ -232,9 +234,9 @@ func TestIntroductionPinned(t *testing.T) {
 	f := newFixture(t)
 	other := newSigner()
 	rp := record.RootPredicate{Version: 1, Threshold: 1, Issued: time.Now(), Keys: []record.RootKey{{Key: keys.FormatPublic(other.Public())}}}
-	rec := f.sign(record.Root, []record.Subject{keySubject(other.Public())}, rp, other)
+	rec := f.sign(record.Root, []record.Subject{keySubjectOf(other.Public())}, rp, other)
 	file := &File{Path: RootPath(1), Data: rec.Raw, Status: 'A', Mode: "100644"}
-	prepare(file)
+	Prepare(file)
 	err := Apply(NewOverlay(nil), &Commit{ID: "x", Files: []*File{file}}, f.intro)
 	wantRule(t, err, RuleIntroduction)
 	if !strings.Contains(err.Error(), "pinned to introduction "+f.intro) {
@@ -249,7 +251,7 @@ func TestBackdatedCommit(t *testing.T) {
 	p := f.publish(f.alice, "acme/fastjson", "1.2.3")
 	expired := newSigner()
 	past := time.Now().Add(-time.Hour)
-	if _, err := f.repo.Grant(f.ctx, KeyGrant{Key: expired.Public(), Holder: "temp", Scopes: []string{"certify:audited"}, Expires: &past}, f.root); err != nil {
+	if _, err := author.Grant(f.ctx, f.repo, author.KeyGrant{Key: expired.Public(), Holder: "temp", Scopes: []string{"certify:audited"}, Expires: &past}, f.root); err != nil {
 		t.Fatal(err)
 	}
 	head, _ := f.repo.Head(f.ctx)
@@ -257,7 +259,7 @@ func TestBackdatedCommit(t *testing.T) {
 	rec := f.sign(record.Audited, []record.Subject{{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}}}, record.CertificationPredicate{Issued: past}, expired)
 	file := at(VersionDir("acme/fastjson", "1.2.3"), rec)
 	file.Status, file.Mode = 'A', "100644"
-	prepare(file)
+	Prepare(file)
 	c := &Commit{ID: "test", Parents: []string{head}, Time: past.Add(-time.Minute), ParentTime: time.Now(), Files: []*File{file}}
 	err := Apply(st, c, f.intro)
 	wantRule(t, err, RuleTimeOrder)
@@ -309,7 +311,7 @@ func TestUpstreamRules(t *testing.T) {
 
 	// Declared: a second declaration of the name is refused; only the
 	// root ends it, and an ended upstream takes no more records.
-	if _, err := f.repo.DeclareUpstream(f.ctx, "public", "https://public.example", intro, f.root); err != nil {
+	if _, err := author.DeclareUpstream(f.ctx, f.repo, "public", "https://public.example", intro, f.root); err != nil {
 		t.Fatal(err)
 	}
 	wantRule(t, f.try(1, now, at(UpstreamDir("public"), declare("public", f.root))), RuleUpstream)
@@ -321,7 +323,7 @@ func TestUpstreamRules(t *testing.T) {
 		return f.sign(record.Revoke, []record.Subject{{Name: "record", Digest: map[string]string{"sha256": ups[0].RecordID}}}, record.EndPredicate{Reason: "x", Issued: now}, s)
 	}
 	wantRule(t, f.try(1, now, at(UpstreamDir("public"), endBy(f.alice))), RuleThreshold)
-	if _, err := f.repo.Revoke(f.ctx, ups[0].RecordID, "unused", f.root); err != nil {
+	if _, err := author.Revoke(f.ctx, f.repo, ups[0].RecordID, "unused", f.root); err != nil {
 		t.Fatal(err)
 	}
 	if ups, _ := f.repo.Followed(f.ctx); len(ups) != 0 {

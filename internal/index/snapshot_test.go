@@ -1,11 +1,13 @@
-package index
+package index_test
 
 import (
+	. "cairn.dev/cairn/internal/index"
 	"errors"
 	"io/fs"
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
@@ -48,7 +50,7 @@ func TestSnapshotAndLabelRules(t *testing.T) {
 	fj := snapshot.Entry{Name: "acme/fastjson", Version: "1.2.3", Descriptor: p1.Ref}
 	lg := snapshot.Entry{Name: "acme/log", Version: "2.0.0", Descriptor: p2.Ref}
 
-	added, lts, err := f.repo.CreateSnapshot(f.ctx, &snapshot.Snapshot{Schema: snapshot.Schema, Name: "lts-1.0", Packages: []snapshot.Entry{lg, fj}}, curator)
+	added, lts, err := author.CreateSnapshot(f.ctx, f.repo, &snapshot.Snapshot{Schema: snapshot.Schema, Name: "lts-1.0", Packages: []snapshot.Entry{lg, fj}}, curator)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func TestSnapshotAndLabelRules(t *testing.T) {
 	if ok, _ := f.repo.Blobs.Stat(f.ctx, lts); !ok {
 		t.Fatal("the snapshot is not in the blob store")
 	}
-	first, _, err := f.repo.SetLabel(f.ctx, "lts-1.0", lts.SHA256[:10], curator)
+	first, _, err := author.SetLabel(f.ctx, f.repo, "lts-1.0", lts.SHA256[:10], curator)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +99,14 @@ func TestSnapshotAndLabelRules(t *testing.T) {
 	}
 
 	// Moves through the operations: history is one chain, oldest first.
-	_, lts11, err := f.repo.CreateSnapshot(f.ctx, &snapshot.Snapshot{Schema: snapshot.Schema, Name: "lts-1.1", Packages: []snapshot.Entry{lg}}, curator)
+	_, lts11, err := author.CreateSnapshot(f.ctx, f.repo, &snapshot.Snapshot{Schema: snapshot.Schema, Name: "lts-1.1", Packages: []snapshot.Entry{lg}}, curator)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.repo.SetLabel(f.ctx, "lts-1.0", smallRef.SHA256, curator); !errors.Is(err, fs.ErrNotExist) {
+	if _, _, err := author.SetLabel(f.ctx, f.repo, "lts-1.0", smallRef.SHA256, curator); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("moving to a snapshot the index lacks: %v", err)
 	}
-	_, second, err := f.repo.SetLabel(f.ctx, "lts-1.0", lts11.SHA256, curator)
+	_, second, err := author.SetLabel(f.ctx, f.repo, "lts-1.0", lts11.SHA256, curator)
 	if err != nil {
 		t.Fatal(err)
 	}

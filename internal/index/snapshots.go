@@ -92,7 +92,7 @@ func (c *Catalog) ShowSnapshot(name string) (*SnapshotView, error) {
 			return nil, fmt.Errorf("no label %s and no snapshot of that name in the index at %.12s (cairn snapshot list shows them): %w", name, c.commit, fs.ErrNotExist)
 		}
 	}
-	ref, err := c.findSnapshot(digest)
+	ref, err := c.FindSnapshot(digest)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
@@ -40,7 +41,7 @@ func git(t *testing.T, dir string, args ...string) string {
 // predicate also carries a whole vulnerability body (scanner, metadata):
 // signed by a key properly granted certify:audited, and well-formed but
 // for the members its kind does not have.
-func smuggled(t *testing.T, w *indextest.World, s keys.Signer, pub *index.Published) (path string, data []byte) {
+func smuggled(t *testing.T, w *indextest.World, s keys.Signer, pub *author.Published) (path string, data []byte) {
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Second)
 	subj := record.Subject{Name: pub.Descriptor.ID(), Digest: map[string]string{"sha256": pub.Ref.SHA256}}
@@ -92,7 +93,7 @@ func TestAttackUnknownPredicateMembers(t *testing.T) {
 	}
 
 	// Appended with the API.
-	_, err = w.Repo.Append(w.Ctx, []gitx.File{{Path: path, Data: data}}, "acme-security <sec@example.com>", "audited")
+	_, err = w.Repo.Append(w.Ctx, index.Change{Replayed: []gitx.File{{Path: path, Data: data}}}, "acme-security <sec@example.com>", "audited")
 	wantSmuggledRefused(t, "append", err)
 	if head, _ := w.Repo.Head(w.Ctx); head != before {
 		t.Fatalf("main moved to %s on a refused append", head)

@@ -10,8 +10,6 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
-	"cairn.dev/cairn/internal/keys"
-	"cairn.dev/cairn/internal/record"
 )
 
 // An organisation's repository follows upstream indexes: the root
@@ -28,25 +26,6 @@ func UpstreamRef(name string) string { return "refs/upstreams/" + name + "/main"
 func (r *Repo) UpstreamLine(u *Upstream) Line {
 	return Line{Name: "upstream " + u.Name, Ref: UpstreamRef(u.Name), Introduction: u.Introduction,
 		Marker: filepath.Join(r.local, "upstreams", u.Name+".verified.json")}
-}
-
-// DeclareUpstream adds the root's declaration of an upstream, signed by
-// a threshold of root keys.
-func (r *Repo) DeclareUpstream(ctx context.Context, name, url, introduction string, roots ...keys.Signer) (*Added, error) {
-	url = strings.TrimSuffix(url, "/")
-	p := record.UpstreamPredicate{Name: name, URL: url, Introduction: introduction, Issued: now()}
-	if introduction == r.Config.Introduction {
-		return nil, fmt.Errorf("introduction %.16s is this repository's own: an upstream is another index", introduction)
-	}
-	payload, err := record.Build(record.Upstream, []record.Subject{{Name: name, Digest: map[string]string{"sha256": introduction}}}, p)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := record.Sign(payload, roots...)
-	if err != nil {
-		return nil, err
-	}
-	return r.append(ctx, roots[0], fmt.Sprintf("follow upstream %s at %s", name, url), []*record.Record{rec}, []string{UpstreamDir(name)})
 }
 
 // Upstreams lists the upstreams declared at commit (or ref), by name, revoked

@@ -1,12 +1,14 @@
-package index
+package index_test
 
 import (
+	. "cairn.dev/cairn/internal/index"
 	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -26,7 +28,7 @@ func TestVerifiedBeforeReads(t *testing.T) {
 	}
 
 	f.publish(f.alice, "acme/fastjson", "1.0.0")
-	vuln, err := f.repo.Certify(f.ctx, Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-x", Severity: "high"}, f.audit)
+	vuln, err := author.Certify(f.ctx, f.repo, author.Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-x", Severity: "high"}, f.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func TestVerifiedBeforeReads(t *testing.T) {
 	run(clone, "rm", "-q", path)
 	run(clone, "commit", "-q", "-m", "drop it")
 	run(clone, "push", "-q", "origin", "main")
-	f.repo.resetReader()
+	f.repo.ResetReader()
 	for i := 0; i < 2; i++ {
 		_, err := f.repo.Verified(f.ctx)
 		var re *RuleError
@@ -61,7 +63,7 @@ func TestVerifiedBeforeReads(t *testing.T) {
 	run(clone, "reset", "-q", "--hard", good.Head+"~1")
 	run(clone, "commit", "-q", "--allow-empty", "-m", "nothing to see")
 	run(clone, "push", "-q", "--force", "origin", "main")
-	f.repo.resetReader()
+	f.repo.ResetReader()
 	_, err = f.repo.Verified(f.ctx)
 	var fe *ForkError
 	if !errors.As(err, &fe) || fe.Verified != good.Head {

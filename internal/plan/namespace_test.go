@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/remote"
@@ -27,10 +28,10 @@ func TestUpstreamNameInsideOrgNamespace(t *testing.T) {
 	// The organisation's publisher (granted publish:acme/*) is revoked
 	// first: acme/ is nobody's namespace there.
 	org := indextest.New(t)
-	if _, err := org.Repo.RevokeKey(org.Ctx, keys.ID(org.Publisher.Public()), "left", org.Root); err != nil {
+	if _, err := author.RevokeKey(org.Ctx, org.Repo, keys.ID(org.Publisher.Public()), "left", org.Root); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := org.Repo.DeclareUpstream(org.Ctx, "public", upURL, up.Intro, org.Root); err != nil {
+	if _, err := author.DeclareUpstream(org.Ctx, org.Repo, "public", upURL, up.Intro, org.Root); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := remote.Sync(org.Ctx, org.Repo, remote.Options{}); err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
@@ -49,10 +50,10 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, w.lts, err = w.Repo.CreateSnapshot(w.Ctx, snap, w.Curator); err != nil {
+	if _, w.lts, err = author.CreateSnapshot(w.Ctx, w.Repo, snap, w.Curator); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := w.Repo.SetLabel(w.Ctx, "lts-1.0", w.lts.SHA256, w.Curator); err != nil {
+	if _, _, err := author.SetLabel(w.Ctx, w.Repo, "lts-1.0", w.lts.SHA256, w.Curator); err != nil {
 		t.Fatal(err)
 	}
 	w.write("policy.yaml", "issuers:\n  security: [acme-security]\nforbid:\n  - name: high-vulnerabilities\n    property: vulnerable\n    severity: high\n")
@@ -292,7 +293,7 @@ func TestServedAndOffline(t *testing.T) {
 	}
 	// A high vulnerability certified after the lock: the next evaluation,
 	// after a pull, refuses and says which package and rule.
-	w.Certify(index.Certification{Name: "acme/log", Version: "1.1.0", Kind: "vulnerable", VulnID: "GHSA-9999", Severity: "high"})
+	w.Certify(author.Certification{Name: "acme/log", Version: "1.1.0", Kind: "vulnerable", VulnID: "GHSA-9999", Severity: "high"})
 	_, srcs2, _, err := w.lock(Options{Cache: cache})
 	if err != nil {
 		t.Fatal(err)
@@ -468,10 +469,10 @@ func TestUpstreamThroughOrganisation(t *testing.T) {
 	org.Audit("acme/internal", "1.0.0")
 	// Its publisher's publish:acme/* would make every acme/ name internal
 	// (the upstream's acme/log too): revoked, only acme/internal is.
-	if _, err := org.Repo.RevokeKey(org.Ctx, keys.ID(org.Publisher.Public()), "acme/ is the upstream's", org.Root); err != nil {
+	if _, err := author.RevokeKey(org.Ctx, org.Repo, keys.ID(org.Publisher.Public()), "acme/ is the upstream's", org.Root); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := org.Repo.DeclareUpstream(org.Ctx, "public", upURL, up.Intro, org.Root); err != nil {
+	if _, err := author.DeclareUpstream(org.Ctx, org.Repo, "public", upURL, up.Intro, org.Root); err != nil {
 		t.Fatal(err)
 	}
 	sync := func() {
@@ -524,15 +525,15 @@ func TestUpstreamThroughOrganisation(t *testing.T) {
 	// The organisation declares a vulnerability of 1.1.0; the upstream's
 	// fixed record does not answer it.
 	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - {name: corp, path: %s, introduction: %s}\npackages:\n  acme/internal: ^1\npolicy: policy.yaml\nplatforms: [linux-amd64]\n", org.Dir, org.Intro))
-	org.Certify(index.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Vulnerable, VulnID: "GHSA-org-1", Severity: "high"})
-	up.Certify(index.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Fixed, VulnID: "GHSA-org-1", Note: "we say so"})
+	org.Certify(author.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Vulnerable, VulnID: "GHSA-org-1", Severity: "high"})
+	up.Certify(author.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Fixed, VulnID: "GHSA-org-1", Note: "we say so"})
 	sync()
 	_, err = evaluate()
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "acme/log@1.1.0: forbid high: vulnerable GHSA-org-1 (high) by acme-security") {
 		t.Fatalf("an upstream's fixed answered the organisation's vulnerability: %v", err)
 	}
 	// The organisation's own fixed record does.
-	org.Certify(index.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Fixed, VulnID: "GHSA-org-1", Note: "not reachable here"})
+	org.Certify(author.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Fixed, VulnID: "GHSA-org-1", Note: "not reachable here"})
 	if _, err := evaluate(); err != nil {
 		t.Fatalf("after the organisation's fixed: %v", err)
 	}

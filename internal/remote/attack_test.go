@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/record"
 )
@@ -137,18 +138,18 @@ func TestReplayedCheckpointHidesRecord(t *testing.T) {
 	alice, sec := newSigner(t), newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
 	w.grant(sec, "acme-security", "certify:vulnerable")
-	if _, err := w.repo.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	h1, _ := w.repo.Head(w.ctx)
 	old := checkpointOf(t, w.url) // genuine, of h1; the attacker keeps it
 	c := w.client("c", w.url)     // a client that verified h1
 
-	if _, err := w.repo.Certify(w.ctx, index.Certification{Name: "acme/x", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-aaaa-bbbb-cccc", Severity: "critical"}, sec); err != nil {
+	if _, err := author.Certify(w.ctx, w.repo, author.Certification{Name: "acme/x", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-aaaa-bbbb-cccc", Severity: "critical"}, sec); err != nil {
 		t.Fatal(err)
 	}
 	h2, _ := w.repo.Head(w.ctx)
-	if _, err := w.repo.Publish(w.ctx, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	h3, _ := w.repo.Head(w.ctx)
@@ -209,7 +210,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 	alice, sec := newSigner(t), newSigner(t)
 	pub.grant(alice, "alice", "publish:acme/*")
 	pub.grant(sec, "acme-security", "certify:vulnerable")
-	if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(pub.ctx, pub.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	h1, _ := pub.repo.Head(pub.ctx)
@@ -231,7 +232,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 	t.Cleanup(front.Close)
 
 	org := newWorld(t)
-	if _, err := org.repo.DeclareUpstream(org.ctx, "public", front.URL, pub.intro, org.root); err != nil {
+	if _, err := author.DeclareUpstream(org.ctx, org.repo, "public", front.URL, pub.intro, org.root); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {
@@ -242,11 +243,11 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 		t.Fatalf("the upstream's line is at %s after the first sync, want %s", got, h1)
 	}
 
-	if _, err := pub.repo.Certify(pub.ctx, index.Certification{Name: "acme/x", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-aaaa-bbbb-cccc", Severity: "critical"}, sec); err != nil {
+	if _, err := author.Certify(pub.ctx, pub.repo, author.Certification{Name: "acme/x", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-aaaa-bbbb-cccc", Severity: "critical"}, sec); err != nil {
 		t.Fatal(err)
 	}
 	h2, _ := pub.repo.Head(pub.ctx)
-	if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
+	if _, err := author.Publish(pub.ctx, pub.repo, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	h3, _ := pub.repo.Head(pub.ctx)

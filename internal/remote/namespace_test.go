@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/server"
 )
@@ -19,10 +19,10 @@ import (
 // organisation can certify it as an upstream version.
 func TestUpstreamCannotPublishIntoOrgNamespace(t *testing.T) {
 	pub := newWorld(t)
-	author := newSigner(t)
-	pub.grant(author, "author", "publish:*")
+	writer := newSigner(t)
+	pub.grant(writer, "author", "publish:*")
 	for _, name := range []string{"acme/newthing", "libs/json"} {
-		if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, name, "6.6.6"), author); err != nil {
+		if _, err := author.Publish(pub.ctx, pub.repo, pkgDir(t, name, "6.6.6"), writer); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -31,10 +31,10 @@ func TestUpstreamCannotPublishIntoOrgNamespace(t *testing.T) {
 	dev, sec := newSigner(t), newSigner(t)
 	org.grant(dev, "dev", "publish:acme/*")
 	org.grant(sec, "security", "certify:audited")
-	if _, err := org.repo.Publish(org.ctx, pkgDir(t, "acme/app", "1.0.0"), dev); err != nil {
+	if _, err := author.Publish(org.ctx, org.repo, pkgDir(t, "acme/app", "1.0.0"), dev); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := org.repo.DeclareUpstream(org.ctx, "public", pub.url, pub.intro, org.root); err != nil {
+	if _, err := author.DeclareUpstream(org.ctx, org.repo, "public", pub.url, pub.intro, org.root); err != nil {
 		t.Fatal(err)
 	}
 	orgURL := org.serve(org.repo, server.Options{Fallback: (&UpstreamBlobs{Repo: org.repo}).Fetch})
@@ -61,11 +61,11 @@ func TestUpstreamCannotPublishIntoOrgNamespace(t *testing.T) {
 
 	// Certifying the upstream's acme/newthing in the organisation's index
 	// is refused: by the lookup, and by the rules themselves.
-	_, err = org.repo.Certify(org.ctx, index.Certification{Name: "acme/newthing", Version: "6.6.6", Kind: record.Audited}, sec)
+	_, err = author.Certify(org.ctx, org.repo, author.Certification{Name: "acme/newthing", Version: "6.6.6", Kind: record.Audited}, sec)
 	if err == nil || !strings.Contains(err.Error(), "acme/newthing is an internal package") || !strings.Contains(err.Error(), "publish:acme/*") {
 		t.Errorf("certifying the upstream's acme/newthing: %v, want it refused as internal", err)
 	}
-	if _, err := org.repo.Certify(org.ctx, index.Certification{Name: "libs/json", Version: "6.6.6", Kind: record.Audited}, sec); err != nil {
+	if _, err := author.Certify(org.ctx, org.repo, author.Certification{Name: "libs/json", Version: "6.6.6", Kind: record.Audited}, sec); err != nil {
 		t.Fatalf("certifying the upstream's libs/json: %v", err)
 	}
 
@@ -77,7 +77,7 @@ func TestUpstreamCannotPublishIntoOrgNamespace(t *testing.T) {
 	}
 	for _, k := range keys {
 		if k.Holder == "dev" {
-			if _, err := org.repo.RevokeKey(org.ctx, k.ID, "left", org.root); err != nil {
+			if _, err := author.RevokeKey(org.ctx, org.repo, k.ID, "left", org.root); err != nil {
 				t.Fatal(err)
 			}
 		}

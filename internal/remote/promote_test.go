@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
-	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -36,11 +36,11 @@ artifacts:
 `), 0o644)
 	os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("the internal source"), 0o644)
 	os.WriteFile(filepath.Join(dir, "fastjson-linux-amd64"), []byte("\x7fELF the binary"), 0o644)
-	p, err := org.repo.Publish(org.ctx, dir, alice)
+	p, err := author.Publish(org.ctx, org.repo, dir, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	audit, err := org.repo.Certify(org.ctx, index.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Audited}, sec)
+	audit, err := author.Certify(org.ctx, org.repo, author.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Audited}, sec)
 	if err != nil {
 		t.Fatal(err)
 	}

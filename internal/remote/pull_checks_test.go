@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"cairn.dev/cairn/internal/author"
 )
 
 // A pull's checkpoint signs exactly the head the pull verified. fetch
@@ -20,7 +22,7 @@ func TestPullCheckpointMustSignVerifiedHead(t *testing.T) {
 	w.grant(alice, "alice", "publish:acme/*")
 	before, _ := w.repo.Head(w.ctx)
 	old := checkpointOf(t, w.url)
-	if _, err := w.repo.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := w.repo.Head(w.ctx)
@@ -71,7 +73,7 @@ func TestPullAsksNoAncestry(t *testing.T) {
 	alice := newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
 	c := w.client("c", w.url)
-	if _, err := w.repo.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	trace := filepath.Join(t.TempDir(), "trace")

@@ -386,7 +386,7 @@ func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) e
 		return err
 	}
 	for _, c := range todo {
-		if _, err := r.Append(ctx, c.Files, c.Ident, c.Header); err != nil {
+		if _, err := r.Append(ctx, index.Change{Replayed: c.Files}, c.Ident, c.Header); err != nil {
 			// Put main back where it was: nothing is lost.
 			if cur, rerr := r.ResolveRef(ctx, index.MainRef); rerr == nil {
 				if r.MoveRef(ctx, index.MainRef, main, cur) == nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/server"
@@ -48,12 +49,12 @@ func TestAttackExpiredGrantBackdates(t *testing.T) {
 	w := newWorld(t)
 	alice := newSigner(t)
 	expires := time.Now().Add(6 * time.Second)
-	if _, err := w.repo.Grant(w.ctx, index.KeyGrant{Key: alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}, Expires: &expires}, w.root); err != nil {
+	if _, err := author.Grant(w.ctx, w.repo, author.KeyGrant{Key: alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}, Expires: &expires}, w.root); err != nil {
 		t.Fatal(err)
 	}
 	c := w.client("c", w.url)
 	// Signed and committed while the grant held...
-	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/late", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/late", "1.0.0"), alice); err != nil {
 		t.Fatalf("publishing before the grant expires (this machine took more than 6 s): %v", err)
 	}
 	// ...pushed after it expired, and later than the skew allows.
@@ -97,7 +98,7 @@ func TestPushRedatesStaleCommits(t *testing.T) {
 	alice := newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
 	c := w.client("c", w.url)
-	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/offline", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/offline", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	made, _ := c.Head(w.ctx)
@@ -127,7 +128,7 @@ func TestAttackPushWithoutBlobs(t *testing.T) {
 	alice := newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
 	c := w.client("c", w.url)
-	pub, err := c.Publish(w.ctx, pkgDir(t, "acme/noblob", "1.0.0"), alice)
+	pub, err := author.Publish(w.ctx, c, pkgDir(t, "acme/noblob", "1.0.0"), alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestPushLostRaceRetried(t *testing.T) {
 	alice := newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
 	c := w.client("c", w.url)
-	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/race", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/race", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	// Another writer holds main's lock for a while.
@@ -209,7 +210,7 @@ func TestPushLostRaceIsNotRefusal(t *testing.T) {
 	alice := newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
 	c := w.client("c", w.url)
-	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/race", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/race", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	defer func(n int) { maxPushAttempts = n }(maxPushAttempts)
@@ -236,7 +237,7 @@ func TestPushErrorCarriesRule(t *testing.T) {
 	alice := newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
 	c := w.client("c", w.url)
-	pub, err := c.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice)
+	pub, err := author.Publish(w.ctx, c, pkgDir(t, "acme/x", "1.0.0"), alice)
 	if err != nil {
 		t.Fatal(err)
 	}

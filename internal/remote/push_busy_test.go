@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 )
 
@@ -75,7 +76,7 @@ func TestPushUploadHonoursRetryAfter(t *testing.T) {
 	w.grant(alice, "alice", "publish:acme/*")
 	front := &busyFront{busy: 1, after: "1"}
 	c := w.client("c", front.serve(t, w.url))
-	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/busy", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/busy", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	p, err := Push(w.ctx, c, "origin", alice, Options{})
@@ -105,7 +106,7 @@ func TestPushServerStaysBusy(t *testing.T) {
 	maxPushAttempts, maxPushWait = 3, 10*time.Second
 	front := &busyFront{busy: -1, after: "0"}
 	c := w.client("c", front.serve(t, w.url))
-	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/busy", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/busy", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Push(w.ctx, c, "origin", alice, Options{})
@@ -134,7 +135,7 @@ func TestPushRetryAfterBeyondBudget(t *testing.T) {
 	maxPushWait = 2 * time.Second
 	front := &busyFront{busy: -1, after: "3600"}
 	c := w.client("c", front.serve(t, w.url))
-	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/busy", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/busy", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -163,7 +164,7 @@ func TestPushBudgetIsShared(t *testing.T) {
 	maxPushAttempts = 3
 	front := &busyFront{perBlob: 2, after: "0"}
 	c := w.client("c", front.serve(t, w.url))
-	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/busy", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/busy", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Push(w.ctx, c, "origin", alice, Options{})

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
@@ -85,7 +86,7 @@ func (w *world) serve(r *index.Repo, opts ...server.Options) string {
 
 func (w *world) grant(s keys.Signer, holder string, scopes ...string) {
 	w.t.Helper()
-	if _, err := w.repo.Grant(w.ctx, index.KeyGrant{Key: s.Public(), Holder: holder, Scopes: scopes}, w.root); err != nil {
+	if _, err := author.Grant(w.ctx, w.repo, author.KeyGrant{Key: s.Public(), Holder: holder, Scopes: scopes}, w.root); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -133,7 +134,7 @@ func TestConcurrentPublishers(t *testing.T) {
 	}
 	for i := range ps {
 		ps[i].repo = w.client(fmt.Sprintf("client%d", i), w.url)
-		if _, err := ps[i].repo.Publish(w.ctx, pkgDir(t, ps[i].name, "1.0.0"), ps[i].key); err != nil {
+		if _, err := author.Publish(w.ctx, ps[i].repo, pkgDir(t, ps[i].name, "1.0.0"), ps[i].key); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,7 +197,7 @@ func TestRollbackRefused(t *testing.T) {
 	alice := newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
 	before, _ := w.repo.Head(w.ctx)
-	if _, err := w.repo.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := w.repo.Head(w.ctx)
@@ -243,7 +244,7 @@ func TestReplayedOldCheckpointIsRollback(t *testing.T) {
 	w.grant(alice, "alice", "publish:acme/*")
 	before, _ := w.repo.Head(w.ctx)
 	old := checkpointOf(t, w.url)
-	if _, err := w.repo.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := w.repo.Head(w.ctx)
@@ -291,10 +292,10 @@ func TestSplitView(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = head
-	if _, err := w.repo.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.Publish(w.ctx, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, other, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	otherURL := w.serve(other)
@@ -356,7 +357,7 @@ func TestPushRefusedForRule(t *testing.T) {
 	w.grant(alice, "alice", "publish:acme/*")
 	w.grant(mallory, "mallory", "publish:evil/*")
 	c := w.client("c", w.url)
-	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Push(w.ctx, c, "origin", alice, Options{}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -17,13 +18,13 @@ import (
 // whole report, and the server never logged what its last sync did.
 func TestSyncReportsEachUpstreamWhenCut(t *testing.T) {
 	pub := newWorld(t)
-	author := newSigner(t)
-	pub.grant(author, "author", "publish:*")
-	if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, "libs/json", "1.0.0"), author); err != nil {
+	writer := newSigner(t)
+	pub.grant(writer, "author", "publish:*")
+	if _, err := author.Publish(pub.ctx, pub.repo, pkgDir(t, "libs/json", "1.0.0"), writer); err != nil {
 		t.Fatal(err)
 	}
 	org := newWorld(t)
-	if _, err := org.repo.DeclareUpstream(org.ctx, "public", pub.url, pub.intro, org.root); err != nil {
+	if _, err := author.DeclareUpstream(org.ctx, org.repo, "public", pub.url, pub.intro, org.root); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := Sync(org.ctx, org.repo, Options{}); err != nil || len(res) != 1 || res[0].Pulled == nil {
@@ -50,14 +51,14 @@ func TestSyncReportsEachUpstreamWhenCut(t *testing.T) {
 // "upstream public: " by the sync (before: both).
 func TestSyncErrorNamesUpstreamOnce(t *testing.T) {
 	pub := newWorld(t)
-	author := newSigner(t)
-	pub.grant(author, "author", "publish:*")
+	writer := newSigner(t)
+	pub.grant(writer, "author", "publish:*")
 	before, _ := pub.repo.Head(pub.ctx)
-	if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, "libs/json", "1.0.0"), author); err != nil {
+	if _, err := author.Publish(pub.ctx, pub.repo, pkgDir(t, "libs/json", "1.0.0"), writer); err != nil {
 		t.Fatal(err)
 	}
 	org := newWorld(t)
-	if _, err := org.repo.DeclareUpstream(org.ctx, "public", pub.url, pub.intro, org.root); err != nil {
+	if _, err := author.DeclareUpstream(org.ctx, org.repo, "public", pub.url, pub.intro, org.root); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {

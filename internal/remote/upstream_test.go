@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/record"
@@ -116,10 +117,10 @@ func getDoc(t *testing.T, url string) (*server.PackageDoc, int) {
 // blob or an internal commit (attack 7).
 func TestOrganisationFollowsUpstream(t *testing.T) {
 	pub := newWorld(t)
-	author := newSigner(t)
-	pub.grant(author, "author", "publish:*")
+	writer := newSigner(t)
+	pub.grant(writer, "author", "publish:*")
 	for _, p := range []struct{ name, version string }{{"acme/fastjson", "1.2.3"}, {"corp/secret", "9.9.9"}} {
-		if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, p.name, p.version), author); err != nil {
+		if _, err := author.Publish(pub.ctx, pub.repo, pkgDir(t, p.name, p.version), writer); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -129,13 +130,13 @@ func TestOrganisationFollowsUpstream(t *testing.T) {
 	dev, sec := newSigner(t), newSigner(t)
 	org.grant(dev, "dev", "publish:corp/*")
 	org.grant(sec, "security", "certify:audited")
-	if _, err := org.repo.Publish(org.ctx, pkgDir(t, "corp/secret", "1.0.0"), dev); err != nil {
+	if _, err := author.Publish(org.ctx, org.repo, pkgDir(t, "corp/secret", "1.0.0"), dev); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := org.repo.DeclareUpstream(org.ctx, "public", upURL, pub.intro, org.root); err != nil {
+	if _, err := author.DeclareUpstream(org.ctx, org.repo, "public", upURL, pub.intro, org.root); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := org.repo.DeclareUpstream(org.ctx, "public", upURL, pub.intro, org.root); !isRule(err, index.RuleUpstream) {
+	if _, err := author.DeclareUpstream(org.ctx, org.repo, "public", upURL, pub.intro, org.root); !isRule(err, index.RuleUpstream) {
 		t.Fatalf("declaring upstream public twice: %v, want rule %s", err, index.RuleUpstream)
 	}
 	orgURL := org.serve(org.repo, server.Options{Fallback: (&UpstreamBlobs{Repo: org.repo}).Fetch})
@@ -187,7 +188,7 @@ func TestOrganisationFollowsUpstream(t *testing.T) {
 
 	// The organisation's security team audits the upstream version in
 	// its own index; the record is served beside the upstream's.
-	if _, err := org.repo.Certify(org.ctx, index.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Audited, Note: "reviewed for internal use"}, sec); err != nil {
+	if _, err := author.Certify(org.ctx, org.repo, author.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Audited, Note: "reviewed for internal use"}, sec); err != nil {
 		t.Fatal(err)
 	}
 	doc, _ = getDoc(t, orgURL+"/api/v1/packages/acme/fastjson")
@@ -199,10 +200,10 @@ func TestOrganisationFollowsUpstream(t *testing.T) {
 	}
 	// Certifying the upstream's namesake of an internal package, or with
 	// a key that may only publish, is refused.
-	if _, err := org.repo.Certify(org.ctx, index.Certification{Name: "corp/secret", Version: "9.9.9", Kind: record.Audited}, sec); err == nil || !strings.Contains(err.Error(), "internal package") {
+	if _, err := author.Certify(org.ctx, org.repo, author.Certification{Name: "corp/secret", Version: "9.9.9", Kind: record.Audited}, sec); err == nil || !strings.Contains(err.Error(), "internal package") {
 		t.Errorf("certifying corp/secret@9.9.9 from upstream: %v", err)
 	}
-	if _, err := org.repo.Certify(org.ctx, index.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Withdrawn}, dev); !isRule(err, index.RuleScope) {
+	if _, err := author.Certify(org.ctx, org.repo, author.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Withdrawn}, dev); !isRule(err, index.RuleScope) {
 		t.Errorf("withdrawing an upstream version with a publish key: %v, want rule %s", err, index.RuleScope)
 	}
 	if _, err := org.repo.Verify(org.ctx, true); err != nil {
@@ -233,7 +234,7 @@ func TestOrganisationFollowsUpstream(t *testing.T) {
 	if _, err := blob.ReadAll(org.ctx, orgBlobs, src); err != nil {
 		t.Errorf("the cached upstream blob is not served with the upstream down: %v", err)
 	}
-	if _, err := org.repo.Publish(org.ctx, pkgDir(t, "corp/tool", "2.0.0"), dev); err != nil {
+	if _, err := author.Publish(org.ctx, org.repo, pkgDir(t, "corp/tool", "2.0.0"), dev); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := Pull(org.ctx, laptop, "origin", Options{}); err != nil || p.Main != "fast-forwarded" {
@@ -253,7 +254,7 @@ func TestOrganisationFollowsUpstream(t *testing.T) {
 	upstream.down.Store(false)
 
 	// The upstream moves on; a second sync fetches only its new commits.
-	if _, err := pub.repo.Publish(pub.ctx, pkgDir(t, "acme/fastjson", "1.2.4"), author); err != nil {
+	if _, err := author.Publish(pub.ctx, pub.repo, pkgDir(t, "acme/fastjson", "1.2.4"), writer); err != nil {
 		t.Fatal(err)
 	}
 	if res, err = Sync(org.ctx, syncer, Options{}); err != nil || res[0].Pulled.Commits != 1 {
@@ -295,7 +296,7 @@ func TestOrganisationFollowsUpstream(t *testing.T) {
 	if err != nil || len(f) != 1 {
 		t.Fatal(f, err)
 	}
-	if _, err := org.repo.Revoke(org.ctx, f[0].RecordID, "no longer used", org.root); err != nil {
+	if _, err := author.Revoke(org.ctx, org.repo, f[0].RecordID, "no longer used", org.root); err != nil {
 		t.Fatal(err)
 	}
 	if _, code := getDoc(t, orgURL+"/api/v1/packages/acme/fastjson"); code != http.StatusNotFound {

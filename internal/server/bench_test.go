@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
@@ -30,7 +31,7 @@ func benchServer(b *testing.B) (url string, blobRef blob.Ref, packages []string)
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { r.Close() })
-	if _, err := r.Grant(ctx, index.KeyGrant{Key: alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, root); err != nil {
+	if _, err := author.Grant(ctx, r, author.KeyGrant{Key: alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, root); err != nil {
 		b.Fatal(err)
 	}
 	for i := 0; i < 20; i++ {
@@ -38,7 +39,7 @@ func benchServer(b *testing.B) (url string, blobRef blob.Ref, packages []string)
 		name := fmt.Sprintf("acme/pkg%d", i)
 		os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: "+name+"\nversion: 1.0.0\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
 		os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte(name), 0o644)
-		if _, err := r.Publish(ctx, dir, alice); err != nil {
+		if _, err := author.Publish(ctx, r, dir, alice); err != nil {
 			b.Fatal(err)
 		}
 		packages = append(packages, "/api/v1/packages/"+name)

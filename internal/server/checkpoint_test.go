@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/author"
 )
 
 // A server without a checkpoint key says so in a way a client can tell
@@ -24,7 +24,7 @@ func TestCheckpointNone(t *testing.T) {
 
 	ck := signer(t)
 	withKey := newServed(t, Options{CheckpointKey: ck})
-	if _, err := withKey.repo.Grant(withKey.ctx, index.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, withKey.root); err != nil {
+	if _, err := author.Grant(withKey.ctx, withKey.repo, author.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, withKey.root); err != nil {
 		t.Fatal(err)
 	}
 	resp, body = withKey.do("GET", "/api/v1/checkpoint", nil, nil)
@@ -39,7 +39,7 @@ func TestCheckpointNone(t *testing.T) {
 func TestCheckpointRefusedOnTamperedIndex(t *testing.T) {
 	ck := signer(t)
 	s := newServed(t, Options{CheckpointKey: ck})
-	if _, err := s.repo.Grant(s.ctx, index.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, s.root); err != nil {
+	if _, err := author.Grant(s.ctx, s.repo, author.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, s.root); err != nil {
 		t.Fatal(err)
 	}
 	publishOne(t, s.fixture, "1.0.0")

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 )
@@ -32,7 +33,7 @@ func newServed(t *testing.T, opts Options) *served {
 	}
 	t.Cleanup(func() { r.Close() })
 	f.repo = r
-	if _, err := r.Grant(f.ctx, index.KeyGrant{Key: f.alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, f.root); err != nil {
+	if _, err := author.Grant(f.ctx, r, author.KeyGrant{Key: f.alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, f.root); err != nil {
 		t.Fatal(err)
 	}
 	opts.Exe, _ = filepath.Abs(os.Args[0])

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
@@ -16,7 +17,7 @@ import (
 // over git from the server), with the artifacts files lists (name →
 // kind/platform line of the manifest), and returns the replica and the
 // version's descriptor. Nothing is uploaded to the server.
-func publishInClone(t *testing.T, f *fixture, name, version string, artifacts [][3]string) (*index.Repo, *index.Published) {
+func publishInClone(t *testing.T, f *fixture, name, version string, artifacts [][3]string) (*index.Repo, *author.Published) {
 	t.Helper()
 	c, err := index.InitReplica(f.ctx, filepath.Join(t.TempDir(), "clone"), f.repo.Config.Introduction)
 	if err != nil {
@@ -38,7 +39,7 @@ func publishInClone(t *testing.T, f *fixture, name, version string, artifacts []
 		os.WriteFile(filepath.Join(dir, a[2]), []byte("the bytes of "+a[2]+" in "+name+"@"+version), 0o644)
 	}
 	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte(m.String()), 0o644)
-	p, err := c.Publish(f.ctx, dir, f.alice)
+	p, err := author.Publish(f.ctx, c, dir, f.alice)
 	if err != nil {
 		t.Fatal(err)
 	}

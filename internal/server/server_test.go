@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
@@ -62,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { r.Close() })
 	f.repo = r
-	if _, err := r.Grant(f.ctx, index.KeyGrant{Key: f.alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, f.root); err != nil {
+	if _, err := author.Grant(f.ctx, r, author.KeyGrant{Key: f.alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, f.root); err != nil {
 		t.Fatal(err)
 	}
 	exe, _ := filepath.Abs(os.Args[0])
@@ -230,7 +231,7 @@ func TestCollectUploads(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/x\nversion: 1.0.0\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("published source"), 0o644)
-	p, err := f.repo.Publish(f.ctx, dir, f.alice)
+	p, err := author.Publish(f.ctx, f.repo, dir, f.alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestLightReads(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/x\nversion: 1.0.0\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("source"), 0o644)
-	p, err := f.repo.Publish(f.ctx, dir, f.alice)
+	p, err := author.Publish(f.ctx, f.repo, dir, f.alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +287,7 @@ func TestLightReads(t *testing.T) {
 	dir2 := t.TempDir()
 	os.WriteFile(filepath.Join(dir2, "cairn-package.yaml"), []byte("name: acme/x\nversion: 1.1.0\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
 	os.WriteFile(filepath.Join(dir2, "src.tar.gz"), []byte("source 2"), 0o644)
-	if _, err := f.repo.Publish(f.ctx, dir2, f.alice); err != nil {
+	if _, err := author.Publish(f.ctx, f.repo, dir2, f.alice); err != nil {
 		t.Fatal(err)
 	}
 	if resp, _ := f.do("GET", "/api/v1/packages/acme/x", nil, map[string]string{"If-None-Match": etag}); resp.StatusCode != 200 || resp.Header.Get("ETag") == etag {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"testing"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
@@ -64,7 +65,7 @@ func New(t testing.TB) *World {
 // Grant grants s scopes under holder.
 func (w *World) Grant(s keys.Signer, holder string, scopes ...string) {
 	w.T.Helper()
-	if _, err := w.Repo.Grant(w.Ctx, index.KeyGrant{Key: s.Public(), Holder: holder, Scopes: scopes}, w.Root); err != nil {
+	if _, err := author.Grant(w.Ctx, w.Repo, author.KeyGrant{Key: s.Public(), Holder: holder, Scopes: scopes}, w.Root); err != nil {
 		w.T.Fatal(err)
 	}
 }
@@ -81,7 +82,7 @@ type Package struct {
 }
 
 // Publish publishes p, signed by the publisher.
-func (w *World) Publish(p Package) *index.Published {
+func (w *World) Publish(p Package) *author.Published {
 	w.T.Helper()
 	dir := w.T.TempDir()
 	files := p.Files
@@ -121,7 +122,7 @@ func (w *World) Publish(p Package) *index.Published {
 		}
 	}
 	write("cairn-package.yaml", []byte(m.String()))
-	pub, err := w.Repo.Publish(w.Ctx, dir, w.Publisher)
+	pub, err := author.Publish(w.Ctx, w.Repo, dir, w.Publisher)
 	if err != nil {
 		w.T.Fatal(err)
 	}
@@ -129,9 +130,9 @@ func (w *World) Publish(p Package) *index.Published {
 }
 
 // Certify adds a certification by the security team.
-func (w *World) Certify(c index.Certification) *index.Added {
+func (w *World) Certify(c author.Certification) *author.Added {
 	w.T.Helper()
-	a, err := w.Repo.Certify(w.Ctx, c, w.Security)
+	a, err := author.Certify(w.Ctx, w.Repo, c, w.Security)
 	if err != nil {
 		w.T.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func (w *World) Certify(c index.Certification) *index.Added {
 
 // Audit certifies name@version audited.
 func (w *World) Audit(name, version string) string {
-	return w.Certify(index.Certification{Name: name, Version: version, Kind: record.Audited}).Records[0]
+	return w.Certify(author.Certification{Name: name, Version: version, Kind: record.Audited}).Records[0]
 }
 
 // TarGz is a gzipped tarball of files (each 0644, directories implied);

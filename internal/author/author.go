@@ -1,4 +1,11 @@
-package index
+// Package author builds and signs records — publish, certify, revoke,
+// snapshot, label, and the root's acts (grant, revoke a key, rotate the
+// root, declare an upstream) — and appends them through the index's one
+// door (index.Repo.Append). The index places what it is given; nothing
+// here knows the layout. A root act can also be prepared unsigned, signed
+// by each root key holder apart (a detached signature each) and applied
+// once a threshold has signed: see Act.
+package author
 
 import (
 	"bytes"
@@ -15,7 +22,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
-	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/snapshot"
@@ -31,10 +38,10 @@ type Added struct {
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
 // ident is the commit author for a signer: its holder and key id.
-func (r *Repo) ident(ctx context.Context, s keys.Signer) string {
+func ident(ctx context.Context, r *index.Repo, s keys.Signer) string {
 	id := keys.ID(s.Public())
 	name := "cairn"
-	if st, err := r.headState(ctx); err == nil {
+	if st, err := headState(ctx, r); err == nil {
 		if k, _ := st.Key(id); k != nil && k.Holder() != "" {
 			name = k.Holder()
 		} else if root, _ := st.Root(); root != nil && root.Holders[id] != "" {
@@ -50,7 +57,7 @@ func (r *Repo) ident(ctx context.Context, s keys.Signer) string {
 	return name + " <" + id + ">"
 }
 
-func (r *Repo) headState(ctx context.Context) (*Overlay, error) {
+func headState(ctx context.Context, r *index.Repo) (*index.Overlay, error) {
 	head, err := r.Head(ctx)
 	if err != nil {
 		return nil, err
@@ -58,23 +65,16 @@ func (r *Repo) headState(ctx context.Context) (*Overlay, error) {
 	return r.State(ctx, head)
 }
 
-func (r *Repo) append(ctx context.Context, s keys.Signer, message string, recs []*record.Record, dirs []string, extra ...gitx.File) (*Added, error) {
+// add appends ch, authored by s, through the index's door.
+func add(ctx context.Context, r *index.Repo, s keys.Signer, message string, ch index.Change) (*Added, error) {
 	out := &Added{}
-	files := extra
-	for _, f := range extra {
-		out.Paths = append(out.Paths, f.Path)
-	}
-	for i, rec := range recs {
-		p := RecordPath(dirs[i], rec.ID)
-		if dirs[i] == "root" {
-			p = RootPath(rec.Predicate.(record.RootPredicate).Version)
-		}
-		files = append(files, gitx.File{Path: p, Data: rec.Raw})
+	for _, rec := range ch.Records {
 		out.Records = append(out.Records, rec.ID)
-		out.Paths = append(out.Paths, p)
 	}
-	c, err := r.Append(ctx, files, r.ident(ctx, s), message)
-	out.Commit = c
+	a, err := r.Append(ctx, ch, ident(ctx, r, s), message)
+	if a != nil {
+		out.Commit, out.Paths = a.Commit, a.Paths
+	}
 	return out, err
 }
 
@@ -89,8 +89,8 @@ type Published struct {
 // artifact files): artifacts and descriptor go to the blob store first,
 // then the descriptor and the signer's authored record to the index in one
 // commit. A package's uuid comes from the index when the manifest has none.
-func (r *Repo) Publish(ctx context.Context, dir string, s keys.Signer) (*Published, error) {
-	st, err := r.headState(ctx)
+func Publish(ctx context.Context, r *index.Repo, dir string, s keys.Signer) (*Published, error) {
+	st, err := headState(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -122,9 +122,7 @@ func (r *Repo) Publish(ctx context.Context, dir string, s keys.Signer) (*Publish
 	if err != nil {
 		return nil, err
 	}
-	vdir := VersionDir(d.Name, d.Version)
-	added, err := r.append(ctx, s, "publish "+d.ID(), []*record.Record{rec}, []string{vdir},
-		gitx.File{Path: vdir + "/" + DescriptorFile, Data: data})
+	added, err := add(ctx, r, s, "publish "+d.ID(), index.Change{Records: []*record.Record{rec}, Descriptor: data})
 	if err != nil {
 		return nil, err
 	}
@@ -158,69 +156,53 @@ type Certification struct {
 	Upstream string
 }
 
-// Descriptor reads a published version's descriptor from the index.
-func (r *Repo) Descriptor(ctx context.Context, name, version string) (*descriptor.Descriptor, blob.Ref, error) {
-	head, err := r.Head(ctx)
-	if err != nil {
-		return nil, blob.Ref{}, err
-	}
-	rd, err := r.reader(ctx)
-	if err != nil {
-		return nil, blob.Ref{}, err
-	}
-	o, err := rd.Read(head + ":" + VersionDir(name, version) + "/" + DescriptorFile)
-	if err != nil {
-		return nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s", name, version, r.Dir)
-	}
-	d, err := descriptor.Parse(o.Data)
-	return d, blob.DigestBytes(o.Data), err
-}
-
 // Certify adds a certification record (and, with Supersedes, the
 // supersede record that ends the one it replaces).
-func (r *Repo) Certify(ctx context.Context, c Certification, s keys.Signer) (*Added, error) {
-	return r.CertifyAll(ctx, []Certification{c}, s)
+func Certify(ctx context.Context, r *index.Repo, c Certification, s keys.Signer) (*Added, error) {
+	return CertifyAll(ctx, r, []Certification{c}, s)
 }
 
 // CertifyAll adds certification records, all signed by s, in one commit:
 // a scanner's scan and its findings land together or not at all.
-func (r *Repo) CertifyAll(ctx context.Context, cs []Certification, s keys.Signer) (*Added, error) {
+func CertifyAll(ctx context.Context, r *index.Repo, cs []Certification, s keys.Signer) (*Added, error) {
 	var (
-		recs  []*record.Record
-		dirs  []string
+		ch    = index.Change{Upstream: map[string]string{}}
 		about []string
 	)
 	for _, c := range cs {
-		rs, vdir, id, err := r.certification(ctx, c, s)
+		rs, upstream, id, err := certification(ctx, r, c, s)
 		if err != nil {
 			return nil, err
 		}
-		for range rs {
-			dirs = append(dirs, vdir)
+		for _, rec := range rs {
+			if upstream != "" {
+				ch.Upstream[rec.ID] = upstream
+			}
 		}
-		recs = append(recs, rs...)
+		ch.Records = append(ch.Records, rs...)
 		about = append(about, id+" "+string(c.Kind))
 	}
-	if len(recs) == 0 {
+	if len(ch.Records) == 0 {
 		return nil, errors.New("nothing to certify")
 	}
-	return r.append(ctx, s, "certify "+strings.Join(about, ", "), recs, dirs)
+	return add(ctx, r, s, "certify "+strings.Join(about, ", "), ch)
 }
 
 // certification builds c's record (and the supersede record it needs),
-// the directory they go in and the version's id.
-func (r *Repo) certification(ctx context.Context, c Certification, s keys.Signer) ([]*record.Record, string, string, error) {
+// the upstream whose version it is about ("" for this index's own) and
+// the version's id.
+func certification(ctx context.Context, r *index.Repo, c Certification, s keys.Signer) ([]*record.Record, string, string, error) {
 	if !c.Kind.IsCertification() {
 		return nil, "", "", fmt.Errorf("%q is not a certification property (want one of audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn)", c.Kind)
 	}
 	d, ref, err := r.Descriptor(ctx, c.Name, c.Version)
-	vdir := VersionDir(c.Name, c.Version)
+	upstream := ""
 	if err != nil || c.Upstream != "" {
 		u, ud, uref, uerr := r.UpstreamVersion(ctx, c.Name, c.Version, c.Upstream)
 		if uerr != nil {
 			return nil, "", "", uerr
 		}
-		d, ref, vdir = ud, uref, UpstreamVersionDir(u.Name, c.Name, c.Version)
+		d, ref, upstream = ud, uref, u.Name
 	}
 	subjects := []record.Subject{{Name: d.ID(), Digest: map[string]string{"sha256": ref.SHA256}}}
 	for _, sel := range c.Artifacts {
@@ -260,7 +242,7 @@ func (r *Repo) certification(ctx context.Context, c Certification, s keys.Signer
 		if err != nil {
 			return nil, "", "", err
 		}
-		if old.Dir != vdir {
+		if loc, err := index.ParsePath(old.Path); err != nil || loc.Name != d.Name || loc.Version != d.Version || loc.Upstream != upstream {
 			return nil, "", "", fmt.Errorf("record %.16s is about another version (%s)", old.ID, old.Dir)
 		}
 		end, err := endRecord(record.Supersede, old.ID, "superseded by "+rec.ID, rec.ID, s)
@@ -269,7 +251,7 @@ func (r *Repo) certification(ctx context.Context, c Certification, s keys.Signer
 		}
 		recs = append(recs, end)
 	}
-	return recs, vdir, d.ID(), nil
+	return recs, upstream, d.ID(), nil
 }
 
 // predicate is the certification's predicate, by kind.
@@ -318,15 +300,6 @@ func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
 	return record.CertificationPredicate{Issued: now(), Note: c.Note, Evidence: evidence}, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func endRecord(kind record.Kind, target, reason, replacement string, signers ...keys.Signer) (*record.Record, error) {
 	payload, err := record.Build(kind, []record.Subject{{Name: "record", Digest: map[string]string{"sha256": target}}},
 		record.EndPredicate{Reason: reason, Replacement: replacement, Issued: now()})
@@ -336,41 +309,8 @@ func endRecord(kind record.Kind, target, reason, replacement string, signers ...
 	return record.Sign(payload, signers...)
 }
 
-// Found locates a record in the index.
-type Found struct {
-	ID   string
-	Dir  string
-	Path string
-}
-
-// FindRecord finds a record by id or by a unique prefix of at least 8 hex
-// digits.
-func (r *Repo) FindRecord(ctx context.Context, idOrPrefix string) (*Found, error) {
-	if len(idOrPrefix) < 8 || strings.Trim(idOrPrefix, "0123456789abcdef") != "" {
-		return nil, fmt.Errorf("record id %q: give the id, or at least its first 8 lowercase hex digits", idOrPrefix)
-	}
-	paths, err := r.filePaths(ctx, MainRef)
-	if err != nil {
-		return nil, err
-	}
-	var found []*Found
-	for _, p := range paths {
-		base := p[strings.LastIndexByte(p, '/')+1:]
-		if strings.HasPrefix(base, idOrPrefix) && len(base) == 64+len(".json") {
-			found = append(found, &Found{ID: strings.TrimSuffix(base, ".json"), Dir: filepath.Dir(p), Path: p})
-		}
-	}
-	switch len(found) {
-	case 0:
-		return nil, fmt.Errorf("no record %s in %s", idOrPrefix, r.Dir)
-	case 1:
-		return found[0], nil
-	}
-	return nil, fmt.Errorf("record prefix %s is ambiguous (%d records): give more digits", idOrPrefix, len(found))
-}
-
 // Revoke ends a record. signers is its issuer, or a threshold of root keys.
-func (r *Repo) Revoke(ctx context.Context, idOrPrefix, reason string, signers ...keys.Signer) (*Added, error) {
+func Revoke(ctx context.Context, r *index.Repo, idOrPrefix, reason string, signers ...keys.Signer) (*Added, error) {
 	f, err := r.FindRecord(ctx, idOrPrefix)
 	if err != nil {
 		return nil, err
@@ -379,13 +319,13 @@ func (r *Repo) Revoke(ctx context.Context, idOrPrefix, reason string, signers ..
 	if err != nil {
 		return nil, err
 	}
-	return r.append(ctx, signers[0], "revoke "+f.ID, []*record.Record{rec}, []string{f.Dir})
+	return add(ctx, r, signers[0], "revoke "+f.ID, index.Change{Records: []*record.Record{rec}})
 }
 
 // CreateSnapshot stores a snapshot as a blob and appends it to the index
 // with the curator's snapshot record, in one commit. Every entry must be
 // a published version with exactly its descriptor (the rules check).
-func (r *Repo) CreateSnapshot(ctx context.Context, snap *snapshot.Snapshot, s keys.Signer) (*Added, blob.Ref, error) {
+func CreateSnapshot(ctx context.Context, r *index.Repo, snap *snapshot.Snapshot, s keys.Signer) (*Added, blob.Ref, error) {
 	snap.Sort()
 	data, err := snap.Marshal()
 	if err != nil {
@@ -404,24 +344,23 @@ func (r *Repo) CreateSnapshot(ctx context.Context, snap *snapshot.Snapshot, s ke
 	if err != nil {
 		return nil, ref, err
 	}
-	dir := SnapshotDir(ref.SHA256)
-	added, err := r.append(ctx, s, fmt.Sprintf("snapshot %s (%d packages)", snap.Name, len(snap.Packages)), []*record.Record{rec}, []string{dir},
-		gitx.File{Path: dir + "/" + SnapshotFile, Data: data})
+	added, err := add(ctx, r, s, fmt.Sprintf("snapshot %s (%d packages)", snap.Name, len(snap.Packages)),
+		index.Change{Records: []*record.Record{rec}, Snapshot: data})
 	return added, ref, err
 }
 
 // SetLabel moves a label to a snapshot of the index, named by its sha256
 // (or a unique prefix of at least 8 hex digits): a signed move that names
 // the label's latest move.
-func (r *Repo) SetLabel(ctx context.Context, label, digest string, s keys.Signer) (*Added, blob.Ref, error) {
+func SetLabel(ctx context.Context, r *index.Repo, label, digest string, s keys.Signer) (*Added, blob.Ref, error) {
 	if err := record.CheckLabel(label); err != nil {
 		return nil, blob.Ref{}, err
 	}
-	c, err := r.Catalog(ctx, MainRef)
+	c, err := r.Catalog(ctx, index.MainRef)
 	if err != nil {
 		return nil, blob.Ref{}, err
 	}
-	ref, err := c.findSnapshot(strings.TrimPrefix(digest, "sha256:"))
+	ref, err := c.FindSnapshot(strings.TrimPrefix(digest, "sha256:"))
 	if err != nil {
 		return nil, blob.Ref{}, err
 	}
@@ -439,7 +378,7 @@ func (r *Repo) SetLabel(ctx context.Context, label, digest string, s keys.Signer
 	if err != nil {
 		return nil, ref, err
 	}
-	added, err := r.append(ctx, s, fmt.Sprintf("label %s → sha256:%.16s", label, ref.SHA256), []*record.Record{rec}, []string{LabelDir(label)})
+	added, err := add(ctx, r, s, fmt.Sprintf("label %s → sha256:%.16s", label, ref.SHA256), index.Change{Records: []*record.Record{rec}})
 	return added, ref, err
 }
 
@@ -452,7 +391,7 @@ type KeyGrant struct {
 }
 
 // Grant grants a key scopes, signed by a threshold of root keys.
-func (r *Repo) Grant(ctx context.Context, g KeyGrant, roots ...keys.Signer) (*Added, error) {
+func Grant(ctx context.Context, r *index.Repo, g KeyGrant, roots ...keys.Signer) (*Added, error) {
 	for _, s := range g.Scopes {
 		if _, err := record.ParseScope(s); err != nil {
 			return nil, err
@@ -467,8 +406,8 @@ func (r *Repo) Grant(ctx context.Context, g KeyGrant, roots ...keys.Signer) (*Ad
 	if err != nil {
 		return nil, err
 	}
-	return r.append(ctx, roots[0], fmt.Sprintf("grant %s to %s: %s", keys.ID(g.Key), g.Holder, strings.Join(g.Scopes, " ")),
-		[]*record.Record{rec}, []string{KeyDir(keys.IDHex(g.Key))})
+	return add(ctx, r, roots[0], fmt.Sprintf("grant %s to %s: %s", keys.ID(g.Key), g.Holder, strings.Join(g.Scopes, " ")),
+		index.Change{Records: []*record.Record{rec}})
 }
 
 func keySubject(pub ed25519.PublicKey) record.Subject {
@@ -477,8 +416,8 @@ func keySubject(pub ed25519.PublicKey) record.Subject {
 
 // RevokeKey revokes a key, signed by a threshold of root keys. What the
 // key signed before stays valid; it signs nothing after.
-func (r *Repo) RevokeKey(ctx context.Context, id, reason string, roots ...keys.Signer) (*Added, error) {
-	st, err := r.headState(ctx)
+func RevokeKey(ctx context.Context, r *index.Repo, id, reason string, roots ...keys.Signer) (*Added, error) {
+	st, err := headState(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -497,14 +436,14 @@ func (r *Repo) RevokeKey(ctx context.Context, id, reason string, roots ...keys.S
 	if err != nil {
 		return nil, err
 	}
-	return r.append(ctx, roots[0], "revoke key "+id, []*record.Record{rec}, []string{KeyDir(keys.IDHex(k.Pub))})
+	return add(ctx, r, roots[0], "revoke key "+id, index.Change{Records: []*record.Record{rec}})
 }
 
 // RotateRoot replaces the root keys and threshold. It must be signed by a
 // threshold of the current root keys and of the new ones: oldSigners and
 // newSigners all sign.
-func (r *Repo) RotateRoot(ctx context.Context, oldSigners, newSigners []keys.Signer, threshold int) (*Added, error) {
-	st, err := r.headState(ctx)
+func RotateRoot(ctx context.Context, r *index.Repo, oldSigners, newSigners []keys.Signer, threshold int) (*Added, error) {
+	st, err := headState(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -526,5 +465,24 @@ func (r *Repo) RotateRoot(ctx context.Context, oldSigners, newSigners []keys.Sig
 	if err != nil {
 		return nil, err
 	}
-	return r.append(ctx, oldSigners[0], fmt.Sprintf("root version %d", p.Version), []*record.Record{rec}, []string{"root"})
+	return add(ctx, r, oldSigners[0], fmt.Sprintf("root version %d", p.Version), index.Change{Records: []*record.Record{rec}})
+}
+
+// DeclareUpstream adds the root's declaration of an upstream, signed by
+// a threshold of root keys.
+func DeclareUpstream(ctx context.Context, r *index.Repo, name, url, introduction string, roots ...keys.Signer) (*Added, error) {
+	url = strings.TrimSuffix(url, "/")
+	p := record.UpstreamPredicate{Name: name, URL: url, Introduction: introduction, Issued: now()}
+	if introduction == r.Config.Introduction {
+		return nil, fmt.Errorf("introduction %.16s is this repository's own: an upstream is another index", introduction)
+	}
+	payload, err := record.Build(record.Upstream, []record.Subject{{Name: name, Digest: map[string]string{"sha256": introduction}}}, p)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := record.Sign(payload, roots...)
+	if err != nil {
+		return nil, err
+	}
+	return add(ctx, r, roots[0], fmt.Sprintf("follow upstream %s at %s", name, url), index.Change{Records: []*record.Record{rec}})
 }
