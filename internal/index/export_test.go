@@ -29,3 +29,6 @@ func (r *Repo) GitReader(ctx context.Context) (*gitx.Reader, error) { return r.r
 
 // GitRepo is the repository's git door.
 func (r *Repo) GitRepo() *gitx.Repo { return r.git }
+
+// Detail is what show says of a record.
+var Detail = detail

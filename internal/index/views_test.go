@@ -48,11 +48,11 @@ func TestFixedDetail(t *testing.T) {
 		Evidence: []record.Evidence{{Name: "patch.diff", Ref: blob.Ref{SHA256: strings.Repeat("ab", 32), Size: 3}}},
 	}}
 	want := "answers GHSA-aaaa-bbbb, CVE-2026-1: bounds check added in 1.2.4 [evidence patch.diff sha256:abababababab]"
-	if got := detail(rec); got != want {
+	if got := Detail(rec); got != want {
 		t.Errorf("detail = %q\nwant     %q", got, want)
 	}
 	rec.Predicate = record.FixedPredicate{Vulnerabilities: []string{"GHSA-1"}}
-	if got := detail(rec); got != "answers GHSA-1" {
+	if got := Detail(rec); got != "answers GHSA-1" {
 		t.Errorf("detail without a note = %q", got)
 	}
 }

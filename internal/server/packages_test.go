@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -17,7 +18,7 @@ func publishAs(t *testing.T, f *fixture, name, version string) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: "+name+"\nversion: "+version+"\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("source "+name+" "+version), 0o644)
-	if _, err := f.repo.Publish(f.ctx, dir, f.alice); err != nil {
+	if _, err := author.Publish(f.ctx, f.repo, dir, f.alice); err != nil {
 		t.Fatal(err)
 	}
 }
