@@ -1,6 +1,7 @@
-package index
+package index_test
 
 import (
+	. "cairn.dev/cairn/internal/index"
 	"errors"
 	"io/fs"
 	"slices"

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -26,7 +27,7 @@ func TestLightReadFollowsMain(t *testing.T) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/x\nversion: "+version+"\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
 		os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("source "+version), 0o644)
-		if _, err := other.Publish(f.ctx, dir, f.alice); err != nil {
+		if _, err := author.Publish(f.ctx, other, dir, f.alice); err != nil {
 			t.Fatal(err)
 		}
 	}
