@@ -8,7 +8,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/install"
+	"cairn.dev/cairn/internal/remote"
 )
 
 // Progress is drawn with github.com/schollz/progressbar/v3: one line per
@@ -28,17 +30,19 @@ func isTerminal(w io.Writer) bool {
 }
 
 // progress draws how far a long command is, on its standard error and
-// only when that is a terminal (never with --json). A nil *progress
+// only when that is a terminal (never with --json): one line per step
+// (fetching, verifying, uploading), redrawn in place. A nil *progress
 // draws nothing, so callers need not check.
 type progress struct {
 	w     io.Writer
 	bytes bool // counts are bytes
 	bar   *progressbar.ProgressBar
+	step  string
 	desc  string
 }
 
-// newProgress returns the progress of cmd's work, or nil when it is not
-// to be drawn: quiet (--json), or standard error is not a terminal.
+// newProgress returns the progress of a command's work, or nil when it
+// is not to be drawn: quiet (--json), or stderr is not a terminal.
 func newProgress(stderr io.Writer, quiet, bytes bool) *progress {
 	if quiet || !isTerminal(stderr) {
 		return nil
@@ -46,14 +50,19 @@ func newProgress(stderr io.Writer, quiet, bytes bool) *progress {
 	return &progress{w: stderr, bytes: bytes}
 }
 
-// set says that done of total are done (total 0 or less: not known),
-// and what is being done.
-func (p *progress) set(done, total int64, desc string) {
+// set says that done of total are done (total 0 or less: not known) in
+// step; detail, if any, follows the step's name. A new step ends the
+// line of the one before and starts its own.
+func (p *progress) set(done, total int64, step, detail string) {
 	if p == nil {
 		return
 	}
 	if total <= 0 {
 		total = -1
+	}
+	desc := step + detail
+	if p.bar != nil && step != p.step {
+		p.done()
 	}
 	if p.bar == nil {
 		opts := []progressbar.Option{
@@ -71,7 +80,7 @@ func (p *progress) set(done, total int64, desc string) {
 		if p.bytes {
 			opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionUseIECUnits(true))
 		}
-		p.bar, p.desc = progressbar.NewOptions64(total, opts...), desc
+		p.bar, p.step, p.desc = progressbar.NewOptions64(total, opts...), step, desc
 	}
 	if total != p.bar.GetMax64() {
 		p.bar.ChangeMax64(total)
@@ -90,12 +99,29 @@ func (p *progress) done() {
 	}
 	p.bar.Finish()
 	fmt.Fprintln(p.w)
+	p.bar = nil
 }
 
 // installProgress draws an install's progress: bytes fetched, then
 // packages fetched and unpacked.
 func installProgress(p *progress) func(install.Progress) {
 	return func(ip install.Progress) {
-		p.set(ip.Bytes, ip.TotalBytes, fmt.Sprintf("%d/%d packages  %s", ip.Packages, ip.TotalPackages, ip.Phase))
+		p.set(ip.Bytes, ip.TotalBytes, "install", fmt.Sprintf(": %d/%d packages  %s", ip.Packages, ip.TotalPackages, ip.Phase))
+	}
+}
+
+// remoteProgress draws a pull's, sync's, push's or promote's progress:
+// commits verified, blobs uploaded. Nil when p is.
+func remoteProgress(p *progress) func(remote.Progress) {
+	if p == nil {
+		return nil
+	}
+	return func(rp remote.Progress) { p.set(int64(rp.Done), int64(rp.Total), rp.Step, "") }
+}
+
+// verifyProgress draws a verification's progress: commits replayed.
+func verifyProgress(p *progress) func(index.Progress) {
+	return func(ip index.Progress) {
+		p.set(int64(ip.Commits), int64(ip.Total), "verifying "+ip.Line, "")
 	}
 }

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"cairn.dev/cairn/internal/install"
 )
@@ -86,7 +91,76 @@ func TestProgressThrottled(t *testing.T) {
 		t.Fatalf("%d frames drawn in %s, want 2 to %d (at most one per %s)", out.frames, elapsed, bound, redrawEvery)
 	}
 	all := out.all.String()
-	if !strings.Contains(all, "100%") || !strings.Contains(all, "(150/150 MiB") || !strings.Contains(all, "1/1 packages  done") || !strings.HasSuffix(all, "\n") {
+	if !strings.Contains(all, "100%") || !strings.Contains(all, "(150/150 MiB") || !strings.Contains(all, "install: 1/1 packages  done") || !strings.HasSuffix(all, "\n") {
 		t.Fatalf("the last frames do not show the whole, or the line is not ended: %q", all[max(0, len(all)-300):])
+	}
+}
+
+// TestVerifyProgressDrawn: verify --full draws its progress on a
+// terminal (a pseudo-terminal's other end reads it), and writes none to
+// a file.
+func TestVerifyProgressDrawn(t *testing.T) {
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("no pseudo-terminal to test with: %v", err)
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	read := make(chan string)
+	go func() {
+		var all []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil || strings.Contains(string(all), "\n") {
+				read <- string(all)
+				return
+			}
+		}
+	}()
+
+	dir := t.TempDir()
+	ctx := context.Background()
+	var out bytes.Buffer
+	if code := run(ctx, []string{"key", "new", filepath.Join(dir, "root.key")}, &out, &out); code != exitOK {
+		t.Fatal(out.String())
+	}
+	repo := filepath.Join(dir, "repo")
+	if code := run(ctx, []string{"init", repo, "--root-key", filepath.Join(dir, "root.key")}, &out, &out); code != exitOK {
+		t.Fatal(out.String())
+	}
+	if code := run(ctx, []string{"verify", "--full", "--repo", repo}, &out, tty); code != exitOK {
+		t.Fatalf("verify --full: exit %d", code)
+	}
+	select {
+	case drawn := <-read:
+		if !strings.Contains(drawn, "100%") || !strings.Contains(drawn, "(1/1)") || !strings.Contains(drawn, "verifying main") {
+			t.Fatalf("the terminal shows %q, want verifying main at 1/1 commits", drawn)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no progress on the terminal")
+	}
+	logf, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	if code := run(ctx, []string{"verify", "--full", "--repo", repo}, &out, logf); code != exitOK {
+		t.Fatalf("verify --full: exit %d", code)
+	}
+	if data, _ := os.ReadFile(logf.Name()); len(data) != 0 {
+		t.Fatalf("progress written to a file: %q", data)
 	}
 }

@@ -197,7 +197,9 @@ added with --insecure-no-checkpoint.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
-				p, err := remote.Pull(ctx, r, args[0], remote.Options{})
+				bar := newProgress(cmd.ErrOrStderr(), js, false)
+				p, err := remote.Pull(ctx, r, args[0], remote.Options{Progress: remoteProgress(bar)})
+				bar.done()
 				if err != nil {
 					return err
 				}
@@ -246,7 +248,9 @@ rule it names); exit 1 when other pushes kept landing first: push again.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.withKey(cmd, func(ctx context.Context, r *index.Repo, s keys.Signer) error {
-				p, err := remote.Push(ctx, r, args[0], s, remote.Options{})
+				bar := newProgress(cmd.ErrOrStderr(), f.json, false)
+				p, err := remote.Push(ctx, r, args[0], s, remote.Options{Progress: remoteProgress(bar)})
+				bar.done()
 				if err != nil {
 					return err
 				}
@@ -292,7 +296,9 @@ rules are checked here before anything is sent, and again by its server.`,
 				return usageError{errors.New("name the remote to promote to: --to REMOTE")}
 			}
 			return f.withKey(cmd, func(ctx context.Context, r *index.Repo, s keys.Signer) error {
-				p, err := remote.Promote(ctx, r, args[0], to, artifacts, s, remote.Options{})
+				bar := newProgress(cmd.ErrOrStderr(), f.json, false)
+				p, err := remote.Promote(ctx, r, args[0], to, artifacts, s, remote.Options{Progress: remoteProgress(bar)})
+				bar.done()
 				if err != nil {
 					return err
 				}

@@ -219,7 +219,13 @@ a head that does not descend from it (history rewritten) is refused.
 }
 
 func runVerify(ctx context.Context, cmd *cobra.Command, r *index.Repo, full, asJSON bool) error {
-	res, err := r.Verify(ctx, full)
+	l := r.Main()
+	bar := newProgress(cmd.ErrOrStderr(), asJSON, false)
+	if bar != nil {
+		l.Progress = verifyProgress(bar)
+	}
+	res, err := r.VerifyLine(ctx, l, full)
+	bar.done()
 	if err != nil {
 		return err
 	}

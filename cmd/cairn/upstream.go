@@ -158,7 +158,9 @@ this repository's packages are served under them.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
-				res, err := remote.Sync(ctx, r, remote.Options{})
+				bar := newProgress(cmd.ErrOrStderr(), js, false)
+				res, err := remote.Sync(ctx, r, remote.Options{Progress: remoteProgress(bar)})
+				bar.done()
 				if js {
 					if perr := printJSON(cmd.OutOrStdout(), res); perr != nil {
 						return perr

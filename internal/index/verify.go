@@ -68,6 +68,16 @@ type Line struct {
 	Ref          string
 	Introduction string
 	Marker       string // the file that remembers the verified head
+	// Progress, if set, hears how far a verification of the line is,
+	// after each commit replayed (from one goroutine).
+	Progress func(Progress)
+}
+
+// Progress is how far a verification is.
+type Progress struct {
+	Line           string // the line's Name
+	Commits, Total int    // commits replayed, of all to replay
+	Files          int    // files checked so far
 }
 
 // Main returns the repository's own line.
@@ -112,6 +122,17 @@ func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	opts := replayOptions{introduction: l.Introduction}
 	if m != nil {
 		opts.verified = m.Head
+	}
+	if l.Progress != nil {
+		// Counted by git first: the display's total, not a check.
+		total, err := r.git.Count(ctx, res.From, head)
+		if err != nil {
+			return nil, err
+		}
+		opts.progress = func(res *VerifyResult) {
+			l.Progress(Progress{Line: l.Name, Commits: res.Commits, Total: total, Files: res.Records})
+		}
+		opts.progress(res)
 	}
 	if err := r.replay(ctx, res, st, opts); err != nil {
 		return nil, err
@@ -158,10 +179,11 @@ const MaxClockSkew = 5 * time.Minute
 
 // replayOptions says what a replay checks against.
 type replayOptions struct {
-	introduction string        // the line's pinned first root record
-	verified     string        // the head verified before, which the line must pass through
-	clock        time.Time     // if set, every commit must be dated within skew of it
-	skew         time.Duration // (see CheckUpdate)
+	introduction string              // the line's pinned first root record
+	verified     string              // the head verified before, which the line must pass through
+	clock        time.Time           // if set, every commit must be dated within skew of it
+	skew         time.Duration       // (see CheckUpdate)
+	progress     func(*VerifyResult) // if set, called after each commit
 }
 
 // checkClock refuses a commit dated further than skew from clock.
@@ -425,6 +447,9 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 		prev, prevTime = cj.c.ID, cj.c.Time
 		res.Commits++
 		res.Records += len(cj.c.Files)
+		if o.progress != nil {
+			o.progress(res)
+		}
 		if names != nil {
 			for _, f := range cj.c.Files {
 				if f.Desc != nil {

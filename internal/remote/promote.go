@@ -110,7 +110,7 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 				})
 			}
 		}
-		n, err := uploadBlobs(ctx, r, up, uniqueRefs(refs), b)
+		n, err := uploadBlobs(ctx, r, up, uniqueRefs(refs), b, o)
 		out.Uploaded += n
 		if err != nil {
 			return nil, err

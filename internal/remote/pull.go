@@ -31,6 +31,23 @@ type Options struct {
 	// refuses the push (it is not a fast-forward), and Push fetches,
 	// rebases and tries again as always.
 	Fresh bool
+	// Progress, if set, hears how far a pull, sync, push or promote is
+	// (for a display; from one goroutine at a time).
+	Progress func(Progress)
+}
+
+// Progress is how far a pull, sync, push or promote is: what is under
+// way, and Done of Total (0: not known) commits verified or blobs
+// uploaded.
+type Progress struct {
+	Step        string // "fetching remote origin", "verifying remote origin", "uploading blobs to URL"
+	Done, Total int
+}
+
+func (o Options) progress(step string, done, total int) {
+	if o.Progress != nil {
+		o.Progress(Progress{Step: step, Done: done, Total: total})
+	}
 }
 
 func (o Options) client() *http.Client {
@@ -155,6 +172,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		// never those of main, which hold internal packages.
 		only = line.Ref
 	}
+	o.progress("fetching "+line.Name, 0, 0)
 	if err := r.Fetch(ctx, rm.URL+"/index.git", src, in.Ref, only); err != nil {
 		return nil, fmt.Errorf("%s: %w", line.Name, err)
 	}
@@ -197,6 +215,9 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		}
 	} else {
 		os.Remove(in.Marker)
+	}
+	if o.Progress != nil {
+		in.Progress = func(p index.Progress) { o.progress("verifying "+line.Name, p.Commits, p.Total) }
 	}
 	res, err := r.VerifyLine(ctx, in, false)
 	var fe *index.ForkError

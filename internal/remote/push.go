@@ -162,7 +162,7 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 			}
 		}
 		redate = false
-		n, commits, err := upload(ctx, r, up, head, main, b)
+		n, commits, err := upload(ctx, r, up, head, main, b, o)
 		out.Uploaded += n
 		if err != nil {
 			return nil, err
@@ -403,7 +403,7 @@ func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) e
 // upload sends the blobs that the commits from base to main refer to and
 // that this repository holds; it returns how many it sent and how many
 // commits there are.
-func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string, b *retries) (int, int, error) {
+func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string, b *retries, o Options) (int, int, error) {
 	var refs []blob.Ref
 	seen := map[string]bool{}
 	want := func(ref blob.Ref) {
@@ -431,7 +431,7 @@ func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string
 			held = append(held, ref)
 		}
 	}
-	sent, err := uploadBlobs(ctx, r, up, held, b)
+	sent, err := uploadBlobs(ctx, r, up, held, b, o)
 	return sent, commits, err
 }
 
@@ -456,13 +456,14 @@ func Origin(ctx context.Context, r *index.Repo, s keys.Signer, o Options) *blob.
 // asked again after its Retry-After, within one budget of retries for
 // all the blobs (maxPushAttempts, maxPushWait).
 func Upload(ctx context.Context, r *index.Repo, to *blob.HTTP, refs []blob.Ref) (int, error) {
-	return uploadBlobs(ctx, r, to, refs, &retries{})
+	return uploadBlobs(ctx, r, to, refs, &retries{}, Options{})
 }
 
 // uploadBlobs is Upload, spending b.
-func uploadBlobs(ctx context.Context, r *index.Repo, to *blob.HTTP, refs []blob.Ref, b *retries) (int, error) {
+func uploadBlobs(ctx context.Context, r *index.Repo, to *blob.HTTP, refs []blob.Ref, b *retries, o Options) (int, error) {
 	sent := 0
-	for _, ref := range refs {
+	for i, ref := range refs {
+		o.progress("uploading blobs to "+to.URL, i, len(refs))
 		if ok, err := to.Stat(ctx, ref); err == nil && ok {
 			continue
 		}
@@ -490,6 +491,9 @@ func uploadBlobs(ctx context.Context, r *index.Repo, to *blob.HTTP, refs []blob.
 			break
 		}
 		sent++
+	}
+	if len(refs) > 0 {
+		o.progress("uploading blobs to "+to.URL, len(refs), len(refs))
 	}
 	return sent, nil
 }
