@@ -1,6 +1,10 @@
-package index
+package index_test
 
-import "testing"
+import (
+	"testing"
+
+	. "cairn.dev/cairn/internal/index"
+)
 
 // TestVerifyProgress: a line's Progress hears every commit replayed, of a
 // total counted before, and the files checked; a verification with

@@ -2,6 +2,8 @@ package remote
 
 import (
 	"testing"
+
+	"cairn.dev/cairn/internal/author"
 )
 
 // TestProgress: a push says it fetches, then how many of its blobs are
@@ -13,7 +15,7 @@ func TestProgress(t *testing.T) {
 	w.grant(alice, "alice", "publish:acme/*")
 	c := w.client("c", w.url)
 	other := w.client("other", w.url) // pulls after the push
-	if _, err := c.Publish(w.ctx, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
 	var pushed []Progress
