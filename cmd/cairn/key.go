@@ -59,6 +59,7 @@ An existing file is never overwritten. Existing OpenSSH ed25519 keys work as the
 func newKeyGrantCmd() *cobra.Command {
 	var (
 		f              changeFlags
+		af             actFlags
 		holder, expiry string
 		scopes         []string
 	)
@@ -90,6 +91,11 @@ Scopes:
 				}
 				g.Expires = &t
 			}
+			if done, err := af.prepare(cmd, &f, func(ctx context.Context, r *index.Repo) (*author.Act, error) {
+				return author.PrepareGrant(g, af.window)
+			}); done {
+				return err
+			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, roots []keys.Signer) (*changed, error) {
 				a, err := author.Grant(ctx, r, g, roots...)
 				return &changed{added: a, headline: fmt.Sprintf("granted %s to %s: %s", keys.ID(pub), holder, strings.Join(scopes, " "))}, err
@@ -97,6 +103,7 @@ Scopes:
 		},
 	}
 	f.register(c, "a root key file (repeat for a threshold)")
+	af.register(c)
 	c.Flags().StringVar(&holder, "holder", "", "who holds the key (a person, team or service)")
 	c.Flags().StringArrayVar(&scopes, "scope", nil, "a scope to grant (repeatable)")
 	c.Flags().StringVar(&expiry, "expires", "", "when the grant ends (RFC 3339 time or YYYY-MM-DD)")
@@ -117,6 +124,7 @@ func parseTime(s string) (time.Time, error) {
 func newKeyRevokeCmd() *cobra.Command {
 	var (
 		f      changeFlags
+		af     actFlags
 		reason string
 	)
 	c := &cobra.Command{
@@ -130,6 +138,11 @@ its revocation; what it signed before stays valid, and 'cairn show' marks it
 			if reason == "" {
 				return usageError{errors.New("say why with --reason")}
 			}
+			if done, err := af.prepare(cmd, &f, func(ctx context.Context, r *index.Repo) (*author.Act, error) {
+				return author.PrepareRevokeKey(ctx, r, args[0], reason, af.window)
+			}); done {
+				return err
+			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, roots []keys.Signer) (*changed, error) {
 				a, err := author.RevokeKey(ctx, r, args[0], reason, roots...)
 				return &changed{added: a, headline: "revoked key " + args[0]}, err
@@ -137,6 +150,7 @@ its revocation; what it signed before stays valid, and 'cairn show' marks it
 		},
 	}
 	f.register(c, "a root key file (repeat for a threshold)")
+	af.register(c)
 	c.Flags().StringVar(&reason, "reason", "", "why the key is revoked")
 	return c
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
@@ -106,6 +107,7 @@ func classify(err error) (int, string) {
 		nc *remote.NoCheckpointError
 		cs certifierStopped
 		nr *noRepoError
+		se *author.SignatureError
 	)
 	switch {
 	case errors.As(err, &nr):
@@ -122,6 +124,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "ask the operator of " + nc.URL + " to run cairn serve with --checkpoint-key KEY, a key the root granted the checkpoint scope; to follow it anyway, knowing a frozen mirror would go unnoticed, add the remote with --insecure-no-checkpoint"
 	case errors.As(err, &fe):
 		return exitRefused, "do not use this copy of the index: restore main to a descendant of the verified head, or fetch the index again from a source you trust"
+	case errors.As(err, &se):
+		return exitRefused, "apply only signatures that root key holders made over this act (cairn root sign --key ROOT.key ACT-FILE); cairn key list shows the root keys"
 	case errors.As(err, &re):
 		return exitRefused, re.Hint()
 	case errors.As(err, &ce):

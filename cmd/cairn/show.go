@@ -253,6 +253,7 @@ func newRootCmd() *cobra.Command {
 	c := &cobra.Command{Use: "root", Short: "Manage the repository's root of trust"}
 	var (
 		f         changeFlags
+		af        actFlags
 		next      []string
 		threshold int
 	)
@@ -263,6 +264,16 @@ func newRootCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(next) == 0 || threshold < 1 {
 				return usageError{fmt.Errorf("name the new root keys (--new-root-key, private key files: they sign too) and --threshold")}
+			}
+			if af.unsigned {
+				pubs, err := publicKeys(next)
+				if err != nil {
+					return err
+				}
+				_, err = af.prepare(cmd, &f, func(ctx context.Context, r *index.Repo) (*author.Act, error) {
+					return author.PrepareRotateRoot(ctx, r, pubs, threshold, af.window)
+				})
+				return err
 			}
 			news, err := signers(next)
 			if err != nil {
@@ -275,9 +286,10 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	f.register(rotate, "a current root key file (repeat for the threshold)")
+	af.register(rotate)
 	rotate.Flags().StringArrayVar(&next, "new-root-key", nil, "a new root key file (repeatable)")
 	rotate.Flags().IntVar(&threshold, "threshold", 0, "the new threshold")
-	c.AddCommand(rotate)
+	c.AddCommand(rotate, newRootSignCmd(), newRootApplyCmd())
 	return c
 }
 

@@ -23,6 +23,7 @@ func newUpstreamCmd() *cobra.Command {
 	}
 	var (
 		f     changeFlags
+		af    actFlags
 		intro string
 	)
 	add := &cobra.Command{
@@ -47,6 +48,11 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 			if err := record.CheckUpstreamName(args[0]); err != nil {
 				return usageError{err}
 			}
+			if done, err := af.prepare(cmd, &f, func(ctx context.Context, r *index.Repo) (*author.Act, error) {
+				return author.PrepareDeclareUpstream(r, args[0], args[1], intro, af.window)
+			}); done {
+				return err
+			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, roots []keys.Signer) (*changed, error) {
 				a, err := author.DeclareUpstream(ctx, r, args[0], args[1], intro, roots...)
 				return &changed{added: a, headline: fmt.Sprintf("following upstream %s at %s (run cairn sync)", args[0], args[1])}, err
@@ -54,6 +60,7 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 		},
 	}
 	f.register(add, "a root key file (repeat for a threshold)")
+	af.register(add)
 	add.Flags().StringVar(&intro, "introduction", "", "the upstream's introduction (its first root record's id)")
 
 	var rf changeFlags

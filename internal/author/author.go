@@ -10,7 +10,6 @@ package author
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,11 +34,11 @@ type Added struct {
 	Paths   []string `json:"paths"`
 }
 
-func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
+// now is the time records are issued at (a variable for the tests).
+var now = func() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
-// ident is the commit author for a signer: its holder and key id.
-func ident(ctx context.Context, r *index.Repo, s keys.Signer) string {
-	id := keys.ID(s.Public())
+// ident is the commit author for a key: its holder and key id.
+func ident(ctx context.Context, r *index.Repo, id string) string {
 	name := "cairn"
 	if st, err := headState(ctx, r); err == nil {
 		if k, _ := st.Key(id); k != nil && k.Holder() != "" {
@@ -67,11 +66,16 @@ func headState(ctx context.Context, r *index.Repo) (*index.Overlay, error) {
 
 // add appends ch, authored by s, through the index's door.
 func add(ctx context.Context, r *index.Repo, s keys.Signer, message string, ch index.Change) (*Added, error) {
+	return addAs(ctx, r, keys.ID(s.Public()), message, ch)
+}
+
+// addAs appends ch, authored by the key id, through the index's door.
+func addAs(ctx context.Context, r *index.Repo, id, message string, ch index.Change) (*Added, error) {
 	out := &Added{}
 	for _, rec := range ch.Records {
 		out.Records = append(out.Records, rec.ID)
 	}
-	a, err := r.Append(ctx, ch, ident(ctx, r, s), message)
+	a, err := r.Append(ctx, ch, ident(ctx, r, id), message)
 	if a != nil {
 		out.Commit, out.Paths = a.Commit, a.Paths
 	}
@@ -380,109 +384,4 @@ func SetLabel(ctx context.Context, r *index.Repo, label, digest string, s keys.S
 	}
 	added, err := add(ctx, r, s, fmt.Sprintf("label %s → sha256:%.16s", label, ref.SHA256), index.Change{Records: []*record.Record{rec}})
 	return added, ref, err
-}
-
-// KeyGrant asks for a grant.
-type KeyGrant struct {
-	Key     ed25519.PublicKey
-	Holder  string
-	Scopes  []string
-	Expires *time.Time
-}
-
-// Grant grants a key scopes, signed by a threshold of root keys.
-func Grant(ctx context.Context, r *index.Repo, g KeyGrant, roots ...keys.Signer) (*Added, error) {
-	for _, s := range g.Scopes {
-		if _, err := record.ParseScope(s); err != nil {
-			return nil, err
-		}
-	}
-	payload, err := record.Build(record.Grant, []record.Subject{keySubject(g.Key)},
-		record.GrantPredicate{Key: keys.FormatPublic(g.Key), Holder: g.Holder, Scopes: g.Scopes, Expires: g.Expires, Issued: now()})
-	if err != nil {
-		return nil, err
-	}
-	rec, err := record.Sign(payload, roots...)
-	if err != nil {
-		return nil, err
-	}
-	return add(ctx, r, roots[0], fmt.Sprintf("grant %s to %s: %s", keys.ID(g.Key), g.Holder, strings.Join(g.Scopes, " ")),
-		index.Change{Records: []*record.Record{rec}})
-}
-
-func keySubject(pub ed25519.PublicKey) record.Subject {
-	return record.Subject{Name: keys.ID(pub), Digest: map[string]string{"sha256": keys.IDHex(pub)}}
-}
-
-// RevokeKey revokes a key, signed by a threshold of root keys. What the
-// key signed before stays valid; it signs nothing after.
-func RevokeKey(ctx context.Context, r *index.Repo, id, reason string, roots ...keys.Signer) (*Added, error) {
-	st, err := headState(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	k, err := st.Key(id)
-	if err != nil {
-		return nil, err
-	}
-	if k == nil {
-		return nil, fmt.Errorf("key %s is not granted in %s (see cairn key list)", id, r.Dir)
-	}
-	payload, err := record.Build(record.RevokeKey, []record.Subject{keySubject(k.Pub)}, record.RevokeKeyPredicate{Reason: reason, Issued: now()})
-	if err != nil {
-		return nil, err
-	}
-	rec, err := record.Sign(payload, roots...)
-	if err != nil {
-		return nil, err
-	}
-	return add(ctx, r, roots[0], "revoke key "+id, index.Change{Records: []*record.Record{rec}})
-}
-
-// RotateRoot replaces the root keys and threshold. It must be signed by a
-// threshold of the current root keys and of the new ones: oldSigners and
-// newSigners all sign.
-func RotateRoot(ctx context.Context, r *index.Repo, oldSigners, newSigners []keys.Signer, threshold int) (*Added, error) {
-	st, err := headState(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := st.Root()
-	if err != nil {
-		return nil, err
-	}
-	p := record.RootPredicate{Version: cur.Version + 1, Threshold: threshold, Previous: cur.RecordID, Issued: now()}
-	var subjects []record.Subject
-	for _, s := range newSigners {
-		p.Keys = append(p.Keys, record.RootKey{Key: keys.FormatPublic(s.Public())})
-		subjects = append(subjects, keySubject(s.Public()))
-	}
-	payload, err := record.Build(record.Root, subjects, p)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := record.Sign(payload, append(append([]keys.Signer(nil), oldSigners...), newSigners...)...)
-	if err != nil {
-		return nil, err
-	}
-	return add(ctx, r, oldSigners[0], fmt.Sprintf("root version %d", p.Version), index.Change{Records: []*record.Record{rec}})
-}
-
-// DeclareUpstream adds the root's declaration of an upstream, signed by
-// a threshold of root keys.
-func DeclareUpstream(ctx context.Context, r *index.Repo, name, url, introduction string, roots ...keys.Signer) (*Added, error) {
-	url = strings.TrimSuffix(url, "/")
-	p := record.UpstreamPredicate{Name: name, URL: url, Introduction: introduction, Issued: now()}
-	if introduction == r.Config.Introduction {
-		return nil, fmt.Errorf("introduction %.16s is this repository's own: an upstream is another index", introduction)
-	}
-	payload, err := record.Build(record.Upstream, []record.Subject{{Name: name, Digest: map[string]string{"sha256": introduction}}}, p)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := record.Sign(payload, roots...)
-	if err != nil {
-		return nil, err
-	}
-	return add(ctx, r, roots[0], fmt.Sprintf("follow upstream %s at %s", name, url), index.Change{Records: []*record.Record{rec}})
 }

@@ -35,6 +35,7 @@ const (
 	RuleUpstream     = "upstream"       // upstreams are declared once by the root; records on their versions need one followed
 	RuleSnapshot     = "snapshot"       // a snapshot names published descriptors and comes with its curator's record
 	RuleLabel        = "label-chain"    // a label moves to a snapshot of the index, each move naming the one before
+	RuleActWindow    = "act-window"     // a root act signed apart enters the index by its apply_by time
 )
 
 // ErrRule is the parent of every RuleError.
@@ -292,6 +293,9 @@ func (a *applier) apply(f *File) error {
 	}
 	if want != "" && want != rec.ID {
 		return a.fail(RuleWellFormed, f, "file is named %s.json but the record's id is %s", want, rec.ID)
+	}
+	if by := rec.ApplyBy(); by != nil && a.c.Time.After(*by) {
+		return a.fail(RuleActWindow, f, "the %s act was to be applied by %s; this commit is dated %s: prepare the act again and have its holders sign it", rec.Kind, by.UTC().Format(time.RFC3339), a.c.Time.UTC().Format(time.RFC3339))
 	}
 	var err error
 	switch rec.Kind {

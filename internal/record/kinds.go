@@ -252,12 +252,14 @@ type GrantPredicate struct {
 	Scopes  []string   `json:"scopes"`
 	Expires *time.Time `json:"expires,omitempty"`
 	Issued  time.Time  `json:"issued"`
+	ApplyBy *time.Time `json:"apply_by,omitempty"` // see Record.ApplyBy
 }
 
 // RevokeKeyPredicate revokes a key. The subject is the key.
 type RevokeKeyPredicate struct {
-	Reason string    `json:"reason"`
-	Issued time.Time `json:"issued"`
+	Reason  string     `json:"reason"`
+	Issued  time.Time  `json:"issued"`
+	ApplyBy *time.Time `json:"apply_by,omitempty"` // see Record.ApplyBy
 }
 
 // RootKey is one root key.
@@ -270,11 +272,12 @@ type RootKey struct {
 // repository's introduction; each rotation adds one and names the record
 // it replaces. The subjects are the root keys.
 type RootPredicate struct {
-	Version   int       `json:"version"`
-	Keys      []RootKey `json:"keys"`
-	Threshold int       `json:"threshold"`
-	Previous  string    `json:"previous,omitempty"`
-	Issued    time.Time `json:"issued"`
+	Version   int        `json:"version"`
+	Keys      []RootKey  `json:"keys"`
+	Threshold int        `json:"threshold"`
+	Previous  string     `json:"previous,omitempty"`
+	Issued    time.Time  `json:"issued"`
+	ApplyBy   *time.Time `json:"apply_by,omitempty"` // see Record.ApplyBy
 }
 
 // UpstreamPredicate declares an upstream: another index, pinned by its
@@ -282,10 +285,40 @@ type RootPredicate struct {
 // (internal names win). The subject is the upstream's introduction, named
 // by the upstream's name.
 type UpstreamPredicate struct {
-	Name         string    `json:"name"`
-	URL          string    `json:"url"`
-	Introduction string    `json:"introduction"`
-	Issued       time.Time `json:"issued"`
+	Name         string     `json:"name"`
+	URL          string     `json:"url"`
+	Introduction string     `json:"introduction"`
+	Issued       time.Time  `json:"issued"`
+	ApplyBy      *time.Time `json:"apply_by,omitempty"` // see Record.ApplyBy
+}
+
+// ApplyBy is the end of a root act's window: a root act prepared to be
+// signed by its root key holders apart (each on their own machine, at
+// their own time) is issued when it is prepared and may enter an index
+// until its apply_by time, not after; the commit that adds it is dated
+// within that window (the index's rules check it, and a server checks the
+// commit's date against its clock). An act signed in one process has no
+// window: nil.
+func (r *Record) ApplyBy() *time.Time {
+	switch p := r.Predicate.(type) {
+	case GrantPredicate:
+		return p.ApplyBy
+	case RevokeKeyPredicate:
+		return p.ApplyBy
+	case RootPredicate:
+		return p.ApplyBy
+	case UpstreamPredicate:
+		return p.ApplyBy
+	}
+	return nil
+}
+
+// checkWindow checks that an act's window ends after it is issued.
+func checkWindow(issued time.Time, applyBy *time.Time) error {
+	if applyBy != nil && !applyBy.After(issued) {
+		return fmt.Errorf("apply_by %s is not after issued %s", applyBy.UTC().Format(time.RFC3339), issued.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // CheckUpstreamName checks an upstream's name (a path element of the index).
@@ -425,10 +458,13 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 				return nil, err
 			}
 		}
-		return p, nil
+		return p, checkWindow(p.Issued, p.ApplyBy)
 	case RevokeKey:
 		var p RevokeKeyPredicate
-		return p, dec(&p)
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		return p, checkWindow(p.Issued, p.ApplyBy)
 	case Upstream:
 		var p UpstreamPredicate
 		if err := dec(&p); err != nil {
@@ -443,7 +479,7 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 		if !IsDigest(p.Introduction) {
 			return nil, fmt.Errorf("upstream introduction %q is not a record id", p.Introduction)
 		}
-		return p, nil
+		return p, checkWindow(p.Issued, p.ApplyBy)
 	case Root:
 		var p RootPredicate
 		if err := dec(&p); err != nil {
@@ -455,7 +491,7 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 		if (p.Version == 1) != (p.Previous == "") {
 			return nil, fmt.Errorf("root version %d: previous must be set exactly when version > 1", p.Version)
 		}
-		return p, nil
+		return p, checkWindow(p.Issued, p.ApplyBy)
 	}
 	return nil, fmt.Errorf("no predicate parser for kind %q", kind)
 }

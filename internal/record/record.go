@@ -240,38 +240,47 @@ func Parse(data []byte) (*Record, error) {
 		}
 		r.Signatures = append(r.Signatures, Signature{KeyID: s.KeyID, Sig: sig})
 	}
-	if err := decodeStrict(payload, &r.Statement, "statement"); err != nil {
-		return nil, malformed("payload is not an in-toto statement: %w", err)
+	if err := r.parseStatement(); err != nil {
+		return nil, err
+	}
+	if !r.Kind.MultiSig() && len(r.Signatures) != 1 {
+		return nil, malformed("%s record has %d signatures, want exactly one", r.Kind, len(r.Signatures))
+	}
+	return r, nil
+}
+
+// parseStatement decodes and checks r's payload: the statement, its kind
+// and its predicate.
+func (r *Record) parseStatement() error {
+	if err := decodeStrict(r.Payload, &r.Statement, "statement"); err != nil {
+		return malformed("payload is not an in-toto statement: %w", err)
 	}
 	st := &r.Statement
 	if st.Type != StatementType {
-		return nil, malformed("statement _type %q, want %q", st.Type, StatementType)
+		return malformed("statement _type %q, want %q", st.Type, StatementType)
 	}
 	if len(st.Subject) == 0 || len(st.Subject) > MaxSubjects {
-		return nil, malformed("statement has %d subjects, want 1 to %d", len(st.Subject), MaxSubjects)
+		return malformed("statement has %d subjects, want 1 to %d", len(st.Subject), MaxSubjects)
 	}
 	for i, s := range st.Subject {
 		if s.Name == "" || !IsDigest(s.SHA256()) {
-			return nil, malformed("subject %d needs a name and a lowercase hex sha256 digest", i)
+			return malformed("subject %d needs a name and a lowercase hex sha256 digest", i)
 		}
 	}
 	kind, ok := kindOf[st.PredicateType]
 	if !ok {
-		return nil, malformed("unknown predicate type %q", st.PredicateType)
+		return malformed("unknown predicate type %q", st.PredicateType)
 	}
 	r.Kind = kind
 	if len(st.Predicate) == 0 || st.Predicate[0] != '{' {
-		return nil, malformed("%s record: predicate must be a JSON object", kind)
+		return malformed("%s record: predicate must be a JSON object", kind)
 	}
 	p, err := parsePredicate(kind, st.Predicate)
 	if err != nil {
-		return nil, malformed("%s record: %w", kind, err)
+		return malformed("%s record: %w", kind, err)
 	}
 	r.Predicate = p
-	if !kind.MultiSig() && len(r.Signatures) != 1 {
-		return nil, malformed("%s record has %d signatures, want exactly one", kind, len(r.Signatures))
-	}
-	return r, nil
+	return nil
 }
 
 // decodeStrict decodes data into v as go-json-experiment/json does
@@ -311,18 +320,49 @@ func Build(kind Kind, subjects []Subject, predicate any) ([]byte, error) {
 // Sign wraps payload in a DSSE envelope signed by every signer, and
 // returns the parsed record.
 func Sign(payload []byte, signers ...keys.Signer) (*Record, error) {
-	env := dsse.Envelope{PayloadType: PayloadType, Payload: base64.StdEncoding.EncodeToString(payload)}
-	pae := dsse.PAE(PayloadType, payload)
+	var sigs []dsse.Signature
 	for _, s := range signers {
-		sig, err := s.Sign(pae)
+		sig, err := SignDetached(payload, s)
 		if err != nil {
 			return nil, err
 		}
-		env.Signatures = append(env.Signatures, dsse.Signature{KeyID: keys.ID(s.Public()), Sig: base64.StdEncoding.EncodeToString(sig)})
+		sigs = append(sigs, sig)
 	}
+	return Join(payload, sigs...)
+}
+
+// SignDetached signs payload apart: the DSSE signature {keyid, sig} over
+// its PAE, to be joined with others' (Join).
+func SignDetached(payload []byte, s keys.Signer) (dsse.Signature, error) {
+	sig, err := s.Sign(dsse.PAE(PayloadType, payload))
+	if err != nil {
+		return dsse.Signature{}, err
+	}
+	return dsse.Signature{KeyID: keys.ID(s.Public()), Sig: base64.StdEncoding.EncodeToString(sig)}, nil
+}
+
+// Join wraps payload and its signatures, made together or apart, in a
+// DSSE envelope, and returns the parsed record: the same envelope Sign
+// makes when the signers sign in one process.
+func Join(payload []byte, sigs ...dsse.Signature) (*Record, error) {
+	env := dsse.Envelope{PayloadType: PayloadType, Payload: base64.StdEncoding.EncodeToString(payload), Signatures: sigs}
 	data, err := json.Marshal(env)
 	if err != nil {
 		return nil, err
 	}
 	return Parse(append(data, '\n'))
+}
+
+// ParseStatement checks the form of a payload that awaits its signatures
+// (a root act prepared to be signed apart) as Parse checks a record's: it
+// returns a record with no signatures and no envelope.
+func ParseStatement(payload []byte) (*Record, error) {
+	if len(payload) > MaxSize {
+		return nil, malformed("payload is %d bytes, over the %d-byte cap", len(payload), MaxSize)
+	}
+	r := &Record{ID: ID(payload), Payload: payload}
+	if err := r.parseStatement(); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
