@@ -1,12 +1,12 @@
 package index_test
 
 import (
-	. "cairn.dev/cairn/internal/index"
 	"strings"
 	"testing"
 	"time"
 
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -18,7 +18,7 @@ import (
 func TestEndOnce(t *testing.T) {
 	f := newFixture(t)
 	p := f.publish(f.alice, "acme/fastjson", "1.2.3")
-	vdir := VersionDir("acme/fastjson", "1.2.3")
+	vdir := index.VersionDir("acme/fastjson", "1.2.3")
 	desc := record.Subject{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}}
 	n := 0
 	audit := func() *record.Record {
@@ -38,29 +38,29 @@ func TestEndOnce(t *testing.T) {
 	revA, supB := end(record.Revoke, a, nil, "wrong"), end(record.Supersede, b, c, "newer")
 	var files []gitx.File
 	for _, r := range []*record.Record{a, b, c, revA, supB} {
-		files = append(files, gitx.File{Path: RecordPath(vdir, r.ID), Data: r.Raw})
+		files = append(files, gitx.File{Path: index.RecordPath(vdir, r.ID), Data: r.Raw})
 	}
-	if _, err := f.repo.Append(f.ctx, Change{Replayed: files}, "acme-security <sec@example.com>", "ends"); err != nil {
+	if _, err := f.repo.Append(f.ctx, index.Change{Replayed: files}, "acme-security <sec@example.com>", "ends"); err != nil {
 		t.Fatal(err)
 	}
 	d, e := audit(), audit()
 	cases := []struct {
 		name  string
-		files []*File
+		files []*index.File
 		want  string
 	}{
-		{"revoke a revoked record", []*File{at(vdir, end(record.Revoke, a, nil, "again"))}, "already revoked by record " + revA.ID[:16]},
-		{"supersede a revoked record", []*File{at(vdir, end(record.Supersede, a, c, "newer"))}, "already revoked by record " + revA.ID[:16]},
-		{"revoke a superseded record", []*File{at(vdir, end(record.Revoke, b, nil, "wrong"))}, "already superseded by record " + supB.ID[:16]},
-		{"supersede a superseded record", []*File{at(vdir, end(record.Supersede, b, c, "newer"))}, "already superseded by record " + supB.ID[:16]},
-		{"supersede with a revoked replacement", []*File{at(vdir, end(record.Supersede, c, a, "back"))}, "replacement " + a.ID[:16] + " was already revoked"},
-		{"two revokes in one commit", []*File{at(vdir, d), at(vdir, end(record.Revoke, d, nil, "one")), at(vdir, end(record.Revoke, d, nil, "two"))}, "already revoked by record"},
-		{"supersede and revoke in one commit", []*File{at(vdir, d), at(vdir, e), at(vdir, end(record.Supersede, d, e, "newer")), at(vdir, end(record.Revoke, d, nil, "wrong"))}, "already superseded by record"},
+		{"revoke a revoked record", []*index.File{at(vdir, end(record.Revoke, a, nil, "again"))}, "already revoked by record " + revA.ID[:16]},
+		{"supersede a revoked record", []*index.File{at(vdir, end(record.Supersede, a, c, "newer"))}, "already revoked by record " + revA.ID[:16]},
+		{"revoke a superseded record", []*index.File{at(vdir, end(record.Revoke, b, nil, "wrong"))}, "already superseded by record " + supB.ID[:16]},
+		{"supersede a superseded record", []*index.File{at(vdir, end(record.Supersede, b, c, "newer"))}, "already superseded by record " + supB.ID[:16]},
+		{"supersede with a revoked replacement", []*index.File{at(vdir, end(record.Supersede, c, a, "back"))}, "replacement " + a.ID[:16] + " was already revoked"},
+		{"two revokes in one commit", []*index.File{at(vdir, d), at(vdir, end(record.Revoke, d, nil, "one")), at(vdir, end(record.Revoke, d, nil, "two"))}, "already revoked by record"},
+		{"supersede and revoke in one commit", []*index.File{at(vdir, d), at(vdir, e), at(vdir, end(record.Supersede, d, e, "newer")), at(vdir, end(record.Revoke, d, nil, "wrong"))}, "already superseded by record"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := f.try(1, time.Now(), tc.files...)
-			wantOutcome(t, err, RuleEndOnce, tc.want)
+			wantOutcome(t, err, index.RuleEndOnce, tc.want)
 			if !strings.Contains(err.Error(), "a record is ended once") {
 				t.Errorf("no hint in %q", err)
 			}

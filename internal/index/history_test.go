@@ -1,12 +1,13 @@
 package index_test
 
 import (
-	. "cairn.dev/cairn/internal/index"
 	"errors"
 	"io/fs"
 	"slices"
 	"strings"
 	"testing"
+
+	"cairn.dev/cairn/internal/index"
 )
 
 // The history reads by meaning: what was published, added, or can be
@@ -25,7 +26,7 @@ func TestHistoryReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []PublishedVersion{{Name: "acme/one", Version: "1.0.0", Commit: p1.Commit}, {Name: "acme/two", Version: "2.0.0", Commit: p2.Commit}}
+	want := []index.PublishedVersion{{Name: "acme/one", Version: "1.0.0", Commit: p1.Commit}, {Name: "acme/two", Version: "2.0.0", Commit: p2.Commit}}
 	if !slices.Equal(pub, want) {
 		t.Fatalf("PublishedBetween = %+v, want %+v", pub, want)
 	}
@@ -38,7 +39,7 @@ func TestHistoryReads(t *testing.T) {
 
 	var commits []string
 	var paths []string
-	err = f.repo.AddedBetween(f.ctx, before, head, func(commit string, added []Content) error {
+	err = f.repo.AddedBetween(f.ctx, before, head, func(commit string, added []index.Content) error {
 		commits = append(commits, commit)
 		for _, a := range added {
 			if len(a.Data) == 0 {
@@ -61,7 +62,7 @@ func TestHistoryReads(t *testing.T) {
 		t.Fatalf("AddedBetween paths = %v, want those of the two publishes %v %v", paths, p1.Paths, p2.Paths)
 	}
 	stop := errors.New("stop")
-	if err := f.repo.AddedBetween(f.ctx, before, head, func(string, []Content) error { return stop }); !errors.Is(err, stop) {
+	if err := f.repo.AddedBetween(f.ctx, before, head, func(string, []index.Content) error { return stop }); !errors.Is(err, stop) {
 		t.Fatalf("AddedBetween kept fn's error as %v", err)
 	}
 
@@ -80,7 +81,7 @@ func TestHistoryReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := VersionDir("acme/one", "1.0.0")
+	dir := index.VersionDir("acme/one", "1.0.0")
 	var gotDesc bool
 	for _, file := range files {
 		if !strings.HasPrefix(file.Path, dir+"/") {
@@ -90,12 +91,12 @@ func TestHistoryReads(t *testing.T) {
 		if err != nil || !ok || string(data) != string(file.Data) {
 			t.Errorf("FileAt(%s) = %d bytes, %v, %v; want VersionFiles' content", file.Path, len(data), ok, err)
 		}
-		gotDesc = gotDesc || file.Path == dir+"/"+DescriptorFile
+		gotDesc = gotDesc || file.Path == dir+"/"+index.DescriptorFile
 	}
 	if !gotDesc {
 		t.Fatalf("VersionFiles lacks the descriptor: %v", files)
 	}
-	if _, ok, err := f.repo.FileAt(f.ctx, before, dir+"/"+DescriptorFile); ok || err != nil {
+	if _, ok, err := f.repo.FileAt(f.ctx, before, dir+"/"+index.DescriptorFile); ok || err != nil {
 		t.Fatalf("FileAt before the publish: ok %v, %v; want absent, no error", ok, err)
 	}
 	if _, ok, err := f.repo.FileAt(f.ctx, head, dir); ok || err != nil {
@@ -111,7 +112,7 @@ func TestFindPackage(t *testing.T) {
 	f := newFixture(t)
 	f.publish(f.alice, "acme/one", "1.0.0")
 	asked := 0
-	none := func() ([]*Upstream, error) { asked++; return nil, nil }
+	none := func() ([]*index.Upstream, error) { asked++; return nil, nil }
 	p, err := f.repo.FindPackage(f.ctx, "acme/one", none)
 	if err != nil || p.Tree == "" || p.Upstream != nil || p.Key() != p.Tree {
 		t.Fatalf("FindPackage(acme/one) = %+v, %v", p, err)
@@ -122,8 +123,8 @@ func TestFindPackage(t *testing.T) {
 	if _, err := f.repo.FindPackage(f.ctx, "acme/none", none); !errors.Is(err, fs.ErrNotExist) || asked != 1 {
 		t.Fatalf("FindPackage(acme/none) = %v after %d asks; want fs.ErrNotExist after one", err, asked)
 	}
-	var versions []PackageVersion
-	if err := f.repo.PackageVersions(f.ctx, p, func(v PackageVersion) error { versions = append(versions, v); return nil }); err != nil {
+	var versions []index.PackageVersion
+	if err := f.repo.PackageVersions(f.ctx, p, func(v index.PackageVersion) error { versions = append(versions, v); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(versions) != 1 || versions[0].Version != "1.0.0" || len(versions[0].Descriptor) == 0 || len(versions[0].Records) != 1 {

@@ -1,7 +1,6 @@
 package index_test
 
 import (
-	. "cairn.dev/cairn/internal/index"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -23,7 +23,7 @@ import (
 type fixture struct {
 	t                       *testing.T
 	ctx                     context.Context
-	repo                    *Repo
+	repo                    *index.Repo
 	dir                     string
 	root, alice, audit, bob keys.Signer
 	intro                   string
@@ -41,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: context.Background(), dir: filepath.Join(t.TempDir(), "repo"),
 		root: newSigner(), alice: newSigner(), audit: newSigner(), bob: newSigner()}
-	r, intro, err := Init(f.ctx, f.dir, []keys.Signer{f.root}, nil, 1)
+	r, intro, err := index.Init(f.ctx, f.dir, []keys.Signer{f.root}, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func keySubjectOf(pub ed25519.PublicKey) record.Subject {
 
 func wantRule(t *testing.T, err error, rule string) {
 	t.Helper()
-	var re *RuleError
+	var re *index.RuleError
 	if !errors.As(err, &re) || re.Rule != rule {
 		t.Fatalf("err = %v, want rule %s", err, rule)
 	}
@@ -127,14 +127,14 @@ func TestWorkflow(t *testing.T) {
 	if len(views) != 2 || views[0].Version != "1.2.3" || views[1].Version != "1.2.4" {
 		t.Fatalf("show: %+v", views)
 	}
-	status := map[string]Status{}
+	status := map[string]index.Status{}
 	for _, rv := range views[0].Records {
 		status[rv.ID] = rv.Status
 		if rv.Time.IsZero() {
 			t.Fatalf("record %s has no append time", rv.ID)
 		}
 	}
-	if status[aud.Records[0]] != StatusRevoked || status[vuln.Records[0]] != StatusActive {
+	if status[aud.Records[0]] != index.StatusRevoked || status[vuln.Records[0]] != index.StatusActive {
 		t.Fatalf("statuses: %v", status)
 	}
 	if err := f.verifyFull(); err != nil {
@@ -160,7 +160,7 @@ func TestWorkflow(t *testing.T) {
 		t.Fatalf("git fsck: %v\n%s", err, out)
 	}
 	var n int
-	f.repo.Log(f.ctx, 0, func(e LogEntry) error { n++; return nil })
+	f.repo.Log(f.ctx, 0, func(e index.LogEntry) error { n++; return nil })
 	if n != 9 { // introduction, 3 grants, publish, 2 certify, revoke, publish
 		t.Fatalf("log has %d commits, want 9", n)
 	}
@@ -198,13 +198,13 @@ func TestForkAfterGC(t *testing.T) {
 			t.Fatalf("git %v: %v: %s", args, err, out)
 		}
 	}
-	git("update-ref", MainRef, MainRef+"~2")
+	git("update-ref", index.MainRef, index.MainRef+"~2")
 	git("reflog", "expire", "--expire=now", "--all")
 	git("gc", "--prune=now", "-q")
 	f.repo.ResetReader()
 	for _, full := range []bool{false, true} {
 		_, err := f.repo.Verify(f.ctx, full)
-		var fe *ForkError
+		var fe *index.ForkError
 		if !errors.As(err, &fe) {
 			t.Fatalf("full=%v: err = %v, want *ForkError", full, err)
 		}
@@ -215,7 +215,7 @@ func TestForkAfterGC(t *testing.T) {
 // rules hold the same across a rebase, and attacks on what came before it
 // are still caught.
 func TestVerifyAcrossRebases(t *testing.T) {
-	defer SetRebaseAt(3)()
+	defer index.SetRebaseAt(3)()
 	f := newFixture(t)
 	for i := 0; i < 6; i++ {
 		f.publish(f.alice, fmt.Sprintf("acme/p%d", i), "1.0.0")
@@ -240,14 +240,14 @@ func TestVerifyAcrossRebases(t *testing.T) {
 	}
 	d.Name, d.Version = "acme/p1", "2.0.0"
 	data, _ := d.Marshal()
-	vdir := VersionDir("acme/p1", "2.0.0")
+	vdir := index.VersionDir("acme/p1", "2.0.0")
 	ref := blob.DigestBytes(data)
 	authored := f.sign(record.Authored, []record.Subject{{Name: "acme/p1@2.0.0", Digest: map[string]string{"sha256": ref.SHA256}}},
 		record.AuthoredPredicate{Descriptor: ref, Issued: time.Now()}, f.alice)
 	rd, _ := f.repo.GitReader(f.ctx)
 	c, _ := rd.Commit(head)
 	b := f.repo.GitRepo().NewBatch()
-	tree, err := b.AddToTree(rd, c.Tree, []gitx.File{{Path: vdir + "/" + DescriptorFile, Data: data}, {Path: RecordPath(vdir, authored.ID), Data: authored.Raw}})
+	tree, err := b.AddToTree(rd, c.Tree, []gitx.File{{Path: vdir + "/" + index.DescriptorFile, Data: data}, {Path: index.RecordPath(vdir, authored.ID), Data: authored.Raw}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,10 +255,10 @@ func TestVerifyAcrossRebases(t *testing.T) {
 	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.repo.GitRepo().UpdateRef(f.ctx, MainRef, id, head, "attack"); err != nil {
+	if err := f.repo.GitRepo().UpdateRef(f.ctx, index.MainRef, id, head, "attack"); err != nil {
 		t.Fatal(err)
 	}
 	f.repo.ResetReader()
 	err = f.verifyFull()
-	wantRule(t, err, RuleUUID)
+	wantRule(t, err, index.RuleUUID)
 }

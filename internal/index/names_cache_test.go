@@ -1,7 +1,6 @@
 package index_test
 
 import (
-	. "cairn.dev/cairn/internal/index"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -32,44 +32,44 @@ func TestInternalNamesFollowKeyChanges(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	intro := strings.Repeat("1", 64)
 	n := 0
-	apply := func(when time.Time, files ...*File) error {
+	apply := func(when time.Time, files ...*index.File) error {
 		t.Helper()
 		n++
-		c := &Commit{ID: fmt.Sprintf("commit%d", n), Parents: []string{head}, Time: when}
+		c := &index.Commit{ID: fmt.Sprintf("commit%d", n), Parents: []string{head}, Time: when}
 		for _, file := range files {
 			file.Status, file.Mode = 'A', "100644"
-			Prepare(file)
+			index.Prepare(file)
 			c.Files = append(c.Files, file)
 		}
-		return Apply(st, c, f.intro)
+		return index.Apply(st, c, f.intro)
 	}
 	version := 0
-	cert := func(name string) *File {
+	cert := func(name string) *index.File {
 		version++
 		v := fmt.Sprintf("2.0.%d", version)
 		rec := f.sign(record.Audited, []record.Subject{{Name: name + "@" + v, Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.CertificationPredicate{Issued: now}, f.audit)
-		return at(UpstreamVersionDir("public", name, v), rec)
+		return at(index.UpstreamVersionDir("public", name, v), rec)
 	}
-	grant := func(s keys.Signer, holder, scope string, expires *time.Time) *File {
+	grant := func(s keys.Signer, holder, scope string, expires *time.Time) *index.File {
 		rec := f.sign(record.Grant, []record.Subject{keySubjectOf(s.Public())},
 			record.GrantPredicate{Key: keys.FormatPublic(s.Public()), Holder: holder, Scopes: []string{scope}, Expires: expires, Issued: now}, f.root)
-		return at(KeyDir(keys.IDHex(s.Public())), rec)
+		return at(index.KeyDir(keys.IDHex(s.Public())), rec)
 	}
 	up := f.sign(record.Upstream, []record.Subject{{Name: "public", Digest: map[string]string{"sha256": intro}}},
 		record.UpstreamPredicate{Name: "public", URL: "https://public.example", Introduction: intro, Issued: now}, f.root)
 
 	// libs/ is nobody's: the state lists the grants, finds none for it.
-	wantOutcome(t, apply(now, at(UpstreamDir("public"), up), cert("libs/json")), "", "")
-	wantOutcome(t, apply(now, cert("acme/newthing")), RuleUpstream, "acme/newthing is inside publish:acme/*")
+	wantOutcome(t, apply(now, at(index.UpstreamDir("public"), up), cert("libs/json")), "", "")
+	wantOutcome(t, apply(now, cert("acme/newthing")), index.RuleUpstream, "acme/newthing is inside publish:acme/*")
 
 	// A grant of libs/* makes it internal from the next commit on.
 	carol := newSigner()
 	wantOutcome(t, apply(now, grant(carol, "carol", "publish:libs/*", nil)), "", "")
-	wantOutcome(t, apply(now, cert("libs/json")), RuleUpstream, "libs/json is inside publish:libs/*, granted to key "+keys.ID(carol.Public())+" (holder carol)")
+	wantOutcome(t, apply(now, cert("libs/json")), index.RuleUpstream, "libs/json is inside publish:libs/*, granted to key "+keys.ID(carol.Public())+" (holder carol)")
 
 	// Revoking carol's key frees it again.
 	revoke := f.sign(record.RevokeKey, []record.Subject{keySubjectOf(carol.Public())}, record.RevokeKeyPredicate{Reason: "left", Issued: now}, f.root)
-	wantOutcome(t, apply(now, at(KeyDir(keys.IDHex(carol.Public())), revoke)), "", "")
+	wantOutcome(t, apply(now, at(index.KeyDir(keys.IDHex(carol.Public())), revoke)), "", "")
 	wantOutcome(t, apply(now, cert("libs/json")), "", "")
 
 	// A grant that expires claims its namespace until it does: the same
@@ -77,24 +77,24 @@ func TestInternalNamesFollowKeyChanges(t *testing.T) {
 	dave := newSigner()
 	until := now.Add(time.Hour)
 	wantOutcome(t, apply(now, grant(dave, "dave", "publish:tmp/*", &until)), "", "")
-	wantOutcome(t, apply(now.Add(time.Minute), cert("tmp/x")), RuleUpstream, "tmp/x is inside publish:tmp/*")
+	wantOutcome(t, apply(now.Add(time.Minute), cert("tmp/x")), index.RuleUpstream, "tmp/x is inside publish:tmp/*")
 	wantOutcome(t, apply(until.Add(time.Second), cert("tmp/x")), "", "")
 
 	// publish:* is publish:*/*: every upstream package is shadowed, and
 	// Names says so.
 	erin := newSigner()
 	wantOutcome(t, apply(until.Add(time.Second), grant(erin, "erin", "publish:*", nil)), "", "")
-	wantOutcome(t, apply(until.Add(time.Second), cert("zzz/anything")), RuleUpstream, "zzz/anything is inside publish:*/*")
-	names := NewNames(st, until.Add(time.Second))
+	wantOutcome(t, apply(until.Add(time.Second), cert("zzz/anything")), index.RuleUpstream, "zzz/anything is inside publish:*/*")
+	names := index.NewNames(st, until.Add(time.Second))
 	if every, err := names.Everything(); err != nil || !strings.Contains(every, "publish:*/*, granted to key "+keys.ID(erin.Public())+" (holder erin)") {
 		t.Fatalf("Everything() = %q, %v; want erin's publish:*/*", every, err)
 	}
-	if every, err := NewNames(mustState(t, f), now).Everything(); err != nil || every != "" {
+	if every, err := index.NewNames(mustState(t, f), now).Everything(); err != nil || every != "" {
 		t.Fatalf("Everything() before erin's grant = %q, %v; want none", every, err)
 	}
 }
 
-func mustState(t *testing.T, f *fixture) *Overlay {
+func mustState(t *testing.T, f *fixture) *index.Overlay {
 	t.Helper()
 	head, err := f.repo.Head(f.ctx)
 	if err != nil {
@@ -112,7 +112,7 @@ func mustState(t *testing.T, f *fixture) *Overlay {
 // certify audited.
 type benchIndex struct {
 	ctx   context.Context
-	repo  *Repo
+	repo  *index.Repo
 	intro string
 	audit keys.Signer
 }
@@ -121,7 +121,7 @@ func newBenchIndex(b *testing.B, grants int) *benchIndex {
 	b.Helper()
 	ctx := context.Background()
 	root := newSigner()
-	r, intro, err := Init(ctx, filepath.Join(b.TempDir(), "repo"), []keys.Signer{root}, nil, 1)
+	r, intro, err := index.Init(ctx, filepath.Join(b.TempDir(), "repo"), []keys.Signer{root}, nil, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func newBenchIndex(b *testing.B, grants int) *benchIndex {
 // granted keys once, not once per name.
 func BenchmarkInternal(b *testing.B) {
 	f := newBenchIndex(b, 100)
-	cat, err := f.repo.Catalog(f.ctx, MainRef)
+	cat, err := f.repo.Catalog(f.ctx, index.MainRef)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func BenchmarkReplayUpstreamCertifications(b *testing.B) {
 		b.Fatal(err)
 	}
 	now := time.Now()
-	var files []*File
+	var files []*index.File
 	for i := 0; i < 50; i++ {
 		name := fmt.Sprintf("libs/p%d", i)
 		payload, err := record.Build(record.Audited, []record.Subject{{Name: name + "@1.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.CertificationPredicate{Issued: now})
@@ -186,14 +186,14 @@ func BenchmarkReplayUpstreamCertifications(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		file := at(UpstreamVersionDir("public", name, "1.0.0"), rec)
+		file := at(index.UpstreamVersionDir("public", name, "1.0.0"), rec)
 		file.Status, file.Mode = 'A', "100644"
-		Prepare(file)
+		index.Prepare(file)
 		files = append(files, file)
 	}
 	for b.Loop() {
-		c := &Commit{ID: "bench", Parents: []string{head}, Time: now, Files: files}
-		if err := Apply(NewOverlay(st), c, f.intro); err != nil {
+		c := &index.Commit{ID: "bench", Parents: []string{head}, Time: now, Files: files}
+		if err := index.Apply(index.NewOverlay(st), c, f.intro); err != nil {
 			b.Fatal(err)
 		}
 	}

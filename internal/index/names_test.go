@@ -1,12 +1,12 @@
 package index_test
 
 import (
-	. "cairn.dev/cairn/internal/index"
 	"strings"
 	"testing"
 	"time"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -26,7 +26,7 @@ func TestInternalNames(t *testing.T) {
 	if _, err := author.RevokeKey(f.ctx, f.repo, keys.ID(f.bob.Public()), "left", f.root); err != nil {
 		t.Fatal(err)
 	}
-	names, err := f.repo.Names(f.ctx, MainRef)
+	names, err := f.repo.Names(f.ctx, index.MainRef)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,11 +55,11 @@ func TestInternalNames(t *testing.T) {
 	intro := strings.Repeat("1", 64)
 	up := f.sign(record.Upstream, []record.Subject{{Name: "public", Digest: map[string]string{"sha256": intro}}},
 		record.UpstreamPredicate{Name: "public", URL: "https://public.example", Introduction: intro, Issued: now}, f.root)
-	cert := func(name string) *File {
+	cert := func(name string) *index.File {
 		rec := f.sign(record.Audited, []record.Subject{{Name: name + "@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.CertificationPredicate{Issued: now}, f.audit)
-		return at(UpstreamVersionDir("public", name, "2.0.0"), rec)
+		return at(index.UpstreamVersionDir("public", name, "2.0.0"), rec)
 	}
-	wantOutcome(t, f.try(1, now, at(UpstreamDir("public"), up), cert("acme/newthing")), RuleUpstream, "acme/newthing is inside publish:acme/*")
-	wantOutcome(t, f.try(1, now, at(UpstreamDir("public"), up), cert("libs/json")), "", "")
-	wantOutcome(t, f.try(1, now, at(UpstreamDir("public"), up), cert("bob/lib")), "", "")
+	wantOutcome(t, f.try(1, now, at(index.UpstreamDir("public"), up), cert("acme/newthing")), index.RuleUpstream, "acme/newthing is inside publish:acme/*")
+	wantOutcome(t, f.try(1, now, at(index.UpstreamDir("public"), up), cert("libs/json")), "", "")
+	wantOutcome(t, f.try(1, now, at(index.UpstreamDir("public"), up), cert("bob/lib")), "", "")
 }

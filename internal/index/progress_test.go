@@ -3,7 +3,7 @@ package index_test
 import (
 	"testing"
 
-	. "cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index"
 )
 
 // TestVerifyProgress: a line's Progress hears every commit replayed, of a
@@ -11,9 +11,9 @@ import (
 // nothing new reports nothing to do.
 func TestVerifyProgress(t *testing.T) {
 	f := newFixture(t) // the root record and three grants: four commits
-	var got []Progress
+	var got []index.Progress
 	l := f.repo.Main()
-	l.Progress = func(p Progress) { got = append(got, p) }
+	l.Progress = func(p index.Progress) { got = append(got, p) }
 	res, err := f.repo.VerifyLine(f.ctx, l, true)
 	if err != nil {
 		t.Fatal(err)

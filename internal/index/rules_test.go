@@ -1,7 +1,6 @@
 package index_test
 
 import (
-	. "cairn.dev/cairn/internal/index"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,12 +9,13 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
 
 // try checks files as one commit on the current head, without writing.
-func (f *fixture) try(parents int, at time.Time, files ...*File) error {
+func (f *fixture) try(parents int, at time.Time, files ...*index.File) error {
 	f.t.Helper()
 	head, err := f.repo.Head(f.ctx)
 	if err != nil {
@@ -25,7 +25,7 @@ func (f *fixture) try(parents int, at time.Time, files ...*File) error {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	c := &Commit{ID: "test", Time: at}
+	c := &index.Commit{ID: "test", Time: at}
 	for i := 0; i < parents; i++ {
 		c.Parents = append(c.Parents, head)
 	}
@@ -33,10 +33,10 @@ func (f *fixture) try(parents int, at time.Time, files ...*File) error {
 		if file.Status == 0 {
 			file.Status, file.Mode = 'A', "100644"
 		}
-		Prepare(file)
+		index.Prepare(file)
 		c.Files = append(c.Files, file)
 	}
-	return Apply(st, c, f.intro)
+	return index.Apply(st, c, f.intro)
 }
 
 func (f *fixture) sign(kind record.Kind, subjects []record.Subject, pred any, signers ...keys.Signer) *record.Record {
@@ -52,12 +52,14 @@ func (f *fixture) sign(kind record.Kind, subjects []record.Subject, pred any, si
 	return rec
 }
 
-func at(dir string, r *record.Record) *File { return &File{Path: RecordPath(dir, r.ID), Data: r.Raw} }
+func at(dir string, r *record.Record) *index.File {
+	return &index.File{Path: index.RecordPath(dir, r.ID), Data: r.Raw}
+}
 
 func TestRules(t *testing.T) {
 	f := newFixture(t)
 	p := f.publish(f.alice, "acme/fastjson", "1.2.3")
-	vdir := VersionDir("acme/fastjson", "1.2.3")
+	vdir := index.VersionDir("acme/fastjson", "1.2.3")
 	descSubject := record.Subject{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}}
 	audit := func(s keys.Signer, subjects ...record.Subject) *record.Record {
 		return f.sign(record.Audited, append([]record.Subject{descSubject}, subjects...), record.CertificationPredicate{Issued: time.Now()}, s)
@@ -93,7 +95,7 @@ func TestRules(t *testing.T) {
 	d := *p.Descriptor
 	d.Version = "1.2.4"
 	dData, _ := d.Marshal()
-	vdir2 := VersionDir("acme/fastjson", "1.2.4")
+	vdir2 := index.VersionDir("acme/fastjson", "1.2.4")
 
 	// A supersede whose replacement is somebody else's record.
 	bobAudit := audit(f.bob)
@@ -109,32 +111,32 @@ func TestRules(t *testing.T) {
 		name    string
 		parents int
 		time    time.Time
-		files   []*File
+		files   []*index.File
 		rule    string
 		want    string
 	}{
-		{"valid certification", 1, now, []*File{at(vdir, good)}, "", ""},
-		{"merge commit", 2, now, []*File{at(vdir, good)}, RuleLinear, "2 parents"},
-		{"second root commit", 0, now, []*File{at(vdir, good)}, RuleLinear, "0 parents"},
-		{"executable file", 1, now, []*File{{Path: RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "100755"}}, RuleWellFormed, "mode 100755"},
-		{"symlink", 1, now, []*File{{Path: RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "120000"}}, RuleWellFormed, "mode 120000"},
-		{"file named for another id", 1, now, []*File{{Path: RecordPath(vdir, strings.Repeat("0", 64)), Data: good.Raw}}, RuleWellFormed, "but the record's id is"},
-		{"record in another version's directory", 1, now, []*File{at(vdir2, good)}, RuleSubject, "is not published"},
-		{"certification in a key directory", 1, now, []*File{at(KeyDir(keys.IDHex(f.audit.Public())), good)}, RuleWellFormed, "belongs in a package version's directory"},
-		{"artifact not in the descriptor", 1, now, []*File{at(vdir, audit(f.audit, record.Subject{Name: "evil.tar.gz", Digest: map[string]string{"sha256": strings.Repeat("e", 64)}}))}, RuleSubject, "is not an artifact of"},
-		{"wrong descriptor digest", 1, now, []*File{at(vdir, f.sign(record.Audited, []record.Subject{{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": strings.Repeat("d", 64)}}}, record.CertificationPredicate{Issued: now}, f.audit))}, RuleSubject, "descriptor's sha256"},
-		{"signature under a borrowed key id", 1, now, []*File{at(vdir, forgedRec)}, RuleSignature, "does not verify"},
-		{"expired grant", 1, now, []*File{at(vdir, audit(expired))}, RuleKeyExpired, "had expired"},
-		{"before expiry", 1, past.Add(-time.Minute), []*File{at(vdir, audit(expired))}, "", ""},
-		{"a second signature under an unknown id is ignored", 1, now, []*File{{Path: RecordPath(KeyDir(keys.IDHex(other.Public())), mislabelled.ID), Data: relabelled}}, "", ""},
-		{"grant by a non-root key", 1, now, []*File{at(KeyDir(keys.IDHex(other.Public())), f.sign(record.Grant, []record.Subject{keySubjectOf(other.Public())}, record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "x", Scopes: []string{"publish:*"}, Issued: now}, f.alice))}, RuleThreshold, "signed by 0 distinct root key"},
-		{"grant filed under another key", 1, now, []*File{at(KeyDir(keys.IDHex(f.alice.Public())), grantRec)}, RuleWellFormed, "directory of the key it names"},
-		{"descriptor without authored record", 1, now, []*File{{Path: vdir2 + "/" + DescriptorFile, Data: dData}}, RulePublishOnce, "without its publisher's authored record"},
-		{"authored record for a published version", 1, now, []*File{at(vdir, f.sign(record.Authored, []record.Subject{descSubject}, record.AuthoredPredicate{Descriptor: p.Ref, Issued: now}, f.alice))}, RulePublishOnce, "which this commit does not publish"},
-		{"descriptor at another version's path", 1, now, []*File{{Path: vdir + "/" + DescriptorFile, Data: dData}}, RuleWellFormed, "sits at the path of acme/fastjson@1.2.3"},
-		{"supersede with another issuer's replacement", 1, now, []*File{at(vdir, good), at(vdir, bobAudit), at(vdir, superseded)}, RuleIssuerOnly, "not by the superseding key"},
-		{"revoke of a grant", 1, now, []*File{at(KeyDir(keys.IDHex(f.alice.Public())), revokeGrant)}, RuleWellFormed, "belongs in a package version's directory"},
-		{"deleted file", 1, now, []*File{{Path: RecordPath(vdir, p.Records[0]), Status: 'D'}}, RuleAppendOnly, "file deleted"},
+		{"valid certification", 1, now, []*index.File{at(vdir, good)}, "", ""},
+		{"merge commit", 2, now, []*index.File{at(vdir, good)}, index.RuleLinear, "2 parents"},
+		{"second root commit", 0, now, []*index.File{at(vdir, good)}, index.RuleLinear, "0 parents"},
+		{"executable file", 1, now, []*index.File{{Path: index.RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "100755"}}, index.RuleWellFormed, "mode 100755"},
+		{"symlink", 1, now, []*index.File{{Path: index.RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "120000"}}, index.RuleWellFormed, "mode 120000"},
+		{"file named for another id", 1, now, []*index.File{{Path: index.RecordPath(vdir, strings.Repeat("0", 64)), Data: good.Raw}}, index.RuleWellFormed, "but the record's id is"},
+		{"record in another version's directory", 1, now, []*index.File{at(vdir2, good)}, index.RuleSubject, "is not published"},
+		{"certification in a key directory", 1, now, []*index.File{at(index.KeyDir(keys.IDHex(f.audit.Public())), good)}, index.RuleWellFormed, "belongs in a package version's directory"},
+		{"artifact not in the descriptor", 1, now, []*index.File{at(vdir, audit(f.audit, record.Subject{Name: "evil.tar.gz", Digest: map[string]string{"sha256": strings.Repeat("e", 64)}}))}, index.RuleSubject, "is not an artifact of"},
+		{"wrong descriptor digest", 1, now, []*index.File{at(vdir, f.sign(record.Audited, []record.Subject{{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": strings.Repeat("d", 64)}}}, record.CertificationPredicate{Issued: now}, f.audit))}, index.RuleSubject, "descriptor's sha256"},
+		{"signature under a borrowed key id", 1, now, []*index.File{at(vdir, forgedRec)}, index.RuleSignature, "does not verify"},
+		{"expired grant", 1, now, []*index.File{at(vdir, audit(expired))}, index.RuleKeyExpired, "had expired"},
+		{"before expiry", 1, past.Add(-time.Minute), []*index.File{at(vdir, audit(expired))}, "", ""},
+		{"a second signature under an unknown id is ignored", 1, now, []*index.File{{Path: index.RecordPath(index.KeyDir(keys.IDHex(other.Public())), mislabelled.ID), Data: relabelled}}, "", ""},
+		{"grant by a non-root key", 1, now, []*index.File{at(index.KeyDir(keys.IDHex(other.Public())), f.sign(record.Grant, []record.Subject{keySubjectOf(other.Public())}, record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "x", Scopes: []string{"publish:*"}, Issued: now}, f.alice))}, index.RuleThreshold, "signed by 0 distinct root key"},
+		{"grant filed under another key", 1, now, []*index.File{at(index.KeyDir(keys.IDHex(f.alice.Public())), grantRec)}, index.RuleWellFormed, "directory of the key it names"},
+		{"descriptor without authored record", 1, now, []*index.File{{Path: vdir2 + "/" + index.DescriptorFile, Data: dData}}, index.RulePublishOnce, "without its publisher's authored record"},
+		{"authored record for a published version", 1, now, []*index.File{at(vdir, f.sign(record.Authored, []record.Subject{descSubject}, record.AuthoredPredicate{Descriptor: p.Ref, Issued: now}, f.alice))}, index.RulePublishOnce, "which this commit does not publish"},
+		{"descriptor at another version's path", 1, now, []*index.File{{Path: vdir + "/" + index.DescriptorFile, Data: dData}}, index.RuleWellFormed, "sits at the path of acme/fastjson@1.2.3"},
+		{"supersede with another issuer's replacement", 1, now, []*index.File{at(vdir, good), at(vdir, bobAudit), at(vdir, superseded)}, index.RuleIssuerOnly, "not by the superseding key"},
+		{"revoke of a grant", 1, now, []*index.File{at(index.KeyDir(keys.IDHex(f.alice.Public())), revokeGrant)}, index.RuleWellFormed, "belongs in a package version's directory"},
+		{"deleted file", 1, now, []*index.File{{Path: index.RecordPath(vdir, p.Records[0]), Status: 'D'}}, index.RuleAppendOnly, "file deleted"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -163,7 +165,7 @@ func wantOutcome(t *testing.T, err error, rule, want string) {
 func (f *fixture) repoFind(t *testing.T, keyHex string) string {
 	head, _ := f.repo.Head(f.ctx)
 	rd, _ := f.repo.GitReader(f.ctx)
-	entries, err := rd.Tree(head + ":" + KeyDir(keyHex))
+	entries, err := rd.Tree(head + ":" + index.KeyDir(keyHex))
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("key dir: %v %v", entries, err)
 	}
@@ -176,7 +178,7 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 	ctx := context.Background()
 	r1, r2, r3 := newSigner(), newSigner(), newSigner()
 	dir := t.TempDir() + "/repo"
-	r, intro, err := Init(ctx, dir, []keys.Signer{r1, r2, r3}, nil, 2)
+	r, intro, err := index.Init(ctx, dir, []keys.Signer{r1, r2, r3}, nil, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,23 +186,23 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 	f := &fixture{t: t, ctx: ctx, repo: r, intro: intro.ID, root: r1}
 	k := newSigner()
 	pred := record.GrantPredicate{Key: keys.FormatPublic(k.Public()), Holder: "k", Scopes: []string{"certify:audited"}, Issued: time.Now()}
-	dirK := KeyDir(keys.IDHex(k.Public()))
+	dirK := index.KeyDir(keys.IDHex(k.Public()))
 
 	twice := f.sign(record.Grant, []record.Subject{keySubjectOf(k.Public())}, pred, r1, r1)
-	wantRule(t, f.try(1, time.Now(), at(dirK, twice)), RuleThreshold)
+	wantRule(t, f.try(1, time.Now(), at(dirK, twice)), index.RuleThreshold)
 
 	var env map[string]any
 	json.Unmarshal(twice.Raw, &env)
 	env["signatures"].([]any)[1].(map[string]any)["keyid"] = keys.ID(r2.Public())
 	relabelled, _ := json.Marshal(env)
-	wantRule(t, f.try(1, time.Now(), &File{Path: RecordPath(dirK, twice.ID), Data: relabelled}), RuleThreshold)
+	wantRule(t, f.try(1, time.Now(), &index.File{Path: index.RecordPath(dirK, twice.ID), Data: relabelled}), index.RuleThreshold)
 
 	// r1's signature copied into a second slot with r2's id and a flipped bit.
 	sig, _ := base64.StdEncoding.DecodeString(env["signatures"].([]any)[1].(map[string]any)["sig"].(string))
 	sig[0] ^= 1
 	env["signatures"].([]any)[1].(map[string]any)["sig"] = base64.StdEncoding.EncodeToString(sig)
 	flipped, _ := json.Marshal(env)
-	wantRule(t, f.try(1, time.Now(), &File{Path: RecordPath(dirK, twice.ID), Data: flipped}), RuleThreshold)
+	wantRule(t, f.try(1, time.Now(), &index.File{Path: index.RecordPath(dirK, twice.ID), Data: flipped}), index.RuleThreshold)
 
 	two := f.sign(record.Grant, []record.Subject{keySubjectOf(k.Public())}, pred, r1, r2)
 	if err := f.try(1, time.Now(), at(dirK, two)); err != nil {
@@ -213,8 +215,8 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 		Keys: []record.RootKey{{Key: keys.FormatPublic(n1.Public())}, {Key: keys.FormatPublic(n2.Public())}}}
 	subjects := []record.Subject{keySubjectOf(n1.Public()), keySubjectOf(n2.Public())}
 	oldOnly := f.sign(record.Root, subjects, rp, r1, r2)
-	err = f.try(1, time.Now(), &File{Path: RootPath(2), Data: oldOnly.Raw})
-	wantRule(t, err, RuleThreshold)
+	err = f.try(1, time.Now(), &index.File{Path: index.RootPath(2), Data: oldOnly.Raw})
+	wantRule(t, err, index.RuleThreshold)
 	if !strings.Contains(err.Error(), "of the new root") {
 		t.Fatalf("error does not name the new root: %v", err)
 	}
@@ -222,9 +224,9 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 	rp3 := rp
 	rp3.Version = 3
 	skip := f.sign(record.Root, subjects, rp3, r1, r2, n1, n2)
-	wantRule(t, f.try(1, time.Now(), &File{Path: RootPath(3), Data: skip.Raw}), RuleRootRotation)
+	wantRule(t, f.try(1, time.Now(), &index.File{Path: index.RootPath(3), Data: skip.Raw}), index.RuleRootRotation)
 	ok := f.sign(record.Root, subjects, rp, r1, r2, n1, n2)
-	if err := f.try(1, time.Now(), &File{Path: RootPath(2), Data: ok.Raw}); err != nil {
+	if err := f.try(1, time.Now(), &index.File{Path: index.RootPath(2), Data: ok.Raw}); err != nil {
 		t.Fatalf("valid rotation refused: %v", err)
 	}
 }
@@ -235,10 +237,10 @@ func TestIntroductionPinned(t *testing.T) {
 	other := newSigner()
 	rp := record.RootPredicate{Version: 1, Threshold: 1, Issued: time.Now(), Keys: []record.RootKey{{Key: keys.FormatPublic(other.Public())}}}
 	rec := f.sign(record.Root, []record.Subject{keySubjectOf(other.Public())}, rp, other)
-	file := &File{Path: RootPath(1), Data: rec.Raw, Status: 'A', Mode: "100644"}
-	Prepare(file)
-	err := Apply(NewOverlay(nil), &Commit{ID: "x", Files: []*File{file}}, f.intro)
-	wantRule(t, err, RuleIntroduction)
+	file := &index.File{Path: index.RootPath(1), Data: rec.Raw, Status: 'A', Mode: "100644"}
+	index.Prepare(file)
+	err := index.Apply(index.NewOverlay(nil), &index.Commit{ID: "x", Files: []*index.File{file}}, f.intro)
+	wantRule(t, err, index.RuleIntroduction)
 	if !strings.Contains(err.Error(), "pinned to introduction "+f.intro) {
 		t.Fatalf("error does not name the pinned introduction: %v", err)
 	}
@@ -257,12 +259,12 @@ func TestBackdatedCommit(t *testing.T) {
 	head, _ := f.repo.Head(f.ctx)
 	st, _ := f.repo.State(f.ctx, head)
 	rec := f.sign(record.Audited, []record.Subject{{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}}}, record.CertificationPredicate{Issued: past}, expired)
-	file := at(VersionDir("acme/fastjson", "1.2.3"), rec)
+	file := at(index.VersionDir("acme/fastjson", "1.2.3"), rec)
 	file.Status, file.Mode = 'A', "100644"
-	Prepare(file)
-	c := &Commit{ID: "test", Parents: []string{head}, Time: past.Add(-time.Minute), ParentTime: time.Now(), Files: []*File{file}}
-	err := Apply(st, c, f.intro)
-	wantRule(t, err, RuleTimeOrder)
+	index.Prepare(file)
+	c := &index.Commit{ID: "test", Parents: []string{head}, Time: past.Add(-time.Minute), ParentTime: time.Now(), Files: []*index.File{file}}
+	err := index.Apply(st, c, f.intro)
+	wantRule(t, err, index.RuleTimeOrder)
 	if !strings.Contains(err.Error(), "before its parent's") {
 		t.Fatalf("error %q does not say why", err)
 	}
@@ -283,25 +285,25 @@ func TestUpstreamRules(t *testing.T) {
 	cert := func(kind record.Kind, name string, s keys.Signer) *record.Record {
 		return f.sign(kind, []record.Subject{{Name: name + "@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.CertificationPredicate{Issued: now}, s)
 	}
-	updir := UpstreamVersionDir("public", "upstream/lib", "2.0.0")
+	updir := index.UpstreamVersionDir("public", "upstream/lib", "2.0.0")
 	pub := declare("public", f.root)
 	audit := cert(record.Audited, "upstream/lib", f.audit)
 
 	cases := []struct {
 		name  string
-		files []*File
+		files []*index.File
 		rule  string
 		want  string
 	}{
-		{"declaration by the root", []*File{at(UpstreamDir("public"), pub)}, "", ""},
-		{"declaration and audit in one commit", []*File{at(UpstreamDir("public"), pub), at(updir, audit)}, "", ""},
-		{"declaration by a publisher", []*File{at(UpstreamDir("public"), declare("public", f.alice))}, RuleThreshold, "signed by 0 distinct root key"},
-		{"declaration filed under another name", []*File{at(UpstreamDir("other"), pub)}, RuleWellFormed, "sits at upstreams/public/"},
-		{"audit of an undeclared upstream", []*File{at(updir, audit)}, RuleUpstream, "does not follow an upstream public"},
-		{"audit of an internal name's upstream namesake", []*File{at(UpstreamDir("public"), pub), at(UpstreamVersionDir("public", "acme/fastjson", "2.0.0"), cert(record.Audited, "acme/fastjson", f.audit))}, RuleUpstream, "internal names win"},
-		{"withdrawal by a publisher's key", []*File{at(UpstreamDir("public"), pub), at(UpstreamVersionDir("public", "upstream/lib", "2.0.0"), cert(record.Withdrawn, "upstream/lib", f.alice))}, RuleScope, "need certify:withdrawn"},
-		{"authored record under upstreams", []*File{at(UpstreamDir("public"), pub), at(updir, f.sign(record.Authored, []record.Subject{{Name: "upstream/lib@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.AuthoredPredicate{Descriptor: record.Ref{SHA256: strings.Repeat("2", 64), Size: 10}, Issued: now}, f.alice))}, RuleUpstream, "authored in the index that publishes it"},
-		{"descriptor under upstreams", []*File{{Path: updir + "/" + DescriptorFile, Data: []byte("{}")}}, RuleWellFormed, "descriptors stay upstream"},
+		{"declaration by the root", []*index.File{at(index.UpstreamDir("public"), pub)}, "", ""},
+		{"declaration and audit in one commit", []*index.File{at(index.UpstreamDir("public"), pub), at(updir, audit)}, "", ""},
+		{"declaration by a publisher", []*index.File{at(index.UpstreamDir("public"), declare("public", f.alice))}, index.RuleThreshold, "signed by 0 distinct root key"},
+		{"declaration filed under another name", []*index.File{at(index.UpstreamDir("other"), pub)}, index.RuleWellFormed, "sits at upstreams/public/"},
+		{"audit of an undeclared upstream", []*index.File{at(updir, audit)}, index.RuleUpstream, "does not follow an upstream public"},
+		{"audit of an internal name's upstream namesake", []*index.File{at(index.UpstreamDir("public"), pub), at(index.UpstreamVersionDir("public", "acme/fastjson", "2.0.0"), cert(record.Audited, "acme/fastjson", f.audit))}, index.RuleUpstream, "internal names win"},
+		{"withdrawal by a publisher's key", []*index.File{at(index.UpstreamDir("public"), pub), at(index.UpstreamVersionDir("public", "upstream/lib", "2.0.0"), cert(record.Withdrawn, "upstream/lib", f.alice))}, index.RuleScope, "need certify:withdrawn"},
+		{"authored record under upstreams", []*index.File{at(index.UpstreamDir("public"), pub), at(updir, f.sign(record.Authored, []record.Subject{{Name: "upstream/lib@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.AuthoredPredicate{Descriptor: record.Ref{SHA256: strings.Repeat("2", 64), Size: 10}, Issued: now}, f.alice))}, index.RuleUpstream, "authored in the index that publishes it"},
+		{"descriptor under upstreams", []*index.File{{Path: updir + "/" + index.DescriptorFile, Data: []byte("{}")}}, index.RuleWellFormed, "descriptors stay upstream"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -314,7 +316,7 @@ func TestUpstreamRules(t *testing.T) {
 	if _, err := author.DeclareUpstream(f.ctx, f.repo, "public", "https://public.example", intro, f.root); err != nil {
 		t.Fatal(err)
 	}
-	wantRule(t, f.try(1, now, at(UpstreamDir("public"), declare("public", f.root))), RuleUpstream)
+	wantRule(t, f.try(1, now, at(index.UpstreamDir("public"), declare("public", f.root))), index.RuleUpstream)
 	ups, err := f.repo.Followed(f.ctx)
 	if err != nil || len(ups) != 1 {
 		t.Fatalf("followed: %v %v", ups, err)
@@ -322,14 +324,14 @@ func TestUpstreamRules(t *testing.T) {
 	endBy := func(s keys.Signer) *record.Record {
 		return f.sign(record.Revoke, []record.Subject{{Name: "record", Digest: map[string]string{"sha256": ups[0].RecordID}}}, record.EndPredicate{Reason: "x", Issued: now}, s)
 	}
-	wantRule(t, f.try(1, now, at(UpstreamDir("public"), endBy(f.alice))), RuleThreshold)
+	wantRule(t, f.try(1, now, at(index.UpstreamDir("public"), endBy(f.alice))), index.RuleThreshold)
 	if _, err := author.Revoke(f.ctx, f.repo, ups[0].RecordID, "unused", f.root); err != nil {
 		t.Fatal(err)
 	}
 	if ups, _ := f.repo.Followed(f.ctx); len(ups) != 0 {
 		t.Errorf("still followed after the root's revocation: %+v", ups)
 	}
-	wantRule(t, f.try(1, now, at(updir, audit)), RuleUpstream)
+	wantRule(t, f.try(1, now, at(updir, audit)), index.RuleUpstream)
 	if _, err := f.repo.Verify(f.ctx, true); err != nil {
 		t.Fatal(err)
 	}

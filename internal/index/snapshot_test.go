@@ -1,7 +1,6 @@
 package index_test
 
 import (
-	. "cairn.dev/cairn/internal/index"
 	"errors"
 	"io/fs"
 	"testing"
@@ -9,13 +8,14 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/snapshot"
 )
 
 // snapFile is a snapshot of entries as an index file, and its reference.
-func snapFile(t *testing.T, name string, entries ...snapshot.Entry) (*File, blob.Ref) {
+func snapFile(t *testing.T, name string, entries ...snapshot.Entry) (*index.File, blob.Ref) {
 	t.Helper()
 	s := &snapshot.Snapshot{Schema: snapshot.Schema, Name: name, Packages: entries}
 	data, err := s.Marshal()
@@ -23,21 +23,21 @@ func snapFile(t *testing.T, name string, entries ...snapshot.Entry) (*File, blob
 		t.Fatal(err)
 	}
 	r := blob.DigestBytes(data)
-	return &File{Path: SnapshotDir(r.SHA256) + "/" + SnapshotFile, Data: data}, r
+	return &index.File{Path: index.SnapshotDir(r.SHA256) + "/" + index.SnapshotFile, Data: data}, r
 }
 
 // snapRecord is the snapshot record of ref, signed by s, as an index file.
-func (f *fixture) snapRecord(ref blob.Ref, name string, s keys.Signer) *File {
+func (f *fixture) snapRecord(ref blob.Ref, name string, s keys.Signer) *index.File {
 	rc := f.sign(record.Snapshot, []record.Subject{{Name: name, Digest: map[string]string{"sha256": ref.SHA256}}},
 		record.SnapshotPredicate{Snapshot: ref, Name: name, Issued: time.Now()}, s)
-	return at(SnapshotDir(ref.SHA256), rc)
+	return at(index.SnapshotDir(ref.SHA256), rc)
 }
 
 // labelMove is a move of label to ref after previous, signed by s.
-func (f *fixture) labelMove(label string, ref blob.Ref, previous string, s keys.Signer) *File {
+func (f *fixture) labelMove(label string, ref blob.Ref, previous string, s keys.Signer) *index.File {
 	rc := f.sign(record.Label, []record.Subject{{Name: label, Digest: map[string]string{"sha256": ref.SHA256}}},
 		record.LabelPredicate{Label: label, Snapshot: ref, Previous: previous, Issued: time.Now()}, s)
-	return at(LabelDir(label), rc)
+	return at(index.LabelDir(label), rc)
 }
 
 func TestSnapshotAndLabelRules(t *testing.T) {
@@ -70,28 +70,28 @@ func TestSnapshotAndLabelRules(t *testing.T) {
 	ghost, ghostRef := snapFile(t, "ghost", snapshot.Entry{Name: "acme/fastjson", Version: "9.9.9", Descriptor: p1.Ref})
 	small, smallRef := snapFile(t, "small", lg)
 	misplaced := *small
-	misplaced.Path = SnapshotDir(lts.SHA256) + "/" + SnapshotFile
+	misplaced.Path = index.SnapshotDir(lts.SHA256) + "/" + index.SnapshotFile
 	otherSize := blob.Ref{SHA256: lts.SHA256, Size: lts.Size + 1}
 	for _, tc := range []struct {
 		name  string
-		files []*File
+		files []*index.File
 		rule  string
 		want  string
 	}{
-		{"a snapshot and its curator's record", []*File{small, f.snapRecord(smallRef, "small", curator)}, "", ""},
-		{"an entry with another version's descriptor (mix-and-match)", []*File{mixed, f.snapRecord(mixedRef, "mixed", curator)}, RuleSnapshot, "names descriptor"},
-		{"an entry that is not published", []*File{ghost, f.snapRecord(ghostRef, "ghost", curator)}, RuleSnapshot, "not published"},
-		{"a snapshot without its record", []*File{small}, RuleSnapshot, "without its curator's snapshot record"},
-		{"a snapshot by a publisher", []*File{small, f.snapRecord(smallRef, "small", f.alice)}, RuleScope, "need snapshot"},
-		{"a snapshot at another digest's path", []*File{&misplaced, f.snapRecord(smallRef, "small", curator)}, RuleWellFormed, "not the"},
-		{"a label move to the next snapshot", []*File{small, f.snapRecord(smallRef, "small", curator), f.labelMove("lts-1.0", smallRef, first.Records[0], curator)}, "", ""},
-		{"a label move that forgets the move before", []*File{f.labelMove("lts-1.0", lts, "", curator)}, RuleLabel, "latest move is"},
-		{"a label move to a snapshot not in the index", []*File{f.labelMove("lts-2.0", smallRef, "", curator)}, RuleLabel, "create it first"},
-		{"a label move with the wrong size", []*File{f.labelMove("lts-2.0", otherSize, "", curator)}, RuleLabel, "not in this index"},
-		{"a label outside the key's pattern", []*File{f.labelMove("lts-2.0", lts, "", nightly)}, RuleScope, "need label:lts-2.0"},
-		{"a label within the key's pattern", []*File{f.labelMove("nightly", lts, "", nightly)}, "", ""},
-		{"a first move that claims a previous", []*File{f.labelMove("nightly", lts, first.Records[0], nightly)}, RuleLabel, "never been set"},
-		{"a label move by a publisher", []*File{f.labelMove("lts-2.0", lts, "", f.alice)}, RuleScope, "need label:lts-2.0"},
+		{"a snapshot and its curator's record", []*index.File{small, f.snapRecord(smallRef, "small", curator)}, "", ""},
+		{"an entry with another version's descriptor (mix-and-match)", []*index.File{mixed, f.snapRecord(mixedRef, "mixed", curator)}, index.RuleSnapshot, "names descriptor"},
+		{"an entry that is not published", []*index.File{ghost, f.snapRecord(ghostRef, "ghost", curator)}, index.RuleSnapshot, "not published"},
+		{"a snapshot without its record", []*index.File{small}, index.RuleSnapshot, "without its curator's snapshot record"},
+		{"a snapshot by a publisher", []*index.File{small, f.snapRecord(smallRef, "small", f.alice)}, index.RuleScope, "need snapshot"},
+		{"a snapshot at another digest's path", []*index.File{&misplaced, f.snapRecord(smallRef, "small", curator)}, index.RuleWellFormed, "not the"},
+		{"a label move to the next snapshot", []*index.File{small, f.snapRecord(smallRef, "small", curator), f.labelMove("lts-1.0", smallRef, first.Records[0], curator)}, "", ""},
+		{"a label move that forgets the move before", []*index.File{f.labelMove("lts-1.0", lts, "", curator)}, index.RuleLabel, "latest move is"},
+		{"a label move to a snapshot not in the index", []*index.File{f.labelMove("lts-2.0", smallRef, "", curator)}, index.RuleLabel, "create it first"},
+		{"a label move with the wrong size", []*index.File{f.labelMove("lts-2.0", otherSize, "", curator)}, index.RuleLabel, "not in this index"},
+		{"a label outside the key's pattern", []*index.File{f.labelMove("lts-2.0", lts, "", nightly)}, index.RuleScope, "need label:lts-2.0"},
+		{"a label within the key's pattern", []*index.File{f.labelMove("nightly", lts, "", nightly)}, "", ""},
+		{"a first move that claims a previous", []*index.File{f.labelMove("nightly", lts, first.Records[0], nightly)}, index.RuleLabel, "never been set"},
+		{"a label move by a publisher", []*index.File{f.labelMove("lts-2.0", lts, "", f.alice)}, index.RuleScope, "need label:lts-2.0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantOutcome(t, f.try(1, now, tc.files...), tc.rule, tc.want)
@@ -118,7 +118,7 @@ func TestSnapshotAndLabelRules(t *testing.T) {
 		hist[0].Holder != "curators" || hist[1].Name != "lts-1.1" {
 		t.Fatalf("history = %+v", hist)
 	}
-	c, _ := f.repo.Catalog(f.ctx, MainRef)
+	c, _ := f.repo.Catalog(f.ctx, index.MainRef)
 	cur, err := c.Label("lts-1.0")
 	if err != nil || cur.Snapshot != second {
 		t.Fatalf("label now = %+v, %v; want %v", cur, err, second)

@@ -1,7 +1,6 @@
 package index_test
 
 import (
-	. "cairn.dev/cairn/internal/index"
 	"errors"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -18,7 +18,7 @@ import (
 // asked, not only the first.
 func TestVerifiedBeforeReads(t *testing.T) {
 	f := newFixture(t)
-	replica, err := InitReplica(f.ctx, filepath.Join(t.TempDir(), "replica"), f.intro)
+	replica, err := index.InitReplica(f.ctx, filepath.Join(t.TempDir(), "replica"), f.intro)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestVerifiedBeforeReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := RecordPath(VersionDir("acme/fastjson", "1.0.0"), vuln.Records[0])
+	path := index.RecordPath(index.VersionDir("acme/fastjson", "1.0.0"), vuln.Records[0])
 	clone := filepath.Join(t.TempDir(), "clone")
 	run := func(dir string, args ...string) {
 		t.Helper()
@@ -54,9 +54,9 @@ func TestVerifiedBeforeReads(t *testing.T) {
 	f.repo.ResetReader()
 	for i := 0; i < 2; i++ {
 		_, err := f.repo.Verified(f.ctx)
-		var re *RuleError
-		if !errors.As(err, &re) || re.Rule != RuleAppendOnly || re.Path != path || len(re.Commit) != 40 {
-			t.Fatalf("read %d after a deletion: err = %v; want rule %s at %s", i, err, RuleAppendOnly, path)
+		var re *index.RuleError
+		if !errors.As(err, &re) || re.Rule != index.RuleAppendOnly || re.Path != path || len(re.Commit) != 40 {
+			t.Fatalf("read %d after a deletion: err = %v; want rule %s at %s", i, err, index.RuleAppendOnly, path)
 		}
 	}
 
@@ -65,7 +65,7 @@ func TestVerifiedBeforeReads(t *testing.T) {
 	run(clone, "push", "-q", "--force", "origin", "main")
 	f.repo.ResetReader()
 	_, err = f.repo.Verified(f.ctx)
-	var fe *ForkError
+	var fe *index.ForkError
 	if !errors.As(err, &fe) || fe.Verified != good.Head {
 		t.Fatalf("read after a rewrite: err = %v; want a *ForkError from %s", err, good.Head)
 	}

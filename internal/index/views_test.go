@@ -1,12 +1,12 @@
 package index_test
 
 import (
-	. "cairn.dev/cairn/internal/index"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -14,29 +14,29 @@ import (
 // display words it always had, in JSON and in text.
 func TestRecordStatus(t *testing.T) {
 	cases := []struct {
-		s             Status
+		s             index.Status
 		word          string
 		active, ended bool
 	}{
-		{StatusActive, "active", true, false},
-		{StatusRevoked, "revoked", false, true},
-		{StatusSuperseded, "superseded", false, true},
-		{StatusIssuerRevoked, "issuer key revoked", true, false},
+		{index.StatusActive, "active", true, false},
+		{index.StatusRevoked, "revoked", false, true},
+		{index.StatusSuperseded, "superseded", false, true},
+		{index.StatusIssuerRevoked, "issuer key revoked", true, false},
 	}
 	for _, c := range cases {
 		if c.s.String() != c.word || c.s.Active() != c.active || c.s.Ended() != c.ended {
 			t.Errorf("%d: %q active %v ended %v; want %q %v %v", int(c.s), c.s, c.s.Active(), c.s.Ended(), c.word, c.active, c.ended)
 		}
-		b, err := json.Marshal(RecordView{Status: c.s})
+		b, err := json.Marshal(index.RecordView{Status: c.s})
 		if err != nil || !strings.Contains(string(b), `"status":"`+c.word+`"`) {
 			t.Errorf("%s: JSON %s, %v", c.word, b, err)
 		}
-		var back RecordView
+		var back index.RecordView
 		if err := json.Unmarshal(b, &back); err != nil || back.Status != c.s {
 			t.Errorf("%s: read back %v, %v", c.word, back.Status, err)
 		}
 	}
-	if _, err := json.Marshal(RecordView{Status: Status(9)}); err == nil {
+	if _, err := json.Marshal(index.RecordView{Status: index.Status(9)}); err == nil {
 		t.Error("an unknown status marshalled")
 	}
 }
@@ -48,11 +48,11 @@ func TestFixedDetail(t *testing.T) {
 		Evidence: []record.Evidence{{Name: "patch.diff", Ref: blob.Ref{SHA256: strings.Repeat("ab", 32), Size: 3}}},
 	}}
 	want := "answers GHSA-aaaa-bbbb, CVE-2026-1: bounds check added in 1.2.4 [evidence patch.diff sha256:abababababab]"
-	if got := Detail(rec); got != want {
+	if got := index.Detail(rec); got != want {
 		t.Errorf("detail = %q\nwant     %q", got, want)
 	}
 	rec.Predicate = record.FixedPredicate{Vulnerabilities: []string{"GHSA-1"}}
-	if got := Detail(rec); got != "answers GHSA-1" {
+	if got := index.Detail(rec); got != "answers GHSA-1" {
 		t.Errorf("detail without a note = %q", got)
 	}
 }
