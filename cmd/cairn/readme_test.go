@@ -146,7 +146,10 @@ func TestReadme(t *testing.T) {
 		{re: `pass +forbid high-vulnerabilities .*GHSA-0000-0002 answered by fixed record`},
 		// The root rotates, revokes a key with the new threshold, and the laptop follows.
 		{re: `^rotated the root: 2 key\(s\), threshold 2$`},
-		{re: `^revoked key SHA256:`},
+		{re: `^act [0-9a-f]{64}: revoke key SHA256:\S+`},
+		{re: `^signed act [0-9a-f]{16} with SHA256:\S+: wrote root2.sig$`},
+		{re: `^signed act [0-9a-f]{16} with SHA256:\S+: wrote root3.sig$`},
+		{re: `^applied act [0-9a-f]{16} \(.*\), signed by 2 root key\(s\)$`},
 		{re: `^SHA256:\S+ +active +root \(threshold 2 of 2, version 2\)$`, count: 2},
 		{re: `^SHA256:\S+ +alice +revoked \(laptop lost\) +publish:acme/\*$`},
 	} {
