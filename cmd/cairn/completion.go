@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -118,7 +117,8 @@ func upstreamNames(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion
 	})
 }
 
-// packageNames completes the names of the packages main publishes.
+// packageNames completes the names of the packages main publishes or
+// follows.
 func packageNames(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	return fromRepo(cmd, func(ctx context.Context, r *index.Repo) ([]string, error) {
 		return publishedNames(ctx, r)
@@ -160,18 +160,18 @@ func packageVersions(needVersion bool) cobra.CompletionFunc {
 	}
 }
 
-// publishedNames lists the packages published on main, by name.
+// publishedNames lists the packages main publishes and those of the
+// upstreams it follows, by name.
 func publishedNames(ctx context.Context, r *index.Repo) ([]string, error) {
 	head, err := r.Head(ctx)
 	if err != nil {
 		return nil, err
 	}
-	set, err := r.PackageNames(ctx, head)
+	pkgs, err := r.Packages(ctx, head, "")
 	var names []string
-	for n := range set {
-		names = append(names, n)
+	for _, p := range pkgs {
+		names = append(names, p.Name)
 	}
-	sort.Strings(names)
 	return names, err
 }
 
