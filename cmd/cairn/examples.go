@@ -42,7 +42,9 @@ cairn install --verified --into vendor/cairn
 cairn install --offline --platform linux-arm64`,
 	"key grant": `cairn key grant --key root.key alice.key.pub --holder alice --scope 'publish:acme/*'
 cairn key grant --key root.key audit.key.pub --holder acme-security --scope certify:audited --scope certify:vulnerable
-cairn key grant --key root.key ci.key.pub --holder ci --scope certify:tested --expires 2027-01-01`,
+cairn key grant --key root.key ci.key.pub --holder ci --scope certify:tested --expires 2027-01-01
+# root keys on separate machines: prepare the act, each holder signs it (cairn root sign), then cairn root apply
+cairn key grant --unsigned alice.key.pub --holder alice --scope 'publish:acme/*' -o grant.act`,
 	"key list": `cairn key list
 cairn key list --json`,
 	"key new": `cairn key new alice.key
@@ -82,7 +84,11 @@ cairn push origin --key alice.key --json`,
 cairn remote add origin https://cairn.example.com --introduction 3f1c… --repo ./replica --mirror https://mirror.example.com`,
 	"remote list": `cairn remote list
 cairn remote list --json`,
-	"revoke":      `cairn revoke 5e0b… --key audit.key --reason 'audit withdrawn: wrong build'`,
+	"revoke": `cairn revoke 5e0b… --key audit.key --reason 'audit withdrawn: wrong build'`,
+	"root apply": `# join the root key holders' signatures (a threshold of them) and append the act
+cairn root apply grant.act r1.sig r2.sig`,
+	"root sign": `# on each root key holder's own machine: read what the act does, then sign it
+cairn root sign grant.act --key r1.key -o r1.sig`,
 	"root rotate": `cairn root rotate --key r1.key --key r2.key --new-root-key n1.key --new-root-key n2.key --threshold 2`,
 	"serve": `cairn serve --repo /srv/cairn --addr :8080 --checkpoint-key server.key
 # any free port; the URL is written to url.txt and printed as a JSON line
