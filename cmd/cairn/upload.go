@@ -34,7 +34,9 @@ which the server's root must have granted a publish or certify scope.
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.withKey(cmd, func(ctx context.Context, r *index.Repo, s keys.Signer) error {
-				u, err := remote.UploadMissing(ctx, r, args[0], s, args[1:], remote.Options{})
+				bar := newProgress(cmd.ErrOrStderr(), f.json, false)
+				u, err := remote.UploadMissing(ctx, r, args[0], s, args[1:], remote.Options{Progress: remoteProgress(bar)})
+				bar.done()
 				if err != nil {
 					return err
 				}

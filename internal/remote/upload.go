@@ -85,7 +85,7 @@ func UploadMissing(ctx context.Context, r *index.Repo, name string, s keys.Signe
 		}
 	}
 	out.Held = len(held)
-	out.Uploaded, err = Upload(ctx, r, &blob.HTTP{URL: url, Client: o.client(), Signer: uploadSigner(s)}, held)
+	out.Uploaded, err = uploadBlobs(ctx, r, &blob.HTTP{URL: url, Client: o.client(), Signer: uploadSigner(s)}, held, &retries{}, o)
 	return out, err
 }
 
