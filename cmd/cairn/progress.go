@@ -39,6 +39,8 @@ type progress struct {
 	bar   *progressbar.ProgressBar
 	step  string
 	desc  string
+	doneN int64 // as last set
+	total int64 // as last set, -1: not known
 }
 
 // newProgress returns the progress of a command's work, or nil when it
@@ -76,28 +78,38 @@ func (p *progress) set(done, total int64, step, detail string) {
 			progressbar.OptionSetElapsedTime(false),
 			progressbar.OptionShowCount(),
 			progressbar.OptionUseANSICodes(true), // a terminal: clear the line, not overwrite it with blanks
+			// No spinner of its own drawing in the background: every
+			// frame is drawn by set, after the work reports.
+			progressbar.OptionSetSpinnerChangeInterval(0),
 		}
 		if p.bytes {
 			opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionUseIECUnits(true))
 		}
-		p.bar, p.step, p.desc = progressbar.NewOptions64(total, opts...), step, desc
+		p.bar, p.step, p.desc, p.total = progressbar.NewOptions64(total, opts...), step, desc, total
 	}
-	if total != p.bar.GetMax64() {
+	if total != p.total {
+		p.total = total
 		p.bar.ChangeMax64(total)
 	}
 	if desc != p.desc {
 		p.desc = desc
 		p.bar.Describe(desc)
 	}
+	p.doneN = done
 	p.bar.Set64(done)
 }
 
-// done ends the progress line, leaving its last state on the screen.
+// done ends the progress line, leaving its last state on the screen: a
+// step cut short (an error) is not shown complete.
 func (p *progress) done() {
 	if p == nil || p.bar == nil {
 		return
 	}
-	p.bar.Finish()
+	if p.total < 0 || p.doneN >= p.total {
+		p.bar.Finish()
+	} else {
+		p.bar.Exit()
+	}
 	fmt.Fprintln(p.w)
 	p.bar = nil
 }

@@ -164,3 +164,24 @@ func TestVerifyProgressDrawn(t *testing.T) {
 		t.Fatalf("progress written to a file: %q", data)
 	}
 }
+
+// TestProgressSteps: each step draws its own line, ended when the next
+// begins; a step cut short (an error) is left as far as it got, not
+// shown complete; a step of no known size draws no spinner behind the
+// work's back.
+func TestProgressSteps(t *testing.T) {
+	out := &countingWriter{}
+	p := &progress{w: out}
+	p.set(0, 0, "fetching remote origin", "")
+	p.set(3, 10, "verifying remote origin", "")
+	p.done()
+	time.Sleep(3 * redrawEvery)
+	all := out.all.String()
+	lines := strings.Split(strings.TrimSuffix(all, "\n"), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "fetching remote origin") || !strings.Contains(lines[1], "(3/10) verifying remote origin") || strings.Contains(lines[1], "100%") || !strings.HasSuffix(all, "\n") {
+		t.Fatalf("steps drawn as %q", all)
+	}
+	if again := out.all.String(); again != all {
+		t.Fatalf("drawn after done: %q", strings.TrimPrefix(again, all))
+	}
+}
