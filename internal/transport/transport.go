@@ -225,7 +225,12 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			if headers == nil && s.err == nil {
 				headers = time.AfterFunc(rt.t.Stall+headerWait, func() {
-					s.fail(&StallError{URL: s.url, Method: s.method, Phase: "response headers", Stall: rt.t.Stall + headerWait})
+					s.mu.Lock()
+					late := s.answered
+					s.mu.Unlock()
+					if !late {
+						s.fail(&StallError{URL: s.url, Method: s.method, Phase: "response headers", Stall: rt.t.Stall + headerWait})
+					}
 				})
 			}
 		},
@@ -237,6 +242,7 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := rt.base.RoundTrip(out)
 	s.mu.Lock()
+	s.answered = true // a header timer that fires from now on is too late
 	if headers != nil {
 		headers.Stop()
 	}
@@ -249,6 +255,13 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+	if stalled != nil {
+		// The headers came as the bound passed: the request is already
+		// cancelled, so its body cannot be read. Say so here, where the
+		// client names the request, not at the body's first read.
+		resp.Body.Close()
+		return nil, stalled
+	}
 	resp.Body = &recvBody{body: resp.Body, m: s.meter("response body"), cancel: cancel}
 	return resp, nil
 }
@@ -259,9 +272,10 @@ type stall struct {
 	t           Timeouts
 	method, url string
 
-	mu   sync.Mutex
-	err  *StallError // the first stall, once there is one
-	send *meter      // the request body's, stopped once it is written
+	mu       sync.Mutex
+	err      *StallError // the first stall, once there is one
+	answered bool        // the response headers are in: a header timer firing now is too late
+	send     *meter      // the request body's, stopped once it is written
 }
 
 // fail records a stall and cancels the request.
