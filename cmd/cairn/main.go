@@ -239,7 +239,7 @@ func openRepo(ctx context.Context, dir string) (*index.Repo, error) {
 
 // repoDir is the repository a command works on: --repo, else $CAIRN_REPO,
 // else, like git, the current directory or the nearest parent that is a
-// repository (see isRepo).
+// repository (see index.IsRepository).
 func repoDir(dir string) (string, error) {
 	if dir == "" {
 		dir = os.Getenv("CAIRN_REPO")
@@ -252,32 +252,13 @@ func repoDir(dir string) (string, error) {
 		return "", fmt.Errorf("no repository: pass --repo DIR or set CAIRN_REPO (finding the current directory: %w)", err)
 	}
 	for d := wd; ; d = filepath.Dir(d) {
-		if isRepo(d) {
+		if index.IsRepository(d) {
 			return d, nil
 		}
 		if filepath.Dir(d) == d {
 			return "", &noRepoError{from: wd}
 		}
 	}
-}
-
-// isRepo reports whether dir looks like a repository index.Open opens: a
-// directory made by cairn init (or remote add): index.git and cairn.json;
-// a git clone of an index: its work tree holds the first root record, or
-// cairn keeps its state in its git directory; a bare clone cairn opened
-// before. A git repository that is not an index is not one.
-func isRepo(dir string) bool {
-	isDir := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
-	isFile := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }
-	switch {
-	case isDir(filepath.Join(dir, "index.git")) && isFile(filepath.Join(dir, "cairn.json")):
-		return true
-	case isDir(filepath.Join(dir, ".git")):
-		return isFile(filepath.Join(dir, filepath.FromSlash(index.RootPath(1)))) || isFile(filepath.Join(dir, ".git", "cairn", "cairn.json"))
-	case isFile(filepath.Join(dir, "HEAD")) && isDir(filepath.Join(dir, "objects")):
-		return isFile(filepath.Join(dir, "cairn", "cairn.json"))
-	}
-	return false
 }
 
 // noRepoError says that no repository was named and none was found from

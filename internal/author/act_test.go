@@ -104,9 +104,9 @@ func TestActAppliedHoursLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, ok, err := f.repo.FileAt(f.ctx, added.Commit, added.Paths[0])
-	if err != nil || !ok {
-		t.Fatalf("the act's record is not at %s: %v", added.Paths[0], err)
+	data, _, err := f.repo.Record(f.ctx, a.ID())
+	if err != nil {
+		t.Fatalf("the act's record %s is not on main: %v", a.ID(), err)
 	}
 	if string(data) != string(want.Raw) {
 		t.Fatalf("stored envelope\n%s\nwant the one-process envelope\n%s", data, want.Raw)

@@ -514,7 +514,7 @@ func (c *Certifier) checkKey(cat *index.Catalog, remoteName string) error {
 		ok := false
 		for _, g := range active {
 			for _, s := range g.Scopes {
-				ok = ok || (s.Action == "certify" && s.Kind == kind)
+				ok = ok || (s.Action == "certify" && s.Covers(kind))
 			}
 		}
 		if !ok {

@@ -181,11 +181,11 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 	return id, nil
 }
 
-// CommitOn checks files as one commit on parent, a verified head of line
+// commitOn checks files as one commit on parent, a verified head of line
 // l, against every rule of l's index, and writes it — moving no ref. It
 // is how a version is copied to another index (cairn promote): the commit
 // is pushed there, and l's ref moves when the push lands.
-func (r *Repo) CommitOn(ctx context.Context, l Line, parent string, files []gitx.File, ident, message string) (string, error) {
+func (r *Repo) commitOn(ctx context.Context, l Line, parent string, files []gitx.File, ident, message string) (string, error) {
 	head, _, err := r.VerifiedHead(l)
 	if err != nil {
 		return "", err

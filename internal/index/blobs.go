@@ -12,9 +12,9 @@ import (
 	"cairn.dev/cairn/internal/record"
 )
 
-// Files calls fn with the path and content of every file of the tree at
+// files calls fn with the path and content of every file of the tree at
 // commit, in one `ls-tree` and one streamed `cat-file`.
-func (r *Repo) Files(ctx context.Context, commit string, fn func(path string, data []byte) error) error {
+func (r *Repo) files(ctx context.Context, commit string, fn func(path string, data []byte) error) error {
 	type entry struct{ path, id string }
 	var entries []entry
 	err := r.git.LsTree(ctx, commit, false, nil, func(t gitx.TreeItem) error {
@@ -77,7 +77,7 @@ func FileBlobs(path string, data []byte, want func(blob.Ref)) {
 // sha256 (hex), with its size (-1 when no file gives it).
 func (r *Repo) ReferencedBlobs(ctx context.Context, commit string) (map[string]int64, error) {
 	refs := map[string]int64{}
-	err := r.Files(ctx, commit, func(path string, data []byte) error {
+	err := r.files(ctx, commit, func(path string, data []byte) error {
 		FileBlobs(path, data, func(ref blob.Ref) {
 			if old, ok := refs[ref.SHA256]; !ok || old < 0 {
 				refs[ref.SHA256] = ref.Size
@@ -92,10 +92,10 @@ func (r *Repo) ReferencedBlobs(ctx context.Context, commit string) (map[string]i
 // configuration, verified heads and blob store.
 func (r *Repo) LocalDir() string { return r.local }
 
-// RecordPath returns the path of the record with the given id at main's
+// idPath returns the path of the record with the given id at main's
 // head. The first call lists the tree; later calls only read the commits
 // added since.
-func (r *Repo) RecordPath(ctx context.Context, id string) (string, error) {
+func (r *Repo) idPath(ctx context.Context, id string) (string, error) {
 	if !blob.IsDigest(id) {
 		return "", fmt.Errorf("record id %q: want 64 lowercase hex digits", id)
 	}

@@ -32,3 +32,11 @@ func (r *Repo) GitRepo() *gitx.Repo { return r.git }
 
 // Detail is what show says of a record.
 var Detail = detail
+
+// Path is where the entry lives in the layout.
+func (e Entry) Path() string { return e.path }
+
+// FileAt reads a path of the layout at rev.
+func (r *Repo) FileAt(ctx context.Context, rev, path string) ([]byte, bool, error) {
+	return r.fileAt(ctx, rev, path)
+}

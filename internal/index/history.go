@@ -45,13 +45,13 @@ func (r *Repo) PublishedBetween(ctx context.Context, from, to string) ([]Publish
 // ("" for the whole history) up to new and the files it added, with
 // their content. Files a commit changed or deleted are not given (the
 // rules refuse them on main). fn may stop the walk by returning an error.
-func (r *Repo) AddedBetween(ctx context.Context, old, new string, fn func(commit string, added []Content) error) error {
+func (r *Repo) AddedBetween(ctx context.Context, old, new string, fn func(commit string, added []Entry) error) error {
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return err
 	}
 	return r.git.Walk(ctx, gitx.WalkOptions{From: old, To: new}, func(e *gitx.LogEntry) error {
-		var added []Content
+		var added []Entry
 		for _, ch := range e.Changes {
 			if ch.Status != 'A' {
 				continue
@@ -60,7 +60,7 @@ func (r *Repo) AddedBetween(ctx context.Context, old, new string, fn func(commit
 			if err != nil {
 				return err
 			}
-			added = append(added, Content{Path: ch.Path, Data: o.Data})
+			added = append(added, entryOf(ch.Path, o.Data))
 		}
 		return fn(e.ID, added)
 	})
@@ -116,9 +116,9 @@ func (r *Repo) Replays(ctx context.Context, onto, head string) ([]Replay, error)
 	return out, nil
 }
 
-// VersionFiles returns the files of a version's directory at rev (a
+// versionFiles returns the files of a version's directory at rev (a
 // commit or ref): its descriptor and its records.
-func (r *Repo) VersionFiles(ctx context.Context, rev, name, version string) ([]Content, error) {
+func (r *Repo) versionFiles(ctx context.Context, rev, name, version string) ([]Content, error) {
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return nil, err
@@ -139,9 +139,9 @@ func (r *Repo) VersionFiles(ctx context.Context, rev, name, version string) ([]C
 	return files, nil
 }
 
-// FileAt returns the content of the file at path (a path of the layout)
+// fileAt returns the content of the file at path (a path of the layout)
 // in rev's tree; ok is false when there is no file there.
-func (r *Repo) FileAt(ctx context.Context, rev, path string) (data []byte, ok bool, err error) {
+func (r *Repo) fileAt(ctx context.Context, rev, path string) (data []byte, ok bool, err error) {
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return nil, false, err

@@ -39,13 +39,13 @@ func TestHistoryReads(t *testing.T) {
 
 	var commits []string
 	var paths []string
-	err = f.repo.AddedBetween(f.ctx, before, head, func(commit string, added []index.Content) error {
+	err = f.repo.AddedBetween(f.ctx, before, head, func(commit string, added []index.Entry) error {
 		commits = append(commits, commit)
 		for _, a := range added {
 			if len(a.Data) == 0 {
-				t.Errorf("%s added with no content", a.Path)
+				t.Errorf("%s added with no content", a.Path())
 			}
-			paths = append(paths, a.Path)
+			paths = append(paths, a.Path())
 		}
 		return nil
 	})
@@ -62,7 +62,7 @@ func TestHistoryReads(t *testing.T) {
 		t.Fatalf("AddedBetween paths = %v, want those of the two publishes %v %v", paths, p1.Paths, p2.Paths)
 	}
 	stop := errors.New("stop")
-	if err := f.repo.AddedBetween(f.ctx, before, head, func(string, []index.Content) error { return stop }); !errors.Is(err, stop) {
+	if err := f.repo.AddedBetween(f.ctx, before, head, func(string, []index.Entry) error { return stop }); !errors.Is(err, stop) {
 		t.Fatalf("AddedBetween kept fn's error as %v", err)
 	}
 
@@ -77,27 +77,30 @@ func TestHistoryReads(t *testing.T) {
 		t.Fatalf("replay of the first publish = %+v", replays[0])
 	}
 
-	files, err := f.repo.VersionFiles(f.ctx, head, "acme/one", "1.0.0")
+	files, err := f.repo.VersionEntries(f.ctx, head, "acme/one", "1.0.0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := index.VersionDir("acme/one", "1.0.0")
 	var gotDesc bool
 	for _, file := range files {
-		if !strings.HasPrefix(file.Path, dir+"/") {
-			t.Errorf("VersionFiles gave %s, outside %s", file.Path, dir)
+		if !strings.HasPrefix(file.Path(), dir+"/") || file.Name != "acme/one" || file.Version != "1.0.0" || file.About() != "acme/one@1.0.0" {
+			t.Errorf("VersionEntries gave %s (%+v), outside %s", file.Path(), file, dir)
 		}
-		data, ok, err := f.repo.FileAt(f.ctx, head, file.Path)
+		data, ok, err := f.repo.EntryAt(f.ctx, head, file)
 		if err != nil || !ok || string(data) != string(file.Data) {
-			t.Errorf("FileAt(%s) = %d bytes, %v, %v; want VersionFiles' content", file.Path, len(data), ok, err)
+			t.Errorf("EntryAt(%s) = %d bytes, %v, %v; want VersionEntries' content", file.Path(), len(data), ok, err)
 		}
-		gotDesc = gotDesc || file.Path == dir+"/"+index.DescriptorFile
+		if file.Descriptor != (file.Path() == dir+"/"+index.DescriptorFile) || file.Descriptor == (file.ID != "") {
+			t.Errorf("entry %s: Descriptor %v, ID %q", file.Path(), file.Descriptor, file.ID)
+		}
+		gotDesc = gotDesc || file.Descriptor
 	}
 	if !gotDesc {
-		t.Fatalf("VersionFiles lacks the descriptor: %v", files)
+		t.Fatalf("VersionEntries lacks the descriptor: %v", files)
 	}
-	if _, ok, err := f.repo.FileAt(f.ctx, before, dir+"/"+index.DescriptorFile); ok || err != nil {
-		t.Fatalf("FileAt before the publish: ok %v, %v; want absent, no error", ok, err)
+	if _, ok, err := f.repo.EntryAt(f.ctx, before, index.DescriptorEntry("acme/one", "1.0.0")); ok || err != nil {
+		t.Fatalf("EntryAt before the publish: ok %v, %v; want absent, no error", ok, err)
 	}
 	if _, ok, err := f.repo.FileAt(f.ctx, head, dir); ok || err != nil {
 		t.Fatalf("FileAt of a directory: ok %v, %v; want not a file", ok, err)

@@ -130,6 +130,25 @@ func Init(ctx context.Context, dir string, signers []keys.Signer, holders []stri
 	return opened, rec, err
 }
 
+// IsRepository reports whether dir looks like a repository Open opens: a
+// directory made by Init (or InitReplica): index.git and cairn.json; a git
+// clone of an index: its work tree holds the first root record, or cairn
+// keeps its state in its git directory; a bare clone cairn opened before.
+// A git repository that is not an index is not one.
+func IsRepository(dir string) bool {
+	isDir := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
+	isFile := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }
+	switch {
+	case isDir(filepath.Join(dir, "index.git")) && isFile(filepath.Join(dir, "cairn.json")):
+		return true
+	case isDir(filepath.Join(dir, ".git")):
+		return isFile(filepath.Join(dir, filepath.FromSlash(RootPath(1)))) || isFile(filepath.Join(dir, ".git", "cairn", "cairn.json"))
+	case isFile(filepath.Join(dir, "HEAD")) && isDir(filepath.Join(dir, "objects")):
+		return isFile(filepath.Join(dir, "cairn", "cairn.json"))
+	}
+	return false
+}
+
 // Open opens the repository at dir: a directory made by Init, or a git
 // clone (bare or not) of an index.
 func Open(ctx context.Context, dir string) (*Repo, error) {

@@ -88,26 +88,29 @@ func ParseScope(s string) (Scope, error) {
 // a package name, or for label moves the label.
 // A publish scope covers authored, deprecated and withdrawn records.
 func (s Scope) Allows(kind Kind, name string) bool {
-	switch s.Action {
-	case "checkpoint":
+	if !s.Covers(kind) {
 		return false
+	}
+	if s.Action == "snapshot" {
+		return true
+	}
+	ok, _ := path.Match(s.Pattern, name)
+	return ok
+}
+
+// Covers reports whether the scope permits records of kind about some
+// name: Allows without its pattern, which a certifier asks of its key
+// before it knows the versions it will sign.
+func (s Scope) Covers(kind Kind) bool {
+	switch s.Action {
 	case "snapshot":
 		return kind == Snapshot
 	case "label":
-		ok, _ := path.Match(s.Pattern, name)
-		return kind == Label && ok
-	}
-	if kind == Snapshot || kind == Label {
-		return false
-	}
-	if ok, _ := path.Match(s.Pattern, name); !ok {
-		return false
-	}
-	switch s.Action {
+		return kind == Label
 	case "publish":
 		return kind == Authored || kind == Deprecated || kind == Withdrawn
 	case "certify":
-		return kind == s.Kind
+		return kind == s.Kind && kind != Snapshot && kind != Label
 	}
 	return false
 }

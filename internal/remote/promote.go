@@ -99,8 +99,8 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 		out.Records, out.Left = copied, left
 		refs := append([]blob.Ref(nil), send...)
 		for _, f := range files {
-			if slices.Contains(copied, recordID(f.Path)) {
-				index.FileBlobs(f.Path, f.Data, func(ref blob.Ref) {
+			if f.ID != "" && slices.Contains(copied, f.ID) {
+				f.Blobs(func(ref blob.Ref) {
 					// Evidence this repository holds goes along; a record
 					// naming a withheld artifact (a reproduced record's
 					// source) does not send it.
@@ -133,8 +133,8 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 	}
 }
 
-// versionFiles reads a version's descriptor and record files from main.
-func versionFiles(ctx context.Context, r *index.Repo, name, version string) (*descriptor.Descriptor, blob.Ref, []index.Content, error) {
+// versionFiles reads a version's descriptor and its entries from main.
+func versionFiles(ctx context.Context, r *index.Repo, name, version string) (*descriptor.Descriptor, blob.Ref, []index.Entry, error) {
 	d, ref, err := r.Descriptor(ctx, name, version)
 	if err != nil {
 		return nil, blob.Ref{}, nil, err
@@ -143,7 +143,7 @@ func versionFiles(ctx context.Context, r *index.Repo, name, version string) (*de
 	if err != nil {
 		return nil, blob.Ref{}, nil, err
 	}
-	files, err := r.VersionFiles(ctx, head, name, version)
+	files, err := r.VersionEntries(ctx, head, name, version)
 	if err != nil {
 		return nil, blob.Ref{}, nil, err
 	}
@@ -154,13 +154,13 @@ func versionFiles(ctx context.Context, r *index.Repo, name, version string) (*de
 // the other index's line, checked by that index's rules. A record the
 // rules refuse is left out (with the reason) and the rest tried again;
 // the descriptor and its authored record cannot be left out.
-func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string, d *descriptor.Descriptor, files []index.Content, s keys.Signer) (string, []string, []LeftOut, error) {
+func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string, d *descriptor.Descriptor, files []index.Entry, s keys.Signer) (string, []string, []LeftOut, error) {
 	// What the other index already holds of the version stays as it is.
-	var todo []index.Content
+	var todo []index.Entry
 	published := false
 	for _, f := range files {
-		if _, ok, _ := r.FileAt(ctx, head, f.Path); ok {
-			if strings.HasSuffix(f.Path, "/"+index.DescriptorFile) {
+		if _, ok, _ := r.EntryAt(ctx, head, f); ok {
+			if f.Descriptor {
 				published = true
 			}
 			continue
@@ -168,7 +168,7 @@ func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string
 		todo = append(todo, f)
 	}
 	if !published {
-		if data, ok, _ := r.FileAt(ctx, head, index.VersionDir(d.Name, d.Version)+"/"+index.DescriptorFile); ok {
+		if data, ok, _ := r.EntryAt(ctx, head, index.DescriptorEntry(d.Name, d.Version)); ok {
 			return "", nil, nil, fmt.Errorf("%s is published in %s with another descriptor (sha256 %s): a version is published once; publish a new version", d.ID(), l.Name, blob.DigestBytes(data).SHA256)
 		}
 	}
@@ -182,8 +182,8 @@ func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string
 		if err == nil {
 			var copied []string
 			for _, f := range todo {
-				if id := recordID(f.Path); id != "" {
-					copied = append(copied, id)
+				if f.ID != "" {
+					copied = append(copied, f.ID)
 				}
 			}
 			return commit, copied, left, nil
@@ -192,15 +192,15 @@ func promoteCommit(ctx context.Context, r *index.Repo, l index.Line, head string
 		if !errors.As(err, &re) || re.Path == "" {
 			return "", nil, left, err
 		}
-		i := slices.IndexFunc(todo, func(f index.Content) bool { return f.Path == re.Path })
-		if i < 0 || strings.HasSuffix(re.Path, "/"+index.DescriptorFile) || isAuthored(todo[i].Data) {
+		i := slices.IndexFunc(todo, func(f index.Entry) bool { return f.Refused(re) })
+		if i < 0 || todo[i].Descriptor || isAuthored(todo[i].Data) {
 			return "", nil, left, fmt.Errorf("%s refuses %s: %w", l.Name, d.ID(), err)
 		}
 		kind := ""
 		if rec, err := record.Parse(todo[i].Data); err == nil {
 			kind = string(rec.Kind)
 		}
-		left = append(left, LeftOut{Record: recordID(re.Path), Kind: kind, Reason: re.Error()})
+		left = append(left, LeftOut{Record: todo[i].ID, Kind: kind, Reason: re.Error()})
 		todo = append(todo[:i], todo[i+1:]...)
 	}
 }
@@ -226,15 +226,6 @@ func chosen(a descriptor.Artifact, sel []string) bool {
 }
 
 func identOf(s keys.Signer) string { return "cairn promote <" + keys.ID(s.Public()) + ">" }
-
-func recordID(path string) string {
-	base := path[strings.LastIndexByte(path, '/')+1:]
-	id, ok := strings.CutSuffix(base, ".json")
-	if !ok || !blob.IsDigest(id) {
-		return ""
-	}
-	return id
-}
 
 func isAuthored(data []byte) bool {
 	rec, err := record.Parse(data)

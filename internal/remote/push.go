@@ -413,10 +413,10 @@ func upload(ctx context.Context, r *index.Repo, up *blob.HTTP, base, main string
 		}
 	}
 	commits := 0
-	err := r.AddedBetween(ctx, base, main, func(_ string, added []index.Content) error {
+	err := r.AddedBetween(ctx, base, main, func(_ string, added []index.Entry) error {
 		commits++
 		for _, f := range added {
-			index.FileBlobs(f.Path, f.Data, want)
+			f.Blobs(want)
 		}
 		return nil
 	})

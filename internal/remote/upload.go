@@ -38,22 +38,22 @@ func UploadMissing(ctx context.Context, r *index.Repo, name string, s keys.Signe
 	if err != nil {
 		return nil, err
 	}
-	var dirs []string
+	var want []string // NAME@VERSION
 	for _, v := range versions {
 		n, ver := descriptor.SplitID(v)
 		if n == "" || ver == "" {
 			return nil, fmt.Errorf("%q: name versions as NAME@VERSION", v)
 		}
-		dirs = append(dirs, index.VersionDir(n, ver)+"/")
+		want = append(want, n+"@"+ver)
 	}
-	found := make([]bool, len(dirs))
+	found := make([]bool, len(want))
 	var refs []blob.Ref
 	seen := map[string]bool{}
-	err = r.Files(ctx, head, func(path string, data []byte) error {
-		if len(dirs) > 0 {
+	err = r.Entries(ctx, head, func(e index.Entry) error {
+		if len(want) > 0 {
 			in := false
-			for i, d := range dirs {
-				if strings.HasPrefix(path, d) {
+			for i, w := range want {
+				if e.Upstream == "" && e.Version != "" && e.About() == w {
 					in, found[i] = true, true
 				}
 			}
@@ -61,7 +61,7 @@ func UploadMissing(ctx context.Context, r *index.Repo, name string, s keys.Signe
 				return nil
 			}
 		}
-		index.FileBlobs(path, data, func(ref blob.Ref) {
+		e.Blobs(func(ref blob.Ref) {
 			if ref.Size >= 0 && !seen[ref.SHA256] {
 				seen[ref.SHA256] = true
 				refs = append(refs, ref)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -195,20 +194,15 @@ func (s *Server) renderPackage(r *http.Request, name string, src index.PackageTr
 // recordGet serves GET /api/v1/records/ID: a record's bytes, immutable.
 func (s *Server) recordGet(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	path, err := s.repo.RecordPath(r.Context(), id)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, path, err := s.repo.Record(r.Context(), id)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		httpError(w, http.StatusNotFound, "no record %s in this repository", id)
 		return
-	}
-	if err != nil {
+	case err != nil && !blob.IsDigest(id):
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return
-	}
-	data, ok, err := s.repo.FileAt(r.Context(), index.MainRef, path)
-	if err == nil && !ok {
-		err = fmt.Errorf("%s: no file at %s on %s", id, path, index.MainRef)
-	}
-	if err != nil {
+	case err != nil:
 		httpError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}

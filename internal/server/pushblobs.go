@@ -52,18 +52,13 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 		return g
 	}
 	isArtifact := map[string]bool{}
-	err := repo.AddedBetween(ctx, old, new, func(_ string, added []index.Content) error {
+	err := repo.AddedBetween(ctx, old, new, func(_ string, added []index.Entry) error {
 		for _, f := range added {
-			loc, err := index.ParsePath(f.Path)
-			if err != nil {
+			if f.About() == "" {
 				continue // the rules have judged it
 			}
-			what := loc.Dir
-			if loc.Name != "" && loc.Version != "" {
-				what = loc.Name + "@" + loc.Version
-			}
-			g := get(what)
-			if loc.Place == index.PlaceDescriptor {
+			g := get(f.About())
+			if f.Descriptor {
 				g.need = append(g.need, blob.DigestBytes(f.Data))
 				if d, err := descriptor.Parse(f.Data); err == nil {
 					for _, a := range d.Artifacts {
@@ -73,7 +68,7 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 				}
 				continue
 			}
-			index.FileBlobs(f.Path, f.Data, func(ref blob.Ref) {
+			f.Blobs(func(ref blob.Ref) {
 				if ref.Size >= 0 {
 					g.need = append(g.need, ref)
 				}
