@@ -246,8 +246,8 @@ func certification(ctx context.Context, r *index.Repo, c Certification, s keys.S
 		if err != nil {
 			return nil, "", "", err
 		}
-		if loc, err := index.ParsePath(old.Path); err != nil || loc.Name != d.Name || loc.Version != d.Version || loc.Upstream != upstream {
-			return nil, "", "", fmt.Errorf("record %.16s is about another version (%s)", old.ID, old.Dir)
+		if old.Name != d.Name || old.Version != d.Version || old.Upstream != upstream {
+			return nil, "", "", fmt.Errorf("record %.16s is about another version (%s)", old.ID, old.About())
 		}
 		end, err := endRecord(record.Supersede, old.ID, "superseded by "+rec.ID, rec.ID, s)
 		if err != nil {

@@ -856,7 +856,7 @@ func (c *Certifier) prepare(ctx context.Context, f *follow, d *descriptor.Descri
 		}
 		paths = append(paths, p)
 	}
-	dpath := filepath.Join(filepath.Dir(dir), index.DescriptorFile)
+	dpath := filepath.Join(filepath.Dir(dir), "descriptor.json") // the work directory's, not the index's
 	raw, err := d.Marshal()
 	if err != nil {
 		return nil, err

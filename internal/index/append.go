@@ -132,7 +132,7 @@ func (r *Repo) recordPath(ctx context.Context, rec *record.Record, upstream stri
 		if err != nil {
 			return "", fmt.Errorf("record %.16s (%s) ends record %.16s: %w", rec.ID, rec.Kind, subject[0].SHA256(), err)
 		}
-		return RecordPath(f.Dir, rec.ID), nil
+		return RecordPath(f.dir, rec.ID), nil
 	case rec.Kind.IsPackage():
 		name, version, ok := strings.Cut(subject[0].Name, "@")
 		if !ok {

@@ -28,11 +28,24 @@ func (r *Repo) Descriptor(ctx context.Context, name, version string) (*descripto
 	return d, blob.DigestBytes(o.Data), err
 }
 
-// Found locates a record in the index.
+// Found locates a record in the index: its id and what it is about (the
+// version, for a record about one; the upstream it is kept for).
 type Found struct {
-	ID   string
-	Dir  string
-	Path string
+	ID       string
+	Name     string
+	Version  string
+	Upstream string
+
+	dir string
+}
+
+// About names what the record is about: NAME@VERSION, or the place of
+// the index it is in (a key, a label, a snapshot, an upstream, the root).
+func (f *Found) About() string {
+	if f.Name != "" && f.Version != "" {
+		return f.Name + "@" + f.Version
+	}
+	return f.dir
 }
 
 // FindRecord finds a record by id or by a unique prefix of at least 8 hex
@@ -49,7 +62,11 @@ func (r *Repo) FindRecord(ctx context.Context, idOrPrefix string) (*Found, error
 	for _, p := range paths {
 		base := p[strings.LastIndexByte(p, '/')+1:]
 		if strings.HasPrefix(base, idOrPrefix) && len(base) == 64+len(".json") {
-			found = append(found, &Found{ID: strings.TrimSuffix(base, ".json"), Dir: filepath.Dir(p), Path: p})
+			f := &Found{ID: strings.TrimSuffix(base, ".json"), dir: filepath.Dir(p)}
+			if loc, err := ParsePath(p); err == nil {
+				f.Name, f.Version, f.Upstream = loc.Name, loc.Version, loc.Upstream
+			}
+			found = append(found, f)
 		}
 	}
 	switch len(found) {
