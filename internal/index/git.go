@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"os/exec"
+	"strings"
 
 	"cairn.dev/cairn/internal/gitx"
 )
@@ -39,9 +40,9 @@ func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 	return r.git.IsAncestor(ctx, a, b)
 }
 
-// ZeroID returns the all-zero object id of the repository's format: what
-// git names an absent ref with in a hook's update lines.
-func (r *Repo) ZeroID() string { return r.git.ZeroID() }
+// IsAbsent reports whether id is git's all-zero object id (of either
+// hash format): what a hook's update line names an absent ref with.
+func IsAbsent(id string) bool { return id != "" && strings.Trim(id, "0") == "" }
 
 // Fetch fetches the remote index at url's ref src into the local ref dst
 // (forced: dst is an incoming ref, judged after by VerifyLine). With only

@@ -76,9 +76,12 @@ func (r *Repo) Adopt(from, to Line) error {
 	return saveMarker(to.Marker, *m)
 }
 
-// MoveRef moves ref from old ("" = absent) to new with compare-and-swap,
-// and brings a clone's work tree along when ref is main.
+// MoveRef moves ref from old ("" = absent) to new ("" = delete it) with
+// compare-and-swap, and brings a clone's work tree along when ref is main.
 func (r *Repo) MoveRef(ctx context.Context, ref, new, old string) error {
+	if new == "" {
+		new = r.git.ZeroID()
+	}
 	if err := r.git.UpdateRef(ctx, ref, new, old, "cairn: verified"); err != nil {
 		return err
 	}

@@ -192,7 +192,7 @@ func Remove(ctx context.Context, r *index.Repo, name string) error {
 		if cur == "" {
 			continue
 		}
-		if err := r.MoveRef(ctx, ref, r.ZeroID(), cur); err != nil {
+		if err := r.MoveRef(ctx, ref, "", cur); err != nil {
 			return fmt.Errorf("removing remote %s: deleting %s: %w", name, ref, err)
 		}
 	}

@@ -117,7 +117,6 @@ func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer
 	if err != nil {
 		return err
 	}
-	zero := repo.ZeroID()
 	sc := bufio.NewScanner(in)
 	refused := 0
 	refuse := func(format string, args ...any) {
@@ -134,11 +133,11 @@ func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer
 		case ref != index.MainRef:
 			refuse("%s: only %s may be pushed to a cairn index", ref, index.MainRef)
 			continue
-		case new == zero:
+		case index.IsAbsent(new):
 			refuse("deleting %s: the index is append-only and main is never deleted", ref)
 			continue
 		}
-		if old == zero {
+		if index.IsAbsent(old) {
 			old = ""
 		}
 		if old != "" {
