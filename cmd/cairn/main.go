@@ -108,6 +108,7 @@ func classify(err error) (int, string) {
 		cs certifierStopped
 		nr *noRepoError
 		se *author.SignatureError
+		kd *keys.NoDirError
 	)
 	switch {
 	case errors.As(err, &nr):
@@ -169,6 +170,8 @@ func classify(err error) (int, string) {
 		return exitError, timeoutHint
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return exitError, "the disk is full: free space on the disk of the path named (or point --cache or --into elsewhere) and run the command again"
+	case errors.As(err, &kd):
+		return exitNotFound, "make the directory first (mkdir -p " + kd.Dir + "; cairn key new makes none, as ssh-keygen makes none), then run the command again"
 	case errors.Is(err, fs.ErrNotExist):
 		return exitNotFound, ""
 	}

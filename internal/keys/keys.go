@@ -18,7 +18,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"filippo.io/edwards25519"
@@ -159,11 +161,33 @@ func Generate(path, comment string) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
+// NoDirError reports that a new key's directory does not exist. Like
+// ssh-keygen, cairn makes no directory for a key: a mistyped path should
+// not leave a private key somewhere unexpected. It unwraps to
+// fs.ErrNotExist.
+type NoDirError struct {
+	Path string // the key file asked for
+	Dir  string // its directory, which does not exist
+}
+
+func (e *NoDirError) Error() string {
+	return fmt.Sprintf("key %s: directory %s does not exist", e.Path, e.Dir)
+}
+
+// Unwrap makes errors.Is(err, fs.ErrNotExist) hold.
+func (e *NoDirError) Unwrap() error { return fs.ErrNotExist }
+
 // writeNew writes a key file that must not exist yet.
 func writeNew(path string, data []byte, perm os.FileMode) error {
 	err := safefile.Write(path, data, safefile.Options{Perm: perm, Exclusive: true})
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("%s already exists: refusing to overwrite a key", path)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		dir := filepath.Dir(path)
+		if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+			return &NoDirError{Path: path, Dir: dir}
+		}
 	}
 	return err
 }

@@ -197,3 +197,20 @@ func TestWeakKeysRefused(t *testing.T) {
 		t.Fatalf("a generated key is weak? %v", err)
 	}
 }
+
+// A key in a directory that does not exist is refused naming the
+// directory (a NoDirError, still fs.ErrNotExist), and no directory is made.
+func TestGenerateMissingDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	_, err := Generate(filepath.Join(dir, "x.key"), "")
+	var nd *NoDirError
+	if !errors.As(err, &nd) || nd.Dir != dir || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Generate in a missing directory: %v; want a NoDirError naming %s", err, dir)
+	}
+	if strings.Contains(err.Error(), ".tmp-") {
+		t.Fatalf("error %q names a temporary file", err)
+	}
+	if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
+		t.Fatalf("Generate made the directory: %v", serr)
+	}
+}
