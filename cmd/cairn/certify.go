@@ -75,7 +75,7 @@ this repository's own statement about the upstream's descriptor, served beside i
 	fl.StringArrayVar(&c.Evidence, "evidence", nil, "a file backing the statement, stored as a blob (repeatable)")
 	fl.StringVar(&c.Note, "note", "", "a note (for tested: a URL of the run)")
 	fl.StringVar(&c.VulnID, "id", "", "vulnerable: the advisory id (GHSA-…, CVE-…, OSV id); fixed: the ids it answers")
-	fl.StringVar(&c.Severity, "severity", "", "vulnerable: low, medium, high, critical or a CVSS score 0.0–10.0")
+	fl.StringVar(&c.Severity, "severity", "", "vulnerable: none, low, medium (or moderate), high, critical, or a CVSS score 0.0–10.0")
 	fl.StringVar(&c.Affects, "affects", "", "vulnerable: the affected versions, a semver range such as '<1.2.4'")
 	fl.StringVar(&c.Result, "result", "", "tested: PASSED (default), WARNED or FAILED")
 	fl.StringVar(&c.Supersedes, "supersedes", "", "the id of an earlier record of yours that this one replaces")
