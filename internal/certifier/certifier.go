@@ -505,26 +505,25 @@ func (c *Certifier) checkKey(cat *index.Catalog, remoteName string) error {
 		return fmt.Errorf("key %s (holder %s) was revoked in %s's index by record %.16s (%s): the certifier signs nothing with it; stopping",
 			c.keyID, k.Holder(), remoteName, k.RevokedBy, k.Reason)
 	}
+	// The rules' one key-may-sign check, for some name of each kind.
 	var have, missing []string
-	active := k.Active(c.o.Now())
-	for _, g := range active {
-		have = append(have, g.Raw...)
-	}
 	for _, kind := range c.kinds() {
-		ok := false
-		for _, g := range active {
-			for _, s := range g.Scopes {
-				ok = ok || (s.Action == "certify" && s.Covers(kind))
-			}
-		}
-		if !ok {
+		var se *index.SignError
+		err := k.MaySign(c.o.Now(), kind, "", true)
+		switch {
+		case err == nil:
+		case !errors.As(err, &se):
+			return err
+		case se.Rule == index.RuleKeyExpired:
+			return fmt.Errorf("every grant of key %s (holder %s) in %s's index has expired: it needs %s", c.keyID, k.Holder(), remoteName, strings.Join(wanted, " "))
+		case se.Rule == index.RuleScope:
+			have = se.Have
 			missing = append(missing, "certify:"+string(kind))
+		default:
+			return fmt.Errorf("key %s in %s's index: %w", c.keyID, remoteName, err)
 		}
 	}
 	if len(missing) > 0 {
-		if len(active) == 0 {
-			return fmt.Errorf("every grant of key %s (holder %s) in %s's index has expired: it needs %s", c.keyID, k.Holder(), remoteName, strings.Join(missing, " "))
-		}
 		return fmt.Errorf("key %s (holder %s) has scopes [%s] in %s's index; the certifier signs %s records and is missing the grant of %s",
 			c.keyID, k.Holder(), strings.Join(have, " "), remoteName, strings.Join(kindNames(c.kinds()), " and "), strings.Join(missing, " "))
 	}

@@ -60,6 +60,10 @@ func TestMaySign(t *testing.T) {
 		{"expired grant ends nothing", key(grant(&past, "publish:acme/*")), record.Revoke, "acme/log@1.0.0", false, RuleKeyExpired, "had expired"},
 		{"live grant", key(grant(&future, "publish:acme/*")), record.Authored, "acme/log", false, "", ""},
 		{"expired grant's scope does not count", key(grant(&past, "certify:audited"), grant(&future, "publish:acme/*")), record.Audited, "acme/log", false, RuleScope, "has scopes [publish:acme/*]"},
+		{"some name: certify scope with a pattern", key(grant(nil, "certify:audited:acme/*")), record.Audited, "", true, "", ""},
+		{"some name: publish scope does not certify", key(grant(nil, "publish:*")), record.Deprecated, "", true, RuleScope, "has scopes [publish:*]"},
+		{"some name: other certify kind", key(grant(nil, "certify:audited")), record.Vulnerable, "", true, RuleScope, "need certify:vulnerable"},
+		{"some name: expired grant", key(grant(&past, "certify:audited")), record.Audited, "", true, RuleKeyExpired, "had expired"},
 		{"second grant's scope counts", key(grant(nil, "publish:acme/*"), grant(nil, "certify:audited")), record.Audited, "acme/log", false, "", ""},
 	}
 	for _, c := range cases {

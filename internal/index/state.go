@@ -72,7 +72,10 @@ func (k *Key) Active(t time.Time) []Grant {
 // end a record is the issuer-only rule. certifyOnly counts certify
 // scopes alone: records about an upstream's versions, which no publish
 // scope here covers. Whether the signature verifies is the caller's
-// check. It returns nil or a *SignError naming the rule broken.
+// check. An empty name asks about some name (record.Scope.Covers, with
+// certifyOnly): what a certifier asks of its key before it knows the
+// versions it will sign. It returns nil or a *SignError naming the rule
+// broken.
 func (k *Key) MaySign(at time.Time, kind record.Kind, name string, certifyOnly bool) error {
 	if k.RevokedBy != "" {
 		return &SignError{Rule: RuleKeyRevoked, Key: k, Kind: kind, Name: name, At: at}
@@ -87,7 +90,11 @@ func (k *Key) MaySign(at time.Time, kind record.Kind, name string, certifyOnly b
 	var have []string
 	for _, g := range active {
 		for i, s := range g.Scopes {
-			if s.Allows(kind, name) && (!certifyOnly || s.Action == "certify") {
+			ok := s.Allows(kind, name)
+			if name == "" {
+				ok = s.Covers(kind)
+			}
+			if ok && (!certifyOnly || s.Action == "certify") {
 				return nil
 			}
 			have = append(have, g.Raw[i])
