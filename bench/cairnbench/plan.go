@@ -16,6 +16,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
@@ -167,7 +168,7 @@ func benchLock(ctx context.Context, cairn, work string) error {
 	var paths strings.Builder
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("acme/p%d", i)
-		fmt.Fprintf(&paths, "main:%s/%s\n", index.VersionDir(name, "1.0.0"), index.DescriptorFile)
+		fmt.Fprintf(&paths, "main:%s/%s\n", layout.VersionDir(name, "1.0.0"), layout.DescriptorFile)
 	}
 	var floors []time.Duration
 	for i := 0; i < 5; i++ {

@@ -22,6 +22,7 @@ import (
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -95,7 +96,7 @@ func (ix *Index) Add(ctx context.Context, n int) error {
 		return err
 	}
 	defer rd.Close()
-	old, err := r.Head(ctx)
+	old, err := r.Head(ctx, index.MainRef)
 	if err != nil {
 		return err
 	}
@@ -144,8 +145,8 @@ func (ix *Index) version() ([]gitx.File, error) {
 	ref := blob.DigestBytes(data)
 	subj := []record.Subject{{Name: d.ID(), Digest: map[string]string{"sha256": ref.SHA256}}}
 	now := time.Now().UTC().Truncate(time.Second)
-	dir := index.VersionDir(name, "1.0.0")
-	files := []gitx.File{{Path: dir + "/" + index.DescriptorFile, Data: data}}
+	dir := layout.VersionDir(name, "1.0.0")
+	files := []gitx.File{{Path: dir + "/" + layout.DescriptorFile, Data: data}}
 	for _, x := range []struct {
 		kind record.Kind
 		pred any
@@ -166,7 +167,7 @@ func (ix *Index) version() ([]gitx.File, error) {
 		if ix.keepSigs {
 			ix.Sigs = append(ix.Sigs, Sig{Pub: x.s.Public(), Msg: dsse.PAE(record.PayloadType, payload), Sig: rec.Signatures[0].Sig})
 		}
-		files = append(files, gitx.File{Path: index.RecordPath(dir, rec.ID), Data: rec.Raw})
+		files = append(files, gitx.File{Path: layout.RecordPath(dir, rec.ID), Data: rec.Raw})
 	}
 	return files, nil
 }

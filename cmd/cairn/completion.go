@@ -142,7 +142,7 @@ func packageVersions(needVersion bool) cobra.CompletionFunc {
 			return names, dir
 		}
 		return fromRepo(cmd, func(ctx context.Context, r *index.Repo) ([]string, error) {
-			head, err := r.Head(ctx)
+			head, err := r.Head(ctx, index.MainRef)
 			if err != nil {
 				return nil, err
 			}
@@ -163,7 +163,7 @@ func packageVersions(needVersion bool) cobra.CompletionFunc {
 // publishedNames lists the packages main publishes and those of the
 // upstreams it follows, by name.
 func publishedNames(ctx context.Context, r *index.Repo) ([]string, error) {
-	head, err := r.Head(ctx)
+	head, err := r.Head(ctx, index.MainRef)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/install"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
@@ -115,14 +116,14 @@ func TestSecurityRefusalsExitThree(t *testing.T) {
 		{"rule error on read: a record deleted with plain git", func(dir, repo string) {
 			clone := filepath.Join(dir, "clone")
 			gitIn(dir, "clone", "-q", filepath.Join(repo, "index.git"), clone)
-			gitIn(clone, "rm", "-q", "-r", index.VersionDir("acme/fastjson", "1.0.0"))
+			gitIn(clone, "rm", "-q", "-r", layout.VersionDir("acme/fastjson", "1.0.0"))
 			gitIn(clone, "commit", "-q", "-m", "drop")
 			gitIn(clone, "push", "-q", "origin", "main")
 		}, func(dir, repo string) []string { return []string{"log", "--repo", repo} }, "rule append-only broken"},
 		{"rule error: a malformed record put on main with plain git", func(dir, repo string) {
 			clone := filepath.Join(dir, "clone")
 			gitIn(dir, "clone", "-q", filepath.Join(repo, "index.git"), clone)
-			p := index.RecordPath(index.VersionDir("acme/fastjson", "1.0.0"), strings.Repeat("ab", 32))
+			p := layout.RecordPath(layout.VersionDir("acme/fastjson", "1.0.0"), strings.Repeat("ab", 32))
 			os.WriteFile(filepath.Join(clone, p), []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[],"extra":1}`), 0o644)
 			gitIn(clone, "add", p)
 			gitIn(clone, "commit", "-q", "-m", "junk")

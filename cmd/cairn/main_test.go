@@ -17,7 +17,7 @@ import (
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"cairn.dev/cairn/internal/descriptor"
-	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -180,7 +180,7 @@ func cmdVersionDir(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: versiondir VAR NAME@VERSION")
 	}
 	name, version := descriptor.SplitID(args[1])
-	ts.Setenv(args[0], index.VersionDir(name, version))
+	ts.Setenv(args[0], layout.VersionDir(name, version))
 }
 
 var recordRE = regexp.MustCompile(`(?m)^record ([0-9a-f]{64})$`)

@@ -36,7 +36,7 @@ repository is never listed: internal names win.`,
 				term = args[0]
 			}
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
-				head, err := r.Head(ctx)
+				head, err := r.Head(ctx, index.MainRef)
 				if err != nil {
 					return err
 				}

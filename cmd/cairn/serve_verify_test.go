@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 )
 
 // cairn serve verifies the index once, in the server (which refuses an
@@ -48,7 +48,7 @@ func TestServeRefusesTamperedIndexOnce(t *testing.T) {
 
 	clone := filepath.Join(dir, "clone")
 	gitIn(dir, "clone", "-q", filepath.Join(repo, "index.git"), clone)
-	gitIn(clone, "rm", "-q", "-r", index.VersionDir("acme/fastjson", "1.0.0"))
+	gitIn(clone, "rm", "-q", "-r", layout.VersionDir("acme/fastjson", "1.0.0"))
 	gitIn(clone, "commit", "-q", "-m", "drop")
 	gitIn(clone, "push", "-q", "origin", "main")
 

@@ -96,7 +96,7 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
-				head, err := r.Head(ctx)
+				head, err := r.Head(ctx, index.MainRef)
 				if err != nil {
 					return err
 				}

@@ -177,7 +177,7 @@ func TestActAttacks(t *testing.T) {
 		{"forged signature", a, []Detached{s1, {Source: "forged.sig", Signature: dsse.Signature{KeyID: s2.KeyID, Sig: s1.Sig}}}, "does not verify over this act", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before, _ := f.repo.Head(f.ctx)
+			before, _ := f.repo.Head(f.ctx, index.MainRef)
 			_, err := Apply(f.ctx, f.repo, tc.act, tc.sigs)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
@@ -195,7 +195,7 @@ func TestActAttacks(t *testing.T) {
 					t.Fatalf("got %v, want rule %s", err, index.RuleThreshold)
 				}
 			}
-			if head, _ := f.repo.Head(f.ctx); head != before {
+			if head, _ := f.repo.Head(f.ctx, index.MainRef); head != before {
 				t.Fatalf("main moved to %s on a refused act", head)
 			}
 		})

@@ -2,7 +2,7 @@
 // snapshot, label, and the root's acts (grant, revoke a key, rotate the
 // root, declare an upstream) — and appends them through the index's one
 // door (index.Repo.Append). The index places what it is given; nothing
-// here knows the layout. A root act can also be prepared unsigned, signed
+// here knows where a file lives. A root act can also be prepared unsigned, signed
 // by each root key holder apart (a detached signature each) and applied
 // once a threshold has signed: see Act.
 package author
@@ -57,7 +57,7 @@ func ident(ctx context.Context, r *index.Repo, id string) string {
 }
 
 func headState(ctx context.Context, r *index.Repo) (*index.Overlay, error) {
-	head, err := r.Head(ctx)
+	head, err := r.Head(ctx, index.MainRef)
 	if err != nil {
 		return nil, err
 	}

@@ -231,7 +231,7 @@ func TestCertifyOnceEach(t *testing.T) {
 	var p progress
 	data, _ := os.ReadFile(filepath.Join(state, "public", "progress.json"))
 	json.Unmarshal(data, &p)
-	head, _ := g.Repo.Head(g.Ctx)
+	head, _ := g.Repo.Head(g.Ctx, index.MainRef)
 	if len(p.Done) != 0 || p.Base == "" {
 		t.Fatalf("progress %s: want every version behind the base (head %s)", data, head)
 	}
@@ -268,8 +268,8 @@ func TestCertifyReplicas(t *testing.T) {
 	for _, c := range []*Certifier{a, b} {
 		already += testutil.ToFloat64(c.o.Metrics.outcomes.WithLabelValues("public", "already"))
 		f := c.follows[0]
-		main, _ := f.repo.Head(g.Ctx)
-		at, _ := f.repo.ResolveRef(g.Ctx, remote.Ref("public"))
+		main, _ := f.repo.Head(g.Ctx, index.MainRef)
+		at, _ := f.repo.Head(g.Ctx, remote.Ref("public"))
 		if main != at {
 			t.Fatalf("a replica's main %s is not the remote's %s", main, at)
 		}

@@ -120,7 +120,7 @@ func TestNewVersions(t *testing.T) {
 	w := indextest.New(t)
 	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
 	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.2.3"})
-	mid, err := w.Repo.Head(w.Ctx)
+	mid, err := w.Repo.Head(w.Ctx, index.MainRef)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
@@ -47,7 +48,7 @@ func TestCertifySkipsWithheldSource(t *testing.T) {
 	// A version published after it, source and all.
 	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
 
-	head, err := g.Repo.Head(g.Ctx)
+	head, err := g.Repo.Head(g.Ctx, index.MainRef)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -90,10 +91,10 @@ func (r *Repo) place(ctx context.Context, ch Change) ([]gitx.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, gitx.File{Path: VersionDir(d.Name, d.Version) + "/" + DescriptorFile, Data: ch.Descriptor})
+		files = append(files, gitx.File{Path: layout.VersionDir(d.Name, d.Version) + "/" + layout.DescriptorFile, Data: ch.Descriptor})
 	}
 	if ch.Snapshot != nil {
-		files = append(files, gitx.File{Path: SnapshotDir(blob.DigestBytes(ch.Snapshot).SHA256) + "/" + SnapshotFile, Data: ch.Snapshot})
+		files = append(files, gitx.File{Path: layout.SnapshotDir(blob.DigestBytes(ch.Snapshot).SHA256) + "/" + layout.SnapshotFile, Data: ch.Snapshot})
 	}
 	for _, rec := range ch.Records {
 		p, err := r.recordPath(ctx, rec, ch.Upstream[rec.ID])
@@ -113,35 +114,35 @@ func (r *Repo) recordPath(ctx context.Context, rec *record.Record, upstream stri
 	}
 	switch p := rec.Predicate.(type) {
 	case record.RootPredicate:
-		return RootPath(p.Version), nil
+		return layout.RootPath(p.Version), nil
 	case record.UpstreamPredicate:
-		return RecordPath(UpstreamDir(p.Name), rec.ID), nil
+		return layout.RecordPath(layout.UpstreamDir(p.Name), rec.ID), nil
 	case record.LabelPredicate:
-		return RecordPath(LabelDir(p.Label), rec.ID), nil
+		return layout.RecordPath(layout.LabelDir(p.Label), rec.ID), nil
 	case record.SnapshotPredicate:
-		return RecordPath(SnapshotDir(p.Snapshot.SHA256), rec.ID), nil
+		return layout.RecordPath(layout.SnapshotDir(p.Snapshot.SHA256), rec.ID), nil
 	}
 	switch {
 	case rec.Kind == record.Grant || rec.Kind == record.RevokeKey:
 		if !blob.IsDigest(subject[0].SHA256()) {
 			return "", fmt.Errorf("record %.16s (%s): its subject is not a key digest", rec.ID, rec.Kind)
 		}
-		return RecordPath(KeyDir(subject[0].SHA256()), rec.ID), nil
+		return layout.RecordPath(layout.KeyDir(subject[0].SHA256()), rec.ID), nil
 	case rec.Kind == record.Revoke || rec.Kind == record.Supersede:
 		f, err := r.FindRecord(ctx, subject[0].SHA256())
 		if err != nil {
 			return "", fmt.Errorf("record %.16s (%s) ends record %.16s: %w", rec.ID, rec.Kind, subject[0].SHA256(), err)
 		}
-		return RecordPath(f.dir, rec.ID), nil
+		return layout.RecordPath(f.dir, rec.ID), nil
 	case rec.Kind.IsPackage():
 		name, version, ok := strings.Cut(subject[0].Name, "@")
 		if !ok {
 			return "", fmt.Errorf("record %.16s (%s): subject %q is not NAME@VERSION", rec.ID, rec.Kind, subject[0].Name)
 		}
 		if upstream != "" && rec.Kind != record.Authored {
-			return RecordPath(UpstreamVersionDir(upstream, name, version), rec.ID), nil
+			return layout.RecordPath(layout.UpstreamVersionDir(upstream, name, version), rec.ID), nil
 		}
-		return RecordPath(VersionDir(name, version), rec.ID), nil
+		return layout.RecordPath(layout.VersionDir(name, version), rec.ID), nil
 	}
 	return "", fmt.Errorf("record %.16s: the index has no place for a %s record", rec.ID, rec.Kind)
 }

@@ -9,6 +9,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -57,7 +58,7 @@ func (r *Repo) files(ctx context.Context, commit string, fn func(path string, da
 // that do not parse refer to nothing: the rules judge files, this only
 // spares blobs.
 func FileBlobs(path string, data []byte, want func(blob.Ref)) {
-	if strings.HasSuffix(path, "/"+DescriptorFile) {
+	if strings.HasSuffix(path, "/"+layout.DescriptorFile) {
 		want(blob.DigestBytes(data))
 		if d, err := descriptor.Parse(data); err == nil {
 			for _, a := range d.Artifacts {
@@ -99,7 +100,7 @@ func (r *Repo) idPath(ctx context.Context, id string) (string, error) {
 	if !blob.IsDigest(id) {
 		return "", fmt.Errorf("record id %q: want 64 lowercase hex digits", id)
 	}
-	head, err := r.Head(ctx)
+	head, err := r.Head(ctx, MainRef)
 	if err != nil {
 		return "", err
 	}

@@ -13,6 +13,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/snapshot"
 )
@@ -33,7 +34,7 @@ type Catalog struct {
 
 // Catalog returns the catalog of commit (a commit id or a ref).
 func (r *Repo) Catalog(ctx context.Context, commit string) (*Catalog, error) {
-	id, err := r.HeadOf(ctx, commit)
+	id, err := r.Head(ctx, commit)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +65,7 @@ func (c *Catalog) Versions(name string) ([]string, error) {
 	if err := descriptor.CheckName(name); err != nil {
 		return nil, err
 	}
-	entries, err := c.rd.Tree(c.commit + ":" + PackageDir(name))
+	entries, err := c.rd.Tree(c.commit + ":" + layout.PackageDir(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -82,7 +83,7 @@ func (c *Catalog) Versions(name string) ([]string, error) {
 // Descriptor reads a version's descriptor: parsed, its blob reference,
 // and fs.ErrNotExist when the version is not published.
 func (c *Catalog) Descriptor(name, version string) (*descriptor.Descriptor, blob.Ref, error) {
-	o, err := c.rd.Read(c.commit + ":" + VersionDir(name, version) + "/" + DescriptorFile)
+	o, err := c.rd.Read(c.commit + ":" + layout.VersionDir(name, version) + "/" + layout.DescriptorFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, blob.Ref{}, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
 	}
@@ -99,7 +100,7 @@ func (c *Catalog) Descriptor(name, version string) (*descriptor.Descriptor, blob
 // are in no particular order, and Time is left zero (Show fills it from
 // the history). fs.ErrNotExist if the version is not published.
 func (c *Catalog) Version(name, version string) (*descriptor.Descriptor, blob.Ref, []RecordView, error) {
-	dir := VersionDir(name, version)
+	dir := layout.VersionDir(name, version)
 	files, err := c.rd.Tree(c.commit + ":" + dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, blob.Ref{}, nil, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
@@ -115,7 +116,7 @@ func (c *Catalog) Version(name, version string) (*descriptor.Descriptor, blob.Re
 // upstreams/UP/), with their holders and status as Version gives them;
 // none when there are none.
 func (c *Catalog) UpstreamRecords(up, name, version string) ([]RecordView, error) {
-	dir := UpstreamVersionDir(up, name, version)
+	dir := layout.UpstreamVersionDir(up, name, version)
 	files, err := c.rd.Tree(c.commit + ":" + dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -140,7 +141,7 @@ func (c *Catalog) readVersion(dir string, files []gitx.TreeEntry) (*descriptor.D
 			return nil, ref, nil, err
 		}
 		path := dir + "/" + f.Name
-		if f.Name == DescriptorFile {
+		if f.Name == layout.DescriptorFile {
 			if d, err = descriptor.Parse(o.Data); err != nil {
 				return nil, ref, nil, err
 			}
@@ -205,7 +206,7 @@ func (c *Catalog) Snapshot(ref blob.Ref) (*snapshot.Snapshot, error) {
 	if !blob.IsDigest(ref.SHA256) {
 		return nil, fmt.Errorf("snapshot %q: want a sha256 digest", ref.SHA256)
 	}
-	o, err := c.rd.Read(c.commit + ":" + SnapshotDir(ref.SHA256) + "/" + SnapshotFile)
+	o, err := c.rd.Read(c.commit + ":" + layout.SnapshotDir(ref.SHA256) + "/" + layout.SnapshotFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("snapshot sha256:%s is not in the index at %.12s: %w", ref.SHA256, c.commit, fs.ErrNotExist)
 	}
@@ -256,7 +257,7 @@ func (r *Repo) LabelHistory(ctx context.Context, name string) ([]LabelView, erro
 		return nil, err
 	}
 	var out []LabelView
-	err = r.git.Walk(ctx, gitx.WalkOptions{To: c.commit, Paths: []string{LabelDir(name)}}, func(e *gitx.LogEntry) error {
+	err = r.git.Walk(ctx, gitx.WalkOptions{To: c.commit, Paths: []string{layout.LabelDir(name)}}, func(e *gitx.LogEntry) error {
 		for _, ch := range e.Changes {
 			if ch.Status != 'A' {
 				continue

@@ -7,6 +7,7 @@ import (
 
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestEndOnce(t *testing.T) {
 	f := newFixture(t)
 	p := f.publish(f.alice, "acme/fastjson", "1.2.3")
-	vdir := index.VersionDir("acme/fastjson", "1.2.3")
+	vdir := layout.VersionDir("acme/fastjson", "1.2.3")
 	desc := record.Subject{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}}
 	n := 0
 	audit := func() *record.Record {
@@ -38,7 +39,7 @@ func TestEndOnce(t *testing.T) {
 	revA, supB := end(record.Revoke, a, nil, "wrong"), end(record.Supersede, b, c, "newer")
 	var files []gitx.File
 	for _, r := range []*record.Record{a, b, c, revA, supB} {
-		files = append(files, gitx.File{Path: index.RecordPath(vdir, r.ID), Data: r.Raw})
+		files = append(files, gitx.File{Path: layout.RecordPath(vdir, r.ID), Data: r.Raw})
 	}
 	if _, err := f.repo.Append(f.ctx, index.Change{Replayed: files}, "acme-security <sec@example.com>", "ends"); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
 )
 
 // Entry is a file of the index read by meaning, so that no package
@@ -28,16 +29,16 @@ type Entry struct {
 // DescriptorEntry is the entry of a version's descriptor, to ask a tree
 // for with EntryAt.
 func DescriptorEntry(name, version string) Entry {
-	return Entry{Descriptor: true, Name: name, Version: version, path: VersionDir(name, version) + "/" + DescriptorFile}
+	return Entry{Descriptor: true, Name: name, Version: version, path: layout.VersionDir(name, version) + "/" + layout.DescriptorFile}
 }
 
 func entryOf(path string, data []byte) Entry {
 	e := Entry{Data: data, path: path}
-	loc, err := ParsePath(path)
+	loc, err := layout.ParsePath(path)
 	if err != nil {
 		return e
 	}
-	e.Descriptor = loc.Place == PlaceDescriptor
+	e.Descriptor = loc.Place == layout.PlaceDescriptor
 	e.ID, e.Name, e.Version, e.Upstream, e.dir = loc.RecordID, loc.Name, loc.Version, loc.Upstream, loc.Dir
 	return e
 }

@@ -8,11 +8,12 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index/layout"
 )
 
 // Descriptor reads a published version's descriptor from the index.
 func (r *Repo) Descriptor(ctx context.Context, name, version string) (*descriptor.Descriptor, blob.Ref, error) {
-	head, err := r.Head(ctx)
+	head, err := r.Head(ctx, MainRef)
 	if err != nil {
 		return nil, blob.Ref{}, err
 	}
@@ -20,7 +21,7 @@ func (r *Repo) Descriptor(ctx context.Context, name, version string) (*descripto
 	if err != nil {
 		return nil, blob.Ref{}, err
 	}
-	o, err := rd.Read(head + ":" + VersionDir(name, version) + "/" + DescriptorFile)
+	o, err := rd.Read(head + ":" + layout.VersionDir(name, version) + "/" + layout.DescriptorFile)
 	if err != nil {
 		return nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s", name, version, r.Dir)
 	}
@@ -63,7 +64,7 @@ func (r *Repo) FindRecord(ctx context.Context, idOrPrefix string) (*Found, error
 		base := p[strings.LastIndexByte(p, '/')+1:]
 		if strings.HasPrefix(base, idOrPrefix) && len(base) == 64+len(".json") {
 			f := &Found{ID: strings.TrimSuffix(base, ".json"), dir: filepath.Dir(p)}
-			if loc, err := ParsePath(p); err == nil {
+			if loc, err := layout.ParsePath(p); err == nil {
 				f.Name, f.Version, f.Upstream = loc.Name, loc.Version, loc.Upstream
 			}
 			found = append(found, f)

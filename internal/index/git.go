@@ -26,13 +26,6 @@ type RemoteRef = gitx.RemoteRef
 // Repo.HTTPBackend).
 type HTTPBackendOptions = gitx.HTTPBackendOptions
 
-// ResolveRef returns the commit a ref points at, or "" if the ref does
-// not exist, asked of a new git process (HeadOf asks the running batch
-// reader).
-func (r *Repo) ResolveRef(ctx context.Context, ref string) (string, error) {
-	return r.git.ResolveRef(ctx, ref)
-}
-
 // IsAncestor reports whether commit a is an ancestor of (or equal to)
 // commit b, so that history from a to b only adds. A commit the
 // repository lacks makes it false, not an error.

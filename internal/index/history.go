@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
 )
 
 // Reads of the index's history by meaning: what was published, added or
@@ -30,8 +31,8 @@ func (r *Repo) PublishedBetween(ctx context.Context, from, to string) ([]Publish
 			if ch.Status != 'A' {
 				continue
 			}
-			loc, err := ParsePath(ch.Path)
-			if err != nil || loc.Place != PlaceDescriptor {
+			loc, err := layout.ParsePath(ch.Path)
+			if err != nil || loc.Place != layout.PlaceDescriptor {
 				continue
 			}
 			out = append(out, PublishedVersion{Name: loc.Name, Version: loc.Version, Commit: e.ID})
@@ -123,7 +124,7 @@ func (r *Repo) versionFiles(ctx context.Context, rev, name, version string) ([]C
 	if err != nil {
 		return nil, err
 	}
-	dir := VersionDir(name, version)
+	dir := layout.VersionDir(name, version)
 	entries, err := rd.Tree(rev + ":" + dir)
 	if err != nil {
 		return nil, err

@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 )
 
 // The history reads by meaning: what was published, added, or can be
 // replayed between two heads, and a version's files at a head.
 func TestHistoryReads(t *testing.T) {
 	f := newFixture(t)
-	before, err := f.repo.Head(f.ctx)
+	before, err := f.repo.Head(f.ctx, index.MainRef)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestHistoryReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := index.VersionDir("acme/one", "1.0.0")
+	dir := layout.VersionDir("acme/one", "1.0.0")
 	var gotDesc bool
 	for _, file := range files {
 		if !strings.HasPrefix(file.Path(), dir+"/") || file.Name != "acme/one" || file.Version != "1.0.0" || file.About() != "acme/one@1.0.0" {
@@ -91,7 +92,7 @@ func TestHistoryReads(t *testing.T) {
 		if err != nil || !ok || string(data) != string(file.Data) {
 			t.Errorf("EntryAt(%s) = %d bytes, %v, %v; want VersionEntries' content", file.Path(), len(data), ok, err)
 		}
-		if file.Descriptor != (file.Path() == dir+"/"+index.DescriptorFile) || file.Descriptor == (file.ID != "") {
+		if file.Descriptor != (file.Path() == dir+"/"+layout.DescriptorFile) || file.Descriptor == (file.ID != "") {
 			t.Errorf("entry %s: Descriptor %v, ID %q", file.Path(), file.Descriptor, file.ID)
 		}
 		gotDesc = gotDesc || file.Descriptor

@@ -16,6 +16,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -233,21 +234,21 @@ func TestVerifyAcrossRebases(t *testing.T) {
 	}
 	// An attack on state from before the rebases, pushed with plain git:
 	// acme/p1@2.0.0 published with acme/p0's uuid.
-	head, _ := f.repo.Head(f.ctx)
+	head, _ := f.repo.Head(f.ctx, index.MainRef)
 	d, _, err := f.repo.Descriptor(f.ctx, "acme/p0", "1.1.0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Name, d.Version = "acme/p1", "2.0.0"
 	data, _ := d.Marshal()
-	vdir := index.VersionDir("acme/p1", "2.0.0")
+	vdir := layout.VersionDir("acme/p1", "2.0.0")
 	ref := blob.DigestBytes(data)
 	authored := f.sign(record.Authored, []record.Subject{{Name: "acme/p1@2.0.0", Digest: map[string]string{"sha256": ref.SHA256}}},
 		record.AuthoredPredicate{Descriptor: ref, Issued: time.Now()}, f.alice)
 	rd, _ := f.repo.GitReader(f.ctx)
 	c, _ := rd.Commit(head)
 	b := f.repo.GitRepo().NewBatch()
-	tree, err := b.AddToTree(rd, c.Tree, []gitx.File{{Path: vdir + "/" + index.DescriptorFile, Data: data}, {Path: index.RecordPath(vdir, authored.ID), Data: authored.Raw}})
+	tree, err := b.AddToTree(rd, c.Tree, []gitx.File{{Path: vdir + "/" + layout.DescriptorFile, Data: data}, {Path: layout.RecordPath(vdir, authored.ID), Data: authored.Raw}})
 	if err != nil {
 		t.Fatal(err)
 	}

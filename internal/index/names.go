@@ -59,7 +59,7 @@ func NewNames(st State, at time.Time) *Names { return &Names{st: st, at: at} }
 // Names returns the internal names of the index at commit (a commit id
 // or a ref), judging grants at the present time.
 func (r *Repo) Names(ctx context.Context, commit string) (*Names, error) {
-	id, err := r.HeadOf(ctx, commit)
+	id, err := r.Head(ctx, commit)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -21,7 +22,7 @@ import (
 // state listed for the commits before.
 func TestInternalNamesFollowKeyChanges(t *testing.T) {
 	f := newFixture(t) // alice: publish:acme/*
-	head, err := f.repo.Head(f.ctx)
+	head, err := f.repo.Head(f.ctx, index.MainRef)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,18 +49,18 @@ func TestInternalNamesFollowKeyChanges(t *testing.T) {
 		version++
 		v := fmt.Sprintf("2.0.%d", version)
 		rec := f.sign(record.Audited, []record.Subject{{Name: name + "@" + v, Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.CertificationPredicate{Issued: now}, f.audit)
-		return at(index.UpstreamVersionDir("public", name, v), rec)
+		return at(layout.UpstreamVersionDir("public", name, v), rec)
 	}
 	grant := func(s keys.Signer, holder, scope string, expires *time.Time) *index.File {
 		rec := f.sign(record.Grant, []record.Subject{keySubjectOf(s.Public())},
 			record.GrantPredicate{Key: keys.FormatPublic(s.Public()), Holder: holder, Scopes: []string{scope}, Expires: expires, Issued: now}, f.root)
-		return at(index.KeyDir(keys.IDHex(s.Public())), rec)
+		return at(layout.KeyDir(keys.IDHex(s.Public())), rec)
 	}
 	up := f.sign(record.Upstream, []record.Subject{{Name: "public", Digest: map[string]string{"sha256": intro}}},
 		record.UpstreamPredicate{Name: "public", URL: "https://public.example", Introduction: intro, Issued: now}, f.root)
 
 	// libs/ is nobody's: the state lists the grants, finds none for it.
-	wantOutcome(t, apply(now, at(index.UpstreamDir("public"), up), cert("libs/json")), "", "")
+	wantOutcome(t, apply(now, at(layout.UpstreamDir("public"), up), cert("libs/json")), "", "")
 	wantOutcome(t, apply(now, cert("acme/newthing")), index.RuleUpstream, "acme/newthing is inside publish:acme/*")
 
 	// A grant of libs/* makes it internal from the next commit on.
@@ -69,7 +70,7 @@ func TestInternalNamesFollowKeyChanges(t *testing.T) {
 
 	// Revoking carol's key frees it again.
 	revoke := f.sign(record.RevokeKey, []record.Subject{keySubjectOf(carol.Public())}, record.RevokeKeyPredicate{Reason: "left", Issued: now}, f.root)
-	wantOutcome(t, apply(now, at(index.KeyDir(keys.IDHex(carol.Public())), revoke)), "", "")
+	wantOutcome(t, apply(now, at(layout.KeyDir(keys.IDHex(carol.Public())), revoke)), "", "")
 	wantOutcome(t, apply(now, cert("libs/json")), "", "")
 
 	// A grant that expires claims its namespace until it does: the same
@@ -96,7 +97,7 @@ func TestInternalNamesFollowKeyChanges(t *testing.T) {
 
 func mustState(t *testing.T, f *fixture) *index.Overlay {
 	t.Helper()
-	head, err := f.repo.Head(f.ctx)
+	head, err := f.repo.Head(f.ctx, index.MainRef)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func BenchmarkInternal(b *testing.B) {
 // once, not once per certification.
 func BenchmarkReplayUpstreamCertifications(b *testing.B) {
 	f := newBenchIndex(b, 100)
-	head, err := f.repo.Head(f.ctx)
+	head, err := f.repo.Head(f.ctx, index.MainRef)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func BenchmarkReplayUpstreamCertifications(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		file := at(index.UpstreamVersionDir("public", name, "1.0.0"), rec)
+		file := at(layout.UpstreamVersionDir("public", name, "1.0.0"), rec)
 		file.Status, file.Mode = 'A', "100644"
 		index.Prepare(file)
 		files = append(files, file)

@@ -7,6 +7,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -57,9 +58,9 @@ func TestInternalNames(t *testing.T) {
 		record.UpstreamPredicate{Name: "public", URL: "https://public.example", Introduction: intro, Issued: now}, f.root)
 	cert := func(name string) *index.File {
 		rec := f.sign(record.Audited, []record.Subject{{Name: name + "@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.CertificationPredicate{Issued: now}, f.audit)
-		return at(index.UpstreamVersionDir("public", name, "2.0.0"), rec)
+		return at(layout.UpstreamVersionDir("public", name, "2.0.0"), rec)
 	}
-	wantOutcome(t, f.try(1, now, at(index.UpstreamDir("public"), up), cert("acme/newthing")), index.RuleUpstream, "acme/newthing is inside publish:acme/*")
-	wantOutcome(t, f.try(1, now, at(index.UpstreamDir("public"), up), cert("libs/json")), "", "")
-	wantOutcome(t, f.try(1, now, at(index.UpstreamDir("public"), up), cert("bob/lib")), "", "")
+	wantOutcome(t, f.try(1, now, at(layout.UpstreamDir("public"), up), cert("acme/newthing")), index.RuleUpstream, "acme/newthing is inside publish:acme/*")
+	wantOutcome(t, f.try(1, now, at(layout.UpstreamDir("public"), up), cert("libs/json")), "", "")
+	wantOutcome(t, f.try(1, now, at(layout.UpstreamDir("public"), up), cert("bob/lib")), "", "")
 }

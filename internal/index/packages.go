@@ -32,7 +32,7 @@ type PackageEntry struct {
 // names win), and a name two upstreams publish is the first's, in name
 // order, as the server's light reads serve it.
 func (r *Repo) Packages(ctx context.Context, commit, term string) ([]PackageEntry, error) {
-	id, err := r.HeadOf(ctx, commit)
+	id, err := r.Head(ctx, commit)
 	if err != nil {
 		return nil, err
 	}

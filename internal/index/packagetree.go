@@ -6,6 +6,7 @@ import (
 	"io/fs"
 
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
 )
 
 // PackageTree is where one package's files are, named by their content:
@@ -38,7 +39,7 @@ func (r *Repo) FindPackage(ctx context.Context, name string, ups func() ([]*Upst
 	if err != nil {
 		return PackageTree{}, err
 	}
-	dir := PackageDir(name)
+	dir := layout.PackageDir(name)
 	if id, err := treeAt(rd, MainRef+":"+dir); id != "" || err != nil {
 		return PackageTree{Tree: id}, err
 	}
@@ -68,7 +69,7 @@ func (r *Repo) FindPackage(ctx context.Context, name string, ups func() ([]*Upst
 		if id == "" {
 			continue
 		}
-		local, err := treeAt(rd, MainRef+":"+UpstreamDir(u.Name)+"/"+dir)
+		local, err := treeAt(rd, MainRef+":"+layout.UpstreamDir(u.Name)+"/"+dir)
 		return PackageTree{Tree: id, Local: local, Upstream: u}, err
 	}
 	return PackageTree{}, fs.ErrNotExist
@@ -133,7 +134,7 @@ func (r *Repo) PackageVersions(ctx context.Context, p PackageTree, fn func(Packa
 		}
 		pv := PackageVersion{Version: v.Name}
 		err := readFiles(rd, v.ID, func(file string, data []byte) {
-			if file == DescriptorFile {
+			if file == layout.DescriptorFile {
 				pv.Descriptor = data
 				return
 			}

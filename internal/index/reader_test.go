@@ -2,6 +2,8 @@ package index_test
 
 import (
 	"testing"
+
+	"cairn.dev/cairn/internal/index"
 )
 
 // A ref moved by this repository (a pull, a sync) restarts the batch
@@ -12,7 +14,7 @@ import (
 func TestReaderSurvivesRefMoves(t *testing.T) {
 	f := newFixture(t)
 	f.publish(f.alice, "acme/fastjson", "1.0.0")
-	head, err := f.repo.Head(f.ctx)
+	head, err := f.repo.Head(f.ctx, index.MainRef)
 	if err != nil {
 		t.Fatal(err)
 	}

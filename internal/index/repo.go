@@ -21,6 +21,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/safefile"
@@ -111,7 +112,7 @@ func Init(ctx context.Context, dir string, signers []keys.Signer, holders []stri
 		return nil, nil, err
 	}
 	r := &Repo{Dir: dir, git: g, local: tmp, Config: Config{Introduction: rec.ID}}
-	files := []gitx.File{{Path: RootPath(1), Data: rec.Raw}}
+	files := []gitx.File{{Path: layout.RootPath(1), Data: rec.Raw}}
 	if _, err := r.commit(ctx, "", files, "cairn root <root>", "introduction: root version 1"); err != nil {
 		return nil, nil, err
 	}
@@ -142,7 +143,7 @@ func IsRepository(dir string) bool {
 	case isDir(filepath.Join(dir, "index.git")) && isFile(filepath.Join(dir, "cairn.json")):
 		return true
 	case isDir(filepath.Join(dir, ".git")):
-		return isFile(filepath.Join(dir, filepath.FromSlash(RootPath(1)))) || isFile(filepath.Join(dir, ".git", "cairn", "cairn.json"))
+		return isFile(filepath.Join(dir, filepath.FromSlash(layout.RootPath(1)))) || isFile(filepath.Join(dir, ".git", "cairn", "cairn.json"))
 	case isFile(filepath.Join(dir, "HEAD")) && isDir(filepath.Join(dir, "objects")):
 		return isFile(filepath.Join(dir, "cairn", "cairn.json"))
 	}
@@ -201,9 +202,9 @@ func (r *Repo) pinFirstRoot(ctx context.Context) error {
 		return err
 	}
 	first := roots[0]
-	o, err := rd.Read(first + ":" + RootPath(1))
+	o, err := rd.Read(first + ":" + layout.RootPath(1))
 	if err != nil {
-		return fmt.Errorf("%s: the first commit holds no %s: not a cairn index", r.Dir, RootPath(1))
+		return fmt.Errorf("%s: the first commit holds no %s: not a cairn index", r.Dir, layout.RootPath(1))
 	}
 	rec, err := record.Parse(o.Data)
 	if err != nil {
@@ -238,12 +239,10 @@ func (r *Repo) Close() error {
 	return nil
 }
 
-// Head returns the commit main points at: see HeadOf.
-func (r *Repo) Head(ctx context.Context) (string, error) { return r.HeadOf(ctx, MainRef) }
-
-// HeadOf returns the commit a ref points at, asked of the running batch
-// reader rather than of a new git process.
-func (r *Repo) HeadOf(ctx context.Context, ref string) (string, error) {
+// Head returns the commit ref points at (MainRef: the index's main),
+// asked of the running batch reader rather than of a new git process.
+// An absent ref is an error wrapping fs.ErrNotExist.
+func (r *Repo) Head(ctx context.Context, ref string) (string, error) {
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return "", err
@@ -290,7 +289,7 @@ func (r *Repo) State(ctx context.Context, commit string) (*Overlay, error) {
 // result's Head is "". Remembering the new head is best effort (see
 // VerifyResult.Unsaved): a read must not fail for want of disk space.
 func (r *Repo) Verified(ctx context.Context) (*VerifyResult, error) {
-	if _, err := r.Head(ctx); errors.Is(err, fs.ErrNotExist) {
+	if _, err := r.Head(ctx, MainRef); errors.Is(err, fs.ErrNotExist) {
 		return &VerifyResult{}, nil
 	}
 	return r.Verify(ctx, false)

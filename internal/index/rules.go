@@ -9,6 +9,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/snapshot"
@@ -96,7 +97,7 @@ type File struct {
 	Rec  *record.Record
 	Desc *descriptor.Descriptor
 	Snap *snapshot.Snapshot
-	Loc  Location
+	Loc  layout.Location
 	Err  error
 }
 
@@ -119,15 +120,15 @@ func prepare(f *File) {
 	if f.Status != 'A' {
 		return
 	}
-	f.Loc, f.Err = ParsePath(f.Path)
+	f.Loc, f.Err = layout.ParsePath(f.Path)
 	if f.Err != nil {
 		return
 	}
 	switch f.Loc.Place {
-	case PlaceDescriptor:
+	case layout.PlaceDescriptor:
 		f.Desc, f.Err = descriptor.Parse(f.Data)
 		return
-	case PlaceSnapshotFile:
+	case layout.PlaceSnapshotFile:
 		f.Snap, f.Err = snapshot.Parse(f.Data)
 		return
 	}
@@ -195,12 +196,12 @@ func Apply(st *Overlay, c *Commit, pinned string) error {
 	for id := range a.published {
 		if !a.authored[id] {
 			name, ver := descriptor.SplitID(id)
-			return &RuleError{Rule: RulePublishOnce, Commit: c.ID, Path: VersionDir(name, ver) + "/" + DescriptorFile, Detail: "a descriptor was added without its publisher's authored record"}
+			return &RuleError{Rule: RulePublishOnce, Commit: c.ID, Path: layout.VersionDir(name, ver) + "/" + layout.DescriptorFile, Detail: "a descriptor was added without its publisher's authored record"}
 		}
 	}
 	for hex, recorded := range a.snapshots {
 		if !recorded {
-			return &RuleError{Rule: RuleSnapshot, Commit: c.ID, Path: SnapshotDir(hex) + "/" + SnapshotFile, Detail: "a snapshot was added without its curator's snapshot record"}
+			return &RuleError{Rule: RuleSnapshot, Commit: c.ID, Path: layout.SnapshotDir(hex) + "/" + layout.SnapshotFile, Detail: "a snapshot was added without its curator's snapshot record"}
 		}
 	}
 	st.merge(tx)
@@ -259,34 +260,34 @@ func (a *applier) apply(f *File) error {
 	want := ""
 	switch {
 	case rec.Kind == record.Root:
-		if f.Loc.Place != PlaceRoot {
+		if f.Loc.Place != layout.PlaceRoot {
 			return a.fail(RuleWellFormed, f, "a root record belongs under root/")
 		}
 	case rec.Kind == record.Grant || rec.Kind == record.RevokeKey:
-		if f.Loc.Place != PlaceKey || f.Loc.KeyHex != rec.Statement.Subject[0].SHA256() {
+		if f.Loc.Place != layout.PlaceKey || f.Loc.KeyHex != rec.Statement.Subject[0].SHA256() {
 			return a.fail(RuleWellFormed, f, "a %s record belongs in the directory of the key it names", rec.Kind)
 		}
 		want = f.Loc.RecordID
 	case rec.Kind == record.Upstream:
-		if f.Loc.Place != PlaceUpstream {
+		if f.Loc.Place != layout.PlaceUpstream {
 			return a.fail(RuleWellFormed, f, "an upstream declaration belongs at upstreams/NAME/ID.json")
 		}
 		want = f.Loc.RecordID
 	case rec.Kind == record.Snapshot:
-		if f.Loc.Place != PlaceSnapshot {
+		if f.Loc.Place != layout.PlaceSnapshot {
 			return a.fail(RuleWellFormed, f, "a snapshot record belongs at snapshots/XX/SHA256/ID.json, beside its snapshot")
 		}
 		want = f.Loc.RecordID
 	case rec.Kind == record.Label:
-		if f.Loc.Place != PlaceLabel {
+		if f.Loc.Place != layout.PlaceLabel {
 			return a.fail(RuleWellFormed, f, "a label move belongs at labels/LABEL/ID.json")
 		}
 		want = f.Loc.RecordID
-	case rec.Kind == record.Authored && f.Loc.Place == PlaceUpstreamRecord:
+	case rec.Kind == record.Authored && f.Loc.Place == layout.PlaceUpstreamRecord:
 		return a.fail(RuleUpstream, f, "a version is authored in the index that publishes it; upstreams/ holds this repository's certifications of upstream versions")
 	default:
 		pl := f.Loc.Place
-		if pl != PlaceRecord && pl != PlaceUpstreamRecord && !(pl == PlaceUpstream && rec.Kind == record.Revoke) {
+		if pl != layout.PlaceRecord && pl != layout.PlaceUpstreamRecord && !(pl == layout.PlaceUpstream && rec.Kind == record.Revoke) {
 			return a.fail(RuleWellFormed, f, "a %s record belongs in a package version's directory", rec.Kind)
 		}
 		want = f.Loc.RecordID
@@ -321,7 +322,7 @@ func (a *applier) apply(f *File) error {
 	if err != nil {
 		return err
 	}
-	if pl := f.Loc.Place; pl != PlaceRoot {
+	if pl := f.Loc.Place; pl != layout.PlaceRoot {
 		a.st.records[f.Loc.Dir+"/"+rec.ID] = &Rec{Kind: rec.Kind, Issuer: rec.Issuer()}
 	}
 	return nil
@@ -418,7 +419,7 @@ func (a *applier) authoredRecord(f *File) error {
 func (a *applier) certification(f *File) error {
 	rec, loc := f.Rec, f.Loc
 	id := loc.Name + "@" + loc.Version
-	if loc.Place == PlaceUpstreamRecord {
+	if loc.Place == layout.PlaceUpstreamRecord {
 		return a.upstreamCertification(f)
 	}
 	v, err := a.st.Version(loc.Name, loc.Version)
@@ -768,8 +769,8 @@ func applyIntroduction(st *Overlay, c *Commit, pinned string) error {
 	if len(c.Parents) != 0 {
 		return fail(nil, "the first commit of an index has no parent")
 	}
-	if len(c.Files) != 1 || c.Files[0].Path != RootPath(1) || c.Files[0].Status != 'A' {
-		return fail(nil, "the first commit adds %s and nothing else", RootPath(1))
+	if len(c.Files) != 1 || c.Files[0].Path != layout.RootPath(1) || c.Files[0].Status != 'A' {
+		return fail(nil, "the first commit adds %s and nothing else", layout.RootPath(1))
 	}
 	f := c.Files[0]
 	if f.Err != nil || f.Rec == nil || f.Rec.Kind != record.Root {

@@ -10,6 +10,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -17,7 +18,7 @@ import (
 // try checks files as one commit on the current head, without writing.
 func (f *fixture) try(parents int, at time.Time, files ...*index.File) error {
 	f.t.Helper()
-	head, err := f.repo.Head(f.ctx)
+	head, err := f.repo.Head(f.ctx, index.MainRef)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -53,13 +54,13 @@ func (f *fixture) sign(kind record.Kind, subjects []record.Subject, pred any, si
 }
 
 func at(dir string, r *record.Record) *index.File {
-	return &index.File{Path: index.RecordPath(dir, r.ID), Data: r.Raw}
+	return &index.File{Path: layout.RecordPath(dir, r.ID), Data: r.Raw}
 }
 
 func TestRules(t *testing.T) {
 	f := newFixture(t)
 	p := f.publish(f.alice, "acme/fastjson", "1.2.3")
-	vdir := index.VersionDir("acme/fastjson", "1.2.3")
+	vdir := layout.VersionDir("acme/fastjson", "1.2.3")
 	descSubject := record.Subject{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}}
 	audit := func(s keys.Signer, subjects ...record.Subject) *record.Record {
 		return f.sign(record.Audited, append([]record.Subject{descSubject}, subjects...), record.CertificationPredicate{Issued: time.Now()}, s)
@@ -95,7 +96,7 @@ func TestRules(t *testing.T) {
 	d := *p.Descriptor
 	d.Version = "1.2.4"
 	dData, _ := d.Marshal()
-	vdir2 := index.VersionDir("acme/fastjson", "1.2.4")
+	vdir2 := layout.VersionDir("acme/fastjson", "1.2.4")
 
 	// A supersede whose replacement is somebody else's record.
 	bobAudit := audit(f.bob)
@@ -118,25 +119,25 @@ func TestRules(t *testing.T) {
 		{"valid certification", 1, now, []*index.File{at(vdir, good)}, "", ""},
 		{"merge commit", 2, now, []*index.File{at(vdir, good)}, index.RuleLinear, "2 parents"},
 		{"second root commit", 0, now, []*index.File{at(vdir, good)}, index.RuleLinear, "0 parents"},
-		{"executable file", 1, now, []*index.File{{Path: index.RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "100755"}}, index.RuleWellFormed, "mode 100755"},
-		{"symlink", 1, now, []*index.File{{Path: index.RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "120000"}}, index.RuleWellFormed, "mode 120000"},
-		{"file named for another id", 1, now, []*index.File{{Path: index.RecordPath(vdir, strings.Repeat("0", 64)), Data: good.Raw}}, index.RuleWellFormed, "but the record's id is"},
+		{"executable file", 1, now, []*index.File{{Path: layout.RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "100755"}}, index.RuleWellFormed, "mode 100755"},
+		{"symlink", 1, now, []*index.File{{Path: layout.RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "120000"}}, index.RuleWellFormed, "mode 120000"},
+		{"file named for another id", 1, now, []*index.File{{Path: layout.RecordPath(vdir, strings.Repeat("0", 64)), Data: good.Raw}}, index.RuleWellFormed, "but the record's id is"},
 		{"record in another version's directory", 1, now, []*index.File{at(vdir2, good)}, index.RuleSubject, "is not published"},
-		{"certification in a key directory", 1, now, []*index.File{at(index.KeyDir(keys.IDHex(f.audit.Public())), good)}, index.RuleWellFormed, "belongs in a package version's directory"},
+		{"certification in a key directory", 1, now, []*index.File{at(layout.KeyDir(keys.IDHex(f.audit.Public())), good)}, index.RuleWellFormed, "belongs in a package version's directory"},
 		{"artifact not in the descriptor", 1, now, []*index.File{at(vdir, audit(f.audit, record.Subject{Name: "evil.tar.gz", Digest: map[string]string{"sha256": strings.Repeat("e", 64)}}))}, index.RuleSubject, "is not an artifact of"},
 		{"wrong descriptor digest", 1, now, []*index.File{at(vdir, f.sign(record.Audited, []record.Subject{{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": strings.Repeat("d", 64)}}}, record.CertificationPredicate{Issued: now}, f.audit))}, index.RuleSubject, "descriptor's sha256"},
 		{"signature under a borrowed key id", 1, now, []*index.File{at(vdir, forgedRec)}, index.RuleSignature, "does not verify"},
 		{"expired grant", 1, now, []*index.File{at(vdir, audit(expired))}, index.RuleKeyExpired, "had expired"},
 		{"before expiry", 1, past.Add(-time.Minute), []*index.File{at(vdir, audit(expired))}, "", ""},
-		{"a second signature under an unknown id is ignored", 1, now, []*index.File{{Path: index.RecordPath(index.KeyDir(keys.IDHex(other.Public())), mislabelled.ID), Data: relabelled}}, "", ""},
-		{"grant by a non-root key", 1, now, []*index.File{at(index.KeyDir(keys.IDHex(other.Public())), f.sign(record.Grant, []record.Subject{keySubjectOf(other.Public())}, record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "x", Scopes: []string{"publish:*"}, Issued: now}, f.alice))}, index.RuleThreshold, "signed by 0 distinct root key"},
-		{"grant filed under another key", 1, now, []*index.File{at(index.KeyDir(keys.IDHex(f.alice.Public())), grantRec)}, index.RuleWellFormed, "directory of the key it names"},
-		{"descriptor without authored record", 1, now, []*index.File{{Path: vdir2 + "/" + index.DescriptorFile, Data: dData}}, index.RulePublishOnce, "without its publisher's authored record"},
+		{"a second signature under an unknown id is ignored", 1, now, []*index.File{{Path: layout.RecordPath(layout.KeyDir(keys.IDHex(other.Public())), mislabelled.ID), Data: relabelled}}, "", ""},
+		{"grant by a non-root key", 1, now, []*index.File{at(layout.KeyDir(keys.IDHex(other.Public())), f.sign(record.Grant, []record.Subject{keySubjectOf(other.Public())}, record.GrantPredicate{Key: keys.FormatPublic(other.Public()), Holder: "x", Scopes: []string{"publish:*"}, Issued: now}, f.alice))}, index.RuleThreshold, "signed by 0 distinct root key"},
+		{"grant filed under another key", 1, now, []*index.File{at(layout.KeyDir(keys.IDHex(f.alice.Public())), grantRec)}, index.RuleWellFormed, "directory of the key it names"},
+		{"descriptor without authored record", 1, now, []*index.File{{Path: vdir2 + "/" + layout.DescriptorFile, Data: dData}}, index.RulePublishOnce, "without its publisher's authored record"},
 		{"authored record for a published version", 1, now, []*index.File{at(vdir, f.sign(record.Authored, []record.Subject{descSubject}, record.AuthoredPredicate{Descriptor: p.Ref, Issued: now}, f.alice))}, index.RulePublishOnce, "which this commit does not publish"},
-		{"descriptor at another version's path", 1, now, []*index.File{{Path: vdir + "/" + index.DescriptorFile, Data: dData}}, index.RuleWellFormed, "sits at the path of acme/fastjson@1.2.3"},
+		{"descriptor at another version's path", 1, now, []*index.File{{Path: vdir + "/" + layout.DescriptorFile, Data: dData}}, index.RuleWellFormed, "sits at the path of acme/fastjson@1.2.3"},
 		{"supersede with another issuer's replacement", 1, now, []*index.File{at(vdir, good), at(vdir, bobAudit), at(vdir, superseded)}, index.RuleIssuerOnly, "not by the superseding key"},
-		{"revoke of a grant", 1, now, []*index.File{at(index.KeyDir(keys.IDHex(f.alice.Public())), revokeGrant)}, index.RuleWellFormed, "belongs in a package version's directory"},
-		{"deleted file", 1, now, []*index.File{{Path: index.RecordPath(vdir, p.Records[0]), Status: 'D'}}, index.RuleAppendOnly, "file deleted"},
+		{"revoke of a grant", 1, now, []*index.File{at(layout.KeyDir(keys.IDHex(f.alice.Public())), revokeGrant)}, index.RuleWellFormed, "belongs in a package version's directory"},
+		{"deleted file", 1, now, []*index.File{{Path: layout.RecordPath(vdir, p.Records[0]), Status: 'D'}}, index.RuleAppendOnly, "file deleted"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -163,9 +164,9 @@ func wantOutcome(t *testing.T, err error, rule, want string) {
 
 // repoFind returns the id of the (only) record in a key's directory.
 func (f *fixture) repoFind(t *testing.T, keyHex string) string {
-	head, _ := f.repo.Head(f.ctx)
+	head, _ := f.repo.Head(f.ctx, index.MainRef)
 	rd, _ := f.repo.GitReader(f.ctx)
-	entries, err := rd.Tree(head + ":" + index.KeyDir(keyHex))
+	entries, err := rd.Tree(head + ":" + layout.KeyDir(keyHex))
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("key dir: %v %v", entries, err)
 	}
@@ -186,7 +187,7 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 	f := &fixture{t: t, ctx: ctx, repo: r, intro: intro.ID, root: r1}
 	k := newSigner()
 	pred := record.GrantPredicate{Key: keys.FormatPublic(k.Public()), Holder: "k", Scopes: []string{"certify:audited"}, Issued: time.Now()}
-	dirK := index.KeyDir(keys.IDHex(k.Public()))
+	dirK := layout.KeyDir(keys.IDHex(k.Public()))
 
 	twice := f.sign(record.Grant, []record.Subject{keySubjectOf(k.Public())}, pred, r1, r1)
 	wantRule(t, f.try(1, time.Now(), at(dirK, twice)), index.RuleThreshold)
@@ -195,14 +196,14 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 	json.Unmarshal(twice.Raw, &env)
 	env["signatures"].([]any)[1].(map[string]any)["keyid"] = keys.ID(r2.Public())
 	relabelled, _ := json.Marshal(env)
-	wantRule(t, f.try(1, time.Now(), &index.File{Path: index.RecordPath(dirK, twice.ID), Data: relabelled}), index.RuleThreshold)
+	wantRule(t, f.try(1, time.Now(), &index.File{Path: layout.RecordPath(dirK, twice.ID), Data: relabelled}), index.RuleThreshold)
 
 	// r1's signature copied into a second slot with r2's id and a flipped bit.
 	sig, _ := base64.StdEncoding.DecodeString(env["signatures"].([]any)[1].(map[string]any)["sig"].(string))
 	sig[0] ^= 1
 	env["signatures"].([]any)[1].(map[string]any)["sig"] = base64.StdEncoding.EncodeToString(sig)
 	flipped, _ := json.Marshal(env)
-	wantRule(t, f.try(1, time.Now(), &index.File{Path: index.RecordPath(dirK, twice.ID), Data: flipped}), index.RuleThreshold)
+	wantRule(t, f.try(1, time.Now(), &index.File{Path: layout.RecordPath(dirK, twice.ID), Data: flipped}), index.RuleThreshold)
 
 	two := f.sign(record.Grant, []record.Subject{keySubjectOf(k.Public())}, pred, r1, r2)
 	if err := f.try(1, time.Now(), at(dirK, two)); err != nil {
@@ -215,7 +216,7 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 		Keys: []record.RootKey{{Key: keys.FormatPublic(n1.Public())}, {Key: keys.FormatPublic(n2.Public())}}}
 	subjects := []record.Subject{keySubjectOf(n1.Public()), keySubjectOf(n2.Public())}
 	oldOnly := f.sign(record.Root, subjects, rp, r1, r2)
-	err = f.try(1, time.Now(), &index.File{Path: index.RootPath(2), Data: oldOnly.Raw})
+	err = f.try(1, time.Now(), &index.File{Path: layout.RootPath(2), Data: oldOnly.Raw})
 	wantRule(t, err, index.RuleThreshold)
 	if !strings.Contains(err.Error(), "of the new root") {
 		t.Fatalf("error does not name the new root: %v", err)
@@ -224,9 +225,9 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 	rp3 := rp
 	rp3.Version = 3
 	skip := f.sign(record.Root, subjects, rp3, r1, r2, n1, n2)
-	wantRule(t, f.try(1, time.Now(), &index.File{Path: index.RootPath(3), Data: skip.Raw}), index.RuleRootRotation)
+	wantRule(t, f.try(1, time.Now(), &index.File{Path: layout.RootPath(3), Data: skip.Raw}), index.RuleRootRotation)
 	ok := f.sign(record.Root, subjects, rp, r1, r2, n1, n2)
-	if err := f.try(1, time.Now(), &index.File{Path: index.RootPath(2), Data: ok.Raw}); err != nil {
+	if err := f.try(1, time.Now(), &index.File{Path: layout.RootPath(2), Data: ok.Raw}); err != nil {
 		t.Fatalf("valid rotation refused: %v", err)
 	}
 }
@@ -237,7 +238,7 @@ func TestIntroductionPinned(t *testing.T) {
 	other := newSigner()
 	rp := record.RootPredicate{Version: 1, Threshold: 1, Issued: time.Now(), Keys: []record.RootKey{{Key: keys.FormatPublic(other.Public())}}}
 	rec := f.sign(record.Root, []record.Subject{keySubjectOf(other.Public())}, rp, other)
-	file := &index.File{Path: index.RootPath(1), Data: rec.Raw, Status: 'A', Mode: "100644"}
+	file := &index.File{Path: layout.RootPath(1), Data: rec.Raw, Status: 'A', Mode: "100644"}
 	index.Prepare(file)
 	err := index.Apply(index.NewOverlay(nil), &index.Commit{ID: "x", Files: []*index.File{file}}, f.intro)
 	wantRule(t, err, index.RuleIntroduction)
@@ -256,10 +257,10 @@ func TestBackdatedCommit(t *testing.T) {
 	if _, err := author.Grant(f.ctx, f.repo, author.KeyGrant{Key: expired.Public(), Holder: "temp", Scopes: []string{"certify:audited"}, Expires: &past}, f.root); err != nil {
 		t.Fatal(err)
 	}
-	head, _ := f.repo.Head(f.ctx)
+	head, _ := f.repo.Head(f.ctx, index.MainRef)
 	st, _ := f.repo.State(f.ctx, head)
 	rec := f.sign(record.Audited, []record.Subject{{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}}}, record.CertificationPredicate{Issued: past}, expired)
-	file := at(index.VersionDir("acme/fastjson", "1.2.3"), rec)
+	file := at(layout.VersionDir("acme/fastjson", "1.2.3"), rec)
 	file.Status, file.Mode = 'A', "100644"
 	index.Prepare(file)
 	c := &index.Commit{ID: "test", Parents: []string{head}, Time: past.Add(-time.Minute), ParentTime: time.Now(), Files: []*index.File{file}}
@@ -285,7 +286,7 @@ func TestUpstreamRules(t *testing.T) {
 	cert := func(kind record.Kind, name string, s keys.Signer) *record.Record {
 		return f.sign(kind, []record.Subject{{Name: name + "@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.CertificationPredicate{Issued: now}, s)
 	}
-	updir := index.UpstreamVersionDir("public", "upstream/lib", "2.0.0")
+	updir := layout.UpstreamVersionDir("public", "upstream/lib", "2.0.0")
 	pub := declare("public", f.root)
 	audit := cert(record.Audited, "upstream/lib", f.audit)
 
@@ -295,15 +296,15 @@ func TestUpstreamRules(t *testing.T) {
 		rule  string
 		want  string
 	}{
-		{"declaration by the root", []*index.File{at(index.UpstreamDir("public"), pub)}, "", ""},
-		{"declaration and audit in one commit", []*index.File{at(index.UpstreamDir("public"), pub), at(updir, audit)}, "", ""},
-		{"declaration by a publisher", []*index.File{at(index.UpstreamDir("public"), declare("public", f.alice))}, index.RuleThreshold, "signed by 0 distinct root key"},
-		{"declaration filed under another name", []*index.File{at(index.UpstreamDir("other"), pub)}, index.RuleWellFormed, "sits at upstreams/public/"},
+		{"declaration by the root", []*index.File{at(layout.UpstreamDir("public"), pub)}, "", ""},
+		{"declaration and audit in one commit", []*index.File{at(layout.UpstreamDir("public"), pub), at(updir, audit)}, "", ""},
+		{"declaration by a publisher", []*index.File{at(layout.UpstreamDir("public"), declare("public", f.alice))}, index.RuleThreshold, "signed by 0 distinct root key"},
+		{"declaration filed under another name", []*index.File{at(layout.UpstreamDir("other"), pub)}, index.RuleWellFormed, "sits at upstreams/public/"},
 		{"audit of an undeclared upstream", []*index.File{at(updir, audit)}, index.RuleUpstream, "does not follow an upstream public"},
-		{"audit of an internal name's upstream namesake", []*index.File{at(index.UpstreamDir("public"), pub), at(index.UpstreamVersionDir("public", "acme/fastjson", "2.0.0"), cert(record.Audited, "acme/fastjson", f.audit))}, index.RuleUpstream, "internal names win"},
-		{"withdrawal by a publisher's key", []*index.File{at(index.UpstreamDir("public"), pub), at(index.UpstreamVersionDir("public", "upstream/lib", "2.0.0"), cert(record.Withdrawn, "upstream/lib", f.alice))}, index.RuleScope, "need certify:withdrawn"},
-		{"authored record under upstreams", []*index.File{at(index.UpstreamDir("public"), pub), at(updir, f.sign(record.Authored, []record.Subject{{Name: "upstream/lib@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.AuthoredPredicate{Descriptor: record.Ref{SHA256: strings.Repeat("2", 64), Size: 10}, Issued: now}, f.alice))}, index.RuleUpstream, "authored in the index that publishes it"},
-		{"descriptor under upstreams", []*index.File{{Path: updir + "/" + index.DescriptorFile, Data: []byte("{}")}}, index.RuleWellFormed, "descriptors stay upstream"},
+		{"audit of an internal name's upstream namesake", []*index.File{at(layout.UpstreamDir("public"), pub), at(layout.UpstreamVersionDir("public", "acme/fastjson", "2.0.0"), cert(record.Audited, "acme/fastjson", f.audit))}, index.RuleUpstream, "internal names win"},
+		{"withdrawal by a publisher's key", []*index.File{at(layout.UpstreamDir("public"), pub), at(layout.UpstreamVersionDir("public", "upstream/lib", "2.0.0"), cert(record.Withdrawn, "upstream/lib", f.alice))}, index.RuleScope, "need certify:withdrawn"},
+		{"authored record under upstreams", []*index.File{at(layout.UpstreamDir("public"), pub), at(updir, f.sign(record.Authored, []record.Subject{{Name: "upstream/lib@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.AuthoredPredicate{Descriptor: record.Ref{SHA256: strings.Repeat("2", 64), Size: 10}, Issued: now}, f.alice))}, index.RuleUpstream, "authored in the index that publishes it"},
+		{"descriptor under upstreams", []*index.File{{Path: updir + "/" + layout.DescriptorFile, Data: []byte("{}")}}, index.RuleWellFormed, "descriptors stay upstream"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -316,7 +317,7 @@ func TestUpstreamRules(t *testing.T) {
 	if _, err := author.DeclareUpstream(f.ctx, f.repo, "public", "https://public.example", intro, f.root); err != nil {
 		t.Fatal(err)
 	}
-	wantRule(t, f.try(1, now, at(index.UpstreamDir("public"), declare("public", f.root))), index.RuleUpstream)
+	wantRule(t, f.try(1, now, at(layout.UpstreamDir("public"), declare("public", f.root))), index.RuleUpstream)
 	ups, err := f.repo.Followed(f.ctx)
 	if err != nil || len(ups) != 1 {
 		t.Fatalf("followed: %v %v", ups, err)
@@ -324,7 +325,7 @@ func TestUpstreamRules(t *testing.T) {
 	endBy := func(s keys.Signer) *record.Record {
 		return f.sign(record.Revoke, []record.Subject{{Name: "record", Digest: map[string]string{"sha256": ups[0].RecordID}}}, record.EndPredicate{Reason: "x", Issued: now}, s)
 	}
-	wantRule(t, f.try(1, now, at(index.UpstreamDir("public"), endBy(f.alice))), index.RuleThreshold)
+	wantRule(t, f.try(1, now, at(layout.UpstreamDir("public"), endBy(f.alice))), index.RuleThreshold)
 	if _, err := author.Revoke(f.ctx, f.repo, ups[0].RecordID, "unused", f.root); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/snapshot"
@@ -23,21 +24,21 @@ func snapFile(t *testing.T, name string, entries ...snapshot.Entry) (*index.File
 		t.Fatal(err)
 	}
 	r := blob.DigestBytes(data)
-	return &index.File{Path: index.SnapshotDir(r.SHA256) + "/" + index.SnapshotFile, Data: data}, r
+	return &index.File{Path: layout.SnapshotDir(r.SHA256) + "/" + layout.SnapshotFile, Data: data}, r
 }
 
 // snapRecord is the snapshot record of ref, signed by s, as an index file.
 func (f *fixture) snapRecord(ref blob.Ref, name string, s keys.Signer) *index.File {
 	rc := f.sign(record.Snapshot, []record.Subject{{Name: name, Digest: map[string]string{"sha256": ref.SHA256}}},
 		record.SnapshotPredicate{Snapshot: ref, Name: name, Issued: time.Now()}, s)
-	return at(index.SnapshotDir(ref.SHA256), rc)
+	return at(layout.SnapshotDir(ref.SHA256), rc)
 }
 
 // labelMove is a move of label to ref after previous, signed by s.
 func (f *fixture) labelMove(label string, ref blob.Ref, previous string, s keys.Signer) *index.File {
 	rc := f.sign(record.Label, []record.Subject{{Name: label, Digest: map[string]string{"sha256": ref.SHA256}}},
 		record.LabelPredicate{Label: label, Snapshot: ref, Previous: previous, Issued: time.Now()}, s)
-	return at(index.LabelDir(label), rc)
+	return at(layout.LabelDir(label), rc)
 }
 
 func TestSnapshotAndLabelRules(t *testing.T) {
@@ -70,7 +71,7 @@ func TestSnapshotAndLabelRules(t *testing.T) {
 	ghost, ghostRef := snapFile(t, "ghost", snapshot.Entry{Name: "acme/fastjson", Version: "9.9.9", Descriptor: p1.Ref})
 	small, smallRef := snapFile(t, "small", lg)
 	misplaced := *small
-	misplaced.Path = index.SnapshotDir(lts.SHA256) + "/" + index.SnapshotFile
+	misplaced.Path = layout.SnapshotDir(lts.SHA256) + "/" + layout.SnapshotFile
 	otherSize := blob.Ref{SHA256: lts.SHA256, Size: lts.Size + 1}
 	for _, tc := range []struct {
 		name  string

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/snapshot"
 )
@@ -114,7 +115,7 @@ func (c *Catalog) snapshotView(hex string, labels []LabelState) (*SnapshotView, 
 	if !blob.IsDigest(hex) {
 		return nil, fmt.Errorf("snapshots/%s: not a sha256 digest", hex)
 	}
-	dir := SnapshotDir(hex)
+	dir := layout.SnapshotDir(hex)
 	files, err := c.rd.Tree(c.commit + ":" + dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
@@ -125,7 +126,7 @@ func (c *Catalog) snapshotView(hex string, labels []LabelState) (*SnapshotView, 
 		if err != nil {
 			return nil, err
 		}
-		if f.Name == SnapshotFile {
+		if f.Name == layout.SnapshotFile {
 			v.Ref = blob.DigestBytes(o.Data)
 			if v.Snapshot, err = snapshot.Parse(o.Data); err != nil {
 				return nil, fmt.Errorf("%s/%s: %w", dir, f.Name, err)
@@ -146,7 +147,7 @@ func (c *Catalog) snapshotView(hex string, labels []LabelState) (*SnapshotView, 
 		}
 	}
 	if v.Snapshot == nil {
-		return nil, fmt.Errorf("%s: no %s in the snapshot's directory", dir, SnapshotFile)
+		return nil, fmt.Errorf("%s: no %s in the snapshot's directory", dir, layout.SnapshotFile)
 	}
 	v.Name, v.Packages = v.Snapshot.Name, len(v.Snapshot.Packages)
 	for _, l := range labels {

@@ -14,6 +14,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -205,7 +206,7 @@ func (t *treeState) pkg(name string) ([]gitx.TreeEntry, error) {
 	if e, ok := t.pkgs[name]; ok {
 		return e, nil
 	}
-	e, err := t.tree(PackageDir(name))
+	e, err := t.tree(layout.PackageDir(name))
 	if err != nil {
 		return nil, err
 	}
@@ -278,19 +279,19 @@ func (t *treeState) Key(id string) (*Key, error) {
 	if err != nil {
 		return nil, nil
 	}
-	entries, err := t.tree(KeyDir(h))
+	entries, err := t.tree(layout.KeyDir(h))
 	if err != nil || len(entries) == 0 {
 		return nil, err
 	}
 	k := &Key{ID: id}
 	for _, e := range entries {
-		data, err := t.read(KeyDir(h) + "/" + e.Name)
+		data, err := t.read(layout.KeyDir(h) + "/" + e.Name)
 		if err != nil {
 			return nil, err
 		}
 		rec, err := record.Parse(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", KeyDir(h), e.Name, err)
+			return nil, fmt.Errorf("%s/%s: %w", layout.KeyDir(h), e.Name, err)
 		}
 		switch p := rec.Predicate.(type) {
 		case record.GrantPredicate:
@@ -330,7 +331,7 @@ func (t *treeState) Version(name, version string) (*Version, error) {
 	if err != nil || versions == nil {
 		return nil, err // a package with no versions has not this one
 	}
-	data, err := t.read(VersionDir(name, version) + "/" + DescriptorFile)
+	data, err := t.read(layout.VersionDir(name, version) + "/" + layout.DescriptorFile)
 	if err != nil || data == nil {
 		return nil, err
 	}
@@ -362,7 +363,7 @@ func (t *treeState) UUID(name string) (string, error) {
 }
 
 func (t *treeState) Record(dir, id string) (*Rec, error) {
-	data, err := t.read(RecordPath(dir, id))
+	data, err := t.read(layout.RecordPath(dir, id))
 	if err != nil || data == nil {
 		return nil, err
 	}
@@ -378,7 +379,7 @@ func (t *treeState) Record(dir, id string) (*Rec, error) {
 		return nil, err
 	}
 	for _, e := range entries {
-		if e.IsTree() || e.Name == DescriptorFile || e.Name == id+".json" {
+		if e.IsTree() || e.Name == layout.DescriptorFile || e.Name == id+".json" {
 			continue
 		}
 		data, err := t.read(dir + "/" + e.Name)
@@ -398,7 +399,7 @@ func (t *treeState) Record(dir, id string) (*Rec, error) {
 }
 
 func (t *treeState) Upstream(name string) (*Upstream, error) {
-	entries, err := t.tree(UpstreamDir(name))
+	entries, err := t.tree(layout.UpstreamDir(name))
 	if err != nil || len(entries) == 0 {
 		return nil, err
 	}
@@ -407,13 +408,13 @@ func (t *treeState) Upstream(name string) (*Upstream, error) {
 		if e.IsTree() {
 			continue
 		}
-		data, err := t.read(UpstreamDir(name) + "/" + e.Name)
+		data, err := t.read(layout.UpstreamDir(name) + "/" + e.Name)
 		if err != nil {
 			return nil, err
 		}
 		rec, err := record.Parse(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", UpstreamDir(name), e.Name, err)
+			return nil, fmt.Errorf("%s/%s: %w", layout.UpstreamDir(name), e.Name, err)
 		}
 		switch p := rec.Predicate.(type) {
 		case record.UpstreamPredicate:
@@ -432,7 +433,7 @@ func (t *treeState) Snapshot(hex string) (*blob.Ref, error) {
 	if !blob.IsDigest(hex) {
 		return nil, nil
 	}
-	data, err := t.read(SnapshotDir(hex) + "/" + SnapshotFile)
+	data, err := t.read(layout.SnapshotDir(hex) + "/" + layout.SnapshotFile)
 	if err != nil || data == nil {
 		return nil, err
 	}
@@ -441,7 +442,7 @@ func (t *treeState) Snapshot(hex string) (*blob.Ref, error) {
 }
 
 func (t *treeState) Label(name string) (*LabelMove, error) {
-	dir := LabelDir(name)
+	dir := layout.LabelDir(name)
 	entries, err := t.tree(dir)
 	if err != nil || len(entries) == 0 {
 		return nil, err

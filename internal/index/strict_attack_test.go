@@ -17,6 +17,7 @@ import (
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/server/servertest"
@@ -66,7 +67,7 @@ func smuggled(t *testing.T, w *indextest.World, s keys.Signer, pub *author.Publi
 	if err != nil {
 		t.Fatal(err)
 	}
-	return index.RecordPath(index.VersionDir(pub.Descriptor.Name, pub.Descriptor.Version), record.ID(payload)), append(env, '\n')
+	return layout.RecordPath(layout.VersionDir(pub.Descriptor.Name, pub.Descriptor.Version), record.ID(payload)), append(env, '\n')
 }
 
 func wantSmuggledRefused(t *testing.T, how string, err error) {
@@ -87,7 +88,7 @@ func TestAttackUnknownPredicateMembers(t *testing.T) {
 	w := indextest.New(t)
 	pub := w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
 	path, data := smuggled(t, w, w.Security, pub)
-	before, err := w.Repo.Head(w.Ctx)
+	before, err := w.Repo.Head(w.Ctx, index.MainRef)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +96,13 @@ func TestAttackUnknownPredicateMembers(t *testing.T) {
 	// Appended with the API.
 	_, err = w.Repo.Append(w.Ctx, index.Change{Replayed: []gitx.File{{Path: path, Data: data}}}, "acme-security <sec@example.com>", "audited")
 	wantSmuggledRefused(t, "append", err)
-	if head, _ := w.Repo.Head(w.Ctx); head != before {
+	if head, _ := w.Repo.Head(w.Ctx, index.MainRef); head != before {
 		t.Fatalf("main moved to %s on a refused append", head)
 	}
 
 	// Pushed with git to a server.
 	url := servertest.Serve(w) // grants the server's checkpoint key: main moves
-	if before, err = w.Repo.Head(w.Ctx); err != nil {
+	if before, err = w.Repo.Head(w.Ctx, index.MainRef); err != nil {
 		t.Fatal(err)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
@@ -120,7 +121,7 @@ func TestAttackUnknownPredicateMembers(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), `unknown member "metadata"`) && !strings.Contains(string(out), `unknown member "scanner"`) {
 		t.Fatalf("push of the smuggling record: err %v, want a refusal naming the member:\n%s", err, out)
 	}
-	if head, _ := w.Repo.Head(w.Ctx); head != before {
+	if head, _ := w.Repo.Head(w.Ctx, index.MainRef); head != before {
 		t.Fatalf("main moved to %s on a refused push", head)
 	}
 

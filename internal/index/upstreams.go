@@ -10,6 +10,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index/layout"
 )
 
 // An organisation's repository follows upstream indexes: the root
@@ -75,7 +76,7 @@ func (r *Repo) Followed(ctx context.Context) ([]*Upstream, error) {
 // internal to main (Names: internal names win) or if no upstream, or more than one,
 // publishes the version and none was named.
 func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) (*Upstream, *descriptor.Descriptor, blob.Ref, error) {
-	head, err := r.Head(ctx)
+	head, err := r.Head(ctx, MainRef)
 	if err != nil {
 		return nil, nil, blob.Ref{}, err
 	}
@@ -113,7 +114,7 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 		if verified == "" {
 			continue
 		}
-		o, err := rd.Read(verified + ":" + VersionDir(name, version) + "/" + DescriptorFile)
+		o, err := rd.Read(verified + ":" + layout.VersionDir(name, version) + "/" + layout.DescriptorFile)
 		if err == nil {
 			hits = append(hits, hit{u, o.Data})
 			names = append(names, u.Name)

@@ -9,6 +9,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -36,7 +37,7 @@ func TestVerifiedBeforeReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := index.RecordPath(index.VersionDir("acme/fastjson", "1.0.0"), vuln.Records[0])
+	path := layout.RecordPath(layout.VersionDir("acme/fastjson", "1.0.0"), vuln.Records[0])
 	clone := filepath.Join(t.TempDir(), "clone")
 	run := func(dir string, args ...string) {
 		t.Helper()

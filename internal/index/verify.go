@@ -97,7 +97,7 @@ func (r *Repo) Verify(ctx context.Context, full bool) (*VerifyResult, error) {
 // remembered one is a *ForkError.
 func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult, error) {
 	start := time.Now()
-	head, err := r.HeadOf(ctx, l.Ref)
+	head, err := r.Head(ctx, l.Ref)
 	if err != nil {
 		return nil, err
 	}

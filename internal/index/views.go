@@ -13,6 +13,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 )
@@ -99,7 +100,7 @@ type VersionView struct {
 // atHead returns what the views read: main's head, the batch reader, the
 // state at head and its root.
 func (r *Repo) atHead(ctx context.Context) (string, *gitx.Reader, *Overlay, *Root, error) {
-	head, err := r.Head(ctx)
+	head, err := r.Head(ctx, MainRef)
 	if err != nil {
 		return "", nil, nil, nil, err
 	}
@@ -132,16 +133,16 @@ func (c *Catalog) Show(ctx context.Context, name, version string) ([]VersionView
 	if err := descriptor.CheckName(name); err != nil {
 		return nil, err
 	}
-	entries, err := c.rd.Tree(c.commit + ":" + PackageDir(name))
+	entries, err := c.rd.Tree(c.commit + ":" + layout.PackageDir(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s is not published in %s at %.12s: %w", name, c.repo.Dir, c.commit, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, err
 	}
-	dir := PackageDir(name)
+	dir := layout.PackageDir(name)
 	if version != "" {
-		dir = VersionDir(name, version)
+		dir = layout.VersionDir(name, version)
 	}
 	times, err := c.appendTimes(ctx, dir)
 	if err != nil {
@@ -173,7 +174,7 @@ func (c *Catalog) ShowUpstream(ctx context.Context, up, name, version string) ([
 	if err != nil || len(recs) == 0 {
 		return recs, err
 	}
-	times, err := c.appendTimes(ctx, UpstreamVersionDir(up, name, version))
+	times, err := c.appendTimes(ctx, layout.UpstreamVersionDir(up, name, version))
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +214,7 @@ type appended struct {
 }
 
 func (c *Catalog) versionView(name, version string, times map[string]appended) (*VersionView, error) {
-	dir := VersionDir(name, version)
+	dir := layout.VersionDir(name, version)
 	files, err := c.rd.Tree(c.commit + ":" + dir)
 	if err != nil {
 		return nil, err
@@ -373,7 +374,7 @@ type LogRecord struct {
 
 // Log streams the audit trail, newest first; limit 0 means all.
 func (r *Repo) Log(ctx context.Context, limit int, fn func(LogEntry) error) error {
-	head, err := r.Head(ctx)
+	head, err := r.Head(ctx, MainRef)
 	if err != nil {
 		return err
 	}
@@ -397,9 +398,9 @@ func (r *Repo) Log(ctx context.Context, limit int, fn func(LogEntry) error) erro
 			lr := LogRecord{Path: ch.Path, Kind: "descriptor"}
 			if ch.Status != 'A' {
 				lr.Kind = fmt.Sprintf("(%c: not an append)", ch.Status)
-			} else if strings.HasSuffix(ch.Path, "/"+SnapshotFile) {
+			} else if strings.HasSuffix(ch.Path, "/"+layout.SnapshotFile) {
 				lr.Kind, lr.Subject = "snapshot file", "sha256:"+path.Base(path.Dir(ch.Path))
-			} else if !strings.HasSuffix(ch.Path, "/"+DescriptorFile) {
+			} else if !strings.HasSuffix(ch.Path, "/"+layout.DescriptorFile) {
 				o, err := rd.Read(ch.NewID)
 				if err != nil {
 					return err
@@ -413,7 +414,7 @@ func (r *Repo) Log(ctx context.Context, limit int, fn func(LogEntry) error) erro
 						lr.Subject = "record " + rec.Statement.Subject[0].SHA256()[:16]
 					}
 				}
-			} else if loc, err := ParsePath(ch.Path); err == nil {
+			} else if loc, err := layout.ParsePath(ch.Path); err == nil {
 				lr.Subject = loc.Name + "@" + loc.Version
 			}
 			le.Records = append(le.Records, lr)

@@ -109,7 +109,7 @@ func TestResolve(t *testing.T) {
 	if l.Snapshot == nil || l.Snapshot.Ref != w.lts || l.Snapshot.Label != "lts-1.0" || l.Snapshot.Name != "lts-1.0" {
 		t.Fatalf("snapshot pin = %+v, want %v", l.Snapshot, w.lts)
 	}
-	head, _ := w.Repo.Head(w.Ctx)
+	head, _ := w.Repo.Head(w.Ctx, index.MainRef)
 	if len(l.Repositories) != 1 || l.Repositories[0].Head != head || l.Repositories[0].Introduction != w.Intro {
 		t.Fatalf("repositories = %+v", l.Repositories)
 	}

@@ -49,7 +49,7 @@ func checkHead(ctx context.Context, s *Source, head string) string {
 	if !isCommitID(head) {
 		return fmt.Sprintf("repository %s: head %q is not a commit id", s.Name, head)
 	}
-	id, err := s.Repo.HeadOf(ctx, head)
+	id, err := s.Repo.Head(ctx, head)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && id != head) {
 		return fmt.Sprintf("repository %s: head %s is not in the verified replica of its index (verified at %s): pull it (run without --offline), or the lock was made from another history", s.Name, head, s.Head())
 	}

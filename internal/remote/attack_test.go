@@ -141,18 +141,18 @@ func TestReplayedCheckpointHidesRecord(t *testing.T) {
 	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
-	h1, _ := w.repo.Head(w.ctx)
+	h1, _ := w.repo.Head(w.ctx, index.MainRef)
 	old := checkpointOf(t, w.url) // genuine, of h1; the attacker keeps it
 	c := w.client("c", w.url)     // a client that verified h1
 
 	if _, err := author.Certify(w.ctx, w.repo, author.Certification{Name: "acme/x", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-aaaa-bbbb-cccc", Severity: "critical"}, sec); err != nil {
 		t.Fatal(err)
 	}
-	h2, _ := w.repo.Head(w.ctx)
+	h2, _ := w.repo.Head(w.ctx, index.MainRef)
 	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
-	h3, _ := w.repo.Head(w.ctx)
+	h3, _ := w.repo.Head(w.ctx, index.MainRef)
 
 	// The attacker rebuilds a history on h1 from genuine records: those of
 	// 2.0.0, not the vulnerable one.
@@ -174,10 +174,10 @@ func TestReplayedCheckpointHidesRecord(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s client: pull through the attacker: %v", name, err)
 		}
-		if main, _ := r.Head(w.ctx); main != h1 || p.Head != h1 {
+		if main, _ := r.Head(w.ctx, index.MainRef); main != h1 || p.Head != h1 {
 			t.Errorf("%s client: main at %s, pull reports %s; want the checkpointed head %s (the rebuilt head is %s)", name, main, p.Head, h1, rebuilt)
 		}
-		if got, _ := r.ResolveRef(w.ctx, Ref("origin")); got != h1 {
+		if got, _ := r.Head(w.ctx, Ref("origin")); got != h1 {
 			t.Errorf("%s client: the remote's verified ref is at %s, want %s", name, got, h1)
 		}
 		if vs, _ := versions(t, r, "acme/x"); len(vs) != 1 {
@@ -194,7 +194,7 @@ func TestReplayedCheckpointHidesRecord(t *testing.T) {
 	if _, err := Pull(w.ctx, c, "origin", Options{}); err != nil {
 		t.Fatalf("pull from the honest server after the attack: %v", err)
 	}
-	if main, _ := c.Head(w.ctx); main != h3 {
+	if main, _ := c.Head(w.ctx, index.MainRef); main != h3 {
 		t.Fatalf("main at %s after the honest pull, want %s", main, h3)
 	}
 	if vs, vulnerable := versions(t, c, "acme/x"); len(vs) != 2 || !vulnerable {
@@ -213,7 +213,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 	if _, err := author.Publish(pub.ctx, pub.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
-	h1, _ := pub.repo.Head(pub.ctx)
+	h1, _ := pub.repo.Head(pub.ctx, index.MainRef)
 	old := checkpointOf(t, pub.url)
 
 	// The upstream's URL as the organisation declares it: honest until
@@ -239,18 +239,18 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := index.UpstreamRef("public")
-	if got, _ := org.repo.ResolveRef(org.ctx, line); got != h1 {
+	if got, _ := org.repo.Head(org.ctx, line); got != h1 {
 		t.Fatalf("the upstream's line is at %s after the first sync, want %s", got, h1)
 	}
 
 	if _, err := author.Certify(pub.ctx, pub.repo, author.Certification{Name: "acme/x", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-aaaa-bbbb-cccc", Severity: "critical"}, sec); err != nil {
 		t.Fatal(err)
 	}
-	h2, _ := pub.repo.Head(pub.ctx)
+	h2, _ := pub.repo.Head(pub.ctx, index.MainRef)
 	if _, err := author.Publish(pub.ctx, pub.repo, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
-	h3, _ := pub.repo.Head(pub.ctx)
+	h3, _ := pub.repo.Head(pub.ctx, index.MainRef)
 	evilURL, rebuilt := pub.rebuild(h1, h2, h3)
 	a := mitm(t, evilURL, old)
 	attacker.Store(&a)
@@ -259,7 +259,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sync through the attacker: %v", err)
 	}
-	if got, _ := org.repo.ResolveRef(org.ctx, line); got != h1 {
+	if got, _ := org.repo.Head(org.ctx, line); got != h1 {
 		t.Errorf("the upstream's line moved to %s through the attacker, want %s (rebuilt: %s)", got, h1, rebuilt)
 	}
 	if p := res[0].Pulled; p == nil || p.Head != h1 || p.ServerHead != rebuilt || p.Pending != 1 {
@@ -270,7 +270,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {
 		t.Fatalf("sync from the honest upstream after the attack: %v", err)
 	}
-	if got, _ := org.repo.ResolveRef(org.ctx, line); got != h3 {
+	if got, _ := org.repo.Head(org.ctx, line); got != h3 {
 		t.Fatalf("the upstream's line is at %s after the honest sync, want %s", got, h3)
 	}
 }

@@ -139,7 +139,7 @@ func versionFiles(ctx context.Context, r *index.Repo, name, version string) (*de
 	if err != nil {
 		return nil, blob.Ref{}, nil, err
 	}
-	head, err := r.Head(ctx)
+	head, err := r.Head(ctx, index.MainRef)
 	if err != nil {
 		return nil, blob.Ref{}, nil, err
 	}

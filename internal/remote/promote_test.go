@@ -9,6 +9,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -58,11 +59,11 @@ artifacts:
 
 	// The security team's key is not granted in the public index: it
 	// cannot sign the uploads, and nothing lands.
-	before, _ := pub.repo.Head(pub.ctx)
+	before, _ := pub.repo.Head(pub.ctx, index.MainRef)
 	if _, err := Promote(org.ctx, org.repo, "acme/fastjson@1.2.3", "public", []string{"binary"}, sec, Options{}); !errors.Is(err, blob.ErrRefused) {
 		t.Fatalf("promotion signed by an ungranted key: %v, want the upload refused", err)
 	}
-	if after, _ := pub.repo.Head(pub.ctx); after != before {
+	if after, _ := pub.repo.Head(pub.ctx, index.MainRef); after != before {
 		t.Fatal("a refused promotion moved the public index")
 	}
 

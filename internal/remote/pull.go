@@ -176,7 +176,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	if err := r.Fetch(ctx, rm.URL+"/index.git", src, in.Ref, only); err != nil {
 		return nil, fmt.Errorf("%s: %w", line.Name, err)
 	}
-	served, err := r.ResolveRef(ctx, in.Ref)
+	served, err := refAt(ctx, r, in.Ref)
 	if err != nil {
 		return nil, named(err)
 	}
@@ -242,7 +242,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		}
 		p.ServerHead, p.Pending = served, n
 	}
-	old, err := r.ResolveRef(ctx, line.Ref)
+	old, err := refAt(ctx, r, line.Ref)
 	if err != nil {
 		return nil, named(err)
 	}
@@ -441,11 +441,11 @@ func advanceMain(ctx context.Context, r *index.Repo, rm *Remote) (string, error)
 	if rm.Introduction != r.Config.Introduction {
 		return "other index", nil
 	}
-	head, err := r.ResolveRef(ctx, Ref(rm.Name))
+	head, err := refAt(ctx, r, Ref(rm.Name))
 	if err != nil {
 		return "", err
 	}
-	main, err := r.ResolveRef(ctx, index.MainRef)
+	main, err := refAt(ctx, r, index.MainRef)
 	if err != nil {
 		return "", err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
 )
 
 // A pull's checkpoint signs exactly the head the pull verified. fetch
@@ -20,12 +21,12 @@ func TestPullCheckpointMustSignVerifiedHead(t *testing.T) {
 	w := newWorld(t)
 	alice := newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
-	before, _ := w.repo.Head(w.ctx)
+	before, _ := w.repo.Head(w.ctx, index.MainRef)
 	old := checkpointOf(t, w.url)
 	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := w.repo.Head(w.ctx)
+	after, _ := w.repo.Head(w.ctx, index.MainRef)
 	c := w.client("c", w.url)
 	rm, err := Get(c, "origin")
 	if err != nil {
@@ -86,7 +87,7 @@ func TestPullAsksNoAncestry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if head, _ := w.repo.Head(w.ctx); p.Head != head || p.Commits != 1 || p.Checkpoint == nil || p.Checkpoint.Head != head {
+	if head, _ := w.repo.Head(w.ctx, index.MainRef); p.Head != head || p.Commits != 1 || p.Checkpoint == nil || p.Checkpoint.Head != head {
 		t.Fatalf("pulled to %s (%d commits), want %s (1)", p.Head, p.Commits, head)
 	}
 	log, err := os.ReadFile(trace)

@@ -123,11 +123,11 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 				return nil, err
 			}
 		}
-		head, err := r.ResolveRef(ctx, Ref(name))
+		head, err := refAt(ctx, r, Ref(name))
 		if err != nil {
 			return nil, err
 		}
-		main, err := r.Head(ctx)
+		main, err := r.Head(ctx, index.MainRef)
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +146,7 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 				return nil, err
 			}
 			out.Rebased++
-			if main, err = r.Head(ctx); err != nil {
+			if main, err = r.Head(ctx, index.MainRef); err != nil {
 				return nil, err
 			}
 		} else if stale, err := staleSince(ctx, r, head, main, o.now()); err != nil {
@@ -157,7 +157,7 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 				return nil, err
 			}
 			out.Redated++
-			if main, err = r.Head(ctx); err != nil {
+			if main, err = r.Head(ctx, index.MainRef); err != nil {
 				return nil, err
 			}
 		}
@@ -269,11 +269,11 @@ func Discard(ctx context.Context, r *index.Repo, name string) (int, error) {
 	if rm.Introduction != r.Config.Introduction {
 		return 0, fmt.Errorf("remote %s holds another index: main does not follow it", name)
 	}
-	head, err := r.ResolveRef(ctx, Ref(name))
+	head, err := refAt(ctx, r, Ref(name))
 	if err != nil || head == "" {
 		return 0, err
 	}
-	main, err := r.ResolveRef(ctx, index.MainRef)
+	main, err := refAt(ctx, r, index.MainRef)
 	if err != nil || main == head {
 		return 0, err
 	}
@@ -388,7 +388,7 @@ func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) e
 	for _, c := range todo {
 		if _, err := r.Append(ctx, index.Change{Replayed: c.Files}, c.Ident, c.Header); err != nil {
 			// Put main back where it was: nothing is lost.
-			if cur, rerr := r.ResolveRef(ctx, index.MainRef); rerr == nil {
+			if cur, rerr := refAt(ctx, r, index.MainRef); rerr == nil {
 				if r.MoveRef(ctx, index.MainRef, main, cur) == nil {
 					r.Adopt(saved, r.Main())
 				}

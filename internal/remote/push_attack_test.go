@@ -12,6 +12,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/server"
 )
 
@@ -59,7 +60,7 @@ func TestAttackExpiredGrantBackdates(t *testing.T) {
 	}
 	// ...pushed after it expired, and later than the skew allows.
 	time.Sleep(time.Until(expires) + 4*time.Second)
-	before, _ := w.repo.Head(w.ctx)
+	before, _ := w.repo.Head(w.ctx, index.MainRef)
 	out, err := gitPush(t, c, w.url)
 	if err == nil {
 		t.Fatalf("a commit backdated under an expired grant was accepted:\n%s", out)
@@ -74,7 +75,7 @@ func TestAttackExpiredGrantBackdates(t *testing.T) {
 			t.Errorf("git push output lacks %q:\n%s", want, out)
 		}
 	}
-	if after, _ := w.repo.Head(w.ctx); after != before {
+	if after, _ := w.repo.Head(w.ctx, index.MainRef); after != before {
 		t.Fatalf("main moved to %s on a refused push", after)
 	}
 	// cairn push gets no further: the server takes no upload from a key
@@ -85,7 +86,7 @@ func TestAttackExpiredGrantBackdates(t *testing.T) {
 	if !errors.Is(err, blob.ErrRefused) && !(errors.As(err, &re) && re.Rule == index.RuleKeyExpired) {
 		t.Fatalf("cairn push of a version signed under an expired grant: err = %v, want an upload refused or rule %s", err, index.RuleKeyExpired)
 	}
-	if after, _ := w.repo.Head(w.ctx); after != before {
+	if after, _ := w.repo.Head(w.ctx, index.MainRef); after != before {
 		t.Fatalf("main moved to %s", after)
 	}
 }
@@ -101,7 +102,7 @@ func TestPushRedatesStaleCommits(t *testing.T) {
 	if _, err := author.Publish(w.ctx, c, pkgDir(t, "acme/offline", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
-	made, _ := c.Head(w.ctx)
+	made, _ := c.Head(w.ctx, index.MainRef)
 	time.Sleep(5 * time.Second)
 	start := time.Now().Truncate(time.Second)
 	p, err := Push(w.ctx, c, "origin", alice, Options{})
@@ -133,7 +134,7 @@ func TestAttackPushWithoutBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := pub.Descriptor
-	before, _ := w.repo.Head(w.ctx)
+	before, _ := w.repo.Head(w.ctx, index.MainRef)
 	out, err := gitPush(t, c, w.url)
 	if err == nil {
 		t.Fatalf("a version whose blobs the server lacks was accepted:\n%s", out)
@@ -148,7 +149,7 @@ func TestAttackPushWithoutBlobs(t *testing.T) {
 			t.Errorf("git push output lacks %q:\n%s", want, out)
 		}
 	}
-	if after, _ := w.repo.Head(w.ctx); after != before {
+	if after, _ := w.repo.Head(w.ctx, index.MainRef); after != before {
 		t.Fatalf("main moved to %s on a refused push", after)
 	}
 	up, err := UploadMissing(w.ctx, c, "origin", alice, nil, Options{})
@@ -260,7 +261,7 @@ func TestPushErrorCarriesRule(t *testing.T) {
 	git("read-tree", index.MainRef)
 	var path string
 	for _, p := range pub.Paths {
-		if !strings.HasSuffix(p, "/"+index.DescriptorFile) {
+		if !strings.HasSuffix(p, "/"+layout.DescriptorFile) {
 			path = p
 		}
 	}

@@ -185,7 +185,7 @@ func Remove(ctx context.Context, r *index.Repo, name string) error {
 		return err
 	}
 	for _, ref := range []string{rm.Line(r).Ref, rm.incoming(r).Ref} {
-		cur, err := r.ResolveRef(ctx, ref)
+		cur, err := refAt(ctx, r, ref)
 		if err != nil {
 			return fmt.Errorf("removing remote %s: %w", name, err)
 		}
@@ -256,4 +256,15 @@ func (rm *Remote) Blobs(r *index.Repo, client *http.Client) *blob.Chain {
 		c.Mirrors = append(c.Mirrors, &blob.HTTP{URL: u, Client: client})
 	}
 	return c
+}
+
+// refAt returns the commit ref points at, or "" when the ref is absent:
+// a remote's line or incoming ref that was never fetched, a main not yet
+// made by a first pull.
+func refAt(ctx context.Context, r *index.Repo, ref string) (string, error) {
+	id, err := r.Head(ctx, ref)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return id, err
 }

@@ -196,11 +196,11 @@ func TestRollbackRefused(t *testing.T) {
 	w := newWorld(t)
 	alice := newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
-	before, _ := w.repo.Head(w.ctx)
+	before, _ := w.repo.Head(w.ctx, index.MainRef)
 	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := w.repo.Head(w.ctx)
+	after, _ := w.repo.Head(w.ctx, index.MainRef)
 	c := w.client("c", w.url)
 	// The server's operator (or an attacker on it) rolls main back.
 	if _, err := gitOn(t, w.repo, "update-ref", index.MainRef, before); err != nil {
@@ -224,10 +224,10 @@ func TestRollbackRefused(t *testing.T) {
 		}
 	}
 	// The client's copy stays at what it verified.
-	if got, _ := c.ResolveRef(w.ctx, Ref("origin")); got != after {
+	if got, _ := c.Head(w.ctx, Ref("origin")); got != after {
 		t.Fatalf("the remote's ref moved to %s after a refused pull", got)
 	}
-	if got, _ := c.Head(w.ctx); got != after {
+	if got, _ := c.Head(w.ctx, index.MainRef); got != after {
 		t.Fatalf("main moved to %s after a refused pull", got)
 	}
 	if got, _, _ := c.VerifiedHead(c.Main()); got != after {
@@ -242,12 +242,12 @@ func TestReplayedOldCheckpointIsRollback(t *testing.T) {
 	w := newWorld(t)
 	alice := newSigner(t)
 	w.grant(alice, "alice", "publish:acme/*")
-	before, _ := w.repo.Head(w.ctx)
+	before, _ := w.repo.Head(w.ctx, index.MainRef)
 	old := checkpointOf(t, w.url)
 	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := w.repo.Head(w.ctx)
+	after, _ := w.repo.Head(w.ctx, index.MainRef)
 	c := w.client("c", w.url)
 	setURL(t, c, "origin", mitm(t, w.url, old))
 	_, err := Pull(w.ctx, c, "origin", Options{})
@@ -255,7 +255,7 @@ func TestReplayedOldCheckpointIsRollback(t *testing.T) {
 	if !errors.As(err, &rb) || rb.Verified != after || rb.Head != before {
 		t.Fatalf("an old checkpoint replayed: err = %v, want a *RollbackError from %s back to %s", err, after, before)
 	}
-	if got, _ := c.Head(w.ctx); got != after {
+	if got, _ := c.Head(w.ctx, index.MainRef); got != after {
 		t.Fatalf("main moved to %s", got)
 	}
 }
@@ -287,7 +287,7 @@ func TestSplitView(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	head, _ := w.repo.Head(w.ctx)
+	head, _ := w.repo.Head(w.ctx, index.MainRef)
 	if _, err := gitOn(t, other, "fetch", "-q", gitDir(t, w.repo), index.MainRef+":"+index.MainRef); err != nil {
 		t.Fatal(err)
 	}
@@ -324,13 +324,13 @@ func TestSplitView(t *testing.T) {
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "does not contain it") || !strings.Contains(string(ce.Evidence), "cairn-checkpoint/v1") {
 		t.Fatalf("a split view: err = %v, want a *CheckpointError with the signed checkpoint", err)
 	}
-	if got, _ := c.ResolveRef(w.ctx, index.MainRef); got != "" {
+	if got, _ := c.Head(w.ctx, index.MainRef); got != "" {
 		t.Fatalf("main was created at %s from a refused pull", got)
 	}
 	// A client that pulled one history and is then shown the other is
 	// refused too, with both heads.
 	c2 := w.client("c2", w.url)
-	verified, _ := c2.Head(w.ctx)
+	verified, _ := c2.Head(w.ctx, index.MainRef)
 	rm, _ := Get(c2, "origin")
 	rm.URL = otherURL
 	os.Remove(configPath(c2, "origin"))
@@ -345,7 +345,7 @@ func TestSplitView(t *testing.T) {
 	if fe.Verified != verified || fe.Head == verified || !strings.Contains(err.Error(), "SECURITY ERROR: remote origin ("+otherURL+") serves another history: its head "+fe.Head+" neither descends from nor precedes "+verified) {
 		t.Fatalf("the fork's error does not name both heads: %v", err)
 	}
-	if got, _ := c2.Head(w.ctx); got != verified {
+	if got, _ := c2.Head(w.ctx, index.MainRef); got != verified {
 		t.Fatalf("main moved to %s after a refused pull", got)
 	}
 }

@@ -53,7 +53,7 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 	if err != nil {
 		return nil, err
 	}
-	head, err := r.Head(ctx)
+	head, err := r.Head(ctx, index.MainRef)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 // collisions lists the names an upstream's verified copy publishes that
 // are internal to the repository at main's head.
 func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main string) ([]string, error) {
-	head, err := r.ResolveRef(ctx, index.UpstreamRef(u.Name))
+	head, err := refAt(ctx, r, index.UpstreamRef(u.Name))
 	if err != nil || head == "" {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main stri
 // upstream's introduction as the (verified) index declares it: clients of
 // an organisation's server see its upstreams through its one URL.
 func pullUpstreams(ctx context.Context, r *index.Repo, rm *Remote, o Options) ([]*Pulled, error) {
-	head, err := r.ResolveRef(ctx, Ref(rm.Name))
+	head, err := refAt(ctx, r, Ref(rm.Name))
 	if err != nil {
 		return nil, err
 	}

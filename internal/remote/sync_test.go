@@ -53,7 +53,7 @@ func TestSyncErrorNamesUpstreamOnce(t *testing.T) {
 	pub := newWorld(t)
 	writer := newSigner(t)
 	pub.grant(writer, "author", "publish:*")
-	before, _ := pub.repo.Head(pub.ctx)
+	before, _ := pub.repo.Head(pub.ctx, index.MainRef)
 	if _, err := author.Publish(pub.ctx, pub.repo, pkgDir(t, "libs/json", "1.0.0"), writer); err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func TestPullGitStalls(t *testing.T) {
 	if !errors.Is(err, transport.ErrTimeout) || !strings.Contains(err.Error(), u+"/index.git") || !strings.Contains(err.Error(), "stalled") {
 		t.Fatalf("pull: %v, want a stall naming %s/index.git", err, u)
 	}
-	if got, _ := c.ResolveRef(w.ctx, Ref("origin")); got != "" {
+	if got, _ := c.Head(w.ctx, Ref("origin")); got != "" {
 		t.Fatalf("the remote's ref moved to %s on a stalled pull", got)
 	}
 }

@@ -34,7 +34,7 @@ func UploadMissing(ctx context.Context, r *index.Repo, name string, s keys.Signe
 		return nil, err
 	}
 	out := &Uploaded{Remote: name, URL: url}
-	head, err := r.Head(ctx)
+	head, err := r.Head(ctx, index.MainRef)
 	if err != nil {
 		return nil, err
 	}

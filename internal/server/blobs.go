@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
 )
 
 // MaxBatch is how many blobs one batch request may ask for.
@@ -233,7 +234,7 @@ func (s *Server) authorizeUpload(r *http.Request, ref blob.Ref) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", blob.HeaderSignature, err)
 	}
-	head, err := s.repo.Head(r.Context())
+	head, err := s.repo.Head(r.Context(), index.MainRef)
 	if err != nil {
 		return "", err
 	}

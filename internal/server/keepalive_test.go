@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/transport"
 )
 
@@ -30,8 +31,8 @@ func TestSlowHookPushNotCut(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a push whose hook took 5 s was cut by a 2 s stall window (after %v):\n%s", time.Since(start).Round(time.Millisecond), out)
 	}
-	head, _ := c.Head(f.ctx)
-	if got, _ := f.repo.Head(f.ctx); got != head {
+	head, _ := c.Head(f.ctx, index.MainRef)
+	if got, _ := f.repo.Head(f.ctx, index.MainRef); got != head {
 		t.Fatalf("the server's main is %s, want the pushed %s", got, head)
 	}
 }

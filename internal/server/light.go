@@ -279,7 +279,7 @@ func (c *resolutions) get(ctx context.Context, repo *index.Repo, name string) (s
 	c.mu.Unlock()
 	var b strings.Builder
 	for _, ref := range refs {
-		head, err := repo.HeadOf(ctx, ref)
+		head, err := repo.Head(ctx, ref)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			b.WriteString("-;")

@@ -11,6 +11,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
 )
 
 func publishAs(t *testing.T, f *fixture, name, version string) {
@@ -55,7 +56,7 @@ func TestPackageList(t *testing.T) {
 	publishAs(t, f, "acme/log", "2.0.1")
 	publishAs(t, f, "acme/jsonpath", "0.1.0")
 	publishAs(t, f, "acme/xml", "1.0.0")
-	head, _ := f.repo.Head(f.ctx)
+	head, _ := f.repo.Head(f.ctx, index.MainRef)
 
 	code, l, body := f.list("")
 	if code != http.StatusOK || l.Head != head || names(l) != "acme/fastjson@1.10.0 acme/jsonpath@0.1.0 acme/log@2.0.1 acme/xml@1.0.0" || l.NextCursor != "" {
@@ -113,9 +114,9 @@ func TestAttackPackageListUnverified(t *testing.T) {
 	if out, err := gitIn(t, ".", "clone", "-q", gitDir(t, s.repo), clone); err != nil {
 		t.Fatalf("clone: %v\n%s", err, out)
 	}
-	dir := filepath.Join(clone, filepath.FromSlash(index.VersionDir("acme/evil", "6.6.6")))
+	dir := filepath.Join(clone, filepath.FromSlash(layout.VersionDir("acme/evil", "6.6.6")))
 	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, index.DescriptorFile), []byte(`{"name":"acme/evil","version":"6.6.6"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, layout.DescriptorFile), []byte(`{"name":"acme/evil","version":"6.6.6"}`), 0o644)
 	behindItsBack(t, clone, "add", ".")
 
 	code, _, body := s.list("")

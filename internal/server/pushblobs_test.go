@@ -107,14 +107,14 @@ func TestAttackPushMissingArtifacts(t *testing.T) {
 				refs = append(refs, artifact(p.Descriptor, l))
 			}
 			upload(t, f, c, refs...)
-			before, _ := f.repo.Head(f.ctx)
+			before, _ := f.repo.Head(f.ctx, index.MainRef)
 			out, err := pushClone(t, f, c)
-			after, _ := f.repo.Head(f.ctx)
+			after, _ := f.repo.Head(f.ctx, index.MainRef)
 			if tc.missing == "" {
 				if err != nil {
 					t.Fatalf("push refused:\n%s", out)
 				}
-				if head, _ := c.Head(f.ctx); after != head {
+				if head, _ := c.Head(f.ctx, index.MainRef); after != head {
 					t.Fatalf("main is %s, want the pushed %s", after, head)
 				}
 				return

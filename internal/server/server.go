@@ -281,7 +281,7 @@ func (s *Server) CollectUploads(ctx context.Context, now time.Time) ([]string, e
 			continue
 		}
 		if refs == nil {
-			head, err := s.repo.Head(ctx)
+			head, err := s.repo.Head(ctx, index.MainRef)
 			if err != nil {
 				return nil, err
 			}

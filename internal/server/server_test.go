@@ -305,7 +305,7 @@ func TestLightReads(t *testing.T) {
 		t.Fatalf("unknown record: %s", resp.Status)
 	}
 	// Health and metrics.
-	head, _ := f.repo.Head(f.ctx)
+	head, _ := f.repo.Head(f.ctx, index.MainRef)
 	if resp, body := f.do("GET", "/healthz", nil, nil); resp.StatusCode != 200 || string(body) != "ok "+head+"\n" {
 		t.Fatalf("healthz: %s %q", resp.Status, body)
 	}

@@ -72,7 +72,7 @@ func TestAttackDeletedBehindItsBack(t *testing.T) {
 func TestAttackRewrittenBehindItsBack(t *testing.T) {
 	s := newServed(t, Options{})
 	publishOne(t, s.fixture, "1.0.0")
-	before, _ := s.repo.Head(s.ctx)
+	before, _ := s.repo.Head(s.ctx, index.MainRef)
 	publishOne(t, s.fixture, "1.1.0")
 	if resp, body := s.do("GET", "/healthz", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz before: %s %s", resp.Status, body)

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"cairn.dev/cairn/internal/index"
 )
 
 // changes wakes the requests waiting for main to move.
@@ -58,7 +60,7 @@ func (s *Server) headGet(w http.ResponseWriter, r *http.Request) {
 		// Taken before reading the head: a push that lands after the
 		// read closes it.
 		moved := s.changes.wait()
-		head, err := s.repo.Head(r.Context())
+		head, err := s.repo.Head(r.Context(), index.MainRef)
 		if err != nil {
 			httpError(w, http.StatusServiceUnavailable, "index: %v", err)
 			return

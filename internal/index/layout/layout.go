@@ -1,4 +1,4 @@
-package index
+package layout
 
 import (
 	"crypto/sha256"
