@@ -52,12 +52,12 @@ func (r *Repo) files(ctx context.Context, commit string, fn func(path string, da
 	return nil
 }
 
-// FileBlobs calls want with each blob an index file refers to: a
+// fileBlobs calls want with each blob an index file refers to: a
 // descriptor file itself and its artifacts; a record's descriptor,
 // evidence and source (Size -1 where the record gives no size). Files
 // that do not parse refer to nothing: the rules judge files, this only
 // spares blobs.
-func FileBlobs(path string, data []byte, want func(blob.Ref)) {
+func fileBlobs(path string, data []byte, want func(blob.Ref)) {
 	if strings.HasSuffix(path, "/"+layout.DescriptorFile) {
 		want(blob.DigestBytes(data))
 		if d, err := descriptor.Parse(data); err == nil {
@@ -79,7 +79,7 @@ func FileBlobs(path string, data []byte, want func(blob.Ref)) {
 func (r *Repo) ReferencedBlobs(ctx context.Context, commit string) (map[string]int64, error) {
 	refs := map[string]int64{}
 	err := r.files(ctx, commit, func(path string, data []byte) error {
-		FileBlobs(path, data, func(ref blob.Ref) {
+		fileBlobs(path, data, func(ref blob.Ref) {
 			if old, ok := refs[ref.SHA256]; !ok || old < 0 {
 				refs[ref.SHA256] = ref.Size
 			}

@@ -57,7 +57,7 @@ func (e Entry) About() string {
 // Blobs calls want with each blob the entry refers to: a descriptor
 // itself and its artifacts; a record's descriptor, evidence and source
 // (Size -1 where the record gives no size).
-func (e Entry) Blobs(want func(blob.Ref)) { FileBlobs(e.path, e.Data, want) }
+func (e Entry) Blobs(want func(blob.Ref)) { fileBlobs(e.path, e.Data, want) }
 
 // Refused reports whether err is the rules refusing this entry.
 func (e Entry) Refused(re *RuleError) bool { return re != nil && re.Path != "" && re.Path == e.path }
