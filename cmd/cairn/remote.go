@@ -105,7 +105,7 @@ there; 'cairn pull NAME' then fills it.`,
 					return printJSON(cmd.OutOrStdout(), rms)
 				}
 				for _, rm := range rms {
-					head, n, _ := r.VerifiedHead(rm.Line(r))
+					head, n, _ := rm.Line(r).VerifiedHead()
 					if head == "" {
 						head = "(not pulled yet)"
 					}

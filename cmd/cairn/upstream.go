@@ -111,7 +111,7 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 				}
 				var rows []row
 				for _, u := range ups {
-					h, n, err := r.VerifiedHead(r.UpstreamLine(u))
+					h, n, err := r.UpstreamLine(u).VerifiedHead()
 					if err != nil {
 						return err
 					}

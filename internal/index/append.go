@@ -187,7 +187,7 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 // is how a version is copied to another index (cairn promote): the commit
 // is pushed there, and l's ref moves when the push lands.
 func (r *Repo) commitOn(ctx context.Context, l Line, parent string, files []gitx.File, ident, message string) (string, error) {
-	head, _, err := r.VerifiedHead(l)
+	head, _, err := l.VerifiedHead()
 	if err != nil {
 		return "", err
 	}

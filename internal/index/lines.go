@@ -48,9 +48,9 @@ func InitReplica(ctx context.Context, dir, introduction string) (*Repo, error) {
 	return Open(ctx, dir)
 }
 
-// VerifiedHead returns the head a line was last verified at and how many
-// record files it held ("" and 0 if never).
-func (r *Repo) VerifiedHead(l Line) (string, int, error) {
+// VerifiedHead returns the head the line was last verified at and how
+// many record files it held ("" and 0 if never).
+func (l Line) VerifiedHead() (string, int, error) {
 	m, err := loadMarker(l.Marker)
 	if err != nil || m == nil {
 		return "", 0, err
@@ -58,13 +58,13 @@ func (r *Repo) VerifiedHead(l Line) (string, int, error) {
 	return m.Head, m.Records, nil
 }
 
-// Adopt makes line `to` verified at the head and record count line
-// `from` was verified at: both lines start from the same introduction and
-// `to` points at that head (a replica's main after a fast-forward to a
+// Adopt makes the line verified at the head and record count line from
+// was verified at: both lines start from the same introduction and this
+// one points at that head (a replica's main after a fast-forward to a
 // verified remote), so replaying again would only check it twice.
-func (r *Repo) Adopt(from, to Line) error {
-	if from.Introduction != to.Introduction {
-		return fmt.Errorf("%s and %s start from different introductions", from.Name, to.Name)
+func (l Line) Adopt(from Line) error {
+	if from.Introduction != l.Introduction {
+		return fmt.Errorf("%s and %s start from different introductions", from.Name, l.Name)
 	}
 	m, err := loadMarker(from.Marker)
 	if err != nil {
@@ -73,7 +73,7 @@ func (r *Repo) Adopt(from, to Line) error {
 	if m == nil {
 		return fmt.Errorf("%s was never verified", from.Name)
 	}
-	return saveMarker(to.Marker, *m)
+	return saveMarker(l.Marker, *m)
 }
 
 // MoveRef moves ref from old ("" = absent) to new ("" = delete it) with

@@ -57,7 +57,7 @@ func (r *Repo) Packages(ctx context.Context, commit, term string) ([]PackageEntr
 		if u.RevokedBy != "" {
 			continue
 		}
-		head, _, err := r.VerifiedHead(r.UpstreamLine(u))
+		head, _, err := r.UpstreamLine(u).VerifiedHead()
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
 		}
@@ -176,7 +176,7 @@ func (r *Repo) ShowUpstreamPackage(ctx context.Context, name, version string) ([
 		if u.RevokedBy != "" {
 			continue
 		}
-		head, _, err := r.VerifiedHead(r.UpstreamLine(u))
+		head, _, err := r.UpstreamLine(u).VerifiedHead()
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
 		}

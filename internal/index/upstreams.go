@@ -107,7 +107,7 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 		if only != "" && u.Name != only {
 			continue
 		}
-		verified, _, err := r.VerifiedHead(r.UpstreamLine(u))
+		verified, _, err := r.UpstreamLine(u).VerifiedHead()
 		if err != nil {
 			return nil, nil, blob.Ref{}, err
 		}

@@ -177,7 +177,7 @@ func upstreamSources(ctx context.Context, s *Source) (Sources, error) {
 		if u.RevokedBy != "" {
 			continue
 		}
-		head, records, err := s.Repo.VerifiedHead(s.Repo.UpstreamLine(u))
+		head, records, err := s.Repo.UpstreamLine(u).VerifiedHead()
 		if err != nil {
 			return nil, err
 		}
@@ -258,7 +258,7 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 			return nil, err
 		}
 	}
-	head, records, err := repo.VerifiedHead(rm.Line(repo))
+	head, records, err := rm.Line(repo).VerifiedHead()
 	if err == nil && head == "" {
 		err = fmt.Errorf("%s has never been verified into the cache: run once without --offline: %w", r.URL, fs.ErrNotExist)
 	}

@@ -88,7 +88,7 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 		if _, err := fetch(ctx, r, rm, o); err != nil {
 			return nil, err
 		}
-		head, _, err := r.VerifiedHead(line)
+		head, _, err := line.VerifiedHead()
 		if err != nil {
 			return nil, err
 		}

@@ -97,7 +97,7 @@ artifacts:
 		t.Fatal(err)
 	}
 	// The organisation's copy of the public index is verified at the new head.
-	if h, _, _ := org.repo.VerifiedHead((&Remote{Name: "public", Introduction: pub.intro}).Line(org.repo)); h != res.Head {
+	if h, _, _ := (&Remote{Name: "public", Introduction: pub.intro}).Line(org.repo).VerifiedHead(); h != res.Head {
 		t.Errorf("the organisation verified public at %s, want %s", h, res.Head)
 	}
 

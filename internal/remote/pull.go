@@ -201,7 +201,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		}
 	}
 	// The incoming line is judged against what was verified of the remote.
-	verified, _, err := r.VerifiedHead(line)
+	verified, _, err := line.VerifiedHead()
 	if err != nil {
 		return nil, named(err)
 	}
@@ -210,7 +210,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	// *index.ForkError, found with no git process of its own, and only
 	// then told apart as a rollback or a fork.
 	if verified != "" {
-		if err := r.Adopt(line, in); err != nil {
+		if err := in.Adopt(line); err != nil {
 			return nil, named(err)
 		}
 	} else {
@@ -251,7 +251,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 			return nil, named(err)
 		}
 	}
-	if err := r.Adopt(in, line); err != nil {
+	if err := line.Adopt(in); err != nil {
 		return nil, named(err)
 	}
 	return p, nil
@@ -456,7 +456,7 @@ func advanceMain(ctx context.Context, r *index.Repo, rm *Remote) (string, error)
 		if err := r.MoveRef(ctx, index.MainRef, head, ""); err != nil {
 			return "", err
 		}
-		return "created", r.Adopt(rm.Line(r), r.Main())
+		return "created", r.Main().Adopt(rm.Line(r))
 	}
 	if ok, _ := r.IsAncestor(ctx, head, main); ok {
 		return "ahead", nil
@@ -472,7 +472,7 @@ func advanceMain(ctx context.Context, r *index.Repo, rm *Remote) (string, error)
 	if err := r.MoveRef(ctx, index.MainRef, head, main); err != nil {
 		return "", err
 	}
-	return "fast-forwarded", r.Adopt(rm.Line(r), r.Main())
+	return "fast-forwarded", r.Main().Adopt(rm.Line(r))
 }
 
 // DivergedError says that main and a remote each have commits the other

@@ -185,7 +185,7 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 			if err := r.MoveRef(ctx, Ref(name), main, head); err != nil {
 				return nil, err
 			}
-			return out, r.Adopt(r.Main(), rm.Line(r))
+			return out, rm.Line(r).Adopt(r.Main())
 		}
 		// The remote moved first, or the server was busy: fetch, rebase,
 		// try again.
@@ -286,7 +286,7 @@ func Discard(ctx context.Context, r *index.Repo, name string) (int, error) {
 	if err := r.MoveRef(ctx, index.MainRef, head, main); err != nil {
 		return 0, err
 	}
-	return n, r.Adopt(rm.Line(r), r.Main())
+	return n, r.Main().Adopt(rm.Line(r))
 }
 
 // pushTo pushes commit as the remote's main with the git client. It
@@ -376,13 +376,13 @@ func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) e
 	// and grows from there; its old verified head is kept to put back.
 	saved := r.Main()
 	saved.Name, saved.Marker = "main before rebase", filepath.Join(dir(r), rm.Name+".main-before-rebase.json")
-	if err := r.Adopt(r.Main(), saved); err != nil {
+	if err := saved.Adopt(r.Main()); err != nil {
 		return err
 	}
 	if err := r.MoveRef(ctx, index.MainRef, onto, main); err != nil {
 		return err
 	}
-	if err := r.Adopt(rm.Line(r), r.Main()); err != nil {
+	if err := r.Main().Adopt(rm.Line(r)); err != nil {
 		return err
 	}
 	for _, c := range todo {
@@ -390,7 +390,7 @@ func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) e
 			// Put main back where it was: nothing is lost.
 			if cur, rerr := refAt(ctx, r, index.MainRef); rerr == nil {
 				if r.MoveRef(ctx, index.MainRef, main, cur) == nil {
-					r.Adopt(saved, r.Main())
+					r.Main().Adopt(saved)
 				}
 			}
 			return fmt.Errorf("replaying %q onto the remote's head: %w", c.Header, err)

@@ -230,7 +230,7 @@ func TestRollbackRefused(t *testing.T) {
 	if got, _ := c.Head(w.ctx, index.MainRef); got != after {
 		t.Fatalf("main moved to %s after a refused pull", got)
 	}
-	if got, _, _ := c.VerifiedHead(c.Main()); got != after {
+	if got, _, _ := c.Main().VerifiedHead(); got != after {
 		t.Fatalf("main's verified head is %s after a refused pull, want %s", got, after)
 	}
 }

@@ -204,7 +204,7 @@ func (b *UpstreamBlobs) Fetch(ctx context.Context, hex string, size int64) error
 // referenced returns the blobs an upstream's verified copy refers to,
 // read again only when its head moved.
 func (b *UpstreamBlobs) referenced(ctx context.Context, u *index.Upstream) (map[string]int64, error) {
-	head, _, err := b.Repo.VerifiedHead(b.Repo.UpstreamLine(u))
+	head, _, err := b.Repo.UpstreamLine(u).VerifiedHead()
 	if err != nil || head == "" {
 		return nil, err
 	}

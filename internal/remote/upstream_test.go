@@ -216,7 +216,7 @@ func TestOrganisationFollowsUpstream(t *testing.T) {
 	if _, err := Pull(org.ctx, laptop, "origin", Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if h, _, _ := laptop.VerifiedHead(laptop.UpstreamLine(&index.Upstream{Name: "public", Introduction: pub.intro})); h != res[0].Pulled.Head {
+	if h, _, _ := laptop.UpstreamLine(&index.Upstream{Name: "public", Introduction: pub.intro}).VerifiedHead(); h != res[0].Pulled.Head {
 		t.Errorf("the laptop's copy of upstream public is verified at %q, want %s", h, res[0].Pulled.Head)
 	}
 
