@@ -45,7 +45,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"certify"}, exitUsage, "accepts 1 arg(s), received 0"},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"verify", "--nope"}, exitUsage, "unknown flag: --nope"},
-		{[]string{"verify"}, exitUsage, "no repository: pass --repo DIR or set CAIRN_REPO"},
+		{[]string{"verify"}, exitNotFound, "no repository found in"},
 		{[]string{"show", "--repo", repo, "acme/none"}, exitNotFound, "acme/none is not published"},
 		{[]string{"verify", "--repo", filepath.Join(dir, "nowhere")}, exitNotFound, "no repository at"},
 		{[]string{"key", "grant", "--repo", repo, "--key", filepath.Join(dir, "root.key"), filepath.Join(dir, "root.key.pub"), "--holder", "x", "--scope", "root:*"}, exitError, `scope "root:*": unknown action`},

@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -107,12 +106,15 @@ func classify(err error) (int, string) {
 		nc *remote.NoCheckpointError
 		cs certifierStopped
 		nr *noRepoError
+		no *notOwnedError
 		se *author.SignatureError
 		kd *keys.NoDirError
 	)
 	switch {
 	case errors.As(err, &nr):
-		return exitUsage, "run cairn inside a repository (a directory made by 'cairn init' or 'cairn remote add', or a git clone of an index) or in a directory below one, or name one with --repo DIR or CAIRN_REPO"
+		return exitNotFound, nr.hint()
+	case errors.As(err, &no):
+		return exitRefused, no.hint()
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage, ""
 	case errors.As(err, &cs):
@@ -238,38 +240,6 @@ func openRepo(ctx context.Context, dir string) (*index.Repo, error) {
 		return nil, err
 	}
 	return index.Open(ctx, dir)
-}
-
-// repoDir is the repository a command works on: --repo, else $CAIRN_REPO,
-// else, like git, the current directory or the nearest parent that is a
-// repository (see index.IsRepository).
-func repoDir(dir string) (string, error) {
-	if dir == "" {
-		dir = os.Getenv("CAIRN_REPO")
-	}
-	if dir != "" {
-		return dir, nil
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("no repository: pass --repo DIR or set CAIRN_REPO (finding the current directory: %w)", err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if index.IsRepository(d) {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", &noRepoError{from: wd}
-		}
-	}
-}
-
-// noRepoError says that no repository was named and none was found from
-// the current directory up.
-type noRepoError struct{ from string }
-
-func (e *noRepoError) Error() string {
-	return fmt.Sprintf("no repository: pass --repo DIR or set CAIRN_REPO; none found in %s or a parent directory", e.from)
 }
 
 // signers resolves each --key given (at least one), for threshold signing.

@@ -27,6 +27,11 @@ import (
 // expected old value: someone else appended first.
 var ErrRefMoved = errors.New("ref moved concurrently")
 
+// ErrUnsafeDirectory is returned by Open when git refuses a repository
+// another user owns (git's safe.directory check); the error carries git's
+// own message.
+var ErrUnsafeDirectory = errors.New("git refuses a repository of dubious ownership")
+
 // Repo is a git repository, bare or not.
 type Repo struct {
 	GitDir   string // absolute
@@ -39,6 +44,11 @@ type Repo struct {
 func Open(dir string) (*Repo, error) {
 	out, err := exec.Command("git", "-C", dir, "rev-parse", "--absolute-git-dir", "--is-bare-repository", "--show-object-format", "--show-toplevel").Output()
 	if err != nil && len(out) == 0 {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && strings.Contains(string(ee.Stderr), "dubious ownership") {
+			// git's own text names the owner and the safe.directory way out.
+			return nil, fmt.Errorf("%s: %w: %s", dir, ErrUnsafeDirectory, strings.TrimSpace(strings.TrimPrefix(string(ee.Stderr), "fatal: ")))
+		}
 		return nil, fmt.Errorf("%s is not a git repository", dir)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")

@@ -164,7 +164,9 @@ func Open(ctx context.Context, dir string) (*Repo, error) {
 		if _, serr := os.Stat(dir); serr != nil {
 			return nil, fmt.Errorf("no repository at %s: %w", dir, fs.ErrNotExist)
 		}
-		if r.git, err = gitx.Open(dir); err != nil {
+		if r.git, err = gitx.Open(dir); errors.Is(err, gitx.ErrUnsafeDirectory) {
+			return nil, err
+		} else if err != nil {
 			return nil, fmt.Errorf("no repository at %s (no index.git, and not a git clone of an index)", dir)
 		}
 		r.local = filepath.Join(r.git.GitDir, "cairn")
