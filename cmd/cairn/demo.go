@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"log/slog"
 	"net"
-	"os/exec"
 
 	"bytes"
 	"context"
@@ -204,15 +203,14 @@ func demoServe(ctx context.Context, w io.Writer, dir, addr string, step func(boo
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(sctx, l) }()
 	say("cairn serve --repo repo --addr " + l.Addr().String() + "   (running in this process)")
-	git := func(args ...string) error {
-		fmt.Fprintf(w, "\n$ git %s\n", strings.ReplaceAll(strings.Join(args, " "), dir+string(filepath.Separator), ""))
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Stdout, cmd.Stderr = w, w
-		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
-		return cmd.Run()
+	// The plain git client's steps, as a user would type them: cairn runs
+	// them through the index's doors to git (the one package that runs git).
+	gitSays := func(line string) {
+		fmt.Fprintf(w, "\n$ git %s\n", strings.ReplaceAll(line, dir+string(filepath.Separator), ""))
 	}
 	say("publishing by git push: clone the index, publish in the clone (the blobs go to the server), push")
-	if err := git("clone", "-q", url+"/index.git", p("clone")); err != nil {
+	gitSays("clone -q " + url + "/index.git " + p("clone"))
+	if err := index.Clone(ctx, url+"/index.git", p("clone")); err != nil {
 		return err
 	}
 	pkg := p("fastjson-1.3.0")
@@ -229,7 +227,8 @@ func demoServe(ctx context.Context, w io.Writer, dir, addr string, step func(boo
 	if _, err := step(false, "publish", "--repo", p("clone"), "--key", p("keys/alice.key"), pkg); err != nil {
 		return err
 	}
-	if err := git("-C", p("clone"), "push", "origin", "main"); err != nil {
+	gitSays("-C " + p("clone") + " push origin main")
+	if err := demoPush(ctx, w, p("clone")); err != nil {
 		return err
 	}
 	say("a laptop pins the repository by its introduction and pulls: every commit and the signed checkpoint verified")
@@ -254,6 +253,29 @@ func demoServe(ctx context.Context, w io.Writer, dir, addr string, step func(boo
 	}
 	fmt.Fprintf(w, "\n# serving %s at %s until interrupted: git clone %s/index.git\n", repo, url, url)
 	return <-done
+}
+
+// demoPush pushes the main of the clone at dir to its origin, as
+// `git push origin main` would, and shows what git said (the server's
+// "remote:" lines).
+func demoPush(ctx context.Context, w io.Writer, dir string) error {
+	c, err := index.Open(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	origin, ok, err := c.GitRemoteURL(ctx, "origin")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("pushing %s: the clone has no git remote origin", dir)
+	}
+	res, err := c.PushMain(ctx, origin, index.MainRef)
+	if res != nil {
+		fmt.Fprint(w, res.Stderr)
+	}
+	return err
 }
 
 // demoCertifier runs one pass of the CI certifier against the demo's

@@ -18,8 +18,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
+	"cairn.dev/cairn/internal/safefile"
 	"cairn.dev/cairn/internal/transport"
 )
 
@@ -71,6 +73,32 @@ func InitBare(dir string) (*Repo, error) {
 		return nil, fmt.Errorf("git init %s: %w: %s", dir, err, out)
 	}
 	return Open(dir)
+}
+
+// Clone clones the repository at url into a new work tree at dir, as
+// `git clone` does: dir's origin names url and url's default branch is
+// checked out. It keeps the transport's bounds like Fetch (a stall or an
+// unreachable server wraps transport.ErrTimeout and names url).
+func Clone(ctx context.Context, url, dir string) (*Repo, error) {
+	if _, err := (&Repo{}).run(ctx, nil, "clone", "-q", url, dir); err != nil {
+		return nil, err
+	}
+	return Open(dir)
+}
+
+// SetAttributes replaces the repository's own attributes (info/attributes
+// in its git directory: one "pattern attr…" a line, as gitattributes(5)
+// reads them), which apply to every path whatever the trees hold.
+func (r *Repo) SetAttributes(lines ...string) error {
+	dir := filepath.Join(r.GitDir, "info")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("setting the attributes of %s: %w", r.GitDir, err)
+	}
+	data := strings.Join(lines, "\n") + "\n"
+	if err := safefile.Write(filepath.Join(dir, "attributes"), []byte(data), safefile.Options{Perm: 0o644}); err != nil {
+		return fmt.Errorf("setting the attributes of %s: %w", r.GitDir, err)
+	}
+	return nil
 }
 
 // run runs git in the repository and returns its standard output; a
@@ -139,8 +167,13 @@ func remoteOf(args []string) (verb, url string) {
 	return verb, ""
 }
 
+// command prepares git in the repository; a Repo with no GitDir (what
+// Clone runs on) runs git in no repository.
 func (r *Repo) command(ctx context.Context, args ...string) *exec.Cmd {
-	full := append([]string{"--git-dir=" + r.GitDir}, args...)
+	full := args
+	if r.GitDir != "" {
+		full = append([]string{"--git-dir=" + r.GitDir}, args...)
+	}
 	if r.WorkTree != "" {
 		full = append([]string{"--work-tree=" + r.WorkTree}, full...)
 	}

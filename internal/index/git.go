@@ -55,6 +55,14 @@ func (r *Repo) Fetch(ctx context.Context, url, src, dst, only string) error {
 	return r.git.Fetch(ctx, o)
 }
 
+// Clone clones the remote index at url into a new git work tree at dir,
+// as a user's `git clone` would (its origin names url): a clone that
+// Open then opens as a repository, and that pushes by PushMain.
+func Clone(ctx context.Context, url, dir string) error {
+	_, err := gitx.Clone(ctx, url, dir)
+	return err
+}
+
 // PushMain pushes commit as the main of the remote index at url. The
 // result is never nil once git ran: a push the server refused or that
 // lost a race for the remote's main is an error whose result says why.

@@ -33,7 +33,7 @@ func InitReplica(ctx context.Context, dir, introduction string) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(g.GitDir, "info", "attributes"), []byte("* -delta\n"), 0o644); err != nil {
+	if err := g.SetAttributes("* -delta"); err != nil {
 		return nil, err
 	}
 	if err := writeJSON(filepath.Join(tmp, "cairn.json"), Config{Introduction: introduction}); err != nil {

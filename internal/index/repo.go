@@ -108,7 +108,7 @@ func Init(ctx context.Context, dir string, signers []keys.Signer, holders []stri
 	}
 	// Records are small, signed, high-entropy JSON: delta-compressing them
 	// saves little space and costs every later read a delta chain.
-	if err := os.WriteFile(filepath.Join(g.GitDir, "info", "attributes"), []byte("* -delta\n"), 0o644); err != nil {
+	if err := g.SetAttributes("* -delta"); err != nil {
 		return nil, nil, err
 	}
 	r := &Repo{Dir: dir, git: g, local: tmp, Config: Config{Introduction: rec.ID}}
