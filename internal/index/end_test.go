@@ -74,3 +74,36 @@ func TestEndOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A history made before a rule began still verifies: the rules added
+// since (end-once, severity) judge commits dated from their start, and a
+// commit dated after it is held to them. Without ruleSince, pulling an
+// index that an earlier cairn wrote (a record revoked twice, a scanner's
+// "99" beside cairn's "high") would fail.
+func TestRulesJudgeByTheirDay(t *testing.T) {
+	f := newFixture(t)
+	p := f.publish(f.alice, "acme/fastjson", "1.2.3")
+	vdir := layout.VersionDir("acme/fastjson", "1.2.3")
+	desc := record.Subject{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}}
+	a := f.sign(record.Audited, []record.Subject{desc}, record.CertificationPredicate{Issued: time.Now()}, f.audit)
+	revoke := func(reason string) *record.Record {
+		return f.sign(record.Revoke, []record.Subject{{Name: "record", Digest: map[string]string{"sha256": a.ID}}}, record.EndPredicate{Reason: reason, Issued: time.Now()}, f.audit)
+	}
+	vuln := f.sign(record.Vulnerable, []record.Subject{desc}, record.VulnsPredicate{
+		Scanner: record.VulnScanner{URI: "https://scanner.example", Result: []record.VulnResult{{ID: "GHSA-x", Severity: []record.VulnSeverity{{Method: "cairn", Score: "high"}, {Method: "nvd", Score: "99"}}}}},
+	}, f.audit)
+	twice := []*index.File{at(vdir, a), at(vdir, revoke("one")), at(vdir, revoke("two"))}
+
+	for _, rule := range []string{index.RuleEndOnce, index.RuleSeverity} {
+		if index.RuleSince(rule).IsZero() {
+			t.Fatalf("rule %s has no start", rule)
+		}
+	}
+	before := index.RuleSince(index.RuleEndOnce).Add(-time.Hour)
+	wantOutcome(t, f.try(1, before, twice...), "", "")
+	wantOutcome(t, f.try(1, before, at(vdir, vuln)), "", "")
+
+	since := index.RuleSince(index.RuleEndOnce)
+	wantOutcome(t, f.try(1, since, twice...), index.RuleEndOnce, "already revoked")
+	wantOutcome(t, f.try(1, time.Now(), at(vdir, vuln)), index.RuleSeverity, "GHSA-x")
+}

@@ -37,7 +37,23 @@ const (
 	RuleSnapshot     = "snapshot"       // a snapshot names published descriptors and comes with its curator's record
 	RuleLabel        = "label-chain"    // a label moves to a snapshot of the index, each move naming the one before
 	RuleActWindow    = "act-window"     // a root act signed apart enters the index by its apply_by time
+	RuleSeverity     = "severity"       // a vulnerable record's scores read: one cairn ranks, none a number outside CVSS's 0–10
 )
+
+// ruleSince is when each rule added after the index format's first release
+// began. A commit dated before it is judged without it, so that a history
+// made under the earlier rules still verifies (a record revoked twice, a
+// scanner's "99" beside cairn's "high"); a later commit cannot claim the
+// earlier rules, since commit times only grow (time-order) and a server
+// bounds a pushed commit's date by its own clock.
+var ruleSince = map[string]time.Time{
+	RuleEndOnce:  time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
+	RuleSeverity: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
+}
+
+// RuleSince says from when rule holds: the zero time for the rules the
+// index began with.
+func RuleSince(rule string) time.Time { return ruleSince[rule] }
 
 // ErrRule is the parent of every RuleError.
 var ErrRule = errors.New("index rule broken")
@@ -215,6 +231,12 @@ type applier struct {
 	published map[string]blob.Ref // name@version → descriptor, added in this commit
 	authored  map[string]bool
 	snapshots map[string]bool // snapshot sha256 added in this commit → its record seen
+}
+
+// enforced reports whether rule holds for the commit being applied (see
+// ruleSince). A commit without a time is held to every rule.
+func (a *applier) enforced(rule string) bool {
+	return a.c.Time.IsZero() || !a.c.Time.Before(ruleSince[rule])
 }
 
 func (a *applier) fail(rule string, f *File, detail string, args ...any) error {
@@ -417,6 +439,9 @@ func (a *applier) authoredRecord(f *File) error {
 }
 
 func (a *applier) certification(f *File) error {
+	if err := a.severity(f); err != nil {
+		return err
+	}
 	rec, loc := f.Rec, f.Loc
 	id := loc.Name + "@" + loc.Version
 	if loc.Place == layout.PlaceUpstreamRecord {
@@ -440,6 +465,20 @@ func (a *applier) certification(f *File) error {
 	}
 	_, err = a.signer(f, rec.Kind, loc.Name, false)
 	return err
+}
+
+// severity checks a vulnerable record's scores (rule severity).
+func (a *applier) severity(f *File) error {
+	p, ok := f.Rec.Predicate.(record.VulnsPredicate)
+	if !ok || !a.enforced(RuleSeverity) {
+		return nil
+	}
+	for _, r := range p.Scanner.Result {
+		if err := r.CheckSeverity(); err != nil {
+			return a.fail(RuleSeverity, f, "%v", err)
+		}
+	}
+	return nil
 }
 
 // upstreamCertification checks this repository's certification of a
@@ -599,7 +638,8 @@ func (a *applier) end(f *File) error {
 	if !target.Kind.IsPackage() {
 		return a.fail(RuleSubject, f, "record %.16s is a %s record; only package records (and, by the root, upstream declarations) can be ended", targetID, target.Kind)
 	}
-	if target.EndedBy != "" {
+	again := target.EndedBy != ""
+	if again && a.enforced(RuleEndOnce) {
 		hint := "it no longer counts: nothing more to do"
 		if rec.Kind == record.Supersede {
 			hint = "certify anew instead of superseding an ended record"
@@ -646,9 +686,12 @@ func (a *applier) end(f *File) error {
 		if !byRoot && r.Issuer != rec.Issuer() {
 			return a.fail(RuleIssuerOnly, f, "replacement %.16s was issued by %s, not by the superseding key", repl, r.Issuer)
 		}
-		if r.EndedBy != "" {
+		if r.EndedBy != "" && a.enforced(RuleEndOnce) {
 			return a.fail(RuleEndOnce, f, "replacement %.16s was already %s by record %.16s: a record is ended once; name an active record as the replacement", repl, r.ended(), r.EndedBy)
 		}
+	}
+	if again {
+		return nil // before end-once: the first end stands
 	}
 	ended := *target
 	ended.EndedBy, ended.EndKind = rec.ID, rec.Kind

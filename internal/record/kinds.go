@@ -388,9 +388,6 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 			if r.ID == "" || len(r.Severity) == 0 {
 				return nil, fmt.Errorf("every result needs an id and a severity")
 			}
-			if err := r.CheckSeverity(); err != nil {
-				return nil, err
-			}
 		}
 		return p, nil
 	case Fixed:
