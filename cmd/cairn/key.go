@@ -92,7 +92,7 @@ Scopes:
 				g.Expires = &t
 			}
 			if done, err := af.prepare(cmd, &f, func(ctx context.Context, r *index.Repo) (*author.Act, error) {
-				return author.PrepareGrant(g, af.window)
+				return author.PrepareGrant(r, g, af.window)
 			}); done {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/safefile"
 )
 
@@ -28,7 +29,7 @@ type actFlags struct {
 func (a *actFlags) register(c *cobra.Command) {
 	c.Flags().BoolVar(&a.unsigned, "unsigned", false, "prepare the act unsigned, for each root key holder to sign apart (cairn root sign), then cairn root apply")
 	c.Flags().StringVarP(&a.out, "output", "o", "", "with --unsigned: the act's file (default stdout)")
-	c.Flags().DurationVar(&a.window, "window", author.DefaultWindow, "with --unsigned: how long the act may wait for its signatures before it can no longer be applied")
+	c.Flags().DurationVar(&a.window, "window", author.DefaultWindow, fmt.Sprintf("with --unsigned: how long the act may wait for its signatures before it can no longer be applied (at most %s)", record.MaxActWindow))
 }
 
 // prepare writes the act prep makes, when --unsigned; it reports whether

@@ -38,13 +38,21 @@ type Act struct {
 	rec *record.Record // the statement, unsigned
 }
 
-// prepare builds an act's statement with its window.
-func prepare(window time.Duration, build func(applyBy *time.Time) ([]byte, error)) (*Act, error) {
+// prepare builds an act's statement with its window, for the index r:
+// the statement names r's introduction, so that it applies to no other
+// index with the same root keys.
+func prepare(r *index.Repo, window time.Duration, build func(applyBy *time.Time, index string) ([]byte, error)) (*Act, error) {
 	if window <= 0 {
 		return nil, fmt.Errorf("an act's window must be positive, not %s", window)
 	}
+	if window > record.MaxActWindow {
+		return nil, fmt.Errorf("an act's window of %s is longer than the %s allowed: an act waits for its signatures for days, not months", window, record.MaxActWindow)
+	}
+	if r.Config.Introduction == "" {
+		return nil, fmt.Errorf("%s has no pinned introduction: an act names the index it is for", r.Dir)
+	}
 	by := now().Add(window)
-	payload, err := build(&by)
+	payload, err := build(&by, r.Config.Introduction)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +105,9 @@ func (a *Act) Marshal() ([]byte, error) {
 // becomes.
 func (a *Act) ID() string { return a.rec.ID }
 
+// Index is the introduction of the index the act is for.
+func (a *Act) Index() string { return a.rec.ActIndex() }
+
 // Summary says in one line what the act does.
 func (a *Act) Summary() string { return Summary(a.rec) }
 
@@ -109,6 +120,9 @@ func (a *Act) Describe() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "act %s: %s\n", a.rec.ID, Summary(a.rec))
 	fmt.Fprintf(&b, "apply by %s\n", a.ApplyBy().UTC().Format(time.RFC3339))
+	if idx := a.rec.ActIndex(); idx != "" {
+		fmt.Fprintf(&b, "for the index whose introduction is %s\n", idx)
+	}
 	var st bytes.Buffer
 	if json.Indent(&st, a.rec.Payload, "", "  ") == nil {
 		b.Write(st.Bytes())

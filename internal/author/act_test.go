@@ -68,7 +68,7 @@ func carry(t *testing.T, a *Act) *Act {
 
 func (f *twoRoots) grantAct(t *testing.T) *Act {
 	t.Helper()
-	a, err := PrepareGrant(KeyGrant{Key: f.new.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, DefaultWindow)
+	a, err := PrepareGrant(f.repo, KeyGrant{Key: f.new.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, DefaultWindow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestActWindowPassed(t *testing.T) {
 	var s1, s2 Detached
 	at(time.Now().Add(-3*time.Hour), func() {
 		var err error
-		if a, err = PrepareGrant(KeyGrant{Key: f.new.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, time.Hour); err != nil {
+		if a, err = PrepareGrant(f.repo, KeyGrant{Key: f.new.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		s1, s2 = sign(t, a, f.r1, "r1.sig"), sign(t, a, f.r2, "r2.sig")
@@ -148,7 +148,7 @@ func TestActWindowPassed(t *testing.T) {
 func TestActAttacks(t *testing.T) {
 	f := newTwoRoots(t)
 	a := f.grantAct(t)
-	other, err := PrepareGrant(KeyGrant{Key: f.new.Public(), Holder: "alice", Scopes: []string{"publish:*"}}, DefaultWindow)
+	other, err := PrepareGrant(f.repo, KeyGrant{Key: f.new.Public(), Holder: "alice", Scopes: []string{"publish:*"}}, DefaultWindow)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,26 +28,27 @@ type KeyGrant struct {
 
 // Grant grants a key scopes, signed by a threshold of root keys.
 func Grant(ctx context.Context, r *index.Repo, g KeyGrant, roots ...keys.Signer) (*Added, error) {
-	payload, err := grantStatement(g, nil)
+	payload, err := grantStatement(g, nil, "")
 	if err != nil {
 		return nil, err
 	}
 	return signRootAct(ctx, r, payload, roots)
 }
 
-// PrepareGrant prepares a grant to be signed apart, applied within window.
-func PrepareGrant(g KeyGrant, window time.Duration) (*Act, error) {
-	return prepare(window, func(by *time.Time) ([]byte, error) { return grantStatement(g, by) })
+// PrepareGrant prepares a grant in r to be signed apart, applied within
+// window.
+func PrepareGrant(r *index.Repo, g KeyGrant, window time.Duration) (*Act, error) {
+	return prepare(r, window, func(by *time.Time, idx string) ([]byte, error) { return grantStatement(g, by, idx) })
 }
 
-func grantStatement(g KeyGrant, applyBy *time.Time) ([]byte, error) {
+func grantStatement(g KeyGrant, applyBy *time.Time, idx string) ([]byte, error) {
 	for _, s := range g.Scopes {
 		if _, err := record.ParseScope(s); err != nil {
 			return nil, err
 		}
 	}
 	return record.Build(record.Grant, []record.Subject{keySubject(g.Key)},
-		record.GrantPredicate{Key: keys.FormatPublic(g.Key), Holder: g.Holder, Scopes: g.Scopes, Expires: g.Expires, Issued: now(), ApplyBy: applyBy})
+		record.GrantPredicate{Key: keys.FormatPublic(g.Key), Holder: g.Holder, Scopes: g.Scopes, Expires: g.Expires, Issued: now(), ApplyBy: applyBy, Index: idx})
 }
 
 func keySubject(pub ed25519.PublicKey) record.Subject {
@@ -57,7 +58,7 @@ func keySubject(pub ed25519.PublicKey) record.Subject {
 // RevokeKey revokes a key, signed by a threshold of root keys. What the
 // key signed before stays valid; it signs nothing after.
 func RevokeKey(ctx context.Context, r *index.Repo, id, reason string, roots ...keys.Signer) (*Added, error) {
-	payload, err := revokeKeyStatement(ctx, r, id, reason, nil)
+	payload, err := revokeKeyStatement(ctx, r, id, reason, nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -67,10 +68,12 @@ func RevokeKey(ctx context.Context, r *index.Repo, id, reason string, roots ...k
 // PrepareRevokeKey prepares a key's revocation to be signed apart,
 // applied within window.
 func PrepareRevokeKey(ctx context.Context, r *index.Repo, id, reason string, window time.Duration) (*Act, error) {
-	return prepare(window, func(by *time.Time) ([]byte, error) { return revokeKeyStatement(ctx, r, id, reason, by) })
+	return prepare(r, window, func(by *time.Time, idx string) ([]byte, error) {
+		return revokeKeyStatement(ctx, r, id, reason, by, idx)
+	})
 }
 
-func revokeKeyStatement(ctx context.Context, r *index.Repo, id, reason string, applyBy *time.Time) ([]byte, error) {
+func revokeKeyStatement(ctx context.Context, r *index.Repo, id, reason string, applyBy *time.Time, idx string) ([]byte, error) {
 	st, err := headState(ctx, r)
 	if err != nil {
 		return nil, err
@@ -82,7 +85,7 @@ func revokeKeyStatement(ctx context.Context, r *index.Repo, id, reason string, a
 	if k == nil {
 		return nil, fmt.Errorf("key %s is not granted in %s (see cairn key list)", id, r.Dir)
 	}
-	return record.Build(record.RevokeKey, []record.Subject{keySubject(k.Pub)}, record.RevokeKeyPredicate{Reason: reason, Issued: now(), ApplyBy: applyBy})
+	return record.Build(record.RevokeKey, []record.Subject{keySubject(k.Pub)}, record.RevokeKeyPredicate{Reason: reason, Issued: now(), ApplyBy: applyBy, Index: idx})
 }
 
 // RotateRoot replaces the root keys and threshold. It must be signed by a
@@ -93,7 +96,7 @@ func RotateRoot(ctx context.Context, r *index.Repo, oldSigners, newSigners []key
 	for _, s := range newSigners {
 		pubs = append(pubs, s.Public())
 	}
-	payload, err := rotateStatement(ctx, r, pubs, threshold, nil)
+	payload, err := rotateStatement(ctx, r, pubs, threshold, nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -104,10 +107,12 @@ func RotateRoot(ctx context.Context, r *index.Repo, oldSigners, newSigners []key
 // threshold, to be signed apart by a threshold of the current root keys
 // and of the new ones, applied within window.
 func PrepareRotateRoot(ctx context.Context, r *index.Repo, newKeys []ed25519.PublicKey, threshold int, window time.Duration) (*Act, error) {
-	return prepare(window, func(by *time.Time) ([]byte, error) { return rotateStatement(ctx, r, newKeys, threshold, by) })
+	return prepare(r, window, func(by *time.Time, idx string) ([]byte, error) {
+		return rotateStatement(ctx, r, newKeys, threshold, by, idx)
+	})
 }
 
-func rotateStatement(ctx context.Context, r *index.Repo, newKeys []ed25519.PublicKey, threshold int, applyBy *time.Time) ([]byte, error) {
+func rotateStatement(ctx context.Context, r *index.Repo, newKeys []ed25519.PublicKey, threshold int, applyBy *time.Time, idx string) ([]byte, error) {
 	st, err := headState(ctx, r)
 	if err != nil {
 		return nil, err
@@ -116,7 +121,7 @@ func rotateStatement(ctx context.Context, r *index.Repo, newKeys []ed25519.Publi
 	if err != nil {
 		return nil, err
 	}
-	p := record.RootPredicate{Version: cur.Version + 1, Threshold: threshold, Previous: cur.RecordID, Issued: now(), ApplyBy: applyBy}
+	p := record.RootPredicate{Version: cur.Version + 1, Threshold: threshold, Previous: cur.RecordID, Issued: now(), ApplyBy: applyBy, Index: idx}
 	var subjects []record.Subject
 	for _, k := range newKeys {
 		p.Keys = append(p.Keys, record.RootKey{Key: keys.FormatPublic(k)})
@@ -128,7 +133,7 @@ func rotateStatement(ctx context.Context, r *index.Repo, newKeys []ed25519.Publi
 // DeclareUpstream adds the root's declaration of an upstream, signed by
 // a threshold of root keys.
 func DeclareUpstream(ctx context.Context, r *index.Repo, name, url, introduction string, roots ...keys.Signer) (*Added, error) {
-	payload, err := upstreamStatement(r, name, url, introduction, nil)
+	payload, err := upstreamStatement(r, name, url, introduction, nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -138,15 +143,17 @@ func DeclareUpstream(ctx context.Context, r *index.Repo, name, url, introduction
 // PrepareDeclareUpstream prepares an upstream's declaration to be signed
 // apart, applied within window.
 func PrepareDeclareUpstream(r *index.Repo, name, url, introduction string, window time.Duration) (*Act, error) {
-	return prepare(window, func(by *time.Time) ([]byte, error) { return upstreamStatement(r, name, url, introduction, by) })
+	return prepare(r, window, func(by *time.Time, idx string) ([]byte, error) {
+		return upstreamStatement(r, name, url, introduction, by, idx)
+	})
 }
 
-func upstreamStatement(r *index.Repo, name, url, introduction string, applyBy *time.Time) ([]byte, error) {
+func upstreamStatement(r *index.Repo, name, url, introduction string, applyBy *time.Time, idx string) ([]byte, error) {
 	url = strings.TrimSuffix(url, "/")
 	if introduction == r.Config.Introduction {
 		return nil, fmt.Errorf("introduction %.16s is this repository's own: an upstream is another index", introduction)
 	}
-	p := record.UpstreamPredicate{Name: name, URL: url, Introduction: introduction, Issued: now(), ApplyBy: applyBy}
+	p := record.UpstreamPredicate{Name: name, URL: url, Introduction: introduction, Issued: now(), ApplyBy: applyBy, Index: idx}
 	return record.Build(record.Upstream, []record.Subject{{Name: name, Digest: map[string]string{"sha256": introduction}}}, p)
 }
 

@@ -4,7 +4,16 @@ package index
 // on; "" when there is nothing better to say than the error itself. The
 // CLI prints it after the error and the server's pre-receive hook sends
 // it to the pushing client, so both say the same thing.
-func (e *RuleError) Hint() string { return RuleHint(e.Rule) }
+func (e *RuleError) Hint() string {
+	if e.Apart && (e.Rule == RuleThreshold || e.Rule == RuleRootRotation) {
+		return ApartThresholdHint
+	}
+	return RuleHint(e.Rule)
+}
+
+// ApartThresholdHint is the hint for a root act signed apart that lacks
+// signatures: its holders each sign it, on their own machine.
+const ApartThresholdHint = "collect more signature files (cairn root sign) from other root key holders, then cairn root apply ACT-FILE SIG-FILE..."
 
 // RuleHint is the hint for a broken rule named rule (see RuleError.Hint).
 func RuleHint(rule string) string {
@@ -23,6 +32,10 @@ func RuleHint(rule string) string {
 		return "sign with more distinct root keys (--key once per key)"
 	case RuleAppendOnly:
 		return "the index only grows: end a record with 'cairn revoke' or a superseding certification instead of editing history"
+	case RuleEndOnce:
+		return "a record is ended once: leave the ended record be; to replace its replacement, supersede that one, and name only a live record as replacement"
+	case RuleActWindow:
+		return "an act signed apart applies only to the index it was prepared from, within its window: prepare it again here (--unsigned) and have the root key holders sign it anew (cairn root sign)"
 	case RuleTimeOrder:
 		return "push with 'cairn push', which re-dates main's unpushed commits; if it is refused too, set this machine's clock right"
 	}

@@ -68,6 +68,7 @@ type RuleError struct {
 	Key    string
 	Detail string
 	Err    error // the cause, when another package's check found it (a malformed record)
+	Apart  bool  // the record is a root act signed apart (it has an apply_by time): see Hint
 }
 
 func (e *RuleError) Error() string {
@@ -196,7 +197,7 @@ func Apply(st *Overlay, c *Commit, pinned string) error {
 		return &RuleError{Rule: RuleTimeOrder, Commit: c.ID, Detail: fmt.Sprintf("commit time %s is before its parent's (%s): appends are dated by when they happen", c.Time.UTC().Format(time.RFC3339), c.ParentTime.UTC().Format(time.RFC3339))}
 	}
 	tx := st.child()
-	a := &applier{st: tx, c: c, root: root, published: map[string]blob.Ref{}, authored: map[string]bool{}, snapshots: map[string]bool{}}
+	a := &applier{st: tx, c: c, root: root, intro: pinned, published: map[string]blob.Ref{}, authored: map[string]bool{}, snapshots: map[string]bool{}}
 	for _, f := range c.Files {
 		if err := a.checkChange(f); err != nil {
 			return err
@@ -228,6 +229,7 @@ type applier struct {
 	st        *Overlay
 	c         *Commit
 	root      *Root
+	intro     string              // the index's introduction (see record.Record.ActIndex)
 	published map[string]blob.Ref // name@version → descriptor, added in this commit
 	authored  map[string]bool
 	snapshots map[string]bool // snapshot sha256 added in this commit → its record seen
@@ -245,6 +247,7 @@ func (a *applier) fail(rule string, f *File, detail string, args ...any) error {
 		e.Path = f.Path
 		if f.Rec != nil {
 			e.Record, e.Key = f.Rec.ID, f.Rec.Issuer()
+			e.Apart = f.Rec.ApplyBy() != nil
 		}
 	}
 	return e
@@ -317,8 +320,8 @@ func (a *applier) apply(f *File) error {
 	if want != "" && want != rec.ID {
 		return a.fail(RuleWellFormed, f, "file is named %s.json but the record's id is %s", want, rec.ID)
 	}
-	if by := rec.ApplyBy(); by != nil && a.c.Time.After(*by) {
-		return a.fail(RuleActWindow, f, "the %s act was to be applied by %s; this commit is dated %s: prepare the act again and have its holders sign it", rec.Kind, by.UTC().Format(time.RFC3339), a.c.Time.UTC().Format(time.RFC3339))
+	if err := a.actWindow(f); err != nil {
+		return err
 	}
 	var err error
 	switch rec.Kind {
@@ -405,6 +408,31 @@ func (a *applier) refusedSigner(f *File, err error) error {
 		return err
 	}
 	return a.fail(se.Rule, f, "%s", se.Error())
+}
+
+// actWindow checks a root act signed apart (one with an apply_by time):
+// it is for this index (its index is this one's introduction), its window
+// is at most record.MaxActWindow long, and the commit that adds it is
+// dated within it.
+func (a *applier) actWindow(f *File) error {
+	rec := f.Rec
+	by := rec.ApplyBy()
+	if by == nil {
+		return nil
+	}
+	switch idx := rec.ActIndex(); {
+	case idx == "":
+		return a.fail(RuleActWindow, f, "the %s act, signed apart, names no index: it could be applied to any index with the same root keys; prepare it again from this repository", rec.Kind)
+	case a.intro == "" || idx != a.intro:
+		return a.fail(RuleActWindow, f, "the %s act was prepared for the index whose introduction is %s, not this one (%s): an act applies only to the index it was prepared for", rec.Kind, idx, a.intro)
+	}
+	if w := rec.Window(); w > record.MaxActWindow {
+		return a.fail(RuleActWindow, f, "the %s act's window (apply_by %s) is %s long; at most %s is allowed", rec.Kind, by.UTC().Format(time.RFC3339), w, record.MaxActWindow)
+	}
+	if a.c.Time.After(*by) {
+		return a.fail(RuleActWindow, f, "the %s act was to be applied by %s; this commit is dated %s: prepare the act again and have its holders sign it", rec.Kind, by.UTC().Format(time.RFC3339), a.c.Time.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // rootSigned checks that a threshold of distinct root keys signed.

@@ -253,6 +253,7 @@ type GrantPredicate struct {
 	Expires *time.Time `json:"expires,omitempty"`
 	Issued  time.Time  `json:"issued"`
 	ApplyBy *time.Time `json:"apply_by,omitempty"` // see Record.ApplyBy
+	Index   string     `json:"index,omitempty"`    // see Record.ActIndex
 }
 
 // RevokeKeyPredicate revokes a key. The subject is the key.
@@ -260,6 +261,7 @@ type RevokeKeyPredicate struct {
 	Reason  string     `json:"reason"`
 	Issued  time.Time  `json:"issued"`
 	ApplyBy *time.Time `json:"apply_by,omitempty"` // see Record.ApplyBy
+	Index   string     `json:"index,omitempty"`    // see Record.ActIndex
 }
 
 // RootKey is one root key.
@@ -278,6 +280,7 @@ type RootPredicate struct {
 	Previous  string     `json:"previous,omitempty"`
 	Issued    time.Time  `json:"issued"`
 	ApplyBy   *time.Time `json:"apply_by,omitempty"` // see Record.ApplyBy
+	Index     string     `json:"index,omitempty"`    // see Record.ActIndex
 }
 
 // UpstreamPredicate declares an upstream: another index, pinned by its
@@ -290,6 +293,7 @@ type UpstreamPredicate struct {
 	Introduction string     `json:"introduction"`
 	Issued       time.Time  `json:"issued"`
 	ApplyBy      *time.Time `json:"apply_by,omitempty"` // see Record.ApplyBy
+	Index        string     `json:"index,omitempty"`    // see Record.ActIndex
 }
 
 // ApplyBy is the end of a root act's window: a root act prepared to be
@@ -313,10 +317,66 @@ func (r *Record) ApplyBy() *time.Time {
 	return nil
 }
 
-// checkWindow checks that an act's window ends after it is issued.
-func checkWindow(issued time.Time, applyBy *time.Time) error {
+// MaxActWindow is the longest window a root act signed apart may have:
+// its apply_by is at most this long after it is issued. An act nobody
+// applied must not stay valid for years, waiting for someone to.
+const MaxActWindow = 30 * 24 * time.Hour
+
+// Window is how long a root act signed apart may wait for its
+// signatures: its apply_by time less its issued time; 0 for a record with
+// no apply_by.
+func (r *Record) Window() time.Duration {
+	by := r.ApplyBy()
+	if by == nil {
+		return 0
+	}
+	var issued time.Time
+	switch p := r.Predicate.(type) {
+	case GrantPredicate:
+		issued = p.Issued
+	case RevokeKeyPredicate:
+		issued = p.Issued
+	case RootPredicate:
+		issued = p.Issued
+	case UpstreamPredicate:
+		issued = p.Issued
+	}
+	return by.Sub(issued)
+}
+
+// ActIndex is the index a root act signed apart is for: the introduction
+// (the id of the first root record) of the index it was prepared from,
+// signed with the act so that the same act and signatures do not apply to
+// another index with the same root keys (staging and production). An act
+// signed in one process, or one prepared before acts named their index,
+// has none: "".
+func (r *Record) ActIndex() string {
+	switch p := r.Predicate.(type) {
+	case GrantPredicate:
+		return p.Index
+	case RevokeKeyPredicate:
+		return p.Index
+	case RootPredicate:
+		return p.Index
+	case UpstreamPredicate:
+		return p.Index
+	}
+	return ""
+}
+
+// checkWindow checks an act's window and index: the window ends after it
+// is issued, and an index is named only by an act with a window, by its
+// introduction's id. How long the window is, and whether the index is
+// the right one, the index's rules check (act-window).
+func checkWindow(issued time.Time, applyBy *time.Time, index string) error {
 	if applyBy != nil && !applyBy.After(issued) {
 		return fmt.Errorf("apply_by %s is not after issued %s", applyBy.UTC().Format(time.RFC3339), issued.UTC().Format(time.RFC3339))
+	}
+	if index != "" && applyBy == nil {
+		return fmt.Errorf("index %.16s is named by an act signed apart, which has an apply_by time: this one has none", index)
+	}
+	if index != "" && !IsDigest(index) {
+		return fmt.Errorf("index %q is not an introduction's record id", index)
 	}
 	return nil
 }
@@ -455,13 +515,13 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 				return nil, err
 			}
 		}
-		return p, checkWindow(p.Issued, p.ApplyBy)
+		return p, checkWindow(p.Issued, p.ApplyBy, p.Index)
 	case RevokeKey:
 		var p RevokeKeyPredicate
 		if err := dec(&p); err != nil {
 			return nil, err
 		}
-		return p, checkWindow(p.Issued, p.ApplyBy)
+		return p, checkWindow(p.Issued, p.ApplyBy, p.Index)
 	case Upstream:
 		var p UpstreamPredicate
 		if err := dec(&p); err != nil {
@@ -476,7 +536,7 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 		if !IsDigest(p.Introduction) {
 			return nil, fmt.Errorf("upstream introduction %q is not a record id", p.Introduction)
 		}
-		return p, checkWindow(p.Issued, p.ApplyBy)
+		return p, checkWindow(p.Issued, p.ApplyBy, p.Index)
 	case Root:
 		var p RootPredicate
 		if err := dec(&p); err != nil {
@@ -488,7 +548,7 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 		if (p.Version == 1) != (p.Previous == "") {
 			return nil, fmt.Errorf("root version %d: previous must be set exactly when version > 1", p.Version)
 		}
-		return p, checkWindow(p.Issued, p.ApplyBy)
+		return p, checkWindow(p.Issued, p.ApplyBy, p.Index)
 	}
 	return nil, fmt.Errorf("no predicate parser for kind %q", kind)
 }
