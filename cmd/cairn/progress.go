@@ -40,7 +40,18 @@ type progress struct {
 	step  string
 	desc  string
 	doneN int64 // as last set
-	total int64 // as last set, -1: not known
+	total int64 // as last drawn, -1: not known
+	// drawn is when set last drew; pending, the state set since, not
+	// drawn yet (set draws at most once per redrawEvery).
+	drawn     time.Time
+	drawnDone int64
+	pending   *frame
+}
+
+// frame is the state of a progress line.
+type frame struct {
+	done, total int64
+	desc        string
 }
 
 // newProgress returns the progress of a command's work, or nil when it
@@ -66,7 +77,8 @@ func (p *progress) set(done, total int64, step, detail string) {
 	if p.bar != nil && step != p.step {
 		p.done()
 	}
-	if p.bar == nil {
+	fresh := p.bar == nil
+	if fresh {
 		opts := []progressbar.Option{
 			progressbar.OptionSetWriter(p.w),
 			progressbar.OptionThrottle(redrawEvery),
@@ -87,16 +99,36 @@ func (p *progress) set(done, total int64, step, detail string) {
 		}
 		p.bar, p.step, p.desc, p.total = progressbar.NewOptions64(total, opts...), step, desc, total
 	}
-	if total != p.total {
-		p.total = total
-		p.bar.ChangeMax64(total)
-	}
-	if desc != p.desc {
-		p.desc = desc
-		p.bar.Describe(desc)
-	}
 	p.doneN = done
-	p.bar.Set64(done)
+	// The library throttles its redraws only until the bar is full: a
+	// step that goes on reporting at 100% (install unpacking after the
+	// last byte, a description changing per package) would redraw on
+	// every report. Throttle here too: draw at once only a new step's
+	// first state and the first reaching of the whole, and the last
+	// state when done ends the line.
+	now := time.Now()
+	reachesWhole := total > 0 && done >= total && p.drawnDone < total
+	if !fresh && !reachesWhole && now.Sub(p.drawn) < redrawEvery {
+		p.pending = &frame{done, total, desc}
+		return
+	}
+	p.drawn = now
+	p.draw(frame{done, total, desc})
+}
+
+// draw brings the bar to f.
+func (p *progress) draw(f frame) {
+	p.pending = nil
+	p.drawnDone = f.done
+	if f.total != p.total {
+		p.total = f.total
+		p.bar.ChangeMax64(f.total)
+	}
+	if f.desc != p.desc {
+		p.desc = f.desc
+		p.bar.Describe(f.desc)
+	}
+	p.bar.Set64(f.done)
 }
 
 // done ends the progress line, leaving its last state on the screen: a
@@ -104,6 +136,9 @@ func (p *progress) set(done, total int64, step, detail string) {
 func (p *progress) done() {
 	if p == nil || p.bar == nil {
 		return
+	}
+	if p.pending != nil {
+		p.draw(*p.pending)
 	}
 	if p.total < 0 || p.doneN >= p.total {
 		p.bar.Finish()

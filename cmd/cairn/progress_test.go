@@ -185,3 +185,31 @@ func TestProgressSteps(t *testing.T) {
 		t.Fatalf("drawn after done: %q", strings.TrimPrefix(again, all))
 	}
 }
+
+// TestProgressThrottledUnknownTotal: a step of unknown size (a bar whose
+// max is -1) is redrawn at most ~10 times a second too, whatever the
+// library does with such a bar, and its line ends showing the last state
+// reported.
+func TestProgressThrottledUnknownTotal(t *testing.T) {
+	out := &countingWriter{}
+	p := &progress{w: out}
+	report := installProgress(p)
+	const reports = 3000
+	start := time.Now()
+	for n := int64(1); n <= reports; n++ {
+		report(install.Progress{Bytes: n, TotalPackages: 1, Phase: "fetching"})
+		if n%100 == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	report(install.Progress{Bytes: reports + 7, Packages: 1, TotalPackages: 1, Phase: "unpacked"})
+	p.done()
+	elapsed := time.Since(start)
+	if bound := 3 + int(elapsed/redrawEvery); out.frames > bound || out.frames < 2 {
+		t.Fatalf("%d frames drawn in %s for %d reports of unknown total, want 2 to %d (at most one per %s)", out.frames, elapsed, reports, bound, redrawEvery)
+	}
+	all := out.all.String()
+	if !strings.Contains(all, "3007") || !strings.Contains(all, "install: 1/1 packages  unpacked") || !strings.HasSuffix(all, "\n") {
+		t.Fatalf("the last frame does not show the last state, or the line is not ended: %q", all[max(0, len(all)-300):])
+	}
+}
