@@ -119,16 +119,32 @@ cairn why acme/fastjson --json`,
 }
 
 // setExamples gives every command under root its examples, indented as
-// cobra's help pages indent them.
+// cobra's help pages indent them. A group of commands (cairn key, cairn
+// completion) without examples of its own shows its subcommands' first
+// example each, so that every help page has an Examples: section.
 func setExamples(root *cobra.Command) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
-		if ex, ok := examples[strings.TrimPrefix(c.CommandPath(), root.Name()+" ")]; ok && c.Example == "" {
-			c.Example = "  " + strings.ReplaceAll(ex, "\n", "\n  ")
-		}
 		for _, s := range c.Commands() {
 			walk(s)
 		}
+		if c.Example != "" || c == root {
+			return
+		}
+		if ex, ok := examples[strings.TrimPrefix(c.CommandPath(), root.Name()+" ")]; ok {
+			c.Example = "  " + strings.ReplaceAll(ex, "\n", "\n  ")
+			return
+		}
+		var firsts []string
+		for _, s := range c.Commands() {
+			for _, line := range strings.Split(s.Example, "\n") {
+				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+					firsts = append(firsts, "  "+line)
+					break
+				}
+			}
+		}
+		c.Example = strings.Join(firsts, "\n")
 	}
 	walk(root)
 }

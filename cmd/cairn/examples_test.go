@@ -19,8 +19,12 @@ func TestHelpExamples(t *testing.T) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		path := strings.TrimPrefix(c.CommandPath(), "cairn ")
-		if c.Runnable() && c.Name() != "help" {
+		if c.Runnable() {
 			used[path] = true
+		}
+		// Every help page: a runnable command's, and a group's
+		// (cairn key, cairn completion, which cobra adds).
+		if c != root && !c.Hidden && c.Name() != "help" {
 			if c.Example == "" {
 				t.Errorf("cairn %s has no examples: add them to the table in examples.go", path)
 			}
@@ -44,10 +48,17 @@ func TestHelpExamples(t *testing.T) {
 		}
 	}
 
-	var out bytes.Buffer
-	if code := run(context.Background(), []string{"show", "--help"}, &out, &out); code != exitOK ||
-		!strings.Contains(out.String(), "\nExamples:\n  cairn show acme/fastjson\n") {
-		t.Errorf("cairn show --help: exit %d, no Examples: section:\n%s", code, out.String())
+	for _, page := range []struct{ args, want string }{
+		{"show --help", "\nExamples:\n  cairn show acme/fastjson\n"},
+		{"completion --help", "\nExamples:\n  source <(cairn completion bash)\n  cairn completion fish > "},
+		{"completion zsh --help", "\nExamples:\n  cairn completion zsh > "},
+		{"key --help", "\nExamples:\n  cairn key grant --key root.key "},
+	} {
+		var out bytes.Buffer
+		if code := run(context.Background(), strings.Fields(page.args), &out, &out); code != exitOK ||
+			!strings.Contains(out.String(), page.want) {
+			t.Errorf("cairn %s: exit %d, no Examples: section with %q:\n%s", page.args, code, page.want, out.String())
+		}
 	}
 }
 
