@@ -27,10 +27,11 @@ type PackageEntry struct {
 // before: the caller's to choose), by name, each with its latest
 // version, that match term (see MatchPackage; "" matches all). The
 // packages of the upstreams main follows are listed beside them, each
-// read at the head of the upstream's copy this repository verified:
-// never one whose name is internal to the repository (Names: internal
-// names win), and a name two upstreams publish is the first's, in name
-// order, as the server's light reads serve it.
+// read at the head of the upstream's copy this repository verified, as
+// servedBy serves them: never one whose name is internal to the
+// repository (Names: internal names win), and never a name several
+// upstreams publish (an *AmbiguousError to every other reader: nobody
+// serves it).
 func (r *Repo) Packages(ctx context.Context, commit, term string) ([]PackageEntry, error) {
 	id, err := r.Head(ctx, commit)
 	if err != nil {
@@ -40,19 +41,71 @@ func (r *Repo) Packages(ctx context.Context, commit, term string) ([]PackageEntr
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
 	var out []PackageEntry
 	for name, vs := range own {
-		seen[name] = true
 		if MatchPackage(term, name) {
 			out = append(out, entry(name, vs, ""))
 		}
 	}
-	ups, err := r.Upstreams(ctx, id)
+	heads, err := r.verifiedUpstreams(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	pubs := map[string][]*Upstream{}
+	versions := map[*Upstream]map[string][]string{}
+	for _, h := range heads {
+		theirs, err := r.packageVersions(ctx, h.head)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", h.u.Name, err)
+		}
+		versions[h.u] = theirs
+		for name := range theirs {
+			if own[name] == nil && MatchPackage(term, name) {
+				pubs[name] = append(pubs[name], h.u)
+			}
+		}
+	}
 	var names *Names
+	for name, us := range pubs {
+		if names == nil {
+			if names, err = r.Names(ctx, id); err != nil {
+				return nil, err
+			}
+		}
+		why, err := names.Why(name)
+		if err != nil {
+			return nil, err
+		}
+		u, err := servedBy(name, why, us)
+		var amb *AmbiguousError
+		if errors.Is(err, fs.ErrNotExist) || errors.As(err, &amb) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, entry(name, versions[u][name], u.Name))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// upstreamHead is a followed upstream and the head of its copy this
+// repository verified.
+type upstreamHead struct {
+	u    *Upstream
+	head string
+}
+
+// verifiedUpstreams lists the upstreams followed at commit (declared,
+// not revoked) that this repository verified a copy of, by name, each
+// with the head it verified.
+func (r *Repo) verifiedUpstreams(ctx context.Context, commit string) ([]upstreamHead, error) {
+	ups, err := r.Upstreams(ctx, commit)
+	if err != nil {
+		return nil, err
+	}
+	var out []upstreamHead
 	for _, u := range ups {
 		if u.RevokedBy != "" {
 			continue
@@ -61,35 +114,31 @@ func (r *Repo) Packages(ctx context.Context, commit, term string) ([]PackageEntr
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
 		}
-		if head == "" {
-			continue // never synced: nothing of it is verified here
-		}
-		theirs, err := r.packageVersions(ctx, head)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
-		}
-		if names == nil {
-			if names, err = r.Names(ctx, id); err != nil {
-				return nil, err
-			}
-		}
-		for name, vs := range theirs {
-			if seen[name] {
-				continue
-			}
-			seen[name] = true
-			if in, err := names.Internal(name); err != nil {
-				return nil, err
-			} else if in {
-				continue
-			}
-			if MatchPackage(term, name) {
-				out = append(out, entry(name, vs, u.Name))
-			}
+		if head != "" { // never synced: nothing of it is verified here
+			out = append(out, upstreamHead{u, head})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// PackagesKey names what Packages(commit, …) reads: commit's id and the
+// verified head of each upstream followed there. A listing kept by it is
+// current for as long as the key is the same.
+func (r *Repo) PackagesKey(ctx context.Context, commit string) (string, error) {
+	id, err := r.Head(ctx, commit)
+	if err != nil {
+		return "", err
+	}
+	heads, err := r.verifiedUpstreams(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString(id)
+	for _, h := range heads {
+		b.WriteString(";" + h.u.Name + "=" + h.head)
+	}
+	return b.String(), nil
 }
 
 // MatchPackage reports whether a package name matches a search term: a
@@ -146,11 +195,12 @@ type UpstreamVersionView struct {
 
 // ShowUpstreamPackage returns a package's versions (or one version) that
 // an upstream main follows publishes, oldest first, as UpstreamVersionView
-// shows them. The upstream is the first, in name order, whose verified
-// copy publishes the name, as the server's light reads and Packages pick
-// it. It fails with fs.ErrNotExist when the name is internal to this
-// repository (Names: internal names win, its upstream namesakes are
-// never shown), or when no upstream this repository verified publishes it.
+// shows them. The upstream is the one servedBy picks among those whose
+// verified copies publish the name, as the server's light reads and
+// Packages pick it: it fails with fs.ErrNotExist when the name is
+// internal to this repository (Names: internal names win, its upstream
+// namesakes are never shown) or when no upstream this repository
+// verified publishes it, and with an *AmbiguousError when several do.
 func (r *Repo) ShowUpstreamPackage(ctx context.Context, name, version string) ([]UpstreamVersionView, error) {
 	if err := descriptor.CheckName(name); err != nil {
 		return nil, err
@@ -163,53 +213,56 @@ func (r *Repo) ShowUpstreamPackage(ctx context.Context, name, version string) ([
 	if err != nil {
 		return nil, err
 	}
-	if why, err := names.Why(name); err != nil {
-		return nil, err
-	} else if why != "" {
-		return nil, fmt.Errorf("%s is not published in %s, and is an internal name: its upstream namesakes are never shown (%s): %w", name, r.Dir, why, fs.ErrNotExist)
-	}
-	ups, err := r.Upstreams(ctx, own.Commit())
+	why, err := names.Why(name)
 	if err != nil {
 		return nil, err
 	}
-	for _, u := range ups {
-		if u.RevokedBy != "" {
-			continue
-		}
-		head, _, err := r.UpstreamLine(u).VerifiedHead()
+	if why != "" {
+		return nil, fmt.Errorf("%s is not published in %s, and is an internal name: its upstream namesakes are never shown (%s): %w", name, r.Dir, why, fs.ErrNotExist)
+	}
+	heads, err := r.verifiedUpstreams(ctx, own.Commit())
+	if err != nil {
+		return nil, err
+	}
+	var pubs []*Upstream
+	catalogs := map[*Upstream]*Catalog{}
+	published := map[*Upstream][]string{}
+	for _, h := range heads {
+		theirs, err := r.Catalog(ctx, h.head)
 		if err != nil {
-			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
-		}
-		if head == "" {
-			continue
-		}
-		theirs, err := r.Catalog(ctx, head)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+			return nil, fmt.Errorf("upstream %s: %w", h.u.Name, err)
 		}
 		vs, err := theirs.Versions(name)
 		if err != nil {
 			return nil, err
 		}
-		if len(vs) == 0 {
-			continue
+		if len(vs) > 0 {
+			pubs = append(pubs, h.u)
+			catalogs[h.u], published[h.u] = theirs, vs
 		}
-		views, err := theirs.Show(ctx, name, version)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s@%s is published neither in %s nor by upstream %s, which publishes %s %s: %w", name, version, r.Dir, u.Name, name, strings.Join(vs, ", "), fs.ErrNotExist)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
-		}
-		out := make([]UpstreamVersionView, 0, len(views))
-		for _, v := range views {
-			local, err := own.ShowUpstream(ctx, u.Name, name, v.Version)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, UpstreamVersionView{VersionView: v, Upstream: u.Name, Head: head, Local: append([]RecordView{}, local...)})
-		}
-		return out, nil
 	}
-	return nil, fmt.Errorf("%s is published neither in %s nor in an upstream it verified (cairn sync fetches and verifies them): %w", name, r.Dir, fs.ErrNotExist)
+	u, err := servedBy(name, why, pubs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s is published neither in %s nor in an upstream it verified (cairn sync fetches and verifies them): %w", name, r.Dir, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	theirs := catalogs[u]
+	views, err := theirs.Show(ctx, name, version)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s@%s is published neither in %s nor by upstream %s, which publishes %s %s: %w", name, version, r.Dir, u.Name, name, strings.Join(published[u], ", "), fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+	}
+	out := make([]UpstreamVersionView, 0, len(views))
+	for _, v := range views {
+		local, err := own.ShowUpstream(ctx, u.Name, name, v.Version)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, UpstreamVersionView{VersionView: v, Upstream: u.Name, Head: theirs.Commit(), Local: append([]RecordView{}, local...)})
+	}
+	return out, nil
 }

@@ -28,19 +28,24 @@ func (p PackageTree) Key() string {
 	return p.Tree + "+" + p.Local
 }
 
-// FindPackage finds a package's files at the current heads: in main
-// first, then, for a name that is not internal (Names: internal names
-// win, an upstream's package of an internal name is never looked at), in
-// each verified copy of the upstreams ups returns, in its order (asked
-// only when main lacks the package). A package found nowhere is
-// fs.ErrNotExist.
+// FindPackage finds a package's files at main's current head, read once
+// and used for every judgement: in main first, then, for a name that is
+// not internal (servedBy: internal names win), in the verified copy of
+// the one upstream of those ups returns (asked only when main lacks the
+// package) that publishes it. A package found nowhere, or internal and
+// unpublished, is fs.ErrNotExist; one several upstreams publish is an
+// *AmbiguousError.
 func (r *Repo) FindPackage(ctx context.Context, name string, ups func() ([]*Upstream, error)) (PackageTree, error) {
+	main, err := r.Head(ctx, MainRef)
+	if err != nil {
+		return PackageTree{}, err
+	}
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return PackageTree{}, err
 	}
 	dir := layout.PackageDir(name)
-	if id, err := treeAt(rd, MainRef+":"+dir); id != "" || err != nil {
+	if id, err := treeAt(rd, main+":"+dir); id != "" || err != nil {
 		return PackageTree{Tree: id}, err
 	}
 	followed, err := ups()
@@ -50,29 +55,35 @@ func (r *Repo) FindPackage(ctx context.Context, name string, ups func() ([]*Upst
 	if len(followed) == 0 {
 		return PackageTree{}, fs.ErrNotExist
 	}
-	// A name internal here but not published yet (inside a publish grant
-	// of this repository's keys) is never taken from an upstream.
-	own, err := r.Names(ctx, MainRef)
+	own, err := r.Names(ctx, main)
 	if err != nil {
 		return PackageTree{}, err
 	}
-	if in, err := own.Internal(name); err != nil {
+	why, err := own.Why(name)
+	if err != nil {
 		return PackageTree{}, err
-	} else if in {
-		return PackageTree{}, fs.ErrNotExist
 	}
+	var pubs []*Upstream
+	trees := map[*Upstream]string{}
 	for _, u := range followed {
+		if why != "" {
+			break // never looked at
+		}
 		id, err := treeAt(rd, UpstreamRef(u.Name)+":"+dir)
 		if err != nil {
 			return PackageTree{}, err
 		}
-		if id == "" {
-			continue
+		if id != "" {
+			pubs = append(pubs, u)
+			trees[u] = id
 		}
-		local, err := treeAt(rd, MainRef+":"+layout.UpstreamDir(u.Name)+"/"+dir)
-		return PackageTree{Tree: id, Local: local, Upstream: u}, err
 	}
-	return PackageTree{}, fs.ErrNotExist
+	u, err := servedBy(name, why, pubs)
+	if err != nil {
+		return PackageTree{}, err
+	}
+	local, err := treeAt(rd, main+":"+layout.UpstreamDir(u.Name)+"/"+dir)
+	return PackageTree{Tree: trees[u], Local: local, Upstream: u}, err
 }
 
 // UpstreamsKey returns the id of main's tree of upstream declarations, ""

@@ -72,9 +72,11 @@ func (r *Repo) Followed(ctx context.Context) ([]*Upstream, error) {
 }
 
 // UpstreamVersion finds a version that a followed upstream publishes, at
-// the head of the upstream's copy that this repository verified. It fails if the name is
-// internal to main (Names: internal names win) or if no upstream, or more than one,
-// publishes the version and none was named.
+// the head of the upstream's copy that this repository verified, the
+// upstream chosen as servedBy chooses it, judged at main's head: it fails
+// if the name is internal to main (Names: internal names win), if no
+// upstream publishes the package, or, unless only names one of them, if
+// several do (an *AmbiguousError), and if the chosen one lacks the version.
 func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) (*Upstream, *descriptor.Descriptor, blob.Ref, error) {
 	head, err := r.Head(ctx, MainRef)
 	if err != nil {
@@ -93,41 +95,41 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 	} else if why != "" {
 		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s, and %s is an internal package: its upstream namesakes are never used (%s)", name, version, r.Dir, name, why)
 	}
-	ups, err := r.Followed(ctx)
+	heads, err := r.verifiedUpstreams(ctx, head)
 	if err != nil {
 		return nil, nil, blob.Ref{}, err
 	}
-	type hit struct {
-		u    *Upstream
-		data []byte
-	}
-	var hits []hit
-	var names []string
-	for _, u := range ups {
-		if only != "" && u.Name != only {
+	var pubs []*Upstream
+	verified := map[*Upstream]string{}
+	for _, h := range heads {
+		if only != "" && h.u.Name != only {
 			continue
 		}
-		verified, _, err := r.UpstreamLine(u).VerifiedHead()
+		id, err := treeAt(rd, h.head+":"+layout.PackageDir(name))
 		if err != nil {
 			return nil, nil, blob.Ref{}, err
 		}
-		if verified == "" {
-			continue
-		}
-		o, err := rd.Read(verified + ":" + layout.VersionDir(name, version) + "/" + layout.DescriptorFile)
-		if err == nil {
-			hits = append(hits, hit{u, o.Data})
-			names = append(names, u.Name)
+		if id != "" {
+			pubs = append(pubs, h.u)
+			verified[h.u] = h.head
 		}
 	}
-	switch len(hits) {
-	case 0:
+	u, err := servedBy(name, "", pubs)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is published neither in %s nor in an upstream it verified (cairn sync fetches and verifies them)", name, version, r.Dir)
-	case 1:
-		d, err := descriptor.Parse(hits[0].data)
-		return hits[0].u, d, blob.DigestBytes(hits[0].data), err
 	}
-	return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is published by upstreams %s: name one (--upstream)", name, version, strings.Join(names, ", "))
+	if err != nil {
+		return nil, nil, blob.Ref{}, err
+	}
+	o, err := rd.Read(verified[u] + ":" + layout.VersionDir(name, version) + "/" + layout.DescriptorFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s: upstream %s publishes %s but not this version (as verified at %.12s)", name, version, u.Name, name, verified[u])
+	}
+	if err != nil {
+		return nil, nil, blob.Ref{}, err
+	}
+	d, err := descriptor.Parse(o.Data)
+	return u, d, blob.DigestBytes(o.Data), err
 }
 
 // PackageNames returns the names of the packages published at commit.

@@ -116,6 +116,9 @@ func (ss Sources) Publisher(name string) (*Source, []string, error) {
 			shadowed = append(shadowed, s.Name)
 			continue
 		}
+		if s.Via != nil {
+			return ss.upstreamPublisher(name, s, vs)
+		}
 		return s, vs, nil
 	}
 	if len(shadowed) > 0 {
@@ -123,6 +126,31 @@ func (ss Sources) Publisher(name string) (*Source, []string, error) {
 			name, ss.Get(shadowed[0]).Via.Name, strings.Join(shadowed, ", "), fs.ErrNotExist)
 	}
 	return nil, nil, fmt.Errorf("%s is published in none of the repositories: %w", name, fs.ErrNotExist)
+}
+
+// upstreamPublisher applies index's rule for a name that first
+// publishes, an upstream line: the repository that follows it serves the
+// name from the one upstream that publishes it, and from none when
+// several do (index.ChooseUpstream: an *index.AmbiguousError), as its
+// server's light reads and listing do.
+func (ss Sources) upstreamPublisher(name string, first *Source, vs []string) (*Source, []string, error) {
+	pubs := []string{first.Upstream}
+	for _, s := range ss {
+		if s == first || s.Via != first.Via {
+			continue
+		}
+		svs, err := s.Catalog.Versions(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(svs) > 0 {
+			pubs = append(pubs, s.Upstream)
+		}
+	}
+	if _, err := index.ChooseUpstream(name, pubs); err != nil {
+		return nil, nil, fmt.Errorf("repository %s: %w", first.Via.Name, err)
+	}
+	return first, vs, nil
 }
 
 // Shadowed reports whether s is an upstream line and name is internal to
