@@ -114,6 +114,11 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "no package %s in this repository", name)
 		return
 	}
+	var amb *index.AmbiguousError
+	if errors.As(err, &amb) {
+		httpError(w, http.StatusConflict, "%v", err)
+		return
+	}
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 		return
@@ -145,7 +150,8 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 
 // packageTree finds a package's files (index.FindPackage: the
 // repository's own index first, then, for a name that is not internal,
-// each followed upstream's verified copy, in name order), remembered for
+// the one followed upstream whose verified copy publishes it — several
+// are an *index.AmbiguousError, answered 409), remembered for
 // as long as the refs they were read from have not moved.
 func (s *Server) packageTree(r *http.Request, name string) (index.PackageTree, error) {
 	version, src, ok, err := s.resolved.get(r.Context(), s.repo, name)

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"cairn.dev/cairn/internal/index"
 )
@@ -58,21 +60,24 @@ func (s *Server) packageList(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
 		return
 	}
-	all, err := s.repo.Packages(r.Context(), res.Head, q.Get("q"))
+	all, err := s.packages(r.Context(), res.Head)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, "listing packages at %.12s: %v", res.Head, err)
 		return
 	}
-	page := PackageList{Head: res.Head, Query: q.Get("q"), Packages: []index.PackageEntry{}}
-	for i, p := range all {
-		if p.Name <= after {
+	term := q.Get("q")
+	page := PackageList{Head: res.Head, Query: term, Packages: []index.PackageEntry{}}
+	last := ""
+	for _, p := range all {
+		if p.Name <= after || !index.MatchPackage(term, p.Name) {
 			continue
 		}
 		if len(page.Packages) == limit {
-			page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(all[i-1].Name))
+			page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(last))
 			break
 		}
 		page.Packages = append(page.Packages, p)
+		last = p.Name
 	}
 	body, err := json.Marshal(page)
 	if err != nil {
@@ -82,4 +87,38 @@ func (s *Server) packageList(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(append(body, '\n'))
+}
+
+// listing keeps the whole package listing (every name, no term) of the
+// heads it was read at — main's verified head and the verified head of
+// each upstream it follows (index.Repo.PackagesKey) — so that the pages
+// of a listing, and searches, list the tree once per change, not once
+// per request.
+type listing struct {
+	mu    sync.Mutex
+	key   string
+	all   []index.PackageEntry
+	lists int // how many times the tree was listed (tests count them)
+}
+
+// packages returns the packages at main's verified head (and the
+// upstreams' verified heads), listed once per change of those heads.
+func (s *Server) packages(ctx context.Context, head string) ([]index.PackageEntry, error) {
+	key, err := s.repo.PackagesKey(ctx, head)
+	if err != nil {
+		return nil, err
+	}
+	c := &s.listing
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.key == key && c.all != nil {
+		return c.all, nil
+	}
+	all, err := s.repo.Packages(ctx, head, "")
+	if err != nil {
+		return nil, err
+	}
+	c.lists++
+	c.key, c.all = key, all
+	return all, nil
 }

@@ -124,3 +124,39 @@ func TestAttackPackageListUnverified(t *testing.T) {
 		t.Fatalf("after a package was added behind the server's back: %d %s, want 503 naming the rule, and no acme/evil", code, body)
 	}
 }
+
+// The listing is read from the tree once per change of the heads it was
+// read at: a second page and a search answer from it, a publish (main's
+// verified head moves) lists again and shows the new package.
+func TestPackageListCached(t *testing.T) {
+	f := newFixture(t)
+	publishAs(t, f, "acme/a", "1.0.0")
+	publishAs(t, f, "acme/b", "1.0.0")
+	publishAs(t, f, "acme/c", "1.0.0")
+	lists := func() int {
+		f.srv.listing.mu.Lock()
+		defer f.srv.listing.mu.Unlock()
+		return f.srv.listing.lists
+	}
+	code, l, body := f.list("?limit=2")
+	if code != http.StatusOK || names(l) != "acme/a@1.0.0 acme/b@1.0.0" || l.NextCursor == "" {
+		t.Fatalf("first page: %d %s", code, body)
+	}
+	if code, l, body = f.list("?limit=2&cursor=" + l.NextCursor); code != http.StatusOK || names(l) != "acme/c@1.0.0" {
+		t.Fatalf("second page: %d %s", code, body)
+	}
+	if code, l, body = f.list("?q=b"); code != http.StatusOK || names(l) != "acme/b@1.0.0" {
+		t.Fatalf("search: %d %s", code, body)
+	}
+	if n := lists(); n != 1 {
+		t.Fatalf("three requests at one head listed the tree %d times, want once", n)
+	}
+	publishAs(t, f, "acme/d", "1.0.0")
+	head, _ := f.repo.Head(f.ctx, index.MainRef)
+	if code, l, body = f.list(""); code != http.StatusOK || l.Head != head || names(l) != "acme/a@1.0.0 acme/b@1.0.0 acme/c@1.0.0 acme/d@1.0.0" {
+		t.Fatalf("after a publish: %d %s", code, body)
+	}
+	if n := lists(); n != 2 {
+		t.Fatalf("after a publish the tree was listed %d times in all, want twice", n)
+	}
+}

@@ -75,6 +75,7 @@ type Server struct {
 	upTree   string
 	ups      []*index.Upstream
 	resolved resolutions
+	listing  listing // GET /api/v1/packages's whole listing, by the heads it was read at
 
 	changes changes // main may have moved (a push landed)
 	uploads clients // uploads in progress, by client address
