@@ -83,10 +83,11 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 	return out, nil
 }
 
-// collisions lists the names an upstream's verified copy publishes that
-// are internal to the repository at main's head.
+// collisions lists the names an upstream's verified copy publishes (at
+// the head this repository verified, as every read judges it) that are
+// internal to the repository at main's head.
 func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main string) ([]string, error) {
-	head, err := refAt(ctx, r, index.UpstreamRef(u.Name))
+	head, _, err := r.VerifiedHead(r.UpstreamLine(u))
 	if err != nil || head == "" {
 		return nil, err
 	}
