@@ -87,7 +87,7 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 // the head this repository verified, as every read judges it) that are
 // internal to the repository at main's head.
 func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main string) ([]string, error) {
-	head, _, err := r.VerifiedHead(r.UpstreamLine(u))
+	head, _, err := r.UpstreamLine(u).VerifiedHead()
 	if err != nil || head == "" {
 		return nil, err
 	}
