@@ -14,6 +14,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -105,7 +106,7 @@ func (w *world) rebuild(base, from, to string) (string, string) {
 	t := w.t
 	t.Helper()
 	work := filepath.Join(w.dir, "mallory")
-	gitIn(t, w.dir, "clone", "-q", gitDir(t, w.repo), work)
+	gitIn(t, w.dir, "clone", "-q", indextest.GitDir(t, w.repo), work)
 	gitIn(t, work, "checkout", "-q", "--detach", base)
 	added := strings.Fields(gitIn(t, work, "diff-tree", "--no-commit-id", "--name-only", "-r", "--diff-filter=A", from, to))
 	gitIn(t, work, append([]string{"checkout", to, "--"}, added...)...)
@@ -116,7 +117,7 @@ func (w *world) rebuild(base, from, to string) (string, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { evil.Close() })
-	if _, err := gitOn(t, evil, "fetch", "-q", work, "HEAD:"+index.MainRef); err != nil {
+	if _, err := indextest.Git(t, evil, "fetch", "-q", work, "HEAD:"+index.MainRef); err != nil {
 		t.Fatal(err)
 	}
 	// The rebuilt history is made of genuine records: it verifies on its own.

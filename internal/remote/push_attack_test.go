@@ -12,6 +12,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/server"
 )
@@ -20,7 +21,7 @@ import (
 // user of a clone does, and returns what git printed.
 func gitPush(t *testing.T, r *index.Repo, url string) (string, error) {
 	t.Helper()
-	out, err := gitOn(t, r, "push", url+"/index.git", index.MainRef+":"+index.MainRef)
+	out, err := indextest.Git(t, r, "push", url+"/index.git", index.MainRef+":"+index.MainRef)
 	if err != nil {
 		return err.Error(), err
 	}
@@ -30,7 +31,7 @@ func gitPush(t *testing.T, r *index.Repo, url string) (string, error) {
 // commitTime returns the committer time of commit in r.
 func commitTime(t *testing.T, r *index.Repo, commit string) time.Time {
 	t.Helper()
-	out, err := gitOn(t, r, "show", "-s", "--format=%ct", commit)
+	out, err := indextest.Git(t, r, "show", "-s", "--format=%ct", commit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestPushLostRaceRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another writer holds main's lock for a while.
-	lock := filepath.Join(gitDir(t, w.repo), "refs", "heads", "main.lock")
+	lock := filepath.Join(indextest.GitDir(t, w.repo), "refs", "heads", "main.lock")
 	if err := os.WriteFile(lock, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,7 @@ func TestPushLostRaceIsNotRefusal(t *testing.T) {
 	}
 	defer func(n int) { maxPushAttempts = n }(maxPushAttempts)
 	maxPushAttempts = 2
-	lock := filepath.Join(gitDir(t, w.repo), "refs", "heads", "main.lock")
+	lock := filepath.Join(indextest.GitDir(t, w.repo), "refs", "heads", "main.lock")
 	if err := os.WriteFile(lock, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func TestPushErrorCarriesRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The owner deletes the authored record with git plumbing.
-	gitDir := gitDir(t, c)
+	gitDir := indextest.GitDir(t, c)
 	idx := filepath.Join(t.TempDir(), "index")
 	git := func(args ...string) string {
 		t.Helper()

@@ -21,6 +21,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/server"
 	"cairn.dev/cairn/internal/server/servertest"
@@ -203,7 +204,7 @@ func TestRollbackRefused(t *testing.T) {
 	after, _ := w.repo.Head(w.ctx, index.MainRef)
 	c := w.client("c", w.url)
 	// The server's operator (or an attacker on it) rolls main back.
-	if _, err := gitOn(t, w.repo, "update-ref", index.MainRef, before); err != nil {
+	if _, err := indextest.Git(t, w.repo, "update-ref", index.MainRef, before); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(w.repo.LocalDir(), "verified.json"))
@@ -288,7 +289,7 @@ func TestSplitView(t *testing.T) {
 	}
 	defer other.Close()
 	head, _ := w.repo.Head(w.ctx, index.MainRef)
-	if _, err := gitOn(t, other, "fetch", "-q", gitDir(t, w.repo), index.MainRef+":"+index.MainRef); err != nil {
+	if _, err := indextest.Git(t, other, "fetch", "-q", indextest.GitDir(t, w.repo), index.MainRef+":"+index.MainRef); err != nil {
 		t.Fatal(err)
 	}
 	_ = head

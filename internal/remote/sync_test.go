@@ -10,6 +10,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 )
 
 // A sync cut while it runs (a server shutting down cancels its context)
@@ -64,7 +65,7 @@ func TestSyncErrorNamesUpstreamOnce(t *testing.T) {
 	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gitOn(t, pub.repo, "update-ref", index.MainRef, before); err != nil {
+	if _, err := indextest.Git(t, pub.repo, "update-ref", index.MainRef, before); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(pub.repo.LocalDir(), "verified.json"))

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"cairn.dev/cairn/internal/index/indextest"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -279,7 +280,7 @@ func TestOrganisationFollowsUpstream(t *testing.T) {
 			}
 		}
 	}
-	commits, err := gitOn(t, org.repo, "rev-list", index.MainRef)
+	commits, err := indextest.Git(t, org.repo, "rev-list", index.MainRef)
 	if err != nil {
 		t.Fatal(err)
 	}

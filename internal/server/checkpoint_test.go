@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index/indextest"
 )
 
 // A server without a checkpoint key says so in a way a client can tell
@@ -47,7 +48,7 @@ func TestCheckpointRefusedOnTamperedIndex(t *testing.T) {
 		t.Fatalf("checkpoint before: %s %s", resp.Status, body)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
-	if out, err := gitIn(t, ".", "clone", "-q", gitDir(t, s.repo), clone); err != nil {
+	if out, err := gitIn(t, ".", "clone", "-q", indextest.GitDir(t, s.repo), clone); err != nil {
 		t.Fatalf("clone: %v\n%s", err, out)
 	}
 	out, _ := gitIn(t, clone, "ls-files", "packages")

@@ -9,6 +9,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 )
 
 // A package's light read follows main wherever git keeps it (a loose
@@ -55,7 +56,7 @@ func TestLightReadFollowsMain(t *testing.T) {
 	if len(vs) != 1 {
 		t.Fatalf("after 1.0.0: versions %v", vs)
 	}
-	if _, err := gitOn(t, f.repo, "pack-refs", "--all"); err != nil {
+	if _, err := indextest.Git(t, f.repo, "pack-refs", "--all"); err != nil {
 		t.Fatal(err)
 	}
 	if resp, _ := f.do("GET", "/api/v1/packages/acme/x", nil, map[string]string{"If-None-Match": etag}); resp.StatusCode != http.StatusNotModified {

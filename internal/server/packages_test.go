@@ -11,6 +11,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/index/layout"
 )
 
@@ -111,7 +112,7 @@ func TestAttackPackageListUnverified(t *testing.T) {
 		t.Fatalf("before: %d %s", code, body)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
-	if out, err := gitIn(t, ".", "clone", "-q", gitDir(t, s.repo), clone); err != nil {
+	if out, err := gitIn(t, ".", "clone", "-q", indextest.GitDir(t, s.repo), clone); err != nil {
 		t.Fatalf("clone: %v\n%s", err, out)
 	}
 	dir := filepath.Join(clone, filepath.FromSlash(layout.VersionDir("acme/evil", "6.6.6")))

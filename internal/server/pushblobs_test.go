@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cairn.dev/cairn/internal/index/indextest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +25,7 @@ func publishInClone(t *testing.T, f *fixture, name, version string, artifacts []
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if _, err := gitOn(t, c, "fetch", "-q", f.url+"/index.git", "+"+index.MainRef+":"+index.MainRef); err != nil {
+	if _, err := indextest.Git(t, c, "fetch", "-q", f.url+"/index.git", "+"+index.MainRef+":"+index.MainRef); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -64,7 +65,7 @@ func upload(t *testing.T, f *fixture, c *index.Repo, refs ...blob.Ref) {
 // pushClone pushes c's main to f's server with the git client.
 func pushClone(t *testing.T, f *fixture, c *index.Repo) (string, error) {
 	t.Helper()
-	out, err := gitOn(t, c, "push", f.url+"/index.git", index.MainRef+":"+index.MainRef)
+	out, err := indextest.Git(t, c, "push", f.url+"/index.git", index.MainRef+":"+index.MainRef)
 	if err != nil {
 		return err.Error(), err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 )
 
 // behindItsBack commits in dir (a clone of the server's index) and
@@ -45,7 +46,7 @@ func TestAttackDeletedBehindItsBack(t *testing.T) {
 		t.Fatalf("healthz before: %s %s", resp.Status, body)
 	}
 	clone := filepath.Join(t.TempDir(), "clone")
-	if out, err := gitIn(t, ".", "clone", "-q", gitDir(t, s.repo), clone); err != nil {
+	if out, err := gitIn(t, ".", "clone", "-q", indextest.GitDir(t, s.repo), clone); err != nil {
 		t.Fatalf("clone: %v\n%s", err, out)
 	}
 	out, _ := gitIn(t, clone, "ls-files", "packages")
@@ -77,7 +78,7 @@ func TestAttackRewrittenBehindItsBack(t *testing.T) {
 	if resp, body := s.do("GET", "/healthz", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz before: %s %s", resp.Status, body)
 	}
-	if out, err := gitIn(t, gitDir(t, s.repo), "update-ref", "refs/heads/main", before); err != nil {
+	if out, err := gitIn(t, indextest.GitDir(t, s.repo), "update-ref", "refs/heads/main", before); err != nil {
 		t.Fatalf("reset: %v\n%s", err, out)
 	}
 	resp, body := s.do("GET", "/healthz", nil, nil)

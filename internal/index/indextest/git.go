@@ -1,4 +1,7 @@
-package remote
+package indextest
+
+// The git an operator or an attacker runs on an index, behind cairn's back:
+// tests of the packages above index use it to tamper with what cairn reads.
 
 import (
 	"os"
@@ -10,9 +13,9 @@ import (
 	"cairn.dev/cairn/internal/index"
 )
 
-// gitDir returns r's git directory, for a test that acts on it with git
+// GitDir returns r's git directory, for a test that acts on it with git
 // itself, as an operator or an attacker would, behind cairn's back.
-func gitDir(t testing.TB, r *index.Repo) string {
+func GitDir(t testing.TB, r *index.Repo) string {
 	t.Helper()
 	if fi, err := os.Stat(filepath.Join(r.Dir, "index.git")); err == nil && fi.IsDir() {
 		return filepath.Join(r.Dir, "index.git")
@@ -24,11 +27,11 @@ func gitDir(t testing.TB, r *index.Repo) string {
 	return strings.TrimSpace(string(out))
 }
 
-// gitOn runs git on r's git directory and returns its standard output;
+// Git runs git on r's git directory and returns its standard output;
 // a failure's error carries what git said.
-func gitOn(t testing.TB, r *index.Repo, args ...string) (string, error) {
+func Git(t testing.TB, r *index.Repo, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command("git", append([]string{"--git-dir", gitDir(t, r)}, args...)...)
+	cmd := exec.Command("git", append([]string{"--git-dir", GitDir(t, r)}, args...)...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
