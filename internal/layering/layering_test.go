@@ -40,6 +40,7 @@ var allowed = map[string][]string{
 	"internal/descriptor": {"internal/blob", "internal/record"},
 	"internal/snapshot":   {"internal/blob", "internal/descriptor", "internal/record"},
 	"internal/checkpoint": {"internal/keys"},
+	"internal/translog":   {},
 
 	// The index: the only reader of the layout, the only caller of gitx.
 	"internal/index/layout": {"internal/blob", "internal/descriptor", "internal/record"},

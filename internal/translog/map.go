@@ -1,0 +1,543 @@
+package translog
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync/atomic"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// The map (docs/transparency.md, "The map") is a sparse Merkle tree from
+// subject to the files about it, committed to by the checkpoint beside the
+// log's root, so that a read of one subject proves it left nothing out.
+
+// Value is what the map holds for one subject: how many files it has and
+// the chain over their leaf indices and leaf hashes, in index order. The
+// zero Value is the value of a subject with no files (chain0 = 32 zero
+// bytes).
+type Value struct {
+	Count uint64
+	Chain tlog.Hash
+}
+
+// Extend returns v with one more file: the leaf at index, whose log leaf
+// hash is leaf (chainj = SHA-256(chain(j-1) || uint64be(ij) || hj)). A
+// subject's files extend its value in index order.
+func (v Value) Extend(index int64, leaf tlog.Hash) Value {
+	var buf [32 + 8 + 32]byte
+	copy(buf[:32], v.Chain[:])
+	binary.BigEndian.PutUint64(buf[32:40], uint64(index))
+	copy(buf[40:], leaf[:])
+	return Value{Count: v.Count + 1, Chain: sha256.Sum256(buf[:])}
+}
+
+// SubjectKey returns the map key of subject: SHA-256 of its bytes.
+func SubjectKey(subject string) [32]byte {
+	return sha256.Sum256([]byte(subject))
+}
+
+// mapLeafHash is the hash of a subtree that holds exactly one subject, at
+// any depth: SHA-256(0x00 || K || uint64be(count) || chain).
+func mapLeafHash(key *[32]byte, v Value) tlog.Hash {
+	var buf [1 + 32 + 8 + 32]byte
+	buf[0] = 0x00
+	copy(buf[1:33], key[:])
+	binary.BigEndian.PutUint64(buf[33:41], v.Count)
+	copy(buf[41:], v.Chain[:])
+	return sha256.Sum256(buf[:])
+}
+
+// mapNodeHash is the hash of a subtree with more than one subject:
+// SHA-256(0x01 || left || right).
+func mapNodeHash(left, right *tlog.Hash) tlog.Hash {
+	var buf [1 + 32 + 32]byte
+	buf[0] = 0x01
+	copy(buf[1:33], left[:])
+	copy(buf[33:], right[:])
+	return sha256.Sum256(buf[:])
+}
+
+// emptyHash is the hash of an empty subtree, and the empty map's root.
+var emptyHash tlog.Hash
+
+// keyBit returns bit d of key, bit 0 being the most significant bit of
+// key[0]: 0 goes left, 1 right.
+func keyBit(key *[32]byte, d int) int {
+	return int(key[d>>3]>>(7-uint(d&7))) & 1
+}
+
+// firstDiff returns the first bit at which a and b differ, or 256 if they
+// are equal.
+func firstDiff(a, b *[32]byte) int {
+	for i := 0; i < 32; i++ {
+		if x := a[i] ^ b[i]; x != 0 {
+			return i*8 + bits.LeadingZeros8(x)
+		}
+	}
+	return 256
+}
+
+// wrap returns the hash, at depth from, of a subtree whose subjects all
+// share key's bits from..to-1 and whose hash at depth to is h: every level
+// in between has one empty side.
+func wrap(h tlog.Hash, key *[32]byte, from, to int) tlog.Hash {
+	for d := to - 1; d >= from; d-- {
+		if keyBit(key, d) == 0 {
+			h = mapNodeHash(&h, &emptyHash)
+		} else {
+			h = mapNodeHash(&emptyHash, &h)
+		}
+	}
+	return h
+}
+
+// A Map is the completeness map in memory: for each subject, its Value and
+// the leaf indices of its files, with the sparse Merkle tree over them.
+//
+// The tree is a crit-bit trie: an inner node stands where its subjects'
+// keys first differ, a subject's leaf sits where it is alone (as the
+// spec's leaf node is lifted), and each node caches its subtree's hash,
+// recomputed by Root only on the paths Add touched. Add and Root cost
+// O(log subjects) hashes per subject changed; Prove costs a walk.
+//
+// A Map is not safe for concurrent use, except that a Map not changed
+// since its Root was last computed (Clone computes it) may be read (Get,
+// Prove, Root, Len) by many goroutines at once. A Map and its clones share
+// only what neither will change, so each may be used by its own goroutine.
+type Map struct {
+	root     *node
+	subjects int
+	last     int64  // the last leaf index added, -1 if none
+	gen      uint32 // nodes and subjects of this generation are this Map's own
+}
+
+// node is a node of the trie: a leaf (sub != nil) or an inner node whose
+// children's keys first differ at bit crit.
+type node struct {
+	// hash is the subtree's hash at the depth where its parent puts it
+	// (the parent's crit bit + 1, or 0 for the root); valid unless dirty.
+	hash  tlog.Hash
+	child [2]*node
+	sub   *subject
+	gen   uint32
+	crit  uint8
+	dirty bool
+}
+
+// subject is one subject's entry.
+type subject struct {
+	key   [32]byte
+	value Value
+	last  int64  // the last leaf index in idx
+	idx   []byte // leaf indices: the first, then increments, as uvarints
+	gen   uint32
+}
+
+// generations hands out a distinct generation to every Map and clone: a
+// Map changes in place only what carries its own generation and copies
+// the rest first.
+var generations atomic.Uint32
+
+func nextGen() uint32 {
+	g := generations.Add(1)
+	if g == 0 {
+		panic("translog: map generations exhausted")
+	}
+	return g
+}
+
+// NewMap returns an empty map.
+func NewMap() *Map {
+	return &Map{last: -1, gen: nextGen()}
+}
+
+// Clone returns a copy of m that can be changed independently of it, in
+// O(1): the two share the tree, and each copies a node before its first
+// change to it. Clone computes m's root first. It is how a caller stages
+// Adds it may have to undo: clone, add to the clone, and keep whichever
+// map holds the outcome.
+func (m *Map) Clone() *Map {
+	m.Root()
+	c := &Map{root: m.root, subjects: m.subjects, last: m.last, gen: nextGen()}
+	m.gen = nextGen()
+	return c
+}
+
+// Len returns the number of subjects in the map.
+func (m *Map) Len() int { return m.subjects }
+
+// Last returns the largest leaf index added to the map, or -1 if the map
+// is empty.
+func (m *Map) Last() int64 { return m.last }
+
+// Add records that the log's leaf at index, with leaf hash leaf, is a file
+// about subject. Leaves are added in index order: Add panics if index is
+// negative or not larger than every index added before, since the map of
+// a log that skips back is not the spec's.
+func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
+	if index < 0 || index <= m.last {
+		panic(fmt.Sprintf("translog: Map.Add(%q, %d): leaf indices must increase (last added %d)", subject, index, m.last))
+	}
+	m.last = index
+	key := SubjectKey(subject)
+	if m.root == nil {
+		m.root = m.newLeaf(&key, index, leaf)
+		m.subjects++
+		return
+	}
+	// Find the closest subject: where key's path ends.
+	n := m.root
+	for n.sub == nil {
+		n = n.child[keyBit(&key, int(n.crit))]
+	}
+	diff := firstDiff(&key, &n.sub.key)
+
+	// Walk again, owning (copying if shared) and dirtying every node on
+	// the way down, to the subject or to where the new one goes.
+	slot := &m.root
+	for {
+		n := m.own(slot)
+		if n.sub != nil {
+			if diff == 256 {
+				s := m.ownSubject(n)
+				s.value = s.value.Extend(index, leaf)
+				s.idx = binary.AppendUvarint(s.idx, uint64(index-s.last))
+				s.last = index
+				return
+			}
+			break
+		}
+		if int(n.crit) > diff {
+			// n's subtree now hangs below a new inner node, one
+			// level lower: its hash there is another one.
+			break
+		}
+		slot = &n.child[keyBit(&key, int(n.crit))]
+	}
+	inner := &node{gen: m.gen, crit: uint8(diff), dirty: true}
+	side := keyBit(&key, diff)
+	inner.child[side] = m.newLeaf(&key, index, leaf)
+	inner.child[1-side] = *slot
+	*slot = inner
+	m.subjects++
+}
+
+// own makes the node in *slot this map's own, copying it if it is shared,
+// marks it dirty and returns it.
+func (m *Map) own(slot **node) *node {
+	n := *slot
+	if n.gen != m.gen {
+		c := *n
+		c.gen = m.gen
+		n = &c
+		*slot = n
+	}
+	n.dirty = true
+	return n
+}
+
+// ownSubject makes leaf n's subject this map's own, copying it if shared.
+func (m *Map) ownSubject(n *node) *subject {
+	if n.sub.gen != m.gen {
+		c := *n.sub
+		c.gen = m.gen
+		c.idx = c.idx[:len(c.idx):len(c.idx)] // appending copies
+		n.sub = &c
+	}
+	return n.sub
+}
+
+func (m *Map) newLeaf(key *[32]byte, index int64, leaf tlog.Hash) *node {
+	s := &subject{key: *key, value: Value{}.Extend(index, leaf), last: index, gen: m.gen}
+	s.idx = binary.AppendUvarint(make([]byte, 0, 4), uint64(index))
+	return &node{sub: s, gen: m.gen, dirty: true}
+}
+
+// Root returns the map's root hash: 32 zero bytes for the empty map.
+func (m *Map) Root() tlog.Hash {
+	if m.root == nil {
+		return emptyHash
+	}
+	rehash(m.root, 0)
+	return m.root.hash
+}
+
+// rehash recomputes the hashes of n's dirty subtree, n being at depth.
+func rehash(n *node, depth int) {
+	if !n.dirty {
+		return
+	}
+	if n.sub != nil {
+		n.hash = mapLeafHash(&n.sub.key, n.sub.value)
+	} else {
+		c := int(n.crit)
+		rehash(n.child[0], c+1)
+		rehash(n.child[1], c+1)
+		n.hash = wrap(mapNodeHash(&n.child[0].hash, &n.child[1].hash), anyKey(n), depth, c)
+	}
+	n.dirty = false
+}
+
+// anyKey returns the key of one subject below n: all of them share the
+// bits above n's crit bit.
+func anyKey(n *node) *[32]byte {
+	for n.sub == nil {
+		n = n.child[0]
+	}
+	return &n.sub.key
+}
+
+// Get returns subject's value and the leaf indices of its files, in index
+// order, and whether the map holds it.
+func (m *Map) Get(subject string) (Value, []int64, bool) {
+	key := SubjectKey(subject)
+	s := m.find(&key)
+	if s == nil {
+		return Value{}, nil, false
+	}
+	list := make([]int64, 0, s.value.Count)
+	var at int64
+	for b := s.idx; len(b) > 0; {
+		d, n := binary.Uvarint(b)
+		b = b[n:]
+		at += int64(d)
+		list = append(list, at)
+	}
+	return s.value, list, true
+}
+
+func (m *Map) find(key *[32]byte) *subject {
+	n := m.root
+	if n == nil {
+		return nil
+	}
+	for n.sub == nil {
+		n = n.child[keyBit(key, int(n.crit))]
+	}
+	if n.sub.key != *key {
+		return nil
+	}
+	return n.sub
+}
+
+// MapProof proves, against a map root, a subject's value (inclusion) or
+// that the map does not hold it (non-inclusion): the sibling hashes along
+// the subject's search path, from where the path ends up to the root. Its
+// JSON form is the spec's: {"depth", "bitmap", "siblings", "other"}, byte
+// strings in standard base64.
+type MapProof struct {
+	// Depth is where the subject's path ends, 0..256.
+	Depth int
+	// Bitmap has ceil(Depth/8) bytes; bit d (MSB first) is set when the
+	// sibling at depth d+1 on the path is not empty and is in Siblings.
+	Bitmap []byte
+	// Siblings are the non-empty siblings, deepest first.
+	Siblings []tlog.Hash
+	// Other, for non-inclusion only, is the other subject's leaf the path
+	// ends at; nil when the path ends at the subject's own leaf
+	// (inclusion) or at an empty subtree.
+	Other *MapLeaf
+}
+
+// MapLeaf is a subject's leaf as a proof shows it: its key and value.
+type MapLeaf struct {
+	Key   [32]byte
+	Value Value
+}
+
+// Prove returns the proof of subject's value in m, or of its absence, for
+// m's current root.
+func (m *Map) Prove(subject string) MapProof {
+	key := SubjectKey(subject)
+	m.Root()
+	var (
+		sibs  [257]tlog.Hash // by depth
+		have  [257]bool
+		depth int
+		other *MapLeaf
+	)
+	if m.root != nil {
+		// The subject at the end of key's path shares, with key, the
+		// bits of every inner node above where the path ends.
+		end := m.root
+		for end.sub == nil {
+			end = end.child[keyBit(&key, int(end.crit))]
+		}
+		rep := &end.sub.key
+		diff := firstDiff(&key, rep)
+		for n := m.root; ; {
+			if n.sub != nil {
+				if diff < 256 {
+					other = &MapLeaf{Key: n.sub.key, Value: n.sub.value}
+				}
+				break
+			}
+			c := int(n.crit)
+			if c > diff {
+				// The path leaves n's subtree at bit diff and ends
+				// at the empty subtree beside it.
+				sibs[diff+1] = wrap(mapNodeHash(&n.child[0].hash, &n.child[1].hash), rep, diff+1, c)
+				have[diff+1] = true
+				depth = diff + 1
+				break
+			}
+			side := keyBit(&key, c)
+			sibs[c+1] = n.child[1-side].hash
+			have[c+1] = true
+			depth = c + 1
+			n = n.child[side]
+		}
+	}
+	p := MapProof{Depth: depth, Bitmap: make([]byte, (depth+7)/8), Siblings: []tlog.Hash{}, Other: other}
+	for d := depth; d >= 1; d-- {
+		if have[d] {
+			p.Bitmap[(d-1)/8] |= 0x80 >> uint((d-1)%8)
+			p.Siblings = append(p.Siblings, sibs[d])
+		}
+	}
+	return p
+}
+
+// ErrMapProof is the family of map proofs that do not prove what they
+// are checked for: a server left a file out, changed one, or lied about
+// a subject's absence.
+var ErrMapProof = errors.New("map proof refused")
+
+// VerifyMap checks that p proves, against the map root, that subject's
+// value is *v, or, when v is nil, that the map holds no subject. The
+// error wraps ErrMapProof and names the subject and both roots.
+func VerifyMap(root tlog.Hash, subject string, v *Value, p MapProof) error {
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("%w: subject %q: %s", ErrMapProof, subject, fmt.Sprintf(format, args...))
+	}
+	if p.Depth < 0 || p.Depth > 256 {
+		return refuse("depth %d is outside 0..256", p.Depth)
+	}
+	if len(p.Bitmap) != (p.Depth+7)/8 {
+		return refuse("bitmap has %d bytes, depth %d needs %d", len(p.Bitmap), p.Depth, (p.Depth+7)/8)
+	}
+	if r := p.Depth % 8; r != 0 && p.Bitmap[len(p.Bitmap)-1]&(0xff>>uint(r)) != 0 {
+		return refuse("bitmap has bits set past depth %d", p.Depth)
+	}
+	set := 0
+	for _, b := range p.Bitmap {
+		set += bits.OnesCount8(b)
+	}
+	if set != len(p.Siblings) {
+		return refuse("bitmap names %d siblings, the proof has %d", set, len(p.Siblings))
+	}
+	for i := range p.Siblings {
+		if p.Siblings[i] == emptyHash {
+			return refuse("sibling %d is the empty hash, which the bitmap must leave out", i)
+		}
+	}
+	key := SubjectKey(subject)
+	var h tlog.Hash
+	switch {
+	case v != nil && p.Other != nil:
+		return refuse("a proof of its value ends at another subject's leaf (key %x)", p.Other.Key)
+	case v != nil:
+		if v.Count == 0 {
+			return refuse("a value of 0 files is absence: check it with no value")
+		}
+		h = mapLeafHash(&key, *v)
+	case p.Other != nil:
+		if p.Other.Key == key {
+			return refuse("the proof of absence ends at the subject's own leaf (%d files)", p.Other.Value.Count)
+		}
+		if d := firstDiff(&key, &p.Other.Key); d < p.Depth {
+			return refuse("the other leaf's key %x leaves the path at bit %d, above depth %d", p.Other.Key, d, p.Depth)
+		}
+		h = mapLeafHash(&p.Other.Key, p.Other.Value)
+	default:
+		h = emptyHash
+	}
+	next := 0
+	for d := p.Depth; d >= 1; d-- {
+		sib := &emptyHash
+		if p.Bitmap[(d-1)/8]&(0x80>>uint((d-1)%8)) != 0 {
+			sib = &p.Siblings[next]
+			next++
+		}
+		if keyBit(&key, d-1) == 0 {
+			h = mapNodeHash(&h, sib)
+		} else {
+			h = mapNodeHash(sib, &h)
+		}
+	}
+	if h != root {
+		what := "absence"
+		if v != nil {
+			what = fmt.Sprintf("%d files, chain %v", v.Count, v.Chain)
+		}
+		return refuse("the proof of %s leads to map root %v, the checkpoint's is %v", what, h, root)
+	}
+	return nil
+}
+
+// mapProofJSON is MapProof on the wire.
+type mapProofJSON struct {
+	Depth    int           `json:"depth"`
+	Bitmap   []byte        `json:"bitmap"`
+	Siblings [][]byte      `json:"siblings"`
+	Other    *mapOtherJSON `json:"other,omitempty"`
+}
+
+type mapOtherJSON struct {
+	Key   []byte `json:"key"`
+	Count uint64 `json:"count"`
+	Chain []byte `json:"chain"`
+}
+
+// MarshalJSON encodes p as the spec's JSON.
+func (p MapProof) MarshalJSON() ([]byte, error) {
+	w := mapProofJSON{Depth: p.Depth, Bitmap: p.Bitmap, Siblings: make([][]byte, len(p.Siblings))}
+	if w.Bitmap == nil {
+		w.Bitmap = []byte{}
+	}
+	for i := range p.Siblings {
+		w.Siblings[i] = p.Siblings[i][:]
+	}
+	if p.Other != nil {
+		w.Other = &mapOtherJSON{Key: p.Other.Key[:], Count: p.Other.Value.Count, Chain: p.Other.Value.Chain[:]}
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON decodes the spec's JSON, refusing a depth outside 0..256
+// and hashes or keys that are not 32 bytes. Whether the proof proves
+// anything is VerifyMap's to say.
+func (p *MapProof) UnmarshalJSON(data []byte) error {
+	var w mapProofJSON
+	if err := json.Unmarshal(data, &w); err != nil {
+		return fmt.Errorf("decoding map proof: %w", err)
+	}
+	if w.Depth < 0 || w.Depth > 256 {
+		return fmt.Errorf("decoding map proof: depth %d is outside 0..256", w.Depth)
+	}
+	out := MapProof{Depth: w.Depth, Bitmap: w.Bitmap, Siblings: make([]tlog.Hash, len(w.Siblings))}
+	if out.Bitmap == nil {
+		out.Bitmap = []byte{}
+	}
+	for i, s := range w.Siblings {
+		if len(s) != len(tlog.Hash{}) {
+			return fmt.Errorf("decoding map proof: sibling %d has %d bytes, want 32", i, len(s))
+		}
+		copy(out.Siblings[i][:], s)
+	}
+	if w.Other != nil {
+		if len(w.Other.Key) != 32 || len(w.Other.Chain) != 32 {
+			return fmt.Errorf("decoding map proof: other leaf's key has %d bytes and chain %d, want 32 each", len(w.Other.Key), len(w.Other.Chain))
+		}
+		out.Other = &MapLeaf{Value: Value{Count: w.Other.Count}}
+		copy(out.Other.Key[:], w.Other.Key)
+		copy(out.Other.Value.Chain[:], w.Other.Chain)
+	}
+	*p = out
+	return nil
+}
