@@ -41,6 +41,7 @@ var allowed = map[string][]string{
 	"internal/snapshot":   {"internal/blob", "internal/descriptor", "internal/record"},
 	"internal/checkpoint": {"internal/keys"},
 	"internal/translog":   {},
+	"internal/witness":    {"internal/keys", "internal/safefile"},
 
 	// The index: the only reader of the layout, the only caller of gitx.
 	"internal/index/layout": {"internal/blob", "internal/descriptor", "internal/record"},

@@ -1,0 +1,235 @@
+package witness
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/keys"
+)
+
+// MaxRequest is the largest add-checkpoint body a Server reads: 63 proof
+// lines and a checkpoint with a few signatures take a few KiB.
+const MaxRequest = 64 << 10
+
+// maxProof is tlog-witness's bound on consistency proof lines.
+const maxProof = 63
+
+// Server is a witness: an http.Handler for tlog-witness's
+// POST /add-checkpoint over a State, cosigning with one ed25519 key.
+type Server struct {
+	state  *State
+	signer *torchwood.CosignatureSigner
+	log    *slog.Logger
+
+	// beforeAdvance, when set (by tests), runs after a request's checks
+	// pass and before the state moves: where two requests race.
+	beforeAdvance func()
+}
+
+// NewServer returns a witness named name (the key name of its
+// cosignatures, e.g. witness.example.com/w1) that keeps its memory in
+// state and cosigns with key, a key file's or an ssh-agent's. log gets
+// one line per refusal that may be evidence of a misbehaving log (nil:
+// none).
+func NewServer(name string, key keys.Signer, state *State, log *slog.Logger) (*Server, error) {
+	if !validName(name) {
+		return nil, fmt.Errorf("witness name %q: want a non-empty name without spaces or '+' (e.g. witness.example.com/w1)", name)
+	}
+	s, err := torchwood.NewCosignatureSigner(name, cryptoSigner{key})
+	if err != nil {
+		return nil, fmt.Errorf("witness %s: %w", name, err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{state: state, signer: s, log: log}, nil
+}
+
+// VerifierKey returns the witness's vkey, which readers put in their
+// policies.
+func (s *Server) VerifierKey() string { return s.signer.Verifier().String() }
+
+// ServeHTTP answers POST /add-checkpoint as tlog-witness says; anything
+// else is 404 (or 405 for another method).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/add-checkpoint" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "add-checkpoint takes POST", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequest))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			http.Error(w, fmt.Sprintf("request over %d bytes", MaxRequest), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "reading the request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	cosigs, err := s.AddCheckpoint(body)
+	var ce *ConflictError
+	switch {
+	case err == nil:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write(cosigs)
+	case errors.As(err, &ce):
+		w.Header().Set("Content-Type", "text/x.tlog.size")
+		w.WriteHeader(http.StatusConflict)
+		fmt.Fprintf(w, "%d\n", ce.Known)
+	case errors.Is(err, ErrMalformed):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	case errors.Is(err, ErrUnknownKey):
+		http.Error(w, err.Error(), http.StatusForbidden)
+	case errors.Is(err, ErrUnknownLog):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case errors.Is(err, ErrBadProof):
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+	default:
+		s.log.Error("add-checkpoint", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	}
+}
+
+// AddCheckpoint is add-checkpoint without HTTP: it checks the request
+// body and, if the checkpoint is consistent with the latest one cosigned
+// for its origin, records it and returns the witness's cosignature lines.
+// Its errors wrap ErrMalformed, ErrUnknownLog, ErrUnknownKey or
+// ErrBadProof, or are a *ConflictError.
+func (s *Server) AddCheckpoint(body []byte) ([]byte, error) {
+	oldSize, proof, signed, err := parseRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	origin, _, _ := strings.Cut(string(signed), "\n")
+	l, err := s.state.Log(origin)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := l.verifiers()
+	if err != nil {
+		return nil, err
+	}
+	n, err := note.Open(signed, vs)
+	if err != nil {
+		var unverified *note.UnverifiedNoteError
+		var invalid *note.InvalidSignatureError
+		switch {
+		case errors.As(err, &unverified):
+			return nil, fmt.Errorf("%w: checkpoint of %s", ErrUnknownKey, origin)
+		case errors.As(err, &invalid):
+			return nil, fmt.Errorf("%w: checkpoint of %s: %v", ErrUnknownKey, origin, err)
+		}
+		return nil, fmt.Errorf("%w: checkpoint note: %v", ErrMalformed, err)
+	}
+	c, err := torchwood.ParseCheckpoint(n.Text)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if c.String() != n.Text {
+		return nil, fmt.Errorf("%w: the checkpoint's root hash is not in canonical base64", ErrMalformed)
+	}
+	if oldSize > c.N {
+		return nil, fmt.Errorf("%w: old size %d exceeds the checkpoint's size %d", ErrMalformed, oldSize, c.N)
+	}
+	if oldSize != l.Size {
+		return nil, &ConflictError{Origin: origin, Sent: oldSize, Known: l.Size}
+	}
+	switch {
+	case oldSize == c.N:
+		if len(proof) != 0 {
+			return nil, fmt.Errorf("%w: a proof from size %d to itself must be empty", ErrBadProof, oldSize)
+		}
+		if c.Hash != l.Hash {
+			s.log.Warn("add-checkpoint: a different tree of the size cosigned (split view)", "origin", origin, "cosigned", l.Checkpoint, "submitted", n.Text)
+			return nil, &ConflictError{Origin: origin, Sent: oldSize, Known: l.Size, Cosigned: l.Checkpoint, Submitted: n.Text}
+		}
+	case oldSize == 0:
+		if len(proof) != 0 {
+			return nil, fmt.Errorf("%w: the proof from size 0 must be empty", ErrBadProof)
+		}
+	default:
+		if err := tlog.CheckTree(proof, c.N, c.Hash, l.Size, l.Hash); err != nil {
+			s.log.Warn("add-checkpoint: consistency proof does not verify", "origin", origin, "cosigned", l.Checkpoint, "submitted", n.Text, "err", err)
+			return nil, fmt.Errorf("%w: from size %d to %d of %s: %v", ErrBadProof, l.Size, c.N, origin, err)
+		}
+	}
+	if s.beforeAdvance != nil {
+		s.beforeAdvance()
+	}
+	if err := s.state.Advance(origin, l.Tree(), c.Tree, n.Text); err != nil {
+		return nil, err
+	}
+	cosigned, err := note.Sign(&note.Note{Text: n.Text}, s.signer)
+	if err != nil {
+		return nil, fmt.Errorf("witness %s: cosigning: %w", s.signer.Name(), err)
+	}
+	// The signed note is the text, a blank line, and the one signature line.
+	return cosigned[len(n.Text)+1:], nil
+}
+
+// parseRequest splits an add-checkpoint body into the old size, the
+// proof and the signed checkpoint note.
+func parseRequest(body []byte) (oldSize int64, proof tlog.TreeProof, signed []byte, err error) {
+	head, signed, ok := bytes.Cut(body, []byte("\n\n"))
+	if !ok {
+		return 0, nil, nil, fmt.Errorf("%w: no blank line before the checkpoint", ErrMalformed)
+	}
+	lines := strings.Split(string(head), "\n")
+	size, ok := strings.CutPrefix(lines[0], "old ")
+	if !ok {
+		return 0, nil, nil, fmt.Errorf("%w: the first line is not \"old SIZE\"", ErrMalformed)
+	}
+	oldSize, err = strconv.ParseInt(size, 10, 64)
+	if err != nil || oldSize < 0 || strconv.FormatInt(oldSize, 10) != size {
+		return 0, nil, nil, fmt.Errorf("%w: old size %q is not a decimal without leading zeros", ErrMalformed, size)
+	}
+	if len(lines)-1 > maxProof {
+		return 0, nil, nil, fmt.Errorf("%w: %d proof lines, at most %d", ErrMalformed, len(lines)-1, maxProof)
+	}
+	for i, line := range lines[1:] {
+		h, err := tlog.ParseHash(line)
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("%w: proof line %d is not a base64 hash", ErrMalformed, i+1)
+		}
+		proof = append(proof, h)
+	}
+	return oldSize, proof, signed, nil
+}
+
+// cryptoSigner is a keys.Signer (a key file's or an ssh-agent's) as the
+// crypto.Signer torchwood's cosigner takes: ed25519 signs the message
+// itself, unhashed.
+type cryptoSigner struct{ k keys.Signer }
+
+func (s cryptoSigner) Public() crypto.PublicKey { return s.k.Public() }
+
+func (s cryptoSigner) Sign(_ io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts.HashFunc() != crypto.Hash(0) {
+		return nil, fmt.Errorf("ed25519 signs messages unhashed, not with %v", opts.HashFunc())
+	}
+	sig, err := s.k.Sign(msg)
+	if err != nil {
+		return nil, err
+	}
+	if len(sig) != ed25519.SignatureSize {
+		return nil, fmt.Errorf("signature of %d bytes, want %d", len(sig), ed25519.SignatureSize)
+	}
+	return sig, nil
+}
