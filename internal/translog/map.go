@@ -190,34 +190,39 @@ func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
 		m.subjects++
 		return
 	}
-	// Find the closest subject: where key's path ends.
+	// Find the closest subject, where key's path ends, and how many
+	// inner nodes above it stand before the bit where the two differ.
 	n := m.root
+	above := 0
+	var crits [256]uint8
 	for n.sub == nil {
+		crits[above] = n.crit
+		above++
 		n = n.child[keyBit(&key, int(n.crit))]
 	}
 	diff := firstDiff(&key, &n.sub.key)
+	for above > 0 && int(crits[above-1]) > diff {
+		above--
+	}
 
-	// Walk again, owning (copying if shared) and dirtying every node on
-	// the way down, to the subject or to where the new one goes.
+	// Own (copy if shared) and dirty the nodes on the way down there.
 	slot := &m.root
-	for {
+	for i := 0; i < above; i++ {
 		n := m.own(slot)
-		if n.sub != nil {
-			if diff == 256 {
-				s := m.ownSubject(n)
-				s.value = s.value.Extend(index, leaf)
-				s.idx = binary.AppendUvarint(s.idx, uint64(index-s.last))
-				s.last = index
-				return
-			}
-			break
-		}
-		if int(n.crit) > diff {
-			// n's subtree now hangs below a new inner node, one
-			// level lower: its hash there is another one.
-			break
-		}
 		slot = &n.child[keyBit(&key, int(n.crit))]
+	}
+	if diff == 256 {
+		n := m.own(slot)
+		s := m.ownSubject(n)
+		s.value = s.value.Extend(index, leaf)
+		s.idx = binary.AppendUvarint(s.idx, uint64(index-s.last))
+		s.last = index
+		return
+	}
+	if (*slot).sub == nil {
+		// An inner node that now hangs below the new one, a level
+		// lower: its hash there is another one.
+		m.own(slot)
 	}
 	inner := &node{gen: m.gen, crit: uint8(diff), dirty: true}
 	side := keyBit(&key, diff)
@@ -356,11 +361,15 @@ func (m *Map) Prove(subject string) MapProof {
 	key := SubjectKey(subject)
 	m.Root()
 	var (
-		sibs  [257]tlog.Hash // by depth
-		have  [257]bool
-		depth int
-		other *MapLeaf
+		sibs   = make([]tlog.Hash, 0, 40) // top first
+		depths = make([]int, 0, 40)
+		depth  int
+		other  *MapLeaf
 	)
+	push := func(d int, h tlog.Hash) {
+		sibs, depths = append(sibs, h), append(depths, d)
+		depth = d
+	}
 	if m.root != nil {
 		// The subject at the end of key's path shares, with key, the
 		// bits of every inner node above where the path ends.
@@ -381,24 +390,18 @@ func (m *Map) Prove(subject string) MapProof {
 			if c > diff {
 				// The path leaves n's subtree at bit diff and ends
 				// at the empty subtree beside it.
-				sibs[diff+1] = wrap(mapNodeHash(&n.child[0].hash, &n.child[1].hash), rep, diff+1, c)
-				have[diff+1] = true
-				depth = diff + 1
+				push(diff+1, wrap(mapNodeHash(&n.child[0].hash, &n.child[1].hash), rep, diff+1, c))
 				break
 			}
 			side := keyBit(&key, c)
-			sibs[c+1] = n.child[1-side].hash
-			have[c+1] = true
-			depth = c + 1
+			push(c+1, n.child[1-side].hash)
 			n = n.child[side]
 		}
 	}
-	p := MapProof{Depth: depth, Bitmap: make([]byte, (depth+7)/8), Siblings: []tlog.Hash{}, Other: other}
-	for d := depth; d >= 1; d-- {
-		if have[d] {
-			p.Bitmap[(d-1)/8] |= 0x80 >> uint((d-1)%8)
-			p.Siblings = append(p.Siblings, sibs[d])
-		}
+	p := MapProof{Depth: depth, Bitmap: make([]byte, (depth+7)/8), Siblings: make([]tlog.Hash, len(sibs)), Other: other}
+	for i, d := range depths {
+		p.Bitmap[(d-1)/8] |= 0x80 >> uint((d-1)%8)
+		p.Siblings[len(sibs)-1-i] = sibs[i]
 	}
 	return p
 }
