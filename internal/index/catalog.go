@@ -12,7 +12,6 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
-	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/snapshot"
@@ -20,11 +19,12 @@ import (
 
 // Catalog reads what resolution and policy need — versions, descriptors,
 // records with their status, snapshots and labels — at one commit that
-// was verified before, through the batch reader: no git process per
-// package. It is safe for concurrent use.
+// was verified before, through Files: a full replica's batch reader (no
+// git process per package), or the files a light client proved. It is
+// safe for concurrent use.
 type Catalog struct {
-	repo   *Repo
-	rd     *gitx.Reader
+	files  Files
+	where  string // the repository, for messages: its directory or URL
 	commit string
 	root   *Root
 
@@ -42,18 +42,23 @@ func (r *Repo) Catalog(ctx context.Context, commit string) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := r.State(ctx, id)
-	if err != nil {
-		return nil, err
-	}
+	return NewCatalog(newGitFiles(r.git, rd, id), r.Dir, id)
+}
+
+// NewCatalog returns the catalog of the index whose tree at commit is
+// files, named where (its directory or URL) in messages. The files must
+// have been verified: a full replica's verified head, or what a light
+// client proved against a checkpoint whose head is commit.
+func NewCatalog(files Files, where, commit string) (*Catalog, error) {
+	st := NewOverlay(&treeState{files: files})
 	root, err := st.Root()
 	if err != nil {
 		return nil, err
 	}
 	if root == nil {
-		return nil, fmt.Errorf("%s: the index at %.12s has no root record", r.Dir, id)
+		return nil, fmt.Errorf("%s: the index at %.12s has no root record", where, commit)
 	}
-	return &Catalog{repo: r, rd: rd, commit: id, st: NewOverlay(st), root: root}, nil
+	return &Catalog{files: files, where: where, commit: commit, st: NewOverlay(st), root: root}, nil
 }
 
 // Commit is the commit the catalog reads.
@@ -65,7 +70,7 @@ func (c *Catalog) Versions(name string) ([]string, error) {
 	if err := descriptor.CheckName(name); err != nil {
 		return nil, err
 	}
-	entries, err := c.rd.Tree(c.commit + ":" + layout.PackageDir(name))
+	entries, err := c.files.List(layout.PackageDir(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -83,15 +88,15 @@ func (c *Catalog) Versions(name string) ([]string, error) {
 // Descriptor reads a version's descriptor: parsed, its blob reference,
 // and fs.ErrNotExist when the version is not published.
 func (c *Catalog) Descriptor(name, version string) (*descriptor.Descriptor, blob.Ref, error) {
-	o, err := c.rd.Read(c.commit + ":" + layout.VersionDir(name, version) + "/" + layout.DescriptorFile)
+	data, err := c.files.Read(layout.VersionDir(name, version) + "/" + layout.DescriptorFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, blob.Ref{}, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, blob.Ref{}, err
 	}
-	d, err := descriptor.Parse(o.Data)
-	return d, blob.DigestBytes(o.Data), err
+	d, err := descriptor.Parse(data)
+	return d, blob.DigestBytes(data), err
 }
 
 // Version reads a version's descriptor (parsed, and its blob reference)
@@ -101,7 +106,7 @@ func (c *Catalog) Descriptor(name, version string) (*descriptor.Descriptor, blob
 // the history). fs.ErrNotExist if the version is not published.
 func (c *Catalog) Version(name, version string) (*descriptor.Descriptor, blob.Ref, []RecordView, error) {
 	dir := layout.VersionDir(name, version)
-	files, err := c.rd.Tree(c.commit + ":" + dir)
+	files, err := c.files.List(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, blob.Ref{}, nil, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
 	}
@@ -117,7 +122,7 @@ func (c *Catalog) Version(name, version string) (*descriptor.Descriptor, blob.Re
 // none when there are none.
 func (c *Catalog) UpstreamRecords(up, name, version string) ([]RecordView, error) {
 	dir := layout.UpstreamVersionDir(up, name, version)
-	files, err := c.rd.Tree(c.commit + ":" + dir)
+	files, err := c.files.List(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -129,26 +134,26 @@ func (c *Catalog) UpstreamRecords(up, name, version string) ([]RecordView, error
 }
 
 // readVersion reads a version directory's descriptor and records.
-func (c *Catalog) readVersion(dir string, files []gitx.TreeEntry) (*descriptor.Descriptor, blob.Ref, []RecordView, error) {
+func (c *Catalog) readVersion(dir string, files []DirEntry) (*descriptor.Descriptor, blob.Ref, []RecordView, error) {
 	var (
 		d    *descriptor.Descriptor
 		ref  blob.Ref
 		recs []RecordView
 	)
 	for _, f := range files {
-		o, err := c.rd.Read(f.ID)
+		path := dir + "/" + f.Name
+		data, err := c.files.Read(path)
 		if err != nil {
 			return nil, ref, nil, err
 		}
-		path := dir + "/" + f.Name
 		if f.Name == layout.DescriptorFile {
-			if d, err = descriptor.Parse(o.Data); err != nil {
+			if d, err = descriptor.Parse(data); err != nil {
 				return nil, ref, nil, err
 			}
-			ref = blob.DigestBytes(o.Data)
+			ref = blob.DigestBytes(data)
 			continue
 		}
-		rec, err := record.Parse(o.Data)
+		rec, err := record.Parse(data)
 		if err != nil {
 			return nil, ref, nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -206,17 +211,17 @@ func (c *Catalog) Snapshot(ref blob.Ref) (*snapshot.Snapshot, error) {
 	if !blob.IsDigest(ref.SHA256) {
 		return nil, fmt.Errorf("snapshot %q: want a sha256 digest", ref.SHA256)
 	}
-	o, err := c.rd.Read(c.commit + ":" + layout.SnapshotDir(ref.SHA256) + "/" + layout.SnapshotFile)
+	data, err := c.files.Read(layout.SnapshotDir(ref.SHA256) + "/" + layout.SnapshotFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("snapshot sha256:%s is not in the index at %.12s: %w", ref.SHA256, c.commit, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if got := blob.DigestBytes(o.Data); got != ref {
+	if got := blob.DigestBytes(data); got != ref {
 		return nil, &blob.MismatchError{Want: ref, GotSHA256: got.SHA256, GotSize: got.Size}
 	}
-	return snapshot.Parse(o.Data)
+	return snapshot.Parse(data)
 }
 
 // Label returns a label's latest move; fs.ErrNotExist if it was never set.
@@ -253,40 +258,44 @@ func (r *Repo) LabelHistory(ctx context.Context, name string) ([]LabelView, erro
 	if err != nil {
 		return nil, err
 	}
+	return c.LabelHistory(ctx, name)
+}
+
+// LabelHistory returns every move of a label at the catalog's commit,
+// oldest first.
+func (c *Catalog) LabelHistory(ctx context.Context, name string) ([]LabelView, error) {
 	if _, err := c.Label(name); err != nil {
 		return nil, err
 	}
+	added, err := c.files.Additions(ctx, layout.LabelDir(name))
+	if err != nil {
+		return nil, err
+	}
 	var out []LabelView
-	err = r.git.Walk(ctx, gitx.WalkOptions{To: c.commit, Paths: []string{layout.LabelDir(name)}}, func(e *gitx.LogEntry) error {
-		for _, ch := range e.Changes {
-			if ch.Status != 'A' {
-				continue
-			}
-			o, err := c.rd.Read(ch.NewID)
-			if err != nil {
-				return err
-			}
-			rec, err := record.Parse(o.Data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", ch.Path, err)
-			}
-			p, ok := rec.Predicate.(record.LabelPredicate)
-			if !ok {
-				continue
-			}
-			lv := LabelView{Label: name, Snapshot: p.Snapshot, Record: rec.ID, Previous: p.Previous, Issuer: rec.Issuer(),
-				Time: time.Unix(e.Time, 0).UTC(), Commit: e.ID, Published: p.Issued}
-			if k, _ := c.Key(rec.Issuer()); k != nil {
-				lv.Holder = k.Holder()
-			}
-			if s, err := c.Snapshot(p.Snapshot); err == nil {
-				lv.Name = s.Name
-			}
-			out = append(out, lv)
+	for _, a := range added {
+		data, err := c.files.Read(a.Path)
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	return out, err
+		rec, err := record.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", a.Path, err)
+		}
+		p, ok := rec.Predicate.(record.LabelPredicate)
+		if !ok {
+			continue
+		}
+		lv := LabelView{Label: name, Snapshot: p.Snapshot, Record: rec.ID, Previous: p.Previous, Issuer: rec.Issuer(),
+			Time: a.Time, Commit: a.Commit, Published: p.Issued}
+		if k, _ := c.Key(rec.Issuer()); k != nil {
+			lv.Holder = k.Holder()
+		}
+		if s, err := c.Snapshot(p.Snapshot); err == nil {
+			lv.Name = s.Name
+		}
+		out = append(out, lv)
+	}
+	return out, nil
 }
 
 // FindSnapshot finds a snapshot of the index by sha256 or a unique prefix
@@ -295,7 +304,7 @@ func (c *Catalog) FindSnapshot(prefix string) (blob.Ref, error) {
 	if len(prefix) < 8 || len(prefix) > 64 || strings.Trim(prefix, "0123456789abcdef") != "" {
 		return blob.Ref{}, fmt.Errorf("snapshot %q: give its sha256, or at least its first 8 lowercase hex digits", prefix)
 	}
-	shard, err := c.rd.Tree(c.commit + ":snapshots/" + prefix[:2])
+	shard, err := c.files.List("snapshots/" + prefix[:2])
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return blob.Ref{}, err
 	}

@@ -2,6 +2,8 @@ package index
 
 import (
 	"context"
+	"sort"
+	"time"
 
 	"cairn.dev/cairn/internal/gitx"
 )
@@ -39,4 +41,35 @@ func (e Entry) Path() string { return e.path }
 // FileAt reads a path of the layout at rev.
 func (r *Repo) FileAt(ctx context.Context, rev, path string) ([]byte, bool, error) {
 	return r.fileAt(ctx, rev, path)
+}
+
+// HistoryFiles lists every file the history up to commit added, in index
+// order (commits oldest first, then by path), with its leaf index,
+// commit and time: what a light client would prove of the whole index.
+func (r *Repo) HistoryFiles(ctx context.Context, commit string) ([]MemFile, error) {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []MemFile
+	err = r.git.Walk(ctx, gitx.WalkOptions{To: commit}, func(e *gitx.LogEntry) error {
+		var added []MemFile
+		for _, ch := range e.Changes {
+			if ch.Status != 'A' {
+				continue
+			}
+			o, err := rd.Read(ch.NewID)
+			if err != nil {
+				return err
+			}
+			added = append(added, MemFile{Path: ch.Path, Data: o.Data, Commit: e.ID, Time: time.Unix(e.Time, 0).UTC()})
+		}
+		sort.Slice(added, func(i, j int) bool { return added[i].Path < added[j].Path })
+		for _, f := range added {
+			f.Index = int64(len(out))
+			out = append(out, f)
+		}
+		return nil
+	})
+	return out, err
 }

@@ -259,15 +259,15 @@ func (t *treeState) keyIDs() ([]string, error) {
 	}
 	var out []string
 	for _, sh := range shards {
-		if !sh.IsTree() {
+		if !sh.Dir {
 			continue
 		}
-		ks, err := t.rd.Tree(sh.ID)
+		ks, err := t.files.List("keys/" + sh.Name)
 		if err != nil {
 			return nil, err
 		}
 		for _, k := range ks {
-			if id, err := keys.IDFromHex(k.Name); err == nil && k.IsTree() {
+			if id, err := keys.IDFromHex(k.Name); err == nil && k.Dir {
 				out = append(out, id)
 			}
 		}

@@ -279,7 +279,7 @@ func (r *Repo) State(ctx context.Context, commit string) (*Overlay, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewOverlay(&treeState{rd: rd, commit: commit}), nil
+	return NewOverlay(&treeState{files: newGitFiles(r.git, rd, commit)}), nil
 }
 
 // Verified verifies what is new on main since its last verified head

@@ -46,7 +46,7 @@ func (c *Catalog) Snapshots() ([]SnapshotView, error) {
 	if err != nil {
 		return nil, err
 	}
-	shards, err := c.rd.Tree(c.commit + ":snapshots")
+	shards, err := c.files.List("snapshots")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -55,7 +55,7 @@ func (c *Catalog) Snapshots() ([]SnapshotView, error) {
 	}
 	var out []SnapshotView
 	for _, shard := range shards {
-		dirs, err := c.rd.Tree(shard.ID)
+		dirs, err := c.files.List("snapshots/" + shard.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -116,24 +116,24 @@ func (c *Catalog) snapshotView(hex string, labels []LabelState) (*SnapshotView, 
 		return nil, fmt.Errorf("snapshots/%s: not a sha256 digest", hex)
 	}
 	dir := layout.SnapshotDir(hex)
-	files, err := c.rd.Tree(c.commit + ":" + dir)
+	files, err := c.files.List(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	v := &SnapshotView{}
 	for _, f := range files {
-		o, err := c.rd.Read(f.ID)
+		data, err := c.files.Read(dir + "/" + f.Name)
 		if err != nil {
 			return nil, err
 		}
 		if f.Name == layout.SnapshotFile {
-			v.Ref = blob.DigestBytes(o.Data)
-			if v.Snapshot, err = snapshot.Parse(o.Data); err != nil {
+			v.Ref = blob.DigestBytes(data)
+			if v.Snapshot, err = snapshot.Parse(data); err != nil {
 				return nil, fmt.Errorf("%s/%s: %w", dir, f.Name, err)
 			}
 			continue
 		}
-		rec, err := record.Parse(o.Data)
+		rec, err := record.Parse(data)
 		if err != nil {
 			return nil, fmt.Errorf("%s/%s: %w", dir, f.Name, err)
 		}
@@ -161,7 +161,7 @@ func (c *Catalog) snapshotView(hex string, labels []LabelState) (*SnapshotView, 
 // Labels lists the labels of the index at the catalog's commit, by name,
 // each where its latest move points.
 func (c *Catalog) Labels() ([]LabelState, error) {
-	dirs, err := c.rd.Tree(c.commit + ":labels")
+	dirs, err := c.files.List("labels")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

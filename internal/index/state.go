@@ -13,7 +13,6 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
-	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
@@ -185,14 +184,14 @@ type State interface {
 	Label(name string) (*LabelMove, error)  // a label's latest move
 }
 
-// treeState reads a commit's tree lazily through a batch reader. It is
-// safe for concurrent use.
+// treeState reads a tree lazily through Files: a commit's, through the
+// batch reader, or what a light client proved. It is safe for concurrent
+// use.
 type treeState struct {
-	rd     *gitx.Reader
-	commit string
+	files Files
 
 	mu   sync.Mutex
-	pkgs map[string][]gitx.TreeEntry // package directory listings; nil: no such package
+	pkgs map[string][]DirEntry // package directory listings; nil: no such package
 
 	claimsMu sync.Mutex // guards claims: see publishClaims
 	claims   []claim
@@ -200,7 +199,7 @@ type treeState struct {
 }
 
 // pkg lists a package's version directories, reading each package once.
-func (t *treeState) pkg(name string) ([]gitx.TreeEntry, error) {
+func (t *treeState) pkg(name string) ([]DirEntry, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if e, ok := t.pkgs[name]; ok {
@@ -211,25 +210,24 @@ func (t *treeState) pkg(name string) ([]gitx.TreeEntry, error) {
 		return nil, err
 	}
 	if t.pkgs == nil {
-		t.pkgs = map[string][]gitx.TreeEntry{}
+		t.pkgs = map[string][]DirEntry{}
 	}
 	t.pkgs[name] = e
 	return e, nil
 }
 
+// read reads a file; nil (and no error) if there is none.
 func (t *treeState) read(path string) ([]byte, error) {
-	o, err := t.rd.Read(t.commit + ":" + path)
+	data, err := t.files.Read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return o.Data, nil
+	return data, err
 }
 
-func (t *treeState) tree(path string) ([]gitx.TreeEntry, error) {
-	e, err := t.rd.Tree(t.commit + ":" + path)
+// tree lists a directory; nil (and no error) if there is none.
+func (t *treeState) tree(path string) ([]DirEntry, error) {
+	e, err := t.files.List(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -248,7 +246,7 @@ func (t *treeState) Root() (*Root, error) {
 	}
 	rec, err := record.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("root record at %s: %w", t.commit, err)
+		return nil, fmt.Errorf("root record %s: %w", entries[len(entries)-1].Name, err)
 	}
 	return rootOf(rec)
 }
@@ -379,7 +377,7 @@ func (t *treeState) Record(dir, id string) (*Rec, error) {
 		return nil, err
 	}
 	for _, e := range entries {
-		if e.IsTree() || e.Name == layout.DescriptorFile || e.Name == id+".json" {
+		if e.Dir || e.Name == layout.DescriptorFile || e.Name == id+".json" {
 			continue
 		}
 		data, err := t.read(dir + "/" + e.Name)
@@ -405,7 +403,7 @@ func (t *treeState) Upstream(name string) (*Upstream, error) {
 	}
 	var u Upstream
 	for _, e := range entries {
-		if e.IsTree() {
+		if e.Dir {
 			continue
 		}
 		data, err := t.read(layout.UpstreamDir(name) + "/" + e.Name)

@@ -43,7 +43,7 @@ func (r *Repo) Upstreams(ctx context.Context, commit string) ([]*Upstream, error
 	if err != nil {
 		return nil, err
 	}
-	st := &treeState{rd: rd, commit: commit}
+	st := &treeState{files: newGitFiles(r.git, rd, commit)}
 	var out []*Upstream
 	for _, e := range entries {
 		u, err := st.Upstream(e.Name)

@@ -462,7 +462,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 			if err != nil {
 				return err
 			}
-			var base State = &treeState{rd: rd, commit: cj.c.ID}
+			var base State = &treeState{files: newGitFiles(r.git, rd, cj.c.ID)}
 			if names != nil {
 				base = &seenState{treeState: base.(*treeState), names: names}
 			}

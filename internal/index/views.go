@@ -133,9 +133,9 @@ func (c *Catalog) Show(ctx context.Context, name, version string) ([]VersionView
 	if err := descriptor.CheckName(name); err != nil {
 		return nil, err
 	}
-	entries, err := c.rd.Tree(c.commit + ":" + layout.PackageDir(name))
+	entries, err := c.files.List(layout.PackageDir(name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s is not published in %s at %.12s: %w", name, c.repo.Dir, c.commit, fs.ErrNotExist)
+		return nil, fmt.Errorf("%s is not published in %s at %.12s: %w", name, c.where, c.commit, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, err
@@ -160,7 +160,7 @@ func (c *Catalog) Show(ctx context.Context, name, version string) ([]VersionView
 		out = append(out, *v)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s@%s is not published in %s: %w", name, version, c.repo.Dir, fs.ErrNotExist)
+		return nil, fmt.Errorf("%s@%s is not published in %s: %w", name, version, c.where, fs.ErrNotExist)
 	}
 	sort.Slice(out, func(i, j int) bool { return semverLess(out[i].Version, out[j].Version) })
 	return out, nil
@@ -182,19 +182,17 @@ func (c *Catalog) ShowUpstream(ctx context.Context, up, name, version string) ([
 	return recs, nil
 }
 
-// appendTimes says when each file under dir was appended, walking the
-// history to the catalog's commit.
+// appendTimes says when each file under dir was appended.
 func (c *Catalog) appendTimes(ctx context.Context, dir string) (map[string]appended, error) {
-	times := map[string]appended{}
-	err := c.repo.git.Walk(ctx, gitx.WalkOptions{To: c.commit, Paths: []string{dir}}, func(e *gitx.LogEntry) error {
-		for _, ch := range e.Changes {
-			if ch.Status == 'A' {
-				times[ch.Path] = appended{time.Unix(e.Time, 0).UTC(), len(times)}
-			}
-		}
-		return nil
-	})
-	return times, err
+	added, err := c.files.Additions(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	times := make(map[string]appended, len(added))
+	for _, a := range added {
+		times[a.Path] = appended{a.Time, a.Rank}
+	}
+	return times, nil
 }
 
 // inOrder sets each record's time and sorts them in the order they were
@@ -210,12 +208,12 @@ func inOrder(recs []RecordView, times map[string]appended) {
 // commit order.
 type appended struct {
 	time time.Time
-	seq  int
+	seq  int64
 }
 
 func (c *Catalog) versionView(name, version string, times map[string]appended) (*VersionView, error) {
 	dir := layout.VersionDir(name, version)
-	files, err := c.rd.Tree(c.commit + ":" + dir)
+	files, err := c.files.List(dir)
 	if err != nil {
 		return nil, err
 	}

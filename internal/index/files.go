@@ -1,0 +1,375 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
+	"cairn.dev/cairn/internal/record"
+)
+
+// Files is the index's tree at one commit, as the catalog and the state
+// read it: a full replica's git tree, or the files a light client proved
+// (MemFiles). Paths are slash-separated, relative to the tree's root ("" is
+// the root). Implementations are safe for concurrent use; the tree they
+// show never changes.
+type Files interface {
+	// List lists directory dir, in git's tree order (a directory's name
+	// sorts as if it ended in "/"); fs.ErrNotExist if the tree has no
+	// such directory.
+	List(dir string) ([]DirEntry, error)
+	// Read returns the bytes of the file at path; fs.ErrNotExist if the
+	// tree has none.
+	Read(path string) ([]byte, error)
+	// Additions lists the files under dir with when each was appended, in
+	// index order; none (and no error) if there are none.
+	Additions(ctx context.Context, dir string) ([]Addition, error)
+}
+
+// DirEntry is one entry of a directory of Files.
+type DirEntry struct {
+	Name string
+	Dir  bool // a subdirectory
+}
+
+// Addition says when a file was appended to the index: the commit that
+// added it, that commit's time, and its rank in index order (a light
+// client's is the file's leaf index; a full replica's counts from the
+// start of the walk: only the order of ranks means anything).
+type Addition struct {
+	Path   string
+	Commit string
+	Time   time.Time
+	Rank   int64
+}
+
+// gitFiles are the files of a commit of a git repository, read through
+// the batch reader. It remembers the object ids of the entries it lists,
+// so that a file or directory listed before is read by id, not by path.
+type gitFiles struct {
+	git    *gitx.Repo
+	rd     *gitx.Reader
+	commit string
+
+	mu  sync.Mutex
+	ids map[string]string // path → object id, for entries listed
+}
+
+var _ Files = (*gitFiles)(nil)
+
+func newGitFiles(git *gitx.Repo, rd *gitx.Reader, commit string) *gitFiles {
+	return &gitFiles{git: git, rd: rd, commit: commit}
+}
+
+// spec names path for the batch reader: by id when a listing gave it.
+func (g *gitFiles) spec(path string) string {
+	if path == "" {
+		return g.commit + "^{tree}"
+	}
+	g.mu.Lock()
+	id, ok := g.ids[path]
+	g.mu.Unlock()
+	if ok {
+		return id
+	}
+	return g.commit + ":" + path
+}
+
+func (g *gitFiles) List(dir string) ([]DirEntry, error) {
+	entries, err := g.rd.Tree(g.spec(dir))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DirEntry, len(entries))
+	prefix := dir + "/"
+	if dir == "" {
+		prefix = ""
+	}
+	g.mu.Lock()
+	if g.ids == nil {
+		g.ids = map[string]string{}
+	}
+	for i, e := range entries {
+		out[i] = DirEntry{Name: e.Name, Dir: e.IsTree()}
+		g.ids[prefix+e.Name] = e.ID
+	}
+	g.mu.Unlock()
+	return out, nil
+}
+
+func (g *gitFiles) Read(path string) ([]byte, error) {
+	o, err := g.rd.Read(g.spec(path))
+	if err != nil {
+		return nil, err
+	}
+	return o.Data, nil
+}
+
+func (g *gitFiles) Additions(ctx context.Context, dir string) ([]Addition, error) {
+	var out []Addition
+	err := g.git.Walk(ctx, gitx.WalkOptions{To: g.commit, Paths: []string{dir}}, func(e *gitx.LogEntry) error {
+		for _, ch := range e.Changes {
+			if ch.Status == 'A' {
+				out = append(out, Addition{Path: ch.Path, Commit: e.ID, Time: time.Unix(e.Time, 0).UTC(), Rank: int64(len(out))})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MemFile is a file of the index held in memory, with where it sits in
+// the log: what a light client proved of it.
+type MemFile struct {
+	Path   string
+	Data   []byte
+	Index  int64     // its leaf index: its place in index order
+	Commit string    // the commit that added it
+	Time   time.Time // that commit's time
+}
+
+// ErrUnlisted is the parent of the errors of a listing that a light
+// client cannot prove complete: the map proves subjects, not directories
+// that span several (keys/, labels/, snapshots/).
+var ErrUnlisted = errors.New("directory spans several subjects: a light client cannot prove its listing complete")
+
+// MemFiles are Files held in memory: the files of the subjects a light
+// client proved. Without Load it holds what Add gave it; with Load, a
+// read that touches a subject not loaded yet (SubjectOf) first asks Load
+// for all of its files, once per subject, and a listing of a directory
+// that spans several subjects fails with ErrUnlisted. It is safe for
+// concurrent use.
+type MemFiles struct {
+	// Load returns every file of subject, proved complete; none if the
+	// index holds none. It may be called concurrently for different
+	// subjects. An error is returned to the read and Load asked again at
+	// the next one.
+	Load func(subject string) ([]MemFile, error)
+
+	mu      sync.Mutex
+	files   map[string]MemFile
+	dirs    map[string]map[string]bool // dir → name → is a directory
+	loading map[string]*subjectLoad
+}
+
+// subjectLoad is one Load of a subject, which concurrent readers wait for.
+type subjectLoad struct {
+	done chan struct{}
+	err  error
+}
+
+var _ Files = (*MemFiles)(nil)
+
+// Add adds files. A path added twice must hold the same bytes at the same
+// leaf index.
+func (m *MemFiles) Add(files ...MemFile) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.add(files)
+}
+
+func (m *MemFiles) add(files []MemFile) error {
+	if m.files == nil {
+		m.files, m.dirs = map[string]MemFile{}, map[string]map[string]bool{}
+	}
+	for _, f := range files {
+		if f.Path == "" || strings.HasPrefix(f.Path, "/") || strings.HasSuffix(f.Path, "/") || strings.Contains(f.Path, "//") {
+			return fmt.Errorf("in-memory index: %q is not a file path", f.Path)
+		}
+		if old, ok := m.files[f.Path]; ok {
+			if old.Index != f.Index || string(old.Data) != string(f.Data) {
+				return fmt.Errorf("in-memory index: %s added twice, at leaf %d and at leaf %d, or with other bytes", f.Path, old.Index, f.Index)
+			}
+			continue
+		}
+		m.files[f.Path] = f
+		isDir := false
+		for p := f.Path; p != ""; {
+			dir, name := "", p
+			if i := strings.LastIndexByte(p, '/'); i >= 0 {
+				dir, name = p[:i], p[i+1:]
+			}
+			if m.dirs[dir] == nil {
+				m.dirs[dir] = map[string]bool{}
+			}
+			if was, ok := m.dirs[dir][name]; ok && was != isDir {
+				return fmt.Errorf("in-memory index: %s is both a file and a directory", p)
+			}
+			m.dirs[dir][name] = isDir
+			p, isDir = dir, true
+		}
+	}
+	return nil
+}
+
+// ensure loads the subject that holds path, if there is a Load. It fails
+// with ErrUnlisted for a directory that spans several subjects.
+func (m *MemFiles) ensure(path string) error {
+	if m.Load == nil {
+		return nil
+	}
+	subject, ok := SubjectOf(path)
+	if !ok {
+		return fmt.Errorf("%s: %w", path, ErrUnlisted)
+	}
+	m.mu.Lock()
+	if m.loading == nil {
+		m.loading = map[string]*subjectLoad{}
+	}
+	l, ok := m.loading[subject]
+	if !ok {
+		l = &subjectLoad{done: make(chan struct{})}
+		m.loading[subject] = l
+		m.mu.Unlock()
+		files, err := m.Load(subject)
+		m.mu.Lock()
+		if err == nil {
+			err = m.add(files)
+		}
+		if l.err = err; err != nil {
+			delete(m.loading, subject)
+		}
+		close(l.done)
+		m.mu.Unlock()
+		return err
+	}
+	m.mu.Unlock()
+	<-l.done
+	return l.err
+}
+
+func (m *MemFiles) List(dir string) ([]DirEntry, error) {
+	if err := m.ensure(dir); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	names, ok := m.dirs[dir]
+	out := make([]DirEntry, 0, len(names))
+	for n, d := range names {
+		out = append(out, DirEntry{Name: n, Dir: d})
+	}
+	m.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%s: no such directory in the index: %w", dir, fs.ErrNotExist)
+	}
+	sort.Slice(out, func(i, j int) bool { return treeKey(out[i]) < treeKey(out[j]) })
+	return out, nil
+}
+
+// treeKey is what git sorts a tree's entries by.
+func treeKey(e DirEntry) string {
+	if e.Dir {
+		return e.Name + "/"
+	}
+	return e.Name
+}
+
+func (m *MemFiles) Read(path string) ([]byte, error) {
+	if err := m.ensure(path); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	f, ok := m.files[path]
+	m.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%s: no such file in the index: %w", path, fs.ErrNotExist)
+	}
+	return f.Data, nil
+}
+
+func (m *MemFiles) Additions(ctx context.Context, dir string) ([]Addition, error) {
+	if err := m.ensure(dir); err != nil {
+		return nil, err
+	}
+	prefix := dir + "/"
+	m.mu.Lock()
+	var out []Addition
+	for p, f := range m.files {
+		if strings.HasPrefix(p, prefix) || dir == "" {
+			out = append(out, Addition{Path: p, Commit: f.Commit, Time: f.Time.UTC(), Rank: f.Index})
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Rank < out[j].Rank })
+	return out, nil
+}
+
+// File returns a file held, with its place in the log, without loading
+// anything.
+func (m *MemFiles) File(path string) (MemFile, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.files[path]
+	return f, ok
+}
+
+// SubjectOf returns the subject of the transparency log's map
+// (docs/transparency.md) whose files a path of the index holds or lies
+// under: "root", "key KEY", "package NS/NAME", "upstream UP", "upstream UP
+// package NS/NAME", "snapshot SHA" or "label LABEL". A directory at or
+// under a subject's directory has that subject (an upstream's directory
+// is the subject "upstream UP", which holds its declarations); a
+// directory that spans several subjects (keys/XX, packages/A/B, labels)
+// has none: ok is false.
+func SubjectOf(path string) (subject string, ok bool) {
+	parts := strings.Split(path, "/")
+	switch parts[0] {
+	case "root":
+		return "root", true
+	case "keys":
+		if len(parts) >= 3 && len(parts[1]) == 2 && blob.IsDigest(parts[2]) && parts[2][:2] == parts[1] {
+			return "key " + parts[2], true
+		}
+	case "packages":
+		if name, ok := packageOf(parts[1:]); ok {
+			return "package " + name, true
+		}
+	case "upstreams":
+		if len(parts) < 2 || record.CheckUpstreamName(parts[1]) != nil {
+			return "", false
+		}
+		up := parts[1]
+		if len(parts) == 2 || len(parts) == 3 && parts[2] != "packages" {
+			return "upstream " + up, true
+		}
+		if parts[2] == "packages" {
+			if name, ok := packageOf(parts[3:]); ok {
+				return "upstream " + up + " package " + name, true
+			}
+		}
+	case "snapshots":
+		if len(parts) >= 3 && len(parts[1]) == 2 && blob.IsDigest(parts[2]) && parts[2][:2] == parts[1] {
+			return "snapshot " + parts[2], true
+		}
+	case "labels":
+		if len(parts) >= 2 && record.CheckLabel(parts[1]) == nil {
+			return "label " + parts[1], true
+		}
+	}
+	return "", false
+}
+
+// packageOf reads the package name of a path under packages/: its four
+// shard digits, namespace and name, checked against each other.
+func packageOf(parts []string) (string, bool) {
+	if len(parts) < 6 {
+		return "", false
+	}
+	name := parts[4] + "/" + parts[5]
+	if descriptor.CheckName(name) != nil {
+		return "", false
+	}
+	if "packages/"+strings.Join(parts[:6], "/") != layout.PackageDir(name) {
+		return "", false
+	}
+	return name, true
+}

@@ -1,0 +1,331 @@
+package index_test
+
+import (
+	"errors"
+	"io/fs"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/snapshot"
+)
+
+// catalogWorld is an index with what the catalog judges: revoked and
+// superseded records, a record whose key was revoked after it signed, a
+// snapshot and a label moved twice.
+type catalogWorld struct {
+	*fixture
+	curator keys.Signer
+	lts     string // the label's snapshot digest now
+}
+
+func newCatalogWorld(t *testing.T) *catalogWorld {
+	f := newFixture(t)
+	w := &catalogWorld{fixture: f, curator: newSigner()}
+	f.grant(w.curator, "curators", "snapshot", "label:*")
+	p1 := f.publish(f.alice, "acme/fastjson", "1.2.3")
+	f.publish(f.alice, "acme/fastjson", "1.2.4")
+	f.publish(f.bob, "bob/tool", "1.0.0")
+	aud, err := author.Certify(f.ctx, f.repo, author.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Audited, Note: "first look"}, f.audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.Revoke(f.ctx, f.repo, aud.Records[0], "wrong build", f.audit); err != nil {
+		t.Fatal(err)
+	}
+	vuln, err := author.Certify(f.ctx, f.repo, author.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "high"}, f.audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.Certify(f.ctx, f.repo, author.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "critical", Supersedes: vuln.Records[0]}, f.audit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.Certify(f.ctx, f.repo, author.Certification{Name: "acme/fastjson", Version: "1.2.4", Kind: record.Audited}, f.bob); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.RevokeKey(f.ctx, f.repo, keys.ID(f.bob.Public()), "laptop lost", f.root); err != nil {
+		t.Fatal(err)
+	}
+	_, one, err := author.CreateSnapshot(f.ctx, f.repo, &snapshot.Snapshot{Schema: snapshot.Schema, Name: "lts-1", Packages: []snapshot.Entry{{Name: "acme/fastjson", Version: "1.2.3", Descriptor: p1.Ref}}}, w.curator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := author.SetLabel(f.ctx, f.repo, "lts", one.SHA256, w.curator); err != nil {
+		t.Fatal(err)
+	}
+	_, two, err := author.CreateSnapshot(f.ctx, f.repo, &snapshot.Snapshot{Schema: snapshot.Schema, Name: "lts-2", Packages: []snapshot.Entry{{Name: "bob/tool", Version: "1.0.0", Descriptor: f.descriptorRef("bob/tool", "1.0.0")}}}, w.curator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := author.SetLabel(f.ctx, f.repo, "lts", two.SHA256, w.curator); err != nil {
+		t.Fatal(err)
+	}
+	w.lts = two.SHA256
+	return w
+}
+
+func (f *fixture) descriptorRef(name, version string) (ref blob.Ref) {
+	f.t.Helper()
+	c, err := f.repo.Catalog(f.ctx, index.MainRef)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	_, ref, err = c.Descriptor(name, version)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ref
+}
+
+// memCatalog is the catalog of the files the history added, held in
+// memory: what a light client builds of what it proved.
+func (w *catalogWorld) history() (string, []index.MemFile) {
+	w.t.Helper()
+	head, err := w.repo.Head(w.ctx, index.MainRef)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	files, err := w.repo.HistoryFiles(w.ctx, head)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return head, files
+}
+
+// The catalog judges the files a light client holds in memory exactly as
+// it judges the git tree they came from: versions, records and their
+// status (revoked, superseded, issuer key revoked), append times and
+// order, keys, snapshots, labels and their history, internal names.
+func TestMemFilesReadAsGit(t *testing.T) {
+	w := newCatalogWorld(t)
+	head, files := w.history()
+	git, err := w.repo.Catalog(w.ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mf index.MemFiles
+	if err := mf.Add(files...); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := index.NewCatalog(&mf, w.repo.Dir, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(what string, read func(c *index.Catalog) (any, error)) {
+		t.Helper()
+		a, errA := read(git)
+		b, errB := read(mem)
+		if (errA == nil) != (errB == nil) || errA != nil && errA.Error() != errB.Error() {
+			t.Fatalf("%s: git says error %v, memory says %v", what, errA, errB)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("%s:\ngit    %+v\nmemory %+v", what, a, b)
+		}
+	}
+	for _, name := range []string{"acme/fastjson", "bob/tool", "acme/none"} {
+		same("versions of "+name, func(c *index.Catalog) (any, error) { return c.Versions(name) })
+		same("show "+name, func(c *index.Catalog) (any, error) { return c.Show(w.ctx, name, "") })
+		same("show "+name+"@1.2.3", func(c *index.Catalog) (any, error) { return c.Show(w.ctx, name, "1.2.3") })
+	}
+	for _, s := range []keys.Signer{w.alice, w.audit, w.bob, w.curator, w.root} {
+		id := keys.ID(s.Public())
+		same("key "+id, func(c *index.Catalog) (any, error) { return c.Key(id) })
+	}
+	same("labels", func(c *index.Catalog) (any, error) { return c.Labels() })
+	same("snapshots", func(c *index.Catalog) (any, error) { return c.Snapshots() })
+	same("label history", func(c *index.Catalog) (any, error) { return c.LabelHistory(w.ctx, "lts") })
+	same("show snapshot lts", func(c *index.Catalog) (any, error) { return c.ShowSnapshot("lts") })
+	same("find snapshot", func(c *index.Catalog) (any, error) { return c.FindSnapshot(w.lts[:10]) })
+	for _, name := range []string{"acme/new", "bob/tool", "carol/x"} {
+		same("internal "+name, func(c *index.Catalog) (any, error) { return c.Internal(name) })
+	}
+
+	// The judgments are the ones the index makes, not merely equal.
+	views, err := mem.Show(w.ctx, "acme/fastjson", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range views {
+		for _, r := range v.Records {
+			got = append(got, v.Version+" "+r.Kind+" "+r.Status.String())
+		}
+	}
+	want := []string{"1.2.3 authored active", "1.2.3 audited revoked", "1.2.3 revoke active", "1.2.3 vulnerable superseded", "1.2.3 vulnerable active", "1.2.3 supersede active",
+		"1.2.4 authored active", "1.2.4 audited issuer key revoked"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("records in append order:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A MemFiles with Load fetches each subject once, on the first read that
+// touches it, and refuses to list a directory that spans subjects.
+func TestMemFilesLoad(t *testing.T) {
+	w := newCatalogWorld(t)
+	head, files := w.history()
+	bySubject := map[string][]index.MemFile{}
+	for _, f := range files {
+		s, ok := index.SubjectOf(f.Path)
+		if !ok {
+			t.Fatalf("%s has no subject", f.Path)
+		}
+		bySubject[s] = append(bySubject[s], f)
+	}
+	var mu sync.Mutex
+	loads := map[string]int{}
+	mf := &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
+		mu.Lock()
+		loads[subject]++
+		mu.Unlock()
+		return bySubject[subject], nil
+	}}
+	mem, err := index.NewCatalog(mf, "https://example.org", head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	git, err := w.repo.Catalog(w.ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := git.Show(w.ctx, "acme/fastjson", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := mem.Show(w.ctx, "acme/fastjson", "")
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("show through loads: %v\n%+v\nwant %+v", err, got, want)
+			}
+		}()
+	}
+	wg.Wait()
+	bobHex := keys.IDHex(w.bob.Public())
+	for _, s := range []string{"root", "package acme/fastjson", "key " + keys.IDHex(w.audit.Public()), "key " + bobHex} {
+		if loads[s] != 1 {
+			t.Errorf("subject %q loaded %d times, want once (loads: %v)", s, loads[s], loads)
+		}
+	}
+	if loads["package bob/tool"] != 0 || loads["key "+keys.IDHex(w.curator.Public())] != 0 {
+		t.Errorf("subjects nobody read were loaded: %v", loads)
+	}
+	if vs, err := mem.Versions("acme/none"); err != nil || vs != nil {
+		t.Errorf("a package the map proves absent: %v, %v", vs, err)
+	}
+	if _, err := mem.Labels(); !errors.Is(err, index.ErrUnlisted) {
+		t.Errorf("listing every label: %v, want ErrUnlisted", err)
+	}
+	if _, err := mem.Internal("acme/new"); !errors.Is(err, index.ErrUnlisted) {
+		t.Errorf("internal names need every key: %v, want ErrUnlisted", err)
+	}
+	if m, err := mem.Label("lts"); err != nil || m.Snapshot.SHA256 != w.lts {
+		t.Errorf("label lts through its subject: %+v, %v", m, err)
+	}
+	// A failed load is not remembered.
+	fail := true
+	mf2 := &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
+		if fail {
+			return nil, errors.New("network down")
+		}
+		return bySubject[subject], nil
+	}}
+	if _, err := index.NewCatalog(mf2, "x", head); err == nil || !strings.Contains(err.Error(), "network down") {
+		t.Fatalf("a catalog over a failing load: %v", err)
+	}
+	fail = false
+	if _, err := index.NewCatalog(mf2, "x", head); err != nil {
+		t.Fatalf("after the network came back: %v", err)
+	}
+}
+
+func TestMemFilesAdd(t *testing.T) {
+	var mf index.MemFiles
+	if err := mf.Add(index.MemFile{Path: "root/00000001.json", Data: []byte("a"), Index: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mf.Add(index.MemFile{Path: "root/00000001.json", Data: []byte("a"), Index: 0}); err != nil {
+		t.Fatalf("the same file again: %v", err)
+	}
+	if err := mf.Add(index.MemFile{Path: "root/00000001.json", Data: []byte("b"), Index: 0}); err == nil {
+		t.Fatal("a path with other bytes was accepted")
+	}
+	if err := mf.Add(index.MemFile{Path: "root/00000001.json/x", Data: []byte("b"), Index: 3}); err == nil {
+		t.Fatal("a file under a file was accepted")
+	}
+	for _, p := range []string{"", "/root/x", "root/", "root//x"} {
+		if err := mf.Add(index.MemFile{Path: p}); err == nil {
+			t.Errorf("path %q accepted", p)
+		}
+	}
+	if _, err := mf.List("keys"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("listing a missing directory: %v", err)
+	}
+	if _, err := mf.Read("root/00000002.json"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("reading a missing file: %v", err)
+	}
+	if e, err := mf.List(""); err != nil || len(e) != 1 || e[0] != (index.DirEntry{Name: "root", Dir: true}) {
+		t.Errorf("the top: %+v, %v", e, err)
+	}
+}
+
+func TestSubjectOf(t *testing.T) {
+	key := strings.Repeat("ab", 32)
+	snap := strings.Repeat("0f", 32)
+	pkg := layout.PackageDir("acme/fastjson")
+	for _, c := range []struct{ path, subject string }{
+		{"root", "root"},
+		{"root/00000001.json", "root"},
+		{"keys/ab/" + key, "key " + key},
+		{"keys/ab/" + key + "/" + snap + ".json", "key " + key},
+		{pkg, "package acme/fastjson"},
+		{pkg + "/1.2.3", "package acme/fastjson"},
+		{pkg + "/1.2.3/descriptor.json", "package acme/fastjson"},
+		{"upstreams/pub", "upstream pub"},
+		{"upstreams/pub/" + snap + ".json", "upstream pub"},
+		{"upstreams/pub/" + pkg + "/1.0.0/" + snap + ".json", "upstream pub package acme/fastjson"},
+		{"upstreams/pub/" + pkg, "upstream pub package acme/fastjson"},
+		{"snapshots/0f/" + snap, "snapshot " + snap},
+		{"snapshots/0f/" + snap + "/snapshot.json", "snapshot " + snap},
+		{"labels/lts", "label lts"},
+		{"labels/lts/" + snap + ".json", "label lts"},
+		// Directories that span subjects, and paths outside the layout.
+		{"", ""}, {"keys", ""}, {"keys/ab", ""}, {"keys/cd/" + key, ""}, {"packages", ""}, {"packages/8/9", ""},
+		{strings.Replace(pkg, "packages/", "packages/f/", 1), ""}, {"packages/0/0/0/0/acme/fastjson", ""},
+		{"upstreams", ""}, {"upstreams/pub/packages", ""}, {"snapshots/0f", ""}, {"labels", ""}, {"other/x", ""},
+	} {
+		got, ok := index.SubjectOf(c.path)
+		if got != c.subject || ok != (c.subject != "") {
+			t.Errorf("SubjectOf(%q) = %q, %v; want %q", c.path, got, ok, c.subject)
+		}
+	}
+}
+
+// Every file path of the layout has a subject, and its directories up to
+// the subject's have the same one.
+func FuzzSubjectOf(f *testing.F) {
+	f.Add("packages/8/9/e/6/acme/fastjson/1.2.3/descriptor.json")
+	f.Add("labels/lts/" + strings.Repeat("ab", 32) + ".json")
+	f.Fuzz(func(t *testing.T, p string) {
+		loc, err := layout.ParsePath(p)
+		s, ok := index.SubjectOf(p)
+		if err != nil {
+			return
+		}
+		if !ok {
+			t.Fatalf("%s (%v) has no subject", p, loc.Place)
+		}
+		if ds, ok := index.SubjectOf(loc.Dir); !ok || ds != s {
+			t.Fatalf("%s has subject %q, its directory %s has %q", p, s, loc.Dir, ds)
+		}
+	})
+}
