@@ -1,0 +1,152 @@
+// Package translog is cairn's transparency log: an RFC 6962 Merkle tree
+// whose leaves are the index's files in index order, kept on disk as the
+// C2SP tlog-tiles tree that a static file server can serve as it is, and
+// the map from subject to files that makes per-subject reads provably
+// complete. docs/transparency.md is the specification: the entry line,
+// the leaf order, the tiles.
+//
+// The log is a pure function of the index's git history: the index
+// computes it while it verifies (Append, then Commit with the verified
+// head), so two honest replicas of one history hold byte-identical logs.
+package translog
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// MaxEntry is the longest entry line: a tlog-tiles entry bundle prefixes
+// each entry with its length as a uint16.
+const MaxEntry = 0xFFFF
+
+// ErrEntry is the parent of every malformed-entry error.
+var ErrEntry = errors.New("malformed log entry")
+
+// Entry is one leaf of the log: a file the index holds, named by the git
+// commit that added it.
+type Entry struct {
+	Commit string   // the 40-hex git commit id that added the file (lowercase)
+	Time   int64    // that commit's committer time, Unix seconds
+	SHA256 [32]byte // of the file's bytes
+	Size   int64    // the file's length in bytes
+	Path   string   // the file's path in the index tree
+}
+
+// NewEntry returns the entry of a file at path, with bytes data, added by
+// the commit of that id and committer time.
+func NewEntry(commit string, time int64, path string, data []byte) Entry {
+	return Entry{Commit: commit, Time: time, SHA256: sha256.Sum256(data), Size: int64(len(data)), Path: path}
+}
+
+// Text returns the entry line, as docs/transparency.md defines it:
+//
+//	<commit> <time> <sha256> <size> <path>\n
+func (e Entry) Text() []byte {
+	b := make([]byte, 0, 40+1+10+1+64+1+8+1+len(e.Path)+1)
+	b = append(b, e.Commit...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, e.Time, 10)
+	b = append(b, ' ')
+	b = hex.AppendEncode(b, e.SHA256[:])
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, e.Size, 10)
+	b = append(b, ' ')
+	b = append(b, e.Path...)
+	return append(b, '\n')
+}
+
+// Check reports whether the entry's fields are ones ParseEntry accepts
+// back from its Text: a lowercase 40-hex commit, a size not negative, a
+// path of printable ASCII without spaces, a line of at most MaxEntry bytes.
+func (e Entry) Check() error {
+	_, err := ParseEntry(e.Text())
+	return err
+}
+
+// ParseEntry parses an entry line. It is strict: it accepts exactly the
+// lines Text produces (one canonical spelling of every field), so that an
+// entry has one leaf hash.
+func ParseEntry(text []byte) (Entry, error) {
+	bad := func(what string) (Entry, error) {
+		return Entry{}, fmt.Errorf("%w: %s in %q", ErrEntry, what, clip(text))
+	}
+	if len(text) > MaxEntry {
+		return bad(fmt.Sprintf("%d bytes, more than %d", len(text), MaxEntry))
+	}
+	line, ok := bytes.CutSuffix(text, []byte("\n"))
+	if !ok {
+		return bad("no final newline")
+	}
+	f := bytes.Split(line, []byte(" "))
+	if len(f) != 5 {
+		return bad(fmt.Sprintf("%d fields, want 5 (commit, time, sha256, size, path)", len(f)))
+	}
+	var e Entry
+	if !isLowerHex(f[0], 40) {
+		return bad("commit is not 40 lowercase hex digits")
+	}
+	e.Commit = string(f[0])
+	var err error
+	if e.Time, err = canonicalInt(f[1]); err != nil {
+		return bad("time is not a decimal number")
+	}
+	if !isLowerHex(f[2], 64) {
+		return bad("sha256 is not 64 lowercase hex digits")
+	}
+	hex.Decode(e.SHA256[:], f[2])
+	if e.Size, err = canonicalInt(f[3]); err != nil || e.Size < 0 {
+		return bad("size is not a decimal number of bytes")
+	}
+	if len(f[4]) == 0 {
+		return bad("empty path")
+	}
+	for _, c := range f[4] {
+		if c <= ' ' || c >= 0x7f {
+			return bad(fmt.Sprintf("path has byte %#02x (printable ASCII, no spaces)", c))
+		}
+	}
+	e.Path = string(f[4])
+	return e, nil
+}
+
+// LeafHash returns the RFC 6962 leaf hash of an entry line:
+// SHA-256(0x00 || text).
+func LeafHash(text []byte) tlog.Hash { return tlog.RecordHash(text) }
+
+func isLowerHex(b []byte, n int) bool {
+	if len(b) != n {
+		return false
+	}
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalInt parses a decimal int64 written as strconv.FormatInt
+// writes it: no sign but a minus, no leading zeros.
+func canonicalInt(b []byte) (int64, error) {
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	if strconv.FormatInt(v, 10) != string(b) {
+		return 0, errors.New("not canonical")
+	}
+	return v, nil
+}
+
+func clip(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,841 @@
+package translog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/safefile"
+)
+
+// The log's directory holds the C2SP tlog-tiles tree and a few private
+// files beside it:
+//
+//	tile/<L>/<N>[.p/<W>]          hash tiles, height 8
+//	tile/entries/<N>[.p/<W>]      entry bundles
+//	hashes                        every stored hash (tlog.StoredHashIndex order), 32 bytes each, append-only
+//	state.json                    the committed size, the git head it covers, the root hash
+//	lock                          held (flock) by the one process writing
+//	staging/                      full entry bundles appended but not committed
+//
+// A commit appends the stored hashes (synced), writes the new tiles, makes
+// them durable, and only then replaces state.json: what a reader or a
+// static file server may rely on is what state.json covers. A crash
+// before state.json leaves hashes past the committed size; opening the log
+// derives from them which tiles that commit wrote, removes them and
+// truncates the hashes, so the log is back at its committed size and
+// re-appending the same entries re-derives the same bytes.
+const (
+	hashesFile  = "hashes"
+	stateFile   = "state.json"
+	lockFile    = "lock"
+	stagingDir  = "staging"
+	tileDir     = "tile"
+	tileHeight  = torchwood.TileHeight
+	tileWidth   = torchwood.TileWidth
+	flushHashes = 1 << 16 // stored hashes kept in memory before they go to the hashes file
+	// syncEach is how many files a commit fsyncs one by one; past it, one
+	// syncfs of the file system is cheaper.
+	syncEach = 32
+)
+
+// ErrCorrupt is the parent of the errors of a log directory whose files
+// disagree with each other.
+var ErrCorrupt = errors.New("transparency log corrupt")
+
+// Log is a transparency log on disk (see the package doc). Its methods
+// are safe for concurrent use; reads see the committed log only. One
+// process at a time appends: Append takes the directory's write lock,
+// which Commit and Rollback release.
+type Log struct {
+	dir    string
+	hashes *os.File // the hashes file, read and write
+
+	mu sync.RWMutex
+	// Committed.
+	size int64
+	head string
+	root tlog.Hash
+	// Staged (by the one writer, under mu).
+	lock    *os.File    // the write lock, held from the first Append to Commit or Rollback
+	staged  int64       // leaves appended since the last commit
+	pending []tlog.Hash // stored hashes not yet in the hashes file, from index flushed
+	flushed int64       // stored hashes in the hashes file
+	bundle  [][]byte    // the entries of the last, partial entry bundle (committed and staged)
+	full    []int64     // staged full entry bundles, in staging/
+}
+
+type state struct {
+	Size int64     `json:"size"`
+	Head string    `json:"head"`
+	Root tlog.Hash `json:"root"`
+	// Last holds the entries of the last, partial entry bundle
+	// (Size mod 256 of them): with the hashes file, what a commit writes
+	// without syncing, the partial tiles, can be written again after a
+	// crash (see repair).
+	Last []string `json:"last,omitempty"`
+}
+
+// testHookBeforeState, if set, runs in Commit after the tiles are written
+// and durable and before the state file names them: where a crash test
+// kills the process.
+var testHookBeforeState func()
+
+// OpenLog opens the log in dir, creating an empty log if dir is empty or
+// does not exist. A directory with other files and no log is an error.
+func OpenLog(dir string) (*Log, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating transparency log %s: %w", dir, err)
+	}
+	st, err := readState(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		ents, rerr := os.ReadDir(dir)
+		if rerr != nil {
+			return nil, rerr
+		}
+		for _, e := range ents {
+			if e.Name() != hashesFile && e.Name() != lockFile {
+				return nil, fmt.Errorf("%s is not a transparency log (it has %s and no %s): give an empty directory", dir, e.Name(), stateFile)
+			}
+		}
+		empty, _ := tlog.TreeHash(0, nil) // RFC 6962: SHA-256 of nothing
+		st = &state{Root: empty}
+		if err := writeState(dir, st); err != nil {
+			return nil, fmt.Errorf("creating transparency log %s: %w", dir, err)
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	hashes, err := os.OpenFile(filepath.Join(dir, hashesFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening transparency log %s: %w", dir, err)
+	}
+	l := &Log{dir: dir, hashes: hashes}
+	if err := l.setState(st); err != nil {
+		hashes.Close()
+		return nil, err
+	}
+	// Repair what a crashed writer left, unless a writer is at work now.
+	if lock, err := tryLock(dir); err != nil {
+		hashes.Close()
+		return nil, err
+	} else if lock != nil {
+		err := l.recover()
+		if err == nil {
+			err = l.repair()
+		}
+		unlock(lock)
+		if err != nil {
+			hashes.Close()
+			return nil, err
+		}
+	}
+	if err := l.check(); err != nil {
+		hashes.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Close releases the log's files (and drops staged leaves).
+func (l *Log) Close() error {
+	l.Rollback()
+	return l.hashes.Close()
+}
+
+// Dir returns the log's directory: the root of its tlog-tiles tree.
+func (l *Log) Dir() string { return l.dir }
+
+// Size returns the number of committed leaves.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.size
+}
+
+// Head returns the git head the committed log covers ("" for an empty log
+// never committed).
+func (l *Log) Head() string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.head
+}
+
+// Root returns the committed tree's root hash.
+func (l *Log) Root() tlog.Hash {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.root
+}
+
+// Staged returns the number of leaves appended and not yet committed.
+func (l *Log) Staged() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.staged
+}
+
+// Reload re-reads the committed state, which another process may have
+// moved, if this Log has nothing staged.
+func (l *Log) Reload() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.staged > 0 || l.lock != nil {
+		return nil
+	}
+	return l.reload()
+}
+
+func (l *Log) reload() error {
+	st, err := readState(l.dir)
+	if err != nil {
+		return err
+	}
+	return l.setState(st)
+}
+
+func (l *Log) setState(st *state) error {
+	if int64(len(st.Last)) != st.Size%tileWidth {
+		return fmt.Errorf("%w: %s holds %d entries of the last bundle, a log of %d leaves has %d", ErrCorrupt, filepath.Join(l.dir, stateFile), len(st.Last), st.Size, st.Size%tileWidth)
+	}
+	l.size, l.head, l.root = st.Size, st.Head, st.Root
+	l.flushed = tlog.StoredHashCount(st.Size)
+	l.bundle = nil
+	for _, e := range st.Last {
+		l.bundle = append(l.bundle, []byte(e))
+	}
+	return nil
+}
+
+// Append stages an entry as the next leaf and returns its index and leaf
+// hash. Staged leaves are not visible (Size, reads, tiles) until Commit.
+func (l *Log) Append(e Entry) (index int64, leaf tlog.Hash, err error) {
+	text := e.Text()
+	if _, err := ParseEntry(text); err != nil {
+		return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.begin(); err != nil {
+		return 0, tlog.Hash{}, err
+	}
+	n := l.size + l.staged
+	leaf = LeafHash(text)
+	hs, err := tlog.StoredHashesForRecordHash(n, leaf, tlog.HashReaderFunc(l.readStaged))
+	if err != nil {
+		return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
+	}
+	l.pending = append(l.pending, hs...)
+	l.bundle = append(l.bundle, text)
+	l.staged++
+	if len(l.bundle) == tileWidth {
+		// A full bundle goes to staging/ now, so memory holds one bundle.
+		t := tlog.Tile{H: tileHeight, L: -1, N: n / tileWidth, W: tileWidth}
+		var w tileWriter // not synced: staging/ does not outlive a crash
+		if err := w.write(filepath.Join(l.dir, stagingDir, fmt.Sprint(t.N)), encodeBundle(l.bundle)); err != nil {
+			return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
+		}
+		l.full = append(l.full, t.N)
+		l.bundle = nil
+	}
+	if len(l.pending) >= flushHashes {
+		if err := l.flush(); err != nil {
+			return 0, tlog.Hash{}, err
+		}
+	}
+	return n, leaf, nil
+}
+
+// begin takes the write lock for a batch of appends, if not held: the
+// state is re-read (another process may have committed) and what a
+// crashed writer left is repaired.
+func (l *Log) begin() error {
+	if l.lock != nil {
+		return nil
+	}
+	lock, err := takeLock(l.dir)
+	if err != nil {
+		return err
+	}
+	l.lock = lock
+	if err := l.reload(); err != nil {
+		l.release()
+		return err
+	}
+	if err := l.recover(); err != nil {
+		l.release()
+		return err
+	}
+	if err := l.repair(); err != nil {
+		l.release()
+		return err
+	}
+	return nil
+}
+
+func (l *Log) release() {
+	if l.lock != nil {
+		unlock(l.lock)
+		l.lock = nil
+	}
+}
+
+// flush writes the pending stored hashes to the hashes file.
+func (l *Log) flush() error {
+	if len(l.pending) == 0 {
+		return nil
+	}
+	buf := make([]byte, 0, len(l.pending)*tlog.HashSize)
+	for _, h := range l.pending {
+		buf = append(buf, h[:]...)
+	}
+	if _, err := l.hashes.WriteAt(buf, l.flushed*tlog.HashSize); err != nil {
+		return fmt.Errorf("writing transparency log %s: %w", l.dir, err)
+	}
+	l.flushed += int64(len(l.pending))
+	l.pending = l.pending[:0]
+	return nil
+}
+
+// Commit durably publishes the staged leaves as covering git commit head:
+// the stored hashes are synced, the new tiles and entry bundles written
+// (each to a temporary file, then renamed) and made durable, and then the
+// state file names the new size, head and root. A Commit with nothing
+// staged only moves the head.
+func (l *Log) Commit(head string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.staged == 0 && head == l.head {
+		l.release()
+		return nil
+	}
+	if err := l.begin(); err != nil {
+		return err
+	}
+	if err := l.commit(head); err != nil {
+		l.rollback()
+		return fmt.Errorf("committing transparency log %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+func (l *Log) commit(head string) error {
+	old, size := l.size, l.size+l.staged
+	if err := l.flush(); err != nil {
+		return err
+	}
+	if err := l.hashes.Sync(); err != nil {
+		return err
+	}
+	read := tlog.HashReaderFunc(l.readStaged)
+	root, err := tlog.TreeHash(size, read)
+	if err != nil {
+		return err
+	}
+	var w tileWriter
+	for _, n := range l.full {
+		p := filepath.Join(l.dir, torchwood.TilePath(tlog.Tile{H: tileHeight, L: -1, N: n, W: tileWidth}))
+		if err := w.rename(filepath.Join(l.dir, stagingDir, fmt.Sprint(n)), p); err != nil {
+			return err
+		}
+	}
+	// Partial tiles are not synced: the hashes and the state file (which
+	// holds the last bundle's entries) can write them again (repair).
+	var partial tileWriter
+	if width := size % tileWidth; width > 0 && size > old {
+		t := tlog.Tile{H: tileHeight, L: -1, N: size / tileWidth, W: int(width)}
+		if err := partial.write(filepath.Join(l.dir, torchwood.TilePath(t)), encodeBundle(l.bundle)); err != nil {
+			return err
+		}
+	}
+	for _, t := range tlog.NewTiles(tileHeight, old, size) {
+		data, err := tlog.ReadTileData(t, read)
+		if err != nil {
+			return err
+		}
+		tw := &w
+		if t.W < tileWidth {
+			tw = &partial
+		}
+		if err := tw.write(filepath.Join(l.dir, torchwood.TilePath(t)), data); err != nil {
+			return err
+		}
+	}
+	if err := w.sync(l.dir); err != nil {
+		return err
+	}
+	if testHookBeforeState != nil {
+		testHookBeforeState()
+	}
+	st := &state{Size: size, Head: head, Root: root}
+	for _, e := range l.bundle {
+		st.Last = append(st.Last, string(e))
+	}
+	if err := writeState(l.dir, st); err != nil {
+		return err
+	}
+	l.size, l.head, l.root, l.staged, l.full = size, head, root, 0, nil
+	l.release()
+	// A full tile makes its partial tiles redundant (C2SP tlog-tiles lets
+	// them go); what a crash here leaves is still right.
+	for _, t := range tlog.NewTiles(tileHeight, old, size) {
+		if t.W == tileWidth {
+			os.RemoveAll(filepath.Join(l.dir, torchwood.TilePath(t)+".p"))
+			if t.L == 0 {
+				os.RemoveAll(filepath.Join(l.dir, torchwood.TilePath(tlog.Tile{H: tileHeight, L: -1, N: t.N, W: tileWidth})+".p"))
+			}
+		}
+	}
+	os.RemoveAll(filepath.Join(l.dir, stagingDir))
+	return nil
+}
+
+// Rollback drops the staged leaves.
+func (l *Log) Rollback() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rollback()
+}
+
+func (l *Log) rollback() {
+	if l.lock == nil {
+		return
+	}
+	l.staged, l.full, l.pending = 0, nil, nil
+	l.recover() // truncates the hashes, empties staging
+	if st, err := readState(l.dir); err == nil {
+		l.setState(st)
+	}
+	l.release()
+}
+
+// recover brings the files back to the committed state (under the write
+// lock): it removes the tiles a crashed commit wrote past the committed
+// size, truncates the hashes file, and empties staging.
+func (l *Log) recover() error {
+	fi, err := l.hashes.Stat()
+	if err != nil {
+		return err
+	}
+	have, want := fi.Size()/tlog.HashSize, tlog.StoredHashCount(l.size)
+	if have < want {
+		return fmt.Errorf("%w: %s holds %d hashes, a log of %d leaves has %d: rebuild the log (cairn verify --full)", ErrCorrupt, filepath.Join(l.dir, hashesFile), have, l.size, want)
+	}
+	if fi.Size() > want*tlog.HashSize {
+		// The hashes of a commit are synced before its tiles are written:
+		// the tree size they reach bounds what it may have written.
+		to := l.size + int64(sort.Search(int(have-want)+1, func(k int) bool {
+			return tlog.StoredHashCount(l.size+int64(k)) > have
+		})) - 1
+		for _, t := range tlog.NewTiles(tileHeight, l.size, to) {
+			if err := removeFile(filepath.Join(l.dir, torchwood.TilePath(t))); err != nil {
+				return err
+			}
+			if t.L == 0 {
+				if err := removeFile(filepath.Join(l.dir, torchwood.TilePath(tlog.Tile{H: tileHeight, L: -1, N: t.N, W: t.W}))); err != nil {
+					return err
+				}
+			}
+		}
+		if err := l.hashes.Truncate(want * tlog.HashSize); err != nil {
+			return err
+		}
+		if err := l.hashes.Sync(); err != nil {
+			return err
+		}
+	}
+	l.flushed = want
+	return os.RemoveAll(filepath.Join(l.dir, stagingDir))
+}
+
+// check compares the root the hashes give with the one the state names.
+func (l *Log) check() error {
+	fi, err := l.hashes.Stat()
+	if err != nil {
+		return err
+	}
+	if have, want := fi.Size()/tlog.HashSize, tlog.StoredHashCount(l.size); have < want {
+		return fmt.Errorf("%w: %s holds %d hashes, a log of %d leaves has %d: rebuild the log (cairn verify --full)", ErrCorrupt, filepath.Join(l.dir, hashesFile), have, l.size, want)
+	}
+	root, err := tlog.TreeHash(l.size, tlog.HashReaderFunc(l.readHashes))
+	if err != nil {
+		return err
+	}
+	if root != l.root {
+		return fmt.Errorf("%w: %s names root %s for size %d, its hashes give %s: rebuild the log (cairn verify --full)", ErrCorrupt, filepath.Join(l.dir, stateFile), l.root, l.size, root)
+	}
+	return nil
+}
+
+// repair writes again, under the write lock, the partial tiles of the
+// committed size whose files a crash lost or tore (a commit does not sync
+// them): hash tiles from the hashes, the entry bundle from the state.
+func (l *Log) repair() error {
+	var w tileWriter
+	for level := 0; l.size>>(tileHeight*level) > 0; level++ {
+		n := l.size >> (tileHeight * level)
+		width := int(n % tileWidth)
+		if width == 0 {
+			continue
+		}
+		tiles := []tlog.Tile{{H: tileHeight, L: level, N: n / tileWidth, W: width}}
+		if level == 0 {
+			tiles = append(tiles, tlog.Tile{H: tileHeight, L: -1, N: n / tileWidth, W: width})
+		}
+		for _, t := range tiles {
+			want := encodeBundle(l.bundle)
+			if t.L >= 0 {
+				var err error
+				if want, err = tlog.ReadTileData(t, tlog.HashReaderFunc(l.readHashes)); err != nil {
+					return err
+				}
+			}
+			p := filepath.Join(l.dir, torchwood.TilePath(t))
+			if have, err := os.ReadFile(p); err == nil && bytes.Equal(have, want) {
+				continue
+			}
+			if err := w.write(p, want); err != nil {
+				return fmt.Errorf("repairing transparency log %s: %w", l.dir, err)
+			}
+		}
+	}
+	return w.sync(l.dir)
+}
+
+// readStaged reads stored hashes, staged ones included.
+func (l *Log) readStaged(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var fromFile []int64
+	var at []int
+	for i, x := range indexes {
+		switch {
+		case x >= l.flushed && x < l.flushed+int64(len(l.pending)):
+			out[i] = l.pending[x-l.flushed]
+		case x < l.flushed:
+			fromFile, at = append(fromFile, x), append(at, i)
+		default:
+			return nil, fmt.Errorf("transparency log %s: stored hash %d is not written yet", l.dir, x)
+		}
+	}
+	if len(fromFile) > 0 {
+		hs, err := l.readHashes(fromFile)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range at {
+			out[i] = hs[k]
+		}
+	}
+	return out, nil
+}
+
+// readHashes reads stored hashes from the hashes file: indexes close
+// together in one read.
+func (l *Log) readHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	const span = 1024 // hashes: one read of 32 KiB rather than several
+	var buf []byte
+	for i := 0; i < len(indexes); {
+		lo, hi, j := indexes[i], indexes[i], i+1
+		for j < len(indexes) && indexes[j] >= lo && indexes[j]-lo < span {
+			hi = max(hi, indexes[j])
+			j++
+		}
+		n := int(hi-lo+1) * tlog.HashSize
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := l.hashes.ReadAt(buf, lo*tlog.HashSize); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("%w: stored hash %d is past the end of %s", ErrCorrupt, hi, filepath.Join(l.dir, hashesFile))
+			}
+			return nil, err
+		}
+		for ; i < j; i++ {
+			copy(out[i][:], buf[(indexes[i]-lo)*tlog.HashSize:])
+		}
+	}
+	return out, nil
+}
+
+// committed returns the committed size and a reader of its hashes.
+func (l *Log) committed() (int64, tlog.HashReader) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.size, tlog.HashReaderFunc(l.readHashes)
+}
+
+// TreeHash returns the root hash of the tree of the first n leaves, for
+// any n up to Size.
+func (l *Log) TreeHash(n int64) (tlog.Hash, error) {
+	size, r := l.committed()
+	if n < 0 || n > size {
+		return tlog.Hash{}, fmt.Errorf("tree hash of size %d: the log %s holds %d leaves", n, l.dir, size)
+	}
+	return tlog.TreeHash(n, r)
+}
+
+// ProveRecord returns the inclusion proof of leaf i in the tree of size n
+// (n up to Size), as tlog.CheckRecord checks it.
+func (l *Log) ProveRecord(i, n int64) (tlog.RecordProof, error) {
+	size, r := l.committed()
+	if n > size || i < 0 || i >= n {
+		return nil, fmt.Errorf("inclusion proof of leaf %d in tree of size %d: the log %s holds %d leaves", i, n, l.dir, size)
+	}
+	return tlog.ProveRecord(n, i, r)
+}
+
+// ProveTree returns the consistency proof from the tree of size n1 to the
+// tree of size n2 (n1 ≤ n2 ≤ Size), as tlog.CheckTree checks it.
+func (l *Log) ProveTree(n1, n2 int64) (tlog.TreeProof, error) {
+	size, r := l.committed()
+	if n2 > size || n1 < 0 || n1 > n2 {
+		return nil, fmt.Errorf("consistency proof from size %d to %d: the log %s holds %d leaves", n1, n2, l.dir, size)
+	}
+	return tlog.ProveTree(n2, n1, r)
+}
+
+// Entry returns the entry line of leaf i (i < Size).
+func (l *Log) Entry(i int64) ([]byte, error) {
+	size := l.Size()
+	if i < 0 || i >= size {
+		return nil, fmt.Errorf("entry %d: the log %s holds %d leaves: %w", i, l.dir, size, fs.ErrNotExist)
+	}
+	b, err := l.readBundle(i/tileWidth, size)
+	if err != nil {
+		return nil, err
+	}
+	return b[i%tileWidth], nil
+}
+
+// Range calls f with every committed leaf's index and entry line from
+// leaf from to leaf to (excluded), in order, until f returns an error.
+func (l *Log) Range(from, to int64, f func(i int64, entry []byte) error) error {
+	size := l.Size()
+	if from < 0 || to > size || from > to {
+		return fmt.Errorf("entries %d to %d: the log %s holds %d leaves", from, to, l.dir, size)
+	}
+	for i := from; i < to; {
+		n := i / tileWidth
+		b, err := l.readBundle(n, size)
+		if err != nil {
+			return err
+		}
+		for ; i < to && i < (n+1)*tileWidth; i++ {
+			if err := f(i, b[i-n*tileWidth]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readBundle returns the entries of bundle n of the log of the given
+// (committed) size.
+func (l *Log) readBundle(n, size int64) ([][]byte, error) {
+	w := min(size-n*tileWidth, tileWidth)
+	t := tlog.Tile{H: tileHeight, L: -1, N: n, W: int(w)}
+	data, err := l.readTile(t, size)
+	if err != nil {
+		return nil, err
+	}
+	b, err := decodeBundle(data, int(w))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, filepath.Join(l.dir, torchwood.TilePath(t)), err)
+	}
+	return b, nil
+}
+
+// ReadTile returns the tile or entry bundle at a C2SP tlog-tiles path
+// relative to the log ("tile/0/000", "tile/1/000.p/5",
+// "tile/entries/x001/234"). Only tiles the committed tree holds exist:
+// any other path, or a malformed one, is fs.ErrNotExist.
+func (l *Log) ReadTile(path string) ([]byte, error) {
+	t, err := torchwood.ParseTilePath(path)
+	if err != nil || t.H != tileHeight || torchwood.TilePath(t) != path {
+		return nil, fmt.Errorf("%s is not a tile path of the log: %w", path, fs.ErrNotExist)
+	}
+	return l.readTile(t, l.Size())
+}
+
+func (l *Log) readTile(t tlog.Tile, size int64) ([]byte, error) {
+	level := max(t.L, 0)
+	end := t.N*tileWidth + int64(t.W) // in units of 256^level leaves
+	if level > 7 || end > size>>(tileHeight*level) {
+		return nil, fmt.Errorf("tile %s is past the log's %d leaves: %w", torchwood.TilePath(t), size, fs.ErrNotExist)
+	}
+	data, err := os.ReadFile(filepath.Join(l.dir, torchwood.TilePath(t)))
+	if err == nil || !errors.Is(err, fs.ErrNotExist) || t.W == tileWidth {
+		if errors.Is(err, fs.ErrNotExist) {
+			err = fmt.Errorf("%w: tile %s is missing: %w", ErrCorrupt, torchwood.TilePath(t), err)
+		}
+		return data, err
+	}
+	// A partial tile whose full tile (or a wider partial one) replaced it.
+	if t.L >= 0 {
+		return tlog.ReadTileData(t, tlog.HashReaderFunc(l.readHashes))
+	}
+	wider := tlog.Tile{H: tileHeight, L: -1, N: t.N, W: int(min(size-t.N*tileWidth, tileWidth))}
+	data, err = os.ReadFile(filepath.Join(l.dir, torchwood.TilePath(wider)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: tile %s is missing: %w", ErrCorrupt, torchwood.TilePath(wider), err)
+	}
+	b, err := decodeBundle(data, wider.W)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, torchwood.TilePath(wider), err)
+	}
+	return encodeBundle(b[:t.W]), nil
+}
+
+func encodeBundle(entries [][]byte) []byte {
+	n := 0
+	for _, e := range entries {
+		n += 2 + len(e)
+	}
+	b := make([]byte, 0, n)
+	for _, e := range entries {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
+		b = append(b, e...)
+	}
+	return b
+}
+
+// decodeBundle splits an entry bundle of w entries.
+func decodeBundle(data []byte, w int) ([][]byte, error) {
+	out := make([][]byte, 0, w)
+	for len(data) > 0 {
+		e, rest, err := torchwood.ReadTileEntry(data)
+		if err != nil {
+			return nil, err
+		}
+		out, data = append(out, e), rest
+	}
+	if len(out) != w {
+		return nil, fmt.Errorf("entry bundle holds %d entries, want %d", len(out), w)
+	}
+	return out, nil
+}
+
+func readState(dir string) (*state, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, filepath.Join(dir, stateFile), err)
+	}
+	return &st, nil
+}
+
+func writeState(dir string, st *state) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	// Synced, its directory not: a rename lost in a crash is the state
+	// before, from which the log recovers (recover).
+	return safefile.Write(filepath.Join(dir, stateFile), append(data, '\n'), safefile.Options{})
+}
+
+// tileWriter writes tiles (each to a temporary file, then renamed) and
+// remembers what to sync to make them durable together: the files, the
+// directories they were renamed into, and the parents of the directories
+// it created.
+type tileWriter struct {
+	files []string
+	dirs  map[string]bool
+}
+
+func (w *tileWriter) write(path string, data []byte) error {
+	if err := w.mkdirs(filepath.Dir(path)); err != nil {
+		return err
+	}
+	if err := safefile.Write(path, data, safefile.Options{NoSync: true}); err != nil {
+		return err
+	}
+	w.files = append(w.files, path)
+	return nil
+}
+
+func (w *tileWriter) rename(from, to string) error {
+	if err := w.mkdirs(filepath.Dir(to)); err != nil {
+		return err
+	}
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	w.files = append(w.files, to)
+	return nil
+}
+
+// mkdirs makes dir and its missing parents, noting which directories
+// gained an entry.
+func (w *tileWriter) mkdirs(dir string) error {
+	if w.dirs == nil {
+		w.dirs = map[string]bool{}
+	}
+	for d := dir; !w.dirs[d]; d = filepath.Dir(d) {
+		w.dirs[d] = true
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+	}
+	return os.MkdirAll(dir, 0o755)
+}
+
+// sync makes the files written durable: one by one if they are few, else
+// with one sync of the file system.
+func (w *tileWriter) sync(root string) error {
+	if len(w.files) > syncEach {
+		if ok, err := syncFS(root); ok || err != nil {
+			return err
+		}
+	}
+	for _, p := range w.files {
+		if err := syncPath(p); err != nil {
+			return err
+		}
+	}
+	for d := range w.dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func syncDir(d string) error {
+	if err := syncPath(d); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	return nil
+}
+
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
