@@ -50,6 +50,9 @@ cairn key list --json`,
 	"key new": `cairn key new alice.key
 cairn key new ci.key --comment 'ci@example.com'
 cairn key new alice.key --json`,
+	"key vkey": `# what a witness is given to witness a cairn index's checkpoints
+cairn key vkey server.key.pub --origin cairn.dev/index/3f1c…
+cairn key vkey server.key.pub --origin cairn.dev/index/3f1c… --json`,
 	"key revoke":    `cairn key revoke SHA256:3nT6… --key root.key --reason 'laptop lost'`,
 	"label history": `cairn label history stable`,
 	"label set":     `cairn label set stable 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 --key curator.key`,
@@ -114,6 +117,14 @@ cairn upstream list --json`,
 cairn verify --full --json`,
 	"version": `cairn version
 cairn version --json`,
+	"witness add-log": `cairn witness add-log --state /srv/witness --origin cairn.dev/index/3f1c… --key 'cairn.dev/index/3f1c…+6dcbb8eb+AY6G…'`,
+	"witness list": `cairn witness list --state /srv/witness
+cairn witness list --state /srv/witness --json`,
+	"witness serve": `cairn witness serve --key witness.key --name witness.example.com/w1 --state /srv/witness --addr :7380
+# any free port; the URL is written to url.txt
+cairn witness serve --key witness.key --name witness.example.com/w1 --state /srv/witness --addr 127.0.0.1:0 --ready-file url.txt --json`,
+	"witness vkey": `# the line readers put in their witness policies
+cairn witness vkey --key witness.key.pub --name witness.example.com/w1`,
 	"why": `cairn why acme/fastjson
 cairn why acme/fastjson --json`,
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
@@ -17,7 +18,7 @@ import (
 
 func newKeyCmd() *cobra.Command {
 	c := &cobra.Command{Use: "key", Short: "Make keys, and grant, revoke and list the keys of a repository"}
-	c.AddCommand(newKeyNewCmd(), newKeyGrantCmd(), newKeyRevokeCmd(), newKeyListCmd())
+	c.AddCommand(newKeyNewCmd(), newKeyGrantCmd(), newKeyRevokeCmd(), newKeyListCmd(), newKeyVkeyCmd())
 	return c
 }
 
@@ -52,6 +53,49 @@ An existing file is never overwritten. Existing OpenSSH ed25519 keys work as the
 		},
 	}
 	c.Flags().StringVar(&comment, "comment", "", "comment stored with the key")
+	c.Flags().BoolVar(&js, "json", false, "print JSON")
+	return c
+}
+
+func newKeyVkeyCmd() *cobra.Command {
+	var (
+		origin string
+		js     bool
+	)
+	c := &cobra.Command{
+		Use:   "vkey KEY-FILE --origin ORIGIN",
+		Short: "Print the vkey of a checkpoint key for a log, as witnesses name the log's keys",
+		Long: `Print the note verifier key (C2SP signed-note vkey, ed25519) of the key in
+KEY-FILE (a .pub file, or a private key file) under the name ORIGIN: what a
+witness is given to witness the log ('cairn witness add-log --key VKEY', or
+litewitness's key table). A cairn index's origin is cairn.dev/index/ and its
+introduction; its checkpoints are signed by keys its root granted the
+checkpoint scope.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if origin == "" {
+				return usageError{errors.New("name the log with --origin (a cairn index's: cairn.dev/index/INTRODUCTION)")}
+			}
+			pub, err := keys.LoadPublic(args[0])
+			if err != nil {
+				return err
+			}
+			vkey, err := note.NewEd25519VerifierKey(origin, pub)
+			if v, verr := note.NewVerifier(vkey); err != nil || verr != nil || v.Name() != origin {
+				return usageError{fmt.Errorf("origin %q: not a note key name (want a name without spaces or '+', such as cairn.dev/index/INTRODUCTION)", origin)}
+			}
+			if js {
+				return printJSON(cmd.OutOrStdout(), struct {
+					Origin string `json:"origin"`
+					Key    string `json:"key"`
+					Vkey   string `json:"vkey"`
+				}{origin, keys.ID(pub), vkey})
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), vkey)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&origin, "origin", "", "the log's origin, the key's name (a cairn index's: cairn.dev/index/INTRODUCTION)")
 	c.Flags().BoolVar(&js, "json", false, "print JSON")
 	return c
 }

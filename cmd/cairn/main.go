@@ -30,6 +30,7 @@ import (
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/witness"
 )
 
 // Exit codes.
@@ -109,6 +110,7 @@ func classify(err error) (int, string) {
 		no *notOwnedError
 		se *author.SignatureError
 		kd *keys.NoDirError
+		qe *witness.QuorumError
 	)
 	switch {
 	case errors.As(err, &nr):
@@ -133,6 +135,8 @@ func classify(err error) (int, string) {
 		return exitRefused, re.Hint()
 	case errors.As(err, &ce):
 		return exitRefused, "do not trust this server's copy: compare its checkpoint with other clients' and tell the repository's owner"
+	case errors.As(err, &qe):
+		return exitRefused, "too few of the witnesses you trust cosigned this checkpoint, so the server may be showing you a history others do not see: do not trust it, keep the checkpoint as evidence, and ask the server's operator which witnesses it submits to"
 	case errors.As(err, &pe):
 		if h := pe.Hint(); h != "" {
 			return exitRefused, h
@@ -204,7 +208,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 	}
 	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newCertifierCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
 		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd(), newUploadCmd(),
-		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd(), newVersionCmd(), newSearchCmd())
+		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd(), newVersionCmd(), newSearchCmd(), newWitnessCmd())
 	root.AddCommand(newPackageCmd())
 	timeoutFlags(root)
 	versionFlag(root)

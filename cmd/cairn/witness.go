@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
+
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/safefile"
+	"cairn.dev/cairn/internal/witness"
+)
+
+func newWitnessCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "witness",
+		Short: "Run a witness that cosigns logs' checkpoints (C2SP tlog-witness)",
+		Long: `A witness keeps, for each log it witnesses, the latest checkpoint it cosigned,
+and cosigns a new checkpoint only with a consistency proof from that one: it
+never cosigns two trees of a log that are not consistent. Readers that require
+cosignatures by witnesses they trust cannot be shown a history other readers
+are not shown (a split view).
+
+The protocol is C2SP tlog-witness (POST /add-checkpoint), the cosignatures
+C2SP tlog-cosignature (cosignature/v1, ed25519): cairn's witness cosigns other
+logs' checkpoints, and cairn servers submit to witnesses written elsewhere
+(litewitness).`,
+	}
+	c.AddCommand(newWitnessServeCmd(), newWitnessAddLogCmd(), newWitnessListCmd(), newWitnessVkeyCmd())
+	return c
+}
+
+// stateFlag adds --state, the witness's state directory.
+func stateFlag(c *cobra.Command, dst *string) {
+	c.Flags().StringVar(dst, "state", "", "the witness's state directory (made if missing)")
+}
+
+// openWitnessState opens the --state directory, which every witness
+// command needs.
+func openWitnessState(dir string) (*witness.State, error) {
+	if dir == "" {
+		return nil, usageError{errors.New("name the witness's state directory with --state DIR")}
+	}
+	return witness.OpenState(dir)
+}
+
+func newWitnessServeCmd() *cobra.Command {
+	var (
+		key, name, state, addr, ready string
+		js                            bool
+	)
+	c := &cobra.Command{
+		Use:   "serve --key KEY --name NAME --state DIR [--addr HOST:PORT]",
+		Short: "Serve a witness: POST /add-checkpoint, cosigning with --key",
+		Long: `Serve a witness over HTTP, until interrupted: POST /add-checkpoint (C2SP
+tlog-witness) cosigns a checkpoint of a log added with 'cairn witness add-log'
+when it is signed by one of the log's keys and consistent with the latest
+checkpoint cosigned for it; it answers 409 with the size it holds when the
+request's old size is another, 422 when the consistency proof does not verify,
+404 for a log it does not witness, 403 when no signature is by the log's keys.
+
+The state directory keeps, per log, the latest tree cosigned, written durably
+before the cosignature is returned, and changed under a lock: several
+processes may share it (and 'cairn witness add-log' may change it while the
+witness serves), and no two requests can get two inconsistent trees cosigned.
+
+--key is an OpenSSH ed25519 private key file, or a .pub file whose private key
+an ssh-agent at $SSH_AUTH_SOCK holds. Readers name the witness by its vkey
+('cairn witness vkey').`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if name == "" || key == "" {
+				return usageError{errors.New("a witness needs --key, its own signing key, and --name, the name its cosignatures carry (e.g. witness.example.com/w1)")}
+			}
+			signer, err := keys.Resolve(key)
+			if err != nil {
+				return err
+			}
+			st, err := openWitnessState(state)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			w, err := witness.NewServer(name, signer, st, log)
+			if err != nil {
+				return usageError{err}
+			}
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			url := "http://" + l.Addr().String()
+			if js {
+				type listening struct {
+					Name  string `json:"name"`
+					Vkey  string `json:"vkey"`
+					State string `json:"state"`
+					Addr  string `json:"addr"`
+					URL   string `json:"url"`
+				}
+				if err := json.NewEncoder(cmd.OutOrStdout()).Encode(listening{name, w.VerifierKey(), state, l.Addr().String(), url}); err != nil {
+					l.Close()
+					return err
+				}
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "witness %s serving at %s\nvkey %s\n", name, url, w.VerifierKey())
+			}
+			if ready != "" {
+				if err := safefile.Write(ready, []byte(url+"\n"), safefile.Options{}); err != nil {
+					l.Close()
+					return err
+				}
+			}
+			return serveWitness(cmd.Context(), l, w)
+		},
+	}
+	c.Flags().StringVar(&key, "key", "", "the witness's signing key (a private key file, or a .pub whose key ssh-agent holds)")
+	c.Flags().StringVar(&name, "name", "", "the witness's name, which its cosignatures carry (e.g. witness.example.com/w1)")
+	stateFlag(c, &state)
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:7380", "address to listen on (port 0: any free port)")
+	c.Flags().StringVar(&ready, "ready-file", "", "write the witness's URL to this file once it listens")
+	c.Flags().BoolVar(&js, "json", false, "print one JSON line once listening: the name, vkey, state, address and URL")
+	return c
+}
+
+// serveWitness serves h on l until ctx ends, then lets requests in flight
+// finish for a few seconds.
+func serveWitness(ctx context.Context, l net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
+
+func newWitnessAddLogCmd() *cobra.Command {
+	var (
+		state, origin string
+		vkeys         []string
+		js            bool
+	)
+	c := &cobra.Command{
+		Use:   "add-log --state DIR --origin ORIGIN --key VKEY...",
+		Short: "Witness a log: its origin and the keys that sign its checkpoints",
+		Long: `Make the witness witness the log named ORIGIN (its checkpoints' first line),
+whose checkpoints are signed by the keys given as vkeys (C2SP signed-note
+verifier keys, name+hash+base64; 'cairn key vkey KEY.pub --origin ORIGIN'
+prints a cairn index's). The log starts at size 0: the first checkpoint
+submitted is cosigned as it is, and every later one only with a consistency
+proof. Adding a log again adds keys to it and keeps what was cosigned. A log is
+never removed: a witness that forgot a log would cosign a split view of it.
+It may run while the witness serves.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if origin == "" || len(vkeys) == 0 {
+				return usageError{errors.New("add-log needs --origin and at least one --key")}
+			}
+			st, err := openWitnessState(state)
+			if err != nil {
+				return err
+			}
+			l, err := st.AddLog(origin, vkeys...)
+			if err != nil {
+				return usageError{err}
+			}
+			for _, k := range vkeys {
+				if v, err := note.NewVerifier(k); err == nil && v.Name() != origin {
+					fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: key %s is named %q, not the origin %q: check that it is the log's\n", k, v.Name(), origin)
+				}
+			}
+			if js {
+				return printJSON(cmd.OutOrStdout(), witnessLogJSON(l))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "witnessing %s at size %d with %d key(s)\n", l.Origin, l.Size, len(l.Keys))
+			return nil
+		},
+	}
+	stateFlag(c, &state)
+	c.Flags().StringVar(&origin, "origin", "", "the log's origin, its checkpoints' first line (a cairn index's: cairn.dev/index/INTRODUCTION)")
+	c.Flags().StringArrayVar(&vkeys, "key", nil, "a vkey of a key that signs the log's checkpoints (repeatable)")
+	c.Flags().BoolVar(&js, "json", false, "print the log as JSON")
+	return c
+}
+
+// witnessLog is a witnessed log as --json prints it.
+type witnessLog struct {
+	Origin     string   `json:"origin"`
+	Keys       []string `json:"keys"`
+	Size       int64    `json:"size"`
+	Hash       string   `json:"hash"`
+	Checkpoint string   `json:"checkpoint,omitempty"`
+}
+
+func witnessLogJSON(l witness.Log) witnessLog {
+	return witnessLog{l.Origin, l.Keys, l.Size, l.Hash.String(), l.Checkpoint}
+}
+
+func newWitnessListCmd() *cobra.Command {
+	var (
+		state string
+		js    bool
+	)
+	c := &cobra.Command{
+		Use:   "list --state DIR",
+		Short: "List the logs a witness witnesses, with the latest tree cosigned for each",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openWitnessState(state)
+			if err != nil {
+				return err
+			}
+			logs, err := st.Logs()
+			if err != nil {
+				return err
+			}
+			if js {
+				out := []witnessLog{}
+				for _, l := range logs {
+					out = append(out, witnessLogJSON(l))
+				}
+				return printJSON(cmd.OutOrStdout(), out)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ORIGIN\tSIZE\tROOT\tKEYS")
+			for _, l := range logs {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", l.Origin, l.Size, l.Hash, strings.Join(l.Keys, " "))
+			}
+			return tw.Flush()
+		},
+	}
+	stateFlag(c, &state)
+	c.Flags().BoolVar(&js, "json", false, "print JSON")
+	return c
+}
+
+func newWitnessVkeyCmd() *cobra.Command {
+	var (
+		key, name string
+		js        bool
+	)
+	c := &cobra.Command{
+		Use:   "vkey --key KEY --name NAME",
+		Short: "Print a witness's vkey, by which readers name it in their policies",
+		Long: `Print the vkey (C2SP signed-note verifier key, type cosignature/v1) of the
+witness named NAME with the key in KEY (a private key file or its .pub): the
+line readers put in their witness policies, and the one 'cairn witness serve'
+prints.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if key == "" || name == "" {
+				return usageError{errors.New("vkey needs --key and --name")}
+			}
+			pub, err := keys.LoadPublic(key)
+			if err != nil {
+				return err
+			}
+			vkey, err := witness.VerifierKey(name, pub)
+			if err != nil {
+				return usageError{err}
+			}
+			if js {
+				return printJSON(cmd.OutOrStdout(), struct {
+					Name string `json:"name"`
+					Key  string `json:"key"`
+					Vkey string `json:"vkey"`
+				}{name, keys.ID(pub), vkey})
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), vkey)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&key, "key", "", "the witness's key file (private, or its .pub)")
+	c.Flags().StringVar(&name, "name", "", "the witness's name (e.g. witness.example.com/w1)")
+	c.Flags().BoolVar(&js, "json", false, "print JSON")
+	return c
+}
