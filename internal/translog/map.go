@@ -1,12 +1,14 @@
 package translog
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync/atomic"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -105,6 +107,11 @@ func wrap(h tlog.Hash, key *[32]byte, from, to int) tlog.Hash {
 // recomputed by Root only on the paths Add touched. Add and Root cost
 // O(log subjects) hashes per subject changed; Prove costs a walk.
 //
+// A new Map first gathers its Adds in a hash table and builds the tree
+// once, from the sorted keys, when first asked for its Root, a proof or a
+// Clone: rebuilding a map from a log costs one pass over its leaves and a
+// sort, not a walk per leaf. Adds after that change the tree in place.
+//
 // A Map is not safe for concurrent use, except that a Map not changed
 // since its Root was last computed (Clone computes it) may be read (Get,
 // Prove, Root, Len) by many goroutines at once. A Map and its clones share
@@ -114,6 +121,10 @@ type Map struct {
 	subjects int
 	last     int64  // the last leaf index added, -1 if none
 	gen      uint32 // nodes and subjects of this generation are this Map's own
+
+	// gather holds the subjects until the tree is first needed; nil
+	// once it is built.
+	gather map[[32]byte]*subject
 }
 
 // node is a node of the trie: a leaf (sub != nil) or an inner node whose
@@ -153,7 +164,38 @@ func nextGen() uint32 {
 
 // NewMap returns an empty map.
 func NewMap() *Map {
-	return &Map{last: -1, gen: nextGen()}
+	return &Map{last: -1, gen: nextGen(), gather: map[[32]byte]*subject{}}
+}
+
+// settle builds the tree from the gathered subjects, if it is not built.
+func (m *Map) settle() {
+	if m.gather == nil {
+		return
+	}
+	subs := make([]*subject, 0, len(m.gather))
+	for _, s := range m.gather {
+		subs = append(subs, s)
+	}
+	m.gather = nil
+	slices.SortFunc(subs, func(a, b *subject) int { return bytes.Compare(a.key[:], b.key[:]) })
+	if len(subs) > 0 {
+		m.root = m.build(subs)
+	}
+}
+
+// build returns the trie over subs, sorted by key and not empty.
+func (m *Map) build(subs []*subject) *node {
+	if len(subs) == 1 {
+		return &node{sub: subs[0], gen: m.gen, dirty: true}
+	}
+	// Sorted keys first differ, among them all, where the first and the
+	// last do; the ones with that bit clear come first.
+	c := firstDiff(&subs[0].key, &subs[len(subs)-1].key)
+	split, _ := slices.BinarySearchFunc(subs, 1, func(s *subject, bit int) int { return keyBit(&s.key, c) - bit })
+	n := &node{gen: m.gen, crit: uint8(c), dirty: true}
+	n.child[0] = m.build(subs[:split])
+	n.child[1] = m.build(subs[split:])
+	return n
 }
 
 // Clone returns a copy of m that can be changed independently of it, in
@@ -162,6 +204,7 @@ func NewMap() *Map {
 // Adds it may have to undo: clone, add to the clone, and keep whichever
 // map holds the outcome.
 func (m *Map) Clone() *Map {
+	m.settle()
 	m.Root()
 	c := &Map{root: m.root, subjects: m.subjects, last: m.last, gen: nextGen()}
 	m.gen = nextGen()
@@ -185,6 +228,15 @@ func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
 	}
 	m.last = index
 	key := SubjectKey(subject)
+	if m.gather != nil {
+		if s := m.gather[key]; s != nil {
+			s.add(index, leaf)
+		} else {
+			m.gather[key] = newSubject(&key, index, leaf, m.gen)
+			m.subjects++
+		}
+		return
+	}
 	if m.root == nil {
 		m.root = m.newLeaf(&key, index, leaf)
 		m.subjects++
@@ -213,10 +265,7 @@ func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
 	}
 	if diff == 256 {
 		n := m.own(slot)
-		s := m.ownSubject(n)
-		s.value = s.value.Extend(index, leaf)
-		s.idx = binary.AppendUvarint(s.idx, uint64(index-s.last))
-		s.last = index
+		m.ownSubject(n).add(index, leaf)
 		return
 	}
 	if (*slot).sub == nil {
@@ -258,13 +307,25 @@ func (m *Map) ownSubject(n *node) *subject {
 }
 
 func (m *Map) newLeaf(key *[32]byte, index int64, leaf tlog.Hash) *node {
-	s := &subject{key: *key, value: Value{}.Extend(index, leaf), last: index, gen: m.gen}
+	return &node{sub: newSubject(key, index, leaf, m.gen), gen: m.gen, dirty: true}
+}
+
+// add extends s with the leaf at index, which is after s.last.
+func (s *subject) add(index int64, leaf tlog.Hash) {
+	s.value = s.value.Extend(index, leaf)
+	s.idx = binary.AppendUvarint(s.idx, uint64(index-s.last))
+	s.last = index
+}
+
+func newSubject(key *[32]byte, index int64, leaf tlog.Hash, gen uint32) *subject {
+	s := &subject{key: *key, value: Value{}.Extend(index, leaf), last: index, gen: gen}
 	s.idx = binary.AppendUvarint(make([]byte, 0, 4), uint64(index))
-	return &node{sub: s, gen: m.gen, dirty: true}
+	return s
 }
 
 // Root returns the map's root hash: 32 zero bytes for the empty map.
 func (m *Map) Root() tlog.Hash {
+	m.settle()
 	if m.root == nil {
 		return emptyHash
 	}
@@ -317,6 +378,9 @@ func (m *Map) Get(subject string) (Value, []int64, bool) {
 }
 
 func (m *Map) find(key *[32]byte) *subject {
+	if m.gather != nil {
+		return m.gather[*key]
+	}
 	n := m.root
 	if n == nil {
 		return nil

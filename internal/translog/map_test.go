@@ -160,10 +160,20 @@ func TestMapRootMatchesNaive(t *testing.T) {
 }
 
 func TestMapGet(t *testing.T) {
+	// Before the tree is built, after it is built, and both.
+	for _, built := range []int{-1, 0, 100, 199} {
+		t.Run(fmt.Sprintf("tree built after %d adds", built), func(t *testing.T) { testMapGet(t, built) })
+	}
+}
+
+func testMapGet(t *testing.T, built int) {
 	m := NewMap()
 	indices := map[string][]int64{}
 	var index int64 = 5
 	for i := 0; i < 200; i++ {
+		if i == built {
+			m.Root()
+		}
 		s := fmt.Sprintf("key %d", i%7)
 		m.Add(s, index, leafOf(index))
 		indices[s] = append(indices[s], index)
