@@ -200,7 +200,8 @@ func (m *Map) build(subs []*subject) *node {
 
 // Clone returns a copy of m that can be changed independently of it, in
 // O(1): the two share the tree, and each copies a node before its first
-// change to it. Clone computes m's root first. It is how a caller stages
+// change to it. Clone computes m's root first (building the tree, the
+// first time). It is how a caller stages
 // Adds it may have to undo: clone, add to the clone, and keep whichever
 // map holds the outcome.
 func (m *Map) Clone() *Map {
