@@ -71,7 +71,25 @@ type liteWitness struct {
 	name string
 	pub  ed25519.PublicKey
 	db   string
-	logs *bytes.Buffer // its stderr
+	logs *syncBuffer // its stderr
+}
+
+// syncBuffer is a bytes.Buffer that a process writes while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // startLitewitness runs litewitness with its key in a real ssh-agent of
@@ -111,9 +129,9 @@ func startLitewitness(t *testing.T, name string, logs ...testLog) *liteWitness {
 	addr := l.Addr().String()
 	l.Close()
 	db := filepath.Join(dir, "litewitness.db")
-	var stderr bytes.Buffer
+	stderr := &syncBuffer{}
 	cmd := exec.Command(bin, "-ssh-agent", sock, "-name", name, "-key", keys.ID(pub), "-db", db, "-listen", addr)
-	cmd.Stderr = &stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +175,7 @@ func startLitewitness(t *testing.T, name string, logs ...testLog) *liteWitness {
 			t.Fatal(err)
 		}
 	}
-	return &liteWitness{url: "http://" + addr, name: name, pub: pub, db: db, logs: &stderr}
+	return &liteWitness{url: "http://" + addr, name: name, pub: pub, db: db, logs: stderr}
 }
 
 // size returns the tree size litewitness holds for origin.
