@@ -65,8 +65,27 @@ func (e Entry) Text() []byte {
 // back from its Text: a lowercase 40-hex commit, a size not negative, a
 // path of printable ASCII without spaces, a line of at most MaxEntry bytes.
 func (e Entry) Check() error {
-	_, err := ParseEntry(e.Text())
-	return err
+	bad := func(what string) error {
+		return fmt.Errorf("%w: %s in the entry of %q", ErrEntry, what, e.Path)
+	}
+	if !isLowerHex([]byte(e.Commit), 40) {
+		return bad("commit is not 40 lowercase hex digits")
+	}
+	if e.Size < 0 {
+		return bad("size is negative")
+	}
+	if e.Path == "" {
+		return bad("empty path")
+	}
+	for i := 0; i < len(e.Path); i++ {
+		if c := e.Path[i]; c <= ' ' || c >= 0x7f {
+			return bad(fmt.Sprintf("path has byte %#02x (printable ASCII, no spaces)", c))
+		}
+	}
+	if n := len(e.Path) + 40 + 64 + 4 + 2*20 + 1; n > MaxEntry && len(e.Text()) > MaxEntry {
+		return bad(fmt.Sprintf("%d bytes, more than %d", len(e.Text()), MaxEntry))
+	}
+	return nil
 }
 
 // ParseEntry parses an entry line. It is strict: it accepts exactly the

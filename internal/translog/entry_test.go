@@ -96,6 +96,14 @@ func TestEntryCheck(t *testing.T) {
 	if err := e.Check(); err != nil {
 		t.Fatal(err)
 	}
+	e.Path = strings.Repeat("a", MaxEntry-100)
+	if err := e.Check(); err == nil {
+		t.Fatalf("an entry of %d bytes checks", len(e.Text()))
+	}
+	e.Path = e.Path[:MaxEntry-200]
+	if err := e.Check(); err != nil {
+		t.Fatalf("an entry of %d bytes: %v", len(e.Text()), err)
+	}
 }
 
 func FuzzParseEntry(f *testing.F) {
@@ -110,6 +118,20 @@ func FuzzParseEntry(f *testing.F) {
 		// Whatever parses is the one spelling Text writes.
 		if !bytes.Equal(e.Text(), text) {
 			t.Fatalf("ParseEntry(%q) = %+v, whose Text is %q", text, e, e.Text())
+		}
+	})
+}
+
+// Check accepts exactly the entries whose Text parses back.
+func FuzzEntryCheck(f *testing.F) {
+	f.Add(commitID, int64(1700000000), int64(17), "root/00000001.json")
+	f.Add(commitID, int64(-1), int64(-1), "a b")
+	f.Add(strings.ToUpper(commitID), int64(0), int64(0), "x")
+	f.Fuzz(func(t *testing.T, commit string, time, size int64, path string) {
+		e := Entry{Commit: commit, Time: time, Size: size, Path: path}
+		_, perr := ParseEntry(e.Text())
+		if cerr := e.Check(); (cerr == nil) != (perr == nil) {
+			t.Fatalf("Check() = %v, ParseEntry(Text()) = %v", cerr, perr)
 		}
 	})
 }

@@ -221,10 +221,10 @@ func (l *Log) setState(st *state) error {
 // Append stages an entry as the next leaf and returns its index and leaf
 // hash. Staged leaves are not visible (Size, reads, tiles) until Commit.
 func (l *Log) Append(e Entry) (index int64, leaf tlog.Hash, err error) {
-	text := e.Text()
-	if _, err := ParseEntry(text); err != nil {
+	if err := e.Check(); err != nil {
 		return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
 	}
+	text := e.Text()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.begin(); err != nil {
@@ -255,6 +255,27 @@ func (l *Log) Append(e Entry) (index int64, leaf tlog.Hash, err error) {
 		}
 	}
 	return n, leaf, nil
+}
+
+// ErrMoved is Begin's error when another writer moved the log.
+var ErrMoved = errors.New("transparency log moved by another writer")
+
+// Begin takes the write lock for a batch of appends that continue the
+// log committed at head, waiting for another writer to be done. If that
+// writer moved the log's head elsewhere, Begin releases the lock and
+// fails with ErrMoved: what the caller meant to append may be there
+// already. (Append takes the lock itself, on whatever is committed.)
+func (l *Log) Begin(head string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.begin(); err != nil {
+		return err
+	}
+	if l.head != head && l.staged == 0 {
+		l.release()
+		return fmt.Errorf("%w: %s is at %q, not %q", ErrMoved, l.dir, l.head, head)
+	}
+	return nil
 }
 
 // begin takes the write lock for a batch of appends, if not held: the

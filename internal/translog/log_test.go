@@ -440,6 +440,15 @@ func TestWriteLock(t *testing.T) {
 	if b.Size() != 7 {
 		t.Fatalf("second writer's log: %d leaves, want 7", b.Size())
 	}
+	// A writer that meant to continue from where it left the log learns
+	// that another one moved it.
+	if err := a.Begin("b"); !errors.Is(err, ErrMoved) {
+		t.Fatalf("Begin at a head the log left: %v", err)
+	}
+	if err := a.Begin("c"); err != nil {
+		t.Fatal(err)
+	}
+	a.Rollback()
 	if err := a.Reload(); err != nil || a.Size() != 7 || a.Head() != "c" {
 		t.Fatalf("reload: %v, size %d head %s", err, a.Size(), a.Head())
 	}
