@@ -123,6 +123,9 @@ func (e *SignError) Error() string {
 	case RuleKeyExpired:
 		return fmt.Sprintf("every grant of key %s (holder %s) had expired at %s", k.ID, k.Holder(), e.At.UTC().Format(time.RFC3339))
 	}
+	if e.Kind == "" { // Key.MayCheckpoint
+		return fmt.Sprintf("key %s (holder %s) has scopes [%s]; signing %s needs checkpoint", k.ID, k.Holder(), strings.Join(e.Have, " "), e.Name)
+	}
 	return fmt.Sprintf("key %s (holder %s) has scopes [%s]; %s records on %s need %s", k.ID, k.Holder(), strings.Join(e.Have, " "), e.Kind, e.Name, record.Needed(e.Kind, e.Name))
 }
 

@@ -1,0 +1,157 @@
+package index
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"cairn.dev/cairn/internal/index/layout"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+)
+
+// A light client holds no git history: it reads the files of a few
+// subjects of the log's map (SubjectOf), each proved complete against a
+// signed checkpoint, with each file's leaf index, commit and time. It
+// judges them by the rules all the same: ReplayProved applies them in
+// index order through Apply, the code a full replica's replay runs, so
+// that what a full replica refuses (a record signed after its key was
+// revoked, or after its grant expired, an end by a key that did not issue
+// the record) a light client refuses too, and what it accepts the
+// catalog then reads (NewCatalog over MemFiles) with the same code.
+
+// Needs returns the subjects, beyond "root", whose files the rules read
+// to judge files (the files of some subjects): the keys that signed the
+// records, the packages a snapshot names, the snapshots a label moves to,
+// and, for this repository's records about an upstream's versions, the
+// upstream's declaration and the package of the same name here (internal
+// names win). Judging files takes the files of their needs, and of their
+// needs' needs. It ignores what does not parse: ReplayProved refuses it.
+func Needs(files []MemFile) []string {
+	seen := map[string]bool{}
+	for _, f := range files {
+		file := &File{Path: f.Path, Status: 'A', Mode: "100644", Data: f.Data}
+		prepare(file)
+		if file.Err != nil {
+			continue
+		}
+		if file.Snap != nil {
+			for _, p := range file.Snap.Packages {
+				seen["package "+p.Name] = true
+			}
+			continue
+		}
+		rec := file.Rec
+		if rec == nil {
+			continue
+		}
+		for _, s := range rec.Signatures {
+			if h, err := keys.HexFromID(s.KeyID); err == nil {
+				seen["key "+h] = true
+			}
+		}
+		switch p := rec.Predicate.(type) {
+		case record.LabelPredicate:
+			seen["snapshot "+p.Snapshot.SHA256] = true
+		}
+		if file.Loc.Place == layout.PlaceUpstreamRecord {
+			seen["upstream "+file.Loc.Upstream] = true
+			seen["package "+file.Loc.Name] = true
+		}
+	}
+	delete(seen, "root")
+	out := make([]string, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ReplayProved judges files — the files of some subjects of the index
+// whose introduction is intro, as a light client proved them (paths,
+// bytes, leaf indices, commits and times) — by the rules, as a full
+// replica's replay judges the whole history: it applies them to the empty
+// index in index order, one commit at a time, each commit holding the
+// files of it that are among files. The first must be the introduction,
+// the log's leaf 0: the root subject's files are always among files, and
+// so must be those of every subject the others need (Needs). It returns
+// the state after the last commit, which holds only what files say, or
+// the first rule broken (a *RuleError, with the commit and path).
+//
+// What the rules read beyond files is not there, and a partial replay
+// cannot judge it: whether a name is inside a publish grant of a key
+// whose subject was not read (internal names, for records about an
+// upstream's versions) counts only the keys among files.
+func ReplayProved(intro string, files []MemFile) (*Overlay, error) {
+	sorted := append([]MemFile(nil), files...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Index < sorted[j].Index })
+	if len(sorted) == 0 || sorted[0].Index != 0 || sorted[0].Path != layout.RootPath(1) {
+		return nil, &RuleError{Rule: RuleIntroduction, Detail: fmt.Sprintf("the files proved do not start with the introduction (%s at leaf 0)", layout.RootPath(1))}
+	}
+	// The leaves' structure first: commits whole, one time each, one
+	// file per leaf.
+	seen := map[string]bool{}
+	for i, f := range sorted {
+		if i > 0 && f.Commit == sorted[i-1].Commit {
+			prev := sorted[i-1]
+			if f.Index == prev.Index {
+				return nil, &RuleError{Rule: RuleWellFormed, Commit: f.Commit, Path: f.Path, Detail: fmt.Sprintf("two files at leaf %d", f.Index)}
+			}
+			if !f.Time.Equal(prev.Time) {
+				return nil, &RuleError{Rule: RuleWellFormed, Commit: f.Commit, Path: f.Path, Detail: fmt.Sprintf("leaf %d says its commit's time is %s, leaf %d of the same commit %s",
+					f.Index, f.Time.UTC().Format(time.RFC3339), prev.Index, prev.Time.UTC().Format(time.RFC3339))}
+			}
+			continue
+		}
+		if seen[f.Commit] {
+			return nil, &RuleError{Rule: RuleLinear, Commit: f.Commit, Path: f.Path,
+				Detail: fmt.Sprintf("leaf %d is of a commit whose files were interleaved with another commit's: the log's leaves are in commit order", f.Index)}
+		}
+		if i > 0 && f.Index == sorted[i-1].Index {
+			return nil, &RuleError{Rule: RuleWellFormed, Commit: f.Commit, Path: f.Path, Detail: fmt.Sprintf("two files at leaf %d", f.Index)}
+		}
+		seen[f.Commit] = true
+	}
+	st := NewOverlay(nil)
+	var prev *Commit
+	for i := 0; i < len(sorted); {
+		c := &Commit{ID: sorted[i].Commit, Time: sorted[i].Time}
+		if prev != nil {
+			c.Parents, c.ParentTime = []string{prev.ID}, prev.Time
+		}
+		for ; i < len(sorted) && sorted[i].Commit == c.ID; i++ {
+			file := &File{Path: sorted[i].Path, Status: 'A', Mode: "100644", Data: sorted[i].Data}
+			prepare(file)
+			c.Files = append(c.Files, file)
+		}
+		if err := Apply(st, c, intro); err != nil {
+			return nil, err
+		}
+		prev = c
+	}
+	return st, nil
+}
+
+// MayCheckpoint is the one check of a checkpoint's signer: the key is not
+// revoked, and one of its grants live at at (the checkpoint's time) holds
+// the checkpoint scope. It returns nil or a *SignError.
+func (k *Key) MayCheckpoint(at time.Time) error {
+	if k.RevokedBy != "" {
+		return &SignError{Rule: RuleKeyRevoked, Key: k, Name: "a checkpoint", At: at}
+	}
+	active := k.Active(at)
+	if len(active) == 0 {
+		return &SignError{Rule: RuleKeyExpired, Key: k, Name: "a checkpoint", At: at}
+	}
+	var have []string
+	for _, g := range active {
+		for i, s := range g.Scopes {
+			if s.Action == "checkpoint" {
+				return nil
+			}
+			have = append(have, g.Raw[i])
+		}
+	}
+	return &SignError{Rule: RuleScope, Key: k, Name: "a checkpoint", At: at, Have: have}
+}
