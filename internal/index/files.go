@@ -139,7 +139,7 @@ type MemFile struct {
 
 // ErrUnlisted is the parent of the errors of a listing that a light
 // client cannot prove complete: the map proves subjects, not directories
-// that span several (keys/, labels/, snapshots/).
+// that span several (labels/, snapshots/, packages/).
 var ErrUnlisted = errors.New("directory spans several subjects: a light client cannot prove its listing complete")
 
 // MemFiles are Files held in memory: the files of the subjects a light
@@ -317,9 +317,10 @@ func (m *MemFiles) File(path string) (MemFile, bool) {
 // under: "root", "key KEY", "package NS/NAME", "upstream UP", "upstream UP
 // package NS/NAME", "snapshot SHA" or "label LABEL". A directory at or
 // under a subject's directory has that subject (an upstream's directory
-// is the subject "upstream UP", which holds its declarations); a
-// directory that spans several subjects (keys/XX, packages/A/B, labels)
-// has none: ok is false.
+// is the subject "upstream UP", which holds its declarations; keys/ and
+// keys/XX are the subject "keys", which holds every key's files); a
+// directory that spans several subjects (packages/A/B, labels) has none:
+// ok is false.
 func SubjectOf(path string) (subject string, ok bool) {
 	parts := strings.Split(path, "/")
 	switch parts[0] {
@@ -328,6 +329,9 @@ func SubjectOf(path string) (subject string, ok bool) {
 	case "keys":
 		if len(parts) >= 3 && len(parts[1]) == 2 && blob.IsDigest(parts[2]) && parts[2][:2] == parts[1] {
 			return "key " + parts[2], true
+		}
+		if len(parts) == 1 || len(parts) == 2 && len(parts[1]) == 2 && strings.Trim(parts[1], "0123456789abcdef") == "" {
+			return "keys", true
 		}
 	case "packages":
 		if name, ok := packageOf(parts[1:]); ok {
@@ -356,6 +360,21 @@ func SubjectOf(path string) (subject string, ok bool) {
 		}
 	}
 	return "", false
+}
+
+// SubjectsOf returns every subject of the log's map that the file at path
+// is in: its SubjectOf, and for a key's file "keys" too, so that a light
+// client can read every grant at once (internal names: every publish
+// grant counts). None for a path outside the layout's subjects.
+func SubjectsOf(path string) []string {
+	s, ok := SubjectOf(path)
+	switch {
+	case !ok:
+		return nil
+	case strings.HasPrefix(s, "key "):
+		return []string{s, "keys"}
+	}
+	return []string{s}
 }
 
 // packageOf reads the package name of a path under packages/: its four

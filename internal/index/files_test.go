@@ -176,11 +176,13 @@ func TestMemFilesLoad(t *testing.T) {
 	head, files := w.history()
 	bySubject := map[string][]index.MemFile{}
 	for _, f := range files {
-		s, ok := index.SubjectOf(f.Path)
-		if !ok {
+		ss := index.SubjectsOf(f.Path)
+		if len(ss) == 0 {
 			t.Fatalf("%s has no subject", f.Path)
 		}
-		bySubject[s] = append(bySubject[s], f)
+		for _, s := range ss {
+			bySubject[s] = append(bySubject[s], f)
+		}
 	}
 	var mu sync.Mutex
 	loads := map[string]int{}
@@ -229,8 +231,14 @@ func TestMemFilesLoad(t *testing.T) {
 	if _, err := mem.Labels(); !errors.Is(err, index.ErrUnlisted) {
 		t.Errorf("listing every label: %v, want ErrUnlisted", err)
 	}
-	if _, err := mem.Internal("acme/new"); !errors.Is(err, index.ErrUnlisted) {
-		t.Errorf("internal names need every key: %v, want ErrUnlisted", err)
+	// Internal names read every key, through the subject "keys".
+	for name, want := range map[string]bool{"acme/new": true, "bob/tool": true, "carol/x": false} {
+		if in, err := mem.Internal(name); err != nil || in != want {
+			t.Errorf("internal %s: %v, %v; want %v", name, in, err, want)
+		}
+	}
+	if loads["keys"] != 1 {
+		t.Errorf("every key was loaded %d times, want once", loads["keys"])
 	}
 	if m, err := mem.Label("lts"); err != nil || m.Snapshot.SHA256 != w.lts {
 		t.Errorf("label lts through its subject: %+v, %v", m, err)
@@ -303,7 +311,8 @@ func TestSubjectOf(t *testing.T) {
 		{"labels/lts", "label lts"},
 		{"labels/lts/" + snap + ".json", "label lts"},
 		// Directories that span subjects, and paths outside the layout.
-		{"", ""}, {"keys", ""}, {"keys/ab", ""}, {"keys/cd/" + key, ""}, {"packages", ""}, {"packages/8/9", ""},
+		{"keys", "keys"}, {"keys/ab", "keys"},
+		{"", ""}, {"keys/cd/" + key, ""}, {"keys/abc", ""}, {"keys/AB", ""}, {"packages", ""}, {"packages/8/9", ""},
 		{strings.Replace(pkg, "packages/", "packages/f/", 1), ""}, {"packages/0/0/0/0/acme/fastjson", ""},
 		{"upstreams", ""}, {"upstreams/pub/packages", ""}, {"snapshots/0f", ""}, {"labels", ""}, {"other/x", ""},
 	} {

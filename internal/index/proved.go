@@ -22,11 +22,16 @@ import (
 
 // Needs returns the subjects, beyond "root", whose files the rules read
 // to judge files (the files of some subjects): the keys that signed the
-// records, the packages a snapshot names, the snapshots a label moves to,
-// and, for this repository's records about an upstream's versions, the
-// upstream's declaration and the package of the same name here (internal
-// names win). Judging files takes the files of their needs, and of their
-// needs' needs. It ignores what does not parse: ReplayProved refuses it.
+// records about packages, snapshots and labels, the packages a snapshot
+// names, the snapshots a label moves to, and, for this repository's
+// records about an upstream's versions, the upstream's declaration, the
+// package of the same name here and every key (internal names win: a
+// name published here or inside any live publish grant is not the
+// upstream's). Root and key
+// files need nothing more (the root signs them), so needs never go round
+// in a circle: a label needs snapshots, which need packages, which need
+// keys. Judging files takes the files of their needs, and of their needs'
+// needs. It ignores what does not parse: ReplayProved refuses it.
 func Needs(files []MemFile) []string {
 	seen := map[string]bool{}
 	for _, f := range files {
@@ -35,11 +40,18 @@ func Needs(files []MemFile) []string {
 		if file.Err != nil {
 			continue
 		}
-		if file.Snap != nil {
+		switch file.Loc.Place {
+		case layout.PlaceRoot, layout.PlaceKey:
+			continue
+		case layout.PlaceSnapshotFile:
 			for _, p := range file.Snap.Packages {
 				seen["package "+p.Name] = true
 			}
 			continue
+		case layout.PlaceUpstreamRecord:
+			seen["upstream "+file.Loc.Upstream] = true
+			seen["package "+file.Loc.Name] = true
+			seen["keys"] = true // every publish grant: internal names win
 		}
 		rec := file.Rec
 		if rec == nil {
@@ -50,16 +62,10 @@ func Needs(files []MemFile) []string {
 				seen["key "+h] = true
 			}
 		}
-		switch p := rec.Predicate.(type) {
-		case record.LabelPredicate:
+		if p, ok := rec.Predicate.(record.LabelPredicate); ok && file.Loc.Place == layout.PlaceLabel {
 			seen["snapshot "+p.Snapshot.SHA256] = true
 		}
-		if file.Loc.Place == layout.PlaceUpstreamRecord {
-			seen["upstream "+file.Loc.Upstream] = true
-			seen["package "+file.Loc.Name] = true
-		}
 	}
-	delete(seen, "root")
 	out := make([]string, 0, len(seen))
 	for s := range seen {
 		out = append(out, s)
@@ -78,11 +84,6 @@ func Needs(files []MemFile) []string {
 // so must be those of every subject the others need (Needs). It returns
 // the state after the last commit, which holds only what files say, or
 // the first rule broken (a *RuleError, with the commit and path).
-//
-// What the rules read beyond files is not there, and a partial replay
-// cannot judge it: whether a name is inside a publish grant of a key
-// whose subject was not read (internal names, for records about an
-// upstream's versions) counts only the keys among files.
 func ReplayProved(intro string, files []MemFile) (*Overlay, error) {
 	sorted := append([]MemFile(nil), files...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Index < sorted[j].Index })

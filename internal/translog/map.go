@@ -220,12 +220,14 @@ func (m *Map) Len() int { return m.subjects }
 func (m *Map) Last() int64 { return m.last }
 
 // Add records that the log's leaf at index, with leaf hash leaf, is a file
-// about subject. Leaves are added in index order: Add panics if index is
-// negative or not larger than every index added before, since the map of
-// a log that skips back is not the spec's.
+// about subject. Leaves are added in index order, each to every subject it
+// is about (a key's file is in its key's subject and in "keys"): Add panics
+// if index is negative, smaller than an index added before, or one added
+// before to the same subject, since the map of a log that skips back is
+// not the spec's.
 func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
-	if index < 0 || index <= m.last {
-		panic(fmt.Sprintf("translog: Map.Add(%q, %d): leaf indices must increase (last added %d)", subject, index, m.last))
+	if index < 0 || index < m.last {
+		panic(fmt.Sprintf("translog: Map.Add(%q, %d): leaf indices must not decrease (last added %d)", subject, index, m.last))
 	}
 	m.last = index
 	key := SubjectKey(subject)
@@ -313,6 +315,9 @@ func (m *Map) newLeaf(key *[32]byte, index int64, leaf tlog.Hash) *node {
 
 // add extends s with the leaf at index, which is after s.last.
 func (s *subject) add(index int64, leaf tlog.Hash) {
+	if index <= s.last {
+		panic(fmt.Sprintf("translog: Map.Add(%d): leaf %d is in the subject already", index, s.last))
+	}
 	s.value = s.value.Extend(index, leaf)
 	s.idx = binary.AppendUvarint(s.idx, uint64(index-s.last))
 	s.last = index

@@ -204,25 +204,32 @@ func testMapGet(t *testing.T, built int) {
 
 func TestMapAddRefusesIndicesOutOfOrder(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		first int64
-		then  int64
+		name   string
+		first  int64
+		then   int64
+		same   bool // the second Add is to the first's subject
+		refuse string
 	}{
-		{"same index", 4, 4},
-		{"smaller index", 4, 3},
-		{"negative", -1, -1},
+		{"same index, same subject", 4, 4, true, "in the subject already"},
+		{"smaller index", 4, 3, false, "must not decrease"},
+		{"smaller index, same subject", 4, 3, true, "must not decrease"},
+		{"negative", -1, -1, false, "must not decrease"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := NewMap()
 			defer func() {
-				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "must increase") {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), tc.refuse) {
 					t.Fatalf("Add did not refuse: recovered %v", r)
 				}
 			}()
 			if tc.first >= 0 {
 				m.Add("a", tc.first, leafOf(tc.first))
 			}
-			m.Add("b", tc.then, leafOf(tc.then))
+			second := "b"
+			if tc.same {
+				second = "a"
+			}
+			m.Add(second, tc.then, leafOf(tc.then))
 		})
 	}
 }

@@ -14,7 +14,7 @@ import (
 // committed since, so appending (a verification) never pays for it.
 type Store struct {
 	*Log
-	subjectOf func(path string) (subject string, ok bool)
+	subjectsOf func(path string) []string
 
 	mu   sync.Mutex
 	m    *Map      // the map of the log's first size leaves; never changed once published
@@ -23,14 +23,14 @@ type Store struct {
 }
 
 // OpenStore opens the log in dir (see OpenLog) with a map whose subjects
-// subjectOf gives from entry paths; a path without one is in the log and
-// in no subject.
-func OpenStore(dir string, subjectOf func(path string) (subject string, ok bool)) (*Store, error) {
+// subjectsOf gives from entry paths (a key's file is in its key's subject
+// and in "keys"); a path without one is in the log and in no subject.
+func OpenStore(dir string, subjectsOf func(path string) []string) (*Store, error) {
 	l, err := OpenLog(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{Log: l, subjectOf: subjectOf}, nil
+	return &Store{Log: l, subjectsOf: subjectsOf}, nil
 }
 
 // MapAt is the map of a committed log of Size leaves whose root is Root.
@@ -64,8 +64,9 @@ func (s *Store) Map() (MapAt, error) {
 		if err != nil {
 			return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
 		}
-		if subject, ok := s.subjectOf(e.Path); ok {
-			m.Add(subject, i, LeafHash(text))
+		leaf := LeafHash(text)
+		for _, subject := range s.subjectsOf(e.Path) {
+			m.Add(subject, i, leaf)
 		}
 		return nil
 	})

@@ -14,12 +14,26 @@ func testSubject(path string) (string, bool) {
 	return "package " + parts[5] + "/" + parts[6], true
 }
 
+// testSubjects gives the test entries' paths their subjects: their
+// package, and "all" for every tenth leaf's, as "keys" holds every key's
+// files beside each key's own subject.
+func testSubjects(path string) []string {
+	s, ok := testSubject(path)
+	if !ok {
+		return nil
+	}
+	if strings.HasSuffix(path, "0/descriptor.json") {
+		return []string{s, "all"}
+	}
+	return []string{s}
+}
+
 // handMap is the reference: the map built leaf by leaf from the entries.
 func handMap(n int64) *Map {
 	m := NewMap()
 	for i := int64(0); i < n; i++ {
 		e := testEntry(i)
-		if s, ok := testSubject(e.Path); ok {
+		for _, s := range testSubjects(e.Path) {
 			m.Add(s, i, LeafHash(e.Text()))
 		}
 	}
@@ -28,7 +42,7 @@ func handMap(n int64) *Map {
 
 func TestStoreMapFollowsLog(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenStore(dir, testSubject)
+	s, err := OpenStore(dir, testSubjects)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +108,7 @@ func TestStoreMapFollowsLog(t *testing.T) {
 // A map is rebuilt, not extended, when the log under it is another one.
 func TestStoreMapRebuilt(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenStore(dir, testSubject)
+	s, err := OpenStore(dir, testSubjects)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +132,9 @@ func TestStoreMapRebuilt(t *testing.T) {
 	want := NewMap()
 	for i := int64(0); i < 20; i++ {
 		e := testEntry(100 + i)
-		sub, _ := testSubject(e.Path)
-		want.Add(sub, i, LeafHash(e.Text()))
+		for _, sub := range testSubjects(e.Path) {
+			want.Add(sub, i, LeafHash(e.Text()))
+		}
 	}
 	if at.Map.Root() != want.Root() {
 		t.Fatal("the map was extended over another log instead of rebuilt")
