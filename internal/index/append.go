@@ -156,7 +156,7 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 		return "", err
 	}
 	defer update.Abort()
-	id, err := r.build(ctx, r.Config.Introduction, parent, files, ident, message)
+	id, when, err := r.build(ctx, r.Config.Introduction, parent, files, ident, message)
 	if err != nil {
 		return "", err
 	}
@@ -171,6 +171,7 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 	if err := r.saveMarker(marker{Head: id, Records: records}); err != nil {
 		return "", err
 	}
+	r.appendLog(parent, id, when.Unix(), files)
 	// One pack per append: roll them up now and then (best effort: a
 	// failure here loses nothing).
 	r.git.MaybeRepack(ctx, packLimit)
@@ -194,15 +195,18 @@ func (r *Repo) commitOn(ctx context.Context, l Line, parent string, files []gitx
 	if head != parent || parent == "" {
 		return "", fmt.Errorf("%s is verified at %q, not at %s: pull it first", l.Name, head, parent)
 	}
-	return r.build(ctx, l.Introduction, parent, files, ident, message)
+	id, _, err := r.build(ctx, l.Introduction, parent, files, ident, message)
+	return id, err
 }
 
 // build checks files as a commit on parent (of the index whose
-// introduction is given) and writes the commit's objects.
-func (r *Repo) build(ctx context.Context, introduction, parent string, files []gitx.File, ident, message string) (string, error) {
+// introduction is given) and writes the commit's objects. It returns the
+// commit and its time.
+func (r *Repo) build(ctx context.Context, introduction, parent string, files []gitx.File, ident, message string) (string, time.Time, error) {
+	var zero time.Time
 	rd, err := r.reader(ctx)
 	if err != nil {
-		return "", err
+		return "", zero, err
 	}
 	now := time.Now()
 	c := &Commit{Time: now}
@@ -211,7 +215,7 @@ func (r *Repo) build(ctx context.Context, introduction, parent string, files []g
 	if parent != "" {
 		pc, err := rd.Commit(parent)
 		if err != nil {
-			return "", err
+			return "", zero, err
 		}
 		baseTree = pc.Tree
 		c.Parents = []string{parent}
@@ -221,7 +225,7 @@ func (r *Repo) build(ctx context.Context, introduction, parent string, files []g
 			now, c.Time = c.ParentTime, c.ParentTime
 		}
 		if st, err = r.State(ctx, parent); err != nil {
-			return "", err
+			return "", zero, err
 		}
 	}
 	for _, f := range files {
@@ -230,19 +234,19 @@ func (r *Repo) build(ctx context.Context, introduction, parent string, files []g
 		c.Files = append(c.Files, af)
 	}
 	if err := Apply(st, c, introduction); err != nil {
-		return "", err
+		return "", zero, err
 	}
 	batch := r.git.NewBatch()
 	tree, err := batch.AddToTree(rd, baseTree, files)
 	if errors.Is(err, gitx.ErrExists) {
-		return "", &RuleError{Rule: RuleAppendOnly, Detail: err.Error()}
+		return "", zero, &RuleError{Rule: RuleAppendOnly, Detail: err.Error()}
 	}
 	if err != nil {
-		return "", err
+		return "", zero, err
 	}
 	id := batch.Write("commit", gitx.FormatCommit(tree, c.Parents, ident, now.Unix(), message))
 	if err := batch.Flush(); err != nil {
-		return "", err
+		return "", zero, err
 	}
-	return id, nil
+	return id, now, nil
 }

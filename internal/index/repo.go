@@ -25,6 +25,7 @@ import (
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/safefile"
+	"cairn.dev/cairn/internal/translog"
 )
 
 // MainRef is the index's branch.
@@ -54,6 +55,9 @@ type Repo struct {
 	pathsMu   sync.Mutex
 	pathsHead string
 	paths     map[string]string // record id → path, as of pathsHead
+
+	storesMu sync.Mutex
+	stores   map[string]*translog.Store // open transparency logs, by directory
 }
 
 // Init creates a repository at dir whose root is the given keys with the
@@ -229,8 +233,9 @@ func (r *Repo) reader(ctx context.Context) (*gitx.Reader, error) {
 	return r.rd, nil
 }
 
-// Close releases the repository's git processes.
+// Close releases the repository's git processes and open logs.
 func (r *Repo) Close() error {
+	r.closeStores()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.rd != nil {

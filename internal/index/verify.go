@@ -3,9 +3,11 @@ package index
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -15,6 +17,7 @@ import (
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/translog"
 )
 
 // ErrFork is the parent of ForkError.
@@ -95,7 +98,25 @@ func (r *Repo) Verify(ctx context.Context, full bool) (*VerifyResult, error) {
 // signatures in parallel on all cores, and remembers the new head if it
 // can (see VerifyResult.Unsaved). A head that does not descend from the
 // remembered one is a *ForkError.
+//
+// The line's transparency log (LogOf) is computed as it goes and
+// committed with the new head; a full verification computes it afresh
+// and, if the log kept differs, replaces it and says so with a
+// *LogMismatchError (the verification itself stands: res is returned).
 func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult, error) {
+	defer lockLine(l)()
+	for tries := 0; ; tries++ {
+		res, err := r.verifyLine(ctx, l, full)
+		if errors.Is(err, translog.ErrMoved) && tries < 3 {
+			// Another process verified the line meanwhile: start again
+			// from where it left the marker.
+			continue
+		}
+		return res, err
+	}
+}
+
+func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult, error) {
 	start := time.Now()
 	head, err := r.Head(ctx, l.Ref)
 	if err != nil {
@@ -107,8 +128,15 @@ func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	}
 	res := &VerifyResult{Head: head, Full: full}
 	var st *Overlay
+	var lg *translog.Log // what the replay appends to
+	var fresh *freshLog  // or a log computed from the introduction
+	var kept *translog.Store
 	if m != nil && !full {
 		res.From, res.Total = m.Head, m.Records
+		s, err := r.logAt(ctx, l, m.Head)
+		if err != nil {
+			return nil, err
+		}
 		if m.Head == head {
 			res.Duration = time.Since(start)
 			return res, nil
@@ -116,17 +144,35 @@ func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 		if st, err = r.State(ctx, m.Head); err != nil {
 			return nil, err
 		}
+		if err := s.Begin(m.Head); err != nil {
+			return nil, err
+		}
+		lg = s.Log
 	} else {
 		st = NewOverlay(nil)
+		if fresh, err = newFreshLog(l); err != nil {
+			return nil, err
+		}
+		defer fresh.discard()
+		lg = fresh.log
+		if _, err := os.Stat(l.LogDir()); err == nil && full {
+			if kept, err = r.StoreOf(l); err != nil {
+				return nil, err
+			}
+		}
 	}
-	opts := replayOptions{introduction: l.Introduction}
+	opts := replayOptions{introduction: l.Introduction, log: lg, mark: -1}
 	if m != nil {
 		opts.verified = m.Head
+	}
+	if kept != nil && kept.Head() != "" {
+		opts.markAt = kept.Head()
 	}
 	if l.Progress != nil {
 		// Counted by git first: the display's total, not a check.
 		total, err := r.git.Count(ctx, res.From, head)
 		if err != nil {
+			lg.Rollback()
 			return nil, err
 		}
 		opts.progress = func(res *VerifyResult) {
@@ -134,15 +180,35 @@ func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 		}
 		opts.progress(res)
 	}
-	if err := r.replay(ctx, res, st, opts); err != nil {
+	if err := r.replay(ctx, res, st, &opts); err != nil {
+		lg.Rollback()
 		return nil, err
 	}
 	res.Total += res.Records
+	res.Duration = time.Since(start)
+	// The log, then the marker: a marker never names a head its log
+	// does not reach (a log ahead of its marker is computed again).
+	if err := lg.Commit(head); err != nil {
+		res.Unsaved = fmt.Errorf("%s: %w", l.LogDir(), err)
+		return res, nil
+	}
+	var mismatch error
+	if fresh != nil {
+		if kept != nil && opts.mark >= 0 {
+			if root, err := lg.TreeHash(opts.mark); err == nil && (opts.mark != kept.Size() || root != kept.Root()) {
+				mismatch = &LogMismatchError{Line: l.Name, Head: kept.Head(), Size: kept.Size(), Stored: kept.Root(), Recomputed: root, RecSize: opts.mark}
+			}
+		}
+		if err := r.install(l, fresh); err != nil {
+			res.Unsaved = fmt.Errorf("%s: %w", l.LogDir(), err)
+			return res, mismatch
+		}
+	}
 	if err := saveMarker(l.Marker, marker{Head: head, Records: res.Total}); err != nil {
 		res.Unsaved = fmt.Errorf("%s: %w", l.Marker, err)
 	}
 	res.Duration = time.Since(start)
-	return res, nil
+	return res, mismatch
 }
 
 // CheckUpdate checks the commits from old (a head already verified; ""
@@ -164,7 +230,7 @@ func (r *Repo) CheckUpdate(ctx context.Context, old, new string, now time.Time, 
 			return nil, err
 		}
 	}
-	if err := r.replay(ctx, res, st, replayOptions{introduction: r.Config.Introduction, verified: old, clock: now, skew: skew}); err != nil {
+	if err := r.replay(ctx, res, st, &replayOptions{introduction: r.Config.Introduction, verified: old, clock: now, skew: skew}); err != nil {
 		return nil, err
 	}
 	res.Duration = time.Since(start)
@@ -184,10 +250,19 @@ type replayOptions struct {
 	clock        time.Time           // if set, every commit must be dated within skew of it
 	skew         time.Duration       // (see CheckUpdate)
 	progress     func(*VerifyResult) // if set, called after each commit
+
+	// log, if set, gets each commit's added files, in index order, once
+	// the commit passed the rules (its write lock held; the caller
+	// commits or rolls it back).
+	log *translog.Log
+	// markAt, if set, is a commit whose log size the replay writes to mark
+	// (-1 if it does not pass it).
+	markAt string
+	mark   int64
 }
 
 // checkClock refuses a commit dated further than skew from clock.
-func (o replayOptions) checkClock(c *Commit) error {
+func (o *replayOptions) checkClock(c *Commit) error {
 	if o.clock.IsZero() {
 		return nil
 	}
@@ -205,6 +280,8 @@ type fileJob struct {
 	f    *File
 	id   string // blob to read
 	done chan struct{}
+	sum  [32]byte // the SHA-256 of the file's bytes, for the log
+	size int64
 }
 
 type commitJob struct {
@@ -217,7 +294,7 @@ type commitJob struct {
 // commits must form one chain from res.From (each the parent of the next)
 // that passes through verified, the head verified before, if any: so a
 // rewritten history is a *ForkError, with no extra git process to ask.
-func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o replayOptions) error {
+func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *replayOptions) error {
 	verified := o.verified
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -268,6 +345,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 	}
 
 	workers := runtime.GOMAXPROCS(0)
+	hashFiles := o.log != nil
 	work := make(chan *fileJob, 4096)
 	toRead := make(chan *fileJob, 4096)
 	ordered := make(chan *commitJob, 4096)
@@ -352,6 +430,9 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 					}
 				}
 				for _, j := range jobs {
+					if hashFiles && j.id != "" && j.f.Err == nil {
+						j.sum, j.size = sha256.Sum256(j.f.Data), int64(len(j.f.Data))
+					}
 					if j.f.Err == nil {
 						prepare(j.f)
 						if j.f.Rec != nil {
@@ -402,6 +483,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 		}
 		prevTime = time.Unix(pc.Time, 0)
 	}
+	var entries []translog.Entry
 	fail := func(err error) error {
 		cancel()
 		for range ordered {
@@ -443,6 +525,20 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o rep
 		// The line continues from the verified head, or reaches it.
 		if prev == verified || cj.c.ID == verified {
 			passed = true
+		}
+		if o.log != nil {
+			entries = entries[:0]
+			for _, j := range cj.jobs {
+				if j.f.Status == 'A' {
+					entries = append(entries, translog.Entry{Commit: cj.c.ID, Time: cj.c.Time.Unix(), SHA256: j.sum, Size: j.size, Path: j.f.Path})
+				}
+			}
+			if err := appendEntries(o.log, entries); err != nil {
+				return fail(err)
+			}
+			if cj.c.ID == o.markAt {
+				o.mark = o.log.Size() + o.log.Staged()
+			}
 		}
 		prev, prevTime = cj.c.ID, cj.c.Time
 		res.Commits++

@@ -47,7 +47,7 @@ var allowed = map[string][]string{
 	// The index: the only reader of the layout, the only caller of gitx.
 	"internal/index/layout": {"internal/blob", "internal/descriptor", "internal/record"},
 	"internal/index": {"internal/index/layout", "internal/blob", "internal/checkpoint", "internal/descriptor",
-		"internal/gitx", "internal/keys", "internal/record", "internal/safefile", "internal/snapshot"},
+		"internal/gitx", "internal/keys", "internal/record", "internal/safefile", "internal/snapshot", "internal/translog"},
 	"internal/author": {"internal/index", "internal/blob", "internal/descriptor", "internal/keys",
 		"internal/record", "internal/safefile", "internal/snapshot"},
 	"internal/index/indextest": {"internal/index", "internal/index/layout", "internal/author", "internal/keys", "internal/record",

@@ -1,0 +1,323 @@
+package index
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/translog"
+)
+
+// Every line keeps a transparency log (docs/transparency.md) beside its
+// marker: the log of the files its verified head holds, in index order.
+// VerifyLine computes it as it replays, and commits it with the marker;
+// an append to main (publish, certify, …) adds its files; a log that is
+// not at the marker's head (a replica made before logs were kept, a main
+// that adopted a remote's head, a crash between the two) is brought to
+// it from the history, without the rules, which the marker vouches for.
+
+// LogDir returns the directory of the line's transparency log, beside
+// its marker: log/ beside main's verified.json, NAME.log/ beside
+// NAME.verified.json.
+func (l Line) LogDir() string {
+	dir, base := filepath.Split(l.Marker)
+	if base == "verified.json" {
+		return filepath.Join(dir, "log")
+	}
+	return filepath.Join(dir, strings.TrimSuffix(base, ".verified.json")+".log")
+}
+
+// lineLocks serializes, within this process, what writes a line's log
+// (verifications, appends), by log directory: the log's own file lock
+// serializes processes.
+var lineLocks sync.Map // log directory → *sync.Mutex
+
+func lockLine(l Line) func() {
+	dir, _ := filepath.Abs(l.LogDir())
+	v, _ := lineLocks.LoadOrStore(dir, new(sync.Mutex))
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// StoreOf returns the line's transparency log with its map, as the
+// line's last verification left it: at the verified head (see
+// VerifyLine). A line never verified has an empty log.
+func (r *Repo) StoreOf(l Line) (*translog.Store, error) {
+	dir := l.LogDir()
+	r.storesMu.Lock()
+	defer r.storesMu.Unlock()
+	if s := r.stores[dir]; s != nil {
+		// Another process may have moved it.
+		if err := s.Reload(); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	s, err := translog.OpenStore(dir, SubjectsOf)
+	if err != nil {
+		return nil, err
+	}
+	if r.stores == nil {
+		r.stores = map[string]*translog.Store{}
+	}
+	r.stores[dir] = s
+	return s, nil
+}
+
+// LogOf returns the line's transparency log (see StoreOf). Range reads
+// its (index, entry) pairs; ReadTile its C2SP tiles.
+func (r *Repo) LogOf(l Line) (*translog.Log, error) {
+	s, err := r.StoreOf(l)
+	if err != nil {
+		return nil, err
+	}
+	return s.Log, nil
+}
+
+// closeStore forgets and closes the open log of dir (before the
+// directory is replaced).
+func (r *Repo) closeStore(dir string) {
+	r.storesMu.Lock()
+	defer r.storesMu.Unlock()
+	if s := r.stores[dir]; s != nil {
+		s.Close()
+		delete(r.stores, dir)
+	}
+}
+
+func (r *Repo) closeStores() {
+	r.storesMu.Lock()
+	defer r.storesMu.Unlock()
+	for dir, s := range r.stores {
+		s.Close()
+		delete(r.stores, dir)
+	}
+}
+
+// ErrLogMismatch is the parent of LogMismatchError.
+var ErrLogMismatch = errors.New("transparency log differs from the history")
+
+// LogMismatchError is a full verification's finding that the log a line
+// kept is not the one its history gives: its root at the size it stood
+// at differs from the recomputed one (a bug, a disk fault, or someone
+// who edited the replica's files). The recomputed log replaced it.
+type LogMismatchError struct {
+	Line       string
+	Head       string    // the head the kept log covered
+	Size       int64     // its size
+	Stored     tlog.Hash // its root
+	Recomputed tlog.Hash // the root the history gives at that head
+	RecSize    int64     // the size the history gives at that head
+}
+
+func (e *LogMismatchError) Error() string {
+	return fmt.Sprintf("%s: the transparency log of %s kept at %s (%d files) has root %s, but the history gives %s (%d files) there; the recomputed log replaced it: if a server signed the kept one, report it",
+		ErrLogMismatch, e.Line, e.Head, e.Size, e.Stored, e.Recomputed, e.RecSize)
+}
+
+func (e *LogMismatchError) Unwrap() error { return ErrLogMismatch }
+
+// freshLog is a log being computed from the introduction, in a directory
+// beside the line's, to replace it.
+type freshLog struct {
+	dir string
+	log *translog.Log
+}
+
+func newFreshLog(l Line) (*freshLog, error) {
+	dir := l.LogDir()
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".new-*")
+	if err != nil {
+		return nil, err
+	}
+	lg, err := translog.OpenLog(tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return &freshLog{dir: tmp, log: lg}, nil
+}
+
+// discard removes the fresh log unless it was installed.
+func (f *freshLog) discard() {
+	if f.log != nil {
+		f.log.Close()
+		f.log = nil
+	}
+	if f.dir != "" {
+		os.RemoveAll(f.dir)
+	}
+}
+
+// install makes the fresh (committed) log the line's.
+func (r *Repo) install(l Line, f *freshLog) error {
+	f.log.Close()
+	f.log = nil
+	dir := l.LogDir()
+	r.closeStore(dir)
+	var suffix [6]byte
+	rand.Read(suffix[:])
+	old := dir + ".old-" + hex.EncodeToString(suffix[:])
+	if err := os.Rename(dir, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Rename(f.dir, dir); err != nil {
+		return err
+	}
+	f.dir = ""
+	os.RemoveAll(old)
+	return nil
+}
+
+// logAt returns the line's log brought to head, a verified head of the
+// line: appended from its own head if that is an ancestor, computed
+// afresh otherwise. (Under the line's lock.)
+func (r *Repo) logAt(ctx context.Context, l Line, head string) (*translog.Store, error) {
+	s, err := r.StoreOf(l)
+	if err != nil {
+		return nil, err
+	}
+	from := s.Head()
+	if from == head {
+		return s, nil
+	}
+	if from == "" && s.Size() == 0 {
+		if err := s.Begin(""); err != nil {
+			return nil, err
+		}
+		return s, r.deriveLog(ctx, s.Log, "", head)
+	}
+	if ok, _ := r.git.IsAncestor(ctx, from, head); ok {
+		if err := s.Begin(from); err != nil {
+			return nil, err
+		}
+		return s, r.deriveLog(ctx, s.Log, from, head)
+	}
+	f, err := newFreshLog(l)
+	if err != nil {
+		return nil, err
+	}
+	defer f.discard()
+	if err := r.deriveLog(ctx, f.log, "", head); err != nil {
+		return nil, err
+	}
+	if err := r.install(l, f); err != nil {
+		return nil, err
+	}
+	return r.StoreOf(l)
+}
+
+// deriveLog appends to lg (its write lock held) the files of the commits
+// after from up to to, a verified line, and commits it at to; on failure
+// it rolls lg back. No rule is checked: only a verified head may be given.
+func (r *Repo) deriveLog(ctx context.Context, lg *translog.Log, from, to string) (err error) {
+	defer func() {
+		if err != nil {
+			lg.Rollback()
+			err = fmt.Errorf("computing the transparency log from %.12s to %.12s: %w", from, to, err)
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := r.git.NewStream(ctx)
+	if err != nil {
+		return err
+	}
+	defer stream.Wait()
+	commits := make(chan *gitx.LogEntry, 256)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(commits)
+		defer stream.CloseRequests()
+		errc <- r.git.Walk(ctx, gitx.WalkOptions{From: from, To: to}, func(e *gitx.LogEntry) error {
+			for _, ch := range e.Changes {
+				if ch.Status == 'A' {
+					if err := stream.Request(ch.NewID); err != nil {
+						return err
+					}
+				}
+			}
+			select {
+			case commits <- e:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	drain := func(err error) error {
+		cancel()
+		for range commits {
+		}
+		return err
+	}
+	var entries []translog.Entry
+	for e := range commits {
+		entries = entries[:0]
+		for _, ch := range e.Changes {
+			if ch.Status != 'A' {
+				continue
+			}
+			o, err := stream.Next()
+			if err != nil {
+				return drain(err)
+			}
+			entries = append(entries, translog.NewEntry(e.ID, e.Time, ch.Path, o.Data))
+		}
+		if err := appendEntries(lg, entries); err != nil {
+			return drain(err)
+		}
+	}
+	if err := <-errc; err != nil {
+		return err
+	}
+	return lg.Commit(to)
+}
+
+// appendEntries appends one commit's entries in index order: by path.
+func appendEntries(lg *translog.Log, entries []translog.Entry) error {
+	slices.SortFunc(entries, func(a, b translog.Entry) int { return strings.Compare(a.Path, b.Path) })
+	for _, e := range entries {
+		if _, _, err := lg.Append(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendLog adds the files of a commit this repository appended to main
+// (on parent, verified) to main's log, best effort: a log left behind is
+// brought to the marker's head by the next verification.
+func (r *Repo) appendLog(parent, id string, time int64, files []gitx.File) {
+	defer lockLine(r.Main())()
+	s, err := r.StoreOf(r.Main())
+	if err != nil || s.Head() != parent || s.Begin(parent) != nil {
+		return
+	}
+	entries := make([]translog.Entry, len(files))
+	for i, f := range files {
+		entries[i] = translog.NewEntry(id, time, f.Path, f.Data)
+	}
+	if err := appendEntries(s.Log, entries); err != nil {
+		s.Rollback()
+		return
+	}
+	if err := s.Commit(id); err != nil {
+		s.Rollback()
+	}
+}

@@ -1,0 +1,361 @@
+package index_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/translog"
+)
+
+// gitLog runs plain git on the fixture's repository.
+func (f *fixture) gitLog(args ...string) string {
+	f.t.Helper()
+	cmd := exec.Command("git", append([]string{"--git-dir", filepath.Join(f.dir, "index.git")}, args...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		f.t.Fatalf("git %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out)
+}
+
+// wantEntries computes the spec's leaves of main up to head with plain
+// git, apart from cairn's code: commits along the first-parent line from
+// the root, then each commit's added files by path; each entry line
+// written here by hand.
+func (f *fixture) wantEntries(head string) [][]byte {
+	f.t.Helper()
+	var out [][]byte
+	for _, c := range strings.Fields(f.gitLog("rev-list", "--reverse", "--first-parent", head)) {
+		when := strings.TrimSpace(f.gitLog("show", "-s", "--format=%ct", c))
+		type added struct{ path, blob string }
+		var files []added
+		for _, line := range strings.Split(strings.TrimSpace(f.gitLog("diff-tree", "-r", "--root", "--no-commit-id", "--no-renames", "--diff-filter=A", "--raw", "--no-abbrev", c)), "\n") {
+			if line == "" {
+				continue
+			}
+			meta, path, _ := strings.Cut(line, "\t")
+			files = append(files, added{path, strings.Fields(meta)[3]})
+		}
+		sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
+		for _, a := range files {
+			data := []byte(f.gitLog("cat-file", "blob", a.blob))
+			out = append(out, fmt.Appendf(nil, "%s %s %x %d %s\n", c, when, sha256.Sum256(data), len(data), a.path))
+		}
+	}
+	return out
+}
+
+type refTree []tlog.Hash
+
+func (m refTree) ReadHashes(ix []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(ix))
+	for i, x := range ix {
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+// wantRoot is RFC 6962's root over the entries, by x/mod's tlog.
+func wantRoot(entries [][]byte) tlog.Hash {
+	var t refTree
+	for i, e := range entries {
+		hs, _ := tlog.StoredHashes(int64(i), e, t)
+		t = append(t, hs...)
+	}
+	h, _ := tlog.TreeHash(int64(len(entries)), t)
+	return h
+}
+
+// checkLog asserts that main's log is the spec's log of head.
+func (f *fixture) checkLog(head string) {
+	f.t.Helper()
+	lg, err := f.repo.LogOf(f.repo.Main())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	want := f.wantEntries(head)
+	if lg.Head() != head || lg.Size() != int64(len(want)) {
+		f.t.Fatalf("main's log is at %.12s with %d leaves; want %.12s with %d", lg.Head(), lg.Size(), head, len(want))
+	}
+	if err := lg.Range(0, lg.Size(), func(i int64, e []byte) error {
+		if !bytes.Equal(e, want[i]) {
+			return fmt.Errorf("leaf %d is %q, want %q", i, e, want[i])
+		}
+		return nil
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	if lg.Root() != wantRoot(want) {
+		f.t.Fatalf("main's log root %v, want %v", lg.Root(), wantRoot(want))
+	}
+}
+
+func (f *fixture) head() string {
+	f.t.Helper()
+	h, err := f.repo.Head(f.ctx, index.MainRef)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return h
+}
+
+// Every append to main (init, grants, publishes, certifications) adds its
+// files to main's log, and a verification from the introduction computes
+// the same log.
+func TestLogFollowsMain(t *testing.T) {
+	f := newFixture(t)
+	f.checkLog(f.head())
+	f.publish(f.alice, "acme/fastjson", "1.0.0")
+	f.publish(f.alice, "acme/fastjson", "1.1.0")
+	f.publish(f.bob, "bob/tool", "0.1.0")
+	if _, err := author.Certify(f.ctx, f.repo, author.Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-x", Severity: "high"}, f.audit); err != nil {
+		t.Fatal(err)
+	}
+	f.checkLog(f.head())
+	res, err := f.repo.Verify(f.ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, _ := f.repo.LogOf(f.repo.Main())
+	if int64(res.Total) != lg.Size() {
+		t.Fatalf("verify counted %d files, the log holds %d", res.Total, lg.Size())
+	}
+	f.checkLog(f.head())
+
+	// The map beside it holds each file under its subject.
+	s, err := f.repo.StoreOf(f.repo.Main())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := s.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := translog.NewMap()
+	for i, e := range f.wantEntries(f.head()) {
+		ent, _ := translog.ParseEntry(e)
+		subs := index.SubjectsOf(ent.Path)
+		if len(subs) == 0 {
+			t.Fatalf("%s has no subject", ent.Path)
+		}
+		for _, sub := range subs {
+			m.Add(sub, int64(i), translog.LeafHash(e))
+		}
+	}
+	if at.Size != lg.Size() || at.Map.Root() != m.Root() {
+		t.Fatalf("the map at %d leaves has root %v, want %v", at.Size, at.Map.Root(), m.Root())
+	}
+	v, idx, ok := at.Map.Get("package acme/fastjson")
+	if !ok || v.Count != uint64(len(idx)) || len(idx) < 5 {
+		t.Fatalf("package acme/fastjson in the map: %v %v %v", v, idx, ok)
+	}
+}
+
+// A replica made before logs were kept (no log directory), a log left
+// behind its marker, and a log of another history are all brought to the
+// verified head by the next verification, even one with nothing new.
+func TestLogBroughtToMarker(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/fastjson", "1.0.0")
+	logDir := f.repo.Main().LogDir()
+	if logDir != filepath.Join(f.dir, "log") {
+		t.Fatalf("main's log is at %s", logDir)
+	}
+	behind := filepath.Join(t.TempDir(), "behind")
+	copyDir(t, logDir, behind)
+	f.publish(f.alice, "acme/fastjson", "1.1.0")
+	head := f.head()
+
+	for name, prepare := range map[string]func(){
+		"no log": func() { os.RemoveAll(logDir) },
+		"behind": func() { os.RemoveAll(logDir); copyDir(t, behind, logDir) },
+		"another history": func() {
+			os.RemoveAll(logDir)
+			lg, err := translog.OpenLog(logDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lg.Append(translog.NewEntry(strings.Repeat("f", 40), 1, "root/00000001.json", []byte("forged")))
+			lg.Commit(strings.Repeat("e", 40))
+			lg.Close()
+		},
+	} {
+		f.repo.Close() // as a new process would find it
+		prepare()
+		if _, err := f.repo.Verify(f.ctx, false); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		f.checkLog(head)
+		if ents, _ := os.ReadDir(filepath.Dir(logDir)); len(ents) > 0 {
+			for _, e := range ents {
+				if strings.Contains(e.Name(), ".log.") || strings.HasPrefix(e.Name(), ".log") {
+					t.Fatalf("%s: left %s behind", name, e.Name())
+				}
+			}
+		}
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.Walk(from, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if fi.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A full verification recomputes the log: one that differs from the
+// history is reported with both roots, then replaced.
+func TestFullVerifyReplacesWrongLog(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/fastjson", "1.0.0")
+	head := f.head()
+	good, _ := f.repo.LogOf(f.repo.Main())
+	goodRoot, size := good.Root(), good.Size()
+
+	// Someone rewrites the replica's log: same head, same size, one entry changed.
+	f.repo.Close()
+	logDir := f.repo.Main().LogDir()
+	want := f.wantEntries(head)
+	os.RemoveAll(logDir)
+	lg, err := translog.OpenLog(logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, text := range want {
+		e, _ := translog.ParseEntry(text)
+		if i == len(want)-1 {
+			e.Size++
+		}
+		lg.Append(e)
+	}
+	if err := lg.Commit(head); err != nil {
+		t.Fatal(err)
+	}
+	badRoot := lg.Root()
+	lg.Close()
+
+	// An incremental verification trusts its own log.
+	if _, err := f.repo.Verify(f.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.repo.Verify(f.ctx, true)
+	var me *index.LogMismatchError
+	if !errors.As(err, &me) || !errors.Is(err, index.ErrLogMismatch) {
+		t.Fatalf("full verify over a wrong log: %v", err)
+	}
+	if me.Stored != badRoot || me.Recomputed != goodRoot || me.Size != size || me.RecSize != size || me.Head != head ||
+		!strings.Contains(err.Error(), badRoot.String()) || !strings.Contains(err.Error(), goodRoot.String()) {
+		t.Fatalf("mismatch error %+v: %v", me, err)
+	}
+	f.checkLog(head)
+	if _, err := f.repo.Verify(f.ctx, true); err != nil {
+		t.Fatalf("full verify after the log was replaced: %v", err)
+	}
+}
+
+// A verification that fails leaves the log where it was, nothing staged;
+// the server's check of a push (CheckUpdate) does not touch it.
+func TestLogUntouchedByFailures(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/fastjson", "1.0.0")
+	head := f.head()
+	// The marker and the log as they were before the next publish: the
+	// verification below replays it, then meets the broken commit.
+	saved := t.TempDir()
+	copyDir(t, f.repo.Main().LogDir(), filepath.Join(saved, "log"))
+	marker, _ := os.ReadFile(f.repo.Main().Marker)
+	f.publish(f.alice, "acme/fastjson", "1.1.0")
+	f.repo.Close()
+	os.RemoveAll(f.repo.Main().LogDir())
+	copyDir(t, filepath.Join(saved, "log"), f.repo.Main().LogDir())
+	os.WriteFile(f.repo.Main().Marker, marker, 0o644)
+	state := func() string {
+		data, _ := os.ReadFile(filepath.Join(f.repo.Main().LogDir(), "state.json"))
+		return string(data)
+	}
+	before := state()
+	if _, err := f.repo.CheckUpdate(f.ctx, "", head, time.Now(), index.MaxClockSkew); err != nil {
+		t.Fatal(err)
+	}
+	if state() != before {
+		t.Fatal("CheckUpdate moved the log")
+	}
+
+	// A commit that breaks a rule, made with plain git.
+	clone := filepath.Join(t.TempDir(), "clone")
+	run := func(dir string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(cmd.Environ(), "GIT_AUTHOR_NAME=m", "GIT_AUTHOR_EMAIL=m@x", "GIT_COMMITTER_NAME=m", "GIT_COMMITTER_EMAIL=m@x")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run(".", "clone", "-q", filepath.Join(f.dir, "index.git"), clone)
+	os.WriteFile(filepath.Join(clone, "root", "junk.json"), []byte("{}"), 0o644)
+	run(clone, "add", ".")
+	run(clone, "commit", "-q", "-m", "junk")
+	run(clone, "push", "-q", "origin", "main")
+	f.repo.ResetReader()
+	if _, err := f.repo.Verify(f.ctx, false); err == nil {
+		t.Fatal("a rule-breaking commit verified")
+	}
+	lg, _ := f.repo.LogOf(f.repo.Main())
+	if state() != before || lg.Head() != head || lg.Staged() != 0 {
+		t.Fatalf("a failed verification moved the log: head %.12s, %d staged", lg.Head(), lg.Staged())
+	}
+	if _, err := f.repo.Verify(f.ctx, true); err == nil {
+		t.Fatal("a rule-breaking commit verified in full")
+	}
+	if state() != before {
+		t.Fatal("a failed full verification replaced the log")
+	}
+	if ents, _ := os.ReadDir(f.dir); true {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".log.new-") {
+				t.Fatalf("a failed full verification left %s", e.Name())
+			}
+		}
+	}
+}
+
+func TestLineLogDir(t *testing.T) {
+	for marker, want := range map[string]string{
+		"/r/verified.json":                  "/r/log",
+		"/r/remotes/origin.verified.json":   "/r/remotes/origin.log",
+		"/r/upstreams/public.verified.json": "/r/upstreams/public.log",
+	} {
+		if got := (index.Line{Marker: marker}).LogDir(); got != want {
+			t.Errorf("LogDir of marker %s = %s, want %s", marker, got, want)
+		}
+	}
+}
