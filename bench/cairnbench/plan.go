@@ -278,7 +278,7 @@ func benchInstall(ctx context.Context, cairn, work string) error {
 	defer stop(srv)
 	docroot := filepath.Join(w.dir, "docroot")
 	os.MkdirAll(docroot, 0o755)
-	ngx, nurl, err := startNginx(w.dir, docroot, filepath.Join(w.repo.Dir, "blobs"))
+	ngx, nurl, err := startNginx(w.dir, docroot, filepath.Join(w.repo.Dir, "blobs"), "")
 	if err != nil {
 		return err
 	}

@@ -88,7 +88,11 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 	if err != nil {
 		return err
 	}
-	ngx, ngxURL, err := startNginx(work, docroot, blobs)
+	logDir, err := filepath.Abs(r.Main().LogDir())
+	if err != nil {
+		return err
+	}
+	ngx, ngxURL, err := startNginx(work, docroot, blobs, logDir)
 	if err != nil {
 		return err
 	}
@@ -98,11 +102,11 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 		return err
 	}
 
-	compare := func(name, unit, goal string, conns int, path string, lua bool, per func(wrkResult) float64) error {
+	compare := func(name, unit, goal string, conns int, path string, script string, per func(wrkResult) float64) error {
 		var floors, ours []float64
 		for round := 0; round < 3; round++ {
 			for _, base := range []string{ngxURL, cairnURL} {
-				res, err := runWrk(base+path, conns, lua, script)
+				res, err := runWrk(base+path, conns, script)
 				if err != nil {
 					return err
 				}
@@ -121,13 +125,16 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 	blobPath := func(ref blob.Ref) string { return "/blobs/sha256/" + ref.SHA256 }
 	reqs := func(w wrkResult) float64 { return w.reqs }
 	mibs := func(w wrkResult) float64 { return w.bytes / (1 << 20) }
-	if err := compare("serve_blob_1k", "req/s", "(goal ≥ 0.80)", 32, blobPath(refs[0]), false, reqs); err != nil {
+	if err := compare("serve_blob_1k", "req/s", "(goal ≥ 0.80)", 32, blobPath(refs[0]), "", reqs); err != nil {
 		return err
 	}
-	if err := compare("serve_blob_16m", "MiB/s", "(goal ≥ 0.80)", 4, blobPath(refs[1]), false, mibs); err != nil {
+	if err := compare("serve_blob_16m", "MiB/s", "(goal ≥ 0.80)", 4, blobPath(refs[1]), "", mibs); err != nil {
 		return err
 	}
-	if err := compare("serve_sparse", "req/s", "(1,000 packages in turn; goal ≥ 10,000 req/s)", 32, "", true, reqs); err != nil {
+	if err := compare("serve_sparse", "req/s", "(1,000 packages in turn; goal ≥ 10,000 req/s)", 32, "", script, reqs); err != nil {
+		return err
+	}
+	if err := benchServeTiles(cairnURL, ngxURL, work, compare); err != nil {
 		return err
 	}
 	return benchPull(ctx, cairn, work, ix, cairnURL)
@@ -203,8 +210,10 @@ func startCairn(cairn, work, repo, key string) (*exec.Cmd, string, error) {
 }
 
 // startNginx serves docroot at / and the blob store's files at the URLs
-// cairn serves them at, with access logs as cairn keeps them.
-func startNginx(work, docroot, blobs string) (*exec.Cmd, string, error) {
+// cairn serves them at, with access logs as cairn keeps them; and, if
+// logDir is set, the transparency log's tile tree under /log/, as cairn
+// serves it.
+func startNginx(work, docroot, blobs, logDir string) (*exec.Cmd, string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", err
@@ -216,6 +225,10 @@ func startNginx(work, docroot, blobs string) (*exec.Cmd, string, error) {
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;"
+	}
+	logLocation := ""
+	if logDir != "" {
+		logLocation = fmt.Sprintf("location /log/tile/ { alias %s/tile/; }", logDir)
 	}
 	conf := fmt.Sprintf(`%s
 daemon off;
@@ -238,9 +251,10 @@ http {
 		listen %[3]s;
 		root %[4]s;
 		location ~ ^/blobs/sha256/(..)(.*)$ { alias %[5]s/sha256/$1/$1$2; }
+		%[6]s
 	}
 }
-`, user, prefix, addr, docroot, blobs)
+`, user, prefix, addr, docroot, blobs, logLocation)
 	confFile := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		return nil, "", err
@@ -304,9 +318,9 @@ var (
 	errsRE  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 )
 
-func runWrk(url string, conns int, lua bool, script string) (wrkResult, error) {
+func runWrk(url string, conns int, script string) (wrkResult, error) {
 	args := []string{"-t2", "-c" + strconv.Itoa(conns), "-d5s"}
-	if lua {
+	if script != "" {
 		args = append(args, "-s", script)
 	}
 	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()

@@ -46,11 +46,22 @@ type Index struct {
 	Sigs                     []Sig
 	next                     int
 	keepSigs                 bool
+	floor                    struct {
+		g    *gitx.Repo
+		rd   *gitx.Reader
+		head string
+	}
 }
 
 func newSigner() keys.Signer {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	return keys.NewSigner(priv)
+}
+
+// New returns a generator with fresh keys and no repository: its Version
+// makes a version's files, signed, without writing them anywhere.
+func New() *Index {
+	return &Index{Publisher: newSigner(), Auditor: newSigner(), Root: newSigner()}
 }
 
 // Build makes a repository at dir with about n signed records (rounded up
@@ -128,6 +139,68 @@ func (ix *Index) Add(ctx context.Context, n int) error {
 		return err
 	}
 	return g.UpdateRef(ctx, index.MainRef, head, old, "gen")
+}
+
+// Version returns the files of one more generated version, without
+// writing them: its descriptor, then its three signed records.
+func (ix *Index) Version() ([]gitx.File, error) { return ix.version() }
+
+// FloorRef is the ref RawCommit moves.
+const FloorRef = "refs/heads/bench-floor"
+
+// RawCommit writes files as one commit on parent (a commit of the index)
+// and moves FloorRef to it with compare-and-swap, with the plain git
+// writes the index makes (the objects in one pack, the tree grown on the
+// added paths only, git update-ref) and none of its rules: the floor of a
+// publish. Like the index, it keeps one git reader open across calls.
+func (ix *Index) RawCommit(ctx context.Context, parent string, files []gitx.File) (string, error) {
+	if ix.floor.rd == nil {
+		g, err := gitx.Open(filepath.Join(ix.Repo.Dir, "index.git"))
+		if err != nil {
+			return "", err
+		}
+		rd, err := g.NewReader(ctx)
+		if err != nil {
+			return "", err
+		}
+		ix.floor.g, ix.floor.rd = g, rd
+		if ix.floor.head, err = g.ResolveRef(ctx, FloorRef); err != nil {
+			return "", err
+		}
+	}
+	g, rd := ix.floor.g, ix.floor.rd
+	update, err := g.StartRefUpdate(ctx, "bench floor")
+	if err != nil {
+		return "", err
+	}
+	defer update.Abort()
+	c, err := rd.Commit(parent)
+	if err != nil {
+		return "", err
+	}
+	batch := g.NewBatch()
+	tree, err := batch.AddToTree(rd, c.Tree, files)
+	if err != nil {
+		return "", err
+	}
+	id := batch.Write("commit", gitx.FormatCommit(tree, []string{parent}, "gen <gen>", time.Now().Unix(), "floor"))
+	if err := batch.Flush(); err != nil {
+		return "", err
+	}
+	if err := update.Commit(ctx, FloorRef, id, ix.floor.head); err != nil {
+		return "", err
+	}
+	ix.floor.head = id
+	return id, nil
+}
+
+// Close releases the git reader RawCommit keeps open.
+func (ix *Index) Close() error {
+	if ix.floor.rd != nil {
+		ix.floor.rd.Close()
+		ix.floor.rd = nil
+	}
+	return nil
 }
 
 func (ix *Index) version() ([]gitx.File, error) {

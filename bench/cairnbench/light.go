@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"cairn.dev/cairn/bench/gen"
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/keys"
+)
+
+// lightPackages is how many packages the light_lock figure locks.
+const lightPackages = 200
+
+// traffic is what a server sent: requests and response bytes, read from
+// its Prometheus metrics (the metrics scrapes themselves left out).
+type traffic struct{ requests, bytes float64 }
+
+var metricRE = regexp.MustCompile(`^(cairn_http_requests_total|cairn_http_response_bytes_total)\{([^}]*)\} ([0-9.e+]+)$`)
+
+func scrape(url string) (traffic, error) {
+	body, err := httpGet(url + "/metrics")
+	if err != nil {
+		return traffic{}, err
+	}
+	var t traffic
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		m := metricRE.FindStringSubmatch(sc.Text())
+		if m == nil || strings.Contains(m[2], `route="metrics"`) {
+			continue
+		}
+		v, _ := strconv.ParseFloat(m[3], 64)
+		if m[1] == "cairn_http_requests_total" {
+			t.requests += v
+		} else {
+			t.bytes += v
+		}
+	}
+	return t, sc.Err()
+}
+
+// measured runs f and returns its wall time and the server's traffic
+// during it.
+func measured(url string, f func() error) (time.Duration, traffic, error) {
+	before, err := scrape(url)
+	if err != nil {
+		return 0, traffic{}, err
+	}
+	t := time.Now()
+	if err := f(); err != nil {
+		return 0, traffic{}, err
+	}
+	d := time.Since(t)
+	after, err := scrape(url)
+	if err != nil {
+		return 0, traffic{}, err
+	}
+	return d, traffic{after.requests - before.requests, after.bytes - before.bytes}, nil
+}
+
+// hasReplica reports whether dir holds a git repository (a replica).
+func hasReplica(dir string) bool {
+	found := false
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && strings.HasSuffix(d.Name(), ".git") {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
+}
+
+// benchLight: cairn lock of 200 packages from a server holding the large
+// index, with no replica (the light client: per-package reads with their
+// proofs, checkpoint, keys), against fetching the same 200 package
+// documents with no proofs, and against a full cairn pull of the server.
+func benchLight(ctx context.Context, cairn, work string, ix *gen.Index) error {
+	work, err := filepath.Abs(filepath.Join(work, "light"))
+	if err != nil {
+		return err
+	}
+	os.MkdirAll(work, 0o755)
+	keyFile := filepath.Join(work, "server.key")
+	pub, err := keys.Generate(keyFile, "bench light server")
+	if err != nil {
+		return err
+	}
+	if _, err := author.Grant(ctx, ix.Repo, author.KeyGrant{Key: pub, Holder: "light-server", Scopes: []string{"checkpoint"}}, ix.Root); err != nil {
+		return err
+	}
+	srv, url, err := startCairn(cairn, work, ix.Repo.Dir, keyFile)
+	if err != nil {
+		return err
+	}
+	defer stop(srv)
+
+	// 200 packages spread over the index.
+	versions := ix.Records / gen.RecordsPerVersion
+	var names []string
+	var spec strings.Builder
+	fmt.Fprintf(&spec, "repositories:\n  - name: bench\n    url: %s\n    introduction: %s\npackages:\n", url, ix.Repo.Config.Introduction)
+	for k := 0; k < lightPackages; k++ {
+		i := k * (versions / lightPackages)
+		name := fmt.Sprintf("ns%d/pkg%d", i%1000, i)
+		names = append(names, name)
+		fmt.Fprintf(&spec, "  %s: ^1.0\n", name)
+	}
+	proj := filepath.Join(work, "project")
+	os.MkdirAll(proj, 0o755)
+	if err := os.WriteFile(filepath.Join(proj, "cairn.yaml"), []byte(spec.String()), 0o644); err != nil {
+		return err
+	}
+	// The server verifies and signs on its first reads: warm it up.
+	for _, p := range []string{"/log/checkpoint", "/api/v1/packages/" + names[0]} {
+		httpGet(url + p)
+	}
+
+	// The floor: the 200 package documents, 8 at a time, no proofs.
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	fetchAll := func() error {
+		work := make(chan string)
+		errs := make(chan error, len(names))
+		var wg sync.WaitGroup
+		for j := 0; j < 8; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := range work {
+					resp, err := client.Get(url + "/api/v1/packages/" + n)
+					if err != nil {
+						errs <- err
+						continue
+					}
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("GET /api/v1/packages/%s: %s", n, resp.Status)
+					}
+					if err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		for _, n := range names {
+			work <- n
+		}
+		close(work)
+		wg.Wait()
+		close(errs)
+		return <-errs
+	}
+
+	var locks, floors []time.Duration
+	var lockT, floorT traffic
+	replica := false
+	for round := 0; round < 3; round++ {
+		d, t, err := measured(url, fetchAll)
+		if err != nil {
+			return err
+		}
+		floors, floorT = append(floors, d), t
+		cache := filepath.Join(work, fmt.Sprintf("cache%d", round))
+		d, t, err = measured(url, func() error {
+			_, _, err := runTimed(cairn, "lock", "--dir", proj, "--cache", cache)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		locks, lockT = append(locks, d), t
+		replica = replica || hasReplica(cache)
+		os.RemoveAll(cache)
+	}
+
+	// A full replica of the same server: cairn pull into an empty one.
+	full := filepath.Join(work, "replica")
+	if out, err := exec.Command(cairn, "remote", "add", "origin", url, "--introduction", ix.Repo.Config.Introduction, "--repo", full).CombinedOutput(); err != nil {
+		return fmt.Errorf("cairn remote add: %v\n%s", err, out)
+	}
+	pd, pt, err := measured(url, func() error {
+		if out, err := exec.Command(cairn, "pull", "origin", "--repo", full).CombinedOutput(); err != nil {
+			return fmt.Errorf("cairn pull: %v\n%s", err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	os.RemoveAll(full)
+
+	f, l := median(floors), median(locks)
+	kib := func(t traffic) float64 { return t.bytes / 1024 }
+	line("floor_light_fetch", ms(f), "ms", 1, fmt.Sprintf("the same %d package documents from /api/v1/packages/, no proofs, Go client, 8 at a time: %.0f requests, %.0f KiB, median of 3", lightPackages, floorT.requests, kib(floorT)))
+	line("pull_full", ms(pd), "ms", ms(pd)/ms(f), fmt.Sprintf("cairn pull of the whole %d-record index into an empty replica: %.0f requests, %.0f KiB", ix.Records, pt.requests, kib(pt)))
+	name, note := "light_lock", ""
+	if replica {
+		name, note = "lock_replica", "NOT LIGHT: cairn lock made a git replica in its cache (the light client is not in cairn lock yet); "
+	}
+	line(name, ms(l), "ms", ms(l)/ms(f), fmt.Sprintf("%scairn lock of %d packages from the %d-record server, empty cache: %.0f requests, %.0f KiB (%.2f× the floor's bytes, %.2f× the pull's time), median of 3 (goal ≤ 1.5, < 2000 ms)", note, lightPackages, ix.Records, lockT.requests, kib(lockT), lockT.bytes/floorT.bytes, ms(l)/ms(pd)))
+	return nil
+}
