@@ -189,6 +189,10 @@ func (r *Repo) install(l Line, f *freshLog) error {
 // afresh otherwise. (Under the line's lock.)
 func (r *Repo) logAt(ctx context.Context, l Line, head string) (*translog.Store, error) {
 	s, err := r.StoreOf(l)
+	if errors.Is(err, translog.ErrCorrupt) {
+		// The history gives it again.
+		return r.rebuildLog(ctx, l, head)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +212,11 @@ func (r *Repo) logAt(ctx context.Context, l Line, head string) (*translog.Store,
 		}
 		return s, r.deriveLog(ctx, s.Log, from, head)
 	}
+	return r.rebuildLog(ctx, l, head)
+}
+
+// rebuildLog computes the line's log up to head afresh and installs it.
+func (r *Repo) rebuildLog(ctx context.Context, l Line, head string) (*translog.Store, error) {
 	f, err := newFreshLog(l)
 	if err != nil {
 		return nil, err

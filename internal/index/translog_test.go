@@ -183,6 +183,9 @@ func TestLogBroughtToMarker(t *testing.T) {
 	for name, prepare := range map[string]func(){
 		"no log": func() { os.RemoveAll(logDir) },
 		"behind": func() { os.RemoveAll(logDir); copyDir(t, behind, logDir) },
+		"corrupt": func() {
+			os.WriteFile(filepath.Join(logDir, "state.json"), []byte(`{"size": 3, "head": "`+head+`", "root": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`), 0o644)
+		},
 		"another history": func() {
 			os.RemoveAll(logDir)
 			lg, err := translog.OpenLog(logDir)

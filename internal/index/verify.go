@@ -189,7 +189,7 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	// The log, then the marker: a marker never names a head its log
 	// does not reach (a log ahead of its marker is computed again).
 	if err := lg.Commit(head); err != nil {
-		res.Unsaved = fmt.Errorf("%s: %w", l.LogDir(), err)
+		res.Unsaved = fmt.Errorf("%s not written, as its transparency log could not be: %w", l.Marker, err)
 		return res, nil
 	}
 	var mismatch error
@@ -200,7 +200,7 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 			}
 		}
 		if err := r.install(l, fresh); err != nil {
-			res.Unsaved = fmt.Errorf("%s: %w", l.LogDir(), err)
+			res.Unsaved = fmt.Errorf("%s not written, as its transparency log could not be: %w", l.Marker, err)
 			return res, mismatch
 		}
 	}
