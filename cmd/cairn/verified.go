@@ -27,4 +27,7 @@ func warnUnsaved(w io.Writer, res *index.VerifyResult) {
 	if res.Unsaved != nil {
 		fmt.Fprintf(w, "cairn: warning: the verified head could not be remembered (%v): the next command verifies these commits again\n", res.Unsaved)
 	}
+	if res.LogErr != nil {
+		fmt.Fprintf(w, "cairn: warning: the transparency log could not be kept (%v): the next verification brings it to the verified head\n", res.LogErr)
+	}
 }

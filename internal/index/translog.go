@@ -86,17 +86,6 @@ func (r *Repo) LogOf(l Line) (*translog.Log, error) {
 	return s.Log, nil
 }
 
-// closeStore forgets and closes the open log of dir (before the
-// directory is replaced).
-func (r *Repo) closeStore(dir string) {
-	r.storesMu.Lock()
-	defer r.storesMu.Unlock()
-	if s := r.stores[dir]; s != nil {
-		s.Close()
-		delete(r.stores, dir)
-	}
-}
-
 func (r *Repo) closeStores() {
 	r.storesMu.Lock()
 	defer r.storesMu.Unlock()
@@ -169,7 +158,11 @@ func (r *Repo) install(l Line, f *freshLog) error {
 	f.log.Close()
 	f.log = nil
 	dir := l.LogDir()
-	r.closeStore(dir)
+	// Forgotten, not closed: a reader may hold it still (its files stay
+	// readable until it lets go).
+	r.storesMu.Lock()
+	delete(r.stores, dir)
+	r.storesMu.Unlock()
 	var suffix [6]byte
 	rand.Read(suffix[:])
 	old := dir + ".old-" + hex.EncodeToString(suffix[:])

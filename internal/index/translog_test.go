@@ -362,3 +362,32 @@ func TestLineLogDir(t *testing.T) {
 		}
 	}
 }
+
+// A log that cannot be kept (here its directory's name is taken by a
+// file) does not stop a verification nor the reads behind it; once it
+// can be, the next verification brings it to the verified head.
+func TestLogCannotBeKept(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/fastjson", "1.0.0")
+	f.repo.Close()
+	logDir := f.repo.Main().LogDir()
+	os.RemoveAll(logDir)
+	os.WriteFile(logDir, []byte("in the way"), 0o644)
+	res, err := f.repo.Verify(f.ctx, false)
+	if err != nil {
+		t.Fatalf("verify without a log: %v", err)
+	}
+	if res.LogErr == nil || res.Unsaved != nil {
+		t.Fatalf("verify without a log: LogErr %v, Unsaved %v", res.LogErr, res.Unsaved)
+	}
+	if _, err := f.repo.Verified(f.ctx); err != nil {
+		t.Fatalf("a read without a log: %v", err)
+	}
+	// More is appended meanwhile: the marker moves on without its log.
+	f.publish(f.alice, "acme/fastjson", "1.1.0")
+	os.Remove(logDir)
+	if res, err := f.repo.Verify(f.ctx, false); err != nil || res.LogErr != nil {
+		t.Fatalf("verify with room for the log: %v, %v", err, res.LogErr)
+	}
+	f.checkLog(f.head())
+}

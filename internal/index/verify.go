@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -51,6 +52,10 @@ type VerifyResult struct {
 	// from the head remembered before. Remembering is best effort, so
 	// that a command that only reads still works on a full disk.
 	Unsaved error `json:"-"`
+	// LogErr is why the line's transparency log could not be kept at the
+	// verified head (nil when it was). The verification stands; the next
+	// one brings the log to the head it remembers.
+	LogErr error `json:"-"`
 }
 
 // batchSize is how many files a worker checks together: ed25519 batch
@@ -133,31 +138,38 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	var kept *translog.Store
 	if m != nil && !full {
 		res.From, res.Total = m.Head, m.Records
+		if m.Head != head {
+			if st, err = r.State(ctx, m.Head); err != nil {
+				return nil, err
+			}
+		}
+		// The log follows the marker; a log that cannot be kept does not
+		// stop a verification (reads go on; the next one catches up).
 		s, err := r.logAt(ctx, l, m.Head)
+		if err == nil && m.Head != head {
+			if err = s.Begin(m.Head); err == nil {
+				lg = s.Log
+			}
+		}
+		if errors.Is(err, translog.ErrMoved) || ctx.Err() != nil {
+			return nil, cmp.Or(ctx.Err(), err)
+		}
 		if err != nil {
-			return nil, err
+			res.LogErr = fmt.Errorf("%s: %w", l.LogDir(), err)
 		}
 		if m.Head == head {
 			res.Duration = time.Since(start)
 			return res, nil
 		}
-		if st, err = r.State(ctx, m.Head); err != nil {
-			return nil, err
-		}
-		if err := s.Begin(m.Head); err != nil {
-			return nil, err
-		}
-		lg = s.Log
 	} else {
 		st = NewOverlay(nil)
 		if fresh, err = newFreshLog(l); err != nil {
-			return nil, err
-		}
-		defer fresh.discard()
-		lg = fresh.log
-		if _, err := os.Stat(l.LogDir()); err == nil && full {
-			if kept, err = r.StoreOf(l); err != nil {
-				return nil, err
+			res.LogErr = fmt.Errorf("%s: %w", l.LogDir(), err)
+		} else {
+			defer fresh.discard()
+			lg = fresh.log
+			if _, err := os.Stat(l.LogDir()); err == nil && full {
+				kept, _ = r.StoreOf(l) // one that does not open is replaced all the same
 			}
 		}
 	}
@@ -172,7 +184,9 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 		// Counted by git first: the display's total, not a check.
 		total, err := r.git.Count(ctx, res.From, head)
 		if err != nil {
-			lg.Rollback()
+			if lg != nil {
+				lg.Rollback()
+			}
 			return nil, err
 		}
 		opts.progress = func(res *VerifyResult) {
@@ -181,14 +195,19 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 		opts.progress(res)
 	}
 	if err := r.replay(ctx, res, st, &opts); err != nil {
-		lg.Rollback()
+		if lg != nil {
+			lg.Rollback()
+		}
 		return nil, err
 	}
 	res.Total += res.Records
 	res.Duration = time.Since(start)
-	// The log, then the marker: a marker never names a head its log
-	// does not reach (a log ahead of its marker is computed again).
-	if err := lg.Commit(head); err != nil {
+	// The log, then the marker: a log that cannot be committed (a full
+	// disk) keeps the marker where it was too; a marker ahead of its log
+	// (one that could not be opened) is caught up with next time.
+	if lg == nil {
+		// No log to keep: the marker moves alone.
+	} else if err := lg.Commit(head); err != nil {
 		res.Unsaved = fmt.Errorf("%s not written, as its transparency log could not be: %w", l.Marker, err)
 		return res, nil
 	}
@@ -200,8 +219,7 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 			}
 		}
 		if err := r.install(l, fresh); err != nil {
-			res.Unsaved = fmt.Errorf("%s not written, as its transparency log could not be: %w", l.Marker, err)
-			return res, mismatch
+			res.LogErr = fmt.Errorf("%s: %w", l.LogDir(), err)
 		}
 	}
 	if err := saveMarker(l.Marker, marker{Head: head, Records: res.Total}); err != nil {

@@ -119,6 +119,11 @@ func OpenLog(dir string) (*Log, error) {
 	}
 	hashes, err := os.OpenFile(filepath.Join(dir, hashesFile), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
+		// A log this process may not write (another user's, a read-only
+		// mount) can still be read; appends fail to take the lock.
+		hashes, err = os.Open(filepath.Join(dir, hashesFile))
+	}
+	if err != nil {
 		return nil, fmt.Errorf("opening transparency log %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, hashes: hashes}
@@ -126,11 +131,9 @@ func OpenLog(dir string) (*Log, error) {
 		hashes.Close()
 		return nil, err
 	}
-	// Repair what a crashed writer left, unless a writer is at work now.
-	if lock, err := tryLock(dir); err != nil {
-		hashes.Close()
-		return nil, err
-	} else if lock != nil {
+	// Repair what a crashed writer left, unless a writer is at work now
+	// (or this process may not write).
+	if lock, err := tryLock(dir); err == nil && lock != nil {
 		err := l.recover()
 		if err == nil {
 			err = l.repair()
