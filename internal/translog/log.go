@@ -74,6 +74,7 @@ type Log struct {
 	flushed int64       // stored hashes in the hashes file
 	bundle  [][]byte    // the entries of the last, partial entry bundle (committed and staged)
 	full    []int64     // staged full entry bundles, in staging/
+	stamp   fs.FileInfo // of the state file last read (nil: read it again)
 }
 
 type state struct {
@@ -201,11 +202,22 @@ func (l *Log) Reload() error {
 }
 
 func (l *Log) reload() error {
+	// The state file is replaced, never changed in place: one that is
+	// the same file as the one read last, of the same time and size, was
+	// read already.
+	fi, err := os.Stat(filepath.Join(l.dir, stateFile))
+	if err == nil && l.stamp != nil && os.SameFile(fi, l.stamp) && fi.ModTime().Equal(l.stamp.ModTime()) && fi.Size() == l.stamp.Size() {
+		return nil
+	}
 	st, err := readState(l.dir)
 	if err != nil {
 		return err
 	}
-	return l.setState(st)
+	if err := l.setState(st); err != nil {
+		return err
+	}
+	l.stamp = fi
+	return nil
 }
 
 func (l *Log) setState(st *state) error {
@@ -409,7 +421,7 @@ func (l *Log) commit(head string) error {
 	if err := writeState(l.dir, st); err != nil {
 		return err
 	}
-	l.size, l.head, l.root, l.staged, l.full = size, head, root, 0, nil
+	l.size, l.head, l.root, l.staged, l.full, l.stamp = size, head, root, 0, nil, nil
 	l.release()
 	// A full tile makes its partial tiles redundant (C2SP tlog-tiles lets
 	// them go); what a crash here leaves is still right.

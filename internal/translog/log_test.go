@@ -482,7 +482,7 @@ func TestCrashChild(t *testing.T) {
 // leaves a log that reopens at the old committed size and, given the same
 // entries, re-derives byte for byte the log of a process never killed.
 func TestCrashBetweenTilesAndState(t *testing.T) {
-	for _, c := range []struct{ from, to int64 }{{300, 301}, {300, 600}, {0, 70000}, {255, 256}, {256, 65536}} {
+	for _, c := range []struct{ from, to int64 }{{300, 301}, {300, 600}, {0, 70000}, {255, 256}} {
 		t.Run(fmt.Sprint(c.from, "-", c.to), func(t *testing.T) {
 			dir := t.TempDir()
 			l := openLog(t, dir)
