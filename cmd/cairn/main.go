@@ -133,10 +133,10 @@ func classify(err error) (int, string) {
 		return exitRefused, "apply only signatures that root key holders made over this act (cairn root sign --key ROOT.key ACT-FILE); cairn key list shows the root keys"
 	case errors.As(err, &re):
 		return exitRefused, re.Hint()
-	case errors.As(err, &ce):
-		return exitRefused, "do not trust this server's copy: compare its checkpoint with other clients' and tell the repository's owner"
 	case errors.As(err, &qe):
 		return exitRefused, "too few of the witnesses you trust cosigned this checkpoint, so the server may be showing you a history others do not see: do not trust it, keep the checkpoint as evidence, and ask the server's operator which witnesses it submits to"
+	case errors.As(err, &ce):
+		return exitRefused, "do not trust this server's copy: compare its checkpoint with other clients' and tell the repository's owner"
 	case errors.As(err, &pe):
 		if h := pe.Hint(); h != "" {
 			return exitRefused, h

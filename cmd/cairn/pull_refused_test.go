@@ -151,17 +151,25 @@ func TestPullRefusals(t *testing.T) {
 		"cairn: error: remote bare ("+unsigned+") signs no checkpoints",
 		"cairn: hint: ask the operator of "+unsigned+" to run cairn serve with --checkpoint-key KEY, a key the root granted the checkpoint scope")
 
-	// The server goes back in time (a restored backup), and signs it.
+	// The server goes back in time. It refuses to sign the smaller tree
+	// itself: it keeps the last checkpoint it signed...
 	git(filepath.Join(repo, "index.git"), "update-ref", "refs/heads/main", before)
 	os.Remove(filepath.Join(repo, "verified.json"))
+	if code, _, errs := call("pull", "--repo", laptop, "origin"); code == exitOK || !strings.Contains(errs, "SECURITY ERROR: refusing to sign a checkpoint of size 3 at head "+before+": the log shrank from 5 to 3 leaves") {
+		t.Errorf("a server whose main went back: exit %d, want its refusal to sign:\n%s", code, errs)
+	}
+	// ... but a restored backup, which forgot it, signs it.
+	os.Remove(filepath.Join(repo, "checkpoint"))
+	restored := serve("restored", "--checkpoint-key", at("server.key"))
+	must("remote", "set-url", "origin", restored, "--repo", laptop)
 	refused("a rollback", "origin",
-		"cairn: error: SECURITY ERROR: remote origin ("+signed+") rolled back: it serves head "+before+", an ancestor of "+after+", which was verified from it before",
-		"cairn: hint: the server at "+signed+", or a mirror in front of it, went back to an older head; this copy is intact: try another mirror, and tell the server's operator")
+		"cairn: error: SECURITY ERROR: remote origin ("+restored+") rolled back: it serves head "+before+", an ancestor of "+after+", which was verified from it before",
+		"cairn: hint: the server at "+restored+", or a mirror in front of it, went back to an older head; this copy is intact: try another mirror, and tell the server's operator")
 
 	// Then it grows another history from there.
 	must("publish", "--repo", repo, "--key", at("alice.key"), pkg("2.0.0"))
 	forked := head()
 	refused("a fork", "origin",
-		"cairn: error: SECURITY ERROR: remote origin ("+signed+") serves another history: its head "+forked+" neither descends from nor precedes "+after,
-		"cairn: hint: this copy is intact and keeps the history verified before: do not trust the server at "+signed)
+		"cairn: error: SECURITY ERROR: remote origin ("+restored+") serves another history: its head "+forked+" neither descends from nor precedes "+after,
+		"cairn: hint: this copy is intact and keeps the history verified before: do not trust the server at "+restored)
 }

@@ -27,6 +27,8 @@ func newRemoteCmd() *cobra.Command {
 		maxAge      time.Duration
 		noCheck     bool
 		addJSON     bool
+		witnesses   []string
+		quorum      int
 	)
 	add := &cobra.Command{
 		Use:   "add NAME URL --introduction ID",
@@ -35,6 +37,13 @@ func newRemoteCmd() *cobra.Command {
 published (the id 'cairn init' printed). Every pull verifies the remote's history
 from that introduction and its signed checkpoint; nothing the server says is
 trusted otherwise.
+
+Name the witnesses you trust to cosign the remote's checkpoints with --witness
+(each one's verifier key, as 'cairn witness vkey' or its operator prints it) and
+how many of them must have cosigned each checkpoint with --quorum (default: all
+of them): a pull then refuses a checkpoint below quorum, so that a server cannot
+show you a history it does not show everyone. Without witnesses a pull warns that
+such a split view cannot be detected.
 
 If --repo names no repository yet, an empty replica of the remote's index is made
 there; 'cairn pull NAME' then fills it.`,
@@ -61,7 +70,13 @@ there; 'cairn pull NAME' then fills it.`,
 			if intro == "" {
 				return usageError{errors.New("--introduction is required: a remote is pinned by the id of its first root record")}
 			}
-			rm := remote.Remote{Name: args[0], URL: args[1], Introduction: intro, Mirrors: mirrors, MaxAge: maxAge, InsecureNoCheckpoint: noCheck}
+			if !cmd.Flags().Changed("quorum") {
+				quorum = len(witnesses)
+			}
+			rm := remote.Remote{Name: args[0], URL: args[1], Introduction: intro, Mirrors: mirrors, MaxAge: maxAge, InsecureNoCheckpoint: noCheck, Witnesses: witnesses, Quorum: quorum}
+			if _, err := rm.Policy(); err != nil {
+				return usageError{err}
+			}
 			if err := remote.Add(r, rm); err != nil {
 				if created {
 					os.RemoveAll(dir)
@@ -88,6 +103,8 @@ there; 'cairn pull NAME' then fills it.`,
 	add.Flags().DurationVar(&maxAge, "max-age", remote.DefaultMaxAge, "refuse a checkpoint older than this (a frozen mirror)")
 	add.Flags().BoolVar(&noCheck, "insecure-no-checkpoint", false, "accept a server that signs no checkpoints (a frozen mirror goes unnoticed)")
 	add.Flags().BoolVar(&addJSON, "json", false, "print JSON")
+	add.Flags().StringArrayVar(&witnesses, "witness", nil, "the verifier key of a witness trusted to cosign the remote's checkpoints (repeatable)")
+	add.Flags().IntVar(&quorum, "quorum", 0, "how many of the --witness keys must have cosigned a checkpoint (default: all)")
 
 	var listRepo string
 	var listJSON bool
@@ -172,6 +189,7 @@ and a server of another index is refused there — nothing it serves is kept.`,
 	}
 	repoFlag(setURL, &urlRepo)
 	setURL.Flags().BoolVar(&urlJSON, "json", false, "print JSON")
+
 	c.AddCommand(add, list, remove, setURL)
 	return c
 }
@@ -216,9 +234,16 @@ added with --insecure-no-checkpoint.`,
 					fmt.Fprintf(w, "%s: the server's head %s is %d commit(s) past its checkpoint's %s: they wait until a checkpoint covers them\n", p.Remote, p.ServerHead, p.Pending, p.Head)
 				}
 				if p.Checkpoint != nil {
-					fmt.Fprintf(w, "checkpoint: %d files at %.12s, signed %s by %s\n", p.Checkpoint.Records, p.Checkpoint.Head, p.Checkpoint.Time.Format(time.RFC3339), p.Checkpoint.Key)
+					fmt.Fprintf(w, "checkpoint: %d files at %.12s, signed %s by %s", p.Checkpoint.Size, p.Checkpoint.Head, p.Checkpoint.Time.Format(time.RFC3339), p.Checkpoint.Key)
+					if !p.Unwitnessed {
+						fmt.Fprintf(w, ", cosigned by %d trusted witness(es)", p.Cosigned)
+					}
+					fmt.Fprintln(w)
 				}
 				fmt.Fprintf(w, "main: %s\n", p.Main)
+				if p.Checkpoint != nil && p.Unwitnessed {
+					fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: remote %s names no witnesses: a split view (the server showing others another history) cannot be detected\ncairn: hint: a remote trusts the witnesses named when it is added: cairn remote add NAME URL --introduction ID --witness VKEY [--quorum K]\n", p.Remote)
+				}
 				return nil
 			})
 		},

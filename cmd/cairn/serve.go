@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/remote"
@@ -30,6 +31,8 @@ func newServeCmd() *cobra.Command {
 		limits                  server.Limits
 		skew                    time.Duration
 		js                      bool
+		witnesses               []string
+		ckptEvery               time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "serve --repo DIR [--addr HOST:PORT]",
@@ -44,7 +47,14 @@ flight get 30 seconds to finish).
   /blobs/batch          POST "sha256:HEX SIZE" lines: many blobs in one response
   /api/v1/packages/NS/NAME   every version, descriptor and record of a package (ETag)
   /api/v1/records/ID    one record
-  /api/v1/checkpoint    the verified head, signed by --checkpoint-key
+  /api/v1/checkpoint    the checkpoint: the transparency log's tree at the verified
+                        head, signed by --checkpoint-key, cosigned by the witnesses
+  /log/checkpoint       the same bytes, where C2SP tlog-tiles clients look
+  /log/tile/L/N[.p/W]   the log's hash tiles and entry bundles (tile/entries/N…),
+                        C2SP tlog-tiles, immutable
+  /api/v1/log/subject   ?s=SUBJECT: every file of a subject ("package NS/NAME",
+                        "key ID", "root", …) with its map proof
+  /api/v1/log/record/ID a record's leaf in the log: index, entry, content
   /api/v1/head          ?after=COMMIT&wait=S: main's head once it is not COMMIT
                         (a wake-up when a push lands; followers verify as always)
   /healthz, /metrics    health and Prometheus metrics
@@ -69,6 +79,14 @@ The index is verified before it is served (what is new on main since the last
 verified head): a rule broken or a history rewritten on disk, behind cairn's
 back, stops the server from starting (exit 3), and while it runs /healthz
 answers 503 with the line that fails (checked on each call and after each push).
+
+With --checkpoint-key the server signs a checkpoint (docs/transparency.md) when
+main moves and at least every --checkpoint-interval, each consistent with the one
+before: a log that shrank or whose leaves changed is refused, loudly, and the last
+checkpoint stays served. Each new checkpoint is submitted to every --witness
+(URL=VKEY: the witness's URL and its verifier key, as 'cairn witness vkey'
+prints it; C2SP tlog-witness), and served with the cosignatures that verify; a
+witness that fails is logged, not fatal.
 
 Without --checkpoint-key the server signs no checkpoints: it warns at start, and
 answers /api/v1/checkpoint with 404 and the header "Cairn-Checkpoint: none";
@@ -112,6 +130,20 @@ Access logs are JSON lines on standard error.`,
 				}
 				opts.CheckpointKey = s
 			}
+			if len(witnesses) > 0 && ckey == "" {
+				return usageError{errors.New("--witness needs --checkpoint-key: witnesses cosign the checkpoints it signs")}
+			}
+			for _, w := range witnesses {
+				pw, err := server.ParseWitness(w)
+				if err != nil {
+					return usageError{err}
+				}
+				opts.Witnesses = append(opts.Witnesses, pw)
+			}
+			if ckptEvery <= 0 {
+				return usageError{fmt.Errorf("--checkpoint-interval %s: want a positive duration", ckptEvery)}
+			}
+			opts.CheckpointInterval = ckptEvery
 			srv, err := server.New(r, opts)
 			if err != nil {
 				return err
@@ -170,6 +202,8 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().StringVar(&ready, "ready-file", "", "write the server's URL to this file once it listens")
 	c.Flags().BoolVar(&js, "json", false, "print one JSON line once listening: the repository, address, URL and checkpoint key")
 	c.Flags().StringVar(&ckey, "checkpoint-key", "", "sign checkpoints with this key (granted the checkpoint scope)")
+	c.Flags().StringArrayVar(&witnesses, "witness", nil, "submit each checkpoint to this witness, URL=VKEY (repeatable)")
+	c.Flags().DurationVar(&ckptEvery, "checkpoint-interval", checkpoint.DefaultMaxAge/4, "sign a new checkpoint this often when main has not moved (clients refuse one older than their --max-age, 24h by default)")
 	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long")
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")

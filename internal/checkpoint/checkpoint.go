@@ -1,86 +1,157 @@
-// Package checkpoint is a server's signed, timestamped statement of an
-// index's head: which commit main is at, how many record files it holds,
-// and when the server said so. It is a signed note (the format of Go's
-// checksum database, golang.org/x/mod/sumdb/note), signed by a key the
-// index's root granted the checkpoint scope, so that a client can tell a
-// frozen mirror (an old time) and a server showing two histories (two
-// signed heads for one count) from an honest one.
+// Package checkpoint is a server's signed statement of an index's
+// transparency log: a C2SP tlog-checkpoint (c2sp.org/tlog-checkpoint)
+// naming the index by its origin, the log's size and RFC 6962 root hash,
+// with extension lines for the map root, the git head and the time it was
+// signed (docs/transparency.md, "The checkpoint"). It is a C2SP signed
+// note (golang.org/x/mod/sumdb/note), signed by a key the index's root
+// granted the checkpoint scope under the key name of the origin, so that
+// a client can tell a frozen mirror (an old time) and a server showing
+// two histories (two trees for one origin) from an honest one. Witness
+// cosignatures are further signature lines, which Open ignores and
+// internal/witness counts.
 package checkpoint
 
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"cairn.dev/cairn/internal/keys"
 )
 
-// Header is the first line of every checkpoint.
-const Header = "cairn-checkpoint/v1"
+// OriginPrefix begins every cairn index's origin line.
+const OriginPrefix = "cairn.dev/index/"
+
+// The extension lines' keywords, in the order they appear.
+const (
+	mapLine  = "cairn-map"
+	headLine = "cairn-head"
+	timeLine = "cairn-time"
+)
+
+// DefaultMaxAge is how old a checkpoint a client accepts by default (a
+// remote's --max-age); a server signs a new one well within it.
+const DefaultMaxAge = 24 * time.Hour
 
 // ErrStale is the parent of errors about checkpoints older than allowed.
 var ErrStale = errors.New("checkpoint too old")
 
+// ErrMalformed is the parent of errors about a checkpoint's text.
+var ErrMalformed = errors.New("malformed checkpoint")
+
+// Origin returns the origin line of the index whose introduction (the id
+// of its first root record, 64 hex) is introduction.
+func Origin(introduction string) string { return OriginPrefix + introduction }
+
 // Checkpoint is the signed content.
 type Checkpoint struct {
-	Introduction string    // the index's introduction: which index this is
-	Head         string    // the commit main is at
-	Records      int       // record files in the index at Head
-	Time         time.Time // when it was signed (seconds, UTC)
+	Origin string    // Origin(the index's introduction): which index this is
+	Size   int64     // the log's size at Head: the files the index holds there
+	Root   tlog.Hash // the log's RFC 6962 root hash at Size
+	Map    tlog.Hash // the map's root at Head
+	Head   string    // the git commit the log and map are computed at
+	Time   time.Time // when it was signed (whole seconds, UTC)
 }
 
-// Text returns the checkpoint's text, the bytes that are signed.
+// Introduction returns the introduction the origin names ("" if it names
+// no cairn index).
+func (c Checkpoint) Introduction() string {
+	intro, _ := strings.CutPrefix(c.Origin, OriginPrefix)
+	if !isHex(intro, 64) {
+		return ""
+	}
+	return intro
+}
+
+// Tree returns the log's tree at the checkpoint.
+func (c Checkpoint) Tree() tlog.Tree { return tlog.Tree{N: c.Size, Hash: c.Root} }
+
+// Text returns the checkpoint's note text, the bytes that are signed.
 func (c Checkpoint) Text() string {
-	return fmt.Sprintf("%s\nintroduction %s\nhead %s\nrecords %d\ntime %s\n",
-		Header, c.Introduction, c.Head, c.Records, c.Time.UTC().Format(time.RFC3339))
+	b64 := base64.StdEncoding.EncodeToString
+	return fmt.Sprintf("%s\n%d\n%s\n%s %s\n%s %s\n%s %d\n",
+		c.Origin, c.Size, b64(c.Root[:]),
+		mapLine, b64(c.Map[:]), headLine, c.Head, timeLine, c.Time.Unix())
 }
 
-// Parse parses a checkpoint's text.
+// Parse parses a checkpoint's note text strictly: the three lines of a
+// C2SP checkpoint (torchwood.ParseCheckpoint) with a cairn origin, then
+// exactly the three extension lines cairn-map, cairn-head and cairn-time,
+// in that order, each written as Text writes it.
 func Parse(text string) (Checkpoint, error) {
 	var c Checkpoint
-	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if len(lines) != 5 || lines[0] != Header {
-		return c, fmt.Errorf("not a %s checkpoint", Header)
+	tc, err := torchwood.ParseCheckpoint(text)
+	if err != nil {
+		return c, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	c.Origin, c.Size, c.Root = tc.Origin, tc.N, tc.Hash
+	if c.Introduction() == "" {
+		return c, fmt.Errorf("%w: origin %q is not %s followed by an introduction (64 lowercase hex)", ErrMalformed, c.Origin, OriginPrefix)
+	}
+	if base64.StdEncoding.EncodeToString(c.Root[:]) != strings.SplitN(text, "\n", 4)[2] {
+		return c, fmt.Errorf("%w: root hash %q is not in canonical base64", ErrMalformed, strings.SplitN(text, "\n", 4)[2])
+	}
+	ext := strings.Split(strings.TrimSuffix(tc.Extension, "\n"), "\n")
+	if len(ext) != 3 {
+		return c, fmt.Errorf("%w: %d extension lines, want 3 (%s, %s, %s)", ErrMalformed, len(ext), mapLine, headLine, timeLine)
 	}
 	field := func(i int, name string) (string, error) {
-		v, ok := strings.CutPrefix(lines[i], name+" ")
+		v, ok := strings.CutPrefix(ext[i], name+" ")
 		if !ok || v == "" {
-			return "", fmt.Errorf("checkpoint line %d: want %q", i+1, name+" …")
+			return "", fmt.Errorf("%w: line %d is %q, want %q", ErrMalformed, i+4, ext[i], name+" …")
 		}
 		return v, nil
 	}
-	var err error
-	if c.Introduction, err = field(1, "introduction"); err != nil {
-		return c, err
-	}
-	if c.Head, err = field(2, "head"); err != nil {
-		return c, err
-	}
-	n, err := field(3, "records")
+	m, err := field(0, mapLine)
 	if err != nil {
 		return c, err
 	}
-	if c.Records, err = strconv.Atoi(n); err != nil || c.Records < 0 {
-		return c, fmt.Errorf("checkpoint records %q: not a count", n)
+	raw, err := base64.StdEncoding.DecodeString(m)
+	if err != nil || len(raw) != tlog.HashSize || base64.StdEncoding.EncodeToString(raw) != m {
+		return c, fmt.Errorf("%w: %s %q is not a hash in canonical base64", ErrMalformed, mapLine, m)
 	}
-	t, err := field(4, "time")
+	copy(c.Map[:], raw)
+	if c.Head, err = field(1, headLine); err != nil {
+		return c, err
+	}
+	if !isHex(c.Head, 40) {
+		return c, fmt.Errorf("%w: %s %q is not a git commit id (40 lowercase hex)", ErrMalformed, headLine, c.Head)
+	}
+	t, err := field(2, timeLine)
 	if err != nil {
 		return c, err
 	}
-	if c.Time, err = time.Parse(time.RFC3339, t); err != nil {
-		return c, fmt.Errorf("checkpoint time %q: %w", t, err)
+	secs, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || secs < 0 || strconv.FormatInt(secs, 10) != t {
+		if err == nil {
+			err = strconv.ErrSyntax
+		}
+		return c, fmt.Errorf("%w: %s %q is not Unix seconds: %w", ErrMalformed, timeLine, t, err)
 	}
+	c.Time = time.Unix(secs, 0).UTC()
 	return c, nil
 }
 
-// signerName is the note name of a key: its id in hex.
-func signerName(pub ed25519.PublicKey) string { return keys.IDHex(pub) }
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 type signer struct {
 	s    keys.Signer
@@ -92,17 +163,34 @@ func (s *signer) Name() string                    { return s.name }
 func (s *signer) KeyHash() uint32                 { return s.hash }
 func (s *signer) Sign(msg []byte) ([]byte, error) { return s.s.Sign(msg) }
 
-func verifierFor(pub ed25519.PublicKey) (note.Verifier, error) {
-	vkey, err := note.NewEd25519VerifierKey(signerName(pub), pub)
+// VKey returns the note verifier key ("<origin>+<hash>+<base64>") of a
+// log key: what a witness (cairn witness add-log, litewitness) or any
+// note verifier is given to check the log's signatures. origin must be a
+// note key name (no spaces, no '+': every Origin is one) and pub an
+// ed25519 key; anything else is a programming error, and panics.
+func VKey(origin string, pub ed25519.PublicKey) string {
+	vkey, err := note.NewEd25519VerifierKey(origin, pub)
 	if err != nil {
-		return nil, err
+		panic(fmt.Sprintf("checkpoint.VKey(%q, %d-byte key): %v", origin, len(pub), err))
+	}
+	return vkey
+}
+
+func verifierFor(origin string, pub ed25519.PublicKey) (note.Verifier, error) {
+	vkey, err := note.NewEd25519VerifierKey(origin, pub)
+	if err != nil {
+		return nil, fmt.Errorf("the verifier key of a %d-byte key for origin %q: %w", len(pub), origin, err)
 	}
 	return note.NewVerifier(vkey)
 }
 
-// Sign signs c with s (an ed25519 key, on disk or in ssh-agent).
+// Sign signs c with s (an ed25519 key, on disk or in ssh-agent), as a
+// note signature whose key name is c's origin.
 func Sign(c Checkpoint, s keys.Signer) ([]byte, error) {
-	v, err := verifierFor(s.Public())
+	if _, err := Parse(c.Text()); err != nil {
+		return nil, fmt.Errorf("signing a checkpoint: %w", err)
+	}
+	v, err := verifierFor(c.Origin, s.Public())
 	if err != nil {
 		return nil, err
 	}
@@ -112,44 +200,57 @@ func Sign(c Checkpoint, s keys.Signer) ([]byte, error) {
 // Signed is an opened checkpoint: its content and the key that signed it.
 type Signed struct {
 	Checkpoint
-	Key string // the signing key's id
-	Raw []byte // the whole signed note, as evidence
+	Key string // the signing key's id (keys.ID)
+	Raw []byte // the whole signed note, cosignatures included, as evidence
 }
 
-// Open verifies a signed checkpoint. lookup returns the public key of a
-// key id that may sign checkpoints (nil if it may not); the first
-// signature by such a key counts.
-func Open(msg []byte, lookup func(keyID string) ed25519.PublicKey) (*Signed, error) {
-	var key string
-	n, err := note.Open(msg, verifierFunc(func(name string, hash uint32) (note.Verifier, error) {
-		id, err := keys.IDFromHex(name)
+// ErrUnsigned is the parent of the errors Open returns for a note that no
+// candidate key signed.
+var ErrUnsigned = errors.New("the checkpoint is not signed by a key granted the checkpoint scope")
+
+// Open verifies a signed checkpoint of origin: one of candidates (the
+// keys that may sign it) must have signed it under the key name origin;
+// the first whose key hash a signature line names counts. Signature lines
+// by other keys (witness cosignatures, keys rotated out) are ignored; a
+// bad signature by a candidate is an error.
+func Open(msg []byte, origin string, candidates []ed25519.PublicKey) (*Signed, error) {
+	claimed, err := Claimed(msg)
+	if err != nil {
+		return nil, err
+	}
+	if claimed.Origin != origin {
+		return nil, fmt.Errorf("the checkpoint is of origin %s, not %s: it signs another index", claimed.Origin, origin)
+	}
+	byHash := map[uint32]ed25519.PublicKey{}
+	verifiers := map[uint32]note.Verifier{}
+	for _, pub := range candidates {
+		v, err := verifierFor(origin, pub)
 		if err != nil {
-			return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
+			return nil, err
 		}
-		pub := lookup(id)
-		if pub == nil {
-			return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
+		if _, dup := verifiers[v.KeyHash()]; !dup {
+			verifiers[v.KeyHash()], byHash[v.KeyHash()] = v, pub
 		}
-		v, err := verifierFor(pub)
-		if err != nil || v.KeyHash() != hash {
-			return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
+	}
+	n, err := note.Open(msg, verifierFunc(func(name string, hash uint32) (note.Verifier, error) {
+		if v, ok := verifiers[hash]; ok && name == origin {
+			return v, nil
 		}
-		key = id
-		return v, nil
+		return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
 	}))
 	if err != nil {
 		var unknown *note.UnknownVerifierError
 		var unverified *note.UnverifiedNoteError
 		if errors.As(err, &unknown) || errors.As(err, &unverified) {
-			return nil, fmt.Errorf("the checkpoint is not signed by a key granted the checkpoint scope: %w", err)
+			return nil, fmt.Errorf("%w (%d key(s) may sign for %s): %w", ErrUnsigned, len(candidates), origin, err)
 		}
-		return nil, fmt.Errorf("checkpoint: %w", err)
+		return nil, fmt.Errorf("checkpoint of %s: %w", origin, err)
 	}
 	c, err := Parse(n.Text)
 	if err != nil {
 		return nil, err
 	}
-	return &Signed{Checkpoint: c, Key: key, Raw: msg}, nil
+	return &Signed{Checkpoint: c, Key: keys.ID(byHash[n.Sigs[0].Hash]), Raw: msg}, nil
 }
 
 // Claimed parses a signed checkpoint's text without checking any
@@ -157,11 +258,11 @@ func Open(msg []byte, lookup func(keyID string) ed25519.PublicKey) (*Signed, err
 // it. A client reads it to know which head to verify up to (never past
 // it) before it holds the history that says which keys may sign.
 func Claimed(msg []byte) (Checkpoint, error) {
-	// A note is its text, a blank line, then signature lines; the text
-	// itself holds no blank line.
-	i := bytes.Index(msg, []byte("\n\n"))
+	// As note.Open splits a note: the text, a blank line, then the
+	// signature lines.
+	i := bytes.LastIndex(msg, []byte("\n\n"))
 	if i < 0 {
-		return Checkpoint{}, fmt.Errorf("checkpoint: not a signed note (no blank line before the signatures)")
+		return Checkpoint{}, fmt.Errorf("%w: not a signed note (no blank line before the signatures)", ErrMalformed)
 	}
 	return Parse(string(msg[:i+1]))
 }

@@ -55,12 +55,12 @@ var allowed = map[string][]string{
 
 	// The domain: none of it runs git; policy reads no index.
 	"internal/policy": {"internal/blob", "internal/descriptor", "internal/record"},
-	"internal/remote": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint",
+	"internal/remote": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/witness",
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},
 	"internal/plan": {"internal/index", "internal/policy", "internal/remote", "internal/blob",
 		"internal/checkpoint", "internal/descriptor", "internal/record", "internal/safefile", "internal/snapshot"},
 	"internal/install": {"internal/blob", "internal/plan", "internal/safefile"},
-	"internal/server": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint",
+	"internal/server": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/translog", "internal/witness",
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},
 	"internal/certifier": {"internal/index", "internal/author", "internal/remote", "internal/blob",
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},

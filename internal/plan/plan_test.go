@@ -323,6 +323,16 @@ func mustProject(t *testing.T, dir string) *Project {
 	return p
 }
 
+func withOrigin(c checkpoint.Checkpoint, origin string) checkpoint.Checkpoint {
+	c.Origin = origin
+	return c
+}
+
+func withHead(c checkpoint.Checkpoint, head string) checkpoint.Checkpoint {
+	c.Head = head
+	return c
+}
+
 // TestLockCheckpoint: a lock resolved from a server holds the server's
 // signed checkpoint; Check refuses one that was edited, signed by a key
 // without the checkpoint scope, or dropped; locking again with the head
@@ -336,8 +346,8 @@ func TestLockCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	lr := l.Repositories[0]
-	sc, err := checkpoint.Open([]byte(lr.Checkpoint), func(string) ed25519.PublicKey { return w.Checkpointer.Public() })
-	if err != nil || sc.Head != lr.Head || sc.Introduction != w.Intro || sc.Records != lr.Records {
+	sc, err := checkpoint.Open([]byte(lr.Checkpoint), checkpoint.Origin(w.Intro), []ed25519.PublicKey{w.Checkpointer.Public()})
+	if err != nil || sc.Head != lr.Head || sc.Introduction() != w.Intro || sc.Size != int64(lr.Records) {
 		t.Fatalf("the lock's checkpoint %q: %v, %+v (lock head %s)", lr.Checkpoint, err, sc, lr.Head)
 	}
 	if err := Check(w.Ctx, p, l, nil, srcs); err != nil {
@@ -355,10 +365,10 @@ func TestLockCheckpoint(t *testing.T) {
 	for _, tc := range []struct {
 		name, checkpoint, want string
 	}{
-		{"edited", strings.Replace(lr.Checkpoint, fmt.Sprintf("records %d", lr.Records), fmt.Sprintf("records %d", lr.Records+1), 1), "checkpoint"},
+		{"edited", strings.Replace(lr.Checkpoint, fmt.Sprintf("\n%d\n", lr.Records), fmt.Sprintf("\n%d\n", lr.Records+1), 1), "checkpoint"},
 		{"signed by the publisher", sign(w.Publisher, sc.Checkpoint), "not signed by a key granted the checkpoint scope"},
-		{"of another index", sign(w.Checkpointer, checkpoint.Checkpoint{Introduction: strings.Repeat("ab", 32), Head: sc.Head, Records: sc.Records, Time: sc.Time}), "is for index abababab"},
-		{"of another history", sign(w.Checkpointer, checkpoint.Checkpoint{Introduction: w.Intro, Head: strings.Repeat("0", 40), Records: sc.Records, Time: sc.Time}), "does not contain"},
+		{"of another index", sign(w.Checkpointer, withOrigin(sc.Checkpoint, checkpoint.Origin(strings.Repeat("ab", 32)))), "is of origin cairn.dev/index/abababab"},
+		{"of another history", sign(w.Checkpointer, withHead(sc.Checkpoint, strings.Repeat("0", 40))), "does not contain"},
 		{"dropped", "", "holds no checkpoint"},
 	} {
 		edited := *l

@@ -74,7 +74,13 @@ type Pulled struct {
 	Total      int                `json:"total_files"`
 	Checkpoint *checkpoint.Signed `json:"-"`
 	CheckTime  time.Time          `json:"checkpoint_time,omitzero"`
-	Main       string             `json:"main"` // what local main did: "fast-forwarded", "created", "up to date", "ahead", "other index"
+	// Cosigned is how many trusted witnesses (distinct keys) cosigned the
+	// checkpoint; Unwitnessed says the remote names none, so that a split
+	// view (the server showing others another history) cannot be
+	// detected: the CLI warns.
+	Cosigned    int    `json:"cosigned"`
+	Unwitnessed bool   `json:"unwitnessed,omitempty"`
+	Main        string `json:"main"` // what local main did: "fast-forwarded", "created", "up to date", "ahead", "other index"
 	// ServerHead is the head the server served when it is past its
 	// checkpoint's (Head): the Pending commits after Head wait, unverified
 	// and unused, until a checkpoint covers them.
@@ -91,11 +97,15 @@ type CheckpointError struct {
 	Remote   string // "remote origin", "upstream public"
 	Problem  string
 	Evidence []byte // the signed checkpoint(s)
+	Err      error  // the cause, when it has a type of its own (a *witness.QuorumError)
 }
 
 func (e *CheckpointError) Error() string {
 	return fmt.Sprintf("SECURITY ERROR: %s: %s", e.Remote, e.Problem)
 }
+
+// Unwrap returns the cause.
+func (e *CheckpointError) Unwrap() error { return e.Err }
 
 // ErrNoCheckpoint is what a *NoCheckpointError is.
 var ErrNoCheckpoint = errors.New("the server signs no checkpoints")
@@ -229,11 +239,11 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	}
 	p := &Pulled{Remote: rm.Name, From: verified, Head: res.Head, Commits: res.Commits, Records: res.Records, Total: res.Total}
 	if note != nil {
-		sc, err := checkCheckpoint(ctx, r, rm, note, res, o.now())
+		sc, n, err := checkCheckpoint(ctx, r, rm, in, note, res, o.now())
 		if err != nil {
 			return nil, err
 		}
-		p.Checkpoint, p.CheckTime = sc, sc.Time
+		p.Checkpoint, p.CheckTime, p.Cosigned, p.Unwitnessed = sc, sc.Time, n, len(rm.Witnesses) == 0
 	}
 	if target != served {
 		n, err := r.CountBetween(ctx, target, served)
@@ -352,45 +362,27 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 // index, of a head that head contains. A lock's checkpoint is checked
 // with it too.
 func OpenCheckpoint(ctx context.Context, r *index.Repo, head, introduction string, note []byte) (*checkpoint.Signed, error) {
-	st, err := r.State(ctx, head)
+	// The keys granted the checkpoint scope and not revoked are tried;
+	// that the grant of the one that signed was unexpired is judged at
+	// the checkpoint's own time.
+	granted, err := r.KeysGranted(ctx, head, "checkpoint")
 	if err != nil {
 		return nil, err
 	}
-	// A key granted the checkpoint scope and not revoked verifies; that
-	// its grant was unexpired is judged at the checkpoint's own time.
-	grants := func(k *index.Key, at *time.Time) bool {
-		if k == nil || k.RevokedBy != "" {
-			return false
-		}
-		gs := k.Grants
-		if at != nil {
-			gs = k.Active(*at)
-		}
-		for _, g := range gs {
-			for _, s := range g.Scopes {
-				if s.Action == "checkpoint" {
-					return true
-				}
+	var pubs []ed25519.PublicKey
+	for _, k := range granted {
+		pubs = append(pubs, k.Pub)
+	}
+	sc, err := checkpoint.Open(note, checkpoint.Origin(introduction), pubs)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range granted {
+		if k.ID == sc.Key {
+			if err := k.MayCheckpoint(sc.Time); err != nil {
+				return nil, fmt.Errorf("the checkpoint signed at %s: %w", sc.Time.UTC().Format(time.RFC3339), err)
 			}
 		}
-		return false
-	}
-	sc, err := checkpoint.Open(note, func(id string) ed25519.PublicKey {
-		if k, err := st.Key(id); err == nil && grants(k, nil) {
-			return k.Pub
-		}
-		return nil
-	})
-	if err == nil {
-		if k, _ := st.Key(sc.Key); !grants(k, &sc.Time) {
-			err = fmt.Errorf("the checkpoint is signed by key %s, whose checkpoint grant had expired at %s", sc.Key, sc.Time.UTC().Format(time.RFC3339))
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	if sc.Introduction != introduction {
-		return nil, fmt.Errorf("the checkpoint is for index %.16s, not %.16s", sc.Introduction, introduction)
 	}
 	if sc.Head == head {
 		return sc, nil
@@ -406,34 +398,59 @@ func OpenCheckpoint(ctx context.Context, r *index.Repo, head, introduction strin
 var ErrOtherHistory = errors.New("checkpoint of another history")
 
 // checkCheckpoint verifies a checkpoint just fetched against the remote
-// line just verified (OpenCheckpoint), its head, its record count and its
-// age, and keeps it beside the line. A pull verifies the line up to the
-// checkpoint's head exactly (fetch), so the checkpoint must sign that
-// head: one of an ancestor, which OpenCheckpoint accepts for a lock's
-// kept checkpoint, is refused here.
-func checkCheckpoint(ctx context.Context, r *index.Repo, rm *Remote, note []byte, res *index.VerifyResult, now time.Time) (*checkpoint.Signed, error) {
+// line just verified (OpenCheckpoint), its head, its tree, its age and
+// the remote's witness policy, and keeps it beside the line. A pull
+// verifies the line up to the checkpoint's head exactly (fetch), so the
+// checkpoint must sign that head: one of an ancestor, which
+// OpenCheckpoint accepts for a lock's kept checkpoint, is refused here.
+// It returns the number of trusted witnesses that cosigned.
+func checkCheckpoint(ctx context.Context, r *index.Repo, rm *Remote, in index.Line, note []byte, res *index.VerifyResult, now time.Time) (*checkpoint.Signed, int, error) {
+	refuse := func(problem string) (*checkpoint.Signed, int, error) {
+		return nil, 0, &CheckpointError{Remote: rm.title(), Problem: problem, Evidence: note}
+	}
 	sc, err := OpenCheckpoint(ctx, r, res.Head, rm.Introduction, note)
 	if errors.Is(err, ErrOtherHistory) {
-		return nil, &CheckpointError{Remote: rm.title(), Evidence: note, Problem: fmt.Sprintf(
-			"the server signed head %s but served %s, which does not contain it: it shows different histories to different clients (the signed checkpoint is the evidence)", sc.Head, res.Head)}
+		return refuse(fmt.Sprintf("the server signed head %s but served %s, which does not contain it: it shows different histories to different clients (the signed checkpoint is the evidence)", sc.Head, res.Head))
 	}
 	if err != nil {
-		return nil, &CheckpointError{Remote: rm.title(), Problem: err.Error(), Evidence: note}
+		return refuse(err.Error())
 	}
 	if sc.Head != res.Head {
-		return nil, &CheckpointError{Remote: rm.title(), Evidence: note, Problem: fmt.Sprintf(
-			"the checkpoint signs head %s, not %s, the head just verified: a pull's checkpoint covers exactly what it verified (an old checkpoint replayed, or a server that signs one head and serves another)", sc.Head, res.Head)}
+		return refuse(fmt.Sprintf("the checkpoint signs head %s, not %s, the head just verified: a pull's checkpoint covers exactly what it verified (an old checkpoint replayed, or a server that signs one head and serves another)", sc.Head, res.Head))
 	}
-	if sc.Records != res.Total {
-		return nil, &CheckpointError{Remote: rm.title(), Evidence: note, Problem: fmt.Sprintf("the checkpoint counts %d record files at %s, the index holds %d", sc.Records, sc.Head, res.Total)}
+	// The tree it signs must be the one this replica computed from the
+	// history it verified: a server cannot sign one log and serve another.
+	st, err := r.StoreOf(in)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", rm.title(), err)
+	}
+	m, err := st.Map()
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", rm.title(), err)
+	}
+	if head := st.Head(); head != res.Head {
+		return nil, 0, fmt.Errorf("%s: the transparency log computed is at %s, not at the head verified, %s", rm.title(), head, res.Head)
+	}
+	if mine := (checkpoint.Checkpoint{Origin: sc.Origin, Size: m.Size, Root: m.Root, Map: m.Map.Root(), Head: res.Head, Time: sc.Time}); mine != sc.Checkpoint {
+		return nil, 0, &CheckpointError{Remote: rm.title(), Evidence: note, Problem: fmt.Sprintf(
+			"the checkpoint's tree is not the one its history gives: it signs size %d, root %x, map %x at head %s; the history verified gives size %d, root %x, map %x there: the server signs one log and serves another (the signed checkpoint is the evidence)",
+			sc.Size, sc.Root[:], sc.Map[:], sc.Head, mine.Size, mine.Root[:], mine.Map[:])}
 	}
 	if err := sc.Fresh(now, rm.MaxAge, index.MaxClockSkew); err != nil {
-		return nil, &CheckpointError{Remote: rm.title(), Problem: err.Error(), Evidence: note}
+		return refuse(err.Error())
+	}
+	pol, err := rm.Policy()
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := pol.Check(note, sc.Origin)
+	if err != nil {
+		return nil, 0, &CheckpointError{Remote: rm.title(), Problem: err.Error(), Evidence: note, Err: err}
 	}
 	if err := safefile.Write(rm.checkpointPath(r), note, safefile.Options{Perm: 0o644, NoSync: true}); err != nil {
-		return nil, fmt.Errorf("%s: %w", rm.title(), err)
+		return nil, 0, fmt.Errorf("%s: %w", rm.title(), err)
 	}
-	return sc, nil
+	return sc, n, nil
 }
 
 // advanceMain moves main along a verified remote of the same index.

@@ -43,7 +43,7 @@ func TestPullCheckpointMustSignVerifiedHead(t *testing.T) {
 
 	// The attack, past fetch: a fresh checkpoint of an ancestor of the
 	// head just verified.
-	_, err = checkCheckpoint(w.ctx, c, rm, old, res, time.Now())
+	_, _, err = checkCheckpoint(w.ctx, c, rm, rm.Line(c), old, res, time.Now())
 	var ce *CheckpointError
 	if !errors.As(err, &ce) || !bytes.Equal(ce.Evidence, old) {
 		t.Fatalf("a checkpoint of ancestor %s after verifying %s: err = %v, want a *CheckpointError with the checkpoint", before, after, err)

@@ -24,12 +24,14 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/safefile"
+	"cairn.dev/cairn/internal/witness"
 )
 
 // DefaultMaxAge is how old a remote's checkpoint may be.
-const DefaultMaxAge = 24 * time.Hour
+const DefaultMaxAge = checkpoint.DefaultMaxAge
 
 // Remote is a repository elsewhere, pinned by its introduction.
 type Remote struct {
@@ -41,6 +43,13 @@ type Remote struct {
 	// InsecureNoCheckpoint accepts a server that signs no checkpoints: a
 	// frozen mirror would then go unnoticed.
 	InsecureNoCheckpoint bool `json:"insecure_no_checkpoint,omitempty"`
+	// Witnesses are the note verifier keys (name+hash+base64) of the
+	// witnesses trusted to cosign the remote's checkpoints, and Quorum how
+	// many of them (distinct keys) must have cosigned each checkpoint a
+	// pull accepts (witness.Policy). With none, a server that shows
+	// different clients different histories (a split view) goes unnoticed.
+	Witnesses []string `json:"witnesses,omitempty"`
+	Quorum    int      `json:"quorum,omitempty"`
 
 	// An upstream (see Sync) is not configured here but declared in the
 	// index; its line lives under index.UpstreamRef.
@@ -49,6 +58,15 @@ type Remote struct {
 	// an upstream's line as an organisation's server holds it, judged by
 	// the organisation's own checkpoint of main.
 	via string
+}
+
+// Policy returns the remote's witness policy.
+func (rm *Remote) Policy() (witness.Policy, error) {
+	p, err := witness.NewPolicy(rm.Witnesses, rm.Quorum)
+	if err != nil {
+		return p, fmt.Errorf("remote %s: %w", rm.Name, err)
+	}
+	return p, nil
 }
 
 // upstreamRemote is the remote an upstream declaration describes.
@@ -145,6 +163,9 @@ func save(r *index.Repo, rm Remote, exclusive bool) error {
 	rm.URL = strings.TrimSuffix(rm.URL, "/")
 	if rm.MaxAge == 0 {
 		rm.MaxAge = DefaultMaxAge
+	}
+	if _, err := rm.Policy(); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(dir(r), 0o755); err != nil {
 		return err

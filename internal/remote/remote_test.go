@@ -203,11 +203,20 @@ func TestRollbackRefused(t *testing.T) {
 	}
 	after, _ := w.repo.Head(w.ctx, index.MainRef)
 	c := w.client("c", w.url)
-	// The server's operator (or an attacker on it) rolls main back.
+	// The server's operator (or an attacker on it) rolls main back. The
+	// server itself refuses to sign the smaller tree.
 	if _, err := indextest.Git(t, w.repo, "update-ref", index.MainRef, before); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(w.repo.LocalDir(), "verified.json"))
+	if _, err := Pull(w.ctx, c, "origin", Options{}); err == nil || !strings.Contains(err.Error(), "SECURITY ERROR: refusing to sign a checkpoint") || !strings.Contains(err.Error(), "the log shrank") {
+		t.Fatalf("pull from a server whose main was rolled back: %v, want its refusal to sign", err)
+	}
+	// Served again with its memory of what it signed gone (a restored
+	// backup), it signs the older tree: the client refuses it.
+	os.Remove(filepath.Join(w.repo.LocalDir(), "checkpoint"))
+	url := w.serve(w.repo)
+	setURL(t, c, "origin", url)
 	_, err := Pull(w.ctx, c, "origin", Options{})
 	var rb *RollbackError
 	if !errors.As(err, &rb) || !errors.Is(err, ErrRollback) {
@@ -216,10 +225,10 @@ func TestRollbackRefused(t *testing.T) {
 	if errors.Is(err, index.ErrFork) {
 		t.Errorf("a rollback is reported as a fork: %v", err)
 	}
-	if rb.Verified != after || rb.Head != before || rb.URL != w.url {
-		t.Fatalf("the error carries %+v, want verified %s, head %s, URL %s", rb, after, before, w.url)
+	if rb.Verified != after || rb.Head != before || rb.URL != url {
+		t.Fatalf("the error carries %+v, want verified %s, head %s, URL %s", rb, after, before, url)
 	}
-	for _, want := range []string{"SECURITY ERROR: remote origin (" + w.url + ") rolled back: it serves head " + before + ", an ancestor of " + after, "this copy stays at " + after} {
+	for _, want := range []string{"SECURITY ERROR: remote origin (" + url + ") rolled back: it serves head " + before + ", an ancestor of " + after, "this copy stays at " + after} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not say %q: %v", want, err)
 		}
@@ -322,7 +331,7 @@ func TestSplitView(t *testing.T) {
 	}
 	_, err = Pull(w.ctx, c, "origin", Options{})
 	var ce *CheckpointError
-	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "does not contain it") || !strings.Contains(string(ce.Evidence), "cairn-checkpoint/v1") {
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "does not contain it") || !strings.Contains(string(ce.Evidence), "\ncairn-head ") {
 		t.Fatalf("a split view: err = %v, want a *CheckpointError with the signed checkpoint", err)
 	}
 	if got, _ := c.Head(w.ctx, index.MainRef); got != "" {

@@ -3,9 +3,14 @@ package remote
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"cairn.dev/cairn/internal/author"
@@ -59,16 +64,37 @@ func TestSyncErrorNamesUpstreamOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	org := newWorld(t)
-	if _, err := author.DeclareUpstream(org.ctx, org.repo, "public", pub.url, pub.intro, org.root); err != nil {
+	// The upstream's address, behind which its operator may put another
+	// server.
+	var (
+		mu     sync.Mutex
+		target = pub.url
+	)
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		u, _ := url.Parse(target)
+		mu.Unlock()
+		httputil.NewSingleHostReverseProxy(u).ServeHTTP(rw, r)
+	}))
+	defer front.Close()
+	if _, err := author.DeclareUpstream(org.ctx, org.repo, "public", front.URL, pub.intro, org.root); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {
 		t.Fatal(err)
 	}
+	// Rolled back, and served again with no memory of the checkpoints it
+	// signed (a restored backup).
 	if _, err := indextest.Git(t, pub.repo, "update-ref", index.MainRef, before); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(pub.repo.LocalDir(), "verified.json"))
+	os.Remove(filepath.Join(pub.repo.LocalDir(), "checkpoint"))
+	restored := pub.serve(pub.repo)
+	mu.Lock()
+	target = restored
+	mu.Unlock()
+	pub.url = front.URL
 	res, err := Sync(org.ctx, org.repo, Options{})
 	if !errors.Is(err, ErrRollback) {
 		t.Fatalf("sync of a rolled-back upstream: %v, want ErrRollback", err)

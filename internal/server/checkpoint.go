@@ -1,12 +1,252 @@
 package server
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
 	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/safefile"
+	"cairn.dev/cairn/internal/translog"
+	"cairn.dev/cairn/internal/witness"
 )
 
-// checkpoint serves GET /api/v1/checkpoint: the signed checkpoint, or,
+// Witness is a witness the server submits its checkpoints to (C2SP
+// tlog-witness add-checkpoint): its submission URL and the verifier key
+// of its cosignatures, which the server checks before serving them.
+type Witness struct {
+	URL  string
+	VKey string
+}
+
+// ParseWitness parses a witness as `cairn serve --witness` takes it:
+// URL=VKEY, split at the first '=' (a vkey may end with base64 padding).
+func ParseWitness(s string) (Witness, error) {
+	url, vkey, ok := strings.Cut(s, "=")
+	if !ok || !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return Witness{}, fmt.Errorf("witness %q: want URL=VKEY, the witness's submission URL (http:// or https://) and its verifier key", s)
+	}
+	if _, err := witness.ParseWitness(vkey); err != nil {
+		return Witness{}, fmt.Errorf("witness %s: %w", url, err)
+	}
+	return Witness{URL: strings.TrimSuffix(url, "/"), VKey: vkey}, nil
+}
+
+// witnessTimeout bounds one witness's answer: a witness that does not
+// answer is logged, and the checkpoint served without its cosignature.
+const witnessTimeout = 10 * time.Second
+
+// logView is what a checkpoint signs: main's log and map at one verified
+// head (the log may have grown since: its reads are bounded by Size).
+type logView struct {
+	Head      string
+	Size      int64
+	Root, Map tlog.Hash
+	store     *translog.Store
+	mapAt     translog.MapAt
+}
+
+// InconsistentError is a security error: the server was about to sign a
+// checkpoint that is not consistent with the one it signed before (the
+// log shrank, or its first Last.Size leaves changed: the index's history
+// was rewritten behind the server's back). Signing it would show clients
+// two histories; the server refuses, and keeps serving Last.
+type InconsistentError struct {
+	Last, Next checkpoint.Checkpoint
+	LastNote   []byte // the signed checkpoint, as evidence
+	Problem    string
+}
+
+func (e *InconsistentError) Error() string {
+	return fmt.Sprintf("SECURITY ERROR: refusing to sign a checkpoint of size %d at head %s: %s; the last checkpoint signed (size %d, root %x, head %s) stays served:\n%s",
+		e.Next.Size, e.Next.Head, e.Problem, e.Last.Size, e.Last.Root[:], e.Last.Head, e.LastNote)
+}
+
+// checkpointer signs the checkpoints the server serves: one when main's
+// verified head moves and at least every interval, each consistent with
+// the one before (never two trees of one origin that no consistency
+// proof joins), cosigned by the witnesses that answer, kept durably.
+type checkpointer struct {
+	key      keys.Signer
+	origin   string
+	interval time.Duration
+	hc       *http.Client
+	log      *slog.Logger
+	path     string   // the latest note, kept durably across restarts
+	copies   []string // where else it is written (the log's tile tree)
+
+	mu        sync.Mutex
+	last      *checkpoint.Checkpoint // the latest signed
+	note      []byte                 // its note, with the cosignatures it got
+	witnesses []*witnessState
+}
+
+type witnessState struct {
+	Witness
+	policy witness.Policy // this witness alone, quorum 1
+	size   int64          // the size it cosigned last, as far as the server knows
+}
+
+// newCheckpointer loads the latest checkpoint signed (kept at path), so
+// that a restart never signs one inconsistent with it.
+func newCheckpointer(key keys.Signer, origin string, interval time.Duration, ws []Witness, hc *http.Client, log *slog.Logger, path string, copies ...string) (*checkpointer, error) {
+	c := &checkpointer{key: key, origin: origin, interval: interval, hc: hc, log: log, path: path, copies: copies}
+	for _, w := range ws {
+		p, err := witness.NewPolicy([]string{w.VKey}, 1)
+		if err != nil {
+			return nil, fmt.Errorf("witness %s: %w", w.URL, err)
+		}
+		c.witnesses = append(c.witnesses, &witnessState{Witness: w, policy: p})
+	}
+	note, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	last, err := checkpoint.Claimed(note)
+	if err != nil {
+		return nil, fmt.Errorf("the last checkpoint signed, %s: %w", path, err)
+	}
+	if last.Origin != origin {
+		return nil, fmt.Errorf("the last checkpoint signed, %s, is of %s, not of this index (%s)", path, last.Origin, origin)
+	}
+	c.last, c.note = &last, note
+	return c, nil
+}
+
+// latest returns the latest checkpoint signed and its note (nil if none).
+func (c *checkpointer) latest() (*checkpoint.Checkpoint, []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last, c.note
+}
+
+// at returns a checkpoint of v: the latest one if it is of v's head and
+// younger than the interval, else a new one, signed after checking that
+// it is consistent with the latest, cosigned by the witnesses that
+// answer, and written durably before it is returned.
+func (c *checkpointer) at(ctx context.Context, v logView, now time.Time) (*checkpoint.Checkpoint, []byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.last; l != nil && l.Head == v.Head && l.Size == v.Size && l.Root == v.Root && l.Map == v.Map && now.Sub(l.Time) < c.interval && !l.Time.After(now) {
+		return l, c.note, nil
+	}
+	next := checkpoint.Checkpoint{Origin: c.origin, Size: v.Size, Root: v.Root, Map: v.Map, Head: v.Head, Time: now.UTC().Truncate(time.Second)}
+	if c.last != nil && next.Time.Before(c.last.Time) {
+		next.Time = c.last.Time // the clock went back: time never does in the checkpoints
+	}
+	if err := c.consistent(next, v); err != nil {
+		c.log.Error("checkpoint refused", "err", err)
+		return nil, nil, err
+	}
+	note, err := checkpoint.Sign(next, c.key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing the checkpoint of %s: %w", next.Head, err)
+	}
+	if note, err = c.cosign(ctx, note, next, v); err != nil {
+		return nil, nil, err
+	}
+	if err := safefile.Write(c.path, note, safefile.Options{Perm: 0o644}); err != nil {
+		return nil, nil, fmt.Errorf("keeping the checkpoint: %w", err)
+	}
+	for _, p := range c.copies {
+		if err := safefile.Write(p, note, safefile.Options{Perm: 0o644, NoSync: true}); err != nil {
+			c.log.Warn("writing the checkpoint into the log's tiles", "path", p, "err", err)
+		}
+	}
+	c.last, c.note = &next, note
+	return &next, note, nil
+}
+
+// consistent checks that next extends the latest checkpoint signed: its
+// tree no smaller, and the latest one's tree a prefix of it, as a
+// witness checks it (tlog.CheckTree of the log's own consistency proof).
+func (c *checkpointer) consistent(next checkpoint.Checkpoint, v logView) error {
+	last := c.last
+	if last == nil {
+		return nil
+	}
+	refuse := func(format string, args ...any) error {
+		return &InconsistentError{Last: *last, Next: next, LastNote: c.note, Problem: fmt.Sprintf(format, args...)}
+	}
+	if next.Size < last.Size {
+		return refuse("the log shrank from %d to %d leaves", last.Size, next.Size)
+	}
+	old, err := v.store.TreeHash(last.Size)
+	if err != nil {
+		return refuse("the log has no tree of size %d: %v", last.Size, err)
+	}
+	if old != last.Root {
+		return refuse("the log's tree of size %d has root %x, not the signed %x: its leaves changed", last.Size, old[:], last.Root[:])
+	}
+	proof, err := v.store.ProveTree(last.Size, next.Size)
+	if err != nil {
+		return refuse("no consistency proof from size %d: %v", last.Size, err)
+	}
+	if err := tlog.CheckTree(proof, next.Size, next.Root, last.Size, last.Root); err != nil {
+		return refuse("the consistency proof from size %d does not prove: %v", last.Size, err)
+	}
+	return nil
+}
+
+// cosign submits note to every witness at once and returns it with the
+// cosignatures that verify. A witness that refuses, fails or answers
+// with a cosignature that does not verify is logged, not fatal.
+func (c *checkpointer) cosign(ctx context.Context, note []byte, next checkpoint.Checkpoint, v logView) ([]byte, error) {
+	got := make([][]byte, len(c.witnesses))
+	var wg sync.WaitGroup
+	for i, w := range c.witnesses {
+		wg.Go(func() {
+			wctx, cancel := context.WithTimeout(ctx, witnessTimeout)
+			defer cancel()
+			prove := func(old int64) (tlog.TreeProof, error) { return v.store.ProveTree(old, next.Size) }
+			cos, err := witness.Cosign(wctx, c.hc, w.URL, w.size, note, prove)
+			if err == nil {
+				var with []byte
+				if with, err = witness.AppendCosignatures(note, cos); err == nil {
+					_, err = w.policy.Check(with, c.origin)
+				}
+			}
+			if err != nil {
+				c.log.Warn("a witness did not cosign the checkpoint", "witness", w.URL, "size", next.Size, "head", next.Head, "err", err)
+				return
+			}
+			got[i], w.size = cos, next.Size
+		})
+	}
+	wg.Wait()
+	for _, cos := range got {
+		if cos == nil {
+			continue
+		}
+		var err error
+		if note, err = witness.AppendCosignatures(note, cos); err != nil {
+			return nil, err
+		}
+	}
+	return note, nil
+}
+
+// CheckpointKeyHeader names, in the checkpoint's answer, the key that
+// signed it ("SHA256:…"): a hint for light clients, which verify the key's
+// grants themselves (docs/transparency.md, "Serving").
+const CheckpointKeyHeader = "Cairn-Checkpoint-Key"
+
+// checkpoint serves GET /api/v1/checkpoint and GET /log/checkpoint (the
+// same bytes): the latest checkpoint of main's verified head, signed by
+// the checkpoint key and cosigned by the witnesses that answered, or,
 // without a key, the answer checkpoint.NoneHeader describes.
 func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 	if s.opts.CheckpointKey == nil {
@@ -15,5 +255,14 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "this server signs no checkpoints: it was started without --checkpoint-key, so clients cannot tell it from a frozen mirror; pull from it only with a remote added with --insecure-no-checkpoint, or ask its operator to serve with --checkpoint-key")
 		return
 	}
-	s.checkpointGet(w, r)
+	_, note, _, err := s.signed(r.Context())
+	if err != nil {
+		w.Header().Set("Cache-Control", "no-store")
+		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set(CheckpointKeyHeader, keys.ID(s.opts.CheckpointKey.Public()))
+	w.Write(note)
 }

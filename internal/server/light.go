@@ -10,10 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"cairn.dev/cairn/internal/blob"
-	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
 )
@@ -217,27 +215,6 @@ func (s *Server) recordGet(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	w.Header().Set("Cairn-Path", path)
 	w.Write(data)
-}
-
-// checkpointGet serves GET /api/v1/checkpoint for a server with a
-// checkpoint key (checkpoint answers the others): the head, verified by
-// this server as /healthz verifies it, signed by its key, dated now.
-func (s *Server) checkpointGet(w http.ResponseWriter, r *http.Request) {
-	res, err := s.verify(r.Context())
-	if err != nil {
-		w.Header().Set("Cache-Control", "no-store")
-		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
-		return
-	}
-	c := checkpoint.Checkpoint{Introduction: s.repo.Config.Introduction, Head: res.Head, Records: res.Total, Time: time.Now().UTC().Truncate(time.Second)}
-	signed, err := checkpoint.Sign(c, s.opts.CheckpointKey)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, "signing the checkpoint: %v", err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write(signed)
 }
 
 // upstreams lists the upstreams main follows that the server holds a

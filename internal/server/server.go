@@ -28,8 +28,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/transport"
 )
 
 // Options tune a server; the zero value of each field means its default.
@@ -49,6 +51,15 @@ type Options struct {
 	// CheckpointKey signs checkpoints; the root must have granted it the
 	// checkpoint scope. Nil: no checkpoints are served.
 	CheckpointKey keys.Signer
+	// CheckpointInterval is how often a checkpoint is signed when main
+	// has not moved (default a quarter of checkpoint.DefaultMaxAge, the
+	// age clients accept by default); one is signed whenever it moves.
+	CheckpointInterval time.Duration
+	// Witnesses are submitted every new checkpoint (C2SP tlog-witness),
+	// and their cosignatures served with it; one that fails is logged.
+	Witnesses []Witness
+	// Client makes the requests to witnesses (default transport.Client()).
+	Client *http.Client
 	// Limits bound requests in time and the server in concurrency.
 	Limits Limits
 	// Fallback, if set, fetches a blob the store lacks (from upstream
@@ -76,6 +87,8 @@ type Server struct {
 	ups      []*index.Upstream
 	resolved resolutions
 	listing  listing // GET /api/v1/packages's whole listing, by the heads it was read at
+
+	ckpt *checkpointer // signs the checkpoints (nil without a checkpoint key)
 
 	changes changes // main may have moved (a push landed)
 	uploads clients // uploads in progress, by client address
@@ -136,6 +149,20 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096), small: newLightCache(4096)}
+	if opts.CheckpointKey != nil {
+		if opts.CheckpointInterval <= 0 {
+			opts.CheckpointInterval = checkpoint.DefaultMaxAge / 4
+		}
+		if opts.Client == nil {
+			opts.Client = transport.Client()
+		}
+		s.opts = opts
+		if s.ckpt, err = newCheckpointer(opts.CheckpointKey, checkpoint.Origin(repo.Config.Introduction), opts.CheckpointInterval,
+			opts.Witnesses, opts.Client, opts.Logger, filepath.Join(repo.LocalDir(), "checkpoint"), filepath.Join(repo.Main().LogDir(), "checkpoint")); err != nil {
+			os.RemoveAll(hooks)
+			return nil, err
+		}
+	}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.reg)
@@ -170,6 +197,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/packages/{ns}/{name}", s.packageGet)
 	mux.HandleFunc("GET /api/v1/records/{id}", s.recordGet)
 	mux.HandleFunc("GET /api/v1/checkpoint", s.checkpoint)
+	mux.HandleFunc("GET /log/checkpoint", s.checkpoint)
+	mux.HandleFunc("GET /log/tile/{path...}", s.logTile)
+	mux.HandleFunc("GET /api/v1/log/subject", s.logSubject)
+	mux.HandleFunc("GET /api/v1/log/record/{id}", s.logRecord)
 	mux.HandleFunc("GET /api/v1/head", s.headGet)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
@@ -227,6 +258,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	go s.collectLoop(ctx, time.Hour)
+	if s.ckpt != nil {
+		lctx, stop := context.WithCancel(ctx)
+		defer stop() // however Serve returns
+		s.bg.Go(func() { s.checkpointLoop(lctx) })
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
@@ -244,6 +280,27 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// checkpointLoop signs a checkpoint (and submits it to the witnesses)
+// now, whenever main moves, and every CheckpointInterval, until ctx is
+// done: witnesses and clients see each new head without waiting for a
+// client to ask.
+func (s *Server) checkpointLoop(ctx context.Context) {
+	t := time.NewTicker(s.opts.CheckpointInterval)
+	defer t.Stop()
+	for {
+		moved := s.changes.wait()
+		if _, _, _, err := s.signed(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("no checkpoint signed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-moved:
+		case <-t.C:
+		}
+	}
 }
 
 func (s *Server) collectLoop(ctx context.Context, every time.Duration) {

@@ -1,0 +1,244 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/translog"
+	"cairn.dev/cairn/internal/witness"
+)
+
+var testOrigin = checkpoint.Origin(strings.Repeat("a", 64))
+
+// grow appends n leaves named by tag to st and commits them at a head
+// made of tag and the new size.
+func grow(t *testing.T, st *translog.Store, tag string, n int) {
+	t.Helper()
+	for i := range n {
+		data := fmt.Appendf(nil, "%s %d", tag, i)
+		if _, _, err := st.Append(translog.NewEntry(strings.Repeat("c", 40), 1795320000, fmt.Sprintf("labels/%s/%d.json", tag, st.Size()+st.Staged()), data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := fmt.Sprintf("%040x", st.Size()+st.Staged())
+	head = head[:40-len(tag)] + tag
+	if err := st.Commit(head); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newStore(t *testing.T) *translog.Store {
+	st, err := translog.OpenStore(t.TempDir(), index.SubjectsOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func view(t *testing.T, st *translog.Store) logView {
+	t.Helper()
+	v, err := viewOf(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// logBuffer collects what a logger says.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newCkpt(t *testing.T, key keys.Signer, path string, ws []Witness, out *logBuf) *checkpointer {
+	t.Helper()
+	c, err := newCheckpointer(key, testOrigin, time.Hour, ws, http.DefaultClient, slog.New(slog.NewTextHandler(out, nil)), path, path+".copy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The server signs a checkpoint of each new tree and again once the
+// interval has passed, keeps it across restarts, and never signs a tree
+// that the last one signed is not a prefix of: a log that shrank, or
+// whose leaves changed (a history rewritten behind its back), is refused
+// with both checkpoints, and the last one stays.
+func TestCheckpointerNeverInconsistent(t *testing.T) {
+	key := signer(t)
+	path := filepath.Join(t.TempDir(), "checkpoint")
+	var out logBuf
+	c := newCkpt(t, key, path, nil, &out)
+	st := newStore(t)
+	grow(t, st, "a", 3)
+	t0 := time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC)
+
+	c1, note1, err := c.at(context.Background(), view(t, st), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := checkpoint.Open(note1, testOrigin, []ed25519.PublicKey{key.Public()})
+	if err != nil || sc.Checkpoint != *c1 || c1.Size != 3 || c1.Root != st.Root() || c1.Head != st.Head() || !c1.Time.Equal(t0) {
+		t.Fatalf("first checkpoint %+v (%v), want the store's tree at %s", c1, err, t0)
+	}
+	if kept, _ := os.ReadFile(path); !bytes.Equal(kept, note1) {
+		t.Fatalf("kept %q, want the note served", kept)
+	}
+	if copied, _ := os.ReadFile(path + ".copy"); !bytes.Equal(copied, note1) {
+		t.Fatalf("the log's copy is %q", copied)
+	}
+	if _, again, _ := c.at(context.Background(), view(t, st), t0.Add(time.Minute)); !bytes.Equal(again, note1) {
+		t.Fatal("a minute later, with main unmoved, another checkpoint was signed")
+	}
+	c2, _, err := c.at(context.Background(), view(t, st), t0.Add(61*time.Minute))
+	if err != nil || !c2.Time.Equal(t0.Add(61*time.Minute)) || c2.Size != 3 {
+		t.Fatalf("past the interval: %+v, %v; want a new checkpoint of the same tree", c2, err)
+	}
+	grow(t, st, "a", 2)
+	c3, note3, err := c.at(context.Background(), view(t, st), t0.Add(62*time.Minute))
+	if err != nil || c3.Size != 5 || c3.Head != st.Head() {
+		t.Fatalf("main moved: %+v, %v", c3, err)
+	}
+
+	// A restart remembers what it signed: a log of another history, of a
+	// smaller size, is refused.
+	for name, other := range map[string]func(*translog.Store){
+		"rewritten": func(o *translog.Store) { grow(t, o, "b", 6) },
+		"shrunk":    func(o *translog.Store) { grow(t, o, "a", 4) },
+	} {
+		c := newCkpt(t, key, path, nil, &out)
+		o := newStore(t)
+		other(o)
+		_, _, err := c.at(context.Background(), view(t, o), t0.Add(63*time.Minute))
+		var ie *InconsistentError
+		if !errors.As(err, &ie) || ie.Last != *c3 || ie.Next.Head != o.Head() || !strings.Contains(err.Error(), "SECURITY ERROR") || !bytes.Contains([]byte(err.Error()), note3) {
+			t.Fatalf("%s log: %v, want an *InconsistentError with both checkpoints", name, err)
+		}
+		if kept, _ := os.ReadFile(path); !bytes.Equal(kept, note3) {
+			t.Fatalf("%s log: the kept checkpoint changed", name)
+		}
+		if last, note := c.latest(); *last != *c3 || !bytes.Equal(note, note3) {
+			t.Fatalf("%s log: serves %+v", name, last)
+		}
+	}
+	if !strings.Contains(out.String(), "checkpoint refused") {
+		t.Fatalf("the refusal was not logged: %s", out.String())
+	}
+	// The same history, grown: signed.
+	c = newCkpt(t, key, path, nil, &out)
+	same := newStore(t)
+	grow(t, same, "a", 3)
+	grow(t, same, "a", 2)
+	grow(t, same, "a", 1)
+	if c4, _, err := c.at(context.Background(), view(t, same), t0.Add(64*time.Minute)); err != nil || c4.Size != 6 {
+		t.Fatalf("the same history grown: %+v, %v", c4, err)
+	}
+	// A clock that went back does not take the checkpoint's time with it.
+	grow(t, same, "a", 1)
+	if c5, _, err := c.at(context.Background(), view(t, same), t0); err != nil || !c5.Time.Equal(t0.Add(64*time.Minute)) {
+		t.Fatalf("the clock went back: %+v, %v; want the last checkpoint's time", c5, err)
+	}
+}
+
+// cairnWitness serves a cairn witness of testOrigin's log key on a real
+// HTTP server; its state is dir.
+func cairnWitness(t *testing.T, name string, logKey keys.Signer) (url, vkey string) {
+	t.Helper()
+	st, err := witness.OpenState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AddLog(testOrigin, checkpoint.VKey(testOrigin, logKey.Public())); err != nil {
+		t.Fatal(err)
+	}
+	w, err := witness.NewServer(name, signer(t), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(w)
+	t.Cleanup(ts.Close)
+	return ts.URL, w.VerifierKey()
+}
+
+// Each new checkpoint goes to every witness; the cosignatures that
+// verify are served with it. A witness that is down, or whose
+// cosignature is not by the key it was configured with, is logged and
+// left out. A witness that holds a size the server forgot (a restart)
+// answers 409 and gets a proof from its size.
+func TestCheckpointerWitnesses(t *testing.T) {
+	key := signer(t)
+	u1, v1 := cairnWitness(t, "w1.example", key)
+	u2, v2 := cairnWitness(t, "w2.example", key)
+	u3, _ := cairnWitness(t, "w3.example", key)
+	_, v4 := cairnWitness(t, "w4.example", key)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	ws := []Witness{{URL: u1, VKey: v1}, {URL: u2, VKey: v2}, {URL: down.URL, VKey: v2}, {URL: u3, VKey: v4}}
+	path := filepath.Join(t.TempDir(), "checkpoint")
+	var out logBuf
+	c := newCkpt(t, key, path, ws, &out)
+	st := newStore(t)
+	grow(t, st, "a", 3)
+	now := time.Now()
+	_, note, err := c.at(context.Background(), view(t, st), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, err := witness.NewPolicy([]string{v1, v2, v4}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := both.Check(note, testOrigin); err != nil || n != 2 {
+		t.Fatalf("cosigned by %d (%v), want w1 and w2:\n%s", n, err, note)
+	}
+	if _, err := checkpoint.Open(note, testOrigin, []ed25519.PublicKey{key.Public()}); err != nil {
+		t.Fatalf("the cosigned note does not open: %v", err)
+	}
+	for _, want := range []string{"witness=" + down.URL, "witness=" + u3} {
+		if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "a witness did not cosign the checkpoint") {
+			t.Fatalf("the log does not name %s:\n%s", want, out.String())
+		}
+	}
+
+	// A restart forgets the witnesses' sizes: they answer 409, and get a
+	// proof from the size they hold.
+	c = newCkpt(t, key, path, ws[:2], &out)
+	grow(t, st, "a", 300)
+	_, note, err = c.at(context.Background(), view(t, st), now.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := both.Check(note, testOrigin); err != nil || n != 2 {
+		t.Fatalf("after a restart, cosigned by %d (%v), want 2", n, err)
+	}
+}

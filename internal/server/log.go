@@ -1,0 +1,257 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"time"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/translog"
+)
+
+// view returns main's log and map at its verified head: what a
+// checkpoint signs and the log's reads answer from.
+func (s *Server) view(ctx context.Context) (logView, error) {
+	res, err := s.verify(ctx)
+	if err != nil {
+		return logView{}, err
+	}
+	st, err := s.repo.StoreOf(s.repo.Main())
+	if err != nil {
+		return logView{}, fmt.Errorf("main's transparency log: %w", err)
+	}
+	v, err := viewOf(st)
+	if err != nil {
+		return v, err
+	}
+	if v.Head != res.Head {
+		// A verification by another process moved the log past the head
+		// this one verified; what the log covers is verified.
+		if ok, _ := s.repo.IsAncestor(ctx, res.Head, v.Head); !ok {
+			return logView{}, fmt.Errorf("main's transparency log is at %s, which does not descend from the verified head %s", v.Head, res.Head)
+		}
+	}
+	return v, nil
+}
+
+// viewOf returns the log and map of st as committed now.
+func viewOf(st *translog.Store) (logView, error) {
+	// The head read before and after the map: equal, the map is of it
+	// (the log only grows).
+	for range 3 {
+		head := st.Head()
+		m, err := st.Map()
+		if err != nil {
+			return logView{}, err
+		}
+		if st.Head() != head {
+			continue
+		}
+		return logView{Head: head, Size: m.Size, Root: m.Root, Map: m.Map.Root(), store: st, mapAt: m}, nil
+	}
+	return logView{}, fmt.Errorf("transparency log %s kept moving while it was read: try again", st.Dir())
+}
+
+// signed returns the checkpoint served now, of main's verified head, and
+// the log and map it signs (see checkpointer.at).
+func (s *Server) signed(ctx context.Context) (*checkpoint.Checkpoint, []byte, logView, error) {
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, nil, v, err
+	}
+	c, note, err := s.ckpt.at(ctx, v, time.Now())
+	return c, note, v, err
+}
+
+// served returns the log and map the log's reads answer from: those the
+// served checkpoint signs, or, on a server that signs none, the log's at
+// main's verified head.
+func (s *Server) served(ctx context.Context) (logView, error) {
+	if s.ckpt == nil {
+		return s.view(ctx)
+	}
+	_, _, v, err := s.signed(ctx)
+	return v, err
+}
+
+// immutable is the Cache-Control of what never changes at its URL.
+const immutable = "public, max-age=31536000, immutable"
+
+// logTile serves GET /log/tile/<L>/<N>[.p/<W>] and
+// /log/tile/entries/<N>[.p/<W>]: C2SP tlog-tiles hash tiles and entry
+// bundles of the served tree; a tile past it is 404.
+func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
+	path := "tile/" + r.PathValue("path")
+	t, err := torchwood.ParseTilePath(path)
+	if err != nil || t.H != torchwood.TileHeight || torchwood.TilePath(t) != path {
+		httpError(w, http.StatusNotFound, "%s: not a tile path (C2SP tlog-tiles: tile/<L>/<N>[.p/<W>], tile/entries/<N>[.p/<W>])", path)
+		return
+	}
+	v, err := s.served(r.Context())
+	if err != nil {
+		w.Header().Set("Cache-Control", "no-store")
+		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
+		return
+	}
+	if !tileWithin(t, v.Size) {
+		httpError(w, http.StatusNotFound, "%s: past the served tree of %d leaves", path, v.Size)
+		return
+	}
+	data, err := v.store.ReadTile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		httpError(w, http.StatusNotFound, "%s: %v", path, err)
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "%s: %v", path, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", immutable)
+	w.Write(data)
+}
+
+// tileWithin says whether the tree of size leaves holds tile t (a hash
+// tile at level t.L, or an entry bundle at t.L = -1), of its width.
+func tileWithin(t tlog.Tile, size int64) bool {
+	level := max(t.L, 0)
+	if level > 7 || t.W < 1 || t.W > torchwood.TileWidth {
+		return false
+	}
+	end := t.N*torchwood.TileWidth + int64(t.W)
+	return end <= size>>(torchwood.TileHeight*level)
+}
+
+// LogFile is one file of the log in a light read: its leaf index, its
+// entry line and its bytes.
+type LogFile struct {
+	Index   int64  `json:"index"`
+	Entry   string `json:"entry"`
+	Content []byte `json:"content"` // base64
+}
+
+// SubjectDoc is GET /api/v1/log/subject's answer: every file of a
+// subject in the served tree, with the map proof against the served
+// checkpoint's map root (docs/transparency.md, "Serving").
+type SubjectDoc struct {
+	Subject string            `json:"subject"`
+	Size    int64             `json:"size"`
+	Count   uint64            `json:"count"`
+	Files   []LogFile         `json:"files"`
+	Proof   translog.MapProof `json:"proof"`
+}
+
+// logSubject serves GET /api/v1/log/subject?s=SUBJECT.
+func (s *Server) logSubject(w http.ResponseWriter, r *http.Request) {
+	subject := r.URL.Query().Get("s")
+	if subject == "" || len(subject) > 1024 {
+		httpError(w, http.StatusBadRequest, "name a subject: ?s=SUBJECT (such as \"package acme/fastjson\" or \"root\")")
+		return
+	}
+	v, err := s.served(r.Context())
+	if err != nil {
+		w.Header().Set("Cache-Control", "no-store")
+		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
+		return
+	}
+	value, leaves, _ := v.mapAt.Map.Get(subject)
+	doc := SubjectDoc{Subject: subject, Size: v.Size, Count: value.Count, Files: []LogFile{}, Proof: v.mapAt.Map.Prove(subject)}
+	for _, i := range leaves {
+		f, err := s.logFile(r.Context(), v, i)
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, "subject %q: %v", subject, err)
+			return
+		}
+		doc.Files = append(doc.Files, f)
+	}
+	writeJSON(w, doc)
+}
+
+// logRecord serves GET /api/v1/log/record/ID: a record's leaf in the
+// served tree, for an inclusion proof the client computes from the tiles.
+func (s *Server) logRecord(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	_, path, err := s.repo.Record(r.Context(), id)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		httpError(w, http.StatusNotFound, "no record %s in this repository", id)
+		return
+	case err != nil:
+		httpError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	v, err := s.served(r.Context())
+	if err != nil {
+		w.Header().Set("Cache-Control", "no-store")
+		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
+		return
+	}
+	subject, ok := index.SubjectOf(path)
+	if !ok {
+		httpError(w, http.StatusInternalServerError, "record %s at %s: no subject of the log's map", id, path)
+		return
+	}
+	_, leaves, _ := v.mapAt.Map.Get(subject)
+	for _, i := range leaves {
+		text, err := v.store.Entry(i)
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, "record %s: %v", id, err)
+			return
+		}
+		e, err := translog.ParseEntry(text)
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, "record %s: leaf %d: %v", id, i, err)
+			return
+		}
+		if e.Path != path {
+			continue
+		}
+		f, err := s.logFile(r.Context(), v, i)
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, "record %s: %v", id, err)
+			return
+		}
+		writeJSON(w, f)
+		return
+	}
+	httpError(w, http.StatusNotFound, "record %s (%s) is not in the served tree of %d leaves yet", id, path, v.Size)
+}
+
+// logFile reads leaf i: its entry and the file's bytes at the commit that
+// added it.
+func (s *Server) logFile(ctx context.Context, v logView, i int64) (LogFile, error) {
+	text, err := v.store.Entry(i)
+	if err != nil {
+		return LogFile{}, err
+	}
+	e, err := translog.ParseEntry(text)
+	if err != nil {
+		return LogFile{}, fmt.Errorf("leaf %d: %w", i, err)
+	}
+	data, err := s.repo.LeafFile(ctx, e.Commit, e.Path)
+	if err != nil {
+		return LogFile{}, fmt.Errorf("leaf %d: %w", i, err)
+	}
+	return LogFile{Index: i, Entry: string(text), Content: data}, nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.Write(append(body, '\n'))
+}

@@ -1,0 +1,285 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/translog"
+)
+
+// logServed is a server with a checkpoint key, granted, and a few
+// packages published.
+func logServed(t *testing.T) (*served, []byte, torchwood.Checkpoint) {
+	t.Helper()
+	ck := signer(t)
+	s := newServed(t, Options{CheckpointKey: ck})
+	if _, err := author.Grant(s.ctx, s.repo, author.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, s.root); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
+		publishOne(t, s.fixture, v)
+	}
+	resp, signed := s.do("GET", "/log/checkpoint", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/log/checkpoint: %s %s", resp.Status, signed)
+	}
+	_, again := s.do("GET", "/api/v1/checkpoint", nil, nil)
+	if !bytes.Equal(signed, again) {
+		t.Fatalf("/log/checkpoint and /api/v1/checkpoint differ:\n%s\n%s", signed, again)
+	}
+	// Read as a tlog client written elsewhere reads it: x/mod's note
+	// verifier with the vkey, torchwood's checkpoint parser.
+	origin := checkpoint.Origin(s.repo.Config.Introduction)
+	v, err := note.NewVerifier(checkpoint.VKey(origin, ck.Public()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := note.Open(signed, note.VerifierList(v))
+	if err != nil {
+		t.Fatalf("x/mod note: %v\n%s", err, signed)
+	}
+	c, err := torchwood.ParseCheckpoint(n.Text)
+	if err != nil || c.Origin != origin {
+		t.Fatalf("torchwood: %+v, %v", c, err)
+	}
+	return s, signed, c
+}
+
+// A tlog-tiles client written elsewhere (torchwood's Client over its
+// TileFetcher) reads every entry of a cairn server by its URL alone and
+// verifies them against /log/checkpoint's root; the entries are the
+// index's files, in index order. Tiles are immutable; past the tree, 404.
+func TestLogTilesReadByTorchwood(t *testing.T) {
+	s, _, c := logServed(t)
+	head, err := s.repo.Head(s.ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.Extension, "cairn-head "+head+"\n") {
+		t.Fatalf("the checkpoint is not of main's head %s: %q", head, c.Extension)
+	}
+	fetcher, err := torchwood.NewTileFetcher(s.url + "/log/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := torchwood.NewClient(fetcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for i, entry := range client.Entries(context.Background(), c.Tree, 0) {
+		e, err := translog.ParseEntry(entry)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		paths = append(paths, e.Path)
+	}
+	if err := client.Err(); err != nil {
+		t.Fatalf("torchwood client: %v", err)
+	}
+	if int64(len(paths)) != c.N || c.N == 0 {
+		t.Fatalf("read %d entries, the checkpoint has %d", len(paths), c.N)
+	}
+	if !strings.HasPrefix(paths[0], "root/") {
+		t.Fatalf("leaf 0 is %s, want the introduction's root record", paths[0])
+	}
+
+	resp, _ := s.do("GET", "/log/tile/0/000.p/"+itoa(c.N), nil, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/octet-stream" || resp.Header.Get("Cache-Control") != immutable {
+		t.Fatalf("a partial tile: %s, Content-Type %q, Cache-Control %q", resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"))
+	}
+	for _, past := range []string{"/log/tile/0/000.p/" + itoa(c.N+1), "/log/tile/0/001", "/log/tile/entries/000", "/log/tile/1/000.p/1", "/log/tile/x", "/log/tile/0/000.p/0"} {
+		if resp, body := s.do("GET", past, nil, nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %s %s, want 404", past, resp.Status, body)
+		}
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Attack 2, a tile with other hashes: a proxy in front of an honest
+// server that changes one entry of a bundle is caught by the same tlog
+// client, against the checkpoint's root.
+func TestAttackTamperedTileRefusedByClient(t *testing.T) {
+	s, _, c := logServed(t)
+	target, _ := url.Parse(s.url)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasPrefix(resp.Request.URL.Path, "/log/tile/entries/") {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		body = bytes.Replace(body, []byte("acme"), []byte("evil"), 1)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return nil
+	}
+	ts := httptest.NewServer(proxy)
+	defer ts.Close()
+	fetcher, err := torchwood.NewTileFetcher(ts.URL + "/log/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := torchwood.NewClient(fetcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range client.Entries(context.Background(), c.Tree, 0) {
+	}
+	if err := client.Err(); err == nil {
+		t.Fatal("a changed entry bundle was read without error")
+	}
+}
+
+// GET /api/v1/log/subject answers every file of a subject with the map
+// proof against the served checkpoint: the client's checks (contents
+// against entries, the chain, the map root) pass, and a subject the index
+// does not hold comes with a proof of its absence.
+func TestLogSubject(t *testing.T) {
+	s, signed, c := logServed(t)
+	sc, err := checkpoint.Claimed(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc SubjectDoc
+	resp, body := s.do("GET", "/api/v1/log/subject?s="+url.QueryEscape("package acme/x"), nil, nil)
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &doc) != nil {
+		t.Fatalf("subject: %s %s", resp.Status, body)
+	}
+	if doc.Subject != "package acme/x" || doc.Size != c.N || doc.Count != uint64(len(doc.Files)) || len(doc.Files) < 3 {
+		t.Fatalf("subject doc: %+v", doc)
+	}
+	var value translog.Value
+	for _, f := range doc.Files {
+		e, err := translog.ParseEntry([]byte(f.Entry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.SHA256 != sha256.Sum256(f.Content) || e.Size != int64(len(f.Content)) {
+			t.Fatalf("file %d (%s): the content is not the entry's", f.Index, e.Path)
+		}
+		value = value.Extend(f.Index, translog.LeafHash([]byte(f.Entry)))
+	}
+	if err := translog.VerifyMap(sc.Map, doc.Subject, &value, doc.Proof); err != nil {
+		t.Fatalf("the map proof: %v", err)
+	}
+	// One file left out: the proof no longer proves (attack 1, the
+	// server's side of it: what the light client checks).
+	short := translog.Value{}
+	for _, f := range doc.Files[1:] {
+		short = short.Extend(f.Index, translog.LeafHash([]byte(f.Entry)))
+	}
+	if err := translog.VerifyMap(sc.Map, doc.Subject, &short, doc.Proof); !errors.Is(err, translog.ErrMapProof) {
+		t.Fatalf("a file left out: %v, want ErrMapProof", err)
+	}
+
+	resp, body = s.do("GET", "/api/v1/log/subject?s="+url.QueryEscape("package acme/none"), nil, nil)
+	var none SubjectDoc
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &none) != nil || none.Count != 0 || len(none.Files) != 0 {
+		t.Fatalf("an absent subject: %s %s", resp.Status, body)
+	}
+	if err := translog.VerifyMap(sc.Map, none.Subject, nil, none.Proof); err != nil {
+		t.Fatalf("the proof of absence: %v", err)
+	}
+	if resp, _ := s.do("GET", "/api/v1/log/subject", nil, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("no subject: %s", resp.Status)
+	}
+}
+
+// GET /api/v1/log/record/ID gives a record's leaf; its inclusion proof,
+// computed from the tiles by a tlog client written elsewhere, checks
+// against the checkpoint's root.
+func TestLogRecord(t *testing.T) {
+	s, signed, c := logServed(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/x\nversion: 3.0.0\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("source 3.0.0"), 0o644)
+	p, err := author.Publish(s.ctx, s.repo, dir, s.alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The record is past the checkpoint fetched before: a new one covers it.
+	_, signed2 := s.do("GET", "/log/checkpoint", nil, nil)
+	if bytes.Equal(signed, signed2) {
+		t.Fatal("no new checkpoint after a publish")
+	}
+	n, err := note.Open(signed2, note.VerifierList(mustVerifier(t, s, signed2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := torchwood.ParseCheckpoint(n.Text)
+	if err != nil || c2.N <= c.N {
+		t.Fatalf("the new checkpoint %+v (%v) does not grow from %d", c2, err, c.N)
+	}
+	var f LogFile
+	resp, body := s.do("GET", "/api/v1/log/record/"+p.Records[0], nil, nil)
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &f) != nil {
+		t.Fatalf("record: %s %s", resp.Status, body)
+	}
+	data, _, err := s.repo.Record(s.ctx, p.Records[0])
+	if err != nil || !bytes.Equal(data, f.Content) {
+		t.Fatalf("the record's content is not the index's (%v)", err)
+	}
+	fetcher, err := torchwood.NewTileFetcher(s.url + "/log/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := torchwood.NewClient(fetcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, proof, err := client.Entry(context.Background(), c2.Tree, f.Index)
+	if err != nil || string(entry) != f.Entry {
+		t.Fatalf("torchwood's entry %d: %q, %v; the server said %q", f.Index, entry, err, f.Entry)
+	}
+	if err := tlog.CheckRecord(proof, c2.N, c2.Hash, f.Index, translog.LeafHash(entry)); err != nil {
+		t.Fatalf("inclusion: %v", err)
+	}
+	if resp, _ := s.do("GET", "/api/v1/log/record/"+strings.Repeat("0", 64), nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("an unknown record: %s", resp.Status)
+	}
+}
+
+func mustVerifier(t *testing.T, s *served, signed []byte) note.Verifier {
+	t.Helper()
+	ks, err := s.repo.KeysGranted(s.ctx, mustHead(t, s), "checkpoint")
+	if err != nil || len(ks) != 1 {
+		t.Fatalf("checkpoint keys: %v, %v", ks, err)
+	}
+	v, err := note.NewVerifier(checkpoint.VKey(checkpoint.Origin(s.repo.Config.Introduction), ed25519.PublicKey(ks[0].Pub)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func mustHead(t *testing.T, s *served) string {
+	head, err := s.repo.Head(s.ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return head
+}
