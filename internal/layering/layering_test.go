@@ -55,6 +55,9 @@ var allowed = map[string][]string{
 
 	// The domain: none of it runs git; policy reads no index.
 	"internal/policy": {"internal/blob", "internal/descriptor", "internal/record"},
+	// The light client: an index read with proofs, no git.
+	"internal/light": {"internal/index", "internal/checkpoint", "internal/keys", "internal/record",
+		"internal/safefile", "internal/translog", "internal/transport", "internal/witness"},
 	"internal/remote": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/witness",
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},
 	"internal/plan": {"internal/index", "internal/policy", "internal/remote", "internal/blob",

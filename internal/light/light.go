@@ -1,0 +1,661 @@
+// Package light is cairn's light client: it reads a cairn server's index
+// with proofs and without a git clone (no git binary needed), trusting
+// the server for nothing (docs/transparency.md).
+//
+// A Client fetches the server's checkpoint (C2SP tlog-checkpoint) and
+// checks it as a full replica would: its origin names the introduction
+// the client pins, the key that signed it is granted the checkpoint scope
+// by a root that chains to that introduction (the root's and the key's
+// files, read with map proofs and judged by the index's own rules), it is
+// fresh, cosigned by a quorum of the witnesses the client trusts, and
+// consistent (a consistency proof computed from the server's tiles) with
+// the checkpoint the client stored last; a rollback and a split view are
+// refused with both checkpoints as evidence.
+//
+// A View then reads subjects of the log's map (a package, a key, a label,
+// …): every file with its entry, the map proof that they are all of them,
+// judged by index.ReplayProved with the subjects they need, and fed to an
+// index.Catalog that resolution, show, why and policies read as they read
+// a full replica's.
+package light
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/safefile"
+	"cairn.dev/cairn/internal/translog"
+	"cairn.dev/cairn/internal/transport"
+	"cairn.dev/cairn/internal/witness"
+)
+
+// KeyHeader is the response header with which a server names the key
+// that signed its checkpoint (a key id, keys.ID): a hint that spares the
+// client from guessing among the keys granted the checkpoint scope. The
+// client never trusts it: it reads the key's grants with proofs and
+// verifies the signature under the key they grant.
+const KeyHeader = "Cairn-Checkpoint-Key"
+
+// Client reads one repository (an index served by cairn serve, or any
+// host serving its log's files) as a light client. Its fields are read,
+// never changed, by its methods: set them before the first call.
+type Client struct {
+	// BaseURL is the server's URL (https://cairn.example.org): the log is
+	// under BaseURL/log/, the light reads under BaseURL/api/v1/log/.
+	BaseURL string
+	// Introduction is the id of the repository's first root record, which
+	// the client pins: the checkpoint's origin must name it, and the root
+	// history must start at it.
+	Introduction string
+	// Witnesses are the witnesses the client trusts for this repository
+	// and how many must have cosigned a checkpoint. With none (quorum 0)
+	// a split view cannot be detected: View.Unwitnessed says so.
+	Witnesses witness.Policy
+	// StateDir keeps the last checkpoint verified of each repository (by
+	// introduction), from which the next one must be consistent.
+	StateDir string
+	// HTTP is the client for every request (nil: transport.Client()).
+	HTTP *http.Client
+	// Now is the clock that judges freshness (nil: time.Now).
+	Now func() time.Time
+	// MaxAge is how old a checkpoint may be (0: checkpoint.DefaultMaxAge).
+	MaxAge time.Duration
+}
+
+func (c *Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return transport.Client()
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Client) base() string { return strings.TrimSuffix(c.BaseURL, "/") }
+
+// ErrMoved is the parent of the errors of a read answered for another
+// checkpoint than the view's: the server signed a new one meanwhile.
+// Open a new view and read again.
+var ErrMoved = errors.New("the server's checkpoint moved during the read")
+
+// ProofError is a security error: what a server answered does not prove
+// what it claims against its signed checkpoint — a file left out of a
+// subject or changed, a record not in the log, a tile with other hashes,
+// a root history that does not start at the pinned introduction, a key
+// not granted to sign checkpoints. Checkpoint is the signed checkpoint it
+// was checked against, the evidence.
+type ProofError struct {
+	URL        string
+	What       string // what was read: `subject "package acme/fastjson"`, `record 1234…`, `checkpoint`
+	Checkpoint []byte
+	Err        error
+}
+
+func (e *ProofError) Error() string {
+	return fmt.Sprintf("SECURITY ERROR: the server at %s answered a light read of %s that does not prove itself against its checkpoint: %v\nthe checkpoint it was checked against:\n%s", e.URL, e.What, e.Err, e.Checkpoint)
+}
+
+func (e *ProofError) Unwrap() error { return e.Err }
+
+// InconsistentError is a security error: the checkpoint a server serves
+// cannot follow the one this client verified last for the same log — the
+// tree shrank (a rollback: a rebuilt history hiding records), has another
+// root at the same size (a split view: two histories shown to two
+// clients), or a consistency proof from the tiles does not prove that it
+// extends it. Both checkpoints are the evidence.
+type InconsistentError struct {
+	URL            string
+	Problem        string // "rollback", "split view" or "inconsistent"
+	Stored, Served []byte // the signed checkpoints
+	Err            error  // what the consistency check said, for "inconsistent"
+}
+
+func (e *InconsistentError) Error() string {
+	s, _ := checkpoint.Claimed(e.Stored)
+	n, _ := checkpoint.Claimed(e.Served)
+	msg := fmt.Sprintf("SECURITY ERROR: %s: the server at %s serves the log of size %d (head %.12s) after this client verified it at size %d (head %.12s)", e.Problem, e.URL, n.Size, n.Head, s.Size, s.Head)
+	switch e.Problem {
+	case "rollback":
+		msg += ": the tree shrank, which an append-only log never does (a rebuilt history hiding records)"
+	case "split view":
+		msg += " with another root hash at the same size: the server shows different histories to different clients"
+	default:
+		msg += fmt.Sprintf(": the consistency proof from the tiles does not prove that it extends the one verified before: %v", e.Err)
+	}
+	return fmt.Sprintf("%s\nverified before:\n%s\nserved now:\n%s", msg, e.Stored, e.Served)
+}
+
+func (e *InconsistentError) Unwrap() error { return e.Err }
+
+// View is a repository as one verified checkpoint shows it. It reads
+// subjects on demand, each once, and is safe for concurrent use.
+type View struct {
+	client *Client
+	ctx    context.Context // for the loads the catalog asks for
+	tiles  torchwood.TileReader
+
+	// Checkpoint is the verified checkpoint; Note its signed note, with
+	// the witnesses' cosignatures.
+	Checkpoint *checkpoint.Signed
+	Note       []byte
+	// Cosigned is the number of trusted witnesses that cosigned it;
+	// Unwitnessed says the client trusts none, so that a split view
+	// cannot be detected: tell the user (witness.ErrUnwitnessed).
+	Cosigned    int
+	Unwitnessed bool
+
+	mu       sync.Mutex
+	subjects map[string]*subjectLoad
+
+	catOnce sync.Once
+	cat     *index.Catalog
+	catErr  error
+	files   *index.MemFiles
+}
+
+// subjectLoad is one subject read and judged, which concurrent readers
+// wait for.
+type subjectLoad struct {
+	done  chan struct{}
+	files []index.MemFile // the subject's own files
+	needs []string        // the subjects its judgment read (closure)
+	err   error
+}
+
+// Open fetches the server's checkpoint and verifies it (see the package
+// documentation), stores it as the last one verified, and returns the
+// view it shows. ctx bounds the reads that the view's catalog makes
+// later, too.
+func (c *Client) Open(ctx context.Context) (*View, error) {
+	if c.Introduction == "" || c.BaseURL == "" {
+		return nil, fmt.Errorf("light client: a BaseURL and the Introduction it serves are both needed")
+	}
+	note, hint, err := c.get(ctx, "/log/checkpoint")
+	if err != nil {
+		return nil, fmt.Errorf("%s: fetching the checkpoint: %w", c.base(), err)
+	}
+	claimed, err := checkpoint.Claimed(note)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the checkpoint: %w", c.base(), err)
+	}
+	origin := checkpoint.Origin(c.Introduction)
+	if claimed.Origin != origin {
+		return nil, fmt.Errorf("%s serves the log of %s, not of %s, the introduction this client pins: it is another repository", c.base(), claimed.Origin, origin)
+	}
+	stored, err := c.stored()
+	if err != nil {
+		return nil, err
+	}
+	fetcher, err := torchwood.NewTileFetcher(c.base()+"/log/", torchwood.WithHTTPClient(c.http()), torchwood.WithUserAgent("cairn"))
+	if err != nil {
+		return nil, err
+	}
+	v := &View{client: c, ctx: ctx, tiles: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{}}
+	refuse := func(format string, args ...any) error {
+		return &ProofError{URL: c.base(), What: "checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
+	}
+
+	// The key that signed: hinted, never trusted.
+	keyID := hint
+	if keyID == "" && stored != nil {
+		keyID = stored.Key
+	}
+	if keyID == "" {
+		return nil, fmt.Errorf("%s names no key for its checkpoint (response header %s) and this client verified none before: it cannot tell which key to check", c.base(), KeyHeader)
+	}
+	keyHex, err := keys.HexFromID(keyID)
+	if err != nil {
+		return nil, refuse("the checkpoint key it names: %v", err)
+	}
+	st, err := v.judged(ctx, "key "+keyHex)
+	if err != nil {
+		return nil, err
+	}
+	k, err := st.Key(keyID)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return nil, refuse("key %s, which it names as the checkpoint's signer, is not granted in the index", keyID)
+	}
+	if err := k.MayCheckpoint(claimed.Time); err != nil {
+		return nil, refuse("%v", err)
+	}
+	sc, err := checkpoint.Open(note, origin, []ed25519.PublicKey{k.Pub})
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	v.Checkpoint = sc
+	maxAge := c.MaxAge
+	if maxAge == 0 {
+		maxAge = checkpoint.DefaultMaxAge
+	}
+	if err := sc.Fresh(c.now(), maxAge, index.MaxClockSkew); err != nil {
+		return nil, refuse("%v", err)
+	}
+	if v.Cosigned, err = c.Witnesses.Check(note, origin); err != nil {
+		return nil, refuse("%v", err)
+	}
+	v.Unwitnessed = c.Witnesses.Unwitnessed()
+	if err := c.advance(ctx, v, stored, keyID); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// get fetches BaseURL+path, and the checkpoint key the answer hints at.
+func (c *Client) get(ctx context.Context, path string) ([]byte, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base()+path, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, "", fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
+	}
+	return body, resp.Header.Get(KeyHeader), nil
+}
+
+// storedState is what StateDir keeps of a repository: the last
+// checkpoint verified and the key that signed it.
+type storedState struct {
+	Checkpoint string `json:"checkpoint"` // the signed note
+	Key        string `json:"key"`
+}
+
+func (c *Client) statePath() string {
+	return filepath.Join(c.StateDir, c.Introduction+".checkpoint.json")
+}
+
+// stored reads the last checkpoint verified; nil if there is none (or no
+// StateDir).
+func (c *Client) stored() (*storedState, error) {
+	if c.StateDir == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(c.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s storedState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
+	}
+	return &s, nil
+}
+
+// advance checks that v's checkpoint follows the stored one (no
+// rollback, no split view, a consistency proof from the tiles), then
+// stores it.
+func (c *Client) advance(ctx context.Context, v *View, stored *storedState, keyID string) error {
+	next := v.Checkpoint.Checkpoint
+	if stored != nil {
+		last, err := checkpoint.Claimed([]byte(stored.Checkpoint))
+		if err != nil {
+			return fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
+		}
+		inconsistent := func(problem string, err error) error {
+			return &InconsistentError{URL: c.base(), Problem: problem, Stored: []byte(stored.Checkpoint), Served: v.Note, Err: err}
+		}
+		switch {
+		case next.Size < last.Size:
+			return inconsistent("rollback", nil)
+		case next.Size == last.Size && next.Root != last.Root:
+			return inconsistent("split view", nil)
+		case next.Size > last.Size && last.Size > 0:
+			hr := torchwood.TileHashReaderWithContext(ctx, next.Tree(), v.tiles)
+			proof, err := tlog.ProveTree(next.Size, last.Size, hr)
+			if err == nil {
+				err = tlog.CheckTree(proof, next.Size, next.Root, last.Size, last.Root)
+			}
+			if err != nil {
+				return inconsistent("inconsistent", err)
+			}
+		}
+		if next.Size == last.Size && next.Time.Before(last.Time) {
+			return nil // an older signature of the same tree: nothing new to keep
+		}
+	}
+	if c.StateDir == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(storedState{Checkpoint: string(v.Note), Key: keyID}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
+		return err
+	}
+	return safefile.Write(c.statePath(), append(data, '\n'), safefile.Options{Perm: 0o644})
+}
+
+// wireFile is one file of a light read: its leaf index, entry line and
+// bytes (docs/transparency.md, "Serving").
+type wireFile struct {
+	Index   int64  `json:"index"`
+	Entry   string `json:"entry"`
+	Content []byte `json:"content"`
+}
+
+// wireSubject is GET /api/v1/log/subject's answer.
+type wireSubject struct {
+	Subject string            `json:"subject"`
+	Size    int64             `json:"size"`
+	Count   uint64            `json:"count"`
+	Files   []wireFile        `json:"files"`
+	Proof   translog.MapProof `json:"proof"`
+}
+
+// Subject returns every file of a subject of the log's map ("package
+// acme/fastjson", "key …", "root", …; index.SubjectOf), proved complete
+// against the view's checkpoint and judged by the rules with the subjects
+// it needs (index.ReplayProved), in index order; none if the index holds
+// none. A server that leaves a file out, adds one or changes one is a
+// *ProofError naming the subject.
+func (v *View) Subject(ctx context.Context, subject string) ([]index.MemFile, error) {
+	l := v.load(ctx, subject)
+	return l.files, l.err
+}
+
+// judged reads subject and what it needs, and returns the state the
+// rules leave after judging them all.
+func (v *View) judged(ctx context.Context, subject string) (*index.Overlay, error) {
+	l := v.load(ctx, subject)
+	if l.err != nil {
+		return nil, l.err
+	}
+	return index.ReplayProved(v.client.Introduction, v.closure(l))
+}
+
+// closure returns the files of l's subject and of every subject its
+// judgment read.
+func (v *View) closure(l *subjectLoad) []index.MemFile {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := append([]index.MemFile(nil), l.files...)
+	for _, s := range l.needs {
+		out = append(out, v.subjects[s].files...)
+	}
+	return out
+}
+
+// load reads and judges subject once (concurrent callers wait for it); a
+// failed load is forgotten, so that the next read tries again.
+func (v *View) load(ctx context.Context, subject string) *subjectLoad {
+	v.mu.Lock()
+	l, ok := v.subjects[subject]
+	if ok {
+		v.mu.Unlock()
+		<-l.done
+		return l
+	}
+	l = &subjectLoad{done: make(chan struct{})}
+	v.subjects[subject] = l
+	v.mu.Unlock()
+	l.files, l.needs, l.err = v.fetchAndJudge(ctx, subject)
+	v.mu.Lock()
+	if l.err != nil {
+		delete(v.subjects, subject)
+	} else if subject == "keys" {
+		v.keysRead(l)
+	}
+	v.mu.Unlock()
+	close(l.done)
+	return l
+}
+
+// keysRead makes every key's subject read, from "keys" just read: it
+// holds every key's files, proved complete, so each key's are those under
+// its directory. v.mu is held.
+func (v *View) keysRead(l *subjectLoad) {
+	byKey := map[string][]index.MemFile{}
+	for _, f := range l.files {
+		if s, ok := index.SubjectOf(f.Path); ok {
+			byKey[s] = append(byKey[s], f)
+		}
+	}
+	for s, files := range byKey {
+		if _, ok := v.subjects[s]; !ok {
+			done := make(chan struct{})
+			close(done)
+			v.subjects[s] = &subjectLoad{done: done, files: files, needs: []string{"root"}}
+		}
+	}
+}
+
+// fetchAndJudge fetches subject, loads what it needs (in parallel), and
+// judges the whole by the rules. It returns the subject's files and the
+// subjects of the closure.
+func (v *View) fetchAndJudge(ctx context.Context, subject string) ([]index.MemFile, []string, error) {
+	files, err := v.fetch(ctx, subject)
+	if err != nil {
+		return nil, nil, err
+	}
+	needs := index.Needs(files)
+	if subject != "root" {
+		needs = append(needs, "root")
+	}
+	loads := make([]*subjectLoad, len(needs))
+	var wg sync.WaitGroup
+	for i, s := range needs {
+		if s == subject {
+			continue // a key's own grant names it
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loads[i] = v.load(ctx, s)
+		}()
+	}
+	wg.Wait()
+	closure := map[string]bool{}
+	for i, l := range loads {
+		if l == nil {
+			continue
+		}
+		if l.err != nil {
+			return nil, nil, l.err
+		}
+		closure[needs[i]] = true
+		for _, s := range l.needs {
+			closure[s] = true
+		}
+	}
+	delete(closure, subject)
+	var all []string
+	for s := range closure {
+		all = append(all, s)
+	}
+	judgedFiles := append([]index.MemFile(nil), files...)
+	v.mu.Lock()
+	for _, s := range all {
+		judgedFiles = append(judgedFiles, v.subjects[s].files...)
+	}
+	v.mu.Unlock()
+	if _, err := index.ReplayProved(v.client.Introduction, judgedFiles); err != nil {
+		return nil, nil, &ProofError{URL: v.client.base(), What: fmt.Sprintf("subject %q", subject), Checkpoint: v.Note,
+			Err: fmt.Errorf("its files break the index's rules, which every full replica would refuse: %w", err)}
+	}
+	return files, all, nil
+}
+
+// fetch reads a subject and checks it against the checkpoint's map root:
+// each file's bytes against its entry, the entries' chain, the map proof.
+func (v *View) fetch(ctx context.Context, subject string) ([]index.MemFile, error) {
+	body, _, err := v.client.get(ctx, "/api/v1/log/subject?s="+url.QueryEscape(subject))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w", v.client.base(), subject, err)
+	}
+	var doc wireSubject
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, v.refuse(subject, fmt.Errorf("its answer is not a subject document: %w", err))
+	}
+	cp := v.Checkpoint.Checkpoint
+	if doc.Size != cp.Size {
+		return nil, fmt.Errorf("%s: subject %q was answered at log size %d, the checkpoint read is of size %d: %w", v.client.base(), subject, doc.Size, cp.Size, ErrMoved)
+	}
+	return checkSubject(cp, subject, &doc, func(err error) error { return v.refuse(subject, err) })
+}
+
+// checkSubject checks a subject document against a checkpoint and
+// returns its files.
+func checkSubject(cp checkpoint.Checkpoint, subject string, doc *wireSubject, refuse func(error) error) ([]index.MemFile, error) {
+	if doc.Subject != subject {
+		return nil, refuse(fmt.Errorf("the answer is about subject %q", doc.Subject))
+	}
+	if doc.Count != uint64(len(doc.Files)) {
+		return nil, refuse(fmt.Errorf("the answer counts %d files and holds %d", doc.Count, len(doc.Files)))
+	}
+	var (
+		value translog.Value
+		out   = make([]index.MemFile, 0, len(doc.Files))
+		last  = int64(-1)
+	)
+	for _, f := range doc.Files {
+		if f.Index <= last || f.Index >= cp.Size {
+			return nil, refuse(fmt.Errorf("leaf %d is out of order or past the tree of %d leaves", f.Index, cp.Size))
+		}
+		last = f.Index
+		e, err := translog.ParseEntry([]byte(f.Entry))
+		if err != nil {
+			return nil, refuse(fmt.Errorf("leaf %d: %w", f.Index, err))
+		}
+		if sha256.Sum256(f.Content) != e.SHA256 || int64(len(f.Content)) != e.Size {
+			return nil, refuse(fmt.Errorf("leaf %d (%s): the bytes served are not the ones its entry names (sha256 %x, %d bytes)", f.Index, e.Path, e.SHA256, e.Size))
+		}
+		if !slices.Contains(index.SubjectsOf(e.Path), subject) {
+			return nil, refuse(fmt.Errorf("leaf %d is %s, a file of subjects %q", f.Index, e.Path, index.SubjectsOf(e.Path)))
+		}
+		value = value.Extend(f.Index, translog.LeafHash([]byte(f.Entry)))
+		out = append(out, index.MemFile{Path: e.Path, Data: f.Content, Index: f.Index, Commit: e.Commit, Time: time.Unix(e.Time, 0).UTC()})
+	}
+	var want *translog.Value
+	if value.Count > 0 {
+		want = &value
+	}
+	if err := translog.VerifyMap(cp.Map, subject, want, doc.Proof); err != nil {
+		return nil, refuse(fmt.Errorf("the files served are not all of the subject's, or not its files: %w", err))
+	}
+	return out, nil
+}
+
+func (v *View) refuse(subject string, err error) error {
+	return &ProofError{URL: v.client.base(), What: fmt.Sprintf("subject %q", subject), Checkpoint: v.Note, Err: err}
+}
+
+// Catalog returns the view's catalog: the index as the checkpoint shows
+// it, read subject by subject as the catalog asks (index.MemFiles), with
+// the index's own code. A catalog read that needs a listing no subject
+// proves (every label, every key) fails with index.ErrUnlisted.
+func (v *View) Catalog() (*index.Catalog, error) {
+	v.catOnce.Do(func() {
+		v.files = &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
+			return v.Subject(v.ctx, subject)
+		}}
+		v.cat, v.catErr = index.NewCatalog(v.files, v.client.base(), v.Checkpoint.Head)
+	})
+	return v.cat, v.catErr
+}
+
+// Record is a record proved included in the log: its leaf, entry and
+// bytes, and the inclusion path to the view's checkpoint.
+type Record struct {
+	ID      string
+	Index   int64
+	Entry   translog.Entry
+	Text    []byte // the entry line
+	Content []byte
+	Proof   tlog.RecordProof
+	// Checkpoint is the signed checkpoint (with cosignatures) the proof
+	// leads to.
+	Checkpoint []byte
+}
+
+// Record finds a record by id and proves it is in the log: its bytes
+// match its entry, and the entry's leaf hash leads, by an inclusion path
+// computed from the server's tiles, to the checkpoint's root. A record
+// the log does not hold, or tiles with other hashes, are a *ProofError.
+func (v *View) Record(ctx context.Context, id string) (*Record, error) {
+	if !isHex(id, 64) {
+		return nil, fmt.Errorf("record %q: want its id, 64 lowercase hex digits", id)
+	}
+	body, _, err := v.client.get(ctx, "/api/v1/log/record/"+id)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading record %.16s: %w", v.client.base(), id, err)
+	}
+	refuse := func(err error) error {
+		return &ProofError{URL: v.client.base(), What: "record " + id, Checkpoint: v.Note, Err: err}
+	}
+	var f wireFile
+	if err := json.Unmarshal(body, &f); err != nil {
+		return nil, refuse(fmt.Errorf("its answer is not a log file: %w", err))
+	}
+	cp := v.Checkpoint.Checkpoint
+	if f.Index < 0 || f.Index >= cp.Size {
+		return nil, fmt.Errorf("%s: record %.16s is at leaf %d, past the checkpoint's %d leaves: %w", v.client.base(), id, f.Index, cp.Size, ErrMoved)
+	}
+	e, err := translog.ParseEntry([]byte(f.Entry))
+	if err != nil {
+		return nil, refuse(err)
+	}
+	if sha256.Sum256(f.Content) != e.SHA256 || int64(len(f.Content)) != e.Size {
+		return nil, refuse(fmt.Errorf("the bytes served are not the ones its entry names"))
+	}
+	rec, err := record.Parse(f.Content)
+	if err != nil || rec.ID != id {
+		return nil, refuse(fmt.Errorf("the file served at %s is not record %s", e.Path, id))
+	}
+	hr := torchwood.TileHashReaderWithContext(ctx, cp.Tree(), v.tiles)
+	proof, err := tlog.ProveRecord(cp.Size, f.Index, hr)
+	if err == nil {
+		err = tlog.CheckRecord(proof, cp.Size, cp.Root, f.Index, translog.LeafHash([]byte(f.Entry)))
+	}
+	if err != nil {
+		return nil, refuse(fmt.Errorf("leaf %d is not in the log the checkpoint signs: %w", f.Index, err))
+	}
+	return &Record{ID: id, Index: f.Index, Entry: e, Text: []byte(f.Entry), Content: f.Content, Proof: proof, Checkpoint: v.Note}, nil
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	return strings.Trim(s, "0123456789abcdef") == ""
+}
