@@ -112,13 +112,13 @@ var ErrMoved = errors.New("the server's checkpoint moved during the read")
 // was checked against, the evidence.
 type ProofError struct {
 	URL        string
-	What       string // what was read: `subject "package acme/fastjson"`, `record 1234…`, `checkpoint`
+	What       string // what was read: `subject "package acme/fastjson"`, `record 1234…`, `the checkpoint`
 	Checkpoint []byte
 	Err        error
 }
 
 func (e *ProofError) Error() string {
-	return fmt.Sprintf("SECURITY ERROR: the server at %s answered a light read of %s that does not prove itself against its checkpoint: %v\nthe checkpoint it was checked against:\n%s", e.URL, e.What, e.Err, e.Checkpoint)
+	return fmt.Sprintf("SECURITY ERROR: %s from %s refused: %v\nthe signed checkpoint it was checked against:\n%s", e.What, e.URL, e.Err, e.Checkpoint)
 }
 
 func (e *ProofError) Unwrap() error { return e.Err }
@@ -218,7 +218,15 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 	}
 	v := &View{client: c, ctx: ctx, tiles: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{}}
 	refuse := func(format string, args ...any) error {
-		return &ProofError{URL: c.base(), What: "checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
+		return &ProofError{URL: c.base(), What: "the checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
+	}
+
+	// A tree that cannot follow the one verified last, signed by the key
+	// that signed that one, is refused before anything else is read: the
+	// server's reads answer for its latest tree, not for an old one it
+	// replays.
+	if err := c.signedConflict(stored, claimed, note); err != nil {
+		return nil, err
 	}
 
 	// The key that signed: hinted, never trusted.
@@ -245,11 +253,11 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 		return nil, refuse("key %s, which it names as the checkpoint's signer, is not granted in the index", keyID)
 	}
 	if err := k.MayCheckpoint(claimed.Time); err != nil {
-		return nil, refuse("%v", err)
+		return nil, refuse("%w", err)
 	}
 	sc, err := checkpoint.Open(note, origin, []ed25519.PublicKey{k.Pub})
 	if err != nil {
-		return nil, refuse("%v", err)
+		return nil, refuse("%w", err)
 	}
 	v.Checkpoint = sc
 	maxAge := c.MaxAge
@@ -257,13 +265,13 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 		maxAge = checkpoint.DefaultMaxAge
 	}
 	if err := sc.Fresh(c.now(), maxAge, index.MaxClockSkew); err != nil {
-		return nil, refuse("%v", err)
+		return nil, refuse("%w", err)
 	}
 	if v.Cosigned, err = c.Witnesses.Check(note, origin); err != nil {
-		return nil, refuse("%v", err)
+		return nil, refuse("%w", err)
 	}
 	v.Unwitnessed = c.Witnesses.Unwitnessed()
-	if err := c.advance(ctx, v, stored, keyID); err != nil {
+	if err := c.advance(ctx, v, stored, k); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -294,7 +302,39 @@ func (c *Client) get(ctx context.Context, path string) ([]byte, string, error) {
 // checkpoint verified and the key that signed it.
 type storedState struct {
 	Checkpoint string `json:"checkpoint"` // the signed note
-	Key        string `json:"key"`
+	Key        string `json:"key"`        // its id
+	Public     string `json:"public"`     // the key itself, OpenSSH format
+}
+
+// signedConflict refuses a checkpoint that cannot follow the stored one
+// (smaller, or the same size with another root) and that the key of the
+// stored one signed: evidence enough of a rollback or a split view. One
+// that key did not sign is left to the full checks.
+func (c *Client) signedConflict(stored *storedState, next checkpoint.Checkpoint, note []byte) error {
+	if stored == nil || stored.Public == "" {
+		return nil
+	}
+	last, err := checkpoint.Claimed([]byte(stored.Checkpoint))
+	if err != nil {
+		return fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
+	}
+	problem := ""
+	switch {
+	case next.Size < last.Size:
+		problem = "rollback"
+	case next.Size == last.Size && next.Root != last.Root:
+		problem = "split view"
+	default:
+		return nil
+	}
+	pub, _, err := keys.ParsePublic([]byte(stored.Public))
+	if err != nil {
+		return fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
+	}
+	if _, err := checkpoint.Open(note, next.Origin, []ed25519.PublicKey{pub}); err != nil {
+		return nil
+	}
+	return &InconsistentError{URL: c.base(), Problem: problem, Stored: []byte(stored.Checkpoint), Served: note}
 }
 
 func (c *Client) statePath() string {
@@ -324,7 +364,7 @@ func (c *Client) stored() (*storedState, error) {
 // advance checks that v's checkpoint follows the stored one (no
 // rollback, no split view, a consistency proof from the tiles), then
 // stores it.
-func (c *Client) advance(ctx context.Context, v *View, stored *storedState, keyID string) error {
+func (c *Client) advance(ctx context.Context, v *View, stored *storedState, k *index.Key) error {
 	next := v.Checkpoint.Checkpoint
 	if stored != nil {
 		last, err := checkpoint.Claimed([]byte(stored.Checkpoint))
@@ -356,7 +396,7 @@ func (c *Client) advance(ctx context.Context, v *View, stored *storedState, keyI
 	if c.StateDir == "" {
 		return nil
 	}
-	data, err := json.MarshalIndent(storedState{Checkpoint: string(v.Note), Key: keyID}, "", "  ")
+	data, err := json.MarshalIndent(storedState{Checkpoint: string(v.Note), Key: k.ID, Public: keys.FormatPublic(k.Pub)}, "", "  ")
 	if err != nil {
 		return err
 	}

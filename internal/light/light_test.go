@@ -1,0 +1,490 @@
+package light_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/server/servertest"
+	"cairn.dev/cairn/internal/translog"
+	"cairn.dev/cairn/internal/witness"
+)
+
+func TestMain(m *testing.M) { servertest.Main(m) }
+
+// newClient is a light client of the repository served at url, keeping
+// its state in dir.
+func newClient(w *indextest.World, url, dir string) *light.Client {
+	return &light.Client{BaseURL: url, Introduction: w.Intro, StateDir: dir}
+}
+
+func open(t *testing.T, c *light.Client) *light.View {
+	t.Helper()
+	v, err := c.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// judgedWorld is an index with every judgment test 7 of the issue names:
+// a record ended by a revoke and one by a supersede, a record whose key
+// was revoked after it signed, one by a key whose grant has expired
+// since, names internal by publication and by a publish grant, a label
+// moved twice.
+type judgedWorld struct {
+	*indextest.World
+	temp, gone keys.Signer
+}
+
+func newJudgedWorld(t *testing.T) *judgedWorld {
+	w := &judgedWorld{World: indextest.New(t), temp: indextest.NewSigner(), gone: indextest.NewSigner()}
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.1.0"})
+	w.Publish(indextest.Package{Name: "acme/log", Version: "2.0.0"})
+	aud := w.Audit("acme/fastjson", "1.0.0")
+	if _, err := author.Revoke(w.Ctx, w.Repo, aud, "wrong build", w.Security); err != nil {
+		t.Fatal(err)
+	}
+	vuln := w.Certify(author.Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "high"})
+	w.Certify(author.Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "critical", Supersedes: vuln.Records[0]})
+	// A key whose grant expires a second from now certifies now.
+	until := time.Now().Add(time.Second)
+	if _, err := author.Grant(w.Ctx, w.Repo, author.KeyGrant{Key: w.temp.Public(), Holder: "contractor", Scopes: []string{"certify:audited"}, Expires: &until}, w.Root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.Certify(w.Ctx, w.Repo, author.Certification{Name: "acme/log", Version: "2.0.0", Kind: record.Audited}, w.temp); err != nil {
+		t.Fatal(err)
+	}
+	// A key revoked after it certified.
+	w.Grant(w.gone, "old-ci", "certify:tested", "publish:tools/*")
+	if _, err := author.Certify(w.Ctx, w.Repo, author.Certification{Name: "acme/fastjson", Version: "1.1.0", Kind: record.Tested}, w.gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.RevokeKey(w.Ctx, w.Repo, keys.ID(w.gone.Public()), "CI rebuilt", w.Root); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(until) + 100*time.Millisecond)
+	return w
+}
+
+// A light client and a full replica of the same server judge the same
+// records identically: the record views (status: revoked, superseded,
+// issuer key revoked; times; order), the keys (revoked, expired grants),
+// internal names.
+func TestLightJudgesAsReplica(t *testing.T) {
+	w := newJudgedWorld(t)
+	url := servertest.Serve(w.World)
+	ctx := context.Background()
+
+	// The full replica: cairn pull's.
+	rep, err := index.InitReplica(ctx, filepath.Join(t.TempDir(), "replica"), w.Intro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close()
+	if err := remote.Add(rep, remote.Remote{Name: "origin", URL: url, Introduction: w.Intro}); err != nil {
+		t.Fatal(err)
+	}
+	pulled, err := remote.Pull(ctx, rep, "origin", remote.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := rep.Catalog(ctx, pulled.Head)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	v := open(t, newClient(w.World, url, t.TempDir()))
+	if v.Checkpoint.Head != pulled.Head {
+		t.Fatalf("the light client read head %s, the replica pulled %s", v.Checkpoint.Head, pulled.Head)
+	}
+	if !v.Unwitnessed || v.Cosigned != 0 {
+		t.Fatalf("a client that names no witness: unwitnessed %v, cosigned %d", v.Unwitnessed, v.Cosigned)
+	}
+	lc, err := v.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(what string, read func(c *index.Catalog) (any, error)) {
+		t.Helper()
+		a, errA := read(full)
+		b, errB := read(lc)
+		if (errA == nil) != (errB == nil) {
+			t.Fatalf("%s: the replica says error %v, the light client %v", what, errA, errB)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("%s:\nreplica %+v\nlight   %+v", what, a, b)
+		}
+	}
+	for _, name := range []string{"acme/fastjson", "acme/log", "acme/none"} {
+		same("show "+name, func(c *index.Catalog) (any, error) { return c.Show(ctx, name, "") })
+		same("versions of "+name, func(c *index.Catalog) (any, error) { return c.Versions(name) })
+	}
+	for _, s := range []keys.Signer{w.Publisher, w.Security, w.Curator, w.temp, w.gone, w.Checkpointer} {
+		id := keys.ID(s.Public())
+		same("key "+id, func(c *index.Catalog) (any, error) { return c.Key(id) })
+	}
+	for _, name := range []string{"acme/new", "tools/x", "acme/fastjson", "other/x"} {
+		same("internal "+name, func(c *index.Catalog) (any, error) { return c.Internal(name) })
+	}
+
+	// The judgments themselves, not merely equal ones.
+	views, err := lc.Show(ctx, "acme/fastjson", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]int{}
+	for _, vv := range views {
+		for _, r := range vv.Records {
+			status[vv.Version+" "+r.Kind+" "+r.Status.String()]++
+		}
+	}
+	for _, want := range []string{"1.0.0 audited revoked", "1.0.0 vulnerable superseded", "1.0.0 vulnerable active", "1.1.0 tested issuer key revoked"} {
+		if status[want] != 1 {
+			t.Errorf("no record %q among %v", want, status)
+		}
+	}
+	if k, _ := lc.Key(keys.ID(w.temp.Public())); k == nil || len(k.Active(time.Now())) != 0 {
+		t.Errorf("the contractor's grant: %+v, want expired now", k)
+	}
+	if in, err := lc.Internal("tools/x"); err != nil || in {
+		t.Errorf("a revoked key's publish grant made tools/x internal: %v, %v", in, err)
+	}
+}
+
+// The view reads each subject once, and a record's inclusion proof is
+// the one a tlog client written elsewhere (torchwood's) computes from
+// the same tiles.
+func TestRecordInclusion(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	id := w.Audit("acme/fastjson", "1.0.0")
+	url := servertest.Serve(w)
+	v := open(t, newClient(w, url, t.TempDir()))
+	ctx := context.Background()
+	rec, err := v.Record(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := v.Checkpoint
+	if err := tlog.CheckRecord(rec.Proof, cp.Size, cp.Root, rec.Index, translog.LeafHash(rec.Text)); err != nil {
+		t.Fatalf("the proof does not check: %v", err)
+	}
+	tf, err := torchwood.NewTileFetcher(url + "/log/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := torchwood.NewClient(tf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, proof, err := tc.Entry(ctx, cp.Tree(), rec.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(entry, rec.Text) || !reflect.DeepEqual(proof, rec.Proof) {
+		t.Fatalf("torchwood reads leaf %d as %q with proof %x; the light client %q with %x", rec.Index, entry, proof, rec.Text, rec.Proof)
+	}
+	if _, err := v.Record(ctx, strings.Repeat("0", 64)); err == nil {
+		t.Fatal("a record the index does not hold was found")
+	}
+}
+
+// tamper serves url through a proxy that lets edit change what it
+// answers for a path (query included); edit returns the body to serve.
+func tamper(t *testing.T, target string, edit func(path string, h http.Header, body []byte) []byte) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.ModifyResponse = func(r *http.Response) error {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err
+		}
+		r.Body.Close()
+		body = edit(r.Request.URL.RequestURI(), r.Header, body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.Header.Del("Content-Length")
+		return nil
+	}
+	ts := httptest.NewServer(p)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// subjectDoc is a light read's answer, as an attacker edits it.
+type subjectDoc struct {
+	Subject string            `json:"subject"`
+	Size    int64             `json:"size"`
+	Count   uint64            `json:"count"`
+	Files   []json.RawMessage `json:"files"`
+	Proof   json.RawMessage   `json:"proof"`
+}
+
+func wantProofError(t *testing.T, err error, says string) {
+	t.Helper()
+	var pe *light.ProofError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), says) || len(pe.Checkpoint) == 0 {
+		t.Fatalf("err = %v; want a *light.ProofError with its checkpoint, saying %q", err, says)
+	}
+}
+
+// Attack 1: a server leaves one record out of a package's files (a
+// vulnerable record, say) and fixes the count: the light client refuses,
+// naming the package. Attack 2: a server serves a record that is not in
+// its log, or tiles with other hashes: refused.
+func TestAttacksOnReads(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	w.Certify(author.Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "critical"})
+	audit := w.Audit("acme/fastjson", "1.0.0")
+	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	honest := servertest.Serve(w)
+	ctx := context.Background()
+
+	omit := tamper(t, honest, func(path string, _ http.Header, body []byte) []byte {
+		if !strings.HasPrefix(path, "/api/v1/log/subject") || !strings.Contains(path, "fastjson") {
+			return body
+		}
+		var d subjectDoc
+		json.Unmarshal(body, &d)
+		for i, f := range d.Files {
+			if bytes.Contains(f, []byte("vulnerable")) || i == len(d.Files)-1 {
+				d.Files = append(d.Files[:i], d.Files[i+1:]...)
+				break
+			}
+		}
+		d.Count = uint64(len(d.Files))
+		out, _ := json.Marshal(d)
+		return out
+	})
+	v := open(t, newClient(w, omit, t.TempDir()))
+	c, err := v.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Show(ctx, "acme/fastjson", "")
+	wantProofError(t, err, `subject "package acme/fastjson"`)
+	if _, err := c.Show(ctx, "acme/log", ""); err != nil {
+		t.Fatalf("an untouched package: %v", err)
+	}
+
+	// A record served at a leaf that is another file's.
+	moved := tamper(t, honest, func(path string, _ http.Header, body []byte) []byte {
+		if !strings.HasPrefix(path, "/api/v1/log/record/") {
+			return body
+		}
+		var f map[string]any
+		json.Unmarshal(body, &f)
+		f["index"] = f["index"].(float64) - 1
+		out, _ := json.Marshal(f)
+		return out
+	})
+	v = open(t, newClient(w, moved, t.TempDir()))
+	_, err = v.Record(ctx, audit)
+	wantProofError(t, err, "is not in the log the checkpoint signs")
+
+	// A tile with other hashes.
+	flipped := tamper(t, honest, func(path string, _ http.Header, body []byte) []byte {
+		if strings.HasPrefix(path, "/log/tile/0/") && len(body) > 0 {
+			body = append([]byte(nil), body...)
+			body[0] ^= 1
+		}
+		return body
+	})
+	v = open(t, newClient(w, flipped, t.TempDir()))
+	_, err = v.Record(ctx, audit)
+	wantProofError(t, err, "is not in the log the checkpoint signs")
+}
+
+// forkOf copies w's repository (its checkpoint key granted first) into a
+// second world: the same introduction, so that each can grow its own
+// history — a server showing two clients two trees of one origin.
+func forkOf(t *testing.T, w *indextest.World) *indextest.World {
+	if w.Checkpointer == nil {
+		w.Checkpointer = indextest.NewSigner()
+		w.Grant(w.Checkpointer, "server", "checkpoint")
+	}
+	dir := filepath.Join(t.TempDir(), "fork")
+	if out, err := exec.Command("cp", "-a", w.Dir, dir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	r, err := index.Open(w.Ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	f := *w
+	f.Repo, f.Dir = r, dir
+	return &f
+}
+
+// Attack 5 and 4: a rollback of the tree, a replayed old checkpoint, a
+// consistency proof that does not prove, and a split view are refused
+// with both checkpoints as evidence; the client's state does not move.
+func TestAttacksOnCheckpoints(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	fork := forkOf(t, w)
+	a := servertest.Serve(w)
+	state := t.TempDir()
+	c := newClient(w, a, state)
+	first := open(t, c)
+
+	// A checkpoint replayed after a newer one was seen: a rollback.
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.1.0"})
+	second := open(t, c)
+	if second.Checkpoint.Size <= first.Checkpoint.Size {
+		t.Fatalf("the log did not grow: %d then %d", first.Checkpoint.Size, second.Checkpoint.Size)
+	}
+	replay := tamper(t, a, func(path string, _ http.Header, body []byte) []byte {
+		if path == "/log/checkpoint" {
+			return first.Note
+		}
+		return body
+	})
+	_, err := newClient(w, replay, state).Open(context.Background())
+	wantInconsistent(t, err, "rollback", second.Note, first.Note)
+
+	// A checkpoint too old to show what came after it.
+	late := newClient(w, a, t.TempDir())
+	late.Now = func() time.Time { return time.Now().Add(checkpoint.DefaultMaxAge + time.Hour) }
+	_, err = late.Open(context.Background())
+	wantProofError(t, err, "too old")
+
+	// The fork grows another history from the same introduction.
+	fork.Publish(indextest.Package{Name: "acme/evil", Version: "1.0.0"})
+	b := servertest.Serve(fork)
+	other := open(t, newClient(fork, b, t.TempDir()))
+	switch {
+	case other.Checkpoint.Size == second.Checkpoint.Size:
+		_, err = newClient(w, b, state).Open(context.Background())
+		wantInconsistent(t, err, "split view", second.Note, other.Note)
+	default:
+		t.Fatalf("the fork is of size %d, the original %d: want equal sizes for a split view", other.Checkpoint.Size, second.Checkpoint.Size)
+	}
+	fork.Publish(indextest.Package{Name: "acme/evil", Version: "1.0.1"})
+	bigger := open(t, newClient(fork, b, t.TempDir()))
+	_, err = newClient(w, b, state).Open(context.Background())
+	wantInconsistent(t, err, "inconsistent", second.Note, bigger.Note)
+
+	// Nothing refused was kept: the honest server still follows.
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.2.0"})
+	if _, err := c.Open(context.Background()); err != nil {
+		t.Fatalf("the honest server after the attacks: %v", err)
+	}
+}
+
+func wantInconsistent(t *testing.T, err error, problem string, stored, served []byte) {
+	t.Helper()
+	var ie *light.InconsistentError
+	if !errors.As(err, &ie) || ie.Problem != problem || !bytes.Equal(ie.Stored, stored) || !bytes.Equal(ie.Served, served) ||
+		!strings.Contains(err.Error(), string(stored)) || !strings.Contains(err.Error(), string(served)) {
+		t.Fatalf("err = %v; want a %s with both checkpoints as evidence", err, problem)
+	}
+}
+
+// The checkpoint's key is the index's word, not the server's: a hint
+// naming a key without the checkpoint scope, or no key granted at all,
+// and a client pinned to another index, are refused; so is a checkpoint
+// below the client's witness quorum.
+func TestCheckpointKey(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	a := servertest.Serve(w)
+	hint := func(id string) string {
+		return tamper(t, a, func(path string, h http.Header, body []byte) []byte {
+			if path == "/log/checkpoint" {
+				h.Set(light.KeyHeader, id)
+			}
+			return body
+		})
+	}
+	_, err := newClient(w, hint(keys.ID(w.Publisher.Public())), t.TempDir()).Open(context.Background())
+	wantProofError(t, err, "signing a checkpoint needs checkpoint")
+	_, err = newClient(w, hint(keys.ID(indextest.NewSigner().Public())), t.TempDir()).Open(context.Background())
+	wantProofError(t, err, "is not granted in the index")
+
+	other := indextest.New(t)
+	if _, err := newClient(other, a, t.TempDir()).Open(context.Background()); err == nil || !strings.Contains(err.Error(), "another repository") {
+		t.Fatalf("a client pinned to another index: %v", err)
+	}
+
+	wk, err := witness.VerifierKey("witness.example", indextest.NewSigner().Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := witness.NewPolicy([]string{wk}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(w, a, t.TempDir())
+	c.Witnesses = pol
+	_, err = c.Open(context.Background())
+	var qe *witness.QuorumError
+	if !errors.As(err, &qe) {
+		t.Fatalf("below the witness quorum: %v, want a *witness.QuorumError", err)
+	}
+}
+
+// A subject read by many readers at once is fetched once.
+func TestSubjectReadOnce(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	a := servertest.Serve(w)
+	var mu sync.Mutex
+	reads := map[string]int{}
+	counted := tamper(t, a, func(path string, _ http.Header, body []byte) []byte {
+		mu.Lock()
+		reads[path]++
+		mu.Unlock()
+		return body
+	})
+	v := open(t, newClient(w, counted, t.TempDir()))
+	c, err := v.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := c.Show(context.Background(), "acme/fastjson", ""); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for path, n := range reads {
+		if n != 1 {
+			t.Errorf("%s read %d times", path, n)
+		}
+	}
+}
