@@ -25,6 +25,7 @@ import (
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/record"
@@ -486,5 +487,147 @@ func TestSubjectReadOnce(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s read %d times", path, n)
 		}
+	}
+}
+
+// evil is a server whose operator holds the checkpoint key and signs a
+// log that breaks the rules: the honest log with one more leaf, a record
+// signed by a key the root revoked before. It serves the signed
+// checkpoint and light reads that prove themselves against it.
+type evil struct {
+	honest  string
+	entries [][]byte         // every leaf's entry, the forged one last
+	content map[int64][]byte // the forged leaf's bytes
+	m       *translog.Map
+	note    []byte
+	keyID   string
+}
+
+func newEvil(t *testing.T, w *indextest.World, honest string, forged *record.Record, dir string) *evil {
+	ctx := context.Background()
+	note, _, err := get(honest + "/log/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := checkpoint.Claimed(note)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf, _ := torchwood.NewTileFetcher(honest + "/log/")
+	tc, _ := torchwood.NewClient(tf)
+	e := &evil{honest: honest, content: map[int64][]byte{}, m: translog.NewMap(), keyID: keys.ID(w.Checkpointer.Public())}
+	for i := int64(0); i < cp.Size; i++ {
+		text, _, err := tc.Entry(ctx, cp.Tree(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.entries = append(e.entries, text)
+	}
+	last, _ := translog.ParseEntry(e.entries[len(e.entries)-1])
+	ent := translog.NewEntry(strings.Repeat("e", 40), last.Time+1, layout.RecordPath(dir, forged.ID), forged.Raw)
+	e.entries = append(e.entries, ent.Text())
+	e.content[int64(len(e.entries)-1)] = forged.Raw
+	var hashes []tlog.Hash
+	hr := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			out[i] = hashes[x]
+		}
+		return out, nil
+	})
+	for i, text := range e.entries {
+		hs, err := tlog.StoredHashes(int64(i), text, hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, hs...)
+		p, _ := translog.ParseEntry(text)
+		for _, s := range index.SubjectsOf(p.Path) {
+			e.m.Add(s, int64(i), translog.LeafHash(text))
+		}
+	}
+	root, err := tlog.TreeHash(int64(len(e.entries)), hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedCP := checkpoint.Checkpoint{Origin: cp.Origin, Size: int64(len(e.entries)), Root: root, Map: e.m.Root(), Head: ent.Commit, Time: time.Now().UTC().Truncate(time.Second)}
+	if e.note, err = checkpoint.Sign(forgedCP, w.Checkpointer); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func get(u string) ([]byte, http.Header, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return body, resp.Header, err
+}
+
+func (e *evil) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/log/checkpoint":
+		rw.Header().Set(light.KeyHeader, e.keyID)
+		rw.Write(e.note)
+	case r.URL.Path == "/api/v1/log/subject":
+		subject := r.URL.Query().Get("s")
+		body, _, err := get(e.honest + r.URL.RequestURI())
+		if err != nil {
+			http.Error(rw, err.Error(), 502)
+			return
+		}
+		var d subjectDoc
+		json.Unmarshal(body, &d)
+		value, leaves, _ := e.m.Get(subject)
+		for _, i := range leaves {
+			if data, ok := e.content[i]; ok {
+				f, _ := json.Marshal(map[string]any{"index": i, "entry": string(e.entries[i]), "content": data})
+				d.Files = append(d.Files, f)
+			}
+		}
+		d.Size, d.Count = int64(len(e.entries)), value.Count
+		d.Proof, _ = json.Marshal(e.m.Prove(subject))
+		out, _ := json.Marshal(d)
+		rw.Write(out)
+	default:
+		http.NotFound(rw, r)
+	}
+}
+
+// A server whose operator signs a log that breaks the rules — a record
+// signed after its key was revoked, which every full replica refuses —
+// is refused by the light client too, by the same rule, when it reads
+// the package.
+func TestSignedLogBreakingRules(t *testing.T) {
+	w := indextest.New(t)
+	p := w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	if _, err := author.RevokeKey(w.Ctx, w.Repo, keys.ID(w.Security.Public()), "left", w.Root); err != nil {
+		t.Fatal(err)
+	}
+	honest := servertest.Serve(w)
+	payload, err := record.Build(record.Audited, []record.Subject{{Name: "acme/fastjson@1.0.0", Digest: map[string]string{"sha256": p.Ref.SHA256}}}, record.CertificationPredicate{Issued: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := record.Sign(payload, w.Security)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := httptest.NewServer(newEvil(t, w, honest, forged, layout.VersionDir("acme/fastjson", "1.0.0")))
+	defer ev.Close()
+
+	v := open(t, newClient(w, ev.URL, t.TempDir())) // root and keys read fine
+	c, err := v.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Show(context.Background(), "acme/fastjson", "")
+	wantProofError(t, err, `subject "package acme/fastjson"`)
+	var re *index.RuleError
+	if !errors.As(err, &re) || re.Rule != index.RuleKeyRevoked || re.Record != forged.ID {
+		t.Fatalf("err = %v; want rule %s broken by record %s", err, index.RuleKeyRevoked, forged.ID)
 	}
 }
