@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -30,6 +31,7 @@ import (
 	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/server"
 	"cairn.dev/cairn/internal/server/servertest"
 	"cairn.dev/cairn/internal/translog"
 	"cairn.dev/cairn/internal/witness"
@@ -629,5 +631,66 @@ func TestSignedLogBreakingRules(t *testing.T) {
 	var re *index.RuleError
 	if !errors.As(err, &re) || re.Rule != index.RuleKeyRevoked || re.Record != forged.ID {
 		t.Fatalf("err = %v; want rule %s broken by record %s", err, index.RuleKeyRevoked, forged.ID)
+	}
+}
+
+// serveWith serves w's index as cairn serve does, submitting its
+// checkpoints to witnesses.
+func serveWith(t *testing.T, w *indextest.World, witnesses ...server.Witness) string {
+	srv, err := server.New(w.Repo, server.Options{CheckpointKey: w.Checkpointer, Witnesses: witnesses, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { ts.Close(); srv.Close() })
+	return ts.URL
+}
+
+// Attack 4, the split view: a server shows one client a history and
+// another client a different one of the same origin, both signed by its
+// key. A witness both clients trust cosigns the first tree it sees and
+// refuses the other, so the light client shown the other refuses it below
+// its quorum; one that trusts no witness takes it, and is told so.
+func TestSplitViewCaughtByWitness(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	fork := forkOf(t, w)
+	st, err := witness.OpenState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := checkpoint.Origin(w.Intro)
+	if _, err := st.AddLog(origin, checkpoint.VKey(origin, w.Checkpointer.Public())); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := witness.NewServer("w1.example", indextest.NewSigner(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wts := httptest.NewServer(ws)
+	defer wts.Close()
+	wit := server.Witness{URL: wts.URL, VKey: ws.VerifierKey()}
+	pol, err := witness.NewPolicy([]string{wit.VKey}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Publish(indextest.Package{Name: "acme/x", Version: "1.0.0"})
+	fork.Publish(indextest.Package{Name: "acme/x", Version: "2.0.0"})
+	seen, hidden := serveWith(t, w, wit), serveWith(t, fork, wit)
+
+	a := newClient(w, seen, t.TempDir())
+	a.Witnesses = pol
+	if v := open(t, a); v.Cosigned != 1 || v.Unwitnessed {
+		t.Fatalf("the first history: cosigned by %d, unwitnessed %v", v.Cosigned, v.Unwitnessed)
+	}
+	b := newClient(w, hidden, t.TempDir())
+	b.Witnesses = pol
+	_, err = b.Open(context.Background())
+	var qe *witness.QuorumError
+	if !errors.As(err, &qe) || !strings.Contains(err.Error(), "\ncairn-head ") {
+		t.Fatalf("the other history: %v, want refused below quorum with its checkpoint", err)
+	}
+	if v := open(t, newClient(w, hidden, t.TempDir())); !v.Unwitnessed {
+		t.Fatal("a client that trusts no witness was not told a split view goes unseen")
 	}
 }
