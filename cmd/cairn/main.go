@@ -26,6 +26,7 @@ import (
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/install"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/record"
@@ -111,6 +112,8 @@ func classify(err error) (int, string) {
 		se *author.SignatureError
 		kd *keys.NoDirError
 		qe *witness.QuorumError
+		li *light.InconsistentError
+		lp *light.ProofError
 	)
 	switch {
 	case errors.As(err, &nr):
@@ -131,6 +134,12 @@ func classify(err error) (int, string) {
 		return exitRefused, "do not use this copy of the index: restore main to a descendant of the verified head, or fetch the index again from a source you trust"
 	case errors.As(err, &se):
 		return exitRefused, "apply only signatures that root key holders made over this act (cairn root sign --key ROOT.key ACT-FILE); cairn key list shows the root keys"
+	case errors.As(err, &li):
+		return exitRefused, "do not trust the server at " + li.URL + ": its log does not follow the one this machine verified before; keep both checkpoints as evidence and tell the repository's owner"
+	case errors.As(err, &lp) && !errors.As(err, &qe):
+		return exitRefused, "do not trust what the server at " + lp.URL + " serves: it does not prove itself against the server's own signed checkpoint; keep the checkpoint as evidence and tell the repository's owner"
+	case errors.Is(err, light.ErrMoved):
+		return exitError, "the server signed a new checkpoint during the read; nothing was refused: run the command again"
 	case errors.As(err, &re):
 		return exitRefused, re.Hint()
 	case errors.As(err, &qe):

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -56,8 +57,31 @@ func TestScripts(t *testing.T) {
 			"httpget":    cmdHTTPGet,
 			"expand":     cmdExpand,
 			"replace":    cmdReplace,
+			"nogit":      cmdNoGit,
 		},
 	})
+}
+
+// nogit: leave only cairn on the script's PATH, as on a machine without
+// the git binary (what runs in the background keeps its own).
+func cmdNoGit(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 0 || neg {
+		ts.Fatalf("usage: nogit")
+	}
+	for _, dir := range filepath.SplitList(ts.Getenv("PATH")) {
+		if _, err := os.Stat(filepath.Join(dir, "cairn")); err == nil {
+			bin := ts.MkAbs("nogit-bin")
+			if err := os.MkdirAll(bin, 0o755); err != nil {
+				ts.Fatalf("%v", err)
+			}
+			if err := os.Symlink(filepath.Join(dir, "cairn"), filepath.Join(bin, "cairn")); err != nil {
+				ts.Fatalf("%v", err)
+			}
+			ts.Setenv("PATH", bin)
+			return
+		}
+	}
+	ts.Fatalf("no cairn on PATH")
 }
 
 // waitfile FILE: wait (up to 30 s) until FILE exists (a background

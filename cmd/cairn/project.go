@@ -26,9 +26,11 @@ type projectFlags struct {
 	offline  bool
 	verified bool
 	json     bool
+	cmd      *cobra.Command // for warnings
 }
 
 func (f *projectFlags) register(c *cobra.Command) {
+	f.cmd = c
 	fl := c.Flags()
 	fl.StringVar(&f.dir, "dir", ".", "the project directory (holding cairn.yaml)")
 	fl.StringVar(&f.cache, "cache", "", "the cache of verified indexes and blobs (default $CAIRN_CACHE, else the user cache directory)")
@@ -63,6 +65,11 @@ func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, e
 	srcs, err := plan.Open(ctx, p, plan.Options{Cache: cache, Offline: f.offline})
 	if err != nil {
 		return nil, err
+	}
+	for _, s := range srcs {
+		if s.View != nil && s.View.Unwitnessed && f.cmd != nil {
+			fmt.Fprintf(f.cmd.ErrOrStderr(), "cairn: warning: repository %s names no witnesses: a split view (the server showing others another history) cannot be detected\ncairn: hint: name the witnesses you trust in %s: witnesses: [VKEY, …] and quorum: K\n", s.Name, plan.ProjectFile)
+		}
 	}
 	pol, err := plan.LoadPolicy(p, policyFile, srcs)
 	if err != nil {
@@ -119,6 +126,9 @@ cairn.yaml:
 
   repositories:
     - {name: acme, url: https://cairn.acme.example, introduction: 64-HEX}   # or path: DIR
+      light: true                      # read with proofs, no clone (needs the network)
+      witnesses: [VKEY, …]             # witnesses trusted to cosign its checkpoints
+      quorum: 1                        # how many must have (default: all)
   snapshot: lts-1.0                    # a label, or {name, sha256, size}
   packages:
     acme/extra: ^1.2                   # a semver range, or {version, sha256, size}
@@ -132,7 +142,9 @@ cache) and exits non-zero if cairn.lock is missing, stale (cairn.yaml or the
 policy changed), edited (its digest), or says anything but what that resolution
 gives — a package missing or extra, another version, descriptor or artifact, the
 snapshot — naming each entry. A pinned head must be in the verified history of
-the cached replica.`,
+the cached replica; for a light repository, the lock's checkpoint must be the
+server's or one its log extends (a consistency proof), and a lock the server has
+moved past is checked entry by entry at its latest head.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()

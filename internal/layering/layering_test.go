@@ -60,7 +60,7 @@ var allowed = map[string][]string{
 		"internal/safefile", "internal/translog", "internal/transport", "internal/witness"},
 	"internal/remote": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/witness",
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},
-	"internal/plan": {"internal/index", "internal/policy", "internal/remote", "internal/blob",
+	"internal/plan": {"internal/index", "internal/policy", "internal/remote", "internal/light", "internal/witness", "internal/blob",
 		"internal/checkpoint", "internal/descriptor", "internal/record", "internal/safefile", "internal/snapshot"},
 	"internal/install": {"internal/blob", "internal/plan", "internal/safefile"},
 	"internal/server": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/translog", "internal/witness",

@@ -699,3 +699,108 @@ func isHex(s string, n int) bool {
 	}
 	return strings.Trim(s, "0123456789abcdef") == ""
 }
+
+// Older opens a signed checkpoint of the view's log that is not newer
+// than the view's (a lock's, say) and checks it as the view's was: a key
+// the index grants the checkpoint scope (not revoked, its grant live at
+// the checkpoint's time) signed it, and its tree is the view's or one
+// that the view's extends (a consistency proof from the tiles). One
+// newer than the view's, or of another tree, is a security error: the
+// server rolled its log back, or shows another history.
+func (v *View) Older(ctx context.Context, note []byte) (*checkpoint.Signed, error) {
+	c := v.client
+	origin := checkpoint.Origin(c.Introduction)
+	claimed, err := checkpoint.Claimed(note)
+	if err != nil {
+		return nil, err
+	}
+	if claimed.Origin != origin {
+		return nil, fmt.Errorf("the checkpoint is of %s, not of %s: it signs another index", claimed.Origin, origin)
+	}
+	// The view's key first; else every key granted the checkpoint scope.
+	st, err := v.judged(ctx, "key "+mustHex(v.Checkpoint.Key))
+	if err != nil {
+		return nil, err
+	}
+	cands := []*index.Key{}
+	if k, _ := st.Key(v.Checkpoint.Key); k != nil {
+		cands = append(cands, k)
+	}
+	sc, k, err := openBy(note, origin, cands)
+	if err != nil {
+		all, err2 := v.judged(ctx, "keys")
+		if err2 != nil {
+			return nil, err2
+		}
+		cands = cands[:0]
+		for _, f := range v.subjectFiles("keys") {
+			s, _ := index.SubjectOf(f.Path)
+			id, err := keys.IDFromHex(strings.TrimPrefix(s, "key "))
+			if err != nil {
+				continue
+			}
+			if k, _ := all.Key(id); k != nil && !slices.ContainsFunc(cands, func(c *index.Key) bool { return c.ID == id }) {
+				cands = append(cands, k)
+			}
+		}
+		if sc, k, err = openBy(note, origin, cands); err != nil {
+			return nil, err
+		}
+	}
+	if err := k.MayCheckpoint(sc.Time); err != nil {
+		return nil, err
+	}
+	now := v.Checkpoint.Checkpoint
+	inconsistent := func(problem string, err error) error {
+		return &InconsistentError{URL: c.base(), Problem: problem, Stored: note, Served: v.Note, Err: err}
+	}
+	switch {
+	case sc.Size > now.Size:
+		return nil, inconsistent("rollback", nil)
+	case sc.Size == now.Size && sc.Root != now.Root:
+		return nil, inconsistent("split view", nil)
+	case sc.Size < now.Size && sc.Size > 0:
+		hr := torchwood.TileHashReaderWithContext(ctx, now.Tree(), v.tiles)
+		proof, err := tlog.ProveTree(now.Size, sc.Size, hr)
+		if err == nil {
+			err = tlog.CheckTree(proof, now.Size, now.Root, sc.Size, sc.Root)
+		}
+		if err != nil {
+			return nil, inconsistent("inconsistent", err)
+		}
+	}
+	return sc, nil
+}
+
+// openBy opens note with the first of cands that signed it.
+func openBy(note []byte, origin string, cands []*index.Key) (*checkpoint.Signed, *index.Key, error) {
+	pubs := make([]ed25519.PublicKey, len(cands))
+	for i, k := range cands {
+		pubs[i] = k.Pub
+	}
+	sc, err := checkpoint.Open(note, origin, pubs)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, k := range cands {
+		if k.ID == sc.Key {
+			return sc, k, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("checkpoint signed by key %s, which is not among those tried", sc.Key)
+}
+
+// subjectFiles returns the files of a subject read before.
+func (v *View) subjectFiles(subject string) []index.MemFile {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if l, ok := v.subjects[subject]; ok {
+		return l.files
+	}
+	return nil
+}
+
+func mustHex(id string) string {
+	h, _ := keys.HexFromID(id)
+	return h
+}

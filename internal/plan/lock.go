@@ -16,6 +16,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/safefile"
@@ -101,11 +102,28 @@ func (l *Lock) KeepCheckpoints(ctx context.Context, prev *Lock, srcs Sources) {
 			if s == nil || p.Name != r.Name || p.Introduction != r.Introduction || p.Head != r.Head || p.Checkpoint == "" {
 				continue
 			}
-			if _, err := remote.OpenCheckpoint(ctx, s.Repo, r.Head, r.Introduction, []byte(p.Checkpoint)); err == nil {
+			if _, err := s.openCheckpoint(ctx, r.Head, []byte(p.Checkpoint)); err == nil {
 				r.Checkpoint = p.Checkpoint
 			}
 		}
 	}
+}
+
+// openCheckpoint checks a lock's checkpoint of head against the source: a
+// replica's verified history (remote.OpenCheckpoint), or a light view's
+// latest checkpoint, which its tree must extend (light.View.Older).
+func (s *Source) openCheckpoint(ctx context.Context, head string, note []byte) (*checkpoint.Signed, error) {
+	if s.View == nil {
+		return remote.OpenCheckpoint(ctx, s.Repo, head, s.Introduction, note)
+	}
+	sc, err := s.View.Older(ctx, note)
+	if err != nil {
+		return nil, err
+	}
+	if sc.Head != head {
+		return nil, fmt.Errorf("the checkpoint signs head %s, not %s", sc.Head, head)
+	}
+	return sc, nil
 }
 
 // Package returns the locked package named name.
@@ -249,13 +267,23 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 		case lr.Introduction != s.Introduction:
 			add("repository %s: introduction %s is not %s's %s", lr.Name, lr.Introduction, ProjectFile, s.Introduction)
 		default:
-			if prob := checkHead(ctx, s, lr.Head); prob != "" {
+			if s.View != nil && lr.Head != s.Head() {
+				// A light view reads the server's latest head only: the
+				// lock's checkpoint must prove its head is in that
+				// history, and its entries are checked at the latest.
+				headsOK = false
+				if lr.Checkpoint == "" {
+					add("repository %s: the lock pins head %s, the server is at %s, and the lock holds no checkpoint to prove its head is in that history", lr.Name, lr.Head, s.Head())
+				} else if _, err := s.openCheckpoint(ctx, lr.Head, []byte(lr.Checkpoint)); err != nil {
+					add("repository %s: checkpoint: %v", lr.Name, err)
+				}
+			} else if prob := checkHead(ctx, s, lr.Head); prob != "" {
 				headsOK = false
 				add("%s", prob)
 			} else if lr.Head == s.Head() && lr.Records != s.Records {
 				add("repository %s: %d records at head %s, but the index holds %d there", lr.Name, lr.Records, lr.Head, s.Records)
 			} else if lr.Checkpoint != "" {
-				if _, err := remote.OpenCheckpoint(ctx, s.Repo, lr.Head, lr.Introduction, []byte(lr.Checkpoint)); err != nil {
+				if _, err := s.openCheckpoint(ctx, lr.Head, []byte(lr.Checkpoint)); err != nil {
 					add("repository %s: checkpoint: %v", lr.Name, err)
 				}
 			} else if s.Checkpoint != nil {

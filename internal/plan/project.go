@@ -26,6 +26,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/witness"
 )
 
 // File names.
@@ -90,7 +91,24 @@ type Repository struct {
 	Path         string   `yaml:"path"`
 	Introduction string   `yaml:"introduction"`
 	Mirrors      []string `yaml:"mirrors"`
-	Line         int      `yaml:"-"`
+	// Light reads the server with the light client (package light): every
+	// read proved against its signed checkpoint, no clone in the cache.
+	Light bool `yaml:"light"`
+	// Witnesses are the verifier keys of the witnesses trusted to cosign
+	// the server's checkpoints, Quorum how many must have (default: all).
+	// With none, a split view cannot be detected.
+	Witnesses []string `yaml:"witnesses"`
+	Quorum    *int     `yaml:"quorum"`
+	Line      int      `yaml:"-"`
+}
+
+// Policy returns the repository's witness policy.
+func (r Repository) Policy() (witness.Policy, error) {
+	q := len(r.Witnesses)
+	if r.Quorum != nil {
+		q = *r.Quorum
+	}
+	return witness.NewPolicy(r.Witnesses, q)
 }
 
 // Where is the repository's location as a lock records it.
@@ -187,6 +205,12 @@ func ParseProject(dir string, data []byte) (*Project, error) {
 			return nil, fail(r.Line, "repository %s: url %q: want http:// or https://", r.Name, r.URL)
 		}
 		r.URL = strings.TrimSuffix(r.URL, "/")
+		if r.URL == "" && (r.Light || len(r.Witnesses) > 0 || r.Quorum != nil) {
+			return nil, fail(r.Line, "repository %s: light, witnesses and quorum are for a server (url), not an index on disk", r.Name)
+		}
+		if _, err := r.Policy(); err != nil {
+			return nil, fail(r.Line, "repository %s: %v", r.Name, err)
+		}
 		if !blob.IsDigest(r.Introduction) {
 			return nil, fail(r.Line, "repository %s: introduction %q: every repository is pinned by the 64-hex-digit id of its first root record", r.Name, r.Introduction)
 		}

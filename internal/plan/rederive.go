@@ -49,6 +49,12 @@ func checkHead(ctx context.Context, s *Source, head string) string {
 	if !isCommitID(head) {
 		return fmt.Sprintf("repository %s: head %q is not a commit id", s.Name, head)
 	}
+	if s.Repo == nil { // a light view: only its own head (see Check)
+		if head != s.Head() {
+			return fmt.Sprintf("repository %s: head %s is not the head %s the server's checkpoint signs", s.Name, head, s.Head())
+		}
+		return ""
+	}
 	id, err := s.Repo.Head(ctx, head)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && id != head) {
 		return fmt.Sprintf("repository %s: head %s is not in the verified replica of its index (verified at %s): pull it (run without --offline), or the lock was made from another history", s.Name, head, s.Head())

@@ -9,11 +9,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/remote"
 )
 
@@ -46,7 +48,12 @@ func DefaultCache() (string, error) {
 // at the head verified last, and where its blobs come from.
 type Source struct {
 	Repository
-	Repo    *index.Repo
+	// Repo is the verified replica (or the index on disk); nil for a
+	// repository read by the light client (View).
+	Repo *index.Repo
+	// View is what the light client proved of a server (Repository.Light);
+	// nil for a replica.
+	View    *light.View
 	Catalog *index.Catalog
 	Records int          // record files in the index at the head
 	Blobs   []blob.Store // its own store or server, then its mirrors
@@ -71,7 +78,7 @@ type Sources []*Source
 // Close closes every repository.
 func (ss Sources) Close() {
 	for _, s := range ss {
-		if s.Via == nil {
+		if s.Via == nil && s.Repo != nil {
 			s.Repo.Close()
 		}
 	}
@@ -196,6 +203,9 @@ func Open(ctx context.Context, p *Project, o Options) (Sources, error) {
 // for its clients), else from the upstream itself. They come after s: a
 // name s publishes is never taken from its upstreams.
 func upstreamSources(ctx context.Context, s *Source) (Sources, error) {
+	if s.Repo == nil {
+		return nil, nil // a light view follows no upstream lines (yet)
+	}
 	ups, err := s.Repo.Upstreams(ctx, s.Head())
 	if err != nil {
 		return nil, err
@@ -253,6 +263,9 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		}
 		return &Source{Repository: r, Repo: repo, Catalog: c, Records: res.Total, Blobs: []blob.Store{repo.Blobs}}, nil
 	}
+	if r.Light {
+		return openLight(ctx, r, o)
+	}
 	sum := sha256.Sum256([]byte(r.URL))
 	dir := filepath.Join(o.Cache, "indexes", r.Introduction[:16]+"-"+hex.EncodeToString(sum[:4]))
 	repo, err := index.Open(ctx, dir)
@@ -276,6 +289,9 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		return nil, err
 	}
 	rm, err := remote.Get(repo, "origin")
+	if err == nil && !o.Offline && (!slices.Equal(rm.Witnesses, r.Witnesses) || len(r.Witnesses) > 0 && rm.Quorum != quorumOf(r)) {
+		rm, err = remote.SetWitnesses(repo, "origin", r.Witnesses, quorumOf(r))
+	}
 	if err != nil {
 		repo.Close()
 		return nil, err
@@ -317,4 +333,41 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		stores = append(stores, &blob.HTTP{URL: m, Client: client})
 	}
 	return &Source{Repository: r, Repo: repo, Catalog: c, Records: records, Blobs: stores, Checkpoint: sc}, nil
+}
+
+// quorumOf is the repository's witness quorum: all its witnesses unless
+// it says.
+func quorumOf(r Repository) int {
+	if r.Quorum != nil {
+		return *r.Quorum
+	}
+	return len(r.Witnesses)
+}
+
+// openLight reads a server with the light client: its checkpoint checked
+// (the key the index grants, freshness, the witness quorum, consistency
+// with the one verified last, kept in the cache), then every read proved
+// against it as resolution asks. It needs the network.
+func openLight(ctx context.Context, r Repository, o Options) (*Source, error) {
+	if o.Offline {
+		return nil, fmt.Errorf("%s is read by the light client (light: true in %s), which proves each read against the server's latest checkpoint: it needs the network (run without --offline, or drop light: true to keep a verified replica in the cache)", r.URL, ProjectFile)
+	}
+	pol, err := r.Policy()
+	if err != nil {
+		return nil, err
+	}
+	c := &light.Client{BaseURL: r.URL, Introduction: r.Introduction, Witnesses: pol, StateDir: filepath.Join(o.Cache, "light"), HTTP: o.Remote.Client, Now: o.Remote.Now}
+	v, err := c.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := v.Catalog()
+	if err != nil {
+		return nil, err
+	}
+	stores := []blob.Store{&blob.HTTP{URL: r.URL, Client: o.Remote.Client}}
+	for _, m := range r.Mirrors {
+		stores = append(stores, &blob.HTTP{URL: m, Client: o.Remote.Client})
+	}
+	return &Source{Repository: r, View: v, Catalog: cat, Records: int(v.Checkpoint.Size), Blobs: stores, Checkpoint: v.Checkpoint}, nil
 }

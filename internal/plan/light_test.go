@@ -1,0 +1,145 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/server/servertest"
+)
+
+// A repository read with light: true resolves, locks, checks and
+// evaluates the policy as a replica does, with no clone in the cache:
+// the same plan, the same checkpoint in the lock. A lock whose head the
+// server has moved past still checks (its checkpoint proves its head is
+// in the served history); one whose checkpoint is of another history
+// does not. Offline, a light source is refused with its reason.
+func TestLightSource(t *testing.T) {
+	w := newWorld(t)
+	url := servertest.Serve(w.World)
+	repo := fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\n", url, w.Intro)
+	rest := "snapshot: lts-1.0\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n"
+
+	w.write("cairn.yaml", repo+rest)
+	_, _, replica, err := w.lock(Options{Cache: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	w.write("cairn.yaml", repo+"    light: true\n"+rest)
+	p, srcs, l, err := w.lock(Options{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srcs[0].View == nil || srcs[0].Repo != nil {
+		t.Fatalf("the source is not read by the light client: %+v", srcs[0])
+	}
+	if _, err := os.Stat(filepath.Join(cache, "indexes")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a light source cloned into the cache: %v", err)
+	}
+	if versions(l) != versions(replica) || l.Repositories[0].Head != replica.Repositories[0].Head || l.Repositories[0].Records != replica.Repositories[0].Records {
+		t.Fatalf("light plan %s at %+v; the replica's %s at %+v", versions(l), l.Repositories[0], versions(replica), replica.Repositories[0])
+	}
+	if !srcs[0].View.Unwitnessed {
+		t.Fatal("a repository that names no witness is not said to be unwitnessed")
+	}
+	if err := Check(w.Ctx, p, l, nil, srcs); err != nil {
+		t.Fatalf("Check of a fresh light lock: %v", err)
+	}
+	pol, err := LoadPolicy(p, "", srcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Evaluate(l, srcs, pol); err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+
+	// The server moves on: a vulnerability and a new version.
+	w.Certify(author.Certification{Name: "acme/log", Version: "1.1.0", Kind: "vulnerable", VulnID: "GHSA-9999", Severity: "high"})
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.4.0", Deps: map[string]string{"acme/log": "^1.0"}})
+	p2, srcs2, _, err := w.lock(Options{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srcs2[0].Head() == l.Repositories[0].Head {
+		t.Fatal("the server did not move")
+	}
+	if err := Check(w.Ctx, p2, l, nil, srcs2); err != nil {
+		t.Fatalf("Check of a lock the server moved past: %v", err)
+	}
+	_, err = Evaluate(l, srcs2, pol)
+	var re *policy.RefusedError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "acme/log@1.1.0: forbid high-vulnerabilities: vulnerable GHSA-9999 (high)") {
+		t.Fatalf("Evaluate at the new head = %v", err)
+	}
+
+	// A lock's checkpoint of another history (a fork of the index, from
+	// the same introduction): refused.
+	fork := forkWorld(t, w.World)
+	fork.Publish(indextest.Package{Name: "acme/evil", Version: "1.0.0"})
+	resp, err := http.Get(servertest.Serve(fork) + "/log/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	note, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	forked, err := checkpoint.Claimed(note)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := *l
+	other.Repositories = []LockedRepo{l.Repositories[0]}
+	other.Repositories[0].Head, other.Repositories[0].Checkpoint = forked.Head, string(note)
+	if err := Check(w.Ctx, p2, &other, nil, srcs2); !errors.Is(err, ErrLockMismatch) || !strings.Contains(err.Error(), "SECURITY ERROR") || !strings.Contains(err.Error(), forked.Head) {
+		t.Fatalf("a lock of another history: %v", err)
+	}
+
+	if _, _, _, err := w.lock(Options{Cache: cache, Offline: true}); err == nil || !strings.Contains(err.Error(), "needs the network") {
+		t.Fatalf("offline: %v", err)
+	}
+}
+
+// forkWorld copies w's repository (the checkpoint key granted first):
+// the same introduction, to grow another history.
+func forkWorld(t *testing.T, w *indextest.World) *indextest.World {
+	t.Helper()
+	if w.Checkpointer == nil {
+		w.Checkpointer = indextest.NewSigner()
+		w.Grant(w.Checkpointer, "server", "checkpoint")
+	}
+	f := *w
+	f.Dir = filepath.Join(t.TempDir(), "fork")
+	if err := os.CopyFS(f.Dir, os.DirFS(w.Dir)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := index.Open(w.Ctx, f.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	f.Repo = r
+	return &f
+}
+
+func TestLightProjectFields(t *testing.T) {
+	intro := strings.Repeat("ab", 32)
+	for _, c := range []struct{ yaml, want string }{
+		{"  - {name: a, path: x, introduction: " + intro + ", light: true}\n", "not an index on disk"},
+		{"  - {name: a, url: http://x, introduction: " + intro + ", witnesses: [nonsense]}\n", "witness"},
+		{"  - {name: a, url: http://x, introduction: " + intro + ", quorum: 1}\n", "quorum 1 of 0"},
+	} {
+		if _, err := ParseProject(".", []byte("repositories:\n"+c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.yaml, err, c.want)
+		}
+	}
+}
