@@ -804,3 +804,19 @@ func mustHex(id string) string {
 	h, _ := keys.HexFromID(id)
 	return h
 }
+
+// Prefetch reads subjects ahead of the reads that will ask for them, a
+// few at a time; what fails is left for those reads to say.
+func (v *View) Prefetch(ctx context.Context, subjects ...string) {
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, s := range subjects {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			v.load(ctx, s)
+		}()
+	}
+	wg.Wait()
+}

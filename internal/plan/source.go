@@ -183,6 +183,15 @@ func Open(ctx context.Context, p *Project, o Options) (Sources, error) {
 	var out Sources
 	for _, r := range p.Repositories {
 		s, err := openSource(ctx, p, r, o)
+		if err == nil && s.View != nil {
+			// The packages cairn.yaml names, read at once rather than as
+			// resolution reaches them.
+			var subjects []string
+			for _, w := range p.Packages {
+				subjects = append(subjects, "package "+w.Name)
+			}
+			s.View.Prefetch(ctx, subjects...)
+		}
 		if err == nil {
 			out = append(out, s)
 			var ups Sources
