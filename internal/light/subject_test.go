@@ -1,6 +1,7 @@
 package light
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -130,4 +131,33 @@ func mustEntry(s string) translog.Entry {
 		panic(err)
 	}
 	return e
+}
+
+// A subject document is the server's word: whatever bytes it sends, the
+// check neither panics nor accepts files other than the honest ones.
+func FuzzCheckSubject(f *testing.F) {
+	w := newMapWorld(&testing.T{})
+	for _, s := range []string{"package acme/a", "package acme/b", "root", "package acme/none"} {
+		b, _ := json.Marshal(w.doc(s))
+		f.Add(s, b)
+	}
+	f.Fuzz(func(t *testing.T, subject string, body []byte) {
+		var d wireSubject
+		if json.Unmarshal(body, &d) != nil {
+			return
+		}
+		files, err := checkSubject(w.cp, subject, &d, func(err error) error { return err })
+		if err != nil {
+			return
+		}
+		honest := w.doc(subject)
+		if len(files) != len(honest.Files) {
+			t.Fatalf("accepted %d files of %q, the honest answer has %d", len(files), subject, len(honest.Files))
+		}
+		for i, file := range files {
+			if file.Index != honest.Files[i].Index || string(file.Data) != string(honest.Files[i].Content) {
+				t.Fatalf("accepted leaf %d with other bytes", file.Index)
+			}
+		}
+	})
 }
