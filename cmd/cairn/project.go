@@ -126,7 +126,7 @@ cairn.yaml:
 
   repositories:
     - {name: acme, url: https://cairn.acme.example, introduction: 64-HEX}   # or path: DIR
-      light: true                      # read with proofs, no clone (needs the network)
+      light: true                      # read with proofs, no clone (offline: what was proved last)
       witnesses: [VKEY, …]             # witnesses trusted to cosign its checkpoints
       quorum: 1                        # how many must have (default: all)
   snapshot: lts-1.0                    # a label, or {name, sha256, size}

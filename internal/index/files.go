@@ -231,6 +231,10 @@ func (m *MemFiles) ensure(path string) error {
 		m.loading[subject] = l
 		m.mu.Unlock()
 		files, err := m.Load(subject)
+		if errors.Is(err, fs.ErrNotExist) {
+			// What failed to load is not known to be absent.
+			err = fmt.Errorf("loading subject %q: %v", subject, err)
+		}
 		m.mu.Lock()
 		if err == nil {
 			err = m.add(files)

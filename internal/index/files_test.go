@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"reflect"
 	"sort"
@@ -242,6 +243,21 @@ func TestMemFilesLoad(t *testing.T) {
 	}
 	if m, err := mem.Label("lts"); err != nil || m.Snapshot.SHA256 != w.lts {
 		t.Errorf("label lts through its subject: %+v, %v", m, err)
+	}
+	// A load that fails is not an absence, even when its error says
+	// fs.ErrNotExist (a file of a cache, say).
+	gone := &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
+		if subject == "package acme/fastjson" {
+			return nil, fmt.Errorf("cache: %w", fs.ErrNotExist)
+		}
+		return bySubject[subject], nil
+	}}
+	goneCat, err := index.NewCatalog(gone, "x", head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vs, err := goneCat.Versions("acme/fastjson"); err == nil || errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a failed load read as no package: %v, %v", vs, err)
 	}
 	// A failed load is not remembered.
 	fail := true

@@ -24,6 +24,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,6 +105,11 @@ func (c *Client) base() string { return strings.TrimSuffix(c.BaseURL, "/") }
 // Open a new view and read again.
 var ErrMoved = errors.New("the server's checkpoint moved during the read")
 
+// ErrNotKept is the parent of the errors of a read offline of a subject
+// that was not read online at the checkpoint verified last. It is not
+// fs.ErrNotExist: that the index holds no such subject is not known.
+var ErrNotKept = errors.New("was not read online at the checkpoint this machine verified last")
+
 // ProofError is a security error: what a server answered does not prove
 // what it claims against its signed checkpoint — a file left out of a
 // subject or changed, a record not in the log, a tile with other hashes,
@@ -156,9 +162,10 @@ func (e *InconsistentError) Unwrap() error { return e.Err }
 // View is a repository as one verified checkpoint shows it. It reads
 // subjects on demand, each once, and is safe for concurrent use.
 type View struct {
-	client *Client
-	ctx    context.Context // for the loads the catalog asks for
-	tiles  torchwood.TileReader
+	client  *Client
+	ctx     context.Context // for the loads the catalog asks for
+	tiles   torchwood.TileReader
+	offline bool // reads the subjects kept in StateDir, not the server
 
 	// Checkpoint is the verified checkpoint; Note its signed note, with
 	// the witnesses' cosignatures.
@@ -341,6 +348,59 @@ func (c *Client) statePath() string {
 	return filepath.Join(c.StateDir, c.Introduction+".checkpoint.json")
 }
 
+// treeDir names the directory of the subject documents read at a tree.
+func treeDir(cp checkpoint.Checkpoint) string {
+	return fmt.Sprintf("%d-%x", cp.Size, cp.Root[:8])
+}
+
+// cachePath is where the subject documents read at a checkpoint's tree
+// are kept, for reads offline.
+func (c *Client) cachePath(cp checkpoint.Checkpoint, subject string) string {
+	sum := sha256.Sum256([]byte(subject))
+	return filepath.Join(c.StateDir, c.Introduction+".subjects", treeDir(cp), hex.EncodeToString(sum[:])+".json")
+}
+
+// keep keeps a subject document checked at a checkpoint, best effort: a
+// read offline checks it again, and one missing is said.
+func (c *Client) keep(cp checkpoint.Checkpoint, subject string, body []byte) {
+	if c.StateDir == "" {
+		return
+	}
+	p := c.cachePath(cp, subject)
+	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
+		safefile.Write(p, body, safefile.Options{Perm: 0o644, NoSync: true})
+	}
+}
+
+// OpenOffline returns the view of the checkpoint verified last (by Open),
+// with no network: its signature is checked again under the key kept with
+// it, and each subject is read from those Open's views kept in StateDir,
+// checked again against it and judged again. Its freshness is not judged:
+// it is what this machine verified, as of when it did. A subject never
+// read online at that checkpoint fails, saying so.
+func (c *Client) OpenOffline(ctx context.Context) (*View, error) {
+	stored, err := c.stored()
+	if err != nil {
+		return nil, err
+	}
+	if stored == nil || stored.Public == "" {
+		return nil, fmt.Errorf("%s was never read online by this machine (no checkpoint in %s): run once without --offline", c.base(), c.StateDir)
+	}
+	pub, _, err := keys.ParsePublic([]byte(stored.Public))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.statePath(), err)
+	}
+	note := []byte(stored.Checkpoint)
+	sc, err := checkpoint.Open(note, checkpoint.Origin(c.Introduction), []ed25519.PublicKey{pub})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
+	}
+	v := &View{client: c, ctx: ctx, offline: true, Checkpoint: sc, Note: note, subjects: map[string]*subjectLoad{}}
+	v.Cosigned, _ = c.Witnesses.Check(note, sc.Origin)
+	v.Unwitnessed = c.Witnesses.Unwitnessed()
+	return v, nil
+}
+
 // stored reads the last checkpoint verified; nil if there is none (or no
 // StateDir).
 func (c *Client) stored() (*storedState, error) {
@@ -403,7 +463,19 @@ func (c *Client) advance(ctx context.Context, v *View, stored *storedState, k *i
 	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
 		return err
 	}
-	return safefile.Write(c.statePath(), append(data, '\n'), safefile.Options{Perm: 0o644})
+	if err := safefile.Write(c.statePath(), append(data, '\n'), safefile.Options{Perm: 0o644}); err != nil {
+		return err
+	}
+	// The documents kept of older checkpoints serve no read any more.
+	dir := filepath.Join(c.StateDir, c.Introduction+".subjects")
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if e.Name() != treeDir(next) {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return nil
 }
 
 // wireFile is one file of a light read: its leaf index, entry line and
@@ -559,10 +631,28 @@ func (v *View) fetchAndJudge(ctx context.Context, subject string) ([]index.MemFi
 // fetch reads a subject and checks it against the checkpoint's map root:
 // each file's bytes against its entry, the entries' chain, the map proof.
 func (v *View) fetch(ctx context.Context, subject string) ([]index.MemFile, error) {
-	body, _, err := v.client.get(ctx, "/api/v1/log/subject?s="+url.QueryEscape(subject))
+	var body []byte
+	var err error
+	if v.offline {
+		body, err = os.ReadFile(v.client.cachePath(v.Checkpoint.Checkpoint, subject))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %s: %w (size %d): run without --offline", v.client.base(), subject, ErrNotKept, v.Checkpoint.Size)
+		}
+	} else {
+		body, _, err = v.client.get(ctx, "/api/v1/log/subject?s="+url.QueryEscape(subject))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading %s: %w", v.client.base(), subject, err)
 	}
+	files, err := v.check(subject, body)
+	if err == nil && !v.offline {
+		v.client.keep(v.Checkpoint.Checkpoint, subject, body)
+	}
+	return files, err
+}
+
+// check checks a subject document against the view's checkpoint.
+func (v *View) check(subject string, body []byte) ([]index.MemFile, error) {
 	var doc wireSubject
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, v.refuse(subject, fmt.Errorf("its answer is not a subject document: %w", err))
@@ -653,6 +743,9 @@ type Record struct {
 // computed from the server's tiles, to the checkpoint's root. A record
 // the log does not hold, or tiles with other hashes, are a *ProofError.
 func (v *View) Record(ctx context.Context, id string) (*Record, error) {
+	if v.offline {
+		return nil, fmt.Errorf("record %.16s: an inclusion proof reads the server's tiles: run without --offline", id)
+	}
 	if !isHex(id, 64) {
 		return nil, fmt.Errorf("record %q: want its id, 64 lowercase hex digits", id)
 	}
@@ -760,6 +853,9 @@ func (v *View) Older(ctx context.Context, note []byte) (*checkpoint.Signed, erro
 	case sc.Size == now.Size && sc.Root != now.Root:
 		return nil, inconsistent("split view", nil)
 	case sc.Size < now.Size && sc.Size > 0:
+		if v.offline {
+			return nil, fmt.Errorf("the checkpoint of size %d is older than the one this machine verified (size %d): proving one extends the other reads the server's tiles: run without --offline", sc.Size, now.Size)
+		}
 		hr := torchwood.TileHashReaderWithContext(ctx, now.Tree(), v.tiles)
 		proof, err := tlog.ProveTree(now.Size, sc.Size, hr)
 		if err == nil {

@@ -23,7 +23,7 @@ import (
 // the same plan, the same checkpoint in the lock. A lock whose head the
 // server has moved past still checks (its checkpoint proves its head is
 // in the served history); one whose checkpoint is of another history
-// does not. Offline, a light source is refused with its reason.
+// does not. Offline, what was proved last is read and checked again.
 func TestLightSource(t *testing.T) {
 	w := newWorld(t)
 	url := servertest.Serve(w.World)
@@ -104,8 +104,23 @@ func TestLightSource(t *testing.T) {
 		t.Fatalf("a lock of another history: %v", err)
 	}
 
-	if _, _, _, err := w.lock(Options{Cache: cache, Offline: true}); err == nil || !strings.Contains(err.Error(), "needs the network") {
+	// Offline: what was proved last, checked again; nothing else.
+	p3, srcs3, l3, err := w.lock(Options{Cache: cache, Offline: true})
+	if err != nil {
 		t.Fatalf("offline: %v", err)
+	}
+	if l3.Repositories[0].Head != srcs2[0].Head() {
+		t.Fatalf("offline at head %s, the last read online was at %s", l3.Repositories[0].Head, srcs2[0].Head())
+	}
+	if err := Check(w.Ctx, p3, l3, nil, srcs3); err != nil {
+		t.Fatalf("offline check: %v", err)
+	}
+	if _, _, _, err := w.lock(Options{Cache: t.TempDir(), Offline: true}); err == nil || !strings.Contains(err.Error(), "never read online") {
+		t.Fatalf("offline with an empty cache: %v", err)
+	}
+	w.write("cairn.yaml", repo+"    light: true\n"+strings.Replace(rest, "acme/app: ^1.0", "acme/app: ^1.0\n  acme/other: \"*\"", 1))
+	if _, _, _, err := w.lock(Options{Cache: cache, Offline: true}); err == nil || !strings.Contains(err.Error(), "package acme/other: was not read online") {
+		t.Fatalf("offline, a package never read: %v", err)
 	}
 }
 

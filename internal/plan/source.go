@@ -356,17 +356,19 @@ func quorumOf(r Repository) int {
 // openLight reads a server with the light client: its checkpoint checked
 // (the key the index grants, freshness, the witness quorum, consistency
 // with the one verified last, kept in the cache), then every read proved
-// against it as resolution asks. It needs the network.
+// against it as resolution asks. Offline, it reads what it proved last,
+// kept in the cache, and checks it again.
 func openLight(ctx context.Context, r Repository, o Options) (*Source, error) {
-	if o.Offline {
-		return nil, fmt.Errorf("%s is read by the light client (light: true in %s), which proves each read against the server's latest checkpoint: it needs the network (run without --offline, or drop light: true to keep a verified replica in the cache)", r.URL, ProjectFile)
-	}
 	pol, err := r.Policy()
 	if err != nil {
 		return nil, err
 	}
 	c := &light.Client{BaseURL: r.URL, Introduction: r.Introduction, Witnesses: pol, StateDir: filepath.Join(o.Cache, "light"), HTTP: o.Remote.Client, Now: o.Remote.Now}
-	v, err := c.Open(ctx)
+	open := c.Open
+	if o.Offline {
+		open = c.OpenOffline
+	}
+	v, err := open(ctx)
 	if err != nil {
 		return nil, err
 	}
