@@ -16,6 +16,7 @@ import (
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/server/servertest"
+	"cairn.dev/cairn/internal/witness"
 )
 
 // A repository read with light: true resolves, locks, checks and
@@ -31,9 +32,26 @@ func TestLightSource(t *testing.T) {
 	rest := "snapshot: lts-1.0\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n"
 
 	w.write("cairn.yaml", repo+rest)
-	_, _, replica, err := w.lock(Options{Cache: t.TempDir()})
+	replicaCache := t.TempDir()
+	_, _, replica, err := w.lock(Options{Cache: replicaCache})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A witness quorum in cairn.yaml holds for a replica too: no witness
+	// cosigns this server's checkpoints.
+	wk, err := witness.VerifierKey("w.example", indextest.NewSigner().Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	witnessed := fmt.Sprintf("    witnesses: [%s]\n", wk)
+	w.write("cairn.yaml", repo+witnessed+rest)
+	var qe *witness.QuorumError
+	if _, _, _, err := w.lock(Options{Cache: replicaCache}); !errors.As(err, &qe) {
+		t.Fatalf("a replica below its quorum: %v", err)
+	}
+	w.write("cairn.yaml", repo+"    light: true\n"+witnessed+rest)
+	if _, _, _, err := w.lock(Options{Cache: t.TempDir()}); !errors.As(err, &qe) {
+		t.Fatalf("a light repository below its quorum: %v", err)
 	}
 	cache := t.TempDir()
 	w.write("cairn.yaml", repo+"    light: true\n"+rest)

@@ -299,7 +299,8 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 	}
 	rm, err := remote.Get(repo, "origin")
 	if err == nil && !o.Offline && (!slices.Equal(rm.Witnesses, r.Witnesses) || len(r.Witnesses) > 0 && rm.Quorum != quorumOf(r)) {
-		rm, err = remote.SetWitnesses(repo, "origin", r.Witnesses, quorumOf(r))
+		rm.Witnesses, rm.Quorum = r.Witnesses, quorumOf(r)
+		err = remote.Set(repo, *rm)
 	}
 	if err != nil {
 		repo.Close()
