@@ -113,7 +113,7 @@ func benchLight(ctx context.Context, cairn, work string, ix *gen.Index) error {
 	versions := ix.Records / gen.RecordsPerVersion
 	var names []string
 	var spec strings.Builder
-	fmt.Fprintf(&spec, "repositories:\n  - name: bench\n    url: %s\n    introduction: %s\npackages:\n", url, ix.Repo.Config.Introduction)
+	fmt.Fprintf(&spec, "repositories:\n  - name: bench\n    url: %s\n    introduction: %s\n    light: true\npackages:\n", url, ix.Repo.Config.Introduction)
 	for k := 0; k < lightPackages; k++ {
 		i := k * (versions / lightPackages)
 		name := fmt.Sprintf("ns%d/pkg%d", i%1000, i)
