@@ -25,6 +25,7 @@ func newShowCmd() *cobra.Command {
 	var (
 		repo   string
 		asJSON bool
+		lf     lightFlags
 	)
 	c := &cobra.Command{
 		Use:   "show NAME[@VERSION]",
@@ -32,9 +33,18 @@ func newShowCmd() *cobra.Command {
 		Long: `Show a package (or one version): its descriptor, artifacts with digests, and
 every record about it — kind, issuer (holder and key), when it was appended,
 and its status: active, revoked, superseded, or "issuer key revoked" (signed
-before the key's revocation, so still valid, but worth a look).`,
+before the key's revocation, so still valid, but worth a look).
+
+With --url, a server is read as a light client, with no repository: the
+package's files proved complete against the server's signed checkpoint and
+judged by the index's rules, the checkpoint checked against the one verified
+last (and against --witness cosignatures).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if lf.url != "" {
+				name, version := descriptor.SplitID(args[0])
+				return showLight(cmd.Context(), cmd, &lf, name, version, asJSON)
+			}
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
 				name, version := descriptor.SplitID(args[0])
 				views, err := r.Show(ctx, name, version)
@@ -58,6 +68,7 @@ before the key's revocation, so still valid, but worth a look).`,
 		},
 	}
 	repoFlag(c, &repo)
+	lf.register(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

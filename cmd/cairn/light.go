@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/witness"
+)
+
+// lightFlags name a server to read as a light client: no clone, every
+// read proved against its signed checkpoint.
+type lightFlags struct {
+	url, introduction, cache string
+	witnesses                []string
+	quorum                   int
+}
+
+func (f *lightFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&f.url, "url", "", "read a server as a light client instead of a repository: every read proved against its signed checkpoint, no clone")
+	fl.StringVar(&f.introduction, "introduction", "", "with --url: the introduction the repository's owner published (cairn init prints it)")
+	fl.StringArrayVar(&f.witnesses, "witness", nil, "with --url: the verifier key of a witness trusted to cosign the server's checkpoints (repeatable)")
+	fl.IntVar(&f.quorum, "quorum", -1, "with --url: how many of the --witness keys must have cosigned (default: all)")
+	fl.StringVar(&f.cache, "cache", "", "with --url: where the last checkpoint verified is kept (default $CAIRN_CACHE, else the user cache directory)")
+}
+
+// open opens the server's latest checkpoint, verified, warning when no
+// witness is trusted.
+func (f *lightFlags) open(cmd *cobra.Command) (*light.View, error) {
+	if f.introduction == "" {
+		return nil, usageError{fmt.Errorf("--url needs --introduction: a server is trusted only for the repository it is pinned to")}
+	}
+	q := f.quorum
+	if q < 0 {
+		q = len(f.witnesses)
+	}
+	pol, err := witness.NewPolicy(f.witnesses, q)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	cache := f.cache
+	if cache == "" {
+		if cache, err = plan.DefaultCache(); err != nil {
+			return nil, err
+		}
+	}
+	c := &light.Client{BaseURL: f.url, Introduction: f.introduction, Witnesses: pol, StateDir: filepath.Join(cache, "light")}
+	v, err := c.Open(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	if v.Unwitnessed {
+		fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: %s: no witnesses named: a split view (the server showing others another history) cannot be detected\ncairn: hint: name the witnesses you trust: --witness VKEY [--quorum K]\n", f.url)
+	}
+	return v, nil
+}
+
+// showLight is cairn show --url.
+func showLight(ctx context.Context, cmd *cobra.Command, f *lightFlags, name, version string, asJSON bool) error {
+	v, err := f.open(cmd)
+	if err != nil {
+		return err
+	}
+	c, err := v.Catalog()
+	if err != nil {
+		return err
+	}
+	views, err := c.Show(ctx, name, version)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(cmd.OutOrStdout(), views)
+	}
+	for i, vv := range views {
+		if i > 0 {
+			fmt.Fprintln(cmd.OutOrStdout())
+		}
+		printVersion(cmd.OutOrStdout(), vv, fmt.Sprintf("%s at %.12s (checkpoint of %d files)", f.url, v.Checkpoint.Head, v.Checkpoint.Size))
+	}
+	return nil
+}
