@@ -75,6 +75,13 @@ cairn snapshot list --json`,
 cairn snapshot show 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 --json`,
 	"promote": `cairn promote acme/fastjson@1.2.3 --to public --artifacts binary
 cairn promote acme/fastjson@1.2.3 --to public --artifacts linux-amd64 --artifacts source`,
+	"proof": `# in a replica (or the server's repository) of the index
+cairn proof 3f1c0a9e -o 3f1c0a9e.tlog-proof
+cairn proof 3f1c0a9e > 3f1c0a9e.tlog-proof`,
+	"proof verify": `# anywhere, with no network: the index's log key (cairn key vkey) and the witnesses you trust
+cairn proof verify 3f1c0a9e.tlog-proof --log-key cairn.dev/index/3f1c…+5e1a2b3c+AZ… --introduction 3f1c… --witness w1.example+…
+# inside a replica of the index: its verified keys are the log keys
+cairn proof verify 3f1c0a9e.tlog-proof --witness w1.example+… --witness w2.example+… --quorum 1 --json`,
 	"publish": `cairn publish ./fastjson --key alice.key
 # in a clone of a server's index: publish, then push later
 cairn publish ./fastjson --no-upload && cairn push origin`,

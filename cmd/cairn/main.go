@@ -29,6 +29,7 @@ import (
 	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/proof"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/witness"
@@ -142,6 +143,10 @@ func classify(err error) (int, string) {
 		return exitError, "the server signed a new checkpoint during the read; nothing was refused: run the command again"
 	case errors.As(err, &re):
 		return exitRefused, re.Hint()
+	case errors.Is(err, proof.ErrRefused):
+		return exitRefused, "do not rely on this proof: it does not show that the index's log holds the record; check that the log keys, --introduction and witnesses given are the index's, and get the proof again from a replica you trust"
+	case errors.Is(err, proof.ErrNoCheckpoint):
+		return exitNotFound, "serve the repository with --checkpoint-key KEY, or pull from a remote whose server signs checkpoints, then run cairn proof again"
 	case errors.As(err, &qe):
 		return exitRefused, "too few of the witnesses you trust cosigned this checkpoint, so the server may be showing you a history others do not see: do not trust it, keep the checkpoint as evidence, and ask the server's operator which witnesses it submits to"
 	case errors.As(err, &ce):
@@ -217,7 +222,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 	}
 	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newCertifierCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
 		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd(), newUploadCmd(),
-		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd(), newVersionCmd(), newSearchCmd(), newWitnessCmd())
+		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd(), newVersionCmd(), newSearchCmd(), newWitnessCmd(), newProofCmd())
 	root.AddCommand(newPackageCmd())
 	timeoutFlags(root)
 	versionFlag(root)

@@ -1,0 +1,291 @@
+// Package proof makes and checks cairn's offline proofs: one record's
+// leaf in the index's transparency log, its inclusion path and the signed
+// checkpoint (with the witnesses' cosignatures) that the path leads to,
+// in one C2SP tlog-proof file (translog.Proof, docs/transparency.md
+// "Offline proofs"). A proof is made by a full replica from the log it
+// computed, or by a light client from a server's tiles; it is checked
+// with no network by anyone who knows the index's log keys and the
+// witnesses they trust.
+package proof
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/translog"
+	"cairn.dev/cairn/internal/witness"
+)
+
+// ErrRefused is the parent of every error of Verify about the proof
+// itself: malformed, not proving its leaf, not signed by a log key
+// trusted, of another index, or below the witness quorum.
+var ErrRefused = errors.New("offline proof refused")
+
+// RefusedError is Verify's refusal of a proof: what was wrong, and the
+// proof's checkpoint as evidence (when it has one).
+type RefusedError struct {
+	Err        error
+	Checkpoint []byte
+}
+
+func (e *RefusedError) Error() string {
+	return "offline proof refused: " + e.Err.Error()
+}
+
+// Unwrap returns both ErrRefused and the cause, so that errors.Is and
+// errors.As see the cause's family (a *witness.QuorumError, an
+// *translog.InclusionError).
+func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
+
+// ErrNotCovered is the parent of the errors of Make for a file the
+// checkpoint's tree does not hold yet: it was added after the checkpoint
+// was signed.
+var ErrNotCovered = errors.New("the checkpoint does not cover the file")
+
+// ErrOtherLog is the parent of the errors of Make for a checkpoint whose
+// tree is not the first leaves of the log given: a checkpoint of another
+// line or index, or of leaves the log does not hold yet.
+var ErrOtherLog = errors.New("the checkpoint is not of this log")
+
+// Make returns the proof of the file at path, whose bytes are content, in
+// the tree of the signed checkpoint note, from the log s (a line's log,
+// whose first leaves the checkpoint signs). It finds the file's leaf
+// through the log's map (the leaves of the path's subject), proves it
+// from the log's hashes, and checks the proof before returning it.
+func Make(s *translog.Store, path string, content, note []byte) (*translog.Proof, error) {
+	c, err := checkpoint.Claimed(note)
+	if err != nil {
+		return nil, err
+	}
+	size := s.Size()
+	if c.Size > size {
+		return nil, fmt.Errorf("%w: the checkpoint signs %d leaves, the log %s holds %d: verify the history it signs first (cairn pull)", ErrOtherLog, c.Size, s.Dir(), size)
+	}
+	if root, err := s.TreeHash(c.Size); err != nil {
+		return nil, err
+	} else if root != c.Root {
+		return nil, fmt.Errorf("%w: the checkpoint's root at size %d is %x, the log %s computes %x there", ErrOtherLog, c.Size, c.Root[:], s.Dir(), root[:])
+	}
+	i, entry, err := Leaf(s, path)
+	if err != nil {
+		return nil, err
+	}
+	if i >= c.Size {
+		return nil, fmt.Errorf("%w: %s is leaf %d, and the checkpoint of head %.12s signs the first %d leaves: wait for a checkpoint that covers it (push it if the server lacks it, then cairn pull)", ErrNotCovered, path, i, c.Head, c.Size)
+	}
+	rp, err := s.ProveRecord(i, c.Size)
+	if err != nil {
+		return nil, err
+	}
+	return translog.NewProof(entry, content, i, rp, note)
+}
+
+// Leaf returns the index and entry line of the leaf of the file at path
+// in the log s, read through the map (the leaves of the path's subject)
+// when the path has a subject, else by a scan of the log.
+func Leaf(s *translog.Store, path string) (int64, []byte, error) {
+	match := func(i int64, text []byte) (bool, error) {
+		e, err := translog.ParseEntry(text)
+		if err != nil {
+			return false, fmt.Errorf("%w: entry %d of %s: %w", translog.ErrCorrupt, i, s.Dir(), err)
+		}
+		return e.Path == path, nil
+	}
+	if subject, ok := index.SubjectOf(path); ok {
+		m, err := s.Map()
+		if err != nil {
+			return 0, nil, err
+		}
+		_, leaves, _ := m.Map.Get(subject)
+		for _, i := range leaves {
+			text, err := s.Entry(i)
+			if err != nil {
+				return 0, nil, err
+			}
+			if ok, err := match(i, text); err != nil || ok {
+				return i, text, err
+			}
+		}
+		return 0, nil, fmt.Errorf("%s is not in the transparency log %s (%d leaves): %w", path, s.Dir(), m.Size, fs.ErrNotExist)
+	}
+	found := errors.New("found")
+	var at int64
+	var entry []byte
+	err := s.Range(0, s.Size(), func(i int64, text []byte) error {
+		ok, err := match(i, text)
+		if ok {
+			at, entry = i, bytes.Clone(text)
+			return found
+		}
+		return err
+	})
+	if err == found {
+		return at, entry, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return 0, nil, fmt.Errorf("%s is not in the transparency log %s: %w", path, s.Dir(), fs.ErrNotExist)
+}
+
+// LogKey is a key that signs an index's checkpoints, as a note verifier
+// key names it: Origin, the key's name, is the origin of the checkpoints
+// it signs (checkpoint.VKey).
+type LogKey struct {
+	Origin string
+	Key    ed25519.PublicKey
+}
+
+// ParseLogKey parses a log key's verifier key,
+// "<origin>+<hash>+base64(0x01 || ed25519 key)", as checkpoint.VKey and
+// 'cairn key vkey' write it.
+func ParseLogKey(vkey string) (LogKey, error) {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return LogKey{}, fmt.Errorf("log key %q: not a note verifier key (origin+hash+base64): %w", vkey, err)
+	}
+	// name+hash+key: the name has no '+', base64 may.
+	raw, err := base64.StdEncoding.DecodeString(strings.SplitN(vkey, "+", 3)[2])
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != 0x01 {
+		return LogKey{}, fmt.Errorf("log key %q: not an ed25519 key (a witness's cosignature key is not a log key)", vkey)
+	}
+	return LogKey{Origin: v.Name(), Key: ed25519.PublicKey(raw[1:])}, nil
+}
+
+// Trust is what a proof is checked against: the log keys that may sign
+// the checkpoint, the index it must be of, and the witnesses that must
+// have cosigned it.
+type Trust struct {
+	// LogKeys may sign the checkpoint, each for its own origin.
+	LogKeys []LogKey
+	// Introduction, when not "", pins the index: the checkpoint's origin
+	// must be checkpoint.Origin(Introduction).
+	Introduction string
+	// MaySign, when not nil, is asked whether the log key that signed
+	// (its keys.ID) was allowed to at the checkpoint's time: a key the
+	// index's root granted the checkpoint scope, revoked or expired
+	// since, is refused (index.Key.MayCheckpoint).
+	MaySign func(keyID string, at time.Time) error
+	// Witnesses are the witnesses trusted and their quorum; with quorum
+	// 0 a split view cannot be detected (Proven.Unwitnessed).
+	Witnesses witness.Policy
+}
+
+// Proven is what Verify proved: the index whose checkpoint is signed by
+// Key and cosigned by Witnesses holds, as leaf Index of its log, the file
+// Entry names, whose bytes are Content.
+type Proven struct {
+	Index   int64
+	Entry   translog.Entry
+	Content []byte
+	Subject string // the file's subject in the log's map ("" if none)
+	// Record is the file as a record (nil if it is not one, such as a
+	// descriptor); its signatures are the index's rules' business, which
+	// every full replica checked before the log's key signed.
+	Record *record.Record
+
+	Checkpoint checkpoint.Checkpoint
+	Key        string // the id of the log key that signed the checkpoint
+	// Cosignatures are those of the trusted witnesses, one per key;
+	// Quorum is the number required, Unwitnessed says it is 0.
+	Cosignatures []witness.Cosignature
+	Quorum       int
+	Unwitnessed  bool
+}
+
+// Verify checks an offline proof with no network: its format and its
+// inclusion part (translog.Proof.CheckInclusion: the entry, the content,
+// the inclusion path to the checkpoint's root); the checkpoint's
+// signature by one of trust's log keys for its origin, which must be
+// the index's when trust pins one; and the witness quorum. A file named
+// by a record id must hold that record. Every refusal is a
+// *RefusedError.
+func Verify(data []byte, trust Trust) (*Proven, error) {
+	var evidence []byte
+	refuse := func(err error) (*Proven, error) {
+		return nil, &RefusedError{Err: err, Checkpoint: evidence}
+	}
+	p, err := translog.ParseProof(data)
+	if err != nil {
+		return refuse(err)
+	}
+	evidence = p.Checkpoint
+	in, err := p.CheckInclusion()
+	if err != nil {
+		return refuse(err)
+	}
+	origin := in.Checkpoint.Origin
+	if trust.Introduction != "" {
+		if want := checkpoint.Origin(trust.Introduction); origin != want {
+			return refuse(fmt.Errorf("the proof's checkpoint is of %s, not of the index introduced by %s (%s): it proves a record of another index", origin, trust.Introduction, want))
+		}
+	}
+	var candidates []ed25519.PublicKey
+	var names []string
+	for _, k := range trust.LogKeys {
+		if k.Origin == origin {
+			candidates = append(candidates, k.Key)
+		} else {
+			names = append(names, k.Origin)
+		}
+	}
+	if len(candidates) == 0 {
+		if len(trust.LogKeys) == 0 {
+			return refuse(fmt.Errorf("%w: no log key to check the checkpoint of %s against: name the index's log keys (--log-key VKEY), or verify inside a replica of the index", checkpoint.ErrUnsigned, origin))
+		}
+		return refuse(fmt.Errorf("%w: none of the %d log key(s) given is for %s (they are for %s)", checkpoint.ErrUnsigned, len(trust.LogKeys), origin, strings.Join(names, ", ")))
+	}
+	sc, err := checkpoint.Open(p.Checkpoint, origin, candidates)
+	if err != nil {
+		return refuse(err)
+	}
+	if sc.Size != in.Checkpoint.N || sc.Root != in.Checkpoint.Hash {
+		// One text, two parsers: they must agree.
+		return refuse(fmt.Errorf("the checkpoint's tree reads as size %d root %x and as size %d root %x", sc.Size, sc.Root[:], in.Checkpoint.N, in.Checkpoint.Hash[:]))
+	}
+	if trust.MaySign != nil {
+		if err := trust.MaySign(sc.Key, sc.Time); err != nil {
+			return refuse(fmt.Errorf("the checkpoint signed at %s by key %s: %w", sc.Time.UTC().Format(time.RFC3339), sc.Key, err))
+		}
+	}
+	n, err := trust.Witnesses.Cosignatures(p.Checkpoint, origin)
+	if err != nil {
+		return refuse(err)
+	}
+	if _, err := trust.Witnesses.Check(p.Checkpoint, origin); err != nil {
+		return refuse(err)
+	}
+	pr := &Proven{
+		Index: in.Index, Entry: in.Entry, Content: in.Content,
+		Checkpoint: sc.Checkpoint, Key: sc.Key,
+		Cosignatures: n, Quorum: trust.Witnesses.Quorum, Unwitnessed: trust.Witnesses.Unwitnessed(),
+	}
+	pr.Subject, _ = index.SubjectOf(in.Entry.Path)
+	base := in.Entry.Path[strings.LastIndexByte(in.Entry.Path, '/')+1:]
+	id, named := strings.CutSuffix(base, ".json")
+	named = named && isHex(id, 64)
+	if rec, err := record.Parse(in.Content); err == nil {
+		pr.Record = rec
+		if named && rec.ID != id {
+			return refuse(fmt.Errorf("the file at %s is record %s, not the record %s its path names", in.Entry.Path, rec.ID, id))
+		}
+	} else if named {
+		return refuse(fmt.Errorf("the file at %s is not the record its path names: %w", in.Entry.Path, err))
+	}
+	return pr, nil
+}
+
+func isHex(s string, n int) bool {
+	return len(s) == n && strings.Trim(s, "0123456789abcdef") == ""
+}
