@@ -88,6 +88,7 @@ type checkpointer struct {
 	mu        sync.Mutex
 	last      *checkpoint.Checkpoint // the latest signed
 	note      []byte                 // its note, with the cosignatures it got
+	view      *logView               // the log and map last found to be last's, in this process (nil: none yet, or refused since)
 	witnesses []*witnessState
 }
 
@@ -133,6 +134,17 @@ func (c *checkpointer) latest() (*checkpoint.Checkpoint, []byte) {
 	return c.last, c.note
 }
 
+// served returns the log and map of the latest checkpoint signed, as
+// found in this process, and whether there is one.
+func (c *checkpointer) served() (logView, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.view == nil {
+		return logView{}, false
+	}
+	return *c.view, true
+}
+
 // at returns a checkpoint of v: the latest one if it is of v's head and
 // younger than the interval, else a new one, signed after checking that
 // it is consistent with the latest, cosigned by the witnesses that
@@ -141,6 +153,7 @@ func (c *checkpointer) at(ctx context.Context, v logView, now time.Time) (*check
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if l := c.last; l != nil && l.Head == v.Head && l.Size == v.Size && l.Root == v.Root && l.Map == v.Map && now.Sub(l.Time) < c.interval && !l.Time.After(now) {
+		c.view = &v
 		return l, c.note, nil
 	}
 	next := checkpoint.Checkpoint{Origin: c.origin, Size: v.Size, Root: v.Root, Map: v.Map, Head: v.Head, Time: now.UTC().Truncate(time.Second)}
@@ -148,6 +161,7 @@ func (c *checkpointer) at(ctx context.Context, v logView, now time.Time) (*check
 		next.Time = c.last.Time // the clock went back: time never does in the checkpoints
 	}
 	if err := c.consistent(next, v); err != nil {
+		c.view = nil
 		c.log.Error("checkpoint refused", "err", err)
 		return nil, nil, err
 	}
@@ -166,7 +180,7 @@ func (c *checkpointer) at(ctx context.Context, v logView, now time.Time) (*check
 			c.log.Warn("writing the checkpoint into the log's tiles", "path", p, "err", err)
 		}
 	}
-	c.last, c.note = &next, note
+	c.last, c.note, c.view = &next, note, &v
 	return &next, note, nil
 }
 

@@ -73,11 +73,15 @@ func (s *Server) signed(ctx context.Context) (*checkpoint.Checkpoint, []byte, lo
 }
 
 // served returns the log and map the log's reads answer from: those the
-// served checkpoint signs, or, on a server that signs none, the log's at
-// main's verified head.
+// latest checkpoint signed, as this process found them (a client reads
+// the checkpoint first, which signs one of main's head if it moved), or,
+// on a server that signs none, the log's at main's verified head.
 func (s *Server) served(ctx context.Context) (logView, error) {
 	if s.ckpt == nil {
 		return s.view(ctx)
+	}
+	if v, ok := s.ckpt.served(); ok {
+		return v, nil
 	}
 	_, _, v, err := s.signed(ctx)
 	return v, err
@@ -97,6 +101,10 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := s.served(r.Context())
+	if err == nil && !tileWithin(t, v.Size) && s.ckpt != nil {
+		// Past the checkpoint last signed: main may have moved since.
+		_, _, v, err = s.signed(r.Context())
+	}
 	if err != nil {
 		w.Header().Set("Cache-Control", "no-store")
 		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
@@ -106,17 +114,22 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "%s: past the served tree of %d leaves", path, v.Size)
 		return
 	}
-	data, err := v.store.ReadTile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		httpError(w, http.StatusNotFound, "%s: %v", path, err)
-		return
-	}
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%s: %v", path, err)
-		return
+	// A tile never changes at its path (a partial one names its width),
+	// so the hot ones are kept in memory.
+	data := s.tiles.get(path)
+	if data == nil {
+		if data, err = v.store.ReadTile(path); errors.Is(err, fs.ErrNotExist) {
+			httpError(w, http.StatusNotFound, "%s: %v", path, err)
+			return
+		} else if err != nil {
+			httpError(w, http.StatusInternalServerError, "%s: %v", path, err)
+			return
+		}
+		s.tiles.put(path, data)
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Cache-Control", immutable)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.Write(data)
 }
 

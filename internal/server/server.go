@@ -81,6 +81,7 @@ type Server struct {
 	mu    sync.Mutex  // one verification of main at a time (s.verify)
 	cache *lightCache // rendered package documents, by tree id
 	small *lightCache // small blobs, by sha256
+	tiles *lightCache // the log's tiles, by path
 
 	upMu     sync.Mutex // guards the followed upstreams, kept by main's upstreams/ tree id
 	upTree   string
@@ -148,7 +149,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096), small: newLightCache(4096)}
+	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096), small: newLightCache(4096), tiles: newLightCache(1024)}
 	if opts.CheckpointKey != nil {
 		if opts.CheckpointInterval <= 0 {
 			opts.CheckpointInterval = checkpoint.DefaultMaxAge / 4
