@@ -15,6 +15,9 @@ import (
 // Cairn-Checkpoint: none. One with a key serves a checkpoint without it.
 func TestCheckpointNone(t *testing.T) {
 	s := newServed(t, Options{})
+	if resp, _ := s.do("GET", "/log/checkpoint", nil, nil); resp.StatusCode != http.StatusNotFound || resp.Header.Get("Cairn-Checkpoint") != "none" {
+		t.Fatalf("/log/checkpoint without a key: %s, Cairn-Checkpoint %q, want 404 and %q", resp.Status, resp.Header.Get("Cairn-Checkpoint"), "none")
+	}
 	resp, body := s.do("GET", "/api/v1/checkpoint", nil, nil)
 	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Cairn-Checkpoint") != "none" {
 		t.Fatalf("without a key: %s, Cairn-Checkpoint %q, want 404 and %q", resp.Status, resp.Header.Get("Cairn-Checkpoint"), "none")

@@ -25,6 +25,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/translog"
 )
 
@@ -41,8 +42,8 @@ func logServed(t *testing.T) (*served, []byte, torchwood.Checkpoint) {
 		publishOne(t, s.fixture, v)
 	}
 	resp, signed := s.do("GET", "/log/checkpoint", nil, nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/log/checkpoint: %s %s", resp.Status, signed)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(CheckpointKeyHeader) != keys.ID(ck.Public()) {
+		t.Fatalf("/log/checkpoint: %s, %s %q: %s", resp.Status, CheckpointKeyHeader, resp.Header.Get(CheckpointKeyHeader), signed)
 	}
 	_, again := s.do("GET", "/api/v1/checkpoint", nil, nil)
 	if !bytes.Equal(signed, again) {
