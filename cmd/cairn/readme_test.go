@@ -125,7 +125,7 @@ func TestReadme(t *testing.T) {
 		{re: `^published acme/hello@1.0.0 \(descriptor sha256:[0-9a-f]{64}, [0-9]+ bytes\)$`},
 		// alice may not revoke the security team's record; its issuer may.
 		{re: `^cairn: error: rule issuer-only broken at .*\(holder alice\) may not revoke it`},
-		{re: `^refused: exit 3$`, count: 2},
+		{re: `^refused: exit 3$`, count: 3},
 		{re: `^revoked record [0-9a-f]{64}$`},
 		{re: `(?m)^ +[0-9a-f]{16} +\S+ +vulnerable +acme-security .* revoked by [0-9a-f]{16} +GHSA-0000-0001 severity high affects <1.0.1$`},
 		{re: `^ok: verified 8 commits, 9 files from the introduction`},
@@ -144,6 +144,10 @@ func TestReadme(t *testing.T) {
 		{re: `^installed 1 packages for linux-amd64 into .*/project/cairn_packages: 2 files, [0-9]+ B \(fetched 0, from cache 1\)$`},
 		{re: `^verdict: acme/hello@1.0.0: allowed$`},
 		{re: `pass +forbid high-vulnerabilities .*GHSA-0000-0002 answered by fixed record`},
+		// The witness cosigns the server's checkpoints; a split view served from the third
+		// replica is refused: the witness would not cosign it.
+		{re: `^witness witness.example/w1 serving at http://127\.0\.0\.1:\d+$`},
+		{re: `SECURITY ERROR: .*cosigned by 0 of the 1 trusted witnesses required \(found: none; missing: witness.example/w1\)`},
 		// The root rotates, revokes a key with the new threshold, and the laptop follows.
 		{re: `^rotated the root: 2 key\(s\), threshold 2$`},
 		{re: `^act [0-9a-f]{64}: revoke key SHA256:\S+`},
