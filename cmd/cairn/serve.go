@@ -82,8 +82,8 @@ answers 503 with the line that fails (checked on each call and after each push).
 
 With --checkpoint-key the server signs a checkpoint (docs/transparency.md) when
 main moves and at least every --checkpoint-interval, each consistent with the one
-before: a log that shrank or whose leaves changed is refused, loudly, and the last
-checkpoint stays served. Each new checkpoint is submitted to every --witness
+before: a log that shrank or whose leaves changed is refused, loudly (the
+checkpoint endpoints answer 503 with both checkpoints). Each new checkpoint is submitted to every --witness
 (URL=VKEY: the witness's URL and its verifier key, as 'cairn witness vkey'
 prints it; C2SP tlog-witness), and served with the cosignatures that verify; a
 witness that fails is logged, not fatal.

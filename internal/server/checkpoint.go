@@ -60,7 +60,9 @@ type logView struct {
 // checkpoint that is not consistent with the one it signed before (the
 // log shrank, or its first Last.Size leaves changed: the index's history
 // was rewritten behind the server's back). Signing it would show clients
-// two histories; the server refuses, and keeps serving Last.
+// two histories; the server refuses (its checkpoint endpoints answer 503
+// with this error), keeps Last as the last one signed, and its log reads
+// stay at Last's tree.
 type InconsistentError struct {
 	Last, Next checkpoint.Checkpoint
 	LastNote   []byte // the signed checkpoint, as evidence
@@ -68,7 +70,7 @@ type InconsistentError struct {
 }
 
 func (e *InconsistentError) Error() string {
-	return fmt.Sprintf("SECURITY ERROR: refusing to sign a checkpoint of size %d at head %s: %s; the last checkpoint signed (size %d, root %x, head %s) stays served:\n%s",
+	return fmt.Sprintf("SECURITY ERROR: refusing to sign a checkpoint of size %d at head %s: %s; the last checkpoint signed (size %d, root %x, head %s) stays the last one signed:\n%s",
 		e.Next.Size, e.Next.Head, e.Problem, e.Last.Size, e.Last.Root[:], e.Last.Head, e.LastNote)
 }
 

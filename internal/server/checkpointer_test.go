@@ -91,7 +91,7 @@ func newCkpt(t *testing.T, key keys.Signer, path string, ws []Witness, out *logB
 // interval has passed, keeps it across restarts, and never signs a tree
 // that the last one signed is not a prefix of: a log that shrank, or
 // whose leaves changed (a history rewritten behind its back), is refused
-// with both checkpoints, and the last one stays.
+// with both checkpoints, and the last one stays the last one signed.
 func TestCheckpointerNeverInconsistent(t *testing.T) {
 	key := signer(t)
 	path := filepath.Join(t.TempDir(), "checkpoint")
