@@ -66,11 +66,12 @@ for, verified, and kept. When an upstream is unreachable, everything verified
 before is still served.
 
 Every request is bounded in time and the server in concurrency, so that slow
-or many clients cannot hold it: headers must arrive within --header-timeout; a
-request body must arrive at --min-rate bytes a second on average after a first
---slow-timeout, and each write of a response must drain as fast, or the client
-is cut (the connection closed, its git process killed); no request lasts
-longer than --request-timeout. At most --max-git git processes run at once
+or many clients cannot hold it: headers must arrive within --header-timeout;
+while the server waits on a client (for its request body, or for it to read
+the response), the client must keep up with --min-rate bytes a second, and one
+that falls --slow-timeout behind is cut (the connection closed, its git process
+killed), but never for the server's own delays; no request lasts longer than
+--request-timeout. At most --max-git git processes run at once
 (more requests wait 2 s, then get 503 with Retry-After), and one client address
 uploads (blob PUTs, pushes) at most --max-client-uploads at once (429). A push
 over --max-push is refused, and git shows the limit and the flag.

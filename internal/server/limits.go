@@ -18,14 +18,16 @@ import (
 // that slow or many clients cannot hold its connections and git
 // processes. The zero value of each field means its default.
 //
-// Time: a request's headers must arrive within HeaderTimeout; its body
-// must arrive at MinRate bytes a second on average, after a first
-// SlowTimeout (a body that stalls, or trickles, is cut: the connection is
-// closed and its git process killed), and each write of a response must
-// drain at MinRate, after the same SlowTimeout; no request lasts longer
+// Time: a request's headers must arrive within HeaderTimeout; while the
+// server waits on the client, for its body's bytes or for room to write
+// its response, the client must keep up with MinRate bytes a second, and
+// one that falls SlowTimeout behind is cut (a body that stalls or
+// trickles: the connection is closed and its git process killed; a
+// response it stopped reading: its writes fail); no request lasts longer
 // than RequestTimeout; an idle keep-alive connection is closed after
 // IdleTimeout. A large push or download at a sane rate is never cut by a
-// fixed body timeout.
+// fixed body timeout, nor a client for the server's own delays (its work
+// between reads or writes, a loaded machine).
 //
 // Concurrency: at most MaxGit git processes run at once (a request that
 // finds them all busy waits up to GitWait, then is answered 503 with
@@ -105,11 +107,36 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		ctx, cancel := context.WithDeadline(r.Context(), end)
 		defer cancel()
 		rc := http.NewResponseController(w)
-		rc.SetWriteDeadline(end) // each write arms its own, never later
-		dw := &deadlineWriter{ResponseWriter: w, rc: rc, end: end, grace: l.SlowTimeout, rate: l.MinRate}
+		// A connection that takes no deadlines (a test's recorder) cannot
+		// be cut: it is not paced.
+		paced := !errors.Is(rc.SetWriteDeadline(end), http.ErrNotSupported)
+		var queues func() (out, in int, ok bool)
+		if c, ok := r.Context().Value(connKey{}).(net.Conn); ok && paced {
+			queues = connQueues(c)
+		}
+		rw := &rateWriter{ResponseWriter: w, rc: rc}
+		if paced {
+			rw.pace = newPace(l, func() { rc.SetWriteDeadline(longAgo) })
+			if queues != nil {
+				// All the server wrote was taken: it is the server that
+				// is late (descheduled, its disk slow), not the client.
+				rw.pace.clients = func() bool { out, _, ok := queues(); return !ok || out > 0 }
+			}
+			defer rw.pace.stop()
+		}
 		var body *rateReader
 		if r.Body != nil && r.Body != http.NoBody {
-			body = &rateReader{r: r.Body, rc: rc, start: start, end: end, grace: l.SlowTimeout, rate: l.MinRate}
+			body = &rateReader{r: r.Body, rc: rc}
+			if paced {
+				rc.SetReadDeadline(end)
+				body.pace = newPace(l, func() { rc.SetReadDeadline(longAgo) })
+				if queues != nil {
+					// The client's bytes are there, not yet read: it is
+					// the server that is late.
+					body.pace.clients = func() bool { _, in, ok := queues(); return !ok || in == 0 }
+				}
+				defer body.pace.stop()
+			}
 			r.Body = body
 		}
 		if isUpload(r) {
@@ -121,7 +148,18 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			}
 			defer s.uploads.release(ip)
 		}
-		next.ServeHTTP(dw, r.WithContext(ctx))
+		next.ServeHTTP(rw, r.WithContext(ctx))
+		if err := rw.cut(); err != nil {
+			s.log.Warn("client cut", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		} else if paced {
+			// What the server still holds (its buffer, the end of a
+			// chunked body) goes out once the handler has returned, no
+			// longer paced: it has its own deadline, for as much.
+			tail := time.Now().Add(l.SlowTimeout + time.Duration(float64(tailBytes)/float64(l.MinRate)*float64(time.Second)))
+			if tail.Before(end) {
+				rc.SetWriteDeadline(tail)
+			}
+		}
 		if err := body.cut(); err != nil {
 			s.log.Warn("client cut", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
 			if w.Header().Get("Connection") != "close" {
@@ -132,6 +170,22 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		}
 	})
 }
+
+// connKey is the key of a request's connection in its context.
+type connKey struct{}
+
+// withConn puts a connection in its requests' contexts, where limit finds
+// it (http.Server's ConnContext).
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// tailBytes bounds what net/http still writes of a response once its
+// handler has returned (its buffers).
+const tailBytes = 8 << 10
+
+// longAgo is a deadline in the past: it ends a read or write at once.
+var longAgo = time.Unix(1, 0)
 
 // isUpload tells the requests that bring data to store: blob uploads and
 // pushes.
@@ -151,21 +205,146 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// rateReader is a request body that must arrive at rate bytes a second,
-// after grace: the connection's read deadline for the next byte is
-// start + grace + received/rate (never after end). A body that stalls or
-// trickles meets the deadline and reads fail with ErrSlowClient.
+// pace holds one direction of a request's transfer (its body, or its
+// response) to a minimum rate. The client is charged only while the
+// server waits on it — a read of the body blocked for bytes, a write of
+// the response blocked for room — at rate bytes a second, and each byte
+// it moves pays one back; a client that falls grace behind (rate × grace
+// bytes) is cut: the wait in progress ends at once (cutNow sets a
+// deadline in the past) and every later one fails.
+//
+// Only a client that really is slow is cut. What the server does between
+// waits (starting git, checking a signature, waiting for a slot, before
+// the first byte) is not charged. Nor is the server's own lateness within
+// a wait: a timer settles the lag every tick, and a tick at which the
+// client is seen to have done its part (clients: the kernel holds no byte
+// written that the client has not taken, or holds bytes it sent that the
+// server has not read) is not charged; one that comes late (the machine
+// was loaded, the process descheduled, while a remote client went on
+// reading) charges at most two ticks. A deadline set ahead of time could
+// not tell either from a slow client.
+type pace struct {
+	rate    float64 // bytes a second
+	limit   float64 // bytes of lag that cut: rate × grace
+	grace   time.Duration
+	tick    time.Duration
+	chunk   int64       // the most one wait covers: a small part of limit
+	cutNow  func()      // ends the wait in progress
+	clients func() bool // whether the wait is still the client's (nil: taken to be)
+
+	mu      sync.Mutex
+	waiting bool      // a wait is in progress
+	since   time.Time // the lag is settled up to since
+	lag     float64   // bytes behind
+	moved   int64     // bytes moved so far
+	timer   *time.Timer
+	armed   bool // the timer will fire
+	cut     bool
+	stopped bool
+}
+
+func newPace(l Limits, cutNow func()) *pace {
+	p := &pace{rate: float64(l.MinRate), grace: l.SlowTimeout, cutNow: cutNow}
+	p.limit = p.rate * l.SlowTimeout.Seconds()
+	p.tick = min(max(l.SlowTimeout/8, 10*time.Millisecond), time.Second)
+	// A client at the minimum rate moves a chunk while it falls a
+	// quarter of the limit behind, never the whole of it.
+	p.chunk = min(max(int64(p.limit/4), 1<<10), 1<<20)
+	return p
+}
+
+// begin starts a wait on the client.
+func (p *pace) begin() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.waiting = true
+	p.since = time.Now()
+	if p.stopped || p.armed {
+		return
+	}
+	p.armed = true
+	if p.timer == nil {
+		p.timer = time.AfterFunc(p.tick, p.check)
+	} else {
+		p.timer.Reset(p.tick)
+	}
+}
+
+// end ends a wait in which the client moved n bytes, and tells whether
+// the client was cut.
+func (p *pace) end(n int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.settle(time.Now())
+	p.waiting = false
+	p.moved += int64(n)
+	p.lag = max(p.lag-float64(n), 0)
+	return p.cut
+}
+
+// settle charges the wait since the last settlement, at most two ticks.
+func (p *pace) settle(now time.Time) {
+	if !p.waiting {
+		return
+	}
+	d := min(now.Sub(p.since), 2*p.tick)
+	if d > 0 {
+		p.lag += p.rate * d.Seconds()
+	}
+	p.since = now
+}
+
+// check runs every tick while the client is waited on, and cuts it once
+// it is too far behind.
+func (p *pace) check() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped || !p.waiting {
+		p.armed = false
+		return
+	}
+	now := time.Now()
+	if p.clients != nil && !p.clients() {
+		p.since = now // the server's own delay: not charged
+	}
+	p.settle(now)
+	if p.lag > p.limit {
+		p.cut, p.armed = true, false
+		p.cutNow()
+		return
+	}
+	p.timer.Reset(p.tick)
+}
+
+// stop ends the pacing: the client is not cut after it.
+func (p *pace) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+}
+
+// wasCut tells whether the client was cut, and how much it had moved.
+func (p *pace) wasCut() (bool, int64) {
+	if p == nil {
+		return false, 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut, p.moved
+}
+
+// rateReader is a request body that must keep up with its pace: a body
+// that stalls, or trickles, is cut and reads fail with ErrSlowClient.
 type rateReader struct {
-	r           io.ReadCloser
-	rc          *http.ResponseController
-	start, end  time.Time
-	grace       time.Duration
-	rate        int64
-	mu          sync.Mutex
-	n           int64
-	err         error // the read that was cut, if one was
-	noDeadlines bool  // the connection takes none (a test's recorder)
-	abandoned   bool  // the handler wants no more
+	r         io.ReadCloser
+	rc        *http.ResponseController
+	pace      *pace // nil: the connection takes no deadlines
+	mu        sync.Mutex
+	err       error // the read that was cut, if one was
+	abandoned bool  // the handler wants no more
 }
 
 func (b *rateReader) Read(p []byte) (int, error) {
@@ -174,24 +353,34 @@ func (b *rateReader) Read(p []byte) (int, error) {
 		b.mu.Unlock()
 		return 0, errAbandoned
 	}
-	if !b.noDeadlines {
-		d := b.start.Add(b.grace + time.Duration(float64(b.n)/float64(b.rate)*float64(time.Second)))
-		if d.After(b.end) {
-			d = b.end
-		}
-		if err := b.rc.SetReadDeadline(d); errors.Is(err, http.ErrNotSupported) {
-			b.noDeadlines = true
-		}
+	if b.err != nil {
+		b.mu.Unlock()
+		return 0, b.err
 	}
 	b.mu.Unlock()
+	if b.pace == nil {
+		return b.r.Read(p)
+	}
+	b.pace.begin()
 	n, err := b.r.Read(p)
+	cut := b.pace.end(n)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.n += int64(n)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !b.abandoned {
-		err = fmt.Errorf("%w: request body of %d bytes so far, slower than %d bytes/s after %s (cairn serve --min-rate, --slow-timeout): %w", ErrSlowClient, b.n, b.rate, b.grace, err)
-		b.err = err
+	if b.abandoned {
+		return n, err
 	}
+	_, moved := b.pace.wasCut()
+	switch {
+	case cut && err != nil:
+		err = fmt.Errorf("%w: request body of %d bytes so far, more than %s behind %d bytes/s (cairn serve --min-rate, --slow-timeout): %w", ErrSlowClient, moved, b.pace.grace, int64(b.pace.rate), err)
+	case cut:
+		err = fmt.Errorf("%w: request body of %d bytes so far, more than %s behind %d bytes/s (cairn serve --min-rate, --slow-timeout)", ErrSlowClient, moved, b.pace.grace, int64(b.pace.rate))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = fmt.Errorf("%w: request body of %d bytes so far, not whole by the request's deadline (cairn serve --request-timeout): %w", ErrSlowClient, moved, err)
+	default:
+		return n, err
+	}
+	b.err = err
 	return n, err
 }
 
@@ -201,6 +390,9 @@ func (b *rateReader) abandon() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.abandoned = true
+	if b.pace != nil {
+		b.pace.stop()
+	}
 	b.rc.SetReadDeadline(time.Now())
 }
 
@@ -219,50 +411,51 @@ func (b *rateReader) cut() error {
 	return b.err
 }
 
-// deadlineWriter gives each write of a response a deadline: now + grace
-// + its size at rate bytes a second (never after end), so that a client
-// that stops reading is cut, and one reading slowly is not.
-type deadlineWriter struct {
+// rateWriter is a response that must keep up with its pace: a client
+// that stops reading, or reads too slowly, is cut (its writes fail), and
+// one reading at the minimum rate or faster is not, however long the
+// response or loaded the server.
+type rateWriter struct {
 	http.ResponseWriter
-	rc          *http.ResponseController
-	end         time.Time
-	grace       time.Duration
-	rate        int64
-	noDeadlines bool
+	rc   *http.ResponseController
+	pace *pace // nil: the connection takes no deadlines
 }
 
-func (w *deadlineWriter) arm(size int64) {
-	if w.noDeadlines {
-		return
+func (w *rateWriter) Write(p []byte) (int, error) {
+	if w.pace == nil || len(p) == 0 {
+		return w.ResponseWriter.Write(p)
 	}
-	d := time.Now().Add(w.grace + time.Duration(float64(size)/float64(w.rate)*float64(time.Second)))
-	if d.After(w.end) {
-		d = w.end
+	var total int
+	for len(p) > 0 {
+		// A chunk at a time: what the client moved is known as it goes.
+		w.pace.begin()
+		n, err := w.ResponseWriter.Write(p[:min(int64(len(p)), w.pace.chunk)])
+		w.pace.end(n)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		p = p[n:]
 	}
-	if err := w.rc.SetWriteDeadline(d); errors.Is(err, http.ErrNotSupported) {
-		w.noDeadlines = true
-	}
+	return total, nil
 }
 
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	w.arm(int64(len(p)))
-	return w.ResponseWriter.Write(p)
-}
-
-// ReadFrom keeps sendfile for files, a chunk at a time, each with its
-// own deadline: a client that stops reading a large file is cut after
-// about grace + chunk/rate, not size/rate.
-func (w *deadlineWriter) ReadFrom(src io.Reader) (int64, error) {
+// ReadFrom keeps sendfile for files, a chunk at a time, each one wait.
+func (w *rateWriter) ReadFrom(src io.Reader) (int64, error) {
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	lr, limited := src.(*io.LimitedReader)
 	if !ok || !limited {
 		return io.Copy(struct{ io.Writer }{w}, src)
 	}
+	if w.pace == nil {
+		return rf.ReadFrom(src)
+	}
 	var total int64
 	for lr.N > 0 {
-		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, writeChunk)}
-		w.arm(chunk.N)
+		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, w.pace.chunk)}
+		w.pace.begin()
 		n, err := rf.ReadFrom(chunk)
+		w.pace.end(int(n))
 		total += n
 		lr.N -= n
 		if err != nil {
@@ -275,16 +468,30 @@ func (w *deadlineWriter) ReadFrom(src io.Reader) (int64, error) {
 	return total, nil
 }
 
-// writeChunk is how much of a file one deadline covers.
-const writeChunk = 1 << 20
-
 // Unwrap lets http.ResponseController reach the connection.
-func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *rateWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Flush flushes (git's responses stream).
-func (w *deadlineWriter) Flush() {
-	w.arm(0)
-	w.rc.Flush()
+// FlushError flushes (git's responses stream), a wait like a write.
+func (w *rateWriter) FlushError() error {
+	if w.pace == nil {
+		return w.rc.Flush()
+	}
+	w.pace.begin()
+	err := w.rc.Flush()
+	w.pace.end(0)
+	return err
+}
+
+// Flush is FlushError for those that want no error.
+func (w *rateWriter) Flush() { w.FlushError() }
+
+// cut returns why the response was cut, if it was.
+func (w *rateWriter) cut() error {
+	cut, moved := w.pace.wasCut()
+	if !cut {
+		return nil
+	}
+	return fmt.Errorf("%w: response of %d bytes so far, more than %s behind %d bytes/s (cairn serve --min-rate, --slow-timeout)", ErrSlowClient, moved, w.pace.grace, int64(w.pace.rate))
 }
 
 // clients counts what each client address has in progress.

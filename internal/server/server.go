@@ -256,6 +256,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		ReadHeaderTimeout: s.opts.Limits.HeaderTimeout,
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       s.opts.Limits.IdleTimeout,
+		ConnContext:       withConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	go s.collectLoop(ctx, time.Hour)

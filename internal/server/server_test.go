@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if len(os.Args) == 3 && os.Args[1] == "paced-file" {
+		servePacedFile(os.Args[2])
+	}
 	os.Exit(m.Run())
 }
 
