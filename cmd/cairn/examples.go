@@ -77,7 +77,9 @@ cairn snapshot show 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f0
 cairn promote acme/fastjson@1.2.3 --to public --artifacts linux-amd64 --artifacts source`,
 	"proof": `# in a replica (or the server's repository) of the index
 cairn proof 3f1c0a9e -o 3f1c0a9e.tlog-proof
-cairn proof 3f1c0a9e > 3f1c0a9e.tlog-proof`,
+cairn proof 3f1c0a9e > 3f1c0a9e.tlog-proof
+# from a server, as a light client with no repository (the whole record id)
+cairn proof 3f1c0a9e… --url https://cairn.example.com --introduction 3f1c… --witness w1.example+… -o rec.tlog-proof`,
 	"proof verify": `# anywhere, with no network: the index's log key (cairn key vkey) and the witnesses you trust
 cairn proof verify 3f1c0a9e.tlog-proof --log-key cairn.dev/index/3f1c…+5e1a2b3c+AZ… --introduction 3f1c… --witness w1.example+…
 # inside a replica of the index: its verified keys are the log keys

@@ -19,9 +19,12 @@ import (
 )
 
 func newProofCmd() *cobra.Command {
-	var repo, out string
+	var (
+		repo, out string
+		lf        lightFlags
+	)
 	c := &cobra.Command{
-		Use:   "proof RECORD-ID [-o FILE] [--repo DIR]",
+		Use:   "proof RECORD-ID [-o FILE] [--repo DIR | --url URL --introduction ID]",
 		Short: "Write an offline proof that the index's log holds a record (C2SP tlog-proof)",
 		Long: `Write a self-contained proof that the index's transparency log holds a
 record: the record's log entry and bytes, its leaf index, the inclusion path
@@ -34,10 +37,26 @@ checkpoint its server signed (cairn serve --checkpoint-key), else the last one
 pulled from a remote: the record must be older than that checkpoint.
 RECORD-ID is the record's id, or its first 8 or more hex digits.
 
+With --url, the proof is made from a server as a light client, with no
+repository: the server's checkpoint verified (pinned by --introduction, checked
+against the one verified last and the --witness cosignatures), the record's
+inclusion path computed from its tiles. RECORD-ID is then the whole id.
+
 The proof is written to stdout, or atomically to -o FILE (name it
 RECORD.tlog-proof).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if lf.url != "" {
+				v, err := lf.open(cmd)
+				if err != nil {
+					return err
+				}
+				made, err := proof.FromView(cmd.Context(), v, lf.url, args[0])
+				if err != nil {
+					return err
+				}
+				return writeProof(cmd, out, made)
+			}
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
 				made, err := proof.FromRepo(ctx, r, args[0])
 				if err != nil {
@@ -48,6 +67,7 @@ RECORD.tlog-proof).`,
 		},
 	}
 	repoFlag(c, &repo)
+	lf.register(c)
 	c.Flags().StringVarP(&out, "output", "o", "", "the proof's file, written atomically (default stdout; name it RECORD.tlog-proof)")
 	c.AddCommand(newProofVerifyCmd())
 	return c

@@ -62,7 +62,7 @@ var allowed = map[string][]string{
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},
 	"internal/plan": {"internal/index", "internal/policy", "internal/remote", "internal/light", "internal/witness", "internal/blob",
 		"internal/checkpoint", "internal/descriptor", "internal/record", "internal/safefile", "internal/snapshot"},
-	"internal/proof": {"internal/index", "internal/remote", "internal/checkpoint", "internal/record",
+	"internal/proof": {"internal/index", "internal/remote", "internal/light", "internal/checkpoint", "internal/record",
 		"internal/translog", "internal/witness"},
 	"internal/install": {"internal/blob", "internal/plan", "internal/safefile"},
 	"internal/server": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/translog", "internal/witness",

@@ -20,6 +20,8 @@ import (
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/server/servertest"
 	"cairn.dev/cairn/internal/translog"
 	"cairn.dev/cairn/internal/witness"
 )
@@ -167,6 +169,47 @@ func TestFromRepoVerify(t *testing.T) {
 		if !strings.HasSuffix(p.Entry.Path, "/"+f.audit+".json") || p.Index < 0 || p.Index >= f.c.Size {
 			t.Fatalf("%s: entry %+v at %d", name, p.Entry, p.Index)
 		}
+	}
+}
+
+// A light client proves a record from a server's tiles with no
+// repository; the server's own repository proves it from its log against
+// the checkpoint it served: both write the same bytes, and the proof
+// verifies with the log's key.
+func TestFromView(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	audit := w.Audit("acme/fastjson", "1.0.0")
+	url := servertest.Serve(w)
+	ctx := context.Background()
+	v, err := (&light.Client{BaseURL: url, Introduction: w.Intro, StateDir: t.TempDir()}).Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := FromView(ctx, v, url, audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if made.ID != audit || made.Source != "the server at "+url || made.Checkpoint != v.Checkpoint.Checkpoint {
+		t.Fatalf("made %+v", made)
+	}
+	local, err := FromRepo(ctx, w.Repo, audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(local.Proof.Marshal(), made.Proof.Marshal()) {
+		t.Fatalf("the server's repository and a light client prove the record differently:\n%s\n---\n%s", local.Proof.Marshal(), made.Proof.Marshal())
+	}
+	key, err := ParseLogKey(checkpoint.VKey(checkpoint.Origin(w.Intro), w.Checkpointer.Public()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Verify(made.Proof.Marshal(), Trust{LogKeys: []LogKey{key}, Introduction: w.Intro})
+	if err != nil || p.Record.ID != audit {
+		t.Fatalf("Verify = %+v, %v", p, err)
+	}
+	if _, err := FromView(ctx, v, url, strings.Repeat("0", 64)); err == nil {
+		t.Fatal("FromView of no record succeeded")
 	}
 }
 
