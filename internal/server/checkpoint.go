@@ -230,10 +230,7 @@ func (c *checkpointer) cosign(ctx context.Context, note []byte, next checkpoint.
 			prove := func(old int64) (tlog.TreeProof, error) { return v.store.ProveTree(old, next.Size) }
 			cos, err := witness.Cosign(wctx, c.hc, w.URL, w.size, note, prove)
 			if err == nil {
-				var with []byte
-				if with, err = witness.AppendCosignatures(note, cos); err == nil {
-					_, err = w.policy.Check(with, c.origin)
-				}
+				cos, err = c.own(w, note, cos, next)
 			}
 			if err != nil {
 				c.log.Warn("a witness did not cosign the checkpoint", "witness", w.URL, "size", next.Size, "head", next.Head, "err", err)
@@ -253,6 +250,36 @@ func (c *checkpointer) cosign(ctx context.Context, note []byte, next checkpoint.
 		}
 	}
 	return note, nil
+}
+
+// own returns the first line of a witness's answer that is a valid
+// cosignature of note by that witness's own key (its vkey's name and key
+// hash). Every other line is dropped and logged: a witness speaks only
+// for itself, and a line it added under another witness's name and key
+// hash that does not verify would make every client trusting that other
+// witness refuse the note (note.Open: invalid signature).
+func (c *checkpointer) own(w *witnessState, note, cos []byte, next checkpoint.Checkpoint) ([]byte, error) {
+	var kept []byte
+	for _, line := range strings.SplitAfter(string(cos), "\n") {
+		if line == "" {
+			continue
+		}
+		if kept == nil {
+			with, err := witness.AppendCosignatures(note, []byte(line))
+			if err == nil {
+				var n int
+				if n, err = w.policy.Check(with, c.origin); err == nil && n == 1 {
+					kept = []byte(line)
+					continue
+				}
+			}
+		}
+		c.log.Warn("dropped a line of a witness's answer: not a valid cosignature by that witness's own key", "witness", w.URL, "vkey", w.VKey, "size", next.Size, "line", strings.TrimSuffix(line, "\n"))
+	}
+	if kept == nil {
+		return nil, fmt.Errorf("witness %s: its answer holds no valid cosignature by its key %s: %q", w.URL, w.VKey, cos)
+	}
+	return kept, nil
 }
 
 // CheckpointKeyHeader names, in the checkpoint's answer, the key that

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -240,5 +243,76 @@ func TestCheckpointerWitnesses(t *testing.T) {
 	}
 	if n, err := both.Check(note, testOrigin); err != nil || n != 2 {
 		t.Fatalf("after a restart, cosigned by %d (%v), want 2", n, err)
+	}
+}
+
+// A witness the server trusts answers with its own valid cosignature and
+// a bogus line under the name and key hash of another witness, one that
+// clients trust: the server keeps only the answering witness's own line
+// that verifies, and logs the rest, so the served note still opens for
+// a client trusting both (note.Open refuses a bad signature by a key it
+// knows).
+func TestCheckpointerWitnessInjectsLine(t *testing.T) {
+	_, p1, _ := ed25519.GenerateKey(nil)
+	_, p2, _ := ed25519.GenerateKey(nil)
+	st, err := witness.OpenState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := signer(t)
+	if _, err := st.AddLog(testOrigin, checkpoint.VKey(testOrigin, key.Public())); err != nil {
+		t.Fatal(err)
+	}
+	w1, err := witness.NewServer("w1.example", keys.NewSigner(p1), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vk2, err := witness.VerifierKey("w2.example", p2.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := witness.ParseWitness(vk2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bogus := make([]byte, 4+8+ed25519.SignatureSize)
+	binary.BigEndian.PutUint32(bogus, w2.Verifier().KeyHash())
+	binary.BigEndian.PutUint64(bogus[4:], 1)
+	injected := "— w2.example " + base64.StdEncoding.EncodeToString(bogus) + "\n"
+	// Also a line under w1's own name and key hash that does not verify.
+	forged := make([]byte, 4+8+ed25519.SignatureSize)
+	w1w, _ := witness.ParseWitness(w1.VerifierKey())
+	binary.BigEndian.PutUint32(forged, w1w.Verifier().KeyHash())
+	forgedLine := "— w1.example " + base64.StdEncoding.EncodeToString(forged) + "\n"
+	evil := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		w1.ServeHTTP(rec, r)
+		rw.WriteHeader(rec.Code)
+		rw.Write(rec.Body.Bytes())
+		if rec.Code == http.StatusOK {
+			io.WriteString(rw, injected+forgedLine)
+		}
+	}))
+	defer evil.Close()
+	var out logBuf
+	c := newCkpt(t, key, filepath.Join(t.TempDir(), "checkpoint"), []Witness{{URL: evil.URL, VKey: w1.VerifierKey()}}, &out)
+	s := newStore(t)
+	grow(t, s, "a", 3)
+	_, note, err := c.at(context.Background(), view(t, s), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(note, []byte(injected)) || bytes.Contains(note, []byte(forgedLine)) {
+		t.Fatalf("the served note carries a line the witness added in another's name or forged:\n%s", note)
+	}
+	pol, err := witness.NewPolicy([]string{w1.VerifierKey(), vk2}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pol.Check(note, testOrigin); err != nil || n != 1 {
+		t.Fatalf("a client trusting w1 and w2, quorum 1: %d cosignatures, %v; note:\n%s", n, err, note)
+	}
+	if !strings.Contains(out.String(), "dropped") {
+		t.Errorf("the dropped lines were not logged:\n%s", out.String())
 	}
 }
