@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -160,6 +161,10 @@ func (s *Server) AddCheckpoint(body []byte) ([]byte, error) {
 			s.log.Warn("add-checkpoint: a different tree of the size cosigned (split view)", "origin", origin, "cosigned", l.Checkpoint, "submitted", n.Text)
 			return nil, &ConflictError{Origin: origin, Sent: oldSize, Known: l.Size, Cosigned: l.Checkpoint, Submitted: n.Text}
 		}
+		if l.Checkpoint != "" && !sameExtension(l.Checkpoint, n.Text) {
+			s.log.Warn("add-checkpoint: the tree cosigned with other extension lines (another map or head: a split view)", "origin", origin, "cosigned", l.Checkpoint, "submitted", n.Text)
+			return nil, &ConflictError{Origin: origin, Sent: oldSize, Known: l.Size, Cosigned: l.Checkpoint, Submitted: n.Text}
+		}
 	case oldSize == 0:
 		if len(proof) != 0 {
 			return nil, fmt.Errorf("%w: the proof from size 0 must be empty", ErrBadProof)
@@ -182,6 +187,30 @@ func (s *Server) AddCheckpoint(body []byte) ([]byte, error) {
 	}
 	// The signed note is the text, a blank line, and the one signature line.
 	return cosigned[len(n.Text)+1:], nil
+}
+
+// sameExtension reports whether two checkpoints of one tree carry the
+// same extension lines, but for cairn-time: a log may sign its tree again
+// later, but not with another cairn-map or cairn-head, which the tree's
+// consistency does not cover (a split view of the map).
+func sameExtension(a, b string) bool {
+	return slices.Equal(extensionLines(a), extensionLines(b))
+}
+
+// extensionLines returns the lines of a checkpoint's text after its
+// origin, size and root hash, without its cairn-time lines.
+func extensionLines(text string) []string {
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if len(lines) < 3 {
+		return nil
+	}
+	var ext []string
+	for _, line := range lines[3:] {
+		if !strings.HasPrefix(line, "cairn-time ") {
+			ext = append(ext, line)
+		}
+	}
+	return ext
 }
 
 // parseRequest splits an add-checkpoint body into the old size, the

@@ -166,8 +166,8 @@ func (s *State) Advance(origin string, from, to tlog.Tree, checkpoint string) er
 		if l.Tree() != from {
 			return &ConflictError{Origin: origin, Sent: from.N, Known: l.Size}
 		}
-		if to == from {
-			return errUnchanged
+		if to == from && l.Checkpoint != "" {
+			return errUnchanged // the first checkpoint of the tree is kept
 		}
 		l.Size, l.Hash, l.Checkpoint = to.N, to.Hash, checkpoint
 		return nil
