@@ -1,7 +1,8 @@
 // Package safefile writes whole files so that a crash leaves the old state
 // or the new file, never part of one: the bytes go to a temporary file in
 // the same directory, are synced, and the file is then renamed into place
-// — or linked, when an existing file must not be replaced.
+// — or linked, when an existing file must not be replaced — and the
+// directory synced, so that the new name survives a crash too.
 package safefile
 
 import (
@@ -10,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // Options say how to write.
@@ -53,7 +55,30 @@ func Write(path string, data []byte, o Options) error {
 			}
 			return err
 		}
+	} else if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if o.NoSync {
 		return nil
 	}
-	return os.Rename(tmp.Name(), path)
+	// The new name is durable only once the directory holding it is.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%s is written but may not survive a crash: syncing its directory: %w", path, err)
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory, so that the names renamed or linked into
+// it survive a crash. Where a directory cannot be synced (Windows), it
+// is not an error.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && runtime.GOOS != "windows" {
+		return err
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,7 +88,9 @@ type checkpointer struct {
 	path     string   // the latest note, kept durably across restarts
 	copies   []string // where else it is written (the log's tile tree)
 
-	mu        sync.Mutex
+	signing sync.Mutex // held by the one signing a checkpoint, through its witnesses' answers
+
+	mu        sync.Mutex             // guards what follows for readers; written under signing too
 	last      *checkpoint.Checkpoint // the latest signed
 	note      []byte                 // its note, with the cosignatures it got
 	view      *logView               // the log and map last found to be last's, in this process (nil: none yet, or refused since)
@@ -147,43 +150,92 @@ func (c *checkpointer) served() (logView, bool) {
 	return *c.view, true
 }
 
-// at returns a checkpoint of v: the latest one if it is of v's head and
-// younger than the interval, else a new one, signed after checking that
-// it is consistent with the latest, cosigned by the witnesses that
-// answer, and written durably before it is returned.
+// at returns a checkpoint of v (see atView).
 func (c *checkpointer) at(ctx context.Context, v logView, now time.Time) (*checkpoint.Checkpoint, []byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if l := c.last; l != nil && l.Head == v.Head && l.Size == v.Size && l.Root == v.Root && l.Map == v.Map && now.Sub(l.Time) < c.interval && !l.Time.After(now) {
-		c.view = &v
-		return l, c.note, nil
+	l, note, _, err := c.atView(ctx, v, now)
+	return l, note, err
+}
+
+// atView returns a checkpoint of v and the log and map it is of: the
+// latest one if it is of v's head and younger than the interval, else a
+// new one, signed after checking that it is consistent with the latest,
+// written durably before any witness sees it, cosigned by the witnesses
+// that answer, and written again with their cosignatures. While another
+// caller is signing one (its witnesses may take up to witnessTimeout),
+// it returns the latest one and its view rather than wait: readers never
+// stall on a witness. Signers are serialised by c.signing; c.mu guards
+// only the swap of the result, which readers take.
+func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*checkpoint.Checkpoint, []byte, logView, error) {
+	if l, note, ok := c.fresh(v, now); ok {
+		return l, note, v, nil
 	}
+	if !c.signing.TryLock() {
+		c.mu.Lock()
+		l, note, view := c.last, c.note, c.view
+		c.mu.Unlock()
+		if l != nil && view != nil {
+			return l, note, *view, nil
+		}
+		c.signing.Lock() // nothing to answer with yet: wait for the signer
+	}
+	defer c.signing.Unlock()
+	if l, note, ok := c.fresh(v, now); ok { // signed by the caller just before
+		return l, note, v, nil
+	}
+	// c.last and c.note change only under c.signing, held: read them as is.
 	next := checkpoint.Checkpoint{Origin: c.origin, Size: v.Size, Root: v.Root, Map: v.Map, Head: v.Head, Time: now.UTC().Truncate(time.Second)}
 	if c.last != nil && next.Time.Before(c.last.Time) {
 		next.Time = c.last.Time // the clock went back: time never does in the checkpoints
 	}
 	if err := c.consistent(next, v); err != nil {
+		c.mu.Lock()
 		c.view = nil
+		c.mu.Unlock()
 		c.log.Error("checkpoint refused", "err", err)
-		return nil, nil, err
+		return nil, nil, logView{}, err
 	}
-	note, err := checkpoint.Sign(next, c.key)
+	signed, err := checkpoint.Sign(next, c.key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("signing the checkpoint of %s: %w", next.Head, err)
+		return nil, nil, logView{}, fmt.Errorf("signing the checkpoint of %s: %w", next.Head, err)
 	}
-	if note, err = c.cosign(ctx, note, next, v); err != nil {
-		return nil, nil, err
+	// Durably the latest signed before a witness holds it: a crash from
+	// here on restarts from this tree, so a history rewritten since is
+	// refused rather than signed next to what witnesses cosigned.
+	if err := safefile.Write(c.path, signed, safefile.Options{Perm: 0o644}); err != nil {
+		return nil, nil, logView{}, fmt.Errorf("keeping the checkpoint of %s at %s before submitting it to witnesses: %w", next.Head, c.path, err)
 	}
-	if err := safefile.Write(c.path, note, safefile.Options{Perm: 0o644}); err != nil {
-		return nil, nil, fmt.Errorf("keeping the checkpoint: %w", err)
+	note, err := c.cosign(ctx, signed, next, v)
+	if err != nil {
+		c.log.Warn("serving the checkpoint without cosignatures", "size", next.Size, "head", next.Head, "err", err)
+		note = signed
+	}
+	if !bytes.Equal(note, signed) {
+		if err := safefile.Write(c.path, note, safefile.Options{Perm: 0o644}); err != nil {
+			c.log.Warn("keeping the checkpoint's cosignatures (the signed checkpoint is kept)", "path", c.path, "err", err)
+		}
 	}
 	for _, p := range c.copies {
 		if err := safefile.Write(p, note, safefile.Options{Perm: 0o644, NoSync: true}); err != nil {
 			c.log.Warn("writing the checkpoint into the log's tiles", "path", p, "err", err)
 		}
 	}
+	c.mu.Lock()
 	c.last, c.note, c.view = &next, note, &v
-	return &next, note, nil
+	c.mu.Unlock()
+	return &next, note, v, nil
+}
+
+// fresh returns the latest checkpoint and its note if it is of v's head
+// and younger than the interval (and then serves v as its view).
+func (c *checkpointer) fresh(v logView, now time.Time) (*checkpoint.Checkpoint, []byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.last
+	if l == nil || l.Head != v.Head || l.Size != v.Size || l.Root != v.Root || l.Map != v.Map || now.Sub(l.Time) >= c.interval || l.Time.After(now) {
+		return nil, nil, false
+	}
+	c.view = &v
+	return l, c.note, true
 }
 
 // consistent checks that next extends the latest checkpoint signed: its

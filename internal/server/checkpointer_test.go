@@ -316,3 +316,66 @@ func TestCheckpointerWitnessInjectsLine(t *testing.T) {
 		t.Errorf("the dropped lines were not logged:\n%s", out.String())
 	}
 }
+
+// A checkpoint is kept durably before any witness sees it: when a
+// witness gets it, the server's checkpoint file already holds it, so a
+// crash then restarts from the tree the witnesses hold, and a history
+// rewritten since is refused rather than signed.
+func TestCheckpointerKeptBeforeWitnessed(t *testing.T) {
+	key := signer(t)
+	u, vk := cairnWitness(t, "w1.example", key)
+	path := filepath.Join(t.TempDir(), "checkpoint")
+	var kept []byte // the checkpoint file as the witness got the submission
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		file, err := os.ReadFile(path)
+		if err != nil || !bytes.HasSuffix(body, file) {
+			t.Errorf("the witness got a checkpoint not yet kept (%v): file\n%s\nsubmission\n%s", err, file, body)
+		}
+		kept = file
+		resp, err := http.Post(u+"/add-checkpoint", r.Header.Get("Content-Type"), bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	defer proxy.Close()
+	var out logBuf
+	c := newCkpt(t, key, path, []Witness{{URL: proxy.URL, VKey: vk}}, &out)
+	st := newStore(t)
+	grow(t, st, "a", 3)
+	if _, _, err := c.at(context.Background(), view(t, st), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	grow(t, st, "b", 2)
+	next, note, err := c.at(context.Background(), view(t, st), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.witnesses[0].policy.Check(note, testOrigin); err != nil || n != 1 {
+		t.Fatalf("not cosigned: %d, %v\n%s", n, err, note)
+	}
+	if on, _ := os.ReadFile(path); !bytes.Equal(on, note) {
+		t.Fatalf("the file does not hold the cosigned note:\n%s\nwant\n%s", on, note)
+	}
+	// A crash just after the submission: restart from the file as it was.
+	crashed := filepath.Join(t.TempDir(), "checkpoint")
+	if err := os.WriteFile(crashed, kept, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c2 := newCkpt(t, key, crashed, nil, &out)
+	if l, _ := c2.latest(); l == nil || l.Size != next.Size || l.Root != next.Root {
+		t.Fatalf("restarted from %+v, want the tree the witness holds (size %d)", l, next.Size)
+	}
+	rewritten := newStore(t)
+	grow(t, rewritten, "a", 3)
+	grow(t, rewritten, "c", 2)
+	var inc *InconsistentError
+	if _, _, err := c2.at(context.Background(), view(t, rewritten), time.Now().Add(2*time.Hour)); !errors.As(err, &inc) {
+		t.Fatalf("a history rewritten after the crash: %v, want an InconsistentError", err)
+	}
+}

@@ -68,8 +68,7 @@ func (s *Server) signed(ctx context.Context) (*checkpoint.Checkpoint, []byte, lo
 	if err != nil {
 		return nil, nil, v, err
 	}
-	c, note, err := s.ckpt.at(ctx, v, time.Now())
-	return c, note, v, err
+	return s.ckpt.atView(ctx, v, time.Now())
 }
 
 // served returns the log and map the log's reads answer from: those the
