@@ -133,11 +133,13 @@ func (e *ProofError) Unwrap() error { return e.Err }
 // cannot follow the one this client verified last for the same log — the
 // tree shrank (a rollback: a rebuilt history hiding records), has another
 // root at the same size (a split view: two histories shown to two
-// clients), or a consistency proof from the tiles does not prove that it
+// clients), has the same tree but another map or head (a map split view:
+// a map that may omit records, which the tree's witnesses do not see), or
+// a consistency proof from the tiles does not prove that it
 // extends it. Both checkpoints are the evidence.
 type InconsistentError struct {
 	URL            string
-	Problem        string // "rollback", "split view" or "inconsistent"
+	Problem        string // "rollback", "split view", "map split view" or "inconsistent"
 	Stored, Served []byte // the signed checkpoints
 	Err            error  // what the consistency check said, for "inconsistent"
 }
@@ -151,6 +153,8 @@ func (e *InconsistentError) Error() string {
 		msg += ": the tree shrank, which an append-only log never does (a rebuilt history hiding records)"
 	case "split view":
 		msg += " with another root hash at the same size: the server shows different histories to different clients"
+	case "map split view":
+		msg += " with the same tree but another map or head: the server shows different maps of one history (one may omit records)"
 	default:
 		msg += fmt.Sprintf(": the consistency proof from the tiles does not prove that it extends the one verified before: %v", e.Err)
 	}
@@ -305,6 +309,14 @@ func (c *Client) get(ctx context.Context, path string) ([]byte, string, error) {
 	return body, resp.Header.Get(KeyHeader), nil
 }
 
+// otherMap reports whether next is the tree of last (same size and
+// root) with another map or head: the tree's consistency, which witnesses
+// check, does not cover the map, so one that omits a record could be
+// shown to this client under the very tree it verified.
+func otherMap(next, last checkpoint.Checkpoint) bool {
+	return next.Size == last.Size && next.Root == last.Root && (next.Map != last.Map || next.Head != last.Head)
+}
+
 // storedState is what StateDir keeps of a repository: the last
 // checkpoint verified and the key that signed it.
 type storedState struct {
@@ -331,6 +343,8 @@ func (c *Client) signedConflict(stored *storedState, next checkpoint.Checkpoint,
 		problem = "rollback"
 	case next.Size == last.Size && next.Root != last.Root:
 		problem = "split view"
+	case otherMap(next, last):
+		problem = "map split view"
 	default:
 		return nil
 	}
@@ -396,7 +410,9 @@ func (c *Client) OpenOffline(ctx context.Context) (*View, error) {
 		return nil, fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
 	}
 	v := &View{client: c, ctx: ctx, offline: true, Checkpoint: sc, Note: note, subjects: map[string]*subjectLoad{}}
-	v.Cosigned, _ = c.Witnesses.Check(note, sc.Origin)
+	if v.Cosigned, err = c.Witnesses.Check(note, sc.Origin); err != nil {
+		return nil, fmt.Errorf("%s: the checkpoint verified last (%s): %w", c.base(), c.statePath(), err)
+	}
 	v.Unwitnessed = c.Witnesses.Unwitnessed()
 	return v, nil
 }
@@ -439,6 +455,8 @@ func (c *Client) advance(ctx context.Context, v *View, stored *storedState, k *i
 			return inconsistent("rollback", nil)
 		case next.Size == last.Size && next.Root != last.Root:
 			return inconsistent("split view", nil)
+		case otherMap(next, last):
+			return inconsistent("map split view", nil)
 		case next.Size > last.Size && last.Size > 0:
 			hr := torchwood.TileHashReaderWithContext(ctx, next.Tree(), v.tiles)
 			proof, err := tlog.ProveTree(next.Size, last.Size, hr)

@@ -1,0 +1,192 @@
+package light_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/server"
+	"cairn.dev/cairn/internal/translog"
+	"cairn.dev/cairn/internal/witness"
+)
+
+// testWitness starts a cairn witness of w's log over httptest.
+func testWitness(t *testing.T, w *indextest.World, name string) (url, vkey string) {
+	t.Helper()
+	st, err := witness.OpenState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := checkpoint.Origin(w.Intro)
+	if _, err := st.AddLog(origin, checkpoint.VKey(origin, w.Checkpointer.Public())); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := witness.NewServer(name, indextest.NewSigner(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(ws)
+	t.Cleanup(ts.Close)
+	return ts.URL, ws.VerifierKey()
+}
+
+// Attack: the log's key holder signs the honest tree (same size and root,
+// which witnesses cosigned) with a map that omits the vulnerable record,
+// and serves it with the reads that map proves. The witness that cosigned
+// the honest checkpoint refuses it (one map per tree); a witness that never
+// saw the tree cosigns it (it can check only the tree), but the client
+// that verified the honest checkpoint refuses it as a map split view, with
+// both checkpoints. Offline, the checkpoint kept is held to the quorum.
+func TestMapOmitsRecordSplitView(t *testing.T) {
+	ctx := context.Background()
+	w := indextest.New(t)
+	w.Checkpointer = indextest.NewSigner()
+	w.Grant(w.Checkpointer, "server", "checkpoint")
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	w.Certify(author.Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "critical"})
+
+	url1, vkey1 := testWitness(t, w, "w1.example")
+	url2, vkey2 := testWitness(t, w, "w2.example")
+	pol, err := witness.NewPolicy([]string{vkey1, vkey2}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest := serveWith(t, w, server.Witness{URL: url1, VKey: vkey1})
+	a := newClient(w, honest, t.TempDir())
+	a.Witnesses = pol
+	va := open(t, a)
+	if va.Cosigned != 1 {
+		t.Fatalf("honest checkpoint cosigned by %d trusted witnesses, want 1", va.Cosigned)
+	}
+
+	// The other map: every leaf but the package's last (the record).
+	cp := va.Checkpoint.Checkpoint
+	tf, err := torchwood.NewTileFetcher(honest + "/log/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := torchwood.NewClient(tf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries [][]byte
+	full := translog.NewMap()
+	for i := int64(0); i < cp.Size; i++ {
+		text, _, err := tc.Entry(ctx, cp.Tree(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, text)
+		p, err := translog.ParseEntry(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range index.SubjectsOf(p.Path) {
+			full.Add(s, i, translog.LeafHash(text))
+		}
+	}
+	_, leaves, ok := full.Get("package acme/fastjson")
+	if !ok || len(leaves) < 2 {
+		t.Fatalf("package subject: %v %v", leaves, ok)
+	}
+	omitted := leaves[len(leaves)-1]
+	m := translog.NewMap()
+	for i, text := range entries {
+		if int64(i) == omitted {
+			continue
+		}
+		p, _ := translog.ParseEntry(text)
+		for _, s := range index.SubjectsOf(p.Path) {
+			m.Add(s, int64(i), translog.LeafHash(text))
+		}
+	}
+	evilCP := cp
+	evilCP.Map = m.Root()
+	evilCP.Time = time.Now().UTC().Truncate(time.Second)
+	evil, err := checkpoint.Sign(evilCP, w.Checkpointer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noProof := func(int64) (tlog.TreeProof, error) { return nil, nil }
+	_, err = witness.Cosign(ctx, nil, url1, cp.Size, evil, noProof)
+	var ce *witness.ConflictError
+	if !errors.As(err, &ce) || !ce.Fork() {
+		t.Fatalf("the witness that cosigned the tree, asked to cosign it with another map: %v; want a 409 at its size", err)
+	}
+	cos, err := witness.Cosign(ctx, nil, url2, 0, evil, noProof)
+	if err != nil {
+		t.Fatalf("a witness that never saw the tree: %v", err)
+	}
+	evil, err = witness.AppendCosignatures(evil, cos)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ev := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/log/checkpoint":
+			rw.Header().Set(light.KeyHeader, keys.ID(w.Checkpointer.Public()))
+			rw.Write(evil)
+		case "/api/v1/log/subject":
+			body, _, _ := get(honest + r.URL.RequestURI())
+			var d subjectDoc
+			json.Unmarshal(body, &d)
+			var keep []json.RawMessage
+			for _, f := range d.Files {
+				var x struct{ Index int64 }
+				json.Unmarshal(f, &x)
+				if x.Index != omitted {
+					keep = append(keep, f)
+				}
+			}
+			subject := r.URL.Query().Get("s")
+			v, _, _ := m.Get(subject)
+			d.Files, d.Count = keep, v.Count
+			d.Proof, _ = json.Marshal(m.Prove(subject))
+			out, _ := json.Marshal(d)
+			rw.Write(out)
+		default:
+			body, _, _ := get(honest + r.URL.RequestURI())
+			rw.Write(body)
+		}
+	}))
+	t.Cleanup(ev.Close)
+
+	a.BaseURL = ev.URL
+	_, err = a.Open(ctx)
+	wantInconsistent(t, err, "map split view", va.Note, evil)
+	if !strings.Contains(err.Error(), "another map") {
+		t.Errorf("error does not say what differs: %v", err)
+	}
+	// The refusal kept the honest checkpoint: offline reads it.
+	a.BaseURL = honest
+	off, err := a.OpenOffline(ctx)
+	if err != nil || string(off.Note) != string(va.Note) {
+		t.Fatalf("offline after the refusal: %v", err)
+	}
+
+	// Offline, a checkpoint below the configured quorum is refused.
+	strict, err := witness.NewPolicy([]string{vkey1, vkey2}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Witnesses = strict
+	if _, err := a.OpenOffline(ctx); err == nil || !strings.Contains(err.Error(), a.StateDir) {
+		t.Fatalf("offline with quorum 2 of a checkpoint cosigned by 1: %v; want refused, naming the state", err)
+	}
+}
