@@ -16,7 +16,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/note"
@@ -27,6 +29,7 @@ import (
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/translog"
+	"cairn.dev/cairn/internal/witness"
 )
 
 // logServed is a server with a checkpoint key, granted, and a few
@@ -283,4 +286,90 @@ func mustHead(t *testing.T, s *served) string {
 		t.Fatal(err)
 	}
 	return head
+}
+
+// A witness that hangs does not stall the log's readers: while the
+// server waits on it to cosign a checkpoint of main's new head, GET
+// /log/checkpoint and tile reads answer at once from the latest
+// checkpoint signed; once the witness gives up, the new one is served.
+func TestLogReadsDoNotWaitOnWitness(t *testing.T) {
+	ck := signer(t)
+	wk, _, _ := ed25519.GenerateKey(nil)
+	vk, err := witness.VerifierKey("slow.example", wk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hanging atomic.Bool
+	entered, release := make(chan struct{}, 16), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hanging.Load() {
+			entered <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		http.Error(w, "not today", http.StatusServiceUnavailable)
+	}))
+	defer slow.Close()
+	defer close(release)
+	s := newServed(t, Options{CheckpointKey: ck, Witnesses: []Witness{{URL: slow.URL, VKey: vk}}})
+	if _, err := author.Grant(s.ctx, s.repo, author.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, s.root); err != nil {
+		t.Fatal(err)
+	}
+	publishOne(t, s.fixture, "1.0.0")
+	resp, before := s.do("GET", "/log/checkpoint", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/log/checkpoint: %s %s", resp.Status, before)
+	}
+	old, err := checkpoint.Claimed(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	hanging.Store(true)
+	publishOne(t, s.fixture, "1.1.0")
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	get := func(path string, timeout time.Duration) answer {
+		hc := &http.Client{Timeout: timeout}
+		resp, err := hc.Get(s.url + path)
+		if err != nil {
+			return answer{err: err}
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return answer{resp.StatusCode, b, err}
+	}
+	signing := make(chan answer, 1)
+	go func() { signing <- get("/log/checkpoint", time.Minute) }()
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new checkpoint never reached the witness")
+	}
+	start := time.Now()
+	if a := get("/log/checkpoint", 3*time.Second); a.err != nil || a.status != http.StatusOK || !bytes.Equal(a.body, before) {
+		t.Fatalf("/log/checkpoint while a witness hangs: %d %v, want the previous checkpoint at once:\n%s", a.status, a.err, a.body)
+	}
+	tile := "/log/tile/0/000.p/" + itoa(old.Size)
+	if a := get(tile, 3*time.Second); a.err != nil || a.status != http.StatusOK || len(a.body) != int(old.Size)*32 {
+		t.Fatalf("%s while a witness hangs: %d %v, %d bytes", tile, a.status, a.err, len(a.body))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("reads took %v while a witness hung", d)
+	}
+	hanging.Store(false)
+	release <- struct{}{} // the hanging handler gives up
+	a := <-signing
+	if a.err != nil || a.status != http.StatusOK {
+		t.Fatalf("the signing read: %d %v %s", a.status, a.err, a.body)
+	}
+	next, err := checkpoint.Claimed(a.body)
+	if err != nil || next.Size <= old.Size {
+		t.Fatalf("after the witness gave up: %+v %v, want a checkpoint past size %d", next, err, old.Size)
+	}
 }
