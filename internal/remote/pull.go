@@ -243,7 +243,11 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		if err != nil {
 			return nil, err
 		}
-		p.Checkpoint, p.CheckTime, p.Cosigned, p.Unwitnessed = sc, sc.Time, n, len(rm.Witnesses) == 0
+		pol, err := rm.Policy()
+		if err != nil {
+			return nil, err
+		}
+		p.Checkpoint, p.CheckTime, p.Cosigned, p.Unwitnessed = sc, sc.Time, n, pol.Unwitnessed()
 	}
 	if target != served {
 		n, err := r.CountBetween(ctx, target, served)

@@ -59,8 +59,8 @@ func (w *world) trusting(name, url string, quorum int, vkeys ...string) *index.R
 // A pull counts the cosignatures of the witnesses the remote trusts,
 // each key once, and refuses a checkpoint below the quorum with the
 // witnesses found and missing; a witness the server does not submit to
-// (unknown to it) adds nothing. A remote with no witnesses is told that
-// a split view cannot be detected.
+// (unknown to it) adds nothing. A remote with no witnesses, or a quorum
+// of 0, is told that a split view cannot be detected.
 func TestPullWitnessQuorum(t *testing.T) {
 	w := newWorld(t)
 	w1, w2 := w.witnessOf("w1.example"), w.witnessOf("w2.example")
@@ -74,6 +74,11 @@ func TestPullWitnessQuorum(t *testing.T) {
 	p, err = Pull(w.ctx, w.trusting("none", url, 0), "origin", Options{})
 	if err != nil || !p.Unwitnessed || p.Cosigned != 0 {
 		t.Fatalf("no witnesses named: %+v, %v; want Unwitnessed", p, err)
+	}
+	// Witnesses named with a quorum of 0 detect nothing either: one rule.
+	p, err = Pull(w.ctx, w.trusting("zero", url, 0, w1.VKey), "origin", Options{})
+	if err != nil || !p.Unwitnessed || p.Cosigned != 1 {
+		t.Fatalf("a witness named with quorum 0: %+v, %v; want Unwitnessed", p, err)
 	}
 	c := w.trusting("idle", url, 2, w1.VKey, idle.VKey)
 	_, err = Pull(w.ctx, c, "origin", Options{})
