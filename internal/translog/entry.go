@@ -103,6 +103,9 @@ func ParseEntry(text []byte) (Entry, error) {
 		return bad("no final newline")
 	}
 	f := bytes.Split(line, []byte(" "))
+	if IsMapEntry(text) {
+		return bad("a map leaf, not a file entry (read it with ParseMapEntry)")
+	}
 	if len(f) != 5 {
 		return bad(fmt.Sprintf("%d fields, want 5 (commit, time, sha256, size, path)", len(f)))
 	}
@@ -131,6 +134,88 @@ func ParseEntry(text []byte) (Entry, error) {
 		}
 	}
 	e.Path = string(f[4])
+	return e, nil
+}
+
+// MapEntry is the map leaf that closes each commit's leaves: the map
+// root after that commit's files were added to the map. It binds the map
+// into the tree, so a witness checking tree consistency also covers the
+// map (docs/transparency.md, "Leaves").
+type MapEntry struct {
+	Commit string    // the 40-hex git commit id (lowercase)
+	Time   int64     // that commit's committer time, Unix seconds
+	Root   tlog.Hash // the map root after the commit's files
+}
+
+// mapWord is the third field of a map entry, where a file entry has its
+// 64-hex sha256: the two kinds cannot be confused.
+const mapWord = "map"
+
+// Text returns the map entry line, as docs/transparency.md defines it:
+//
+//	<commit> <time> map <maproot>\n
+func (e MapEntry) Text() []byte {
+	b := make([]byte, 0, 40+1+20+1+3+1+64+1)
+	b = append(b, e.Commit...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, e.Time, 10)
+	b = append(b, ' ')
+	b = append(b, mapWord...)
+	b = append(b, ' ')
+	b = hex.AppendEncode(b, e.Root[:])
+	return append(b, '\n')
+}
+
+// IsMapEntry reports whether an entry line is a map leaf: its third field
+// is "map". It does not check the rest; ParseMapEntry does.
+func IsMapEntry(text []byte) bool {
+	// <40-hex commit> <time> map ...: the commit has a fixed length.
+	if len(text) < 41 || text[40] != ' ' {
+		return false
+	}
+	rest := text[41:]
+	i := bytes.IndexByte(rest, ' ')
+	if i < 0 {
+		return false
+	}
+	rest = rest[i+1:]
+	return len(rest) > len(mapWord) && string(rest[:len(mapWord)]) == mapWord && rest[len(mapWord)] == ' '
+}
+
+// ParseMapEntry parses a map entry line. It is strict like ParseEntry: it
+// accepts exactly the lines MapEntry.Text produces, and refuses a file
+// entry.
+func ParseMapEntry(text []byte) (MapEntry, error) {
+	bad := func(what string) (MapEntry, error) {
+		return MapEntry{}, fmt.Errorf("%w: %s in map entry %q", ErrEntry, what, clip(text))
+	}
+	if len(text) > MaxEntry {
+		return bad(fmt.Sprintf("%d bytes, more than %d", len(text), MaxEntry))
+	}
+	line, ok := bytes.CutSuffix(text, []byte("\n"))
+	if !ok {
+		return bad("no final newline")
+	}
+	f := bytes.Split(line, []byte(" "))
+	if len(f) != 4 {
+		return bad(fmt.Sprintf("%d fields, want 4 (commit, time, map, maproot)", len(f)))
+	}
+	var e MapEntry
+	if !isLowerHex(f[0], 40) {
+		return bad("commit is not 40 lowercase hex digits")
+	}
+	e.Commit = string(f[0])
+	var err error
+	if e.Time, err = canonicalInt(f[1]); err != nil {
+		return bad("time is not a decimal number")
+	}
+	if string(f[2]) != mapWord {
+		return bad(fmt.Sprintf("third field is %q, want %q (a file entry?)", clip(f[2]), mapWord))
+	}
+	if !isLowerHex(f[3], 64) {
+		return bad("map root is not 64 lowercase hex digits")
+	}
+	hex.Decode(e.Root[:], f[3])
 	return e, nil
 }
 

@@ -135,3 +135,62 @@ func FuzzEntryCheck(f *testing.F) {
 		}
 	})
 }
+
+func TestMapEntryText(t *testing.T) {
+	root := tlog.Hash(sha256.Sum256([]byte("map")))
+	e := MapEntry{Commit: commitID, Time: 1700000000, Root: root}
+	want := commitID + " 1700000000 map " + hexOf(root[:]) + "\n"
+	if got := string(e.Text()); got != want {
+		t.Fatalf("Text() = %q, want %q", got, want)
+	}
+	if !IsMapEntry(e.Text()) {
+		t.Fatal("IsMapEntry(map entry) = false")
+	}
+	back, err := ParseMapEntry(e.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back != e {
+		t.Fatalf("ParseMapEntry(Text()) = %+v, want %+v", back, e)
+	}
+	// A file entry is not a map entry, and each parser refuses the other kind.
+	file := NewEntry(commitID, 1700000000, "map", []byte("x")).Text()
+	if IsMapEntry(file) {
+		t.Fatalf("IsMapEntry(%q) = true", file)
+	}
+	if _, err := ParseMapEntry(file); !errors.Is(err, ErrEntry) {
+		t.Fatalf("ParseMapEntry(file entry) = %v, want ErrEntry", err)
+	}
+	_, err = ParseEntry(e.Text())
+	if !errors.Is(err, ErrEntry) || !strings.Contains(err.Error(), "map leaf") {
+		t.Fatalf("ParseEntry(map entry) = %v, want ErrEntry naming a map leaf", err)
+	}
+}
+
+func TestParseMapEntryStrict(t *testing.T) {
+	root := strings.Repeat("ab", 32)
+	good := commitID + " 1700000000 map " + root + "\n"
+	if _, err := ParseMapEntry([]byte(good)); err != nil {
+		t.Fatalf("good map entry refused: %v", err)
+	}
+	for name, line := range map[string]string{
+		"no newline":        strings.TrimSuffix(good, "\n"),
+		"crlf":              strings.TrimSuffix(good, "\n") + "\r\n",
+		"two newlines":      good + "\n",
+		"upper-case commit": strings.ToUpper(commitID) + " 1700000000 map " + root + "\n",
+		"short commit":      commitID[:39] + " 1700000000 map " + root + "\n",
+		"leading zero time": commitID + " 01700000000 map " + root + "\n",
+		"plus time":         commitID + " +1700000000 map " + root + "\n",
+		"MAP":               commitID + " 1700000000 MAP " + root + "\n",
+		"upper-case root":   commitID + " 1700000000 map " + strings.ToUpper(root) + "\n",
+		"short root":        commitID + " 1700000000 map " + root[:62] + "\n",
+		"extra field":       commitID + " 1700000000 map " + root + " x\n",
+		"two spaces":        commitID + "  1700000000 map " + root + "\n",
+		"trailing space":    commitID + " 1700000000 map " + root + " \n",
+		"empty":             "",
+	} {
+		if _, err := ParseMapEntry([]byte(line)); !errors.Is(err, ErrEntry) {
+			t.Errorf("%s: ParseMapEntry(%q) = %v, want ErrEntry", name, line, err)
+		}
+	}
+}
