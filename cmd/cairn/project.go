@@ -113,8 +113,10 @@ func newLockCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lock [--check]",
 		Short: "Resolve cairn.yaml into cairn.lock: every package by digest and size",
-		Long: `Read cairn.yaml, verify each repository (a server's index is pulled into the
-cache and replayed from its introduction, its checkpoint checked), resolve the
+		Long: `Read cairn.yaml, verify each repository (a server is read as a light client:
+its signed checkpoint checked, every read proved against it, no clone and no git
+binary needed; with light: false its index is pulled into the cache and
+replayed from its introduction, its checkpoint checked), resolve the
 snapshot and the extra packages to the transitive closure, check the policy, and
 write cairn.lock: for each package its version, repository, descriptor sha256 and
 size and the artifact chosen for each platform; the snapshot, the index heads and
@@ -126,7 +128,8 @@ cairn.yaml:
 
   repositories:
     - {name: acme, url: https://cairn.acme.example, introduction: 64-HEX}   # or path: DIR
-      light: true                      # read with proofs, no clone (offline: what was proved last)
+      light: false                     # a full replica in the cache (default: read with proofs, no clone;
+                                       # offline: what was proved last)
       witnesses: [VKEY, …]             # witnesses trusted to cosign its checkpoints
       quorum: 1                        # how many must have (default: all)
   snapshot: lts-1.0                    # a label, or {name, sha256, size}

@@ -276,7 +276,7 @@ func TestServedAndOffline(t *testing.T) {
 	w := newWorld(t)
 	url := servertest.Serve(w.World)
 	cache := t.TempDir()
-	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\nsnapshot: lts-1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n", url, w.Intro))
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\n    light: false\nsnapshot: lts-1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n", url, w.Intro))
 	_, srcs, l, err := w.lock(Options{Cache: cache})
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +340,7 @@ func withHead(c checkpoint.Checkpoint, head string) checkpoint.Checkpoint {
 func TestLockCheckpoint(t *testing.T) {
 	w := newWorld(t)
 	url := servertest.Serve(w.World)
-	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\nsnapshot: lts-1.0\n", url, w.Intro))
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\n    light: false\nsnapshot: lts-1.0\n", url, w.Intro))
 	p, srcs, l, err := w.lock(Options{Cache: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -91,15 +91,24 @@ type Repository struct {
 	Path         string   `yaml:"path"`
 	Introduction string   `yaml:"introduction"`
 	Mirrors      []string `yaml:"mirrors"`
-	// Light reads the server with the light client (package light): every
-	// read proved against its signed checkpoint, no clone in the cache.
-	Light bool `yaml:"light"`
+	// Light says how a server (URL) is read. Unset or true: with the
+	// light client (package light), every read proved against its signed
+	// checkpoint, no clone in the cache and no git binary needed. false:
+	// into a full replica in the cache (every commit replayed), as a
+	// server, an auditor or a mirror keeps one. Use IsLight.
+	Light *bool `yaml:"light"`
 	// Witnesses are the verifier keys of the witnesses trusted to cosign
 	// the server's checkpoints, Quorum how many must have (default: all).
 	// With none, a split view cannot be detected.
 	Witnesses []string `yaml:"witnesses"`
 	Quorum    *int     `yaml:"quorum"`
 	Line      int      `yaml:"-"`
+}
+
+// IsLight reports whether the repository is a server read by the light
+// client: every url repository unless it says light: false.
+func (r Repository) IsLight() bool {
+	return r.URL != "" && (r.Light == nil || *r.Light)
 }
 
 // Policy returns the repository's witness policy.
@@ -205,7 +214,7 @@ func ParseProject(dir string, data []byte) (*Project, error) {
 			return nil, fail(r.Line, "repository %s: url %q: want http:// or https://", r.Name, r.URL)
 		}
 		r.URL = strings.TrimSuffix(r.URL, "/")
-		if r.URL == "" && (r.Light || len(r.Witnesses) > 0 || r.Quorum != nil) {
+		if r.URL == "" && (r.Light != nil || len(r.Witnesses) > 0 || r.Quorum != nil) {
 			return nil, fail(r.Line, "repository %s: light, witnesses and quorum are for a server (url), not an index on disk", r.Name)
 		}
 		if _, err := r.Policy(); err != nil {

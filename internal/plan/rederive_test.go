@@ -191,7 +191,7 @@ func TestLockConsistentEditsSnapshot(t *testing.T) {
 func TestLockCheckOffline(t *testing.T) {
 	w := newWorld(t)
 	url := servertest.Serve(w.World)
-	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\n", url, w.Intro))
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\n    light: false\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\n", url, w.Intro))
 	old := t.TempDir()
 	if _, _, _, err := w.lock(Options{Cache: old}); err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ type Source struct {
 	// Repo is the verified replica (or the index on disk); nil for a
 	// repository read by the light client (View).
 	Repo *index.Repo
-	// View is what the light client proved of a server (Repository.Light);
+	// View is what the light client proved of a server (Repository.IsLight);
 	// nil for a replica.
 	View    *light.View
 	Catalog *index.Catalog
@@ -272,7 +272,7 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		}
 		return &Source{Repository: r, Repo: repo, Catalog: c, Records: res.Total, Blobs: []blob.Store{repo.Blobs}}, nil
 	}
-	if r.Light {
+	if r.IsLight() {
 		return openLight(ctx, r, o)
 	}
 	sum := sha256.Sum256([]byte(r.URL))
