@@ -63,7 +63,9 @@ cairn lock --verified --json`,
 cairn log -n 5 --json`,
 	"policy check": `cairn policy check acme/fastjson@1.2.3
 cairn policy check --lock --json
-cairn policy check --policy strict.yaml acme/fastjson@1.2.3`,
+cairn policy check --policy strict.yaml acme/fastjson@1.2.3
+# against a server, as a light client with no cairn.yaml
+cairn policy check --url https://cairn.example.com --introduction 3f1c… --policy strict.yaml acme/fastjson@1.2.3`,
 	"package init": `cairn package init greet --name acme/greet --version 0.1.0 --license MIT --summary 'says hello'
 cairn publish --key alice.key greet`,
 	"remote remove": `cairn remote remove origin`,
@@ -135,7 +137,9 @@ cairn witness serve --key witness.key --name witness.example.com/w1 --state /srv
 	"witness vkey": `# the line readers put in their witness policies
 cairn witness vkey --key witness.key.pub --name witness.example.com/w1`,
 	"why": `cairn why acme/fastjson
-cairn why acme/fastjson --json`,
+cairn why acme/fastjson --json
+# against a server, as a light client with no cairn.yaml
+cairn why acme/fastjson@1.2.3 --url https://cairn.example.com --introduction 3f1c… --policy policy.yaml`,
 }
 
 // setExamples gives every command under root its examples, indented as

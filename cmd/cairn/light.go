@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/witness"
 )
 
@@ -21,12 +24,54 @@ type lightFlags struct {
 }
 
 func (f *lightFlags) register(c *cobra.Command) {
+	f.registerServer(c, "instead of a repository")
+	c.Flags().StringVar(&f.cache, "cache", "", "with --url: where the last checkpoint verified is kept (default $CAIRN_CACHE, else the user cache directory)")
+}
+
+// registerServer registers the flags that name the server, but --cache
+// (a project command has its own); instead says what --url replaces.
+func (f *lightFlags) registerServer(c *cobra.Command, instead string) {
 	fl := c.Flags()
-	fl.StringVar(&f.url, "url", "", "read a server as a light client instead of a repository: every read proved against its signed checkpoint, no clone")
+	fl.StringVar(&f.url, "url", "", "read a server as a light client "+instead+": every read proved against its signed checkpoint, no clone")
 	fl.StringVar(&f.introduction, "introduction", "", "with --url: the introduction the repository's owner published (cairn init prints it)")
 	fl.StringArrayVar(&f.witnesses, "witness", nil, "with --url: the verifier key of a witness trusted to cosign the server's checkpoints (repeatable)")
 	fl.IntVar(&f.quorum, "quorum", -1, "with --url: how many of the --witness keys must have cosigned (default: all)")
-	fl.StringVar(&f.cache, "cache", "", "with --url: where the last checkpoint verified is kept (default $CAIRN_CACHE, else the user cache directory)")
+}
+
+// repository is the server the flags name, as a project's repository
+// read by the light client; its name is the URL's host (letters outside
+// a repository name's turned to '-').
+func (f *lightFlags) repository() (plan.Repository, error) {
+	if f.introduction == "" {
+		return plan.Repository{}, usageError{fmt.Errorf("--url needs --introduction: a server is trusted only for the repository it is pinned to")}
+	}
+	r := plan.Repository{Name: serverName(f.url), URL: f.url, Introduction: f.introduction, Witnesses: f.witnesses}
+	if f.quorum >= 0 {
+		q := f.quorum
+		r.Quorum = &q
+	}
+	return r, nil
+}
+
+// serverName names a server's repository by its URL's host.
+func serverName(raw string) string {
+	name := "server"
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		name = strings.Map(func(r rune) rune {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+				return r
+			case r >= 'A' && r <= 'Z':
+				return r - 'A' + 'a'
+			}
+			return '-'
+		}, u.Host)
+	}
+	name = strings.Trim(strings.ReplaceAll(name, "..", "."), ".-_")
+	if record.CheckUpstreamName(name) != nil {
+		return "server"
+	}
+	return name
 }
 
 // open opens the server's latest checkpoint, verified, warning when no

@@ -27,7 +27,22 @@ type projectFlags struct {
 	verified bool
 	json     bool
 	cmd      *cobra.Command // for warnings
+	// server, for the commands that may read a server instead of a
+	// project (--url), and wants, the packages they ask about then.
+	server *lightFlags
+	wants  []plan.Want
 }
+
+// registerServer adds --url, --introduction, --witness and --quorum:
+// the command reads one server as a light client instead of cairn.yaml.
+func (f *projectFlags) registerServer(c *cobra.Command) {
+	f.server = &lightFlags{}
+	f.server.registerServer(c, "instead of cairn.yaml")
+}
+
+// viaServer reports whether the command reads a server (--url) rather
+// than a project.
+func (f *projectFlags) viaServer() bool { return f.server != nil && f.server.url != "" }
 
 func (f *projectFlags) register(c *cobra.Command) {
 	f.cmd = c
@@ -47,8 +62,18 @@ type project struct {
 }
 
 func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, error) {
-	p, err := plan.ReadProject(f.dir)
-	if err != nil {
+	var p *plan.Project
+	var err error
+	if f.viaServer() {
+		r, err := f.server.repository()
+		if err != nil {
+			return nil, err
+		}
+		if p, err = plan.ServerProject(".", r, f.wants, policyFile); err != nil {
+			return nil, usageError{err}
+		}
+		policyFile = ""
+	} else if p, err = plan.ReadProject(f.dir); err != nil {
 		return nil, err
 	}
 	if f.verified || p.Verified {
@@ -92,6 +117,11 @@ func (pr *project) checked(ctx context.Context) (*plan.Lock, error) {
 // lock returns the project's lock, checked; with none (and not in
 // verified mode), a fresh resolution, which fresh reports.
 func (pr *project) lock(ctx context.Context, f *projectFlags) (l *plan.Lock, fresh bool, err error) {
+	if f.viaServer() {
+		// A server's project has no lock: it is resolved now.
+		l, err = plan.Resolve(ctx, pr.Project, pr.srcs)
+		return l, true, err
+	}
 	l, err = pr.checked(ctx)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return l, false, err
@@ -321,9 +351,26 @@ reads 'record' and 'pkg'; an expr reads 'records' (every active record) and
 vulnerabilities (id, severity), fixes, artifacts; 'pkg' has name, version,
 license, uuid, summary, descriptor, artifacts (kind, platform, file, sha256,
 size), dependencies (name, version). Only active records count: not revoked,
-not superseded.`,
+not superseded.
+
+With --url (and --introduction), a server is read as a light client instead of
+cairn.yaml: the named versions' records proved against its signed checkpoint,
+judged by --policy FILE.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if f.viaServer() {
+				if useLock || len(args) == 0 {
+					return usageError{errors.New("with --url, name the versions to check, NAME@VERSION …: a server has no cairn.lock")}
+				}
+				if file == "" {
+					return usageError{errors.New("with --url, give the policy: --policy FILE")}
+				}
+				for _, a := range args {
+					if name, version := descriptor.SplitID(a); version != "" {
+						f.wants = append(f.wants, plan.Want{Name: name, Range: "=" + version})
+					}
+				}
+			}
 			pr, err := f.open(ctx, file)
 			if err != nil {
 				return err
@@ -378,6 +425,7 @@ not superseded.`,
 		},
 	}
 	f.register(check)
+	f.registerServer(check)
 	check.Flags().StringVar(&file, "policy", "", "the policy file (default cairn.yaml's policy)")
 	check.Flags().BoolVar(&useLock, "lock", false, "check every package of cairn.lock")
 	cmd.AddCommand(check)
@@ -404,13 +452,30 @@ func printVerdict(w io.Writer, pol *policy.Policy, v *policy.Verdict) {
 
 func newWhyCmd() *cobra.Command {
 	var f projectFlags
+	var policyFile string
 	cmd := &cobra.Command{
 		Use:   "why NAME",
 		Short: "Why this version: what chose it, its records, its verdict",
-		Args:  exactArgs(1),
+		Long: `Explain the version of NAME that cairn.lock holds (or that cairn.yaml resolves
+to, with no lock): what chose it, every record about it and their status, and
+the policy's verdict rule by rule.
+
+With --url (and --introduction), a server is read as a light client instead of
+cairn.yaml, every read proved against its signed checkpoint: NAME[@VERSION]
+resolves there (the highest version, with its dependencies), judged by --policy
+FILE if given.`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			pr, err := f.open(ctx, "")
+			name := args[0]
+			if f.viaServer() {
+				w := plan.Want{Name: name}
+				if n, version := descriptor.SplitID(name); version != "" {
+					name, w.Name, w.Range = n, n, "="+version
+				}
+				f.wants = []plan.Want{w}
+			}
+			pr, err := f.open(ctx, policyFile)
 			if err != nil {
 				return err
 			}
@@ -419,7 +484,7 @@ func newWhyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := plan.Why(ctx, l, pr.srcs, pr.pol, args[0])
+			e, err := plan.Why(ctx, l, pr.srcs, pr.pol, name)
 			if err != nil {
 				return err
 			}
@@ -459,6 +524,8 @@ func newWhyCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	f.registerServer(cmd)
+	cmd.Flags().StringVar(&policyFile, "policy", "", "the policy file (default cairn.yaml's policy)")
 	return cmd
 }
 

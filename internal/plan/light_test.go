@@ -19,8 +19,9 @@ import (
 	"cairn.dev/cairn/internal/witness"
 )
 
-// A repository read with light: true resolves, locks, checks and
-// evaluates the policy as a replica does, with no clone in the cache:
+// A url repository, read by the light client unless it says light:
+// false, resolves, locks, checks and evaluates the policy as a replica
+// (light: false) does, with no clone in the cache:
 // the same plan, the same checkpoint in the lock. A lock whose head the
 // server has moved past still checks (its checkpoint proves its head is
 // in the served history); one whose checkpoint is of another history
@@ -31,11 +32,14 @@ func TestLightSource(t *testing.T) {
 	repo := fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\n", url, w.Intro)
 	rest := "snapshot: lts-1.0\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n"
 
-	w.write("cairn.yaml", repo+rest)
+	w.write("cairn.yaml", repo+"    light: false\n"+rest)
 	replicaCache := t.TempDir()
-	_, _, replica, err := w.lock(Options{Cache: replicaCache})
+	_, rsrcs, replica, err := w.lock(Options{Cache: replicaCache})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rsrcs[0].Repo == nil || rsrcs[0].View != nil {
+		t.Fatalf("light: false is not read into a replica: %+v", rsrcs[0])
 	}
 	// A witness quorum in cairn.yaml holds for a replica too: no witness
 	// cosigns this server's checkpoints.
@@ -44,7 +48,7 @@ func TestLightSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	witnessed := fmt.Sprintf("    witnesses: [%s]\n", wk)
-	w.write("cairn.yaml", repo+witnessed+rest)
+	w.write("cairn.yaml", repo+"    light: false\n"+witnessed+rest)
 	var qe *witness.QuorumError
 	if _, _, _, err := w.lock(Options{Cache: replicaCache}); !errors.As(err, &qe) {
 		t.Fatalf("a replica below its quorum: %v", err)
@@ -54,7 +58,7 @@ func TestLightSource(t *testing.T) {
 		t.Fatalf("a light repository below its quorum: %v", err)
 	}
 	cache := t.TempDir()
-	w.write("cairn.yaml", repo+"    light: true\n"+rest)
+	w.write("cairn.yaml", repo+rest) // no light: key: light
 	p, srcs, l, err := w.lock(Options{Cache: cache})
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +172,7 @@ func TestLightProjectFields(t *testing.T) {
 	intro := strings.Repeat("ab", 32)
 	for _, c := range []struct{ yaml, want string }{
 		{"  - {name: a, path: x, introduction: " + intro + ", light: true}\n", "not an index on disk"},
+		{"  - {name: a, path: x, introduction: " + intro + ", light: false}\n", "not an index on disk"},
 		{"  - {name: a, url: http://x, introduction: " + intro + ", witnesses: [nonsense]}\n", "witness"},
 		{"  - {name: a, url: http://x, introduction: " + intro + ", quorum: 1}\n", "quorum 1 of 0"},
 	} {

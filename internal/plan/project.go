@@ -143,6 +143,17 @@ type Want struct {
 	Version string    // pinned
 	Ref     *blob.Ref // the pinned version's descriptor
 	Line    int
+	// From says where the want was given, when not at Line of cairn.yaml
+	// (ServerProject: "the command line").
+	From string
+}
+
+// where is where the want was given, as a plan explains its choices.
+func (w Want) where() string {
+	if w.From != "" {
+		return w.From
+	}
+	return fmt.Sprintf("%s:%d", ProjectFile, w.Line)
 }
 
 // Pinned reports whether the package is pinned by hash.
@@ -200,28 +211,12 @@ func ParseProject(dir string, data []byte) (*Project, error) {
 		if i < len(repoNodes) {
 			r.Line = repoNodes[i].Line
 		}
-		if record.CheckUpstreamName(r.Name) != nil {
-			return nil, fail(r.Line, "repository name %q: use lowercase letters, digits, '.', '_' and '-'", r.Name)
-		}
 		if seen[r.Name] {
 			return nil, fail(r.Line, "repository %s is listed twice", r.Name)
 		}
 		seen[r.Name] = true
-		if (r.URL == "") == (r.Path == "") {
-			return nil, fail(r.Line, "repository %s: give url (a cairn server) or path (an index on disk)", r.Name)
-		}
-		if r.URL != "" && !strings.HasPrefix(r.URL, "http://") && !strings.HasPrefix(r.URL, "https://") {
-			return nil, fail(r.Line, "repository %s: url %q: want http:// or https://", r.Name, r.URL)
-		}
-		r.URL = strings.TrimSuffix(r.URL, "/")
-		if r.URL == "" && (r.Light != nil || len(r.Witnesses) > 0 || r.Quorum != nil) {
-			return nil, fail(r.Line, "repository %s: light, witnesses and quorum are for a server (url), not an index on disk", r.Name)
-		}
-		if _, err := r.Policy(); err != nil {
-			return nil, fail(r.Line, "repository %s: %v", r.Name, err)
-		}
-		if !blob.IsDigest(r.Introduction) {
-			return nil, fail(r.Line, "repository %s: introduction %q: every repository is pinned by the 64-hex-digit id of its first root record", r.Name, r.Introduction)
+		if err := r.check(); err != nil {
+			return nil, fail(r.Line, "%v", err)
 		}
 		p.Repositories = append(p.Repositories, r)
 	}
@@ -260,6 +255,70 @@ func ParseProject(dir string, data []byte) (*Project, error) {
 	if p.Snapshot == nil && len(p.Packages) == 0 {
 		return nil, fail(0, "nothing to install: name a snapshot, packages, or both")
 	}
+	return p, nil
+}
+
+// check checks a repository's entry, and trims its URL's final slash.
+func (r *Repository) check() error {
+	if record.CheckUpstreamName(r.Name) != nil {
+		return fmt.Errorf("repository name %q: use lowercase letters, digits, '.', '_' and '-'", r.Name)
+	}
+	if (r.URL == "") == (r.Path == "") {
+		return fmt.Errorf("repository %s: give url (a cairn server) or path (an index on disk)", r.Name)
+	}
+	if r.URL != "" && !strings.HasPrefix(r.URL, "http://") && !strings.HasPrefix(r.URL, "https://") {
+		return fmt.Errorf("repository %s: url %q: want http:// or https://", r.Name, r.URL)
+	}
+	r.URL = strings.TrimSuffix(r.URL, "/")
+	if r.URL == "" && (r.Light != nil || len(r.Witnesses) > 0 || r.Quorum != nil) {
+		return fmt.Errorf("repository %s: light, witnesses and quorum are for a server (url), not an index on disk", r.Name)
+	}
+	if _, err := r.Policy(); err != nil {
+		return fmt.Errorf("repository %s: %v", r.Name, err)
+	}
+	if !blob.IsDigest(r.Introduction) {
+		return fmt.Errorf("repository %s: introduction %q: every repository is pinned by the 64-hex-digit id of its first root record", r.Name, r.Introduction)
+	}
+	return nil
+}
+
+// ServerProject is the project of a command given a server rather than
+// a cairn.yaml (cairn why --url, cairn policy check --url): the one
+// repository r (read by the light client unless r.Light says false), the
+// packages wanted, and the policy file (relative to dir, or ""). It
+// targets no platform: its plan chooses no artifacts. Nothing of it is
+// written: it has no lock.
+func ServerProject(dir string, r Repository, wants []Want, policyFile string) (*Project, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	p := &Project{Dir: dir, Repositories: []Repository{r}, Policy: policyFile}
+	if filepath.IsAbs(policyFile) {
+		p.Dir, p.Policy = filepath.Split(policyFile)
+	}
+	for _, w := range wants {
+		if err := descriptor.CheckName(w.Name); err != nil {
+			return nil, fmt.Errorf("package %s: %w", w.Name, err)
+		}
+		if w.Range == "" && w.Ref == nil {
+			w.Range = "*"
+		}
+		if w.From == "" {
+			w.From = "the command line"
+		}
+		if w.Range != "" {
+			if _, err := semver.NewConstraint(w.Range); err != nil {
+				return nil, fmt.Errorf("package %s: range %q: %v", w.Name, w.Range, err)
+			}
+		}
+		p.Packages = append(p.Packages, w)
+	}
+	sort.Slice(p.Packages, func(i, j int) bool { return p.Packages[i].Name < p.Packages[j].Name })
+	raw, err := yaml.Marshal(map[string]any{"repositories": p.Repositories, "packages": p.Packages, "policy": policyFile})
+	if err != nil {
+		return nil, err
+	}
+	p.Raw = raw
 	return p, nil
 }
 

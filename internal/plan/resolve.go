@@ -123,7 +123,7 @@ func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
 		}
 	}
 	for _, w := range p.Packages {
-		where := fmt.Sprintf("%s:%d", ProjectFile, w.Line)
+		where := w.where()
 		if w.Pinned() {
 			src, d, ref, err := rs.descriptor(w.Name, w.Version)
 			if err != nil {

@@ -175,10 +175,12 @@ func (s *Source) Shadowed(name string) (bool, error) {
 	return in, nil
 }
 
-// Open opens and verifies every repository of the project. A server's
-// index is pulled into a replica in the cache — every new commit replayed
-// against the repository's introduction and its signed checkpoint
-// checked — unless o.Offline; an index on disk is verified where it is.
+// Open opens and verifies every repository of the project. A server is
+// read by the light client (openLight: no clone, every read proved
+// against its signed checkpoint); with light: false its index is pulled
+// into a replica in the cache — every new commit replayed against the
+// repository's introduction and its signed checkpoint checked — unless
+// o.Offline; an index on disk is verified where it is.
 func Open(ctx context.Context, p *Project, o Options) (Sources, error) {
 	var out Sources
 	for _, r := range p.Repositories {
