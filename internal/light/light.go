@@ -227,7 +227,7 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &View{client: c, ctx: ctx, tiles: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{}}
+	v := &View{client: c, ctx: ctx, tiles: c.tiles(fetcher, claimed), Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{}}
 	refuse := func(format string, args ...any) error {
 		return &ProofError{URL: c.base(), What: "the checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
 	}
@@ -409,7 +409,7 @@ func (c *Client) OpenOffline(ctx context.Context) (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
 	}
-	v := &View{client: c, ctx: ctx, offline: true, Checkpoint: sc, Note: note, subjects: map[string]*subjectLoad{}}
+	v := &View{client: c, ctx: ctx, offline: true, tiles: c.tiles(nil, sc.Checkpoint), Checkpoint: sc, Note: note, subjects: map[string]*subjectLoad{}}
 	if v.Cosigned, err = c.Witnesses.Check(note, sc.Origin); err != nil {
 		return nil, fmt.Errorf("%s: the checkpoint verified last (%s): %w", c.base(), c.statePath(), err)
 	}
@@ -871,11 +871,13 @@ func (v *View) Older(ctx context.Context, note []byte) (*checkpoint.Signed, erro
 	case sc.Size == now.Size && sc.Root != now.Root:
 		return nil, inconsistent("split view", nil)
 	case sc.Size < now.Size && sc.Size > 0:
-		if v.offline {
-			return nil, fmt.Errorf("the checkpoint of size %d is older than the one this machine verified (size %d): proving one extends the other reads the server's tiles: run without --offline", sc.Size, now.Size)
-		}
+		// Offline, from the tiles kept when this machine proved it
+		// online (keptTiles).
 		hr := torchwood.TileHashReaderWithContext(ctx, now.Tree(), v.tiles)
 		proof, err := tlog.ProveTree(now.Size, sc.Size, hr)
+		if errors.Is(err, ErrTileNotKept) {
+			return nil, fmt.Errorf("the checkpoint of size %d is older than the one this machine verified (size %d), and proving one extends the other reads %w", sc.Size, now.Size, err)
+		}
 		if err == nil {
 			err = tlog.CheckTree(proof, now.Size, now.Root, sc.Size, sc.Root)
 		}

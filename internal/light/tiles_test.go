@@ -1,0 +1,74 @@
+package light_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/server/servertest"
+)
+
+// TestOlderOffline: a lock's older checkpoint is proved extended by the
+// one verified last offline too, from the tiles kept when this machine
+// proved it online; a machine that never read those tiles says so, and a
+// kept tile that was changed on disk proves nothing.
+func TestOlderOffline(t *testing.T) {
+	ctx := context.Background()
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	url := servertest.Serve(w)
+	dir := t.TempDir()
+	old := open(t, newClient(w, url, dir)).Note
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.1.0"})
+	if v := open(t, newClient(w, url, dir)); v.Checkpoint.Size <= 0 || string(v.Note) == string(old) {
+		t.Fatal("the server did not move")
+	}
+	offline, err := newClient(w, url, dir).OpenOffline(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := offline.Older(ctx, old); err != nil {
+		t.Fatalf("offline, an older checkpoint proved online before: %v", err)
+	}
+
+	// Another machine verified only the new checkpoint.
+	fresh := t.TempDir()
+	open(t, newClient(w, url, fresh))
+	offline, err = newClient(w, url, fresh).OpenOffline(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := offline.Older(ctx, old); !errors.Is(err, light.ErrTileNotKept) {
+		t.Fatalf("offline, tiles never read: %v, want ErrTileNotKept", err)
+	}
+
+	// A kept tile changed on disk.
+	var tiles []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(p, ".tiles"+string(filepath.Separator)) {
+			tiles = append(tiles, p)
+		}
+		return nil
+	})
+	if len(tiles) == 0 {
+		t.Fatal("no tile kept")
+	}
+	for _, p := range tiles {
+		b, _ := os.ReadFile(p)
+		b[0] ^= 1
+		os.WriteFile(p, b, 0o644)
+	}
+	offline, err = newClient(w, url, dir).OpenOffline(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := offline.Older(ctx, old); err == nil {
+		t.Fatal("a changed kept tile proved the older checkpoint")
+	}
+}
