@@ -36,6 +36,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/torchwood"
@@ -183,6 +184,10 @@ type View struct {
 
 	mu       sync.Mutex
 	subjects map[string]*subjectLoad
+
+	noBatch   atomic.Bool // the server reads no batches (errNoBatch)
+	batchOnce sync.Once   // batchKept read
+	batchKept map[string][]byte
 
 	catOnce sync.Once
 	cat     *index.Catalog
@@ -386,6 +391,19 @@ func (c *Client) keep(cp checkpoint.Checkpoint, subject string, body []byte) {
 	}
 }
 
+// keepBatch keeps the documents of a batch read at a checkpoint in one
+// file, best effort, as keep does.
+func (c *Client) keepBatch(cp checkpoint.Checkpoint, subjects []string, body []byte) {
+	if c.StateDir == "" {
+		return
+	}
+	sum := sha256.Sum256([]byte(strings.Join(subjects, "\n")))
+	p := filepath.Join(c.StateDir, c.Introduction+".subjects", treeDir(cp), batchPrefix+hex.EncodeToString(sum[:16])+".json")
+	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
+		safefile.Write(p, body, safefile.Options{Perm: 0o644, NoSync: true})
+	}
+}
+
 // OpenOffline returns the view of the checkpoint verified last (by Open),
 // with no network: its signature is checked again under the key kept with
 // it, and each subject is read from those Open's views kept in StateDir,
@@ -560,15 +578,26 @@ func (v *View) load(ctx context.Context, subject string) *subjectLoad {
 	v.subjects[subject] = l
 	v.mu.Unlock()
 	l.files, l.needs, l.err = v.fetchAndJudge(ctx, subject)
+	v.finish([]string{subject}, []*subjectLoad{l})
+	return l
+}
+
+// finish publishes loads of subjects that were claimed (put in
+// v.subjects) and filled in: a failed one is forgotten, and readers
+// waiting on them go on.
+func (v *View) finish(subjects []string, loads []*subjectLoad) {
 	v.mu.Lock()
-	if l.err != nil {
-		delete(v.subjects, subject)
-	} else if subject == "keys" {
-		v.keysRead(l)
+	for i, l := range loads {
+		if l.err != nil {
+			delete(v.subjects, subjects[i])
+		} else if subjects[i] == "keys" {
+			v.keysRead(l)
+		}
 	}
 	v.mu.Unlock()
-	close(l.done)
-	return l
+	for _, l := range loads {
+		close(l.done)
+	}
 }
 
 // keysRead makes every key's subject read, from "keys" just read: it
@@ -598,52 +627,176 @@ func (v *View) fetchAndJudge(ctx context.Context, subject string) ([]index.MemFi
 	if err != nil {
 		return nil, nil, err
 	}
-	needs := index.Needs(files)
-	if subject != "root" {
-		needs = append(needs, "root")
+	needs, errs := v.judge(ctx, []string{subject}, [][]index.MemFile{files})
+	if errs[0] != nil {
+		return nil, nil, errs[0]
 	}
-	loads := make([]*subjectLoad, len(needs))
-	var wg sync.WaitGroup
-	for i, s := range needs {
-		if s == subject {
-			continue // a key's own grant names it
+	return files, needs[0], nil
+}
+
+// judge judges subjects read together (their files, each proved
+// complete, are files[i]), with every subject they need, by the rules:
+// it loads the needs that are not among them (in parallel), and returns
+// each subject's closure (the subjects its judgment read) or why it is
+// refused.
+//
+// The subjects are judged at once, all their files and their closures'
+// in one replay (index.ReplayProved), as a full replica's replay judges
+// the whole history at once: a set of subjects that holds the needs of
+// each is judged, file by file, as each alone with its needs is (the
+// rules read nothing of a subject that its needs do not name). Only
+// when that replay refuses are they judged one by one, so that the
+// error names the subject whose files break the rule.
+func (v *View) judge(ctx context.Context, subjects []string, files [][]index.MemFile) ([][]string, []error) {
+	n := len(subjects)
+	needs, errs := make([][]string, n), make([]error, n)
+	in := map[string]int{}
+	for i, s := range subjects {
+		in[s] = i
+	}
+	// Each subject's direct needs, and those to load from outside.
+	direct := make([][]string, n)
+	var outside []string
+	seen := map[string]bool{}
+	for i, s := range subjects {
+		d := index.Needs(files[i])
+		if s != "root" {
+			d = append(d, "root")
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			loads[i] = v.load(ctx, s)
-		}()
+		for _, x := range d {
+			if x == s {
+				continue // a key's own grant names it
+			}
+			direct[i] = append(direct[i], x)
+			if _, ok := in[x]; !ok && !seen[x] {
+				seen[x] = true
+				outside = append(outside, x)
+			}
+		}
+	}
+	loads := map[string]*subjectLoad{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, x := range outside {
+		wg.Go(func() {
+			l := v.load(ctx, x)
+			mu.Lock()
+			loads[x] = l
+			mu.Unlock()
+		})
 	}
 	wg.Wait()
-	closure := map[string]bool{}
-	for i, l := range loads {
-		if l == nil {
+
+	// Each subject's closure: its needs, and theirs.
+	closures := make([]map[string]bool, n)
+	state := make([]int, n) // 0 not yet, 1 in progress, 2 done
+	var closureOf func(i int) map[string]bool
+	closureOf = func(i int) map[string]bool {
+		if state[i] != 0 {
+			return closures[i] // done, or a circle (needs never go round: Needs)
+		}
+		state[i] = 1
+		c := map[string]bool{}
+		for _, x := range direct[i] {
+			c[x] = true
+			if j, ok := in[x]; ok {
+				for y := range closureOf(j) {
+					c[y] = true
+				}
+				if errs[j] != nil && errs[i] == nil {
+					errs[i] = errs[j]
+				}
+			} else if l := loads[x]; l.err != nil {
+				errs[i] = l.err
+			} else {
+				for _, y := range l.needs {
+					c[y] = true
+				}
+			}
+		}
+		delete(c, subjects[i])
+		closures[i], state[i] = c, 2
+		return c
+	}
+	for i := range subjects {
+		closureOf(i)
+	}
+	filesOf := func(x string) []index.MemFile {
+		if j, ok := in[x]; ok {
+			return files[j]
+		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return v.subjects[x].files
+	}
+	judgeOne := func(i int) error {
+		all := [][]index.MemFile{files[i]}
+		for x := range closures[i] {
+			all = append(all, filesOf(x))
+		}
+		if _, err := index.ReplayProved(v.client.Introduction, union(all)); err != nil {
+			return &ProofError{URL: v.client.base(), What: fmt.Sprintf("subject %q", subjects[i]), Checkpoint: v.Note,
+				Err: fmt.Errorf("its files break the index's rules, which every full replica would refuse: %w", err)}
+		}
+		return nil
+	}
+
+	ok := true
+	for i := range subjects {
+		ok = ok && errs[i] == nil
+	}
+	if n == 1 || !ok {
+		for i := range subjects {
+			if errs[i] == nil {
+				errs[i] = judgeOne(i)
+			}
+		}
+	} else {
+		every := map[string]bool{}
+		for i, s := range subjects {
+			every[s] = true
+			for x := range closures[i] {
+				every[x] = true
+			}
+		}
+		var all [][]index.MemFile
+		for x := range every {
+			all = append(all, filesOf(x))
+		}
+		if _, err := index.ReplayProved(v.client.Introduction, union(all)); err != nil {
+			for i := range subjects {
+				errs[i] = judgeOne(i)
+			}
+		}
+	}
+	for i := range subjects {
+		if errs[i] != nil {
 			continue
 		}
-		if l.err != nil {
-			return nil, nil, l.err
+		for x := range closures[i] {
+			needs[i] = append(needs[i], x)
 		}
-		closure[needs[i]] = true
-		for _, s := range l.needs {
-			closure[s] = true
+		slices.Sort(needs[i])
+	}
+	return needs, errs
+}
+
+// union returns the files of several subjects, each once: a file in two
+// subjects (a key's, which "keys" holds too) is the same leaf, with the
+// same path and bytes, or it is left twice for the rules to refuse.
+func union(lists [][]index.MemFile) []index.MemFile {
+	var out []index.MemFile
+	at := map[int64]int{}
+	for _, files := range lists {
+		for _, f := range files {
+			if j, ok := at[f.Index]; ok && out[j].Path == f.Path && bytes.Equal(out[j].Data, f.Data) && out[j].Commit == f.Commit && out[j].Time.Equal(f.Time) {
+				continue
+			}
+			at[f.Index] = len(out)
+			out = append(out, f)
 		}
 	}
-	delete(closure, subject)
-	var all []string
-	for s := range closure {
-		all = append(all, s)
-	}
-	judgedFiles := append([]index.MemFile(nil), files...)
-	v.mu.Lock()
-	for _, s := range all {
-		judgedFiles = append(judgedFiles, v.subjects[s].files...)
-	}
-	v.mu.Unlock()
-	if _, err := index.ReplayProved(v.client.Introduction, judgedFiles); err != nil {
-		return nil, nil, &ProofError{URL: v.client.base(), What: fmt.Sprintf("subject %q", subject), Checkpoint: v.Note,
-			Err: fmt.Errorf("its files break the index's rules, which every full replica would refuse: %w", err)}
-	}
-	return files, all, nil
+	return out
 }
 
 // fetch reads a subject and checks it against the checkpoint's map root:
@@ -652,10 +805,7 @@ func (v *View) fetch(ctx context.Context, subject string) ([]index.MemFile, erro
 	var body []byte
 	var err error
 	if v.offline {
-		body, err = os.ReadFile(v.client.cachePath(v.Checkpoint.Checkpoint, subject))
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s: %s: %w (size %d): run without --offline", v.client.base(), subject, ErrNotKept, v.Checkpoint.Size)
-		}
+		body, err = v.kept(subject)
 	} else {
 		body, _, err = v.client.get(ctx, "/api/v1/log/subject?s="+url.QueryEscape(subject))
 	}
@@ -667,6 +817,224 @@ func (v *View) fetch(ctx context.Context, subject string) ([]index.MemFile, erro
 		v.client.keep(v.Checkpoint.Checkpoint, subject, body)
 	}
 	return files, err
+}
+
+// kept returns the document of subject that an online read at the
+// view's checkpoint kept: its own file, or one of a batch's.
+func (v *View) kept(subject string) ([]byte, error) {
+	cp := v.Checkpoint.Checkpoint
+	body, err := os.ReadFile(v.client.cachePath(cp, subject))
+	if !errors.Is(err, os.ErrNotExist) {
+		return body, err
+	}
+	v.batchOnce.Do(func() {
+		v.batchKept = map[string][]byte{}
+		paths, _ := filepath.Glob(filepath.Join(filepath.Dir(v.client.cachePath(cp, subject)), batchPrefix+"*.json"))
+		for _, p := range paths {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			var batch wireSubjects
+			if json.Unmarshal(data, &batch) != nil {
+				continue // checked again when read: one that does not parse holds nothing
+			}
+			for _, raw := range batch.Subjects {
+				var doc struct{ Subject string }
+				if json.Unmarshal(raw, &doc) == nil {
+					v.batchKept[doc.Subject] = raw
+				}
+			}
+		}
+	})
+	if body, ok := v.batchKept[subject]; ok {
+		return body, nil
+	}
+	return nil, fmt.Errorf("%w (size %d): run without --offline", ErrNotKept, cp.Size)
+}
+
+// batchPrefix begins the names of the files that keep a batch's
+// documents (the others are named by their subject's hash).
+const batchPrefix = "batch-"
+
+// wireSubjects is POST /api/v1/log/subjects's answer.
+type wireSubjects struct {
+	Size     int64             `json:"size"`
+	Subjects []json.RawMessage `json:"subjects"`
+}
+
+// errNoBatch says the server does not answer POST /api/v1/log/subjects
+// (an older one, or a static host): subjects are read one by one.
+var errNoBatch = errors.New("the server reads no batches of subjects")
+
+// fetchBatch reads subjects in one request (POST /api/v1/log/subjects)
+// and checks each document as fetch does. It fails whole (errNoBatch
+// when the server has no such reads), else it returns each subject's
+// files or why they are refused.
+func (v *View) fetchBatch(ctx context.Context, subjects []string) ([][]index.MemFile, []error, error) {
+	path := "/api/v1/log/subjects"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.client.base()+path, strings.NewReader(strings.Join(subjects, "\n")+"\n"))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := v.client.http().Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: reading %d subjects: %w", v.client.base(), len(subjects), err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: POST %s: %w", v.client.base(), path, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+		return nil, nil, errNoBatch
+	case resp.StatusCode != http.StatusOK:
+		return nil, nil, fmt.Errorf("%s: POST %s: %s: %s", v.client.base(), path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
+	}
+	var batch wireSubjects
+	if err := json.Unmarshal(body, &batch); err != nil || len(batch.Subjects) != len(subjects) {
+		return nil, nil, &ProofError{URL: v.client.base(), What: fmt.Sprintf("%d subjects read at once", len(subjects)), Checkpoint: v.Note,
+			Err: fmt.Errorf("the answer is not %d subject documents (%d; %v)", len(subjects), len(batch.Subjects), err)}
+	}
+	files, errs := make([][]index.MemFile, len(subjects)), make([]error, len(subjects))
+	for i, s := range subjects {
+		files[i], errs[i] = v.check(s, batch.Subjects[i])
+	}
+	v.client.keepBatch(v.Checkpoint.Checkpoint, subjects, body)
+	return files, errs, nil
+}
+
+// Batch reads: how many subjects one request asks for, and how many
+// such requests run at once.
+const (
+	batchSize     = 64
+	batchParallel = 4
+)
+
+// Prefetch reads subjects ahead of the reads that will ask for them: in
+// batches (POST /api/v1/log/subjects, a few at once), each batch judged
+// at once (see judge); from a server without batches, or offline, a few
+// at a time. What fails is left for those reads to say.
+func (v *View) Prefetch(ctx context.Context, subjects ...string) {
+	var claimed []string
+	var loads []*subjectLoad
+	v.mu.Lock()
+	for _, s := range subjects {
+		if _, ok := v.subjects[s]; !ok {
+			l := &subjectLoad{done: make(chan struct{})}
+			v.subjects[s] = l
+			claimed, loads = append(claimed, s), append(loads, l)
+		}
+	}
+	v.mu.Unlock()
+	// A subject's needs are of a lower rank: one rank's batches wait
+	// for none of their own (their loads finish together).
+	byRank := map[int][]int{}
+	for i, s := range claimed {
+		byRank[rank(s)] = append(byRank[rank(s)], i)
+	}
+	for r := range maxRank + 1 {
+		var ss []string
+		var ls []*subjectLoad
+		for _, i := range byRank[r] {
+			ss, ls = append(ss, claimed[i]), append(ls, loads[i])
+		}
+		sem := make(chan struct{}, batchParallel)
+		var wg sync.WaitGroup
+		for i := 0; i < len(ss); i += batchSize {
+			j := min(i+batchSize, len(ss))
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				v.loadBatch(ctx, ss[i:j], ls[i:j])
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// maxRank is the highest rank.
+const maxRank = 5
+
+// rank orders subjects so that a subject's needs (index.Needs) are all
+// of a lower rank: root; keys; packages and upstreams' declarations;
+// upstreams' packages and snapshots; labels; anything else.
+func rank(subject string) int {
+	kind, rest, _ := strings.Cut(subject, " ")
+	switch kind {
+	case "root":
+		return 0
+	case "key", "keys":
+		return 1
+	case "package":
+		return 2
+	case "upstream":
+		if strings.Contains(rest, " package ") {
+			return 3
+		}
+		return 2
+	case "snapshot":
+		return 3
+	case "label":
+		return 4
+	}
+	return maxRank
+}
+
+// loadBatch fills in and finishes the loads of subjects, claimed by the
+// caller: one request and one judgment for all, when the server reads
+// batches.
+func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjectLoad) {
+	var files [][]index.MemFile
+	var errs []error
+	err := errNoBatch
+	if !v.offline && !v.noBatch.Load() {
+		files, errs, err = v.fetchBatch(ctx, subjects)
+		if errors.Is(err, errNoBatch) {
+			v.noBatch.Store(true)
+		}
+	}
+	switch {
+	case errors.Is(err, errNoBatch):
+		// One by one, a few at once.
+		sem := make(chan struct{}, 8)
+		var wg sync.WaitGroup
+		for i, s := range subjects {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				loads[i].files, loads[i].needs, loads[i].err = v.fetchAndJudge(ctx, s)
+			})
+		}
+		wg.Wait()
+	case err != nil:
+		for _, l := range loads {
+			l.err = err
+		}
+	default:
+		// Judge those that were proved; say why the others were not.
+		var ok []int
+		for i := range subjects {
+			if errs[i] == nil {
+				ok = append(ok, i)
+			} else {
+				loads[i].err = errs[i]
+			}
+		}
+		okSubjects, okFiles := make([]string, len(ok)), make([][]index.MemFile, len(ok))
+		for k, i := range ok {
+			okSubjects[k], okFiles[k] = subjects[i], files[i]
+		}
+		needs, jerrs := v.judge(ctx, okSubjects, okFiles)
+		for k, i := range ok {
+			if loads[i].err = jerrs[k]; jerrs[k] == nil {
+				loads[i].files, loads[i].needs = files[i], needs[k]
+			}
+		}
+	}
+	v.finish(subjects, loads)
 }
 
 // check checks a subject document against the view's checkpoint.
@@ -919,20 +1287,4 @@ func (v *View) subjectFiles(subject string) []index.MemFile {
 func mustHex(id string) string {
 	h, _ := keys.HexFromID(id)
 	return h
-}
-
-// Prefetch reads subjects ahead of the reads that will ask for them, a
-// few at a time; what fails is left for those reads to say.
-func (v *View) Prefetch(ctx context.Context, subjects ...string) {
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for _, s := range subjects {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			v.load(ctx, s)
-		}()
-	}
-	wg.Wait()
 }

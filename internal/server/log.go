@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -175,17 +176,88 @@ func (s *Server) logSubject(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
 		return
 	}
-	value, leaves, _ := v.mapAt.Map.Get(subject)
-	doc := SubjectDoc{Subject: subject, Size: v.Size, Count: value.Count, Files: []LogFile{}, Proof: v.mapAt.Map.Prove(subject)}
-	for _, i := range leaves {
-		f, err := s.logFile(r.Context(), v, i)
+	body, err := s.subjectDoc(r.Context(), v, subject)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "subject %q: %v", subject, err)
+		return
+	}
+	writeBody(w, body)
+}
+
+// MaxSubjects is how many subjects one POST /api/v1/log/subjects may
+// ask for.
+const MaxSubjects = 1000
+
+// logSubjects serves POST /api/v1/log/subjects: the subjects named in
+// the body, one a line (at most MaxSubjects), answered as
+// {"size", "subjects": [SubjectDoc…]} in the order asked, every one of
+// the same served tree, each with its own map proof: the answer of GET
+// /api/v1/log/subject for each, in one response.
+func (s *Server) logSubjects(w http.ResponseWriter, r *http.Request) {
+	var subjects []string
+	sc := bufio.NewScanner(http.MaxBytesReader(w, r.Body, MaxSubjects*1025))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		if len(line) > 1024 {
+			httpError(w, http.StatusBadRequest, "line %d: a subject of %d bytes: at most 1024", len(subjects)+1, len(line))
+			return
+		}
+		if subjects = append(subjects, line); len(subjects) > MaxSubjects {
+			httpError(w, http.StatusRequestEntityTooLarge, "more than %d subjects in one request: split it", MaxSubjects)
+			return
+		}
+	}
+	if err := sc.Err(); err != nil {
+		httpError(w, http.StatusBadRequest, "reading the subjects asked for: %v", err)
+		return
+	}
+	v, err := s.served(r.Context())
+	if err != nil {
+		w.Header().Set("Cache-Control", "no-store")
+		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
+		return
+	}
+	body := fmt.Appendf(nil, `{"size":%d,"subjects":[`, v.Size)
+	for i, subject := range subjects {
+		doc, err := s.subjectDoc(r.Context(), v, subject)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, "subject %q: %v", subject, err)
 			return
 		}
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, doc...)
+	}
+	writeBody(w, append(body, "]}"...))
+}
+
+// subjectDoc returns the JSON of subject's SubjectDoc in the tree v
+// (without a final newline). It is a pure function of the tree, so it is
+// kept, by subject and tree, for the next reader.
+func (s *Server) subjectDoc(ctx context.Context, v logView, subject string) ([]byte, error) {
+	key := fmt.Sprintf("%d %x %s", v.Size, v.Root[:], subject)
+	if body := s.subjects.get(key); body != nil {
+		return body, nil
+	}
+	value, leaves, _ := v.mapAt.Map.Get(subject)
+	doc := SubjectDoc{Subject: subject, Size: v.Size, Count: value.Count, Files: make([]LogFile, 0, len(leaves)), Proof: v.mapAt.Map.Prove(subject)}
+	for _, i := range leaves {
+		f, err := s.logFile(ctx, v, i)
+		if err != nil {
+			return nil, err
+		}
 		doc.Files = append(doc.Files, f)
 	}
-	writeJSON(w, doc)
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	s.subjects.put(key, body)
+	return body, nil
 }
 
 // logRecord serves GET /api/v1/log/record/ID: a record's leaf in the
@@ -214,7 +286,7 @@ func (s *Server) logRecord(w http.ResponseWriter, r *http.Request) {
 	}
 	_, leaves, _ := v.mapAt.Map.Get(subject)
 	for _, i := range leaves {
-		text, err := v.store.Entry(i)
+		text, err := s.entry(v, i)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, "record %s: %v", id, err)
 			return
@@ -241,7 +313,7 @@ func (s *Server) logRecord(w http.ResponseWriter, r *http.Request) {
 // logFile reads leaf i: its entry and the file's bytes at the commit that
 // added it.
 func (s *Server) logFile(ctx context.Context, v logView, i int64) (LogFile, error) {
-	text, err := v.store.Entry(i)
+	text, err := s.entry(v, i)
 	if err != nil {
 		return LogFile{}, err
 	}
@@ -256,14 +328,51 @@ func (s *Server) logFile(ctx context.Context, v logView, i int64) (LogFile, erro
 	return LogFile{Index: i, Entry: string(text), Content: data}, nil
 }
 
+// entry returns the entry line of leaf i of the tree v, from its entry
+// bundle as the tile reads serve it (kept in memory: the leaves of one
+// subject are spread over many bundles, each read whole).
+func (s *Server) entry(v logView, i int64) ([]byte, error) {
+	if i < 0 || i >= v.Size {
+		return nil, fmt.Errorf("entry %d: the served tree holds %d leaves: %w", i, v.Size, fs.ErrNotExist)
+	}
+	n := i / torchwood.TileWidth
+	t := tlog.Tile{H: torchwood.TileHeight, L: -1, N: n, W: int(min(v.Size-n*torchwood.TileWidth, torchwood.TileWidth))}
+	path := torchwood.TilePath(t)
+	data := s.tiles.get(path)
+	if data == nil {
+		var err error
+		if data, err = v.store.ReadTile(path); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
+		}
+		s.tiles.put(path, data)
+	}
+	rest := data
+	for k := int64(0); ; k++ {
+		e, r, err := torchwood.ReadTileEntry(rest)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: entry bundle %s: %w", i, path, err)
+		}
+		if k == i%torchwood.TileWidth {
+			return e, nil
+		}
+		rest = r
+	}
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
+	writeBody(w, body)
+}
+
+// writeBody answers a JSON body (without its final newline).
+func writeBody(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
-	w.Write(append(body, '\n'))
+	w.Write(body)
+	w.Write([]byte{'\n'})
 }

@@ -78,10 +78,11 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 
-	mu    sync.Mutex  // one verification of main at a time (s.verify)
-	cache *lightCache // rendered package documents, by tree id
-	small *lightCache // small blobs, by sha256
-	tiles *lightCache // the log's tiles, by path
+	mu       sync.Mutex  // one verification of main at a time (s.verify)
+	cache    *lightCache // rendered package documents, by tree id
+	small    *lightCache // small blobs, by sha256
+	tiles    *lightCache // the log's tiles, by path
+	subjects *lightCache // light reads' subject documents, by tree and subject
 
 	upMu     sync.Mutex // guards the followed upstreams, kept by main's upstreams/ tree id
 	upTree   string
@@ -149,7 +150,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096), small: newLightCache(4096), tiles: newLightCache(1024)}
+	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096), small: newLightCache(4096), tiles: newLightCache(1024), subjects: newLightCache(4096)}
 	if opts.CheckpointKey != nil {
 		if opts.CheckpointInterval <= 0 {
 			opts.CheckpointInterval = checkpoint.DefaultMaxAge / 4
@@ -201,6 +202,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /log/checkpoint", s.checkpoint)
 	mux.HandleFunc("GET /log/tile/{path...}", s.logTile)
 	mux.HandleFunc("GET /api/v1/log/subject", s.logSubject)
+	mux.HandleFunc("POST /api/v1/log/subjects", s.logSubjects)
 	mux.HandleFunc("GET /api/v1/log/record/{id}", s.logRecord)
 	mux.HandleFunc("GET /api/v1/head", s.headGet)
 	mux.HandleFunc("GET /healthz", s.healthz)
