@@ -54,6 +54,8 @@ flight get 30 seconds to finish).
                         C2SP tlog-tiles, immutable
   /api/v1/log/subject   ?s=SUBJECT: every file of a subject ("package NS/NAME",
                         "key ID", "root", …) with its map proof
+  /api/v1/log/subjects  POST subjects one a line: many subjects' documents of one
+                        tree in one response, each with its map proof
   /api/v1/log/record/ID a record's leaf in the log: index, entry, content
   /api/v1/head          ?after=COMMIT&wait=S: main's head once it is not COMMIT
                         (a wake-up when a push lands; followers verify as always)

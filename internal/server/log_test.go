@@ -373,3 +373,37 @@ func TestLogReadsDoNotWaitOnWitness(t *testing.T) {
 		t.Fatalf("after the witness gave up: %+v %v, want a checkpoint past size %d", next, err, old.Size)
 	}
 }
+
+// POST /api/v1/log/subjects answers many subjects of one tree in one
+// response, in the order asked, each exactly as GET /api/v1/log/subject
+// answers it (its files and its own map proof, present or absent); a
+// request for more than MaxSubjects is refused whole.
+func TestLogSubjects(t *testing.T) {
+	s, _, c := logServed(t)
+	asked := []string{"package acme/none", "root", "package acme/x"}
+	resp, body := s.do("POST", "/api/v1/log/subjects", strings.NewReader(strings.Join(asked, "\n")+"\n\n"), nil)
+	var batch struct {
+		Size     int64             `json:"size"`
+		Subjects []json.RawMessage `json:"subjects"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &batch) != nil {
+		t.Fatalf("subjects: %s %s", resp.Status, body)
+	}
+	if batch.Size != c.N || len(batch.Subjects) != len(asked) {
+		t.Fatalf("subjects: size %d (want %d), %d documents (want %d)", batch.Size, c.N, len(batch.Subjects), len(asked))
+	}
+	for i, subject := range asked {
+		resp, one := s.do("GET", "/api/v1/log/subject?s="+url.QueryEscape(subject), nil, nil)
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(bytes.TrimSpace(one), batch.Subjects[i]) {
+			t.Errorf("subject %d of the batch:\n%s\nwant the single read's:\n%s", i, batch.Subjects[i], one)
+		}
+	}
+	many := strings.Repeat("root\n", MaxSubjects+1)
+	if resp, body := s.do("POST", "/api/v1/log/subjects", strings.NewReader(many), nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("%d subjects: %s %s, want 413", MaxSubjects+1, resp.Status, body)
+	}
+	long := strings.Repeat("x", 1025)
+	if resp, body := s.do("POST", "/api/v1/log/subjects", strings.NewReader(long), nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a subject of 1025 bytes: %s %s, want 400", resp.Status, body)
+	}
+}
