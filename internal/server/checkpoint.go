@@ -3,12 +3,14 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +89,7 @@ type checkpointer struct {
 	log      *slog.Logger
 	path     string   // the latest note, kept durably across restarts
 	copies   []string // where else it is written (the log's tile tree)
+	sizes    string   // each witness's size cosigned last, kept durably beside path (witnessSizes)
 
 	signing sync.Mutex // held by the one signing a checkpoint, through its witnesses' answers
 
@@ -103,10 +106,25 @@ type witnessState struct {
 	size   int64          // the size it cosigned last, as far as the server knows
 }
 
+// witnessSizesFile is the file, beside the latest checkpoint, that keeps
+// the size each witness cosigned last (witnessSizes).
+const witnessSizesFile = "witnesses.json"
+
+// witnessSizes is what witnessSizesFile holds: for each witness, by its
+// vkey (its key is what it is; its URL may move), the size of the
+// latest checkpoint it cosigned. A restarted server submits from it
+// rather than from 0, which every witness holding a tree would refuse
+// with a 409 (one round trip more per witness). It is a hint: a wrong
+// size costs that 409, never a cosignature.
+type witnessSizes map[string]int64
+
 // newCheckpointer loads the latest checkpoint signed (kept at path), so
-// that a restart never signs one inconsistent with it.
+// that a restart never signs one inconsistent with it, and the size each
+// witness cosigned last (kept beside it, and shown by the cosignatures
+// the latest checkpoint carries).
 func newCheckpointer(key keys.Signer, origin string, interval time.Duration, ws []Witness, hc *http.Client, log *slog.Logger, path string, copies ...string) (*checkpointer, error) {
-	c := &checkpointer{key: key, origin: origin, interval: interval, hc: hc, log: log, path: path, copies: copies}
+	c := &checkpointer{key: key, origin: origin, interval: interval, hc: hc, log: log, path: path, copies: copies,
+		sizes: filepath.Join(filepath.Dir(path), witnessSizesFile)}
 	for _, w := range ws {
 		p, err := witness.NewPolicy([]string{w.VKey}, 1)
 		if err != nil {
@@ -129,7 +147,63 @@ func newCheckpointer(key keys.Signer, origin string, interval time.Duration, ws 
 		return nil, fmt.Errorf("the last checkpoint signed, %s, is of %s, not of this index (%s)", path, last.Origin, origin)
 	}
 	c.last, c.note = &last, note
+	c.loadWitnessSizes()
 	return c, nil
+}
+
+// loadWitnessSizes sets each witness's size cosigned last from the sizes
+// kept, and from the latest checkpoint's cosignatures: a witness whose
+// cosignature it carries holds its tree. What cannot be read is logged
+// and left at 0: the witness's 409 then tells the size.
+func (c *checkpointer) loadWitnessSizes() {
+	kept := witnessSizes{}
+	if b, err := os.ReadFile(c.sizes); err == nil {
+		if err := json.Unmarshal(b, &kept); err != nil {
+			c.log.Warn("the witnesses' sizes kept are unreadable: submitting from size 0 (each witness answers 409 with its own once)", "path", c.sizes, "err", err)
+			kept = witnessSizes{}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("the witnesses' sizes kept are unreadable: submitting from size 0 (each witness answers 409 with its own once)", "path", c.sizes, "err", err)
+	}
+	for _, w := range c.witnesses {
+		if n := kept[w.VKey]; n > 0 && n <= c.last.Size {
+			w.size = n
+		}
+		if n, err := w.policy.Check(c.note, c.origin); err == nil && n == 1 {
+			w.size = c.last.Size
+		}
+	}
+}
+
+// keepWitnessSizes writes the size each witness cosigned last, durably
+// (a temporary file renamed), if one changed since the last write.
+func (c *checkpointer) keepWitnessSizes(before witnessSizes) {
+	now := witnessSizes{}
+	changed := false
+	for _, w := range c.witnesses {
+		now[w.VKey] = w.size
+		changed = changed || before[w.VKey] != w.size
+	}
+	if !changed {
+		return
+	}
+	b, err := json.MarshalIndent(now, "", "  ")
+	if err == nil {
+		err = safefile.Write(c.sizes, append(b, '\n'), safefile.Options{Perm: 0o644})
+	}
+	if err != nil {
+		c.log.Warn("keeping the witnesses' sizes (after a restart, each witness answers 409 with its own once)", "path", c.sizes, "err", err)
+	}
+}
+
+// witnessSizes returns the size each witness cosigned last; the caller
+// holds c.signing.
+func (c *checkpointer) witnessSizes() witnessSizes {
+	out := witnessSizes{}
+	for _, w := range c.witnesses {
+		out[w.VKey] = w.size
+	}
+	return out
 }
 
 // latest returns the latest checkpoint signed and its note (nil if none).
@@ -204,7 +278,9 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	if err := safefile.Write(c.path, signed, safefile.Options{Perm: 0o644}); err != nil {
 		return nil, nil, logView{}, fmt.Errorf("keeping the checkpoint of %s at %s before submitting it to witnesses: %w", next.Head, c.path, err)
 	}
+	before := c.witnessSizes()
 	note, err := c.cosign(ctx, signed, next, v)
+	c.keepWitnessSizes(before)
 	if err != nil {
 		c.log.Warn("serving the checkpoint without cosignatures", "size", next.Size, "head", next.Head, "err", err)
 		note = signed

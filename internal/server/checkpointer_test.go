@@ -233,8 +233,18 @@ func TestCheckpointerWitnesses(t *testing.T) {
 		}
 	}
 
-	// A restart forgets the witnesses' sizes: they answer 409, and get a
-	// proof from the size they hold.
+	// A restart that lost the witnesses' sizes (the file gone, and the
+	// checkpoint kept without their cosignatures: a crash while they
+	// answered) submits from 0: they answer 409, and get a proof from the
+	// size they hold.
+	if err := os.Remove(filepath.Join(filepath.Dir(path), witnessSizesFile)); err != nil {
+		t.Fatalf("the witnesses' sizes were not kept: %v", err)
+	}
+	i := bytes.Index(note, []byte("\n\n— "))
+	j := bytes.IndexByte(note[i+2:], '\n')
+	if err := os.WriteFile(path, note[:i+2+j+1], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	c = newCkpt(t, key, path, ws[:2], &out)
 	grow(t, st, "a", 300)
 	_, note, err = c.at(context.Background(), view(t, st), now.Add(time.Second))
