@@ -33,6 +33,7 @@ var completions = map[string]struct {
 	"remote remove":   {args: first(remoteNames)},
 	"remote set-url":  {args: first(remoteNames)},
 	"upstream remove": {args: first(upstreamNames)},
+	"upstream set":    {args: first(upstreamNames)},
 	"policy check":    {args: packageVersions(true)},
 }
 

@@ -124,6 +124,9 @@ cairn upload origin acme/fastjson@1.2.3 --key alice.key`,
 	"upstream list": `cairn upstream list
 cairn upstream list --json`,
 	"upstream remove": `cairn upstream remove public --key root.key`,
+	"upstream set": `cairn upstream set public --witness w1.example+… --witness w2.example+… --quorum 1
+# trust no witness again
+cairn upstream set public`,
 	"verify": `cairn verify
 cairn verify --full --json`,
 	"version": `cairn version

@@ -279,6 +279,7 @@ func syncEvery(ctx context.Context, dir string, every time.Duration, log *slog.L
 	defer r.Close()
 	t := time.NewTicker(every)
 	defer t.Stop()
+	warnedUnwitnessed := map[string]bool{} // once per upstream, not every sync
 	for {
 		res, err := remote.Sync(ctx, r, remote.Options{})
 		warned := 0
@@ -288,7 +289,11 @@ func syncEvery(ctx context.Context, dir string, every time.Duration, log *slog.L
 				warned++
 				log.Warn("upstream not synced; serving what was verified before", "upstream", s.Upstream, "err", s.Error)
 			case s.Pulled.From != s.Pulled.Head:
-				log.Info("upstream synced", "upstream", s.Upstream, "head", s.Pulled.Head, "commits", s.Pulled.Commits)
+				log.Info("upstream synced", "upstream", s.Upstream, "head", s.Pulled.Head, "commits", s.Pulled.Commits, "cosigned", s.Pulled.Cosigned)
+			}
+			if s.Pulled != nil && s.Pulled.Checkpoint != nil && s.Pulled.Unwitnessed && !warnedUnwitnessed[s.Upstream] {
+				warnedUnwitnessed[s.Upstream] = true
+				log.Warn("upstream names no witnesses: a split view cannot be detected (cairn upstream set NAME --witness VKEY)", "upstream", s.Upstream)
 			}
 			if len(s.Collisions) > 0 {
 				log.Warn("upstream publishes internal package names; only the internal packages are served", "upstream", s.Upstream, "names", s.Collisions)

@@ -140,7 +140,50 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 	}
 	repoFlag(list, &repo)
 	list.Flags().BoolVar(&js, "json", false, "print JSON")
-	c.AddCommand(add, remove, list)
+	c.AddCommand(add, remove, list, newUpstreamSetCmd())
+	return c
+}
+
+func newUpstreamSetCmd() *cobra.Command {
+	var (
+		repo      string
+		witnesses []string
+		quorum    int
+	)
+	c := &cobra.Command{
+		Use:   "set NAME [--witness VKEY]... [--quorum K]",
+		Short: "Name the witnesses this replica trusts to cosign an upstream's checkpoints",
+		Long: `Name the witnesses you trust to cosign a followed upstream's checkpoints with
+--witness (each one's verifier key, as 'cairn witness vkey' or its operator prints
+it) and how many of them must have cosigned each checkpoint with --quorum (default:
+all of them), as 'cairn remote add' does for a remote: 'cairn sync' (and 'cairn
+serve', every --sync interval) then refuses an upstream checkpoint below quorum,
+so that the upstream cannot show this organisation a history it does not show
+everyone. The setting is this replica's own (kept in its state directory, not in
+the index); set it on every replica that syncs. Without --witness, no witness is
+trusted again, and a sync warns that a split view cannot be detected.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("quorum") {
+				quorum = len(witnesses)
+			}
+			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				w := remote.UpstreamWitnesses{Witnesses: witnesses, Quorum: quorum}
+				if err := remote.SetUpstreamWitnesses(ctx, r, args[0], w); err != nil {
+					return err
+				}
+				if len(witnesses) == 0 || quorum == 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "upstream %s: no witness quorum: a split view cannot be detected\n", args[0])
+					return nil
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "upstream %s: a checkpoint needs %d of %d witness(es)\n", args[0], quorum, len(witnesses))
+				return nil
+			})
+		},
+	}
+	repoFlag(c, &repo)
+	c.Flags().StringArrayVar(&witnesses, "witness", nil, "the verifier key of a witness trusted to cosign the upstream's checkpoints (repeatable)")
+	c.Flags().IntVar(&quorum, "quorum", 0, "how many of the --witness keys must have cosigned a checkpoint (default: all)")
 	return c
 }
 
@@ -187,12 +230,20 @@ this repository's packages are served under them.`,
 					default:
 						fmt.Fprintf(w, "upstream %s: verified %d commits, %d files: head %s\n", s.Upstream, s.Pulled.Commits, s.Pulled.Records, s.Pulled.Head)
 					}
+					if s.Pulled != nil && s.Pulled.Checkpoint != nil && !s.Pulled.Unwitnessed {
+						fmt.Fprintf(w, "upstream %s: checkpoint cosigned by %d trusted witness(es)\n", s.Upstream, s.Pulled.Cosigned)
+					}
 					if s.Pulled != nil && s.Pulled.ServerHead != "" {
 						fmt.Fprintf(w, "upstream %s: its head %s is %d commit(s) past its checkpoint's %s: they wait until a checkpoint covers them\n", s.Upstream, s.Pulled.ServerHead, s.Pulled.Pending, s.Pulled.Head)
 					}
 					if len(s.Collisions) > 0 {
 						fmt.Fprintf(w, "upstream %s: WARNING: publishes %d name(s) internal to this repository (published here or inside its keys' publish grants); only the internal packages are served: %s\n",
 							s.Upstream, len(s.Collisions), strings.Join(s.Collisions, ", "))
+					}
+				}
+				for _, s := range res {
+					if s.Pulled != nil && s.Pulled.Checkpoint != nil && s.Pulled.Unwitnessed {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: upstream %s names no witnesses: a split view (the upstream showing others another history) cannot be detected\ncairn: hint: name the witnesses you trust for it: cairn upstream set %s --witness VKEY [--quorum K]\n", s.Upstream, s.Upstream)
 					}
 				}
 				return err

@@ -43,7 +43,8 @@ func (e *SyncError) Unwrap() []error { return e.Errors }
 
 // Sync follows every upstream main declares: fetches its index into
 // index.UpstreamRef, verifies every new commit against the upstream's own
-// root and checks its signed checkpoint, like a pull. An upstream that
+// root and checks its signed checkpoint, like a pull, with the witness
+// quorum set for it (SetUpstreamWitnesses). An upstream that
 // fails (unreachable, frozen, rewritten) is reported and keeps the head
 // verified before; the others are synced regardless. The fetch tells the
 // upstream only the commits of its own line, so that nothing of the
@@ -61,7 +62,11 @@ func Sync(ctx context.Context, r *index.Repo, o Options) ([]Synced, error) {
 	var failed []error
 	for _, u := range ups {
 		s := Synced{Upstream: u.Name, URL: u.URL}
-		p, err := fetch(ctx, r, upstreamRemote(u), o)
+		rm, err := upstreamRemoteOf(r, u)
+		var p *Pulled
+		if err == nil {
+			p, err = fetch(ctx, r, rm, o)
+		}
 		if err != nil {
 			// fetch's errors name the upstream (and a security error its
 			// URL) already.
