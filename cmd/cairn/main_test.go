@@ -24,7 +24,20 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	quickRaceExit()
 	testscript.Main(m, map[string]func(){"cairn": func() { os.Exit(Main()) }})
+}
+
+// quickRaceExit makes the cairn processes the tests run (this test
+// binary, under -race too) exit at once: the race detector otherwise
+// sleeps a second at every exit (GORACE's atexit_sleep_ms, 1000 by
+// default), for reports of races still in flight, and the tests run
+// about a thousand processes one after another. A race is still
+// reported, and fails its process, when it happens.
+func quickRaceExit() {
+	if g := os.Getenv("GORACE"); raceEnabled && !strings.Contains(g, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
+	}
 }
 
 // TestScripts runs the workflows and attacks in testdata/script, each a
@@ -42,6 +55,9 @@ func TestScripts(t *testing.T) {
 				{"GIT_CONFIG_NOSYSTEM", "1"}, {"SSH_AUTH_SOCK", ""}, {"CAIRN_KEY", ""}, {"CAIRN_REPO", ""},
 			} {
 				e.Setenv(kv[0], kv[1])
+			}
+			if g := os.Getenv("GORACE"); g != "" {
+				e.Setenv("GORACE", g)
 			}
 			return nil
 		},

@@ -42,8 +42,9 @@ func (s *Server) gitBackend(hooks string) func(ctx context.Context, env []string
 }
 
 // gitInheritEnv is what git http-backend (and the hook it runs) takes of
-// the server's own environment.
-var gitInheritEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "GOCOVERDIR", SkewEnv}
+// the server's own environment: with the Go runtime's settings for a hook
+// built with coverage or the race detector.
+var gitInheritEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "GOCOVERDIR", "GORACE", SkewEnv}
 
 // writeHooks writes the pre-receive hook into a fresh directory and
 // returns it. The hook runs this very executable.

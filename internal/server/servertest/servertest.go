@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"cairn.dev/cairn/internal/index/indextest"
@@ -22,7 +23,15 @@ import (
 // servers of Serve install (the binary stands in for cairn), it checks
 // the push instead. A package whose tests push to a server calls it from
 // TestMain.
+//
+// Under -race, the hooks exit at once: the race detector would sleep a
+// second at every exit (GORACE's atexit_sleep_ms) for reports of races
+// still in flight, a second a push; a race is still reported, and fails
+// the hook, when it happens.
 func Main(m *testing.M) {
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
+	}
 	if len(os.Args) == 5 && os.Args[1] == "hook" {
 		if err := server.PreReceive(context.Background(), os.Args[4], os.Stdin, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "cairn: error:", err)
