@@ -100,32 +100,38 @@ func cmdNoGit(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("no cairn on PATH")
 }
 
-// waitfile FILE: wait (up to 30 s) until FILE exists (a background
+// waitLimit bounds how long the scripts wait for a background command
+// to get somewhere: a bound for a stuck command, never a measure of
+// speed (a loaded machine running the race detector is slow, so it is
+// generous; the waits return as soon as the condition holds).
+const waitLimit = 2 * time.Minute
+
+// waitfile FILE: wait (up to waitLimit) until FILE exists (a background
 // command's sign that it got somewhere).
 func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 || neg {
 		ts.Fatalf("usage: waitfile FILE")
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("%s did not appear within 30 s", args[0])
+			ts.Fatalf("%s did not appear within %v", args[0], waitLimit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// waitserver FILE VAR: wait (up to 30 s) for a server started in the
+// waitserver FILE VAR: wait (up to waitLimit) for a server started in the
 // background to write its URL to FILE (cairn serve --ready-file), and
 // set $VAR to it.
 func cmdWaitServer(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: waitserver FILE VAR")
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		data, err := os.ReadFile(ts.MkAbs(args[0]))
 		if err == nil && len(data) > 0 {
@@ -133,7 +139,7 @@ func cmdWaitServer(ts *testscript.TestScript, neg bool, args []string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("no server wrote %s within 30 s", args[0])
+			ts.Fatalf("no server wrote %s within %v", args[0], waitLimit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -141,7 +147,7 @@ func cmdWaitServer(ts *testscript.TestScript, neg bool, args []string) {
 
 // httpget [-until REGEXP] URL: GET the URL; its body is the command's
 // stdout. It fails unless the status is 200 OK (with !, unless it is
-// not). With -until, it asks again (for up to 30 s) until the body
+// not). With -until, it asks again (for up to waitLimit) until the body
 // matches REGEXP.
 func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	var until *regexp.Regexp
@@ -151,7 +157,7 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: httpget [-until REGEXP] URL")
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		resp, err := http.Get(args[0])
 		if err != nil {
@@ -164,7 +170,7 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		if until != nil && !until.Match(body) {
 			if time.Now().After(deadline) {
-				ts.Fatalf("GET %s: no match for %s within 30 s; last body:\n%s", args[0], until, body)
+				ts.Fatalf("GET %s: no match for %s within %v; last body:\n%s", args[0], until, waitLimit, body)
 			}
 			time.Sleep(100 * time.Millisecond)
 			continue
