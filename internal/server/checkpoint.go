@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -178,13 +179,8 @@ func (c *checkpointer) loadWitnessSizes() {
 // keepWitnessSizes writes the size each witness cosigned last, durably
 // (a temporary file renamed), if one changed since the last write.
 func (c *checkpointer) keepWitnessSizes(before witnessSizes) {
-	now := witnessSizes{}
-	changed := false
-	for _, w := range c.witnesses {
-		now[w.VKey] = w.size
-		changed = changed || before[w.VKey] != w.size
-	}
-	if !changed {
+	now := c.witnessSizes()
+	if maps.Equal(now, before) {
 		return
 	}
 	b, err := json.MarshalIndent(now, "", "  ")
@@ -196,12 +192,13 @@ func (c *checkpointer) keepWitnessSizes(before witnessSizes) {
 	}
 }
 
-// witnessSizes returns the size each witness cosigned last; the caller
-// holds c.signing.
+// witnessSizes returns the size each witness cosigned last (a witness
+// given at several URLs holds the largest one it cosigned at any); the
+// caller holds c.signing.
 func (c *checkpointer) witnessSizes() witnessSizes {
 	out := witnessSizes{}
 	for _, w := range c.witnesses {
-		out[w.VKey] = w.size
+		out[w.VKey] = max(out[w.VKey], w.size)
 	}
 	return out
 }

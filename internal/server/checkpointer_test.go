@@ -6,10 +6,12 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -233,11 +235,40 @@ func TestCheckpointerWitnesses(t *testing.T) {
 		}
 	}
 
+	// A restart takes each witness's size from the sizes kept; with them
+	// lost or unreadable, from the cosignatures the checkpoint kept.
+	sizes := filepath.Join(filepath.Dir(path), witnessSizesFile)
+	restarted := func(want int64) {
+		t.Helper()
+		c = newCkpt(t, key, path, ws[:2], &out)
+		for _, w := range c.witnesses {
+			if w.size != want {
+				t.Errorf("after a restart, witness %s is believed to hold size %d, want %d", w.URL, w.size, want)
+			}
+		}
+	}
+	var kept witnessSizes
+	if b, err := os.ReadFile(sizes); err != nil || json.Unmarshal(b, &kept) != nil {
+		t.Fatalf("the witnesses' sizes kept: %s, %v", b, err)
+	}
+	// w2's key is also given at the URL that is down: the witness holds
+	// what it cosigned at either. w4's key (at w3's URL) cosigned nothing.
+	if want := (witnessSizes{v1: 3, v2: 3, v4: 0}); !maps.Equal(kept, want) {
+		t.Errorf("the witnesses' sizes kept: %v, want %v", kept, want)
+	}
+	restarted(3)
+	if err := os.WriteFile(sizes, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	restarted(3)
+	if !strings.Contains(out.String(), "the witnesses' sizes kept are unreadable") {
+		t.Errorf("unreadable sizes not logged:\n%s", out.String())
+	}
 	// A restart that lost the witnesses' sizes (the file gone, and the
 	// checkpoint kept without their cosignatures: a crash while they
 	// answered) submits from 0: they answer 409, and get a proof from the
 	// size they hold.
-	if err := os.Remove(filepath.Join(filepath.Dir(path), witnessSizesFile)); err != nil {
+	if err := os.Remove(sizes); err != nil {
 		t.Fatalf("the witnesses' sizes were not kept: %v", err)
 	}
 	i := bytes.Index(note, []byte("\n\n— "))
@@ -245,7 +276,7 @@ func TestCheckpointerWitnesses(t *testing.T) {
 	if err := os.WriteFile(path, note[:i+2+j+1], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c = newCkpt(t, key, path, ws[:2], &out)
+	restarted(0)
 	grow(t, st, "a", 300)
 	_, note, err = c.at(context.Background(), view(t, st), now.Add(time.Second))
 	if err != nil {
@@ -254,6 +285,8 @@ func TestCheckpointerWitnesses(t *testing.T) {
 	if n, err := both.Check(note, testOrigin); err != nil || n != 2 {
 		t.Fatalf("after a restart, cosigned by %d (%v), want 2", n, err)
 	}
+	// What they hold now is kept again.
+	restarted(303)
 }
 
 // A witness the server trusts answers with its own valid cosignature and
