@@ -108,6 +108,9 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 					*index.Upstream
 					Verified string `json:"verified,omitempty"`
 					Records  int    `json:"records"`
+					// The witnesses this replica trusts for it (cairn upstream set).
+					Witnesses []string `json:"witnesses,omitempty"`
+					Quorum    int      `json:"quorum"`
 				}
 				var rows []row
 				for _, u := range ups {
@@ -115,7 +118,11 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 					if err != nil {
 						return err
 					}
-					rows = append(rows, row{u, h, n})
+					w, err := remote.GetUpstreamWitnesses(r, u.Name)
+					if err != nil {
+						return err
+					}
+					rows = append(rows, row{u, h, n, w.Witnesses, w.Quorum})
 				}
 				if js {
 					return printJSON(cmd.OutOrStdout(), rows)
