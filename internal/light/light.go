@@ -883,24 +883,27 @@ func (v *View) fetchBatch(ctx context.Context, subjects []string) ([][]index.Mem
 		return nil, nil, fmt.Errorf("%s: reading %d subjects: %w", v.client.base(), len(subjects), err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(resp.ContentLength, 256<<20))+512))
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, 256<<20)); err != nil {
 		return nil, nil, fmt.Errorf("%s: POST %s: %w", v.client.base(), path, err)
 	}
+	body := buf.Bytes()
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
 		return nil, nil, errNoBatch
 	case resp.StatusCode != http.StatusOK:
 		return nil, nil, fmt.Errorf("%s: POST %s: %s: %s", v.client.base(), path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
 	}
-	var batch wireSubjects
+	var batch struct {
+		Subjects []wireSubject `json:"subjects"`
+	}
 	if err := json.Unmarshal(body, &batch); err != nil || len(batch.Subjects) != len(subjects) {
 		return nil, nil, &ProofError{URL: v.client.base(), What: fmt.Sprintf("%d subjects read at once", len(subjects)), Checkpoint: v.Note,
 			Err: fmt.Errorf("the answer is not %d subject documents (%d; %v)", len(subjects), len(batch.Subjects), err)}
 	}
 	files, errs := make([][]index.MemFile, len(subjects)), make([]error, len(subjects))
 	for i, s := range subjects {
-		files[i], errs[i] = v.check(s, batch.Subjects[i])
+		files[i], errs[i] = v.checkDoc(s, &batch.Subjects[i])
 	}
 	v.client.keepBatch(v.Checkpoint.Checkpoint, subjects, body)
 	return files, errs, nil
@@ -1043,11 +1046,17 @@ func (v *View) check(subject string, body []byte) ([]index.MemFile, error) {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, v.refuse(subject, fmt.Errorf("its answer is not a subject document: %w", err))
 	}
+	return v.checkDoc(subject, &doc)
+}
+
+// checkDoc checks a subject document, decoded, against the view's
+// checkpoint.
+func (v *View) checkDoc(subject string, doc *wireSubject) ([]index.MemFile, error) {
 	cp := v.Checkpoint.Checkpoint
 	if doc.Size != cp.Size {
 		return nil, fmt.Errorf("%s: subject %q was answered at log size %d, the checkpoint read is of size %d: %w", v.client.base(), subject, doc.Size, cp.Size, ErrMoved)
 	}
-	return checkSubject(cp, subject, &doc, func(err error) error { return v.refuse(subject, err) })
+	return checkSubject(cp, subject, doc, func(err error) error { return v.refuse(subject, err) })
 }
 
 // checkSubject checks a subject document against a checkpoint and
