@@ -260,3 +260,32 @@ func TestBatchBreakingRules(t *testing.T) {
 		t.Fatalf("the package judged in the batch was read again (%d reads)", n)
 	}
 }
+
+// BenchmarkPrefetch: a view reading 64 packages (each published and
+// audited) with their proofs, judged by the rules, from a server on
+// loopback: one batch, its keys and root.
+func BenchmarkPrefetch(b *testing.B) {
+	w := indextest.New(b)
+	names := packages(64)
+	var subjects []string
+	for _, name := range names {
+		w.Publish(indextest.Package{Name: name, Version: "1.0.0"})
+		w.Audit(name, "1.0.0")
+		subjects = append(subjects, "package "+name)
+	}
+	url := servertest.Serve(w)
+	c := newClient(w, url, "")
+	ctx := context.Background()
+	for b.Loop() {
+		v, err := c.Open(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v.Prefetch(ctx, subjects...)
+		for _, s := range subjects {
+			if _, err := v.Subject(ctx, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
