@@ -322,7 +322,9 @@ func (m *MemFiles) File(path string) (MemFile, bool) {
 // package NS/NAME", "snapshot SHA" or "label LABEL". A directory at or
 // under a subject's directory has that subject (an upstream's directory
 // is the subject "upstream UP", which holds its declarations; keys/ and
-// keys/XX are the subject "keys", which holds every key's files); a
+// keys/XX are the subject "keys", which holds every key's files;
+// upstreams/ is the subject "upstreams", which holds every upstream's
+// declarations and revocations); a
 // directory that spans several subjects (packages/A/B, labels) has none:
 // ok is false.
 func SubjectOf(path string) (subject string, ok bool) {
@@ -342,7 +344,10 @@ func SubjectOf(path string) (subject string, ok bool) {
 			return "package " + name, true
 		}
 	case "upstreams":
-		if len(parts) < 2 || record.CheckUpstreamName(parts[1]) != nil {
+		if len(parts) == 1 {
+			return "upstreams", true
+		}
+		if record.CheckUpstreamName(parts[1]) != nil {
 			return "", false
 		}
 		up := parts[1]
@@ -369,7 +374,9 @@ func SubjectOf(path string) (subject string, ok bool) {
 // SubjectsOf returns every subject of the log's map that the file at path
 // is in: its SubjectOf, and for a key's file "keys" too, so that a light
 // client can read every grant at once (internal names: every publish
-// grant counts). None for a path outside the layout's subjects.
+// grant counts), and for an upstream's declaration or revocation
+// "upstreams" too, so that it can list the upstreams followed. None for
+// a path outside the layout's subjects.
 func SubjectsOf(path string) []string {
 	s, ok := SubjectOf(path)
 	switch {
@@ -377,6 +384,8 @@ func SubjectsOf(path string) []string {
 		return nil
 	case strings.HasPrefix(s, "key "):
 		return []string{s, "keys"}
+	case strings.HasPrefix(s, "upstream ") && !strings.Contains(s, " package "):
+		return []string{s, "upstreams"}
 	}
 	return []string{s}
 }

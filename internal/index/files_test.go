@@ -327,15 +327,23 @@ func TestSubjectOf(t *testing.T) {
 		{"labels/lts", "label lts"},
 		{"labels/lts/" + snap + ".json", "label lts"},
 		// Directories that span subjects, and paths outside the layout.
-		{"keys", "keys"}, {"keys/ab", "keys"},
+		{"keys", "keys"}, {"keys/ab", "keys"}, {"upstreams", "upstreams"},
 		{"", ""}, {"keys/cd/" + key, ""}, {"keys/abc", ""}, {"keys/AB", ""}, {"packages", ""}, {"packages/8/9", ""},
 		{strings.Replace(pkg, "packages/", "packages/f/", 1), ""}, {"packages/0/0/0/0/acme/fastjson", ""},
-		{"upstreams", ""}, {"upstreams/pub/packages", ""}, {"snapshots/0f", ""}, {"labels", ""}, {"other/x", ""},
+		{"upstreams/pub/packages", ""}, {"upstreams/Pub", ""}, {"snapshots/0f", ""}, {"labels", ""}, {"other/x", ""},
 	} {
 		got, ok := index.SubjectOf(c.path)
 		if got != c.subject || ok != (c.subject != "") {
 			t.Errorf("SubjectOf(%q) = %q, %v; want %q", c.path, got, ok, c.subject)
 		}
+	}
+	// A declaration is also in "upstreams", which lists every upstream;
+	// an upstream's package records are not.
+	if got := index.SubjectsOf("upstreams/pub/" + snap + ".json"); strings.Join(got, ",") != "upstream pub,upstreams" {
+		t.Errorf("SubjectsOf(a declaration) = %q", got)
+	}
+	if got := index.SubjectsOf("upstreams/pub/" + pkg + "/1.0.0/" + snap + ".json"); strings.Join(got, ",") != "upstream pub package acme/fastjson" {
+		t.Errorf("SubjectsOf(an upstream's package record) = %q", got)
 	}
 }
 
