@@ -92,7 +92,7 @@ func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, e
 		return nil, err
 	}
 	for _, s := range srcs {
-		if s.View != nil && s.View.Unwitnessed && f.cmd != nil {
+		if s.View != nil && s.View.Unwitnessed && s.Via == nil && f.cmd != nil {
 			fmt.Fprintf(f.cmd.ErrOrStderr(), "cairn: warning: repository %s names no witnesses: a split view (the server showing others another history) cannot be detected\ncairn: hint: name the witnesses you trust in %s: witnesses: [VKEY, …] and quorum: K\n", s.Name, plan.ProjectFile)
 		}
 	}

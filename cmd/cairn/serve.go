@@ -125,6 +125,9 @@ Access logs are JSON lines on standard error.`,
 				MaxPush:   maxPush,
 				Limits:    limits,
 				Fallback:  (&remote.UpstreamBlobs{Repo: r}).Fetch,
+				UpstreamCheckpoint: func(ctx context.Context, u *index.Upstream) ([]byte, string, error) {
+					return remote.UpstreamCheckpoint(ctx, r, u)
+				},
 			}
 			if ckey != "" {
 				s, err := keys.Resolve(ckey)

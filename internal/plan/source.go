@@ -66,6 +66,8 @@ type Source struct {
 	// gave the upstream. Such a source is named VIA/UPSTREAM.
 	Via      *Source
 	Upstream string
+
+	client *light.Client // the light client of View
 }
 
 // Head is the verified head the source is read at.
@@ -185,20 +187,22 @@ func Open(ctx context.Context, p *Project, o Options) (Sources, error) {
 	var out Sources
 	for _, r := range p.Repositories {
 		s, err := openSource(ctx, p, r, o)
-		if err == nil && s.View != nil {
-			// The packages cairn.yaml names, read at once rather than as
-			// resolution reaches them.
-			var subjects []string
-			for _, w := range p.Packages {
-				subjects = append(subjects, "package "+w.Name)
-			}
-			s.View.Prefetch(ctx, subjects...)
-		}
 		if err == nil {
 			out = append(out, s)
 			var ups Sources
-			ups, err = upstreamSources(ctx, s)
+			ups, err = upstreamSources(ctx, s, o)
 			out = append(out, ups...)
+			for _, s := range append(Sources{s}, ups...) {
+				if s.View != nil {
+					// The packages cairn.yaml names, read at once rather
+					// than as resolution reaches them.
+					var subjects []string
+					for _, w := range p.Packages {
+						subjects = append(subjects, "package "+w.Name)
+					}
+					s.View.Prefetch(ctx, subjects...)
+				}
+			}
 		}
 		if err != nil {
 			out.Close()
@@ -213,9 +217,9 @@ func Open(ctx context.Context, p *Project, o Options) (Sources, error) {
 // fetched through s (an organisation's server fetches an upstream's blobs
 // for its clients), else from the upstream itself. They come after s: a
 // name s publishes is never taken from its upstreams.
-func upstreamSources(ctx context.Context, s *Source) (Sources, error) {
-	if s.Repo == nil {
-		return nil, nil // a light view follows no upstream lines (yet)
+func upstreamSources(ctx context.Context, s *Source, o Options) (Sources, error) {
+	if s.View != nil {
+		return lightUpstreamSources(ctx, s, o)
 	}
 	ups, err := s.Repo.Upstreams(ctx, s.Head())
 	if err != nil {
@@ -244,6 +248,49 @@ func upstreamSources(ctx context.Context, s *Source) (Sources, error) {
 			blobs = append(blobs, &blob.HTTP{URL: u.URL})
 		}
 		out = append(out, &Source{Repository: r, Repo: s.Repo, Catalog: c, Records: records, Blobs: blobs, Via: s, Upstream: u.Name})
+	}
+	return out, nil
+}
+
+// lightUpstreamSources are the upstream lines that the server s reads
+// follows, read by the light client as the server serves them
+// (light.Client.Line): the upstreams its index declares (proved: subject
+// upstreams), each line pinned by the introduction its declaration names
+// and checked by its own index, the upstream's signed checkpoint of the
+// tree the server verified. A line the server never synced (it serves no
+// checkpoint of it), or offline one never read, is left out, as a
+// replica leaves out a line never synced.
+func lightUpstreamSources(ctx context.Context, s *Source, o Options) (Sources, error) {
+	ups, err := s.View.Upstreams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out Sources
+	for _, u := range ups {
+		c := s.client.Line(u)
+		open, held := c.Open, c.Served
+		if o.Offline {
+			open = c.OpenOffline
+			held = func(context.Context) (bool, error) { return c.Verified() }
+		}
+		if ok, err := held(ctx); err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		} else if !ok {
+			continue
+		}
+		v, err := open(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		cat, err := v.Catalog()
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		r := s.Repository
+		r.Name, r.Introduction = s.Name+"/"+u.Name, u.Introduction
+		blobs := append([]blob.Store(nil), s.Blobs...)
+		out = append(out, &Source{Repository: r, View: v, Catalog: cat, Records: int(v.Checkpoint.Size), Blobs: blobs,
+			Checkpoint: v.Checkpoint, Via: s, Upstream: u.Name, client: c})
 	}
 	return out, nil
 }
@@ -383,5 +430,5 @@ func openLight(ctx context.Context, r Repository, o Options) (*Source, error) {
 	for _, m := range r.Mirrors {
 		stores = append(stores, &blob.HTTP{URL: m, Client: o.Remote.Client})
 	}
-	return &Source{Repository: r, View: v, Catalog: cat, Records: int(v.Checkpoint.Size), Blobs: stores, Checkpoint: v.Checkpoint}, nil
+	return &Source{Repository: r, View: v, Catalog: cat, Records: int(v.Checkpoint.Size), Blobs: stores, Checkpoint: v.Checkpoint, client: c}, nil
 }

@@ -229,3 +229,30 @@ func (b *UpstreamBlobs) referenced(ctx context.Context, u *index.Upstream) (map[
 	b.heads[u.Name], b.refs[u.Name] = head, refs
 	return refs, nil
 }
+
+// UpstreamCheckpoint returns the upstream's signed checkpoint that the
+// last sync of u checked and kept (with the cosignatures it came with),
+// checked again against the line's verified history, and the id of the
+// key that signed it; fs.ErrNotExist if the line was never synced or the
+// upstream signs no checkpoints. It implements
+// server.Options.UpstreamCheckpoint: a server serves it as the upstream
+// line's checkpoint.
+func UpstreamCheckpoint(ctx context.Context, r *index.Repo, u *index.Upstream) ([]byte, string, error) {
+	rm := upstreamRemote(u)
+	head, _, err := rm.Line(r).VerifiedHead()
+	if err != nil {
+		return nil, "", err
+	}
+	if head == "" {
+		return nil, "", fmt.Errorf("upstream %s was never synced: %w", u.Name, fs.ErrNotExist)
+	}
+	note, err := rm.LastCheckpoint(r)
+	if err != nil {
+		return nil, "", err
+	}
+	sc, err := OpenCheckpoint(ctx, r, head, u.Introduction, note)
+	if err != nil {
+		return nil, "", fmt.Errorf("upstream %s: the checkpoint kept: %w", u.Name, err)
+	}
+	return note, sc.Key, nil
+}

@@ -58,6 +58,7 @@ type logView struct {
 	Root, Map tlog.Hash
 	store     *translog.Store
 	mapAt     translog.MapAt
+	tiles     string // the prefix of its tiles in the tile cache: "" for main's log (lines.go)
 }
 
 // InconsistentError is a security error: the server was about to sign a

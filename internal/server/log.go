@@ -338,13 +338,13 @@ func (s *Server) entry(v logView, i int64) ([]byte, error) {
 	n := i / torchwood.TileWidth
 	t := tlog.Tile{H: torchwood.TileHeight, L: -1, N: n, W: int(min(v.Size-n*torchwood.TileWidth, torchwood.TileWidth))}
 	path := torchwood.TilePath(t)
-	data := s.tiles.get(path)
+	data := s.tiles.get(v.tiles + path)
 	if data == nil {
 		var err error
 		if data, err = v.store.ReadTile(path); err != nil {
 			return nil, fmt.Errorf("entry %d: %w", i, err)
 		}
-		s.tiles.put(path, data)
+		s.tiles.put(v.tiles+path, data)
 	}
 	rest := data
 	for k := int64(0); ; k++ {

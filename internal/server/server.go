@@ -65,6 +65,11 @@ type Options struct {
 	// Fallback, if set, fetches a blob the store lacks (from upstream
 	// mirrors) into the store, verified; size is -1 when unknown.
 	Fallback func(ctx context.Context, sha256 string, size int64) error
+	// UpstreamCheckpoint, if set, returns the upstream's signed checkpoint
+	// that the last sync of upstream u checked and kept, and the id of the
+	// key that signed it (fs.ErrNotExist if none): the server then serves
+	// the upstream line's log under /upstreams/UP/ (lines.go).
+	UpstreamCheckpoint func(ctx context.Context, u *index.Upstream) (note []byte, key string, err error)
 }
 
 // Server serves one repository.
@@ -204,6 +209,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/log/subject", s.logSubject)
 	mux.HandleFunc("POST /api/v1/log/subjects", s.logSubjects)
 	mux.HandleFunc("GET /api/v1/log/record/{id}", s.logRecord)
+	mux.HandleFunc("GET /upstreams/{up}/log/checkpoint", s.lineCheckpoint)
+	mux.HandleFunc("GET /upstreams/{up}/log/tile/{path...}", s.lineTile)
+	mux.HandleFunc("GET /upstreams/{up}/api/v1/log/subject", s.lineSubject)
 	mux.HandleFunc("GET /api/v1/head", s.headGet)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))

@@ -49,6 +49,13 @@ func Main(m *testing.M) {
 // package's TestMain calls Main.
 func Serve(w *indextest.World) string {
 	w.T.Helper()
+	return ServeWith(w, server.Options{})
+}
+
+// ServeWith is Serve with options (an upstream line's checkpoint, …):
+// its Exe, CheckpointKey and Logger are set as Serve sets them.
+func ServeWith(w *indextest.World, o server.Options) string {
+	w.T.Helper()
 	if w.Checkpointer == nil {
 		w.Checkpointer = indextest.NewSigner()
 		w.Grant(w.Checkpointer, "server", "checkpoint")
@@ -57,7 +64,8 @@ func Serve(w *indextest.World) string {
 	if err != nil {
 		w.T.Fatal(err)
 	}
-	srv, err := server.New(w.Repo, server.Options{Exe: exe, CheckpointKey: w.Checkpointer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	o.Exe, o.CheckpointKey, o.Logger = exe, w.Checkpointer, slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(w.Repo, o)
 	if err != nil {
 		w.T.Fatal(err)
 	}

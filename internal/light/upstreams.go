@@ -1,0 +1,95 @@
+package light
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"cairn.dev/cairn/internal/index"
+)
+
+// Upstreams returns the upstreams the repository follows at the view's
+// checkpoint: declared by its root and not revoked, read from subject
+// "upstreams" (every upstream's declarations and revocations, proved
+// complete) and judged by the index's rules; by name.
+func (v *View) Upstreams(ctx context.Context) ([]*index.Upstream, error) {
+	st, err := v.judged(ctx, "upstreams")
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []*index.Upstream
+	for _, f := range v.subjectFiles("upstreams") {
+		s, ok := index.SubjectOf(f.Path)
+		name, isUp := strings.CutPrefix(s, "upstream ")
+		if !ok || !isUp || seen[name] {
+			continue
+		}
+		seen[name] = true
+		u, err := st.Upstream(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: upstream %s: %w", v.client.base(), name, err)
+		}
+		if u != nil && u.RevokedBy == "" {
+			out = append(out, u)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// LinePath is where a server serves the log of an upstream line it
+// follows, under its own URL: the tlog-tiles layout and the light reads
+// of the upstream's log as the server verified it, with the upstream's
+// own signed checkpoint (docs/transparency.md, "Upstream lines").
+func LinePath(upstream string) string { return "/upstreams/" + upstream }
+
+// Line returns a client of upstream u's line as the server c reads
+// serves it (LinePath): pinned by the introduction that u's declaration
+// names (read from c's view, proved), the checkpoint's key judged by the
+// upstream's own index, as any light client of the upstream. Its state
+// is kept apart from a client of the upstream's own server (under
+// StateDir/lines/<c's introduction>), since the server's copy may lag
+// the upstream. It trusts no witness: the server's copy of an upstream
+// is checked as the server checked it (see Served, and the doc).
+func (c *Client) Line(u *index.Upstream) *Client {
+	l := &Client{BaseURL: c.base() + LinePath(u.Name), Introduction: u.Introduction, HTTP: c.HTTP, Now: c.Now, MaxAge: c.MaxAge}
+	if c.StateDir != "" {
+		l.StateDir = filepath.Join(c.StateDir, "lines", c.Introduction)
+	}
+	return l
+}
+
+// Served reports whether the server serves a checkpoint: false if it
+// answers 404 (a server that follows an upstream it never synced, or
+// one that signs no checkpoints), an error if it cannot be asked.
+func (c *Client) Served(ctx context.Context) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base()+"/log/checkpoint", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return false, fmt.Errorf("%s: fetching the checkpoint: %w", c.base(), err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("%s: fetching the checkpoint: %s", c.base(), resp.Status)
+}
+
+// Verified reports whether this machine keeps a checkpoint it verified
+// of the client's log (which OpenOffline reads).
+func (c *Client) Verified() (bool, error) {
+	s, err := c.stored()
+	return s != nil, err
+}

@@ -1,0 +1,130 @@
+package plan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/server"
+	"cairn.dev/cairn/internal/server/servertest"
+)
+
+// TestLightUpstreamLines: a light client of an organisation's server
+// resolves the packages of the upstream lines the server follows, read
+// under /upstreams/UP/ and proved against the upstream's own signed
+// checkpoint, pinned by the introduction the organisation declared; the
+// plan, the heads and the policy's verdicts are the replica's (light:
+// false). A name internal to the organisation (inside a publish grant)
+// is never taken from the upstream; a line the server never synced is
+// left out, as a replica leaves it out; offline, what was proved last.
+func TestLightUpstreamLines(t *testing.T) {
+	up := newWorld(t)
+	upURL := servertest.Serve(up.World)
+	up.Publish(indextest.Package{Name: "acme/secret", Version: "1.0.0"})
+	org := indextest.New(t)
+	org.Publish(indextest.Package{Name: "acme/internal", Version: "1.0.0", Deps: map[string]string{"acme/log": "^1.0"}})
+	org.Audit("acme/internal", "1.0.0")
+	// Only acme/internal (published) and acme/secret (granted) are
+	// internal: the publisher of acme/* is revoked.
+	if _, err := author.RevokeKey(org.Ctx, org.Repo, keys.ID(org.Publisher.Public()), "acme/ is the upstream's", org.Root); err != nil {
+		t.Fatal(err)
+	}
+	org.Grant(indextest.NewSigner(), "secret-team", "publish:acme/secret")
+	if _, err := author.DeclareUpstream(org.Ctx, org.Repo, "public", upURL, up.Intro, org.Root); err != nil {
+		t.Fatal(err)
+	}
+	// A second upstream, declared, never synced: its server is never asked.
+	other := indextest.New(t)
+	if _, err := author.DeclareUpstream(org.Ctx, org.Repo, "other", "http://127.0.0.1:1", other.Intro, org.Root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Sync(org.Ctx, org.Repo, remote.Options{}); err == nil {
+		t.Fatal("synced an upstream whose server does not answer")
+	}
+	org.Audit("acme/log", "1.1.0") // the organisation's audit of the upstream's version
+	orgURL := servertest.ServeWith(org, server.Options{UpstreamCheckpoint: func(ctx context.Context, u *index.Upstream) ([]byte, string, error) {
+		return remote.UpstreamCheckpoint(ctx, org.Repo, u)
+	}})
+
+	w := &world{World: org, project: t.TempDir()}
+	w.write("policy.yaml", "require:\n  - {name: audited, property: audited, by: acme-security@corp}\n")
+	project := func(light, extra string) {
+		w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - {name: corp, url: %s, introduction: %s%s}\npackages:\n  acme/internal: ^1\n%spolicy: policy.yaml\nplatforms: [linux-amd64]\n", orgURL, org.Intro, light, extra))
+	}
+	lock := func(o Options) (Sources, *Lock) {
+		t.Helper()
+		p, srcs, l, err := w.lock(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := srcs.Names(); !slices.Equal(got, []string{"corp", "corp/public"}) {
+			t.Fatalf("sources %v", got)
+		}
+		if err := Check(w.Ctx, p, l, nil, srcs); err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		pol, err := LoadPolicy(p, "", srcs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Evaluate(l, srcs, pol); err != nil {
+			t.Fatalf("Evaluate: %v", err)
+		}
+		return srcs, l
+	}
+
+	project(", light: false", "")
+	_, replica := lock(Options{Cache: t.TempDir()})
+	project("", "")
+	cache := t.TempDir()
+	srcs, l := lock(Options{Cache: cache})
+	if srcs[1].View == nil || srcs[1].Repo != nil || srcs[1].Via != srcs[0] {
+		t.Fatalf("the upstream line is not read by the light client: %+v", srcs[1])
+	}
+	if _, err := os.Stat(filepath.Join(cache, "indexes")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a light source cloned into the cache: %v", err)
+	}
+	if versions(l) != versions(replica) || l.Package("acme/log").Repository != "corp/public" {
+		t.Fatalf("light plan %s (acme/log from %s); the replica's %s", versions(l), l.Package("acme/log").Repository, versions(replica))
+	}
+	for i := range l.Repositories {
+		lr, rr := l.Repositories[i], replica.Repositories[i]
+		if lr.Name != rr.Name || lr.Head != rr.Head || lr.Introduction != rr.Introduction {
+			t.Fatalf("light repository %+v; the replica's %+v", lr, rr)
+		}
+	}
+	if l.Repositories[1].Introduction != up.Intro || !strings.HasPrefix(l.Repositories[1].Checkpoint, "cairn.dev/index/"+up.Intro+"\n") {
+		t.Fatalf("the upstream line's pin: %+v", l.Repositories[1])
+	}
+	e, err := Why(w.Ctx, l, srcs, nil, "acme/log")
+	if err != nil || e.Via != "corp" || len(e.Certifications) != 1 {
+		t.Fatalf("why acme/log: %+v, %v", e, err)
+	}
+
+	// An internal name wins over the upstream's, light as replica.
+	for _, light := range []string{", light: false", ""} {
+		project(light, "  acme/secret: \"*\"\n")
+		_, _, _, err := w.lock(Options{Cache: t.TempDir()})
+		if err == nil || !strings.Contains(err.Error(), "acme/secret is published in none of the repositories: it is an internal name of corp") {
+			t.Fatalf("%q: an internal name taken from upstream: %v", light, err)
+		}
+	}
+
+	// Offline: what was proved last.
+	project("", "")
+	_, l2 := lock(Options{Cache: cache, Offline: true})
+	if versions(l2) != versions(l) {
+		t.Fatalf("offline plan %s, online %s", versions(l2), versions(l))
+	}
+}
