@@ -4,17 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/server"
 	"cairn.dev/cairn/internal/server/servertest"
@@ -126,5 +131,92 @@ func TestLightUpstreamLines(t *testing.T) {
 	_, l2 := lock(Options{Cache: cache, Offline: true})
 	if versions(l2) != versions(l) {
 		t.Fatalf("offline plan %s, online %s", versions(l2), versions(l))
+	}
+}
+
+// TestLightUpstreamLineAttacks: an organisation's server that lies about
+// an upstream line is refused, naming the line: serving another index's
+// log there (the introduction the organisation declared is pinned), or,
+// after the client verified the line, a fork of the upstream (a tree of
+// the same origin that the one verified does not extend, signed by a
+// key the fork's own history grants), caught against the line's
+// checkpoint kept. (A fork that extends the tree verified is caught only
+// by witnesses, as for any server.)
+func TestLightUpstreamLineAttacks(t *testing.T) {
+	up := newWorld(t)
+	upURL := servertest.Serve(up.World)
+	fork := forkWorld(t, up.World)
+	fork.Publish(indextest.Package{Name: "acme/log", Version: "9.0.0"})
+	forkURL := servertest.Serve(fork)
+	// The real upstream moves on past the fork's tree.
+	up.Publish(indextest.Package{Name: "acme/log", Version: "1.2.0"})
+	up.Publish(indextest.Package{Name: "acme/log", Version: "1.3.0"})
+	another := newWorld(t)
+	anotherURL := servertest.Serve(another.World)
+	org := indextest.New(t)
+	if _, err := author.RevokeKey(org.Ctx, org.Repo, keys.ID(org.Publisher.Public()), "acme/ is the upstream's", org.Root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.DeclareUpstream(org.Ctx, org.Repo, "public", upURL, up.Intro, org.Root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Sync(org.Ctx, org.Repo, remote.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	orgURL := servertest.ServeWith(org, server.Options{UpstreamCheckpoint: func(ctx context.Context, u *index.Upstream) ([]byte, string, error) {
+		return remote.UpstreamCheckpoint(ctx, org.Repo, u)
+	}})
+	// The organisation's server, its line of public answered by line.
+	var line atomic.Value
+	line.Store(orgURL + "/upstreams/public")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		target := orgURL + r.URL.Path
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/upstreams/public/"); ok {
+			target = line.Load().(string) + "/" + rest
+		}
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, target, r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})
+	proxy := httptest.NewServer(mux)
+	t.Cleanup(proxy.Close)
+
+	w := &world{World: org, project: t.TempDir()}
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - {name: corp, url: %s, introduction: %s}\npackages:\n  acme/log: ^1\nplatforms: [linux-amd64]\n", proxy.URL, org.Intro))
+
+	line.Store(anotherURL)
+	_, _, _, err := w.lock(Options{Cache: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "repository corp: upstream public: ") || !strings.Contains(err.Error(), "not of cairn.dev/index/"+up.Intro) {
+		t.Fatalf("another index's log served as the line: %v", err)
+	}
+
+	cache := t.TempDir()
+	line.Store(orgURL + "/upstreams/public")
+	_, srcs, l, err := w.lock(Options{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := versions(l); got != "acme/log@1.3.0" || srcs.Get("corp/public") == nil {
+		t.Fatalf("plan %s from %v", got, srcs.Names())
+	}
+	line.Store(forkURL)
+	_, _, _, err = w.lock(Options{Cache: cache})
+	var ie *light.InconsistentError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "repository corp: upstream public: ") {
+		t.Fatalf("a fork of the upstream served as the line after the real one: %v", err)
 	}
 }
