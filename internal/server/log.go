@@ -235,6 +235,10 @@ func (s *Server) logSubjects(w http.ResponseWriter, r *http.Request) {
 	writeBody(w, append(body, "]}"...))
 }
 
+// maxKeptSubject is the largest subject document kept in memory (the
+// cache counts documents, not bytes).
+const maxKeptSubject = 1 << 20
+
 // subjectDoc returns the JSON of subject's SubjectDoc in the tree v
 // (without a final newline). It is a pure function of the tree, so it is
 // kept, by subject and tree, for the next reader.
@@ -256,7 +260,9 @@ func (s *Server) subjectDoc(ctx context.Context, v logView, subject string) ([]b
 	if err != nil {
 		return nil, err
 	}
-	s.subjects.put(key, body)
+	if len(body) <= maxKeptSubject {
+		s.subjects.put(key, body)
+	}
 	return body, nil
 }
 

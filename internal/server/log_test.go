@@ -407,3 +407,36 @@ func TestLogSubjects(t *testing.T) {
 		t.Fatalf("a subject of 1025 bytes: %s %s, want 400", resp.Status, body)
 	}
 }
+
+// The subject documents a server keeps are of one tree: after a new
+// checkpoint, a subject is answered at the new tree, with the files
+// added since (the single read and the batch alike).
+func TestLogSubjectFollowsTree(t *testing.T) {
+	s, _, c := logServed(t)
+	read := func() (one, batch SubjectDoc) {
+		resp, body := s.do("GET", "/api/v1/log/subject?s="+url.QueryEscape("package acme/x"), nil, nil)
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &one) != nil {
+			t.Fatalf("subject: %s %s", resp.Status, body)
+		}
+		var b struct{ Subjects []SubjectDoc }
+		resp, body = s.do("POST", "/api/v1/log/subjects", strings.NewReader("package acme/x\n"), nil)
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &b) != nil || len(b.Subjects) != 1 {
+			t.Fatalf("subjects: %s %s", resp.Status, body)
+		}
+		return one, b.Subjects[0]
+	}
+	before, _ := read()
+	if before.Size != c.N {
+		t.Fatalf("size %d, want %d", before.Size, c.N)
+	}
+	publishOne(t, s.fixture, "3.0.0")
+	if resp, body := s.do("GET", "/log/checkpoint", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("checkpoint: %s %s", resp.Status, body)
+	}
+	one, batch := read()
+	for _, d := range []SubjectDoc{one, batch} {
+		if d.Size <= before.Size || d.Count <= before.Count || len(d.Files) != int(d.Count) {
+			t.Fatalf("after a new checkpoint: size %d, %d files (before: size %d, %d files)", d.Size, d.Count, before.Size, before.Count)
+		}
+	}
+}
