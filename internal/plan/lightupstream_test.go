@@ -170,6 +170,7 @@ func TestLightUpstreamLineAttacks(t *testing.T) {
 	var line atomic.Value
 	line.Store(orgURL + "/upstreams/public")
 	mux := http.NewServeMux()
+	var batches atomic.Int64 // batch reads of the line answered
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		target := orgURL + r.URL.Path
 		if rest, ok := strings.CutPrefix(r.URL.Path, "/upstreams/public/"); ok {
@@ -186,6 +187,9 @@ func TestLightUpstreamLineAttacks(t *testing.T) {
 			return
 		}
 		defer resp.Body.Close()
+		if r.Method == http.MethodPost && r.URL.Path == "/upstreams/public/api/v1/log/subjects" && resp.StatusCode == http.StatusOK {
+			batches.Add(1)
+		}
 		for k, v := range resp.Header {
 			w.Header()[k] = v
 		}
@@ -212,6 +216,9 @@ func TestLightUpstreamLineAttacks(t *testing.T) {
 	}
 	if got := versions(l); got != "acme/log@1.3.0" || srcs.Get("corp/public") == nil {
 		t.Fatalf("plan %s from %v", got, srcs.Names())
+	}
+	if batches.Load() == 0 {
+		t.Fatal("the line's subjects were not read in batches")
 	}
 	line.Store(forkURL)
 	_, _, _, err = w.lock(Options{Cache: cache})

@@ -21,7 +21,8 @@ import (
 // /upstreams/UP/ as main's is served under /: the upstream's own signed
 // checkpoint (the one the last sync checked) at
 // /upstreams/UP/log/checkpoint, its tiles at /upstreams/UP/log/tile/…,
-// and light reads at /upstreams/UP/api/v1/log/subject. A light client
+// and light reads at /upstreams/UP/api/v1/log/subject (and subjects, in
+// batches). A light client
 // of the organisation reads an upstream's packages there, pinned by the
 // introduction of the organisation's declaration (docs/transparency.md,
 // "Upstream lines").
@@ -81,8 +82,8 @@ func (s *Server) lineView(ctx context.Context, name string) (logView, []byte, st
 	return v, note, key, nil
 }
 
-// lineError answers an error of lineView: 404 for what is not served,
-// else 503.
+// lineError answers an error of reading a tree to serve: 404 for what is
+// not served (fs.ErrNotExist: a line never synced), else 503.
 func lineError(w http.ResponseWriter, err error) {
 	w.Header().Set("Cache-Control", "no-store")
 	if errors.Is(err, fs.ErrNotExist) {
@@ -161,4 +162,13 @@ func (s *Server) lineSubject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeBody(w, body)
+}
+
+// lineSubjects serves POST /upstreams/UP/api/v1/log/subjects: subjects
+// of the line's map in one answer, as logSubjects serves main's.
+func (s *Server) lineSubjects(w http.ResponseWriter, r *http.Request) {
+	s.answerSubjects(w, r, func() (logView, error) {
+		v, _, _, err := s.lineView(r.Context(), r.PathValue("up"))
+		return v, err
+	})
 }

@@ -194,6 +194,18 @@ const MaxSubjects = 1000
 // the same served tree, each with its own map proof: the answer of GET
 // /api/v1/log/subject for each, in one response.
 func (s *Server) logSubjects(w http.ResponseWriter, r *http.Request) {
+	s.answerSubjects(w, r, func() (logView, error) {
+		v, err := s.served(r.Context())
+		if err != nil {
+			return v, fmt.Errorf("index: %v", err)
+		}
+		return v, nil
+	})
+}
+
+// answerSubjects answers a POST /api/v1/log/subjects from the tree view
+// returns (its error answered 503, or 404 for fs.ErrNotExist).
+func (s *Server) answerSubjects(w http.ResponseWriter, r *http.Request, view func() (logView, error)) {
 	var subjects []string
 	sc := bufio.NewScanner(http.MaxBytesReader(w, r.Body, MaxSubjects*1025))
 	for sc.Scan() {
@@ -214,10 +226,9 @@ func (s *Server) logSubjects(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "reading the subjects asked for: %v", err)
 		return
 	}
-	v, err := s.served(r.Context())
+	v, err := view()
 	if err != nil {
-		w.Header().Set("Cache-Control", "no-store")
-		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
+		lineError(w, err)
 		return
 	}
 	body := fmt.Appendf(nil, `{"size":%d,"subjects":[`, v.Size)

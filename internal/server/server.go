@@ -212,6 +212,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /upstreams/{up}/log/checkpoint", s.lineCheckpoint)
 	mux.HandleFunc("GET /upstreams/{up}/log/tile/{path...}", s.lineTile)
 	mux.HandleFunc("GET /upstreams/{up}/api/v1/log/subject", s.lineSubject)
+	mux.HandleFunc("POST /upstreams/{up}/api/v1/log/subjects", s.lineSubjects)
 	mux.HandleFunc("GET /api/v1/head", s.headGet)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
