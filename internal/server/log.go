@@ -246,6 +246,9 @@ func (s *Server) answerSubjects(w http.ResponseWriter, r *http.Request, view fun
 	writeBody(w, append(body, "]}"...))
 }
 
+// maxKeptLeaf is the largest file of the log kept in memory.
+const maxKeptLeaf = 64 << 10
+
 // maxKeptSubject is the largest subject document kept in memory (the
 // cache counts documents, not bytes).
 const maxKeptSubject = 1 << 20
@@ -338,9 +341,17 @@ func (s *Server) logFile(ctx context.Context, v logView, i int64) (LogFile, erro
 	if err != nil {
 		return LogFile{}, fmt.Errorf("leaf %d: %w", i, err)
 	}
-	data, err := s.repo.LeafFile(ctx, e.Commit, e.Path)
-	if err != nil {
-		return LogFile{}, fmt.Errorf("leaf %d: %w", i, err)
+	// A leaf's bytes never change (its entry names their sha256): the
+	// small ones are kept, so that a subject read again at a new tree
+	// reads only what was added.
+	data := s.leaves.get(string(text))
+	if data == nil {
+		if data, err = s.repo.LeafFile(ctx, e.Commit, e.Path); err != nil {
+			return LogFile{}, fmt.Errorf("leaf %d: %w", i, err)
+		}
+		if len(data) <= maxKeptLeaf {
+			s.leaves.put(string(text), data)
+		}
 	}
 	return LogFile{Index: i, Entry: string(text), Content: data}, nil
 }

@@ -88,6 +88,7 @@ type Server struct {
 	small    *lightCache // small blobs, by sha256
 	tiles    *lightCache // the log's tiles, by path
 	subjects *lightCache // light reads' subject documents, by tree and subject
+	leaves   *lightCache // the log's files (the small ones), by entry
 
 	upMu     sync.Mutex // guards the followed upstreams, kept by main's upstreams/ tree id
 	upTree   string
@@ -155,7 +156,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096), small: newLightCache(4096), tiles: newLightCache(1024), subjects: newLightCache(4096)}
+	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096), small: newLightCache(4096), tiles: newLightCache(1024), subjects: newLightCache(4096), leaves: newLightCache(16384)}
 	if opts.CheckpointKey != nil {
 		if opts.CheckpointInterval <= 0 {
 			opts.CheckpointInterval = checkpoint.DefaultMaxAge / 4
