@@ -1,14 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/record"
@@ -116,6 +121,9 @@ func showLight(ctx context.Context, cmd *cobra.Command, f *lightFlags, name, ver
 		return err
 	}
 	views, err := c.Show(ctx, name, version)
+	if errors.Is(err, fs.ErrNotExist) {
+		return showLightUpstream(ctx, cmd.OutOrStdout(), v, c, name, version, asJSON, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -127,6 +135,83 @@ func showLight(ctx context.Context, cmd *cobra.Command, f *lightFlags, name, ver
 			fmt.Fprintln(cmd.OutOrStdout())
 		}
 		printVersion(cmd.OutOrStdout(), vv, fmt.Sprintf("%s at %.12s (checkpoint of %d files)", f.url, v.Checkpoint.Head, v.Checkpoint.Size))
+	}
+	return nil
+}
+
+// showLightUpstream is cairn show --url for a package the server does not
+// publish itself: taken from the upstream line that publishes it (never
+// one of the server's internal names; refused when several do), read
+// under /upstreams/UP/ and proved against the upstream's own checkpoint,
+// with the server's own records about it. notHere is the error when no
+// line has it.
+func showLightUpstream(ctx context.Context, w io.Writer, v *light.View, here *index.Catalog, name, version string, asJSON bool, notHere error) error {
+	ups, err := v.Upstreams(ctx)
+	if err != nil || len(ups) == 0 {
+		return cmp.Or(err, notHere)
+	}
+	if in, err := here.Internal(name); err != nil || in {
+		return cmp.Or(err, notHere)
+	}
+	type line struct {
+		u     *index.Upstream
+		v     *light.View
+		views []index.VersionView
+	}
+	var found []line
+	for _, u := range ups {
+		lc := v.Client().Line(u)
+		if ok, err := lc.Served(ctx); err != nil {
+			return fmt.Errorf("upstream %s: %w", u.Name, err)
+		} else if !ok {
+			continue
+		}
+		lv, err := lc.Open(ctx)
+		if err != nil {
+			return fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		cat, err := lv.Catalog()
+		if err != nil {
+			return fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		views, err := cat.Show(ctx, name, version)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		found = append(found, line{u, lv, views})
+	}
+	if len(found) == 0 {
+		return notHere
+	}
+	var names []string
+	for _, l := range found {
+		names = append(names, l.u.Name)
+	}
+	if _, err := index.ChooseUpstream(name, names); err != nil {
+		return err
+	}
+	l := found[0]
+	var out []index.UpstreamVersionView
+	for _, vv := range l.views {
+		local, err := here.ShowUpstream(ctx, l.u.Name, vv.Name, vv.Version)
+		if err != nil {
+			return err
+		}
+		out = append(out, index.UpstreamVersionView{VersionView: vv, Upstream: l.u.Name, Head: l.v.Checkpoint.Head, Local: local})
+	}
+	if asJSON {
+		return printJSON(w, out)
+	}
+	for i, uv := range out {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		printVersion(w, uv.VersionView, fmt.Sprintf("upstream %s through %s, at %.12s (checkpoint of %d files)", uv.Upstream, v.Client().BaseURL, uv.Head, l.v.Checkpoint.Size))
+		fmt.Fprintf(w, "  records of %s about it:\n", v.Client().BaseURL)
+		printRecords(w, uv.Local)
 	}
 	return nil
 }

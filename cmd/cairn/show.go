@@ -38,7 +38,9 @@ before the key's revocation, so still valid, but worth a look).
 With --url, a server is read as a light client, with no repository: the
 package's files proved complete against the server's signed checkpoint and
 judged by the index's rules, the checkpoint checked against the one verified
-last (and against --witness cosignatures).`,
+last (and against --witness cosignatures). A package an organisation's server
+takes from an upstream is read through the upstream's line on that server,
+proved against the upstream's own checkpoint, with the server's records about it.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if lf.url != "" {

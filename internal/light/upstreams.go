@@ -93,3 +93,6 @@ func (c *Client) Verified() (bool, error) {
 	s, err := c.stored()
 	return s != nil, err
 }
+
+// Client returns the client that opened the view.
+func (v *View) Client() *Client { return v.client }
