@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,11 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/tlog"
+
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
@@ -23,6 +28,7 @@ import (
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/server"
 	"cairn.dev/cairn/internal/server/servertest"
+	"cairn.dev/cairn/internal/translog"
 )
 
 // TestLightUpstreamLines: a light client of an organisation's server
@@ -115,6 +121,43 @@ func TestLightUpstreamLines(t *testing.T) {
 	e, err := Why(w.Ctx, l, srcs, nil, "acme/log")
 	if err != nil || e.Via != "corp" || len(e.Certifications) != 1 {
 		t.Fatalf("why acme/log: %+v, %v", e, err)
+	}
+
+	// The line's log as a tlog-tiles client written elsewhere (torchwood)
+	// reads it: under the upstream's own checkpoint, the same leaves and
+	// inclusion paths as the upstream's server serves.
+	resp, err := http.Get(orgURL + "/upstreams/public/log/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	note, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cp, err := checkpoint.Claimed(note)
+	if err != nil || cp.Origin != checkpoint.Origin(up.Intro) || resp.Header.Get(server.CheckpointKeyHeader) != keys.ID(up.Checkpointer.Public()) {
+		t.Fatalf("the line's checkpoint %q (key %s): %v", note, resp.Header.Get(server.CheckpointKeyHeader), err)
+	}
+	read := func(base string, i int64) ([]byte, tlog.RecordProof) {
+		t.Helper()
+		tf, err := torchwood.NewTileFetcher(base + "/log/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := torchwood.NewClient(tf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry, proof, err := tc.Entry(w.Ctx, cp.Tree(), i)
+		if err != nil {
+			t.Fatalf("%s: leaf %d: %v", base, i, err)
+		}
+		return entry, proof
+	}
+	for _, i := range []int64{0, cp.Size / 2, cp.Size - 1} {
+		e1, p1 := read(orgURL+"/upstreams/public", i)
+		e2, p2 := read(upURL, i)
+		if !bytes.Equal(e1, e2) || !slices.Equal(p1, p2) || tlog.CheckRecord(p1, cp.Size, cp.Root, i, translog.LeafHash(e1)) != nil {
+			t.Fatalf("leaf %d: the line serves %q, the upstream %q", i, e1, e2)
+		}
 	}
 
 	// An internal name wins over the upstream's, light as replica.
