@@ -239,7 +239,11 @@ func (l *Log) Append(e Entry) (index int64, leaf tlog.Hash, err error) {
 	if err := e.Check(); err != nil {
 		return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
 	}
-	text := e.Text()
+	return l.appendText(e.Text())
+}
+
+// appendText stages an entry line, already checked, as the next leaf.
+func (l *Log) appendText(text []byte) (index int64, leaf tlog.Hash, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.begin(); err != nil {
@@ -291,6 +295,13 @@ func (l *Log) Begin(head string) error {
 		return fmt.Errorf("%w: %s is at %q, not %q", ErrMoved, l.dir, l.head, head)
 	}
 	return nil
+}
+
+// hold takes the write lock for a batch of appends, if not held (see begin).
+func (l *Log) hold() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.begin()
 }
 
 // begin takes the write lock for a batch of appends, if not held: the

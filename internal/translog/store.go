@@ -2,6 +2,8 @@ package translog
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -10,8 +12,12 @@ import (
 // Store is a log with its map beside it: the map of the committed log,
 // a pure function of the log's entries (each entry's path names its
 // subject). The map is built from the entries the first time it is asked
-// for and follows the log from there: each later read adds the leaves
-// committed since, so appending (a verification) never pays for it.
+// for and follows the log from there.
+//
+// A writer appends whole commits (AppendCommit): their files go to the log
+// and to a staged copy of the map, and the map's root after them to the
+// log as the commit's map leaf (docs/transparency.md, "Leaves"). Commit
+// publishes the staged map with the log; Rollback drops both.
 type Store struct {
 	*Log
 	subjectsOf func(path string) []string
@@ -20,6 +26,11 @@ type Store struct {
 	m    *Map      // the map of the log's first size leaves; never changed once published
 	size int64     // leaves m covers
 	root tlog.Hash // the log's root at size
+
+	// The writer's (under the log's write lock): the map of the committed
+	// and staged leaves, and how many leaves it covers; nil outside a batch.
+	staged     *Map
+	stagedSize int64
 }
 
 // OpenStore opens the log in dir (see OpenLog) with a map whose subjects
@@ -60,6 +71,18 @@ func (s *Store) Map() (MapAt, error) {
 		m = m.Clone()
 	}
 	err := s.Log.Range(from, size, func(i int64, text []byte) error {
+		if IsMapEntry(text) {
+			// A map leaf: in no subject, and its root must be the map's
+			// rebuilt so far.
+			me, err := ParseMapEntry(text)
+			if err != nil {
+				return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+			}
+			if r := m.Root(); r != me.Root {
+				return fmt.Errorf("%w: map leaf %d (commit %s) has map root %x, but the files before it give %x", ErrCorrupt, i, me.Commit, me.Root[:], r[:])
+			}
+			return nil
+		}
 		e, err := ParseEntry(text)
 		if err != nil {
 			return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
@@ -83,4 +106,142 @@ func (s *Store) committedTree() (int64, tlog.Hash) {
 	s.Log.mu.RLock()
 	defer s.Log.mu.RUnlock()
 	return s.Log.size, s.Log.root
+}
+
+// Begin takes the log's write lock for appends that continue the log
+// committed at head (see Log.Begin) and stages a copy of its map, built
+// first if this Store has not built it yet.
+func (s *Store) Begin(head string) error {
+	if err := s.Log.Begin(head); err != nil {
+		return err
+	}
+	if err := s.stage(); err != nil {
+		s.Log.Rollback()
+		return err
+	}
+	return nil
+}
+
+// stage makes the staged map, if there is none: the committed map's clone.
+func (s *Store) stage() error {
+	if s.staged != nil {
+		return nil
+	}
+	if n := s.Log.Staged(); n != 0 {
+		return fmt.Errorf("transparency log %s: %d leaves staged without the map (Append, not AppendCommit): roll back first", s.Dir(), n)
+	}
+	at, err := s.Map()
+	if err != nil {
+		return err
+	}
+	if size, _ := s.committedTree(); size != at.Size {
+		return fmt.Errorf("%w: %s moved while its map was built", ErrMoved, s.Dir())
+	}
+	s.staged, s.stagedSize = at.Map.Clone(), at.Size
+	return nil
+}
+
+// AppendCommit stages one commit of the index's line: its files' entries
+// sorted by path (entries is sorted in place), each added to the map under
+// its subjects, then the commit's map leaf with the map's root after them.
+// A commit that adds no file gets its map leaf all the same. It takes the
+// write lock if Begin did not; on an error the caller rolls back.
+func (s *Store) AppendCommit(commit string, time int64, entries []Entry) (MapEntry, error) {
+	me := MapEntry{Commit: commit, Time: time}
+	if !isLowerHex([]byte(commit), 40) {
+		return me, fmt.Errorf("%w: commit %q is not 40 lowercase hex digits, in the map leaf", ErrEntry, commit)
+	}
+	if err := s.Log.hold(); err != nil {
+		return me, err
+	}
+	if err := s.stage(); err != nil {
+		return me, err
+	}
+	if s.Log.Size()+s.Log.Staged() != s.stagedSize {
+		return me, fmt.Errorf("transparency log %s: leaves were staged without the map (Append, not AppendCommit): roll back", s.Dir())
+	}
+	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
+	for _, e := range entries {
+		if e.Commit != commit || e.Time != time {
+			return me, fmt.Errorf("%w: entry of %s names commit %s at %d, in commit %s at %d", ErrEntry, e.Path, e.Commit, e.Time, commit, time)
+		}
+		i, leaf, err := s.Log.Append(e)
+		if err != nil {
+			return me, err
+		}
+		for _, subject := range s.subjectsOf(e.Path) {
+			s.staged.Add(subject, i, leaf)
+		}
+	}
+	me.Root = s.staged.Root()
+	if _, _, err := s.Log.appendText(me.Text()); err != nil {
+		return me, err
+	}
+	s.stagedSize += int64(len(entries)) + 1
+	return me, nil
+}
+
+// Commit durably publishes the staged leaves as covering git commit head
+// (see Log.Commit), and the staged map with them.
+func (s *Store) Commit(head string) error {
+	staged, covers := s.staged, s.stagedSize
+	s.staged = nil
+	if err := s.Log.Commit(head); err != nil {
+		return err
+	}
+	size, root := s.committedTree()
+	if staged != nil && covers == size {
+		s.mu.Lock()
+		s.m, s.size, s.root = staged, size, root
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Rollback drops the staged leaves and the staged map.
+func (s *Store) Rollback() {
+	s.staged = nil
+	s.Log.Rollback()
+}
+
+// AdoptMap takes from's committed map as this Store's if both logs are
+// committed at the same size and root (from, a log computed elsewhere and
+// installed in this one's place): the map is a function of the leaves, so
+// it need not be built again. It reports whether it did.
+func (s *Store) AdoptMap(from *Store) bool {
+	from.mu.Lock()
+	m, size, root := from.m, from.size, from.root
+	from.mu.Unlock()
+	if m == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, r := s.committedTree(); n != size || r != root {
+		return false
+	}
+	s.m, s.size, s.root = m, size, root
+	return true
+}
+
+// LastMap returns the map leaf that closes the committed log (its last
+// leaf), and the log's size; ok is false for an empty log or one whose last
+// leaf is not a map leaf (not a log of the index's format).
+func (s *Store) LastMap() (me MapEntry, size int64, ok bool, err error) {
+	size = s.Log.Size()
+	if size == 0 {
+		return MapEntry{}, 0, false, nil
+	}
+	text, err := s.Log.Entry(size - 1)
+	if err != nil {
+		return MapEntry{}, size, false, err
+	}
+	if !IsMapEntry(text) {
+		return MapEntry{}, size, false, nil
+	}
+	me, err = ParseMapEntry(text)
+	if err != nil {
+		return MapEntry{}, size, false, fmt.Errorf("%w: entry %d of %s: %w", ErrCorrupt, size-1, s.Dir(), err)
+	}
+	return me, size, true, nil
 }

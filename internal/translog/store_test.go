@@ -1,6 +1,9 @@
 package translog
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -139,4 +142,181 @@ func TestStoreMapRebuilt(t *testing.T) {
 	if at.Map.Root() != want.Root() {
 		t.Fatal("the map was extended over another log instead of rebuilt")
 	}
+}
+
+// commitOf returns the test entries of commit c: testEntry's leaves
+// i with i/3 == c, as testEntry numbers them (three files a commit).
+func commitOf(c int64) (string, int64, []Entry) {
+	var es []Entry
+	for i := 3 * c; i < 3*c+3; i++ {
+		es = append(es, testEntry(i))
+	}
+	return es[0].Commit, es[0].Time, es
+}
+
+func TestStoreAppendCommit(t *testing.T) {
+	s, err := OpenStore(t.TempDir(), testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Begin(""); err != nil {
+		t.Fatal(err)
+	}
+	hand := NewMap()
+	var want []string // the entries, as the log must hold them
+	for c := int64(0); c < 50; c++ {
+		commit, tm, es := commitOf(c)
+		if c%10 == 9 {
+			es = nil // a commit that adds no file gets a map leaf all the same
+		}
+		slices.Reverse(es) // AppendCommit sorts by path
+		me, err := s.AppendCommit(commit, tm, es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
+		for _, e := range es {
+			i := int64(len(want))
+			for _, sub := range testSubjects(e.Path) {
+				hand.Add(sub, i, LeafHash(e.Text()))
+			}
+			want = append(want, string(e.Text()))
+		}
+		if me.Root != hand.Root() || me.Commit != commit || me.Time != tm {
+			t.Fatalf("commit %d: map leaf %+v, want root %v", c, me, hand.Root())
+		}
+		want = append(want, string(me.Text()))
+	}
+	if err := s.Commit(fmt.Sprintf("%040x", 49)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Size() != int64(len(want)) {
+		t.Fatalf("size %d, want %d", s.Size(), len(want))
+	}
+	var got []string
+	s.Range(0, s.Size(), func(i int64, text []byte) error { got = append(got, string(text)); return nil })
+	if !slices.Equal(got, want) {
+		t.Fatalf("log entries differ from files-then-map-leaf per commit:\n%q\nwant\n%q", got[:8], want[:8])
+	}
+	at, err := s.Map()
+	if err != nil || at.Size != s.Size() || at.Map.Root() != hand.Root() {
+		t.Fatalf("map after commit: size %d root %v (%v), want %d %v", at.Size, at.Map.Root(), err, s.Size(), hand.Root())
+	}
+	last, size, ok, err := s.LastMap()
+	if err != nil || !ok || size != s.Size() || last.Root != hand.Root() || last.Commit != fmt.Sprintf("%040x", 49) {
+		t.Fatalf("LastMap = %+v %d %v %v", last, size, ok, err)
+	}
+
+	// A rolled-back batch leaves log and map as committed.
+	committed := hand.Root()
+	if err := s.Begin(fmt.Sprintf("%040x", 49)); err != nil {
+		t.Fatal(err)
+	}
+	commit, tm, es := commitOf(50)
+	if _, err := s.AppendCommit(commit, tm, es); err != nil {
+		t.Fatal(err)
+	}
+	s.Rollback()
+	if at, err := s.Map(); err != nil || at.Size != int64(len(want)) || at.Map.Root() != committed {
+		t.Fatalf("map after rollback: size %d root %v, want %d %v", at.Size, at.Map.Root(), len(want), committed)
+	}
+	// The next batch starts from the committed map, not the dropped one.
+	if _, err := s.AppendCommit(commit, tm, es); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(commit); err != nil {
+		t.Fatal(err)
+	}
+
+	// A Store opened afresh rebuilds the same map from the entries, and
+	// one that adopts it needs no rebuild.
+	again, err := OpenStore(s.Dir(), testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	a, err := again.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.Map()
+	if a.Map.Root() != b.Map.Root() || a.Size != b.Size {
+		t.Fatalf("rebuilt map %v at %d, want %v at %d", a.Map.Root(), a.Size, b.Map.Root(), b.Size)
+	}
+	third, err := OpenStore(s.Dir(), testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if !third.AdoptMap(s) {
+		t.Fatal("AdoptMap of the same log refused")
+	}
+	if c, _ := third.Map(); c.Map != b.Map {
+		t.Fatal("AdoptMap did not take the map")
+	}
+}
+
+// A log whose map leaf disagrees with the files before it is corrupt: its
+// map is not rebuilt from it.
+func TestStoreWrongMapLeaf(t *testing.T) {
+	s, err := OpenStore(t.TempDir(), testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	commit, tm, es := commitOf(0)
+	if _, err := s.AppendCommit(commit, tm, es); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(commit); err != nil {
+		t.Fatal(err)
+	}
+	// The next commit's files, then a map leaf with another root (one
+	// that leaves the files out), with the bare log's Append path.
+	commit, tm, es = commitOf(1)
+	before, err := s.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if _, _, err := s.Log.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.Log.appendText(MapEntry{Commit: commit, Time: tm, Root: before.Map.Root()}.Text()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Log.Commit(commit); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := OpenStore(s.Dir(), testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if _, err := fresh.Map(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "map leaf 7") {
+		t.Fatalf("Map of a log with a wrong map leaf = %v, want ErrCorrupt naming leaf 7", err)
+	}
+	// The Store that followed it too (it extends its map from the entries).
+	if _, err := s.Map(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Map extended over a wrong map leaf = %v, want ErrCorrupt", err)
+	}
+}
+
+// Leaves appended without the map cannot be closed by a map leaf.
+func TestStoreAppendCommitAfterBareAppend(t *testing.T) {
+	s, err := OpenStore(t.TempDir(), testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.Append(testEntry(0)); err != nil {
+		t.Fatal(err)
+	}
+	commit, tm, es := commitOf(0)
+	if _, err := s.AppendCommit(commit, tm, es[1:]); err == nil {
+		t.Fatal("AppendCommit after a bare Append accepted")
+	}
+	s.Rollback()
 }
