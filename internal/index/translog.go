@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
@@ -112,7 +111,7 @@ type LogMismatchError struct {
 }
 
 func (e *LogMismatchError) Error() string {
-	return fmt.Sprintf("%s: the transparency log of %s kept at %s (%d files) has root %s, but the history gives %s (%d files) there; the recomputed log replaced it: if a server signed the kept one, report it",
+	return fmt.Sprintf("%s: the transparency log of %s kept at %s (%d leaves) has root %s, but the history gives %s (%d leaves) there; the recomputed log replaced it: if a server signed the kept one, report it",
 		ErrLogMismatch, e.Line, e.Head, e.Size, e.Stored, e.Recomputed, e.RecSize)
 }
 
@@ -122,7 +121,7 @@ func (e *LogMismatchError) Unwrap() error { return ErrLogMismatch }
 // beside the line's, to replace it.
 type freshLog struct {
 	dir string
-	log *translog.Log
+	log *translog.Store
 }
 
 func newFreshLog(l Line) (*freshLog, error) {
@@ -134,7 +133,7 @@ func newFreshLog(l Line) (*freshLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	lg, err := translog.OpenLog(tmp)
+	lg, err := translog.OpenStore(tmp, SubjectsOf)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
@@ -153,9 +152,11 @@ func (f *freshLog) discard() {
 	}
 }
 
-// install makes the fresh (committed) log the line's.
+// install makes the fresh (committed) log the line's, with the map the
+// replay built beside it.
 func (r *Repo) install(l Line, f *freshLog) error {
-	f.log.Close()
+	fresh := f.log
+	fresh.Close()
 	f.log = nil
 	dir := l.LogDir()
 	// Forgotten, not closed: a reader may hold it still (its files stay
@@ -174,6 +175,9 @@ func (r *Repo) install(l Line, f *freshLog) error {
 	}
 	f.dir = ""
 	os.RemoveAll(old)
+	if s, err := r.StoreOf(l); err == nil {
+		s.AdoptMap(fresh)
+	}
 	return nil
 }
 
@@ -190,23 +194,47 @@ func (r *Repo) logAt(ctx context.Context, l Line, head string) (*translog.Store,
 		return nil, err
 	}
 	from := s.Head()
+	if from != "" || s.Size() != 0 {
+		// Every commit ends with its map leaf: a log that does not (one
+		// kept before map leaves were) is computed again.
+		me, _, ok, err := s.LastMap()
+		if err != nil || !ok || me.Commit != from {
+			return r.rebuildLog(ctx, l, head)
+		}
+	}
 	if from == head {
 		return s, nil
 	}
+	begin := func(from string) error {
+		err := s.Begin(from)
+		if errors.Is(err, translog.ErrCorrupt) {
+			err = errRebuild
+		}
+		return err
+	}
 	if from == "" && s.Size() == 0 {
-		if err := s.Begin(""); err != nil {
+		if err := begin(""); err != nil {
+			if err == errRebuild {
+				return r.rebuildLog(ctx, l, head)
+			}
 			return nil, err
 		}
-		return s, r.deriveLog(ctx, s.Log, "", head)
+		return s, r.deriveLog(ctx, s, "", head)
 	}
 	if ok, _ := r.git.IsAncestor(ctx, from, head); ok {
-		if err := s.Begin(from); err != nil {
+		if err := begin(from); err != nil {
+			if err == errRebuild {
+				return r.rebuildLog(ctx, l, head)
+			}
 			return nil, err
 		}
-		return s, r.deriveLog(ctx, s.Log, from, head)
+		return s, r.deriveLog(ctx, s, from, head)
 	}
 	return r.rebuildLog(ctx, l, head)
 }
+
+// errRebuild says a kept log's map does not follow from its entries.
+var errRebuild = errors.New("transparency log map corrupt")
 
 // rebuildLog computes the line's log up to head afresh and installs it.
 func (r *Repo) rebuildLog(ctx context.Context, l Line, head string) (*translog.Store, error) {
@@ -224,10 +252,11 @@ func (r *Repo) rebuildLog(ctx context.Context, l Line, head string) (*translog.S
 	return r.StoreOf(l)
 }
 
-// deriveLog appends to lg (its write lock held) the files of the commits
-// after from up to to, a verified line, and commits it at to; on failure
-// it rolls lg back. No rule is checked: only a verified head may be given.
-func (r *Repo) deriveLog(ctx context.Context, lg *translog.Log, from, to string) (err error) {
+// deriveLog appends to lg (its write lock held) the files and map leaf of
+// each commit after from up to to, a verified line, and commits it at to;
+// on failure it rolls lg back. No rule is checked: only a verified head
+// may be given.
+func (r *Repo) deriveLog(ctx context.Context, lg *translog.Store, from, to string) (err error) {
 	defer func() {
 		if err != nil {
 			lg.Rollback()
@@ -281,7 +310,7 @@ func (r *Repo) deriveLog(ctx context.Context, lg *translog.Log, from, to string)
 			}
 			entries = append(entries, translog.NewEntry(e.ID, e.Time, ch.Path, o.Data))
 		}
-		if err := appendEntries(lg, entries); err != nil {
+		if _, err := lg.AppendCommit(e.ID, e.Time, entries); err != nil {
 			return drain(err)
 		}
 	}
@@ -289,17 +318,6 @@ func (r *Repo) deriveLog(ctx context.Context, lg *translog.Log, from, to string)
 		return err
 	}
 	return lg.Commit(to)
-}
-
-// appendEntries appends one commit's entries in index order: by path.
-func appendEntries(lg *translog.Log, entries []translog.Entry) error {
-	slices.SortFunc(entries, func(a, b translog.Entry) int { return strings.Compare(a.Path, b.Path) })
-	for _, e := range entries {
-		if _, _, err := lg.Append(e); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // appendLog adds the files of a commit this repository appended to main
@@ -315,7 +333,7 @@ func (r *Repo) appendLog(parent, id string, time int64, files []gitx.File) {
 	for i, f := range files {
 		entries[i] = translog.NewEntry(id, time, f.Path, f.Data)
 	}
-	if err := appendEntries(s.Log, entries); err != nil {
+	if _, err := s.AppendCommit(id, time, entries); err != nil {
 		s.Rollback()
 		return
 	}

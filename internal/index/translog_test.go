@@ -34,11 +34,13 @@ func (f *fixture) gitLog(args ...string) string {
 
 // wantEntries computes the spec's leaves of main up to head with plain
 // git, apart from cairn's code: commits along the first-parent line from
-// the root, then each commit's added files by path; each entry line
-// written here by hand.
+// the root, then each commit's added files by path and its map leaf (the
+// map root after them, by translog.Map, which its own tests check against
+// a naive map); each entry line written here by hand.
 func (f *fixture) wantEntries(head string) [][]byte {
 	f.t.Helper()
 	var out [][]byte
+	m := translog.NewMap()
 	for _, c := range strings.Fields(f.gitLog("rev-list", "--reverse", "--first-parent", head)) {
 		when := strings.TrimSpace(f.gitLog("show", "-s", "--format=%ct", c))
 		type added struct{ path, blob string }
@@ -53,10 +55,26 @@ func (f *fixture) wantEntries(head string) [][]byte {
 		sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
 		for _, a := range files {
 			data := []byte(f.gitLog("cat-file", "blob", a.blob))
-			out = append(out, fmt.Appendf(nil, "%s %s %x %d %s\n", c, when, sha256.Sum256(data), len(data), a.path))
+			e := fmt.Appendf(nil, "%s %s %x %d %s\n", c, when, sha256.Sum256(data), len(data), a.path)
+			for _, sub := range index.SubjectsOf(a.path) {
+				m.Add(sub, int64(len(out)), translog.LeafHash(e))
+			}
+			out = append(out, e)
 		}
+		root := m.Root()
+		out = append(out, fmt.Appendf(nil, "%s %s map %x\n", c, when, root[:]))
 	}
 	return out
+}
+
+// fileEntries returns the entries that are files, with their leaf indices.
+func fileEntries(entries [][]byte) (idx []int64, files [][]byte) {
+	for i, e := range entries {
+		if !translog.IsMapEntry(e) {
+			idx, files = append(idx, int64(i)), append(files, e)
+		}
+	}
+	return idx, files
 }
 
 type refTree []tlog.Hash
@@ -131,8 +149,17 @@ func TestLogFollowsMain(t *testing.T) {
 		t.Fatal(err)
 	}
 	lg, _ := f.repo.LogOf(f.repo.Main())
-	if int64(res.Total) != lg.Size() {
-		t.Fatalf("verify counted %d files, the log holds %d", res.Total, lg.Size())
+	commits := int64(len(strings.Fields(f.gitLog("rev-list", "--first-parent", f.head()))))
+	if int64(res.Total)+commits != lg.Size() {
+		t.Fatalf("verify counted %d files in %d commits, the log holds %d leaves", res.Total, commits, lg.Size())
+	}
+	// Its last leaf is the head's map leaf, with the map's root.
+	last, err := lg.Entry(lg.Size() - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me, err := translog.ParseMapEntry(last); err != nil || me.Commit != f.head() {
+		t.Fatalf("the log's last leaf %q: %v, want the map leaf of %s", last, err, f.head())
 	}
 	f.checkLog(f.head())
 
@@ -146,18 +173,22 @@ func TestLogFollowsMain(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := translog.NewMap()
-	for i, e := range f.wantEntries(f.head()) {
+	idx, files := fileEntries(f.wantEntries(f.head()))
+	for k, e := range files {
 		ent, _ := translog.ParseEntry(e)
 		subs := index.SubjectsOf(ent.Path)
 		if len(subs) == 0 {
 			t.Fatalf("%s has no subject", ent.Path)
 		}
 		for _, sub := range subs {
-			m.Add(sub, int64(i), translog.LeafHash(e))
+			m.Add(sub, idx[k], translog.LeafHash(e))
 		}
 	}
 	if at.Size != lg.Size() || at.Map.Root() != m.Root() {
 		t.Fatalf("the map at %d leaves has root %v, want %v", at.Size, at.Map.Root(), m.Root())
+	}
+	if me, _ := translog.ParseMapEntry(last); me.Root != m.Root() {
+		t.Fatalf("the last map leaf has root %v, the map %v", me.Root, m.Root())
 	}
 	v, idx, ok := at.Map.Get("package acme/fastjson")
 	if !ok || v.Count != uint64(len(idx)) || len(idx) < 5 {
@@ -213,6 +244,86 @@ func TestLogBroughtToMarker(t *testing.T) {
 	}
 }
 
+// writeLog writes a log of entries (files and map leaves, as wantEntries
+// gives them) at logDir, committed at head, through translog.Store with
+// subjectsOf, the last file's size changed if alter; it returns its root.
+func writeLog(t *testing.T, logDir string, entries [][]byte, head string, subjectsOf func(string) []string, alter bool) tlog.Hash {
+	t.Helper()
+	lg, err := translog.OpenStore(logDir, subjectsOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	lastFile := -1
+	for i, text := range entries {
+		if !translog.IsMapEntry(text) {
+			lastFile = i
+		}
+	}
+	var files []translog.Entry
+	for i, text := range entries {
+		if translog.IsMapEntry(text) {
+			me, _ := translog.ParseMapEntry(text)
+			if _, err := lg.AppendCommit(me.Commit, me.Time, files); err != nil {
+				t.Fatal(err)
+			}
+			files = nil
+			continue
+		}
+		e, _ := translog.ParseEntry(text)
+		if alter && i == lastFile {
+			e.Size++
+		}
+		files = append(files, e)
+	}
+	if err := lg.Commit(head); err != nil {
+		t.Fatal(err)
+	}
+	return lg.Root()
+}
+
+// A log whose map leaves leave a package out (a map that omits a record,
+// each map leaf agreeing with it) is not the history's: a full verification
+// reports it and replaces it; an incremental one that appends to it finds
+// its map leaves wrong and computes it again.
+func TestWrongMapLeafRefused(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/fastjson", "1.0.0")
+	head := f.head()
+	good, _ := f.repo.LogOf(f.repo.Main())
+	goodRoot, size := good.Root(), good.Size()
+	want := f.wantEntries(head)
+	omit := func(path string) []string {
+		if strings.Contains(path, "fastjson") {
+			return nil
+		}
+		return index.SubjectsOf(path)
+	}
+	logDir := f.repo.Main().LogDir()
+
+	f.repo.Close()
+	os.RemoveAll(logDir)
+	badRoot := writeLog(t, logDir, want, head, omit, false)
+	if badRoot == goodRoot {
+		t.Fatal("a map without acme/fastjson gives the same tree")
+	}
+	_, err := f.repo.Verify(f.ctx, true)
+	var me *index.LogMismatchError
+	if !errors.As(err, &me) || me.Stored != badRoot || me.Recomputed != goodRoot || me.Size != size {
+		t.Fatalf("full verify over a log with wrong map leaves: %v", err)
+	}
+	f.checkLog(head)
+
+	f.repo.Close()
+	os.RemoveAll(logDir)
+	writeLog(t, logDir, want, head, omit, false)
+	f.publish(f.alice, "acme/fastjson", "1.1.0") // its append to the log fails: the map does not follow
+	if _, err := f.repo.Verify(f.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	f.checkLog(f.head())
+}
+
 func copyDir(t *testing.T, from, to string) {
 	t.Helper()
 	err := filepath.Walk(from, func(p string, fi os.FileInfo, err error) error {
@@ -248,28 +359,13 @@ func TestFullVerifyReplacesWrongLog(t *testing.T) {
 	logDir := f.repo.Main().LogDir()
 	want := f.wantEntries(head)
 	os.RemoveAll(logDir)
-	lg, err := translog.OpenLog(logDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, text := range want {
-		e, _ := translog.ParseEntry(text)
-		if i == len(want)-1 {
-			e.Size++
-		}
-		lg.Append(e)
-	}
-	if err := lg.Commit(head); err != nil {
-		t.Fatal(err)
-	}
-	badRoot := lg.Root()
-	lg.Close()
+	badRoot := writeLog(t, logDir, want, head, index.SubjectsOf, true)
 
 	// An incremental verification trusts its own log.
 	if _, err := f.repo.Verify(f.ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.repo.Verify(f.ctx, true)
+	_, err := f.repo.Verify(f.ctx, true)
 	var me *index.LogMismatchError
 	if !errors.As(err, &me) || !errors.Is(err, index.ErrLogMismatch) {
 		t.Fatalf("full verify over a wrong log: %v", err)

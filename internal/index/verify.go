@@ -133,7 +133,7 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	}
 	res := &VerifyResult{Head: head, Full: full}
 	var st *Overlay
-	var lg *translog.Log // what the replay appends to
+	var lg *translog.Store // what the replay appends to
 	var fresh *freshLog  // or a log computed from the introduction
 	var kept *translog.Store
 	if m != nil && !full {
@@ -147,8 +147,15 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 		// stop a verification (reads go on; the next one catches up).
 		s, err := r.logAt(ctx, l, m.Head)
 		if err == nil && m.Head != head {
-			if err = s.Begin(m.Head); err == nil {
-				lg = s.Log
+			err = s.Begin(m.Head)
+			if errors.Is(err, translog.ErrCorrupt) {
+				// Its map does not follow from its entries: compute it again.
+				if s, err = r.rebuildLog(ctx, l, m.Head); err == nil {
+					err = s.Begin(m.Head)
+				}
+			}
+			if err == nil {
+				lg = s
 			}
 		}
 		if errors.Is(err, translog.ErrMoved) || ctx.Err() != nil {
@@ -269,10 +276,10 @@ type replayOptions struct {
 	skew         time.Duration       // (see CheckUpdate)
 	progress     func(*VerifyResult) // if set, called after each commit
 
-	// log, if set, gets each commit's added files, in index order, once
-	// the commit passed the rules (its write lock held; the caller
+	// log, if set, gets each commit's added files, in index order, and
+	// its map leaf (AppendCommit), once the commit passed the rules (its write lock held; the caller
 	// commits or rolls it back).
-	log *translog.Log
+	log *translog.Store
 	// markAt, if set, is a commit whose log size the replay writes to mark
 	// (-1 if it does not pass it).
 	markAt string
@@ -551,7 +558,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 					entries = append(entries, translog.Entry{Commit: cj.c.ID, Time: cj.c.Time.Unix(), SHA256: j.sum, Size: j.size, Path: j.f.Path})
 				}
 			}
-			if err := appendEntries(o.log, entries); err != nil {
+			if _, err := o.log.AppendCommit(cj.c.ID, cj.c.Time.Unix(), entries); err != nil {
 				return fail(err)
 			}
 			if cj.c.ID == o.markAt {
