@@ -79,7 +79,8 @@ func (s *synthLog) version(p int) (commit string, paths []string, data [][]byte)
 	return commit, paths, data
 }
 
-// build writes a log of at least n leaves in dir.
+// build writes a log of at least n leaves in dir: one commit (its files,
+// then its map leaf) per version.
 func (s *synthLog) build(dir string, n int) (*translog.Store, error) {
 	st, err := translog.OpenStore(dir, index.SubjectsOf)
 	if err != nil {
@@ -88,10 +89,12 @@ func (s *synthLog) build(dir string, n int) (*translog.Store, error) {
 	t := time.Now().Unix()
 	for p := 0; int(st.Size()+st.Staged()) < n; p++ {
 		commit, paths, data := s.version(p)
+		es := make([]translog.Entry, len(paths))
 		for k := range paths {
-			if _, _, err := st.Append(translog.NewEntry(commit, t, paths[k], data[k])); err != nil {
-				return nil, err
-			}
+			es[k] = translog.NewEntry(commit, t, paths[k], data[k])
+		}
+		if _, err := st.AppendCommit(commit, t, es); err != nil {
+			return nil, err
 		}
 		if st.Staged() >= 1<<16 {
 			if err := st.Commit(commit); err != nil {

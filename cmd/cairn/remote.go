@@ -234,7 +234,7 @@ added with --insecure-no-checkpoint.`,
 					fmt.Fprintf(w, "%s: the server's head %s is %d commit(s) past its checkpoint's %s: they wait until a checkpoint covers them\n", p.Remote, p.ServerHead, p.Pending, p.Head)
 				}
 				if p.Checkpoint != nil {
-					fmt.Fprintf(w, "checkpoint: %d files at %.12s, signed %s by %s", p.Checkpoint.Size, p.Checkpoint.Head, p.Checkpoint.Time.Format(time.RFC3339), p.Checkpoint.Key)
+					fmt.Fprintf(w, "checkpoint: %d leaves at %.12s, signed %s by %s", p.Checkpoint.Size, p.Checkpoint.Head, p.Checkpoint.Time.Format(time.RFC3339), p.Checkpoint.Key)
 					if !p.Unwitnessed {
 						fmt.Fprintf(w, ", cosigned by %d trusted witness(es)", p.Cosigned)
 					}

@@ -96,6 +96,9 @@ func Make(s *translog.Store, path string, content, note []byte) (*translog.Proof
 // when the path has a subject, else by a scan of the log.
 func Leaf(s *translog.Store, path string) (int64, []byte, error) {
 	match := func(i int64, text []byte) (bool, error) {
+		if translog.IsMapEntry(text) {
+			return false, nil // a commit's map leaf: no file's
+		}
 		e, err := translog.ParseEntry(text)
 		if err != nil {
 			return false, fmt.Errorf("%w: entry %d of %s: %w", translog.ErrCorrupt, i, s.Dir(), err)

@@ -30,18 +30,20 @@ import (
 
 var testOrigin = checkpoint.Origin(strings.Repeat("a", 64))
 
-// grow appends n leaves named by tag to st and commits them at a head
-// made of tag and the new size.
+// grow appends a commit of n files named by tag to st, with its map leaf
+// (n+1 leaves), and commits it at a head made of tag and the new size.
 func grow(t *testing.T, st *translog.Store, tag string, n int) {
 	t.Helper()
+	head := fmt.Sprintf("%040x", st.Size()+st.Staged()+int64(n)+1)
+	head = head[:40-len(tag)] + tag
+	var es []translog.Entry
 	for i := range n {
 		data := fmt.Appendf(nil, "%s %d", tag, i)
-		if _, _, err := st.Append(translog.NewEntry(strings.Repeat("c", 40), 1795320000, fmt.Sprintf("labels/%s/%d.json", tag, st.Size()+st.Staged()), data)); err != nil {
-			t.Fatal(err)
-		}
+		es = append(es, translog.NewEntry(head, 1795320000, fmt.Sprintf("labels/%s/%d.json", tag, st.Size()+int64(i)), data))
 	}
-	head := fmt.Sprintf("%040x", st.Size()+st.Staged())
-	head = head[:40-len(tag)] + tag
+	if _, err := st.AppendCommit(head, 1795320000, es); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Commit(head); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +113,7 @@ func TestCheckpointerNeverInconsistent(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc, err := checkpoint.Open(note1, testOrigin, []ed25519.PublicKey{key.Public()})
-	if err != nil || sc.Checkpoint != *c1 || c1.Size != 3 || c1.Root != st.Root() || c1.Head != st.Head() || !c1.Time.Equal(t0) {
+	if err != nil || sc.Checkpoint != *c1 || c1.Size != 4 || c1.Root != st.Root() || c1.Head != st.Head() || !c1.Time.Equal(t0) {
 		t.Fatalf("first checkpoint %+v (%v), want the store's tree at %s", c1, err, t0)
 	}
 	if kept, _ := os.ReadFile(path); !bytes.Equal(kept, note1) {
@@ -124,12 +126,12 @@ func TestCheckpointerNeverInconsistent(t *testing.T) {
 		t.Fatal("a minute later, with main unmoved, another checkpoint was signed")
 	}
 	c2, _, err := c.at(context.Background(), view(t, st), t0.Add(61*time.Minute))
-	if err != nil || !c2.Time.Equal(t0.Add(61*time.Minute)) || c2.Size != 3 {
+	if err != nil || !c2.Time.Equal(t0.Add(61*time.Minute)) || c2.Size != 4 {
 		t.Fatalf("past the interval: %+v, %v; want a new checkpoint of the same tree", c2, err)
 	}
 	grow(t, st, "a", 2)
 	c3, note3, err := c.at(context.Background(), view(t, st), t0.Add(62*time.Minute))
-	if err != nil || c3.Size != 5 || c3.Head != st.Head() {
+	if err != nil || c3.Size != 7 || c3.Head != st.Head() {
 		t.Fatalf("main moved: %+v, %v", c3, err)
 	}
 
@@ -163,7 +165,7 @@ func TestCheckpointerNeverInconsistent(t *testing.T) {
 	grow(t, same, "a", 3)
 	grow(t, same, "a", 2)
 	grow(t, same, "a", 1)
-	if c4, _, err := c.at(context.Background(), view(t, same), t0.Add(64*time.Minute)); err != nil || c4.Size != 6 {
+	if c4, _, err := c.at(context.Background(), view(t, same), t0.Add(64*time.Minute)); err != nil || c4.Size != 9 {
 		t.Fatalf("the same history grown: %+v, %v", c4, err)
 	}
 	// A clock that went back does not take the checkpoint's time with it.
@@ -420,5 +422,38 @@ func TestCheckpointerKeptBeforeWitnessed(t *testing.T) {
 	var inc *InconsistentError
 	if _, _, err := c2.at(context.Background(), view(t, rewritten), time.Now().Add(2*time.Hour)); !errors.As(err, &inc) {
 		t.Fatalf("a history rewritten after the crash: %v, want an InconsistentError", err)
+	}
+}
+
+// The checkpoint's head and map root are its tree's last leaf's: a log
+// whose last leaf is not its head's map leaf is not signed.
+func TestViewNeedsHeadMapLeaf(t *testing.T) {
+	st := newStore(t)
+	grow(t, st, "a", 2)
+	v := view(t, st)
+	if v.Head != st.Head() || v.Size != 3 {
+		t.Fatalf("view %+v", v)
+	}
+	// Files appended with no map leaf after them.
+	if _, _, err := st.Append(translog.NewEntry(strings.Repeat("d", 40), 1795320000, "labels/x/1.json", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(strings.Repeat("d", 40)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := viewOf(st); !errors.Is(err, translog.ErrCorrupt) || !strings.Contains(err.Error(), "not a map leaf") {
+		t.Fatalf("a log that does not end with a map leaf: %v, want ErrCorrupt", err)
+	}
+	// A map leaf of another commit than the head.
+	o := newStore(t)
+	grow(t, o, "a", 2)
+	if err := o.Begin(o.Head()); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Commit(strings.Repeat("e", 40)); err != nil { // moves the head only
+		t.Fatal(err)
+	}
+	if _, err := viewOf(o); !errors.Is(err, translog.ErrCorrupt) || !strings.Contains(err.Error(), "map leaf of") {
+		t.Fatalf("a log whose last map leaf is of another commit: %v, want ErrCorrupt", err)
 	}
 }

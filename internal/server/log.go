@@ -57,7 +57,25 @@ func viewOf(st *translog.Store) (logView, error) {
 		if st.Head() != head {
 			continue
 		}
-		return logView{Head: head, Size: m.Size, Root: m.Root, Map: m.Map.Root(), store: st, mapAt: m}, nil
+		v := logView{Head: head, Size: m.Size, Root: m.Root, Map: m.Map.Root(), store: st, mapAt: m}
+		if m.Size == 0 {
+			return v, nil
+		}
+		// The checkpoint's head and map root are those of the tree's last
+		// leaf, the head's map leaf, which must be the map's.
+		text, err := st.Entry(m.Size - 1)
+		if err != nil {
+			return logView{}, err
+		}
+		me, err := translog.ParseMapEntry(text)
+		if err != nil {
+			return logView{}, fmt.Errorf("%w: the last leaf (%d) of %s is not a map leaf: %w", translog.ErrCorrupt, m.Size-1, st.Dir(), err)
+		}
+		if me.Commit != head || me.Root != v.Map {
+			return logView{}, fmt.Errorf("%w: the last leaf (%d) of %s is the map leaf of %s with map root %x, but the log is at %s with map root %x", translog.ErrCorrupt, m.Size-1, st.Dir(), me.Commit, me.Root[:], head, v.Map[:])
+		}
+		v.Head, v.Map = me.Commit, me.Root
+		return v, nil
 	}
 	return logView{}, fmt.Errorf("transparency log %s kept moving while it was read: try again", st.Dir())
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -92,7 +93,17 @@ func TestLogTilesReadByTorchwood(t *testing.T) {
 		t.Fatal(err)
 	}
 	var paths []string
+	var n int64
+	var last []byte
 	for i, entry := range client.Entries(context.Background(), c.Tree, 0) {
+		n++
+		last = entry
+		if translog.IsMapEntry(entry) {
+			if _, err := translog.ParseMapEntry(entry); err != nil {
+				t.Fatalf("entry %d: %v", i, err)
+			}
+			continue
+		}
 		e, err := translog.ParseEntry(entry)
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
@@ -102,8 +113,17 @@ func TestLogTilesReadByTorchwood(t *testing.T) {
 	if err := client.Err(); err != nil {
 		t.Fatalf("torchwood client: %v", err)
 	}
-	if int64(len(paths)) != c.N || c.N == 0 {
-		t.Fatalf("read %d entries, the checkpoint has %d", len(paths), c.N)
+	if n != c.N || c.N == 0 {
+		t.Fatalf("read %d entries, the checkpoint has %d", n, c.N)
+	}
+	// The tree's last leaf is the head's map leaf, with the checkpoint's
+	// map root: a witness that checks only the tree covers the map.
+	me, err := translog.ParseMapEntry(last)
+	if err != nil {
+		t.Fatalf("the checkpoint's last leaf: %v", err)
+	}
+	if !strings.Contains(c.Extension, "cairn-map "+base64.StdEncoding.EncodeToString(me.Root[:])+"\n") || me.Commit != head {
+		t.Fatalf("the checkpoint's last leaf %q is not the map leaf of its head and map root: %q", last, c.Extension)
 	}
 	if !strings.HasPrefix(paths[0], "root/") {
 		t.Fatalf("leaf 0 is %s, want the introduction's root record", paths[0])
