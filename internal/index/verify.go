@@ -134,7 +134,7 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	res := &VerifyResult{Head: head, Full: full}
 	var st *Overlay
 	var lg *translog.Store // what the replay appends to
-	var fresh *freshLog  // or a log computed from the introduction
+	var fresh *freshLog    // or a log computed from the introduction
 	var kept *translog.Store
 	if m != nil && !full {
 		res.From, res.Total = m.Head, m.Records
