@@ -72,7 +72,7 @@ func TestProofExitCodes(t *testing.T) {
 	r.Close()
 
 	out, _ = call(exitOK, "proof", id[:10], "--repo", p("repo"), "-o", p("grant.tlog-proof"))
-	if !strings.HasPrefix(out, "wrote "+p("grant.tlog-proof")+": record "+id+" is leaf 1 of the log of cairn.dev/index/"+intro+" at size 2") {
+	if !strings.HasPrefix(out, "wrote "+p("grant.tlog-proof")+": record "+id+" is leaf 2 of the log of cairn.dev/index/"+intro+" at size 4") {
 		t.Fatalf("proof -o: %q", out)
 	}
 	vkey, _ := call(exitOK, "key", "vkey", p("log.key.pub"), "--origin", checkpoint.Origin(intro))

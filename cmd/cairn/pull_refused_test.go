@@ -155,7 +155,7 @@ func TestPullRefusals(t *testing.T) {
 	// itself: it keeps the last checkpoint it signed...
 	git(filepath.Join(repo, "index.git"), "update-ref", "refs/heads/main", before)
 	os.Remove(filepath.Join(repo, "verified.json"))
-	if code, _, errs := call("pull", "--repo", laptop, "origin"); code == exitOK || !strings.Contains(errs, "SECURITY ERROR: refusing to sign a checkpoint of size 3 at head "+before+": the log shrank from 5 to 3 leaves") {
+	if code, _, errs := call("pull", "--repo", laptop, "origin"); code == exitOK || !strings.Contains(errs, "SECURITY ERROR: refusing to sign a checkpoint of size 6 at head "+before+": the log shrank from 9 to 6 leaves") {
 		t.Errorf("a server whose main went back: exit %d, want its refusal to sign:\n%s", code, errs)
 	}
 	// ... but a restored backup, which forgot it, signs it.

@@ -133,7 +133,7 @@ func TestReadme(t *testing.T) {
 		{re: `^wrote greet/cairn-package.yaml$`},
 		{re: `^uploaded 2 blob\(s\) to http://127.0.0.1:`},
 		{re: `remote: cairn: accepted 1 commit\(s\), 2 record file\(s\) on refs/heads/main`},
-		{re: `^checkpoint: 11 files at [0-9a-f]{12}, signed `},
+		{re: `^checkpoint: 20 leaves at [0-9a-f]{12}, signed `},
 		{re: `^origin: pushed 1 commit\(s\)`},
 		{re: `^ +[0-9a-f]{16} +\S+ +audited +acme-security .* active +read it all$`},
 		// The project installs the binary, is refused, then installs again.

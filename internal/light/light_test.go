@@ -525,10 +525,19 @@ func newEvil(t *testing.T, w *indextest.World, honest string, forged *record.Rec
 		}
 		e.entries = append(e.entries, text)
 	}
-	last, _ := translog.ParseEntry(e.entries[len(e.entries)-1])
+	last, _ := translog.ParseMapEntry(e.entries[len(e.entries)-1]) // the head's map leaf
 	ent := translog.NewEntry(strings.Repeat("e", 40), last.Time+1, layout.RecordPath(dir, forged.ID), forged.Raw)
 	e.entries = append(e.entries, ent.Text())
 	e.content[int64(len(e.entries)-1)] = forged.Raw
+	for i, text := range e.entries {
+		if p, err := translog.ParseEntry(text); err == nil {
+			for _, s := range index.SubjectsOf(p.Path) {
+				e.m.Add(s, int64(i), translog.LeafHash(text))
+			}
+		}
+	}
+	// The forged commit's map leaf closes the log, as the format has it.
+	e.entries = append(e.entries, translog.MapEntry{Commit: ent.Commit, Time: ent.Time, Root: e.m.Root()}.Text())
 	var hashes []tlog.Hash
 	hr := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(ix))
@@ -543,10 +552,6 @@ func newEvil(t *testing.T, w *indextest.World, honest string, forged *record.Rec
 			t.Fatal(err)
 		}
 		hashes = append(hashes, hs...)
-		p, _ := translog.ParseEntry(text)
-		for _, s := range index.SubjectsOf(p.Path) {
-			e.m.Add(s, int64(i), translog.LeafHash(text))
-		}
 	}
 	root, err := tlog.TreeHash(int64(len(e.entries)), hr)
 	if err != nil {

@@ -61,7 +61,7 @@ type LockedRepo struct {
 	Location     string `json:"location"` // its URL, or path:DIR
 	Introduction string `json:"introduction"`
 	Head         string `json:"head"`
-	Records      int    `json:"records"` // record files in the index at head
+	Records      int    `json:"records"` // record files in the index at head (0: not known, a light client's lock)
 	// Checkpoint is the server's signed checkpoint (a signed note) that
 	// the head was pulled under: the server's own statement, at a time,
 	// of a head that Head contains. Empty for an index on disk.
@@ -280,7 +280,7 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 			} else if prob := checkHead(ctx, s, lr.Head); prob != "" {
 				headsOK = false
 				add("%s", prob)
-			} else if lr.Head == s.Head() && lr.Records != s.Records {
+			} else if lr.Head == s.Head() && lr.Records != 0 && s.Records != 0 && lr.Records != s.Records {
 				add("repository %s: %d records at head %s, but the index holds %d there", lr.Name, lr.Records, lr.Head, s.Records)
 			} else if lr.Checkpoint != "" {
 				if _, err := s.openCheckpoint(ctx, lr.Head, []byte(lr.Checkpoint)); err != nil {

@@ -55,7 +55,7 @@ type Source struct {
 	// nil for a replica.
 	View    *light.View
 	Catalog *index.Catalog
-	Records int          // record files in the index at the head
+	Records int          // record files in the index at the head (0: not known, a light source)
 	Blobs   []blob.Store // its own store or server, then its mirrors
 	// Checkpoint is the server's signed checkpoint the replica was last
 	// pulled under (nil for an index on disk, or a server that signs none).
@@ -430,5 +430,7 @@ func openLight(ctx context.Context, r Repository, o Options) (*Source, error) {
 	for _, m := range r.Mirrors {
 		stores = append(stores, &blob.HTTP{URL: m, Client: o.Remote.Client})
 	}
-	return &Source{Repository: r, View: v, Catalog: cat, Records: int(v.Checkpoint.Size), Blobs: stores, Checkpoint: v.Checkpoint, client: c}, nil
+	// Records stays 0, not known: the checkpoint's size counts a map leaf
+	// per commit beside the files, and a light client reads no commit count.
+	return &Source{Repository: r, View: v, Catalog: cat, Blobs: stores, Checkpoint: v.Checkpoint, client: c}, nil
 }

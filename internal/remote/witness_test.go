@@ -166,21 +166,32 @@ func TestAttackCheckpointRootNotHistory(t *testing.T) {
 	}
 	head := honest.Head()
 	tmp := filepath.Join(w.dir, "tampered-log")
-	forged, err := translog.OpenLog(tmp)
+	forged, err := translog.OpenStore(tmp, index.SubjectsOf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	size := honest.Size()
+	lastFile := size - 2 // the last commit's last file, before its map leaf
+	var files []translog.Entry
 	err = honest.Range(0, size, func(i int64, text []byte) error {
+		if translog.IsMapEntry(text) {
+			me, err := translog.ParseMapEntry(text)
+			if err != nil {
+				return err
+			}
+			_, err = forged.AppendCommit(me.Commit, me.Time, files)
+			files = nil
+			return err
+		}
 		e, err := translog.ParseEntry(text)
 		if err != nil {
 			return err
 		}
-		if i == size-1 {
-			e.Time++
+		if i == lastFile {
+			e.Size++
 		}
-		_, _, err = forged.Append(e)
-		return err
+		files = append(files, e)
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
