@@ -78,7 +78,7 @@ func TestProofExitCodes(t *testing.T) {
 	vkey, _ := call(exitOK, "key", "vkey", p("log.key.pub"), "--origin", checkpoint.Origin(intro))
 	vkey = strings.TrimSpace(vkey)
 	out, stderr = call(exitOK, "proof", "verify", p("grant.tlog-proof"), "--log-key", vkey, "--introduction", intro)
-	if !strings.Contains(out, "proven: record "+id+" is leaf 1") || !strings.Contains(out, "  kind        grant\n") || !strings.Contains(stderr, "a split view cannot be detected") {
+	if !strings.Contains(out, "proven: record "+id+" is leaf 2") || !strings.Contains(out, "  kind        grant\n") || !strings.Contains(stderr, "a split view cannot be detected") {
 		t.Fatalf("proof verify:\n%s%s", out, stderr)
 	}
 	call(exitOK, "proof", "verify", p("grant.tlog-proof"), "--repo", p("repo"))
@@ -88,7 +88,7 @@ func TestProofExitCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := bytes.Replace(data, []byte("\nindex 1\n"), []byte("\nindex 0\n"), 1)
+	bad := bytes.Replace(data, []byte("\nindex 2\n"), []byte("\nindex 0\n"), 1)
 	if err := os.WriteFile(p("bad.tlog-proof"), bad, 0o644); err != nil {
 		t.Fatal(err)
 	}
