@@ -289,7 +289,7 @@ func lightUpstreamSources(ctx context.Context, s *Source, o Options) (Sources, e
 		r := s.Repository
 		r.Name, r.Introduction = s.Name+"/"+u.Name, u.Introduction
 		blobs := append([]blob.Store(nil), s.Blobs...)
-		out = append(out, &Source{Repository: r, View: v, Catalog: cat, Records: int(v.Checkpoint.Size), Blobs: blobs,
+		out = append(out, &Source{Repository: r, View: v, Catalog: cat, Blobs: blobs, // Records: not known (see openLight)
 			Checkpoint: v.Checkpoint, Via: s, Upstream: u.Name, client: c})
 	}
 	return out, nil
