@@ -10,7 +10,9 @@
 // fresh, cosigned by a quorum of the witnesses the client trusts, and
 // consistent (a consistency proof computed from the server's tiles) with
 // the checkpoint the client stored last; a rollback and a split view are
-// refused with both checkpoints as evidence.
+// refused with both checkpoints as evidence. Its last leaf must be the map
+// leaf of its cairn-map and cairn-head (proved from the tiles), so that
+// the map it reads through is the one the witnesses' tree holds.
 //
 // A View then reads subjects of the log's map (a package, a key, a label,
 // …): every file with its entry, the map proof that they are all of them,
@@ -135,13 +137,12 @@ func (e *ProofError) Unwrap() error { return e.Err }
 // cannot follow the one this client verified last for the same log — the
 // tree shrank (a rollback: a rebuilt history hiding records), has another
 // root at the same size (a split view: two histories shown to two
-// clients), has the same tree but another map or head (a map split view:
-// a map that may omit records, which the tree's witnesses do not see), or
-// a consistency proof from the tiles does not prove that it
-// extends it. Both checkpoints are the evidence.
+// clients), or a consistency proof from the tiles does not prove that it
+// extends it. Both checkpoints are the evidence. (Another map or head
+// under the same tree is refused by the map leaf check: *MapLeafError.)
 type InconsistentError struct {
 	URL            string
-	Problem        string // "rollback", "split view", "map split view" or "inconsistent"
+	Problem        string // "rollback", "split view" or "inconsistent"
 	Stored, Served []byte // the signed checkpoints
 	Err            error  // what the consistency check said, for "inconsistent"
 }
@@ -155,8 +156,6 @@ func (e *InconsistentError) Error() string {
 		msg += ": the tree shrank, which an append-only log never does (a rebuilt history hiding records)"
 	case "split view":
 		msg += " with another root hash at the same size: the server shows different histories to different clients"
-	case "map split view":
-		msg += " with the same tree but another map or head: the server shows different maps of one history (one may omit records)"
 	default:
 		msg += fmt.Sprintf(": the consistency proof from the tiles does not prove that it extends the one verified before: %v", e.Err)
 	}
@@ -170,8 +169,8 @@ func (e *InconsistentError) Unwrap() error { return e.Err }
 type View struct {
 	client  *Client
 	ctx     context.Context // for the loads the catalog asks for
-	tiles   torchwood.TileReader
-	offline bool // reads the subjects kept in StateDir, not the server
+	tiles   *tileCache      // over keptTiles: the server's, or offline those kept
+	offline bool            // reads the subjects kept in StateDir, not the server
 
 	// Checkpoint is the verified checkpoint; Note its signed note, with
 	// the witnesses' cosignatures.
@@ -182,6 +181,9 @@ type View struct {
 	// cannot be detected: tell the user (witness.ErrUnwitnessed).
 	Cosigned    int
 	Unwitnessed bool
+	// MapLeaf is the checkpoint's last leaf, proved: the map leaf of its
+	// cairn-map and cairn-head.
+	MapLeaf *MapLeaf
 
 	mu       sync.Mutex
 	subjects map[string]*subjectLoad
@@ -233,7 +235,7 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &View{client: c, ctx: ctx, tiles: c.tiles(fetcher, claimed), Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{}}
+	v := &View{client: c, ctx: ctx, tiles: newTileCache(c.tiles(fetcher, claimed)), Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{}}
 	refuse := func(format string, args ...any) error {
 		return &ProofError{URL: c.base(), What: "the checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
 	}
@@ -288,6 +290,15 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 		return nil, refuse("%w", err)
 	}
 	v.Unwitnessed = c.Witnesses.Unwitnessed()
+	// The map the checkpoint names must be the one its tree holds: the
+	// tree's last leaf, which witnesses cosigned with the tree.
+	if v.MapLeaf, err = proveMapLeaf(ctx, v.tiles, sc.Checkpoint); err != nil {
+		var mle *MapLeafError
+		if errors.As(err, &mle) {
+			return nil, refuse("%w", err)
+		}
+		return nil, fmt.Errorf("%s: %w", c.base(), err)
+	}
 	if err := c.advance(ctx, v, stored, k); err != nil {
 		return nil, err
 	}
@@ -315,20 +326,15 @@ func (c *Client) get(ctx context.Context, path string) ([]byte, string, error) {
 	return body, resp.Header.Get(KeyHeader), nil
 }
 
-// otherMap reports whether next is the tree of last (same size and
-// root) with another map or head: the tree's consistency, which witnesses
-// check, does not cover the map, so one that omits a record could be
-// shown to this client under the very tree it verified.
-func otherMap(next, last checkpoint.Checkpoint) bool {
-	return next.Size == last.Size && next.Root == last.Root && (next.Map != last.Map || next.Head != last.Head)
-}
-
 // storedState is what StateDir keeps of a repository: the last
-// checkpoint verified and the key that signed it.
+// checkpoint verified, the key that signed it, and its last leaf (the map
+// leaf) with its inclusion path, which a view offline checks again.
 type storedState struct {
-	Checkpoint string `json:"checkpoint"` // the signed note
-	Key        string `json:"key"`        // its id
-	Public     string `json:"public"`     // the key itself, OpenSSH format
+	Checkpoint string   `json:"checkpoint"` // the signed note
+	Key        string   `json:"key"`        // its id
+	Public     string   `json:"public"`     // the key itself, OpenSSH format
+	MapLeaf    string   `json:"map_leaf"`   // the entry line of leaf size-1
+	MapProof   [][]byte `json:"map_proof"`  // its inclusion path, base64 hashes
 }
 
 // signedConflict refuses a checkpoint that cannot follow the stored one
@@ -349,8 +355,6 @@ func (c *Client) signedConflict(stored *storedState, next checkpoint.Checkpoint,
 		problem = "rollback"
 	case next.Size == last.Size && next.Root != last.Root:
 		problem = "split view"
-	case otherMap(next, last):
-		problem = "map split view"
 	default:
 		return nil
 	}
@@ -407,7 +411,8 @@ func (c *Client) keepBatch(cp checkpoint.Checkpoint, subjects []string, body []b
 
 // OpenOffline returns the view of the checkpoint verified last (by Open),
 // with no network: its signature is checked again under the key kept with
-// it, and each subject is read from those Open's views kept in StateDir,
+// it, its last leaf kept with it against its tree, cairn-map and
+// cairn-head (CheckMapLeaf), and each subject is read from those Open's views kept in StateDir,
 // checked again against it and judged again. Its freshness is not judged:
 // it is what this machine verified, as of when it did. A subject never
 // read online at that checkpoint fails, saying so.
@@ -428,7 +433,20 @@ func (c *Client) OpenOffline(ctx context.Context) (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
 	}
-	v := &View{client: c, ctx: ctx, offline: true, tiles: c.tiles(nil, sc.Checkpoint), Checkpoint: sc, Note: note, subjects: map[string]*subjectLoad{}}
+	v := &View{client: c, ctx: ctx, offline: true, tiles: newTileCache(c.tiles(nil, sc.Checkpoint)), Checkpoint: sc, Note: note, subjects: map[string]*subjectLoad{}}
+	if stored.MapLeaf == "" {
+		return nil, fmt.Errorf("%s keeps no map leaf with its checkpoint (kept by an older cairn): run once without --offline", c.statePath())
+	}
+	proof := make(tlog.RecordProof, len(stored.MapProof))
+	for i, h := range stored.MapProof {
+		if len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("%s: map_proof hash %d is %d bytes, not %d: delete it to start again from the server's word", c.statePath(), i, len(h), tlog.HashSize)
+		}
+		proof[i] = tlog.Hash(h)
+	}
+	if v.MapLeaf, err = CheckMapLeaf(sc.Checkpoint, []byte(stored.MapLeaf), proof); err != nil {
+		return nil, fmt.Errorf("%s: the checkpoint verified last: %w: delete it to start again from the server's word", c.statePath(), err)
+	}
 	if v.Cosigned, err = c.Witnesses.Check(note, sc.Origin); err != nil {
 		return nil, fmt.Errorf("%s: the checkpoint verified last (%s): %w", c.base(), c.statePath(), err)
 	}
@@ -474,8 +492,6 @@ func (c *Client) advance(ctx context.Context, v *View, stored *storedState, k *i
 			return inconsistent("rollback", nil)
 		case next.Size == last.Size && next.Root != last.Root:
 			return inconsistent("split view", nil)
-		case otherMap(next, last):
-			return inconsistent("map split view", nil)
 		case next.Size > last.Size && last.Size > 0:
 			hr := torchwood.TileHashReaderWithContext(ctx, next.Tree(), v.tiles)
 			proof, err := tlog.ProveTree(next.Size, last.Size, hr)
@@ -493,7 +509,11 @@ func (c *Client) advance(ctx context.Context, v *View, stored *storedState, k *i
 	if c.StateDir == "" {
 		return nil
 	}
-	data, err := json.MarshalIndent(storedState{Checkpoint: string(v.Note), Key: k.ID, Public: keys.FormatPublic(k.Pub)}, "", "  ")
+	st := storedState{Checkpoint: string(v.Note), Key: k.ID, Public: keys.FormatPublic(k.Pub), MapLeaf: string(v.MapLeaf.Text)}
+	for _, h := range v.MapLeaf.Proof {
+		st.MapProof = append(st.MapProof, h[:])
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -1201,8 +1221,9 @@ func isHex(s string, n int) bool {
 // Older opens a signed checkpoint of the view's log that is not newer
 // than the view's (a lock's, say) and checks it as the view's was: a key
 // the index grants the checkpoint scope (not revoked, its grant live at
-// the checkpoint's time) signed it, and its tree is the view's or one
-// that the view's extends (a consistency proof from the tiles). One
+// the checkpoint's time) signed it, its tree is the view's or one that
+// the view's extends (a consistency proof from the tiles), and its last
+// leaf is the map leaf of its cairn-map and cairn-head. One
 // newer than the view's, or of another tree, is a security error: the
 // server rolled its log back, or shows another history.
 func (v *View) Older(ctx context.Context, note []byte) (*checkpoint.Signed, error) {
@@ -1257,19 +1278,38 @@ func (v *View) Older(ctx context.Context, note []byte) (*checkpoint.Signed, erro
 		return nil, inconsistent("rollback", nil)
 	case sc.Size == now.Size && sc.Root != now.Root:
 		return nil, inconsistent("split view", nil)
-	case sc.Size < now.Size && sc.Size > 0:
+	case sc.Size == now.Size:
+		// The same tree, so the same last leaf: the view's map leaf.
+		if _, err := CheckMapLeaf(sc.Checkpoint, v.MapLeaf.Text, v.MapLeaf.Proof); err != nil {
+			return nil, &ProofError{URL: c.base(), What: "the older checkpoint", Checkpoint: note, Err: err}
+		}
+	default:
 		// Offline, from the tiles kept when this machine proved it
-		// online (keptTiles).
-		hr := torchwood.TileHashReaderWithContext(ctx, now.Tree(), v.tiles)
-		proof, err := tlog.ProveTree(now.Size, sc.Size, hr)
-		if errors.Is(err, ErrTileNotKept) {
-			return nil, fmt.Errorf("the checkpoint of size %d is older than the one this machine verified (size %d), and proving one extends the other reads %w", sc.Size, now.Size, err)
+		// online (keptTiles): the consistency proof's, and the older
+		// tree's last entry bundle and right edge (proveMapLeaf).
+		if sc.Size > 0 {
+			hr := torchwood.TileHashReaderWithContext(ctx, now.Tree(), v.tiles)
+			proof, err := tlog.ProveTree(now.Size, sc.Size, hr)
+			if errors.Is(err, ErrTileNotKept) {
+				return nil, fmt.Errorf("the checkpoint of size %d is older than the one this machine verified (size %d), and proving one extends the other reads %w", sc.Size, now.Size, err)
+			}
+			if err == nil {
+				err = tlog.CheckTree(proof, now.Size, now.Root, sc.Size, sc.Root)
+			}
+			if err != nil {
+				return nil, inconsistent("inconsistent", err)
+			}
 		}
-		if err == nil {
-			err = tlog.CheckTree(proof, now.Size, now.Root, sc.Size, sc.Root)
-		}
-		if err != nil {
-			return nil, inconsistent("inconsistent", err)
+		// Its tree is a prefix of the view's: its tiles are the view's.
+		if _, err := proveMapLeaf(ctx, v.tiles, sc.Checkpoint); err != nil {
+			var mle *MapLeafError
+			if errors.As(err, &mle) {
+				return nil, &ProofError{URL: c.base(), What: "the older checkpoint", Checkpoint: note, Err: err}
+			}
+			if errors.Is(err, ErrTileNotKept) {
+				return nil, fmt.Errorf("the checkpoint of size %d is older than the one this machine verified (size %d), and proving its map leaf reads %w", sc.Size, now.Size, err)
+			}
+			return nil, fmt.Errorf("%s: %w", c.base(), err)
 		}
 	}
 	return sc, nil

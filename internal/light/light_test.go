@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -492,15 +493,55 @@ func TestSubjectReadOnce(t *testing.T) {
 	}
 }
 
+// Open proves the checkpoint's last leaf (its map leaf) with one request
+// more than before: the last entry bundle, whose leaf hashes are the
+// right edge's level-0 hash tile, so that tile is never fetched; the
+// consistency proof from the checkpoint verified before reads the tiles
+// the map leaf's proof read. Each tile is read once.
+func TestOpenMapLeafRequests(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	a := servertest.Serve(w)
+	var mu sync.Mutex
+	var tiles []string
+	counted := tamper(t, a, func(path string, _ http.Header, body []byte) []byte {
+		if strings.HasPrefix(path, "/log/tile/") {
+			mu.Lock()
+			tiles = append(tiles, path)
+			mu.Unlock()
+		}
+		return body
+	})
+	c := newClient(w, counted, t.TempDir())
+	for round := range 2 {
+		tiles = nil
+		v := open(t, c)
+		n := v.Checkpoint.Size
+		if n >= 256 {
+			t.Fatalf("the log has %d leaves: this test wants them in one tile", n)
+		}
+		want := fmt.Sprintf("/log/tile/entries/000.p/%d", n)
+		if len(tiles) != 1 || tiles[0] != want {
+			t.Fatalf("open %d (size %d) read tiles %q, want only %s", round, n, tiles, want)
+		}
+		if v.MapLeaf == nil || v.MapLeaf.Index != n-1 || v.MapLeaf.Entry.Commit != v.Checkpoint.Head || v.MapLeaf.Entry.Root != v.Checkpoint.Map {
+			t.Fatalf("the view's map leaf %+v, checkpoint %+v", v.MapLeaf, v.Checkpoint.Checkpoint)
+		}
+		w.Publish(indextest.Package{Name: "acme/fastjson", Version: fmt.Sprintf("1.%d.0", round+1)})
+	}
+}
+
 // evil is a server whose operator holds the checkpoint key and signs a
-// log that breaks the rules: the honest log with one more leaf, a record
-// signed by a key the root revoked before. It serves the signed
-// checkpoint and light reads that prove themselves against it.
+// log that breaks the rules: the honest log with one more commit, a
+// record signed by a key the root revoked before, and its map leaf. It
+// serves the signed checkpoint, its tiles and light reads that prove
+// themselves against it.
 type evil struct {
 	honest  string
-	entries [][]byte         // every leaf's entry, the forged one last
+	entries [][]byte         // every leaf's entry, the forged one and its map leaf last
 	content map[int64][]byte // the forged leaf's bytes
 	m       *translog.Map
+	hashes  []tlog.Hash // the stored hashes
 	note    []byte
 	keyID   string
 }
@@ -525,33 +566,33 @@ func newEvil(t *testing.T, w *indextest.World, honest string, forged *record.Rec
 		}
 		e.entries = append(e.entries, text)
 	}
-	last, _ := translog.ParseMapEntry(e.entries[len(e.entries)-1]) // the head's map leaf
+	last, err := translog.ParseMapEntry(e.entries[len(e.entries)-1])
+	if err != nil {
+		t.Fatalf("the honest log's last leaf: %v", err)
+	}
 	ent := translog.NewEntry(strings.Repeat("e", 40), last.Time+1, layout.RecordPath(dir, forged.ID), forged.Raw)
 	e.entries = append(e.entries, ent.Text())
 	e.content[int64(len(e.entries)-1)] = forged.Raw
 	for i, text := range e.entries {
-		if p, err := translog.ParseEntry(text); err == nil {
-			for _, s := range index.SubjectsOf(p.Path) {
-				e.m.Add(s, int64(i), translog.LeafHash(text))
-			}
+		if translog.IsMapEntry(text) {
+			continue
+		}
+		p, err := translog.ParseEntry(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range index.SubjectsOf(p.Path) {
+			e.m.Add(s, int64(i), translog.LeafHash(text))
 		}
 	}
-	// The forged commit's map leaf closes the log, as the format has it.
 	e.entries = append(e.entries, translog.MapEntry{Commit: ent.Commit, Time: ent.Time, Root: e.m.Root()}.Text())
-	var hashes []tlog.Hash
-	hr := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ix))
-		for i, x := range ix {
-			out[i] = hashes[x]
-		}
-		return out, nil
-	})
+	hr := e.hashReader()
 	for i, text := range e.entries {
 		hs, err := tlog.StoredHashes(int64(i), text, hr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		hashes = append(hashes, hs...)
+		e.hashes = append(e.hashes, hs...)
 	}
 	root, err := tlog.TreeHash(int64(len(e.entries)), hr)
 	if err != nil {
@@ -562,6 +603,16 @@ func newEvil(t *testing.T, w *indextest.World, honest string, forged *record.Rec
 		t.Fatal(err)
 	}
 	return e
+}
+
+func (e *evil) hashReader() tlog.HashReader {
+	return tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			out[i] = e.hashes[x]
+		}
+		return out, nil
+	})
 }
 
 func get(u string) ([]byte, http.Header, error) {
@@ -599,6 +650,26 @@ func (e *evil) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		d.Proof, _ = json.Marshal(e.m.Prove(subject))
 		out, _ := json.Marshal(d)
 		rw.Write(out)
+	case strings.HasPrefix(r.URL.Path, "/log/"):
+		tile, err := torchwood.ParseTilePath(strings.TrimPrefix(r.URL.Path, "/log/"))
+		if err != nil {
+			http.NotFound(rw, r)
+			return
+		}
+		if tile.L == -1 {
+			var b []byte
+			for _, text := range e.entries[tile.N*torchwood.TileWidth : tile.N*torchwood.TileWidth+int64(tile.W)] {
+				b, _ = torchwood.AppendTileEntry(b, text)
+			}
+			rw.Write(b)
+			return
+		}
+		data, err := tlog.ReadTileData(tile, e.hashReader())
+		if err != nil {
+			http.NotFound(rw, r)
+			return
+		}
+		rw.Write(data)
 	default:
 		http.NotFound(rw, r)
 	}

@@ -1,11 +1,15 @@
 package light_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,9 +53,11 @@ func testWitness(t *testing.T, w *indextest.World, name string) (url, vkey strin
 // which witnesses cosigned) with a map that omits the vulnerable record,
 // and serves it with the reads that map proves. The witness that cosigned
 // the honest checkpoint refuses it (one map per tree); a witness that never
-// saw the tree cosigns it (it can check only the tree), but the client
-// that verified the honest checkpoint refuses it as a map split view, with
-// both checkpoints. Offline, the checkpoint kept is held to the quorum.
+// saw the tree cosigns it (it can check only the tree), but the tree's
+// last leaf is the map leaf of the honest map: the client that verified
+// the honest checkpoint and a client that never saw one both refuse it,
+// naming both map roots. Offline, the checkpoint kept is held to the
+// quorum, and its map leaf kept with it is checked again.
 func TestMapOmitsRecordSplitView(t *testing.T) {
 	ctx := context.Background()
 	w := indextest.New(t)
@@ -110,7 +116,7 @@ func TestMapOmitsRecordSplitView(t *testing.T) {
 	omitted := leaves[len(leaves)-1]
 	m := translog.NewMap()
 	for i, text := range entries {
-		if int64(i) == omitted {
+		if int64(i) == omitted || translog.IsMapEntry(text) {
 			continue
 		}
 		p, _ := translog.ParseEntry(text)
@@ -170,12 +176,29 @@ func TestMapOmitsRecordSplitView(t *testing.T) {
 	}))
 	t.Cleanup(ev.Close)
 
+	honestMap, evilMap := hex.EncodeToString(cp.Map[:]), hex.EncodeToString(evilCP.Map[:])
+	refused := func(who string, err error) {
+		t.Helper()
+		var pe *light.ProofError
+		var me *light.MapLeafError
+		if !errors.As(err, &pe) || !bytes.Equal(pe.Checkpoint, evil) || !errors.As(err, &me) ||
+			!strings.Contains(err.Error(), honestMap) || !strings.Contains(err.Error(), evilMap) || me.Index != cp.Size-1 {
+			t.Fatalf("%s, served the honest tree with another map: %v\nwant a *ProofError (the checkpoint as evidence) from a *MapLeafError naming the checkpoint's map %s and the last leaf's %s", who, err, evilMap, honestMap)
+		}
+	}
 	a.BaseURL = ev.URL
 	_, err = a.Open(ctx)
-	wantInconsistent(t, err, "map split view", va.Note, evil)
-	if !strings.Contains(err.Error(), "another map") {
-		t.Errorf("error does not say what differs: %v", err)
-	}
+	refused("the client that verified the honest checkpoint", err)
+	// A client that never saw the honest checkpoint is not fooled either:
+	// the map is in the tree the witness cosigned.
+	fresh := newClient(w, ev.URL, t.TempDir())
+	fresh.Witnesses = pol
+	_, err = fresh.Open(ctx)
+	refused("a client that never verified a checkpoint", err)
+	// A lock naming it, checked against the honest view: the same tree,
+	// so the same last leaf, which is not its map's.
+	_, err = va.Older(ctx, evil)
+	refused("a view checking an older checkpoint (a lock's)", err)
 	// The refusal kept the honest checkpoint: offline reads it.
 	a.BaseURL = honest
 	off, err := a.OpenOffline(ctx)
@@ -191,5 +214,28 @@ func TestMapOmitsRecordSplitView(t *testing.T) {
 	a.Witnesses = strict
 	if _, err := a.OpenOffline(ctx); err == nil || !strings.Contains(err.Error(), a.StateDir) {
 		t.Fatalf("offline with quorum 2 of a checkpoint cosigned by 1: %v; want refused, naming the state", err)
+	}
+
+	// Offline, the map leaf kept with the checkpoint is checked again: one
+	// edited in the state is refused.
+	a.Witnesses = pol
+	if off.MapLeaf == nil || off.MapLeaf.Entry.Root != cp.Map || off.MapLeaf.Entry.Commit != cp.Head {
+		t.Fatalf("offline view's map leaf: %+v", off.MapLeaf)
+	}
+	statePath := filepath.Join(a.StateDir, w.Intro+".checkpoint.json")
+	state, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(state, []byte(honestMap), []byte(evilMap), 1)
+	if bytes.Equal(edited, state) {
+		t.Fatalf("the state %s does not keep the map leaf:\n%s", statePath, state)
+	}
+	if err := os.WriteFile(statePath, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var me *light.MapLeafError
+	if _, err := a.OpenOffline(ctx); !errors.As(err, &me) || !strings.Contains(err.Error(), statePath) {
+		t.Fatalf("offline with a map leaf edited in the state: %v; want a *MapLeafError naming the state", err)
 	}
 }

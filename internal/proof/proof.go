@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,9 +20,11 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/translog"
 	"cairn.dev/cairn/internal/witness"
@@ -88,7 +91,141 @@ func Make(s *translog.Store, path string, content, note []byte) (*translog.Proof
 	if err != nil {
 		return nil, err
 	}
-	return translog.NewProof(entry, content, i, rp, note)
+	mapText, err := s.Entry(c.Size - 1)
+	if err != nil {
+		return nil, err
+	}
+	mp, err := s.ProveRecord(c.Size-1, c.Size)
+	if err != nil {
+		return nil, err
+	}
+	return NewProof(entry, content, i, rp, mapText, mp, note)
+}
+
+// Extra is the extra data of cairn's offline proof (docs/transparency.md
+// "Offline proofs"): the leaf's entry line and the bytes of the file it
+// names, and the checkpoint's last leaf (the map leaf of its cairn-map
+// and cairn-head) with its inclusion path, which binds the map root the
+// checkpoint names to the tree its witnesses cosigned. It is not
+// authenticated by itself: Verify checks both leaves against the root.
+type Extra struct {
+	Entry    string   `json:"entry"`     // the entry line, final newline included
+	Content  []byte   `json:"content"`   // the file's bytes (base64 in JSON)
+	MapEntry string   `json:"map_entry"` // the entry line of leaf size-1
+	MapPath  [][]byte `json:"map_path"`  // its inclusion path, 32-byte hashes (base64)
+}
+
+// marshalExtra writes x as a proof's extra data: compact JSON, fields in
+// the order above, no HTML escaping.
+func marshalExtra(x Extra) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(x); err != nil {
+		return nil, fmt.Errorf("the proof's extra data: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// ParseExtra parses a proof's extra data as cairn's Extra. It is strict:
+// exactly what NewProof writes (one spelling per proof), every field
+// present, each map path hash 32 bytes.
+func ParseExtra(p *translog.Proof) (Extra, error) {
+	if len(p.Extra) == 0 {
+		return Extra{}, fmt.Errorf("%w: no extra data: a cairn proof carries the entry, the file's bytes and the map leaf", translog.ErrProof)
+	}
+	var x struct {
+		Entry    *string   `json:"entry"`
+		Content  *[]byte   `json:"content"`
+		MapEntry *string   `json:"map_entry"`
+		MapPath  *[][]byte `json:"map_path"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(p.Extra))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&x); err != nil {
+		return Extra{}, fmt.Errorf("%w: extra data is not cairn's {\"entry\", \"content\", \"map_entry\", \"map_path\"}: %v", translog.ErrProof, err)
+	}
+	if x.Entry == nil || x.Content == nil {
+		return Extra{}, fmt.Errorf("%w: extra data lacks \"entry\" or \"content\"", translog.ErrProof)
+	}
+	if x.MapEntry == nil || x.MapPath == nil {
+		return Extra{}, fmt.Errorf("%w: extra data lacks \"map_entry\" or \"map_path\" (the checkpoint's map leaf): a proof made before map leaves were logged; make it again", translog.ErrProof)
+	}
+	out := Extra{Entry: *x.Entry, Content: *x.Content, MapEntry: *x.MapEntry, MapPath: *x.MapPath}
+	for i, h := range out.MapPath {
+		if len(h) != tlog.HashSize {
+			return Extra{}, fmt.Errorf("%w: map_path hash %d is %d bytes, not %d", translog.ErrProof, i, len(h), tlog.HashSize)
+		}
+	}
+	if len(out.MapPath) > 63 {
+		return Extra{}, fmt.Errorf("%w: map_path has %d hashes, more than a tree of 2⁶³ leaves needs", translog.ErrProof, len(out.MapPath))
+	}
+	if canon, err := marshalExtra(out); err != nil || !bytes.Equal(canon, p.Extra) {
+		return Extra{}, fmt.Errorf("%w: extra data is not written as cairn writes it (compact JSON, fields entry, content, map_entry, map_path in that order, canonical base64)", translog.ErrProof)
+	}
+	return out, nil
+}
+
+// NewProof returns cairn's offline proof of leaf index, whose entry line
+// is entry and whose file's bytes are content, by the inclusion path path
+// in the tree of the signed checkpoint note, with the checkpoint's last
+// leaf mapEntry and its inclusion path mapPath. It checks the proof it
+// makes (checkProof, CheckMapLeaf; not the signatures) before it returns
+// it.
+func NewProof(entry, content []byte, index int64, path tlog.RecordProof, mapEntry []byte, mapPath tlog.RecordProof, note []byte) (*translog.Proof, error) {
+	x := Extra{Entry: string(entry), Content: content, MapEntry: string(mapEntry), MapPath: make([][]byte, len(mapPath))}
+	for i, h := range mapPath {
+		x.MapPath[i] = bytes.Clone(h[:])
+	}
+	extra, err := marshalExtra(x)
+	if err != nil {
+		return nil, err
+	}
+	p := &translog.Proof{Extra: extra, Index: index, Path: append([]tlog.Hash(nil), path...), Checkpoint: bytes.Clone(note)}
+	_, x, err = checkProof(p)
+	if err == nil {
+		var c checkpoint.Checkpoint
+		if c, err = checkpoint.Claimed(note); err == nil {
+			_, err = light.CheckMapLeaf(c, []byte(x.MapEntry), mapPathOf(x))
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("making the proof of leaf %d: %w", index, err)
+	}
+	return p, nil
+}
+
+// checkProof checks a proof's record part with no network and without
+// its signatures (translog.Proof.CheckInclusion: the entry, the content,
+// the inclusion path to the checkpoint's root) and returns it with the
+// extra data, whose map leaf is still to check against the checkpoint
+// once its signature is (light.CheckMapLeaf).
+func checkProof(p *translog.Proof) (*translog.Inclusion, Extra, error) {
+	x, err := ParseExtra(p)
+	if err != nil {
+		return nil, Extra{}, err
+	}
+	// The record part is translog's proof of one leaf, whose extra data
+	// is the entry and the content alone.
+	leaf, err := json.Marshal(translog.ProofExtra{Entry: x.Entry, Content: x.Content})
+	if err != nil {
+		return nil, Extra{}, err
+	}
+	q := *p
+	q.Extra = leaf
+	in, err := q.CheckInclusion()
+	if err != nil {
+		return nil, Extra{}, err
+	}
+	return in, x, nil
+}
+
+func mapPathOf(x Extra) tlog.RecordProof {
+	out := make(tlog.RecordProof, len(x.MapPath))
+	for i, h := range x.MapPath {
+		out[i] = tlog.Hash(h)
+	}
+	return out
 }
 
 // Leaf returns the index and entry line of the leaf of the file at path
@@ -199,7 +336,10 @@ type Proven struct {
 	Record *record.Record
 
 	Checkpoint checkpoint.Checkpoint
-	Key        string // the id of the log key that signed the checkpoint
+	// MapLeaf is the checkpoint's last leaf, proved: the map leaf of its
+	// cairn-map (the root a map proof is checked against) and cairn-head.
+	MapLeaf translog.MapEntry
+	Key     string // the id of the log key that signed the checkpoint
 	// Cosignatures are those of the trusted witnesses, one per key;
 	// Quorum is the number required, Unwitnessed says it is 0.
 	Cosignatures []witness.Cosignature
@@ -211,7 +351,9 @@ type Proven struct {
 // inclusion part (translog.Proof.CheckInclusion: the entry, the content,
 // the inclusion path to the checkpoint's root); the checkpoint's
 // signature by one of trust's log keys for its origin, which must be
-// the index's when trust pins one; and the witness quorum. A file named
+// the index's when trust pins one; that the checkpoint's last leaf,
+// proved by the map path, is the map leaf of its cairn-map and cairn-head
+// (light.CheckMapLeaf); and the witness quorum. A file named
 // by a record id must hold that record. Every refusal is a
 // *RefusedError.
 func Verify(data []byte, trust Trust) (*Proven, error) {
@@ -224,7 +366,7 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 		return refuse(err)
 	}
 	evidence = p.Checkpoint
-	in, err := p.CheckInclusion()
+	in, x, err := checkProof(p)
 	if err != nil {
 		return refuse(err)
 	}
@@ -257,6 +399,12 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 		// One text, two parsers: they must agree.
 		return refuse(fmt.Errorf("the checkpoint's tree reads as size %d root %x and as size %d root %x", sc.Size, sc.Root[:], in.Checkpoint.N, in.Checkpoint.Hash[:]))
 	}
+	// The map root the checkpoint names is the one its tree holds: its
+	// last leaf, which the witnesses cosigned with the tree.
+	ml, err := light.CheckMapLeaf(sc.Checkpoint, []byte(x.MapEntry), mapPathOf(x))
+	if err != nil {
+		return refuse(err)
+	}
 	if trust.MaySign != nil {
 		if err := trust.MaySign(sc.Key, sc.Time); err != nil {
 			return refuse(fmt.Errorf("the checkpoint signed at %s by key %s: %w", sc.Time.UTC().Format(time.RFC3339), sc.Key, err))
@@ -271,7 +419,7 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 	}
 	pr := &Proven{
 		Index: in.Index, Entry: in.Entry, Content: in.Content,
-		Checkpoint: sc.Checkpoint, Key: sc.Key,
+		Checkpoint: sc.Checkpoint, MapLeaf: ml.Entry, Key: sc.Key,
 		Cosignatures: n, Quorum: trust.Witnesses.Quorum, Unwitnessed: trust.Witnesses.Unwitnessed(),
 	}
 	pr.Subject, _ = index.SubjectOf(in.Entry.Path)

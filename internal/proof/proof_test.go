@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -314,17 +315,36 @@ func TestVerifyTampered(t *testing.T) {
 	if _, err := Verify(withCheckpoint(t, good, cosigned), trust); err != nil {
 		t.Fatal(err)
 	}
-	x, err := good.ParseExtra()
+	x, err := ParseExtra(good)
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra := func(entry string, content []byte) []byte {
-		b, err := json.Marshal(translog.ProofExtra{Entry: entry, Content: content})
+	withExtra := func(y Extra) []byte {
+		b, err := marshalExtra(y)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
+	extra := func(entry string, content []byte) []byte {
+		y := x
+		y.Entry, y.Content = entry, content
+		return withExtra(y)
+	}
+	// The log's key holder signs the tree with another map root (one that
+	// omits a record); witnesses, who check only the tree, cosign it.
+	swapped := f.c
+	swapped.Map[0] ^= 1
+	swappedNote, err := checkpoint.Sign(swapped, f.w.Checkpointer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapLeaf, err := translog.ParseMapEntry([]byte(x.MapEntry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedLeaf := mapLeaf
+	forgedLeaf.Root = swapped.Map
 	other, _ := checkpoint.Claimed(f.note)
 	otherKey := indextest.NewSigner()
 	stranger, err := checkpoint.Sign(other, otherKey)
@@ -368,6 +388,33 @@ func TestVerifyTampered(t *testing.T) {
 		{"the key not allowed then", func(p *translog.Proof, tr *Trust) {
 			tr.MaySign = func(id string, at time.Time) error { return fmt.Errorf("expired") }
 		}, "by key " + keys.ID(f.w.Checkpointer.Public()) + ": expired"},
+		{"map root swapped, checkpoint signed again", func(p *translog.Proof, tr *Trust) {
+			p.Checkpoint = cosign(t, swappedNote, w1, w2)
+		}, "is not the map leaf of its cairn-map " + hex.EncodeToString(swapped.Map[:]) + " and cairn-head " + f.c.Head + ": it names map root " + hex.EncodeToString(f.c.Map[:])},
+		{"map root swapped in the checkpoint and the map leaf", func(p *translog.Proof, tr *Trust) {
+			p.Checkpoint = cosign(t, swappedNote, w1, w2)
+			y := x
+			y.MapEntry = string(forgedLeaf.Text())
+			p.Extra = withExtra(y)
+		}, "its inclusion path does not lead to the checkpoint's root"},
+		{"map path hash", func(p *translog.Proof, tr *Trust) {
+			y := x
+			y.MapPath = [][]byte{bytes.Clone(x.MapPath[0])}
+			y.MapPath[0][0] ^= 1
+			y.MapPath = append(y.MapPath, x.MapPath[1:]...)
+			p.Extra = withExtra(y)
+		}, "its inclusion path does not lead to the checkpoint's root"},
+		{"a file's leaf as the map leaf", func(p *translog.Proof, tr *Trust) {
+			y := x
+			y.MapEntry = x.Entry
+			p.Extra = withExtra(y)
+		}, "is not the map leaf"},
+		{"no map leaf", func(p *translog.Proof, tr *Trust) {
+			p.Extra, _ = json.Marshal(translog.ProofExtra{Entry: x.Entry, Content: x.Content})
+		}, "a proof made before map leaves were logged"},
+		{"extra not written as cairn writes it", func(p *translog.Proof, tr *Trust) {
+			p.Extra = append([]byte(" "), p.Extra...)
+		}, "not written as cairn writes it"},
 		{"malformed", func(p *translog.Proof, tr *Trust) { p.Index = -1 }, "malformed offline proof"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
