@@ -316,9 +316,38 @@ func TestAttacksOnReads(t *testing.T) {
 	_, err = v.Record(ctx, audit)
 	wantProofError(t, err, "is not in the log the checkpoint signs")
 
-	// A tile with other hashes.
+	// An entry bundle with another entry: its leaf hashes are the right
+	// edge's level-0 hash tile, which no longer leads to the root.
 	flipped := tamper(t, honest, func(path string, _ http.Header, body []byte) []byte {
-		if strings.HasPrefix(path, "/log/tile/0/") && len(body) > 0 {
+		if strings.HasPrefix(path, "/log/tile/entries/") {
+			body = bytes.Replace(body, []byte("packages/"), []byte("packagez/"), 1)
+		}
+		return body
+	})
+	_, err = newClient(w, flipped, t.TempDir()).Open(ctx)
+	wantProofError(t, err, "the server's tiles do not prove it in the checkpoint's tree")
+	// A hash tile with other hashes. A client computes the right edge's
+	// level-0 tile from the last entry bundle, so the log must be larger
+	// than one tile for a record's proof to read one: a log grown by a
+	// commit of 300 files (of no subject), signed by the log's key.
+	big := newEvilLog(t, w, honest, func(commit string, time int64) ([]translog.Entry, [][]byte) {
+		var es []translog.Entry
+		var cs [][]byte
+		for k := range 300 {
+			data := []byte(fmt.Sprint(k))
+			es = append(es, translog.NewEntry(commit, time, fmt.Sprintf("padding/%03d", k), data))
+			cs = append(cs, data)
+		}
+		return es, cs
+	})
+	bigURL := httptest.NewServer(big)
+	t.Cleanup(bigURL.Close)
+	v = open(t, newClient(w, bigURL.URL, t.TempDir()))
+	if _, err := v.Record(ctx, audit); err != nil {
+		t.Fatalf("a record of the large log, from its tiles: %v", err)
+	}
+	flipped = tamper(t, bigURL.URL, func(path string, _ http.Header, body []byte) []byte {
+		if path == "/log/tile/0/000" && len(body) > 0 {
 			body = append([]byte(nil), body...)
 			body[0] ^= 1
 		}
@@ -547,6 +576,14 @@ type evil struct {
 }
 
 func newEvil(t *testing.T, w *indextest.World, honest string, forged *record.Record, dir string) *evil {
+	return newEvilLog(t, w, honest, func(commit string, time int64) ([]translog.Entry, [][]byte) {
+		return []translog.Entry{translog.NewEntry(commit, time, layout.RecordPath(dir, forged.ID), forged.Raw)}, [][]byte{forged.Raw}
+	})
+}
+
+// newEvilLog is the evil server of the honest log with one more commit,
+// whose entries and contents add makes.
+func newEvilLog(t *testing.T, w *indextest.World, honest string, add func(commit string, time int64) ([]translog.Entry, [][]byte)) *evil {
 	ctx := context.Background()
 	note, _, err := get(honest + "/log/checkpoint")
 	if err != nil {
@@ -570,9 +607,12 @@ func newEvil(t *testing.T, w *indextest.World, honest string, forged *record.Rec
 	if err != nil {
 		t.Fatalf("the honest log's last leaf: %v", err)
 	}
-	ent := translog.NewEntry(strings.Repeat("e", 40), last.Time+1, layout.RecordPath(dir, forged.ID), forged.Raw)
-	e.entries = append(e.entries, ent.Text())
-	e.content[int64(len(e.entries)-1)] = forged.Raw
+	commit, time := strings.Repeat("e", 40), last.Time+1
+	added, contents := add(commit, time)
+	for k, ent := range added {
+		e.entries = append(e.entries, ent.Text())
+		e.content[int64(len(e.entries)-1)] = contents[k]
+	}
 	for i, text := range e.entries {
 		if translog.IsMapEntry(text) {
 			continue
@@ -585,7 +625,7 @@ func newEvil(t *testing.T, w *indextest.World, honest string, forged *record.Rec
 			e.m.Add(s, int64(i), translog.LeafHash(text))
 		}
 	}
-	e.entries = append(e.entries, translog.MapEntry{Commit: ent.Commit, Time: ent.Time, Root: e.m.Root()}.Text())
+	e.entries = append(e.entries, translog.MapEntry{Commit: commit, Time: time, Root: e.m.Root()}.Text())
 	hr := e.hashReader()
 	for i, text := range e.entries {
 		hs, err := tlog.StoredHashes(int64(i), text, hr)
@@ -598,12 +638,14 @@ func newEvil(t *testing.T, w *indextest.World, honest string, forged *record.Rec
 	if err != nil {
 		t.Fatal(err)
 	}
-	forgedCP := checkpoint.Checkpoint{Origin: cp.Origin, Size: int64(len(e.entries)), Root: root, Map: e.m.Root(), Head: ent.Commit, Time: time.Now().UTC().Truncate(time.Second)}
+	forgedCP := checkpoint.Checkpoint{Origin: cp.Origin, Size: int64(len(e.entries)), Root: root, Map: e.m.Root(), Head: commit, Time: now()}
 	if e.note, err = checkpoint.Sign(forgedCP, w.Checkpointer); err != nil {
 		t.Fatal(err)
 	}
 	return e
 }
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
 func (e *evil) hashReader() tlog.HashReader {
 	return tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
@@ -650,6 +692,13 @@ func (e *evil) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		d.Proof, _ = json.Marshal(e.m.Prove(subject))
 		out, _ := json.Marshal(d)
 		rw.Write(out)
+	case strings.HasPrefix(r.URL.Path, "/api/v1/log/record/"):
+		body, _, err := get(e.honest + r.URL.RequestURI())
+		if err != nil {
+			http.Error(rw, err.Error(), 502)
+			return
+		}
+		rw.Write(body)
 	case strings.HasPrefix(r.URL.Path, "/log/"):
 		tile, err := torchwood.ParseTilePath(strings.TrimPrefix(r.URL.Path, "/log/"))
 		if err != nil {

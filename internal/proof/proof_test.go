@@ -19,6 +19,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/light"
@@ -465,34 +466,29 @@ func TestVerifyMisnamedRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := translog.OpenLog(t.TempDir())
+	st, err := translog.OpenStore(t.TempDir(), index.SubjectsOf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lg.Close()
+	defer st.Close()
 	wrong := strings.Replace(path, f.audit, strings.Repeat("0", 64), 1)
-	for _, e := range []translog.Entry{
-		translog.NewEntry(strings.Repeat("1", 40), 1, "root/00000001.json", []byte("{}")),
-		translog.NewEntry(strings.Repeat("2", 40), 2, wrong, data),
-	} {
-		if _, _, err := lg.Append(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := lg.Commit(strings.Repeat("2", 40)); err != nil {
+	one, two := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	if _, err := st.AppendCommit(one, 1, []translog.Entry{translog.NewEntry(one, 1, "root/00000001.json", []byte("{}"))}); err != nil {
 		t.Fatal(err)
 	}
-	c := checkpoint.Checkpoint{Origin: checkpoint.Origin(f.w.Intro), Size: 2, Root: lg.Root(), Head: strings.Repeat("2", 40), Time: time.Now().UTC().Truncate(time.Second)}
+	me, err := st.AppendCommit(two, 2, []translog.Entry{translog.NewEntry(two, 2, wrong, data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(two); err != nil {
+		t.Fatal(err)
+	}
+	c := checkpoint.Checkpoint{Origin: checkpoint.Origin(f.w.Intro), Size: 4, Root: st.Root(), Map: me.Root, Head: two, Time: time.Now().UTC().Truncate(time.Second)}
 	msg, err := checkpoint.Sign(c, f.w.Checkpointer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, err := lg.ProveRecord(1, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry, _ := lg.Entry(1)
-	p, err := translog.NewProof(entry, data, 1, rp, msg)
+	p, err := Make(st, wrong, data, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
