@@ -105,14 +105,29 @@ func Make(s *translog.Store, path string, content, note []byte) (*translog.Proof
 // Extra is the extra data of cairn's offline proof (docs/transparency.md
 // "Offline proofs"): the leaf's entry line and the bytes of the file it
 // names, and the checkpoint's last leaf (the map leaf of its cairn-map
-// and cairn-head) with its inclusion path, which binds the map root the
-// checkpoint names to the tree its witnesses cosigned. It is not
+// and cairn-head) by its time, with its inclusion path: it binds the map
+// root the checkpoint names to the tree its witnesses cosigned. It is not
 // authenticated by itself: Verify checks both leaves against the root.
 type Extra struct {
-	Entry    string   `json:"entry"`     // the entry line, final newline included
-	Content  []byte   `json:"content"`   // the file's bytes (base64 in JSON)
-	MapEntry string   `json:"map_entry"` // the entry line of leaf size-1
-	MapPath  [][]byte `json:"map_path"`  // its inclusion path, 32-byte hashes (base64)
+	Entry   string `json:"entry"`    // the entry line, final newline included
+	Content []byte `json:"content"`  // the file's bytes (base64 in JSON)
+	MapTime int64  `json:"map_time"` // the time of the map leaf, leaf size-1
+	MapPath []byte `json:"map_path"` // its inclusion path: 32-byte hashes, concatenated (base64 in JSON)
+}
+
+// MapEntry returns the map leaf the proof claims for the checkpoint c:
+// "<cairn-head> <map_time> map <cairn-map>".
+func (x Extra) MapEntry(c checkpoint.Checkpoint) translog.MapEntry {
+	return translog.MapEntry{Commit: c.Head, Time: x.MapTime, Root: c.Map}
+}
+
+// mapPath returns the map leaf's inclusion path as hashes.
+func (x Extra) mapPath() tlog.RecordProof {
+	out := make(tlog.RecordProof, len(x.MapPath)/tlog.HashSize)
+	for i := range out {
+		out[i] = tlog.Hash(x.MapPath[i*tlog.HashSize:])
+	}
+	return out
 }
 
 // marshalExtra writes x as a proof's extra data: compact JSON, fields in
@@ -129,39 +144,34 @@ func marshalExtra(x Extra) ([]byte, error) {
 
 // ParseExtra parses a proof's extra data as cairn's Extra. It is strict:
 // exactly what NewProof writes (one spelling per proof), every field
-// present, each map path hash 32 bytes.
+// present, the map path whole 32-byte hashes, at most 63.
 func ParseExtra(p *translog.Proof) (Extra, error) {
 	if len(p.Extra) == 0 {
 		return Extra{}, fmt.Errorf("%w: no extra data: a cairn proof carries the entry, the file's bytes and the map leaf", translog.ErrProof)
 	}
 	var x struct {
-		Entry    *string   `json:"entry"`
-		Content  *[]byte   `json:"content"`
-		MapEntry *string   `json:"map_entry"`
-		MapPath  *[][]byte `json:"map_path"`
+		Entry   *string `json:"entry"`
+		Content *[]byte `json:"content"`
+		MapTime *int64  `json:"map_time"`
+		MapPath *[]byte `json:"map_path"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(p.Extra))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&x); err != nil {
-		return Extra{}, fmt.Errorf("%w: extra data is not cairn's {\"entry\", \"content\", \"map_entry\", \"map_path\"}: %v", translog.ErrProof, err)
+		return Extra{}, fmt.Errorf("%w: extra data is not cairn's {\"entry\", \"content\", \"map_time\", \"map_path\"}: %v", translog.ErrProof, err)
 	}
 	if x.Entry == nil || x.Content == nil {
 		return Extra{}, fmt.Errorf("%w: extra data lacks \"entry\" or \"content\"", translog.ErrProof)
 	}
-	if x.MapEntry == nil || x.MapPath == nil {
-		return Extra{}, fmt.Errorf("%w: extra data lacks \"map_entry\" or \"map_path\" (the checkpoint's map leaf): a proof made before map leaves were logged; make it again", translog.ErrProof)
+	if x.MapTime == nil || x.MapPath == nil {
+		return Extra{}, fmt.Errorf("%w: extra data lacks \"map_time\" or \"map_path\" (the checkpoint's map leaf): a proof made before map leaves were logged; make it again", translog.ErrProof)
 	}
-	out := Extra{Entry: *x.Entry, Content: *x.Content, MapEntry: *x.MapEntry, MapPath: *x.MapPath}
-	for i, h := range out.MapPath {
-		if len(h) != tlog.HashSize {
-			return Extra{}, fmt.Errorf("%w: map_path hash %d is %d bytes, not %d", translog.ErrProof, i, len(h), tlog.HashSize)
-		}
-	}
-	if len(out.MapPath) > 63 {
-		return Extra{}, fmt.Errorf("%w: map_path has %d hashes, more than a tree of 2⁶³ leaves needs", translog.ErrProof, len(out.MapPath))
+	out := Extra{Entry: *x.Entry, Content: *x.Content, MapTime: *x.MapTime, MapPath: *x.MapPath}
+	if len(out.MapPath)%tlog.HashSize != 0 || len(out.MapPath) > 63*tlog.HashSize {
+		return Extra{}, fmt.Errorf("%w: map_path is %d bytes, not whole %d-byte hashes, at most 63", translog.ErrProof, len(out.MapPath), tlog.HashSize)
 	}
 	if canon, err := marshalExtra(out); err != nil || !bytes.Equal(canon, p.Extra) {
-		return Extra{}, fmt.Errorf("%w: extra data is not written as cairn writes it (compact JSON, fields entry, content, map_entry, map_path in that order, canonical base64)", translog.ErrProof)
+		return Extra{}, fmt.Errorf("%w: extra data is not written as cairn writes it (compact JSON, fields entry, content, map_time, map_path in that order, canonical base64)", translog.ErrProof)
 	}
 	return out, nil
 }
@@ -169,13 +179,17 @@ func ParseExtra(p *translog.Proof) (Extra, error) {
 // NewProof returns cairn's offline proof of leaf index, whose entry line
 // is entry and whose file's bytes are content, by the inclusion path path
 // in the tree of the signed checkpoint note, with the checkpoint's last
-// leaf mapEntry and its inclusion path mapPath. It checks the proof it
-// makes (checkProof, CheckMapLeaf; not the signatures) before it returns
-// it.
+// leaf mapEntry (the map leaf of its cairn-map and cairn-head) and its
+// inclusion path mapPath. It checks the proof it makes (checkProof,
+// checkMapLeaf; not the signatures) before it returns it.
 func NewProof(entry, content []byte, index int64, path tlog.RecordProof, mapEntry []byte, mapPath tlog.RecordProof, note []byte) (*translog.Proof, error) {
-	x := Extra{Entry: string(entry), Content: content, MapEntry: string(mapEntry), MapPath: make([][]byte, len(mapPath))}
-	for i, h := range mapPath {
-		x.MapPath[i] = bytes.Clone(h[:])
+	me, err := translog.ParseMapEntry(mapEntry)
+	if err != nil {
+		return nil, fmt.Errorf("making the proof of leaf %d: the checkpoint's last leaf: %w", index, err)
+	}
+	x := Extra{Entry: string(entry), Content: content, MapTime: me.Time, MapPath: []byte{}}
+	for _, h := range mapPath {
+		x.MapPath = append(x.MapPath, h[:]...)
 	}
 	extra, err := marshalExtra(x)
 	if err != nil {
@@ -186,7 +200,7 @@ func NewProof(entry, content []byte, index int64, path tlog.RecordProof, mapEntr
 	if err == nil {
 		var c checkpoint.Checkpoint
 		if c, err = checkpoint.Claimed(note); err == nil {
-			_, err = light.CheckMapLeaf(c, []byte(x.MapEntry), mapPathOf(x))
+			_, err = checkMapLeaf(c, x)
 		}
 	}
 	if err != nil {
@@ -199,7 +213,7 @@ func NewProof(entry, content []byte, index int64, path tlog.RecordProof, mapEntr
 // its signatures (translog.Proof.CheckInclusion: the entry, the content,
 // the inclusion path to the checkpoint's root) and returns it with the
 // extra data, whose map leaf is still to check against the checkpoint
-// once its signature is (light.CheckMapLeaf).
+// once its signature is (checkMapLeaf).
 func checkProof(p *translog.Proof) (*translog.Inclusion, Extra, error) {
 	x, err := ParseExtra(p)
 	if err != nil {
@@ -220,12 +234,11 @@ func checkProof(p *translog.Proof) (*translog.Inclusion, Extra, error) {
 	return in, x, nil
 }
 
-func mapPathOf(x Extra) tlog.RecordProof {
-	out := make(tlog.RecordProof, len(x.MapPath))
-	for i, h := range x.MapPath {
-		out[i] = tlog.Hash(h)
-	}
-	return out
+// checkMapLeaf checks that the map leaf of c's cairn-map and cairn-head,
+// at the proof's map time, is leaf size-1 of c's tree by the proof's map
+// path (light.CheckMapLeaf): a *light.MapLeafError if not.
+func checkMapLeaf(c checkpoint.Checkpoint, x Extra) (*light.MapLeaf, error) {
+	return light.CheckMapLeaf(c, x.MapEntry(c).Text(), x.mapPath())
 }
 
 // Leaf returns the index and entry line of the leaf of the file at path
@@ -352,8 +365,8 @@ type Proven struct {
 // the inclusion path to the checkpoint's root); the checkpoint's
 // signature by one of trust's log keys for its origin, which must be
 // the index's when trust pins one; that the checkpoint's last leaf,
-// proved by the map path, is the map leaf of its cairn-map and cairn-head
-// (light.CheckMapLeaf); and the witness quorum. A file named
+// "<cairn-head> <map_time> map <cairn-map>", is leaf size-1 of its tree
+// by the map path (light.CheckMapLeaf); and the witness quorum. A file named
 // by a record id must hold that record. Every refusal is a
 // *RefusedError.
 func Verify(data []byte, trust Trust) (*Proven, error) {
@@ -401,7 +414,7 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 	}
 	// The map root the checkpoint names is the one its tree holds: its
 	// last leaf, which the witnesses cosigned with the tree.
-	ml, err := light.CheckMapLeaf(sc.Checkpoint, []byte(x.MapEntry), mapPathOf(x))
+	ml, err := checkMapLeaf(sc.Checkpoint, x)
 	if err != nil {
 		return refuse(err)
 	}

@@ -340,12 +340,7 @@ func TestVerifyTampered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mapLeaf, err := translog.ParseMapEntry([]byte(x.MapEntry))
-	if err != nil {
-		t.Fatal(err)
-	}
-	forgedLeaf := mapLeaf
-	forgedLeaf.Root = swapped.Map
+
 	other, _ := checkpoint.Claimed(f.note)
 	otherKey := indextest.NewSigner()
 	stranger, err := checkpoint.Sign(other, otherKey)
@@ -391,25 +386,28 @@ func TestVerifyTampered(t *testing.T) {
 		}, "by key " + keys.ID(f.w.Checkpointer.Public()) + ": expired"},
 		{"map root swapped, checkpoint signed again", func(p *translog.Proof, tr *Trust) {
 			p.Checkpoint = cosign(t, swappedNote, w1, w2)
-		}, "is not the map leaf of its cairn-map " + hex.EncodeToString(swapped.Map[:]) + " and cairn-head " + f.c.Head + ": it names map root " + hex.EncodeToString(f.c.Map[:])},
-		{"map root swapped in the checkpoint and the map leaf", func(p *translog.Proof, tr *Trust) {
-			p.Checkpoint = cosign(t, swappedNote, w1, w2)
+		}, "is not the map leaf of its cairn-map " + hex.EncodeToString(swapped.Map[:]) + " and cairn-head " + f.c.Head + ": its inclusion path does not lead to the checkpoint's root"},
+		{"map time", func(p *translog.Proof, tr *Trust) {
 			y := x
-			y.MapEntry = string(forgedLeaf.Text())
+			y.MapTime++
 			p.Extra = withExtra(y)
 		}, "its inclusion path does not lead to the checkpoint's root"},
 		{"map path hash", func(p *translog.Proof, tr *Trust) {
 			y := x
-			y.MapPath = [][]byte{bytes.Clone(x.MapPath[0])}
-			y.MapPath[0][0] ^= 1
-			y.MapPath = append(y.MapPath, x.MapPath[1:]...)
+			y.MapPath = bytes.Clone(x.MapPath)
+			y.MapPath[0] ^= 1
 			p.Extra = withExtra(y)
 		}, "its inclusion path does not lead to the checkpoint's root"},
-		{"a file's leaf as the map leaf", func(p *translog.Proof, tr *Trust) {
+		{"map path cut", func(p *translog.Proof, tr *Trust) {
 			y := x
-			y.MapEntry = x.Entry
+			y.MapPath = x.MapPath[:len(x.MapPath)-32]
 			p.Extra = withExtra(y)
-		}, "is not the map leaf"},
+		}, "its inclusion path does not lead to the checkpoint's root"},
+		{"map path not whole hashes", func(p *translog.Proof, tr *Trust) {
+			y := x
+			y.MapPath = x.MapPath[:len(x.MapPath)-1]
+			p.Extra = withExtra(y)
+		}, "not whole 32-byte hashes"},
 		{"no map leaf", func(p *translog.Proof, tr *Trust) {
 			p.Extra, _ = json.Marshal(translog.ProofExtra{Entry: x.Entry, Content: x.Content})
 		}, "a proof made before map leaves were logged"},
