@@ -168,9 +168,10 @@ func (e *InconsistentError) Unwrap() error { return e.Err }
 // subjects on demand, each once, and is safe for concurrent use.
 type View struct {
 	client  *Client
-	ctx     context.Context // for the loads the catalog asks for
-	tiles   *tileCache      // over keptTiles: the server's, or offline those kept
-	offline bool            // reads the subjects kept in StateDir, not the server
+	ctx     context.Context      // for the loads the catalog asks for
+	tiles   *tileCache           // over keptTiles: the server's, or offline those kept
+	server  torchwood.TileReader // the server's tiles; nil offline
+	offline bool                 // reads the subjects kept in StateDir, not the server
 
 	// Checkpoint is the verified checkpoint; Note its signed note, with
 	// the witnesses' cosignatures.
@@ -235,7 +236,7 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &View{client: c, ctx: ctx, tiles: newTileCache(c.tiles(fetcher, claimed)), Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{}}
+	v := &View{client: c, ctx: ctx, tiles: newTileCache(c.tiles(fetcher, claimed)), server: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{}}
 	refuse := func(format string, args ...any) error {
 		return &ProofError{URL: c.base(), What: "the checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
 	}
@@ -1285,8 +1286,7 @@ func (v *View) Older(ctx context.Context, note []byte) (*checkpoint.Signed, erro
 		}
 	default:
 		// Offline, from the tiles kept when this machine proved it
-		// online (keptTiles): the consistency proof's, and the older
-		// tree's last entry bundle and right edge (proveMapLeaf).
+		// online (keptTiles).
 		if sc.Size > 0 {
 			hr := torchwood.TileHashReaderWithContext(ctx, now.Tree(), v.tiles)
 			proof, err := tlog.ProveTree(now.Size, sc.Size, hr)
@@ -1300,8 +1300,10 @@ func (v *View) Older(ctx context.Context, note []byte) (*checkpoint.Signed, erro
 				return nil, inconsistent("inconsistent", err)
 			}
 		}
-		// Its tree is a prefix of the view's: its tiles are the view's.
-		if _, err := proveMapLeaf(ctx, v.tiles, sc.Checkpoint); err != nil {
+		// Its tree is a prefix of the view's. Its last bundle and right
+		// edge are read from those kept for its tree (when this machine
+		// opened it online), else from the server.
+		if _, err := proveMapLeaf(ctx, newTileCache(c.tiles(v.server, sc.Checkpoint)), sc.Checkpoint); err != nil {
 			var mle *MapLeafError
 			if errors.As(err, &mle) {
 				return nil, &ProofError{URL: c.base(), What: "the older checkpoint", Checkpoint: note, Err: err}
