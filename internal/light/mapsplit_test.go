@@ -27,6 +27,7 @@ import (
 	"cairn.dev/cairn/internal/server"
 	"cairn.dev/cairn/internal/translog"
 	"cairn.dev/cairn/internal/witness"
+	"cairn.dev/cairn/internal/witness/witnesstest"
 )
 
 // testWitness starts a cairn witness of w's log over httptest.
@@ -80,53 +81,9 @@ func TestMapOmitsRecordSplitView(t *testing.T) {
 		t.Fatalf("honest checkpoint cosigned by %d trusted witnesses, want 1", va.Cosigned)
 	}
 
-	// The other map: every leaf but the package's last (the record).
 	cp := va.Checkpoint.Checkpoint
-	tf, err := torchwood.NewTileFetcher(honest + "/log/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := torchwood.NewClient(tf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries [][]byte
-	full := translog.NewMap()
-	for i := int64(0); i < cp.Size; i++ {
-		text, _, err := tc.Entry(ctx, cp.Tree(), i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries = append(entries, text)
-		if translog.IsMapEntry(text) {
-			continue
-		}
-		p, err := translog.ParseEntry(text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range index.SubjectsOf(p.Path) {
-			full.Add(s, i, translog.LeafHash(text))
-		}
-	}
-	_, leaves, ok := full.Get("package acme/fastjson")
-	if !ok || len(leaves) < 2 {
-		t.Fatalf("package subject: %v %v", leaves, ok)
-	}
-	omitted := leaves[len(leaves)-1]
-	m := translog.NewMap()
-	for i, text := range entries {
-		if int64(i) == omitted || translog.IsMapEntry(text) {
-			continue
-		}
-		p, _ := translog.ParseEntry(text)
-		for _, s := range index.SubjectsOf(p.Path) {
-			m.Add(s, int64(i), translog.LeafHash(text))
-		}
-	}
-	evilCP := cp
-	evilCP.Map = m.Root()
-	evilCP.Time = time.Now().UTC().Truncate(time.Second)
+	om := omitRecord(t, honest, cp, "package acme/fastjson")
+	evilCP := om.cp
 	evil, err := checkpoint.Sign(evilCP, w.Checkpointer)
 	if err != nil {
 		t.Fatal(err)
@@ -146,35 +103,7 @@ func TestMapOmitsRecordSplitView(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ev := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/log/checkpoint":
-			rw.Header().Set(light.KeyHeader, keys.ID(w.Checkpointer.Public()))
-			rw.Write(evil)
-		case "/api/v1/log/subject":
-			body, _, _ := get(honest + r.URL.RequestURI())
-			var d subjectDoc
-			json.Unmarshal(body, &d)
-			var keep []json.RawMessage
-			for _, f := range d.Files {
-				var x struct{ Index int64 }
-				json.Unmarshal(f, &x)
-				if x.Index != omitted {
-					keep = append(keep, f)
-				}
-			}
-			subject := r.URL.Query().Get("s")
-			v, _, _ := m.Get(subject)
-			d.Files, d.Count = keep, v.Count
-			d.Proof, _ = json.Marshal(m.Prove(subject))
-			out, _ := json.Marshal(d)
-			rw.Write(out)
-		default:
-			body, _, _ := get(honest + r.URL.RequestURI())
-			rw.Write(body)
-		}
-	}))
-	t.Cleanup(ev.Close)
+	ev := om.serve(t, w, honest, evil)
 
 	honestMap, evilMap := hex.EncodeToString(cp.Map[:]), hex.EncodeToString(evilCP.Map[:])
 	refused := func(who string, err error) {
@@ -186,12 +115,12 @@ func TestMapOmitsRecordSplitView(t *testing.T) {
 			t.Fatalf("%s, served the honest tree with another map: %v\nwant a *ProofError (the checkpoint as evidence) from a *MapLeafError naming the checkpoint's map %s and the last leaf's %s", who, err, evilMap, honestMap)
 		}
 	}
-	a.BaseURL = ev.URL
+	a.BaseURL = ev
 	_, err = a.Open(ctx)
 	refused("the client that verified the honest checkpoint", err)
 	// A client that never saw the honest checkpoint is not fooled either:
 	// the map is in the tree the witness cosigned.
-	fresh := newClient(w, ev.URL, t.TempDir())
+	fresh := newClient(w, ev, t.TempDir())
 	fresh.Witnesses = pol
 	_, err = fresh.Open(ctx)
 	refused("a client that never verified a checkpoint", err)
@@ -237,5 +166,158 @@ func TestMapOmitsRecordSplitView(t *testing.T) {
 	var me *light.MapLeafError
 	if _, err := a.OpenOffline(ctx); !errors.As(err, &me) || !strings.Contains(err.Error(), statePath) {
 		t.Fatalf("offline with a map leaf edited in the state: %v; want a *MapLeafError naming the state", err)
+	}
+}
+
+// otherMap is a map of an honest tree that omits one file: the log's key
+// holder signs the tree with it.
+type otherMap struct {
+	m       *translog.Map
+	omitted int64                 // the leaf left out
+	cp      checkpoint.Checkpoint // the honest checkpoint with the other map, now
+}
+
+// omitRecord makes the map of cp's tree without the last file of subject.
+func omitRecord(t *testing.T, honest string, cp checkpoint.Checkpoint, subject string) *otherMap {
+	t.Helper()
+	ctx := context.Background()
+	tf, err := torchwood.NewTileFetcher(honest + "/log/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := torchwood.NewClient(tf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries [][]byte
+	full := translog.NewMap()
+	for i := int64(0); i < cp.Size; i++ {
+		text, _, err := tc.Entry(ctx, cp.Tree(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, text)
+		if translog.IsMapEntry(text) {
+			continue
+		}
+		p, err := translog.ParseEntry(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range index.SubjectsOf(p.Path) {
+			full.Add(s, i, translog.LeafHash(text))
+		}
+	}
+	_, leaves, ok := full.Get(subject)
+	if !ok || len(leaves) < 2 {
+		t.Fatalf("subject %s: %v %v", subject, leaves, ok)
+	}
+	om := &otherMap{m: translog.NewMap(), omitted: leaves[len(leaves)-1], cp: cp}
+	for i, text := range entries {
+		if int64(i) == om.omitted || translog.IsMapEntry(text) {
+			continue
+		}
+		p, _ := translog.ParseEntry(text)
+		for _, s := range index.SubjectsOf(p.Path) {
+			om.m.Add(s, int64(i), translog.LeafHash(text))
+		}
+	}
+	om.cp.Map = om.m.Root()
+	om.cp.Time = time.Now().UTC().Truncate(time.Second)
+	return om
+}
+
+// serve serves the honest server's log and reads with note, a checkpoint
+// of the other map, and subject reads that the other map proves.
+func (om *otherMap) serve(t *testing.T, w *indextest.World, honest string, note []byte) string {
+	ev := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/log/checkpoint":
+			rw.Header().Set(light.KeyHeader, keys.ID(w.Checkpointer.Public()))
+			rw.Write(note)
+		case "/api/v1/log/subject":
+			body, _, _ := get(honest + r.URL.RequestURI())
+			var d subjectDoc
+			json.Unmarshal(body, &d)
+			var keep []json.RawMessage
+			for _, f := range d.Files {
+				var x struct{ Index int64 }
+				json.Unmarshal(f, &x)
+				if x.Index != om.omitted {
+					keep = append(keep, f)
+				}
+			}
+			subject := r.URL.Query().Get("s")
+			v, _, _ := om.m.Get(subject)
+			d.Files, d.Count = keep, v.Count
+			d.Proof, _ = json.Marshal(om.m.Prove(subject))
+			out, _ := json.Marshal(d)
+			rw.Write(out)
+		case "/api/v1/log/subjects":
+			http.NotFound(rw, r) // no batches: read one by one
+		default:
+			body, _, _ := get(honest + r.URL.RequestURI())
+			rw.Write(body)
+		}
+	}))
+	t.Cleanup(ev.Close)
+	return ev.URL
+}
+
+// The attack above against litewitness, a witness written elsewhere that
+// checks only the tree: it cosigned the honest checkpoint, and cosigns
+// the honest tree signed again with a map that omits the vulnerable
+// record (the same tree: nothing for it to refuse). A light client that
+// trusts it refuses that checkpoint all the same, even with no memory of
+// the honest one: the tree's last leaf is the honest map's.
+func TestMapOmitsRecordLitewitness(t *testing.T) {
+	ctx := context.Background()
+	w := indextest.New(t)
+	w.Checkpointer = indextest.NewSigner()
+	w.Grant(w.Checkpointer, "server", "checkpoint")
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	w.Certify(author.Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "critical"})
+
+	lw := witnesstest.Start(t, "witness.example.org/lite")
+	origin := checkpoint.Origin(w.Intro)
+	lw.AddLog(t, origin, checkpoint.VKey(origin, w.Checkpointer.Public()))
+	pol, err := witness.NewPolicy([]string{lw.VKey}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	honest := serveWith(t, w, server.Witness{URL: lw.URL, VKey: lw.VKey})
+	a := newClient(w, honest, t.TempDir())
+	a.Witnesses = pol
+	va := open(t, a)
+	if va.Cosigned != 1 {
+		t.Fatalf("the honest checkpoint is cosigned by %d trusted witnesses, want litewitness's", va.Cosigned)
+	}
+
+	cp := va.Checkpoint.Checkpoint
+	om := omitRecord(t, honest, cp, "package acme/fastjson")
+	evil, err := checkpoint.Sign(om.cp, w.Checkpointer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noProof := func(int64) (tlog.TreeProof, error) { return nil, nil }
+	cos, err := witness.Cosign(ctx, nil, lw.URL, cp.Size, evil, noProof)
+	if err != nil {
+		t.Fatalf("litewitness, asked to cosign the tree it cosigned with another map: %v (it checks only the tree)", err)
+	}
+	if evil, err = witness.AppendCosignatures(evil, cos); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pol.Check(evil, origin); err != nil || n != 1 {
+		t.Fatalf("the other map's checkpoint meets the quorum: %d, %v", n, err)
+	}
+
+	fresh := newClient(w, om.serve(t, w, honest, evil), t.TempDir())
+	fresh.Witnesses = pol
+	_, err = fresh.Open(ctx)
+	var pe *light.ProofError
+	var me *light.MapLeafError
+	if !errors.As(err, &pe) || !errors.As(err, &me) || !bytes.Equal(pe.Checkpoint, evil) ||
+		!strings.Contains(err.Error(), hex.EncodeToString(om.cp.Map[:])) || !strings.Contains(err.Error(), hex.EncodeToString(cp.Map[:])) {
+		t.Fatalf("a checkpoint litewitness cosigned, of the honest tree with another map: %v\nwant a *MapLeafError naming both map roots", err)
 	}
 }
