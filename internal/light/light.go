@@ -413,8 +413,8 @@ func (c *Client) keepBatch(cp checkpoint.Checkpoint, subjects []string, body []b
 // OpenOffline returns the view of the checkpoint verified last (by Open),
 // with no network: its signature is checked again under the key kept with
 // it, its last leaf kept with it against its tree, cairn-map and
-// cairn-head (CheckMapLeaf), and each subject is read from those Open's views kept in StateDir,
-// checked again against it and judged again. Its freshness is not judged:
+// cairn-head (CheckMapLeaf), and each subject is read from those Open's
+// views kept in StateDir, checked again against it and judged again. Its freshness is not judged:
 // it is what this machine verified, as of when it did. A subject never
 // read online at that checkpoint fails, saying so.
 func (c *Client) OpenOffline(ctx context.Context) (*View, error) {
