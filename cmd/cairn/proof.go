@@ -217,6 +217,7 @@ type checkpointJSON struct {
 	Origin string    `json:"origin"`
 	Size   int64     `json:"size"`
 	Root   []byte    `json:"root"`
+	Map    []byte    `json:"map"` // cairn-map, proved the tree's last leaf's
 	Head   string    `json:"head"`
 	Time   time.Time `json:"time"`
 	Key    string    `json:"key"`
@@ -235,7 +236,7 @@ func printProven(cmd *cobra.Command, file string, p *proof.Proven, js bool) erro
 		out := provenJSON{
 			Subject: p.Subject, Path: p.Entry.Path, Commit: p.Entry.Commit, Time: time.Unix(p.Entry.Time, 0).UTC(),
 			SHA256: fmt.Sprintf("%x", p.Entry.SHA256[:]), Size: p.Entry.Size, Index: p.Index,
-			Checkpoint: checkpointJSON{Origin: c.Origin, Size: c.Size, Root: c.Root[:], Head: c.Head, Time: c.Time, Key: p.Key},
+			Checkpoint: checkpointJSON{Origin: c.Origin, Size: c.Size, Root: c.Root[:], Map: c.Map[:], Head: c.Head, Time: c.Time, Key: p.Key},
 			Witnesses:  names, Quorum: p.Quorum,
 		}
 		if p.Record != nil {
@@ -258,6 +259,7 @@ func printProven(cmd *cobra.Command, file string, p *proof.Proven, js bool) erro
 	fmt.Fprintf(w, "  path        %s\n", p.Entry.Path)
 	fmt.Fprintf(w, "  added       by commit %s at %s\n", p.Entry.Commit, time.Unix(p.Entry.Time, 0).UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "  checkpoint  size %d, head %s, signed at %s by key %s\n", c.Size, c.Head, c.Time.UTC().Format(time.RFC3339), p.Key)
+	fmt.Fprintf(w, "  map         %x (the tree's last leaf: subject map proofs check against it)\n", c.Map[:])
 	if p.Unwitnessed {
 		fmt.Fprintf(w, "  witnesses   none required\n")
 	} else {
