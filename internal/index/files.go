@@ -135,6 +135,8 @@ type MemFile struct {
 	Index  int64     // its leaf index: its place in index order
 	Commit string    // the commit that added it
 	Time   time.Time // that commit's time
+
+	parsed *File // Data parsed (ParseFiles), never changed after: shared by copies
 }
 
 // ErrUnlisted is the parent of the errors of a listing that a light

@@ -1,7 +1,9 @@
 package index
 
 import (
+	"crypto/ed25519"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -34,9 +36,11 @@ import (
 // needs. It ignores what does not parse: ReplayProved refuses it.
 func Needs(files []MemFile) []string {
 	seen := map[string]bool{}
-	for _, f := range files {
-		file := &File{Path: f.Path, Status: 'A', Mode: "100644", Data: f.Data}
-		prepare(file)
+	for i := range files {
+		file := files[i].parsed
+		if file == nil {
+			file = files[i].file()
+		}
 		if file.Err != nil {
 			continue
 		}
@@ -114,6 +118,14 @@ func ReplayProved(intro string, files []MemFile) (*Overlay, error) {
 		}
 		seen[f.Commit] = true
 	}
+	// Every file parsed (once: ParseFiles), and every signature under a key
+	// the files name checked at once, as a full replay checks them ahead
+	// of the rules; whether the key may sign is the rules' business.
+	parsed := make([]*File, len(sorted))
+	for i := range sorted {
+		parsed[i] = sorted[i].file()
+	}
+	verifyAhead(parsed)
 	st := NewOverlay(nil)
 	var prev *Commit
 	for i := 0; i < len(sorted); {
@@ -122,9 +134,7 @@ func ReplayProved(intro string, files []MemFile) (*Overlay, error) {
 			c.Parents, c.ParentTime = []string{prev.ID}, prev.Time
 		}
 		for ; i < len(sorted) && sorted[i].Commit == c.ID; i++ {
-			file := &File{Path: sorted[i].Path, Status: 'A', Mode: "100644", Data: sorted[i].Data}
-			prepare(file)
-			c.Files = append(c.Files, file)
+			c.Files = append(c.Files, parsed[i])
 		}
 		if err := Apply(st, c, intro); err != nil {
 			return nil, err
@@ -132,6 +142,82 @@ func ReplayProved(intro string, files []MemFile) (*Overlay, error) {
 		prev = c
 	}
 	return st, nil
+}
+
+// ParseFiles parses files (records, descriptors, snapshots) in place, so
+// that Needs and ReplayProved, however often they are asked about them,
+// do not parse them again: a light client parses a subject's files once,
+// when it has proved them, and judges them with other subjects' several
+// times. A file's parse is shared by the copies of its MemFile and never
+// changed after (each replay checks signatures on its own copy of a
+// record), so parsed files may be judged concurrently. Files must not
+// be parsed while another goroutine reads them.
+func ParseFiles(files []MemFile) {
+	for i := range files {
+		if files[i].parsed == nil {
+			f := &File{Path: files[i].Path, Status: 'A', Mode: "100644", Data: files[i].Data}
+			prepare(f)
+			files[i].parsed = f
+		}
+	}
+}
+
+// file returns m as a commit's added file, parsed: a copy of what ParseFiles
+// parsed, whose record (and its signatures' checks) is this caller's own;
+// else parsed now.
+func (m *MemFile) file() *File {
+	p := m.parsed
+	if p == nil {
+		f := &File{Path: m.Path, Status: 'A', Mode: "100644", Data: m.Data}
+		prepare(f)
+		return f
+	}
+	f := *p
+	if p.Rec != nil {
+		r := *p.Rec
+		r.Signatures = slices.Clone(r.Signatures)
+		f.Rec = &r
+	}
+	return &f
+}
+
+// verifyAhead checks at once (record.VerifyBatch) every signature of the
+// files' records under a key that the files' grant and root records
+// name, so that the rules find each answer known. A key id is the hash of
+// its key: whichever record named it, it is the right one.
+func verifyAhead(files []*File) {
+	pubs := map[string]ed25519.PublicKey{}
+	for _, f := range files {
+		if f.Rec == nil {
+			continue
+		}
+		var lines []string
+		switch p := f.Rec.Predicate.(type) {
+		case record.GrantPredicate:
+			lines = []string{p.Key}
+		case record.RootPredicate:
+			for _, k := range p.Keys {
+				lines = append(lines, k.Key)
+			}
+		}
+		for _, l := range lines {
+			if pub, _, err := keys.ParsePublic([]byte(l)); err == nil {
+				pubs[keys.ID(pub)] = pub
+			}
+		}
+	}
+	var checks []record.Check
+	for _, f := range files {
+		if f.Rec == nil {
+			continue
+		}
+		for i, s := range f.Rec.Signatures {
+			if pub := pubs[s.KeyID]; pub != nil {
+				checks = append(checks, record.Check{Rec: f.Rec, Sig: i, Pub: pub})
+			}
+		}
+	}
+	record.VerifyBatch(checks)
 }
 
 // MayCheckpoint is the one check of a checkpoint's signer: the key is not

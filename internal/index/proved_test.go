@@ -1,9 +1,11 @@
 package index_test
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,23 +140,53 @@ func TestReplayProvedJudgesAsFullReplay(t *testing.T) {
 				record.GrantPredicate{Key: keys.FormatPublic(late.Public()), Holder: "late", Scopes: []string{"certify:audited"}, Issued: time.Now()}, f.root)
 			f.forge(time.Now(), at(layout.KeyDir(keys.IDHex(late.Public())), grant))
 		}, index.RuleSignature},
+		{"a record whose signature does not verify, among good ones", func(f *fixture, desc record.Subject) {
+			good := f.sign(record.Audited, []record.Subject{desc}, record.CertificationPredicate{Issued: time.Now()}, f.audit)
+			bad := f.sign(record.Audited, []record.Subject{desc}, record.CertificationPredicate{Issued: time.Now(), Note: "forged"}, f.audit)
+			var env map[string]any
+			json.Unmarshal(bad.Raw, &env)
+			sig := env["signatures"].([]any)[0].(map[string]any)
+			sig["sig"] = good.Signatures[0].Sig // a real signature, of another record
+			raw, _ := json.Marshal(env)
+			if bad, _ = record.Parse(raw); bad == nil {
+				t.Fatal("the forged record does not parse")
+			}
+			f.forge(time.Now(), at(vdir, good), at(vdir, bad))
+		}, index.RuleSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			p := f.publish(f.alice, "acme/fastjson", "1.2.3")
 			tc.attack(f, record.Subject{Name: "acme/fastjson@1.2.3", Digest: map[string]string{"sha256": p.Ref.SHA256}})
 			full := f.verifyFull()
-			_, light := index.ReplayProved(f.intro, f.proved("package acme/fastjson"))
+			files := f.proved("package acme/fastjson")
+			_, light := index.ReplayProved(f.intro, files)
+			// Parsed once (ParseFiles), the files are judged alike, as
+			// often as asked and by several replays at once.
+			index.ParseFiles(files)
+			again := make([]error, 4)
+			var wg sync.WaitGroup
+			for i := range again {
+				wg.Go(func() { _, again[i] = index.ReplayProved(f.intro, files) })
+			}
+			wg.Wait()
 			if tc.rule == "" {
 				if full != nil || light != nil {
 					t.Fatalf("full replay: %v; light replay: %v; want both to accept", full, light)
 				}
+				for _, err := range again {
+					if err != nil {
+						t.Fatalf("the files parsed once: %v; want it accepted", err)
+					}
+				}
 				return
 			}
 			wantRule(t, full, tc.rule)
-			wantRule(t, light, tc.rule)
-			if fr, lr := ruleOf(full), ruleOf(light); fr.Path != lr.Path || fr.Record != lr.Record || fr.Commit != lr.Commit {
-				t.Fatalf("the replays blame different files:\nfull  %v\nlight %v", full, light)
+			for _, err := range append(again, light) {
+				wantRule(t, err, tc.rule)
+				if fr, lr := ruleOf(full), ruleOf(err); fr.Path != lr.Path || fr.Record != lr.Record || fr.Commit != lr.Commit {
+					t.Fatalf("the replays blame different files:\nfull  %v\nlight %v", full, err)
+				}
 			}
 		})
 	}

@@ -1129,6 +1129,7 @@ func checkSubject(cp checkpoint.Checkpoint, subject string, doc *wireSubject, re
 	if err := translog.VerifyMap(cp.Map, subject, want, doc.Proof); err != nil {
 		return nil, refuse(fmt.Errorf("the files served are not all of the subject's, or not its files: %w", err))
 	}
+	index.ParseFiles(out) // parsed once, for every judgment that reads them
 	return out, nil
 }
 
