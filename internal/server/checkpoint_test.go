@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
 )
 
@@ -60,5 +62,37 @@ func TestCheckpointRefusedOnTamperedIndex(t *testing.T) {
 	resp, body := s.do("GET", "/api/v1/checkpoint", nil, nil)
 	if want := "rule append-only broken in commit " + strings.TrimSpace(commit); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), want) {
 		t.Fatalf("checkpoint of a tampered index: %s %q, want 503 naming %q", resp.Status, body, want)
+	}
+}
+
+// The checkpoint is answered from the view of main found last while main
+// has not moved; but main moved back, behind the server's back, to a
+// head the server answered before it verified a later one, is verified
+// again and refused (the history was rewritten), not answered from there.
+func TestCheckpointRefusedOnMainMovedBack(t *testing.T) {
+	ck := signer(t)
+	s := newServed(t, Options{CheckpointKey: ck})
+	if _, err := author.Grant(s.ctx, s.repo, author.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, s.root); err != nil {
+		t.Fatal(err)
+	}
+	publishOne(t, s.fixture, "1.0.0")
+	old, err := s.repo.Head(s.ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, first := s.do("GET", "/log/checkpoint", nil, nil)
+	if resp, again := s.do("GET", "/log/checkpoint", nil, nil); resp.StatusCode != http.StatusOK || !bytes.Equal(again, first) {
+		t.Fatalf("checkpoint again, main unmoved: %s %q, want %q", resp.Status, again, first)
+	}
+	publishOne(t, s.fixture, "1.0.1")
+	if resp, body := s.do("GET", "/healthz", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz after a publish: %s %s", resp.Status, body)
+	}
+	if out, err := gitIn(t, ".", "--git-dir", indextest.GitDir(t, s.repo), "update-ref", index.MainRef, old); err != nil {
+		t.Fatalf("update-ref: %v\n%s", err, out)
+	}
+	resp, body := s.do("GET", "/log/checkpoint", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "does not descend") {
+		t.Fatalf("checkpoint of main moved back: %s %q, want 503 saying main was rewritten", resp.Status, body)
 	}
 }

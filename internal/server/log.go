@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"filippo.io/torchwood"
@@ -20,8 +21,56 @@ import (
 )
 
 // view returns main's log and map at its verified head: what a
-// checkpoint signs and the log's reads answer from.
+// checkpoint signs and the log's reads answer from. While main has not
+// moved, it answers from the view it found last (main verified at that
+// head, its log there), reading only main's ref.
 func (s *Server) view(ctx context.Context) (logView, error) {
+	if head, err := s.repo.Head(ctx, index.MainRef); err == nil {
+		if v, ok := s.views.at(head); ok {
+			return v, nil
+		}
+	}
+	v, err := s.viewNow(ctx)
+	if err == nil && v.Head != "" {
+		s.views.put(v)
+	}
+	return v, err
+}
+
+// viewCache is the last view of main's log found (Server.view), by main's
+// head: the log is a pure function of the history, and main's head names
+// it, so a view of the same head is the same view. It answers only while
+// that head is the one main was verified at last, so that a main moved
+// back to it after it moved on is verified again (a rewritten history is
+// refused), not answered from here.
+type viewCache struct {
+	mu       sync.Mutex
+	v        logView
+	verified string // main's head at its last verification ("": it failed)
+}
+
+// at returns the view kept of head, if any.
+func (c *viewCache) at(head string) (logView, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.v, c.v.Head != "" && c.v.Head == head && c.verified == head
+}
+
+func (c *viewCache) put(v logView) {
+	c.mu.Lock()
+	c.v = v
+	c.mu.Unlock()
+}
+
+// verifiedAt says main was just verified at head ("": it failed).
+func (c *viewCache) verifiedAt(head string) {
+	c.mu.Lock()
+	c.verified = head
+	c.mu.Unlock()
+}
+
+// viewNow verifies main and reads its log and map.
+func (s *Server) viewNow(ctx context.Context) (logView, error) {
 	res, err := s.verify(ctx)
 	if err != nil {
 		return logView{}, err

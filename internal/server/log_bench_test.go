@@ -104,3 +104,13 @@ func BenchmarkLogTile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLogCheckpoint is one GET /log/checkpoint while main does not
+// move (answered from the view of main found last: main's ref read, no
+// verification, no log reload), against one GET of a tile.
+func BenchmarkLogCheckpoint(b *testing.B) {
+	url, tiles, _, _ := benchLogServer(b)
+	for _, x := range []struct{ name, path string }{{"checkpoint", "/log/checkpoint"}, {"tile", tiles[0]}} {
+		b.Run(x.name, func(b *testing.B) { benchGets(b, []string{url + x.path}) })
+	}
+}

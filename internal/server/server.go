@@ -96,7 +96,8 @@ type Server struct {
 	resolved resolutions
 	listing  listing // GET /api/v1/packages's whole listing, by the heads it was read at
 
-	ckpt *checkpointer // signs the checkpoints (nil without a checkpoint key)
+	ckpt  *checkpointer // signs the checkpoints (nil without a checkpoint key)
+	views viewCache     // main's log, as view found it last
 
 	changes changes // main may have moved (a push landed)
 	uploads clients // uploads in progress, by client address
@@ -243,8 +244,10 @@ func (s *Server) verify(ctx context.Context) (*index.VerifyResult, error) {
 	defer s.mu.Unlock()
 	res, err := s.repo.Verified(ctx)
 	if err != nil {
+		s.views.verifiedAt("")
 		return nil, fmt.Errorf("main does not verify: %w", err)
 	}
+	s.views.verifiedAt(res.Head)
 	if res.Head == "" {
 		return nil, fmt.Errorf("no main yet: %w", fs.ErrNotExist)
 	}
