@@ -55,6 +55,8 @@ func TestCheckRejects(t *testing.T) {
 		"path in file":     func(d *Descriptor) { d.Artifacts[0].File = "../x" },
 		"duplicate source": func(d *Descriptor) { d.Artifacts[1] = d.Artifacts[0] },
 		"bad digest":       func(d *Descriptor) { d.Artifacts[0].SHA256 = "zz" },
+		"file of 201":      func(d *Descriptor) { d.Artifacts[0].File = strings.Repeat("f", 201) },
+		"platform of 65":   func(d *Descriptor) { d.Artifacts[1].Platform = strings.Repeat("p", 65) },
 	}
 	for name, mut := range cases {
 		d := sample()
@@ -65,6 +67,18 @@ func TestCheckRejects(t *testing.T) {
 		if err := d.Check(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Check = %v, want ErrInvalid", name, err)
 		}
+	}
+}
+
+// The longest names allowed pass.
+func TestCheckLongest(t *testing.T) {
+	d := sample()
+	for i := range d.Artifacts {
+		d.Artifacts[i].SHA256, d.Artifacts[i].Size = strings.Repeat("a", 64), 10
+	}
+	d.Artifacts[0].File, d.Artifacts[1].Platform = strings.Repeat("f", 200), strings.Repeat("p", 64)
+	if err := d.Check(); err != nil {
+		t.Fatalf("a file name of 200 and a platform of 64: %v", err)
 	}
 }
 

@@ -83,7 +83,7 @@ func FromDir(ctx context.Context, dir string, store blob.Store, uuidFor func(nam
 		}
 	}
 	for _, a := range m.Artifacts {
-		if !fileRE.MatchString(a.File) {
+		if !isFileName(a.File) {
 			return nil, fmt.Errorf("%s: %w", mpath, invalidManifest("artifact file %q: a plain file name beside the manifest", a.File))
 		}
 		ref, err := blob.PutFile(ctx, store, filepath.Join(dir, a.File))

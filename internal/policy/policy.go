@@ -26,6 +26,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -305,13 +306,13 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 	r.uses = map[string]bool{}
 	if rs.Where != "" && rs.Property != "" {
 		r.whereLine = lineOf(n, "where")
-		if r.where, err = compile(whereEnv, rs.Where, r.uses); err != nil {
+		if r.where, err = compile(whereEnv(), rs.Where, r.uses); err != nil {
 			errs = append(errs, ruleErr{r.whereLine, "where: " + err.Error()})
 		}
 	}
 	if rs.Expr != "" {
 		r.exprLine = lineOf(n, "expr")
-		if r.expr, err = compile(exprEnv, rs.Expr, r.uses); err != nil {
+		if r.expr, err = compile(exprEnv(), rs.Expr, r.uses); err != nil {
 			errs = append(errs, ruleErr{r.exprLine, "expr: " + err.Error()})
 		}
 	}
@@ -346,9 +347,10 @@ func lineOf(n *yaml.Node, key string) int {
 // (the record it filters) and `pkg`; an expr reads `records` (every
 // active record) and `pkg`. Their types are declared field by field, so
 // that a field a record does not have is refused when a policy loads.
+// They are made at the first policy that needs one, not when cairn starts.
 var (
-	whereEnv = mustEnv("record")
-	exprEnv  = mustEnv("records")
+	whereEnv = sync.OnceValue(func() *cel.Env { return mustEnv("record") })
+	exprEnv  = sync.OnceValue(func() *cel.Env { return mustEnv("records") })
 )
 
 func mustEnv(recordVar string) *cel.Env {

@@ -196,10 +196,23 @@ func TestScopes(t *testing.T) {
 			t.Errorf("%s allows %s on %s = %v, want %v", c.scope, c.kind, c.name, got, c.want)
 		}
 	}
-	for _, bad := range []string{"root", "publish:", "certify:authored", "certify:nope", "publish:a/b/c", "publish:[", "publish:A/*", "checkpoint:*"} {
+	for _, bad := range []string{"root", "publish:", "certify:authored", "certify:nope", "publish:a/b/c", "publish:[", "publish:A/*", "checkpoint:*", "label:" + strings.Repeat("l", 64)} {
 		if _, err := ParseScope(bad); err == nil {
 			t.Errorf("ParseScope(%q) accepted", bad)
 		}
+	}
+	if _, err := ParseScope("label:" + strings.Repeat("l", 63)); err != nil {
+		t.Errorf("a label pattern of 63: %v", err)
+	}
+}
+
+// A path name (an upstream's) is at most 63 bytes.
+func TestUpstreamNameLength(t *testing.T) {
+	if err := CheckUpstreamName(strings.Repeat("u", 63)); err != nil {
+		t.Errorf("63 bytes: %v", err)
+	}
+	if err := CheckUpstreamName(strings.Repeat("u", 64)); err == nil {
+		t.Error("64 bytes accepted")
 	}
 }
 

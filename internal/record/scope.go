@@ -23,7 +23,7 @@ type Scope struct {
 	Pattern string // package name pattern ("*/*" when absent); label pattern for label
 }
 
-var labelPatternRE = regexp.MustCompile(`^[a-z0-9*?._-]{1,63}$`)
+var labelPatternRE = regexp.MustCompile(`^[a-z0-9*?._-]+$`) // at most 63: checked apart, as a bounded repetition compiles into 63 copies
 
 var patternRE = regexp.MustCompile(`^[a-z0-9*?._-]+(/[a-z0-9*?._-]+)?$`)
 
@@ -52,7 +52,7 @@ func ParseScope(s string) (Scope, error) {
 		}
 		return Scope{Action: parts[0]}, nil
 	case "label":
-		if len(parts) != 2 || !labelPatternRE.MatchString(parts[1]) {
+		if len(parts) != 2 || len(parts[1]) > 63 || !labelPatternRE.MatchString(parts[1]) {
 			return bad("label takes one label pattern (lowercase letters, digits, '.', '_', '-', '*', '?')")
 		}
 		return Scope{Action: "label", Pattern: parts[1]}, nil

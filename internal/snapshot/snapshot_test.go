@@ -40,6 +40,18 @@ func TestCanonical(t *testing.T) {
 	}
 }
 
+// A flag's name is at most 64 bytes.
+func TestFlagNameLength(t *testing.T) {
+	for n, ok := range map[int]bool{64: true, 65: false} {
+		s := sample()
+		s.Sort()
+		s.Packages[0].Flags = map[string]string{strings.Repeat("f", n): "1"}
+		if err := s.Check(); (err == nil) != ok {
+			t.Errorf("a flag name of %d bytes: %v", n, err)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	s := sample()
 	s.Sort()
