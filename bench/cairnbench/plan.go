@@ -287,7 +287,9 @@ func benchInstall(ctx context.Context, cairn, work string) error {
 	if err := w.project(proj, "url: "+url, n); err != nil {
 		return err
 	}
-	// The index replica is made once; each run installs into an empty blob cache.
+	// The lock is made once (the light client: no replica, only the
+	// checkpoint and the subjects it proves, kept in the cache); each run
+	// installs into an empty blob cache.
 	cache := filepath.Join(w.dir, "cache")
 	if _, _, err := runTimed(cairn, "lock", "--dir", proj, "--cache", cache); err != nil {
 		return err
