@@ -36,7 +36,7 @@ func TestSameTreeOtherMap(t *testing.T) {
 	tr := newTree(t, 8, 8, "")
 	five := tr.root(t, 5)
 	first := signExt(t, l, five, "cairn-map AAAA\ncairn-head h1\ncairn-time 1700000000\n")
-	if _, err := w.AddCheckpoint(append([]byte("old 0\n\n"), first...)); err != nil {
+	if _, err := w.AddCheckpoint(context.Background(), append([]byte("old 0\n\n"), first...)); err != nil {
 		t.Fatal(err)
 	}
 	for _, ext := range []string{
@@ -45,7 +45,7 @@ func TestSameTreeOtherMap(t *testing.T) {
 		"cairn-map AAAA\ncairn-time 1700000000\n",
 	} {
 		other := signExt(t, l, five, ext)
-		cos, err := w.AddCheckpoint(append([]byte("old 5\n\n"), other...))
+		cos, err := w.AddCheckpoint(context.Background(), append([]byte("old 5\n\n"), other...))
 		var ce *ConflictError
 		if !errors.As(err, &ce) || !ce.Fork() {
 			t.Fatalf("tree of size 5 with %q: cosigned %q, err %v; want a 409 at size 5 (split view)", ext, cos, err)
@@ -61,7 +61,7 @@ func TestSameTreeOtherMap(t *testing.T) {
 		t.Errorf("state's checkpoint %q: want the first one cosigned", got)
 	}
 	later := signExt(t, l, five, "cairn-map AAAA\ncairn-head h1\ncairn-time 1700000999\n")
-	if _, err := w.AddCheckpoint(append([]byte("old 5\n\n"), later...)); err != nil {
+	if _, err := w.AddCheckpoint(context.Background(), append([]byte("old 5\n\n"), later...)); err != nil {
 		t.Fatalf("the same tree and map, later: %v", err)
 	}
 	eight := tr.root(t, 8)
@@ -70,3 +70,61 @@ func TestSameTreeOtherMap(t *testing.T) {
 		t.Fatalf("a larger tree: %v", err)
 	}
 }
+
+// TestSameTreeOtherExtensionElsewhere: the one-map-per-tree rule is
+// cairn's, for cairn indexes' logs: a log of another origin that signs
+// the tree cosigned again with other extension lines is cosigned, as
+// tlog-witness requires of the same tree (same size and root).
+func TestSameTreeOtherExtensionElsewhere(t *testing.T) {
+	const other = "example.com/some-other-log"
+	l := newTestLog(t, other)
+	w := newTestWitness(t, "witness.example.com/w1", l)
+	five := newTree(t, 5, 5, "").root(t, 5)
+	first := signExt(t, l, five, "cairn-map AAAA\nextra one\n")
+	if _, err := w.AddCheckpoint(context.Background(), append([]byte("old 0\n\n"), first...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range []string{"cairn-map BBBB\nextra one\n", "extra two\n", ""} {
+		again := signExt(t, l, five, ext)
+		if code, body := post(t, w.url, append([]byte("old 5\n\n"), again...)); code != http.StatusOK || !strings.HasPrefix(body, "— witness.example.com/w1 ") {
+			t.Errorf("%s: the tree cosigned, signed again with extension lines %q: %d %q; want it cosigned", other, ext, code, body)
+		}
+	}
+	if got := w.logState(t, other); got.Size != 5 || got.Checkpoint != fmt.Sprintf("%s\n5\n%s\ncairn-map AAAA\nextra one\n", other, five.Hash) {
+		t.Errorf("state after the same tree again: size %d, checkpoint %q; want size 5 and the first one kept", got.Size, got.Checkpoint)
+	}
+}
+
+// TestRootNotCanonical: a checkpoint whose root hash is base64 that is
+// not canonical (the same 32 bytes spelled with other padding bits) is
+// malformed (400), and not cosigned: two spellings of one tree would be
+// two checkpoint texts, two cosignatures.
+func TestRootNotCanonical(t *testing.T) {
+	l := newTestLog(t, origin)
+	w := newTestWitness(t, "witness.example.com/w1", l)
+	five := newTree(t, 5, 5, "").root(t, 5)
+	b64 := five.Hash.String() // 43 characters and "=": the last one holds 4 bits and 2 zero bits
+	last := strings.IndexByte(alphabet, b64[42])
+	spelled := b64[:42] + string(alphabet[last|1]) + "="
+	if spelled == b64 {
+		t.Fatal("no other spelling")
+	}
+	text := fmt.Sprintf("%s\n5\n%s\ncairn-time 1700000000\n", origin, spelled)
+	signed, err := note.Sign(&note.Note{Text: text}, l.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := post(t, w.url, append([]byte("old 0\n\n"), signed...))
+	if code != http.StatusBadRequest || !strings.Contains(body, "canonical base64") {
+		t.Fatalf("a root in non-canonical base64: %d %q, want 400 naming it", code, body)
+	}
+	if got := w.logState(t, origin); got.Size != 0 {
+		t.Errorf("state moved to size %d", got.Size)
+	}
+	// The canonical spelling of the same tree is cosigned.
+	if code, body := post(t, w.url, append([]byte("old 0\n\n"), signExt(t, l, five, "cairn-time 1700000000\n")...)); code != http.StatusOK {
+		t.Fatalf("the canonical spelling: %d %q", code, body)
+	}
+}
+
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

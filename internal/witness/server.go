@@ -2,6 +2,7 @@ package witness
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"errors"
@@ -34,10 +35,44 @@ type Server struct {
 	signer *torchwood.CosignatureSigner
 	log    *slog.Logger
 
+	auditor Auditor // nil: audited logs are refused (503)
+
 	// beforeAdvance, when set (by tests), runs after a request's checks
 	// pass and before the state moves: where two requests race.
 	beforeAdvance func()
 }
+
+// An Auditor checks, for a log the witness audits (Log.Audit), that a
+// checkpoint's tree is the one the log's history gives: a witness that
+// checks only trees' consistency cosigns a tree whose map leaf a log's
+// key holder forged (a map that omits a record); an auditing witness
+// recomputes the log from the history and refuses it.
+//
+// Audit is called after the checks of tlog-witness pass and before the
+// state moves, without the state's lock held. An error wrapping ErrAudit
+// says the tree is not the history's (the witness answers 422 and logs
+// it as evidence); any other, that the auditor could not tell (503).
+type Auditor interface {
+	Audit(ctx context.Context, l Log, checkpoint string) error
+}
+
+// The errors of an audit.
+var (
+	// ErrAudit: 422, the checkpoint's tree is not the one the log's
+	// history gives (another root, another map leaf, a head not at the
+	// tree's end), or the history breaks the index's rules: the log's
+	// key holder signed a log no full replica accepts.
+	ErrAudit = errors.New("the checkpoint's tree is not the one its history gives")
+	// ErrAuditUnavailable: 503, the auditor could not check the
+	// checkpoint now (the server unreachable, its history not yet at the
+	// checkpoint's head, a pull still running): the log may submit again.
+	ErrAuditUnavailable = errors.New("the witness cannot audit the checkpoint now")
+)
+
+// SetAuditor makes the witness audit the logs whose Log.Audit is set with
+// a; without one, their checkpoints are refused (503). Call it before
+// serving.
+func (s *Server) SetAuditor(a Auditor) { s.auditor = a }
 
 // NewServer returns a witness named name (the key name of its
 // cosignatures, e.g. witness.example.com/w1) that keeps its memory in
@@ -84,7 +119,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "reading the request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	cosigs, err := s.AddCheckpoint(body)
+	cosigs, err := s.AddCheckpoint(r.Context(), body)
 	var ce *ConflictError
 	switch {
 	case err == nil:
@@ -100,8 +135,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusForbidden)
 	case errors.Is(err, ErrUnknownLog):
 		http.Error(w, err.Error(), http.StatusNotFound)
-	case errors.Is(err, ErrBadProof):
+	case errors.Is(err, ErrBadProof), errors.Is(err, ErrAudit):
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+	case errors.Is(err, ErrAuditUnavailable):
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	default:
 		s.log.Error("add-checkpoint", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -112,8 +150,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // body and, if the checkpoint is consistent with the latest one cosigned
 // for its origin, records it and returns the witness's cosignature lines.
 // Its errors wrap ErrMalformed, ErrUnknownLog, ErrUnknownKey or
-// ErrBadProof, or are a *ConflictError.
-func (s *Server) AddCheckpoint(body []byte) ([]byte, error) {
+// ErrBadProof, or are a *ConflictError; for an audited log, they may
+// wrap ErrAudit or ErrAuditUnavailable (see Auditor).
+func (s *Server) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error) {
 	oldSize, proof, signed, err := parseRequest(body)
 	if err != nil {
 		return nil, err
@@ -161,7 +200,7 @@ func (s *Server) AddCheckpoint(body []byte) ([]byte, error) {
 			s.log.Warn("add-checkpoint: a different tree of the size cosigned (split view)", "origin", origin, "cosigned", l.Checkpoint, "submitted", n.Text)
 			return nil, &ConflictError{Origin: origin, Sent: oldSize, Known: l.Size, Cosigned: l.Checkpoint, Submitted: n.Text}
 		}
-		if l.Checkpoint != "" && !sameExtension(l.Checkpoint, n.Text) {
+		if strings.HasPrefix(origin, CairnOriginPrefix) && l.Checkpoint != "" && !sameExtension(l.Checkpoint, n.Text) {
 			s.log.Warn("add-checkpoint: the tree cosigned with other extension lines (another map or head: a split view)", "origin", origin, "cosigned", l.Checkpoint, "submitted", n.Text)
 			return nil, &ConflictError{Origin: origin, Sent: oldSize, Known: l.Size, Cosigned: l.Checkpoint, Submitted: n.Text}
 		}
@@ -173,6 +212,11 @@ func (s *Server) AddCheckpoint(body []byte) ([]byte, error) {
 		if err := tlog.CheckTree(proof, c.N, c.Hash, l.Size, l.Hash); err != nil {
 			s.log.Warn("add-checkpoint: consistency proof does not verify", "origin", origin, "cosigned", l.Checkpoint, "submitted", n.Text, "err", err)
 			return nil, fmt.Errorf("%w: from size %d to %d of %s: %v", ErrBadProof, l.Size, c.N, origin, err)
+		}
+	}
+	if l.Audit != "" {
+		if err := s.audit(ctx, l, n.Text); err != nil {
+			return nil, err
 		}
 	}
 	if s.beforeAdvance != nil {
@@ -189,10 +233,33 @@ func (s *Server) AddCheckpoint(body []byte) ([]byte, error) {
 	return cosigned[len(n.Text)+1:], nil
 }
 
+// audit runs the auditor on a checkpoint of an audited log, logging a
+// refusal with the evidence.
+func (s *Server) audit(ctx context.Context, l Log, text string) error {
+	if s.auditor == nil {
+		return fmt.Errorf("%w: the log %s is audited (against %s) but this witness runs no auditor", ErrAuditUnavailable, l.Origin, l.Audit)
+	}
+	err := s.auditor.Audit(ctx, l, text)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrAudit):
+		s.log.Warn("add-checkpoint: SECURITY: the checkpoint's tree is not the one its history gives (the log's key signed a log no replica accepts)", "origin", l.Origin, "audit", l.Audit, "cosigned", l.Checkpoint, "submitted", text, "err", err)
+		return err
+	case errors.Is(err, ErrAuditUnavailable):
+		s.log.Info("add-checkpoint: not audited", "origin", l.Origin, "audit", l.Audit, "err", err)
+		return err
+	}
+	s.log.Warn("add-checkpoint: the audit failed", "origin", l.Origin, "audit", l.Audit, "err", err)
+	return fmt.Errorf("%w: %s: %w", ErrAuditUnavailable, l.Origin, err)
+}
+
 // sameExtension reports whether two checkpoints of one tree carry the
-// same extension lines, but for cairn-time: a log may sign its tree again
-// later, but not with another cairn-map or cairn-head, which the tree's
-// consistency does not cover (a split view of the map).
+// same extension lines, but for cairn-time: a cairn index's log may sign
+// its tree again later, but not with another cairn-map or cairn-head (its
+// tree binds them: see Leaves in docs/transparency.md; other lines are a
+// split view of them). Only cairn origins are held to it: tlog-witness
+// requires cosigning the same tree whatever its extension lines.
 func sameExtension(a, b string) bool {
 	return slices.Equal(extensionLines(a), extensionLines(b))
 }

@@ -35,7 +35,17 @@ type Log struct {
 	// Checkpoint is the text of the latest checkpoint cosigned ("" before
 	// the first): the witness's evidence when the log later contradicts it.
 	Checkpoint string `json:"checkpoint,omitempty"`
+	// Audit, for a cairn index's log (origin cairn.dev/index/…), is the
+	// URL of a cairn server of that index: the witness keeps a full
+	// replica of it and cosigns only a tree its own verified log holds
+	// (see Auditor). "" for a log witnessed by its tree alone.
+	Audit string `json:"audit,omitempty"`
 }
+
+// CairnOriginPrefix starts the origin of every cairn index's log
+// (docs/transparency.md, "The checkpoint"): such a log is held to one map
+// per tree, and may be audited.
+const CairnOriginPrefix = "cairn.dev/index/"
 
 // Tree is the log's latest cosigned tree.
 func (l Log) Tree() tlog.Tree { return tlog.Tree{N: l.Size, Hash: l.Hash} }
@@ -151,6 +161,33 @@ func (s *State) AddLog(origin string, vkeys ...string) (Log, error) {
 	return l, err
 }
 
+// SetAudit makes the witness audit the log named by origin, which it
+// witnesses and which must be a cairn index's (CairnOriginPrefix): from
+// then on it cosigns a checkpoint of it only when its own replica of the
+// index, pulled from url (a cairn server's http:// or https:// URL),
+// holds the checkpoint's tree (see Auditor). Setting it again changes the
+// URL (the server moved); an audit is never removed.
+func (s *State) SetAudit(origin, url string) (Log, error) {
+	if !strings.HasPrefix(origin, CairnOriginPrefix) {
+		return Log{}, fmt.Errorf("log %s: only a cairn index's log (origin %s<introduction>) can be audited", origin, CairnOriginPrefix)
+	}
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return Log{}, fmt.Errorf("log %s: audit URL %q: want the http:// or https:// URL of a cairn server of the index", origin, url)
+	}
+	url = strings.TrimSuffix(url, "/")
+	var l Log
+	err := s.change(func(f *stateFile) error {
+		i, ok := find(f, origin)
+		if !ok {
+			return fmt.Errorf("%w: %s (cairn witness add-log adds it)", ErrUnknownLog, origin)
+		}
+		f.Logs[i].Audit = url
+		l = f.Logs[i]
+		return nil
+	})
+	return l, err
+}
+
 // Advance moves the log named by origin from the tree from to the tree
 // to, the checkpoint cosigned being checkpoint, if and only if its latest
 // cosigned tree is still from: a compare-and-swap, so that two requests
@@ -235,6 +272,9 @@ func parseState(data []byte, f *stateFile) error {
 		}
 		if l.Size < 0 {
 			return fmt.Errorf("log %s: negative size", l.Origin)
+		}
+		if l.Audit != "" && !strings.HasPrefix(l.Origin, CairnOriginPrefix) {
+			return fmt.Errorf("log %s: audited, but not a cairn index's log", l.Origin)
 		}
 	}
 	return nil
