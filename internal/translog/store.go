@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -31,6 +32,8 @@ type Store struct {
 	// and staged leaves, and how many leaves it covers; nil outside a batch.
 	staged     *Map
 	stagedSize int64
+
+	snapSize atomic.Int64 // the size of the map snapshot last written or read (see saveSnapshot)
 }
 
 // OpenStore opens the log in dir (see OpenLog) with a map whose subjects
@@ -63,10 +66,10 @@ func (s *Store) Map() (MapAt, error) {
 	}
 	m, from := s.m, s.size
 	if m == nil || size < s.size {
-		m, from = NewMap(), 0
+		m, from = s.startMap(size)
 	} else if r, err := s.Log.TreeHash(s.size); err != nil || r != s.root {
 		// The log under the map is not the one it was built from.
-		m, from = NewMap(), 0
+		m, from = s.startMap(size)
 	} else {
 		m = m.Clone()
 	}
@@ -99,6 +102,17 @@ func (s *Store) Map() (MapAt, error) {
 	m.Root()
 	s.m, s.size, s.root = m, size, root
 	return MapAt{m, size, root}, nil
+}
+
+// startMap returns the map to build the map of the log's first size
+// leaves from, and the leaves it covers: the snapshot's, if there is one
+// of this log, else an empty map.
+func (s *Store) startMap(size int64) (*Map, int64) {
+	if m, n, ok := s.loadSnapshot(size); ok {
+		s.snapSize.Store(n)
+		return m, n
+	}
+	return NewMap(), 0
 }
 
 // committedTree returns the log's committed size and root together.
@@ -194,6 +208,12 @@ func (s *Store) Commit(head string) error {
 		s.mu.Lock()
 		s.m, s.size, s.root = staged, size, root
 		s.mu.Unlock()
+		if grown := size - s.snapSize.Load(); grown >= snapshotEvery && grown >= size/8 {
+			// A cache: one not written is rebuilt next time.
+			if s.saveSnapshot(staged, size, root) == nil {
+				s.snapSize.Store(size)
+			}
+		}
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package translog
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -319,4 +321,102 @@ func TestStoreAppendCommitAfterBareAppend(t *testing.T) {
 		t.Fatal("AppendCommit after a bare Append accepted")
 	}
 	s.Rollback()
+}
+
+// A Store keeps a snapshot of its map beside the log once it grew enough;
+// a Store opened afresh starts from it (reading only the entries after
+// it) and gets the same map; a snapshot that is not of the log is ignored.
+func TestStoreMapSnapshot(t *testing.T) {
+	defer func(n int64) { snapshotEvery = n }(snapshotEvery)
+	snapshotEvery = 30
+	s, err := OpenStore(t.TempDir(), testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	appendCommits := func(from, to int64) {
+		t.Helper()
+		for c := from; c < to; c++ {
+			commit, tm, es := commitOf(c)
+			if _, err := s.AppendCommit(commit, tm, es); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Commit(commit); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendCommits(0, 20) // 80 leaves: a snapshot at 32 (the first commit past 30), 64
+	snap := filepath.Join(s.Dir(), snapshotFile)
+	data, err := os.ReadFile(snap)
+	if err != nil {
+		t.Fatalf("no snapshot: %v", err)
+	}
+	_, n, _, err := parseSnapshot(data)
+	if err != nil || n != 64 {
+		t.Fatalf("snapshot at %d (%v), want 64", n, err)
+	}
+	want, _ := s.Map()
+
+	fresh := func() (*Store, MapAt) {
+		t.Helper()
+		o, err := OpenStore(s.Dir(), testSubjects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { o.Close() })
+		at, err := o.Map()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at.Size != want.Size || at.Map.Root() != want.Map.Root() || at.Map.Len() != want.Map.Len() || at.Map.Last() != want.Map.Last() {
+			t.Fatalf("fresh map: size %d root %v, want %d %v", at.Size, at.Map.Root(), want.Size, want.Map.Root())
+		}
+		for _, sub := range []string{"package acme/p0", "package acme/p7", "all"} {
+			v1, i1, _ := at.Map.Get(sub)
+			v2, i2, _ := want.Map.Get(sub)
+			if v1 != v2 || !slices.Equal(i1, i2) {
+				t.Fatalf("%s: %v %v, want %v %v", sub, v1, i1, v2, i2)
+			}
+		}
+		return o, at
+	}
+	if o, _ := fresh(); o.snapSize.Load() != 64 {
+		t.Fatalf("a fresh Store started from %d, want the snapshot at 64", o.snapSize.Load())
+	}
+	// A fresh Store appends from the snapshot's map like any other.
+	o, _ := fresh()
+	commit, tm, es := commitOf(20)
+	if _, err := o.AppendCommit(commit, tm, es); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Commit(commit); err != nil {
+		t.Fatal(err)
+	}
+	s.Reload()
+	appendCommits(21, 22)
+	want, _ = s.Map()
+	// A snapshot of another log of this size, or garbage, is ignored.
+	other, err := OpenStore(t.TempDir(), func(string) []string { return []string{"x"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for c := int64(0); c < 16; c++ {
+		commit, tm, es := commitOf(c)
+		other.AppendCommit(commit, tm, es)
+		other.Commit(commit)
+	}
+	otherSnap, err := os.ReadFile(filepath.Join(other.Dir(), snapshotFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"other log's": otherSnap, "garbage": []byte("cairn map snapshot v1\nxx"), "truncated": data[:len(data)-5]} {
+		if err := os.WriteFile(snap, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := fresh(); o.snapSize.Load() != 0 {
+			t.Fatalf("%s snapshot used", name)
+		}
+	}
 }

@@ -1,0 +1,145 @@
+package translog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/safefile"
+)
+
+// A map snapshot keeps the map of a committed size beside the log, so
+// that a process that opens the log (an incremental verification, a
+// publish) needs not read every entry again to have the map it appends
+// to. It is a cache: a snapshot that does not match the log (its size's
+// root, the map leaf at its size) is ignored and the map rebuilt.
+//
+//	"cairn map snapshot v1\n"
+//	size uint64, the log's root at size [32], last uint64 (the last leaf in the map, +1), subjects uint64
+//	per subject, by key: key [32], count uint64, chain [32], last uint64, len uvarint, indices (uvarint deltas)
+const (
+	snapshotFile  = "map.snapshot"
+	snapshotMagic = "cairn map snapshot v1\n"
+)
+
+// snapshotEvery is the least growth, in leaves, between two snapshots
+// (and at least an eighth of the log): writing one costs a pass over the
+// map.
+var snapshotEvery int64 = 1 << 12
+
+// saveSnapshot writes m, the map of the committed log at size with root,
+// in the log's directory (not synced: a snapshot lost in a crash is
+// rebuilt).
+func (s *Store) saveSnapshot(m *Map, size int64, root tlog.Hash) error {
+	m.settle()
+	var subs []*subject
+	var walk func(n *node)
+	walk = func(n *node) {
+		if n == nil {
+			return
+		}
+		if n.sub != nil {
+			subs = append(subs, n.sub)
+			return
+		}
+		walk(n.child[0])
+		walk(n.child[1])
+	}
+	walk(m.root)
+	b := make([]byte, 0, len(snapshotMagic)+8+32+8+8+len(subs)*(32+8+32+8+8))
+	b = append(b, snapshotMagic...)
+	b = binary.BigEndian.AppendUint64(b, uint64(size))
+	b = append(b, root[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.last+1))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(subs)))
+	for _, sub := range subs {
+		b = append(b, sub.key[:]...)
+		b = binary.BigEndian.AppendUint64(b, sub.value.Count)
+		b = append(b, sub.value.Chain[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(sub.last))
+		b = binary.AppendUvarint(b, uint64(len(sub.idx)))
+		b = append(b, sub.idx...)
+	}
+	return safefile.Write(filepath.Join(s.Dir(), snapshotFile), b, safefile.Options{NoSync: true})
+}
+
+var errSnapshot = errors.New("map snapshot malformed")
+
+// loadSnapshot returns the map the log's snapshot holds and its size, if
+// it is one of this log at a size up to size: the log's root at its size
+// is the one it names, and its map's root is the map leaf's there.
+func (s *Store) loadSnapshot(size int64) (*Map, int64, bool) {
+	data, err := os.ReadFile(filepath.Join(s.Dir(), snapshotFile))
+	if err != nil {
+		return nil, 0, false
+	}
+	m, n, root, err := parseSnapshot(data)
+	if err != nil || n > size || n == 0 {
+		return nil, 0, false
+	}
+	if r, err := s.Log.TreeHash(n); err != nil || r != root {
+		return nil, 0, false
+	}
+	text, err := s.Log.Entry(n - 1)
+	if err != nil {
+		return nil, 0, false
+	}
+	me, err := ParseMapEntry(text)
+	if err != nil || me.Root != m.Root() {
+		return nil, 0, false
+	}
+	return m, n, true
+}
+
+func parseSnapshot(data []byte) (*Map, int64, tlog.Hash, error) {
+	var root tlog.Hash
+	rest, ok := bytes.CutPrefix(data, []byte(snapshotMagic))
+	if !ok || len(rest) < 8+32+8+8 {
+		return nil, 0, root, errSnapshot
+	}
+	u64 := func() uint64 {
+		v := binary.BigEndian.Uint64(rest)
+		rest = rest[8:]
+		return v
+	}
+	size := int64(u64())
+	copy(root[:], rest)
+	rest = rest[32:]
+	m := NewMap()
+	m.last = int64(u64()) - 1
+	n := u64()
+	if n > uint64(len(rest))/(32+8+32+8+1) {
+		return nil, 0, root, errSnapshot
+	}
+	for i := uint64(0); i < n; i++ {
+		if len(rest) < 32+8+32+8 {
+			return nil, 0, root, errSnapshot
+		}
+		sub := &subject{gen: m.gen}
+		copy(sub.key[:], rest)
+		rest = rest[32:]
+		sub.value.Count = u64()
+		copy(sub.value.Chain[:], rest)
+		rest = rest[32:]
+		sub.last = int64(u64())
+		l, k := binary.Uvarint(rest)
+		if k <= 0 || l > uint64(len(rest)-k) {
+			return nil, 0, root, errSnapshot
+		}
+		sub.idx = bytes.Clone(rest[k : k+int(l)])
+		rest = rest[k+int(l):]
+		if m.gather[sub.key] != nil || sub.value.Count == 0 || sub.last > m.last {
+			return nil, 0, root, errSnapshot
+		}
+		m.gather[sub.key] = sub
+		m.subjects++
+	}
+	if len(rest) != 0 {
+		return nil, 0, root, errSnapshot
+	}
+	return m, size, root, nil
+}
