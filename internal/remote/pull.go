@@ -159,13 +159,14 @@ func Pull(ctx context.Context, r *index.Repo, name string, o Options) (*Pulled, 
 // ancestor of the one verified before is a *RollbackError; one that is
 // neither ancestor nor descendant, a *ForkError.
 func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, error) {
-	var note []byte
-	if rm.via == "" {
-		// The checkpoint first: a head fetched after it is the same or newer.
-		var err error
-		if note, err = getCheckpoint(ctx, rm, o); err != nil {
-			return nil, err
-		}
+	// The checkpoint first: a head fetched after it is the same or newer.
+	// An upstream's line read through an organisation's server (via) is
+	// held to the upstream's own checkpoint, the one the organisation's
+	// sync checked and kept: a line is believed only as far as its
+	// upstream signed it, fresh, whoever serves it.
+	note, err := getCheckpoint(ctx, rm, o)
+	if err != nil {
+		return nil, err
 	}
 	in := rm.incoming(r)
 	line := rm.Line(r)
@@ -326,7 +327,14 @@ func (e *ForkError) Error() string {
 // Unwrap makes a *ForkError an index.ErrFork.
 func (e *ForkError) Unwrap() error { return index.ErrFork }
 
+// getCheckpoint fetches the signed checkpoint of the line rm names: the
+// server's own, or for a line read through an organisation's server (via)
+// the upstream's that the organisation serves at
+// /upstreams/UP/log/checkpoint.
 func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
+	if rm.via != "" {
+		return getLineCheckpoint(ctx, rm, o)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.URL+"/api/v1/checkpoint", nil)
 	if err != nil {
 		return nil, err
@@ -357,6 +365,39 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 		return nil, &CheckpointError{Remote: rm.title(), Problem: fmt.Sprintf("no signed checkpoint (%s: %s): without one a frozen mirror goes unnoticed; if you accept that, add the remote with --insecure-no-checkpoint", resp.Status, strings.TrimSpace(string(body)))}
 	}
 	return body, nil
+}
+
+// getLineCheckpoint fetches the upstream's signed checkpoint of the line
+// rm reads through an organisation's server. The server holds the line
+// (pullUpstreams asks only for those), so any answer but one is a
+// security error: a line with no checkpoint could be any history built
+// from the upstream's records (one left out), or a frozen one.
+func getLineCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
+	u := rm.URL + "/upstreams/" + rm.Name + "/log/checkpoint"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := o.client().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rm.title(), err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("%s: checkpoint: %w", rm.title(), err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return body, nil
+	case http.StatusNotFound:
+		answer := strings.ToValidUTF8(strings.TrimSpace(string(body)), "")
+		if len(answer) > 200 {
+			answer = strings.ToValidUTF8(answer[:200], "") + "…"
+		}
+		return nil, &CheckpointError{Remote: rm.title(), Problem: fmt.Sprintf("the server at %s holds the line but serves no checkpoint of it (GET %s: %s: %s): without the upstream's own signed checkpoint the line could be a history rebuilt from the upstream's records with one left out, or a frozen one; the server's operator runs cairn sync (cairn serve with its checkpoint key) to keep one", rm.URL, u, resp.Status, answer)}
+	}
+	return nil, fmt.Errorf("%s: the server at %s gave no checkpoint of the line: %s: %s", rm.title(), rm.URL, resp.Status, strings.TrimSpace(string(body)))
 }
 
 // OpenCheckpoint verifies a signed checkpoint of the index whose

@@ -54,9 +54,9 @@ type Remote struct {
 	// An upstream (see Sync) is not configured here but declared in the
 	// index; its line lives under index.UpstreamRef.
 	upstream bool
-	// via fetches another ref than the server's main, and no checkpoint:
-	// an upstream's line as an organisation's server holds it, judged by
-	// the organisation's own checkpoint of main.
+	// via fetches another ref than the server's main: an upstream's line
+	// as an organisation's server holds it, with the upstream's own
+	// checkpoint the server kept (/upstreams/UP/log/checkpoint).
 	via string
 }
 

@@ -118,8 +118,12 @@ func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main stri
 
 // pullUpstreams brings along, from a server of this repository's own
 // index, the upstream lines it follows, each verified against the
-// upstream's introduction as the (verified) index declares it: clients of
-// an organisation's server see its upstreams through its one URL.
+// upstream's introduction as the (verified) index declares it and held to
+// the upstream's own signed checkpoint the server kept (its tree, its
+// freshness, the witnesses r trusts for the upstream), as a sync holds
+// it: clients of an organisation's server see its upstreams through its
+// one URL and trust it for none of them. A line that fails is reported
+// and keeps the head verified before; the others are pulled regardless.
 func pullUpstreams(ctx context.Context, r *index.Repo, rm *Remote, o Options) ([]*Pulled, error) {
 	head, err := refAt(ctx, r, Ref(rm.Name))
 	if err != nil {
@@ -142,20 +146,40 @@ func pullUpstreams(ctx context.Context, r *index.Repo, rm *Remote, o Options) ([
 		held[ref.Name] = true
 	}
 	var out []*Pulled
+	var errs []error
 	for _, u := range ups {
 		ref := index.UpstreamRef(u.Name)
-		if u.RevokedBy != "" || !held[ref] {
+		if u.RevokedBy != "" {
 			continue
 		}
-		via := upstreamRemote(u)
+		if !held[ref] {
+			// A line verified here before that the server no longer holds
+			// has disappeared: the names it published would be chosen
+			// otherwise (another upstream's of the same name), so it is
+			// an error, not a line never synced.
+			if h, _, err := r.UpstreamLine(u).VerifiedHead(); err != nil {
+				errs = append(errs, fmt.Errorf("upstream %s: %w", u.Name, err))
+			} else if h != "" {
+				errs = append(errs, &CheckpointError{Remote: "upstream " + u.Name, Problem: fmt.Sprintf("the server at %s no longer serves the line, which this replica verified at %s from it before: a line that disappears changes which upstream a name is taken from; this copy stays at %s", rm.URL, h, h)})
+			}
+			continue
+		}
+		// The line is held to the upstream's checkpoint with the
+		// witnesses this replica trusts for that upstream, as a sync.
+		via, err := upstreamRemoteOf(r, u)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		via.URL, via.via = rm.URL, ref
 		p, err := fetch(ctx, r, via, o)
 		if err != nil {
-			return out, err
+			errs = append(errs, err)
+			continue
 		}
 		out = append(out, p)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // UpstreamBlobs fetches, on demand, blobs that a followed upstream's

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"context"
 	"cairn.dev/cairn/internal/index/indextest"
 	"compress/gzip"
 	"encoding/json"
@@ -140,7 +141,9 @@ func TestOrganisationFollowsUpstream(t *testing.T) {
 	if _, err := author.DeclareUpstream(org.ctx, org.repo, "public", upURL, pub.intro, org.root); !isRule(err, index.RuleUpstream) {
 		t.Fatalf("declaring upstream public twice: %v, want rule %s", err, index.RuleUpstream)
 	}
-	orgURL := org.serve(org.repo, server.Options{Fallback: (&UpstreamBlobs{Repo: org.repo}).Fetch})
+	orgURL := org.serve(org.repo, server.Options{Fallback: (&UpstreamBlobs{Repo: org.repo}).Fetch, UpstreamCheckpoint: func(ctx context.Context, u *index.Upstream) ([]byte, string, error) {
+		return UpstreamCheckpoint(ctx, org.repo, u)
+	}})
 
 	// Sync, through its own handle as `cairn serve` does.
 	syncer, err := index.Open(org.ctx, org.repo.Dir)
