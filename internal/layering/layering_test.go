@@ -44,6 +44,7 @@ var allowed = map[string][]string{
 	"internal/translog":            {"internal/safefile"},
 	"internal/witness":             {"internal/keys", "internal/safefile"},
 	"internal/witness/witnesstest": {"internal/keys"},
+	"internal/witness/audit":       {"internal/index", "internal/checkpoint", "internal/translog", "internal/witness"},
 
 	// The index: the only reader of the layout, the only caller of gitx.
 	"internal/index/layout": {"internal/blob", "internal/descriptor", "internal/record"},

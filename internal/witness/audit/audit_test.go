@@ -1,0 +1,409 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/server"
+	"cairn.dev/cairn/internal/server/servertest"
+	"cairn.dev/cairn/internal/translog"
+	"cairn.dev/cairn/internal/witness"
+	"cairn.dev/cairn/internal/witness/audit"
+)
+
+func TestMain(m *testing.M) { servertest.Main(m) }
+
+// logBuffer is a witness's log, read by the test while it serves.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// testWitness is a cairn witness of w's log over httptest, auditing it
+// when auditing is set.
+type testWitness struct {
+	url, vkey string
+	state     *witness.State
+	log       *logBuffer
+}
+
+func startWitness(t *testing.T, w *indextest.World, name string, auditing bool) *testWitness {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := witness.OpenState(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := checkpoint.Origin(w.Intro)
+	if _, err := st.AddLog(origin, checkpoint.VKey(origin, w.Checkpointer.Public())); err != nil {
+		t.Fatal(err)
+	}
+	lb := &logBuffer{}
+	ws, err := witness.NewServer(name, indextest.NewSigner(), st, slog.New(slog.NewTextHandler(lb, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auditing {
+		a := audit.New(filepath.Join(dir, "state", "audit"))
+		t.Cleanup(func() { a.Close() })
+		ws.SetAuditor(a)
+	}
+	ts := httptest.NewServer(ws)
+	t.Cleanup(ts.Close)
+	return &testWitness{url: ts.URL, vkey: ws.VerifierKey(), state: st, log: lb}
+}
+
+func (tw *testWitness) witness() server.Witness { return server.Witness{URL: tw.url, VKey: tw.vkey} }
+
+func (tw *testWitness) policy(t *testing.T) witness.Policy {
+	p, err := witness.NewPolicy([]string{tw.vkey}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// forger is the server of an index whose operator holds the checkpoint
+// key. Until forged is set it passes everything to the honest server;
+// then it serves a log whose last map leaf it forged, a map that omits a
+// record: its checkpoint, tiles and light reads proved by that map. Its
+// git history is the honest one throughout (it cannot forge that: every
+// replica verifies it).
+type forger struct {
+	honest string
+	proxy  *httputil.ReverseProxy
+	forged atomic.Pointer[forgery]
+	keyID  string
+}
+
+type forgery struct {
+	entries [][]byte
+	hashes  []tlog.Hash
+	m       *translog.Map
+	omitted int64
+	note    []byte
+	cp      checkpoint.Checkpoint
+}
+
+func (f *forgery) hashReader() tlog.HashReader {
+	return tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			out[i] = f.hashes[x]
+		}
+		return out, nil
+	})
+}
+
+func newForger(t *testing.T, w *indextest.World, honest string) (*forger, string) {
+	u, err := url.Parse(honest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &forger{honest: honest, proxy: httputil.NewSingleHostReverseProxy(u), keyID: keys.ID(w.Checkpointer.Public())}
+	ts := httptest.NewServer(f)
+	t.Cleanup(ts.Close)
+	return f, ts.URL
+}
+
+// forge makes the forgery of w's main as it is now: its log with the
+// last map leaf's root replaced by that of the map without the last file
+// of subject, signed with the real key.
+func (f *forger) forge(t *testing.T, w *indextest.World, subject string) *forgery {
+	t.Helper()
+	lg, err := w.Repo.LogOf(w.Repo.Main())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fg := &forgery{m: translog.NewMap()}
+	full := translog.NewMap()
+	if err := lg.Range(0, lg.Size(), func(i int64, text []byte) error {
+		fg.entries = append(fg.entries, bytes.Clone(text))
+		if !translog.IsMapEntry(text) {
+			p, err := translog.ParseEntry(text)
+			if err != nil {
+				return err
+			}
+			for _, s := range index.SubjectsOf(p.Path) {
+				full.Add(s, i, translog.LeafHash(text))
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, leaves, ok := full.Get(subject)
+	if !ok || len(leaves) < 2 {
+		t.Fatalf("subject %s: leaves %v", subject, leaves)
+	}
+	fg.omitted = leaves[len(leaves)-1]
+	for i, text := range fg.entries {
+		if int64(i) == fg.omitted || translog.IsMapEntry(text) {
+			continue
+		}
+		p, _ := translog.ParseEntry(text)
+		for _, s := range index.SubjectsOf(p.Path) {
+			fg.m.Add(s, int64(i), translog.LeafHash(text))
+		}
+	}
+	last, err := translog.ParseMapEntry(fg.entries[len(fg.entries)-1])
+	if err != nil {
+		t.Fatalf("the honest log's last leaf: %v", err)
+	}
+	fg.entries[len(fg.entries)-1] = translog.MapEntry{Commit: last.Commit, Time: last.Time, Root: fg.m.Root()}.Text()
+	hr := fg.hashReader()
+	for i, text := range fg.entries {
+		hs, err := tlog.StoredHashes(int64(i), text, hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fg.hashes = append(fg.hashes, hs...)
+	}
+	size := int64(len(fg.entries))
+	root, err := tlog.TreeHash(size, hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fg.cp = checkpoint.Checkpoint{Origin: checkpoint.Origin(w.Intro), Size: size, Root: root, Map: fg.m.Root(), Head: last.Commit, Time: time.Now().UTC().Truncate(time.Second)}
+	if fg.note, err = checkpoint.Sign(fg.cp, w.Checkpointer); err != nil {
+		t.Fatal(err)
+	}
+	return fg
+}
+
+// prove is the forgery's consistency proof from old.
+func (fg *forgery) prove(old int64) (tlog.TreeProof, error) {
+	return tlog.ProveTree(fg.cp.Size, old, fg.hashReader())
+}
+
+func (f *forger) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	fg := f.forged.Load()
+	if fg == nil {
+		f.proxy.ServeHTTP(rw, r)
+		return
+	}
+	switch {
+	case r.URL.Path == "/log/checkpoint":
+		rw.Header().Set(light.KeyHeader, f.keyID)
+		rw.Write(fg.note)
+	case r.URL.Path == "/api/v1/log/subjects":
+		http.NotFound(rw, r) // read one by one
+	case r.URL.Path == "/api/v1/log/subject":
+		resp, err := http.Get(f.honest + r.URL.RequestURI())
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusBadGateway)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var d struct {
+			Subject string            `json:"subject"`
+			Size    int64             `json:"size"`
+			Count   uint64            `json:"count"`
+			Files   []json.RawMessage `json:"files"`
+			Proof   json.RawMessage   `json:"proof"`
+		}
+		json.Unmarshal(body, &d)
+		var keep []json.RawMessage
+		for _, file := range d.Files {
+			var x struct{ Index int64 }
+			json.Unmarshal(file, &x)
+			if x.Index != fg.omitted {
+				keep = append(keep, file)
+			}
+		}
+		subject := r.URL.Query().Get("s")
+		v, _, _ := fg.m.Get(subject)
+		d.Files, d.Count, d.Size = keep, v.Count, fg.cp.Size
+		d.Proof, _ = json.Marshal(fg.m.Prove(subject))
+		out, _ := json.Marshal(d)
+		rw.Write(out)
+	case strings.HasPrefix(r.URL.Path, "/log/"):
+		tile, err := torchwood.ParseTilePath(strings.TrimPrefix(r.URL.Path, "/log/"))
+		if err != nil {
+			http.NotFound(rw, r)
+			return
+		}
+		if tile.L == -1 {
+			var b []byte
+			for _, text := range fg.entries[tile.N*torchwood.TileWidth : tile.N*torchwood.TileWidth+int64(tile.W)] {
+				b, _ = torchwood.AppendTileEntry(b, text)
+			}
+			rw.Write(b)
+			return
+		}
+		data, err := tlog.ReadTileData(tile, fg.hashReader())
+		if err != nil {
+			http.NotFound(rw, r)
+			return
+		}
+		rw.Write(data)
+	default:
+		f.proxy.ServeHTTP(rw, r) // git, blobs: the honest ones
+	}
+}
+
+// Attack: a server whose operator holds the real checkpoint key writes,
+// in a new tree, a map leaf whose map omits the vulnerable record, and
+// submits that tree. A witness that checks only consistency cosigns it
+// (the tree extends the one it cosigned), and a light client requiring
+// that witness accepts the package without the record. An auditing
+// witness pulls the index's history, computes the log, finds another
+// root and map at that size, and refuses (422), logging both roots; a
+// light client requiring it (quorum 1) refuses the checkpoint. Honest
+// publishes are cosigned by the auditing witness: its pull of the new
+// commits fits in the server's submission timeout.
+func TestForgedMapLeaf(t *testing.T) {
+	ctx := context.Background()
+	w := indextest.New(t)
+	w.Checkpointer = indextest.NewSigner()
+	w.Grant(w.Checkpointer, "server", "checkpoint")
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+
+	auditor := startWitness(t, w, "auditor.example", true)
+	plain := startWitness(t, w, "plain.example", false)
+	honest := servertest.ServeWith(w, server.Options{Witnesses: []server.Witness{auditor.witness(), plain.witness()}})
+	f, srvURL := newForger(t, w, honest)
+	origin := checkpoint.Origin(w.Intro)
+	if _, err := auditor.state.SetAudit(origin, srvURL); err != nil {
+		t.Fatal(err)
+	}
+
+	// Honest publishes are cosigned by the auditing witness.
+	audited := &light.Client{BaseURL: srvURL, Introduction: w.Intro, StateDir: t.TempDir(), Witnesses: auditor.policy(t)}
+	for i, version := range []string{"", "1.1.0"} {
+		if version != "" {
+			w.Publish(indextest.Package{Name: "acme/fastjson", Version: version})
+		}
+		start := time.Now()
+		v, err := audited.Open(ctx)
+		if err != nil {
+			t.Fatalf("publish %d: a light client requiring the auditing witness: %v\nwitness log:\n%s", i, err, auditor.log.String())
+		}
+		if v.Cosigned != 1 {
+			t.Fatalf("publish %d: cosigned by %d trusted witnesses, want the auditor's", i, v.Cosigned)
+		}
+		t.Logf("publish %d: checkpoint of size %d cosigned by the auditing witness in %v", i, v.Checkpoint.Size, time.Since(start))
+	}
+	before, err := auditor.state.Log(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The record the forged map leaves out.
+	w.Certify(author.Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "critical"})
+	fg := f.forge(t, w, "package acme/fastjson")
+	honestRoot, err := w.Repo.LogOf(w.Repo.Main())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hroot, err := honestRoot.TreeHash(fg.cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hroot == fg.cp.Root {
+		t.Fatal("the forgery has the honest root")
+	}
+
+	// The witness that checks only consistency cosigns it.
+	cos, err := witness.Cosign(ctx, nil, plain.url, before.Size, fg.note, fg.prove)
+	if err != nil {
+		t.Fatalf("a witness that checks only consistency, sent the forged map leaf: %v", err)
+	}
+	note, err := witness.AppendCosignatures(fg.note, cos)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The auditing witness refuses it: 422, logged with both roots.
+	_, err = witness.Cosign(ctx, nil, auditor.url, before.Size, fg.note, fg.prove)
+	var re *witness.ResponseError
+	if !errors.As(err, &re) || re.Status != http.StatusUnprocessableEntity || !strings.Contains(re.Body, hex.EncodeToString(fg.cp.Root[:])) {
+		t.Fatalf("the auditing witness, sent the forged map leaf: %v; want 422 naming the forged root %x", err, fg.cp.Root[:])
+	}
+	logged := auditor.log.String()
+	if !strings.Contains(logged, "SECURITY") || !strings.Contains(logged, hex.EncodeToString(hroot[:])) || !strings.Contains(logged, hex.EncodeToString(fg.cp.Root[:])) || !strings.Contains(logged, hex.EncodeToString(fg.cp.Map[:])) {
+		t.Errorf("the auditing witness's log says nothing of the forgery with both roots:\n%s", logged)
+	}
+	if after, err := auditor.state.Log(origin); err != nil || after.Size != before.Size || after.Hash != before.Hash {
+		t.Errorf("the auditing witness's state moved: %+v, %v; want size %d kept", after, err, before.Size)
+	}
+
+	// The server serves the forged log with the cosignature it got.
+	fg.note = note
+	f.forged.Store(fg)
+
+	// A light client requiring the witness that checks only consistency
+	// is shown the package without its vulnerable record: what the
+	// auditing witness is for.
+	fooled := &light.Client{BaseURL: srvURL, Introduction: w.Intro, StateDir: t.TempDir(), Witnesses: plain.policy(t)}
+	v, err := fooled.Open(ctx)
+	if err != nil {
+		t.Fatalf("a light client requiring a witness that checks only consistency: %v (the attack should get past it)", err)
+	}
+	c, err := v.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	views, err := c.Show(ctx, "acme/fastjson", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, vv := range views {
+		for _, r := range vv.Records {
+			if r.Kind == string(record.Vulnerable) {
+				t.Fatalf("the forged map shows the vulnerable record: the attack is not the one described")
+			}
+		}
+	}
+
+	// A light client requiring the auditing witness refuses it, new or
+	// having verified the honest checkpoints.
+	for name, lc := range map[string]*light.Client{
+		"the client that verified the honest checkpoints": audited,
+		"a new client": {BaseURL: srvURL, Introduction: w.Intro, StateDir: t.TempDir(), Witnesses: auditor.policy(t)},
+	} {
+		_, err := lc.Open(ctx)
+		var qe *witness.QuorumError
+		if !errors.As(err, &qe) || qe.Checkpoint != string(note) {
+			t.Errorf("%s, requiring the auditing witness, served the forged checkpoint: %v; want a *witness.QuorumError with it as evidence", name, err)
+		}
+	}
+}
