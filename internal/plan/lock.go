@@ -145,6 +145,11 @@ func (l *Lock) Marshal() ([]byte, error) {
 	}
 	sum := sha256.Sum256(body)
 	l.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	// Digest is the last member: the lock with it is the body with its
+	// empty value filled in (encoded once, not twice).
+	if rest, ok := bytes.CutSuffix(body, []byte(`"digest": ""`+"\n}\n")); ok {
+		return append(rest, `"digest": "`+l.Digest+`"`+"\n}\n"...), nil
+	}
 	return l.body()
 }
 

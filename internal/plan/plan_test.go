@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,6 +168,30 @@ func TestResolve(t *testing.T) {
 	w.write("cairn.yaml", w.projectFile("packages:\n  acme/missing: ^1.0\n"))
 	if _, _, _, err = w.lock(Options{}); !errors.Is(err, ErrUnresolvable) || !strings.Contains(err.Error(), "acme/missing is published in none") {
 		t.Fatalf("missing package: %v", err)
+	}
+}
+
+// A lock's encoding is the lock with its digest, indented, whatever
+// holds it (a policy and a snapshot pinned, chosen_by with <, > and &).
+func TestLockMarshal(t *testing.T) {
+	w := newWorld(t)
+	w.write("cairn.yaml", w.projectFile("snapshot: lts-1.0\npackages:\n  acme/app: \">=1.0 <2.0\"\nplatforms: [linux-amd64]\npolicy: policy.yaml\n"))
+	_, _, l, err := w.lock(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.MarshalIndent(l, "", "  ")
+	if !bytes.Equal(got, append(want, '\n')) || l.Policy == nil || l.Snapshot == nil || !bytes.Contains(got, []byte(`\u003c2.0`)) {
+		t.Fatalf("Marshal:\n%s\nwant:\n%s", got, want)
+	}
+	l.Digest = ""
+	body, _ := json.MarshalIndent(l, "", "  ")
+	if sum := sha256.Sum256(append(body, '\n')); !bytes.Contains(got, []byte(`"digest": "sha256:`+hex.EncodeToString(sum[:])+`"`)) {
+		t.Fatalf("the digest is not the sha256 of the lock without it:\n%s", got)
 	}
 }
 
