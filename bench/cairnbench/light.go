@@ -184,7 +184,7 @@ func benchLight(ctx context.Context, cairn, work string, ix *gen.Index) error {
 		return err
 	}
 	curlAll := func() error {
-		out, err := exec.Command("curl", "--silent", "--show-error", "--fail", "--parallel", "--parallel-max", "8", "--config", curlCfg).CombinedOutput()
+		out, err := exec.Command("curl", "--silent", "--show-error", "--no-progress-meter", "--fail", "--parallel", "--parallel-max", "8", "--config", curlCfg).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("curl: %v\n%s", err, out)
 		}
