@@ -66,7 +66,10 @@ func (c *Client) Line(u *index.Upstream) *Client {
 
 // Served reports whether the server serves a checkpoint: false if it
 // answers 404 (a server that follows an upstream it never synced, or
-// one that signs no checkpoints), an error if it cannot be asked.
+// one that signs no checkpoints) and this client never verified one of
+// its log; a *GoneError if it answers 404 after this client verified
+// one (the log disappeared: left out, it would change which upstream a
+// name is taken from); an error if it cannot be asked.
 func (c *Client) Served(ctx context.Context) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base()+"/log/checkpoint", nil)
 	if err != nil {
@@ -82,9 +85,31 @@ func (c *Client) Served(ctx context.Context) (bool, error) {
 	case http.StatusOK:
 		return true, nil
 	case http.StatusNotFound:
+		s, err := c.stored()
+		if err != nil {
+			return false, err
+		}
+		if s != nil {
+			return false, &GoneError{URL: c.base(), Stored: []byte(s.Checkpoint)}
+		}
 		return false, nil
 	}
 	return false, fmt.Errorf("%s: fetching the checkpoint: %s", c.base(), resp.Status)
+}
+
+// GoneError is a security error: a server answers 404 for the
+// checkpoint of a log this client verified before (an upstream line the
+// organisation's server, or a mirror in front of it, stopped serving).
+// Left out, the line would change which upstream a name is taken from,
+// or hide its records; a replica keeps a line it verified. Stored is the
+// signed checkpoint verified last, the evidence.
+type GoneError struct {
+	URL    string
+	Stored []byte
+}
+
+func (e *GoneError) Error() string {
+	return fmt.Sprintf("SECURITY ERROR: the server at %s answers that it serves no log (404), after this client verified it at:\n%s\na log that disappears would change where names are taken from; if it was removed on purpose, delete the state kept for it", e.URL, e.Stored)
 }
 
 // Verified reports whether this machine keeps a checkpoint it verified

@@ -259,7 +259,9 @@ func upstreamSources(ctx context.Context, s *Source, o Options) (Sources, error)
 // and checked by its own index, the upstream's signed checkpoint of the
 // tree the server verified. A line the server never synced (it serves no
 // checkpoint of it), or offline one never read, is left out, as a
-// replica leaves out a line never synced.
+// replica leaves out a line never synced; a line this client verified
+// before that the server answers 404 for is refused (light.GoneError),
+// as a replica keeps a line it verified.
 func lightUpstreamSources(ctx context.Context, s *Source, o Options) (Sources, error) {
 	ups, err := s.View.Upstreams(ctx)
 	if err != nil {
