@@ -2,9 +2,8 @@ package remote
 
 import (
 	"bytes"
-	"context"
-	"cairn.dev/cairn/internal/index/indextest"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/server"
 )
