@@ -14,6 +14,18 @@ import (
 // Whether a grant was live when the key signed is the caller's check
 // (Key.Active at the signature's time).
 func (r *Repo) KeysGranted(ctx context.Context, commit, action string) ([]*Key, error) {
+	return r.keysGranted(ctx, commit, action, false)
+}
+
+// KeysGrantedEver is KeysGranted with the keys revoked by commit: the
+// keys that signed past checkpoints, which a key revoked since may have
+// signed before its revocation (Key.MayHaveCheckpointed). A checker of
+// a live checkpoint asks KeysGranted.
+func (r *Repo) KeysGrantedEver(ctx context.Context, commit, action string) ([]*Key, error) {
+	return r.keysGranted(ctx, commit, action, true)
+}
+
+func (r *Repo) keysGranted(ctx context.Context, commit, action string, revoked bool) ([]*Key, error) {
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return nil, err
@@ -30,7 +42,7 @@ func (r *Repo) KeysGranted(ctx context.Context, commit, action string) ([]*Key, 
 		if err != nil {
 			return nil, err
 		}
-		if k == nil || k.RevokedBy != "" || !k.grants(action) {
+		if k == nil || k.RevokedBy != "" && !revoked || !k.grants(action) {
 			continue
 		}
 		out = append(out, k)

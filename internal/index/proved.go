@@ -3,6 +3,7 @@ package index
 import (
 	"crypto/ed25519"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sort"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/translog"
 )
 
 // A light client holds no git history: it reads the files of a few
@@ -220,13 +222,54 @@ func verifyAhead(files []*File) {
 	record.VerifyBatch(checks)
 }
 
-// MayCheckpoint is the one check of a checkpoint's signer: the key is not
-// revoked, and one of its grants live at at (the checkpoint's time) holds
-// the checkpoint scope. It returns nil or a *SignError.
+// MayCheckpoint is the one check of a live checkpoint's signer (one read
+// online, to be trusted from now on): the key is not revoked, and one of
+// its grants live at at (the checkpoint's time) holds the checkpoint
+// scope. It returns nil or a *SignError.
 func (k *Key) MayCheckpoint(at time.Time) error {
 	if k.RevokedBy != "" {
 		return &SignError{Rule: RuleKeyRevoked, Key: k, Name: "a checkpoint", At: at}
 	}
+	return k.checkpointGrant(at)
+}
+
+// MayHaveCheckpointed is the one check of a past checkpoint's signer (an
+// offline proof's), which a key revoked since may have signed: the
+// record's place in the log decides, as the full replay decides what a
+// revoked key signed before its revocation. A key not revoked is judged
+// as MayCheckpoint judges it. A key revoked by leaf RevokedLeaf may have
+// signed a checkpoint of size leaves if size <= RevokedLeaf (its tree
+// ends before the revocation) and something other than the key vouches
+// for that tree, since whoever holds the key now may sign any tree:
+// held says the verifier's own verified log holds it (its root at size
+// is the checkpoint's), witnessed that the witness quorum the verifier
+// configured, of at least one witness, cosigned it (a witness never
+// cosigns a tree smaller than one it saw, nor another tree of a size it
+// saw). A grant of the checkpoint scope must have been live at at, the
+// checkpoint's time. A revocation not placed in the log
+// (PlaceRevocation) refuses every checkpoint. It returns nil or a
+// *SignError whose Detail says why.
+func (k *Key) MayHaveCheckpointed(at time.Time, size int64, held, witnessed bool) error {
+	if k.RevokedBy == "" {
+		return k.MayCheckpoint(at)
+	}
+	refuse := func(format string, args ...any) error {
+		return &SignError{Rule: RuleKeyRevoked, Key: k, Name: "a checkpoint", At: at, Size: size, Detail: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case k.RevokedLeaf <= 0:
+		return refuse("cannot be placed before the revocation: where the log holds it is not known (verify against a replica whose log holds it)")
+	case size > k.RevokedLeaf:
+		return refuse("is of a tree that holds the revocation (leaf %d < %d): the key signs nothing after its revocation", k.RevokedLeaf, size)
+	case !held && !witnessed:
+		return refuse("is of a tree that ends before the revocation, but the verifier's log does not hold that tree and no witness quorum cosigned it: a key revoked since may have signed any tree, so only the verifier's log or its witnesses vouch for an old one (give --witness keys, or verify in a replica of the index)")
+	}
+	return k.checkpointGrant(at)
+}
+
+// checkpointGrant checks that a grant of k live at at holds the
+// checkpoint scope.
+func (k *Key) checkpointGrant(at time.Time) error {
 	active := k.Active(at)
 	if len(active) == 0 {
 		return &SignError{Rule: RuleKeyExpired, Key: k, Name: "a checkpoint", At: at}
@@ -241,4 +284,63 @@ func (k *Key) MayCheckpoint(at time.Time) error {
 		}
 	}
 	return &SignError{Rule: RuleScope, Key: k, Name: "a checkpoint", At: at, Have: have}
+}
+
+// revokedWhere says where the log holds k's revocation, when known:
+// " at leaf R (commit time T)".
+func (k *Key) revokedWhere() string {
+	if k.RevokedLeaf <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" at leaf %d (%s)", k.RevokedLeaf, k.RevokedTime.UTC().Format(time.RFC3339))
+}
+
+// PlaceRevocation places k's revocation (the record k.RevokedBy) in the
+// log: it finds its file among files, the files of k's subject ("key
+// <hex>") with their leaf indices and commit times (their Data is not
+// read), as a light client proves them or a full replica's log holds
+// them (PlaceRevocationInLog), and sets k.RevokedLeaf and RevokedTime.
+// A key not revoked needs nothing; a revocation not among files is an
+// error wrapping fs.ErrNotExist.
+func (k *Key) PlaceRevocation(files []MemFile) error {
+	if k.RevokedBy == "" {
+		return nil
+	}
+	path := layout.RecordPath(layout.KeyDir(keys.IDHex(k.Pub)), k.RevokedBy)
+	for _, f := range files {
+		if f.Path == path {
+			k.RevokedLeaf, k.RevokedTime = f.Index, f.Time
+			return nil
+		}
+	}
+	return fmt.Errorf("the revocation of key %s, %s, is not among the %d files of its subject in the log: %w", k.ID, path, len(files), fs.ErrNotExist)
+}
+
+// PlaceRevocationInLog places k's revocation (PlaceRevocation) in the log
+// s of a full replica, by the leaves its map holds for k's subject.
+func (k *Key) PlaceRevocationInLog(s *translog.Store) error {
+	if k.RevokedBy == "" {
+		return nil
+	}
+	m, err := s.Map()
+	if err != nil {
+		return err
+	}
+	_, leaves, _ := m.Map.Get("key " + keys.IDHex(k.Pub))
+	files := make([]MemFile, 0, len(leaves))
+	for _, i := range leaves {
+		text, err := s.Entry(i)
+		if err != nil {
+			return err
+		}
+		e, err := translog.ParseEntry(text)
+		if err != nil {
+			return fmt.Errorf("%w: entry %d of %s: %w", translog.ErrCorrupt, i, s.Dir(), err)
+		}
+		files = append(files, MemFile{Path: e.Path, Index: i, Commit: e.Commit, Time: time.Unix(e.Time, 0).UTC()})
+	}
+	if err := k.PlaceRevocation(files); err != nil {
+		return fmt.Errorf("%s: %w", s.Dir(), err)
+	}
+	return nil
 }

@@ -43,6 +43,14 @@ type Key struct {
 	Grants    []Grant
 	RevokedBy string // the revoke-key record, "" while the key is valid
 	Reason    string
+	// RevokedLeaf and RevokedTime place the revocation in the index's
+	// log: the leaf index of the revoke-key record's file and its
+	// commit's time, when the reader knows them (Key.PlaceRevocation);
+	// 0 and the zero time otherwise (leaf 0 is the introduction, never a
+	// revocation). A checkpoint of a tree of at most RevokedLeaf leaves
+	// was signed before the revocation (Key.MayHaveCheckpointed).
+	RevokedLeaf int64
+	RevokedTime time.Time
 }
 
 // Holder returns the name the root gave the key's holder.
@@ -113,12 +121,21 @@ type SignError struct {
 	Name string
 	At   time.Time
 	Have []string // the scopes of the key's live grants (scope)
+	// Size is the tree size of the checkpoint judged, and Detail why a
+	// key revoked since may not have signed it
+	// (Key.MayHaveCheckpointed); 0 and "" for every other refusal.
+	Size   int64
+	Detail string
 }
 
 func (e *SignError) Error() string {
 	k := e.Key
 	switch e.Rule {
 	case RuleKeyRevoked:
+		if e.Detail != "" {
+			return fmt.Sprintf("key %s (holder %s) was revoked by record %.16s (%s)%s; the checkpoint of %d leaves signed at %s %s",
+				k.ID, k.Holder(), k.RevokedBy, k.Reason, k.revokedWhere(), e.Size, e.At.UTC().Format(time.RFC3339), e.Detail)
+		}
 		return fmt.Sprintf("key %s (holder %s) was revoked by record %.16s (%s); it signs nothing after its revocation", k.ID, k.Holder(), k.RevokedBy, k.Reason)
 	case RuleKeyExpired:
 		return fmt.Sprintf("every grant of key %s (holder %s) had expired at %s", k.ID, k.Holder(), e.At.UTC().Format(time.RFC3339))

@@ -326,10 +326,13 @@ type Trust struct {
 	// must be checkpoint.Origin(Introduction).
 	Introduction string
 	// MaySign, when not nil, is asked whether the log key that signed
-	// (its keys.ID) was allowed to at the checkpoint's time: a key the
-	// index's root granted the checkpoint scope, revoked or expired
-	// since, is refused (index.Key.MayCheckpoint).
-	MaySign func(keyID string, at time.Time) error
+	// (its keys.ID) was allowed to sign the checkpoint c, at its time,
+	// once its signature and the witness quorum are checked: witnessed
+	// says that quorum, of at least one witness, cosigned c. A key whose
+	// grant had expired at c's time is refused; a key revoked since only
+	// for a tree that ends before its revocation, which the verifier's
+	// log holds or its witnesses cosigned (index.Key.MayHaveCheckpointed).
+	MaySign func(keyID string, c checkpoint.Checkpoint, witnessed bool) error
 	// Witnesses are the witnesses trusted and their quorum; with quorum
 	// 0 a split view cannot be detected (Proven.Unwitnessed).
 	Witnesses witness.Policy
@@ -418,17 +421,17 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 	if err != nil {
 		return refuse(err)
 	}
-	if trust.MaySign != nil {
-		if err := trust.MaySign(sc.Key, sc.Time); err != nil {
-			return refuse(fmt.Errorf("the checkpoint signed at %s by key %s: %w", sc.Time.UTC().Format(time.RFC3339), sc.Key, err))
-		}
-	}
 	n, err := trust.Witnesses.Cosignatures(p.Checkpoint, origin)
 	if err != nil {
 		return refuse(err)
 	}
 	if _, err := trust.Witnesses.Check(p.Checkpoint, origin); err != nil {
 		return refuse(err)
+	}
+	if trust.MaySign != nil {
+		if err := trust.MaySign(sc.Key, sc.Checkpoint, !trust.Witnesses.Unwitnessed()); err != nil {
+			return refuse(fmt.Errorf("the checkpoint signed at %s by key %s: %w", sc.Time.UTC().Format(time.RFC3339), sc.Key, err))
+		}
 	}
 	pr := &Proven{
 		Index: in.Index, Entry: in.Entry, Content: in.Content,

@@ -382,7 +382,7 @@ func TestVerifyTampered(t *testing.T) {
 		{"another index", func(p *translog.Proof, tr *Trust) { tr.Introduction = anotherIndex }, "it proves a record of another index"},
 		{"quorum not met", func(p *translog.Proof, tr *Trust) { p.Checkpoint = cosign(t, f.note, w2) }, "cosigned by 1 of the 2 trusted witnesses required"},
 		{"the key not allowed then", func(p *translog.Proof, tr *Trust) {
-			tr.MaySign = func(id string, at time.Time) error { return fmt.Errorf("expired") }
+			tr.MaySign = func(id string, c checkpoint.Checkpoint, witnessed bool) error { return fmt.Errorf("expired") }
 		}, "by key " + keys.ID(f.w.Checkpointer.Public()) + ": expired"},
 		{"map root swapped, checkpoint signed again", func(p *translog.Proof, tr *Trust) {
 			p.Checkpoint = cosign(t, swappedNote, w1, w2)
@@ -435,24 +435,169 @@ func TestVerifyTampered(t *testing.T) {
 	}
 }
 
-// A key revoked since, or whose grant expired before the checkpoint was
-// signed, does not make a proof: the repository's trust asks the rules.
-func TestVerifyRevokedKey(t *testing.T) {
+// A checkpoint key rotated out (a successor granted, then the key
+// revoked at leaf R) still proves what it signed before: a tree of at most
+// R leaves that the verifier's log holds, or (a verifier with no log) that
+// its witness quorum cosigned. What the key signs after its revocation,
+// and an old tree of its own making, are refused, saying why. Before
+// revoked keys' checkpoints were placed in the log, the first two
+// verifications failed (the key was not a log key any more).
+func TestVerifyRotatedKey(t *testing.T) {
 	f := newFixture(t)
-	made, err := FromRepo(context.Background(), f.w.Repo, f.audit)
+	ctx := context.Background()
+	made, err := FromRepo(ctx, f.w.Repo, f.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := made.Proof.Marshal()
-	if _, err := author.RevokeKey(f.w.Ctx, f.w.Repo, keys.ID(f.w.Checkpointer.Public()), "lost", f.w.Root); err != nil {
-		t.Fatal(err)
-	}
-	trust, err := TrustOf(context.Background(), f.w.Repo)
+	old := f.w.Checkpointer
+	oldID := keys.ID(old.Public())
+	next := indextest.NewSigner()
+	f.w.Grant(next, "server", "checkpoint")
+	revoked, err := author.RevokeKey(f.w.Ctx, f.w.Repo, oldID, "rotated", f.w.Root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Verify(data, trust); !errors.Is(err, checkpoint.ErrUnsigned) {
-		t.Fatalf("a proof by a revoked key = %v", err)
+	trust, err := TrustOf(ctx, f.w.Repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.w.Repo.StoreOf(f.w.Repo.Main())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := Leaf(st, revoked.Paths[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r < f.c.Size {
+		t.Fatalf("the revocation is leaf %d, inside the checkpoint's %d leaves", r, f.c.Size)
+	}
+
+	// (a) The verifier's log holds the tree: the proof verifies.
+	p, err := Verify(data, trust)
+	if err != nil {
+		t.Fatalf("a proof under a key rotated out since, whose tree the log holds: %v", err)
+	}
+	if p.Key != oldID {
+		t.Fatalf("proven by key %s, want %s", p.Key, oldID)
+	}
+
+	// (b) A verifier with no log of its own (the keys and the
+	// revocation's leaf as a light client proves them): the witness
+	// quorum vouches for the tree; without it, refused.
+	head, err := f.w.Repo.Verified(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := f.w.Repo.KeysGrantedEver(ctx, head.Head, "checkpoint")
+	if err != nil || len(ks) != 2 {
+		t.Fatalf("keys granted checkpoint, revoked ones included: %d, %v", len(ks), err)
+	}
+	for _, k := range ks {
+		if err := k.PlaceRevocationInLog(st); err != nil {
+			t.Fatal(err)
+		}
+		if k.ID == oldID && (k.RevokedLeaf != r || k.RevokedTime.IsZero()) {
+			t.Fatalf("the revocation placed at leaf %d (%s), want leaf %d", k.RevokedLeaf, k.RevokedTime, r)
+		}
+	}
+	light := TrustOfKeys(f.w.Intro, ks, nil, "a light client")
+	w1, w2 := newCosigner(t, "w1.example"), newCosigner(t, "w2.example")
+	cosigned := withCheckpoint(t, made.Proof, cosign(t, f.note, w1, w2))
+	light.Witnesses = policy(t, 2, w1, w2)
+	if _, err := Verify(cosigned, light); err != nil {
+		t.Fatalf("a proof under a key rotated out since, cosigned by the quorum: %v", err)
+	}
+	light.Witnesses = witness.Policy{}
+	var se *index.SignError
+	_, err = Verify(cosigned, light)
+	if !errors.Is(err, ErrRefused) || !errors.As(err, &se) || se.Rule != index.RuleKeyRevoked ||
+		!strings.Contains(err.Error(), fmt.Sprintf("was revoked by record %.16s (rotated) at leaf %d (", revoked.Records[0], r)) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("the checkpoint of %d leaves signed at", f.c.Size)) ||
+		!strings.Contains(err.Error(), "the verifier's log does not hold that tree and no witness quorum cosigned it") {
+		t.Fatalf("a key rotated out, no log and no witnesses: %v", err)
+	}
+
+	// The key signs the log as it is after its revocation (a tree that
+	// holds it): refused, though the log holds the tree and the witnesses
+	// cosigned it.
+	x, err := ParseExtra(made.Proof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := translog.ParseEntry([]byte(x.Entry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, ac := f.sign(t, old)
+	pa, err := Make(st, e.Path, x.Content, cosign(t, after, w1, w2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust.Witnesses = policy(t, 2, w1, w2)
+	_, err = Verify(pa.Marshal(), trust)
+	if !errors.As(err, &se) || se.Rule != index.RuleKeyRevoked ||
+		!strings.Contains(err.Error(), fmt.Sprintf("the checkpoint of %d leaves signed at", ac.Size)) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("is of a tree that holds the revocation (leaf %d < %d)", r, ac.Size)) {
+		t.Fatalf("a checkpoint signed by the key after its revocation: %v", err)
+	}
+	// Its successor signs it.
+	now, _ := f.sign(t, next)
+	pn, err := Make(st, e.Path, x.Content, cosign(t, now, w1, w2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(pn.Marshal(), trust); err != nil {
+		t.Fatalf("the successor's checkpoint: %v", err)
+	}
+
+	// Whoever holds the old key now signs an old tree of its own making,
+	// smaller than the revocation's leaf, that holds the record: refused,
+	// the verifier's log holds another tree, and no witness cosigned it.
+	forged, err := translog.OpenStore(t.TempDir(), index.SubjectsOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forged.Close()
+	intro, err := f.w.Repo.LeafFile(ctx, head.Head, "root/00000001.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, two := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	if _, err := forged.AppendCommit(one, 1, []translog.Entry{translog.NewEntry(one, 1, "root/00000001.json", intro)}); err != nil {
+		t.Fatal(err)
+	}
+	me, err := forged.AppendCommit(two, 2, []translog.Entry{translog.NewEntry(two, 2, e.Path, x.Content)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := forged.Commit(two); err != nil {
+		t.Fatal(err)
+	}
+	fc := checkpoint.Checkpoint{Origin: checkpoint.Origin(f.w.Intro), Size: 4, Root: forged.Root(), Map: me.Root, Head: two, Time: f.c.Time}
+	fnote, err := checkpoint.Sign(fc, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := Make(forged, e.Path, x.Content, fnote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.Size > r {
+		t.Fatalf("the forged tree has %d leaves, not fewer than the revocation's leaf %d", fc.Size, r)
+	}
+	trust.Witnesses = witness.Policy{}
+	_, err = Verify(pf.Marshal(), trust)
+	if !errors.As(err, &se) || se.Rule != index.RuleKeyRevoked ||
+		!strings.Contains(err.Error(), "the checkpoint of 4 leaves signed at") ||
+		!strings.Contains(err.Error(), "is of a tree that ends before the revocation, but the verifier's log does not hold that tree and no witness quorum cosigned it") {
+		t.Fatalf("an old tree forged under the key revoked since: %v", err)
+	}
+	// With witnesses required, their quorum is what is missing.
+	trust.Witnesses = policy(t, 1, w1)
+	if _, err := Verify(pf.Marshal(), trust); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "cosigned by 0 of the 1 trusted witnesses required") {
+		t.Fatalf("an old tree forged under the key revoked since, witnesses required: %v", err)
 	}
 }
 

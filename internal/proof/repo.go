@@ -8,7 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
@@ -130,9 +131,11 @@ func FromRepo(ctx context.Context, r *index.Repo, id string) (*Made, error) {
 }
 
 // TrustOf returns the trust of r's verified main: its index, and the keys
-// its root granted the checkpoint scope at the verified head, each
-// allowed to have signed only while its grant was live and before it
-// was revoked. It requires no witness.
+// its root granted the checkpoint scope by the verified head, each
+// allowed to have signed only while a grant of it was live; a key revoked
+// since only a tree that ends before its revocation, as main's log places
+// it, which main's log holds or the witness quorum cosigned
+// (index.Key.MayHaveCheckpointed). It requires no witness.
 func TrustOf(ctx context.Context, r *index.Repo) (Trust, error) {
 	res, err := r.Verified(ctx)
 	if err != nil {
@@ -141,23 +144,54 @@ func TrustOf(ctx context.Context, r *index.Repo) (Trust, error) {
 	if res.Head == "" {
 		return Trust{}, fmt.Errorf("%s has no verified history, so no log keys: pull first, or name the log keys", r.Dir)
 	}
-	granted, err := r.KeysGranted(ctx, res.Head, "checkpoint")
+	granted, err := r.KeysGrantedEver(ctx, res.Head, "checkpoint")
 	if err != nil {
 		return Trust{}, err
 	}
-	origin := checkpoint.Origin(r.Config.Introduction)
-	t := Trust{Introduction: r.Config.Introduction}
-	byID := map[string]*index.Key{}
+	st, err := r.StoreOf(r.Main())
+	if err != nil {
+		return Trust{}, err
+	}
 	for _, k := range granted {
+		// A revocation main's log does not hold (yet) stays unplaced:
+		// the key's checkpoints are then all refused.
+		if err := k.PlaceRevocationInLog(st); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Trust{}, err
+		}
+	}
+	held := func(size int64, root tlog.Hash) bool {
+		if size > st.Size() {
+			return false
+		}
+		h, err := st.TreeHash(size)
+		return err == nil && h == root
+	}
+	return TrustOfKeys(r.Config.Introduction, granted, held, fmt.Sprintf("%s at %.12s", r.Dir, res.Head)), nil
+}
+
+// TrustOfKeys returns the trust of the index introduced by intro whose
+// root granted ks the checkpoint scope (revoked ones included, their
+// revocations placed in the log: index.Key.PlaceRevocation), as where
+// (a replica and its head) read them. held says whether the verifier's
+// own verified log holds the tree of size leaves and root root; a
+// verifier with no log (a light client, which proved the keys' files
+// and their leaves) passes nil, and then trusts a key revoked since only
+// for a tree its witness quorum cosigned.
+func TrustOfKeys(intro string, ks []*index.Key, held func(size int64, root tlog.Hash) bool, where string) Trust {
+	origin := checkpoint.Origin(intro)
+	t := Trust{Introduction: intro}
+	byID := map[string]*index.Key{}
+	for _, k := range ks {
 		t.LogKeys = append(t.LogKeys, LogKey{Origin: origin, Key: k.Pub})
 		byID[k.ID] = k
 	}
-	t.MaySign = func(id string, at time.Time) error {
+	t.MaySign = func(id string, c checkpoint.Checkpoint, witnessed bool) error {
 		k := byID[id]
 		if k == nil {
-			return fmt.Errorf("key %s is not granted the checkpoint scope in %s at %s", id, r.Dir, res.Head)
+			return fmt.Errorf("key %s is not granted the checkpoint scope in %s", id, where)
 		}
-		return k.MayCheckpoint(at)
+		h := held != nil && held(c.Size, c.Root)
+		return k.MayHaveCheckpointed(c.Time, c.Size, h, witnessed)
 	}
-	return t, nil
+	return t
 }
