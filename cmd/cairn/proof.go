@@ -109,7 +109,10 @@ The log keys are --log-key VKEY (each a note verifier key named by the
 index's origin, as 'cairn key vkey KEY.pub --origin ORIGIN' prints it), or,
 without any, the keys the root of this repository (--repo, CAIRN_REPO, or the
 current directory) granted the checkpoint scope, checked at the checkpoint's
-time; the index is then this repository's.
+time; the index is then this repository's. A key revoked since (rotated out)
+still proves a checkpoint of a tree that ends before its revocation in the
+log, if this repository's log holds that tree or the --witness quorum
+cosigned it.
 
 Without witnesses, a proof only shows what the log's key signed: nothing shows
 that every reader was shown that log (a split view cannot be detected), and
