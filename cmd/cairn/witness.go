@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,9 +17,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/safefile"
+	"cairn.dev/cairn/internal/transport"
 	"cairn.dev/cairn/internal/witness"
+	"cairn.dev/cairn/internal/witness/audit"
 )
 
 func newWitnessCmd() *cobra.Command {
@@ -33,7 +38,14 @@ are not shown (a split view).
 The protocol is C2SP tlog-witness (POST /add-checkpoint), the cosignatures
 C2SP tlog-cosignature (cosignature/v1, ed25519): cairn's witness cosigns other
 logs' checkpoints, and cairn servers submit to witnesses written elsewhere
-(litewitness).`,
+(litewitness).
+
+A cairn index's log may be audited (add-log --audit URL): the witness then
+keeps a full replica of the index, pulled from its server and verified by the
+index's rules, and cosigns only a tree its own log holds. A witness that checks
+consistency alone cosigns a tree whose map leaf the log's key holder forged (a
+map that omits a record); an auditing witness refuses it, so a light client
+that requires it is safe from a lying log key.`,
 	}
 	c.AddCommand(newWitnessServeCmd(), newWitnessAddLogCmd(), newWitnessListCmd(), newWitnessVkeyCmd())
 	return c
@@ -68,6 +80,13 @@ checkpoint cosigned for it; it answers 409 with the size it holds when the
 request's old size is another, 422 when the consistency proof does not verify,
 404 for a log it does not witness, 403 when no signature is by the log's keys.
 
+For a log added with --audit, it cosigns only when its replica of the index
+(in the state directory's audit/), pulled from the log's server up to the
+checkpoint's head and verified by the rules, holds the checkpoint's tree: the
+same size, root and map leaf. It answers 422 otherwise (logged as a security
+event, with both roots), and 503 when it cannot tell yet (the server
+unreachable, or not serving that head).
+
 The state directory keeps, per log, the latest tree cosigned, written durably
 before the cosignature is returned, and changed under a lock: several
 processes may share it (and 'cairn witness add-log' may change it while the
@@ -94,6 +113,9 @@ an ssh-agent at $SSH_AUTH_SOCK holds. Readers name the witness by its vkey
 			if err != nil {
 				return usageError{err}
 			}
+			auditor := audit.New(auditDir(state))
+			defer auditor.Close()
+			w.SetAuditor(auditor)
 			l, err := net.Listen("tcp", addr)
 			if err != nil {
 				return err
@@ -154,14 +176,18 @@ func serveWitness(ctx context.Context, l net.Listener, h http.Handler) error {
 	}
 }
 
+// auditDir is where a witness keeps its replicas of the indexes it
+// audits: audit/ in its state directory.
+func auditDir(state string) string { return filepath.Join(state, "audit") }
+
 func newWitnessAddLogCmd() *cobra.Command {
 	var (
-		state, origin string
-		vkeys         []string
-		js            bool
+		state, origin, auditURL string
+		vkeys                   []string
+		js                      bool
 	)
 	c := &cobra.Command{
-		Use:   "add-log --state DIR --origin ORIGIN --key VKEY...",
+		Use:   "add-log --state DIR --origin ORIGIN --key VKEY... [--audit URL]",
 		Short: "Witness a log: its origin and the keys that sign its checkpoints",
 		Long: `Make the witness witness the log named ORIGIN (its checkpoints' first line),
 whose checkpoints are signed by the keys given as vkeys (C2SP signed-note
@@ -170,7 +196,15 @@ prints a cairn index's). The log starts at size 0: the first checkpoint
 submitted is cosigned as it is, and every later one only with a consistency
 proof. Adding a log again adds keys to it and keeps what was cosigned. A log is
 never removed: a witness that forgot a log would cosign a split view of it.
-It may run while the witness serves.`,
+It may run while the witness serves.
+
+With --audit URL (a cairn index's log: ORIGIN is cairn.dev/index/INTRODUCTION),
+the witness audits the log against the cairn server at URL: it pulls the
+index's history into a replica in its state directory now (up to the head of
+the checkpoint the server serves; the first pull of a large index takes a
+while), and before each cosignature up to the checkpoint's head, verifying it
+by the rules, and cosigns only a tree its own log holds. Adding it again with
+another URL changes the server (the replica is kept).`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if origin == "" || len(vkeys) == 0 {
@@ -180,9 +214,29 @@ It may run while the witness serves.`,
 			if err != nil {
 				return err
 			}
+			if auditURL != "" && !strings.HasPrefix(origin, witness.CairnOriginPrefix) {
+				return usageError{fmt.Errorf("--audit: only a cairn index's log can be audited: want --origin %s<introduction>, not %s", witness.CairnOriginPrefix, origin)}
+			}
 			l, err := st.AddLog(origin, vkeys...)
 			if err != nil {
 				return usageError{err}
+			}
+			if auditURL != "" {
+				auditURL = strings.TrimSuffix(auditURL, "/")
+				head, size, err := firstPull(cmd.Context(), state, origin, auditURL)
+				if err != nil {
+					return fmt.Errorf("auditing %s against %s: %w (nothing set: run add-log --audit again)", origin, auditURL, err)
+				}
+				if l, err = st.SetAudit(origin, auditURL); err != nil {
+					return usageError{err}
+				}
+				if !js {
+					if head == "" {
+						fmt.Fprintf(cmd.OutOrStdout(), "auditing %s against %s: it signs no checkpoint yet; the first one submitted pulls the history\n", origin, auditURL)
+					} else {
+						fmt.Fprintf(cmd.OutOrStdout(), "auditing %s against %s: replica verified at head %s, %d leaves\n", origin, auditURL, head, size)
+					}
+				}
 			}
 			for _, k := range vkeys {
 				if v, err := note.NewVerifier(k); err == nil && v.Name() != origin {
@@ -199,8 +253,37 @@ It may run while the witness serves.`,
 	stateFlag(c, &state)
 	c.Flags().StringVar(&origin, "origin", "", "the log's origin, its checkpoints' first line (a cairn index's: cairn.dev/index/INTRODUCTION)")
 	c.Flags().StringArrayVar(&vkeys, "key", nil, "a vkey of a key that signs the log's checkpoints (repeatable)")
+	c.Flags().StringVar(&auditURL, "audit", "", "audit the log against the cairn server at this URL: cosign only trees the index's own history gives")
 	c.Flags().BoolVar(&js, "json", false, "print the log as JSON")
 	return c
+}
+
+// firstPull brings the witness's replica of the index origin names up to
+// the head of the checkpoint the server at url serves ("" when it serves
+// none yet), verified, so that audits pull only what is new.
+func firstPull(ctx context.Context, state, origin, url string) (head string, size int64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/log/checkpoint", nil)
+	if err != nil {
+		return "", 0, err
+	}
+	resp, err := transport.Client().Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	note, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", 0, fmt.Errorf("reading %s/log/checkpoint: %w", url, err)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return "", 0, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", 0, fmt.Errorf("%s/log/checkpoint: %s", url, resp.Status)
+	}
+	a := audit.New(auditDir(state))
+	defer a.Close()
+	return a.Pull(ctx, strings.TrimPrefix(origin, checkpoint.OriginPrefix), url, note)
 }
 
 // witnessLog is a witnessed log as --json prints it.
@@ -210,10 +293,11 @@ type witnessLog struct {
 	Size       int64    `json:"size"`
 	Hash       string   `json:"hash"`
 	Checkpoint string   `json:"checkpoint,omitempty"`
+	Audit      string   `json:"audit,omitempty"`
 }
 
 func witnessLogJSON(l witness.Log) witnessLog {
-	return witnessLog{l.Origin, l.Keys, l.Size, l.Hash.String(), l.Checkpoint}
+	return witnessLog{l.Origin, l.Keys, l.Size, l.Hash.String(), l.Checkpoint, l.Audit}
 }
 
 func newWitnessListCmd() *cobra.Command {
@@ -242,9 +326,13 @@ func newWitnessListCmd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ORIGIN\tSIZE\tROOT\tKEYS")
+			fmt.Fprintln(tw, "ORIGIN\tSIZE\tROOT\tAUDIT\tKEYS")
 			for _, l := range logs {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", l.Origin, l.Size, l.Hash, strings.Join(l.Keys, " "))
+				a := l.Audit
+				if a == "" {
+					a = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", l.Origin, l.Size, l.Hash, a, strings.Join(l.Keys, " "))
 			}
 			return tw.Flush()
 		},
