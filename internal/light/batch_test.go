@@ -166,7 +166,7 @@ func TestBatchOmission(t *testing.T) {
 	url, reads := counted(t, servertest.Serve(w), func(path string, _ http.Header, body []byte) []byte {
 		var out []byte
 		switch {
-		case path == "/api/v1/log/subjects":
+		case strings.HasPrefix(path, "/api/v1/log/subjects"):
 			var batch struct {
 				Size     int64        `json:"size"`
 				Subjects []subjectDoc `json:"subjects"`

@@ -23,6 +23,7 @@ package light
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -36,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +45,7 @@ import (
 
 	"filippo.io/torchwood"
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"cairn.dev/cairn/internal/checkpoint"
@@ -191,7 +194,14 @@ type View struct {
 
 	noBatch   atomic.Bool // the server reads no batches (errNoBatch)
 	batchOnce sync.Once   // batchKept read
-	batchKept map[string][]byte
+	batchKept map[string][][]byte
+
+	atMu sync.Mutex
+	at   *View // after the server stopped answering at this view's tree (410 Gone), the newer view reads are answered at
+
+	keepMu   sync.Mutex
+	verified bool     // Open verified the checkpoint: documents checked against it may be kept
+	pending  []func() // the keeps of documents read before, run once it is
 
 	catOnce sync.Once
 	cat     *index.Catalog
@@ -303,7 +313,91 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 	if err := c.advance(ctx, v, stored, k); err != nil {
 		return nil, err
 	}
+	v.verifiedNow()
 	return v, nil
+}
+
+// keepLater keeps documents (keep) once Open has verified the checkpoint
+// they were checked against, never before: a checkpoint refused keeps
+// nothing of what was read to judge it.
+func (v *View) keepLater(keep func()) {
+	v.keepMu.Lock()
+	if !v.verified {
+		v.pending = append(v.pending, keep)
+		v.keepMu.Unlock()
+		return
+	}
+	v.keepMu.Unlock()
+	keep()
+}
+
+// verifiedNow says Open verified the checkpoint, and keeps what was read
+// before.
+func (v *View) verifiedNow() {
+	v.keepMu.Lock()
+	v.verified = true
+	pending := v.pending
+	v.pending = nil
+	v.keepMu.Unlock()
+	for _, keep := range pending {
+		keep()
+	}
+}
+
+// reading returns the view whose tree reads are answered at: v, or the
+// newer view reopen opened.
+func (v *View) reading() *View {
+	v.atMu.Lock()
+	defer v.atMu.Unlock()
+	if v.at != nil {
+		return v.at
+	}
+	return v
+}
+
+// reopen opens the server's checkpoint again after a read at at's tree
+// was answered 410 Gone (the server answers at its latest few trees
+// only) or at another tree: the new checkpoint, verified as Open verifies
+// any, must extend v's (a consistency proof from the tiles). Reads are
+// then answered at its tree, and keep only the files of v's (within):
+// a subject's files at v's tree are those of the newer tree below v's
+// size, since the log only grows. Concurrent readers reopen once.
+func (v *View) reopen(ctx context.Context, at *View) (*View, error) {
+	v.atMu.Lock()
+	defer v.atMu.Unlock()
+	if cur := v.at; cur != nil && cur != at {
+		return cur, nil
+	}
+	nv, err := v.client.Open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opening the checkpoint again after the server stopped answering at the tree of size %d: %w", at.Checkpoint.Size, err)
+	}
+	n, o := nv.Checkpoint.Checkpoint, v.Checkpoint.Checkpoint
+	if n.Size <= at.Checkpoint.Size {
+		return nil, fmt.Errorf("%s stopped answering at the tree of size %d, and its checkpoint is of size %d: %w", v.client.base(), at.Checkpoint.Size, n.Size, ErrMoved)
+	}
+	if o.Size > 0 {
+		hr := torchwood.TileHashReaderWithContext(ctx, n.Tree(), nv.tiles)
+		proof, err := tlog.ProveTree(n.Size, o.Size, hr)
+		if err == nil {
+			err = tlog.CheckTree(proof, n.Size, n.Root, o.Size, o.Root)
+		}
+		if err != nil {
+			return nil, &InconsistentError{URL: v.client.base(), Problem: "inconsistent", Stored: v.Note, Served: nv.Note, Err: err}
+		}
+	}
+	v.at = nv
+	return nv, nil
+}
+
+// within returns the files of v's tree among files, read at a tree that
+// extends it (in index order).
+func (v *View) within(files []index.MemFile) []index.MemFile {
+	n := len(files)
+	for n > 0 && files[n-1].Index >= v.Checkpoint.Size {
+		n--
+	}
+	return files[:n:n]
 }
 
 // get fetches BaseURL+path, and the checkpoint key the answer hints at.
@@ -320,6 +414,9 @@ func (c *Client) get(ctx context.Context, path string) ([]byte, string, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, "", fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode == http.StatusGone {
+		return nil, "", fmt.Errorf("GET %s: %s: %s: %w", path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]), ErrMoved)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, "", fmt.Errorf("GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
@@ -397,14 +494,15 @@ func (c *Client) keep(cp checkpoint.Checkpoint, subject string, body []byte) {
 	}
 }
 
-// keepBatch keeps the documents of a batch read at a checkpoint in one
-// file, best effort, as keep does.
-func (c *Client) keepBatch(cp checkpoint.Checkpoint, subjects []string, body []byte) {
-	if c.StateDir == "" {
+// keepBatch keeps documents of a batch read at a checkpoint (those that
+// passed their checks) in one file, best effort, as keep does.
+func (c *Client) keepBatch(cp checkpoint.Checkpoint, subjects []string, docs [][]byte) {
+	if c.StateDir == "" || len(subjects) == 0 {
 		return
 	}
 	sum := sha256.Sum256([]byte(strings.Join(subjects, "\n")))
 	p := filepath.Join(c.StateDir, c.Introduction+".subjects", treeDir(cp), batchPrefix+hex.EncodeToString(sum[:16])+".json")
+	body := fmt.Appendf(nil, `{"size":%d,"subjects":[%s]}`, cp.Size, bytes.Join(docs, []byte{','}))
 	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
 		safefile.Write(p, body, safefile.Options{Perm: 0o644, NoSync: true})
 	}
@@ -647,13 +745,16 @@ func (v *View) keysRead(l *subjectLoad) {
 // judges the whole by the rules. It returns the subject's files and the
 // subjects of the closure.
 func (v *View) fetchAndJudge(ctx context.Context, subject string) ([]index.MemFile, []string, error) {
-	files, err := v.fetch(ctx, subject)
+	files, keep, err := v.fetch(ctx, subject)
 	if err != nil {
 		return nil, nil, err
 	}
 	needs, errs := v.judge(ctx, []string{subject}, [][]index.MemFile{files})
 	if errs[0] != nil {
 		return nil, nil, errs[0]
+	}
+	if keep != nil {
+		v.keepLater(keep)
 	}
 	return files, needs[0], nil
 }
@@ -825,34 +926,60 @@ func union(lists [][]index.MemFile) []index.MemFile {
 
 // fetch reads a subject and checks it against the checkpoint's map root:
 // each file's bytes against its entry, the entries' chain, the map proof.
-func (v *View) fetch(ctx context.Context, subject string) ([]index.MemFile, error) {
-	var body []byte
-	var err error
+// Online, it asks at the view's tree (?size=N), and keep keeps the
+// document for reads offline (the caller runs it once the files are
+// judged).
+func (v *View) fetch(ctx context.Context, subject string) (files []index.MemFile, keep func(), err error) {
 	if v.offline {
-		body, err = v.kept(subject)
-	} else {
-		body, _, err = v.client.get(ctx, "/api/v1/log/subject?s="+url.QueryEscape(subject))
+		bodies, err := v.kept(subject)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: reading %s: %w", v.client.base(), subject, err)
+		}
+		for _, body := range bodies {
+			var err2 error
+			if files, err2 = v.check(subject, body); err2 == nil {
+				return files, nil, nil
+			}
+			err = cmp.Or(err, err2)
+		}
+		return nil, nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: reading %s: %w", v.client.base(), subject, err)
+	at := v.reading()
+	for try := 0; ; try++ {
+		body, _, err := v.client.get(ctx, "/api/v1/log/subject?s="+url.QueryEscape(subject)+"&size="+strconv.FormatInt(at.Checkpoint.Size, 10))
+		if err != nil {
+			err = fmt.Errorf("%s: reading %s: %w", v.client.base(), subject, err)
+		} else {
+			files, err = at.check(subject, body)
+		}
+		if errors.Is(err, ErrMoved) && try == 0 {
+			if at, err = v.reopen(ctx, at); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		cp := at.Checkpoint.Checkpoint
+		return v.within(files), func() { v.client.keep(cp, subject, body) }, nil
 	}
-	files, err := v.check(subject, body)
-	if err == nil && !v.offline {
-		v.client.keep(v.Checkpoint.Checkpoint, subject, body)
-	}
-	return files, err
 }
 
-// kept returns the document of subject that an online read at the
-// view's checkpoint kept: its own file, or one of a batch's.
-func (v *View) kept(subject string) ([]byte, error) {
+// kept returns the documents of subject that online reads at the view's
+// checkpoint kept: its own file, then those of batches (each checked
+// when read: the first that proves is the subject's).
+func (v *View) kept(subject string) ([][]byte, error) {
 	cp := v.Checkpoint.Checkpoint
+	var out [][]byte
 	body, err := os.ReadFile(v.client.cachePath(cp, subject))
-	if !errors.Is(err, os.ErrNotExist) {
-		return body, err
+	if err == nil {
+		out = append(out, body)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
 	v.batchOnce.Do(func() {
-		v.batchKept = map[string][]byte{}
+		v.batchKept = map[string][][]byte{}
 		paths, _ := filepath.Glob(filepath.Join(filepath.Dir(v.client.cachePath(cp, subject)), batchPrefix+"*.json"))
 		for _, p := range paths {
 			data, err := os.ReadFile(p)
@@ -866,13 +993,13 @@ func (v *View) kept(subject string) ([]byte, error) {
 			for _, raw := range batch.Subjects {
 				var doc struct{ Subject string }
 				if json.Unmarshal(raw, &doc) == nil {
-					v.batchKept[doc.Subject] = raw
+					v.batchKept[doc.Subject] = append(v.batchKept[doc.Subject], raw)
 				}
 			}
 		}
 	})
-	if body, ok := v.batchKept[subject]; ok {
-		return body, nil
+	if out = append(out, v.batchKept[subject]...); len(out) > 0 {
+		return out, nil
 	}
 	return nil, fmt.Errorf("%w (size %d): run without --offline", ErrNotKept, cp.Size)
 }
@@ -891,46 +1018,81 @@ type wireSubjects struct {
 // (an older one, or a static host): subjects are read one by one.
 var errNoBatch = errors.New("the server reads no batches of subjects")
 
-// fetchBatch reads subjects in one request (POST /api/v1/log/subjects)
-// and checks each document as fetch does. It fails whole (errNoBatch
-// when the server has no such reads), else it returns each subject's
-// files or why they are refused.
-func (v *View) fetchBatch(ctx context.Context, subjects []string) ([][]index.MemFile, []error, error) {
+// fetchBatch reads subjects in one request (POST /api/v1/log/subjects,
+// at the view's tree: ?size=N) and checks each document as fetch does.
+// It fails whole (errNoBatch when the server has no such reads), else it
+// returns each subject's files or why they are refused, and keep, which
+// keeps the documents of the subjects it is given (those judged).
+func (v *View) fetchBatch(ctx context.Context, subjects []string) ([][]index.MemFile, []error, func(ok []int), error) {
+	at := v.reading()
+	for try := 0; ; try++ {
+		files, errs, keep, err := v.fetchBatchAt(ctx, at, subjects)
+		if errors.Is(err, ErrMoved) && try == 0 {
+			if at, err = v.reopen(ctx, at); err != nil {
+				return nil, nil, nil, err
+			}
+			continue
+		}
+		return files, errs, keep, err
+	}
+}
+
+// fetchBatchAt is fetchBatch at the tree of at.
+func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string) ([][]index.MemFile, []error, func(ok []int), error) {
 	path := "/api/v1/log/subjects"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.client.base()+path, strings.NewReader(strings.Join(subjects, "\n")+"\n"))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.client.base()+path+"?size="+strconv.FormatInt(at.Checkpoint.Size, 10), strings.NewReader(strings.Join(subjects, "\n")+"\n"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	req.Header.Set("Content-Type", "text/plain")
 	resp, err := v.client.http().Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: reading %d subjects: %w", v.client.base(), len(subjects), err)
+		return nil, nil, nil, fmt.Errorf("%s: reading %d subjects: %w", v.client.base(), len(subjects), err)
 	}
 	defer resp.Body.Close()
 	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(resp.ContentLength, 256<<20))+512))
 	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, 256<<20)); err != nil {
-		return nil, nil, fmt.Errorf("%s: POST %s: %w", v.client.base(), path, err)
+		return nil, nil, nil, fmt.Errorf("%s: POST %s: %w", v.client.base(), path, err)
 	}
 	body := buf.Bytes()
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
-		return nil, nil, errNoBatch
+		return nil, nil, nil, errNoBatch
+	case resp.StatusCode == http.StatusGone:
+		return nil, nil, nil, fmt.Errorf("%s: POST %s: %s: %s: %w", v.client.base(), path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]), ErrMoved)
 	case resp.StatusCode != http.StatusOK:
-		return nil, nil, fmt.Errorf("%s: POST %s: %s: %s", v.client.base(), path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
+		return nil, nil, nil, fmt.Errorf("%s: POST %s: %s: %s", v.client.base(), path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
 	}
 	var batch struct {
-		Subjects []wireSubject `json:"subjects"`
+		Subjects []jsontext.Value `json:"subjects"`
 	}
 	if err := jsonv2.Unmarshal(body, &batch); err != nil || len(batch.Subjects) != len(subjects) {
-		return nil, nil, &ProofError{URL: v.client.base(), What: fmt.Sprintf("%d subjects read at once", len(subjects)), Checkpoint: v.Note,
+		return nil, nil, nil, &ProofError{URL: v.client.base(), What: fmt.Sprintf("%d subjects read at once", len(subjects)), Checkpoint: at.Note,
 			Err: fmt.Errorf("the answer is not %d subject documents (%d; %v)", len(subjects), len(batch.Subjects), err)}
 	}
 	files, errs := make([][]index.MemFile, len(subjects)), make([]error, len(subjects))
 	for i, s := range subjects {
-		files[i], errs[i] = v.checkDoc(s, &batch.Subjects[i])
+		var doc wireSubject
+		if err := jsonv2.Unmarshal(batch.Subjects[i], &doc); err != nil {
+			errs[i] = at.refuse(s, fmt.Errorf("its answer is not a subject document: %w", err))
+			continue
+		}
+		if files[i], errs[i] = at.checkDoc(s, &doc); errs[i] == nil {
+			files[i] = v.within(files[i])
+		}
 	}
-	v.client.keepBatch(v.Checkpoint.Checkpoint, subjects, body)
-	return files, errs, nil
+	cp := at.Checkpoint.Checkpoint
+	keep := func(ok []int) {
+		var kept []string
+		var docs [][]byte
+		for _, i := range ok {
+			if errs[i] == nil {
+				kept, docs = append(kept, subjects[i]), append(docs, batch.Subjects[i])
+			}
+		}
+		v.client.keepBatch(cp, kept, docs)
+	}
+	return files, errs, keep, nil
 }
 
 // Batch reads: how many subjects one request asks for, and how many
@@ -1023,9 +1185,10 @@ func rank(subject string) int {
 func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjectLoad) {
 	var files [][]index.MemFile
 	var errs []error
+	var keep func(ok []int)
 	err := errNoBatch
 	if !v.offline && !v.noBatch.Load() {
-		files, errs, err = v.fetchBatch(ctx, subjects)
+		files, errs, keep, err = v.fetchBatch(ctx, subjects)
 		if errors.Is(err, errNoBatch) {
 			v.noBatch.Store(true)
 		}
@@ -1062,11 +1225,14 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 			okSubjects[k], okFiles[k] = subjects[i], files[i]
 		}
 		needs, jerrs := v.judge(ctx, okSubjects, okFiles)
+		var judged []int
 		for k, i := range ok {
 			if loads[i].err = jerrs[k]; jerrs[k] == nil {
 				loads[i].files, loads[i].needs = files[i], needs[k]
+				judged = append(judged, i)
 			}
 		}
+		v.keepLater(func() { keep(judged) })
 	}
 	v.finish(subjects, loads)
 }

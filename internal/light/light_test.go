@@ -674,7 +674,8 @@ func (e *evil) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		rw.Write(e.note)
 	case r.URL.Path == "/api/v1/log/subject":
 		subject := r.URL.Query().Get("s")
-		body, _, err := get(e.honest + r.URL.RequestURI())
+		// The honest server's files at its own tree (the evil one is larger).
+		body, _, err := get(e.honest + "/api/v1/log/subject?s=" + url.QueryEscape(subject))
 		if err != nil {
 			http.Error(rw, err.Error(), 502)
 			return

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,6 +100,7 @@ type checkpointer struct {
 	last      *checkpoint.Checkpoint // the latest signed
 	note      []byte                 // its note, with the cosignatures it got
 	view      *logView               // the log and map last found to be last's, in this process (nil: none yet, or refused since)
+	recent    []logView              // the trees of the last keptTrees checkpoints signed in this process, oldest first (light reads at a stated size)
 	witnesses []*witnessState
 }
 
@@ -261,7 +263,7 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	}
 	if err := c.consistent(next, v); err != nil {
 		c.mu.Lock()
-		c.view = nil
+		c.view, c.recent = nil, nil
 		c.mu.Unlock()
 		c.log.Error("checkpoint refused", "err", err)
 		return nil, nil, logView{}, err
@@ -295,8 +297,46 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	}
 	c.mu.Lock()
 	c.last, c.note, c.view = &next, note, &v
+	c.recent = append(slices.DeleteFunc(c.recent, func(r logView) bool { return r.Size == v.Size }), v)
+	if len(c.recent) > keptTrees {
+		c.recent = slices.Delete(c.recent, 0, len(c.recent)-keptTrees)
+	}
 	c.mu.Unlock()
 	return &next, note, v, nil
+}
+
+// keptTrees is how many of the latest checkpoints' trees the light reads
+// answer at (GET /api/v1/log/subject?size=N): a client's view keeps
+// reading at its tree while the server signs up to keptTrees-1 newer
+// ones. A map is a persistent snapshot (translog.MapAt): keeping one
+// costs only what later commits changed.
+const keptTrees = 8
+
+// viewAt returns the log and map of the tree of size leaves, if it is
+// one of the last keptTrees checkpoints signed in this process.
+func (c *checkpointer) viewAt(size int64) (logView, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.view != nil && c.view.Size == size {
+		return *c.view, true
+	}
+	for _, v := range c.recent {
+		if v.Size == size {
+			return v, true
+		}
+	}
+	return logView{}, false
+}
+
+// keptSizes returns the sizes of the trees viewAt answers, oldest first.
+func (c *checkpointer) keptSizes() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int64
+	for _, v := range c.recent {
+		out = append(out, v.Size)
+	}
+	return out
 }
 
 // fresh returns the latest checkpoint and its note if it is of v's head

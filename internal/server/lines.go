@@ -143,32 +143,43 @@ func (s *Server) lineTile(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
-// lineSubject serves GET /upstreams/UP/api/v1/log/subject?s=SUBJECT: a
-// subject of the line's map, as logSubject serves main's.
+// lineSubject serves GET /upstreams/UP/api/v1/log/subject?s=SUBJECT[&size=N]:
+// a subject of the line's map, as logSubject serves main's (a size other
+// than the line's: 410 Gone).
 func (s *Server) lineSubject(w http.ResponseWriter, r *http.Request) {
 	subject := r.URL.Query().Get("s")
 	if subject == "" || len(subject) > 1024 {
 		httpError(w, http.StatusBadRequest, "name a subject: ?s=SUBJECT (such as \"package acme/fastjson\" or \"root\")")
 		return
 	}
-	v, _, _, err := s.lineView(r.Context(), r.PathValue("up"))
+	size, err := sizeAsked(r)
 	if err != nil {
-		lineError(w, err)
+		readError(w, &sizeError{err})
 		return
 	}
-	body, err := s.subjectDoc(r.Context(), v, subject)
+	v, err := s.lineAt(r.Context(), r.PathValue("up"), size)
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "subject %q: %v", subject, err)
+		readError(w, err)
 		return
 	}
-	writeBody(w, body)
+	s.answerSubject(w, r, v, subject)
+}
+
+// lineAt returns an upstream line's log at its verified head if size is
+// its size or -1, else a *GoneError: a line is answered at the tree of
+// the upstream's checkpoint its last sync kept, only.
+func (s *Server) lineAt(ctx context.Context, name string, size int64) (logView, error) {
+	v, _, _, err := s.lineView(ctx, name)
+	if err == nil && size >= 0 && size != v.Size {
+		return logView{}, &GoneError{Size: size, Served: []int64{v.Size}}
+	}
+	return v, err
 }
 
 // lineSubjects serves POST /upstreams/UP/api/v1/log/subjects: subjects
 // of the line's map in one answer, as logSubjects serves main's.
 func (s *Server) lineSubjects(w http.ResponseWriter, r *http.Request) {
-	s.answerSubjects(w, r, func() (logView, error) {
-		v, _, _, err := s.lineView(r.Context(), r.PathValue("up"))
-		return v, err
+	s.answerSubjects(w, r, func(size int64) (logView, error) {
+		return s.lineAt(r.Context(), r.PathValue("up"), size)
 	})
 }

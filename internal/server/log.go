@@ -154,6 +154,77 @@ func (s *Server) served(ctx context.Context) (logView, error) {
 	return v, err
 }
 
+// GoneError is the answer to a light read at a tree the server no longer
+// answers at (410 Gone): not the latest checkpoint's, nor one of the
+// few before it it keeps (keptTrees). The client reads the checkpoint
+// again and asks at its size.
+type GoneError struct {
+	Size   int64   // the tree asked for
+	Served []int64 // the trees answered at, oldest first
+}
+
+func (e *GoneError) Error() string {
+	return fmt.Sprintf("this server answers light reads at the trees of its latest checkpoints (sizes %v), not at a tree of %d leaves: read /log/checkpoint again and ask at its size", e.Served, e.Size)
+}
+
+// sizeAsked returns the tree size a light read asks for (?size=N), or -1
+// when it names none (the latest checkpoint's).
+func sizeAsked(r *http.Request) (int64, error) {
+	q := r.URL.Query().Get("size")
+	if q == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(q, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != q {
+		return 0, fmt.Errorf("size=%q: want a tree size, in decimal (the size line of the checkpoint the reads are of)", q)
+	}
+	return n, nil
+}
+
+// servedAt returns the log and map of the tree of size leaves (-1: the
+// served one), if it is the latest checkpoint's or one of the few
+// before it (keptTrees), else a *GoneError.
+func (s *Server) servedAt(ctx context.Context, size int64) (logView, error) {
+	v, err := s.served(ctx)
+	if err != nil {
+		return v, fmt.Errorf("index: %v", err) // 503, whatever it wraps
+	}
+	if size < 0 || size == v.Size {
+		return v, nil
+	}
+	gone := &GoneError{Size: size, Served: []int64{v.Size}}
+	if s.ckpt != nil {
+		if kv, ok := s.ckpt.viewAt(size); ok {
+			return kv, nil
+		}
+		gone.Served = s.ckpt.keptSizes()
+	}
+	return logView{}, gone
+}
+
+// readError answers an error of finding the tree a light read is of:
+// 400 for a malformed size, 410 for a tree no longer answered at
+// (*GoneError), 404 for what is not served (fs.ErrNotExist: a line never
+// synced), else 503.
+func readError(w http.ResponseWriter, err error) {
+	var ge *GoneError
+	var se *sizeError
+	switch {
+	case errors.As(err, &se):
+		httpError(w, http.StatusBadRequest, "%v", err)
+	case errors.As(err, &ge):
+		w.Header().Set("Cache-Control", "no-store")
+		httpError(w, http.StatusGone, "%v", err)
+	default:
+		lineError(w, err)
+	}
+}
+
+// sizeError is a malformed ?size=.
+type sizeError struct{ err error }
+
+func (e *sizeError) Error() string { return e.err.Error() }
+
 // immutable is the Cache-Control of what never changes at its URL.
 const immutable = "public, max-age=31536000, immutable"
 
@@ -230,19 +301,30 @@ type SubjectDoc struct {
 	Proof   translog.MapProof `json:"proof"`
 }
 
-// logSubject serves GET /api/v1/log/subject?s=SUBJECT.
+// logSubject serves GET /api/v1/log/subject?s=SUBJECT[&size=N]: at the
+// tree of size N if it is the latest checkpoint's or one of the few
+// before it (else 410 Gone), at the latest checkpoint's without one.
 func (s *Server) logSubject(w http.ResponseWriter, r *http.Request) {
 	subject := r.URL.Query().Get("s")
 	if subject == "" || len(subject) > 1024 {
 		httpError(w, http.StatusBadRequest, "name a subject: ?s=SUBJECT (such as \"package acme/fastjson\" or \"root\")")
 		return
 	}
-	v, err := s.served(r.Context())
+	size, err := sizeAsked(r)
 	if err != nil {
-		w.Header().Set("Cache-Control", "no-store")
-		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
+		readError(w, &sizeError{err})
 		return
 	}
+	v, err := s.servedAt(r.Context(), size)
+	if err != nil {
+		readError(w, err)
+		return
+	}
+	s.answerSubject(w, r, v, subject)
+}
+
+// answerSubject answers subject's document in the tree v.
+func (s *Server) answerSubject(w http.ResponseWriter, r *http.Request, v logView, subject string) {
 	body, err := s.subjectDoc(r.Context(), v, subject)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, "subject %q: %v", subject, err)
@@ -258,21 +340,24 @@ const MaxSubjects = 1000
 // logSubjects serves POST /api/v1/log/subjects: the subjects named in
 // the body, one a line (at most MaxSubjects), answered as
 // {"size", "subjects": [SubjectDoc…]} in the order asked, every one of
-// the same served tree, each with its own map proof: the answer of GET
+// the same served tree (?size=N: that tree, as GET /api/v1/log/subject
+// answers it), each with its own map proof: the answer of GET
 // /api/v1/log/subject for each, in one response.
 func (s *Server) logSubjects(w http.ResponseWriter, r *http.Request) {
-	s.answerSubjects(w, r, func() (logView, error) {
-		v, err := s.served(r.Context())
-		if err != nil {
-			return v, fmt.Errorf("index: %v", err)
-		}
-		return v, nil
+	s.answerSubjects(w, r, func(size int64) (logView, error) {
+		return s.servedAt(r.Context(), size)
 	})
 }
 
 // answerSubjects answers a POST /api/v1/log/subjects from the tree view
-// returns (its error answered 503, or 404 for fs.ErrNotExist).
-func (s *Server) answerSubjects(w http.ResponseWriter, r *http.Request, view func() (logView, error)) {
+// returns for the size asked (-1: none; its error answered by
+// readError).
+func (s *Server) answerSubjects(w http.ResponseWriter, r *http.Request, view func(size int64) (logView, error)) {
+	size, err := sizeAsked(r)
+	if err != nil {
+		readError(w, &sizeError{err})
+		return
+	}
 	var subjects []string
 	sc := bufio.NewScanner(http.MaxBytesReader(w, r.Body, MaxSubjects*1025))
 	for sc.Scan() {
@@ -293,9 +378,9 @@ func (s *Server) answerSubjects(w http.ResponseWriter, r *http.Request, view fun
 		httpError(w, http.StatusBadRequest, "reading the subjects asked for: %v", err)
 		return
 	}
-	v, err := view()
+	v, err := view(size)
 	if err != nil {
-		lineError(w, err)
+		readError(w, err)
 		return
 	}
 	body := fmt.Appendf(nil, `{"size":%d,"subjects":[`, v.Size)
