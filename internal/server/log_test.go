@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -457,6 +458,67 @@ func TestLogSubjectFollowsTree(t *testing.T) {
 	for _, d := range []SubjectDoc{one, batch} {
 		if d.Size <= before.Size || d.Count <= before.Count || len(d.Files) != int(d.Count) {
 			t.Fatalf("after a new checkpoint: size %d, %d files (before: size %d, %d files)", d.Size, d.Count, before.Size, before.Count)
+		}
+	}
+}
+
+// A light read at a stated tree (?size=N) is answered at that tree while
+// it is one of the last keptTrees checkpoints' (the single read and the
+// batch alike, with the files of that tree only), and 410 Gone after; a
+// size that is no number is 400.
+func TestLogSubjectAtSize(t *testing.T) {
+	s, _, c := logServed(t)
+	subject := "?s=" + url.QueryEscape("package acme/x")
+	at := func(size int64) (int, SubjectDoc, SubjectDoc) {
+		var one SubjectDoc
+		resp, body := s.do("GET", "/api/v1/log/subject"+subject+"&size="+strconv.FormatInt(size, 10), nil, nil)
+		if resp.StatusCode != http.StatusOK {
+			if resp.StatusCode == http.StatusGone && !strings.Contains(string(body), "ask at its size") {
+				t.Fatalf("a 410 without its hint: %s", body)
+			}
+			r2, _ := s.do("POST", "/api/v1/log/subjects?size="+strconv.FormatInt(size, 10), strings.NewReader("package acme/x\n"), nil)
+			if r2.StatusCode != resp.StatusCode {
+				t.Fatalf("at size %d: GET %s, POST %s", size, resp.Status, r2.Status)
+			}
+			return resp.StatusCode, one, one
+		}
+		if json.Unmarshal(body, &one) != nil {
+			t.Fatalf("subject: %s", body)
+		}
+		var b struct{ Subjects []SubjectDoc }
+		resp, body = s.do("POST", "/api/v1/log/subjects?size="+strconv.FormatInt(size, 10), strings.NewReader("package acme/x\n"), nil)
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &b) != nil || len(b.Subjects) != 1 {
+			t.Fatalf("subjects: %s %s", resp.Status, body)
+		}
+		return http.StatusOK, one, b.Subjects[0]
+	}
+	code, before, _ := at(c.N)
+	if code != http.StatusOK || before.Size != c.N {
+		t.Fatalf("at the latest tree: %d, size %d", code, before.Size)
+	}
+	for k := range keptTrees {
+		publishOne(t, s.fixture, fmt.Sprintf("3.0.%d", k))
+		if resp, body := s.do("GET", "/log/checkpoint", nil, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("checkpoint: %s %s", resp.Status, body)
+		}
+		if k == 0 {
+			code, one, batch := at(c.N)
+			for _, d := range []SubjectDoc{one, batch} {
+				if code != http.StatusOK || d.Size != c.N || d.Count != before.Count || len(d.Files) != len(before.Files) {
+					t.Fatalf("at the tree before a new checkpoint: %d, size %d, %d files; want size %d, %d files", code, d.Size, d.Count, c.N, before.Count)
+				}
+			}
+			if code, _, _ := at(c.N + 100000); code != http.StatusGone {
+				t.Fatalf("at a tree never signed: %d, want 410", code)
+			}
+		}
+	}
+	if code, _, _ := at(c.N); code != http.StatusGone {
+		t.Fatalf("at a tree %d checkpoints old: %d, want 410", keptTrees, code)
+	}
+	for _, q := range []string{"abc", "-1", "012"} {
+		if resp, _ := s.do("GET", "/api/v1/log/subject"+subject+"&size="+q, nil, nil); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("size=%s: %s, want 400", q, resp.Status)
 		}
 	}
 }
