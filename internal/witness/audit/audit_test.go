@@ -407,3 +407,80 @@ func TestForgedMapLeaf(t *testing.T) {
 		}
 	}
 }
+
+// signedHead is w's main checkpoint as its server would sign it now.
+func signedHead(t *testing.T, w *indextest.World) ([]byte, checkpoint.Checkpoint) {
+	t.Helper()
+	lg, err := w.Repo.LogOf(w.Repo.Main())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := lg.Entry(lg.Size() - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, err := translog.ParseMapEntry(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := checkpoint.Checkpoint{Origin: checkpoint.Origin(w.Intro), Size: lg.Size(), Root: lg.Root(), Map: me.Root, Head: me.Commit, Time: time.Now().UTC().Truncate(time.Second)}
+	note, err := checkpoint.Sign(cp, w.Checkpointer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return note, cp
+}
+
+// When the auditor cannot tell — the server unreachable, or no auditor
+// running for a log marked audited — the witness answers 503 and cosigns
+// nothing (a witness that cosigned unaudited would be no auditor); once
+// the log's server is reachable (SetAudit again: it moved), the same
+// checkpoint is cosigned.
+func TestAuditUnavailable(t *testing.T) {
+	ctx := context.Background()
+	w := indextest.New(t)
+	w.Checkpointer = indextest.NewSigner()
+	w.Grant(w.Checkpointer, "server", "checkpoint")
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	origin := checkpoint.Origin(w.Intro)
+	note, cp := signedHead(t, w)
+	none := func(int64) (tlog.TreeProof, error) { return nil, nil }
+
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	aw := startWitness(t, w, "auditor.example", true)
+	if _, err := aw.state.SetAudit(origin, gone.URL); err != nil {
+		t.Fatal(err)
+	}
+	_, err := witness.Cosign(ctx, nil, aw.url, 0, note, none)
+	var re *witness.ResponseError
+	if !errors.As(err, &re) || re.Status != http.StatusServiceUnavailable {
+		t.Fatalf("audited against a server that is gone: %v; want 503", err)
+	}
+	nw := startWitness(t, w, "no-auditor.example", false)
+	if _, err := nw.state.SetAudit(origin, gone.URL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := witness.Cosign(ctx, nil, nw.url, 0, note, none); !errors.As(err, &re) || re.Status != http.StatusServiceUnavailable {
+		t.Fatalf("an audited log, a witness with no auditor: %v; want 503", err)
+	}
+	for _, tw := range []*testWitness{aw, nw} {
+		if l, err := tw.state.Log(origin); err != nil || l.Size != 0 {
+			t.Fatalf("state after a 503: %+v, %v", l, err)
+		}
+	}
+
+	if _, err := aw.state.SetAudit(origin, servertest.Serve(w)); err != nil {
+		t.Fatal(err)
+	}
+	cos, err := witness.Cosign(ctx, nil, aw.url, 0, note, none)
+	if err != nil {
+		t.Fatalf("audited against the log's server: %v", err)
+	}
+	if n, err := aw.policy(t).Check(append(bytes.Clone(note), cos...), origin); err != nil || n != 1 {
+		t.Fatalf("the auditing witness's cosignature: %d, %v", n, err)
+	}
+	if l, err := aw.state.Log(origin); err != nil || l.Size != cp.Size || l.Hash != cp.Root {
+		t.Fatalf("state after the audited cosignature: %+v, %v; want size %d", l, err, cp.Size)
+	}
+}
