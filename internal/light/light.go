@@ -252,9 +252,9 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 	}
 
 	// A tree that cannot follow the one verified last, signed by the key
-	// that signed that one, is refused before anything else is read: the
-	// server's reads answer for its latest tree, not for an old one it
-	// replays.
+	// that signed that one, is refused before anything else is read (a
+	// server answers reads at its last few trees: a replayed one's reads
+	// would prove a tree this client has gone past).
 	if err := c.signedConflict(stored, claimed, note); err != nil {
 		return nil, err
 	}
