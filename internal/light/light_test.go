@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -726,38 +727,116 @@ func (e *evil) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 }
 
 // A server whose operator signs a log that breaks the rules — a record
-// signed after its key was revoked, which every full replica refuses —
-// is refused by the light client too, by the same rule, when it reads
-// the package.
+// signed after its key was revoked, one signed after its key's grant
+// expired — is refused by the light client when it reads the package,
+// and the same history is refused by a full replica's replay: both by
+// the same rule, naming the same record (attack 7: one test drives both).
 func TestSignedLogBreakingRules(t *testing.T) {
-	w := indextest.New(t)
-	p := w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
-	if _, err := author.RevokeKey(w.Ctx, w.Repo, keys.ID(w.Security.Public()), "left", w.Root); err != nil {
-		t.Fatal(err)
-	}
-	honest := servertest.Serve(w)
-	payload, err := record.Build(record.Audited, []record.Subject{{Name: "acme/fastjson@1.0.0", Digest: map[string]string{"sha256": p.Ref.SHA256}}}, record.CertificationPredicate{Issued: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged, err := record.Sign(payload, w.Security)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := httptest.NewServer(newEvil(t, w, honest, forged, layout.VersionDir("acme/fastjson", "1.0.0")))
-	defer ev.Close()
+	for _, tc := range []struct {
+		name  string
+		rule  string
+		setup func(t *testing.T, w *indextest.World) keys.Signer // the key that signs the forged record
+	}{
+		{"signed after its key was revoked", index.RuleKeyRevoked, func(t *testing.T, w *indextest.World) keys.Signer {
+			if _, err := author.RevokeKey(w.Ctx, w.Repo, keys.ID(w.Security.Public()), "left", w.Root); err != nil {
+				t.Fatal(err)
+			}
+			return w.Security
+		}},
+		{"signed after its grant expired", index.RuleKeyExpired, func(t *testing.T, w *indextest.World) keys.Signer {
+			temp := indextest.NewSigner()
+			until := time.Now().Add(time.Second)
+			if _, err := author.Grant(w.Ctx, w.Repo, author.KeyGrant{Key: temp.Public(), Holder: "contractor", Scopes: []string{"certify:audited"}, Expires: &until}, w.Root); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Until(until) + 1100*time.Millisecond)
+			// The index moves on past the expiry: the forged record's
+			// commit comes after it.
+			w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+			return temp
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := indextest.New(t)
+			p := w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+			signer := tc.setup(t, w)
+			honest := servertest.Serve(w)
+			payload, err := record.Build(record.Audited, []record.Subject{{Name: "acme/fastjson@1.0.0", Digest: map[string]string{"sha256": p.Ref.SHA256}}}, record.CertificationPredicate{Issued: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged, err := record.Sign(payload, signer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := layout.VersionDir("acme/fastjson", "1.0.0")
+			ev := httptest.NewServer(newEvil(t, w, honest, forged, dir))
+			defer ev.Close()
 
-	v := open(t, newClient(w, ev.URL, t.TempDir())) // root and keys read fine
-	c, err := v.Catalog()
+			// The light client.
+			v := open(t, newClient(w, ev.URL, t.TempDir())) // root and keys read fine
+			c, err := v.Catalog()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Show(context.Background(), "acme/fastjson", "")
+			wantProofError(t, err, `subject "package acme/fastjson"`)
+			var re *index.RuleError
+			if !errors.As(err, &re) || re.Rule != tc.rule || re.Record != forged.ID {
+				t.Fatalf("light client: err = %v; want rule %s broken by record %s", err, tc.rule, forged.ID)
+			}
+
+			// A full replica of the same history: the honest one, then a
+			// commit adding the forged record, one second after the head
+			// (as the evil log's entry is).
+			err = replayWith(t, w, layout.RecordPath(dir, forged.ID), forged.Raw)
+			re = nil
+			if !errors.As(err, &re) || re.Rule != tc.rule || re.Record != forged.ID {
+				t.Fatalf("full replica: err = %v; want rule %s broken by record %s", err, tc.rule, forged.ID)
+			}
+		})
+	}
+}
+
+// replayWith is a full replica's verdict on w's history with one more
+// commit, a second after its head, adding content at path.
+func replayWith(t *testing.T, w *indextest.World, path string, content []byte) error {
+	t.Helper()
+	work := filepath.Join(t.TempDir(), "forged")
+	git := func(env []string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", work, "-c", "user.name=mallory", "-c", "user.email=mallory@example.com"}, args...)...)
+		cmd.Env = append(cmd.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if out, err := exec.Command("git", "clone", "-q", "--branch", strings.TrimPrefix(index.MainRef, "refs/heads/"), indextest.GitDir(t, w.Repo), work).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	var at int64
+	fmt.Sscan(git(nil, "log", "-1", "--format=%ct"), &at)
+	if err := os.MkdirAll(filepath.Join(work, filepath.Dir(path)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, path), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(nil, "add", path)
+	date := fmt.Sprintf("@%d +0000", at+1)
+	git([]string{"GIT_AUTHOR_DATE=" + date, "GIT_COMMITTER_DATE=" + date}, "commit", "-q", "-m", "forged")
+	rep, err := index.InitReplica(w.Ctx, filepath.Join(t.TempDir(), "replica"), w.Intro)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Show(context.Background(), "acme/fastjson", "")
-	wantProofError(t, err, `subject "package acme/fastjson"`)
-	var re *index.RuleError
-	if !errors.As(err, &re) || re.Rule != index.RuleKeyRevoked || re.Record != forged.ID {
-		t.Fatalf("err = %v; want rule %s broken by record %s", err, index.RuleKeyRevoked, forged.ID)
+	defer rep.Close()
+	if _, err := indextest.Git(t, rep, "fetch", "-q", work, "HEAD:"+index.MainRef); err != nil {
+		t.Fatal(err)
 	}
+	_, err = rep.Verify(w.Ctx, true)
+	return err
 }
 
 // serveWith serves w's index as cairn serve does, submitting its
