@@ -225,7 +225,7 @@ another URL changes the server (the replica is kept).`,
 				auditURL = strings.TrimSuffix(auditURL, "/")
 				head, size, err := firstPull(cmd.Context(), state, origin, auditURL)
 				if err != nil {
-					return fmt.Errorf("auditing %s against %s: %w (nothing set: run add-log --audit again)", origin, auditURL, err)
+					return fmt.Errorf("auditing %s against %s: %w (the log is witnessed, not audited: run add-log --audit again)", origin, auditURL, err)
 				}
 				if l, err = st.SetAudit(origin, auditURL); err != nil {
 					return usageError{err}

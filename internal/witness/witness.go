@@ -11,6 +11,11 @@
 // both cosigned by one honest witness; a reader that requires a quorum of
 // witnesses it trusts (a Policy) refuses a checkpoint without them.
 //
+// Consistency does not make a cairn index's map root right: the log's key
+// holder can forge a new tree's map leaf. A witness that audits the log
+// (Log.Audit, an Auditor: package audit) cosigns only a tree its own
+// verified replica of the index holds.
+//
 // The formats are the C2SP ones, so that witnesses and logs written
 // elsewhere (litewitness, torchwood, sumdb's note package) interoperate:
 //
@@ -18,7 +23,9 @@
 //     "old N", the consistency proof's hashes in base64 one a line, a
 //     blank line and the signed checkpoint; the answer is 200 with
 //     cosignature lines, 409 with the size the witness holds
-//     (text/x.tlog.size), 403, 404, 422 or 400.
+//     (text/x.tlog.size), 403, 404, 422 or 400 (and, for a log it
+//     audits, 422 for a tree the log's history does not give, 503 when
+//     the audit cannot tell yet: see Auditor).
 //   - cosignature/v1 (tlog-cosignature): an ed25519 note signature
 //     over "cosignature/v1\ntime T\n" and the checkpoint, whose key is
 //     named by a vkey "name+hash+base64(0x04 || key)".
