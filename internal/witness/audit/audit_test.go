@@ -9,10 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cgi"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -483,4 +487,122 @@ func TestAuditUnavailable(t *testing.T) {
 	if l, err := aw.state.Log(origin); err != nil || l.Size != cp.Size || l.Hash != cp.Root {
 		t.Fatalf("state after the audited cosignature: %+v, %v; want size %d", l, err, cp.Size)
 	}
+}
+
+// git runs git in dir, for the attacker's side of a test.
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=mallory", "-c", "user.email=m@example.com"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Attack: the log's key holder appends to main a commit the rules refuse
+// (it rewrites a record the index holds) and signs the tree that history
+// gives, consistent with the one the witness cosigned. The auditing
+// witness's replica refuses the history by the rule: 422, logged.
+func TestHistoryBreakingRules(t *testing.T) {
+	ctx := context.Background()
+	w := indextest.New(t)
+	w.Checkpointer = indextest.NewSigner()
+	w.Grant(w.Checkpointer, "server", "checkpoint")
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	origin := checkpoint.Origin(w.Intro)
+	note, cp := signedHead(t, w)
+
+	// The evil server's git: the honest history and one commit more.
+	dir := t.TempDir()
+	work := filepath.Join(dir, "work")
+	git(t, dir, "clone", "-q", indextest.GitDir(t, w.Repo), work)
+	var victim string
+	for _, p := range strings.Fields(git(t, work, "ls-files", "packages")) {
+		if strings.HasSuffix(p, ".json") {
+			victim = p
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatal("no record to rewrite")
+	}
+	if err := os.WriteFile(filepath.Join(work, victim), []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, work, "commit", "-q", "-am", "rewritten")
+	head := git(t, work, "rev-parse", "HEAD")
+	when, _ := strconv.ParseInt(git(t, work, "log", "-1", "--format=%ct"), 10, 64)
+	bare := filepath.Join(dir, "root", "index.git")
+	git(t, dir, "clone", "-q", "--bare", work, bare)
+	git(t, bare, "update-ref", index.MainRef, head)
+	evil := httptest.NewServer(&cgi.Handler{Path: gitPath(t), Args: []string{"http-backend"},
+		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Join(dir, "root"), "GIT_HTTP_EXPORT_ALL=1"}})
+	t.Cleanup(evil.Close)
+
+	// The tree that history gives: the commit adds no file, so only its
+	// map leaf, with the map unchanged.
+	lg, err := w.Repo.LogOf(w.Repo.Main())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes []tlog.Hash
+	hr := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			out[i] = hashes[x]
+		}
+		return out, nil
+	})
+	add := func(i int64, text []byte) error {
+		hs, err := tlog.StoredHashes(i, text, hr)
+		hashes = append(hashes, hs...)
+		return err
+	}
+	if err := lg.Range(0, lg.Size(), add); err != nil {
+		t.Fatal(err)
+	}
+	if err := add(cp.Size, translog.MapEntry{Commit: head, Time: when, Root: cp.Map}.Text()); err != nil {
+		t.Fatal(err)
+	}
+	root, err := tlog.TreeHash(cp.Size+1, hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := checkpoint.Checkpoint{Origin: origin, Size: cp.Size + 1, Root: root, Map: cp.Map, Head: head, Time: cp.Time}
+	badNote, err := checkpoint.Sign(bad, w.Checkpointer)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	aw := startWitness(t, w, "auditor.example", true)
+	if _, err := aw.state.SetAudit(origin, evil.URL); err != nil {
+		t.Fatal(err)
+	}
+	none := func(int64) (tlog.TreeProof, error) { return nil, nil }
+	if _, err := witness.Cosign(ctx, nil, aw.url, 0, note, none); err != nil {
+		t.Fatalf("the honest tree, from the evil server's git (it holds it): %v", err)
+	}
+	prove := func(old int64) (tlog.TreeProof, error) { return tlog.ProveTree(bad.Size, old, hr) }
+	_, err = witness.Cosign(ctx, nil, aw.url, cp.Size, badNote, prove)
+	var re *witness.ResponseError
+	if !errors.As(err, &re) || re.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("a tree of a history that breaks the rules: %v; want 422", err)
+	}
+	if logged := aw.log.String(); !strings.Contains(logged, "SECURITY") || !strings.Contains(logged, head) {
+		t.Errorf("the witness's log says nothing of the history refused:\n%s", logged)
+	}
+	if l, err := aw.state.Log(origin); err != nil || l.Size != cp.Size {
+		t.Errorf("state: %+v, %v; want size %d kept", l, err, cp.Size)
+	}
+}
+
+func gitPath(t *testing.T) string {
+	p, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("no git")
+	}
+	return p
 }
