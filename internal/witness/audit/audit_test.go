@@ -237,6 +237,10 @@ func (f *forger) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			http.Error(rw, string(body), resp.StatusCode)
+			return
+		}
 		var d struct {
 			Subject string            `json:"subject"`
 			Size    int64             `json:"size"`
@@ -370,8 +374,26 @@ func TestForgedMapLeaf(t *testing.T) {
 		t.Errorf("the auditing witness's state moved: %+v, %v; want size %d kept", after, err, before.Size)
 	}
 
-	// The server serves the forged log with the cosignature it got.
+	// The server serves the forged log with the cosignature it got, and
+	// the honest server's reads of that head (which it has signed, and
+	// the auditor cosigned, by then) with the record left out.
 	fg.note = note
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(honest + "/log/checkpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bytes.Contains(body, []byte("cairn-head "+fg.cp.Head+"\n")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the honest server does not sign head %s:\n%s", fg.cp.Head, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	f.forged.Store(fg)
 
 	// A light client requiring the witness that checks only consistency
