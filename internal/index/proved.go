@@ -189,34 +189,17 @@ func (m *MemFile) file() *File {
 // its key: whichever record named it, it is the right one.
 func verifyAhead(files []*File) {
 	pubs := map[string]ed25519.PublicKey{}
+	learn := func(id string, pub ed25519.PublicKey) { pubs[id] = pub }
 	for _, f := range files {
-		if f.Rec == nil {
-			continue
-		}
-		var lines []string
-		switch p := f.Rec.Predicate.(type) {
-		case record.GrantPredicate:
-			lines = []string{p.Key}
-		case record.RootPredicate:
-			for _, k := range p.Keys {
-				lines = append(lines, k.Key)
-			}
-		}
-		for _, l := range lines {
-			if pub, _, err := keys.ParsePublic([]byte(l)); err == nil {
-				pubs[keys.ID(pub)] = pub
-			}
+		if f.Rec != nil {
+			namedKeys(f.Rec, learn)
 		}
 	}
+	lookup := func(id string) ed25519.PublicKey { return pubs[id] }
 	var checks []record.Check
 	for _, f := range files {
-		if f.Rec == nil {
-			continue
-		}
-		for i, s := range f.Rec.Signatures {
-			if pub := pubs[s.KeyID]; pub != nil {
-				checks = append(checks, record.Check{Rec: f.Rec, Sig: i, Pub: pub})
-			}
+		if f.Rec != nil {
+			checks = appendChecks(checks, f.Rec, lookup)
 		}
 	}
 	record.VerifyBatch(checks)

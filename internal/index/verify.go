@@ -301,6 +301,39 @@ func (o *replayOptions) checkClock(c *Commit) error {
 	return nil
 }
 
+// namedKeys calls add with each key rec names (a grant's key, a root's
+// keys) and the key's id. A key that does not parse is skipped: the rules
+// refuse its record.
+func namedKeys(rec *record.Record, add func(id string, pub ed25519.PublicKey)) {
+	add1 := func(line string) {
+		if pub, _, err := keys.ParsePublic([]byte(line)); err == nil {
+			add(keys.ID(pub), pub)
+		}
+	}
+	switch p := rec.Predicate.(type) {
+	case record.GrantPredicate:
+		add1(p.Key)
+	case record.RootPredicate:
+		for _, k := range p.Keys {
+			add1(k.Key)
+		}
+	}
+}
+
+// appendChecks appends to checks a check of each of rec's signatures
+// under a key that lookup knows (nil: unknown), for record.VerifyBatch
+// to run ahead of the rules. A key id is the hash of its key: whichever
+// record named the key, it is the right one; whether the key may sign is
+// the rules' business.
+func appendChecks(checks []record.Check, rec *record.Record, lookup func(id string) ed25519.PublicKey) []record.Check {
+	for i, s := range rec.Signatures {
+		if pub := lookup(s.KeyID); pub != nil {
+			checks = append(checks, record.Check{Rec: rec, Sig: i, Pub: pub})
+		}
+	}
+	return checks
+}
+
 type fileJob struct {
 	f    *File
 	id   string // blob to read
@@ -352,22 +385,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 		pubs.LoadOrStore(id, pub)
 		return pub
 	}
-	learn := func(rec *record.Record) {
-		var lines []string
-		switch p := rec.Predicate.(type) {
-		case record.GrantPredicate:
-			lines = []string{p.Key}
-		case record.RootPredicate:
-			for _, k := range p.Keys {
-				lines = append(lines, k.Key)
-			}
-		}
-		for _, l := range lines {
-			if pub, _, err := keys.ParsePublic([]byte(l)); err == nil {
-				pubs.Store(keys.ID(pub), pub)
-			}
-		}
-	}
+	learn := func(id string, pub ed25519.PublicKey) { pubs.Store(id, pub) }
 
 	workers := runtime.GOMAXPROCS(0)
 	hashFiles := o.log != nil
@@ -461,18 +479,14 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 					if j.f.Err == nil {
 						prepare(j.f)
 						if j.f.Rec != nil {
-							learn(j.f.Rec)
+							namedKeys(j.f.Rec, learn)
 						}
 					}
 				}
 				checks = checks[:0]
 				for _, j := range jobs {
-					if rec := j.f.Rec; rec != nil {
-						for i, s := range rec.Signatures {
-							if pub := lookup(s.KeyID); pub != nil {
-								checks = append(checks, record.Check{Rec: rec, Sig: i, Pub: pub})
-							}
-						}
+					if j.f.Rec != nil {
+						checks = appendChecks(checks, j.f.Rec, lookup)
 					}
 				}
 				record.VerifyBatch(checks)
