@@ -95,29 +95,20 @@ func ParseEntry(text []byte) (Entry, error) {
 	bad := func(what string) (Entry, error) {
 		return Entry{}, fmt.Errorf("%w: %s in %q", ErrEntry, what, clip(text))
 	}
-	if len(text) > MaxEntry {
-		return bad(fmt.Sprintf("%d bytes, more than %d", len(text), MaxEntry))
+	f, commit, t, wrong := splitEntry(text, func(f [][]byte) string {
+		if IsMapEntry(text) {
+			return "a map leaf, not a file entry (read it with ParseMapEntry)"
+		}
+		if len(f) != 5 {
+			return fmt.Sprintf("%d fields, want 5 (commit, time, sha256, size, path)", len(f))
+		}
+		return ""
+	})
+	if wrong != "" {
+		return bad(wrong)
 	}
-	line, ok := bytes.CutSuffix(text, []byte("\n"))
-	if !ok {
-		return bad("no final newline")
-	}
-	f := bytes.Split(line, []byte(" "))
-	if IsMapEntry(text) {
-		return bad("a map leaf, not a file entry (read it with ParseMapEntry)")
-	}
-	if len(f) != 5 {
-		return bad(fmt.Sprintf("%d fields, want 5 (commit, time, sha256, size, path)", len(f)))
-	}
-	var e Entry
-	if !isLowerHex(f[0], 40) {
-		return bad("commit is not 40 lowercase hex digits")
-	}
-	e.Commit = string(f[0])
+	e := Entry{Commit: commit, Time: t}
 	var err error
-	if e.Time, err = canonicalInt(f[1]); err != nil {
-		return bad("time is not a decimal number")
-	}
 	if !isLowerHex(f[2], 64) {
 		return bad("sha256 is not 64 lowercase hex digits")
 	}
@@ -189,26 +180,16 @@ func ParseMapEntry(text []byte) (MapEntry, error) {
 	bad := func(what string) (MapEntry, error) {
 		return MapEntry{}, fmt.Errorf("%w: %s in map entry %q", ErrEntry, what, clip(text))
 	}
-	if len(text) > MaxEntry {
-		return bad(fmt.Sprintf("%d bytes, more than %d", len(text), MaxEntry))
+	f, commit, t, wrong := splitEntry(text, func(f [][]byte) string {
+		if len(f) != 4 {
+			return fmt.Sprintf("%d fields, want 4 (commit, time, map, maproot)", len(f))
+		}
+		return ""
+	})
+	if wrong != "" {
+		return bad(wrong)
 	}
-	line, ok := bytes.CutSuffix(text, []byte("\n"))
-	if !ok {
-		return bad("no final newline")
-	}
-	f := bytes.Split(line, []byte(" "))
-	if len(f) != 4 {
-		return bad(fmt.Sprintf("%d fields, want 4 (commit, time, map, maproot)", len(f)))
-	}
-	var e MapEntry
-	if !isLowerHex(f[0], 40) {
-		return bad("commit is not 40 lowercase hex digits")
-	}
-	e.Commit = string(f[0])
-	var err error
-	if e.Time, err = canonicalInt(f[1]); err != nil {
-		return bad("time is not a decimal number")
-	}
+	e := MapEntry{Commit: commit, Time: t}
 	if string(f[2]) != mapWord {
 		return bad(fmt.Sprintf("third field is %q, want %q (a file entry?)", clip(f[2]), mapWord))
 	}
@@ -217,6 +198,32 @@ func ParseMapEntry(text []byte) (MapEntry, error) {
 	}
 	hex.Decode(e.Root[:], f[3])
 	return e, nil
+}
+
+// splitEntry splits an entry line of either kind into its fields, lets
+// shape judge their count and kind, then parses the two fields every leaf
+// starts with: the commit and its time. It returns what is wrong with the
+// line (shape's answer, else its own), or "".
+func splitEntry(text []byte, shape func(f [][]byte) string) (f [][]byte, commit string, time int64, wrong string) {
+	if len(text) > MaxEntry {
+		return nil, "", 0, fmt.Sprintf("%d bytes, more than %d", len(text), MaxEntry)
+	}
+	line, ok := bytes.CutSuffix(text, []byte("\n"))
+	if !ok {
+		return nil, "", 0, "no final newline"
+	}
+	f = bytes.Split(line, []byte(" "))
+	if wrong := shape(f); wrong != "" {
+		return nil, "", 0, wrong
+	}
+	if !isLowerHex(f[0], 40) {
+		return nil, "", 0, "commit is not 40 lowercase hex digits"
+	}
+	time, err := canonicalInt(f[1])
+	if err != nil {
+		return nil, "", 0, "time is not a decimal number"
+	}
+	return f, string(f[0]), time, ""
 }
 
 // LeafHash returns the RFC 6962 leaf hash of an entry line:
