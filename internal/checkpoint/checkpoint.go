@@ -26,6 +26,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/translog"
 )
 
 // OriginPrefix begins every cairn index's origin line.
@@ -66,7 +67,7 @@ type Checkpoint struct {
 // no cairn index).
 func (c Checkpoint) Introduction() string {
 	intro, _ := strings.CutPrefix(c.Origin, OriginPrefix)
-	if !isHex(intro, 64) {
+	if !translog.IsLowerHex(intro, 64) {
 		return ""
 	}
 	return intro
@@ -123,7 +124,7 @@ func Parse(text string) (Checkpoint, error) {
 	if c.Head, err = field(1, headLine); err != nil {
 		return c, err
 	}
-	if !isHex(c.Head, 40) {
+	if !translog.IsLowerHex(c.Head, 40) {
 		return c, fmt.Errorf("%w: %s %q is not a git commit id (40 lowercase hex)", ErrMalformed, headLine, c.Head)
 	}
 	t, err := field(2, timeLine)
@@ -139,18 +140,6 @@ func Parse(text string) (Checkpoint, error) {
 	}
 	c.Time = time.Unix(secs, 0).UTC()
 	return c, nil
-}
-
-func isHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 type signer struct {

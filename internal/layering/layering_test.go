@@ -39,7 +39,7 @@ var allowed = map[string][]string{
 	"internal/record":     {"internal/blob", "internal/keys"},
 	"internal/descriptor": {"internal/blob", "internal/record"},
 	"internal/snapshot":   {"internal/blob", "internal/descriptor", "internal/record"},
-	"internal/checkpoint": {"internal/keys"},
+	"internal/checkpoint": {"internal/keys", "internal/translog"},
 	// The transparency log: leaves, tiles, proofs, the map (no index, no git).
 	"internal/translog":            {"internal/safefile"},
 	"internal/witness":             {"internal/keys", "internal/safefile"},

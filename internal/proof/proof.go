@@ -441,7 +441,7 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 	pr.Subject, _ = index.SubjectOf(in.Entry.Path)
 	base := in.Entry.Path[strings.LastIndexByte(in.Entry.Path, '/')+1:]
 	id, named := strings.CutSuffix(base, ".json")
-	named = named && isHex(id, 64)
+	named = named && translog.IsLowerHex(id, 64)
 	if rec, err := record.Parse(in.Content); err == nil {
 		pr.Record = rec
 		if named && rec.ID != id {
@@ -451,8 +451,4 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 		return refuse(fmt.Errorf("the file at %s is not the record its path names: %w", in.Entry.Path, err))
 	}
 	return pr, nil
-}
-
-func isHex(s string, n int) bool {
-	return len(s) == n && strings.Trim(s, "0123456789abcdef") == ""
 }

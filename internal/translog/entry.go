@@ -68,7 +68,7 @@ func (e Entry) Check() error {
 	bad := func(what string) error {
 		return fmt.Errorf("%w: %s in the entry of %q", ErrEntry, what, e.Path)
 	}
-	if !isLowerHex([]byte(e.Commit), 40) {
+	if !IsLowerHex(e.Commit, 40) {
 		return bad("commit is not 40 lowercase hex digits")
 	}
 	if e.Size < 0 {
@@ -109,7 +109,7 @@ func ParseEntry(text []byte) (Entry, error) {
 	}
 	e := Entry{Commit: commit, Time: t}
 	var err error
-	if !isLowerHex(f[2], 64) {
+	if !IsLowerHex(f[2], 64) {
 		return bad("sha256 is not 64 lowercase hex digits")
 	}
 	hex.Decode(e.SHA256[:], f[2])
@@ -193,7 +193,7 @@ func ParseMapEntry(text []byte) (MapEntry, error) {
 	if string(f[2]) != mapWord {
 		return bad(fmt.Sprintf("third field is %q, want %q (a file entry?)", clip(f[2]), mapWord))
 	}
-	if !isLowerHex(f[3], 64) {
+	if !IsLowerHex(f[3], 64) {
 		return bad("map root is not 64 lowercase hex digits")
 	}
 	hex.Decode(e.Root[:], f[3])
@@ -216,7 +216,7 @@ func splitEntry(text []byte, shape func(f [][]byte) string) (f [][]byte, commit 
 	if wrong := shape(f); wrong != "" {
 		return nil, "", 0, wrong
 	}
-	if !isLowerHex(f[0], 40) {
+	if !IsLowerHex(f[0], 40) {
 		return nil, "", 0, "commit is not 40 lowercase hex digits"
 	}
 	time, err := canonicalInt(f[1])
@@ -230,12 +230,15 @@ func splitEntry(text []byte, shape func(f [][]byte) string) (f [][]byte, commit 
 // SHA-256(0x00 || text).
 func LeafHash(text []byte) tlog.Hash { return tlog.RecordHash(text) }
 
-func isLowerHex(b []byte, n int) bool {
-	if len(b) != n {
+// IsLowerHex reports whether s is n lowercase hex digits, the one
+// spelling the log's lines and checkpoints give a git commit id (40) or a
+// SHA-256 (64).
+func IsLowerHex[T ~string | ~[]byte](s T, n int) bool {
+	if len(s) != n {
 		return false
 	}
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return false
 		}
 	}

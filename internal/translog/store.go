@@ -162,7 +162,7 @@ func (s *Store) stage() error {
 // write lock if Begin did not; on an error the caller rolls back.
 func (s *Store) AppendCommit(commit string, time int64, entries []Entry) (MapEntry, error) {
 	me := MapEntry{Commit: commit, Time: time}
-	if !isLowerHex([]byte(commit), 40) {
+	if !IsLowerHex(commit, 40) {
 		return me, fmt.Errorf("%w: commit %q is not 40 lowercase hex digits, in the map leaf", ErrEntry, commit)
 	}
 	if err := s.Log.hold(); err != nil {
