@@ -47,7 +47,7 @@ func (e *RefusedError) Error() string {
 }
 
 // Unwrap returns both ErrRefused and the cause, so that errors.Is and
-// errors.As see the cause's family (a *witness.QuorumError, an
+// errors.As see the cause's family (a *witness.QuorumError, a
 // *translog.InclusionError).
 func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
 
@@ -196,12 +196,9 @@ func NewProof(entry, content []byte, index int64, path tlog.RecordProof, mapEntr
 		return nil, err
 	}
 	p := &translog.Proof{Extra: extra, Index: index, Path: append([]tlog.Hash(nil), path...), Checkpoint: bytes.Clone(note)}
-	_, x, err = checkProof(p)
+	_, c, x, err := checkProof(p)
 	if err == nil {
-		var c checkpoint.Checkpoint
-		if c, err = checkpoint.Claimed(note); err == nil {
-			_, err = checkMapLeaf(c, x)
-		}
+		_, err = checkMapLeaf(c, x)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("making the proof of leaf %d: %w", index, err)
@@ -210,28 +207,27 @@ func NewProof(entry, content []byte, index int64, path tlog.RecordProof, mapEntr
 }
 
 // checkProof checks a proof's record part with no network and without
-// its signatures (translog.Proof.CheckInclusion: the entry, the content,
-// the inclusion path to the checkpoint's root) and returns it with the
-// extra data, whose map leaf is still to check against the checkpoint
+// its signatures: its extra data is cairn's (ParseExtra), its checkpoint's
+// text a cairn checkpoint (checkpoint.Claimed), and the entry, the content
+// and the inclusion path prove the leaf in the checkpoint's tree
+// (translog.Proof.CheckLeaf). It returns the entry, the checkpoint as its
+// text claims it (to be trusted once checkpoint.Open has verified it) and
+// the extra data, whose map leaf is still to check against the checkpoint
 // once its signature is (checkMapLeaf).
-func checkProof(p *translog.Proof) (*translog.Inclusion, Extra, error) {
+func checkProof(p *translog.Proof) (translog.Entry, checkpoint.Checkpoint, Extra, error) {
 	x, err := ParseExtra(p)
 	if err != nil {
-		return nil, Extra{}, err
+		return translog.Entry{}, checkpoint.Checkpoint{}, Extra{}, err
 	}
-	// The record part is translog's proof of one leaf, whose extra data
-	// is the entry and the content alone.
-	leaf, err := json.Marshal(translog.ProofExtra{Entry: x.Entry, Content: x.Content})
+	c, err := checkpoint.Claimed(p.Checkpoint)
 	if err != nil {
-		return nil, Extra{}, err
+		return translog.Entry{}, checkpoint.Checkpoint{}, Extra{}, fmt.Errorf("%w: the proof's checkpoint: %w", translog.ErrProof, err)
 	}
-	q := *p
-	q.Extra = leaf
-	in, err := q.CheckInclusion()
+	e, err := p.CheckLeaf([]byte(x.Entry), x.Content, c.Origin, c.Tree())
 	if err != nil {
-		return nil, Extra{}, err
+		return translog.Entry{}, checkpoint.Checkpoint{}, Extra{}, err
 	}
-	return in, x, nil
+	return e, c, x, nil
 }
 
 // checkMapLeaf checks that the map leaf of c's cairn-map and cairn-head,
@@ -364,8 +360,8 @@ type Proven struct {
 }
 
 // Verify checks an offline proof with no network: its format and its
-// inclusion part (translog.Proof.CheckInclusion: the entry, the content,
-// the inclusion path to the checkpoint's root); the checkpoint's
+// record part (checkProof: the entry, the content, the inclusion path to
+// the checkpoint's root); the checkpoint's
 // signature by one of trust's log keys for its origin, which must be
 // the index's when trust pins one; that the checkpoint's last leaf,
 // "<cairn-head> <map_time> map <cairn-map>", is leaf size-1 of its tree
@@ -382,11 +378,11 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 		return refuse(err)
 	}
 	evidence = p.Checkpoint
-	in, x, err := checkProof(p)
+	entry, claimed, x, err := checkProof(p)
 	if err != nil {
 		return refuse(err)
 	}
-	origin := in.Checkpoint.Origin
+	origin := claimed.Origin
 	if trust.Introduction != "" {
 		if want := checkpoint.Origin(trust.Introduction); origin != want {
 			return refuse(fmt.Errorf("the proof's checkpoint is of %s, not of the index introduced by %s (%s): it proves a record of another index", origin, trust.Introduction, want))
@@ -411,10 +407,6 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 	if err != nil {
 		return refuse(err)
 	}
-	if sc.Size != in.Checkpoint.N || sc.Root != in.Checkpoint.Hash {
-		// One text, two parsers: they must agree.
-		return refuse(fmt.Errorf("the checkpoint's tree reads as size %d root %x and as size %d root %x", sc.Size, sc.Root[:], in.Checkpoint.N, in.Checkpoint.Hash[:]))
-	}
 	// The map root the checkpoint names is the one its tree holds: its
 	// last leaf, which the witnesses cosigned with the tree.
 	ml, err := checkMapLeaf(sc.Checkpoint, x)
@@ -434,21 +426,21 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 		}
 	}
 	pr := &Proven{
-		Index: in.Index, Entry: in.Entry, Content: in.Content,
+		Index: p.Index, Entry: entry, Content: x.Content,
 		Checkpoint: sc.Checkpoint, MapLeaf: ml.Entry, Key: sc.Key,
 		Cosignatures: n, Quorum: trust.Witnesses.Quorum, Unwitnessed: trust.Witnesses.Unwitnessed(),
 	}
-	pr.Subject, _ = index.SubjectOf(in.Entry.Path)
-	base := in.Entry.Path[strings.LastIndexByte(in.Entry.Path, '/')+1:]
+	pr.Subject, _ = index.SubjectOf(entry.Path)
+	base := entry.Path[strings.LastIndexByte(entry.Path, '/')+1:]
 	id, named := strings.CutSuffix(base, ".json")
 	named = named && translog.IsLowerHex(id, 64)
-	if rec, err := record.Parse(in.Content); err == nil {
+	if rec, err := record.Parse(x.Content); err == nil {
 		pr.Record = rec
 		if named && rec.ID != id {
-			return refuse(fmt.Errorf("the file at %s is record %s, not the record %s its path names", in.Entry.Path, rec.ID, id))
+			return refuse(fmt.Errorf("the file at %s is record %s, not the record %s its path names", entry.Path, rec.ID, id))
 		}
 	} else if named {
-		return refuse(fmt.Errorf("the file at %s is not the record its path names: %w", in.Entry.Path, err))
+		return refuse(fmt.Errorf("the file at %s is not the record its path names: %w", entry.Path, err))
 	}
 	return pr, nil
 }

@@ -409,11 +409,22 @@ func TestVerifyTampered(t *testing.T) {
 			p.Extra = withExtra(y)
 		}, "not whole 32-byte hashes"},
 		{"no map leaf", func(p *translog.Proof, tr *Trust) {
-			p.Extra, _ = json.Marshal(translog.ProofExtra{Entry: x.Entry, Content: x.Content})
+			p.Extra, _ = json.Marshal(map[string]any{"entry": x.Entry, "content": x.Content})
 		}, "a proof made before map leaves were logged"},
 		{"extra not written as cairn writes it", func(p *translog.Proof, tr *Trust) {
 			p.Extra = append([]byte(" "), p.Extra...)
 		}, "not written as cairn writes it"},
+		{"extra not JSON", func(p *translog.Proof, tr *Trust) { p.Extra = []byte("entry") }, "extra data is not cairn's"},
+		{"extra with another field", func(p *translog.Proof, tr *Trust) {
+			p.Extra = append(bytes.TrimSuffix(withExtra(x), []byte("}")), `,"index":3}`...)
+		}, "extra data is not cairn's"},
+		{"extra with trailing data", func(p *translog.Proof, tr *Trust) { p.Extra = append(withExtra(x), " {}"...) }, "not written as cairn writes it"},
+		{"checkpoint not a note", func(p *translog.Proof, tr *Trust) {
+			p.Checkpoint = []byte(f.c.Text())
+		}, "malformed offline proof: the proof's checkpoint: malformed checkpoint: not a signed note"},
+		{"checkpoint not a cairn checkpoint", func(p *translog.Proof, tr *Trust) {
+			p.Checkpoint = []byte("hello\n\n— o x\n")
+		}, "malformed offline proof: the proof's checkpoint: malformed checkpoint"},
 		{"malformed", func(p *translog.Proof, tr *Trust) { p.Index = -1 }, "malformed offline proof"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,14 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
-	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -38,22 +35,14 @@ var ErrProofRefused = errors.New("offline proof refused")
 // Proof is an offline proof of one leaf of the log, C2SP tlog-proof
 // (c2sp.org/tlog-proof@v1): the leaf's index, its RFC 6962 inclusion path
 // (the leaf's sibling first, the root's child last) and the signed
-// checkpoint, cosignatures included, verbatim. cairn's Extra is the JSON
-// of a ProofExtra: the leaf's entry line and the file's bytes, so that
-// the proof is self-contained.
+// checkpoint, cosignatures included, verbatim. Extra is opaque here:
+// internal/proof writes and reads cairn's (docs/transparency.md, "Offline
+// proofs"), which carries the leaf's entry line and the file's bytes.
 type Proof struct {
 	Extra      []byte      // opaque extra data; nil or empty: none
 	Index      int64       // the leaf's zero-based index
 	Path       []tlog.Hash // the inclusion path, as tlog.CheckRecord takes it
 	Checkpoint []byte      // the signed checkpoint note, verbatim
-}
-
-// ProofExtra is cairn's extra data of a Proof: the leaf's entry line
-// (docs/transparency.md) and the bytes of the file it names. It is not
-// authenticated by itself: CheckInclusion checks it against the leaf.
-type ProofExtra struct {
-	Entry   string `json:"entry"`   // the entry line, final newline included
-	Content []byte `json:"content"` // the file's bytes (base64 in JSON)
 }
 
 // Marshal returns the proof in C2SP tlog-proof form:
@@ -83,8 +72,8 @@ func (p *Proof) Marshal() []byte {
 // strict, accepting exactly what Marshal writes: the header line; an
 // extra line only with data, in canonical base64; the index in decimal
 // without leading zeros; each hash in canonical base64 of 32 bytes; a
-// blank line; then a non-empty checkpoint, kept verbatim (CheckInclusion
-// and the signature checks read it). ParseProof(data).Marshal() is data.
+// blank line; then a non-empty checkpoint, kept verbatim (the caller
+// parses it and checks its signatures). ParseProof(data).Marshal() is data.
 func ParseProof(data []byte) (*Proof, error) {
 	bad := func(line int, format string, args ...any) (*Proof, error) {
 		return nil, fmt.Errorf("%w: line %d: %s", ErrProof, line, fmt.Sprintf(format, args...))
@@ -154,66 +143,6 @@ func ParseProof(data []byte) (*Proof, error) {
 	return &p, nil
 }
 
-// NewProof returns the proof of leaf index, whose entry line is entry
-// and whose file's bytes are content, by the inclusion path path in the
-// tree of the signed checkpoint (a note whose text is a C2SP
-// checkpoint). It checks the proof it makes (CheckInclusion) before it
-// returns it.
-func NewProof(entry, content []byte, index int64, path tlog.RecordProof, checkpoint []byte) (*Proof, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ProofExtra{Entry: string(entry), Content: content}); err != nil {
-		return nil, fmt.Errorf("the proof's extra data: %w", err)
-	}
-	p := &Proof{
-		Extra:      bytes.TrimSuffix(b.Bytes(), []byte("\n")),
-		Index:      index,
-		Path:       append([]tlog.Hash(nil), path...),
-		Checkpoint: bytes.Clone(checkpoint),
-	}
-	if _, err := p.CheckInclusion(); err != nil {
-		return nil, fmt.Errorf("making the proof of leaf %d: %w", index, err)
-	}
-	return p, nil
-}
-
-// ParseExtra parses the proof's extra data as cairn's ProofExtra: a JSON
-// object with exactly the fields entry and content.
-func (p *Proof) ParseExtra() (ProofExtra, error) {
-	var x struct {
-		Entry   *string `json:"entry"`
-		Content *[]byte `json:"content"`
-	}
-	if len(p.Extra) == 0 {
-		return ProofExtra{}, fmt.Errorf("%w: no extra data: a cairn proof carries the entry and the file's bytes", ErrProof)
-	}
-	dec := json.NewDecoder(bytes.NewReader(p.Extra))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&x); err != nil {
-		return ProofExtra{}, fmt.Errorf("%w: extra data is not cairn's {\"entry\", \"content\"}: %v", ErrProof, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return ProofExtra{}, fmt.Errorf("%w: extra data has more after its JSON object", ErrProof)
-	}
-	if x.Entry == nil || x.Content == nil {
-		return ProofExtra{}, fmt.Errorf("%w: extra data lacks \"entry\" or \"content\"", ErrProof)
-	}
-	return ProofExtra{Entry: *x.Entry, Content: *x.Content}, nil
-}
-
-// Inclusion is what CheckInclusion proved: the leaf at Index of the tree
-// the checkpoint's text names is Entry, and Content is its file's bytes.
-// The checkpoint's signatures are not checked: Checkpoint is what its
-// text claims until the caller opens the note with the log's keys.
-type Inclusion struct {
-	Index      int64
-	Entry      Entry
-	Content    []byte
-	Checkpoint torchwood.Checkpoint // the note's text, parsed
-	Note       []byte               // the signed note, verbatim
-}
-
 // InclusionError is a security error: a proof whose entry, content or
 // inclusion path does not prove the leaf it names in the checkpoint's
 // tree. It carries the evidence.
@@ -232,46 +161,35 @@ func (e *InclusionError) Error() string {
 
 func (e *InclusionError) Unwrap() error { return ErrProofRefused }
 
-// CheckInclusion checks the proof's inclusion part, without any network
-// and without checking the checkpoint's signatures: the extra data is
-// cairn's (ParseExtra); its entry is a well-formed entry line whose
-// sha256 and size the content matches; the checkpoint's text is a C2SP
-// checkpoint (torchwood.ParseCheckpoint); and the inclusion path proves
-// the entry's leaf hash at Index in the checkpoint's tree
-// (tlog.CheckRecord). A proof that fails one of these is an
-// *InclusionError (a malformed one wraps ErrProof).
-func (p *Proof) CheckInclusion() (*Inclusion, error) {
-	x, err := p.ParseExtra()
+// CheckLeaf checks, without any network, that the proof proves the leaf
+// entry (an entry line) at its Index in tree, the tree of its checkpoint
+// (which the caller parses and whose signatures it checks; origin, the
+// checkpoint's, names it in errors), and that content is the file the
+// entry names: the entry is a well-formed entry line (ParseEntry) whose
+// size and sha256 content matches, and the inclusion path leads from the
+// entry's leaf hash at Index to tree's root (tlog.CheckRecord). It
+// returns the entry parsed. A proof that does not prove the leaf is an
+// *InclusionError; a malformed entry wraps ErrProof.
+func (p *Proof) CheckLeaf(entry, content []byte, origin string, tree tlog.Tree) (Entry, error) {
+	e, err := ParseEntry(entry)
 	if err != nil {
-		return nil, err
+		return Entry{}, fmt.Errorf("%w: the proof's entry: %w", ErrProof, err)
 	}
-	entry, err := ParseEntry([]byte(x.Entry))
-	if err != nil {
-		return nil, fmt.Errorf("%w: the proof's entry: %w", ErrProof, err)
+	refuse := func(format string, args ...any) (Entry, error) {
+		return Entry{}, &InclusionError{Index: p.Index, Entry: string(entry), Origin: origin, Tree: tree, Reason: fmt.Sprintf(format, args...)}
 	}
-	i := bytes.LastIndex(p.Checkpoint, []byte("\n\n"))
-	if i < 0 {
-		return nil, fmt.Errorf("%w: the checkpoint is not a signed note (no blank line before its signatures)", ErrProof)
+	if got := int64(len(content)); got != e.Size {
+		return refuse("the content is %d bytes, the entry says %d", got, e.Size)
 	}
-	c, err := torchwood.ParseCheckpoint(string(p.Checkpoint[:i+1]))
-	if err != nil {
-		return nil, fmt.Errorf("%w: the proof's checkpoint: %v", ErrProof, err)
+	if got := sha256.Sum256(content); got != e.SHA256 {
+		return refuse("the content's sha256 is %s, the entry says %s", hex.EncodeToString(got[:]), hex.EncodeToString(e.SHA256[:]))
 	}
-	refuse := func(format string, args ...any) (*Inclusion, error) {
-		return nil, &InclusionError{Index: p.Index, Entry: x.Entry, Origin: c.Origin, Tree: c.Tree, Reason: fmt.Sprintf(format, args...)}
+	if p.Index >= tree.N {
+		return refuse("index %d is not in a tree of %d leaves", p.Index, tree.N)
 	}
-	if got := int64(len(x.Content)); got != entry.Size {
-		return refuse("the content is %d bytes, the entry says %d", got, entry.Size)
-	}
-	if got := sha256.Sum256(x.Content); got != entry.SHA256 {
-		return refuse("the content's sha256 is %s, the entry says %s", hex.EncodeToString(got[:]), hex.EncodeToString(entry.SHA256[:]))
-	}
-	if p.Index >= c.N {
-		return refuse("index %d is not in a tree of %d leaves", p.Index, c.N)
-	}
-	leaf := LeafHash([]byte(x.Entry))
-	if err := tlog.CheckRecord(p.Path, c.N, c.Hash, p.Index, leaf); err != nil {
+	leaf := LeafHash(entry)
+	if err := tlog.CheckRecord(p.Path, tree.N, tree.Hash, p.Index, leaf); err != nil {
 		return refuse("the inclusion path of leaf hash %s does not lead to the root (%v)", leaf, err)
 	}
-	return &Inclusion{Index: p.Index, Entry: entry, Content: x.Content, Checkpoint: c, Note: p.Checkpoint}, nil
+	return e, nil
 }
