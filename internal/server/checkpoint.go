@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,8 +49,18 @@ func ParseWitness(s string) (Witness, error) {
 }
 
 // witnessTimeout bounds one witness's answer: a witness that does not
-// answer is logged, and the checkpoint served without its cosignature.
+// answer is logged, the checkpoint served without its cosignature, and
+// the witness asked again in the background (checkpointer.retry).
 const witnessTimeout = 10 * time.Second
+
+// retryFirst and retryMax bound the waits between the tries of a witness
+// that did not cosign the latest checkpoint (timed out, unreachable, or
+// answered 5xx or 429): retryFirst doubling up to retryMax, or the wait
+// its Retry-After asks for, capped at retryMax.
+const (
+	retryFirst = 2 * time.Second
+	retryMax   = time.Minute
+)
 
 // logView is what a checkpoint signs: main's log and map at one verified
 // head (the log may have grown since: its reads are bounded by Size).
@@ -94,6 +105,13 @@ type checkpointer struct {
 	copies   []string // where else it is written (the log's tile tree)
 	sizes    string   // each witness's size cosigned last, kept durably beside path (witnessSizes)
 
+	timeout              time.Duration      // bounds one witness's answer (witnessTimeout)
+	retryFirst, retryMax time.Duration      // the waits between a witness's later tries (retryFirst, retryMax)
+	stop                 context.Context    // done once closed: the retries end
+	closeStop            context.CancelFunc // ends stop
+	round                context.CancelFunc // ends the retries of the latest checkpoint signed (under signing)
+	retrying             sync.WaitGroup     // the retries running
+
 	signing sync.Mutex // held by the one signing a checkpoint, through its witnesses' answers
 
 	mu        sync.Mutex             // guards what follows for readers; written under signing too
@@ -102,6 +120,7 @@ type checkpointer struct {
 	view      *logView               // the log and map last found to be last's, in this process (nil: none yet, or refused since)
 	recent    []logView              // the trees of the last keptTrees checkpoints signed in this process, oldest first (light reads at a stated size)
 	witnesses []*witnessState
+	closed    bool // no retry starts once set (close)
 }
 
 type witnessState struct {
@@ -128,7 +147,9 @@ type witnessSizes map[string]int64
 // the latest checkpoint carries).
 func newCheckpointer(key keys.Signer, origin string, interval time.Duration, ws []Witness, hc *http.Client, log *slog.Logger, path string, copies ...string) (*checkpointer, error) {
 	c := &checkpointer{key: key, origin: origin, interval: interval, hc: hc, log: log, path: path, copies: copies,
-		sizes: filepath.Join(filepath.Dir(path), witnessSizesFile)}
+		sizes:   filepath.Join(filepath.Dir(path), witnessSizesFile),
+		timeout: witnessTimeout, retryFirst: retryFirst, retryMax: retryMax}
+	c.stop, c.closeStop = context.WithCancel(context.Background())
 	for _, w := range ws {
 		p, err := witness.NewPolicy([]string{w.VKey}, 1)
 		if err != nil {
@@ -278,8 +299,12 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	if err := safefile.Write(c.path, signed, safefile.Options{Perm: 0o644}); err != nil {
 		return nil, nil, logView{}, fmt.Errorf("keeping the checkpoint of %s at %s before submitting it to witnesses: %w", next.Head, c.path, err)
 	}
+	if c.round != nil {
+		c.round() // the witnesses not yet heard on the last one are asked about this one
+		c.round = nil
+	}
 	before := c.witnessSizes()
-	note, err := c.cosign(ctx, signed, next, v)
+	note, pending, err := c.cosign(ctx, signed, next, v)
 	c.keepWitnessSizes(before)
 	if err != nil {
 		c.log.Warn("serving the checkpoint without cosignatures", "size", next.Size, "head", next.Head, "err", err)
@@ -295,14 +320,125 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 			c.log.Warn("writing the checkpoint into the log's tiles", "path", p, "err", err)
 		}
 	}
+	last := &next
 	c.mu.Lock()
-	c.last, c.note, c.view = &next, note, &v
+	c.last, c.note, c.view = last, note, &v
 	c.recent = append(slices.DeleteFunc(c.recent, func(r logView) bool { return r.Size == v.Size }), v)
 	if len(c.recent) > keptTrees {
 		c.recent = slices.Delete(c.recent, 0, len(c.recent)-keptTrees)
 	}
+	if len(pending) > 0 && !c.closed {
+		rctx, cancel := context.WithCancel(c.stop)
+		c.round = cancel
+		for _, p := range pending {
+			c.retrying.Add(1)
+			go c.retry(rctx, p, last, signed, v)
+		}
+	}
 	c.mu.Unlock()
 	return &next, note, v, nil
+}
+
+// close ends the retries and waits for them (a retry applying its
+// cosignature finishes it first).
+func (c *checkpointer) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.closeStop()
+	c.retrying.Wait()
+}
+
+// pending is a witness that did not cosign a checkpoint but may later:
+// it is asked again after wait (0: the backoff's next wait).
+type pending struct {
+	w    *witnessState
+	last int64 // the size it cosigned last, as known when it failed
+	wait time.Duration
+}
+
+// retry asks a witness again, in the background, for its cosignature of
+// last (signed, of the tree v), until it cosigns it, refuses it, or ctx
+// ends (a newer checkpoint was signed, or the server closes): after the
+// wait its Retry-After asked for, else retryFirst doubling up to
+// retryMax. A cosignature is added to the served note (addCosignature).
+func (c *checkpointer) retry(ctx context.Context, p pending, last *checkpoint.Checkpoint, signed []byte, v logView) {
+	defer c.retrying.Done()
+	backoff, wait := c.retryFirst, p.wait
+	for try := 2; ; try++ {
+		if wait <= 0 {
+			wait, backoff = backoff, min(2*backoff, c.retryMax)
+		}
+		t := time.NewTimer(min(wait, c.retryMax))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		cos, err := c.ask(ctx, p.w, p.last, signed, *last, v)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			c.addCosignature(ctx, p.w, last, cos, try)
+			return
+		}
+		var again bool
+		if again, wait = retryable(err); !again {
+			c.log.Warn("a witness refused the checkpoint: not asking it again", "witness", p.w.URL, "size", last.Size, "head", last.Head, "try", try, "err", err)
+			return
+		}
+		c.log.Info("a witness did not cosign the checkpoint yet: asking again", "witness", p.w.URL, "size", last.Size, "head", last.Head, "try", try, "err", err)
+	}
+}
+
+// retryable reports whether a witness that did not cosign may on a later
+// try: it timed out or could not be reached, or answered 5xx or 429 (a
+// 503 is an auditing witness's "cannot tell yet"); and the wait its
+// Retry-After asked for (0 for none). A refusal (409 from a witness at
+// another size or tree, 4xx, an answer that is not its cosignature) is
+// not asked again: the next checkpoint asks it.
+func retryable(err error) (bool, time.Duration) {
+	var re *witness.ResponseError
+	if errors.As(err, &re) {
+		return re.Status >= 500 || re.Status == http.StatusTooManyRequests, re.RetryAfter
+	}
+	var ue *url.Error
+	return errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded), 0
+}
+
+// addCosignature adds a witness's cosignature, got on a later try, to
+// last's note, if last is still the latest checkpoint signed: written
+// durably (and into the log's tiles) first, then served. The checkpoint
+// is not signed again.
+func (c *checkpointer) addCosignature(ctx context.Context, w *witnessState, last *checkpoint.Checkpoint, cos []byte, try int) {
+	c.signing.Lock()
+	defer c.signing.Unlock()
+	// c.last and c.note change only under c.signing, held.
+	if ctx.Err() != nil || c.last != last {
+		return // a newer checkpoint replaced it: its own round asked this witness
+	}
+	note, err := witness.AppendCosignatures(c.note, cos)
+	if err != nil {
+		c.log.Warn("a witness's cosignature on a later try could not be added", "witness", w.URL, "size", last.Size, "err", err)
+		return
+	}
+	before := c.witnessSizes()
+	w.size = last.Size
+	c.keepWitnessSizes(before)
+	if err := safefile.Write(c.path, note, safefile.Options{Perm: 0o644}); err != nil {
+		c.log.Warn("keeping the checkpoint's cosignatures (the signed checkpoint is kept)", "path", c.path, "err", err)
+	}
+	for _, p := range c.copies {
+		if err := safefile.Write(p, note, safefile.Options{Perm: 0o644, NoSync: true}); err != nil {
+			c.log.Warn("writing the checkpoint into the log's tiles", "path", p, "err", err)
+		}
+	}
+	c.mu.Lock()
+	c.note = note
+	c.mu.Unlock()
+	c.log.Info("a witness cosigned the checkpoint on a later try", "witness", w.URL, "size", last.Size, "head", last.Head, "try", try)
 }
 
 // keptTrees is how many of the latest checkpoints' trees the light reads
@@ -384,38 +520,56 @@ func (c *checkpointer) consistent(next checkpoint.Checkpoint, v logView) error {
 }
 
 // cosign submits note to every witness at once and returns it with the
-// cosignatures that verify. A witness that refuses, fails or answers
-// with a cosignature that does not verify is logged, not fatal.
-func (c *checkpointer) cosign(ctx context.Context, note []byte, next checkpoint.Checkpoint, v logView) ([]byte, error) {
+// cosignatures that verify, and the witnesses to ask again (retryable).
+// A witness that refuses, fails or answers with a cosignature that does
+// not verify is logged, not fatal.
+func (c *checkpointer) cosign(ctx context.Context, note []byte, next checkpoint.Checkpoint, v logView) ([]byte, []pending, error) {
 	got := make([][]byte, len(c.witnesses))
+	again := make([]*pending, len(c.witnesses))
 	var wg sync.WaitGroup
 	for i, w := range c.witnesses {
 		wg.Go(func() {
-			wctx, cancel := context.WithTimeout(ctx, witnessTimeout)
-			defer cancel()
-			prove := func(old int64) (tlog.TreeProof, error) { return v.store.ProveTree(old, next.Size) }
-			cos, err := witness.Cosign(wctx, c.hc, w.URL, w.size, note, prove)
-			if err == nil {
-				cos, err = c.own(w, note, cos, next)
-			}
+			cos, err := c.ask(ctx, w, w.size, note, next, v)
 			if err != nil {
-				c.log.Warn("a witness did not cosign the checkpoint", "witness", w.URL, "size", next.Size, "head", next.Head, "err", err)
+				retry, wait := retryable(err)
+				c.log.Warn("a witness did not cosign the checkpoint", "witness", w.URL, "size", next.Size, "head", next.Head, "asking again", retry, "err", err)
+				if retry {
+					again[i] = &pending{w: w, last: w.size, wait: wait}
+				}
 				return
 			}
 			got[i], w.size = cos, next.Size
 		})
 	}
 	wg.Wait()
-	for _, cos := range got {
+	var pend []pending
+	for i, cos := range got {
+		if again[i] != nil {
+			pend = append(pend, *again[i])
+		}
 		if cos == nil {
 			continue
 		}
 		var err error
 		if note, err = witness.AppendCosignatures(note, cos); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return note, nil
+	return note, pend, nil
+}
+
+// ask submits note (of next, the tree v) to one witness, with a proof
+// from last, the size it cosigned last, and returns its cosignature line
+// (own), within c.timeout.
+func (c *checkpointer) ask(ctx context.Context, w *witnessState, last int64, note []byte, next checkpoint.Checkpoint, v logView) ([]byte, error) {
+	wctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	prove := func(old int64) (tlog.TreeProof, error) { return v.store.ProveTree(old, next.Size) }
+	cos, err := witness.Cosign(wctx, c.hc, w.URL, last, note, prove)
+	if err != nil {
+		return nil, err
+	}
+	return c.own(w, note, cos, next)
 }
 
 // own returns the first line of a witness's answer that is a valid

@@ -179,10 +179,14 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Close waits for the verifications in progress and removes the
-// server's hook directory.
+// Close waits for the verifications in progress, ends the witnesses'
+// retries (Serve's end does too), and removes the server's hook
+// directory.
 func (s *Server) Close() error {
 	s.bg.Wait()
+	if s.ckpt != nil {
+		s.ckpt.close()
+	}
 	return os.RemoveAll(s.hooks)
 }
 
@@ -276,6 +280,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	go s.collectLoop(ctx, time.Hour)
 	if s.ckpt != nil {
+		defer s.ckpt.close() // the witnesses' retries end with the server (after stop, below)
 		lctx, stop := context.WithCancel(ctx)
 		defer stop() // however Serve returns
 		s.bg.Go(func() { s.checkpointLoop(lctx) })

@@ -236,8 +236,9 @@ func TestLitewitnessCosignsServedCheckpoints(t *testing.T) {
 
 // serveOn serves f's repository (already made) with opts on a real HTTP
 // server until stop is called, and points f at it: a server process, as
-// started again after a restart.
-func serveOn(t *testing.T, f *fixture, opts Options) (stop func()) {
+// started again after a restart. Each tune runs on the server before it
+// serves.
+func serveOn(t *testing.T, f *fixture, opts Options, tune ...func(*Server)) (stop func()) {
 	t.Helper()
 	opts.Exe, _ = filepath.Abs(os.Args[0])
 	if opts.Logger == nil {
@@ -246,6 +247,9 @@ func serveOn(t *testing.T, f *fixture, opts Options) (stop func()) {
 	srv, err := New(f.repo, opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, fn := range tune {
+		fn(srv)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
@@ -25,6 +26,10 @@ type ResponseError struct {
 	Status int
 	Body   string // the start of the answer's body, for the operator
 	Err    error
+	// RetryAfter is the wait the answer's Retry-After header asks for
+	// (a 503's "cannot tell yet"), in seconds or as an HTTP date; 0 if
+	// it has none.
+	RetryAfter time.Duration
 }
 
 func (e *ResponseError) Error() string {
@@ -101,7 +106,7 @@ func Submit(ctx context.Context, hc *http.Client, witnessURL string, oldSize int
 		}
 		return nil, &ConflictError{URL: witnessURL, Origin: origin, Sent: oldSize, Known: known}
 	}
-	e := &ResponseError{URL: witnessURL, Status: resp.StatusCode, Body: excerpt(answer)}
+	e := &ResponseError{URL: witnessURL, Status: resp.StatusCode, Body: excerpt(answer), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	switch resp.StatusCode {
 	case http.StatusBadRequest:
 		e.Err = ErrMalformed
@@ -113,6 +118,25 @@ func Submit(ctx context.Context, hc *http.Client, witnessURL string, oldSize int
 		e.Err = ErrBadProof
 	}
 	return nil, e
+}
+
+// retryAfter parses a Retry-After header (RFC 9110: seconds, or an HTTP
+// date): 0 for none, or one that cannot be read or is past.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, 1<<20)) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 // ProveFunc returns a consistency proof from the log's tree of size old
