@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -109,17 +110,22 @@ func parseSnapshot(data []byte) (*Map, int64, tlog.Hash, error) {
 	size := int64(u64())
 	copy(root[:], rest)
 	rest = rest[32:]
-	m := NewMap()
+	m := &Map{gen: nextGen()}
 	m.last = int64(u64()) - 1
 	n := u64()
 	if n > uint64(len(rest))/(32+8+32+8+1) {
 		return nil, 0, root, errSnapshot
 	}
-	for i := uint64(0); i < n; i++ {
+	// One slab of subjects, their indices left in data (capped, so that
+	// an append copies), in key order: the trie is built from them with
+	// no hash table and no sort.
+	subs := make([]subject, n)
+	for i := range subs {
 		if len(rest) < 32+8+32+8 {
 			return nil, 0, root, errSnapshot
 		}
-		sub := &subject{gen: m.gen}
+		sub := &subs[i]
+		sub.gen = m.gen
 		copy(sub.key[:], rest)
 		rest = rest[32:]
 		sub.value.Count = u64()
@@ -130,16 +136,52 @@ func parseSnapshot(data []byte) (*Map, int64, tlog.Hash, error) {
 		if k <= 0 || l > uint64(len(rest)-k) {
 			return nil, 0, root, errSnapshot
 		}
-		sub.idx = bytes.Clone(rest[k : k+int(l)])
+		sub.idx = rest[k : k+int(l) : k+int(l)]
 		rest = rest[k+int(l):]
-		if m.gather[sub.key] != nil || sub.value.Count == 0 || sub.last > m.last {
+		if sub.value.Count == 0 || sub.last > m.last || (i > 0 && bytes.Compare(subs[i-1].key[:], sub.key[:]) >= 0) || !indicesEnd(sub.idx, sub.value.Count, sub.last) {
 			return nil, 0, root, errSnapshot
 		}
-		m.gather[sub.key] = sub
-		m.subjects++
 	}
 	if len(rest) != 0 {
 		return nil, 0, root, errSnapshot
 	}
+	if n > 0 {
+		nodes := make([]node, 0, 2*n-1)
+		m.root = m.buildSlab(subs, &nodes)
+	}
+	m.subjects = int(n)
 	return m, size, root, nil
+}
+
+// indicesEnd reports whether idx holds count leaf indices, increasing,
+// the last of them last.
+func indicesEnd(idx []byte, count uint64, last int64) bool {
+	var at, seen uint64
+	for len(idx) > 0 {
+		d, k := binary.Uvarint(idx)
+		if k <= 0 || (seen > 0 && d == 0) {
+			return false
+		}
+		idx = idx[k:]
+		at += d
+		seen++
+	}
+	return seen == count && at == uint64(last)
+}
+
+// buildSlab is build over a slab of subjects, its nodes taken from the
+// slab *nodes (with room for all of them).
+func (m *Map) buildSlab(subs []subject, nodes *[]node) *node {
+	*nodes = append(*nodes, node{gen: m.gen, dirty: true})
+	n := &(*nodes)[len(*nodes)-1]
+	if len(subs) == 1 {
+		n.sub = &subs[0]
+		return n
+	}
+	c := firstDiff(&subs[0].key, &subs[len(subs)-1].key)
+	split, _ := slices.BinarySearchFunc(subs, 1, func(s subject, bit int) int { return keyBit(&s.key, c) - bit })
+	n.crit = uint8(c)
+	n.child[0] = m.buildSlab(subs[:split], nodes)
+	n.child[1] = m.buildSlab(subs[split:], nodes)
+	return n
 }

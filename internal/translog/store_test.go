@@ -411,7 +411,25 @@ func TestStoreMapSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string][]byte{"other log's": otherSnap, "garbage": []byte("cairn map snapshot v1\nxx"), "truncated": data[:len(data)-5]} {
+	// A snapshot of this log whose subjects are not the map's (a value
+	// changed, a subject out of key order, its indices not its count) is
+	// ignored too: the map is rebuilt.
+	first := len(snapshotMagic) + 8 + 32 + 8 + 8 // the first subject's key
+	changed := func(at int, f func(b []byte)) []byte {
+		b := slices.Clone(data)
+		f(b[at:])
+		return b
+	}
+	second := first + 32 + 8 + 32 + 8 + 1 + int(data[first+32+8+32+8])
+	cases := map[string][]byte{
+		"other log's": otherSnap, "garbage": []byte("cairn map snapshot v1\nxx"), "truncated": data[:len(data)-5],
+		"a chain changed":   changed(first+32+8, func(b []byte) { b[0] ^= 1 }),
+		"a count changed":   changed(first+32, func(b []byte) { b[7]++ }),
+		"a key changed":     changed(first, func(b []byte) { b[31] ^= 1 }),
+		"keys out of order": changed(first, func(b []byte) { copy(b[:32], data[second:second+32]) }),
+		"an index changed":  changed(first+32+8+32+8+1, func(b []byte) { b[0]++ }),
+	}
+	for name, b := range cases {
 		if err := os.WriteFile(snap, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
