@@ -92,8 +92,9 @@ func TestPrefetchReadsInBatches(t *testing.T) {
 	}
 	v.Prefetch(context.Background(), subjects...)
 	singles := reads.n("/api/v1/log/subject")
-	if n := reads.n("/api/v1/log/subjects"); n != 1 {
-		t.Fatalf("%d batch reads for %d subjects, want 1", n, len(names))
+	// One for the packages, one for the keys they name.
+	if n := reads.n("/api/v1/log/subjects"); n != 2 {
+		t.Fatalf("%d batch reads for %d subjects, want 2 (the packages, then their keys)", n, len(names))
 	}
 	showAll(t, v, names)
 	if n := reads.n("/api/v1/log/subject"); n != singles {
@@ -243,8 +244,9 @@ func TestBatchBreakingRules(t *testing.T) {
 
 	v := open(t, newClient(w, url, t.TempDir()))
 	v.Prefetch(context.Background(), "package acme/fastjson", "package acme/log")
-	if n := reads.n("/api/v1/log/subjects"); n != 1 {
-		t.Fatalf("%d batch reads, want 1", n)
+	// One for the packages, one for the keys they name.
+	if n := reads.n("/api/v1/log/subjects"); n != 2 {
+		t.Fatalf("%d batch reads, want 2 (the packages, then their keys)", n)
 	}
 	_, err = v.Subject(context.Background(), "package acme/fastjson")
 	wantProofError(t, err, `subject "package acme/fastjson"`)
@@ -288,4 +290,50 @@ func BenchmarkPrefetch(b *testing.B) {
 			}
 		}
 	}
+}
+
+// A fresh Open and a Prefetch of N packages make a fixed number of
+// requests, whatever N (below one batch): the checkpoint; the root
+// history and the checkpoint key's subject; the tiles of the map leaf's
+// proof; one batch of packages and one of the keys they name. No
+// subject is read one by one.
+func TestOpenPrefetchRequests(t *testing.T) {
+	w := indextest.New(t)
+	names := packages(20)
+	for _, name := range names {
+		w.Publish(indextest.Package{Name: name, Version: "1.0.0"})
+	}
+	w.Audit(names[0], "1.0.0")
+	w.Audit(names[1], "1.0.0")
+	var mu sync.Mutex
+	all := map[string]int{}
+	url, reads := counted(t, servertest.Serve(w), func(path string, h http.Header, body []byte) []byte {
+		mu.Lock()
+		all[path]++
+		mu.Unlock()
+		return body
+	})
+	v := open(t, newClient(w, url, t.TempDir()))
+	var subjects []string
+	for _, name := range names {
+		subjects = append(subjects, "package "+name)
+	}
+	v.Prefetch(context.Background(), subjects...)
+	showAll(t, v, names)
+	mu.Lock()
+	total := 0
+	for _, n := range all {
+		total += n
+	}
+	mu.Unlock()
+	if n := reads.n("/api/v1/log/subject"); n > 2 {
+		t.Errorf("%d subjects read one by one, want at most 2 (the root history and the checkpoint key): %v", n, all)
+	}
+	if n := reads.n("/api/v1/log/subjects"); n != 2 {
+		t.Errorf("%d batch reads, want 2 (the packages, then their keys): %v", n, all)
+	}
+	if total > 8 {
+		t.Errorf("%d requests for a fresh Open and %d packages, want at most 8: %v", total, len(names), all)
+	}
+	t.Logf("%d requests: %v", total, all)
 }

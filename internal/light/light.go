@@ -259,6 +259,21 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 		return nil, err
 	}
 
+	// Read ahead what verifying it reads, now that its size is known:
+	// the tiles of the map leaf's and the consistency proofs, the root
+	// history and the key's subject (below). Nothing is trusted or kept
+	// before the checkpoint is (warm; keepLater).
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel() // after a refusal; a view returned has read them all
+	var old int64
+	if stored != nil {
+		if last, err := checkpoint.Claimed([]byte(stored.Checkpoint)); err == nil {
+			old = last.Size
+		}
+	}
+	v.tiles.warm(wctx, claimed, old)
+	go v.load(ctx, "root")
+
 	// The key that signed: hinted, never trusted.
 	keyID := hint
 	if keyID == "" && stored != nil {
@@ -798,6 +813,12 @@ func (v *View) judge(ctx context.Context, subjects []string, files [][]index.Mem
 				outside = append(outside, x)
 			}
 		}
+	}
+	// Those not read yet in batches (one request for the keys a batch
+	// of packages names, not one each); then each as load has it (one
+	// whose batch failed is read again alone, to say why).
+	if len(outside) > 1 {
+		v.Prefetch(ctx, outside...)
 	}
 	loads := map[string]*subjectLoad{}
 	var mu sync.Mutex

@@ -122,22 +122,117 @@ type tileCache struct {
 	tr torchwood.TileReader
 	mu sync.Mutex
 	m  map[tlog.Tile][]byte
+
+	// warming is closed when warm's reads end; pre holds the tiles they
+	// read, not confirmed: a read takes them as it would from the
+	// server, and the tile hash reader checks them as any.
+	warming chan struct{}
+	pre     map[tlog.Tile][]byte
+}
+
+// warm reads ahead, in the background, the tiles that proving cp's last
+// leaf and a consistency proof from the tree of size old (0: none) will
+// read: those reads start as soon as the checkpoint's size is known,
+// while its key is read and its signature checked. Nothing is confirmed
+// nor kept here: the proofs check and keep them later, in their order.
+// Reads wait for warm to end (it reads what they would).
+func (c *tileCache) warm(ctx context.Context, cp checkpoint.Checkpoint, old int64) {
+	if cp.Size < 1 {
+		return
+	}
+	c.warming = make(chan struct{})
+	go func() {
+		defer close(c.warming)
+		w := &warmReader{c: c}
+		last := cp.Size - 1
+		bt := tlog.Tile{H: torchwood.TileHeight, L: -1, N: last / torchwood.TileWidth}
+		bt.W = int(cp.Size - bt.N*torchwood.TileWidth)
+		data, err := w.ReadTiles(ctx, []tlog.Tile{bt})
+		if err != nil {
+			return
+		}
+		rest, hashes := data[0], make([]byte, 0, bt.W*tlog.HashSize)
+		for k := 0; k < bt.W; k++ {
+			var text []byte
+			if text, rest, err = torchwood.ReadTileEntry(rest); err != nil {
+				return
+			}
+			h := translog.LeafHash(text)
+			hashes = append(hashes, h[:]...)
+		}
+		c.mu.Lock()
+		c.pre[tlog.Tile{H: bt.H, L: 0, N: bt.N, W: bt.W}] = hashes
+		c.mu.Unlock()
+		hr := torchwood.TileHashReaderWithContext(ctx, cp.Tree(), w)
+		if _, err := tlog.ProveRecord(cp.Size, last, hr); err != nil {
+			return
+		}
+		if old > 0 && old < cp.Size {
+			tlog.ProveTree(cp.Size, old, hr)
+		}
+	}()
+}
+
+// warmReader reads tiles into the cache's pre, confirming and keeping
+// none.
+type warmReader struct{ c *tileCache }
+
+func (w *warmReader) ReadTiles(ctx context.Context, tiles []tlog.Tile) ([][]byte, error) {
+	data := make([][]byte, len(tiles))
+	var missing []tlog.Tile
+	var at []int
+	w.c.mu.Lock()
+	for i, t := range tiles {
+		if d, ok := w.c.m[t]; ok {
+			data[i] = d
+		} else if d, ok := w.c.pre[t]; ok {
+			data[i] = d
+		} else {
+			missing, at = append(missing, t), append(at, i)
+		}
+	}
+	w.c.mu.Unlock()
+	if len(missing) == 0 {
+		return data, nil
+	}
+	read, err := w.c.tr.ReadTiles(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	w.c.mu.Lock()
+	for j, i := range at {
+		data[i] = read[j]
+		w.c.pre[missing[j]] = read[j]
+	}
+	w.c.mu.Unlock()
+	return data, nil
+}
+
+func (w *warmReader) SaveTiles(tiles []tlog.Tile, data [][]byte) {}
+
+func (w *warmReader) ReadEndpoint(ctx context.Context, path string) ([]byte, error) {
+	return nil, fmt.Errorf("%s: not read ahead", path)
 }
 
 // maxCachedTiles bounds a view's tile cache (8 KiB a hash tile).
 const maxCachedTiles = 1024
 
 func newTileCache(tr torchwood.TileReader) *tileCache {
-	return &tileCache{tr: tr, m: map[tlog.Tile][]byte{}}
+	return &tileCache{tr: tr, m: map[tlog.Tile][]byte{}, pre: map[tlog.Tile][]byte{}}
 }
 
 // ReadTiles returns the tiles, from the cache or read.
 func (c *tileCache) ReadTiles(ctx context.Context, tiles []tlog.Tile) ([][]byte, error) {
+	if c.warming != nil {
+		<-c.warming
+	}
 	data := make([][]byte, len(tiles))
 	var missing []tlog.Tile
 	c.mu.Lock()
 	for i, t := range tiles {
 		if d, ok := c.m[t]; ok {
+			data[i] = d
+		} else if d, ok := c.pre[t]; ok {
 			data[i] = d
 		} else {
 			missing = append(missing, t)
