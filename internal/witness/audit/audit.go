@@ -34,43 +34,113 @@ import (
 // out first), so that the next submission finds the replica at the head.
 const DefaultPullTimeout = 10 * time.Minute
 
+// closeWait bounds how long Close waits for the pulls it cancelled to
+// end: a cancelled git fetch may linger (its transport helper holds its
+// pipes until it stalls out). A pull still running after it closes its
+// replica itself when it ends.
+const closeWait = time.Second
+
 // Auditor is a witness.Auditor keeping its replicas under a directory,
-// one per index, named by the index's introduction. Audits of one index
-// run one at a time (in this process); the witness's state lock is never
-// held while they run.
+// one per index, named by the index's introduction.
+//
+// At most one pull of an index runs at a time (in this process), in a
+// goroutine of its own, and all that touches the index's replica runs in
+// it: the submissions of checkpoints of the head it pulls (replays of one
+// checkpoint among them) wait for it together, and one that needs another
+// head is answered witness.ErrAuditUnavailable at once, not queued. So
+// abandoned submissions leave nothing behind but the one pull, which its
+// own timeout bounds. The witness's state lock is never held while they
+// run.
 type Auditor struct {
 	dir         string
 	pullTimeout time.Duration
 
+	// ctx is the pulls' context, cancelled by Close.
+	ctx    context.Context
+	cancel context.CancelFunc
+	pulls  sync.WaitGroup // the running pulls
+
 	mu       sync.Mutex
+	closed   bool
 	replicas map[string]*replica // by introduction
 }
 
-// replica is one audited index: its repository, opened once, and the
-// lock its audits take.
+// replica is one audited index.
 type replica struct {
-	mu sync.Mutex
-	r  *index.Repo
+	// running is the pull of the index running now, nil if none
+	// (Auditor.mu).
+	running *flight
+	// r is the index's repository, opened by its first pull: only the
+	// running pull uses it, and Close only while none runs.
+	r *index.Repo
+}
+
+// flight is one pull of an index up to a head, and the checks of the
+// checkpoints that wait for it.
+type flight struct {
+	url, head string
+
+	// pulled is closed when the pull ended; then err is its error, and
+	// verified and size the audited line's head and log size after it.
+	pulled   chan struct{}
+	err      error
+	verified string
+	size     int64
+
+	// Under Auditor.mu: the checks by checkpoint text, and those whose
+	// answer the pull has not given yet.
+	checks  map[string]*check
+	pending []*check
+}
+
+// check is the audit of one checkpoint against its flight's pull: err is
+// its answer once done is closed.
+type check struct {
+	c    checkpoint.Checkpoint
+	done chan struct{}
+	err  error
 }
 
 // New returns an auditor keeping its replicas under dir (made if
 // missing): dir/<introduction> for each index.
 func New(dir string) *Auditor {
-	return &Auditor{dir: dir, pullTimeout: DefaultPullTimeout, replicas: map[string]*replica{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Auditor{dir: dir, pullTimeout: DefaultPullTimeout, ctx: ctx, cancel: cancel, replicas: map[string]*replica{}}
 }
 
-// Close closes the replicas' repositories.
+// Close stops the auditor: no audit or pull starts after it, the audits
+// waiting are answered witness.ErrAuditUnavailable, the running pulls are
+// cancelled, and the replicas' repositories closed. It returns within a
+// few seconds even if a pull is slow to end (that pull closes its replica
+// when it does).
 func (a *Auditor) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	a.cancel()
+	a.mu.Unlock()
+
+	ended := make(chan struct{})
+	go func() {
+		a.pulls.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(closeWait):
+	}
+
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var errs []error
 	for _, rp := range a.replicas {
-		rp.mu.Lock()
-		if rp.r != nil {
+		if rp.running == nil && rp.r != nil {
 			errs = append(errs, rp.r.Close())
 			rp.r = nil
 		}
-		rp.mu.Unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -87,12 +157,19 @@ func line(r *index.Repo, introduction string) index.Line {
 // head, and the log committed with it) only by a verification.
 const incoming = "refs/audit/incoming"
 
+// errClosed is the answer of an auditor closed (or closing).
+func errClosed(origin string) error {
+	return fmt.Errorf("%w: %s: the auditor is shutting down", witness.ErrAuditUnavailable, origin)
+}
+
 // Audit checks that the log's own verified replica of the index, pulled
 // from l.Audit as far as the checkpoint's head, holds the checkpoint's
 // tree (see the package's doc). Its errors wrap witness.ErrAudit when the
 // tree is not the history's, or when the history breaks the rules;
-// witness.ErrAuditUnavailable when it cannot tell now. The pull goes on
-// after ctx ends (up to its own timeout), for the next audit.
+// witness.ErrAuditUnavailable when it cannot tell now: among others, when
+// a pull of the index up to another head is running (the log may submit
+// again), or the auditor is closed. The pull goes on after ctx ends (up
+// to its own timeout), for the next audit.
 func (a *Auditor) Audit(ctx context.Context, l witness.Log, text string) error {
 	c, err := checkpoint.Parse(text)
 	if err != nil {
@@ -101,17 +178,26 @@ func (a *Auditor) Audit(ctx context.Context, l witness.Log, text string) error {
 	if c.Origin != l.Origin || c.Origin != checkpoint.Origin(c.Introduction()) {
 		return fmt.Errorf("%w: the checkpoint's origin %s is not the audited log's, %s", witness.ErrAudit, c.Origin, l.Origin)
 	}
-	done := make(chan error, 1)
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.pullTimeout)
-	go func() {
-		defer cancel()
-		done <- a.audit(pctx, l.Audit, c)
-	}()
-	select {
-	case err := <-done:
+	a.mu.Lock()
+	f, err := a.join(c.Introduction(), l.Audit, c.Head)
+	if err != nil {
+		a.mu.Unlock()
 		return err
+	}
+	ck := f.checks[text]
+	if ck == nil {
+		ck = &check{c: c, done: make(chan struct{})}
+		f.checks[text] = ck
+		f.pending = append(f.pending, ck)
+	}
+	a.mu.Unlock()
+	select {
+	case <-ck.done:
+		return ck.err
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %s: still pulling %s up to head %s: %w", witness.ErrAuditUnavailable, l.Origin, l.Audit, c.Head, ctx.Err())
+	case <-a.ctx.Done():
+		return errClosed(l.Origin)
 	}
 }
 
@@ -128,36 +214,108 @@ func (a *Auditor) Pull(ctx context.Context, introduction, url string, note []byt
 	if c.Introduction() != introduction {
 		return "", 0, fmt.Errorf("the checkpoint of %s is of origin %s, not %s", url, c.Origin, checkpoint.Origin(introduction))
 	}
-	rp, err := a.replica(ctx, introduction)
+	a.mu.Lock()
+	f, err := a.join(introduction, url, c.Head)
+	a.mu.Unlock()
 	if err != nil {
 		return "", 0, err
 	}
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	if err := pull(ctx, rp.r, introduction, url, c.Head); err != nil {
-		return "", 0, err
+	select {
+	case <-f.pulled:
+		return f.verified, f.size, f.err
+	case <-ctx.Done():
+		return "", 0, fmt.Errorf("pulling %s up to head %s: %w", url, c.Head, ctx.Err())
+	case <-a.ctx.Done():
+		return "", 0, errClosed(checkpoint.Origin(introduction))
 	}
-	st, err := rp.r.StoreOf(line(rp.r, introduction))
-	if err != nil {
-		return "", 0, err
-	}
-	return st.Head(), st.Size(), nil
 }
 
-// replica opens (or makes) the replica of an index.
-func (a *Auditor) replica(ctx context.Context, introduction string) (*replica, error) {
-	a.mu.Lock()
+// join returns the pull of the index up to head from url, started if no
+// pull of the index runs. Its caller holds a.mu.
+func (a *Auditor) join(introduction, url, head string) (*flight, error) {
+	origin := checkpoint.Origin(introduction)
+	if a.closed {
+		return nil, errClosed(origin)
+	}
 	rp := a.replicas[introduction]
 	if rp == nil {
 		rp = &replica{}
 		a.replicas[introduction] = rp
 	}
-	a.mu.Unlock()
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	if rp.r != nil {
-		return rp, nil
+	if f := rp.running; f != nil {
+		if f.url != url || f.head != head {
+			return nil, fmt.Errorf("%w: %s: a pull of %s up to head %s is running (submit again once it ended)", witness.ErrAuditUnavailable, origin, f.url, f.head)
+		}
+		return f, nil
 	}
+	f := &flight{url: url, head: head, pulled: make(chan struct{}), checks: map[string]*check{}}
+	rp.running = f
+	a.pulls.Add(1)
+	go a.run(rp, introduction, f)
+	return f, nil
+}
+
+// run is the flight f: the pull, then the checks that wait for it (those
+// that join meanwhile too).
+func (a *Auditor) run(rp *replica, introduction string, f *flight) {
+	defer a.pulls.Done()
+	ctx, cancel := context.WithTimeout(a.ctx, a.pullTimeout)
+	defer cancel()
+	st, err := a.pull(ctx, rp, introduction, f.url, f.head)
+	if err != nil && a.ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", errClosed(checkpoint.Origin(introduction)), err)
+	}
+	f.err = err
+	if st != nil {
+		f.verified, f.size = st.Head(), st.Size()
+	}
+	close(f.pulled)
+	for {
+		a.mu.Lock()
+		todo := f.pending
+		f.pending = nil
+		if len(todo) == 0 {
+			rp.running = nil
+			if a.closed && rp.r != nil {
+				rp.r.Close() // Close gave up waiting for this pull
+				rp.r = nil
+			}
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		for _, ck := range todo {
+			if ck.err = err; err == nil {
+				ck.err = holds(st, ck.c)
+			}
+			close(ck.done)
+		}
+	}
+}
+
+// pull opens the replica (made if missing) and verifies its audited line
+// up to head, fetched from url: the running flight's work.
+func (a *Auditor) pull(ctx context.Context, rp *replica, intro, url, head string) (*translog.Store, error) {
+	if rp.r == nil {
+		r, err := a.open(ctx, intro)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", witness.ErrAuditUnavailable, err)
+		}
+		rp.r = r
+	}
+	r := rp.r
+	if err := pull(ctx, r, intro, url, head); err != nil {
+		return nil, err
+	}
+	st, err := r.StoreOf(line(r, intro))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", witness.ErrAuditUnavailable, err)
+	}
+	return st, nil
+}
+
+// open opens (or makes) the replica of an index.
+func (a *Auditor) open(ctx context.Context, introduction string) (*index.Repo, error) {
 	dir := filepath.Join(a.dir, introduction)
 	var (
 		r   *index.Repo
@@ -175,27 +333,7 @@ func (a *Auditor) replica(ctx context.Context, introduction string) (*replica, e
 		r.Close()
 		return nil, fmt.Errorf("the audit replica at %s is of introduction %s, not %s", dir, r.Config.Introduction, introduction)
 	}
-	rp.r = r
-	return rp, nil
-}
-
-func (a *Auditor) audit(ctx context.Context, url string, c checkpoint.Checkpoint) error {
-	intro := c.Introduction()
-	rp, err := a.replica(ctx, intro)
-	if err != nil {
-		return fmt.Errorf("%w: %w", witness.ErrAuditUnavailable, err)
-	}
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	r := rp.r
-	if err := pull(ctx, r, intro, url, c.Head); err != nil {
-		return err
-	}
-	st, err := r.StoreOf(line(r, intro))
-	if err != nil {
-		return fmt.Errorf("%w: %w", witness.ErrAuditUnavailable, err)
-	}
-	return holds(st, c)
+	return r, nil
 }
 
 // pull verifies the audited line of r up to head, fetched from the
