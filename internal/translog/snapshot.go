@@ -2,6 +2,7 @@ package translog
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -19,12 +20,17 @@ import (
 // to. It is a cache: a snapshot that does not match the log (its size's
 // root, the map leaf at its size) is ignored and the map rebuilt.
 //
-//	"cairn map snapshot v1\n"
+//	"cairn map snapshot v2\n"
 //	size uint64, the log's root at size [32], last uint64 (the last leaf in the map, +1), subjects uint64
 //	per subject, by key: key [32], count uint64, chain [32], last uint64, len uvarint, indices (uvarint deltas)
+//	SHA-256 of all the bytes before it [32]
+//
+// The map root binds each subject's count and chain but not its list of
+// leaf indices (two deltas swapped keep the root), so the trailing
+// digest is what catches a snapshot damaged on disk.
 const (
 	snapshotFile  = "map.snapshot"
-	snapshotMagic = "cairn map snapshot v1\n"
+	snapshotMagic = "cairn map snapshot v2\n"
 )
 
 // snapshotEvery is the least growth, in leaves, between two snapshots
@@ -65,6 +71,8 @@ func (s *Store) saveSnapshot(m *Map, size int64, root tlog.Hash) error {
 		b = binary.AppendUvarint(b, uint64(len(sub.idx)))
 		b = append(b, sub.idx...)
 	}
+	sum := sha256.Sum256(b)
+	b = append(b, sum[:]...)
 	return safefile.Write(filepath.Join(s.Dir(), snapshotFile), b, safefile.Options{NoSync: true})
 }
 
@@ -98,6 +106,14 @@ func (s *Store) loadSnapshot(size int64) (*Map, int64, bool) {
 
 func parseSnapshot(data []byte) (*Map, int64, tlog.Hash, error) {
 	var root tlog.Hash
+	if len(data) < sha256.Size {
+		return nil, 0, root, errSnapshot
+	}
+	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	if d := sha256.Sum256(body); !bytes.Equal(d[:], sum) {
+		return nil, 0, root, errSnapshot
+	}
+	data = body
 	rest, ok := bytes.CutPrefix(data, []byte(snapshotMagic))
 	if !ok || len(rest) < 8+32+8+8 {
 		return nil, 0, root, errSnapshot

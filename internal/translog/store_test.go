@@ -1,6 +1,9 @@
 package translog
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -415,19 +418,40 @@ func TestStoreMapSnapshot(t *testing.T) {
 	// changed, a subject out of key order, its indices not its count) is
 	// ignored too: the map is rebuilt.
 	first := len(snapshotMagic) + 8 + 32 + 8 + 8 // the first subject's key
+	// Each changed snapshot is sealed again (its trailing digest made
+	// to match), so that the checks behind the digest are the ones tried.
 	changed := func(at int, f func(b []byte)) []byte {
 		b := slices.Clone(data)
 		f(b[at:])
+		sum := sha256.Sum256(b[:len(b)-sha256.Size])
+		copy(b[len(b)-sha256.Size:], sum[:])
 		return b
+	}
+	// Damage the digest catches alone: two index deltas swapped keep the
+	// count, the last index and the map root.
+	unsealed := slices.Clone(data)
+	for at := first; at < len(data)-sha256.Size; {
+		at += 32 + 8 + 32 + 8
+		n, w := binary.Uvarint(data[at:])
+		idx := data[at+w : at+w+int(n)]
+		if n >= 2 && idx[0] < 0x80 && idx[1] < 0x80 && idx[0] != idx[1] {
+			unsealed[at+w], unsealed[at+w+1] = idx[1], idx[0]
+			break
+		}
+		at += w + int(n)
+	}
+	if bytes.Equal(unsealed, data) {
+		t.Fatal("no subject with two distinct one-byte index deltas to swap")
 	}
 	second := first + 32 + 8 + 32 + 8 + 1 + int(data[first+32+8+32+8])
 	cases := map[string][]byte{
-		"other log's": otherSnap, "garbage": []byte("cairn map snapshot v1\nxx"), "truncated": data[:len(data)-5],
-		"a chain changed":   changed(first+32+8, func(b []byte) { b[0] ^= 1 }),
-		"a count changed":   changed(first+32, func(b []byte) { b[7]++ }),
-		"a key changed":     changed(first, func(b []byte) { b[31] ^= 1 }),
-		"keys out of order": changed(first, func(b []byte) { copy(b[:32], data[second:second+32]) }),
-		"an index changed":  changed(first+32+8+32+8+1, func(b []byte) { b[0]++ }),
+		"other log's": otherSnap, "garbage": []byte("cairn map snapshot v2\nxx"), "truncated": data[:len(data)-5],
+		"damaged, digest not matching": unsealed,
+		"a chain changed":              changed(first+32+8, func(b []byte) { b[0] ^= 1 }),
+		"a count changed":              changed(first+32, func(b []byte) { b[7]++ }),
+		"a key changed":                changed(first, func(b []byte) { b[31] ^= 1 }),
+		"keys out of order":            changed(first, func(b []byte) { copy(b[:32], data[second:second+32]) }),
+		"an index changed":             changed(first+32+8+32+8+1, func(b []byte) { b[0]++ }),
 	}
 	for name, b := range cases {
 		if err := os.WriteFile(snap, b, 0o644); err != nil {
