@@ -161,10 +161,8 @@ func showLightUpstream(ctx context.Context, w io.Writer, v *light.View, here *in
 	var found []line
 	for _, u := range ups {
 		lc := v.Client().Line(u)
-		if ok, err := lc.Served(ctx); err != nil {
+		if err := lc.Served(ctx); err != nil {
 			return fmt.Errorf("upstream %s: %w", u.Name, err)
-		} else if !ok {
-			continue
 		}
 		lv, err := lc.Open(ctx)
 		if err != nil {

@@ -64,37 +64,52 @@ func (c *Client) Line(u *index.Upstream) *Client {
 	return l
 }
 
-// Served reports whether the server serves a checkpoint: false if it
-// answers 404 (a server that follows an upstream it never synced, or
-// one that signs no checkpoints) and this client never verified one of
-// its log; a *GoneError if it answers 404 after this client verified
-// one (the log disappeared: left out, it would change which upstream a
-// name is taken from); an error if it cannot be asked.
-func (c *Client) Served(ctx context.Context) (bool, error) {
+// Served checks that the server serves a checkpoint of the client's
+// log, as it must for every upstream line its root declares and has not
+// revoked: a *MissingError if it answers 404 and this client never
+// verified one (a line the server never synced, or one it hides: left
+// out, it would change which upstream a name is taken from, for every
+// client without state, as every CI job); a *GoneError if it answers 404
+// after this client verified one (the log disappeared); an error if it
+// cannot be asked.
+func (c *Client) Served(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base()+"/log/checkpoint", nil)
 	if err != nil {
-		return false, err
+		return err
 	}
 	resp, err := c.http().Do(req)
 	if err != nil {
-		return false, fmt.Errorf("%s: fetching the checkpoint: %w", c.base(), err)
+		return fmt.Errorf("%s: fetching the checkpoint: %w", c.base(), err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	switch resp.StatusCode {
 	case http.StatusOK:
-		return true, nil
+		return nil
 	case http.StatusNotFound:
 		s, err := c.stored()
 		if err != nil {
-			return false, err
+			return err
 		}
 		if s != nil {
-			return false, &GoneError{URL: c.base(), Stored: []byte(s.Checkpoint)}
+			return &GoneError{URL: c.base(), Stored: []byte(s.Checkpoint)}
 		}
-		return false, nil
+		return &MissingError{URL: c.base()}
 	}
-	return false, fmt.Errorf("%s: fetching the checkpoint: %s", c.base(), resp.Status)
+	return fmt.Errorf("%s: fetching the checkpoint: %s", c.base(), resp.Status)
+}
+
+// MissingError is a security error: a server answers 404 for the
+// checkpoint of an upstream line its root declares and has not revoked,
+// and this client never verified one. Left out, the line would change
+// which upstream a name is taken from (a name two upstreams publish is
+// ambiguous, not the other's), so every declared line is required.
+type MissingError struct {
+	URL string
+}
+
+func (e *MissingError) Error() string {
+	return fmt.Sprintf("SECURITY ERROR: the server at %s answers that it serves no log (404) of an upstream line its root declares: left out, the line would change where names are taken from; the organisation's server has not synced this upstream yet, or hides it: run `cairn sync` on the server (an upstream that signs no checkpoints cannot be read by a light client)", e.URL)
 }
 
 // GoneError is a security error: a server answers 404 for the
@@ -110,13 +125,6 @@ type GoneError struct {
 
 func (e *GoneError) Error() string {
 	return fmt.Sprintf("SECURITY ERROR: the server at %s answers that it serves no log (404), after this client verified it at:\n%s\na log that disappears would change where names are taken from; if it was removed on purpose, delete the state kept for it", e.URL, e.Stored)
-}
-
-// Verified reports whether this machine keeps a checkpoint it verified
-// of the client's log (which OpenOffline reads).
-func (c *Client) Verified() (bool, error) {
-	s, err := c.stored()
-	return s != nil, err
 }
 
 // Client returns the client that opened the view.

@@ -28,8 +28,8 @@ import (
 // line never synced. A light client that verified that line before must
 // not drop it and take the name from the other upstream: the line
 // disappeared, a security error with the checkpoint it verified last. A
-// client that never verified the line leaves it out, as a replica leaves
-// out a line never synced.
+// client that never verified the line (every CI job) is refused as well:
+// every line the organisation's root declares is required.
 func TestLightUpstreamLineGone(t *testing.T) {
 	alpha, beta := newWorld(t), newWorld(t) // both publish acme/log
 	alphaURL, betaURL := servertest.Serve(alpha.World), servertest.Serve(beta.World)
@@ -84,9 +84,18 @@ func TestLightUpstreamLineGone(t *testing.T) {
 	if _, _, _, err := w.lock(Options{Cache: cache, Offline: true}); !ambiguous(err) {
 		t.Fatalf("offline after the line answered 404: %v, want ambiguous", err)
 	}
-	// A client that never verified beta leaves it out, as a replica does.
-	_, _, l, err = w.lock(Options{Cache: t.TempDir()})
-	if err != nil || l.Package("acme/log").Repository != "corp/alpha" {
-		t.Fatalf("a new client, line beta never served: %v, %+v", err, l)
+	// A client that never verified beta (every CI job) is refused too:
+	// left out, beta would hand acme/log to alpha.
+	fresh := t.TempDir()
+	_, _, l, err = w.lock(Options{Cache: fresh})
+	var me *light.MissingError
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), "repository corp: upstream beta: ") || !strings.Contains(err.Error(), "SECURITY ERROR") || !strings.Contains(err.Error(), "run `cairn sync` on the server") {
+		t.Fatalf("a new client, line beta answers 404: err %v, plan %v; want a security error naming upstream beta", err, l)
+	}
+	// Offline, that client (the organisation's checkpoint kept, beta's
+	// never read) is refused as well, not handed alpha's.
+	_, _, l, err = w.lock(Options{Cache: fresh, Offline: true})
+	if err == nil || !strings.Contains(err.Error(), "upstream beta: ") || !strings.Contains(err.Error(), "never read online") {
+		t.Fatalf("offline, line beta never read: err %v, plan %v; want it refused", err, l)
 	}
 }

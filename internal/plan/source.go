@@ -254,11 +254,11 @@ func upstreamSources(ctx context.Context, s *Source, o Options) (Sources, error)
 // (light.Client.Line): the upstreams its index declares (proved: subject
 // upstreams), each line pinned by the introduction its declaration names
 // and checked by its own index, the upstream's signed checkpoint of the
-// tree the server verified. A line the server never synced (it serves no
-// checkpoint of it), or offline one never read, is left out, as a
-// replica leaves out a line never synced; a line this client verified
-// before that the server answers 404 for is refused (light.GoneError),
-// as a replica keeps a line it verified.
+// tree the server verified. Every declared, unrevoked line is required:
+// one the server answers 404 for is refused, whether this client verified
+// it before (light.GoneError) or never did (light.MissingError), since
+// left out it would change which upstream a name is taken from; offline,
+// a line never read online is refused.
 func lightUpstreamSources(ctx context.Context, s *Source, o Options) (Sources, error) {
 	ups, err := s.View.Upstreams(ctx)
 	if err != nil {
@@ -267,15 +267,12 @@ func lightUpstreamSources(ctx context.Context, s *Source, o Options) (Sources, e
 	var out Sources
 	for _, u := range ups {
 		c := s.client.Line(u)
-		open, held := c.Open, c.Served
-		if o.Offline {
-			open = c.OpenOffline
-			held = func(context.Context) (bool, error) { return c.Verified() }
-		}
-		if ok, err := held(ctx); err != nil {
-			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
-		} else if !ok {
-			continue
+		open := c.OpenOffline
+		if !o.Offline {
+			if err := c.Served(ctx); err != nil {
+				return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+			}
+			open = c.Open
 		}
 		v, err := open(ctx)
 		if err != nil {

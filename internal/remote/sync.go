@@ -136,7 +136,7 @@ func pullUpstreams(ctx context.Context, r *index.Repo, rm *Remote, o Options) ([
 	if len(ups) == 0 {
 		return nil, nil
 	}
-	// Which lines the server holds: one it has not synced yet is skipped.
+	// Which lines the server holds: every declared one must be.
 	served, err := r.RemoteRefs(ctx, rm.URL+"/index.git", "refs/upstreams/*")
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
@@ -153,14 +153,16 @@ func pullUpstreams(ctx context.Context, r *index.Repo, rm *Remote, o Options) ([
 			continue
 		}
 		if !held[ref] {
-			// A line verified here before that the server no longer holds
-			// has disappeared: the names it published would be chosen
-			// otherwise (another upstream's of the same name), so it is
-			// an error, not a line never synced.
+			// Every declared, unrevoked line is required: left out, the
+			// names it publishes would be chosen otherwise (another
+			// upstream's of the same name, which is ambiguous with it),
+			// for a replica that never verified it as for one that did.
 			if h, _, err := r.UpstreamLine(u).VerifiedHead(); err != nil {
 				errs = append(errs, fmt.Errorf("upstream %s: %w", u.Name, err))
 			} else if h != "" {
 				errs = append(errs, &CheckpointError{Remote: "upstream " + u.Name, Problem: fmt.Sprintf("the server at %s no longer serves the line, which this replica verified at %s from it before: a line that disappears changes which upstream a name is taken from; this copy stays at %s", rm.URL, h, h)})
+			} else {
+				errs = append(errs, &CheckpointError{Remote: "upstream " + u.Name, Problem: fmt.Sprintf("the server at %s does not serve the line (%s not advertised) of an upstream its root declares: left out, it would change which upstream a name is taken from; the organisation's server has not synced this upstream yet, or hides it: run `cairn sync` on the server", rm.URL, ref)})
 			}
 			continue
 		}

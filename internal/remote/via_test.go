@@ -149,6 +149,28 @@ func TestAttackOrgFeedsRebuiltUpstreamLine(t *testing.T) {
 	}
 	unmoved("line gone")
 
+	// A replica that never verified the line (a CI job) is refused too:
+	// left out, the line would change which upstream a name is taken
+	// from. Main is still pulled.
+	ci, err := index.InitReplica(org.ctx, filepath.Join(org.dir, "ci"), org.intro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ci.Close() })
+	if err := Add(ci, Remote{Name: "origin", URL: org.serve(gone), Introduction: org.intro}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Pull(org.ctx, ci, "origin", Options{})
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "SECURITY ERROR: upstream public: ") || !strings.Contains(err.Error(), "run `cairn sync` on the server") {
+		t.Fatalf("a new replica, the line not served: %v, want a security error naming upstream public", err)
+	}
+	if h, _ := ci.Head(org.ctx, Ref("origin")); p == nil || h == "" {
+		t.Fatalf("a new replica, the line not served: main not pulled (%v, %q)", p, h)
+	}
+	if h, _ := ci.Head(org.ctx, line); h != "" {
+		t.Fatalf("a new replica holds the line at %s, never served", h)
+	}
+
 	// No checkpoint of the line: refused, as main with none would be.
 	setURL(t, laptop, "origin", evilURL)
 	_, err = Pull(org.ctx, laptop, "origin", Options{})
@@ -160,7 +182,7 @@ func TestAttackOrgFeedsRebuiltUpstreamLine(t *testing.T) {
 	// The upstream's genuine checkpoint of h1 replayed: the replica goes
 	// no further than h1, and says the server holds more.
 	setURL(t, laptop, "origin", lineProxy(t, evilURL, "public", old))
-	p, err := Pull(org.ctx, laptop, "origin", Options{})
+	p, err = Pull(org.ctx, laptop, "origin", Options{})
 	if err != nil {
 		t.Fatalf("pull with the old checkpoint replayed: %v", err)
 	}
