@@ -37,8 +37,8 @@ import (
 // checkpoint, pinned by the introduction the organisation declared; the
 // plan, the heads and the policy's verdicts are the replica's (light:
 // false). A name internal to the organisation (inside a publish grant)
-// is never taken from the upstream; a line the server never synced is
-// left out, as a replica leaves it out; offline, what was proved last.
+// is never taken from the upstream; a revoked line is not required;
+// offline, what was proved last.
 func TestLightUpstreamLines(t *testing.T) {
 	up := newWorld(t)
 	upURL := servertest.Serve(up.World)
@@ -55,13 +55,19 @@ func TestLightUpstreamLines(t *testing.T) {
 	if _, err := author.DeclareUpstream(org.Ctx, org.Repo, "public", upURL, up.Intro, org.Root); err != nil {
 		t.Fatal(err)
 	}
-	// A second upstream, declared, never synced: its server is never asked.
+	// A second upstream, declared, never synced, then revoked: a revoked
+	// line is not required, and its server is never asked. (A declared
+	// line the server does not serve is refused: TestLightUpstreamLineGone.)
 	other := indextest.New(t)
-	if _, err := author.DeclareUpstream(org.Ctx, org.Repo, "other", "http://127.0.0.1:1", other.Intro, org.Root); err != nil {
+	decl, err := author.DeclareUpstream(org.Ctx, org.Repo, "other", "http://127.0.0.1:1", other.Intro, org.Root)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := remote.Sync(org.Ctx, org.Repo, remote.Options{}); err == nil {
 		t.Fatal("synced an upstream whose server does not answer")
+	}
+	if _, err := author.Revoke(org.Ctx, org.Repo, decl.Records[0], "never synced", org.Root); err != nil {
+		t.Fatal(err)
 	}
 	org.Audit("acme/log", "1.1.0") // the organisation's audit of the upstream's version
 	orgURL := servertest.ServeWith(org, server.Options{UpstreamCheckpoint: func(ctx context.Context, u *index.Upstream) ([]byte, string, error) {
