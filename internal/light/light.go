@@ -223,19 +223,6 @@ type subjectLoad struct {
 // view it shows. ctx bounds the reads that the view's catalog makes
 // later, too.
 func (c *Client) Open(ctx context.Context) (*View, error) {
-	return c.open(ctx, nil)
-}
-
-// OpenPrefetch is Open, and Prefetch of subjects started as soon as the
-// checkpoint's size is known, while Open verifies it: the reads of
-// subjects wait for them as for any prefetch, and nothing they read is
-// kept before the checkpoint is verified (nor if it is refused). It
-// returns before they end.
-func (c *Client) OpenPrefetch(ctx context.Context, subjects ...string) (*View, error) {
-	return c.open(ctx, subjects)
-}
-
-func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err error) {
 	if c.Introduction == "" || c.BaseURL == "" {
 		return nil, fmt.Errorf("light client: a BaseURL and the Introduction it serves are both needed")
 	}
@@ -286,15 +273,6 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	}
 	v.tiles.warm(wctx, claimed, old)
 	go v.load(ctx, "root")
-	if len(prefetch) > 0 {
-		pctx, pcancel := context.WithCancel(ctx)
-		defer func() {
-			if err != nil {
-				pcancel() // a refused checkpoint's reads end here
-			}
-		}()
-		go v.Prefetch(pctx, prefetch...)
-	}
 
 	// The key that signed: hinted, never trusted.
 	keyID := hint

@@ -195,9 +195,12 @@ func Open(ctx context.Context, p *Project, o Options) (Sources, error) {
 			for _, s := range append(Sources{s}, ups...) {
 				if s.View != nil {
 					// The packages cairn.yaml names, read at once rather
-					// than as resolution reaches them (those of a view
-					// openLight opened are being read already).
-					s.View.Prefetch(ctx, packageSubjects(p)...)
+					// than as resolution reaches them.
+					var subjects []string
+					for _, w := range p.Packages {
+						subjects = append(subjects, "package "+w.Name)
+					}
+					s.View.Prefetch(ctx, subjects...)
 				}
 			}
 		}
@@ -318,7 +321,7 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		return &Source{Repository: r, Repo: repo, Catalog: c, Records: res.Total, Blobs: []blob.Store{repo.Blobs}}, nil
 	}
 	if r.IsLight() {
-		return openLight(ctx, r, o, packageSubjects(p))
+		return openLight(ctx, r, o)
 	}
 	sum := sha256.Sum256([]byte(r.URL))
 	dir := filepath.Join(o.Cache, "indexes", r.Introduction[:16]+"-"+hex.EncodeToString(sum[:4]))
@@ -399,28 +402,18 @@ func quorumOf(r Repository) int {
 	return len(r.Witnesses)
 }
 
-// packageSubjects are the light subjects of the packages cairn.yaml names.
-func packageSubjects(p *Project) []string {
-	var subjects []string
-	for _, w := range p.Packages {
-		subjects = append(subjects, "package "+w.Name)
-	}
-	return subjects
-}
-
 // openLight reads a server with the light client: its checkpoint checked
 // (the key the index grants, freshness, the witness quorum, consistency
 // with the one verified last, kept in the cache), then every read proved
 // against it as resolution asks. Offline, it reads what it proved last,
-// kept in the cache, and checks it again. Online, prefetch (subjects)
-// are read while the checkpoint is verified (light.Client.OpenPrefetch).
-func openLight(ctx context.Context, r Repository, o Options, prefetch []string) (*Source, error) {
+// kept in the cache, and checks it again.
+func openLight(ctx context.Context, r Repository, o Options) (*Source, error) {
 	pol, err := r.Policy()
 	if err != nil {
 		return nil, err
 	}
 	c := &light.Client{BaseURL: r.URL, Introduction: r.Introduction, Witnesses: pol, StateDir: filepath.Join(o.Cache, "light"), HTTP: o.Remote.Client, Now: o.Remote.Now}
-	open := func(ctx context.Context) (*light.View, error) { return c.OpenPrefetch(ctx, prefetch...) }
+	open := c.Open
 	if o.Offline {
 		open = c.OpenOffline
 	}
