@@ -335,18 +335,9 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	if rm.via != "" {
 		return getLineCheckpoint(ctx, rm, o)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.URL+"/api/v1/checkpoint", nil)
+	resp, body, err := fetchCheckpoint(ctx, rm, o, rm.URL+"/api/v1/checkpoint")
 	if err != nil {
 		return nil, err
-	}
-	resp, err := o.client().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", rm.title(), err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return nil, fmt.Errorf("%s: checkpoint: %w", rm.title(), err)
 	}
 	if resp.StatusCode == http.StatusNotFound && rm.InsecureNoCheckpoint {
 		return nil, nil
@@ -367,6 +358,25 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	return body, nil
 }
 
+// fetchCheckpoint GETs a checkpoint at u for rm: the answer (its body
+// already read, at most 64 KiB, and closed) whatever its status.
+func fetchCheckpoint(ctx context.Context, rm *Remote, o Options, u string) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := o.client().Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", rm.title(), err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: checkpoint: %w", rm.title(), err)
+	}
+	return resp, body, nil
+}
+
 // getLineCheckpoint fetches the upstream's signed checkpoint of the line
 // rm reads through an organisation's server. The server holds the line
 // (pullUpstreams asks only for those), so any answer but one is a
@@ -374,18 +384,9 @@ func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 // from the upstream's records (one left out), or a frozen one.
 func getLineCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	u := rm.URL + "/upstreams/" + rm.Name + "/log/checkpoint"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, body, err := fetchCheckpoint(ctx, rm, o, u)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := o.client().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", rm.title(), err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return nil, fmt.Errorf("%s: checkpoint: %w", rm.title(), err)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:

@@ -147,14 +147,8 @@ func (s *Server) lineTile(w http.ResponseWriter, r *http.Request) {
 // a subject of the line's map, as logSubject serves main's (a size other
 // than the line's: 410 Gone).
 func (s *Server) lineSubject(w http.ResponseWriter, r *http.Request) {
-	subject := r.URL.Query().Get("s")
-	if subject == "" || len(subject) > 1024 {
-		httpError(w, http.StatusBadRequest, "name a subject: ?s=SUBJECT (such as \"package acme/fastjson\" or \"root\")")
-		return
-	}
-	size, err := sizeAsked(r)
-	if err != nil {
-		readError(w, &sizeError{err})
+	subject, size, ok := subjectAsked(w, r)
+	if !ok {
 		return
 	}
 	v, err := s.lineAt(r.Context(), r.PathValue("up"), size)

@@ -305,14 +305,8 @@ type SubjectDoc struct {
 // tree of size N if it is the latest checkpoint's or one of the few
 // before it (else 410 Gone), at the latest checkpoint's without one.
 func (s *Server) logSubject(w http.ResponseWriter, r *http.Request) {
-	subject := r.URL.Query().Get("s")
-	if subject == "" || len(subject) > 1024 {
-		httpError(w, http.StatusBadRequest, "name a subject: ?s=SUBJECT (such as \"package acme/fastjson\" or \"root\")")
-		return
-	}
-	size, err := sizeAsked(r)
-	if err != nil {
-		readError(w, &sizeError{err})
+	subject, size, ok := subjectAsked(w, r)
+	if !ok {
 		return
 	}
 	v, err := s.servedAt(r.Context(), size)
@@ -321,6 +315,22 @@ func (s *Server) logSubject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.answerSubject(w, r, v, subject)
+}
+
+// subjectAsked reads a subject read's query, ?s=SUBJECT[&size=N]; if it
+// is malformed, it answers 400 and returns false.
+func subjectAsked(w http.ResponseWriter, r *http.Request) (subject string, size int64, ok bool) {
+	subject = r.URL.Query().Get("s")
+	if subject == "" || len(subject) > 1024 {
+		httpError(w, http.StatusBadRequest, "name a subject: ?s=SUBJECT (such as \"package acme/fastjson\" or \"root\")")
+		return "", 0, false
+	}
+	size, err := sizeAsked(r)
+	if err != nil {
+		readError(w, &sizeError{err})
+		return "", 0, false
+	}
+	return subject, size, true
 }
 
 // answerSubject answers subject's document in the tree v.
