@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"cairn.dev/cairn/internal/safefile"
 	"cairn.dev/cairn/internal/transport"
@@ -167,8 +168,17 @@ func remoteOf(args []string) (verb, url string) {
 	return verb, ""
 }
 
+// cancelWait bounds how long a git whose context is done (or that has
+// exited) may keep its caller waiting for the pipes its children hold.
+const cancelWait = 2 * time.Second
+
 // command prepares git in the repository; a Repo with no GitDir (what
 // Clone runs on) runs git in no repository.
+//
+// A cancelled context kills git and every process git started (a
+// process group of its own), and the caller's wait ends within
+// cancelWait of it, so that no fetch or helper outlives a witness that
+// shuts down or a request that timed out.
 func (r *Repo) command(ctx context.Context, args ...string) *exec.Cmd {
 	full := args
 	if r.GitDir != "" {
@@ -179,6 +189,8 @@ func (r *Repo) command(ctx context.Context, args ...string) *exec.Cmd {
 	}
 	cmd := exec.CommandContext(ctx, "git", full...)
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
+	ownGroup(cmd)
+	cmd.WaitDelay = cancelWait
 	return cmd
 }
 
