@@ -16,8 +16,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"cairn.dev/cairn/internal/checkpoint"
@@ -121,6 +123,8 @@ type checkpointer struct {
 	recent    []logView              // the trees of the last keptTrees checkpoints signed in this process, oldest first (light reads at a stated size)
 	witnesses []*witnessState
 	closed    bool // no retry starts once set (close)
+
+	resumed atomic.Bool // the witnesses that had not cosigned the checkpoint loaded at start were asked again (resume), or one was signed since
 }
 
 type witnessState struct {
@@ -262,6 +266,7 @@ func (c *checkpointer) at(ctx context.Context, v logView, now time.Time) (*check
 // only the swap of the result, which readers take.
 func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*checkpoint.Checkpoint, []byte, logView, error) {
 	if l, note, ok := c.fresh(v, now); ok {
+		c.resume(l, v)
 		return l, note, v, nil
 	}
 	if !c.signing.TryLock() {
@@ -275,6 +280,7 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	}
 	defer c.signing.Unlock()
 	if l, note, ok := c.fresh(v, now); ok { // signed by the caller just before
+		c.resume(l, v)
 		return l, note, v, nil
 	}
 	// c.last and c.note change only under c.signing, held: read them as is.
@@ -303,6 +309,7 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 		c.round() // the witnesses not yet heard on the last one are asked about this one
 		c.round = nil
 	}
+	c.resumed.Store(true) // this round asks every witness
 	before := c.witnessSizes()
 	note, pending, err := c.cosign(ctx, signed, next, v)
 	c.keepWitnessSizes(before)
@@ -327,16 +334,84 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	if len(c.recent) > keptTrees {
 		c.recent = slices.Delete(c.recent, 0, len(c.recent)-keptTrees)
 	}
-	if len(pending) > 0 && !c.closed {
-		rctx, cancel := context.WithCancel(c.stop)
-		c.round = cancel
-		for _, p := range pending {
-			c.retrying.Add(1)
-			go c.retry(rctx, p, last, signed, v)
-		}
-	}
+	c.startRetries(pending, last, signed, v)
 	c.mu.Unlock()
 	return &next, note, v, nil
+}
+
+// startRetries asks the pending witnesses again, in the background, for
+// their cosignatures of last (signed, of the tree v), as one round that
+// the next checkpoint signed ends (c.round); c.signing and c.mu are held.
+func (c *checkpointer) startRetries(pending []pending, last *checkpoint.Checkpoint, signed []byte, v logView) {
+	if len(pending) == 0 || c.closed {
+		return
+	}
+	rctx, cancel := context.WithCancel(c.stop)
+	c.round = cancel
+	for _, p := range pending {
+		c.retrying.Add(1)
+		go c.retry(rctx, p, last, signed, v)
+	}
+}
+
+// resume asks again, in the background, the witnesses that had not
+// cosigned last, the checkpoint a restarted server loaded, once its tree
+// v is found (the first time the checkpoint is served as fresh): they
+// are retried as if this process had signed it (retry: Retry-After,
+// backoff up to retryMax). It returns at once; a checkpoint signed in
+// this process asks every witness itself, and nothing is resumed then.
+func (c *checkpointer) resume(last *checkpoint.Checkpoint, v logView) {
+	if c.resumed.Load() || !c.resumed.CompareAndSwap(false, true) {
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.retrying.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.retrying.Done()
+		c.signing.Lock() // briefly, unless a signer is asking its witnesses
+		defer c.signing.Unlock()
+		// c.last and c.note change only under c.signing, held.
+		if c.last != last {
+			return // signed since: that round asked every witness
+		}
+		var pend []pending
+		for _, w := range c.witnesses {
+			if w.size < last.Size {
+				pend = append(pend, pending{w: w, last: w.size})
+			}
+		}
+		if len(pend) == 0 {
+			return
+		}
+		signed, err := c.ownSignature(c.note)
+		if err != nil {
+			c.log.Warn("not asking the witnesses that had not cosigned the checkpoint loaded at start: its signature is not this server's key's", "size", last.Size, "head", last.Head, "err", err)
+			return
+		}
+		c.log.Info("asking again the witnesses that had not cosigned the checkpoint loaded at start", "size", last.Size, "head", last.Head, "witnesses", len(pend))
+		c.mu.Lock()
+		c.startRetries(pend, last, signed, v)
+		c.mu.Unlock()
+	}()
+}
+
+// ownSignature returns the checkpoint note as this server's key signed
+// it, without the cosignatures it gathered: what a witness is submitted.
+func (c *checkpointer) ownSignature(cosigned []byte) ([]byte, error) {
+	v, err := note.NewVerifier(checkpoint.VKey(c.origin, c.key.Public()))
+	if err != nil {
+		return nil, err
+	}
+	n, err := note.Open(cosigned, note.VerifierList(v))
+	if err != nil {
+		return nil, err
+	}
+	return []byte(n.Text + "\n— " + n.Sigs[0].Name + " " + n.Sigs[0].Base64 + "\n"), nil
 }
 
 // close ends the retries and waits for them (a retry applying its

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -292,5 +293,58 @@ func TestRetryable(t *testing.T) {
 		if again != tc.again || wait != tc.wait {
 			t.Errorf("retryable(%v) = %v, %v; want %v, %v", tc.err, again, wait, tc.again, tc.wait)
 		}
+	}
+}
+
+// A restarted server resumes the retries of the witnesses that had not
+// cosigned the checkpoint it loads: a witness that answers 503 until the
+// server restarts, then accepts, ends up cosigning that checkpoint (the
+// same one: the interval has not passed, nothing is signed again) with
+// no new publish and no client asking (before: the restarted server
+// served it as it was, the witness's cosignature missing until the next
+// checkpoint, up to an interval later).
+func TestWitnessRetriesResumeAfterRestart(t *testing.T) {
+	f, ck, origin := retryFixture(t)
+	_, wa := recordedWitness(t, "a.example", origin, checkpoint.VKey(origin, ck.Public()))
+	var accept atomic.Bool
+	a := newFlakyWitness(t, wa.URL, func(_ int, _ int64, w http.ResponseWriter, _ *http.Request) bool {
+		if accept.Load() {
+			return false
+		}
+		w.Header().Set("Retry-After", "0")
+		http.Error(w, "cannot tell yet", http.StatusServiceUnavailable)
+		return true
+	})
+	wa.URL = a.URL
+	pa, err := witness.NewPolicy([]string{wa.VKey}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{CheckpointKey: ck, Witnesses: []Witness{wa}, CheckpointInterval: time.Hour}
+	stop := serveOn(t, f, opts, quick(500*time.Millisecond, 100*time.Millisecond))
+	resp, first := f.do("GET", "/log/checkpoint", nil, nil)
+	c1, err := checkpoint.Claimed(first)
+	if resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("GET /log/checkpoint: %s %v\n%s", resp.Status, err, first)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(a.asked()) < 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the witness was asked about sizes %v: want 3 tries", a.asked())
+		}
+	}
+	stop()
+	n := len(a.asked())
+
+	accept.Store(true)
+	serveOn(t, f, opts, quick(500*time.Millisecond, 100*time.Millisecond))
+	c2, later := cosignedPast(t, f, pa, 0, func() string {
+		return fmt.Sprintf("the witness was asked about sizes %v after the restart", a.asked()[n:])
+	})
+	if c2 != c1 || !bytes.HasPrefix(later, first) {
+		t.Fatalf("the checkpoint gained its cosignature as another one (signed again?):\nfirst:\n%s\nlater:\n%s", first, later)
+	}
+	kept, err := os.ReadFile(filepath.Join(f.repo.LocalDir(), "checkpoint"))
+	if err != nil || !bytes.Equal(kept, later) {
+		t.Errorf("the checkpoint kept (%v):\n%s\nwant the cosigned one served:\n%s", err, kept, later)
 	}
 }
