@@ -48,12 +48,17 @@ type DescriptorDoc struct {
 // lightCache is an LRU of immutable bytes by a content name: rendered
 // package documents by the git tree id of the package's directory (a
 // tree id names its content, so an entry never goes stale, and the id is
-// the document's ETag), small blobs by digest.
+// the document's ETag), small blobs by digest. It holds at most max
+// entries and at most maxBytes bytes of keys and bodies together: the
+// least recently used go first, and a body that alone would go over
+// maxBytes is not kept.
 type lightCache struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List
-	items map[string]*list.Element
+	mu       sync.Mutex
+	max      int
+	maxBytes int64
+	bytes    int64 // of the keys and bodies held
+	order    *list.List
+	items    map[string]*list.Element
 }
 
 type cached struct {
@@ -61,8 +66,23 @@ type cached struct {
 	body []byte
 }
 
-func newLightCache(max int) *lightCache {
-	return &lightCache{max: max, order: list.New(), items: map[string]*list.Element{}}
+func (e *cached) size() int64 { return int64(len(e.key) + len(e.body)) }
+
+// The memory budgets of the server's caches (lightCache), at most
+// cacheBudget bytes of bodies and keys in all: what a server holds
+// whatever its clients ask, one huge package or many small ones.
+const (
+	budgetDocs     = 64 << 20 // rendered package documents (GET /api/v1/packages/…)
+	budgetSmall    = 64 << 20 // small blobs (smallBlob each at most)
+	budgetTiles    = 32 << 20 // the log's tiles and their entries
+	budgetSubjects = 64 << 20 // light reads' subject documents (maxKeptSubject each at most)
+	budgetLeaves   = 64 << 20 // the log's files (maxKeptLeaf each at most)
+
+	cacheBudget = budgetDocs + budgetSmall + budgetTiles + budgetSubjects + budgetLeaves
+)
+
+func newLightCache(max int, maxBytes int64) *lightCache {
+	return &lightCache{max: max, maxBytes: maxBytes, order: list.New(), items: map[string]*list.Element{}}
 }
 
 func (c *lightCache) get(key string) []byte {
@@ -79,22 +99,31 @@ func (c *lightCache) remove(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
-		c.order.Remove(e)
-		delete(c.items, key)
+		c.drop(e)
 	}
 }
 
+// drop removes e; c.mu is held.
+func (c *lightCache) drop(e *list.Element) {
+	v := c.order.Remove(e).(*cached)
+	delete(c.items, v.key)
+	c.bytes -= v.size()
+}
+
 func (c *lightCache) put(key string, body []byte) {
+	item := &cached{key, body}
+	if item.size() > c.maxBytes {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.items[key]; ok {
 		return
 	}
-	c.items[key] = c.order.PushFront(&cached{key, body})
-	for c.order.Len() > c.max {
-		e := c.order.Back()
-		c.order.Remove(e)
-		delete(c.items, e.Value.(*cached).key)
+	c.items[key] = c.order.PushFront(item)
+	c.bytes += item.size()
+	for c.order.Len() > c.max || c.bytes > c.maxBytes {
+		c.drop(c.order.Back())
 	}
 }
 

@@ -412,7 +412,7 @@ func (s *Server) answerSubjects(w http.ResponseWriter, r *http.Request, view fun
 const maxKeptLeaf = 64 << 10
 
 // maxKeptSubject is the largest subject document kept in memory (the
-// cache counts documents, not bytes).
+// subject documents kept hold budgetSubjects bytes in all).
 const maxKeptSubject = 1 << 20
 
 // subjectDoc returns the JSON of subject's SubjectDoc in the tree v
