@@ -199,23 +199,26 @@ func TestBatchOmission(t *testing.T) {
 	}
 }
 
-// batchEvil answers POST /api/v1/log/subjects as evil answers each
-// subject.
-type batchEvil struct{ *evil }
+// batchForger answers POST /api/v1/log/subjects as its forger answers
+// each subject.
+type batchForger struct {
+	*servertest.Forger
+	size int64 // the forged tree's
+}
 
-func (e batchEvil) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+func (e batchForger) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/api/v1/log/subjects" {
-		e.evil.ServeHTTP(rw, r)
+		e.Forger.ServeHTTP(rw, r)
 		return
 	}
 	var docs []string
 	sc := bufio.NewScanner(r.Body)
 	for sc.Scan() {
 		rec := httptest.NewRecorder()
-		e.evil.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/log/subject?s="+url.QueryEscape(sc.Text()), nil))
+		e.Forger.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/log/subject?s="+url.QueryEscape(sc.Text()), nil))
 		docs = append(docs, rec.Body.String())
 	}
-	fmt.Fprintf(rw, `{"size":%d,"subjects":[%s]}`, len(e.entries), strings.Join(docs, ","))
+	fmt.Fprintf(rw, `{"size":%d,"subjects":[%s]}`, e.size, strings.Join(docs, ","))
 }
 
 // A batch judged at once whose one package breaks a rule (a record
@@ -238,7 +241,10 @@ func TestBatchBreakingRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := httptest.NewServer(batchEvil{newEvil(t, w, honest, forged, layout.VersionDir("acme/fastjson", "1.0.0"))})
+	fg := forgeRecord(w, forged, layout.VersionDir("acme/fastjson", "1.0.0"))
+	f := servertest.NewForger(w, honest)
+	f.Serve(fg)
+	ev := httptest.NewServer(batchForger{f, fg.Checkpoint.Size})
 	defer ev.Close()
 	url, reads := counted(t, ev.URL, nil)
 

@@ -331,7 +331,7 @@ func TestAttacksOnReads(t *testing.T) {
 	// level-0 tile from the last entry bundle, so the log must be larger
 	// than one tile for a record's proof to read one: a log grown by a
 	// commit of 300 files (of no subject), signed by the log's key.
-	big := newEvilLog(t, w, honest, func(commit string, time int64) ([]translog.Entry, [][]byte) {
+	big := servertest.AppendCommit(w, func(commit string, time int64) ([]translog.Entry, [][]byte) {
 		var es []translog.Entry
 		var cs [][]byte
 		for k := range 300 {
@@ -341,13 +341,12 @@ func TestAttacksOnReads(t *testing.T) {
 		}
 		return es, cs
 	})
-	bigURL := httptest.NewServer(big)
-	t.Cleanup(bigURL.Close)
-	v = open(t, newClient(w, bigURL.URL, t.TempDir()))
+	bigURL := serveForged(w, honest, big)
+	v = open(t, newClient(w, bigURL, t.TempDir()))
 	if _, err := v.Record(ctx, audit); err != nil {
 		t.Fatalf("a record of the large log, from its tiles: %v", err)
 	}
-	flipped = tamper(t, bigURL.URL, func(path string, _ http.Header, body []byte) []byte {
+	flipped = tamper(t, bigURL, func(path string, _ http.Header, body []byte) []byte {
 		if path == "/log/tile/0/000" && len(body) > 0 {
 			body = append([]byte(nil), body...)
 			body[0] ^= 1
@@ -561,102 +560,24 @@ func TestOpenMapLeafRequests(t *testing.T) {
 	}
 }
 
-// evil is a server whose operator holds the checkpoint key and signs a
-// log that breaks the rules: the honest log with one more commit, a
-// record signed by a key the root revoked before, and its map leaf. It
-// serves the signed checkpoint, its tiles and light reads that prove
-// themselves against it.
-type evil struct {
-	honest  string
-	entries [][]byte         // every leaf's entry, the forged one and its map leaf last
-	content map[int64][]byte // the forged leaf's bytes
-	m       *translog.Map
-	hashes  []tlog.Hash // the stored hashes
-	note    []byte
-	keyID   string
-}
-
-func newEvil(t *testing.T, w *indextest.World, honest string, forged *record.Record, dir string) *evil {
-	return newEvilLog(t, w, honest, func(commit string, time int64) ([]translog.Entry, [][]byte) {
+// forgeRecord is the log of a server whose operator holds the checkpoint
+// key and signs a log that breaks the rules: the honest log with one
+// more commit, adding the record forged in dir, and its map leaf.
+func forgeRecord(w *indextest.World, forged *record.Record, dir string) *servertest.Forgery {
+	return servertest.AppendCommit(w, func(commit string, time int64) ([]translog.Entry, [][]byte) {
 		return []translog.Entry{translog.NewEntry(commit, time, layout.RecordPath(dir, forged.ID), forged.Raw)}, [][]byte{forged.Raw}
 	})
 }
 
-// newEvilLog is the evil server of the honest log with one more commit,
-// whose entries and contents add makes.
-func newEvilLog(t *testing.T, w *indextest.World, honest string, add func(commit string, time int64) ([]translog.Entry, [][]byte)) *evil {
-	ctx := context.Background()
-	note, _, err := get(honest + "/log/checkpoint")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := checkpoint.Claimed(note)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tf, _ := torchwood.NewTileFetcher(honest + "/log/")
-	tc, _ := torchwood.NewClient(tf)
-	e := &evil{honest: honest, content: map[int64][]byte{}, m: translog.NewMap(), keyID: keys.ID(w.Checkpointer.Public())}
-	for i := int64(0); i < cp.Size; i++ {
-		text, _, err := tc.Entry(ctx, cp.Tree(), i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.entries = append(e.entries, text)
-	}
-	last, err := translog.ParseMapEntry(e.entries[len(e.entries)-1])
-	if err != nil {
-		t.Fatalf("the honest log's last leaf: %v", err)
-	}
-	commit, time := strings.Repeat("e", 40), last.Time+1
-	added, contents := add(commit, time)
-	for k, ent := range added {
-		e.entries = append(e.entries, ent.Text())
-		e.content[int64(len(e.entries)-1)] = contents[k]
-	}
-	for i, text := range e.entries {
-		if translog.IsMapEntry(text) {
-			continue
-		}
-		p, err := translog.ParseEntry(text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range index.SubjectsOf(p.Path) {
-			e.m.Add(s, int64(i), translog.LeafHash(text))
-		}
-	}
-	e.entries = append(e.entries, translog.MapEntry{Commit: commit, Time: time, Root: e.m.Root()}.Text())
-	hr := e.hashReader()
-	for i, text := range e.entries {
-		hs, err := tlog.StoredHashes(int64(i), text, hr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.hashes = append(e.hashes, hs...)
-	}
-	root, err := tlog.TreeHash(int64(len(e.entries)), hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forgedCP := checkpoint.Checkpoint{Origin: cp.Origin, Size: int64(len(e.entries)), Root: root, Map: e.m.Root(), Head: commit, Time: now()}
-	if e.note, err = checkpoint.Sign(forgedCP, w.Checkpointer); err != nil {
-		t.Fatal(err)
-	}
-	return e
+// serveForged serves fg, forged from the index the honest server
+// serves, and returns its URL.
+func serveForged(w *indextest.World, honest string, fg *servertest.Forgery) string {
+	f := servertest.NewForger(w, honest)
+	f.Serve(fg)
+	return f.URL
 }
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
-
-func (e *evil) hashReader() tlog.HashReader {
-	return tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ix))
-		for i, x := range ix {
-			out[i] = e.hashes[x]
-		}
-		return out, nil
-	})
-}
 
 func get(u string) ([]byte, http.Header, error) {
 	resp, err := http.Get(u)
@@ -666,64 +587,6 @@ func get(u string) ([]byte, http.Header, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return body, resp.Header, err
-}
-
-func (e *evil) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.URL.Path == "/log/checkpoint":
-		rw.Header().Set(light.KeyHeader, e.keyID)
-		rw.Write(e.note)
-	case r.URL.Path == "/api/v1/log/subject":
-		subject := r.URL.Query().Get("s")
-		// The honest server's files at its own tree (the evil one is larger).
-		body, _, err := get(e.honest + "/api/v1/log/subject?s=" + url.QueryEscape(subject))
-		if err != nil {
-			http.Error(rw, err.Error(), 502)
-			return
-		}
-		var d subjectDoc
-		json.Unmarshal(body, &d)
-		value, leaves, _ := e.m.Get(subject)
-		for _, i := range leaves {
-			if data, ok := e.content[i]; ok {
-				f, _ := json.Marshal(map[string]any{"index": i, "entry": string(e.entries[i]), "content": data})
-				d.Files = append(d.Files, f)
-			}
-		}
-		d.Size, d.Count = int64(len(e.entries)), value.Count
-		d.Proof, _ = json.Marshal(e.m.Prove(subject))
-		out, _ := json.Marshal(d)
-		rw.Write(out)
-	case strings.HasPrefix(r.URL.Path, "/api/v1/log/record/"):
-		body, _, err := get(e.honest + r.URL.RequestURI())
-		if err != nil {
-			http.Error(rw, err.Error(), 502)
-			return
-		}
-		rw.Write(body)
-	case strings.HasPrefix(r.URL.Path, "/log/"):
-		tile, err := torchwood.ParseTilePath(strings.TrimPrefix(r.URL.Path, "/log/"))
-		if err != nil {
-			http.NotFound(rw, r)
-			return
-		}
-		if tile.L == -1 {
-			var b []byte
-			for _, text := range e.entries[tile.N*torchwood.TileWidth : tile.N*torchwood.TileWidth+int64(tile.W)] {
-				b, _ = torchwood.AppendTileEntry(b, text)
-			}
-			rw.Write(b)
-			return
-		}
-		data, err := tlog.ReadTileData(tile, e.hashReader())
-		if err != nil {
-			http.NotFound(rw, r)
-			return
-		}
-		rw.Write(data)
-	default:
-		http.NotFound(rw, r)
-	}
 }
 
 // A server whose operator signs a log that breaks the rules — a record
@@ -770,11 +633,10 @@ func TestSignedLogBreakingRules(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := layout.VersionDir("acme/fastjson", "1.0.0")
-			ev := httptest.NewServer(newEvil(t, w, honest, forged, dir))
-			defer ev.Close()
+			ev := serveForged(w, honest, forgeRecord(w, forged, dir))
 
 			// The light client.
-			v := open(t, newClient(w, ev.URL, t.TempDir())) // root and keys read fine
+			v := open(t, newClient(w, ev, t.TempDir())) // root and keys read fine
 			c, err := v.Catalog()
 			if err != nil {
 				t.Fatal(err)

@@ -4,28 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/checkpoint"
-	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
-	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/server"
-	"cairn.dev/cairn/internal/translog"
+	"cairn.dev/cairn/internal/server/servertest"
 	"cairn.dev/cairn/internal/witness"
 	"cairn.dev/cairn/internal/witness/witnesstest"
 )
@@ -82,12 +76,8 @@ func TestMapOmitsRecordSplitView(t *testing.T) {
 	}
 
 	cp := va.Checkpoint.Checkpoint
-	om := omitRecord(t, honest, cp, "package acme/fastjson")
-	evilCP := om.cp
-	evil, err := checkpoint.Sign(evilCP, w.Checkpointer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	om := omitRecord(t, w, cp, "package acme/fastjson")
+	evilCP, evil := om.Checkpoint, om.Note
 	noProof := func(int64) (tlog.TreeProof, error) { return nil, nil }
 	_, err = witness.Cosign(ctx, nil, url1, cp.Size, evil, noProof)
 	var ce *witness.ConflictError
@@ -103,7 +93,8 @@ func TestMapOmitsRecordSplitView(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ev := om.serve(t, w, honest, evil)
+	om.Note = evil
+	ev := serveForged(w, honest, om)
 
 	honestMap, evilMap := hex.EncodeToString(cp.Map[:]), hex.EncodeToString(evilCP.Map[:])
 	refused := func(who string, err error) {
@@ -169,99 +160,15 @@ func TestMapOmitsRecordSplitView(t *testing.T) {
 	}
 }
 
-// otherMap is a map of an honest tree that omits one file: the log's key
-// holder signs the tree with it.
-type otherMap struct {
-	m       *translog.Map
-	omitted int64                 // the leaf left out
-	cp      checkpoint.Checkpoint // the honest checkpoint with the other map, now
-}
-
-// omitRecord makes the map of cp's tree without the last file of subject.
-func omitRecord(t *testing.T, honest string, cp checkpoint.Checkpoint, subject string) *otherMap {
+// omitRecord is the honest tree of cp signed again with a map that omits
+// the last file of subject, the tree's last leaf still the honest map's.
+func omitRecord(t *testing.T, w *indextest.World, cp checkpoint.Checkpoint, subject string) *servertest.Forgery {
 	t.Helper()
-	ctx := context.Background()
-	tf, err := torchwood.NewTileFetcher(honest + "/log/")
-	if err != nil {
-		t.Fatal(err)
+	om := servertest.OmitFile(w, subject, false)
+	if c := om.Checkpoint; c.Size != cp.Size || c.Root != cp.Root || c.Head != cp.Head || c.Map == cp.Map {
+		t.Fatalf("the forgery of the tree of %+v: %+v; want the same tree with another map", cp, c)
 	}
-	tc, err := torchwood.NewClient(tf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries [][]byte
-	full := translog.NewMap()
-	for i := int64(0); i < cp.Size; i++ {
-		text, _, err := tc.Entry(ctx, cp.Tree(), i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries = append(entries, text)
-		if translog.IsMapEntry(text) {
-			continue
-		}
-		p, err := translog.ParseEntry(text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range index.SubjectsOf(p.Path) {
-			full.Add(s, i, translog.LeafHash(text))
-		}
-	}
-	_, leaves, ok := full.Get(subject)
-	if !ok || len(leaves) < 2 {
-		t.Fatalf("subject %s: %v %v", subject, leaves, ok)
-	}
-	om := &otherMap{m: translog.NewMap(), omitted: leaves[len(leaves)-1], cp: cp}
-	for i, text := range entries {
-		if int64(i) == om.omitted || translog.IsMapEntry(text) {
-			continue
-		}
-		p, _ := translog.ParseEntry(text)
-		for _, s := range index.SubjectsOf(p.Path) {
-			om.m.Add(s, int64(i), translog.LeafHash(text))
-		}
-	}
-	om.cp.Map = om.m.Root()
-	om.cp.Time = time.Now().UTC().Truncate(time.Second)
 	return om
-}
-
-// serve serves the honest server's log and reads with note, a checkpoint
-// of the other map, and subject reads that the other map proves.
-func (om *otherMap) serve(t *testing.T, w *indextest.World, honest string, note []byte) string {
-	ev := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/log/checkpoint":
-			rw.Header().Set(light.KeyHeader, keys.ID(w.Checkpointer.Public()))
-			rw.Write(note)
-		case "/api/v1/log/subject":
-			body, _, _ := get(honest + r.URL.RequestURI())
-			var d subjectDoc
-			json.Unmarshal(body, &d)
-			var keep []json.RawMessage
-			for _, f := range d.Files {
-				var x struct{ Index int64 }
-				json.Unmarshal(f, &x)
-				if x.Index != om.omitted {
-					keep = append(keep, f)
-				}
-			}
-			subject := r.URL.Query().Get("s")
-			v, _, _ := om.m.Get(subject)
-			d.Files, d.Count = keep, v.Count
-			d.Proof, _ = json.Marshal(om.m.Prove(subject))
-			out, _ := json.Marshal(d)
-			rw.Write(out)
-		case "/api/v1/log/subjects":
-			http.NotFound(rw, r) // no batches: read one by one
-		default:
-			body, _, _ := get(honest + r.URL.RequestURI())
-			rw.Write(body)
-		}
-	}))
-	t.Cleanup(ev.Close)
-	return ev.URL
 }
 
 // The attack above against litewitness, a witness written elsewhere that
@@ -294,11 +201,8 @@ func TestMapOmitsRecordLitewitness(t *testing.T) {
 	}
 
 	cp := va.Checkpoint.Checkpoint
-	om := omitRecord(t, honest, cp, "package acme/fastjson")
-	evil, err := checkpoint.Sign(om.cp, w.Checkpointer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	om := omitRecord(t, w, cp, "package acme/fastjson")
+	evil := om.Note
 	noProof := func(int64) (tlog.TreeProof, error) { return nil, nil }
 	cos, err := witness.Cosign(ctx, nil, lw.URL, cp.Size, evil, noProof)
 	if err != nil {
@@ -311,13 +215,14 @@ func TestMapOmitsRecordLitewitness(t *testing.T) {
 		t.Fatalf("the other map's checkpoint meets the quorum: %d, %v", n, err)
 	}
 
-	fresh := newClient(w, om.serve(t, w, honest, evil), t.TempDir())
+	om.Note = evil
+	fresh := newClient(w, serveForged(w, honest, om), t.TempDir())
 	fresh.Witnesses = pol
 	_, err = fresh.Open(ctx)
 	var pe *light.ProofError
 	var me *light.MapLeafError
 	if !errors.As(err, &pe) || !errors.As(err, &me) || !bytes.Equal(pe.Checkpoint, evil) ||
-		!strings.Contains(err.Error(), hex.EncodeToString(om.cp.Map[:])) || !strings.Contains(err.Error(), hex.EncodeToString(cp.Map[:])) {
+		!strings.Contains(err.Error(), hex.EncodeToString(om.Checkpoint.Map[:])) || !strings.Contains(err.Error(), hex.EncodeToString(cp.Map[:])) {
 		t.Fatalf("a checkpoint litewitness cosigned, of the honest tree with another map: %v\nwant a *MapLeafError naming both map roots", err)
 	}
 }

@@ -4,33 +4,27 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
-	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/server"
@@ -104,190 +98,6 @@ func (tw *testWitness) policy(t *testing.T) witness.Policy {
 	return p
 }
 
-// forger is the server of an index whose operator holds the checkpoint
-// key. Until forged is set it passes everything to the honest server;
-// then it serves a log whose last map leaf it forged, a map that omits a
-// record: its checkpoint, tiles and light reads proved by that map. Its
-// git history is the honest one throughout (it cannot forge that: every
-// replica verifies it).
-type forger struct {
-	honest string
-	proxy  *httputil.ReverseProxy
-	forged atomic.Pointer[forgery]
-	keyID  string
-}
-
-type forgery struct {
-	entries [][]byte
-	hashes  []tlog.Hash
-	m       *translog.Map
-	omitted int64
-	note    []byte
-	cp      checkpoint.Checkpoint
-}
-
-func (f *forgery) hashReader() tlog.HashReader {
-	return tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ix))
-		for i, x := range ix {
-			out[i] = f.hashes[x]
-		}
-		return out, nil
-	})
-}
-
-func newForger(t *testing.T, w *indextest.World, honest string) (*forger, string) {
-	u, err := url.Parse(honest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &forger{honest: honest, proxy: httputil.NewSingleHostReverseProxy(u), keyID: keys.ID(w.Checkpointer.Public())}
-	ts := httptest.NewServer(f)
-	t.Cleanup(ts.Close)
-	return f, ts.URL
-}
-
-// forge makes the forgery of w's main as it is now: its log with the
-// last map leaf's root replaced by that of the map without the last file
-// of subject, signed with the real key.
-func (f *forger) forge(t *testing.T, w *indextest.World, subject string) *forgery {
-	t.Helper()
-	lg, err := w.Repo.LogOf(w.Repo.Main())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fg := &forgery{m: translog.NewMap()}
-	full := translog.NewMap()
-	if err := lg.Range(0, lg.Size(), func(i int64, text []byte) error {
-		fg.entries = append(fg.entries, bytes.Clone(text))
-		if !translog.IsMapEntry(text) {
-			p, err := translog.ParseEntry(text)
-			if err != nil {
-				return err
-			}
-			for _, s := range index.SubjectsOf(p.Path) {
-				full.Add(s, i, translog.LeafHash(text))
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, leaves, ok := full.Get(subject)
-	if !ok || len(leaves) < 2 {
-		t.Fatalf("subject %s: leaves %v", subject, leaves)
-	}
-	fg.omitted = leaves[len(leaves)-1]
-	for i, text := range fg.entries {
-		if int64(i) == fg.omitted || translog.IsMapEntry(text) {
-			continue
-		}
-		p, _ := translog.ParseEntry(text)
-		for _, s := range index.SubjectsOf(p.Path) {
-			fg.m.Add(s, int64(i), translog.LeafHash(text))
-		}
-	}
-	last, err := translog.ParseMapEntry(fg.entries[len(fg.entries)-1])
-	if err != nil {
-		t.Fatalf("the honest log's last leaf: %v", err)
-	}
-	fg.entries[len(fg.entries)-1] = translog.MapEntry{Commit: last.Commit, Time: last.Time, Root: fg.m.Root()}.Text()
-	hr := fg.hashReader()
-	for i, text := range fg.entries {
-		hs, err := tlog.StoredHashes(int64(i), text, hr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fg.hashes = append(fg.hashes, hs...)
-	}
-	size := int64(len(fg.entries))
-	root, err := tlog.TreeHash(size, hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fg.cp = checkpoint.Checkpoint{Origin: checkpoint.Origin(w.Intro), Size: size, Root: root, Map: fg.m.Root(), Head: last.Commit, Time: time.Now().UTC().Truncate(time.Second)}
-	if fg.note, err = checkpoint.Sign(fg.cp, w.Checkpointer); err != nil {
-		t.Fatal(err)
-	}
-	return fg
-}
-
-// prove is the forgery's consistency proof from old.
-func (fg *forgery) prove(old int64) (tlog.TreeProof, error) {
-	return tlog.ProveTree(fg.cp.Size, old, fg.hashReader())
-}
-
-func (f *forger) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	fg := f.forged.Load()
-	if fg == nil {
-		f.proxy.ServeHTTP(rw, r)
-		return
-	}
-	switch {
-	case r.URL.Path == "/log/checkpoint":
-		rw.Header().Set(light.KeyHeader, f.keyID)
-		rw.Write(fg.note)
-	case r.URL.Path == "/api/v1/log/subjects":
-		http.NotFound(rw, r) // read one by one
-	case r.URL.Path == "/api/v1/log/subject":
-		resp, err := http.Get(f.honest + r.URL.RequestURI())
-		if err != nil {
-			http.Error(rw, err.Error(), http.StatusBadGateway)
-			return
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			http.Error(rw, string(body), resp.StatusCode)
-			return
-		}
-		var d struct {
-			Subject string            `json:"subject"`
-			Size    int64             `json:"size"`
-			Count   uint64            `json:"count"`
-			Files   []json.RawMessage `json:"files"`
-			Proof   json.RawMessage   `json:"proof"`
-		}
-		json.Unmarshal(body, &d)
-		var keep []json.RawMessage
-		for _, file := range d.Files {
-			var x struct{ Index int64 }
-			json.Unmarshal(file, &x)
-			if x.Index != fg.omitted {
-				keep = append(keep, file)
-			}
-		}
-		subject := r.URL.Query().Get("s")
-		v, _, _ := fg.m.Get(subject)
-		d.Files, d.Count, d.Size = keep, v.Count, fg.cp.Size
-		d.Proof, _ = json.Marshal(fg.m.Prove(subject))
-		out, _ := json.Marshal(d)
-		rw.Write(out)
-	case strings.HasPrefix(r.URL.Path, "/log/"):
-		tile, err := torchwood.ParseTilePath(strings.TrimPrefix(r.URL.Path, "/log/"))
-		if err != nil {
-			http.NotFound(rw, r)
-			return
-		}
-		if tile.L == -1 {
-			var b []byte
-			for _, text := range fg.entries[tile.N*torchwood.TileWidth : tile.N*torchwood.TileWidth+int64(tile.W)] {
-				b, _ = torchwood.AppendTileEntry(b, text)
-			}
-			rw.Write(b)
-			return
-		}
-		data, err := tlog.ReadTileData(tile, fg.hashReader())
-		if err != nil {
-			http.NotFound(rw, r)
-			return
-		}
-		rw.Write(data)
-	default:
-		f.proxy.ServeHTTP(rw, r) // git, blobs: the honest ones
-	}
-}
-
 // Attack: a server whose operator holds the real checkpoint key writes,
 // in a new tree, a map leaf whose map omits the vulnerable record, and
 // submits that tree. A witness that checks only consistency cosigns it
@@ -308,7 +118,8 @@ func TestForgedMapLeaf(t *testing.T) {
 	auditor := startWitness(t, w, "auditor.example", true)
 	plain := startWitness(t, w, "plain.example", false)
 	honest := servertest.ServeWith(w, server.Options{Witnesses: []server.Witness{auditor.witness(), plain.witness()}})
-	f, srvURL := newForger(t, w, honest)
+	f := servertest.NewForger(w, honest)
+	srvURL := f.URL
 	origin := checkpoint.Origin(w.Intro)
 	if _, err := auditor.state.SetAudit(origin, srvURL); err != nil {
 		t.Fatal(err)
@@ -337,37 +148,37 @@ func TestForgedMapLeaf(t *testing.T) {
 
 	// The record the forged map leaves out.
 	w.Certify(author.Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "critical"})
-	fg := f.forge(t, w, "package acme/fastjson")
+	fg := servertest.OmitFile(w, "package acme/fastjson", true)
 	honestRoot, err := w.Repo.LogOf(w.Repo.Main())
 	if err != nil {
 		t.Fatal(err)
 	}
-	hroot, err := honestRoot.TreeHash(fg.cp.Size)
+	hroot, err := honestRoot.TreeHash(fg.Checkpoint.Size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hroot == fg.cp.Root {
+	if hroot == fg.Checkpoint.Root {
 		t.Fatal("the forgery has the honest root")
 	}
 
 	// The witness that checks only consistency cosigns it.
-	cos, err := witness.Cosign(ctx, nil, plain.url, before.Size, fg.note, fg.prove)
+	cos, err := witness.Cosign(ctx, nil, plain.url, before.Size, fg.Note, fg.Prove)
 	if err != nil {
 		t.Fatalf("a witness that checks only consistency, sent the forged map leaf: %v", err)
 	}
-	note, err := witness.AppendCosignatures(fg.note, cos)
+	note, err := witness.AppendCosignatures(fg.Note, cos)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// The auditing witness refuses it: 422, logged with both roots.
-	_, err = witness.Cosign(ctx, nil, auditor.url, before.Size, fg.note, fg.prove)
+	_, err = witness.Cosign(ctx, nil, auditor.url, before.Size, fg.Note, fg.Prove)
 	var re *witness.ResponseError
-	if !errors.As(err, &re) || re.Status != http.StatusUnprocessableEntity || !strings.Contains(re.Body, hex.EncodeToString(fg.cp.Root[:])) {
-		t.Fatalf("the auditing witness, sent the forged map leaf: %v; want 422 naming the forged root %x", err, fg.cp.Root[:])
+	if !errors.As(err, &re) || re.Status != http.StatusUnprocessableEntity || !strings.Contains(re.Body, hex.EncodeToString(fg.Checkpoint.Root[:])) {
+		t.Fatalf("the auditing witness, sent the forged map leaf: %v; want 422 naming the forged root %x", err, fg.Checkpoint.Root[:])
 	}
 	logged := auditor.log.String()
-	if !strings.Contains(logged, "SECURITY") || !strings.Contains(logged, hex.EncodeToString(hroot[:])) || !strings.Contains(logged, hex.EncodeToString(fg.cp.Root[:])) || !strings.Contains(logged, hex.EncodeToString(fg.cp.Map[:])) {
+	if !strings.Contains(logged, "SECURITY") || !strings.Contains(logged, hex.EncodeToString(hroot[:])) || !strings.Contains(logged, hex.EncodeToString(fg.Checkpoint.Root[:])) || !strings.Contains(logged, hex.EncodeToString(fg.Checkpoint.Map[:])) {
 		t.Errorf("the auditing witness's log says nothing of the forgery with both roots:\n%s", logged)
 	}
 	if after, err := auditor.state.Log(origin); err != nil || after.Size != before.Size || after.Hash != before.Hash {
@@ -377,7 +188,7 @@ func TestForgedMapLeaf(t *testing.T) {
 	// The server serves the forged log with the cosignature it got, and
 	// the honest server's reads of that head (which it has signed, and
 	// the auditor cosigned, by then) with the record left out.
-	fg.note = note
+	fg.Note = note
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(honest + "/log/checkpoint")
@@ -386,15 +197,15 @@ func TestForgedMapLeaf(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if bytes.Contains(body, []byte("cairn-head "+fg.cp.Head+"\n")) {
+		if bytes.Contains(body, []byte("cairn-head "+fg.Checkpoint.Head+"\n")) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the honest server does not sign head %s:\n%s", fg.cp.Head, body)
+			t.Fatalf("the honest server does not sign head %s:\n%s", fg.Checkpoint.Head, body)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	f.forged.Store(fg)
+	f.Serve(fg)
 
 	// A light client requiring the witness that checks only consistency
 	// is shown the package without its vulnerable record: what the
