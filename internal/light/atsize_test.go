@@ -9,13 +9,16 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
+
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/server/servertest"
-	"cairn.dev/cairn/internal/translog"
 )
 
 // signNew makes the server at url sign a checkpoint of w's main, moved
@@ -118,57 +121,81 @@ func TestReadsReopenWhenGone(t *testing.T) {
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 // Attack: a man in the middle serves, once, a checkpoint of the tree
-// this machine verified (same size and root) with another map root,
-// which its signature does not cover, and a key document proved against
-// that map. The client refuses the checkpoint, and keeps nothing of the
-// read: a read offline later of what was kept online still works.
+// this machine verified (same size and root) with another map, and the
+// light reads that map proves: the honest files of every subject but one
+// of fastjson's, so that each document read passes its checks and its
+// judgment against the checkpoint served. Either the checkpoint's map
+// line is swapped in the honest note (no key: the signature does not
+// cover it), or the key's holder signs it (the tree's last leaf is the
+// honest map's). The client refuses the checkpoint after it read those
+// documents (the checkpoint key's and the root's, to judge it), and
+// keeps none of them: they would take the place of the honest ones read
+// at the same tree, and a read offline later of what was kept online
+// would be refused. A document is kept only after its checks and a
+// verified checkpoint.
 func TestMITMKeepsNothing(t *testing.T) {
 	w := indextest.New(t)
 	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	w.Certify(author.Certification{Name: "acme/fastjson", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-1", Severity: "critical"})
 	honest := servertest.Serve(w)
-	dir := t.TempDir()
 	ctx := context.Background()
-	v := open(t, newClient(w, honest, dir))
 	keySubject := "key " + mustKeyHex(t, keys.ID(w.Checkpointer.Public()))
-	if _, err := v.Subject(ctx, "package acme/fastjson"); err != nil {
-		t.Fatal(err)
-	}
-
-	empty := translog.NewMap()
-	mitm := tamper(t, honest, func(path string, _ http.Header, body []byte) []byte {
-		switch {
-		case path == "/log/checkpoint":
-			lines := strings.Split(string(body), "\n")
+	for _, tc := range []struct {
+		name string
+		note func(honestNote []byte, fg *servertest.Forgery) []byte
+		want func(err error) bool
+	}{
+		{"the map line swapped, with no key", func(honestNote []byte, fg *servertest.Forgery) []byte {
+			lines := strings.Split(string(honestNote), "\n")
 			for i, l := range lines {
 				if strings.HasPrefix(l, "cairn-map ") {
-					r := empty.Root()
-					lines[i] = "cairn-map " + base64.StdEncoding.EncodeToString(r[:])
+					lines[i] = "cairn-map " + base64.StdEncoding.EncodeToString(fg.Checkpoint.Map[:])
 				}
 			}
 			return []byte(strings.Join(lines, "\n"))
-		case strings.HasPrefix(path, "/api/v1/log/subject?"):
-			var d subjectDoc
-			json.Unmarshal(body, &d)
-			d.Files, d.Count = nil, 0
-			d.Proof, _ = json.Marshal(empty.Prove(d.Subject))
-			out, _ := json.Marshal(d)
-			return out
-		}
-		return body
-	})
-	if _, err := newClient(w, mitm, dir).Open(ctx); err == nil {
-		t.Fatal("a checkpoint whose map its signature does not cover was accepted")
-	}
+		}, func(err error) bool {
+			var bad *note.InvalidSignatureError
+			return errors.As(err, &bad)
+		}},
+		{"signed by the key's holder", func(_ []byte, fg *servertest.Forgery) []byte {
+			return fg.Note
+		}, func(err error) bool {
+			var me *light.MapLeafError
+			return errors.As(err, &me)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			v := open(t, newClient(w, honest, dir))
+			if _, err := v.Subject(ctx, "package acme/fastjson"); err != nil {
+				t.Fatal(err)
+			}
+			fg := servertest.OmitFile(w, "package acme/fastjson", false)
+			if fg.Checkpoint.Size != v.Checkpoint.Size || fg.Checkpoint.Root != v.Checkpoint.Root {
+				t.Fatalf("the forgery is of the tree %d %x, not the one verified (%d %x)", fg.Checkpoint.Size, fg.Checkpoint.Root[:], v.Checkpoint.Size, v.Checkpoint.Root[:])
+			}
+			fg.Note = tc.note(v.Note, fg)
+			mitm, reads := counted(t, serveForged(w, honest, fg), nil)
 
-	off, err := newClient(w, honest, dir).OpenOffline(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := off.Subject(ctx, keySubject); err != nil {
-		t.Fatalf("offline, the checkpoint key's subject after a man in the middle: %v", err)
-	}
-	if _, err := off.Subject(ctx, "package acme/fastjson"); err != nil {
-		t.Fatalf("offline, a package read online: %v", err)
+			_, err := newClient(w, mitm, dir).Open(ctx)
+			var pe *light.ProofError
+			if !errors.As(err, &pe) || !tc.want(err) {
+				t.Fatalf("a checkpoint of the verified tree with another map: %v; want it refused for its map", err)
+			}
+			if n := reads.n("/api/v1/log/subject"); n < 2 {
+				t.Fatalf("%d subject reads before the refusal, want the key's and the root's: nothing was read that could be kept", n)
+			}
+
+			off, err := newClient(w, honest, dir).OpenOffline(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, subject := range []string{keySubject, "root", "package acme/fastjson"} {
+				if _, err := off.Subject(ctx, subject); err != nil {
+					t.Fatalf("offline, %s, read online before the man in the middle: %v", subject, err)
+				}
+			}
+		})
 	}
 }
 
