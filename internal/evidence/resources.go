@@ -1,0 +1,203 @@
+package evidence
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+
+	"cairn.dev/cairn/internal/light"
+)
+
+// maxResource bounds one answer a recorder keeps.
+const maxResource = 256 << 20
+
+// batchPath is the light client's batched read, which a bundle does not
+// keep: a recorder and a replay answer it 405, so the client reads
+// subject by subject.
+const batchPath = "api/v1/log/subjects"
+
+var (
+	linePrefix = regexp.MustCompile(`^upstreams/[^/]+/`)
+	blobPath   = regexp.MustCompile(`^/(?:.*/)?blobs/sha256/([0-9a-f]{64})$`)
+)
+
+// resources maps a light client's requests to bundle members
+// (docs/evidence.md, Resources of a repository).
+type resources struct {
+	bases []string // each repository's URL, without a final slash
+}
+
+func newResources(urls []string) resources {
+	var r resources
+	for _, u := range urls {
+		r.bases = append(r.bases, strings.TrimSuffix(u, "/"))
+	}
+	return r
+}
+
+// member returns the bundle member that answers req (a GET), and the
+// repository it is of (-1 for a blob, which is of none); ok false if a
+// bundle keeps no answer to such a request.
+func (rs resources) member(u *url.URL) (name string, repo int, ok bool) {
+	if m := blobPath.FindStringSubmatch(u.Path); m != nil {
+		return "blobs/sha256/" + m[1], -1, true
+	}
+	full := u.Scheme + "://" + u.Host + u.EscapedPath()
+	for i, b := range rs.bases {
+		rel, found := strings.CutPrefix(full, b+"/")
+		if !found {
+			continue
+		}
+		line := linePrefix.FindString(rel)
+		rest := rel[len(line):]
+		switch {
+		case rest == "log/checkpoint" || strings.HasPrefix(rest, "log/tile/"):
+			if checkPath(rel) != nil {
+				return "", 0, false
+			}
+			return fmt.Sprintf("repos/%d/%s", i, rel), i, true
+		case rest == "api/v1/log/subject":
+			q := u.Query()
+			s, size := q.Get("s"), q.Get("size")
+			if s == "" || len(q["s"]) != 1 || len(q["size"]) != 1 {
+				return "", 0, false
+			}
+			if n, err := strconv.ParseInt(size, 10, 64); err != nil || n < 0 || strconv.FormatInt(n, 10) != size {
+				return "", 0, false
+			}
+			sum := sha256.Sum256([]byte(s))
+			return fmt.Sprintf("repos/%d/%sapi/v1/log/subject/%s/%s.json", i, line, size, hex.EncodeToString(sum[:])), i, true
+		}
+		return "", 0, false
+	}
+	return "", 0, false
+}
+
+// isBatch reports whether req is the batched subject read.
+func isBatch(req *http.Request) bool {
+	return req.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(req.URL.Path, "/"), "/"+batchPath)
+}
+
+func answer(req *http.Request, code int, body []byte, hdr http.Header) *http.Response {
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	return &http.Response{
+		Status: fmt.Sprintf("%d %s", code, http.StatusText(code)), StatusCode: code,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: hdr, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req,
+	}
+}
+
+// recorder is a RoundTripper that keeps the answers a bundle keeps of
+// the requests it passes on: what the light client reads while Make
+// opens the project and checks its lock. Recording may be turned off
+// (for the reads that make the records' offline proofs, whose paths the
+// proofs carry).
+type recorder struct {
+	next http.RoundTripper
+	rs   resources
+
+	mu    sync.Mutex
+	on    bool
+	files map[string][]byte
+	keys  map[int]map[string]string // repository → checkpoint path → key id
+	err   error                     // the first conflict seen
+}
+
+func newRecorder(next http.RoundTripper, rs resources) *recorder {
+	return &recorder{next: next, rs: rs, on: true, files: map[string][]byte{}, keys: map[int]map[string]string{}}
+}
+
+func (r *recorder) setOn(on bool) {
+	r.mu.Lock()
+	r.on = on
+	r.mu.Unlock()
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if isBatch(req) {
+		return answer(req, http.StatusMethodNotAllowed, []byte("an evidence bundle keeps subject reads one by one\n"), nil), nil
+	}
+	resp, err := r.next.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	name, repo, ok := r.rs.member(req.URL)
+	r.mu.Lock()
+	on := r.on
+	r.mu.Unlock()
+	if !ok || !on {
+		return resp, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResource+1))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxResource {
+		return nil, fmt.Errorf("%s: an answer of more than %d bytes", req.URL, maxResource)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if prev, seen := r.files[name]; seen && !bytes.Equal(prev, body) && r.err == nil {
+		r.err = fmt.Errorf("%s answered twice with different content while the evidence was read (a new checkpoint?): %w", req.URL, errMoved)
+	}
+	r.files[name] = body
+	if repo >= 0 && strings.HasSuffix(name, "/log/checkpoint") {
+		if k := resp.Header.Get(light.KeyHeader); k != "" {
+			if r.keys[repo] == nil {
+				r.keys[repo] = map[string]string{}
+			}
+			r.keys[repo][strings.TrimPrefix(name, fmt.Sprintf("repos/%d/", repo))] = k
+		}
+	}
+	return resp, nil
+}
+
+// replay is a RoundTripper that answers a light client from a bundle: a
+// request it keeps an answer to gets it, the batched read 405, anything
+// else 404. It reaches no network.
+type replay struct {
+	rs    resources
+	files map[string][]byte
+	keys  []map[string]string
+}
+
+func (r *replay) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	if isBatch(req) {
+		return answer(req, http.StatusMethodNotAllowed, nil, nil), nil
+	}
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return answer(req, http.StatusMethodNotAllowed, nil, nil), nil
+	}
+	name, repo, ok := r.rs.member(req.URL)
+	body, held := r.files[name]
+	if !ok || !held {
+		return answer(req, http.StatusNotFound, []byte("not in the evidence bundle\n"), nil), nil
+	}
+	hdr := http.Header{}
+	if repo >= 0 && repo < len(r.keys) {
+		if k := r.keys[repo][strings.TrimPrefix(name, fmt.Sprintf("repos/%d/", repo))]; k != "" {
+			hdr.Set(light.KeyHeader, k)
+		}
+	}
+	if req.Method == http.MethodHead {
+		resp := answer(req, http.StatusOK, nil, hdr)
+		resp.ContentLength = int64(len(body))
+		return resp, nil
+	}
+	return answer(req, http.StatusOK, body, hdr), nil
+}

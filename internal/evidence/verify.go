@@ -1,0 +1,419 @@
+package evidence
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/proof"
+	"cairn.dev/cairn/internal/remote"
+)
+
+// ErrRefused is the parent of Verify's errors about what a bundle proves:
+// a lock the indexes do not bear out, a record without a proof or with
+// one that does not prove, verdicts other than its contents give. (A
+// bundle whose file is malformed is ErrMalformed; one whose repositories'
+// reads do not prove is the light client's own security error.)
+var ErrRefused = errors.New("evidence refused")
+
+// VerifyOptions configures Verify.
+type VerifyOptions struct {
+	// Policy, when set, is a policy file to judge the plan by instead of
+	// the bundle's own; the bundle's verdicts are then not compared.
+	Policy string
+	// MaxSize bounds the bundle's members added up (0: DefaultMaxSize).
+	MaxSize int64
+}
+
+// Report is what a bundle proves (docs/evidence.md, Verifying).
+type Report struct {
+	JudgedAt     time.Time      `json:"judged_at"`
+	Policy       string         `json:"policy,omitempty"`
+	Repositories []RepoReport   `json:"repositories"`
+	Packages     []PackageProof `json:"packages"`
+	// Allowed says the policy allowed every package (true with no
+	// policy).
+	Allowed bool `json:"allowed"`
+	// Blobs says whether the bundle holds the artifacts themselves.
+	Blobs bool `json:"blobs"`
+}
+
+// RepoReport is a repository's checkpoint as the bundle proves it.
+type RepoReport struct {
+	Name         string   `json:"name"`
+	URL          string   `json:"url"`
+	Introduction string   `json:"introduction"`
+	Origin       string   `json:"origin"`
+	Size         int64    `json:"size"`
+	Root         string   `json:"root"` // hex
+	Head         string   `json:"head"`
+	Time         string   `json:"time"`
+	Key          string   `json:"key"`          // the log key that signed it
+	Cosigners    []string `json:"cosigners"`    // the trusted witnesses that cosigned it
+	Quorum       int      `json:"quorum"`       // how many were required
+	Unwitnessed  bool     `json:"unwitnessed"`  // no witness trusted: a split view could not be detected
+	LockedHead   string   `json:"locked_head"`  // the head the lock pins
+	LockedProved bool     `json:"locked_proved"` // the lock's checkpoint was proved older than this one
+}
+
+// PackageProof is a locked package: what the lock pins, the policy's
+// verdict, and the records with their proofs.
+type PackageProof struct {
+	ID         string                `json:"id"`
+	Repository string                `json:"repository"`
+	Descriptor blob.Ref              `json:"descriptor"`
+	Artifacts  []plan.LockedArtifact `json:"artifacts"`
+	Verdict    *policy.Verdict       `json:"verdict,omitempty"`
+	Records    []RecordProof         `json:"records"`
+}
+
+// RecordProof is a record about a locked version, proved by its offline
+// proof.
+type RecordProof struct {
+	ID      string    `json:"id"`
+	Kind    string    `json:"kind"`
+	Issuer  string    `json:"issuer"`
+	Holder  string    `json:"holder,omitempty"`
+	Status  string    `json:"status"`
+	EndedBy string    `json:"ended_by,omitempty"`
+	Time    time.Time `json:"time"`
+	Leaf    int64     `json:"leaf"`      // its leaf in the log
+	Tree    int64     `json:"tree_size"` // of the checkpoint that proves it
+}
+
+var (
+	proofMember = regexp.MustCompile(`^proofs/([0-9a-f]{64})\.proof$`)
+	blobMember  = regexp.MustCompile(`^blobs/sha256/([0-9a-f]{64})$`)
+	repoMember  = regexp.MustCompile(`^repos/(0|[1-9][0-9]*)/`)
+)
+
+// Verify checks a bundle with no network (docs/evidence.md, Verifying)
+// and returns what it proves. A plan the policy refuses in a sound bundle
+// is a report with Allowed false and a *policy.RefusedError.
+func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) {
+	b, err := Read(r, o.MaxSize)
+	if err != nil {
+		return nil, err
+	}
+	m := &b.Manifest
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
+	}
+
+	// The project, as files, where plan reads a project.
+	dir, err := os.MkdirTemp("", "cairn-evidence-verify-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	proj := filepath.Join(dir, "project")
+	for name, data := range b.Files {
+		switch {
+		case strings.HasPrefix(name, "project/"):
+			dst := filepath.Join(proj, filepath.FromSlash(strings.TrimPrefix(name, "project/")))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(dst, data, 0o644); err != nil {
+				return nil, err
+			}
+		case proofMember.MatchString(name), repoMember.MatchString(name):
+		case blobMember.MatchString(name):
+			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != name[len("blobs/sha256/"):] {
+				return nil, fmt.Errorf("%w: member %s holds bytes of sha256 %x", ErrMalformed, name, sum)
+			}
+		default:
+			return nil, fmt.Errorf("%w: member %s is none of a bundle's (project/, repos/N/, blobs/sha256/, proofs/)", ErrMalformed, name)
+		}
+	}
+	for _, f := range []string{plan.ProjectFile, plan.LockFile} {
+		if !b.Has("project/" + f) {
+			return nil, fmt.Errorf("%w: it holds no project/%s", ErrMalformed, f)
+		}
+	}
+	p, err := plan.ReadProject(proj)
+	if err != nil {
+		return nil, fmt.Errorf("the bundle's %s: %w", plan.ProjectFile, err)
+	}
+	if filepath.ToSlash(p.Policy) != m.Policy {
+		return nil, refuse("the manifest names policy %q, the bundle's %s %q", m.Policy, plan.ProjectFile, p.Policy)
+	}
+	for name := range b.Files {
+		if rest, ok := strings.CutPrefix(name, "project/"); ok && rest != plan.ProjectFile && rest != plan.LockFile && (p.Policy == "" || rest != filepath.ToSlash(filepath.Clean(p.Policy))) {
+			return nil, fmt.Errorf("%w: member %s is not the project's %s, %s or policy", ErrMalformed, name, plan.ProjectFile, plan.LockFile)
+		}
+	}
+	if len(m.Repositories) != len(p.Repositories) {
+		return nil, refuse("the manifest lists %d repositories, %s %d", len(m.Repositories), plan.ProjectFile, len(p.Repositories))
+	}
+	var urls []string
+	keys := make([]map[string]string, len(p.Repositories))
+	for i := range p.Repositories {
+		r, mr := &p.Repositories[i], m.Repositories[i]
+		if r.URL == "" || r.Name != mr.Name || r.URL != mr.URL || r.Introduction != mr.Introduction {
+			return nil, refuse("repository %d: the manifest says %s at %s (introduction %s), %s %s at %q (introduction %s)", i, mr.Name, mr.URL, mr.Introduction, plan.ProjectFile, r.Name, r.URL, r.Introduction)
+		}
+		urls = append(urls, r.URL)
+		keys[i] = mr.CheckpointKeys
+		light := true
+		r.Light = &light
+	}
+	for name := range b.Files {
+		if mm := repoMember.FindStringSubmatch(name); mm != nil {
+			if !slices.Contains(indexes(len(urls)), mm[1]) {
+				return nil, fmt.Errorf("%w: member %s is of no repository the manifest lists", ErrMalformed, name)
+			}
+		}
+	}
+	lockData, _ := b.member("project/" + plan.LockFile)
+	l, perr := plan.ParseLock(lockData)
+	if l == nil {
+		return nil, refuse("the bundle's %s: %v", plan.LockFile, perr)
+	}
+
+	// Every repository read by a light client whose network is the bundle.
+	at := m.JudgedAt
+	client := &http.Client{Transport: &replay{rs: newResources(urls), files: b.Files, keys: keys}}
+	srcs, err := plan.Open(ctx, p, plan.Options{Cache: filepath.Join(dir, "cache"), Remote: remote.Options{Client: client, Now: func() time.Time { return at }}})
+	if err != nil {
+		return nil, err
+	}
+	defer srcs.Close()
+	if err := plan.Check(ctx, p, l, perr, srcs); err != nil {
+		return nil, refuse("%s: %v", plan.LockFile, err)
+	}
+	rep := &Report{JudgedAt: at, Policy: m.Policy, Allowed: true}
+	for _, s := range srcs {
+		if s.Via != nil {
+			continue
+		}
+		rep.Repositories = append(rep.Repositories, repoReport(s, l))
+	}
+
+	// The blobs the lock names.
+	need := func(ref blob.Ref, what string) error {
+		data, ok := b.Files["blobs/sha256/"+ref.SHA256]
+		if !ok {
+			return refuse("%s (sha256 %s): not in the bundle", what, ref.SHA256)
+		}
+		if int64(len(data)) != ref.Size {
+			return refuse("%s (sha256 %s): %d bytes in the bundle, the lock says %d", what, ref.SHA256, len(data), ref.Size)
+		}
+		return nil
+	}
+	if l.Snapshot != nil {
+		if err := need(l.Snapshot.Ref, "the snapshot"); err != nil {
+			return nil, err
+		}
+	}
+	withBlobs, someBlobs := true, false
+	for _, pkg := range l.Packages {
+		if err := need(pkg.Descriptor, pkg.ID()+"'s descriptor"); err != nil {
+			return nil, err
+		}
+		for _, a := range pkg.Artifacts {
+			if b.Has("blobs/sha256/" + a.SHA256) {
+				someBlobs = true
+				if err := need(a.Ref, pkg.ID()+"'s "+a.File); err != nil {
+					return nil, err
+				}
+			} else {
+				withBlobs = false
+			}
+		}
+	}
+	if someBlobs && !withBlobs {
+		return nil, refuse("the bundle holds some of the lock's artifacts and not others: made with --with-blobs, it holds them all")
+	}
+	rep.Blobs = someBlobs && withBlobs
+
+	// The verdicts, judged again.
+	pol, err := plan.LoadPolicy(p, o.Policy, srcs)
+	if err != nil {
+		return nil, err
+	}
+	verdicts, refused := plan.Evaluate(l, srcs, pol)
+	var re *policy.RefusedError
+	if refused != nil && !errors.As(refused, &re) {
+		return nil, refused
+	}
+	if o.Policy == "" {
+		if err := sameVerdicts(m.Verdicts, verdicts); err != nil {
+			return nil, err
+		}
+	} else {
+		rep.Policy = o.Policy
+	}
+	rep.Allowed = re == nil
+
+	// Every record's proof, and nothing else.
+	ids, err := recordsOf(l, srcs)
+	if err != nil {
+		return nil, err
+	}
+	proven := map[string]*proof.Proven{}
+	for _, id := range ids {
+		data, ok := b.Files["proofs/"+id.id+".proof"]
+		if !ok {
+			return nil, refuse("record %s about a locked version has no proof in the bundle (proofs/%s.proof)", id.id, id.id)
+		}
+		pr, err := checkProof(srcs.Get(id.repo), data)
+		if err != nil {
+			return nil, refuse("record %s: %v", id.id, err)
+		}
+		if pr.Record == nil || pr.Record.ID != id.id {
+			return nil, refuse("proofs/%s.proof proves %s, not that record", id.id, pr.Entry.Path)
+		}
+		proven[id.id] = pr
+	}
+	for name := range b.Files {
+		if mm := proofMember.FindStringSubmatch(name); mm != nil && proven[mm[1]] == nil {
+			return nil, fmt.Errorf("%w: %s proves a record about no locked version", ErrMalformed, name)
+		}
+	}
+
+	byPkg := map[string]*policy.Verdict{}
+	for _, v := range verdicts {
+		byPkg[v.Package] = v
+	}
+	for _, pkg := range l.Packages {
+		pp := PackageProof{ID: pkg.ID(), Repository: pkg.Repository, Descriptor: pkg.Descriptor, Artifacts: pkg.Artifacts, Verdict: byPkg[pkg.ID()]}
+		s := srcs.Get(pkg.Repository)
+		_, _, recs, err := s.Catalog.Version(pkg.Name, pkg.Version)
+		if err != nil {
+			return nil, err
+		}
+		if s.Via != nil {
+			own, err := s.Via.Catalog.UpstreamRecords(s.Upstream, pkg.Name, pkg.Version)
+			if err != nil {
+				return nil, err
+			}
+			recs = append(recs, own...)
+		}
+		for _, r := range recs {
+			pr := proven[r.ID]
+			pp.Records = append(pp.Records, RecordProof{ID: r.ID, Kind: r.Kind, Issuer: r.Issuer, Holder: r.Holder, Status: r.Status.String(), EndedBy: r.EndedBy, Time: r.Time, Leaf: pr.Index, Tree: pr.Checkpoint.Size})
+		}
+		rep.Packages = append(rep.Packages, pp)
+	}
+	if re != nil {
+		return rep, re
+	}
+	return rep, nil
+}
+
+func indexes(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprint(i)
+	}
+	return out
+}
+
+// checkProof checks a record's offline proof against the checkpoint the
+// light client verified for its source: signed by the key that signed
+// that one (granted the checkpoint scope, as the view judged), of the
+// same tree, with the repository's witness quorum.
+func checkProof(s *plan.Source, data []byte) (*proof.Proven, error) {
+	if s == nil || s.View == nil {
+		return nil, errors.New("no light view of its repository")
+	}
+	v := s.View
+	k, err := s.Catalog.Key(v.Checkpoint.Key)
+	if err != nil {
+		return nil, fmt.Errorf("the checkpoint key %s: %w", v.Checkpoint.Key, err)
+	}
+	intro := s.Introduction
+	trust := proof.TrustOfKeys(intro, []*index.Key{k}, nil, "the bundle's view of "+s.Name)
+	if s.Via == nil {
+		if trust.Witnesses, err = s.Repository.Policy(); err != nil {
+			return nil, err
+		}
+	}
+	pr, err := proof.Verify(data, trust)
+	if err != nil {
+		return nil, err
+	}
+	if pr.Checkpoint.Size != v.Checkpoint.Size || pr.Checkpoint.Root != v.Checkpoint.Root {
+		return nil, fmt.Errorf("its proof leads to the tree of size %d, not the checkpoint of %s verified (size %d)", pr.Checkpoint.Size, s.Name, v.Checkpoint.Size)
+	}
+	return pr, nil
+}
+
+// sameVerdicts refuses verdicts claimed other than those judged.
+func sameVerdicts(claimed, judged []*policy.Verdict) error {
+	a, err := jsonv2.Marshal(claimed)
+	if err != nil {
+		return err
+	}
+	b, err := jsonv2.Marshal(judged)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(a, b) {
+		return nil
+	}
+	byID := map[string]*policy.Verdict{}
+	for _, v := range claimed {
+		byID[v.Package] = v
+	}
+	for _, v := range judged {
+		c := byID[v.Package]
+		switch {
+		case c == nil:
+			return fmt.Errorf("%w: the bundle claims no verdict on %s; its contents give %s", ErrRefused, v.Package, word(v.Allowed))
+		case c.Allowed != v.Allowed:
+			return fmt.Errorf("%w: the bundle claims %s %s; its contents give %s", ErrRefused, v.Package, word(c.Allowed), word(v.Allowed))
+		}
+	}
+	return fmt.Errorf("%w: the verdicts the bundle claims are not those its contents give (rule by rule)", ErrRefused)
+}
+
+func word(allowed bool) string {
+	if allowed {
+		return "allowed"
+	}
+	return "refused"
+}
+
+// repoReport is a source's checkpoint as the light client verified it.
+func repoReport(s *plan.Source, l *plan.Lock) RepoReport {
+	c := s.View.Checkpoint
+	r := RepoReport{
+		Name: s.Name, URL: s.URL, Introduction: s.Introduction,
+		Origin: c.Origin, Size: c.Size, Root: hex.EncodeToString(c.Root[:]), Head: c.Head,
+		Time: c.Time.UTC().Format(time.RFC3339), Key: c.Key, Unwitnessed: s.View.Unwitnessed,
+	}
+	if pol, err := s.Repository.Policy(); err == nil {
+		r.Quorum = pol.Quorum
+		if cs, err := pol.Cosignatures(s.View.Note, c.Origin); err == nil {
+			for _, co := range cs {
+				r.Cosigners = append(r.Cosigners, co.Witness.Name)
+			}
+		}
+	}
+	for _, lr := range l.Repositories {
+		if lr.Name == s.Name {
+			r.LockedHead = lr.Head
+			r.LockedProved = lr.Head != c.Head
+		}
+	}
+	return r
+}
