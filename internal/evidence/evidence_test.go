@@ -14,11 +14,13 @@ import (
 	"testing"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/server"
 	"cairn.dev/cairn/internal/server/servertest"
+	"cairn.dev/cairn/internal/witness"
 )
 
 func TestMain(m *testing.M) { servertest.Main(m) }
@@ -30,6 +32,7 @@ type world struct {
 	stop    func() // stops the server: what is verified after reads nothing from it
 	project string
 	audit   string // the audit record of acme/app@1.0.0
+	witness string // the verifier key of the witness the project trusts
 }
 
 const policyFile = "issuers:\n  security: [acme-security]\nrequire:\n  - name: audited-app\n    property: audited\n    by: security\n    packages: acme/app\nforbid:\n  - name: high-vulnerabilities\n    property: vulnerable\n    severity: high\n"
@@ -49,7 +52,24 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(w.Repo, server.Options{Exe: exe, CheckpointKey: w.Checkpointer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// A witness the project trusts cosigns the server's checkpoints.
+	st, err := witness.OpenState(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := checkpoint.Origin(w.Intro)
+	if _, err := st.AddLog(origin, checkpoint.VKey(origin, w.Checkpointer.Public())); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := witness.NewServer("w1.example", indextest.NewSigner(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wts := httptest.NewServer(ws)
+	t.Cleanup(wts.Close)
+	w.witness = ws.VerifierKey()
+	srv, err := server.New(w.Repo, server.Options{Exe: exe, CheckpointKey: w.Checkpointer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Witnesses: []server.Witness{{URL: wts.URL, VKey: w.witness}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +79,7 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(w.stop)
 
 	w.write("policy.yaml", policyFile)
-	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n", w.url, w.Intro))
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\n    witnesses: [%s]\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n", w.url, w.Intro, w.witness))
 	w.lock()
 	return w
 }
@@ -140,7 +160,7 @@ func TestMakeVerify(t *testing.T) {
 	if !found {
 		t.Fatalf("the audit %s is not proved in %+v", w.audit, app.Records)
 	}
-	if rep.Repositories[0].Origin != "cairn.dev/index/"+w.Intro {
+	if r := rep.Repositories[0]; r.Origin != "cairn.dev/index/"+w.Intro || r.Quorum != 1 || len(r.Cosigners) != 1 || r.Cosigners[0] != "w1.example" || r.Unwitnessed {
 		t.Fatalf("repository report: %+v", rep.Repositories[0])
 	}
 }

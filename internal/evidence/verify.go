@@ -196,8 +196,17 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		return nil, err
 	}
 	defer srcs.Close()
+	// Each locked package's document, proved complete, first: a read
+	// that does not prove is the light client's own security error.
+	for _, pkg := range l.Packages {
+		if s := srcs.Get(pkg.Repository); s != nil && s.View != nil {
+			if _, err := s.View.Subject(ctx, "package "+pkg.Name); err != nil {
+				return nil, fmt.Errorf("package %s: %w", pkg.ID(), err)
+			}
+		}
+	}
 	if err := plan.Check(ctx, p, l, perr, srcs); err != nil {
-		return nil, refuse("%s: %v", plan.LockFile, err)
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	rep := &Report{JudgedAt: at, Policy: m.Policy, Allowed: true}
 	for _, s := range srcs {

@@ -1,0 +1,394 @@
+package evidence
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/witness"
+)
+
+// rewrite reads a bundle, lets edit change it, and writes it again with
+// a manifest that lists what it holds: a forger's bundle, sound as a
+// file, whose content is what edit made it.
+func rewrite(t *testing.T, data []byte, edit func(m *Manifest, files map[string][]byte) []string) []byte {
+	t.Helper()
+	b, err := Read(bytes.NewReader(data), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mem := range b.Manifest.Members {
+		names = append(names, mem.Path)
+	}
+	if more := edit(&b.Manifest, b.Files); more != nil {
+		names = more
+	}
+	var out bytes.Buffer
+	if err := Write(&out, b.Manifest, names, b.Files); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// subjectMember is the member holding a subject's document at the
+// bundle's checkpoint.
+func subjectMember(t *testing.T, files map[string][]byte, subject string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(subject))
+	suffix := "/" + hex.EncodeToString(sum[:]) + ".json"
+	for name := range files {
+		if strings.HasPrefix(name, "repos/0/api/v1/log/subject/") && strings.HasSuffix(name, suffix) {
+			return name
+		}
+	}
+	t.Fatalf("the bundle holds no document of %s", subject)
+	return ""
+}
+
+func verify(data []byte) (*Report, error) {
+	return Verify(context.Background(), bytes.NewReader(data), VerifyOptions{})
+}
+
+// A bundle that leaves a record out — the vulnerability of a locked
+// version dropped from its package's document, or a record's proof
+// dropped — is refused: the map proof of the package no longer proves
+// the document complete, and every record of a locked version needs its
+// proof.
+func TestAttackRecordRemoved(t *testing.T) {
+	w := newWorld(t)
+	// acme/log@1.0.0 is vulnerable; lock it, so its record matters.
+	w.write("cairn.yaml", strings.Replace(readFile(t, w.project, "cairn.yaml"), "acme/app: ^1.0\n", "acme/app: ^1.0\n  acme/log: 1.0.0\n", 1))
+	w.write("policy.yaml", strings.Split(policyFile, "forbid:")[0])
+	w.lock()
+	data, _, err := w.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify(data); err != nil {
+		t.Fatalf("the honest bundle: %v", err)
+	}
+	dropped := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		name := subjectMember(t, files, "package acme/log")
+		var doc map[string]any
+		if err := json.Unmarshal(files[name], &doc); err != nil {
+			t.Fatal(err)
+		}
+		// The last record of acme/log@1.0.0: the vulnerability.
+		all := doc["files"].([]any)
+		drop := -1
+		for i, f := range all {
+			entry := f.(map[string]any)["entry"].(string)
+			if strings.Contains(entry, "/acme/log/1.0.0/") && !strings.HasSuffix(entry, "/descriptor.json\n") {
+				drop = i
+			}
+		}
+		if drop < 0 {
+			t.Fatalf("no record of acme/log@1.0.0 in %s", files[name])
+		}
+		kept := append(append([]any(nil), all[:drop]...), all[drop+1:]...)
+		doc["files"] = kept
+		files[name], _ = json.Marshal(doc)
+		return nil
+	})
+	_, err = verify(dropped)
+	var pe *light.ProofError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "acme/log") {
+		t.Fatalf("a record dropped from a package's document: %v", err)
+	}
+
+	noProof := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		var names []string
+		for _, mem := range m.Members {
+			if !strings.HasPrefix(mem.Path, "proofs/") || len(names) < 0 {
+				names = append(names, mem.Path)
+			}
+		}
+		for name := range files {
+			if strings.HasPrefix(name, "proofs/") {
+				delete(files, name)
+				break
+			}
+		}
+		var out []string
+		for _, n := range names {
+			if _, ok := files[n]; ok {
+				out = append(out, n)
+			}
+		}
+		return out
+	})
+	if _, err := verify(noProof); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "has no proof") {
+		t.Fatalf("a record's proof dropped: %v", err)
+	}
+}
+
+// A record of another repository, its proof put in place of one of this
+// repository's record, is refused: its checkpoint is of another index.
+func TestAttackRecordOfAnotherRepository(t *testing.T) {
+	w := newWorld(t)
+	other := newWorld(t)
+	data, _, err := w.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, _, err := other.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := Read(bytes.NewReader(theirs), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		files["proofs/"+w.audit+".proof"] = tb.Files["proofs/"+other.audit+".proof"]
+		return nil
+	})
+	if _, err := verify(forged); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "another index") {
+		t.Fatalf("another index's record in place of ours: %v", err)
+	}
+	// Added beside ours, under its own id: it proves nothing the plan uses.
+	added := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		name := "proofs/" + other.audit + ".proof"
+		files[name] = tb.Files[name]
+		var names []string
+		for _, mem := range m.Members {
+			names = append(names, mem.Path)
+		}
+		return append(names, name)
+	})
+	if _, err := verify(added); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "no locked version") {
+		t.Fatalf("another index's record added: %v", err)
+	}
+}
+
+// A swapped artifact: the lock's digest of an artifact changed (and the
+// lock's own digest recomputed), or with --with-blobs the artifact's
+// bytes changed. Both refused.
+func TestAttackSwappedArtifact(t *testing.T) {
+	w := newWorld(t)
+	data, _, err := w.bundle(Options{WithBlobs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := verify(data)
+	if err != nil || !rep.Blobs {
+		t.Fatalf("the honest bundle with blobs: %+v, %v", rep, err)
+	}
+	evil := sha256.Sum256([]byte("evil"))
+	relocked := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		l, err := plan.ParseLock(files["project/cairn.lock"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Packages[0].Artifacts[0].SHA256 = hex.EncodeToString(evil[:])
+		l.Packages[0].Artifacts[0].Size = 4
+		out, err := l.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["project/cairn.lock"] = out
+		return nil
+	})
+	if _, err := plan.ParseLock(mustRead(t, relocked).Files["project/cairn.lock"]); err != nil {
+		t.Fatalf("the forged lock's digest was not recomputed: %v", err)
+	}
+	if _, err := verify(relocked); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "cairn.lock") {
+		t.Fatalf("an artifact's digest swapped in the lock: %v", err)
+	}
+
+	swapped := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		l, _ := plan.ParseLock(files["project/cairn.lock"])
+		a := l.Packages[0].Artifacts[0]
+		name := "blobs/sha256/" + a.SHA256
+		b := append([]byte(nil), files[name]...)
+		b[len(b)-1] ^= 1
+		files[name] = b
+		return nil
+	})
+	if _, err := verify(swapped); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "holds bytes of sha256") {
+		t.Fatalf("an artifact's bytes swapped: %v", err)
+	}
+}
+
+// An edited lock (its digest not recomputed) is refused.
+func TestAttackEditedLock(t *testing.T) {
+	w := newWorld(t)
+	data, _, err := w.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		files["project/cairn.lock"] = bytes.Replace(files["project/cairn.lock"], []byte(`"linux-amd64"`), []byte(`"linux-arm64"`), 1)
+		return nil
+	})
+	if _, err := verify(edited); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "edited by hand") {
+		t.Fatalf("an edited lock: %v", err)
+	}
+}
+
+// A checkpoint whose witness cosignature was stripped is below the
+// project's quorum: refused.
+func TestAttackBelowQuorum(t *testing.T) {
+	w := newWorld(t)
+	data, _, err := w.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripped := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		cp := files["repos/0/log/checkpoint"]
+		var keep [][]byte
+		for _, line := range bytes.SplitAfter(cp, []byte("\n")) {
+			if !bytes.HasPrefix(line, []byte("— w1.example ")) {
+				keep = append(keep, line)
+			}
+		}
+		if len(keep) == len(bytes.SplitAfter(cp, []byte("\n"))) {
+			t.Fatalf("no cosignature in %s", cp)
+		}
+		files["repos/0/log/checkpoint"] = bytes.Join(keep, nil)
+		return nil
+	})
+	var qe *witness.QuorumError
+	if _, err := verify(stripped); !errors.As(err, &qe) {
+		t.Fatalf("a checkpoint below quorum: %v", err)
+	}
+}
+
+// A bundle that claims another verdict than its contents give.
+func TestAttackClaimedVerdict(t *testing.T) {
+	w := newWorld(t)
+	w.Certify(authorVuln("acme/log", "1.1.0", "GHSA-3333"))
+	data, _, err := w.bundle(Options{})
+	if err == nil {
+		t.Fatal("the plan is refused, and Make says nothing")
+	}
+	claimed := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		for _, v := range m.Verdicts {
+			v.Allowed = true
+			for i := range v.Rules {
+				v.Rules[i].Pass = true
+			}
+		}
+		return nil
+	})
+	if _, err := verify(claimed); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "acme/log@1.1.0 allowed; its contents give refused") {
+		t.Fatalf("a refused plan claimed allowed: %v", err)
+	}
+}
+
+// The file itself: truncated, over the reader's size limit, a member
+// not listed, a member altered, a path that escapes.
+func TestAttackFile(t *testing.T) {
+	w := newWorld(t)
+	data, _, err := w.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{10, len(data) / 2, len(data) - 8, len(data) - 1} {
+		if _, err := verify(data[:n]); !errors.Is(err, ErrMalformed) {
+			t.Errorf("truncated to %d of %d bytes: %v", n, len(data), err)
+		}
+	}
+	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{MaxSize: 1000}); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "more than 1000 bytes") {
+		t.Errorf("over the size limit: %v", err)
+	}
+	if _, err := verify(append(append([]byte(nil), data...), 0)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a byte after the gzip stream: %v", err)
+	}
+	b := mustRead(t, data)
+	var names []string
+	for _, mem := range b.Manifest.Members {
+		names = append(names, mem.Path)
+	}
+	// A member the manifest does not list: a manifest that lists all
+	// but the last.
+	m := b.Manifest
+	manifest, err := json.Marshal(Manifest{Format: m.Format, Version: m.Version, Created: m.Created, JudgedAt: m.JudgedAt, Policy: m.Policy, Repositories: m.Repositories, Verdicts: m.Verdicts, Members: m.Members[:len(m.Members)-1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify(rawBundle(t, manifest, names, b.Files)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "not in the manifest") {
+		t.Errorf("an unlisted member: %v", err)
+	}
+	// A member altered, the manifest not.
+	if manifest, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	altered := map[string][]byte{}
+	for k, v := range b.Files {
+		altered[k] = v
+	}
+	altered["project/cairn.yaml"] = append([]byte("# hi\n"), altered["project/cairn.yaml"]...)
+	if _, err := verify(rawBundle(t, manifest, names, altered)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "member project/cairn.yaml is") {
+		t.Errorf("an altered member: %v", err)
+	}
+	// The manifest not first.
+	if _, err := verify(rawBundle(t, nil, names, b.Files)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "not the manifest") {
+		t.Errorf("no manifest first: %v", err)
+	}
+	var out bytes.Buffer
+	for _, bad := range []string{"../x", "/etc/passwd", "a//b", "a/./b", "proofs\\x"} {
+		if err := Write(&out, m, []string{bad}, map[string][]byte{bad: nil}); err == nil {
+			t.Errorf("Write took the path %q", bad)
+		}
+	}
+}
+
+// rawBundle writes a gzipped tar of the manifest (if any) then the named
+// files, as they are: a file whose manifest may lie.
+func rawBundle(t *testing.T, manifest []byte, names []string, files map[string][]byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	put := func(name string, data []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	if manifest != nil {
+		put(ManifestName, manifest)
+	}
+	for _, n := range names {
+		put(n, files[n])
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+func mustRead(t *testing.T, data []byte) *Bundle {
+	t.Helper()
+	b, err := Read(bytes.NewReader(data), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readFile(t *testing.T, dir, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func authorVuln(name, version, id string) author.Certification {
+	return author.Certification{Name: name, Version: version, Kind: "vulnerable", VulnID: id, Severity: "high"}
+}
