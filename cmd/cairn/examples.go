@@ -82,6 +82,16 @@ cairn proof 3f1c0a9e -o 3f1c0a9e.tlog-proof
 cairn proof 3f1c0a9e > 3f1c0a9e.tlog-proof
 # from a server, as a light client with no repository (the whole record id)
 cairn proof 3f1c0a9e… --url https://cairn.example.com --introduction 3f1c… --witness w1.example+… -o rec.tlog-proof`,
+	"evidence": `# after cairn lock, on the build machine: the plan's proof, for whoever must check it
+cairn evidence -o build-2026-11-29.evidence
+# with every locked artifact inside too, for an archive that needs no server ever again
+cairn evidence --dir services/api --with-blobs -o api.evidence`,
+	"evidence verify": `# anywhere, with no network and no repository
+cairn evidence verify build-2026-11-29.evidence
+# judged again under another policy than the build's
+cairn evidence verify build-2026-11-29.evidence --policy regulator.yaml
+cairn evidence verify build-2026-11-29.evidence --json`,
+	"evidence show": `cairn evidence show build-2026-11-29.evidence`,
 	"proof verify": `# anywhere, with no network: the index's log key (cairn key vkey) and the witnesses you trust
 cairn proof verify 3f1c0a9e.tlog-proof --log-key cairn.dev/index/3f1c…+5e1a2b3c+AZ… --introduction 3f1c… --witness w1.example+…
 # inside a replica of the index: its verified keys are the log keys

@@ -23,6 +23,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/evidence"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/install"
 	"cairn.dev/cairn/internal/keys"
@@ -137,6 +138,12 @@ func classify(err error) (int, string) {
 		return exitRefused, "apply only signatures that root key holders made over this act (cairn root sign --key ROOT.key ACT-FILE); cairn key list shows the root keys"
 	case errors.As(err, &li):
 		return exitRefused, "do not trust the server at " + li.URL + ": its log does not follow the one this machine verified before; keep both checkpoints as evidence and tell the repository's owner"
+	case errors.Is(err, evidence.ErrMalformed):
+		return exitRefused, "this file is not a sound evidence bundle (damaged, cut short or altered): nothing in it was trusted; get it again from whoever made it"
+	case errors.Is(err, evidence.ErrRefused):
+		return exitRefused, "do not rely on this bundle: what it holds does not prove the build plan it claims; keep it as evidence and tell whoever made it"
+	case errors.Is(err, evidence.ErrNotServed):
+		return exitError, "serve the index (cairn serve --checkpoint-key KEY) and name it in cairn.yaml by url:, then lock and run cairn evidence again"
 	case errors.As(err, &lp) && !errors.As(err, &qe):
 		return exitRefused, "do not trust what the server at " + lp.URL + " serves: it does not prove itself against the server's own signed checkpoint; keep the checkpoint as evidence and tell the repository's owner"
 	case errors.Is(err, light.ErrMoved):
@@ -222,7 +229,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 	}
 	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newCertifierCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
 		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd(), newUploadCmd(),
-		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd(), newVersionCmd(), newSearchCmd(), newWitnessCmd(), newProofCmd())
+		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd(), newVersionCmd(), newSearchCmd(), newWitnessCmd(), newProofCmd(), newEvidenceCmd())
 	root.AddCommand(newPackageCmd())
 	timeoutFlags(root)
 	versionFlag(root)

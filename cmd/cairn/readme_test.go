@@ -156,6 +156,12 @@ func TestReadme(t *testing.T) {
 		{re: `^applied act [0-9a-f]{16} \(.*\), signed by 2 root key\(s\)$`},
 		{re: `^SHA256:\S+ +active +root \(threshold 2 of 2, version 2\)$`, count: 2},
 		{re: `^SHA256:\S+ +alice +revoked \(laptop lost\) +publish:acme/\*$`},
+		// The evidence of the plan, verified with every server stopped.
+		{re: `^wrote ../build.evidence: 1 packages, [0-9.]+ KiB, judged at \S+ under policy.yaml: 1 allowed, 0 refused$`},
+		{re: `^build.evidence: sound: 1 packages, judged at \S+ under policy.yaml$`, count: 2},
+		{re: `^repository acme \(http://127.0.0.1:\d+\): checkpoint of \d+ leaves, head [0-9a-f]{12}, signed \S+ by SHA256:\S+, cosigned by witness.example/w1 \(quorum 1\)$`, count: 2},
+		{re: `^acme/hello@1.0.0  allowed  descriptor sha256:[0-9a-f]{64}`, count: 2},
+		{re: `^  artifact linux-amd64 binary hello-1.0.0-linux-amd64.tar.gz  sha256:[0-9a-f]{64}`},
 	} {
 		n := len(regexp.MustCompile(`(?m)`+want.re).FindAllStringIndex(got, -1))
 		if n == 0 || want.count > 0 && n != want.count {

@@ -65,11 +65,11 @@ type RepoReport struct {
 	Root         string   `json:"root"` // hex
 	Head         string   `json:"head"`
 	Time         string   `json:"time"`
-	Key          string   `json:"key"`          // the log key that signed it
-	Cosigners    []string `json:"cosigners"`    // the trusted witnesses that cosigned it
-	Quorum       int      `json:"quorum"`       // how many were required
-	Unwitnessed  bool     `json:"unwitnessed"`  // no witness trusted: a split view could not be detected
-	LockedHead   string   `json:"locked_head"`  // the head the lock pins
+	Key          string   `json:"key"`           // the log key that signed it
+	Cosigners    []string `json:"cosigners"`     // the trusted witnesses that cosigned it
+	Quorum       int      `json:"quorum"`        // how many were required
+	Unwitnessed  bool     `json:"unwitnessed"`   // no witness trusted: a split view could not be detected
+	LockedHead   string   `json:"locked_head"`   // the head the lock pins
 	LockedProved bool     `json:"locked_proved"` // the lock's checkpoint was proved older than this one
 }
 
@@ -193,7 +193,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	client := &http.Client{Transport: &replay{rs: newResources(urls), files: b.Files, keys: keys}}
 	srcs, err := plan.Open(ctx, p, plan.Options{Cache: filepath.Join(dir, "cache"), Remote: remote.Options{Client: client, Now: func() time.Time { return at }}})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	defer srcs.Close()
 	// Each locked package's document, proved complete, first: a read
@@ -201,7 +201,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	for _, pkg := range l.Packages {
 		if s := srcs.Get(pkg.Repository); s != nil && s.View != nil {
 			if _, err := s.View.Subject(ctx, "package "+pkg.Name); err != nil {
-				return nil, fmt.Errorf("package %s: %w", pkg.ID(), err)
+				return nil, fmt.Errorf("%w: package %s: %w", ErrRefused, pkg.ID(), err)
 			}
 		}
 	}
@@ -318,7 +318,9 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		}
 		for _, r := range recs {
 			pr := proven[r.ID]
-			pp.Records = append(pp.Records, RecordProof{ID: r.ID, Kind: r.Kind, Issuer: r.Issuer, Holder: r.Holder, Status: r.Status.String(), EndedBy: r.EndedBy, Time: r.Time, Leaf: pr.Index, Tree: pr.Checkpoint.Size})
+			// When it was appended: its entry's time, which its proof proved.
+			at := time.Unix(pr.Entry.Time, 0).UTC()
+			pp.Records = append(pp.Records, RecordProof{ID: r.ID, Kind: r.Kind, Issuer: r.Issuer, Holder: r.Holder, Status: r.Status.String(), EndedBy: r.EndedBy, Time: at, Leaf: pr.Index, Tree: pr.Checkpoint.Size})
 		}
 		rep.Packages = append(rep.Packages, pp)
 	}

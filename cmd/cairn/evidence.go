@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"cairn.dev/cairn/internal/evidence"
+	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/safefile"
+)
+
+func newEvidenceCmd() *cobra.Command {
+	var (
+		dir, out  string
+		withBlobs bool
+	)
+	c := &cobra.Command{
+		Use:   "evidence [--dir PROJECT] [--with-blobs] -o FILE",
+		Short: "Write one file that proves the locked build plan offline",
+		Long: `Write an evidence bundle (docs/evidence.md): one file that proves, with no
+network and no repository, which bytes cairn.lock pins and who vouched for each,
+judged by the project's policy. Every repository is read as a light client reads
+it (its checkpoint and witness cosignatures checked, every read proved), the
+lock is checked against what that gives (as cairn install does), and the bundle
+keeps those reads, cairn.yaml, cairn.lock and the policy, the descriptors and
+snapshot the lock names (with --with-blobs every artifact too), each record's
+offline proof, and the policy's verdicts.
+
+A plan the policy refuses is written too, its verdicts saying so, and the command
+exits 3. 'cairn evidence verify FILE' checks a bundle on any machine, offline.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError{errors.New("name the bundle's file with -o FILE (for example build.evidence)")}
+			}
+			var buf bytes.Buffer
+			made, refused := evidence.Make(cmd.Context(), &buf, evidence.Options{Dir: dir, WithBlobs: withBlobs, MadeBy: "cairn " + currentVersion().Version})
+			var re *policy.RefusedError
+			if refused != nil && !errors.As(refused, &re) {
+				return refused
+			}
+			if err := safefile.Write(out, buf.Bytes(), safefile.Options{Perm: 0o644}); err != nil {
+				return err
+			}
+			m := made.Manifest
+			allowed := 0
+			for _, v := range m.Verdicts {
+				if v.Allowed {
+					allowed++
+				}
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "wrote %s: %d packages, %s, judged at %s", out, len(m.Verdicts), bytesText(made.Size), m.JudgedAt.Format("2006-01-02T15:04:05Z"))
+			if m.Policy != "" {
+				fmt.Fprintf(w, " under %s: %d allowed, %d refused", m.Policy, allowed, len(m.Verdicts)-allowed)
+			}
+			fmt.Fprintln(w)
+			return refused
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", ".", "the project directory (holding cairn.yaml and cairn.lock)")
+	c.Flags().StringVarP(&out, "output", "o", "", "the bundle's file, written atomically")
+	c.Flags().BoolVar(&withBlobs, "with-blobs", false, "put every locked artifact into the bundle too")
+	c.AddCommand(newEvidenceVerifyCmd(false), newEvidenceVerifyCmd(true))
+	return c
+}
+
+// newEvidenceVerifyCmd is 'cairn evidence verify' or, with show, 'cairn
+// evidence show': the same checks, the whole report.
+func newEvidenceVerifyCmd(show bool) *cobra.Command {
+	var (
+		pol     string
+		js      bool
+		maxSize int64
+	)
+	use, short := "verify FILE [--policy FILE] [--json]", "Check an evidence bundle with no network: every verdict derived again"
+	if show {
+		use, short = "show FILE [--json]", "Check an evidence bundle, then show every package, artifact, record and proof"
+	}
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: `Check an evidence bundle that 'cairn evidence' wrote, with no network and no
+repository (docs/evidence.md, Verifying): the file (every member listed, sized and
+hashed), the lock (its digest, made from the bundle's cairn.yaml and policy), each
+repository's checkpoint as a light client checks a server's (its key granted by the
+root history, the witness quorum cairn.yaml names, its map leaf), each locked
+package's document proved complete, the lock resolved again from them, each
+descriptor's bytes, each record's offline proof, and the policy's verdicts, which
+must be the ones the bundle claims. --policy judges the plan under another policy
+instead.
+
+verify prints each package's verdict and the records that decided it; show prints
+every artifact and record too. Exit status: 0 when the bundle is sound and every
+package allowed; 3 when it is not sound, or the policy refuses a package.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			rep, err := evidence.Verify(cmd.Context(), f, evidence.VerifyOptions{Policy: pol, MaxSize: maxSize})
+			var re *policy.RefusedError
+			if err != nil && !errors.As(err, &re) {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if js {
+				if perr := printJSON(w, rep); perr != nil {
+					return perr
+				}
+				return err
+			}
+			printEvidence(w, args[0], rep, show)
+			return err
+		},
+	}
+	if !show {
+		c.Flags().StringVar(&pol, "policy", "", "judge the plan under this policy file instead of the bundle's")
+	}
+	c.Flags().BoolVar(&js, "json", false, "print the report as JSON")
+	c.Flags().Int64Var(&maxSize, "max-size", evidence.DefaultMaxSize, "refuse a bundle whose members add up to more bytes")
+	return c
+}
+
+// printEvidence writes a bundle's report as people read it.
+func printEvidence(w io.Writer, file string, rep *evidence.Report, all bool) {
+	fmt.Fprintf(w, "%s: sound: %d packages, judged at %s", file, len(rep.Packages), rep.JudgedAt.Format("2006-01-02T15:04:05Z"))
+	if rep.Policy != "" {
+		fmt.Fprintf(w, " under %s", rep.Policy)
+	}
+	fmt.Fprintln(w)
+	for _, r := range rep.Repositories {
+		fmt.Fprintf(w, "repository %s (%s): checkpoint of %d leaves, head %.12s, signed %s by %s", r.Name, r.URL, r.Size, r.Head, r.Time, r.Key)
+		if r.Unwitnessed {
+			fmt.Fprintln(w, ", cosigned by no witness the project trusts (a split view could not be detected)")
+		} else {
+			fmt.Fprintf(w, ", cosigned by %s (quorum %d)\n", strings.Join(r.Cosigners, ", "), r.Quorum)
+		}
+		if r.LockedProved {
+			fmt.Fprintf(w, "  the lock's head %.12s is proved in that history\n", r.LockedHead)
+		}
+	}
+	for _, p := range rep.Packages {
+		word := "allowed"
+		if p.Verdict != nil && !p.Verdict.Allowed {
+			word = "REFUSED"
+		} else if p.Verdict == nil {
+			word = "no policy"
+		}
+		fmt.Fprintf(w, "%s  %s  descriptor sha256:%s (%d bytes)\n", p.ID, word, p.Descriptor.SHA256, p.Descriptor.Size)
+		if all {
+			for _, a := range p.Artifacts {
+				fmt.Fprintf(w, "  artifact %s %s %s  sha256:%s (%d bytes)\n", a.Platform, a.Kind, a.File, a.SHA256, a.Size)
+			}
+		}
+		if p.Verdict != nil {
+			for _, r := range p.Verdict.Rules {
+				if !r.Applies && !all {
+					continue
+				}
+				mark := "pass"
+				if !r.Pass {
+					mark = "FAIL"
+				}
+				fmt.Fprintf(w, "  %s %s %s: %s\n", r.Mode, r.Rule, mark, r.Reason)
+			}
+		}
+		for _, r := range p.Records {
+			if !all && !decided(p, r.ID) {
+				continue
+			}
+			fmt.Fprintf(w, "    record %.16s  %s by %s", r.ID, r.Kind, r.Issuer)
+			if r.Holder != "" {
+				fmt.Fprintf(w, " (%s)", r.Holder)
+			}
+			fmt.Fprintf(w, ", %s, %s, leaf %d of %d\n", r.Status, r.Time.UTC().Format("2006-01-02T15:04:05Z"), r.Leaf, r.Tree)
+		}
+	}
+	if rep.Blobs {
+		fmt.Fprintln(w, "the bundle holds every locked artifact, each checked against the lock")
+	}
+}
+
+// decided reports whether a record decided a rule of the package's verdict.
+func decided(p evidence.PackageProof, id string) bool {
+	if p.Verdict == nil {
+		return false
+	}
+	for _, r := range p.Verdict.Rules {
+		for _, rid := range r.Records {
+			if rid == id {
+				return true
+			}
+		}
+	}
+	return false
+}
