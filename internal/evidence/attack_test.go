@@ -9,12 +9,24 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/server/servertest"
+	"cairn.dev/cairn/internal/translog"
 	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/witness"
@@ -287,6 +299,14 @@ func TestAttackClaimedVerdict(t *testing.T) {
 	if _, err := verify(claimed); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "acme/log@1.1.0 allowed; its contents give refused") {
 		t.Fatalf("a refused plan claimed allowed: %v", err)
 	}
+	// Judged at another time than its checkpoint's.
+	later := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		m.JudgedAt = m.JudgedAt.Add(48 * time.Hour)
+		return nil
+	})
+	if _, err := verify(later); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "the newest checkpoint it holds is of") {
+		t.Fatalf("a bundle claiming another judging time: %v", err)
+	}
 }
 
 // The file itself: truncated, over the reader's size limit, a member
@@ -391,4 +411,125 @@ func readFile(t *testing.T, dir, name string) string {
 
 func authorVuln(name, version, id string) author.Certification {
 	return author.Certification{Name: name, Version: version, Kind: "vulnerable", VulnID: id, Severity: "high"}
+}
+
+// A record signed after its key's revocation, in a log the holder of the
+// checkpoint key forged and signed (no witness to stop it): a bundle of
+// what a light client read from that server (the forger's checkpoint,
+// tiles and documents in place of the honest ones) is refused by the
+// rule a full replica applies, naming the record.
+func TestAttackSignedAfterRevocation(t *testing.T) {
+	w := newWorldWitnessed(t, false)
+	data, _, err := w.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.RevokeKey(context.Background(), w.Repo, keys.ID(w.Security.Public()), "left", w.Root); err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.ReadProject(w.project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := plan.ReadLock(w.project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := l.Package("acme/app")
+	payload, err := record.Build(record.Audited, []record.Subject{{Name: "acme/app@1.0.0", Digest: map[string]string{"sha256": app.Descriptor.SHA256}}}, record.CertificationPredicate{Issued: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := record.Sign(payload, w.Security)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The honest server signs the revocation first; then the forger
+	// serves one more commit: the revoked key's record.
+	httpGet(t, w.url+"/log/checkpoint")
+	forger := servertest.NewForger(w.World, w.url)
+	forger.Serve(servertest.AppendCommit(w.World, func(commit string, at int64) ([]translog.Entry, [][]byte) {
+		path := layout.RecordPath(layout.VersionDir("acme/app", "1.0.0"), forged.ID)
+		return []translog.Entry{translog.NewEntry(commit, at, path, forged.Raw)}, [][]byte{forged.Raw}
+	}))
+
+	// What a light client reads of the forger, as the project names the
+	// server (its URL), recorded as Make records it: the light client
+	// refuses, and what it read up to then is what a bundle would hold.
+	rec := newRecorder(redirect{from: w.url, to: forger.URL}, newResources([]string{w.url}))
+	for i := range p.Repositories {
+		light := true
+		p.Repositories[i].Light = &light
+	}
+	srcs, err := plan.Open(context.Background(), p, plan.Options{Cache: t.TempDir(), Remote: remote.Options{Client: &http.Client{Transport: rec}}})
+	if err == nil {
+		for _, pkg := range l.Packages {
+			if _, err = srcs.Get(pkg.Repository).View.Subject(context.Background(), "package "+pkg.Name); err != nil {
+				break
+			}
+		}
+		srcs.Close()
+	}
+	var re *index.RuleError
+	if !errors.As(err, &re) || re.Rule != index.RuleKeyRevoked || re.Record != forged.ID {
+		t.Fatalf("the forger's log read by a light client: %v; want rule %s broken by %s", err, index.RuleKeyRevoked, forged.ID)
+	}
+	bundle := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		var names []string
+		for _, mem := range m.Members {
+			if strings.HasPrefix(mem.Path, "repos/") {
+				delete(files, mem.Path)
+			} else {
+				names = append(names, mem.Path)
+			}
+		}
+		for name, body := range rec.files {
+			if strings.HasPrefix(name, "repos/") {
+				files[name] = body
+				names = append(names, name)
+			}
+		}
+		c, err := checkpoint.Claimed(files["repos/0/log/checkpoint"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.JudgedAt = c.Time.UTC() // the forger's checkpoint's time, as Make would say
+		return names
+	})
+	_, err = verify(bundle)
+	re = nil
+	if !errors.Is(err, ErrRefused) || !errors.As(err, &re) || re.Rule != index.RuleKeyRevoked || re.Record != forged.ID {
+		t.Fatalf("a bundle of the forger's log: %v; want rule %s broken by %s", err, index.RuleKeyRevoked, forged.ID)
+	}
+}
+
+// redirect sends requests for one server to another.
+type redirect struct{ from, to string }
+
+func (r redirect) RoundTrip(req *http.Request) (*http.Response, error) {
+	u := req.URL.String()
+	if rest, ok := strings.CutPrefix(u, r.from); ok {
+		out := req.Clone(req.Context())
+		nu, err := url.Parse(r.to + rest)
+		if err != nil {
+			return nil, err
+		}
+		out.URL, out.Host = nu, nu.Host
+		return http.DefaultTransport.RoundTrip(out)
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func httpGet(t *testing.T, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", u, resp.Status, err)
+	}
+	return body
 }

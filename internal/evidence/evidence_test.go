@@ -37,7 +37,10 @@ type world struct {
 
 const policyFile = "issuers:\n  security: [acme-security]\nrequire:\n  - name: audited-app\n    property: audited\n    by: security\n    packages: acme/app\nforbid:\n  - name: high-vulnerabilities\n    property: vulnerable\n    severity: high\n"
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWitnessed(t, true) }
+
+// newWorldWitnessed is newWorld, with or without the witness.
+func newWorldWitnessed(t *testing.T, witnessed bool) *world {
 	t.Helper()
 	w := &world{World: indextest.New(t), project: t.TempDir()}
 	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
@@ -67,9 +70,14 @@ func newWorld(t *testing.T) *world {
 	}
 	wts := httptest.NewServer(ws)
 	t.Cleanup(wts.Close)
-	w.witness = ws.VerifierKey()
-	srv, err := server.New(w.Repo, server.Options{Exe: exe, CheckpointKey: w.Checkpointer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Witnesses: []server.Witness{{URL: wts.URL, VKey: w.witness}}})
+	o := server.Options{Exe: exe, CheckpointKey: w.Checkpointer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	witnesses := ""
+	if witnessed {
+		w.witness = ws.VerifierKey()
+		o.Witnesses = []server.Witness{{URL: wts.URL, VKey: w.witness}}
+		witnesses = "    witnesses: [" + w.witness + "]\n"
+	}
+	srv, err := server.New(w.Repo, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +87,7 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(w.stop)
 
 	w.write("policy.yaml", policyFile)
-	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\n    witnesses: [%s]\npackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n", w.url, w.Intro, w.witness))
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\n%spackages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\npolicy: policy.yaml\n", w.url, w.Intro, witnesses))
 	w.lock()
 	return w
 }

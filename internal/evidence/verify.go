@@ -19,6 +19,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
@@ -188,8 +189,20 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		return nil, refuse("the bundle's %s: %v", plan.LockFile, perr)
 	}
 
-	// Every repository read by a light client whose network is the bundle.
-	at := m.JudgedAt
+	// Every repository read by a light client whose network is the bundle,
+	// at the time of the newest checkpoint it holds (what the verdicts
+	// are judged at: the manifest must say so).
+	var at time.Time
+	for name, data := range b.Files {
+		if repoMember.MatchString(name) && strings.HasSuffix(name, "/log/checkpoint") {
+			if c, err := checkpoint.Claimed(data); err == nil && c.Time.After(at) {
+				at = c.Time.UTC()
+			}
+		}
+	}
+	if !at.Equal(m.JudgedAt) {
+		return nil, refuse("the manifest says the verdicts were judged at %s; the newest checkpoint it holds is of %s", m.JudgedAt.Format(time.RFC3339), at.Format(time.RFC3339))
+	}
 	client := &http.Client{Transport: &replay{rs: newResources(urls), files: b.Files, keys: keys}}
 	srcs, err := plan.Open(ctx, p, plan.Options{Cache: filepath.Join(dir, "cache"), Remote: remote.Options{Client: client, Now: func() time.Time { return at }}})
 	if err != nil {
