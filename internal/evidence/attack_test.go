@@ -23,12 +23,12 @@ import (
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/server/servertest"
 	"cairn.dev/cairn/internal/translog"
-	"cairn.dev/cairn/internal/light"
-	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/witness"
 )
 
