@@ -106,6 +106,7 @@ type checkpointer struct {
 	path     string   // the latest note, kept durably across restarts
 	copies   []string // where else it is written (the log's tile tree)
 	sizes    string   // each witness's size cosigned last, kept durably beside path (witnessSizes)
+	trees    string   // the trees light reads are answered at, kept durably beside path (keptTreesFile)
 
 	timeout              time.Duration      // bounds one witness's answer (witnessTimeout)
 	retryFirst, retryMax time.Duration      // the waits between a witness's later tries (retryFirst, retryMax)
@@ -120,9 +121,12 @@ type checkpointer struct {
 	last      *checkpoint.Checkpoint // the latest signed
 	note      []byte                 // its note, with the cosignatures it got
 	view      *logView               // the log and map last found to be last's, in this process (nil: none yet, or refused since)
-	recent    []logView              // the trees of the last keptTrees checkpoints signed in this process, oldest first (light reads at a stated size)
+	recent    []logView              // the views of the trees kept found so far, oldest first (light reads at a stated size)
+	kept      []keptTree             // the trees of the last keptTrees checkpoints signed, in this process or the one before, oldest first
 	witnesses []*witnessState
 	closed    bool // no retry starts once set (close)
+
+	building sync.Mutex // held by the one building the kept trees a restart loaded (buildKept)
 
 	resumed atomic.Bool // the witnesses that had not cosigned the checkpoint loaded at start were asked again (resume), or one was signed since
 }
@@ -152,6 +156,7 @@ type witnessSizes map[string]int64
 func newCheckpointer(key keys.Signer, origin string, interval time.Duration, ws []Witness, hc *http.Client, log *slog.Logger, path string, copies ...string) (*checkpointer, error) {
 	c := &checkpointer{key: key, origin: origin, interval: interval, hc: hc, log: log, path: path, copies: copies,
 		sizes:   filepath.Join(filepath.Dir(path), witnessSizesFile),
+		trees:   filepath.Join(filepath.Dir(path), keptTreesFile),
 		timeout: witnessTimeout, retryFirst: retryFirst, retryMax: retryMax}
 	c.stop, c.closeStop = context.WithCancel(context.Background())
 	for _, w := range ws {
@@ -177,6 +182,7 @@ func newCheckpointer(key keys.Signer, origin string, interval time.Duration, ws 
 	}
 	c.last, c.note = &last, note
 	c.loadWitnessSizes()
+	c.loadKeptTrees()
 	return c, nil
 }
 
@@ -290,7 +296,7 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	}
 	if err := c.consistent(next, v); err != nil {
 		c.mu.Lock()
-		c.view, c.recent = nil, nil
+		c.view, c.recent, c.kept = nil, nil, nil
 		c.mu.Unlock()
 		c.log.Error("checkpoint refused", "err", err)
 		return nil, nil, logView{}, err
@@ -330,12 +336,11 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	last := &next
 	c.mu.Lock()
 	c.last, c.note, c.view = last, note, &v
-	c.recent = append(slices.DeleteFunc(c.recent, func(r logView) bool { return r.Size == v.Size }), v)
-	if len(c.recent) > keptTrees {
-		c.recent = slices.Delete(c.recent, 0, len(c.recent)-keptTrees)
-	}
+	c.recent = append(slices.DeleteFunc(c.recent, func(r logView) bool { return r.Size >= v.Size }), v)
+	kept := c.keepTree(v)
 	c.startRetries(pending, last, signed, v)
 	c.mu.Unlock()
+	c.writeKeptTrees(kept)
 	return &next, note, v, nil
 }
 
@@ -519,13 +524,36 @@ func (c *checkpointer) addCosignature(ctx context.Context, w *witnessState, last
 // keptTrees is how many of the latest checkpoints' trees the light reads
 // answer at (GET /api/v1/log/subject?size=N): a client's view keeps
 // reading at its tree while the server signs up to keptTrees-1 newer
-// ones. A map is a persistent snapshot (translog.MapAt): keeping one
-// costs only what later commits changed.
+// ones, and across the server's restarts (keptTreesFile). A map is a
+// persistent snapshot (translog.MapAt): keeping one costs only what later
+// commits changed.
 const keptTrees = 8
 
 // viewAt returns the log and map of the tree of size leaves, if it is
-// one of the last keptTrees checkpoints signed in this process.
+// one of the last keptTrees checkpoints signed. A tree a restart loaded
+// is built from the log the first time it is asked for (buildKept).
 func (c *checkpointer) viewAt(size int64) (logView, bool) {
+	if v, ok := c.found(size); ok {
+		return v, true
+	}
+	c.mu.Lock()
+	known := slices.ContainsFunc(c.kept, func(t keptTree) bool { return t.Size == size })
+	var st *translog.Store
+	if c.view != nil {
+		st = c.view.store
+	}
+	c.mu.Unlock()
+	if !known || st == nil {
+		return logView{}, false
+	}
+	c.building.Lock()
+	c.buildKept(st)
+	c.building.Unlock()
+	return c.found(size)
+}
+
+// found returns the view of the tree of size leaves, if it is in memory.
+func (c *checkpointer) found(size int64) (logView, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.view != nil && c.view.Size == size {
@@ -544,8 +572,12 @@ func (c *checkpointer) keptSizes() []int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []int64
-	for _, v := range c.recent {
-		out = append(out, v.Size)
+	for _, t := range c.kept {
+		out = append(out, t.Size)
+	}
+	if c.view != nil && !slices.Contains(out, c.view.Size) {
+		out = append(out, c.view.Size)
+		slices.Sort(out)
 	}
 	return out
 }
