@@ -147,11 +147,32 @@ func (b *Batch) Flush() error {
 		return err
 	}
 	name := filepath.Join(dir, "pack-"+hex.EncodeToString(packSum))
-	if err := safefile.Write(name+".pack", pack.Bytes(), safefile.Options{Perm: 0o444}); err != nil {
+	// Both files are written and synced together (one journal commit, not
+	// two), then renamed pack first, so that git never sees an index
+	// without its pack (git also skips an index whose pack is absent),
+	// and the directory synced once: the pack is durable before Flush
+	// returns, so before any ref can name what it holds.
+	pf, err := safefile.Create(name+".pack", pack.Bytes(), 0o444)
+	if err != nil {
 		return err
 	}
-	if err := safefile.Write(name+".idx", idx.Bytes(), safefile.Options{Perm: 0o444}); err != nil {
+	defer pf.Discard()
+	xf, err := safefile.Create(name+".idx", idx.Bytes(), 0o444)
+	if err != nil {
 		return err
+	}
+	defer xf.Discard()
+	if err := safefile.SyncAll(pf, xf); err != nil {
+		return err
+	}
+	if err := pf.Install(); err != nil {
+		return err
+	}
+	if err := xf.Install(); err != nil {
+		return err
+	}
+	if err := safefile.SyncDir(dir); err != nil {
+		return fmt.Errorf("%s is written but may not survive a crash: syncing its directory: %w", name+".pack", err)
 	}
 	b.objs, b.byID = nil, map[string]int{}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 )
 
 // Options say how to write.
@@ -82,3 +83,93 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Pending is a file written under a temporary name beside its path and
+// not yet in place: several can be synced at once (SyncAll), which a
+// journaling file system commits together, then installed in the order
+// the caller needs, and their directory synced once (SyncDir).
+type Pending struct {
+	f    *os.File
+	path string
+	done bool
+}
+
+// Create writes data to a temporary file beside path, with mode perm
+// (default 0644), neither synced nor in place: Sync or SyncAll, then
+// Install, or Discard.
+func Create(path string, data []byte, perm fs.FileMode) (*Pending, error) {
+	if perm == 0 {
+		perm = 0o644
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return nil, err
+	}
+	p := &Pending{f: tmp, path: path}
+	if err := tmp.Chmod(perm); err != nil {
+		p.Discard()
+		return nil, err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		p.Discard()
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// Sync makes the file's bytes durable.
+func (p *Pending) Sync() error {
+	if err := p.f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", p.path, err)
+	}
+	return nil
+}
+
+// Install renames the file into place (replacing what is there). Its
+// name is durable once its directory is synced.
+func (p *Pending) Install() error {
+	if p.done {
+		return fmt.Errorf("%s: installed or discarded already", p.path)
+	}
+	p.done = true
+	if err := p.f.Close(); err != nil {
+		os.Remove(p.f.Name())
+		return err
+	}
+	if err := os.Rename(p.f.Name(), p.path); err != nil {
+		os.Remove(p.f.Name())
+		return err
+	}
+	return nil
+}
+
+// Discard removes the temporary file, unless it was installed.
+func (p *Pending) Discard() {
+	if !p.done {
+		p.done = true
+		p.f.Close()
+		os.Remove(p.f.Name())
+	}
+}
+
+// SyncAll syncs the files at once and returns the first failure: their
+// fsyncs are issued together, so that the file system can commit them in
+// one journal transaction instead of one after another.
+func SyncAll(ps ...*Pending) error {
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.Sync()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// SyncDir syncs a directory, so that the names installed in it survive a
+// crash (see Install). Where a directory cannot be synced (Windows), it
+// is not an error.
+func SyncDir(dir string) error { return syncDir(dir) }

@@ -38,3 +38,51 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("temporary files left behind: %v", entries)
 	}
 }
+
+func TestPending(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Create(filepath.Join(dir, "a"), []byte("alpha"), 0o444)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Create(filepath.Join(dir, "b"), []byte("beta"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Create(filepath.Join(dir, "c"), []byte("gamma"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a pending file is in place before Install: %v", err)
+	}
+	if err := SyncAll(a, b); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*Pending{a, b} {
+		if err := p.Install(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Discard()
+	if err := c.Install(); err == nil {
+		t.Fatal("a discarded file was installed")
+	}
+	a.Discard() // after Install: a no-op
+	if err := SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "a")); string(got) != "alpha" {
+		t.Fatalf("a holds %q", got)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "a")); fi.Mode().Perm() != 0o444 {
+		t.Fatalf("a has mode %v, want 0444", fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "b")); fi.Mode().Perm() != 0o644 {
+		t.Fatalf("b has mode %v, want the default 0644", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Fatalf("want a and b alone, found %v (a temporary file left behind, or c installed)", entries)
+	}
+}
