@@ -12,9 +12,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -90,15 +92,20 @@ type Published struct {
 }
 
 // Publish publishes the package in dir (a cairn-package.yaml and its
-// artifact files): artifacts and descriptor go to the blob store first,
-// then the descriptor and the signer's authored record to the index in one
-// commit. A package's uuid comes from the index when the manifest has none.
+// artifact files): artifacts and descriptor go to the blob store, then
+// the descriptor and the signer's authored record to the index in one
+// commit. Each artifact is hashed as it is written; the blobs' syncs run
+// while the record is signed and the commit built, and main moves only
+// once every blob is durably stored (index.Change.Blobs). A package's
+// uuid comes from the index when the manifest has none.
 func Publish(ctx context.Context, r *index.Repo, dir string, s keys.Signer) (*Published, error) {
 	st, err := headState(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	d, err := descriptor.FromDir(ctx, dir, r.Blobs, func(name string) (string, error) {
+	store := &stager{Store: r.Blobs}
+	defer store.abort()
+	d, err := descriptor.FromDir(ctx, dir, store.forArtifacts(), func(name string) (string, error) {
 		u, err := st.UUID(name)
 		if u == "" && err == nil {
 			u = uuid.NewString()
@@ -113,9 +120,8 @@ func Publish(ctx context.Context, r *index.Repo, dir string, s keys.Signer) (*Pu
 		return nil, err
 	}
 	ref := blob.DigestBytes(data)
-	if err := r.Blobs.Put(ctx, ref, strings.NewReader(string(data))); err != nil {
-		return nil, err
-	}
+	stored := store.commit(ctx, ref, data)
+	defer stored() // never return while the blobs are being written
 	payload, err := record.Build(record.Authored,
 		[]record.Subject{{Name: d.ID(), Digest: map[string]string{"sha256": ref.SHA256}}},
 		record.AuthoredPredicate{Descriptor: ref, Issued: now()})
@@ -126,11 +132,74 @@ func Publish(ctx context.Context, r *index.Repo, dir string, s keys.Signer) (*Pu
 	if err != nil {
 		return nil, err
 	}
-	added, err := add(ctx, r, s, "publish "+d.ID(), index.Change{Records: []*record.Record{rec}, Descriptor: data})
+	added, err := add(ctx, r, s, "publish "+d.ID(), index.Change{Records: []*record.Record{rec}, Descriptor: data, Blobs: stored})
 	if err != nil {
 		return nil, err
 	}
+	if err := stored(); err != nil { // (an append cannot succeed without them)
+		return nil, err
+	}
 	return &Published{Added: *added, Descriptor: d, Ref: ref}, nil
+}
+
+// stager is the blob store a publish reads its artifacts into: on a
+// filesystem store each artifact is written and hashed in one pass and
+// staged (blob.Staged), so that its sync runs while the commit is built
+// rather than before.
+type stager struct {
+	blob.Store
+	staged []*blob.Staged
+}
+
+// forArtifacts is the store to read the artifacts into: the stager on a
+// filesystem store; any other store takes them at once.
+func (s *stager) forArtifacts() blob.Store {
+	if _, ok := s.Store.(*blob.FS); ok {
+		return s
+	}
+	return s.Store
+}
+
+// Add implements blob.Adder.
+func (s *stager) Add(ctx context.Context, r io.Reader) (blob.Ref, error) {
+	st, err := s.Store.(*blob.FS).Stage(ctx, r)
+	if err != nil {
+		return blob.Ref{}, err
+	}
+	s.staged = append(s.staged, st)
+	return st.Ref, nil
+}
+
+// commit stores the staged blobs and the descriptor (data, whose ref is
+// given) in the background, their syncs issued together, and returns the
+// wait for them: the first failure, or nil once all are stored.
+func (s *stager) commit(ctx context.Context, ref blob.Ref, data []byte) func() error {
+	staged := s.staged
+	s.staged = nil
+	done := make(chan error, 1)
+	go func() {
+		errs := make([]error, len(staged)+1)
+		var wg sync.WaitGroup
+		for i, st := range staged {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = st.Commit()
+			}()
+		}
+		errs[len(staged)] = s.Store.Put(ctx, ref, bytes.NewReader(data))
+		wg.Wait()
+		done <- errors.Join(errs...)
+	}()
+	return sync.OnceValue(func() error { return <-done })
+}
+
+// abort drops what was staged and not committed.
+func (s *stager) abort() {
+	for _, st := range s.staged {
+		st.Abort()
+	}
+	s.staged = nil
 }
 
 // Certification asks for a certification of a version.

@@ -272,13 +272,11 @@ func (s *FS) Put(ctx context.Context, ref Ref, r io.Reader) error {
 
 // Add implements Adder: the bytes are hashed while they are written.
 func (s *FS) Add(ctx context.Context, r io.Reader) (Ref, error) {
-	h := sha256.New()
-	var n int64
-	counted := io.TeeReader(r, writerFunc(func(p []byte) (int, error) {
-		n += int64(len(p))
-		return h.Write(p)
-	}))
-	return s.ingest(counted, func() Ref { return Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n} })
+	st, err := s.Stage(ctx, r)
+	if err != nil {
+		return Ref{}, err
+	}
+	return st.Ref, st.Commit()
 }
 
 type writerFunc func([]byte) (int, error)
@@ -288,36 +286,96 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // ingest copies r to a temporary file, fsyncs it, and renames it to the
 // path of the blob ref() names once r is drained. A read error (a
 // *MismatchError from a verifying reader) leaves nothing behind.
-func (s *FS) ingest(r io.Reader, ref func() Ref) (_ Ref, err error) {
-	tmp, err := s.createTemp()
+func (s *FS) ingest(r io.Reader, ref func() Ref) (Ref, error) {
+	st, err := s.stage(r, ref)
 	if err != nil {
 		return Ref{}, err
+	}
+	return st.Ref, st.Commit()
+}
+
+// Staged is a blob written to the store's temporary directory and hashed,
+// not yet in the store: Commit syncs it and moves it into place, Abort
+// drops it. Its writer's lock (see FS) is held until then. Staging lets
+// a caller issue a blob's fsync together with other writes (a publish
+// syncs its artifacts while it builds the index commit that names them).
+type Staged struct {
+	Ref  Ref
+	tmp  *os.File // nil: stored already, or done
+	dst  string
+	done bool
+}
+
+// Stage copies what r yields to a temporary file, hashing it on the way
+// in, and returns it staged: the blob is in the store once Commit
+// returns. A blob the store holds already needs no Commit (it is a no-op).
+func (s *FS) Stage(ctx context.Context, r io.Reader) (*Staged, error) {
+	h := sha256.New()
+	var n int64
+	counted := io.TeeReader(r, writerFunc(func(p []byte) (int, error) {
+		n += int64(len(p))
+		return h.Write(p)
+	}))
+	return s.stage(counted, func() Ref { return Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n} })
+}
+
+// stage copies r to a temporary file and returns it staged under the ref
+// ref() names once r is drained. A read error (a *MismatchError from a
+// verifying reader) leaves nothing behind.
+func (s *FS) stage(r io.Reader, ref func() Ref) (_ *Staged, err error) {
+	tmp, err := s.createTemp()
+	if err != nil {
+		return nil, err
 	}
 	// The file stays open, and so locked, until it is renamed into place
 	// or removed: a collector never takes it from under this writer.
 	defer func() {
 		if err != nil {
 			os.Remove(tmp.Name())
+			tmp.Close()
 		}
-		tmp.Close()
 	}()
 	if _, err = io.Copy(tmp, r); err != nil {
-		return Ref{}, err
+		return nil, err
 	}
 	got := ref()
 	if fi, serr := os.Stat(s.path(got)); serr == nil && fi.Size() == got.Size {
 		os.Remove(tmp.Name()) // stored already: keep the copy we have
-		return got, nil
+		tmp.Close()
+		return &Staged{Ref: got, done: true}, nil
 	}
 	if err = tmp.Chmod(0o444); err != nil {
-		return Ref{}, err
+		return nil, err
 	}
-	if err = tmp.Sync(); err != nil {
-		return Ref{}, err
+	return &Staged{Ref: got, tmp: tmp, dst: s.path(got)}, nil
+}
+
+// Commit syncs the staged blob and renames it into place.
+func (st *Staged) Commit() (err error) {
+	if st.done {
+		return nil
 	}
-	dst := s.path(got)
-	if err = os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return Ref{}, err
+	st.done = true
+	defer func() {
+		if err != nil {
+			os.Remove(st.tmp.Name())
+		}
+		st.tmp.Close()
+	}()
+	if err = st.tmp.Sync(); err != nil {
+		return err
 	}
-	return got, os.Rename(tmp.Name(), dst)
+	if err = os.MkdirAll(filepath.Dir(st.dst), 0o755); err != nil {
+		return err
+	}
+	return os.Rename(st.tmp.Name(), st.dst)
+}
+
+// Abort drops a staged blob that was not committed.
+func (st *Staged) Abort() {
+	if !st.done {
+		st.done = true
+		os.Remove(st.tmp.Name())
+		st.tmp.Close()
+	}
 }

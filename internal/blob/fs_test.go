@@ -197,3 +197,55 @@ func TestFSScrub(t *testing.T) {
 		t.Fatalf("the corrupt file was kept: %v", err)
 	}
 }
+
+// A staged blob is not in the store until it is committed; an aborted one
+// leaves nothing behind; one the store holds already needs no commit.
+func TestFSStage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := blob.NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stage(ctx, strings.NewReader("staged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := blob.DigestBytes([]byte("staged")); st.Ref != want {
+		t.Fatalf("staged as %v, want %v", st.Ref, want)
+	}
+	if ok, _ := s.Stat(ctx, st.Ref); ok {
+		t.Fatal("a staged blob is in the store before its commit")
+	}
+	if err := st.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := blob.ReadAll(ctx, s, st.Ref)
+	if err != nil || string(got) != "staged" {
+		t.Fatalf("after the commit: %q, %v", got, err)
+	}
+	st.Abort() // after a commit: a no-op
+	if ok, _ := s.Stat(ctx, st.Ref); !ok {
+		t.Fatal("Abort after Commit removed the blob")
+	}
+
+	again, err := s.Stage(ctx, strings.NewReader("staged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Commit(); err != nil {
+		t.Fatalf("committing a blob stored already: %v", err)
+	}
+
+	dropped, err := s.Stage(ctx, strings.NewReader("dropped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped.Abort()
+	if ok, _ := s.Stat(ctx, dropped.Ref); ok {
+		t.Fatal("an aborted blob is in the store")
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmp) != 0 {
+		t.Fatalf("temporary files left behind: %v", tmp)
+	}
+}

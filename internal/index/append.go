@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
@@ -43,6 +44,12 @@ type Change struct {
 	// added at their own paths (a local commit replayed onto a remote's
 	// head). The rules check them as any other.
 	Replayed []gitx.File
+	// Blobs, when set, is waited for once the commit's objects are
+	// written and before main moves: it returns when the blobs the
+	// change's documents name are durably stored, or the error that
+	// abandons the append (main does not move). Their writes then
+	// overlap the building of the commit instead of preceding it.
+	Blobs func() error
 }
 
 // Appended reports an append: the commit and the paths it added.
@@ -61,6 +68,9 @@ func (r *Repo) Append(ctx context.Context, ch Change, ident, message string) (*A
 	if err != nil {
 		return nil, err
 	}
+	if ch.Blobs != nil {
+		ch.Blobs = sync.OnceValue(ch.Blobs) // waited for once, however often the append retries
+	}
 	out := &Appended{}
 	for _, f := range files {
 		out.Paths = append(out.Paths, f.Path)
@@ -70,7 +80,7 @@ func (r *Repo) Append(ctx context.Context, ch Change, ident, message string) (*A
 		if err != nil {
 			return nil, fmt.Errorf("the index does not verify, so nothing was added: %w", err)
 		}
-		id, err := r.commit(ctx, res.Head, files, ident, message)
+		id, err := r.commit(ctx, res.Head, files, ident, message, ch.Blobs)
 		if errors.Is(err, gitx.ErrRefMoved) && attempt < maxRetries {
 			r.resetReader() // ask a new git process where main is now
 			continue
@@ -148,19 +158,25 @@ func (r *Repo) recordPath(ctx context.Context, rec *record.Record, upstream stri
 }
 
 // commit checks files as a commit on parent ("" for the introduction),
-// writes it, and moves main from parent to it.
-func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ident, message string) (string, error) {
-	// Start git's ref update now: its start-up overlaps the checks below.
-	update, err := r.git.StartRefUpdate(ctx, "cairn: "+message)
-	if err != nil {
+// writes it, waits for blobs (if not nil: see Change.Blobs), and moves
+// main from parent to it.
+func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ident, message string, blobs func() error) (string, error) {
+	// Start git's ref update now, if it is not running since an earlier
+	// append: its start-up overlaps the checks below.
+	refs := r.refSession()
+	if err := refs.Start(ctx); err != nil {
 		return "", err
 	}
-	defer update.Abort()
 	id, when, err := r.build(ctx, r.Config.Introduction, parent, files, ident, message)
 	if err != nil {
 		return "", err
 	}
-	if err := update.Commit(ctx, MainRef, id, parent); err != nil {
+	if blobs != nil {
+		if err := blobs(); err != nil {
+			return "", fmt.Errorf("storing the blobs of %s: %w (nothing was added to the index)", message, err)
+		}
+	}
+	if err := refs.Update(ctx, MainRef, id, parent); err != nil {
 		return "", err
 	}
 	m, _ := r.loadMarker()
@@ -181,6 +197,17 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 		r.git.CheckoutTree(ctx, parent, id)
 	}
 	return id, nil
+}
+
+// refSession is the repository's session for moving main: one git for
+// every append of this Repo, started by the first.
+func (r *Repo) refSession() *gitx.RefSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refs == nil {
+		r.refs = r.git.NewRefSession("cairn: append")
+	}
+	return r.refs
 }
 
 // commitOn checks files as one commit on parent, a verified head of line

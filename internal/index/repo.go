@@ -49,8 +49,9 @@ type Repo struct {
 
 	local string // directory of cairn.json, verified.json, blobs/
 
-	mu sync.Mutex
-	rd *gitx.Reader
+	mu   sync.Mutex
+	rd   *gitx.Reader
+	refs *gitx.RefSession // moves main for Append (see commit)
 
 	pathsMu   sync.Mutex
 	pathsHead string
@@ -117,7 +118,7 @@ func Init(ctx context.Context, dir string, signers []keys.Signer, holders []stri
 	}
 	r := &Repo{Dir: dir, git: g, local: tmp, Config: Config{Introduction: rec.ID}}
 	files := []gitx.File{{Path: layout.RootPath(1), Data: rec.Raw}}
-	if _, err := r.commit(ctx, "", files, "cairn root <root>", "introduction: root version 1"); err != nil {
+	if _, err := r.commit(ctx, "", files, "cairn root <root>", "introduction: root version 1", nil); err != nil {
 		return nil, nil, err
 	}
 	r.Close()
@@ -238,6 +239,10 @@ func (r *Repo) Close() error {
 	r.closeStores()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.refs != nil {
+		r.refs.Close()
+		r.refs = nil
+	}
 	if r.rd != nil {
 		err := r.rd.Close()
 		r.rd = nil
