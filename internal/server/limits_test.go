@@ -144,8 +144,9 @@ func gitDescendants(t *testing.T) []string {
 		for p := parent[pid]; p > 1; p = parent[p] {
 			if p == me {
 				cl, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-				// The repository's own long-lived reader is not a request's.
-				if strings.HasPrefix(comm[pid], "git") && !strings.Contains(string(cl), "cat-file\x00--batch") {
+				// The repository's own long-lived reader and ref
+				// session (gitx.RefSession) are not a request's.
+				if strings.HasPrefix(comm[pid], "git") && !strings.Contains(string(cl), "cat-file\x00--batch") && !strings.Contains(string(cl), "update-ref\x00-m\x00cairn: append\x00--stdin") {
 					out = append(out, fmt.Sprintf("%d %q (state %s)", pid, strings.ReplaceAll(string(cl), "\x00", " "), state[pid]))
 				}
 				break
