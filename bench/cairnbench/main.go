@@ -1,7 +1,7 @@
 // Command cairnbench measures cairn against the floor of the same run and
 // prints one line per figure: NAME VALUE UNIT RATIO-TO-FLOOR [note].
 //
-//	cairnbench [verify|publish|serve|plan|certify|proof|light]...   (default: all groups)
+//	cairnbench [verify|publish|serve|plan|certify|proof|light|evidence]...   (default: all groups)
 //	BENCH_RECORDS=N                  size of the large index (default 100000)
 //	CAIRN=path                       the cairn binary for whole-command figures
 package main
@@ -50,7 +50,7 @@ func run() error {
 	}
 	groups := os.Args[1:]
 	if len(groups) == 0 {
-		groups = []string{"verify", "publish", "serve", "plan", "certify", "proof", "light"}
+		groups = []string{"verify", "publish", "serve", "plan", "certify", "proof", "light", "evidence"}
 	}
 	cairn := os.Getenv("CAIRN")
 	if cairn == "" {
@@ -65,12 +65,12 @@ func run() error {
 
 	// The large indexes, for the groups that read them.
 	var smallIx, bigIx *gen.Index
-	if slices.ContainsFunc(groups, func(g string) bool { return g == "verify" || g == "publish" || g == "serve" || g == "light" }) {
+	if slices.ContainsFunc(groups, func(g string) bool { return g == "verify" || g == "publish" || g == "serve" || g == "light" || g == "evidence" }) {
 		t0 := time.Now()
 		if smallIx, err = gen.Build(ctx, filepath.Join(work, "small"), small, false); err != nil {
 			return err
 		}
-		if bigIx, err = gen.Build(ctx, filepath.Join(work, "big"), big, slices.Contains(groups, "verify")); err != nil {
+		if bigIx, err = gen.Build(ctx, filepath.Join(work, "big"), big, slices.Contains(groups, "verify") || slices.Contains(groups, "evidence")); err != nil {
 			return err
 		}
 		fmt.Printf("# indexes: %d and %d signed records, generated in %s\n", smallIx.Records, bigIx.Records, time.Since(t0).Round(time.Millisecond))
@@ -119,8 +119,12 @@ func run() error {
 			if err := benchLight(ctx, cairn, work, bigIx); err != nil {
 				return err
 			}
+		case "evidence":
+			if err := benchEvidence(ctx, cairn, work, bigIx); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("unknown group %q (want verify, publish, serve, plan, certify, proof or light; or lock, decision or install of plan)", g)
+			return fmt.Errorf("unknown group %q (want verify, publish, serve, plan, certify, proof, light or evidence; or lock, decision or install of plan)", g)
 		}
 	}
 	return nil

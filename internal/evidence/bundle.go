@@ -237,12 +237,12 @@ func Read(r io.Reader, maxSize int64) (*Bundle, error) {
 		if hdr.Size != mem.Size {
 			return nil, bad("member %s is %d bytes, the manifest says %d", hdr.Name, hdr.Size, mem.Size)
 		}
-		data, err := io.ReadAll(io.LimitReader(tr, mem.Size+1))
-		if err != nil {
+		data := make([]byte, mem.Size)
+		if _, err := io.ReadFull(tr, data); err != nil {
 			return nil, bad("member %s: %v (truncated?)", hdr.Name, err)
 		}
 		sum := sha256.Sum256(data)
-		if int64(len(data)) != mem.Size || hex.EncodeToString(sum[:]) != mem.SHA256 {
+		if hex.EncodeToString(sum[:]) != mem.SHA256 {
 			return nil, bad("member %s: its sha256 is %x, the manifest says %s", hdr.Name, sum, mem.SHA256)
 		}
 		b.Files[mem.Path] = data

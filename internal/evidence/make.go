@@ -97,7 +97,7 @@ func Make(ctx context.Context, w io.Writer, o Options) (*Made, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(cache)
-	srcs, err := plan.Open(ctx, p, plan.Options{Cache: cache, Remote: remote.Options{Client: &client, Now: now}})
+	srcs, err := plan.Open(ctx, p, plan.Options{Cache: cache, NoLightState: true, Remote: remote.Options{Client: &client, Now: now}})
 	if err != nil {
 		return nil, err
 	}
@@ -143,14 +143,11 @@ func Make(ctx context.Context, w io.Writer, o Options) (*Made, error) {
 		add("project/"+rel, raw)
 	}
 
-	// The blobs the lock names, fetched (and checked) through the
-	// sources, as install fetches them.
+	// The artifacts, if asked, fetched (and checked) through the
+	// sources, as install fetches them. (Descriptors and snapshots are
+	// files of the index: their packages' documents hold and prove them.)
 	var refs []blobOf
-	if l.Snapshot != nil {
-		refs = append(refs, blobOf{l.Snapshot.Ref, l.Snapshot.Repository, "the snapshot"})
-	}
 	for _, pkg := range l.Packages {
-		refs = append(refs, blobOf{pkg.Descriptor, pkg.Repository, pkg.ID() + "'s descriptor"})
 		if o.WithBlobs {
 			for _, a := range pkg.Artifacts {
 				refs = append(refs, blobOf{a.Ref, pkg.Repository, pkg.ID() + "'s " + a.File})

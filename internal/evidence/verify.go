@@ -204,7 +204,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		return nil, refuse("the manifest says the verdicts were judged at %s; the newest checkpoint it holds is of %s", m.JudgedAt.Format(time.RFC3339), at.Format(time.RFC3339))
 	}
 	client := &http.Client{Transport: &replay{rs: newResources(urls), files: b.Files, keys: keys}}
-	srcs, err := plan.Open(ctx, p, plan.Options{Cache: filepath.Join(dir, "cache"), Remote: remote.Options{Client: client, Now: func() time.Time { return at }}})
+	srcs, err := plan.Open(ctx, p, plan.Options{Cache: filepath.Join(dir, "cache"), NoLightState: true, Remote: remote.Options{Client: client, Now: func() time.Time { return at }}})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
@@ -229,7 +229,8 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		rep.Repositories = append(rep.Repositories, repoReport(s, l))
 	}
 
-	// The blobs the lock names.
+	// The artifacts, when the bundle holds them (descriptors and snapshots
+	// are files of the index, proved with their packages' documents).
 	need := func(ref blob.Ref, what string) error {
 		data, ok := b.Files["blobs/sha256/"+ref.SHA256]
 		if !ok {
@@ -240,16 +241,8 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		}
 		return nil
 	}
-	if l.Snapshot != nil {
-		if err := need(l.Snapshot.Ref, "the snapshot"); err != nil {
-			return nil, err
-		}
-	}
 	withBlobs, someBlobs := true, false
 	for _, pkg := range l.Packages {
-		if err := need(pkg.Descriptor, pkg.ID()+"'s descriptor"); err != nil {
-			return nil, err
-		}
 		for _, a := range pkg.Artifacts {
 			if b.Has("blobs/sha256/" + a.SHA256) {
 				someBlobs = true
@@ -291,12 +284,20 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		return nil, err
 	}
 	proven := map[string]*proof.Proven{}
+	verifiers := map[string]*proof.Verifier{}
 	for _, id := range ids {
 		data, ok := b.Files["proofs/"+id.id+".proof"]
 		if !ok {
 			return nil, refuse("record %s about a locked version has no proof in the bundle (proofs/%s.proof)", id.id, id.id)
 		}
-		pr, err := checkProof(srcs.Get(id.repo), data)
+		pv := verifiers[id.repo]
+		if pv == nil {
+			if pv, err = proofVerifier(srcs.Get(id.repo)); err != nil {
+				return nil, refuse("record %s: %v", id.id, err)
+			}
+			verifiers[id.repo] = pv
+		}
+		pr, err := checkProof(srcs.Get(id.repo), pv, data)
 		if err != nil {
 			return nil, refuse("record %s: %v", id.id, err)
 		}
@@ -351,31 +352,35 @@ func indexes(n int) []string {
 	return out
 }
 
-// checkProof checks a record's offline proof against the checkpoint the
-// light client verified for its source: signed by the key that signed
-// that one (granted the checkpoint scope, as the view judged), of the
-// same tree, with the repository's witness quorum.
-func checkProof(s *plan.Source, data []byte) (*proof.Proven, error) {
+// proofVerifier is the verifier of the offline proofs of a source's
+// records: signed by the key that signed the checkpoint the light client
+// verified (granted the checkpoint scope, as the view judged), with the
+// repository's witness quorum.
+func proofVerifier(s *plan.Source) (*proof.Verifier, error) {
 	if s == nil || s.View == nil {
 		return nil, errors.New("no light view of its repository")
 	}
-	v := s.View
-	k, err := s.Catalog.Key(v.Checkpoint.Key)
+	k, err := s.Catalog.Key(s.View.Checkpoint.Key)
 	if err != nil {
-		return nil, fmt.Errorf("the checkpoint key %s: %w", v.Checkpoint.Key, err)
+		return nil, fmt.Errorf("the checkpoint key %s: %w", s.View.Checkpoint.Key, err)
 	}
-	intro := s.Introduction
-	trust := proof.TrustOfKeys(intro, []*index.Key{k}, nil, "the bundle's view of "+s.Name)
+	trust := proof.TrustOfKeys(s.Introduction, []*index.Key{k}, nil, "the bundle's view of "+s.Name)
 	if s.Via == nil {
 		if trust.Witnesses, err = s.Repository.Policy(); err != nil {
 			return nil, err
 		}
 	}
-	pr, err := proof.Verify(data, trust)
+	return &proof.Verifier{Trust: trust}, nil
+}
+
+// checkProof checks a record's offline proof by pv, and that it leads to
+// the checkpoint the light client verified for its source.
+func checkProof(s *plan.Source, pv *proof.Verifier, data []byte) (*proof.Proven, error) {
+	pr, err := pv.Verify(data)
 	if err != nil {
 		return nil, err
 	}
-	if pr.Checkpoint.Size != v.Checkpoint.Size || pr.Checkpoint.Root != v.Checkpoint.Root {
+	if v := s.View; pr.Checkpoint.Size != v.Checkpoint.Size || pr.Checkpoint.Root != v.Checkpoint.Root {
 		return nil, fmt.Errorf("its proof leads to the tree of size %d, not the checkpoint of %s verified (size %d)", pr.Checkpoint.Size, s.Name, v.Checkpoint.Size)
 	}
 	return pr, nil

@@ -30,6 +30,10 @@ type Options struct {
 	Offline bool
 	// Remote configures pulls (HTTP client, clock).
 	Remote remote.Options
+	// NoLightState keeps nothing of what a light client proved (no
+	// checkpoint to be consistent with next time, no documents for reads
+	// offline): a run that reads once, such as an evidence bundle's.
+	NoLightState bool
 }
 
 // DefaultCache is $CAIRN_CACHE, else the user's cache directory + cairn.
@@ -413,6 +417,9 @@ func openLight(ctx context.Context, r Repository, o Options) (*Source, error) {
 		return nil, err
 	}
 	c := &light.Client{BaseURL: r.URL, Introduction: r.Introduction, Witnesses: pol, StateDir: filepath.Join(o.Cache, "light"), HTTP: o.Remote.Client, Now: o.Remote.Now}
+	if o.NoLightState {
+		c.StateDir = ""
+	}
 	open := c.Open
 	if o.Offline {
 		open = c.OpenOffline

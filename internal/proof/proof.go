@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -369,6 +370,30 @@ type Proven struct {
 // by a record id must hold that record. Every refusal is a
 // *RefusedError.
 func Verify(data []byte, trust Trust) (*Proven, error) {
+	return (&Verifier{Trust: trust}).Verify(data)
+}
+
+// Verifier checks many proofs under one trust, as Verify does, checking
+// the signatures and cosignatures of each distinct checkpoint once: the
+// proofs of one bundle all lead to the same few. It is safe for
+// concurrent use.
+type Verifier struct {
+	Trust Trust
+
+	mu   sync.Mutex
+	seen map[string]*checkedNote // by the note's bytes
+}
+
+// checkedNote is what a checkpoint's signatures proved, or why not.
+type checkedNote struct {
+	sc  *checkpoint.Signed
+	n   []witness.Cosignature
+	err error
+}
+
+// Verify is the package's Verify under v.Trust.
+func (v *Verifier) Verify(data []byte) (*Proven, error) {
+	trust := v.Trust
 	var evidence []byte
 	refuse := func(err error) (*Proven, error) {
 		return nil, &RefusedError{Err: err, Checkpoint: evidence}
@@ -382,48 +407,28 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 	if err != nil {
 		return refuse(err)
 	}
-	origin := claimed.Origin
-	if trust.Introduction != "" {
-		if want := checkpoint.Origin(trust.Introduction); origin != want {
-			return refuse(fmt.Errorf("the proof's checkpoint is of %s, not of the index introduced by %s (%s): it proves a record of another index", origin, trust.Introduction, want))
+	v.mu.Lock()
+	cn := v.seen[string(p.Checkpoint)]
+	v.mu.Unlock()
+	if cn == nil {
+		cn = &checkedNote{}
+		cn.sc, cn.n, cn.err = checkNote(p.Checkpoint, claimed.Origin, trust)
+		v.mu.Lock()
+		if v.seen == nil {
+			v.seen = map[string]*checkedNote{}
 		}
+		v.seen[string(p.Checkpoint)] = cn
+		v.mu.Unlock()
 	}
-	var candidates []ed25519.PublicKey
-	var names []string
-	for _, k := range trust.LogKeys {
-		if k.Origin == origin {
-			candidates = append(candidates, k.Key)
-		} else {
-			names = append(names, k.Origin)
-		}
+	if cn.err != nil {
+		return refuse(cn.err)
 	}
-	if len(candidates) == 0 {
-		if len(trust.LogKeys) == 0 {
-			return refuse(fmt.Errorf("%w: no log key to check the checkpoint of %s against: name the index's log keys (--log-key VKEY), or verify inside a replica of the index", checkpoint.ErrUnsigned, origin))
-		}
-		return refuse(fmt.Errorf("%w: none of the %d log key(s) given is for %s (they are for %s)", checkpoint.ErrUnsigned, len(trust.LogKeys), origin, strings.Join(names, ", ")))
-	}
-	sc, err := checkpoint.Open(p.Checkpoint, origin, candidates)
-	if err != nil {
-		return refuse(err)
-	}
+	sc, n := cn.sc, cn.n
 	// The map root the checkpoint names is the one its tree holds: its
 	// last leaf, which the witnesses cosigned with the tree.
 	ml, err := checkMapLeaf(sc.Checkpoint, x)
 	if err != nil {
 		return refuse(err)
-	}
-	n, err := trust.Witnesses.Cosignatures(p.Checkpoint, origin)
-	if err != nil {
-		return refuse(err)
-	}
-	if _, err := trust.Witnesses.Check(p.Checkpoint, origin); err != nil {
-		return refuse(err)
-	}
-	if trust.MaySign != nil {
-		if err := trust.MaySign(sc.Key, sc.Checkpoint, !trust.Witnesses.Unwitnessed()); err != nil {
-			return refuse(fmt.Errorf("the checkpoint signed at %s by key %s: %w", sc.Time.UTC().Format(time.RFC3339), sc.Key, err))
-		}
 	}
 	pr := &Proven{
 		Index: p.Index, Entry: entry, Content: x.Content,
@@ -443,4 +448,47 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 		return refuse(fmt.Errorf("the file at %s is not the record its path names: %w", entry.Path, err))
 	}
 	return pr, nil
+}
+
+// checkNote checks a proof's checkpoint note under trust: of the index
+// trust pins, signed by one of its log keys for its origin, cosigned by
+// the witness quorum, and by a key that could sign it then (MaySign).
+func checkNote(note []byte, origin string, trust Trust) (*checkpoint.Signed, []witness.Cosignature, error) {
+	if trust.Introduction != "" {
+		if want := checkpoint.Origin(trust.Introduction); origin != want {
+			return nil, nil, fmt.Errorf("the proof's checkpoint is of %s, not of the index introduced by %s (%s): it proves a record of another index", origin, trust.Introduction, want)
+		}
+	}
+	var candidates []ed25519.PublicKey
+	var names []string
+	for _, k := range trust.LogKeys {
+		if k.Origin == origin {
+			candidates = append(candidates, k.Key)
+		} else {
+			names = append(names, k.Origin)
+		}
+	}
+	if len(candidates) == 0 {
+		if len(trust.LogKeys) == 0 {
+			return nil, nil, fmt.Errorf("%w: no log key to check the checkpoint of %s against: name the index's log keys (--log-key VKEY), or verify inside a replica of the index", checkpoint.ErrUnsigned, origin)
+		}
+		return nil, nil, fmt.Errorf("%w: none of the %d log key(s) given is for %s (they are for %s)", checkpoint.ErrUnsigned, len(trust.LogKeys), origin, strings.Join(names, ", "))
+	}
+	sc, err := checkpoint.Open(note, origin, candidates)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := trust.Witnesses.Cosignatures(note, origin)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := trust.Witnesses.Check(note, origin); err != nil {
+		return nil, nil, err
+	}
+	if trust.MaySign != nil {
+		if err := trust.MaySign(sc.Key, sc.Checkpoint, !trust.Witnesses.Unwitnessed()); err != nil {
+			return nil, nil, fmt.Errorf("the checkpoint signed at %s by key %s: %w", sc.Time.UTC().Format(time.RFC3339), sc.Key, err)
+		}
+	}
+	return sc, n, nil
 }
