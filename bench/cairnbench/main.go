@@ -65,7 +65,9 @@ func run() error {
 
 	// The large indexes, for the groups that read them.
 	var smallIx, bigIx *gen.Index
-	if slices.ContainsFunc(groups, func(g string) bool { return g == "verify" || g == "publish" || g == "serve" || g == "light" || g == "evidence" }) {
+	if slices.ContainsFunc(groups, func(g string) bool {
+		return g == "verify" || g == "publish" || g == "serve" || g == "light" || g == "evidence"
+	}) {
 		t0 := time.Now()
 		if smallIx, err = gen.Build(ctx, filepath.Join(work, "small"), small, false); err != nil {
 			return err
