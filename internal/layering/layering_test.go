@@ -67,6 +67,8 @@ var allowed = map[string][]string{
 	"internal/proof": {"internal/index", "internal/remote", "internal/light", "internal/checkpoint", "internal/record",
 		"internal/translog", "internal/witness"},
 	"internal/install": {"internal/blob", "internal/plan", "internal/safefile"},
+	// A lock's SBOM (CycloneDX).
+	"internal/sbom": {"internal/plan", "internal/blob", "internal/descriptor", "internal/record"},
 	// Evidence bundles: a light client's reads of a locked project, kept and replayed.
 	"internal/evidence": {"internal/plan", "internal/policy", "internal/proof", "internal/light", "internal/index",
 		"internal/blob", "internal/checkpoint", "internal/remote", "internal/transport"},

@@ -1,0 +1,385 @@
+// Package sbom writes a lock's software bill of materials: a CycloneDX
+// 1.6 JSON document (https://cyclonedx.org/docs/1.6/json/) that lists
+// every locked package and every locked artifact with its SHA-256 and
+// SHA-512 (Germany's BSI TR-03183-2 asks for SHA-512), and the dependency
+// graph as the lock resolved it, so that the SBOM tools an organisation
+// already runs read a cairn build plan.
+//
+// The document is a function of the lock and the bytes it names:
+//
+//   - each package is a component of type library, its bom-ref its
+//     name@version, its purl pkg:generic/NAMESPACE/NAME@VERSION with a
+//     repository_url qualifier naming the repository's URL when it is
+//     served (cairn is no registered purl type: generic is the honest
+//     one, and the qualifier says where the name means something), its
+//     licence (an SPDX expression), its summary, its supplier (the
+//     repository it was locked from), its publisher (the holder of the
+//     key that signed its authored record, when known), and the
+//     properties cairn:repository and cairn:descriptor (the descriptor's
+//     sha256, hex);
+//   - each distinct artifact of a package is a nested component of type
+//     file, its bom-ref name@version#sha256:HEX, with hashes SHA-256 and
+//     SHA-512 and the properties cairn:kind, cairn:size and one
+//     cairn:platform for each locked platform it serves;
+//   - metadata.component is the lock itself (bom-ref "cairn.lock",
+//     properties cairn:lock, its digest, and cairn:project, the sha256 of
+//     the cairn.yaml it was made from); dependencies give the lock's
+//     roots (the packages cairn.yaml or the snapshot chose) and each
+//     package's dependencies, resolved to the locked versions;
+//   - serialNumber is urn:uuid: of a UUIDv5 (SHA-1 name-based) of the
+//     lock's digest in cairn's own namespace, version 1;
+//   - metadata.timestamp is absent unless the caller gives a time (cairn
+//     sbom takes SOURCE_DATE_EPOCH, the reproducible-builds convention),
+//     so that the same lock and bytes give the same document.
+package sbom
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/google/uuid"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/plan"
+	"cairn.dev/cairn/internal/record"
+)
+
+// SpecVersion is the CycloneDX version written.
+const SpecVersion = cdx.SpecVersion1_6
+
+// LockRef is the bom-ref of the document's subject, the lock.
+const LockRef = "cairn.lock"
+
+// Namespace is the UUIDv5 namespace of documents' serial numbers: the
+// UUIDv5 of the URL https://cairn.dev/sbom in the URL namespace.
+var Namespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://cairn.dev/sbom"))
+
+// ErrUnread is the parent of Make's errors for a blob it could not read.
+var ErrUnread = errors.New("a blob the lock names could not be read")
+
+// Options configures Make.
+type Options struct {
+	// Open reads a blob the lock names for pkg (its descriptor, or one of
+	// its artifacts), verified by its SHA-256 and size as it streams
+	// (blob.Store.Open's contract). Required.
+	Open func(ctx context.Context, pkg *plan.Locked, ref blob.Ref) (io.ReadCloser, error)
+	// SHA512 gives artifacts' SHA-512 (hex) by their SHA-256 (hex),
+	// stated without reading them: the claims of a document being
+	// derived again where the artifacts are not at hand (Claims). An
+	// artifact it lacks is read through Open.
+	SHA512 map[string]string
+	// Publishers gives each package's publisher by name@version (see
+	// Publishers); a package it lacks has none.
+	Publishers map[string]string
+	// Time, if not zero, is the document's metadata.timestamp.
+	Time time.Time
+	// Tool names the program that writes the document ("cairn v0.14.0"):
+	// metadata.tools, a component named by its first word, versioned by
+	// the rest. Empty: none.
+	Tool string
+}
+
+// Document is a lock's SBOM.
+type Document struct {
+	JSON      []byte `json:"-"`         // the CycloneDX document
+	Serial    string `json:"serial"`    // its serialNumber
+	Packages  int    `json:"packages"`  // components of type library
+	Artifacts int    `json:"artifacts"` // nested components of type file
+}
+
+// Make writes the SBOM of l (see the package's documentation). The lock
+// must have been checked against the indexes (plan.Check): Make trusts
+// its references and reads their bytes through o.Open.
+func Make(ctx context.Context, l *plan.Lock, o Options) (*Document, error) {
+	if o.Open == nil {
+		return nil, errors.New("sbom: Options.Open is required")
+	}
+	locs := map[string]string{}
+	for _, r := range l.Repositories {
+		locs[r.Name] = r.Location
+	}
+	doc := &Document{Serial: "urn:uuid:" + uuid.NewSHA1(Namespace, []byte(l.Digest)).String()}
+	bom := cdx.NewBOM()
+	bom.SpecVersion = SpecVersion
+	bom.SerialNumber = doc.Serial
+	bom.Metadata = &cdx.Metadata{Component: &cdx.Component{
+		BOMRef: LockRef, Type: cdx.ComponentTypeApplication, Name: LockRef,
+		Description: "a cairn build plan: every package and artifact pinned by hash",
+		Properties:  &[]cdx.Property{{Name: "cairn:lock", Value: l.Digest}, {Name: "cairn:project", Value: l.Project}},
+	}}
+	if !o.Time.IsZero() {
+		bom.Metadata.Timestamp = o.Time.UTC().Format(time.RFC3339)
+	}
+	if o.Tool != "" {
+		name, version, _ := strings.Cut(o.Tool, " ")
+		bom.Metadata.Tools = &cdx.ToolsChoice{Components: &[]cdx.Component{{Type: cdx.ComponentTypeApplication, Name: name, Version: version}}}
+	}
+
+	var comps []cdx.Component
+	var roots []string
+	deps := []cdx.Dependency{}
+	for i := range l.Packages {
+		pkg := &l.Packages[i]
+		d, err := readDescriptor(ctx, pkg, o)
+		if err != nil {
+			return nil, err
+		}
+		c := cdx.Component{
+			BOMRef:      pkg.ID(),
+			Type:        cdx.ComponentTypeLibrary,
+			Name:        pkg.Name,
+			Version:     pkg.Version,
+			Description: d.Summary,
+			Publisher:   o.Publishers[pkg.ID()],
+			PackageURL:  PURL(pkg.Name, pkg.Version, locs[pkg.Repository]),
+			Supplier:    &cdx.OrganizationalEntity{Name: pkg.Repository},
+			Properties: &[]cdx.Property{
+				{Name: "cairn:repository", Value: pkg.Repository},
+				{Name: "cairn:descriptor", Value: pkg.Descriptor.SHA256},
+			},
+		}
+		if u := locs[pkg.Repository]; served(u) {
+			c.Supplier.URL = &[]string{u}
+		}
+		if d.License != "" {
+			c.Licenses = &cdx.Licenses{{Expression: d.License}}
+		}
+		files, err := artifacts(ctx, pkg, o)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) > 0 {
+			c.Components = &files
+		}
+		doc.Artifacts += len(files)
+		comps = append(comps, c)
+
+		dep := cdx.Dependency{Ref: pkg.ID()}
+		var on []string
+		for _, dd := range d.Dependencies {
+			to := l.Package(dd.Name)
+			if to == nil {
+				return nil, fmt.Errorf("package %s depends on %s (%s), which %s does not lock: run cairn lock again", pkg.ID(), dd.Name, dd.Version, plan.LockFile)
+			}
+			on = append(on, to.ID())
+		}
+		slices.Sort(on)
+		if on = slices.Compact(on); len(on) > 0 {
+			dep.Dependencies = &on
+		}
+		deps = append(deps, dep)
+		if slices.ContainsFunc(pkg.ChosenBy, func(why string) bool { return !strings.HasPrefix(why, "required by ") }) {
+			roots = append(roots, pkg.ID())
+		}
+	}
+	doc.Packages = len(comps)
+	if len(comps) > 0 {
+		bom.Components = &comps
+	}
+	root := cdx.Dependency{Ref: LockRef}
+	if len(roots) > 0 {
+		root.Dependencies = &roots
+	}
+	deps = append([]cdx.Dependency{root}, deps...)
+	bom.Dependencies = &deps
+
+	var buf bytes.Buffer
+	if err := cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON).SetPretty(true).SetEscapeHTML(false).EncodeVersion(bom, SpecVersion); err != nil {
+		return nil, fmt.Errorf("sbom: encoding the CycloneDX document: %w", err)
+	}
+	doc.JSON = buf.Bytes()
+	return doc, nil
+}
+
+// readDescriptor reads and parses a locked package's descriptor.
+func readDescriptor(ctx context.Context, pkg *plan.Locked, o Options) (*descriptor.Descriptor, error) {
+	data, err := readAll(ctx, pkg, pkg.Descriptor, o)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s's descriptor (sha256 %s): %w", ErrUnread, pkg.ID(), pkg.Descriptor.SHA256, err)
+	}
+	d, err := descriptor.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s's descriptor (sha256 %s): %w", pkg.ID(), pkg.Descriptor.SHA256, err)
+	}
+	return d, nil
+}
+
+func readAll(ctx context.Context, pkg *plan.Locked, ref blob.Ref, o Options) ([]byte, error) {
+	rc, err := o.Open(ctx, pkg, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// artifacts returns a package's distinct artifacts as file components, in
+// the lock's order, each with the platforms it serves.
+func artifacts(ctx context.Context, pkg *plan.Locked, o Options) ([]cdx.Component, error) {
+	var out []cdx.Component
+	index := map[string]int{}
+	for _, a := range pkg.Artifacts {
+		if i, ok := index[a.SHA256]; ok {
+			if a.Platform != "" {
+				*out[i].Properties = append(*out[i].Properties, cdx.Property{Name: "cairn:platform", Value: a.Platform})
+			}
+			continue
+		}
+		sum, err := sha512Of(ctx, pkg, a, o)
+		if err != nil {
+			return nil, err
+		}
+		props := []cdx.Property{{Name: "cairn:kind", Value: a.Kind}, {Name: "cairn:size", Value: strconv.FormatInt(a.Size, 10)}}
+		if a.Platform != "" {
+			props = append(props, cdx.Property{Name: "cairn:platform", Value: a.Platform})
+		}
+		index[a.SHA256] = len(out)
+		out = append(out, cdx.Component{
+			BOMRef: pkg.ID() + "#sha256:" + a.SHA256,
+			Type:   cdx.ComponentTypeFile,
+			Name:   a.File,
+			Hashes: &[]cdx.Hash{
+				{Algorithm: cdx.HashAlgoSHA256, Value: a.SHA256},
+				{Algorithm: cdx.HashAlgoSHA512, Value: sum},
+			},
+			Properties: &props,
+		})
+	}
+	return out, nil
+}
+
+// sha512Of returns an artifact's SHA-512: o.SHA512's, or hashed from its
+// bytes as o.Open reads them (checked by SHA-256 as they stream).
+func sha512Of(ctx context.Context, pkg *plan.Locked, a plan.LockedArtifact, o Options) (string, error) {
+	if sum, ok := o.SHA512[a.SHA256]; ok {
+		return sum, nil
+	}
+	fail := func(err error) (string, error) {
+		return "", fmt.Errorf("%w: %s's artifact %s (sha256 %s): %w", ErrUnread, pkg.ID(), a.File, a.SHA256, err)
+	}
+	rc, err := o.Open(ctx, pkg, a.Ref)
+	if err != nil {
+		return fail(err)
+	}
+	defer rc.Close()
+	h := sha512.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return fail(err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// served reports whether a lock's repository location is a URL (not
+// path:DIR, an index on one machine's disk).
+func served(loc string) bool {
+	return strings.HasPrefix(loc, "https://") || strings.HasPrefix(loc, "http://")
+}
+
+// PURL is a locked package's package URL: pkg:generic/NAMESPACE/NAME@VERSION,
+// with a repository_url qualifier when the repository is served (loc a
+// URL).
+func PURL(name, version, loc string) string {
+	ns, n, _ := strings.Cut(name, "/")
+	s := "pkg:generic/" + escape(ns, false) + "/" + escape(n, false) + "@" + escape(version, false)
+	if served(loc) {
+		s += "?repository_url=" + escape(loc, true)
+	}
+	return s
+}
+
+// escape percent-encodes s for a purl: every byte but the unreserved
+// characters, and but ':' and '/' in a qualifier's value (a URL), which
+// the purl specification's own examples leave unencoded there.
+func escape(s string, qualifier bool) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+			b.WriteByte(c)
+		case qualifier && (c == ':' || c == '/'):
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// Publishers returns each locked package's publisher by name@version:
+// the holder (as its repository's root granted it) of the key that
+// signed its active authored record, several joined by ", ". A package
+// whose authored record names no holder has none.
+func Publishers(l *plan.Lock, srcs plan.Sources) (map[string]string, error) {
+	out := map[string]string{}
+	for i := range l.Packages {
+		pkg := &l.Packages[i]
+		s := srcs.Get(pkg.Repository)
+		if s == nil {
+			return nil, fmt.Errorf("package %s: repository %s is not in %s", pkg.ID(), pkg.Repository, plan.ProjectFile)
+		}
+		_, _, recs, err := s.Catalog.Version(pkg.Name, pkg.Version)
+		if err != nil {
+			return nil, fmt.Errorf("package %s: %w", pkg.ID(), err)
+		}
+		var holders []string
+		for _, r := range recs {
+			if r.Kind == string(record.Authored) && r.Status.Active() && r.Holder != "" {
+				holders = append(holders, r.Holder)
+			}
+		}
+		slices.Sort(holders)
+		if holders = slices.Compact(holders); len(holders) > 0 {
+			out[pkg.ID()] = strings.Join(holders, ", ")
+		}
+	}
+	return out, nil
+}
+
+// Claims returns what a document states of each artifact's SHA-512, by
+// SHA-256 (both hex): Options.SHA512 for deriving it again where the
+// artifacts are not at hand.
+func Claims(doc []byte) (map[string]string, error) {
+	var bom cdx.BOM
+	if err := cdx.NewBOMDecoder(bytes.NewReader(doc), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		return nil, fmt.Errorf("not a CycloneDX JSON document: %w", err)
+	}
+	out := map[string]string{}
+	var walk func([]cdx.Component)
+	walk = func(cs []cdx.Component) {
+		for _, c := range cs {
+			if c.Hashes != nil {
+				var s256, s512 string
+				for _, h := range *c.Hashes {
+					switch h.Algorithm {
+					case cdx.HashAlgoSHA256:
+						s256 = h.Value
+					case cdx.HashAlgoSHA512:
+						s512 = h.Value
+					}
+				}
+				if s256 != "" && s512 != "" {
+					out[s256] = s512
+				}
+			}
+			if c.Components != nil {
+				walk(*c.Components)
+			}
+		}
+	}
+	if bom.Components != nil {
+		walk(*bom.Components)
+	}
+	return out, nil
+}
