@@ -92,6 +92,11 @@ cairn evidence verify build-2026-11-29.evidence
 cairn evidence verify build-2026-11-29.evidence --policy regulator.yaml
 cairn evidence verify build-2026-11-29.evidence --json`,
 	"evidence show": `cairn evidence show build-2026-11-29.evidence`,
+	"sbom": `# after cairn lock: the plan's CycloneDX 1.6 SBOM, for the SBOM tools you run
+cairn sbom -o cairn.cdx.json
+# dated, for a reproducible build
+SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) cairn sbom --dir services/api -o api.cdx.json --json
+cairn sbom --offline > cairn.cdx.json`,
 	"proof verify": `# anywhere, with no network: the index's log key (cairn key vkey) and the witnesses you trust
 cairn proof verify 3f1c0a9e.tlog-proof --log-key cairn.dev/index/3f1c…+5e1a2b3c+AZ… --introduction 3f1c… --witness w1.example+…
 # inside a replica of the index: its verified keys are the log keys
