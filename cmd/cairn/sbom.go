@@ -64,11 +64,7 @@ printed; with -o it is written atomically, and --json prints what was written.`,
 			if err != nil {
 				return err
 			}
-			pubs, err := sbom.Publishers(l, pr.srcs)
-			if err != nil {
-				return err
-			}
-			// Each blob through the shared cache, fetched from its
+			// Each artifact through the shared cache, fetched from its
 			// repository's stores if it is not there, verified as install
 			// verifies it.
 			open := func(ctx context.Context, pkg *plan.Locked, ref blob.Ref) (io.ReadCloser, error) {
@@ -78,7 +74,7 @@ printed; with -o it is written atomically, and --json prints what was written.`,
 				}
 				return (&blob.Chain{Local: cache, Mirrors: s.Blobs}).Open(ctx, ref)
 			}
-			doc, err := sbom.Make(ctx, l, sbom.Options{Open: open, Publishers: pubs, Time: at, Tool: "cairn " + currentVersion().Version})
+			doc, err := sbom.Make(ctx, l, pr.srcs, sbom.Options{Open: open, Time: at, Tool: "cairn " + currentVersion().Version})
 			if err != nil {
 				return err
 			}

@@ -70,18 +70,15 @@ var ErrUnread = errors.New("a blob the lock names could not be read")
 
 // Options configures Make.
 type Options struct {
-	// Open reads a blob the lock names for pkg (its descriptor, or one of
-	// its artifacts), verified by its SHA-256 and size as it streams
-	// (blob.Store.Open's contract). Required.
+	// Open reads an artifact of pkg that the lock names, verified by its
+	// SHA-256 and size as it streams (blob.Store.Open's contract).
+	// Required unless SHA512 has every artifact.
 	Open func(ctx context.Context, pkg *plan.Locked, ref blob.Ref) (io.ReadCloser, error)
 	// SHA512 gives artifacts' SHA-512 (hex) by their SHA-256 (hex),
 	// stated without reading them: the claims of a document being
 	// derived again where the artifacts are not at hand (Claims). An
 	// artifact it lacks is read through Open.
 	SHA512 map[string]string
-	// Publishers gives each package's publisher by name@version (see
-	// Publishers); a package it lacks has none.
-	Publishers map[string]string
 	// Time, if not zero, is the document's metadata.timestamp.
 	Time time.Time
 	// Tool names the program that writes the document ("cairn v0.14.0"):
@@ -98,13 +95,11 @@ type Document struct {
 	Artifacts int    `json:"artifacts"` // nested components of type file
 }
 
-// Make writes the SBOM of l (see the package's documentation). The lock
-// must have been checked against the indexes (plan.Check): Make trusts
-// its references and reads their bytes through o.Open.
-func Make(ctx context.Context, l *plan.Lock, o Options) (*Document, error) {
-	if o.Open == nil {
-		return nil, errors.New("sbom: Options.Open is required")
-	}
+// Make writes the SBOM of l (see the package's documentation), reading
+// each package's descriptor and records from its repository in srcs and
+// each artifact's bytes through o.Open. The lock must have been checked
+// against srcs (plan.Check).
+func Make(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*Document, error) {
 	locs := map[string]string{}
 	for _, r := range l.Repositories {
 		locs[r.Name] = r.Location
@@ -131,7 +126,7 @@ func Make(ctx context.Context, l *plan.Lock, o Options) (*Document, error) {
 	deps := []cdx.Dependency{}
 	for i := range l.Packages {
 		pkg := &l.Packages[i]
-		d, err := readDescriptor(ctx, pkg, o)
+		d, publisher, err := read(pkg, srcs)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +136,7 @@ func Make(ctx context.Context, l *plan.Lock, o Options) (*Document, error) {
 			Name:        pkg.Name,
 			Version:     pkg.Version,
 			Description: d.Summary,
-			Publisher:   o.Publishers[pkg.ID()],
+			Publisher:   publisher,
 			PackageURL:  PURL(pkg.Name, pkg.Version, locs[pkg.Repository]),
 			Supplier:    &cdx.OrganizationalEntity{Name: pkg.Repository},
 			Properties: &[]cdx.Property{
@@ -202,26 +197,30 @@ func Make(ctx context.Context, l *plan.Lock, o Options) (*Document, error) {
 	return doc, nil
 }
 
-// readDescriptor reads and parses a locked package's descriptor.
-func readDescriptor(ctx context.Context, pkg *plan.Locked, o Options) (*descriptor.Descriptor, error) {
-	data, err := readAll(ctx, pkg, pkg.Descriptor, o)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s's descriptor (sha256 %s): %w", ErrUnread, pkg.ID(), pkg.Descriptor.SHA256, err)
+// read returns a locked package's descriptor as its repository holds it
+// (the lock's, by digest) and its publisher: the holder (as the
+// repository's root granted it) of the key that signed its active
+// authored record, several joined by ", ", or none.
+func read(pkg *plan.Locked, srcs plan.Sources) (*descriptor.Descriptor, string, error) {
+	s := srcs.Get(pkg.Repository)
+	if s == nil {
+		return nil, "", fmt.Errorf("package %s: repository %s is not in %s", pkg.ID(), pkg.Repository, plan.ProjectFile)
 	}
-	d, err := descriptor.Parse(data)
+	d, ref, recs, err := s.Catalog.Version(pkg.Name, pkg.Version)
 	if err != nil {
-		return nil, fmt.Errorf("%s's descriptor (sha256 %s): %w", pkg.ID(), pkg.Descriptor.SHA256, err)
+		return nil, "", fmt.Errorf("package %s: %w", pkg.ID(), err)
 	}
-	return d, nil
-}
-
-func readAll(ctx context.Context, pkg *plan.Locked, ref blob.Ref, o Options) ([]byte, error) {
-	rc, err := o.Open(ctx, pkg, ref)
-	if err != nil {
-		return nil, err
+	if ref != pkg.Descriptor {
+		return nil, "", fmt.Errorf("package %s: repository %s holds descriptor %s, %s names %s: check the lock (cairn lock --check)", pkg.ID(), pkg.Repository, ref, plan.LockFile, pkg.Descriptor)
 	}
-	defer rc.Close()
-	return io.ReadAll(rc)
+	var holders []string
+	for _, r := range recs {
+		if r.Kind == string(record.Authored) && r.Status.Active() && r.Holder != "" {
+			holders = append(holders, r.Holder)
+		}
+	}
+	slices.Sort(holders)
+	return d, strings.Join(slices.Compact(holders), ", "), nil
 }
 
 // artifacts returns a package's distinct artifacts as file components, in
@@ -267,6 +266,9 @@ func sha512Of(ctx context.Context, pkg *plan.Locked, a plan.LockedArtifact, o Op
 	}
 	fail := func(err error) (string, error) {
 		return "", fmt.Errorf("%w: %s's artifact %s (sha256 %s): %w", ErrUnread, pkg.ID(), a.File, a.SHA256, err)
+	}
+	if o.Open == nil {
+		return fail(errors.New("no SHA-512 given and no way to read it"))
 	}
 	rc, err := o.Open(ctx, pkg, a.Ref)
 	if err != nil {
@@ -315,36 +317,6 @@ func escape(s string, qualifier bool) string {
 		}
 	}
 	return b.String()
-}
-
-// Publishers returns each locked package's publisher by name@version:
-// the holder (as its repository's root granted it) of the key that
-// signed its active authored record, several joined by ", ". A package
-// whose authored record names no holder has none.
-func Publishers(l *plan.Lock, srcs plan.Sources) (map[string]string, error) {
-	out := map[string]string{}
-	for i := range l.Packages {
-		pkg := &l.Packages[i]
-		s := srcs.Get(pkg.Repository)
-		if s == nil {
-			return nil, fmt.Errorf("package %s: repository %s is not in %s", pkg.ID(), pkg.Repository, plan.ProjectFile)
-		}
-		_, _, recs, err := s.Catalog.Version(pkg.Name, pkg.Version)
-		if err != nil {
-			return nil, fmt.Errorf("package %s: %w", pkg.ID(), err)
-		}
-		var holders []string
-		for _, r := range recs {
-			if r.Kind == string(record.Authored) && r.Status.Active() && r.Holder != "" {
-				holders = append(holders, r.Holder)
-			}
-		}
-		slices.Sort(holders)
-		if holders = slices.Compact(holders); len(holders) > 0 {
-			out[pkg.ID()] = strings.Join(holders, ", ")
-		}
-	}
-	return out, nil
 }
 
 // Claims returns what a document states of each artifact's SHA-512, by

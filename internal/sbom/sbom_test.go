@@ -202,11 +202,7 @@ func (c component) hash(alg string) string {
 // the dependency graph as the lock resolved it.
 func TestMake(t *testing.T) {
 	w := newWorld(t)
-	pubs, err := Publishers(w.lock, w.srcs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := Make(w.Ctx, w.lock, Options{Open: w.open, Publishers: pubs, Tool: "cairn v1.2.3"})
+	doc, err := Make(w.Ctx, w.lock, w.srcs, Options{Open: w.open, Tool: "cairn v1.2.3"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +290,7 @@ func TestMake(t *testing.T) {
 	}
 
 	// The same lock and bytes: the same document.
-	again, err := Make(w.Ctx, w.lock, Options{Open: w.open, Publishers: pubs, Tool: "cairn v1.2.3"})
+	again, err := Make(w.Ctx, w.lock, w.srcs, Options{Open: w.open, Tool: "cairn v1.2.3"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +303,7 @@ func TestMake(t *testing.T) {
 	if _, err := other.Marshal(); err != nil {
 		t.Fatal(err)
 	}
-	od, err := Make(w.Ctx, &other, Options{Open: w.open})
+	od, err := Make(w.Ctx, &other, w.srcs, Options{Open: w.open})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +315,7 @@ func TestMake(t *testing.T) {
 // The schema is a real check: a document that breaks it is refused.
 func TestSchemaRefuses(t *testing.T) {
 	w := newWorld(t)
-	doc, err := Make(w.Ctx, w.lock, Options{Open: w.open, Time: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)})
+	doc, err := Make(w.Ctx, w.lock, w.srcs, Options{Open: w.open, Time: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,10 +344,10 @@ func TestSchemaRefuses(t *testing.T) {
 
 // A document derived again where the artifacts are not at hand states
 // the claimed SHA-512s (Claims) without reading them, and is the same
-// document; a blob Open cannot read is an error that says which.
+// document; an artifact Open cannot read is an error that says which.
 func TestClaims(t *testing.T) {
 	w := newWorld(t)
-	doc, err := Make(w.Ctx, w.lock, Options{Open: w.open})
+	doc, err := Make(w.Ctx, w.lock, w.srcs, Options{Open: w.open})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,29 +358,35 @@ func TestClaims(t *testing.T) {
 	if len(claims) != doc.Artifacts {
 		t.Fatalf("%d claims of %d artifacts", len(claims), doc.Artifacts)
 	}
-	descriptors := map[string]bool{}
-	for _, p := range w.lock.Packages {
-		descriptors[p.Descriptor.SHA256] = true
-	}
-	descOnly := func(ctx context.Context, pkg *plan.Locked, ref blob.Ref) (io.ReadCloser, error) {
-		if !descriptors[ref.SHA256] {
-			return nil, fmt.Errorf("blob %s: %w", ref.SHA256, fs.ErrNotExist)
-		}
-		return w.open(ctx, pkg, ref)
-	}
-	again, err := Make(w.Ctx, w.lock, Options{Open: descOnly, SHA512: claims})
+	again, err := Make(w.Ctx, w.lock, w.srcs, Options{SHA512: claims})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(again.JSON, doc.JSON) {
 		t.Errorf("derived again from the claims, the document differs")
 	}
-	_, err = Make(w.Ctx, w.lock, Options{Open: descOnly})
+	gone := func(ctx context.Context, pkg *plan.Locked, ref blob.Ref) (io.ReadCloser, error) {
+		return nil, fmt.Errorf("blob %s: %w", ref.SHA256, fs.ErrNotExist)
+	}
+	_, err = Make(w.Ctx, w.lock, w.srcs, Options{Open: gone})
 	if !errors.Is(err, ErrUnread) || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "acme/app@2.0.0-rc.1's artifact") {
 		t.Errorf("artifacts unread: %v", err)
 	}
 	if _, err := Claims([]byte(`{"bomFormat": 7}`)); err == nil {
 		t.Error("Claims read a document that is not CycloneDX")
+	}
+}
+
+// A lock that names another descriptor than its repository holds is no
+// plan to describe.
+func TestOtherDescriptor(t *testing.T) {
+	w := newWorld(t)
+	l := *w.lock
+	l.Packages = slices.Clone(l.Packages)
+	l.Packages[1].Descriptor = l.Packages[0].Descriptor
+	_, err := Make(w.Ctx, &l, w.srcs, Options{Open: w.open})
+	if err == nil || !strings.Contains(err.Error(), "package acme/log@1.1.0: repository acme holds descriptor sha256:") {
+		t.Errorf("a lock naming acme/app's descriptor for acme/log: %v", err)
 	}
 }
 
