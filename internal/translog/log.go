@@ -382,12 +382,27 @@ func (l *Log) commit(head string) error {
 	if err := l.flush(); err != nil {
 		return err
 	}
-	if err := l.hashes.Sync(); err != nil {
-		return err
-	}
 	read := tlog.HashReaderFunc(l.readStaged)
 	root, err := tlog.TreeHash(size, read)
 	if err != nil {
+		return err
+	}
+	// The new state is written to its temporary file now and synced
+	// together with the hashes (one journal commit, not two); it is
+	// renamed into place only once the tiles are written.
+	st := &state{Size: size, Head: head, Root: root}
+	for _, e := range l.bundle {
+		st.Last = append(st.Last, string(e))
+	}
+	next, err := createState(l.dir, st)
+	if err != nil {
+		return err
+	}
+	defer next.Discard()
+	synced := make(chan error, 1)
+	go func() { synced <- next.Sync() }()
+	herr := l.hashes.Sync()
+	if err := errors.Join(herr, <-synced); err != nil {
 		return err
 	}
 	var w tileWriter
@@ -425,11 +440,10 @@ func (l *Log) commit(head string) error {
 	if testHookBeforeState != nil {
 		testHookBeforeState()
 	}
-	st := &state{Size: size, Head: head, Root: root}
-	for _, e := range l.bundle {
-		st.Last = append(st.Last, string(e))
+	if err := next.Install(); err != nil {
+		return err
 	}
-	if err := writeState(l.dir, st); err != nil {
+	if err := safefile.SyncDir(l.dir); err != nil {
 		return err
 	}
 	l.size, l.head, l.root, l.staged, l.full, l.stamp = size, head, root, 0, nil, nil
@@ -503,6 +517,16 @@ func (l *Log) recover() error {
 		}
 	}
 	l.flushed = want
+	// A commit's next state file, written before its tiles and renamed
+	// after them: a crash between leaves it (the lock says no writer is
+	// at work now).
+	if tmps, _ := filepath.Glob(filepath.Join(l.dir, ".tmp-"+stateFile+"-*")); len(tmps) > 0 {
+		for _, p := range tmps {
+			if err := removeFile(p); err != nil {
+				return err
+			}
+		}
+	}
 	return os.RemoveAll(filepath.Join(l.dir, stagingDir))
 }
 
@@ -785,6 +809,16 @@ func readState(dir string) (*state, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, filepath.Join(dir, stateFile), err)
 	}
 	return &st, nil
+}
+
+// createState writes st to a temporary file beside the state file,
+// neither synced nor in place (safefile.Pending).
+func createState(dir string, st *state) (*safefile.Pending, error) {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return safefile.Create(filepath.Join(dir, stateFile), append(data, '\n'), 0o644)
 }
 
 func writeState(dir string, st *state) error {
