@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
@@ -20,6 +23,7 @@ func newCertifyCmd() *cobra.Command {
 		f        changeFlags
 		property string
 		c        author.Certification
+		src      sourceFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "certify NAME@VERSION --property KIND",
@@ -28,6 +32,7 @@ func newCertifyCmd() *cobra.Command {
 certify:KIND (publishers may also mark their own packages deprecated or withdrawn).
 
   --property audited|reviewed|reproduced|proof-checked|scanned|deprecated|withdrawn [--note] [--evidence FILE]
+  --property audited|reproduced --artifact PLATFORM --source-file SRC.tar.gz   binds a binary to its (unpublished) source
   --property tested [--result PASSED|WARNED|FAILED]                          in-toto test-result
   --property vulnerable --id GHSA-… --severity low|medium|high|critical [--affects RANGE]   in-toto vulns
   --property fixed --id GHSA-…[,…] [--note] [--evidence FILE]               answers vulnerabilities
@@ -54,6 +59,9 @@ this repository's own statement about the upstream's descriptor, served beside i
 				return usageError{err}
 			}
 			c.Name, c.Version, c.Kind = name, version, kind
+			if c.Source, err = src.ref(); err != nil {
+				return err
+			}
 			what := string(kind)
 			if len(c.Artifacts) > 0 {
 				what += " (" + strings.Join(c.Artifacts, ", ") + ")"
@@ -80,7 +88,49 @@ this repository's own statement about the upstream's descriptor, served beside i
 	fl.StringVar(&c.Result, "result", "", "tested: PASSED (default), WARNED or FAILED")
 	fl.StringVar(&c.Supersedes, "supersedes", "", "the id of an earlier record of yours that this one replaces")
 	fl.StringVar(&c.Upstream, "upstream", "", "certify the version this upstream publishes (needed only when several do)")
+	src.register(fl)
 	return cmd
+}
+
+// sourceFlags name the source archive an audit or a reproduction checked
+// a binary against: by its digest and size, or by the file, of which only
+// the digest and size are recorded (the source may stay internal).
+type sourceFlags struct {
+	digest string
+	size   int64
+	file   string
+}
+
+func (s *sourceFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&s.digest, "source-digest", "", "audited, reproduced: sha256:HEX of the source archive the binary was checked against (with --source-size); the source itself is not published")
+	fl.Int64Var(&s.size, "source-size", 0, "the size in bytes of the source archive --source-digest names")
+	fl.StringVar(&s.file, "source-file", "", "audited, reproduced: the source archive the binary was checked against; only its digest and size are recorded")
+}
+
+// ref is the source named, nil if none.
+func (s *sourceFlags) ref() (*blob.Ref, error) {
+	switch {
+	case s.file != "" && (s.digest != "" || s.size != 0):
+		return nil, usageError{errors.New("name the source by --source-file, or by --source-digest and --source-size, not both")}
+	case s.file != "":
+		f, err := os.Open(s.file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		ref, err := blob.Digest(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading the source %s: %w", s.file, err)
+		}
+		return &ref, nil
+	case s.digest != "" || s.size != 0:
+		hex, ok := strings.CutPrefix(s.digest, "sha256:")
+		if !ok || !blob.IsDigest(hex) || s.size <= 0 {
+			return nil, usageError{fmt.Errorf("--source-digest %q --source-size %d: want sha256:HEX (64 lowercase hex digits) and the size in bytes", s.digest, s.size)}
+		}
+		return &blob.Ref{SHA256: hex, Size: s.size}, nil
+	}
+	return nil, nil
 }
 
 func newRevokeCmd() *cobra.Command {

@@ -182,6 +182,9 @@ func printEvidence(w io.Writer, file string, rep *evidence.Report, all bool) {
 				fmt.Fprintf(w, " (%s)", r.Holder)
 			}
 			fmt.Fprintf(w, ", %s, %s, leaf %d of %d\n", r.Status, r.Time.UTC().Format("2006-01-02T15:04:05Z"), r.Leaf, r.Tree)
+			if r.Source != nil {
+				fmt.Fprintf(w, "      binds %s to the source sha256:%s (%d bytes), which the bundle need not hold\n", strings.Join(r.Artifacts, ", "), r.Source.SHA256, r.Source.Size)
+			}
 		}
 	}
 	if rep.Blobs {

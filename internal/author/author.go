@@ -222,6 +222,11 @@ type Certification struct {
 	Findings   []record.VulnResult
 	Scanner    string
 	Supersedes string // a record id (or prefix) this one replaces
+	// Source is the source archive the certifier checked the binary
+	// against (audited, reproduced), named by its digest and size only:
+	// a public index proves which hidden source a binary came from
+	// without ever holding it.
+	Source *blob.Ref
 	// Upstream names the upstream whose version is certified, when more
 	// than one publishes it. A version main does not publish is looked
 	// for in the followed upstreams; the record then goes under
@@ -267,6 +272,14 @@ func CertifyAll(ctx context.Context, r *index.Repo, cs []Certification, s keys.S
 func certification(ctx context.Context, r *index.Repo, c Certification, s keys.Signer) ([]*record.Record, string, string, error) {
 	if !c.Kind.IsCertification() {
 		return nil, "", "", fmt.Errorf("%q is not a certification property (want one of audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn)", c.Kind)
+	}
+	if c.Source != nil {
+		if c.Kind != record.Audited && c.Kind != record.Reproduced {
+			return nil, "", "", fmt.Errorf("a source digest names the source an audit or a reproduction checked a binary against: %s records take none", c.Kind)
+		}
+		if err := c.Source.Check(); err != nil {
+			return nil, "", "", fmt.Errorf("the source digest: %w", err)
+		}
 	}
 	d, ref, err := r.Descriptor(ctx, c.Name, c.Version)
 	upstream := ""
@@ -370,7 +383,7 @@ func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
 		}
 		return record.FixedPredicate{Vulnerabilities: strings.Split(c.VulnID, ","), Note: c.Note, Evidence: evidence, Issued: now()}, nil
 	}
-	return record.CertificationPredicate{Issued: now(), Note: c.Note, Evidence: evidence}, nil
+	return record.CertificationPredicate{Issued: now(), Note: c.Note, Evidence: evidence, Source: c.Source}, nil
 }
 
 func endRecord(kind record.Kind, target, reason, replacement string, signers ...keys.Signer) (*record.Record, error) {

@@ -27,6 +27,7 @@ import (
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/proof"
+	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
 )
 
@@ -100,6 +101,12 @@ type RecordProof struct {
 	Time    time.Time `json:"time"`
 	Leaf    int64     `json:"leaf"`      // its leaf in the log
 	Tree    int64     `json:"tree_size"` // of the checkpoint that proves it
+	// Artifacts are the artifacts it is about (none: the whole version).
+	Artifacts []string `json:"artifacts,omitempty"`
+	// Source is, for an audit or a reproduction of a binary, the source
+	// archive it was checked against, by digest: the binding of a binary
+	// to a source the index need not hold.
+	Source *blob.Ref `json:"source,omitempty"`
 }
 
 var (
@@ -354,7 +361,13 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			pr := proven[r.ID]
 			// When it was appended: its entry's time, which its proof proved.
 			at := time.Unix(pr.Entry.Time, 0).UTC()
-			pp.Records = append(pp.Records, RecordProof{ID: r.ID, Kind: r.Kind, Issuer: r.Issuer, Holder: r.Holder, Status: r.Status.String(), EndedBy: r.EndedBy, Time: at, Leaf: pr.Index, Tree: pr.Checkpoint.Size})
+			rp := RecordProof{ID: r.ID, Kind: r.Kind, Issuer: r.Issuer, Holder: r.Holder, Status: r.Status.String(), EndedBy: r.EndedBy, Time: at, Leaf: pr.Index, Tree: pr.Checkpoint.Size, Artifacts: r.Artifacts}
+			if r.Record != nil {
+				if cp, ok := r.Record.Predicate.(record.CertificationPredicate); ok {
+					rp.Source = cp.Source
+				}
+			}
+			pp.Records = append(pp.Records, rp)
 		}
 		rep.Packages = append(rep.Packages, pp)
 	}
