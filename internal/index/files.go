@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,7 +14,6 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
-	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -402,8 +402,15 @@ func packageOf(parts []string) (string, bool) {
 	if descriptor.CheckName(name) != nil {
 		return "", false
 	}
-	if "packages/"+strings.Join(parts[:6], "/") != layout.PackageDir(name) {
-		return "", false
+	// The shard digits are layout.PackageDir's: the first four hex
+	// digits of the name's SHA-256, one a directory (compared digit by
+	// digit, as the log's replay asks this of every file).
+	sum := sha256.Sum256([]byte(name))
+	const hexDigits = "0123456789abcdef"
+	for i := 0; i < 4; i++ {
+		if len(parts[i]) != 1 || parts[i][0] != hexDigits[sum[i/2]>>(4*(1-i%2))&0xf] {
+			return "", false
+		}
 	}
 	return name, true
 }

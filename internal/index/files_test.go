@@ -337,6 +337,21 @@ func TestSubjectOf(t *testing.T) {
 			t.Errorf("SubjectOf(%q) = %q, %v; want %q", c.path, got, ok, c.subject)
 		}
 	}
+	// The four shard digits are the name's: each other digit, or a
+	// directory of two digits, is outside the layout.
+	for i := 0; i < 4; i++ {
+		parts := strings.Split(pkg, "/")
+		for _, d := range []string{"0", "7", "f", "F", "00", parts[1+i] + parts[1+i]} {
+			if d == parts[1+i] {
+				continue
+			}
+			parts[1+i] = d
+			if got, ok := index.SubjectOf(strings.Join(parts, "/") + "/1.2.3/descriptor.json"); ok {
+				t.Errorf("SubjectOf(%s) = %q, but shard digit %d is not the name's", strings.Join(parts, "/"), got, i+1)
+			}
+			parts = strings.Split(pkg, "/")
+		}
+	}
 	// A declaration is also in "upstreams", which lists every upstream;
 	// an upstream's package records are not.
 	if got := index.SubjectsOf("upstreams/pub/" + snap + ".json"); strings.Join(got, ",") != "upstream pub,upstreams" {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 
 	"filippo.io/torchwood"
@@ -74,7 +75,9 @@ type Log struct {
 	flushed int64       // stored hashes in the hashes file
 	bundle  [][]byte    // the entries of the last, partial entry bundle (committed and staged)
 	full    []int64     // staged full entry bundles, in staging/
-	stamp   fs.FileInfo // of the state file last read (nil: read it again)
+	// stagingW writes them (in place: staging/ is emptied before and after a batch).
+	stagingW tileWriter
+	stamp    fs.FileInfo // of the state file last read (nil: read it again)
 }
 
 type state struct {
@@ -261,8 +264,9 @@ func (l *Log) appendText(text []byte) (index int64, leaf tlog.Hash, err error) {
 	if len(l.bundle) == tileWidth {
 		// A full bundle goes to staging/ now, so memory holds one bundle.
 		t := tlog.Tile{H: tileHeight, L: -1, N: n / tileWidth, W: tileWidth}
-		var w tileWriter // not synced: staging/ does not outlive a crash
-		if err := w.write(filepath.Join(l.dir, stagingDir, fmt.Sprint(t.N)), encodeBundle(l.bundle)); err != nil {
+		// Not synced: staging/ does not outlive a crash.
+		l.stagingW.fresh = true
+		if err := l.stagingW.write(filepath.Join(l.dir, stagingDir, strconv.FormatInt(t.N, 10)), encodeBundle(l.bundle)); err != nil {
 			return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
 		}
 		l.full = append(l.full, t.N)
@@ -405,7 +409,9 @@ func (l *Log) commit(head string) error {
 	if err := errors.Join(herr, <-synced); err != nil {
 		return err
 	}
-	var w tileWriter
+	// Every tile written here is past the committed tree until the state
+	// file names it.
+	w := tileWriter{fresh: true}
 	for _, n := range l.full {
 		p := filepath.Join(l.dir, torchwood.TilePath(tlog.Tile{H: tileHeight, L: -1, N: n, W: tileWidth}))
 		if err := w.rename(filepath.Join(l.dir, stagingDir, fmt.Sprint(n)), p); err != nil {
@@ -414,7 +420,7 @@ func (l *Log) commit(head string) error {
 	}
 	// Partial tiles are not synced: the hashes and the state file (which
 	// holds the last bundle's entries) can write them again (repair).
-	var partial tileWriter
+	partial := tileWriter{fresh: true}
 	if width := size % tileWidth; width > 0 && size > old {
 		t := tlog.Tile{H: tileHeight, L: -1, N: size / tileWidth, W: int(width)}
 		if err := partial.write(filepath.Join(l.dir, torchwood.TilePath(t)), encodeBundle(l.bundle)); err != nil {
@@ -458,6 +464,7 @@ func (l *Log) commit(head string) error {
 			}
 		}
 	}
+	l.stagingW = tileWriter{fresh: true}
 	os.RemoveAll(filepath.Join(l.dir, stagingDir))
 	return nil
 }
@@ -527,6 +534,7 @@ func (l *Log) recover() error {
 			}
 		}
 	}
+	l.stagingW = tileWriter{fresh: true}
 	return os.RemoveAll(filepath.Join(l.dir, stagingDir))
 }
 
@@ -831,11 +839,16 @@ func writeState(dir string, st *state) error {
 	return safefile.Write(filepath.Join(dir, stateFile), append(data, '\n'), safefile.Options{})
 }
 
-// tileWriter writes tiles (each to a temporary file, then renamed) and
-// remembers what to sync to make them durable together: the files, the
-// directories they were renamed into, and the parents of the directories
-// it created.
+// tileWriter writes tiles (each to a temporary file, then renamed, unless
+// fresh) and remembers what to sync to make them durable together: the
+// files, the directories they were renamed into, and the parents of the
+// directories it created.
 type tileWriter struct {
+	// fresh says the paths written are past the committed tree, where no
+	// reader looks (Log.readTile refuses them) and a crash leaves nothing
+	// that counts (recover removes them): written in place, with no
+	// temporary file.
+	fresh bool
 	files []string
 	dirs  map[string]bool
 }
@@ -844,7 +857,11 @@ func (w *tileWriter) write(path string, data []byte) error {
 	if err := w.mkdirs(filepath.Dir(path)); err != nil {
 		return err
 	}
-	if err := safefile.Write(path, data, safefile.Options{NoSync: true}); err != nil {
+	if w.fresh {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			return err
+		}
+	} else if err := safefile.Write(path, data, safefile.Options{NoSync: true}); err != nil {
 		return err
 	}
 	w.files = append(w.files, path)
@@ -867,6 +884,9 @@ func (w *tileWriter) rename(from, to string) error {
 func (w *tileWriter) mkdirs(dir string) error {
 	if w.dirs == nil {
 		w.dirs = map[string]bool{}
+	}
+	if w.dirs[dir] {
+		return nil // made, or found, for an earlier file
 	}
 	for d := dir; !w.dirs[d]; d = filepath.Dir(d) {
 		w.dirs[d] = true

@@ -350,7 +350,12 @@ func rehash(n *node, depth int) {
 		c := int(n.crit)
 		rehash(n.child[0], c+1)
 		rehash(n.child[1], c+1)
-		n.hash = wrap(mapNodeHash(&n.child[0].hash, &n.child[1].hash), anyKey(n), depth, c)
+		n.hash = mapNodeHash(&n.child[0].hash, &n.child[1].hash)
+		if c > depth {
+			// Levels with one empty side above it: their bits are any
+			// subject's below (a walk down, needed only here).
+			n.hash = wrap(n.hash, anyKey(n), depth, c)
+		}
 	}
 	n.dirty = false
 }
