@@ -36,6 +36,8 @@ certify:KIND (publishers may also mark their own packages deprecated or withdraw
   --property tested [--result PASSED|WARNED|FAILED]                          in-toto test-result
   --property vulnerable --id GHSA-… --severity low|medium|high|critical [--affects RANGE]   in-toto vulns
   --property fixed --id GHSA-…[,…] [--note] [--evidence FILE]               answers vulnerabilities
+      [--status not_affected --justification J | --impact TEXT]            not affected (OpenVEX), not fixed
+  --property vulnerable … [--status under_investigation | --action TEXT]    OpenVEX terms (cairn vex)
 
 --artifact narrows the statement to some artifacts (a platform, "source", or a
 file name); without it the statement is about the whole version. Evidence
@@ -85,6 +87,10 @@ this repository's own statement about the upstream's descriptor, served beside i
 	fl.StringVar(&c.VulnID, "id", "", "vulnerable: the advisory id (GHSA-…, CVE-…, OSV id); fixed: the ids it answers")
 	fl.StringVar(&c.Severity, "severity", "", "vulnerable: none, low, medium (or moderate), high, critical, or a CVSS score 0.0–10.0")
 	fl.StringVar(&c.Affects, "affects", "", "vulnerable: the affected versions, a semver range such as '<1.2.4'")
+	fl.StringVar(&c.VEX.Status, "status", "", "fixed: fixed (default) or not_affected; vulnerable: affected (default) or under_investigation")
+	fl.StringVar(&c.VEX.Justification, "justification", "", "fixed --status not_affected: component_not_present, vulnerable_code_not_present, vulnerable_code_not_in_execute_path, vulnerable_code_cannot_be_controlled_by_adversary or inline_mitigations_already_exist")
+	fl.StringVar(&c.VEX.Impact, "impact", "", "fixed --status not_affected: why the version is not affected, in words")
+	fl.StringVar(&c.VEX.Action, "action", "", "vulnerable: what to do about the affected version (an OpenVEX action statement)")
 	fl.StringVar(&c.Result, "result", "", "tested: PASSED (default), WARNED or FAILED")
 	fl.StringVar(&c.Supersedes, "supersedes", "", "the id of an earlier record of yours that this one replaces")
 	fl.StringVar(&c.Upstream, "upstream", "", "certify the version this upstream publishes (needed only when several do)")

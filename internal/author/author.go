@@ -232,6 +232,9 @@ type Certification struct {
 	// for in the followed upstreams; the record then goes under
 	// upstreams/UP/ (see UpstreamVersionDir).
 	Upstream string
+	// VEX is how a fixed or vulnerable record speaks in OpenVEX's terms
+	// (vex.go); the zero value writes what cairn always wrote.
+	VEX VEXTerms
 }
 
 // Certify adds a certification record (and, with Supersedes, the
@@ -342,6 +345,9 @@ func certification(ctx context.Context, r *index.Repo, c Certification, s keys.S
 
 // predicate is the certification's predicate, by kind.
 func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
+	if err := c.VEX.none(c.Kind); err != nil {
+		return nil, err
+	}
 	switch c.Kind {
 	case record.Tested:
 		result := c.Result
@@ -371,6 +377,10 @@ func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
 			}
 			results = []record.VulnResult{res}
 		}
+		results, err := c.VEX.vulnerable(results)
+		if err != nil {
+			return nil, err
+		}
 		scanner := c.Scanner
 		if scanner == "" {
 			scanner = "https://cairn.dev/certify"
@@ -381,7 +391,7 @@ func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
 		if c.VulnID == "" {
 			return nil, fmt.Errorf("a fixed certification needs --id: the vulnerability it answers")
 		}
-		return record.FixedPredicate{Vulnerabilities: strings.Split(c.VulnID, ","), Note: c.Note, Evidence: evidence, Issued: now()}, nil
+		return c.VEX.fixed(record.FixedPredicate{Vulnerabilities: strings.Split(c.VulnID, ","), Note: c.Note, Evidence: evidence, Issued: now()})
 	}
 	return record.CertificationPredicate{Issued: now(), Note: c.Note, Evidence: evidence, Source: c.Source}, nil
 }

@@ -69,6 +69,8 @@ var allowed = map[string][]string{
 	"internal/install": {"internal/blob", "internal/plan", "internal/safefile"},
 	// A lock's SBOM (CycloneDX).
 	"internal/sbom": {"internal/plan", "internal/blob", "internal/descriptor", "internal/record"},
+	// OpenVEX documents of a version's records (the CLI and the server).
+	"internal/vex": {"internal/index", "internal/descriptor", "internal/record"},
 	// Evidence bundles: a light client's reads of a locked project, kept and replayed.
 	"internal/evidence": {"internal/plan", "internal/policy", "internal/proof", "internal/light", "internal/index",
 		"internal/blob", "internal/checkpoint", "internal/record", "internal/remote", "internal/transport"},

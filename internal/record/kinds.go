@@ -212,6 +212,13 @@ type FixedPredicate struct {
 	Note            string     `json:"note,omitempty"`
 	Evidence        []Evidence `json:"evidence,omitempty"`
 	Issued          time.Time  `json:"issued"`
+	// How it answers, in OpenVEX's terms (see vexterms.go): Status is
+	// fixed (also when empty: every record made before it existed) or
+	// not_affected, which says why with a Justification (one of
+	// Justifications) or an ImpactStatement.
+	Status          FixedStatus `json:"status,omitempty"`
+	Justification   string      `json:"justification,omitempty"`
+	ImpactStatement string      `json:"impact_statement,omitempty"`
 }
 
 // SnapshotPredicate creates a snapshot: an immutable package set, stored
@@ -468,7 +475,7 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 				return nil, err
 			}
 		}
-		return p, nil
+		return p, p.checkAnswer()
 	case Snapshot:
 		var p SnapshotPredicate
 		if err := dec(&p); err != nil {
