@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -78,8 +79,9 @@ func newEvidenceVerifyCmd(show bool) *cobra.Command {
 		pol     string
 		js      bool
 		maxSize int64
+		atText  string
 	)
-	use, short := "verify FILE [--policy FILE] [--json]", "Check an evidence bundle with no network: every verdict derived again"
+	use, short := "verify FILE [--policy FILE] [--at TIME] [--json]", "Check an evidence bundle with no network: every verdict derived again"
 	if show {
 		use, short = "show FILE [--json]", "Check an evidence bundle, then show every package, artifact, record and proof"
 	}
@@ -94,7 +96,9 @@ root history, the witness quorum cairn.yaml names, its map leaf), each locked
 package's document proved complete, the lock resolved again from them, each
 descriptor's bytes, each record's offline proof, and the policy's verdicts, which
 must be the ones the bundle claims. --policy judges the plan under another policy
-instead.
+instead; --at TIME (RFC 3339, or a date: its first second, UTC) judges it as the
+indexes stood then (only what was appended by then counts; no later than the
+bundle's newest checkpoint).
 
 verify prints each package's verdict and the records that decided it; show prints
 every artifact and record too. Exit status: 0 when the bundle is sound and every
@@ -106,7 +110,13 @@ package allowed; 3 when it is not sound, or the policy refuses a package.`,
 				return err
 			}
 			defer f.Close()
-			rep, err := evidence.Verify(cmd.Context(), f, evidence.VerifyOptions{Policy: pol, MaxSize: maxSize})
+			o := evidence.VerifyOptions{Policy: pol, MaxSize: maxSize}
+			if atText != "" {
+				if o.At, err = parseAt(atText); err != nil {
+					return usageError{err}
+				}
+			}
+			rep, err := evidence.Verify(cmd.Context(), f, o)
 			var re *policy.RefusedError
 			if err != nil && !errors.As(err, &re) {
 				return err
@@ -124,10 +134,22 @@ package allowed; 3 when it is not sound, or the policy refuses a package.`,
 	}
 	if !show {
 		c.Flags().StringVar(&pol, "policy", "", "judge the plan under this policy file instead of the bundle's")
+		c.Flags().StringVar(&atText, "at", "", "judge the plan as the indexes stood at this time (RFC 3339, or YYYY-MM-DD)")
 	}
 	c.Flags().BoolVar(&js, "json", false, "print the report as JSON")
 	c.Flags().Int64Var(&maxSize, "max-size", evidence.DefaultMaxSize, "refuse a bundle whose members add up to more bytes")
 	return c
+}
+
+// parseAt reads --at: an RFC 3339 time, or a date (its first second, UTC).
+func parseAt(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--at %q: want an RFC 3339 time (2026-11-29T12:00:00Z) or a date (2026-11-29)", s)
 }
 
 // printEvidence writes a bundle's report as people read it.
@@ -137,6 +159,9 @@ func printEvidence(w io.Writer, file string, rep *evidence.Report, all bool) {
 		fmt.Fprintf(w, " under %s", rep.Policy)
 	}
 	fmt.Fprintln(w)
+	if !rep.At.IsZero() {
+		fmt.Fprintf(w, "judged as of %s: only what the indexes held then counts\n", rep.At.Format("2006-01-02T15:04:05Z"))
+	}
 	for _, r := range rep.Repositories {
 		fmt.Fprintf(w, "repository %s (%s): checkpoint of %d leaves, head %.12s, signed %s by %s", r.Name, r.URL, r.Size, r.Head, r.Time, r.Key)
 		if r.Unwitnessed {

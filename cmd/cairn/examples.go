@@ -90,6 +90,8 @@ cairn evidence --dir services/api --with-blobs -o api.evidence`,
 cairn evidence verify build-2026-11-29.evidence
 # judged again under another policy than the build's
 cairn evidence verify build-2026-11-29.evidence --policy regulator.yaml
+# as the indexes stood on the release day (a vulnerability certified since does not count)
+cairn evidence verify build-2026-11-29.evidence --at 2026-11-29
 cairn evidence verify build-2026-11-29.evidence --json`,
 	"evidence show": `cairn evidence show build-2026-11-29.evidence`,
 	"sbom": `# after cairn lock: the plan's CycloneDX 1.6 SBOM, for the SBOM tools you run

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/checkpoint"
@@ -189,5 +190,34 @@ func TestRefusedPlan(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "GHSA-2222") {
 		t.Fatalf("the refusal does not name the record: %v", err)
+	}
+}
+
+// --at judges the plan as the index stood then: a vulnerability certified
+// after that time does not count; one before does. A time after the
+// bundle's newest checkpoint cannot be judged.
+func TestVerifyAt(t *testing.T) {
+	w := newWorld(t)
+	before := time.Now().Truncate(time.Second)
+	time.Sleep(1100 * time.Millisecond) // commit times are seconds
+	w.Certify(author.Certification{Name: "acme/log", Version: "1.1.0", Kind: "vulnerable", VulnID: "GHSA-4444", Severity: "high"})
+	data, made, err := w.bundle(Options{})
+	var re *policy.RefusedError
+	if !errors.As(err, &re) {
+		t.Fatalf("Make = %v", err)
+	}
+	rep, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{At: before})
+	if err != nil || !rep.Allowed || !rep.At.Equal(before.UTC()) {
+		t.Fatalf("as of %s, before the vulnerability: %+v, %v", before, rep, err)
+	}
+	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{}); !errors.As(err, &re) || !strings.Contains(err.Error(), "GHSA-4444") {
+		t.Fatalf("at the checkpoint: %v", err)
+	}
+	later := made.Manifest.JudgedAt.Add(time.Hour)
+	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{At: later}); err == nil || !strings.Contains(err.Error(), "cannot judge a later time") {
+		t.Fatalf("as of an hour after the checkpoint: %v", err)
+	}
+	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{At: before.Add(-24 * time.Hour)}); err == nil || !strings.Contains(err.Error(), "no root record") {
+		t.Fatalf("as of before the index existed: %v", err)
 	}
 }

@@ -45,11 +45,19 @@ type VerifyOptions struct {
 	Policy string
 	// MaxSize bounds the bundle's members added up (0: DefaultMaxSize).
 	MaxSize int64
+	// At, when set, judges the plan as the indexes stood at that time
+	// (no later than the bundle's newest checkpoint): only the files
+	// appended by then count. The bundle's verdicts are then not
+	// compared.
+	At time.Time
 }
 
 // Report is what a bundle proves (docs/evidence.md, Verifying).
 type Report struct {
-	JudgedAt     time.Time      `json:"judged_at"`
+	JudgedAt time.Time `json:"judged_at"`
+	// At is the time the verdicts were judged as of, when --at asked for
+	// another than JudgedAt.
+	At           time.Time      `json:"at,omitzero"`
 	Policy       string         `json:"policy,omitempty"`
 	Repositories []RepoReport   `json:"repositories"`
 	Packages     []PackageProof `json:"packages"`
@@ -274,16 +282,27 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
-	verdicts, refused := plan.Evaluate(l, srcs, pol)
+	judged := srcs
+	if !o.At.IsZero() {
+		if o.At.After(at) {
+			return nil, fmt.Errorf("--at %s: the bundle proves the indexes up to %s, the time of its newest checkpoint: it cannot judge a later time", o.At.UTC().Format(time.RFC3339), at.Format(time.RFC3339))
+		}
+		if judged, err = asOf(ctx, srcs, o.At); err != nil {
+			return nil, err
+		}
+		rep.At = o.At.UTC()
+	}
+	verdicts, refused := plan.Evaluate(l, judged, pol)
 	var re *policy.RefusedError
 	if refused != nil && !errors.As(refused, &re) {
 		return nil, refused
 	}
-	if o.Policy == "" {
+	if o.Policy == "" && o.At.IsZero() {
 		if err := sameVerdicts(m.Verdicts, verdicts); err != nil {
 			return nil, err
 		}
-	} else {
+	}
+	if o.Policy != "" {
 		rep.Policy = o.Policy
 	}
 	rep.Allowed = re == nil
@@ -478,4 +497,47 @@ func repoReport(s *plan.Source, l *plan.Lock) RepoReport {
 		}
 	}
 	return r
+}
+
+// asOf returns the sources as their indexes stood at time t: each read
+// through its light view as before (every document proved at the
+// checkpoint and judged by the rules), keeping of each subject the files
+// appended by t. Commit times never go back along a line (rule
+// time-order), so those are a prefix of the log: the index as it was at
+// t, as a full replay to that commit judges it (a prefix of a history the
+// rules accept, they accept).
+func asOf(ctx context.Context, srcs plan.Sources, t time.Time) (plan.Sources, error) {
+	out := make(plan.Sources, len(srcs))
+	copies := map[*plan.Source]*plan.Source{}
+	for i, s := range srcs {
+		if s.View == nil {
+			return nil, fmt.Errorf("repository %s: not read by a light client", s.Name)
+		}
+		v := s.View
+		files := &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
+			fs, err := v.Subject(ctx, subject)
+			if err != nil {
+				return nil, err
+			}
+			n := 0
+			for n < len(fs) && !fs[n].Time.After(t) {
+				n++
+			}
+			return fs[:n:n], nil
+		}}
+		cat, err := index.NewCatalog(files, s.URL, "as of "+t.UTC().Format(time.RFC3339))
+		if err != nil {
+			return nil, fmt.Errorf("repository %s as of %s: %w", s.Name, t.UTC().Format(time.RFC3339), err)
+		}
+		c := *s
+		c.Catalog = cat
+		out[i] = &c
+		copies[s] = &c
+	}
+	for _, c := range out {
+		if c.Via != nil {
+			c.Via = copies[c.Via]
+		}
+	}
+	return out, nil
 }
