@@ -223,6 +223,21 @@ type subjectLoad struct {
 // view it shows. ctx bounds the reads that the view's catalog makes
 // later, too.
 func (c *Client) Open(ctx context.Context) (*View, error) {
+	return c.open(ctx, nil)
+}
+
+// OpenPrefetch is Open, and Prefetch of subjects (the packages a project
+// names, say) started as soon as the checkpoint's size is known, while
+// Open verifies it, so that their reads and judgments overlap its round
+// trips. It returns once the prefetch ended: nothing it started runs
+// after it returns (a refusal cancels the reads first). Nothing read is
+// kept before the checkpoint is verified, nor at all if it is refused
+// (keepLater).
+func (c *Client) OpenPrefetch(ctx context.Context, subjects ...string) (*View, error) {
+	return c.open(ctx, subjects)
+}
+
+func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err error) {
 	if c.Introduction == "" || c.BaseURL == "" {
 		return nil, fmt.Errorf("light client: a BaseURL and the Introduction it serves are both needed")
 	}
@@ -263,8 +278,18 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 	// the tiles of the map leaf's and the consistency proofs, the root
 	// history and the key's subject (below). Nothing is trusted or kept
 	// before the checkpoint is (warm; keepLater).
+	// Every read started here ends before Open returns: after a refusal
+	// they are cancelled first, and nothing they read is kept.
 	wctx, cancel := context.WithCancel(ctx)
-	defer cancel() // after a refusal; a view returned has read them all
+	var bg sync.WaitGroup
+	defer func() {
+		if err != nil {
+			cancel()
+		}
+		bg.Wait()
+		v.tiles.warmed()
+		cancel()
+	}()
 	var old int64
 	if stored != nil {
 		if last, err := checkpoint.Claimed([]byte(stored.Checkpoint)); err == nil {
@@ -272,7 +297,10 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 		}
 	}
 	v.tiles.warm(wctx, claimed, old)
-	go v.load(ctx, "root")
+	bg.Go(func() { v.load(wctx, "root") })
+	if len(prefetch) > 0 {
+		bg.Go(func() { v.Prefetch(wctx, prefetch...) })
+	}
 
 	// The key that signed: hinted, never trusted.
 	keyID := hint
@@ -300,11 +328,12 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 	if err := k.MayCheckpoint(claimed.Time); err != nil {
 		return nil, refuse("%w", err)
 	}
+	// v.Checkpoint is set to sc once the reads started above ended:
+	// they read it (its size, the claimed one's).
 	sc, err := checkpoint.Open(note, origin, []ed25519.PublicKey{k.Pub})
 	if err != nil {
 		return nil, refuse("%w", err)
 	}
-	v.Checkpoint = sc
 	maxAge := c.MaxAge
 	if maxAge == 0 {
 		maxAge = checkpoint.DefaultMaxAge
@@ -325,10 +354,12 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", c.base(), err)
 	}
-	if err := c.advance(ctx, v, stored, k); err != nil {
+	if err := c.advance(ctx, v, sc, stored, k); err != nil {
 		return nil, err
 	}
 	v.verifiedNow()
+	bg.Wait()
+	v.Checkpoint = sc
 	return v, nil
 }
 
@@ -588,11 +619,11 @@ func (c *Client) stored() (*storedState, error) {
 	return &s, nil
 }
 
-// advance checks that v's checkpoint follows the stored one (no
+// advance checks that v's checkpoint, sc, follows the stored one (no
 // rollback, no split view, a consistency proof from the tiles), then
 // stores it.
-func (c *Client) advance(ctx context.Context, v *View, stored *storedState, k *index.Key) error {
-	next := v.Checkpoint.Checkpoint
+func (c *Client) advance(ctx context.Context, v *View, sc *checkpoint.Signed, stored *storedState, k *index.Key) error {
+	next := sc.Checkpoint
 	if stored != nil {
 		last, err := checkpoint.Claimed([]byte(stored.Checkpoint))
 		if err != nil {
@@ -1176,8 +1207,9 @@ func (v *View) Prefetch(ctx context.Context, subjects ...string) {
 const maxRank = 5
 
 // rank orders subjects so that a subject's needs (index.Needs) are all
-// of a lower rank: root; keys; packages and upstreams' declarations;
-// upstreams' packages and snapshots; labels; anything else.
+// of a lower rank: root; keys; packages and upstreams' declarations (all
+// of them: "upstreams"); upstreams' packages and snapshots; labels;
+// anything else.
 func rank(subject string) int {
 	kind, rest, _ := strings.Cut(subject, " ")
 	switch kind {
@@ -1185,7 +1217,7 @@ func rank(subject string) int {
 		return 0
 	case "key", "keys":
 		return 1
-	case "package":
+	case "package", "upstreams":
 		return 2
 	case "upstream":
 		if strings.Contains(rest, " package ") {

@@ -173,6 +173,13 @@ func (c *tileCache) warm(ctx context.Context, cp checkpoint.Checkpoint, old int6
 	}()
 }
 
+// warmed waits for warm's reads to end (none started: at once).
+func (c *tileCache) warmed() {
+	if c.warming != nil {
+		<-c.warming
+	}
+}
+
 // warmReader reads tiles into the cache's pre, confirming and keeping
 // none.
 type warmReader struct{ c *tileCache }

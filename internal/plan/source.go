@@ -194,17 +194,15 @@ func Open(ctx context.Context, p *Project, o Options) (Sources, error) {
 		if err == nil {
 			out = append(out, s)
 			var ups Sources
-			ups, err = upstreamSources(ctx, s, o)
+			ups, err = upstreamSources(ctx, p, s, o)
 			out = append(out, ups...)
 			for _, s := range append(Sources{s}, ups...) {
 				if s.View != nil {
 					// The packages cairn.yaml names, read at once rather
-					// than as resolution reaches them.
-					var subjects []string
-					for _, w := range p.Packages {
-						subjects = append(subjects, "package "+w.Name)
-					}
-					s.View.Prefetch(ctx, subjects...)
+					// than as resolution reaches them (a view opened
+					// online read them while its checkpoint was verified:
+					// light.Client.OpenPrefetch).
+					s.View.Prefetch(ctx, packageSubjects(p)...)
 				}
 			}
 		}
@@ -221,9 +219,9 @@ func Open(ctx context.Context, p *Project, o Options) (Sources, error) {
 // fetched through s (an organisation's server fetches an upstream's blobs
 // for its clients), else from the upstream itself. They come after s: a
 // name s publishes is never taken from its upstreams.
-func upstreamSources(ctx context.Context, s *Source, o Options) (Sources, error) {
+func upstreamSources(ctx context.Context, p *Project, s *Source, o Options) (Sources, error) {
 	if s.View != nil {
-		return lightUpstreamSources(ctx, s, o)
+		return lightUpstreamSources(ctx, p, s, o)
 	}
 	ups, err := s.Repo.Upstreams(ctx, s.Head())
 	if err != nil {
@@ -266,7 +264,7 @@ func upstreamSources(ctx context.Context, s *Source, o Options) (Sources, error)
 // it before (light.GoneError) or never did (light.MissingError), since
 // left out it would change which upstream a name is taken from; offline,
 // a line never read online is refused.
-func lightUpstreamSources(ctx context.Context, s *Source, o Options) (Sources, error) {
+func lightUpstreamSources(ctx context.Context, p *Project, s *Source, o Options) (Sources, error) {
 	ups, err := s.View.Upstreams(ctx)
 	if err != nil {
 		return nil, err
@@ -279,7 +277,7 @@ func lightUpstreamSources(ctx context.Context, s *Source, o Options) (Sources, e
 			if err := c.Served(ctx); err != nil {
 				return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
 			}
-			open = c.Open
+			open = func(ctx context.Context) (*light.View, error) { return c.OpenPrefetch(ctx, packageSubjects(p)...) }
 		}
 		v, err := open(ctx)
 		if err != nil {
@@ -325,7 +323,7 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		return &Source{Repository: r, Repo: repo, Catalog: c, Records: res.Total, Blobs: []blob.Store{repo.Blobs}}, nil
 	}
 	if r.IsLight() {
-		return openLight(ctx, r, o)
+		return openLight(ctx, r, o, append(packageSubjects(p), "upstreams"))
 	}
 	sum := sha256.Sum256([]byte(r.URL))
 	dir := filepath.Join(o.Cache, "indexes", r.Introduction[:16]+"-"+hex.EncodeToString(sum[:4]))
@@ -406,12 +404,23 @@ func quorumOf(r Repository) int {
 	return len(r.Witnesses)
 }
 
+// packageSubjects are the light subjects of the packages cairn.yaml names.
+func packageSubjects(p *Project) []string {
+	subjects := make([]string, 0, len(p.Packages))
+	for _, w := range p.Packages {
+		subjects = append(subjects, "package "+w.Name)
+	}
+	return subjects
+}
+
 // openLight reads a server with the light client: its checkpoint checked
 // (the key the index grants, freshness, the witness quorum, consistency
 // with the one verified last, kept in the cache), then every read proved
 // against it as resolution asks. Offline, it reads what it proved last,
-// kept in the cache, and checks it again.
-func openLight(ctx context.Context, r Repository, o Options) (*Source, error) {
+// kept in the cache, and checks it again. Online, prefetch (the
+// project's packages, and its upstreams) are read while the checkpoint
+// is verified (light.Client.OpenPrefetch).
+func openLight(ctx context.Context, r Repository, o Options, prefetch []string) (*Source, error) {
 	pol, err := r.Policy()
 	if err != nil {
 		return nil, err
@@ -420,7 +429,7 @@ func openLight(ctx context.Context, r Repository, o Options) (*Source, error) {
 	if o.NoLightState {
 		c.StateDir = ""
 	}
-	open := c.Open
+	open := func(ctx context.Context) (*light.View, error) { return c.OpenPrefetch(ctx, prefetch...) }
 	if o.Offline {
 		open = c.OpenOffline
 	}

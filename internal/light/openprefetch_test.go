@@ -1,0 +1,195 @@
+package light_test
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/server/servertest"
+)
+
+// keyLeftOut returns a proxy of honest that answers the checkpoint key's
+// subject with its files left out (a refusal of the checkpoint): once
+// the batch of packages was answered and after a pause, and served is
+// closed then.
+func keyLeftOut(t *testing.T, w *indextest.World, honest string) (proxy string, served chan struct{}) {
+	keySubject := "key " + mustKeyHex(t, keys.ID(w.Checkpointer.Public()))
+	served = make(chan struct{})
+	var once sync.Once
+	proxy = tamper(t, honest, func(path string, _ http.Header, body []byte) []byte {
+		switch {
+		case strings.HasPrefix(path, "/api/v1/log/subjects?"):
+			once.Do(func() { close(served) })
+		case strings.HasPrefix(path, "/api/v1/log/subject?s="+url.QueryEscape(keySubject)+"&"):
+			select {
+			case <-served:
+				time.Sleep(100 * time.Millisecond)
+			case <-time.After(5 * time.Second):
+			}
+			return leftOut(body)
+		}
+		return body
+	})
+	return proxy, served
+}
+
+// leftOut is a subject document with its files left out.
+func leftOut(body []byte) []byte {
+	var d subjectDoc
+	json.Unmarshal(body, &d)
+	d.Files, d.Count = d.Files[:0], 0
+	out, _ := json.Marshal(d)
+	return out
+}
+
+// Attack: against OpenPrefetch, whose batch of packages is read and
+// judged while the checkpoint is verified, a man in the middle answers
+// the checkpoint key's subject, after the batch was read, with the key
+// left out. The checkpoint is refused, and nothing read to judge it is
+// kept: no checkpoint, no document.
+func TestRefusedPrefetchKeepsNothing(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	mitm, served := keyLeftOut(t, w, servertest.Serve(w))
+	dir := t.TempDir()
+	_, err := newClient(w, mitm, dir).OpenPrefetch(context.Background(), "package acme/fastjson", "package acme/log")
+	wantProofError(t, err, "the checkpoint")
+	select {
+	case <-served:
+	default:
+		t.Fatal("the batch was never read: the attack tests nothing")
+	}
+	var kept []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			kept = append(kept, p)
+		}
+		return nil
+	})
+	if len(kept) > 0 {
+		t.Fatalf("a refused checkpoint kept %q", kept)
+	}
+}
+
+// OpenPrefetch returns only once every read it started ended: after a
+// refusal that comes while its prefetch is still reading (a man in the
+// middle answers the checkpoint key's subject with the key left out at
+// once, and the batch of packages late), no request reaches the server
+// once it returned (the keys the packages name, read after them), and
+// nothing is kept.
+func TestOpenPrefetchEndsItsReads(t *testing.T) {
+	w := indextest.New(t)
+	names := packages(4)
+	for _, name := range names {
+		w.Publish(indextest.Package{Name: name, Version: "1.0.0"})
+	}
+	honest := servertest.Serve(w)
+	keySubject := "key " + mustKeyHex(t, keys.ID(w.Checkpointer.Public()))
+	batch := make(chan struct{})
+	var once sync.Once
+	mitm := tamper(t, honest, func(path string, _ http.Header, body []byte) []byte {
+		switch {
+		case strings.HasPrefix(path, "/api/v1/log/subjects?"):
+			once.Do(func() { close(batch) })
+			time.Sleep(300 * time.Millisecond)
+		case strings.HasPrefix(path, "/api/v1/log/subject?s="+url.QueryEscape(keySubject)+"&"):
+			<-batch
+			return leftOut(body)
+		}
+		return body
+	})
+	var mu sync.Mutex
+	var last time.Time
+	target, _ := url.Parse(mitm)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		last = time.Now()
+		mu.Unlock()
+		proxy.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(front.Close)
+	var subjects []string
+	for _, name := range names {
+		subjects = append(subjects, "package "+name)
+	}
+	dir := t.TempDir()
+	_, err := newClient(w, front.URL, dir).OpenPrefetch(context.Background(), subjects...)
+	wantProofError(t, err, "the checkpoint")
+	returned := time.Now()
+	time.Sleep(600 * time.Millisecond) // what reads not ended would still ask
+	mu.Lock()
+	at := last
+	mu.Unlock()
+	if at.After(returned) {
+		t.Fatalf("a request reached the server %v after OpenPrefetch returned", at.Sub(returned))
+	}
+	var kept []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			kept = append(kept, p)
+		}
+		return nil
+	})
+	if len(kept) > 0 {
+		t.Fatalf("a refused checkpoint kept %q", kept)
+	}
+}
+
+// A fresh OpenPrefetch of N packages and the repository's upstreams
+// makes the requests of an Open and one Prefetch (TestOpenPrefetchRequests),
+// and returns with every subject read: reads after it make no request.
+func TestOpenPrefetchReadsAhead(t *testing.T) {
+	w := indextest.New(t)
+	names := packages(20)
+	for _, name := range names {
+		w.Publish(indextest.Package{Name: name, Version: "1.0.0"})
+	}
+	w.Audit(names[0], "1.0.0")
+	url, reads := counted(t, servertest.Serve(w), nil)
+	subjects := []string{"upstreams"}
+	for _, name := range names {
+		subjects = append(subjects, "package "+name)
+	}
+	ctx := context.Background()
+	v, err := newClient(w, url, t.TempDir()).OpenPrefetch(ctx, subjects...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.n("/api/v1/log/subjects"); n != 2 {
+		t.Errorf("%d batch reads, want 2 (the packages and upstreams, then their keys)", n)
+	}
+	if n := reads.n("/api/v1/log/subject"); n > 2 {
+		t.Errorf("%d subjects read one by one, want at most 2 (the root history and the checkpoint key)", n)
+	}
+	before := reads.total()
+	if _, err := v.Upstreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	showAll(t, v, names)
+	if after := reads.total(); after != before {
+		t.Errorf("%d requests after OpenPrefetch returned, want none: it reads what it was given before it returns", after-before)
+	}
+}
+
+func (c *counter) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, k := range c.reads {
+		n += k
+	}
+	return n
+}
