@@ -546,9 +546,30 @@ func (c *Client) keepBatch(cp checkpoint.Checkpoint, subjects []string, docs [][
 	if c.StateDir == "" || len(subjects) == 0 {
 		return
 	}
+	n := 0
+	for _, d := range docs {
+		n += len(d) + 1
+	}
+	body := make([]byte, 0, n+64)
+	body = fmt.Appendf(body, `{"size":%d,"subjects":[`, cp.Size)
+	for i, d := range docs {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, d...)
+	}
+	c.keepBatchBody(cp, subjects, append(body, "]}"...))
+}
+
+// keepBatchBody keeps a batch's answer whole, every document of which
+// passed its checks (a batch document: {"size", "subjects"}), as
+// keepBatch does.
+func (c *Client) keepBatchBody(cp checkpoint.Checkpoint, subjects []string, body []byte) {
+	if c.StateDir == "" || len(subjects) == 0 {
+		return
+	}
 	sum := sha256.Sum256([]byte(strings.Join(subjects, "\n")))
 	p := filepath.Join(c.StateDir, c.Introduction+".subjects", treeDir(cp), batchPrefix+hex.EncodeToString(sum[:16])+".json")
-	body := fmt.Appendf(nil, `{"size":%d,"subjects":[%s]}`, cp.Size, bytes.Join(docs, []byte{','}))
 	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
 		safefile.Write(p, body, safefile.Options{Perm: 0o644, NoSync: true})
 	}
@@ -1115,36 +1136,71 @@ func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string) ([
 	case resp.StatusCode != http.StatusOK:
 		return nil, nil, nil, fmt.Errorf("%s: POST %s: %s: %s", v.client.base(), path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
 	}
-	var batch struct {
-		Subjects []jsontext.Value `json:"subjects"`
-	}
-	if err := jsonv2.Unmarshal(body, &batch); err != nil || len(batch.Subjects) != len(subjects) {
-		return nil, nil, nil, &ProofError{URL: v.client.base(), What: fmt.Sprintf("%d subjects read at once", len(subjects)), Checkpoint: at.Note,
-			Err: fmt.Errorf("the answer is not %d subject documents (%d; %v)", len(subjects), len(batch.Subjects), err)}
-	}
 	files, errs := make([][]index.MemFile, len(subjects)), make([]error, len(subjects))
+	// Every document decoded in one pass, none copied (as a rule); when
+	// that fails, each alone (rawDocs), to say which is not one.
+	var whole struct {
+		Subjects []wireSubject `json:"subjects"`
+	}
+	var docs []wireSubject
+	if err := jsonv2.Unmarshal(body, &whole); err == nil && len(whole.Subjects) == len(subjects) {
+		docs = whole.Subjects
+	} else {
+		raw, err := rawDocs(body, len(subjects))
+		if err != nil {
+			return nil, nil, nil, &ProofError{URL: v.client.base(), What: fmt.Sprintf("%d subjects read at once", len(subjects)), Checkpoint: at.Note, Err: err}
+		}
+		docs = make([]wireSubject, len(subjects))
+		for i, s := range subjects {
+			if err := jsonv2.Unmarshal(raw[i], &docs[i]); err != nil {
+				errs[i] = at.refuse(s, fmt.Errorf("its answer is not a subject document: %w", err))
+			}
+		}
+	}
 	for i, s := range subjects {
-		var doc wireSubject
-		if err := jsonv2.Unmarshal(batch.Subjects[i], &doc); err != nil {
-			errs[i] = at.refuse(s, fmt.Errorf("its answer is not a subject document: %w", err))
+		if errs[i] != nil {
 			continue
 		}
-		if files[i], errs[i] = at.checkDoc(s, &doc); errs[i] == nil {
+		if files[i], errs[i] = at.checkDoc(s, &docs[i]); errs[i] == nil {
 			files[i] = v.within(files[i])
 		}
 	}
 	cp := at.Checkpoint.Checkpoint
 	keep := func(ok []int) {
-		var kept []string
-		var docs [][]byte
+		var kept []int
 		for _, i := range ok {
 			if errs[i] == nil {
-				kept, docs = append(kept, subjects[i]), append(docs, batch.Subjects[i])
+				kept = append(kept, i)
 			}
 		}
-		v.client.keepBatch(cp, kept, docs)
+		if len(kept) == len(subjects) {
+			// All of them: the answer is the batch document to keep.
+			v.client.keepBatchBody(cp, subjects, body)
+			return
+		}
+		raw, err := rawDocs(body, len(subjects))
+		if err != nil {
+			return
+		}
+		var names []string
+		var docs [][]byte
+		for _, i := range kept {
+			names, docs = append(names, subjects[i]), append(docs, raw[i])
+		}
+		v.client.keepBatch(cp, names, docs)
 	}
 	return files, errs, keep, nil
+}
+
+// rawDocs returns the n documents of a batch's answer, undecoded.
+func rawDocs(body []byte, n int) ([]jsontext.Value, error) {
+	var batch struct {
+		Subjects []jsontext.Value `json:"subjects"`
+	}
+	if err := jsonv2.Unmarshal(body, &batch); err != nil || len(batch.Subjects) != n {
+		return nil, fmt.Errorf("the answer is not %d subject documents (%d; %v)", n, len(batch.Subjects), err)
+	}
+	return batch.Subjects, nil
 }
 
 // Batch reads: how many subjects one request asks for, and how many

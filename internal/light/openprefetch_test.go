@@ -3,6 +3,7 @@ package light_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/server/servertest"
 )
 
@@ -192,4 +194,76 @@ func (c *counter) total() int {
 		n += k
 	}
 	return n
+}
+
+// A batch answer one of whose documents is not a subject document (a
+// count that is not a number) refuses that subject alone: the others are
+// proved and kept, as each alone would be (no read of them again), and
+// the refused one, read again alone, is refused naming it; offline, it
+// was never read.
+func TestBatchUndecodableDocument(t *testing.T) {
+	w := indextest.New(t)
+	names := packages(3)
+	for _, name := range names {
+		w.Publish(indextest.Package{Name: name, Version: "1.0.0"})
+	}
+	spoil := func(d map[string]json.RawMessage) {
+		if string(d["subject"]) == `"package acme/p1"` {
+			d["count"] = json.RawMessage(`"many"`)
+		}
+	}
+	url, reads := counted(t, servertest.Serve(w), func(path string, _ http.Header, body []byte) []byte {
+		switch {
+		case strings.HasPrefix(path, "/api/v1/log/subjects"):
+			var batch struct {
+				Size     int64                        `json:"size"`
+				Subjects []map[string]json.RawMessage `json:"subjects"`
+			}
+			json.Unmarshal(body, &batch)
+			for _, d := range batch.Subjects {
+				spoil(d)
+			}
+			out, _ := json.Marshal(batch)
+			return out
+		case strings.HasPrefix(path, "/api/v1/log/subject?"):
+			var d map[string]json.RawMessage
+			json.Unmarshal(body, &d)
+			spoil(d)
+			out, _ := json.Marshal(d)
+			return out
+		}
+		return body
+	})
+	dir := t.TempDir()
+	ctx := context.Background()
+	v, err := newClient(w, url, dir).OpenPrefetch(ctx, "package acme/p0", "package acme/p1", "package acme/p2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := reads.total()
+	for _, s := range []string{"package acme/p0", "package acme/p2"} {
+		if _, err := v.Subject(ctx, s); err != nil {
+			t.Fatalf("%s, which the batch proved: %v", s, err)
+		}
+	}
+	if n := reads.total() - before; n != 0 {
+		t.Fatalf("%d reads of the subjects the batch proved, want none", n)
+	}
+	_, err = v.Subject(ctx, "package acme/p1")
+	wantProofError(t, err, `subject "package acme/p1"`)
+	if !strings.Contains(err.Error(), "not a subject document") {
+		t.Fatalf("the refusal says %q, want that its answer is not a subject document", err)
+	}
+	off, err := newClient(w, url, dir).OpenOffline(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"package acme/p0", "package acme/p2"} {
+		if _, err := off.Subject(ctx, s); err != nil {
+			t.Fatalf("offline, %s, which the batch proved: %v", s, err)
+		}
+	}
+	if _, err := off.Subject(ctx, "package acme/p1"); !errors.Is(err, light.ErrNotKept) {
+		t.Fatalf("offline, the package the batch refused: %v, want ErrNotKept", err)
+	}
 }
