@@ -20,7 +20,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/Masterminds/semver/v3"
 	"go.yaml.in/yaml/v3"
 
 	"cairn.dev/cairn/internal/blob"
@@ -307,7 +306,7 @@ func ServerProject(dir string, r Repository, wants []Want, policyFile string) (*
 			w.From = "the command line"
 		}
 		if w.Range != "" {
-			if _, err := semver.NewConstraint(w.Range); err != nil {
+			if _, err := parseRange(w.Range); err != nil {
 				return nil, fmt.Errorf("package %s: range %q: %v", w.Name, w.Range, err)
 			}
 		}
@@ -387,7 +386,7 @@ func parseWant(name string, n *yaml.Node) (Want, error) {
 		return w, err
 	}
 	if n.Kind == yaml.ScalarNode {
-		if _, err := semver.NewConstraint(n.Value); err != nil {
+		if _, err := parseRange(n.Value); err != nil {
 			return w, fmt.Errorf("range %q: %v", n.Value, err)
 		}
 		w.Range = n.Value

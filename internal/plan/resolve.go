@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -18,6 +19,24 @@ import (
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/snapshot"
 )
+
+// parsedRanges holds the semver ranges parsed (range → *semver.Constraints):
+// cairn.yaml's are parsed when it is read and again when it is resolved,
+// and many repeat (^1.0). A parsed range is only read (Check), so one
+// serves every caller.
+var parsedRanges sync.Map
+
+// parseRange parses a semver range once per process.
+func parseRange(r string) (*semver.Constraints, error) {
+	if c, ok := parsedRanges.Load(r); ok {
+		return c.(*semver.Constraints), nil
+	}
+	c, err := semver.NewConstraint(r)
+	if err == nil {
+		parsedRanges.Store(r, c)
+	}
+	return c, err
+}
 
 // LoadPolicy reads the project's policy (file overrides it when set)
 // and binds its issuers to the sources' names (policy.Bind); nil when
@@ -136,7 +155,7 @@ func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
 			rs.roots[w.Name] = append(rs.roots[w.Name], where+" pins "+w.Version)
 			continue
 		}
-		c, _ := semver.NewConstraint(w.Range)
+		c, _ := parseRange(w.Range)
 		if old := rs.chosen[w.Name]; old != nil && old.pinned != "" && !c.Check(semver.MustParse(old.version)) {
 			// A range the snapshot's version does not meet overrides the
 			// snapshot for that package, as Stack's extra-deps do.
@@ -288,7 +307,7 @@ func (rs *resolver) settle() error {
 				rs.chosen[name] = ch
 			}
 			for _, dep := range ch.desc.Dependencies {
-				c, err := semver.NewConstraint(dep.Version)
+				c, err := parseRange(dep.Version)
 				if err != nil {
 					return fmt.Errorf("%w: %s: dependency %s: %v", ErrUnresolvable, ch.desc.ID(), dep.Name, err)
 				}
