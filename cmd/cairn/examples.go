@@ -20,7 +20,11 @@ cairn certifier --remote origin --key ci.key --property tested --run 'make test'
 	"certify": `cairn certify acme/fastjson@1.2.3 --property audited --key audit.key --evidence report.txt --note 'build reviewed'
 cairn certify acme/fastjson@1.2.3 --property tested --result FAILED --note https://ci.example.com/run/42
 cairn certify acme/fastjson@1.2.3 --property vulnerable --id GHSA-xxxx-yyyy-zzzz --severity high --affects '<1.2.4'
-cairn certify acme/fastjson@1.2.4 --property fixed --id GHSA-xxxx-yyyy-zzzz`,
+cairn certify acme/fastjson@1.2.4 --property fixed --id GHSA-xxxx-yyyy-zzzz
+# OpenVEX terms (cairn vex): not affected, and why; under investigation; what to do
+cairn certify acme/fastjson@1.2.3 --property fixed --id CVE-2026-1234 --status not_affected --justification vulnerable_code_not_in_execute_path
+cairn certify acme/fastjson@1.2.3 --property vulnerable --id GHSA-aaaa-bbbb-cccc --severity none --status under_investigation
+cairn certify acme/fastjson@1.2.3 --property vulnerable --id GHSA-xxxx-yyyy-zzzz --severity high --action 'upgrade to 1.2.4'`,
 	"completion bash": `# this shell:
 source <(cairn completion bash)
 # every new shell (Debian's bash-completion):
@@ -94,6 +98,11 @@ cairn evidence verify build-2026-11-29.evidence --policy regulator.yaml
 cairn evidence verify build-2026-11-29.evidence --at 2026-11-29
 cairn evidence verify build-2026-11-29.evidence --json`,
 	"evidence show": `cairn evidence show build-2026-11-29.evidence`,
+	"vex": `# after cairn lock: the plan's OpenVEX document, for the VEX consumers you run
+cairn vex -o cairn.openvex.json
+# named versions, from a server read as a light client
+cairn vex --url https://cairn.acme.example --introduction 3f1c… acme/log@1.1.0 acme/db@2.0.0
+cairn vex acme/log@1.1.0 --author 'acme security team' -o log.openvex.json --json`,
 	"sbom": `# after cairn lock: the plan's CycloneDX 1.6 SBOM, for the SBOM tools you run
 cairn sbom -o cairn.cdx.json
 # dated, for a reproducible build

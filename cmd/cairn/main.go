@@ -232,6 +232,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd(), newVersionCmd(), newSearchCmd(), newWitnessCmd(), newProofCmd(), newEvidenceCmd())
 	root.AddCommand(newPackageCmd())
 	root.AddCommand(newSBOMCmd())
+	root.AddCommand(newVEXCmd())
 	timeoutFlags(root)
 	versionFlag(root)
 	root.InitDefaultCompletionCmd()
