@@ -341,3 +341,67 @@ func (r *Repo) appendLog(parent, id string, time int64, files []gitx.File) {
 		s.Rollback()
 	}
 }
+
+// logWriter appends a replay's commits to a line's log on a goroutine of
+// its own, so that the log's hashing, map and writes run beside the
+// rules rather than after each commit's: the rules' goroutine hands it
+// every commit that passed them, in order, and waits for it (close)
+// before it returns, so that the caller commits or rolls back a log
+// nobody appends to any more.
+type logWriter struct {
+	lg      *translog.Store
+	markAt  string
+	mark    int64 // the log's size right after markAt, -1 if not passed
+	commits chan logCommit
+	done    chan struct{}
+	err     error // the first append that failed; read after done
+	fail    func()
+	closed  bool
+}
+
+// logCommit is one commit's files, for AppendCommit.
+type logCommit struct {
+	id      string
+	time    int64
+	entries []translog.Entry
+}
+
+// startLogWriter starts appending to lg (its write lock held). markAt is
+// replayOptions.markAt; fail is called once if an append fails (the
+// replay stops: it reports the error from close).
+func startLogWriter(lg *translog.Store, markAt string, fail func()) *logWriter {
+	w := &logWriter{lg: lg, markAt: markAt, mark: -1, commits: make(chan logCommit, 256), done: make(chan struct{}), fail: fail}
+	go func() {
+		defer close(w.done)
+		for c := range w.commits {
+			if w.err != nil {
+				continue // the replay is stopping: drain
+			}
+			if _, err := lg.AppendCommit(c.id, c.time, c.entries); err != nil {
+				w.err = err
+				w.fail()
+				continue
+			}
+			if c.id == w.markAt {
+				w.mark = lg.Size() + lg.Staged()
+			}
+		}
+	}()
+	return w
+}
+
+// add hands over the next commit; entries are the log's from now on.
+func (w *logWriter) add(id string, time int64, entries []translog.Entry) {
+	w.commits <- logCommit{id, time, entries}
+}
+
+// close waits until every commit handed over is appended, and returns
+// the first append's error. It may be called again.
+func (w *logWriter) close() error {
+	if !w.closed {
+		w.closed = true
+		close(w.commits)
+	}
+	<-w.done
+	return w.err
+}

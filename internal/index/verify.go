@@ -522,7 +522,11 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 		}
 		prevTime = time.Unix(pc.Time, 0)
 	}
-	var entries []translog.Entry
+	var lw *logWriter
+	if o.log != nil {
+		lw = startLogWriter(o.log, o.markAt, cancel)
+		defer lw.close()
+	}
 	fail := func(err error) error {
 		cancel()
 		for range ordered {
@@ -565,19 +569,14 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 		if prev == verified || cj.c.ID == verified {
 			passed = true
 		}
-		if o.log != nil {
-			entries = entries[:0]
+		if lw != nil {
+			entries := make([]translog.Entry, 0, len(cj.jobs))
 			for _, j := range cj.jobs {
 				if j.f.Status == 'A' {
 					entries = append(entries, translog.Entry{Commit: cj.c.ID, Time: cj.c.Time.Unix(), SHA256: j.sum, Size: j.size, Path: j.f.Path})
 				}
 			}
-			if _, err := o.log.AppendCommit(cj.c.ID, cj.c.Time.Unix(), entries); err != nil {
-				return fail(err)
-			}
-			if cj.c.ID == o.markAt {
-				o.mark = o.log.Size() + o.log.Staged()
-			}
+			lw.add(cj.c.ID, cj.c.Time.Unix(), entries)
 		}
 		prev, prevTime = cj.c.ID, cj.c.Time
 		res.Commits++
@@ -602,6 +601,16 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 				base = &seenState{treeState: base.(*treeState), names: names}
 			}
 			st = NewOverlay(base)
+		}
+	}
+	if lw != nil {
+		// The log's error first: a failed append stops the walk.
+		err := lw.close()
+		if lw.mark >= 0 {
+			o.mark = lw.mark
+		}
+		if err != nil {
+			return err
 		}
 	}
 	select {
