@@ -262,14 +262,25 @@ func (l *Log) appendText(text []byte) (index int64, leaf tlog.Hash, err error) {
 	l.bundle = append(l.bundle, text)
 	l.staged++
 	if len(l.bundle) == tileWidth {
-		// A full bundle goes to staging/ now, so memory holds one bundle.
-		t := tlog.Tile{H: tileHeight, L: -1, N: n / tileWidth, W: tileWidth}
-		// Not synced: staging/ does not outlive a crash.
-		l.stagingW.fresh = true
-		if err := l.stagingW.write(filepath.Join(l.dir, stagingDir, strconv.FormatInt(t.N, 10)), encodeBundle(l.bundle)); err != nil {
+		// A full bundle goes to staging/ now, so memory holds one
+		// bundle, and so does its level-0 hash tile, whose hashes are
+		// all known: Commit renames them, rather than writing them all
+		// at the end of a long batch.
+		N := n / tileWidth
+		data, err := tlog.ReadTileData(tlog.Tile{H: tileHeight, L: 0, N: N, W: tileWidth}, tlog.HashReaderFunc(l.readStaged))
+		if err != nil {
 			return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
 		}
-		l.full = append(l.full, t.N)
+		// Not synced: staging/ does not outlive a crash.
+		l.stagingW.fresh = true
+		name := filepath.Join(l.dir, stagingDir, strconv.FormatInt(N, 10))
+		if err := l.stagingW.write(name, encodeBundle(l.bundle)); err != nil {
+			return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
+		}
+		if err := l.stagingW.write(name+".hashes", data); err != nil {
+			return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
+		}
+		l.full = append(l.full, N)
 		l.bundle = nil
 	}
 	if len(l.pending) >= flushHashes {
@@ -412,11 +423,16 @@ func (l *Log) commit(head string) error {
 	// Every tile written here is past the committed tree until the state
 	// file names it.
 	w := tileWriter{fresh: true}
+	staged := make(map[int64]bool, len(l.full)) // full level-0 tiles in staging/
 	for _, n := range l.full {
-		p := filepath.Join(l.dir, torchwood.TilePath(tlog.Tile{H: tileHeight, L: -1, N: n, W: tileWidth}))
-		if err := w.rename(filepath.Join(l.dir, stagingDir, fmt.Sprint(n)), p); err != nil {
+		name := filepath.Join(l.dir, stagingDir, strconv.FormatInt(n, 10))
+		if err := w.rename(name, filepath.Join(l.dir, torchwood.TilePath(tlog.Tile{H: tileHeight, L: -1, N: n, W: tileWidth}))); err != nil {
 			return err
 		}
+		if err := w.rename(name+".hashes", filepath.Join(l.dir, torchwood.TilePath(tlog.Tile{H: tileHeight, L: 0, N: n, W: tileWidth}))); err != nil {
+			return err
+		}
+		staged[n] = true
 	}
 	// Partial tiles are not synced: the hashes and the state file (which
 	// holds the last bundle's entries) can write them again (repair).
@@ -428,6 +444,9 @@ func (l *Log) commit(head string) error {
 		}
 	}
 	for _, t := range tlog.NewTiles(tileHeight, old, size) {
+		if t.L == 0 && t.W == tileWidth && staged[t.N] {
+			continue
+		}
 		data, err := tlog.ReadTileData(t, read)
 		if err != nil {
 			return err
