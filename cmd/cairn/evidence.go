@@ -14,6 +14,7 @@ import (
 	"cairn.dev/cairn/internal/evidence"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/safefile"
+	"cairn.dev/cairn/internal/witness"
 )
 
 func newEvidenceCmd() *cobra.Command {
@@ -80,10 +81,14 @@ func newEvidenceVerifyCmd(show bool) *cobra.Command {
 		js      bool
 		maxSize int64
 		atText  string
+		intros  []string
+		wits    []string
+		quorum  int
+		trustIt bool
 	)
-	use, short := "verify FILE [--policy FILE] [--at TIME] [--json]", "Check an evidence bundle with no network: every verdict derived again"
+	use, short := "verify FILE --introduction ID... [--witness VKEY... [--quorum K]] [--policy FILE] [--at TIME] [--json]", "Check an evidence bundle with no network: every verdict derived again"
 	if show {
-		use, short = "show FILE [--json]", "Check an evidence bundle, then show every package, artifact, record and proof"
+		use, short = "show FILE --introduction ID... [--witness VKEY... [--quorum K]] [--json]", "Check an evidence bundle, then show every package, artifact, record and proof"
 	}
 	c := &cobra.Command{
 		Use:   use,
@@ -100,6 +105,14 @@ instead; --at TIME (RFC 3339, or a date: its first second, UTC) judges it as the
 indexes stood then (only what was appended by then counts; no later than the
 bundle's newest checkpoint).
 
+The bundle's cairn.yaml names the indexes and witnesses it was made from, and
+whoever made the bundle wrote it: name those you trust. --introduction ID (one
+per repository, as its owner publishes it) pins each index by the id of its
+first root record, which names its root keys; a bundle of any other index is
+refused. --witness VKEY (with --quorum K, default all) requires every checkpoint
+cosigned by your witnesses too. --insecure-trust-bundle takes the bundle's word
+for the indexes: the report then shows only that the bundle agrees with itself.
+
 verify prints each package's verdict and the records that decided it; show prints
 every artifact and record too. Exit status: 0 when the bundle is sound and every
 package allowed; 3 when it is not sound, or the policy refuses a package.`,
@@ -110,7 +123,15 @@ package allowed; 3 when it is not sound, or the policy refuses a package.`,
 				return err
 			}
 			defer f.Close()
-			o := evidence.VerifyOptions{Policy: pol, MaxSize: maxSize}
+			o := evidence.VerifyOptions{Policy: pol, MaxSize: maxSize, Introductions: intros, TrustBundle: trustIt}
+			if len(wits) > 0 {
+				if !cmd.Flags().Changed("quorum") {
+					quorum = len(wits)
+				}
+				if o.Witnesses, err = witness.NewPolicy(wits, quorum); err != nil {
+					return usageError{err}
+				}
+			}
 			if atText != "" {
 				if o.At, err = parseAt(atText); err != nil {
 					return usageError{err}
@@ -122,6 +143,9 @@ package allowed; 3 when it is not sound, or the policy refuses a package.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if !rep.Pinned {
+				fmt.Fprintln(cmd.ErrOrStderr(), "cairn: warning: the indexes were named by the bundle itself (--insecure-trust-bundle): this shows only that the bundle agrees with itself; pin them with --introduction ID")
+			}
 			if js {
 				if perr := printJSON(w, rep); perr != nil {
 					return perr
@@ -136,6 +160,10 @@ package allowed; 3 when it is not sound, or the policy refuses a package.`,
 		c.Flags().StringVar(&pol, "policy", "", "judge the plan under this policy file instead of the bundle's")
 		c.Flags().StringVar(&atText, "at", "", "judge the plan as the indexes stood at this time (RFC 3339, or YYYY-MM-DD)")
 	}
+	c.Flags().StringArrayVar(&intros, "introduction", nil, "an index you trust, by its introduction (repeatable: one per repository of the bundle)")
+	c.Flags().StringArrayVar(&wits, "witness", nil, "the verifier key of a witness you trust to have cosigned every checkpoint (repeatable)")
+	c.Flags().IntVar(&quorum, "quorum", 0, "how many of the --witness keys must have cosigned (default: all)")
+	c.Flags().BoolVar(&trustIt, "insecure-trust-bundle", false, "take the bundle's cairn.yaml for which indexes to trust (it then proves only that it agrees with itself)")
 	c.Flags().BoolVar(&js, "json", false, "print the report as JSON")
 	c.Flags().Int64Var(&maxSize, "max-size", evidence.DefaultMaxSize, "refuse a bundle whose members add up to more bytes")
 	return c
@@ -164,10 +192,13 @@ func printEvidence(w io.Writer, file string, rep *evidence.Report, all bool) {
 	}
 	for _, r := range rep.Repositories {
 		fmt.Fprintf(w, "repository %s (%s): checkpoint of %d leaves, head %.12s, signed %s by %s", r.Name, r.URL, r.Size, r.Head, r.Time, r.Key)
-		if r.Unwitnessed {
+		switch {
+		case r.WitnessesPinned:
+			fmt.Fprintf(w, ", cosigned by %s (your quorum %d)\n", strings.Join(r.Cosigners, ", "), r.Quorum)
+		case r.Unwitnessed:
 			fmt.Fprintln(w, ", cosigned by no witness the project trusts (a split view could not be detected)")
-		} else {
-			fmt.Fprintf(w, ", cosigned by %s (quorum %d)\n", strings.Join(r.Cosigners, ", "), r.Quorum)
+		default:
+			fmt.Fprintf(w, ", cosigned by %s (the project's quorum %d)\n", strings.Join(r.Cosigners, ", "), r.Quorum)
 		}
 		if r.LockedProved {
 			fmt.Fprintf(w, "  the lock's head %.12s is proved in that history\n", r.LockedHead)

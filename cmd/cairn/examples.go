@@ -90,14 +90,14 @@ cairn proof 3f1c0a9e… --url https://cairn.example.com --introduction 3f1c… -
 cairn evidence -o build-2026-11-29.evidence
 # with every locked artifact inside too, for an archive that needs no server ever again
 cairn evidence --dir services/api --with-blobs -o api.evidence`,
-	"evidence verify": `# anywhere, with no network and no repository
-cairn evidence verify build-2026-11-29.evidence
+	"evidence verify": `# anywhere, with no network and no repository: the index and the witnesses you trust
+cairn evidence verify build-2026-11-29.evidence --introduction 3f1c… --witness w1.example+…
 # judged again under another policy than the build's
-cairn evidence verify build-2026-11-29.evidence --policy regulator.yaml
+cairn evidence verify build-2026-11-29.evidence --introduction 3f1c… --policy regulator.yaml
 # as the indexes stood on the release day (a vulnerability certified since does not count)
-cairn evidence verify build-2026-11-29.evidence --at 2026-11-29
-cairn evidence verify build-2026-11-29.evidence --json`,
-	"evidence show": `cairn evidence show build-2026-11-29.evidence`,
+cairn evidence verify build-2026-11-29.evidence --introduction 3f1c… --at 2026-11-29
+cairn evidence verify build-2026-11-29.evidence --introduction 3f1c… --json`,
+	"evidence show": `cairn evidence show build-2026-11-29.evidence --introduction 3f1c… --witness w1.example+…`,
 	"vex": `# after cairn lock: the plan's OpenVEX document, for the VEX consumers you run
 cairn vex -o cairn.openvex.json
 # named versions, from a server read as a light client

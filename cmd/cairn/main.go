@@ -140,6 +140,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "do not trust the server at " + li.URL + ": its log does not follow the one this machine verified before; keep both checkpoints as evidence and tell the repository's owner"
 	case errors.Is(err, evidence.ErrMalformed):
 		return exitRefused, "this file is not a sound evidence bundle (damaged, cut short or altered): nothing in it was trusted; get it again from whoever made it"
+	case errors.Is(err, evidence.ErrUntrusted):
+		return exitRefused, "get each index's introduction from its owner through a channel you trust (its site, a signed letter) and pass --introduction ID; --insecure-trust-bundle proves only that the bundle agrees with itself"
 	case errors.Is(err, evidence.ErrRefused):
 		return exitRefused, "do not rely on this bundle: what it holds does not prove the build plan it claims; keep it as evidence and tell whoever made it"
 	case errors.Is(err, evidence.ErrNotServed):

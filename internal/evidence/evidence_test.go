@@ -144,7 +144,7 @@ func TestMakeVerify(t *testing.T) {
 	}
 	w.stop()
 
-	rep, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{})
+	rep, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestRefusedPlan(t *testing.T) {
 	if !errors.As(err, &re) || made == nil {
 		t.Fatalf("Make = %v", err)
 	}
-	rep, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{})
+	rep, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}})
 	if !errors.As(err, &re) || rep == nil || rep.Allowed {
 		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
@@ -206,18 +206,60 @@ func TestVerifyAt(t *testing.T) {
 	if !errors.As(err, &re) {
 		t.Fatalf("Make = %v", err)
 	}
-	rep, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{At: before})
+	rep, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}, At: before})
 	if err != nil || !rep.Allowed || !rep.At.Equal(before.UTC()) {
 		t.Fatalf("as of %s, before the vulnerability: %+v, %v", before, rep, err)
 	}
-	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{}); !errors.As(err, &re) || !strings.Contains(err.Error(), "GHSA-4444") {
+	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}}); !errors.As(err, &re) || !strings.Contains(err.Error(), "GHSA-4444") {
 		t.Fatalf("at the checkpoint: %v", err)
 	}
 	later := made.Manifest.JudgedAt.Add(time.Hour)
-	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{At: later}); err == nil || !strings.Contains(err.Error(), "cannot judge a later time") {
+	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}, At: later}); err == nil || !strings.Contains(err.Error(), "cannot judge a later time") {
 		t.Fatalf("as of an hour after the checkpoint: %v", err)
 	}
-	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{At: before.Add(-24 * time.Hour)}); err == nil || !strings.Contains(err.Error(), "no root record") {
+	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}, At: before.Add(-24 * time.Hour)}); err == nil || !strings.Contains(err.Error(), "no root record") {
 		t.Fatalf("as of before the index existed: %v", err)
+	}
+}
+
+// A verifier names the indexes it trusts: a bundle of any other index
+// (made up for the purpose, its root naming anyone "acme-security") is
+// refused, and with no pins at all the verifier is asked for them. The
+// witnesses it trusts must have cosigned every checkpoint.
+func TestTrustPins(t *testing.T) {
+	w := newWorld(t)
+	data, _, err := w.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newWorld(t)
+	verify := func(o VerifyOptions) (*Report, error) {
+		return Verify(context.Background(), bytes.NewReader(data), o)
+	}
+	if _, err := verify(VerifyOptions{}); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "acme="+w.Intro) {
+		t.Fatalf("no pins: %v", err)
+	}
+	if _, err := verify(VerifyOptions{Introductions: []string{other.Intro}}); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "not one you trust") {
+		t.Fatalf("another index pinned: %v", err)
+	}
+	rep, err := verify(VerifyOptions{TrustBundle: true})
+	if err != nil || rep.Pinned {
+		t.Fatalf("on the bundle's word: %+v, %v", rep, err)
+	}
+	mine, err := witness.NewPolicy([]string{w.witness}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = verify(VerifyOptions{Introductions: []string{w.Intro}, Witnesses: mine})
+	if err != nil || !rep.Pinned || !rep.Repositories[0].WitnessesPinned || len(rep.Repositories[0].Cosigners) != 1 {
+		t.Fatalf("pinned, with my witness: %+v, %v", rep, err)
+	}
+	theirs, err := witness.NewPolicy([]string{other.witness}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qe *witness.QuorumError
+	if _, err := verify(VerifyOptions{Introductions: []string{w.Intro}, Witnesses: theirs}); !errors.Is(err, ErrRefused) || !errors.As(err, &qe) {
+		t.Fatalf("a witness that never cosigned: %v", err)
 	}
 }

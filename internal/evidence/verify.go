@@ -29,6 +29,7 @@ import (
 	"cairn.dev/cairn/internal/proof"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/witness"
 )
 
 // ErrRefused is the parent of Verify's errors about what a bundle proves:
@@ -38,6 +39,10 @@ import (
 // reads do not prove is the light client's own security error.)
 var ErrRefused = errors.New("evidence refused")
 
+// ErrUntrusted is the parent of Verify's errors for a bundle of indexes
+// the verifier did not say it trusts (VerifyOptions.Introductions).
+var ErrUntrusted = errors.New("evidence of an index you do not trust")
+
 // VerifyOptions configures Verify.
 type VerifyOptions struct {
 	// Policy, when set, is a policy file to judge the plan by instead of
@@ -45,6 +50,21 @@ type VerifyOptions struct {
 	Policy string
 	// MaxSize bounds the bundle's members added up (0: DefaultMaxSize).
 	MaxSize int64
+	// Introductions are the indexes the verifier trusts, by introduction
+	// (the id of an index's first root record, which names its root
+	// keys): every repository of the bundle must be one of them. The
+	// bundle's own cairn.yaml is the forger's to write: with no pins, a
+	// bundle of an index made up for the purpose (its root naming anyone
+	// "acme-security") verifies, and only TrustBundle says so.
+	Introductions []string
+	// Witnesses, when it has a quorum, are witnesses the verifier trusts:
+	// every repository's checkpoint must be cosigned by that many of
+	// them, besides what the bundle's cairn.yaml asks.
+	Witnesses witness.Policy
+	// TrustBundle takes the bundle's cairn.yaml for which indexes to
+	// trust when Introductions is empty: the report then proves only
+	// that the bundle is consistent with itself.
+	TrustBundle bool
 	// At, when set, judges the plan as the indexes stood at that time
 	// (no later than the bundle's newest checkpoint): only the files
 	// appended by then count. The bundle's verdicts are then not
@@ -66,6 +86,9 @@ type Report struct {
 	Allowed bool `json:"allowed"`
 	// Blobs says whether the bundle holds the artifacts themselves.
 	Blobs bool `json:"blobs"`
+	// Pinned says the verifier named the indexes it trusts; false: the
+	// bundle's own cairn.yaml named them (VerifyOptions.TrustBundle).
+	Pinned bool `json:"pinned"`
 }
 
 // RepoReport is a repository's checkpoint as the bundle proves it.
@@ -78,12 +101,15 @@ type RepoReport struct {
 	Root         string   `json:"root"` // hex
 	Head         string   `json:"head"`
 	Time         string   `json:"time"`
-	Key          string   `json:"key"`           // the log key that signed it
-	Cosigners    []string `json:"cosigners"`     // the trusted witnesses that cosigned it
-	Quorum       int      `json:"quorum"`        // how many were required
-	Unwitnessed  bool     `json:"unwitnessed"`   // no witness trusted: a split view could not be detected
-	LockedHead   string   `json:"locked_head"`   // the head the lock pins
-	LockedProved bool     `json:"locked_proved"` // the lock's checkpoint was proved older than this one
+	Key          string   `json:"key"`         // the log key that signed it
+	Cosigners    []string `json:"cosigners"`   // the trusted witnesses that cosigned it
+	Quorum       int      `json:"quorum"`      // how many were required
+	Unwitnessed  bool     `json:"unwitnessed"` // no witness trusted: a split view could not be detected
+	// WitnessesPinned says the cosigners are the verifier's witnesses,
+	// not the bundle's cairn.yaml's.
+	WitnessesPinned bool   `json:"witnesses_pinned"`
+	LockedHead      string `json:"locked_head"`   // the head the lock pins
+	LockedProved    bool   `json:"locked_proved"` // the lock's checkpoint was proved older than this one
 }
 
 // PackageProof is a locked package: what the lock pins, the policy's
@@ -182,6 +208,18 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	if len(m.Repositories) != len(p.Repositories) {
 		return nil, refuse("the manifest lists %d repositories, %s %d", len(m.Repositories), plan.ProjectFile, len(p.Repositories))
 	}
+	if len(o.Introductions) == 0 && !o.TrustBundle {
+		var intros []string
+		for _, r := range p.Repositories {
+			intros = append(intros, r.Name+"="+r.Introduction)
+		}
+		return nil, fmt.Errorf("%w: name the indexes you trust (--introduction ID for each; the bundle names %s), or take the bundle's word for them", ErrUntrusted, strings.Join(intros, ", "))
+	}
+	for _, r := range p.Repositories {
+		if len(o.Introductions) > 0 && !slices.Contains(o.Introductions, r.Introduction) {
+			return nil, fmt.Errorf("%w: repository %s of the bundle is the index introduced by %s, not one you trust (%s)", ErrUntrusted, r.Name, r.Introduction, strings.Join(o.Introductions, ", "))
+		}
+	}
 	var urls []string
 	keys := make([]map[string]string, len(p.Repositories))
 	for i := range p.Repositories {
@@ -239,12 +277,27 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	if err := plan.Check(ctx, p, l, perr, srcs); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	rep := &Report{JudgedAt: at, Policy: m.Policy, Allowed: true}
+	rep := &Report{JudgedAt: at, Policy: m.Policy, Allowed: true, Pinned: len(o.Introductions) > 0}
 	for _, s := range srcs {
 		if s.Via != nil {
 			continue
 		}
-		rep.Repositories = append(rep.Repositories, repoReport(s, l))
+		rr := repoReport(s, l)
+		if o.Witnesses.Quorum > 0 {
+			cs, err := o.Witnesses.Cosignatures(s.View.Note, s.View.Checkpoint.Origin)
+			if err == nil {
+				_, err = o.Witnesses.Check(s.View.Note, s.View.Checkpoint.Origin)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%w: repository %s, by the witnesses you trust: %w", ErrRefused, s.Name, err)
+			}
+			rr.Cosigners, rr.Quorum, rr.Unwitnessed = nil, o.Witnesses.Quorum, false
+			for _, c := range cs {
+				rr.Cosigners = append(rr.Cosigners, c.Witness.Name)
+			}
+			rr.WitnessesPinned = true
+		}
+		rep.Repositories = append(rep.Repositories, rr)
 	}
 
 	// The artifacts, when the bundle holds them (descriptors and snapshots
