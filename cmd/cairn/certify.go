@@ -22,6 +22,7 @@ func newCertifyCmd() *cobra.Command {
 	var (
 		f        changeFlags
 		property string
+		osvFile  string
 		c        author.Certification
 		src      sourceFlags
 	)
@@ -35,6 +36,7 @@ certify:KIND (publishers may also mark their own packages deprecated or withdraw
   --property audited|reproduced --artifact PLATFORM --source-file SRC.tar.gz   binds a binary to its (unpublished) source
   --property tested [--result PASSED|WARNED|FAILED]                          in-toto test-result
   --property vulnerable --id GHSA-… --severity low|medium|high|critical [--affects RANGE]   in-toto vulns
+  --property vulnerable --osv FILE [--osv-package NAME] [--severity S]       from an OSV record
   --property fixed --id GHSA-…[,…] [--note] [--evidence FILE]               answers vulnerabilities
       [--status not_affected --justification J | --impact TEXT]            not affected (OpenVEX), not fixed
   --property vulnerable … [--status under_investigation | --action TEXT]    OpenVEX terms (cairn vex)
@@ -43,6 +45,14 @@ certify:KIND (publishers may also mark their own packages deprecated or withdraw
 file name); without it the statement is about the whole version. Evidence
 files are stored as blobs and named by digest. --supersedes replaces an
 earlier record of yours. Nobody but you (or the root) can end what you certify.
+
+With --osv, the vulnerability is an OSV record (https://ossf.github.io/osv-schema/,
+as osv.dev, GHSA and the Go vulnerability database publish them): the record
+keeps its id, aliases (a fixed record naming any of them answers it), summary,
+the affected ranges of this package (--osv-package names it when the advisory
+names several packages and none as cairn does), CVSS vectors and references.
+Its severity is the highest CVSS v3 or v4 base score's band unless --severity
+says otherwise.
 
 In an organisation's repository, a version that an upstream publishes (and the
 repository does not) can be certified too, after 'cairn sync': the record is
@@ -63,6 +73,17 @@ this repository's own statement about the upstream's descriptor, served beside i
 			c.Name, c.Version, c.Kind = name, version, kind
 			if c.Source, err = src.ref(); err != nil {
 				return err
+			}
+			if osvFile != "" {
+				if kind != record.Vulnerable {
+					return usageError{fmt.Errorf("--osv reads a vulnerability: it goes with --property vulnerable, not %s", kind)}
+				}
+				if c.OSV, err = os.ReadFile(osvFile); err != nil {
+					return fmt.Errorf("--osv: %w", err)
+				}
+				c.OSVFile = osvFile
+			} else if c.OSVPackage != "" {
+				return usageError{errors.New("--osv-package names the package in an OSV record: give the record with --osv FILE")}
 			}
 			what := string(kind)
 			if len(c.Artifacts) > 0 {
@@ -91,6 +112,8 @@ this repository's own statement about the upstream's descriptor, served beside i
 	fl.StringVar(&c.VEX.Justification, "justification", "", "fixed --status not_affected: component_not_present, vulnerable_code_not_present, vulnerable_code_not_in_execute_path, vulnerable_code_cannot_be_controlled_by_adversary or inline_mitigations_already_exist")
 	fl.StringVar(&c.VEX.Impact, "impact", "", "fixed --status not_affected: why the version is not affected, in words")
 	fl.StringVar(&c.VEX.Action, "action", "", "vulnerable: what to do about the affected version (an OpenVEX action statement)")
+	fl.StringVar(&osvFile, "osv", "", "vulnerable: an OSV record (JSON) of the vulnerability: its id, aliases, ranges, CVSS vectors and references")
+	fl.StringVar(&c.OSVPackage, "osv-package", "", "vulnerable: the package as the OSV record names it, when it names several")
 	fl.StringVar(&c.Result, "result", "", "tested: PASSED (default), WARNED or FAILED")
 	fl.StringVar(&c.Supersedes, "supersedes", "", "the id of an earlier record of yours that this one replaces")
 	fl.StringVar(&c.Upstream, "upstream", "", "certify the version this upstream publishes (needed only when several do)")

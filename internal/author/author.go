@@ -25,6 +25,7 @@ import (
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/osv"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/snapshot"
 )
@@ -212,7 +213,17 @@ type Certification struct {
 	VulnID        string // vulnerable
 	Severity      string // vulnerable: what record.ParseSeverity reads (low … critical, or a CVSS score)
 	Affects       string // vulnerable: a semver range
-	Result        string // tested: PASSED (default), WARNED, FAILED
+	// OSV is an OSV record (vulnerable; https://ossf.github.io/osv-schema/),
+	// read by osv.Parse: the result keeps its id, aliases, summary, the
+	// affected entries of this package (OSVPackage, when the record
+	// names it otherwise than Name), CVSS vectors and references. Its
+	// severity is the CVSS score's unless Severity is given; VulnID, if
+	// given, must be its id; Affects, if given, replaces its ranges' text.
+	// OSVFile names it in errors.
+	OSV        []byte
+	OSVFile    string
+	OSVPackage string
+	Result     string // tested: PASSED (default), WARNED, FAILED
 	// Configuration describes a test run (tested): the command, its
 	// duration, what it ran on; the evidence files are added after it.
 	Configuration []record.ResourceDescriptor
@@ -361,9 +372,16 @@ func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
 		return record.TestResultPredicate{Result: result, Configuration: conf, URL: c.Note}, nil
 	case record.Vulnerable:
 		results := c.Findings
+		if len(results) == 0 && c.OSV != nil {
+			res, err := c.osvResult()
+			if err != nil {
+				return nil, err
+			}
+			results = []record.VulnResult{res}
+		}
 		if len(results) == 0 {
 			if c.VulnID == "" {
-				return nil, fmt.Errorf("a vulnerable certification needs --id (an OSV, GHSA or CVE id)")
+				return nil, fmt.Errorf("a vulnerable certification needs --id (an OSV, GHSA or CVE id) and --severity, or --osv FILE (an OSV record)")
 			}
 			if _, err := record.ParseSeverity(c.Severity); err != nil {
 				return nil, err
@@ -394,6 +412,30 @@ func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
 		return c.VEX.fixed(record.FixedPredicate{Vulnerabilities: strings.Split(c.VulnID, ","), Note: c.Note, Evidence: evidence, Issued: now()})
 	}
 	return record.CertificationPredicate{Issued: now(), Note: c.Note, Evidence: evidence, Source: c.Source}, nil
+}
+
+// osvResult is the vulnerable result c's OSV record makes.
+func (c *Certification) osvResult() (record.VulnResult, error) {
+	where := c.OSVFile
+	if where == "" {
+		where = "the OSV record"
+	}
+	e, err := osv.Parse(c.OSV, where)
+	if err != nil {
+		return record.VulnResult{}, err
+	}
+	if c.VulnID != "" && c.VulnID != e.ID {
+		return record.VulnResult{}, fmt.Errorf("--id %s, but %s is the OSV record of %s: give one or the other", c.VulnID, where, e.ID)
+	}
+	name := c.Name
+	if c.OSVPackage != "" {
+		name = c.OSVPackage
+	}
+	res, err := e.Result(osv.Target{Name: name, Severity: c.Severity, Affects: c.Affects, Note: c.Note})
+	if err != nil {
+		return record.VulnResult{}, fmt.Errorf("%s: %w", where, err)
+	}
+	return res, nil
 }
 
 func endRecord(kind record.Kind, target, reason, replacement string, signers ...keys.Signer) (*record.Record, error) {

@@ -40,6 +40,9 @@ var allowed = map[string][]string{
 	"internal/descriptor": {"internal/blob", "internal/record"},
 	"internal/snapshot":   {"internal/blob", "internal/descriptor", "internal/record"},
 	"internal/checkpoint": {"internal/keys", "internal/translog"},
+	// OSV records and osv-scanner reports, read into vulnerable results.
+	"internal/osv":         {"internal/record"},
+	"internal/osv/osvtest": {},
 	// The transparency log: leaves, tiles, proofs, the map (no index, no git).
 	"internal/translog":            {"internal/safefile"},
 	"internal/witness":             {"internal/keys", "internal/safefile"},
@@ -51,7 +54,7 @@ var allowed = map[string][]string{
 	"internal/index": {"internal/index/layout", "internal/blob", "internal/checkpoint", "internal/descriptor",
 		"internal/gitx", "internal/keys", "internal/record", "internal/safefile", "internal/snapshot", "internal/translog"},
 	"internal/author": {"internal/index", "internal/blob", "internal/descriptor", "internal/keys",
-		"internal/record", "internal/safefile", "internal/snapshot"},
+		"internal/osv", "internal/record", "internal/safefile", "internal/snapshot"},
 	"internal/index/indextest": {"internal/index", "internal/index/layout", "internal/author", "internal/keys", "internal/record",
 		"internal/blob", "internal/descriptor"},
 
@@ -77,7 +80,7 @@ var allowed = map[string][]string{
 	"internal/server": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/translog", "internal/witness",
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},
 	"internal/certifier": {"internal/index", "internal/author", "internal/remote", "internal/blob",
-		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport"},
+		"internal/descriptor", "internal/keys", "internal/osv", "internal/record", "internal/safefile", "internal/transport"},
 	"internal/server/servertest": {anyBelowCmd},
 
 	// This test.

@@ -95,6 +95,7 @@ type vuln struct {
 	id       string
 	severity string          // the score its rank was read from (the worst), else its first
 	rank     record.Severity // none for a vulnerability no score of which cairn ranks
+	result   record.VulnResult
 }
 
 func factsOf(r *Record) *facts {
@@ -108,7 +109,7 @@ func factsOf(r *Record) *facts {
 			if !ok && len(res.Severity) > 0 {
 				score = res.Severity[0].Score // shown as given, ranked none
 			}
-			f.vulns = append(f.vulns, vuln{id: res.ID, severity: score, rank: sev})
+			f.vulns = append(f.vulns, vuln{id: res.ID, severity: score, rank: sev, result: res})
 		}
 	}
 	return f
@@ -249,11 +250,11 @@ func (p *Policy) Evaluate(s *Subject) *Verdict {
 	d := s.Descriptor
 	v := &Verdict{Package: d.ID(), Descriptor: s.Ref, Allowed: true}
 	var active []*facts
-	// answered: the fixed record that answers a vulnerability id, by
-	// repository and id. A fixed record answers the vulnerabilities of its
-	// own repository only: an upstream cannot answer what an organisation
-	// declared of its package, nor the reverse.
-	answered := map[[2]string]string{}
+	// answered: the fixed records' ids, by repository. A fixed record
+	// answers the vulnerabilities of its own repository only: an
+	// upstream cannot answer what an organisation declared of its
+	// package, nor the reverse.
+	answered := answers{}
 	for i := range s.Records {
 		r := &s.Records[i]
 		if !r.Active || !r.Kind.IsPackage() {
@@ -261,9 +262,7 @@ func (p *Policy) Evaluate(s *Subject) *Verdict {
 		}
 		f := factsOf(r)
 		active = append(active, f)
-		for _, id := range f.fixes {
-			answered[[2]string{r.Repository, id}] = r.ID
-		}
+		answered.add(r.Repository, f.fixes, r.ID)
 	}
 	var pkg *celPackage
 	pkgObj := func() *celPackage {
@@ -320,7 +319,7 @@ func (p *Policy) evalExpr(r *Rule, rv *RuleVerdict, pkg func() *celPackage, acti
 	rv.Reason = fmt.Sprintf("expr is %v: %s", b, r.Expr)
 }
 
-func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, s *Subject, active []*facts, answered map[[2]string]string) {
+func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, s *Subject, active []*facts, answered answers) {
 	var hits []string
 	var answers []string
 	for _, f := range active {
@@ -348,8 +347,12 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 				if !v.rank.AtLeast(r.Severity) {
 					continue
 				}
-				if fix, ok := answered[[2]string{f.r.Repository, v.id}]; ok {
-					answers = append(answers, fmt.Sprintf("%s answered by fixed record %.16s", v.id, fix))
+				if id, fix, ok := answered.answer(f.r.Repository, v.result); ok {
+					how := ""
+					if id != v.id {
+						how = " (its alias " + id + ")"
+					}
+					answers = append(answers, fmt.Sprintf("%s answered%s by fixed record %.16s", v.id, how, fix))
 					rv.Records = append(rv.Records, fix)
 					continue
 				}
@@ -395,6 +398,44 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 		rv.Reason += " (" + strings.Join(answers, "; ") + ")"
 	}
 	rv.Reason += ended(s, r.Property)
+}
+
+// answers are the active fixed records' ids, by repository: the ids in
+// order, and the record that answers each.
+type answers map[string]*struct {
+	ids    []string
+	record map[string]string
+}
+
+func (a answers) add(repository string, ids []string, rec string) {
+	x := a[repository]
+	if x == nil {
+		x = &struct {
+			ids    []string
+			record map[string]string
+		}{record: map[string]string{}}
+		a[repository] = x
+	}
+	for _, id := range ids {
+		if _, ok := x.record[id]; !ok {
+			x.ids = append(x.ids, id)
+		}
+		x.record[id] = rec // the last, as index order goes, is named
+	}
+}
+
+// answer returns the id (the vulnerability's, or an alias of it) that a
+// fixed record of repository answers res by, and that record, as
+// record.VulnResult.AnsweredBy decides.
+func (a answers) answer(repository string, res record.VulnResult) (id, rec string, ok bool) {
+	x := a[repository]
+	if x == nil {
+		return "", "", false
+	}
+	if id, ok = res.AnsweredBy(x.ids); !ok {
+		return "", "", false
+	}
+	return id, x.record[id], true
 }
 
 // describe says who made a record, and which.

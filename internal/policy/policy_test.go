@@ -458,3 +458,22 @@ func BenchmarkDecision(b *testing.B) {
 		}
 	}
 }
+
+// A vulnerable record made from an OSV record names the vulnerability by
+// its GHSA id and keeps its aliases: a fixed record naming the CVE alias
+// answers it (in the same repository only), and says it did through the
+// alias; a fixed record naming another CVE does not.
+func TestFixedAnswersAnAlias(t *testing.T) {
+	p := mustParse(t, basePolicy)
+	v := newVersion("acme/fastjson", "1.2.3")
+	pred := vulnerable("GHSA-4v7x-pqxf-cx7m", "high")
+	pred.Scanner.Result[0].OSV = &record.VulnOSV{Aliases: []string{"CVE-2026-41234"}}
+	v.add(record.Vulnerable, pred)
+	wantRule(t, p.Evaluate(v.subject()), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
+	v.add(record.Fixed, fixed("CVE-2026-99999"))
+	wantRule(t, p.Evaluate(v.subject()), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
+	v.addBy(record.Fixed, "SHA256:corp", "acme-security", "corp", fixed("CVE-2026-41234"))
+	wantRule(t, p.Evaluate(v.subject()), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
+	fix := v.add(record.Fixed, fixed("CVE-2026-41234"))
+	wantRule(t, p.Evaluate(v.subject()), "high-vulnerabilities", true, "GHSA-4v7x-pqxf-cx7m answered (its alias CVE-2026-41234) by fixed record "+fix[:16])
+}

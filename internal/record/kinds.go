@@ -175,11 +175,102 @@ type VulnDB struct {
 }
 
 // VulnResult is one vulnerability. cairn reads the annotations "affects"
-// (a semver range of affected versions) and "note".
+// (a semver range of affected versions) and "note". A result made from
+// an OSV record keeps its CVSS vectors as severities (methods
+// MethodCVSSv3, MethodCVSSv4) and the rest of what cairn keeps of it in
+// OSV; results made before cairn read OSV have none, and read as before.
 type VulnResult struct {
 	ID          string              `json:"id"`
 	Severity    []VulnSeverity      `json:"severity"`
 	Annotations []map[string]string `json:"annotations,omitempty"`
+	OSV         *VulnOSV            `json:"osv,omitempty"`
+}
+
+// VulnOSV is what a vulnerable result keeps of the OSV record it was
+// made from (https://ossf.github.io/osv-schema/), in OSV's own field
+// names: its aliases (the same vulnerability's CVE and GHSA ids), its
+// summary and times, the affected entries that concern the certified
+// package, and its references. The CVSS vectors are the result's
+// severities. Every field is optional.
+type VulnOSV struct {
+	Aliases    []string       `json:"aliases,omitempty"`
+	Summary    string         `json:"summary,omitempty"`
+	Modified   string         `json:"modified,omitempty"`  // RFC 3339, as the OSV record gives it
+	Published  string         `json:"published,omitempty"` // RFC 3339
+	Affected   []OSVAffected  `json:"affected,omitempty"`
+	References []OSVReference `json:"references,omitempty"`
+}
+
+// OSVAffected is one affected entry of an OSV record: a package and the
+// ranges (or, with none, the versions) of it that are affected.
+type OSVAffected struct {
+	Package  OSVPackage `json:"package"`
+	Ranges   []OSVRange `json:"ranges,omitempty"`
+	Versions []string   `json:"versions,omitempty"`
+}
+
+// OSVPackage names a package in an ecosystem, as OSV does.
+type OSVPackage struct {
+	Ecosystem string `json:"ecosystem"`
+	Name      string `json:"name"`
+	PURL      string `json:"purl,omitempty"`
+}
+
+// OSVRange is an OSV range: its type (SEMVER, ECOSYSTEM or GIT), the
+// repository of a GIT range, and its events in order.
+type OSVRange struct {
+	Type   string     `json:"type"`
+	Repo   string     `json:"repo,omitempty"`
+	Events []OSVEvent `json:"events"`
+}
+
+// OSVEvent is one event of a range: exactly one of its fields is set.
+type OSVEvent struct {
+	Introduced   string `json:"introduced,omitempty"`
+	Fixed        string `json:"fixed,omitempty"`
+	LastAffected string `json:"last_affected,omitempty"`
+	Limit        string `json:"limit,omitempty"`
+}
+
+// OSVReference is a link about the vulnerability, typed as OSV types
+// them (ADVISORY, FIX, WEB, …).
+type OSVReference struct {
+	Type string `json:"type"`
+	URL  string `json:"url"`
+}
+
+// Aliases returns the other ids the result's vulnerability is known by
+// (from its OSV record), without its own id.
+func (v VulnResult) Aliases() []string {
+	if v.OSV == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range v.OSV.Aliases {
+		if a != v.ID {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// AnsweredBy is the rule for whether a fixed record's ids answer this
+// vulnerability: one of them is its id or one of its aliases (a fixed
+// record naming CVE-2024-1 answers a result GHSA-x whose OSV record
+// gives CVE-2024-1 as an alias). Ids compare exactly. It returns the id
+// that answers.
+func (v VulnResult) AnsweredBy(ids []string) (string, bool) {
+	for _, id := range ids {
+		if id == v.ID {
+			return id, true
+		}
+		for _, a := range v.Aliases() {
+			if id == a {
+				return id, true
+			}
+		}
+	}
+	return "", false
 }
 
 // VulnSeverity is one score of a vulnerability.
@@ -454,6 +545,11 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 		for _, r := range p.Scanner.Result {
 			if r.ID == "" || len(r.Severity) == 0 {
 				return nil, fmt.Errorf("every result needs an id and a severity")
+			}
+			if r.OSV != nil {
+				if err := r.OSV.Check(); err != nil {
+					return nil, fmt.Errorf("result %s: osv: %w", r.ID, err)
+				}
 			}
 		}
 		return p, nil

@@ -6,6 +6,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	gocvss30 "github.com/pandatix/go-cvss/30"
+	gocvss31 "github.com/pandatix/go-cvss/31"
+	gocvss40 "github.com/pandatix/go-cvss/40"
 )
 
 // Severity is how bad a vulnerability is, on the one scale cairn ranks
@@ -113,17 +117,90 @@ func ParseSeverity(s string) (Severity, error) {
 	if err != nil || math.IsNaN(n) || n < 0 || n > 10 {
 		return 0, fmt.Errorf("severity %q: a CVSS score is from 0.0 to 10.0", s)
 	}
+	return scoreSeverity(n), nil
+}
+
+// scoreSeverity maps a CVSS base score, 0.0 to 10.0, to its band: the
+// one place the bands are written.
+func scoreSeverity(n float64) Severity {
 	switch {
 	case n == 0:
-		return SeverityNone, nil
+		return SeverityNone
 	case n < 4:
-		return SeverityLow, nil
+		return SeverityLow
 	case n < 7:
-		return SeverityMedium, nil
+		return SeverityMedium
 	case n < 9:
-		return SeverityHigh, nil
+		return SeverityHigh
 	}
-	return SeverityCritical, nil
+	return SeverityCritical
+}
+
+// The severity methods of CVSS vectors, as OSV names its severity types:
+// a vulnerable result keeps an OSV record's vectors under these methods.
+const (
+	MethodCVSSv3 = "CVSS_V3" // CVSS:3.0/… or CVSS:3.1/…
+	MethodCVSSv4 = "CVSS_V4" // CVSS:4.0/…
+)
+
+// CVSS reads a CVSS vector, v3.0, v3.1 or v4.0, with
+// github.com/pandatix/go-cvss and returns its base score (v4.0: its
+// CVSS-B score) and the severity that score has on cairn's scale, by the
+// bands ParseSeverity maps scores with (v3's and v4's qualitative scales
+// agree on them). A vector of another version, or one go-cvss refuses,
+// is an error that says which metric is wrong.
+func CVSS(vector string) (score float64, sev Severity, err error) {
+	v := strings.TrimSpace(vector)
+	switch {
+	case strings.HasPrefix(v, "CVSS:3.0/"):
+		c, perr := gocvss30.ParseVector(v)
+		if perr != nil {
+			return 0, 0, fmt.Errorf("CVSS vector %q: %w", vector, perr)
+		}
+		score = c.BaseScore()
+	case strings.HasPrefix(v, "CVSS:3.1/"):
+		c, perr := gocvss31.ParseVector(v)
+		if perr != nil {
+			return 0, 0, fmt.Errorf("CVSS vector %q: %w", vector, perr)
+		}
+		score = c.BaseScore()
+	case strings.HasPrefix(v, "CVSS:4.0/"):
+		c, perr := gocvss40.ParseVector(v)
+		if perr != nil {
+			return 0, 0, fmt.Errorf("CVSS vector %q: %w", vector, perr)
+		}
+		score = c.Score()
+	default:
+		return 0, 0, fmt.Errorf("CVSS vector %q: want CVSS:3.0/…, CVSS:3.1/… or CVSS:4.0/… (CVSS v2 vectors are kept, not scored)", vector)
+	}
+	if math.IsNaN(score) || score < 0 || score > 10 {
+		return 0, 0, fmt.Errorf("CVSS vector %q: score %v is outside 0.0–10.0", vector, score)
+	}
+	return score, scoreSeverity(score), nil
+}
+
+// FormatScore writes a CVSS score as CVSS does, one decimal: "9.8".
+func FormatScore(score float64) string { return strconv.FormatFloat(score, 'f', 1, 64) }
+
+// CVSSScore returns the highest base score among the result's CVSS
+// vectors (methods MethodCVSSv3 and MethodCVSSv4) and the vector it came
+// from; ok is false when the result has none. A vector under those
+// methods that CVSS cannot score is an error: a result that names a
+// vector vouches for it.
+func (v VulnResult) CVSSScore() (score float64, vector string, ok bool, err error) {
+	for _, s := range v.Severity {
+		if s.Method != MethodCVSSv3 && s.Method != MethodCVSSv4 {
+			continue
+		}
+		n, _, err := CVSS(s.Score)
+		if err != nil {
+			return 0, "", false, fmt.Errorf("result %s: %w", v.ID, err)
+		}
+		if !ok || n > score {
+			score, vector, ok = n, s.Score, true
+		}
+	}
+	return score, vector, ok, nil
 }
 
 // isScoreLike reports whether a severity's score is written as a word
