@@ -28,6 +28,7 @@ import (
 	"cairn.dev/cairn/internal/install"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/osv"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/proof"
@@ -193,6 +194,8 @@ func classify(err error) (int, string) {
 		return exitError, "fix the file at the line named and run the command again"
 	case errors.Is(err, keys.ErrNoKey):
 		return exitError, "pass --key FILE, set CAIRN_KEY, or add an ed25519 key to ssh-agent; make one with 'cairn key new FILE'"
+	case errors.Is(err, osv.ErrMalformed):
+		return exitError, "give an OSV record as its database publishes it (https://ossf.github.io/osv-schema/; osv.dev/vulnerability/ID serves each as JSON), or fix the field named"
 	case errors.Is(err, descriptor.ErrInvalid), errors.Is(err, record.ErrMalformed):
 		return exitError, "fix the file and run the command again; see 'cairn publish --help' for the manifest format"
 	case isTimeout(err):

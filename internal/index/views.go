@@ -238,6 +238,9 @@ func detail(rec *record.Record) string {
 			if a := res.Annotation("affects"); a != "" {
 				s += " affects " + a
 			}
+			if a := res.Aliases(); len(a) > 0 {
+				s += " (aliases " + strings.Join(a, ", ") + ")"
+			}
 			if n := res.Annotation("note"); n != "" {
 				s += ": " + n
 			}
