@@ -246,6 +246,11 @@ func printEvidence(w io.Writer, file string, rep *evidence.Report, all bool) {
 	if rep.Blobs {
 		fmt.Fprintln(w, "the bundle holds every locked artifact, each checked against the lock")
 	}
+	if rep.SBOMSHA512 {
+		fmt.Fprintf(w, "%s: the lock's CycloneDX SBOM, derived again, each SHA-512 checked against its artifact\n", evidence.SBOMName)
+	} else {
+		fmt.Fprintf(w, "%s: the lock's CycloneDX SBOM, derived again; its SHA-512s are not checked (the bundle holds no artifacts: make it with --with-blobs)\n", evidence.SBOMName)
+	}
 }
 
 // decided reports whether a record decided a rule of the package's verdict.

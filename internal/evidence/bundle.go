@@ -52,6 +52,10 @@ const (
 // ManifestName is the bundle's first member.
 const ManifestName = "evidence.json"
 
+// SBOMName is the member that holds the lock's SBOM, a CycloneDX 1.6
+// document (internal/sbom).
+const SBOMName = "sbom.cdx.json"
+
 // ErrMalformed is the parent of the errors about a bundle's file itself:
 // not a bundle of this format, truncated, a member unlisted, missing or
 // altered, a path or size out of bounds.

@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/proof"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/sbom"
 	"cairn.dev/cairn/internal/transport"
 )
 
@@ -186,6 +188,23 @@ func Make(ctx context.Context, w io.Writer, o Options) (*Made, error) {
 	if rec.err != nil {
 		return nil, rec.err
 	}
+
+	// The lock's SBOM: each artifact's SHA-512 from its bytes, fetched
+	// through the sources when the bundle does not hold them.
+	bom, err := sbom.Make(ctx, l, srcs, sbom.Options{Tool: o.MadeBy, Open: func(ctx context.Context, pkg *plan.Locked, ref blob.Ref) (io.ReadCloser, error) {
+		if data, ok := files["blobs/sha256/"+ref.SHA256]; ok {
+			return io.NopCloser(bytes.NewReader(data)), nil
+		}
+		data, err := fetch(ctx, srcs.Get(pkg.Repository), ref)
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("the lock's SBOM: %w", err)
+	}
+	add(SBOMName, bom.JSON)
 
 	m := Manifest{Created: now().UTC().Truncate(time.Second), MadeBy: o.MadeBy, Policy: filepath.ToSlash(p.Policy), Verdicts: verdicts}
 	for i, r := range p.Repositories {

@@ -29,6 +29,7 @@ import (
 	"cairn.dev/cairn/internal/proof"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/sbom"
 	"cairn.dev/cairn/internal/witness"
 )
 
@@ -89,6 +90,11 @@ type Report struct {
 	// Pinned says the verifier named the indexes it trusts; false: the
 	// bundle's own cairn.yaml named them (VerifyOptions.TrustBundle).
 	Pinned bool `json:"pinned"`
+	// SBOMSHA512 says whether the SBOM's (sbom.cdx.json) SHA-512 values
+	// were checked against the artifacts' bytes, which only a bundle with
+	// blobs holds; without them they are the document's claims, while
+	// everything else in it is derived again from the lock and compared.
+	SBOMSHA512 bool `json:"sbom_sha512_checked"`
 }
 
 // RepoReport is a repository's checkpoint as the bundle proves it.
@@ -179,13 +185,13 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			if err := os.WriteFile(dst, data, 0o644); err != nil {
 				return nil, err
 			}
-		case proofMember.MatchString(name), repoMember.MatchString(name):
+		case proofMember.MatchString(name), repoMember.MatchString(name), name == SBOMName:
 		case blobMember.MatchString(name):
 			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != name[len("blobs/sha256/"):] {
 				return nil, fmt.Errorf("%w: member %s holds bytes of sha256 %x", ErrMalformed, name, sum)
 			}
 		default:
-			return nil, fmt.Errorf("%w: member %s is none of a bundle's (project/, repos/N/, blobs/sha256/, proofs/)", ErrMalformed, name)
+			return nil, fmt.Errorf("%w: member %s is none of a bundle's (project/, %s, repos/N/, blobs/sha256/, proofs/)", ErrMalformed, name, SBOMName)
 		}
 	}
 	for _, f := range []string{plan.ProjectFile, plan.LockFile} {
@@ -359,6 +365,11 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		rep.Policy = o.Policy
 	}
 	rep.Allowed = re == nil
+
+	// The SBOM, derived again from the lock and compared.
+	if err := sameSBOM(ctx, b, l, srcs, rep); err != nil {
+		return nil, err
+	}
 
 	// Every record's proof, and nothing else.
 	ids, err := recordsOf(l, srcs)
@@ -593,4 +604,55 @@ func asOf(ctx context.Context, srcs plan.Sources, t time.Time) (plan.Sources, er
 		}
 	}
 	return out, nil
+}
+
+// sameSBOM derives the lock's SBOM again and compares it with the
+// bundle's, byte for byte: each artifact's SHA-512 from its bytes when
+// the bundle holds them (rep.Blobs), else as the bundle's document claims
+// it (rep.SBOMSHA512 false: not checked).
+func sameSBOM(ctx context.Context, b *Bundle, l *plan.Lock, srcs plan.Sources, rep *Report) error {
+	claimed, err := b.member(SBOMName)
+	if err != nil {
+		return err
+	}
+	o := sbom.Options{Tool: b.Manifest.MadeBy}
+	if rep.Blobs {
+		o.Open = func(_ context.Context, _ *plan.Locked, ref blob.Ref) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(b.Files["blobs/sha256/"+ref.SHA256])), nil
+		}
+	} else {
+		sums, err := sbom.Claims(claimed)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrRefused, SBOMName, err)
+		}
+		o.SHA512 = sums
+	}
+	derived, err := sbom.Make(ctx, l, srcs, o)
+	if err != nil {
+		return fmt.Errorf("%w: the lock's SBOM: %w", ErrRefused, err)
+	}
+	if !bytes.Equal(derived.JSON, claimed) {
+		got, want := firstDiff(claimed, derived.JSON)
+		return fmt.Errorf("%w: %s is not the lock's SBOM: it says %q where the lock gives %q", ErrRefused, SBOMName, got, want)
+	}
+	rep.SBOMSHA512 = rep.Blobs
+	return nil
+}
+
+// firstDiff returns the first line where a and b differ, in each.
+func firstDiff(a, b []byte) (string, string) {
+	la, lb := bytes.Split(a, []byte("\n")), bytes.Split(b, []byte("\n"))
+	for i := 0; i < len(la) || i < len(lb); i++ {
+		var x, y []byte
+		if i < len(la) {
+			x = la[i]
+		}
+		if i < len(lb) {
+			y = lb[i]
+		}
+		if !bytes.Equal(x, y) {
+			return strings.TrimSpace(string(x)), strings.TrimSpace(string(y))
+		}
+	}
+	return "", ""
 }
