@@ -46,6 +46,15 @@ file name); without it the statement is about the whole version. Evidence
 files are stored as blobs and named by digest. --supersedes replaces an
 earlier record of yours. Nobody but you (or the root) can end what you certify.
 
+--status, --justification, --impact and --action are OpenVEX's terms (cairn vex):
+a fixed record says the version was fixed (the default) or was never affected
+(not_affected, and why: a --justification among component_not_present,
+vulnerable_code_not_present, vulnerable_code_not_in_execute_path,
+vulnerable_code_cannot_be_controlled_by_adversary, inline_mitigations_already_exist,
+or an --impact statement); a vulnerable record may say it is under_investigation
+(a policy still counts it as vulnerable until a fixed record answers it), or
+what to do about it (--action). Both answer a policy's forbid vulnerable alike.
+
 With --osv, the vulnerability is an OSV record (https://ossf.github.io/osv-schema/,
 as osv.dev, GHSA and the Go vulnerability database publish them): the record
 keeps its id, aliases (a fixed record naming any of them answers it), summary,

@@ -23,7 +23,10 @@
 //     vulnerable record names that vulnerability (a fixed record answers
 //     its own repository's only, as the policy reads it).
 //
-// Ended records (revoked, superseded) say nothing. Each statement's
+// A vulnerability is named by its id, with the aliases and summary its
+// OSV record gave (certify --osv); a fixed record naming an alias answers
+// it (record.VulnResult.AnsweredBy). Ended records (revoked, superseded)
+// say nothing. Each statement's
 // timestamp is its deciding record's issue time; its status_notes name
 // every record it was made from, by full id, holder and repository; its
 // product's subcomponents are the artifacts the deciding records narrowed
@@ -222,7 +225,7 @@ func Statements(p *Product) []govex.Statement {
 			if a.rec.Repository != f.repository {
 				continue
 			}
-			if id, ok := answeredBy(f.results[0], a.pred.Vulnerabilities); ok {
+			if id, ok := answeredBy(f.results, a.pred.Vulnerabilities); ok {
 				by = a
 				if used[a.rec] == nil {
 					used[a.rec] = map[string]bool{}
@@ -259,19 +262,42 @@ func Statements(p *Product) []govex.Statement {
 	return out
 }
 
-// answeredBy is whether a fixed record's ids answer a vulnerable result:
-// one of them is its id. It returns the id that answers.
-func answeredBy(res record.VulnResult, ids []string) (string, bool) {
-	for _, id := range ids {
-		if id == res.ID {
+// answeredBy is whether a fixed record's ids answer a vulnerability, as
+// record.VulnResult.AnsweredBy decides (its id or an alias): the id that
+// answers one of its results.
+func answeredBy(results []record.VulnResult, ids []string) (string, bool) {
+	for _, res := range results {
+		if id, ok := res.AnsweredBy(ids); ok {
 			return id, true
 		}
 	}
 	return "", false
 }
 
-// aliases are the other ids the results' vulnerability is known by.
-func aliases(results []record.VulnResult) []string { return nil }
+// aliases are the other ids the results' vulnerability is known by
+// (from their OSV records), each once.
+func aliases(results []record.VulnResult) []string {
+	var out []string
+	for _, res := range results {
+		for _, a := range res.Aliases() {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// summary is the vulnerability's summary from its OSV record, if one
+// of the results keeps it.
+func summary(results []record.VulnResult) string {
+	for _, res := range results {
+		if res.OSV != nil && res.OSV.Summary != "" {
+			return res.OSV.Summary
+		}
+	}
+	return ""
+}
 
 // judge is the one mapping of cairn's records onto an OpenVEX statement
 // about vulnerability id of product p: results are the active vulnerable
@@ -279,7 +305,7 @@ func aliases(results []record.VulnResult) []string { return nil }
 // fixed record standing alone), by the active fixed record of their
 // repository that answers them (the latest issued), or nil.
 func judge(p *Product, id string, aliases []string, results []record.VulnResult, recs []*Record, by *answer) govex.Statement {
-	st := govex.Statement{Vulnerability: govex.Vulnerability{Name: govex.VulnerabilityID(id)}}
+	st := govex.Statement{Vulnerability: govex.Vulnerability{Name: govex.VulnerabilityID(id), Description: summary(results)}}
 	for _, a := range aliases {
 		if a != id && !slices.Contains(st.Vulnerability.Aliases, govex.VulnerabilityID(a)) {
 			st.Vulnerability.Aliases = append(st.Vulnerability.Aliases, govex.VulnerabilityID(a))

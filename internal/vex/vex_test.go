@@ -251,3 +251,40 @@ func TestSchemaRefusesWhatOpenVEXForbids(t *testing.T) {
 		t.Errorf("cairn's justifications %v are not go-vex's %v", record.Justifications, govex.Justifications())
 	}
 }
+
+// A vulnerability certified from its OSV record (certify --osv) is named
+// with its aliases and summary, and a fixed record naming its CVE alias
+// answers it, as the policy reads it.
+func TestOSVAliasAnswered(t *testing.T) {
+	osvRecord, err := os.ReadFile("../osv/testdata/GHSA-4v7x-pqxf-cx7m.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.2.3"})
+	v := w.Certify(author.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Vulnerable, OSV: osvRecord, OSVPackage: "github.com/acme/fastjson"}).Records[0]
+	doc, err := vex.Make(products(t, w, "acme/fastjson@1.2.3"), vex.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, doc.JSON)
+	parsed, _ := govex.Parse(doc.JSON)
+	s := statement(t, parsed, "pkg:generic/acme/fastjson@1.2.3", "GHSA-4v7x-pqxf-cx7m")
+	if s.Status != govex.StatusAffected || !slices.Equal(s.Vulnerability.Aliases, []govex.VulnerabilityID{"CVE-2026-41234"}) || !strings.HasPrefix(s.Vulnerability.Description, "fastjson: unbounded recursion") {
+		t.Fatalf("before its answer: %+v", s)
+	}
+	fix := w.Certify(author.Certification{Name: "acme/fastjson", Version: "1.2.3", Kind: record.Fixed, VulnID: "CVE-2026-41234", VEX: author.VEXTerms{Status: "not_affected", Impact: "Decode is never given untrusted input"}}).Records[0]
+	doc, err = vex.Make(products(t, w, "acme/fastjson@1.2.3"), vex.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, doc.JSON)
+	parsed, _ = govex.Parse(doc.JSON)
+	if len(parsed.Statements) != 1 {
+		t.Fatalf("the alias's answer stands apart: %d statements\n%s", len(parsed.Statements), doc.JSON)
+	}
+	s = &parsed.Statements[0]
+	if s.Status != govex.StatusNotAffected || s.ImpactStatement != "Decode is never given untrusted input" || !strings.Contains(s.StatusNotes, v) || !strings.Contains(s.StatusNotes, fix) {
+		t.Fatalf("answered by its alias: %+v", s)
+	}
+}
