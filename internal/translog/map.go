@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync/atomic"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -595,6 +597,23 @@ func (p *MapProof) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return fmt.Errorf("decoding map proof: %w", err)
 	}
+	return p.fromJSON(w)
+}
+
+// UnmarshalJSONFrom is UnmarshalJSON for go-json-experiment/json, which
+// decodes a light read's documents: the proof is decoded in the
+// document's one pass, not read out of it and decoded again by
+// encoding/json. The same checks.
+func (p *MapProof) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	var w mapProofJSON
+	if err := jsonv2.UnmarshalDecode(dec, &w); err != nil {
+		return fmt.Errorf("decoding map proof: %w", err)
+	}
+	return p.fromJSON(w)
+}
+
+// fromJSON sets p to the proof w, decoded, once checked.
+func (p *MapProof) fromJSON(w mapProofJSON) error {
 	if w.Depth < 0 || w.Depth > 256 {
 		return fmt.Errorf("decoding map proof: depth %d is outside 0..256", w.Depth)
 	}
