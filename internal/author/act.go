@@ -246,5 +246,5 @@ func Apply(ctx context.Context, r *index.Repo, a *Act, sigs []Detached) (*Added,
 				Reason: "it does not verify over this act: it was made over another act, or the act was changed after it was signed"}
 		}
 	}
-	return addAs(ctx, r, sigs[0].KeyID, Summary(rec), index.Change{Records: []*record.Record{rec}})
+	return addAs(ctx, r, st, sigs[0].KeyID, Summary(rec), index.Change{Records: []*record.Record{rec}})
 }

@@ -40,10 +40,14 @@ type Added struct {
 // now is the time records are issued at (a variable for the tests).
 var now = func() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
-// ident is the commit author for a key: its holder and key id.
-func ident(ctx context.Context, r *index.Repo, id string) string {
+// ident is the commit author for a key: its holder (as the state st
+// names it; nil: main's head) and key id.
+func ident(ctx context.Context, r *index.Repo, st *index.Overlay, id string) string {
 	name := "cairn"
-	if st, err := headState(ctx, r); err == nil {
+	if st == nil {
+		st, _ = headState(ctx, r)
+	}
+	if st != nil {
 		if k, _ := st.Key(id); k != nil && k.Holder() != "" {
 			name = k.Holder()
 		} else if root, _ := st.Root(); root != nil && root.Holders[id] != "" {
@@ -69,16 +73,17 @@ func headState(ctx context.Context, r *index.Repo) (*index.Overlay, error) {
 
 // add appends ch, authored by s, through the index's door.
 func add(ctx context.Context, r *index.Repo, s keys.Signer, message string, ch index.Change) (*Added, error) {
-	return addAs(ctx, r, keys.ID(s.Public()), message, ch)
+	return addAs(ctx, r, nil, keys.ID(s.Public()), message, ch)
 }
 
-// addAs appends ch, authored by the key id, through the index's door.
-func addAs(ctx context.Context, r *index.Repo, id, message string, ch index.Change) (*Added, error) {
+// addAs appends ch, authored by the key id (its holder as st names it,
+// or main's head if st is nil), through the index's door.
+func addAs(ctx context.Context, r *index.Repo, st *index.Overlay, id, message string, ch index.Change) (*Added, error) {
 	out := &Added{}
 	for _, rec := range ch.Records {
 		out.Records = append(out.Records, rec.ID)
 	}
-	a, err := r.Append(ctx, ch, ident(ctx, r, id), message)
+	a, err := r.Append(ctx, ch, ident(ctx, r, st, id), message)
 	if a != nil {
 		out.Commit, out.Paths = a.Commit, a.Paths
 	}
@@ -133,7 +138,9 @@ func Publish(ctx context.Context, r *index.Repo, dir string, s keys.Signer) (*Pu
 	if err != nil {
 		return nil, err
 	}
-	added, err := add(ctx, r, s, "publish "+d.ID(), index.Change{Records: []*record.Record{rec}, Descriptor: data, Blobs: stored})
+	// The author's name is read from the state read above (its trees are
+	// cached there), not from a new one.
+	added, err := addAs(ctx, r, st, keys.ID(s.Public()), "publish "+d.ID(), index.Change{Records: []*record.Record{rec}, Descriptor: data, Blobs: stored})
 	if err != nil {
 		return nil, err
 	}
