@@ -13,6 +13,7 @@ import (
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/translog"
 )
 
 // packLimit is how many packs an index may have before appends repack.
@@ -167,10 +168,20 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 	if err := refs.Start(ctx); err != nil {
 		return "", err
 	}
+	// And main's log: its lock taken, its map loaded (once per process)
+	// while the commit is built, its entries staged while main moves.
+	lg := r.stageLog(parent)
+	moved := false
+	defer func() {
+		if !moved {
+			lg.finish("", false)
+		}
+	}()
 	id, when, err := r.build(ctx, r.Config.Introduction, parent, files, ident, message)
 	if err != nil {
 		return "", err
 	}
+	lg.append(id, when.Unix(), files)
 	if blobs != nil {
 		if err := blobs(); err != nil {
 			return "", fmt.Errorf("storing the blobs of %s: %w (nothing was added to the index)", message, err)
@@ -179,15 +190,17 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 	if err := refs.Update(ctx, MainRef, id, parent); err != nil {
 		return "", err
 	}
+	moved = true
 	m, _ := r.loadMarker()
 	records := len(files)
 	if m != nil {
 		records += m.Records
 	}
-	if err := r.saveMarker(marker{Head: id, Records: records}); err != nil {
+	err = r.saveMarker(marker{Head: id, Records: records})
+	lg.finish(id, err == nil)
+	if err != nil {
 		return "", err
 	}
-	r.appendLog(parent, id, when.Unix(), files)
 	// One pack per append: roll them up now and then (best effort: a
 	// failure here loses nothing).
 	r.git.MaybeRepack(ctx, packLimit)
@@ -197,6 +210,84 @@ func (r *Repo) commit(ctx context.Context, parent string, files []gitx.File, ide
 		r.git.CheckoutTree(ctx, parent, id)
 	}
 	return id, nil
+}
+
+// stagedLog is an append's files staged in main's log in the background
+// (see stageLog), committed once main moved to their commit, or dropped.
+type stagedLog struct {
+	commit chan stagedCommit // the commit to stage; closed: none
+	sent   bool              // commit is closed
+	done   chan struct{}     // closed once staged, or given up
+	store  *translog.Store   // nil: nothing staged
+	unlock func()
+}
+
+type stagedCommit struct {
+	id    string
+	time  int64
+	files []gitx.File
+}
+
+// stageLog starts staging an append on parent (main's verified head) in
+// main's log, best effort as the log's append always is (a log left
+// behind is brought to the marker's head by the next verification): it
+// takes the line's lock and the log's, and loads its map, while the
+// commit is built; then, given the commit (append), stages its entries
+// and map leaf while main moves. finish commits or drops them.
+func (r *Repo) stageLog(parent string) *stagedLog {
+	lg := &stagedLog{commit: make(chan stagedCommit, 1), done: make(chan struct{})}
+	lg.unlock = lockLine(r.Main())
+	go func() {
+		defer close(lg.done)
+		s, err := r.StoreOf(r.Main())
+		if err != nil || s.Head() != parent || s.Begin(parent) != nil {
+			return
+		}
+		c, ok := <-lg.commit
+		if !ok {
+			s.Rollback()
+			return
+		}
+		entries := make([]translog.Entry, len(c.files))
+		for i, f := range c.files {
+			entries[i] = translog.NewEntry(c.id, c.time, f.Path, f.Data)
+		}
+		if _, err := s.AppendCommit(c.id, c.time, entries); err != nil {
+			s.Rollback()
+			return
+		}
+		lg.store = s
+	}()
+	return lg
+}
+
+// append gives the staging its commit. append and finish are called
+// from one goroutine.
+func (lg *stagedLog) append(id string, time int64, files []gitx.File) {
+	lg.commit <- stagedCommit{id, time, files}
+	close(lg.commit)
+	lg.sent = true
+}
+
+// finish commits what was staged as covering commit id if moved (main
+// is at id), or drops it, and releases the locks. Only the first call
+// counts.
+func (lg *stagedLog) finish(id string, moved bool) {
+	if lg.unlock == nil {
+		return
+	}
+	if !lg.sent {
+		close(lg.commit)
+		lg.sent = true
+	}
+	<-lg.done
+	if lg.store != nil {
+		if !moved || lg.store.Commit(id) != nil {
+			lg.store.Rollback()
+		}
+	}
+	lg.unlock()
+	lg.unlock = nil
 }
 
 // refSession is the repository's session for moving main: one git for

@@ -319,29 +319,6 @@ func (r *Repo) deriveLog(ctx context.Context, lg *translog.Store, from, to strin
 	}
 	return lg.Commit(to)
 }
-
-// appendLog adds the files of a commit this repository appended to main
-// (on parent, verified) to main's log, best effort: a log left behind is
-// brought to the marker's head by the next verification.
-func (r *Repo) appendLog(parent, id string, time int64, files []gitx.File) {
-	defer lockLine(r.Main())()
-	s, err := r.StoreOf(r.Main())
-	if err != nil || s.Head() != parent || s.Begin(parent) != nil {
-		return
-	}
-	entries := make([]translog.Entry, len(files))
-	for i, f := range files {
-		entries[i] = translog.NewEntry(id, time, f.Path, f.Data)
-	}
-	if _, err := s.AppendCommit(id, time, entries); err != nil {
-		s.Rollback()
-		return
-	}
-	if err := s.Commit(id); err != nil {
-		s.Rollback()
-	}
-}
-
 // logWriter appends a replay's commits to a line's log on a goroutine of
 // its own, so that the log's hashing, map and writes run beside the
 // rules rather than after each commit's: the rules' goroutine hands it
