@@ -233,7 +233,8 @@ type stagedCommit struct {
 // behind is brought to the marker's head by the next verification): it
 // takes the line's lock and the log's, and loads its map, while the
 // commit is built; then, given the commit (append), stages its entries
-// and map leaf while main moves. finish commits or drops them.
+// and map leaf and makes them durable (translog.Log.Prepare) while the
+// blobs are synced and main moves. finish commits or drops them.
 func (r *Repo) stageLog(parent string) *stagedLog {
 	lg := &stagedLog{commit: make(chan stagedCommit, 1), done: make(chan struct{})}
 	lg.unlock = lockLine(r.Main())
@@ -253,6 +254,12 @@ func (r *Repo) stageLog(parent string) *stagedLog {
 			entries[i] = translog.NewEntry(c.id, c.time, f.Path, f.Data)
 		}
 		if _, err := s.AppendCommit(c.id, c.time, entries); err != nil {
+			s.Rollback()
+			return
+		}
+		// Its hashes and next state synced now, with the blobs and
+		// while main moves: its commit then only renames.
+		if err := s.Prepare(c.id); err != nil {
 			s.Rollback()
 			return
 		}

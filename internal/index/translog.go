@@ -319,6 +319,7 @@ func (r *Repo) deriveLog(ctx context.Context, lg *translog.Store, from, to strin
 	}
 	return lg.Commit(to)
 }
+
 // logWriter appends a replay's commits to a line's log on a goroutine of
 // its own, so that the log's hashing, map and writes run beside the
 // rules rather than after each commit's: the rules' goroutine hands it

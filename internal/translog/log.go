@@ -78,6 +78,16 @@ type Log struct {
 	// stagingW writes them (in place: staging/ is emptied before and after a batch).
 	stagingW tileWriter
 	stamp    fs.FileInfo // of the state file last read (nil: read it again)
+	next     *prepared   // what Prepare made durable ahead of Commit, if anything
+}
+
+// prepared is a commit made durable ahead of its Commit (Prepare): the
+// hashes synced, and the next state written and synced but not in place.
+type prepared struct {
+	head  string
+	size  int64
+	root  tlog.Hash
+	state *safefile.Pending
 }
 
 type state struct {
@@ -379,6 +389,7 @@ func (l *Log) Commit(head string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.staged == 0 && head == l.head {
+		l.dropPrepared()
 		l.release()
 		return nil
 	}
@@ -392,13 +403,34 @@ func (l *Log) Commit(head string) error {
 	return nil
 }
 
-func (l *Log) commit(head string) error {
-	old, size := l.size, l.size+l.staged
+// Prepare makes the staged leaves durable ahead of their Commit as
+// covering head, so that Commit has only the tiles to write and the state
+// file to rename: the hashes are synced, and the next state file written
+// and synced beside the state file, not in place. A writer prepares while
+// it waits for what decides the commit (its git ref moving), and rolls
+// back if it does not happen; what a crash leaves of a prepared commit
+// is removed by the next writer, as a crashed commit's (recover).
+func (l *Log) Prepare(head string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lock == nil {
+		return fmt.Errorf("transparency log %s: nothing staged to prepare", l.dir)
+	}
+	if err := l.prepare(head); err != nil {
+		return fmt.Errorf("preparing transparency log %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// prepare makes l.next the durable form of the staged leaves as covering
+// head (under the write lock).
+func (l *Log) prepare(head string) error {
+	l.dropPrepared()
+	size := l.size + l.staged
 	if err := l.flush(); err != nil {
 		return err
 	}
-	read := tlog.HashReaderFunc(l.readStaged)
-	root, err := tlog.TreeHash(size, read)
+	root, err := tlog.TreeHash(size, tlog.HashReaderFunc(l.readStaged))
 	if err != nil {
 		return err
 	}
@@ -413,13 +445,35 @@ func (l *Log) commit(head string) error {
 	if err != nil {
 		return err
 	}
-	defer next.Discard()
 	synced := make(chan error, 1)
 	go func() { synced <- next.Sync() }()
 	herr := l.hashes.Sync()
 	if err := errors.Join(herr, <-synced); err != nil {
+		next.Discard()
 		return err
 	}
+	l.next = &prepared{head: head, size: size, root: root, state: next}
+	return nil
+}
+
+// dropPrepared discards a prepared commit's state file.
+func (l *Log) dropPrepared() {
+	if l.next != nil {
+		l.next.state.Discard()
+		l.next = nil
+	}
+}
+
+func (l *Log) commit(head string) error {
+	old, size := l.size, l.size+l.staged
+	if p := l.next; p == nil || p.head != head || p.size != size || len(l.pending) > 0 {
+		if err := l.prepare(head); err != nil {
+			return err
+		}
+	}
+	root, next := l.next.root, l.next.state
+	defer l.dropPrepared()
+	read := tlog.HashReaderFunc(l.readStaged)
 	// Every tile written here is past the committed tree until the state
 	// file names it.
 	w := tileWriter{fresh: true}
@@ -496,6 +550,7 @@ func (l *Log) Rollback() {
 }
 
 func (l *Log) rollback() {
+	l.dropPrepared()
 	if l.lock == nil {
 		return
 	}
