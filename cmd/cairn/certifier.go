@@ -61,12 +61,16 @@ every version published there that matches --filter:
      a tested record whose result is FAILED.
 
 With --findings-as vulnerable the command is a scanner: its standard output is
-read as findings (an in-toto vulns predicate or statement, or a JSON list of
-{"id", "severity", "affects", "note"}; severities low/medium/high/critical or
-CVSS scores) and, beside the --property record (scanned), one vulnerable record
-lists them, signed by the same key: a policy then refuses the version. A scanner
-that exits non-zero with a report listing findings (trivy --exit-code 1) counts
-as a scan done.
+read as findings — osv-scanner's JSON report (osv-scanner --format json), an OSV
+record or a list of them, an in-toto vulns predicate or statement, or a JSON
+list of {"id", "severity", "affects", "note"} (severities low/medium/high/critical
+or CVSS scores) — and, beside the --property record (scanned), a vulnerable
+record lists them, signed by the same key: a policy then refuses the version.
+A finding from OSV keeps its aliases, the affected ranges of the package it was
+found in, its CVSS vectors (its severity is the highest vector's score) and its
+references; findings too many for one record are signed as several, in one
+commit. A scanner that exits non-zero with a report listing findings
+(osv-scanner, trivy --exit-code 1) counts as a scan done.
 
 The key must be granted certify:KIND for every kind it signs; the certifier
 refuses to start otherwise, and stops (exit 3) when its key is revoked. Its

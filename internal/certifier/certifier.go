@@ -2,6 +2,7 @@ package certifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -650,7 +651,7 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 		if out.StdoutOver {
 			err = fmt.Errorf("the scanner printed more than %d bytes of findings", job.KeepStdout)
 		} else {
-			findings, err = ParseFindings(out.Stdout)
+			findings, err = ParseFindings(out.Stdout, v.Name)
 		}
 		switch {
 		case result == "failed" && err == nil && len(findings.Results) > 0:
@@ -938,9 +939,37 @@ func (c *Certifier) certifications(v Version, arts []descriptor.Artifact, out *O
 		if scanner == "" {
 			scanner = "https://cairn.dev/certifier"
 		}
-		certs = append(certs, author.Certification{Name: v.Name, Version: v.Version, Kind: record.Vulnerable, Artifacts: scope, Findings: findings.Results, Scanner: scanner})
+		for _, part := range split(findings.Results, maxFindingsBytes) {
+			certs = append(certs, author.Certification{Name: v.Name, Version: v.Version, Kind: record.Vulnerable, Artifacts: scope, Findings: part, Scanner: scanner})
+		}
 	}
 	return certs
+}
+
+// maxFindingsBytes is how many bytes of findings (as JSON) one vulnerable
+// record carries: a scan whose findings keep their OSV data may hold more
+// than a record does (record.MaxSize, the payload in base64), and then
+// signs several vulnerable records, all in the same commit.
+const maxFindingsBytes = 32 << 10
+
+// split cuts results, in order, into parts of at most max bytes of JSON
+// each (a result larger alone is a part alone).
+func split(results []record.VulnResult, max int) [][]record.VulnResult {
+	var parts [][]record.VulnResult
+	var cur []record.VulnResult
+	size := 0
+	for _, r := range results {
+		b, _ := json.Marshal(r)
+		if len(cur) > 0 && size+len(b) > max {
+			parts, cur, size = append(parts, cur), nil, 0
+		}
+		cur = append(cur, r)
+		size += len(b) + 1
+	}
+	if len(cur) > 0 {
+		parts = append(parts, cur)
+	}
+	return parts
 }
 
 // push signs the certifications on the replica's main and pushes them.

@@ -363,9 +363,13 @@ func TestParseFindings(t *testing.T) {
 		{in: `[{"id": "GHSA-1", "severity": "bad"}]`, err: "no severity cairn can rank"},
 		{in: `[{"id": "", "severity": "low"}]`, err: "want a non-empty advisory id"},
 		{in: `PASS ok`, err: "not JSON findings"},
-		{in: `{"results": []}`, err: "holds no findings"},
+		{in: `{"results": []}`, want: ""},
+		{in: `{"results": [{"packages": [{"package": {"name": "x"}, "vulnerabilities": [{"id": "GHSA-1"}]}]}]}`, err: "no modified time"},
+		{in: `{"id": "GHSA-1", "modified": "2026-01-01T00:00:00Z", "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]}`, want: "GHSA-1:critical"},
+		{in: `[{"id": "GHSA-1", "modified": "2026-01-01T00:00:00Z", "database_specific": {"severity": "LOW"}}, {"id": "GHSA-2", "modified": "2026-01-01T00:00:00Z", "withdrawn": "2026-01-02T00:00:00Z"}]`, want: "GHSA-1:low"},
+		{in: `{"id": "GHSA-1", "modified": "2026-01-01T00:00:00Z", "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N"}]}`, err: "malformed OSV: the scanner's output: GHSA-1: severity CVSS_V3"},
 	} {
-		f, err := ParseFindings([]byte(tc.in))
+		f, err := ParseFindings([]byte(tc.in), "acme/log")
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: err = %v, want %q", tc.in, err, tc.err)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"cairn.dev/cairn/internal/osv"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -33,8 +34,15 @@ type finding struct {
 	Note     string          `json:"note"`
 }
 
-// ParseFindings reads a scanner's standard output. Three shapes are read:
+// ParseFindings reads a scanner's standard output, a scan of the package
+// named pkg. These shapes are read:
 //
+//   - osv-scanner's JSON report (osv-scanner --format json:
+//     {"results": [{"packages": [{"package", "vulnerabilities": [OSV…]}]}]}),
+//     each vulnerability of each package found a finding that keeps its
+//     OSV data (osv.ParseReport);
+//   - an OSV record (https://ossf.github.io/osv-schema/), or a list of
+//     them, each a finding about pkg that keeps its OSV data (osv.Parse);
 //   - an in-toto statement whose predicate is a vulns v0.2 predicate, or
 //     that predicate alone ({"scanner": {"uri", "result": [...]}}), as
 //     scanners emit for attestations;
@@ -43,12 +51,42 @@ type finding struct {
 //
 // A severity is what record.ParseSeverity reads: none, low, medium (or
 // GHSA's moderate), high or critical, or a CVSS base score ("7.5") from
-// 0.0 to 10.0, mapped by CVSS's bands. Empty output, or an empty
-// list, is no findings.
-func ParseFindings(out []byte) (*Findings, error) {
+// 0.0 to 10.0, mapped by CVSS's bands; an OSV finding's is its highest
+// CVSS v3 or v4 vector's score (record.CVSS). Empty output, an empty
+// list, or a report that found nothing, is no findings.
+func ParseFindings(out []byte, pkg string) (*Findings, error) {
 	out = bytes.TrimSpace(out)
 	if len(out) == 0 {
 		return &Findings{}, nil
+	}
+	if osv.IsReport(out) {
+		res, err := osv.ParseReport(out, "the scanner's output")
+		if err != nil {
+			return nil, err
+		}
+		return &Findings{Scanner: osv.ScannerURI, Results: res}, nil
+	}
+	if entries, ok := osvEntries(out); ok {
+		f := &Findings{}
+		for i, raw := range entries {
+			where := "the scanner's output"
+			if out[0] == '[' {
+				where = fmt.Sprintf("the scanner's output[%d]", i)
+			}
+			e, err := osv.Parse(raw, where)
+			if err != nil {
+				return nil, err
+			}
+			if e.Withdrawn != "" {
+				continue
+			}
+			r, err := e.Result(osv.Target{Name: pkg})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			f.Results = append(f.Results, r)
+		}
+		return f, nil
 	}
 	var probe struct {
 		Predicate *record.VulnsPredicate `json:"predicate"`
@@ -98,6 +136,24 @@ func ParseFindings(out []byte) (*Findings, error) {
 		f.Results = append(f.Results, r)
 	}
 	return f, nil
+}
+
+// osvEntries returns the OSV records out holds, when it is one or a list
+// of them (each element shaped as one: an id and a modified time).
+func osvEntries(out []byte) ([]json.RawMessage, bool) {
+	if out[0] != '[' {
+		return []json.RawMessage{out}, osv.IsEntry(out)
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(out, &list) != nil || len(list) == 0 {
+		return nil, false
+	}
+	for _, raw := range list {
+		if !osv.IsEntry(raw) {
+			return nil, false
+		}
+	}
+	return list, true
 }
 
 func fromVulns(s *record.VulnScanner) (*Findings, error) {

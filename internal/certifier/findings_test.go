@@ -18,6 +18,9 @@ func FuzzParseFindings(f *testing.F) {
 		`{"scanner": {"uri": "x", "result": [{"id": "CVE-3", "severity": [{"method": "nvd", "score": "7.0"}]}]}}`,
 		`{"predicate": {"scanner": {"uri": "x", "result": [{"id": "CVE-4", "severity": [{"method": "a", "score": "moderate"}]}]}}}`,
 		`{"results": []}`, `[{"id": "", "severity": "low"}]`, `null`, `[null]`, `{"scanner": null}`,
+		`{"id": "GHSA-1", "modified": "2026-01-01T00:00:00Z", "aliases": ["CVE-1"], "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]}`,
+		`[{"id": "GHSA-2", "modified": "2026-01-01T00:00:00Z", "database_specific": {"severity": "MODERATE"}}]`,
+		`{"results": [{"packages": [{"package": {"name": "p", "ecosystem": "Go"}, "groups": [{"ids": ["GO-1"], "max_severity": "7.5"}], "vulnerabilities": [{"id": "GO-1", "modified": "2026-01-01T00:00:00Z", "affected": [{"package": {"name": "p", "ecosystem": "Go"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.0.1"}]}]}]}]}]}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -26,7 +29,7 @@ func FuzzParseFindings(f *testing.F) {
 		names = append(names, s.String())
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fs, err := ParseFindings(data)
+		fs, err := ParseFindings(data, "github.com/acme/httpkit")
 		if err != nil {
 			return
 		}
@@ -56,7 +59,7 @@ func TestFindingSeverities(t *testing.T) {
 		`{"scanner": {"uri": "x", "result": [{"id": "CVE-3", "severity": [{"method": "cvss_v3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}, {"method": "ghsa", "score": "high"}]}]}}`: "high",
 	}
 	for in, want := range good {
-		fs, err := ParseFindings([]byte(in))
+		fs, err := ParseFindings([]byte(in), "acme/log")
 		if err != nil || len(fs.Results) != 1 || fs.Results[0].Severity[0] != (record.VulnSeverity{Method: "cairn", Score: want}) {
 			t.Errorf("%s: %+v, %v; want cairn's severity %s", in, fs, err, want)
 		}
@@ -68,7 +71,7 @@ func TestFindingSeverities(t *testing.T) {
 		`{"scanner": {"uri": "x", "result": [{"id": "CVE-3", "severity": [{"method": "nvd", "score": "12"}, {"method": "ghsa", "score": "high"}]}]}}`: "0.0 to 10.0",
 	}
 	for in, want := range bad {
-		if fs, err := ParseFindings([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+		if fs, err := ParseFindings([]byte(in), "acme/log"); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %+v, %v; want an error containing %q", in, fs, err, want)
 		}
 	}
