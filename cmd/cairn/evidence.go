@@ -146,6 +146,9 @@ package allowed; 3 when it is not sound, or the policy refuses a package.`,
 			if !rep.Pinned {
 				fmt.Fprintln(cmd.ErrOrStderr(), "cairn: warning: the indexes were named by the bundle itself (--insecure-trust-bundle): this shows only that the bundle agrees with itself; pin them with --introduction ID")
 			}
+			if len(wits) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "cairn: warning: the witnesses counted are those the bundle's cairn.yaml names, its maker's word: name those you trust with --witness VKEY")
+			}
 			if js {
 				if perr := printJSON(w, rep); perr != nil {
 					return perr
@@ -185,13 +188,20 @@ func printEvidence(w io.Writer, file string, rep *evidence.Report, all bool) {
 	fmt.Fprintf(w, "%s: sound: %d packages, judged at %s", file, len(rep.Packages), rep.JudgedAt.Format("2006-01-02T15:04:05Z"))
 	if rep.Policy != "" {
 		fmt.Fprintf(w, " under %s", rep.Policy)
+		if rep.PolicySHA256 != "" {
+			fmt.Fprintf(w, " (sha256:%s)", rep.PolicySHA256)
+		}
 	}
 	fmt.Fprintln(w)
 	if !rep.At.IsZero() {
 		fmt.Fprintf(w, "judged as of %s: only what the indexes held then counts\n", rep.At.Format("2006-01-02T15:04:05Z"))
 	}
 	for _, r := range rep.Repositories {
-		fmt.Fprintf(w, "repository %s (%s): checkpoint of %d leaves, head %.12s, signed %s by %s", r.Name, r.URL, r.Size, r.Head, r.Time, r.Key)
+		if r.Line != "" {
+			fmt.Fprintf(w, "upstream line %s (through %s): introduction %s, checkpoint of %d leaves, head %.12s, signed %s by the upstream's key %s, witnessed by none\n", r.Name, r.Line, r.Introduction, r.Size, r.Head, r.Time, r.Key)
+			continue
+		}
+		fmt.Fprintf(w, "repository %s (%s) introduction %s: checkpoint of %d leaves, head %.12s, signed %s by %s", r.Name, r.URL, r.Introduction, r.Size, r.Head, r.Time, r.Key)
 		switch {
 		case r.WitnessesPinned:
 			fmt.Fprintf(w, ", cosigned by %s (your quorum %d)\n", strings.Join(r.Cosigners, ", "), r.Quorum)

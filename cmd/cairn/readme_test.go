@@ -158,9 +158,9 @@ func TestReadme(t *testing.T) {
 		{re: `^SHA256:\S+ +alice +revoked \(laptop lost\) +publish:acme/\*$`},
 		// The evidence of the plan, verified with every server stopped.
 		{re: `^wrote ../build.evidence: 1 packages, [0-9.]+ KiB, judged at \S+ under policy.yaml: 1 allowed, 0 refused$`},
-		{re: `^build.evidence: sound: 1 packages, judged at \S+ under policy.yaml$`, count: 2},
-		{re: `^repository acme \(http://127.0.0.1:\d+\): checkpoint of \d+ leaves, head [0-9a-f]{12}, signed \S+ by SHA256:\S+, cosigned by witness.example/w1 \(your quorum 1\)$`},
-		{re: `^repository acme \(http://127.0.0.1:\d+\): checkpoint of \d+ leaves, head [0-9a-f]{12}, signed \S+ by SHA256:\S+, cosigned by witness.example/w1 \(the project's quorum 1\)$`},
+		{re: `^build.evidence: sound: 1 packages, judged at \S+ under policy.yaml \(sha256:[0-9a-f]{64}\)$`, count: 2},
+		{re: `^repository acme \(http://127.0.0.1:\d+\) introduction [0-9a-f]{64}: checkpoint of \d+ leaves, head [0-9a-f]{12}, signed \S+ by SHA256:\S+, cosigned by witness.example/w1 \(your quorum 1\)$`},
+		{re: `^repository acme \(http://127.0.0.1:\d+\) introduction [0-9a-f]{64}: checkpoint of \d+ leaves, head [0-9a-f]{12}, signed \S+ by SHA256:\S+, cosigned by witness.example/w1 \(the project's quorum 1\)$`},
 		{re: `^acme/hello@1.0.0  allowed  descriptor sha256:[0-9a-f]{64}`, count: 2},
 		{re: `^  artifact linux-amd64 binary hello-1.0.0-linux-amd64.tar.gz  sha256:[0-9a-f]{64}`},
 	} {

@@ -22,7 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -175,7 +177,18 @@ func Read(r io.Reader, maxSize int64) (*Bundle, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 	}
-	br := bufio.NewReader(r)
+	size := int64(-1) // the file's, when r can tell
+	switch f := r.(type) {
+	case interface{ Size() int64 }:
+		size = f.Size()
+	case interface{ Stat() (os.FileInfo, error) }:
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
+	}
+	cr := &countReader{r: r}
+	var out int64 // bytes decompressed
+	br := bufio.NewReader(cr)
 	zr, err := gzip.NewReader(br)
 	if err != nil {
 		return nil, bad("not a gzip file: %v", err)
@@ -224,6 +237,9 @@ func Read(r io.Reader, maxSize int64) (*Bundle, error) {
 			return nil, bad("its members add up to more than %d bytes (--max-size)", maxSize)
 		}
 	}
+	if size >= 0 && total > maxInflate+maxRatio*size {
+		return nil, bad("its manifest lists %d bytes of members in a %d-byte file, more than %d times its size: refused as a decompression bomb", total, size, maxRatio)
+	}
 	for i, mem := range m.Members {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -241,9 +257,24 @@ func Read(r io.Reader, maxSize int64) (*Bundle, error) {
 		if hdr.Size != mem.Size {
 			return nil, bad("member %s is %d bytes, the manifest says %d", hdr.Name, hdr.Size, mem.Size)
 		}
-		data := make([]byte, mem.Size)
-		if _, err := io.ReadFull(tr, data); err != nil {
-			return nil, bad("member %s: %v (truncated?)", hdr.Name, err)
+		// Read as the compressed bytes come, so that a member that
+		// decompresses far beyond them (a bomb) is refused before it
+		// is held.
+		var chunks [][]byte
+		for got := int64(0); got < mem.Size; {
+			chunk := make([]byte, min(mem.Size-got, 1<<20))
+			n, err := io.ReadFull(tr, chunk)
+			if err != nil {
+				return nil, bad("member %s: %v (truncated?)", hdr.Name, err)
+			}
+			chunks, got = append(chunks, chunk), got+int64(n)
+			if out += int64(n); out > maxInflate+maxRatio*cr.n {
+				return nil, bad("member %s: the bundle decompresses to more than %d times its size: refused as a decompression bomb", hdr.Name, maxRatio)
+			}
+		}
+		data := slices.Concat(chunks...)
+		if data == nil {
+			data = []byte{}
 		}
 		sum := sha256.Sum256(data)
 		if hex.EncodeToString(sum[:]) != mem.SHA256 {
@@ -270,6 +301,26 @@ func Read(r io.Reader, maxSize int64) (*Bundle, error) {
 		return nil, bad("bytes follow the gzip stream")
 	}
 	return b, nil
+}
+
+// A reader refuses a bundle that decompresses to more than maxRatio times
+// the compressed bytes it read, plus maxInflate: JSON and tiles compress
+// a few times, artifacts hardly; a member of zeros a thousand times.
+const (
+	maxRatio   = 64
+	maxInflate = 16 << 20
+)
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Has reports whether the bundle holds a member.

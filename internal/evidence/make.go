@@ -210,9 +210,9 @@ func Make(ctx context.Context, w io.Writer, o Options) (*Made, error) {
 	for i, r := range p.Repositories {
 		m.Repositories = append(m.Repositories, Repository{Name: r.Name, URL: r.URL, Introduction: r.Introduction, CheckpointKeys: rec.keys[i]})
 	}
-	for _, s := range srcs {
-		if s.Checkpoint != nil && s.Checkpoint.Time.After(m.JudgedAt) {
-			m.JudgedAt = s.Checkpoint.Time.UTC()
+	for _, s := range srcs { // as Verify derives it: the newest checkpoint verified
+		if s.View != nil && s.View.Checkpoint.Time.After(m.JudgedAt) {
+			m.JudgedAt = s.View.Checkpoint.Time.UTC()
 		}
 	}
 	var kept []string

@@ -171,6 +171,9 @@ type replay struct {
 	rs    resources
 	files map[string][]byte
 	keys  []map[string]string
+
+	mu     sync.Mutex
+	served map[string]bool // the members answered
 }
 
 func (r *replay) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -188,6 +191,12 @@ func (r *replay) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok || !held {
 		return answer(req, http.StatusNotFound, []byte("not in the evidence bundle\n"), nil), nil
 	}
+	r.mu.Lock()
+	if r.served == nil {
+		r.served = map[string]bool{}
+	}
+	r.served[name] = true
+	r.mu.Unlock()
 	hdr := http.Header{}
 	if repo >= 0 && repo < len(r.keys) {
 		if k := r.keys[repo][strings.TrimPrefix(name, fmt.Sprintf("repos/%d/", repo))]; k != "" {

@@ -95,6 +95,9 @@ type Report struct {
 	// blobs holds; without them they are the document's claims, while
 	// everything else in it is derived again from the lock and compared.
 	SBOMSHA512 bool `json:"sbom_sha512_checked"`
+	// PolicySHA256 is the SHA-256 of the policy file judged by (the
+	// bundle's), for a verifier to compare with the one it expects.
+	PolicySHA256 string `json:"policy_sha256,omitempty"`
 }
 
 // RepoReport is a repository's checkpoint as the bundle proves it.
@@ -116,6 +119,9 @@ type RepoReport struct {
 	WitnessesPinned bool   `json:"witnesses_pinned"`
 	LockedHead      string `json:"locked_head"`   // the head the lock pins
 	LockedProved    bool   `json:"locked_proved"` // the lock's checkpoint was proved older than this one
+	// Line names the repository whose upstream line this is (read
+	// through it, its checkpoint signed by the upstream's key).
+	Line string `json:"line,omitempty"`
 }
 
 // PackageProof is a locked package: what the lock pins, the policy's
@@ -168,24 +174,10 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
 	}
 
-	// The project, as files, where plan reads a project.
-	dir, err := os.MkdirTemp("", "cairn-evidence-verify-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	proj := filepath.Join(dir, "project")
+	// The members, by kind; the project parsed from its bytes.
 	for name, data := range b.Files {
 		switch {
-		case strings.HasPrefix(name, "project/"):
-			dst := filepath.Join(proj, filepath.FromSlash(strings.TrimPrefix(name, "project/")))
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(dst, data, 0o644); err != nil {
-				return nil, err
-			}
-		case proofMember.MatchString(name), repoMember.MatchString(name), name == SBOMName:
+		case strings.HasPrefix(name, "project/"), proofMember.MatchString(name), repoMember.MatchString(name), name == SBOMName:
 		case blobMember.MatchString(name):
 			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != name[len("blobs/sha256/"):] {
 				return nil, fmt.Errorf("%w: member %s holds bytes of sha256 %x", ErrMalformed, name, sum)
@@ -199,16 +191,40 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			return nil, fmt.Errorf("%w: it holds no project/%s", ErrMalformed, f)
 		}
 	}
-	p, err := plan.ReadProject(proj)
+	dir, err := os.MkdirTemp("", "cairn-evidence-verify-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	proj := filepath.Join(dir, "project")
+	p, err := plan.ParseProject(proj, b.Files["project/"+plan.ProjectFile])
 	if err != nil {
 		return nil, fmt.Errorf("the bundle's %s: %w", plan.ProjectFile, err)
 	}
 	if filepath.ToSlash(p.Policy) != m.Policy {
 		return nil, refuse("the manifest names policy %q, the bundle's %s %q", m.Policy, plan.ProjectFile, p.Policy)
 	}
+	// The policy is the bundle's member, never a file of this machine.
+	project := map[string]bool{"project/" + plan.ProjectFile: true, "project/" + plan.LockFile: true}
+	if p.Policy != "" {
+		rel := filepath.ToSlash(p.Policy)
+		if filepath.IsAbs(p.Policy) || checkPath("project/"+rel) != nil || !b.Has("project/"+rel) {
+			return nil, fmt.Errorf("%w: the bundle's %s names policy %q, which is not a member project/%s of the bundle", ErrMalformed, plan.ProjectFile, p.Policy, rel)
+		}
+		project["project/"+rel] = true
+	}
 	for name := range b.Files {
-		if rest, ok := strings.CutPrefix(name, "project/"); ok && rest != plan.ProjectFile && rest != plan.LockFile && (p.Policy == "" || rest != filepath.ToSlash(filepath.Clean(p.Policy))) {
+		if strings.HasPrefix(name, "project/") && !project[name] {
 			return nil, fmt.Errorf("%w: member %s is not the project's %s, %s or policy", ErrMalformed, name, plan.ProjectFile, plan.LockFile)
+		}
+	}
+	for name := range project {
+		dst := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(dst, b.Files[name], 0o644); err != nil {
+			return nil, err
 		}
 	}
 	if len(m.Repositories) != len(p.Repositories) {
@@ -265,7 +281,8 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	if !at.Equal(m.JudgedAt) {
 		return nil, refuse("the manifest says the verdicts were judged at %s; the newest checkpoint it holds is of %s", m.JudgedAt.Format(time.RFC3339), at.Format(time.RFC3339))
 	}
-	client := &http.Client{Transport: &replay{rs: newResources(urls), files: b.Files, keys: keys}}
+	rp := &replay{rs: newResources(urls), files: b.Files, keys: keys}
+	client := &http.Client{Transport: rp}
 	srcs, err := plan.Open(ctx, p, plan.Options{Cache: filepath.Join(dir, "cache"), NoLightState: true, Remote: remote.Options{Client: client, Now: func() time.Time { return at }}})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
@@ -283,12 +300,31 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	if err := plan.Check(ctx, p, l, perr, srcs); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	rep := &Report{JudgedAt: at, Policy: m.Policy, Allowed: true, Pinned: len(o.Introductions) > 0}
+	// The time judged at is the newest checkpoint the light client
+	// verified (a claimed one set the clock only).
+	var newest time.Time
 	for _, s := range srcs {
+		if s.View != nil && s.View.Checkpoint.Time.After(newest) {
+			newest = s.View.Checkpoint.Time.UTC()
+		}
+	}
+	if !newest.Equal(at) {
+		return nil, refuse("the verdicts are said to be judged at %s; the newest checkpoint verified is of %s", at.Format(time.RFC3339), newest.Format(time.RFC3339))
+	}
+	rep := &Report{JudgedAt: at, Policy: m.Policy, Allowed: true, Pinned: len(o.Introductions) > 0}
+	if m.Policy != "" {
+		sum := sha256.Sum256(b.Files["project/"+m.Policy])
+		rep.PolicySHA256 = hex.EncodeToString(sum[:])
+	}
+	for _, s := range srcs {
+		rr := repoReport(s, l)
 		if s.Via != nil {
+			// An upstream line: its checkpoint is signed by the
+			// upstream's own key, and no witness is asked of it.
+			rr.Line, rr.Unwitnessed, rr.Cosigners, rr.Quorum = s.Via.Name, true, nil, 0
+			rep.Repositories = append(rep.Repositories, rr)
 			continue
 		}
-		rr := repoReport(s, l)
 		if o.Witnesses.Quorum > 0 {
 			cs, err := o.Witnesses.Cosignatures(s.View.Note, s.View.Checkpoint.Origin)
 			if err == nil {
@@ -363,6 +399,12 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	}
 	if o.Policy != "" {
 		rep.Policy = o.Policy
+		data, err := os.ReadFile(o.Policy)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(data)
+		rep.PolicySHA256 = hex.EncodeToString(sum[:])
 	}
 	rep.Allowed = re == nil
 
@@ -419,6 +461,25 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	for name := range b.Files {
 		if mm := proofMember.FindStringSubmatch(name); mm != nil && proven[mm[1]] == nil {
 			return nil, fmt.Errorf("%w: %s proves a record about no locked version", ErrMalformed, name)
+		}
+	}
+	// Nothing else: every read of a repository was asked for by the
+	// checks above, and every blob is a locked artifact.
+	locked := map[string]bool{}
+	for _, pkg := range l.Packages {
+		for _, a := range pkg.Artifacts {
+			locked["blobs/sha256/"+a.SHA256] = true
+		}
+	}
+	rp.mu.Lock()
+	served := rp.served
+	rp.mu.Unlock()
+	for name := range b.Files {
+		switch {
+		case repoMember.MatchString(name) && !served[name]:
+			return nil, fmt.Errorf("%w: member %s is nothing the verification reads", ErrMalformed, name)
+		case blobMember.MatchString(name) && !locked[name]:
+			return nil, fmt.Errorf("%w: member %s is no artifact the lock names", ErrMalformed, name)
 		}
 	}
 
