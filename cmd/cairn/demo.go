@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"log/slog"
 	"net"
+	"sync"
 
 	"bytes"
 	"context"
@@ -50,7 +51,7 @@ install refuse with the reason, until the security team answers it. With
 	return c
 }
 
-var recordLine = regexp.MustCompile(`(?m)^record ([0-9a-f]{64})$`)
+var recordLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^record ([0-9a-f]{64})$`) })
 
 func runDemo(ctx context.Context, w io.Writer, dir, serve string) error {
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
@@ -135,7 +136,7 @@ artifacts:
 	if err != nil {
 		return err
 	}
-	m := recordLine.FindStringSubmatch(out)
+	m := recordLine().FindStringSubmatch(out)
 	if m == nil {
 		return fmt.Errorf("demo: no record id in the certify output")
 	}
@@ -308,7 +309,7 @@ func demoCertifier(w io.Writer, dir, url, intro string, step func(bool, ...strin
 	return err
 }
 
-var snapshotLine = regexp.MustCompile(`(?m)^sha256 ([0-9a-f]{64})$`)
+var snapshotLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^sha256 ([0-9a-f]{64})$`) })
 
 // demoProject pins a snapshot behind a label, then locks and installs a
 // project from the server under a policy: a vulnerability certified
@@ -335,7 +336,7 @@ func demoProject(w io.Writer, dir, url, intro string, step func(bool, ...string)
 	if err != nil {
 		return err
 	}
-	m := snapshotLine.FindStringSubmatch(out)
+	m := snapshotLine().FindStringSubmatch(out)
 	if m == nil {
 		return fmt.Errorf("demo: no sha256 in the snapshot output")
 	}

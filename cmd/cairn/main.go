@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -313,12 +314,13 @@ func errorText(err error) string {
 		}
 		b.WriteString(before)
 		last := before[strings.LastIndex(before, ": ")+1:]
-		if !saysMissing.MatchString(last) {
+		if !saysMissing().MatchString(last) {
 			b.WriteString(" not found")
 		}
 		msg = after
 	}
 }
 
-// saysMissing matches a message that already says something is missing.
-var saysMissing = regexp.MustCompile(`\b(no|not|never|none|neither|nor)\b`)
+// saysMissing matches a message that already says something is missing
+// (compiled when an error is printed, not at every start).
+var saysMissing = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\b(no|not|never|none|neither|nor)\b`) })

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/spf13/cobra"
@@ -22,8 +23,10 @@ func newPackageCmd() *cobra.Command {
 }
 
 // manifestStart is what 'cairn package init' writes: every field a
-// manifest takes, explained, the optional ones commented out.
-var manifestStart = template.Must(template.New("manifest").Parse(`# cairn-package.yaml: one version of a package. 'cairn publish DIR' reads it,
+// manifest takes, explained, the optional ones commented out (parsed when
+// it is written, not at every start).
+var manifestStart = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("manifest").Parse(`# cairn-package.yaml: one version of a package. 'cairn publish DIR' reads it,
 # stores each artifact file named below (they sit beside this file), and
 # appends the version's descriptor and your signed record to the index.
 
@@ -56,6 +59,7 @@ artifacts:
 #    platform: linux-amd64
 #    file: {{.Base}}-{{.Version}}-linux-amd64.tar.gz
 `))
+})
 
 // packageStart is the input of manifestStart.
 type packageStart struct {
@@ -121,7 +125,7 @@ func writeManifestStart(dir string, s packageStart) (string, error) {
 	s.Base = packageBase(s.Name)
 	s.Summary, s.License = yamlScalar(s.Summary), yamlScalar(s.License)
 	var b bytes.Buffer
-	if err := manifestStart.Execute(&b, s); err != nil {
+	if err := manifestStart().Execute(&b, s); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
