@@ -19,12 +19,14 @@ import (
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/osv"
 )
 
 func newShowCmd() *cobra.Command {
 	var (
 		repo   string
 		asJSON bool
+		asOSV  bool
 		lf     lightFlags
 	)
 	c := &cobra.Command{
@@ -40,9 +42,18 @@ package's files proved complete against the server's signed checkpoint and
 judged by the index's rules, the checkpoint checked against the one verified
 last (and against --witness cosignatures). A package an organisation's server
 takes from an upstream is read through the upstream's line on that server,
-proved against the upstream's own checkpoint, with the server's records about it.`,
+proved against the upstream's own checkpoint, with the server's records about it.
+
+With --osv, the active vulnerable records of the version(s) are printed as a
+JSON list of OSV records (https://ossf.github.io/osv-schema/), one per
+vulnerability: id, aliases, summary, CVSS vectors, affected ranges and
+references as the record keeps them, and database_specific.cairn naming the
+version and the record.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asOSV && (lf.url != "" || asJSON) {
+				return usageError{errors.New("--osv prints this repository's records as OSV: it goes without --url and --json")}
+			}
 			if lf.url != "" {
 				name, version := descriptor.SplitID(args[0])
 				return showLight(cmd.Context(), cmd, &lf, name, version, asJSON)
@@ -59,6 +70,9 @@ proved against the upstream's own checkpoint, with the server's records about it
 				if asJSON {
 					return printJSON(cmd.OutOrStdout(), views)
 				}
+				if asOSV {
+					return printJSON(cmd.OutOrStdout(), osvOf(views))
+				}
 				for i, v := range views {
 					if i > 0 {
 						fmt.Fprintln(cmd.OutOrStdout())
@@ -72,7 +86,21 @@ proved against the upstream's own checkpoint, with the server's records about it
 	repoFlag(c, &repo)
 	lf.register(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&asOSV, "osv", false, "print the active vulnerable records as OSV records (JSON)")
 	return c
+}
+
+// osvOf is the OSV records of the views' active vulnerable records.
+func osvOf(views []index.VersionView) []*osv.Entry {
+	out := []*osv.Entry{}
+	for _, v := range views {
+		for _, rv := range v.Records {
+			if rv.Record != nil && rv.Status.Active() {
+				out = append(out, osv.ExportRecord(rv.Record, v.Name, v.Version)...)
+			}
+		}
+	}
+	return out
 }
 
 // printVersion prints a version; from, if set, says where it comes from.

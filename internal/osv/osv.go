@@ -67,6 +67,17 @@ type Affected struct {
 // HIGH, CRITICAL), used only when the record has no CVSS vector.
 type DatabaseSpecific struct {
 	Severity string `json:"severity,omitempty"`
+	// Cairn, in what cairn exports, names the version and the record the
+	// OSV record was written from.
+	Cairn *Source `json:"cairn,omitempty"`
+}
+
+// Source names what an exported OSV record was written from: a package
+// version of a cairn index and the vulnerable record about it.
+type Source struct {
+	Package string `json:"package"`
+	Version string `json:"version"`
+	Record  string `json:"record"`
 }
 
 // UnmarshalJSON reads database_specific, which holds anything: a
@@ -341,6 +352,23 @@ func Export(res record.VulnResult, issued time.Time) *Entry {
 		e.Summary = res.Annotation("note")
 	}
 	return e
+}
+
+// ExportRecord writes each result of a vulnerable record about
+// name@version as an OSV record (Export), its database_specific naming
+// the version and the record. Another kind of record has none.
+func ExportRecord(rec *record.Record, name, version string) []*Entry {
+	p, ok := rec.Predicate.(record.VulnsPredicate)
+	if !ok {
+		return nil
+	}
+	var out []*Entry
+	for _, res := range p.Scanner.Result {
+		e := Export(res, p.Metadata.ScanFinishedOn)
+		e.DatabaseSpecific = &DatabaseSpecific{Cairn: &Source{Package: name, Version: version, Record: rec.ID}}
+		out = append(out, e)
+	}
+	return out
 }
 
 // SchemaVersion is the OSV schema version Export writes.
