@@ -290,34 +290,9 @@ func served(loc string) bool {
 
 // PURL is a locked package's package URL: pkg:generic/NAMESPACE/NAME@VERSION,
 // with a repository_url qualifier when the repository is served (loc a
-// URL).
-func PURL(name, version, loc string) string {
-	ns, n, _ := strings.Cut(name, "/")
-	s := "pkg:generic/" + escape(ns, false) + "/" + escape(n, false) + "@" + escape(version, false)
-	if served(loc) {
-		s += "?repository_url=" + escape(loc, true)
-	}
-	return s
-}
-
-// escape percent-encodes s for a purl: every byte but the unreserved
-// characters, and but ':' and '/' in a qualifier's value (a URL), which
-// the purl specification's own examples leave unencoded there.
-func escape(s string, qualifier bool) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
-			b.WriteByte(c)
-		case qualifier && (c == ':' || c == '/'):
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
+// URL), as descriptor.PURL writes it (the VEX documents name versions
+// the same way).
+func PURL(name, version, loc string) string { return descriptor.PURL(name, version, loc) }
 
 // Claims returns what a document states of each artifact's SHA-512, by
 // SHA-256 (both hex): Options.SHA512 for deriving it again where the

@@ -7,7 +7,6 @@ import (
 
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
-	"cairn.dev/cairn/internal/sbom"
 	"cairn.dev/cairn/internal/vex"
 )
 
@@ -87,7 +86,7 @@ func (s *Server) vexProducts(r *http.Request, head, base, name, version string) 
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, vex.Product{Name: name, Version: v, PURL: sbom.PURL(name, v, base), Descriptor: d, Records: vex.Records(views, base)})
+			out = append(out, vex.Product{Name: name, Version: v, PURL: descriptor.PURL(name, v, base), Descriptor: d, Records: vex.Records(views, base)})
 		}
 		return out, nil
 	}
@@ -99,7 +98,7 @@ func (s *Server) vexProducts(r *http.Request, head, base, name, version string) 
 	for _, u := range ups {
 		line := base + "/upstreams/" + u.Upstream
 		recs := append(vex.Records(u.Records, line), vex.Records(u.Local, base)...)
-		out = append(out, vex.Product{Name: u.Name, Version: u.Version, PURL: sbom.PURL(u.Name, u.Version, line), Descriptor: u.Descriptor, Records: recs})
+		out = append(out, vex.Product{Name: u.Name, Version: u.Version, PURL: descriptor.PURL(u.Name, u.Version, line), Descriptor: u.Descriptor, Records: recs})
 	}
 	return out, nil
 }
