@@ -348,7 +348,7 @@ not exist is an error of the file, and every error is named at once). A where
 reads 'record' and 'pkg'; an expr reads 'records' (every active record) and
 'pkg'. A record has id, kind, issuer, holder, repository, status, issued
 (a timestamp), note, result, severity, severity_rank (1 low … 4 critical),
-vulnerabilities (id, severity), fixes, artifacts; 'pkg' has name, version,
+vulnerabilities (id, severity, aliases), fixes, artifacts; 'pkg' has name, version,
 license, uuid, summary, descriptor, artifacts (kind, platform, file, sha256,
 size), dependencies (name, version). Only active records count: not revoked,
 not superseded.

@@ -137,7 +137,7 @@ func (f *facts) cel() *celRecord {
 	}
 	top := record.SeverityNone
 	for _, v := range f.vulns {
-		o.Vulnerabilities = append(o.Vulnerabilities, celVuln{ID: v.id, Severity: v.severity})
+		o.Vulnerabilities = append(o.Vulnerabilities, celVuln{ID: v.id, Severity: v.severity, Aliases: nonNil(v.result.Aliases())})
 		if v.rank > top {
 			o.Severity, top = v.severity, v.rank
 		}
@@ -175,8 +175,9 @@ type celRecord struct {
 
 // celVuln is one vulnerability of a vulnerable record.
 type celVuln struct {
-	ID       string `cel:"id"`
-	Severity string `cel:"severity"`
+	ID       string   `cel:"id"`
+	Severity string   `cel:"severity"`
+	Aliases  []string `cel:"aliases"` // its OSV record's other ids (CVE-…, GHSA-…); empty when it has none
 }
 
 // celPackage is the version as CEL expressions read it: the variable `pkg`.

@@ -5,7 +5,9 @@
 // record of a property exists (by the named issuers, on matching
 // packages, where a CEL condition holds); a forbid rule fails when one
 // exists — a vulnerable record at or above a severity that no active
-// fixed record answers, a deprecated or withdrawn record. Raw CEL
+// fixed record of its repository answers (by the vulnerability's id or
+// one of its OSV aliases: record.VulnResult.AnsweredBy), a deprecated or
+// withdrawn record. Raw CEL
 // expressions over the package and its records cover the rest; they are
 // type-checked when the policy loads, so a field a record does not have
 // is an error of the file, not of an evaluation. Issuers are the holders

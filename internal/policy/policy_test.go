@@ -477,3 +477,21 @@ func TestFixedAnswersAnAlias(t *testing.T) {
 	fix := v.add(record.Fixed, fixed("CVE-2026-41234"))
 	wantRule(t, p.Evaluate(v.subject()), "high-vulnerabilities", true, "GHSA-4v7x-pqxf-cx7m answered (its alias CVE-2026-41234) by fixed record "+fix[:16])
 }
+
+// A where condition reads a vulnerability's aliases: a rule written
+// against a CVE matches the record that names it by its GHSA.
+func TestWhereReadsAliases(t *testing.T) {
+	p := mustParse(t, `
+forbid:
+  - name: the-cve
+    property: vulnerable
+    where: record.vulnerabilities.exists(v, v.id == "CVE-2026-41234" || "CVE-2026-41234" in v.aliases)
+`)
+	v := newVersion("acme/fastjson", "1.2.3")
+	v.add(record.Vulnerable, vulnerable("GHSA-other", "low"))
+	wantRule(t, p.Evaluate(v.subject()), "the-cve", true, "no active vulnerable where")
+	pred := vulnerable("GHSA-4v7x-pqxf-cx7m", "low")
+	pred.Scanner.Result[0].OSV = &record.VulnOSV{Aliases: []string{"CVE-2026-41234"}}
+	id := v.add(record.Vulnerable, pred)
+	wantRule(t, p.Evaluate(v.subject()), "the-cve", false, "record "+id[:16])
+}
