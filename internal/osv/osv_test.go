@@ -274,7 +274,18 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"id": "X", "modified": "2026-01-01T00:00:00Z", "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N"}]}`))
+	f.Add([]byte(`{"results": [{"packages": [{"package": {"name": "github.com/acme/httpkit", "ecosystem": "Go"}, "groups": [{"ids": ["GO-1"], "max_severity": "7.5"}], "vulnerabilities": [{"id": "GO-1", "modified": "2026-01-01T00:00:00Z"}]}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if rs, err := ParseReport(data, "fuzz"); err == nil {
+			for _, res := range rs {
+				if err := res.CheckSeverity(); err != nil {
+					t.Fatalf("report result refused by the severity rule: %v", err)
+				}
+				if err := res.OSV.Check(); err != nil {
+					t.Fatalf("report result's OSV data refused by the record: %v", err)
+				}
+			}
+		}
 		e, err := Parse(data, "fuzz")
 		if err != nil {
 			return
