@@ -21,6 +21,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	gocvss20 "github.com/pandatix/go-cvss/20"
+
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -133,11 +135,30 @@ func (e *Entry) check() error {
 		}
 	}
 	for _, s := range e.severities(e.Affected) {
-		if s.Method == record.MethodCVSSv3 || s.Method == record.MethodCVSSv4 {
-			if _, _, err := record.CVSS(s.Score); err != nil {
-				return fmt.Errorf("%s: severity %s: %w", e.ID, s.Method, err)
-			}
+		if err := checkVector(s.Method, s.Score); err != nil {
+			return fmt.Errorf("%s: severity %s: %w", e.ID, s.Method, err)
 		}
+	}
+	return nil
+}
+
+// checkVector checks a CVSS vector of an OSV severity type: a v3 or v4
+// one scores (record.CVSS) and is of its type's version, a v2 one parses
+// (go-cvss), so that what cairn keeps it writes back as valid OSV.
+func checkVector(typ, vector string) error {
+	switch typ {
+	case "CVSS_V2":
+		if _, err := gocvss20.ParseVector(vector); err != nil {
+			return fmt.Errorf("CVSS v2 vector %q: %w", vector, err)
+		}
+		return nil
+	case record.MethodCVSSv3, record.MethodCVSSv4:
+		prefix := map[string]string{record.MethodCVSSv3: "CVSS:3.", record.MethodCVSSv4: "CVSS:4.0/"}[typ]
+		if !strings.HasPrefix(vector, prefix) {
+			return fmt.Errorf("vector %q is not a %s… vector, as %s says", vector, prefix, typ)
+		}
+		_, _, err := record.CVSS(vector)
+		return err
 	}
 	return nil
 }
@@ -345,7 +366,12 @@ func Export(res record.VulnResult, issued time.Time) *Entry {
 	for _, s := range res.Severity {
 		switch s.Method {
 		case "CVSS_V2", record.MethodCVSSv3, record.MethodCVSSv4:
-			e.Severity = append(e.Severity, Severity{Type: s.Method, Score: s.Score})
+			// A vector that a record made otherwise than from OSV (a
+			// scanner's vulns predicate) names under an OSV type but
+			// that does not read as one is left out, not written wrong.
+			if checkVector(s.Method, s.Score) == nil {
+				e.Severity = append(e.Severity, Severity{Type: s.Method, Score: s.Score})
+			}
 		}
 	}
 	if e.Summary == "" {

@@ -149,11 +149,14 @@ func TestMalformed(t *testing.T) {
 		return []byte(strings.Replace(base, old, new, 1))
 	}
 	bad := map[string][]byte{
-		"not an OSV record":         []byte(`<html>`),
-		"more than one JSON value":  append([]byte(base), '{', '}'),
-		`id ""`:                     edit(`"id": "GHSA-4v7x-pqxf-cx7m"`, `"id": ""`),
-		"no modified time":          edit(`"modified": "2026-10-02T14:21:09Z",`, ``),
-		"invalid metric value":      edit(`AV:N/AC:L`, `AV:Q/AC:L`),
+		"not an OSV record":        []byte(`<html>`),
+		"more than one JSON value": append([]byte(base), '{', '}'),
+		`id ""`:                    edit(`"id": "GHSA-4v7x-pqxf-cx7m"`, `"id": ""`),
+		"no modified time":         edit(`"modified": "2026-10-02T14:21:09Z",`, ``),
+		"invalid metric value":     edit(`AV:N/AC:L`, `AV:Q/AC:L`),
+		`is not a CVSS:4.0/… vector, as CVSS_V4 says`: edit(`"type": "CVSS_V3"`, `"type": "CVSS_V4"`),
+		`CVSS v2 vector "AV:N/AC:Q`: edit(`"type": "CVSS_V3",
+      "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"`, `"type": "CVSS_V2", "score": "AV:N/AC:Q/Au:N/C:P/I:P/A:P"`),
 		"no introduced event":       edit(`"introduced": "0"`, `"limit": "0"`),
 		`type "RANGE"`:              edit(`"type": "SEMVER"`, `"type": "RANGE"`),
 		`url "ftp://example.com/x"`: edit(`https://github.com/acme/fastjson"`, `ftp://example.com/x"`),
@@ -244,7 +247,8 @@ func TestExportIsValidOSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	results = append(results, rep...)
-	results = append(results, record.VulnResult{ID: "CVE-2026-1111", Severity: []record.VulnSeverity{{Method: "cairn", Score: "high"}},
+	results = append(results, record.VulnResult{ID: "CVE-2026-1111", Severity: []record.VulnSeverity{{Method: "cairn", Score: "high"},
+		{Method: "CVSS_V2", Score: "AV:N/AC:L/Au:N/C:P/I:P/A:P"}, {Method: record.MethodCVSSv3, Score: "CVSS:4.0/AV:N"}, {Method: record.MethodCVSSv4, Score: "garbage"}},
 		Annotations: []map[string]string{{"note": "found by our audit"}}})
 	for _, res := range results {
 		e := Export(res, issued)
@@ -261,7 +265,8 @@ func TestExportIsValidOSV(t *testing.T) {
 			t.Errorf("%s: read back as %+v", res.ID, back)
 		}
 	}
-	if e := Export(results[len(results)-1], issued); e.Modified != "2026-11-30T10:00:00Z" || e.Summary != "found by our audit" {
+	if e := Export(results[len(results)-1], issued); e.Modified != "2026-11-30T10:00:00Z" || e.Summary != "found by our audit" ||
+		len(e.Severity) != 1 || e.Severity[0].Type != "CVSS_V2" {
 		t.Errorf("a result not from OSV: %+v", e)
 	}
 }
