@@ -41,10 +41,7 @@ func rewrite(t *testing.T, data []byte, edit func(m *Manifest, files map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, mem := range b.Manifest.Members {
-		names = append(names, mem.Path)
-	}
+	names := memberNames(&b.Manifest)
 	if more := edit(&b.Manifest, b.Files); more != nil {
 		names = more
 	}
@@ -177,10 +174,7 @@ func TestAttackRecordOfAnotherRepository(t *testing.T) {
 	added := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
 		name := "proofs/" + other.audit + ".proof"
 		files[name] = tb.Files[name]
-		var names []string
-		for _, mem := range m.Members {
-			names = append(names, mem.Path)
-		}
+		names := memberNames(m)
 		return append(names, name)
 	})
 	if _, err := verify(added); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "no locked version") {
@@ -534,4 +528,13 @@ func httpGet(t *testing.T, u string) []byte {
 		t.Fatalf("GET %s: %s, %v", u, resp.Status, err)
 	}
 	return body
+}
+
+// memberNames are the manifest's members' paths, in order.
+func memberNames(m *Manifest) []string {
+	var names []string
+	for _, mem := range m.Members {
+		names = append(names, mem.Path)
+	}
+	return names
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/author"
-	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
@@ -57,25 +56,12 @@ func newWorldWitnessed(t *testing.T, witnessed bool) *world {
 		t.Fatal(err)
 	}
 	// A witness the project trusts cosigns the server's checkpoints.
-	st, err := witness.OpenState(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := checkpoint.Origin(w.Intro)
-	if _, err := st.AddLog(origin, checkpoint.VKey(origin, w.Checkpointer.Public())); err != nil {
-		t.Fatal(err)
-	}
-	ws, err := witness.NewServer("w1.example", indextest.NewSigner(), st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wts := httptest.NewServer(ws)
-	t.Cleanup(wts.Close)
+	wurl, wkey := servertest.Witness(w.World, "w1.example")
 	o := server.Options{Exe: exe, CheckpointKey: w.Checkpointer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	witnesses := ""
 	if witnessed {
-		w.witness = ws.VerifierKey()
-		o.Witnesses = []server.Witness{{URL: wts.URL, VKey: w.witness}}
+		w.witness = wkey
+		o.Witnesses = []server.Witness{{URL: wurl, VKey: w.witness}}
 		witnesses = "    witnesses: [" + w.witness + "]\n"
 	}
 	srv, err := server.New(w.Repo, o)

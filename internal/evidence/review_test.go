@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,7 +23,6 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/checkpoint"
-	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/remote"
@@ -110,21 +108,8 @@ func TestReviewForgerPicksWitnesses(t *testing.T) {
 	// The forged log: the vulnerability left out, signed with the real key.
 	fg := servertest.OmitFile(w.World, "package acme/log", true)
 	// The forger's witness, named like the project's.
-	st, err := witness.OpenState(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	origin := checkpoint.Origin(w.Intro)
-	if _, err := st.AddLog(origin, checkpoint.VKey(origin, w.Checkpointer.Public())); err != nil {
-		t.Fatal(err)
-	}
-	fakeW, err := witness.NewServer("w1.example", indextest.NewSigner(), st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fws := httptest.NewServer(fakeW)
-	t.Cleanup(fws.Close)
-	cos, err := witness.Cosign(context.Background(), http.DefaultClient, fws.URL, 0, fg.Note, fg.Prove)
+	fws, fakeKey := servertest.Witness(w.World, "w1.example")
+	cos, err := witness.Cosign(context.Background(), http.DefaultClient, fws, 0, fg.Note, fg.Prove)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +121,7 @@ func TestReviewForgerPicksWitnesses(t *testing.T) {
 
 	// The forger's project: the project's own, with its witness key
 	// replaced by the forger's; locked and evidenced through the forger.
-	w.write("cairn.yaml", strings.Replace(readFile(t, w.project, "cairn.yaml"), w.witness, fakeW.VerifierKey(), 1))
+	w.write("cairn.yaml", strings.Replace(readFile(t, w.project, "cairn.yaml"), w.witness, fakeKey, 1))
 	hc := &http.Client{Transport: redirect{from: w.url, to: forger.URL}}
 	p, err := plan.ReadProject(w.project)
 	if err != nil {
@@ -248,10 +233,7 @@ func TestReviewJudgedAtFromUnreadMember(t *testing.T) {
 		c.Time = fake
 		files["repos/0/upstreams/x/log/checkpoint"] = append([]byte(c.Text()+"\n"), "— nobody AAAA\n"...)
 		m.JudgedAt = fake
-		var names []string
-		for _, mem := range m.Members {
-			names = append(names, mem.Path)
-		}
+		names := memberNames(m)
 		return append(names, "repos/0/upstreams/x/log/checkpoint")
 	})
 	if rep, err := verify(forged); err == nil {
@@ -350,10 +332,7 @@ func TestReviewUnreadMembers(t *testing.T) {
 	sum := sha256.Sum256(payload)
 	extra := []string{"repos/0/anything/at/all", "blobs/sha256/" + hex.EncodeToString(sum[:])}
 	forged := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
-		var names []string
-		for _, mem := range m.Members {
-			names = append(names, mem.Path)
-		}
+		names := memberNames(m)
 		for _, n := range extra {
 			files[n] = payload
 		}
@@ -361,10 +340,7 @@ func TestReviewUnreadMembers(t *testing.T) {
 	})
 	for _, n := range extra {
 		one := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
-			var names []string
-			for _, mem := range m.Members {
-				names = append(names, mem.Path)
-			}
+			names := memberNames(m)
 			files[n] = payload
 			return append(names, n)
 		})

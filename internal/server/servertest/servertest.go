@@ -15,8 +15,10 @@ import (
 	"strings"
 	"testing"
 
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/server"
+	"cairn.dev/cairn/internal/witness"
 )
 
 // Main runs a test binary's tests; run as the pre-receive hook that the
@@ -72,4 +74,27 @@ func ServeWith(w *indextest.World, o server.Options) string {
 	ts := httptest.NewServer(srv.Handler())
 	w.T.Cleanup(func() { ts.Close(); srv.Close() })
 	return ts.URL
+}
+
+// Witness starts cairn's witness, named name, witnessing w's log (signed
+// by w.Checkpointer, which must be set), on a real HTTP server that stops
+// with the test. It returns the server's URL and the witness's verifier
+// key.
+func Witness(w *indextest.World, name string) (url, vkey string) {
+	w.T.Helper()
+	st, err := witness.OpenState(w.T.TempDir())
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	origin := checkpoint.Origin(w.Intro)
+	if _, err := st.AddLog(origin, checkpoint.VKey(origin, w.Checkpointer.Public())); err != nil {
+		w.T.Fatal(err)
+	}
+	ws, err := witness.NewServer(name, indextest.NewSigner(), st, nil)
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	ts := httptest.NewServer(ws)
+	w.T.Cleanup(ts.Close)
+	return ts.URL, ws.VerifierKey()
 }
