@@ -137,9 +137,39 @@ type node struct {
 	hash  tlog.Hash
 	child [2]*node
 	sub   *subject
+	// lazy, if set, makes the node a subtree of a map snapshot not read
+	// yet (see snapshot.go): its hash is known, its nodes are those
+	// lazy.get returns, each read and checked against hash when first
+	// needed. A lazy node is never dirty and never changed: a map that
+	// changes below it puts the subtree read in its place.
+	lazy  *lazy
 	gen   uint32
 	crit  uint8
 	dirty bool
+}
+
+// resolve returns n, or the subtree a lazy n stands for. Every walk
+// down the trie goes through it; only a map whose lazy subtrees were
+// all read (Store.Map's), or read along the walk's path (a Store's
+// staged map, by load, before its Adds), is walked, so reading cannot
+// fail here.
+func resolve(n *node) *node {
+	if n == nil || n.lazy == nil {
+		return n
+	}
+	r, err := n.lazy.get()
+	if err != nil {
+		panic(fmt.Sprintf("translog: a map snapshot's subtree walked before it was read: %v", err))
+	}
+	return r
+}
+
+// resolveSlot puts in *slot the subtree a lazy node there stands for.
+// (slot is in a node this map owns, or its root.)
+func resolveSlot(slot **node) {
+	if (*slot).lazy != nil {
+		*slot = resolve(*slot)
+	}
 }
 
 // subject is one subject's entry.
@@ -249,13 +279,13 @@ func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
 	}
 	// Find the closest subject, where key's path ends, and how many
 	// inner nodes above it stand before the bit where the two differ.
-	n := m.root
+	n := resolve(m.root)
 	above := 0
 	var crits [256]uint8
 	for n.sub == nil {
 		crits[above] = n.crit
 		above++
-		n = n.child[keyBit(&key, int(n.crit))]
+		n = resolve(n.child[keyBit(&key, int(n.crit))])
 	}
 	diff := firstDiff(&key, &n.sub.key)
 	for above > 0 && int(crits[above-1]) > diff {
@@ -268,6 +298,7 @@ func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
 		n := m.own(slot)
 		slot = &n.child[keyBit(&key, int(n.crit))]
 	}
+	resolveSlot(slot)
 	if diff == 256 {
 		n := m.own(slot)
 		m.ownSubject(n).add(index, leaf)
@@ -289,6 +320,7 @@ func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
 // own makes the node in *slot this map's own, copying it if it is shared,
 // marks it dirty and returns it.
 func (m *Map) own(slot **node) *node {
+	resolveSlot(slot)
 	n := *slot
 	if n.gen != m.gen {
 		c := *n
@@ -343,7 +375,7 @@ func (m *Map) Root() tlog.Hash {
 
 // rehash recomputes the hashes of n's dirty subtree, n being at depth.
 func rehash(n *node, depth int) {
-	if !n.dirty {
+	if !n.dirty { // (a lazy node never is)
 		return
 	}
 	if n.sub != nil {
@@ -363,9 +395,21 @@ func rehash(n *node, depth int) {
 }
 
 // anyKey returns the key of one subject below n: all of them share the
-// bits above n's crit bit.
+// bits above n's crit bit. Below a lazy subtree not read yet it returns
+// the subtree's prefix, whose bits are those of every key in it above
+// its bucket's depth: a lazy subtree hangs only below nodes whose crit
+// bits are above that depth (an Add reads the lazy subtrees on its path
+// before it puts a node above them).
 func anyKey(n *node) *[32]byte {
 	for n.sub == nil {
+		if n.lazy != nil {
+			r := n.lazy.read()
+			if r == nil {
+				return &n.lazy.prefix
+			}
+			n = r
+			continue
+		}
 		n = n.child[0]
 	}
 	return &n.sub.key
@@ -394,12 +438,12 @@ func (m *Map) find(key *[32]byte) *subject {
 	if m.gather != nil {
 		return m.gather[*key]
 	}
-	n := m.root
+	n := resolve(m.root)
 	if n == nil {
 		return nil
 	}
 	for n.sub == nil {
-		n = n.child[keyBit(key, int(n.crit))]
+		n = resolve(n.child[keyBit(key, int(n.crit))])
 	}
 	if n.sub.key != *key {
 		return nil
@@ -450,13 +494,13 @@ func (m *Map) Prove(subject string) MapProof {
 	if m.root != nil {
 		// The subject at the end of key's path shares, with key, the
 		// bits of every inner node above where the path ends.
-		end := m.root
+		end := resolve(m.root)
 		for end.sub == nil {
-			end = end.child[keyBit(&key, int(end.crit))]
+			end = resolve(end.child[keyBit(&key, int(end.crit))])
 		}
 		rep := &end.sub.key
 		diff := firstDiff(&key, rep)
-		for n := m.root; ; {
+		for n := resolve(m.root); ; {
 			if n.sub != nil {
 				if diff < 256 {
 					other = &MapLeaf{Key: n.sub.key, Value: n.sub.value}
@@ -472,7 +516,7 @@ func (m *Map) Prove(subject string) MapProof {
 			}
 			side := keyBit(&key, c)
 			push(c+1, n.child[1-side].hash)
-			n = n.child[side]
+			n = resolve(n.child[side])
 		}
 	}
 	p := MapProof{Depth: depth, Bitmap: make([]byte, (depth+7)/8), Siblings: make([]tlog.Hash, len(sibs)), Other: other}

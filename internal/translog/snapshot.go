@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -17,20 +20,34 @@ import (
 // A map snapshot keeps the map of a committed size beside the log, so
 // that a process that opens the log (an incremental verification, a
 // publish) needs not read every entry again to have the map it appends
-// to. It is a cache: a snapshot that does not match the log (its size's
-// root, the map leaf at its size) is ignored and the map rebuilt.
+// to, nor even the whole snapshot: the subjects are in buckets by the
+// first bits of their keys, each bucket read, and checked, only when a
+// change or a read reaches it. It is a cache: a snapshot that does not
+// match the log (its size's root, the map leaf at its size) is ignored
+// and the map rebuilt; a bucket that does not match its hash is rebuilt
+// from the log's entries.
 //
-//	"cairn map snapshot v2\n"
-//	size uint64, the log's root at size [32], last uint64 (the last leaf in the map, +1), subjects uint64
-//	per subject, by key: key [32], count uint64, chain [32], last uint64, len uvarint, indices (uvarint deltas)
+//	"cairn map snapshot v3\n"
+//	size uint64, the log's root at size [32], last uint64 (the last leaf in the map, +1), subjects uint64, bits uint8
+//	per bucket (2^bits of them, by the first bits of the key): offset uint64, length uint64, subjects uint64,
+//	    hash [32] (the bucket's subtree at depth bits: 32 zero bytes if empty), SHA-256 of its bytes [32]
 //	SHA-256 of all the bytes before it [32]
+//	the buckets' bytes, at their offsets from here: per subject, by key:
+//	    key [32], count uint64, chain [32], last uint64, len uvarint, indices (uvarint deltas)
 //
-// The map root binds each subject's count and chain but not its list of
-// leaf indices (two deltas swapped keep the root), so the trailing
-// digest is what catches a snapshot damaged on disk.
+// Opening checks the header's digest and that the tree above the buckets,
+// from their hashes, has the map leaf's root; reading a bucket checks its
+// digest and that its subjects give its hash. The map root binds each
+// subject's count and chain but not its list of leaf indices (two deltas
+// swapped keep the root): the digests are what catch that damage.
 const (
 	snapshotFile  = "map.snapshot"
-	snapshotMagic = "cairn map snapshot v2\n"
+	snapshotMagic = "cairn map snapshot v3\n"
+	// bucketTarget is about how many subjects a bucket holds.
+	bucketTarget  = 64
+	maxBucketBits = 20
+	bucketEntry   = 8 + 8 + 8 + 32 + 32
+	snapHeader    = len(snapshotMagic) + 8 + 32 + 8 + 8 + 1
 )
 
 // snapshotEvery is the least growth, in leaves, between two snapshots
@@ -40,12 +57,17 @@ var snapshotEvery int64 = 1 << 12
 
 // saveSnapshot writes m, the map of the committed log at size with root,
 // in the log's directory (not synced: a snapshot lost in a crash is
-// rebuilt).
+// rebuilt). Its subtrees not read yet are read first.
 func (s *Store) saveSnapshot(m *Map, size int64, root tlog.Hash) error {
+	if err := m.loadAll(); err != nil {
+		return err
+	}
 	m.settle()
+	m.Root()
 	var subs []*subject
 	var walk func(n *node)
 	walk = func(n *node) {
+		n = resolve(n)
 		if n == nil {
 			return
 		}
@@ -57,36 +79,94 @@ func (s *Store) saveSnapshot(m *Map, size int64, root tlog.Hash) error {
 		walk(n.child[1])
 	}
 	walk(m.root)
-	b := make([]byte, 0, len(snapshotMagic)+8+32+8+8+len(subs)*(32+8+32+8+8))
+	bits := 0
+	for bits < maxBucketBits && len(subs)/(1<<bits) > bucketTarget {
+		bits++
+	}
+	nb := 1 << bits
+	data := make([]byte, 0, len(subs)*(32+8+32+8+8))
+	table := make([]byte, 0, nb*bucketEntry)
+	at := 0
+	for b := 0; b < nb; b++ {
+		from := len(data)
+		count := 0
+		for ; at < len(subs) && bucketOf(&subs[at].key, bits) == b; at++ {
+			sub := subs[at]
+			data = append(data, sub.key[:]...)
+			data = binary.BigEndian.AppendUint64(data, sub.value.Count)
+			data = append(data, sub.value.Chain[:]...)
+			data = binary.BigEndian.AppendUint64(data, uint64(sub.last))
+			data = binary.AppendUvarint(data, uint64(len(sub.idx)))
+			data = append(data, sub.idx...)
+			count++
+		}
+		var h tlog.Hash
+		if count > 0 {
+			h = subtreeHash(m.root, bucketPrefix(b, bits), bits)
+		}
+		digest := sha256.Sum256(data[from:])
+		table = binary.BigEndian.AppendUint64(table, uint64(from))
+		table = binary.BigEndian.AppendUint64(table, uint64(len(data)-from))
+		table = binary.BigEndian.AppendUint64(table, uint64(count))
+		table = append(table, h[:]...)
+		table = append(table, digest[:]...)
+	}
+	b := make([]byte, 0, snapHeader+len(table)+sha256.Size+len(data))
 	b = append(b, snapshotMagic...)
 	b = binary.BigEndian.AppendUint64(b, uint64(size))
 	b = append(b, root[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.last+1))
 	b = binary.BigEndian.AppendUint64(b, uint64(len(subs)))
-	for _, sub := range subs {
-		b = append(b, sub.key[:]...)
-		b = binary.BigEndian.AppendUint64(b, sub.value.Count)
-		b = append(b, sub.value.Chain[:]...)
-		b = binary.BigEndian.AppendUint64(b, uint64(sub.last))
-		b = binary.AppendUvarint(b, uint64(len(sub.idx)))
-		b = append(b, sub.idx...)
-	}
+	b = append(b, byte(bits))
+	b = append(b, table...)
 	sum := sha256.Sum256(b)
 	b = append(b, sum[:]...)
+	b = append(b, data...)
 	return safefile.Write(filepath.Join(s.Dir(), snapshotFile), b, safefile.Options{NoSync: true})
+}
+
+// bucketOf returns the bucket of key: its first bits bits.
+func bucketOf(key *[32]byte, bits int) int {
+	if bits == 0 {
+		return 0
+	}
+	return int(binary.BigEndian.Uint32(key[:4]) >> (32 - bits))
+}
+
+// bucketPrefix returns the key whose first bits bits are bucket b's, the
+// others zero.
+func bucketPrefix(b, bits int) [32]byte {
+	var k [32]byte
+	if bits > 0 {
+		binary.BigEndian.PutUint32(k[:4], uint32(b)<<(32-bits))
+	}
+	return k
+}
+
+// subtreeHash returns the hash at depth of the subtree of root's (whose
+// hashes are computed) that holds the keys sharing prefix's first depth
+// bits, which holds at least one.
+func subtreeHash(root *node, prefix [32]byte, depth int) tlog.Hash {
+	n := resolve(root)
+	for n.sub == nil && int(n.crit) < depth {
+		n = resolve(n.child[keyBit(&prefix, int(n.crit))])
+	}
+	if n.sub != nil {
+		return mapLeafHash(&n.sub.key, n.sub.value)
+	}
+	c := int(n.crit)
+	return wrap(mapNodeHash(&n.child[0].hash, &n.child[1].hash), anyKey(n), depth, c)
 }
 
 var errSnapshot = errors.New("map snapshot malformed")
 
 // loadSnapshot returns the map the log's snapshot holds and its size, if
 // it is one of this log at a size up to size: the log's root at its size
-// is the one it names, and its map's root is the map leaf's there.
+// is the one it names, and its map's root is the map leaf's there. Only
+// the header is read: the buckets are read as the map needs them.
 func (s *Store) loadSnapshot(size int64) (*Map, int64, bool) {
-	data, err := os.ReadFile(filepath.Join(s.Dir(), snapshotFile))
-	if err != nil {
-		return nil, 0, false
-	}
-	m, n, root, err := parseSnapshot(data)
+	path := filepath.Join(s.Dir(), snapshotFile)
+	m, n, root, err := openSnapshot(path, &snapSource{path: path, log: s.Log, subjectsOf: s.subjectsOf})
 	if err != nil || n > size || n == 0 {
 		return nil, 0, false
 	}
@@ -104,18 +184,193 @@ func (s *Store) loadSnapshot(size int64) (*Map, int64, bool) {
 	return m, n, true
 }
 
-func parseSnapshot(data []byte) (*Map, int64, tlog.Hash, error) {
+// snapSource is where a snapshot's lazy subtrees are read from: its file,
+// or, for a bucket the file does not give right, the log's entries.
+type snapSource struct {
+	path       string
+	data       int64 // where the buckets' bytes start in the file
+	size       int64 // the log's size the snapshot is of
+	last       int64 // the map's last leaf index
+	log        *Log
+	subjectsOf func(path string) []string
+}
+
+// lazy is a bucket of a snapshot, not read until needed (see node.lazy).
+type lazy struct {
+	src    *snapSource
+	off, n int64 // its bytes, from src.data
+	count  int64
+	digest [32]byte
+	prefix [32]byte // the bucket's bits, the others zero
+	bits   int
+	depth  int       // where its parent puts it
+	hash   tlog.Hash // its hash at depth
+
+	once sync.Once
+	root atomic.Pointer[node]
+	err  error
+}
+
+// get reads the bucket, once.
+func (z *lazy) get() (*node, error) {
+	z.once.Do(func() {
+		r, err := z.load()
+		if err != nil {
+			// The snapshot's bucket is damaged, or the file was replaced:
+			// the log's entries give it again.
+			r, err = z.rebuild()
+		}
+		if err != nil {
+			z.err = err
+			return
+		}
+		z.root.Store(r)
+	})
+	return z.root.Load(), z.err
+}
+
+// read returns the bucket's subtree if it was read, else nil.
+func (z *lazy) read() *node { return z.root.Load() }
+
+// load reads and checks the bucket from the snapshot file.
+func (z *lazy) load() (*node, error) {
+	f, err := os.Open(z.src.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, z.n)
+	if _, err := f.ReadAt(b, z.src.data+z.off); err != nil {
+		return nil, err
+	}
+	if sha256.Sum256(b) != z.digest {
+		return nil, fmt.Errorf("%w: bucket %x: its bytes do not have its digest", errSnapshot, z.prefix[:4])
+	}
+	subs, err := parseSubjects(b, z.count, z.src.last)
+	if err != nil {
+		return nil, err
+	}
+	for i := range subs {
+		if firstDiff(&subs[i].key, &z.prefix) < z.bits {
+			return nil, fmt.Errorf("%w: bucket %x holds key %x", errSnapshot, z.prefix[:4], subs[i].key)
+		}
+	}
+	gen := nextGen() // no map's: a map copies before it changes them
+	for i := range subs {
+		subs[i].gen = gen
+	}
+	nodes := make([]node, 0, 2*len(subs)-1)
+	m := &Map{gen: gen}
+	r := m.buildSlab(subs, &nodes)
+	return r, z.check(r)
+}
+
+// rebuild builds the bucket from the log's entries before the snapshot's
+// size: its subjects' files, in index order.
+func (z *lazy) rebuild() (*node, error) {
+	m := NewMap()
+	err := z.src.log.Range(0, z.src.size, func(i int64, text []byte) error {
+		if IsMapEntry(text) {
+			return nil
+		}
+		e, err := ParseEntry(text)
+		if err != nil {
+			return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+		}
+		for _, subject := range z.src.subjectsOf(e.Path) {
+			if k := SubjectKey(subject); firstDiff(&k, &z.prefix) >= z.bits {
+				m.Add(subject, i, LeafHash(text))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.settle()
+	if m.root == nil {
+		return nil, fmt.Errorf("%w: the map snapshot has a bucket %x that the log's entries do not", ErrCorrupt, z.prefix[:4])
+	}
+	m.gen = nextGen() // its nodes are no map's any more
+	return m.root, z.check(m.root)
+}
+
+// check hashes the subtree r read for z, at z's depth, and compares.
+func (z *lazy) check(r *node) error {
+	rehash(r, z.depth)
+	if r.hash != z.hash {
+		return fmt.Errorf("%w: bucket %x of the map snapshot has hash %v, its subjects give %v", ErrCorrupt, z.prefix[:4], z.hash, r.hash)
+	}
+	return nil
+}
+
+// load reads the lazy subtrees on subject's path, which an Add of it
+// walks (see Store.AppendCommit).
+func (m *Map) load(subject string) error {
+	if m.gather != nil {
+		return nil // a map built from its Adds has no lazy subtree
+	}
+	k := SubjectKey(subject)
+	key := &k
+	n := m.root
+	for n != nil {
+		if n.lazy != nil {
+			r, err := n.lazy.get()
+			if err != nil {
+				return err
+			}
+			n = r
+			continue
+		}
+		if n.sub != nil {
+			return nil
+		}
+		n = n.child[keyBit(key, int(n.crit))]
+	}
+	return nil
+}
+
+// loadAll reads every lazy subtree of m.
+func (m *Map) loadAll() error {
+	if m.gather != nil {
+		return nil
+	}
+	var walk func(n *node) error
+	walk = func(n *node) error {
+		if n == nil || n.sub != nil {
+			return nil
+		}
+		if n.lazy != nil {
+			_, err := n.lazy.get()
+			return err
+		}
+		if err := walk(n.child[0]); err != nil {
+			return err
+		}
+		return walk(n.child[1])
+	}
+	return walk(m.root)
+}
+
+// openSnapshot reads a snapshot's header: the map above its buckets, the
+// buckets lazy, and the log's size and root it is of.
+func openSnapshot(path string, src *snapSource) (*Map, int64, tlog.Hash, error) {
 	var root tlog.Hash
-	if len(data) < sha256.Size {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, root, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, root, err
+	}
+	head := make([]byte, snapHeader)
+	if _, err := f.ReadAt(head, 0); err != nil {
 		return nil, 0, root, errSnapshot
 	}
-	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
-	if d := sha256.Sum256(body); !bytes.Equal(d[:], sum) {
-		return nil, 0, root, errSnapshot
-	}
-	data = body
-	rest, ok := bytes.CutPrefix(data, []byte(snapshotMagic))
-	if !ok || len(rest) < 8+32+8+8 {
+	rest, ok := bytes.CutPrefix(head, []byte(snapshotMagic))
+	if !ok {
 		return nil, 0, root, errSnapshot
 	}
 	u64 := func() uint64 {
@@ -126,22 +381,93 @@ func parseSnapshot(data []byte) (*Map, int64, tlog.Hash, error) {
 	size := int64(u64())
 	copy(root[:], rest)
 	rest = rest[32:]
-	m := &Map{gen: nextGen()}
-	m.last = int64(u64()) - 1
-	n := u64()
-	if n > uint64(len(rest))/(32+8+32+8+1) {
+	last := int64(u64()) - 1
+	subjects := u64()
+	bits := int(rest[0])
+	if bits > maxBucketBits {
 		return nil, 0, root, errSnapshot
 	}
-	// One slab of subjects, their indices left in data (capped, so that
-	// an append copies), in key order: the trie is built from them with
-	// no hash table and no sort.
-	subs := make([]subject, n)
-	for i := range subs {
-		if len(rest) < 32+8+32+8 {
+	nb := 1 << bits
+	whole := make([]byte, snapHeader+nb*bucketEntry+sha256.Size)
+	if int64(len(whole)) > fi.Size() {
+		return nil, 0, root, errSnapshot
+	}
+	if _, err := f.ReadAt(whole, 0); err != nil {
+		return nil, 0, root, errSnapshot
+	}
+	body, sum := whole[:len(whole)-sha256.Size], whole[len(whole)-sha256.Size:]
+	if d := sha256.Sum256(body); !bytes.Equal(d[:], sum) {
+		return nil, 0, root, errSnapshot
+	}
+	*src = snapSource{path: src.path, data: int64(len(whole)), size: size, last: last, log: src.log, subjectsOf: src.subjectsOf}
+	m := &Map{gen: nextGen(), last: last, subjects: int(subjects)}
+	table := body[snapHeader:]
+	var zs []*lazy
+	var next, total uint64
+	for b := 0; b < nb; b++ {
+		e := table[b*bucketEntry:]
+		off, n, count := binary.BigEndian.Uint64(e), binary.BigEndian.Uint64(e[8:]), binary.BigEndian.Uint64(e[16:])
+		if off != next || (count == 0) != (n == 0) || count > n/(32+8+32+8+1) {
 			return nil, 0, root, errSnapshot
 		}
+		next += n
+		total += count
+		if count == 0 {
+			continue
+		}
+		z := &lazy{src: src, off: int64(off), n: int64(n), count: int64(count), prefix: bucketPrefix(b, bits), bits: bits}
+		copy(z.hash[:], e[24:56])
+		copy(z.digest[:], e[56:88])
+		zs = append(zs, z)
+	}
+	if total != subjects || int64(next) != fi.Size()-int64(len(whole)) {
+		return nil, 0, root, errSnapshot
+	}
+	if len(zs) > 0 {
+		m.root = m.buildTop(zs, 0)
+	}
+	return m, size, root, nil
+}
+
+// buildTop returns the trie above buckets zs (in bucket order, not
+// empty), at depth: inner nodes where their prefixes first differ, and a
+// lazy node for each bucket, its hash the bucket's lifted to its depth.
+func (m *Map) buildTop(zs []*lazy, depth int) *node {
+	if len(zs) == 1 {
+		z := zs[0]
+		z.depth = depth
+		h := z.hash
+		if z.count > 1 {
+			// Its levels from depth down to its bucket have one empty
+			// side each; a single subject's leaf is lifted instead.
+			h = wrap(h, &z.prefix, depth, z.bits)
+		}
+		z.hash = h
+		return &node{hash: h, lazy: z, gen: m.gen}
+	}
+	c := firstDiff(&zs[0].prefix, &zs[len(zs)-1].prefix)
+	split, _ := slices.BinarySearchFunc(zs, 1, func(z *lazy, bit int) int { return keyBit(&z.prefix, c) - bit })
+	n := &node{gen: m.gen, crit: uint8(c), dirty: true}
+	n.child[0] = m.buildTop(zs[:split], c+1)
+	n.child[1] = m.buildTop(zs[split:], c+1)
+	return n
+}
+
+// parseSubjects parses count subjects of a bucket, in key order, their
+// indices left in data (capped, so that an append copies).
+func parseSubjects(data []byte, count, last int64) ([]subject, error) {
+	rest := data
+	u64 := func() uint64 {
+		v := binary.BigEndian.Uint64(rest)
+		rest = rest[8:]
+		return v
+	}
+	subs := make([]subject, count)
+	for i := range subs {
+		if len(rest) < 32+8+32+8 {
+			return nil, errSnapshot
+		}
 		sub := &subs[i]
-		sub.gen = m.gen
 		copy(sub.key[:], rest)
 		rest = rest[32:]
 		sub.value.Count = u64()
@@ -150,23 +476,18 @@ func parseSnapshot(data []byte) (*Map, int64, tlog.Hash, error) {
 		sub.last = int64(u64())
 		l, k := binary.Uvarint(rest)
 		if k <= 0 || l > uint64(len(rest)-k) {
-			return nil, 0, root, errSnapshot
+			return nil, errSnapshot
 		}
 		sub.idx = rest[k : k+int(l) : k+int(l)]
 		rest = rest[k+int(l):]
-		if sub.value.Count == 0 || sub.last > m.last || (i > 0 && bytes.Compare(subs[i-1].key[:], sub.key[:]) >= 0) || !indicesEnd(sub.idx, sub.value.Count, sub.last) {
-			return nil, 0, root, errSnapshot
+		if sub.value.Count == 0 || sub.last > last || (i > 0 && bytes.Compare(subs[i-1].key[:], sub.key[:]) >= 0) || !indicesEnd(sub.idx, sub.value.Count, sub.last) {
+			return nil, errSnapshot
 		}
 	}
 	if len(rest) != 0 {
-		return nil, 0, root, errSnapshot
+		return nil, errSnapshot
 	}
-	if n > 0 {
-		nodes := make([]node, 0, 2*n-1)
-		m.root = m.buildSlab(subs, &nodes)
-	}
-	m.subjects = int(n)
-	return m, size, root, nil
+	return subs, nil
 }
 
 // indicesEnd reports whether idx holds count leaf indices, increasing,

@@ -56,8 +56,22 @@ type MapAt struct {
 }
 
 // Map returns the map of the committed log, bringing it up to date with
-// the log first.
+// the log first, every subtree read (see mapAt).
 func (s *Store) Map() (MapAt, error) {
+	at, err := s.mapAt()
+	if err != nil {
+		return at, err
+	}
+	if err := at.Map.loadAll(); err != nil {
+		return MapAt{}, fmt.Errorf("building the map of transparency log %s: %w", s.Dir(), err)
+	}
+	return at, nil
+}
+
+// mapAt is Map, except that the subtrees of a map snapshot it started
+// from may not be read yet: a writer reads only those its appends reach
+// (Map.load).
+func (s *Store) mapAt() (MapAt, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	size, root := s.committedTree()
@@ -92,6 +106,9 @@ func (s *Store) Map() (MapAt, error) {
 		}
 		leaf := LeafHash(text)
 		for _, subject := range s.subjectsOf(e.Path) {
+			if err := m.load(subject); err != nil {
+				return err
+			}
 			m.Add(subject, i, leaf)
 		}
 		return nil
@@ -144,7 +161,7 @@ func (s *Store) stage() error {
 	if n := s.Log.Staged(); n != 0 {
 		return fmt.Errorf("transparency log %s: %d leaves staged without the map (Append, not AppendCommit): roll back first", s.Dir(), n)
 	}
-	at, err := s.Map()
+	at, err := s.mapAt()
 	if err != nil {
 		return err
 	}
@@ -184,6 +201,9 @@ func (s *Store) AppendCommit(commit string, time int64, entries []Entry) (MapEnt
 			return me, err
 		}
 		for _, subject := range s.subjectsOf(e.Path) {
+			if err := s.staged.load(subject); err != nil {
+				return me, fmt.Errorf("transparency log %s: %w", s.Dir(), err)
+			}
 			s.staged.Add(subject, i, leaf)
 		}
 	}

@@ -355,7 +355,7 @@ func TestStoreMapSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no snapshot: %v", err)
 	}
-	_, n, _, err := parseSnapshot(data)
+	_, n, _, err := openSnapshot(snap, &snapSource{path: snap, log: s.Log, subjectsOf: testSubjects})
 	if err != nil || n != 64 {
 		t.Fatalf("snapshot at %d (%v), want 64", n, err)
 	}
@@ -375,7 +375,11 @@ func TestStoreMapSnapshot(t *testing.T) {
 		if at.Size != want.Size || at.Map.Root() != want.Map.Root() || at.Map.Len() != want.Map.Len() || at.Map.Last() != want.Map.Last() {
 			t.Fatalf("fresh map: size %d root %v, want %d %v", at.Size, at.Map.Root(), want.Size, want.Map.Root())
 		}
-		for _, sub := range []string{"package acme/p0", "package acme/p7", "all"} {
+		for p := 0; p <= 12; p++ {
+			sub := fmt.Sprintf("package acme/p%d", p)
+			if p == 12 {
+				sub = "all"
+			}
 			v1, i1, _ := at.Map.Get(sub)
 			v2, i2, _ := want.Map.Get(sub)
 			if v1 != v2 || !slices.Equal(i1, i2) {
@@ -414,23 +418,58 @@ func TestStoreMapSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A snapshot of this log whose subjects are not the map's (a value
-	// changed, a subject out of key order, its indices not its count) is
-	// ignored too: the map is rebuilt.
-	first := len(snapshotMagic) + 8 + 32 + 8 + 8 // the first subject's key
-	// Each changed snapshot is sealed again (its trailing digest made
-	// to match), so that the checks behind the digest are the ones tried.
+	// A snapshot whose header is damaged, or of another log, is ignored:
+	// the map is rebuilt from the log.
+	data, err = os.ReadFile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, n, _, err = openSnapshot(snap, &snapSource{path: snap, log: s.Log, subjectsOf: testSubjects})
+	if err != nil || n != 64 {
+		t.Fatalf("snapshot at %d (%v), want 64", n, err)
+	}
+	bits := int(data[snapHeader-1])
+	table := snapHeader
+	first := snapHeader + (1<<bits)*bucketEntry + sha256.Size // the first bucket's first subject
+	seal := func(b []byte) []byte {
+		sum := sha256.Sum256(b[:first-sha256.Size])
+		copy(b[first-sha256.Size:], sum[:])
+		return b
+	}
+	headerCases := map[string][]byte{
+		"other log's": otherSnap, "garbage": []byte("cairn map snapshot v3\nxx"), "truncated": data[:len(data)-5],
+		"v2":                      append([]byte("cairn map snapshot v2\n"), data[len(snapshotMagic):]...),
+		"header digest wrong":     func() []byte { b := slices.Clone(data); b[table+30] ^= 1; return b }(),
+		"a bucket's hash changed": func() []byte { b := slices.Clone(data); b[table+24] ^= 1; return seal(b) }(),
+	}
+	for name, b := range headerCases {
+		if err := os.WriteFile(snap, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := fresh(); o.snapSize.Load() != 0 {
+			t.Fatalf("%s snapshot used", name)
+		}
+	}
+	// A bucket whose bytes are damaged (its digest not matching), or
+	// whose subjects are not the ones its hash and the map root say (a
+	// value changed, a subject out of key order, its indices not its
+	// count, each sealed again so that the checks behind the digests are
+	// the ones tried), is built again from the log's entries when first
+	// read: the snapshot is used, the map is the log's.
+	if bits != 0 {
+		t.Fatalf("the test's snapshot has %d bucket bits, want one bucket", bits)
+	}
 	changed := func(at int, f func(b []byte)) []byte {
 		b := slices.Clone(data)
 		f(b[at:])
-		sum := sha256.Sum256(b[:len(b)-sha256.Size])
-		copy(b[len(b)-sha256.Size:], sum[:])
-		return b
+		d := sha256.Sum256(b[first:])
+		copy(b[table+56:], d[:])
+		return seal(b)
 	}
 	// Damage the digest catches alone: two index deltas swapped keep the
 	// count, the last index and the map root.
 	unsealed := slices.Clone(data)
-	for at := first; at < len(data)-sha256.Size; {
+	for at := first; at < len(data); {
 		at += 32 + 8 + 32 + 8
 		n, w := binary.Uvarint(data[at:])
 		idx := data[at+w : at+w+int(n)]
@@ -444,8 +483,7 @@ func TestStoreMapSnapshot(t *testing.T) {
 		t.Fatal("no subject with two distinct one-byte index deltas to swap")
 	}
 	second := first + 32 + 8 + 32 + 8 + 1 + int(data[first+32+8+32+8])
-	cases := map[string][]byte{
-		"other log's": otherSnap, "garbage": []byte("cairn map snapshot v2\nxx"), "truncated": data[:len(data)-5],
+	bucketCases := map[string][]byte{
 		"damaged, digest not matching": unsealed,
 		"a chain changed":              changed(first+32+8, func(b []byte) { b[0] ^= 1 }),
 		"a count changed":              changed(first+32, func(b []byte) { b[7]++ }),
@@ -453,12 +491,12 @@ func TestStoreMapSnapshot(t *testing.T) {
 		"keys out of order":            changed(first, func(b []byte) { copy(b[:32], data[second:second+32]) }),
 		"an index changed":             changed(first+32+8+32+8+1, func(b []byte) { b[0]++ }),
 	}
-	for name, b := range cases {
+	for name, b := range bucketCases {
 		if err := os.WriteFile(snap, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if o, _ := fresh(); o.snapSize.Load() != 0 {
-			t.Fatalf("%s snapshot used", name)
+		if o, _ := fresh(); o.snapSize.Load() != 64 {
+			t.Fatalf("%s: the snapshot was not used (%d)", name, o.snapSize.Load())
 		}
 	}
 }

@@ -1,0 +1,249 @@
+package translog
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// logMap is the reference: the map built from every file entry of the
+// store's committed log, leaf by leaf.
+func logMap(t *testing.T, s *Store) *Map {
+	t.Helper()
+	m := NewMap()
+	err := s.Log.Range(0, s.Log.Size(), func(i int64, text []byte) error {
+		if IsMapEntry(text) {
+			return nil
+		}
+		e, err := ParseEntry(text)
+		if err != nil {
+			return err
+		}
+		for _, sub := range s.subjectsOf(e.Path) {
+			m.Add(sub, i, LeafHash(text))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// lazies counts m's buckets not read yet and read.
+func lazies(m *Map) (unread, read int) {
+	var walk func(n *node)
+	walk = func(n *node) {
+		switch {
+		case n == nil || n.sub != nil:
+		case n.lazy != nil && n.lazy.read() == nil:
+			unread++
+		case n.lazy != nil:
+			read++
+		default:
+			walk(n.child[0])
+			walk(n.child[1])
+		}
+	}
+	walk(m.root)
+	return
+}
+
+// A store opened on a snapshot of many buckets reads only the buckets
+// its appends reach, and computes the same map leaves and map as one
+// built from every entry; a damaged bucket is built again from the log.
+func TestStoreSnapshotLazy(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore(dir, testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	entry := func(c, p int) Entry {
+		commit := fmt.Sprintf("%040x", c+1)
+		return NewEntry(commit, int64(1700000000+c), fmt.Sprintf("packages/a/b/c/d/acme/p%d/1.0.%d/x.json", p, c), []byte(fmt.Sprint(c, p)))
+	}
+	// 3000 subjects in 300 commits, then 100 commits to old ones.
+	for c := 0; c < 400; c++ {
+		var es []Entry
+		for k := 0; k < 10; k++ {
+			p := c*10 + k
+			if c >= 300 {
+				p = (c*37 + k*101) % 3000
+			}
+			es = append(es, entry(c, p))
+		}
+		if _, err := s.AppendCommit(es[0].Commit, es[0].Time, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(fmt.Sprintf("%040x", 400)); err != nil {
+		t.Fatal(err)
+	}
+	at, err := s.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.saveSnapshot(at.Map, at.Size, at.Root); err != nil {
+		t.Fatal(err)
+	}
+	snap := filepath.Join(dir, snapshotFile)
+	data, err := os.ReadFile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bits := int(data[snapHeader-1])
+	if bits < 4 {
+		t.Fatalf("a snapshot of %d subjects has %d bucket bits", at.Map.Len(), bits)
+	}
+
+	// Appends: two commits, to an old subject and a new one each.
+	appendSome := func(o *Store, from int) {
+		t.Helper()
+		head := o.Head()
+		if err := o.Begin(head); err != nil {
+			t.Fatal(err)
+		}
+		for c := from; c < from+2; c++ {
+			es := []Entry{entry(c, c%3000), entry(c, 5000+c)}
+			if _, err := o.AppendCommit(es[0].Commit, es[0].Time, es); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := o.Commit(fmt.Sprintf("%040x", from+2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(o *Store) {
+		t.Helper()
+		ref := logMap(t, o)
+		// Every map leaf the lazy map wrote is the reference's root there.
+		me, _, ok, err := o.LastMap()
+		if err != nil || !ok || me.Root != ref.Root() {
+			t.Fatalf("last map leaf %v (%v), the entries give %v", me.Root, err, ref.Root())
+		}
+		got, err := o.Map()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Map.Root() != ref.Root() || got.Map.Len() != ref.Len() || got.Map.Last() != ref.Last() {
+			t.Fatalf("map root %v, %d subjects, last %d; the entries give %v, %d, %d", got.Map.Root(), got.Map.Len(), got.Map.Last(), ref.Root(), ref.Len(), ref.Last())
+		}
+		if unread, _ := lazies(got.Map); unread != 0 {
+			t.Fatalf("Map left %d buckets unread", unread)
+		}
+		for p := 0; p < 5010; p += 7 {
+			sub := fmt.Sprintf("package acme/p%d", p)
+			v1, i1, ok1 := got.Map.Get(sub)
+			v2, i2, ok2 := ref.Get(sub)
+			if v1 != v2 || ok1 != ok2 || !slices.Equal(i1, i2) {
+				t.Fatalf("%s: %v %v, want %v %v", sub, v1, i1, v2, i2)
+			}
+			var v *Value
+			if ok2 {
+				v = &v2
+			}
+			if err := VerifyMap(ref.Root(), sub, v, got.Map.Prove(sub)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	o, err := OpenStore(dir, testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	appendSome(o, 400)
+	if o.snapSize.Load() != 4000+400 {
+		t.Fatalf("the store started from %d, want the snapshot at %d", o.snapSize.Load(), 4400)
+	}
+	// Four subjects' paths, in 1<<bits buckets: at most four read (an
+	// Add puts what it read in the lazy node's place).
+	if unread, read := lazies(o.m); unread < 1<<bits-4 || unread == 1<<bits || read > 4 {
+		t.Fatalf("after two commits, %d buckets unread and %d read in place, of %d", unread, read, 1<<bits)
+	}
+	check(o)
+
+	// A bucket damaged on disk (a chain changed, its digest and the
+	// header's sealed again: only its hash catches it) is built again
+	// from the log's entries.
+	if err := os.WriteFile(snap, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := slices.Clone(data)
+	first := snapHeader + (1<<bits)*bucketEntry + sha256.Size
+	// Every bucket's first subject's chain, so that whichever the
+	// appends reach is damaged.
+	for k := 0; k < 1<<bits; k++ {
+		e := b[snapHeader+k*bucketEntry:]
+		off, n := int(beU64(e)), int(beU64(e[8:]))
+		if n == 0 {
+			continue
+		}
+		b[first+off+32+8] ^= 1
+		d := sha256.Sum256(b[first+off : first+off+n])
+		copy(e[56:88], d[:])
+	}
+	sum := sha256.Sum256(b[:first-sha256.Size])
+	copy(b[first-sha256.Size:], sum[:])
+	if err := os.WriteFile(snap, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o2, err := OpenStore(dir, testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o2.Close()
+	// The snapshot is at 4400, the log further: its map starts there.
+	appendSome(o2, 402)
+	if o2.snapSize.Load() != 4400 {
+		t.Fatalf("the store started from %d, want the snapshot at 4400", o2.snapSize.Load())
+	}
+	check(o2)
+
+	// Readers of one store read its buckets at once (run with -race).
+	if err := os.WriteFile(snap, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o3, err := OpenStore(dir, testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o3.Close()
+	ref := logMap(t, o3)
+	ref.Root() // built: its readers may be many
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			at, err := o3.Map()
+			if err == nil && at.Map.Root() != ref.Root() {
+				err = fmt.Errorf("map root %v, want %v", at.Map.Root(), ref.Root())
+			}
+			if err == nil {
+				sub := fmt.Sprintf("package acme/p%d", g*11)
+				v, _, _ := ref.Get(sub)
+				err = VerifyMap(ref.Root(), sub, &v, at.Map.Prove(sub))
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func beU64(b []byte) uint64 {
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 | uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
