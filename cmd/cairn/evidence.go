@@ -248,6 +248,18 @@ func printEvidence(w io.Writer, file string, rep *evidence.Report, all bool) {
 				fmt.Fprintf(w, " (%s)", r.Holder)
 			}
 			fmt.Fprintf(w, ", %s, %s, leaf %d of %d\n", r.Status, r.Time.UTC().Format("2006-01-02T15:04:05Z"), r.Leaf, r.Tree)
+			if k := r.Key; k != nil {
+				for _, g := range k.Grants {
+					fmt.Fprintf(w, "      key granted %s (leaf %d, record %.16s): %s", g.Time.Format("2006-01-02T15:04:05Z"), g.Leaf, g.Record, strings.Join(g.Scopes, " "))
+					if g.Expires != nil {
+						fmt.Fprintf(w, ", until %s", g.Expires.UTC().Format("2006-01-02T15:04:05Z"))
+					}
+					fmt.Fprintln(w)
+				}
+				if k.RevokedBy != "" {
+					fmt.Fprintf(w, "      key revoked at leaf %d (record %.16s: %s), after this record\n", k.RevokedLeaf, k.RevokedBy, k.Reason)
+				}
+			}
 			if r.Source != nil {
 				fmt.Fprintf(w, "      binds %s to the source sha256:%s (%d bytes), which the bundle need not hold\n", strings.Join(r.Artifacts, ", "), r.Source.SHA256, r.Source.Size)
 			}

@@ -24,6 +24,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/proof"
@@ -149,6 +150,9 @@ type RecordProof struct {
 	Tree    int64     `json:"tree_size"` // of the checkpoint that proves it
 	// Artifacts are the artifacts it is about (none: the whole version).
 	Artifacts []string `json:"artifacts,omitempty"`
+	// Key is the issuing key as the index granted it (nil for the
+	// root's own records).
+	Key *KeyProof `json:"key,omitempty"`
 	// Source is, for an audit or a reproduction of a binary, the source
 	// archive it was checked against, by digest: the binding of a binary
 	// to a source the index need not hold.
@@ -487,6 +491,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	for _, v := range verdicts {
 		byPkg[v.Package] = v
 	}
+	keysSeen := map[string]*KeyProof{}
 	for _, pkg := range l.Packages {
 		pp := PackageProof{ID: pkg.ID(), Repository: pkg.Repository, Descriptor: pkg.Descriptor, Artifacts: pkg.Artifacts, Verdict: byPkg[pkg.ID()]}
 		s := srcs.Get(pkg.Repository)
@@ -494,14 +499,21 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		if err != nil {
 			return nil, err
 		}
+		of := make([]*plan.Source, len(recs)) // whose root granted each record's key
+		for i := range of {
+			of[i] = s
+		}
 		if s.Via != nil {
 			own, err := s.Via.Catalog.UpstreamRecords(s.Upstream, pkg.Name, pkg.Version)
 			if err != nil {
 				return nil, err
 			}
 			recs = append(recs, own...)
+			for range own {
+				of = append(of, s.Via)
+			}
 		}
-		for _, r := range recs {
+		for i, r := range recs {
 			pr := proven[r.ID]
 			// When it was appended: its entry's time, which its proof proved.
 			at := time.Unix(pr.Entry.Time, 0).UTC()
@@ -510,6 +522,9 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 				if cp, ok := r.Record.Predicate.(record.CertificationPredicate); ok {
 					rp.Source = cp.Source
 				}
+			}
+			if rp.Key, err = keyReport(ctx, of[i], r.Issuer, keysSeen); err != nil {
+				return nil, err
 			}
 			pp.Records = append(pp.Records, rp)
 		}
@@ -716,4 +731,64 @@ func firstDiff(a, b []byte) (string, string) {
 		}
 	}
 	return "", ""
+}
+
+// KeyProof is a record's signing key as its repository's root granted it:
+// each grant with its record, scopes, expiry and where the log placed
+// it, and its revocation if any, every one proved in the key's document.
+type KeyProof struct {
+	ID          string       `json:"id"`
+	Holder      string       `json:"holder"`
+	Grants      []GrantProof `json:"grants"`
+	RevokedBy   string       `json:"revoked_by,omitempty"`
+	Reason      string       `json:"reason,omitempty"`
+	RevokedLeaf int64        `json:"revoked_leaf,omitempty"`
+}
+
+// GrantProof is one grant of a key.
+type GrantProof struct {
+	Record  string     `json:"record"`
+	Scopes  []string   `json:"scopes"`
+	Expires *time.Time `json:"expires,omitempty"`
+	Time    time.Time  `json:"time"` // when it was appended
+	Leaf    int64      `json:"leaf"`
+}
+
+// keyReport is the key id as s's index granted it, read from its proved
+// document ("key HEX"); nil for the root's records. seen caches keys by
+// source and id.
+func keyReport(ctx context.Context, s *plan.Source, id string, seen map[string]*KeyProof) (*KeyProof, error) {
+	if id == "" || id == "root" || s.View == nil {
+		return nil, nil
+	}
+	if k, ok := seen[s.Name+" "+id]; ok {
+		return k, nil
+	}
+	k, err := s.Catalog.Key(id)
+	if err != nil {
+		return nil, fmt.Errorf("the key %s of %s: %w", id, s.Name, err)
+	}
+	files, err := s.View.Subject(ctx, "key "+keys.IDHex(k.Pub))
+	if err != nil {
+		return nil, fmt.Errorf("the key %s of %s: %w", id, s.Name, err)
+	}
+	at := func(recordID string) (time.Time, int64) {
+		for _, f := range files {
+			if strings.HasSuffix(f.Path, "/"+recordID+".json") {
+				return f.Time.UTC(), f.Index
+			}
+		}
+		return time.Time{}, 0
+	}
+	kp := &KeyProof{ID: k.ID, Holder: k.Holder(), RevokedBy: k.RevokedBy, Reason: k.Reason}
+	for _, g := range k.Grants {
+		gp := GrantProof{Record: g.RecordID, Scopes: g.Raw, Expires: g.Expires}
+		gp.Time, gp.Leaf = at(g.RecordID)
+		kp.Grants = append(kp.Grants, gp)
+	}
+	if k.RevokedBy != "" {
+		_, kp.RevokedLeaf = at(k.RevokedBy)
+	}
+	seen[s.Name+" "+id] = kp
+	return kp, nil
 }

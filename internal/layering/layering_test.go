@@ -76,7 +76,7 @@ var allowed = map[string][]string{
 	"internal/vex": {"internal/index", "internal/descriptor", "internal/record"},
 	// Evidence bundles: a light client's reads of a locked project, kept and replayed.
 	"internal/evidence": {"internal/plan", "internal/policy", "internal/proof", "internal/light", "internal/index",
-		"internal/blob", "internal/checkpoint", "internal/record", "internal/remote", "internal/transport", "internal/witness", "internal/sbom"},
+		"internal/blob", "internal/checkpoint", "internal/keys", "internal/record", "internal/remote", "internal/transport", "internal/witness", "internal/sbom"},
 	"internal/server": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/translog", "internal/witness",
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport",
 		"internal/vex"},
