@@ -123,6 +123,7 @@ type Map struct {
 	subjects int
 	last     int64  // the last leaf index added, -1 if none
 	gen      uint32 // nodes and subjects of this generation are this Map's own
+	lazy     bool   // it was read from a snapshot: it may have lazy subtrees
 
 	// gather holds the subjects until the tree is first needed; nil
 	// once it is built.
@@ -239,7 +240,7 @@ func (m *Map) build(subs []*subject) *node {
 func (m *Map) Clone() *Map {
 	m.settle()
 	m.Root()
-	c := &Map{root: m.root, subjects: m.subjects, last: m.last, gen: nextGen()}
+	c := &Map{root: m.root, subjects: m.subjects, last: m.last, gen: nextGen(), lazy: m.lazy}
 	m.gen = nextGen()
 	return c
 }

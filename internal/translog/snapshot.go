@@ -307,7 +307,7 @@ func (z *lazy) check(r *node) error {
 // load reads the lazy subtrees on subject's path, which an Add of it
 // walks (see Store.AppendCommit).
 func (m *Map) load(subject string) error {
-	if m.gather != nil {
+	if !m.lazy {
 		return nil // a map built from its Adds has no lazy subtree
 	}
 	k := SubjectKey(subject)
@@ -332,7 +332,7 @@ func (m *Map) load(subject string) error {
 
 // loadAll reads every lazy subtree of m.
 func (m *Map) loadAll() error {
-	if m.gather != nil {
+	if !m.lazy {
 		return nil
 	}
 	var walk func(n *node) error
@@ -400,7 +400,7 @@ func openSnapshot(path string, src *snapSource) (*Map, int64, tlog.Hash, error) 
 		return nil, 0, root, errSnapshot
 	}
 	*src = snapSource{path: src.path, data: int64(len(whole)), size: size, last: last, log: src.log, subjectsOf: src.subjectsOf}
-	m := &Map{gen: nextGen(), last: last, subjects: int(subjects)}
+	m := &Map{gen: nextGen(), last: last, subjects: int(subjects), lazy: true}
 	table := body[snapHeader:]
 	var zs []*lazy
 	var next, total uint64
