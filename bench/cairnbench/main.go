@@ -67,13 +67,13 @@ func run() error {
 	// The large indexes, for the groups that read them.
 	var smallIx, bigIx *gen.Index
 	if slices.ContainsFunc(groups, func(g string) bool {
-		return g == "verify" || g == "publish" || g == "serve" || g == "light" || g == "evidence"
+		return g == "verify" || g == "publish" || g == "serve" || g == "light"
 	}) {
 		t0 := time.Now()
 		if smallIx, err = gen.Build(ctx, filepath.Join(work, "small"), small, false); err != nil {
 			return err
 		}
-		if bigIx, err = gen.Build(ctx, filepath.Join(work, "big"), big, slices.Contains(groups, "verify") || slices.Contains(groups, "evidence")); err != nil {
+		if bigIx, err = gen.Build(ctx, filepath.Join(work, "big"), big, slices.Contains(groups, "verify")); err != nil {
 			return err
 		}
 		fmt.Printf("# indexes: %d and %d signed records, generated in %s\n", smallIx.Records, bigIx.Records, time.Since(t0).Round(time.Millisecond))
@@ -123,7 +123,7 @@ func run() error {
 				return err
 			}
 		case "evidence":
-			if err := benchEvidence(ctx, cairn, work, bigIx); err != nil {
+			if err := benchEvidence(ctx, cairn, work); err != nil {
 				return err
 			}
 		default:
