@@ -55,15 +55,7 @@ func benchEvidence(ctx context.Context, cairn, work string) error {
 	if _, err := author.CertifyAll(ctx, w.repo, cs, w.auditor); err != nil {
 		return err
 	}
-	keyFile := filepath.Join(w.dir, "server.key")
-	pub, err := keys.Generate(keyFile, "server")
-	if err != nil {
-		return err
-	}
-	if _, err := author.Grant(ctx, w.repo, author.KeyGrant{Key: pub, Holder: "server", Scopes: []string{"checkpoint"}}, w.root); err != nil {
-		return err
-	}
-	srv, url, err := startCairn(cairn, w.dir, w.repo.Dir, keyFile)
+	srv, url, err := w.serve(ctx, cairn)
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,20 @@ func (w *planWorld) project(dir, location string, n int) error {
 	return os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(pol), 0o644)
 }
 
+// serve grants a new key the checkpoint scope and starts cairn serve on
+// the world's index, signing checkpoints with it; stop it with stop.
+func (w *planWorld) serve(ctx context.Context, cairn string) (*exec.Cmd, string, error) {
+	keyFile := filepath.Join(w.dir, "server.key")
+	pub, err := keys.Generate(keyFile, "server")
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := author.Grant(ctx, w.repo, author.KeyGrant{Key: pub, Holder: "server", Scopes: []string{"checkpoint"}}, w.root); err != nil {
+		return nil, "", err
+	}
+	return startCairn(cairn, w.dir, w.repo.Dir, keyFile)
+}
+
 // runTimed runs a command and returns its wall time and peak RSS in MiB.
 func runTimed(name string, args ...string) (time.Duration, float64, error) {
 	cmd := exec.Command(name, args...)
@@ -263,15 +277,7 @@ func benchInstall(ctx context.Context, cairn, work string) error {
 			return err
 		}
 	}
-	keyFile := filepath.Join(w.dir, "server.key")
-	pub, err := keys.Generate(keyFile, "server")
-	if err != nil {
-		return err
-	}
-	if _, err := author.Grant(ctx, w.repo, author.KeyGrant{Key: pub, Holder: "server", Scopes: []string{"checkpoint"}}, w.root); err != nil {
-		return err
-	}
-	srv, url, err := startCairn(cairn, w.dir, w.repo.Dir, keyFile)
+	srv, url, err := w.serve(ctx, cairn)
 	if err != nil {
 		return err
 	}

@@ -79,11 +79,7 @@ printed; with -o it is written atomically, and --json prints what was written.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			if out == "" {
-				_, err := w.Write(doc.JSON)
-				return err
-			}
-			if err := safefile.Write(out, doc.JSON, safefile.Options{Perm: 0o644}); err != nil {
+			if written, err := writeDocument(w, out, doc.JSON); !written || err != nil {
 				return err
 			}
 			if f.json {
@@ -100,4 +96,14 @@ printed; with -o it is written atomically, and --json prints what was written.`,
 	f.register(c)
 	c.Flags().StringVarP(&out, "output", "o", "", "the document's file, written atomically (default: print it)")
 	return c
+}
+
+// writeDocument prints a document (an SBOM, a VEX document), or with
+// out set writes it there atomically; written says it went to out.
+func writeDocument(w io.Writer, out string, data []byte) (written bool, err error) {
+	if out == "" {
+		_, err := w.Write(data)
+		return false, err
+	}
+	return true, safefile.Write(out, data, safefile.Options{Perm: 0o644})
 }

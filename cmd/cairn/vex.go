@@ -11,7 +11,6 @@ import (
 
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/plan"
-	"cairn.dev/cairn/internal/safefile"
 	"cairn.dev/cairn/internal/sbom"
 	"cairn.dev/cairn/internal/vex"
 )
@@ -123,11 +122,7 @@ with -o it is written atomically, and --json prints what was written.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			if out == "" {
-				_, err := w.Write(doc.JSON)
-				return err
-			}
-			if err := safefile.Write(out, doc.JSON, safefile.Options{Perm: 0o644}); err != nil {
+			if written, err := writeDocument(w, out, doc.JSON); !written || err != nil {
 				return err
 			}
 			if f.json {
