@@ -10,6 +10,7 @@ package descriptor
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/google/uuid"
+	"golang.org/x/mod/module"
 	modsemver "golang.org/x/mod/semver"
 
 	"cairn.dev/cairn/internal/blob"
@@ -49,7 +51,23 @@ type Descriptor struct {
 	License      string       `json:"license,omitempty"`
 	Dependencies []Dependency `json:"dependencies,omitempty"`
 	Artifacts    []Artifact   `json:"artifacts"`
+	Go           *GoModule    `json:"go,omitempty"`
 }
+
+// GoModule is what the go command needs to know of a Go module version.
+type GoModule struct {
+	Module  string `json:"module"`  // the module path; equals Descriptor.Name
+	Version string `json:"version"` // the Go version: "v" + Descriptor.Version
+	Sum     string `json:"sum"`     // go.sum's "h1:" hash of the zip (dirhash.HashZip)
+	ModSum  string `json:"mod_sum"` // go.sum's "h1:" hash of go.mod (the /go.mod line)
+}
+
+// The artifact kinds. KindGoMod is allowed only in a Go descriptor.
+const (
+	KindSource = "source" // the sources; a Go module's zip
+	KindBinary = "binary" // a build for one platform
+	KindGoMod  = "go-mod" // a Go module's go.mod
+)
 
 // Dependency names another package and the versions it accepts.
 type Dependency struct {
@@ -59,17 +77,20 @@ type Dependency struct {
 
 // Artifact is one file of the version.
 type Artifact struct {
-	Kind     string `json:"kind"` // "source" or "binary"
+	Kind     string `json:"kind"` // KindSource, KindBinary or KindGoMod
 	Platform string `json:"platform,omitempty"`
 	File     string `json:"file"`
 	blob.Ref
 }
 
 // Label names an artifact for people and --artifact flags: its platform,
-// or "source".
+// "go.mod", or "source".
 func (a Artifact) Label() string {
-	if a.Kind == "binary" {
+	switch a.Kind {
+	case KindBinary:
 		return a.Platform
+	case KindGoMod:
+		return "go.mod"
 	}
 	return "source"
 }
@@ -90,21 +111,69 @@ func invalid(format string, args ...any) error {
 	return &invalidError{"invalid descriptor", fmt.Sprintf(format, args...)}
 }
 
-// CheckName checks a package name: "namespace/name", each part 1 to 64
-// of [a-z0-9._-] starting with a letter or digit.
+// MaxNameLen caps a package name.
+const MaxNameLen = 255
+
+// CheckName checks a package name. A name is either a cairn name,
+// "namespace/name", each part 1 to 64 of [a-z0-9._-] starting with a
+// letter or digit, or a Go module path of at least two elements that
+// golang.org/x/mod/module.CheckPath accepts ("example.com/greet",
+// "github.com/BurntSushi/toml/v2"); at most MaxNameLen bytes either way.
+// The namespace is the first element.
+//
+// No element after the second may itself be a version ("example.com/x/1.0.0"):
+// in the index layout a name's versions are the directories beneath it,
+// so such a name would read as a version of a shorter one.
 func CheckName(name string) error {
-	ns, pkg, ok := strings.Cut(name, "/")
-	if !ok || !namePart(ns) || !namePart(pkg) {
-		return invalid("package name %q: want namespace/name in lowercase letters, digits, '.', '_' and '-'", name)
+	if ns, pkg, ok := strings.Cut(name, "/"); ok && namePart(ns) && namePart(pkg) {
+		return nil
+	}
+	bad := func(why string) error {
+		return invalid("package name %q: %s; want namespace/name in lowercase letters, digits, '.', '_' and '-', or a Go module path such as example.com/greet", name, why)
+	}
+	if len(name) > MaxNameLen {
+		return bad(fmt.Sprintf("%d bytes, over %d", len(name), MaxNameLen))
+	}
+	if err := module.CheckPath(name); err != nil {
+		var pe *module.InvalidPathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return bad(err.Error())
+	}
+	elems := strings.Split(name, "/")
+	if len(elems) < 2 {
+		return bad("one element")
+	}
+	for _, e := range elems[2:] {
+		if CheckVersion(e) == nil {
+			return bad(fmt.Sprintf("element %q reads as a version", e))
+		}
 	}
 	return nil
 }
 
+// FoldName is the form in which two names are compared: names that differ
+// only in case are one name to the index.
+func FoldName(name string) string { return strings.ToLower(name) }
+
+// Namespace returns a name's first element.
+func Namespace(name string) string {
+	ns, _, _ := strings.Cut(name, "/")
+	return ns
+}
+
+const incompatible = "+incompatible"
+
 // CheckVersion checks a version: strict semver (major.minor.patch, an
-// optional pre-release, no build metadata) without a leading v.
+// optional pre-release) without a leading v, the Go version without its
+// "v". The only build metadata allowed is "+incompatible" on a major
+// version of 2 or more, as the go command writes it.
 func CheckVersion(v string) error {
-	if !modsemver.IsValid("v"+v) || modsemver.Canonical("v"+v) != "v"+v {
-		return invalid("version %q: want strict semver such as 1.2.3", v)
+	base, inc := strings.CutSuffix(v, incompatible)
+	if !modsemver.IsValid("v"+base) || modsemver.Canonical("v"+base) != "v"+base ||
+		inc && (strings.Contains(base, "+") || modsemver.Major("v"+base) == "v0" || modsemver.Major("v"+base) == "v1") {
+		return invalid("version %q: want strict semver such as 1.2.3 (no build metadata but +incompatible)", v)
 	}
 	return nil
 }
@@ -142,13 +211,19 @@ func (d *Descriptor) Check() error {
 	if len(d.Artifacts) == 0 {
 		return invalid("%s@%s has no artifacts", d.Name, d.Version)
 	}
+	if d.Go != nil {
+		if err := d.checkGo(); err != nil {
+			return err
+		}
+	}
 	seen := map[string]bool{}
 	for _, a := range d.Artifacts {
 		switch {
-		case a.Kind == "source" && a.Platform == "":
-		case a.Kind == "binary" && isPlatform(a.Platform):
+		case a.Kind == KindSource && a.Platform == "":
+		case a.Kind == KindBinary && isPlatform(a.Platform):
+		case a.Kind == KindGoMod && a.Platform == "" && d.Go != nil:
 		default:
-			return invalid("artifact %q: kind must be source (no platform) or binary with a platform such as linux-amd64", a.File)
+			return invalid("artifact %q: kind must be source (no platform) or binary with a platform such as linux-amd64 (go-mod only in a Go module's descriptor)", a.File)
 		}
 		if !isFileName(a.File) {
 			return invalid("artifact file name %q: a plain file name, no directories", a.File)
@@ -162,6 +237,46 @@ func (d *Descriptor) Check() error {
 		seen[a.Label()], seen["file:"+a.File] = true, true
 	}
 	return nil
+}
+
+// checkGo checks a Go module version's descriptor: the module and version
+// agree with the name and version, the h1 hashes are well formed, and the
+// artifacts are exactly the zip and the go.mod.
+func (d *Descriptor) checkGo() error {
+	g := d.Go
+	if g.Module != d.Name || g.Version != "v"+d.Version {
+		return invalid("%s@%s: go module %s@%s, want %s@v%s", d.Name, d.Version, g.Module, g.Version, d.Name, d.Version)
+	}
+	if err := module.Check(g.Module, g.Version); err != nil {
+		return invalid("%s@%s: not a Go module version: %v", d.Name, d.Version, err)
+	}
+	if !isH1(g.Sum) || !isH1(g.ModSum) {
+		return invalid("%s@%s: go sums %q and %q: want h1: and the base64 of 32 bytes, as go.sum has them", d.Name, d.Version, g.Sum, g.ModSum)
+	}
+	if len(d.Dependencies) != 0 {
+		return invalid("%s@%s: a Go module lists no dependencies (the go command reads them from go.mod)", d.Name, d.Version)
+	}
+	want := []Artifact{{Kind: KindSource, File: g.Version + ".zip"}, {Kind: KindGoMod, File: g.Version + ".mod"}}
+	ok := len(d.Artifacts) == len(want)
+	for i := 0; ok && i < len(want); i++ {
+		a := d.Artifacts[i]
+		ok = a.Kind == want[i].Kind && a.Platform == "" && a.File == want[i].File
+	}
+	if !ok {
+		return invalid("%s@%s: a Go module has exactly two artifacts: source %s then go-mod %s", d.Name, d.Version, want[0].File, want[1].File)
+	}
+	return nil
+}
+
+// isH1 reports whether s is a go.sum hash: "h1:" and the standard base64
+// of 32 bytes.
+func isH1(s string) bool {
+	b64, ok := strings.CutPrefix(s, "h1:")
+	if !ok || len(b64) != 44 {
+		return false
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(b64)
+	return err == nil && len(b) == 32
 }
 
 // Marshal encodes the descriptor deterministically.

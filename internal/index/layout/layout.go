@@ -20,6 +20,8 @@ import (
 //	keys/ab/abcd…(64 hex)/ID.json                        grants and revocations of one key (its fingerprint's digest)
 //	packages/a/b/c/d/NAMESPACE/NAME/VERSION/descriptor.json
 //	packages/a/b/c/d/NAMESPACE/NAME/VERSION/ID.json      records about that version (abcd… = sha256 of "NAMESPACE/NAME")
+//	packages/a/b/c/d/example.com/greet/v2/VERSION/…      a Go module path: one directory per element
+//	                                                     (the name is what lies between the shard and the last two)
 //	upstreams/UP/ID.json                                 the root's declaration of upstream UP (and its revocation)
 //	upstreams/UP/packages/a/b/c/d/NAMESPACE/NAME/VERSION/ID.json
 //	                                                     this repository's records about a version upstream UP publishes
@@ -49,7 +51,11 @@ func RootPath(v int) string { return fmt.Sprintf("root/%08d.json", v) }
 // KeyDir is the directory of a key's records, by its fingerprint digest.
 func KeyDir(keyHex string) string { return "keys/" + keyHex[:2] + "/" + keyHex }
 
-// PackageDir is the directory of a package's versions.
+// PackageDir is the directory of a package's versions, sharded by the
+// sha256 of the name exactly as written (not case-folded). Beside the
+// versions it may hold the first element of a longer name in the same
+// shard ("v2" beside "1.0.0"); descriptor.CheckName keeps such an element
+// from reading as a version.
 func PackageDir(name string) string {
 	sum := sha256.Sum256([]byte(name))
 	h := hex.EncodeToString(sum[:2])
@@ -176,26 +182,29 @@ func ParsePath(p string) (Location, error) {
 		loc.Place, loc.Upstream, loc.Dir = PlaceUpstreamRecord, parts[1], UpstreamDir(parts[1])+"/"+loc.Dir
 		return loc, nil
 	case "packages":
-		if len(parts) != 9 {
-			return bad("want packages/A/B/C/D/NAMESPACE/NAME/VERSION/FILE")
+		// packages/A/B/C/D/<every element of the name>/VERSION/FILE: the
+		// name is what lies between the shard and the last two.
+		if len(parts) < 9 {
+			return bad("want packages/A/B/C/D/NAME…/VERSION/FILE")
 		}
-		name := parts[5] + "/" + parts[6]
+		name := strings.Join(parts[5:len(parts)-2], "/")
+		version, file := parts[len(parts)-2], parts[len(parts)-1]
 		if err := descriptor.CheckName(name); err != nil {
 			return bad(err.Error())
 		}
-		if err := descriptor.CheckVersion(parts[7]); err != nil {
+		if err := descriptor.CheckVersion(version); err != nil {
 			return bad(err.Error())
 		}
-		dir := strings.Join(parts[:8], "/")
-		if dir != VersionDir(name, parts[7]) {
+		dir := strings.Join(parts[:len(parts)-1], "/")
+		if dir != VersionDir(name, version) {
 			return bad("wrong shard for " + name)
 		}
-		loc := Location{Dir: dir, Name: name, Version: parts[7]}
+		loc := Location{Dir: dir, Name: name, Version: version}
 		switch {
-		case parts[8] == DescriptorFile:
+		case file == DescriptorFile:
 			loc.Place = PlaceDescriptor
-		case isRecordFile(parts[8]):
-			loc.Place, loc.RecordID = PlaceRecord, strings.TrimSuffix(parts[8], ".json")
+		case isRecordFile(file):
+			loc.Place, loc.RecordID = PlaceRecord, strings.TrimSuffix(file, ".json")
 		default:
 			return bad("want descriptor.json or RECORDID.json")
 		}

@@ -11,6 +11,10 @@ func TestParsePath(t *testing.T) {
 		KeyDir(strings.Repeat("ab", 32)) + "/" + strings.Repeat("c", 64) + ".json",
 		VersionDir("acme/fastjson", "1.2.3") + "/" + DescriptorFile,
 		RecordPath(VersionDir("acme/fastjson", "1.2.3-rc.1"), strings.Repeat("d", 64)),
+		VersionDir("example.com/greet/v2", "2.0.0") + "/" + DescriptorFile,
+		VersionDir("github.com/BurntSushi/toml", "2.0.0+incompatible") + "/" + DescriptorFile,
+		RecordPath(VersionDir("golang.org/x/mod", "0.0.0-20261109003541-7506e5f91cd6"), strings.Repeat("d", 64)),
+		"upstreams/up/" + RecordPath(VersionDir("example.com/a/b/c", "1.0.0"), strings.Repeat("d", 64)),
 	}
 	for _, p := range good {
 		if _, err := ParsePath(p); err != nil {
@@ -23,6 +27,12 @@ func TestParsePath(t *testing.T) {
 		VersionDir("acme/fastjson", "1.2") + "/" + DescriptorFile,
 		VersionDir("acme/fastjson", "1.2.3") + "/notes.txt",
 		"packages/../../etc/passwd",
+		strings.Replace(VersionDir("example.com/greet/v2", "2.0.0"), "greet/v2", "greet/v3", 1) + "/" + DescriptorFile, // wrong shard
+		strings.Replace(VersionDir("example.com/a/b", "1.0.0"), "example.com/a/b", "example.com/a/../b", 1) + "/" + DescriptorFile,
+		strings.Replace(VersionDir("example.com/a/b", "1.0.0"), "example.com/a/b", "example.com/a//b", 1) + "/" + DescriptorFile,
+		VersionDir("example.com/a", "1.0.0+build") + "/" + DescriptorFile,
+		VersionDir("Example.com/a", "1.0.0") + "/" + DescriptorFile,
+		VersionDir("example.com", "1.0.0") + "/" + DescriptorFile,
 	}
 	for _, p := range bad {
 		if _, err := ParsePath(p); err == nil {
@@ -31,7 +41,22 @@ func TestParsePath(t *testing.T) {
 	}
 }
 
+// The name is every element between the shard and the last two.
+func TestParsePathNames(t *testing.T) {
+	for _, name := range []string{"acme/x", "example.com/greet", "example.com/greet/v2", "github.com/BurntSushi/toml/v2"} {
+		p := RecordPath(VersionDir(name, "2.0.0"), strings.Repeat("e", 64))
+		loc, err := ParsePath(p)
+		if err != nil {
+			t.Fatalf("ParsePath(%s): %v", p, err)
+		}
+		if loc.Place != PlaceRecord || loc.Name != name || loc.Version != "2.0.0" || loc.Dir != VersionDir(name, "2.0.0") {
+			t.Errorf("ParsePath(%s) = %+v, want record of %s@2.0.0", p, loc, name)
+		}
+	}
+}
+
 func FuzzParsePath(f *testing.F) {
+	f.Add(VersionDir("example.com/greet/v2", "2.0.0+incompatible") + "/" + DescriptorFile)
 	f.Add(VersionDir("acme/fastjson", "1.2.3") + "/" + DescriptorFile)
 	f.Add(RootPath(7))
 	f.Add("keys/ab/" + strings.Repeat("ab", 32) + "/" + strings.Repeat("0", 64) + ".json")
