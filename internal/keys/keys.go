@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"filippo.io/edwards25519"
 	"golang.org/x/crypto/ssh"
@@ -43,6 +44,9 @@ func CheckPublic(pub ed25519.PublicKey) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: %d bytes", ErrWeakKey, len(pub))
 	}
+	if checked.has(pub) {
+		return nil
+	}
 	p, err := new(edwards25519.Point).SetBytes(pub)
 	if err != nil {
 		return fmt.Errorf("%w: not a curve point", ErrWeakKey)
@@ -53,7 +57,38 @@ func CheckPublic(pub ed25519.PublicKey) error {
 	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
 		return fmt.Errorf("%w: small order", ErrWeakKey)
 	}
+	checked.add(pub)
 	return nil
+}
+
+// checked remembers the keys CheckPublic found strong: a replay meets the
+// same few keys in every grant, root record and key document it reads,
+// and decompressing a point costs as much as a third of a signature
+// check. The result is a pure function of the key's bytes, so the cache
+// needs no invalidation; it is emptied when full.
+var checked strongKeys
+
+type strongKeys struct {
+	mu   sync.RWMutex
+	keys map[[ed25519.PublicKeySize]byte]struct{}
+}
+
+const maxStrongKeys = 1 << 16
+
+func (c *strongKeys) has(pub ed25519.PublicKey) bool {
+	c.mu.RLock()
+	_, ok := c.keys[[ed25519.PublicKeySize]byte(pub)]
+	c.mu.RUnlock()
+	return ok
+}
+
+func (c *strongKeys) add(pub ed25519.PublicKey) {
+	c.mu.Lock()
+	if c.keys == nil || len(c.keys) >= maxStrongKeys {
+		c.keys = make(map[[ed25519.PublicKeySize]byte]struct{})
+	}
+	c.keys[[ed25519.PublicKeySize]byte(pub)] = struct{}{}
+	c.mu.Unlock()
 }
 
 // Signer signs with one ed25519 key.
