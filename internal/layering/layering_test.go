@@ -60,6 +60,8 @@ var allowed = map[string][]string{
 
 	// The domain: none of it runs git; policy reads no index.
 	"internal/policy": {"internal/blob", "internal/descriptor", "internal/record"},
+	// Go modules: zips, h1 hashes, a GOPROXY and a checksum database read; no index, no serving.
+	"internal/gomod": {"internal/blob", "internal/descriptor", "internal/safefile"},
 	// The light client: an index read with proofs, no git.
 	"internal/light": {"internal/index", "internal/checkpoint", "internal/keys", "internal/record",
 		"internal/safefile", "internal/translog", "internal/transport", "internal/witness"},
