@@ -87,7 +87,7 @@ func fixed(words ...string) cobra.CompletionFunc {
 func certificationKinds(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	var out []cobra.Completion
 	for _, k := range record.Kinds {
-		if k.IsCertification() {
+		if k.IsCertification() && k != record.Imported { // signed by cairn import go, not certify
 			out = append(out, string(k))
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -128,19 +129,41 @@ func Publish(ctx context.Context, r *index.Repo, dir string, s keys.Signer) (*Pu
 	ref := blob.DigestBytes(data)
 	stored := store.commit(ctx, ref, data)
 	defer stored() // never return while the blobs are being written
-	payload, err := record.Build(record.Authored,
-		[]record.Subject{{Name: d.ID(), Digest: map[string]string{"sha256": ref.SHA256}}},
-		record.AuthoredPredicate{Descriptor: ref, Issued: now()})
+	return appendVersion(ctx, r, st, d, data, stored, s, nil)
+}
+
+// appendVersion signs the authored record of d (data, its bytes) and,
+// when imported is set, the imported record, and appends them with the
+// descriptor in one commit once stored has stored the blobs. The
+// author's name is read from st, the state the publish read (its trees
+// are cached there), not from a new one.
+func appendVersion(ctx context.Context, r *index.Repo, st *index.Overlay, d *descriptor.Descriptor, data []byte, stored func() error, s keys.Signer, imported *record.ImportedPredicate) (*Published, error) {
+	ref := blob.DigestBytes(data)
+	subject := []record.Subject{{Name: d.ID(), Digest: map[string]string{"sha256": ref.SHA256}}}
+	sign := func(kind record.Kind, pred any) (*record.Record, error) {
+		payload, err := record.Build(kind, subject, pred)
+		if err != nil {
+			return nil, err
+		}
+		return record.Sign(payload, s)
+	}
+	rec, err := sign(record.Authored, record.AuthoredPredicate{Descriptor: ref, Issued: now()})
 	if err != nil {
 		return nil, err
 	}
-	rec, err := record.Sign(payload, s)
-	if err != nil {
-		return nil, err
+	recs, message := []*record.Record{rec}, "publish "+d.ID()
+	if imported != nil {
+		p := *imported
+		if p.Issued.IsZero() {
+			p.Issued = now()
+		}
+		rec, err := sign(record.Imported, p)
+		if err != nil {
+			return nil, err
+		}
+		recs, message = append(recs, rec), "import "+d.ID()+" from "+p.Source
 	}
-	// The author's name is read from the state read above (its trees are
-	// cached there), not from a new one.
-	added, err := addAs(ctx, r, st, keys.ID(s.Public()), "publish "+d.ID(), index.Change{Records: []*record.Record{rec}, Descriptor: data, Blobs: stored})
+	added, err := addAs(ctx, r, st, keys.ID(s.Public()), message, index.Change{Records: recs, Descriptor: data, Blobs: stored})
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +171,68 @@ func Publish(ctx context.Context, r *index.Repo, dir string, s keys.Signer) (*Pu
 		return nil, err
 	}
 	return &Published{Added: *added, Descriptor: d, Ref: ref}, nil
+}
+
+// Built is a version made otherwise than from a cairn-package.yaml
+// directory — a Go module built or imported by package gomod: its
+// descriptor, whose uuid the index gives when it has none (the one of
+// earlier versions, or a new one), and the path of each artifact's file
+// by the artifact's file name.
+type Built struct {
+	Descriptor *descriptor.Descriptor
+	Files      map[string]string
+	// Imported, when set, is signed too and lands in the same commit:
+	// where the version came from and who vouched for it. Its issued
+	// time is now when zero.
+	Imported *record.ImportedPredicate
+}
+
+// PublishBuilt publishes a built version: each artifact's file is
+// stored as a blob only if it is the bytes its descriptor pins, then the
+// descriptor, the signer's authored record (and imported record) go to
+// the index in one commit, as Publish does.
+func PublishBuilt(ctx context.Context, r *index.Repo, b Built, s keys.Signer) (*Published, error) {
+	st, err := headState(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	d := *b.Descriptor
+	if d.UUID == "" {
+		if d.UUID, err = st.UUID(d.Name); err != nil {
+			return nil, err
+		}
+		if d.UUID == "" {
+			d.UUID = uuid.NewString()
+		}
+	}
+	data, err := d.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range d.Artifacts {
+		p, ok := b.Files[a.File]
+		if !ok {
+			return nil, fmt.Errorf("%s: no file for artifact %s", d.ID(), a.File)
+		}
+		if err := putFile(ctx, r.Blobs, a.Ref, p); err != nil {
+			return nil, fmt.Errorf("%s: artifact %s (%s): %w", d.ID(), a.File, p, err)
+		}
+	}
+	ref := blob.DigestBytes(data)
+	if err := r.Blobs.Put(ctx, ref, bytes.NewReader(data)); err != nil {
+		return nil, err
+	}
+	return appendVersion(ctx, r, st, &d, data, func() error { return nil }, s, b.Imported)
+}
+
+// putFile stores the file at path as the blob ref, which it must be.
+func putFile(ctx context.Context, store blob.Store, ref blob.Ref, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return store.Put(ctx, ref, f)
 }
 
 // stager is the blob store a publish reads its artifacts into: on a
@@ -291,6 +376,9 @@ func CertifyAll(ctx context.Context, r *index.Repo, cs []Certification, s keys.S
 // the upstream whose version it is about ("" for this index's own) and
 // the version's id.
 func certification(ctx context.Context, r *index.Repo, c Certification, s keys.Signer) ([]*record.Record, string, string, error) {
+	if c.Kind == record.Imported {
+		return nil, "", "", fmt.Errorf("an imported record is signed with the version it imports, by cairn import go")
+	}
 	if !c.Kind.IsCertification() {
 		return nil, "", "", fmt.Errorf("%q is not a certification property (want one of audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn)", c.Kind)
 	}

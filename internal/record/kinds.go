@@ -36,6 +36,7 @@ const (
 	Fixed        Kind = "fixed"         // answers vulnerabilities: not (or no longer) affected
 	Snapshot     Kind = "snapshot"      // a curator creates an immutable package set
 	Label        Kind = "label"         // a curator moves a named label to a snapshot
+	Imported     Kind = "imported"      // brought in from an upstream source (a GOPROXY), with who vouched for it
 )
 
 // Predicate types reused from in-toto.
@@ -51,7 +52,7 @@ var typeOf = map[Kind]string{Tested: TestResultType, Vulnerable: VulnsType}
 var kindOf = map[string]Kind{}
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Scanned, Vulnerable, Fixed, Deprecated, Withdrawn, Revoke, Supersede, Grant, RevokeKey, Root, Upstream, Snapshot, Label}
+var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Scanned, Vulnerable, Fixed, Deprecated, Withdrawn, Imported, Revoke, Supersede, Grant, RevokeKey, Root, Upstream, Snapshot, Label}
 
 func init() {
 	for _, k := range Kinds {
@@ -69,7 +70,7 @@ func (k Kind) PredicateType() string { return typeOf[k] }
 // version made by someone other than (or as well as) its publisher.
 func (k Kind) IsCertification() bool {
 	switch k {
-	case Audited, Tested, Reviewed, Reproduced, ProofChecked, Scanned, Vulnerable, Fixed, Deprecated, Withdrawn:
+	case Audited, Tested, Reviewed, Reproduced, ProofChecked, Scanned, Vulnerable, Fixed, Deprecated, Withdrawn, Imported:
 		return true
 	}
 	return false
@@ -310,6 +311,31 @@ type FixedPredicate struct {
 	Status          FixedStatus `json:"status,omitempty"`
 	Justification   string      `json:"justification,omitempty"`
 	ImpactStatement string      `json:"impact_statement,omitempty"`
+}
+
+// ImportedPredicate says where an imported version came from and who
+// vouched for it: the upstream it was fetched from (a GOPROXY) and the
+// checksum database whose signed log holds its hashes, with that
+// database's own words as evidence. Subject 0 is the descriptor. Its
+// importer signs it with the authored record, in the commit that
+// publishes the version (cairn import go).
+type ImportedPredicate struct {
+	Source string         `json:"source"` // the upstream's URL (a GOPROXY)
+	SumDB  *SumDBEvidence `json:"sumdb,omitempty"`
+	Issued time.Time      `json:"issued"`
+}
+
+// SumDBEvidence is what a Go checksum database said of a module version:
+// its go.sum lines, the record of its log that holds them, and the tree
+// note it signed whose tree includes that record (checkable with its key,
+// and against the database's later trees, by anyone).
+type SumDBEvidence struct {
+	Name   string   `json:"name"`   // the database's name (sum.golang.org)
+	Key    string   `json:"key"`    // its note verifier key
+	URL    string   `json:"url"`    // where it was read
+	Lines  []string `json:"lines"`  // "path version h1:…" and "path version/go.mod h1:…"
+	Record int64    `json:"record"` // the record's index in its log
+	Tree   string   `json:"tree"`   // the signed tree note
 }
 
 // SnapshotPredicate creates a snapshot: an immutable package set, stored
@@ -572,6 +598,12 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 			}
 		}
 		return p, p.checkAnswer()
+	case Imported:
+		var p ImportedPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		return p, p.check()
 	case Snapshot:
 		var p SnapshotPredicate
 		if err := dec(&p); err != nil {
@@ -692,4 +724,32 @@ func (r *Record) Blobs() []Ref {
 		}
 	}
 	return out
+}
+
+// check checks an imported record's predicate: an http(s) source, and a
+// checksum database's evidence of bounded size that names the database
+// and gives its lines and signed tree.
+func (p ImportedPredicate) check() error {
+	if u, err := url.Parse(p.Source); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(p.Source) > 2048 {
+		return fmt.Errorf("imported: source %q: want the http:// or https:// URL it was fetched from", p.Source)
+	}
+	db := p.SumDB
+	if db == nil {
+		return nil
+	}
+	if db.Name == "" || len(db.Name) > 256 || len(db.Key) > 512 || len(db.URL) > 2048 {
+		return fmt.Errorf("imported: the checksum database needs a name (at most 256 bytes), a key and a URL")
+	}
+	if len(db.Lines) == 0 || len(db.Lines) > 4 || db.Record < 0 {
+		return fmt.Errorf("imported: checksum database %s: want its go.sum lines (1 to 4) and its record's index", db.Name)
+	}
+	for _, l := range db.Lines {
+		if len(l) > 1024 || len(strings.Fields(l)) != 3 {
+			return fmt.Errorf("imported: checksum database %s: line %.64q is not a go.sum line", db.Name, l)
+		}
+	}
+	if db.Tree == "" || len(db.Tree) > 8192 {
+		return fmt.Errorf("imported: checksum database %s: want its signed tree note (at most 8192 bytes)", db.Name)
+	}
+	return nil
 }

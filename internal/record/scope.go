@@ -9,7 +9,7 @@ import (
 
 // Scope is one permission a grant gives a key.
 //
-//	publish:PATTERN            publish versions of matching packages (and deprecate or withdraw them)
+//	publish:PATTERN            publish versions of matching packages (and deprecate, withdraw or import them)
 //	certify:KIND[:PATTERN]     make KIND certifications, on every package or on matching ones
 //	checkpoint                 sign a server's checkpoints of the index head
 //	snapshot                   create snapshots (immutable package sets)
@@ -86,7 +86,7 @@ func ParseScope(s string) (Scope, error) {
 
 // Allows reports whether the scope permits a record of kind about name:
 // a package name, or for label moves the label.
-// A publish scope covers authored, deprecated and withdrawn records.
+// A publish scope covers authored, imported, deprecated and withdrawn records.
 func (s Scope) Allows(kind Kind, name string) bool {
 	if !s.Covers(kind) {
 		return false
@@ -108,7 +108,7 @@ func (s Scope) Covers(kind Kind) bool {
 	case "label":
 		return kind == Label
 	case "publish":
-		return kind == Authored || kind == Deprecated || kind == Withdrawn
+		return kind == Authored || kind == Deprecated || kind == Withdrawn || kind == Imported
 	case "certify":
 		return kind == s.Kind && kind != Snapshot && kind != Label
 	}
@@ -118,7 +118,7 @@ func (s Scope) Covers(kind Kind) bool {
 // Needed names the scope a record of kind about name requires, for errors.
 func Needed(kind Kind, name string) string {
 	switch kind {
-	case Authored:
+	case Authored, Imported:
 		return "publish:" + name
 	case Snapshot:
 		return "snapshot"

@@ -25,6 +25,7 @@ func allSamples(t testing.TB) map[Kind]any {
 	m[Upstream] = UpstreamPredicate{Name: "public", URL: "https://example.com", Introduction: digest, Issued: now}
 	m[Snapshot] = SnapshotPredicate{Snapshot: blob.Ref{SHA256: digest, Size: 5}, Name: "s", Issued: now}
 	m[Label] = LabelPredicate{Label: "lts", Snapshot: blob.Ref{SHA256: digest, Size: 5}, Issued: now}
+	m[Imported] = importedSample(now)
 	return m
 }
 
