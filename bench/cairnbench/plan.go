@@ -245,7 +245,7 @@ forbid:
 	const iters = 20000
 	t := time.Now()
 	for i := 0; i < iters; i++ {
-		if v := pol.Evaluate(s); !v.Allowed {
+		if v := pol.Evaluate(s, t); !v.Allowed {
 			return fmt.Errorf("decision refused: %v", v.Failed())
 		}
 	}

@@ -233,7 +233,10 @@ func printEvidence(w io.Writer, file string, rep *evidence.Report, all bool) {
 					continue
 				}
 				mark := "pass"
-				if !r.Pass {
+				switch {
+				case r.Warning:
+					mark = "warning:"
+				case !r.Pass:
 					mark = "FAIL"
 				}
 				fmt.Fprintf(w, "  %s %s %s: %s\n", r.Mode, r.Rule, mark, r.Reason)

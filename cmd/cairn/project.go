@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,9 +60,11 @@ type project struct {
 	srcs  plan.Sources
 	pol   *policy.Policy
 	cache string
+	at    time.Time // the judgment time: when the command started
 }
 
 func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, error) {
+	at := time.Now()
 	var p *plan.Project
 	var err error
 	if f.viaServer() {
@@ -101,7 +104,7 @@ func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, e
 		srcs.Close()
 		return nil, err
 	}
-	return &project{Project: p, srcs: srcs, pol: pol, cache: cache}, nil
+	return &project{Project: p, srcs: srcs, pol: pol, cache: cache, at: at}, nil
 }
 
 // checked reads the project's lock and checks it against the project and
@@ -133,8 +136,22 @@ func (pr *project) lock(ctx context.Context, f *projectFlags) (l *plan.Lock, fre
 	return l, true, err
 }
 
+// evaluate judges every package of l by the project's policy, at the
+// command's start.
 func (pr *project) evaluate(l *plan.Lock) ([]*policy.Verdict, error) {
-	return plan.Evaluate(l, pr.srcs, pr.pol)
+	return plan.Evaluate(l, pr.srcs, pr.pol, pr.at)
+}
+
+// enforce judges every package of l, as evaluate, and prints each
+// failing warn rule as a warning: it refuses nothing.
+func (pr *project) enforce(w io.Writer, l *plan.Lock) error {
+	verdicts, err := pr.evaluate(l)
+	for _, v := range verdicts {
+		for _, r := range v.Warnings() {
+			fmt.Fprintf(w, "cairn: warning: %s: %s %s (%s:%d, enforcement warn): %s\n", v.Package, r.Mode, r.Rule, pr.pol.File, r.Line, r.Reason)
+		}
+	}
+	return err
 }
 
 func newLockCmd() *cobra.Command {
@@ -205,7 +222,7 @@ moved past is checked entry by entry at its latest head.`,
 			if err != nil {
 				return err
 			}
-			if _, err := pr.evaluate(l); err != nil {
+			if err := pr.enforce(cmd.ErrOrStderr(), l); err != nil {
 				return err
 			}
 			if prev, err := plan.ReadLock(pr.Dir); err == nil {
@@ -267,7 +284,7 @@ With everything in the cache, nothing is fetched (--offline: not even the index)
 			if err != nil {
 				return err
 			}
-			if _, err := pr.evaluate(l); err != nil {
+			if err := pr.enforce(cmd.ErrOrStderr(), l); err != nil {
 				return err
 			}
 			if fresh {
@@ -334,6 +351,8 @@ A policy:
   require:
     - {name: audited, property: audited, by: security, packages: "acme/*"}
     - {name: ci, property: tested, where: 'record.result == "PASSED"'}
+    - {name: two-ci, property: tested, by: [ci-a, ci-b, ci-c], count: 2}   # 2 distinct certifiers
+    - {name: fresh-scan, property: scanned, max_age: 7d, enforcement: warn}
   forbid:
     - {name: high-vulns, property: vulnerable, severity: high}   # unless a fixed record answers it
     - {name: deprecated, property: deprecated}
@@ -343,10 +362,19 @@ A holder name is the name a repository's root granted, so when cairn.yaml lists
 more than one repository a bare holder name is refused: write HOLDER@REPOSITORY
 (acme-security@acme, the repository as cairn.yaml names it) or the key id.
 
+count: K (require) asks for K distinct certifiers, each with an active matching
+record: a holder counts once however many keys it signs with; a key without a
+holder counts by its id. max_age: DURATION (require; units s, m, h, d: 7d, 36h)
+counts only records issued no earlier than the judgment time (when the command
+started; cairn evidence verify: the bundle's, or --at) minus it; a test result
+carries no time, so tested takes no max_age. enforcement: warn (per rule, or
+at the top as the file's default; deny is the default) reports a failing rule
+as a warning and refuses nothing.
+
 where and expr are CEL, type-checked when the policy loads (a field that does
 not exist is an error of the file, and every error is named at once). A where
-reads 'record' and 'pkg'; an expr reads 'records' (every active record) and
-'pkg'. A record has id, kind, issuer, holder, repository, status, issued
+reads 'record', 'pkg' and 'now' (the judgment time); an expr reads 'records'
+(every active record), 'pkg' and 'now'. A record has id, kind, issuer, holder, repository, status, issued
 (a timestamp), note, result, severity, severity_rank (1 low … 4 critical),
 vulnerabilities (id, severity, aliases), fixes, artifacts; 'pkg' has name, version,
 license, uuid, summary, descriptor, artifacts (kind, platform, file, sha256,
@@ -396,7 +424,7 @@ judged by --policy FILE.`,
 				if version == "" {
 					return usageError{fmt.Errorf("%q: name the version, NAME@VERSION", a)}
 				}
-				v, err := plan.Verdict(s, pr.pol, name, version)
+				v, err := plan.Verdict(s, pr.pol, name, version, pr.at)
 				if err != nil {
 					return err
 				}
@@ -437,12 +465,17 @@ func printVerdict(w io.Writer, pol *policy.Policy, v *policy.Verdict) {
 	if !v.Allowed {
 		state = "REFUSED"
 	}
+	if n := len(v.Warnings()); n > 0 {
+		state += fmt.Sprintf(", %d warning(s)", n)
+	}
 	fmt.Fprintf(w, "%s: %s\n", v.Package, state)
 	for _, r := range v.Rules {
 		mark := "pass"
 		switch {
 		case !r.Applies:
 			mark = "skip"
+		case r.Warning:
+			mark = "warning:"
 		case !r.Pass:
 			mark = "FAIL"
 		}
@@ -484,7 +517,7 @@ FILE if given.`,
 			if err != nil {
 				return err
 			}
-			e, err := plan.Why(ctx, l, pr.srcs, pr.pol, name)
+			e, err := plan.Why(ctx, l, pr.srcs, pr.pol, name, pr.at)
 			if err != nil {
 				return err
 			}

@@ -111,7 +111,15 @@ func Make(ctx context.Context, w io.Writer, o Options) (*Made, error) {
 	if err != nil {
 		return nil, err
 	}
-	verdicts, refused := plan.Evaluate(l, srcs, pol)
+	// The verdicts are judged at the time the bundle names, as Verify
+	// derives it: the newest checkpoint verified.
+	var judgedAt time.Time
+	for _, s := range srcs {
+		if s.View != nil && s.View.Checkpoint.Time.After(judgedAt) {
+			judgedAt = s.View.Checkpoint.Time.UTC()
+		}
+	}
+	verdicts, refused := plan.Evaluate(l, srcs, pol, judgedAt)
 	var re *policy.RefusedError
 	if refused != nil && !errors.As(refused, &re) {
 		return nil, refused
@@ -206,14 +214,9 @@ func Make(ctx context.Context, w io.Writer, o Options) (*Made, error) {
 	}
 	add(SBOMName, bom.JSON)
 
-	m := Manifest{Created: now().UTC().Truncate(time.Second), MadeBy: o.MadeBy, Policy: filepath.ToSlash(p.Policy), Verdicts: verdicts}
+	m := Manifest{Created: now().UTC().Truncate(time.Second), MadeBy: o.MadeBy, Policy: filepath.ToSlash(p.Policy), Verdicts: verdicts, JudgedAt: judgedAt}
 	for i, r := range p.Repositories {
 		m.Repositories = append(m.Repositories, Repository{Name: r.Name, URL: r.URL, Introduction: r.Introduction, CheckpointKeys: rec.keys[i]})
-	}
-	for _, s := range srcs { // as Verify derives it: the newest checkpoint verified
-		if s.View != nil && s.View.Checkpoint.Time.After(m.JudgedAt) {
-			m.JudgedAt = s.View.Checkpoint.Time.UTC()
-		}
 	}
 	var kept []string
 	for name := range rec.files {

@@ -381,7 +381,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
-	judged := srcs
+	judged, judgedAt := srcs, at
 	if !o.At.IsZero() {
 		if o.At.After(at) {
 			return nil, fmt.Errorf("--at %s: the bundle proves the indexes up to %s, the time of its newest checkpoint: it cannot judge a later time", o.At.UTC().Format(time.RFC3339), at.Format(time.RFC3339))
@@ -390,8 +390,9 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			return nil, err
 		}
 		rep.At = o.At.UTC()
+		judgedAt = rep.At
 	}
-	verdicts, refused := plan.Evaluate(l, judged, pol)
+	verdicts, refused := plan.Evaluate(l, judged, pol, judgedAt)
 	var re *policy.RefusedError
 	if refused != nil && !errors.As(refused, &re) {
 		return nil, refused

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/checkpoint"
@@ -82,7 +83,7 @@ func TestLightSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Evaluate(l, srcs, pol); err != nil {
+	if _, err := Evaluate(l, srcs, pol, time.Now()); err != nil {
 		t.Fatalf("policy: %v", err)
 	}
 
@@ -99,7 +100,7 @@ func TestLightSource(t *testing.T) {
 	if err := Check(w.Ctx, p2, l, nil, srcs2); err != nil {
 		t.Fatalf("Check of a lock the server moved past: %v", err)
 	}
-	_, err = Evaluate(l, srcs2, pol)
+	_, err = Evaluate(l, srcs2, pol, time.Now())
 	var re *policy.RefusedError
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "acme/log@1.1.0: forbid high-vulnerabilities: vulnerable GHSA-9999 (high)") {
 		t.Fatalf("Evaluate at the new head = %v", err)

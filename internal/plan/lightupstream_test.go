@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
@@ -95,7 +96,7 @@ func TestLightUpstreamLines(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Evaluate(l, srcs, pol); err != nil {
+		if _, err := Evaluate(l, srcs, pol, time.Now()); err != nil {
 			t.Fatalf("Evaluate: %v", err)
 		}
 		return srcs, l
@@ -124,7 +125,7 @@ func TestLightUpstreamLines(t *testing.T) {
 	if l.Repositories[1].Introduction != up.Intro || !strings.HasPrefix(l.Repositories[1].Checkpoint, "cairn.dev/index/"+up.Intro+"\n") {
 		t.Fatalf("the upstream line's pin: %+v", l.Repositories[1])
 	}
-	e, err := Why(w.Ctx, l, srcs, nil, "acme/log")
+	e, err := Why(w.Ctx, l, srcs, nil, "acme/log", time.Now())
 	if err != nil || e.Via != "corp" || len(e.Certifications) != 1 {
 		t.Fatalf("why acme/log: %+v, %v", e, err)
 	}

@@ -314,7 +314,7 @@ func TestServedAndOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Evaluate(l, srcs, pol); err != nil {
+	if _, err := Evaluate(l, srcs, pol, time.Now()); err != nil {
 		t.Fatalf("policy: %v", err)
 	}
 	// A high vulnerability certified after the lock: the next evaluation,
@@ -324,7 +324,7 @@ func TestServedAndOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Evaluate(l, srcs2, pol)
+	_, err = Evaluate(l, srcs2, pol, time.Now())
 	var re *policy.RefusedError
 	if !errors.As(err, &re) || len(re.Verdicts) != 1 || !strings.Contains(err.Error(), "acme/log@1.1.0: forbid high-vulnerabilities: vulnerable GHSA-9999 (high)") {
 		t.Fatalf("Evaluate = %v", err)
@@ -474,7 +474,7 @@ func TestHolderNamesAcrossRepositories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Evaluate(l, srcs, pol)
+	_, err = Evaluate(l, srcs, pol, time.Now())
 	var re *policy.RefusedError
 	if !errors.As(err, &re) || len(re.Verdicts) != 1 || re.Verdicts[0].Package != "acme/tool@1.0.0" {
 		t.Fatalf("Evaluate = %v, want acme/tool refused: its audit is by another root's acme-security", err)
@@ -484,7 +484,7 @@ func TestHolderNamesAcrossRepositories(t *testing.T) {
 	if pol, err = LoadPolicy(p, "", srcs); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Evaluate(l, srcs, pol); err != nil {
+	if _, err := Evaluate(l, srcs, pol, time.Now()); err != nil {
 		t.Fatalf("both repositories' teams named: %v", err)
 	}
 }
@@ -538,7 +538,7 @@ func TestUpstreamThroughOrganisation(t *testing.T) {
 		if err := Check(w.Ctx, p, l, nil, srcs); err != nil {
 			t.Fatalf("Check: %v", err)
 		}
-		_, err = Evaluate(l, srcs, pol)
+		_, err = Evaluate(l, srcs, pol, time.Now())
 		return l, err
 	}
 	l, err := evaluate()
@@ -584,5 +584,43 @@ func TestUpstreamThroughOrganisation(t *testing.T) {
 	chain := &blob.Chain{Local: local, Mirrors: srcs.Get("corp/public").Blobs}
 	if err := chain.Fetch(w.Ctx, art.Ref); err != nil {
 		t.Fatalf("fetching the upstream artifact: %v", err)
+	}
+}
+
+// TestFreshness: a policy's max_age reads a record's issued time as the
+// index holds it: fresh when judged now, stale when judged past the
+// window; the verdict names the time it was judged at.
+func TestFreshness(t *testing.T) {
+	w := newWorld(t)
+	w.Certify(author.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Audited})
+	url := servertest.Serve(w.World)
+	for _, light := range []bool{false, true} {
+		t.Run(fmt.Sprintf("light=%v", light), func(t *testing.T) {
+			w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\n    light: %v\npackages:\n  acme/log: 1.1.0\n", url, w.Intro, light))
+			_, srcs, _, err := w.lock(Options{Cache: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srcs.Close()
+			pol, err := policy.Parse("policy.yaml", []byte("require:\n  - {name: audit, property: audited, max_age: 1h}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			v, err := Verdict(srcs.Get("acme"), pol, "acme/log", "1.1.0", now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !v.Allowed || !v.JudgedAt.Equal(now.UTC()) {
+				t.Fatalf("judged now: %+v", v)
+			}
+			v, err = Verdict(srcs.Get("acme"), pol, "acme/log", "1.1.0", now.Add(2*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Allowed || !strings.Contains(v.Rules[0].Reason, "is older than max_age 1h") {
+				t.Fatalf("judged two hours later: %+v", v)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -410,9 +411,10 @@ func sortedNames[V any](m map[string]V) []string {
 
 // Evaluate applies a policy to every package of a lock, against each
 // repository's verified index as it is now — so a vulnerability
-// certified after the lock was written refuses the install. It returns
-// every verdict, and a *policy.RefusedError if any package is refused.
-func Evaluate(l *Lock, srcs Sources, pol *policy.Policy) ([]*policy.Verdict, error) {
+// certified after the lock was written refuses the install — judged at
+// time at (policy.Policy.Evaluate). It returns every verdict, and a
+// *policy.RefusedError if any package is refused.
+func Evaluate(l *Lock, srcs Sources, pol *policy.Policy, at time.Time) ([]*policy.Verdict, error) {
 	if pol == nil {
 		return nil, nil
 	}
@@ -424,7 +426,7 @@ func Evaluate(l *Lock, srcs Sources, pol *policy.Policy) ([]*policy.Verdict, err
 		if s == nil {
 			return nil, fmt.Errorf("package %s: repository %s is not in %s", pkg.ID(), pkg.Repository, ProjectFile)
 		}
-		v, err := Verdict(s, pol, pkg.Name, pkg.Version)
+		v, err := Verdict(s, pol, pkg.Name, pkg.Version, at)
 		if err != nil {
 			return nil, err
 		}
@@ -439,8 +441,9 @@ func Evaluate(l *Lock, srcs Sources, pol *policy.Policy) ([]*policy.Verdict, err
 	return out, nil
 }
 
-// Verdict is a policy's verdict on one version of a source.
-func Verdict(s *Source, pol *policy.Policy, name, version string) (*policy.Verdict, error) {
+// Verdict is a policy's verdict on one version of a source, judged at
+// time at.
+func Verdict(s *Source, pol *policy.Policy, name, version string, at time.Time) (*policy.Verdict, error) {
 	d, ref, recs, err := s.Catalog.Version(name, version)
 	if err != nil {
 		return nil, err
@@ -453,7 +456,7 @@ func Verdict(s *Source, pol *policy.Policy, name, version string) (*policy.Verdi
 		}
 		sub.Records = append(sub.Records, PolicyRecords(own, s.Via.Name)...)
 	}
-	return pol.Evaluate(sub), nil
+	return pol.Evaluate(sub, at), nil
 }
 
 // PolicyRecords is a version's records as the index shows them, as a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/policy"
@@ -34,8 +35,9 @@ func (e *NotInPlanError) Error() string {
 // Unwrap returns fs.ErrNotExist.
 func (e *NotInPlanError) Unwrap() error { return fs.ErrNotExist }
 
-// Why explains the package named name in lock l.
-func Why(ctx context.Context, l *Lock, srcs Sources, pol *policy.Policy, name string) (*Explanation, error) {
+// Why explains the package named name in lock l, its verdict judged at
+// time at.
+func Why(ctx context.Context, l *Lock, srcs Sources, pol *policy.Policy, name string, at time.Time) (*Explanation, error) {
 	pkg := l.Package(name)
 	if pkg == nil {
 		return nil, &NotInPlanError{Name: name}
@@ -56,7 +58,7 @@ func Why(ctx context.Context, l *Lock, srcs Sources, pol *policy.Policy, name st
 		}
 	}
 	if pol != nil {
-		if e.Verdict, err = Verdict(s, pol, pkg.Name, pkg.Version); err != nil {
+		if e.Verdict, err = Verdict(s, pol, pkg.Name, pkg.Version, at); err != nil {
 			return nil, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -53,30 +54,67 @@ type Record struct {
 	Predicate any
 }
 
+// Made is when a record was made, as max_age reads it: its predicate's
+// issued time (a vulnerability scan's finish). A test result carries
+// none (Parse refuses max_age on tested); a record without a time is
+// never fresh.
+func (r *Record) Made() time.Time { return issuedOf(r.Predicate) }
+
+// issuedOf is the time a predicate says it was issued; zero if none.
+func issuedOf(pred any) time.Time {
+	switch p := pred.(type) {
+	case record.CertificationPredicate:
+		return p.Issued
+	case record.AuthoredPredicate:
+		return p.Issued
+	case record.FixedPredicate:
+		return p.Issued
+	case record.VulnsPredicate:
+		return p.Metadata.ScanFinishedOn
+	}
+	return time.Time{}
+}
+
 // Verdict is a policy's decision on one version, rule by rule.
 type Verdict struct {
 	Package    string        `json:"package"`
 	Descriptor blob.Ref      `json:"descriptor"`
 	Allowed    bool          `json:"allowed"`
+	JudgedAt   time.Time     `json:"judged_at,omitzero"` // the judgment time max_age counts back from
 	Rules      []RuleVerdict `json:"rules"`
 }
 
 // RuleVerdict is one rule's decision and why.
 type RuleVerdict struct {
-	Rule    string   `json:"rule"`
-	Mode    Mode     `json:"mode"`
-	Line    int      `json:"line"`
-	Applies bool     `json:"applies"`
-	Pass    bool     `json:"pass"`
+	Rule    string `json:"rule"`
+	Mode    Mode   `json:"mode"`
+	Line    int    `json:"line"`
+	Applies bool   `json:"applies"`
+	Pass    bool   `json:"pass"`
+	// Warning reports a failing rule whose enforcement is warn: it is
+	// reported, and the version is not refused for it.
+	Warning bool     `json:"warning,omitempty"`
 	Reason  string   `json:"reason"`
 	Records []string `json:"records,omitempty"` // the records that decided it
 }
 
-// Failed returns the rules that failed.
+// Failed returns the rules that failed and refuse the version (a
+// failing warn rule is among Warnings, not here).
 func (v *Verdict) Failed() []RuleVerdict {
 	var out []RuleVerdict
 	for _, r := range v.Rules {
-		if !r.Pass {
+		if !r.Pass && !r.Warning {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Warnings returns the failing rules whose enforcement is warn.
+func (v *Verdict) Warnings() []RuleVerdict {
+	var out []RuleVerdict
+	for _, r := range v.Rules {
+		if r.Warning {
 			out = append(out, r)
 		}
 	}
@@ -122,18 +160,14 @@ func (f *facts) cel() *celRecord {
 	}
 	r := f.r
 	o := &celRecord{ID: r.ID, Kind: string(r.Kind), Issuer: r.Issuer, Holder: r.Holder, Repository: r.Repository, Status: r.Status,
-		Artifacts: nonNil(r.Artifacts), Fixes: nonNil(f.fixes), Vulnerabilities: []celVuln{}}
+		Issued: r.Made(), Artifacts: nonNil(r.Artifacts), Fixes: nonNil(f.fixes), Vulnerabilities: []celVuln{}}
 	switch p := r.Predicate.(type) {
 	case record.CertificationPredicate:
-		o.Issued, o.Note = p.Issued, p.Note
-	case record.AuthoredPredicate:
-		o.Issued = p.Issued
+		o.Note = p.Note
 	case record.FixedPredicate:
-		o.Issued, o.Note = p.Issued, p.Note
+		o.Note = p.Note
 	case record.TestResultPredicate:
 		o.Result, o.Note = p.Result, p.URL
-	case record.VulnsPredicate:
-		o.Issued = p.Metadata.ScanFinishedOn
 	}
 	top := record.SeverityNone
 	for _, v := range f.vulns {
@@ -163,7 +197,7 @@ type celRecord struct {
 	Holder          string    `cel:"holder"`
 	Repository      string    `cel:"repository"`
 	Status          string    `cel:"status"`
-	Issued          time.Time `cel:"issued"`
+	Issued          time.Time `cel:"issued"` // as max_age reads it: Record.Made
 	Note            string    `cel:"note"`
 	Result          string    `cel:"result"`
 	Artifacts       []string  `cel:"artifacts"`
@@ -219,22 +253,45 @@ func packageObj(d *descriptor.Descriptor, ref blob.Ref) *celPackage {
 	return p
 }
 
-// issuers expands a rule's by-list: group names become their members.
-func (p *Policy) issuers(by []string) map[string]bool {
+// issuers expands a rule's by-list: group names become their members,
+// as a set and in the order of the file.
+func (p *Policy) issuers(by []string) (map[string]bool, []string) {
 	if len(by) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := map[string]bool{}
+	var list []string
+	add := func(m string) {
+		if !out[m] {
+			out[m] = true
+			list = append(list, m)
+		}
+	}
 	for _, b := range by {
 		if members, ok := p.Issuers[b]; ok {
 			for _, m := range members {
-				out[m] = true
+				add(m)
 			}
 			continue
 		}
-		out[b] = true
+		add(b)
 	}
-	return out
+	return out, list
+}
+
+// certifier is who a record counts as for a count: its holder, in the
+// repository whose root granted it (two keys of one holder are one
+// certifier), else its key id.
+func certifier(r *Record) string {
+	if r.Holder != "" {
+		return r.Holder + "@" + r.Repository
+	}
+	return r.Issuer
+}
+
+// names reports whether issuer m of a by-list names record r's issuer.
+func names(m string, r *Record) bool {
+	return m == r.Issuer || (r.Holder != "" && (m == r.Holder || m == r.Holder+"@"+r.Repository))
 }
 
 // issuedBy reports whether a record's issuer is in set: by key id, by
@@ -244,12 +301,16 @@ func issuedBy(set map[string]bool, r *Record) bool {
 	return set == nil || set[r.Issuer] || (r.Holder != "" && (set[r.Holder] || set[r.Holder+"@"+r.Repository]))
 }
 
-// Evaluate decides whether a version may be installed, rule by rule. A
+// Evaluate decides whether a version may be installed, judged at time at
+// (max_age counts back from it; the verdict names it), rule by rule. A
 // CEL expression that fails to evaluate (its cost limit) fails its rule
-// and says so: never a silent pass.
-func (p *Policy) Evaluate(s *Subject) *Verdict {
+// and says so: never a silent pass. A failing rule whose enforcement is
+// warn is reported (RuleVerdict.Warning) and refuses nothing. With a
+// zero at, a rule with max_age fails: no record can be shown fresh.
+func (p *Policy) Evaluate(s *Subject, at time.Time) *Verdict {
 	d := s.Descriptor
-	v := &Verdict{Package: d.ID(), Descriptor: s.Ref, Allowed: true}
+	at = at.UTC()
+	v := &Verdict{Package: d.ID(), Descriptor: s.Ref, Allowed: true, JudgedAt: at}
 	var active []*facts
 	// answered: the fixed records' ids, by repository. A fixed record
 	// answers the vulnerabilities of its own repository only: an
@@ -282,20 +343,27 @@ func (p *Policy) Evaluate(s *Subject) *Verdict {
 			}
 		}
 		if r.expr != nil {
-			p.evalExpr(r, &rv, pkgObj, active)
+			p.evalExpr(r, &rv, pkgObj, active, at)
 		} else {
-			p.evalProperty(r, &rv, pkgObj, s, active, answered)
+			p.evalProperty(r, &rv, pkgObj, s, active, answered, at)
 		}
 		if !rv.Pass {
-			v.Allowed = false
+			if r.Enforcement == Warn {
+				rv.Warning = true
+			} else {
+				v.Allowed = false
+			}
 		}
 		v.Rules = append(v.Rules, rv)
 	}
 	return v
 }
 
-func (p *Policy) evalExpr(r *Rule, rv *RuleVerdict, pkg func() *celPackage, active []*facts) {
+func (p *Policy) evalExpr(r *Rule, rv *RuleVerdict, pkg func() *celPackage, active []*facts, at time.Time) {
 	vars := map[string]any{}
+	if r.uses["now"] {
+		vars["now"] = at
+	}
 	if r.uses["records"] {
 		recs := make([]*celRecord, 0, len(active))
 		for _, f := range active {
@@ -320,17 +388,39 @@ func (p *Policy) evalExpr(r *Rule, rv *RuleVerdict, pkg func() *celPackage, acti
 	rv.Reason = fmt.Sprintf("expr is %v: %s", b, r.Expr)
 }
 
-func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, s *Subject, active []*facts, answered answers) {
+func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, s *Subject, active []*facts, answered answers, at time.Time) {
+	cond := r.property()
+	if r.MaxAge > 0 && at.IsZero() {
+		rv.Pass, rv.Reason = false, "no judgment time: max_age "+r.MaxAgeText+" cannot be judged"
+		return
+	}
+	need := max(r.Count, 1)
 	var hits []string
 	var answers []string
+	var stale []string
+	var by []*Record             // the certifiers counted, by their first record
+	counted := map[string]bool{} // certifier → counted
 	for _, f := range active {
 		if f.r.Kind != r.Property || !issuedBy(r.by, f.r) {
 			continue
+		}
+		if r.MaxAge > 0 {
+			if made, oldest := f.r.Made(), at.Add(-r.MaxAge); made.IsZero() || made.Before(oldest) {
+				if made.IsZero() {
+					stale = append(stale, fmt.Sprintf("record %.16s by %s has no time to judge max_age %s by", f.r.ID, who(f.r), r.MaxAgeText))
+				} else {
+					stale = append(stale, fmt.Sprintf("record %.16s by %s is older than max_age %s (made %s, before %s)", f.r.ID, who(f.r), r.MaxAgeText, made.UTC().Format(time.RFC3339), oldest.Format(time.RFC3339)))
+				}
+				continue
+			}
 		}
 		if r.where != nil {
 			vars := map[string]any{"record": f.cel()}
 			if r.uses["pkg"] {
 				vars["pkg"] = pkg()
+			}
+			if r.uses["now"] {
+				vars["now"] = at
 			}
 			out, _, err := r.where.Eval(vars)
 			if err != nil {
@@ -364,28 +454,35 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 			}
 			what = "vulnerable " + strings.Join(open, ", ") + " by " + who(f.r) + fmt.Sprintf(" (record %.16s), not answered by a fixed record", f.r.ID)
 		}
+		if r.Mode == Require {
+			c := certifier(f.r)
+			if counted[c] {
+				continue // one certifier counts once, however many keys it signs with
+			}
+			counted[c] = true
+			by = append(by, f.r)
+		}
 		hits = append(hits, what)
 		rv.Records = append(rv.Records, f.r.ID)
-		if r.Mode == Require {
-			break // one record meets a requirement: the first, in index order, is named
+		if r.Mode == Require && len(hits) == need {
+			break // the first records in index order that meet the requirement are named
 		}
 	}
-	cond := string(r.Property)
-	if len(r.By) > 0 {
-		cond += " by " + strings.Join(r.By, " or ")
-	}
-	if r.Severity > record.SeverityNone {
-		cond += " at or above " + r.Severity.String()
-	}
-	if r.Where != "" {
-		cond += " where " + r.Where
-	}
 	if r.Mode == Require {
-		rv.Pass = len(hits) > 0
-		if rv.Pass {
+		rv.Pass = len(hits) >= need
+		switch {
+		case r.Count > 1:
+			rv.Reason = r.countReason(hits, by)
+		case rv.Pass:
 			rv.Reason = strings.Join(hits, "; ")
-		} else {
-			rv.Reason = "no active " + cond + ended(s, r.Property)
+		default:
+			rv.Reason = "no active " + cond
+		}
+		if !rv.Pass {
+			for _, st := range stale {
+				rv.Reason += "; " + st
+			}
+			rv.Reason += ended(s, r.Property)
 		}
 		return
 	}
@@ -399,6 +496,71 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 		rv.Reason += " (" + strings.Join(answers, "; ") + ")"
 	}
 	rv.Reason += ended(s, r.Property)
+}
+
+// Condition says what a property rule looks for, as verdicts name it:
+// "vulnerable at or above high", "tested by ci where record.result ==
+// "PASSED"", "2 of tested by ci-a or ci-b or ci-c"; an expr rule's
+// condition is its expression.
+func (r *Rule) Condition() string {
+	if r.Property == "" {
+		return "expr " + r.Expr
+	}
+	if r.Count > 1 {
+		return fmt.Sprintf("%d distinct certifiers of %s", r.Count, r.property())
+	}
+	return r.property()
+}
+
+// property is a property rule's condition, less its count.
+func (r *Rule) property() string {
+	cond := string(r.Property)
+	if len(r.By) > 0 {
+		cond += " by " + strings.Join(r.By, " or ")
+	}
+	if r.Severity > record.SeverityNone {
+		cond += " at or above " + r.Severity.String()
+	}
+	if r.Where != "" {
+		cond += " where " + r.Where
+	}
+	if r.MaxAge > 0 {
+		cond += " no older than " + r.MaxAgeText
+	}
+	return cond
+}
+
+// countReason says how a count: K rule stands: "2 of 3 required: have
+// tested by ci-a (record …); missing from ci-b, ci-c". have are the
+// records counted, certs their records, one per certifier.
+func (r *Rule) countReason(have []string, certs []*Record) string {
+	var b strings.Builder
+	if r.by != nil {
+		fmt.Fprintf(&b, "%d of %d required", r.Count, len(r.byList))
+	} else {
+		fmt.Fprintf(&b, "%d distinct certifiers required", r.Count)
+	}
+	b.WriteString(" (" + r.property() + "): have ")
+	if len(have) == 0 {
+		b.WriteString("none")
+	} else {
+		b.WriteString(strings.Join(have, "; "))
+	}
+	if len(have) >= r.Count {
+		return b.String()
+	}
+	if r.by == nil {
+		fmt.Fprintf(&b, "; missing %d more", r.Count-len(have))
+		return b.String()
+	}
+	var missing []string
+	for _, m := range r.byList {
+		if !slices.ContainsFunc(certs, func(c *Record) bool { return names(m, c) }) {
+			missing = append(missing, m)
+		}
+	}
+	b.WriteString("; missing from " + strings.Join(missing, ", "))
+	return b.String()
 }
 
 // answers are the active fixed records' ids, by repository: the ids in

@@ -15,6 +15,12 @@
 // revoked, not superseded). Every verdict says, rule by rule, which
 // records decided it.
 //
+// A require rule may ask for more than one certifier (count: K, K
+// distinct holders or holderless keys), and for fresh evidence (max_age:
+// 7d, records made no earlier than the judgment time minus it; the
+// judgment time is an input of Evaluate, named by the verdict). A rule
+// whose enforcement is warn reports its failure and refuses nothing.
+//
 // A policy reads no index: its caller hands it a Subject, the version's
 // descriptor and its records as typed Records (internal/plan converts
 // the index's views in one function), so that it is tested without git.
@@ -27,8 +33,10 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -75,12 +83,34 @@ const (
 	Forbid  Mode = "forbid"
 )
 
+// Enforcement says what a failing rule does.
+type Enforcement string
+
+// The enforcements.
+const (
+	Deny Enforcement = "deny" // a failing rule refuses the version (the default)
+	Warn Enforcement = "warn" // a failing rule is reported, and refuses nothing
+)
+
 // Policy is a parsed policy whose CEL expressions are compiled.
 type Policy struct {
 	File    string
 	Ref     blob.Ref // the file's digest, as a lock records it
 	Issuers map[string][]string
-	Rules   []*Rule
+	// Enforcement is the file's default (enforcement: at the top), which
+	// a rule's own enforcement overrides; Deny when the file says none.
+	Enforcement Enforcement
+	Rules       []*Rule
+}
+
+// Rule returns the rule of that name, or nil.
+func (p *Policy) Rule(name string) *Rule {
+	for _, r := range p.Rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
 }
 
 // Rule is one rule of a policy.
@@ -94,8 +124,20 @@ type Rule struct {
 	Severity record.Severity // forbid vulnerable: at or above this (none, the zero value: any)
 	Where    string          // CEL over `record` and `pkg`: which records count
 	Expr     string          // CEL over `pkg` and `records`: the rule's condition
+	// Count is how many distinct certifiers a require rule asks for, each
+	// with an active matching record (0 or 1: one). A certifier is a
+	// holder (HOLDER@REPOSITORY: two keys of one holder are one
+	// certifier), or a key id for a key without a holder.
+	Count int
+	// MaxAge, when set, counts only records made no earlier than the
+	// judgment time minus MaxAge (see Record.Made); MaxAgeText is it as
+	// the file wrote it (7d).
+	MaxAge      time.Duration
+	MaxAgeText  string
+	Enforcement Enforcement // Deny or Warn: the rule's own, else the file's
 
 	by          map[string]bool // By with groups expanded; nil: anyone
+	byList      []string        // the same, in the order of the file
 	where, expr cel.Program
 	whereLine   int
 	exprLine    int
@@ -110,12 +152,16 @@ type ruleSpec struct {
 	Severity string      `yaml:"severity"`
 	Where    string      `yaml:"where"`
 	Expr     string      `yaml:"expr"`
+	Count    *int        `yaml:"count"`
+	MaxAge   string      `yaml:"max_age"`
+	Enforce  string      `yaml:"enforcement"`
 }
 
 type fileSpec struct {
-	Issuers map[string]stringOrSeq `yaml:"issuers"`
-	Require []yaml.Node            `yaml:"require"`
-	Forbid  []yaml.Node            `yaml:"forbid"`
+	Issuers     map[string]stringOrSeq `yaml:"issuers"`
+	Enforcement yaml.Node              `yaml:"enforcement"`
+	Require     []yaml.Node            `yaml:"require"`
+	Forbid      []yaml.Node            `yaml:"forbid"`
 }
 
 // stringOrSeq is a YAML scalar or a sequence of them.
@@ -184,12 +230,22 @@ func Parse(file string, data []byte) (*Policy, error) {
 		fail(0, "", "%v", err)
 		return nil, errorsOf(errs)
 	}
-	p := &Policy{File: file, Ref: blob.DigestBytes(data), Issuers: map[string][]string{}}
+	p := &Policy{File: file, Ref: blob.DigestBytes(data), Issuers: map[string][]string{}, Enforcement: Deny}
 	for name, list := range spec.Issuers {
 		if len(list) == 0 {
 			fail(0, "", "issuer group %q lists nobody", name)
 		}
 		p.Issuers[name] = list
+	}
+	if n := &spec.Enforcement; n.Kind != 0 {
+		e, err := parseEnforcement(n.Value)
+		if n.Kind != yaml.ScalarNode {
+			err = errors.New("enforcement is deny or warn")
+		}
+		if err != nil {
+			fail(n.Line, "", "%v", err)
+		}
+		p.Enforcement = e
 	}
 	seen := map[string]bool{}
 	for _, group := range []struct {
@@ -203,7 +259,7 @@ func Parse(file string, data []byte) (*Policy, error) {
 				fail(n.Line, "", "%v", err)
 				continue
 			}
-			r := &Rule{Name: rs.Name, Mode: group.mode, Line: n.Line, By: rs.By, Packages: rs.Packages, Where: rs.Where, Expr: rs.Expr}
+			r := &Rule{Name: rs.Name, Mode: group.mode, Line: n.Line, By: rs.By, Packages: rs.Packages, Where: rs.Where, Expr: rs.Expr, Enforcement: p.Enforcement}
 			if r.Name == "" {
 				r.Name = fmt.Sprintf("%s-%d", group.mode, i+1)
 			}
@@ -218,7 +274,6 @@ func Parse(file string, data []byte) (*Policy, error) {
 				}
 				continue
 			}
-			r.by = p.issuers(r.By)
 			p.Rules = append(p.Rules, r)
 		}
 	}
@@ -284,8 +339,38 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 		} else {
 			r.Property = k
 		}
-	} else if len(rs.By) > 0 || rs.Where != "" || rs.Severity != "" {
-		errs = append(errs, ruleErr{n.Line, "by, where and severity go with property; an expr rule says everything in its expression"})
+	} else if len(rs.By) > 0 || rs.Where != "" || rs.Severity != "" || rs.Count != nil || rs.MaxAge != "" {
+		errs = append(errs, ruleErr{n.Line, "by, where, severity, count and max_age go with property; an expr rule says everything in its expression (now is the judgment time)"})
+	}
+	r.by, r.byList = p.issuers(r.By)
+	if rs.Count != nil && rs.Property != "" {
+		k := *rs.Count
+		switch {
+		case r.Mode != Require:
+			errs = append(errs, ruleErr{lineOf(n, "count"), "count goes with require: a forbid rule fails at one record"})
+		case k < 1:
+			errs = append(errs, ruleErr{lineOf(n, "count"), fmt.Sprintf("count %d: a require rule asks for at least 1 certifier", k)})
+		case r.by != nil && k > len(r.byList):
+			errs = append(errs, ruleErr{lineOf(n, "count"), fmt.Sprintf("count %d: by allows %d issuer(s) (%s), so the rule could never pass", k, len(r.byList), strings.Join(r.byList, ", "))})
+		default:
+			r.Count = k
+		}
+	}
+	if rs.MaxAge != "" && rs.Property != "" {
+		if r.Mode != Require {
+			errs = append(errs, ruleErr{lineOf(n, "max_age"), "max_age goes with require: what a forbid rule forbids does not expire"})
+		} else if r.Property == record.Tested {
+			errs = append(errs, ruleErr{lineOf(n, "max_age"), "max_age: a test result (in-toto test-result) carries no time to judge its age by; count tested records without max_age, or require a record that has one (audited, scanned, reviewed …)"})
+		} else if r.MaxAge, err = parseAge(rs.MaxAge); err != nil {
+			errs = append(errs, ruleErr{lineOf(n, "max_age"), err.Error()})
+		} else {
+			r.MaxAgeText = rs.MaxAge
+		}
+	}
+	if rs.Enforce != "" {
+		if r.Enforcement, err = parseEnforcement(rs.Enforce); err != nil {
+			errs = append(errs, ruleErr{lineOf(n, "enforcement"), err.Error()})
+		}
 	}
 	if rs.Severity != "" && rs.Property != "" {
 		if r.Property != record.Vulnerable {
@@ -323,16 +408,64 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 
 // decodeStrict decodes a mapping node, refusing unknown keys.
 func decodeStrict(n *yaml.Node, v any) error {
+	const fields = "name, property, by, packages, severity, where, expr, count, max_age, enforcement"
 	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("a rule is a mapping (name, property, by, packages, severity, where, expr)")
+		return fmt.Errorf("a rule is a mapping (%s)", fields)
 	}
-	known := map[string]bool{"name": true, "property": true, "by": true, "packages": true, "severity": true, "where": true, "expr": true}
+	known := map[string]bool{"name": true, "property": true, "by": true, "packages": true, "severity": true, "where": true, "expr": true, "count": true, "max_age": true, "enforcement": true}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i].Value; !known[k] {
-			return fmt.Errorf("line %d: unknown field %q (want name, property, by, packages, severity, where, expr)", n.Content[i].Line, k)
+			return fmt.Errorf("line %d: unknown field %q (want %s)", n.Content[i].Line, k, fields)
 		}
 	}
 	return n.Decode(v)
+}
+
+// parseEnforcement reads deny or warn.
+func parseEnforcement(s string) (Enforcement, error) {
+	switch e := Enforcement(s); e {
+	case Deny, Warn:
+		return e, nil
+	}
+	return Deny, fmt.Errorf("enforcement %q: it is deny (a failing rule refuses) or warn (a failing rule is reported)", s)
+}
+
+// ageUnits are the units of a max_age.
+var ageUnits = map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour}
+
+// parseAge reads a max_age: numbers each with a unit (s, m, h, d), as
+// 7d, 36h or 1d12h; more than zero.
+func parseAge(s string) (time.Duration, error) {
+	bad := func(why string) (time.Duration, error) {
+		return 0, fmt.Errorf("max_age %q: %s; write a number and a unit (s, m, h, d), as 7d or 36h", s, why)
+	}
+	var total time.Duration
+	for rest := s; rest != ""; {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 0 || i == len(rest) {
+			return bad("not a duration")
+		}
+		unit, ok := ageUnits[rest[i]]
+		if !ok {
+			return bad(fmt.Sprintf("unknown unit %q", rest[i:i+1]))
+		}
+		n, err := strconv.ParseInt(rest[:i], 10, 64)
+		if err != nil || n > int64(100*365*24*time.Hour/unit) {
+			return bad("longer than 100 years")
+		}
+		total += time.Duration(n) * unit
+		if total > 100*365*24*time.Hour {
+			return bad("longer than 100 years")
+		}
+		rest = rest[i+1:]
+	}
+	if total <= 0 {
+		return bad("zero: no record could count")
+	}
+	return total, nil
 }
 
 // lineOf is the line of a mapping's key, or of the mapping.
@@ -346,8 +479,8 @@ func lineOf(n *yaml.Node, key string) int {
 }
 
 // The CEL environments, declared once: a where condition reads `record`
-// (the record it filters) and `pkg`; an expr reads `records` (every
-// active record) and `pkg`. Their types are declared field by field, so
+// (the record it filters), `pkg` and `now` (the judgment time); an expr
+// reads `records` (every active record), `pkg` and `now`. Their types are declared field by field, so
 // that a field a record does not have is refused when a policy loads.
 // They are made at the first policy that needs one, not when cairn starts.
 var (
@@ -360,6 +493,7 @@ func mustEnv(recordVar string) *cel.Env {
 	vars := []cel.EnvOption{
 		cel.Types(types.NativeTypeFor[celRecord](types.ParseStructTags(true)), types.NativeTypeFor[celPackage](types.ParseStructTags(true))),
 		cel.Variable("pkg", cel.ObjectType("policy.celPackage")),
+		cel.Variable("now", cel.TimestampType), // the judgment time
 	}
 	if recordVar == "record" {
 		vars = append(vars, cel.Variable("record", rec))

@@ -54,6 +54,9 @@ const (
 
 var issued = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
+// judged is the time the tests judge at: a week after issued.
+var judged = issued.Add(7 * 24 * time.Hour)
+
 // version is one version and its records, as a caller hands them to a
 // policy: no index, no git.
 type version struct {
@@ -143,7 +146,7 @@ func TestVerdicts(t *testing.T) {
 	tv := newVersion("acme/tested", "1.0.0")
 	fj.add(record.Authored, record.AuthoredPredicate{Issued: issued})
 
-	v := p.Evaluate(fj.subject())
+	v := p.Evaluate(fj.subject(), judged)
 	if v.Allowed || v.Package != "acme/fastjson@1.2.3" {
 		t.Fatalf("an unaudited version is allowed: %+v", v)
 	}
@@ -155,9 +158,9 @@ func TestVerdicts(t *testing.T) {
 
 	// An audit by someone else does not count; the security team's does.
 	fj.addBy(record.Audited, bobKey, "bob", "acme", certified("bob looked"))
-	wantRule(t, p.Evaluate(fj.subject()), "audited", false, "no active audited by security")
+	wantRule(t, p.Evaluate(fj.subject(), judged), "audited", false, "no active audited by security")
 	audit := fj.add(record.Audited, certified(""))
-	v = p.Evaluate(fj.subject())
+	v = p.Evaluate(fj.subject(), judged)
 	if !v.Allowed {
 		t.Fatalf("an audited version is refused: %+v", v.Failed())
 	}
@@ -169,44 +172,44 @@ func TestVerdicts(t *testing.T) {
 	// A high vulnerability refuses; a low one does not; a fixed record
 	// answering the high one lets it through again.
 	fj.add(record.Vulnerable, vulnerable("GHSA-low", "low"))
-	if v := p.Evaluate(fj.subject()); !v.Allowed {
+	if v := p.Evaluate(fj.subject(), judged); !v.Allowed {
 		t.Fatalf("a low vulnerability refused under a high threshold: %+v", v.Failed())
 	}
 	fj.add(record.Vulnerable, vulnerable("GHSA-high", "high"))
-	v = p.Evaluate(fj.subject())
+	v = p.Evaluate(fj.subject(), judged)
 	wantRule(t, v, "high-vulnerabilities", false, "GHSA-high (high)")
 	if v.Allowed {
 		t.Fatal("a high vulnerability is allowed")
 	}
 	fix := fj.add(record.Fixed, fixed("GHSA-high"))
-	v = p.Evaluate(fj.subject())
+	v = p.Evaluate(fj.subject(), judged)
 	wantRule(t, v, "high-vulnerabilities", true, "GHSA-high answered by fixed record "+fix[:16])
 
 	// A fixed record that is revoked answers nothing.
 	fj.end(fix, "revoked")
-	wantRule(t, p.Evaluate(fj.subject()), "high-vulnerabilities", false, "GHSA-high (high)")
+	wantRule(t, p.Evaluate(fj.subject(), judged), "high-vulnerabilities", false, "GHSA-high (high)")
 	fix = fj.add(record.Fixed, fixed("GHSA-high"))
-	wantRule(t, p.Evaluate(fj.subject()), "high-vulnerabilities", true, "answered by fixed record "+fix[:16])
+	wantRule(t, p.Evaluate(fj.subject(), judged), "high-vulnerabilities", true, "answered by fixed record "+fix[:16])
 
 	// Revoking the audit ends it: the rule fails and says which record ended.
 	fj.end(audit, "revoked")
-	wantRule(t, p.Evaluate(fj.subject()), "audited", false, "record "+audit[:16]+" by acme-security ["+securityKey+"] is revoked by eeeeeeeeeeeeeeee")
+	wantRule(t, p.Evaluate(fj.subject(), judged), "audited", false, "record "+audit[:16]+" by acme-security ["+securityKey+"] is revoked by eeeeeeeeeeeeeeee")
 
 	// A superseded audit no longer counts either; a record whose key was
 	// revoked after it signed still does (Active decides, not Status).
 	audit = fj.add(record.Audited, certified(""))
 	fj.end(audit, "superseded")
-	wantRule(t, p.Evaluate(fj.subject()), "audited", false, "is superseded by")
+	wantRule(t, p.Evaluate(fj.subject(), judged), "audited", false, "is superseded by")
 	audit = fj.add(record.Audited, certified(""))
 	fj.recs[len(fj.recs)-1].Status = "issuer key revoked"
-	wantRule(t, p.Evaluate(fj.subject()), "audited", true, "record "+audit[:16])
+	wantRule(t, p.Evaluate(fj.subject(), judged), "audited", true, "record "+audit[:16])
 
 	// A where condition over the record.
-	wantRule(t, p.Evaluate(tv.subject()), "ci-passed", false, `no active tested where record.result == "PASSED"`)
+	wantRule(t, p.Evaluate(tv.subject(), judged), "ci-passed", false, `no active tested where record.result == "PASSED"`)
 	tv.add(record.Tested, tested("FAILED"))
-	wantRule(t, p.Evaluate(tv.subject()), "ci-passed", false, "no active tested")
+	wantRule(t, p.Evaluate(tv.subject(), judged), "ci-passed", false, "no active tested")
 	tv.add(record.Tested, tested("PASSED"))
-	wantRule(t, p.Evaluate(tv.subject()), "ci-passed", true, "PASSED")
+	wantRule(t, p.Evaluate(tv.subject(), judged), "ci-passed", true, "PASSED")
 
 	// A raw expression over every record.
 	raw := mustParse(t, `
@@ -214,15 +217,15 @@ forbid:
   - name: two-vulns
     expr: records.filter(r, r.kind == "vulnerable").size() >= 2
 `)
-	wantRule(t, raw.Evaluate(fj.subject()), "two-vulns", false, "expr is true")
-	wantRule(t, raw.Evaluate(tv.subject()), "two-vulns", true, "expr is false")
+	wantRule(t, raw.Evaluate(fj.subject(), judged), "two-vulns", false, "expr is true")
+	wantRule(t, raw.Evaluate(tv.subject(), judged), "two-vulns", true, "expr is false")
 
 	// Records about other kinds of things than a package do not count.
 	other := newVersion("acme/other", "1.0.0")
 	other.add(record.Grant, record.GrantPredicate{Holder: "x"})
 	other.add(record.Vulnerable, vulnerable("GHSA-x", "critical"))
 	count := mustParse(t, "require: [{name: one, expr: 'records.size() == 1'}]")
-	wantRule(t, count.Evaluate(other.subject()), "one", true, "expr is true")
+	wantRule(t, count.Evaluate(other.subject(), judged), "one", true, "expr is true")
 }
 
 // TestIssuersAndRepositories: an issuer HOLDER@REPOSITORY matches in
@@ -241,20 +244,20 @@ forbid:
 	}
 	v := newVersion("acme/log", "1.0.0")
 	upstream := v.add(record.Audited, certified(""))
-	got := p.Evaluate(v.subject())
+	got := p.Evaluate(v.subject(), judged)
 	wantRule(t, got, "corp-audit", false, "no active audited by acme-security@corp")
 	wantRule(t, got, "key-audit", true, "record "+upstream[:16])
 
 	corp := v.addBy(record.Audited, "SHA256:corp", "acme-security", "corp", certified("the org's own"))
-	wantRule(t, p.Evaluate(v.subject()), "corp-audit", true, "record "+corp[:16])
+	wantRule(t, p.Evaluate(v.subject(), judged), "corp-audit", true, "record "+corp[:16])
 
 	// The upstream declares a vulnerability; the organisation's fixed
 	// record cannot answer it, the upstream's can.
 	v.add(record.Vulnerable, vulnerable("GHSA-1", "critical"))
 	v.addBy(record.Fixed, "SHA256:corp", "acme-security", "corp", fixed("GHSA-1"))
-	wantRule(t, p.Evaluate(v.subject()), "high", false, "GHSA-1 (critical)")
+	wantRule(t, p.Evaluate(v.subject(), judged), "high", false, "GHSA-1 (critical)")
 	fix := v.add(record.Fixed, fixed("GHSA-1"))
-	wantRule(t, p.Evaluate(v.subject()), "high", true, "GHSA-1 answered by fixed record "+fix[:16])
+	wantRule(t, p.Evaluate(v.subject(), judged), "high", true, "GHSA-1 answered by fixed record "+fix[:16])
 }
 
 // TestSeverities: a policy's severity is read as records' are
@@ -289,7 +292,7 @@ func TestSeverities(t *testing.T) {
 			}
 			v := newVersion("acme/a", "1.0.0")
 			v.add(record.Vulnerable, vulnerable("GHSA-1", tc.score))
-			got := mustParse(t, src).Evaluate(v.subject())
+			got := mustParse(t, src).Evaluate(v.subject(), judged)
 			if tc.refused {
 				wantRule(t, got, "v", false, "vulnerable GHSA-1 ("+tc.score+")")
 			} else {
@@ -319,10 +322,10 @@ func TestCELFields(t *testing.T) {
 		`pkg.dependencies.exists(d, d.name == "acme/base" && d.version == "^1")`,
 	} {
 		p := mustParse(t, fmt.Sprintf("require:\n  - name: r\n    property: %s\n    where: '%s'\n", kindIn(where), where))
-		wantRule(t, p.Evaluate(v.subject()), "r", true, "by acme-security")
+		wantRule(t, p.Evaluate(v.subject(), judged), "r", true, "by acme-security")
 	}
 	p := mustParse(t, `require: [{name: r, expr: 'records.size() == 4 && records.all(r, r.repository == "acme") && pkg.name == "acme/fastjson"'}]`)
-	wantRule(t, p.Evaluate(v.subject()), "r", true, "expr is true")
+	wantRule(t, p.Evaluate(v.subject(), judged), "r", true, "expr is true")
 }
 
 // kindIn is the record kind a where condition of TestCELFields names;
@@ -383,7 +386,7 @@ func TestMalformedPolicies(t *testing.T) {
 	// The heavy expression compiles, but its evaluation is cut at the
 	// cost limit: the rule fails and says so — never a silent pass.
 	p := mustParse(t, heavy)
-	v := p.Evaluate(newVersion("acme/a", "1.0.0").subject())
+	v := p.Evaluate(newVersion("acme/a", "1.0.0").subject(), judged)
 	wantRule(t, v, "heavy", false, "policy.yaml:3: expr could not be evaluated")
 	if !strings.Contains(rule(t, v, "heavy").Reason, "cost limit") || v.Allowed {
 		t.Fatalf("verdict %+v", v)
@@ -453,7 +456,7 @@ func BenchmarkDecision(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if v := p.Evaluate(s); !v.Allowed {
+		if v := p.Evaluate(s, judged); !v.Allowed {
 			b.Fatal(fmt.Sprint(v.Failed()))
 		}
 	}
@@ -469,13 +472,13 @@ func TestFixedAnswersAnAlias(t *testing.T) {
 	pred := vulnerable("GHSA-4v7x-pqxf-cx7m", "high")
 	pred.Scanner.Result[0].OSV = &record.VulnOSV{Aliases: []string{"CVE-2026-41234"}}
 	v.add(record.Vulnerable, pred)
-	wantRule(t, p.Evaluate(v.subject()), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
+	wantRule(t, p.Evaluate(v.subject(), judged), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
 	v.add(record.Fixed, fixed("CVE-2026-99999"))
-	wantRule(t, p.Evaluate(v.subject()), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
+	wantRule(t, p.Evaluate(v.subject(), judged), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
 	v.addBy(record.Fixed, "SHA256:corp", "acme-security", "corp", fixed("CVE-2026-41234"))
-	wantRule(t, p.Evaluate(v.subject()), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
+	wantRule(t, p.Evaluate(v.subject(), judged), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
 	fix := v.add(record.Fixed, fixed("CVE-2026-41234"))
-	wantRule(t, p.Evaluate(v.subject()), "high-vulnerabilities", true, "GHSA-4v7x-pqxf-cx7m answered (its alias CVE-2026-41234) by fixed record "+fix[:16])
+	wantRule(t, p.Evaluate(v.subject(), judged), "high-vulnerabilities", true, "GHSA-4v7x-pqxf-cx7m answered (its alias CVE-2026-41234) by fixed record "+fix[:16])
 }
 
 // A where condition reads a vulnerability's aliases: a rule written
@@ -489,9 +492,9 @@ forbid:
 `)
 	v := newVersion("acme/fastjson", "1.2.3")
 	v.add(record.Vulnerable, vulnerable("GHSA-other", "low"))
-	wantRule(t, p.Evaluate(v.subject()), "the-cve", true, "no active vulnerable where")
+	wantRule(t, p.Evaluate(v.subject(), judged), "the-cve", true, "no active vulnerable where")
 	pred := vulnerable("GHSA-4v7x-pqxf-cx7m", "low")
 	pred.Scanner.Result[0].OSV = &record.VulnOSV{Aliases: []string{"CVE-2026-41234"}}
 	id := v.add(record.Vulnerable, pred)
-	wantRule(t, p.Evaluate(v.subject()), "the-cve", false, "record "+id[:16])
+	wantRule(t, p.Evaluate(v.subject(), judged), "the-cve", false, "record "+id[:16])
 }
