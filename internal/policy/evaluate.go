@@ -69,6 +69,8 @@ func issuedOf(pred any) time.Time {
 		return p.Issued
 	case record.FixedPredicate:
 		return p.Issued
+	case record.ImportedPredicate:
+		return p.Issued
 	case record.VulnsPredicate:
 		return p.Metadata.ScanFinishedOn
 	}

@@ -129,6 +129,14 @@ func TestMaxAge(t *testing.T) {
 		wantRule(t, p.Evaluate(v.subject(), judged), "r", true, "scanned by")
 	}
 
+	// An import's time is its predicate's too.
+	imp := mustParse(t, "require:\n  - {name: r, property: imported, max_age: 7d}\n")
+	iv := newVersion("example.com/greet", "1.0.0")
+	iv.add(record.Imported, record.ImportedPredicate{Source: "https://proxy.golang.org", Issued: edge.Add(-time.Second)})
+	wantRule(t, imp.Evaluate(iv.subject(), judged), "r", false, "is older than max_age 7d")
+	iv.add(record.Imported, record.ImportedPredicate{Source: "https://proxy.golang.org", Issued: edge})
+	wantRule(t, imp.Evaluate(iv.subject(), judged), "r", true, "imported by")
+
 	// A record whose predicate carries no time is never fresh.
 	untimed := newVersion("acme/c", "1.0.0")
 	untimed.add(record.Scanned, record.CertificationPredicate{Note: "no time"})

@@ -335,7 +335,7 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 	if rs.Property != "" {
 		k, err := record.ParseKind(rs.Property)
 		if err != nil || !k.IsPackage() {
-			errs = append(errs, ruleErr{lineOf(n, "property"), fmt.Sprintf("property %q is not a kind of record about packages (authored, audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn)", rs.Property)})
+			errs = append(errs, ruleErr{lineOf(n, "property"), fmt.Sprintf("property %q is not a kind of record about packages (authored, audited, tested, reviewed, reproduced, proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn, imported)", rs.Property)})
 		} else {
 			r.Property = k
 		}
