@@ -114,7 +114,14 @@ cairn proof verify 3f1c0a9e.tlog-proof --log-key cairn.dev/index/3f1c…+5e1a2b3
 cairn proof verify 3f1c0a9e.tlog-proof --witness w1.example+… --witness w2.example+… --quorum 1 --json`,
 	"publish": `cairn publish ./fastjson --key alice.key
 # in a clone of a server's index: publish, then push later
-cairn publish ./fastjson --no-upload && cairn push origin`,
+cairn publish ./fastjson --no-upload && cairn push origin
+# a Go module (its go.mod names it): published as corp.example/greet@1.2.0
+cairn publish --go ./greet v1.2.0 --key alice.key`,
+	"import go": `# from $GOPROXY, checked against $GOSUMDB (by default proxy.golang.org and sum.golang.org)
+cairn import go golang.org/x/mod@v0.42.0 --key platform.key
+cairn import go github.com/BurntSushi/toml@latest --key platform.key
+# another GOPROXY and checksum database
+cairn import go example.com/greet@v1.0.0 --goproxy https://goproxy.example.com --gosumdb 'sum.example.com+0123abcd+AbCd… https://sum.example.com'`,
 	"pull": `cairn pull origin
 cairn pull origin --json`,
 	"push": `cairn push origin

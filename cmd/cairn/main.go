@@ -25,6 +25,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/evidence"
+	"cairn.dev/cairn/internal/gomod"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/install"
 	"cairn.dev/cairn/internal/keys"
@@ -177,6 +178,10 @@ func classify(err error) (int, string) {
 		return exitRefused, "uploads are signed with your key, which the repository's root must grant a publish or certify scope (cairn key list shows the grants)"
 	case errors.As(err, &me):
 		return exitRefused, "the bytes are not what the index names: fetch the blob again from another mirror"
+	case errors.Is(err, gomod.ErrSumMismatch):
+		return exitRefused, "do not use these bytes: they are not the module version its h1 hash names; for an import, try another GOPROXY (--goproxy) and tell the proxy's operator; nothing was added"
+	case errors.Is(err, gomod.ErrSecurity):
+		return exitRefused, "do not trust this checksum database: it contradicts the history it showed this repository before (kept under sumdb/ in the repository's local directory); keep its message as evidence and tell its operator"
 	case errors.Is(err, plan.ErrUnpinned):
 		return exitRefused, "pin each input by hash: snapshot: {name, sha256, size} (cairn label history shows a label's digest), packages: {version, sha256, size} (cairn.lock has them)"
 	case errors.Is(err, policy.ErrRefused):
@@ -236,6 +241,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newCertifierCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
 		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd(), newUploadCmd(),
 		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd(), newVersionCmd(), newSearchCmd(), newWitnessCmd(), newProofCmd(), newEvidenceCmd())
+	root.AddCommand(newImportCmd())
 	root.AddCommand(newPackageCmd())
 	root.AddCommand(newSBOMCmd())
 	root.AddCommand(newVEXCmd())

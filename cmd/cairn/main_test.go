@@ -80,6 +80,8 @@ func TestScripts(t *testing.T) {
 			"expand":     cmdExpand,
 			"replace":    cmdReplace,
 			"nogit":      cmdNoGit,
+			"gozip":      cmdGoZip,
+			"goupstream": cmdGoUpstream,
 		},
 	})
 }

@@ -118,6 +118,10 @@ func printVersion(w io.Writer, v index.VersionView, from string) {
 		fmt.Fprintf(w, "  license     %s\n", d.License)
 	}
 	fmt.Fprintf(w, "  descriptor  sha256:%s (%d bytes)\n", v.Ref.SHA256, v.Ref.Size)
+	if g := d.Go; g != nil { // a Go module: its go.sum lines
+		fmt.Fprintf(w, "  go.sum      %s %s %s\n", g.Module, g.Version, g.Sum)
+		fmt.Fprintf(w, "              %s %s/go.mod %s\n", g.Module, g.Version, g.ModSum)
+	}
 	for _, dep := range d.Dependencies {
 		fmt.Fprintf(w, "  depends on  %s %s\n", dep.Name, dep.Version)
 	}

@@ -265,6 +265,12 @@ func detail(rec *record.Record) string {
 		return fmt.Sprintf("%s record %.16s: %s", rec.Kind, rec.Statement.Subject[0].SHA256(), p.Reason)
 	case record.AuthoredPredicate:
 		return "descriptor sha256:" + p.Descriptor.SHA256
+	case record.ImportedPredicate:
+		s := "from " + p.Source
+		if db := p.SumDB; db != nil {
+			s += fmt.Sprintf(", vouched for by checksum database %s (record %d)", db.Name, db.Record)
+		}
+		return s
 	}
 	return ""
 }
