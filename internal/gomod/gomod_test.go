@@ -18,7 +18,9 @@ import (
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb"
+	"golang.org/x/mod/sumdb/dirhash"
 	"golang.org/x/mod/sumdb/note"
+	modzip "golang.org/x/mod/zip"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
@@ -486,4 +488,72 @@ func TestParseSumDB(t *testing.T) {
 			t.Errorf("ParseSumDB(%q) = %+v, %v", tc.in, db, err)
 		}
 	}
+}
+
+// TestImportVersions: the versions the go command has that cairn names
+// otherwise — a +incompatible version of a module without go.mod (the
+// proxy serves the go.mod it synthesizes), a pseudo-version — import as
+// versions whose descriptors check, named without the "v".
+func TestImportVersions(t *testing.T) {
+	p, db := newProxy(t), newSumDB(t, "sum.example.com")
+	for _, tc := range []struct{ path, version string }{
+		{"example.com/old", "v2.0.0+incompatible"},
+		{"example.com/greet", "v0.0.0-20261109003541-7506e5f91cd6"},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "old.go"), []byte("package old\n"), 0o644)
+		zipPath := filepath.Join(t.TempDir(), "m.zip")
+		f, _ := os.Create(zipPath)
+		if err := modzip.CreateFromDir(f, module.Version{Path: tc.path, Version: tc.version}, dir); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		zip, _ := os.ReadFile(zipPath)
+		mod := []byte("module " + tc.path + "\n")
+		p.set(t, tc.path, tc.version, mod, zip)
+		sum, _ := dirhash.HashZip(zipPath, dirhash.Hash1)
+		modSum, _ := ModSum(mod)
+		db.set(tc.path, tc.version, sum, modSum)
+		m, _, err := Import(context.Background(), upstream(t, p, db), tc.path, tc.version)
+		if err != nil {
+			t.Fatalf("%s@%s: %v", tc.path, tc.version, err)
+		}
+		d := *m.Descriptor
+		d.UUID = "0b2b0c52-5b8e-4a5e-9d5b-3f6f1b0b8a11"
+		if _, err := d.Marshal(); err != nil || d.Version != strings.TrimPrefix(tc.version, "v") || d.Artifacts[0].File != tc.version+".zip" {
+			t.Errorf("%s@%s: descriptor %s@%s (%s): %v", tc.path, tc.version, d.Name, d.Version, d.Artifacts[0].File, err)
+		}
+		m.Close()
+	}
+}
+
+func FuzzParseSumDB(f *testing.F) {
+	f.Add("sum.golang.org")
+	f.Add("sum.example.com+12345678+AbCd sum.example.com")
+	f.Add("off")
+	f.Fuzz(func(t *testing.T, s string) {
+		db, err := ParseSumDB(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseSumDB(db.String())
+		if err != nil || again != db {
+			t.Fatalf("ParseSumDB(%q) = %+v; its String %q parses to %+v, %v", s, db, db.String(), again, err)
+		}
+	})
+}
+
+func FuzzGoVersion(f *testing.F) {
+	for _, s := range []string{"1.2.3", "v1.2.3", "v2.0.0+incompatible", "v0.0.0-20261109003541-7506e5f91cd6", "1.2", "v1.2.3+meta"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := GoVersion(s)
+		if err != nil {
+			return
+		}
+		if err := descriptor.CheckVersion(strings.TrimPrefix(v, "v")); err != nil {
+			t.Fatalf("GoVersion(%q) = %q, which cairn does not take as a version: %v", s, v, err)
+		}
+	})
 }
