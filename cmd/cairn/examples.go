@@ -70,6 +70,15 @@ cairn policy check --lock --json
 cairn policy check --policy strict.yaml acme/fastjson@1.2.3
 # against a server, as a light client with no cairn.yaml
 cairn policy check --url https://cairn.example.com --introduction 3f1c… --policy strict.yaml acme/fastjson@1.2.3`,
+	"policy log": `cairn policy log org-default
+cairn policy log org-default --json`,
+	"policy publish": `cairn policy publish org-default policy.yaml --key policy-officer.key
+# signed by the root (two root keys of a threshold of two)
+cairn policy publish org-default policy.yaml --key r1.key --key r2.key`,
+	"policy show": `cairn policy show org-default
+# the version in force at the start of 3 March (UTC)
+cairn policy show org-default --at 2026-03-03
+cairn policy show org-default --json`,
 	"package init": `cairn package init greet --name acme/greet --version 0.1.0 --license MIT --summary 'says hello'
 cairn publish --key alice.key greet`,
 	"remote remove": `cairn remote remove origin`,

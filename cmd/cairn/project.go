@@ -332,7 +332,7 @@ With everything in the cache, nothing is fetched (--offline: not even the index)
 }
 
 func newPolicyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Check packages against a policy, rule by rule"}
+	cmd := &cobra.Command{Use: "policy", Short: "Check packages against a policy; publish and read the index's policies"}
 	var f projectFlags
 	var file string
 	var useLock bool
@@ -456,7 +456,7 @@ judged by --policy FILE.`,
 	f.registerServer(check)
 	check.Flags().StringVar(&file, "policy", "", "the policy file (default cairn.yaml's policy)")
 	check.Flags().BoolVar(&useLock, "lock", false, "check every package of cairn.lock")
-	cmd.AddCommand(check)
+	cmd.AddCommand(check, newPolicyPublishCmd(), newPolicyShowCmd(), newPolicyLogCmd())
 	return cmd
 }
 

@@ -197,7 +197,7 @@ func newSnapshotListCmd() *cobra.Command {
 
 // who names a record's issuer: its holder, with the key in brackets.
 func who(holder, issuer string) string {
-	if holder == "" {
+	if holder == "" || holder == issuer { // a threshold of root keys: "root"
 		return issuer
 	}
 	return holder + " [" + issuer + "]"

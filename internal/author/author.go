@@ -614,3 +614,50 @@ func SetLabel(ctx context.Context, r *index.Repo, label, digest string, s keys.S
 	added, err := add(ctx, r, s, fmt.Sprintf("label %s → sha256:%.16s", label, ref.SHA256), index.Change{Records: []*record.Record{rec}})
 	return added, ref, err
 }
+
+// PublishedPolicy reports a new version of a policy.
+type PublishedPolicy struct {
+	Added
+	Name     string `json:"name"`
+	SHA256   string `json:"sha256"`             // of the policy's text
+	Record   string `json:"record"`             // the version's record id
+	Previous string `json:"previous,omitempty"` // the version it follows
+}
+
+// PublishPolicy appends a new version of the named policy: text signed by
+// signers (one key granted policy:PATTERN for the name, or a threshold of
+// root keys), naming the policy's latest version as the one it follows.
+// The index's rules refuse a text that does not compile as a policy.
+func PublishPolicy(ctx context.Context, r *index.Repo, name string, text []byte, signers ...keys.Signer) (*PublishedPolicy, error) {
+	if err := record.CheckPolicyName(name); err != nil {
+		return nil, err
+	}
+	if len(signers) == 0 {
+		return nil, errors.New("publishing a policy needs a key")
+	}
+	c, err := r.Catalog(ctx, index.MainRef)
+	if err != nil {
+		return nil, err
+	}
+	p := record.PolicyPredicate{Name: name, Policy: string(text), Issued: now()}
+	if cur, err := c.Policy(name); err == nil {
+		p.Previous = cur.RecordID
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	digest := record.PolicyDigest(p.Policy)
+	payload, err := record.Build(record.Policy, []record.Subject{{Name: name, Digest: map[string]string{"sha256": digest}}}, p)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := record.Sign(payload, signers...)
+	if err != nil {
+		return nil, err
+	}
+	added, err := add(ctx, r, signers[0], fmt.Sprintf("policy %s → sha256:%.16s", name, digest), index.Change{Records: []*record.Record{rec}})
+	out := &PublishedPolicy{Name: name, SHA256: digest, Record: rec.ID, Previous: p.Previous}
+	if added != nil {
+		out.Added = *added
+	}
+	return out, err
+}

@@ -30,7 +30,7 @@ type Change struct {
 	// version, a grant or key revocation by its key, an upstream's
 	// declaration by its name, a package record by its version (see
 	// Upstream), a snapshot record beside its snapshot, a label move with
-	// its label, a revoke or supersede record beside the record it ends.
+	// its label, a policy's version with its policy, a revoke or supersede record beside the record it ends.
 	Records []*record.Record
 	// Descriptor is a version's descriptor (JSON), published with its
 	// authored record.
@@ -130,6 +130,8 @@ func (r *Repo) recordPath(ctx context.Context, rec *record.Record, upstream stri
 		return layout.RecordPath(layout.UpstreamDir(p.Name), rec.ID), nil
 	case record.LabelPredicate:
 		return layout.RecordPath(layout.LabelDir(p.Label), rec.ID), nil
+	case record.PolicyPredicate:
+		return layout.RecordPath(layout.PolicyDir(p.Name), rec.ID), nil
 	case record.SnapshotPredicate:
 		return layout.RecordPath(layout.SnapshotDir(p.Snapshot.SHA256), rec.ID), nil
 	}

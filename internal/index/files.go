@@ -141,7 +141,7 @@ type MemFile struct {
 
 // ErrUnlisted is the parent of the errors of a listing that a light
 // client cannot prove complete: the map proves subjects, not directories
-// that span several (labels/, snapshots/, packages/).
+// that span several (labels/, policies/, snapshots/, packages/).
 var ErrUnlisted = errors.New("directory spans several subjects: a light client cannot prove its listing complete")
 
 // MemFiles are Files held in memory: the files of the subjects a light
@@ -321,7 +321,7 @@ func (m *MemFiles) File(path string) (MemFile, bool) {
 // SubjectOf returns the subject of the transparency log's map
 // (docs/transparency.md) whose files a path of the index holds or lies
 // under: "root", "key KEY", "package NS/NAME", "upstream UP", "upstream UP
-// package NS/NAME", "snapshot SHA" or "label LABEL". A directory at or
+// package NS/NAME", "snapshot SHA", "label LABEL" or "policy NAME". A directory at or
 // under a subject's directory has that subject (an upstream's directory
 // is the subject "upstream UP", which holds its declarations; keys/ and
 // keys/XX are the subject "keys", which holds every key's files;
@@ -368,6 +368,10 @@ func SubjectOf(path string) (subject string, ok bool) {
 	case "labels":
 		if len(parts) >= 2 && record.CheckLabel(parts[1]) == nil {
 			return "label " + parts[1], true
+		}
+	case "policies":
+		if len(parts) >= 2 && record.CheckPolicyName(parts[1]) == nil {
+			return "policy " + parts[1], true
 		}
 	}
 	return "", false

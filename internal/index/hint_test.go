@@ -19,6 +19,7 @@ func TestRuleHints(t *testing.T) {
 		{&index.RuleError{Rule: index.RuleThreshold, Apart: true}, "collect more signature files (cairn root sign) from other root key holders", "--key"},
 		{&index.RuleError{Rule: index.RuleRootRotation, Apart: true}, "collect more signature files", "--key"},
 		{&index.RuleError{Rule: index.RuleEndOnce}, "a record is ended once", ""},
+		{&index.RuleError{Rule: index.RulePolicy}, "cairn policy log NAME", ""},
 		{&index.RuleError{Rule: index.RuleActWindow}, "prepare it again here (--unsigned)", ""},
 		{&index.RuleError{Rule: index.RuleActWindow, Apart: true}, "cairn root sign", ""},
 	} {

@@ -11,6 +11,7 @@ import (
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/snapshot"
 )
@@ -36,6 +37,7 @@ const (
 	RuleUpstream     = "upstream"       // upstreams are declared once by the root; records on their versions need one followed
 	RuleSnapshot     = "snapshot"       // a snapshot names published descriptors and comes with its curator's record
 	RuleLabel        = "label-chain"    // a label moves to a snapshot of the index, each move naming the one before
+	RulePolicy       = "policy-chain"   // a policy's versions compile, each naming the one before, signed by the root or a policy:NAME key
 	RuleActWindow    = "act-window"     // a root act signed apart enters the index by its apply_by time
 	RuleSeverity     = "severity"       // a vulnerable record's scores read: one cairn ranks, none a number outside CVSS's 0–10
 )
@@ -308,6 +310,11 @@ func (a *applier) apply(f *File) error {
 			return a.fail(RuleWellFormed, f, "a label move belongs at labels/LABEL/ID.json")
 		}
 		want = f.Loc.RecordID
+	case rec.Kind == record.Policy:
+		if f.Loc.Place != layout.PlacePolicy {
+			return a.fail(RuleWellFormed, f, "a policy version belongs at policies/NAME/ID.json")
+		}
+		want = f.Loc.RecordID
 	case rec.Kind == record.Authored && f.Loc.Place == layout.PlaceUpstreamRecord:
 		return a.fail(RuleUpstream, f, "a version is authored in the index that publishes it; upstreams/ holds this repository's certifications of upstream versions")
 	default:
@@ -341,6 +348,8 @@ func (a *applier) apply(f *File) error {
 		err = a.snapshotRecord(f)
 	case record.Label:
 		err = a.moveLabel(f)
+	case record.Policy:
+		err = a.publishPolicy(f)
 	default:
 		err = a.certification(f)
 	}
@@ -616,6 +625,45 @@ func (a *applier) moveLabel(f *File) error {
 		return err
 	}
 	a.st.labels[name] = &LabelMove{Label: name, Snapshot: p.Snapshot, RecordID: rec.ID, Issuer: rec.Issuer()}
+	return nil
+}
+
+// publishPolicy checks a new version of a named policy: its text parses
+// and compiles as a policy (policy.Parse), it names the policy's latest
+// version as previous (one chain, as label moves), and it is signed by a
+// threshold of root keys or by one key granted policy:PATTERN for the
+// name.
+func (a *applier) publishPolicy(f *File) error {
+	rec, name := f.Rec, f.Loc.Policy
+	p := rec.Predicate.(record.PolicyPredicate)
+	s := rec.Statement.Subject
+	if p.Name != name || len(s) != 1 || s[0].Name != name || s[0].SHA256() != record.PolicyDigest(p.Policy) {
+		return a.fail(RuleSubject, f, "a version of policy %s sits at policies/%s/ and its only subject is its text, named %s, with the text's sha256", p.Name, p.Name, p.Name)
+	}
+	cur, err := a.st.Policy(name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case cur == nil && p.Previous != "":
+		return a.fail(RulePolicy, f, "policy %s has no version yet, but this one names %.16s as previous", name, p.Previous)
+	case cur != nil && p.Previous != cur.RecordID:
+		return a.fail(RulePolicy, f, "policy %s's latest version is %.16s, but this one follows %.16s: a version names the one it follows (publish again on top of the latest)", name, cur.RecordID, p.Previous)
+	}
+	if len(rec.SignedBy(a.root.Keys)) < a.root.Threshold {
+		if len(rec.Signatures) != 1 {
+			return a.fail(RuleThreshold, f, "several signatures but below the root threshold of %d: a policy is signed by a threshold of root keys or by one key granted policy:%s", a.root.Threshold, name)
+		}
+		if _, err := a.signer(f, record.Policy, name, false); err != nil {
+			return err
+		}
+	}
+	if _, err := policy.Parse(layout.PolicyDir(name), []byte(p.Policy)); err != nil {
+		e := a.fail(RulePolicy, f, "the text of policy %s does not compile: %v", name, err)
+		e.(*RuleError).Err = err
+		return e
+	}
+	a.st.policies[name] = &PolicyVersion{Name: name, Digest: s[0].SHA256(), RecordID: rec.ID, Issuer: rec.Issuer()}
 	return nil
 }
 

@@ -174,6 +174,15 @@ type LabelMove struct {
 	Issuer   string
 }
 
+// PolicyVersion is a policy's latest version: the record that published
+// it and the sha256 of its text.
+type PolicyVersion struct {
+	Name     string
+	Digest   string // sha256 (hex) of the policy's text
+	RecordID string
+	Issuer   string // key id of its (first) signature
+}
+
 // Rec is what the rules need of an earlier record.
 type Rec struct {
 	Kind    record.Kind
@@ -200,8 +209,9 @@ type State interface {
 	UUID(name string) (string, error) // "" for a package with no version
 	Record(dir, id string) (*Rec, error)
 	Upstream(name string) (*Upstream, error)
-	Snapshot(hex string) (*blob.Ref, error) // a snapshot created in the index, by sha256
-	Label(name string) (*LabelMove, error)  // a label's latest move
+	Snapshot(hex string) (*blob.Ref, error)     // a snapshot created in the index, by sha256
+	Label(name string) (*LabelMove, error)      // a label's latest move
+	Policy(name string) (*PolicyVersion, error) // a policy's latest version
 }
 
 // treeState reads a tree lazily through Files: a commit's, through the
@@ -491,6 +501,38 @@ func (t *treeState) Label(name string) (*LabelMove, error) {
 	return nil, fmt.Errorf("label %s: its moves form no chain", name)
 }
 
+func (t *treeState) Policy(name string) (*PolicyVersion, error) {
+	dir := layout.PolicyDir(name)
+	entries, err := t.tree(dir)
+	if err != nil || len(entries) == 0 {
+		return nil, err
+	}
+	var versions []PolicyVersion
+	named := map[string]bool{}
+	for _, e := range entries {
+		data, err := t.read(dir + "/" + e.Name)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := record.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", dir, e.Name, err)
+		}
+		p, ok := rec.Predicate.(record.PolicyPredicate)
+		if !ok {
+			continue
+		}
+		versions = append(versions, PolicyVersion{Name: name, Digest: record.PolicyDigest(p.Policy), RecordID: rec.ID, Issuer: rec.Issuer()})
+		named[p.Previous] = true
+	}
+	for i := range versions {
+		if !named[versions[i].RecordID] {
+			return &versions[i], nil // the rules keep the versions one chain: one has no successor
+		}
+	}
+	return nil, fmt.Errorf("policy %s: its versions form no chain", name)
+}
+
 // Overlay is a State made of a base State plus what the commits applied
 // on top of it added. Lookups in the base are cached. A nil base is the
 // empty index.
@@ -504,6 +546,7 @@ type Overlay struct {
 	ups      map[string]*Upstream
 	snaps    map[string]*blob.Ref
 	labels   map[string]*LabelMove
+	policies map[string]*PolicyVersion
 
 	changed  map[string]bool // keys granted or revoked in the overlay
 	claims   []claim         // see publishClaims
@@ -514,12 +557,12 @@ var _ State = (*Overlay)(nil)
 
 // NewOverlay returns an overlay on base (nil for the empty index).
 func NewOverlay(base State) *Overlay {
-	return &Overlay{base: base, keys: map[string]*Key{}, versions: map[string]*Version{}, uuids: map[string]string{}, records: map[string]*Rec{}, ups: map[string]*Upstream{}, snaps: map[string]*blob.Ref{}, labels: map[string]*LabelMove{}}
+	return &Overlay{base: base, keys: map[string]*Key{}, versions: map[string]*Version{}, uuids: map[string]string{}, records: map[string]*Rec{}, ups: map[string]*Upstream{}, snaps: map[string]*blob.Ref{}, labels: map[string]*LabelMove{}, policies: map[string]*PolicyVersion{}}
 }
 
 // Size is the number of entries the overlay holds.
 func (o *Overlay) Size() int {
-	return len(o.keys) + len(o.versions) + len(o.uuids) + len(o.records) + len(o.ups) + len(o.snaps) + len(o.labels)
+	return len(o.keys) + len(o.versions) + len(o.uuids) + len(o.records) + len(o.ups) + len(o.snaps) + len(o.labels) + len(o.policies)
 }
 
 func (o *Overlay) child() *Overlay {
@@ -553,6 +596,9 @@ func (o *Overlay) merge(c *Overlay) {
 	}
 	for k, v := range c.labels {
 		o.labels[k] = v
+	}
+	for k, v := range c.policies {
+		o.policies[k] = v
 	}
 }
 
@@ -664,6 +710,21 @@ func (o *Overlay) Label(name string) (*LabelMove, error) {
 		o.labels[name] = m
 	}
 	return m, err
+}
+
+// Policy returns a policy's latest version; nil if it has none.
+func (o *Overlay) Policy(name string) (*PolicyVersion, error) {
+	if v, ok := o.policies[name]; ok {
+		return v, nil
+	}
+	if o.base == nil {
+		return nil, nil
+	}
+	v, err := o.base.Policy(name)
+	if err == nil {
+		o.policies[name] = v
+	}
+	return v, err
 }
 
 // updateKey returns a copy of key id to modify (or a new one).

@@ -37,6 +37,7 @@ const (
 	Snapshot     Kind = "snapshot"      // a curator creates an immutable package set
 	Label        Kind = "label"         // a curator moves a named label to a snapshot
 	Imported     Kind = "imported"      // brought in from an upstream source (a GOPROXY), with who vouched for it
+	Policy       Kind = "policy"        // a new version of a named policy, signed by the root or a policy:PATTERN key
 )
 
 // Predicate types reused from in-toto.
@@ -52,7 +53,7 @@ var typeOf = map[Kind]string{Tested: TestResultType, Vulnerable: VulnsType}
 var kindOf = map[string]Kind{}
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Scanned, Vulnerable, Fixed, Deprecated, Withdrawn, Imported, Revoke, Supersede, Grant, RevokeKey, Root, Upstream, Snapshot, Label}
+var Kinds = []Kind{Authored, Audited, Tested, Reviewed, Reproduced, ProofChecked, Scanned, Vulnerable, Fixed, Deprecated, Withdrawn, Imported, Revoke, Supersede, Grant, RevokeKey, Root, Upstream, Snapshot, Label, Policy}
 
 func init() {
 	for _, k := range Kinds {
@@ -81,7 +82,9 @@ func (k Kind) IsPackage() bool { return k == Authored || k.IsCertification() }
 
 // MultiSig reports whether records of the kind may carry several
 // signatures: those a threshold of root keys can sign.
-func (k Kind) MultiSig() bool { return k.IsRootSigned() || k == Revoke || k == Supersede }
+func (k Kind) MultiSig() bool {
+	return k.IsRootSigned() || k == Revoke || k == Supersede || k == Policy
+}
 
 // IsRootSigned reports whether records of the kind need a threshold of root keys.
 func (k Kind) IsRootSigned() bool {
@@ -360,6 +363,30 @@ type LabelPredicate struct {
 // CheckLabel checks a label's name (a path element of the index).
 func CheckLabel(name string) error { return checkPathName("label", name) }
 
+// PolicyPredicate is one version of a named policy: its whole text (a
+// policy file, as internal/policy parses it). Each version names the one
+// it follows, so a policy's history is one chain and "which policy was
+// in force" has one answer. The subject is the text, named by the
+// policy's name, with the text's sha256 as digest. It is signed by a key
+// granted policy:PATTERN, or by a threshold of root keys.
+type PolicyPredicate struct {
+	Name     string    `json:"name"`
+	Policy   string    `json:"policy"`             // the policy file's text
+	Previous string    `json:"previous,omitempty"` // the record of the version before; "" for the first
+	Issued   time.Time `json:"issued"`
+}
+
+// MaxPolicyText caps a policy record's text. A record's envelope is
+// itself capped (MaxSize), and the text travels in it base64-encoded.
+const MaxPolicyText = 32 << 10
+
+// CheckPolicyName checks a policy's name (a path element of the index).
+func CheckPolicyName(name string) error { return checkPathName("policy name", name) }
+
+// PolicyDigest is the sha256 (hex) of a policy text: a policy record's
+// subject digest, and what a lock or a server's refusal names.
+func PolicyDigest(text string) string { return blob.DigestBytes([]byte(text)).SHA256 }
+
 // EndPredicate is the predicate of revoke and supersede records. The
 // subject is the record ended, named "record" with its id as digest.
 type EndPredicate struct {
@@ -625,6 +652,21 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 			return nil, fmt.Errorf("label move: previous %q is not a record id", p.Previous)
 		}
 		return p, checkRef(p.Snapshot, "snapshot")
+	case Policy:
+		var p PolicyPredicate
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if err := CheckPolicyName(p.Name); err != nil {
+			return nil, err
+		}
+		if len(p.Policy) > MaxPolicyText || strings.TrimSpace(p.Policy) == "" {
+			return nil, fmt.Errorf("policy %s: its text is %d bytes; want 1 to %d", p.Name, len(p.Policy), MaxPolicyText)
+		}
+		if p.Previous != "" && !IsDigest(p.Previous) {
+			return nil, fmt.Errorf("policy %s: previous %q is not a record id", p.Name, p.Previous)
+		}
+		return p, nil
 	case Revoke, Supersede:
 		var p EndPredicate
 		if err := dec(&p); err != nil {

@@ -14,13 +14,14 @@ import (
 //	checkpoint                 sign a server's checkpoints of the index head
 //	snapshot                   create snapshots (immutable package sets)
 //	label:LABELPATTERN         move matching labels ("lts-*") to snapshots
+//	policy:POLICYPATTERN       publish new versions of matching policies ("org-*")
 //
 // PATTERN is a path.Match pattern over package names ("acme/*");
-// LABELPATTERN one over label names.
+// LABELPATTERN one over label names; POLICYPATTERN one over policy names.
 type Scope struct {
-	Action  string // "publish", "certify", "checkpoint", "snapshot" or "label"
+	Action  string // "publish", "certify", "checkpoint", "snapshot", "label" or "policy"
 	Kind    Kind   // for certify
-	Pattern string // package name pattern ("*/*" when absent); label pattern for label
+	Pattern string // package name pattern ("*/*" when absent); label pattern for label, policy pattern for policy
 }
 
 var labelPatternRE = regexp.MustCompile(`^[a-z0-9*?._-]+$`) // at most 63: checked apart, as a bounded repetition compiles into 63 copies
@@ -31,7 +32,7 @@ var patternRE = regexp.MustCompile(`^[a-z0-9*?._-]+(/[a-z0-9*?._-]+)?$`)
 func ParseScope(s string) (Scope, error) {
 	parts := strings.Split(s, ":")
 	bad := func(why string) (Scope, error) {
-		return Scope{}, fmt.Errorf("scope %q: %s (want publish:PATTERN, certify:KIND[:PATTERN], checkpoint, snapshot or label:PATTERN)", s, why)
+		return Scope{}, fmt.Errorf("scope %q: %s (want publish:PATTERN, certify:KIND[:PATTERN], checkpoint, snapshot, label:PATTERN or policy:PATTERN)", s, why)
 	}
 	pat := func(p string) (string, error) {
 		if !patternRE.MatchString(p) {
@@ -56,6 +57,11 @@ func ParseScope(s string) (Scope, error) {
 			return bad("label takes one label pattern (lowercase letters, digits, '.', '_', '-', '*', '?')")
 		}
 		return Scope{Action: "label", Pattern: parts[1]}, nil
+	case "policy":
+		if len(parts) != 2 || len(parts[1]) > 63 || !labelPatternRE.MatchString(parts[1]) {
+			return bad("policy takes one policy name pattern (lowercase letters, digits, '.', '_', '-', '*', '?')")
+		}
+		return Scope{Action: "policy", Pattern: parts[1]}, nil
 	case "publish":
 		if len(parts) != 2 {
 			return bad("publish takes one package pattern")
@@ -85,7 +91,7 @@ func ParseScope(s string) (Scope, error) {
 }
 
 // Allows reports whether the scope permits a record of kind about name:
-// a package name, or for label moves the label.
+// a package name, for label moves the label, for policies the policy's name.
 // A publish scope covers authored, imported, deprecated and withdrawn records.
 func (s Scope) Allows(kind Kind, name string) bool {
 	if !s.Covers(kind) {
@@ -107,6 +113,8 @@ func (s Scope) Covers(kind Kind) bool {
 		return kind == Snapshot
 	case "label":
 		return kind == Label
+	case "policy":
+		return kind == Policy
 	case "publish":
 		return kind == Authored || kind == Deprecated || kind == Withdrawn || kind == Imported
 	case "certify":
@@ -124,6 +132,8 @@ func Needed(kind Kind, name string) string {
 		return "snapshot"
 	case Label:
 		return "label:" + name
+	case Policy:
+		return "policy:" + name
 	}
 	return "certify:" + string(kind) + " (on " + name + ")"
 }

@@ -26,6 +26,7 @@ func allSamples(t testing.TB) map[Kind]any {
 	m[Snapshot] = SnapshotPredicate{Snapshot: blob.Ref{SHA256: digest, Size: 5}, Name: "s", Issued: now}
 	m[Label] = LabelPredicate{Label: "lts", Snapshot: blob.Ref{SHA256: digest, Size: 5}, Issued: now}
 	m[Imported] = importedSample(now)
+	m[Policy] = PolicyPredicate{Name: "org", Policy: "forbid:\n  - {property: withdrawn}\n", Issued: now}
 	return m
 }
 

@@ -28,6 +28,7 @@ import (
 //	snapshots/ab/abcd…(64 hex)/snapshot.json             a snapshot (also a blob), by its sha256
 //	snapshots/ab/abcd…(64 hex)/ID.json                   the curator's record creating it
 //	labels/LABEL/ID.json                                 every move of a label, each naming the move before
+//	policies/NAME/ID.json                                every version of a named policy, each naming the one before
 //
 // Packages are sharded four levels deep by one hex digit each: 65,536
 // leaves (about 15 names each at a million packages) under trees of at most
@@ -44,6 +45,9 @@ func SnapshotDir(hex string) string { return "snapshots/" + hex[:2] + "/" + hex 
 
 // LabelDir is the directory of a label's moves.
 func LabelDir(name string) string { return "labels/" + name }
+
+// PolicyDir is the directory of a policy's versions.
+func PolicyDir(name string) string { return "policies/" + name }
 
 // RootPath is the path of root record version v.
 func RootPath(v int) string { return fmt.Sprintf("root/%08d.json", v) }
@@ -91,6 +95,7 @@ const (
 	PlaceSnapshotFile                    // snapshots/XX/HEX/snapshot.json
 	PlaceSnapshot                        // snapshots/XX/HEX/ID.json
 	PlaceLabel                           // labels/LABEL/ID.json
+	PlacePolicy                          // policies/NAME/ID.json
 )
 
 // Location is a parsed index path.
@@ -105,6 +110,7 @@ type Location struct {
 	Upstream    string // PlaceUpstream, PlaceUpstreamRecord
 	Snapshot    string // PlaceSnapshotFile, PlaceSnapshot: the snapshot's sha256
 	Label       string // PlaceLabel
+	Policy      string // PlacePolicy: the policy's name
 }
 
 func isRecordFile(s string) bool {
@@ -162,6 +168,11 @@ func ParsePath(p string) (Location, error) {
 			return bad("want labels/LABEL/RECORDID.json")
 		}
 		return Location{Place: PlaceLabel, Dir: LabelDir(parts[1]), Label: parts[1], RecordID: strings.TrimSuffix(parts[2], ".json")}, nil
+	case "policies":
+		if len(parts) != 3 || record.CheckPolicyName(parts[1]) != nil || !isRecordFile(parts[2]) {
+			return bad("want policies/NAME/RECORDID.json")
+		}
+		return Location{Place: PlacePolicy, Dir: PolicyDir(parts[1]), Policy: parts[1], RecordID: strings.TrimSuffix(parts[2], ".json")}, nil
 	case "upstreams":
 		if len(parts) < 3 || record.CheckUpstreamName(parts[1]) != nil {
 			return bad("want upstreams/NAME/…")

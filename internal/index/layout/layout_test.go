@@ -15,6 +15,7 @@ func TestParsePath(t *testing.T) {
 		VersionDir("github.com/BurntSushi/toml", "2.0.0+incompatible") + "/" + DescriptorFile,
 		RecordPath(VersionDir("golang.org/x/mod", "0.0.0-20261109003541-7506e5f91cd6"), strings.Repeat("d", 64)),
 		"upstreams/up/" + RecordPath(VersionDir("example.com/a/b/c", "1.0.0"), strings.Repeat("d", 64)),
+		RecordPath(PolicyDir("org-default"), strings.Repeat("e", 64)),
 	}
 	for _, p := range good {
 		if _, err := ParsePath(p); err != nil {
@@ -33,11 +34,25 @@ func TestParsePath(t *testing.T) {
 		VersionDir("example.com/a", "1.0.0+build") + "/" + DescriptorFile,
 		VersionDir("Example.com/a", "1.0.0") + "/" + DescriptorFile,
 		VersionDir("example.com", "1.0.0") + "/" + DescriptorFile,
+		RecordPath(PolicyDir("Org"), strings.Repeat("e", 64)),        // policy names are lowercase
+		PolicyDir("org") + "/policy.yaml",                            // only records sit there
+		RecordPath(PolicyDir("org")+"/old", strings.Repeat("e", 64)), // no deeper directories
 	}
 	for _, p := range bad {
 		if _, err := ParsePath(p); err == nil {
 			t.Errorf("ParsePath(%s) accepted", p)
 		}
+	}
+}
+
+func TestParsePathPolicy(t *testing.T) {
+	id := strings.Repeat("f", 64)
+	loc, err := ParsePath(RecordPath(PolicyDir("org-default"), id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc.Place != PlacePolicy || loc.Policy != "org-default" || loc.RecordID != id || loc.Dir != "policies/org-default" {
+		t.Errorf("ParsePath = %+v, want the policy org-default's record %s", loc, id)
 	}
 }
 

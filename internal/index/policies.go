@@ -1,0 +1,136 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"cairn.dev/cairn/internal/index/layout"
+	"cairn.dev/cairn/internal/record"
+)
+
+// A policy in the index is named (org-default) and versioned: each
+// version is a record holding the policy's whole text, signed by the root
+// or by a key granted policy:PATTERN, naming the version it follows, at
+// policies/NAME/ID.json. The versions form one chain (rule policy-chain),
+// and each was appended at a commit whose time says from when it was in
+// force, so that "which policy was in force on 3 March" has one answer.
+
+// Policy returns a policy's latest version; fs.ErrNotExist if it has
+// none.
+func (c *Catalog) Policy(name string) (*PolicyVersion, error) {
+	if err := record.CheckPolicyName(name); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	v, err := c.st.Policy(name)
+	c.mu.Unlock()
+	if err == nil && v == nil {
+		err = fmt.Errorf("no policy %s in the index at %.12s (cairn policy publish adds one): %w", name, c.commit, fs.ErrNotExist)
+	}
+	return v, err
+}
+
+// PolicyView is one version of a policy: its text and digest, who signed
+// it, and when it was appended (from when it was in force).
+type PolicyView struct {
+	Name     string    `json:"name"`
+	SHA256   string    `json:"sha256"` // of the text
+	Policy   string    `json:"policy"` // the text
+	Record   string    `json:"record"`
+	Previous string    `json:"previous,omitempty"`
+	Issuer   string    `json:"issuer"` // the signing key's id, or "root" for a threshold of root keys
+	Holder   string    `json:"holder,omitempty"`
+	Time     time.Time `json:"time"` // when it was appended: in force from then
+	Commit   string    `json:"commit"`
+	Issued   time.Time `json:"issued"` // the signer's own claim
+}
+
+// PolicyHistory returns every version of a policy at main's head, oldest
+// first.
+func (r *Repo) PolicyHistory(ctx context.Context, name string) ([]PolicyView, error) {
+	c, err := r.Catalog(ctx, MainRef)
+	if err != nil {
+		return nil, err
+	}
+	return c.PolicyHistory(ctx, name)
+}
+
+// PolicyHistory returns every version of a policy at the catalog's
+// commit, oldest first (index order, which the chain follows);
+// fs.ErrNotExist if it has none.
+func (c *Catalog) PolicyHistory(ctx context.Context, name string) ([]PolicyView, error) {
+	if _, err := c.Policy(name); err != nil {
+		return nil, err
+	}
+	added, err := c.files.Additions(ctx, layout.PolicyDir(name))
+	if err != nil {
+		return nil, err
+	}
+	var out []PolicyView
+	for _, a := range added {
+		data, err := c.files.Read(a.Path)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := record.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", a.Path, err)
+		}
+		p, ok := rec.Predicate.(record.PolicyPredicate)
+		if !ok {
+			continue
+		}
+		rv := c.view(rec, a.Path)
+		out = append(out, PolicyView{Name: name, SHA256: record.PolicyDigest(p.Policy), Policy: p.Policy, Record: rec.ID,
+			Previous: p.Previous, Issuer: rv.Issuer, Holder: rv.Holder, Time: a.Time, Commit: a.Commit, Issued: p.Issued})
+	}
+	return out, nil
+}
+
+// PolicyAt returns the version of a policy in force at t: the last one
+// appended at or before t (the zero t: the latest). fs.ErrNotExist if
+// the policy has no version then.
+func (c *Catalog) PolicyAt(ctx context.Context, name string, t time.Time) (*PolicyView, error) {
+	versions, err := c.PolicyHistory(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var in *PolicyView
+	for i := range versions {
+		if t.IsZero() || !versions[i].Time.After(t) {
+			in = &versions[i]
+		}
+	}
+	if in == nil {
+		return nil, fmt.Errorf("policy %s had no version at %s (its first was appended at %s): %w",
+			name, t.UTC().Format(time.RFC3339), versions[0].Time.UTC().Format(time.RFC3339), fs.ErrNotExist)
+	}
+	return in, nil
+}
+
+// PolicyText returns the text of a policy's latest version and its
+// sha256: what a project (policy: index:NAME) or a server
+// (--policy index:NAME) judges with at the catalog's commit.
+// fs.ErrNotExist if the policy has no version.
+func (c *Catalog) PolicyText(name string) (text []byte, v *PolicyVersion, err error) {
+	v, err = c.Policy(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	path := layout.RecordPath(layout.PolicyDir(name), v.RecordID)
+	data, err := c.files.Read(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	rec, err := record.Parse(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	p, ok := rec.Predicate.(record.PolicyPredicate)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s is a %s record, not a policy's version", path, rec.Kind)
+	}
+	return []byte(p.Policy), v, nil
+}
