@@ -1264,8 +1264,8 @@ const maxRank = 5
 
 // rank orders subjects so that a subject's needs (index.Needs) are all
 // of a lower rank: root; keys; packages and upstreams' declarations (all
-// of them: "upstreams"); upstreams' packages and snapshots; labels;
-// anything else.
+// of them: "upstreams"); upstreams' packages and snapshots; labels and
+// policies; anything else.
 func rank(subject string) int {
 	kind, rest, _ := strings.Cut(subject, " ")
 	switch kind {
@@ -1282,7 +1282,7 @@ func rank(subject string) int {
 		return 2
 	case "snapshot":
 		return 3
-	case "label":
+	case "label", "policy":
 		return 4
 	}
 	return maxRank
