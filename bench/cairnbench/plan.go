@@ -21,6 +21,7 @@ import (
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/verdict"
 )
 
 // planWorld is an index for the plan figures: a publisher, an auditor,
@@ -241,7 +242,7 @@ forbid:
 	if err != nil {
 		return err
 	}
-	s := &policy.Subject{Descriptor: d, Ref: ref, Records: plan.PolicyRecords(recs, "acme")}
+	s := &policy.Subject{Descriptor: d, Ref: ref, Records: verdict.Records(recs, "acme")}
 	const iters = 20000
 	t := time.Now()
 	for i := 0; i < iters; i++ {

@@ -16,9 +16,9 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
-	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/snapshot"
+	"cairn.dev/cairn/internal/verdict"
 )
 
 // parsedRanges holds the semver ranges parsed (range → *semver.Constraints):
@@ -442,41 +442,15 @@ func Evaluate(l *Lock, srcs Sources, pol *policy.Policy, at time.Time) ([]*polic
 }
 
 // Verdict is a policy's verdict on one version of a source, judged at
-// time at.
+// time at, on the records verdict.Subject reads.
 func Verdict(s *Source, pol *policy.Policy, name, version string, at time.Time) (*policy.Verdict, error) {
-	d, ref, recs, err := s.Catalog.Version(name, version)
+	var local *verdict.Local
+	if s.Via != nil {
+		local = &verdict.Local{Catalog: s.Via.Catalog, Repository: s.Via.Name, Upstream: s.Upstream}
+	}
+	sub, err := verdict.Subject(s.Catalog, s.Name, name, version, local)
 	if err != nil {
 		return nil, err
 	}
-	sub := &policy.Subject{Descriptor: d, Ref: ref, Records: PolicyRecords(recs, s.Name)}
-	if s.Via != nil {
-		own, err := s.Via.Catalog.UpstreamRecords(s.Upstream, name, version)
-		if err != nil {
-			return nil, err
-		}
-		sub.Records = append(sub.Records, PolicyRecords(own, s.Via.Name)...)
-	}
 	return pol.Evaluate(sub, at), nil
-}
-
-// PolicyRecords is a version's records as the index shows them, as a
-// policy reads them: repository names the repository whose root granted
-// their holders (as the project names it). A record is active while no
-// revoke or supersede record ends it; a record whose key was revoked
-// after it signed stays active (the index refuses what a key signs after
-// its revocation).
-func PolicyRecords(views []index.RecordView, repository string) []policy.Record {
-	out := make([]policy.Record, 0, len(views))
-	for i := range views {
-		rv := &views[i]
-		if rv.Record == nil {
-			continue
-		}
-		out = append(out, policy.Record{
-			ID: rv.ID, Kind: rv.Record.Kind, Issuer: rv.Issuer, Holder: rv.Holder, Repository: repository,
-			Active: rv.Status.Active(), Status: rv.Status.String(), EndedBy: rv.EndedBy,
-			Artifacts: rv.Artifacts, Predicate: rv.Record.Predicate,
-		})
-	}
-	return out
 }

@@ -22,7 +22,7 @@
 // whose enforcement is warn reports its failure and refuses nothing.
 //
 // A policy reads no index: its caller hands it a Subject, the version's
-// descriptor and its records as typed Records (internal/plan converts
+// descriptor and its records as typed Records (internal/verdict converts
 // the index's views in one function), so that it is tested without git.
 package policy
 
