@@ -37,9 +37,23 @@ func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "%q is not a lowercase hex sha256", hex)
 		return
 	}
+	if s.gate != nil {
+		what, name, ref, err := s.blobRefused(r.Context(), hex)
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, "blob sha256:%s: judging it by the server's policy: %v", hex, err)
+			return
+		}
+		if ref != nil {
+			s.refuse(w, r, "blob", what, name, ref)
+			return
+		}
+	}
 	h := w.Header()
 	h.Set("ETag", `"sha256:`+hex+`"`)
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	if s.gate != nil {
+		h.Set("Cache-Control", "no-cache") // the bytes never change, the policy's verdict may
+	}
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("X-Content-Type-Options", "nosniff")
 	if data := s.small.get(hex); data != nil {

@@ -99,6 +99,9 @@ func clockSkew() (time.Duration, error) {
 // uploadHint is what a refusal for missing blobs tells the pusher.
 const uploadHint = "upload them from the repository you pushed: cairn upload --repo DIR REMOTE (REMOTE is origin in a clone of this server), then push again; cairn push uploads before it pushes"
 
+// goSumHint is what a refusal for a Go module's h1: mismatch tells the pusher.
+const goSumHint = "publish the module again from its directory (cairn publish --go DIR VERSION builds the zip as the go command does and hashes it)"
+
 // PreReceive is the pre-receive hook: it reads git's "old new ref" lines,
 // checks every update, and writes what it refuses, why, and what to do
 // ("cairn: refused: …" then "cairn: hint: …") to out: the pushing client
@@ -173,11 +176,15 @@ func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer
 		if err != nil {
 			return err
 		}
+		hint := uploadHint
 		for _, l := range lack {
 			refuse("%s", l)
+			if l.Err != nil {
+				hint = goSumHint
+			}
 		}
 		if len(lack) > 0 {
-			fmt.Fprintf(out, "cairn: hint: %s\n", uploadHint)
+			fmt.Fprintf(out, "cairn: hint: %s\n", hint)
 			continue
 		}
 		fmt.Fprintf(out, "cairn: accepted %d commit(s), %d record file(s) on %s\n", res.Commits, res.Records, ref)

@@ -26,6 +26,12 @@ type PackageDoc struct {
 	// records are verified against (LocalRecords: this repository's).
 	SourceIntroduction string       `json:"source_introduction,omitempty"`
 	Versions           []VersionDoc `json:"versions"`
+	// Policy names the server's policy (Options.Policy) by its digest,
+	// "sha256:HEX", and Refusals are the versions it refuses: they stay
+	// in the document (its proofs must hold) and the server refuses
+	// their artifacts and Go module files.
+	Policy   string    `json:"policy,omitempty"`
+	Refusals []Refusal `json:"refusals,omitempty"`
 }
 
 // VersionDoc is one version in a PackageDoc.
@@ -136,7 +142,7 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	src, err := s.packageTree(r, name)
+	src, key, err := s.findPackage(r.Context(), name)
 	if errors.Is(err, fs.ErrNotExist) {
 		httpError(w, http.StatusNotFound, "no package %s in this repository", name)
 		return
@@ -150,52 +156,68 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 		return
 	}
-	etag := `"` + src.Key() + `"`
+	docKey := src.Key()
+	if s.gate != nil {
+		docKey += "|" + key // the server's refusals change with the heads
+	}
+	etag := `"` + docKey + `"`
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "no-cache") // revalidate: cheap with the ETag
 	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body := s.cache.get(src.Key())
+	body := s.cache.get(docKey)
 	if body == nil {
 		doc, err := s.renderPackage(r, name, src)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 			return
 		}
+		if s.gate != nil {
+			doc.Policy = "sha256:" + s.gate.pol.Ref.SHA256
+			if doc.Refusals, err = s.refusals(r.Context(), key, src, doc); err != nil {
+				httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
+				return
+			}
+			for i := range doc.Refusals {
+				s.countRefusal(r, "light", name+"@"+doc.Refusals[i].Version, &doc.Refusals[i])
+			}
+		}
 		if body, err = json.Marshal(doc); err != nil {
 			httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 			return
 		}
 		body = append(body, '\n')
-		s.cache.put(src.Key(), body)
+		s.cache.put(docKey, body)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(body)
 }
 
-// packageTree finds a package's files (index.FindPackage: the
+// findPackage finds a package's files (index.FindPackage: the
 // repository's own index first, then, for a name that is not internal,
 // the one followed upstream whose verified copy publishes it — several
-// are an *index.AmbiguousError, answered 409), remembered for
-// as long as the refs they were read from have not moved.
-func (s *Server) packageTree(r *http.Request, name string) (index.PackageTree, error) {
-	version, src, ok, err := s.resolved.get(r.Context(), s.repo, name)
+// are an *index.AmbiguousError, answered 409), remembered for as long
+// as the refs they were read from have not moved; it returns the
+// version of those refs (main's and the followed upstreams' heads),
+// which also keys the server policy's judgments.
+func (s *Server) findPackage(ctx context.Context, name string) (index.PackageTree, string, error) {
+	version, src, ok, err := s.resolved.get(ctx, s.repo, name)
 	if err != nil {
-		return src, err
+		return src, "", err
 	}
 	if ok {
 		if src.Tree == "" {
-			return src, fs.ErrNotExist
+			return src, version, fs.ErrNotExist
 		}
-		return src, nil
+		return src, version, nil
 	}
-	src, err = s.repo.FindPackage(r.Context(), name, func() ([]*index.Upstream, error) { return s.upstreams(r.Context()) })
+	src, err = s.repo.FindPackage(ctx, name, func() ([]*index.Upstream, error) { return s.upstreams(ctx) })
 	if err == nil || errors.Is(err, fs.ErrNotExist) {
 		s.resolved.put(version, name, src)
 	}
-	return src, err
+	return src, version, err
 }
 
 func (s *Server) renderPackage(r *http.Request, name string, src index.PackageTree) (*PackageDoc, error) {

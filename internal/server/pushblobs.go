@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"cairn.dev/cairn/internal/blob"
@@ -11,13 +13,18 @@ import (
 )
 
 // lacking is what a push names that the server's store does not hold:
-// the blobs of one version (or of one other place in the index).
+// the blobs of one version (or of one other place in the index), or a Go
+// module version whose held blobs do not hash to its descriptor's h1:.
 type lacking struct {
 	What string     // "acme/x@1.0.0", or the directory of the record
 	Refs []blob.Ref // the blobs missing
+	Err  error      // the blobs are held and do not match (Refs is empty)
 }
 
 func (l lacking) String() string {
+	if l.Err != nil {
+		return fmt.Sprintf("%s: the blobs this server holds do not match the pushed descriptor: %v; a Go module version is only accepted with the bytes its h1: hashes name", l.What, l.Err)
+	}
 	var refs []string
 	for _, r := range l.Refs {
 		refs = append(refs, fmt.Sprintf("sha256:%s (%d bytes)", r.SHA256, r.Size))
@@ -39,6 +46,7 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 		what      string
 		need      []blob.Ref
 		artifacts []descriptor.Artifact
+		goDesc    *descriptor.Descriptor // a Go module version's
 	}
 	var groups []*group
 	byWhat := map[string]*group{}
@@ -61,6 +69,9 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 			if f.Descriptor {
 				g.need = append(g.need, blob.DigestBytes(f.Data))
 				if d, err := descriptor.Parse(f.Data); err == nil {
+					if d.Go != nil {
+						g.goDesc = d
+					}
 					for _, a := range d.Artifacts {
 						g.artifacts = append(g.artifacts, a)
 						isArtifact[a.Ref.SHA256] = true
@@ -114,9 +125,50 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 		miss = append(miss, missingArtifacts(g.artifacts, held)...)
 		if len(miss) > 0 {
 			out = append(out, lacking{What: g.what, Refs: miss})
+			continue
+		}
+		if g.goDesc != nil {
+			if err := heldGoSums(ctx, repo.Blobs, g.goDesc); err != nil {
+				out = append(out, lacking{What: g.what, Err: err})
+			}
 		}
 	}
 	return out, nil
+}
+
+// heldGoSums checks a Go module version's zip and go.mod, held in store,
+// against its descriptor's h1: hashes (checkGoSums).
+func heldGoSums(ctx context.Context, store blob.Store, d *descriptor.Descriptor) error {
+	zipRef, _ := goArtifact(d, descriptor.KindSource)
+	modRef, _ := goArtifact(d, descriptor.KindGoMod)
+	mod, err := blob.ReadAll(ctx, store, modRef)
+	if err != nil {
+		return fmt.Errorf("reading go.mod %s: %w", modRef, err)
+	}
+	var zipPath string
+	if fsStore, ok := store.(*blob.FS); ok {
+		if zipPath, err = fsStore.Path(zipRef); err != nil {
+			return err
+		}
+	} else {
+		tmp, err := os.CreateTemp("", "cairn-push-*.zip")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		rc, err := store.Open(ctx, zipRef)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(tmp, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("reading the zip %s: %w", zipRef, err)
+		}
+		zipPath = tmp.Name()
+	}
+	return checkGoSums(d, zipPath, mod)
 }
 
 // missingArtifacts returns the artifacts of one version that a push needs

@@ -31,6 +31,7 @@ import (
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/transport"
 )
 
@@ -70,6 +71,14 @@ type Options struct {
 	// key that signed it (fs.ErrNotExist if none): the server then serves
 	// the upstream line's log under /upstreams/UP/ (lines.go).
 	UpstreamCheckpoint func(ctx context.Context, u *index.Upstream) (note []byte, key string, err error)
+	// Policy, if set, is the organisation's policy the server enforces
+	// on what it serves (gate.go): a version it refuses is left out of
+	// the Go module lists, its Go module files and the blobs of
+	// artifacts only refused versions name are answered 403 with the
+	// rule and record, and light package documents list the refusals.
+	// Its issuers name this repository PolicyRepository and each
+	// followed upstream by its name.
+	Policy *policy.Policy
 }
 
 // Server serves one repository.
@@ -96,8 +105,10 @@ type Server struct {
 	resolved resolutions
 	listing  listing // GET /api/v1/packages's whole listing, by the heads it was read at
 
-	ckpt  *checkpointer // signs the checkpoints (nil without a checkpoint key)
-	views viewCache     // main's log, as view found it last
+	ckpt   *checkpointer // signs the checkpoints (nil without a checkpoint key)
+	views  viewCache     // main's log, as view found it last
+	gate   *gate         // the server's policy (nil: none)
+	goMods goModules     // the Go modules' versions, by package tree (goproxy.go)
 
 	changes changes // main may have moved (a push landed)
 	uploads clients // uploads in progress, by client address
@@ -175,6 +186,13 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.reg)
+	if opts.Policy != nil {
+		if err := bindPolicy(context.Background(), repo, opts.Policy); err != nil {
+			os.RemoveAll(hooks)
+			return nil, fmt.Errorf("the server's policy: %w", err)
+		}
+		s.gate = newGate(opts.Policy, s.reg)
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -221,6 +239,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /upstreams/{up}/api/v1/log/subject", s.lineSubject)
 	mux.HandleFunc("POST /upstreams/{up}/api/v1/log/subjects", s.lineSubjects)
 	mux.HandleFunc("GET /api/v1/head", s.headGet)
+	mux.HandleFunc("GET /go/{path...}", s.goGet)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	return s.limit(s.accessLog(mux))

@@ -1,0 +1,353 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/verdict"
+)
+
+// PolicyRepository is the name a server's policy gives the server's own
+// repository in HOLDER@REPOSITORY issuers; each upstream it follows is
+// named by its declared name. With no upstream, a bare holder name is
+// the own repository's.
+const PolicyRepository = "local"
+
+// Refusal is a version the server's policy refuses, and why: the first
+// rule it fails and the records that decided it. A light package
+// document lists them (PackageDoc.Refusals), so that a client can say
+// why a version it reads is not offered.
+type Refusal struct {
+	Version string   `json:"version"`
+	Rule    string   `json:"rule"`
+	Mode    string   `json:"mode"`
+	Records []string `json:"records,omitempty"`
+	Reason  string   `json:"reason"`
+}
+
+// gate is the server's policy (Options.Policy): it judges a version with
+// policy.Evaluate — what every client runs — on the records
+// verdict.Subject reads, once per index head (the refs' version, main's
+// and the followed upstreams' heads) and descriptor digest. A gate with
+// no policy allows everything at no cost.
+type gate struct {
+	pol      *policy.Policy
+	refusals *prometheus.CounterVec
+
+	mu     sync.Mutex
+	key    string                    // the heads the judgments hold at
+	judged map[string]*judgment      // by descriptor sha256
+	cats   map[string]*index.Catalog // by commit, at key
+
+	artifacts artifactIndex
+}
+
+// judgment is a version's verdict, and its refusal when refused.
+type judgment struct {
+	verdict *policy.Verdict
+	refusal *Refusal
+}
+
+func newGate(pol *policy.Policy, reg *prometheus.Registry) *gate {
+	g := &gate{pol: pol, refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_policy_refusals_total",
+		Help: "Requests the server's policy refused, by the rule that refused them and how the client asked (go, blob, light).",
+	}, []string{"rule", "via"})}
+	reg.MustRegister(g.refusals)
+	return g
+}
+
+// bindPolicy checks the policy's issuers against the repositories the
+// server judges records of: its own (PolicyRepository) and the upstreams
+// it follows now.
+func bindPolicy(ctx context.Context, repo *index.Repo, pol *policy.Policy) error {
+	ups, err := repo.Followed(ctx)
+	if err != nil {
+		return err
+	}
+	names := []string{PolicyRepository}
+	for _, u := range ups {
+		names = append(names, u.Name)
+	}
+	return pol.Bind(names)
+}
+
+// judge returns the server policy's judgment of name@version, found at
+// src while the refs were at key (findPackage), whose descriptor is ref;
+// nil when the server has no policy.
+func (s *Server) judge(ctx context.Context, key string, src index.PackageTree, name, version string, ref blob.Ref) (*judgment, error) {
+	g := s.gate
+	if g == nil {
+		return nil, nil
+	}
+	g.mu.Lock()
+	if g.key != key {
+		g.key, g.judged, g.cats = key, map[string]*judgment{}, map[string]*index.Catalog{}
+	}
+	if j := g.judged[ref.SHA256]; j != nil {
+		g.mu.Unlock()
+		return j, nil
+	}
+	g.mu.Unlock()
+	main, err := g.catalog(ctx, s.repo, key, index.MainRef)
+	if err != nil {
+		return nil, err
+	}
+	var sub *policy.Subject
+	if src.Upstream == nil {
+		sub, err = verdict.Subject(main, PolicyRepository, name, version, nil)
+	} else {
+		up, cerr := g.catalog(ctx, s.repo, key, index.UpstreamRef(src.Upstream.Name))
+		if cerr != nil {
+			return nil, cerr
+		}
+		sub, err = verdict.Subject(up, src.Upstream.Name, name, version,
+			&verdict.Local{Catalog: main, Repository: PolicyRepository, Upstream: src.Upstream.Name})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("judging %s@%s by the server's policy: %w", name, version, err)
+	}
+	j := &judgment{verdict: g.pol.Evaluate(sub)}
+	if !j.verdict.Allowed {
+		for _, rv := range j.verdict.Failed() {
+			j.refusal = &Refusal{Version: version, Rule: rv.Rule, Mode: string(rv.Mode), Records: rv.Records, Reason: rv.Reason}
+			break
+		}
+	}
+	g.mu.Lock()
+	if g.key == key {
+		g.judged[ref.SHA256] = j
+	}
+	g.mu.Unlock()
+	return j, nil
+}
+
+// catalog returns the catalog of ref's head, one per commit while the
+// refs are at key.
+func (g *gate) catalog(ctx context.Context, repo *index.Repo, key, ref string) (*index.Catalog, error) {
+	head, err := repo.Head(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	c := g.cats[head]
+	g.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	if c, err = repo.Catalog(ctx, head); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	if g.key == key {
+		g.cats[head] = c
+	}
+	g.mu.Unlock()
+	return c, nil
+}
+
+// refuse answers a request the policy refuses: 403 (not 404 or 410, on
+// which a GOPROXY list such as "cairn,direct" falls through to its next
+// entry, around the policy), a text/plain body the client shows (the go
+// command prints up to 8 lines of it as "server response:"), one log
+// line, one count.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, via, what, name string, ref *Refusal) {
+	s.countRefusal(r, via, what, ref)
+	w.Header().Set("Cache-Control", "no-store")
+	httpError(w, http.StatusForbidden, "%s", s.refusalBody(what, name, ref))
+}
+
+// countRefusal logs and counts one refusal told to a client.
+func (s *Server) countRefusal(r *http.Request, via, what string, ref *Refusal) {
+	s.gate.refusals.WithLabelValues(ref.Rule, via).Inc()
+	s.log.Info("refused by policy", "remote", r.RemoteAddr, "path", r.URL.Path, "version", what,
+		"rule", ref.Rule, "record", strings.Join(ref.Records, ","), "via", via)
+}
+
+// maxRefusalBody keeps a refusal within what the go command shows of a
+// response: 8 lines, 648 bytes in all.
+const maxRefusalBody = 640
+
+// refusalBody says which policy refused what, by which rule and record,
+// and what to do:
+//
+//	cairn: refused by policy FILE (sha256:abcd1234…): example.com/greet@v1.1.0
+//	rule "no-high-vulnerabilities" (forbid vulnerable >= high): vulnerable CVE-… (high) by … (record 3f2a…)
+//	hint: use an allowed version (cairn show example.com/greet), or ask the issuer to answer the record with fixed
+func (s *Server) refusalBody(what, name string, ref *Refusal) string {
+	pol := s.gate.pol
+	first := fmt.Sprintf("cairn: refused by policy %s (sha256:%.8s…): %s", pol.File, pol.Ref.SHA256, what)
+	hint := "hint: use an allowed version (cairn show " + name + ")"
+	cond := ref.Mode
+	for _, rule := range pol.Rules {
+		if rule.Name != ref.Rule {
+			continue
+		}
+		switch {
+		case rule.Property == "":
+			cond += " expr"
+			hint += ", or ask the policy's owner"
+		case rule.Mode == policy.Require:
+			cond += " " + string(rule.Property)
+			hint += ", or ask a certifier for a " + string(rule.Property) + " record"
+		case rule.Property == record.Vulnerable:
+			cond += " vulnerable"
+			if rule.Severity > record.SeverityNone {
+				cond += " >= " + rule.Severity.String()
+			}
+			hint += ", or ask the issuer to answer the record with fixed"
+		default:
+			cond += " " + string(rule.Property)
+			hint += ", or ask the issuer to revoke the record"
+		}
+	}
+	reason := strings.ReplaceAll(ref.Reason, "\n", " ")
+	second := fmt.Sprintf("rule %q (%s): %s", ref.Rule, cond, reason)
+	if room := maxRefusalBody - len(first) - len(hint) - 3; len(second) > room && room > 3 {
+		second = truncateUTF8(second, room-len("…")) + "…"
+	}
+	return first + "\n" + second + "\n" + hint
+}
+
+// truncateUTF8 cuts s to at most n bytes, on a rune boundary.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// refusals judges every version of a light package document: the
+// server's refusals, in the document's order.
+func (s *Server) refusals(ctx context.Context, key string, src index.PackageTree, doc *PackageDoc) ([]Refusal, error) {
+	var out []Refusal
+	for _, v := range doc.Versions {
+		d, err := descriptor.Parse(v.Descriptor.Content)
+		if err != nil {
+			return nil, err
+		}
+		j, err := s.judge(ctx, key, src, d.Name, d.Version, blob.Ref{SHA256: v.Descriptor.SHA256, Size: v.Descriptor.Size})
+		if err != nil {
+			return nil, err
+		}
+		if j != nil && j.refusal != nil {
+			out = append(out, *j.refusal)
+		}
+	}
+	return out, nil
+}
+
+// blobRefused returns, for a blob that is an artifact of versions the
+// server publishes, the refusal of the first of them when the policy
+// refuses them all; nil when one of them is allowed, or the blob is no
+// version's artifact (a descriptor, evidence).
+func (s *Server) blobRefused(ctx context.Context, hex string) (what, name string, ref *Refusal, err error) {
+	refs := []string{index.MainRef}
+	ups, err := s.upstreams(ctx)
+	if err != nil {
+		return "", "", nil, err
+	}
+	for _, u := range ups {
+		refs = append(refs, index.UpstreamRef(u.Name))
+	}
+	versions, err := s.gate.artifacts.versions(ctx, s.repo, refs, hex)
+	if err != nil {
+		return "", "", nil, err
+	}
+	for _, v := range versions {
+		src, key, err := s.findPackage(ctx, v.name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // not served (an upstream's, under an internal name)
+		}
+		if err != nil {
+			return "", "", nil, err
+		}
+		if (src.Upstream == nil) != (v.ref == index.MainRef) || (src.Upstream != nil && index.UpstreamRef(src.Upstream.Name) != v.ref) {
+			continue // not served from where this version is
+		}
+		j, err := s.judge(ctx, key, src, v.name, v.version, v.desc)
+		if err != nil {
+			return "", "", nil, err
+		}
+		if j.refusal == nil {
+			return "", "", nil, nil
+		}
+		if ref == nil {
+			what, name, ref = v.name+"@"+v.version, v.name, j.refusal
+		}
+	}
+	return what, name, ref, nil
+}
+
+// artifactIndex knows which versions name each artifact, by digest: the
+// descriptors added on each line (main, each followed upstream) up to
+// the head it read last, read again only from there (a descriptor is
+// never removed).
+type artifactIndex struct {
+	mu    sync.Mutex
+	heads map[string]string // ref → the commit read up to
+	by    map[string][]artifactOf
+}
+
+// artifactOf is a version that names an artifact.
+type artifactOf struct {
+	ref           string // the line: main or an upstream's ref
+	name, version string
+	desc          blob.Ref
+}
+
+// versions returns the versions on refs whose descriptors name the blob hex.
+func (a *artifactIndex) versions(ctx context.Context, repo *index.Repo, refs []string, hex string) ([]artifactOf, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.heads == nil {
+		a.heads, a.by = map[string]string{}, map[string][]artifactOf{}
+	}
+	for _, ref := range refs {
+		head, err := repo.Head(ctx, ref)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if head == a.heads[ref] {
+			continue
+		}
+		err = repo.AddedBetween(ctx, a.heads[ref], head, func(_ string, added []index.Entry) error {
+			for _, e := range added {
+				if !e.Descriptor {
+					continue
+				}
+				d, err := descriptor.Parse(e.Data)
+				if err != nil {
+					continue // the rules judged it
+				}
+				for _, art := range d.Artifacts {
+					a.by[art.Ref.SHA256] = append(a.by[art.Ref.SHA256], artifactOf{ref: ref, name: d.Name, version: d.Version, desc: blob.DigestBytes(e.Data)})
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading the artifacts of %s up to %.12s: %w", ref, head, err)
+		}
+		a.heads[ref] = head
+	}
+	return a.by[hex], nil
+}

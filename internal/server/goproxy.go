@@ -1,0 +1,418 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
+	"golang.org/x/mod/sumdb/dirhash"
+
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
+)
+
+// The GOPROXY adapter (docs/goproxy.md): GOPROXY=http://HOST/go reads the
+// Go module versions the index holds — a version whose descriptor has a
+// Go member — at the heads the light reads use, where internal names win
+// (findPackage). Paths are case-encoded (module.EscapePath).
+//
+//	GET /go/MODULE/@v/list            the allowed versions, one a line
+//	GET /go/MODULE/@v/VERSION.info    {"Version", "Time"}: when it was appended
+//	GET /go/MODULE/@v/VERSION.mod     go.mod's bytes
+//	GET /go/MODULE/@v/VERSION.zip     the module zip
+//	GET /go/MODULE/@latest            the highest allowed release's .info
+//
+// Unknown modules and versions are 404 with one line of text/plain; a
+// version the server's policy refuses is left out of the list and
+// @latest, and its files are 403 with the rule (gate.go). The .mod and
+// .zip are checked against the descriptor before they are served: their
+// SHA-256 and size, and go.sum's h1: hashes, once per blob.
+
+// goVersion is one Go module version of a package.
+type goVersion struct {
+	version string // the cairn version (no "v")
+	desc    *descriptor.Descriptor
+	ref     blob.Ref  // the descriptor's
+	time    time.Time // when the descriptor was appended
+}
+
+// goModules keeps each package's Go module versions by its PackageTree's
+// Key (a tree id names its content: an entry never goes stale), and the
+// blobs whose h1: hash was checked.
+type goModules struct {
+	mu      sync.Mutex
+	byTree  map[string][]goVersion
+	checked map[string]bool // "sha256 h1:…" of blobs that hash to their h1
+}
+
+// maxGoModules bounds the kept module lists (they are read again).
+const maxGoModules = 4096
+
+func (m *goModules) get(key string) ([]goVersion, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	vs, ok := m.byTree[key]
+	return vs, ok
+}
+
+func (m *goModules) put(key string, vs []goVersion) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byTree == nil || len(m.byTree) >= maxGoModules {
+		m.byTree = map[string][]goVersion{}
+	}
+	m.byTree[key] = vs
+}
+
+func (m *goModules) isChecked(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.checked[key]
+}
+
+func (m *goModules) setChecked(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.checked == nil || len(m.checked) >= 1<<16 {
+		m.checked = map[string]bool{}
+	}
+	m.checked[key] = true
+}
+
+// goRequest is a GOPROXY request, parsed.
+type goRequest struct {
+	module  string // the module path, unescaped
+	file    string // "list", "latest", "info", "mod" or "zip"
+	version string // the Go version ("v1.0.0") of info, mod, zip
+}
+
+// parseGoPath reads the path after /go/.
+func parseGoPath(p string) (goRequest, error) {
+	if m, ok := strings.CutSuffix(p, "/@latest"); ok {
+		path, err := module.UnescapePath(m)
+		return goRequest{module: path, file: "latest"}, err
+	}
+	i := strings.LastIndex(p, "/@v/")
+	if i < 0 {
+		return goRequest{}, fmt.Errorf("%q is not a GOPROXY path: want MODULE/@v/list, MODULE/@v/VERSION.info|.mod|.zip or MODULE/@latest", p)
+	}
+	path, err := module.UnescapePath(p[:i])
+	if err != nil {
+		return goRequest{}, err
+	}
+	rest := p[i+len("/@v/"):]
+	if rest == "list" {
+		return goRequest{module: path, file: "list"}, nil
+	}
+	dot := strings.LastIndex(rest, ".")
+	if dot < 0 {
+		return goRequest{}, fmt.Errorf("%q: want VERSION.info, .mod or .zip", rest)
+	}
+	ext := rest[dot+1:]
+	if ext != "info" && ext != "mod" && ext != "zip" {
+		return goRequest{}, fmt.Errorf("%q: want VERSION.info, .mod or .zip", rest)
+	}
+	v, err := module.UnescapeVersion(rest[:dot])
+	if err != nil {
+		return goRequest{}, err
+	}
+	if err := module.Check(path, v); err != nil || semver.Canonical(v) != v && semver.Canonical(v)+"+incompatible" != v {
+		return goRequest{}, fmt.Errorf("%s@%s is not a canonical Go module version", path, v)
+	}
+	return goRequest{module: path, file: ext, version: v}, nil
+}
+
+// goGet serves GET /go/…: the GOPROXY protocol.
+func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
+	req, err := parseGoPath(r.PathValue("path"))
+	if err != nil {
+		httpError(w, http.StatusNotFound, "not found: %v", err)
+		return
+	}
+	if err := module.CheckPath(req.module); err != nil {
+		httpError(w, http.StatusNotFound, "not found: %v", err)
+		return
+	}
+	if descriptor.CheckName(req.module) != nil {
+		httpError(w, http.StatusNotFound, "not found: module %s is not a package name of this repository", req.module)
+		return
+	}
+	ctx := r.Context()
+	src, key, err := s.findPackage(ctx, req.module)
+	var amb *index.AmbiguousError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		httpError(w, http.StatusNotFound, "not found: module %s is not in this repository", req.module)
+		return
+	case errors.As(err, &amb):
+		httpError(w, http.StatusConflict, "%v", err)
+		return
+	case err != nil:
+		httpError(w, http.StatusInternalServerError, "module %s: %v", req.module, err)
+		return
+	}
+	versions, err := s.goVersions(ctx, src, req.module)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "module %s: %v", req.module, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	switch req.file {
+	case "list", "latest":
+		var allowed []goVersion
+		for _, v := range versions {
+			j, err := s.judge(ctx, key, src, req.module, v.version, v.ref)
+			if err != nil {
+				httpError(w, http.StatusInternalServerError, "module %s: %v", req.module, err)
+				return
+			}
+			if j == nil || j.refusal == nil {
+				allowed = append(allowed, v)
+			}
+		}
+		if req.file == "list" {
+			var b strings.Builder
+			for _, v := range allowed {
+				b.WriteString(v.desc.Go.Version + "\n")
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			io.WriteString(w, b.String())
+			return
+		}
+		latest := latestGo(allowed)
+		if latest == nil {
+			httpError(w, http.StatusNotFound, "not found: module %s has no version this server offers", req.module)
+			return
+		}
+		writeInfo(w, latest)
+		return
+	}
+	var v *goVersion
+	for i := range versions {
+		if versions[i].desc.Go.Version == req.version {
+			v = &versions[i]
+		}
+	}
+	if v == nil {
+		httpError(w, http.StatusNotFound, "not found: %s@%s is not in this repository", req.module, req.version)
+		return
+	}
+	j, err := s.judge(ctx, key, src, req.module, v.version, v.ref)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "%s@%s: %v", req.module, req.version, err)
+		return
+	}
+	if j != nil && j.refusal != nil {
+		s.refuse(w, r, "go", req.module+"@"+req.version, req.module, j.refusal)
+		return
+	}
+	switch req.file {
+	case "info":
+		writeInfo(w, v)
+	case "mod":
+		s.goMod(w, r, v)
+	case "zip":
+		s.goZip(w, r, v)
+	}
+}
+
+// goVersions returns the Go module versions of a package, in semver
+// order, read once per package tree.
+func (s *Server) goVersions(ctx context.Context, src index.PackageTree, name string) ([]goVersion, error) {
+	if vs, ok := s.goMods.get(src.Key()); ok {
+		return vs, nil
+	}
+	line := index.MainRef
+	if src.Upstream != nil {
+		line = index.UpstreamRef(src.Upstream.Name)
+	}
+	c, err := s.repo.Catalog(ctx, line)
+	if err != nil {
+		return nil, err
+	}
+	views, err := c.Show(ctx, name, "")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	var out []goVersion
+	for _, v := range views {
+		if v.Descriptor == nil || v.Descriptor.Go == nil {
+			continue
+		}
+		gv := goVersion{version: v.Version, desc: v.Descriptor, ref: v.Ref}
+		// The descriptor is appended with its first record (authored,
+		// imported): the earliest record's time is the version's.
+		for _, rec := range v.Records {
+			if gv.time.IsZero() || rec.Time.Before(gv.time) {
+				gv.time = rec.Time
+			}
+		}
+		out = append(out, gv)
+	}
+	semverSort(out)
+	s.goMods.put(src.Key(), out)
+	return out, nil
+}
+
+// semverSort orders Go versions as semver does.
+func semverSort(vs []goVersion) {
+	for i := 1; i < len(vs); i++ {
+		for j := i; j > 0 && semver.Compare(vs[j-1].desc.Go.Version, vs[j].desc.Go.Version) > 0; j-- {
+			vs[j-1], vs[j] = vs[j], vs[j-1]
+		}
+	}
+}
+
+// latestGo is the highest release of vs (in semver order), else the
+// highest pre-release; nil for none.
+func latestGo(vs []goVersion) *goVersion {
+	for i := len(vs) - 1; i >= 0; i-- {
+		if semver.Prerelease(vs[i].desc.Go.Version) == "" {
+			return &vs[i]
+		}
+	}
+	if len(vs) > 0 {
+		return &vs[len(vs)-1]
+	}
+	return nil
+}
+
+// goInfo is the .info document of the GOPROXY protocol.
+type goInfo struct {
+	Version string
+	Time    time.Time
+}
+
+func writeInfo(w http.ResponseWriter, v *goVersion) {
+	body, _ := json.Marshal(goInfo{Version: v.desc.Go.Version, Time: v.time.UTC()})
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(body, '\n'))
+}
+
+// goArtifact returns the artifact of a Go descriptor of kind.
+func goArtifact(d *descriptor.Descriptor, kind string) (blob.Ref, bool) {
+	for _, a := range d.Artifacts {
+		if a.Kind == kind {
+			return a.Ref, true
+		}
+	}
+	return blob.Ref{}, false
+}
+
+// goMod serves a version's go.mod: its bytes as the descriptor pins them
+// (SHA-256 and size, checked while read) and as its mod_sum hashes.
+func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
+	ref, _ := goArtifact(v.desc, descriptor.KindGoMod)
+	rc, err := s.blobs.Open(r.Context(), ref)
+	if errors.Is(err, fs.ErrNotExist) {
+		httpError(w, http.StatusNotFound, "not found: %s: this server does not hold its go.mod (%s)", v.desc.ID(), ref)
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "%s: go.mod: %v", v.desc.ID(), err)
+		return
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err == nil {
+		key := ref.SHA256 + " " + v.desc.Go.ModSum
+		if !s.goMods.isChecked(key) {
+			if err = checkGoSums(v.desc, "", data); err == nil {
+				s.goMods.setChecked(key)
+			}
+		}
+	}
+	if err != nil {
+		s.log.Error("a Go module file does not match its descriptor: not served", "version", v.desc.ID(), "err", err)
+		httpError(w, http.StatusInternalServerError, "%s: go.mod not served: %v", v.desc.ID(), err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(data)
+}
+
+// goZip serves a version's module zip, once its SHA-256, size and h1:
+// were checked (once per blob: the store's files are its own, written
+// verified and never changed in place; the size is checked each time).
+func (s *Server) goZip(w http.ResponseWriter, r *http.Request, v *goVersion) {
+	ref, _ := goArtifact(v.desc, descriptor.KindSource)
+	f, err := s.openBlob(r, ref.SHA256)
+	if errors.Is(err, fs.ErrNotExist) {
+		httpError(w, http.StatusNotFound, "not found: %s: this server does not hold its zip (%s)", v.desc.ID(), ref)
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "%s: zip: %v", v.desc.ID(), err)
+		return
+	}
+	defer f.Close()
+	key := ref.SHA256 + " " + v.desc.Go.Sum
+	if !s.goMods.isChecked(key) {
+		if err := checkZipFile(f, ref, v.desc); err != nil {
+			s.log.Error("a Go module file does not match its descriptor: not served", "version", v.desc.ID(), "err", err)
+			httpError(w, http.StatusInternalServerError, "%s: zip not served: %v", v.desc.ID(), err)
+			return
+		}
+		s.goMods.setChecked(key)
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != ref.Size {
+		httpError(w, http.StatusInternalServerError, "%s: zip not served: the stored file is not %d bytes", v.desc.ID(), ref.Size)
+		return
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// checkZipFile checks the zip in f against its digest and size and its
+// descriptor's h1:, and rewinds f.
+func checkZipFile(f *os.File, ref blob.Ref, d *descriptor.Descriptor) error {
+	got, err := blob.Digest(f)
+	if err != nil {
+		return err
+	}
+	if got != ref {
+		return fmt.Errorf("the stored zip is sha256:%s (%d bytes), the descriptor pins sha256:%s (%d bytes)", got.SHA256, got.Size, ref.SHA256, ref.Size)
+	}
+	if err := checkGoSums(d, f.Name(), nil); err != nil {
+		return err
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return err
+}
+
+// checkGoSums checks a Go descriptor's h1: hashes against the bytes at
+// hand: the zip at zipPath ("": not at hand) and go.mod (nil: not at hand).
+func checkGoSums(d *descriptor.Descriptor, zipPath string, mod []byte) error {
+	if zipPath != "" {
+		h, err := dirhash.HashZip(zipPath, dirhash.Hash1)
+		if err != nil {
+			return fmt.Errorf("%s: hashing the zip: %w", d.ID(), err)
+		}
+		if h != d.Go.Sum {
+			return fmt.Errorf("%s: the zip hashes to %s, the descriptor says %s", d.ID(), h, d.Go.Sum)
+		}
+	}
+	if mod != nil {
+		h, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(mod)), nil })
+		if err != nil {
+			return err
+		}
+		if h != d.Go.ModSum {
+			return fmt.Errorf("%s: go.mod hashes to %s, the descriptor says %s", d.ID(), h, d.Go.ModSum)
+		}
+	}
+	return nil
+}
