@@ -66,7 +66,9 @@ type fixture struct {
 	publishedDir string
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture serves a new index (alice may publish acme/*), with the
+// options the server's defaults and then each of opts set.
+func newFixture(t *testing.T, opts ...func(*Options)) *fixture {
 	f := &fixture{t: t, ctx: context.Background(), root: signer(t), alice: signer(t)}
 	r, _, err := index.Init(f.ctx, filepath.Join(t.TempDir(), "repo"), []keys.Signer{f.root}, nil, 1)
 	if err != nil {
@@ -78,7 +80,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	exe, _ := filepath.Abs(os.Args[0])
-	f.srv, err = New(r, Options{Exe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Grace: time.Hour, MaxUpload: 1 << 20})
+	o := Options{Exe: exe, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Grace: time.Hour, MaxUpload: 1 << 20}
+	for _, set := range opts {
+		set(&o)
+	}
+	f.srv, err = New(r, o)
 	if err != nil {
 		t.Fatal(err)
 	}

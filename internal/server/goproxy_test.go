@@ -1,0 +1,496 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	googleuuid "github.com/google/uuid"
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb/dirhash"
+	modzip "golang.org/x/mod/zip"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/record"
+)
+
+// goModuleDir writes a module with one package: go.mod and greet.go,
+// whose Hello returns greeting.
+func goModuleDir(t *testing.T, path, greeting string) string {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+path+"\n\ngo 1.21\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "greet.go"), []byte("package greet\n\n// Hello greets.\nfunc Hello() string { return "+`"`+greeting+`"`+" }\n"), 0o644)
+	return dir
+}
+
+// goBuilt is a Go module version made from a directory: its zip (as the
+// go command makes it), go.mod, and their h1: hashes.
+type goBuilt struct {
+	zip, mod    string // files
+	sum, modSum string
+}
+
+func buildGoModule(t *testing.T, dir, path, version string) goBuilt {
+	t.Helper()
+	b := goBuilt{zip: filepath.Join(t.TempDir(), "m.zip"), mod: filepath.Join(dir, "go.mod")}
+	f, err := os.Create(b.zip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := modzip.CreateFromDir(f, module.Version{Path: path, Version: "v" + version}, dir); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if b.sum, err = dirhash.HashZip(b.zip, dirhash.Hash1); err != nil {
+		t.Fatal(err)
+	}
+	mod, _ := os.ReadFile(b.mod)
+	b.modSum, _ = dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(mod)), nil })
+	return b
+}
+
+// publishGo publishes a Go module version into repo, signed by s, as
+// `cairn publish --go` does: the zip and go.mod as the version's two
+// artifacts, the descriptor's go member carrying b's hashes.
+func publishGo(t *testing.T, repo *index.Repo, s keys.Signer, path, version string, b goBuilt) *descriptor.Descriptor {
+	t.Helper()
+	ctx := t.Context()
+	zipRef, err := blob.PutFile(ctx, repo.Blobs, b.zip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modRef, err := blob.PutFile(ctx, repo.Blobs, b.mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := repo.Head(ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := repo.State(ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid, err := st.UUID(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uuid == "" {
+		uuid = googleuuid.NewString()
+	}
+	d := &descriptor.Descriptor{Schema: descriptor.Schema, Name: path, Version: version, UUID: uuid,
+		Artifacts: []descriptor.Artifact{
+			{Kind: descriptor.KindSource, File: "v" + version + ".zip", Ref: zipRef},
+			{Kind: descriptor.KindGoMod, File: "v" + version + ".mod", Ref: modRef},
+		},
+		Go: &descriptor.GoModule{Module: path, Version: "v" + version, Sum: b.sum, ModSum: b.modSum}}
+	data, err := d.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := blob.DigestBytes(data)
+	if err := repo.Blobs.Put(ctx, ref, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := record.Build(record.Authored, []record.Subject{{Name: d.ID(), Digest: map[string]string{"sha256": ref.SHA256}}},
+		record.AuthoredPredicate{Descriptor: ref, Issued: time.Now().UTC().Truncate(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := record.Sign(payload, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Append(ctx, index.Change{Records: []*record.Record{rec}, Descriptor: data}, "gopher <gopher@example.com>", "publish "+d.ID()); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// goFixture is a served index where gopher may publish example.com/*
+// and sec may certify vulnerabilities, with the server's policy pol
+// (none if "").
+type goFixture struct {
+	*fixture
+	gopher, sec keys.Signer
+}
+
+const noHighVulns = `forbid:
+  - name: no-high-vulnerabilities
+    property: vulnerable
+    severity: high
+`
+
+func newGoFixture(t *testing.T, pol string) *goFixture {
+	var p *policy.Policy
+	if pol != "" {
+		var err error
+		if p, err = policy.Parse("policy.yaml", []byte(pol)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := &goFixture{fixture: newFixture(t, func(o *Options) { o.Policy = p }), gopher: signer(t), sec: signer(t)}
+	if _, err := author.Grant(g.ctx, g.repo, author.KeyGrant{Key: g.gopher.Public(), Holder: "gopher", Scopes: []string{"publish:example.com/*"}}, g.root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.Grant(g.ctx, g.repo, author.KeyGrant{Key: g.sec.Public(), Holder: "sec-team", Scopes: []string{"certify:vulnerable", "certify:fixed"}}, g.root); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func (g *goFixture) publish(path, version, greeting string) *descriptor.Descriptor {
+	g.t.Helper()
+	return publishGo(g.t, g.repo, g.gopher, path, version, buildGoModule(g.t, goModuleDir(g.t, path, greeting), path, version))
+}
+
+func (g *goFixture) vulnerable(path, version string) string {
+	g.t.Helper()
+	a, err := author.Certify(g.ctx, g.repo, author.Certification{Name: path, Version: version, Kind: record.Vulnerable, VulnID: "CVE-2026-1234", Severity: "high"}, g.sec)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return a.Records[0]
+}
+
+// The GOPROXY protocol read directly: list, .info, .mod, .zip, @latest,
+// case-encoded paths, 404s with one line of text.
+func TestGoProxyProtocol(t *testing.T) {
+	g := newGoFixture(t, "")
+	d1 := g.publish("example.com/greet", "1.0.0", "hello")
+	g.publish("example.com/greet", "1.1.0-rc.1", "hi")
+	d2 := g.publish("example.com/greet", "1.1.0", "hey")
+	dUp := g.publish("example.com/Upper", "0.1.0", "upper")
+	publishAs(t, g.fixture, "acme/tool", "1.0.0") // a cairn package, not a Go module
+
+	get := func(path string) (*http.Response, string) {
+		resp, body := g.do("GET", path, nil, nil)
+		return resp, string(body)
+	}
+	if resp, body := get("/go/example.com/greet/@v/list"); resp.StatusCode != 200 || body != "v1.0.0\nv1.1.0-rc.1\nv1.1.0\n" {
+		t.Errorf("list: %d %q", resp.StatusCode, body)
+	}
+	resp, body := get("/go/example.com/greet/@v/v1.0.0.info")
+	var info struct {
+		Version string
+		Time    time.Time
+	}
+	if err := json.Unmarshal([]byte(body), &info); resp.StatusCode != 200 || err != nil || info.Version != "v1.0.0" || time.Since(info.Time) > time.Hour || info.Time.Location() != time.UTC {
+		t.Errorf(".info: %d %q (%v)", resp.StatusCode, body, err)
+	}
+	if resp, body := get("/go/example.com/greet/@latest"); resp.StatusCode != 200 || !strings.Contains(body, `"Version":"v1.1.0"`) {
+		t.Errorf("@latest: %d %q, want v1.1.0 (the highest release)", resp.StatusCode, body)
+	}
+	if resp, body := get("/go/example.com/greet/@v/v1.1.0.mod"); resp.StatusCode != 200 || body != "module example.com/greet\n\ngo 1.21\n" {
+		t.Errorf(".mod: %d %q", resp.StatusCode, body)
+	}
+	resp, zip := get("/go/example.com/greet/@v/v1.1.0.zip")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/zip" {
+		t.Fatalf(".zip: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if got := blob.DigestBytes([]byte(zip)); got != d2.Artifacts[0].Ref {
+		t.Errorf(".zip is %v, the descriptor pins %v", got, d2.Artifacts[0].Ref)
+	}
+	_ = d1
+	// Case-encoded: example.com/Upper is example.com/!upper.
+	if resp, body := get("/go/example.com/!upper/@v/list"); resp.StatusCode != 200 || body != "v0.1.0\n" {
+		t.Errorf("case-encoded list: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := get("/go/example.com/!upper/@v/v0.1.0.zip"); resp.StatusCode != 200 {
+		t.Errorf("case-encoded zip: %d", resp.StatusCode)
+	}
+	_ = dUp
+	for _, path := range []string{
+		"/go/example.com/nothing/@v/list",        // no such module
+		"/go/example.com/greet/@v/v9.9.9.info",   // no such version
+		"/go/example.com/greet/@v/v1.0.info",     // not canonical
+		"/go/example.com/Upper/@v/list",          // not case-encoded
+		"/go/acme/tool/@v/list",                  // not a module path
+		"/go/example.com/greet/@v/v1.0.0.tar.gz", // not a GOPROXY file
+	} {
+		resp, body := get(path)
+		if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") || strings.Count(body, "\n") != 1 {
+			t.Errorf("GET %s: %d %s %q, want 404 with one line of text", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	}
+}
+
+// goCommand runs the real go command in dir against the server's /go/
+// as GOPROXY, with a module cache of the test's own (the build cache is
+// the user's: content-addressed, it cannot serve a module the proxy did
+// not).
+type goCommand struct {
+	t   *testing.T
+	env []string
+}
+
+func newGoCommand(t *testing.T, proxy string) *goCommand {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command:", err)
+	}
+	cache, err := exec.Command(goBin, "env", "GOCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gopath := t.TempDir()
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + gopath,
+		"GOPATH=" + gopath, "GOMODCACHE=" + filepath.Join(gopath, "mod"), "GOCACHE=" + strings.TrimSpace(string(cache)),
+		"GOPROXY=" + proxy, "GONOSUMDB=example.com", "GOSUMDB=off", "GOTOOLCHAIN=local",
+		"GOFLAGS=-mod=mod -modcacherw", "CGO_ENABLED=0",
+	}
+	return &goCommand{t: t, env: env}
+}
+
+func (g *goCommand) run(dir string, args ...string) (string, error) {
+	cmd := exec.Command("go", args...)
+	cmd.Dir, cmd.Env = dir, g.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// mainModule writes a program that requires example.com/greet at version.
+func mainModule(t *testing.T, dir, version string) {
+	t.Helper()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/hello\n\ngo 1.21\n\nrequire example.com/greet "+version+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nimport \"example.com/greet\"\n\nfunc main() { println(greet.Hello()) }\n"), 0o644)
+	os.Remove(filepath.Join(dir, "go.sum"))
+}
+
+// Attack 1 (issue 16): the real go command, through cairn serve with a
+// policy, builds a program with an allowed version of a module and is
+// refused one the policy forbids — pinned in go.mod, asked for directly
+// — with the rule, the record and the hint in its own output; the
+// refused version is absent from the list and @latest.
+func TestAttackGoCommandRefusedByPolicy(t *testing.T) {
+	g := newGoFixture(t, noHighVulns)
+	d1 := g.publish("example.com/greet", "1.0.0", "hello from cairn")
+	g.publish("example.com/greet", "1.1.0", "hello, vulnerable")
+	vuln := g.vulnerable("example.com/greet", "1.1.0")
+	goCmd := newGoCommand(t, g.url+"/go")
+	dir := t.TempDir()
+
+	out, err := goCmd.run(dir, "mod", "download", "-json", "example.com/greet@v1.0.0")
+	var dl struct{ Version, Sum, GoModSum, Zip, Error string }
+	if jerr := json.Unmarshal([]byte(out), &dl); err != nil || jerr != nil || dl.Error != "" {
+		t.Fatalf("go mod download: %v\n%s", err, out)
+	}
+	if dl.Version != "v1.0.0" || dl.Sum != d1.Go.Sum || dl.GoModSum != d1.Go.ModSum {
+		t.Errorf("go mod download: %s %s %s, want v1.0.0 %s %s", dl.Version, dl.Sum, dl.GoModSum, d1.Go.Sum, d1.Go.ModSum)
+	}
+	if out, err := goCmd.run(dir, "list", "-m", "-versions", "example.com/greet"); err != nil || strings.TrimSpace(out) != "example.com/greet v1.0.0" {
+		t.Errorf("go list -m -versions: %v %q, want v1.0.0 alone (v1.1.0 is refused)", err, out)
+	}
+
+	mainModule(t, dir, "v1.1.0")
+	out, err = goCmd.run(dir, "build", "-o", "hello", ".")
+	if err == nil {
+		t.Fatalf("go build of a program pinning the refused v1.1.0 succeeded:\n%s", out)
+	}
+	t.Logf("go build:\n%s", out)
+	for _, want := range []string{
+		"403 Forbidden",
+		"server response:",
+		"cairn: refused by policy policy.yaml (sha256:" + g.srv.opts.Policy.Ref.SHA256[:8] + "…): example.com/greet@v1.1.0",
+		`rule "no-high-vulnerabilities" (forbid vulnerable >= high): vulnerable CVE-2026-1234 (high) by sec-team`,
+		"(record " + vuln[:16] + ")",
+		"hint: use an allowed version (cairn show example.com/greet), or ask the issuer to answer the record with fixed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("go build's output lacks %q:\n%s", want, out)
+		}
+	}
+
+	mainModule(t, dir, "v1.0.0")
+	if out, err := goCmd.run(dir, "build", "-o", "hello", "."); err != nil {
+		t.Fatalf("go build with the allowed v1.0.0: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(filepath.Join(dir, "hello")).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "hello from cairn" {
+		t.Errorf("the program built through cairn: %v %q", err, out)
+	}
+
+	// The refusals were counted, by rule and by how they were asked.
+	_, metrics := g.do("GET", "/metrics", nil, nil)
+	if !strings.Contains(string(metrics), `cairn_policy_refusals_total{rule="no-high-vulnerabilities",via="go"}`) {
+		t.Errorf("/metrics counts no refusal via go:\n%s", grepLines(string(metrics), "cairn_policy"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// cloneOf is a replica of f's index, fetched over git from the server.
+func cloneOf(t *testing.T, f *fixture) *index.Repo {
+	t.Helper()
+	c, err := index.InitReplica(f.ctx, filepath.Join(t.TempDir(), "clone"), f.repo.Config.Introduction)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := indextest.Git(t, c, "fetch", "-q", f.url+"/index.git", "+"+index.MainRef+":"+index.MainRef); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Attack 4 (issue 16): a Go module version whose zip or go.mod does not
+// hash to the h1: its descriptor carries is refused at push (nothing
+// moves; the refusal names both hashes) and, put in the index behind the
+// push's back, never served.
+func TestAttackGoSumMismatch(t *testing.T) {
+	g := newGoFixture(t, "")
+	const path = "example.com/greet"
+	good := buildGoModule(t, goModuleDir(t, path, "hello"), path, "1.0.0")
+	other := buildGoModule(t, goModuleDir(t, path, "evil"), path, "1.0.0")
+	badZip := good
+	badZip.zip = other.zip // the descriptor's h1: is the good zip's; the bytes are not
+	fakeH1 := "h1:" + strings.Repeat("A", 43) + "="
+	badMod := good
+	badMod.modSum = fakeH1
+
+	t.Run("push", func(t *testing.T) {
+		for i, tc := range []struct {
+			name string
+			b    goBuilt
+			want string // in the refusal; "" if accepted
+		}{
+			{"zip", badZip, "the zip hashes to " + other.sum + ", the descriptor says " + good.sum},
+			{"go.mod", badMod, "go.mod hashes to " + good.modSum + ", the descriptor says " + fakeH1},
+			{"good", good, ""},
+		} {
+			c := cloneOf(t, g.fixture)
+			version := "1.0." + string(rune('1'+i))
+			d := publishGo(t, c, g.gopher, path, version, tc.b)
+			var refs []blob.Ref
+			for _, a := range d.Artifacts {
+				refs = append(refs, a.Ref)
+			}
+			data, _ := d.Marshal()
+			refs = append(refs, blob.DigestBytes(data))
+			upload(t, g.fixture, c, refs...)
+			before, _ := g.repo.Head(g.ctx, index.MainRef)
+			out, err := pushClone(t, g.fixture, c)
+			after, _ := g.repo.Head(g.ctx, index.MainRef)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("%s: push refused:\n%s", tc.name, out)
+				}
+				continue
+			}
+			if err == nil {
+				t.Errorf("%s: a Go module whose held blobs do not hash to its h1: was accepted:\n%s", tc.name, out)
+				continue
+			}
+			if !strings.Contains(out, "remote: cairn: refused: "+path+"@"+version+": the blobs this server holds do not match") || !strings.Contains(out, tc.want) {
+				t.Errorf("%s: the refusal does not name both hashes (%q):\n%s", tc.name, tc.want, out)
+			}
+			if after != before {
+				t.Errorf("%s: main moved on a refused push", tc.name)
+			}
+		}
+	})
+
+	t.Run("serve", func(t *testing.T) {
+		publishGo(t, g.repo, g.gopher, path, "1.2.0-zip", badZip)
+		publishGo(t, g.repo, g.gopher, path, "1.2.0-mod", badMod)
+		for _, tc := range []struct{ path, want string }{
+			{"/go/example.com/greet/@v/v1.2.0-zip.zip", "the zip hashes to " + other.sum},
+			{"/go/example.com/greet/@v/v1.2.0-mod.mod", "go.mod hashes to " + good.modSum + ", the descriptor says " + fakeH1},
+		} {
+			resp, body := g.do("GET", tc.path, nil, nil)
+			if resp.StatusCode == http.StatusOK || !strings.Contains(string(body), tc.want) {
+				t.Errorf("GET %s: %d %q, want it refused naming %q", tc.path, resp.StatusCode, body, tc.want)
+			}
+		}
+	})
+}
+
+// The server's policy beyond /go/: the blob of an artifact that only
+// refused versions name is 403 with the same body, one an allowed
+// version also names is served; the light package document keeps every
+// version and lists the refusals; a record that answers the
+// vulnerability (a new head) lifts the refusal; every refusal is counted.
+func TestPolicyGateBlobsAndLight(t *testing.T) {
+	g := newGoFixture(t, noHighVulns)
+	g.publish("example.com/greet", "1.0.0", "hello")
+	d2 := g.publish("example.com/greet", "1.1.0", "hello, vulnerable")
+	vuln := g.vulnerable("example.com/greet", "1.1.0")
+	// acme/x 1.0.0 and 1.1.0 hold the same bytes; 1.1.0 is refused.
+	same := func(name, version string) *author.Published {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: "+name+"\nversion: "+version+"\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("the same bytes"), 0o644)
+		p, err := author.Publish(g.ctx, g.repo, dir, g.alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	x1, x2 := same("acme/x", "1.0.0"), same("acme/x", "1.1.0")
+	g.vulnerable("acme/x", "1.1.0")
+
+	zip := d2.Artifacts[0].Ref.SHA256
+	resp, body := g.do("GET", "/blobs/sha256/"+zip, nil, nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "cairn: refused by policy policy.yaml") ||
+		!strings.Contains(string(body), "example.com/greet@1.1.0") || !strings.Contains(string(body), vuln[:16]) {
+		t.Errorf("GET the refused version's zip blob: %d %q, want 403 naming the version and the record", resp.StatusCode, body)
+	}
+	if x1.Descriptor.Artifacts[0].Ref != x2.Descriptor.Artifacts[0].Ref {
+		t.Fatal("the two versions of acme/x do not share their artifact")
+	}
+	if resp, _ := g.do("GET", "/blobs/sha256/"+x1.Descriptor.Artifacts[0].SHA256, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET an artifact an allowed version names too: %d, want 200", resp.StatusCode)
+	}
+
+	resp, body = g.do("GET", "/api/v1/packages/example.com/greet", nil, nil)
+	var doc PackageDoc
+	if err := json.Unmarshal(body, &doc); resp.StatusCode != 200 || err != nil {
+		t.Fatalf("light read: %d %v", resp.StatusCode, err)
+	}
+	if len(doc.Versions) != 2 || doc.Policy != "sha256:"+g.srv.opts.Policy.Ref.SHA256 ||
+		len(doc.Refusals) != 1 || doc.Refusals[0].Version != "1.1.0" || doc.Refusals[0].Rule != "no-high-vulnerabilities" ||
+		len(doc.Refusals[0].Records) != 1 || doc.Refusals[0].Records[0] != vuln {
+		t.Errorf("light read: %d versions, policy %q, refusals %+v; want both versions and 1.1.0 refused by %s", len(doc.Versions), doc.Policy, doc.Refusals, vuln)
+	}
+
+	_, metrics := g.do("GET", "/metrics", nil, nil)
+	for _, via := range []string{"blob", "light"} {
+		if !strings.Contains(string(metrics), `cairn_policy_refusals_total{rule="no-high-vulnerabilities",via="`+via+`"} 1`) {
+			t.Errorf("/metrics: no refusal via %s counted once:\n%s", via, grepLines(string(metrics), "cairn_policy"))
+		}
+	}
+
+	// The issuer answers the vulnerability: the next head allows 1.1.0.
+	if _, err := author.Certify(g.ctx, g.repo, author.Certification{Name: "example.com/greet", Version: "1.1.0", Kind: record.Fixed, VulnID: "CVE-2026-1234"}, g.sec); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := g.do("GET", "/go/example.com/greet/@v/v1.1.0.zip", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("the zip of 1.1.0 once answered with fixed: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := g.do("GET", "/go/example.com/greet/@v/list", nil, nil); string(body) != "v1.0.0\nv1.1.0\n" {
+		t.Errorf("list once 1.1.0 is answered: %d %q", resp.StatusCode, body)
+	}
+}
