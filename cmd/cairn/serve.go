@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/safefile"
 	"cairn.dev/cairn/internal/server"
@@ -32,6 +34,7 @@ func newServeCmd() *cobra.Command {
 		skew                    time.Duration
 		js                      bool
 		witnesses               []string
+		policyFile              string
 		ckptEvery               time.Duration
 	)
 	c := &cobra.Command{
@@ -59,7 +62,21 @@ flight get 30 seconds to finish).
   /api/v1/log/record/ID a record's leaf in the log: index, entry, content
   /api/v1/head          ?after=COMMIT&wait=S: main's head once it is not COMMIT
                         (a wake-up when a push lands; followers verify as always)
+  /go/MODULE/@v/list, /@v/VERSION.info|.mod|.zip, /@latest
+                        a Go module proxy (GOPROXY=URL/go) of the Go module
+                        versions the index holds; .mod and .zip checked
+                        against their descriptor's sha256 and h1: first
   /healthz, /metrics    health and Prometheus metrics
+
+With --policy FILE (as cairn policy check reads it) the server judges
+each version it serves with that policy, once per index head: a version the
+policy refuses is left out of /go/ lists and @latest, its .info, .mod and .zip,
+and the blobs of artifacts only refused versions name, are answered 403 with a
+text body naming the policy, the rule, the record and what to do (the go
+command prints it under "server response:"), and light package documents list
+the refusals. Each refusal is logged and counted in
+cairn_policy_refusals_total{rule,via}. In the policy's issuers this repository
+is "local" and each upstream it follows is named as declared.
 
 In an organisation's repository that follows upstreams (cairn upstream add), the
 server syncs them every --sync interval (as 'cairn sync' does) and serves their
@@ -150,6 +167,15 @@ Access logs are JSON lines on standard error.`,
 				return usageError{fmt.Errorf("--checkpoint-interval %s: want a positive duration", ckptEvery)}
 			}
 			opts.CheckpointInterval = ckptEvery
+			if policyFile != "" {
+				data, err := os.ReadFile(policyFile)
+				if err != nil {
+					return fmt.Errorf("--policy: %w", err)
+				}
+				if opts.Policy, err = policy.Parse(filepath.Base(policyFile), data); err != nil {
+					return err
+				}
+			}
 			srv, err := server.New(r, opts)
 			if err != nil {
 				return err
@@ -210,6 +236,7 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().StringVar(&ckey, "checkpoint-key", "", "sign checkpoints with this key (granted the checkpoint scope)")
 	c.Flags().StringArrayVar(&witnesses, "witness", nil, "submit each checkpoint to this witness, URL=VKEY (repeatable)")
 	c.Flags().DurationVar(&ckptEvery, "checkpoint-interval", checkpoint.DefaultMaxAge/4, "sign a new checkpoint this often when main has not moved (clients refuse one older than their --max-age, 24h by default)")
+	c.Flags().StringVar(&policyFile, "policy", "", "enforce this policy file on what the server serves (Go modules, blobs; light documents list the refusals)")
 	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long")
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")
