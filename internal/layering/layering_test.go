@@ -86,7 +86,7 @@ var allowed = map[string][]string{
 		"internal/blob", "internal/checkpoint", "internal/keys", "internal/record", "internal/remote", "internal/transport", "internal/witness", "internal/sbom"},
 	"internal/server": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/translog", "internal/witness",
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport",
-		"internal/vex", "internal/policy", "internal/verdict"},
+		"internal/vex", "internal/policy", "internal/verdict", "internal/gomod"},
 	"internal/certifier": {"internal/index", "internal/author", "internal/remote", "internal/blob",
 		"internal/descriptor", "internal/keys", "internal/osv", "internal/record", "internal/safefile", "internal/transport"},
 	"internal/server/servertest": {anyBelowCmd},

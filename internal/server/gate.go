@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -40,7 +41,8 @@ type Refusal struct {
 // gate is the server's policy (Options.Policy): it judges a version with
 // policy.Evaluate — what every client runs — on the records
 // verdict.Subject reads, once per index head (the refs' version, main's
-// and the followed upstreams' heads) and descriptor digest. A gate with
+// and the followed upstreams' heads) and descriptor digest, judged at
+// the time it first judges at that head (at most judgmentLife ago). A gate with
 // no policy allows everything at no cost.
 type gate struct {
 	pol      *policy.Policy
@@ -48,11 +50,16 @@ type gate struct {
 
 	mu     sync.Mutex
 	key    string                    // the heads the judgments hold at
+	at     time.Time                 // when they were first made (judgmentLife)
 	judged map[string]*judgment      // by descriptor sha256
 	cats   map[string]*index.Catalog // by commit, at key
 
 	artifacts artifactIndex
 }
+
+// judgmentLife bounds how long a judgment is kept while the heads do not
+// move: a policy's max_age makes a verdict change with time alone.
+const judgmentLife = time.Minute
 
 // judgment is a version's verdict, and its refusal when refused.
 type judgment struct {
@@ -92,9 +99,10 @@ func (s *Server) judge(ctx context.Context, key string, src index.PackageTree, n
 	if g == nil {
 		return nil, nil
 	}
+	now := time.Now()
 	g.mu.Lock()
-	if g.key != key {
-		g.key, g.judged, g.cats = key, map[string]*judgment{}, map[string]*index.Catalog{}
+	if g.key != key || now.Sub(g.at) > judgmentLife {
+		g.key, g.at, g.judged, g.cats = key, now, map[string]*judgment{}, map[string]*index.Catalog{}
 	}
 	if j := g.judged[ref.SHA256]; j != nil {
 		g.mu.Unlock()
@@ -119,7 +127,7 @@ func (s *Server) judge(ctx context.Context, key string, src index.PackageTree, n
 	if err != nil {
 		return nil, fmt.Errorf("judging %s@%s by the server's policy: %w", name, version, err)
 	}
-	j := &judgment{verdict: g.pol.Evaluate(sub)}
+	j := &judgment{verdict: g.pol.Evaluate(sub, now)}
 	if !j.verdict.Allowed {
 		for _, rv := range j.verdict.Failed() {
 			j.refusal = &Refusal{Version: version, Rule: rv.Rule, Mode: string(rv.Mode), Records: rv.Records, Reason: rv.Reason}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,10 +15,10 @@ import (
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
-	"golang.org/x/mod/sumdb/dirhash"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gomod"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -329,7 +328,7 @@ func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	if err == nil {
 		key := ref.SHA256 + " " + v.desc.Go.ModSum
 		if !s.goMods.isChecked(key) {
-			if err = checkGoSums(v.desc, "", data); err == nil {
+			if err = gomod.CheckSums(v.desc, "", data); err == nil {
 				s.goMods.setChecked(key)
 			}
 		}
@@ -386,33 +385,9 @@ func checkZipFile(f *os.File, ref blob.Ref, d *descriptor.Descriptor) error {
 	if got != ref {
 		return fmt.Errorf("the stored zip is sha256:%s (%d bytes), the descriptor pins sha256:%s (%d bytes)", got.SHA256, got.Size, ref.SHA256, ref.Size)
 	}
-	if err := checkGoSums(d, f.Name(), nil); err != nil {
+	if err := gomod.CheckSums(d, f.Name(), nil); err != nil {
 		return err
 	}
 	_, err = f.Seek(0, io.SeekStart)
 	return err
-}
-
-// checkGoSums checks a Go descriptor's h1: hashes against the bytes at
-// hand: the zip at zipPath ("": not at hand) and go.mod (nil: not at hand).
-func checkGoSums(d *descriptor.Descriptor, zipPath string, mod []byte) error {
-	if zipPath != "" {
-		h, err := dirhash.HashZip(zipPath, dirhash.Hash1)
-		if err != nil {
-			return fmt.Errorf("%s: hashing the zip: %w", d.ID(), err)
-		}
-		if h != d.Go.Sum {
-			return fmt.Errorf("%s: the zip hashes to %s, the descriptor says %s", d.ID(), h, d.Go.Sum)
-		}
-	}
-	if mod != nil {
-		h, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(mod)), nil })
-		if err != nil {
-			return err
-		}
-		if h != d.Go.ModSum {
-			return fmt.Errorf("%s: go.mod hashes to %s, the descriptor says %s", d.ID(), h, d.Go.ModSum)
-		}
-	}
-	return nil
 }

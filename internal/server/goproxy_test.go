@@ -20,6 +20,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gomod"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/keys"
@@ -63,9 +64,9 @@ func buildGoModule(t *testing.T, dir, path, version string) goBuilt {
 	return b
 }
 
-// publishGo publishes a Go module version into repo, signed by s, as
-// `cairn publish --go` does: the zip and go.mod as the version's two
-// artifacts, the descriptor's go member carrying b's hashes.
+// publishGo publishes a Go module version into repo, signed by s, with
+// the descriptor's go member carrying b's hashes whatever the bytes are
+// (a forged version: gomod.Build would not make it).
 func publishGo(t *testing.T, repo *index.Repo, s keys.Signer, path, version string, b goBuilt) *descriptor.Descriptor {
 	t.Helper()
 	ctx := t.Context()
@@ -153,9 +154,24 @@ func newGoFixture(t *testing.T, pol string) *goFixture {
 	return g
 }
 
+// publish publishes a module version as cairn publish --go does
+// (gomod.Build, author.PublishBuilt).
 func (g *goFixture) publish(path, version, greeting string) *descriptor.Descriptor {
 	g.t.Helper()
-	return publishGo(g.t, g.repo, g.gopher, path, version, buildGoModule(g.t, goModuleDir(g.t, path, greeting), path, version))
+	m, err := gomod.Build(goModuleDir(g.t, path, greeting), version)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer m.Close()
+	files, err := m.Files()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	p, err := author.PublishBuilt(g.ctx, g.repo, author.Built{Descriptor: m.Descriptor, Files: files}, g.gopher)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return p.Descriptor
 }
 
 func (g *goFixture) vulnerable(path, version string) string {
@@ -377,8 +393,8 @@ func TestAttackGoSumMismatch(t *testing.T) {
 			b    goBuilt
 			want string // in the refusal; "" if accepted
 		}{
-			{"zip", badZip, "the zip hashes to " + other.sum + ", the descriptor says " + good.sum},
-			{"go.mod", badMod, "go.mod hashes to " + good.modSum + ", the descriptor says " + fakeH1},
+			{"zip", badZip, "the zip hashes to " + other.sum + ", but the descriptor says " + good.sum},
+			{"go.mod", badMod, "go.mod hashes to " + good.modSum + ", but the descriptor says " + fakeH1},
 			{"good", good, ""},
 		} {
 			c := cloneOf(t, g.fixture)
@@ -418,7 +434,7 @@ func TestAttackGoSumMismatch(t *testing.T) {
 		publishGo(t, g.repo, g.gopher, path, "1.2.0-mod", badMod)
 		for _, tc := range []struct{ path, want string }{
 			{"/go/example.com/greet/@v/v1.2.0-zip.zip", "the zip hashes to " + other.sum},
-			{"/go/example.com/greet/@v/v1.2.0-mod.mod", "go.mod hashes to " + good.modSum + ", the descriptor says " + fakeH1},
+			{"/go/example.com/greet/@v/v1.2.0-mod.mod", "go.mod hashes to " + good.modSum + ", but the descriptor says " + fakeH1},
 		} {
 			resp, body := g.do("GET", tc.path, nil, nil)
 			if resp.StatusCode == http.StatusOK || !strings.Contains(string(body), tc.want) {

@@ -9,6 +9,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/gomod"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -137,7 +138,7 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 }
 
 // heldGoSums checks a Go module version's zip and go.mod, held in store,
-// against its descriptor's h1: hashes (checkGoSums).
+// against its descriptor's h1: hashes (gomod.CheckSums).
 func heldGoSums(ctx context.Context, store blob.Store, d *descriptor.Descriptor) error {
 	zipRef, _ := goArtifact(d, descriptor.KindSource)
 	modRef, _ := goArtifact(d, descriptor.KindGoMod)
@@ -168,7 +169,7 @@ func heldGoSums(ctx context.Context, store blob.Store, d *descriptor.Descriptor)
 		}
 		zipPath = tmp.Name()
 	}
-	return checkGoSums(d, zipPath, mod)
+	return gomod.CheckSums(d, zipPath, mod)
 }
 
 // missingArtifacts returns the artifacts of one version that a push needs
