@@ -103,9 +103,12 @@ them), then publish. An existing manifest is never overwritten.`,
 	return c
 }
 
+// packageBase is what a package's file names begin with: the name
+// without its namespace, its elements joined by '-' (greet-v2 of
+// example.com/greet/v2).
 func packageBase(name string) string {
 	_, base, _ := strings.Cut(name, "/")
-	return base
+	return strings.ReplaceAll(base, "/", "-")
 }
 
 // writeManifestStart writes DIR/cairn-package.yaml for s, refusing to
@@ -121,7 +124,7 @@ func writeManifestStart(dir string, s packageStart) (string, error) {
 	if err := descriptor.CheckVersion(s.Version); err != nil {
 		return "", usageError{err}
 	}
-	s.Namespace, _, _ = strings.Cut(s.Name, "/")
+	s.Namespace = descriptor.Namespace(s.Name)
 	s.Base = packageBase(s.Name)
 	s.Summary, s.License = yamlScalar(s.Summary), yamlScalar(s.License)
 	var b bytes.Buffer

@@ -48,7 +48,7 @@ flight get 30 seconds to finish).
   /blobs/sha256/HEX     GET/HEAD a blob (Range, ETag, immutable); PUT an upload
                         signed by a key granted a publish or certify scope
   /blobs/batch          POST "sha256:HEX SIZE" lines: many blobs in one response
-  /api/v1/packages/NS/NAME   every version, descriptor and record of a package (ETag)
+  /api/v1/packages/NAME  every version, descriptor and record of a package (ETag)
   /api/v1/records/ID    one record
   /api/v1/checkpoint    the checkpoint: the transparency log's tree at the verified
                         head, signed by --checkpoint-key, cosigned by the witnesses

@@ -42,7 +42,7 @@ type Options struct {
 	// signs a vulnerable record listing them.
 	Findings bool
 	Command  string
-	Filter   []string // package name patterns (path.Match); none: every package
+	Filter   []string // package name patterns (record.MatchName, as a scope's); none: every package
 	// Artifact chooses what is fetched for the command: "source",
 	// "binary:PLATFORM", a platform, a file name, "all" or "none".
 	Artifact    string
@@ -467,7 +467,7 @@ func (c *Certifier) matches(name string) bool {
 		return true
 	}
 	for _, p := range c.o.Filter {
-		if ok, _ := path.Match(p, name); ok {
+		if record.MatchName(p, name) {
 			return true
 		}
 	}

@@ -6,14 +6,19 @@ import (
 )
 
 // PURL is a package version's package URL, as cairn's SBOM and VEX
-// documents name it: pkg:generic/NAMESPACE/NAME@VERSION, with a
+// documents name it: pkg:generic/NAMESPACE/NAME@VERSION (a Go module
+// path's every element a segment: pkg:generic/example.com/greet/v2@2.0.0,
+// each escaped apart), with a
 // repository_url qualifier when its repository is served (loc an http://
 // or https:// URL; not path:DIR, an index on one machine's disk). cairn
 // is no registered purl type: generic is the honest one, and the
 // qualifier says where the name means something.
 func PURL(name, version, loc string) string {
-	ns, n, _ := strings.Cut(name, "/")
-	s := "pkg:generic/" + purlEscape(ns, false) + "/" + purlEscape(n, false) + "@" + purlEscape(version, false)
+	elems := strings.Split(name, "/")
+	for i, e := range elems {
+		elems[i] = purlEscape(e, false)
+	}
+	s := "pkg:generic/" + strings.Join(elems, "/") + "@" + purlEscape(version, false)
 	if strings.HasPrefix(loc, "https://") || strings.HasPrefix(loc, "http://") {
 		s += "?repository_url=" + purlEscape(loc, true)
 	}

@@ -77,6 +77,7 @@ func (c *Catalog) Versions(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	entries = versionDirs(entries)
 	out := make([]string, 0, len(entries))
 	for _, e := range entries {
 		out = append(out, e.Name)

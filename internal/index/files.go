@@ -320,8 +320,10 @@ func (m *MemFiles) File(path string) (MemFile, bool) {
 
 // SubjectOf returns the subject of the transparency log's map
 // (docs/transparency.md) whose files a path of the index holds or lies
-// under: "root", "key KEY", "package NS/NAME", "upstream UP", "upstream UP
-// package NS/NAME", "snapshot SHA", "label LABEL" or "policy NAME". A directory at or
+// under: "root", "key KEY", "package NAME", "upstream UP", "upstream UP
+// package NAME", "snapshot SHA", "label LABEL" or "policy NAME" (a
+// package's NAME as written, of any number of elements: "package
+// example.com/greet/v2"). A directory at or
 // under a subject's directory has that subject (an upstream's directory
 // is the subject "upstream UP", which holds its declarations; keys/ and
 // keys/XX are the subject "keys", which holds every key's files;
@@ -396,20 +398,30 @@ func SubjectsOf(path string) []string {
 	return []string{s}
 }
 
-// packageOf reads the package name of a path under packages/: its four
-// shard digits, namespace and name, checked against each other.
+// packageOf reads the package name of a path under packages/ (parts
+// begin at the shard): its four shard digits, then the name's elements up
+// to its version (descriptor.CheckName keeps a name's third and later
+// elements from reading as versions) or, for a package's directory, to
+// the end; the shard checked against the name.
 func packageOf(parts []string) (string, bool) {
 	if len(parts) < 6 {
 		return "", false
 	}
-	name := parts[4] + "/" + parts[5]
+	end := len(parts)
+	for i := 6; i < len(parts); i++ {
+		if descriptor.CheckVersion(parts[i]) == nil {
+			end = i
+			break
+		}
+	}
+	name := strings.Join(parts[4:end], "/")
 	if descriptor.CheckName(name) != nil {
 		return "", false
 	}
 	// The shard digits are layout.PackageDir's: the first four hex
-	// digits of the name's SHA-256, one a directory (compared digit by
-	// digit, as the log's replay asks this of every file).
-	sum := sha256.Sum256([]byte(name))
+	// digits of the folded name's SHA-256, one a directory (compared digit
+	// by digit, as the log's replay asks this of every file).
+	sum := sha256.Sum256([]byte(descriptor.FoldName(name)))
 	const hexDigits = "0123456789abcdef"
 	for i := 0; i < 4; i++ {
 		if len(parts[i]) != 1 || parts[i][0] != hexDigits[sum[i/2]>>(4*(1-i%2))&0xf] {

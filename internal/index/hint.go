@@ -38,6 +38,8 @@ func RuleHint(rule string) string {
 		return "an act signed apart applies only to the index it was prepared from, within its window: prepare it again here (--unsigned) and have the root key holders sign it anew (cairn root sign)"
 	case RulePolicy:
 		return "fix the policy's text (the error names its line and rule), and publish each version on top of the latest ('cairn policy log NAME' shows them)"
+	case RuleFoldedName:
+		return "names that differ only in case are one name: publish under the name already published (cairn search shows it), or choose another"
 	case RuleTimeOrder:
 		return "push with 'cairn push', which re-dates main's unpushed commits; if it is refused too, set this machine's clock right"
 	}

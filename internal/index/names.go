@@ -115,16 +115,21 @@ func (n *Names) Everything() (string, error) {
 }
 
 // internalWhy is the rule: name is internal to the index in state st at
-// time at if it is published there, or if a live publish grant allows
-// its key to publish it (record.Scope.Allows, the rule every signature
-// is checked by).
+// time at if it, or a name it case-folds onto (descriptor.FoldName), is
+// published there, or if a live publish grant allows its key to publish
+// it (record.Scope.Allows, the rule every signature is checked by, which
+// folds case too): an upstream's Corp.example/greet is as internal as
+// the corp.example/greet published here.
 func internalWhy(st State, at time.Time, name string) (string, error) {
-	uuid, err := st.UUID(name)
+	own, err := st.Folded(name)
 	if err != nil {
 		return "", err
 	}
-	if uuid != "" {
+	switch {
+	case own == name:
 		return name + " is published in this index", nil
+	case own != "":
+		return fmt.Sprintf("%s differs only in case from %s, published in this index", name, own), nil
 	}
 	claims, err := claimsOf(st)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index/layout"
 )
 
 // PackageEntry is one package of a listing: its name, where it comes
@@ -172,10 +173,9 @@ func (r *Repo) packageVersions(ctx context.Context, commit string) (map[string][
 	}
 	byName := map[string][]string{}
 	for _, p := range dirs {
-		// packages/H/H/H/H/NS/NAME/VERSION
-		if parts := strings.Split(p, "/"); len(parts) == 8 && parts[0] == "packages" {
-			name := parts[5] + "/" + parts[6]
-			byName[name] = append(byName[name], parts[7])
+		// packages/H/H/H/H/NAME…/VERSION
+		if name, version, ok := layout.ParseVersionDir(p); ok {
+			byName[name] = append(byName[name], version)
 		}
 	}
 	return byName, nil

@@ -40,6 +40,7 @@ const (
 	RulePolicy       = "policy-chain"   // a policy's versions compile, each naming the one before, signed by the root or a policy:NAME key
 	RuleActWindow    = "act-window"     // a root act signed apart enters the index by its apply_by time
 	RuleSeverity     = "severity"       // a vulnerable record's scores read: one cairn ranks, none a number outside CVSS's 0–10
+	RuleFoldedName   = "name-case"      // a new package's name does not case-fold onto another's (descriptor.FoldName)
 )
 
 // ruleSince is when each rule added after the index format's first release
@@ -381,9 +382,18 @@ func (a *applier) publish(f *File) error {
 	if u != "" && u != d.UUID {
 		return a.fail(RuleUUID, f, "%s has uuid %s but earlier versions of %s have %s", d.ID(), d.UUID, d.Name, u)
 	}
+	if u == "" {
+		other, err := a.st.Folded(d.Name)
+		if err != nil {
+			return err
+		}
+		if other != "" && other != d.Name {
+			return a.fail(RuleFoldedName, f, "new package %s differs only in case from %s, published here: names that differ only in case are one name; publish under %s, or choose another name", d.Name, other, other)
+		}
+	}
 	v := versionOf(d, f.Data)
 	a.st.versions[d.ID()] = v
-	a.st.uuids[d.Name] = d.UUID
+	a.st.addPackage(d.Name, d.UUID)
 	a.published[d.ID()] = v.Descriptor
 	return nil
 }

@@ -207,6 +207,9 @@ type State interface {
 	Key(id string) (*Key, error)
 	Version(name, version string) (*Version, error)
 	UUID(name string) (string, error) // "" for a package with no version
+	// Folded returns the name, as published, of the package whose name
+	// case-folds onto name's (descriptor.FoldName); "" if none.
+	Folded(name string) (string, error)
 	Record(dir, id string) (*Rec, error)
 	Upstream(name string) (*Upstream, error)
 	Snapshot(hex string) (*blob.Ref, error)     // a snapshot created in the index, by sha256
@@ -239,11 +242,87 @@ func (t *treeState) pkg(name string) ([]DirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	e = versionDirs(e)
 	if t.pkgs == nil {
 		t.pkgs = map[string][]DirEntry{}
 	}
 	t.pkgs[name] = e
 	return e, nil
+}
+
+// versionDirs keeps the version directories of a package directory's
+// listing: beside them may lie the first element of a longer name of the
+// same shard ("v2" of example.com/greet/v2 beside example.com/greet's
+// versions), which descriptor.CheckName keeps from reading as a version.
+// Nil if there are none.
+func versionDirs(entries []DirEntry) []DirEntry {
+	var out []DirEntry
+	for _, e := range entries {
+		if e.Dir && descriptor.CheckVersion(e.Name) == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Folded finds the package whose name case-folds onto name's
+// (descriptor.FoldName): its name as published, "" if none. Every case
+// variant of a name lies in one shard (layout.ShardDir), so this walks
+// that shard's directories element by element, case-insensitively.
+// Files that cannot list a shard (a light client's: a shard spans many
+// subjects of the log's map, ErrUnlisted) are asked for the name and its
+// lowercase form, the subjects they can prove; the publish grants, which
+// match case-folded, cover the rest (internalWhy).
+func (t *treeState) Folded(name string) (string, error) {
+	if vs, err := t.pkg(name); err != nil || len(vs) > 0 {
+		if err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	elems := strings.Split(name, "/")
+	found := ""
+	var walk func(dir, prefix string, i int) error
+	walk = func(dir, prefix string, i int) error {
+		if found != "" {
+			return nil
+		}
+		if i == len(elems) {
+			if es, err := t.tree(dir); err != nil || len(versionDirs(es)) == 0 {
+				return err
+			}
+			found = prefix
+			return nil
+		}
+		es, err := t.tree(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if e.Dir && strings.EqualFold(e.Name, elems[i]) {
+				p := e.Name
+				if prefix != "" {
+					p = prefix + "/" + e.Name
+				}
+				if err := walk(dir+"/"+e.Name, p, i+1); err != nil || found != "" {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err := walk(layout.ShardDir(name), "", 0)
+	if errors.Is(err, ErrUnlisted) {
+		lower := descriptor.FoldName(name)
+		if vs, err := t.pkg(lower); err != nil || len(vs) > 0 {
+			if err != nil {
+				return "", err
+			}
+			return lower, nil
+		}
+		return "", nil
+	}
+	return found, err
 }
 
 // read reads a file; nil (and no error) if there is none.
@@ -542,6 +621,7 @@ type Overlay struct {
 	keys     map[string]*Key
 	versions map[string]*Version
 	uuids    map[string]string
+	folds    map[string]string // FoldName(name) → the name published, "" for none (see Folded)
 	records  map[string]*Rec
 	ups      map[string]*Upstream
 	snaps    map[string]*blob.Ref
@@ -557,7 +637,7 @@ var _ State = (*Overlay)(nil)
 
 // NewOverlay returns an overlay on base (nil for the empty index).
 func NewOverlay(base State) *Overlay {
-	return &Overlay{base: base, keys: map[string]*Key{}, versions: map[string]*Version{}, uuids: map[string]string{}, records: map[string]*Rec{}, ups: map[string]*Upstream{}, snaps: map[string]*blob.Ref{}, labels: map[string]*LabelMove{}, policies: map[string]*PolicyVersion{}}
+	return &Overlay{base: base, keys: map[string]*Key{}, versions: map[string]*Version{}, uuids: map[string]string{}, folds: map[string]string{}, records: map[string]*Rec{}, ups: map[string]*Upstream{}, snaps: map[string]*blob.Ref{}, labels: map[string]*LabelMove{}, policies: map[string]*PolicyVersion{}}
 }
 
 // Size is the number of entries the overlay holds.
@@ -584,6 +664,9 @@ func (o *Overlay) merge(c *Overlay) {
 	}
 	for k, v := range c.uuids {
 		o.uuids[k] = v
+	}
+	for k, v := range c.folds {
+		o.folds[k] = v
 	}
 	for k, v := range c.records {
 		o.records[k] = v
@@ -654,6 +737,27 @@ func (o *Overlay) UUID(name string) (string, error) {
 		o.uuids[name] = u
 	}
 	return u, err
+}
+
+func (o *Overlay) Folded(name string) (string, error) {
+	f := descriptor.FoldName(name)
+	if n, ok := o.folds[f]; ok {
+		return n, nil
+	}
+	if o.base == nil {
+		return "", nil
+	}
+	n, err := o.base.Folded(name)
+	if err == nil {
+		o.folds[f] = n
+	}
+	return n, err
+}
+
+// addPackage notes that a version of name, of uuid, was published.
+func (o *Overlay) addPackage(name, uuid string) {
+	o.uuids[name] = uuid
+	o.folds[descriptor.FoldName(name)] = name
 }
 
 func (o *Overlay) Record(dir, id string) (*Rec, error) {
@@ -744,24 +848,33 @@ func (o *Overlay) updateKey(id string) (*Key, error) {
 }
 
 // seenState is a tree's state for a replay that has seen every package
-// created up to that tree: a name it has not seen has no versions.
+// created up to that tree: a name it has not seen has no versions. It
+// holds the hashes of the case-folded names (descriptor.FoldName), so
+// that it answers Folded too.
 type seenState struct {
 	*treeState
 	names map[uint64]struct{}
 }
 
 func (s *seenState) Version(name, version string) (*Version, error) {
-	if _, ok := s.names[nameHash(name)]; !ok {
+	if _, ok := s.names[nameHash(descriptor.FoldName(name))]; !ok {
 		return nil, nil
 	}
 	return s.treeState.Version(name, version)
 }
 
 func (s *seenState) UUID(name string) (string, error) {
-	if _, ok := s.names[nameHash(name)]; !ok {
+	if _, ok := s.names[nameHash(descriptor.FoldName(name))]; !ok {
 		return "", nil
 	}
 	return s.treeState.UUID(name)
+}
+
+func (s *seenState) Folded(name string) (string, error) {
+	if _, ok := s.names[nameHash(descriptor.FoldName(name))]; !ok {
+		return "", nil
+	}
+	return s.treeState.Folded(name)
 }
 
 // nameHash is a 64-bit hash of a package name. A collision only costs a

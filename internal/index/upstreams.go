@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"strings"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
@@ -140,8 +139,8 @@ func (r *Repo) PackageNames(ctx context.Context, commit string) (map[string]bool
 	}
 	names := map[string]bool{}
 	for _, p := range dirs {
-		if parts := strings.Split(p, "/"); len(parts) == 7 && parts[0] == "packages" {
-			names[parts[5]+"/"+parts[6]] = true
+		if name, _, ok := layout.ParseVersionDir(p); ok {
+			names[name] = true
 		}
 	}
 	return names, nil

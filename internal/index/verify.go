@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
@@ -587,7 +588,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 		if names != nil {
 			for _, f := range cj.c.Files {
 				if f.Desc != nil {
-					names[nameHash(f.Desc.Name)] = struct{}{}
+					names[nameHash(descriptor.FoldName(f.Desc.Name))] = struct{}{}
 				}
 			}
 		}

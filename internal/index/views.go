@@ -140,6 +140,7 @@ func (c *Catalog) Show(ctx context.Context, name, version string) ([]VersionView
 	if err != nil {
 		return nil, err
 	}
+	entries = versionDirs(entries)
 	dir := layout.PackageDir(name)
 	if version != "" {
 		dir = layout.VersionDir(name, version)

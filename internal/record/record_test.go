@@ -186,6 +186,23 @@ func TestScopes(t *testing.T) {
 		{"certify:vulnerable:acme/*", Vulnerable, "other/x", false},
 		{"checkpoint", Authored, "acme/x", false},
 		{"checkpoint", Audited, "acme/x", false},
+		// Go module paths: many elements, uppercase, names beneath.
+		{"publish:example.com/*", Authored, "example.com/greet", true},
+		{"publish:example.com/*", Authored, "example.com/greet/v2", true},
+		{"publish:example.com/greet", Authored, "example.com/greet/v2", true},
+		{"publish:example.com/greet", Authored, "example.com/greeter", false},
+		{"publish:example.com/greet/v2", Authored, "example.com/greet", false},
+		{"publish:example.com", Authored, "example.com/a/b/c", true},
+		{"publish:example.com/*", Authored, "example.org/greet", false},
+		{"publish:github.com/BurntSushi/*", Authored, "github.com/BurntSushi/toml", true},
+		{"publish:github.com/BurntSushi/*", Authored, "github.com/burntsushi/toml", true},
+		{"publish:corp.example/*", Authored, "Corp.example/greet", true},
+		{"publish:corp.example/*", Authored, "CORP.EXAMPLE/Greet/v2", true},
+		{"publish:*", Authored, "example.com/greet/v2", true},
+		{"publish:*/*", Authored, "github.com/a/b", true},
+		{"certify:audited:golang.org/x/*", Audited, "golang.org/x/mod", true},
+		{"certify:audited:golang.org/x/*", Audited, "golang.org/y/mod", false},
+		{"publish:a/b/c", Authored, "a/b", false},
 	}
 	for _, c := range cases {
 		s, err := ParseScope(c.scope)
@@ -196,13 +213,38 @@ func TestScopes(t *testing.T) {
 			t.Errorf("%s allows %s on %s = %v, want %v", c.scope, c.kind, c.name, got, c.want)
 		}
 	}
-	for _, bad := range []string{"root", "publish:", "certify:authored", "certify:nope", "publish:a/b/c", "publish:[", "publish:A/*", "checkpoint:*", "label:" + strings.Repeat("l", 64)} {
+	for _, bad := range []string{"root", "publish:", "certify:authored", "certify:nope", "publish:[", "publish:a b/*", "publish:a//b", "publish:a/", "publish:" + strings.Repeat("a", 256), "publish:a@b/*", "checkpoint:*", "label:" + strings.Repeat("l", 64)} {
 		if _, err := ParseScope(bad); err == nil {
 			t.Errorf("ParseScope(%q) accepted", bad)
 		}
 	}
 	if _, err := ParseScope("label:" + strings.Repeat("l", 63)); err != nil {
 		t.Errorf("a label pattern of 63: %v", err)
+	}
+}
+
+func TestMatchName(t *testing.T) {
+	cases := []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"acme/*", "acme/x", true},
+		{"acme/*", "acme", false},
+		{"acme/x", "acme/x", true},
+		{"acme/x", "acme/xy", false},
+		{"acme/x", "acme/x/v2", true},
+		{"example.com/*/v2", "example.com/greet/v2", true},
+		{"example.com/*/v2", "example.com/greet/v3", false},
+		{"example.com/*/v2", "example.com/greet/v2/sub", true},
+		{"Example.COM/G*", "example.com/greet", true},
+		{"example.com/greet", "EXAMPLE.com/GREET", true},
+		{"*/*", "a.b/c/d/e/f", true},
+		{"a/*/c", "a/b", false},
+	}
+	for _, c := range cases {
+		if got := MatchName(c.pattern, c.name); got != c.want {
+			t.Errorf("MatchName(%q, %q) = %v, want %v", c.pattern, c.name, got, c.want)
+		}
 	}
 }
 

@@ -16,8 +16,11 @@ import (
 //	label:LABELPATTERN         move matching labels ("lts-*") to snapshots
 //	policy:POLICYPATTERN       publish new versions of matching policies ("org-*")
 //
-// PATTERN is a path.Match pattern over package names ("acme/*");
-// LABELPATTERN one over label names; POLICYPATTERN one over policy names.
+// PATTERN is a path.Match pattern over package names ("acme/*",
+// "example.com/*", "github.com/BurntSushi/*"), matched by MatchName: case
+// folded, and covering every name beneath one it matches; a pattern of
+// one element means NS/* ("acme" is "acme/*"). LABELPATTERN is one over
+// label names; POLICYPATTERN one over policy names.
 type Scope struct {
 	Action  string // "publish", "certify", "checkpoint", "snapshot", "label" or "policy"
 	Kind    Kind   // for certify
@@ -26,7 +29,30 @@ type Scope struct {
 
 var labelPatternRE = regexp.MustCompile(`^[a-z0-9*?._-]+$`) // at most 63: checked apart, as a bounded repetition compiles into 63 copies
 
-var patternRE = regexp.MustCompile(`^[a-z0-9*?._-]+(/[a-z0-9*?._-]+)?$`)
+// patternRE is a package pattern: elements of the characters a package
+// name may hold (descriptor.CheckName: a cairn name's, a Go module path's)
+// and the wildcards * and ?; its length is checked apart (maxPattern).
+var patternRE = regexp.MustCompile(`^[A-Za-z0-9*?._~-]+(/[A-Za-z0-9*?._~-]+)*$`)
+
+// maxPattern caps a package pattern, as descriptor.MaxNameLen caps a name.
+const maxPattern = 255
+
+// MatchName reports whether a package pattern covers name: the pattern
+// matches the name (path.Match, '*' not crossing '/'), or a name that
+// name lies beneath ("example.com/*" and "example.com/greet" both cover
+// "example.com/greet/v2"), both sides case-folded as the index folds
+// names (descriptor.FoldName), so that no case variant of a name escapes
+// the pattern that covers it. Every check of a name against a scope's
+// pattern asks it.
+func MatchName(pattern, name string) bool {
+	k := strings.Count(pattern, "/") + 1
+	elems := strings.SplitN(name, "/", k+1)
+	if len(elems) < k {
+		return false
+	}
+	ok, _ := path.Match(strings.ToLower(pattern), strings.ToLower(strings.Join(elems[:k], "/")))
+	return ok
+}
 
 // ParseScope parses and checks a scope string.
 func ParseScope(s string) (Scope, error) {
@@ -35,7 +61,7 @@ func ParseScope(s string) (Scope, error) {
 		return Scope{}, fmt.Errorf("scope %q: %s (want publish:PATTERN, certify:KIND[:PATTERN], checkpoint, snapshot, label:PATTERN or policy:PATTERN)", s, why)
 	}
 	pat := func(p string) (string, error) {
-		if !patternRE.MatchString(p) {
+		if len(p) > maxPattern || !patternRE.MatchString(p) {
 			return "", fmt.Errorf("bad package pattern %q", p)
 		}
 		if _, err := path.Match(p, ""); err != nil {
@@ -100,8 +126,11 @@ func (s Scope) Allows(kind Kind, name string) bool {
 	if s.Action == "snapshot" {
 		return true
 	}
-	ok, _ := path.Match(s.Pattern, name)
-	return ok
+	if s.Action == "label" || s.Action == "policy" {
+		ok, _ := path.Match(s.Pattern, name)
+		return ok
+	}
+	return MatchName(s.Pattern, name)
 }
 
 // Covers reports whether the scope permits records of kind about some

@@ -133,11 +133,12 @@ func (c *lightCache) put(key string, body []byte) {
 	}
 }
 
-// packageGet serves GET /api/v1/packages/NS/NAME: one request per
+// packageGet serves GET /api/v1/packages/NAME (NS/NAME, or a Go module
+// path of any number of elements): one request per
 // package, like cargo's sparse index, with an ETag that changes exactly
 // when something about the package does.
 func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("ns") + "/" + r.PathValue("name")
+	name := r.PathValue("name")
 	if err := descriptor.CheckName(name); err != nil {
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return

@@ -225,9 +225,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("PUT /blobs/sha256/{hex}", s.blobPut)
 	mux.HandleFunc("POST /blobs/batch", s.blobBatch)
 	mux.HandleFunc("GET /api/v1/packages", s.packageList)
-	mux.HandleFunc("GET /api/v1/packages/{ns}/{name}", s.packageGet)
+	mux.HandleFunc("GET /api/v1/packages/{name...}", s.packageGet) // NS/NAME, or a Go module path
 	mux.HandleFunc("GET /api/v1/records/{id}", s.recordGet)
-	mux.HandleFunc("GET /api/v1/vex/{ns}/{name}", s.vexGet)
+	mux.HandleFunc("GET /api/v1/vex/{name...}", s.vexGet)
 	mux.HandleFunc("GET /api/v1/checkpoint", s.checkpoint)
 	mux.HandleFunc("GET /log/checkpoint", s.checkpoint)
 	mux.HandleFunc("GET /log/tile/{path...}", s.logTile)

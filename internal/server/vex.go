@@ -10,7 +10,8 @@ import (
 	"cairn.dev/cairn/internal/vex"
 )
 
-// vexGet serves GET /api/v1/vex/{ns}/{name}[?version=V]: the OpenVEX
+// vexGet serves GET /api/v1/vex/{name...}[?version=V] (NS/NAME, or a Go
+// module path): the OpenVEX
 // document (package vex) of every version of the package, or of version
 // V, from the records at main's verified head — this repository's own,
 // and, for a package an upstream it follows publishes, the upstream's
@@ -21,7 +22,7 @@ import (
 // version or any vulnerability record is missing (an OpenVEX document
 // needs a statement).
 func (s *Server) vexGet(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("ns") + "/" + r.PathValue("name")
+	name := r.PathValue("name")
 	if err := descriptor.CheckName(name); err != nil {
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return

@@ -19,7 +19,7 @@ import (
 //	root/00000001.json                                   root records, by version (1 = the introduction)
 //	keys/ab/abcd…(64 hex)/ID.json                        grants and revocations of one key (its fingerprint's digest)
 //	packages/a/b/c/d/NAMESPACE/NAME/VERSION/descriptor.json
-//	packages/a/b/c/d/NAMESPACE/NAME/VERSION/ID.json      records about that version (abcd… = sha256 of "NAMESPACE/NAME")
+//	packages/a/b/c/d/NAMESPACE/NAME/VERSION/ID.json      records about that version (abcd… = sha256 of "NAMESPACE/NAME", case-folded)
 //	packages/a/b/c/d/example.com/greet/v2/VERSION/…      a Go module path: one directory per element
 //	                                                     (the name is what lies between the shard and the last two)
 //	upstreams/UP/ID.json                                 the root's declaration of upstream UP (and its revocation)
@@ -56,14 +56,24 @@ func RootPath(v int) string { return fmt.Sprintf("root/%08d.json", v) }
 func KeyDir(keyHex string) string { return "keys/" + keyHex[:2] + "/" + keyHex }
 
 // PackageDir is the directory of a package's versions, sharded by the
-// sha256 of the name exactly as written (not case-folded). Beside the
-// versions it may hold the first element of a longer name in the same
-// shard ("v2" beside "1.0.0"); descriptor.CheckName keeps such an element
-// from reading as a version.
+// sha256 of the case-folded name (descriptor.FoldName), so that names
+// differing only in case ("Corp.example/greet", "corp.example/greet") lie
+// in one shard, where the rule that refuses the second finds the first;
+// the directories below the shard are the name's elements as written.
+// A cairn name is lowercase: its shard is the sha256 of the name itself.
+// Beside the versions a package directory may hold the first element of
+// a longer name of the same shard ("v2" beside "1.0.0"); descriptor.CheckName
+// keeps such an element from reading as a version.
 func PackageDir(name string) string {
-	sum := sha256.Sum256([]byte(name))
+	return ShardDir(name) + "/" + name
+}
+
+// ShardDir is the shard directory of a package name, packages/A/B/C/D:
+// the first four hex digits of the sha256 of descriptor.FoldName(name).
+func ShardDir(name string) string {
+	sum := sha256.Sum256([]byte(descriptor.FoldName(name)))
 	h := hex.EncodeToString(sum[:2])
-	return "packages/" + h[0:1] + "/" + h[1:2] + "/" + h[2:3] + "/" + h[3:4] + "/" + name
+	return "packages/" + h[0:1] + "/" + h[1:2] + "/" + h[2:3] + "/" + h[3:4]
 }
 
 // VersionDir is the directory of one version.
@@ -76,6 +86,22 @@ func UpstreamDir(name string) string { return "upstreams/" + name }
 // a version that upstream up publishes.
 func UpstreamVersionDir(up, name, version string) string {
 	return UpstreamDir(up) + "/" + VersionDir(name, version)
+}
+
+// ParseVersionDir parses the directory of a version,
+// packages/A/B/C/D/NAME…/VERSION, as a listing of the packages tree gives
+// it; ok is false for any other directory (a shard, a name's element, a
+// package directory).
+func ParseVersionDir(dir string) (name, version string, ok bool) {
+	parts := strings.Split(dir, "/")
+	if len(parts) < 8 || parts[0] != "packages" {
+		return "", "", false
+	}
+	name, version = strings.Join(parts[5:len(parts)-1], "/"), parts[len(parts)-1]
+	if descriptor.CheckVersion(version) != nil || descriptor.CheckName(name) != nil || VersionDir(name, version) != dir {
+		return "", "", false
+	}
+	return name, version, true
 }
 
 // RecordPath is the path of record id in dir.

@@ -89,3 +89,37 @@ func FuzzParsePath(f *testing.F) {
 		}
 	})
 }
+
+// Names that differ only in case share a shard; a cairn name's shard is
+// the sha256 of the name itself, as before names could hold uppercase.
+func TestShardFolds(t *testing.T) {
+	if ShardDir("Corp.example/Greet") != ShardDir("corp.example/greet") {
+		t.Fatalf("case variants in two shards: %s, %s", ShardDir("Corp.example/Greet"), ShardDir("corp.example/greet"))
+	}
+	if got := PackageDir("Corp.example/Greet"); !strings.HasSuffix(got, "/Corp.example/Greet") {
+		t.Fatalf("PackageDir folds the elements: %s", got)
+	}
+	// sha256("acme/fastjson") begins 89e6: the shard every index has used.
+	if got := PackageDir("acme/fastjson"); got != "packages/8/9/e/6/acme/fastjson" {
+		t.Fatalf("PackageDir(acme/fastjson) = %s", got)
+	}
+}
+
+func TestParseVersionDir(t *testing.T) {
+	for _, name := range []string{"acme/fastjson", "example.com/greet/v2", "github.com/BurntSushi/toml"} {
+		n, v, ok := ParseVersionDir(VersionDir(name, "1.0.0-rc.1"))
+		if !ok || n != name || v != "1.0.0-rc.1" {
+			t.Errorf("ParseVersionDir(%s) = %s, %s, %v", VersionDir(name, "1.0.0-rc.1"), n, v, ok)
+		}
+	}
+	for _, dir := range []string{
+		PackageDir("example.com/greet"), PackageDir("example.com/greet/v2"), ShardDir("acme/x"),
+		ShardDir("example.com/greet/v2") + "/example.com/greet", // an element of a longer name
+		strings.Replace(VersionDir("acme/x", "1.0.0"), "acme/x", "acme/y", 1),
+		"upstreams/x/" + VersionDir("acme/x", "1.0.0"),
+	} {
+		if n, v, ok := ParseVersionDir(dir); ok {
+			t.Errorf("ParseVersionDir(%s) = %s, %s: want not a version directory", dir, n, v)
+		}
+	}
+}

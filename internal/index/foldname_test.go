@@ -1,0 +1,77 @@
+package index_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/layout"
+)
+
+// Attack: a package whose name differs from a published one only in case
+// ("corp.example/Greet" beside "corp.example/greet") would be a second
+// package that people, case-insensitive file systems and the go command's
+// escaped paths confuse with the first. The index refuses it, naming both.
+func TestFoldedNameRefused(t *testing.T) {
+	f := newFixture(t)
+	f.grant(f.bob, "bob-go", "publish:corp.example/*")
+	f.publish(f.alice, "acme/fastjson", "1.0.0")
+	f.publish(f.bob, "corp.example/greet", "1.0.0")
+
+	for _, name := range []string{"corp.example/Greet", "corp.example/GREET"} {
+		_, err := author.Publish(f.ctx, f.repo, f.pkgDir(name, "2.0.0", "evil"), f.bob)
+		wantRule(t, err, index.RuleFoldedName)
+		var re *index.RuleError
+		if errors.As(err, &re) && !strings.Contains(re.Hint(), "differ only in case") {
+			t.Errorf("hint %q", re.Hint())
+		}
+		for _, want := range []string{name, "corp.example/greet"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("refusal of %s does not name %s: %v", name, want, err)
+			}
+		}
+	}
+	// The name as written publishes on; so does another name.
+	f.publish(f.bob, "corp.example/greet", "1.1.0")
+	f.publish(f.bob, "corp.example/greeter", "1.0.0")
+
+	// A full replay judges by the same rule: the history verifies.
+	if _, err := f.repo.Verify(f.ctx, true); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+}
+
+// A name and a longer one in the same shard: the package directory of
+// the shorter holds the first element of the longer beside its versions,
+// and neither reads as the other's version.
+func TestLongerNameInSameShard(t *testing.T) {
+	const short, long = "corp.example/greet", "corp.example/greet/x82602"
+	if layout.ShardDir(short) != layout.ShardDir(long) {
+		t.Fatalf("%s and %s in shards %s and %s: pick another suffix", short, long, layout.ShardDir(short), layout.ShardDir(long))
+	}
+	f := newFixture(t)
+	f.grant(f.bob, "bob-go", "publish:corp.example/*")
+	f.publish(f.bob, short, "1.0.0")
+	f.publish(f.bob, long, "2.0.0")
+	f.publish(f.bob, short, "1.1.0")
+
+	cat, err := f.repo.Catalog(f.ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{short: "1.0.0 1.1.0", long: "2.0.0"} {
+		vs, err := cat.Versions(name)
+		if err != nil || strings.Join(vs, " ") != want {
+			t.Errorf("Versions(%s) = %v, %v; want %s", name, vs, err, want)
+		}
+	}
+	names, err := f.repo.PackageNames(f.ctx, index.MainRef)
+	if err != nil || !names[short] || !names[long] || len(names) != 2 {
+		t.Errorf("PackageNames = %v, %v", names, err)
+	}
+	if _, err := f.repo.Verify(f.ctx, true); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+}
