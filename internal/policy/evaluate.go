@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -338,7 +337,7 @@ func (p *Policy) Evaluate(s *Subject, at time.Time) *Verdict {
 	for _, r := range p.Rules {
 		rv := RuleVerdict{Rule: r.Name, Mode: r.Mode, Line: r.Line, Applies: true, Pass: true}
 		if r.Packages != "" {
-			if ok, _ := path.Match(r.Packages, d.Name); !ok {
+			if !record.MatchName(r.Packages, d.Name) {
 				rv.Applies, rv.Reason = false, "applies to "+r.Packages+" only"
 				v.Rules = append(v.Rules, rv)
 				continue

@@ -120,7 +120,7 @@ type Rule struct {
 	Line     int
 	Property record.Kind     // "" for a raw expression
 	By       []string        // issuers: group names, key ids, HOLDER@REPOSITORY, holder names, "root"
-	Packages string          // a path.Match pattern over names; "" for every package
+	Packages string          // a pattern over names, matched as a scope's (record.MatchName); "" for every package
 	Severity record.Severity // forbid vulnerable: at or above this (none, the zero value: any)
 	Where    string          // CEL over `record` and `pkg`: which records count
 	Expr     string          // CEL over `pkg` and `records`: the rule's condition
