@@ -326,6 +326,13 @@ func TestSubjectOf(t *testing.T) {
 		{"snapshots/0f/" + snap + "/snapshot.json", "snapshot " + snap},
 		{"labels/lts", "label lts"},
 		{"labels/lts/" + snap + ".json", "label lts"},
+		// Go module paths: every element between the shard and the version.
+		{layout.PackageDir("example.com/greet/v2"), "package example.com/greet/v2"},
+		{layout.VersionDir("example.com/greet/v2", "2.0.0") + "/descriptor.json", "package example.com/greet/v2"},
+		{layout.RecordPath(layout.VersionDir("github.com/BurntSushi/toml", "1.0.0+incompatible"), snap), ""}, // not a version: +incompatible below v2
+		{layout.RecordPath(layout.VersionDir("github.com/BurntSushi/toml", "2.0.0+incompatible"), snap), "package github.com/BurntSushi/toml"},
+		{"upstreams/pub/" + layout.VersionDir("example.com/a/b/c", "1.0.0") + "/" + snap + ".json", "upstream pub package example.com/a/b/c"},
+		{layout.ShardDir("example.com/greet/v2") + "/example.com/greet", ""}, // an element of the name, in another name's shard
 		// Directories that span subjects, and paths outside the layout.
 		{"keys", "keys"}, {"keys/ab", "keys"}, {"upstreams", "upstreams"},
 		{"", ""}, {"keys/cd/" + key, ""}, {"keys/abc", ""}, {"keys/AB", ""}, {"packages", ""}, {"packages/8/9", ""},
@@ -367,6 +374,7 @@ func TestSubjectOf(t *testing.T) {
 func FuzzSubjectOf(f *testing.F) {
 	f.Add("packages/8/9/e/6/acme/fastjson/1.2.3/descriptor.json")
 	f.Add("labels/lts/" + strings.Repeat("ab", 32) + ".json")
+	f.Add(layout.VersionDir("example.com/greet/v2", "2.0.0+incompatible") + "/descriptor.json")
 	f.Fuzz(func(t *testing.T, p string) {
 		loc, err := layout.ParsePath(p)
 		s, ok := index.SubjectOf(p)
@@ -378,6 +386,11 @@ func FuzzSubjectOf(f *testing.F) {
 		}
 		if ds, ok := index.SubjectOf(loc.Dir); !ok || ds != s {
 			t.Fatalf("%s has subject %q, its directory %s has %q", p, s, loc.Dir, ds)
+		}
+		if loc.Place == layout.PlaceDescriptor || loc.Place == layout.PlaceRecord {
+			if s != "package "+loc.Name {
+				t.Fatalf("%s is a file of %s, in subject %q", p, loc.Name, s)
+			}
 		}
 	})
 }

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/layout"
+	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
 )
 
 // Attack: a package whose name differs from a published one only in case
@@ -74,4 +77,44 @@ func TestLongerNameInSameShard(t *testing.T) {
 	if _, err := f.repo.Verify(f.ctx, true); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
+}
+
+// Internal names win case-folded: an upstream's corp.example/Greet is
+// internal when corp.example/greet is published here (even once no live
+// grant covers it), or when a live grant's pattern covers it in any case;
+// the rules refuse this repository's records about it.
+func TestInternalNamesFolded(t *testing.T) {
+	f := newFixture(t)
+	dave, erin := newSigner(), newSigner()
+	f.grant(dave, "dave", "publish:corp.example/*")
+	f.grant(erin, "erin", "publish:Other.example/Tools/*")
+	f.publish(dave, "corp.example/greet", "1.0.0")
+	if _, err := author.RevokeKey(f.ctx, f.repo, keys.ID(dave.Public()), "left", f.root); err != nil {
+		t.Fatal(err)
+	}
+	names, err := f.repo.Names(f.ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, why string }{
+		{"corp.example/greet", "corp.example/greet is published in this index"},
+		{"corp.example/Greet", "corp.example/Greet differs only in case from corp.example/greet, published in this index"},
+		{"corp.example/GREET", "corp.example/GREET differs only in case from corp.example/greet, published in this index"},
+		{"corp.example/other", ""}, // dave's key is revoked
+		{"other.example/tools/x/v2", "other.example/tools/x/v2 is inside publish:Other.example/Tools/*, granted to key " + keys.ID(erin.Public()) + " (holder erin)"},
+	} {
+		if why, err := names.Why(c.name); err != nil || why != c.why {
+			t.Errorf("Why(%s) = %q, %v; want %q", c.name, why, err, c.why)
+		}
+	}
+	now := time.Now()
+	intro := strings.Repeat("1", 64)
+	up := f.sign(record.Upstream, []record.Subject{{Name: "public", Digest: map[string]string{"sha256": intro}}},
+		record.UpstreamPredicate{Name: "public", URL: "https://public.example", Introduction: intro, Issued: now}, f.root)
+	cert := func(name string) *index.File {
+		rec := f.sign(record.Audited, []record.Subject{{Name: name + "@2.0.0", Digest: map[string]string{"sha256": strings.Repeat("2", 64)}}}, record.CertificationPredicate{Issued: now}, f.audit)
+		return at(layout.UpstreamVersionDir("public", name, "2.0.0"), rec)
+	}
+	wantOutcome(t, f.try(1, now, at(layout.UpstreamDir("public"), up), cert("corp.example/Greet")), index.RuleUpstream, "differs only in case from corp.example/greet")
+	wantOutcome(t, f.try(1, now, at(layout.UpstreamDir("public"), up), cert("corp.example/other")), "", "")
 }
