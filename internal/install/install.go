@@ -26,11 +26,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/plan"
 )
 
@@ -113,9 +115,10 @@ func Platform(l *plan.Lock) string {
 }
 
 type job struct {
-	pkg *plan.Locked
-	art plan.LockedArtifact
-	src *plan.Source
+	pkg     *plan.Locked
+	art     plan.LockedArtifact
+	src     *plan.Source
+	beneath map[string]string // see beneath: set as it is unpacked
 }
 
 // Install fetches and verifies every artifact of the lock for one
@@ -150,7 +153,7 @@ func Install(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*
 		if i < 0 {
 			return nil, fmt.Errorf("package %s: the lock has no artifact for %s", pkg.ID(), o.Platform)
 		}
-		jobs = append(jobs, job{pkg, pkg.Artifacts[i], src})
+		jobs = append(jobs, job{pkg: pkg, art: pkg.Artifacts[i], src: src})
 		res.Bytes += pkg.Artifacts[i].Size
 	}
 	if err := fetch(ctx, jobs, o, res); err != nil {
@@ -161,17 +164,26 @@ func Install(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*
 		return nil, err
 	}
 	defer os.RemoveAll(staging)
-	m := Manifest{Lock: l.Digest, Platform: o.Platform}
-	for _, j := range jobs {
+	m := Manifest{Lock: l.Digest, Platform: o.Platform, Packages: make([]Installed, len(jobs))}
+	// A package is unpacked before those beneath it (example.com/greet
+	// before example.com/greet/v2), whose directories lie in its own.
+	order := make([]int, len(jobs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return jobs[order[a]].pkg.Name < jobs[order[b]].pkg.Name })
+	for _, i := range order {
+		j := jobs[i]
 		if o.Progress != nil {
 			o.Progress(Progress{Bytes: res.Bytes, TotalBytes: res.Bytes, Packages: len(jobs), TotalPackages: len(jobs), Phase: "unpacking " + j.pkg.ID()})
 		}
+		j.beneath = beneath(jobs, j.pkg.Name)
 		files, err := unpackCached(ctx, j, staging, o, res)
 		if err != nil {
 			return nil, err
 		}
 		res.Files += len(files)
-		m.Packages = append(m.Packages, Installed{Name: j.pkg.Name, Version: j.pkg.Version, Repository: j.pkg.Repository, Descriptor: j.pkg.Descriptor, Artifact: j.art, Files: files})
+		m.Packages[i] = Installed{Name: j.pkg.Name, Version: j.pkg.Version, Repository: j.pkg.Repository, Descriptor: j.pkg.Descriptor, Artifact: j.art, Files: files}
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -189,6 +201,26 @@ func Install(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*
 	return res, nil
 }
 
+// beneath maps the first element, case-folded, of each package's
+// directory that lies in name's (v2 of example.com/greet/v2 in
+// example.com/greet) to that package: name's archive may not write there.
+func beneath(jobs []job, name string) map[string]string {
+	var out map[string]string
+	prefix := descriptor.FoldName(name) + "/"
+	for _, k := range jobs {
+		rest, ok := strings.CutPrefix(descriptor.FoldName(k.pkg.Name), prefix)
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		first, _, _ := strings.Cut(rest, "/")
+		out[first] = k.pkg.Name
+	}
+	return out
+}
+
 // unpackCached unpacks a job's artifact from the cache into its
 // package's directory under staging. The cache is a disk, not a proof:
 // unpack verifies the digest again as it reads, and when unpacking fails
@@ -201,7 +233,7 @@ func unpackCached(ctx context.Context, j job, staging string, o Options, res *Re
 		if err != nil {
 			return nil, err
 		}
-		return unpack(src, j.art.Ref, j.art.File, dir, j.pkg.Name, o.Limits)
+		return unpack(src, j.art.Ref, j.art.File, dir, j.pkg.Name, j.beneath, o.Limits)
 	}
 	files, err := try()
 	if err == nil {

@@ -86,6 +86,7 @@ type unpacker struct {
 	order   []string          // the symlinks, in archive order
 	regular map[string]File   // regular files made so far, by clean path
 	files   []File
+	beneath map[string]string // first path elements, case-folded, that are other packages' directories: their names
 }
 
 // maxHops bounds the links one resolution follows, as the kernel's
@@ -126,6 +127,10 @@ func (u *unpacker) local(name string) (string, error) {
 	}
 	if via := u.through(clean); via != "" {
 		return "", u.refuse(name, "its path goes through the symlink %s", via)
+	}
+	first, _, _ := strings.Cut(clean, "/")
+	if other, ok := u.beneath[strings.ToLower(first)]; ok {
+		return "", u.refuse(name, "its path is in the directory of package %s, installed beneath this one", other)
 	}
 	u.entries++
 	if u.entries > u.limits.MaxEntries {
@@ -407,10 +412,11 @@ func (u *unpacker) zipLink(zf *zip.File) error {
 }
 
 // unpack unpacks the blob ref stored at src (an artifact named file)
-// under root, verifying its digest again as it reads: the cache is a
+// under root (but for the directories of the packages beneath it),
+// verifying its digest again as it reads: the cache is a
 // disk, not a proof. Tarballs (.tar, .tar.gz, .tgz) and zips are
 // unpacked; any other file is copied as it is.
-func unpack(src string, ref blob.Ref, file, dir, prefix string, limits Limits) ([]File, error) {
+func unpack(src string, ref blob.Ref, file, dir, prefix string, beneath map[string]string, limits Limits) ([]File, error) {
 	f, err := os.Open(src)
 	if err != nil {
 		return nil, err
@@ -424,7 +430,7 @@ func unpack(src string, ref blob.Ref, file, dir, prefix string, limits Limits) (
 		return nil, err
 	}
 	defer root.Close()
-	u := &unpacker{archive: file, root: root, prefix: prefix, limits: limits.withDefaults(), links: map[string]string{}, regular: map[string]File{}}
+	u := &unpacker{archive: file, root: root, prefix: prefix, limits: limits.withDefaults(), links: map[string]string{}, regular: map[string]File{}, beneath: beneath}
 	lower := strings.ToLower(file)
 	verified := blob.VerifyReader(f, ref)
 	streamed := false

@@ -76,7 +76,7 @@ var allowed = map[string][]string{
 		"internal/checkpoint", "internal/descriptor", "internal/record", "internal/safefile", "internal/snapshot"},
 	"internal/proof": {"internal/index", "internal/remote", "internal/light", "internal/checkpoint", "internal/record",
 		"internal/translog", "internal/witness"},
-	"internal/install": {"internal/blob", "internal/plan", "internal/safefile"},
+	"internal/install": {"internal/blob", "internal/descriptor", "internal/plan", "internal/safefile"},
 	// A lock's SBOM (CycloneDX).
 	"internal/sbom": {"internal/plan", "internal/blob", "internal/descriptor", "internal/record"},
 	// OpenVEX documents of a version's records (the CLI and the server).
