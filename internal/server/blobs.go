@@ -140,10 +140,35 @@ func (s *Server) blobBatch(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "reading the batch: %v", err)
 		return
 	}
+	// The server's policy: an artifact only refused versions name is
+	// answered missing (the batch format has no refusal; GET
+	// /blobs/sha256/HEX of it says why).
+	refused := map[string]bool{}
+	for _, ref := range refs {
+		if s.gate == nil {
+			break
+		}
+		if refused[ref.SHA256] {
+			continue
+		}
+		what, _, rf, err := s.blobRefused(r.Context(), ref.SHA256)
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, "blob sha256:%s: judging it by the server's policy: %v", ref.SHA256, err)
+			return
+		}
+		if rf != nil {
+			refused[ref.SHA256] = true
+			s.countRefusal(r, "blob", what, rf)
+		}
+	}
 	w.Header().Set("Content-Type", BatchContentType)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	defer bw.Flush()
 	for _, ref := range refs {
+		if refused[ref.SHA256] {
+			fmt.Fprintf(bw, "sha256:%s missing\n", ref.SHA256)
+			continue
+		}
 		f, err := s.blobs.OpenFile(ref.SHA256)
 		if err != nil {
 			fmt.Fprintf(bw, "sha256:%s missing\n", ref.SHA256)

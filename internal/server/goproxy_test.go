@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -481,6 +482,14 @@ func TestPolicyGateBlobsAndLight(t *testing.T) {
 		t.Errorf("GET an artifact an allowed version names too: %d, want 200", resp.StatusCode)
 	}
 
+	// In a batch, the refused artifact is missing, the other one sent.
+	allowed := x1.Descriptor.Artifacts[0].Ref
+	batch := fmt.Sprintf("sha256:%s %d\nsha256:%s %d\n", zip, d2.Artifacts[0].Size, allowed.SHA256, allowed.Size)
+	resp, body = g.do("POST", "/blobs/batch", strings.NewReader(batch), nil)
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "sha256:"+zip+" missing\nsha256:"+allowed.SHA256+" 14\nthe same bytes") {
+		t.Errorf("batch of a refused and an allowed artifact: %d %q", resp.StatusCode, body)
+	}
+
 	resp, body = g.do("GET", "/api/v1/packages/example.com/greet", nil, nil)
 	var doc PackageDoc
 	if err := json.Unmarshal(body, &doc); resp.StatusCode != 200 || err != nil {
@@ -493,9 +502,9 @@ func TestPolicyGateBlobsAndLight(t *testing.T) {
 	}
 
 	_, metrics := g.do("GET", "/metrics", nil, nil)
-	for _, via := range []string{"blob", "light"} {
-		if !strings.Contains(string(metrics), `cairn_policy_refusals_total{rule="no-high-vulnerabilities",via="`+via+`"} 1`) {
-			t.Errorf("/metrics: no refusal via %s counted once:\n%s", via, grepLines(string(metrics), "cairn_policy"))
+	for via, n := range map[string]string{"blob": "2", "light": "1"} {
+		if !strings.Contains(string(metrics), `cairn_policy_refusals_total{rule="no-high-vulnerabilities",via="`+via+`"} `+n) {
+			t.Errorf("/metrics: not %s refusals via %s:\n%s", n, via, grepLines(string(metrics), "cairn_policy"))
 		}
 	}
 
