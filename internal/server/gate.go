@@ -50,11 +50,13 @@ type gate struct {
 
 	mu     sync.Mutex
 	key    string                    // the heads the judgments hold at
-	at     time.Time                 // when they were first made (judgmentLife)
+	since  time.Time                 // when they were first made (judgmentLife)
 	judged map[string]*judgment      // by descriptor sha256
+	blobs  map[string]*blobVerdict   // by blob sha256
 	cats   map[string]*index.Catalog // by commit, at key
 
 	artifacts artifactIndex
+	heads     freshHeads
 }
 
 // judgmentLife bounds how long a judgment is kept while the heads do not
@@ -101,9 +103,7 @@ func (s *Server) judge(ctx context.Context, key string, src index.PackageTree, n
 	}
 	now := time.Now()
 	g.mu.Lock()
-	if g.key != key || now.Sub(g.at) > judgmentLife {
-		g.key, g.at, g.judged, g.cats = key, now, map[string]*judgment{}, map[string]*index.Catalog{}
-	}
+	g.at(key, now)
 	if j := g.judged[ref.SHA256]; j != nil {
 		g.mu.Unlock()
 		return j, nil
@@ -140,6 +140,22 @@ func (s *Server) judge(ctx context.Context, key string, src index.PackageTree, n
 	}
 	g.mu.Unlock()
 	return j, nil
+}
+
+// at starts the judgments again when the heads have moved from key, or
+// they were made over judgmentLife before now; g.mu is held.
+func (g *gate) at(key string, now time.Time) {
+	if g.key != key || now.Sub(g.since) > judgmentLife {
+		g.key, g.since = key, now
+		g.judged, g.blobs, g.cats = map[string]*judgment{}, map[string]*blobVerdict{}, map[string]*index.Catalog{}
+	}
+}
+
+// blobVerdict is what the policy says of a blob: refused (ref not nil)
+// as the artifact of what, a version of name, or allowed.
+type blobVerdict struct {
+	what, name string
+	ref        *Refusal
 }
 
 // catalog returns the catalog of ref's head, one per commit while the
@@ -265,17 +281,78 @@ func (s *Server) refusals(ctx context.Context, key string, src index.PackageTree
 // refuses them all; nil when one of them is allowed, or the blob is no
 // version's artifact (a descriptor, evidence).
 func (s *Server) blobRefused(ctx context.Context, hex string) (what, name string, ref *Refusal, err error) {
+	g := s.gate
+	key, err := s.blobKey(ctx)
+	if err != nil {
+		return "", "", nil, err
+	}
+	g.mu.Lock()
+	g.at(key, time.Now())
+	bv := g.blobs[hex]
+	g.mu.Unlock()
+	if bv == nil {
+		if bv, err = s.judgeBlob(ctx, hex); err != nil {
+			return "", "", nil, err
+		}
+		g.mu.Lock()
+		if g.key == key {
+			g.blobs[hex] = bv
+		}
+		g.mu.Unlock()
+	}
+	return bv.what, bv.name, bv.ref, nil
+}
+
+// headsFresh is how long a blob request trusts the heads the last one
+// read, unless a push landed since: a blob's verdict then costs no read
+// of the refs. (A record appended on the server's own directory, not
+// pushed, is seen this much later.)
+const headsFresh = 250 * time.Millisecond
+
+// freshHeads is the refs' version a blob request read last.
+type freshHeads struct {
+	mu    sync.Mutex
+	key   string
+	at    time.Time
+	moved <-chan struct{} // closed when a push lands
+}
+
+// blobKey returns the refs' version (main's and the followed upstreams'
+// heads), read again when headsFresh has passed or a push landed.
+func (s *Server) blobKey(ctx context.Context) (string, error) {
+	f := &s.gate.heads
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.key != "" && time.Since(f.at) < headsFresh {
+		select {
+		case <-f.moved:
+		default:
+			return f.key, nil
+		}
+	}
+	moved := s.changes.wait() // before the read: a push after it closes it
+	key, _, _, err := s.resolved.get(ctx, s.repo, "")
+	if err != nil {
+		return "", err
+	}
+	f.key, f.at, f.moved = key, time.Now(), moved
+	return key, nil
+}
+
+// judgeBlob judges the versions that name a blob as their artifact.
+func (s *Server) judgeBlob(ctx context.Context, hex string) (*blobVerdict, error) {
+	var bv blobVerdict
 	refs := []string{index.MainRef}
 	ups, err := s.upstreams(ctx)
 	if err != nil {
-		return "", "", nil, err
+		return nil, err
 	}
 	for _, u := range ups {
 		refs = append(refs, index.UpstreamRef(u.Name))
 	}
 	versions, err := s.gate.artifacts.versions(ctx, s.repo, refs, hex)
 	if err != nil {
-		return "", "", nil, err
+		return nil, err
 	}
 	for _, v := range versions {
 		src, key, err := s.findPackage(ctx, v.name)
@@ -283,23 +360,23 @@ func (s *Server) blobRefused(ctx context.Context, hex string) (what, name string
 			continue // not served (an upstream's, under an internal name)
 		}
 		if err != nil {
-			return "", "", nil, err
+			return nil, err
 		}
 		if (src.Upstream == nil) != (v.ref == index.MainRef) || (src.Upstream != nil && index.UpstreamRef(src.Upstream.Name) != v.ref) {
 			continue // not served from where this version is
 		}
 		j, err := s.judge(ctx, key, src, v.name, v.version, v.desc)
 		if err != nil {
-			return "", "", nil, err
+			return nil, err
 		}
 		if j.refusal == nil {
-			return "", "", nil, nil
+			return &blobVerdict{}, nil
 		}
-		if ref == nil {
-			what, name, ref = v.name+"@"+v.version, v.name, j.refusal
+		if bv.ref == nil {
+			bv = blobVerdict{what: v.name + "@" + v.version, name: v.name, ref: j.refusal}
 		}
 	}
-	return what, name, ref, nil
+	return &bv, nil
 }
 
 // artifactIndex knows which versions name each artifact, by digest: the

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -517,5 +519,48 @@ func TestPolicyGateBlobsAndLight(t *testing.T) {
 	}
 	if resp, body := g.do("GET", "/go/example.com/greet/@v/list", nil, nil); string(body) != "v1.0.0\nv1.1.0\n" {
 		t.Errorf("list once 1.1.0 is answered: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestGatePolicyCost measures what the server's policy adds to a request
+// (issue 16: at most 50 µs at the 95th percentile): the same requests,
+// in process, to a server without a policy and one with, each after a
+// warm-up (the judgments are kept per head). It is a measurement, run
+// with CAIRN_MEASURE=1; it fails only if the cost is ten times the goal.
+func TestGatePolicyCost(t *testing.T) {
+	if os.Getenv("CAIRN_MEASURE") == "" {
+		t.Skip("a measurement: set CAIRN_MEASURE=1")
+	}
+	p95 := func(pol, path string) time.Duration {
+		g := newGoFixture(t, pol)
+		g.publish("example.com/greet", "1.0.0", "hello")
+		g.publish("example.com/greet", "1.1.0", "hello, vulnerable")
+		d := g.publish("example.com/greet", "1.2.0", "hello again")
+		g.vulnerable("example.com/greet", "1.1.0")
+		path = strings.ReplaceAll(path, "ZIP", d.Artifacts[0].SHA256)
+		h := g.srv.Handler()
+		const n = 3000
+		times := make([]time.Duration, 0, n)
+		for i := 0; i < n+200; i++ {
+			req := httptest.NewRequest("GET", path, nil)
+			w := httptest.NewRecorder()
+			start := time.Now()
+			h.ServeHTTP(w, req)
+			if i >= 200 {
+				times = append(times, time.Since(start))
+			}
+			if w.Code != 200 {
+				t.Fatalf("GET %s: %d %s", path, w.Code, w.Body)
+			}
+		}
+		slices.Sort(times)
+		return times[n*95/100]
+	}
+	for _, path := range []string{"/go/example.com/greet/@v/v1.2.0.info", "/go/example.com/greet/@v/list", "/blobs/sha256/ZIP"} {
+		without, with := p95("", path), p95(noHighVulns, path)
+		t.Logf("%s: p95 %v without a policy, %v with: +%v", path, without, with, with-without)
+		if with-without > 500*time.Microsecond {
+			t.Errorf("%s: the policy adds %v at p95", path, with-without)
+		}
 	}
 }
