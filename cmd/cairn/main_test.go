@@ -82,6 +82,7 @@ func TestScripts(t *testing.T) {
 			"nogit":      cmdNoGit,
 			"gozip":      cmdGoZip,
 			"goupstream": cmdGoUpstream,
+			"goenv":      cmdGoEnv,
 		},
 	})
 }

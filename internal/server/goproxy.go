@@ -314,7 +314,11 @@ func goArtifact(d *descriptor.Descriptor, kind string) (blob.Ref, bool) {
 // (SHA-256 and size, checked while read) and as its mod_sum hashes.
 func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	ref, _ := goArtifact(v.desc, descriptor.KindGoMod)
-	rc, err := s.blobs.Open(r.Context(), ref)
+	err := s.fetchBlob(r.Context(), ref)
+	var rc io.ReadCloser
+	if err == nil {
+		rc, err = s.blobs.Open(r.Context(), ref)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		httpError(w, http.StatusNotFound, "not found: %s: this server does not hold its go.mod (%s)", v.desc.ID(), ref)
 		return
@@ -347,7 +351,11 @@ func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
 // verified and never changed in place; the size is checked each time).
 func (s *Server) goZip(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	ref, _ := goArtifact(v.desc, descriptor.KindSource)
-	f, err := s.openBlob(r, ref.SHA256)
+	err := s.fetchBlob(r.Context(), ref)
+	var f *os.File
+	if err == nil {
+		f, err = s.blobs.OpenFile(ref.SHA256)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		httpError(w, http.StatusNotFound, "not found: %s: this server does not hold its zip (%s)", v.desc.ID(), ref)
 		return
@@ -373,6 +381,24 @@ func (s *Server) goZip(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	}
 	w.Header().Set("Content-Type", "application/zip")
 	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// fetchBlob makes sure the store holds ref: a blob it lacks (an
+// upstream's, not asked for before) is fetched from the upstreams'
+// mirrors, verified, and kept (Options.Fallback).
+func (s *Server) fetchBlob(ctx context.Context, ref blob.Ref) error {
+	ok, err := s.blobs.Stat(ctx, ref)
+	if err != nil || ok {
+		return err
+	}
+	if s.opts.Fallback == nil {
+		return fmt.Errorf("blob %s: %w", ref, fs.ErrNotExist)
+	}
+	if err := s.opts.Fallback(ctx, ref.SHA256, ref.Size); err != nil {
+		s.log.Warn("blob not found upstream", "sha256", ref.SHA256, "err", err)
+		return fmt.Errorf("blob %s: %w", ref, fs.ErrNotExist)
+	}
+	return nil
 }
 
 // checkZipFile checks the zip in f against its digest and size and its
