@@ -142,7 +142,9 @@ func Make(ctx context.Context, w io.Writer, o Options) (*Made, error) {
 		return nil, err
 	}
 	add("project/"+plan.LockFile, raw)
-	if p.Policy != "" {
+	// A policy of the index (index:NAME) is read through the sources,
+	// and so proved by the reads the bundle records; a file is kept.
+	if _, inIndex := plan.IndexPolicy(p.Policy); p.Policy != "" && !inIndex {
 		rel := filepath.ToSlash(filepath.Clean(p.Policy))
 		if checkPath("project/"+rel) != nil || filepath.IsAbs(p.Policy) {
 			return nil, fmt.Errorf("policy %s: an evidence bundle keeps the policy inside the project: name it by a path relative to %s", p.Policy, plan.ProjectFile)

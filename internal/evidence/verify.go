@@ -210,7 +210,9 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	}
 	// The policy is the bundle's member, never a file of this machine.
 	project := map[string]bool{"project/" + plan.ProjectFile: true, "project/" + plan.LockFile: true}
-	if p.Policy != "" {
+	// A policy of the index (index:NAME) is no member: the recorded reads
+	// prove it, as they prove the records.
+	if _, inIndex := plan.IndexPolicy(p.Policy); p.Policy != "" && !inIndex {
 		rel := filepath.ToSlash(p.Policy)
 		if filepath.IsAbs(p.Policy) || checkPath("project/"+rel) != nil || !b.Has("project/"+rel) {
 			return nil, fmt.Errorf("%w: the bundle's %s names policy %q, which is not a member project/%s of the bundle", ErrMalformed, plan.ProjectFile, p.Policy, rel)
@@ -316,7 +318,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		return nil, refuse("the verdicts are said to be judged at %s; the newest checkpoint verified is of %s", at.Format(time.RFC3339), newest.Format(time.RFC3339))
 	}
 	rep := &Report{JudgedAt: at, Policy: m.Policy, Allowed: true, Pinned: len(o.Introductions) > 0}
-	if m.Policy != "" {
+	if _, inIndex := plan.IndexPolicy(m.Policy); m.Policy != "" && !inIndex {
 		sum := sha256.Sum256(b.Files["project/"+m.Policy])
 		rep.PolicySHA256 = hex.EncodeToString(sum[:])
 	}
@@ -402,14 +404,11 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			return nil, err
 		}
 	}
-	if o.Policy != "" {
-		rep.Policy = o.Policy
-		data, err := os.ReadFile(o.Policy)
-		if err != nil {
-			return nil, err
+	if _, inIndex := plan.IndexPolicy(m.Policy); o.Policy != "" || inIndex {
+		if o.Policy != "" {
+			rep.Policy = o.Policy
 		}
-		sum := sha256.Sum256(data)
-		rep.PolicySHA256 = hex.EncodeToString(sum[:])
+		rep.PolicySHA256 = pol.Ref.SHA256 // the bytes judged by
 	}
 	rep.Allowed = re == nil
 

@@ -40,10 +40,13 @@ type Lock struct {
 	Digest string `json:"digest"`
 }
 
-// PolicyPin is the policy the lock was checked under.
+// PolicyPin is the policy the lock was checked under: a file of the
+// project, or a policy of the index (File index:NAME) at the version in
+// force at the head of the project's first repository (Record).
 type PolicyPin struct {
 	File   string `json:"file"`
 	SHA256 string `json:"sha256"`
+	Record string `json:"record,omitempty"` // index:NAME: the version's record
 }
 
 // SnapshotPin is the snapshot the lock was resolved from.
@@ -246,7 +249,7 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 		e.Stale = true
 		add("%s changed since the lock was written: run cairn lock", ProjectFile)
 	}
-	if want, err := policyPin(p); err != nil {
+	if want, err := policyPin(p, srcs); err != nil {
 		add("policy: %v", err)
 	} else if (want == nil) != (l.Policy == nil) || (want != nil && *want != *l.Policy) {
 		e.Stale = true

@@ -77,7 +77,7 @@ type Project struct {
 	Repositories []Repository
 	Snapshot     *SnapshotRef
 	Packages     []Want
-	Policy       string // a file, relative to Dir
+	Policy       string // a file, relative to Dir, or index:NAME (a policy of the first repository's index)
 	Platforms    []string
 	Verified     bool
 }
@@ -200,6 +200,9 @@ func ParseProject(dir string, data []byte) (*Project, error) {
 		return nil, fail(0, "%v", err)
 	}
 	p := &Project{Dir: dir, Raw: data, Policy: spec.Policy, Platforms: spec.Platforms, Verified: spec.Verified}
+	if err := checkPolicyRef(spec.Policy); err != nil {
+		return nil, fail(0, "policy: %v (a policy file, or index:NAME for a policy of the index)", err)
+	}
 	var root *yaml.Node
 	if len(doc.Content) > 0 {
 		root = doc.Content[0]

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -39,39 +38,48 @@ func parseRange(r string) (*semver.Constraints, error) {
 	return c, err
 }
 
-// LoadPolicy reads the project's policy (file overrides it when set)
-// and binds its issuers to the sources' names (policy.Bind); nil when
-// there is none.
+// LoadPolicy reads the project's policy (file overrides it when set;
+// either may be index:NAME, a policy of the index: see readPolicy) and
+// binds its issuers to the sources' names (policy.Bind); nil when there
+// is none.
 func LoadPolicy(p *Project, file string, srcs Sources) (*policy.Policy, error) {
-	if file == "" {
-		file = p.Policy
-		if file != "" && !filepath.IsAbs(file) {
-			file = filepath.Join(p.Dir, file)
+	ref := file
+	if ref == "" {
+		ref = p.Policy
+		if _, inIndex := IndexPolicy(ref); ref != "" && !inIndex && !filepath.IsAbs(ref) {
+			ref = filepath.Join(p.Dir, ref)
 		}
 	}
-	if file == "" {
+	if ref == "" {
 		return nil, nil
 	}
-	data, err := os.ReadFile(file)
+	data, pin, err := readPolicy(ref, srcs)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	pol, err := policy.Parse(filepath.Base(file), data)
+	pol, err := policy.Parse(pin.File, data)
 	if err != nil {
 		return nil, err
 	}
 	return pol, pol.Bind(srcs.Names())
 }
 
-func policyPin(p *Project) (*PolicyPin, error) {
+func policyPin(p *Project, srcs Sources) (*PolicyPin, error) {
 	if p.Policy == "" {
 		return nil, nil
 	}
-	data, err := os.ReadFile(filepath.Join(p.Dir, p.Policy))
+	ref := p.Policy
+	if _, inIndex := IndexPolicy(ref); !inIndex {
+		ref = filepath.Join(p.Dir, ref)
+	}
+	_, pin, err := readPolicy(ref, srcs)
 	if err != nil {
 		return nil, err
 	}
-	return &PolicyPin{File: p.Policy, SHA256: digestOf(data)}, nil
+	if _, inIndex := IndexPolicy(p.Policy); !inIndex {
+		pin.File = p.Policy // as cairn.yaml names it, relative to the project
+	}
+	return pin, nil
 }
 
 // ErrUnresolvable is the parent of the errors of resolution.
@@ -113,7 +121,7 @@ func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
 	rs := &resolver{srcs: srcs, sources: map[string]*sourceOf{}, descs: map[string]*choice{}, chosen: map[string]*choice{}, roots: map[string][]string{}, ranges: map[string][]constraint{}}
 	l := &Lock{Version: LockVersion, Project: digestOf(p.Raw), Platforms: p.Platforms}
 	var err error
-	if l.Policy, err = policyPin(p); err != nil {
+	if l.Policy, err = policyPin(p, srcs); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	for _, s := range srcs {
