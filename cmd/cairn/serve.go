@@ -19,6 +19,7 @@ import (
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/safefile"
@@ -77,6 +78,11 @@ command prints it under "server response:"), and light package documents list
 the refusals. Each refusal is logged and counted in
 cairn_policy_refusals_total{rule,via}. In the policy's issuers this repository
 is "local" and each upstream it follows is named as declared.
+
+With --policy index:NAME the policy is the index's own (cairn policy publish):
+at each new head the server judges with the version then in force, and its
+refusals name index:NAME and that version's sha256, which clients that name the
+same policy in cairn.yaml share.
 
 In an organisation's repository that follows upstreams (cairn upstream add), the
 server syncs them every --sync interval (as 'cairn sync' does) and serves their
@@ -167,7 +173,9 @@ Access logs are JSON lines on standard error.`,
 				return usageError{fmt.Errorf("--checkpoint-interval %s: want a positive duration", ckptEvery)}
 			}
 			opts.CheckpointInterval = ckptEvery
-			if policyFile != "" {
+			if name, inIndex := plan.IndexPolicy(policyFile); inIndex {
+				opts.IndexPolicy = name
+			} else if policyFile != "" {
 				data, err := os.ReadFile(policyFile)
 				if err != nil {
 					return fmt.Errorf("--policy: %w", err)
@@ -236,7 +244,7 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().StringVar(&ckey, "checkpoint-key", "", "sign checkpoints with this key (granted the checkpoint scope)")
 	c.Flags().StringArrayVar(&witnesses, "witness", nil, "submit each checkpoint to this witness, URL=VKEY (repeatable)")
 	c.Flags().DurationVar(&ckptEvery, "checkpoint-interval", checkpoint.DefaultMaxAge/4, "sign a new checkpoint this often when main has not moved (clients refuse one older than their --max-age, 24h by default)")
-	c.Flags().StringVar(&policyFile, "policy", "", "enforce this policy file on what the server serves (Go modules, blobs; light documents list the refusals)")
+	c.Flags().StringVar(&policyFile, "policy", "", "enforce this policy file, or index:NAME (a policy of the index), on what the server serves (Go modules, blobs; light documents list the refusals)")
 	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long")
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")

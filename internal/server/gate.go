@@ -36,17 +36,23 @@ type Refusal struct {
 	Mode    string   `json:"mode"`
 	Records []string `json:"records,omitempty"`
 	Reason  string   `json:"reason"`
+
+	pol *policy.Policy // the policy (the version of it) that refused
 }
 
-// gate is the server's policy (Options.Policy): it judges a version with
+// gate is the server's policy (Options.Policy, or the version of
+// Options.IndexPolicy in force at main's head: policyAt): it judges a version with
 // policy.Evaluate — what every client runs — on the records
 // verdict.Subject reads, once per index head (the refs' version, main's
 // and the followed upstreams' heads) and descriptor digest, judged at
 // the time it first judges at that head (at most judgmentLife ago). A gate with
 // no policy allows everything at no cost.
 type gate struct {
-	pol      *policy.Policy
+	pol      *policy.Policy // --policy FILE; nil with a policy of the index
+	name     string         // --policy index:NAME: the index's policy judged by
 	refusals *prometheus.CounterVec
+
+	versions sync.Map // a policy of the index: record id → *policy.Policy, its versions parsed and bound
 
 	mu     sync.Mutex
 	key    string                    // the heads the judgments hold at
@@ -69,13 +75,69 @@ type judgment struct {
 	refusal *Refusal
 }
 
-func newGate(pol *policy.Policy, reg *prometheus.Registry) *gate {
-	g := &gate{pol: pol, refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+// newGate is the gate of a fixed policy (pol), or of the index's policy
+// name; the index's must have a version at main's head now, whose
+// issuers bind.
+func newGate(ctx context.Context, repo *index.Repo, pol *policy.Policy, name string, reg *prometheus.Registry) (*gate, error) {
+	g := &gate{pol: pol, name: name, refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cairn_policy_refusals_total",
 		Help: "Requests the server's policy refused, by the rule that refused them and how the client asked (go, blob, light).",
 	}, []string{"rule", "via"})}
+	if pol != nil {
+		if err := bindPolicy(ctx, repo, pol); err != nil {
+			return nil, err
+		}
+	} else {
+		main, err := repo.Catalog(ctx, index.MainRef)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := g.policyAt(ctx, repo, main); err != nil {
+			return nil, err
+		}
+	}
 	reg.MustRegister(g.refusals)
-	return g
+	return g, nil
+}
+
+// policyAt is the one place the server's --policy becomes the policy a
+// judgment at main's catalog uses: the file's, or the version of the
+// index's policy in force at that head (index:NAME, parsed and bound once
+// per version). A head whose version does not load refuses nothing and
+// allows nothing: the error reaches the request.
+func (g *gate) policyAt(ctx context.Context, repo *index.Repo, main *index.Catalog) (*policy.Policy, error) {
+	if g.pol != nil {
+		return g.pol, nil
+	}
+	v, err := main.Policy(g.name)
+	if err != nil {
+		return nil, err
+	}
+	if pol, ok := g.versions.Load(v.RecordID); ok {
+		return pol.(*policy.Policy), nil
+	}
+	text, v, err := main.PolicyText(g.name)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := policy.Parse("index:"+g.name, text)
+	if err != nil {
+		return nil, fmt.Errorf("policy index:%s, version %.16s: %w", g.name, v.RecordID, err)
+	}
+	if err := bindPolicy(ctx, repo, pol); err != nil {
+		return nil, fmt.Errorf("policy index:%s, version %.16s: %w", g.name, v.RecordID, err)
+	}
+	g.versions.Store(v.RecordID, pol)
+	return pol, nil
+}
+
+// policyAt is the server's policy while the refs are at key.
+func (s *Server) policyAt(ctx context.Context, key string) (*policy.Policy, error) {
+	main, err := s.gate.catalog(ctx, s.repo, key, index.MainRef)
+	if err != nil {
+		return nil, err
+	}
+	return s.gate.policyAt(ctx, s.repo, main)
 }
 
 // bindPolicy checks the policy's issuers against the repositories the
@@ -127,10 +189,14 @@ func (s *Server) judge(ctx context.Context, key string, src index.PackageTree, n
 	if err != nil {
 		return nil, fmt.Errorf("judging %s@%s by the server's policy: %w", name, version, err)
 	}
-	j := &judgment{verdict: g.pol.Evaluate(sub, now)}
+	pol, err := g.policyAt(ctx, s.repo, main)
+	if err != nil {
+		return nil, fmt.Errorf("judging %s@%s by the server's policy: %w", name, version, err)
+	}
+	j := &judgment{verdict: pol.Evaluate(sub, now)}
 	if !j.verdict.Allowed {
 		for _, rv := range j.verdict.Failed() {
-			j.refusal = &Refusal{Version: version, Rule: rv.Rule, Mode: string(rv.Mode), Records: rv.Records, Reason: rv.Reason}
+			j.refusal = &Refusal{Version: version, Rule: rv.Rule, Mode: string(rv.Mode), Records: rv.Records, Reason: rv.Reason, pol: pol}
 			break
 		}
 	}
@@ -211,7 +277,7 @@ const maxRefusalBody = 640
 //	rule "no-high-vulnerabilities" (forbid vulnerable >= high): vulnerable CVE-… (high) by … (record 3f2a…)
 //	hint: use an allowed version (cairn show example.com/greet), or ask the issuer to answer the record with fixed
 func (s *Server) refusalBody(what, name string, ref *Refusal) string {
-	pol := s.gate.pol
+	pol := ref.pol
 	first := fmt.Sprintf("cairn: refused by policy %s (sha256:%.8s…): %s", pol.File, pol.Ref.SHA256, what)
 	hint := "hint: use an allowed version (cairn show " + name + ")"
 	cond := ref.Mode

@@ -176,7 +176,12 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if s.gate != nil {
-			doc.Policy = "sha256:" + s.gate.pol.Ref.SHA256
+			pol, err := s.policyAt(r.Context(), key)
+			if err != nil {
+				httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
+				return
+			}
+			doc.Policy = "sha256:" + pol.Ref.SHA256
 			if doc.Refusals, err = s.refusals(r.Context(), key, src, doc); err != nil {
 				httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 				return

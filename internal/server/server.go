@@ -79,6 +79,12 @@ type Options struct {
 	// Its issuers name this repository PolicyRepository and each
 	// followed upstream by its name.
 	Policy *policy.Policy
+	// IndexPolicy, if set instead of Policy, names a policy of the index
+	// (cairn policy publish) that the server enforces as it would
+	// Policy: at each head of main it judges with the version in force
+	// there, and its refusals name the policy (index:NAME) and that
+	// version's digest.
+	IndexPolicy string
 }
 
 // Server serves one repository.
@@ -186,12 +192,13 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.reg)
-	if opts.Policy != nil {
-		if err := bindPolicy(context.Background(), repo, opts.Policy); err != nil {
+	if opts.Policy != nil || opts.IndexPolicy != "" {
+		g, err := newGate(context.Background(), repo, opts.Policy, opts.IndexPolicy, s.reg)
+		if err != nil {
 			os.RemoveAll(hooks)
 			return nil, fmt.Errorf("the server's policy: %w", err)
 		}
-		s.gate = newGate(opts.Policy, s.reg)
+		s.gate = g
 	}
 	s.handler = s.routes()
 	return s, nil
