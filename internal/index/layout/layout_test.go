@@ -74,6 +74,7 @@ func FuzzParsePath(f *testing.F) {
 	f.Add(VersionDir("example.com/greet/v2", "2.0.0+incompatible") + "/" + DescriptorFile)
 	f.Add(VersionDir("acme/fastjson", "1.2.3") + "/" + DescriptorFile)
 	f.Add(RootPath(7))
+	f.Add(RecordPath(PolicyDir("org-default"), strings.Repeat("a", 64)))
 	f.Add("keys/ab/" + strings.Repeat("ab", 32) + "/" + strings.Repeat("0", 64) + ".json")
 	f.Fuzz(func(t *testing.T, p string) {
 		loc, err := ParsePath(p)
