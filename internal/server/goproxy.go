@@ -35,7 +35,8 @@ import (
 //
 // Unknown modules and versions are 404 with one line of text/plain; a
 // version the server's policy refuses is left out of the list and
-// @latest, and its files are 403 with the rule (gate.go). The .mod and
+// @latest, and its files are 403 with the rule (gate.go); @latest of a
+// module whose every version is refused is 403 too. The .mod and
 // .zip are checked against the descriptor before they are served: their
 // SHA-256 and size, and go.sum's h1: hashes, once per blob.
 
@@ -170,7 +171,8 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	switch req.file {
 	case "list", "latest":
-		var allowed []goVersion
+		var allowed, refused []goVersion
+		refusals := map[string]*Refusal{}
 		for _, v := range versions {
 			j, err := s.judge(ctx, key, src, req.module, v.version, v.ref)
 			if err != nil {
@@ -179,6 +181,9 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 			}
 			if j == nil || j.refusal == nil {
 				allowed = append(allowed, v)
+			} else {
+				refused = append(refused, v)
+				refusals[v.version] = j.refusal
 			}
 		}
 		if req.file == "list" {
@@ -191,6 +196,13 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		latest := latestGo(allowed)
+		if latest == nil && len(refused) > 0 {
+			// Every version is refused: 403, not 404, on which a GOPROXY
+			// list goes on to its next entry, around the policy.
+			v := latestGo(refused)
+			s.refuse(w, r, "go", req.module+"@"+v.desc.Go.Version, req.module, refusals[v.version])
+			return
+		}
 		if latest == nil {
 			httpError(w, http.StatusNotFound, "not found: module %s has no version this server offers", req.module)
 			return

@@ -44,6 +44,8 @@ func route(r *http.Request) string {
 		return "package"
 	case strings.HasPrefix(p, "/api/v1/records/"):
 		return "record"
+	case strings.HasPrefix(p, "/go/"):
+		return "go"
 	case p == "/api/v1/checkpoint", p == "/api/v1/head", p == "/healthz", p == "/metrics":
 		return p[1:]
 	}
