@@ -225,11 +225,15 @@ type blobVerdict struct {
 }
 
 // catalog returns the catalog of ref's head, one per commit while the
-// refs are at key.
+// refs are at key; main's is read at the head key names first (the
+// policy in force there, the records there).
 func (g *gate) catalog(ctx context.Context, repo *index.Repo, key, ref string) (*index.Catalog, error) {
-	head, err := repo.Head(ctx, ref)
-	if err != nil {
-		return nil, err
+	head, _, _ := strings.Cut(key, ";")
+	if ref != index.MainRef || !isCommitID(head) {
+		var err error
+		if head, err = repo.Head(ctx, ref); err != nil {
+			return nil, err
+		}
 	}
 	g.mu.Lock()
 	c := g.cats[head]
@@ -237,7 +241,8 @@ func (g *gate) catalog(ctx context.Context, repo *index.Repo, key, ref string) (
 	if c != nil {
 		return c, nil
 	}
-	if c, err = repo.Catalog(ctx, head); err != nil {
+	c, err := repo.Catalog(ctx, head)
+	if err != nil {
 		return nil, err
 	}
 	g.mu.Lock()
@@ -246,6 +251,19 @@ func (g *gate) catalog(ctx context.Context, repo *index.Repo, key, ref string) (
 	}
 	g.mu.Unlock()
 	return c, nil
+}
+
+// isCommitID reports whether s is a commit id in hex (SHA-1 or SHA-256).
+func isCommitID(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // refuse answers a request the policy refuses: 403 (not 404 or 410, on
