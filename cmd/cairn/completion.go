@@ -35,6 +35,9 @@ var completions = map[string]struct {
 	"upstream remove": {args: first(upstreamNames)},
 	"upstream set":    {args: first(upstreamNames)},
 	"policy check":    {args: packageVersions(true)},
+	"policy publish":  {args: first(policyNames)},
+	"policy show":     {args: first(policyNames)},
+	"policy log":      {args: first(policyNames)},
 }
 
 // setCompletions registers the completions on the commands under root.
@@ -113,6 +116,22 @@ func upstreamNames(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion
 		var names []string
 		for _, u := range ups {
 			names = append(names, u.Name)
+		}
+		return names, err
+	})
+}
+
+// policyNames completes the names of the policies main holds.
+func policyNames(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	return fromRepo(cmd, func(ctx context.Context, r *index.Repo) ([]string, error) {
+		c, err := r.Catalog(ctx, index.MainRef)
+		if err != nil {
+			return nil, err
+		}
+		vs, err := c.Policies()
+		var names []string
+		for _, v := range vs {
+			names = append(names, v.Name)
 		}
 		return names, err
 	})

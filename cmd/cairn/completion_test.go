@@ -35,6 +35,10 @@ func TestCompletion(t *testing.T) {
 		os.WriteFile(filepath.Join(pkg, "src.tar.gz"), []byte("source "+v), 0o644)
 		must("publish", "--repo", repo, "--key", filepath.Join(dir, "alice.key"), pkg)
 	}
+	os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte("forbid:\n  - {property: withdrawn}\n"), 0o644)
+	for _, name := range []string{"org-strict", "org-default"} {
+		must("policy", "publish", "--repo", repo, "--key", filepath.Join(dir, "root.key"), name, filepath.Join(dir, "policy.yaml"))
+	}
 	must("remote", "add", "--repo", repo, "origin", "http://127.0.0.1:1", "--introduction", strings.Repeat("ab", 32))
 	must("remote", "add", "--repo", repo, "mirror", "http://127.0.0.1:2", "--introduction", strings.Repeat("ab", 32))
 
@@ -53,6 +57,8 @@ func TestCompletion(t *testing.T) {
 		{[]string{"certify", "--property", ""}, "audited\ntested\nreviewed\nreproduced\nproof-checked\nscanned\nvulnerable\nfixed\ndeprecated\nwithdrawn\n:4\n"},
 		{[]string{"certifier", "--property-on-failure", ""}, "tested-failed\n:4\n"},
 		{[]string{"pull", "--repo", repo, ""}, "mirror\norigin\n:4\n"},
+		{[]string{"policy", "show", "--repo", repo, ""}, "org-default\norg-strict\n:4\n"},
+		{[]string{"policy", "log", "--repo", repo, "org-default", ""}, ":4\n"},
 		{[]string{"pull", "--repo", repo, "origin", ""}, ":4\n"},
 		{[]string{"remote", "set-url", "--repo", repo, "o"}, "mirror\norigin\n:4\n"},
 		{[]string{"promote", "--repo", repo, "--to", ""}, "mirror\norigin\n:4\n"},

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -634,6 +635,9 @@ func PublishPolicy(ctx context.Context, r *index.Repo, name string, text []byte,
 	}
 	if len(signers) == 0 {
 		return nil, errors.New("publishing a policy needs a key")
+	}
+	if !utf8.Valid(text) {
+		return nil, fmt.Errorf("policy %s: the text is not UTF-8, and a record holds text as JSON does: save the file as UTF-8", name)
 	}
 	c, err := r.Catalog(ctx, index.MainRef)
 	if err != nil {

@@ -2,8 +2,10 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"sort"
 	"time"
 
 	"cairn.dev/cairn/internal/index/layout"
@@ -133,4 +135,31 @@ func (c *Catalog) PolicyText(name string) (text []byte, v *PolicyVersion, err er
 		return nil, nil, fmt.Errorf("%s is a %s record, not a policy's version", path, rec.Kind)
 	}
 	return []byte(p.Policy), v, nil
+}
+
+// Policies lists the policies of the index at the catalog's commit, by
+// name, each at its latest version. A light client cannot prove the
+// listing complete (policies/ spans every policy's subject):
+// ErrUnlisted.
+func (c *Catalog) Policies() ([]PolicyVersion, error) {
+	dirs, err := c.files.List("policies")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []PolicyVersion
+	for _, d := range dirs {
+		if !d.Dir {
+			continue
+		}
+		v, err := c.Policy(d.Name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }

@@ -158,3 +158,13 @@ func TestPolicySubject(t *testing.T) {
 		t.Errorf("SubjectsOf = %v", got)
 	}
 }
+
+// A text that is not UTF-8 would not survive the record's JSON: it is
+// refused before it is signed, saying so.
+func TestPolicyTextNotUTF8(t *testing.T) {
+	f := newFixture(t)
+	_, err := author.PublishPolicy(f.ctx, f.repo, "org", []byte("forbid:\n  - {name: \xff, property: withdrawn}\n"), f.root)
+	if err == nil || !strings.Contains(err.Error(), "not UTF-8") {
+		t.Fatalf("a text that is not UTF-8: %v", err)
+	}
+}
