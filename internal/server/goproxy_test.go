@@ -586,3 +586,45 @@ func TestGatePolicyCost(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseGoPath: whatever follows /go/, parseGoPath does not panic, and
+// what it accepts is a valid module path (and a canonical version of it)
+// that, escaped again, is the path it read.
+func FuzzParseGoPath(f *testing.F) {
+	for _, p := range []string{
+		"example.com/greet/@v/list", "example.com/greet/@latest", "example.com/greet/@v/v1.0.0.info",
+		"example.com/!upper/@v/v0.1.0.zip", "example.com/greet/v2/@v/v2.0.0.mod", "example.com/x/@v/v2.0.0+incompatible.mod",
+		"example.com/x/@v/v1.0.0-!r!c.1.info", "example.com/x/@v/v1.0.info", "x/@v/list", "@v/list", "",
+	} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		req, err := parseGoPath(p)
+		if err != nil {
+			return
+		}
+		if err := module.CheckPath(req.module); err != nil {
+			if descriptor.CheckName(req.module) == nil {
+				t.Fatalf("parseGoPath(%q) = %q, which CheckPath refuses (%v) and CheckName takes", p, req.module, err)
+			}
+			return // goGet answers 404
+		}
+		esc, _ := module.EscapePath(req.module)
+		var again string
+		switch req.file {
+		case "list":
+			again = esc + "/@v/list"
+		case "latest":
+			again = esc + "/@latest"
+		default:
+			if err := module.Check(req.module, req.version); err != nil {
+				t.Fatalf("parseGoPath(%q): %s@%s: %v", p, req.module, req.version, err)
+			}
+			ev, _ := module.EscapeVersion(req.version)
+			again = esc + "/@v/" + ev + "." + req.file
+		}
+		if again != p {
+			t.Fatalf("parseGoPath(%q) = %+v, which escapes back to %q", p, req, again)
+		}
+	})
+}
