@@ -463,6 +463,26 @@ func (s *Server) judgeBlob(ctx context.Context, hex string) (*blobVerdict, error
 	return &bv, nil
 }
 
+// warmGate reads which versions name each artifact (artifactIndex) once
+// the server starts, so that the first blob request does not wait for a
+// walk of the whole history.
+func (s *Server) warmGate(ctx context.Context) {
+	start := time.Now()
+	refs := []string{index.MainRef}
+	ups, err := s.upstreams(ctx)
+	if err == nil {
+		for _, u := range ups {
+			refs = append(refs, index.UpstreamRef(u.Name))
+		}
+		_, err = s.gate.artifacts.versions(ctx, s.repo, refs, "")
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("reading the index's artifacts for the policy", "err", err)
+		return
+	}
+	s.log.Info("read the index's artifacts for the policy", "duration", time.Since(start))
+}
+
 // artifactIndex knows which versions name each artifact, by digest: the
 // descriptors added on each line (main, each followed upstream) up to
 // the head it read last, read again only from there (a descriptor is

@@ -306,6 +306,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	go s.collectLoop(ctx, time.Hour)
+	if s.gate != nil {
+		go s.warmGate(ctx) // the first blob request does not wait for it
+	}
 	if s.ckpt != nil {
 		defer s.ckpt.close() // the witnesses' retries end with the server (after stop, below)
 		lctx, stop := context.WithCancel(ctx)
