@@ -51,13 +51,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func signer(t *testing.T) keys.Signer {
+func signer(t testing.TB) keys.Signer {
 	_, priv, _ := ed25519.GenerateKey(nil)
 	return keys.NewSigner(priv)
 }
 
 type fixture struct {
-	t            *testing.T
+	t            testing.TB
 	ctx          context.Context
 	repo         *index.Repo
 	srv          *Server
@@ -68,7 +68,7 @@ type fixture struct {
 
 // newFixture serves a new index (alice may publish acme/*), with the
 // options the server's defaults and then each of opts set.
-func newFixture(t *testing.T, opts ...func(*Options)) *fixture {
+func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
 	f := &fixture{t: t, ctx: context.Background(), root: signer(t), alice: signer(t)}
 	r, _, err := index.Init(f.ctx, filepath.Join(t.TempDir(), "repo"), []keys.Signer{f.root}, nil, 1)
 	if err != nil {
