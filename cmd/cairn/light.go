@@ -127,16 +127,63 @@ func showLight(ctx context.Context, cmd *cobra.Command, f *lightFlags, name, ver
 	if err != nil {
 		return err
 	}
+	rf, err := v.Refusals(ctx, name)
+	if err != nil {
+		return err
+	}
+	if rf != nil && rf.Source != "" {
+		rf = nil // served from an upstream's line: not these versions
+	}
 	if asJSON {
-		return printJSON(cmd.OutOrStdout(), views)
+		out := make([]lightVersionView, len(views))
+		for i, vv := range views {
+			out[i] = lightVersionView{VersionView: vv, RefusedByServer: refusedJSON(rf, vv.Version)}
+		}
+		return printJSON(cmd.OutOrStdout(), out)
 	}
 	for i, vv := range views {
 		if i > 0 {
 			fmt.Fprintln(cmd.OutOrStdout())
 		}
-		printVersion(cmd.OutOrStdout(), vv, fmt.Sprintf("%s at %.12s (checkpoint of %d files)", f.url, v.Checkpoint.Head, v.Checkpoint.Size))
+		printVersion(cmd.OutOrStdout(), vv, fmt.Sprintf("%s at %.12s (checkpoint of %d files)", f.url, v.Checkpoint.Head, v.Checkpoint.Size), refusedText(rf, vv.Version))
 	}
 	return nil
+}
+
+// lightVersionView is a version read by the light client, and the
+// server's refusal of it, if its policy refuses it.
+type lightVersionView struct {
+	index.VersionView
+	RefusedByServer *serverRefusal `json:"refused_by_server,omitempty"`
+}
+
+// lightUpstreamVersionView is lightVersionView of an upstream's version.
+type lightUpstreamVersionView struct {
+	index.UpstreamVersionView
+	RefusedByServer *serverRefusal `json:"refused_by_server,omitempty"`
+}
+
+// serverRefusal is a server's refusal of a version (light.Refusal), with
+// the policy that refused it: its word, not proved.
+type serverRefusal struct {
+	Policy       string `json:"policy"`
+	PolicyDigest string `json:"policy_digest"`
+	light.Refusal
+}
+
+func refusedJSON(rf *light.Refusals, version string) *serverRefusal {
+	if r := rf.Of(version); r != nil {
+		return &serverRefusal{Policy: rf.Policy, PolicyDigest: rf.Digest, Refusal: *r}
+	}
+	return nil
+}
+
+// refusedText says why the server refuses version; "" if it serves it.
+func refusedText(rf *light.Refusals, version string) string {
+	if r := rf.Of(version); r != nil {
+		return plan.Refused(rf, r)
+	}
+	return ""
 }
 
 // showLightUpstream is cairn show --url for a package the server does not
@@ -200,14 +247,25 @@ func showLightUpstream(ctx context.Context, w io.Writer, v *light.View, here *in
 		}
 		out = append(out, index.UpstreamVersionView{VersionView: vv, Upstream: l.u.Name, Head: l.v.Checkpoint.Head, Local: local})
 	}
+	rf, err := v.Refusals(ctx, name)
+	if err != nil {
+		return err
+	}
+	if rf != nil && rf.Source != l.u.Name {
+		rf = nil // the server serves it from elsewhere
+	}
 	if asJSON {
-		return printJSON(w, out)
+		js := make([]lightUpstreamVersionView, len(out))
+		for i, uv := range out {
+			js[i] = lightUpstreamVersionView{UpstreamVersionView: uv, RefusedByServer: refusedJSON(rf, uv.Version)}
+		}
+		return printJSON(w, js)
 	}
 	for i, uv := range out {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		printVersion(w, uv.VersionView, fmt.Sprintf("upstream %s through %s, at %.12s (checkpoint of %d files)", uv.Upstream, v.Client().BaseURL, uv.Head, l.v.Checkpoint.Size))
+		printVersion(w, uv.VersionView, fmt.Sprintf("upstream %s through %s, at %.12s (checkpoint of %d files)", uv.Upstream, v.Client().BaseURL, uv.Head, l.v.Checkpoint.Size), refusedText(rf, uv.Version))
 		fmt.Fprintf(w, "  records of %s about it:\n", v.Client().BaseURL)
 		printRecords(w, uv.Local)
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/signal"
 	"regexp"
@@ -119,6 +120,8 @@ func classify(err error) (int, string) {
 		qe *witness.QuorumError
 		li *light.InconsistentError
 		lp *light.ProofError
+		sr *plan.ServerRefusedError
+		bs *blob.StatusError
 	)
 	switch {
 	case errors.As(err, &nr):
@@ -174,6 +177,8 @@ func classify(err error) (int, string) {
 		return exitError, "the server is busy with other clients; nothing was refused: run the command again in a moment"
 	case errors.As(err, &de):
 		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head"
+	case errors.As(err, &bs) && bs.Method == http.MethodGet && bs.Code == http.StatusForbidden:
+		return exitRefused, "the server refuses this artifact by its policy (its answer names the rule and the record): run cairn lock to pick a version it serves, or ask the server's operator about the rule"
 	case errors.Is(err, blob.ErrRefused):
 		return exitRefused, "uploads are signed with your key, which the repository's root must grant a publish or certify scope (cairn key list shows the grants)"
 	case errors.As(err, &me):
@@ -194,6 +199,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "do not trust this lock: restore cairn.lock from version control, or run cairn lock to resolve it again"
 	case errors.Is(err, install.ErrUnsafe):
 		return exitRefused, "the package's archive tries to write outside its directory: nothing was installed; tell the package's publisher"
+	case errors.As(err, &sr):
+		return exitRefused, sr.Hint()
 	case errors.Is(err, plan.ErrUnresolvable):
 		return exitError, "change the ranges or the snapshot in cairn.yaml so that one version of each package fits every range"
 	case errors.Is(err, plan.ErrInvalid), errors.Is(err, policy.ErrInvalid):

@@ -295,6 +295,11 @@ With everything in the cache, nothing is fetched (--offline: not even the index)
 					fmt.Fprintf(w, "wrote %s: %d packages, %s\n", plan.LockFile, len(l.Packages), l.Digest)
 				}
 			}
+			// A version the server refuses by its policy is said in its
+			// words, not left to a 403 at the blob's fetch.
+			if err := plan.CheckServed(ctx, l, pr.srcs); err != nil {
+				return err
+			}
 			cache, err := blob.NewFS(filepath.Join(pr.cache, "blobs"))
 			if err != nil {
 				return err

@@ -77,7 +77,7 @@ version and the record.`,
 					if i > 0 {
 						fmt.Fprintln(cmd.OutOrStdout())
 					}
-					printVersion(cmd.OutOrStdout(), v, "")
+					printVersion(cmd.OutOrStdout(), v, "", "")
 				}
 				return nil
 			})
@@ -103,12 +103,16 @@ func osvOf(views []index.VersionView) []*osv.Entry {
 	return out
 }
 
-// printVersion prints a version; from, if set, says where it comes from.
-func printVersion(w io.Writer, v index.VersionView, from string) {
+// printVersion prints a version; from, if set, says where it comes from,
+// and refused why the server read refuses to serve it.
+func printVersion(w io.Writer, v index.VersionView, from, refused string) {
 	d := v.Descriptor
 	fmt.Fprintf(w, "%s@%s\n", v.Name, v.Version)
 	if from != "" {
 		fmt.Fprintf(w, "  from        %s\n", from)
+	}
+	if refused != "" {
+		fmt.Fprintf(w, "  server      %s\n", refused)
 	}
 	fmt.Fprintf(w, "  uuid        %s\n", d.UUID)
 	if d.Summary != "" {
@@ -155,7 +159,7 @@ func showUpstream(ctx context.Context, w io.Writer, r *index.Repo, name, version
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		printVersion(w, v.VersionView, fmt.Sprintf("upstream %s, verified at %s", v.Upstream, v.Head))
+		printVersion(w, v.VersionView, fmt.Sprintf("upstream %s, verified at %s", v.Upstream, v.Head), "")
 		fmt.Fprintf(w, "  records of %s about it:\n", r.Dir)
 		printRecords(w, v.Local)
 	}

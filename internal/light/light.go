@@ -203,6 +203,10 @@ type View struct {
 	verified bool     // Open verified the checkpoint: documents checked against it may be kept
 	pending  []func() // the keeps of documents read before, run once it is
 
+	policy   string // the server's policy, named on its checkpoint (PolicyHeader)
+	refMu    sync.Mutex
+	refusals map[string]*refusalsLoad // by package name
+
 	catOnce sync.Once
 	cat     *index.Catalog
 	catErr  error
@@ -241,7 +245,7 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if c.Introduction == "" || c.BaseURL == "" {
 		return nil, fmt.Errorf("light client: a BaseURL and the Introduction it serves are both needed")
 	}
-	note, hint, err := c.get(ctx, "/log/checkpoint")
+	note, header, err := c.get(ctx, "/log/checkpoint")
 	if err != nil {
 		return nil, fmt.Errorf("%s: fetching the checkpoint: %w", c.base(), err)
 	}
@@ -261,7 +265,8 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if err != nil {
 		return nil, err
 	}
-	v := &View{client: c, ctx: ctx, tiles: newTileCache(c.tiles(fetcher, claimed)), server: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{}}
+	v := &View{client: c, ctx: ctx, tiles: newTileCache(c.tiles(fetcher, claimed)), server: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{},
+		policy: header.Get(PolicyHeader)}
 	refuse := func(format string, args ...any) error {
 		return &ProofError{URL: c.base(), What: "the checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
 	}
@@ -300,10 +305,13 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	bg.Go(func() { v.load(wctx, "root") })
 	if len(prefetch) > 0 {
 		bg.Go(func() { v.Prefetch(wctx, prefetch...) })
+		if v.policy != "" {
+			bg.Go(func() { v.prefetchRefusals(wctx, prefetch) })
+		}
 	}
 
 	// The key that signed: hinted, never trusted.
-	keyID := hint
+	keyID := header.Get(KeyHeader)
 	if keyID == "" && stored != nil {
 		keyID = stored.Key
 	}
@@ -446,28 +454,29 @@ func (v *View) within(files []index.MemFile) []index.MemFile {
 	return files[:n:n]
 }
 
-// get fetches BaseURL+path, and the checkpoint key the answer hints at.
-func (c *Client) get(ctx context.Context, path string) ([]byte, string, error) {
+// get fetches BaseURL+path, and the answer's header (the checkpoint key
+// it hints at, the policy it names).
+func (c *Client) get(ctx context.Context, path string) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base()+path, nil)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	resp, err := c.http().Do(req)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, "", fmt.Errorf("GET %s: %w", path, err)
+		return nil, nil, fmt.Errorf("GET %s: %w", path, err)
 	}
 	if resp.StatusCode == http.StatusGone {
-		return nil, "", fmt.Errorf("GET %s: %s: %s: %w", path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]), ErrMoved)
+		return nil, nil, fmt.Errorf("GET %s: %s: %s: %w", path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]), ErrMoved)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
+		return nil, nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
 	}
-	return body, resp.Header.Get(KeyHeader), nil
+	return body, resp.Header, nil
 }
 
 // storedState is what StateDir keeps of a repository: the last

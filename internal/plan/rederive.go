@@ -95,7 +95,16 @@ func rederive(ctx context.Context, p *Project, l *Lock, srcs Sources) (map[strin
 	if err != nil {
 		return nil, []string{fmt.Sprintf("reading the indexes at the heads the lock pins: %v", err)}
 	}
-	want, err := Resolve(ctx, p, pinned)
+	// The versions the lock pins are offered even if the server refuses
+	// them now (its word changes with time, not with the heads): the lock
+	// still checks, and the install says the server's refusal
+	// (CheckServed). The others it refuses are not offered, as when the
+	// lock was made.
+	keep := map[string]bool{}
+	for _, pkg := range l.Packages {
+		keep[pkg.ID()] = true
+	}
+	want, err := resolve(ctx, p, pinned, keep)
 	if err != nil {
 		return nil, []string{fmt.Sprintf("%s does not resolve at the heads the lock pins: %v", ProjectFile, err)}
 	}

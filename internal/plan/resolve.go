@@ -15,6 +15,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/snapshot"
 	"cairn.dev/cairn/internal/verdict"
@@ -102,7 +103,11 @@ type constraint struct {
 }
 
 type resolver struct {
-	srcs    Sources
+	ctx  context.Context
+	srcs Sources
+	// keep are versions offered though the server refuses them (by
+	// name@version): those a lock pins, when it is checked (rederive).
+	keep    map[string]bool
 	sources map[string]*sourceOf // by name: where it is published and its versions
 	descs   map[string]*choice   // by name@version: a descriptor read once
 	chosen  map[string]*choice
@@ -117,8 +122,19 @@ type resolver struct {
 // that satisfies every range on it — each taken from the first repository
 // that publishes its name. The policy (if any) is not applied here: see
 // Evaluate.
+//
+// A version the server of a light source refuses (light.Refusals: its
+// policy's word) is not offered: a range takes the highest version it
+// accepts among the others, and a version pinned (by cairn.yaml or the
+// snapshot) that the server refuses is a *ServerRefusedError.
 func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
-	rs := &resolver{srcs: srcs, sources: map[string]*sourceOf{}, descs: map[string]*choice{}, chosen: map[string]*choice{}, roots: map[string][]string{}, ranges: map[string][]constraint{}}
+	return resolve(ctx, p, srcs, nil)
+}
+
+// resolve is Resolve, offering the versions in keep (name@version) even
+// if the server refuses them.
+func resolve(ctx context.Context, p *Project, srcs Sources, keep map[string]bool) (*Lock, error) {
+	rs := &resolver{ctx: ctx, srcs: srcs, keep: keep, sources: map[string]*sourceOf{}, descs: map[string]*choice{}, chosen: map[string]*choice{}, roots: map[string][]string{}, ranges: map[string][]constraint{}}
 	l := &Lock{Version: LockVersion, Project: digestOf(p.Raw), Platforms: p.Platforms}
 	var err error
 	if l.Policy, err = policyPin(p, srcs); err != nil {
@@ -143,6 +159,9 @@ func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: snapshot %s: entry %s@%s: %v", ErrUnresolvable, snapName(pin), e.Name, e.Version, err)
 			}
+			if err := rs.refused(src, e.Name, e.Version, why); err != nil {
+				return nil, err
+			}
 			if ref != e.Descriptor {
 				return nil, fmt.Errorf("%w: snapshot %s: entry %s@%s names descriptor %s, but repository %s has %s", ErrUnresolvable, snapName(pin), e.Name, e.Version, e.Descriptor, src.Name, ref)
 			}
@@ -159,6 +178,9 @@ func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
 			}
 			if ref != *w.Ref {
 				return nil, fmt.Errorf("%w: %s: %s@%s is pinned to descriptor %s, but repository %s has %s", ErrUnresolvable, where, w.Name, w.Version, *w.Ref, src.Name, ref)
+			}
+			if err := rs.refused(src, w.Name, w.Version, where); err != nil {
+				return nil, err
 			}
 			rs.chosen[w.Name] = &choice{src: src, version: w.Version, desc: d, ref: ref, pinned: where}
 			rs.roots[w.Name] = append(rs.roots[w.Name], where+" pins "+w.Version)
@@ -368,6 +390,11 @@ func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
 		}
 		return nil, fmt.Errorf("%w: %v (wanted by %s)", ErrUnresolvable, err, strings.Join(from, ", "))
 	}
+	rf, err := rs.refusals(s, name)
+	if err != nil {
+		return nil, err
+	}
+	var refused []light.Refusal
 	for i := len(versions) - 1; i >= 0; i-- {
 		v, err := semver.StrictNewVersion(versions[i])
 		if err != nil {
@@ -383,6 +410,10 @@ func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
 		if !ok {
 			continue
 		}
+		if r := rf.Of(versions[i]); r != nil && !rs.keep[name+"@"+versions[i]] {
+			refused = append(refused, *r)
+			continue
+		}
 		_, d, ref, err := rs.descriptor(name, versions[i])
 		if err != nil {
 			return nil, err
@@ -393,7 +424,32 @@ func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
 	for _, c := range cs {
 		want = append(want, fmt.Sprintf("%s (from %s)", c.rng, c.from))
 	}
+	if len(refused) > 0 {
+		return nil, &ServerRefusedError{Name: name, Repository: s.Name, Wanted: strings.Join(want, " and "), Server: rf, Refused: refused, Introduction: s.server().Introduction}
+	}
 	return nil, fmt.Errorf("%w: no version of %s in repository %s satisfies %s; it has %s", ErrUnresolvable, name, s.Name, strings.Join(want, " and "), strings.Join(versions, ", "))
+}
+
+// refusals returns what the server of a light source refuses of name
+// (see Source.Refusals).
+func (rs *resolver) refusals(s *Source, name string) (*light.Refusals, error) {
+	return s.Refusals(rs.ctx, name)
+}
+
+// refused returns a *ServerRefusedError if the server of src refuses
+// name@version, which where pins.
+func (rs *resolver) refused(src *Source, name, version, where string) error {
+	if rs.keep[name+"@"+version] {
+		return nil
+	}
+	rf, err := rs.refusals(src, name)
+	if err != nil {
+		return err
+	}
+	if r := rf.Of(version); r != nil {
+		return &ServerRefusedError{Name: name, Repository: src.Name, Pinned: where, Server: rf, Refused: []light.Refusal{*r}, Introduction: src.server().Introduction}
+	}
+	return nil
 }
 
 // why says what put a package in the plan at its version.

@@ -734,5 +734,8 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set(CheckpointKeyHeader, keys.ID(s.opts.CheckpointKey.Public()))
+	if s.gate != nil {
+		w.Header().Set(PolicyHeader, s.gate.label())
+	}
 	w.Write(note)
 }

@@ -26,6 +26,20 @@ import (
 // the own repository's.
 const PolicyRepository = "local"
 
+// PolicyHeader is the response header with which a server that enforces
+// a policy names it on its checkpoint (the file's name, or index:NAME): a
+// light client then reads its refusals from the light package documents
+// (light.PolicyHeader).
+const PolicyHeader = "Cairn-Policy"
+
+// label names the gate's policy: its file's name, or index:NAME.
+func (g *gate) label() string {
+	if g.pol != nil {
+		return g.pol.File
+	}
+	return "index:" + g.name
+}
+
 // Refusal is a version the server's policy refuses, and why: the first
 // rule it fails and the records that decided it. A light package
 // document lists them (PackageDoc.Refusals), so that a client can say
