@@ -59,6 +59,13 @@ type Record struct {
 // never fresh.
 func (r *Record) Made() time.Time { return issuedOf(r.Predicate) }
 
+// MaxClockSkew is how far after the judgment time a record may say it
+// was made and still count for max_age: a certifier's clock a little
+// ahead of the judge's. A record made later than that is issued in the
+// future and never fresh (it would otherwise stay fresh for as long as
+// its future lasts).
+const MaxClockSkew = 5 * time.Minute
+
 // issuedOf is the time a predicate says it was issued; zero if none.
 func issuedOf(pred any) time.Time {
 	switch p := pred.(type) {
@@ -406,12 +413,16 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 			continue
 		}
 		if r.MaxAge > 0 {
-			if made, oldest := f.r.Made(), at.Add(-r.MaxAge); made.IsZero() || made.Before(oldest) {
-				if made.IsZero() {
-					stale = append(stale, fmt.Sprintf("record %.16s by %s has no time to judge max_age %s by", f.r.ID, who(f.r), r.MaxAgeText))
-				} else {
-					stale = append(stale, fmt.Sprintf("record %.16s by %s is older than max_age %s (made %s, before %s)", f.r.ID, who(f.r), r.MaxAgeText, made.UTC().Format(time.RFC3339), oldest.Format(time.RFC3339)))
-				}
+			made, oldest, newest := f.r.Made(), at.Add(-r.MaxAge), at.Add(MaxClockSkew)
+			switch {
+			case made.IsZero():
+				stale = append(stale, fmt.Sprintf("record %.16s by %s has no time to judge max_age %s by", f.r.ID, who(f.r), r.MaxAgeText))
+				continue
+			case made.Before(oldest):
+				stale = append(stale, fmt.Sprintf("record %.16s by %s is older than max_age %s (made %s, before %s)", f.r.ID, who(f.r), r.MaxAgeText, made.UTC().Format(time.RFC3339), oldest.Format(time.RFC3339)))
+				continue
+			case made.After(newest):
+				stale = append(stale, fmt.Sprintf("record %.16s by %s is issued in the future (made %s, after the judgment time %s and its %s of clock skew)", f.r.ID, who(f.r), made.UTC().Format(time.RFC3339), at.Format(time.RFC3339), MaxClockSkew))
 				continue
 			}
 		}

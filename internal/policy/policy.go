@@ -17,8 +17,9 @@
 //
 // A require rule may ask for more than one certifier (count: K, K
 // distinct holders or holderless keys), and for fresh evidence (max_age:
-// 7d, records made no earlier than the judgment time minus it; the
-// judgment time is an input of Evaluate, named by the verdict). A rule
+// 7d, records made no earlier than the judgment time minus it, and not
+// after it beyond MaxClockSkew; the judgment time is an input of
+// Evaluate, named by the verdict). A rule
 // whose enforcement is warn reports its failure and refuses nothing.
 //
 // A policy reads no index: its caller hands it a Subject, the version's
@@ -130,8 +131,9 @@ type Rule struct {
 	// certifier), or a key id for a key without a holder.
 	Count int
 	// MaxAge, when set, counts only records made no earlier than the
-	// judgment time minus MaxAge (see Record.Made); MaxAgeText is it as
-	// the file wrote it (7d).
+	// judgment time minus MaxAge and no later than the judgment time
+	// plus MaxClockSkew (see Record.Made); MaxAgeText is it as the file
+	// wrote it (7d).
 	MaxAge      time.Duration
 	MaxAgeText  string
 	Enforcement Enforcement // Deny or Warn: the rule's own, else the file's
