@@ -129,7 +129,7 @@ func CheckName(name string) error {
 		return nil
 	}
 	bad := func(why string) error {
-		return invalid("package name %q: %s; want namespace/name in lowercase letters, digits, '.', '_' and '-', or a Go module path such as example.com/greet", name, why)
+		return invalid("package name %q: want namespace/name in lowercase letters, digits, '.', '_' and '-', or a Go module path such as example.com/greet (as a module path: %s)", name, why)
 	}
 	if len(name) > MaxNameLen {
 		return bad(fmt.Sprintf("%d bytes, over %d", len(name), MaxNameLen))
