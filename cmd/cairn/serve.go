@@ -75,7 +75,9 @@ policy refuses is left out of /go/ lists and @latest, its .info, .mod and .zip,
 and the blobs of artifacts only refused versions name, are answered 403 with a
 text body naming the policy, the rule, the record and what to do (the go
 command prints it under "server response:"), and light package documents list
-the refusals. Each refusal is logged and counted in
+the refusals; the checkpoint names the policy (header Cairn-Policy), so that
+light clients (cairn lock, install, show --url) offer only the versions it
+serves and say its rule and reason for the others. Each refusal is logged and counted in
 cairn_policy_refusals_total{rule,via}. In the policy's issuers this repository
 is "local" and each upstream it follows is named as declared.
 

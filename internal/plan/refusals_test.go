@@ -1,14 +1,19 @@
 package plan
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/server"
 	"cairn.dev/cairn/internal/server/servertest"
 )
@@ -99,5 +104,48 @@ func TestLightServerRefusals(t *testing.T) {
 	_, _, _, err = w.lock(Options{Cache: t.TempDir()})
 	if !errors.As(err, &sr) || !strings.HasPrefix(sr.Pinned, "cairn.yaml:") || !strings.Contains(err.Error(), "pins acme/log@1.1.0, which the server's policy server-policy.yaml") {
 		t.Fatalf("a pin the server refuses: %v", err)
+	}
+}
+
+// The refusals of an upstream's version are the server's that follows
+// the upstream (the line's Via): an organisation's server whose policy
+// refuses the upstream's acme/log@1.1.0 has its light clients resolve
+// ^1.0 from the line to 1.0.0.
+func TestLightUpstreamServerRefusals(t *testing.T) {
+	up := newWorld(t)
+	up.Certify(author.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Vulnerable, VulnID: "GHSA-up-1", Severity: "high"})
+	upURL := servertest.Serve(up.World)
+	org := indextest.New(t)
+	if _, err := author.RevokeKey(org.Ctx, org.Repo, keys.ID(org.Publisher.Public()), "acme/ is the upstream's", org.Root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.DeclareUpstream(org.Ctx, org.Repo, "public", upURL, up.Intro, org.Root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Sync(org.Ctx, org.Repo, remote.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Parse("org.yaml", []byte("forbid:\n  - {name: no-high, property: vulnerable, severity: high}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orgURL := servertest.ServeWith(org, server.Options{Policy: pol, UpstreamCheckpoint: func(ctx context.Context, u *index.Upstream) ([]byte, string, error) {
+		return remote.UpstreamCheckpoint(ctx, org.Repo, u)
+	}})
+	w := &world{World: org, project: t.TempDir()}
+	w.write("cairn.yaml", fmt.Sprintf("repositories:\n  - {name: corp, url: %s, introduction: %s}\npackages:\n  acme/log: ^1.0\nplatforms: [linux-amd64]\n", orgURL, org.Intro))
+	_, srcs, l, err := w.lock(Options{Cache: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := versions(l); got != "acme/log@1.0.0" || l.Packages[0].Repository != "corp/public" {
+		t.Fatalf("plan %s from %s, want acme/log@1.0.0 from corp/public", got, l.Packages[0].Repository)
+	}
+	rf, err := srcs[1].Refusals(w.Ctx, "acme/log")
+	if err != nil || rf.Of("1.1.0") == nil || rf.Source != "public" {
+		t.Fatalf("the line's refusals: %+v, %v", rf, err)
+	}
+	if rf, err := srcs[0].Refusals(w.Ctx, "acme/log"); err != nil || rf != nil {
+		t.Fatalf("the server's own line has refusals of a name it takes from an upstream: %+v, %v", rf, err)
 	}
 }
