@@ -255,6 +255,15 @@ func (r *Repo) Close() error {
 // asked of the running batch reader rather than of a new git process.
 // An absent ref is an error wrapping fs.ErrNotExist.
 func (r *Repo) Head(ctx context.Context, ref string) (string, error) {
+	// The ref files first: a server reads its heads on every request,
+	// and a round trip to the batch reader's process costs more than the
+	// request's own work. Only cairn moves these refs, to commits.
+	switch id, err := r.git.ReadRef(ref); {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("%s: the index has no %s: %w", r.Dir, ref, fs.ErrNotExist)
+	}
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return "", err
