@@ -81,7 +81,7 @@ func TestLongerNameInSameShard(t *testing.T) {
 
 // Internal names win case-folded: an upstream's corp.example/Greet is
 // internal when corp.example/greet is published here (even once no live
-// grant covers it), or when a live grant's pattern covers it in any case;
+// grant covers it), and so is corp.example/greet/sub beneath it, or when a live grant's pattern covers it in any case;
 // the rules refuse this repository's records about it.
 func TestInternalNamesFolded(t *testing.T) {
 	f := newFixture(t)
@@ -101,6 +101,10 @@ func TestInternalNamesFolded(t *testing.T) {
 		{"corp.example/Greet", "corp.example/Greet differs only in case from corp.example/greet, published in this index"},
 		{"corp.example/GREET", "corp.example/GREET differs only in case from corp.example/greet, published in this index"},
 		{"corp.example/other", ""}, // dave's key is revoked
+		// Beneath a published name: a nested module of it.
+		{"corp.example/greet/sub", "corp.example/greet/sub lies beneath corp.example/greet, published in this index"},
+		{"Corp.example/Greet/sub/v2", "Corp.example/Greet/sub/v2 lies beneath corp.example/greet, published in this index"},
+		{"corp.example/greeting/sub", ""},
 		{"other.example/tools/x/v2", "other.example/tools/x/v2 is inside publish:Other.example/Tools/*, granted to key " + keys.ID(erin.Public()) + " (holder erin)"},
 	} {
 		if why, err := names.Why(c.name); err != nil || why != c.why {
@@ -116,5 +120,6 @@ func TestInternalNamesFolded(t *testing.T) {
 		return at(layout.UpstreamVersionDir("public", name, "2.0.0"), rec)
 	}
 	wantOutcome(t, f.try(1, now, at(layout.UpstreamDir("public"), up), cert("corp.example/Greet")), index.RuleUpstream, "differs only in case from corp.example/greet")
+	wantOutcome(t, f.try(1, now, at(layout.UpstreamDir("public"), up), cert("corp.example/greet/sub")), index.RuleUpstream, "lies beneath corp.example/greet")
 	wantOutcome(t, f.try(1, now, at(layout.UpstreamDir("public"), up), cert("corp.example/other")), "", "")
 }

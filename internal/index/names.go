@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,7 +117,8 @@ func (n *Names) Everything() (string, error) {
 
 // internalWhy is the rule: name is internal to the index in state st at
 // time at if it, or a name it case-folds onto (descriptor.FoldName), is
-// published there, or if a live publish grant allows its key to publish
+// published there, or lies beneath such a name (corp.example/greet/sub
+// beneath corp.example/greet, as record.MatchName covers names), or if a live publish grant allows its key to publish
 // it (record.Scope.Allows, the rule every signature is checked by, which
 // folds case too): an upstream's Corp.example/greet is as internal as
 // the corp.example/greet published here.
@@ -130,6 +132,24 @@ func internalWhy(st State, at time.Time, name string) (string, error) {
 		return name + " is published in this index", nil
 	case own != "":
 		return fmt.Sprintf("%s differs only in case from %s, published in this index", name, own), nil
+	}
+	// A name beneath a published one is the publisher's too: in Go the
+	// module with the longest path that provides a package wins, so an
+	// upstream's corp.example/greet/sub would replace the package sub of
+	// the corp.example/greet published here (nested-module dependency
+	// confusion). Names have at least two elements; so have their parents.
+	for i := strings.LastIndexByte(name, '/'); i > 0; i = strings.LastIndexByte(name[:i], '/') {
+		parent := name[:i]
+		if !strings.Contains(parent, "/") {
+			break
+		}
+		own, err := st.Folded(parent)
+		if err != nil {
+			return "", err
+		}
+		if own != "" {
+			return fmt.Sprintf("%s lies beneath %s, published in this index", name, own), nil
+		}
 	}
 	claims, err := claimsOf(st)
 	if err != nil {
