@@ -79,6 +79,11 @@ type Locked struct {
 	Descriptor blob.Ref         `json:"descriptor"`
 	ChosenBy   []string         `json:"chosen_by"`
 	Artifacts  []LockedArtifact `json:"artifacts"`
+	// Withheld are the versions above Version that the ranges accept and
+	// that the server of a light source refused by its policy when the
+	// lock was resolved (its word, not proved: light.Refusals), highest
+	// first: checking the lock re-derives it without them.
+	Withheld []string `json:"withheld,omitempty"`
 }
 
 // ID is name@version.

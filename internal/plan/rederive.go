@@ -95,16 +95,19 @@ func rederive(ctx context.Context, p *Project, l *Lock, srcs Sources) (map[strin
 	if err != nil {
 		return nil, []string{fmt.Sprintf("reading the indexes at the heads the lock pins: %v", err)}
 	}
-	// The versions the lock pins are offered even if the server refuses
-	// them now (its word changes with time, not with the heads): the lock
-	// still checks, and the install says the server's refusal
-	// (CheckServed). The others it refuses are not offered, as when the
-	// lock was made.
-	keep := map[string]bool{}
+	// The versions withheld are the lock's word of what the server
+	// refused when it was resolved, not the server's now (its refusals
+	// change with time, not with the heads): a lock checks offline, from
+	// an evidence bundle, and after the server refuses the version it
+	// pins (the install then says the server's refusal: CheckServed).
+	// A lock that withholds more only picks lower versions, which a
+	// server may always make a client do by refusing to serve; each is
+	// still judged by the project's policy.
+	withheld := map[string][]string{}
 	for _, pkg := range l.Packages {
-		keep[pkg.ID()] = true
+		withheld[pkg.Name] = pkg.Withheld
 	}
-	want, err := resolve(ctx, p, pinned, keep)
+	want, err := resolve(ctx, p, pinned, withheld)
 	if err != nil {
 		return nil, []string{fmt.Sprintf("%s does not resolve at the heads the lock pins: %v", ProjectFile, err)}
 	}
@@ -199,6 +202,9 @@ func diffLocked(w, g *Locked) []string {
 	}
 	if g.Descriptor != w.Descriptor {
 		add("%s resolves descriptor %s at the pinned heads, cairn.lock says %s", ProjectFile, w.Descriptor, g.Descriptor)
+	}
+	if !slices.Equal(g.Withheld, w.Withheld) {
+		add("withheld %q in cairn.lock; %s resolves it withholding %q", g.Withheld, ProjectFile, w.Withheld)
 	}
 	if !slices.Equal(g.ChosenBy, w.ChosenBy) {
 		add("chosen_by %q in cairn.lock; %s resolves it as %q", g.ChosenBy, ProjectFile, w.ChosenBy)

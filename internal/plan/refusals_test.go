@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,8 +55,8 @@ func TestLightServerRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := versions(l); got != "acme/log@1.0.0" {
-		t.Fatalf("1.1.0 refused by the server: %s, want acme/log@1.0.0", got)
+	if got := versions(l); got != "acme/log@1.0.0" || !slices.Equal(l.Packages[0].Withheld, []string{"1.1.0"}) {
+		t.Fatalf("1.1.0 refused by the server: %s withholding %q, want acme/log@1.0.0 withholding 1.1.0", got, l.Packages[0].Withheld)
 	}
 	if srcs[0].View.Policy() != "server-policy.yaml" {
 		t.Fatalf("the view names policy %q", srcs[0].View.Policy())
@@ -79,13 +80,26 @@ func TestLightServerRefusals(t *testing.T) {
 		t.Fatalf("the refusal names records %v, want %s", sr.Refused[0].Records, vuln)
 	}
 
-	// Offline, the refusals read online at the checkpoint are honoured.
-	_, _, off, err := w.lock(Options{Cache: cache, Offline: true})
+	// Offline, the refusals read online at the checkpoint are honoured,
+	// and the lock checks (by what it withholds, not the server's word).
+	p, offSrcs, off, err := w.lock(Options{Cache: cache, Offline: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := versions(off); got != "acme/log@1.0.0" {
 		t.Fatalf("offline: %s, want acme/log@1.0.0", got)
+	}
+	if err := Check(w.Ctx, p, l, nil, offSrcs); err != nil {
+		t.Fatalf("offline, Check of the lock made under the server's refusals: %v", err)
+	}
+	// A lock that does not say what it withheld does not check: it is
+	// not what cairn.yaml resolves to at its heads.
+	bare := *l
+	bare.Packages = []Locked{l.Packages[0]}
+	bare.Packages[0].Withheld = nil
+	var le *LockError
+	if err := Check(w.Ctx, p, &bare, nil, offSrcs); !errors.As(err, &le) || !strings.Contains(err.Error(), "resolves 1.1.0 at the pinned heads, cairn.lock says 1.0.0") {
+		t.Fatalf("Check of a lock that hides what it withheld: %v", err)
 	}
 
 	// Only refused versions in range: the error names them, the rule and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -88,11 +89,12 @@ var ErrUnresolvable = errors.New("no build plan satisfies the project")
 
 // choice is the version resolution settled on for a name.
 type choice struct {
-	src     *Source
-	version string
-	desc    *descriptor.Descriptor
-	ref     blob.Ref
-	pinned  string // why it cannot move: "snapshot lts-1.0", "cairn.yaml:12"
+	src      *Source
+	version  string
+	desc     *descriptor.Descriptor
+	ref      blob.Ref
+	pinned   string   // why it cannot move: "snapshot lts-1.0", "cairn.yaml:12"
+	withheld []string // the higher versions the ranges accept that the server refused
 }
 
 // constraint is a range some package puts on another.
@@ -105,15 +107,17 @@ type constraint struct {
 type resolver struct {
 	ctx  context.Context
 	srcs Sources
-	// keep are versions offered though the server refuses them (by
-	// name@version): those a lock pins, when it is checked (rederive).
-	keep    map[string]bool
-	sources map[string]*sourceOf // by name: where it is published and its versions
-	descs   map[string]*choice   // by name@version: a descriptor read once
-	chosen  map[string]*choice
-	roots   map[string][]string     // name → why it is wanted at all
-	ranges  map[string][]constraint // the project's own ranges
-	final   map[string][]constraint // every range of the settled closure
+	// withheld, when a lock is re-derived, are the versions it says the
+	// server refused when it was resolved (Locked.Withheld, by name):
+	// those are not offered, and the server is not asked (its word
+	// changes with time, not with the heads).
+	withheld map[string][]string
+	sources  map[string]*sourceOf // by name: where it is published and its versions
+	descs    map[string]*choice   // by name@version: a descriptor read once
+	chosen   map[string]*choice
+	roots    map[string][]string     // name → why it is wanted at all
+	ranges   map[string][]constraint // the project's own ranges
+	final    map[string][]constraint // every range of the settled closure
 }
 
 // Resolve resolves the project against the verified indexes into a lock:
@@ -125,16 +129,17 @@ type resolver struct {
 //
 // A version the server of a light source refuses (light.Refusals: its
 // policy's word) is not offered: a range takes the highest version it
-// accepts among the others, and a version pinned (by cairn.yaml or the
-// snapshot) that the server refuses is a *ServerRefusedError.
+// accepts among the others (the lock names those it passed over:
+// Locked.Withheld), and a version pinned (by cairn.yaml or the snapshot)
+// that the server refuses is a *ServerRefusedError.
 func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
 	return resolve(ctx, p, srcs, nil)
 }
 
-// resolve is Resolve, offering the versions in keep (name@version) even
-// if the server refuses them.
-func resolve(ctx context.Context, p *Project, srcs Sources, keep map[string]bool) (*Lock, error) {
-	rs := &resolver{ctx: ctx, srcs: srcs, keep: keep, sources: map[string]*sourceOf{}, descs: map[string]*choice{}, chosen: map[string]*choice{}, roots: map[string][]string{}, ranges: map[string][]constraint{}}
+// resolve is Resolve; with withheld (a lock's, by name) not nil, the
+// versions not offered are those, and the servers are not asked.
+func resolve(ctx context.Context, p *Project, srcs Sources, withheld map[string][]string) (*Lock, error) {
+	rs := &resolver{ctx: ctx, srcs: srcs, withheld: withheld, sources: map[string]*sourceOf{}, descs: map[string]*choice{}, chosen: map[string]*choice{}, roots: map[string][]string{}, ranges: map[string][]constraint{}}
 	l := &Lock{Version: LockVersion, Project: digestOf(p.Raw), Platforms: p.Platforms}
 	var err error
 	if l.Policy, err = policyPin(p, srcs); err != nil {
@@ -203,7 +208,7 @@ func resolve(ctx context.Context, p *Project, srcs Sources, keep map[string]bool
 	}
 	for _, name := range sortedNames(rs.chosen) {
 		ch := rs.chosen[name]
-		lp := Locked{Name: name, Version: ch.version, Repository: ch.src.Name, Descriptor: ch.ref, ChosenBy: rs.why(name)}
+		lp := Locked{Name: name, Version: ch.version, Repository: ch.src.Name, Descriptor: ch.ref, ChosenBy: rs.why(name), Withheld: ch.withheld}
 		for _, pl := range p.Platforms {
 			a, err := pick(ch.desc, pl)
 			if err != nil {
@@ -395,6 +400,7 @@ func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
 		return nil, err
 	}
 	var refused []light.Refusal
+	var withheld []string
 	for i := len(versions) - 1; i >= 0; i-- {
 		v, err := semver.StrictNewVersion(versions[i])
 		if err != nil {
@@ -410,19 +416,28 @@ func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
 		if !ok {
 			continue
 		}
-		if r := rf.Of(versions[i]); r != nil && !rs.keep[name+"@"+versions[i]] {
+		if rs.withheld != nil {
+			if slices.Contains(rs.withheld[name], versions[i]) {
+				withheld = append(withheld, versions[i])
+				continue
+			}
+		} else if r := rf.Of(versions[i]); r != nil {
 			refused = append(refused, *r)
+			withheld = append(withheld, versions[i])
 			continue
 		}
 		_, d, ref, err := rs.descriptor(name, versions[i])
 		if err != nil {
 			return nil, err
 		}
-		return &choice{src: s, version: versions[i], desc: d, ref: ref}, nil
+		return &choice{src: s, version: versions[i], desc: d, ref: ref, withheld: withheld}, nil
 	}
 	var want []string
 	for _, c := range cs {
 		want = append(want, fmt.Sprintf("%s (from %s)", c.rng, c.from))
+	}
+	if len(withheld) > 0 && len(refused) == 0 {
+		return nil, fmt.Errorf("%w: every version of %s in repository %s that satisfies %s (%s) is withheld by %s: the server refused it when the lock was resolved", ErrUnresolvable, name, s.Name, strings.Join(want, " and "), strings.Join(withheld, ", "), LockFile)
 	}
 	if len(refused) > 0 {
 		return nil, &ServerRefusedError{Name: name, Repository: s.Name, Wanted: strings.Join(want, " and "), Server: rf, Refused: refused, Introduction: s.server().Introduction}
@@ -431,17 +446,17 @@ func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
 }
 
 // refusals returns what the server of a light source refuses of name
-// (see Source.Refusals).
+// (see Source.Refusals); nil when a lock is re-derived (rs.withheld).
 func (rs *resolver) refusals(s *Source, name string) (*light.Refusals, error) {
+	if rs.withheld != nil {
+		return nil, nil
+	}
 	return s.Refusals(rs.ctx, name)
 }
 
 // refused returns a *ServerRefusedError if the server of src refuses
 // name@version, which where pins.
 func (rs *resolver) refused(src *Source, name, version, where string) error {
-	if rs.keep[name+"@"+version] {
-		return nil
-	}
 	rf, err := rs.refusals(src, name)
 	if err != nil {
 		return err
