@@ -371,8 +371,10 @@ count: K (require) asks for K distinct certifiers, each with an active matching
 record: a holder counts once however many keys it signs with; a key without a
 holder counts by its id. max_age: DURATION (require; units s, m, h, d: 7d, 36h)
 counts only records issued no earlier than the judgment time (when the command
-started; cairn evidence verify: the bundle's, or --at) minus it; a test result
-carries no time, so tested takes no max_age. enforcement: warn (per rule, or
+started; cairn evidence verify: the bundle's, or --at) minus it, and not
+after it by more than 5 minutes (a record issued in the future is not fresh); a
+test result's time is its run's (tested records signed before cairn named runs
+have none, and are never fresh). enforcement: warn (per rule, or
 at the top as the file's default; deny is the default) reports a failing rule
 as a warning and refuses nothing.
 

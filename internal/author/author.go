@@ -420,7 +420,7 @@ func certification(ctx context.Context, r *index.Repo, c Certification, s keys.S
 		}
 		evidence = append(evidence, record.Evidence{Name: filepath.Base(p), Ref: ref})
 	}
-	pred, err := c.predicate(evidence)
+	pred, err := c.predicate(evidence, keys.ID(s.Public()))
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -450,8 +450,10 @@ func certification(ctx context.Context, r *index.Repo, c Certification, s keys.S
 	return recs, upstream, d.ID(), nil
 }
 
-// predicate is the certification's predicate, by kind.
-func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
+// predicate is the certification's predicate, by kind; issuer is the
+// signing key's id, which a test result names in its run entry
+// (record.TestRun) so that two certifiers' results differ.
+func (c *Certification) predicate(evidence []record.Evidence, issuer string) (any, error) {
 	if err := c.VEX.none(c.Kind); err != nil {
 		return nil, err
 	}
@@ -465,6 +467,7 @@ func (c *Certification) predicate(evidence []record.Evidence) (any, error) {
 		for _, e := range evidence {
 			conf = append(conf, record.ResourceDescriptor{Name: e.Name, Digest: map[string]string{"sha256": e.SHA256}, Annotations: map[string]any{"size": e.Size}})
 		}
+		conf = append(conf, record.TestRun(issuer, now()))
 		return record.TestResultPredicate{Result: result, Configuration: conf, URL: c.Note}, nil
 	case record.Vulnerable:
 		results := c.Findings

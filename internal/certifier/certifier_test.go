@@ -137,8 +137,13 @@ func TestCertifyPassingNotFailing(t *testing.T) {
 		t.Fatalf("acme/log@1.0.0: tested records %+v, want one by acme-ci", got)
 	}
 	p := got[0].Record.Predicate.(record.TestResultPredicate)
-	if p.Result != "PASSED" || len(p.Configuration) != 3 {
+	if p.Result != "PASSED" || len(p.Configuration) != 4 {
 		t.Fatalf("predicate %+v", p)
+	}
+	// The last entry names the run by its key and time, so that two CI
+	// services' identical results are two records (record.TestRun).
+	if cr := p.Configuration[3]; cr.URI != record.TestRunURI || cr.Annotations["issuer"] != keys.ID(g.ci.Public()) || p.Issued().IsZero() {
+		t.Fatalf("the run entry: %+v", cr)
 	}
 	run := p.Configuration[0]
 	if run.Name != "command" || run.Annotations["command"] != passes || run.Annotations["exit_code"] != float64(0) || run.Annotations["timed_out"] != false {

@@ -54,9 +54,9 @@ type Record struct {
 }
 
 // Made is when a record was made, as max_age reads it: its predicate's
-// issued time (a vulnerability scan's finish). A test result carries
-// none (Parse refuses max_age on tested); a record without a time is
-// never fresh.
+// issued time (a vulnerability scan's finish, a test result's run entry:
+// record.TestRun). A record without a time (a test result signed before
+// cairn named its runs) is never fresh.
 func (r *Record) Made() time.Time { return issuedOf(r.Predicate) }
 
 // MaxClockSkew is how far after the judgment time a record may say it
@@ -79,6 +79,8 @@ func issuedOf(pred any) time.Time {
 		return p.Issued
 	case record.VulnsPredicate:
 		return p.Metadata.ScanFinishedOn
+	case record.TestResultPredicate:
+		return p.Issued()
 	}
 	return time.Time{}
 }

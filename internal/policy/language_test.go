@@ -251,7 +251,6 @@ func TestLanguageErrors(t *testing.T) {
 		{"max_age huge", "require:\n  - name: r\n    property: scanned\n    max_age: 99999999999999999999d\n", `longer than 100 years`},
 		{"max_age sign", "require:\n  - name: r\n    property: scanned\n    max_age: -7d\n", `max_age "-7d": not a duration`},
 		{"max_age on forbid", "forbid:\n  - name: r\n    property: vulnerable\n    max_age: 7d\n", `policy.yaml:4: rule "r": max_age goes with require`},
-		{"max_age on tested", "require:\n  - name: r\n    property: tested\n    max_age: 7d\n", `policy.yaml:4: rule "r": max_age: a test result (in-toto test-result) carries no time`},
 		{"max_age on expr", "forbid:\n  - name: r\n    expr: 'true'\n    max_age: 7d\n", `go with property`},
 		{"rule enforcement", "require:\n  - name: r\n    property: scanned\n    enforcement: block\n", `policy.yaml:4: rule "r": enforcement "block": it is deny`},
 		{"file enforcement", "enforcement: Warn\nrequire:\n  - name: r\n    property: scanned\n", `policy.yaml:1: enforcement "Warn"`},
@@ -275,4 +274,23 @@ func TestLanguageErrors(t *testing.T) {
 	if c := p.Rule("r").Condition(); c != "3 distinct certifiers of audited by ci no older than 1d12h" {
 		t.Fatalf("condition %q", c)
 	}
+}
+
+// TestMaxAgeTested: a test result's time is its run entry's
+// (record.TestRun), so max_age judges tested records; one signed before
+// cairn named its runs has no time and is never fresh.
+func TestMaxAgeTested(t *testing.T) {
+	p := mustParse(t, "require:\n  - {name: fresh-ci, property: tested, max_age: 7d}\n")
+	run := func(at time.Time) record.TestResultPredicate {
+		return record.TestResultPredicate{Result: "PASSED", Configuration: []record.ResourceDescriptor{record.TestRun(securityKey, at)}}
+	}
+	v := newVersion("acme/a", "1.0.0")
+	old := v.add(record.Tested, run(judged.Add(-7*24*time.Hour-time.Second)))
+	wantRule(t, p.Evaluate(v.subject(), judged), "fresh-ci", false, "record "+old[:16]+" by acme-security ["+securityKey+"] is older than max_age 7d")
+	v.add(record.Tested, run(judged.Add(-7*24*time.Hour)))
+	wantRule(t, p.Evaluate(v.subject(), judged), "fresh-ci", true, "tested by acme-security")
+
+	untimed := newVersion("acme/a", "1.0.0")
+	untimed.add(record.Tested, tested("PASSED"))
+	wantRule(t, p.Evaluate(untimed.subject(), judged), "fresh-ci", false, "has no time to judge max_age 7d by")
 }

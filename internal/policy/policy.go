@@ -361,8 +361,6 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 	if rs.MaxAge != "" && rs.Property != "" {
 		if r.Mode != Require {
 			errs = append(errs, ruleErr{lineOf(n, "max_age"), "max_age goes with require: what a forbid rule forbids does not expire"})
-		} else if r.Property == record.Tested {
-			errs = append(errs, ruleErr{lineOf(n, "max_age"), "max_age: a test result (in-toto test-result) carries no time to judge its age by; count tested records without max_age, or require a record that has one (audited, scanned, reviewed …)"})
 		} else if r.MaxAge, err = parseAge(rs.MaxAge); err != nil {
 			errs = append(errs, ruleErr{lineOf(n, "max_age"), err.Error()})
 		} else {

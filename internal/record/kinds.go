@@ -157,6 +157,84 @@ type TestResultPredicate struct {
 	FailedTests   []string             `json:"failedTests,omitempty"`
 }
 
+// The run entry of a test result's configuration: cairn adds one to
+// every tested record it signs, a ResourceDescriptor (in-toto's own type,
+// so the predicate stays a plain test-result v0.1) that names the run by
+// its signing key and the time it was issued:
+//
+//	{"name": "cairn-run", "uri": "https://cairn.dev/attestation/test-run/v1",
+//	 "annotations": {"issuer": "SHA256:…", "issued": "2026-11-30T14:40:00Z"}}
+//
+// The test result itself carries no issuer and no time, so without it two
+// certifiers that report the same result on the same version would make
+// one payload, one record id, and the second could never be appended
+// ("tested by 2 of our 3 CI services" could not be met). The issued time
+// is what max_age reads of a test result (TestResultPredicate.Issued).
+// Records signed before it was added have no run entry, and no time.
+const (
+	TestRunName = "cairn-run"
+	TestRunURI  = "https://cairn.dev/attestation/test-run/v1"
+)
+
+// TestRun is the run entry of a tested record issued by key issuer at
+// time issued (see TestRunName).
+func TestRun(issuer string, issued time.Time) ResourceDescriptor {
+	return ResourceDescriptor{Name: TestRunName, URI: TestRunURI, Annotations: map[string]any{
+		"issuer": issuer, "issued": issued.UTC().Format(time.RFC3339Nano),
+	}}
+}
+
+// run returns the predicate's run entry (see TestRunName), if it has one.
+func (p TestResultPredicate) run() (ResourceDescriptor, bool) {
+	for _, c := range p.Configuration {
+		if c.URI == TestRunURI && c.Name == TestRunName {
+			return c, true
+		}
+	}
+	return ResourceDescriptor{}, false
+}
+
+// Issued is when the test result says it was issued: the issued time of
+// its run entry (see TestRunName); zero for a test result without one.
+func (p TestResultPredicate) Issued() time.Time {
+	c, ok := p.run()
+	if !ok {
+		return time.Time{}
+	}
+	s, _ := c.Annotations["issued"].(string)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// checkRun checks the run entries of a test result: at most one, with an
+// issuer and an RFC 3339 issued time.
+func (p TestResultPredicate) checkRun() error {
+	n := 0
+	for _, c := range p.Configuration {
+		if c.URI != TestRunURI {
+			continue // an entry named cairn-run without the URI is the producer's own (an evidence file, an artifact)
+		}
+		if n++; n > 1 {
+			return fmt.Errorf("test result: %d configuration entries have the run's uri %s: want at most one", n, TestRunURI)
+		}
+		if c.Name != TestRunName {
+			return fmt.Errorf("test result: the run entry (uri %s) is named %q: want %q", TestRunURI, c.Name, TestRunName)
+		}
+		issuer, _ := c.Annotations["issuer"].(string)
+		issued, _ := c.Annotations["issued"].(string)
+		if issuer == "" || len(issuer) > 256 {
+			return fmt.Errorf("test result: the run entry's issuer annotation %q: want the signing key's id", issuer)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, issued); err != nil {
+			return fmt.Errorf("test result: the run entry's issued annotation %q: want an RFC 3339 time", issued)
+		}
+	}
+	return nil
+}
+
 // VulnsPredicate is in-toto's vulns v0.2.
 type VulnsPredicate struct {
 	Scanner  VulnScanner  `json:"scanner"`
@@ -586,7 +664,7 @@ func parsePredicate(kind Kind, raw json.RawMessage) (any, error) {
 		if p.Configuration == nil {
 			return nil, fmt.Errorf("test result needs a configuration")
 		}
-		return p, nil
+		return p, p.checkRun()
 	case Vulnerable:
 		var p VulnsPredicate
 		if err := dec(&p); err != nil {
