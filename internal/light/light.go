@@ -775,7 +775,14 @@ func (v *View) load(ctx context.Context, subject string) *subjectLoad {
 	l = &subjectLoad{done: make(chan struct{})}
 	v.subjects[subject] = l
 	v.mu.Unlock()
+	// A package's refusals by the server's policy, which resolution
+	// asks for next, are read meanwhile.
+	var refusals sync.WaitGroup
+	if name, ok := strings.CutPrefix(subject, "package "); ok && v.policy != "" && !v.offline {
+		refusals.Go(func() { v.Refusals(ctx, name) })
+	}
 	l.files, l.needs, l.err = v.fetchAndJudge(ctx, subject)
+	refusals.Wait()
 	v.finish([]string{subject}, []*subjectLoad{l})
 	return l
 }

@@ -19,13 +19,14 @@ import (
 // A view reads a server's refusals only when its checkpoint names a
 // policy (light.PolicyHeader): a server without one costs no request. A
 // package the project names is read while the checkpoint is verified
-// (OpenPrefetch), once; a package the server does not serve has none;
+// (OpenPrefetch), once, and one read later beside its subject; a package the server does not serve has none;
 // offline, the refusals read online at that checkpoint are read again
 // with no request.
 func TestViewRefusals(t *testing.T) {
 	w := indextest.New(t)
 	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
 	w.Publish(indextest.Package{Name: "acme/log", Version: "1.1.0"})
+	w.Publish(indextest.Package{Name: "acme/other", Version: "1.0.0"})
 	vuln := w.Certify(author.Certification{Name: "acme/log", Version: "1.1.0", Kind: record.Vulnerable, VulnID: "GHSA-v-1", Severity: "high"}).Records[0]
 	pol, err := policy.Parse("org.yaml", []byte("forbid:\n  - {name: no-high, property: vulnerable, severity: high}\n"))
 	if err != nil {
@@ -75,6 +76,14 @@ func TestViewRefusals(t *testing.T) {
 	check("online", rf)
 	if n.Load() != 1 {
 		t.Fatalf("the refusals prefetched were read again: %d package documents", n.Load())
+	}
+	// A package read as resolution reaches it: its refusals are read
+	// beside its subject, once.
+	if _, err := v.Subject(ctx, "package acme/other"); err != nil || n.Load() != 2 {
+		t.Fatalf("reading a package's subject: %v; %d package documents read, want 2", err, n.Load())
+	}
+	if rf, err := v.Refusals(ctx, "acme/other"); err != nil || rf == nil || len(rf.List) != 0 || n.Load() != 2 {
+		t.Fatalf("a package the server refuses nothing of: %+v, %v, %d package documents read", rf, err, n.Load())
 	}
 	if rf, err := v.Refusals(ctx, "acme/none"); err != nil || rf != nil {
 		t.Fatalf("a package the server does not serve: %+v, %v", rf, err)
