@@ -294,3 +294,34 @@ func TestMaxAgeTested(t *testing.T) {
 	untimed.add(record.Tested, tested("PASSED"))
 	wantRule(t, p.Evaluate(untimed.subject(), judged), "fresh-ci", false, "has no time to judge max_age 7d by")
 }
+
+// TestBindCountOneCertifierTwice: with one repository, a bare holder
+// name and HOLDER@REPOSITORY name one certifier, so `by: [ci1@local,
+// ci1], count: 2` could never pass: Bind refuses it at the count's line.
+// (A key id beside a holder name may be that holder's key: the policy
+// cannot tell without the index, and Bind leaves it.)
+func TestBindCountOneCertifierTwice(t *testing.T) {
+	src := "issuers: {ci: [ci1, ci2]}\nrequire:\n  - name: r\n    property: tested\n    by: [ci1@local, ci1]\n    count: 2\n"
+	p := mustParse(t, src)
+	err := p.Bind([]string{"local"})
+	want := `policy.yaml:6: rule "r": count 2: by names 1 distinct certifier(s) in the one repository the project reads (ci1@local; ci1@local and ci1 are one certifier), so the rule could never pass`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Bind = %v; want %q", err, want)
+	}
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Line != 6 || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Bind = %#v; want a FileError at line 6", err)
+	}
+	// Two holders, one through a group: they can pass.
+	for _, by := range []string{"[ci1@local, ci2]", "[ci, ci1@local]", "[ci1, SHA256:other]"} {
+		p := mustParse(t, "issuers: {ci: [ci1, ci2]}\nrequire:\n  - name: r\n    property: tested\n    by: "+by+"\n    count: 2\n")
+		if err := p.Bind([]string{"local"}); err != nil {
+			t.Errorf("by %s, count 2: %v", by, err)
+		}
+	}
+	// count 3 over [ci, ci1@local]: two certifiers.
+	p = mustParse(t, "issuers: {ci: [ci1, ci2]}\nrequire:\n  - name: r\n    property: tested\n    by: [ci, ci1@local]\n    count: 3\n")
+	if err := p.Bind([]string{"local"}); err == nil || !strings.Contains(err.Error(), "count 3: by names 2 distinct certifier(s)") {
+		t.Fatalf("by [ci, ci1@local], count 3: %v", err)
+	}
+}

@@ -143,6 +143,7 @@ type Rule struct {
 	where, expr cel.Program
 	whereLine   int
 	exprLine    int
+	countLine   int             // the line of count:, for Bind's errors
 	uses        map[string]bool // the variables the expressions read
 }
 
@@ -293,7 +294,9 @@ func Parse(file string, data []byte) (*Policy, error) {
 // a repository's root, so two repositories can each have an
 // "acme-security": with more than one repository, an issuer must be a
 // key id (SHA256:…) or HOLDER@REPOSITORY, and a bare holder name is
-// refused; REPOSITORY must be one of repositories. Every issuer refused
+// refused; REPOSITORY must be one of repositories. With one repository,
+// a count its by cannot meet once a bare holder name and HOLDER@REPOSITORY
+// are seen as one certifier is refused at the count's line. Every error
 // is reported, as Errors.
 func (p *Policy) Bind(repositories []string) error {
 	var errs []*FileError
@@ -317,8 +320,44 @@ func (p *Policy) Bind(repositories []string) error {
 					m, len(repositories), strings.Join(repositories, ", "), holder)})
 			}
 		}
+		if len(repositories) == 1 {
+			if e := r.countBound(repositories[0]); e != "" {
+				errs = append(errs, &FileError{File: p.File, Line: r.countLine, Rule: r.Name, Msg: e})
+			}
+		}
 	}
 	return errorsOf(errs)
+}
+
+// countBound checks a require rule's count against the certifiers its
+// by can name when the project reads one repository, repo: there a bare
+// holder name and HOLDER@repo are one certifier (issuedBy matches both
+// on the same records), so `by: [ci1@local, ci1], count: 2` could never
+// pass. It returns why, or "". A key id beside a holder name may be one
+// of that holder's keys; only the index can tell, so they count apart.
+func (r *Rule) countBound(repo string) string {
+	if r.by == nil || r.Count < 2 {
+		return ""
+	}
+	var distinct, folded []string
+	first := map[string]string{} // certifier → the by entry that named it first
+	for _, m := range r.byList {
+		c := m
+		if !strings.HasPrefix(m, "SHA256:") && m != "root" && !strings.Contains(m, "@") {
+			c = m + "@" + repo
+		}
+		if f, ok := first[c]; ok {
+			folded = append(folded, f+" and "+m+" are one certifier")
+			continue
+		}
+		first[c] = m
+		distinct = append(distinct, c)
+	}
+	if len(distinct) >= r.Count {
+		return ""
+	}
+	return fmt.Sprintf("count %d: by names %d distinct certifier(s) in the one repository the project reads (%s; %s), so the rule could never pass",
+		r.Count, len(distinct), strings.Join(distinct, ", "), strings.Join(folded, ", "))
 }
 
 type ruleErr struct {
@@ -355,7 +394,7 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 		case r.by != nil && k > len(r.byList):
 			errs = append(errs, ruleErr{lineOf(n, "count"), fmt.Sprintf("count %d: by allows %d issuer(s) (%s), so the rule could never pass", k, len(r.byList), strings.Join(r.byList, ", "))})
 		default:
-			r.Count = k
+			r.Count, r.countLine = k, lineOf(n, "count")
 		}
 	}
 	if rs.MaxAge != "" && rs.Property != "" {
