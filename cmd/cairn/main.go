@@ -177,8 +177,8 @@ func classify(err error) (int, string) {
 		return exitError, "the server is busy with other clients; nothing was refused: run the command again in a moment"
 	case errors.As(err, &de):
 		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head"
-	case errors.As(err, &bs) && bs.Method == http.MethodGet && bs.Code == http.StatusForbidden:
-		return exitRefused, "the server refuses this artifact by its policy (its answer names the rule and the record): run cairn lock to pick a version it serves, or ask the server's operator about the rule"
+	case errors.As(err, &bs) && bs.Method == http.MethodGet && bs.Code == http.StatusForbidden && strings.HasPrefix(bs.Body, "cairn: refused by policy "):
+		return exitRefused, "the server refuses this artifact by its policy (its answer names the rule and the record): pick a version it serves in cairn.yaml (read as a light client, without light: false, cairn lock skips those it refuses), or ask the server's operator about the rule"
 	case errors.Is(err, blob.ErrRefused):
 		return exitRefused, "uploads are signed with your key, which the repository's root must grant a publish or certify scope (cairn key list shows the grants)"
 	case errors.As(err, &me):
