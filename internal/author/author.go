@@ -452,7 +452,10 @@ func certification(ctx context.Context, r *index.Repo, c Certification, s keys.S
 
 // predicate is the certification's predicate, by kind; issuer is the
 // signing key's id, which a test result names in its run entry
-// (record.TestRun) so that two certifiers' results differ.
+// (record.TestRun) and cairn's own predicates in their issuer, so that
+// two certifiers saying the same thing in the same second make two
+// records. A vulnerable record (in-toto vulns) does not name it: a forbid
+// rule fails at one record, so a second identical finding adds nothing.
 func (c *Certification) predicate(evidence []record.Evidence, issuer string) (any, error) {
 	if err := c.VEX.none(c.Kind); err != nil {
 		return nil, err
@@ -508,9 +511,9 @@ func (c *Certification) predicate(evidence []record.Evidence, issuer string) (an
 		if c.VulnID == "" {
 			return nil, fmt.Errorf("a fixed certification needs --id: the vulnerability it answers")
 		}
-		return c.VEX.fixed(record.FixedPredicate{Vulnerabilities: strings.Split(c.VulnID, ","), Note: c.Note, Evidence: evidence, Issued: now()})
+		return c.VEX.fixed(record.FixedPredicate{Vulnerabilities: strings.Split(c.VulnID, ","), Note: c.Note, Evidence: evidence, Issued: now(), Issuer: issuer})
 	}
-	return record.CertificationPredicate{Issued: now(), Note: c.Note, Evidence: evidence, Source: c.Source}, nil
+	return record.CertificationPredicate{Issued: now(), Issuer: issuer, Note: c.Note, Evidence: evidence, Source: c.Source}, nil
 }
 
 // osvResult is the vulnerable result c's OSV record makes.

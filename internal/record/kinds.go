@@ -128,7 +128,13 @@ type Evidence struct {
 // deprecated, withdrawn). Subject 0 is the descriptor; further subjects narrow the
 // statement to those artifacts.
 type CertificationPredicate struct {
-	Issued      time.Time  `json:"issued"`
+	Issued time.Time `json:"issued"`
+	// Issuer is the signing key's id, as cairn names it (SHA256:…), so
+	// that two certifiers saying the same thing in the same second sign
+	// two payloads (two record ids: a count can be met). It decides
+	// nothing: the signature says who signed. Records made before it
+	// existed have none.
+	Issuer      string     `json:"issuer,omitempty"`
 	Note        string     `json:"note,omitempty"`
 	Evidence    []Evidence `json:"evidence,omitempty"`
 	Source      *Ref       `json:"source,omitempty"`      // reproduced: the source artifact rebuilt
@@ -385,6 +391,7 @@ type FixedPredicate struct {
 	Note            string     `json:"note,omitempty"`
 	Evidence        []Evidence `json:"evidence,omitempty"`
 	Issued          time.Time  `json:"issued"`
+	Issuer          string     `json:"issuer,omitempty"` // the signing key's id: see CertificationPredicate.Issuer
 	// How it answers, in OpenVEX's terms (see vexterms.go): Status is
 	// fixed (also when empty: every record made before it existed) or
 	// not_affected, which says why with a Justification (one of
