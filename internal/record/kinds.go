@@ -215,6 +215,24 @@ func (p TestResultPredicate) Issued() time.Time {
 	return t
 }
 
+// namedIssuer is the issuer key a predicate names (a test result's run
+// entry, cairn's own certification predicates); "" if none. Parse holds
+// it to the record's signature.
+func namedIssuer(pred any) string {
+	switch p := pred.(type) {
+	case CertificationPredicate:
+		return p.Issuer
+	case FixedPredicate:
+		return p.Issuer
+	case TestResultPredicate:
+		if c, ok := p.run(); ok {
+			s, _ := c.Annotations["issuer"].(string)
+			return s
+		}
+	}
+	return ""
+}
+
 // checkRun checks the run entries of a test result: at most one, with an
 // issuer and an RFC 3339 issued time.
 func (p TestResultPredicate) checkRun() error {

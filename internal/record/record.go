@@ -246,6 +246,9 @@ func Parse(data []byte) (*Record, error) {
 	if !r.Kind.MultiSig() && len(r.Signatures) != 1 {
 		return nil, malformed("%s record has %d signatures, want exactly one", r.Kind, len(r.Signatures))
 	}
+	if named := namedIssuer(r.Predicate); named != "" && named != r.Signatures[0].KeyID {
+		return nil, malformed("%s record names its issuer %s but is signed by %s: a certifier names its own key", r.Kind, named, r.Signatures[0].KeyID)
+	}
 	return r, nil
 }
 

@@ -2,6 +2,7 @@ package record
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,24 @@ func TestTestRunSeparatesCertifiers(t *testing.T) {
 		}
 		if err := tr.GetConfiguration()[0].Validate(); err != nil {
 			t.Fatalf("in-toto Validate of the run entry: %v", err)
+		}
+	}
+
+	// A record names its own signer: one naming another key is malformed.
+	for _, pred := range []any{
+		TestResultPredicate{Result: "PASSED", Configuration: []ResourceDescriptor{TestRun(keys.ID(a.Public()), at)}},
+		CertificationPredicate{Issued: at, Issuer: keys.ID(a.Public())},
+	} {
+		kind := Tested
+		if _, ok := pred.(CertificationPredicate); ok {
+			kind = Audited
+		}
+		payload, err := Build(kind, subject, pred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Sign(payload, b); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "names its issuer "+keys.ID(a.Public())+" but is signed by "+keys.ID(b.Public())) {
+			t.Fatalf("%s naming a, signed by b: %v", kind, err)
 		}
 	}
 
