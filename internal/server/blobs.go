@@ -38,13 +38,17 @@ func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.gate != nil {
-		what, name, ref, err := s.blobRefused(r.Context(), hex)
+		bv, err := s.blobVerdict(r.Context(), hex)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, "blob sha256:%s: judging it by the server's policy: %v", hex, err)
 			return
 		}
-		if ref != nil {
-			s.refuse(w, r, "blob", what, name, ref)
+		if bv.shadowed {
+			httpError(w, http.StatusNotFound, "blob sha256:%s: %v", hex, shadowedError(bv.what))
+			return
+		}
+		if bv.ref != nil {
+			s.refuse(w, r, "blob", bv.what, bv.name, bv.ref)
 			return
 		}
 	}
@@ -91,11 +95,22 @@ func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
 const smallBlob = 16 << 10
 
 // openBlob opens a stored blob, fetching it from the upstreams' mirrors
-// (verified, then kept) when it is not stored here.
+// (verified, then kept) when it is not stored here — unless versions name
+// it and the server serves none of them (an upstream's under an internal
+// name): those bytes are never fetched.
 func (s *Server) openBlob(r *http.Request, hex string) (*os.File, error) {
 	f, err := s.blobs.OpenFile(hex)
 	if !errors.Is(err, fs.ErrNotExist) || s.opts.Fallback == nil {
 		return f, err
+	}
+	if s.gate == nil { // with a gate, blobGet asked blobVerdict
+		served, named, err := s.servedArtifactOf(r.Context(), hex)
+		if err != nil {
+			return nil, err
+		}
+		if len(served) == 0 && named != nil {
+			return nil, shadowedError(named.name + "@" + named.version)
+		}
 	}
 	size := int64(-1)
 	if v := r.URL.Query().Get("size"); v != "" {
@@ -113,6 +128,12 @@ func (s *Server) openBlob(r *http.Request, hex string) (*os.File, error) {
 		return nil, fmt.Errorf("blob sha256:%s: %w", hex, fs.ErrNotExist)
 	}
 	return s.blobs.OpenFile(hex)
+}
+
+// shadowedError says that a blob is the artifact only of versions the
+// server does not serve, what being the first of them.
+func shadowedError(what string) error {
+	return fmt.Errorf("an artifact only of versions this server does not serve (%s and any others: an upstream's under a name internal to this repository, or another line's); not fetched from upstream: %w", what, fs.ErrNotExist)
 }
 
 // blobBatch serves POST /blobs/batch: a body of lines "sha256:HEX SIZE"
@@ -140,9 +161,9 @@ func (s *Server) blobBatch(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "reading the batch: %v", err)
 		return
 	}
-	// The server's policy: an artifact only refused versions name is
-	// answered missing (the batch format has no refusal; GET
-	// /blobs/sha256/HEX of it says why).
+	// The server's policy: an artifact only refused versions name, or
+	// only versions the server does not serve, is answered missing (the
+	// batch format has no refusal; GET /blobs/sha256/HEX of it says why).
 	refused := map[string]bool{}
 	for _, ref := range refs {
 		if s.gate == nil {
@@ -151,14 +172,17 @@ func (s *Server) blobBatch(w http.ResponseWriter, r *http.Request) {
 		if refused[ref.SHA256] {
 			continue
 		}
-		what, _, rf, err := s.blobRefused(r.Context(), ref.SHA256)
+		bv, err := s.blobVerdict(r.Context(), ref.SHA256)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, "blob sha256:%s: judging it by the server's policy: %v", ref.SHA256, err)
 			return
 		}
-		if rf != nil {
+		if bv.shadowed {
 			refused[ref.SHA256] = true
-			s.countRefusal(r, "blob", what, rf)
+		}
+		if bv.ref != nil {
+			refused[ref.SHA256] = true
+			s.countRefusal(r, "blob", bv.what, bv.ref)
 		}
 	}
 	w.Header().Set("Content-Type", BatchContentType)

@@ -75,8 +75,7 @@ type gate struct {
 	blobs  map[string]*blobVerdict   // by blob sha256
 	cats   map[string]*index.Catalog // by commit, at key
 
-	artifacts artifactIndex
-	heads     freshHeads
+	heads freshHeads
 }
 
 // judgmentLife bounds how long a judgment is kept while the heads do not
@@ -232,10 +231,13 @@ func (g *gate) at(key string, now time.Time) {
 }
 
 // blobVerdict is what the policy says of a blob: refused (ref not nil)
-// as the artifact of what, a version of name, or allowed.
+// as the artifact of what, a version of name; shadowed (versions name it,
+// but the server serves none of them: an upstream's under an internal
+// name), what being the first of them; or allowed.
 type blobVerdict struct {
 	what, name string
 	ref        *Refusal
+	shadowed   bool
 }
 
 // catalog returns the catalog of ref's head, one per commit while the
@@ -374,15 +376,17 @@ func (s *Server) refusals(ctx context.Context, key string, src index.PackageTree
 	return out, nil
 }
 
-// blobRefused returns, for a blob that is an artifact of versions the
-// server publishes, the refusal of the first of them when the policy
-// refuses them all; nil when one of them is allowed, or the blob is no
-// version's artifact (a descriptor, evidence).
-func (s *Server) blobRefused(ctx context.Context, hex string) (what, name string, ref *Refusal, err error) {
+// blobVerdict judges a blob by the server's policy: for a blob that is
+// an artifact of versions the server serves, the refusal of the first of
+// them when the policy refuses them all (ref not nil); shadowed when
+// versions name it but the server serves none of them; allowed when one
+// of them is allowed, or the blob is no version's artifact (a
+// descriptor, evidence).
+func (s *Server) blobVerdict(ctx context.Context, hex string) (*blobVerdict, error) {
 	g := s.gate
 	key, err := s.blobKey(ctx)
 	if err != nil {
-		return "", "", nil, err
+		return nil, err
 	}
 	g.mu.Lock()
 	g.at(key, time.Now())
@@ -390,7 +394,7 @@ func (s *Server) blobRefused(ctx context.Context, hex string) (what, name string
 	g.mu.Unlock()
 	if bv == nil {
 		if bv, err = s.judgeBlob(ctx, hex); err != nil {
-			return "", "", nil, err
+			return nil, err
 		}
 		g.mu.Lock()
 		if g.key == key {
@@ -398,7 +402,7 @@ func (s *Server) blobRefused(ctx context.Context, hex string) (what, name string
 		}
 		g.mu.Unlock()
 	}
-	return bv.what, bv.name, bv.ref, nil
+	return bv, nil
 }
 
 // headsFresh is how long a blob request trusts the heads the last one
@@ -439,31 +443,19 @@ func (s *Server) blobKey(ctx context.Context) (string, error) {
 
 // judgeBlob judges the versions that name a blob as their artifact.
 func (s *Server) judgeBlob(ctx context.Context, hex string) (*blobVerdict, error) {
+	served, named, err := s.servedArtifactOf(ctx, hex)
+	if err != nil {
+		return nil, err
+	}
+	if len(served) == 0 {
+		if named != nil {
+			return &blobVerdict{what: named.name + "@" + named.version, name: named.name, shadowed: true}, nil
+		}
+		return &blobVerdict{}, nil
+	}
 	var bv blobVerdict
-	refs := []string{index.MainRef}
-	ups, err := s.upstreams(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range ups {
-		refs = append(refs, index.UpstreamRef(u.Name))
-	}
-	versions, err := s.gate.artifacts.versions(ctx, s.repo, refs, hex)
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range versions {
-		src, key, err := s.findPackage(ctx, v.name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // not served (an upstream's, under an internal name)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if (src.Upstream == nil) != (v.ref == index.MainRef) || (src.Upstream != nil && index.UpstreamRef(src.Upstream.Name) != v.ref) {
-			continue // not served from where this version is
-		}
-		j, err := s.judge(ctx, key, src, v.name, v.version, v.desc)
+	for _, v := range served {
+		j, err := s.judge(ctx, v.key, v.src, v.name, v.version, v.desc)
 		if err != nil {
 			return nil, err
 		}
@@ -477,6 +469,52 @@ func (s *Server) judgeBlob(ctx context.Context, hex string) (*blobVerdict, error
 	return &bv, nil
 }
 
+// servedVersion is a version naming an artifact that the server serves,
+// where it serves it from, and the refs' version it found it at.
+type servedVersion struct {
+	artifactOf
+	src index.PackageTree
+	key string
+}
+
+// servedArtifactOf returns the versions naming the blob hex as their
+// artifact that the server serves from the line they are on, and the
+// first version naming it (nil when none does). A version it does not
+// serve is an upstream's under an internal name (internal names win), or
+// one served from another line.
+func (s *Server) servedArtifactOf(ctx context.Context, hex string) (served []servedVersion, first *artifactOf, err error) {
+	refs := []string{index.MainRef}
+	ups, err := s.upstreams(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, u := range ups {
+		refs = append(refs, index.UpstreamRef(u.Name))
+	}
+	versions, err := s.artifacts.versions(ctx, s.repo, refs, hex)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, v := range versions {
+		if first == nil {
+			f := v
+			first = &f
+		}
+		src, key, err := s.findPackage(ctx, v.name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // not served (an upstream's, under an internal name)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if (src.Upstream == nil) != (v.ref == index.MainRef) || (src.Upstream != nil && index.UpstreamRef(src.Upstream.Name) != v.ref) {
+			continue // not served from where this version is
+		}
+		served = append(served, servedVersion{artifactOf: v, src: src, key: key})
+	}
+	return served, first, nil
+}
+
 // warmGate reads which versions name each artifact (artifactIndex) once
 // the server starts, so that the first blob request does not wait for a
 // walk of the whole history.
@@ -488,7 +526,7 @@ func (s *Server) warmGate(ctx context.Context) {
 		for _, u := range ups {
 			refs = append(refs, index.UpstreamRef(u.Name))
 		}
-		_, err = s.gate.artifacts.versions(ctx, s.repo, refs, "")
+		_, err = s.artifacts.versions(ctx, s.repo, refs, "")
 	}
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("reading the index's artifacts for the policy", "err", err)

@@ -111,10 +111,13 @@ type Server struct {
 	resolved resolutions
 	listing  listing // GET /api/v1/packages's whole listing, by the heads it was read at
 
-	ckpt   *checkpointer // signs the checkpoints (nil without a checkpoint key)
-	views  viewCache     // main's log, as view found it last
-	gate   *gate         // the server's policy (nil: none)
-	goMods goModules     // the Go modules' versions, by package tree (goproxy.go)
+	ckpt  *checkpointer // signs the checkpoints (nil without a checkpoint key)
+	views viewCache     // main's log, as view found it last
+	gate  *gate         // the server's policy (nil: none)
+	// artifacts knows which versions name each artifact: a blob only
+	// versions the server does not serve name is not served (gate.go).
+	artifacts artifactIndex
+	goMods    goModules // the Go modules' versions, by package tree (goproxy.go)
 
 	changes changes // main may have moved (a push landed)
 	uploads clients // uploads in progress, by client address
