@@ -33,10 +33,10 @@ func publishGo(ctx context.Context, r *index.Repo, dir, version string, s keys.S
 	return publishModule(ctx, r, m, s, nil)
 }
 
-// publishModule checks a Go module's files against its h1 hashes and
-// publishes it (with its imported record, if any).
+// publishModule checks a Go module's files against its h1 hashes and as
+// the go command would take them (gomod.CheckFiles), and publishes it (with its imported record, if any).
 func publishModule(ctx context.Context, r *index.Repo, m *gomod.Module, s keys.Signer, imported *record.ImportedPredicate) (*author.Published, error) {
-	if err := gomod.CheckSums(m.Descriptor, m.Zip, m.Mod); err != nil {
+	if err := gomod.CheckFiles(m.Descriptor, m.Zip, m.Mod); err != nil {
 		return nil, err
 	}
 	files, err := m.Files()

@@ -210,6 +210,36 @@ func CheckSums(d *descriptor.Descriptor, zipPath string, mod []byte) error {
 	return checkSums(d, zipPath, mod, "the descriptor")
 }
 
+// CheckFiles checks a Go module's zip (the file at zipPath) and go.mod
+// (mod) as the go command would take them for the descriptor's
+// module@version: their h1 hashes (CheckSums), the zip a module zip of
+// that module@version (golang.org/x/mod/zip.CheckZip: every file under
+// module@version/, none the go command refuses), and go.mod declaring
+// that module path. Hashes the pusher computed over another module's
+// files match; these checks do not. An empty zipPath or a nil mod is not
+// checked. Publish, import, push and serving all run it.
+func CheckFiles(d *descriptor.Descriptor, zipPath string, mod []byte) error {
+	if err := CheckSums(d, zipPath, mod); err != nil {
+		return err
+	}
+	mv := module.Version{Path: d.Go.Module, Version: d.Go.Version}
+	if mod != nil {
+		if mp := modfile.ModulePath(mod); mp != mv.Path {
+			return fmt.Errorf("%s: go.mod declares module %q, not %s: the go command refuses it (%w)", mv, mp, mv.Path, ErrNotModule)
+		}
+	}
+	if zipPath != "" {
+		if _, err := modzip.CheckZip(mv, zipPath); err != nil {
+			return fmt.Errorf("%s: the zip is not a module zip of %s: %w (%w)", mv, mv, err, ErrNotModule)
+		}
+	}
+	return nil
+}
+
+// ErrNotModule is the parent of CheckFiles' errors for files that are
+// not the module version's (another module's zip or go.mod).
+var ErrNotModule = errors.New("go module files are not the descriptor's module version")
+
 func checkSums(d *descriptor.Descriptor, zipPath string, mod []byte, by string) error {
 	if d.Go == nil {
 		return fmt.Errorf("%s is not a Go module version: its descriptor has no go member", d.ID())

@@ -265,6 +265,32 @@ func TestCheckSums(t *testing.T) {
 	}
 }
 
+// CheckFiles refuses another module's files under hashes made over them:
+// a zip whose files lie under evil.example/x@v1.0.0/, a go.mod declaring
+// evil.example/x. The module's own files pass.
+func TestCheckFiles(t *testing.T) {
+	m := build(t, writeModule(t, "example.com/greet", "hello"), "1.0.0")
+	evil := build(t, writeModule(t, "evil.example/x", "evil"), "1.0.0")
+	if err := CheckFiles(m.Descriptor, m.Zip, m.Mod); err != nil {
+		t.Fatalf("the module's own files: %v", err)
+	}
+	forged := *m.Descriptor // the h1 hashes of evil's files, under example.com/greet
+	g := *m.Descriptor.Go
+	g.Sum, g.ModSum = evil.Descriptor.Go.Sum, evil.Descriptor.Go.ModSum
+	forged.Go = &g
+	if err := CheckSums(&forged, evil.Zip, evil.Mod); err != nil {
+		t.Fatalf("the forged hashes do not match: %v", err)
+	}
+	err := CheckFiles(&forged, "", evil.Mod)
+	if !errors.Is(err, ErrNotModule) || !strings.Contains(err.Error(), `go.mod declares module "evil.example/x", not example.com/greet`) {
+		t.Errorf("another module's go.mod: %v", err)
+	}
+	err = CheckFiles(&forged, evil.Zip, nil)
+	if !errors.Is(err, ErrNotModule) || !strings.Contains(err.Error(), "not a module zip of example.com/greet@v1.0.0") {
+		t.Errorf("another module's zip: %v", err)
+	}
+}
+
 func TestImport(t *testing.T) {
 	m := build(t, writeModule(t, "github.com/BurntSushi/toml", "hello"), "v1.4.0")
 	p, db := newProxy(t), newSumDB(t, "sum.example.com")

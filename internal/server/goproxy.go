@@ -323,7 +323,8 @@ func goArtifact(d *descriptor.Descriptor, kind string) (blob.Ref, bool) {
 }
 
 // goMod serves a version's go.mod: its bytes as the descriptor pins them
-// (SHA-256 and size, checked while read) and as its mod_sum hashes.
+// (SHA-256 and size, checked while read), as its mod_sum hashes, and
+// declaring its module path (gomod.CheckFiles).
 func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	ref, _ := goArtifact(v.desc, descriptor.KindGoMod)
 	err := s.fetchBlob(r.Context(), ref)
@@ -342,9 +343,9 @@ func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	data, err := io.ReadAll(rc)
 	rc.Close()
 	if err == nil {
-		key := ref.SHA256 + " " + v.desc.Go.ModSum
+		key := ref.SHA256 + " " + v.desc.Go.ModSum + " " + v.desc.Go.Module + "@" + v.desc.Go.Version
 		if !s.goMods.isChecked(key) {
-			if err = gomod.CheckSums(v.desc, "", data); err == nil {
+			if err = gomod.CheckFiles(v.desc, "", data); err == nil {
 				s.goMods.setChecked(key)
 			}
 		}
@@ -358,8 +359,8 @@ func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	w.Write(data)
 }
 
-// goZip serves a version's module zip, once its SHA-256, size and h1:
-// were checked (once per blob: the store's files are its own, written
+// goZip serves a version's module zip, once its SHA-256, size, h1: and
+// module@version were checked (once per blob: the store's files are its own, written
 // verified and never changed in place; the size is checked each time).
 func (s *Server) goZip(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	ref, _ := goArtifact(v.desc, descriptor.KindSource)
@@ -377,7 +378,7 @@ func (s *Server) goZip(w http.ResponseWriter, r *http.Request, v *goVersion) {
 		return
 	}
 	defer f.Close()
-	key := ref.SHA256 + " " + v.desc.Go.Sum
+	key := ref.SHA256 + " " + v.desc.Go.Sum + " " + v.desc.Go.Module + "@" + v.desc.Go.Version
 	if !s.goMods.isChecked(key) {
 		if err := checkZipFile(f, ref, v.desc); err != nil {
 			s.log.Error("a Go module file does not match its descriptor: not served", "version", v.desc.ID(), "err", err)
@@ -413,8 +414,8 @@ func (s *Server) fetchBlob(ctx context.Context, ref blob.Ref) error {
 	return nil
 }
 
-// checkZipFile checks the zip in f against its digest and size and its
-// descriptor's h1:, and rewinds f.
+// checkZipFile checks the zip in f against its digest and size, its
+// descriptor's h1: and module@version (gomod.CheckFiles), and rewinds f.
 func checkZipFile(f *os.File, ref blob.Ref, d *descriptor.Descriptor) error {
 	got, err := blob.Digest(f)
 	if err != nil {
@@ -423,7 +424,7 @@ func checkZipFile(f *os.File, ref blob.Ref, d *descriptor.Descriptor) error {
 	if got != ref {
 		return fmt.Errorf("the stored zip is sha256:%s (%d bytes), the descriptor pins sha256:%s (%d bytes)", got.SHA256, got.Size, ref.SHA256, ref.Size)
 	}
-	if err := gomod.CheckSums(d, f.Name(), nil); err != nil {
+	if err := gomod.CheckFiles(d, f.Name(), nil); err != nil {
 		return err
 	}
 	_, err = f.Seek(0, io.SeekStart)

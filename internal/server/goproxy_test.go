@@ -400,7 +400,7 @@ func TestAttackGoSumMismatch(t *testing.T) {
 		}{
 			{"zip", badZip, "the zip hashes to " + other.sum + ", but the descriptor says " + good.sum},
 			{"go.mod", badMod, "go.mod hashes to " + good.modSum + ", but the descriptor says " + fakeH1},
-			{"good", good, ""},
+			{"good", buildGoModule(t, goModuleDir(t, path, "hello"), path, "1.0.3"), ""}, // a zip of the version pushed
 		} {
 			c := cloneOf(t, g.fixture)
 			version := "1.0." + string(rune('1'+i))

@@ -138,7 +138,9 @@ func missingBlobs(ctx context.Context, repo *index.Repo, old, new string) ([]lac
 }
 
 // heldGoSums checks a Go module version's zip and go.mod, held in store,
-// against its descriptor's h1: hashes (gomod.CheckSums).
+// against its descriptor's h1: hashes and as the go command would take
+// them for its module@version (gomod.CheckFiles): a pusher who hashed
+// another module's files is refused.
 func heldGoSums(ctx context.Context, store blob.Store, d *descriptor.Descriptor) error {
 	zipRef, _ := goArtifact(d, descriptor.KindSource)
 	modRef, _ := goArtifact(d, descriptor.KindGoMod)
@@ -169,7 +171,7 @@ func heldGoSums(ctx context.Context, store blob.Store, d *descriptor.Descriptor)
 		}
 		zipPath = tmp.Name()
 	}
-	return gomod.CheckSums(d, zipPath, mod)
+	return gomod.CheckFiles(d, zipPath, mod)
 }
 
 // missingArtifacts returns the artifacts of one version that a push needs
