@@ -51,6 +51,7 @@ func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, r, "blob", bv.what, bv.name, bv.ref)
 			return
 		}
+		s.countWarnings(r, "blob", bv.what, bv.allowed)
 	}
 	h := w.Header()
 	h.Set("ETag", `"sha256:`+hex+`"`)
@@ -184,6 +185,7 @@ func (s *Server) blobBatch(w http.ResponseWriter, r *http.Request) {
 			refused[ref.SHA256] = true
 			s.countRefusal(r, "blob", bv.what, bv.ref)
 		}
+		s.countWarnings(r, "blob", bv.what, bv.allowed)
 	}
 	w.Header().Set("Content-Type", BatchContentType)
 	bw := bufio.NewWriterSize(w, 64<<10)

@@ -65,6 +65,7 @@ type gate struct {
 	pol      *policy.Policy // --policy FILE; nil with a policy of the index
 	name     string         // --policy index:NAME: the index's policy judged by
 	refusals *prometheus.CounterVec
+	warnings *prometheus.CounterVec
 
 	versions sync.Map // a policy of the index: record id → *policy.Policy, its versions parsed and bound
 
@@ -82,10 +83,14 @@ type gate struct {
 // move: a policy's max_age makes a verdict change with time alone.
 const judgmentLife = time.Minute
 
-// judgment is a version's verdict, and its refusal when refused.
+// judgment is a version's verdict, its refusal when refused, and the
+// failing rules whose enforcement is warn when allowed.
 type judgment struct {
-	verdict *policy.Verdict
-	refusal *Refusal
+	verdict  *policy.Verdict
+	refusal  *Refusal
+	warnings []Refusal // allowed, but failing these warn rules
+
+	warned sync.Once // the warnings logged: once per version and heads
 }
 
 // newGate is the gate of a fixed policy (pol), or of the index's policy
@@ -95,6 +100,9 @@ func newGate(ctx context.Context, repo *index.Repo, pol *policy.Policy, name str
 	g := &gate{pol: pol, name: name, refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cairn_policy_refusals_total",
 		Help: "Requests the server's policy refused, by the rule that refused them and how the client asked (go, blob, light).",
+	}, []string{"rule", "via"}), warnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_policy_warnings_total",
+		Help: "Requests the server served although the version fails a rule of its policy whose enforcement is warn, by that rule and how the client asked (go, blob, light).",
 	}, []string{"rule", "via"})}
 	if pol != nil {
 		if err := bindPolicy(ctx, repo, pol); err != nil {
@@ -109,7 +117,7 @@ func newGate(ctx context.Context, repo *index.Repo, pol *policy.Policy, name str
 			return nil, err
 		}
 	}
-	reg.MustRegister(g.refusals)
+	reg.MustRegister(g.refusals, g.warnings)
 	return g, nil
 }
 
@@ -212,6 +220,10 @@ func (s *Server) judge(ctx context.Context, key string, src index.PackageTree, n
 			j.refusal = &Refusal{Version: version, Rule: rv.Rule, Mode: string(rv.Mode), Records: rv.Records, Reason: rv.Reason, pol: pol}
 			break
 		}
+	} else {
+		for _, rv := range j.verdict.Warnings() {
+			j.warnings = append(j.warnings, Refusal{Version: version, Rule: rv.Rule, Mode: string(rv.Mode), Records: rv.Records, Reason: rv.Reason, pol: pol})
+		}
 	}
 	g.mu.Lock()
 	if g.key == key {
@@ -238,6 +250,7 @@ type blobVerdict struct {
 	what, name string
 	ref        *Refusal
 	shadowed   bool
+	allowed    *judgment // the allowed version's, when it warns (what names it)
 }
 
 // catalog returns the catalog of ref's head, one per commit while the
@@ -300,6 +313,24 @@ func (s *Server) countRefusal(r *http.Request, via, what string, ref *Refusal) {
 		"rule", ref.Rule, "record", strings.Join(ref.Records, ","), "via", via)
 }
 
+// countWarnings counts a request served although the version (what) fails
+// warn rules of the policy (j.warnings), and logs them once per version
+// while the heads do not move (a judgment's life), not per request.
+func (s *Server) countWarnings(r *http.Request, via, what string, j *judgment) {
+	if j == nil || len(j.warnings) == 0 {
+		return
+	}
+	for _, w := range j.warnings {
+		s.gate.warnings.WithLabelValues(w.Rule, via).Inc()
+	}
+	j.warned.Do(func() {
+		for _, w := range j.warnings {
+			s.log.Warn("served despite a warn rule of the policy", "remote", r.RemoteAddr, "path", r.URL.Path, "version", what,
+				"rule", w.Rule, "record", strings.Join(w.Records, ","), "reason", w.Reason, "via", via)
+		}
+	})
+}
+
 // maxRefusalBody keeps a refusal within what the go command shows of a
 // response: 8 lines, 648 bytes in all.
 const maxRefusalBody = 640
@@ -357,23 +388,27 @@ func truncateUTF8(s string, n int) string {
 }
 
 // refusals judges every version of a light package document: the
-// server's refusals, in the document's order.
-func (s *Server) refusals(ctx context.Context, key string, src index.PackageTree, doc *PackageDoc) ([]Refusal, error) {
-	var out []Refusal
+// server's refusals, and the warn rules the versions it allows fail, in
+// the document's order, with the judgments that warn.
+func (s *Server) refusals(ctx context.Context, key string, src index.PackageTree, doc *PackageDoc) (out, warnings []Refusal, warned []*judgment, err error) {
 	for _, v := range doc.Versions {
 		d, err := descriptor.Parse(v.Descriptor.Content)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		j, err := s.judge(ctx, key, src, d.Name, d.Version, blob.Ref{SHA256: v.Descriptor.SHA256, Size: v.Descriptor.Size})
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		if j != nil && j.refusal != nil {
 			out = append(out, *j.refusal)
 		}
+		if j != nil && len(j.warnings) > 0 {
+			warnings = append(warnings, j.warnings...)
+			warned = append(warned, j)
+		}
 	}
-	return out, nil
+	return out, warnings, warned, nil
 }
 
 // blobVerdict judges a blob by the server's policy: for a blob that is
@@ -460,6 +495,9 @@ func (s *Server) judgeBlob(ctx context.Context, hex string) (*blobVerdict, error
 			return nil, err
 		}
 		if j.refusal == nil {
+			if len(j.warnings) > 0 {
+				return &blobVerdict{what: v.name + "@" + v.version, name: v.name, allowed: j}, nil
+			}
 			return &blobVerdict{}, nil
 		}
 		if bv.ref == nil {

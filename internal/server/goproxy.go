@@ -229,6 +229,7 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "go", req.module+"@"+req.version, req.module, j.refusal)
 		return
 	}
+	s.countWarnings(r, "go", req.module+"@"+req.version, j)
 	switch req.file {
 	case "info":
 		writeInfo(w, v)

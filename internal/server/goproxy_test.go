@@ -138,7 +138,7 @@ const noHighVulns = `forbid:
     severity: high
 `
 
-func newGoFixture(t testing.TB, pol string) *goFixture {
+func newGoFixture(t testing.TB, pol string, more ...func(*Options)) *goFixture {
 	var p *policy.Policy
 	if pol != "" {
 		var err error
@@ -146,7 +146,12 @@ func newGoFixture(t testing.TB, pol string) *goFixture {
 			t.Fatal(err)
 		}
 	}
-	g := &goFixture{fixture: newFixture(t, func(o *Options) { o.Policy = p }), gopher: signer(t), sec: signer(t)}
+	g := &goFixture{fixture: newFixture(t, func(o *Options) {
+		o.Policy = p
+		for _, f := range more {
+			f(o)
+		}
+	}), gopher: signer(t), sec: signer(t)}
 	if _, err := author.Grant(g.ctx, g.repo, author.KeyGrant{Key: g.gopher.Public(), Holder: "gopher", Scopes: []string{"publish:example.com/*"}}, g.root); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,10 @@ type PackageDoc struct {
 	// their artifacts and Go module files.
 	Policy   string    `json:"policy,omitempty"`
 	Refusals []Refusal `json:"refusals,omitempty"`
+	// Warnings are the rules whose enforcement is warn that versions the
+	// server serves fail (mode, records and reason as in Refusals): the
+	// server serves those versions, and says so.
+	Warnings []Refusal `json:"warnings,omitempty"`
 }
 
 // VersionDoc is one version in a PackageDoc.
@@ -182,12 +186,16 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			doc.Policy = "sha256:" + pol.Ref.SHA256
-			if doc.Refusals, err = s.refusals(r.Context(), key, src, doc); err != nil {
+			var warned []*judgment
+			if doc.Refusals, doc.Warnings, warned, err = s.refusals(r.Context(), key, src, doc); err != nil {
 				httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 				return
 			}
 			for i := range doc.Refusals {
 				s.countRefusal(r, "light", name+"@"+doc.Refusals[i].Version, &doc.Refusals[i])
+			}
+			for _, j := range warned {
+				s.countWarnings(r, "light", name+"@"+j.warnings[0].Version, j)
 			}
 		}
 		if body, err = json.Marshal(doc); err != nil {
