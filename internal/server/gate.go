@@ -355,7 +355,14 @@ func (s *Server) refusalBody(what, name string, ref *Refusal) string {
 			cond += " expr"
 			hint += ", or ask the policy's owner"
 		case rule.Mode == policy.Require:
-			cond += " " + string(rule.Property)
+			if rule.Count > 1 {
+				cond += fmt.Sprintf(" %s by %d certifiers", rule.Property, rule.Count)
+			} else {
+				cond += " " + string(rule.Property)
+			}
+			if rule.MaxAgeText != "" {
+				cond += " within " + rule.MaxAgeText
+			}
 			hint += ", or ask a certifier for a " + string(rule.Property) + " record"
 		case rule.Property == record.Vulnerable:
 			cond += " vulnerable"
@@ -370,14 +377,38 @@ func (s *Server) refusalBody(what, name string, ref *Refusal) string {
 	}
 	reason := strings.ReplaceAll(ref.Reason, "\n", " ")
 	second := fmt.Sprintf("rule %q (%s): %s", ref.Rule, cond, reason)
-	if room := maxRefusalBody - len(first) - len(hint) - 3; len(second) > room && room > 3 {
-		second = truncateUTF8(second, room-len("…")) + "…"
+	return fitRefusal(first, second, hint)
+}
+
+// fitRefusal joins a refusal's three lines within maxRefusalBody, so that
+// the go command shows all three: the rule line is shortened first (to
+// no less than the rule's name), then the first line; the hint is kept.
+func fitRefusal(first, second, hint string) string {
+	const ellipsis = "…"
+	budget := maxRefusalBody - 2 // the two newlines
+	room := budget - len(first) - len(hint)
+	if len(second) > room {
+		least := second
+		if i := strings.Index(second, " ("); i > 0 {
+			least = second[:i] // rule "NAME"
+		}
+		least = truncateUTF8(least, 80)
+		if room >= len(least)+len(ellipsis) {
+			second = truncateUTF8(second, room-len(ellipsis)) + ellipsis
+		} else {
+			second = least + ellipsis
+			first = truncateUTF8(first, budget-len(hint)-len(second)-len(ellipsis)) + ellipsis
+		}
+	}
+	if len(first)+len(second)+len(hint) > budget { // a hint too long to keep whole
+		hint = truncateUTF8(hint, budget-len(first)-len(second)-len(ellipsis)) + ellipsis
 	}
 	return first + "\n" + second + "\n" + hint
 }
 
 // truncateUTF8 cuts s to at most n bytes, on a rune boundary.
 func truncateUTF8(s string, n int) string {
+	n = max(n, 0)
 	if len(s) <= n {
 		return s
 	}
