@@ -268,23 +268,11 @@ func (c *Catalog) LabelHistory(ctx context.Context, name string) ([]LabelView, e
 	if _, err := c.Label(name); err != nil {
 		return nil, err
 	}
-	added, err := c.files.Additions(ctx, layout.LabelDir(name))
-	if err != nil {
-		return nil, err
-	}
 	var out []LabelView
-	for _, a := range added {
-		data, err := c.files.Read(a.Path)
-		if err != nil {
-			return nil, err
-		}
-		rec, err := record.Parse(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", a.Path, err)
-		}
+	err := c.eachAdded(ctx, layout.LabelDir(name), func(a Addition, rec *record.Record) {
 		p, ok := rec.Predicate.(record.LabelPredicate)
 		if !ok {
-			continue
+			return
 		}
 		lv := LabelView{Label: name, Snapshot: p.Snapshot, Record: rec.ID, Previous: p.Previous, Issuer: rec.Issuer(),
 			Time: a.Time, Commit: a.Commit, Published: p.Issued}
@@ -295,6 +283,9 @@ func (c *Catalog) LabelHistory(ctx context.Context, name string) ([]LabelView, e
 			lv.Name = s.Name
 		}
 		out = append(out, lv)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -331,4 +322,26 @@ func (c *Catalog) FindSnapshot(prefix string) (blob.Ref, error) {
 		return *ref, nil
 	}
 	return blob.Ref{}, fmt.Errorf("snapshot prefix %s is ambiguous (%d snapshots): give more digits", prefix, len(found))
+}
+
+// eachAdded calls fn with every record appended to dir up to the
+// catalog's commit, oldest first (index order), with when and where it
+// was appended.
+func (c *Catalog) eachAdded(ctx context.Context, dir string, fn func(Addition, *record.Record)) error {
+	added, err := c.files.Additions(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for _, a := range added {
+		data, err := c.files.Read(a.Path)
+		if err != nil {
+			return err
+		}
+		rec, err := record.Parse(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.Path, err)
+		}
+		fn(a, rec)
+	}
+	return nil
 }

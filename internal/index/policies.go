@@ -66,27 +66,18 @@ func (c *Catalog) PolicyHistory(ctx context.Context, name string) ([]PolicyView,
 	if _, err := c.Policy(name); err != nil {
 		return nil, err
 	}
-	added, err := c.files.Additions(ctx, layout.PolicyDir(name))
-	if err != nil {
-		return nil, err
-	}
 	var out []PolicyView
-	for _, a := range added {
-		data, err := c.files.Read(a.Path)
-		if err != nil {
-			return nil, err
-		}
-		rec, err := record.Parse(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", a.Path, err)
-		}
+	err := c.eachAdded(ctx, layout.PolicyDir(name), func(a Addition, rec *record.Record) {
 		p, ok := rec.Predicate.(record.PolicyPredicate)
 		if !ok {
-			continue
+			return
 		}
 		rv := c.view(rec, a.Path)
 		out = append(out, PolicyView{Name: name, SHA256: record.PolicyDigest(p.Policy), Policy: p.Policy, Record: rec.ID,
 			Previous: p.Previous, Issuer: rv.Issuer, Holder: rv.Holder, Time: a.Time, Commit: a.Commit, Issued: p.Issued})
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -549,44 +549,32 @@ func (t *treeState) Snapshot(hex string) (*blob.Ref, error) {
 }
 
 func (t *treeState) Label(name string) (*LabelMove, error) {
-	dir := layout.LabelDir(name)
-	entries, err := t.tree(dir)
-	if err != nil || len(entries) == 0 {
-		return nil, err
-	}
-	var moves []LabelMove
-	named := map[string]bool{}
-	for _, e := range entries {
-		data, err := t.read(dir + "/" + e.Name)
-		if err != nil {
-			return nil, err
-		}
-		rec, err := record.Parse(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", dir, e.Name, err)
-		}
+	return chainHead(t, layout.LabelDir(name), "label "+name+": its moves", func(rec *record.Record) (LabelMove, string, bool) {
 		p, ok := rec.Predicate.(record.LabelPredicate)
-		if !ok {
-			continue
-		}
-		moves = append(moves, LabelMove{Label: name, Snapshot: p.Snapshot, RecordID: rec.ID, Issuer: rec.Issuer()})
-		named[p.Previous] = true
-	}
-	for i := range moves {
-		if !named[moves[i].RecordID] {
-			return &moves[i], nil // the rules keep the moves one chain: one has no successor
-		}
-	}
-	return nil, fmt.Errorf("label %s: its moves form no chain", name)
+		return LabelMove{Label: name, Snapshot: p.Snapshot, RecordID: rec.ID, Issuer: rec.Issuer()}, p.Previous, ok
+	})
 }
 
 func (t *treeState) Policy(name string) (*PolicyVersion, error) {
-	dir := layout.PolicyDir(name)
+	return chainHead(t, layout.PolicyDir(name), "policy "+name+": its versions", func(rec *record.Record) (PolicyVersion, string, bool) {
+		p, ok := rec.Predicate.(record.PolicyPredicate)
+		return PolicyVersion{Name: name, Digest: record.PolicyDigest(p.Policy), RecordID: rec.ID, Issuer: rec.Issuer()}, p.Previous, ok
+	})
+}
+
+// chainHead reads the records of dir, each naming the one before it
+// (a label's moves, a policy's versions), and returns the item of the one
+// no other names: the latest, as the rules keep them one chain. of makes
+// a record's item and names the record before it; it says !ok of a
+// record of another kind, which is passed over. what names the chain in
+// the error when it is broken; nil if dir holds nothing.
+func chainHead[T any](t *treeState, dir, what string, of func(*record.Record) (item T, previous string, ok bool)) (*T, error) {
 	entries, err := t.tree(dir)
 	if err != nil || len(entries) == 0 {
 		return nil, err
 	}
-	var versions []PolicyVersion
+	var items []T
+	var ids []string
 	named := map[string]bool{}
 	for _, e := range entries {
 		data, err := t.read(dir + "/" + e.Name)
@@ -597,19 +585,19 @@ func (t *treeState) Policy(name string) (*PolicyVersion, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s/%s: %w", dir, e.Name, err)
 		}
-		p, ok := rec.Predicate.(record.PolicyPredicate)
+		item, previous, ok := of(rec)
 		if !ok {
 			continue
 		}
-		versions = append(versions, PolicyVersion{Name: name, Digest: record.PolicyDigest(p.Policy), RecordID: rec.ID, Issuer: rec.Issuer()})
-		named[p.Previous] = true
+		items, ids = append(items, item), append(ids, rec.ID)
+		named[previous] = true
 	}
-	for i := range versions {
-		if !named[versions[i].RecordID] {
-			return &versions[i], nil // the rules keep the versions one chain: one has no successor
+	for i := range items {
+		if !named[ids[i]] {
+			return &items[i], nil
 		}
 	}
-	return nil, fmt.Errorf("policy %s: its versions form no chain", name)
+	return nil, fmt.Errorf("%s form no chain", what)
 }
 
 // Overlay is a State made of a base State plus what the commits applied
