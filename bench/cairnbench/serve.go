@@ -189,8 +189,18 @@ func benchPull(ctx context.Context, cairn, work string, ix *gen.Index, url strin
 }
 
 func startCairn(cairn, work, repo, key string) (*exec.Cmd, string, error) {
+	return startCairnWith(cairn, work, repo, key, "")
+}
+
+// startCairnWith starts cairn serve, with --policy if policy is set.
+func startCairnWith(cairn, work, repo, key, policy string) (*exec.Cmd, string, error) {
 	ready := filepath.Join(work, "cairn.url")
-	cmd := exec.Command(cairn, "serve", "--repo", repo, "--addr", "127.0.0.1:0", "--ready-file", ready, "--checkpoint-key", key, "--sync", "0")
+	os.Remove(ready) // a server started before in work left its own
+	args := []string{"serve", "--repo", repo, "--addr", "127.0.0.1:0", "--ready-file", ready, "--checkpoint-key", key, "--sync", "0"}
+	if policy != "" {
+		args = append(args, "--policy", policy)
+	}
+	cmd := exec.Command(cairn, args...)
 	logf, err := os.Create(filepath.Join(work, "cairn-access.log"))
 	if err != nil {
 		return nil, "", err
