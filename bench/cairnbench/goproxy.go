@@ -100,6 +100,7 @@ func benchGoproxy(ctx context.Context, cairn, work string) error {
 	build := func(proxy string) (time.Duration, error) {
 		dir := filepath.Join(w.dir, "gocache")
 		env := goEnv(dir, proxy)
+		os.MkdirAll(dir, 0o755)
 		if out, err := exec.Command("cp", "-R", stdCache, filepath.Join(dir, "build")).CombinedOutput(); err != nil {
 			return 0, fmt.Errorf("cp %s: %v: %s", stdCache, err, out)
 		}
