@@ -3,9 +3,6 @@ package server
 import (
 	"strings"
 	"testing"
-
-	"cairn.dev/cairn/internal/blob"
-	"cairn.dev/cairn/internal/index"
 )
 
 // Attack: a Go descriptor pushed over git whose zip and go.mod are
@@ -19,18 +16,7 @@ func TestAttackPushGoZipOfAnotherModule(t *testing.T) {
 	g := newGoFixture(t, "")
 	const path = "example.com/greet"
 	other := buildGoModule(t, goModuleDir(t, "evil.example/x", "evil"), "evil.example/x", "1.0.3")
-	c := cloneOf(t, g.fixture)
-	d := publishGo(t, c, g.gopher, path, "1.0.3", other) // h1s are the bytes' own
-	var refs []blob.Ref
-	for _, a := range d.Artifacts {
-		refs = append(refs, a.Ref)
-	}
-	data, _ := d.Marshal()
-	refs = append(refs, blob.DigestBytes(data))
-	upload(t, g.fixture, c, refs...)
-	before, _ := g.repo.Head(g.ctx, index.MainRef)
-	out, err := pushClone(t, g.fixture, c)
-	after, _ := g.repo.Head(g.ctx, index.MainRef)
+	before, after, out, err := g.pushGo(path, "1.0.3", other) // h1s are the bytes' own
 	if err == nil || after != before {
 		resp, body := g.do("GET", "/go/example.com/greet/@v/v1.0.3.mod", nil, nil)
 		t.Fatalf("a Go module whose zip is evil.example/x@v1.0.3's and whose go.mod declares evil.example/x was accepted at push as %s@1.0.3 (push: %v)\nGET .mod: %d %q\n%s", path, err, resp.StatusCode, body, out)

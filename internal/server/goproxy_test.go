@@ -66,10 +66,31 @@ func buildGoModule(t *testing.T, dir, path, version string) goBuilt {
 	return b
 }
 
+// pushGo publishes b as path@version in a clone of the fixture's index
+// (its h1: hashes as b says), uploads its blobs with their descriptor,
+// and pushes: it returns main before and after the push, and the push's
+// output and error.
+func (g *goFixture) pushGo(path, version string, b goBuilt) (before, after, out string, err error) {
+	g.t.Helper()
+	c := cloneOf(g.t, g.fixture)
+	d := publishGo(g.t, c, g.gopher, path, version, b)
+	var refs []blob.Ref
+	for _, a := range d.Artifacts {
+		refs = append(refs, a.Ref)
+	}
+	data, _ := d.Marshal()
+	refs = append(refs, blob.DigestBytes(data))
+	upload(g.t, g.fixture, c, refs...)
+	before, _ = g.repo.Head(g.ctx, index.MainRef)
+	out, err = pushClone(g.t, g.fixture, c)
+	after, _ = g.repo.Head(g.ctx, index.MainRef)
+	return before, after, out, err
+}
+
 // publishGo publishes a Go module version into repo, signed by s, with
 // the descriptor's go member carrying b's hashes whatever the bytes are
 // (a forged version: gomod.Build would not make it).
-func publishGo(t *testing.T, repo *index.Repo, s keys.Signer, path, version string, b goBuilt) *descriptor.Descriptor {
+func publishGo(t testing.TB, repo *index.Repo, s keys.Signer, path, version string, b goBuilt) *descriptor.Descriptor {
 	t.Helper()
 	ctx := t.Context()
 	zipRef, err := blob.PutFile(ctx, repo.Blobs, b.zip)
@@ -369,7 +390,7 @@ func grepLines(s, sub string) string {
 }
 
 // cloneOf is a replica of f's index, fetched over git from the server.
-func cloneOf(t *testing.T, f *fixture) *index.Repo {
+func cloneOf(t testing.TB, f *fixture) *index.Repo {
 	t.Helper()
 	c, err := index.InitReplica(f.ctx, filepath.Join(t.TempDir(), "clone"), f.repo.Config.Introduction)
 	if err != nil {
@@ -407,19 +428,8 @@ func TestAttackGoSumMismatch(t *testing.T) {
 			{"go.mod", badMod, "go.mod hashes to " + good.modSum + ", but the descriptor says " + fakeH1},
 			{"good", buildGoModule(t, goModuleDir(t, path, "hello"), path, "1.0.3"), ""}, // a zip of the version pushed
 		} {
-			c := cloneOf(t, g.fixture)
 			version := "1.0." + string(rune('1'+i))
-			d := publishGo(t, c, g.gopher, path, version, tc.b)
-			var refs []blob.Ref
-			for _, a := range d.Artifacts {
-				refs = append(refs, a.Ref)
-			}
-			data, _ := d.Marshal()
-			refs = append(refs, blob.DigestBytes(data))
-			upload(t, g.fixture, c, refs...)
-			before, _ := g.repo.Head(g.ctx, index.MainRef)
-			out, err := pushClone(t, g.fixture, c)
-			after, _ := g.repo.Head(g.ctx, index.MainRef)
+			before, after, out, err := g.pushGo(path, version, tc.b)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("%s: push refused:\n%s", tc.name, out)

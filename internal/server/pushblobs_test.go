@@ -48,7 +48,7 @@ func publishInClone(t *testing.T, f *fixture, name, version string, artifacts []
 }
 
 // upload sends the named blobs of c's store to f's server, signed by alice.
-func upload(t *testing.T, f *fixture, c *index.Repo, refs ...blob.Ref) {
+func upload(t testing.TB, f *fixture, c *index.Repo, refs ...blob.Ref) {
 	t.Helper()
 	up := &blob.HTTP{URL: f.url, Signer: uploadKey{f.alice}}
 	for _, ref := range refs {
@@ -63,7 +63,7 @@ func upload(t *testing.T, f *fixture, c *index.Repo, refs ...blob.Ref) {
 }
 
 // pushClone pushes c's main to f's server with the git client.
-func pushClone(t *testing.T, f *fixture, c *index.Repo) (string, error) {
+func pushClone(t testing.TB, f *fixture, c *index.Repo) (string, error) {
 	t.Helper()
 	out, err := indextest.Git(t, c, "push", f.url+"/index.git", index.MainRef+":"+index.MainRef)
 	if err != nil {
