@@ -188,7 +188,7 @@ func TestBuild(t *testing.T) {
 func TestBuildGoCommand(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command")
+		t.Fatal("this test checks Build against the real go command, which is not on PATH:", err)
 	}
 	m := build(t, writeModule(t, "example.com/Greet/v2", "hello"), "v2.1.0")
 	root := t.TempDir()

@@ -286,7 +286,7 @@ func newGoCommand(t *testing.T, proxy string) *goCommand {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command:", err)
+		t.Fatal("the GOPROXY tests run the real go command, which is not on PATH:", err)
 	}
 	cache, err := exec.Command(goBin, "env", "GOCACHE").Output()
 	if err != nil {
