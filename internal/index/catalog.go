@@ -1,10 +1,12 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -141,21 +143,32 @@ func (c *Catalog) readVersion(dir string, files []DirEntry) (*descriptor.Descrip
 		ref  blob.Ref
 		recs []RecordView
 	)
+	mem, _ := c.files.(*MemFiles)
 	for _, f := range files {
 		path := dir + "/" + f.Name
 		data, err := c.files.Read(path)
 		if err != nil {
 			return nil, ref, nil, err
 		}
+		// What a light client proved was parsed once, when it was
+		// (ParseFiles): each read gets its own copy.
+		var parsed *File
+		if mem != nil {
+			parsed = mem.parsedFile(path)
+		}
 		if f.Name == layout.DescriptorFile {
-			if d, err = descriptor.Parse(data); err != nil {
+			if parsed != nil && parsed.Desc != nil {
+				d = cloneDescriptor(parsed.Desc)
+			} else if d, err = descriptor.Parse(data); err != nil {
 				return nil, ref, nil, err
 			}
 			ref = blob.DigestBytes(data)
 			continue
 		}
-		rec, err := record.Parse(data)
-		if err != nil {
+		var rec *record.Record
+		if parsed != nil && parsed.Rec != nil {
+			rec = parsed.Rec.Clone()
+		} else if rec, err = record.Parse(data); err != nil {
 			return nil, ref, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		recs = append(recs, c.view(rec, path))
@@ -175,6 +188,31 @@ func (c *Catalog) readVersion(dir string, files []DirEntry) (*descriptor.Descrip
 		}
 	}
 	return d, ref, recs, nil
+}
+
+// parsedFile returns the parse of the file at path that ParseFiles made
+// of the files m holds (nil if none): never changed after, it is shared,
+// so the caller copies what it hands out.
+func (m *MemFiles) parsedFile(path string) *File {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f, ok := m.files[path]; ok && f.parsed != nil && f.parsed.Err == nil && bytes.Equal(f.parsed.Data, f.Data) {
+		return f.parsed
+	}
+	return nil
+}
+
+// cloneDescriptor returns a copy of a parsed descriptor that its reader
+// may change.
+func cloneDescriptor(d *descriptor.Descriptor) *descriptor.Descriptor {
+	c := *d
+	c.Dependencies = slices.Clone(d.Dependencies)
+	c.Artifacts = slices.Clone(d.Artifacts)
+	if d.Go != nil {
+		g := *d.Go
+		c.Go = &g
+	}
+	return &c
 }
 
 // view is a record as people (and policies) read it.

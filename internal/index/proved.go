@@ -151,8 +151,9 @@ func ReplayProved(intro string, files []MemFile) (*Overlay, error) {
 // do not parse them again: a light client parses a subject's files once,
 // when it has proved them, and judges them with other subjects' several
 // times. A file's parse is shared by the copies of its MemFile and never
-// changed after (each replay checks signatures on its own copy of a
-// record), so parsed files may be judged concurrently. Files must not
+// changed after (each replay judges its own copy of a record, whose
+// signatures' answers the copies share: record.VerifySignature checks
+// each once), so parsed files may be judged concurrently. Files must not
 // be parsed while another goroutine reads them.
 func ParseFiles(files []MemFile) {
 	for i := range files {
@@ -165,8 +166,8 @@ func ParseFiles(files []MemFile) {
 }
 
 // file returns m as a commit's added file, parsed: a copy of what ParseFiles
-// parsed, whose record (and its signatures' checks) is this caller's own;
-// else parsed now.
+// parsed, whose record is this caller's own (its signatures' answers
+// shared with the other copies); else parsed now.
 func (m *MemFile) file() *File {
 	p := m.parsed
 	if p == nil {
@@ -177,7 +178,7 @@ func (m *MemFile) file() *File {
 	f := *p
 	if p.Rec != nil {
 		r := *p.Rec
-		r.Signatures = slices.Clone(r.Signatures)
+		r.Signatures = slices.Clone(r.Signatures) // their answers shared
 		f.Rec = &r
 	}
 	return &f

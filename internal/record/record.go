@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/hdevalence/ed25519consensus"
@@ -69,8 +70,40 @@ type Signature struct {
 	KeyID string
 	Sig   []byte
 
-	checkedBy ed25519.PublicKey // the key valid was computed under
-	valid     bool
+	// memo is the answer of the last check, under the key it was
+	// computed under. Parse gives each signature its own; the copies of
+	// a parsed record (a light client's replays each judge their own)
+	// share it, so that a signature is checked once whoever asks: the
+	// answer depends on nothing but the key, the payload and the
+	// signature, none of which a record changes after it is parsed.
+	memo *sigMemo
+}
+
+// sigMemo remembers a signature's check, safely for concurrent checks.
+type sigMemo struct{ v atomic.Pointer[sigVerdict] }
+
+type sigVerdict struct {
+	pub   ed25519.PublicKey
+	valid bool
+}
+
+// known returns the remembered answer of the check under pub, if any.
+func (s *Signature) known(pub ed25519.PublicKey) (valid, ok bool) {
+	if s.memo == nil {
+		return false, false
+	}
+	if v := s.memo.v.Load(); v != nil && v.pub.Equal(pub) {
+		return v.valid, true
+	}
+	return false, false
+}
+
+// remember keeps the answer of the check under pub.
+func (s *Signature) remember(pub ed25519.PublicKey, valid bool) {
+	if s.memo == nil {
+		s.memo = &sigMemo{}
+	}
+	s.memo.v.Store(&sigVerdict{pub: pub, valid: valid})
 }
 
 // Record is a parsed, well-formed record. Its signatures are not yet
@@ -108,16 +141,30 @@ func (r *Record) signingInput() []byte {
 }
 
 // VerifySignature reports whether signature i verifies under pub. The
-// answer is remembered, so a record checked ahead of time (VerifyBatch) is
-// not checked twice.
+// answer is remembered, so a record checked ahead of time (VerifyBatch),
+// or a copy of the same parsed record checked before, is not checked
+// twice.
 func (r *Record) VerifySignature(i int, pub ed25519.PublicKey) bool {
 	s := &r.Signatures[i]
-	if s.checkedBy != nil && s.checkedBy.Equal(pub) {
-		return s.valid
+	if valid, ok := s.known(pub); ok {
+		return valid
 	}
-	s.valid = ed25519consensus.Verify(pub, r.signingInput(), s.Sig)
-	s.checkedBy = pub
-	return s.valid
+	valid := ed25519consensus.Verify(pub, r.signingInput(), s.Sig)
+	s.remember(pub, valid)
+	return valid
+}
+
+// Clone returns a copy of r that its reader may change without changing
+// r, and that remembers none of r's checks: as Parse of the same bytes
+// returns it, without parsing them again.
+func (r *Record) Clone() *Record {
+	c := *r
+	c.pae = nil
+	c.Signatures = make([]Signature, len(r.Signatures))
+	for i, s := range r.Signatures {
+		c.Signatures[i] = Signature{KeyID: s.KeyID, Sig: s.Sig, memo: &sigMemo{}}
+	}
+	return &c
 }
 
 // Check names one signature to verify: signature Sig of Rec under Pub.
@@ -130,8 +177,21 @@ type Check struct {
 // VerifyBatch verifies many signatures at once, much faster than one by
 // one, and remembers each answer as VerifySignature would. If the batch
 // fails, each signature is checked alone, so every answer is exact.
+//
+// Checks whose answer is known already (VerifySignature) are left out.
 func VerifyBatch(checks []Check) {
-	if len(checks) == 0 {
+	todo := checks[:0:0]
+	for _, c := range checks {
+		if _, ok := c.Rec.Signatures[c.Sig].known(c.Pub); !ok {
+			todo = append(todo, c)
+		}
+	}
+	checks = todo
+	switch len(checks) {
+	case 0:
+		return
+	case 1:
+		checks[0].Rec.VerifySignature(checks[0].Sig, checks[0].Pub)
 		return
 	}
 	bv := ed25519consensus.NewPreallocatedBatchVerifier(len(checks))
@@ -140,8 +200,7 @@ func VerifyBatch(checks []Check) {
 	}
 	if bv.Verify() {
 		for _, c := range checks {
-			s := &c.Rec.Signatures[c.Sig]
-			s.checkedBy, s.valid = c.Pub, true
+			c.Rec.Signatures[c.Sig].remember(c.Pub, true)
 		}
 		return
 	}
@@ -238,7 +297,7 @@ func Parse(data []byte) (*Record, error) {
 		if _, err := keys.HexFromID(s.KeyID); err != nil {
 			return nil, malformed("signature %d: %w", i, err)
 		}
-		r.Signatures = append(r.Signatures, Signature{KeyID: s.KeyID, Sig: sig})
+		r.Signatures = append(r.Signatures, Signature{KeyID: s.KeyID, Sig: sig, memo: &sigMemo{}})
 	}
 	if err := r.parseStatement(); err != nil {
 		return nil, err

@@ -332,11 +332,11 @@ func TestVerifyBatch(t *testing.T) {
 	// All good: the batch alone decides, and says yes.
 	good := append(append([]Check(nil), checks[:7]...), checks[8:23]...)
 	for _, c := range good {
-		c.Rec.Signatures[0].checkedBy = nil
+		c.Rec.Signatures[0].memo = nil
 	}
 	VerifyBatch(good)
 	for _, c := range good {
-		if c.Rec.Signatures[0].checkedBy == nil || !c.Rec.Signatures[0].valid {
+		if valid, ok := c.Rec.Signatures[0].known(c.Pub); !ok || !valid {
 			t.Fatal("a good batch did not record its answers")
 		}
 	}
