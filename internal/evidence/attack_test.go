@@ -538,3 +538,28 @@ func memberNames(m *Manifest) []string {
 	}
 	return names
 }
+
+// A subject's member that holds more than its one document (a forger's
+// try to answer two subjects' reads with one member, now that the
+// replay answers batched reads from the members) is refused, read in a
+// batch or alone.
+func TestAttackMemberOfTwoDocuments(t *testing.T) {
+	w := newWorld(t)
+	data, _, err := w.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify(data); err != nil {
+		t.Fatalf("the honest bundle: %v", err)
+	}
+	two := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		name := subjectMember(t, files, "package acme/app")
+		files[name] = append(append(bytes.Clone(files[name]), ' '), files[name]...)
+		return nil
+	})
+	_, err = verify(two)
+	var pe *light.ProofError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "acme/app") {
+		t.Fatalf("a member holding two documents: %v", err)
+	}
+}

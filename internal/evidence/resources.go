@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"cairn.dev/cairn/internal/light"
 )
 
@@ -20,8 +22,8 @@ import (
 const maxResource = 256 << 20
 
 // batchPath is the light client's batched read, which a bundle does not
-// keep: a recorder and a replay answer it 405, so the client reads
-// subject by subject.
+// keep: a recorder answers it 405, so that the client reads subject by
+// subject, and a replay answers it from the subjects' own members.
 const batchPath = "api/v1/log/subjects"
 
 var (
@@ -79,6 +81,34 @@ func (rs resources) member(u *url.URL) (name string, repo int, ok bool) {
 		return "", 0, false
 	}
 	return "", 0, false
+}
+
+// batchMembers returns the members that answer a batched subject read
+// (POST api/v1/log/subjects?size=N of a repository or its line) of
+// subjects, each subject's as a GET of it would be answered; ok false if
+// u is no such read.
+func (rs resources) batchMembers(u *url.URL, subjects []string) (names []string, repo int, ok bool) {
+	base := strings.TrimSuffix(u.Scheme+"://"+u.Host+u.EscapedPath(), "/")
+	line, found := strings.CutSuffix(base, "/"+batchPath)
+	if !found {
+		return nil, 0, false
+	}
+	q := u.Query()
+	if len(q) != 1 || len(q["size"]) != 1 || len(subjects) == 0 {
+		return nil, 0, false
+	}
+	for _, s := range subjects {
+		one, err := url.Parse(line + "/api/v1/log/subject?" + url.Values{"s": {s}, "size": q["size"]}.Encode())
+		if err != nil {
+			return nil, 0, false
+		}
+		name, r, ok := rs.member(one)
+		if !ok || (len(names) > 0 && r != repo) {
+			return nil, 0, false
+		}
+		names, repo = append(names, name), r
+	}
+	return names, repo, true
 }
 
 // isBatch reports whether req is the batched subject read.
@@ -165,8 +195,9 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // replay is a RoundTripper that answers a light client from a bundle: a
-// request it keeps an answer to gets it, the batched read 405, anything
-// else 404. It reaches no network.
+// request it keeps an answer to gets it, a batched read the answers it
+// keeps to each subject's (batch), anything else 404. It reaches no
+// network.
 type replay struct {
 	rs    resources
 	files map[string][]byte
@@ -177,14 +208,14 @@ type replay struct {
 }
 
 func (r *replay) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil {
-		req.Body.Close()
-	}
 	if isBatch(req) {
-		return answer(req, http.StatusMethodNotAllowed, nil, nil), nil
+		return r.batch(req), nil
 	}
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		return answer(req, http.StatusMethodNotAllowed, nil, nil), nil
+	}
+	if req.Body != nil {
+		req.Body.Close()
 	}
 	name, repo, ok := r.rs.member(req.URL)
 	body, held := r.files[name]
@@ -209,4 +240,53 @@ func (r *replay) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	return answer(req, http.StatusOK, body, hdr), nil
+}
+
+// batch answers a batched subject read from the members that answer each
+// subject's own read, as a server answers it ({"size": N, "subjects":
+// [each document]}), so that the light client reads and judges them in
+// batches, as it reads a server. The documents are the members' bytes,
+// checked by the client as each one alone is; each must be one JSON
+// value, so that one member cannot stand for another's. A read of a
+// subject the bundle keeps no answer to is answered 405, as a bundle
+// without batches answers: the client then reads subject by subject, and
+// the read the bundle lacks fails as it fails alone.
+func (r *replay) batch(req *http.Request) *http.Response {
+	refused := answer(req, http.StatusMethodNotAllowed, nil, nil)
+	if req.Body == nil {
+		return refused
+	}
+	data, err := io.ReadAll(io.LimitReader(req.Body, 64<<20))
+	req.Body.Close()
+	if err != nil || !bytes.HasSuffix(data, []byte("\n")) {
+		return refused
+	}
+	subjects := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	names, _, ok := r.rs.batchMembers(req.URL, subjects)
+	if !ok {
+		return refused
+	}
+	size := req.URL.Query().Get("size")
+	var body bytes.Buffer
+	body.WriteString(`{"size":` + size + `,"subjects":[`)
+	for i, name := range names {
+		doc, held := r.files[name]
+		if !held || !jsontext.Value(doc).IsValid() {
+			return refused
+		}
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.Write(bytes.TrimSpace(doc))
+	}
+	body.WriteString("]}\n")
+	r.mu.Lock()
+	if r.served == nil {
+		r.served = map[string]bool{}
+	}
+	for _, name := range names {
+		r.served[name] = true
+	}
+	r.mu.Unlock()
+	return answer(req, http.StatusOK, body.Bytes(), nil)
 }
