@@ -16,10 +16,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -156,9 +159,10 @@ func ParseExtra(p *translog.Proof) (Extra, error) {
 		MapTime *int64  `json:"map_time"`
 		MapPath *[]byte `json:"map_path"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(p.Extra))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&x); err != nil {
+	// Its first value decoded strictly (no unknown or repeated member),
+	// then the whole compared with what marshalExtra writes of it.
+	dec := jsontext.NewDecoder(bytes.NewReader(p.Extra))
+	if err := jsonv2.UnmarshalDecode(dec, &x, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return Extra{}, fmt.Errorf("%w: extra data is not cairn's {\"entry\", \"content\", \"map_time\", \"map_path\"}: %v", translog.ErrProof, err)
 	}
 	if x.Entry == nil || x.Content == nil {
@@ -373,10 +377,10 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 	return (&Verifier{Trust: trust}).Verify(data)
 }
 
-// Verifier checks many proofs under one trust, as Verify does, checking
-// the signatures and cosignatures of each distinct checkpoint once: the
-// proofs of one bundle all lead to the same few. It is safe for
-// concurrent use.
+// Verifier checks many proofs under one trust, as Verify does, parsing
+// each distinct checkpoint and checking its signatures and cosignatures
+// once, and each distinct map leaf path to it once: the proofs of one
+// bundle all lead to the same few. It is safe for concurrent use.
 type Verifier struct {
 	Trust Trust
 
@@ -384,11 +388,61 @@ type Verifier struct {
 	seen map[string]*checkedNote // by the note's bytes
 }
 
-// checkedNote is what a checkpoint's signatures proved, or why not.
+// checkedNote is what a checkpoint's signatures proved, or why not:
+// what its text claims, its signatures, and the map leaves checked
+// against it (by map time and path: every proof to one checkpoint
+// carries the same).
 type checkedNote struct {
-	sc  *checkpoint.Signed
-	n   []witness.Cosignature
+	claimed    checkpoint.Checkpoint
+	claimedErr error
+
+	once sync.Once // the signatures, checked once the first proof's record part proves
+	sc   *checkpoint.Signed
+	n    []witness.Cosignature
+	err  error
+
+	mu   sync.Mutex
+	maps map[string]*checkedMap
+}
+
+// checkedMap is a map leaf checked against a checkpoint (checkMapLeaf).
+type checkedMap struct {
+	ml  *light.MapLeaf
 	err error
+}
+
+// note returns the checks of a proof's checkpoint note, made once.
+func (v *Verifier) note(note []byte) *checkedNote {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	cn := v.seen[string(note)]
+	if cn == nil {
+		cn = &checkedNote{}
+		cn.claimed, cn.claimedErr = checkpoint.Claimed(note)
+		if v.seen == nil {
+			v.seen = map[string]*checkedNote{}
+		}
+		v.seen[string(note)] = cn
+	}
+	return cn
+}
+
+// mapLeaf is checkMapLeaf of x against the note's checkpoint, made once
+// per map time and path.
+func (cn *checkedNote) mapLeaf(x Extra) (*light.MapLeaf, error) {
+	key := strconv.FormatInt(x.MapTime, 10) + " " + string(x.MapPath)
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	cm := cn.maps[key]
+	if cm == nil {
+		cm = &checkedMap{}
+		cm.ml, cm.err = checkMapLeaf(cn.sc.Checkpoint, x)
+		if cn.maps == nil {
+			cn.maps = map[string]*checkedMap{}
+		}
+		cn.maps[key] = cm
+	}
+	return cm.ml, cm.err
 }
 
 // Verify is the package's Verify under v.Trust.
@@ -403,30 +457,29 @@ func (v *Verifier) Verify(data []byte) (*Proven, error) {
 		return refuse(err)
 	}
 	evidence = p.Checkpoint
-	entry, claimed, x, err := checkProof(p)
+	// The record part (checkProof), its checkpoint's text parsed once
+	// for every proof that carries it.
+	x, err := ParseExtra(p)
 	if err != nil {
 		return refuse(err)
 	}
-	v.mu.Lock()
-	cn := v.seen[string(p.Checkpoint)]
-	v.mu.Unlock()
-	if cn == nil {
-		cn = &checkedNote{}
-		cn.sc, cn.n, cn.err = checkNote(p.Checkpoint, claimed.Origin, trust)
-		v.mu.Lock()
-		if v.seen == nil {
-			v.seen = map[string]*checkedNote{}
-		}
-		v.seen[string(p.Checkpoint)] = cn
-		v.mu.Unlock()
+	cn := v.note(p.Checkpoint)
+	if cn.claimedErr != nil {
+		return refuse(fmt.Errorf("%w: the proof's checkpoint: %w", translog.ErrProof, cn.claimedErr))
 	}
+	claimed := cn.claimed
+	entry, err := p.CheckLeaf([]byte(x.Entry), x.Content, claimed.Origin, claimed.Tree())
+	if err != nil {
+		return refuse(err)
+	}
+	cn.once.Do(func() { cn.sc, cn.n, cn.err = checkNote(p.Checkpoint, claimed.Origin, trust) })
 	if cn.err != nil {
 		return refuse(cn.err)
 	}
 	sc, n := cn.sc, cn.n
 	// The map root the checkpoint names is the one its tree holds: its
 	// last leaf, which the witnesses cosigned with the tree.
-	ml, err := checkMapLeaf(sc.Checkpoint, x)
+	ml, err := cn.mapLeaf(x)
 	if err != nil {
 		return refuse(err)
 	}
