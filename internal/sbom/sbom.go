@@ -47,6 +47,7 @@ import (
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/google/uuid"
 
 	"cairn.dev/cairn/internal/blob"
@@ -60,6 +61,9 @@ const SpecVersion = cdx.SpecVersion1_6
 
 // LockRef is the bom-ref of the document's subject, the lock.
 const LockRef = "cairn.lock"
+
+// JSONSchema is the document's $schema: CycloneDX 1.6's.
+const JSONSchema = "http://cyclonedx.org/schema/bom-1.6.schema.json"
 
 // Namespace is the UUIDv5 namespace of documents' serial numbers: the
 // UUIDv5 of the URL https://cairn.dev/sbom in the URL namespace.
@@ -107,6 +111,7 @@ func Make(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*Doc
 	doc := &Document{Serial: "urn:uuid:" + uuid.NewSHA1(Namespace, []byte(l.Digest)).String()}
 	bom := cdx.NewBOM()
 	bom.SpecVersion = SpecVersion
+	bom.JSONSchema = JSONSchema
 	bom.SerialNumber = doc.Serial
 	bom.Metadata = &cdx.Metadata{Component: &cdx.Component{
 		BOMRef: LockRef, Type: cdx.ComponentTypeApplication, Name: LockRef,
@@ -190,7 +195,10 @@ func Make(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*Doc
 	bom.Dependencies = &deps
 
 	var buf bytes.Buffer
-	if err := cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON).SetPretty(true).SetEscapeHTML(false).EncodeVersion(bom, SpecVersion); err != nil {
+	// Encode, not EncodeVersion: the BOM is of SpecVersion already, and
+	// EncodeVersion copies it whole (through gob) to convert it to the
+	// version it is of; TestEncodeIsEncodeVersion keeps them the same.
+	if err := cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON).SetPretty(true).SetEscapeHTML(false).Encode(bom); err != nil {
 		return nil, fmt.Errorf("sbom: encoding the CycloneDX document: %w", err)
 	}
 	doc.JSON = buf.Bytes()
@@ -298,35 +306,44 @@ func PURL(name, version, loc string) string { return descriptor.PURL(name, versi
 // SHA-256 (both hex): Options.SHA512 for deriving it again where the
 // artifacts are not at hand.
 func Claims(doc []byte) (map[string]string, error) {
-	var bom cdx.BOM
-	if err := cdx.NewBOMDecoder(bytes.NewReader(doc), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+	// Only the components and their hashes are read (decoding the whole
+	// CycloneDX model costs more than deriving the document): whatever
+	// they say, the document derived with them must be the same bytes.
+	var bom struct {
+		BOMFormat  string             `json:"bomFormat"`
+		Components []claimedComponent `json:"components"`
+	}
+	if err := jsonv2.Unmarshal(doc, &bom); err != nil {
 		return nil, fmt.Errorf("not a CycloneDX JSON document: %w", err)
 	}
 	out := map[string]string{}
-	var walk func([]cdx.Component)
-	walk = func(cs []cdx.Component) {
+	var walk func([]claimedComponent)
+	walk = func(cs []claimedComponent) {
 		for _, c := range cs {
-			if c.Hashes != nil {
-				var s256, s512 string
-				for _, h := range *c.Hashes {
-					switch h.Algorithm {
-					case cdx.HashAlgoSHA256:
-						s256 = h.Value
-					case cdx.HashAlgoSHA512:
-						s512 = h.Value
-					}
-				}
-				if s256 != "" && s512 != "" {
-					out[s256] = s512
+			var s256, s512 string
+			for _, h := range c.Hashes {
+				switch cdx.HashAlgorithm(h.Alg) {
+				case cdx.HashAlgoSHA256:
+					s256 = h.Content
+				case cdx.HashAlgoSHA512:
+					s512 = h.Content
 				}
 			}
-			if c.Components != nil {
-				walk(*c.Components)
+			if s256 != "" && s512 != "" {
+				out[s256] = s512
 			}
+			walk(c.Components)
 		}
 	}
-	if bom.Components != nil {
-		walk(*bom.Components)
-	}
+	walk(bom.Components)
 	return out, nil
+}
+
+// claimedComponent is what Claims reads of a component.
+type claimedComponent struct {
+	Hashes []struct {
+		Alg     string `json:"alg"`
+		Content string `json:"content"`
+	} `json:"hashes"`
+	Components []claimedComponent `json:"components"`
 }

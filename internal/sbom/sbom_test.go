@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"cairn.dev/cairn/internal/blob"
@@ -400,5 +401,29 @@ func TestPURL(t *testing.T) {
 		if got := PURL(c.name, c.version, c.loc); got != c.want {
 			t.Errorf("PURL(%q, %q, %q) = %q, want %q", c.name, c.version, c.loc, got, c.want)
 		}
+	}
+}
+
+// Make encodes its document with Encode, which writes the BOM as it is,
+// not EncodeVersion, which copies it to convert it to a version first:
+// for a BOM of SpecVersion the conversion changes nothing, so the bytes
+// are those EncodeVersion writes.
+func TestEncodeIsEncodeVersion(t *testing.T) {
+	w := newWorld(t)
+	doc, err := Make(w.Ctx, w.lock, w.srcs, Options{Open: w.open, Time: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC), Tool: "cairn v0.0.0-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bom cdx.BOM
+	if err := cdx.NewBOMDecoder(bytes.NewReader(doc.JSON), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	if err := cdx.NewBOMEncoder(&again, cdx.BOMFileFormatJSON).SetPretty(true).SetEscapeHTML(false).EncodeVersion(&bom, SpecVersion); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.Bytes(), doc.JSON) {
+		got, want := doc.JSON, again.Bytes()
+		t.Fatalf("Make wrote\n%s\nEncodeVersion writes\n%s", got, want)
 	}
 }
