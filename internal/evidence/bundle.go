@@ -272,9 +272,14 @@ func Read(r io.Reader, maxSize int64) (*Bundle, error) {
 				return nil, bad("member %s: the bundle decompresses to more than %d times its size: refused as a decompression bomb", hdr.Name, maxRatio)
 			}
 		}
-		data := slices.Concat(chunks...)
-		if data == nil {
+		var data []byte
+		switch len(chunks) {
+		case 0:
 			data = []byte{}
+		case 1:
+			data = chunks[0] // most members: no copy
+		default:
+			data = slices.Concat(chunks...)
 		}
 		sum := sha256.Sum256(data)
 		if hex.EncodeToString(sum[:]) != mem.SHA256 {

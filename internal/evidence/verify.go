@@ -190,6 +190,11 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			return nil, fmt.Errorf("%w: member %s is none of a bundle's (project/, %s, repos/N/, blobs/sha256/, proofs/)", ErrMalformed, name, SBOMName)
 		}
 	}
+	// The proofs' record parts need no trust: they are checked ahead, on
+	// the cores the checks below leave idle, and their verdicts read
+	// where the records' proofs are checked.
+	ahead := parseProofs(b.Files)
+	defer ahead.stop()
 	for _, f := range []string{plan.ProjectFile, plan.LockFile} {
 		if !b.Has("project/" + f) {
 			return nil, fmt.Errorf("%w: it holds no project/%s", ErrMalformed, f)
@@ -446,7 +451,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < len(ids); i = int(next.Add(1)) - 1 {
 				id := ids[i]
-				pr, err := checkProof(srcs.Get(id.repo), verifiers[id.repo], b.Files["proofs/"+id.id+".proof"])
+				pr, err := checkProof(srcs.Get(id.repo), verifiers[id.repo], ahead.get("proofs/"+id.id+".proof"))
 				if err == nil && (pr.Record == nil || pr.Record.ID != id.id) {
 					err = fmt.Errorf("proofs/%s.proof proves %s, not that record", id.id, pr.Entry.Path)
 				}
@@ -565,10 +570,14 @@ func proofVerifier(s *plan.Source) (*proof.Verifier, error) {
 	return &proof.Verifier{Trust: trust}, nil
 }
 
-// checkProof checks a record's offline proof by pv, and that it leads to
-// the checkpoint the light client verified for its source.
-func checkProof(s *plan.Source, pv *proof.Verifier, data []byte) (*proof.Proven, error) {
-	pr, err := pv.Verify(data)
+// checkProof checks a record's offline proof, parsed (parseProofs), by
+// pv, and that it leads to the checkpoint the light client verified for
+// its source.
+func checkProof(s *plan.Source, pv *proof.Verifier, parsed *parsedProof) (*proof.Proven, error) {
+	if parsed.err != nil {
+		return nil, parsed.err
+	}
+	pr, err := pv.VerifyParsed(parsed.pp)
 	if err != nil {
 		return nil, err
 	}
@@ -791,4 +800,63 @@ func keyReport(ctx context.Context, s *plan.Source, id string, seen map[string]*
 	}
 	seen[s.Name+" "+id] = kp
 	return kp, nil
+}
+
+// proofParses are the proof members of a bundle, parsed and their record
+// parts checked (proof.Parse) by workers on every core, ahead of the
+// checks that need them.
+type proofParses struct {
+	byName  map[string]*parsedProof
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// parsedProof is one proof member's proof.Parse, once done is closed.
+type parsedProof struct {
+	done chan struct{}
+	pp   *proof.Parsed
+	err  error
+}
+
+// parseProofs starts parsing the proof members of files.
+func parseProofs(files map[string][]byte) *proofParses {
+	ps := &proofParses{byName: map[string]*parsedProof{}}
+	var names []string
+	for name := range files {
+		if proofMember.MatchString(name) {
+			ps.byName[name] = &parsedProof{done: make(chan struct{})}
+			names = append(names, name)
+		}
+	}
+	var next atomic.Int64
+	for range min(runtime.GOMAXPROCS(0), len(names)) {
+		ps.wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(names); i = int(next.Add(1)) - 1 {
+				p := ps.byName[names[i]]
+				if ps.stopped.Load() {
+					p.err = errors.New("verification ended")
+				} else {
+					p.pp, p.err = proof.Parse(files[names[i]])
+				}
+				close(p.done)
+			}
+		})
+	}
+	return ps
+}
+
+// get waits for the parse of a proof member (a member of files).
+func (ps *proofParses) get(name string) *parsedProof {
+	p := ps.byName[name]
+	if p == nil {
+		return &parsedProof{err: fmt.Errorf("%s is not a proof member of the bundle", name)}
+	}
+	<-p.done
+	return p
+}
+
+// stop ends the parses not started yet and waits for the others.
+func (ps *proofParses) stop() {
+	ps.stopped.Store(true)
+	ps.wg.Wait()
 }

@@ -377,10 +377,10 @@ func Verify(data []byte, trust Trust) (*Proven, error) {
 	return (&Verifier{Trust: trust}).Verify(data)
 }
 
-// Verifier checks many proofs under one trust, as Verify does, parsing
-// each distinct checkpoint and checking its signatures and cosignatures
-// once, and each distinct map leaf path to it once: the proofs of one
-// bundle all lead to the same few. It is safe for concurrent use.
+// Verifier checks many proofs under one trust, as Verify does, checking
+// the signatures and cosignatures of each distinct checkpoint once, and
+// each distinct map leaf path to it once: the proofs of one bundle all
+// lead to the same few. It is safe for concurrent use.
 type Verifier struct {
 	Trust Trust
 
@@ -388,14 +388,10 @@ type Verifier struct {
 	seen map[string]*checkedNote // by the note's bytes
 }
 
-// checkedNote is what a checkpoint's signatures proved, or why not:
-// what its text claims, its signatures, and the map leaves checked
-// against it (by map time and path: every proof to one checkpoint
-// carries the same).
+// checkedNote is what a checkpoint's signatures proved, or why not, and
+// the map leaves checked against it (by map time and path: every proof
+// to one checkpoint carries the same).
 type checkedNote struct {
-	claimed    checkpoint.Checkpoint
-	claimedErr error
-
 	once sync.Once // the signatures, checked once the first proof's record part proves
 	sc   *checkpoint.Signed
 	n    []witness.Cosignature
@@ -418,7 +414,6 @@ func (v *Verifier) note(note []byte) *checkedNote {
 	cn := v.seen[string(note)]
 	if cn == nil {
 		cn = &checkedNote{}
-		cn.claimed, cn.claimedErr = checkpoint.Claimed(note)
 		if v.seen == nil {
 			v.seen = map[string]*checkedNote{}
 		}
@@ -447,9 +442,33 @@ func (cn *checkedNote) mapLeaf(x Extra) (*light.MapLeaf, error) {
 
 // Verify is the package's Verify under v.Trust.
 func (v *Verifier) Verify(data []byte) (*Proven, error) {
-	trust := v.Trust
+	pp, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return v.VerifyParsed(pp)
+}
+
+// Parsed is an offline proof whose record part was checked, with no
+// trust: its format, and that its entry, content and inclusion path
+// prove its leaf in the tree its checkpoint's text claims (checkProof).
+// Nothing it says is to be believed before a Verifier's VerifyParsed has
+// checked the checkpoint's signatures and map leaf: Parse is the part of
+// Verify that needs no trust, to run ahead of knowing it.
+type Parsed struct {
+	proof   *translog.Proof
+	extra   Extra
+	claimed checkpoint.Checkpoint
+	entry   translog.Entry
+	rec     *record.Record // the content as a record, if it is one
+	recErr  error
+}
+
+// Parse parses an offline proof and checks its record part (Parsed).
+// Every refusal is a *RefusedError, as Verify's.
+func Parse(data []byte) (*Parsed, error) {
 	var evidence []byte
-	refuse := func(err error) (*Proven, error) {
+	refuse := func(err error) (*Parsed, error) {
 		return nil, &RefusedError{Err: err, Checkpoint: evidence}
 	}
 	p, err := translog.ParseProof(data)
@@ -457,22 +476,27 @@ func (v *Verifier) Verify(data []byte) (*Proven, error) {
 		return refuse(err)
 	}
 	evidence = p.Checkpoint
-	// The record part (checkProof), its checkpoint's text parsed once
-	// for every proof that carries it.
-	x, err := ParseExtra(p)
+	entry, claimed, x, err := checkProof(p)
 	if err != nil {
 		return refuse(err)
+	}
+	pp := &Parsed{proof: p, extra: x, claimed: claimed, entry: entry}
+	pp.rec, pp.recErr = record.Parse(x.Content)
+	return pp, nil
+}
+
+// VerifyParsed is Verify of a proof Parse parsed: the checkpoint's
+// signatures (checked once per checkpoint), its map leaf (once per
+// checkpoint and map path), and that a file named by a record id holds
+// that record.
+func (v *Verifier) VerifyParsed(pp *Parsed) (*Proven, error) {
+	trust := v.Trust
+	p, x, entry := pp.proof, pp.extra, pp.entry
+	refuse := func(err error) (*Proven, error) {
+		return nil, &RefusedError{Err: err, Checkpoint: p.Checkpoint}
 	}
 	cn := v.note(p.Checkpoint)
-	if cn.claimedErr != nil {
-		return refuse(fmt.Errorf("%w: the proof's checkpoint: %w", translog.ErrProof, cn.claimedErr))
-	}
-	claimed := cn.claimed
-	entry, err := p.CheckLeaf([]byte(x.Entry), x.Content, claimed.Origin, claimed.Tree())
-	if err != nil {
-		return refuse(err)
-	}
-	cn.once.Do(func() { cn.sc, cn.n, cn.err = checkNote(p.Checkpoint, claimed.Origin, trust) })
+	cn.once.Do(func() { cn.sc, cn.n, cn.err = checkNote(p.Checkpoint, pp.claimed.Origin, trust) })
 	if cn.err != nil {
 		return refuse(cn.err)
 	}
@@ -492,13 +516,13 @@ func (v *Verifier) Verify(data []byte) (*Proven, error) {
 	base := entry.Path[strings.LastIndexByte(entry.Path, '/')+1:]
 	id, named := strings.CutSuffix(base, ".json")
 	named = named && translog.IsLowerHex(id, 64)
-	if rec, err := record.Parse(x.Content); err == nil {
-		pr.Record = rec
-		if named && rec.ID != id {
-			return refuse(fmt.Errorf("the file at %s is record %s, not the record %s its path names", entry.Path, rec.ID, id))
+	if pp.recErr == nil {
+		pr.Record = pp.rec.Clone() // the caller's own
+		if named && pr.Record.ID != id {
+			return refuse(fmt.Errorf("the file at %s is record %s, not the record %s its path names", entry.Path, pr.Record.ID, id))
 		}
 	} else if named {
-		return refuse(fmt.Errorf("the file at %s is not the record its path names: %w", entry.Path, err))
+		return refuse(fmt.Errorf("the file at %s is not the record its path names: %w", entry.Path, pp.recErr))
 	}
 	return pr, nil
 }
