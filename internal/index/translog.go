@@ -330,9 +330,14 @@ type logWriter struct {
 	lg      *translog.Store
 	markAt  string
 	mark    int64 // the log's size right after markAt, -1 if not passed
+	next    int64 // the log's size after the commits handed over
 	commits chan logCommit
 	done    chan struct{}
 	err     error // the first append that failed; read after done
+	// differs is the first append that found the log recomputed is not
+	// the one kept (translog.ErrDiffers): it does not stop the replay,
+	// and nothing is appended after it (read after done).
+	differs error
 	fail    func()
 	closed  bool
 }
@@ -348,20 +353,26 @@ type logCommit struct {
 // replayOptions.markAt; fail is called once if an append fails (the
 // replay stops: it reports the error from close).
 func startLogWriter(lg *translog.Store, markAt string, fail func()) *logWriter {
-	w := &logWriter{lg: lg, markAt: markAt, mark: -1, commits: make(chan logCommit, 256), done: make(chan struct{}), fail: fail}
+	w := &logWriter{lg: lg, markAt: markAt, mark: -1, next: lg.Next(), commits: make(chan logCommit, 256), done: make(chan struct{}), fail: fail}
 	go func() {
 		defer close(w.done)
 		for c := range w.commits {
 			if w.err != nil {
 				continue // the replay is stopping: drain
 			}
-			if _, err := lg.AppendCommit(c.id, c.time, c.entries); err != nil {
+			// A commit's files, then its map leaf.
+			w.next += int64(len(c.entries)) + 1
+			if c.id == w.markAt {
+				w.mark = w.next
+			}
+			if w.differs != nil {
+				continue // counted only
+			}
+			if _, err := lg.AppendCommit(c.id, c.time, c.entries); errors.Is(err, translog.ErrDiffers) {
+				w.differs = err
+			} else if err != nil {
 				w.err = err
 				w.fail()
-				continue
-			}
-			if c.id == w.markAt {
-				w.mark = lg.Size() + lg.Staged()
 			}
 		}
 	}()

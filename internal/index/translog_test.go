@@ -380,6 +380,68 @@ func TestFullVerifyReplacesWrongLog(t *testing.T) {
 	}
 }
 
+// A full verification computes the log again and checks the one kept
+// against it: a right one is kept as it is (no file written again, and
+// the verification reports nothing); one whose root is right but whose
+// files are not (a stored hash the root does not read, damaged on disk)
+// is replaced, with no mismatch to report.
+func TestFullVerifyKeepsRightLog(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/fastjson", "1.0.0")
+	f.publish(f.alice, "acme/fastjson", "1.1.0")
+	head := f.head()
+	logDir := f.repo.Main().LogDir()
+	files := func() map[string]os.FileInfo {
+		out := map[string]os.FileInfo{}
+		filepath.Walk(logDir, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() && fi.Name() != "lock" {
+				out[p] = fi
+			}
+			return err
+		})
+		return out
+	}
+	before := files()
+	if _, err := f.repo.Verify(f.ctx, true); err != nil {
+		t.Fatalf("full verify over a right log: %v", err)
+	}
+	f.checkLog(head)
+	after := files()
+	if len(after) != len(before) {
+		t.Fatalf("full verify over a right log left %d files, there were %d", len(after), len(before))
+	}
+	for p, fi := range before {
+		if a := after[p]; a == nil || !os.SameFile(fi, a) || !a.ModTime().Equal(fi.ModTime()) {
+			t.Fatalf("full verify over a right log wrote %s again", p)
+		}
+	}
+
+	// A stored hash damaged: the root reads only the top of the tree.
+	f.repo.Close()
+	p := filepath.Join(logDir, "hashes")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[0] ^= 1
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.repo.Verify(f.ctx, true); err != nil {
+		t.Fatalf("full verify over a log with a damaged stored hash: %v", err)
+	}
+	f.checkLog(head)
+	if fixed, _ := os.ReadFile(p); bytes.Equal(fixed, data) {
+		t.Fatal("full verify kept the damaged stored hash")
+	}
+	// And the log goes on from there.
+	f.publish(f.alice, "acme/fastjson", "1.2.0")
+	if _, err := f.repo.Verify(f.ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	f.checkLog(f.head())
+}
+
 // A verification that fails leaves the log where it was, nothing staged;
 // the server's check of a push (CheckUpdate) does not touch it.
 func TestLogUntouchedByFailures(t *testing.T) {

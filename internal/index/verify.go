@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
 	"cairn.dev/cairn/internal/keys"
@@ -106,8 +108,11 @@ func (r *Repo) Verify(ctx context.Context, full bool) (*VerifyResult, error) {
 // remembered one is a *ForkError.
 //
 // The line's transparency log (LogOf) is computed as it goes and
-// committed with the new head; a full verification computes it afresh
-// and, if the log kept differs, replaces it and says so with a
+// committed with the new head. A full verification computes it afresh
+// and checks the log kept against it, every leaf, stored hash and tile
+// (translog.Store.BeginRecompute): a log found right is kept as it is
+// and extended, without writing its tiles again; one that differs is
+// replaced, and if its tree differs, the verification says so with a
 // *LogMismatchError (the verification itself stands: res is returned).
 func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult, error) {
 	defer lockLine(l)()
@@ -134,9 +139,12 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	}
 	res := &VerifyResult{Head: head, Full: full}
 	var st *Overlay
-	var lg *translog.Store // what the replay appends to
-	var fresh *freshLog    // or a log computed from the introduction
-	var kept *translog.Store
+	var lg *translog.Store   // what the replay appends to
+	var fresh *freshLog      // or a log computed from the introduction
+	var kept *translog.Store // the line's log, for a full verification to check
+	var keptSize int64
+	var keptRoot tlog.Hash
+	var keptHead string
 	if m != nil && !full {
 		res.From, res.Total = m.Head, m.Records
 		if m.Head != head {
@@ -171,14 +179,24 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 		}
 	} else {
 		st = NewOverlay(nil)
-		if fresh, err = newFreshLog(l); err != nil {
+		if _, err := os.Stat(l.LogDir()); err == nil && full {
+			kept, _ = r.StoreOf(l) // one that does not open is replaced
+		}
+		if kept != nil && kept.Size() > 0 {
+			// The log kept is computed again and checked leaf by leaf,
+			// tile by tile: kept if it is right, replaced if not (below).
+			keptSize, keptRoot, keptHead = kept.Size(), kept.Root(), kept.Head()
+			if err := kept.BeginRecompute(); err == nil {
+				lg = kept
+			}
+		}
+		if lg != nil {
+			// Recomputing the kept log.
+		} else if fresh, err = newFreshLog(l); err != nil {
 			res.LogErr = fmt.Errorf("%s: %w", l.LogDir(), err)
 		} else {
 			defer fresh.discard()
 			lg = fresh.log
-			if _, err := os.Stat(l.LogDir()); err == nil && full {
-				kept, _ = r.StoreOf(l) // one that does not open is replaced all the same
-			}
 		}
 	}
 	opts := replayOptions{introduction: l.Introduction, log: lg, mark: -1}
@@ -213,18 +231,39 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	// The log, then the marker: a log that cannot be committed (a full
 	// disk) keeps the marker where it was too; a marker ahead of its log
 	// (one that could not be opened) is caught up with next time.
+	var mismatch error
 	if lg == nil {
 		// No log to keep: the marker moves alone.
+	} else if lg == kept {
+		err := opts.logDiffers
+		if err == nil && opts.mark != keptSize {
+			// Its leaves are the history's, but its state names a head
+			// the history reaches at another size, or not at all.
+			err = fmt.Errorf("%w: %s names head %s at %d leaves, the history reaches it at %d", translog.ErrDiffers, l.LogDir(), keptHead, keptSize, opts.mark)
+		}
+		if err == nil {
+			err = lg.Commit(head)
+		} else {
+			lg.Rollback()
+		}
+		if errors.Is(err, translog.ErrDiffers) {
+			// The kept log is not the history's: computed afresh,
+			// replaced, and compared.
+			var rebuilt *translog.Store
+			if rebuilt, err = r.rebuildLog(ctx, l, head); err == nil {
+				mismatch = r.logMismatch(l, rebuilt, opts.mark, keptHead, keptSize, keptRoot)
+			}
+		}
+		if err != nil {
+			res.Unsaved = fmt.Errorf("%s not written, as its transparency log could not be: %w", l.Marker, err)
+			return res, nil
+		}
 	} else if err := lg.Commit(head); err != nil {
 		res.Unsaved = fmt.Errorf("%s not written, as its transparency log could not be: %w", l.Marker, err)
 		return res, nil
-	}
-	var mismatch error
-	if fresh != nil {
-		if kept != nil && opts.mark >= 0 {
-			if root, err := lg.TreeHash(opts.mark); err == nil && (opts.mark != kept.Size() || root != kept.Root()) {
-				mismatch = &LogMismatchError{Line: l.Name, Head: kept.Head(), Size: kept.Size(), Stored: kept.Root(), Recomputed: root, RecSize: opts.mark}
-			}
+	} else if fresh != nil {
+		if kept != nil {
+			mismatch = r.logMismatch(l, lg, opts.mark, kept.Head(), kept.Size(), kept.Root())
 		}
 		if err := r.install(l, fresh); err != nil {
 			res.LogErr = fmt.Errorf("%s: %w", l.LogDir(), err)
@@ -235,6 +274,19 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	}
 	res.Duration = time.Since(start)
 	return res, mismatch
+}
+
+// logMismatch returns the *LogMismatchError of a kept log of size leaves
+// with root at head, if the recomputed log lg gives another tree there (at
+// mark, its size after head; nothing if the history does not pass head).
+func (r *Repo) logMismatch(l Line, lg *translog.Store, mark int64, head string, size int64, root tlog.Hash) error {
+	if mark < 0 {
+		return nil
+	}
+	if rec, err := lg.TreeHash(mark); err == nil && (mark != size || rec != root) {
+		return &LogMismatchError{Line: l.Name, Head: head, Size: size, Stored: root, Recomputed: rec, RecSize: mark}
+	}
+	return nil
 }
 
 // CheckUpdate checks the commits from old (a head already verified; ""
@@ -285,6 +337,10 @@ type replayOptions struct {
 	// (-1 if it does not pass it).
 	markAt string
 	mark   int64
+	// logDiffers is why log, recomputing the line's kept log
+	// (translog.Store.BeginRecompute), found it differs: the replay goes
+	// on without appending, and the caller computes the log afresh.
+	logDiffers error
 }
 
 // checkClock refuses a commit dated further than skew from clock.
@@ -610,6 +666,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 		if lw.mark >= 0 {
 			o.mark = lw.mark
 		}
+		o.logDiffers = lw.differs
 		if err != nil {
 			return err
 		}

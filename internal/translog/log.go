@@ -79,7 +79,23 @@ type Log struct {
 	stagingW tileWriter
 	stamp    fs.FileInfo // of the state file last read (nil: read it again)
 	next     *prepared   // what Prepare made durable ahead of Commit, if anything
+	redo     *redo       // a recomputation of the committed leaves under way (beginRedo)
 }
+
+// redo is a recomputation of the committed log from its first leaf
+// (Store.BeginRecompute): the leaves appended are checked against the
+// log's files, not written, until they reach its committed size.
+type redo struct {
+	n       int64       // leaves recomputed
+	pending []tlog.Hash // stored hashes recomputed and not yet compared, from stored index from
+	from    int64
+	bundle  [][]byte // the entries of the bundle being recomputed
+	failed  error    // the first difference found
+}
+
+// ErrDiffers is the error of a recomputation of a log (Store.BeginRecompute)
+// whose leaves, stored hashes or tiles are not the log's files.
+var ErrDiffers = errors.New("transparency log differs from its recomputation")
 
 // prepared is a commit made durable ahead of its Commit (Prepare): the
 // hashes synced, and the next state written and synced but not in place.
@@ -203,12 +219,192 @@ func (l *Log) Staged() int64 {
 	return l.staged
 }
 
+// Next returns the index the next leaf appended gets: the committed and
+// staged leaves, or, during a recomputation (Store.BeginRecompute), the
+// leaves recomputed so far.
+func (l *Log) Next() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.nextIndex()
+}
+
+func (l *Log) nextIndex() int64 {
+	if l.redo != nil {
+		return l.redo.n
+	}
+	return l.size + l.staged
+}
+
+// redoFailed returns the difference a recomputation found, if any.
+func (l *Log) redoFailed() error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.redo != nil {
+		return l.redo.failed
+	}
+	return nil
+}
+
+// beginRedo takes the write lock (see begin) and starts recomputing the
+// committed leaves from the first (see redo); with no committed leaf,
+// appends are appends from the start.
+func (l *Log) beginRedo() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.begin(); err != nil {
+		return err
+	}
+	if l.staged != 0 || l.redo != nil {
+		return fmt.Errorf("transparency log %s: leaves are staged already: commit or roll back before recomputing it", l.dir)
+	}
+	if l.size > 0 {
+		l.redo = &redo{}
+	}
+	return nil
+}
+
+// redoText recomputes the next committed leaf from its entry line, and
+// compares with the log's files what it completes: its stored hashes
+// (by chunks), its entry bundle and level-0 hash tile when full, and,
+// with the last committed leaf, the last partial bundle and every other
+// hash tile. (Under the write lock.)
+func (l *Log) redoText(text []byte) (int64, tlog.Hash, error) {
+	r := l.redo
+	if r.failed != nil {
+		return 0, tlog.Hash{}, r.failed
+	}
+	fail := func(err error) (int64, tlog.Hash, error) {
+		if !errors.Is(err, ErrDiffers) {
+			err = fmt.Errorf("%w: %s: %w", ErrDiffers, l.dir, err)
+		}
+		r.failed = err
+		return 0, tlog.Hash{}, err
+	}
+	n := r.n
+	leaf := LeafHash(text)
+	hs, err := tlog.StoredHashesForRecordHash(n, leaf, tlog.HashReaderFunc(l.readRedo))
+	if err != nil {
+		return fail(err)
+	}
+	r.pending = append(r.pending, hs...)
+	r.bundle = append(r.bundle, text)
+	r.n++
+	if len(r.bundle) == tileWidth {
+		N := n / tileWidth
+		if err := l.sameTile(tlog.Tile{H: tileHeight, L: -1, N: N, W: tileWidth}, encodeBundle(r.bundle)); err != nil {
+			return fail(err)
+		}
+		t := tlog.Tile{H: tileHeight, L: 0, N: N, W: tileWidth}
+		data, err := tlog.ReadTileData(t, tlog.HashReaderFunc(l.readRedo))
+		if err != nil {
+			return fail(err)
+		}
+		if err := l.sameTile(t, data); err != nil {
+			return fail(err)
+		}
+		r.bundle = nil
+	}
+	if len(r.pending) >= flushHashes || r.n == l.size {
+		if err := l.sameHashes(); err != nil {
+			return fail(err)
+		}
+	}
+	if r.n == l.size {
+		if len(r.bundle) != len(l.bundle) {
+			return fail(fmt.Errorf("%w: %s holds %d entries of the last bundle, the recomputation %d", ErrDiffers, filepath.Join(l.dir, stateFile), len(l.bundle), len(r.bundle)))
+		}
+		for i := range r.bundle {
+			if !bytes.Equal(r.bundle[i], l.bundle[i]) {
+				return fail(fmt.Errorf("%w: entry %d in %s is %q, the recomputation gives %q", ErrDiffers, l.size/tileWidth*tileWidth+int64(i), filepath.Join(l.dir, stateFile), clip(l.bundle[i]), clip(r.bundle[i])))
+			}
+		}
+		if w := l.size % tileWidth; w > 0 {
+			if err := l.sameTile(tlog.Tile{H: tileHeight, L: -1, N: l.size / tileWidth, W: int(w)}, encodeBundle(r.bundle)); err != nil {
+				return fail(err)
+			}
+		}
+		// The hashes are the recomputed ones now: the other hash tiles
+		// are read from them.
+		for _, t := range tlog.NewTiles(tileHeight, 0, l.size) {
+			if t.L == 0 && t.W == tileWidth {
+				continue // compared with its bundle
+			}
+			data, err := tlog.ReadTileData(t, tlog.HashReaderFunc(l.readHashes))
+			if err != nil {
+				return fail(err)
+			}
+			if err := l.sameTile(t, data); err != nil {
+				return fail(err)
+			}
+		}
+		l.redo = nil
+	}
+	return n, leaf, nil
+}
+
+// readRedo reads stored hashes during a recomputation: the ones not yet
+// compared from memory, the others from the hashes file, where they were
+// found equal.
+func (l *Log) readRedo(indexes []int64) ([]tlog.Hash, error) {
+	r := l.redo
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		switch {
+		case x >= r.from && x < r.from+int64(len(r.pending)):
+			out[i] = r.pending[x-r.from]
+		case x < r.from:
+			hs, err := l.readHashes([]int64{x})
+			if err != nil {
+				return nil, err
+			}
+			out[i] = hs[0]
+		default:
+			return nil, fmt.Errorf("transparency log %s: stored hash %d is not recomputed yet", l.dir, x)
+		}
+	}
+	return out, nil
+}
+
+// sameHashes compares the recomputed stored hashes not compared yet with
+// the hashes file's, and drops them.
+func (l *Log) sameHashes() error {
+	r := l.redo
+	if len(r.pending) == 0 {
+		return nil
+	}
+	buf := make([]byte, len(r.pending)*tlog.HashSize)
+	if _, err := l.hashes.ReadAt(buf, r.from*tlog.HashSize); err != nil {
+		return fmt.Errorf("%w: reading %s: %w", ErrDiffers, filepath.Join(l.dir, hashesFile), err)
+	}
+	for i, h := range r.pending {
+		if !bytes.Equal(h[:], buf[i*tlog.HashSize:(i+1)*tlog.HashSize]) {
+			return fmt.Errorf("%w: stored hash %d in %s is %x, the recomputation gives %v", ErrDiffers, r.from+int64(i), filepath.Join(l.dir, hashesFile), buf[i*tlog.HashSize:(i+1)*tlog.HashSize], h)
+		}
+	}
+	r.from += int64(len(r.pending))
+	r.pending = r.pending[:0]
+	return nil
+}
+
+// sameTile compares the tile file of t with the recomputed data.
+func (l *Log) sameTile(t tlog.Tile, data []byte) error {
+	p := filepath.Join(l.dir, torchwood.TilePath(t))
+	have, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDiffers, err)
+	}
+	if !bytes.Equal(have, data) {
+		return fmt.Errorf("%w: %s is not the tile recomputed (%d bytes, %d recomputed)", ErrDiffers, p, len(have), len(data))
+	}
+	return nil
+}
+
 // Reload re-reads the committed state, which another process may have
 // moved, if this Log has nothing staged.
 func (l *Log) Reload() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.staged > 0 || l.lock != nil {
+	if l.staged > 0 || l.lock != nil || l.redo != nil {
 		return nil
 	}
 	return l.reload()
@@ -261,6 +457,9 @@ func (l *Log) appendText(text []byte) (index int64, leaf tlog.Hash, err error) {
 	defer l.mu.Unlock()
 	if err := l.begin(); err != nil {
 		return 0, tlog.Hash{}, err
+	}
+	if l.redo != nil {
+		return l.redoText(text)
 	}
 	n := l.size + l.staged
 	leaf = LeafHash(text)
@@ -388,6 +587,14 @@ func (l *Log) flush() error {
 func (l *Log) Commit(head string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if r := l.redo; r != nil {
+		err := r.failed
+		if err == nil {
+			err = fmt.Errorf("%w: %s: %d of its %d leaves were recomputed", ErrDiffers, l.dir, r.n, l.size)
+		}
+		l.rollback()
+		return fmt.Errorf("committing transparency log %s: %w", l.dir, err)
+	}
 	if l.staged == 0 && head == l.head {
 		l.dropPrepared()
 		l.release()
@@ -551,6 +758,7 @@ func (l *Log) Rollback() {
 
 func (l *Log) rollback() {
 	l.dropPrepared()
+	l.redo = nil
 	if l.lock == nil {
 		return
 	}

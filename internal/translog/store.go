@@ -153,6 +153,32 @@ func (s *Store) Begin(head string) error {
 	return nil
 }
 
+// BeginRecompute takes the log's write lock to compute the committed log
+// again from its first leaf, as a full verification of the history does:
+// the commits appended (AppendCommit) are checked, up to the committed
+// size, against the log's files — every entry, stored hash and tile —
+// rather than written, with the map built again from empty; past the
+// committed size they are staged as usual. So a log found right is kept
+// as it is, its tiles not written again. A leaf or a file that differs
+// fails the append with ErrDiffers, and so does a Commit before the
+// recomputation reached the committed size (Commit rolls back): the
+// caller computes the log afresh. Nothing on disk changes before a Commit
+// past the committed size.
+func (s *Store) BeginRecompute() error {
+	if err := s.Log.beginRedo(); err != nil {
+		return err
+	}
+	s.staged, s.stagedSize = NewMap(), 0
+	// The snapshot on disk, if it is of this log, need not be written
+	// again (see Commit).
+	if size := s.Log.Size(); size > 0 {
+		if _, n, ok := s.loadSnapshot(size); ok {
+			s.snapSize.Store(n)
+		}
+	}
+	return nil
+}
+
 // stage makes the staged map, if there is none: the committed map's clone.
 func (s *Store) stage() error {
 	if s.staged != nil {
@@ -188,7 +214,10 @@ func (s *Store) AppendCommit(commit string, time int64, entries []Entry) (MapEnt
 	if err := s.stage(); err != nil {
 		return me, err
 	}
-	if s.Log.Size()+s.Log.Staged() != s.stagedSize {
+	if err := s.Log.redoFailed(); err != nil {
+		return me, err
+	}
+	if s.Log.Next() != s.stagedSize {
 		return me, fmt.Errorf("transparency log %s: leaves were staged without the map (Append, not AppendCommit): roll back", s.Dir())
 	}
 	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
