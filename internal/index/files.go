@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
@@ -332,6 +333,9 @@ func (m *MemFiles) File(path string) (MemFile, bool) {
 // directory that spans several subjects (packages/A/B, labels) has none:
 // ok is false.
 func SubjectOf(path string) (subject string, ok bool) {
+	if c := lastVersionDir.Load(); c != nil && strings.HasPrefix(path, c.dir) {
+		return c.subject, true
+	}
 	parts := strings.Split(path, "/")
 	switch parts[0] {
 	case "root":
@@ -344,8 +348,15 @@ func SubjectOf(path string) (subject string, ok bool) {
 			return "keys", true
 		}
 	case "packages":
-		if name, ok := packageOf(parts[1:]); ok {
-			return "package " + name, true
+		if name, end, ok := packageOf(parts[1:]); ok {
+			subject := "package " + name
+			if end < len(parts)-1 {
+				// Under a version's directory: every path under it has
+				// this subject (its elements up to the version are this
+				// path's, none of them a version before it).
+				lastVersionDir.Store(&versionDir{dir: strings.Join(parts[:end+2], "/") + "/", subject: subject})
+			}
+			return subject, true
 		}
 	case "upstreams":
 		if len(parts) == 1 {
@@ -359,7 +370,7 @@ func SubjectOf(path string) (subject string, ok bool) {
 			return "upstream " + up, true
 		}
 		if parts[2] == "packages" {
-			if name, ok := packageOf(parts[3:]); ok {
+			if name, _, ok := packageOf(parts[3:]); ok {
 				return "upstream " + up + " package " + name, true
 			}
 		}
@@ -398,25 +409,37 @@ func SubjectsOf(path string) []string {
 	return []string{s}
 }
 
+// lastVersionDir is the version directory (packages/…/VERSION/) of the
+// last package file SubjectOf was asked about, with its subject: the
+// files of one commit, which the log's replay asks about in turn, mostly
+// sit in one version's directory.
+var lastVersionDir atomic.Pointer[versionDir]
+
+type versionDir struct {
+	dir     string // "packages/8/9/e/6/acme/fastjson/1.2.3/"
+	subject string // "package acme/fastjson"
+}
+
 // packageOf reads the package name of a path under packages/ (parts
 // begin at the shard): its four shard digits, then the name's elements up
 // to its version (descriptor.CheckName keeps a name's third and later
 // elements from reading as versions) or, for a package's directory, to
-// the end; the shard checked against the name.
-func packageOf(parts []string) (string, bool) {
+// the end; the shard checked against the name. end is the index in parts
+// of the version, or len(parts).
+func packageOf(parts []string) (name string, end int, ok bool) {
 	if len(parts) < 6 {
-		return "", false
+		return "", 0, false
 	}
-	end := len(parts)
+	end = len(parts)
 	for i := 6; i < len(parts); i++ {
 		if descriptor.CheckVersion(parts[i]) == nil {
 			end = i
 			break
 		}
 	}
-	name := strings.Join(parts[4:end], "/")
+	name = strings.Join(parts[4:end], "/")
 	if descriptor.CheckName(name) != nil {
-		return "", false
+		return "", 0, false
 	}
 	// The shard digits are layout.PackageDir's: the first four hex
 	// digits of the folded name's SHA-256, one a directory (compared digit
@@ -425,8 +448,8 @@ func packageOf(parts []string) (string, bool) {
 	const hexDigits = "0123456789abcdef"
 	for i := 0; i < 4; i++ {
 		if len(parts[i]) != 1 || parts[i][0] != hexDigits[sum[i/2]>>(4*(1-i%2))&0xf] {
-			return "", false
+			return "", 0, false
 		}
 	}
-	return name, true
+	return name, end, true
 }

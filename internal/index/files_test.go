@@ -310,7 +310,9 @@ func TestSubjectOf(t *testing.T) {
 	key := strings.Repeat("ab", 32)
 	snap := strings.Repeat("0f", 32)
 	pkg := layout.PackageDir("acme/fastjson")
-	for _, c := range []struct{ path, subject string }{
+	type subjectCase struct{ path, subject string }
+	var cases []subjectCase
+	for _, c := range []subjectCase{
 		{"root", "root"},
 		{"root/00000001.json", "root"},
 		{"keys/ab/" + key, "key " + key},
@@ -318,6 +320,10 @@ func TestSubjectOf(t *testing.T) {
 		{pkg, "package acme/fastjson"},
 		{pkg + "/1.2.3", "package acme/fastjson"},
 		{pkg + "/1.2.3/descriptor.json", "package acme/fastjson"},
+		{pkg + "/1.2.3/" + snap + ".json", "package acme/fastjson"},
+		{pkg + "/1.2.3/x/1.0.0/y", "package acme/fastjson"},
+		{pkg + "/1.2.3.json", ""},
+		{pkg + "/1.2.4/descriptor.json", "package acme/fastjson"},
 		{"upstreams/pub", "upstream pub"},
 		{"upstreams/pub/" + snap + ".json", "upstream pub"},
 		{"upstreams/pub/" + pkg + "/1.0.0/" + snap + ".json", "upstream pub package acme/fastjson"},
@@ -342,6 +348,17 @@ func TestSubjectOf(t *testing.T) {
 		got, ok := index.SubjectOf(c.path)
 		if got != c.subject || ok != (c.subject != "") {
 			t.Errorf("SubjectOf(%q) = %q, %v; want %q", c.path, got, ok, c.subject)
+		}
+		cases = append(cases, c)
+	}
+	// The answer does not depend on the path asked about before (SubjectOf
+	// remembers the last version directory).
+	for _, before := range cases {
+		for _, c := range cases {
+			index.SubjectOf(before.path)
+			if got, ok := index.SubjectOf(c.path); got != c.subject || ok != (c.subject != "") {
+				t.Errorf("SubjectOf(%q) after SubjectOf(%q) = %q, %v; want %q", c.path, before.path, got, ok, c.subject)
+			}
 		}
 	}
 	// The four shard digits are the name's: each other digit, or a

@@ -48,7 +48,13 @@ func NewEntry(commit string, time int64, path string, data []byte) Entry {
 //
 //	<commit> <time> <sha256> <size> <path>\n
 func (e Entry) Text() []byte {
-	b := make([]byte, 0, 40+1+10+1+64+1+8+1+len(e.Path)+1)
+	return e.appendText(make([]byte, 0, e.textLen()))
+}
+
+func (e Entry) textLen() int { return 40 + 1 + 10 + 1 + 64 + 1 + 8 + 1 + len(e.Path) + 1 }
+
+// appendText appends the entry line to b.
+func (e Entry) appendText(b []byte) []byte {
 	b = append(b, e.Commit...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.Time, 10)
@@ -146,7 +152,13 @@ const mapWord = "map"
 //
 //	<commit> <time> map <maproot>\n
 func (e MapEntry) Text() []byte {
-	b := make([]byte, 0, 40+1+20+1+3+1+64+1)
+	return e.appendText(make([]byte, 0, mapTextLen))
+}
+
+const mapTextLen = 40 + 1 + 20 + 1 + 3 + 1 + 64 + 1
+
+// appendText appends the map entry line to b.
+func (e MapEntry) appendText(b []byte) []byte {
 	b = append(b, e.Commit...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.Time, 10)
@@ -229,6 +241,20 @@ func splitEntry(text []byte, shape func(f [][]byte) string) (f [][]byte, commit 
 // LeafHash returns the RFC 6962 leaf hash of an entry line:
 // SHA-256(0x00 || text).
 func LeafHash(text []byte) tlog.Hash { return tlog.RecordHash(text) }
+
+// leaf returns the entry line and its leaf hash: the line is written
+// after the leaf's 0x00 prefix, so that one SHA-256 of one buffer hashes
+// it.
+func (e Entry) leaf() ([]byte, tlog.Hash) {
+	b := e.appendText(append(make([]byte, 0, 1+e.textLen()), 0x00))
+	return b[1:], sha256.Sum256(b)
+}
+
+// leaf returns the map entry line and its leaf hash (see Entry.leaf).
+func (e MapEntry) leaf() ([]byte, tlog.Hash) {
+	b := e.appendText(append(make([]byte, 0, 1+mapTextLen), 0x00))
+	return b[1:], sha256.Sum256(b)
+}
 
 // IsLowerHex reports whether s is n lowercase hex digits, the one
 // spelling the log's lines and checkpoints give a git commit id (40) or a

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"sort"
@@ -268,7 +269,7 @@ func (l *Log) beginRedo() error {
 // (by chunks), its entry bundle and level-0 hash tile when full, and,
 // with the last committed leaf, the last partial bundle and every other
 // hash tile. (Under the write lock.)
-func (l *Log) redoText(text []byte) (int64, tlog.Hash, error) {
+func (l *Log) redoText(text []byte, leaf tlog.Hash) (int64, tlog.Hash, error) {
 	r := l.redo
 	if r.failed != nil {
 		return 0, tlog.Hash{}, r.failed
@@ -281,12 +282,11 @@ func (l *Log) redoText(text []byte) (int64, tlog.Hash, error) {
 		return 0, tlog.Hash{}, err
 	}
 	n := r.n
-	leaf := LeafHash(text)
-	hs, err := tlog.StoredHashesForRecordHash(n, leaf, tlog.HashReaderFunc(l.readRedo))
+	pending, err := storedHashes(r.pending, n, leaf, l.readRedo1)
 	if err != nil {
 		return fail(err)
 	}
-	r.pending = append(r.pending, hs...)
+	r.pending = pending
 	r.bundle = append(r.bundle, text)
 	r.n++
 	if len(r.bundle) == tileWidth {
@@ -340,6 +340,49 @@ func (l *Log) redoText(text []byte) (int64, tlog.Hash, error) {
 		l.redo = nil
 	}
 	return n, leaf, nil
+}
+
+// storedHashes appends to dst the stored hashes that leaf n, of leaf hash
+// leaf, adds to the tree (tlog.StoredHashesForRecordHash's, without its
+// allocations): the leaf hash, then a node hash for each subtree it
+// completes, whose left halves read returns.
+func storedHashes(dst []tlog.Hash, n int64, leaf tlog.Hash, read func(int64) (tlog.Hash, error)) ([]tlog.Hash, error) {
+	dst = append(dst, leaf)
+	h := leaf
+	for i := 0; i < bits.TrailingZeros64(uint64(n+1)); i++ {
+		left, err := read(tlog.StoredHashIndex(i, n>>uint(i)-1))
+		if err != nil {
+			return dst, err
+		}
+		h = tlog.NodeHash(left, h)
+		dst = append(dst, h)
+	}
+	return dst, nil
+}
+
+// readStaged1 reads one stored hash, staged ones included.
+func (l *Log) readStaged1(x int64) (tlog.Hash, error) {
+	if x >= l.flushed && x < l.flushed+int64(len(l.pending)) {
+		return l.pending[x-l.flushed], nil
+	}
+	hs, err := l.readStaged([]int64{x})
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	return hs[0], nil
+}
+
+// readRedo1 reads one stored hash during a recomputation (see readRedo).
+func (l *Log) readRedo1(x int64) (tlog.Hash, error) {
+	r := l.redo
+	if x >= r.from && x < r.from+int64(len(r.pending)) {
+		return r.pending[x-r.from], nil
+	}
+	hs, err := l.readRedo([]int64{x})
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	return hs[0], nil
 }
 
 // readRedo reads stored hashes during a recomputation: the ones not yet
@@ -448,26 +491,26 @@ func (l *Log) Append(e Entry) (index int64, leaf tlog.Hash, err error) {
 	if err := e.Check(); err != nil {
 		return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
 	}
-	return l.appendText(e.Text())
+	return l.appendLeaf(e.leaf())
 }
 
-// appendText stages an entry line, already checked, as the next leaf.
-func (l *Log) appendText(text []byte) (index int64, leaf tlog.Hash, err error) {
+// appendLeaf stages an entry line, already checked, with its leaf hash,
+// as the next leaf.
+func (l *Log) appendLeaf(text []byte, leaf tlog.Hash) (index int64, _ tlog.Hash, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.begin(); err != nil {
 		return 0, tlog.Hash{}, err
 	}
 	if l.redo != nil {
-		return l.redoText(text)
+		return l.redoText(text, leaf)
 	}
 	n := l.size + l.staged
-	leaf = LeafHash(text)
-	hs, err := tlog.StoredHashesForRecordHash(n, leaf, tlog.HashReaderFunc(l.readStaged))
+	pending, err := storedHashes(l.pending, n, leaf, l.readStaged1)
 	if err != nil {
 		return 0, tlog.Hash{}, fmt.Errorf("appending to transparency log %s: %w", l.dir, err)
 	}
-	l.pending = append(l.pending, hs...)
+	l.pending = pending
 	l.bundle = append(l.bundle, text)
 	l.staged++
 	if len(l.bundle) == tileWidth {

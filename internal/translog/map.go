@@ -128,6 +128,14 @@ type Map struct {
 	// gather holds the subjects until the tree is first needed; nil
 	// once it is built.
 	gather map[[32]byte]*subject
+
+	// The subject the last Add was about, its key, and, until the next
+	// Root or Clone, its entry, this map's own at the end of a dirty
+	// path: a commit's files are mostly about one subject, and the
+	// next Add of it needs neither its key hashed nor a walk down.
+	hotName string
+	hotKey  [32]byte
+	hot     *subject
 }
 
 // node is a node of the trie: a leaf (sub != nil) or an inner node whose
@@ -263,7 +271,15 @@ func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
 		panic(fmt.Sprintf("translog: Map.Add(%q, %d): leaf indices must not decrease (last added %d)", subject, index, m.last))
 	}
 	m.last = index
-	key := SubjectKey(subject)
+	if m.hot != nil && subject == m.hotName && m.hot.gen == m.gen {
+		m.hot.add(index, leaf)
+		return
+	}
+	if subject != m.hotName || m.hotName == "" {
+		m.hotName, m.hotKey = subject, SubjectKey(subject)
+	}
+	key := m.hotKey
+	m.hot = nil
 	if m.gather != nil {
 		if s := m.gather[key]; s != nil {
 			s.add(index, leaf)
@@ -275,6 +291,7 @@ func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
 	}
 	if m.root == nil {
 		m.root = m.newLeaf(&key, index, leaf)
+		m.hot = m.root.sub
 		m.subjects++
 		return
 	}
@@ -302,7 +319,8 @@ func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
 	resolveSlot(slot)
 	if diff == 256 {
 		n := m.own(slot)
-		m.ownSubject(n).add(index, leaf)
+		m.hot = m.ownSubject(n)
+		m.hot.add(index, leaf)
 		return
 	}
 	if (*slot).sub == nil {
@@ -315,6 +333,7 @@ func (m *Map) Add(subject string, index int64, leaf tlog.Hash) {
 	inner.child[side] = m.newLeaf(&key, index, leaf)
 	inner.child[1-side] = *slot
 	*slot = inner
+	m.hot = inner.child[side].sub
 	m.subjects++
 }
 
@@ -366,6 +385,7 @@ func newSubject(key *[32]byte, index int64, leaf tlog.Hash, gen uint32) *subject
 
 // Root returns the map's root hash: 32 zero bytes for the empty map.
 func (m *Map) Root() tlog.Hash {
+	m.hot = nil // its path is hashed: no longer dirty
 	m.settle()
 	if m.root == nil {
 		return emptyHash

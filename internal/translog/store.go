@@ -237,7 +237,7 @@ func (s *Store) AppendCommit(commit string, time int64, entries []Entry) (MapEnt
 		}
 	}
 	me.Root = s.staged.Root()
-	if _, _, err := s.Log.appendText(me.Text()); err != nil {
+	if _, _, err := s.Log.appendLeaf(me.leaf()); err != nil {
 		return me, err
 	}
 	s.stagedSize += int64(len(entries)) + 1

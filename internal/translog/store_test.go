@@ -289,7 +289,7 @@ func TestStoreWrongMapLeaf(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := s.Log.appendText(MapEntry{Commit: commit, Time: tm, Root: before.Map.Root()}.Text()); err != nil {
+	if _, _, err := s.Log.appendLeaf(MapEntry{Commit: commit, Time: tm, Root: before.Map.Root()}.leaf()); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Log.Commit(commit); err != nil {
