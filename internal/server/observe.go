@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	bytes    *prometheus.CounterVec
 	uploads  prometheus.Counter
+	routes   [nRoutes]routeSeries // the series of each route, bound once
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -30,26 +32,95 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
-// route names a request for metrics, without its variable parts.
-func route(r *http.Request) string {
+// The routes of the metrics: a request is named by one of these, without
+// its variable parts (routeOf).
+const (
+	routeGit = iota
+	routeBlob
+	routeBlobBatch
+	routePackage
+	routeRecord
+	routeGo
+	routeCheckpoint
+	routeHead
+	routeHealthz
+	routeMetrics
+	routeOther
+	nRoutes
+)
+
+var routeNames = [nRoutes]string{"git", "blob", "blob_batch", "package", "record", "go", "api/v1/checkpoint", "api/v1/head", "healthz", "metrics", "other"}
+
+// routeOf names a request for metrics, without its variable parts: one
+// of the route constants.
+func routeOf(r *http.Request) int {
 	p := r.URL.Path
 	switch {
 	case strings.HasPrefix(p, "/index.git/"):
-		return "git"
+		return routeGit
 	case strings.HasPrefix(p, "/blobs/sha256/"):
-		return "blob"
+		return routeBlob
 	case p == "/blobs/batch":
-		return "blob_batch"
+		return routeBlobBatch
 	case strings.HasPrefix(p, "/api/v1/packages/"):
-		return "package"
+		return routePackage
 	case strings.HasPrefix(p, "/api/v1/records/"):
-		return "record"
+		return routeRecord
 	case strings.HasPrefix(p, "/go/"):
-		return "go"
-	case p == "/api/v1/checkpoint", p == "/api/v1/head", p == "/healthz", p == "/metrics":
-		return p[1:]
+		return routeGo
+	case p == "/api/v1/checkpoint":
+		return routeCheckpoint
+	case p == "/api/v1/head":
+		return routeHead
+	case p == "/healthz":
+		return routeHealthz
+	case p == "/metrics":
+		return routeMetrics
 	}
-	return "other"
+	return routeOther
+}
+
+// routeSeries are the metrics' series of one route, bound to its labels
+// the first time the route is served (a series appears once it counts
+// something, as WithLabelValues makes it), so that a request finds its
+// series without hashing its labels.
+type routeSeries struct {
+	duration atomic.Pointer[prometheus.Observer]
+	bytes    atomic.Pointer[prometheus.Counter]
+	codes    [600]atomic.Pointer[prometheus.Counter] // requests by status code (< 600)
+}
+
+// count records one request of route rt answered code, with n bytes, in d.
+func (m *metrics) count(rt, code int, n int64, d time.Duration) {
+	rs := &m.routes[rt]
+	name := routeNames[rt]
+	var requests prometheus.Counter
+	if code >= 0 && code < len(rs.codes) {
+		c := rs.codes[code].Load()
+		if c == nil {
+			v := m.requests.WithLabelValues(name, strconv.Itoa(code))
+			c = &v
+			rs.codes[code].Store(c)
+		}
+		requests = *c
+	} else {
+		requests = m.requests.WithLabelValues(name, strconv.Itoa(code))
+	}
+	requests.Inc()
+	o := rs.duration.Load()
+	if o == nil {
+		v := m.duration.WithLabelValues(name)
+		o = &v
+		rs.duration.Store(o)
+	}
+	(*o).Observe(d.Seconds())
+	b := rs.bytes.Load()
+	if b == nil {
+		v := m.bytes.WithLabelValues(name)
+		b = &v
+		rs.bytes.Store(b)
+	}
+	(*b).Add(float64(n))
 }
 
 type recorder struct {
@@ -112,10 +183,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			rec.code = http.StatusOK
 		}
 		d := time.Since(start)
-		rt := route(r)
-		s.metrics.requests.WithLabelValues(rt, strconv.Itoa(rec.code)).Inc()
-		s.metrics.duration.WithLabelValues(rt).Observe(d.Seconds())
-		s.metrics.bytes.WithLabelValues(rt).Add(float64(rec.bytes))
+		s.metrics.count(routeOf(r), rec.code, rec.bytes, d)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.code),
 			slog.Int64("bytes", rec.bytes), slog.Duration("duration", d), slog.String("remote", r.RemoteAddr))

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -148,11 +149,48 @@ func TestBlobs(t *testing.T) {
 	if resp.StatusCode != http.StatusPartialContent || string(got) != "cairn" {
 		t.Fatalf("Range: %s %q", resp.Status, got)
 	}
-	if resp, _ := f.do("HEAD", "/blobs/sha256/"+ref.SHA256, nil, nil); resp.StatusCode != 200 || resp.ContentLength != ref.Size {
-		t.Fatalf("HEAD: %s, length %d", resp.Status, resp.ContentLength)
+	// Read again, from memory: the same answers.
+	for i := 0; i < 2; i++ {
+		resp, got = f.do("GET", "/blobs/sha256/"+ref.SHA256, nil, nil)
+		if resp.StatusCode != 200 || !bytes.Equal(got, data) || resp.Header.Get("ETag") != etag || resp.Header.Get("Cache-Control") != immutable ||
+			resp.Header.Get("Accept-Ranges") != "bytes" || resp.ContentLength != ref.Size || resp.Header.Get("Content-Type") != "application/octet-stream" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatalf("GET again: %s, %d bytes, headers %v", resp.Status, len(got), resp.Header)
+		}
 	}
-	if resp, _ := f.do("GET", "/blobs/sha256/"+strings.Repeat("0", 64), nil, nil); resp.StatusCode != 404 {
-		t.Fatalf("missing blob: %s", resp.Status)
+	if resp, got := f.do("GET", "/blobs/sha256/"+ref.SHA256, nil, map[string]string{"If-None-Match": `"sha256:` + empty.SHA256 + `"`}); resp.StatusCode != 200 || !bytes.Equal(got, data) {
+		t.Fatalf("If-None-Match of another blob: %s, %d bytes", resp.Status, len(got))
+	}
+	if resp, got := f.do("HEAD", "/blobs/sha256/"+ref.SHA256, nil, nil); resp.StatusCode != 200 || resp.ContentLength != ref.Size || len(got) != 0 || resp.Header.Get("ETag") != etag || resp.Header.Get("Cache-Control") != immutable {
+		t.Fatalf("HEAD: %s, length %d, %d bytes, headers %v", resp.Status, resp.ContentLength, len(got), resp.Header)
+	}
+	// Not found is not immutable: the blob may be uploaded later.
+	if resp, _ := f.do("GET", "/blobs/sha256/"+strings.Repeat("0", 64), nil, nil); resp.StatusCode != 404 || resp.Header.Get("ETag") != "" || resp.Header.Get("Cache-Control") != "" {
+		t.Fatalf("missing blob: %s, ETag %q, Cache-Control %q", resp.Status, resp.Header.Get("ETag"), resp.Header.Get("Cache-Control"))
+	}
+	// Each answer is counted under its route and code, and timed.
+	_, metrics := f.do("GET", "/metrics", nil, nil)
+	value := func(series string) float64 {
+		for _, l := range strings.Split(string(metrics), "\n") {
+			if v, ok := strings.CutPrefix(l, series+" "); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	var total float64
+	for _, code := range []string{"200", "206", "304", "404"} {
+		n := value(`cairn_http_requests_total{code="` + code + `",route="blob"}`)
+		if n == 0 || (code == "206" || code == "304") && n != 1 {
+			t.Errorf("metrics: %v blob reads answered %s:\n%s", n, code, grepLines(string(metrics), `route="blob"`))
+		}
+		total += n
+	}
+	if n := value(`cairn_http_request_duration_seconds_count{route="blob"}`); n < total {
+		t.Errorf("metrics: %v blob reads timed, %v counted", n, total)
+	}
+	if n := value(`cairn_http_response_bytes_total{route="blob"}`); n < float64(4*ref.Size) {
+		t.Errorf("metrics: %v bytes of blobs sent, want at least %d", n, 4*ref.Size)
 	}
 	if resp, _ := f.do("GET", "/blobs/sha256/..%2f..%2fcairn.json", nil, nil); resp.StatusCode != 400 && resp.StatusCode != 404 {
 		t.Fatalf("a path for a digest: %s", resp.Status)
