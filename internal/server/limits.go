@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -104,24 +105,25 @@ func (s *Server) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		end := start.Add(l.RequestTimeout)
-		ctx, cancel := context.WithDeadline(r.Context(), end)
-		defer cancel()
-		rc := http.NewResponseController(w)
+		// What a request holds, in one allocation.
+		x := &exchange{ctx: deadlineCtx{parent: r.Context(), end: end}, rc: *http.NewResponseController(w)}
+		defer x.ctx.close()
+		rc := &x.rc
 		// A connection that takes no deadlines (a test's recorder) cannot
 		// be cut: it is not paced.
 		paced := !errors.Is(rc.SetWriteDeadline(end), http.ErrNotSupported)
-		var queues func() (out, in int, ok bool)
+		var conn net.Conn
 		if c, ok := r.Context().Value(connKey{}).(net.Conn); ok && paced {
-			queues = connQueues(c)
+			conn = c
 		}
-		rw := &rateWriter{ResponseWriter: w, rc: rc}
+		rw := &x.rw
+		rw.ResponseWriter, rw.rc = w, rc
 		if paced {
-			rw.pace = newPace(l, func() { rc.SetWriteDeadline(longAgo) })
-			if queues != nil {
-				// All the server wrote was taken: it is the server that
-				// is late (descheduled, its disk slow), not the client.
-				rw.pace.clients = func() bool { out, _, ok := queues(); return !ok || out > 0 }
-			}
+			// All the server wrote was taken (conn's queues): it is the
+			// server that is late (descheduled, its disk slow), not the
+			// client.
+			x.pace.init(l, rc, false, conn)
+			rw.pace = &x.pace
 			defer rw.pace.stop()
 		}
 		var body *rateReader
@@ -129,12 +131,10 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			body = &rateReader{r: r.Body, rc: rc}
 			if paced {
 				rc.SetReadDeadline(end)
-				body.pace = newPace(l, func() { rc.SetReadDeadline(longAgo) })
-				if queues != nil {
-					// The client's bytes are there, not yet read: it is
-					// the server that is late.
-					body.pace.clients = func() bool { _, in, ok := queues(); return !ok || in == 0 }
-				}
+				// The client's bytes are there, not yet read (conn's
+				// queues): it is the server that is late.
+				body.pace = new(pace)
+				body.pace.init(l, rc, true, conn)
 				defer body.pace.stop()
 			}
 			r.Body = body
@@ -148,7 +148,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			}
 			defer s.uploads.release(ip)
 		}
-		next.ServeHTTP(rw, r.WithContext(ctx))
+		next.ServeHTTP(rw, r.WithContext(&x.ctx))
 		if err := rw.cut(); err != nil {
 			s.log.Warn("client cut", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
 		} else if paced {
@@ -169,6 +169,97 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			}
 		}
 	})
+}
+
+// exchange is what limit holds for one request, allocated at once: its
+// context, its response controller, and its paced response.
+type exchange struct {
+	ctx  deadlineCtx
+	rc   http.ResponseController
+	rw   rateWriter
+	pace pace // rw's, when paced
+}
+
+// deadlineCtx is a request's context: its parent's, with the request's
+// deadline (Limits.RequestTimeout), and canceled once the request is
+// over (close), exactly as context.WithDeadline(parent, end) and its
+// cancel at the request's end. The context.WithDeadline it stands for (a
+// timer, a child registered with the parent) is made only when it is
+// needed: when something waits on the request (Done), or asks it after
+// its deadline passed, its parent ended or it was closed. Most requests
+// end without any of these, and cost none of it.
+type deadlineCtx struct {
+	parent context.Context
+	end    time.Time
+
+	made   atomic.Bool // ctx is made
+	closed atomic.Bool // the request is over
+	mu     sync.Mutex  // guards the making of ctx, and close
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+var _ context.Context = (*deadlineCtx)(nil)
+
+// real returns the context.WithDeadline c stands for, made once (and
+// canceled at once if the request is already over).
+func (c *deadlineCtx) real() context.Context {
+	if c.made.Load() {
+		return c.ctx
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.made.Load() {
+		c.ctx, c.cancel = context.WithDeadline(c.parent, c.end)
+		if c.closed.Load() {
+			c.cancel()
+		}
+		c.made.Store(true)
+	}
+	return c.ctx
+}
+
+// settled says whether c's answers may differ from its parent's: it is
+// made, over, past its deadline, or its parent ended.
+func (c *deadlineCtx) settled() bool {
+	return c.made.Load() || c.closed.Load() || c.parent.Err() != nil || !time.Now().Before(c.end)
+}
+
+// Deadline is the earlier of the parent's deadline and the request's.
+func (c *deadlineCtx) Deadline() (time.Time, bool) {
+	if d, ok := c.parent.Deadline(); ok && d.Before(c.end) {
+		return d, true
+	}
+	return c.end, true
+}
+
+// Done makes the real context: something waits on the request.
+func (c *deadlineCtx) Done() <-chan struct{} { return c.real().Done() }
+
+func (c *deadlineCtx) Err() error {
+	if c.settled() {
+		return c.real().Err()
+	}
+	return nil
+}
+
+func (c *deadlineCtx) Value(key any) any {
+	if c.settled() {
+		// The real context answers context.Cause as its Err.
+		return c.real().Value(key)
+	}
+	return c.parent.Value(key)
+}
+
+// close ends the request: c is canceled, as context.WithDeadline's
+// cancel would.
+func (c *deadlineCtx) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed.Store(true)
+	if c.made.Load() {
+		c.cancel()
+	}
 }
 
 // connKey is the key of a request's connection in its context.
@@ -224,13 +315,14 @@ func clientIP(r *http.Request) string {
 // reading) charges at most two ticks. A deadline set ahead of time could
 // not tell either from a slow client.
 type pace struct {
-	rate    float64 // bytes a second
-	limit   float64 // bytes of lag that cut: rate × grace
-	grace   time.Duration
-	tick    time.Duration
-	chunk   int64       // the most one wait covers: a small part of limit
-	cutNow  func()      // ends the wait in progress
-	clients func() bool // whether the wait is still the client's (nil: taken to be)
+	rate  float64 // bytes a second
+	limit float64 // bytes of lag that cut: rate × grace
+	grace time.Duration
+	tick  time.Duration
+	chunk int64                    // the most one wait covers: a small part of limit
+	rc    *http.ResponseController // ends the wait in progress (cutNow)
+	read  bool                     // the pace of a request body (else of a response)
+	conn  net.Conn                 // the client's connection, whose queues tell whose the wait is (nil: taken to be the client's)
 
 	mu      sync.Mutex
 	waiting bool      // a wait is in progress
@@ -243,14 +335,46 @@ type pace struct {
 	stopped bool
 }
 
-func newPace(l Limits, cutNow func()) *pace {
-	p := &pace{rate: float64(l.MinRate), grace: l.SlowTimeout, cutNow: cutNow}
+// init readies p to pace a request's body (read) or its response, on the
+// connection conn (nil: unknown) that rc controls.
+func (p *pace) init(l Limits, rc *http.ResponseController, read bool, conn net.Conn) {
+	*p = pace{rate: float64(l.MinRate), grace: l.SlowTimeout, rc: rc, read: read, conn: conn}
 	p.limit = p.rate * l.SlowTimeout.Seconds()
 	p.tick = min(max(l.SlowTimeout/8, 10*time.Millisecond), time.Second)
 	// A client at the minimum rate moves a chunk while it falls a
 	// quarter of the limit behind, never the whole of it.
 	p.chunk = min(max(int64(p.limit/4), 1<<10), 1<<20)
-	return p
+}
+
+// cutNow ends the wait in progress: a deadline in the past.
+func (p *pace) cutNow() {
+	if p.read {
+		p.rc.SetReadDeadline(longAgo)
+	} else {
+		p.rc.SetWriteDeadline(longAgo)
+	}
+}
+
+// clients says whether the wait is still the client's: the kernel holds
+// bytes the server wrote that the client has not taken (a response), or
+// holds none the client sent that the server has not read (a body).
+// Without the connection's queues, it is taken to be.
+func (p *pace) clients() bool {
+	if p.conn == nil {
+		return true
+	}
+	queues := connQueues(p.conn)
+	if queues == nil {
+		return true
+	}
+	out, in, ok := queues()
+	if !ok {
+		return true
+	}
+	if p.read {
+		return in == 0
+	}
+	return out > 0
 }
 
 // begin starts a wait on the client.
@@ -304,7 +428,7 @@ func (p *pace) check() {
 		return
 	}
 	now := time.Now()
-	if p.clients != nil && !p.clients() {
+	if !p.clients() {
 		p.since = now // the server's own delay: not charged
 	}
 	p.settle(now)
