@@ -74,6 +74,7 @@ type lightCache struct {
 type cached struct {
 	key  string
 	body []byte
+	aux  any // what a reader derived from key and body, kept with them (getAux)
 }
 
 func (e *cached) size() int64 { return int64(len(e.key) + len(e.body)) }
@@ -96,13 +97,31 @@ func newLightCache(max int, maxBytes int64) *lightCache {
 }
 
 func (c *lightCache) get(key string) []byte {
+	body, _ := c.getAux(key)
+	return body
+}
+
+// getAux returns key's body and what was kept with it (setAux), if any.
+func (c *lightCache) getAux(key string) ([]byte, any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
 		c.order.MoveToFront(e)
-		return e.Value.(*cached).body
+		v := e.Value.(*cached)
+		return v.body, v.aux
 	}
-	return nil
+	return nil, nil
+}
+
+// setAux keeps aux with key's body, if it is held: something derived
+// from the key and the body alone (they never change), which a reader
+// would otherwise derive again.
+func (c *lightCache) setAux(key string, aux any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[key]; ok {
+		e.Value.(*cached).aux = aux
+	}
 }
 
 func (c *lightCache) remove(key string) {
@@ -121,7 +140,7 @@ func (c *lightCache) drop(e *list.Element) {
 }
 
 func (c *lightCache) put(key string, body []byte) {
-	item := &cached{key, body}
+	item := &cached{key: key, body: body}
 	if item.size() > c.maxBytes {
 		return
 	}

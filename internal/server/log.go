@@ -233,10 +233,21 @@ const immutable = "public, max-age=31536000, immutable"
 // bundles of the served tree; a tile past it is 404.
 func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 	path := "tile/" + r.PathValue("path")
-	t, err := torchwood.ParseTilePath(path)
-	if err != nil || t.H != torchwood.TileHeight || torchwood.TilePath(t) != path {
-		httpError(w, http.StatusNotFound, "%s: not a tile path (C2SP tlog-tiles: tile/<L>/<N>[.p/<W>], tile/entries/<N>[.p/<W>])", path)
-		return
+	// A tile never changes at its path (a partial one names its width),
+	// so the hot ones are kept in memory, with the tile their path names
+	// and their length: a tile read again is neither parsed nor measured.
+	data, aux := s.tiles.getAux(path) // main's tiles are kept by their path alone (logView.tiles)
+	held, _ := aux.(*heldTile)
+	var t tlog.Tile
+	if held != nil {
+		t = held.t
+	} else {
+		var err error
+		t, err = torchwood.ParseTilePath(path)
+		if err != nil || t.H != torchwood.TileHeight || torchwood.TilePath(t) != path {
+			httpError(w, http.StatusNotFound, "%s: not a tile path (C2SP tlog-tiles: tile/<L>/<N>[.p/<W>], tile/entries/<N>[.p/<W>])", path)
+			return
+		}
 	}
 	v, err := s.served(r.Context())
 	if err == nil && !tileWithin(t, v.Size) && s.ckpt != nil {
@@ -252,9 +263,6 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "%s: past the served tree of %d leaves", path, v.Size)
 		return
 	}
-	// A tile never changes at its path (a partial one names its width),
-	// so the hot ones are kept in memory.
-	data := s.tiles.get(path)
 	if data == nil {
 		if data, err = v.store.ReadTile(path); errors.Is(err, fs.ErrNotExist) {
 			httpError(w, http.StatusNotFound, "%s: %v", path, err)
@@ -265,10 +273,23 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 		}
 		s.tiles.put(path, data)
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Cache-Control", immutable)
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	if held == nil {
+		held = &heldTile{t: t, length: []string{strconv.Itoa(len(data))}}
+		s.tiles.setAux(path, held)
+	}
+	h := w.Header()
+	h["Content-Type"] = hdrOctetStream
+	h["Cache-Control"] = hdrImmutable
+	h["Content-Length"] = held.length
 	w.Write(data)
+}
+
+// heldTile is what a tile's answer needs besides its bytes, kept with
+// them in the tile cache (lightCache.setAux): the tile its path names,
+// and the answer's Content-Length.
+type heldTile struct {
+	t      tlog.Tile
+	length []string
 }
 
 // tileWithin says whether the tree of size leaves holds tile t (a hash

@@ -134,6 +134,26 @@ func TestLogTilesReadByTorchwood(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/octet-stream" || resp.Header.Get("Cache-Control") != immutable {
 		t.Fatalf("a partial tile: %s, Content-Type %q, Cache-Control %q", resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"))
 	}
+	// Read again, from memory (a bundle the light reads kept first, too):
+	// the same bytes and headers.
+	subject, _ := s.do("GET", "/api/v1/log/subject?s=root", nil, nil)
+	if subject.StatusCode != http.StatusOK {
+		t.Fatalf("a subject read: %s", subject.Status)
+	}
+	for _, p := range []string{"/log/tile/0/000.p/" + itoa(c.N), "/log/tile/entries/000.p/" + itoa(c.N)} {
+		var first []byte
+		for i := 0; i < 3; i++ {
+			resp, body := s.do("GET", p, nil, nil)
+			if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(body)) || resp.Header.Get("Content-Type") != "application/octet-stream" || resp.Header.Get("Cache-Control") != immutable {
+				t.Fatalf("%s, read %d: %s, Content-Length %d of %d bytes, headers %v", p, i+1, resp.Status, resp.ContentLength, len(body), resp.Header)
+			}
+			if i == 0 {
+				first = body
+			} else if !bytes.Equal(body, first) {
+				t.Fatalf("%s, read %d: other bytes than the first read", p, i+1)
+			}
+		}
+	}
 	for _, past := range []string{"/log/tile/0/000.p/" + itoa(c.N+1), "/log/tile/0/001", "/log/tile/entries/000", "/log/tile/1/000.p/1", "/log/tile/x", "/log/tile/0/000.p/0"} {
 		if resp, body := s.do("GET", past, nil, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: %s %s, want 404", past, resp.Status, body)
