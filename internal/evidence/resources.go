@@ -267,7 +267,12 @@ func (r *replay) batch(req *http.Request) *http.Response {
 		return refused
 	}
 	size := req.URL.Query().Get("size")
+	n := len(size) + 32
+	for _, name := range names {
+		n += len(r.files[name]) + 1
+	}
 	var body bytes.Buffer
+	body.Grow(n)
 	body.WriteString(`{"size":` + size + `,"subjects":[`)
 	for i, name := range names {
 		doc, held := r.files[name]
