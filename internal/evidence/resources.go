@@ -27,8 +27,8 @@ const maxResource = 256 << 20
 const batchPath = "api/v1/log/subjects"
 
 var (
-	linePrefix = regexp.MustCompile(`^upstreams/[^/]+/`)
-	blobPath   = regexp.MustCompile(`^/(?:.*/)?blobs/sha256/([0-9a-f]{64})$`)
+	linePrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^upstreams/[^/]+/`) })
+	blobPath   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/(?:.*/)?blobs/sha256/([0-9a-f]{64})$`) })
 )
 
 // resources maps a light client's requests to bundle members
@@ -49,7 +49,7 @@ func newResources(urls []string) resources {
 // repository it is of (-1 for a blob, which is of none); ok false if a
 // bundle keeps no answer to such a request.
 func (rs resources) member(u *url.URL) (name string, repo int, ok bool) {
-	if m := blobPath.FindStringSubmatch(u.Path); m != nil {
+	if m := blobPath().FindStringSubmatch(u.Path); m != nil {
 		return "blobs/sha256/" + m[1], -1, true
 	}
 	full := u.Scheme + "://" + u.Host + u.EscapedPath()
@@ -58,7 +58,7 @@ func (rs resources) member(u *url.URL) (name string, repo int, ok bool) {
 		if !found {
 			continue
 		}
-		line := linePrefix.FindString(rel)
+		line := linePrefix().FindString(rel)
 		rest := rel[len(line):]
 		switch {
 		case rest == "log/checkpoint" || strings.HasPrefix(rest, "log/tile/"):

@@ -160,9 +160,11 @@ type RecordProof struct {
 }
 
 var (
-	proofMember = regexp.MustCompile(`^proofs/([0-9a-f]{64})\.proof$`)
-	blobMember  = regexp.MustCompile(`^blobs/sha256/([0-9a-f]{64})$`)
-	repoMember  = regexp.MustCompile(`^repos/(0|[1-9][0-9]*)/`)
+	// Compiled when first used, not when every cairn command starts
+	// (a {64} repetition compiles into 64 copies).
+	proofMember = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^proofs/([0-9a-f]{64})\.proof$`) })
+	blobMember  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^blobs/sha256/([0-9a-f]{64})$`) })
+	repoMember  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^repos/(0|[1-9][0-9]*)/`) })
 )
 
 // Verify checks a bundle with no network (docs/evidence.md, Verifying)
@@ -181,8 +183,8 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	// The members, by kind; the project parsed from its bytes.
 	for name, data := range b.Files {
 		switch {
-		case strings.HasPrefix(name, "project/"), proofMember.MatchString(name), repoMember.MatchString(name), name == SBOMName:
-		case blobMember.MatchString(name):
+		case strings.HasPrefix(name, "project/"), proofMember().MatchString(name), repoMember().MatchString(name), name == SBOMName:
+		case blobMember().MatchString(name):
 			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != name[len("blobs/sha256/"):] {
 				return nil, fmt.Errorf("%w: member %s holds bytes of sha256 %x", ErrMalformed, name, sum)
 			}
@@ -266,7 +268,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		r.Light = &light
 	}
 	for name := range b.Files {
-		if mm := repoMember.FindStringSubmatch(name); mm != nil {
+		if mm := repoMember().FindStringSubmatch(name); mm != nil {
 			if !slices.Contains(indexes(len(urls)), mm[1]) {
 				return nil, fmt.Errorf("%w: member %s is of no repository the manifest lists", ErrMalformed, name)
 			}
@@ -283,7 +285,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	// are judged at: the manifest must say so).
 	var at time.Time
 	for name, data := range b.Files {
-		if repoMember.MatchString(name) && strings.HasSuffix(name, "/log/checkpoint") {
+		if repoMember().MatchString(name) && strings.HasSuffix(name, "/log/checkpoint") {
 			if c, err := checkpoint.Claimed(data); err == nil && c.Time.After(at) {
 				at = c.Time.UTC()
 			}
@@ -475,7 +477,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		proven[id.id] = prs[i]
 	}
 	for name := range b.Files {
-		if mm := proofMember.FindStringSubmatch(name); mm != nil && proven[mm[1]] == nil {
+		if mm := proofMember().FindStringSubmatch(name); mm != nil && proven[mm[1]] == nil {
 			return nil, fmt.Errorf("%w: %s proves a record about no locked version", ErrMalformed, name)
 		}
 	}
@@ -492,9 +494,9 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	rp.mu.Unlock()
 	for name := range b.Files {
 		switch {
-		case repoMember.MatchString(name) && !served[name]:
+		case repoMember().MatchString(name) && !served[name]:
 			return nil, fmt.Errorf("%w: member %s is nothing the verification reads", ErrMalformed, name)
-		case blobMember.MatchString(name) && !locked[name]:
+		case blobMember().MatchString(name) && !locked[name]:
 			return nil, fmt.Errorf("%w: member %s is no artifact the lock names", ErrMalformed, name)
 		}
 	}
@@ -842,7 +844,7 @@ func parseProofs(files map[string][]byte) *proofParses {
 	ps := &proofParses{byName: map[string]*parsedProof{}}
 	var names []string
 	for name := range files {
-		if proofMember.MatchString(name) {
+		if proofMember().MatchString(name) {
 			ps.byName[name] = &parsedProof{done: make(chan struct{})}
 			names = append(names, name)
 		}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
@@ -638,11 +639,11 @@ func checkWindow(issued time.Time, applyBy *time.Time, index string) error {
 // CheckUpstreamName checks an upstream's name (a path element of the index).
 func CheckUpstreamName(name string) error { return checkPathName("upstream name", name) }
 
-var pathNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`) // at most 63: checked apart, as a bounded repetition compiles into 62 copies
+var pathNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`) }) // compiled when first used (not as every command starts); at most 63: checked apart, as a bounded repetition compiles into 62 copies
 
 // checkPathName checks a name that is one path element of the index.
 func checkPathName(what, name string) error {
-	if len(name) > 63 || !pathNameRE.MatchString(name) || strings.Contains(name, "..") {
+	if len(name) > 63 || !pathNameRE().MatchString(name) || strings.Contains(name, "..") {
 		return fmt.Errorf("%s %q: use lowercase letters, digits, '.', '_' and '-' (at most 63)", what, name)
 	}
 	return nil

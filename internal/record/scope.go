@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Scope is one permission a grant gives a key.
@@ -27,12 +28,12 @@ type Scope struct {
 	Pattern string // package name pattern ("*/*" when absent); label pattern for label, policy pattern for policy
 }
 
-var labelPatternRE = regexp.MustCompile(`^[a-z0-9*?._-]+$`) // at most 63: checked apart, as a bounded repetition compiles into 63 copies
+var labelPatternRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9*?._-]+$`) }) // compiled when first used (not as every command starts); at most 63: checked apart, as a bounded repetition compiles into 63 copies
 
 // patternRE is a package pattern: elements of the characters a package
 // name may hold (descriptor.CheckName: a cairn name's, a Go module path's)
 // and the wildcards * and ?; its length is checked apart (maxPattern).
-var patternRE = regexp.MustCompile(`^[A-Za-z0-9*?._~-]+(/[A-Za-z0-9*?._~-]+)*$`)
+var patternRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9*?._~-]+(/[A-Za-z0-9*?._~-]+)*$`) }) // compiled when first used (not as every command starts)
 
 // maxPattern caps a package pattern, as descriptor.MaxNameLen caps a name.
 const maxPattern = 255
@@ -61,7 +62,7 @@ func ParseScope(s string) (Scope, error) {
 		return Scope{}, fmt.Errorf("scope %q: %s (want publish:PATTERN, certify:KIND[:PATTERN], checkpoint, snapshot, label:PATTERN or policy:PATTERN)", s, why)
 	}
 	pat := func(p string) (string, error) {
-		if len(p) > maxPattern || !patternRE.MatchString(p) {
+		if len(p) > maxPattern || !patternRE().MatchString(p) {
 			return "", fmt.Errorf("bad package pattern %q", p)
 		}
 		if _, err := path.Match(p, ""); err != nil {
@@ -79,12 +80,12 @@ func ParseScope(s string) (Scope, error) {
 		}
 		return Scope{Action: parts[0]}, nil
 	case "label":
-		if len(parts) != 2 || len(parts[1]) > 63 || !labelPatternRE.MatchString(parts[1]) {
+		if len(parts) != 2 || len(parts[1]) > 63 || !labelPatternRE().MatchString(parts[1]) {
 			return bad("label takes one label pattern (lowercase letters, digits, '.', '_', '-', '*', '?')")
 		}
 		return Scope{Action: "label", Pattern: parts[1]}, nil
 	case "policy":
-		if len(parts) != 2 || len(parts[1]) > 63 || !labelPatternRE.MatchString(parts[1]) {
+		if len(parts) != 2 || len(parts[1]) > 63 || !labelPatternRE().MatchString(parts[1]) {
 			return bad("policy takes one policy name pattern (lowercase letters, digits, '.', '_', '-', '*', '?')")
 		}
 		return Scope{Action: "policy", Pattern: parts[1]}, nil

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	gocvss30 "github.com/pandatix/go-cvss/30"
 	gocvss31 "github.com/pandatix/go-cvss/31"
@@ -86,7 +87,7 @@ func (s *Severity) UnmarshalText(b []byte) error {
 // fraction, an optional sign (so that a negative score is refused as
 // out of range, not as unreadable). NaN, Inf, exponents and hex are not
 // scores.
-var decimalRE = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$`)
+var decimalRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$`) }) // compiled when first used (not as every command starts)
 
 // SeverityWords is what ParseSeverity accepts, for hints.
 const SeverityWords = "none, low, medium (or moderate), high, critical, or a CVSS score 0.0–10.0"
@@ -110,7 +111,7 @@ func ParseSeverity(s string) (Severity, error) {
 	case "critical":
 		return SeverityCritical, nil
 	}
-	if !decimalRE.MatchString(w) {
+	if !decimalRE().MatchString(w) {
 		return 0, fmt.Errorf("severity %q: want %s", s, SeverityWords)
 	}
 	n, err := strconv.ParseFloat(w, 64)
@@ -209,7 +210,7 @@ func (v VulnResult) CVSSScore() (score float64, vector string, ok bool, err erro
 // vector, a vendor's word) that cairn keeps without ranking.
 func isScoreLike(score string) bool {
 	w := strings.ToLower(strings.TrimSpace(score))
-	return decimalRE.MatchString(w) || w == "nan" || strings.Contains(w, "inf")
+	return decimalRE().MatchString(w) || w == "nan" || strings.Contains(w, "inf")
 }
 
 // Worst returns the highest severity cairn reads among the result's
