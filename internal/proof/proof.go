@@ -138,6 +138,7 @@ func (x Extra) mapPath() tlog.RecordProof {
 // the order above, no HTML escaping.
 func marshalExtra(x Extra) ([]byte, error) {
 	var b bytes.Buffer
+	b.Grow(len(x.Entry) + base64.StdEncoding.EncodedLen(len(x.Content)) + base64.StdEncoding.EncodedLen(len(x.MapPath)) + 96)
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(x); err != nil {
@@ -160,9 +161,15 @@ func ParseExtra(p *translog.Proof) (Extra, error) {
 		MapPath *[]byte `json:"map_path"`
 	}
 	// Its first value decoded strictly (no unknown or repeated member),
-	// then the whole compared with what marshalExtra writes of it.
-	dec := jsontext.NewDecoder(bytes.NewReader(p.Extra))
-	if err := jsonv2.UnmarshalDecode(dec, &x, jsonv2.RejectUnknownMembers(true)); err != nil {
+	// then the whole compared with what marshalExtra writes of it. The
+	// whole is decoded in place when it is one value (as it is but in
+	// a forgery), else its first value read by a decoder.
+	err := jsonv2.Unmarshal(p.Extra, &x, jsonv2.RejectUnknownMembers(true))
+	if err != nil {
+		x.Entry, x.Content, x.MapTime, x.MapPath = nil, nil, nil, nil
+		err = jsonv2.UnmarshalDecode(jsontext.NewDecoder(bytes.NewReader(p.Extra)), &x, jsonv2.RejectUnknownMembers(true))
+	}
+	if err != nil {
 		return Extra{}, fmt.Errorf("%w: extra data is not cairn's {\"entry\", \"content\", \"map_time\", \"map_path\"}: %v", translog.ErrProof, err)
 	}
 	if x.Entry == nil || x.Content == nil {
