@@ -144,6 +144,9 @@ func (c *Catalog) readVersion(dir string, files []DirEntry) (*descriptor.Descrip
 		recs []RecordView
 	)
 	mem, _ := c.files.(*MemFiles)
+	if len(files) > 1 { // the descriptor and records (none: recs stays nil)
+		recs = make([]RecordView, 0, len(files)-1)
+	}
 	for _, f := range files {
 		path := dir + "/" + f.Name
 		data, err := c.files.Read(path)
