@@ -92,6 +92,8 @@ type redo struct {
 	from    int64
 	bundle  [][]byte // the entries of the bundle being recomputed
 	failed  error    // the first difference found
+	// Buffers, reused: a bundle encoded, a tile file read.
+	enc, file []byte
 }
 
 // ErrDiffers is the error of a recomputation of a log (Store.BeginRecompute)
@@ -291,7 +293,8 @@ func (l *Log) redoText(text []byte, leaf tlog.Hash) (int64, tlog.Hash, error) {
 	r.n++
 	if len(r.bundle) == tileWidth {
 		N := n / tileWidth
-		if err := l.sameTile(tlog.Tile{H: tileHeight, L: -1, N: N, W: tileWidth}, encodeBundle(r.bundle)); err != nil {
+		r.enc = appendBundle(r.enc[:0], r.bundle)
+		if err := l.sameTile(tlog.Tile{H: tileHeight, L: -1, N: N, W: tileWidth}, r.enc); err != nil {
 			return fail(err)
 		}
 		t := tlog.Tile{H: tileHeight, L: 0, N: N, W: tileWidth}
@@ -429,15 +432,21 @@ func (l *Log) sameHashes() error {
 	return nil
 }
 
-// sameTile compares the tile file of t with the recomputed data.
+// sameTile compares the tile file of t with the recomputed data (during
+// a recomputation: its buffer holds the file).
 func (l *Log) sameTile(t tlog.Tile, data []byte) error {
 	p := filepath.Join(l.dir, torchwood.TilePath(t))
-	have, err := os.ReadFile(p)
+	// One byte more than data: a longer file differs too.
+	r := l.redo
+	if cap(r.file) < len(data)+1 {
+		r.file = make([]byte, len(data)+1)
+	}
+	n, err := readInto(p, r.file[:len(data)+1])
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDiffers, err)
 	}
-	if !bytes.Equal(have, data) {
-		return fmt.Errorf("%w: %s is not the tile recomputed (%d bytes, %d recomputed)", ErrDiffers, p, len(have), len(data))
+	if n != len(data) || !bytes.Equal(r.file[:n], data) {
+		return fmt.Errorf("%w: %s is not the tile recomputed (%d recomputed bytes)", ErrDiffers, p, len(data))
 	}
 	return nil
 }
@@ -1108,7 +1117,11 @@ func encodeBundle(entries [][]byte) []byte {
 	for _, e := range entries {
 		n += 2 + len(e)
 	}
-	b := make([]byte, 0, n)
+	return appendBundle(make([]byte, 0, n), entries)
+}
+
+// appendBundle appends the entry bundle of entries to b.
+func appendBundle(b []byte, entries [][]byte) []byte {
 	for _, e := range entries {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
 		b = append(b, e...)
