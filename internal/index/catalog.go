@@ -32,6 +32,40 @@ type Catalog struct {
 
 	mu sync.Mutex // guards st, whose lookups cache
 	st *Overlay
+
+	vmu      sync.Mutex
+	versions map[string]*versionRead // a light catalog's version directories, each read once
+}
+
+// versionRead is a version directory as readVersion read it, kept by a
+// light catalog (whose files, proved whole subject by subject, never
+// change): each read gets its own copy.
+type versionRead struct {
+	d    *descriptor.Descriptor
+	ref  blob.Ref
+	recs []RecordView
+}
+
+// copy returns a copy of vr that its reader may change.
+func (vr *versionRead) copy() (*descriptor.Descriptor, blob.Ref, []RecordView) {
+	var d *descriptor.Descriptor
+	if vr.d != nil {
+		d = cloneDescriptor(vr.d)
+	}
+	var recs []RecordView
+	if vr.recs != nil {
+		recs = make([]RecordView, len(vr.recs))
+		for i, rv := range vr.recs {
+			rv.Artifacts = slices.Clone(rv.Artifacts)
+			if rv.Record != nil {
+				r := *rv.Record // as readVersion left it: its checks shared
+				r.Signatures = slices.Clone(r.Signatures)
+				rv.Record = &r
+			}
+			recs[i] = rv
+		}
+	}
+	return d, vr.ref, recs
 }
 
 // Catalog returns the catalog of commit (a commit id or a ref).
@@ -116,6 +150,16 @@ func (c *Catalog) Descriptor(name, version string) (*descriptor.Descriptor, blob
 // the history). fs.ErrNotExist if the version is not published.
 func (c *Catalog) Version(name, version string) (*descriptor.Descriptor, blob.Ref, []RecordView, error) {
 	dir := layout.VersionDir(name, version)
+	_, light := c.files.(*MemFiles)
+	if light {
+		c.vmu.Lock()
+		vr := c.versions[dir]
+		c.vmu.Unlock()
+		if vr != nil {
+			d, ref, recs := vr.copy()
+			return d, ref, recs, nil
+		}
+	}
 	files, err := c.files.List(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, blob.Ref{}, nil, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
@@ -123,7 +167,20 @@ func (c *Catalog) Version(name, version string) (*descriptor.Descriptor, blob.Re
 	if err != nil {
 		return nil, blob.Ref{}, nil, err
 	}
-	return c.readVersion(dir, files)
+	d, ref, recs, err := c.readVersion(dir, files)
+	if err != nil || !light {
+		return d, ref, recs, err
+	}
+	// Kept (what failed is read again next time: a subject's load may).
+	vr := &versionRead{d: d, ref: ref, recs: recs}
+	c.vmu.Lock()
+	if c.versions == nil {
+		c.versions = map[string]*versionRead{}
+	}
+	c.versions[dir] = vr
+	c.vmu.Unlock()
+	d, ref, recs = vr.copy()
+	return d, ref, recs, nil
 }
 
 // UpstreamRecords reads this repository's own records about a version
