@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -81,28 +80,31 @@ func ParseProof(data []byte) (*Proof, error) {
 	if len(data) > MaxProof {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrProof, len(data), MaxProof)
 	}
+	// Lines are read in place, as views of data: nothing is copied but
+	// the extra data decoded, the hashes and the checkpoint.
 	rest := data
 	lineNo := 0
-	next := func() (string, bool) {
-		l, r, ok := bytes.Cut(rest, []byte("\n"))
-		if !ok {
-			return "", false
+	next := func() ([]byte, bool) {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			return nil, false
 		}
-		rest = r
+		l := rest[:i]
+		rest = rest[i+1:]
 		lineNo++
-		return string(l), true
+		return l, true
 	}
 	var p Proof
 	line, ok := next()
-	if !ok || line != ProofHeader {
+	if !ok || string(line) != ProofHeader {
 		return bad(1, "want %q first", ProofHeader)
 	}
 	if line, ok = next(); !ok {
 		return bad(lineNo+1, "want \"index N\" or \"extra BASE64\", the proof ends")
 	}
-	if b64, ok := strings.CutPrefix(line, "extra "); ok {
-		extra, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil || len(extra) == 0 || base64.StdEncoding.EncodeToString(extra) != b64 {
+	if b64, ok := bytes.CutPrefix(line, []byte("extra ")); ok {
+		extra, ok := decodeCanonical(b64)
+		if !ok || len(extra) == 0 {
 			return bad(lineNo, "extra is not non-empty data in canonical base64")
 		}
 		p.Extra = extra
@@ -110,37 +112,91 @@ func ParseProof(data []byte) (*Proof, error) {
 			return bad(lineNo+1, "want \"index N\", the proof ends")
 		}
 	}
-	n, ok := strings.CutPrefix(line, "index ")
+	n, ok := bytes.CutPrefix(line, []byte("index "))
 	if !ok {
-		return bad(lineNo, "want \"index N\", got %q", clip([]byte(line)))
+		return bad(lineNo, "want \"index N\", got %q", clip(line))
 	}
-	i, err := canonicalInt([]byte(n))
+	i, err := canonicalInt(n)
 	if err != nil || i < 0 {
-		return bad(lineNo, "index %q is not a decimal number without leading zeros", clip([]byte(n)))
+		return bad(lineNo, "index %q is not a decimal number without leading zeros", clip(n))
 	}
 	p.Index = i
+	// The path's hashes are counted first (a line of 44 bytes each, as
+	// Marshal writes them), so that the path is allocated once.
+	if k := bytes.Index(rest, []byte("\n\n")); k > 0 {
+		if h := (k + 1) / (hashLine + 1); h <= maxProofPath {
+			p.Path = make([]tlog.Hash, 0, h)
+		}
+	}
 	for {
 		line, ok = next()
 		if !ok {
 			return bad(lineNo+1, "want a hash or a blank line before the checkpoint, the proof ends")
 		}
-		if line == "" {
+		if len(line) == 0 {
 			break
 		}
 		if len(p.Path) == maxProofPath {
 			return bad(lineNo, "more than %d hashes in the inclusion path", maxProofPath)
 		}
-		raw, err := base64.StdEncoding.DecodeString(line)
-		if err != nil || len(raw) != tlog.HashSize || base64.StdEncoding.EncodeToString(raw) != line {
-			return bad(lineNo, "%q is not a hash in canonical base64", clip([]byte(line)))
+		h, ok := decodeHash(line)
+		if !ok {
+			return bad(lineNo, "%q is not a hash in canonical base64", clip(line))
 		}
-		p.Path = append(p.Path, tlog.Hash(raw))
+		p.Path = append(p.Path, h)
 	}
 	if len(rest) == 0 {
 		return bad(lineNo+1, "no checkpoint after the blank line")
 	}
 	p.Checkpoint = bytes.Clone(rest)
 	return &p, nil
+}
+
+// strictBase64 is standard base64 refusing padding bits that are not
+// zero (made once: Strict copies the encoding).
+var strictBase64 = base64.StdEncoding.Strict()
+
+// hashLine is the length of a hash in base64 with its padding.
+const hashLine = (tlog.HashSize + 2) / 3 * 4
+
+// decodeCanonical decodes b64, standard base64 with padding, and reports
+// whether it is the one spelling of what it decodes to: the spelling
+// base64.StdEncoding.EncodeToString gives. A strict decoder refuses
+// padding bits that are not zero and a wrong or missing padding; it
+// skips '\r' and '\n', which no canonical spelling holds, so they are
+// refused here. Nothing is allocated but the decoded bytes.
+func decodeCanonical(b64 []byte) ([]byte, bool) {
+	if len(b64)%4 != 0 || bytes.IndexByte(b64, '\r') >= 0 || bytes.IndexByte(b64, '\n') >= 0 {
+		return nil, false
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
+	n, err := strictBase64.Decode(out, b64)
+	if err != nil {
+		return nil, false
+	}
+	return out[:n], true
+}
+
+// decodeHash decodes a hash in canonical base64 (decodeCanonical's
+// spelling, of exactly tlog.HashSize bytes) without allocating, and
+// checks the spelling by encoding it again into a buffer of its own.
+func decodeHash(b64 []byte) (tlog.Hash, bool) {
+	var h tlog.Hash
+	if len(b64) != hashLine {
+		return h, false
+	}
+	var raw [tlog.HashSize + 2]byte
+	n, err := strictBase64.Decode(raw[:], b64)
+	if err != nil || n != tlog.HashSize {
+		return h, false
+	}
+	copy(h[:], raw[:n])
+	var again [hashLine]byte
+	base64.StdEncoding.Encode(again[:], h[:])
+	if !bytes.Equal(again[:], b64) {
+		return h, false
+	}
+	return h, true
 }
 
 // InclusionError is a security error: a proof whose entry, content or

@@ -335,6 +335,8 @@ func TestParseProofStrict(t *testing.T) {
 		{"header with CR", strings.Replace(text, "c2sp.org/tlog-proof@v1\n", "c2sp.org/tlog-proof@v1\r\n", 1), "line 1"},
 		{"empty extra", strings.Replace(text, extraLine, "extra ", 1), "line 2"},
 		{"extra not base64", strings.Replace(text, extraLine, "extra %%%", 1), "line 2"},
+		{"extra with padding bits set", strings.Replace(text, extraLine, "extra YWJ=", 1), "line 2"},
+		{"extra with CRs", strings.Replace(text, extraLine, extraLine[:10]+"\r\r\r\r"+extraLine[10:], 1), "line 2"},
 		{"extra without padding", strings.Replace(text, extraLine, strings.TrimRight(extraLine, "="), 1), "line 2"},
 		{"no index", strings.Replace(text, indexLine+"\n", "", 1), "line 3"},
 		{"index with leading zero", strings.Replace(text, "index 5\n", "index 05\n", 1), "line 3"},
@@ -362,6 +364,15 @@ func TestParseProofStrict(t *testing.T) {
 	// character's unused bits are set: check the case tests that.
 	if s := hashLine[:42] + string(hashLine[42]^1) + "="; func() bool { _, err := base64.StdEncoding.DecodeString(s); return err != nil }() {
 		t.Fatalf("%q does not decode: the non-canonical case tests the wrong thing", s)
+	}
+	// "YWJ=" is "ab" ("YWI=") with an unused bit set: a lax decoder
+	// takes it, and one with CRs inside, so the cases above test the
+	// spelling, not the decoding.
+	if b, err := base64.StdEncoding.DecodeString("YWJ="); err != nil || string(b) != "ab" {
+		t.Fatalf("YWJ= decodes to %q, %v: the padding-bits case tests the wrong thing", b, err)
+	}
+	if _, err := base64.StdEncoding.DecodeString(extraLine[6:10] + "\r\r\r\r" + extraLine[10:]); err != nil {
+		t.Fatalf("a lax decoder refuses CRs (%v): the CR case tests the wrong thing", err)
 	}
 	// No extra at all is the format's, if not cairn's.
 	p, err := ParseProof([]byte(strings.Replace(text, extraLine+"\n", "", 1)))
@@ -404,4 +415,21 @@ func FuzzParseProof(f *testing.F) {
 			t.Fatalf("CheckLeaf = %+v for no content", e)
 		}
 	})
+}
+
+// BenchmarkParseProof parses a proof whose extra data is 6 KiB (a
+// record and its entry, as cairn's proofs carry) and whose path is 9
+// hashes long.
+func BenchmarkParseProof(b *testing.B) {
+	l := openLog(b, b.TempDir())
+	p, _ := testProof(b, l, 300, 400)
+	p.Extra = bytes.Repeat([]byte("0123456789abcdef"), 6<<10/16)
+	data := p.Marshal()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseProof(data); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
