@@ -30,6 +30,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	kgzip "github.com/klauspost/compress/gzip"
 
 	"cairn.dev/cairn/internal/policy"
 )
@@ -189,7 +190,10 @@ func Read(r io.Reader, maxSize int64) (*Bundle, error) {
 	cr := &countReader{r: r}
 	var out int64 // bytes decompressed
 	br := bufio.NewReader(cr)
-	zr, err := gzip.NewReader(br)
+	// klauspost's inflate reads the same streams as compress/gzip's
+	// (the same checksum and length checks, the same refusals), about
+	// twice as fast; the bundle is written by compress/gzip.
+	zr, err := kgzip.NewReader(br)
 	if err != nil {
 		return nil, bad("not a gzip file: %v", err)
 	}
