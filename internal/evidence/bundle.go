@@ -172,6 +172,15 @@ func Write(w io.Writer, m Manifest, names []string, files map[string][]byte) err
 // bytes of members in all (0: DefaultMaxSize). Every refusal wraps
 // ErrMalformed and names the member.
 func Read(r io.Reader, maxSize int64) (*Bundle, error) {
+	return read(r, maxSize, nil)
+}
+
+// read is Read, calling each (when not nil) with every member as soon as
+// it is read and its size and SHA-256 checked against the manifest, in
+// the file's order, so that the caller can start on it while the rest is
+// read. A member each was called with is not yet a bundle's: read may
+// still refuse the file.
+func read(r io.Reader, maxSize int64, each func(path string, data []byte)) (*Bundle, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
 	}
@@ -290,6 +299,9 @@ func Read(r io.Reader, maxSize int64) (*Bundle, error) {
 			return nil, bad("member %s: its sha256 is %x, the manifest says %s", hdr.Name, sum, mem.SHA256)
 		}
 		b.Files[mem.Path] = data
+		if each != nil {
+			each(mem.Path, data)
+		}
 	}
 	if hdr, err := tr.Next(); err != io.EOF {
 		if err == nil {

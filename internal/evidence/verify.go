@@ -171,7 +171,14 @@ var (
 // and returns what it proves. A plan the policy refuses in a sound bundle
 // is a report with Allowed false and a *policy.RefusedError.
 func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) {
-	b, err := Read(r, o.MaxSize)
+	// The proofs' record parts need no trust: they are parsed and
+	// checked as the bundle is read, on the cores the read and the
+	// checks below leave idle, and their verdicts read where the
+	// records' proofs are checked.
+	ahead := startProofParses()
+	defer ahead.stop()
+	b, err := read(r, o.MaxSize, ahead.add)
+	ahead.end()
 	if err != nil {
 		return nil, err
 	}
@@ -192,11 +199,6 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			return nil, fmt.Errorf("%w: member %s is none of a bundle's (project/, %s, repos/N/, blobs/sha256/, proofs/)", ErrMalformed, name, SBOMName)
 		}
 	}
-	// The proofs' record parts need no trust: they are checked ahead, on
-	// the cores the checks below leave idle, and their verdicts read
-	// where the records' proofs are checked.
-	ahead := parseProofs(b.Files)
-	defer ahead.stop()
 	for _, f := range []string{plan.ProjectFile, plan.LockFile} {
 		if !b.Has("project/" + f) {
 			return nil, fmt.Errorf("%w: it holds no project/%s", ErrMalformed, f)
@@ -579,7 +581,7 @@ func proofVerifier(s *plan.Source) (*proof.Verifier, error) {
 	return &proof.Verifier{Trust: trust}, nil
 }
 
-// checkProof checks a record's offline proof, parsed (parseProofs), by
+// checkProof checks a record's offline proof, parsed (startProofParses), by
 // pv, and that it leads to the checkpoint the light client verified for
 // its source.
 func checkProof(s *plan.Source, pv *proof.Verifier, parsed *parsedProof) (*proof.Proven, error) {
@@ -824,10 +826,12 @@ func keyReport(ctx context.Context, s *plan.Source, id string, seen map[string]*
 }
 
 // proofParses are the proof members of a bundle, parsed and their record
-// parts checked (proof.Parse) by workers on every core, ahead of the
-// checks that need them.
+// parts checked (proof.Parse) by workers on every core as the bundle is
+// read, ahead of the checks that need them.
 type proofParses struct {
-	byName  map[string]*parsedProof
+	byName  map[string]*parsedProof // written by add, read by get after end
+	jobs    chan proofJob
+	ended   sync.Once
 	stopped atomic.Bool
 	wg      sync.WaitGroup
 }
@@ -839,31 +843,45 @@ type parsedProof struct {
 	err  error
 }
 
-// parseProofs starts parsing the proof members of files.
-func parseProofs(files map[string][]byte) *proofParses {
-	ps := &proofParses{byName: map[string]*parsedProof{}}
-	var names []string
-	for name := range files {
-		if proofMember().MatchString(name) {
-			ps.byName[name] = &parsedProof{done: make(chan struct{})}
-			names = append(names, name)
-		}
-	}
-	var next atomic.Int64
-	for range min(runtime.GOMAXPROCS(0), len(names)) {
+// proofJob is a proof member to parse.
+type proofJob struct {
+	p    *parsedProof
+	data []byte
+}
+
+// startProofParses starts the workers that parse the proof members add
+// is given.
+func startProofParses() *proofParses {
+	ps := &proofParses{byName: map[string]*parsedProof{}, jobs: make(chan proofJob, 256)}
+	for range runtime.GOMAXPROCS(0) {
 		ps.wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < len(names); i = int(next.Add(1)) - 1 {
-				p := ps.byName[names[i]]
+			for j := range ps.jobs {
 				if ps.stopped.Load() {
-					p.err = errors.New("verification ended")
+					j.p.err = errors.New("verification ended")
 				} else {
-					p.pp, p.err = proof.Parse(files[names[i]])
+					j.p.pp, j.p.err = proof.Parse(j.data)
 				}
-				close(p.done)
+				close(j.p.done)
 			}
 		})
 	}
 	return ps
+}
+
+// add queues a member read from the bundle for parsing if it is a proof
+// member. It is called by one goroutine, the reader's, before end.
+func (ps *proofParses) add(name string, data []byte) {
+	if !proofMember().MatchString(name) {
+		return
+	}
+	p := &parsedProof{done: make(chan struct{})}
+	ps.byName[name] = p
+	ps.jobs <- proofJob{p: p, data: data}
+}
+
+// end says that no member follows: the workers finish the queue.
+func (ps *proofParses) end() {
+	ps.ended.Do(func() { close(ps.jobs) })
 }
 
 // get waits for the parse of a proof member (a member of files).
@@ -879,5 +897,6 @@ func (ps *proofParses) get(name string) *parsedProof {
 // stop ends the parses not started yet and waits for the others.
 func (ps *proofParses) stop() {
 	ps.stopped.Store(true)
+	ps.end()
 	ps.wg.Wait()
 }
