@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -169,8 +170,12 @@ func diffLocks(want, got *Lock) (map[string][]string, []string) {
 	w, g := *want, *got
 	w.Digest, g.Digest = "", ""
 	w.Repositories = g.Repositories
-	wb, err1 := w.body()
-	gb, err2 := g.body()
+	// Compared compact: the lock's indented body is a function of its
+	// compact encoding, and that is a function of the indented one, so
+	// they are equal exactly when the bodies are (without indenting two
+	// bodies of every package).
+	wb, err1 := json.Marshal(&w)
+	gb, err2 := json.Marshal(&g)
 	if err1 != nil || err2 != nil || string(wb) != string(gb) {
 		return pkgs, []string{fmt.Sprintf("it is not what %s resolves to at the pinned heads", ProjectFile)}
 	}
