@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -139,12 +140,55 @@ func (x Extra) mapPath() tlog.RecordProof {
 func marshalExtra(x Extra) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(len(x.Entry) + base64.StdEncoding.EncodedLen(len(x.Content)) + base64.StdEncoding.EncodedLen(len(x.MapPath)) + 96)
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(x); err != nil {
-		return nil, fmt.Errorf("the proof's extra data: %w", err)
+	if err := encodeExtra(&b, x); err != nil {
+		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// encodeExtra writes x as marshalExtra spells it, and a newline.
+func encodeExtra(w io.Writer, x Extra) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(x); err != nil {
+		return fmt.Errorf("the proof's extra data: %w", err)
+	}
+	return nil
+}
+
+// isExtraOf reports whether data is marshalExtra(x), byte for byte,
+// comparing as x is encoded instead of holding a second copy.
+func isExtraOf(data []byte, x Extra) bool {
+	w := &sameWriter{want: data}
+	return encodeExtra(w, x) == nil && !w.differ && w.off == len(data) && w.extra == 1
+}
+
+// sameWriter compares what is written to it with want, then one
+// newline (what encodeExtra writes after the value).
+type sameWriter struct {
+	want   []byte
+	off    int  // bytes of want matched
+	extra  int  // bytes written past want
+	differ bool // a byte differed, or more than a newline followed want
+}
+
+func (w *sameWriter) Write(p []byte) (int, error) {
+	if w.differ {
+		return len(p), nil
+	}
+	k := min(len(p), len(w.want)-w.off)
+	if !bytes.Equal(p[:k], w.want[w.off:w.off+k]) {
+		w.differ = true
+		return len(p), nil
+	}
+	w.off += k
+	if rest := p[k:]; len(rest) > 0 {
+		w.extra += len(rest)
+		if w.extra > 1 || rest[0] != '\n' {
+			w.differ = true
+		}
+	}
+	return len(p), nil
 }
 
 // ParseExtra parses a proof's extra data as cairn's Extra. It is strict:
@@ -182,7 +226,7 @@ func ParseExtra(p *translog.Proof) (Extra, error) {
 	if len(out.MapPath)%tlog.HashSize != 0 || len(out.MapPath) > 63*tlog.HashSize {
 		return Extra{}, fmt.Errorf("%w: map_path is %d bytes, not whole %d-byte hashes, at most 63", translog.ErrProof, len(out.MapPath), tlog.HashSize)
 	}
-	if canon, err := marshalExtra(out); err != nil || !bytes.Equal(canon, p.Extra) {
+	if !isExtraOf(p.Extra, out) {
 		return Extra{}, fmt.Errorf("%w: extra data is not written as cairn writes it (compact JSON, fields entry, content, map_time, map_path in that order, canonical base64)", translog.ErrProof)
 	}
 	return out, nil

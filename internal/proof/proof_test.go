@@ -667,3 +667,32 @@ func TestParseLogKey(t *testing.T) {
 		}
 	}
 }
+
+// isExtraOf accepts exactly marshalExtra's bytes: not a byte more (a
+// trailing newline, which the encoder writes after the value, included),
+// not one less, not one changed.
+func TestIsExtraOf(t *testing.T) {
+	x := Extra{Entry: "entry <&> line", Content: []byte("content\x00"), MapTime: 7, MapPath: bytes.Repeat([]byte{1}, 64)}
+	canon, err := marshalExtra(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isExtraOf(canon, x) {
+		t.Fatalf("isExtraOf(marshalExtra(x), x) = false for %s", canon)
+	}
+	changed := bytes.Clone(canon)
+	changed[len(changed)/2] ^= 1
+	for name, data := range map[string][]byte{
+		"a trailing newline": append(bytes.Clone(canon), '\n'),
+		"a trailing space":   append(bytes.Clone(canon), ' '),
+		"a leading space":    append([]byte(" "), canon...),
+		"the last byte cut":  canon[:len(canon)-1],
+		"a byte changed":     changed,
+		"empty":              {},
+		"HTML escaped":       bytes.Replace(canon, []byte("<"), []byte(`\u003c`), 1),
+	} {
+		if isExtraOf(data, x) {
+			t.Errorf("isExtraOf accepts the extra data with %s: %q", name, data)
+		}
+	}
+}
