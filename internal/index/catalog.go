@@ -238,7 +238,11 @@ func (c *Catalog) readVersion(dir string, files []DirEntry) (*descriptor.Descrip
 		} else if rec, err = record.Parse(data); err != nil {
 			return nil, ref, nil, fmt.Errorf("%s: %w", path, err)
 		}
-		recs = append(recs, c.view(rec, path))
+		rv, err := c.view(rec, path)
+		if err != nil {
+			return nil, ref, nil, err
+		}
+		recs = append(recs, rv)
 	}
 	byID := map[string]*RecordView{}
 	for i := range recs {
@@ -282,12 +286,17 @@ func cloneDescriptor(d *descriptor.Descriptor) *descriptor.Descriptor {
 	return &c
 }
 
-// view is a record as people (and policies) read it.
-func (c *Catalog) view(rec *record.Record, path string) RecordView {
+// view is a record as people (and policies) read it. It fails when the
+// issuer's key cannot be read (a mirror that did not answer): a record
+// whose key's revocation is unknown is not shown as active (a light
+// catalog keeps the views it makes).
+func (c *Catalog) view(rec *record.Record, path string) (RecordView, error) {
 	rv := RecordView{ID: rec.ID, Kind: string(rec.Kind), Issuer: rec.Issuer(), Status: StatusActive, Path: path, Record: rec}
 	if rec.Kind.MultiSig() && len(rec.SignedBy(c.root.Keys)) >= c.root.Threshold {
 		rv.Issuer, rv.Holder = "root", "root"
-	} else if k, _ := c.Key(rec.Issuer()); k != nil {
+	} else if k, err := c.Key(rec.Issuer()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return RecordView{}, fmt.Errorf("%s: its issuer's key %s: %w", path, rec.Issuer(), err)
+	} else if k != nil {
 		rv.Holder = k.Holder()
 		if k.RevokedBy != "" {
 			rv.Status = StatusIssuerRevoked
@@ -300,7 +309,7 @@ func (c *Catalog) view(rec *record.Record, path string) RecordView {
 	if rec.Kind == record.Revoke || rec.Kind == record.Supersede {
 		rv.Ends = rec.Statement.Subject[0].SHA256()
 	}
-	return rv
+	return rv, nil
 }
 
 // Key returns what the index says of a key at the catalog's commit.

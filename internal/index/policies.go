@@ -67,15 +67,23 @@ func (c *Catalog) PolicyHistory(ctx context.Context, name string) ([]PolicyView,
 		return nil, err
 	}
 	var out []PolicyView
+	var verr error // the first record whose issuer's key could not be read
 	err := c.eachAdded(ctx, layout.PolicyDir(name), func(a Addition, rec *record.Record) {
 		p, ok := rec.Predicate.(record.PolicyPredicate)
-		if !ok {
+		if !ok || verr != nil {
 			return
 		}
-		rv := c.view(rec, a.Path)
+		rv, err := c.view(rec, a.Path)
+		if err != nil {
+			verr = err
+			return
+		}
 		out = append(out, PolicyView{Name: name, SHA256: record.PolicyDigest(p.Policy), Policy: p.Policy, Record: rec.ID,
 			Previous: p.Previous, Issuer: rv.Issuer, Holder: rv.Holder, Time: a.Time, Commit: a.Commit, Issued: p.Issued})
 	})
+	if err == nil {
+		err = verr
+	}
 	if err != nil {
 		return nil, err
 	}

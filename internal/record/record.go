@@ -70,12 +70,13 @@ type Signature struct {
 	KeyID string
 	Sig   []byte
 
-	// memo is the answer of the last check, under the key it was
-	// computed under. Parse gives each signature its own; the copies of
-	// a parsed record (a light client's replays each judge their own)
-	// share it, so that a signature is checked once whoever asks: the
-	// answer depends on nothing but the key, the payload and the
-	// signature, none of which a record changes after it is parsed.
+	// memo is the answer of the last check: under which key, of which
+	// payload and signature bytes. Parse gives each signature its own;
+	// the copies of a parsed record (a light client's replays each judge
+	// their own) share it, so that a signature is checked once whoever
+	// asks. An answer counts only for the very bytes it was computed on
+	// (the same slices: a copy given another payload or signature is
+	// checked again); the bytes themselves are never changed after Parse.
 	memo *sigMemo
 }
 
@@ -83,27 +84,37 @@ type Signature struct {
 type sigMemo struct{ v atomic.Pointer[sigVerdict] }
 
 type sigVerdict struct {
-	pub   ed25519.PublicKey
-	valid bool
+	pub     ed25519.PublicKey
+	payload []byte // the record's Payload checked
+	sig     []byte // the Sig checked
+	valid   bool
 }
 
-// known returns the remembered answer of the check under pub, if any.
-func (s *Signature) known(pub ed25519.PublicKey) (valid, ok bool) {
+// same reports whether a and b are the same bytes in memory.
+func same(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// known returns the remembered answer of signature i's check under pub,
+// if it was made on this record's payload and that signature's bytes.
+func (r *Record) known(i int, pub ed25519.PublicKey) (valid, ok bool) {
+	s := &r.Signatures[i]
 	if s.memo == nil {
 		return false, false
 	}
-	if v := s.memo.v.Load(); v != nil && v.pub.Equal(pub) {
+	if v := s.memo.v.Load(); v != nil && v.pub.Equal(pub) && same(v.payload, r.Payload) && same(v.sig, s.Sig) {
 		return v.valid, true
 	}
 	return false, false
 }
 
-// remember keeps the answer of the check under pub.
-func (s *Signature) remember(pub ed25519.PublicKey, valid bool) {
+// remember keeps the answer of signature i's check under pub.
+func (r *Record) remember(i int, pub ed25519.PublicKey, valid bool) {
+	s := &r.Signatures[i]
 	if s.memo == nil {
 		s.memo = &sigMemo{}
 	}
-	s.memo.v.Store(&sigVerdict{pub: pub, valid: valid})
+	s.memo.v.Store(&sigVerdict{pub: pub, payload: r.Payload, sig: s.Sig, valid: valid})
 }
 
 // Record is a parsed, well-formed record. Its signatures are not yet
@@ -146,17 +157,18 @@ func (r *Record) signingInput() []byte {
 // twice.
 func (r *Record) VerifySignature(i int, pub ed25519.PublicKey) bool {
 	s := &r.Signatures[i]
-	if valid, ok := s.known(pub); ok {
+	if valid, ok := r.known(i, pub); ok {
 		return valid
 	}
 	valid := ed25519consensus.Verify(pub, r.signingInput(), s.Sig)
-	s.remember(pub, valid)
+	r.remember(i, pub, valid)
 	return valid
 }
 
-// Clone returns a copy of r that its reader may change without changing
-// r, and that remembers none of r's checks: as Parse of the same bytes
-// returns it, without parsing them again.
+// Clone returns a copy of r whose fields its reader may set without
+// changing r, and that remembers none of r's checks: as Parse of the same
+// bytes returns it, without parsing them again. Its byte slices (Payload,
+// Raw, each Sig) are r's, which nobody changes after Parse.
 func (r *Record) Clone() *Record {
 	c := *r
 	c.pae = nil
@@ -182,7 +194,7 @@ type Check struct {
 func VerifyBatch(checks []Check) {
 	todo := checks[:0:0]
 	for _, c := range checks {
-		if _, ok := c.Rec.Signatures[c.Sig].known(c.Pub); !ok {
+		if _, ok := c.Rec.known(c.Sig, c.Pub); !ok {
 			todo = append(todo, c)
 		}
 	}
@@ -200,7 +212,7 @@ func VerifyBatch(checks []Check) {
 	}
 	if bv.Verify() {
 		for _, c := range checks {
-			c.Rec.Signatures[c.Sig].remember(c.Pub, true)
+			c.Rec.remember(c.Sig, c.Pub, true)
 		}
 		return
 	}
