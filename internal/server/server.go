@@ -343,8 +343,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // few KiB; with a live heap of a few MiB (a server whose caches are
 // cold), the collector would run every few MiB allocated, dozens of
 // times a second under load, for a tenth of the server's CPU. The floor
-// is one block that nothing writes, so the kernel gives it no memory: it
-// costs address space, and lets the garbage between collections grow to
+// is one block that nothing writes, allocated as the server starts: from
+// fresh pages, which Go need not zero, it costs address space rather than
+// memory (from reused pages, which Go zeroes, it costs its size), and lets the garbage between collections grow to
 // about its size (at the default GOGC), not more. GOGC or GOMEMLIMIT set
 // in the environment, the collector is left as they say.
 const heapFloor = 32 << 20
