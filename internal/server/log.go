@@ -414,13 +414,24 @@ func (s *Server) answerSubjects(w http.ResponseWriter, r *http.Request, view fun
 		readError(w, err)
 		return
 	}
-	body := fmt.Appendf(nil, `{"size":%d,"subjects":[`, v.Size)
+	// The documents first, then one body of their exact size: a body
+	// grown document by document is copied again at every doubling.
+	docs := make([][]byte, len(subjects))
+	n := len(`{"size":,"subjects":[]}`) + 20 + len(subjects)
 	for i, subject := range subjects {
 		doc, err := s.subjectDoc(r.Context(), v, subject)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, "subject %q: %v", subject, err)
 			return
 		}
+		docs[i] = doc
+		n += len(doc)
+	}
+	body := make([]byte, 0, n)
+	body = append(body, `{"size":`...)
+	body = strconv.AppendInt(body, v.Size, 10)
+	body = append(body, `,"subjects":[`...)
+	for i, doc := range docs {
 		if i > 0 {
 			body = append(body, ',')
 		}
