@@ -385,7 +385,9 @@ func newSubject(key *[32]byte, index int64, leaf tlog.Hash, gen uint32) *subject
 
 // Root returns the map's root hash: 32 zero bytes for the empty map.
 func (m *Map) Root() tlog.Hash {
-	m.hot = nil // its path is hashed: no longer dirty
+	if m.hot != nil { // written only when set: a settled map is read by many at once (Prove)
+		m.hot = nil // its path is hashed: no longer dirty
+	}
 	m.settle()
 	if m.root == nil {
 		return emptyHash
