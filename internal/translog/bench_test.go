@@ -62,18 +62,8 @@ func BenchmarkAppendCommit(b *testing.B) {
 // replay's (its workers hash the files); reported per run, with the
 // leaves per second.
 func BenchmarkReplay(b *testing.B) {
-	const commits, files = 33_334, 4
-	type commit struct {
-		id      string
-		entries []Entry
-	}
-	cs := make([]commit, commits)
-	for c := range cs {
-		cs[c].id = fmt.Sprintf("%040x", c+1)
-		for f := 0; f < files; f++ {
-			cs[c].entries = append(cs[c].entries, NewEntry(cs[c].id, int64(1700000000+c), fmt.Sprintf("packages/a/b/c/d/acme/p%d/1.0.0/%d.json", c, f), []byte(fmt.Sprint("file ", c, f))))
-		}
-	}
+	cs := replayCommits()
+	const commits, files = replayCommitCount, replayFiles
 	entries := make([]Entry, files)
 	for b.Loop() {
 		s, err := OpenStore(b.TempDir(), testSubjects)
@@ -102,18 +92,8 @@ func BenchmarkReplay(b *testing.B) {
 // appended again to the store they built, every leaf, stored hash and
 // tile compared rather than written.
 func BenchmarkRecompute(b *testing.B) {
-	const commits, files = 33_334, 4
-	type commit struct {
-		id      string
-		entries []Entry
-	}
-	cs := make([]commit, commits)
-	for c := range cs {
-		cs[c].id = fmt.Sprintf("%040x", c+1)
-		for f := 0; f < files; f++ {
-			cs[c].entries = append(cs[c].entries, NewEntry(cs[c].id, int64(1700000000+c), fmt.Sprintf("packages/a/b/c/d/acme/p%d/1.0.0/%d.json", c, f), []byte(fmt.Sprint("file ", c, f))))
-		}
-	}
+	cs := replayCommits()
+	const commits, files = replayCommitCount, replayFiles
 	s, err := OpenStore(b.TempDir(), testSubjects)
 	if err != nil {
 		b.Fatal(err)
@@ -142,4 +122,24 @@ func BenchmarkRecompute(b *testing.B) {
 		appendAll()
 	}
 	b.ReportMetric(float64(commits*(files+1))*float64(b.N)/b.Elapsed().Seconds(), "leaves/s")
+}
+
+// The commits of BenchmarkReplay and BenchmarkRecompute: replayCommitCount
+// commits of replayFiles files, one package each.
+const replayCommitCount, replayFiles = 33_334, 4
+
+type replayCommit struct {
+	id      string
+	entries []Entry
+}
+
+func replayCommits() []replayCommit {
+	cs := make([]replayCommit, replayCommitCount)
+	for c := range cs {
+		cs[c].id = fmt.Sprintf("%040x", c+1)
+		for f := 0; f < replayFiles; f++ {
+			cs[c].entries = append(cs[c].entries, NewEntry(cs[c].id, int64(1700000000+c), fmt.Sprintf("packages/a/b/c/d/acme/p%d/1.0.0/%d.json", c, f), []byte(fmt.Sprint("file ", c, f))))
+		}
+	}
+	return cs
 }
