@@ -88,3 +88,22 @@ func TestLightCacheBudget(t *testing.T) {
 		t.Errorf("held %d bytes (counted %d), c kept %v: want c out, 3 bytes", heldBytes(c), c.bytes, c.get("c") != nil)
 	}
 }
+
+// What a reader derived from a body (setAux) is kept only with that very
+// body: a reader whose put came second (the first put stays held) must
+// not attach what it derived from its own bytes (a log rebuilt while it
+// is served: the tile's length) to the bytes held.
+func TestLightCacheAuxOnlyWithItsBody(t *testing.T) {
+	c := newLightCache(8, 1<<20)
+	first, second := []byte("a tile"), []byte("a rebuilt tile")
+	c.put("tile/0/000", first)
+	c.put("tile/0/000", second) // another reader's, not held
+	c.setAux("tile/0/000", second, "length of the rebuilt tile")
+	if body, aux := c.getAux("tile/0/000"); aux != nil {
+		t.Fatalf("aux derived from other bytes kept with %q: %v", body, aux)
+	}
+	c.setAux("tile/0/000", first, "length of the tile")
+	if body, aux := c.getAux("tile/0/000"); string(body) != string(first) || aux != "length of the tile" {
+		t.Fatalf("getAux = %q, %v; want the tile held with its aux", body, aux)
+	}
+}

@@ -113,14 +113,16 @@ func (c *lightCache) getAux(key string) ([]byte, any) {
 	return nil, nil
 }
 
-// setAux keeps aux with key's body, if it is held: something derived
-// from the key and the body alone (they never change), which a reader
-// would otherwise derive again.
-func (c *lightCache) setAux(key string, aux any) {
+// setAux keeps aux with key's body, if the body held is body (the same
+// bytes in memory, not another put since): something derived from the
+// key and that body alone, which a reader would otherwise derive again.
+func (c *lightCache) setAux(key string, body []byte, aux any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
-		e.Value.(*cached).aux = aux
+		if v := e.Value.(*cached); len(v.body) == len(body) && (len(body) == 0 || &v.body[0] == &body[0]) {
+			v.aux = aux
+		}
 	}
 }
 

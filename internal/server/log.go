@@ -275,7 +275,7 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 	}
 	if held == nil {
 		held = &heldTile{t: t, length: []string{strconv.Itoa(len(data))}}
-		s.tiles.setAux(path, held)
+		s.tiles.setAux(path, data, held)
 	}
 	h := w.Header()
 	h["Content-Type"] = hdrOctetStream
