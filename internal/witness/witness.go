@@ -122,8 +122,8 @@ func ParseWitness(vkey string) (Witness, error) {
 		return Witness{}, fmt.Errorf("witness key %q: not a vkey (want name+hash+base64)", vkey)
 	}
 	hash, err := strconv.ParseUint(hash16, 16, 32)
-	if err != nil {
-		return Witness{}, fmt.Errorf("witness key %q: key hash %q is not 8 hex digits", vkey, hash16)
+	if err != nil || strings.ToLower(hash16) != hash16 { // one spelling: a vkey is compared as a string
+		return Witness{}, fmt.Errorf("witness key %q: key hash %q is not 8 lowercase hex digits", vkey, hash16)
 	}
 	raw, err := base64.StdEncoding.DecodeString(key64)
 	if err != nil || len(raw) != 1+ed25519.PublicKeySize {
