@@ -105,6 +105,9 @@ func GoVersion(v string) (string, error) {
 	if c == "" || (c != gv && c+"+incompatible" != gv) {
 		return "", fmt.Errorf("version %q: want a full semantic version such as v1.2.3 (or 1.2.3)", v)
 	}
+	if err := descriptor.CheckVersion(strings.TrimPrefix(gv, "v")); err != nil { // e.g. a number too large for cairn's semver
+		return "", fmt.Errorf("version %q: %w", v, err)
+	}
 	return gv, nil
 }
 
