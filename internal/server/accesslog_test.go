@@ -1,38 +1,18 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// lockedBuffer is a bytes.Buffer the server's goroutines may write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestAccessLog: one JSON line per request, with what was asked, what
 // was answered, and by whom, in the logger's own format (its attributes
 // too).
 func TestAccessLog(t *testing.T) {
-	var out lockedBuffer
+	var out syncBuffer
 	f := newFixture(t, func(o *Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(&out, nil)).With("server", "test")
 	})

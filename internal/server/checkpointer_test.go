@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,25 +66,7 @@ func view(t *testing.T, st *translog.Store) logView {
 	return v
 }
 
-// logBuffer collects what a logger says.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newCkpt(t *testing.T, key keys.Signer, path string, ws []Witness, out *logBuf) *checkpointer {
+func newCkpt(t *testing.T, key keys.Signer, path string, ws []Witness, out *syncBuffer) *checkpointer {
 	t.Helper()
 	c, err := newCheckpointer(key, testOrigin, time.Hour, ws, http.DefaultClient, slog.New(slog.NewTextHandler(out, nil)), path, path+".copy")
 	if err != nil {
@@ -102,7 +83,7 @@ func newCkpt(t *testing.T, key keys.Signer, path string, ws []Witness, out *logB
 func TestCheckpointerNeverInconsistent(t *testing.T) {
 	key := signer(t)
 	path := filepath.Join(t.TempDir(), "checkpoint")
-	var out logBuf
+	var out syncBuffer
 	c := newCkpt(t, key, path, nil, &out)
 	st := newStore(t)
 	grow(t, st, "a", 3)
@@ -212,7 +193,7 @@ func TestCheckpointerWitnesses(t *testing.T) {
 	defer down.Close()
 	ws := []Witness{{URL: u1, VKey: v1}, {URL: u2, VKey: v2}, {URL: down.URL, VKey: v2}, {URL: u3, VKey: v4}}
 	path := filepath.Join(t.TempDir(), "checkpoint")
-	var out logBuf
+	var out syncBuffer
 	c := newCkpt(t, key, path, ws, &out)
 	st := newStore(t)
 	grow(t, st, "a", 3)
@@ -339,7 +320,7 @@ func TestCheckpointerWitnessInjectsLine(t *testing.T) {
 		}
 	}))
 	defer evil.Close()
-	var out logBuf
+	var out syncBuffer
 	c := newCkpt(t, key, filepath.Join(t.TempDir(), "checkpoint"), []Witness{{URL: evil.URL, VKey: w1.VerifierKey()}}, &out)
 	s := newStore(t)
 	grow(t, s, "a", 3)
@@ -389,7 +370,7 @@ func TestCheckpointerKeptBeforeWitnessed(t *testing.T) {
 		io.Copy(w, resp.Body)
 	}))
 	defer proxy.Close()
-	var out logBuf
+	var out syncBuffer
 	c := newCkpt(t, key, path, []Witness{{URL: proxy.URL, VKey: vk}}, &out)
 	st := newStore(t)
 	grow(t, st, "a", 3)
