@@ -3,7 +3,6 @@ package evidence
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -321,8 +320,15 @@ func TestAttackFile(t *testing.T) {
 	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{TrustBundle: true, MaxSize: 1000}); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "more than 1000 bytes") {
 		t.Errorf("over the size limit: %v", err)
 	}
-	if _, err := verify(append(append([]byte(nil), data...), 0)); !errors.Is(err, ErrMalformed) {
-		t.Errorf("a byte after the gzip stream: %v", err)
+	for _, tail := range [][]byte{{0}, {'x'}, append(make([]byte, 511), 1), make([]byte, 2<<20)} {
+		if _, err := verify(append(append([]byte(nil), data...), tail...)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%d bytes after the archive's end: %v", len(tail), err)
+		}
+	}
+	// Zero blocks after the end, as tar tools pad an archive, are none of
+	// its content.
+	if _, err := verify(append(append([]byte(nil), data...), make([]byte, 20*512)...)); err != nil {
+		t.Errorf("zero blocks after the archive's end: %v", err)
 	}
 	b := mustRead(t, data)
 	var names []string
@@ -363,13 +369,12 @@ func TestAttackFile(t *testing.T) {
 	}
 }
 
-// rawBundle writes a gzipped tar of the manifest (if any) then the named
-// files, as they are: a file whose manifest may lie.
+// rawBundle writes a tar of the manifest (if any) then the named files,
+// as they are: a file whose manifest may lie.
 func rawBundle(t *testing.T, manifest []byte, names []string, files map[string][]byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
+	tw := tar.NewWriter(&buf)
 	put := func(name string, data []byte) {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
@@ -383,7 +388,6 @@ func rawBundle(t *testing.T, manifest []byte, names []string, files map[string][
 		put(n, files[n])
 	}
 	tw.Close()
-	zw.Close()
 	return buf.Bytes()
 }
 

@@ -16,7 +16,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -24,13 +23,15 @@ import (
 	"io"
 	"os"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-	kgzip "github.com/klauspost/compress/gzip"
 
 	"cairn.dev/cairn/internal/policy"
 )
@@ -39,7 +40,7 @@ import (
 // writes (docs/evidence.md).
 const (
 	Format  = "cairn-evidence"
-	Version = 1
+	Version = 2
 )
 
 // Limits a reader keeps (docs/evidence.md, The file).
@@ -116,7 +117,8 @@ func checkPath(p string) error {
 }
 
 // Write writes a bundle: the manifest m (its Members filled in here, in
-// the order of names) then each file. It writes the whole bundle to w.
+// the order of names) then each file, as an uncompressed tar. It writes
+// the whole bundle to w.
 func Write(w io.Writer, m Manifest, names []string, files map[string][]byte) error {
 	m.Format, m.Version = Format, Version
 	m.Members = m.Members[:0]
@@ -139,13 +141,12 @@ func Write(w io.Writer, m Manifest, names []string, files map[string][]byte) err
 		return fmt.Errorf("the bundle's manifest: %w", err)
 	}
 	manifest = append(manifest, '\n')
-	zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(zw)
+	bw := bufio.NewWriterSize(w, 1<<20)
+	tw := tar.NewWriter(bw)
 	put := func(name string, data []byte) error {
-		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: m.Created.Truncate(time.Second), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		// The format unspecified: ustar where the path fits it, else
+		// pax (a path over ustar's 100+155 bytes).
+		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: m.Created.Truncate(time.Second), Typeflag: tar.TypeReg}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
@@ -163,7 +164,7 @@ func Write(w io.Writer, m Manifest, names []string, files map[string][]byte) err
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	return zw.Close()
+	return bw.Flush()
 }
 
 // Read reads a bundle from r and checks its file against its manifest
@@ -172,15 +173,25 @@ func Write(w io.Writer, m Manifest, names []string, files map[string][]byte) err
 // bytes of members in all (0: DefaultMaxSize). Every refusal wraps
 // ErrMalformed and names the member.
 func Read(r io.Reader, maxSize int64) (*Bundle, error) {
-	return read(r, maxSize, nil)
+	return read(r, maxSize)
 }
 
-// read is Read, calling each (when not nil) with every member as soon as
-// it is read and its size and SHA-256 checked against the manifest, in
-// the file's order, so that the caller can start on it while the rest is
-// read. A member each was called with is not yet a bundle's: read may
-// still refuse the file.
-func read(r io.Reader, maxSize int64, each func(path string, data []byte)) (*Bundle, error) {
+// tarBlock is a tar archive's block size; maxHeader bounds the blocks of
+// one member's headers (a pax header for a path of up to MaxPath bytes,
+// and the ustar header).
+const (
+	tarBlock  = 512
+	maxHeader = 4 * tarBlock
+	// maxTrailer bounds what may follow the archive's end: zero blocks
+	// (tar tools pad an archive to a record of 20 blocks).
+	maxTrailer = 1 << 20
+)
+
+// read is Read. The manifest is read first, from the stream; then the
+// rest of the file, no more than the manifest's members and their
+// headers can take, in one buffer whose slices are the members (no copy
+// of a member is made); each member's SHA-256 is checked on every core.
+func read(r io.Reader, maxSize int64) (*Bundle, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
 	}
@@ -197,20 +208,14 @@ func read(r io.Reader, maxSize int64, each func(path string, data []byte)) (*Bun
 		}
 	}
 	cr := &countReader{r: r}
-	var out int64 // bytes decompressed
-	br := bufio.NewReader(cr)
-	// klauspost's inflate reads the same streams as compress/gzip's
-	// (the same checksum and length checks, the same refusals), about
-	// twice as fast; the bundle is written by compress/gzip.
-	zr, err := kgzip.NewReader(br)
-	if err != nil {
-		return nil, bad("not a gzip file: %v", err)
+	br := bufio.NewReaderSize(cr, 64<<10)
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		return nil, bad("it is gzip-compressed, as version 1 bundles were: this cairn reads %s version %d (an uncompressed tar); make the bundle again with this cairn (cairn evidence), or verify it with a cairn that reads version 1", Format, Version)
 	}
-	zr.Multistream(false)
-	tr := tar.NewReader(zr)
+	tr := tar.NewReader(br)
 	hdr, err := tr.Next()
 	if err != nil {
-		return nil, bad("no first member: %v", err)
+		return nil, bad("no first member: %v (not a tar archive?)", err)
 	}
 	if hdr.Name != ManifestName || hdr.Typeflag != tar.TypeReg {
 		return nil, bad("its first member is %q, not the manifest %s", hdr.Name, ManifestName)
@@ -218,12 +223,27 @@ func read(r io.Reader, maxSize int64, each func(path string, data []byte)) (*Bun
 	if hdr.Size > MaxManifest {
 		return nil, bad("the manifest is %d bytes, more than %d", hdr.Size, MaxManifest)
 	}
-	raw, err := io.ReadAll(tr)
-	if err != nil {
-		return nil, bad("reading the manifest: %v", err)
+	raw := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(tr, raw); err != nil {
+		return nil, bad("reading the manifest: %v (truncated?)", err)
+	}
+	// The manifest's padding to its block: the tar reader has read the
+	// stream up to the manifest's last byte, no further.
+	if pad := (tarBlock - hdr.Size%tarBlock) % tarBlock; pad > 0 {
+		zeros := make([]byte, pad)
+		if _, err := io.ReadFull(br, zeros); err != nil {
+			return nil, bad("after the manifest: %v (truncated?)", err)
+		}
 	}
 	b := &Bundle{Files: map[string][]byte{}}
 	if err := jsonv2.Unmarshal(raw, &b.Manifest, jsonv2.RejectUnknownMembers(true)); err != nil {
+		var v struct {
+			Format  string `json:"format"`
+			Version int    `json:"version"`
+		}
+		if jsonv2.Unmarshal(raw, &v) == nil && v.Format == Format && v.Version != Version {
+			return nil, bad("the manifest says format %q version %d: this cairn reads %s version %d", v.Format, v.Version, Format, Version)
+		}
 		return nil, bad("the manifest: %v", err)
 	}
 	m := &b.Manifest
@@ -234,7 +254,8 @@ func read(r io.Reader, maxSize int64, each func(path string, data []byte)) (*Bun
 		return nil, bad("the manifest lists %d members, more than %d", len(m.Members), MaxMembers)
 	}
 	var total int64
-	listed := map[string]bool{}
+	bound := int64(2*tarBlock + maxTrailer) // the rest of the file: the end's zero blocks, a trailer of zeros
+	listed := make(map[string]bool, len(m.Members))
 	for _, mem := range m.Members {
 		if err := checkPath(mem.Path); err != nil {
 			return nil, bad("the manifest: %v", err)
@@ -249,10 +270,24 @@ func read(r io.Reader, maxSize int64, each func(path string, data []byte)) (*Bun
 		if total += mem.Size; total > maxSize {
 			return nil, bad("its members add up to more than %d bytes (--max-size)", maxSize)
 		}
+		bound += maxHeader + (mem.Size+tarBlock-1)/tarBlock*tarBlock
 	}
-	if size >= 0 && total > maxInflate+maxRatio*size {
-		return nil, bad("its manifest lists %d bytes of members in a %d-byte file, more than %d times its size: refused as a decompression bomb", total, size, maxRatio)
+	// The rest, held at once: never more than the members listed can
+	// take.
+	want := min(bound, 4<<20) // a stream's claims are not held ahead
+	if size >= 0 {
+		want = min(bound, max(size-cr.n+int64(br.Buffered()), 0))
 	}
+	rest, err := readUpTo(br, want, bound+1)
+	if err != nil {
+		return nil, bad("reading its members: %v", err)
+	}
+	if int64(len(rest)) > bound {
+		return nil, bad("it holds more than its manifest's %d members and their headers take (%d bytes of members)", len(m.Members), total)
+	}
+	rr := bytes.NewReader(rest)
+	tr = tar.NewReader(rr)
+	datas := make([][]byte, len(m.Members))
 	for i, mem := range m.Members {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -270,38 +305,13 @@ func read(r io.Reader, maxSize int64, each func(path string, data []byte)) (*Bun
 		if hdr.Size != mem.Size {
 			return nil, bad("member %s is %d bytes, the manifest says %d", hdr.Name, hdr.Size, mem.Size)
 		}
-		// Read as the compressed bytes come, so that a member that
-		// decompresses far beyond them (a bomb) is refused before it
-		// is held.
-		var chunks [][]byte
-		for got := int64(0); got < mem.Size; {
-			chunk := make([]byte, min(mem.Size-got, 1<<20))
-			n, err := io.ReadFull(tr, chunk)
-			if err != nil {
-				return nil, bad("member %s: %v (truncated?)", hdr.Name, err)
-			}
-			chunks, got = append(chunks, chunk), got+int64(n)
-			if out += int64(n); out > maxInflate+maxRatio*cr.n {
-				return nil, bad("member %s: the bundle decompresses to more than %d times its size: refused as a decompression bomb", hdr.Name, maxRatio)
-			}
+		// A regular member's bytes follow its header: the member is
+		// that slice of the file (the tar reader seeks past it).
+		off := int64(len(rest)) - int64(rr.Len())
+		if off+mem.Size > int64(len(rest)) {
+			return nil, bad("member %s: the file ends within it (truncated?)", hdr.Name)
 		}
-		var data []byte
-		switch len(chunks) {
-		case 0:
-			data = []byte{}
-		case 1:
-			data = chunks[0] // most members: no copy
-		default:
-			data = slices.Concat(chunks...)
-		}
-		sum := sha256.Sum256(data)
-		if hex.EncodeToString(sum[:]) != mem.SHA256 {
-			return nil, bad("member %s: its sha256 is %x, the manifest says %s", hdr.Name, sum, mem.SHA256)
-		}
-		b.Files[mem.Path] = data
-		if each != nil {
-			each(mem.Path, data)
-		}
+		datas[i] = rest[off : off+mem.Size : off+mem.Size]
 	}
 	if hdr, err := tr.Next(); err != io.EOF {
 		if err == nil {
@@ -309,28 +319,55 @@ func read(r io.Reader, maxSize int64, each func(path string, data []byte)) (*Bun
 		}
 		return nil, bad("after the last member: %v (truncated?)", err)
 	}
-	// The tar's end, then nothing but its zero padding to gzip's end,
-	// whose checksum and length gzip checks.
-	rest, err := io.ReadAll(io.LimitReader(zr, 1<<20))
-	if err != nil {
-		return nil, bad("after the archive: %v (truncated?)", err)
-	}
-	if len(rest) >= 1<<20 || bytes.ContainsFunc(rest, func(r rune) bool { return r != 0 }) {
+	// The tar's end, then nothing but zero blocks.
+	tail := rest[int64(len(rest))-int64(rr.Len()):]
+	if len(tail) > maxTrailer || len(tail)%tarBlock != 0 || bytes.ContainsFunc(tail, func(r rune) bool { return r != 0 }) {
 		return nil, bad("something other than zero blocks follows the archive's end")
 	}
-	if _, err := br.Peek(1); err != io.EOF {
-		return nil, bad("bytes follow the gzip stream")
+	// Every member's SHA-256, on every core; the first mismatch in the
+	// file's order is the one reported.
+	sums := make([]bool, len(datas))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(datas); i = int(next.Add(1)) - 1 {
+				sum := sha256.Sum256(datas[i])
+				sums[i] = hex.EncodeToString(sum[:]) == m.Members[i].SHA256
+			}
+		})
+	}
+	wg.Wait()
+	for i, mem := range m.Members {
+		if !sums[i] {
+			sum := sha256.Sum256(datas[i])
+			return nil, bad("member %s: its sha256 is %x, the manifest says %s", mem.Path, sum, mem.SHA256)
+		}
+		b.Files[mem.Path] = datas[i]
 	}
 	return b, nil
 }
 
-// A reader refuses a bundle that decompresses to more than maxRatio times
-// the compressed bytes it read, plus maxInflate: JSON and tiles compress
-// a few times, artifacts hardly; a member of zeros a thousand times.
-const (
-	maxRatio   = 64
-	maxInflate = 16 << 20
-)
+// readUpTo reads r to its end, or to limit bytes, into one buffer of
+// want bytes at first (one more, to see the end), grown only if r holds
+// more.
+func readUpTo(r io.Reader, want, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, min(want, limit)+1)
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(max(int64(len(buf)), 64<<10), limit-int64(len(buf)))))
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
 
 // countReader counts the bytes read through it.
 type countReader struct {

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/proof"
+	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/sbom"
 	"cairn.dev/cairn/internal/transport"
@@ -192,7 +194,13 @@ func Make(ctx context.Context, w io.Writer, o Options) (*Made, error) {
 		if err != nil {
 			return nil, fmt.Errorf("the proof of record %s: %w", id.id, err)
 		}
-		files["proofs/"+id.id+".proof"] = made.Proof.Marshal()
+		// Detached: the record's bytes are in its repository's reads,
+		// once (docs/evidence.md, Proofs).
+		detached, err := proof.Detach(made.Proof)
+		if err != nil {
+			return nil, fmt.Errorf("the proof of record %s: %w", id.id, err)
+		}
+		files["proofs/"+id.id+".proof"] = detached.Marshal()
 		proofs = append(proofs, "proofs/"+id.id+".proof")
 	}
 	if rec.err != nil {
@@ -280,7 +288,12 @@ func fetch(ctx context.Context, s *plan.Source, ref blob.Ref) ([]byte, error) {
 	return nil, errors.Join(errs...)
 }
 
-type recordOf struct{ id, repo string }
+type recordOf struct {
+	id, repo string
+	// rec is the record as the catalog read it, when it is about the
+	// version (nil for a record that ended one and is about another).
+	rec *record.Record
+}
 
 // recordsOf returns every record about each locked version (the
 // repository's own, and an organisation's about an upstream's version),
@@ -289,10 +302,17 @@ type recordOf struct{ id, repo string }
 func recordsOf(l *plan.Lock, srcs plan.Sources) ([]recordOf, error) {
 	var out []recordOf
 	seen := map[string]bool{}
-	add := func(id, repo string) {
+	add := func(id, repo string, recs []index.RecordView) {
 		if !seen[id] {
 			seen[id] = true
-			out = append(out, recordOf{id, repo})
+			ro := recordOf{id: id, repo: repo}
+			for _, r := range recs {
+				if r.ID == id && r.Record != nil && r.Record.ID == id {
+					ro.rec = r.Record
+					break
+				}
+			}
+			out = append(out, ro)
 		}
 	}
 	for _, pkg := range l.Packages {
@@ -305,9 +325,9 @@ func recordsOf(l *plan.Lock, srcs plan.Sources) ([]recordOf, error) {
 			return nil, err
 		}
 		for _, r := range recs {
-			add(r.ID, s.Name)
+			add(r.ID, s.Name, recs)
 			if r.EndedBy != "" {
-				add(r.EndedBy, s.Name)
+				add(r.EndedBy, s.Name, recs)
 			}
 		}
 		if s.Via != nil {
@@ -316,9 +336,9 @@ func recordsOf(l *plan.Lock, srcs plan.Sources) ([]recordOf, error) {
 				return nil, err
 			}
 			for _, r := range own {
-				add(r.ID, s.Via.Name)
+				add(r.ID, s.Via.Name, own)
 				if r.EndedBy != "" {
-					add(r.EndedBy, s.Via.Name)
+					add(r.EndedBy, s.Via.Name, own)
 				}
 			}
 		}

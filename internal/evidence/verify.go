@@ -171,17 +171,19 @@ var (
 // and returns what it proves. A plan the policy refuses in a sound bundle
 // is a report with Allowed false and a *policy.RefusedError.
 func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) {
-	// The proofs' record parts need no trust: they are parsed and
-	// checked as the bundle is read, on the cores the read and the
-	// checks below leave idle, and their verdicts read where the
-	// records' proofs are checked.
-	ahead := startProofParses()
-	defer ahead.stop()
-	b, err := read(r, o.MaxSize, ahead.add)
-	ahead.end()
+	b, err := read(r, o.MaxSize)
 	if err != nil {
 		return nil, err
 	}
+	// The proofs' inclusion paths need no trust and no record: they are
+	// parsed and checked on the cores the checks below leave idle, and
+	// their verdicts read where the records' proofs are checked.
+	ahead := startProofParses()
+	defer ahead.stop()
+	for name, data := range b.Files {
+		ahead.add(name, data)
+	}
+	ahead.end()
 	m := &b.Manifest
 	refuse := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
@@ -462,7 +464,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < len(ids); i = int(next.Add(1)) - 1 {
 				id := ids[i]
-				pr, err := checkProof(srcs.Get(id.repo), verifiers[id.repo], ahead.get("proofs/"+id.id+".proof"))
+				pr, err := checkProof(ctx, srcs.Get(id.repo), verifiers[id.repo], ahead.get("proofs/"+id.id+".proof"), id)
 				if err == nil && (pr.Record == nil || pr.Record.ID != id.id) {
 					err = fmt.Errorf("proofs/%s.proof proves %s, not that record", id.id, pr.Entry.Path)
 				}
@@ -581,14 +583,24 @@ func proofVerifier(s *plan.Source) (*proof.Verifier, error) {
 	return &proof.Verifier{Trust: trust}, nil
 }
 
-// checkProof checks a record's offline proof, parsed (startProofParses), by
-// pv, and that it leads to the checkpoint the light client verified for
-// its source.
-func checkProof(s *plan.Source, pv *proof.Verifier, parsed *parsedProof) (*proof.Proven, error) {
+// checkProof checks a record's detached proof, parsed (startProofParses),
+// by pv, with the record's bytes as the light client read them, and that
+// it leads to the checkpoint the light client verified for its source.
+func checkProof(ctx context.Context, s *plan.Source, pv *proof.Verifier, parsed *parsedProof, id recordOf) (*proof.Proven, error) {
 	if parsed.err != nil {
 		return nil, parsed.err
 	}
-	pr, err := pv.VerifyParsed(parsed.pp)
+	rec := id.rec
+	if rec == nil {
+		// A record that ended a locked version's record, about another
+		// version: its bytes from the document of the subject its
+		// proof's path names, as the light client proved it.
+		var err error
+		if rec, err = readRecord(ctx, s, parsed.pp.Path(), id.id); err != nil {
+			return nil, err
+		}
+	}
+	pr, err := pv.VerifyDetached(parsed.pp, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -596,6 +608,32 @@ func checkProof(s *plan.Source, pv *proof.Verifier, parsed *parsedProof) (*proof
 		return nil, fmt.Errorf("its proof leads to the tree of size %d, not the checkpoint of %s verified (size %d)", pr.Checkpoint.Size, s.Name, v.Checkpoint.Size)
 	}
 	return pr, nil
+}
+
+// readRecord returns the record at path (record id) as the light client
+// proved it, in the document of path's subject.
+func readRecord(ctx context.Context, s *plan.Source, path, id string) (*record.Record, error) {
+	subject, ok := index.SubjectOf(path)
+	if !ok || s.View == nil {
+		return nil, fmt.Errorf("its proof names %s, a file of no subject a light client reads", path)
+	}
+	files, err := s.View.Subject(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if f.Path == path {
+			rec, err := record.Parse(f.Data)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			if rec.ID != id {
+				return nil, fmt.Errorf("its proof names %s, record %s", path, rec.ID)
+			}
+			return rec, nil
+		}
+	}
+	return nil, fmt.Errorf("its proof names %s, which %s's document of %s does not hold", path, s.Name, subject)
 }
 
 // sameVerdicts refuses verdicts claimed other than those judged.
@@ -825,9 +863,9 @@ func keyReport(ctx context.Context, s *plan.Source, id string, seen map[string]*
 	return kp, nil
 }
 
-// proofParses are the proof members of a bundle, parsed and their record
-// parts checked (proof.Parse) by workers on every core as the bundle is
-// read, ahead of the checks that need them.
+// proofParses are the proof members of a bundle, parsed and their
+// inclusion paths checked (proof.ParseDetached) by workers on every core,
+// ahead of the checks that need them.
 type proofParses struct {
 	byName  map[string]*parsedProof // written by add, read by get after end
 	jobs    chan proofJob
@@ -836,7 +874,8 @@ type proofParses struct {
 	wg      sync.WaitGroup
 }
 
-// parsedProof is one proof member's proof.Parse, once done is closed.
+// parsedProof is one proof member's proof.ParseDetached, once done is
+// closed.
 type parsedProof struct {
 	done chan struct{}
 	pp   *proof.Parsed
@@ -859,7 +898,7 @@ func startProofParses() *proofParses {
 				if ps.stopped.Load() {
 					j.p.err = errors.New("verification ended")
 				} else {
-					j.p.pp, j.p.err = proof.Parse(j.data)
+					j.p.pp, j.p.err = proof.ParseDetached(j.data)
 				}
 				close(j.p.done)
 			}

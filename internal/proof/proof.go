@@ -513,6 +513,9 @@ type Parsed struct {
 	entry   translog.Entry
 	rec     *record.Record // the content as a record, if it is one
 	recErr  error
+	// detached: a detached proof (ParseDetached), with no content:
+	// VerifyDetached checks the record it is given.
+	detached bool
 }
 
 // Parse parses an offline proof and checks its record part (Parsed).
@@ -541,6 +544,37 @@ func Parse(data []byte) (*Parsed, error) {
 // checkpoint and map path), and that a file named by a record id holds
 // that record.
 func (v *Verifier) VerifyParsed(pp *Parsed) (*Proven, error) {
+	if pp.detached {
+		return nil, &RefusedError{Err: fmt.Errorf("%w: a detached proof (without the file's bytes): verify it with the record it names", translog.ErrProof), Checkpoint: pp.proof.Checkpoint}
+	}
+	p, x, entry := pp.proof, pp.extra, pp.entry
+	refuse := func(err error) (*Proven, error) {
+		return nil, &RefusedError{Err: err, Checkpoint: p.Checkpoint}
+	}
+	pr, err := v.verifyTrust(pp)
+	if err != nil {
+		return nil, err
+	}
+	pr.Content = x.Content
+	pr.Subject, _ = index.SubjectOf(entry.Path)
+	base := entry.Path[strings.LastIndexByte(entry.Path, '/')+1:]
+	id, named := strings.CutSuffix(base, ".json")
+	named = named && translog.IsLowerHex(id, 64)
+	if pp.recErr == nil {
+		pr.Record = pp.rec.Clone() // the caller's own
+		if named && pr.Record.ID != id {
+			return refuse(fmt.Errorf("the file at %s is record %s, not the record %s its path names", entry.Path, pr.Record.ID, id))
+		}
+	} else if named {
+		return refuse(fmt.Errorf("the file at %s is not the record its path names: %w", entry.Path, pp.recErr))
+	}
+	return pr, nil
+}
+
+// verifyTrust checks what of a parsed proof needs trust: the checkpoint's
+// signatures (once per checkpoint) and its map leaf (once per checkpoint
+// and map path). It returns the Proven without its content and record.
+func (v *Verifier) verifyTrust(pp *Parsed) (*Proven, error) {
 	trust := v.Trust
 	p, x, entry := pp.proof, pp.extra, pp.entry
 	refuse := func(err error) (*Proven, error) {
@@ -558,24 +592,11 @@ func (v *Verifier) VerifyParsed(pp *Parsed) (*Proven, error) {
 	if err != nil {
 		return refuse(err)
 	}
-	pr := &Proven{
-		Index: p.Index, Entry: entry, Content: x.Content,
+	return &Proven{
+		Index: p.Index, Entry: entry,
 		Checkpoint: sc.Checkpoint, MapLeaf: ml.Entry, Key: sc.Key,
 		Cosignatures: n, Quorum: trust.Witnesses.Quorum, Unwitnessed: trust.Witnesses.Unwitnessed(),
-	}
-	pr.Subject, _ = index.SubjectOf(entry.Path)
-	base := entry.Path[strings.LastIndexByte(entry.Path, '/')+1:]
-	id, named := strings.CutSuffix(base, ".json")
-	named = named && translog.IsLowerHex(id, 64)
-	if pp.recErr == nil {
-		pr.Record = pp.rec.Clone() // the caller's own
-		if named && pr.Record.ID != id {
-			return refuse(fmt.Errorf("the file at %s is record %s, not the record %s its path names", entry.Path, pr.Record.ID, id))
-		}
-	} else if named {
-		return refuse(fmt.Errorf("the file at %s is not the record its path names: %w", entry.Path, pp.recErr))
-	}
-	return pr, nil
+	}, nil
 }
 
 // checkNote checks a proof's checkpoint note under trust: of the index
