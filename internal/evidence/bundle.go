@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"runtime"
@@ -285,14 +286,13 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 	if int64(len(rest)) > bound {
 		return nil, bad("it holds more than its manifest's %d members and their headers take (%d bytes of members)", len(m.Members), total)
 	}
-	rr := bytes.NewReader(rest)
-	tr = tar.NewReader(rr)
 	datas := make([][]byte, len(m.Members))
+	pos := int64(0) // of the next header in rest
 	for i, mem := range m.Members {
-		hdr, err := tr.Next()
-		if err == io.EOF {
+		if pos >= int64(len(rest)) || isZeroBlock(rest[pos:]) {
 			return nil, bad("it ends before member %d, %s, that its manifest lists (truncated?)", i+1, mem.Path)
 		}
+		hdr, off, err := memberAt(rest, pos)
 		if err != nil {
 			return nil, bad("member %d (%s): %v (truncated?)", i+1, mem.Path, err)
 		}
@@ -306,22 +306,24 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 			return nil, bad("member %s is %d bytes, the manifest says %d", hdr.Name, hdr.Size, mem.Size)
 		}
 		// A regular member's bytes follow its header: the member is
-		// that slice of the file (the tar reader seeks past it).
-		off := int64(len(rest)) - int64(rr.Len())
+		// that slice of the file.
 		if off+mem.Size > int64(len(rest)) {
 			return nil, bad("member %s: the file ends within it (truncated?)", hdr.Name)
 		}
 		datas[i] = rest[off : off+mem.Size : off+mem.Size]
+		pos = off + (mem.Size+tarBlock-1)/tarBlock*tarBlock
 	}
-	if hdr, err := tr.Next(); err != io.EOF {
-		if err == nil {
-			return nil, bad("member %q is not in the manifest", hdr.Name)
+	if pos < int64(len(rest)) && !isZeroBlock(rest[pos:]) {
+		hdr, _, err := memberAt(rest, pos)
+		if err != nil {
+			return nil, bad("after the last member: %v (truncated?)", err)
 		}
-		return nil, bad("after the last member: %v (truncated?)", err)
+		return nil, bad("member %q is not in the manifest", hdr.Name)
 	}
-	// The tar's end, then nothing but zero blocks.
-	tail := rest[int64(len(rest))-int64(rr.Len()):]
-	if len(tail) > maxTrailer || len(tail)%tarBlock != 0 || bytes.ContainsFunc(tail, func(r rune) bool { return r != 0 }) {
+	// The tar's end (zero blocks, two by the standard), then nothing
+	// but zero blocks.
+	tail := rest[min(pos, int64(len(rest))):]
+	if len(tail) > 2*tarBlock+maxTrailer || len(tail)%tarBlock != 0 || bytes.ContainsFunc(tail, func(r rune) bool { return r != 0 }) {
 		return nil, bad("something other than zero blocks follows the archive's end")
 	}
 	// Every member's SHA-256, on every core; the first mismatch in the
@@ -346,6 +348,85 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 		b.Files[mem.Path] = datas[i]
 	}
 	return b, nil
+}
+
+// isZeroBlock reports whether b starts with a block of zeros (an
+// archive's end) or with less than a block.
+func isZeroBlock(b []byte) bool {
+	if len(b) < tarBlock {
+		return len(b) == 0 || !slices.ContainsFunc(b, func(c byte) bool { return c != 0 })
+	}
+	return !slices.ContainsFunc(b[:tarBlock], func(c byte) bool { return c != 0 })
+}
+
+// memberAt reads the header of the member at pos in an archive's bytes:
+// the header and the offset of the member's bytes. A plain ustar header
+// of a regular file (as Write writes every member whose path fits) is
+// read here; anything else (pax, GNU, another type) by archive/tar.
+func memberAt(archive []byte, pos int64) (*tar.Header, int64, error) {
+	if name, size, ok := ustarRegular(archive[pos:]); ok {
+		return &tar.Header{Name: name, Size: size, Typeflag: tar.TypeReg}, pos + tarBlock, nil
+	}
+	r := bytes.NewReader(archive[pos:])
+	hdr, err := tar.NewReader(r).Next()
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return hdr, int64(len(archive)) - int64(r.Len()), nil
+}
+
+// ustarRegular parses a block as a POSIX ustar header of a regular file
+// (typeflag '0'), its checksum right: the path (prefix/name) and the
+// size. ok is false for any other block, which archive/tar reads.
+func ustarRegular(blk []byte) (name string, size int64, ok bool) {
+	if len(blk) < tarBlock || string(blk[257:265]) != "ustar\x0000" || blk[156] != tar.TypeReg || string(blk[508:512]) == "tar\x00" {
+		return "", 0, false
+	}
+	var sum int64
+	for i, c := range blk[:tarBlock] {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		sum += int64(c)
+	}
+	chk, ok1 := octal(blk[148:156])
+	size, ok2 := octal(blk[124:136])
+	if !ok1 || !ok2 || chk != sum {
+		return "", 0, false
+	}
+	name = cString(blk[0:100])
+	if prefix := cString(blk[345:500]); prefix != "" {
+		name = prefix + "/" + name
+	}
+	return name, size, true
+}
+
+// octal parses a ustar numeric field: octal digits, with spaces and NULs
+// around them.
+func octal(b []byte) (int64, bool) {
+	b = bytes.Trim(b, " \x00")
+	if len(b) == 0 {
+		return 0, true
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '7' || n > math.MaxInt64>>3 {
+			return 0, false
+		}
+		n = n<<3 | int64(c-'0')
+	}
+	return n, true
+}
+
+// cString is a ustar string field: its bytes up to the first NUL.
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
 }
 
 // readUpTo reads r to its end, or to limit bytes, into one buffer of

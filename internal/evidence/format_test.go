@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -217,5 +218,48 @@ func TestOldVersionRefused(t *testing.T) {
 	tw.Close()
 	if _, err := verify(buf.Bytes()); !errors.Is(err, ErrMalformed) {
 		t.Errorf("a link first: %v", err)
+	}
+}
+
+// Members are read in place whatever their headers: ustar (read by
+// Read itself), pax (a path too long for ustar, read by archive/tar),
+// each member's bytes exactly its own, empty ones included.
+func TestReadHeaders(t *testing.T) {
+	long := "repos/0/" + strings.Repeat("d/", 150) + "x.json"
+	files := map[string][]byte{
+		"project/cairn.yaml": []byte("a"),
+		long:                 bytes.Repeat([]byte("pax "), 300),
+		"empty":              {},
+		"repos/0/api/v1/log/subject/1009/" + strings.Repeat("ab", 32) + ".json": bytes.Repeat([]byte{7}, 512),
+	}
+	names := []string{"project/cairn.yaml", long, "empty", "repos/0/api/v1/log/subject/1009/" + strings.Repeat("ab", 32) + ".json"}
+	var out bytes.Buffer
+	if err := Write(&out, Manifest{}, names, files); err != nil {
+		t.Fatal(err)
+	}
+	// From a file (its size known) and from a stream.
+	for _, r := range []io.Reader{bytes.NewReader(out.Bytes()), io.MultiReader(bytes.NewReader(out.Bytes()))} {
+		b, err := Read(r, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if !bytes.Equal(b.Files[n], files[n]) {
+				t.Errorf("%s: read %d bytes, wrote %d", n, len(b.Files[n]), len(files[n]))
+			}
+		}
+	}
+	// The pax header is there: the archive is not all ustar.
+	tr := tar.NewReader(bytes.NewReader(out.Bytes()))
+	pax := false
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			break
+		}
+		pax = pax || hdr.Format == tar.FormatPAX
+	}
+	if !pax {
+		t.Fatal("no pax header written for a path over ustar's")
 	}
 }

@@ -178,7 +178,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	// The proofs' inclusion paths need no trust and no record: they are
 	// parsed and checked on the cores the checks below leave idle, and
 	// their verdicts read where the records' proofs are checked.
-	ahead := startProofParses()
+	ahead := startProofParses(len(b.Files))
 	defer ahead.stop()
 	for name, data := range b.Files {
 		ahead.add(name, data)
@@ -889,9 +889,9 @@ type proofJob struct {
 }
 
 // startProofParses starts the workers that parse the proof members add
-// is given.
-func startProofParses() *proofParses {
-	ps := &proofParses{byName: map[string]*parsedProof{}, jobs: make(chan proofJob, 256)}
+// is given, of at most n members: add never waits for them.
+func startProofParses(n int) *proofParses {
+	ps := &proofParses{byName: map[string]*parsedProof{}, jobs: make(chan proofJob, n)}
 	for range runtime.GOMAXPROCS(0) {
 		ps.wg.Go(func() {
 			for j := range ps.jobs {
