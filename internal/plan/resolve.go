@@ -133,10 +133,19 @@ type resolver struct {
 // Locked.Withheld), and a version pinned (by cairn.yaml or the snapshot)
 // that the server refuses is a *ServerRefusedError.
 func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
-	return resolve(ctx, p, srcs, nil)
+	l, err := resolve(ctx, p, srcs, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Its digest computed.
+	if _, err := l.Marshal(); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
-// resolve is Resolve; with withheld (a lock's, by name) not nil, the
+// resolve is Resolve, without the lock's digest (a re-derived lock is
+// compared without it); with withheld (a lock's, by name) not nil, the
 // versions not offered are those, and the servers are not asked.
 func resolve(ctx context.Context, p *Project, srcs Sources, withheld map[string][]string) (*Lock, error) {
 	rs := &resolver{ctx: ctx, srcs: srcs, withheld: withheld, sources: map[string]*sourceOf{}, descs: map[string]*choice{}, chosen: map[string]*choice{}, roots: map[string][]string{}, ranges: map[string][]constraint{}}
@@ -217,9 +226,6 @@ func resolve(ctx context.Context, p *Project, srcs Sources, withheld map[string]
 			lp.Artifacts = append(lp.Artifacts, a)
 		}
 		l.Packages = append(l.Packages, lp)
-	}
-	if _, err := l.Marshal(); err != nil {
-		return nil, err
 	}
 	return l, nil
 }
