@@ -314,6 +314,17 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			}
 		}
 	}
+	// The records' proofs, checked beside the checks below; their
+	// verdict is read after theirs, so that a bundle is refused for the
+	// first of its faults in the order of docs/evidence.md.
+	var provenRecs map[string]*proof.Proven
+	var proofsErr error
+	proofsDone := make(chan struct{})
+	go func() {
+		defer close(proofsDone)
+		provenRecs, proofsErr = checkProofs(ctx, b, l, srcs, ahead)
+	}()
+	defer func() { <-proofsDone }()
 	// The SBOM, derived again from the lock, beside the checks below
 	// (on the core they leave idle); its verdict is read after theirs.
 	var sbomErr error
@@ -435,51 +446,13 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	}
 	rep.SBOMSHA512 = rep.Blobs
 
-	// Every record's proof, and nothing else.
-	ids, err := recordsOf(l, srcs)
-	if err != nil {
-		return nil, err
+	// Every record's proof (checked beside the checks above), and
+	// nothing else.
+	<-proofsDone
+	if proofsErr != nil {
+		return nil, proofsErr
 	}
-	verifiers := map[string]*proof.Verifier{}
-	for _, id := range ids {
-		if !b.Has("proofs/" + id.id + ".proof") {
-			return nil, refuse("record %s about a locked version has no proof in the bundle (proofs/%s.proof)", id.id, id.id)
-		}
-		if verifiers[id.repo] == nil {
-			pv, err := proofVerifier(srcs.Get(id.repo))
-			if err != nil {
-				return nil, refuse("record %s: %v", id.id, err)
-			}
-			verifiers[id.repo] = pv
-		}
-	}
-	// Checked on every core; the first refusal in the records' order is
-	// the one reported.
-	prs, errs := make([]*proof.Proven, len(ids)), make([]error, len(ids))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < len(ids); i = int(next.Add(1)) - 1 {
-				id := ids[i]
-				pr, err := checkProof(ctx, srcs.Get(id.repo), verifiers[id.repo], ahead.get("proofs/"+id.id+".proof"), id)
-				if err == nil && (pr.Record == nil || pr.Record.ID != id.id) {
-					err = fmt.Errorf("proofs/%s.proof proves %s, not that record", id.id, pr.Entry.Path)
-				}
-				prs[i], errs[i] = pr, err
-			}
-		}()
-	}
-	wg.Wait()
-	proven := map[string]*proof.Proven{}
-	for i, id := range ids {
-		if errs[i] != nil {
-			return nil, refuse("record %s: %v", id.id, errs[i])
-		}
-		proven[id.id] = prs[i]
-	}
+	proven := provenRecs
 	for name := range b.Files {
 		if mm := proofMember().FindStringSubmatch(name); mm != nil && proven[mm[1]] == nil {
 			return nil, fmt.Errorf("%w: %s proves a record about no locked version", ErrMalformed, name)
@@ -552,6 +525,61 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		return rep, re
 	}
 	return rep, nil
+}
+
+// checkProofs checks the detached proof of every record about a locked
+// version (recordsOf), each against its source's light view, on every
+// core: the records proved, by id, or the first refusal in the records'
+// order.
+func checkProofs(ctx context.Context, b *Bundle, l *plan.Lock, srcs plan.Sources, ahead *proofParses) (map[string]*proof.Proven, error) {
+	refusef := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
+	}
+	ids, err := recordsOf(l, srcs)
+	if err != nil {
+		return nil, err
+	}
+	verifiers := map[string]*proof.Verifier{}
+	for _, id := range ids {
+		if !b.Has("proofs/" + id.id + ".proof") {
+			return nil, refusef("record %s about a locked version has no proof in the bundle (proofs/%s.proof)", id.id, id.id)
+		}
+		if verifiers[id.repo] == nil {
+			pv, err := proofVerifier(srcs.Get(id.repo))
+			if err != nil {
+				return nil, refusef("record %s: %v", id.id, err)
+			}
+			verifiers[id.repo] = pv
+		}
+	}
+	// Checked on every core; the first refusal in the records' order is
+	// the one reported.
+	prs, errs := make([]*proof.Proven, len(ids)), make([]error, len(ids))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(ids); i = int(next.Add(1)) - 1 {
+				id := ids[i]
+				pr, err := checkProof(ctx, srcs.Get(id.repo), verifiers[id.repo], ahead.get("proofs/"+id.id+".proof"), id)
+				if err == nil && (pr.Record == nil || pr.Record.ID != id.id) {
+					err = fmt.Errorf("proofs/%s.proof proves %s, not that record", id.id, pr.Entry.Path)
+				}
+				prs[i], errs[i] = pr, err
+			}
+		}()
+	}
+	wg.Wait()
+	proven := map[string]*proof.Proven{}
+	for i, id := range ids {
+		if errs[i] != nil {
+			return nil, refusef("record %s: %v", id.id, errs[i])
+		}
+		proven[id.id] = prs[i]
+	}
+	return proven, nil
 }
 
 func indexes(n int) []string {
