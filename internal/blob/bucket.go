@@ -1,0 +1,179 @@
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"time"
+
+	gcblob "gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// Bucket is a blob store on an object store, through gocloud.dev/blob:
+// S3 and what speaks its API (s3://BUCKET?endpoint=…), Google Cloud
+// Storage (gs://), Azure Blob Storage (azblob://) and a directory
+// (file:///DIR), chosen by URL; which schemes a program opens is decided
+// by the drivers it links (see OpenBucket). Blob sha256:HEX is the object
+// sha256/HEX (under the URL's prefix= if it names one).
+//
+// Put verifies the bytes as they are uploaded and aborts the upload when
+// they are not the blob, so a wrong upload never becomes visible: an
+// object store makes an object visible only when its writer completes (a
+// multipart upload is aborted, a directory's temporary file removed).
+// Open verifies what it reads, so a store whose objects were changed
+// behind cairn's back is caught on read, as a mirror is.
+type Bucket struct {
+	b    *gcblob.Bucket
+	name string // the URL without its query, for messages
+}
+
+var _ Store = (*Bucket)(nil)
+
+// OpenBucket opens the object store urlstr names. Its scheme must be one
+// whose driver the program links (cairn links s3, gs, azblob, file and
+// mem); the error names the schemes it knows otherwise. Close releases it.
+func OpenBucket(ctx context.Context, urlstr string) (*Bucket, error) {
+	u, err := url.Parse(urlstr)
+	if err != nil || u.Scheme == "" {
+		return nil, fmt.Errorf("blob store %q: want a URL such as s3://BUCKET?endpoint=…&region=…, gs://BUCKET, azblob://CONTAINER or file:///DIR", urlstr)
+	}
+	b, err := gcblob.OpenBucket(ctx, urlstr)
+	if err != nil {
+		return nil, fmt.Errorf("blob store %s: %w", redact(u), err)
+	}
+	return NewBucket(b, redact(u)), nil
+}
+
+// NewBucket is a store on an opened bucket; name is what errors call it.
+// The store owns b from then on: its Close closes b.
+func NewBucket(b *gcblob.Bucket, name string) *Bucket { return &Bucket{b: b, name: name} }
+
+// redact is u without its query (which may carry an endpoint's options)
+// or user information.
+func redact(u *url.URL) string {
+	c := *u
+	c.User, c.RawQuery, c.Fragment = nil, "", ""
+	return c.String()
+}
+
+// String returns the store's URL, without its query, which errors and a
+// chain's messages name.
+func (s *Bucket) String() string { return s.name }
+
+// Close releases the bucket.
+func (s *Bucket) Close() error { return s.b.Close() }
+
+// Key returns the object key of ref in the bucket (under the URL's
+// prefix, if any).
+func (s *Bucket) Key(ref Ref) string { return "sha256/" + ref.SHA256 }
+
+// Open implements Store: the object's bytes, verified as they are read.
+func (s *Bucket) Open(ctx context.Context, ref Ref) (io.ReadCloser, error) {
+	if err := ref.Check(); err != nil {
+		return nil, err
+	}
+	r, err := s.b.NewReader(ctx, s.Key(ref), nil)
+	if err != nil {
+		return nil, s.fail("reading", ref, err)
+	}
+	if r.Size() != ref.Size {
+		// Not the blob, whatever its bytes: a blob of another size, or
+		// an object cut short. Reading it would end in a mismatch;
+		// saying so now names the sizes.
+		r.Close()
+		return nil, fmt.Errorf("%s: %s: %w", s.name, s.Key(ref), &MismatchError{Want: ref, GotSize: r.Size()})
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{VerifyReader(r, ref), r}, nil
+}
+
+// Stat implements Store: whether the object is there with the blob's
+// size (its bytes are checked when it is read).
+func (s *Bucket) Stat(ctx context.Context, ref Ref) (bool, error) {
+	if err := ref.Check(); err != nil {
+		return false, err
+	}
+	a, err := s.b.Attributes(ctx, s.Key(ref))
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.fail("reading the attributes of", ref, err)
+	}
+	return a.Size == ref.Size, nil
+}
+
+// Put implements Store. The bytes are hashed as they are uploaded; when
+// they are not the blob the upload is aborted before it completes, so
+// nothing becomes visible, and the error is a *MismatchError.
+func (s *Bucket) Put(ctx context.Context, ref Ref, r io.Reader) error {
+	if err := ref.Check(); err != nil {
+		return err
+	}
+	if ok, err := s.Stat(ctx, ref); err != nil {
+		return err
+	} else if ok {
+		return nil
+	}
+	// Cancelling the writer's context before Close aborts the upload.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.b.NewWriter(wctx, s.Key(ref), &gcblob.WriterOptions{
+		ContentType:  "application/octet-stream",
+		CacheControl: "public, max-age=31536000, immutable",
+		// The whole of a small blob is sent in one request.
+		BufferSize: int(min(max(ref.Size, 1), 5<<20)),
+	})
+	if err != nil {
+		return s.fail("writing", ref, err)
+	}
+	if _, err := io.Copy(w, VerifyReader(r, ref)); err != nil {
+		cancel()
+		w.Close() // aborted: its error is the cancellation's
+		if errors.Is(err, ErrMismatch) {
+			return err
+		}
+		return fmt.Errorf("%s: writing %s: %w", s.name, s.Key(ref), err)
+	}
+	if err := w.Close(); err != nil {
+		return s.fail("writing", ref, err)
+	}
+	return nil
+}
+
+// SignedURL returns a URL the object store serves ref at for a while
+// (expiry), for a server to redirect a client to, or an error wrapping
+// errors.ErrUnsupported when the store cannot sign one (a directory, an
+// S3 bucket opened without credentials). The client still verifies what
+// it reads: the redirect saves the server the bytes, not the check.
+func (s *Bucket) SignedURL(ctx context.Context, ref Ref, expiry time.Duration) (string, error) {
+	if err := ref.Check(); err != nil {
+		return "", err
+	}
+	u, err := s.b.SignedURL(ctx, s.Key(ref), &gcblob.SignedURLOptions{Expiry: expiry, Method: "GET"})
+	if gcerrors.Code(err) == gcerrors.Unimplemented {
+		return "", fmt.Errorf("%s: no signed URLs: %w", s.name, errors.ErrUnsupported)
+	}
+	if err != nil {
+		return "", s.fail("signing a URL of", ref, err)
+	}
+	return u, nil
+}
+
+// fail names what failed, where; a missing object wraps fs.ErrNotExist.
+func (s *Bucket) fail(doing string, ref Ref, err error) error {
+	key := s.Key(ref)
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound:
+		return fmt.Errorf("%s: no object %s (blob %s): %w", s.name, key, ref, fs.ErrNotExist)
+	case gcerrors.PermissionDenied:
+		return fmt.Errorf("%s: %s %s: permission denied (check the credentials the environment gives, e.g. AWS_ACCESS_KEY_ID, and the bucket's policy): %w", s.name, doing, key, err)
+	}
+	return fmt.Errorf("%s: %s %s: %w", s.name, doing, key, err)
+}
