@@ -1111,11 +1111,13 @@ var errNoBatch = errors.New("the server reads no batches of subjects")
 // at the view's tree: ?size=N) and checks each document as fetch does.
 // It fails whole (errNoBatch when the server has no such reads), else it
 // returns each subject's files or why they are refused, and keep, which
-// keeps the documents of the subjects it is given (those judged).
-func (v *View) fetchBatch(ctx context.Context, subjects []string) ([][]index.MemFile, []error, func(ok []int), error) {
+// keeps the documents of the subjects it is given (those judged). proved,
+// if set, is given each subject's files as soon as they are proved, in
+// turn, before the next document is checked.
+func (v *View) fetchBatch(ctx context.Context, subjects []string, proved func([]index.MemFile)) ([][]index.MemFile, []error, func(ok []int), error) {
 	at := v.reading()
 	for try := 0; ; try++ {
-		files, errs, keep, err := v.fetchBatchAt(ctx, at, subjects)
+		files, errs, keep, err := v.fetchBatchAt(ctx, at, subjects, proved)
 		if errors.Is(err, ErrMoved) && try == 0 {
 			if at, err = v.reopen(ctx, at); err != nil {
 				return nil, nil, nil, err
@@ -1127,7 +1129,7 @@ func (v *View) fetchBatch(ctx context.Context, subjects []string) ([][]index.Mem
 }
 
 // fetchBatchAt is fetchBatch at the tree of at.
-func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string) ([][]index.MemFile, []error, func(ok []int), error) {
+func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string, proved func([]index.MemFile)) ([][]index.MemFile, []error, func(ok []int), error) {
 	path := "/api/v1/log/subjects"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.client.base()+path+"?size="+strconv.FormatInt(at.Checkpoint.Size, 10), strings.NewReader(strings.Join(subjects, "\n")+"\n"))
 	if err != nil {
@@ -1179,6 +1181,9 @@ func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string) ([
 		}
 		if files[i], errs[i] = at.checkDoc(s, &docs[i]); errs[i] == nil {
 			files[i] = v.within(files[i])
+			if proved != nil {
+				proved(files[i])
+			}
 		}
 	}
 	cp := at.Checkpoint.Checkpoint
@@ -1311,9 +1316,29 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 	var files [][]index.MemFile
 	var errs []error
 	var keep func(ok []int)
+	// What the first document proved needs (the keys that signed it,
+	// which most likely signed the others too) is read at once, while
+	// the others are checked, not once they all are; judge reads the rest
+	// of the batch's needs in one request. Those reads end before the
+	// loads do.
+	var early sync.WaitGroup
 	err := errNoBatch
 	if !v.offline && !v.noBatch.Load() {
-		files, errs, keep, err = v.fetchBatch(ctx, subjects)
+		var once sync.Once
+		proved := func(files []index.MemFile) {
+			once.Do(func() {
+				var needs []string
+				for _, x := range index.Needs(files) {
+					if !slices.Contains(subjects, x) {
+						needs = append(needs, x)
+					}
+				}
+				if len(needs) > 0 {
+					early.Go(func() { v.Prefetch(ctx, needs...) })
+				}
+			})
+		}
+		files, errs, keep, err = v.fetchBatch(ctx, subjects, proved)
 		if errors.Is(err, errNoBatch) {
 			v.noBatch.Store(true)
 		}
@@ -1359,6 +1384,7 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 		}
 		v.keepLater(func() { keep(judged) })
 	}
+	early.Wait()
 	v.finish(subjects, loads)
 }
 
