@@ -71,7 +71,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout)
+	root := newRootFor(stdout, args)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -223,7 +223,49 @@ func classify(err error) (int, string) {
 	return exitError, ""
 }
 
-func newRoot(stdout io.Writer) *cobra.Command {
+// commands returns cairn's commands, each by its name and the function
+// that builds it, in the order newRoot adds them. (A function, not a
+// table: cairn demo's commands run cairn's.)
+func commands() []namedCommand {
+	return []namedCommand{
+		{"key", newKeyCmd}, {"init", newInitCmd}, {"serve", newServeCmd}, {"certifier", newCertifierCmd}, {"hook", newHookCmd},
+		{"remote", newRemoteCmd}, {"pull", newPullCmd}, {"push", newPushCmd}, {"publish", newPublishCmd}, {"certify", newCertifyCmd},
+		{"revoke", newRevokeCmd}, {"show", newShowCmd}, {"log", newLogCmd}, {"verify", newVerifyCmd}, {"root", newRootCmd},
+		{"demo", newDemoCmd}, {"upstream", newUpstreamCmd}, {"sync", newSyncCmd}, {"promote", newPromoteCmd}, {"upload", newUploadCmd},
+		{"snapshot", newSnapshotCmd}, {"label", newLabelCmd}, {"lock", newLockCmd}, {"install", newInstallCmd}, {"policy", newPolicyCmd},
+		{"why", newWhyCmd}, {"version", newVersionCmd}, {"search", newSearchCmd}, {"witness", newWitnessCmd}, {"proof", newProofCmd},
+		{"evidence", newEvidenceCmd}, {"import", newImportCmd}, {"package", newPackageCmd}, {"sbom", newSBOMCmd}, {"vex", newVEXCmd},
+	}
+}
+
+// namedCommand is one of cairn's commands: its name and what builds it.
+type namedCommand struct {
+	name  string
+	build func() *cobra.Command
+}
+
+// newRootFor is the root command that runs args: with only the command
+// args[0] names, if it is one of cairn's (its flags and subcommands, not
+// every other command's, which cost a few milliseconds at every start),
+// else with all of them (help, completion, a flag first, a mistyped name
+// and its suggestions: newRoot).
+func newRootFor(stdout io.Writer, args []string) *cobra.Command {
+	if len(args) > 0 {
+		for _, c := range commands() {
+			if c.name == args[0] {
+				return buildRoot(stdout, c.name)
+			}
+		}
+	}
+	return newRoot(stdout)
+}
+
+// newRoot is the root command with every command.
+func newRoot(stdout io.Writer) *cobra.Command { return buildRoot(stdout, "") }
+
+// buildRoot is the root command with the command named only, or with
+// every command ("").
+func buildRoot(stdout io.Writer, only string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cairn",
 		Short: "cairn: a package and trust manager whose every claim can be checked",
@@ -245,13 +287,11 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 refused by a rule or a security check, 4 n
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newKeyCmd(), newInitCmd(), newServeCmd(), newCertifierCmd(), newHookCmd(), newRemoteCmd(), newPullCmd(), newPushCmd(), newPublishCmd(), newCertifyCmd(), newRevokeCmd(),
-		newShowCmd(), newLogCmd(), newVerifyCmd(), newRootCmd(), newDemoCmd(), newUpstreamCmd(), newSyncCmd(), newPromoteCmd(), newUploadCmd(),
-		newSnapshotCmd(), newLabelCmd(), newLockCmd(), newInstallCmd(), newPolicyCmd(), newWhyCmd(), newVersionCmd(), newSearchCmd(), newWitnessCmd(), newProofCmd(), newEvidenceCmd())
-	root.AddCommand(newImportCmd())
-	root.AddCommand(newPackageCmd())
-	root.AddCommand(newSBOMCmd())
-	root.AddCommand(newVEXCmd())
+	for _, c := range commands() {
+		if only == "" || c.name == only {
+			root.AddCommand(c.build())
+		}
+	}
 	timeoutFlags(root)
 	versionFlag(root)
 	root.InitDefaultCompletionCmd()
