@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -261,5 +262,33 @@ func TestReadHeaders(t *testing.T) {
 	}
 	if !pax {
 		t.Fatal("no pax header written for a path over ustar's")
+	}
+}
+
+// The member kinds are told apart as these expressions tell them (the
+// paths docs/evidence.md names).
+func TestMemberKinds(t *testing.T) {
+	proofRE := regexp.MustCompile(`^proofs/([0-9a-f]{64})\.proof$`)
+	blobRE := regexp.MustCompile(`^blobs/sha256/([0-9a-f]{64})$`)
+	repoRE := regexp.MustCompile(`^repos/(0|[1-9][0-9]*)/`)
+	hex := strings.Repeat("0a", 32)
+	for _, name := range []string{
+		"proofs/" + hex + ".proof", "proofs/" + strings.ToUpper(hex) + ".proof", "proofs/" + hex[1:] + ".proof", "proofs/" + hex + "0.proof",
+		"proofs/" + hex + ".prooff", "xproofs/" + hex + ".proof", "proofs/" + hex[:63] + "g.proof", "proofs/.proof",
+		"blobs/sha256/" + hex, "blobs/sha256/" + hex + "/", "blobs/sha256/" + hex[2:], "blobs/sha512/" + hex, "blobs/sha256/" + hex[:63] + "G",
+		"repos/0/log/checkpoint", "repos/1/x", "repos/10/x", "repos/01/x", "repos/00/x", "repos//x", "repos/0", "repos/a/x", "repos/1a/x",
+		"repos/9/", "repos/-1/x", "repos/12345678901234567890/x", "project/cairn.yaml", "", "sbom.cdx.json",
+	} {
+		id, isProof := proofMember(name)
+		if m := proofRE.FindStringSubmatch(name); (m != nil) != isProof || (m != nil && m[1] != id) {
+			t.Errorf("%q: proofMember says %q %v, the expression %q", name, id, isProof, m)
+		}
+		if isBlobMember(name) != blobRE.MatchString(name) {
+			t.Errorf("%q: isBlobMember says %v", name, isBlobMember(name))
+		}
+		n, isRepo := repoMember(name)
+		if m := repoRE.FindStringSubmatch(name); (m != nil) != isRepo || (m != nil && m[1] != n) {
+			t.Errorf("%q: repoMember says %q %v, the expression %q", name, n, isRepo, m)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -159,13 +158,63 @@ type RecordProof struct {
 	Source *blob.Ref `json:"source,omitempty"`
 }
 
-var (
-	// Compiled when first used, not when every cairn command starts
-	// (a {64} repetition compiles into 64 copies).
-	proofMember = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^proofs/([0-9a-f]{64})\.proof$`) })
-	blobMember  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^blobs/sha256/([0-9a-f]{64})$`) })
-	repoMember  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^repos/(0|[1-9][0-9]*)/`) })
-)
+// proofMember returns the record id of a proof member's path,
+// "proofs/<64 lowercase hex>.proof".
+func proofMember(name string) (string, bool) {
+	id, ok := strings.CutPrefix(name, "proofs/")
+	if id, ok = strings.CutSuffix(id, ".proof"); !ok || !isLowerHex(id, 64) {
+		return "", false
+	}
+	return id, true
+}
+
+// isBlobMember reports whether a path is a blob member's,
+// "blobs/sha256/<64 lowercase hex>".
+func isBlobMember(name string) bool {
+	hex, ok := strings.CutPrefix(name, "blobs/sha256/")
+	return ok && isLowerHex(hex, 64)
+}
+
+// repoMember returns the repository number of a member under repos/N/
+// (N in decimal, no leading zero).
+func repoMember(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "repos/")
+	i := strings.IndexByte(rest, '/')
+	if !ok || i <= 0 || (rest[0] == '0' && i > 1) {
+		return "", false
+	}
+	for _, c := range rest[:i] {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	return rest[:i], true
+}
+
+// isProofMember reports whether a path is a proof member's.
+func isProofMember(name string) bool {
+	_, ok := proofMember(name)
+	return ok
+}
+
+// isRepoMember reports whether a path is a member under repos/N/.
+func isRepoMember(name string) bool {
+	_, ok := repoMember(name)
+	return ok
+}
+
+// isLowerHex reports whether s is n lowercase hex digits.
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Verify checks a bundle with no network (docs/evidence.md, Verifying)
 // and returns what it proves. A plan the policy refuses in a sound bundle
@@ -192,8 +241,8 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	// The members, by kind; the project parsed from its bytes.
 	for name, data := range b.Files {
 		switch {
-		case strings.HasPrefix(name, "project/"), proofMember().MatchString(name), repoMember().MatchString(name), name == SBOMName:
-		case blobMember().MatchString(name):
+		case strings.HasPrefix(name, "project/"), isProofMember(name), isRepoMember(name), name == SBOMName:
+		case isBlobMember(name):
 			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != name[len("blobs/sha256/"):] {
 				return nil, fmt.Errorf("%w: member %s holds bytes of sha256 %x", ErrMalformed, name, sum)
 			}
@@ -271,9 +320,10 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		light := true
 		r.Light = &light
 	}
+	repoNumbers := indexes(len(urls))
 	for name := range b.Files {
-		if mm := repoMember().FindStringSubmatch(name); mm != nil {
-			if !slices.Contains(indexes(len(urls)), mm[1]) {
+		if n, ok := repoMember(name); ok {
+			if !slices.Contains(repoNumbers, n) {
 				return nil, fmt.Errorf("%w: member %s is of no repository the manifest lists", ErrMalformed, name)
 			}
 		}
@@ -289,7 +339,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	// are judged at: the manifest must say so).
 	var at time.Time
 	for name, data := range b.Files {
-		if repoMember().MatchString(name) && strings.HasSuffix(name, "/log/checkpoint") {
+		if isRepoMember(name) && strings.HasSuffix(name, "/log/checkpoint") {
 			if c, err := checkpoint.Claimed(data); err == nil && c.Time.After(at) {
 				at = c.Time.UTC()
 			}
@@ -454,7 +504,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	}
 	proven := provenRecs
 	for name := range b.Files {
-		if mm := proofMember().FindStringSubmatch(name); mm != nil && proven[mm[1]] == nil {
+		if id, ok := proofMember(name); ok && proven[id] == nil {
 			return nil, fmt.Errorf("%w: %s proves a record about no locked version", ErrMalformed, name)
 		}
 	}
@@ -471,9 +521,9 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	rp.mu.Unlock()
 	for name := range b.Files {
 		switch {
-		case repoMember().MatchString(name) && !served[name]:
+		case isRepoMember(name) && !served[name]:
 			return nil, fmt.Errorf("%w: member %s is nothing the verification reads", ErrMalformed, name)
-		case blobMember().MatchString(name) && !locked[name]:
+		case isBlobMember(name) && !locked[name]:
 			return nil, fmt.Errorf("%w: member %s is no artifact the lock names", ErrMalformed, name)
 		}
 	}
@@ -938,7 +988,7 @@ func startProofParses(n int) *proofParses {
 // add queues a member read from the bundle for parsing if it is a proof
 // member. It is called by one goroutine, the reader's, before end.
 func (ps *proofParses) add(name string, data []byte) {
-	if !proofMember().MatchString(name) {
+	if !isProofMember(name) {
 		return
 	}
 	p := &parsedProof{done: make(chan struct{})}
