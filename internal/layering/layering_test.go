@@ -86,7 +86,9 @@ var allowed = map[string][]string{
 		"internal/blob", "internal/checkpoint", "internal/keys", "internal/record", "internal/remote", "internal/transport", "internal/witness", "internal/sbom"},
 	"internal/server": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/translog", "internal/witness",
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport",
-		"internal/vex", "internal/policy", "internal/verdict", "internal/gomod"},
+		"internal/vex", "internal/policy", "internal/verdict", "internal/gomod", "internal/web"},
+	// Pages for people: read through what the server keeps, no git, no serving of their own.
+	"internal/web": {"internal/index", "internal/policy", "internal/verdict", "internal/checkpoint", "internal/descriptor", "internal/record"},
 	"internal/certifier": {"internal/index", "internal/author", "internal/remote", "internal/blob",
 		"internal/descriptor", "internal/keys", "internal/osv", "internal/record", "internal/safefile", "internal/transport"},
 	"internal/server/servertest": {anyBelowCmd},

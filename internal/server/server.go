@@ -33,6 +33,7 @@ import (
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/transport"
+	"cairn.dev/cairn/internal/web"
 )
 
 // Options tune a server; the zero value of each field means its default.
@@ -252,7 +253,52 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /go/{path...}", s.goGet)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	return s.limit(s.accessLog(mux))
+	pages, err := web.New(s.pageSource())
+	if err != nil {
+		panic(err) // the embedded templates do not parse: a build defect, which every test catches
+	}
+	pages.Mount(mux) // GET /, /packages/…, /keys/…, /log: pages for people
+	return s.limit(s.accessLog(pages.NotFound(mux)))
+}
+
+// pageSource is what the pages read: main's verified head, the package
+// listing, the latest checkpoint and the server's policy, as the APIs
+// keep them.
+func (s *Server) pageSource() web.Source {
+	src := web.Source{
+		Repo:       s.repo,
+		Repository: PolicyRepository,
+		Logger:     s.log,
+		Verified: func(ctx context.Context) (string, error) {
+			res, err := s.verify(ctx)
+			if err != nil {
+				return "", err
+			}
+			return res.Head, nil
+		},
+		Packages: s.packages,
+	}
+	if s.ckpt != nil {
+		src.CheckpointKey = keys.ID(s.opts.CheckpointKey.Public())
+		src.Checkpoint = func(ctx context.Context) ([]byte, error) {
+			_, note, _, err := s.signed(ctx)
+			return note, err
+		}
+		for _, w := range s.opts.Witnesses {
+			src.Witnesses = append(src.Witnesses, web.Witness{URL: w.URL, VKey: w.VKey})
+		}
+	}
+	if s.gate != nil {
+		src.Policy = func(ctx context.Context) (*policy.Policy, string, error) {
+			key, err := s.blobKey(ctx)
+			if err != nil {
+				return nil, "", err
+			}
+			pol, err := s.policyAt(ctx, key)
+			return pol, s.gate.label(), err
+		}
+	}
+	return src
 }
 
 // healthz serves GET /healthz: "ok HEAD" when main verifies, else 503

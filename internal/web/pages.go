@@ -1,0 +1,428 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/verdict"
+)
+
+// Page sizes: how many entries a page of each list shows.
+const (
+	PackagesPerPage = 50  // the home page's package list
+	VersionsPerPage = 50  // a package's versions
+	ActivityCommits = 10  // the home page's recent activity: the last commits of main
+	ActivityFiles   = 8   // files shown of one commit of the activity
+	KeyScanCommits  = 200 // commits a key page scans for what the key signed, per page
+)
+
+// homeData is the repository's page.
+type homeData struct {
+	Query    string
+	Packages []index.PackageEntry
+	Total    int    // packages in the repository
+	Matched  int    // packages matching Query (Total without one)
+	Next     string // the after= of the next page ("": none)
+	Activity []activity
+	Error    string // what could not be shown of the activity
+}
+
+// activity is a commit of the home page's recent activity.
+type activity struct {
+	index.LogEntry
+	Files []activityFile
+	More  int // files of the commit not shown
+}
+
+// activityFile is one file a commit added, linked where it can be.
+type activityFile struct {
+	index.LogRecord
+	Package, Version string // the version it is about, if any
+}
+
+// home serves GET /: the packages (a page of them, or of a search), the
+// search form, and main's last commits.
+func (p *Pages) home(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	head, err := p.src.Verified(ctx)
+	if err != nil {
+		p.failErr(w, r, "the index", fmt.Errorf("%w: %w", errUnverified, err))
+		return
+	}
+	all, err := p.src.Packages(ctx, head)
+	if err != nil {
+		p.failErr(w, r, "listing packages", err)
+		return
+	}
+	q := r.URL.Query()
+	d := homeData{Query: strings.TrimSpace(q.Get("q")), Total: len(all)}
+	after := q.Get("after")
+	start, _ := slices.BinarySearchFunc(all, after, func(e index.PackageEntry, t string) int { return strings.Compare(e.Name, t) })
+	if start < len(all) && all[start].Name == after {
+		start++
+	}
+	if d.Query == "" {
+		d.Matched = len(all)
+		end := min(start+PackagesPerPage, len(all))
+		d.Packages = all[start:end]
+		if end < len(all) {
+			d.Next = all[end-1].Name
+		}
+	} else {
+		for _, e := range all[start:] {
+			if !index.MatchPackage(d.Query, e.Name) {
+				continue
+			}
+			if len(d.Packages) == PackagesPerPage {
+				d.Next = d.Packages[len(d.Packages)-1].Name
+				break
+			}
+			d.Packages = append(d.Packages, e)
+		}
+	}
+	d.Activity, err = p.activity(ctx)
+	if err != nil {
+		d.Error = err.Error()
+	}
+	p.render(w, r, http.StatusOK, "home", page{Title: "Packages", Nav: "home", Head: head, Data: d})
+}
+
+// activity reads main's last ActivityCommits commits.
+func (p *Pages) activity(ctx context.Context) ([]activity, error) {
+	var out []activity
+	err := p.src.Repo.Log(ctx, ActivityCommits, func(e index.LogEntry) error {
+		a := activity{LogEntry: e}
+		for i, f := range e.Records {
+			if i == ActivityFiles {
+				a.More = len(e.Records) - i
+				break
+			}
+			af := activityFile{LogRecord: f}
+			af.Package, af.Version = versionOf(f.Subject)
+			a.Files = append(a.Files, af)
+		}
+		a.Records = nil
+		out = append(out, a)
+		return nil
+	})
+	return out, err
+}
+
+// versionOf splits NAME@VERSION as a record's subject names a version;
+// "" when it names none.
+func versionOf(subject string) (name, version string) {
+	name, version = descriptor.SplitID(subject)
+	if version == "" || descriptor.CheckName(name) != nil || descriptor.CheckVersion(version) != nil {
+		return "", ""
+	}
+	return name, version
+}
+
+// packageOrVersion serves GET /packages/NAME and /packages/NAME@VERSION
+// (a name never holds '@': descriptor.CheckName).
+func (p *Pages) packageOrVersion(w http.ResponseWriter, r *http.Request) {
+	name, version := descriptor.SplitID(r.PathValue("id"))
+	if err := descriptor.CheckName(name); err != nil {
+		p.fail(w, r, http.StatusNotFound, "%v", err)
+		return
+	}
+	if version != "" {
+		if err := descriptor.CheckVersion(version); err != nil {
+			p.fail(w, r, http.StatusNotFound, "%v", err)
+			return
+		}
+		p.version(w, r, name, version)
+		return
+	}
+	p.pkg(w, r, name)
+}
+
+// packageData is a package's page.
+type packageData struct {
+	Name     string
+	Upstream string // the upstream that publishes it ("": this repository)
+	UUID     string
+	Summary  string
+	License  string
+	Count    int
+	Versions []versionRow
+	Page     int // from 1
+	Pages    int
+}
+
+// versionRow is one version of the package page.
+type versionRow struct {
+	Version    string
+	Descriptor string // sha256
+	Size       int64
+	Artifacts  []descriptor.Artifact
+}
+
+// pkg serves a package's page: its versions, newest first, a page at a
+// time, with their artifacts.
+func (p *Pages) pkg(w http.ResponseWriter, r *http.Request, name string) {
+	ctx := r.Context()
+	c, err := p.catalog(ctx)
+	if err != nil {
+		p.failErr(w, r, name, err)
+		return
+	}
+	versions, err := c.Versions(name)
+	if err != nil {
+		p.failErr(w, r, name, err)
+		return
+	}
+	if len(versions) == 0 {
+		p.upstreamPackage(w, r, c, name)
+		return
+	}
+	slices.Reverse(versions)
+	d := packageData{Name: name, Count: len(versions), Pages: (len(versions) + VersionsPerPage - 1) / VersionsPerPage}
+	d.Page, err = pageNumber(r, d.Pages)
+	if err != nil {
+		p.fail(w, r, http.StatusBadRequest, "%v", err)
+		return
+	}
+	for i, v := range versions[(d.Page-1)*VersionsPerPage : min(d.Page*VersionsPerPage, len(versions))] {
+		desc, ref, err := c.Descriptor(name, v)
+		if err != nil {
+			p.failErr(w, r, name+"@"+v, err)
+			return
+		}
+		if i == 0 && d.Page == 1 {
+			d.UUID, d.Summary, d.License = desc.UUID, desc.Summary, desc.License
+		}
+		d.Versions = append(d.Versions, versionRow{Version: v, Descriptor: ref.SHA256, Size: ref.Size, Artifacts: desc.Artifacts})
+	}
+	if d.UUID == "" { // a later page: the package's uuid is every version's
+		desc, _, err := c.Descriptor(name, versions[0])
+		if err != nil {
+			p.failErr(w, r, name, err)
+			return
+		}
+		d.UUID, d.Summary, d.License = desc.UUID, desc.Summary, desc.License
+	}
+	p.render(w, r, http.StatusOK, "package", page{Title: name, Head: c.Commit(), Data: d})
+}
+
+// upstreamPackage serves the page of a package an upstream this
+// repository follows publishes (internal names win: only a name this
+// repository does not publish), or the 404 page.
+func (p *Pages) upstreamPackage(w http.ResponseWriter, r *http.Request, c *index.Catalog, name string) {
+	notHere := fmt.Errorf("%s is not published in this repository: %w", name, fs.ErrNotExist)
+	ups, err := p.src.Repo.Followed(r.Context())
+	if err != nil || len(ups) == 0 {
+		p.failErr(w, r, name, notHere)
+		return
+	}
+	views, err := p.src.Repo.ShowUpstreamPackage(r.Context(), name, "")
+	if err != nil {
+		p.failErr(w, r, name, err)
+		return
+	}
+	slices.Reverse(views)
+	d := packageData{Name: name, Count: len(views), Page: 1, Pages: 1}
+	for _, v := range views {
+		if d.UUID == "" {
+			d.UUID, d.Summary, d.License, d.Upstream = v.Descriptor.UUID, v.Descriptor.Summary, v.Descriptor.License, v.Upstream
+		}
+		d.Versions = append(d.Versions, versionRow{Version: v.Version, Descriptor: v.Ref.SHA256, Size: v.Ref.Size, Artifacts: v.Descriptor.Artifacts})
+	}
+	p.render(w, r, http.StatusOK, "package", page{Title: name, Head: c.Commit(), Data: d})
+}
+
+// pageNumber reads ?page=N (1 when absent), from 1 to pages.
+func pageNumber(r *http.Request, pages int) (int, error) {
+	s := r.URL.Query().Get("page")
+	if s == "" {
+		return 1, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max(pages, 1) {
+		return 0, fmt.Errorf("page %q: want a number from 1 to %d", s, max(pages, 1))
+	}
+	return n, nil
+}
+
+// versionData is a version's page.
+type versionData struct {
+	Name, Version string
+	Descriptor    *descriptor.Descriptor
+	Ref           string
+	Size          int64
+	Records       []recordRow
+
+	Policies []string // the index's policies, by name
+	Chosen   string   // the policy judged by: an index policy's name, "" for the server's
+	Server   string   // the server's policy's label ("": it enforces none)
+	Label    string   // the label of the policy judged by
+	Verdict  *policy.Verdict
+	Rules    []ruleRow
+	Error    string // why there is no verdict
+}
+
+// recordRow is a record as the version page shows it.
+type recordRow struct {
+	index.RecordView
+	Answers []string // the records (ids) whose vulnerabilities this fixed record answers
+}
+
+// ruleRow is one rule's verdict, as `cairn why` prints it.
+type ruleRow struct {
+	policy.RuleVerdict
+	Mark string // pass, skip, FAIL, warning
+	File string
+}
+
+// version serves a version's page.
+func (p *Pages) version(w http.ResponseWriter, r *http.Request, name, version string) {
+	ctx := r.Context()
+	c, err := p.catalog(ctx)
+	if err != nil {
+		p.failErr(w, r, name+"@"+version, err)
+		return
+	}
+	views, err := c.Show(ctx, name, version)
+	if err != nil {
+		p.failErr(w, r, name+"@"+version, err)
+		return
+	}
+	v := views[0]
+	d := versionData{Name: name, Version: version, Descriptor: v.Descriptor, Ref: v.Ref.SHA256, Size: v.Ref.Size}
+	vulns := map[string][]string{} // vulnerability id → the records that declare it
+	for _, rv := range v.Records {
+		if rv.Record == nil {
+			continue
+		}
+		if vp, ok := rv.Record.Predicate.(record.VulnsPredicate); ok {
+			for _, res := range vp.Scanner.Result {
+				vulns[res.ID] = append(vulns[res.ID], rv.ID)
+				for _, a := range res.Aliases() {
+					vulns[a] = append(vulns[a], rv.ID)
+				}
+			}
+		}
+	}
+	for _, rv := range v.Records {
+		row := recordRow{RecordView: rv}
+		if rv.Record != nil {
+			if fp, ok := rv.Record.Predicate.(record.FixedPredicate); ok {
+				for _, id := range fp.Vulnerabilities {
+					for _, rec := range vulns[id] {
+						if !slices.Contains(row.Answers, rec) {
+							row.Answers = append(row.Answers, rec)
+						}
+					}
+				}
+			}
+		}
+		d.Records = append(d.Records, row)
+	}
+	code := http.StatusOK
+	if err := p.judge(ctx, r, c, &d); err != nil {
+		if errors.Is(err, errBadPolicy) {
+			code = http.StatusBadRequest
+		}
+		d.Error = err.Error()
+	}
+	p.render(w, r, code, "version", page{Title: name + "@" + version, Head: c.Commit(), Data: d})
+}
+
+var errBadPolicy = errors.New("no such policy")
+
+// judge fills d's verdict: of the index's policy ?policy=NAME, else of
+// the server's own policy, if any.
+func (p *Pages) judge(ctx context.Context, r *http.Request, c *index.Catalog, d *versionData) error {
+	pvs, err := c.Policies()
+	if err != nil {
+		return err
+	}
+	for _, pv := range pvs {
+		d.Policies = append(d.Policies, pv.Name)
+	}
+	var server *policy.Policy
+	if p.src.Policy != nil {
+		if server, d.Server, err = p.src.Policy(ctx); err != nil {
+			return fmt.Errorf("the server's policy: %w", err)
+		}
+	}
+	d.Chosen = r.URL.Query().Get("policy")
+	var pol *policy.Policy
+	switch {
+	case d.Chosen != "":
+		if !slices.Contains(d.Policies, d.Chosen) {
+			return fmt.Errorf("%w: the index holds no policy %q (it holds: %s)", errBadPolicy, d.Chosen, strings.Join(d.Policies, ", "))
+		}
+		if pol, err = p.indexPolicy(ctx, c, d.Chosen); err != nil {
+			return err
+		}
+		d.Label = "index:" + d.Chosen
+	case server != nil:
+		pol, d.Label = server, d.Server
+	default:
+		return nil
+	}
+	sub, err := verdict.Subject(c, p.src.Repository, d.Name, d.Version, nil)
+	if err != nil {
+		return err
+	}
+	d.Verdict = pol.Evaluate(sub, time.Now())
+	for _, rv := range d.Verdict.Rules {
+		mark := "pass"
+		switch {
+		case !rv.Applies:
+			mark = "skip"
+		case rv.Warning:
+			mark = "warning"
+		case !rv.Pass:
+			mark = "FAIL"
+		}
+		d.Rules = append(d.Rules, ruleRow{RuleVerdict: rv, Mark: mark, File: pol.File})
+	}
+	return nil
+}
+
+// indexPolicy returns the latest version of the index's policy name at
+// c, parsed and bound (once per version) as the server binds its own:
+// this repository and the upstreams it follows.
+func (p *Pages) indexPolicy(ctx context.Context, c *index.Catalog, name string) (*policy.Policy, error) {
+	pv, err := c.Policy(name)
+	if err != nil {
+		return nil, err
+	}
+	if pol, ok := p.policies.Load(pv.RecordID); ok {
+		return pol.(*policy.Policy), nil
+	}
+	text, pv, err := c.PolicyText(name)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := policy.Parse("index:"+name, text)
+	if err != nil {
+		return nil, fmt.Errorf("policy index:%s, version %.16s: %w", name, pv.RecordID, err)
+	}
+	ups, err := p.src.Repo.Followed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	repos := []string{p.src.Repository}
+	for _, u := range ups {
+		repos = append(repos, u.Name)
+	}
+	if err := pol.Bind(repos); err != nil {
+		return nil, fmt.Errorf("policy index:%s, version %.16s: %w", name, pv.RecordID, err)
+	}
+	p.policies.Store(pv.RecordID, pol)
+	return pol, nil
+}
