@@ -261,46 +261,6 @@ func (s *Server) routes() http.Handler {
 	return s.limit(s.accessLog(pages.NotFound(mux)))
 }
 
-// pageSource is what the pages read: main's verified head, the package
-// listing, the latest checkpoint and the server's policy, as the APIs
-// keep them.
-func (s *Server) pageSource() web.Source {
-	src := web.Source{
-		Repo:       s.repo,
-		Repository: PolicyRepository,
-		Logger:     s.log,
-		Verified: func(ctx context.Context) (string, error) {
-			res, err := s.verify(ctx)
-			if err != nil {
-				return "", err
-			}
-			return res.Head, nil
-		},
-		Packages: s.packages,
-	}
-	if s.ckpt != nil {
-		src.CheckpointKey = keys.ID(s.opts.CheckpointKey.Public())
-		src.Checkpoint = func(ctx context.Context) ([]byte, error) {
-			_, note, _, err := s.signed(ctx)
-			return note, err
-		}
-		for _, w := range s.opts.Witnesses {
-			src.Witnesses = append(src.Witnesses, web.Witness{URL: w.URL, VKey: w.VKey})
-		}
-	}
-	if s.gate != nil {
-		src.Policy = func(ctx context.Context) (*policy.Policy, string, error) {
-			key, err := s.blobKey(ctx)
-			if err != nil {
-				return nil, "", err
-			}
-			pol, err := s.policyAt(ctx, key)
-			return pol, s.gate.label(), err
-		}
-	}
-	return src
-}
-
 // healthz serves GET /healthz: "ok HEAD" when main verifies, else 503
 // with the line that fails (main changed on disk behind the server's
 // back). It checks only what is new since the last verified head.

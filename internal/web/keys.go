@@ -26,11 +26,16 @@ type keyData struct {
 	Revoked *grantBy // the revoke-key record, when revoked
 	Reason  string
 
-	Signed   []activityFile // what it signed in the commits scanned
-	Skip     int            // commits skipped before the scan (newest first)
-	Scanned  int            // commits scanned
-	Next     int            // the skip= of the next page (0: none)
+	Signed   []activityFile // what it signed in the leaves scanned, newest first
+	From, To int64          // the leaves scanned: From to To-1
+	Size     int64          // the log's size
+	Older    int64          // the before= of the page of older leaves (0: none)
+	Newer    int64          // the before= of the page of newer leaves (0: none)
 	ScanSize int
+
+	Git      bool // scanned git's history (no log): commits, not leaves
+	Skip     int  // the commits skipped
+	NextSkip int  // the skip= of the next page (0: none)
 }
 
 // grantRow is one grant of a key.
@@ -60,10 +65,6 @@ func (p *Pages) key(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := keyData{ID: id, ScanSize: KeyScanCommits}
-	if d.Skip, err = skipOf(r); err != nil {
-		p.fail(w, r, http.StatusBadRequest, "%v", err)
-		return
-	}
 	k, err := c.Key(id)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		p.failErr(w, r, "key "+id, err)
@@ -96,7 +97,11 @@ func (p *Pages) key(w http.ResponseWriter, r *http.Request) {
 			d.Revoked = &by
 		}
 	}
-	if err := p.signedBy(ctx, &d); err != nil {
+	if err := p.signedBy(ctx, r, c, &d); err != nil {
+		if errors.Is(err, errBadQuery) {
+			p.fail(w, r, http.StatusBadRequest, "%v", err)
+			return
+		}
 		p.failErr(w, r, "what key "+id+" signed", err)
 		return
 	}
@@ -131,40 +136,90 @@ func (p *Pages) recordBy(ctx context.Context, id string) grantBy {
 	return by
 }
 
-// skipOf reads ?skip=N, commits of main to skip (newest first).
-func skipOf(r *http.Request) (int, error) {
-	s := r.URL.Query().Get("skip")
-	if s == "" {
-		return 0, nil
+// signedBy lists what d's key signed: in the KeyScanLeaves leaves of
+// main's log before ?before=N (default: its end), newest first; with no
+// log, in KeyScanCommits commits of main after ?skip=N.
+func (p *Pages) signedBy(ctx context.Context, r *http.Request, c *index.Catalog, d *keyData) error {
+	if p.src.Leaves == nil {
+		return p.signedByGit(ctx, r, d)
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n%KeyScanCommits != 0 {
-		return 0, fmt.Errorf("skip %q: want a multiple of %d (the next page's link gives one)", s, KeyScanCommits)
+	d.ScanSize = KeyScanLeaves
+	to := int64(-1)
+	if s := r.URL.Query().Get("before"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%w: before %q: want a leaf index (the next page's link gives one)", errBadQuery, s)
+		}
+		to = n
 	}
-	return n, nil
+	var leaves []Leaf
+	var size int64
+	var err error
+	if to < 0 {
+		leaves, size, err = p.src.Leaves(ctx, -KeyScanLeaves, -1, true)
+	} else {
+		leaves, size, err = p.src.Leaves(ctx, max(to-KeyScanLeaves, 0), to, true)
+	}
+	if err != nil {
+		return err
+	}
+	d.Size = size
+	if len(leaves) == 0 {
+		return nil
+	}
+	d.From, d.To = leaves[0].Index, leaves[len(leaves)-1].Index+1
+	for i := len(leaves) - 1; i >= 0; i-- {
+		if leaves[i].Map {
+			continue
+		}
+		f := p.describe(c, leaves[i])
+		if f.Issuer == d.ID {
+			f.Time = leaves[i].Time
+			d.Signed = append(d.Signed, f)
+		}
+	}
+	if d.From > 0 {
+		d.Older = d.From
+	}
+	if d.To < size {
+		d.Newer = min(d.To+KeyScanLeaves, size)
+	}
+	return nil
 }
 
-// signedBy scans KeyScanCommits commits of main after d.Skip, newest
-// first, for the records d's key signed.
-func (p *Pages) signedBy(ctx context.Context, d *keyData) error {
-	n := 0
-	err := p.src.Repo.Log(ctx, d.Skip+KeyScanCommits, func(e index.LogEntry) error {
+var errBadQuery = errors.New("bad query")
+
+// signedByGit scans KeyScanCommits commits of main after ?skip=N,
+// newest first, for the records d's key signed (a server with no log).
+func (p *Pages) signedByGit(ctx context.Context, r *http.Request, d *keyData) error {
+	skip := 0
+	if s := r.URL.Query().Get("skip"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%w: skip %q: want a number of commits", errBadQuery, s)
+		}
+		skip = n
+	}
+	n, scanned := 0, 0
+	err := p.src.Repo.Log(ctx, skip+KeyScanCommits, func(e index.LogEntry) error {
 		n++
-		if n <= d.Skip {
+		if n <= skip {
 			return nil
 		}
-		d.Scanned++
+		scanned++
 		for _, f := range e.Records {
 			if f.Issuer == d.ID {
 				af := activityFile{LogRecord: f}
 				af.Package, af.Version = versionOf(f.Subject)
+				af.Time = e.Time
 				d.Signed = append(d.Signed, af)
 			}
 		}
 		return nil
 	})
-	if d.Scanned == KeyScanCommits {
-		d.Next = d.Skip + KeyScanCommits
+	d.Git, d.Skip = true, skip
+	if scanned == KeyScanCommits {
+		d.NextSkip = skip + KeyScanCommits
 	}
 	return err
 }

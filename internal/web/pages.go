@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -20,11 +21,13 @@ import (
 
 // Page sizes: how many entries a page of each list shows.
 const (
-	PackagesPerPage = 50  // the home page's package list
-	VersionsPerPage = 50  // a package's versions
-	ActivityCommits = 10  // the home page's recent activity: the last commits of main
-	ActivityFiles   = 8   // files shown of one commit of the activity
-	KeyScanCommits  = 200 // commits a key page scans for what the key signed, per page
+	PackagesPerPage = 50   // the home page's package list
+	VersionsPerPage = 50   // a package's versions
+	ActivityLeaves  = 40   // the home page's recent activity: the last leaves of main's log
+	ActivityCommits = 10   // the same without a log: the last commits of main
+	ActivityFiles   = 8    // files shown of one commit of the activity
+	KeyScanLeaves   = 1000 // leaves of the log a key page scans for what the key signed, per page
+	KeyScanCommits  = 200  // the same without a log: commits of main
 )
 
 // homeData is the repository's page.
@@ -41,14 +44,17 @@ type homeData struct {
 // activity is a commit of the home page's recent activity.
 type activity struct {
 	index.LogEntry
-	Files []activityFile
-	More  int // files of the commit not shown
+	Files   []activityFile
+	More    int  // files of the commit not shown
+	Partial bool // the commit has older files than the leaves read
 }
 
 // activityFile is one file a commit added, linked where it can be.
 type activityFile struct {
 	index.LogRecord
-	Package, Version string // the version it is about, if any
+	Package, Version string    // the version it is about, if any
+	Holder           string    // the issuer's holder
+	Time             time.Time // when it was appended (a key's page)
 }
 
 // home serves GET /: the packages (a page of them, or of a search), the
@@ -91,15 +97,77 @@ func (p *Pages) home(w http.ResponseWriter, r *http.Request) {
 			d.Packages = append(d.Packages, e)
 		}
 	}
-	d.Activity, err = p.activity(ctx)
+	c, err := p.catalog(ctx)
+	if err == nil {
+		d.Activity, err = p.activity(ctx, c)
+	}
 	if err != nil {
 		d.Error = err.Error()
 	}
 	p.render(w, r, http.StatusOK, "home", page{Title: "Packages", Nav: "home", Head: head, Data: d})
 }
 
-// activity reads main's last ActivityCommits commits.
-func (p *Pages) activity(ctx context.Context) ([]activity, error) {
+// activity reads the last ActivityLeaves leaves of main's log (or, with
+// no log, main's last ActivityCommits commits), newest first, grouped by
+// commit.
+func (p *Pages) activity(ctx context.Context, c *index.Catalog) ([]activity, error) {
+	if p.src.Leaves == nil {
+		return p.activityFromGit(ctx)
+	}
+	leaves, _, err := p.src.Leaves(ctx, -ActivityLeaves, -1, true)
+	if err != nil {
+		return nil, err
+	}
+	var out []activity
+	var cur *activity
+	for i := len(leaves) - 1; i >= 0; i-- {
+		l := leaves[i]
+		if l.Map || cur == nil {
+			out = append(out, activity{LogEntry: index.LogEntry{Commit: l.Commit, Time: l.Time}})
+			cur = &out[len(out)-1]
+			if l.Map {
+				continue
+			}
+		}
+		if len(cur.Files) == ActivityFiles {
+			cur.More++
+			continue
+		}
+		cur.Files = append(cur.Files, p.describe(c, l))
+	}
+	if n := len(out); n > 0 && len(leaves) > 0 && leaves[0].Index > 0 && !leaves[0].Map {
+		out[n-1].Partial = true // its older files are before the leaves read
+	}
+	return out, nil
+}
+
+// describe says what a file of the log is: a record (its kind, what it
+// is about, who signed it), a descriptor, or another file of the index.
+func (p *Pages) describe(c *index.Catalog, l Leaf) activityFile {
+	f := activityFile{LogRecord: index.LogRecord{Path: l.Path}}
+	if rec, err := record.Parse(l.Data); err == nil {
+		f.ID, f.Kind, f.Issuer = rec.ID, string(rec.Kind), rec.Issuer()
+		if sub := rec.Statement.Subject; len(sub) > 0 {
+			f.Subject = sub[0].Name
+			if f.Subject == "record" {
+				f.Subject = fmt.Sprintf("record %.16s", sub[0].SHA256())
+			}
+		}
+		if k, err := c.Key(f.Issuer); err == nil && k != nil {
+			f.Holder = k.Holder()
+		}
+	} else if d, err := descriptor.Parse(l.Data); err == nil {
+		f.Kind, f.Subject = "descriptor", d.ID()
+	} else {
+		f.Kind = "file"
+		f.Subject, _ = index.SubjectOf(l.Path)
+	}
+	f.Package, f.Version = versionOf(f.Subject)
+	return f
+}
+
+// activityFromGit reads main's last ActivityCommits commits from git.
+func (p *Pages) activityFromGit(ctx context.Context) ([]activity, error) {
 	var out []activity
 	err := p.src.Repo.Log(ctx, ActivityCommits, func(e index.LogEntry) error {
 		a := activity{LogEntry: e}
@@ -293,12 +361,11 @@ func (p *Pages) version(w http.ResponseWriter, r *http.Request, name, version st
 		p.failErr(w, r, name+"@"+version, err)
 		return
 	}
-	views, err := c.Show(ctx, name, version)
+	v, err := p.versionView(ctx, c, name, version)
 	if err != nil {
 		p.failErr(w, r, name+"@"+version, err)
 		return
 	}
-	v := views[0]
 	d := versionData{Name: name, Version: version, Descriptor: v.Descriptor, Ref: v.Ref.SHA256, Size: v.Ref.Size}
 	vulns := map[string][]string{} // vulnerability id → the records that declare it
 	for _, rv := range v.Records {
@@ -425,4 +492,42 @@ func (p *Pages) indexPolicy(ctx context.Context, c *index.Catalog, name string) 
 	}
 	p.policies.Store(pv.RecordID, pol)
 	return pol, nil
+}
+
+// versionView reads a version and its records in the order they were
+// appended, each with its time: from the log's leaves of the package (the
+// light reads' map), or, when the log does not hold them all yet (the
+// served tree is behind the verified head), from git's history.
+func (p *Pages) versionView(ctx context.Context, c *index.Catalog, name, version string) (*index.VersionView, error) {
+	d, ref, recs, err := c.Version(name, version)
+	if err != nil {
+		return nil, err
+	}
+	if p.src.Subject != nil && len(recs) > 0 {
+		if subject, ok := index.SubjectOf(recs[0].Path); ok {
+			leaves, err := p.src.Subject(ctx, subject)
+			if err != nil {
+				return nil, err
+			}
+			at := make(map[string]Leaf, len(leaves))
+			for _, l := range leaves {
+				at[l.Path] = l
+			}
+			all := true
+			for i := range recs {
+				l, ok := at[recs[i].Path]
+				all = all && ok
+				recs[i].Time = l.Time
+			}
+			if all {
+				sort.SliceStable(recs, func(i, j int) bool { return at[recs[i].Path].Index < at[recs[j].Path].Index })
+				return &index.VersionView{Name: name, Version: version, Ref: ref, Descriptor: d, Records: recs}, nil
+			}
+		}
+	}
+	views, err := c.Show(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	return &views[0], nil
 }

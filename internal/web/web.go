@@ -52,6 +52,15 @@ type Source struct {
 	// Packages returns the packages at head, by name (the listing the
 	// server keeps for GET /api/v1/packages).
 	Packages func(ctx context.Context, head string) ([]index.PackageEntry, error)
+	// Leaves returns the leaves from (inclusive) to to (exclusive) of
+	// main's transparency log as the server serves it, clipped to its
+	// size (from < 0: counted back from its end; to < 0: up to its end), each file's bytes with them when data
+	// is set, and the log's size. Nil: the pages read git's history
+	// instead (slower: a walk of the history).
+	Leaves func(ctx context.Context, from, to int64, data bool) ([]Leaf, int64, error)
+	// Subject returns the leaves of a subject's files (index.SubjectOf),
+	// in log order, without their bytes. Nil: as for Leaves.
+	Subject func(ctx context.Context, subject string) ([]Leaf, error)
 	// Checkpoint returns the latest signed checkpoint's note, with the
 	// witnesses' cosignatures; nil when the server signs none.
 	Checkpoint func(ctx context.Context) ([]byte, error)
@@ -68,6 +77,18 @@ type Source struct {
 	Repository string
 	// Logger receives the errors a page could not show in full.
 	Logger *slog.Logger
+}
+
+// Leaf is a leaf of the transparency log: a file the index holds (its
+// path, the commit that added it and that commit's time), or the map
+// leaf that closes a commit.
+type Leaf struct {
+	Index  int64
+	Commit string
+	Time   time.Time
+	Path   string // "" for a map leaf
+	Map    bool
+	Data   []byte // the file's bytes, when asked for
 }
 
 // Pages renders the pages of one repository.
@@ -246,6 +267,7 @@ var funcs = template.FuncMap{
 	"anchor": func(id string) string { return "r-" + id },
 	"add":    func(a, b int) int { return a + b },
 	"sub":    func(a, b int) int { return a - b },
+	"sub64":  func(a, b int64) int64 { return a - b },
 }
 
 // bytesText is a size as people read it, exact bytes beside.

@@ -227,8 +227,8 @@ func TestHomePage(t *testing.T) {
 	}
 	// Recent activity: the revocation, newest first, by its key.
 	act := find(main, tag("ol"))
-	if len(act) != 1 || !strings.Contains(text(act[0]), "revoke") || !strings.Contains(text(act[0]), s.secID) {
-		t.Errorf("recent activity does not show the revocation by %s", s.secID)
+	if len(act) != 1 || !strings.Contains(text(act[0]), "revoke record "+s.audit11[:16]+" signed by acme-security "+s.secID[:19]) {
+		t.Errorf("recent activity does not show the revocation by acme-security (%s)", s.secID)
 	}
 
 	doc = get(t, s.url+"/?q=hel", 200)
@@ -272,12 +272,15 @@ func TestVersionPage(t *testing.T) {
 	// The revoked audit: its issuer's holder and key, revoked, linked to
 	// the revocation, which links back.
 	audit := text(byID(t, doc, "r-"+s.audit11))
-	for _, want := range []string{"audited", "acme-security", s.secID, "revoked by " + s.revoke11[:16]} {
+	for _, want := range []string{"audited", "acme-security", s.secID[:19], "revoked by " + s.revoke11[:16]} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("the revoked audit's row %q lacks %q", audit, want)
 		}
 	}
 	tr := byID(t, doc, "r-"+s.audit11)
+	if l := find(tr, func(n *html.Node) bool { return n.Data == "a" && attr(n, "href") == "/keys/"+s.secID }); len(l) != 1 {
+		t.Errorf("the revoked audit does not link to its issuer's key page")
+	}
 	if l := find(tr, func(n *html.Node) bool { return n.Data == "a" && attr(n, "href") == "#r-"+s.revoke11 }); len(l) != 1 {
 		t.Errorf("the revoked audit does not link to its revocation")
 	}
