@@ -54,6 +54,7 @@ type activityFile struct {
 	index.LogRecord
 	Package, Version string    // the version it is about, if any
 	Holder           string    // the issuer's holder
+	Key              string    // the key a grant or revoke-key record is about
 	Time             time.Time // when it was appended (a key's page)
 }
 
@@ -155,6 +156,9 @@ func (p *Pages) describe(c *index.Catalog, l Leaf) activityFile {
 		}
 		if k, err := c.Key(f.Issuer); err == nil && k != nil {
 			f.Holder = k.Holder()
+		}
+		if rec.Kind == record.Grant || rec.Kind == record.RevokeKey {
+			f.Key = f.Subject // the key granted or revoked
 		}
 	} else if d, err := descriptor.Parse(l.Data); err == nil {
 		f.Kind, f.Subject = "descriptor", d.ID()

@@ -221,6 +221,11 @@ func TestHomePage(t *testing.T) {
 	if len(links) == 0 {
 		t.Errorf("no link to /packages/acme/hello")
 	}
+	if l := find(main, func(n *html.Node) bool {
+		return n.Data == "a" && attr(n, "href") == "/keys/"+s.secID && text(n) == s.secID
+	}); len(l) != 1 {
+		t.Errorf("the activity's grant of %s does not link to its key page", s.secID)
+	}
 	form := find(doc, func(n *html.Node) bool { return n.Data == "form" && attr(n, "role") == "search" })
 	if len(form) != 1 || attr(form[0], "method") != "get" {
 		t.Fatalf("no GET search form")
