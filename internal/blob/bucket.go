@@ -18,7 +18,8 @@ import (
 // Storage (gs://), Azure Blob Storage (azblob://) and a directory
 // (file:///DIR), chosen by URL; which schemes a program opens is decided
 // by the drivers it links (see OpenBucket). Blob sha256:HEX is the object
-// sha256/HEX (under the URL's prefix= if it names one).
+// sha256/HEX (under the URL's prefix= if it names one), its SHA-256 in
+// the object's metadata (sha256) once Put verified its bytes.
 //
 // Put verifies the bytes as they are uploaded and aborts the upload when
 // they are not the blob, so a wrong upload never becomes visible: an
@@ -34,8 +35,9 @@ type Bucket struct {
 var _ Store = (*Bucket)(nil)
 
 // OpenBucket opens the object store urlstr names. Its scheme must be one
-// whose driver the program links (cairn links s3, gs, azblob, file and
-// mem); the error names the schemes it knows otherwise. Close releases it.
+// whose driver the program links (a blank import of
+// gocloud.dev/blob/s3blob, fileblob, ...); gocloud's error names the
+// schemes it knows otherwise. Close releases it.
 func OpenBucket(ctx context.Context, urlstr string) (*Bucket, error) {
 	u, err := url.Parse(urlstr)
 	if err != nil || u.Scheme == "" {
@@ -67,8 +69,8 @@ func (s *Bucket) String() string { return s.name }
 // Close releases the bucket.
 func (s *Bucket) Close() error { return s.b.Close() }
 
-// Key returns the object key of ref in the bucket (under the URL's
-// prefix, if any).
+// Key returns the object key of ref in the bucket (a URL's prefix= is
+// added by the bucket itself).
 func (s *Bucket) Key(ref Ref) string { return "sha256/" + ref.SHA256 }
 
 // Open implements Store: the object's bytes, verified as they are read.
@@ -94,7 +96,10 @@ func (s *Bucket) Open(ctx context.Context, ref Ref) (io.ReadCloser, error) {
 }
 
 // Stat implements Store: whether the object is there with the blob's
-// size (its bytes are checked when it is read).
+// size and the SHA-256 Put writes beside the bytes it verified. An object
+// put there otherwise (by another tool, or changed behind cairn's back
+// at the same size) counts as absent, so that Put writes it again; its
+// bytes are checked anyway whenever it is read.
 func (s *Bucket) Stat(ctx context.Context, ref Ref) (bool, error) {
 	if err := ref.Check(); err != nil {
 		return false, err
@@ -106,8 +111,12 @@ func (s *Bucket) Stat(ctx context.Context, ref Ref) (bool, error) {
 	if err != nil {
 		return false, s.fail("reading the attributes of", ref, err)
 	}
-	return a.Size == ref.Size, nil
+	return a.Size == ref.Size && a.Metadata[shaMeta] == ref.SHA256, nil
 }
+
+// shaMeta is the object metadata key Put writes the blob's SHA-256 in
+// (lowercase: S3 and Azure return metadata keys lowercased).
+const shaMeta = "sha256"
 
 // Put implements Store. The bytes are hashed as they are uploaded; when
 // they are not the blob the upload is aborted before it completes, so
@@ -127,6 +136,7 @@ func (s *Bucket) Put(ctx context.Context, ref Ref, r io.Reader) error {
 	w, err := s.b.NewWriter(wctx, s.Key(ref), &gcblob.WriterOptions{
 		ContentType:  "application/octet-stream",
 		CacheControl: "public, max-age=31536000, immutable",
+		Metadata:     map[string]string{shaMeta: ref.SHA256},
 		// The whole of a small blob is sent in one request.
 		BufferSize: int(min(max(ref.Size, 1), 5<<20)),
 	})

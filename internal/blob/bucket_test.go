@@ -124,6 +124,35 @@ func TestBucketTamperedObjectIsCaught(t *testing.T) {
 	}
 }
 
+// An object of the blob's size but other bytes, written behind cairn's
+// back, is not counted as stored: Put writes the blob again and it reads
+// back right (a size-only Stat kept the wrong object for good).
+func TestBucketWrongObjectIsRepaired(t *testing.T) {
+	ctx := context.Background()
+	b, err := gcblob.OpenBucket(ctx, "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := blob.NewBucket(b, "mem://")
+	defer s.Close()
+	data := []byte("the bytes the index names")
+	ref := blob.DigestBytes(data)
+	for _, meta := range []map[string]string{nil, {"sha256": "0000"}} {
+		if err := b.WriteAll(ctx, s.Key(ref), []byte("THE bytes the index names"), &gcblob.WriterOptions{Metadata: meta}); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Stat(ctx, ref); ok || err != nil {
+			t.Fatalf("Stat of a same-size object with other bytes (metadata %v) = %v, %v", meta, ok, err)
+		}
+		if err := s.Put(ctx, ref, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := blob.ReadAll(ctx, s, ref); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("after Put over a wrong object: %q, %v", got, err)
+		}
+	}
+}
+
 func TestBucketErrors(t *testing.T) {
 	ctx := context.Background()
 	for _, u := range []string{"no scheme", "nosuch://bucket"} {
