@@ -218,6 +218,9 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 	if err != nil {
 		return nil, bad("no first member: %v (not a tar archive?)", err)
 	}
+	if err := plainPAX(hdr); err != nil {
+		return nil, bad("the manifest's header: %v", err)
+	}
 	if hdr.Name != ManifestName || hdr.Typeflag != tar.TypeReg {
 		return nil, bad("its first member is %q, not the manifest %s", hdr.Name, ManifestName)
 	}
@@ -375,7 +378,24 @@ func memberAt(archive []byte, pos int64) (*tar.Header, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := plainPAX(hdr); err != nil {
+		return nil, 0, err
+	}
 	return hdr, int64(len(archive)) - int64(r.Len()), nil
+}
+
+// plainPAX refuses a header whose pax records do more than name the
+// member (a GNU sparse map above all: archive/tar and tar(1) read the
+// member through it, while Read slices hdr.Size bytes after the header).
+func plainPAX(hdr *tar.Header) error {
+	for k := range hdr.PAXRecords {
+		switch k {
+		case "path", "mtime", "atime", "ctime", "uid", "gid", "uname", "gname":
+		default:
+			return fmt.Errorf("pax record %q: a bundle's member headers carry its path only", k)
+		}
+	}
+	return nil
 }
 
 // ustarRegular parses a block as a POSIX ustar header of a regular file
