@@ -128,7 +128,8 @@ type Record struct {
 	Signatures []Signature
 	Raw        []byte // the envelope file as stored
 
-	pae []byte
+	pae    []byte // signingInput's answer, for paeFor
+	paeFor []byte // the Payload pae was computed from (a copy may be given another)
 }
 
 // Issuer returns the key id of the first signature: the record's issuer
@@ -145,8 +146,8 @@ func (r *Record) Issuer() string { return r.Signatures[0].KeyID }
 
 // signingInput is the DSSE PAE of the record: the bytes its signatures sign.
 func (r *Record) signingInput() []byte {
-	if r.pae == nil {
-		r.pae = dsse.PAE(PayloadType, r.Payload)
+	if r.pae == nil || !same(r.paeFor, r.Payload) {
+		r.pae, r.paeFor = dsse.PAE(PayloadType, r.Payload), r.Payload
 	}
 	return r.pae
 }
@@ -171,7 +172,7 @@ func (r *Record) VerifySignature(i int, pub ed25519.PublicKey) bool {
 // Raw, each Sig) are r's, which nobody changes after Parse.
 func (r *Record) Clone() *Record {
 	c := *r
-	c.pae = nil
+	c.pae, c.paeFor = nil, nil
 	c.Signatures = make([]Signature, len(r.Signatures))
 	for i, s := range r.Signatures {
 		c.Signatures[i] = Signature{KeyID: s.KeyID, Sig: s.Sig, memo: &sigMemo{}}
