@@ -73,3 +73,10 @@ func (r *Repo) HistoryFiles(ctx context.Context, commit string) ([]MemFile, erro
 	})
 	return out, err
 }
+
+// SubjectsMemo returns SubjectsOf with a memo of its own, as a replay's
+// worker keeps one.
+func SubjectsMemo() func(path string) []string {
+	var m subjectMemo
+	return m.subjectsOf
+}

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
@@ -333,9 +332,13 @@ func (m *MemFiles) File(path string) (MemFile, bool) {
 // directory that spans several subjects (packages/A/B, labels) has none:
 // ok is false.
 func SubjectOf(path string) (subject string, ok bool) {
-	if c := lastVersionDir.Load(); c != nil && strings.HasPrefix(path, c.dir) {
-		return c.subject, true
-	}
+	return subjectOf(path, nil)
+}
+
+// subjectOf is SubjectOf; if memo is not nil, a path under a version's
+// directory leaves there that directory and its subject (see
+// subjectMemo).
+func subjectOf(path string, memo *subjectMemo) (subject string, ok bool) {
 	parts := strings.Split(path, "/")
 	switch parts[0] {
 	case "root":
@@ -350,11 +353,12 @@ func SubjectOf(path string) (subject string, ok bool) {
 	case "packages":
 		if name, end, ok := packageOf(parts[1:]); ok {
 			subject := "package " + name
-			if end < len(parts)-1 {
+			if memo != nil && end < len(parts)-1 {
 				// Under a version's directory: every path under it has
 				// this subject (its elements up to the version are this
 				// path's, none of them a version before it).
-				lastVersionDir.Store(&versionDir{dir: strings.Join(parts[:end+2], "/") + "/", subject: subject})
+				memo.dir, memo.subject = strings.Join(parts[:end+2], "/")+"/", subject
+				memo.subjects = []string{subject}
 			}
 			return subject, true
 		}
@@ -397,7 +401,26 @@ func SubjectOf(path string) (subject string, ok bool) {
 // "upstreams" too, so that it can list the upstreams followed. None for
 // a path outside the layout's subjects.
 func SubjectsOf(path string) []string {
-	s, ok := SubjectOf(path)
+	return (*subjectMemo)(nil).subjectsOf(path)
+}
+
+// subjectMemo remembers the version directory (packages/…/VERSION/) of
+// the last package file it was asked about, with its subject: the files
+// of one commit, which a replay asks about in turn, mostly sit in one
+// version's directory. Each goroutine keeps its own (a nil one
+// remembers nothing).
+type subjectMemo struct {
+	dir      string   // "packages/8/9/e/6/acme/fastjson/1.2.3/"
+	subject  string   // "package acme/fastjson"
+	subjects []string // {subject}, shared by the paths under dir: not to be changed
+}
+
+// subjectsOf is SubjectsOf, remembering (see subjectMemo).
+func (c *subjectMemo) subjectsOf(path string) []string {
+	if c != nil && c.dir != "" && strings.HasPrefix(path, c.dir) {
+		return c.subjects
+	}
+	s, ok := subjectOf(path, c)
 	switch {
 	case !ok:
 		return nil
@@ -406,18 +429,10 @@ func SubjectsOf(path string) []string {
 	case strings.HasPrefix(s, "upstream ") && !strings.Contains(s, " package "):
 		return []string{s, "upstreams"}
 	}
+	if c != nil && c.subject == s && len(c.subjects) == 1 {
+		return c.subjects
+	}
 	return []string{s}
-}
-
-// lastVersionDir is the version directory (packages/…/VERSION/) of the
-// last package file SubjectOf was asked about, with its subject: the
-// files of one commit, which the log's replay asks about in turn, mostly
-// sit in one version's directory.
-var lastVersionDir atomic.Pointer[versionDir]
-
-type versionDir struct {
-	dir     string // "packages/8/9/e/6/acme/fastjson/1.2.3/"
-	subject string // "package acme/fastjson"
 }
 
 // packageOf reads the package name of a path under packages/ (parts

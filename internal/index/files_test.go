@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -351,13 +352,19 @@ func TestSubjectOf(t *testing.T) {
 		}
 		cases = append(cases, c)
 	}
-	// The answer does not depend on the path asked about before (SubjectOf
-	// remembers the last version directory).
+	// The answer does not depend on the path asked about before, for
+	// SubjectOf, nor for the memo a replay's worker keeps (the last
+	// version directory it saw).
 	for _, before := range cases {
+		memo := index.SubjectsMemo()
 		for _, c := range cases {
 			index.SubjectOf(before.path)
 			if got, ok := index.SubjectOf(c.path); got != c.subject || ok != (c.subject != "") {
 				t.Errorf("SubjectOf(%q) after SubjectOf(%q) = %q, %v; want %q", c.path, before.path, got, ok, c.subject)
+			}
+			memo(before.path)
+			if got, want := memo(c.path), index.SubjectsOf(c.path); !slices.Equal(got, want) {
+				t.Errorf("a memo asked %q after %q gives %q, SubjectsOf %q", c.path, before.path, got, want)
 			}
 		}
 	}

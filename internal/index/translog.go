@@ -342,11 +342,13 @@ type logWriter struct {
 	closed  bool
 }
 
-// logCommit is one commit's files, for AppendCommit.
+// logCommit is one commit's files, for AppendLeaves, or why they could
+// not be made (err).
 type logCommit struct {
-	id      string
-	time    int64
-	entries []translog.Entry
+	id     string
+	time   int64
+	leaves []translog.Leaf
+	err    error
 }
 
 // startLogWriter starts appending to lg (its write lock held). markAt is
@@ -361,14 +363,19 @@ func startLogWriter(lg *translog.Store, markAt string, fail func()) *logWriter {
 				continue // the replay is stopping: drain
 			}
 			// A commit's files, then its map leaf.
-			w.next += int64(len(c.entries)) + 1
+			if c.err != nil {
+				w.err = c.err
+				w.fail()
+				continue
+			}
+			w.next += int64(len(c.leaves)) + 1
 			if c.id == w.markAt {
 				w.mark = w.next
 			}
 			if w.differs != nil {
 				continue // counted only
 			}
-			if _, err := lg.AppendCommit(c.id, c.time, c.entries); errors.Is(err, translog.ErrDiffers) {
+			if _, err := lg.AppendLeaves(c.id, c.time, c.leaves); errors.Is(err, translog.ErrDiffers) {
 				w.differs = err
 			} else if err != nil {
 				w.err = err
@@ -379,9 +386,11 @@ func startLogWriter(lg *translog.Store, markAt string, fail func()) *logWriter {
 	return w
 }
 
-// add hands over the next commit; entries are the log's from now on.
-func (w *logWriter) add(id string, time int64, entries []translog.Entry) {
-	w.commits <- logCommit{id, time, entries}
+// add hands over the next commit; leaves are the log's from now on. A
+// commit whose leaves could not be made (err) stops the log's appends
+// and the replay, as a failed append does.
+func (w *logWriter) add(id string, time int64, leaves []translog.Leaf, err error) {
+	w.commits <- logCommit{id, time, leaves, err}
 }
 
 // close waits until every commit handed over is appended, and returns

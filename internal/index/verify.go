@@ -395,8 +395,12 @@ type fileJob struct {
 	f    *File
 	id   string // blob to read
 	done chan struct{}
-	sum  [32]byte // the SHA-256 of the file's bytes, for the log
-	size int64
+	// For the log: the commit that adds the file, and the file's leaf,
+	// made by the worker (or why it could not be).
+	commit  string
+	time    int64
+	leaf    translog.Leaf
+	leafErr error
 }
 
 type commitJob struct {
@@ -460,7 +464,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 			cj := &commitJob{c: &Commit{ID: e.ID, Parents: e.Parents, Time: time.Unix(e.Time, 0)}}
 			for _, ch := range e.Changes {
 				f := &File{Path: ch.Path, Status: ch.Status, Mode: ch.NewMode}
-				j := &fileJob{f: f, done: make(chan struct{})}
+				j := &fileJob{f: f, done: make(chan struct{}), commit: e.ID, time: e.Time}
 				if ch.Status == 'A' {
 					j.id = ch.NewID
 					if err := stream.Request(ch.NewID); err != nil {
@@ -515,6 +519,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 			defer wg.Done()
 			jobs := make([]*fileJob, 0, batchSize)
 			var checks []record.Check
+			var memo subjectMemo // this worker's
 			for j := range work {
 				jobs = append(jobs[:0], j)
 			more:
@@ -530,8 +535,15 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 					}
 				}
 				for _, j := range jobs {
-					if hashFiles && j.id != "" && j.f.Err == nil {
-						j.sum, j.size = sha256.Sum256(j.f.Data), int64(len(j.f.Data))
+					if hashFiles && j.id != "" {
+						if j.f.Err != nil {
+							j.leafErr = j.f.Err
+						} else {
+							// The file's leaf, ready for the log's writer:
+							// its entry line, leaf hash and subjects.
+							e := translog.Entry{Commit: j.commit, Time: j.time, SHA256: sha256.Sum256(j.f.Data), Size: int64(len(j.f.Data)), Path: j.f.Path}
+							j.leaf, j.leafErr = translog.NewLeaf(e, memo.subjectsOf(e.Path))
+						}
 					}
 					if j.f.Err == nil {
 						prepare(j.f)
@@ -627,13 +639,18 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 			passed = true
 		}
 		if lw != nil {
-			entries := make([]translog.Entry, 0, len(cj.jobs))
+			leaves := make([]translog.Leaf, 0, len(cj.jobs))
+			var err error
 			for _, j := range cj.jobs {
 				if j.f.Status == 'A' {
-					entries = append(entries, translog.Entry{Commit: cj.c.ID, Time: cj.c.Time.Unix(), SHA256: j.sum, Size: j.size, Path: j.f.Path})
+					if j.leafErr != nil {
+						err = fmt.Errorf("appending %s of commit %s to transparency log %s: %w", j.f.Path, cj.c.ID, o.log.Dir(), j.leafErr)
+						break
+					}
+					leaves = append(leaves, j.leaf)
 				}
 			}
-			lw.add(cj.c.ID, cj.c.Time.Unix(), entries)
+			lw.add(cj.c.ID, cj.c.Time.Unix(), leaves, err)
 		}
 		prev, prevTime = cj.c.ID, cj.c.Time
 		res.Commits++

@@ -204,6 +204,47 @@ func (s *Store) stage() error {
 // A commit that adds no file gets its map leaf all the same. It takes the
 // write lock if Begin did not; on an error the caller rolls back.
 func (s *Store) AppendCommit(commit string, time int64, entries []Entry) (MapEntry, error) {
+	leaves := make([]Leaf, len(entries))
+	for i, e := range entries {
+		l, err := NewLeaf(e, s.subjectsOf(e.Path))
+		if err != nil {
+			return MapEntry{Commit: commit, Time: time}, fmt.Errorf("appending to transparency log %s: %w", s.Dir(), err)
+		}
+		leaves[i] = l
+	}
+	return s.AppendLeaves(commit, time, leaves)
+}
+
+// Leaf is an entry made ready to append: its line, its leaf hash and
+// its subjects, computed ahead of the writer (NewLeaf is safe for
+// concurrent use), so that a replay that checks files on many cores
+// hands the log's writer only what is left to do in order.
+type Leaf struct {
+	Entry    Entry
+	text     []byte
+	hash     tlog.Hash
+	subjects []string
+}
+
+// NewLeaf checks e (Entry.Check) and returns it ready to append under
+// subjects, which must be the store's subjectsOf(e.Path) (OpenStore):
+// the map's subjects are its one rule, and the caller only computes them
+// ahead (it may memoize them; subjects is not changed nor kept beyond
+// the append).
+func NewLeaf(e Entry, subjects []string) (Leaf, error) {
+	if err := e.Check(); err != nil {
+		return Leaf{}, err
+	}
+	text, hash := e.leaf()
+	return Leaf{Entry: e, text: text, hash: hash, subjects: subjects}, nil
+}
+
+// Hash returns the leaf's RFC 6962 leaf hash.
+func (l Leaf) Hash() tlog.Hash { return l.hash }
+
+// AppendLeaves is AppendCommit of leaves made by NewLeaf (sorted in place
+// by path).
+func (s *Store) AppendLeaves(commit string, time int64, leaves []Leaf) (MapEntry, error) {
 	me := MapEntry{Commit: commit, Time: time}
 	if !IsLowerHex(commit, 40) {
 		return me, fmt.Errorf("%w: commit %q is not 40 lowercase hex digits, in the map leaf", ErrEntry, commit)
@@ -220,16 +261,20 @@ func (s *Store) AppendCommit(commit string, time int64, entries []Entry) (MapEnt
 	if s.Log.Next() != s.stagedSize {
 		return me, fmt.Errorf("transparency log %s: leaves were staged without the map (Append, not AppendCommit): roll back", s.Dir())
 	}
-	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
-	for _, e := range entries {
+	slices.SortFunc(leaves, func(a, b Leaf) int { return strings.Compare(a.Entry.Path, b.Entry.Path) })
+	for _, l := range leaves {
+		e := l.Entry
 		if e.Commit != commit || e.Time != time {
 			return me, fmt.Errorf("%w: entry of %s names commit %s at %d, in commit %s at %d", ErrEntry, e.Path, e.Commit, e.Time, commit, time)
 		}
-		i, leaf, err := s.Log.Append(e)
+		if l.text == nil {
+			return me, fmt.Errorf("%w: entry of %s was not made by NewLeaf", ErrEntry, e.Path)
+		}
+		i, leaf, err := s.Log.appendLeaf(l.text, l.hash)
 		if err != nil {
 			return me, err
 		}
-		for _, subject := range s.subjectsOf(e.Path) {
+		for _, subject := range l.subjects {
 			if err := s.staged.load(subject); err != nil {
 				return me, fmt.Errorf("transparency log %s: %w", s.Dir(), err)
 			}
@@ -240,7 +285,7 @@ func (s *Store) AppendCommit(commit string, time int64, entries []Entry) (MapEnt
 	if _, _, err := s.Log.appendLeaf(me.leaf()); err != nil {
 		return me, err
 	}
-	s.stagedSize += int64(len(entries)) + 1
+	s.stagedSize += int64(len(leaves)) + 1
 	return me, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -260,6 +261,83 @@ func TestStoreAppendCommit(t *testing.T) {
 	if c, _ := third.Map(); c.Map != b.Map {
 		t.Fatal("AdoptMap did not take the map")
 	}
+}
+
+// Leaves made ahead (NewLeaf, as a replay's workers make them, on many
+// goroutines) give the log and map that AppendCommit gives; an entry
+// NewLeaf refuses, a Leaf it did not make, and one of another commit
+// are refused.
+func TestStoreAppendLeaves(t *testing.T) {
+	byCommit, err := OpenStore(t.TempDir(), testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byCommit.Close()
+	byLeaves, err := OpenStore(t.TempDir(), testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byLeaves.Close()
+	for c := int64(0); c < 40; c++ {
+		commit, tm, es := commitOf(c)
+		leaves := make([]Leaf, len(es))
+		var wg sync.WaitGroup
+		for i, e := range es {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l, err := NewLeaf(e, testSubjects(e.Path))
+				if err != nil {
+					t.Error(err)
+				}
+				if l.Hash() != LeafHash(e.Text()) {
+					t.Errorf("leaf hash of %s: %v, want %v", e.Path, l.Hash(), LeafHash(e.Text()))
+				}
+				leaves[i] = l
+			}()
+		}
+		wg.Wait()
+		slices.Reverse(leaves) // AppendLeaves sorts by path
+		a, err := byCommit.AppendCommit(commit, tm, slices.Clone(es))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := byLeaves.AppendLeaves(commit, tm, leaves)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a != b {
+			t.Fatalf("commit %d: map leaf %+v by AppendLeaves, %+v by AppendCommit", c, b, a)
+		}
+	}
+	for _, s := range []*Store{byCommit, byLeaves} {
+		if err := s.Commit(fmt.Sprintf("%040x", 39)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if byCommit.Size() != byLeaves.Size() || byCommit.Root() != byLeaves.Root() {
+		t.Fatalf("AppendLeaves: %d leaves, root %v; AppendCommit: %d, %v", byLeaves.Size(), byLeaves.Root(), byCommit.Size(), byCommit.Root())
+	}
+
+	bad := testEntry(1000)
+	bad.Path = "packages/a b"
+	if _, err := NewLeaf(bad, nil); !errors.Is(err, ErrEntry) {
+		t.Errorf("NewLeaf of a path with a space: %v, want ErrEntry", err)
+	}
+	commit, tm, es := commitOf(40)
+	if _, err := byLeaves.AppendLeaves(commit, tm, []Leaf{{Entry: es[0]}}); !errors.Is(err, ErrEntry) {
+		t.Errorf("AppendLeaves of a Leaf NewLeaf did not make: %v, want ErrEntry", err)
+	}
+	byLeaves.Rollback()
+	other, _, _ := commitOf(41)
+	l, err := NewLeaf(es[0], testSubjects(es[0].Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := byLeaves.AppendLeaves(other, tm, []Leaf{l}); !errors.Is(err, ErrEntry) {
+		t.Errorf("AppendLeaves of another commit's leaf: %v, want ErrEntry", err)
+	}
+	byLeaves.Rollback()
 }
 
 // A log whose map leaf disagrees with the files before it is corrupt: its
