@@ -124,6 +124,9 @@ type Map struct {
 	last     int64  // the last leaf index added, -1 if none
 	gen      uint32 // nodes and subjects of this generation are this Map's own
 	lazy     bool   // it was read from a snapshot: it may have lazy subtrees
+	// snap is the full snapshot the map was read from (nil if none): a
+	// delta beside it holds the buckets that differ from it (saveDelta).
+	snap *snapSource
 
 	// gather holds the subjects until the tree is first needed; nil
 	// once it is built.
@@ -248,7 +251,7 @@ func (m *Map) build(subs []*subject) *node {
 func (m *Map) Clone() *Map {
 	m.settle()
 	m.Root()
-	c := &Map{root: m.root, subjects: m.subjects, last: m.last, gen: nextGen(), lazy: m.lazy}
+	c := &Map{root: m.root, subjects: m.subjects, last: m.last, gen: nextGen(), lazy: m.lazy, snap: m.snap}
 	m.gen = nextGen()
 	return c
 }

@@ -91,13 +91,7 @@ func (s *Store) saveSnapshot(m *Map, size int64, root tlog.Hash) error {
 		from := len(data)
 		count := 0
 		for ; at < len(subs) && bucketOf(&subs[at].key, bits) == b; at++ {
-			sub := subs[at]
-			data = append(data, sub.key[:]...)
-			data = binary.BigEndian.AppendUint64(data, sub.value.Count)
-			data = append(data, sub.value.Chain[:]...)
-			data = binary.BigEndian.AppendUint64(data, uint64(sub.last))
-			data = binary.AppendUvarint(data, uint64(len(sub.idx)))
-			data = append(data, sub.idx...)
+			data = appendSubject(data, subs[at])
 			count++
 		}
 		var h tlog.Hash
@@ -122,7 +116,22 @@ func (s *Store) saveSnapshot(m *Map, size int64, root tlog.Hash) error {
 	sum := sha256.Sum256(b)
 	b = append(b, sum[:]...)
 	b = append(b, data...)
-	return safefile.Write(filepath.Join(s.Dir(), snapshotFile), b, safefile.Options{NoSync: true})
+	if err := safefile.Write(filepath.Join(s.Dir(), snapshotFile), b, safefile.Options{NoSync: true}); err != nil {
+		return err
+	}
+	// A delta names the snapshot it follows: one of the old is of no use.
+	os.Remove(filepath.Join(s.Dir(), deltaFile))
+	return nil
+}
+
+// appendSubject appends a subject's entry in a bucket to data.
+func appendSubject(data []byte, sub *subject) []byte {
+	data = append(data, sub.key[:]...)
+	data = binary.BigEndian.AppendUint64(data, sub.value.Count)
+	data = append(data, sub.value.Chain[:]...)
+	data = binary.BigEndian.AppendUint64(data, uint64(sub.last))
+	data = binary.AppendUvarint(data, uint64(len(sub.idx)))
+	return append(data, sub.idx...)
 }
 
 // bucketOf returns the bucket of key: its first bits bits.
@@ -160,28 +169,58 @@ func subtreeHash(root *node, prefix [32]byte, depth int) tlog.Hash {
 
 var errSnapshot = errors.New("map snapshot malformed")
 
-// loadSnapshot returns the map the log's snapshot holds and its size, if
-// it is one of this log at a size up to size: the log's root at its size
-// is the one it names, and its map's root is the map leaf's there. Only
-// the header is read: the buckets are read as the map needs them.
-func (s *Store) loadSnapshot(size int64) (*Map, int64, bool) {
+// loadSnapshot returns the map the log's snapshot holds, with the delta
+// beside it if there is one of it (saveDelta), the size it is of, and the
+// full snapshot's size, if it is one of this log at a size up to size:
+// the log's root at its size is the one it names, and its map's root is
+// the map leaf's there. Only the headers are read: the buckets are read
+// as the map needs them.
+func (s *Store) loadSnapshot(size int64) (m *Map, n, full int64, ok bool) {
 	path := filepath.Join(s.Dir(), snapshotFile)
-	m, n, root, err := openSnapshot(path, &snapSource{path: path, log: s.Log, subjectsOf: s.subjectsOf})
-	if err != nil || n > size || n == 0 {
-		return nil, 0, false
+	base := &snapSource{path: path, log: s.Log, subjectsOf: s.subjectsOf}
+	zs, err := openSnapshot(path, base)
+	if err != nil || base.size > size || base.size == 0 {
+		return nil, 0, 0, false
 	}
-	if r, err := s.Log.TreeHash(n); err != nil || r != root {
-		return nil, 0, false
+	if dz, d, err := openDelta(filepath.Join(s.Dir(), deltaFile), base, zs); err == nil && d.size <= size {
+		if m, ok := s.checkSnapshot(d, dz); ok {
+			m.snap = base
+			return m, d.size, base.size, true
+		}
+		// The snapshot alone, then (its buckets afresh: the delta's trie
+		// placed them).
+		if zs, err = openSnapshot(path, base); err != nil {
+			return nil, 0, 0, false
+		}
 	}
-	text, err := s.Log.Entry(n - 1)
+	m, ok = s.checkSnapshot(base, zs)
+	if !ok {
+		return nil, 0, 0, false
+	}
+	m.snap = base
+	return m, base.size, base.size, true
+}
+
+// checkSnapshot returns the map of buckets zs (in bucket order), as src
+// describes it, if it is one of this log: the log's root at src.size is
+// src.root, and the map's root is the map leaf's there.
+func (s *Store) checkSnapshot(src *snapSource, zs []*lazy) (*Map, bool) {
+	m := &Map{gen: nextGen(), last: src.last, subjects: int(src.subjects), lazy: true}
+	if len(zs) > 0 {
+		m.root = m.buildTop(zs, 0)
+	}
+	if r, err := s.Log.TreeHash(src.size); err != nil || r != src.root {
+		return nil, false
+	}
+	text, err := s.Log.Entry(src.size - 1)
 	if err != nil {
-		return nil, 0, false
+		return nil, false
 	}
 	me, err := ParseMapEntry(text)
 	if err != nil || me.Root != m.Root() {
-		return nil, 0, false
+		return nil, false
 	}
-	return m, n, true
+	return m, true
 }
 
 // snapSource is where a snapshot's lazy subtrees are read from: its file,
@@ -189,8 +228,12 @@ func (s *Store) loadSnapshot(size int64) (*Map, int64, bool) {
 type snapSource struct {
 	path       string
 	data       int64 // where the buckets' bytes start in the file
+	bytes      int64 // how many bytes the buckets take
 	size       int64 // the log's size the snapshot is of
+	root       tlog.Hash
 	last       int64 // the map's last leaf index
+	subjects   uint64
+	bits       int
 	log        *Log
 	subjectsOf func(path string) []string
 }
@@ -352,26 +395,25 @@ func (m *Map) loadAll() error {
 	return walk(m.root)
 }
 
-// openSnapshot reads a snapshot's header: the map above its buckets, the
-// buckets lazy, and the log's size and root it is of.
-func openSnapshot(path string, src *snapSource) (*Map, int64, tlog.Hash, error) {
-	var root tlog.Hash
+// openSnapshot reads a snapshot's header: its buckets, lazy, in bucket
+// order, and src filled in (the log's size and root it is of, …).
+func openSnapshot(path string, src *snapSource) ([]*lazy, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, root, err
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, 0, root, err
+		return nil, err
 	}
 	head := make([]byte, snapHeader)
 	if _, err := f.ReadAt(head, 0); err != nil {
-		return nil, 0, root, errSnapshot
+		return nil, errSnapshot
 	}
 	rest, ok := bytes.CutPrefix(head, []byte(snapshotMagic))
 	if !ok {
-		return nil, 0, root, errSnapshot
+		return nil, errSnapshot
 	}
 	u64 := func() uint64 {
 		v := binary.BigEndian.Uint64(rest)
@@ -379,28 +421,28 @@ func openSnapshot(path string, src *snapSource) (*Map, int64, tlog.Hash, error) 
 		return v
 	}
 	size := int64(u64())
+	var root tlog.Hash
 	copy(root[:], rest)
 	rest = rest[32:]
 	last := int64(u64()) - 1
 	subjects := u64()
 	bits := int(rest[0])
 	if bits > maxBucketBits {
-		return nil, 0, root, errSnapshot
+		return nil, errSnapshot
 	}
 	nb := 1 << bits
 	whole := make([]byte, snapHeader+nb*bucketEntry+sha256.Size)
 	if int64(len(whole)) > fi.Size() {
-		return nil, 0, root, errSnapshot
+		return nil, errSnapshot
 	}
 	if _, err := f.ReadAt(whole, 0); err != nil {
-		return nil, 0, root, errSnapshot
+		return nil, errSnapshot
 	}
 	body, sum := whole[:len(whole)-sha256.Size], whole[len(whole)-sha256.Size:]
 	if d := sha256.Sum256(body); !bytes.Equal(d[:], sum) {
-		return nil, 0, root, errSnapshot
+		return nil, errSnapshot
 	}
-	*src = snapSource{path: src.path, data: int64(len(whole)), size: size, last: last, log: src.log, subjectsOf: src.subjectsOf}
-	m := &Map{gen: nextGen(), last: last, subjects: int(subjects), lazy: true}
+	*src = snapSource{path: src.path, data: int64(len(whole)), bytes: fi.Size() - int64(len(whole)), size: size, root: root, last: last, subjects: subjects, bits: bits, log: src.log, subjectsOf: src.subjectsOf}
 	table := body[snapHeader:]
 	var zs []*lazy
 	var next, total uint64
@@ -408,7 +450,7 @@ func openSnapshot(path string, src *snapSource) (*Map, int64, tlog.Hash, error) 
 		e := table[b*bucketEntry:]
 		off, n, count := binary.BigEndian.Uint64(e), binary.BigEndian.Uint64(e[8:]), binary.BigEndian.Uint64(e[16:])
 		if off != next || (count == 0) != (n == 0) || count > n/(32+8+32+8+1) {
-			return nil, 0, root, errSnapshot
+			return nil, errSnapshot
 		}
 		next += n
 		total += count
@@ -420,13 +462,10 @@ func openSnapshot(path string, src *snapSource) (*Map, int64, tlog.Hash, error) 
 		copy(z.digest[:], e[56:88])
 		zs = append(zs, z)
 	}
-	if total != subjects || int64(next) != fi.Size()-int64(len(whole)) {
-		return nil, 0, root, errSnapshot
+	if total != subjects || int64(next) != src.bytes {
+		return nil, errSnapshot
 	}
-	if len(zs) > 0 {
-		m.root = m.buildTop(zs, 0)
-	}
-	return m, size, root, nil
+	return zs, nil
 }
 
 // buildTop returns the trie above buckets zs (in bucket order, not

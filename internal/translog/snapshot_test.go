@@ -247,3 +247,159 @@ func TestStoreSnapshotLazy(t *testing.T) {
 func beU64(b []byte) uint64 {
 	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 | uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
 }
+
+// Between two snapshots, each commit writes a delta beside the snapshot:
+// a new process reads the map from both, only the buckets it needs, with
+// no entry of the log replayed; a delta damaged, of another snapshot, or
+// of a log that moved on without it, is ignored or built again.
+func TestStoreSnapshotDelta(t *testing.T) {
+	defer func(n int64) { snapshotEvery = n }(snapshotEvery)
+	snapshotEvery = 1000
+	dir := t.TempDir()
+	s, err := OpenStore(dir, testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	entry := func(c, p int) Entry {
+		commit := fmt.Sprintf("%040x", c+1)
+		return NewEntry(commit, int64(1700000000+c), fmt.Sprintf("packages/a/b/c/d/acme/p%d/1.0.%d/x.json", p, c), []byte(fmt.Sprint(c, p)))
+	}
+	// 3000 subjects in 300 commits, committed at once: a snapshot.
+	for c := 0; c < 300; c++ {
+		var es []Entry
+		for k := 0; k < 10; k++ {
+			es = append(es, entry(c, c*10+k))
+		}
+		if _, err := s.AppendCommit(es[0].Commit, es[0].Time, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(fmt.Sprintf("%040x", 300)); err != nil {
+		t.Fatal(err)
+	}
+	base := s.Size()
+	if s.snapSize.Load() != base {
+		t.Fatalf("no snapshot at %d (%d)", base, s.snapSize.Load())
+	}
+	// Appends by new processes, a commit each, to old and new subjects,
+	// each closing the log as it ends (if closing).
+	next := 300
+	appendOne := func(closing bool) *Store {
+		t.Helper()
+		o, err := OpenStore(dir, testSubjects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { o.Close() })
+		if err := o.Begin(o.Head()); err != nil {
+			t.Fatal(err)
+		}
+		es := []Entry{entry(next, next%3000), entry(next, 5000+next)}
+		if _, err := o.AppendCommit(es[0].Commit, es[0].Time, es); err != nil {
+			t.Fatal(err)
+		}
+		next++
+		if err := o.Commit(es[0].Commit); err != nil {
+			t.Fatal(err)
+		}
+		if closing {
+			o.Close()
+		}
+		return o
+	}
+	// open checks what a new process reads: the map from the snapshot
+	// and the delta, at the log's size (no entry replayed), or, with no
+	// delta of use, from the snapshot alone.
+	open := func(delta bool) {
+		t.Helper()
+		o, err := OpenStore(dir, testSubjects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		m, n, full, ok := o.loadSnapshot(o.Size())
+		if !ok || full != base || (n == o.Size()) != delta {
+			t.Fatalf("loadSnapshot: at %d (full %d, %v); the log is at %d, the snapshot at %d; from a delta: %v", n, full, ok, o.Size(), base, delta)
+		}
+		if unread, read := lazies(m); read != 0 || unread < 8 {
+			t.Fatalf("opening read %d buckets (%d unread)", read, unread)
+		}
+		ref := logMap(t, o)
+		got, err := o.Map()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Map.Root() != ref.Root() || got.Map.Len() != ref.Len() || got.Map.Last() != ref.Last() {
+			t.Fatalf("map root %v, %d subjects, last %d; the entries give %v, %d, %d", got.Map.Root(), got.Map.Len(), got.Map.Last(), ref.Root(), ref.Len(), ref.Last())
+		}
+		for p := 0; p < 5400; p += 3 {
+			sub := fmt.Sprintf("package acme/p%d", p)
+			v1, i1, ok1 := got.Map.Get(sub)
+			v2, i2, ok2 := ref.Get(sub)
+			if v1 != v2 || ok1 != ok2 || !slices.Equal(i1, i2) {
+				t.Fatalf("%s: %v %v, want %v %v", sub, v1, i1, v2, i2)
+			}
+		}
+	}
+	for i := 0; i < 3; i++ {
+		appendOne(true)
+		open(true)
+	}
+	delta := filepath.Join(dir, deltaFile)
+	good, err := os.ReadFile(delta)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A bucket of the delta damaged (a chain changed, its digest and the
+	// header sealed again: only its hash catches it) is built again from
+	// the log; a header damaged, the delta is ignored.
+	n := int(beU64(good[deltaHeader-8:]))
+	first := deltaHeader + n*deltaEntry + sha256.Size
+	b := slices.Clone(good)
+	for k := 0; k < n; k++ {
+		e := b[deltaHeader+k*deltaEntry:]
+		off, size := int(beU64(e[8:])), int(beU64(e[16:]))
+		b[first+off+32+8] ^= 1
+		d := sha256.Sum256(b[first+off : first+off+size])
+		copy(e[64:96], d[:])
+	}
+	sum := sha256.Sum256(b[:first-sha256.Size])
+	copy(b[first-sha256.Size:], sum[:])
+	if err := os.WriteFile(delta, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open(true)
+	b = slices.Clone(good)
+	b[len(deltaMagic)+8+32+3] ^= 1 // its size
+	if err := os.WriteFile(delta, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open(false)
+	// A delta of another snapshot (the one before, here) is ignored.
+	b = slices.Clone(good)
+	b[len(deltaMagic)+8] ^= 1 // the snapshot's root it names
+	sum = sha256.Sum256(b[:first-sha256.Size])
+	copy(b[first-sha256.Size:], sum[:])
+	if err := os.WriteFile(delta, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open(false)
+
+	// A delta of a log that moved on (a writer not closed yet) is used
+	// up to its size, the rest replayed.
+	if err := os.WriteFile(delta, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := appendOne(false)
+	if m, n, _, ok := o.loadSnapshot(o.Size()); !ok || n >= o.Size() || n <= base {
+		t.Fatalf("a delta behind the log: loadSnapshot at %d (%v), log at %d", n, ok, o.Size())
+	} else if _, read := lazies(m); read != 0 {
+		t.Fatalf("opening read %d buckets", read)
+	}
+	at, err := o.Map()
+	if err != nil || at.Map.Root() != logMap(t, o).Root() {
+		t.Fatalf("map from a delta behind the log: %v (%v)", at.Map.Root(), err)
+	}
+}

@@ -34,6 +34,25 @@ type Store struct {
 	stagedSize int64
 
 	snapSize atomic.Int64 // the size of the map snapshot last written or read (see saveSnapshot)
+	delta    bool         // a map read from a snapshot was committed since: Close writes a delta (the writer's)
+}
+
+// Close closes the log. If this Store committed a map read from a map
+// snapshot, it first writes the delta of that map from the snapshot
+// (delta.go), so that the next process reads only what changed since:
+// once per process, not per commit (a cache: one not written costs the
+// next process a replay of the entries since the snapshot, no more).
+func (s *Store) Close() error {
+	s.mu.Lock()
+	m, size, root, dirty := s.m, s.size, s.root, s.delta
+	s.delta = false
+	s.mu.Unlock()
+	if dirty && m != nil && m.snap != nil && m.snap.size == s.snapSize.Load() && size > m.snap.size {
+		if n, r := s.committedTree(); n == size && r == root {
+			s.saveDelta(m, size, root)
+		}
+	}
+	return s.Log.Close()
 }
 
 // OpenStore opens the log in dir (see OpenLog) with a map whose subjects
@@ -125,8 +144,8 @@ func (s *Store) mapAt() (MapAt, error) {
 // leaves from, and the leaves it covers: the snapshot's, if there is one
 // of this log, else an empty map.
 func (s *Store) startMap(size int64) (*Map, int64) {
-	if m, n, ok := s.loadSnapshot(size); ok {
-		s.snapSize.Store(n)
+	if m, n, full, ok := s.loadSnapshot(size); ok {
+		s.snapSize.Store(full)
 		return m, n
 	}
 	return NewMap(), 0
@@ -172,8 +191,8 @@ func (s *Store) BeginRecompute() error {
 	// The snapshot on disk, if it is of this log, need not be written
 	// again (see Commit).
 	if size := s.Log.Size(); size > 0 {
-		if _, n, ok := s.loadSnapshot(size); ok {
-			s.snapSize.Store(n)
+		if _, _, full, ok := s.loadSnapshot(size); ok {
+			s.snapSize.Store(full)
 		}
 	}
 	return nil
@@ -299,14 +318,15 @@ func (s *Store) Commit(head string) error {
 	}
 	size, root := s.committedTree()
 	if staged != nil && covers == size {
+		// A cache: one not written is rebuilt next time.
+		grown := size - s.snapSize.Load()
+		full := grown >= snapshotEvery && grown >= size/8
 		s.mu.Lock()
 		s.m, s.size, s.root = staged, size, root
+		s.delta = !full && staged.snap != nil // see Close
 		s.mu.Unlock()
-		if grown := size - s.snapSize.Load(); grown >= snapshotEvery && grown >= size/8 {
-			// A cache: one not written is rebuilt next time.
-			if s.saveSnapshot(staged, size, root) == nil {
-				s.snapSize.Store(size)
-			}
+		if full && s.saveSnapshot(staged, size, root) == nil {
+			s.snapSize.Store(size)
 		}
 	}
 	return nil

@@ -433,8 +433,9 @@ func TestStoreMapSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no snapshot: %v", err)
 	}
-	_, n, _, err := openSnapshot(snap, &snapSource{path: snap, log: s.Log, subjectsOf: testSubjects})
-	if err != nil || n != 64 {
+	src := &snapSource{path: snap, log: s.Log, subjectsOf: testSubjects}
+	_, err = openSnapshot(snap, src)
+	if n := src.size; err != nil || n != 64 {
 		t.Fatalf("snapshot at %d (%v), want 64", n, err)
 	}
 	want, _ := s.Map()
@@ -502,7 +503,9 @@ func TestStoreMapSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, n, _, err = openSnapshot(snap, &snapSource{path: snap, log: s.Log, subjectsOf: testSubjects})
+	src = &snapSource{path: snap, log: s.Log, subjectsOf: testSubjects}
+	_, err = openSnapshot(snap, src)
+	n := src.size
 	if err != nil || n != 64 {
 		t.Fatalf("snapshot at %d (%v), want 64", n, err)
 	}
