@@ -98,7 +98,7 @@ func (p *Pages) home(w http.ResponseWriter, r *http.Request) {
 			d.Packages = append(d.Packages, e)
 		}
 	}
-	c, err := p.catalog(ctx)
+	c, err := p.catalogAt(ctx, head)
 	if err == nil {
 		d.Activity, err = p.activity(ctx, c)
 	}

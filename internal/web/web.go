@@ -231,6 +231,11 @@ func (p *Pages) catalog(ctx context.Context) (*index.Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUnverified, err)
 	}
+	return p.catalogAt(ctx, head)
+}
+
+// catalogAt returns the catalog of head, a head of main verified before.
+func (p *Pages) catalogAt(ctx context.Context, head string) (*index.Catalog, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cat != nil && p.cat.Commit() == head {

@@ -351,15 +351,26 @@ func TestKeyPage(t *testing.T) {
 	get(t, s.url+"/keys/SHA256:nosuchkey", 404)
 }
 
+// The log page shows the latest checkpoint, who signed it and which
+// witnesses cosigned it (a real witness, cairn's own, over HTTP).
 func TestLogPage(t *testing.T) {
-	s := newSite(t)
-	doc := get(t, s.url+"/log", 200)
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/hello", Version: "1.0.0"})
+	w.Checkpointer = indextest.NewSigner()
+	w.Grant(w.Checkpointer, "server", "checkpoint")
+	wurl, vkey := servertest.Witness(w, "witness.example")
+	url := servertest.ServeWith(w, server.Options{Witnesses: []server.Witness{{URL: wurl, VKey: vkey}}})
+	doc := get(t, url+"/log", 200)
 	accessible(t, doc, "Transparency log")
 	main := text(byID(t, doc, "main"))
-	for _, want := range []string{"tree size", "leaves", "signed by the repository's checkpoint key", keys.ID(s.w.Checkpointer.Public()), "/log/checkpoint"} {
+	for _, want := range []string{"tree size", "leaves", "signed by the repository's checkpoint key", keys.ID(w.Checkpointer.Public()),
+		"cosigned by witness witness.example", "/log/checkpoint"} {
 		if !strings.Contains(main, want) {
 			t.Errorf("the log page lacks %q:\n%s", want, main)
 		}
+	}
+	if r := rowWith(t, byID(t, doc, "main"), "witness.example"); !strings.Contains(r, wurl) || !strings.Contains(r, "yes") {
+		t.Errorf("the witness's row %q: want its URL, and that it cosigned", r)
 	}
 }
 
