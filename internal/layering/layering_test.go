@@ -88,7 +88,7 @@ var allowed = map[string][]string{
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport",
 		"internal/vex", "internal/policy", "internal/verdict", "internal/gomod", "internal/web"},
 	// Pages for people: read through what the server keeps, no git, no serving of their own.
-	"internal/web": {"internal/index", "internal/policy", "internal/verdict", "internal/checkpoint", "internal/descriptor", "internal/record"},
+	"internal/web": {"internal/index", "internal/policy", "internal/verdict", "internal/checkpoint", "internal/blob", "internal/descriptor", "internal/record"},
 	"internal/certifier": {"internal/index", "internal/author", "internal/remote", "internal/blob",
 		"internal/descriptor", "internal/keys", "internal/osv", "internal/record", "internal/safefile", "internal/transport"},
 	"internal/server/servertest": {anyBelowCmd},

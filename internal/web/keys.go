@@ -136,46 +136,44 @@ func (p *Pages) recordBy(ctx context.Context, id string) grantBy {
 	return by
 }
 
-// signedBy lists what d's key signed: in the KeyScanLeaves leaves of
-// main's log before ?before=N (default: its end), newest first; with no
-// log, in KeyScanCommits commits of main after ?skip=N.
+// signedBy lists what d's key signed, newest first: from the leaves of
+// main's log before ?before=N (default: its end), KeyScanChunk at a time,
+// until KeySignedRows records are found or KeyScanLeaves leaves are
+// scanned; with no log, in KeyScanCommits commits of main after ?skip=N.
 func (p *Pages) signedBy(ctx context.Context, r *http.Request, c *index.Catalog, d *keyData) error {
 	if p.src.Leaves == nil {
 		return p.signedByGit(ctx, r, d)
 	}
-	d.ScanSize = KeyScanLeaves
-	to := int64(-1)
+	_, size, err := p.src.Leaves(ctx, 0, 0, false)
+	if err != nil {
+		return err
+	}
+	d.Size, d.To = size, size
 	if s := r.URL.Query().Get("before"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
 			return fmt.Errorf("%w: before %q: want a leaf index (the next page's link gives one)", errBadQuery, s)
 		}
-		to = n
+		d.To = min(n, size)
 	}
-	var leaves []Leaf
-	var size int64
-	var err error
-	if to < 0 {
-		leaves, size, err = p.src.Leaves(ctx, -KeyScanLeaves, -1, true)
-	} else {
-		leaves, size, err = p.src.Leaves(ctx, max(to-KeyScanLeaves, 0), to, true)
-	}
-	if err != nil {
-		return err
-	}
-	d.Size = size
-	if len(leaves) == 0 {
-		return nil
-	}
-	d.From, d.To = leaves[0].Index, leaves[len(leaves)-1].Index+1
-	for i := len(leaves) - 1; i >= 0; i-- {
-		if leaves[i].Map {
-			continue
+	d.From = d.To
+	for d.From > 0 && d.To-d.From < KeyScanLeaves && len(d.Signed) < KeySignedRows {
+		leaves, _, err := p.src.Leaves(ctx, max(d.From-KeyScanChunk, 0), d.From, true)
+		if err != nil {
+			return err
 		}
-		f := p.describe(c, leaves[i])
-		if f.Issuer == d.ID {
-			f.Time = leaves[i].Time
-			d.Signed = append(d.Signed, f)
+		if len(leaves) == 0 {
+			break
+		}
+		for i := len(leaves) - 1; i >= 0 && len(d.Signed) < KeySignedRows; i-- {
+			d.From = leaves[i].Index
+			if leaves[i].Map {
+				continue
+			}
+			if f := p.describeCached(c, leaves[i]); f.Issuer == d.ID {
+				f.Time = leaves[i].Time
+				d.Signed = append(d.Signed, f)
+			}
 		}
 	}
 	if d.From > 0 {
@@ -186,6 +184,36 @@ func (p *Pages) signedBy(ctx context.Context, r *http.Request, c *index.Catalog,
 	}
 	return nil
 }
+
+// describeCached is describe, kept by leaf: a leaf of the log never
+// changes (its entry names its commit and path), nor what it is, nor the
+// holder its signing key was granted under.
+func (p *Pages) describeCached(c *index.Catalog, l Leaf) activityFile {
+	key := leafKey{l.Index, l.Commit, l.Path}
+	p.dmu.Lock()
+	f, ok := p.described[key]
+	p.dmu.Unlock()
+	if ok {
+		return f
+	}
+	f = p.describe(c, l)
+	p.dmu.Lock()
+	if len(p.described) >= maxDescribed {
+		clear(p.described)
+	}
+	p.described[key] = f
+	p.dmu.Unlock()
+	return f
+}
+
+// leafKey names a leaf of the log for describeCached.
+type leafKey struct {
+	index        int64
+	commit, path string
+}
+
+// maxDescribed bounds describeCached's memory: about 300 bytes a leaf.
+const maxDescribed = 1 << 15
 
 var errBadQuery = errors.New("bad query")
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/policy"
@@ -26,7 +27,9 @@ const (
 	ActivityLeaves  = 40   // the home page's recent activity: the last leaves of main's log
 	ActivityCommits = 10   // the same without a log: the last commits of main
 	ActivityFiles   = 8    // files shown of one commit of the activity
-	KeyScanLeaves   = 1000 // leaves of the log a key page scans for what the key signed, per page
+	KeyScanLeaves   = 2000 // leaves of the log a key page scans at most for what the key signed, per page
+	KeyScanChunk    = 250  // leaves it reads at a time
+	KeySignedRows   = 100  // records it shows at most, per page
 	KeyScanCommits  = 200  // the same without a log: commits of main
 )
 
@@ -134,7 +137,7 @@ func (p *Pages) activity(ctx context.Context, c *index.Catalog) ([]activity, err
 			cur.More++
 			continue
 		}
-		cur.Files = append(cur.Files, p.describe(c, l))
+		cur.Files = append(cur.Files, p.describeCached(c, l))
 	}
 	if n := len(out); n > 0 && len(leaves) > 0 && leaves[0].Index > 0 && !leaves[0].Map {
 		out[n-1].Partial = true // its older files are before the leaves read
@@ -344,6 +347,15 @@ type versionData struct {
 	Error    string // why there is no verdict
 }
 
+// views returns the page's records as the index read them.
+func (d *versionData) views() []index.RecordView {
+	out := make([]index.RecordView, len(d.Records))
+	for i, r := range d.Records {
+		out[i] = r.RecordView
+	}
+	return out
+}
+
 // recordRow is a record as the version page shows it.
 type recordRow struct {
 	index.RecordView
@@ -444,10 +456,8 @@ func (p *Pages) judge(ctx context.Context, r *http.Request, c *index.Catalog, d 
 	default:
 		return nil
 	}
-	sub, err := verdict.Subject(c, p.src.Repository, d.Name, d.Version, nil)
-	if err != nil {
-		return err
-	}
+	// What verdict.Subject reads, from the records the page read already.
+	sub := &policy.Subject{Descriptor: d.Descriptor, Ref: blob.Ref{SHA256: d.Ref, Size: d.Size}, Records: verdict.Records(d.views(), p.src.Repository)}
 	d.Verdict = pol.Evaluate(sub, time.Now())
 	for _, rv := range d.Verdict.Rules {
 		mark := "pass"

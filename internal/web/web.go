@@ -100,6 +100,9 @@ type Pages struct {
 	cat *index.Catalog // the catalog of the head the pages read last
 
 	policies sync.Map // an index policy's version (record id) → *policy.Policy, parsed and bound once
+
+	dmu       sync.Mutex
+	described map[leafKey]activityFile // describeCached's
 }
 
 // New prepares the pages of src.
@@ -107,7 +110,7 @@ func New(src Source) (*Pages, error) {
 	if src.Logger == nil {
 		src.Logger = slog.Default()
 	}
-	p := &Pages{src: src, tmpl: map[string]*template.Template{}}
+	p := &Pages{src: src, tmpl: map[string]*template.Template{}, described: map[leafKey]activityFile{}}
 	for _, name := range []string{"home", "package", "version", "key", "log", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
