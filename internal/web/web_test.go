@@ -349,6 +349,10 @@ func TestKeyPage(t *testing.T) {
 		t.Errorf("a revoked key's page:\n%s", main)
 	}
 	get(t, s.url+"/keys/SHA256:nosuchkey", 404)
+	// An empty window (before the first leaf) says so, not "leaves 0 to -1".
+	if main := text(byID(t, get(t, s.url+"/keys/"+s.publisherID+"?before=0", 200), "main")); strings.Contains(main, "to -1") || !strings.Contains(main, "nothing to show") {
+		t.Errorf("the key page before leaf 0:\n%s", main)
+	}
 }
 
 // The log page shows the latest checkpoint, who signed it and which
