@@ -477,14 +477,9 @@ func printVerdict(w io.Writer, pol *policy.Policy, v *policy.Verdict) {
 	}
 	fmt.Fprintf(w, "%s: %s\n", v.Package, state)
 	for _, r := range v.Rules {
-		mark := "pass"
-		switch {
-		case !r.Applies:
-			mark = "skip"
-		case r.Warning:
-			mark = "warning:"
-		case !r.Pass:
-			mark = "FAIL"
+		mark := r.Mark()
+		if r.Applies && r.Warning {
+			mark += ":"
 		}
 		fmt.Fprintf(w, "  %s  %s %s (%s:%d): %s\n", mark, r.Mode, r.Rule, pol.File, r.Line, r.Reason)
 	}

@@ -108,6 +108,21 @@ type RuleVerdict struct {
 	Records []string `json:"records,omitempty"` // the records that decided it
 }
 
+// Mark is the rule's outcome in a word: "skip" (it does not apply),
+// "warning" (a failing warn rule), "FAIL" (a failing rule that refuses
+// the version) or "pass".
+func (r RuleVerdict) Mark() string {
+	switch {
+	case !r.Applies:
+		return "skip"
+	case r.Warning:
+		return "warning"
+	case !r.Pass:
+		return "FAIL"
+	}
+	return "pass"
+}
+
 // Failed returns the rules that failed and refuse the version (a
 // failing warn rule is among Warnings, not here).
 func (v *Verdict) Failed() []RuleVerdict {

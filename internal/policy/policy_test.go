@@ -498,3 +498,23 @@ forbid:
 	id := v.add(record.Vulnerable, pred)
 	wantRule(t, p.Evaluate(v.subject(), judged), "the-cve", false, "record "+id[:16])
 }
+
+// Mark names each outcome of a rule in one word, as `cairn why` and the
+// version page print it; a rule that does not apply is skipped whatever
+// else it says.
+func TestRuleVerdictMark(t *testing.T) {
+	for _, c := range []struct {
+		rv   RuleVerdict
+		want string
+	}{
+		{RuleVerdict{Applies: true, Pass: true}, "pass"},
+		{RuleVerdict{Applies: true}, "FAIL"},
+		{RuleVerdict{Applies: true, Warning: true}, "warning"},
+		{RuleVerdict{Applies: false, Warning: true}, "skip"},
+		{RuleVerdict{Applies: false, Pass: true}, "skip"},
+	} {
+		if got := c.rv.Mark(); got != c.want {
+			t.Errorf("%+v.Mark() = %q, want %q", c.rv, got, c.want)
+		}
+	}
+}

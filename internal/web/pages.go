@@ -460,16 +460,7 @@ func (p *Pages) judge(ctx context.Context, r *http.Request, c *index.Catalog, d 
 	sub := &policy.Subject{Descriptor: d.Descriptor, Ref: blob.Ref{SHA256: d.Ref, Size: d.Size}, Records: verdict.Records(d.views(), p.src.Repository)}
 	d.Verdict = pol.Evaluate(sub, time.Now())
 	for _, rv := range d.Verdict.Rules {
-		mark := "pass"
-		switch {
-		case !rv.Applies:
-			mark = "skip"
-		case rv.Warning:
-			mark = "warning"
-		case !rv.Pass:
-			mark = "FAIL"
-		}
-		d.Rules = append(d.Rules, ruleRow{RuleVerdict: rv, Mark: mark, File: pol.File})
+		d.Rules = append(d.Rules, ruleRow{RuleVerdict: rv, Mark: rv.Mark(), File: pol.File})
 	}
 	return nil
 }
