@@ -33,6 +33,19 @@ func fileBucket(t *testing.T) (*blob.Bucket, string) {
 	return s, dir
 }
 
+// memBucket is a store on a new mem:// bucket, and the bucket itself, to
+// change objects behind the store's back.
+func memBucket(t *testing.T) (*gcblob.Bucket, *blob.Bucket) {
+	t.Helper()
+	b, err := gcblob.OpenBucket(context.Background(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := blob.NewBucket(b, "mem://")
+	t.Cleanup(func() { s.Close() })
+	return b, s
+}
+
 func TestBucketConformance(t *testing.T) {
 	t.Run("file", func(t *testing.T) {
 		s, _ := fileBucket(t)
@@ -97,12 +110,7 @@ func TestBucketRefusedUploadLeavesNothing(t *testing.T) {
 // bytes; or another size) is refused when read, with the evidence.
 func TestBucketTamperedObjectIsCaught(t *testing.T) {
 	ctx := context.Background()
-	b, err := gcblob.OpenBucket(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := blob.NewBucket(b, "mem://")
-	defer s.Close()
+	b, s := memBucket(t)
 	data := []byte("the bytes the index names")
 	ref := blob.DigestBytes(data)
 	if err := s.Put(ctx, ref, bytes.NewReader(data)); err != nil {
@@ -129,12 +137,7 @@ func TestBucketTamperedObjectIsCaught(t *testing.T) {
 // back right (a size-only Stat kept the wrong object for good).
 func TestBucketWrongObjectIsRepaired(t *testing.T) {
 	ctx := context.Background()
-	b, err := gcblob.OpenBucket(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := blob.NewBucket(b, "mem://")
-	defer s.Close()
+	b, s := memBucket(t)
 	data := []byte("the bytes the index names")
 	ref := blob.DigestBytes(data)
 	for _, meta := range []map[string]string{nil, {"sha256": "0000"}} {
