@@ -125,9 +125,10 @@ func (s *Bucket) Put(ctx context.Context, ref Ref, r io.Reader) error {
 	if err := ref.Check(); err != nil {
 		return err
 	}
-	if ok, err := s.Stat(ctx, ref); err != nil {
-		return err
-	} else if ok {
+	// Stat only saves an upload: when it cannot tell (a directory bucket
+	// reads an object's attributes while a concurrent Put of the same blob
+	// writes them), upload anyway; a real fault fails the upload too.
+	if ok, err := s.Stat(ctx, ref); err == nil && ok {
 		return nil
 	}
 	// Cancelling the writer's context before Close aborts the upload.
