@@ -127,9 +127,12 @@ func (s *Bucket) Put(ctx context.Context, ref Ref, r io.Reader) error {
 	}
 	// Stat only saves an upload: when it cannot tell (a directory bucket
 	// reads an object's attributes while a concurrent Put of the same blob
-	// writes them), upload anyway; a real fault fails the upload too.
+	// writes them), upload anyway; a refusal of the credentials is said
+	// as Stat says it.
 	if ok, err := s.Stat(ctx, ref); err == nil && ok {
 		return nil
+	} else if gcerrors.Code(err) == gcerrors.PermissionDenied {
+		return err // the credentials, which the upload would meet too
 	}
 	// Cancelling the writer's context before Close aborts the upload.
 	wctx, cancel := context.WithCancel(ctx)
