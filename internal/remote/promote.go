@@ -54,6 +54,9 @@ func Promote(ctx context.Context, r *index.Repo, id, to string, sel []string, s 
 	if rm.Introduction == r.Config.Introduction {
 		return nil, fmt.Errorf("remote %s holds this repository's own index: push to it (cairn push %s)", to, to)
 	}
+	if rm.Plain() {
+		return nil, errPlain(rm, "cairn promote cannot upload blobs to it")
+	}
 	if len(sel) == 0 {
 		return nil, errors.New("say which artifacts to send: --artifacts binary, source, all, a platform or a file name")
 	}

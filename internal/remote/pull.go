@@ -184,7 +184,7 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 		only = line.Ref
 	}
 	o.progress("fetching "+line.Name, 0, 0)
-	if err := r.Fetch(ctx, rm.URL+"/index.git", src, in.Ref, only); err != nil {
+	if err := r.Fetch(ctx, rm.gitURL(), src, in.Ref, only); err != nil {
 		return nil, fmt.Errorf("%s: %w", line.Name, err)
 	}
 	served, err := refAt(ctx, r, in.Ref)
@@ -237,6 +237,13 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", line.Name, err)
+	}
+	if rm.Plain() && target != served {
+		// Nothing refused the commits the host holds past its checkpoint:
+		// they are judged now, though followed only once one covers them.
+		if err := checkPending(ctx, r, rm, line, target, served); err != nil {
+			return nil, err
+		}
 	}
 	p := &Pulled{Remote: rm.Name, From: verified, Head: res.Head, Commits: res.Commits, Records: res.Records, Total: res.Total}
 	if note != nil {
@@ -334,6 +341,9 @@ func (e *ForkError) Unwrap() error { return index.ErrFork }
 func getCheckpoint(ctx context.Context, rm *Remote, o Options) ([]byte, error) {
 	if rm.via != "" {
 		return getLineCheckpoint(ctx, rm, o)
+	}
+	if rm.Plain() {
+		return getStaticCheckpoint(ctx, rm, o)
 	}
 	resp, body, err := fetchCheckpoint(ctx, rm, o, rm.URL+"/api/v1/checkpoint")
 	if err != nil {

@@ -110,6 +110,9 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 	if rm.Introduction != r.Config.Introduction {
 		return nil, fmt.Errorf("remote %s holds another index (introduction %.16s, this one %.16s): use cairn promote to copy versions to it", name, rm.Introduction, r.Config.Introduction)
 	}
+	if rm.Plain() {
+		return nil, errPlain(rm, "cairn push cannot upload blobs to it nor have its rules checked there")
+	}
 	if _, err := r.Verify(ctx, false); err != nil {
 		return nil, err
 	}

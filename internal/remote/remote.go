@@ -35,11 +35,16 @@ const DefaultMaxAge = checkpoint.DefaultMaxAge
 
 // Remote is a repository elsewhere, pinned by its introduction.
 type Remote struct {
-	Name         string        `json:"name"`
-	URL          string        `json:"url"`
-	Introduction string        `json:"introduction"`
-	Mirrors      []string      `json:"mirrors,omitempty"` // extra blob mirrors, tried after URL
-	MaxAge       time.Duration `json:"max_age"`           // oldest acceptable checkpoint
+	Name         string   `json:"name"`
+	URL          string   `json:"url"`
+	Introduction string   `json:"introduction"`
+	Mirrors      []string `json:"mirrors,omitempty"` // extra blob mirrors, tried after URL
+	// Log, if set, makes the remote a plain git host (see Plain): URL is
+	// then the git URL of the index itself, served by git alone, and Log
+	// the URL of the static log its signed checkpoint is published to
+	// (cairn log publish); its blobs come from Mirrors only.
+	Log    string        `json:"log,omitempty"`
+	MaxAge time.Duration `json:"max_age"` // oldest acceptable checkpoint
 	// InsecureNoCheckpoint accepts a server that signs no checkpoints: a
 	// frozen mirror would then go unnoticed.
 	InsecureNoCheckpoint bool `json:"insecure_no_checkpoint,omitempty"`
@@ -157,8 +162,16 @@ func save(r *index.Repo, rm Remote, exclusive bool) error {
 	if !blob.IsDigest(rm.Introduction) {
 		return fmt.Errorf("introduction %q: want the 64-hex-digit id the repository's owner published (cairn init prints it)", rm.Introduction)
 	}
-	if !strings.HasPrefix(rm.URL, "http://") && !strings.HasPrefix(rm.URL, "https://") {
-		return fmt.Errorf("remote URL %q: want http:// or https://", rm.URL)
+	if rm.Plain() {
+		if err := CheckGitURL(rm.URL); err != nil {
+			return err
+		}
+		if err := checkLogURL(rm.Log); err != nil {
+			return err
+		}
+		rm.Log = strings.TrimSuffix(rm.Log, "/")
+	} else if !strings.HasPrefix(rm.URL, "http://") && !strings.HasPrefix(rm.URL, "https://") {
+		return fmt.Errorf("remote URL %q: want http:// or https:// (a cairn server), or, for an index on a plain git host, its git URL with the URL of its published log (--log)", rm.URL)
 	}
 	rm.URL = strings.TrimSuffix(rm.URL, "/")
 	if rm.MaxAge == 0 {
@@ -270,10 +283,15 @@ func List(r *index.Repo) ([]*Remote, error) {
 }
 
 // Blobs returns the remote's blob store: the repository's own store in
-// front of the remote and its mirrors, each verified on the way in.
+// front of the remote and its mirrors (a plain git host's mirrors only),
+// each verified on the way in.
 func (rm *Remote) Blobs(r *index.Repo, client *http.Client) *blob.Chain {
 	c := &blob.Chain{Local: r.Blobs}
-	for _, u := range append([]string{rm.URL}, rm.Mirrors...) {
+	from := append([]string{rm.URL}, rm.Mirrors...)
+	if rm.Plain() {
+		from = rm.Mirrors
+	}
+	for _, u := range from {
 		c.Mirrors = append(c.Mirrors, &blob.HTTP{URL: u, Client: client})
 	}
 	return c

@@ -125,6 +125,10 @@ func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main stri
 // one URL and trust it for none of them. A line that fails is reported
 // and keeps the head verified before; the others are pulled regardless.
 func pullUpstreams(ctx context.Context, r *index.Repo, rm *Remote, o Options) ([]*Pulled, error) {
+	if rm.Plain() {
+		// A plain git host keeps no upstream lines with their checkpoints.
+		return nil, nil
+	}
 	head, err := refAt(ctx, r, Ref(rm.Name))
 	if err != nil {
 		return nil, err

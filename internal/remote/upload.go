@@ -93,6 +93,9 @@ func UploadMissing(ctx context.Context, r *index.Repo, name string, s keys.Signe
 // clone of a cairn server.
 func blobURL(ctx context.Context, r *index.Repo, name string) (string, error) {
 	rm, err := Get(r, name)
+	if err == nil && rm.Plain() {
+		return "", errPlain(rm, "it takes no uploads: put blobs on its mirrors' store")
+	}
 	if err == nil {
 		return rm.URL, nil
 	}
