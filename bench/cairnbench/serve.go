@@ -68,6 +68,11 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 		paths = append(paths, fmt.Sprintf("/api/v1/packages/ns%d/pkg%d", i%1000, i))
 	}
 
+	pv, err := preparePageVersion(ctx, ix)
+	if err != nil {
+		return err
+	}
+
 	srv, cairnURL, err := startCairn(cairn, work, r.Dir, ckptFile)
 	if err != nil {
 		return err
@@ -135,6 +140,9 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 		return err
 	}
 	if err := benchServeTiles(cairnURL, ngxURL, work, compare); err != nil {
+		return err
+	}
+	if err := benchPageVersion(cairnURL, docroot, pv, compare); err != nil {
 		return err
 	}
 	return benchPull(ctx, cairn, work, ix, cairnURL)

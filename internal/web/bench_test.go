@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"cairn.dev/cairn/bench/gen"
@@ -95,7 +96,21 @@ func BenchmarkPages(b *testing.B) {
 		fetch(b, pg.path) // warm: the listing and catalog of the head, the checkpoint
 	}
 	for _, pg := range pages {
+		// Each request at an address of its own (a parameter no page
+		// reads), so that every page is rendered: the pages keep what
+		// they rendered for a head, and a repeated address is a copy.
+		sep := "?"
+		if strings.Contains(pg.path, "?") {
+			sep = "&"
+		}
 		b.Run(pg.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				i++
+				fetch(b, pg.path+sep+"bench="+strconv.Itoa(i))
+			}
+		})
+		b.Run(pg.name+"_kept", func(b *testing.B) {
 			for b.Loop() {
 				fetch(b, pg.path)
 			}

@@ -64,6 +64,9 @@ func (p *Pages) key(w http.ResponseWriter, r *http.Request) {
 		p.failErr(w, r, "key "+id, err)
 		return
 	}
+	if p.cachedPage(w, r, c.Commit()) {
+		return
+	}
 	d := keyData{ID: id, ScanSize: KeyScanCommits}
 	k, err := c.Key(id)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -307,7 +310,7 @@ func (p *Pages) log(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Witnesses = append(d.Witnesses, row)
 	}
-	p.render(w, r, http.StatusOK, "log", page{Title: "Transparency log", Nav: "log", Head: head, Data: d})
+	p.render(w, r, http.StatusOK, "log", page{Title: "Transparency log", Nav: "log", Head: head, Fresh: true, Data: d})
 }
 
 // signatures lists a note's signature lines ("— NAME SIG") by key name.

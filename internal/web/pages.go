@@ -70,6 +70,9 @@ func (p *Pages) home(w http.ResponseWriter, r *http.Request) {
 		p.failErr(w, r, "the index", fmt.Errorf("%w: %w", errUnverified, err))
 		return
 	}
+	if p.cachedPage(w, r, head) {
+		return
+	}
 	all, err := p.src.Packages(ctx, head)
 	if err != nil {
 		p.failErr(w, r, "listing packages", err)
@@ -253,6 +256,9 @@ func (p *Pages) pkg(w http.ResponseWriter, r *http.Request, name string) {
 		p.failErr(w, r, name, err)
 		return
 	}
+	if p.cachedPage(w, r, c.Commit()) {
+		return
+	}
 	versions, err := c.Versions(name)
 	if err != nil {
 		p.failErr(w, r, name, err)
@@ -375,6 +381,9 @@ func (p *Pages) version(w http.ResponseWriter, r *http.Request, name, version st
 	c, err := p.catalog(ctx)
 	if err != nil {
 		p.failErr(w, r, name+"@"+version, err)
+		return
+	}
+	if p.cachedPage(w, r, c.Commit()) {
 		return
 	}
 	v, err := p.versionView(ctx, c, name, version)

@@ -15,13 +15,16 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -103,14 +106,33 @@ type Pages struct {
 
 	dmu       sync.Mutex
 	described map[leafKey]activityFile // describeCached's
+
+	rmu      sync.Mutex
+	rendered map[string]renderedPage // whole pages, by head and address (cachedPage)
 }
+
+// renderedPage is a page as render wrote it, kept by cachedPage.
+type renderedPage struct {
+	body []byte
+	etag string
+	at   time.Time
+}
+
+// Rendered pages are kept this long for the head they were read at: a
+// page is a function of main's verified head and its address, but for
+// the time a verdict is judged at (a grant that expires), so a kept page
+// lags the clock by at most this. At most maxRendered are kept.
+const (
+	renderedFor = 5 * time.Second
+	maxRendered = 1024
+)
 
 // New prepares the pages of src.
 func New(src Source) (*Pages, error) {
 	if src.Logger == nil {
 		src.Logger = slog.Default()
 	}
-	p := &Pages{src: src, tmpl: map[string]*template.Template{}, described: map[leafKey]activityFile{}}
+	p := &Pages{src: src, tmpl: map[string]*template.Template{}, described: map[leafKey]activityFile{}, rendered: map[string]renderedPage{}}
 	for _, name := range []string{"home", "package", "version", "key", "log", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -164,6 +186,9 @@ type page struct {
 	Title string
 	Nav   string // the nav entry that is current
 	Head  string // main's verified head the page was read at
+	// Fresh pages are never kept (cachedPage): they change while main's
+	// head does not (the log's page: witnesses cosign later).
+	Fresh bool
 	Data  any
 }
 
@@ -175,15 +200,56 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, code int, name st
 		http.Error(w, "the page could not be rendered: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if code != http.StatusOK || pg.Head == "" || pg.Fresh {
+		p.write(w, r, code, buf.Bytes(), "")
+		return
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	rp := renderedPage{body: buf.Bytes(), etag: `"` + hex.EncodeToString(sum[:16]) + `"`, at: time.Now()}
+	p.rmu.Lock()
+	if len(p.rendered) >= maxRendered {
+		clear(p.rendered)
+	}
+	p.rendered[renderedKey(pg.Head, r)] = rp
+	p.rmu.Unlock()
+	p.write(w, r, code, rp.body, rp.etag)
+}
+
+// renderedKey is a page's key among the kept pages.
+func renderedKey(head string, r *http.Request) string { return head + " " + r.URL.RequestURI() }
+
+// cachedPage writes the page at r's address as render wrote it for head
+// within renderedFor, and reports whether it had one.
+func (p *Pages) cachedPage(w http.ResponseWriter, r *http.Request, head string) bool {
+	p.rmu.Lock()
+	rp, ok := p.rendered[renderedKey(head, r)]
+	p.rmu.Unlock()
+	if !ok || time.Since(rp.at) > renderedFor {
+		return false
+	}
+	p.write(w, r, http.StatusOK, rp.body, rp.etag)
+	return true
+}
+
+// write sends a page: its headers, then body unless the request is HEAD
+// or the browser holds it already (its If-None-Match names etag).
+func (p *Pages) write(w http.ResponseWriter, r *http.Request, code int, body []byte, etag string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-cache")
+	if etag != "" {
+		h.Set("ETag", etag)
+		if inm := r.Header.Get("If-None-Match"); inm != "" && slices.Contains(strings.Split(strings.ReplaceAll(inm, " ", ""), ","), etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
-		w.Write(buf.Bytes())
+		w.Write(body)
 	}
 }
 

@@ -415,3 +415,48 @@ func TestNotFound(t *testing.T) {
 		}
 	}
 }
+
+// TestPageKeptUntilMainMoves: a page is rendered once per head and then
+// served as rendered, with an ETag a browser can revalidate (304); when
+// main moves, the next request shows the new head's records at once.
+func TestPageKeptUntilMainMoves(t *testing.T) {
+	s := newSite(t)
+	u := s.url + "/packages/acme/hello@1.0.0?policy=org"
+	fetch := func(etag string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", u, nil)
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	first, body := fetch("")
+	etag := first.Header.Get("ETag")
+	if first.StatusCode != http.StatusOK || etag == "" {
+		t.Fatalf("first GET: %s, ETag %q", first.Status, etag)
+	}
+	again, body2 := fetch("")
+	if again.Header.Get("ETag") != etag || body2 != body {
+		t.Fatalf("the same page at the same head changed: ETag %q then %q", etag, again.Header.Get("ETag"))
+	}
+	if nm, rest := fetch(etag); nm.StatusCode != http.StatusNotModified || rest != "" {
+		t.Fatalf("If-None-Match with the page's ETag: %s with %d bytes, want 304 and no body", nm.Status, len(rest))
+	}
+	if nm, _ := fetch(`"another"`); nm.StatusCode != http.StatusOK {
+		t.Fatalf("If-None-Match with another ETag: %s, want 200", nm.Status)
+	}
+
+	audit := s.w.Certify(author.Certification{Name: "acme/hello", Version: "1.0.0", Kind: record.Tested, Note: "a second look"}).Records[0]
+	moved, body3 := fetch(etag)
+	if moved.StatusCode != http.StatusOK || !strings.Contains(body3, audit) {
+		t.Fatalf("after main moved (a new audit %s): %s, the page shows it: %v; a page kept for the old head was served", audit, moved.Status, strings.Contains(body3, audit))
+	}
+	if moved.Header.Get("ETag") == etag {
+		t.Fatal("the page of the new head has the old head's ETag")
+	}
+}
