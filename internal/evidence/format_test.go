@@ -164,18 +164,26 @@ func TestAttackMembers(t *testing.T) {
 		t.Errorf("a proof changed: %v", err)
 	}
 	// A hash of a proof's inclusion path changed, the manifest made
-	// again: the proof no longer proves.
-	forged := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
-		pr, err := translog.ParseProof(files[proofs[0]])
-		if err != nil {
-			t.Fatal(err)
+	// again: the proof no longer proves. Each of its hashes in turn: the
+	// nodes near the root are those of the other proofs' paths too, which
+	// are checked beside it (proof.DetachedParser).
+	pr, err := translog.ParseProof(b.Files[proofs[0]])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range pr.Path {
+		forged := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+			pr, err := translog.ParseProof(files[proofs[0]])
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr.Path[k][0] ^= 1
+			files[proofs[0]] = pr.Marshal()
+			return nil
+		})
+		if _, err := verify(forged); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "does not lead to the root") {
+			t.Errorf("hash %d of a proof's path changed: %v", k, err)
 		}
-		pr.Path[0][0] ^= 1
-		files[proofs[0]] = pr.Marshal()
-		return nil
-	})
-	if _, err := verify(forged); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "does not lead to the root") {
-		t.Errorf("a proof's path changed: %v", err)
 	}
 	// The manifest listing a member twice.
 	m := b.Manifest

@@ -266,25 +266,26 @@ func (r *replay) batch(req *http.Request) *http.Response {
 	if !ok {
 		return refused
 	}
+	// The answer is read from the members where they are: the client
+	// reads it once, into its own buffer.
 	size := req.URL.Query().Get("size")
-	n := len(size) + 32
-	for _, name := range names {
-		n += len(r.files[name]) + 1
+	parts := make([]io.Reader, 0, 2*len(names)+1)
+	n := 0
+	add := func(b []byte) {
+		parts, n = append(parts, bytes.NewReader(b)), n+len(b)
 	}
-	var body bytes.Buffer
-	body.Grow(n)
-	body.WriteString(`{"size":` + size + `,"subjects":[`)
+	add([]byte(`{"size":` + size + `,"subjects":[`))
 	for i, name := range names {
 		doc, held := r.files[name]
 		if !held || !jsontext.Value(doc).IsValid() {
 			return refused
 		}
 		if i > 0 {
-			body.WriteByte(',')
+			add([]byte{','})
 		}
-		body.Write(bytes.TrimSpace(doc))
+		add(bytes.TrimSpace(doc))
 	}
-	body.WriteString("]}\n")
+	add([]byte("]}\n"))
 	r.mu.Lock()
 	if r.served == nil {
 		r.served = map[string]bool{}
@@ -293,5 +294,7 @@ func (r *replay) batch(req *http.Request) *http.Response {
 		r.served[name] = true
 	}
 	r.mu.Unlock()
-	return answer(req, http.StatusOK, body.Bytes(), nil)
+	resp := answer(req, http.StatusOK, nil, nil)
+	resp.Body, resp.ContentLength = io.NopCloser(io.MultiReader(parts...)), int64(n)
+	return resp
 }

@@ -942,7 +942,7 @@ func keyReport(ctx context.Context, s *plan.Source, id string, seen map[string]*
 }
 
 // proofParses are the proof members of a bundle, parsed and their
-// inclusion paths checked (proof.ParseDetached) by workers on every core,
+// inclusion paths checked (proof.DetachedParser) by workers on every core,
 // ahead of the checks that need them.
 type proofParses struct {
 	byName  map[string]*parsedProof // written by add, read by get after end
@@ -950,9 +950,12 @@ type proofParses struct {
 	ended   sync.Once
 	stopped atomic.Bool
 	wg      sync.WaitGroup
+	// parser parses them all: they are proofs to one checkpoint, whose
+	// text is parsed once and whose paths share their nodes.
+	parser *proof.DetachedParser
 }
 
-// parsedProof is one proof member's proof.ParseDetached, once done is
+// parsedProof is one proof member's parse (proof.DetachedParser), once done is
 // closed.
 type parsedProof struct {
 	done chan struct{}
@@ -969,14 +972,14 @@ type proofJob struct {
 // startProofParses starts the workers that parse the proof members add
 // is given, of at most n members: add never waits for them.
 func startProofParses(n int) *proofParses {
-	ps := &proofParses{byName: map[string]*parsedProof{}, jobs: make(chan proofJob, n)}
+	ps := &proofParses{byName: map[string]*parsedProof{}, jobs: make(chan proofJob, n), parser: &proof.DetachedParser{}}
 	for range runtime.GOMAXPROCS(0) {
 		ps.wg.Go(func() {
 			for j := range ps.jobs {
 				if ps.stopped.Load() {
 					j.p.err = errors.New("verification ended")
 				} else {
-					j.p.pp, j.p.err = proof.ParseDetached(j.data)
+					j.p.pp, j.p.err = ps.parser.Parse(j.data)
 				}
 				close(j.p.done)
 			}

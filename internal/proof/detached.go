@@ -69,25 +69,50 @@ func parseDetachedExtra(p *translog.Proof) (Extra, error) {
 	if len(p.Extra) == 0 {
 		return Extra{}, fmt.Errorf("%w: no extra data: a detached proof carries the entry and the map leaf", translog.ErrProof)
 	}
+	// The common spelling read by hand; the result is the same as the
+	// JSON decoder's below (TestDetachedExtraByHand), or it is read again
+	// by the decoder, to say what is wrong.
+	if d, ok := parseDetachedCanonical(p.Extra); ok && canonicalDetached(d, p.Extra) == nil {
+		return Extra{Entry: d.Entry, MapTime: d.MapTime, MapPath: d.MapPath}, nil
+	}
+	d, err := parseDetachedJSON(p.Extra)
+	if err != nil {
+		return Extra{}, err
+	}
+	return Extra{Entry: d.Entry, MapTime: d.MapTime, MapPath: d.MapPath}, nil
+}
+
+// parseDetachedJSON is parseDetachedExtra of extra data, by the JSON
+// decoder.
+func parseDetachedJSON(extra []byte) (detachedExtra, error) {
 	var x struct {
 		Entry   *string `json:"entry"`
 		MapTime *int64  `json:"map_time"`
 		MapPath *[]byte `json:"map_path"`
 	}
-	if err := jsonv2.Unmarshal(p.Extra, &x, jsonv2.RejectUnknownMembers(true)); err != nil {
-		return Extra{}, fmt.Errorf("%w: extra data is not a detached proof's {\"entry\", \"map_time\", \"map_path\"}: %v", translog.ErrProof, err)
+	if err := jsonv2.Unmarshal(extra, &x, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return detachedExtra{}, fmt.Errorf("%w: extra data is not a detached proof's {\"entry\", \"map_time\", \"map_path\"}: %v", translog.ErrProof, err)
 	}
 	if x.Entry == nil || x.MapTime == nil || x.MapPath == nil {
-		return Extra{}, fmt.Errorf("%w: a detached proof's extra data lacks \"entry\", \"map_time\" or \"map_path\"", translog.ErrProof)
-	}
-	if len(*x.MapPath)%tlog.HashSize != 0 || len(*x.MapPath) > 63*tlog.HashSize {
-		return Extra{}, fmt.Errorf("%w: map_path is %d bytes, not whole %d-byte hashes, at most 63", translog.ErrProof, len(*x.MapPath), tlog.HashSize)
+		return detachedExtra{}, fmt.Errorf("%w: a detached proof's extra data lacks \"entry\", \"map_time\" or \"map_path\"", translog.ErrProof)
 	}
 	d := detachedExtra{Entry: *x.Entry, MapTime: *x.MapTime, MapPath: *x.MapPath}
-	if again, err := marshalDetached(d); err != nil || !bytes.Equal(again, p.Extra) {
-		return Extra{}, fmt.Errorf("%w: extra data is not written as cairn writes a detached proof's (compact JSON, fields entry, map_time, map_path in that order, canonical base64)", translog.ErrProof)
+	if err := canonicalDetached(d, extra); err != nil {
+		return detachedExtra{}, err
 	}
-	return Extra{Entry: d.Entry, MapTime: d.MapTime, MapPath: d.MapPath}, nil
+	return d, nil
+}
+
+// canonicalDetached checks that d's map path is whole hashes, at most 63,
+// and that extra is d as marshalDetached writes it.
+func canonicalDetached(d detachedExtra, extra []byte) error {
+	if len(d.MapPath)%tlog.HashSize != 0 || len(d.MapPath) > 63*tlog.HashSize {
+		return fmt.Errorf("%w: map_path is %d bytes, not whole %d-byte hashes, at most 63", translog.ErrProof, len(d.MapPath), tlog.HashSize)
+	}
+	if again, err := marshalDetached(d); err != nil || !bytes.Equal(again, extra) {
+		return fmt.Errorf("%w: extra data is not written as cairn writes a detached proof's (compact JSON, fields entry, map_time, map_path in that order, canonical base64)", translog.ErrProof)
+	}
+	return nil
 }
 
 // ParseDetached parses a detached proof and checks what of it needs no
@@ -95,6 +120,11 @@ func parseDetachedExtra(p *translog.Proof) (Extra, error) {
 // proves the entry's leaf in the tree its checkpoint's text claims.
 // Every refusal is a *RefusedError.
 func ParseDetached(data []byte) (*Parsed, error) {
+	return parseDetached(data, nil)
+}
+
+// parseDetached is ParseDetached, sharing dp's work if dp is not nil.
+func parseDetached(data []byte, dp *DetachedParser) (*Parsed, error) {
 	var evidence []byte
 	refuse := func(err error) (*Parsed, error) {
 		return nil, &RefusedError{Err: err, Checkpoint: evidence}
@@ -108,7 +138,11 @@ func ParseDetached(data []byte) (*Parsed, error) {
 	if err != nil {
 		return refuse(err)
 	}
-	c, err := checkpoint.Claimed(p.Checkpoint)
+	claim := checkpoint.Claimed
+	if dp != nil {
+		claim = dp.claim
+	}
+	c, err := claim(p.Checkpoint)
 	if err != nil {
 		return refuse(fmt.Errorf("%w: the proof's checkpoint: %w", translog.ErrProof, err))
 	}
@@ -118,21 +152,32 @@ func ParseDetached(data []byte) (*Parsed, error) {
 	}
 	// The leaf checked with the entry's own size and hash: the bytes are
 	// checked against them by VerifyDetached.
-	if _, err := checkLeafOf(p, []byte(x.Entry), e, c); err != nil {
+	var memo *inclusionMemo
+	if dp != nil {
+		memo = dp.memo(c.Tree())
+	}
+	if _, err := checkLeafOf(p, []byte(x.Entry), e, c, memo); err != nil {
 		return refuse(err)
 	}
 	return &Parsed{proof: p, extra: x, claimed: c, entry: e, detached: true}, nil
 }
 
 // checkLeafOf checks that p's inclusion path proves the leaf of entry
-// (parsed as e) in the tree c's text claims.
-func checkLeafOf(p *translog.Proof, entry []byte, e translog.Entry, c checkpoint.Checkpoint) (translog.Entry, error) {
+// (parsed as e) in the tree c's text claims; through memo, the memo of
+// that tree, if not nil.
+func checkLeafOf(p *translog.Proof, entry []byte, e translog.Entry, c checkpoint.Checkpoint, memo *inclusionMemo) (translog.Entry, error) {
 	tree := c.Tree()
 	if p.Index >= tree.N {
 		return translog.Entry{}, &translog.InclusionError{Index: p.Index, Entry: string(entry), Origin: c.Origin, Tree: tree, Reason: fmt.Sprintf("index %d is not in a tree of %d leaves", p.Index, tree.N)}
 	}
 	leaf := translog.LeafHash(entry)
-	if err := tlog.CheckRecord(p.Path, tree.N, tree.Hash, p.Index, leaf); err != nil {
+	check := tlog.CheckRecord
+	if memo != nil {
+		check = func(path tlog.RecordProof, _ int64, _ tlog.Hash, n int64, h tlog.Hash) error {
+			return memo.check(path, n, h)
+		}
+	}
+	if err := check(p.Path, tree.N, tree.Hash, p.Index, leaf); err != nil {
 		return translog.Entry{}, &translog.InclusionError{Index: p.Index, Entry: string(entry), Origin: c.Origin, Tree: tree, Reason: fmt.Sprintf("the inclusion path of leaf hash %s does not lead to the root (%v)", leaf, err)}
 	}
 	return e, nil
