@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,6 +39,8 @@ func newServeCmd() *cobra.Command {
 		witnesses               []string
 		policyFile              string
 		ckptEvery               time.Duration
+		follow                  string
+		followEvery             time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "serve --repo DIR [--addr HOST:PORT]",
@@ -121,6 +125,22 @@ answers /api/v1/checkpoint with 404 and the header "Cairn-Checkpoint: none";
 clients then refuse to pull from it unless the remote was added with
 --insecure-no-checkpoint.
 
+With --follow REMOTE the server is a read replica of a writer: a repository
+made by 'cairn remote add REMOTE WRITER-URL --introduction ID --repo DIR' (the
+writer being another cairn serve, with --checkpoint-key). The replica pulls from
+the writer on its own (as soon as the writer's main moves, and at least every
+--follow-interval), each pull verifying every new commit and the writer's signed
+checkpoint as 'cairn pull' does, and serves only what it verified: the writer's
+checkpoint of the head it verified (it signs none itself), the log's tiles and
+light reads at that tree, pages, and git clone/fetch of main. A light read of a
+newer tree (a client that read a newer checkpoint from another replica) waits up
+to 5 s for the replica to catch up. A refused pull (a fork, a rollback, a broken
+rule, a bad checkpoint) moves nothing: the replica keeps serving its verified
+head and logs the refusal. Pushes (git receive-pack) and blob uploads are
+forwarded to the writer, whose answers, a refused push's messages included,
+reach the client unchanged; blobs the replica lacks are fetched from the writer,
+verified, and kept. Several replicas behind a load balancer serve one writer.
+
 Access logs are JSON lines on standard error.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -135,6 +155,12 @@ Access logs are JSON lines on standard error.`,
 			// Not withRepo: server.New verifies the index and refuses one that
 			// does not verify (exit 3, naming the rule), so it is verified once.
 			ctx := cmd.Context()
+			if follow != "" && ckey != "" {
+				return usageError{errors.New("--follow makes a read replica, which serves its writer's checkpoints and signs none: drop --checkpoint-key (or --follow)")}
+			}
+			if follow != "" && followEvery <= 0 {
+				return usageError{fmt.Errorf("--follow-interval %s: want a positive duration", followEvery)}
+			}
 			r, err := openRepo(ctx, repo)
 			if err != nil {
 				return err
@@ -143,6 +169,14 @@ Access logs are JSON lines on standard error.`,
 			out := newLogBuffer(cmd.ErrOrStderr(), 100*time.Millisecond)
 			defer out.Close()
 			log := slog.New(slog.NewJSONHandler(out, nil))
+			var fol *remote.Follower
+			if follow != "" {
+				if fol, err = newReplica(ctx, r, follow, followEvery, log); err != nil {
+					return err
+				}
+				defer fol.Repo.Close()
+				every = 0 // the writer syncs the upstreams; pulls bring their lines along
+			}
 			opts := server.Options{
 				Logger:    log,
 				Grace:     grace,
@@ -153,6 +187,18 @@ Access logs are JSON lines on standard error.`,
 				UpstreamCheckpoint: func(ctx context.Context, u *index.Upstream) ([]byte, string, error) {
 					return remote.UpstreamCheckpoint(ctx, r, u)
 				},
+			}
+			if fol != nil {
+				rm, err := remote.Get(r, follow)
+				if err != nil {
+					return err
+				}
+				writer, err := neturl.Parse(rm.URL)
+				if err != nil {
+					return fmt.Errorf("remote %s: %w", follow, err)
+				}
+				opts.Replica = &server.Replica{Writer: writer, Nudge: fol.Nudge}
+				opts.Fallback = (&remote.WriterBlobs{Repo: r, Remote: follow}).Fetch
 			}
 			if ckey != "" {
 				s, err := keys.Resolve(ckey)
@@ -190,7 +236,22 @@ Access logs are JSON lines on standard error.`,
 			if err != nil {
 				return err
 			}
-			if opts.CheckpointKey == nil {
+			if fol != nil {
+				fol.Verified = srv.Followed
+				if err := fol.Kept(ctx); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					log.Warn("replica: the writer's checkpoint kept is not served; serving none until the next pull verifies one", "err", err)
+				}
+				fctx, stop := context.WithCancel(ctx)
+				followed := make(chan struct{})
+				go func() {
+					defer close(followed)
+					fol.Run(fctx)
+				}()
+				defer func() {
+					stop()
+					<-followed
+				}()
+			} else if opts.CheckpointKey == nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "cairn: warning: serving without --checkpoint-key: this server signs no checkpoints, so clients cannot tell it from a frozen mirror and refuse to pull from it unless the remote was added with --insecure-no-checkpoint")
 			}
 			defer srv.Close()
@@ -258,6 +319,8 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().DurationVar(&limits.SlowTimeout, "slow-timeout", 30*time.Second, "how far a request body or a response may lag behind --min-rate before the client is cut")
 	c.Flags().Int64Var(&limits.MinRate, "min-rate", 16<<10, "slowest transfer kept, in bytes a second (after --slow-timeout)")
 	c.Flags().IntVar(&limits.MaxGit, "max-git", 0, "git processes at once (0: 4 per CPU, at least 16)")
+	c.Flags().StringVar(&follow, "follow", "", "serve as a read replica of this remote's server (the writer): pull and verify on its own, forward pushes and uploads to it")
+	c.Flags().DurationVar(&followEvery, "follow-interval", 30*time.Second, "with --follow, pull at least this often (a push on the writer is pulled at once)")
 	c.Flags().IntVar(&limits.MaxClientUploads, "max-client-uploads", 4, "uploads (blob PUTs, pushes) at once from one client address")
 	return c
 }
@@ -370,4 +433,32 @@ func newHookCmd() *cobra.Command {
 	}
 	repoFlag(c, &repo)
 	return c
+}
+
+// newReplica prepares the follower of a replica served with --follow:
+// its own handle on the repository, and a first pull (bounded) so that a
+// replica started while its writer runs serves the writer's head from
+// its first request. A writer that cannot be reached is logged: the
+// replica serves what it verified before and keeps trying.
+func newReplica(ctx context.Context, r *index.Repo, name string, every time.Duration, log *slog.Logger) (*remote.Follower, error) {
+	rm, err := remote.Get(r, name)
+	if err != nil {
+		return nil, err
+	}
+	if rm.Introduction != r.Config.Introduction {
+		return nil, usageError{fmt.Errorf("--follow %s: that remote is another index (introduced by %.16s, not %.16s): a replica follows the writer of its own index", name, rm.Introduction, r.Config.Introduction)}
+	}
+	own, err := index.Open(ctx, r.Dir)
+	if err != nil {
+		return nil, err
+	}
+	f := &remote.Follower{Repo: own, Remote: name, Every: every, Log: log}
+	first, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if p, err := f.Once(first); err != nil {
+		log.Warn("replica: the first pull from the writer failed; serving what was verified before, and trying again", "writer", rm.URL, "err", err)
+	} else {
+		log.Info("replica: following the writer", "writer", rm.URL, "head", p.Head)
+	}
+	return f, nil
 }

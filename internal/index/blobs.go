@@ -152,3 +152,22 @@ func (r *Repo) updatePaths(ctx context.Context, head string) error {
 	r.pathsHead = head
 	return nil
 }
+
+// BlobsAddedBetween returns the blobs that the files added after old
+// ("" for the whole history) up to new refer to, by sha256 (hex), with
+// their size (-1 when no file gives it): what a replica that pulled from
+// old to new may lack.
+func (r *Repo) BlobsAddedBetween(ctx context.Context, old, new string) (map[string]int64, error) {
+	refs := map[string]int64{}
+	err := r.AddedBetween(ctx, old, new, func(_ string, added []Entry) error {
+		for _, e := range added {
+			fileBlobs(e.path, e.Data, func(ref blob.Ref) {
+				if old, ok := refs[ref.SHA256]; !ok || old < 0 {
+					refs[ref.SHA256] = ref.Size
+				}
+			})
+		}
+		return nil
+	})
+	return refs, err
+}

@@ -159,6 +159,40 @@ func Pull(ctx context.Context, r *index.Repo, name string, o Options) (*Pulled, 
 // ancestor of the one verified before is a *RollbackError; one that is
 // neither ancestor nor descendant, a *ForkError.
 func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, error) {
+	for try := 0; ; try++ {
+		last := try == len(lagWaits)
+		p, err := fetchOnce(ctx, r, rm, o, last)
+		if last || !errors.Is(err, ErrRollback) && !errors.Is(err, errBehind) {
+			return p, err
+		}
+		t := time.NewTimer(lagWaits[try])
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return p, err
+		case <-t.C:
+		}
+	}
+}
+
+// lagWaits are the waits before a pull asks a server again when what it
+// served is behind: a head older than the one verified from it before,
+// or a checkpoint of a head its git history does not hold yet. Read
+// replicas behind a load balancer (cairn serve --follow) answer one
+// client's requests from several copies, each a moment behind its writer
+// after a push (one made by this client, through another replica, say).
+// Only what stays behind through every wait is judged: a rollback
+// refused as one, a checkpoint outside the served history refused as
+// another history.
+var lagWaits = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond}
+
+// errBehind says the checkpoint names a head the served history does not
+// hold (yet): asked again (lagWaits).
+var errBehind = errors.New("the server's checkpoint names a head its git history does not hold yet")
+
+// fetchOnce is one try of fetch; on the last, a served history behind
+// its checkpoint is judged rather than asked again.
+func fetchOnce(ctx context.Context, r *index.Repo, rm *Remote, o Options, last bool) (*Pulled, error) {
 	// The checkpoint first: a head fetched after it is the same or newer.
 	// An upstream's line read through an organisation's server (via) is
 	// held to the upstream's own checkpoint, the one the organisation's
@@ -208,6 +242,8 @@ func fetch(ctx context.Context, r *index.Repo, rm *Remote, o Options) (*Pulled, 
 					return nil, named(err)
 				}
 				target = c.Head
+			} else if held, _ := r.IsAncestor(ctx, c.Head, c.Head); !held && !last {
+				return nil, named(fmt.Errorf("%w: it signs %s, it serves %s", errBehind, c.Head, served))
 			}
 		}
 	}

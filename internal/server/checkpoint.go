@@ -719,6 +719,10 @@ const CheckpointKeyHeader = "Cairn-Checkpoint-Key"
 // the checkpoint key and cosigned by the witnesses that answered, or,
 // without a key, the answer checkpoint.NoneHeader describes.
 func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Replica != nil {
+		s.replicaCheckpoint(w, r)
+		return
+	}
 	if s.opts.CheckpointKey == nil {
 		w.Header().Set(checkpoint.NoneHeader, checkpoint.None)
 		w.Header().Set("Cache-Control", "no-store")

@@ -144,6 +144,10 @@ func (s *Server) signed(ctx context.Context) (*checkpoint.Checkpoint, []byte, lo
 // the checkpoint first, which signs one of main's head if it moved), or,
 // on a server that signs none, the log's at main's verified head.
 func (s *Server) served(ctx context.Context) (logView, error) {
+	if s.opts.Replica != nil {
+		_, _, v, err := s.followedNow()
+		return v, err
+	}
 	if s.ckpt == nil {
 		return s.view(ctx)
 	}
@@ -185,6 +189,9 @@ func sizeAsked(r *http.Request) (int64, error) {
 // served one), if it is the latest checkpoint's or one of the few
 // before it (keptTrees), else a *GoneError.
 func (s *Server) servedAt(ctx context.Context, size int64) (logView, error) {
+	if s.opts.Replica != nil {
+		return s.replicaAt(ctx, size)
+	}
 	v, err := s.served(ctx)
 	if err != nil {
 		return v, fmt.Errorf("index: %v", err) // 503, whatever it wraps
@@ -253,6 +260,11 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !tileWithin(t, v.Size) && s.ckpt != nil {
 		// Past the checkpoint last signed: main may have moved since.
 		_, _, v, err = s.signed(r.Context())
+	}
+	if err == nil && !tileWithin(t, v.Size) && s.opts.Replica != nil {
+		// Past the tree served: a client that read a newer checkpoint
+		// from another replica waits for this one to catch up.
+		v, err = s.replicaTile(r.Context(), t)
 	}
 	if err != nil {
 		w.Header().Set("Cache-Control", "no-store")

@@ -41,6 +41,12 @@ func (s *Server) pageSource() web.Source {
 			src.Witnesses = append(src.Witnesses, web.Witness{URL: w.URL, VKey: w.VKey})
 		}
 	}
+	if s.opts.Replica != nil {
+		src.Checkpoint = func(ctx context.Context) ([]byte, error) {
+			note, _, _, err := s.followedNow()
+			return note, err
+		}
+	}
 	if s.gate != nil {
 		src.Policy = func(ctx context.Context) (*policy.Policy, string, error) {
 			key, err := s.blobKey(ctx)

@@ -86,6 +86,11 @@ type Options struct {
 	// there, and its refusals name the policy (index:NAME) and that
 	// version's digest.
 	IndexPolicy string
+	// Replica, if set, makes the server a read replica of a writer
+	// (replica.go): it serves the checkpoints its follower hands it
+	// (Followed) and signs none (CheckpointKey must be nil), and
+	// forwards pushes and uploads to the writer.
+	Replica *Replica
 }
 
 // Server serves one repository.
@@ -120,6 +125,8 @@ type Server struct {
 	artifacts artifactIndex
 	goMods    goModules // the Go modules' versions, by package tree (goproxy.go)
 
+	followed followed // a replica's served checkpoint and trees (replica.go)
+
 	changes changes // main may have moved (a push landed)
 	uploads clients // uploads in progress, by client address
 
@@ -146,6 +153,12 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	}
 	if res.Unsaved != nil {
 		opts.Logger.Warn("the verified head could not be remembered: the next start verifies these commits again", "err", res.Unsaved)
+	}
+	if opts.Replica != nil && opts.CheckpointKey != nil {
+		return nil, errors.New("a read replica serves its writer's checkpoints and signs none: drop the checkpoint key")
+	}
+	if opts.Replica != nil && opts.Replica.Writer == nil {
+		return nil, errors.New("a read replica needs its writer's URL")
 	}
 	if opts.MaxUpload == 0 {
 		opts.MaxUpload = 1 << 30
@@ -225,7 +238,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	git := &gitProcess{start: s.gitBackend(s.hooks), root: "/index.git", inherit: gitInheritEnv, slots: make(slots, s.opts.Limits.MaxGit), wait: s.opts.Limits.GitWait, maxPush: s.opts.MaxPush, log: s.log}
+	var forward http.Handler
+	if s.opts.Replica != nil {
+		forward = s.newForwarder()
+	}
 	mux.Handle("/index.git/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if forward != nil && isWrite(r) {
+			forward.ServeHTTP(w, r) // a replica's push goes to the writer
+			return
+		}
 		if isReceivePack(r) {
 			defer s.bg.Go(s.verifyAfterPush) // not in the push's own time
 			defer s.changes.notify()
@@ -233,7 +254,11 @@ func (s *Server) routes() http.Handler {
 		git.ServeHTTP(w, r)
 	}))
 	mux.HandleFunc("GET /blobs/sha256/{hex}", s.blobGet) // GET also answers HEAD
-	mux.HandleFunc("PUT /blobs/sha256/{hex}", s.blobPut)
+	if forward != nil {
+		mux.Handle("PUT /blobs/sha256/{hex}", forward) // a replica's upload goes to the writer
+	} else {
+		mux.HandleFunc("PUT /blobs/sha256/{hex}", s.blobPut)
+	}
 	mux.HandleFunc("POST /blobs/batch", s.blobBatch)
 	mux.HandleFunc("GET /api/v1/packages", s.packageList)
 	mux.HandleFunc("GET /api/v1/packages/{name...}", s.packageGet) // NS/NAME, or a Go module path

@@ -1,0 +1,293 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/server"
+)
+
+// syncBuffer is a log sink read while the follower writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// replica is a read replica of a writer, as cairn serve --follow runs
+// it: its repository (pinned by the writer's introduction), the server
+// that serves it, and the follower that pulls into it.
+type replica struct {
+	repo *index.Repo
+	url  string
+	srv  *server.Server
+	f    *Follower
+	log  *syncBuffer
+}
+
+// newReplica makes a replica of the writer at writerURL and starts it
+// following, until the test ends.
+func (w *world) newReplica(name, writerURL string) *replica {
+	t := w.t
+	t.Helper()
+	r, err := index.InitReplica(w.ctx, filepath.Join(w.dir, name), w.intro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if err := Add(r, Remote{Name: "writer", URL: writerURL, Introduction: w.intro, MaxAge: DefaultMaxAge}); err != nil {
+		t.Fatal(err)
+	}
+	own, err := index.Open(w.ctx, r.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { own.Close() })
+	rep := &replica{repo: r, log: &syncBuffer{}}
+	log := slog.New(slog.NewJSONHandler(rep.log, nil))
+	rep.f = &Follower{Repo: own, Remote: "writer", Every: time.Minute, Log: log}
+	writer, err := url.Parse(writerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.srv, err = server.New(r, server.Options{Exe: exe, Logger: log,
+		Replica:  &server.Replica{Writer: writer, Nudge: rep.f.Nudge},
+		Fallback: (&WriterBlobs{Repo: r, Remote: "writer"}).Fetch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.f.Verified = rep.srv.Followed
+	ts := httptest.NewServer(rep.srv.Handler())
+	rep.url = ts.URL
+	ctx, stop := context.WithCancel(w.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rep.f.Run(ctx)
+	}()
+	t.Cleanup(func() { stop(); <-done; ts.Close(); rep.srv.Close() })
+	return rep
+}
+
+// served returns the head of the checkpoint the replica serves ("" for
+// none yet).
+func (rep *replica) served(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(rep.url + "/api/v1/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	c, err := checkpoint.Claimed(body)
+	if err != nil {
+		t.Fatalf("the replica's checkpoint: %v\n%s", err, body)
+	}
+	return c.Head
+}
+
+// await waits until the replica serves the checkpoint of head (a
+// bound on a wait, not a measure: the follower pulls as soon as the
+// writer's head moves).
+func (rep *replica) await(t *testing.T, head string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for rep.served(t) != head {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica serves the checkpoint of %q, not of %s, after 30 s; its log:\n%s", rep.served(t), head, rep.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A replica follows its writer: it serves the writer's checkpoint of the
+// head it verified, a push made through it (cairn push, its uploads
+// included) lands on the writer and comes back verified, the blobs are
+// served from it, and a push the writer refuses shows the client the
+// writer's own words through the replica.
+func TestReplicaFollowsWriter(t *testing.T) {
+	w := newWorld(t)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := w.repo.Head(w.ctx, index.MainRef)
+	rep := w.newReplica("replica", w.url)
+	rep.await(t, h1)
+
+	// A client of the replica publishes and pushes through it.
+	c := w.client("laptop", rep.url)
+	if main, _ := c.Head(w.ctx, index.MainRef); main != h1 {
+		t.Fatalf("a client of the replica is at %s, want %s", main, h1)
+	}
+	pub, err := author.Publish(w.ctx, c, pkgDir(t, "acme/x", "2.0.0"), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Push(w.ctx, c, "origin", alice, Options{})
+	if err != nil {
+		t.Fatalf("push through the replica: %v", err)
+	}
+	if got, _ := w.repo.Head(w.ctx, index.MainRef); got != p.Head {
+		t.Fatalf("the writer is at %s after a push through the replica reported %s", got, p.Head)
+	}
+	rep.await(t, p.Head)
+	if main, _ := rep.repo.Head(w.ctx, index.MainRef); main != p.Head {
+		t.Errorf("the replica's main is at %s, want %s", main, p.Head)
+	}
+
+	// Another client reads it all from the replica, verified.
+	d := w.client("desktop", rep.url)
+	if vs, _ := versions(t, d, "acme/x"); len(vs) != 2 {
+		t.Errorf("a client of the replica sees versions %v, want both", vs)
+	}
+	// The replica keeps the blobs of what it verified (fetched from the
+	// writer as it follows), so it serves them without its writer.
+	art := pub.Descriptor.Artifacts[0]
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ok, _ := rep.repo.Blobs.Stat(w.ctx, art.Ref); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not fetch the new version's artifact from its writer in 30 s; its log:\n%s", rep.log.String())
+		}
+	}
+	mirror := &blob.HTTP{URL: rep.url}
+	got, err := blob.ReadAll(w.ctx, mirror, blob.Ref{SHA256: art.SHA256, Size: art.Size})
+	if err != nil || string(got) != "source of acme/x@2.0.0" {
+		t.Errorf("the artifact pushed through the replica, read from it: %q, %v", got, err)
+	}
+
+	// A push the writer refuses, with stock git through the replica: the
+	// writer's refusal reaches the client unchanged.
+	work := filepath.Join(w.dir, "work")
+	gitIn(t, w.dir, "clone", "-q", rep.url+"/index.git", work)
+	files := strings.Fields(gitIn(t, work, "ls-files", "packages"))
+	gitIn(t, work, "rm", "-q", files[0])
+	gitIn(t, work, "commit", "-q", "-m", "drop a record")
+	cmd := exec.Command("git", "-C", work, "push", "origin", "main")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("a push deleting a record went through the replica:\n%s", out)
+	}
+	for _, want := range []string{"remote: cairn: error:", "append-only", "[remote rejected] main -> main"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("git push through the replica says:\n%s\nwant %q in it (the writer's refusal)", out, want)
+		}
+	}
+	if got, _ := w.repo.Head(w.ctx, index.MainRef); got != p.Head {
+		t.Errorf("the writer moved to %s after a refused push", got)
+	}
+}
+
+// Attack: the writer turns malicious (or something takes its address)
+// and serves a history rebuilt from genuine records that hides a
+// vulnerable record, signed with the writer's own checkpoint key. The
+// replica refuses to move, keeps serving the head it verified, and says
+// why in its log, loudly; once the honest writer is back it follows
+// again.
+func TestReplicaRefusesMaliciousWriter(t *testing.T) {
+	w := newWorld(t)
+	alice, sec := newSigner(t), newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	w.grant(sec, "acme-security", "certify:vulnerable")
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := w.repo.Head(w.ctx, index.MainRef)
+	if _, err := author.Certify(w.ctx, w.repo, author.Certification{Name: "acme/x", Version: "1.0.0", Kind: record.Vulnerable, VulnID: "GHSA-aaaa-bbbb-cccc", Severity: "critical"}, sec); err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := w.repo.Head(w.ctx, index.MainRef)
+
+	// The writer's address, honest until the attacker takes it.
+	var attacker atomic.Pointer[string]
+	honest, _ := url.Parse(w.url)
+	toHonest := httputil.NewSingleHostReverseProxy(honest)
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if a := attacker.Load(); a != nil {
+			u, _ := url.Parse(*a)
+			httputil.NewSingleHostReverseProxy(u).ServeHTTP(rw, r)
+			return
+		}
+		toHonest.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(front.Close)
+	rep := w.newReplica("replica", front.URL)
+	rep.await(t, h2)
+
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	h3, _ := w.repo.Head(w.ctx, index.MainRef)
+	evilURL, rebuilt := w.rebuild(h1, h2, h3) // served with the writer's checkpoint key
+	attacker.Store(&evilURL)
+	rep.f.Nudge()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(rep.log.String(), "replica: not following the writer") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal logged after 30 s; the replica's log:\n%s", rep.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	logged := rep.log.String()
+	for _, want := range []string{`"level":"ERROR"`, "SECURITY ERROR", "serves another history", h2, rebuilt} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("the replica's log does not say %q:\n%s", want, logged)
+		}
+	}
+	if got := rep.served(t); got != h2 {
+		t.Errorf("the replica serves the checkpoint of %s after the attack, want its verified %s (rebuilt: %s)", got, h2, rebuilt)
+	}
+	if main, _ := rep.repo.Head(w.ctx, index.MainRef); main != h2 {
+		t.Errorf("the replica's main moved to %s, want %s", main, h2)
+	}
+	c := w.client("laptop", rep.url)
+	if _, vulnerable := versions(t, c, "acme/x"); !vulnerable {
+		t.Error("a client of the replica does not see the vulnerable record")
+	}
+
+	// The honest writer back: the replica follows it again.
+	attacker.Store(nil)
+	rep.f.Nudge()
+	rep.await(t, h3)
+}
