@@ -241,7 +241,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	// The members, by kind; the project parsed from its bytes.
 	for name, data := range b.Files {
 		switch {
-		case strings.HasPrefix(name, "project/"), isProofMember(name), isRepoMember(name), name == SBOMName:
+		case strings.HasPrefix(name, "project/"), ahead.byName[name] != nil, isRepoMember(name), name == SBOMName:
 		case isBlobMember(name):
 			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != name[len("blobs/sha256/"):] {
 				return nil, fmt.Errorf("%w: member %s holds bytes of sha256 %x", ErrMalformed, name, sum)
@@ -503,8 +503,8 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		return nil, proofsErr
 	}
 	proven := provenRecs
-	for name := range b.Files {
-		if id, ok := proofMember(name); ok && proven[id] == nil {
+	for name := range ahead.byName { // the proof members
+		if id, _ := proofMember(name); proven[id] == nil {
 			return nil, fmt.Errorf("%w: %s proves a record about no locked version", ErrMalformed, name)
 		}
 	}

@@ -277,12 +277,14 @@ func Parse(data []byte) (*Record, error) {
 	if len(data) > MaxSize {
 		return nil, malformed("envelope is %d bytes, over the %d-byte cap", len(data), MaxSize)
 	}
-	var env dsse.Envelope
-	if err := decodeStrict(data, &env, "envelope"); err != nil {
-		if ue := (*UnknownMemberError)(nil); errors.As(err, &ue) {
-			return nil, malformed("%w", err)
+	env, byHand := envelopeByHand(data)
+	if !byHand {
+		if err := decodeStrict(data, &env, "envelope"); err != nil {
+			if ue := (*UnknownMemberError)(nil); errors.As(err, &ue) {
+				return nil, malformed("%w", err)
+			}
+			return nil, malformed("envelope is not JSON: %w", err)
 		}
-		return nil, malformed("envelope is not JSON: %w", err)
 	}
 	if env.PayloadType != PayloadType {
 		return nil, malformed("payload type %q, want %q", env.PayloadType, PayloadType)
