@@ -65,6 +65,10 @@ cairn lock --check
 cairn lock --verified --json`,
 	"log": `cairn log
 cairn log -n 5 --json`,
+	"log publish": `# the log as static files, for a static file server or a CDN
+cairn log publish --to /srv/www/log --checkpoint-key server.key
+# to an object store, after each push
+cairn log publish --to 's3://cairn-log?endpoint=https://s3.example.com&region=us-east-1' --checkpoint-key server.key`,
 	"policy check": `cairn policy check acme/fastjson@1.2.3
 cairn policy check --lock --json
 cairn policy check --policy strict.yaml acme/fastjson@1.2.3
@@ -137,7 +141,9 @@ cairn pull origin --json`,
 cairn push origin --key alice.key --json`,
 	"remote add": `cairn remote add origin https://cairn.example.com --introduction 3f1c…
 # a replica of a server's index, made where none is yet
-cairn remote add origin https://cairn.example.com --introduction 3f1c… --repo ./replica --mirror https://mirror.example.com`,
+cairn remote add origin https://cairn.example.com --introduction 3f1c… --repo ./replica --mirror https://mirror.example.com
+# an index on a plain git host, its log and blobs on static stores
+cairn remote add origin https://git.example.com/index.git --log https://log.example.com --mirror https://blobs.example.com --introduction 3f1c…`,
 	"remote list": `cairn remote list
 cairn remote list --json`,
 	"revoke": `cairn revoke 5e0b… --key audit.key --reason 'audit withdrawn: wrong build'`,

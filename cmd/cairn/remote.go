@@ -23,6 +23,7 @@ func newRemoteCmd() *cobra.Command {
 	}
 	var (
 		repo, intro string
+		logURL      string
 		mirrors     []string
 		maxAge      time.Duration
 		noCheck     bool
@@ -44,6 +45,13 @@ how many of them must have cosigned each checkpoint with --quorum (default: all
 of them): a pull then refuses a checkpoint below quorum, so that a server cannot
 show you a history it does not show everyone. Without witnesses a pull warns that
 such a split view cannot be detected.
+
+An index may also live on a plain git host that runs no cairn code (git
+http-backend behind a web server, git daemon, a path): give its git URL with
+--log, the URL its log is published at (cairn log publish), and its blob
+mirrors with --mirror. Nothing on such a host checks a push, so every pull
+checks the commits it serves past its signed checkpoint too, and refuses one
+that breaks a rule.
 
 If --repo names no repository yet, an empty replica of the remote's index is made
 there; 'cairn pull NAME' then fills it.`,
@@ -73,7 +81,7 @@ there; 'cairn pull NAME' then fills it.`,
 			if !cmd.Flags().Changed("quorum") {
 				quorum = len(witnesses)
 			}
-			rm := remote.Remote{Name: args[0], URL: args[1], Introduction: intro, Mirrors: mirrors, MaxAge: maxAge, InsecureNoCheckpoint: noCheck, Witnesses: witnesses, Quorum: quorum}
+			rm := remote.Remote{Name: args[0], URL: args[1], Log: logURL, Introduction: intro, Mirrors: mirrors, MaxAge: maxAge, InsecureNoCheckpoint: noCheck, Witnesses: witnesses, Quorum: quorum}
 			if _, err := rm.Policy(); err != nil {
 				return usageError{err}
 			}
@@ -93,6 +101,10 @@ there; 'cairn pull NAME' then fills it.`,
 			if created {
 				fmt.Fprintf(w, "created an empty replica at %s\n", dir)
 			}
+			if rm.Plain() {
+				fmt.Fprintf(w, "remote %s: plain git host %s, log %s (introduction %s)\n", rm.Name, rm.URL, rm.Log, rm.Introduction)
+				return nil
+			}
 			fmt.Fprintf(w, "remote %s: %s (introduction %s)\n", rm.Name, rm.URL, rm.Introduction)
 			return nil
 		},
@@ -100,6 +112,7 @@ there; 'cairn pull NAME' then fills it.`,
 	repoFlag(add, &repo)
 	add.Flags().StringVar(&intro, "introduction", "", "the id of the remote index's first root record (required)")
 	add.Flags().StringArrayVar(&mirrors, "mirror", nil, "an extra blob mirror URL, tried after the remote (repeatable)")
+	add.Flags().StringVar(&logURL, "log", "", "the URL of the index's published log (cairn log publish): URL is then a plain git host's git URL, and blobs come from --mirror")
 	add.Flags().DurationVar(&maxAge, "max-age", remote.DefaultMaxAge, "refuse a checkpoint older than this (a frozen mirror)")
 	add.Flags().BoolVar(&noCheck, "insecure-no-checkpoint", false, "accept a server that signs no checkpoints (a frozen mirror goes unnoticed)")
 	add.Flags().BoolVar(&addJSON, "json", false, "print JSON")

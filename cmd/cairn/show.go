@@ -209,6 +209,7 @@ func newLogCmd() *cobra.Command {
 	repoFlag(c, &repo)
 	c.Flags().IntVarP(&limit, "max-count", "n", 0, "show at most this many commits")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.AddCommand(newLogPublishCmd())
 	return c
 }
 

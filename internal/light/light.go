@@ -89,6 +89,12 @@ type Client struct {
 	Now func() time.Time
 	// MaxAge is how old a checkpoint may be (0: checkpoint.DefaultMaxAge).
 	MaxAge time.Duration
+	// TilesURL, if set, is a static copy of the server's log (what cairn
+	// log publish writes, served by a CDN or an object store): its tiles
+	// are read there first, and from BaseURL/log/ only when the copy
+	// lacks one. Each tile is checked against the signed tree wherever
+	// it comes from; the checkpoint and the light reads are the server's.
+	TilesURL string
 }
 
 func (c *Client) http() *http.Client {
@@ -261,7 +267,11 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if err != nil {
 		return nil, err
 	}
-	fetcher, err := torchwood.NewTileFetcher(c.base()+"/log/", torchwood.WithHTTPClient(c.http()), torchwood.WithUserAgent("cairn"))
+	serverTiles, err := torchwood.NewTileFetcher(c.base()+"/log/", torchwood.WithHTTPClient(c.http()), torchwood.WithUserAgent("cairn"))
+	if err != nil {
+		return nil, err
+	}
+	fetcher, err := c.tileSource(serverTiles)
 	if err != nil {
 		return nil, err
 	}

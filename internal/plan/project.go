@@ -25,6 +25,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/witness"
 )
 
@@ -85,8 +86,15 @@ type Project struct {
 // Repository is a repository the project reads, pinned by introduction:
 // a server (URL) or an index on disk (Path).
 type Repository struct {
-	Name         string   `yaml:"name"`
-	URL          string   `yaml:"url"`
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Git and Log name an index on a plain git host, read as a full
+	// replica: its git URL (a host that runs no cairn code) and the URL
+	// its log is published at (cairn log publish); its blobs come from
+	// Mirrors. With URL (a light client), Log is where the server's log
+	// is published as static files: its tiles are read there first.
+	Git          string   `yaml:"git"`
+	Log          string   `yaml:"log"`
 	Path         string   `yaml:"path"`
 	Introduction string   `yaml:"introduction"`
 	Mirrors      []string `yaml:"mirrors"`
@@ -123,6 +131,9 @@ func (r Repository) Policy() (witness.Policy, error) {
 func (r Repository) Where() string {
 	if r.URL != "" {
 		return r.URL
+	}
+	if r.Git != "" {
+		return "git:" + r.Git
 	}
 	return "path:" + r.Path
 }
@@ -265,14 +276,34 @@ func (r *Repository) check() error {
 	if record.CheckUpstreamName(r.Name) != nil {
 		return fmt.Errorf("repository name %q: use lowercase letters, digits, '.', '_' and '-'", r.Name)
 	}
-	if (r.URL == "") == (r.Path == "") {
-		return fmt.Errorf("repository %s: give url (a cairn server) or path (an index on disk)", r.Name)
+	if n := btoi(r.URL != "") + btoi(r.Git != "") + btoi(r.Path != ""); n != 1 {
+		return fmt.Errorf("repository %s: give one of url (a cairn server), git (with log: an index on a plain git host) or path (an index on disk)", r.Name)
+	}
+	if r.Git != "" {
+		if err := remote.CheckGitURL(r.Git); err != nil {
+			return fmt.Errorf("repository %s: %v", r.Name, err)
+		}
+		if !strings.HasPrefix(r.Log, "http://") && !strings.HasPrefix(r.Log, "https://") {
+			return fmt.Errorf("repository %s: git: needs log:, the http:// or https:// URL its log is published at (cairn log publish), where its signed checkpoint is", r.Name)
+		}
+		if r.Light != nil && *r.Light {
+			return fmt.Errorf("repository %s: a plain git host is read as a full replica (light: false): the light client reads a cairn server (url:)", r.Name)
+		}
+		r.Log = strings.TrimSuffix(r.Log, "/")
+	} else if r.Log != "" {
+		if r.URL == "" || !r.IsLight() {
+			return fmt.Errorf("repository %s: log: goes with git: (an index on a plain git host), or with url: read as a light client (the server's log published as static files, whose tiles it reads there)", r.Name)
+		}
+		if !strings.HasPrefix(r.Log, "http://") && !strings.HasPrefix(r.Log, "https://") {
+			return fmt.Errorf("repository %s: log %q: want the http:// or https:// URL the log is published at (cairn log publish)", r.Name, r.Log)
+		}
+		r.Log = strings.TrimSuffix(r.Log, "/")
 	}
 	if r.URL != "" && !strings.HasPrefix(r.URL, "http://") && !strings.HasPrefix(r.URL, "https://") {
 		return fmt.Errorf("repository %s: url %q: want http:// or https://", r.Name, r.URL)
 	}
 	r.URL = strings.TrimSuffix(r.URL, "/")
-	if r.URL == "" && (r.Light != nil || len(r.Witnesses) > 0 || r.Quorum != nil) {
+	if r.URL == "" && r.Git == "" && (r.Light != nil || len(r.Witnesses) > 0 || r.Quorum != nil) {
 		return fmt.Errorf("repository %s: light, witnesses and quorum are for a server (url), not an index on disk", r.Name)
 	}
 	if _, err := r.Policy(); err != nil {
@@ -429,4 +460,11 @@ func (p *Project) CheckVerified() error {
 		return &UnpinnedError{Offenders: out}
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -325,12 +326,12 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 	if r.IsLight() {
 		return openLight(ctx, r, o, append(packageSubjects(p), "upstreams"))
 	}
-	sum := sha256.Sum256([]byte(r.URL))
+	sum := sha256.Sum256([]byte(strings.TrimPrefix(r.Where(), "git:")))
 	dir := filepath.Join(o.Cache, "indexes", r.Introduction[:16]+"-"+hex.EncodeToString(sum[:4]))
 	repo, err := index.Open(ctx, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if o.Offline {
-			return nil, fmt.Errorf("%s was never fetched into the cache %s: run once without --offline: %w", r.URL, o.Cache, fs.ErrNotExist)
+			return nil, fmt.Errorf("%s was never fetched into the cache %s: run once without --offline: %w", cmp.Or(r.URL, r.Git), o.Cache, fs.ErrNotExist)
 		}
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return nil, err
@@ -338,7 +339,7 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		if repo, err = index.InitReplica(ctx, dir, r.Introduction); err != nil {
 			return nil, err
 		}
-		err = remote.Add(repo, remote.Remote{Name: "origin", URL: r.URL, Introduction: r.Introduction, Mirrors: r.Mirrors})
+		err = remote.Add(repo, remote.Remote{Name: "origin", URL: cmp.Or(r.URL, r.Git), Log: r.Log, Introduction: r.Introduction, Mirrors: r.Mirrors})
 		if err != nil {
 			repo.Close()
 			os.RemoveAll(dir)
@@ -364,7 +365,7 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 	}
 	head, records, err := rm.Line(repo).VerifiedHead()
 	if err == nil && head == "" {
-		err = fmt.Errorf("%s has never been verified into the cache: run once without --offline: %w", r.URL, fs.ErrNotExist)
+		err = fmt.Errorf("%s has never been verified into the cache: run once without --offline: %w", cmp.Or(r.URL, r.Git), fs.ErrNotExist)
 	}
 	if err != nil {
 		repo.Close()
@@ -388,7 +389,10 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		return nil, err
 	}
 	client := o.Remote.Client // nil: the transport's, with its timeouts (blob.HTTP)
-	stores := []blob.Store{&blob.HTTP{URL: r.URL, Client: client}}
+	var stores []blob.Store
+	if r.URL != "" { // a plain git host (git:) keeps its blobs on its mirrors only
+		stores = append(stores, &blob.HTTP{URL: r.URL, Client: client})
+	}
 	for _, m := range r.Mirrors {
 		stores = append(stores, &blob.HTTP{URL: m, Client: client})
 	}
@@ -425,7 +429,7 @@ func openLight(ctx context.Context, r Repository, o Options, prefetch []string) 
 	if err != nil {
 		return nil, err
 	}
-	c := &light.Client{BaseURL: r.URL, Introduction: r.Introduction, Witnesses: pol, StateDir: filepath.Join(o.Cache, "light"), HTTP: o.Remote.Client, Now: o.Remote.Now}
+	c := &light.Client{BaseURL: r.URL, Introduction: r.Introduction, Witnesses: pol, StateDir: filepath.Join(o.Cache, "light"), HTTP: o.Remote.Client, Now: o.Remote.Now, TilesURL: r.Log}
 	if o.NoLightState {
 		c.StateDir = ""
 	}
