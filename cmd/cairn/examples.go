@@ -154,7 +154,9 @@ cairn root sign grant.act --key r1.key -o r1.sig`,
 	"root rotate": `cairn root rotate --key r1.key --key r2.key --new-root-key n1.key --new-root-key n2.key --threshold 2`,
 	"serve": `cairn serve --repo /srv/cairn --addr :8080 --checkpoint-key server.key
 # any free port; the URL is written to url.txt and printed as a JSON line
-cairn serve --addr 127.0.0.1:0 --ready-file url.txt --json`,
+cairn serve --addr 127.0.0.1:0 --ready-file url.txt --json
+# and the log as static files in an object store, for a CDN
+cairn serve --repo /srv/cairn --checkpoint-key server.key --log-to 's3://cairn-log?endpoint=https://s3.example.com&region=us-east-1'`,
 	"search": `cairn search
 cairn search json
 # a glob: * stops at '/'

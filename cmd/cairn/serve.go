@@ -41,6 +41,8 @@ func newServeCmd() *cobra.Command {
 		ckptEvery               time.Duration
 		follow                  string
 		followEvery             time.Duration
+		logTo                   string
+		logEvery                time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "serve --repo DIR [--addr HOST:PORT]",
@@ -141,6 +143,11 @@ forwarded to the writer, whose answers, a refused push's messages included,
 reach the client unchanged; blobs the replica lacks are fetched from the writer,
 verified, and kept. Several replicas behind a load balancer serve one writer.
 
+With --log-to DIR|URL the server also publishes its log as static files, as
+'cairn log publish' does, each time it signs a new checkpoint (looked for every
+--log-interval): a CDN or an object store then serves light clients' tiles, and
+the log of the index hosted on a plain git host.
+
 Access logs are JSON lines on standard error.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -206,6 +213,9 @@ Access logs are JSON lines on standard error.`,
 					return err
 				}
 				opts.CheckpointKey = s
+			}
+			if logTo != "" && (ckey == "" || logEvery <= 0) {
+				return usageError{errors.New("--log-to publishes the checkpoints this server signs: it needs --checkpoint-key, and a positive --log-interval")}
 			}
 			if len(witnesses) > 0 && ckey == "" {
 				return usageError{errors.New("--witness needs --checkpoint-key: witnesses cosign the checkpoints it signs")}
@@ -283,6 +293,18 @@ Access logs are JSON lines on standard error.`,
 					return err
 				}
 			}
+			if logTo != "" {
+				pctx, stop := context.WithCancel(ctx)
+				published := make(chan struct{})
+				go func() {
+					defer close(published)
+					publishEvery(pctx, r.Dir, srv.Handler(), logTo, logEvery, log)
+				}()
+				defer func() {
+					stop()
+					<-published
+				}()
+			}
 			if every > 0 {
 				// Stopped and waited for before the log is closed, so
 				// that what the last sync did is logged.
@@ -322,6 +344,8 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().StringVar(&follow, "follow", "", "serve as a read replica of this remote's server (the writer): pull and verify on its own, forward pushes and uploads to it")
 	c.Flags().DurationVar(&followEvery, "follow-interval", 30*time.Second, "with --follow, pull at least this often (a push on the writer is pulled at once)")
 	c.Flags().IntVar(&limits.MaxClientUploads, "max-client-uploads", 4, "uploads (blob PUTs, pushes) at once from one client address")
+	c.Flags().StringVar(&logTo, "log-to", "", "publish the log as static files (as cairn log publish) to this directory or object store URL after each checkpoint")
+	c.Flags().DurationVar(&logEvery, "log-interval", 10*time.Second, "with --log-to, look for a new checkpoint to publish this often")
 	return c
 }
 
