@@ -123,6 +123,7 @@ func classify(err error) (int, string) {
 		lp *light.ProofError
 		sr *plan.ServerRefusedError
 		bs *blob.StatusError
+		dr *blob.DriverError
 	)
 	switch {
 	case errors.As(err, &nr):
@@ -131,6 +132,8 @@ func classify(err error) (int, string) {
 		return exitRefused, no.hint()
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage, ""
+	case errors.As(err, &dr):
+		return exitError, driverHint(dr.Scheme)
 	case errors.As(err, &cs):
 		return exitRefused, "a certifier signs only with a key granted certify:KIND for each kind it signs: ask the index's root (cairn key grant --key ROOT.key KEY.pub --holder NAME --scope certify:KIND), or use a key it granted"
 	case errors.As(err, &bp):

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/url"
+	"strings"
 	"time"
 
 	gcblob "gocloud.dev/blob"
@@ -43,12 +44,33 @@ func OpenBucket(ctx context.Context, urlstr string) (*Bucket, error) {
 	if err != nil || u.Scheme == "" {
 		return nil, fmt.Errorf("blob store %q: want a URL such as s3://BUCKET?endpoint=…&region=…, gs://BUCKET, azblob://CONTAINER or file:///DIR", urlstr)
 	}
+	if !bucketMux().ValidBucketScheme(u.Scheme) {
+		return nil, &DriverError{URL: redact(u), Scheme: u.Scheme, Known: bucketMux().BucketSchemes()}
+	}
 	b, err := gcblob.OpenBucket(ctx, urlstr)
 	if err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", redact(u), err)
 	}
 	return NewBucket(b, redact(u)), nil
 }
+
+// ErrNoDriver is the parent of DriverError.
+var ErrNoDriver = errors.New("no driver for the blob store's scheme")
+
+// DriverError says that a blob store's URL names a scheme whose driver
+// the program does not link (gs:// and azblob:// are left out of a
+// default build of cairn: see cmd/cairn's driver files).
+type DriverError struct {
+	URL    string   // the store's URL, without its query
+	Scheme string   // the scheme asked for
+	Known  []string // the schemes the program opens
+}
+
+func (e *DriverError) Error() string {
+	return fmt.Sprintf("blob store %s: this build has no driver for %s:// (it opens %s)", e.URL, e.Scheme, strings.Join(e.Known, ", "))
+}
+
+func (e *DriverError) Unwrap() error { return ErrNoDriver }
 
 // NewBucket is a store on an opened bucket; name is what errors call it.
 // The store owns b from then on: its Close closes b.
@@ -161,6 +183,45 @@ func (s *Bucket) Put(ctx context.Context, ref Ref, r io.Reader) error {
 	return nil
 }
 
+// Lookup returns the blob sha256:hex the bucket holds, with the size of
+// its object, for a reader that knows the digest and not the size (a
+// GET without ?size=). Like Stat, it counts an object as held only when
+// Put wrote it (its sha256 metadata names hex); its bytes are still
+// unchecked until read through Open. A blob not held wraps
+// fs.ErrNotExist.
+func (s *Bucket) Lookup(ctx context.Context, hex string) (Ref, error) {
+	if !IsDigest(hex) {
+		return Ref{}, fmt.Errorf("%q is not a sha256 digest in hex", hex)
+	}
+	ref := Ref{SHA256: hex}
+	a, err := s.b.Attributes(ctx, s.Key(ref))
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return Ref{}, fmt.Errorf("%s: no object %s: %w", s.name, s.Key(ref), fs.ErrNotExist)
+	}
+	if err != nil {
+		return Ref{}, s.fail("reading the attributes of", ref, err)
+	}
+	if a.Metadata[shaMeta] != hex {
+		return Ref{}, fmt.Errorf("%s: object %s was not put there by cairn (no sha256 metadata naming it): %w", s.name, s.Key(ref), fs.ErrNotExist)
+	}
+	ref.Size = a.Size
+	return ref, nil
+}
+
+// Remove deletes the blob sha256:hex from the bucket; removing a missing
+// blob succeeds.
+func (s *Bucket) Remove(hex string) error {
+	if !IsDigest(hex) {
+		return fmt.Errorf("%q is not a sha256 digest in hex", hex)
+	}
+	ref := Ref{SHA256: hex}
+	err := s.b.Delete(context.Background(), s.Key(ref))
+	if err == nil || gcerrors.Code(err) == gcerrors.NotFound {
+		return nil
+	}
+	return s.fail("deleting", ref, err)
+}
+
 // SignedURL returns a URL the object store serves ref at for a while
 // (expiry), for a server to redirect a client to, or an error wrapping
 // errors.ErrUnsupported when the store cannot sign one (a directory, an
@@ -191,3 +252,6 @@ func (s *Bucket) fail(doing string, ref Ref, err error) error {
 	}
 	return fmt.Errorf("%s: %s %s: %w", s.name, doing, key, err)
 }
+
+// bucketMux is gocloud's registry of the drivers the program links.
+func bucketMux() *gcblob.URLMux { return gcblob.DefaultURLMux() }

@@ -695,7 +695,9 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 		}
 		return err
 	}
-	// The evidence is the server's now; the replica keeps no copy.
+	// The evidence is the server's now; the replica keeps no copy. Only
+	// files of its own are removed: an object store the replica names may
+	// be the server's own.
 	if store, ok := f.repo.Blobs.(*blob.FS); ok {
 		store.Remove(blob.DigestBytes(out.Output).SHA256)
 	}

@@ -37,6 +37,19 @@ type Config struct {
 	// verification starts from it: an index that starts elsewhere is
 	// another repository.
 	Introduction string `json:"introduction"`
+	// Blobs, if set, is the URL of the object store that holds the
+	// repository's blobs (s3://BUCKET?region=…, file:///DIR, …: see
+	// blob.OpenBucket); empty, they are the files under blobs/ beside
+	// it. Credentials come from the environment, as the store's SDK
+	// reads them (AWS_ACCESS_KEY_ID, …), never from this file.
+	Blobs string `json:"blobs,omitempty"`
+}
+
+// InitOptions are the choices Init leaves to its caller.
+type InitOptions struct {
+	// Blobs is the object store's URL (Config.Blobs); empty, the blobs
+	// are the files under the repository's blobs/.
+	Blobs string
 }
 
 // Repo is an opened repository.
@@ -65,6 +78,18 @@ type Repo struct {
 // given threshold, signed by all of them. It returns the repository and
 // its introduction record. Nothing is left at dir if it fails.
 func Init(ctx context.Context, dir string, signers []keys.Signer, holders []string, threshold int) (*Repo, *record.Record, error) {
+	return InitWith(ctx, dir, signers, holders, threshold, InitOptions{})
+}
+
+// InitWith is Init with options. A blob store named by URL is opened and
+// asked for a blob first, so that a URL it cannot use (no driver, no
+// bucket, credentials refused) is said before anything is made.
+func InitWith(ctx context.Context, dir string, signers []keys.Signer, holders []string, threshold int, o InitOptions) (*Repo, *record.Record, error) {
+	if o.Blobs != "" {
+		if err := checkBucket(ctx, o.Blobs); err != nil {
+			return nil, nil, err
+		}
+	}
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return nil, nil, fmt.Errorf("%s exists and is not empty", dir)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -116,7 +141,7 @@ func Init(ctx context.Context, dir string, signers []keys.Signer, holders []stri
 	if err := g.SetAttributes("* -delta"); err != nil {
 		return nil, nil, err
 	}
-	r := &Repo{Dir: dir, git: g, local: tmp, Config: Config{Introduction: rec.ID}}
+	r := &Repo{Dir: dir, git: g, local: tmp, Config: Config{Introduction: rec.ID, Blobs: o.Blobs}}
 	files := []gitx.File{{Path: layout.RootPath(1), Data: rec.Raw}}
 	if _, err := r.commit(ctx, "", files, "cairn root <root>", "introduction: root version 1", nil); err != nil {
 		return nil, nil, err
@@ -125,8 +150,10 @@ func Init(ctx context.Context, dir string, signers []keys.Signer, holders []stri
 	if err := writeJSON(filepath.Join(tmp, "cairn.json"), r.Config); err != nil {
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(tmp, "blobs"), 0o755); err != nil {
-		return nil, nil, err
+	if o.Blobs == "" {
+		if err := os.MkdirAll(filepath.Join(tmp, "blobs"), 0o755); err != nil {
+			return nil, nil, err
+		}
 	}
 	os.Remove(dir) // an empty directory may be replaced
 	if err := os.Rename(tmp, dir); err != nil {
@@ -179,9 +206,6 @@ func Open(ctx context.Context, dir string) (*Repo, error) {
 			return nil, err
 		}
 	}
-	if r.Blobs, err = blob.NewFS(filepath.Join(r.local, "blobs")); err != nil {
-		return nil, err
-	}
 	data, err := os.ReadFile(filepath.Join(r.local, "cairn.json"))
 	switch {
 	case err == nil:
@@ -196,7 +220,37 @@ func Open(ctx context.Context, dir string) (*Repo, error) {
 	default:
 		return nil, err
 	}
+	if r.Blobs, err = r.openBlobs(ctx); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// openBlobs opens the blob store the configuration names: the object
+// store at Config.Blobs, or the files under blobs/.
+func (r *Repo) openBlobs(ctx context.Context) (blob.Store, error) {
+	if r.Config.Blobs == "" {
+		return blob.NewFS(filepath.Join(r.local, "blobs"))
+	}
+	b, err := blob.OpenBucket(ctx, r.Config.Blobs)
+	if err != nil {
+		return nil, fmt.Errorf("%s names the repository's blob store: %w", filepath.Join(r.local, "cairn.json"), err)
+	}
+	return b, nil
+}
+
+// checkBucket opens the object store at url and asks it for a blob, so
+// that a store Init cannot use is said before the repository is made.
+func checkBucket(ctx context.Context, url string) error {
+	b, err := blob.OpenBucket(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if _, err := b.Stat(ctx, blob.DigestBytes(nil)); err != nil {
+		return fmt.Errorf("the blob store %s cannot be read: %w", b, err)
+	}
+	return nil
 }
 
 func (r *Repo) pinFirstRoot(ctx context.Context) error {

@@ -303,6 +303,11 @@ func (r *Repository) check() error {
 		return fmt.Errorf("repository %s: url %q: want http:// or https://", r.Name, r.URL)
 	}
 	r.URL = strings.TrimSuffix(r.URL, "/")
+	for _, m := range r.Mirrors {
+		if err := blob.CheckMirror(m); err != nil {
+			return fmt.Errorf("repository %s: %w", r.Name, err)
+		}
+	}
 	if r.URL == "" && r.Git == "" && (r.Light != nil || len(r.Witnesses) > 0 || r.Quorum != nil) {
 		return fmt.Errorf("repository %s: light, witnesses and quorum are for a server (url), not an index on disk", r.Name)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -321,7 +322,7 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 			repo.Close()
 			return nil, err
 		}
-		return &Source{Repository: r, Repo: repo, Catalog: c, Records: res.Total, Blobs: []blob.Store{repo.Blobs}}, nil
+		return &Source{Repository: r, Repo: repo, Catalog: c, Records: res.Total, Blobs: withMirrors(repo.Blobs, r, o.Remote.Client)}, nil
 	}
 	if r.IsLight() {
 		return openLight(ctx, r, o, append(packageSubjects(p), "upstreams"))
@@ -389,14 +390,26 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		return nil, err
 	}
 	client := o.Remote.Client // nil: the transport's, with its timeouts (blob.HTTP)
-	var stores []blob.Store
+	var own blob.Store
 	if r.URL != "" { // a plain git host (git:) keeps its blobs on its mirrors only
-		stores = append(stores, &blob.HTTP{URL: r.URL, Client: client})
+		own = &blob.HTTP{URL: r.URL, Client: client}
+	}
+	stores := withMirrors(own, r, client)
+	return &Source{Repository: r, Repo: repo, Catalog: c, Records: records, Blobs: stores, Checkpoint: sc}, nil
+}
+
+// withMirrors is a repository's blob stores: its own (its server, or its
+// store on disk; nil for an index on a plain git host) first, then its mirrors in order, each an HTTP mirror or
+// an object store read directly (blob.Mirror), every byte verified.
+func withMirrors(own blob.Store, r Repository, client *http.Client) []blob.Store {
+	var stores []blob.Store
+	if own != nil {
+		stores = append(stores, own)
 	}
 	for _, m := range r.Mirrors {
-		stores = append(stores, &blob.HTTP{URL: m, Client: client})
+		stores = append(stores, blob.Mirror(m, client))
 	}
-	return &Source{Repository: r, Repo: repo, Catalog: c, Records: records, Blobs: stores, Checkpoint: sc}, nil
+	return stores
 }
 
 // quorumOf is the repository's witness quorum: all its witnesses unless
@@ -445,10 +458,7 @@ func openLight(ctx context.Context, r Repository, o Options, prefetch []string) 
 	if err != nil {
 		return nil, err
 	}
-	stores := []blob.Store{&blob.HTTP{URL: r.URL, Client: o.Remote.Client}}
-	for _, m := range r.Mirrors {
-		stores = append(stores, &blob.HTTP{URL: m, Client: o.Remote.Client})
-	}
+	stores := withMirrors(&blob.HTTP{URL: r.URL, Client: o.Remote.Client}, r, o.Remote.Client)
 	// Records stays 0, not known: the checkpoint's size counts a map leaf
 	// per commit beside the files, and a light client reads no commit count.
 	return &Source{Repository: r, View: v, Catalog: cat, Blobs: stores, Checkpoint: v.Checkpoint, client: c}, nil

@@ -174,6 +174,11 @@ func save(r *index.Repo, rm Remote, exclusive bool) error {
 		return fmt.Errorf("remote URL %q: want http:// or https:// (a cairn server), or, for an index on a plain git host, its git URL with the URL of its published log (--log)", rm.URL)
 	}
 	rm.URL = strings.TrimSuffix(rm.URL, "/")
+	for _, m := range rm.Mirrors {
+		if err := blob.CheckMirror(m); err != nil {
+			return err
+		}
+	}
 	if rm.MaxAge == 0 {
 		rm.MaxAge = DefaultMaxAge
 	}
@@ -287,12 +292,11 @@ func List(r *index.Repo) ([]*Remote, error) {
 // each verified on the way in.
 func (rm *Remote) Blobs(r *index.Repo, client *http.Client) *blob.Chain {
 	c := &blob.Chain{Local: r.Blobs}
-	from := append([]string{rm.URL}, rm.Mirrors...)
-	if rm.Plain() {
-		from = rm.Mirrors
+	if !rm.Plain() {
+		c.Mirrors = append(c.Mirrors, &blob.HTTP{URL: rm.URL, Client: client})
 	}
-	for _, u := range from {
-		c.Mirrors = append(c.Mirrors, &blob.HTTP{URL: u, Client: client})
+	for _, u := range rm.Mirrors {
+		c.Mirrors = append(c.Mirrors, blob.Mirror(u, client))
 	}
 	return c
 }

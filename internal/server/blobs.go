@@ -30,7 +30,10 @@ const BatchContentType = "application/vnd.cairn.blob-batch.v1"
 
 // blobGet serves GET and HEAD /blobs/sha256/HEX: the stored file as it
 // is, with Range, an ETag and immutable caching (a digest's bytes never
-// change). A blob the store lacks is looked for upstream.
+// change). A blob the store lacks is looked for upstream. From a store
+// that is not files (an object store), see serveStored: a redirect to
+// the store where it signs URLs, its bytes verified on their way through
+// otherwise.
 func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
 	hex := r.PathValue("hex")
 	if !blob.IsDigest(hex) {
@@ -63,6 +66,10 @@ func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
 	h["X-Content-Type-Options"] = hdrNosniff
 	if data := s.small.get(hex); data != nil {
 		serveHeld(w, r, data)
+		return
+	}
+	if s.fsBlobs == nil {
+		s.serveStored(w, r, hex)
 		return
 	}
 	f, err := s.openBlob(r, hex)
@@ -130,23 +137,35 @@ const smallBlob = 16 << 10
 // it and the server serves none of them (an upstream's under an internal
 // name): those bytes are never fetched.
 func (s *Server) openBlob(r *http.Request, hex string) (*os.File, error) {
-	f, err := s.blobs.OpenFile(hex)
+	f, err := s.fsBlobs.OpenFile(hex)
 	if !errors.Is(err, fs.ErrNotExist) || s.opts.Fallback == nil {
 		return f, err
 	}
+	if err := s.fetchMissing(r, hex); err != nil {
+		return nil, err
+	}
+	return s.fsBlobs.OpenFile(hex)
+}
+
+// fetchMissing fetches a blob the store lacks from the upstreams'
+// mirrors (Options.Fallback, not nil), verified, into the store — unless
+// versions name it and the server serves none of them. The size is the
+// request's ?size=, if given. A blob not fetched wraps fs.ErrNotExist.
+func (s *Server) fetchMissing(r *http.Request, hex string) error {
+	var err error
 	if s.gate == nil { // with a gate, blobGet asked blobVerdict
 		served, named, err := s.servedArtifactOf(r.Context(), hex)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(served) == 0 && named != nil {
-			return nil, shadowedError(named.name + "@" + named.version)
+			return shadowedError(named.name + "@" + named.version)
 		}
 	}
 	size := int64(-1)
 	if v := r.URL.Query().Get("size"); v != "" {
 		if size, err = strconv.ParseInt(v, 10, 64); err != nil || size < 0 {
-			return nil, fmt.Errorf("size %q: %w", v, fs.ErrNotExist)
+			return fmt.Errorf("size %q: %w", v, fs.ErrNotExist)
 		}
 	}
 	if err := s.opts.Fallback(r.Context(), hex, size); err != nil {
@@ -156,9 +175,9 @@ func (s *Server) openBlob(r *http.Request, hex string) (*os.File, error) {
 		if errors.As(err, &fe) || !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("blob not found upstream", "sha256", hex, "err", err)
 		}
-		return nil, fmt.Errorf("blob sha256:%s: %w", hex, fs.ErrNotExist)
+		return fmt.Errorf("blob sha256:%s: %w", hex, fs.ErrNotExist)
 	}
-	return s.blobs.OpenFile(hex)
+	return nil
 }
 
 // shadowedError says that a blob is the artifact only of versions the
@@ -225,7 +244,24 @@ func (s *Server) blobBatch(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(bw, "sha256:%s missing\n", ref.SHA256)
 			continue
 		}
-		f, err := s.blobs.OpenFile(ref.SHA256)
+		if s.fsBlobs == nil {
+			rc, err := s.blobs.Open(r.Context(), ref)
+			if err != nil {
+				fmt.Fprintf(bw, "sha256:%s missing\n", ref.SHA256)
+				continue
+			}
+			fmt.Fprintf(bw, "sha256:%s %d\n", ref.SHA256, ref.Size)
+			err = copyVerified(bw, rc)
+			rc.Close()
+			if err != nil {
+				// Its last bytes were held back: the client sees a short
+				// stream, never the whole of other bytes.
+				s.log.Error("batch: the store's object is not the blob: cut", "sha256", ref.SHA256, "err", err)
+				return
+			}
+			continue
+		}
+		f, err := s.fsBlobs.OpenFile(ref.SHA256)
 		if err != nil {
 			fmt.Fprintf(bw, "sha256:%s missing\n", ref.SHA256)
 			continue

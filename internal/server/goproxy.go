@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -366,9 +367,13 @@ func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
 func (s *Server) goZip(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	ref, _ := goArtifact(v.desc, descriptor.KindSource)
 	err := s.fetchBlob(r.Context(), ref)
+	if err == nil && s.fsBlobs == nil {
+		s.goZipStored(w, r, v, ref)
+		return
+	}
 	var f *os.File
 	if err == nil {
-		f, err = s.blobs.OpenFile(ref.SHA256)
+		f, err = s.fsBlobs.OpenFile(ref.SHA256)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		httpError(w, http.StatusNotFound, "not found: %s: this server does not hold its zip (%s)", v.desc.ID(), ref)
@@ -395,6 +400,60 @@ func (s *Server) goZip(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	}
 	w.Header().Set("Content-Type", "application/zip")
 	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// goZipStored serves a version's module zip from a store that is not
+// files (an object store), held: the first time, the zip is read into a
+// temporary file, verified, checked as goZip checks it and served from
+// there; then it is streamed through verification (copyVerified), so an
+// object changed behind the server's back is never served whole. A Go
+// module is not redirected to the store: the go command may take a
+// module the checksum database does not know on the proxy's word.
+func (s *Server) goZipStored(w http.ResponseWriter, r *http.Request, v *goVersion, ref blob.Ref) {
+	key := ref.SHA256 + " " + v.desc.Go.Sum + " " + v.desc.Go.Module + "@" + v.desc.Go.Version
+	rc, err := s.blobs.Open(r.Context(), ref)
+	if errors.Is(err, fs.ErrNotExist) {
+		httpError(w, http.StatusNotFound, "not found: %s: this server does not hold its zip (%s)", v.desc.ID(), ref)
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "%s: zip: %v", v.desc.ID(), err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/zip")
+	if s.goMods.isChecked(key) {
+		w.Header().Set("Content-Length", strconv.FormatInt(ref.Size, 10))
+		if r.Method == http.MethodHead {
+			return
+		}
+		if err := copyVerified(w, rc); err != nil {
+			s.log.Error("a Go module zip in the store is not its blob: its response cut before its last bytes", "version", v.desc.ID(), "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	tmp, err := os.CreateTemp("", "cairn-goproxy-*.zip")
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "%s: zip: %v", v.desc.ID(), err)
+		return
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if _, err = io.Copy(tmp, rc); err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err == nil {
+		err = checkZipFile(tmp, ref, v.desc)
+	}
+	if err != nil {
+		s.log.Error("a Go module file does not match its descriptor: not served", "version", v.desc.ID(), "err", err)
+		w.Header().Del("Content-Type")
+		httpError(w, http.StatusInternalServerError, "%s: zip not served: %v", v.desc.ID(), err)
+		return
+	}
+	s.goMods.setChecked(key)
+	http.ServeContent(w, r, "", time.Time{}, tmp)
 }
 
 // fetchBlob makes sure the store holds ref: a blob it lacks (an

@@ -96,7 +96,8 @@ type Options struct {
 // Server serves one repository.
 type Server struct {
 	repo    *index.Repo
-	blobs   *blob.FS
+	blobs   blob.Store
+	fsBlobs *blob.FS // blobs, when they are files (sendfile, their stored files checked once); nil otherwise
 	opts    Options
 	log     *slog.Logger
 	hooks   string
@@ -134,18 +135,22 @@ type Server struct {
 }
 
 // New prepares a server for repo, a repository made by `cairn init` (a
-// directory with index.git and blobs/). It refuses an index that does
+// directory with index.git and blobs/, or its blobs on an object store:
+// cairn init --blobs). It refuses an index that does
 // not verify: what is new on main since the last verified head (a
 // commit put there behind cairn's back, a rewritten history) is checked
 // first, and an error is an *index.RuleError or *index.ForkError that
 // names the rule and the commit. Close releases what it made.
 func New(repo *index.Repo, opts Options) (*Server, error) {
-	fsStore, ok := repo.Blobs.(*blob.FS)
-	if !ok {
-		return nil, fmt.Errorf("%s: the server serves a filesystem blob store", repo.Dir)
+	if repo.Blobs == nil {
+		return nil, fmt.Errorf("%s: the repository has no blob store", repo.Dir)
 	}
+	fsStore, _ := repo.Blobs.(*blob.FS)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if fsStore == nil {
+		opts.Logger.Info("blobs on an object store: large blobs redirected to it where it signs URLs, the rest streamed through verification", "store", fmt.Sprint(repo.Blobs))
 	}
 	res, err := repo.Verified(context.Background())
 	if err != nil {
@@ -191,7 +196,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{repo: repo, blobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096, budgetDocs), small: newLightCache(4096, budgetSmall), tiles: newLightCache(1024, budgetTiles), subjects: newLightCache(4096, budgetSubjects), leaves: newLightCache(16384, budgetLeaves)}
+	s := &Server{repo: repo, blobs: repo.Blobs, fsBlobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096, budgetDocs), small: newLightCache(4096, budgetSmall), tiles: newLightCache(1024, budgetTiles), subjects: newLightCache(4096, budgetSubjects), leaves: newLightCache(16384, budgetLeaves)}
 	if opts.CheckpointKey != nil {
 		if opts.CheckpointInterval <= 0 {
 			opts.CheckpointInterval = checkpoint.DefaultMaxAge / 4
@@ -462,7 +467,11 @@ func (s *Server) CollectUploads(ctx context.Context, now time.Time) ([]string, e
 		}
 		if _, ok := refs[e.Name()]; !ok {
 			s.small.remove(e.Name())
-			if err := s.blobs.Remove(e.Name()); err != nil {
+			rm, ok := s.blobs.(interface{ Remove(hex string) error })
+			if !ok {
+				return removed, fmt.Errorf("the blob store %v cannot remove blobs", s.blobs)
+			}
+			if err := rm.Remove(e.Name()); err != nil {
 				return removed, err
 			}
 			removed = append(removed, e.Name())
