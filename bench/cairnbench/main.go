@@ -1,7 +1,7 @@
 // Command cairnbench measures cairn against the floor of the same run and
 // prints one line per figure: NAME VALUE UNIT RATIO-TO-FLOOR [note].
 //
-//	cairnbench [verify|publish|serve|plan|certify|proof|light|evidence|goproxy]...   (default: all groups)
+//	cairnbench [verify|publish|serve|plan|certify|proof|light|evidence|goproxy|replicas]...   (default: all groups)
 //	BENCH_RECORDS=N                  size of the large index (default 100000)
 //	CAIRN=path                       the cairn binary for whole-command figures
 package main
@@ -51,7 +51,7 @@ func run() error {
 	}
 	groups := os.Args[1:]
 	if len(groups) == 0 {
-		groups = []string{"verify", "publish", "serve", "plan", "certify", "proof", "light", "evidence", "goproxy"}
+		groups = []string{"verify", "publish", "serve", "plan", "certify", "proof", "light", "evidence", "goproxy", "replicas"}
 	}
 	cairn := os.Getenv("CAIRN")
 	if cairn == "" {
@@ -130,8 +130,12 @@ func run() error {
 			if err := benchGoproxy(ctx, cairn, work); err != nil {
 				return err
 			}
+		case "replicas":
+			if err := benchReplicas(cairn, work); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("unknown group %q (want verify, publish, serve, plan, certify, proof, light, evidence or goproxy; or lock, decision or install of plan)", g)
+			return fmt.Errorf("unknown group %q (want verify, publish, serve, plan, certify, proof, light, evidence, goproxy or replicas; or lock, decision or install of plan)", g)
 		}
 	}
 	return nil
