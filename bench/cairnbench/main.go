@@ -1,9 +1,10 @@
 // Command cairnbench measures cairn against the floor of the same run and
 // prints one line per figure: NAME VALUE UNIT RATIO-TO-FLOOR [note].
 //
-//	cairnbench [verify|publish|serve|plan|certify|proof|light|evidence|goproxy|replicas]...   (default: all groups)
+//	cairnbench [verify|publish|serve|plan|certify|proof|light|evidence|goproxy|replicas|s3]...   (default: all groups)
 //	BENCH_RECORDS=N                  size of the large index (default 100000)
 //	CAIRN=path                       the cairn binary for whole-command figures
+//	WEED=path                        SeaweedFS's weed binary, for the s3 group
 package main
 
 import (
@@ -51,7 +52,7 @@ func run() error {
 	}
 	groups := os.Args[1:]
 	if len(groups) == 0 {
-		groups = []string{"verify", "publish", "serve", "plan", "certify", "proof", "light", "evidence", "goproxy", "replicas"}
+		groups = []string{"verify", "publish", "serve", "plan", "certify", "proof", "light", "evidence", "goproxy", "replicas", "s3"}
 	}
 	cairn := os.Getenv("CAIRN")
 	if cairn == "" {
@@ -134,8 +135,12 @@ func run() error {
 			if err := benchReplicas(cairn, work); err != nil {
 				return err
 			}
+		case "s3":
+			if err := benchS3Install(ctx, cairn, work); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("unknown group %q (want verify, publish, serve, plan, certify, proof, light, evidence, goproxy or replicas; or lock, decision or install of plan)", g)
+			return fmt.Errorf("unknown group %q (want verify, publish, serve, plan, certify, proof, light, evidence, goproxy, replicas or s3; or lock, decision or install of plan)", g)
 		}
 	}
 	return nil

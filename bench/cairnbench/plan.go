@@ -34,12 +34,18 @@ type planWorld struct {
 }
 
 func newPlanWorld(ctx context.Context, dir string) (*planWorld, error) {
+	return newPlanWorldOn(ctx, dir, "")
+}
+
+// newPlanWorldOn is newPlanWorld with the repository's blobs on the
+// object store blobs names ("": the files under the repository).
+func newPlanWorldOn(ctx context.Context, dir, blobs string) (*planWorld, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
 	w := &planWorld{root: newBenchSigner(), alice: newBenchSigner(), auditor: newBenchSigner(), dir: dir}
-	r, intro, err := index.Init(ctx, filepath.Join(dir, "repo"), []keys.Signer{w.root}, []string{"root"}, 1)
+	r, intro, err := index.InitWith(ctx, filepath.Join(dir, "repo"), []keys.Signer{w.root}, []string{"root"}, 1, index.InitOptions{Blobs: blobs})
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +329,7 @@ func benchInstall(ctx context.Context, cairn, work string) error {
 		out := filepath.Join(w.dir, fmt.Sprintf("curl%d", i))
 		os.MkdirAll(out, 0o755)
 		t := time.Now()
-		if err := curlAll(nurl, l, out, 8); err != nil {
+		if err := curlAll(l, out, 8, func(sha string) []string { return []string{nurl + "/blobs/sha256/" + sha} }); err != nil {
 			return err
 		}
 		floors = append(floors, time.Since(t))
@@ -335,8 +341,9 @@ func benchInstall(ctx context.Context, cairn, work string) error {
 }
 
 // curlAll fetches every locked blob with jobs parallel curl processes,
-// then checks each with sha256sum.
-func curlAll(base string, l *plan.Lock, out string, jobs int) error {
+// then checks each with sha256sum; args gives curl's arguments (the URL
+// last) for a blob's sha256.
+func curlAll(l *plan.Lock, out string, jobs int, args func(sha string) []string) error {
 	work := make(chan int)
 	errs := make(chan error, len(l.Packages))
 	var wg sync.WaitGroup
@@ -347,7 +354,7 @@ func curlAll(base string, l *plan.Lock, out string, jobs int) error {
 			for i := range work {
 				a := l.Packages[i].Artifacts[0]
 				file := filepath.Join(out, a.SHA256)
-				if err := exec.Command("curl", "-sf", "-o", file, base+"/blobs/sha256/"+a.SHA256).Run(); err != nil {
+				if err := exec.Command("curl", append([]string{"-sf", "-o", file}, args(a.SHA256)...)...).Run(); err != nil {
 					errs <- fmt.Errorf("curl %s: %v", a.SHA256, err)
 					continue
 				}
