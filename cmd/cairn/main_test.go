@@ -85,7 +85,6 @@ func TestScripts(t *testing.T) {
 			"goenv":       cmdGoEnv,
 			"githttp":     cmdGitHTTP,
 			"staticserve": cmdStaticServe,
-			"blobmirror":  cmdBlobMirror,
 		},
 	})
 }
