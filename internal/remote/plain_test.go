@@ -548,3 +548,36 @@ func TestPublishRefusals(t *testing.T) {
 	}
 	var _ keys.Signer = w.ckpt
 }
+
+// Two publishers of one store: one that read the store before the other
+// wrote a larger tree leaves that tree's checkpoint in place, rather than
+// roll its readers back.
+func TestPublishKeepsAConcurrentLargerTree(t *testing.T) {
+	w := newWorld(t)
+	h := newPlainHost(t)
+	small := h.publish(w)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/lib", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	// The other publisher, with the newer tree, writes while this one,
+	// holding the smaller tree's checkpoint (cairn serve's last), is
+	// about to write its own.
+	var larger *Published
+	testHookBeforeCheckpoint = func() {
+		testHookBeforeCheckpoint = nil
+		larger = h.publish(w)
+	}
+	defer func() { testHookBeforeCheckpoint = nil }()
+	if err := os.WriteFile(filepath.Join(w.repo.LocalDir(), "checkpoint"), small.Checkpoint, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := PublishLog(w.ctx, w.repo, h.bucket, "the store", PublishOptions{})
+	if err == nil || !strings.Contains(err.Error(), "another publisher") {
+		t.Fatalf("publish racing a larger tree: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(h.logDir, "checkpoint")); larger == nil || !bytes.Equal(got, larger.Checkpoint) {
+		t.Fatal("the larger tree's checkpoint was written over")
+	}
+}

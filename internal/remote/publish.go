@@ -61,6 +61,9 @@ type Published struct {
 // checkpoint whose tiles are missing. A store that holds a checkpoint of
 // another index, of a larger tree or of another history is refused:
 // publishing there would roll back or fork what its readers verified.
+// One publisher at a time per store: the checkpoint is read again just
+// before it is written, and a larger one found there is left in place,
+// but two publishers racing within that moment are not kept apart.
 func PublishLog(ctx context.Context, r *index.Repo, dst *gcblob.Bucket, name string, o PublishOptions) (*Published, error) {
 	res, err := r.Verify(ctx, false)
 	if err != nil {
@@ -206,11 +209,26 @@ feed:
 		return nil, err
 	}
 	out.Tiles = len(paths)
+	if testHookBeforeCheckpoint != nil {
+		testHookBeforeCheckpoint()
+	}
+	// Another publisher may have written a larger tree meanwhile: never
+	// write over it (its readers would see this one as a rollback).
+	if now, err := dst.ReadAll(ctx, CheckpointKey); err == nil && !bytes.Equal(now, old) {
+		if c, err := checkpoint.Claimed(now); err == nil && c.Origin == origin && c.Size > signed.Size {
+			return nil, fmt.Errorf("%s: another publisher wrote a checkpoint of %d leaves while this one wrote %d: its stays; publish from one place at a time", name, c.Size, signed.Size)
+		}
+	}
 	if err := writeObject(ctx, dst, CheckpointKey, note, "text/plain; charset=utf-8", "no-cache"); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
 }
+
+// testHookBeforeCheckpoint, if set, runs in PublishLog after the tiles
+// are written and before the checkpoint is read again and written: where
+// a test lets another publisher get ahead.
+var testHookBeforeCheckpoint func()
 
 // publishTile writes the tile at path (read by read) to dst.
 func publishTile(ctx context.Context, read func(string) ([]byte, error), dst *gcblob.Bucket, path string) error {
