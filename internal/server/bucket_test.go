@@ -294,3 +294,28 @@ func TestBucketGoProxy(t *testing.T) {
 		t.Fatalf(".zip of a tampered object: served whole (%d bytes)", len(got))
 	}
 }
+
+// The hook that checks a push's blobs runs under git http-backend, which
+// takes little of the server's environment: with the blobs on an object
+// store it takes the store's credentials too (scripts/seaweedfs's CLI
+// session pushes through it to S3), and with files it takes none.
+func TestBucketGitEnvCarriesStoreCredentials(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "cairn-test-key")
+	t.Setenv("AZURE_STORAGE_ACCOUNT", "cairn")
+	r := httptest.NewRequest("POST", "/index.git/git-receive-pack", nil)
+	has := func(env []string, kv string) bool {
+		for _, e := range env {
+			if e == kv {
+				return true
+			}
+		}
+		return false
+	}
+	for _, f := range []*fixture{newBucketFixture(t, false).fixture, newFixture(t)} {
+		env := (&gitProcess{inherit: gitInheritEnv, inheritPrefixes: f.srv.gitInheritPrefixes()}).env(r)
+		want := f.srv.fsBlobs == nil
+		if has(env, "AWS_ACCESS_KEY_ID=cairn-test-key") != want || has(env, "AZURE_STORAGE_ACCOUNT=cairn") != want {
+			t.Errorf("blobs in %v: the git environment %q; want the store's credentials: %v", f.repo.Blobs, env, want)
+		}
+	}
+}

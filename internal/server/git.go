@@ -46,6 +46,13 @@ func (s *Server) gitBackend(hooks string) func(ctx context.Context, env []string
 // built with coverage or the race detector.
 var gitInheritEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "GOCOVERDIR", "GORACE", SkewEnv}
 
+// storeInheritEnv are the prefixes of the variables that git http-backend
+// (and so the hook, which checks that a push's blobs are held) takes of
+// the server's environment when the blobs are on an object store: its
+// SDK's credentials and settings (AWS_ACCESS_KEY_ID, AWS_REGION, …;
+// GOOGLE_APPLICATION_CREDENTIALS; AZURE_STORAGE_ACCOUNT, …).
+var storeInheritEnv = []string{"AWS_", "GOOGLE_", "AZURE_"}
+
 // writeHooks writes the pre-receive hook into a fresh directory and
 // returns it. The hook runs this very executable.
 func writeHooks(exe, repoDir string) (string, error) {

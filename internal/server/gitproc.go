@@ -38,10 +38,13 @@ type gitProcess struct {
 	root string
 	// inherit names what the program takes of the server's environment.
 	inherit []string
-	slots   slots
-	wait    time.Duration
-	maxPush int64
-	log     *slog.Logger
+	// inheritPrefixes are more of it, every variable whose name starts
+	// so (an object store's credentials, for the hook to read the blobs).
+	inheritPrefixes []string
+	slots           slots
+	wait            time.Duration
+	maxPush         int64
+	log             *slog.Logger
 }
 
 // ErrPushTooLarge is the error of a push over the server's --max-push.
@@ -450,6 +453,16 @@ func (g *gitProcess) env(r *http.Request) []string {
 	for _, e := range g.inherit {
 		if v := os.Getenv(e); v != "" {
 			env = append(env, e+"="+v)
+		}
+	}
+	if len(g.inheritPrefixes) > 0 {
+		for _, kv := range os.Environ() {
+			for _, p := range g.inheritPrefixes {
+				if strings.HasPrefix(kv, p) {
+					env = append(env, kv)
+					break
+				}
+			}
 		}
 	}
 	return env

@@ -243,6 +243,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	git := &gitProcess{start: s.gitBackend(s.hooks), root: "/index.git", inherit: gitInheritEnv, slots: make(slots, s.opts.Limits.MaxGit), wait: s.opts.Limits.GitWait, maxPush: s.opts.MaxPush, log: s.log}
+	git.inheritPrefixes = s.gitInheritPrefixes()
 	var forward http.Handler
 	if s.opts.Replica != nil {
 		forward = s.newForwarder()
@@ -479,6 +480,17 @@ func (s *Server) CollectUploads(ctx context.Context, now time.Time) ([]string, e
 		os.Remove(filepath.Join(s.uploadsDir(), e.Name()))
 	}
 	return removed, nil
+}
+
+// gitInheritPrefixes are the prefixes of the variables of the server's
+// environment that git http-backend takes beyond gitInheritEnv: an
+// object store's credentials when the blobs are on one (the hook reads
+// them), none otherwise.
+func (s *Server) gitInheritPrefixes() []string {
+	if s.fsBlobs == nil {
+		return storeInheritEnv
+	}
+	return nil
 }
 
 // httpError writes a plain-text error: what was wrong and what to do.
