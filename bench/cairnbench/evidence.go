@@ -128,20 +128,26 @@ func benchEvidence(ctx context.Context, cairn, work string) error {
 	}
 	// The floor and evidence.Verify in turns, one warm-up each, so that
 	// both see the same load on a shared machine.
-	var floors []time.Duration
+	// Their CPU times too (this process's, every thread's), steadier
+	// than wall times on a machine others share.
+	var floors, floorCPUs, cpus []time.Duration
 	for round := -1; round < 5; round++ {
+		c0 := processCPU()
 		f := floorBatch(sigs)
+		c1 := processCPU()
 		t0 := time.Now()
 		if _, err := evidence.Verify(ctx, bytes.NewReader(data), evidence.VerifyOptions{Introductions: []string{w.intro}}); err != nil {
 			return fmt.Errorf("evidence.Verify: %w", err)
 		}
 		if round >= 0 {
 			floors, inProc = append(floors, f), append(inProc, time.Since(t0))
+			floorCPUs, cpus = append(floorCPUs, c1-c0), append(cpus, processCPU()-c1)
 		}
 	}
 	f, m, v, p := median(floors), median(makes), median(verifies), median(inProc)
 	line("floor_evidence", ms(f), "ms", 1, fmt.Sprintf("THE FLOOR the evidence figures' ratios are to: the %d signatures of the bundle's %d records (read in its documents, grants included), verified by ed25519consensus in batches of 64 on %d cores, median of 5 (taken in turns with evidence_verify's)", len(sigs), records, runtime.GOMAXPROCS(0)))
 	line("evidence_verify", ms(p), "ms", ms(p)/ms(f), fmt.Sprintf("evidence.Verify of a %d-package lock's bundle (%.0f KiB, %d records) from a cairn server, in this process, no network, median of 5 (goal ≤ 2)", n, float64(len(data))/1024, records))
+	line("evidence_verify_cpu", ms(median(cpus)), "ms", ms(median(cpus))/ms(median(floorCPUs)), fmt.Sprintf("the CPU time of evidence_verify's runs (user and system, every core), against the floor's own in the same turns (%.2f ms), medians of 5", ms(median(floorCPUs))))
 	line("evidence_verify_cmd", ms(v), "ms", ms(v)/ms(f), "cairn evidence verify of the same bundle, a whole process, median of 3")
 	line("evidence_make", ms(m), "ms", ms(m)/ms(f), fmt.Sprintf("cairn evidence of the same lock from the server (a light client's reads one by one, the records' proofs, the %d artifacts read for the SBOM's SHA-512), a whole process, median of 3", n))
 	line("evidence_bytes", float64(len(data))/1024, "KiB", float64(len(data))/(5<<20), "the bundle without blobs; ratio to the goal's 5 MiB (goal ≤ 1)")
