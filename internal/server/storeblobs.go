@@ -161,7 +161,7 @@ func (s *Server) storedFailed(w http.ResponseWriter, ref blob.Ref, err error) {
 // the blob never reach a client whole. It returns the reader's error
 // (a *blob.MismatchError) with the last chunk unwritten.
 func copyVerified(w io.Writer, r io.Reader) error {
-	bufs := [2][]byte{make([]byte, 32<<10), make([]byte, 32<<10)}
+	bufs := [2][]byte{make([]byte, 128<<10), make([]byte, 128<<10)}
 	var held []byte
 	for i := 0; ; i ^= 1 {
 		n, err := io.ReadFull(r, bufs[i])
