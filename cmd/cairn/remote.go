@@ -30,6 +30,7 @@ func newRemoteCmd() *cobra.Command {
 		addJSON     bool
 		witnesses   []string
 		quorum      int
+		blobsURL    string
 	)
 	add := &cobra.Command{
 		Use:   "add NAME URL --introduction ID",
@@ -54,7 +55,9 @@ checks the commits it serves past its signed checkpoint too, and refuses one
 that breaks a rule.
 
 If --repo names no repository yet, an empty replica of the remote's index is made
-there; 'cairn pull NAME' then fills it.`,
+there; 'cairn pull NAME' then fills it. With --blobs URL its blobs live on that
+object store (as cairn init --blobs takes it): a read replica served with
+'cairn serve --follow NAME' shares its writer's store this way.`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := repoDir(repo)
@@ -68,8 +71,11 @@ there; 'cairn pull NAME' then fills it.`,
 				if intro == "" {
 					return usageError{errors.New("--introduction is required")}
 				}
-				r, err = index.InitReplica(ctx, dir, intro)
+				r, err = index.InitReplicaWith(ctx, dir, intro, index.InitOptions{Blobs: blobsURL})
 				created = true
+			} else if err == nil && blobsURL != "" {
+				r.Close()
+				return usageError{fmt.Errorf("--blobs %s: %s is a repository already; --blobs chooses the blob store of an empty replica as remote add makes it", blobsURL, dir)}
 			}
 			if err != nil {
 				return err
@@ -110,6 +116,7 @@ there; 'cairn pull NAME' then fills it.`,
 		},
 	}
 	repoFlag(add, &repo)
+	add.Flags().StringVar(&blobsURL, "blobs", "", "an empty replica made here keeps its blobs on this object store (s3://BUCKET?region=…, file:///DIR): its writer's, to share it")
 	add.Flags().StringVar(&intro, "introduction", "", "the id of the remote index's first root record (required)")
 	add.Flags().StringArrayVar(&mirrors, "mirror", nil, "an extra blob mirror URL, tried after the remote (repeatable)")
 	add.Flags().StringVar(&logURL, "log", "", "the URL of the index's published log (cairn log publish): URL is then a plain git host's git URL, and blobs come from --mirror")

@@ -15,6 +15,18 @@ import (
 // of the index whose introduction is given: no main yet, which the first
 // pull from a remote creates. Nothing is left at dir if it fails.
 func InitReplica(ctx context.Context, dir, introduction string) (*Repo, error) {
+	return InitReplicaWith(ctx, dir, introduction, InitOptions{})
+}
+
+// InitReplicaWith is InitReplica with options: a replica that serves its
+// writer's index (cairn serve --follow) shares the writer's object store
+// (o.Blobs), asked for a blob before anything is made.
+func InitReplicaWith(ctx context.Context, dir, introduction string, o InitOptions) (*Repo, error) {
+	if o.Blobs != "" {
+		if err := checkBucket(ctx, o.Blobs); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := os.Stat(dir); err == nil {
 		return nil, fmt.Errorf("%s exists", dir)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -36,11 +48,13 @@ func InitReplica(ctx context.Context, dir, introduction string) (*Repo, error) {
 	if err := g.SetAttributes("* -delta"); err != nil {
 		return nil, err
 	}
-	if err := writeJSON(filepath.Join(tmp, "cairn.json"), Config{Introduction: introduction}); err != nil {
+	if err := writeJSON(filepath.Join(tmp, "cairn.json"), Config{Introduction: introduction, Blobs: o.Blobs}); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(tmp, "blobs"), 0o755); err != nil {
-		return nil, err
+	if o.Blobs == "" {
+		if err := os.MkdirAll(filepath.Join(tmp, "blobs"), 0o755); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, err

@@ -233,7 +233,7 @@ type subjectLoad struct {
 // view it shows. ctx bounds the reads that the view's catalog makes
 // later, too.
 func (c *Client) Open(ctx context.Context) (*View, error) {
-	return c.open(ctx, nil)
+	return c.openBehind(ctx, nil)
 }
 
 // OpenPrefetch is Open, and Prefetch of subjects (the packages a project
@@ -244,7 +244,33 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 // kept before the checkpoint is verified, nor at all if it is refused
 // (keepLater).
 func (c *Client) OpenPrefetch(ctx context.Context, subjects ...string) (*View, error) {
-	return c.open(ctx, subjects)
+	return c.openBehind(ctx, subjects)
+}
+
+// lagWaits are the waits before a client opens the checkpoint again when
+// the one served is older than the one it verified last: read replicas
+// behind a load balancer (cairn serve --follow) answer one client from
+// several copies, each a moment behind its writer after it moves. Only
+// a tree that stays older through every wait is refused as a rollback.
+var lagWaits = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond}
+
+// openBehind is open, asked again (lagWaits) while the server's tree is
+// older than the one verified last.
+func (c *Client) openBehind(ctx context.Context, prefetch []string) (*View, error) {
+	for try := 0; ; try++ {
+		v, err := c.open(ctx, prefetch)
+		var ie *InconsistentError
+		if try == len(lagWaits) || !errors.As(err, &ie) || ie.Problem != "rollback" {
+			return v, err
+		}
+		t := time.NewTimer(lagWaits[try])
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+	}
 }
 
 func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err error) {

@@ -3,6 +3,8 @@ package remote
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,6 +24,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/server"
 )
@@ -58,6 +61,12 @@ type replica struct {
 // newReplica makes a replica of the writer at writerURL and starts it
 // following, until the test ends.
 func (w *world) newReplica(name, writerURL string) *replica {
+	return w.replicaOf(name, writerURL, true)
+}
+
+// replicaOf makes a replica of the writer at writerURL; one that does not
+// run its follower moves only when the test calls rep.f.Once.
+func (w *world) replicaOf(name, writerURL string, run bool) *replica {
 	t := w.t
 	t.Helper()
 	r, err := index.InitReplica(w.ctx, filepath.Join(w.dir, name), w.intro)
@@ -97,7 +106,9 @@ func (w *world) newReplica(name, writerURL string) *replica {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		rep.f.Run(ctx)
+		if run {
+			rep.f.Run(ctx)
+		}
 	}()
 	t.Cleanup(func() { stop(); <-done; ts.Close(); rep.srv.Close() })
 	return rep
@@ -293,4 +304,124 @@ func TestReplicaRefusesMaliciousWriter(t *testing.T) {
 	attacker.Store(nil)
 	rep.f.Nudge()
 	rep.await(t, h3)
+}
+
+// Behind a load balancer, a client's next request may reach a replica
+// that is a pull behind the one it read before (after a push, say): a
+// pull and a light client that stored the newer tree ask again for a
+// moment rather than call the older one a rollback, and follow once the
+// replica has caught up. A replica that stays behind is still refused as
+// a rollback.
+func TestReadersThroughLaggingReplica(t *testing.T) {
+	w := newWorld(t)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	// Five replicas at the writer's first head; only the first follows it
+	// to the second.
+	var reps []*replica
+	for i := range 5 {
+		rep := w.replicaOf(fmt.Sprintf("replica%d", i), w.url, false)
+		if _, err := rep.f.Once(w.ctx); err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, rep)
+	}
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := w.repo.Head(w.ctx, index.MainRef)
+	ahead, frozen, late := reps[0], reps[1], reps[2:]
+	if _, err := ahead.f.Once(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The balancer sends everything to one replica, then to another.
+	var to atomic.Pointer[string]
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		u, _ := url.Parse(*to.Load())
+		httputil.NewSingleHostReverseProxy(u).ServeHTTP(rw, r)
+	}))
+	t.Cleanup(front.Close)
+	to.Store(&ahead.url)
+	c := w.client("laptop", front.URL)
+	lc := &light.Client{BaseURL: front.URL, Introduction: w.intro, StateDir: t.TempDir()}
+	if v, err := lc.Open(w.ctx); err != nil || v.Checkpoint.Head != h2 {
+		t.Fatalf("light open through the replica ahead: %v", err)
+	}
+
+	// Frozen behind: refused as a rollback, by both.
+	to.Store(&frozen.url)
+	if _, err := Pull(w.ctx, c, "origin", Options{}); !errors.Is(err, ErrRollback) {
+		t.Fatalf("a pull from a replica that stays behind: %v, want a rollback", err)
+	}
+	var ie *light.InconsistentError
+	if _, err := lc.Open(w.ctx); !errors.As(err, &ie) || ie.Problem != "rollback" {
+		t.Fatalf("a light open of a replica that stays behind: %v, want a rollback", err)
+	}
+
+	// Behind for a moment: both wait for it.
+	reads := []func() (string, error){
+		func() (string, error) {
+			p, err := Pull(w.ctx, c, "origin", Options{})
+			if err != nil {
+				return "", err
+			}
+			return p.Head, nil
+		},
+		func() (string, error) {
+			v, err := lc.Open(w.ctx)
+			if err != nil {
+				return "", err
+			}
+			return v.Checkpoint.Head, nil
+		},
+	}
+	// A light read of the newer tree (its checkpoint read from another
+	// replica) held by a replica behind until its follower brings it.
+	reads = append(reads, func() (string, error) {
+		v, err := lc.Open(w.ctx)
+		if err != nil {
+			return "", err
+		}
+		resp, err := http.Get(fmt.Sprintf("%s/api/v1/log/subject?s=%s&size=%d", late[2].url, url.QueryEscape("package acme/x"), v.Checkpoint.Size))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("%s: %s", resp.Status, body)
+		}
+		return v.Checkpoint.Head, nil
+	})
+	for i, read := range reads {
+		if i == 2 {
+			to.Store(&ahead.url) // the checkpoint from the replica ahead
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				late[i].f.Once(w.ctx)
+			}()
+			if head, err := read(); err != nil || head != h2 {
+				t.Fatalf("a light read of the newer tree from a replica a moment behind: %s, %v", head, err)
+			}
+			continue
+		}
+		to.Store(&late[i].url)
+		caught := make(chan error, 1)
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			_, err := late[i].f.Once(w.ctx)
+			caught <- err
+		}()
+		head, err := read()
+		if err := <-caught; err != nil {
+			t.Fatal(err)
+		}
+		if err != nil || head != h2 {
+			t.Fatalf("read %d through a replica a moment behind: head %s, %v; want %s", i, head, err, h2)
+		}
+	}
 }

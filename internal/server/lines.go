@@ -86,6 +86,9 @@ func (s *Server) lineView(ctx context.Context, name string) (logView, []byte, st
 // not served (fs.ErrNotExist: a line never synced), else 503.
 func lineError(w http.ResponseWriter, err error) {
 	w.Header().Set("Cache-Control", "no-store")
+	if errors.Is(err, ErrBehind) {
+		w.Header().Set("Retry-After", "1")
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		httpError(w, http.StatusNotFound, "%v", err)
 		return

@@ -264,10 +264,15 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !tileWithin(t, v.Size) && s.opts.Replica != nil {
 		// Past the tree served: a client that read a newer checkpoint
 		// from another replica waits for this one to catch up.
-		v, err = s.replicaTile(r.Context(), t)
+		if v, err = s.replicaTile(r.Context(), t); err == nil && !tileWithin(t, v.Size) {
+			err = fmt.Errorf("%w: %s is past the tree of %d leaves it serves: ask again shortly", ErrBehind, path, v.Size)
+		}
 	}
 	if err != nil {
 		w.Header().Set("Cache-Control", "no-store")
+		if errors.Is(err, ErrBehind) {
+			w.Header().Set("Retry-After", "1")
+		}
 		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
 		return
 	}

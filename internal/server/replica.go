@@ -61,6 +61,11 @@ type followed struct {
 // yet (its first pull has not succeeded): it serves nothing of the log.
 var ErrNotFollowed = errors.New("this replica has verified no checkpoint of its writer yet")
 
+// ErrBehind says a replica was asked for a tree newer than the one it
+// serves, and its follower did not bring it within treeWait: answered 503
+// (Retry-After), which a load balancer tries on another replica.
+var ErrBehind = errors.New("this replica is behind its writer")
+
 // FollowedError says why a replica did not take its follower's
 // checkpoint: it is not of the tree main is verified at. The replica
 // keeps serving the checkpoint it took last.
@@ -177,6 +182,10 @@ func (s *Server) replicaAt(ctx context.Context, size int64) (logView, error) {
 	}
 	if size < 0 || size == v.Size {
 		return v, nil
+	}
+	if size > v.Size {
+		// 503, which a load balancer tries on another replica.
+		return logView{}, fmt.Errorf("%w: it serves the tree of %d leaves, not yet one of %d (its writer's newer checkpoint was read from another replica): ask again shortly", ErrBehind, v.Size, size)
 	}
 	if kv, _, ok := s.followedAt(size); ok {
 		return kv, nil
