@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,5 +62,51 @@ func TestInitBlobsBucket(t *testing.T) {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("init --blobs %s left %s", tc.url, dir)
 		}
+	}
+}
+
+// A git clone of an index whose local configuration names a blob store
+// (written by hand before its first use, without an introduction) opens
+// that store, and still pins the introduction its history starts with.
+func TestCloneNamesBlobsBucket(t *testing.T) {
+	ctx := context.Background()
+	bucket := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, intro, err := index.InitWith(ctx, dir, []keys.Signer{newSigner()}, nil, 1, index.InitOptions{Blobs: "file://" + bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("a blob the clone reads from the bucket")
+	ref := blob.DigestBytes(data)
+	if err := r.Blobs.Put(ctx, ref, strings.NewReader(string(data))); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	clone := filepath.Join(t.TempDir(), "clone.git")
+	if out, err := exec.Command("git", "clone", "-q", "--bare", filepath.Join(dir, "index.git"), clone).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v: %s", err, out)
+	}
+	os.MkdirAll(filepath.Join(clone, "cairn"), 0o755)
+	if err := os.WriteFile(filepath.Join(clone, "cairn", "cairn.json"), []byte(`{"blobs": "file://`+bucket+`"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := index.Open(ctx, clone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Config.Introduction != intro.ID {
+		t.Fatalf("the clone pinned %q, want the introduction %s", c.Config.Introduction, intro.ID)
+	}
+	if got, err := blob.ReadAll(ctx, c.Blobs, ref); err != nil || string(got) != string(data) {
+		t.Fatalf("the clone's store (%T): %q, %v", c.Blobs, got, err)
+	}
+	again, err := index.Open(ctx, clone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if again.Config.Introduction != intro.ID || again.Config.Blobs != "file://"+bucket {
+		t.Fatalf("the clone's configuration, opened again: %+v", again.Config)
 	}
 }

@@ -212,6 +212,13 @@ func Open(ctx context.Context, dir string) (*Repo, error) {
 		if err := json.Unmarshal(data, &r.Config); err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(r.local, "cairn.json"), err)
 		}
+		// A clone's configuration written by hand to name its blob store
+		// before its first use pins nothing yet: pin it now, as if absent.
+		if r.Config.Introduction == "" && r.local != dir {
+			if err := r.pinFirstRoot(ctx); err != nil {
+				return nil, err
+			}
+		}
 	case errors.Is(err, fs.ErrNotExist) && r.local != dir:
 		// A clone: pin the introduction it starts with, on first use.
 		if err := r.pinFirstRoot(ctx); err != nil {
