@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -46,6 +47,11 @@ func OpenBucket(ctx context.Context, urlstr string) (*Bucket, error) {
 	}
 	if !bucketMux().ValidBucketScheme(u.Scheme) {
 		return nil, &DriverError{URL: redact(u), Scheme: u.Scheme, Known: bucketMux().BucketSchemes()}
+	}
+	if u.Scheme == "file" && u.Query().Get("create_dir") == "" {
+		if fi, err := os.Stat(u.Path); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("blob store %s: no directory %s: create it, or add ?create_dir=true to the URL: %w", redact(u), u.Path, fs.ErrNotExist)
+		}
 	}
 	b, err := gcblob.OpenBucket(ctx, urlstr)
 	if err != nil {

@@ -51,7 +51,7 @@ func TestInitBlobsBucket(t *testing.T) {
 
 	for _, tc := range []struct{ url, want string }{
 		{"gs://acme-blobs", "this build has no driver for gs://"},
-		{"file://" + filepath.Join(bucket, "missing"), "no such file or directory"},
+		{"file://" + filepath.Join(bucket, "missing"), "no directory " + filepath.Join(bucket, "missing") + ": create it, or add ?create_dir=true to the URL"},
 		{"not a URL", "want a URL such as s3://BUCKET"},
 	} {
 		dir := filepath.Join(t.TempDir(), "repo")

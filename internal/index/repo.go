@@ -4,8 +4,10 @@
 // state (the pinned introduction, the last verified head).
 //
 // A repository made by Init is one directory: index.git (bare), blobs/,
-// cairn.json. A plain git clone of an index works too: cairn keeps its
-// local state in the clone's git directory, under cairn/.
+// cairn.json; or, made with its blobs on an object store (InitOptions,
+// cairn init --blobs URL), no blobs/ and the store's URL in cairn.json.
+// A plain git clone of an index works too: cairn keeps its local state
+// in the clone's git directory, under cairn/.
 package index
 
 import (
