@@ -129,7 +129,12 @@ type Server struct {
 	followed followed // a replica's served checkpoint and trees (replica.go)
 
 	changes changes // main may have moved (a push landed)
-	uploads clients // uploads in progress, by client address
+	// shutdown is closed when Serve starts shutting down: held requests
+	// (GET /api/v1/head, a replica's follower among them) answer then,
+	// rather than hold the shutdown for its grace period.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
+	uploads      clients // uploads in progress, by client address
 
 	bg sync.WaitGroup // verifications after pushes
 }
@@ -197,6 +202,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{repo: repo, blobs: repo.Blobs, fsBlobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096, budgetDocs), small: newLightCache(4096, budgetSmall), tiles: newLightCache(1024, budgetTiles), subjects: newLightCache(4096, budgetSubjects), leaves: newLightCache(16384, budgetLeaves)}
+	s.shutdown = make(chan struct{})
 	if opts.CheckpointKey != nil {
 		if opts.CheckpointInterval <= 0 {
 			opts.CheckpointInterval = checkpoint.DefaultMaxAge / 4
@@ -346,6 +352,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		ConnContext:       withConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(func() { s.shutdownOnce.Do(func() { close(s.shutdown) }) })
 	go s.collectLoop(ctx, time.Hour)
 	if s.gate != nil {
 		go s.warmGate(ctx) // the first blob request does not wait for it

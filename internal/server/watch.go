@@ -76,6 +76,8 @@ func (s *Server) headGet(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(2 * time.Second): // main moved by other means (the CLI on the same directory)
 		case <-deadline.C:
 			wait = 0
+		case <-s.shutdown: // the server is stopping: answer now
+			wait = 0
 		case <-r.Context().Done():
 			return
 		}
