@@ -177,6 +177,7 @@ http {
 		proxy_http_version 1.1;
 		proxy_set_header Connection "";
 		proxy_set_header Host $http_host;
+		proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
 		proxy_read_timeout 120s;
 		proxy_next_upstream error timeout http_503;
 		location / { proxy_pass http://replicas; }
@@ -257,7 +258,7 @@ func TestReplicasBehindNginx(t *testing.T) {
 	wAddr := freeAddr(t)
 	writerURL := "http://" + wAddr
 	writer := &proc{t: t, name: "writer", bin: bin, addr: wAddr, log: p("writer.log"),
-		args: []string{"serve", "--repo", p("writer"), "--addr", wAddr, "--checkpoint-key", p("ckpt.key"), "--sync", "0"}}
+		args: []string{"serve", "--repo", p("writer"), "--addr", wAddr, "--checkpoint-key", p("ckpt.key"), "--sync", "0", "--trusted-proxy", "127.0.0.0/8"}}
 	writer.start()
 	t.Cleanup(writer.stop)
 
@@ -268,7 +269,7 @@ func TestReplicasBehindNginx(t *testing.T) {
 		must("remote", "add", "writer", writerURL, "--introduction", intro, "--repo", p(name), "--blobs", bucket)
 		a := freeAddr(t)
 		r := &proc{t: t, name: name, bin: bin, addr: a, log: p(name + ".log"),
-			args: []string{"serve", "--repo", p(name), "--follow", "writer", "--addr", a, "--follow-interval", "2s"}}
+			args: []string{"serve", "--repo", p(name), "--follow", "writer", "--addr", a, "--follow-interval", "2s", "--trusted-proxy", "127.0.0.1"}}
 		r.start()
 		t.Cleanup(r.stop)
 		replicas = append(replicas, r)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	neturl "net/url"
 	"os"
 	"path/filepath"
@@ -43,6 +44,7 @@ func newServeCmd() *cobra.Command {
 		followEvery             time.Duration
 		logTo                   string
 		logEvery                time.Duration
+		trusted                 []string
 	)
 	c := &cobra.Command{
 		Use:   "serve --repo DIR [--addr HOST:PORT]",
@@ -106,8 +108,10 @@ that falls --slow-timeout behind is cut (the connection closed, its git process
 killed), but never for the server's own delays; no request lasts longer than
 --request-timeout. At most --max-git git processes run at once
 (more requests wait 2 s, then get 503 with Retry-After), and one client address
-uploads (blob PUTs, pushes) at most --max-client-uploads at once (429). A push
-over --max-push is refused, and git shows the limit and the flag.
+uploads (blob PUTs, pushes) at most --max-client-uploads at once (429); behind
+a load balancer, or for a writer behind its replicas, name them with
+--trusted-proxy so that the client their X-Forwarded-For names is counted,
+not the proxy. A push over --max-push is refused, and git shows the limit and the flag.
 
 The index is verified before it is served (what is new on main since the last
 verified head): a rule broken or a history rewritten on disk, behind cairn's
@@ -167,6 +171,13 @@ Access logs are JSON lines on standard error.`,
 			}
 			if follow != "" && followEvery <= 0 {
 				return usageError{fmt.Errorf("--follow-interval %s: want a positive duration", followEvery)}
+			}
+			for _, t := range trusted {
+				p, err := parsePrefix(t)
+				if err != nil {
+					return usageError{fmt.Errorf("--trusted-proxy %q: want an address or a CIDR range (10.0.0.0/8)", t)}
+				}
+				limits.TrustedProxies = append(limits.TrustedProxies, p)
 			}
 			r, err := openRepo(ctx, repo)
 			if err != nil {
@@ -343,6 +354,7 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().IntVar(&limits.MaxGit, "max-git", 0, "git processes at once (0: 4 per CPU, at least 16)")
 	c.Flags().StringVar(&follow, "follow", "", "serve as a read replica of this remote's server (the writer): pull and verify on its own, forward pushes and uploads to it")
 	c.Flags().DurationVar(&followEvery, "follow-interval", 30*time.Second, "with --follow, pull at least this often (a push on the writer is pulled at once)")
+	c.Flags().StringArrayVar(&trusted, "trusted-proxy", nil, "a proxy in front of this server (an address or CIDR range: the load balancer; for a writer, its replicas): its requests count against the client its X-Forwarded-For names (repeatable)")
 	c.Flags().IntVar(&limits.MaxClientUploads, "max-client-uploads", 4, "uploads (blob PUTs, pushes) at once from one client address")
 	c.Flags().StringVar(&logTo, "log-to", "", "publish the log as static files (as cairn log publish) to this directory or object store URL after each checkpoint")
 	c.Flags().DurationVar(&logEvery, "log-interval", 10*time.Second, "with --log-to, look for a new checkpoint to publish this often")
@@ -485,4 +497,14 @@ func newReplica(ctx context.Context, r *index.Repo, name string, every time.Dura
 		log.Info("replica: following the writer", "writer", rm.URL, "head", p.Head)
 	}
 	return f, nil
+}
+
+// parsePrefix parses an address (a prefix of its full length) or a CIDR
+// range.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
 }

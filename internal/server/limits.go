@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +47,12 @@ type Limits struct {
 	MaxGit           int           // git processes at once (default 4 per CPU, at least 16)
 	GitWait          time.Duration // how long a request waits for a git process slot (default 2 s)
 	MaxClientUploads int           // concurrent uploads per client address (default 4)
+	// TrustedProxies are the addresses of the proxies in front of the
+	// server (a load balancer; for a writer, its read replicas, which
+	// forward pushes and uploads): a request from one of them is counted
+	// against the client its X-Forwarded-For names (ClientAddr). Empty:
+	// every request is its peer's.
+	TrustedProxies []netip.Prefix
 }
 
 // check refuses negative bounds.
@@ -140,7 +148,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			r.Body = body
 		}
 		if isUpload(r) {
-			ip := clientIP(r)
+			ip := ClientAddr(r, l.TrustedProxies)
 			if !s.uploads.acquire(ip, l.MaxClientUploads) {
 				w.Header().Set("Retry-After", "5")
 				httpError(w, http.StatusTooManyRequests, "%s already has %d uploads in progress, this server's limit per client (cairn serve --max-client-uploads): wait for one to finish", ip, l.MaxClientUploads)
@@ -294,6 +302,46 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// ClientAddr returns the address a request is counted against: its
+// peer's, unless the peer is one of trusted, the proxies in front of the
+// server; then the last address in its X-Forwarded-For (each proxy
+// appends its own peer) that is not a trusted proxy's. A client cannot
+// pass for another by sending X-Forwarded-For itself: a header is
+// believed only as far as trusted proxies wrote it.
+func ClientAddr(r *http.Request, trusted []netip.Prefix) string {
+	peer := clientIP(r)
+	isTrusted := func(s string) bool {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			return false
+		}
+		a = a.Unmap()
+		for _, p := range trusted {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(trusted) == 0 || !isTrusted(peer) {
+		return peer
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		h := strings.TrimSpace(hops[i])
+		if !isTrusted(h) {
+			if _, err := netip.ParseAddr(h); err != nil {
+				return peer // not an address: the header is not a proxy's
+			}
+			return h
+		}
+	}
+	return peer // every hop a trusted proxy's
 }
 
 // pace holds one direction of a request's transfer (its body, or its
