@@ -128,12 +128,12 @@ func benchReplicas(cairn, work string) error {
 			}
 		}
 		f := medianF(floors)
-		line("floor_replicas_"+c.name, f, "req/s", 1, "nginx serving the same bytes as a static file, wrk -t2 -c32 -d5s, median of 3")
-		line("proxy_floor_"+c.name, medianF(proxied), "req/s", medianF(proxied)/f, "nginx proxying to that static nginx as it proxies to the replicas: what the balancer's hop alone allows on this machine")
+		line("floor_serve_replicas_"+c.name, f, "req/s", 1, "nginx serving the same bytes as a static file, wrk -t2 -c32 -d5s, median of 3")
+		line("proxy_floor_replicas_"+c.name, medianF(proxied), "req/s", medianF(proxied)/f, "nginx proxying to that static nginx as it proxies to the replicas: what the balancer's hop alone allows on this machine")
 		one := medianF(ours[0])
 		for n := range 3 {
 			o := medianF(ours[n])
-			line(fmt.Sprintf("replicas_%d_%s", n+1, c.name), o, "req/s", o/f, fmt.Sprintf("through nginx to %d replica(s) of one writer, %.2f× one replica, median of 3", n+1, o/one))
+			line(fmt.Sprintf("serve_replicas_%d_%s", n+1, c.name), o, "req/s", o/f, fmt.Sprintf("through nginx to %d replica(s) of one writer, %.2f× one replica, median of 3", n+1, o/one))
 		}
 	}
 	return nil
