@@ -70,7 +70,7 @@ func parseDetachedExtra(p *translog.Proof) (Extra, error) {
 		return Extra{}, fmt.Errorf("%w: no extra data: a detached proof carries the entry and the map leaf", translog.ErrProof)
 	}
 	// The common spelling read by hand; the result is the same as the
-	// JSON decoder's below (TestDetachedExtraByHand), or it is read again
+	// JSON decoder's below (FuzzDetachedExtraByHand), or it is read again
 	// by the decoder, to say what is wrong.
 	if d, ok := parseDetachedCanonical(p.Extra); ok && canonicalDetached(d, p.Extra) == nil {
 		return Extra{Entry: d.Entry, MapTime: d.MapTime, MapPath: d.MapPath}, nil
