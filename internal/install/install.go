@@ -399,6 +399,15 @@ type counting struct {
 	add func(int64)
 }
 
+// String names the store as the store itself does (a mirror's URL), for
+// a chain's errors.
+func (c counting) String() string {
+	if s, ok := c.Store.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return ""
+}
+
 func (c counting) Open(ctx context.Context, ref blob.Ref) (io.ReadCloser, error) {
 	rc, err := c.Store.Open(ctx, ref)
 	if err != nil {
