@@ -12,6 +12,8 @@ package index
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,7 +109,11 @@ func InitWith(ctx context.Context, dir string, signers []keys.Signer, holders []
 	}
 	defer os.RemoveAll(tmp)
 
-	p := record.RootPredicate{Version: 1, Threshold: threshold, Issued: time.Now().UTC().Truncate(time.Second)}
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, nil, err
+	}
+	p := record.RootPredicate{Version: 1, Threshold: threshold, Issued: time.Now().UTC().Truncate(time.Second), Nonce: hex.EncodeToString(nonce)}
 	var subjects []record.Subject
 	seen := map[string]bool{}
 	for i, s := range signers {

@@ -536,6 +536,11 @@ type RootPredicate struct {
 	Issued    time.Time  `json:"issued"`
 	ApplyBy   *time.Time `json:"apply_by,omitempty"` // see Record.ApplyBy
 	Index     string     `json:"index,omitempty"`    // see Record.ActIndex
+	// Nonce, in the introduction (version 1), is 128 random bits in hex:
+	// two indexes made with the same root keys in the same second are
+	// still two indexes, each with its own introduction (the id every
+	// client pins, acts are bound to and the log's origin names).
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // UpstreamPredicate declares an upstream: another index, pinned by its
