@@ -43,9 +43,6 @@ With --checkpoint-key a fresh checkpoint of main's verified head is signed (a
 key the root granted the checkpoint scope); without it, the checkpoint cairn
 serve signed last in this repository is published. Run it after each push (a
 CI job, or a cron job well within the clients' --max-age, 24h by default).`,
-		// Hidden until README.md's Commands table names it (the lead's
-		// file; TestReadmeCommands holds the table to the CLI).
-		Hidden: true,
 		Args:   exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
