@@ -80,3 +80,12 @@ func SubjectsMemo() func(path string) []string {
 	var m subjectMemo
 	return m.subjectsOf
 }
+
+// SetHookBeforeRecompute sets what a full verification runs between its
+// first look at the log kept and taking the log's write lock, and returns
+// the restore.
+func SetHookBeforeRecompute(f func()) (restore func()) {
+	old := testHookBeforeRecompute
+	testHookBeforeRecompute = f
+	return func() { testHookBeforeRecompute = old }
+}

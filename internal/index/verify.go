@@ -185,9 +185,24 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 		if kept != nil && kept.Size() > 0 {
 			// The log kept is computed again and checked leaf by leaf,
 			// tile by tile: kept if it is right, replaced if not (below).
-			keptSize, keptRoot, keptHead = kept.Size(), kept.Root(), kept.Head()
+			if testHookBeforeRecompute != nil {
+				testHookBeforeRecompute()
+			}
 			if err := kept.BeginRecompute(); err == nil {
 				lg = kept
+				// Read under the log's write lock, which another process
+				// (a server verifying each push) takes to extend it: the
+				// log stays as read now, and main, read again, is at or
+				// past the head it covers. Read before the lock, the log
+				// could have grown past both, and the log recomputed then
+				// taken for one that differs from the history, or
+				// computed back to the older head.
+				keptSize, keptRoot, keptHead = kept.Size(), kept.Root(), kept.Head()
+				if head, err = r.Head(ctx, l.Ref); err != nil {
+					lg.Rollback()
+					return nil, err
+				}
+				res.Head = head
 			}
 		}
 		if lg != nil {
@@ -320,6 +335,11 @@ func (r *Repo) CheckUpdate(ctx context.Context, old, new string, now time.Time, 
 // from its own clock, in either direction (a server may be set to
 // another bound).
 const MaxClockSkew = 5 * time.Minute
+
+// testHookBeforeRecompute, if set, runs in a full verification between
+// its first look at the log kept and taking the log's write lock: where a
+// test lets another process extend the log.
+var testHookBeforeRecompute func()
 
 // replayOptions says what a replay checks against.
 type replayOptions struct {
