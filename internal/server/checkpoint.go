@@ -268,7 +268,8 @@ func (c *checkpointer) at(ctx context.Context, v logView, now time.Time) (*check
 // that answer, and written again with their cosignatures. While another
 // caller is signing one (its witnesses may take up to witnessTimeout),
 // it returns the latest one and its view rather than wait: readers never
-// stall on a witness. Signers are serialised by c.signing; c.mu guards
+// stall on a witness. A server without witnesses waits for its signer,
+// which only writes. Signers are serialised by c.signing; c.mu guards
 // only the swap of the result, which readers take.
 func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*checkpoint.Checkpoint, []byte, logView, error) {
 	if l, note, ok := c.fresh(v, now); ok {
@@ -276,13 +277,20 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 		return l, note, v, nil
 	}
 	if !c.signing.TryLock() {
+		if testHookSignerBusy != nil {
+			testHookSignerBusy()
+		}
 		c.mu.Lock()
 		l, note, view := c.last, c.note, c.view
 		c.mu.Unlock()
-		if l != nil && view != nil {
+		if l != nil && view != nil && len(c.witnesses) > 0 {
 			return l, note, *view, nil
 		}
-		c.signing.Lock() // nothing to answer with yet: wait for the signer
+		// Nothing to answer with yet, or no witness to wait for: the
+		// signer is done in the time of a write, and a reader that found
+		// main moved (a client that just pushed) gets the checkpoint of
+		// the head it verified, not the one before it.
+		c.signing.Lock()
 	}
 	defer c.signing.Unlock()
 	if l, note, ok := c.fresh(v, now); ok { // signed by the caller just before
@@ -343,6 +351,10 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	c.writeKeptTrees(kept)
 	return &next, note, v, nil
 }
+
+// testHookSignerBusy, if set, runs in atView when a reader finds another
+// caller signing: where a test releases that signer.
+var testHookSignerBusy func()
 
 // startRetries asks the pending witnesses again, in the background, for
 // their cosignatures of last (signed, of the tree v), as one round that

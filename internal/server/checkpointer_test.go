@@ -438,3 +438,57 @@ func TestViewNeedsHeadMapLeaf(t *testing.T) {
 		t.Fatalf("a log whose last map leaf is of another commit: %v, want ErrCorrupt", err)
 	}
 }
+
+// A reader that finds main moved while another caller signs (the server's
+// own loop, woken by the push a client just made) gets the checkpoint of
+// the head it found, not the one before it, on a server without
+// witnesses: it waits for the signer, which only writes. With witnesses,
+// which may take up to their timeout, it gets the latest one at once.
+func TestCheckpointerReaderWaitsForSigner(t *testing.T) {
+	for _, withWitness := range []bool{false, true} {
+		t.Run(fmt.Sprintf("witness=%v", withWitness), func(t *testing.T) {
+			key := signer(t)
+			var ws []Witness
+			if withWitness {
+				u, vkey := cairnWitness(t, "w.example", key)
+				ws = []Witness{{URL: u, VKey: vkey}}
+			}
+			var out syncBuffer
+			c := newCkpt(t, key, filepath.Join(t.TempDir(), "checkpoint"), ws, &out)
+			st := newStore(t)
+			grow(t, st, "a", 3)
+			now := time.Now()
+			before, _, err := c.at(context.Background(), view(t, st), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			grow(t, st, "a", 2) // a push landed
+			moved := view(t, st)
+
+			c.signing.Lock() // a signer at work
+			busy := make(chan struct{})
+			testHookSignerBusy = func() { close(busy) }
+			t.Cleanup(func() { testHookSignerBusy = nil })
+			got := make(chan *checkpoint.Checkpoint, 1)
+			go func() {
+				l, _, err := c.at(context.Background(), moved, now)
+				if err != nil {
+					t.Error(err)
+				}
+				got <- l
+			}()
+			<-busy
+			if withWitness {
+				if l := <-got; l == nil || *l != *before {
+					t.Errorf("with a witness, the reader got %+v, want the latest signed at once (%+v)", l, before)
+				}
+				c.signing.Unlock()
+				return
+			}
+			c.signing.Unlock()
+			if l := <-got; l == nil || l.Size != moved.Size || l.Head != moved.Head {
+				t.Fatalf("the reader got %+v, want the checkpoint of the head it found (size %d, head %s), not the one before (size %d)", l, moved.Size, moved.Head, before.Size)
+			}
+		})
+	}
+}
