@@ -172,7 +172,7 @@ func benchCertify(cairn, work string) error {
 	}
 	f, l := median(floors), median(lat)
 	line("floor_git_roundtrip", ms(f), "ms", 1, "git fetch of the pushed commit from the same server + commit-tree + git push to a plain git http-backend, median of 20")
-	line("push_to_certified", ms(l), "ms", ms(l)/ms(f), fmt.Sprintf("cairn push returned → the certifier's tested record on the server (default poll 10 s, woken by the server), less the command's run, median of %d (min %.0f, max %.0f ms)", len(lat), ms(slices.Min(lat)), ms(slices.Max(lat))))
+	line("push_to_certified", ms(l), "ms", ms(f)/ms(l), fmt.Sprintf("cairn push returned → the certifier's tested record on the server (default poll 10 s, woken by the server), less the command's run, median of %d (min %.0f, max %.0f ms)", len(lat), ms(slices.Min(lat)), ms(slices.Max(lat))))
 	return nil
 }
 

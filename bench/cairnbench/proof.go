@@ -283,7 +283,7 @@ func benchProof(work string) error {
 	f, o := median(floors), median(ours)
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	line("floor_proof_sha256", us(f), "µs", 1, fmt.Sprintf("raw SHA-256 of the same bytes (%d files and their entries), CPU of one thread, median of 5", len(reads[0].entries)))
-	line("proof_check", us(o), "µs", float64(o)/float64(f), fmt.Sprintf("one record's inclusion (tlog.CheckRecord) + its package's completeness (%d files' entries and bytes, chain, VerifyMap of the JSON map proof, the map leaf's inclusion) at %d leaves, CPU of one thread, median of 5 (goal ≤ 50 µs)", len(reads[0].entries), size))
-	line("proof_bytes", float64(slices.Max(wire)), "bytes", float64(slices.Max(wire))/float64(slices.Max(raw)), fmt.Sprintf("largest of 64: inclusion path (%d hashes, tlog-proof lines) + map proof (JSON) + the map leaf's path; ratio to the raw 32-byte hashes they carry (goal ≤ 4096 bytes at %d leaves)", len(reads[0].path), size))
+	line("proof_check", us(o), "µs", float64(f)/float64(o), fmt.Sprintf("one record's inclusion (tlog.CheckRecord) + its package's completeness (%d files' entries and bytes, chain, VerifyMap of the JSON map proof, the map leaf's inclusion) at %d leaves, CPU of one thread, median of 5 (goal ≤ 50 µs)", len(reads[0].entries), size))
+	line("proof_bytes", float64(slices.Max(wire)), "bytes", float64(slices.Max(raw))/float64(slices.Max(wire)), fmt.Sprintf("largest of 64: inclusion path (%d hashes, tlog-proof lines) + map proof (JSON) + the map leaf's path; ratio: the raw 32-byte hashes they carry ÷ the bytes sent (goal ≤ 4096 bytes at %d leaves)", len(reads[0].path), size))
 	return nil
 }

@@ -36,6 +36,7 @@ type Sig struct {
 	Pub ed25519.PublicKey
 	Msg []byte // the PAE
 	Sig []byte
+	Raw []byte // the signed record's envelope, as stored
 }
 
 // Index is a generated repository.
@@ -238,7 +239,7 @@ func (ix *Index) version() ([]gitx.File, error) {
 			return nil, err
 		}
 		if ix.keepSigs {
-			ix.Sigs = append(ix.Sigs, Sig{Pub: x.s.Public(), Msg: dsse.PAE(record.PayloadType, payload), Sig: rec.Signatures[0].Sig})
+			ix.Sigs = append(ix.Sigs, Sig{Pub: x.s.Public(), Msg: dsse.PAE(record.PayloadType, payload), Sig: rec.Signatures[0].Sig, Raw: rec.Raw})
 		}
 		files = append(files, gitx.File{Path: layout.RecordPath(dir, rec.ID), Data: rec.Raw})
 	}
