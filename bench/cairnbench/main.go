@@ -1,5 +1,8 @@
 // Command cairnbench measures cairn against the floor of the same run and
-// prints one line per figure: NAME VALUE UNIT RATIO-TO-FLOOR [note].
+// prints one line per figure: NAME VALUE UNIT RATIO note. RATIO is
+// higher-is-better for every figure (the floor's time or size ÷ ours, our
+// rate ÷ the floor's); "-" for a figure that stands against its goal
+// alone, no floor doing the same work (see line).
 //
 //	cairnbench [verify|publish|serve|plan|certify|proof|light|evidence|goproxy|replicas|s3]...   (default: all groups)
 //	BENCH_RECORDS=N                  size of the large index (default 100000)
