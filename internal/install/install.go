@@ -4,14 +4,17 @@
 // content-addressed cache, in parallel, each verified by sha256 and size
 // while it streams (a mirror that sends more is cut at size+1 bytes, and
 // the next one is tried). A cached blob is verified again as it is
-// unpacked; one whose file no longer matches its digest is named, removed
-// and fetched again. Archives are unpacked into a staging directory
+// unpacked (a file artifact, copied by the kernel from the cache, is
+// verified as installed); one whose file no longer matches its digest is
+// named, removed and fetched again. Each package is unpacked as soon as
+// its blob is cached, one worker a processor, into a staging directory
 // beside the target, through an os.Root for each package, refusing paths
 // that leave it, symlinks that lead out of it (judged through all of the
 // archive's links), hard links to anything but an earlier file of the
 // archive, devices, fifos and oversized entries; a manifest lists every
-// file and where it came from; then the staging directory replaces the
-// target in one atomic rename. A crash leaves the old install or the new
+// file and where it came from; then the staging tree is made durable in
+// one pass (syncfs on Linux) and replaces the target in one atomic
+// rename. A crash leaves the old install or the new
 // one, never a mix. When the cache holds every blob, nothing is fetched.
 package install
 
@@ -26,10 +29,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
@@ -156,43 +157,37 @@ func Install(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*
 		jobs = append(jobs, job{pkg: pkg, art: pkg.Artifacts[i], src: src})
 		res.Bytes += pkg.Artifacts[i].Size
 	}
-	if err := fetch(ctx, jobs, o, res); err != nil {
-		return nil, err
+	if o.Progress != nil {
+		var mu sync.Mutex
+		progress := o.Progress
+		o.Progress = func(p Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			progress(p)
+		}
 	}
 	staging, err := os.MkdirTemp(filepath.Dir(into), "."+filepath.Base(into)+".cairn-staging-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(staging)
-	m := Manifest{Lock: l.Digest, Platform: o.Platform, Packages: make([]Installed, len(jobs))}
-	// A package is unpacked before those beneath it (example.com/greet
-	// before example.com/greet/v2), whose directories lie in its own.
-	order := make([]int, len(jobs))
-	for i := range order {
-		order[i] = i
+	sy, err := newSyncer(staging)
+	if err != nil {
+		return nil, err
 	}
-	sort.SliceStable(order, func(a, b int) bool { return jobs[order[a]].pkg.Name < jobs[order[b]].pkg.Name })
-	for _, i := range order {
-		j := jobs[i]
-		if o.Progress != nil {
-			o.Progress(Progress{Bytes: res.Bytes, TotalBytes: res.Bytes, Packages: len(jobs), TotalPackages: len(jobs), Phase: "unpacking " + j.pkg.ID()})
-		}
-		j.beneath = beneath(jobs, j.pkg.Name)
-		files, err := unpackCached(ctx, j, staging, o, res)
-		if err != nil {
-			return nil, err
-		}
-		res.Files += len(files)
-		m.Packages[i] = Installed{Name: j.pkg.Name, Version: j.pkg.Version, Repository: j.pkg.Repository, Descriptor: j.pkg.Descriptor, Artifact: j.art, Files: files}
+	defer sy.close()
+	m := Manifest{Lock: l.Digest, Platform: o.Platform, Packages: make([]Installed, len(jobs))}
+	if err := fetchAndUnpack(ctx, jobs, staging, o, res, &m); err != nil {
+		return nil, err
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	if err := writeSynced(filepath.Join(staging, ManifestFile), append(data, '\n')); err != nil {
+	if err := writeNew(filepath.Join(staging, ManifestFile), append(data, '\n')); err != nil {
 		return nil, err
 	}
-	if err := syncTree(staging); err != nil {
+	if err := sy.sync(); err != nil {
 		return nil, err
 	}
 	if res.Replaced, err = swap(staging, into); err != nil {
@@ -225,8 +220,9 @@ func beneath(jobs []job, name string) map[string]string {
 // package's directory under staging. The cache is a disk, not a proof:
 // unpack verifies the digest again as it reads, and when unpacking fails
 // the cached file is checked; one that no longer holds the blob is named,
-// removed and fetched again, and the package unpacked afresh.
-func unpackCached(ctx context.Context, j job, staging string, o Options, res *Result) ([]File, error) {
+// removed and fetched again, and the package unpacked afresh (the
+// evidence is returned with the files).
+func unpackCached(ctx context.Context, j job, staging string, o Options) ([]File, *blob.CorruptError, error) {
 	dir := filepath.Join(staging, filepath.FromSlash(j.pkg.Name))
 	try := func() ([]File, error) {
 		src, err := o.Cache.Path(j.art.Ref)
@@ -237,31 +233,28 @@ func unpackCached(ctx context.Context, j job, staging string, o Options, res *Re
 	}
 	files, err := try()
 	if err == nil {
-		return files, nil
+		return files, nil, nil
 	}
 	ce, serr := o.Cache.Scrub(j.art.Ref)
 	if ce == nil {
 		if serr != nil {
 			err = fmt.Errorf("%w (and %w)", err, serr)
 		}
-		return nil, fmt.Errorf("package %s: %w", j.pkg.ID(), err)
+		return nil, nil, fmt.Errorf("package %s: %w", j.pkg.ID(), err)
 	}
-	res.Repaired = append(res.Repaired, ce)
 	if serr != nil {
-		return nil, fmt.Errorf("package %s: artifact %s: %w", j.pkg.ID(), j.art.File, serr)
+		return nil, ce, fmt.Errorf("package %s: artifact %s: %w", j.pkg.ID(), j.art.File, serr)
 	}
 	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
+		return nil, ce, err
 	}
 	if _, _, err := fetchOne(ctx, j, o.Cache, func(int64) {}); err != nil {
-		return nil, fmt.Errorf("package %s: artifact %s: %w; removed it; fetching it again: %w", j.pkg.ID(), j.art.File, ce, err)
+		return nil, ce, fmt.Errorf("package %s: artifact %s: %w; removed it; fetching it again: %w", j.pkg.ID(), j.art.File, ce, err)
 	}
-	res.Cached--
-	res.Fetched++
 	if files, err = try(); err != nil {
-		return nil, fmt.Errorf("package %s: %w", j.pkg.ID(), err)
+		return nil, ce, fmt.Errorf("package %s: %w", j.pkg.ID(), err)
 	}
-	return files, nil
+	return files, ce, nil
 }
 
 // checkTarget refuses to replace a directory that is not an install of
@@ -295,73 +288,6 @@ func ReadManifest(dir string) (*Manifest, error) {
 	}
 	var m Manifest
 	return &m, json.Unmarshal(data, &m)
-}
-
-// fetch brings every job's blob into the cache, o.Jobs at a time.
-func fetch(ctx context.Context, jobs []job, o Options, res *Result) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		done     atomic.Int64
-		pkgs     int
-		firstErr error
-		seen     = map[blob.Ref]bool{}
-	)
-	report := func(phase string) {
-		if o.Progress == nil {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		o.Progress(Progress{Bytes: done.Load(), TotalBytes: res.Bytes, Packages: pkgs, TotalPackages: len(jobs), Phase: phase})
-	}
-	work := make(chan job)
-	var wg sync.WaitGroup
-	for w := 0; w < o.Jobs; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				cached, repaired, err := fetchOne(ctx, j, o.Cache, func(n int64) { done.Add(n); report("fetching") })
-				mu.Lock()
-				if repaired != nil {
-					res.Repaired = append(res.Repaired, repaired)
-				}
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("package %s: artifact %s: %w", j.pkg.ID(), j.art.File, err)
-					cancel()
-				}
-				pkgs++
-				if cached {
-					res.Cached++
-				} else {
-					res.Fetched++
-				}
-				mu.Unlock()
-				report("fetching")
-			}
-		}()
-	}
-	for _, j := range jobs {
-		if seen[j.art.Ref] {
-			mu.Lock()
-			pkgs++
-			mu.Unlock()
-			continue
-		}
-		seen[j.art.Ref] = true
-		select {
-		case work <- j:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
 }
 
 // fetchOne brings one blob into the cache from the source's stores in
@@ -429,16 +355,13 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func writeSynced(name string, data []byte) error {
+// writeNew writes a new file; the staging tree's sync makes it durable.
+func writeNew(name string, data []byte) error {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
 	}
