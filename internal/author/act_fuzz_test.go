@@ -20,7 +20,10 @@ func fuzzSigner() keys.Signer {
 
 // actSeed is a prepared act's file, made without a repository.
 func actSeed(f *testing.F, s keys.Signer) []byte {
-	by := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	// The window ends a week after now: the act is issued now
+	// (grantStatement), and an apply_by before its issue is malformed (a
+	// fixed date here made the seed itself malformed once the day came).
+	by := time.Now().UTC().Add(7 * 24 * time.Hour).Truncate(time.Second)
 	payload, err := grantStatement(KeyGrant{Key: s.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, &by, strings.Repeat("ab", 32))
 	if err != nil {
 		f.Fatal(err)
