@@ -27,6 +27,7 @@ import (
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/safefile"
 	"cairn.dev/cairn/internal/server"
+	"cairn.dev/cairn/internal/transport"
 )
 
 func newServeCmd() *cobra.Command {
@@ -112,6 +113,12 @@ uploads (blob PUTs, pushes) at most --max-client-uploads at once (429); behind
 a load balancer, or for a writer behind its replicas, name them with
 --trusted-proxy so that the client their X-Forwarded-For names is counted,
 not the proxy. A push over --max-push is refused, and git shows the limit and the flag.
+
+An upload that no record refers to after --grace is deleted from the blob
+store, if this server wrote it: an upload of a blob the store held already
+writes nothing, and is never collected. A blob store (cairn init --blobs)
+should hold one index's blobs: a blob this server wrote and collects may be one
+another index sharing the bucket uploaded since, and refers to.
 
 The index is verified before it is served (what is new on main since the last
 verified head): a rule broken or a history rewritten on disk, behind cairn's
@@ -341,7 +348,7 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().StringArrayVar(&witnesses, "witness", nil, "submit each checkpoint to this witness, URL=VKEY (repeatable)")
 	c.Flags().DurationVar(&ckptEvery, "checkpoint-interval", checkpoint.DefaultMaxAge/4, "sign a new checkpoint this often when main has not moved (clients refuse one older than their --max-age, 24h by default)")
 	c.Flags().StringVar(&policyFile, "policy", "", "enforce this policy file, or index:NAME (a policy of the index), on what the server serves (Go modules, blobs; light documents list the refusals)")
-	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long")
+	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long (then delete those this server wrote)")
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")
 	c.Flags().DurationVar(&skew, "max-clock-skew", index.MaxClockSkew, "accept pushed commits dated this close to the server's clock, either way (default $"+server.SkewEnv+", else 5m)")
@@ -477,12 +484,12 @@ func newHookCmd() *cobra.Command {
 // its first request. A writer that cannot be reached is logged: the
 // replica serves what it verified before and keeps trying.
 func newReplica(ctx context.Context, r *index.Repo, name string, every time.Duration, log *slog.Logger) (*remote.Follower, error) {
-	rm, err := remote.Get(r, name)
-	if err != nil {
+	if _, err := remote.Get(r, name); err != nil {
 		return nil, err
 	}
-	if rm.Introduction != r.Config.Introduction {
-		return nil, usageError{fmt.Errorf("--follow %s: that remote is another index (introduced by %.16s, not %.16s): a replica follows the writer of its own index", name, rm.Introduction, r.Config.Introduction)}
+	rm, err := remote.Followable(r, name)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--follow %s: %w", name, err)}
 	}
 	own, err := index.Open(ctx, r.Dir)
 	if err != nil {
@@ -492,9 +499,9 @@ func newReplica(ctx context.Context, r *index.Repo, name string, every time.Dura
 	first, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if p, err := f.Once(first); err != nil {
-		log.Warn("replica: the first pull from the writer failed; serving what was verified before, and trying again", "writer", rm.URL, "err", err)
+		log.Warn("replica: the first pull from the writer failed; serving what was verified before, and trying again", "writer", transport.RedactString(rm.URL), "err", err)
 	} else {
-		log.Info("replica: following the writer", "writer", rm.URL, "head", p.Head)
+		log.Info("replica: following the writer", "writer", transport.RedactString(rm.URL), "head", p.Head)
 	}
 	return f, nil
 }

@@ -13,6 +13,8 @@ import (
 
 	gcblob "gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"cairn.dev/cairn/internal/transport"
 )
 
 // Bucket is a blob store on an object store, through gocloud.dev/blob:
@@ -84,11 +86,7 @@ func NewBucket(b *gcblob.Bucket, name string) *Bucket { return &Bucket{b: b, nam
 
 // redact is u without its query (which may carry an endpoint's options)
 // or user information.
-func redact(u *url.URL) string {
-	c := *u
-	c.User, c.RawQuery, c.Fragment = nil, "", ""
-	return c.String()
-}
+func redact(u *url.URL) string { return transport.Redact(u) }
 
 // String returns the store's URL, without its query, which errors and a
 // chain's messages name.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+
+	"cairn.dev/cairn/internal/transport"
 )
 
 // Chain is a local store in front of a list of mirrors: a blob the local
@@ -91,7 +93,7 @@ func (c *Chain) Fetch(ctx context.Context, ref Ref) error {
 		fe.Errors = append(fe.Errors, err)
 		name := ""
 		if s, ok := m.(fmt.Stringer); ok {
-			name = s.String()
+			name = transport.RedactString(s.String()) // a mirror's credentials stay out of errors (and CI logs)
 		}
 		fe.Mirrors = append(fe.Mirrors, name)
 	}

@@ -85,3 +85,29 @@ func TestChainConformance(t *testing.T) {
 	}
 	blobtest.Run(t, &blob.Chain{Local: local})
 }
+
+// A mirror's URL may carry its credentials (http://USER:TOKEN@HOST): a
+// failed fetch names the mirror, and that message lands in CI logs, so
+// it names it without them.
+func TestChainErrorHidesMirrorCredentials(t *testing.T) {
+	ctx := context.Background()
+	good := []byte("the real artifact")
+	ref := blob.DigestBytes(good)
+	evil := mirror(t, []byte("the evil artifact"))
+	local, err := blob.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCreds := strings.Replace(evil, "http://", "http://bob:tok3n@", 1)
+	c := &blob.Chain{Local: local, Mirrors: []blob.Store{&blob.HTTP{URL: withCreds}}}
+	err = c.Fetch(ctx, ref)
+	if err == nil {
+		t.Fatal("a mirror that sends other bytes was believed")
+	}
+	if strings.Contains(err.Error(), "tok3n") || strings.Contains(err.Error(), "bob") {
+		t.Errorf("the error shows the mirror's credentials: %v", err)
+	}
+	if !strings.Contains(err.Error(), strings.TrimPrefix(evil, "http://")) {
+		t.Errorf("the error does not name the mirror (%s): %v", evil, err)
+	}
+}

@@ -51,8 +51,9 @@ func (h *HTTP) client() *http.Client {
 	return transport.Client()
 }
 
-// String returns the mirror's URL, which a chain's errors name.
-func (h *HTTP) String() string { return h.URL }
+// String returns the mirror's URL, which a chain's errors name, without
+// its credentials.
+func (h *HTTP) String() string { return transport.RedactString(h.URL) }
 
 func (h *HTTP) url(ref Ref) string {
 	return fmt.Sprintf("%s/blobs/sha256/%s?size=%d", strings.TrimSuffix(h.URL, "/"), ref.SHA256, ref.Size)

@@ -16,6 +16,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/transport"
 )
 
 // A replica (cairn serve --follow REMOTE) is a repository made by
@@ -67,19 +68,34 @@ func (f *Follower) Nudge() {
 	}
 }
 
+// Followable returns remote name of repo if a replica can follow it:
+// a writer (cairn serve) of repo's own index that signs its
+// checkpoints. A plain git host is none: it has no writer to forward
+// pushes and uploads to.
+func Followable(repo *index.Repo, name string) (*Remote, error) {
+	rm, err := Get(repo, name)
+	if err != nil {
+		return nil, err
+	}
+	if rm.Introduction != repo.Config.Introduction {
+		return nil, fmt.Errorf("remote %s is another index (introduced by %.16s, not %.16s): a replica follows the writer of its own index", name, rm.Introduction, repo.Config.Introduction)
+	}
+	if rm.InsecureNoCheckpoint {
+		return nil, fmt.Errorf("remote %s was added with --insecure-no-checkpoint: a replica serves its writer's signed checkpoints, so its writer must sign them (cairn serve --checkpoint-key)", name)
+	}
+	if rm.Log != "" {
+		return nil, fmt.Errorf("remote %s is a plain git host (%s, its log at %s): a replica forwards pushes and uploads to a writer (cairn serve), and a git host has none; serve a copy without --follow (cairn pull keeps it), and push to the git host", name, transport.RedactString(rm.URL), transport.RedactString(rm.Log))
+	}
+	return rm, nil
+}
+
 // Once pulls from the writer once, then hands the checkpoint it checked
 // to Verified. It refuses a remote of another index: a replica serves
 // its writer's own index.
 func (f *Follower) Once(ctx context.Context) (*Pulled, error) {
-	rm, err := Get(f.Repo, f.Remote)
+	rm, err := Followable(f.Repo, f.Remote)
 	if err != nil {
 		return nil, err
-	}
-	if rm.Introduction != f.Repo.Config.Introduction {
-		return nil, fmt.Errorf("remote %s is another index (introduced by %.16s, not %.16s): a replica follows the writer of its own index", f.Remote, rm.Introduction, f.Repo.Config.Introduction)
-	}
-	if rm.InsecureNoCheckpoint {
-		return nil, fmt.Errorf("remote %s was added with --insecure-no-checkpoint: a replica serves its writer's signed checkpoints, so its writer must sign them (cairn serve --checkpoint-key)", f.Remote)
 	}
 	p, err := Pull(ctx, f.Repo, f.Remote, f.Options)
 	if err != nil {
@@ -200,15 +216,15 @@ func (f *Follower) Run(ctx context.Context) {
 				if isSecurity(err) {
 					level = slog.LevelError
 				}
-				log.Log(ctx, level, "replica: not following the writer: the pull was refused; serving the head verified before", "writer", rm.URL, "head", head, "err", err)
+				log.Log(ctx, level, "replica: not following the writer: the pull was refused; serving the head verified before", "writer", transport.RedactString(rm.URL), "head", head, "err", err)
 			}
 		default:
 			if lastErr != "" {
-				log.Info("replica: following the writer again", "writer", rm.URL, "head", p.Head)
+				log.Info("replica: following the writer again", "writer", transport.RedactString(rm.URL), "head", p.Head)
 				lastErr = ""
 			}
 			if p.From != p.Head {
-				log.Info("replica: verified the writer's new head", "writer", rm.URL, "head", p.Head, "commits", p.Commits, "size", p.Checkpoint.Size)
+				log.Info("replica: verified the writer's new head", "writer", transport.RedactString(rm.URL), "head", p.Head, "commits", p.Commits, "size", p.Checkpoint.Size)
 			}
 		}
 		wait := every
@@ -279,7 +295,7 @@ func longPoll(ctx context.Context, hc *http.Client, writer, after string) (strin
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", u, resp.Status)
+		return "", fmt.Errorf("GET %s: %s", transport.RedactString(u), resp.Status)
 	}
 	line, err := bufio.NewReader(io.LimitReader(resp.Body, 1024)).ReadString('\n')
 	if err != nil {

@@ -316,6 +316,13 @@ func (s *Server) blobPut(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, "upload of sha256:%s refused: %v", hex, err)
 		return
 	}
+	// Only an upload that writes the object is this server's to collect
+	// (markUpload): one the store held already may be another index's, in
+	// a bucket they share, or a referenced blob of this one. One the store
+	// cannot tell about is counted as held: a blob never collected wastes
+	// room, one collected wrongly breaks an index.
+	held, err := s.blobs.Stat(r.Context(), ref)
+	held = held || err != nil
 	if err := s.blobs.Put(r.Context(), ref, http.MaxBytesReader(w, r.Body, ref.Size+1)); err != nil {
 		var me *blob.MismatchError
 		if errors.As(err, &me) {
@@ -331,7 +338,7 @@ func (s *Server) blobPut(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "storing sha256:%s: %v", hex, err)
 		return
 	}
-	if err := s.markUpload(hex); err != nil {
+	if err := s.markUpload(hex, !held); err != nil {
 		s.log.Error("upload marker", "sha256", hex, "err", err)
 	}
 	s.metrics.uploads.Inc()
@@ -400,14 +407,18 @@ func (s *Server) authorizeUpload(r *http.Request, ref blob.Ref) (string, error) 
 // by its upload.
 func (s *Server) uploadsDir() string { return filepath.Join(s.repo.LocalDir(), "uploads") }
 
-func (s *Server) markUpload(hex string) error {
-	if err := os.MkdirAll(s.uploadsDir(), 0o755); err != nil {
-		return err
-	}
+// markUpload notes an upload of hex: written says it wrote the object.
+// An upload that wrote nothing (the store held the blob) only renews the
+// grace of one this server noted before: the collector deletes only
+// objects this server wrote.
+func (s *Server) markUpload(hex string, written bool) error {
 	p := filepath.Join(s.uploadsDir(), hex)
 	now := time.Now()
-	if err := os.Chtimes(p, now, now); err == nil {
+	if err := os.Chtimes(p, now, now); err == nil || !written {
 		return nil
+	}
+	if err := os.MkdirAll(s.uploadsDir(), 0o755); err != nil {
+		return err
 	}
 	return os.WriteFile(p, nil, 0o644)
 }

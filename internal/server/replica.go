@@ -8,12 +8,14 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
 	"cairn.dev/cairn/internal/checkpoint"
+	"cairn.dev/cairn/internal/transport"
 )
 
 // A read replica (cairn serve --follow) serves a copy of its writer's
@@ -233,17 +235,28 @@ func isWrite(r *http.Request) bool {
 // A writer that cannot be reached is a 502 that says so.
 func (s *Server) newForwarder() http.Handler {
 	rep := s.opts.Replica
+	writer := transport.Redact(rep.Writer) // its credentials are the replica's, not its clients'
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(rep.Writer)
 			pr.SetXForwarded()
+			// The chain as this replica received it, its own peer
+			// appended (SetXForwarded alone keeps only the peer): the
+			// writer counts an upload against the client its
+			// --trusted-proxy lets it believe, right to left, not
+			// against the balancer or the replica. What a client wrote
+			// itself stays left of a hop the writer trusts, and is not
+			// believed.
+			if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+				pr.Out.Header.Set("X-Forwarded-For", strings.Join(append(prior, pr.Out.Header.Get("X-Forwarded-For")), ", "))
+			}
 		},
 		Transport:     rep.Transport,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			s.log.Warn("a write could not be forwarded to the writer", "writer", rep.Writer.String(), "method", r.Method, "path", r.URL.Path, "err", err)
+			s.log.Warn("a write could not be forwarded to the writer", "writer", writer, "method", r.Method, "path", r.URL.Path, "err", err)
 			w.Header().Set("Retry-After", "5")
-			httpError(w, http.StatusBadGateway, "this server is a read replica: pushes and uploads go to its writer, %s, which cannot be reached now (%v); try again shortly", rep.Writer, err)
+			httpError(w, http.StatusBadGateway, "this server is a read replica: pushes and uploads go to its writer, %s, which cannot be reached now (%v); try again shortly", writer, err)
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
