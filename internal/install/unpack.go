@@ -259,13 +259,15 @@ func (u *unpacker) copyBlob(name string, src *os.File, ref blob.Ref) error {
 	return nil
 }
 
-// verifyFile reads f from its offset to its end and checks it is ref.
+// verifyFile reads f from its offset to its end (or one byte past
+// ref's size: a longer file is not read to its end) and checks it is ref.
 func verifyFile(f *os.File, ref blob.Ref) error {
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
+	r := io.LimitReader(f, ref.Size+1)
 	var n int64
 	for {
-		k, err := f.Read(buf)
+		k, err := r.Read(buf)
 		h.Write(buf[:k])
 		n += int64(k)
 		if err == io.EOF {
