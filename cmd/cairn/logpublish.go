@@ -43,7 +43,7 @@ With --checkpoint-key a fresh checkpoint of main's verified head is signed (a
 key the root granted the checkpoint scope); without it, the checkpoint cairn
 serve signed last in this repository is published. Run it after each push (a
 CI job, or a cron job well within the clients' --max-age, 24h by default).`,
-		Args:   exactArgs(0),
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return usageError{fmt.Errorf("--to is required: a directory or an object store URL (file:///DIR, s3://BUCKET?…)")}
@@ -69,6 +69,10 @@ CI job, or a cron job well within the clients' --max-age, 24h by default).`,
 				w := cmd.OutOrStdout()
 				if asJSON {
 					return printJSON(w, p)
+				}
+				if p.Kept {
+					fmt.Fprintf(w, "%s (%s): %d leaves (head %.12s), nothing written\n", remote.KeptNewer, p.To, p.Size, p.Head)
+					return nil
 				}
 				fmt.Fprintf(w, "published the log of %s to %s: %d leaves (head %.12s), %d tiles written", r.Dir, p.To, p.Size, p.Head, p.Tiles)
 				if p.From > 0 {

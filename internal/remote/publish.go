@@ -38,12 +38,26 @@ type PublishOptions struct {
 
 // Published reports a PublishLog.
 type Published struct {
-	To         string `json:"to"`
-	From       int64  `json:"from"`  // the tree size published before (0: none)
-	Size       int64  `json:"size"`  // the tree size published now
-	Head       string `json:"head"`  // the git head its checkpoint signs
-	Tiles      int    `json:"tiles"` // hash tiles and entry bundles written
-	Checkpoint []byte `json:"-"`
+	To    string `json:"to"`
+	From  int64  `json:"from"`  // the tree size published before (0: none)
+	Size  int64  `json:"size"`  // the tree size published now
+	Head  string `json:"head"`  // the git head its checkpoint signs
+	Tiles int    `json:"tiles"` // hash tiles and entry bundles written
+	// Kept says the store held a checkpoint of the same tree signed
+	// later than this one: it was left in place (KeptNewer says so).
+	Kept       bool   `json:"kept,omitempty"`
+	Checkpoint []byte `json:"-"` // the checkpoint this publisher offered
+}
+
+// KeptNewer is what a publish says when the store's checkpoint of the
+// same tree, signed later, was kept (Published.Kept).
+const KeptNewer = "the store holds a newer checkpoint of this tree; kept"
+
+// newerOfSameTree reports whether held (a checkpoint in the store) is of
+// the same tree as offered, signed later: writing offered over it would
+// take the published log's time back.
+func newerOfSameTree(held, offered checkpoint.Checkpoint) bool {
+	return held.Origin == offered.Origin && held.Size == offered.Size && held.Root == offered.Root && held.Time.After(offered.Time)
 }
 
 // PublishLog writes main's transparency log, verified, to dst as static
@@ -60,7 +74,9 @@ type Published struct {
 // place); the checkpoint is written last, so that a reader never sees a
 // checkpoint whose tiles are missing. A store that holds a checkpoint of
 // another index, of a larger tree or of another history is refused:
-// publishing there would roll back or fork what its readers verified.
+// publishing there would roll back or fork what its readers verified;
+// one of the same tree signed later is kept (Published.Kept), so the
+// published time never goes back.
 // One publisher at a time per store: the checkpoint is read again just
 // before it is written, and a larger one found there is left in place,
 // but two publishers racing within that moment are not kept apart.
@@ -153,6 +169,10 @@ func PublishLog(ctx context.Context, r *index.Repo, dst *gcblob.Bucket, name str
 			return nil, fmt.Errorf("%s holds a checkpoint of another history (root %x at %d leaves, head %s; this copy's log has %x there): refusing to publish over it", name, prev.Root[:], prev.Size, prev.Head, root[:])
 		}
 		out.From = prev.Size
+		if newerOfSameTree(prev, signed) {
+			out.Kept = true
+			return out, nil
+		}
 	}
 
 	// The tiles the published tree lacks, then the checkpoint.
@@ -217,6 +237,9 @@ feed:
 	if now, err := dst.ReadAll(ctx, CheckpointKey); err == nil && !bytes.Equal(now, old) {
 		if c, err := checkpoint.Claimed(now); err == nil && c.Origin == origin && c.Size > signed.Size {
 			return nil, fmt.Errorf("%s: another publisher wrote a checkpoint of %d leaves while this one wrote %d: its stays; publish from one place at a time", name, c.Size, signed.Size)
+		} else if err == nil && newerOfSameTree(c, signed) {
+			out.Kept = true
+			return out, nil
 		}
 	}
 	if err := writeObject(ctx, dst, CheckpointKey, note, "text/plain; charset=utf-8", "no-cache"); err != nil {
