@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -90,7 +91,17 @@ func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, e
 			return nil, err
 		}
 	}
-	srcs, err := plan.Open(ctx, p, plan.Options{Cache: cache, Offline: f.offline})
+	o := plan.Options{Cache: cache, Offline: f.offline}
+	if f.cmd != nil {
+		var mu sync.Mutex
+		stderr := f.cmd.ErrOrStderr()
+		o.Warn = func(msg string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(stderr, "cairn: warning: %s\n", msg)
+		}
+	}
+	srcs, err := plan.Open(ctx, p, o)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +196,13 @@ cairn.yaml:
   policy: policy.yaml
   platforms: [linux-amd64]
   verified: false                      # true: refuse whatever is not pinned by hash
+
+A repository's mirrors: (and a path: repository's cairn.json blobs:) that name
+an object store (s3://, gs://, azblob://) are read with the credentials in your
+environment: read a cairn.yaml from elsewhere before you use it. A mirror is
+opened read only: a URL with a parameter that writes or creates (create_dir=,
+dir_file_mode=, …) is refused, and so is an object store endpoint over plain
+http on another machine unless anonymous=true.
 
 --check writes nothing: it resolves cairn.yaml again at exactly the index heads
 cairn.lock pins (descriptors only, never archives; with --offline, from the

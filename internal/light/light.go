@@ -94,7 +94,12 @@ type Client struct {
 	// are read there first, and from BaseURL/log/ only when the copy
 	// lacks one. Each tile is checked against the signed tree wherever
 	// it comes from; the checkpoint and the light reads are the server's.
+	// A tile of the copy that is not the server's tree's is refused as
+	// the copy's fault (Warn names it) and read from the server.
 	TilesURL string
+	// Warn, if set, hears what the client found wrong without failing:
+	// a static copy's tile refused. Default: slog.Warn.
+	Warn func(msg string)
 }
 
 func (c *Client) http() *http.Client {
@@ -297,7 +302,7 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if err != nil {
 		return nil, err
 	}
-	fetcher, err := c.tileSource(serverTiles)
+	fetcher, err := c.tileSource(serverTiles, claimed.Tree())
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,14 @@ package light_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +18,7 @@ import (
 
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/server/servertest"
 )
@@ -108,5 +113,99 @@ func TestLightTilesFromStaticCopy(t *testing.T) {
 	}
 	if server.with("/log/tile/") == 0 {
 		t.Fatal("the tiles the copy lacks were not read from the server")
+	}
+}
+
+// Attack: the static copy of the log (a CDN, an object store anyone
+// with its credentials writes) is trusted no more than a mirror. A tile
+// changed there, or an HTML error page a CDN answers with 200, must not
+// stop a light client whose server is honest, nor blame the server: the
+// client refuses the copy's tile with a warning naming the copy, and
+// reads the tile from the server. Only a server whose own tile is bad
+// is a security error about the server.
+func TestTamperedStaticTileFallsBackToServer(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	honest := servertest.Serve(w)
+	target, _ := url.Parse(honest)
+	serverURL, server := watched(t, httputil.NewSingleHostReverseProxy(target))
+	dir := t.TempDir()
+	bucket, err := fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	if _, _, err := get(honest + "/log/checkpoint"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.PublishLog(context.Background(), w.Repo, bucket, dir, remote.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Flip a byte in every published tile: the copy is bad.
+	filepath.WalkDir(filepath.Join(dir, "tile"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, _ := os.ReadFile(p)
+		data[len(data)/2] ^= 1
+		return os.WriteFile(p, data, 0o644)
+	})
+	tampered, _ := watched(t, http.FileServer(http.Dir(dir)))
+	html, _ := watched(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html><body>503 Service Unavailable</body></html>")
+	}))
+	for _, copyURL := range []string{tampered, html} {
+		var mu sync.Mutex
+		var warned []string
+		c := newClient(w, serverURL, t.TempDir())
+		c.TilesURL = copyURL
+		c.Warn = func(msg string) { mu.Lock(); warned = append(warned, msg); mu.Unlock() }
+		before := server.with("/log/tile/")
+		v, err := c.OpenPrefetch(context.Background(), "package acme/fastjson")
+		if err == nil {
+			_, err = v.Catalog()
+		}
+		if err != nil {
+			t.Fatalf("an honest server, a bad static copy (%s): the read failed: %v", copyURL, err)
+		}
+		if server.with("/log/tile/") == before {
+			t.Fatalf("the copy's bad tiles were not read from the server instead")
+		}
+		mu.Lock()
+		if len(warned) == 0 || !strings.Contains(warned[0], copyURL) {
+			t.Errorf("the copy's bad tile: warnings %q, want one naming %s", warned, copyURL)
+		}
+		mu.Unlock()
+	}
+
+	// The server's own tiles bad too: a security error about the server.
+	bad, _ := watched(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/log/tile/") {
+			httputil.NewSingleHostReverseProxy(target).ServeHTTP(rw, r)
+			return
+		}
+		resp, err := http.Get(honest + r.URL.Path)
+		if err != nil {
+			http.Error(rw, err.Error(), 502)
+			return
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if len(data) > 0 {
+			data[len(data)/2] ^= 1
+		}
+		rw.Write(data)
+	}))
+	c := newClient(w, bad, t.TempDir())
+	c.TilesURL = tampered
+	c.Warn = func(string) {}
+	v, err := c.OpenPrefetch(context.Background(), "package acme/fastjson")
+	if err == nil {
+		_, err = v.Catalog()
+	}
+	var pe *light.ProofError
+	if !errors.As(err, &pe) || pe.URL != bad {
+		t.Fatalf("the copy's and the server's tiles both bad: %v; want a ProofError about %s", err, bad)
 	}
 }

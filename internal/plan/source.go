@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -36,6 +37,10 @@ type Options struct {
 	// checkpoint to be consistent with next time, no documents for reads
 	// offline): a run that reads once, such as an evidence bundle's.
 	NoLightState bool
+	// Warn, if set, hears what was found wrong without failing (a light
+	// client's static copy of a log that served a bad tile); default:
+	// slog.Warn.
+	Warn func(msg string)
 }
 
 // DefaultCache is $CAIRN_CACHE, else the user's cache directory + cairn.
@@ -304,6 +309,9 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 		if !filepath.IsAbs(dir) {
 			dir = filepath.Join(p.Dir, dir)
 		}
+		if err := checkPathBlobs(dir); err != nil {
+			return nil, err
+		}
 		repo, err := index.Open(ctx, dir)
 		if err != nil {
 			return nil, err
@@ -398,6 +406,33 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 	return &Source{Repository: r, Repo: repo, Catalog: c, Records: records, Blobs: stores, Checkpoint: sc}, nil
 }
 
+// checkPathBlobs refuses a path: repository (made by cairn init, its
+// cairn.json beside index.git) whose cairn.json names an object store a
+// mirror may not be (blob.CheckMirror: a parameter that writes or
+// creates, credentials sent in clear): the project's author may have
+// written it, and opening the index opens its store with the user's
+// credentials. It is checked before the index is opened.
+func checkPathBlobs(dir string) error {
+	if fi, err := os.Stat(filepath.Join(dir, "index.git")); err != nil || !fi.IsDir() {
+		return nil // a git clone: its configuration is this machine's own
+	}
+	path := filepath.Join(dir, "cairn.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil // index.Open says what is wrong
+	}
+	var c struct {
+		Blobs string `json:"blobs"`
+	}
+	if json.Unmarshal(data, &c) != nil || c.Blobs == "" {
+		return nil
+	}
+	if err := blob.CheckMirror(c.Blobs); errors.Is(err, blob.ErrMirrorUnsafe) {
+		return fmt.Errorf("%s names the repository's blob store, which a project's repository is not opened with: %w", path, err)
+	}
+	return nil
+}
+
 // withMirrors is a repository's blob stores: its own (its server, or its
 // store on disk; nil for an index on a plain git host) first, then its mirrors in order, each an HTTP mirror or
 // an object store read directly (blob.Mirror), every byte verified.
@@ -442,7 +477,7 @@ func openLight(ctx context.Context, r Repository, o Options, prefetch []string) 
 	if err != nil {
 		return nil, err
 	}
-	c := &light.Client{BaseURL: r.URL, Introduction: r.Introduction, Witnesses: pol, StateDir: filepath.Join(o.Cache, "light"), HTTP: o.Remote.Client, Now: o.Remote.Now, TilesURL: r.Log}
+	c := &light.Client{BaseURL: r.URL, Introduction: r.Introduction, Witnesses: pol, StateDir: filepath.Join(o.Cache, "light"), HTTP: o.Remote.Client, Now: o.Remote.Now, TilesURL: r.Log, Warn: o.Warn}
 	if o.NoLightState {
 		c.StateDir = ""
 	}
