@@ -46,6 +46,7 @@ func newServeCmd() *cobra.Command {
 		logTo                   string
 		logEvery                time.Duration
 		trusted                 []string
+		blobRedirect            bool
 	)
 	c := &cobra.Command{
 		Use:   "serve --repo DIR [--addr HOST:PORT]",
@@ -113,6 +114,12 @@ uploads (blob PUTs, pushes) at most --max-client-uploads at once (429); behind
 a load balancer, or for a writer behind its replicas, name them with
 --trusted-proxy so that the client their X-Forwarded-For names is counted,
 not the proxy. A push over --max-push is refused, and git shows the limit and the flag.
+
+With the index's blobs on an object store (cairn init --blobs), a large blob's
+GET is redirected to a URL the store signs, which clients then read directly
+(and verify); small blobs pass through the server. When the store's endpoint is
+one only the server reaches (localhost, a private network), serve with
+--blob-redirect=false: every blob then streams through the server, verified.
 
 An upload that no record refers to after --grace is deleted from the blob
 store, if this server wrote it: an upload of a blob the store held already
@@ -203,12 +210,13 @@ Access logs are JSON lines on standard error.`,
 				every = 0 // the writer syncs the upstreams; pulls bring their lines along
 			}
 			opts := server.Options{
-				Logger:    log,
-				Grace:     grace,
-				MaxUpload: maxUpload,
-				MaxPush:   maxPush,
-				Limits:    limits,
-				Fallback:  (&remote.UpstreamBlobs{Repo: r}).Fetch,
+				Logger:         log,
+				Grace:          grace,
+				MaxUpload:      maxUpload,
+				NoBlobRedirect: !blobRedirect,
+				MaxPush:        maxPush,
+				Limits:         limits,
+				Fallback:       (&remote.UpstreamBlobs{Repo: r}).Fetch,
 				UpstreamCheckpoint: func(ctx context.Context, u *index.Upstream) ([]byte, string, error) {
 					return remote.UpstreamCheckpoint(ctx, r, u)
 				},
@@ -350,6 +358,7 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().StringVar(&policyFile, "policy", "", "enforce this policy file, or index:NAME (a policy of the index), on what the server serves (Go modules, blobs; light documents list the refusals)")
 	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long (then delete those this server wrote)")
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
+	c.Flags().BoolVar(&blobRedirect, "blob-redirect", true, "send a large blob's GET to a URL the object store signs; =false streams it through the server, verified (a store only the server reaches)")
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")
 	c.Flags().DurationVar(&skew, "max-clock-skew", index.MaxClockSkew, "accept pushed commits dated this close to the server's clock, either way (default $"+server.SkewEnv+", else 5m)")
 	c.Flags().DurationVar(&every, "sync", 10*time.Minute, "sync the upstreams this often (0: never; see cairn sync)")

@@ -366,3 +366,35 @@ func BenchmarkBlob1MStore(b *testing.B) {
 		})
 	}
 }
+
+// With NoBlobRedirect (cairn serve --blob-redirect=false), a store that
+// signs URLs only this server may reach (an endpoint on localhost) is not
+// where clients are sent: a large blob's bytes come from the server,
+// verified on their way, and an object changed in the store is never
+// served whole.
+func TestBucketBlobsNotRedirected(t *testing.T) {
+	f := newBucketFixture(t, true)
+	f.srv.opts.NoBlobRedirect = true
+	big := bytes.Repeat([]byte("fedcba9876543210"), 4000)
+	bigRef := f.upload(big)
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(f.url + "/blobs/sha256/" + bigRef.SHA256 + "?size=64000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || !bytes.Equal(got, big) {
+		t.Fatalf("GET: %s, Location %q, %d bytes; want the blob's bytes from the server itself", resp.Status, resp.Header.Get("Location"), len(got))
+	}
+	f.tamper(bigRef)
+	resp, err = noFollow.Get(f.url + "/blobs/sha256/" + bigRef.SHA256 + "?size=64000")
+	if err == nil {
+		got, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil && int64(len(got)) == bigRef.Size {
+		t.Fatalf("a tampered object was served whole through the server: %s", resp.Status)
+	}
+}

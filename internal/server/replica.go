@@ -57,6 +57,13 @@ type followed struct {
 	key    string
 	view   logView
 	recent []logView // oldest first, at most keptTrees, view included
+
+	// A read of a newer tree asks the writer once per treeWait, not once
+	// per request (anyone may ask for any size): asked is when a read
+	// last nudged the follower, checked when a pull last verified, and
+	// pulls wakes the reads waiting for a pull, whether main moved or not.
+	asked, checked time.Time
+	pulls          changes
 }
 
 // ErrNotFollowed says a replica has verified no checkpoint of its writer
@@ -108,15 +115,42 @@ func (s *Server) Followed(ctx context.Context, note []byte, key string) error {
 	f.mu.Lock()
 	moved := f.view.Head != v.Head
 	f.note, f.key, f.view = note, key, v
+	f.checked = time.Now()
 	f.recent = append(slices.DeleteFunc(f.recent, func(r logView) bool { return r.Size >= v.Size }), v)
 	if len(f.recent) > keptTrees {
 		f.recent = slices.Delete(f.recent, 0, len(f.recent)-keptTrees)
 	}
 	f.mu.Unlock()
+	f.pulls.notify()
 	if moved {
 		s.changes.notify()
 	}
 	return nil
+}
+
+// askWriter is what a read of a tree newer than the served one does: it
+// nudges the follower if no read did within treeWait (many reads, one
+// pull), and says whether a pull a read asked for has verified since,
+// still short of the tree asked for: the writer was just asked and
+// has none newer to give, so waiting longer brings nothing.
+func (s *Server) askWriter() (answered bool) {
+	f := &s.followed
+	f.mu.Lock()
+	now := time.Now()
+	recent := !f.asked.IsZero() && now.Sub(f.asked) < treeWait
+	if recent && f.checked.After(f.asked) {
+		f.mu.Unlock()
+		return true
+	}
+	nudge := !recent
+	if nudge {
+		f.asked = now
+	}
+	f.mu.Unlock()
+	if nudge && s.opts.Replica.Nudge != nil {
+		s.opts.Replica.Nudge()
+	}
+	return false
 }
 
 // followedNow returns the writer's checkpoint a replica serves, the key
@@ -148,23 +182,24 @@ func (s *Server) followedAt(size int64) (logView, []int64, bool) {
 }
 
 // awaitTree returns a replica's served tree once ok accepts it: at once
-// if it does, else after nudging the follower, as soon as a pull brings
-// one it accepts, or the served one after treeWait (or ctx's end).
+// if it does, else as soon as a pull brings one it accepts; the served
+// one once a pull asked for since verified without it (askWriter: the
+// writer has none newer), after treeWait, or at ctx's end.
 func (s *Server) awaitTree(ctx context.Context, ok func(logView) bool) (logView, error) {
 	deadline := time.NewTimer(treeWait)
 	defer deadline.Stop()
-	nudged := false
 	for {
 		moved := s.changes.wait() // before the read: a pull after it closes it
+		pulled := s.followed.pulls.wait()
 		_, _, v, err := s.followedNow()
 		if err != nil || ok(v) {
 			return v, err
 		}
-		if !nudged && s.opts.Replica.Nudge != nil {
-			s.opts.Replica.Nudge()
-			nudged = true
+		if s.askWriter() {
+			return v, nil
 		}
 		select {
+		case <-pulled:
 		case <-moved:
 		case <-deadline.C:
 			return v, nil

@@ -50,6 +50,11 @@ type Options struct {
 	// Grace is how long an upload that no record refers to is kept
 	// (default 24 h).
 	Grace time.Duration
+	// NoBlobRedirect streams every blob of an object store through this
+	// server, verified, instead of redirecting a large one's GET to a
+	// URL the store signs: for a store that only this server reaches
+	// (an endpoint on localhost or a private network).
+	NoBlobRedirect bool
 	// CheckpointKey signs checkpoints; the root must have granted it the
 	// checkpoint scope. Nil: no checkpoints are served.
 	CheckpointKey keys.Signer

@@ -45,7 +45,8 @@ var hdrNoStore = []string{"no-store"}
 // is not files, blobGet's checks (the policy's gate) passed and its
 // headers set. A small blob is read whole, verified and kept in memory
 // (descriptors: most requests); a larger one is redirected to the store
-// when it signs URLs, and streamed through verification otherwise.
+// when it signs URLs (unless Options.NoBlobRedirect), and streamed through
+// verification otherwise.
 func (s *Server) serveStored(w http.ResponseWriter, r *http.Request, hex string) {
 	h := w.Header()
 	ref, err := s.storedRef(r, hex)
@@ -78,7 +79,7 @@ func (s *Server) serveStored(w http.ResponseWriter, r *http.Request, hex string)
 		serveHeld(w, r, data)
 		return
 	}
-	if signer, ok := s.blobs.(urlSigner); ok {
+	if signer, ok := s.blobs.(urlSigner); ok && !s.opts.NoBlobRedirect {
 		u, err := signer.SignedURL(r.Context(), ref, redirectExpiry)
 		if err == nil {
 			delete(h, "Etag")

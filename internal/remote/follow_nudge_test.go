@@ -1,0 +1,75 @@
+package remote
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/index"
+)
+
+// Attack: anonymous requests for a tree of a size nobody announced
+// (GET /api/v1/log/subject?size=999999999) must not make the replica pull
+// from its writer once each: one pull answers them all, and once it has
+// verified without that tree the reads are answered at once (503), not
+// held. Counted on a real writer, behind a real proxy that counts its
+// pulls (each reads the writer's checkpoint).
+func TestReplicaReadsOfUnknownTreeDoNotPullEach(t *testing.T) {
+	w := newWorld(t)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := w.repo.Head(w.ctx, index.MainRef)
+	target, err := url.Parse(w.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pulls atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	counting := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/checkpoint" {
+			pulls.Add(1)
+		}
+		proxy.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(counting.Close) // after the replica's follower stops
+	rep := w.newReplica("replica", counting.URL)
+	rep.await(t, h1)
+	// The follower's first pulls (its start, and the one the writer's
+	// head announces): wait for them to settle.
+	for deadline := time.Now().Add(30 * time.Second); pulls.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	before := pulls.Load()
+
+	for range 3 {
+		resp, err := http.Get(rep.url + "/api/v1/log/subject?s=package+acme/x&size=999999999")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("a read of a tree nobody announced: %s, want 503", resp.Status)
+		}
+	}
+	if n := pulls.Load() - before; n > 1 {
+		t.Errorf("3 anonymous reads of an unannounced tree made the replica pull %d times from its writer, want at most 1", n)
+	}
+	// The tree it serves is still read at once.
+	resp, err := http.Get(rep.url + "/api/v1/log/subject?s=package+acme/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a read of the served tree: %s", resp.Status)
+	}
+}
