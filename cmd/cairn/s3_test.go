@@ -8,20 +8,18 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/rogpeppe/go-internal/testscript"
-	gcblob "gocloud.dev/blob"
+
+	"cairn.dev/cairn/internal/blob/blobtest"
 )
 
 // TestS3Scripts runs testdata/s3's sessions, each with a new bucket on
 // the S3 server whose URL, as a user would write it, is $BUCKET.
 func TestS3Scripts(t *testing.T) {
-	endpoint := os.Getenv("CAIRN_TEST_S3_ENDPOINT")
+	endpoint := os.Getenv(blobtest.S3EndpointEnv)
 	if endpoint == "" {
 		t.Fatal("CAIRN_TEST_S3_ENDPOINT is not set: run scripts/seaweedfs, which starts SeaweedFS's S3 server and sets it")
 	}
@@ -37,7 +35,7 @@ func TestS3Scripts(t *testing.T) {
 			} {
 				e.Setenv(kv[0], kv[1])
 			}
-			u, err := newS3Bucket(endpoint)
+			u, err := blobtest.CreateS3Bucket(context.Background(), endpoint, "cairn-cli")
 			if err != nil {
 				return err
 			}
@@ -51,31 +49,4 @@ func TestS3Scripts(t *testing.T) {
 			"expand":     cmdExpand,
 		},
 	})
-}
-
-// newS3Bucket creates a bucket on the S3 server at endpoint and returns
-// its URL for cairn init --blobs and mirrors.
-func newS3Bucket(endpoint string) (string, error) {
-	name := fmt.Sprintf("cairn-cli-%d", time.Now().UnixNano())
-	u := "s3://" + name + "?endpoint=" + endpoint + "&region=us-east-1&use_path_style=true&disable_https=true"
-	ctx := context.Background()
-	b, err := gcblob.OpenBucket(ctx, u)
-	if err != nil {
-		return "", err
-	}
-	defer b.Close()
-	var client *s3.Client
-	if !b.As(&client) {
-		return "", fmt.Errorf("s3blob gives no *s3.Client")
-	}
-	// The S3 port opens before SeaweedFS's filer is ready: try for a while.
-	for start := time.Now(); ; time.Sleep(500 * time.Millisecond) {
-		_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name})
-		if err == nil {
-			return u, nil
-		}
-		if time.Since(start) > time.Minute {
-			return "", fmt.Errorf("creating bucket %s on %s: %v", name, endpoint, err)
-		}
-	}
 }

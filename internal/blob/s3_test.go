@@ -12,55 +12,19 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	gcblob "gocloud.dev/blob"
 	_ "gocloud.dev/blob/s3blob"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/blob/blobtest"
 )
-
-// s3Bucket creates a new bucket on the S3 endpoint the script started and
-// returns its URL, as a user would write it.
-func s3Bucket(t *testing.T) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_S3_ENDPOINT")
-	if endpoint == "" {
-		t.Fatal("CAIRN_TEST_S3_ENDPOINT is not set: run scripts/seaweedfs, which starts SeaweedFS's S3 server and sets it")
-	}
-	name := fmt.Sprintf("cairn-%d", time.Now().UnixNano())
-	u := "s3://" + name + "?endpoint=" + endpoint + "&region=us-east-1&use_path_style=true&disable_https=true"
-	ctx := context.Background()
-	b, err := gcblob.OpenBucket(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	var client *s3.Client
-	if !b.As(&client) {
-		t.Fatal("s3blob gives no *s3.Client")
-	}
-	// The S3 port opens before SeaweedFS's filer is ready: try for a while.
-	for start := time.Now(); ; time.Sleep(500 * time.Millisecond) {
-		_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name})
-		if err == nil {
-			break
-		}
-		if time.Since(start) > time.Minute {
-			t.Fatalf("creating bucket %s on %s: %v", name, endpoint, err)
-		}
-	}
-	return u
-}
 
 func openS3(t *testing.T, u string) *blob.Bucket {
 	t.Helper()
@@ -73,14 +37,14 @@ func openS3(t *testing.T, u string) *blob.Bucket {
 }
 
 func TestS3Conformance(t *testing.T) {
-	blobtest.Run(t, openS3(t, s3Bucket(t)))
+	blobtest.Run(t, openS3(t, blobtest.NewS3Bucket(t, "cairn")))
 }
 
 // A blob larger than one part goes up as a multipart upload; when its
 // last byte is wrong, the upload is aborted and no object appears (S3
 // makes an object visible only when its upload completes).
 func TestS3RefusedMultipartUploadLeavesNothing(t *testing.T) {
-	u := s3Bucket(t)
+	u := blobtest.NewS3Bucket(t, "cairn")
 	s := openS3(t, u)
 	ctx := context.Background()
 	data := make([]byte, 12<<20) // over the 5 MiB part size
@@ -111,7 +75,7 @@ func TestS3RefusedMultipartUploadLeavesNothing(t *testing.T) {
 
 // An object changed in the bucket behind cairn's back is caught on read.
 func TestS3TamperedObjectIsCaught(t *testing.T) {
-	u := s3Bucket(t)
+	u := blobtest.NewS3Bucket(t, "cairn")
 	s := openS3(t, u)
 	ctx := context.Background()
 	data := []byte("what the index names")
@@ -134,7 +98,7 @@ func TestS3TamperedObjectIsCaught(t *testing.T) {
 
 // A signed URL serves the object to a plain HTTP client, for a while.
 func TestS3SignedURL(t *testing.T) {
-	s := openS3(t, s3Bucket(t))
+	s := openS3(t, blobtest.NewS3Bucket(t, "cairn"))
 	ctx := context.Background()
 	data := []byte("fetched by a redirected client")
 	ref := blob.DigestBytes(data)
@@ -162,7 +126,7 @@ func TestS3SignedURL(t *testing.T) {
 
 // Wrong credentials get an error that says what to check.
 func TestS3WrongCredentials(t *testing.T) {
-	u := s3Bucket(t)
+	u := blobtest.NewS3Bucket(t, "cairn")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
 	s := openS3(t, u)
 	data := []byte("x")

@@ -6,58 +6,22 @@
 package remote
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"filippo.io/torchwood"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	gcblob "gocloud.dev/blob"
 	_ "gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/blob/blobtest"
 	"cairn.dev/cairn/internal/index"
 )
-
-// s3LogBucket creates a bucket on the script's S3 endpoint and returns
-// its URL with prefix, as a user writes it for cairn log publish --to.
-func s3LogBucket(t *testing.T, prefix string) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_S3_ENDPOINT")
-	if endpoint == "" {
-		t.Fatal("CAIRN_TEST_S3_ENDPOINT is not set: run scripts/seaweedfs, which starts SeaweedFS's S3 server and sets it")
-	}
-	name := fmt.Sprintf("cairn-log-%d", time.Now().UnixNano())
-	u := "s3://" + name + "?endpoint=" + endpoint + "&region=us-east-1&use_path_style=true&disable_https=true"
-	ctx := context.Background()
-	b, err := gcblob.OpenBucket(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	var client *s3.Client
-	if !b.As(&client) {
-		t.Fatal("s3blob gives no *s3.Client")
-	}
-	for start := time.Now(); ; time.Sleep(500 * time.Millisecond) {
-		_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name})
-		if err == nil {
-			break
-		}
-		if time.Since(start) > time.Minute {
-			t.Fatalf("creating bucket %s on %s: %v", name, endpoint, err)
-		}
-	}
-	return u + "&prefix=" + prefix
-}
 
 // bucketServer serves a bucket's objects over HTTP, as a CDN in front of
 // the object store does.
@@ -89,7 +53,7 @@ func TestS3PublishLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.push(w)
-	b, err := gcblob.OpenBucket(w.ctx, s3LogBucket(t, "log/"))
+	b, err := gcblob.OpenBucket(w.ctx, blobtest.NewS3Bucket(t, "cairn-log")+"&prefix=log/")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,47 +20,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	gcblob "gocloud.dev/blob"
 	_ "gocloud.dev/blob/s3blob"
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
+	"cairn.dev/cairn/internal/blob/blobtest"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 )
-
-// newS3Bucket creates a bucket on the S3 endpoint the script started and
-// returns its URL, as a user would write it for cairn init --blobs.
-func newS3Bucket(t *testing.T) string {
-	t.Helper()
-	endpoint := os.Getenv("CAIRN_TEST_S3_ENDPOINT")
-	if endpoint == "" {
-		t.Fatal("CAIRN_TEST_S3_ENDPOINT is not set: run scripts/seaweedfs, which starts SeaweedFS's S3 server and sets it")
-	}
-	name := fmt.Sprintf("cairn-server-%d", time.Now().UnixNano())
-	u := "s3://" + name + "?endpoint=" + endpoint + "&region=us-east-1&use_path_style=true&disable_https=true"
-	ctx := context.Background()
-	b, err := gcblob.OpenBucket(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	var client *s3.Client
-	if !b.As(&client) {
-		t.Fatal("s3blob gives no *s3.Client")
-	}
-	for start := time.Now(); ; time.Sleep(500 * time.Millisecond) {
-		_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name})
-		if err == nil {
-			break
-		}
-		if time.Since(start) > time.Minute {
-			t.Fatalf("creating bucket %s on %s: %v", name, endpoint, err)
-		}
-	}
-	return u
-}
 
 // A repository made with its blobs on S3 (index.InitWith, as cairn init
 // --blobs s3://…): an upload lands in the bucket verified; a large
@@ -70,7 +37,7 @@ func newS3Bucket(t *testing.T) string {
 // the bucket behind the server's back is caught; small blobs are served
 // by the server itself.
 func TestS3ServerRedirects(t *testing.T) {
-	u := newS3Bucket(t)
+	u := blobtest.NewS3Bucket(t, "cairn-server")
 	ctx := context.Background()
 	f := &fixture{t: t, ctx: ctx, root: signer(t), alice: signer(t)}
 	r, _, err := index.InitWith(ctx, filepath.Join(t.TempDir(), "repo"), []keys.Signer{f.root}, nil, 1, index.InitOptions{Blobs: u})
