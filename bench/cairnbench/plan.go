@@ -123,7 +123,9 @@ func (w *planWorld) serve(ctx context.Context, cairn string) (*exec.Cmd, string,
 	return startCairn(cairn, w.dir, w.repo.Dir, keyFile)
 }
 
-// runTimed runs a command and returns its wall time and peak RSS in MiB.
+// runTimed runs a command and returns its wall time and peak RSS in MiB
+// (the child's rusage maxrss, which starts from this process's own
+// high-water mark at fork: treePeakRSS measures cairn's alone).
 func runTimed(name string, args ...string) (time.Duration, float64, error) {
 	cmd := exec.Command(name, args...)
 	var errb strings.Builder
@@ -313,18 +315,26 @@ func benchInstall(ctx context.Context, cairn, work string) error {
 		return err
 	}
 	var runs []time.Duration
-	peak := 0.0
 	for i := 0; i < 3; i++ {
 		os.RemoveAll(filepath.Join(cache, "blobs"))
 		into := filepath.Join(w.dir, fmt.Sprintf("deps%d", i))
-		d, rss, err := runTimed(cairn, "install", "--dir", proj, "--cache", cache, "--into", into)
+		d, _, err := runTimed(cairn, "install", "--dir", proj, "--cache", cache, "--into", into)
 		if err != nil {
 			return err
 		}
 		os.RemoveAll(into)
 		runs = append(runs, d)
-		peak = max(peak, rss)
 	}
+	// The peak RSS from a run of its own, sampled from /proc: a child's
+	// rusage maxrss starts from this process's high-water mark at fork,
+	// which after the serve group's index is far above cairn's.
+	os.RemoveAll(filepath.Join(cache, "blobs"))
+	into := filepath.Join(w.dir, "deps-rss")
+	peak, err := treePeakRSS(cairn, "install", "--dir", proj, "--cache", cache, "--into", into)
+	if err != nil {
+		return err
+	}
+	os.RemoveAll(into)
 	fetches, installs, err := curlFloors(l, w.dir, func(sha string) []string { return []string{nurl + "/blobs/sha256/" + sha} })
 	if err != nil {
 		return err
@@ -332,7 +342,7 @@ func benchInstall(ctx context.Context, cairn, work string) error {
 	got, floor, full := median(runs), median(fetches), median(installs)
 	line("floor_install_fetch", ms(floor), "ms", 1, fmt.Sprintf("THE FLOOR of install_plan_fetch: the %d artifacts (%d MiB) from nginx by 8 parallel curl, each checked by sha256sum, median of 3", n, n*size>>20))
 	line("floor_install", ms(full), "ms", 1, "THE FLOOR of install_plan: the same, each artifact then copied into a tree as cairn unpacks it (Go's copy: copy_file_range where the file system allows), 8 at a time, then one syncfs making the downloads and the tree durable at once, median of 3")
-	line("install_plan", ms(got), "ms", float64(full)/float64(got), fmt.Sprintf("whole cairn install of 200 packages, %d MiB, from cairn serve into an empty cache, unpacked, a new process; peak RSS %.0f MiB; median of 3; ratio: floor_install's time ÷ ours (goal ≥ 0.90, ≤ 100 MiB)", n*size>>20, peak))
+	line("install_plan", ms(got), "ms", float64(full)/float64(got), fmt.Sprintf("whole cairn install of 200 packages, %d MiB, from cairn serve into an empty cache, unpacked, a new process; peak RSS %.0f MiB (sampled in a run of its own, the process tree's); median of 3; ratio: floor_install's time ÷ ours (goal ≥ 0.90, ≤ 100 MiB)", n*size>>20, peak))
 	line("install_plan_fetch", ms(got), "ms", float64(floor)/float64(got), "the same install; ratio: floor_install_fetch's time (download and verify alone) ÷ ours (goal ≥ 0.80)")
 	return nil
 }
