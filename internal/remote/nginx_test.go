@@ -20,7 +20,6 @@ import (
 
 	"gocloud.dev/blob/fileblob"
 
-	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 )
 
@@ -153,11 +152,7 @@ http {
 func TestPlainHostNginx(t *testing.T) {
 	w := newWorld(t)
 	h := newNginxHost(t)
-	alice := newSigner(t)
-	w.grant(alice, "alice", "publish:acme/*")
-	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/lib", "1.0.0"), alice); err != nil {
-		t.Fatal(err)
-	}
+	w.publishLib()
 	h.push(w)
 	h.publish(w)
 	c := h.client(w, "nginx-client")

@@ -168,6 +168,19 @@ func files(t *testing.T, dir string) map[string]string {
 	return out
 }
 
+// publishLib grants alice publish:acme/* and publishes acme/lib@1.0.0
+// with her key: the index the plain-host tests start from. It returns
+// alice's key.
+func (w *world) publishLib() keys.Signer {
+	w.t.Helper()
+	alice := newSigner(w.t)
+	w.grant(alice, "alice", "publish:acme/*")
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(w.t, "acme/lib", "1.0.0"), alice); err != nil {
+		w.t.Fatal(err)
+	}
+	return alice
+}
+
 // The index on a git host that runs no cairn code (git http-backend),
 // the log on a static file server, the blobs on another: a full replica
 // clones, pulls and fetches blobs, all verified; the published log is
@@ -178,11 +191,7 @@ func files(t *testing.T, dir string) map[string]string {
 func TestPlainGitHost(t *testing.T) {
 	w := newWorld(t)
 	h := newPlainHost(t)
-	alice := newSigner(t)
-	w.grant(alice, "alice", "publish:acme/*")
-	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/lib", "1.0.0"), alice); err != nil {
-		t.Fatal(err)
-	}
+	alice := w.publishLib()
 	h.push(w)
 	first := h.publish(w)
 	if first.From != 0 || first.Size == 0 || first.Tiles == 0 {
@@ -299,11 +308,7 @@ func keysOf(m map[string]string) []string {
 func TestPlainGitDaemon(t *testing.T) {
 	w := newWorld(t)
 	h := newPlainHost(t)
-	alice := newSigner(t)
-	w.grant(alice, "alice", "publish:acme/*")
-	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/lib", "1.0.0"), alice); err != nil {
-		t.Fatal(err)
-	}
+	w.publishLib()
 	h.push(w)
 	h.publish(w)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -352,11 +357,7 @@ func TestPlainGitDaemon(t *testing.T) {
 func TestPlainHostBadPushes(t *testing.T) {
 	w := newWorld(t)
 	h := newPlainHost(t)
-	alice := newSigner(t)
-	w.grant(alice, "alice", "publish:acme/*")
-	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/lib", "1.0.0"), alice); err != nil {
-		t.Fatal(err)
-	}
+	alice := w.publishLib()
 	h.push(w)
 	older := h.publish(w)
 	olderHead, _ := w.repo.Head(w.ctx, index.MainRef)
@@ -556,11 +557,7 @@ func TestPublishKeepsAConcurrentLargerTree(t *testing.T) {
 	w := newWorld(t)
 	h := newPlainHost(t)
 	small := h.publish(w)
-	alice := newSigner(t)
-	w.grant(alice, "alice", "publish:acme/*")
-	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/lib", "1.0.0"), alice); err != nil {
-		t.Fatal(err)
-	}
+	w.publishLib()
 	// The other publisher, with the newer tree, writes while this one,
 	// holding the smaller tree's checkpoint (cairn serve's last), is
 	// about to write its own.

@@ -47,11 +47,7 @@ func bucketServer(t *testing.T, b *gcblob.Bucket) string {
 func TestS3PublishLog(t *testing.T) {
 	w := newWorld(t)
 	h := newPlainHost(t)
-	alice := newSigner(t)
-	w.grant(alice, "alice", "publish:acme/*")
-	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/lib", "1.0.0"), alice); err != nil {
-		t.Fatal(err)
-	}
+	alice := w.publishLib()
 	h.push(w)
 	b, err := gcblob.OpenBucket(w.ctx, blobtest.NewS3Bucket(t, "cairn-log")+"&prefix=log/")
 	if err != nil {
