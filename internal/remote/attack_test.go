@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"cairn.dev/cairn/internal/author"
@@ -219,18 +218,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 
 	// The upstream's URL as the organisation declares it: honest until
 	// the attacker takes the path.
-	var attacker atomic.Pointer[string]
-	honest, _ := url.Parse(pub.url)
-	toHonest := httputil.NewSingleHostReverseProxy(honest)
-	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if a := attacker.Load(); a != nil {
-			u, _ := url.Parse(*a)
-			httputil.NewSingleHostReverseProxy(u).ServeHTTP(rw, r)
-			return
-		}
-		toHonest.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(front.Close)
+	front := newFront(t, pub.url)
 
 	org := newWorld(t)
 	if _, err := author.DeclareUpstream(org.ctx, org.repo, "public", front.URL, pub.intro, org.root); err != nil {
@@ -254,7 +242,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 	h3, _ := pub.repo.Head(pub.ctx, index.MainRef)
 	evilURL, rebuilt := pub.rebuild(h1, h2, h3)
 	a := mitm(t, evilURL, old)
-	attacker.Store(&a)
+	front.take(a)
 
 	res, err := Sync(org.ctx, org.repo, Options{})
 	if err != nil {
@@ -267,7 +255,7 @@ func TestReplayedCheckpointHidesRecordFromSync(t *testing.T) {
 		t.Errorf("sync reports %+v, want head %s, server head %s, 1 pending", p, h1, rebuilt)
 	}
 
-	attacker.Store(nil)
+	front.take("")
 	if _, err := Sync(org.ctx, org.repo, Options{}); err != nil {
 		t.Fatalf("sync from the honest upstream after the attack: %v", err)
 	}

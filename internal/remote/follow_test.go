@@ -250,18 +250,7 @@ func TestReplicaRefusesMaliciousWriter(t *testing.T) {
 	h2, _ := w.repo.Head(w.ctx, index.MainRef)
 
 	// The writer's address, honest until the attacker takes it.
-	var attacker atomic.Pointer[string]
-	honest, _ := url.Parse(w.url)
-	toHonest := httputil.NewSingleHostReverseProxy(honest)
-	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if a := attacker.Load(); a != nil {
-			u, _ := url.Parse(*a)
-			httputil.NewSingleHostReverseProxy(u).ServeHTTP(rw, r)
-			return
-		}
-		toHonest.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(front.Close)
+	front := newFront(t, w.url)
 	rep := w.newReplica("replica", front.URL)
 	rep.await(t, h2)
 
@@ -270,7 +259,7 @@ func TestReplicaRefusesMaliciousWriter(t *testing.T) {
 	}
 	h3, _ := w.repo.Head(w.ctx, index.MainRef)
 	evilURL, rebuilt := w.rebuild(h1, h2, h3) // served with the writer's checkpoint key
-	attacker.Store(&evilURL)
+	front.take(evilURL)
 	rep.f.Nudge()
 
 	deadline := time.Now().Add(30 * time.Second)
@@ -301,7 +290,7 @@ func TestReplicaRefusesMaliciousWriter(t *testing.T) {
 	}
 
 	// The honest writer back: the replica follows it again.
-	attacker.Store(nil)
+	front.take("")
 	rep.f.Nudge()
 	rep.await(t, h3)
 }

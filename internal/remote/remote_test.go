@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -380,4 +381,38 @@ func TestPushRefusedForRule(t *testing.T) {
 	if !errors.Is(err, blob.ErrRefused) || !strings.Contains(err.Error(), "is not granted in this repository") {
 		t.Fatalf("upload by an ungranted key: err = %v", err)
 	}
+}
+
+// front is an address that proxies to an honest server until an
+// attacker takes it (take), and back to the honest one (take("")).
+type front struct {
+	URL      string
+	attacker atomic.Pointer[string]
+}
+
+func newFront(t *testing.T, honestURL string) *front {
+	f := &front{}
+	honest, _ := url.Parse(honestURL)
+	toHonest := httputil.NewSingleHostReverseProxy(honest)
+	ts := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if a := f.attacker.Load(); a != nil {
+			u, _ := url.Parse(*a)
+			httputil.NewSingleHostReverseProxy(u).ServeHTTP(rw, r)
+			return
+		}
+		toHonest.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(ts.Close)
+	f.URL = ts.URL
+	return f
+}
+
+// take sends every request to the attacker at u from now on ("": to the
+// honest server again).
+func (f *front) take(u string) {
+	if u == "" {
+		f.attacker.Store(nil)
+		return
+	}
+	f.attacker.Store(&u)
 }
