@@ -121,7 +121,7 @@ func benchEvidence(ctx context.Context, cairn, work string) error {
 			records++
 			for _, s := range rec.Signatures {
 				if p := pubs[s.KeyID]; p != nil {
-					sigs = append(sigs, gen.Sig{Pub: p, Msg: dsse.PAE(record.PayloadType, rec.Payload), Sig: s.Sig})
+					sigs = append(sigs, gen.Sig{Pub: p, Msg: dsse.PAE(record.PayloadType, rec.Payload), Sig: s.Sig, Raw: f.Content})
 				}
 			}
 		}
@@ -132,20 +132,30 @@ func benchEvidence(ctx context.Context, cairn, work string) error {
 	// than wall times on a machine others share.
 	var floors, floorCPUs, cpus []time.Duration
 	for round := -1; round < 5; round++ {
+		// The same cryptographic work by the faster, this round, of
+		// cairn's own batch verifier and ed25519consensus's.
+		own, ownCPU, err := floorCairnBatch(sigs)
+		if err != nil {
+			return err
+		}
 		c0 := processCPU()
 		f := floorBatch(sigs)
 		c1 := processCPU()
+		fCPU := c1 - c0
+		if d := time.Duration(float64(len(sigs)) / own * float64(time.Second)); d < f {
+			f, fCPU = d, ownCPU
+		}
 		t0 := time.Now()
 		if _, err := evidence.Verify(ctx, bytes.NewReader(data), evidence.VerifyOptions{Introductions: []string{w.intro}}); err != nil {
 			return fmt.Errorf("evidence.Verify: %w", err)
 		}
 		if round >= 0 {
 			floors, inProc = append(floors, f), append(inProc, time.Since(t0))
-			floorCPUs, cpus = append(floorCPUs, c1-c0), append(cpus, processCPU()-c1)
+			floorCPUs, cpus = append(floorCPUs, fCPU), append(cpus, processCPU()-c1)
 		}
 	}
 	f, m, v, p := median(floors), median(makes), median(verifies), median(inProc)
-	line("floor_evidence", ms(f), "ms", 1, fmt.Sprintf("THE FLOOR the evidence figures' ratios are to: the %d signatures of the bundle's %d records (read in its documents, grants included), verified by ed25519consensus in batches of 64 on %d cores, median of 5 (taken in turns with evidence_verify's)", len(sigs), records, runtime.GOMAXPROCS(0)))
+	line("floor_evidence", ms(f), "ms", 1, fmt.Sprintf("THE FLOOR the evidence figures' ratios are to: the %d signatures of the bundle's %d records (read in its documents, grants included), verified in batches of 64 on %d cores by the faster, each round, of cairn's own record.VerifyBatch and ed25519consensus's BatchVerifier, median of 5 (taken in turns with evidence_verify's)", len(sigs), records, runtime.GOMAXPROCS(0)))
 	line("evidence_verify", ms(p), "ms", ms(f)/ms(p), fmt.Sprintf("evidence.Verify of a %d-package lock's bundle (%.0f KiB, %d records) from a cairn server, in this process, no network, median of 5 (goal ≥ 0.50: at most 2× the floor's time)", n, float64(len(data))/1024, records))
 	line("evidence_verify_cpu", ms(median(cpus)), "ms", ms(median(floorCPUs))/ms(median(cpus)), fmt.Sprintf("the CPU time of evidence_verify's runs (user and system, every core), against the floor's own in the same turns (%.2f ms), medians of 5", ms(median(floorCPUs))))
 	line("evidence_verify_cmd", ms(v), "ms", ms(f)/ms(v), "cairn evidence verify of the same bundle, a whole process, median of 3")
