@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -255,13 +254,9 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			return nil, fmt.Errorf("%w: it holds no project/%s", ErrMalformed, f)
 		}
 	}
-	dir, err := os.MkdirTemp("", "cairn-evidence-verify-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	proj := filepath.Join(dir, "project")
-	p, err := plan.ParseProject(proj, b.Files["project/"+plan.ProjectFile])
+	// The project lives in the bundle: no file of this machine is read
+	// or written for it.
+	p, err := plan.ParseProject("project", b.Files["project/"+plan.ProjectFile])
 	if err != nil {
 		return nil, fmt.Errorf("the bundle's %s: %w", plan.ProjectFile, err)
 	}
@@ -284,14 +279,9 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 			return nil, fmt.Errorf("%w: member %s is not the project's %s, %s or policy", ErrMalformed, name, plan.ProjectFile, plan.LockFile)
 		}
 	}
+	p.Files = map[string][]byte{}
 	for name := range project {
-		dst := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(dst, b.Files[name], 0o644); err != nil {
-			return nil, err
-		}
+		p.Files[strings.TrimPrefix(name, "project/")] = b.Files[name]
 	}
 	if len(m.Repositories) != len(p.Repositories) {
 		return nil, refuse("the manifest lists %d repositories, %s %d", len(m.Repositories), plan.ProjectFile, len(p.Repositories))
@@ -350,7 +340,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	}
 	rp := &replay{rs: newResources(urls), files: b.Files, keys: keys}
 	client := &http.Client{Transport: rp}
-	srcs, err := plan.Open(ctx, p, plan.Options{Cache: filepath.Join(dir, "cache"), NoLightState: true, Remote: remote.Options{Client: client, Now: func() time.Time { return at }}})
+	srcs, err := plan.Open(ctx, p, plan.Options{NoLightState: true, Remote: remote.Options{Client: client, Now: func() time.Time { return at }}})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}

@@ -3,7 +3,6 @@ package plan
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -31,14 +30,14 @@ func checkPolicyRef(ref string) error {
 }
 
 // readPolicy reads the policy ref names, with the pin a lock records of
-// it: a file (its path as given), or index:NAME — the version in force
+// it: a file (its path as given, read by read), or index:NAME — the version in force
 // at the verified head of the project's first repository (srcs[0]: a
 // replica's head, or what a light client proved against the server's
 // checkpoint), pinned by its text's sha256 and its record.
-func readPolicy(ref string, srcs Sources) ([]byte, *PolicyPin, error) {
+func readPolicy(ref string, read func(string) ([]byte, error), srcs Sources) ([]byte, *PolicyPin, error) {
 	name, inIndex := IndexPolicy(ref)
 	if !inIndex {
-		data, err := os.ReadFile(ref)
+		data, err := read(ref)
 		if err != nil {
 			return nil, nil, err
 		}

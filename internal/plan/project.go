@@ -81,6 +81,10 @@ type Project struct {
 	Policy       string // a file, relative to Dir, or index:NAME (a policy of the first repository's index)
 	Platforms    []string
 	Verified     bool
+	// Files, when set, holds the project's own files (its policy) by
+	// their paths relative to Dir, read instead of the disk: a project
+	// that came in an evidence bundle, not from this machine.
+	Files map[string][]byte
 }
 
 // Repository is a repository the project reads, pinned by introduction:

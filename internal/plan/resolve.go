@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -45,17 +46,14 @@ func parseRange(r string) (*semver.Constraints, error) {
 // binds its issuers to the sources' names (policy.Bind); nil when there
 // is none.
 func LoadPolicy(p *Project, file string, srcs Sources) (*policy.Policy, error) {
-	ref := file
+	ref, read := file, os.ReadFile // a file named on the command line
 	if ref == "" {
-		ref = p.Policy
-		if _, inIndex := IndexPolicy(ref); ref != "" && !inIndex && !filepath.IsAbs(ref) {
-			ref = filepath.Join(p.Dir, ref)
-		}
+		ref, read = p.Policy, p.readFile
 	}
 	if ref == "" {
 		return nil, nil
 	}
-	data, pin, err := readPolicy(ref, srcs)
+	data, pin, err := readPolicy(ref, read, srcs)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
@@ -66,15 +64,27 @@ func LoadPolicy(p *Project, file string, srcs Sources) (*policy.Policy, error) {
 	return pol, pol.Bind(srcs.Names())
 }
 
+// readFile reads the project's file at name, a path relative to its
+// directory (or absolute): from Files when the project holds them.
+func (p *Project) readFile(name string) ([]byte, error) {
+	if p.Files != nil {
+		data, ok := p.Files[filepath.ToSlash(name)]
+		if !ok {
+			return nil, fmt.Errorf("%s: %w (not one of the project's files)", name, fs.ErrNotExist)
+		}
+		return data, nil
+	}
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(p.Dir, name)
+	}
+	return os.ReadFile(name)
+}
+
 func policyPin(p *Project, srcs Sources) (*PolicyPin, error) {
 	if p.Policy == "" {
 		return nil, nil
 	}
-	ref := p.Policy
-	if _, inIndex := IndexPolicy(ref); !inIndex {
-		ref = filepath.Join(p.Dir, ref)
-	}
-	_, pin, err := readPolicy(ref, srcs)
+	_, pin, err := readPolicy(p.Policy, p.readFile, srcs)
 	if err != nil {
 		return nil, err
 	}

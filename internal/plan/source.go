@@ -335,6 +335,9 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 	if r.IsLight() {
 		return openLight(ctx, r, o, append(packageSubjects(p), "upstreams"))
 	}
+	if o.Cache == "" {
+		return nil, fmt.Errorf("%s: a full replica needs a cache directory, and none was given", cmp.Or(r.URL, r.Git))
+	}
 	sum := sha256.Sum256([]byte(strings.TrimPrefix(r.Where(), "git:")))
 	dir := filepath.Join(o.Cache, "indexes", r.Introduction[:16]+"-"+hex.EncodeToString(sum[:4]))
 	repo, err := index.Open(ctx, dir)
