@@ -210,9 +210,11 @@ type View struct {
 	atMu sync.Mutex
 	at   *View // after the server stopped answering at this view's tree (410 Gone), the newer view reads are answered at
 
-	keepMu   sync.Mutex
-	verified bool     // Open verified the checkpoint: documents checked against it may be kept
-	pending  []func() // the keeps of documents read before, run once it is
+	keepMu    sync.Mutex
+	verified  bool                 // Open verified the checkpoint: documents checked against it may be kept
+	pending   []func()             // the keeps of documents read before, run once it is
+	held      map[string]*heldDocs // the subject documents read before, by tree (treeDir): kept in one file each once it is
+	keptTiles *keptTiles           // the view's tiles kept, held until it is (nil offline)
 
 	policy   string // the server's policy, named on its checkpoint (PolicyHeader)
 	refMu    sync.Mutex
@@ -306,7 +308,9 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if err != nil {
 		return nil, err
 	}
-	v := &View{client: c, ctx: ctx, tiles: newTileCache(c.tiles(fetcher, claimed)), server: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{},
+	kept := c.tiles(fetcher, claimed)
+	kept.hold() // until the checkpoint is verified (verifiedNow)
+	v := &View{client: c, ctx: ctx, tiles: newTileCache(kept), keptTiles: kept, server: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{},
 		policy: header.Get(PolicyHeader)}
 	refuse := func(format string, args ...any) error {
 		return &ProofError{URL: c.base(), What: "the checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
@@ -426,17 +430,72 @@ func (v *View) keepLater(keep func()) {
 	keep()
 }
 
+// heldDocs are subject documents checked at one tree before its view's
+// checkpoint was verified, each a batch document ({"size", "subjects"}),
+// kept in one file once it is: a file costs more to create than to fill.
+type heldDocs struct {
+	cp       checkpoint.Checkpoint
+	subjects []string
+	bodies   [][]byte
+}
+
 // verifiedNow says Open verified the checkpoint, and keeps what was read
-// before.
+// before: the documents in one file by tree, the tiles in one file.
 func (v *View) verifiedNow() {
 	v.keepMu.Lock()
 	v.verified = true
-	pending := v.pending
-	v.pending = nil
+	pending, held := v.pending, v.held
+	v.pending, v.held = nil, nil
 	v.keepMu.Unlock()
 	for _, keep := range pending {
 		keep()
 	}
+	for _, h := range held {
+		v.client.keepBatchBody(h.cp, h.subjects, bytes.Join(h.bodies, []byte("\n")))
+	}
+	if v.keptTiles != nil {
+		v.keptTiles.release()
+	}
+}
+
+// keepDocs keeps a batch document of subjects checked and judged at cp's
+// tree (keepBatchBody), or holds it until Open has verified the
+// checkpoint (keepLater).
+func (v *View) keepDocs(cp checkpoint.Checkpoint, subjects []string, body []byte) {
+	if v.client.StateDir == "" || len(subjects) == 0 {
+		return
+	}
+	v.keepMu.Lock()
+	if !v.verified {
+		if v.held == nil {
+			v.held = map[string]*heldDocs{}
+		}
+		h := v.held[treeDir(cp)]
+		if h == nil {
+			h = &heldDocs{cp: cp}
+			v.held[treeDir(cp)] = h
+		}
+		h.subjects = append(h.subjects, subjects...)
+		h.bodies = append(h.bodies, body)
+		v.keepMu.Unlock()
+		return
+	}
+	v.keepMu.Unlock()
+	v.client.keepBatchBody(cp, subjects, body)
+}
+
+// keepDoc keeps a subject's document checked and judged at cp's tree
+// (keep), or holds it, as one batch document, until Open has verified
+// the checkpoint.
+func (v *View) keepDoc(cp checkpoint.Checkpoint, subject string, doc []byte) {
+	v.keepMu.Lock()
+	verified := v.verified
+	v.keepMu.Unlock()
+	if verified {
+		v.client.keep(cp, subject, doc)
+		return
+	}
+	v.keepDocs(cp, []string{subject}, batchBody(cp, [][]byte{doc}))
 }
 
 // reading returns the view whose tree reads are answered at: v, or the
@@ -590,12 +649,9 @@ func (c *Client) keep(cp checkpoint.Checkpoint, subject string, body []byte) {
 	}
 }
 
-// keepBatch keeps documents of a batch read at a checkpoint (those that
-// passed their checks) in one file, best effort, as keep does.
-func (c *Client) keepBatch(cp checkpoint.Checkpoint, subjects []string, docs [][]byte) {
-	if c.StateDir == "" || len(subjects) == 0 {
-		return
-	}
+// batchBody returns the batch document ({"size", "subjects"}) of
+// subject documents read at a checkpoint, as a batch read answers them.
+func batchBody(cp checkpoint.Checkpoint, docs [][]byte) []byte {
 	n := 0
 	for _, d := range docs {
 		n += len(d) + 1
@@ -608,12 +664,12 @@ func (c *Client) keepBatch(cp checkpoint.Checkpoint, subjects []string, docs [][
 		}
 		body = append(body, d...)
 	}
-	c.keepBatchBody(cp, subjects, append(body, "]}"...))
+	return append(body, "]}"...)
 }
 
-// keepBatchBody keeps a batch's answer whole, every document of which
-// passed its checks (a batch document: {"size", "subjects"}), as
-// keepBatch does.
+// keepBatchBody keeps batch documents ({"size", "subjects"}, one or more
+// one after the other), every document of which passed its checks, in
+// one file, best effort, as keep does.
 func (c *Client) keepBatchBody(cp checkpoint.Checkpoint, subjects []string, body []byte) {
 	if c.StateDir == "" || len(subjects) == 0 {
 		return
@@ -878,7 +934,7 @@ func (v *View) fetchAndJudge(ctx context.Context, subject string) ([]index.MemFi
 		return nil, nil, errs[0]
 	}
 	if keep != nil {
-		v.keepLater(keep)
+		keep()
 	}
 	return files, needs[0], nil
 }
@@ -1092,7 +1148,7 @@ func (v *View) fetch(ctx context.Context, subject string) (files []index.MemFile
 			return nil, nil, err
 		}
 		cp := at.Checkpoint.Checkpoint
-		return v.within(files), func() { v.client.keep(cp, subject, body) }, nil
+		return v.within(files), func() { v.keepDoc(cp, subject, body) }, nil
 	}
 }
 
@@ -1116,14 +1172,22 @@ func (v *View) kept(subject string) ([][]byte, error) {
 			if err != nil {
 				continue
 			}
-			var batch wireSubjects
-			if json.Unmarshal(data, &batch) != nil {
-				continue // checked again when read: one that does not parse holds nothing
-			}
-			for _, raw := range batch.Subjects {
-				var doc struct{ Subject string }
-				if json.Unmarshal(raw, &doc) == nil {
-					v.batchKept[doc.Subject] = append(v.batchKept[doc.Subject], raw)
+			// One batch document or more, one after the other.
+			dec := jsontext.NewDecoder(bytes.NewReader(data))
+			for {
+				val, err := dec.ReadValue()
+				if err != nil {
+					break // checked again when read: what does not parse holds nothing
+				}
+				var batch wireSubjects
+				if json.Unmarshal(val, &batch) != nil {
+					break
+				}
+				for _, raw := range batch.Subjects {
+					var doc struct{ Subject string }
+					if json.Unmarshal(raw, &doc) == nil {
+						v.batchKept[doc.Subject] = append(v.batchKept[doc.Subject], raw)
+					}
 				}
 			}
 		}
@@ -1237,7 +1301,7 @@ func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string, pr
 		}
 		if len(kept) == len(subjects) {
 			// All of them: the answer is the batch document to keep.
-			v.client.keepBatchBody(cp, subjects, body)
+			v.keepDocs(cp, subjects, body)
 			return
 		}
 		raw, err := rawDocs(body, len(subjects))
@@ -1249,7 +1313,7 @@ func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string, pr
 		for _, i := range kept {
 			names, docs = append(names, subjects[i]), append(docs, raw[i])
 		}
-		v.client.keepBatch(cp, names, docs)
+		v.keepDocs(cp, names, batchBody(cp, docs))
 	}
 	return files, errs, keep, nil
 }
@@ -1423,7 +1487,7 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 				judged = append(judged, i)
 			}
 		}
-		v.keepLater(func() { keep(judged) })
+		keep(judged)
 	}
 	early.Wait()
 	v.finish(subjects, loads)
