@@ -120,12 +120,21 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		// A connection that takes no deadlines (a test's recorder) cannot
 		// be cut: it is not paced.
 		paced := !errors.Is(rc.SetWriteDeadline(end), http.ErrNotSupported)
+		c, _ := r.Context().Value(connKey{}).(net.Conn)
 		var conn net.Conn
-		if c, ok := r.Context().Value(connKey{}).(net.Conn); ok && paced {
+		if paced {
 			conn = c
 		}
 		rw := &x.rw
 		rw.ResponseWriter, rw.rc = w, rc
+		// A request without a body (nothing to answer 100 Continue to)
+		// has its response held until its handler returns or flushes: it
+		// goes out in one write (heldconn.go).
+		if hc, ok := c.(*heldConn); ok && r.ProtoMajor == 1 && r.TLS == nil && (r.Body == nil || r.Body == http.NoBody) {
+			hc.hold()
+			rw.held = hc
+			defer hc.release() // however the handler ends
+		}
 		if paced {
 			// All the server wrote was taken (conn's queues): it is the
 			// server that is late (descheduled, its disk slow), not the
@@ -157,9 +166,10 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			defer s.uploads.release(ip)
 		}
 		next.ServeHTTP(rw, r.WithContext(&x.ctx))
+		whole := rw.release()
 		if err := rw.cut(); err != nil {
 			s.log.Warn("client cut", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
-		} else if paced {
+		} else if paced && !whole {
 			// What the server still holds (its buffer, the end of a
 			// chunked body) goes out once the handler has returned, no
 			// longer paced: it has its own deadline, for as much.
@@ -590,7 +600,39 @@ func (b *rateReader) cut() error {
 type rateWriter struct {
 	http.ResponseWriter
 	rc   *http.ResponseController
-	pace *pace // nil: the connection takes no deadlines
+	pace *pace     // nil: the connection takes no deadlines
+	held *heldConn // the connection holding the response (nil: none)
+}
+
+// release sends what the connection holds of the response, with what
+// net/http still buffers of it once the handler has returned (its
+// headers went out already, so the framing is settled: a flush does not
+// change it): the whole response in one write. It tells whether the
+// response is whole: of a declared length, all of it sent (net/http has
+// nothing left to write of it, as it would the end of a chunked body).
+func (w *rateWriter) release() (whole bool) {
+	if w.held == nil {
+		return false
+	}
+	hc := w.held
+	w.held = nil
+	if !hc.holds() {
+		hc.release()
+		return false
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+	var err error
+	if w.pace == nil {
+		err = hc.release()
+	} else {
+		n := len(*hc.held)
+		w.pace.begin()
+		err = hc.release()
+		w.pace.end(n)
+	}
+	return err == nil && len(w.Header()["Content-Length"]) == 1
 }
 
 func (w *rateWriter) Write(p []byte) (int, error) {
@@ -646,11 +688,24 @@ func (w *rateWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // FlushError flushes (git's responses stream), a wait like a write.
 func (w *rateWriter) FlushError() error {
 	if w.pace == nil {
-		return w.rc.Flush()
+		return w.flush()
 	}
 	w.pace.begin()
-	err := w.rc.Flush()
+	err := w.flush()
 	w.pace.end(0)
+	return err
+}
+
+// flush flushes the response, and what the connection holds of it: a
+// handler that flushes streams, and its response is held no longer.
+func (w *rateWriter) flush() error {
+	err := w.rc.Flush()
+	if hc := w.held; hc != nil {
+		w.held = nil
+		if rerr := hc.release(); err == nil {
+			err = rerr
+		}
+	}
 	return err
 }
 

@@ -30,7 +30,7 @@ func pacedServer(t *testing.T, l Limits, h http.Handler, around ...func(http.Han
 		handler = a(handler)
 	}
 	hs := &http.Server{Handler: handler, ConnContext: withConn}
-	go hs.Serve(smallBuffers{ln})
+	go hs.Serve(heldListener{smallBuffers{ln}}) // as Serve serves
 	t.Cleanup(func() { hs.Close() })
 	return "http://" + ln.Addr().String()
 }
@@ -242,6 +242,6 @@ func servePacedFile(path string) {
 	hs := &http.Server{ConnContext: withConn, Handler: s.limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, path)
 	}))}
-	hs.Serve(ln)
+	hs.Serve(heldListener{ln})
 	os.Exit(1)
 }

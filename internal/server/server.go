@@ -369,7 +369,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		s.bg.Go(func() { s.checkpointLoop(lctx) })
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	go func() { errc <- srv.Serve(heldListener{l}) }()
 	select {
 	case err := <-errc:
 		return err

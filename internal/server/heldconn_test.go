@@ -1,0 +1,276 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writesConn records the writes that reach a connection.
+type writesConn struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (c *writesConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+// sizes returns the sizes of the writes recorded, and forgets them.
+func (c *writesConn) sizes() []int {
+	var n []int
+	for _, w := range c.writes {
+		n = append(n, len(w))
+	}
+	c.writes = nil
+	return n
+}
+
+// While a connection holds, its small writes (net/http's 4 KiB buffer
+// flushed) wait for the response's end, or go out with the next large
+// one; not holding, every write goes out as it comes.
+func TestHeldConnWrites(t *testing.T) {
+	rec := &writesConn{}
+	c := &heldConn{Conn: rec}
+	c.Write(make([]byte, 100))
+	if got := rec.sizes(); fmt.Sprint(got) != "[100]" {
+		t.Fatalf("not holding, a write of 100 bytes reached the connection as %v", got)
+	}
+
+	c.hold()
+	c.Write(make([]byte, 150))
+	c.Write(make([]byte, 4096))
+	if got := rec.sizes(); got != nil {
+		t.Fatalf("holding, writes of 150 and 4096 bytes reached the connection (%v) before the response ended", got)
+	}
+	if !c.holds() {
+		t.Fatal("holds() says nothing is held")
+	}
+	if err := c.release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.sizes(); fmt.Sprint(got) != "[4246]" {
+		t.Fatalf("released, the held response reached the connection as %v, want one write of 4246 bytes", got)
+	}
+	if c.holds() || c.release() != nil || rec.sizes() != nil {
+		t.Fatal("a second release wrote again")
+	}
+
+	// A write larger than holdCopy goes out at once, after what was held
+	// (one writev on a TCP connection), and is not held.
+	c.hold()
+	c.Write([]byte(strings.Repeat("h", 4096)))
+	n, err := c.Write([]byte(strings.Repeat("b", 20000)))
+	if n != 20000 || err != nil {
+		t.Fatalf("Write of 20000 bytes returned %d, %v", n, err)
+	}
+	got := rec.writes
+	if len(got) != 2 || string(got[0]) != strings.Repeat("h", 4096) || string(got[1]) != strings.Repeat("b", 20000) {
+		t.Fatalf("a large write after a held one reached the connection as %v, want the held 4096 bytes then the 20000", rec.sizes())
+	}
+	rec.sizes()
+	c.Write(make([]byte, 10))
+	c.release()
+	if got := rec.sizes(); fmt.Sprint(got) != "[10]" {
+		t.Fatalf("after a large write, a small one is held again until release: got %v", got)
+	}
+
+	// No more than holdMax bytes are held.
+	c.hold()
+	for range holdMax / 4096 {
+		c.Write(make([]byte, 4096))
+	}
+	if got := rec.sizes(); got != nil {
+		t.Fatalf("holdMax bytes reached the connection as %v while holding", got)
+	}
+	c.Write(make([]byte, 1))
+	if got := rec.sizes(); fmt.Sprint(got) != fmt.Sprint([]int{holdMax, 1}) {
+		t.Fatalf("a write past holdMax reached the connection as %v, want what was held then it", got)
+	}
+	c.release()
+	if got := rec.sizes(); got != nil {
+		t.Fatalf("release after everything went out wrote %v", got)
+	}
+}
+
+// heldServer serves h behind the server's limits on a listener of held
+// connections, as Serve does, and returns its address.
+func heldServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	s := &Server{opts: Options{Limits: Limits{}.withDefaults()}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: s.limit(h), ConnContext: withConn}
+	go hs.Serve(heldListener{ln})
+	t.Cleanup(func() { hs.Close() })
+	return ln.Addr().String()
+}
+
+// A handler that flushes streams: what it flushed reaches the client
+// while it still runs (git's progress, a held request's answer), though
+// its connection holds responses.
+func TestHeldConnFlushStreams(t *testing.T) {
+	got := make(chan struct{})
+	addr := heldServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("first\n"))
+		http.NewResponseController(w).Flush()
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+		}
+		w.Write([]byte("second\n"))
+	}))
+	var br *bufio.Reader
+	var resp *http.Response
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		if resp, err = http.Get("http://" + addr + "/"); err != nil {
+			done <- err
+			return
+		}
+		br = bufio.NewReader(resp.Body)
+		if line, _ := br.ReadString('\n'); line != "first\n" {
+			done <- fmt.Errorf("first line %q", line)
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("what the handler flushed did not reach the client while the handler ran: the connection held it")
+	}
+	close(got)
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != "second\n" {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+}
+
+// A request with a body that asks for 100 Continue gets it before the
+// handler answers: its response is not held (the client waits for the
+// 100 before it sends the body the handler waits for).
+func TestHeldConnContinue(t *testing.T) {
+	addr := heldServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		w.Write(append([]byte("got "), body...))
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("before the body: %q, %v; want HTTP/1.1 100 Continue", line, err)
+	}
+	br.ReadString('\n') // the 100's empty line
+	fmt.Fprintf(c, "body")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "got body" {
+		t.Fatalf("answer %q", b)
+	}
+}
+
+// Held or not, every kind of response reaches the client whole and in
+// order, on one keep-alive connection, requests pipelined: a small one,
+// a tile's 8 KiB and an entry bundle's 50 KiB (each of a declared
+// length), a chunked one, a file (sent with sendfile), a HEAD, an error.
+func TestHeldConnResponses(t *testing.T) {
+	dir := t.TempDir()
+	file := bytes.Repeat([]byte("file."), 20000)
+	if err := os.WriteFile(filepath.Join(dir, "f"), file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	body := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('a' + i%26)
+		}
+		return b
+	}
+	addr := heldServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/file":
+			http.ServeFile(w, r, filepath.Join(dir, "f"))
+		case "/chunked":
+			for range 5 {
+				w.Write(body(3000))
+			}
+		case "/error":
+			httpError(w, http.StatusNotFound, "%s: not here", r.URL.Path)
+		default:
+			n, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			w.Write(body(n))
+		}
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	reqs := []struct {
+		method, path string
+		want         []byte
+	}{
+		{"GET", "/100", body(100)},
+		{"GET", "/8192", body(8192)},
+		{"GET", "/50766", body(50766)},
+		{"GET", "/chunked", bytes.Repeat(body(3000), 5)},
+		{"GET", "/file", file},
+		{"HEAD", "/8192", nil},
+		{"GET", "/error", []byte("/error: not here\n")},
+		{"GET", "/4000", body(4000)},
+	}
+	var all bytes.Buffer
+	for _, q := range reqs {
+		fmt.Fprintf(&all, "%s %s HTTP/1.1\r\nHost: x\r\n\r\n", q.method, q.path)
+	}
+	if _, err := c.Write(all.Bytes()); err != nil { // pipelined
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for _, q := range reqs {
+		resp, err := http.ReadResponse(br, &http.Request{Method: q.method})
+		if err != nil {
+			t.Fatalf("%s %s: %v", q.method, q.path, err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || !bytes.Equal(got, q.want) {
+			t.Fatalf("%s %s: %d bytes (%v), want %d", q.method, q.path, len(got), err, len(q.want))
+		}
+		if q.method == "HEAD" && resp.ContentLength != 8192 {
+			t.Fatalf("HEAD %s: Content-Length %d", q.path, resp.ContentLength)
+		}
+	}
+}
