@@ -2,6 +2,7 @@ package gitx
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -288,44 +289,57 @@ func (r *Repo) Walk(ctx context.Context, o WalkOptions, fn func(*LogEntry) error
 	return nil
 }
 
+// parseLog reads the output of Walk's `git log`: a header token per
+// commit (\x01ID PARENTS\x02TIME), then for each change a raw token
+// (:OLDMODE NEWMODE OLDID NEWID STATUS) and its path, NUL-terminated. It
+// reads tokens in place from br's buffer and makes strings only of what
+// it keeps, the common modes and the all-zero id shared.
 func parseLog(br *bufio.Reader, fn func(*LogEntry) error) error {
 	var cur *LogEntry
 	var pending *Change
+	var long []byte // a token longer than br's buffer
 	for {
-		tok, err := br.ReadString(0)
-		if err == io.EOF && tok == "" {
+		tok, err := br.ReadSlice(0)
+		if err == bufio.ErrBufferFull {
+			long = append(long, tok...)
+			continue
+		}
+		if long != nil {
+			tok, long = append(long, tok...), nil
+		}
+		if err == io.EOF && len(tok) == 0 {
 			break
 		}
 		if err != nil && err != io.EOF {
 			return err
 		}
-		tok = strings.TrimSuffix(tok, "\x00")
-		tok = strings.TrimLeft(tok, "\n")
+		tok = bytes.TrimSuffix(tok, []byte{0})
+		tok = bytes.TrimLeft(tok, "\n")
 		switch {
 		case pending != nil:
-			pending.Path = tok
+			pending.Path = string(tok)
 			cur.Changes = append(cur.Changes, *pending)
 			pending = nil
-		case strings.HasPrefix(tok, "\x01"):
+		case len(tok) > 0 && tok[0] == 1:
 			if cur != nil {
 				if err := fn(cur); err != nil {
 					return err
 				}
 			}
-			ids, ts, _ := strings.Cut(tok[1:], "\x02")
-			f := strings.Fields(ids)
+			ids, ts, _ := bytes.Cut(tok[1:], []byte{2})
+			f := strings.Fields(string(ids))
 			if len(f) == 0 {
 				return fmt.Errorf("git log: bad commit header %q", tok)
 			}
-			t, _ := strconv.ParseInt(strings.TrimSpace(ts), 10, 64)
+			t, _ := strconv.ParseInt(string(bytes.TrimSpace(ts)), 10, 64)
 			cur = &LogEntry{ID: f[0], Parents: f[1:], Time: t}
-		case strings.HasPrefix(tok, ":"):
-			f := strings.Fields(tok[1:])
-			if len(f) != 5 || cur == nil {
+		case len(tok) > 0 && tok[0] == ':':
+			f := bytes.Fields(tok[1:])
+			if len(f) != 5 || cur == nil || len(f[4]) == 0 {
 				return fmt.Errorf("git log: bad raw line %q", tok)
 			}
-			pending = &Change{OldMode: f[0], NewMode: f[1], OldID: f[2], NewID: f[3], Status: f[4][0]}
-		case tok == "":
+			pending = &Change{OldMode: logMode(f[0]), NewMode: logMode(f[1]), OldID: logID(f[2]), NewID: logID(f[3]), Status: f[4][0]}
+		case len(tok) == 0:
 		default:
 			return fmt.Errorf("git log: unexpected token %q", tok)
 		}
@@ -337,4 +351,28 @@ func parseLog(br *bufio.Reader, fn func(*LogEntry) error) error {
 		return fn(cur)
 	}
 	return nil
+}
+
+// logMode returns a mode of a raw line as a string, the common ones
+// without allocating.
+func logMode(b []byte) string {
+	for _, m := range [...]string{"100644", "000000", "040000", "100755", "120000", "160000"} {
+		if string(b) == m {
+			return m
+		}
+	}
+	return string(b)
+}
+
+var zeroIDs = [...]string{strings.Repeat("0", 40), strings.Repeat("0", 64)}
+
+// logID returns an id of a raw line as a string, the all-zero id of an
+// absent side without allocating.
+func logID(b []byte) string {
+	for _, z := range zeroIDs {
+		if string(b) == z {
+			return z
+		}
+	}
+	return string(b)
 }

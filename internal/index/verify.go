@@ -412,9 +412,9 @@ func appendChecks(checks []record.Check, rec *record.Record, lookup func(id stri
 }
 
 type fileJob struct {
-	f    *File
-	id   string // blob to read
-	done chan struct{}
+	f  *File
+	id string // blob to read
+	cj *commitJob
 	// For the log: the commit that adds the file, and the file's leaf,
 	// made by the worker (or why it could not be).
 	commit  string
@@ -426,6 +426,8 @@ type fileJob struct {
 type commitJob struct {
 	c    *Commit
 	jobs []*fileJob
+	// done counts the jobs the workers have not finished.
+	done sync.WaitGroup
 }
 
 // replay runs the pipeline: one git log stream → one cat-file stream →
@@ -481,10 +483,16 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 		defer close(toRead)
 		defer stream.CloseRequests()
 		err := r.git.Walk(ctx, gitx.WalkOptions{From: res.From, To: res.Head}, func(e *gitx.LogEntry) error {
-			cj := &commitJob{c: &Commit{ID: e.ID, Parents: e.Parents, Time: time.Unix(e.Time, 0)}}
-			for _, ch := range e.Changes {
-				f := &File{Path: ch.Path, Status: ch.Status, Mode: ch.NewMode}
-				j := &fileJob{f: f, done: make(chan struct{}), commit: e.ID, time: e.Time}
+			// A commit's files and jobs, each in one allocation.
+			n := len(e.Changes)
+			files, jobs := make([]File, n), make([]fileJob, n)
+			cj := &commitJob{c: &Commit{ID: e.ID, Parents: e.Parents, Time: time.Unix(e.Time, 0), Files: make([]*File, 0, n)}, jobs: make([]*fileJob, 0, n)}
+			cj.done.Add(n)
+			for i, ch := range e.Changes {
+				f := &files[i]
+				*f = File{Path: ch.Path, Status: ch.Status, Mode: ch.NewMode}
+				j := &jobs[i]
+				*j = fileJob{f: f, cj: cj, commit: e.ID, time: e.Time}
 				if ch.Status == 'A' {
 					j.id = ch.NewID
 					if err := stream.Request(ch.NewID); err != nil {
@@ -580,7 +588,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 				}
 				record.VerifyBatch(checks)
 				for _, j := range jobs {
-					close(j.done)
+					j.cj.done.Done()
 				}
 			}
 		}()
@@ -623,9 +631,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 		return err
 	}
 	for cj := range ordered {
-		for _, j := range cj.jobs {
-			<-j.done
-		}
+		cj.done.Wait()
 		if len(cj.c.Parents) > 0 && cj.c.Parents[0] != prev || len(cj.c.Parents) == 0 && prev != "" {
 			if !passed || prev == verified {
 				// The line breaks before or right at the verified head.
