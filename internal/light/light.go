@@ -205,7 +205,7 @@ type View struct {
 
 	noBatch   atomic.Bool // the server reads no batches (errNoBatch)
 	batchOnce sync.Once   // batchKept read
-	batchKept map[string][][]byte
+	batchKept map[string][]keptDoc
 
 	atMu sync.Mutex
 	at   *View // after the server stopped answering at this view's tree (410 Gone), the newer view reads are answered at
@@ -431,12 +431,13 @@ func (v *View) keepLater(keep func()) {
 }
 
 // heldDocs are subject documents checked at one tree before its view's
-// checkpoint was verified, each a batch document ({"size", "subjects"}),
-// kept in one file once it is: a file costs more to create than to fill.
+// checkpoint was verified, batch documents ({"size", "subjects"}) or
+// compact batches (translog.SubjectsMedia), kept in one file of each
+// once it is: a file costs more to create than to fill.
 type heldDocs struct {
 	cp       checkpoint.Checkpoint
-	subjects []string
-	bodies   [][]byte
+	subjects [2][]string // JSON, compact
+	bodies   [2][][]byte
 }
 
 // verifiedNow says Open verified the checkpoint, and keeps what was read
@@ -451,7 +452,8 @@ func (v *View) verifiedNow() {
 		keep()
 	}
 	for _, h := range held {
-		v.client.keepBatchBody(h.cp, h.subjects, bytes.Join(h.bodies, []byte("\n")))
+		v.client.keepBatchBody(h.cp, h.subjects[0], bytes.Join(h.bodies[0], []byte("\n")), false)
+		v.client.keepBatchBody(h.cp, h.subjects[1], bytes.Join(h.bodies[1], nil), true)
 	}
 	if v.keptTiles != nil {
 		v.keptTiles.release()
@@ -459,9 +461,9 @@ func (v *View) verifiedNow() {
 }
 
 // keepDocs keeps a batch document of subjects checked and judged at cp's
-// tree (keepBatchBody), or holds it until Open has verified the
-// checkpoint (keepLater).
-func (v *View) keepDocs(cp checkpoint.Checkpoint, subjects []string, body []byte) {
+// tree (keepBatchBody; compact: a batch of the compact encoding), or
+// holds it until Open has verified the checkpoint (keepLater).
+func (v *View) keepDocs(cp checkpoint.Checkpoint, subjects []string, body []byte, compact bool) {
 	if v.client.StateDir == "" || len(subjects) == 0 {
 		return
 	}
@@ -475,13 +477,17 @@ func (v *View) keepDocs(cp checkpoint.Checkpoint, subjects []string, body []byte
 			h = &heldDocs{cp: cp}
 			v.held[treeDir(cp)] = h
 		}
-		h.subjects = append(h.subjects, subjects...)
-		h.bodies = append(h.bodies, body)
+		k := 0
+		if compact {
+			k = 1
+		}
+		h.subjects[k] = append(h.subjects[k], subjects...)
+		h.bodies[k] = append(h.bodies[k], body)
 		v.keepMu.Unlock()
 		return
 	}
 	v.keepMu.Unlock()
-	v.client.keepBatchBody(cp, subjects, body)
+	v.client.keepBatchBody(cp, subjects, body, compact)
 }
 
 // keepDoc keeps a subject's document checked and judged at cp's tree
@@ -495,7 +501,7 @@ func (v *View) keepDoc(cp checkpoint.Checkpoint, subject string, doc []byte) {
 		v.client.keep(cp, subject, doc)
 		return
 	}
-	v.keepDocs(cp, []string{subject}, batchBody(cp, [][]byte{doc}))
+	v.keepDocs(cp, []string{subject}, batchBody(cp, [][]byte{doc}), false)
 }
 
 // reading returns the view whose tree reads are answered at: v, or the
@@ -668,14 +674,19 @@ func batchBody(cp checkpoint.Checkpoint, docs [][]byte) []byte {
 }
 
 // keepBatchBody keeps batch documents ({"size", "subjects"}, one or more
-// one after the other), every document of which passed its checks, in
-// one file, best effort, as keep does.
-func (c *Client) keepBatchBody(cp checkpoint.Checkpoint, subjects []string, body []byte) {
+// one after the other; compact: batches of the compact encoding, in a
+// file named so), every document of which passed its checks, in one
+// file, best effort, as keep does.
+func (c *Client) keepBatchBody(cp checkpoint.Checkpoint, subjects []string, body []byte, compact bool) {
 	if c.StateDir == "" || len(subjects) == 0 {
 		return
 	}
 	sum := sha256.Sum256([]byte(strings.Join(subjects, "\n")))
-	p := filepath.Join(c.StateDir, c.Introduction+".subjects", treeDir(cp), batchPrefix+hex.EncodeToString(sum[:16])+".json")
+	ext := ".json"
+	if compact {
+		ext = compactSuffix
+	}
+	p := filepath.Join(c.StateDir, c.Introduction+".subjects", treeDir(cp), batchPrefix+hex.EncodeToString(sum[:16])+ext)
 	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
 		safefile.Write(p, body, safefile.Options{Perm: 0o644, NoSync: true})
 	}
@@ -1117,13 +1128,18 @@ func union(lists [][]index.MemFile) []index.MemFile {
 // judged).
 func (v *View) fetch(ctx context.Context, subject string) (files []index.MemFile, keep func(), err error) {
 	if v.offline {
-		bodies, err := v.kept(subject)
+		docs, err := v.kept(subject)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: reading %s: %w", v.client.base(), subject, err)
 		}
-		for _, body := range bodies {
+		for _, d := range docs {
 			var err2 error
-			if files, err2 = v.check(subject, body); err2 == nil {
+			if d.doc != nil {
+				files, err2 = v.checkDoc(subject, d.doc)
+			} else {
+				files, err2 = v.check(subject, d.body)
+			}
+			if err2 == nil {
 				return files, nil, nil
 			}
 			err = cmp.Or(err, err2)
@@ -1155,18 +1171,19 @@ func (v *View) fetch(ctx context.Context, subject string) (files []index.MemFile
 // kept returns the documents of subject that online reads at the view's
 // checkpoint kept: its own file, then those of batches (each checked
 // when read: the first that proves is the subject's).
-func (v *View) kept(subject string) ([][]byte, error) {
+func (v *View) kept(subject string) ([]keptDoc, error) {
 	cp := v.Checkpoint.Checkpoint
-	var out [][]byte
+	var out []keptDoc
 	body, err := os.ReadFile(v.client.cachePath(cp, subject))
 	if err == nil {
-		out = append(out, body)
+		out = append(out, keptDoc{body: body})
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	v.batchOnce.Do(func() {
-		v.batchKept = map[string][][]byte{}
-		paths, _ := filepath.Glob(filepath.Join(filepath.Dir(v.client.cachePath(cp, subject)), batchPrefix+"*.json"))
+		v.batchKept = map[string][]keptDoc{}
+		dir := filepath.Dir(v.client.cachePath(cp, subject))
+		paths, _ := filepath.Glob(filepath.Join(dir, batchPrefix+"*.json"))
 		for _, p := range paths {
 			data, err := os.ReadFile(p)
 			if err != nil {
@@ -1186,9 +1203,24 @@ func (v *View) kept(subject string) ([][]byte, error) {
 				for _, raw := range batch.Subjects {
 					var doc struct{ Subject string }
 					if json.Unmarshal(raw, &doc) == nil {
-						v.batchKept[doc.Subject] = append(v.batchKept[doc.Subject], raw)
+						v.batchKept[doc.Subject] = append(v.batchKept[doc.Subject], keptDoc{body: raw})
 					}
 				}
+			}
+		}
+		paths, _ = filepath.Glob(filepath.Join(dir, batchPrefix+"*"+compactSuffix))
+		for _, p := range paths {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			docs, _, err := translog.ParseSubjects(data)
+			if err != nil {
+				continue // checked again when read: what does not parse holds nothing
+			}
+			for i := range docs {
+				w := wireFromCompact(&docs[i])
+				v.batchKept[w.Subject] = append(v.batchKept[w.Subject], keptDoc{doc: &w})
 			}
 		}
 	})
@@ -1197,6 +1229,17 @@ func (v *View) kept(subject string) ([][]byte, error) {
 	}
 	return nil, fmt.Errorf("%w (size %d): run without --offline", ErrNotKept, cp.Size)
 }
+
+// keptDoc is a subject document kept: JSON (body), or decoded from a
+// compact batch (doc).
+type keptDoc struct {
+	body []byte
+	doc  *wireSubject
+}
+
+// compactSuffix ends the names of the files that keep compact batches
+// (translog.SubjectsMedia).
+const compactSuffix = ".subjects"
 
 // batchPrefix begins the names of the files that keep a batch's
 // documents (the others are named by their subject's hash).
@@ -1241,6 +1284,9 @@ func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string, pr
 		return nil, nil, nil, err
 	}
 	req.Header.Set("Content-Type", "text/plain")
+	// The compact encoding if the server has it; else JSON (an older
+	// server's only answer).
+	req.Header.Set("Accept", translog.SubjectsMedia+", application/json;q=0.5")
 	resp, err := v.client.http().Do(req)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: reading %d subjects: %w", v.client.base(), len(subjects), err)
@@ -1260,13 +1306,32 @@ func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string, pr
 		return nil, nil, nil, fmt.Errorf("%s: POST %s: %s: %s", v.client.base(), path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
 	}
 	files, errs := make([][]index.MemFile, len(subjects)), make([]error, len(subjects))
+	var docs []wireSubject
+	var spans [][2]int // the compact answer's documents, in body
+	compact := resp.Header.Get("Content-Type") == translog.SubjectsMedia
+	if compact {
+		// Nothing to decode but lengths: the files' bytes are slices of
+		// the body.
+		var cdocs []translog.SubjectDoc
+		cdocs, spans, err = translog.ParseSubjects(body)
+		if err == nil && len(cdocs) != len(subjects) {
+			err = fmt.Errorf("%d documents for %d subjects asked", len(cdocs), len(subjects))
+		}
+		if err != nil {
+			return nil, nil, nil, &ProofError{URL: v.client.base(), What: fmt.Sprintf("%d subjects read at once", len(subjects)), Checkpoint: at.Note, Err: fmt.Errorf("the answer is not %d subject documents: %w", len(subjects), err)}
+		}
+		docs = make([]wireSubject, len(cdocs))
+		for i := range cdocs {
+			docs[i] = wireFromCompact(&cdocs[i])
+		}
+	}
 	// Every document decoded in one pass, none copied (as a rule); when
 	// that fails, each alone (rawDocs), to say which is not one.
 	var whole struct {
 		Subjects []wireSubject `json:"subjects"`
 	}
-	var docs []wireSubject
-	if err := jsonv2.Unmarshal(body, &whole); err == nil && len(whole.Subjects) == len(subjects) {
+	if compact {
+	} else if err := jsonv2.Unmarshal(body, &whole); err == nil && len(whole.Subjects) == len(subjects) {
 		docs = whole.Subjects
 	} else {
 		raw, err := rawDocs(body, len(subjects))
@@ -1301,7 +1366,15 @@ func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string, pr
 		}
 		if len(kept) == len(subjects) {
 			// All of them: the answer is the batch document to keep.
-			v.keepDocs(cp, subjects, body)
+			v.keepDocs(cp, subjects, body, compact)
+			return
+		}
+		if compact {
+			names, some := make([]string, 0, len(kept)), translog.AppendSubjectsHeader(nil, cp.Size, len(kept))
+			for _, i := range kept {
+				names, some = append(names, subjects[i]), append(some, body[spans[i][0]:spans[i][1]]...)
+			}
+			v.keepDocs(cp, names, some, true)
 			return
 		}
 		raw, err := rawDocs(body, len(subjects))
@@ -1313,9 +1386,19 @@ func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string, pr
 		for _, i := range kept {
 			names, docs = append(names, subjects[i]), append(docs, raw[i])
 		}
-		v.keepDocs(cp, names, batchBody(cp, docs))
+		v.keepDocs(cp, names, batchBody(cp, docs), false)
 	}
 	return files, errs, keep, nil
+}
+
+// wireFromCompact returns a document of the compact encoding as the
+// JSON one decodes (its files' bytes not copied).
+func wireFromCompact(d *translog.SubjectDoc) wireSubject {
+	w := wireSubject{Subject: d.Subject, Size: d.Size, Count: d.Count, Files: make([]wireFile, len(d.Files)), Proof: d.Proof}
+	for i, f := range d.Files {
+		w.Files[i] = wireFile{Index: f.Index, Entry: string(f.Entry), Content: f.Content}
+	}
+	return w
 }
 
 // rawDocs returns the n documents of a batch's answer, undecoded.

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -431,18 +432,37 @@ func (s *Server) answerSubjects(w http.ResponseWriter, r *http.Request, view fun
 		readError(w, err)
 		return
 	}
+	// A client that asks for the compact encoding gets it; any other,
+	// JSON.
+	compact := acceptsSubjectsMedia(r)
 	// The documents first, then one body of their exact size: a body
 	// grown document by document is copied again at every doubling.
 	docs := make([][]byte, len(subjects))
 	n := len(`{"size":,"subjects":[]}`) + 20 + len(subjects)
 	for i, subject := range subjects {
-		doc, err := s.subjectDoc(r.Context(), v, subject)
+		subjectDoc := s.subjectDoc
+		if compact {
+			subjectDoc = s.subjectCompact
+		}
+		doc, err := subjectDoc(r.Context(), v, subject)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, "subject %q: %v", subject, err)
 			return
 		}
 		docs[i] = doc
 		n += len(doc)
+	}
+	if compact {
+		body := translog.AppendSubjectsHeader(make([]byte, 0, n), v.Size, len(docs))
+		for _, doc := range docs {
+			body = append(body, doc...)
+		}
+		h := w.Header()
+		h.Set("Content-Type", translog.SubjectsMedia)
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+		return
 	}
 	body := make([]byte, 0, n)
 	body = append(body, `{"size":`...)
@@ -485,6 +505,55 @@ func (s *Server) subjectDoc(ctx context.Context, v logView, subject string) ([]b
 	if err != nil {
 		return nil, err
 	}
+	if len(body) <= maxKeptSubject {
+		s.subjects.put(key, body)
+	}
+	return body, nil
+}
+
+// acceptsSubjectsMedia says whether a batch read asks for the compact
+// encoding (translog.SubjectsMedia) in its Accept header (with a q
+// other than 0).
+func acceptsSubjectsMedia(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			media, params, _ := strings.Cut(part, ";")
+			if strings.TrimSpace(media) != translog.SubjectsMedia {
+				continue
+			}
+			for param := range strings.SplitSeq(params, ";") {
+				if k, q, ok := strings.Cut(strings.TrimSpace(param), "="); ok && strings.EqualFold(k, "q") {
+					if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+						return false
+					}
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// subjectCompact returns subject's document in the tree v in the compact
+// encoding of a batch (translog.AppendSubject), kept as subjectDoc keeps
+// the JSON one.
+func (s *Server) subjectCompact(ctx context.Context, v logView, subject string) ([]byte, error) {
+	key := fmt.Sprintf("compact %d %x %s", v.Size, v.Root[:], subject)
+	if body := s.subjects.get(key); body != nil {
+		return body, nil
+	}
+	value, leaves, _ := v.mapAt.Map.Get(subject)
+	doc := translog.SubjectDoc{Subject: subject, Size: v.Size, Count: value.Count, Files: make([]translog.SubjectFile, 0, len(leaves)), Proof: v.mapAt.Map.Prove(subject)}
+	n := len(subject) + 64 + 40*len(doc.Proof.Siblings)
+	for _, i := range leaves {
+		f, err := s.logFile(ctx, v, i)
+		if err != nil {
+			return nil, err
+		}
+		doc.Files = append(doc.Files, translog.SubjectFile{Index: f.Index, Entry: []byte(f.Entry), Content: f.Content})
+		n += len(f.Entry) + len(f.Content) + 16
+	}
+	body := translog.AppendSubject(make([]byte, 0, n), &doc)
 	if len(body) <= maxKeptSubject {
 		s.subjects.put(key, body)
 	}

@@ -1,0 +1,228 @@
+package translog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// SubjectsMedia is the media type of the compact encoding of a batch
+// read's answer (POST /api/v1/log/subjects, docs/transparency.md,
+// "Serving"): a client that sends it in Accept is answered in it, and
+// any other in JSON. It carries the same documents, files and proofs as
+// the JSON answer, with each file's bytes and each hash as they are
+// (not in base64) and no member names: a third fewer bytes, and nothing
+// to decode but lengths.
+const SubjectsMedia = "application/vnd.cairn.subjects.v1"
+
+// subjectsMagic begins every batch of the compact encoding.
+const subjectsMagic = "cairn-subjects v1\n"
+
+// SubjectFile is one file of a subject document: its leaf index, entry
+// line and bytes.
+type SubjectFile struct {
+	Index   int64
+	Entry   []byte
+	Content []byte
+}
+
+// SubjectDoc is one subject document of a batch: the subject, the
+// log size it was read at, its value's count, its files and its map
+// proof. Whether it proves anything is the client's to check.
+type SubjectDoc struct {
+	Subject string
+	Size    int64
+	Count   uint64
+	Files   []SubjectFile
+	Proof   MapProof
+}
+
+// AppendSubjectsHeader appends the header of a batch of n documents read
+// at log size size; the n documents (AppendSubject) follow it.
+//
+//	"cairn-subjects v1\n" uvarint(size) uvarint(n) document…
+func AppendSubjectsHeader(b []byte, size int64, n int) []byte {
+	b = append(b, subjectsMagic...)
+	b = binary.AppendUvarint(b, uint64(size))
+	return binary.AppendUvarint(b, uint64(n))
+}
+
+// AppendSubject appends one document of a batch (its Size is the
+// batch's, not repeated):
+//
+//	bytes(subject) uvarint(count) uvarint(files)
+//	  files × { uvarint(index) bytes(entry) bytes(content) }
+//	uvarint(depth) bytes(bitmap) uvarint(siblings) siblings × 32 bytes
+//	0, or 1 and other key (32 bytes) uvarint(other count) other chain (32 bytes)
+//
+// where bytes(x) is uvarint(len(x)) then x.
+func AppendSubject(b []byte, d *SubjectDoc) []byte {
+	b = appendBytes(b, []byte(d.Subject))
+	b = binary.AppendUvarint(b, d.Count)
+	b = binary.AppendUvarint(b, uint64(len(d.Files)))
+	for _, f := range d.Files {
+		b = binary.AppendUvarint(b, uint64(f.Index))
+		b = appendBytes(b, f.Entry)
+		b = appendBytes(b, f.Content)
+	}
+	p := &d.Proof
+	b = binary.AppendUvarint(b, uint64(p.Depth))
+	b = appendBytes(b, p.Bitmap)
+	b = binary.AppendUvarint(b, uint64(len(p.Siblings)))
+	for i := range p.Siblings {
+		b = append(b, p.Siblings[i][:]...)
+	}
+	if p.Other == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = append(b, p.Other.Key[:]...)
+	b = binary.AppendUvarint(b, p.Other.Value.Count)
+	return append(b, p.Other.Value.Chain[:]...)
+}
+
+func appendBytes(b, x []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(x))), x...)
+}
+
+// ErrSubjects is the parent of the errors of a compact batch that does
+// not parse.
+var ErrSubjects = errors.New("not a batch of subject documents")
+
+// ParseSubjects decodes one batch of the compact encoding or more, one
+// after the other (a client keeps several in one file). Each document's
+// Size is its batch's; its files' Entry and Content are slices of body,
+// not copies. Spans are the bytes of each document in body (after its
+// batch's header), which a batch of some of them is made of again.
+func ParseSubjects(body []byte) (docs []SubjectDoc, spans [][2]int, err error) {
+	r := subjectReader{b: body}
+	for r.off < len(body) {
+		if len(body)-r.off < len(subjectsMagic) || string(body[r.off:r.off+len(subjectsMagic)]) != subjectsMagic {
+			return nil, nil, fmt.Errorf("%w: byte %d: no %q header", ErrSubjects, r.off, subjectsMagic[:len(subjectsMagic)-1])
+		}
+		r.off += len(subjectsMagic)
+		size := r.uvarint()
+		n := r.uvarint()
+		if r.err == nil && (size > 1<<62 || n > uint64(len(body)-r.off)) {
+			r.fail("a batch of %d documents at size %d", n, size)
+		}
+		for k := uint64(0); k < n && r.err == nil; k++ {
+			start := r.off
+			d := SubjectDoc{Size: int64(size)}
+			r.doc(&d)
+			if r.err == nil {
+				docs, spans = append(docs, d), append(spans, [2]int{start, r.off})
+			}
+		}
+		if r.err != nil {
+			return nil, nil, r.err
+		}
+	}
+	return docs, spans, nil
+}
+
+// subjectReader reads the compact encoding; its first error sticks.
+type subjectReader struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (r *subjectReader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: byte %d: %s", ErrSubjects, r.off, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *subjectReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 || n != max(1, (bits.Len64(v)+6)/7) {
+		// One encoding for each number (none padded): a document
+		// encodes back to the bytes it was read from.
+		r.fail("a truncated, overlong or padded number")
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+// bytes reads n bytes (a slice of the body), or fails.
+func (r *subjectReader) bytes(n uint64) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)-r.off) {
+		r.fail("%d bytes announced, %d left", n, len(r.b)-r.off)
+		return nil
+	}
+	x := r.b[r.off : r.off+int(n) : r.off+int(n)]
+	r.off += int(n)
+	return x
+}
+
+func (r *subjectReader) hash() (h tlog.Hash) {
+	copy(h[:], r.bytes(tlog.HashSize))
+	return h
+}
+
+func (r *subjectReader) doc(d *SubjectDoc) {
+	d.Subject = string(r.bytes(r.uvarint()))
+	d.Count = r.uvarint()
+	files := r.uvarint()
+	// Each file takes 3 bytes at least: no more files than bytes left.
+	if r.err == nil && files > uint64(len(r.b)-r.off)/3 {
+		r.fail("subject %q: %d files announced, %d bytes left", d.Subject, files, len(r.b)-r.off)
+	}
+	if r.err != nil {
+		return
+	}
+	d.Files = make([]SubjectFile, files)
+	for i := range d.Files {
+		f := &d.Files[i]
+		index := r.uvarint()
+		if index > 1<<62 {
+			r.fail("subject %q: leaf index %d", d.Subject, index)
+		}
+		f.Index = int64(index)
+		f.Entry = r.bytes(r.uvarint())
+		f.Content = r.bytes(r.uvarint())
+	}
+	p := &d.Proof
+	depth := r.uvarint()
+	if r.err == nil && depth > 256 {
+		r.fail("subject %q: map proof depth %d is outside 0..256", d.Subject, depth)
+	}
+	p.Depth = int(depth)
+	p.Bitmap = r.bytes(r.uvarint())
+	if p.Bitmap == nil {
+		p.Bitmap = []byte{}
+	}
+	sibs := r.uvarint()
+	if r.err == nil && sibs > 256 {
+		r.fail("subject %q: %d map proof siblings, at most 256", d.Subject, sibs)
+	}
+	if r.err != nil {
+		return
+	}
+	p.Siblings = make([]tlog.Hash, sibs)
+	for i := range p.Siblings {
+		p.Siblings[i] = r.hash()
+	}
+	switch other := r.bytes(1); {
+	case r.err != nil:
+	case other[0] == 0:
+	case other[0] == 1:
+		o := &MapLeaf{Key: r.hash()}
+		o.Value.Count = r.uvarint()
+		o.Value.Chain = r.hash()
+		p.Other = o
+	default:
+		r.fail("subject %q: map proof other leaf marker %d, want 0 or 1", d.Subject, other[0])
+	}
+}

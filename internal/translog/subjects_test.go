@@ -1,0 +1,90 @@
+package translog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+func compactBatch(t testing.TB) ([]byte, []SubjectDoc) {
+	m := NewMap()
+	m.Add("package acme/x", 7, tlog.Hash{1})
+	m.Add("package acme/y", 8, tlog.Hash{2})
+	m.Add("package acme/x", 300, tlog.Hash{3})
+	docs := []SubjectDoc{
+		{Subject: "package acme/x", Size: 1234, Count: 2, Proof: m.Prove("package acme/x"), Files: []SubjectFile{
+			{Index: 7, Entry: []byte("entry seven"), Content: []byte(`{"payload":"…"}`)},
+			{Index: 300, Entry: []byte("entry three hundred"), Content: []byte{}},
+		}},
+		{Subject: "package acme/none", Size: 1234, Proof: m.Prove("package acme/none"), Files: []SubjectFile{}},
+	}
+	b := AppendSubjectsHeader(nil, 1234, len(docs))
+	for i := range docs {
+		b = AppendSubject(b, &docs[i])
+	}
+	return b, docs
+}
+
+// A compact batch reads back as written, its proofs as their JSON says
+// them; two batches one after the other read as one list, and the spans
+// make a batch of some of them again.
+func TestSubjectsRoundTrip(t *testing.T) {
+	b, docs := compactBatch(t)
+	got, spans, err := ParseSubjects(append(bytes.Clone(b), b...))
+	if err != nil || len(got) != 2*len(docs) || len(spans) != len(got) {
+		t.Fatalf("%d documents, %d spans, %v", len(got), len(spans), err)
+	}
+	for i, d := range got {
+		w := docs[i%len(docs)]
+		gp, _ := json.Marshal(d.Proof)
+		wp, _ := json.Marshal(w.Proof)
+		d.Proof, w.Proof = MapProof{}, MapProof{}
+		if !reflect.DeepEqual(d, w) || !bytes.Equal(gp, wp) {
+			t.Fatalf("document %d:\n%+v %s\nwant\n%+v %s", i, d, gp, w, wp)
+		}
+	}
+	one := AppendSubjectsHeader(nil, 1234, 1)
+	one = append(one, b[spans[1][0]:spans[1][1]]...)
+	if again, _, err := ParseSubjects(one); err != nil || len(again) != 1 || again[0].Subject != "package acme/none" {
+		t.Fatalf("a batch of the second span: %+v %v", again, err)
+	}
+}
+
+// Truncated anywhere, or with a length past its end, a batch does not
+// parse, and says so (ErrSubjects).
+func TestSubjectsTruncated(t *testing.T) {
+	b, _ := compactBatch(t)
+	for n := 1; n < len(b); n++ {
+		if _, _, err := ParseSubjects(b[:n]); !errors.Is(err, ErrSubjects) {
+			t.Fatalf("the first %d of %d bytes: %v, want ErrSubjects", n, len(b), err)
+		}
+	}
+	if _, _, err := ParseSubjects([]byte(`{"size":1,"subjects":[]}`)); !errors.Is(err, ErrSubjects) {
+		t.Fatalf("JSON: %v, want ErrSubjects", err)
+	}
+}
+
+func FuzzParseSubjects(f *testing.F) {
+	b, _ := compactBatch(f)
+	f.Add(b)
+	f.Add([]byte(subjectsMagic + "\x01\xff\xff\xff\xff\x0f"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		docs, spans, err := ParseSubjects(data)
+		if err != nil {
+			return
+		}
+		// What parses encodes back to the same bytes, batch by batch.
+		for i, d := range docs {
+			if spans[i][0] > spans[i][1] || spans[i][1] > len(data) {
+				t.Fatalf("span %v outside %d bytes", spans[i], len(data))
+			}
+			if again := AppendSubject(nil, &d); !bytes.Equal(again, data[spans[i][0]:spans[i][1]]) {
+				t.Fatalf("document %d encodes to %x, parsed from %x", i, again, data[spans[i][0]:spans[i][1]])
+			}
+		}
+	})
+}
