@@ -407,11 +407,24 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 		}
 		return nil, fmt.Errorf("%s: %w", c.base(), err)
 	}
-	if err := c.advance(ctx, v, sc, stored, k); err != nil {
+	store, err := c.advance(ctx, v, sc, stored, k)
+	if err != nil {
 		return nil, err
+	}
+	// The checkpoint is stored (a file synced, which can take longer
+	// than anything else here on a busy disk) while what was read ahead
+	// is kept and the reads Open started end; Open returns once it is.
+	var storing sync.WaitGroup
+	var storeErr error
+	if store != nil {
+		storing.Go(func() { storeErr = store() })
 	}
 	v.verifiedNow()
 	bg.Wait()
+	storing.Wait()
+	if storeErr != nil {
+		return nil, storeErr
+	}
 	v.Checkpoint = sc
 	return v, nil
 }
@@ -758,23 +771,24 @@ func (c *Client) stored() (*storedState, error) {
 }
 
 // advance checks that v's checkpoint, sc, follows the stored one (no
-// rollback, no split view, a consistency proof from the tiles), then
-// stores it.
-func (c *Client) advance(ctx context.Context, v *View, sc *checkpoint.Signed, stored *storedState, k *index.Key) error {
+// rollback, no split view, a consistency proof from the tiles), and
+// returns store, which stores it (and is nil when there is nothing to
+// store).
+func (c *Client) advance(ctx context.Context, v *View, sc *checkpoint.Signed, stored *storedState, k *index.Key) (store func() error, err error) {
 	next := sc.Checkpoint
 	if stored != nil {
 		last, err := checkpoint.Claimed([]byte(stored.Checkpoint))
 		if err != nil {
-			return fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
+			return nil, fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
 		}
 		inconsistent := func(problem string, err error) error {
 			return &InconsistentError{URL: c.base(), Problem: problem, Stored: []byte(stored.Checkpoint), Served: v.Note, Err: err}
 		}
 		switch {
 		case next.Size < last.Size:
-			return inconsistent("rollback", nil)
+			return nil, inconsistent("rollback", nil)
 		case next.Size == last.Size && next.Root != last.Root:
-			return inconsistent("split view", nil)
+			return nil, inconsistent("split view", nil)
 		case next.Size > last.Size && last.Size > 0:
 			hr := torchwood.TileHashReaderWithContext(ctx, next.Tree(), v.tiles)
 			proof, err := tlog.ProveTree(next.Size, last.Size, hr)
@@ -782,16 +796,23 @@ func (c *Client) advance(ctx context.Context, v *View, sc *checkpoint.Signed, st
 				err = tlog.CheckTree(proof, next.Size, next.Root, last.Size, last.Root)
 			}
 			if err != nil {
-				return inconsistent("inconsistent", err)
+				return nil, inconsistent("inconsistent", err)
 			}
 		}
 		if next.Size == last.Size && next.Time.Before(last.Time) {
-			return nil // an older signature of the same tree: nothing new to keep
+			return nil, nil // an older signature of the same tree: nothing new to keep
 		}
 	}
 	if c.StateDir == "" {
-		return nil
+		return nil, nil
 	}
+	return func() error { return c.store(v, k, next) }, nil
+}
+
+// store stores v's checkpoint, next, signed by k, as the last one
+// verified (synced: what a rollback is judged against), and removes the
+// documents kept of older ones.
+func (c *Client) store(v *View, k *index.Key, next checkpoint.Checkpoint) error {
 	st := storedState{Checkpoint: string(v.Note), Key: k.ID, Public: keys.FormatPublic(k.Pub), MapLeaf: string(v.MapLeaf.Text)}
 	for _, h := range v.MapLeaf.Proof {
 		st.MapProof = append(st.MapProof, h[:])
