@@ -1,10 +1,14 @@
 package translog
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/bits"
+	"strconv"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -31,7 +35,9 @@ type SubjectFile struct {
 
 // SubjectDoc is one subject document of a batch: the subject, the
 // log size it was read at, its value's count, its files and its map
-// proof. Whether it proves anything is the client's to check.
+// proof. Whether it proves anything is the client's to check (an entry
+// line said by its file's bytes is made from them: it is what the leaf
+// hash is checked over).
 type SubjectDoc struct {
 	Subject string
 	Size    int64
@@ -53,20 +59,48 @@ func AppendSubjectsHeader(b []byte, size int64, n int) []byte {
 // AppendSubject appends one document of a batch (its Size is the
 // batch's, not repeated):
 //
-//	bytes(subject) uvarint(count) uvarint(files)
-//	  files × { uvarint(index) bytes(entry) bytes(content) }
+//	bytes(subject) uvarint(count) uvarint(files) file × files
 //	uvarint(depth) bytes(bitmap) uvarint(siblings) siblings × 32 bytes
 //	0, or 1 and other key (32 bytes) uvarint(other count) other chain (32 bytes)
 //
-// where bytes(x) is uvarint(len(x)) then x.
+// where bytes(x) is uvarint(len(x)) then x. A file is its leaf index,
+// its entry line, and its bytes. The entry line is sent whole (0) or, as
+// it is for every file of an index, said by what its bytes do not say
+// (1): its commit and time ("<commit> <time>", or nothing when the file
+// before it in the document has the same), and its path as the length
+// of the prefix it shares with the path of the file before it and the
+// rest; its sha256 and size are its bytes':
+//
+//	uvarint(index) 0 bytes(entry) bytes(content)
+//	uvarint(index) 1 bytes(commit and time) uvarint(shared) bytes(rest of path) bytes(content)
 func AppendSubject(b []byte, d *SubjectDoc) []byte {
 	b = appendBytes(b, []byte(d.Subject))
 	b = binary.AppendUvarint(b, d.Count)
 	b = binary.AppendUvarint(b, uint64(len(d.Files)))
+	var lastCT, lastPath []byte
 	for _, f := range d.Files {
 		b = binary.AppendUvarint(b, uint64(f.Index))
-		b = appendBytes(b, f.Entry)
+		ct, path, ok := derivedEntry(f.Entry, f.Content)
+		if !ok {
+			b = append(b, 0)
+			b = appendBytes(b, f.Entry)
+			b = appendBytes(b, f.Content)
+			continue
+		}
+		b = append(b, 1)
+		if bytes.Equal(ct, lastCT) {
+			b = appendBytes(b, nil)
+		} else {
+			b = appendBytes(b, ct)
+		}
+		shared := 0
+		for shared < len(path) && shared < len(lastPath) && path[shared] == lastPath[shared] {
+			shared++
+		}
+		b = binary.AppendUvarint(b, uint64(shared))
+		b = appendBytes(b, path[shared:])
 		b = appendBytes(b, f.Content)
+		lastCT, lastPath = ct, path
 	}
 	p := &d.Proof
 	b = binary.AppendUvarint(b, uint64(p.Depth))
@@ -84,6 +118,38 @@ func AppendSubject(b []byte, d *SubjectDoc) []byte {
 	return append(b, p.Other.Value.Chain[:]...)
 }
 
+// derivedEntry splits an entry line into "<commit> <time>" and its path
+// if the line is the one those and content make (derive): an entry
+// whose sha256 and size are content's, in its one spelling.
+func derivedEntry(entry, content []byte) (ct, path []byte, ok bool) {
+	e, err := ParseEntry(entry)
+	if err != nil || e.Size != int64(len(content)) || e.SHA256 != sha256.Sum256(content) {
+		return nil, nil, false
+	}
+	i := bytes.IndexByte(entry, ' ')
+	j := bytes.IndexByte(entry[i+1:], ' ') + i + 1
+	ct, path = entry[:j], entry[len(entry)-1-len(e.Path):len(entry)-1]
+	if !bytes.Equal(derive(ct, path, content), entry) {
+		return nil, nil, false
+	}
+	return ct, path, true
+}
+
+// derive returns the entry line of a file of bytes content at path,
+// added by the commit and time ct ("<commit> <time>").
+func derive(ct, path, content []byte) []byte {
+	sum := sha256.Sum256(content)
+	e := make([]byte, 0, len(ct)+len(path)+90)
+	e = append(e, ct...)
+	e = append(e, ' ')
+	e = hex.AppendEncode(e, sum[:])
+	e = append(e, ' ')
+	e = strconv.AppendInt(e, int64(len(content)), 10)
+	e = append(e, ' ')
+	e = append(e, path...)
+	return append(e, '\n')
+}
+
 func appendBytes(b, x []byte) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(x))), x...)
 }
@@ -94,8 +160,8 @@ var ErrSubjects = errors.New("not a batch of subject documents")
 
 // ParseSubjects decodes one batch of the compact encoding or more, one
 // after the other (a client keeps several in one file). Each document's
-// Size is its batch's; its files' Entry and Content are slices of body,
-// not copies. Spans are the bytes of each document in body (after its
+// Size is its batch's; its files' Content are slices of body, not
+// copies. Spans are the bytes of each document in body (after its
 // batch's header), which a batch of some of them is made of again.
 func ParseSubjects(body []byte) (docs []SubjectDoc, spans [][2]int, err error) {
 	r := subjectReader{b: body}
@@ -183,6 +249,7 @@ func (r *subjectReader) doc(d *SubjectDoc) {
 		return
 	}
 	d.Files = make([]SubjectFile, files)
+	var lastCT, lastPath []byte
 	for i := range d.Files {
 		f := &d.Files[i]
 		index := r.uvarint()
@@ -190,8 +257,32 @@ func (r *subjectReader) doc(d *SubjectDoc) {
 			r.fail("subject %q: leaf index %d", d.Subject, index)
 		}
 		f.Index = int64(index)
-		f.Entry = r.bytes(r.uvarint())
-		f.Content = r.bytes(r.uvarint())
+		switch kind := r.bytes(1); {
+		case r.err != nil:
+			return
+		case kind[0] == 0:
+			f.Entry = r.bytes(r.uvarint())
+			f.Content = r.bytes(r.uvarint())
+		case kind[0] == 1:
+			ct := r.bytes(r.uvarint())
+			if len(ct) == 0 {
+				ct = lastCT
+			}
+			shared := r.uvarint()
+			if r.err == nil && (len(ct) == 0 || shared > uint64(len(lastPath))) {
+				r.fail("subject %q: file %d: no commit and time, or a path sharing %d bytes with the %d before it", d.Subject, i, shared, len(lastPath))
+			}
+			rest := r.bytes(r.uvarint())
+			f.Content = r.bytes(r.uvarint())
+			if r.err != nil {
+				return
+			}
+			path := append(lastPath[:shared:shared], rest...)
+			f.Entry = derive(ct, path, f.Content)
+			lastCT, lastPath = ct, path
+		default:
+			r.fail("subject %q: file %d: entry kind %d, want 0 or 1", d.Subject, i, kind[0])
+		}
 	}
 	p := &d.Proof
 	depth := r.uvarint()
