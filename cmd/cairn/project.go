@@ -254,14 +254,21 @@ moved past is checked entry by entry at its latest head.`,
 				fmt.Fprintf(w, "%s is current: %d packages, %s\n", plan.LockFile, len(l.Packages), l.Digest)
 				return nil
 			}
+			// The lock there is read (and its digest checked) while
+			// the project is resolved, on another core.
+			var prev *plan.Lock
+			var prevErr error
+			var reading sync.WaitGroup
+			reading.Go(func() { prev, prevErr = plan.ReadLock(pr.Dir) })
 			l, err := plan.Resolve(ctx, pr.Project, pr.srcs)
+			reading.Wait()
 			if err != nil {
 				return err
 			}
 			if err := pr.enforce(cmd.ErrOrStderr(), l); err != nil {
 				return err
 			}
-			if prev, err := plan.ReadLock(pr.Dir); err == nil {
+			if prevErr == nil {
 				l.KeepCheckpoints(ctx, prev, pr.srcs)
 			}
 			if _, err := plan.WriteLock(pr.Dir, l); err != nil {
