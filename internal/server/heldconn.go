@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // A response goes to the client in as few writes as it can. net/http
@@ -46,6 +48,7 @@ func (l heldListener) Accept() (net.Conn, error) {
 // connections) finds nothing to send.
 type heldConn struct {
 	net.Conn
+	wd      atomic.Int64 // the write deadline set last, in Unix nanoseconds (0: none)
 	holding bool
 	held    *[]byte     // what is held, from heldBufs; nil when nothing is
 	bufs    net.Buffers // the writev of held and the write that follows it
@@ -131,3 +134,36 @@ func (c *heldConn) CloseWrite() error {
 
 // NetConn returns the connection held (connQueues asks it).
 func (c *heldConn) NetConn() net.Conn { return c.Conn }
+
+// SetWriteDeadline sets the connection's write deadline, and remembers
+// it (writeDeadlineNear).
+func (c *heldConn) SetWriteDeadline(t time.Time) error {
+	c.wd.Store(unixNano(t))
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines, and remembers the write deadline.
+func (c *heldConn) SetDeadline(t time.Time) error {
+	c.wd.Store(unixNano(t))
+	return c.Conn.SetDeadline(t)
+}
+
+// writeDeadlineNear says whether the write deadline set last is t or
+// less than slack before it: a request's deadline that the one of the
+// request before it on the connection stands for, without setting it
+// again (a timer's change in the runtime, per request).
+func (c *heldConn) writeDeadlineNear(t time.Time, slack time.Duration) bool {
+	wd := c.wd.Load()
+	if wd == 0 {
+		return false
+	}
+	d := unixNano(t) - wd
+	return d >= 0 && d < int64(slack)
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}

@@ -106,9 +106,13 @@ func TestHeldConnWrites(t *testing.T) {
 
 // heldServer serves h behind the server's limits on a listener of held
 // connections, as Serve does, and returns its address.
-func heldServer(t *testing.T, h http.Handler) string {
+func heldServer(t *testing.T, h http.Handler, limits ...Limits) string {
 	t.Helper()
-	s := &Server{opts: Options{Limits: Limits{}.withDefaults()}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	l := Limits{}
+	if len(limits) > 0 {
+		l = limits[0]
+	}
+	s := &Server{opts: Options{Limits: l.withDefaults()}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -271,6 +275,122 @@ func TestHeldConnResponses(t *testing.T) {
 		}
 		if q.method == "HEAD" && resp.ContentLength != 8192 {
 			t.Fatalf("HEAD %s: Content-Length %d", q.path, resp.ContentLength)
+		}
+	}
+}
+
+// A connection remembers the write deadline set last, and a request's
+// deadline is near it only when it is that one or less than the slack
+// after it (the connection's deadline is then at most the slack early).
+func TestHeldConnWriteDeadlineNear(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := &heldConn{Conn: a}
+	d := time.Now().Add(time.Hour)
+	if c.writeDeadlineNear(d, time.Minute) {
+		t.Fatal("near a deadline never set")
+	}
+	c.SetWriteDeadline(d)
+	for _, x := range []struct {
+		t    time.Time
+		near bool
+	}{
+		{d, true}, {d.Add(30 * time.Second), true}, {d.Add(time.Minute), false},
+		{d.Add(-time.Nanosecond), false}, // later than the request's: never kept
+	} {
+		if got := c.writeDeadlineNear(x.t, time.Minute); got != x.near {
+			t.Errorf("deadline %v after the one set: near %v, want %v", x.t.Sub(d), got, x.near)
+		}
+	}
+	c.SetWriteDeadline(longAgo) // a cut
+	if c.writeDeadlineNear(d, time.Minute) {
+		t.Fatal("near after the deadline was set in the past (a client cut)")
+	}
+	c.SetDeadline(time.Time{})
+	if c.writeDeadlineNear(d, time.Minute) {
+		t.Fatal("near after the deadline was cleared")
+	}
+}
+
+// The attack: a client that stops reading on a keep-alive connection,
+// its second request's response larger than the kernel's buffers. The
+// response is cut by the request's deadline (RequestTimeout), though the
+// deadline the first request set stands for it: never later than its
+// own.
+func TestHeldConnRequestTimeoutKeepAlive(t *testing.T) {
+	const timeout = 1280 * time.Millisecond // a 64th: 20 ms
+	cut := make(chan time.Duration, 2)
+	addr := heldServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/small" {
+			w.Write([]byte("ok"))
+			return
+		}
+		start := time.Now()
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(buf); err != nil {
+				cut <- time.Since(start)
+				return
+			}
+			if time.Since(start) > 10*time.Second {
+				cut <- -1
+				return
+			}
+		}
+	}), Limits{RequestTimeout: timeout, SlowTimeout: time.Hour, MinRate: 1})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	fmt.Fprintf(c, "GET /large HTTP/1.1\r\nHost: x\r\n\r\n") // and read no more
+	select {
+	case d := <-cut:
+		if d < 0 || d > timeout+500*time.Millisecond {
+			t.Fatalf("a response the client stopped reading ran %v, past the request timeout of %v", d, timeout)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the handler's writes never failed")
+	}
+}
+
+// Tile reads are answered ahead of the routes, as the routes answer
+// them: a path with // or /./ is redirected to its clean form, a method
+// other than GET or HEAD is refused, a tile is the log's.
+func TestTileRoute(t *testing.T) {
+	f := newFixture(t)
+	for _, x := range []struct {
+		method, path string
+		code         int
+		location     string
+	}{
+		{"GET", "/log/tile/0/./000", http.StatusTemporaryRedirect, "/log/tile/0/000"},
+		{"GET", "/log/tile//0/000", http.StatusTemporaryRedirect, "/log/tile/0/000"},
+		{"GET", "/log/tile/0/../0/000", http.StatusTemporaryRedirect, "/log/tile/0/000"},
+		{"POST", "/log/tile/0/000", http.StatusMethodNotAllowed, ""},
+		{"GET", "/log/tile/9/000", http.StatusNotFound, ""},
+		{"GET", "/log/tile/0/x", http.StatusNotFound, ""},
+	} {
+		req, err := http.NewRequest(x.method, f.url+x.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL.Opaque = x.path // as sent, not cleaned
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != x.code || resp.Header.Get("Location") != x.location {
+			t.Errorf("%s %s: %s, Location %q; want %d, %q", x.method, x.path, resp.Status, resp.Header.Get("Location"), x.code, x.location)
 		}
 	}
 }

@@ -27,7 +27,10 @@ import (
 // one that falls SlowTimeout behind is cut (a body that stalls or
 // trickles: the connection is closed and its git process killed; a
 // response it stopped reading: its writes fail); no request lasts longer
-// than RequestTimeout; an idle keep-alive connection is closed after
+// than RequestTimeout (the requests of a keep-alive connection that
+// follow one another closely may share the first one's deadline, up to
+// a 64th of RequestTimeout earlier than their own); an idle keep-alive
+// connection is closed after
 // IdleTimeout. A large push or download at a sane rate is never cut by a
 // fixed body timeout, nor a client for the server's own delays (its work
 // between reads or writes, a loaded machine).
@@ -117,10 +120,14 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		x := &exchange{ctx: deadlineCtx{parent: r.Context(), end: end}, rc: *http.NewResponseController(w)}
 		defer x.ctx.close()
 		rc := &x.rc
-		// A connection that takes no deadlines (a test's recorder) cannot
-		// be cut: it is not paced.
-		paced := !errors.Is(rc.SetWriteDeadline(end), http.ErrNotSupported)
 		c, _ := r.Context().Value(connKey{}).(net.Conn)
+		hc, _ := c.(*heldConn)
+		// A connection that takes no deadlines (a test's recorder) cannot
+		// be cut: it is not paced. One whose deadline, set by the request
+		// before this one, is at most a 64th of RequestTimeout earlier
+		// than this one's keeps it.
+		paced := hc != nil && hc.writeDeadlineNear(end, l.RequestTimeout/64) ||
+			!errors.Is(rc.SetWriteDeadline(end), http.ErrNotSupported)
 		var conn net.Conn
 		if paced {
 			conn = c
@@ -130,7 +137,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		// A request without a body (nothing to answer 100 Continue to)
 		// has its response held until its handler returns or flushes: it
 		// goes out in one write (heldconn.go).
-		if hc, ok := c.(*heldConn); ok && r.ProtoMajor == 1 && r.TLS == nil && (r.Body == nil || r.Body == http.NoBody) {
+		if hc != nil && r.ProtoMajor == 1 && r.TLS == nil && (r.Body == nil || r.Body == http.NoBody) {
 			hc.hold()
 			rw.held = hc
 			defer hc.release() // however the handler ends
@@ -599,9 +606,28 @@ func (b *rateReader) cut() error {
 // response or loaded the server.
 type rateWriter struct {
 	http.ResponseWriter
-	rc   *http.ResponseController
-	pace *pace     // nil: the connection takes no deadlines
-	held *heldConn // the connection holding the response (nil: none)
+	rc    *http.ResponseController
+	pace  *pace     // nil: the connection takes no deadlines
+	held  *heldConn // the connection holding the response (nil: none)
+	wrote bool      // the handler wrote
+}
+
+// headersFirst, before a held response's first write of n bytes,
+// sends its headers ahead to the connection, which holds them, when n
+// is more than the connection copies and the response's length and
+// type are declared (so that the headers are what they would be after
+// the write: no sniffed type, no chunking): the body then goes from the
+// handler's bytes to the kernel with the headers, in one writev, rather
+// than through net/http's buffer and the connection's copy.
+func (w *rateWriter) headersFirst(n int) {
+	if n <= holdCopy {
+		return
+	}
+	h := w.Header()
+	if len(h["Content-Length"]) != 1 || len(h["Content-Type"]) == 0 {
+		return
+	}
+	w.rc.Flush()
 }
 
 // release sends what the connection holds of the response, with what
@@ -636,6 +662,10 @@ func (w *rateWriter) release() (whole bool) {
 }
 
 func (w *rateWriter) Write(p []byte) (int, error) {
+	if w.held != nil && !w.wrote {
+		w.wrote = true
+		w.headersFirst(len(p))
+	}
 	if w.pace == nil || len(p) == 0 {
 		return w.ResponseWriter.Write(p)
 	}

@@ -240,7 +240,30 @@ const immutable = "public, max-age=31536000, immutable"
 // /log/tile/entries/<N>[.p/<W>]: C2SP tlog-tiles hash tiles and entry
 // bundles of the served tree; a tile past it is 404.
 func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
-	path := "tile/" + r.PathValue("path")
+	s.tileAt(w, r, r.PathValue("path"))
+}
+
+// tilePrefix is where the log's tiles are served.
+const tilePrefix = "/log/tile/"
+
+// tileRoute serves GET and HEAD /log/tile/… (logTile) ahead of next, the
+// server's routes, without their matching: a tile read is most of what
+// a busy log serves. A path the routes would redirect to its clean form
+// (with //, /./ or /../) goes to them, as does every other request.
+func (s *Server) tileRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(p, tilePrefix) && !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+			s.tileAt(w, r, p[len(tilePrefix):])
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// tileAt answers logTile for the tile at /log/tile/rest.
+func (s *Server) tileAt(w http.ResponseWriter, r *http.Request, rest string) {
+	path := "tile/" + rest
 	// A tile never changes at its path (a partial one names its width),
 	// so the hot ones are kept in memory, with the tile their path names
 	// and their length: a tile read again is neither parsed nor measured.

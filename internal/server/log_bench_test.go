@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -57,10 +59,18 @@ func benchLogServer(b *testing.B) (url string, tiles, bundles []string, logDir s
 	if err != nil {
 		b.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
-	b.Cleanup(func() { ts.Close(); srv.Close(); logf.Close() })
+	// Served as cairn serve serves: Serve, its connections and limits.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, l) }()
+	b.Cleanup(func() { stop(); <-done; srv.Close(); logf.Close() })
+	url = "http://" + l.Addr().String()
 
-	resp, err := http.Get(ts.URL + "/log/checkpoint")
+	resp, err := http.Get(url + "/log/checkpoint")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +91,7 @@ func benchLogServer(b *testing.B) (url string, tiles, bundles []string, logDir s
 			bundles = append(bundles, "/log/"+torchwood.TilePath(t))
 		}
 	}
-	return ts.URL, tiles, bundles, r.Main().LogDir()
+	return url, tiles, bundles, r.Main().LogDir()
 }
 
 // BenchmarkLogTile is one GET of a C2SP tlog-tiles tile (hash tiles and

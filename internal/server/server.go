@@ -300,7 +300,7 @@ func (s *Server) routes() http.Handler {
 		panic(err) // the embedded templates do not parse: a build defect, which every test catches
 	}
 	pages.Mount(mux) // GET /, /packages/…, /keys/…, /log: pages for people
-	return s.limit(s.accessLog(pages.NotFound(mux)))
+	return s.limit(s.accessLog(s.tileRoute(pages.NotFound(mux))))
 }
 
 // healthz serves GET /healthz: "ok HEAD" when main verifies, else 503
