@@ -260,7 +260,7 @@ moved past is checked entry by entry at its latest head.`,
 			var prevErr error
 			var reading sync.WaitGroup
 			reading.Go(func() { prev, prevErr = plan.ReadLock(pr.Dir) })
-			l, err := plan.Resolve(ctx, pr.Project, pr.srcs)
+			l, err := plan.ResolveToWrite(ctx, pr.Project, pr.srcs)
 			reading.Wait()
 			if err != nil {
 				return err

@@ -143,7 +143,7 @@ type resolver struct {
 // Locked.Withheld), and a version pinned (by cairn.yaml or the snapshot)
 // that the server refuses is a *ServerRefusedError.
 func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
-	l, err := resolve(ctx, p, srcs, nil)
+	l, err := ResolveToWrite(ctx, p, srcs)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +152,13 @@ func Resolve(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// ResolveToWrite is Resolve, the lock's digest left empty: for a caller
+// that writes the lock (WriteLock computes it), one encoding of the lock
+// less.
+func ResolveToWrite(ctx context.Context, p *Project, srcs Sources) (*Lock, error) {
+	return resolve(ctx, p, srcs, nil)
 }
 
 // resolve is Resolve, without the lock's digest (a re-derived lock is
