@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -72,5 +73,52 @@ func TestOlderOffline(t *testing.T) {
 	}
 	if _, err := offline.Older(ctx, old); err == nil || errors.Is(err, light.ErrTileNotKept) {
 		t.Fatalf("a changed kept tile: %v, want it refused as proving nothing", err)
+	}
+}
+
+// Tiles kept one file each, by path, as an older cairn kept them, are
+// read offline as the packs are.
+func TestOlderOfflineTilesByPath(t *testing.T) {
+	ctx := context.Background()
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	url := servertest.Serve(w)
+	dir := t.TempDir()
+	old := open(t, newClient(w, url, dir)).Note
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.1.0"})
+	open(t, newClient(w, url, dir))
+	// Every pack unpacked into files by path, then removed.
+	var packs []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".tiles") {
+			packs = append(packs, p)
+		}
+		return nil
+	})
+	if len(packs) == 0 {
+		t.Fatal("no tile pack kept")
+	}
+	for _, p := range packs {
+		data, _ := os.ReadFile(p)
+		for len(data) > 0 {
+			line, rest, _ := strings.Cut(string(data), "\n")
+			path, size, _ := strings.Cut(line, " ")
+			n, err := strconv.Atoi(size)
+			if err != nil || n > len(rest) {
+				t.Fatalf("pack %s: line %q", p, line)
+			}
+			f := filepath.Join(filepath.Dir(p), filepath.FromSlash(path))
+			os.MkdirAll(filepath.Dir(f), 0o755)
+			os.WriteFile(f, []byte(rest[:n]), 0o644)
+			data = []byte(rest[n:])
+		}
+		os.Remove(p)
+	}
+	offline, err := newClient(w, url, dir).OpenOffline(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := offline.Older(ctx, old); err != nil {
+		t.Fatalf("offline, from tiles kept by path: %v", err)
 	}
 }
