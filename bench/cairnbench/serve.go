@@ -108,25 +108,34 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 		return err
 	}
 
-	compare := func(name, unit, goal string, conns int, path string, script string, per func(wrkResult) float64) error {
-		var floors, ours []float64
+	// compareWith measures cairn against the floor, and the references
+	// with them, each round in turn.
+	compareWith := func(name, unit, goal string, conns int, path string, script string, per func(wrkResult) float64, refs []reference) error {
+		bases := []string{ngxURL, cairnURL}
+		for _, r := range refs {
+			bases = append(bases, r.url)
+		}
+		got := make([][]float64, len(bases))
 		for round := 0; round < 3; round++ {
-			for _, base := range []string{ngxURL, cairnURL} {
+			for i, base := range bases {
 				res, err := runWrk(base+path, conns, script)
 				if err != nil {
 					return err
 				}
-				if base == ngxURL {
-					floors = append(floors, per(res))
-				} else {
-					ours = append(ours, per(res))
-				}
+				got[i] = append(got[i], per(res))
 			}
 		}
-		f, o := medianF(floors), medianF(ours)
+		f, o := medianF(got[0]), medianF(got[1])
 		line("floor_"+name, f, unit, 1, "nginx (open_file_cache max=10000), same files, same disk, wrk -t2 -c"+strconv.Itoa(conns)+" -d5s, median of 3")
 		line(name, o, unit, o/f, "cairn serve, same files, alternating with the floor, median of 3 "+goal)
+		for i, r := range refs {
+			v := medianF(got[2+i])
+			line(r.name, v, unit, v/f, r.note)
+		}
 		return nil
+	}
+	compare := func(name, unit, goal string, conns int, path string, script string, per func(wrkResult) float64) error {
+		return compareWith(name, unit, goal, conns, path, script, per, nil)
 	}
 	reqs := func(w wrkResult) float64 { return w.reqs }
 	mibs := func(w wrkResult) float64 { return w.bytes / (1 << 20) }
@@ -143,7 +152,7 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 	if err := compare("serve_sparse", "req/s", fmt.Sprintf("(%d distinct package documents in turn%s; wrk's two threads half the list apart; goal ≥ 10,000 req/s, absolute)", len(paths), few), 32, "", script, reqs); err != nil {
 		return err
 	}
-	if err := benchServeTiles(cairnURL, ngxURL, work, compare); err != nil {
+	if err := benchServeTiles(cairnURL, ngxURL, work, compareWith); err != nil {
 		return err
 	}
 	if err := benchPageVersion(cairnURL, docroot, pv, compare); err != nil {
@@ -436,6 +445,11 @@ func mirrorDocs(url, docroot string, paths []string) error {
 }
 
 type wrkResult struct{ reqs, bytes float64 }
+
+// reference is a server measured with a floor and cairn, for what it
+// tells (not a floor: it does less than cairn does), on a line of its
+// own named name, its ratio to the floor's.
+type reference struct{ name, url, note string }
 
 var (
 	reqsRE  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -15,8 +16,11 @@ import (
 // benchServeTiles: `cairn serve`'s C2SP tlog-tiles reads under /log/
 // against nginx serving the log's own directory, which is the same tile
 // tree on disk: every full hash tile of the served tree, in turn, and
-// every full entry bundle, in turn.
-func benchServeTiles(cairnURL, ngxURL, work string, compare func(name, unit, goal string, conns int, path, script string, per func(wrkResult) float64) error) error {
+// every full entry bundle, in turn. With them, for reference, Go's
+// net/http alone serving the same bytes from memory (in this process),
+// no limits, logs or metrics: what a Go server's requests cost at
+// least, which tells how far cairn's ratio can go.
+func benchServeTiles(cairnURL, ngxURL, work string, compare func(name, unit, goal string, conns int, path, script string, per func(wrkResult) float64, refs []reference) error) error {
 	resp, err := http.Get(cairnURL + "/log/checkpoint")
 	if err != nil {
 		return err
@@ -49,12 +53,14 @@ func benchServeTiles(cairnURL, ngxURL, work string, compare func(name, unit, goa
 	}
 	// Both serve the same bytes, or the comparison means nothing.
 	var size [2]int
+	files := map[string][]byte{}
 	for k, paths := range [][]string{hashTiles, bundles} {
 		for _, p := range paths {
 			ours, err := httpGet(cairnURL + p)
 			if err != nil {
 				return err
 			}
+			files[p] = ours
 			theirs, err := httpGet(ngxURL + p)
 			if err != nil {
 				return fmt.Errorf("nginx: %w", err)
@@ -65,6 +71,11 @@ func benchServeTiles(cairnURL, ngxURL, work string, compare func(name, unit, goa
 			size[k] += len(ours)
 		}
 	}
+	bare, stop, err := serveFromMemory(files)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	reqs := func(w wrkResult) float64 { return w.reqs }
 	for k, x := range []struct {
 		name  string
@@ -75,9 +86,38 @@ func benchServeTiles(cairnURL, ngxURL, work string, compare func(name, unit, goa
 			return err
 		}
 		goal := "(" + strconv.Itoa(len(x.paths)) + " tiles of " + strconv.Itoa(size[k]/len(x.paths)) + " bytes on average, in turn; goal ≥ 0.80)"
-		if err := compare(x.name, "req/s", goal, 32, "", script, reqs); err != nil {
+		ref := reference{name: "ref_nethttp_" + strings.TrimPrefix(x.name, "serve_"), url: bare,
+			note: "REFERENCE, not a floor: Go's net/http alone, the same bytes from memory (Content-Type and Content-Length set), no limits, log or metrics, alternating with the floor, median of 3"}
+		if err := compare(x.name, "req/s", goal, 32, "", script, reqs, []reference{ref}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// serveFromMemory serves files, by URL path, with net/http alone, and
+// returns its URL and how to stop it.
+func serveFromMemory(files map[string][]byte) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	lengths := map[string][]string{}
+	for p, b := range files {
+		lengths[p] = []string{strconv.Itoa(len(b))}
+	}
+	octets := []string{"application/octet-stream"}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		h := w.Header()
+		h["Content-Type"] = octets
+		h["Content-Length"] = lengths[r.URL.Path]
+		w.Write(b)
+	})}
+	go srv.Serve(l)
+	return "http://" + l.Addr().String(), func() { srv.Close() }, nil
 }
