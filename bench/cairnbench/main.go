@@ -4,7 +4,7 @@
 // rate ÷ the floor's); "-" for a figure that stands against its goal
 // alone, no floor doing the same work (see line).
 //
-//	cairnbench [verify|publish|serve|plan|certify|proof|light|evidence|goproxy|replicas|s3]...   (default: all groups)
+//	cairnbench [verify|publish|serve|pull|plan|certify|proof|light|evidence|goproxy|replicas|s3]...   (default: all groups)
 //	BENCH_RECORDS=N                  size of the large index (default 100000)
 //	CAIRN=path                       the cairn binary for whole-command figures
 //	WEED=path                        SeaweedFS's weed binary, for the s3 group
@@ -59,7 +59,7 @@ func run() error {
 	}
 	groups := os.Args[1:]
 	if len(groups) == 0 {
-		groups = []string{"verify", "publish", "serve", "plan", "certify", "proof", "light", "evidence", "goproxy", "replicas", "s3"}
+		groups = []string{"verify", "publish", "serve", "pull", "plan", "certify", "proof", "light", "evidence", "goproxy", "replicas", "s3"}
 	}
 	cairn := os.Getenv("CAIRN")
 	if cairn == "" {
@@ -75,7 +75,7 @@ func run() error {
 	// The large indexes, for the groups that read them.
 	var smallIx, bigIx *gen.Index
 	if slices.ContainsFunc(groups, func(g string) bool {
-		return g == "verify" || g == "publish" || g == "serve" || g == "light"
+		return g == "verify" || g == "publish" || g == "serve" || g == "pull" || g == "light"
 	}) {
 		t0 := time.Now()
 		if smallIx, err = gen.Build(ctx, filepath.Join(work, "small"), small, false); err != nil {
@@ -102,6 +102,10 @@ func run() error {
 			}
 		case "serve":
 			if err := benchServe(ctx, cairn, work, bigIx); err != nil {
+				return err
+			}
+		case "pull":
+			if err := benchPullCold(ctx, cairn, work, bigIx); err != nil {
 				return err
 			}
 		case "plan":
@@ -149,7 +153,7 @@ func run() error {
 				return err
 			}
 		default:
-			return fmt.Errorf("unknown group %q (want verify, publish, serve, plan, certify, proof, light, evidence, goproxy, replicas or s3; or lock, decision or install of plan)", g)
+			return fmt.Errorf("unknown group %q (want verify, publish, serve, pull, plan, certify, proof, light, evidence, goproxy, replicas or s3; or lock, decision or install of plan)", g)
 		}
 	}
 	return nil

@@ -111,6 +111,7 @@ func classify(err error) (int, string) {
 		de *remote.DivergedError
 		rb *remote.RollbackError
 		rf *remote.ForkError
+		sl *remote.SliceError
 		bp *remote.BadPushError
 		nc *remote.NoCheckpointError
 		cs certifierStopped
@@ -142,6 +143,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "the server at " + rb.URL + ", or a mirror in front of it, went back to an older head; this copy is intact: try another mirror, and tell the server's operator"
 	case errors.As(err, &rf):
 		return exitRefused, "this copy is intact and keeps the history verified before: do not trust the server at " + rf.URL + "; keep both heads as evidence and tell the repository's owner"
+	case errors.As(err, &sl):
+		return exitRefused, "this copy is intact: the server at " + sl.URL + " listed commits outside the history it serves to cut it at; keep the error as evidence and tell its operator"
 	case errors.As(err, &nc):
 		return exitRefused, "ask the operator of " + nc.URL + " to run cairn serve with --checkpoint-key KEY, a key the root granted the checkpoint scope; to follow it anyway, knowing a frozen mirror would go unnoticed, add the remote with --insecure-no-checkpoint"
 	case errors.As(err, &fe):

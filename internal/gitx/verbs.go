@@ -184,6 +184,17 @@ func (r *Repo) CommitTimes(ctx context.Context, base, head string) ([]int64, err
 	return times, nil
 }
 
+// FirstParents returns the commits of head's first-parent chain that
+// base ("" for none) does not reach, oldest first: a linear history's
+// commits in order.
+func (r *Repo) FirstParents(ctx context.Context, base, head string) ([]string, error) {
+	out, err := r.run(ctx, nil, revRange("rev-list", []string{"--first-parent", "--reverse"}, base, head)...)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(out)), nil
+}
+
 // revRange is a git command over the commits of head not in base.
 func revRange(verb string, opts []string, base, head string) []string {
 	args := append(append([]string{verb}, opts...), head)

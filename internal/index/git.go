@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"net/http"
 	"os/exec"
 	"strings"
 
@@ -123,4 +124,20 @@ func (r *Repo) dirPaths(ctx context.Context, rev, dir string) ([]string, error) 
 		return nil
 	})
 	return paths, err
+}
+
+// FetchPack fetches from the cairn server's index at url (its git smart
+// HTTP door, through client) the objects of the commits wants that the
+// commits haves (of this repository) lack, and keeps them as one pack,
+// unreferenced until the caller points a ref (MoveRef) at a want: see
+// gitx.Repo.FetchPack. Nothing is checked but git's object ids: what was
+// fetched is judged by VerifyLine, which reads every object it holds.
+func (r *Repo) FetchPack(ctx context.Context, client *http.Client, url string, wants, haves []string) error {
+	return r.git.FetchPack(ctx, client, url, wants, haves)
+}
+
+// FirstParents returns the commits of head's first-parent chain that
+// base ("" for none) does not reach, oldest first.
+func (r *Repo) FirstParents(ctx context.Context, base, head string) ([]string, error) {
+	return r.git.FirstParents(ctx, base, head)
 }

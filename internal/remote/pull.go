@@ -218,8 +218,36 @@ func fetchOnce(ctx context.Context, r *index.Repo, rm *Remote, o Options, last b
 		only = line.Ref
 	}
 	o.progress("fetching "+line.Name, 0, 0)
-	if err := r.Fetch(ctx, rm.gitURL(), src, in.Ref, only); err != nil {
-		return nil, fmt.Errorf("%s: %w", line.Name, err)
+	// The incoming line is judged against what was verified of the remote.
+	verified, _, err := line.VerifiedHead()
+	if err != nil {
+		return nil, named(err)
+	}
+	// The replay from the verified head is what checks that the line
+	// continues from it: a history that does not pass through it is an
+	// *index.ForkError, found with no git process of its own, and only
+	// then told apart as a rollback or a fork.
+	if verified != "" {
+		if err := in.Adopt(line); err != nil {
+			return nil, named(err)
+		}
+	} else {
+		os.Remove(in.Marker)
+	}
+	if o.Progress != nil {
+		in.Progress = func(p index.Progress) { o.progress("verifying "+line.Name, p.Commits, p.Total) }
+	}
+	// A long history comes in slices, each verified while the next one
+	// arrives (fetchSliced); a short one, or one from a plain git host,
+	// whole.
+	sl, err := fetchSliced(ctx, r, rm, o, in, line, note, verified)
+	if err != nil {
+		return nil, err
+	}
+	if sl.served == "" {
+		if err := r.Fetch(ctx, rm.gitURL(), src, in.Ref, only); err != nil {
+			return nil, fmt.Errorf("%s: %w", line.Name, err)
+		}
 	}
 	served, err := refAt(ctx, r, in.Ref)
 	if err != nil {
@@ -247,32 +275,33 @@ func fetchOnce(ctx context.Context, r *index.Repo, rm *Remote, o Options, last b
 			}
 		}
 	}
-	// The incoming line is judged against what was verified of the remote.
-	verified, _, err := line.VerifiedHead()
-	if err != nil {
-		return nil, named(err)
-	}
-	// The replay from the verified head is what checks that the line
-	// continues from it: a history that does not pass through it is an
-	// *index.ForkError, found with no git process of its own, and only
-	// then told apart as a rollback or a fork.
-	if verified != "" {
-		if err := in.Adopt(line); err != nil {
-			return nil, named(err)
+	if sl.last != "" && o.Progress != nil {
+		in.Progress = func(p index.Progress) {
+			o.progress("verifying "+line.Name, sl.commits+p.Commits, sl.commits+p.Total)
 		}
-	} else {
-		os.Remove(in.Marker)
-	}
-	if o.Progress != nil {
-		in.Progress = func(p index.Progress) { o.progress("verifying "+line.Name, p.Commits, p.Total) }
 	}
 	res, err := r.VerifyLine(ctx, in, false)
 	var fe *index.ForkError
+	if errors.As(err, &fe) && sl.last != "" {
+		if behind, _ := r.IsAncestor(ctx, fe.Head, sl.last); behind && !last {
+			// Served by a replica behind the one that listed the slices
+			// (a load balancer's): asked again.
+			return nil, named(fmt.Errorf("%w: it listed slices up to %s, it serves %s", errBehind, sl.last, fe.Head))
+		}
+		return nil, &SliceError{Remote: line.Name, URL: rm.URL, Commit: fe.Head, After: sl.last, Verified: verified}
+	}
 	if errors.As(err, &fe) {
 		return nil, breakOf(ctx, r, rm, line, fe)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", line.Name, err)
+	}
+	if sl.served != "" {
+		// The slices verified before are part of this pull.
+		res.From, res.Commits, res.Records = verified, res.Commits+sl.commits, res.Records+sl.records
+		if err := r.MoveRef(ctx, rm.fetched(r), "", sl.served); err != nil {
+			return nil, named(err)
+		}
 	}
 	if rm.Plain() && target != served {
 		// Nothing refused the commits the host holds past its checkpoint:

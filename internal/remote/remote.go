@@ -223,7 +223,7 @@ func Remove(ctx context.Context, r *index.Repo, name string) error {
 	if err != nil {
 		return err
 	}
-	for _, ref := range []string{rm.Line(r).Ref, rm.incoming(r).Ref} {
+	for _, ref := range []string{rm.Line(r).Ref, rm.incoming(r).Ref, rm.fetched(r)} {
 		cur, err := refAt(ctx, r, ref)
 		if err != nil {
 			return fmt.Errorf("removing remote %s: %w", name, err)

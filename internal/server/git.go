@@ -24,7 +24,9 @@ func (s *Server) gitBackend(hooks string) func(ctx context.Context, env []string
 	// their own signatures; the hook decides. Keepalives every second
 	// while git is otherwise quiet (running the hook, counting objects)
 	// keep clients' low-speed limits (transport.GitLowSpeed) from cutting
-	// an honest push or fetch.
+	// an honest push or fetch. A client may want any commit of the
+	// history (a slice of a long pull, GET /api/v1/slices), not only the
+	// tips of refs.
 	config := [][2]string{
 		{"http.receivepack", "true"},
 		{"http.uploadpack", "true"},
@@ -33,6 +35,7 @@ func (s *Server) gitBackend(hooks string) func(ctx context.Context, env []string
 		{"receive.denyNonFastForwards", "true"},
 		{"receive.fsckObjects", "true"},
 		{"uploadpack.allowFilter", "true"},
+		{"uploadpack.allowReachableSHA1InWant", "true"},
 		{"receive.keepAlive", "1"},
 		{"uploadpack.keepAlive", "1"},
 	}

@@ -47,6 +47,9 @@ type Options struct {
 	MaxUpload int64
 	// MaxPush bounds one git push, in bytes (default 256 MiB).
 	MaxPush int64
+	// SliceEvery is how many commits apart GET /api/v1/slices cuts a
+	// long history for a pull (default 1,024).
+	SliceEvery int
 	// Grace is how long an upload that no record refers to is kept
 	// (default 24 h).
 	Grace time.Duration
@@ -292,6 +295,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /upstreams/{up}/api/v1/log/subject", s.lineSubject)
 	mux.HandleFunc("POST /upstreams/{up}/api/v1/log/subjects", s.lineSubjects)
 	mux.HandleFunc("GET /api/v1/head", s.headGet)
+	mux.HandleFunc("GET /api/v1/slices", s.sliceList)
 	mux.HandleFunc("GET /go/{path...}", s.goGet)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
