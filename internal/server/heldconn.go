@@ -48,7 +48,13 @@ func (l heldListener) Accept() (net.Conn, error) {
 // connections) finds nothing to send.
 type heldConn struct {
 	net.Conn
-	wd      atomic.Int64 // the write deadline set last, in Unix nanoseconds (0: none)
+	wd atomic.Int64 // the write deadline set last, in Unix nanoseconds (0: none)
+
+	rmu     sync.Mutex // guards the read deadline
+	rwant   int64      // the read deadline set last (Unix nanoseconds, 0: none)
+	rset    int64      // the read deadline the connection has
+	reading bool       // a Read is in progress
+
 	holding bool
 	held    *[]byte     // what is held, from heldBufs; nil when nothing is
 	bufs    net.Buffers // the writev of held and the write that follows it
@@ -135,6 +141,60 @@ func (c *heldConn) CloseWrite() error {
 // NetConn returns the connection held (connQueues asks it).
 func (c *heldConn) NetConn() net.Conn { return c.Conn }
 
+// net/http sets a connection's read deadline six times a request (for
+// its header timeout, its idle timeout, its background read and the end
+// of it), each a change of a timer in the runtime; most are undone
+// before anything is read. A heldConn sets the read deadline on the
+// connection when a Read begins (or at once, if one is in progress), to
+// the last one set: what a Read sees is the same.
+
+// SetReadDeadline sets the read deadline of the Reads in progress and
+// of those that begin after it.
+func (c *heldConn) SetReadDeadline(t time.Time) error {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.rwant = unixNano(t)
+	if c.reading {
+		return c.applyRead()
+	}
+	return nil
+}
+
+// applyRead gives the connection the read deadline last set; rmu is
+// held.
+func (c *heldConn) applyRead() error {
+	if c.rwant == c.rset {
+		return nil
+	}
+	var t time.Time
+	if c.rwant != 0 {
+		t = time.Unix(0, c.rwant)
+	}
+	err := c.Conn.SetReadDeadline(t)
+	if err == nil {
+		c.rset = c.rwant
+	}
+	return err
+}
+
+func (c *heldConn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	c.reading = true
+	err := c.applyRead()
+	c.rmu.Unlock()
+	if err != nil {
+		c.rmu.Lock()
+		c.reading = false
+		c.rmu.Unlock()
+		return 0, err
+	}
+	n, err := c.Conn.Read(p)
+	c.rmu.Lock()
+	c.reading = false
+	c.rmu.Unlock()
+	return n, err
+}
+
 // SetWriteDeadline sets the connection's write deadline, and remembers
 // it (writeDeadlineNear).
 func (c *heldConn) SetWriteDeadline(t time.Time) error {
@@ -142,10 +202,12 @@ func (c *heldConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
-// SetDeadline sets both deadlines, and remembers the write deadline.
+// SetDeadline sets both deadlines.
 func (c *heldConn) SetDeadline(t time.Time) error {
-	c.wd.Store(unixNano(t))
-	return c.Conn.SetDeadline(t)
+	if err := c.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
 }
 
 // writeDeadlineNear says whether the write deadline set last is t or

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -392,5 +393,67 @@ func TestTileRoute(t *testing.T) {
 		if resp.StatusCode != x.code || resp.Header.Get("Location") != x.location {
 			t.Errorf("%s %s: %s, Location %q; want %d, %q", x.method, x.path, resp.Status, resp.Header.Get("Location"), x.code, x.location)
 		}
+	}
+}
+
+// A read deadline set on a held connection is what its Reads see: one
+// set before a Read ends it at the deadline, one set during a Read ends
+// that Read, one cleared before a Read does not end it, and one set in
+// the past ends the next Read at once (a client cut).
+func TestHeldConnReadDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &heldConn{Conn: raw}
+	defer c.Close()
+	buf := make([]byte, 1)
+	timedOut := func(err error) bool {
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout()
+	}
+
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	start := time.Now()
+	if _, err := c.Read(buf); !timedOut(err) || time.Since(start) > 5*time.Second {
+		t.Fatalf("a Read after a deadline 50 ms ahead: %v after %v, want a timeout", err, time.Since(start))
+	}
+
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	c.SetReadDeadline(time.Time{}) // cleared before the Read
+	go func() { time.Sleep(200 * time.Millisecond); client.Write([]byte("x")) }()
+	if n, err := c.Read(buf); n != 1 || err != nil {
+		t.Fatalf("a Read after its deadline was cleared: %d, %v; want the client's byte", n, err)
+	}
+
+	done := make(chan error, 1)
+	go func() { _, err := c.Read(buf); done <- err }()
+	time.Sleep(50 * time.Millisecond) // the Read is blocked
+	c.SetReadDeadline(longAgo)
+	select {
+	case err := <-done:
+		if !timedOut(err) {
+			t.Fatalf("a Read in progress when the deadline was set in the past: %v, want a timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a Read in progress was not ended by a deadline in the past")
+	}
+	if _, err := c.Read(buf); !timedOut(err) {
+		t.Fatalf("a Read after a deadline in the past: %v, want a timeout at once", err)
+	}
+	c.SetDeadline(time.Time{})
+	client.Write([]byte("y"))
+	if n, err := c.Read(buf); n != 1 || err != nil || buf[0] != 'y' {
+		t.Fatalf("a Read after SetDeadline cleared both: %d, %v", n, err)
 	}
 }
