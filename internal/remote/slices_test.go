@@ -37,6 +37,9 @@ type sliceWorld struct {
 
 func newSliceWorld(t *testing.T, grants int) *sliceWorld {
 	t.Helper()
+	cuts := sliceCuts
+	sliceCuts = 4 // as on eight cores or more, whatever this machine has
+	t.Cleanup(func() { sliceCuts = cuts })
 	w := &world{t: t, ctx: context.Background(), root: newSigner(t), ckpt: newSigner(t), dir: t.TempDir()}
 	r, intro, err := index.Init(w.ctx, filepath.Join(w.dir, "server"), []keys.Signer{w.root}, []string{"root"}, 1)
 	if err != nil {
@@ -362,4 +365,31 @@ func mustHead(t *testing.T, r *index.Repo) string {
 		t.Fatal(err)
 	}
 	return head
+}
+
+// TestPickSlices: the cuts are spread evenly, the first and last slices
+// half the size of those between, never the same commit twice.
+func TestPickSlices(t *testing.T) {
+	cuts := sliceCuts
+	t.Cleanup(func() { sliceCuts = cuts })
+	list := make([]string, 32)
+	for i := range list {
+		list[i] = fmt.Sprint(i)
+	}
+	for _, tc := range []struct {
+		cuts int
+		list []string
+		want string
+	}{
+		{1, list, "16"},
+		{2, list, "8 24"},
+		{4, list, "4 12 20 28"},
+		{4, list[:3], "0 1 2"},
+		{4, list[:1], "0"},
+	} {
+		sliceCuts = tc.cuts
+		if got := strings.Join(pickSlices(tc.list), " "); got != tc.want {
+			t.Errorf("%d cuts of %d commits: %s, want %s", tc.cuts, len(tc.list), got, tc.want)
+		}
+	}
 }
