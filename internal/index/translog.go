@@ -2,11 +2,8 @@ package index
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,17 +161,13 @@ func (r *Repo) install(l Line, f *freshLog) error {
 	r.storesMu.Lock()
 	delete(r.stores, dir)
 	r.storesMu.Unlock()
-	var suffix [6]byte
-	rand.Read(suffix[:])
-	old := dir + ".old-" + hex.EncodeToString(suffix[:])
-	if err := os.Rename(dir, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.Rename(f.dir, dir); err != nil {
+	// Under the old log's write lock: no writer of another process is
+	// between its hashes and its state; readers move to the new one on
+	// their next reload.
+	if err := translog.Replace(dir, f.dir); err != nil {
 		return err
 	}
 	f.dir = ""
-	os.RemoveAll(old)
 	if s, err := r.StoreOf(l); err == nil {
 		s.AdoptMap(fresh)
 	}

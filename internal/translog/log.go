@@ -2,7 +2,9 @@ package translog
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
@@ -62,7 +65,10 @@ var ErrCorrupt = errors.New("transparency log corrupt")
 // which Commit and Rollback release.
 type Log struct {
 	dir    string
-	hashes *os.File // the hashes file, read and write
+	hashes atomic.Pointer[os.File] // the hashes file, read and write (reload may open the directory's new one, under mu)
+	// retired are hashes files of a directory another process replaced
+	// whole (Replace), kept open for the reads begun on them until Close.
+	retired []*os.File
 
 	mu sync.RWMutex
 	// Committed.
@@ -150,16 +156,12 @@ func OpenLog(dir string) (*Log, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	hashes, err := os.OpenFile(filepath.Join(dir, hashesFile), os.O_RDWR|os.O_CREATE, 0o644)
+	hashes, err := openHashes(dir)
 	if err != nil {
-		// A log this process may not write (another user's, a read-only
-		// mount) can still be read; appends fail to take the lock.
-		hashes, err = os.Open(filepath.Join(dir, hashesFile))
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("opening transparency log %s: %w", dir, err)
-	}
-	l := &Log{dir: dir, hashes: hashes}
+	l := &Log{dir: dir}
+	l.hashes.Store(hashes)
 	if err := l.setState(st); err != nil {
 		hashes.Close()
 		return nil, err
@@ -184,10 +186,60 @@ func OpenLog(dir string) (*Log, error) {
 	return l, nil
 }
 
+// openHashes opens the hashes file of the log in dir.
+func openHashes(dir string) (*os.File, error) {
+	hashes, err := os.OpenFile(filepath.Join(dir, hashesFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		// A log this process may not write (another user's, a read-only
+		// mount) can still be read; appends fail to take the lock.
+		hashes, err = os.Open(filepath.Join(dir, hashesFile))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening transparency log %s: %w", dir, err)
+	}
+	return hashes, nil
+}
+
 // Close releases the log's files (and drops staged leaves).
 func (l *Log) Close() error {
 	l.Rollback()
-	return l.hashes.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range l.retired {
+		f.Close()
+	}
+	l.retired = nil
+	return l.hashes.Load().Close()
+}
+
+// Replace installs the committed log in fresh as the log in dir, in one
+// rename, under dir's write lock (no writer of another process is
+// between its hashes and its state); the log dir held is removed. A Log
+// open on dir in any process reads the new one after its next Reload.
+func Replace(dir, fresh string) error {
+	lock, err := tryLock(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		lock, err = nil, nil // no log there yet
+	} else if err == nil && lock == nil {
+		lock, err = takeLock(dir)
+	}
+	if err != nil {
+		return err
+	}
+	if lock != nil {
+		defer unlock(lock)
+	}
+	var suffix [6]byte
+	rand.Read(suffix[:])
+	old := dir + ".old-" + hex.EncodeToString(suffix[:])
+	if err := os.Rename(dir, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Rename(fresh, dir); err != nil {
+		return err
+	}
+	os.RemoveAll(old)
+	return nil
 }
 
 // Dir returns the log's directory: the root of its tlog-tiles tree.
@@ -419,7 +471,7 @@ func (l *Log) sameHashes() error {
 		return nil
 	}
 	buf := make([]byte, len(r.pending)*tlog.HashSize)
-	if _, err := l.hashes.ReadAt(buf, r.from*tlog.HashSize); err != nil {
+	if _, err := l.hashes.Load().ReadAt(buf, r.from*tlog.HashSize); err != nil {
 		return fmt.Errorf("%w: reading %s: %w", ErrDiffers, filepath.Join(l.dir, hashesFile), err)
 	}
 	for i, h := range r.pending {
@@ -463,22 +515,68 @@ func (l *Log) Reload() error {
 }
 
 func (l *Log) reload() error {
-	// The state file is replaced, never changed in place: one that is
-	// the same file as the one read last, of the same time and size, was
-	// read already.
-	fi, err := os.Stat(filepath.Join(l.dir, stateFile))
-	if err == nil && l.stamp != nil && os.SameFile(fi, l.stamp) && fi.ModTime().Equal(l.stamp.ModTime()) && fi.Size() == l.stamp.Size() {
+	for tries := 0; ; tries++ {
+		// A directory another process renamed over this one (Replace: a
+		// recomputed log) has its own hashes file: its state is read
+		// with it, never with the file this Log opened before.
+		moved, err := l.reopenHashes()
+		if err != nil {
+			return err
+		}
+		// The state file is replaced, never changed in place: one that
+		// is the same file as the one read last, of the same time and
+		// size, was read already.
+		fi, err := os.Stat(filepath.Join(l.dir, stateFile))
+		if !moved && err == nil && l.stamp != nil && os.SameFile(fi, l.stamp) && fi.ModTime().Equal(l.stamp.ModTime()) && fi.Size() == l.stamp.Size() {
+			return nil
+		}
+		st, err := readState(l.dir)
+		if err != nil {
+			return err
+		}
+		// Replaced again between the two reads: read both again.
+		if again, err := l.hashesMoved(); err != nil {
+			return err
+		} else if again && tries < 3 {
+			continue
+		}
+		if err := l.setState(st); err != nil {
+			return err
+		}
+		l.stamp = fi
 		return nil
 	}
-	st, err := readState(l.dir)
+}
+
+// hashesMoved reports whether the directory's hashes file is no longer
+// the one this Log reads (under mu).
+func (l *Log) hashesMoved() (bool, error) {
+	fi, err := os.Stat(filepath.Join(l.dir, hashesFile))
 	if err != nil {
-		return err
+		return false, fmt.Errorf("transparency log %s: %w", l.dir, err)
 	}
-	if err := l.setState(st); err != nil {
-		return err
+	have, err := l.hashes.Load().Stat()
+	if err != nil {
+		return false, err
 	}
-	l.stamp = fi
-	return nil
+	return !os.SameFile(fi, have), nil
+}
+
+// reopenHashes opens the directory's hashes file if it is no longer the
+// one this Log reads (under mu), keeping the old one open for the reads
+// begun on it.
+func (l *Log) reopenHashes() (bool, error) {
+	moved, err := l.hashesMoved()
+	if err != nil || !moved {
+		return false, err
+	}
+	f, err := openHashes(l.dir)
+	if err != nil {
+		return false, err
+	}
+	l.retired = append(l.retired, l.hashes.Load())
+	l.hashes.Store(f)
+	return true, nil
 }
 
 func (l *Log) setState(st *state) error {
@@ -623,7 +721,7 @@ func (l *Log) flush() error {
 	for _, h := range l.pending {
 		buf = append(buf, h[:]...)
 	}
-	if _, err := l.hashes.WriteAt(buf, l.flushed*tlog.HashSize); err != nil {
+	if _, err := l.hashes.Load().WriteAt(buf, l.flushed*tlog.HashSize); err != nil {
 		return fmt.Errorf("writing transparency log %s: %w", l.dir, err)
 	}
 	l.flushed += int64(len(l.pending))
@@ -706,7 +804,7 @@ func (l *Log) prepare(head string) error {
 	}
 	synced := make(chan error, 1)
 	go func() { synced <- next.Sync() }()
-	herr := l.hashes.Sync()
+	herr := l.hashes.Load().Sync()
 	if err := errors.Join(herr, <-synced); err != nil {
 		next.Discard()
 		return err
@@ -826,7 +924,7 @@ func (l *Log) rollback() {
 // lock): it removes the tiles a crashed commit wrote past the committed
 // size, truncates the hashes file, and empties staging.
 func (l *Log) recover() error {
-	fi, err := l.hashes.Stat()
+	fi, err := l.hashes.Load().Stat()
 	if err != nil {
 		return err
 	}
@@ -850,10 +948,10 @@ func (l *Log) recover() error {
 				}
 			}
 		}
-		if err := l.hashes.Truncate(want * tlog.HashSize); err != nil {
+		if err := l.hashes.Load().Truncate(want * tlog.HashSize); err != nil {
 			return err
 		}
-		if err := l.hashes.Sync(); err != nil {
+		if err := l.hashes.Load().Sync(); err != nil {
 			return err
 		}
 	}
@@ -874,7 +972,7 @@ func (l *Log) recover() error {
 
 // check compares the root the hashes give with the one the state names.
 func (l *Log) check() error {
-	fi, err := l.hashes.Stat()
+	fi, err := l.hashes.Load().Stat()
 	if err != nil {
 		return err
 	}
@@ -956,6 +1054,11 @@ func (l *Log) readStaged(indexes []int64) ([]tlog.Hash, error) {
 // readHashes reads stored hashes from the hashes file: indexes close
 // together in one read.
 func (l *Log) readHashes(indexes []int64) ([]tlog.Hash, error) {
+	return l.readHashesIn(l.hashes.Load(), indexes)
+}
+
+// readHashesIn is readHashes from the hashes file f.
+func (l *Log) readHashesIn(f *os.File, indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	const span = 1024 // hashes: one read of 32 KiB rather than several
 	var buf []byte
@@ -970,7 +1073,7 @@ func (l *Log) readHashes(indexes []int64) ([]tlog.Hash, error) {
 			buf = make([]byte, n)
 		}
 		buf = buf[:n]
-		if _, err := l.hashes.ReadAt(buf, lo*tlog.HashSize); err != nil {
+		if _, err := f.ReadAt(buf, lo*tlog.HashSize); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = fmt.Errorf("%w: stored hash %d is past the end of %s", ErrCorrupt, hi, filepath.Join(l.dir, hashesFile))
 			}
@@ -987,7 +1090,10 @@ func (l *Log) readHashes(indexes []int64) ([]tlog.Hash, error) {
 func (l *Log) committed() (int64, tlog.HashReader) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.size, tlog.HashReaderFunc(l.readHashes)
+	f := l.hashes.Load() // the file of this size, should a Reload open another
+	return l.size, tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		return l.readHashesIn(f, indexes)
+	})
 }
 
 // TreeHash returns the root hash of the tree of the first n leaves, for
