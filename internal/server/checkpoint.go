@@ -255,6 +255,13 @@ func (c *checkpointer) served() (logView, bool) {
 	return *c.view, true
 }
 
+// waitSigner returns when no checkpoint is being signed (a round takes
+// at most witnessTimeout with its witnesses).
+func (c *checkpointer) waitSigner() {
+	c.signing.Lock()
+	c.signing.Unlock()
+}
+
 // at returns a checkpoint of v (see atView).
 func (c *checkpointer) at(ctx context.Context, v logView, now time.Time) (*checkpoint.Checkpoint, []byte, error) {
 	l, note, _, err := c.atView(ctx, v, now)

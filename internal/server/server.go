@@ -269,6 +269,7 @@ func (s *Server) routes() http.Handler {
 		}
 		if isReceivePack(r) {
 			defer s.bg.Go(s.verifyAfterPush) // not in the push's own time
+			defer s.awaitCheckpoint(r.Context())
 			defer s.changes.notify()
 		}
 		git.ServeHTTP(w, r)
@@ -342,6 +343,29 @@ func (s *Server) verify(ctx context.Context) (*index.VerifyResult, error) {
 
 // verifyAfterPush verifies main once a push has landed, and logs loudly
 // if it does not verify (then /healthz fails too).
+// awaitCheckpoint holds the end of a push's response until the served
+// checkpoint is of main's verified head: signed, and cosigned by the
+// witnesses that answer in their time (witnessTimeout). Whoever reads
+// the checkpoint once the push returned (the pusher's other machine, a
+// follower it woke) finds the push in the log, rather than the tree
+// before it while the checkpoint loop asks the witnesses.
+func (s *Server) awaitCheckpoint(ctx context.Context) {
+	if s.ckpt == nil {
+		return
+	}
+	for range 3 {
+		_, _, signed, err := s.signed(ctx)
+		if err != nil || ctx.Err() != nil {
+			return // the checkpoint loop logs why; the push itself stands
+		}
+		now, err := s.view(ctx)
+		if err != nil || now.Head == signed.Head {
+			return
+		}
+		s.ckpt.waitSigner() // another round is signing: its end, then again
+	}
+}
+
 func (s *Server) verifyAfterPush() {
 	if _, err := s.verify(context.Background()); err != nil {
 		s.log.Error("the index does not verify: it was changed behind the server's back", "err", err)
