@@ -141,3 +141,17 @@ func (r *Repo) FetchPack(ctx context.Context, client *http.Client, url string, w
 func (r *Repo) FirstParents(ctx context.Context, base, head string) ([]string, error) {
 	return r.git.FirstParents(ctx, base, head)
 }
+
+// IsCommitID reports whether s is a full commit id as git writes it: 40
+// (SHA-1) or 64 (SHA-256) lower-case hex digits.
+func IsCommitID(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -92,11 +92,13 @@ func (l Line) Adopt(from Line) error {
 
 // MoveRef moves ref from old ("" = absent) to new ("" = delete it) with
 // compare-and-swap, and brings a clone's work tree along when ref is main.
+// The update is not cut short when ctx ends: git killed in it would leave
+// the ref's lock file behind, refusing every later update of the ref.
 func (r *Repo) MoveRef(ctx context.Context, ref, new, old string) error {
 	if new == "" {
 		new = r.git.ZeroID()
 	}
-	if err := r.git.UpdateRef(ctx, ref, new, old, "cairn: verified"); err != nil {
+	if err := r.git.UpdateRef(context.WithoutCancel(ctx), ref, new, old, "cairn: verified"); err != nil {
 		return err
 	}
 	r.resetReader()

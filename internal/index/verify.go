@@ -533,6 +533,12 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 			select {
 			case work <- j:
 			case <-ctx.Done():
+				// Stage 4 waits on each commit's files: those not
+				// passed on are done, failed.
+				for ; j != nil; j = <-toRead {
+					j.f.Err = ctx.Err()
+					j.cj.done.Done()
+				}
 				return
 			}
 		}
@@ -632,6 +638,9 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 	}
 	for cj := range ordered {
 		cj.done.Wait()
+		if err := ctx.Err(); err != nil {
+			return fail(err) // interrupted: its files were not all read
+		}
 		if len(cj.c.Parents) > 0 && cj.c.Parents[0] != prev || len(cj.c.Parents) == 0 && prev != "" {
 			if !passed || prev == verified {
 				// The line breaks before or right at the verified head.

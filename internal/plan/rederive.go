@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+
+	"cairn.dev/cairn/internal/index"
 )
 
 // at returns the sources read at the given heads (by source name)
@@ -47,7 +49,7 @@ func (ss Sources) at(ctx context.Context, heads map[string]string, records map[s
 // checkHead checks that head, which a lock pins for source s, is a
 // commit of s's verified history, and says what is wrong if not.
 func checkHead(ctx context.Context, s *Source, head string) string {
-	if !isCommitID(head) {
+	if !index.IsCommitID(head) {
 		return fmt.Sprintf("repository %s: head %q is not a commit id", s.Name, head)
 	}
 	if s.Repo == nil { // a light view: only its own head (see Check)
@@ -67,20 +69,6 @@ func checkHead(ctx context.Context, s *Source, head string) string {
 		return fmt.Sprintf("repository %s: head %s is not in the verified history of its index (at %s)", s.Name, head, s.Head())
 	}
 	return ""
-}
-
-// isCommitID reports whether s is a full git object id (SHA-1 or
-// SHA-256), lowercase hex.
-func isCommitID(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // rederive resolves the project again at the heads the lock pins and

@@ -192,7 +192,7 @@ var errBehind = errors.New("the server's checkpoint names a head its git history
 
 // fetchOnce is one try of fetch; on the last, a served history behind
 // its checkpoint is judged rather than asked again.
-func fetchOnce(ctx context.Context, r *index.Repo, rm *Remote, o Options, last bool) (*Pulled, error) {
+func fetchOnce(ctx context.Context, r *index.Repo, rm *Remote, o Options, last bool) (p *Pulled, _ error) {
 	// The checkpoint first: a head fetched after it is the same or newer.
 	// An upstream's line read through an organisation's server (via) is
 	// held to the upstream's own checkpoint, the one the organisation's
@@ -243,6 +243,13 @@ func fetchOnce(ctx context.Context, r *index.Repo, rm *Remote, o Options, last b
 	sl, err := fetchSliced(ctx, r, rm, o, in, line, note, verified)
 	if err != nil {
 		return nil, err
+	}
+	if sl.undo != nil {
+		defer func() {
+			if p == nil {
+				sl.undo() // refused after the slices
+			}
+		}()
 	}
 	if sl.served == "" {
 		if err := r.Fetch(ctx, rm.gitURL(), src, in.Ref, only); err != nil {
@@ -310,7 +317,7 @@ func fetchOnce(ctx context.Context, r *index.Repo, rm *Remote, o Options, last b
 			return nil, err
 		}
 	}
-	p := &Pulled{Remote: rm.Name, From: verified, Head: res.Head, Commits: res.Commits, Records: res.Records, Total: res.Total}
+	p = &Pulled{Remote: rm.Name, From: verified, Head: res.Head, Commits: res.Commits, Records: res.Records, Total: res.Total}
 	if note != nil {
 		sc, n, err := checkCheckpoint(ctx, r, rm, in, note, res, o.now())
 		if err != nil {

@@ -82,7 +82,7 @@ func getSlices(ctx context.Context, rm *Remote, o Options, from, head string) []
 	}
 	ids := strings.Fields(string(body))
 	for _, id := range ids {
-		if !isCommitID(id) {
+		if !index.IsCommitID(id) {
 			return nil
 		}
 	}
@@ -93,18 +93,6 @@ func getSlices(ctx context.Context, rm *Remote, o Options, from, head string) []
 // verified: the head served, and each slice before it.
 func (rm *Remote) fetched(r *index.Repo) string {
 	return strings.Replace(rm.incoming(r).Ref, "/incoming/", "/fetched/", 1)
-}
-
-func isCommitID(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // pickSlices chooses where to cut among the commits the server listed:
@@ -138,6 +126,12 @@ type sliced struct {
 	served  string // the head the server served, fetched and on in.Ref
 	commits int    // commits verified in the slices
 	records int
+	// undo puts back the refs the slices moved (in.Ref and the fetched
+	// pin), for a pull refused after them: they name what the server
+	// sent, whose objects no one checked connected beyond what the
+	// verification read, and nothing in the repository may name an
+	// object it lacks (git gc, fsck, the git door).
+	undo func()
 }
 
 // fetchSliced fetches a cairn server's history up to the head it serves
@@ -200,6 +194,30 @@ func fetchSliced(ctx context.Context, r *index.Repo, rm *Remote, o Options, in, 
 	}
 	arrived := make(chan arrival, len(list)+1)
 	pin := rm.fetched(r)
+	// A refused or interrupted pull puts back the refs it moved (undo);
+	// deferred first, so that it runs once the fetches have stopped.
+	pinAt, err := refAt(ctx, r, pin)
+	if err != nil {
+		return sliced{}, named(err)
+	}
+	inAt, err := refAt(ctx, r, in.Ref)
+	if err != nil {
+		return sliced{}, named(err)
+	}
+	undo := func() {
+		bg := context.WithoutCancel(outer)
+		for _, ref := range [][2]string{{pin, pinAt}, {in.Ref, inAt}} {
+			if now, err := refAt(bg, r, ref[0]); err == nil && now != ref[1] {
+				r.MoveRef(bg, ref[0], ref[1], now)
+			}
+		}
+	}
+	kept := false
+	defer func() {
+		if !kept {
+			undo()
+		}
+	}()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -228,11 +246,8 @@ func fetchSliced(ctx context.Context, r *index.Repo, rm *Remote, o Options, in, 
 		<-done
 	}()
 
-	s := sliced{served: served}
-	cur, err := refAt(ctx, r, in.Ref)
-	if err != nil {
-		return sliced{}, named(err)
-	}
+	s := sliced{served: served, undo: undo}
+	cur := inAt
 	after := verified
 	progress := in.Progress
 	for {
@@ -274,5 +289,6 @@ func fetchSliced(ctx context.Context, r *index.Repo, rm *Remote, o Options, in, 
 		s.commits += res.Commits
 		s.records += res.Records
 	}
+	kept = true
 	return s, nil
 }

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -391,5 +392,85 @@ func TestPickSlices(t *testing.T) {
 		if got := strings.Join(pickSlices(tc.list), " "); got != tc.want {
 			t.Errorf("%d cuts of %d commits: %s, want %s", tc.cuts, len(tc.list), got, tc.want)
 		}
+	}
+}
+
+// TestPullSliceMissingObject: a server answers a middle slice's fetch
+// with a pack that lacks one of the slice's objects (a blob, a tree).
+// The pull is refused, the replica keeps nothing, and no ref is left
+// naming what the server sent: its repository stays whole (git fsck,
+// git gc), and the honest pull after it succeeds.
+func TestPullSliceMissingObject(t *testing.T) {
+	for _, drop := range []string{"blob", "tree"} {
+		t.Run(drop, func(t *testing.T) {
+			sw := newSliceWorld(t, 10)
+			gd := indextest.GitDir(t, sw.repo)
+			var fetches atomic.Int32
+			sw.rewrite = func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/git-upload-pack") || fetches.Add(1) != 2 {
+					return false
+				}
+				// The objects the request asks for, one of the kind dropped left out.
+				body, _ := io.ReadAll(r.Body)
+				var args []string
+				for _, f := range strings.Split(string(body), "\n") {
+					if _, id, ok := strings.Cut(f, "want "); ok {
+						args = append(args, id)
+					}
+					if _, id, ok := strings.Cut(f, "have "); ok {
+						args = append(args, "^"+id)
+					}
+				}
+				var keep []string
+				gone := false
+				for _, o := range strings.Split(gitIn(t, gd, append([]string{"rev-list", "--objects"}, args...)...), "\n") {
+					f := strings.Fields(o)
+					if !gone && len(f) > 1 && gitIn(t, gd, "cat-file", "-t", f[0]) == drop {
+						gone = true
+						continue
+					}
+					keep = append(keep, f[0])
+				}
+				if !gone {
+					t.Errorf("no %s to leave out of the slice", drop)
+					return false
+				}
+				cmd := exec.Command("git", "-C", gd, "pack-objects", "--stdout")
+				cmd.Stdin = strings.NewReader(strings.Join(keep, "\n") + "\n")
+				pack, err := cmd.Output()
+				if err != nil {
+					t.Errorf("pack-objects: %v", err)
+					return false
+				}
+				var out bytes.Buffer
+				pkt := func(s string) { fmt.Fprintf(&out, "%04x%s", len(s)+4, s) }
+				pkt("packfile\n")
+				for len(pack) > 0 {
+					n := min(len(pack), 65000)
+					pkt("\x01" + string(pack[:n]))
+					pack = pack[n:]
+				}
+				out.WriteString("0000")
+				w.Header().Set("Content-Type", "application/x-git-upload-pack-result")
+				w.Write(out.Bytes())
+				return true
+			}
+			c := sw.replica("c", sw.url)
+			if _, err := Pull(sw.ctx, c, "origin", Options{}); err == nil {
+				t.Fatalf("a pull whose slice lacks a %s was accepted", drop)
+			}
+			untouched(t, c)
+			cgd := indextest.GitDir(t, c)
+			for _, args := range [][]string{{"fsck", "--connectivity-only"}, {"gc", "-q"}} {
+				if out, err := exec.Command("git", append([]string{"-C", cgd}, args...)...).CombinedOutput(); err != nil {
+					refs, _ := exec.Command("git", "-C", cgd, "for-each-ref").CombinedOutput()
+					t.Fatalf("after the refused pull, git %s: %v\n%s\nrefs:\n%s", args[0], err, out, refs)
+				}
+			}
+			sw.rewrite = nil
+			if _, err := Pull(sw.ctx, c, "origin", Options{}); err != nil {
+				t.Fatalf("the honest pull after: %v", err)
+			}
+		})
 	}
 }

@@ -258,7 +258,7 @@ type blobVerdict struct {
 // policy in force there, the records there).
 func (g *gate) catalog(ctx context.Context, repo *index.Repo, key, ref string) (*index.Catalog, error) {
 	head, _, _ := strings.Cut(key, ";")
-	if ref != index.MainRef || !isCommitID(head) {
+	if ref != index.MainRef || !index.IsCommitID(head) {
 		var err error
 		if head, err = repo.Head(ctx, ref); err != nil {
 			return nil, err
@@ -280,19 +280,6 @@ func (g *gate) catalog(ctx context.Context, repo *index.Repo, key, ref string) (
 	}
 	g.mu.Unlock()
 	return c, nil
-}
-
-// isCommitID reports whether s is a commit id in hex (SHA-1 or SHA-256).
-func isCommitID(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // refuse answers a request the policy refuses: 403 (not 404 or 410, on

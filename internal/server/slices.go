@@ -23,7 +23,7 @@ const sliceEvery = 1024
 func (s *Server) sliceList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	head, from := q.Get("head"), q.Get("from")
-	if !isCommitID(head) || from != "" && !isCommitID(from) {
+	if !index.IsCommitID(head) || from != "" && !index.IsCommitID(from) {
 		httpError(w, http.StatusBadRequest, "want head=COMMIT (and from=COMMIT, the head the client verified last): commit ids in hex")
 		return
 	}

@@ -685,7 +685,7 @@ func (l *Log) begin() error {
 	if l.lock != nil {
 		return nil
 	}
-	lock, err := takeLock(l.dir)
+	lock, err := l.takeCurrentLock()
 	if err != nil {
 		return err
 	}
@@ -703,6 +703,31 @@ func (l *Log) begin() error {
 		return err
 	}
 	return nil
+}
+
+// takeCurrentLock takes the directory's write lock, on the lock file
+// that is the directory's once held: a writer that waited while another
+// process replaced the directory (Replace) holds the old one's, which
+// guards nothing now, and takes the new one's.
+func (l *Log) takeCurrentLock() (*os.File, error) {
+	for {
+		lock, err := takeLock(l.dir)
+		if err != nil {
+			return nil, err
+		}
+		held, herr := lock.Stat()
+		now, nerr := os.Stat(filepath.Join(l.dir, lockFile))
+		if herr == nil && nerr == nil && os.SameFile(held, now) {
+			return lock, nil
+		}
+		unlock(lock)
+		if herr != nil {
+			return nil, herr
+		}
+		if nerr != nil && !errors.Is(nerr, fs.ErrNotExist) {
+			return nil, nerr
+		}
+	}
 }
 
 func (l *Log) release() {
