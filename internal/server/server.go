@@ -119,6 +119,7 @@ type Server struct {
 	tiles    *lightCache // the log's tiles, by path
 	subjects *lightCache // light reads' subject documents, by tree and subject
 	leaves   *lightCache // the log's files (the small ones), by entry
+	slices   sliceCache  // GET /api/v1/slices answers, by head and from
 
 	upMu     sync.Mutex // guards the followed upstreams, kept by main's upstreams/ tree id
 	upTree   string

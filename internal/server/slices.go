@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"cairn.dev/cairn/internal/index"
 )
@@ -25,6 +26,11 @@ func (s *Server) sliceList(w http.ResponseWriter, r *http.Request) {
 	head, from := q.Get("head"), q.Get("from")
 	if !index.IsCommitID(head) || from != "" && !index.IsCommitID(from) {
 		httpError(w, http.StatusBadRequest, "want head=COMMIT (and from=COMMIT, the head the client verified last): commit ids in hex")
+		return
+	}
+	key := head + " " + from
+	if body, ok := s.slices.get(key); ok {
+		writeSlices(w, body)
 		return
 	}
 	ctx := r.Context()
@@ -53,7 +59,48 @@ func (s *Server) sliceList(w http.ResponseWriter, r *http.Request) {
 	for i := every - 1; i < len(ids)-1; i += every {
 		fmt.Fprintln(&b, ids[i])
 	}
+	s.slices.put(key, b.String())
+	writeSlices(w, b.String())
+}
+
+func writeSlices(w http.ResponseWriter, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable") // a history never changes
-	fmt.Fprint(w, b.String())
+	fmt.Fprint(w, body)
+}
+
+// sliceCache keeps the last few slice lists answered, by head and from:
+// a list is a function of the two (main only grows), and each costs a
+// walk of main's history, which new replicas pulling the same head would
+// otherwise pay for again and again.
+type sliceCache struct {
+	mu     sync.Mutex
+	keys   []string // oldest first
+	bodies map[string]string
+}
+
+const sliceCacheSize = 16
+
+func (c *sliceCache) get(key string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	body, ok := c.bodies[key]
+	return body, ok
+}
+
+func (c *sliceCache) put(key, body string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.bodies[key]; ok {
+		return
+	}
+	if c.bodies == nil {
+		c.bodies = map[string]string{}
+	}
+	if len(c.keys) == sliceCacheSize {
+		delete(c.bodies, c.keys[0])
+		c.keys = c.keys[1:]
+	}
+	c.keys = append(c.keys, key)
+	c.bodies[key] = body
 }
