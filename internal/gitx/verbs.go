@@ -228,10 +228,12 @@ func (r *Repo) ConfigGet(ctx context.Context, key string) (value string, ok bool
 }
 
 // Repack packs every object into one pack and drops the packs and loose
-// objects it replaces (git repack -a -d).
+// objects it replaces (git repack -a -d), and writes the commit-graph.
 func (r *Repo) Repack(ctx context.Context) error {
-	_, err := r.run(ctx, nil, "repack", "-a", "-d", "-q")
-	return err
+	if _, err := r.run(ctx, nil, "repack", "-a", "-d", "-q"); err != nil {
+		return err
+	}
+	return r.writeCommitGraph(ctx)
 }
 
 // TreeItem is one entry of a recursive tree listing.

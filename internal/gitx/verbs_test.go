@@ -130,6 +130,13 @@ func TestRepack(t *testing.T) {
 	if n, err := r.Count(ctx, "", head); err != nil || n != 3 {
 		t.Fatalf("after Repack: %d commits, %v", n, err)
 	}
+	// Its commit-graph, which git checks and reads the walk from.
+	if _, err := os.Stat(filepath.Join(r.GitDir, "objects", "info", "commit-graphs", "commit-graph-chain")); err != nil {
+		t.Fatalf("no commit-graph after Repack: %v", err)
+	}
+	if out, err := r.run(ctx, nil, "commit-graph", "verify"); err != nil {
+		t.Fatalf("git commit-graph verify: %v\n%s", err, out)
+	}
 }
 
 // CheckoutTree brings a work tree along; a bare repository is left be.
