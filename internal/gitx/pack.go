@@ -192,6 +192,15 @@ func (r *Repo) MaybeRepack(ctx context.Context, limit int) error {
 	return r.writeCommitGraph(ctx)
 }
 
+// AutoGC lets git tidy the repository if it needs it (git gc --auto:
+// loose objects past gc.auto, 6,700 by default, or packs past
+// gc.autoPackLimit, 50), in the foreground; git writes the commit-graph
+// with it.
+func (r *Repo) AutoGC(ctx context.Context) error {
+	_, err := r.run(ctx, nil, "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet")
+	return err
+}
+
 // writeCommitGraph brings the repository's commit-graph up to its refs,
 // in layers (git commit-graph write --split): git reads commits' parents
 // and generations from it rather than from each commit, so that a walk

@@ -16,6 +16,14 @@ import (
 	"cairn.dev/cairn/internal/translog"
 )
 
+// Maintain lets git tidy the repository when it needs it (git gc
+// --auto: too many loose objects or packs): what a replica calls after
+// a pull, which leaves a pack or loose objects each time and, unlike
+// git fetch's, runs no gc of its own.
+func (r *Repo) Maintain(ctx context.Context) error {
+	return r.git.AutoGC(ctx)
+}
+
 // packLimit is how many packs an index may have before appends repack.
 const packLimit = 50
 

@@ -148,6 +148,11 @@ func Pull(ctx context.Context, r *index.Repo, name string, o Options) (*Pulled, 
 	if rm.Introduction == r.Config.Introduction {
 		p.Upstreams, err = pullUpstreams(ctx, r, rm, o)
 	}
+	if p.Commits > 0 {
+		// A pack a pull: rolled up now and then (best effort: a
+		// failure loses nothing), or a follower's lookups slow down.
+		r.Maintain(ctx)
+	}
 	return p, err
 }
 
