@@ -50,16 +50,7 @@ func TestOlderOffline(t *testing.T) {
 	}
 
 	// A kept tile changed on disk.
-	var tiles []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.Contains(p, ".tiles"+string(filepath.Separator)) {
-			tiles = append(tiles, p)
-		}
-		return nil
-	})
-	if len(tiles) == 0 {
-		t.Fatal("no tile kept")
-	}
+	tiles := keptFiles(t, dir, "tile", func(p string) bool { return strings.Contains(p, ".tiles"+string(filepath.Separator)) })
 	for _, p := range tiles {
 		// The last byte: a tile's own (its pack's last tile's), not the
 		// pack's line that names it.
@@ -88,16 +79,7 @@ func TestOlderOfflineTilesByPath(t *testing.T) {
 	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.1.0"})
 	open(t, newClient(w, url, dir))
 	// Every pack unpacked into files by path, then removed.
-	var packs []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".tiles") {
-			packs = append(packs, p)
-		}
-		return nil
-	})
-	if len(packs) == 0 {
-		t.Fatal("no tile pack kept")
-	}
+	packs := keptFiles(t, dir, "tile pack", func(p string) bool { return strings.HasSuffix(p, ".tiles") })
 	for _, p := range packs {
 		data, _ := os.ReadFile(p)
 		for len(data) > 0 {
@@ -121,4 +103,21 @@ func TestOlderOfflineTilesByPath(t *testing.T) {
 	if _, err := offline.Older(ctx, old); err != nil {
 		t.Fatalf("offline, from tiles kept by path: %v", err)
 	}
+}
+
+// keptFiles returns the files under a client's state dir whose paths
+// match, failing the test if there are none (what names them).
+func keptFiles(t *testing.T, dir, what string, match func(string) bool) []string {
+	t.Helper()
+	var found []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && match(p) {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if len(found) == 0 {
+		t.Fatalf("no %s kept in %s", what, dir)
+	}
+	return found
 }

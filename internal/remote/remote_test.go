@@ -55,6 +55,15 @@ type world struct {
 // real HTTP server.
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	w := newUnserved(t)
+	w.url = w.serve(w.repo)
+	return w
+}
+
+// newUnserved is newWorld's repository, its checkpoint key granted, not
+// served yet.
+func newUnserved(t *testing.T) *world {
+	t.Helper()
 	w := &world{t: t, ctx: context.Background(), root: newSigner(t), ckpt: newSigner(t), dir: t.TempDir()}
 	r, intro, err := index.Init(w.ctx, filepath.Join(w.dir, "server"), []keys.Signer{w.root}, []string{"root"}, 1)
 	if err != nil {
@@ -63,27 +72,37 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(func() { r.Close() })
 	w.repo, w.intro = r, intro.ID
 	w.grant(w.ckpt, "server", "checkpoint")
-	w.url = w.serve(r)
 	return w
 }
 
 func (w *world) serve(r *index.Repo, opts ...server.Options) string {
-	exe, err := filepath.Abs(os.Args[0])
-	if err != nil {
-		w.t.Fatal(err)
-	}
 	var o server.Options
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	o.Exe, o.CheckpointKey, o.Logger = exe, w.ckpt, slog.New(slog.NewTextHandler(io.Discard, nil))
+	o.CheckpointKey = w.ckpt
+	ts := httptest.NewServer(w.server(r, o).Handler())
+	w.t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// server makes a cairn server of r with o, this test binary as its
+// hook, w's checkpoint key unless o names one, closed with the test.
+func (w *world) server(r *index.Repo, o server.Options) *server.Server {
+	exe, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	o.Exe, o.Logger = exe, slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.CheckpointKey == nil {
+		o.CheckpointKey = w.ckpt
+	}
 	srv, err := server.New(r, o)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
-	w.t.Cleanup(func() { ts.Close(); srv.Close() })
-	return ts.URL
+	w.t.Cleanup(func() { srv.Close() })
+	return srv
 }
 
 func (w *world) grant(s keys.Signer, holder string, scopes ...string) {
@@ -96,14 +115,7 @@ func (w *world) grant(s keys.Signer, holder string, scopes ...string) {
 // client makes a replica that follows the server as "origin".
 func (w *world) client(name, url string) *index.Repo {
 	w.t.Helper()
-	r, err := index.InitReplica(w.ctx, filepath.Join(w.dir, name), w.intro)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.t.Cleanup(func() { r.Close() })
-	if err := Add(r, Remote{Name: "origin", URL: url, Introduction: w.intro}); err != nil {
-		w.t.Fatal(err)
-	}
+	r := w.replica(name, url)
 	if _, err := Pull(w.ctx, r, "origin", Options{}); err != nil {
 		w.t.Fatal(err)
 	}

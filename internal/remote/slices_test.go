@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -19,7 +18,6 @@ import (
 
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
-	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/server"
 )
 
@@ -41,40 +39,19 @@ func newSliceWorld(t *testing.T, grants int) *sliceWorld {
 	cuts := sliceCuts
 	sliceCuts = 4 // as on eight cores or more, whatever this machine has
 	t.Cleanup(func() { sliceCuts = cuts })
-	w := &world{t: t, ctx: context.Background(), root: newSigner(t), ckpt: newSigner(t), dir: t.TempDir()}
-	r, intro, err := index.Init(w.ctx, filepath.Join(w.dir, "server"), []keys.Signer{w.root}, []string{"root"}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	w.repo, w.intro = r, intro.ID
-	w.grant(w.ckpt, "server", "checkpoint")
+	w := newUnserved(t)
 	for i := 0; i < grants; i++ {
 		w.grant(newSigner(t), fmt.Sprintf("p%d", i), fmt.Sprintf("publish:team%d/*", i))
 	}
 	sw := &sliceWorld{world: w}
-	sw.direct = sw.serveCounted(r, server.Options{SliceEvery: 2})
+	sw.direct = sw.serveCounted(w.repo, server.Options{SliceEvery: 2})
 	w.url = sw.direct
 	return sw
 }
 
 // serveCounted serves r through the counting front.
 func (sw *sliceWorld) serveCounted(r *index.Repo, o server.Options) string {
-	t := sw.t
-	exe, err := filepath.Abs(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Exe, o.Logger = exe, slog.New(slog.NewTextHandler(io.Discard, nil))
-	if o.CheckpointKey == nil {
-		o.CheckpointKey = sw.ckpt
-	}
-	srv, err := server.New(r, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return sw.front(srv.Handler())
+	return sw.front(sw.server(r, o).Handler())
 }
 
 // front serves next through the counting front.
@@ -93,20 +70,6 @@ func (sw *sliceWorld) front(next http.Handler) string {
 	}))
 	sw.t.Cleanup(ts.Close)
 	return ts.URL
-}
-
-// replica makes an empty replica whose origin is url, not pulled yet.
-func (sw *sliceWorld) replica(name, url string) *index.Repo {
-	sw.t.Helper()
-	r, err := index.InitReplica(sw.ctx, filepath.Join(sw.dir, name), sw.intro)
-	if err != nil {
-		sw.t.Fatal(err)
-	}
-	sw.t.Cleanup(func() { r.Close() })
-	if err := Add(r, Remote{Name: "origin", URL: url, Introduction: sw.intro}); err != nil {
-		sw.t.Fatal(err)
-	}
-	return r
 }
 
 // untouched fails the test unless a replica's pull left nothing: no

@@ -516,19 +516,19 @@ func (l *Log) Reload() error {
 
 func (l *Log) reload() error {
 	for tries := 0; ; tries++ {
-		// A directory another process renamed over this one (Replace: a
-		// recomputed log) has its own hashes file: its state is read
-		// with it, never with the file this Log opened before.
-		moved, err := l.reopenHashes()
-		if err != nil {
-			return err
-		}
 		// The state file is replaced, never changed in place: one that
 		// is the same file as the one read last, of the same time and
-		// size, was read already.
+		// size, was read already (one stat, the common case).
 		fi, err := os.Stat(filepath.Join(l.dir, stateFile))
-		if !moved && err == nil && l.stamp != nil && os.SameFile(fi, l.stamp) && fi.ModTime().Equal(l.stamp.ModTime()) && fi.Size() == l.stamp.Size() {
+		if err == nil && l.stamp != nil && os.SameFile(fi, l.stamp) && fi.ModTime().Equal(l.stamp.ModTime()) && fi.Size() == l.stamp.Size() {
 			return nil
+		}
+		// A new state, perhaps of a directory another process renamed
+		// over this one (Replace: a recomputed log), which has its own
+		// hashes file: the state is read with it, never with the file
+		// this Log opened before.
+		if _, err := l.reopenHashes(); err != nil {
+			return err
 		}
 		st, err := readState(l.dir)
 		if err != nil {
