@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -440,8 +439,9 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Parsing allocates briskly and what it allocates dies young; the
-	// memory a replay holds is bounded (rebaseAt), so trade GC cycles for it.
-	defer debug.SetGCPercent(debug.SetGCPercent(200))
+	// memory a replay holds is bounded (rebaseAt), so trade GC cycles for
+	// a constant headroom (replayHeadroom).
+	defer startReplayGC()()
 	stream, err := r.git.NewStream(ctx)
 	if err != nil {
 		return err
@@ -690,6 +690,9 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 		prev, prevTime = cj.c.ID, cj.c.Time
 		res.Commits++
 		res.Records += len(cj.c.Files)
+		if res.Commits%256 == 0 {
+			replayGCAdjust()
+		}
 		if o.progress != nil {
 			o.progress(res)
 		}
