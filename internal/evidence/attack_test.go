@@ -56,10 +56,12 @@ func rewrite(t *testing.T, data []byte, edit func(m *Manifest, files map[string]
 func subjectMember(t *testing.T, files map[string][]byte, subject string) string {
 	t.Helper()
 	sum := sha256.Sum256([]byte(subject))
-	suffix := "/" + hex.EncodeToString(sum[:]) + ".json"
-	for name := range files {
-		if strings.HasPrefix(name, "repos/0/api/v1/log/subject/") && strings.HasSuffix(name, suffix) {
-			return name
+	for _, ext := range []string{".json", compactExt} {
+		suffix := "/" + hex.EncodeToString(sum[:]) + ext
+		for name := range files {
+			if strings.HasPrefix(name, "repos/0/api/v1/log/subject/") && strings.HasSuffix(name, suffix) {
+				return name
+			}
 		}
 	}
 	t.Fatalf("the bundle holds no document of %s", subject)
@@ -87,36 +89,34 @@ func TestAttackRecordRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := verify(data); err != nil {
-		t.Fatalf("the honest bundle: %v", err)
-	}
-	dropped := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
-		name := subjectMember(t, files, "package acme/log")
-		var doc map[string]any
-		if err := json.Unmarshal(files[name], &doc); err != nil {
-			t.Fatal(err)
+	for version, data := range bothVersions(t, data) {
+		if _, err := verify(data); err != nil {
+			t.Fatalf("the honest bundle, version %d: %v", version, err)
 		}
-		// The last record of acme/log@1.0.0: the vulnerability.
-		all := doc["files"].([]any)
-		drop := -1
-		for i, f := range all {
-			entry := f.(map[string]any)["entry"].(string)
-			if strings.Contains(entry, "/acme/log/1.0.0/") && !strings.HasSuffix(entry, "/descriptor.json\n") {
-				drop = i
-			}
+		dropped := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+			name := subjectMember(t, files, "package acme/log")
+			files[name] = editDoc(t, files[name], func(d *translog.SubjectDoc) {
+				// The last record of acme/log@1.0.0: the vulnerability.
+				drop := -1
+				for i, f := range d.Files {
+					entry := string(f.Entry)
+					if strings.Contains(entry, "/acme/log/1.0.0/") && !strings.HasSuffix(entry, "/descriptor.json\n") {
+						drop = i
+					}
+				}
+				if drop < 0 {
+					t.Fatalf("no record of acme/log@1.0.0 in %s", files[name])
+				}
+				d.Files = append(d.Files[:drop:drop], d.Files[drop+1:]...)
+				d.Count-- // as the document would count them
+			})
+			return nil
+		})
+		_, err = verify(dropped)
+		var pe *light.ProofError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "acme/log") {
+			t.Fatalf("version %d: a record dropped from a package's document: %v", version, err)
 		}
-		if drop < 0 {
-			t.Fatalf("no record of acme/log@1.0.0 in %s", files[name])
-		}
-		kept := append(append([]any(nil), all[:drop]...), all[drop+1:]...)
-		doc["files"] = kept
-		files[name], _ = json.Marshal(doc)
-		return nil
-	})
-	_, err = verify(dropped)
-	var pe *light.ProofError
-	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "acme/log") {
-		t.Fatalf("a record dropped from a package's document: %v", err)
 	}
 
 	noProof := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
@@ -456,7 +456,7 @@ func TestAttackSignedAfterRevocation(t *testing.T) {
 	// What a light client reads of the forger, as the project names the
 	// server (its URL), recorded as Make records it: the light client
 	// refuses, and what it read up to then is what a bundle would hold.
-	rec := newRecorder(redirect{from: w.url, to: forger.URL}, newResources([]string{w.url}))
+	rec := newRecorder(redirect{from: w.url, to: forger.URL}, newResources([]string{w.url}, Version))
 	for i := range p.Repositories {
 		light := true
 		p.Repositories[i].Light = &light
@@ -553,17 +553,23 @@ func TestAttackMemberOfTwoDocuments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := verify(data); err != nil {
-		t.Fatalf("the honest bundle: %v", err)
-	}
-	two := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
-		name := subjectMember(t, files, "package acme/app")
-		files[name] = append(append(bytes.Clone(files[name]), ' '), files[name]...)
-		return nil
-	})
-	_, err = verify(two)
-	var pe *light.ProofError
-	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "acme/app") {
-		t.Fatalf("a member holding two documents: %v", err)
+	for version, data := range bothVersions(t, data) {
+		if _, err := verify(data); err != nil {
+			t.Fatalf("the honest bundle, version %d: %v", version, err)
+		}
+		two := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+			name := subjectMember(t, files, "package acme/app")
+			sep := []byte(" ") // between two JSON values; two compact batches need none
+			if strings.HasSuffix(name, compactExt) {
+				sep = nil
+			}
+			files[name] = append(append(bytes.Clone(files[name]), sep...), files[name]...)
+			return nil
+		})
+		_, err = verify(two)
+		var pe *light.ProofError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "acme/app") {
+			t.Fatalf("version %d: a member holding two documents: %v", version, err)
+		}
 	}
 }

@@ -37,12 +37,20 @@ import (
 	"cairn.dev/cairn/internal/policy"
 )
 
-// Format and Version name the bundle format this package reads and
-// writes (docs/evidence.md).
+// Format and Version name the bundle format this package writes
+// (docs/evidence.md); it reads OldestVersion too. Version 3 keeps
+// subject documents in the compact encoding (translog.SubjectsMedia),
+// version 2 as JSON.
 const (
-	Format  = "cairn-evidence"
-	Version = 2
+	Format        = "cairn-evidence"
+	Version       = 3
+	OldestVersion = 2
 )
+
+// readable says whether a manifest's version is one this package reads.
+func readable(version int) bool {
+	return version >= OldestVersion && version <= Version
+}
 
 // Limits a reader keeps (docs/evidence.md, The file).
 const (
@@ -119,9 +127,17 @@ func checkPath(p string) error {
 
 // Write writes a bundle: the manifest m (its Members filled in here, in
 // the order of names) then each file, as an uncompressed tar. It writes
-// the whole bundle to w.
+// the whole bundle to w. m.Version is Version if 0 (a bundle of another
+// version this package reads is written as it says: its members are the
+// caller's).
 func Write(w io.Writer, m Manifest, names []string, files map[string][]byte) error {
-	m.Format, m.Version = Format, Version
+	m.Format = Format
+	if m.Version == 0 {
+		m.Version = Version
+	}
+	if !readable(m.Version) {
+		return fmt.Errorf("the bundle's manifest: version %d, not one of %d to %d", m.Version, OldestVersion, Version)
+	}
 	m.Members = m.Members[:0]
 	for _, n := range names {
 		if err := checkPath(n); err != nil {
@@ -211,7 +227,7 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 	cr := &countReader{r: r}
 	br := bufio.NewReaderSize(cr, 64<<10)
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
-		return nil, bad("it is gzip-compressed, as version 1 bundles were: this cairn reads %s version %d (an uncompressed tar); make the bundle again with this cairn (cairn evidence), or verify it with a cairn that reads version 1", Format, Version)
+		return nil, bad("it is gzip-compressed, as version 1 bundles were: this cairn reads %s versions %d to %d (an uncompressed tar); make the bundle again with this cairn (cairn evidence), or verify it with a cairn that reads version 1", Format, OldestVersion, Version)
 	}
 	tr := tar.NewReader(br)
 	hdr, err := tr.Next()
@@ -245,14 +261,14 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 			Format  string `json:"format"`
 			Version int    `json:"version"`
 		}
-		if jsonv2.Unmarshal(raw, &v) == nil && v.Format == Format && v.Version != Version {
-			return nil, bad("the manifest says format %q version %d: this cairn reads %s version %d", v.Format, v.Version, Format, Version)
+		if jsonv2.Unmarshal(raw, &v) == nil && v.Format == Format && !readable(v.Version) {
+			return nil, bad("the manifest says format %q version %d: this cairn reads %s versions %d to %d", v.Format, v.Version, Format, OldestVersion, Version)
 		}
 		return nil, bad("the manifest: %v", err)
 	}
 	m := &b.Manifest
-	if m.Format != Format || m.Version != Version {
-		return nil, bad("the manifest says format %q version %d: this cairn reads %s version %d", m.Format, m.Version, Format, Version)
+	if m.Format != Format || !readable(m.Version) {
+		return nil, bad("the manifest says format %q version %d: this cairn reads %s versions %d to %d", m.Format, m.Version, Format, OldestVersion, Version)
 	}
 	if len(m.Members) > MaxMembers {
 		return nil, bad("the manifest lists %d members, more than %d", len(m.Members), MaxMembers)

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"regexp"
 	"strings"
@@ -206,15 +207,21 @@ func TestOldVersionRefused(t *testing.T) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write(data)
 	zw.Close()
-	if _, err := verify(gz.Bytes()); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "version 1") || !strings.Contains(err.Error(), "reads cairn-evidence version 2") {
+	if _, err := verify(gz.Bytes()); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "version 1") || !strings.Contains(err.Error(), "reads cairn-evidence versions 2 to 3") {
 		t.Errorf("a gzip-compressed bundle: %v", err)
 	}
 	b := mustRead(t, data)
 	m := b.Manifest
 	m.Version = 1
 	manifest, _ := json.Marshal(m)
-	if _, err := verify(rawBundle(t, manifest, memberNames(&b.Manifest), b.Files)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "version 1: this cairn reads cairn-evidence version 2") {
+	if _, err := verify(rawBundle(t, manifest, memberNames(&b.Manifest), b.Files)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "version 1: this cairn reads cairn-evidence versions 2 to 3") {
 		t.Errorf("a version 1 manifest: %v", err)
+	}
+	// A version this cairn does not know yet.
+	m.Version = Version + 1
+	manifest, _ = json.Marshal(m)
+	if _, err := verify(rawBundle(t, manifest, memberNames(&b.Manifest), b.Files)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), fmt.Sprintf("version %d: this cairn reads cairn-evidence versions 2 to 3", Version+1)) {
+		t.Errorf("a version %d manifest: %v", Version+1, err)
 	}
 	// Not a tar at all.
 	if _, err := verify([]byte("hello")); !errors.Is(err, ErrMalformed) {

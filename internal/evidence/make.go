@@ -92,7 +92,7 @@ func Make(ctx context.Context, w io.Writer, o Options) (*Made, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	rec := newRecorder(next, newResources(urls))
+	rec := newRecorder(next, newResources(urls, Version))
 	client := *base
 	client.Transport = rec
 

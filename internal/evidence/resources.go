@@ -13,9 +13,11 @@ import (
 	"strings"
 	"sync"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/translog"
 )
 
 // maxResource bounds one answer a recorder keeps.
@@ -35,10 +37,16 @@ var (
 // (docs/evidence.md, Resources of a repository).
 type resources struct {
 	bases []string // each repository's URL, without a final slash
+	// compact says subject documents are kept in the compact encoding of
+	// a batch of one (translog.SubjectsMedia), as version 3 keeps them
+	// (….subjects); else as the JSON a server answers (….json, version 2).
+	compact bool
 }
 
-func newResources(urls []string) resources {
-	var r resources
+// newResources returns the resources of a bundle of a version (2 or 3)
+// of repositories at urls.
+func newResources(urls []string, version int) resources {
+	r := resources{compact: version >= 3}
 	for _, u := range urls {
 		r.bases = append(r.bases, strings.TrimSuffix(u, "/"))
 	}
@@ -76,7 +84,11 @@ func (rs resources) member(u *url.URL) (name string, repo int, ok bool) {
 				return "", 0, false
 			}
 			sum := sha256.Sum256([]byte(s))
-			return fmt.Sprintf("repos/%d/%sapi/v1/log/subject/%s/%s.json", i, line, size, hex.EncodeToString(sum[:])), i, true
+			ext := ".json"
+			if rs.compact {
+				ext = compactExt
+			}
+			return fmt.Sprintf("repos/%d/%sapi/v1/log/subject/%s/%s%s", i, line, size, hex.EncodeToString(sum[:]), ext), i, true
 		}
 		return "", 0, false
 	}
@@ -177,6 +189,20 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("%s: an answer of more than %d bytes", req.URL, maxResource)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
+	kept := body
+	if r.rs.compact && strings.HasSuffix(name, compactExt) {
+		// The client checks the JSON document the server answered; the
+		// bundle keeps the same document in the compact encoding.
+		if kept, err = compactDocument(body); err != nil {
+			r.mu.Lock()
+			if r.err == nil {
+				r.err = fmt.Errorf("%s: %w", req.URL, err)
+			}
+			r.mu.Unlock()
+			return resp, nil
+		}
+	}
+	body = kept
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if prev, seen := r.files[name]; seen && !bytes.Equal(prev, body) && r.err == nil {
@@ -221,6 +247,14 @@ func (r *replay) RoundTrip(req *http.Request) (*http.Response, error) {
 	body, held := r.files[name]
 	if !ok || !held {
 		return answer(req, http.StatusNotFound, []byte("not in the evidence bundle\n"), nil), nil
+	}
+	if r.rs.compact && strings.HasSuffix(name, compactExt) {
+		// A subject read alone is answered in JSON, as a server answers
+		// it; a member that is no document, as it is, for the client to
+		// refuse.
+		if doc, err := jsonDocument(body); err == nil {
+			body = doc
+		}
 	}
 	r.mu.Lock()
 	if r.served == nil {
@@ -274,18 +308,44 @@ func (r *replay) batch(req *http.Request) *http.Response {
 	add := func(b []byte) {
 		parts, n = append(parts, bytes.NewReader(b)), n+len(b)
 	}
-	add([]byte(`{"size":` + size + `,"subjects":[`))
-	for i, name := range names {
-		doc, held := r.files[name]
-		if !held || !jsontext.Value(doc).IsValid() {
+	var hdr http.Header
+	if r.rs.compact {
+		// Each member is a batch of one document at the batch's size:
+		// the answer is a batch of them all.
+		if !acceptsCompact(req) {
 			return refused
 		}
-		if i > 0 {
-			add([]byte{','})
+		at, err := strconv.ParseInt(size, 10, 64)
+		if err != nil {
+			return refused
 		}
-		add(bytes.TrimSpace(doc))
+		add(translog.AppendSubjectsHeader(nil, at, len(names)))
+		for _, name := range names {
+			doc, held := r.files[name]
+			if !held {
+				return refused
+			}
+			sizes, spans, err := translog.SubjectSpans(doc)
+			if err != nil || len(spans) != 1 || sizes[0] != at {
+				return refused
+			}
+			add(doc[spans[0][0]:spans[0][1]])
+		}
+		hdr = http.Header{"Content-Type": {translog.SubjectsMedia}}
+	} else {
+		add([]byte(`{"size":` + size + `,"subjects":[`))
+		for i, name := range names {
+			doc, held := r.files[name]
+			if !held || !jsontext.Value(doc).IsValid() {
+				return refused
+			}
+			if i > 0 {
+				add([]byte{','})
+			}
+			add(bytes.TrimSpace(doc))
+		}
+		add([]byte("]}\n"))
 	}
-	add([]byte("]}\n"))
 	r.mu.Lock()
 	if r.served == nil {
 		r.served = map[string]bool{}
@@ -294,7 +354,84 @@ func (r *replay) batch(req *http.Request) *http.Response {
 		r.served[name] = true
 	}
 	r.mu.Unlock()
-	resp := answer(req, http.StatusOK, nil, nil)
+	resp := answer(req, http.StatusOK, nil, hdr)
 	resp.Body, resp.ContentLength = io.NopCloser(io.MultiReader(parts...)), int64(n)
 	return resp
+}
+
+// compactExt ends the name of a subject's member in the compact
+// encoding (version 3).
+const compactExt = ".subjects"
+
+// acceptsCompact says whether a batched read asks for the compact
+// encoding (translog.SubjectsMedia) in its Accept header, with a q other
+// than 0.
+func acceptsCompact(req *http.Request) bool {
+	for _, v := range req.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			media, params, _ := strings.Cut(part, ";")
+			if strings.TrimSpace(media) != translog.SubjectsMedia {
+				continue
+			}
+			for param := range strings.SplitSeq(params, ";") {
+				if k, q, ok := strings.Cut(strings.TrimSpace(param), "="); ok && strings.EqualFold(k, "q") {
+					if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+						return false
+					}
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// subjectJSON is a subject document as GET /api/v1/log/subject answers
+// it (docs/transparency.md, Serving).
+type subjectJSON struct {
+	Subject string            `json:"subject"`
+	Size    int64             `json:"size"`
+	Count   uint64            `json:"count"`
+	Files   []fileJSON        `json:"files"`
+	Proof   translog.MapProof `json:"proof"`
+}
+
+type fileJSON struct {
+	Index   int64  `json:"index"`
+	Entry   string `json:"entry"`
+	Content []byte `json:"content"`
+}
+
+// compactDocument returns a subject document a server answered in JSON
+// as a version 3 bundle keeps it: the compact encoding of a batch of
+// that one document, at its size.
+func compactDocument(body []byte) ([]byte, error) {
+	var d subjectJSON
+	if err := jsonv2.Unmarshal(body, &d); err != nil {
+		return nil, fmt.Errorf("not a subject document: %w", err)
+	}
+	doc := translog.SubjectDoc{Subject: d.Subject, Size: d.Size, Count: d.Count, Files: make([]translog.SubjectFile, len(d.Files)), Proof: d.Proof}
+	n := len(body) // more than the compact encoding takes
+	for i, f := range d.Files {
+		doc.Files[i] = translog.SubjectFile{Index: f.Index, Entry: []byte(f.Entry), Content: f.Content}
+	}
+	return translog.AppendSubject(translog.AppendSubjectsHeader(make([]byte, 0, n), d.Size, 1), &doc), nil
+}
+
+// jsonDocument returns a version 3 member, a batch of one subject
+// document, as a server answers that document's read alone (JSON).
+func jsonDocument(member []byte) ([]byte, error) {
+	docs, _, err := translog.ParseSubjects(member)
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) != 1 {
+		return nil, fmt.Errorf("%w: %d documents, not one", translog.ErrSubjects, len(docs))
+	}
+	d := &docs[0]
+	out := subjectJSON{Subject: d.Subject, Size: d.Size, Count: d.Count, Files: make([]fileJSON, len(d.Files)), Proof: d.Proof}
+	for i, f := range d.Files {
+		out.Files[i] = fileJSON{Index: f.Index, Entry: string(f.Entry), Content: f.Content}
+	}
+	return jsonv2.Marshal(out)
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// A bundle's replay answers a batched read of subjects it holds as a
+// A version 2 bundle's replay answers a batched read of subjects it holds as a
 // server does, each document the member that answers the subject's own
 // read (and marks them read); a batch with a subject it lacks, or a
 // member that is not one JSON value, is answered 405, so that the light
@@ -19,13 +19,13 @@ func TestReplayBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := mustRead(t, data)
+	b := mustRead(t, asVersion2(t, data))
 	app, root := subjectMember(t, b.Files, "package acme/app"), subjectMember(t, b.Files, "root")
 	size := strings.Split(app, "/")[6] // repos/0/api/v1/log/subject/N/…
 	base := strings.TrimSuffix(b.Manifest.Repositories[0].URL, "/")
 	post := func(files map[string][]byte, subjects ...string) (*http.Response, *replay) {
 		t.Helper()
-		rp := &replay{rs: newResources([]string{base}), files: files}
+		rp := &replay{rs: newResources([]string{base}, 2), files: files}
 		req, err := http.NewRequest(http.MethodPost, base+"/api/v1/log/subjects?size="+size, strings.NewReader(strings.Join(subjects, "\n")+"\n"))
 		if err != nil {
 			t.Fatal(err)

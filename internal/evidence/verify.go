@@ -338,7 +338,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	if !at.Equal(m.JudgedAt) {
 		return nil, refuse("the manifest says the verdicts were judged at %s; the newest checkpoint it holds is of %s", m.JudgedAt.Format(time.RFC3339), at.Format(time.RFC3339))
 	}
-	rp := &replay{rs: newResources(urls), files: b.Files, keys: keys}
+	rp := &replay{rs: newResources(urls, m.Version), files: b.Files, keys: keys}
 	client := &http.Client{Transport: rp}
 	srcs, err := plan.Open(ctx, p, plan.Options{NoLightState: true, Remote: remote.Options{Client: client, Now: func() time.Time { return at }}})
 	if err != nil {

@@ -81,9 +81,11 @@ var allowed = map[string][]string{
 	"internal/sbom": {"internal/plan", "internal/blob", "internal/descriptor", "internal/record"},
 	// OpenVEX documents of a version's records (the CLI and the server).
 	"internal/vex": {"internal/index", "internal/descriptor", "internal/record"},
-	// Evidence bundles: a light client's reads of a locked project, kept and replayed.
+	// Evidence bundles: a light client's reads of a locked project, kept and replayed
+	// (subject documents in translog's compact encoding).
 	"internal/evidence": {"internal/plan", "internal/policy", "internal/proof", "internal/light", "internal/index",
-		"internal/blob", "internal/checkpoint", "internal/keys", "internal/record", "internal/remote", "internal/transport", "internal/witness", "internal/sbom"},
+		"internal/blob", "internal/checkpoint", "internal/keys", "internal/record", "internal/remote", "internal/transport", "internal/witness", "internal/sbom",
+		"internal/translog"},
 	"internal/server": {"internal/index", "internal/author", "internal/blob", "internal/checkpoint", "internal/translog", "internal/witness",
 		"internal/descriptor", "internal/keys", "internal/record", "internal/safefile", "internal/transport",
 		"internal/vex", "internal/policy", "internal/verdict", "internal/gomod", "internal/web"},

@@ -190,11 +190,49 @@ func ParseSubjects(body []byte) (docs []SubjectDoc, spans [][2]int, err error) {
 	return docs, spans, nil
 }
 
+// SubjectSpans checks that body is one batch of the compact encoding or
+// more, one after the other, as ParseSubjects does, reading lengths only
+// (no file is copied, no entry line made): each document's bytes in
+// body and the size of its batch. What it accepts, ParseSubjects parses
+// (FuzzParseSubjects), but for the entry lines of files, which it does
+// not check (a client's ParseSubjects makes them, and its checks of the
+// documents refuse what does not prove). It serves a reader that answers
+// batches made of the documents of others (evidence bundles).
+func SubjectSpans(body []byte) (sizes []int64, spans [][2]int, err error) {
+	r := subjectReader{b: body, lengths: true}
+	for r.off < len(body) {
+		if len(body)-r.off < len(subjectsMagic) || string(body[r.off:r.off+len(subjectsMagic)]) != subjectsMagic {
+			return nil, nil, fmt.Errorf("%w: byte %d: no %q header", ErrSubjects, r.off, subjectsMagic[:len(subjectsMagic)-1])
+		}
+		r.off += len(subjectsMagic)
+		size := r.uvarint()
+		n := r.uvarint()
+		if r.err == nil && (size > 1<<62 || n > uint64(len(body)-r.off)) {
+			r.fail("a batch of %d documents at size %d", n, size)
+		}
+		for k := uint64(0); k < n && r.err == nil; k++ {
+			start := r.off
+			var d SubjectDoc
+			r.doc(&d)
+			if r.err == nil {
+				sizes, spans = append(sizes, int64(size)), append(spans, [2]int{start, r.off})
+			}
+		}
+		if r.err != nil {
+			return nil, nil, r.err
+		}
+	}
+	return sizes, spans, nil
+}
+
 // subjectReader reads the compact encoding; its first error sticks.
+// With lengths set, doc checks a document's lengths and markers only:
+// it keeps no file and makes no entry line.
 type subjectReader struct {
-	b   []byte
-	off int
-	err error
+	b       []byte
+	off     int
+	err     error
+	lengths bool
 }
 
 func (r *subjectReader) fail(format string, args ...any) {
@@ -248,10 +286,13 @@ func (r *subjectReader) doc(d *SubjectDoc) {
 	if r.err != nil {
 		return
 	}
-	d.Files = make([]SubjectFile, files)
+	if !r.lengths {
+		d.Files = make([]SubjectFile, files)
+	}
 	var lastCT, lastPath []byte
-	for i := range d.Files {
-		f := &d.Files[i]
+	lastPathLen := 0 // with lengths, lastPath is not made: its length is kept
+	for i := range int(files) {
+		var f SubjectFile
 		index := r.uvarint()
 		if index > 1<<62 {
 			r.fail("subject %q: leaf index %d", d.Subject, index)
@@ -269,19 +310,25 @@ func (r *subjectReader) doc(d *SubjectDoc) {
 				ct = lastCT
 			}
 			shared := r.uvarint()
-			if r.err == nil && (len(ct) == 0 || shared > uint64(len(lastPath))) {
-				r.fail("subject %q: file %d: no commit and time, or a path sharing %d bytes with the %d before it", d.Subject, i, shared, len(lastPath))
+			if r.err == nil && (len(ct) == 0 || shared > uint64(lastPathLen)) {
+				r.fail("subject %q: file %d: no commit and time, or a path sharing %d bytes with the %d before it", d.Subject, i, shared, lastPathLen)
 			}
 			rest := r.bytes(r.uvarint())
 			f.Content = r.bytes(r.uvarint())
 			if r.err != nil {
 				return
 			}
-			path := append(lastPath[:shared:shared], rest...)
-			f.Entry = derive(ct, path, f.Content)
-			lastCT, lastPath = ct, path
+			lastCT, lastPathLen = ct, int(shared)+len(rest)
+			if !r.lengths {
+				path := append(lastPath[:shared:shared], rest...)
+				f.Entry = derive(ct, path, f.Content)
+				lastPath = path
+			}
 		default:
 			r.fail("subject %q: file %d: entry kind %d, want 0 or 1", d.Subject, i, kind[0])
+		}
+		if !r.lengths && r.err == nil {
+			d.Files[i] = f
 		}
 	}
 	p := &d.Proof

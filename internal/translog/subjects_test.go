@@ -48,6 +48,10 @@ func TestSubjectsRoundTrip(t *testing.T) {
 	if err != nil || len(got) != 2*len(docs) || len(spans) != len(got) {
 		t.Fatalf("%d documents, %d spans, %v", len(got), len(spans), err)
 	}
+	sizes, spans2, err := SubjectSpans(append(bytes.Clone(b), b...))
+	if err != nil || !reflect.DeepEqual(spans2, spans) || len(sizes) != len(spans) || sizes[0] != 1234 {
+		t.Fatalf("SubjectSpans: %v %v %v, want the spans %v at 1234", sizes, spans2, err, spans)
+	}
 	for i, d := range got {
 		w := docs[i%len(docs)]
 		gp, _ := json.Marshal(d.Proof)
@@ -81,6 +85,9 @@ func TestSubjectsTruncated(t *testing.T) {
 		if _, _, err := ParseSubjects(b[:n]); !errors.Is(err, ErrSubjects) {
 			t.Fatalf("the first %d of %d bytes: %v, want ErrSubjects", n, len(b), err)
 		}
+		if _, _, err := SubjectSpans(b[:n]); !errors.Is(err, ErrSubjects) {
+			t.Fatalf("SubjectSpans of the first %d of %d bytes: %v, want ErrSubjects", n, len(b), err)
+		}
 	}
 	if _, _, err := ParseSubjects([]byte(`{"size":1,"subjects":[]}`)); !errors.Is(err, ErrSubjects) {
 		t.Fatalf("JSON: %v, want ErrSubjects", err)
@@ -93,8 +100,18 @@ func FuzzParseSubjects(f *testing.F) {
 	f.Add([]byte(subjectsMagic + "\x01\xff\xff\xff\xff\x0f"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, spans, err := ParseSubjects(data)
+		// SubjectSpans reads the same documents, lengths only.
+		sizes, spans2, err2 := SubjectSpans(data)
+		if (err == nil) != (err2 == nil) || !reflect.DeepEqual(spans, spans2) {
+			t.Fatalf("ParseSubjects: %v %v; SubjectSpans: %v %v", spans, err, spans2, err2)
+		}
 		if err != nil {
 			return
+		}
+		for i, d := range docs {
+			if sizes[i] != d.Size {
+				t.Fatalf("document %d: SubjectSpans says size %d, ParseSubjects %d", i, sizes[i], d.Size)
+			}
 		}
 		// What parses encodes to what parses the same.
 		for i, d := range docs {
