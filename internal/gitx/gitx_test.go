@@ -219,6 +219,51 @@ func TestMaybeRepack(t *testing.T) {
 	}
 }
 
+// A server whose appends were rolled up keeps a reachability bitmap (a
+// multi-pack one), even after its geometric repack rolled up the pack
+// whose bitmap a full repack wrote: without one, every clone and fetch it
+// serves walks the whole history.
+func TestMaybeRepackKeepsBitmap(t *testing.T) {
+	ctx, r, rd := newRepo(t)
+	head := commitFiles(t, r, rd, "", "f/first.json")
+	r.UpdateRef(ctx, "refs/heads/main", head, "", "t")
+	if err := r.Repack(ctx); err != nil { // a pack with its bitmap
+		t.Fatal(err)
+	}
+	var pending []string // appends whose ref has not moved yet, when another repacks
+	for i := 0; i < 12; i++ {
+		next := commitFiles(t, r, rd, head, fmt.Sprintf("f/%d.json", i))
+		if err := r.UpdateRef(ctx, "refs/heads/main", next, head, "t"); err != nil {
+			t.Fatal(err)
+		}
+		head = next
+		pending = append(pending, commitFiles(t, r, rd, head, fmt.Sprintf("g/%d.json", i)))
+		if err := r.MaybeRepack(ctx, 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range pending {
+		if out, err := r.run(ctx, nil, "cat-file", "-e", id+"^{tree}"); err != nil {
+			t.Fatalf("a commit no ref named yet was lost by a repack: %v %s", err, out)
+		}
+	}
+	bitmaps, _ := filepath.Glob(filepath.Join(r.GitDir, "objects", "pack", "*.bitmap"))
+	if len(bitmaps) == 0 {
+		t.Fatal("no reachability bitmap after the geometric repacks")
+	}
+	with, err := r.run(ctx, nil, "rev-list", "--objects", "--use-bitmap-index", "--count", head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := r.run(ctx, nil, "rev-list", "--objects", "--count", head)
+	if err != nil || string(with) != string(without) {
+		t.Fatalf("objects counted with the bitmap: %s, without: %s (%v)", with, without, err)
+	}
+	if out, err := r.run(ctx, nil, "fsck", "--strict"); err != nil {
+		t.Fatalf("fsck: %v %s", err, out)
+	}
+}
+
 func FuzzParseTree(f *testing.F) {
 	data, _ := FormatTree([]TreeEntry{{Mode: ModeFile, Name: "a.json", ID: strings.Repeat("ab", 20)}, {Mode: ModeTree, Name: "d", ID: strings.Repeat("cd", 20)}})
 	f.Add(data)
