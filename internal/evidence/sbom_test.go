@@ -89,11 +89,14 @@ func TestSBOM(t *testing.T) {
 	}
 
 	// Anything else edited is refused, blobs or not: a dependency dropped,
-	// a publisher named, an artifact left out.
+	// a publisher named, an artifact left out, a space more.
 	for _, c := range []struct{ what, old, new string }{
 		{"a dependency dropped", `"dependsOn": [` + "\n        \"acme/log@1.1.0\"\n      ]", `"dependsOn": []`},
 		{"another publisher", `"publisher": "alice"`, `"publisher": "mallory"`},
 		{"another purl", `"purl": "pkg:generic/acme/log@1.1.0`, `"purl": "pkg:generic/acme/log@1.0.0`},
+		// The same values, spaced otherwise: not the document's bytes.
+		{"another indentation", "{\n  \"", "{\n   \""},
+		{"a space after a comma", "\",\n", "\", \n"},
 	} {
 		if !bytes.Contains(doc, []byte(c.old)) {
 			t.Fatalf("%s: %s is not in the SBOM:\n%s", c.what, c.old, doc)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -830,7 +831,9 @@ func sameSBOM(ctx context.Context, b *Bundle, l *plan.Lock, srcs plan.Sources, b
 	if err != nil {
 		return err
 	}
-	o := sbom.Options{Tool: b.Manifest.MadeBy}
+	// Derived compact, and compared with the bundle's as indented (the
+	// same bytes, none written again).
+	o := sbom.Options{Tool: b.Manifest.MadeBy, Compact: true}
 	if blobs {
 		o.Open = func(_ context.Context, _ *plan.Locked, ref blob.Ref) (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(b.Files["blobs/sha256/"+ref.SHA256])), nil
@@ -846,8 +849,12 @@ func sameSBOM(ctx context.Context, b *Bundle, l *plan.Lock, srcs plan.Sources, b
 	if err != nil {
 		return fmt.Errorf("%w: the lock's SBOM: %w", ErrRefused, err)
 	}
-	if !bytes.Equal(derived.JSON, claimed) {
-		got, want := firstDiff(claimed, derived.JSON)
+	if !sbom.Indented(claimed, derived.JSON) {
+		var pretty bytes.Buffer
+		if err := json.Indent(&pretty, derived.JSON, "", "  "); err != nil {
+			return fmt.Errorf("the lock's SBOM: %w", err)
+		}
+		got, want := firstDiff(claimed, pretty.Bytes())
 		return fmt.Errorf("%w: %s is not the lock's SBOM: it says %q where the lock gives %q", ErrRefused, SBOMName, got, want)
 	}
 	return nil

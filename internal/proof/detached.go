@@ -72,7 +72,7 @@ func parseDetachedExtra(p *translog.Proof) (Extra, error) {
 	// The common spelling read by hand; the result is the same as the
 	// JSON decoder's below (FuzzDetachedExtraByHand), or it is read again
 	// by the decoder, to say what is wrong.
-	if d, ok := parseDetachedCanonical(p.Extra); ok && canonicalDetached(d, p.Extra) == nil {
+	if d, ok := parseDetachedCanonical(p.Extra); ok && checkMapPath(d.MapPath) == nil {
 		return Extra{Entry: d.Entry, MapTime: d.MapTime, MapPath: d.MapPath}, nil
 	}
 	d, err := parseDetachedJSON(p.Extra)
@@ -103,11 +103,20 @@ func parseDetachedJSON(extra []byte) (detachedExtra, error) {
 	return d, nil
 }
 
+// checkMapPath checks that a detached proof's map path is whole hashes,
+// at most 63.
+func checkMapPath(path []byte) error {
+	if len(path)%tlog.HashSize != 0 || len(path) > 63*tlog.HashSize {
+		return fmt.Errorf("%w: map_path is %d bytes, not whole %d-byte hashes, at most 63", translog.ErrProof, len(path), tlog.HashSize)
+	}
+	return nil
+}
+
 // canonicalDetached checks that d's map path is whole hashes, at most 63,
 // and that extra is d as marshalDetached writes it.
 func canonicalDetached(d detachedExtra, extra []byte) error {
-	if len(d.MapPath)%tlog.HashSize != 0 || len(d.MapPath) > 63*tlog.HashSize {
-		return fmt.Errorf("%w: map_path is %d bytes, not whole %d-byte hashes, at most 63", translog.ErrProof, len(d.MapPath), tlog.HashSize)
+	if err := checkMapPath(d.MapPath); err != nil {
+		return err
 	}
 	if again, err := marshalDetached(d); err != nil || !bytes.Equal(again, extra) {
 		return fmt.Errorf("%w: extra data is not written as cairn writes a detached proof's (compact JSON, fields entry, map_time, map_path in that order, canonical base64)", translog.ErrProof)

@@ -163,8 +163,10 @@ func sameHashes(a, b []tlog.Hash) bool {
 // parseDetachedCanonical reads a detached proof's extra data written as
 // marshalDetached writes it, when its entry holds no character JSON
 // escapes but its final newline: the common case, read without a JSON
-// decoder. ok false: read it with one (parseDetachedExtra). The caller
-// still checks that marshalDetached writes the result as data.
+// decoder, and its spelling checked without writing it again. ok is true
+// only if data is, byte for byte, marshalDetached's writing of d (its map
+// path's length is the caller's to check); false: read it with a
+// decoder (parseDetachedExtra). FuzzDetachedExtraByHand holds it to both.
 func parseDetachedCanonical(data []byte) (d detachedExtra, ok bool) {
 	rest, ok := bytes.CutPrefix(data, []byte(`{"entry":"`))
 	if !ok {
@@ -196,8 +198,9 @@ func parseDetachedCanonical(data []byte) (d detachedExtra, ok bool) {
 		return d, false
 	}
 	t, err := strconv.ParseInt(string(rest[:i]), 10, 64)
-	if err != nil {
-		return d, false
+	var digits [24]byte
+	if err != nil || string(strconv.AppendInt(digits[:0], t, 10)) != string(rest[:i]) {
+		return d, false // not a number, or not in its one spelling (+1, 01, -0)
 	}
 	if rest, ok = bytes.CutPrefix(rest[i:], []byte(`,"map_path":"`)); !ok {
 		return d, false
@@ -208,7 +211,13 @@ func parseDetachedCanonical(data []byte) (d detachedExtra, ok bool) {
 	}
 	path := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
 	n, err := base64.StdEncoding.Decode(path, b64)
-	if err != nil {
+	if err != nil || base64.StdEncoding.EncodedLen(n) != len(b64) {
+		return d, false
+	}
+	// The one spelling of the bytes (the decoder skips newlines and
+	// takes any bits past the last byte).
+	var scratch [2816]byte // 63 hashes' base64, and some
+	if string(base64.StdEncoding.AppendEncode(scratch[:0], path[:n])) != string(b64) {
 		return d, false
 	}
 	return detachedExtra{Entry: string(entry), MapTime: t, MapPath: path[:n]}, true

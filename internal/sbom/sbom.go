@@ -89,6 +89,10 @@ type Options struct {
 	// metadata.tools, a component named by its first word, versioned by
 	// the rest. Empty: none.
 	Tool string
+	// Compact makes Document.JSON the document without its indentation
+	// (the encoder's compact output): the same values, cheaper to write,
+	// for Indented to compare with a document's bytes.
+	Compact bool
 }
 
 // Document is a lock's SBOM.
@@ -198,11 +202,103 @@ func Make(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*Doc
 	// Encode, not EncodeVersion: the BOM is of SpecVersion already, and
 	// EncodeVersion copies it whole (through gob) to convert it to the
 	// version it is of; TestEncodeIsEncodeVersion keeps them the same.
-	if err := cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON).SetPretty(true).SetEscapeHTML(false).Encode(bom); err != nil {
+	if err := cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON).SetPretty(!o.Compact).SetEscapeHTML(false).Encode(bom); err != nil {
 		return nil, fmt.Errorf("sbom: encoding the CycloneDX document: %w", err)
 	}
 	doc.JSON = buf.Bytes()
 	return doc, nil
+}
+
+// Indented reports whether doc is, byte for byte, the document whose
+// compact encoding (Options.Compact) is compact: compact indented as Make
+// indents it (encoding/json's indentation by two spaces: a newline and
+// the depth's indent after an opening bracket or brace of a non-empty
+// value, after a comma, and before the closing one; ": " after a name;
+// an empty object or array as {} or []), compared as it is read, with no
+// copy made. compact must be JSON as encoding/json writes it: no space
+// outside strings, then a newline.
+func Indented(doc, compact []byte) bool {
+	i := 0 // the next byte of doc
+	newline := func(depth int) bool {
+		if i+1+2*depth > len(doc) || doc[i] != '\n' {
+			return false
+		}
+		for _, c := range doc[i+1 : i+1+2*depth] {
+			if c != ' ' {
+				return false
+			}
+		}
+		i += 1 + 2*depth
+		return true
+	}
+	depth, needIndent := 0, false
+	for k := 0; k < len(compact); k++ {
+		c := compact[k]
+		if c == '"' {
+			// A string, as it is, to its closing quote.
+			end := k + 1
+			for end < len(compact) && compact[end] != '"' {
+				if compact[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			end = min(end+1, len(compact))
+			if needIndent {
+				needIndent, depth = false, depth+1
+				if !newline(depth) {
+					return false
+				}
+			}
+			if i+end-k > len(doc) || string(doc[i:i+end-k]) != string(compact[k:end]) {
+				return false
+			}
+			i, k = i+end-k, end-1
+			continue
+		}
+		if needIndent && c != '}' && c != ']' {
+			needIndent, depth = false, depth+1
+			if !newline(depth) {
+				return false
+			}
+		}
+		switch c {
+		case '{', '[':
+			needIndent = true
+		case ',':
+			if i >= len(doc) || doc[i] != c {
+				return false
+			}
+			i++
+			if !newline(depth) {
+				return false
+			}
+			continue
+		case ':':
+			if i+1 >= len(doc) || doc[i] != ':' || doc[i+1] != ' ' {
+				return false
+			}
+			i += 2
+			continue
+		case '}', ']':
+			if needIndent {
+				needIndent = false
+			} else {
+				if depth == 0 {
+					return false // not compact JSON
+				}
+				depth--
+				if !newline(depth) {
+					return false
+				}
+			}
+		}
+		if i >= len(doc) || doc[i] != c {
+			return false
+		}
+		i++
+	}
+	return i == len(doc)
 }
 
 // read returns a locked package's descriptor as its repository holds it

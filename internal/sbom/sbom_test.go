@@ -427,3 +427,77 @@ func TestEncodeIsEncodeVersion(t *testing.T) {
 		t.Fatalf("Make wrote\n%s\nEncodeVersion writes\n%s", got, want)
 	}
 }
+
+// Indented says whether a document is the one whose compact encoding
+// it is given, byte for byte: Make's document is its compact encoding
+// indented, and no byte of it can change, go or come without Indented
+// saying no.
+func TestIndented(t *testing.T) {
+	w := newWorld(t)
+	o := Options{Open: w.open, Tool: "cairn v1.2.3"}
+	doc, err := Make(w.Ctx, w.lock, w.srcs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Compact = true
+	compact, err := Make(w.Ctx, w.lock, w.srcs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(compact.JSON) >= len(doc.JSON) || !json.Valid(compact.JSON) || compact.Serial != doc.Serial {
+		t.Fatalf("the compact document: %d bytes (the document %d)", len(compact.JSON), len(doc.JSON))
+	}
+	if !Indented(doc.JSON, compact.JSON) {
+		t.Fatal("Make's document is not its compact encoding indented")
+	}
+	for i := range doc.JSON {
+		changed := bytes.Clone(doc.JSON)
+		changed[i] ^= 0x20
+		if Indented(changed, compact.JSON) {
+			t.Fatalf("byte %d changed (%q): still the document", i, doc.JSON[i])
+		}
+		if Indented(append(bytes.Clone(doc.JSON[:i]), doc.JSON[i+1:]...), compact.JSON) {
+			t.Fatalf("byte %d dropped (%q): still the document", i, doc.JSON[i])
+		}
+		if Indented(slices.Insert(bytes.Clone(doc.JSON), i, ' '), compact.JSON) {
+			t.Fatalf("a space before byte %d: still the document", i)
+		}
+	}
+	if Indented(append(bytes.Clone(doc.JSON), '\n'), compact.JSON) || Indented(doc.JSON[:len(doc.JSON)-1], compact.JSON) {
+		t.Fatal("a newline more or less at the end: still the document")
+	}
+}
+
+// Indented agrees with encoding/json's Indent (which the encoder's
+// pretty output is) on any JSON, whatever one byte of it is changed to.
+func FuzzIndented(f *testing.F) {
+	f.Add([]byte(`{"a":[1,{"b":"x\"y\\"},[],{}],"c":"é\u00e9"}`), uint16(3), byte('x'))
+	f.Add([]byte(`"s"`), uint16(0), byte(' '))
+	f.Add([]byte(`[[[]],[{}]]`), uint16(7), byte('\n'))
+	f.Fuzz(func(t *testing.T, data []byte, at uint16, b byte) {
+		if !json.Valid(data) {
+			return
+		}
+		var c bytes.Buffer
+		if err := json.Compact(&c, data); err != nil {
+			t.Fatal(err)
+		}
+		c.WriteByte('\n')
+		compact := c.Bytes()
+		var want bytes.Buffer
+		if err := json.Indent(&want, compact, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		if !Indented(want.Bytes(), compact) {
+			t.Fatalf("%q indented is not %q", compact, want.Bytes())
+		}
+		changed := bytes.Clone(want.Bytes())
+		changed[int(at)%len(changed)] = b
+		if got := Indented(changed, compact); got != bytes.Equal(changed, want.Bytes()) {
+			t.Fatalf("%q with byte %d %q: Indented says %v", want.Bytes(), int(at)%len(changed), b, got)
+		}
+		if Indented(want.Bytes()[:int(at)%len(changed)], compact) {
+			t.Fatalf("%q cut at %d: still indented", want.Bytes(), int(at)%len(changed))
+		}
+	})
+}
