@@ -21,6 +21,7 @@ import (
 	"cairn.dev/cairn/internal/evidence"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
+	"cairn.dev/cairn/internal/translog"
 )
 
 // evidencePackages is how many packages the evidence figures' lock holds.
@@ -105,23 +106,37 @@ func benchEvidence(ctx context.Context, cairn, work string) error {
 		if !strings.Contains(name, "/api/v1/log/subject/") {
 			continue
 		}
-		var doc struct {
-			Files []struct {
-				Content []byte `json:"content"`
-			} `json:"files"`
+		// A document in the compact encoding (version 3), or JSON
+		// (version 2).
+		var contents [][]byte
+		if docs, _, err := translog.ParseSubjects(body); err == nil {
+			for _, d := range docs {
+				for _, f := range d.Files {
+					contents = append(contents, f.Content)
+				}
+			}
+		} else {
+			var doc struct {
+				Files []struct {
+					Content []byte `json:"content"`
+				} `json:"files"`
+			}
+			if err := json.Unmarshal(body, &doc); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			for _, f := range doc.Files {
+				contents = append(contents, f.Content)
+			}
 		}
-		if err := json.Unmarshal(body, &doc); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		for _, f := range doc.Files {
-			rec, err := record.Parse(f.Content)
+		for _, content := range contents {
+			rec, err := record.Parse(content)
 			if err != nil {
 				continue
 			}
 			records++
 			for _, s := range rec.Signatures {
 				if p := pubs[s.KeyID]; p != nil {
-					sigs = append(sigs, gen.Sig{Pub: p, Msg: dsse.PAE(record.PayloadType, rec.Payload), Sig: s.Sig, Raw: f.Content})
+					sigs = append(sigs, gen.Sig{Pub: p, Msg: dsse.PAE(record.PayloadType, rec.Payload), Sig: s.Sig, Raw: content})
 				}
 			}
 		}
