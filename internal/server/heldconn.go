@@ -4,8 +4,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -36,7 +36,7 @@ func (l heldListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &heldConn{Conn: c}, nil
+	return &heldConn{Conn: c, served: true}, nil
 }
 
 // heldConn is a server's connection that can hold a response's writes
@@ -48,12 +48,21 @@ func (l heldListener) Accept() (net.Conn, error) {
 // connections) finds nothing to send.
 type heldConn struct {
 	net.Conn
-	wd atomic.Int64 // the write deadline set last, in Unix nanoseconds (0: none)
 
-	rmu     sync.Mutex // guards the read deadline
+	wmu     sync.Mutex // guards the write deadline
+	wwant   int64      // the write deadline set last (Unix nanoseconds, 0: none)
+	wset    int64      // the write deadline the connection has
+	writing bool       // a write is in progress
+
+	rmu     sync.Mutex // guards the read deadline and the background read
 	rwant   int64      // the read deadline set last (Unix nanoseconds, 0: none)
 	rset    int64      // the read deadline the connection has
 	reading bool       // a Read is in progress
+	served  bool       // net/http serves it (heldListener): its background reads may wait
+	phase   readPhase  // where the connection is in its request (lazyReads)
+	parked  bool       // a background Read waits on wake
+	wake    chan struct{}
+	closed  bool
 
 	holding bool
 	held    *[]byte     // what is held, from heldBufs; nil when nothing is
@@ -78,7 +87,7 @@ func (c *heldConn) release() error {
 	c.held = nil
 	var err error
 	if len(*b) > 0 {
-		_, err = c.Conn.Write(*b)
+		_, err = c.write(*b)
 	}
 	*b = (*b)[:0]
 	heldBufs.Put(b)
@@ -87,11 +96,11 @@ func (c *heldConn) release() error {
 
 func (c *heldConn) Write(p []byte) (int, error) {
 	if !c.holding {
-		return c.Conn.Write(p)
+		return c.write(p)
 	}
 	if c.held == nil {
 		if len(p) > holdMax {
-			return c.Conn.Write(p)
+			return c.write(p)
 		}
 		c.held = heldBufs.Get().(*[]byte)
 	}
@@ -103,7 +112,12 @@ func (c *heldConn) Write(p []byte) (int, error) {
 	// What was held and p, in one writev (p is not copied); then nothing
 	// is held.
 	c.bufs = append(c.bufs[:0], b, p)
-	n, err := c.bufs.WriteTo(c.Conn)
+	var n int64
+	err := c.beginWrite()
+	if err == nil {
+		n, err = c.bufs.WriteTo(c.Conn)
+		c.endWrite()
+	}
 	c.bufs = c.bufs[:0]
 	*c.held = b[:0]
 	if n < int64(len(b)) {
@@ -122,10 +136,23 @@ func (c *heldConn) ReadFrom(src io.Reader) (int64, error) {
 	if err := c.release(); err != nil {
 		return 0, err
 	}
+	if err := c.beginWrite(); err != nil {
+		return 0, err
+	}
+	defer c.endWrite()
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)
 	}
 	return io.Copy(struct{ io.Writer }{c.Conn}, src)
+}
+
+// write writes p to the connection, under the write deadline set last.
+func (c *heldConn) write(p []byte) (int, error) {
+	if err := c.beginWrite(); err != nil {
+		return 0, err
+	}
+	defer c.endWrite()
+	return c.Conn.Write(p)
 }
 
 // CloseWrite half-closes the connection, as net/http does before it
@@ -141,12 +168,92 @@ func (c *heldConn) CloseWrite() error {
 // NetConn returns the connection held (connQueues asks it).
 func (c *heldConn) NetConn() net.Conn { return c.Conn }
 
-// net/http sets a connection's read deadline six times a request (for
-// its header timeout, its idle timeout, its background read and the end
-// of it), each a change of a timer in the runtime; most are undone
-// before anything is read. A heldConn sets the read deadline on the
-// connection when a Read begins (or at once, if one is in progress), to
-// the last one set: what a Read sees is the same.
+// net/http sets a connection's deadlines several times a request, each a
+// change of a timer in the runtime, and most are undone before anything
+// is read or written: the read deadline for its header timeout, its idle
+// timeout, its background read and the end of it; the write deadline
+// cleared after each response, before the next request sets its own. A
+// heldConn gives the connection the deadline set last only when a Read
+// or a write begins (or at once, if one is in progress): what a Read or
+// a write sees is the same.
+//
+// While a request without a body is served, net/http keeps a Read of
+// one byte in progress on its connection (its background read), to see
+// the client close the connection or send its next request, and ends it
+// when the handler has returned (a read deadline in the past). That Read
+// costs a system call, and its end two changes of the read deadline, on
+// every request; most handlers answer at once and never look. A
+// heldConn holds the background read of a request without a body (it
+// waits, without reading) until the request's handler asks whether the
+// request is over (its context's Done or Err: deadlineCtx), and then
+// reads: a handler that waits on its client sees it go as it would
+// otherwise. A request's bytes that arrive meanwhile (pipelined) wait in
+// the kernel and are read with the next request. Nothing else reads one
+// byte from a held connection: no handler of this server hijacks its
+// connection.
+
+// readPhase is where a connection is in its request, as far as its
+// background read goes.
+type readPhase uint8
+
+const (
+	// phaseIdle: between requests (or in one that is over): a Read
+	// reads. A Read that brings bytes begins a request.
+	phaseIdle readPhase = iota
+	// phaseAsked: a request's bytes arrived, its handler has not begun
+	// (limit): a background read waits, until the handler says whether
+	// it may.
+	phaseAsked
+	// phaseLazy: the handler of a request without a body runs and has
+	// not asked whether its request is over: a background read waits.
+	phaseLazy
+	// phaseReading: the handler runs, with a body or having asked: a
+	// Read reads.
+	phaseReading
+)
+
+// lazyReads says the request being served has no body: its background
+// read may wait until the handler asks (readsNow). It ends with
+// doneReads.
+func (c *heldConn) lazyReads() {
+	c.rmu.Lock()
+	if c.phase == phaseAsked {
+		c.phase = phaseLazy
+	}
+	c.rmu.Unlock()
+}
+
+// readsNow makes the background read of the request being served read,
+// and every Read until the request is over: its handler has a body to
+// read, or looks for its client's leaving.
+func (c *heldConn) readsNow() {
+	c.rmu.Lock()
+	if c.phase != phaseIdle {
+		c.phase = phaseReading
+	}
+	c.wakeLocked()
+	c.rmu.Unlock()
+}
+
+// doneReads says the request's handler has returned. A background read
+// that waits, or begins, goes on waiting, for net/http's end of it (a
+// read deadline in the past), which comes next; the Read of the next
+// request's bytes reads.
+func (c *heldConn) doneReads() {
+	c.rmu.Lock()
+	if c.phase != phaseLazy {
+		c.phase = phaseIdle
+	}
+	c.rmu.Unlock()
+}
+
+// wakeLocked wakes the background read waiting, if one is; rmu is held.
+func (c *heldConn) wakeLocked() {
+	if c.parked {
+		c.parked = false
+		c.wake <- struct{}{}
+	}
+}
 
 // SetReadDeadline sets the read deadline of the Reads in progress and
 // of those that begin after it.
@@ -154,6 +261,10 @@ func (c *heldConn) SetReadDeadline(t time.Time) error {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.rwant = unixNano(t)
+	if c.parked {
+		c.wakeLocked() // to end, or read under the new deadline
+		return nil
+	}
 	if c.reading {
 		return c.applyRead()
 	}
@@ -179,6 +290,36 @@ func (c *heldConn) applyRead() error {
 
 func (c *heldConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
+	if len(p) == 1 && c.rwant == 0 && (c.phase == phaseAsked || c.phase == phaseLazy) {
+		// net/http's background read, of a request that may not need
+		// it. (A Read of a request's headers has the header timeout as
+		// its deadline, never none: it reads.)
+		if c.wake == nil {
+			c.wake = make(chan struct{}, 1)
+		}
+		c.parked = true
+		for c.parked && !c.closed {
+			c.rmu.Unlock()
+			<-c.wake
+			c.rmu.Lock()
+		}
+		c.parked = false
+		if c.closed {
+			c.rmu.Unlock()
+			return 0, c.readError(net.ErrClosed)
+		}
+		if c.rwant != 0 && c.rwant <= time.Now().UnixNano() {
+			// Ended (or cut): as the Read would have ended.
+			c.rmu.Unlock()
+			return 0, c.readError(os.ErrDeadlineExceeded)
+		}
+	}
+	if c.rwant != c.rset && c.rwant != 0 && c.rwant <= time.Now().UnixNano() {
+		// Past its deadline (net/http's end of a background read, or a
+		// cut): the connection would end the Read before reading.
+		c.rmu.Unlock()
+		return 0, c.readError(os.ErrDeadlineExceeded)
+	}
 	c.reading = true
 	err := c.applyRead()
 	c.rmu.Unlock()
@@ -191,15 +332,73 @@ func (c *heldConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.rmu.Lock()
 	c.reading = false
+	if n > 0 && (c.phase == phaseIdle || c.phase == phaseLazy) && c.served {
+		c.phase = phaseAsked // a request's bytes: its handler decides
+	}
 	c.rmu.Unlock()
 	return n, err
 }
 
-// SetWriteDeadline sets the connection's write deadline, and remembers
-// it (writeDeadlineNear).
+// readError is the error of a Read that the connection did not begin,
+// as the connection's own Read would return it.
+func (c *heldConn) readError(err error) error {
+	return &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// Close closes the connection, and ends a background read waiting.
+func (c *heldConn) Close() error {
+	c.rmu.Lock()
+	c.closed = true
+	c.wakeLocked()
+	c.rmu.Unlock()
+	return c.Conn.Close()
+}
+
+// SetWriteDeadline sets the write deadline of the write in progress and
+// of those that begin after it.
 func (c *heldConn) SetWriteDeadline(t time.Time) error {
-	c.wd.Store(unixNano(t))
-	return c.Conn.SetWriteDeadline(t)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wwant = unixNano(t)
+	if c.writing {
+		return c.applyWrite()
+	}
+	return nil
+}
+
+// applyWrite gives the connection the write deadline last set; wmu is
+// held.
+func (c *heldConn) applyWrite() error {
+	if c.wwant == c.wset {
+		return nil
+	}
+	var t time.Time
+	if c.wwant != 0 {
+		t = time.Unix(0, c.wwant)
+	}
+	err := c.Conn.SetWriteDeadline(t)
+	if err == nil {
+		c.wset = c.wwant
+	}
+	return err
+}
+
+// beginWrite begins a write, under the write deadline set last; endWrite
+// ends it.
+func (c *heldConn) beginWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.applyWrite(); err != nil {
+		return err
+	}
+	c.writing = true
+	return nil
+}
+
+func (c *heldConn) endWrite() {
+	c.wmu.Lock()
+	c.writing = false
+	c.wmu.Unlock()
 }
 
 // SetDeadline sets both deadlines.
@@ -210,17 +409,24 @@ func (c *heldConn) SetDeadline(t time.Time) error {
 	return c.SetReadDeadline(t)
 }
 
-// writeDeadlineNear says whether the write deadline set last is t or
-// less than slack before it: a request's deadline that the one of the
-// request before it on the connection stands for, without setting it
-// again (a timer's change in the runtime, per request).
-func (c *heldConn) writeDeadlineNear(t time.Time, slack time.Duration) bool {
-	wd := c.wd.Load()
-	if wd == 0 {
+// keepWriteDeadline says whether the write deadline the connection has
+// is t or less than slack before it, and if it is, sets it again (in
+// place of the one set since, by net/http between requests, which was
+// never given to the connection): a request's deadline that the one of
+// the request before it on the connection stands for, without a change
+// of a timer in the runtime per request.
+func (c *heldConn) keepWriteDeadline(t time.Time, slack time.Duration) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wset == 0 {
 		return false
 	}
-	d := unixNano(t) - wd
-	return d >= 0 && d < int64(slack)
+	d := unixNano(t) - c.wset
+	if d < 0 || d >= int64(slack) {
+		return false
+	}
+	c.wwant = c.wset
+	return true
 }
 
 func unixNano(t time.Time) int64 {

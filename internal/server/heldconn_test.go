@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -280,37 +282,74 @@ func TestHeldConnResponses(t *testing.T) {
 	}
 }
 
-// A connection remembers the write deadline set last, and a request's
-// deadline is near it only when it is that one or less than the slack
-// after it (the connection's deadline is then at most the slack early).
-func TestHeldConnWriteDeadlineNear(t *testing.T) {
+// A connection gives a write the deadline set last; a request's
+// deadline is kept as the one the connection has when that one is it or
+// less than the slack before it (the connection's deadline is then at
+// most the slack early), though a deadline was cleared since (net/http
+// does between requests) without a write.
+func TestHeldConnKeepWriteDeadline(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
+	go io.Copy(io.Discard, b)
 	c := &heldConn{Conn: a}
 	d := time.Now().Add(time.Hour)
-	if c.writeDeadlineNear(d, time.Minute) {
-		t.Fatal("near a deadline never set")
+	if c.keepWriteDeadline(d, time.Minute) {
+		t.Fatal("kept a deadline the connection never had")
 	}
 	c.SetWriteDeadline(d)
+	if c.keepWriteDeadline(d, time.Minute) {
+		t.Fatal("kept a deadline set but never given to the connection (nothing was written)")
+	}
+	c.Write([]byte("x"))
+	c.SetWriteDeadline(time.Time{}) // net/http's, after a response
 	for _, x := range []struct {
 		t    time.Time
-		near bool
+		keep bool
 	}{
 		{d, true}, {d.Add(30 * time.Second), true}, {d.Add(time.Minute), false},
 		{d.Add(-time.Nanosecond), false}, // later than the request's: never kept
 	} {
-		if got := c.writeDeadlineNear(x.t, time.Minute); got != x.near {
-			t.Errorf("deadline %v after the one set: near %v, want %v", x.t.Sub(d), got, x.near)
+		if got := c.keepWriteDeadline(x.t, time.Minute); got != x.keep {
+			t.Errorf("deadline %v after the one the connection has: kept %v, want %v", x.t.Sub(d), got, x.keep)
 		}
 	}
-	c.SetWriteDeadline(longAgo) // a cut
-	if c.writeDeadlineNear(d, time.Minute) {
-		t.Fatal("near after the deadline was set in the past (a client cut)")
+	c.SetWriteDeadline(longAgo) // a cut, then a write that fails
+	if _, err := c.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a write after a deadline in the past: %v, want a timeout", err)
+	}
+	if c.keepWriteDeadline(d, time.Minute) {
+		t.Fatal("kept after the deadline was set in the past (a client cut)")
 	}
 	c.SetDeadline(time.Time{})
-	if c.writeDeadlineNear(d, time.Minute) {
-		t.Fatal("near after the deadline was cleared")
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatalf("a write after the deadlines were cleared: %v", err)
+	}
+	if c.keepWriteDeadline(d, time.Minute) {
+		t.Fatal("kept after the deadline was cleared and a write went out without one")
+	}
+}
+
+// A write in progress when its deadline is set in the past (a client
+// cut, from the pace's timer) ends at once, though the connection is
+// given deadlines only as writes begin.
+func TestHeldConnWriteCut(t *testing.T) {
+	a, b := net.Pipe() // nothing reads b: a write blocks
+	defer a.Close()
+	defer b.Close()
+	c := &heldConn{Conn: a}
+	c.SetWriteDeadline(time.Now().Add(time.Hour))
+	done := make(chan error, 1)
+	go func() { _, err := c.Write([]byte("blocked")); done <- err }()
+	time.Sleep(50 * time.Millisecond)
+	c.SetWriteDeadline(longAgo)
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a write cut in progress: %v, want a timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a write in progress was not ended by a deadline in the past")
 	}
 }
 
@@ -455,5 +494,189 @@ func TestHeldConnReadDeadline(t *testing.T) {
 	client.Write([]byte("y"))
 	if n, err := c.Read(buf); n != 1 || err != nil || buf[0] != 'y' {
 		t.Fatalf("a Read after SetDeadline cleared both: %d, %v", n, err)
+	}
+}
+
+// countConn counts what reaches a connection beneath a heldConn.
+type countConn struct {
+	net.Conn
+	byteReads, readDeadlines, writeDeadlines *atomic.Int64
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	if len(p) == 1 {
+		c.byteReads.Add(1)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *countConn) SetReadDeadline(t time.Time) error {
+	c.readDeadlines.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *countConn) SetWriteDeadline(t time.Time) error {
+	c.writeDeadlines.Add(1)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+type countListener struct {
+	net.Listener
+	byteReads, readDeadlines, writeDeadlines atomic.Int64
+}
+
+func (l *countListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countConn{Conn: c, byteReads: &l.byteReads, readDeadlines: &l.readDeadlines, writeDeadlines: &l.writeDeadlines}, nil
+}
+
+// countedServer is heldServer (with Serve's header timeout) over
+// connections that count what reaches them.
+func countedServer(t *testing.T, h http.Handler) (string, *countListener) {
+	t.Helper()
+	s := &Server{opts: Options{Limits: Limits{}.withDefaults()}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countListener{Listener: ln}
+	hs := &http.Server{Handler: s.limit(h), ConnContext: withConn, ReadHeaderTimeout: s.opts.Limits.HeaderTimeout, IdleTimeout: s.opts.Limits.IdleTimeout}
+	go hs.Serve(heldListener{cl})
+	t.Cleanup(func() { hs.Close() })
+	return ln.Addr().String(), cl
+}
+
+// Requests without a body on a keep-alive connection cost the
+// connection no background read (a read of one byte) while their
+// handlers do not look for their end, and no change of its write
+// deadline after the first request's: the requests that follow keep it.
+func TestHeldConnQuietRequests(t *testing.T) {
+	addr, cl := countedServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		w.Write([]byte("ok"))
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	const n = 20
+	for i := range n {
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(body) != "ok" {
+			t.Fatalf("request %d: %s %q", i, resp.Status, body)
+		}
+	}
+	if got := cl.byteReads.Load(); got != 0 {
+		t.Errorf("%d requests read %d times one byte from the connection (background reads), want none", n, got)
+	}
+	if got := cl.writeDeadlines.Load(); got > 2 {
+		t.Errorf("%d requests changed the connection's write deadline %d times, want at most 2", n, got)
+	}
+	t.Logf("%d requests: %d reads of one byte, %d read deadlines, %d write deadlines", n, cl.byteReads.Load(), cl.readDeadlines.Load(), cl.writeDeadlines.Load())
+	// The idle timeout's, once a request; the background read's are gone.
+	if got := cl.readDeadlines.Load(); got > n+2 {
+		t.Errorf("%d requests changed the connection's read deadline %d times, want at most %d", n, got, n+2)
+	}
+}
+
+// A handler of a request without a body that waits on its context, or
+// polls it, sees its client leave: the connection's background read,
+// held while the handler did not look, reads once it does.
+func TestHeldConnClientLeaves(t *testing.T) {
+	for _, how := range []string{"done", "err"} {
+		t.Run(how, func(t *testing.T) {
+			ended := make(chan error, 1)
+			addr, cl := countedServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ctx := r.Context()
+				deadline := time.After(10 * time.Second)
+				if how == "done" {
+					select {
+					case <-ctx.Done():
+						ended <- context.Cause(ctx)
+					case <-deadline:
+						ended <- nil
+					}
+					return
+				}
+				for {
+					if err := ctx.Err(); err != nil {
+						ended <- err
+						return
+					}
+					select {
+					case <-deadline:
+						ended <- nil
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+			}))
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+			time.Sleep(100 * time.Millisecond) // the handler waits
+			c.Close()
+			select {
+			case err := <-ended:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("the handler's context, its client gone: %v, want canceled", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("the handler never ended")
+			}
+			if cl.byteReads.Load() == 0 {
+				t.Error("no background read reached the connection, yet the handler saw its client leave")
+			}
+		})
+	}
+}
+
+// Requests sent together (pipelined) on a held connection are each
+// answered, in order, whether their handlers look for their end or not.
+func TestHeldConnPipelined(t *testing.T) {
+	addr, _ := countedServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/look" {
+			<-time.After(10 * time.Millisecond)
+			if err := r.Context().Err(); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	paths := []string{"/a", "/look", "/b", "/look", "/c"}
+	var req strings.Builder
+	for _, p := range paths {
+		fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p)
+	}
+	io.WriteString(c, req.String())
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for _, p := range paths {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("the answer to %s: %v", p, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(body) != p {
+			t.Fatalf("the answer to %s: %s %q", p, resp.Status, body)
+		}
 	}
 }

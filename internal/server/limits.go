@@ -126,7 +126,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		// be cut: it is not paced. One whose deadline, set by the request
 		// before this one, is at most a 64th of RequestTimeout earlier
 		// than this one's keeps it.
-		paced := hc != nil && hc.writeDeadlineNear(end, l.RequestTimeout/64) ||
+		paced := hc != nil && hc.keepWriteDeadline(end, l.RequestTimeout/64) ||
 			!errors.Is(rc.SetWriteDeadline(end), http.ErrNotSupported)
 		var conn net.Conn
 		if paced {
@@ -141,6 +141,15 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			hc.hold()
 			rw.held = hc
 			defer hc.release() // however the handler ends
+			// Its background read waits until the handler asks whether
+			// the request is over (heldconn.go).
+			hc.lazyReads()
+			x.ctx.conn = hc
+		} else if hc != nil {
+			hc.readsNow()
+		}
+		if hc != nil {
+			defer hc.doneReads()
 		}
 		if paced {
 			// All the server wrote was taken (conn's queues): it is the
@@ -217,6 +226,8 @@ type deadlineCtx struct {
 	parent context.Context
 	end    time.Time
 
+	conn   *heldConn   // its connection's background read waits until Done or Err is asked (nil: it reads)
+	asked  atomic.Bool // Done or Err was asked
 	made   atomic.Bool // ctx is made
 	closed atomic.Bool // the request is over
 	mu     sync.Mutex  // guards the making of ctx, and close
@@ -244,6 +255,15 @@ func (c *deadlineCtx) real() context.Context {
 	return c.ctx
 }
 
+// ask says the handler looks for the request's end: its connection's
+// background read reads from now on, to see the client leave (which
+// ends the parent).
+func (c *deadlineCtx) ask() {
+	if c.conn != nil && !c.asked.Load() && !c.asked.Swap(true) {
+		c.conn.readsNow()
+	}
+}
+
 // settled says whether c's answers may differ from its parent's: it is
 // made, over, past its deadline, or its parent ended.
 func (c *deadlineCtx) settled() bool {
@@ -259,9 +279,13 @@ func (c *deadlineCtx) Deadline() (time.Time, bool) {
 }
 
 // Done makes the real context: something waits on the request.
-func (c *deadlineCtx) Done() <-chan struct{} { return c.real().Done() }
+func (c *deadlineCtx) Done() <-chan struct{} {
+	c.ask()
+	return c.real().Done()
+}
 
 func (c *deadlineCtx) Err() error {
+	c.ask()
 	if c.settled() {
 		return c.real().Err()
 	}
@@ -632,17 +656,19 @@ func (w *rateWriter) headersFirst(n int) {
 
 // release sends what the connection holds of the response, with what
 // net/http still buffers of it once the handler has returned (its
-// headers went out already, so the framing is settled: a flush does not
-// change it): the whole response in one write. It tells whether the
-// response is whole: of a declared length, all of it sent (net/http has
-// nothing left to write of it, as it would the end of a chunked body).
+// headers went out already, or its length is declared, so the framing
+// is settled: a flush does not change it): the whole response in one
+// write. It tells whether the response is whole: of a declared length,
+// all of it sent (net/http has nothing left to write of it, as it would
+// the end of a chunked body).
 func (w *rateWriter) release() (whole bool) {
 	if w.held == nil {
 		return false
 	}
 	hc := w.held
 	w.held = nil
-	if !hc.holds() {
+	declared := len(w.Header()["Content-Length"]) == 1
+	if !hc.holds() && !declared {
 		hc.release()
 		return false
 	}
@@ -650,7 +676,7 @@ func (w *rateWriter) release() (whole bool) {
 		f.Flush()
 	}
 	var err error
-	if w.pace == nil {
+	if w.pace == nil || !hc.holds() {
 		err = hc.release()
 	} else {
 		n := len(*hc.held)
@@ -658,7 +684,7 @@ func (w *rateWriter) release() (whole bool) {
 		err = hc.release()
 		w.pace.end(n)
 	}
-	return err == nil && len(w.Header()["Content-Length"]) == 1
+	return err == nil && declared
 }
 
 func (w *rateWriter) Write(p []byte) (int, error) {
