@@ -412,15 +412,18 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 		return nil, err
 	}
 	// The checkpoint is stored (a file synced, which can take longer
-	// than anything else here on a busy disk) while what was read ahead
-	// is kept and the reads Open started end; Open returns once it is.
+	// than anything else here on a busy disk) while the reads Open
+	// started end and what they read is kept, all of it at once (a file
+	// a tree and encoding, not one a batch: a file costs more to create
+	// than to fill, and the batches finish without waiting for a disk);
+	// Open returns once it is.
 	var storing sync.WaitGroup
 	var storeErr error
 	if store != nil {
 		storing.Go(func() { storeErr = store() })
 	}
-	v.verifiedNow()
 	bg.Wait()
+	v.verifiedNow()
 	storing.Wait()
 	if storeErr != nil {
 		return nil, storeErr
@@ -443,18 +446,20 @@ func (v *View) keepLater(keep func()) {
 	keep()
 }
 
-// heldDocs are subject documents checked at one tree before its view's
-// checkpoint was verified, batch documents ({"size", "subjects"}) or
-// compact batches (translog.SubjectsMedia), kept in one file of each
-// once it is: a file costs more to create than to fill.
+// heldDocs are subject documents checked at one tree while Open reads,
+// batch documents ({"size", "subjects"}) or compact batches
+// (translog.SubjectsMedia), kept in one file of each once its reads
+// ended and the checkpoint is verified: a file costs more to create
+// than to fill.
 type heldDocs struct {
 	cp       checkpoint.Checkpoint
 	subjects [2][]string // JSON, compact
 	bodies   [2][][]byte
 }
 
-// verifiedNow says Open verified the checkpoint, and keeps what was read
-// before: the documents in one file by tree, the tiles in one file.
+// verifiedNow says Open verified the checkpoint and its reads ended,
+// and keeps what they read: the documents in one file by tree and
+// encoding, the tiles in one file, written side by side.
 func (v *View) verifiedNow() {
 	v.keepMu.Lock()
 	v.verified = true
@@ -464,18 +469,22 @@ func (v *View) verifiedNow() {
 	for _, keep := range pending {
 		keep()
 	}
+	var writes sync.WaitGroup
 	for _, h := range held {
-		v.client.keepBatchBody(h.cp, h.subjects[0], bytes.Join(h.bodies[0], []byte("\n")), false)
-		v.client.keepBatchBody(h.cp, h.subjects[1], bytes.Join(h.bodies[1], nil), true)
+		writes.Go(func() {
+			v.client.keepBatchBody(h.cp, h.subjects[0], bytes.Join(h.bodies[0], []byte("\n")), false)
+		})
+		writes.Go(func() { v.client.keepBatchBody(h.cp, h.subjects[1], bytes.Join(h.bodies[1], nil), true) })
 	}
 	if v.keptTiles != nil {
-		v.keptTiles.release()
+		writes.Go(v.keptTiles.release)
 	}
+	writes.Wait()
 }
 
 // keepDocs keeps a batch document of subjects checked and judged at cp's
 // tree (keepBatchBody; compact: a batch of the compact encoding), or
-// holds it until Open has verified the checkpoint (keepLater).
+// holds it until Open has verified the checkpoint and its reads ended.
 func (v *View) keepDocs(cp checkpoint.Checkpoint, subjects []string, body []byte, compact bool) {
 	if v.client.StateDir == "" || len(subjects) == 0 {
 		return
