@@ -203,8 +203,12 @@ func (m *MemFiles) add(files []MemFile) error {
 			if m.dirs[dir] == nil {
 				m.dirs[dir] = map[string]bool{}
 			}
-			if was, ok := m.dirs[dir][name]; ok && was != isDir {
+			was, ok := m.dirs[dir][name]
+			if ok && was != isDir {
 				return fmt.Errorf("in-memory index: %s is both a file and a directory", p)
+			}
+			if ok && isDir {
+				break // a directory listed before: its parents were, too
 			}
 			m.dirs[dir][name] = isDir
 			p, isDir = dir, true
