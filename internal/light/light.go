@@ -471,10 +471,8 @@ func (v *View) verifiedNow() {
 	}
 	var writes sync.WaitGroup
 	for _, h := range held {
-		writes.Go(func() {
-			v.client.keepBatchBody(h.cp, h.subjects[0], bytes.Join(h.bodies[0], []byte("\n")), false)
-		})
-		writes.Go(func() { v.client.keepBatchBody(h.cp, h.subjects[1], bytes.Join(h.bodies[1], nil), true) })
+		writes.Go(func() { v.client.keepBatchBody(h.cp, h.subjects[0], h.bodies[0], false) })
+		writes.Go(func() { v.client.keepBatchBody(h.cp, h.subjects[1], h.bodies[1], true) })
 	}
 	if v.keptTiles != nil {
 		writes.Go(v.keptTiles.release)
@@ -509,7 +507,7 @@ func (v *View) keepDocs(cp checkpoint.Checkpoint, subjects []string, body []byte
 		return
 	}
 	v.keepMu.Unlock()
-	v.client.keepBatchBody(cp, subjects, body, compact)
+	v.client.keepBatchBody(cp, subjects, [][]byte{body}, compact)
 }
 
 // keepDoc keeps a subject's document checked and judged at cp's tree
@@ -696,12 +694,22 @@ func batchBody(cp checkpoint.Checkpoint, docs [][]byte) []byte {
 }
 
 // keepBatchBody keeps batch documents ({"size", "subjects"}, one or more
-// one after the other; compact: batches of the compact encoding, in a
-// file named so), every document of which passed its checks, in one
-// file, best effort, as keep does.
-func (c *Client) keepBatchBody(cp checkpoint.Checkpoint, subjects []string, body []byte, compact bool) {
+// one after the other, a line apart; compact: batches of the compact
+// encoding, one after the other, in a file named so), every document of
+// which passed its checks, in one file, best effort, as keep does.
+func (c *Client) keepBatchBody(cp checkpoint.Checkpoint, subjects []string, bodies [][]byte, compact bool) {
 	if c.StateDir == "" || len(subjects) == 0 {
 		return
+	}
+	parts := bodies
+	if !compact && len(bodies) > 1 {
+		parts = make([][]byte, 0, 2*len(bodies))
+		for i, b := range bodies {
+			if i > 0 {
+				parts = append(parts, []byte("\n"))
+			}
+			parts = append(parts, b)
+		}
 	}
 	sum := sha256.Sum256([]byte(strings.Join(subjects, "\n")))
 	ext := ".json"
@@ -710,7 +718,7 @@ func (c *Client) keepBatchBody(cp checkpoint.Checkpoint, subjects []string, body
 	}
 	p := filepath.Join(c.StateDir, c.Introduction+".subjects", treeDir(cp), batchPrefix+hex.EncodeToString(sum[:16])+ext)
 	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
-		safefile.Write(p, body, safefile.Options{Perm: 0o644, NoSync: true})
+		safefile.WriteParts(p, parts, safefile.Options{Perm: 0o644, NoSync: true})
 	}
 }
 

@@ -24,6 +24,12 @@ type Options struct {
 
 // Write writes data to path.
 func Write(path string, data []byte, o Options) error {
+	return WriteParts(path, [][]byte{data}, o)
+}
+
+// WriteParts writes the parts one after the other to path, as Write
+// writes them joined (with no copy that joins them).
+func WriteParts(path string, parts [][]byte, o Options) error {
 	if o.Perm == 0 {
 		o.Perm = 0o644
 	}
@@ -36,9 +42,11 @@ func Write(path string, data []byte, o Options) error {
 		tmp.Close()
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
+	for _, data := range parts {
+		if _, err := tmp.Write(data); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if !o.NoSync {
 		if err := tmp.Sync(); err != nil {

@@ -39,6 +39,23 @@ func TestWrite(t *testing.T) {
 	}
 }
 
+func TestWriteParts(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := Write(p, []byte("old"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteParts(p, [][]byte{[]byte("one"), nil, []byte("\n"), []byte("two")}, Options{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "one\ntwo" {
+		t.Fatalf("content %q, want the parts joined", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("temporary files left behind: %v", entries)
+	}
+}
+
 func TestPending(t *testing.T) {
 	dir := t.TempDir()
 	a, err := Create(filepath.Join(dir, "a"), []byte("alpha"), 0o444)
