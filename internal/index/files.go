@@ -217,6 +217,29 @@ func (m *MemFiles) add(files []MemFile) error {
 	return nil
 }
 
+// Loaded adds the files of subject, read by the caller as Load would
+// return them, so that the reads under it find it loaded and do not ask
+// Load: a light client fills in what it read ahead, on the cores that
+// read it, not in the first read that asks. A subject loaded, or being
+// loaded, already is left as it is.
+func (m *MemFiles) Loaded(subject string, files []MemFile) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.loading[subject]; ok {
+		return nil
+	}
+	if err := m.add(files); err != nil {
+		return err
+	}
+	if m.loading == nil {
+		m.loading = map[string]*subjectLoad{}
+	}
+	done := make(chan struct{})
+	close(done)
+	m.loading[subject] = &subjectLoad{done: done}
+	return nil
+}
+
 // ensure loads the subject that holds path, if there is a Load. It fails
 // with ErrUnlisted for a directory that spans several subjects.
 func (m *MemFiles) ensure(path string) error {

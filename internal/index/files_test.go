@@ -1,6 +1,7 @@
 package index_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -274,6 +275,70 @@ func TestMemFilesLoad(t *testing.T) {
 	fail = false
 	if _, err := index.NewCatalog(mf2, "x", head); err != nil {
 		t.Fatalf("after the network came back: %v", err)
+	}
+}
+
+// Subjects a caller read ahead and handed over (Loaded) are read as
+// loaded: Load is never asked for them, and the catalog shows what it
+// shows through Load.
+func TestMemFilesLoaded(t *testing.T) {
+	w := newCatalogWorld(t)
+	head, files := w.history()
+	bySubject := map[string][]index.MemFile{}
+	for _, f := range files {
+		for _, s := range index.SubjectsOf(f.Path) {
+			bySubject[s] = append(bySubject[s], f)
+		}
+	}
+	var mu sync.Mutex
+	loads := map[string]int{}
+	mf := &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
+		mu.Lock()
+		loads[subject]++
+		mu.Unlock()
+		return bySubject[subject], nil
+	}}
+	ahead := []string{"root", "package acme/fastjson", "key " + keys.IDHex(w.audit.Public()), "key " + keys.IDHex(w.bob.Public())}
+	for _, s := range ahead {
+		if err := mf.Loaded(s, bySubject[s]); err != nil {
+			t.Fatal(err)
+		}
+		if err := mf.Loaded(s, nil); err != nil {
+			t.Fatalf("a subject handed over twice: %v", err)
+		}
+	}
+	mem, err := index.NewCatalog(mf, "https://example.org", head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	git, err := w.repo.Catalog(w.ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := git.Show(w.ctx, "acme/fastjson", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := mem.Show(w.ctx, "acme/fastjson", ""); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("show through subjects handed over: %v\n%+v\nwant %+v", err, got, want)
+	}
+	for _, s := range ahead {
+		if loads[s] != 0 {
+			t.Errorf("subject %q, handed over, was loaded %d times (loads: %v)", s, loads[s], loads)
+		}
+	}
+	// Files that break the in-memory tree are refused, and the subject
+	// left to Load.
+	bad := &index.MemFiles{Load: mf.Load}
+	if err := bad.Loaded("package acme/fastjson", []index.MemFile{{Path: "root/00000001.json"}, {Path: "root/00000001.json/x"}}); err == nil {
+		t.Fatal("a file under a file was handed over")
+	}
+	f := bySubject["package acme/fastjson"][0]
+	if data, err := bad.Read(f.Path); err != nil || !bytes.Equal(data, f.Data) {
+		t.Fatalf("reading %s after a refused hand-over: %q, %v", f.Path, data, err)
+	}
+	if loads["package acme/fastjson"] != 1 {
+		t.Errorf("a subject whose hand-over was refused was loaded %d times, want once", loads["package acme/fastjson"])
 	}
 }
 

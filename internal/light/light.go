@@ -223,7 +223,7 @@ type View struct {
 	catOnce sync.Once
 	cat     *index.Catalog
 	catErr  error
-	files   *index.MemFiles
+	files   *index.MemFiles // the catalog's files: withFiles
 }
 
 // subjectLoad is one subject read and judged, which concurrent readers
@@ -310,8 +310,8 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	}
 	kept := c.tiles(fetcher, claimed)
 	kept.hold() // until the checkpoint is verified (verifiedNow)
-	v := &View{client: c, ctx: ctx, tiles: newTileCache(kept), keptTiles: kept, server: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{},
-		policy: header.Get(PolicyHeader)}
+	v := (&View{client: c, ctx: ctx, tiles: newTileCache(kept), keptTiles: kept, server: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{},
+		policy: header.Get(PolicyHeader)}).withFiles()
 	refuse := func(format string, args ...any) error {
 		return &ProofError{URL: c.base(), What: "the checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
 	}
@@ -746,7 +746,7 @@ func (c *Client) OpenOffline(ctx context.Context) (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
 	}
-	v := &View{client: c, ctx: ctx, offline: true, tiles: newTileCache(c.tiles(nil, sc.Checkpoint)), Checkpoint: sc, Note: note, subjects: map[string]*subjectLoad{}}
+	v := (&View{client: c, ctx: ctx, offline: true, tiles: newTileCache(c.tiles(nil, sc.Checkpoint)), Checkpoint: sc, Note: note, subjects: map[string]*subjectLoad{}}).withFiles()
 	if stored.MapLeaf == "" {
 		return nil, fmt.Errorf("%s keeps no map leaf with its checkpoint (kept by an older cairn): run once without --offline", c.statePath())
 	}
@@ -1612,6 +1612,14 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 	}
 	early.Wait()
 	v.finish(subjects, loads)
+	// The catalog's files of those read, added here, on the cores that
+	// read them, not by the resolution that asks for them next, one by
+	// one (what fails to add is added again, and said, when asked).
+	for i, l := range loads {
+		if l.err == nil {
+			v.files.Loaded(subjects[i], l.files)
+		}
+	}
 }
 
 // check checks a subject document against the view's checkpoint.
@@ -1686,12 +1694,18 @@ func (v *View) refuse(subject string, err error) error {
 // proves (every label, every key) fails with index.ErrUnlisted.
 func (v *View) Catalog() (*index.Catalog, error) {
 	v.catOnce.Do(func() {
-		v.files = &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
-			return v.Subject(v.ctx, subject)
-		}}
 		v.cat, v.catErr = index.NewCatalog(v.files, v.client.base(), v.Checkpoint.Head)
 	})
 	return v.cat, v.catErr
+}
+
+// withFiles makes v's catalog files (v.files, which the loads of batches
+// fill in as they finish) and returns v.
+func (v *View) withFiles() *View {
+	v.files = &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
+		return v.Subject(v.ctx, subject)
+	}}
+	return v
 }
 
 // Record is a record proved included in the log: its leaf, entry and
