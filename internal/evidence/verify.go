@@ -220,6 +220,9 @@ func isLowerHex(s string, n int) bool {
 // and returns what it proves. A plan the policy refuses in a sound bundle
 // is a report with Allowed false and a *policy.RefusedError.
 func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) {
+	// A replay: parsing allocates briskly, and what it allocates dies
+	// young (a few MiB stay live); collect less often (index.ReplayGC).
+	defer index.ReplayGC()()
 	b, err := read(r, o.MaxSize)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -245,4 +246,22 @@ func TestReplayBatchCompact(t *testing.T) {
 // then b (two batches one after the other).
 func edit2(a, b []byte, edited func(string, []byte) map[string][]byte, name string) map[string][]byte {
 	return edited(name, append(bytes.Clone(a), b...))
+}
+
+// Verify lets the collector run less often while it replays
+// (index.ReplayGC), and puts its setting back as it was.
+func TestVerifyPutsGCBack(t *testing.T) {
+	w := newWorld(t)
+	data, _, err := w.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := debug.SetGCPercent(77)
+	defer debug.SetGCPercent(prev)
+	if _, err := verify(data); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(77); got != 77 {
+		t.Fatalf("the collector's percent after Verify: %d, want 77 as before", got)
+	}
 }

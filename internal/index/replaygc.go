@@ -77,3 +77,9 @@ func replayGCAdjust() {
 		g.percent = p
 	}
 }
+
+// ReplayGC is startReplayGC for a replay made outside this package (an
+// evidence bundle's reads, replayed to a light client, judged by
+// ReplayProved): the heap may gather replayHeadroom of garbage between
+// collections until stop is called.
+func ReplayGC() (stop func()) { return startReplayGC() }
