@@ -211,6 +211,7 @@ Access logs are JSON lines on standard error.`,
 			}
 			opts := server.Options{
 				Logger:         log,
+				AccessLog:      out,
 				Grace:          grace,
 				MaxUpload:      maxUpload,
 				NoBlobRedirect: !blobRedirect,

@@ -53,3 +53,78 @@ func TestAccessLog(t *testing.T) {
 		t.Errorf("access line %v: want exactly %d keys (no source)", line, len(want)+4)
 	}
 }
+
+// The access lines written directly (Options.AccessLog) are the bytes
+// slog's JSON handler writes for the same record, escapes and all (a
+// line that needs them is slog's own), as a server writes them.
+func TestAccessLogDirect(t *testing.T) {
+	at := time.Date(2026, 12, 1, 4, 27, 0, 322629000, time.UTC)
+	for _, x := range []struct {
+		method, path, remote string
+		code                 int
+		n                    int64
+		d                    time.Duration
+		when                 time.Time
+	}{
+		{"GET", "/log/tile/0/x001/000", "127.0.0.1:42770", 200, 8192, 7331 * time.Nanosecond, at},
+		{"HEAD", "/blobs/sha256/ab", "[::1]:1", 404, 0, time.Hour, at.Add(678 * time.Nanosecond)},
+		{"GET", "/a b/<&>'", "10.0.0.1:80", 500, -1, 0, time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600))},
+		{"GET", `/quote"d`, "r", 200, 1, 1, at},
+		{"GET", `/back\slash`, "r", 200, 1, 1, at},
+		{"GET", "/tab\there", "r", 200, 1, 1, at},
+		{"GET", "/caf\u00e9", "r", 200, 1, 1, at},
+		{"GET", "/bad\xff", "r", 200, 1, 1, at},
+		{"GET", "/line\u2028sep", "r", 200, 1, 1, at},
+		{"GET", "/del\x7f", "r", 200, 1, 1, at},
+	} {
+		var want strings.Builder
+		line := slog.NewRecord(x.when, slog.LevelInfo, "request", 0)
+		line.AddAttrs(slog.String("method", x.method), slog.String("path", x.path), slog.Int("status", x.code),
+			slog.Int64("bytes", x.n), slog.Duration("duration", x.d), slog.String("remote", x.remote))
+		slog.NewJSONHandler(&want, nil).Handle(t.Context(), line)
+		got, ok := appendAccessLine(nil, x.when, x.method, x.path, x.code, x.n, x.d, x.remote)
+		plain := !strings.ContainsAny(x.path, "\"\\\t\x7f") && !strings.ContainsFunc(x.path, func(r rune) bool { return r > 0x7e })
+		if ok != plain {
+			t.Errorf("%q: written directly %v, want %v", x.path, ok, plain)
+		}
+		if ok && string(got) != want.String() {
+			t.Errorf("%q:\n got %s\nwant %s", x.path, got, want.String())
+		}
+	}
+
+	// Through a server: lines written directly and slog's, in one
+	// stream, each as slog writes it.
+	var out syncBuffer
+	f := newFixture(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&out, nil))
+		o.AccessLog = &out
+	})
+	for _, p := range []string{"/log/tile/0/000", "/blobs/sha256/%22quoted%22", "/healthz"} {
+		resp, _ := f.do("GET", p, nil, nil)
+		resp.Body.Close()
+	}
+	var lines int
+	for l := range strings.SplitSeq(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if rec["msg"] != "request" {
+			continue
+		}
+		lines++
+		when, _ := time.Parse(time.RFC3339Nano, rec["time"].(string))
+		d := time.Duration(rec["duration"].(float64))
+		var want strings.Builder
+		line := slog.NewRecord(when, slog.LevelInfo, "request", 0)
+		line.AddAttrs(slog.String("method", rec["method"].(string)), slog.String("path", rec["path"].(string)), slog.Int("status", int(rec["status"].(float64))),
+			slog.Int64("bytes", int64(rec["bytes"].(float64))), slog.Duration("duration", d), slog.String("remote", rec["remote"].(string)))
+		slog.NewJSONHandler(&want, nil).Handle(t.Context(), line)
+		if l+"\n" != want.String() {
+			t.Errorf("access line\n got %s\nwant %s", l, want.String())
+		}
+	}
+	if lines < 3 {
+		t.Fatalf("%d access lines for 3 requests in:\n%s", lines, out.String())
+	}
+}

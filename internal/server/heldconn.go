@@ -314,9 +314,10 @@ func (c *heldConn) Read(p []byte) (int, error) {
 			return 0, c.readError(os.ErrDeadlineExceeded)
 		}
 	}
-	if c.rwant != c.rset && c.rwant != 0 && c.rwant <= time.Now().UnixNano() {
+	if c.rwant != c.rset && c.rwant != 0 && c.rwant < longPast {
 		// Past its deadline (net/http's end of a background read, or a
-		// cut): the connection would end the Read before reading.
+		// cut, long ago): the connection would end the Read before
+		// reading.
 		c.rmu.Unlock()
 		return 0, c.readError(os.ErrDeadlineExceeded)
 	}
@@ -338,6 +339,11 @@ func (c *heldConn) Read(p []byte) (int, error) {
 	c.rmu.Unlock()
 	return n, err
 }
+
+// longPast is a time before any deadline this process sets for its
+// time: one before it is a deadline set in the past (net/http's
+// aLongTimeAgo, longAgo), known without asking the clock.
+var longPast = time.Now().UnixNano()
 
 // readError is the error of a Read that the connection did not begin,
 // as the connection's own Read would return it.

@@ -133,7 +133,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			conn = c
 		}
 		rw := &x.rw
-		rw.ResponseWriter, rw.rc = w, rc
+		rw.ResponseWriter, rw.rc, rw.start = w, rc, start
 		// A request without a body (nothing to answer 100 Continue to)
 		// has its response held until its handler returns or flushes: it
 		// goes out in one write (heldconn.go).
@@ -630,6 +630,7 @@ func (b *rateReader) cut() error {
 // response or loaded the server.
 type rateWriter struct {
 	http.ResponseWriter
+	start time.Time // when limit began the request (accessLog's start too)
 	rc    *http.ResponseController
 	pace  *pace     // nil: the connection takes no deadlines
 	held  *heldConn // the connection holding the response (nil: none)

@@ -240,7 +240,7 @@ const immutable = "public, max-age=31536000, immutable"
 // /log/tile/entries/<N>[.p/<W>]: C2SP tlog-tiles hash tiles and entry
 // bundles of the served tree; a tile past it is 404.
 func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
-	s.tileAt(w, r, r.PathValue("path"))
+	s.tileAt(w, r, "tile/"+r.PathValue("path"))
 }
 
 // tilePrefix is where the log's tiles are served.
@@ -254,16 +254,15 @@ func (s *Server) tileRoute(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(p, tilePrefix) && !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
-			s.tileAt(w, r, p[len(tilePrefix):])
+			s.tileAt(w, r, p[len("/log/"):]) // tile/…, without a copy
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// tileAt answers logTile for the tile at /log/tile/rest.
-func (s *Server) tileAt(w http.ResponseWriter, r *http.Request, rest string) {
-	path := "tile/" + rest
+// tileAt answers logTile for the tile at /log/path (path: tile/…).
+func (s *Server) tileAt(w http.ResponseWriter, r *http.Request, path string) {
 	// A tile never changes at its path (a partial one names its width),
 	// so the hot ones are kept in memory, with the tile their path names
 	// and their length: a tile read again is neither parsed nor measured.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -176,7 +177,10 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // accessLog logs one structured line per request and counts it.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		start, ok := startOf(w)
+		if !ok {
+			start = time.Now()
+		}
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if rec.code == 0 {
@@ -184,17 +188,81 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		}
 		d := time.Since(start)
 		s.metrics.count(routeOf(r), rec.code, rec.bytes, d)
+		ctx := r.Context()
+		h := s.log.Handler()
+		if !h.Enabled(ctx, slog.LevelInfo) {
+			return
+		}
+		now := start.Add(d) // without asking the clock again
+		if out := s.opts.AccessLog; out != nil {
+			bp := lineBufs.Get().(*[]byte)
+			line, ok := appendAccessLine((*bp)[:0], now, r.Method, r.URL.Path, rec.code, rec.bytes, d, r.RemoteAddr)
+			if ok {
+				out.Write(line)
+			}
+			*bp = line[:0]
+			lineBufs.Put(bp)
+			if ok {
+				return
+			}
+		}
 		// The record goes to the handler as LogAttrs would send it, less
 		// the caller's program counter (runtime.Callers on every request):
 		// an access line's source would be this line.
-		ctx := r.Context()
-		if h := s.log.Handler(); h.Enabled(ctx, slog.LevelInfo) {
-			line := slog.NewRecord(start.Add(d), slog.LevelInfo, "request", 0) // now, without asking the clock again
-			line.AddAttrs(slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.code),
-				slog.Int64("bytes", rec.bytes), slog.Duration("duration", d), slog.String("remote", r.RemoteAddr))
-			h.Handle(ctx, line)
-		}
+		line := slog.NewRecord(now, slog.LevelInfo, "request", 0)
+		line.AddAttrs(slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.code),
+			slog.Int64("bytes", rec.bytes), slog.Duration("duration", d), slog.String("remote", r.RemoteAddr))
+		h.Handle(ctx, line)
 	})
+}
+
+// startOf returns when limit began the request w answers, if it did.
+func startOf(w http.ResponseWriter) (time.Time, bool) {
+	if rw, ok := w.(*rateWriter); ok && !rw.start.IsZero() {
+		return rw.start, true
+	}
+	return time.Time{}, false
+}
+
+var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// appendAccessLine appends a request's access line as slog's JSON
+// handler (slog.NewJSONHandler(w, nil)) writes the record accessLog
+// makes: the same bytes, without slog's machinery. It reports false,
+// having appended something else, for a line that needs escapes (a
+// string with a control character, a quote, a backslash or a byte past
+// ASCII), which is left to slog.
+func appendAccessLine(b []byte, t time.Time, method, path string, status int, n int64, d time.Duration, remote string) ([]byte, bool) {
+	if y := t.Year(); y < 0 || y >= 10000 || !plainJSON(method) || !plainJSON(path) || !plainJSON(remote) {
+		return b, false
+	}
+	b = append(b, `{"time":"`...)
+	b = t.Round(0).AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","method":"`...)
+	b = append(b, method...)
+	b = append(b, `","path":"`...)
+	b = append(b, path...)
+	b = append(b, `","status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, `,"duration":`...)
+	b = strconv.AppendInt(b, int64(d), 10)
+	b = append(b, `,"remote":"`...)
+	b = append(b, remote...)
+	b = append(b, "\"}\n"...)
+	return b, true
+}
+
+// plainJSON says whether s is written in a JSON string as it is: every
+// byte printable ASCII, none a quote or a backslash.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // slogAdapter turns a slog.Logger into the log.Logger the CGI handler

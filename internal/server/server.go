@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -43,6 +44,11 @@ type Options struct {
 	Exe string
 	// Logger receives access logs and events (default: JSON on stderr).
 	Logger *slog.Logger
+	// AccessLog, if set, is where Logger's JSON handler writes (Logger
+	// is slog.New(slog.NewJSONHandler(AccessLog, nil))): the access
+	// lines are written there directly, the same bytes slog would write,
+	// at a fraction of its cost (while Logger is enabled at Info).
+	AccessLog io.Writer
 	// MaxUpload bounds one blob upload, in bytes (default 1 GiB).
 	MaxUpload int64
 	// MaxPush bounds one git push, in bytes (default 256 MiB).
