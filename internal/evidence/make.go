@@ -224,7 +224,7 @@ func Make(ctx context.Context, w io.Writer, o Options) (*Made, error) {
 	}
 	add(SBOMName, bom.JSON)
 
-	m := Manifest{Created: now().UTC().Truncate(time.Second), MadeBy: o.MadeBy, Policy: filepath.ToSlash(p.Policy), Verdicts: verdicts, JudgedAt: judgedAt}
+	m := Manifest{Format: Format, Version: Version, Created: now().UTC().Truncate(time.Second), MadeBy: o.MadeBy, Policy: filepath.ToSlash(p.Policy), Verdicts: verdicts, JudgedAt: judgedAt}
 	for i, r := range p.Repositories {
 		m.Repositories = append(m.Repositories, Repository{Name: r.Name, URL: r.URL, Introduction: r.Introduction, CheckpointKeys: rec.keys[i]})
 	}

@@ -81,8 +81,8 @@ func TestVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if made.Manifest.Version != 0 && made.Manifest.Version != Version {
-		t.Fatalf("made version %d", made.Manifest.Version)
+	if made.Manifest.Version != Version {
+		t.Fatalf("made version %d, want %d", made.Manifest.Version, Version)
 	}
 	b := mustRead(t, data)
 	if b.Manifest.Version != 3 {
