@@ -81,6 +81,52 @@ type Line struct {
 	// Progress, if set, hears how far a verification of the line is,
 	// after each commit replayed (from one goroutine).
 	Progress func(Progress)
+	// Carry, if set, keeps the state a verification of the line ends
+	// with for the next one of the same line to start from, in this
+	// process, rather than read it again from git's trees.
+	Carry *Carry
+}
+
+// Carry holds the state a verification of a line ended with, at the
+// head it verified: a verification of the same line from that head (a
+// sliced pull's next slice) starts from it instead of reading the state
+// from git's trees, each name a new package takes looked up there (on
+// 100,000 records, the second half verified from the first paid a sixth
+// more CPU for it, git's included). A verification takes the state out
+// and puts back its own only if it passed and remembered its head. The
+// zero Carry holds nothing; a Carry is safe for concurrent use.
+type Carry struct {
+	mu    sync.Mutex
+	head  string
+	st    *Overlay
+	names map[uint64]struct{}
+}
+
+// take returns the state held at head, and lets it go; nil if it holds
+// none at head.
+func (c *Carry) take(head string) (*Overlay, map[uint64]struct{}) {
+	if c == nil {
+		return nil, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, names := c.st, c.names
+	ok := c.head == head && head != ""
+	c.head, c.st, c.names = "", nil, nil
+	if !ok {
+		return nil, nil
+	}
+	return st, names
+}
+
+// keep holds st, the state at head.
+func (c *Carry) keep(head string, st *Overlay, names map[uint64]struct{}) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.head, c.st, c.names = head, st, names
 }
 
 // Progress is how far a verification is.
@@ -144,11 +190,14 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	var keptSize int64
 	var keptRoot tlog.Hash
 	var keptHead string
+	var names map[uint64]struct{} // carried with st, see replayOptions.names
 	if m != nil && !full {
 		res.From, res.Total = m.Head, m.Records
 		if m.Head != head {
-			if st, err = r.State(ctx, m.Head); err != nil {
-				return nil, err
+			if st, names = l.Carry.take(m.Head); st == nil {
+				if st, err = r.State(ctx, m.Head); err != nil {
+					return nil, err
+				}
 			}
 		}
 		// The log follows the marker; a log that cannot be kept does not
@@ -177,6 +226,7 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 			return res, nil
 		}
 	} else {
+		l.Carry.take("")
 		st = NewOverlay(nil)
 		if _, err := os.Stat(l.LogDir()); err == nil && full {
 			kept, _ = r.StoreOf(l) // one that does not open is replaced
@@ -213,7 +263,7 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 			lg = fresh.log
 		}
 	}
-	opts := replayOptions{introduction: l.Introduction, log: lg, mark: -1}
+	opts := replayOptions{introduction: l.Introduction, log: lg, mark: -1, names: names}
 	if m != nil {
 		opts.verified = m.Head
 	}
@@ -285,6 +335,8 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	}
 	if err := saveMarker(l.Marker, marker{Head: head, Records: res.Total}); err != nil {
 		res.Unsaved = fmt.Errorf("%s: %w", l.Marker, err)
+	} else {
+		l.Carry.keep(head, opts.final, opts.names)
 	}
 	res.Duration = time.Since(start)
 	return res, mismatch
@@ -360,6 +412,14 @@ type replayOptions struct {
 	// (translog.Store.BeginRecompute), found it differs: the replay goes
 	// on without appending, and the caller computes the log afresh.
 	logDiffers error
+	// names, if set, holds the hashes of the folded names of every
+	// package from the introduction to the replay's start (a replay from
+	// the introduction makes it): the replay adds those it sees, and a
+	// state rebased on a tree knows a name not in it absent without
+	// asking git.
+	names map[uint64]struct{}
+	// final is the state the replay ended with, when it passed.
+	final *Overlay
 }
 
 // checkClock refuses a commit dated further than skew from clock.
@@ -453,7 +513,21 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 	// supplied the key, it is the right one. Whether the key may sign is
 	// the rules' business.
 	var pubs sync.Map // key id → ed25519.PublicKey (nil: not in the base)
-	baseKeys, _ := st.base.(*treeState)
+	var baseKeys *treeState
+	switch b := st.base.(type) {
+	case *treeState:
+		baseKeys = b
+	case *seenState:
+		baseKeys = b.treeState
+	}
+	// The keys the state holds in memory (one carried from the
+	// verification before holds those granted since its base tree),
+	// read before the rules change it.
+	for id, k := range st.keys {
+		if k != nil && k.Pub != nil {
+			pubs.Store(id, k.Pub)
+		}
+	}
 	lookup := func(id string) ed25519.PublicKey {
 		if v, ok := pubs.Load(id); ok {
 			return v.(ed25519.PublicKey)
@@ -603,9 +677,10 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 	// A replay from the introduction sees every package as it appears: it
 	// keeps their names' hashes, so that once its state is rebased on the
 	// tree, a package it never saw is known absent without asking git.
-	var names map[uint64]struct{}
+	names := o.names
 	if res.From == "" {
 		names = map[uint64]struct{}{}
+		o.names = names
 	}
 	// Stage 4: the rules, commit by commit, in order.
 	prev, passed := res.From, verified == ""
@@ -743,5 +818,6 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 	if !passed || prev != res.Head {
 		return &ForkError{Verified: verified, Head: res.Head}
 	}
+	o.final = st
 	return nil
 }

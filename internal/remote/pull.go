@@ -208,6 +208,9 @@ func fetchOnce(ctx context.Context, r *index.Repo, rm *Remote, o Options, last b
 		return nil, err
 	}
 	in := rm.incoming(r)
+	// Each slice verified hands its state to the next, and the last to
+	// the verification of the rest.
+	in.Carry = &index.Carry{}
 	line := rm.Line(r)
 	// Every error names the line (callers add nothing): a security error
 	// names it itself, with the URL.
