@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,6 +64,9 @@ type heldConn struct {
 	parked  bool       // a background Read waits on wake
 	wake    chan struct{}
 	closed  bool
+
+	paces  *time.Timer          // the timer of its responses' paces, made once (paceTimer)
+	pacing atomic.Pointer[pace] // the pace paces checks
 
 	holding bool
 	held    *[]byte     // what is held, from heldBufs; nil when nothing is
@@ -308,10 +312,10 @@ func (c *heldConn) Read(p []byte) (int, error) {
 			c.rmu.Unlock()
 			return 0, c.readError(net.ErrClosed)
 		}
-		if c.rwant != 0 && c.rwant <= time.Now().UnixNano() {
+		if c.rwant != 0 && (c.rwant < longPast || c.rwant <= time.Now().UnixNano()) {
 			// Ended (or cut): as the Read would have ended.
 			c.rmu.Unlock()
-			return 0, c.readError(os.ErrDeadlineExceeded)
+			return 0, errReadPast
 		}
 	}
 	if c.rwant != c.rset && c.rwant != 0 && c.rwant < longPast {
@@ -319,7 +323,7 @@ func (c *heldConn) Read(p []byte) (int, error) {
 		// cut, long ago): the connection would end the Read before
 		// reading.
 		c.rmu.Unlock()
-		return 0, c.readError(os.ErrDeadlineExceeded)
+		return 0, errReadPast
 	}
 	c.reading = true
 	err := c.applyRead()
@@ -344,6 +348,28 @@ func (c *heldConn) Read(p []byte) (int, error) {
 // time: one before it is a deadline set in the past (net/http's
 // aLongTimeAgo, longAgo), known without asking the clock.
 var longPast = time.Now().UnixNano()
+
+// paceTimer returns the connection's timer for p, the pace of the
+// response of the request it serves now (stopped: p arms it). A
+// connection serves one request at a time, so one timer serves the
+// paces of all its responses in turn, made once rather than with each.
+// A tick meant for the pace before p that fires as p begins checks p,
+// which then counts its own wait alone.
+func (c *heldConn) paceTimer(p *pace) *time.Timer {
+	c.pacing.Store(p)
+	if c.paces == nil {
+		c.paces = time.AfterFunc(time.Hour, func() {
+			if p := c.pacing.Load(); p != nil {
+				p.check()
+			}
+		})
+		c.paces.Stop()
+	}
+	return c.paces
+}
+
+// errReadPast is the error of a Read begun after its deadline.
+var errReadPast = &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}
 
 // readError is the error of a Read that the connection did not begin,
 // as the connection's own Read would return it.

@@ -680,3 +680,55 @@ func TestHeldConnPipelined(t *testing.T) {
 		}
 	}
 }
+
+// The attack: a client that reads a keep-alive connection's first
+// responses, then stops reading a large one. Its responses' paces share
+// the connection's timer, and the last one's still cuts it, at the
+// pace's limit, though the paces before it armed and stopped the timer.
+func TestHeldConnPaceKeepAlive(t *testing.T) {
+	const slow = 300 * time.Millisecond
+	cut := make(chan error, 1)
+	addr := heldServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/large" {
+			w.Header().Set("Content-Length", "8192")
+			w.Write(make([]byte, 8192))
+			return
+		}
+		buf := make([]byte, 64<<10)
+		start := time.Now()
+		for time.Since(start) < 20*time.Second {
+			if _, err := w.Write(buf); err != nil {
+				cut <- err
+				return
+			}
+		}
+		cut <- nil
+	}), Limits{SlowTimeout: slow, MinRate: 64 << 10})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := range 5 {
+		fmt.Fprintf(c, "GET /small%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+	}
+	start := time.Now()
+	fmt.Fprintf(c, "GET /large HTTP/1.1\r\nHost: x\r\n\r\n") // and read no more
+	select {
+	case err := <-cut:
+		if err == nil {
+			t.Fatal("a response the client stopped reading was never cut")
+		}
+		if d := time.Since(start); d > 10*slow+2*time.Second {
+			t.Fatalf("cut after %v, for a pace that cuts %v behind", d, slow)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatal("the handler never ended")
+	}
+}

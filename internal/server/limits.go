@@ -156,6 +156,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			// server that is late (descheduled, its disk slow), not the
 			// client.
 			x.pace.init(l, rc, false, conn)
+			x.pace.held = hc // its timer is the connection's, for its requests in turn
 			rw.pace = &x.pace
 			defer rw.pace.stop()
 		}
@@ -412,6 +413,7 @@ type pace struct {
 	rc    *http.ResponseController // ends the wait in progress (cutNow)
 	read  bool                     // the pace of a request body (else of a response)
 	conn  net.Conn                 // the client's connection, whose queues tell whose the wait is (nil: taken to be the client's)
+	held  *heldConn                // the connection whose timer this pace uses (nil: its own)
 
 	mu      sync.Mutex
 	waiting bool      // a wait is in progress
@@ -476,10 +478,14 @@ func (p *pace) begin() {
 		return
 	}
 	p.armed = true
-	if p.timer == nil {
-		p.timer = time.AfterFunc(p.tick, p.check)
-	} else {
+	switch {
+	case p.timer != nil:
 		p.timer.Reset(p.tick)
+	case p.held != nil:
+		p.timer = p.held.paceTimer(p)
+		p.timer.Reset(p.tick)
+	default:
+		p.timer = time.AfterFunc(p.tick, p.check)
 	}
 }
 
