@@ -204,6 +204,7 @@ type View struct {
 	subjects map[string]*subjectLoad
 
 	noBatch   atomic.Bool // the server reads no batches (errNoBatch)
+	early     *earlyReads // the first batches of OpenPrefetch, asked with the checkpoint
 	batchOnce sync.Once   // batchKept read
 	batchKept map[string][]keptDoc
 
@@ -284,6 +285,10 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if c.Introduction == "" || c.BaseURL == "" {
 		return nil, fmt.Errorf("light client: a BaseURL and the Introduction it serves are both needed")
 	}
+	// The prefetch's first batches are asked now, with the checkpoint
+	// (earlyReads): they end, or are cancelled, before Open returns.
+	early := c.readEarly(ctx, prefetch)
+	defer early.end()
 	note, header, err := c.get(ctx, "/log/checkpoint")
 	if err != nil {
 		return nil, fmt.Errorf("%s: fetching the checkpoint: %w", c.base(), err)
@@ -311,7 +316,7 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	kept := c.tiles(fetcher, claimed)
 	kept.hold() // until the checkpoint is verified (verifiedNow)
 	v := (&View{client: c, ctx: ctx, tiles: newTileCache(kept), keptTiles: kept, server: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{},
-		policy: header.Get(PolicyHeader)}).withFiles()
+		policy: header.Get(PolicyHeader), early: early}).withFiles()
 	refuse := func(format string, args ...any) error {
 		return &ProofError{URL: c.base(), What: "the checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
 	}
@@ -1314,44 +1319,91 @@ func (v *View) fetchBatch(ctx context.Context, subjects []string, proved func([]
 	}
 }
 
-// fetchBatchAt is fetchBatch at the tree of at.
-func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string, proved func([]index.MemFile)) ([][]index.MemFile, []error, func(ok []int), error) {
-	path := "/api/v1/log/subjects"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.client.base()+path+"?size="+strconv.FormatInt(at.Checkpoint.Size, 10), strings.NewReader(strings.Join(subjects, "\n")+"\n"))
+// batchAnswer is a batch read's answer: its status, whether it is of the
+// compact encoding, and its body.
+type batchAnswer struct {
+	code    int
+	status  string
+	compact bool
+	body    []byte
+}
+
+// postBatch asks for subjects in one request (POST
+// /api/v1/log/subjects): at the tree of size leaves, or at the server's
+// latest with size -1.
+func (c *Client) postBatch(ctx context.Context, subjects []string, size int64) (*batchAnswer, error) {
+	const path = "/api/v1/log/subjects"
+	q := ""
+	if size >= 0 {
+		q = "?size=" + strconv.FormatInt(size, 10)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base()+path+q, strings.NewReader(strings.Join(subjects, "\n")+"\n"))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "text/plain")
 	// The compact encoding if the server has it; else JSON (an older
 	// server's only answer).
 	req.Header.Set("Accept", translog.SubjectsMedia+", application/json;q=0.5")
-	resp, err := v.client.http().Do(req)
+	resp, err := c.http().Do(req)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: reading %d subjects: %w", v.client.base(), len(subjects), err)
+		return nil, fmt.Errorf("%s: reading %d subjects: %w", c.base(), len(subjects), err)
 	}
 	defer resp.Body.Close()
 	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(resp.ContentLength, 256<<20))+512))
 	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, 256<<20)); err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: POST %s: %w", v.client.base(), path, err)
+		return nil, fmt.Errorf("%s: POST %s: %w", c.base(), path, err)
 	}
-	body := buf.Bytes()
+	return &batchAnswer{code: resp.StatusCode, status: resp.Status, compact: resp.Header.Get("Content-Type") == translog.SubjectsMedia, body: buf.Bytes()}, nil
+}
+
+// fetchBatchAt is fetchBatch at the tree of at.
+func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string, proved func([]index.MemFile)) ([][]index.MemFile, []error, func(ok []int), error) {
+	const path = "/api/v1/log/subjects"
+	var (
+		a      *batchAnswer
+		cdocs  []translog.SubjectDoc
+		spans  [][2]int // the compact answer's documents, in body
+		parsed bool
+		err    error
+	)
+	// The batch's early read (earlyReads), if it is of this view's tree;
+	// else a read at it.
+	if r := v.early.take(subjects); r != nil && at == v {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, nil, nil, ctx.Err()
+		}
+		if r.err == nil && r.a.code == http.StatusOK && r.a.compact {
+			if d, sp, err := translog.ParseSubjects(r.a.body); err == nil && len(d) == len(subjects) && d[0].Size == at.Checkpoint.Size {
+				a, cdocs, spans, parsed = r.a, d, sp, true
+			}
+		}
+	}
+	if a == nil {
+		if a, err = v.client.postBatch(ctx, subjects, at.Checkpoint.Size); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	body := a.body
 	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+	case a.code == http.StatusNotFound || a.code == http.StatusMethodNotAllowed:
 		return nil, nil, nil, errNoBatch
-	case resp.StatusCode == http.StatusGone:
-		return nil, nil, nil, fmt.Errorf("%s: POST %s: %s: %s: %w", v.client.base(), path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]), ErrMoved)
-	case resp.StatusCode != http.StatusOK:
-		return nil, nil, nil, fmt.Errorf("%s: POST %s: %s: %s", v.client.base(), path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]))
+	case a.code == http.StatusGone:
+		return nil, nil, nil, fmt.Errorf("%s: POST %s: %s: %s: %w", v.client.base(), path, a.status, bytes.TrimSpace(body[:min(len(body), 512)]), ErrMoved)
+	case a.code != http.StatusOK:
+		return nil, nil, nil, fmt.Errorf("%s: POST %s: %s: %s", v.client.base(), path, a.status, bytes.TrimSpace(body[:min(len(body), 512)]))
 	}
 	files, errs := make([][]index.MemFile, len(subjects)), make([]error, len(subjects))
 	var docs []wireSubject
-	var spans [][2]int // the compact answer's documents, in body
-	compact := resp.Header.Get("Content-Type") == translog.SubjectsMedia
+	compact := a.compact
 	if compact {
 		// Nothing to decode but lengths: the files' bytes are slices of
 		// the body.
-		var cdocs []translog.SubjectDoc
-		cdocs, spans, err = translog.ParseSubjects(body)
+		if !parsed {
+			cdocs, spans, err = translog.ParseSubjects(body)
+		}
 		if err == nil && len(cdocs) != len(subjects) {
 			err = fmt.Errorf("%d documents for %d subjects asked", len(cdocs), len(subjects))
 		}
@@ -1485,24 +1537,106 @@ func (v *View) Prefetch(ctx context.Context, subjects ...string) {
 		for _, i := range byRank[r] {
 			ss, ls = append(ss, claimed[i]), append(ls, loads[i])
 		}
-		// Batches of about the same size, so that they share the cores
-		// evenly.
-		size := len(ss)
-		if size > batchSize {
-			n := (size + batchSize - 1) / batchSize
-			size = (size + n - 1) / n
-		}
 		sem := make(chan struct{}, batchParallel)
 		var wg sync.WaitGroup
-		for i := 0; i < len(ss); i += size {
-			j := min(i+size, len(ss))
+		for _, b := range batchSpans(len(ss)) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				v.loadBatch(ctx, ss[i:j], ls[i:j])
+				v.loadBatch(ctx, ss[b[0]:b[1]], ls[b[0]:b[1]])
 			})
 		}
 		wg.Wait()
+	}
+}
+
+// batchSpans splits n subjects of one rank into batches of about the
+// same size (so that they share the cores evenly), at most batchSize
+// each: each batch's first and end.
+func batchSpans(n int) [][2]int {
+	size := n
+	if size > batchSize {
+		k := (size + batchSize - 1) / batchSize
+		size = (size + k - 1) / k
+	}
+	var out [][2]int
+	for i := 0; i < n; i += size {
+		out = append(out, [2]int{i, min(i+size, n)})
+	}
+	return out
+}
+
+// earlyReads are the first batch reads of a prefetch, asked with the
+// checkpoint, before its size is known: at the server's latest tree (no
+// ?size). The batch of the same subjects takes its read (fetchBatchAt)
+// and uses it only if it is answered 200 in the compact encoding, parses,
+// and is of the tree of the view's checkpoint (its checks are any
+// batch's then); else it reads again at that tree. A round trip less
+// before the first documents arrive.
+type earlyReads struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	reads  map[string]*earlyRead // by the batch's subjects, a line each
+}
+
+// earlyRead is one early batch read, done once done is closed.
+type earlyRead struct {
+	done chan struct{}
+	a    *batchAnswer
+	err  error
+}
+
+// readEarly starts the batch reads that Prefetch(subjects) on a new view
+// asks first (its lowest rank's first batchParallel batches), at the
+// server's latest tree; nil if there are none.
+func (c *Client) readEarly(ctx context.Context, subjects []string) *earlyReads {
+	if len(subjects) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	low, byRank := maxRank+1, map[int][]string{}
+	for _, s := range subjects {
+		if !seen[s] {
+			seen[s] = true
+			r := rank(s)
+			byRank[r], low = append(byRank[r], s), min(low, r)
+		}
+	}
+	ss := byRank[low]
+	spans := batchSpans(len(ss))
+	ctx, cancel := context.WithCancel(ctx)
+	e := &earlyReads{cancel: cancel, reads: map[string]*earlyRead{}}
+	for _, b := range spans[:min(len(spans), batchParallel)] {
+		batch := ss[b[0]:b[1]]
+		r := &earlyRead{done: make(chan struct{})}
+		e.reads[strings.Join(batch, "\n")] = r
+		e.wg.Go(func() {
+			defer close(r.done)
+			r.a, r.err = c.postBatch(ctx, batch, -1)
+		})
+	}
+	return e
+}
+
+// take returns the early read of a batch of subjects, once (nil if none).
+func (e *earlyReads) take(subjects []string) *earlyRead {
+	if e == nil {
+		return nil
+	}
+	key := strings.Join(subjects, "\n")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.reads[key]
+	delete(e.reads, key)
+	return r
+}
+
+// end cancels the early reads not taken and waits for every one.
+func (e *earlyReads) end() {
+	if e != nil {
+		e.cancel()
+		e.wg.Wait()
 	}
 }
 

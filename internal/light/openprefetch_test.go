@@ -1,6 +1,7 @@
 package light_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -266,4 +268,129 @@ func TestBatchUndecodableDocument(t *testing.T) {
 	if _, err := off.Subject(ctx, "package acme/p1"); !errors.Is(err, light.ErrNotKept) {
 		t.Fatalf("offline, the package the batch refused: %v, want ErrNotKept", err)
 	}
+}
+
+// earlyPaths returns a proxy of honest that records the batch reads'
+// paths (with their queries) and answers those asked with no tree size
+// (OpenPrefetch's first, asked with the checkpoint) edited by edit.
+func earlyPaths(t *testing.T, honest string, edit func(b *wireBatch)) (string, func() []string) {
+	var mu sync.Mutex
+	var paths []string
+	proxy := tamper(t, honest, func(path string, _ http.Header, body []byte) []byte {
+		if !strings.HasPrefix(path, "/api/v1/log/subjects") {
+			return body
+		}
+		mu.Lock()
+		paths = append(paths, path)
+		mu.Unlock()
+		if path != "/api/v1/log/subjects" || edit == nil {
+			return body
+		}
+		var b wireBatch
+		if err := json.Unmarshal(body, &b); err != nil {
+			t.Errorf("the early batch: %v", err)
+			return body
+		}
+		edit(&b)
+		out, _ := json.Marshal(b)
+		return out
+	})
+	return proxy, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), paths...)
+	}
+}
+
+func earlyWorld(t *testing.T) (*indextest.World, []string, []string) {
+	w := indextest.New(t)
+	names := packages(20)
+	var subjects []string
+	for _, name := range names {
+		w.Publish(indextest.Package{Name: name, Version: "1.0.0"})
+		subjects = append(subjects, "package "+name)
+	}
+	w.Audit(names[0], "1.0.0")
+	return w, names, subjects
+}
+
+// OpenPrefetch asks for its first batch with the checkpoint, before it
+// knows the tree's size (no ?size: the server's latest), and uses that
+// answer, checked against the checkpoint as any batch is: the packages
+// are not asked again.
+func TestOpenPrefetchAsksWithTheCheckpoint(t *testing.T) {
+	w, names, subjects := earlyWorld(t)
+	url, paths := earlyPaths(t, servertest.Serve(w), nil)
+	v, err := newClient(w, url, t.TempDir()).OpenPrefetch(context.Background(), subjects...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := paths()
+	if len(got) != 2 || !slices.Contains(got, "/api/v1/log/subjects") {
+		t.Fatalf("batch reads %q; want 2: the packages with no size, asked with the checkpoint, and their keys at its size", got)
+	}
+	showAll(t, v, names)
+}
+
+// The server moved between the first batch and the checkpoint (or says
+// so): the batch is of another tree than the checkpoint's, so it is not
+// used; the packages are asked again at the checkpoint's tree, and read.
+func TestOpenPrefetchEarlyBatchOfAnotherTree(t *testing.T) {
+	w, names, subjects := earlyWorld(t)
+	url, paths := earlyPaths(t, servertest.Serve(w), func(b *wireBatch) {
+		b.Size++
+		for i := range b.Subjects {
+			b.Subjects[i].Size++
+		}
+	})
+	v, err := newClient(w, url, t.TempDir()).OpenPrefetch(context.Background(), subjects...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sized := 0
+	for _, p := range paths() {
+		if strings.HasPrefix(p, "/api/v1/log/subjects?size=") {
+			sized++
+		}
+	}
+	if sized != 2 {
+		t.Errorf("batch reads %q; want the packages read again at the checkpoint's size, then their keys", paths())
+	}
+	showAll(t, v, names)
+}
+
+// Attack: a man in the middle changes a file of a package in the first
+// batch, the one asked before the checkpoint is known. It is refused as
+// in any batch (its bytes are not its entry's): the package is read
+// again alone, at the checkpoint's tree, and what the view shows is the
+// index's.
+func TestAttackEarlyBatchChanged(t *testing.T) {
+	w, names, subjects := earlyWorld(t)
+	proxy, _ := earlyPaths(t, servertest.Serve(w), func(b *wireBatch) {
+		f := &b.Subjects[3].Files[0]
+		f.Content = append(bytes.Clone(f.Content), ' ')
+	})
+	var mu sync.Mutex
+	again := 0
+	proxy = tamper(t, proxy, func(path string, _ http.Header, body []byte) []byte {
+		if strings.HasPrefix(path, "/api/v1/log/subject?s="+url.QueryEscape(subjects[3])+"&") {
+			mu.Lock()
+			again++
+			mu.Unlock()
+		}
+		return body
+	})
+	v, err := newClient(w, proxy, t.TempDir()).OpenPrefetch(context.Background(), subjects...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Subject(context.Background(), subjects[3]); err != nil {
+		t.Fatalf("the changed package, read again: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if again != 1 {
+		t.Errorf("the changed package was read alone %d times, want once (its batch's document refused)", again)
+	}
+	showAll(t, v, names)
 }
