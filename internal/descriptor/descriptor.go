@@ -9,9 +9,7 @@
 package descriptor
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -284,11 +282,7 @@ func (d *Descriptor) Marshal() ([]byte, error) {
 	if err := d.Check(); err != nil {
 		return nil, err
 	}
-	b, err := json.MarshalIndent(d, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
+	return append(appendIndented(nil, d), '\n'), nil
 }
 
 // Parse decodes and checks a descriptor. It must be exactly the bytes
@@ -301,11 +295,10 @@ func Parse(data []byte) (*Descriptor, error) {
 	if err := jsonv2.Unmarshal(data, &d, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return nil, invalid("not a descriptor: %v", err)
 	}
-	again, err := d.Marshal()
-	if err != nil {
+	if err := d.Check(); err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(again, data) {
+	if !isCanonical(&d, data) {
 		return nil, invalid("%s@%s: descriptor is not in canonical form", d.Name, d.Version)
 	}
 	return &d, nil
