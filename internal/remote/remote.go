@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
@@ -79,11 +80,11 @@ func upstreamRemote(u *index.Upstream) *Remote {
 	return &Remote{Name: u.Name, URL: u.URL, Introduction: u.Introduction, MaxAge: DefaultMaxAge, upstream: true}
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`) // at most 63: checked apart, as a bounded repetition compiles into 62 copies
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`) }) // compiled when first used (not as every command starts); at most 63: checked apart, as a bounded repetition compiles into 62 copies
 
 // CheckName checks a remote's name.
 func CheckName(name string) error {
-	if len(name) > 63 || !nameRE.MatchString(name) {
+	if len(name) > 63 || !nameRE().MatchString(name) {
 		return fmt.Errorf("remote name %q: use lowercase letters, digits, '.', '_' and '-'", name)
 	}
 	return nil

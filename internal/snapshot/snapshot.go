@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"sync"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
@@ -60,11 +61,11 @@ type Entry struct {
 	Flags      map[string]string `json:"flags,omitempty"`
 }
 
-var flagRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`) // at most 64: checked apart, as a bounded repetition compiles into 63 copies
+var flagRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`) }) // compiled when first used (not as every command starts); at most 64: checked apart, as a bounded repetition compiles into 63 copies
 
 func checkFlags(where string, flags map[string]string) error {
 	for k, v := range flags {
-		if len(k) > 64 || !flagRE.MatchString(k) || len(v) > 256 {
+		if len(k) > 64 || !flagRE().MatchString(k) || len(v) > 256 {
 			return invalid("%s: flag %q: want a name of letters, digits, '.', '_', '-' and a value of at most 256 bytes", where, k)
 		}
 	}
