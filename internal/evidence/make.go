@@ -320,7 +320,7 @@ func recordsOf(l *plan.Lock, srcs plan.Sources) ([]recordOf, error) {
 		if s == nil {
 			return nil, fmt.Errorf("package %s: repository %s is not in %s", pkg.ID(), pkg.Repository, plan.ProjectFile)
 		}
-		_, _, recs, err := s.Catalog.Version(pkg.Name, pkg.Version)
+		_, _, recs, err := s.Catalog.VersionShared(pkg.Name, pkg.Version)
 		if err != nil {
 			return nil, err
 		}

@@ -530,7 +530,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	for _, pkg := range l.Packages {
 		pp := PackageProof{ID: pkg.ID(), Repository: pkg.Repository, Descriptor: pkg.Descriptor, Artifacts: pkg.Artifacts, Verdict: byPkg[pkg.ID()]}
 		s := srcs.Get(pkg.Repository)
-		_, _, recs, err := s.Catalog.Version(pkg.Name, pkg.Version)
+		_, _, recs, err := s.Catalog.VersionShared(pkg.Name, pkg.Version)
 		if err != nil {
 			return nil, err
 		}

@@ -149,38 +149,74 @@ func (c *Catalog) Descriptor(name, version string) (*descriptor.Descriptor, blob
 // are in no particular order, and Time is left zero (Show fills it from
 // the history). fs.ErrNotExist if the version is not published.
 func (c *Catalog) Version(name, version string) (*descriptor.Descriptor, blob.Ref, []RecordView, error) {
-	dir := layout.VersionDir(name, version)
-	_, light := c.files.(*MemFiles)
-	if light {
-		c.vmu.Lock()
-		vr := c.versions[dir]
-		c.vmu.Unlock()
-		if vr != nil {
-			d, ref, recs := vr.copy()
-			return d, ref, recs, nil
+	if _, light := c.files.(*MemFiles); !light {
+		files, err := c.files.List(layout.VersionDir(name, version))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, blob.Ref{}, nil, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
 		}
+		if err != nil {
+			return nil, blob.Ref{}, nil, err
+		}
+		return c.readVersion(layout.VersionDir(name, version), files)
 	}
-	files, err := c.files.List(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, blob.Ref{}, nil, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
-	}
+	vr, err := c.versionRead(name, version)
 	if err != nil {
 		return nil, blob.Ref{}, nil, err
 	}
-	d, ref, recs, err := c.readVersion(dir, files)
-	if err != nil || !light {
-		return d, ref, recs, err
+	d, ref, recs := vr.copy()
+	return d, ref, recs, nil
+}
+
+// versionRead returns a light catalog's version directory, read once
+// and kept (what failed is read again next time: a subject's load may).
+func (c *Catalog) versionRead(name, version string) (*versionRead, error) {
+	dir := layout.VersionDir(name, version)
+	c.vmu.Lock()
+	vr := c.versions[dir]
+	c.vmu.Unlock()
+	if vr != nil {
+		return vr, nil
 	}
-	// Kept (what failed is read again next time: a subject's load may).
-	vr := &versionRead{d: d, ref: ref, recs: recs}
+	files, err := c.files.List(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s@%s is not published at %.12s: %w", name, version, c.commit, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d, ref, recs, err := c.readVersion(dir, files)
+	if err != nil {
+		return nil, err
+	}
+	vr = &versionRead{d: d, ref: ref, recs: recs}
 	c.vmu.Lock()
 	if c.versions == nil {
 		c.versions = map[string]*versionRead{}
 	}
-	c.versions[dir] = vr
+	if kept := c.versions[dir]; kept != nil {
+		vr = kept // read at the same time by another: one is kept, for all
+	} else {
+		c.versions[dir] = vr
+	}
 	c.vmu.Unlock()
-	d, ref, recs = vr.copy()
-	return d, ref, recs, nil
+	return vr, nil
+}
+
+// VersionShared is Version for a reader that changes nothing it
+// returns: from a light catalog, the version directory as it was read
+// once and kept, not a copy (the descriptor, the views, their records and
+// artifact lists are every such reader's); the views' capacity is their
+// length, so that an append to them copies. From a full replica's
+// catalog, Version's own fresh read.
+func (c *Catalog) VersionShared(name, version string) (*descriptor.Descriptor, blob.Ref, []RecordView, error) {
+	if _, light := c.files.(*MemFiles); !light {
+		return c.Version(name, version)
+	}
+	vr, err := c.versionRead(name, version)
+	if err != nil {
+		return nil, blob.Ref{}, nil, err
+	}
+	return vr.d, vr.ref, slices.Clip(vr.recs), nil
 }
 
 // UpstreamRecords reads this repository's own records about a version

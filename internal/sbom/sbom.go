@@ -304,13 +304,14 @@ func Indented(doc, compact []byte) bool {
 // read returns a locked package's descriptor as its repository holds it
 // (the lock's, by digest) and its publisher: the holder (as the
 // repository's root granted it) of the key that signed its active
-// authored record, several joined by ", ", or none.
+// authored record, several joined by ", ", or none. The descriptor is
+// the catalog's own (index.Catalog.VersionShared): read, never changed.
 func read(pkg *plan.Locked, srcs plan.Sources) (*descriptor.Descriptor, string, error) {
 	s := srcs.Get(pkg.Repository)
 	if s == nil {
 		return nil, "", fmt.Errorf("package %s: repository %s is not in %s", pkg.ID(), pkg.Repository, plan.ProjectFile)
 	}
-	d, ref, recs, err := s.Catalog.Version(pkg.Name, pkg.Version)
+	d, ref, recs, err := s.Catalog.VersionShared(pkg.Name, pkg.Version)
 	if err != nil {
 		return nil, "", fmt.Errorf("package %s: %w", pkg.ID(), err)
 	}

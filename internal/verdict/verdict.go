@@ -22,9 +22,11 @@ type Local struct {
 // Subject reads version of name at c (a catalog of the repository named
 // repository, as the policy names it) and, when local is not nil, the
 // records local keeps about it: the version's own records first, in the
-// index's order, then the local ones.
+// index's order, then the local ones. The subject's descriptor, and the
+// records' artifact lists and predicates, may be the catalog's own
+// (index.Catalog.VersionShared): a policy reads them, never changes them.
 func Subject(c *index.Catalog, repository, name, version string, local *Local) (*policy.Subject, error) {
-	d, ref, recs, err := c.Version(name, version)
+	d, ref, recs, err := c.VersionShared(name, version)
 	if err != nil {
 		return nil, err
 	}
