@@ -161,3 +161,46 @@ func FuzzCheckSubject(f *testing.F) {
 		}
 	})
 }
+
+// Attack, in the compact encoding: a file whose bytes are not those its
+// entry names is sent with its entry whole (the encoder says an entry by
+// its file's bytes only when they make it), and the check hashes them
+// and refuses; the entries made from their bytes prove the honest
+// answer.
+func TestCheckSubjectCompact(t *testing.T) {
+	w := newMapWorld(t)
+	const subject = "package acme/a"
+	compact := func(d *wireSubject) *wireSubject {
+		t.Helper()
+		sd := translog.SubjectDoc{Subject: d.Subject, Size: d.Size, Count: d.Count, Proof: d.Proof}
+		for _, f := range d.Files {
+			sd.Files = append(sd.Files, translog.SubjectFile{Index: f.Index, Entry: []byte(f.Entry), Content: f.Content})
+		}
+		body := translog.AppendSubject(translog.AppendSubjectsHeader(nil, d.Size, 1), &sd)
+		docs, _, err := translog.ParseSubjects(body)
+		if err != nil || len(docs) != 1 {
+			t.Fatalf("the compact batch: %v", err)
+		}
+		out := wireFromCompact(&docs[0])
+		return &out
+	}
+	refuse := func(err error) error { return fmt.Errorf("refused: %w", err) }
+	honest := compact(w.doc(subject))
+	for _, f := range honest.Files {
+		if !f.derived {
+			t.Fatalf("leaf %d: the honest entry was sent whole", f.Index)
+		}
+	}
+	if files, err := checkSubject(w.cp, subject, honest, refuse); err != nil || len(files) != 3 || string(files[1].Data) != "file 3" {
+		t.Fatalf("the honest answer, compact: %+v, %v", files, err)
+	}
+	d := w.doc(subject)
+	d.Files[1].Content = []byte("file X") // as long as "file 3"
+	changed := compact(d)
+	if changed.Files[1].derived || changed.Files[1].Entry != d.Files[1].Entry {
+		t.Fatalf("a file changed under its entry: sent derived %v, entry %q", changed.Files[1].derived, changed.Files[1].Entry)
+	}
+	if _, err := checkSubject(w.cp, subject, changed, refuse); err == nil || !strings.Contains(err.Error(), "not the ones its entry names") {
+		t.Fatalf("a file changed under its entry, compact: %v, want it refused", err)
+	}
+}

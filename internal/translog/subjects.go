@@ -31,6 +31,10 @@ type SubjectFile struct {
 	Index   int64
 	Entry   []byte
 	Content []byte
+	// Derived says ParseSubjects made Entry from Content (an entry said
+	// by its file's bytes): its sha256 and size are Content's, hashed
+	// once, here. Never set for an entry sent whole, nor by AppendSubject.
+	Derived bool
 }
 
 // SubjectDoc is one subject document of a batch: the subject, the
@@ -321,7 +325,7 @@ func (r *subjectReader) doc(d *SubjectDoc) {
 			lastCT, lastPathLen = ct, int(shared)+len(rest)
 			if !r.lengths {
 				path := append(lastPath[:shared:shared], rest...)
-				f.Entry = derive(ct, path, f.Content)
+				f.Entry, f.Derived = derive(ct, path, f.Content), true
 				lastPath = path
 			}
 		default:
