@@ -157,10 +157,11 @@ type MemFiles struct {
 	// the next one.
 	Load func(subject string) ([]MemFile, error)
 
-	mu      sync.Mutex
-	files   map[string]MemFile
-	dirs    map[string]map[string]bool // dir → name → is a directory
-	loading map[string]*subjectLoad
+	mu       sync.Mutex
+	files    map[string]MemFile
+	dirs     map[string]map[string]bool // dir → name → is a directory
+	loading  map[string]*subjectLoad
+	subjects map[string]string // path → SubjectOf(path), for the paths read (a catalog reads each several times)
 }
 
 // subjectLoad is one Load of a subject, which concurrent readers wait for.
@@ -246,11 +247,18 @@ func (m *MemFiles) ensure(path string) error {
 	if m.Load == nil {
 		return nil
 	}
-	subject, ok := SubjectOf(path)
-	if !ok {
-		return fmt.Errorf("%s: %w", path, ErrUnlisted)
-	}
 	m.mu.Lock()
+	subject, ok := m.subjects[path]
+	if !ok {
+		if subject, ok = SubjectOf(path); !ok {
+			m.mu.Unlock()
+			return fmt.Errorf("%s: %w", path, ErrUnlisted)
+		}
+		if m.subjects == nil {
+			m.subjects = map[string]string{}
+		}
+		m.subjects[path] = subject
+	}
 	if m.loading == nil {
 		m.loading = map[string]*subjectLoad{}
 	}
