@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -393,4 +395,64 @@ func TestAttackEarlyBatchChanged(t *testing.T) {
 		t.Errorf("the changed package was read alone %d times, want once (its batch's document refused)", again)
 	}
 	showAll(t, v, names)
+}
+
+// inflight is a transport that counts the requests in progress.
+type inflight struct {
+	next http.RoundTripper
+	n    atomic.Int32
+}
+
+func (f *inflight) RoundTrip(r *http.Request) (*http.Response, error) {
+	f.n.Add(1)
+	defer f.n.Add(-1)
+	return f.next.RoundTrip(r)
+}
+
+// OpenPrefetch's first batch, asked with the checkpoint, ends with Open:
+// against a server that holds that batch's answer and then fails the
+// checkpoint, OpenPrefetch returns its error with no request of its own
+// still in progress (the batch is cancelled, not left to run on).
+func TestOpenPrefetchEndsItsEarlyReads(t *testing.T) {
+	w, _, subjects := earlyWorld(t)
+	honest, _ := url.Parse(servertest.Serve(w))
+	proxy := httputil.NewSingleHostReverseProxy(honest)
+	asked := make(chan struct{})
+	var once sync.Once
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/api/v1/log/subjects" && r.URL.RawQuery == "":
+			io.Copy(io.Discard, r.Body) // then net/http sees the client leave
+			once.Do(func() { close(asked) })
+			select { // an answer held until the client leaves
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			http.Error(rw, "late", http.StatusServiceUnavailable)
+		case r.URL.Path == "/log/checkpoint":
+			select {
+			case <-asked:
+			case <-time.After(5 * time.Second):
+			}
+			http.Error(rw, "no checkpoint today", http.StatusServiceUnavailable)
+		default:
+			proxy.ServeHTTP(rw, r)
+		}
+	}))
+	t.Cleanup(front.Close)
+	tr := &inflight{next: http.DefaultTransport.(*http.Transport).Clone()}
+	c := newClient(w, front.URL, t.TempDir())
+	c.HTTP = &http.Client{Transport: tr}
+	_, err := c.OpenPrefetch(context.Background(), subjects...)
+	if err == nil || !strings.Contains(err.Error(), "fetching the checkpoint") {
+		t.Fatalf("OpenPrefetch: %v, want the checkpoint's failure", err)
+	}
+	select {
+	case <-asked:
+	default:
+		t.Fatal("the first batch was never asked with the checkpoint: the test tests nothing")
+	}
+	if n := tr.n.Load(); n != 0 {
+		t.Fatalf("%d requests still in progress once OpenPrefetch returned, want none", n)
+	}
 }
