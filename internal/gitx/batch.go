@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -92,13 +93,8 @@ func (b *Reader) Read(spec string) (*Object, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return nil, fmt.Errorf("git cat-file: reader closed")
-	}
-	if b.in == nil {
-		if err := b.start(); err != nil {
-			return nil, fmt.Errorf("git cat-file: %w", err)
-		}
+	if err := b.ready(); err != nil {
+		return nil, err
 	}
 	if _, err := b.in.WriteString(spec + "\n"); err != nil {
 		return nil, err
@@ -107,6 +103,76 @@ func (b *Reader) Read(spec string) (*Object, error) {
 		return nil, fmt.Errorf("git cat-file: %w", err)
 	}
 	return readReply(b.out, spec)
+}
+
+// ready starts the git process if none runs; b.mu is held.
+func (b *Reader) ready() error {
+	if b.closed {
+		return fmt.Errorf("git cat-file: reader closed")
+	}
+	if b.in == nil {
+		if err := b.start(); err != nil {
+			return fmt.Errorf("git cat-file: %w", err)
+		}
+	}
+	return nil
+}
+
+// readManyBytes bounds the requests ReadMany writes before it reads their
+// replies: well under a pipe's capacity (64 KiB on Linux), so that the
+// write never waits on git, which may itself wait for its replies to be
+// read.
+const readManyBytes = 16 << 10
+
+// ReadMany returns the objects named by specs, in their order, asking for
+// them together: one round trip to git for many objects, not one each
+// (a package's document reads a tree and all its files). If one is
+// missing, the error is fs.ErrNotExist for the first missing, once every
+// reply was read; another error stops the process, as the stream's place
+// is lost, and the next request starts a new one.
+func (b *Reader) ReadMany(specs []string) ([]*Object, error) {
+	for _, spec := range specs {
+		if strings.ContainsAny(spec, "\n") {
+			return nil, fmt.Errorf("object name %q contains a newline", spec)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.ready(); err != nil {
+		return nil, err
+	}
+	objs := make([]*Object, len(specs))
+	var missing error
+	for i := 0; i < len(specs); {
+		j, n := i, 0
+		for j < len(specs) && (j == i || n+len(specs[j])+1 <= readManyBytes) {
+			b.in.WriteString(specs[j])
+			b.in.WriteByte('\n')
+			n += len(specs[j]) + 1
+			j++
+		}
+		if err := b.in.Flush(); err != nil {
+			b.stop()
+			return nil, fmt.Errorf("git cat-file: %w", err)
+		}
+		for ; i < j; i++ {
+			o, err := readReply(b.out, specs[i])
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				if missing == nil {
+					missing = err
+				}
+			case err != nil:
+				b.stop()
+				return nil, err
+			}
+			objs[i] = o
+		}
+	}
+	if missing != nil {
+		return nil, missing
+	}
+	return objs, nil
 }
 
 // Restart stops the git process after the request being served, so that

@@ -279,3 +279,40 @@ func FuzzParseTree(f *testing.F) {
 		}
 	})
 }
+
+// ReadMany returns the objects in the order asked, across more requests
+// than fit in one write (and more replies than a pipe holds, which would
+// hang a reader that wrote every request before reading); a missing one
+// is fs.ErrNotExist and leaves the stream in step for the next request.
+func TestReadMany(t *testing.T) {
+	_, r, rd := newRepo(t)
+	var files []string
+	for i := range 40 {
+		files = append(files, fmt.Sprintf("d/f%02d.json", i))
+	}
+	head := commitFiles(t, r, rd, "", files...)
+	var specs []string
+	for i := range 10000 { // about 170 KiB of requests, 2 MiB of replies
+		specs = append(specs, head+":"+files[i%len(files)])
+	}
+	objs, err := rd.ReadMany(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range objs {
+		if want := "content of " + files[i%len(files)]; string(o.Data) != want || o.Type != "blob" {
+			t.Fatalf("object %d: %s %q, want the blob %q", i, o.Type, o.Data, want)
+		}
+	}
+	_, err = rd.ReadMany([]string{head + ":d/f01.json", head + ":d/none.json", head + ":d/f02.json"})
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "d/none.json") {
+		t.Fatalf("a missing object: %v, want fs.ErrNotExist naming it", err)
+	}
+	o, err := rd.Read(head + ":d/f03.json")
+	if err != nil || string(o.Data) != "content of d/f03.json" {
+		t.Fatalf("the read after a missing object: %v %q", err, o.Data)
+	}
+	if _, err := rd.ReadMany([]string{"a\nb"}); err == nil {
+		t.Fatal("a name with a newline was asked for")
+	}
+}

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 
 	"cairn.dev/cairn/internal/gitx"
@@ -139,28 +140,58 @@ func (r *Repo) PackageVersions(ctx context.Context, p PackageTree, fn func(Packa
 			local[v.Name] = v.ID
 		}
 	}
+	// The versions' trees, then all their files, each asked for in one
+	// round trip to git, not one an object.
+	var trees []string
+	for _, v := range versions {
+		if v.IsTree() {
+			trees = append(trees, v.ID)
+			if t := local[v.Name]; t != "" {
+				trees = append(trees, t)
+			}
+		}
+	}
+	objs, err := rd.ReadMany(trees)
+	if err != nil {
+		return err
+	}
+	listed := make([][]gitx.TreeEntry, len(objs))
+	var ids []string
+	for i, o := range objs {
+		if o.Type != "tree" {
+			return fmt.Errorf("%s is a %s, not a tree", o.ID, o.Type)
+		}
+		if listed[i], err = gitx.ParseTree(o.Data, r.git.HexSize()); err != nil {
+			return err
+		}
+		for _, f := range listed[i] {
+			ids = append(ids, f.ID)
+		}
+	}
+	files, err := rd.ReadMany(ids)
+	if err != nil {
+		return err
+	}
 	for _, v := range versions {
 		if !v.IsTree() {
 			continue
 		}
 		pv := PackageVersion{Version: v.Name}
-		err := readFiles(rd, v.ID, func(file string, data []byte) {
-			if file == layout.DescriptorFile {
-				pv.Descriptor = data
-				return
+		for _, f := range listed[0] {
+			if f.Name == layout.DescriptorFile {
+				pv.Descriptor = files[0].Data
+			} else {
+				pv.Records = append(pv.Records, files[0].Data)
 			}
-			pv.Records = append(pv.Records, data)
-		})
-		if err != nil {
-			return err
+			files = files[1:]
 		}
-		if t := local[v.Name]; t != "" {
-			err := readFiles(rd, t, func(_ string, data []byte) {
-				pv.LocalRecords = append(pv.LocalRecords, data)
-			})
-			if err != nil {
-				return err
+		listed = listed[1:]
+		if local[v.Name] != "" {
+			for range listed[0] {
+				pv.LocalRecords = append(pv.LocalRecords, files[0].Data)
+				files = files[1:]
 			}
+			listed = listed[1:]
 		}
 		if err := fn(pv); err != nil {
 			return err
@@ -175,12 +206,16 @@ func readFiles(rd *gitx.Reader, tree string, fn func(file string, data []byte)) 
 	if err != nil {
 		return err
 	}
-	for _, f := range files {
-		o, err := rd.Read(f.ID)
-		if err != nil {
-			return err
-		}
-		fn(f.Name, o.Data)
+	ids := make([]string, len(files))
+	for i, f := range files {
+		ids[i] = f.ID
+	}
+	objs, err := rd.ReadMany(ids)
+	if err != nil {
+		return err
+	}
+	for i, f := range files {
+		fn(f.Name, objs[i].Data)
 	}
 	return nil
 }

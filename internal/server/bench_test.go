@@ -22,7 +22,7 @@ import (
 
 // benchServer serves a repository with 20 packages and a 1 KiB blob,
 // logging to a file as `cairn serve` logs to standard error.
-func benchServer(b *testing.B) (url string, blobRef blob.Ref, packages []string) {
+func benchServer(b *testing.B) (url string, blobRef blob.Ref, packages []string, srv *Server) {
 	b.Helper()
 	ctx := b.Context()
 	root, alice := keysFor(b), keysFor(b)
@@ -54,13 +54,13 @@ func benchServer(b *testing.B) (url string, blobRef blob.Ref, packages []string)
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := New(r, Options{Logger: slog.New(slog.NewJSONHandler(logf, nil))})
+	srv, err = New(r, Options{Logger: slog.New(slog.NewJSONHandler(logf, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Handler())
 	b.Cleanup(func() { ts.Close(); srv.Close(); logf.Close() })
-	return ts.URL, blobRef, packages
+	return ts.URL, blobRef, packages, srv
 }
 
 func keysFor(b *testing.B) keys.Signer {
@@ -95,13 +95,26 @@ func benchGets(b *testing.B, urls []string) {
 
 // BenchmarkBlob1K is one client GET of a stored 1 KiB blob.
 func BenchmarkBlob1K(b *testing.B) {
-	url, ref, _ := benchServer(b)
+	url, ref, _, _ := benchServer(b)
 	benchGets(b, []string{url + "/blobs/sha256/" + ref.SHA256})
 }
 
 // BenchmarkPackage is one light read of a package (20 in turn).
 func BenchmarkPackage(b *testing.B) {
-	url, _, pkgs := benchServer(b)
+	url, _, pkgs, _ := benchServer(b)
+	var urls []string
+	for _, p := range pkgs {
+		urls = append(urls, url+p)
+	}
+	benchGets(b, urls)
+}
+
+// BenchmarkPackageRender is BenchmarkPackage with a document cache that
+// holds one document, so that each read renders its package again from
+// git, as a read of a package past the cache does (serve_sparse).
+func BenchmarkPackageRender(b *testing.B) {
+	url, _, pkgs, srv := benchServer(b)
+	srv.cache.max = 1
 	var urls []string
 	for _, p := range pkgs {
 		urls = append(urls, url+p)
