@@ -312,7 +312,7 @@ func (r *replay) batch(req *http.Request) *http.Response {
 	if r.rs.compact {
 		// Each member is a batch of one document at the batch's size:
 		// the answer is a batch of them all.
-		if !acceptsCompact(req) {
+		if !translog.AcceptsSubjects(req.Header.Values("Accept")) {
 			return refused
 		}
 		at, err := strconv.ParseInt(size, 10, 64)
@@ -362,29 +362,6 @@ func (r *replay) batch(req *http.Request) *http.Response {
 // compactExt ends the name of a subject's member in the compact
 // encoding (version 3).
 const compactExt = ".subjects"
-
-// acceptsCompact says whether a batched read asks for the compact
-// encoding (translog.SubjectsMedia) in its Accept header, with a q other
-// than 0.
-func acceptsCompact(req *http.Request) bool {
-	for _, v := range req.Header.Values("Accept") {
-		for part := range strings.SplitSeq(v, ",") {
-			media, params, _ := strings.Cut(part, ";")
-			if strings.TrimSpace(media) != translog.SubjectsMedia {
-				continue
-			}
-			for param := range strings.SplitSeq(params, ";") {
-				if k, q, ok := strings.Cut(strings.TrimSpace(param), "="); ok && strings.EqualFold(k, "q") {
-					if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
-						return false
-					}
-				}
-			}
-			return true
-		}
-	}
-	return false
-}
 
 // subjectJSON is a subject document as GET /api/v1/log/subject answers
 // it (docs/transparency.md, Serving).

@@ -456,7 +456,7 @@ func (s *Server) answerSubjects(w http.ResponseWriter, r *http.Request, view fun
 	}
 	// A client that asks for the compact encoding gets it; any other,
 	// JSON.
-	compact := acceptsSubjectsMedia(r)
+	compact := translog.AcceptsSubjects(r.Header.Values("Accept"))
 	// The documents first, then one body of their exact size: a body
 	// grown document by document is copied again at every doubling.
 	docs := make([][]byte, len(subjects))
@@ -531,29 +531,6 @@ func (s *Server) subjectDoc(ctx context.Context, v logView, subject string) ([]b
 		s.subjects.put(key, body)
 	}
 	return body, nil
-}
-
-// acceptsSubjectsMedia says whether a batch read asks for the compact
-// encoding (translog.SubjectsMedia) in its Accept header (with a q
-// other than 0).
-func acceptsSubjectsMedia(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept") {
-		for part := range strings.SplitSeq(v, ",") {
-			media, params, _ := strings.Cut(part, ";")
-			if strings.TrimSpace(media) != translog.SubjectsMedia {
-				continue
-			}
-			for param := range strings.SplitSeq(params, ";") {
-				if k, q, ok := strings.Cut(strings.TrimSpace(param), "="); ok && strings.EqualFold(k, "q") {
-					if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
-						return false
-					}
-				}
-			}
-			return true
-		}
-	}
-	return false
 }
 
 // subjectCompact returns subject's document in the tree v in the compact

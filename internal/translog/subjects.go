@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/bits"
 	"strconv"
+	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -21,6 +22,30 @@ import (
 // (not in base64) and no member names: a third fewer bytes, and nothing
 // to decode but lengths.
 const SubjectsMedia = "application/vnd.cairn.subjects.v1"
+
+// AcceptsSubjects says whether a batch read asks for the compact
+// encoding: whether accept, the values of its Accept header, name
+// SubjectsMedia with a q other than 0. The one rule of every reader that
+// answers batches (a server, an evidence bundle's replay).
+func AcceptsSubjects(accept []string) bool {
+	for _, v := range accept {
+		for part := range strings.SplitSeq(v, ",") {
+			media, params, _ := strings.Cut(part, ";")
+			if strings.TrimSpace(media) != SubjectsMedia {
+				continue
+			}
+			for param := range strings.SplitSeq(params, ";") {
+				if k, q, ok := strings.Cut(strings.TrimSpace(param), "="); ok && strings.EqualFold(k, "q") {
+					if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+						return false
+					}
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
 
 // subjectsMagic begins every batch of the compact encoding.
 const subjectsMagic = "cairn-subjects v1\n"

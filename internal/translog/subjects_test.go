@@ -138,3 +138,26 @@ func FuzzParseSubjects(f *testing.F) {
 		}
 	})
 }
+
+// A batch read is answered compact when its Accept header names the
+// media type with a q other than 0, in any of its values.
+func TestAcceptsSubjects(t *testing.T) {
+	for _, c := range []struct {
+		accept []string
+		want   bool
+	}{
+		{nil, false},
+		{[]string{"application/json"}, false},
+		{[]string{SubjectsMedia}, true},
+		{[]string{SubjectsMedia + ", application/json;q=0.5"}, true},
+		{[]string{"application/json", " " + SubjectsMedia + " ; q=0.1"}, true},
+		{[]string{SubjectsMedia + ";q=0"}, false},
+		{[]string{"text/html, " + SubjectsMedia + "; Q=0.0"}, false},
+		{[]string{SubjectsMedia + "2"}, false},
+		{[]string{"application/vnd.cairn.subjects"}, false},
+	} {
+		if got := AcceptsSubjects(c.accept); got != c.want {
+			t.Errorf("Accept %q: %v, want %v", c.accept, got, c.want)
+		}
+	}
+}
