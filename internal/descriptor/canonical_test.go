@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -159,5 +161,46 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// fill sets every exported field under v to a value that is not its
+// zero (a list to one element), so that an encoder that leaves a field
+// out writes other bytes than encoding/json.
+func fill(v reflect.Value, name string) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(name + " <&>")
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(7)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(7)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(v.Elem(), name)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fill(v.Index(0), name)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.IsExported() {
+				fill(v.Field(i), f.Name)
+			}
+		}
+	default:
+		panic(fmt.Sprintf("fill: a field %s of kind %s: teach fill (and appendIndented) to write it", name, v.Kind()))
+	}
+}
+
+// The hand-written encoder writes every field of a descriptor: one
+// added to Descriptor (or to the types it holds) and not to
+// appendIndented would be dropped by Marshal, and refused by Parse.
+func TestAppendIndentedEveryField(t *testing.T) {
+	var d Descriptor
+	fill(reflect.ValueOf(&d).Elem(), "")
+	if got, want := append(appendIndented(nil, &d), '\n'), marshalIndent(&d); !bytes.Equal(got, want) {
+		t.Fatalf("appendIndented:\n%s\nencoding/json:\n%s", got, want)
 	}
 }
