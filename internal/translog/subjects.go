@@ -193,28 +193,11 @@ var ErrSubjects = errors.New("not a batch of subject documents")
 // copies. Spans are the bytes of each document in body (after its
 // batch's header), which a batch of some of them is made of again.
 func ParseSubjects(body []byte) (docs []SubjectDoc, spans [][2]int, err error) {
-	r := subjectReader{b: body}
-	for r.off < len(body) {
-		if len(body)-r.off < len(subjectsMagic) || string(body[r.off:r.off+len(subjectsMagic)]) != subjectsMagic {
-			return nil, nil, fmt.Errorf("%w: byte %d: no %q header", ErrSubjects, r.off, subjectsMagic[:len(subjectsMagic)-1])
-		}
-		r.off += len(subjectsMagic)
-		size := r.uvarint()
-		n := r.uvarint()
-		if r.err == nil && (size > 1<<62 || n > uint64(len(body)-r.off)) {
-			r.fail("a batch of %d documents at size %d", n, size)
-		}
-		for k := uint64(0); k < n && r.err == nil; k++ {
-			start := r.off
-			d := SubjectDoc{Size: int64(size)}
-			r.doc(&d)
-			if r.err == nil {
-				docs, spans = append(docs, d), append(spans, [2]int{start, r.off})
-			}
-		}
-		if r.err != nil {
-			return nil, nil, r.err
-		}
+	err = readBatches(body, false, func(d *SubjectDoc, span [2]int) {
+		docs, spans = append(docs, *d), append(spans, span)
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return docs, spans, nil
 }
@@ -228,10 +211,24 @@ func ParseSubjects(body []byte) (docs []SubjectDoc, spans [][2]int, err error) {
 // documents refuse what does not prove). It serves a reader that answers
 // batches made of the documents of others (evidence bundles).
 func SubjectSpans(body []byte) (sizes []int64, spans [][2]int, err error) {
-	r := subjectReader{b: body, lengths: true}
+	err = readBatches(body, true, func(d *SubjectDoc, span [2]int) {
+		sizes, spans = append(sizes, d.Size), append(spans, span)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return sizes, spans, nil
+}
+
+// readBatches reads body, one batch of the compact encoding or more, and
+// gives each document read (its Size its batch's) and its bytes in body
+// to each, in order; with lengths, documents are read as
+// subjectReader.lengths says. The first error ends it.
+func readBatches(body []byte, lengths bool, each func(d *SubjectDoc, span [2]int)) error {
+	r := subjectReader{b: body, lengths: lengths}
 	for r.off < len(body) {
 		if len(body)-r.off < len(subjectsMagic) || string(body[r.off:r.off+len(subjectsMagic)]) != subjectsMagic {
-			return nil, nil, fmt.Errorf("%w: byte %d: no %q header", ErrSubjects, r.off, subjectsMagic[:len(subjectsMagic)-1])
+			return fmt.Errorf("%w: byte %d: no %q header", ErrSubjects, r.off, subjectsMagic[:len(subjectsMagic)-1])
 		}
 		r.off += len(subjectsMagic)
 		size := r.uvarint()
@@ -241,17 +238,17 @@ func SubjectSpans(body []byte) (sizes []int64, spans [][2]int, err error) {
 		}
 		for k := uint64(0); k < n && r.err == nil; k++ {
 			start := r.off
-			var d SubjectDoc
+			d := SubjectDoc{Size: int64(size)}
 			r.doc(&d)
 			if r.err == nil {
-				sizes, spans = append(sizes, int64(size)), append(spans, [2]int{start, r.off})
+				each(&d, [2]int{start, r.off})
 			}
 		}
 		if r.err != nil {
-			return nil, nil, r.err
+			return r.err
 		}
 	}
-	return sizes, spans, nil
+	return nil
 }
 
 // subjectReader reads the compact encoding; its first error sticks.
