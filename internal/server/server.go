@@ -47,7 +47,9 @@ type Options struct {
 	// AccessLog, if set, is where Logger's JSON handler writes (Logger
 	// is slog.New(slog.NewJSONHandler(AccessLog, nil))): the access
 	// lines are written there directly, the same bytes slog would write,
-	// at a fraction of its cost (while Logger is enabled at Info).
+	// at a fraction of its cost (while Logger is enabled at Info), one
+	// Write a line, from many requests at once: the writer must be safe
+	// for concurrent use, as slog's handler is (an *os.File is).
 	AccessLog io.Writer
 	// MaxUpload bounds one blob upload, in bytes (default 1 GiB).
 	MaxUpload int64
