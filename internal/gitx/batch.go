@@ -21,18 +21,32 @@ type Object struct {
 	Data []byte
 }
 
-// Reader reads objects through one long-lived `git cat-file --batch`.
-// It is safe for concurrent use; requests are served one at a time.
-// Restart makes the next request start a fresh git process, and the
-// Reader stays valid for whoever holds it; only Close ends it.
+// Reader reads objects through long-lived `git cat-file --batch`
+// processes: one, and a second only while two requests are served at
+// once (a server's reads use both cores, git's lookups and the handler's
+// work). It is safe for concurrent use. Restart makes the next request
+// start a fresh git process, and the Reader stays valid for whoever holds
+// it; only Close ends it.
 type Reader struct {
+	repo *Repo
+	ctx  context.Context
+	sem  chan struct{} // a slot per process that may run
+
 	mu     sync.Mutex
-	repo   *Repo
-	ctx    context.Context
-	in     *bufio.Writer // nil: no process running (started on demand)
-	out    *bufio.Reader
-	close  func() error
+	free   []*catFile // running, idle
+	gen    uint64     // Restart's count: a process of an older one is stopped
 	closed bool
+}
+
+// readerProcs is how many `git cat-file` processes a Reader runs at most.
+const readerProcs = 2
+
+// catFile is one `git cat-file --batch` process of a Reader.
+type catFile struct {
+	in    *bufio.Writer
+	out   *bufio.Reader
+	close func() error
+	gen   uint64
 }
 
 // startCatFile starts `git cat-file` with args and returns its pipes.
@@ -52,37 +66,79 @@ func (r *Repo) startCatFile(ctx context.Context, args ...string) (io.WriteCloser
 	return stdin, stdout, cmd, nil
 }
 
-// NewReader starts a batch reader. Close it when done. Its git process
-// lives as long as ctx.
+// NewReader starts a batch reader. Close it when done. Its git processes
+// live as long as ctx.
 func (r *Repo) NewReader(ctx context.Context) (*Reader, error) {
-	b := &Reader{repo: r, ctx: ctx}
-	if err := b.start(); err != nil {
+	b := &Reader{repo: r, ctx: ctx, sem: make(chan struct{}, readerProcs)}
+	p, err := b.start(0)
+	if err != nil {
 		return nil, err
 	}
+	b.free = []*catFile{p}
 	return b, nil
 }
 
-// start starts the git process; b.mu is held (or b is not shared yet).
-func (b *Reader) start() error {
+// start starts a git process of generation gen.
+func (b *Reader) start(gen uint64) (*catFile, error) {
 	stdin, stdout, cmd, err := b.repo.startCatFile(b.ctx, "--batch")
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("git cat-file: %w", err)
 	}
-	b.in, b.out = bufio.NewWriter(stdin), bufio.NewReaderSize(stdout, 1<<16)
-	b.close = func() error {
-		stdin.Close()
-		return cmd.Wait()
-	}
-	return nil
+	return &catFile{
+		in:  bufio.NewWriter(stdin),
+		out: bufio.NewReaderSize(stdout, 1<<16),
+		close: func() error {
+			stdin.Close()
+			return cmd.Wait()
+		},
+		gen: gen,
+	}, nil
 }
 
-// stop ends the git process, if one runs; b.mu is held.
-func (b *Reader) stop() error {
-	if b.in == nil {
-		return nil
+// acquire returns a process to serve one request with, alone: an idle
+// one of the current generation, else a new one. release gives it back.
+func (b *Reader) acquire() (*catFile, error) {
+	b.sem <- struct{}{}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		<-b.sem
+		return nil, fmt.Errorf("git cat-file: reader closed")
 	}
-	b.in, b.out = nil, nil
-	return b.close()
+	var p *catFile
+	if n := len(b.free); n > 0 {
+		p, b.free = b.free[n-1], b.free[:n-1]
+	}
+	gen := b.gen
+	b.mu.Unlock()
+	if p != nil && p.gen != gen {
+		p.close()
+		p = nil
+	}
+	if p == nil {
+		var err error
+		if p, err = b.start(gen); err != nil {
+			<-b.sem
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// release gives back a process acquire returned: kept for the next
+// request unless the stream's place was lost (broken), the Reader was
+// restarted or closed meanwhile.
+func (b *Reader) release(p *catFile, broken bool) {
+	b.mu.Lock()
+	keep := !broken && !b.closed && p.gen == b.gen
+	if keep {
+		b.free = append(b.free, p)
+	}
+	b.mu.Unlock()
+	if !keep {
+		p.close()
+	}
+	<-b.sem
 }
 
 // Read returns the object named by spec: an id, or "<commit-ish>:<path>".
@@ -91,31 +147,19 @@ func (b *Reader) Read(spec string) (*Object, error) {
 	if strings.ContainsAny(spec, "\n") {
 		return nil, fmt.Errorf("object name %q contains a newline", spec)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.ready(); err != nil {
+	p, err := b.acquire()
+	if err != nil {
 		return nil, err
 	}
-	if _, err := b.in.WriteString(spec + "\n"); err != nil {
-		return nil, err
-	}
-	if err := b.in.Flush(); err != nil {
+	p.in.WriteString(spec)
+	p.in.WriteByte('\n')
+	if err := p.in.Flush(); err != nil {
+		b.release(p, true)
 		return nil, fmt.Errorf("git cat-file: %w", err)
 	}
-	return readReply(b.out, spec)
-}
-
-// ready starts the git process if none runs; b.mu is held.
-func (b *Reader) ready() error {
-	if b.closed {
-		return fmt.Errorf("git cat-file: reader closed")
-	}
-	if b.in == nil {
-		if err := b.start(); err != nil {
-			return fmt.Errorf("git cat-file: %w", err)
-		}
-	}
-	return nil
+	o, err := readReply(p.out, spec)
+	b.release(p, err != nil && !errors.Is(err, fs.ErrNotExist))
+	return o, err
 }
 
 // readManyBytes bounds the requests ReadMany writes before it reads their
@@ -129,16 +173,15 @@ const readManyBytes = 16 << 10
 // (a package's document reads a tree and all its files). If one is
 // missing, the error is fs.ErrNotExist for the first missing, once every
 // reply was read; another error stops the process, as the stream's place
-// is lost, and the next request starts a new one.
+// is lost, and a request after it starts a new one.
 func (b *Reader) ReadMany(specs []string) ([]*Object, error) {
 	for _, spec := range specs {
 		if strings.ContainsAny(spec, "\n") {
 			return nil, fmt.Errorf("object name %q contains a newline", spec)
 		}
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.ready(); err != nil {
+	p, err := b.acquire()
+	if err != nil {
 		return nil, err
 	}
 	objs := make([]*Object, len(specs))
@@ -146,43 +189,47 @@ func (b *Reader) ReadMany(specs []string) ([]*Object, error) {
 	for i := 0; i < len(specs); {
 		j, n := i, 0
 		for j < len(specs) && (j == i || n+len(specs[j])+1 <= readManyBytes) {
-			b.in.WriteString(specs[j])
-			b.in.WriteByte('\n')
+			p.in.WriteString(specs[j])
+			p.in.WriteByte('\n')
 			n += len(specs[j]) + 1
 			j++
 		}
-		if err := b.in.Flush(); err != nil {
-			b.stop()
+		if err := p.in.Flush(); err != nil {
+			b.release(p, true)
 			return nil, fmt.Errorf("git cat-file: %w", err)
 		}
 		for ; i < j; i++ {
-			o, err := readReply(b.out, specs[i])
+			o, err := readReply(p.out, specs[i])
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
 				if missing == nil {
 					missing = err
 				}
 			case err != nil:
-				b.stop()
+				b.release(p, true)
 				return nil, err
 			}
 			objs[i] = o
 		}
 	}
+	b.release(p, false)
 	if missing != nil {
 		return nil, missing
 	}
 	return objs, nil
 }
 
-// Restart stops the git process after the request being served, so that
-// the next request starts a new one, which sees the repository as it is
+// Restart stops the git processes (each after the request it serves), so
+// that the next request starts a new one, which sees the repository as it is
 // then (refs moved, objects fetched). Holders of the Reader keep using it.
 func (b *Reader) Restart() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.closed {
-		b.stop()
+	b.gen++
+	idle := b.free
+	b.free = nil
+	b.mu.Unlock()
+	for _, p := range idle {
+		p.close()
 	}
 }
 
@@ -283,12 +330,33 @@ func (b *Reader) Commit(id string) (*Commit, error) {
 // Close stops the git process.
 func (b *Reader) Close() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return nil
 	}
 	b.closed = true
-	return b.stop()
+	b.mu.Unlock()
+	// Wait for the requests being served (their processes are stopped
+	// as they end), then stop the idle ones: no git process outlives
+	// Close. The slots are given back, for a request that waited on
+	// one to find the Reader closed.
+	for range readerProcs {
+		b.sem <- struct{}{}
+	}
+	b.mu.Lock()
+	idle := b.free
+	b.free = nil
+	b.mu.Unlock()
+	var err error
+	for _, p := range idle {
+		if e := p.close(); err == nil {
+			err = e
+		}
+	}
+	for range readerProcs {
+		<-b.sem
+	}
+	return err
 }
 
 // Change is one changed path of a commit, against its first parent.

@@ -316,3 +316,58 @@ func TestReadMany(t *testing.T) {
 		t.Fatal("a name with a newline was asked for")
 	}
 }
+
+// Reads from many goroutines at once, with restarts among them, each get
+// their own object (a Reader runs a second git process while two are
+// served); after Close every read is refused, also one that waited.
+func TestReaderConcurrent(t *testing.T) {
+	_, r, rd := newRepo(t)
+	var files []string
+	for i := range 20 {
+		files = append(files, fmt.Sprintf("d/f%02d.json", i))
+	}
+	head := commitFiles(t, r, rd, "", files...)
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for i := range 200 {
+				f := files[(g+i)%len(files)]
+				if i%50 == 0 {
+					rd.Restart()
+				}
+				var data []byte
+				if i%2 == 0 {
+					o, err := rd.Read(head + ":" + f)
+					if err != nil {
+						errs <- err
+						return
+					}
+					data = o.Data
+				} else {
+					objs, err := rd.ReadMany([]string{head + ":" + f, head + ":" + f})
+					if err != nil {
+						errs <- err
+						return
+					}
+					data = objs[1].Data
+				}
+				if string(data) != "content of "+f {
+					errs <- fmt.Errorf("read %s, got %q", f, data)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rd.Read(head + ":" + files[0]); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("a read after Close: %v", err)
+	}
+}
