@@ -35,7 +35,7 @@ func keyLeftOut(t *testing.T, w *indextest.World, honest string) (proxy string, 
 	var once sync.Once
 	proxy = tamper(t, honest, func(path string, _ http.Header, body []byte) []byte {
 		switch {
-		case strings.HasPrefix(path, "/api/v1/log/subjects?"):
+		case strings.HasPrefix(path, "/api/v1/log/subjects"):
 			once.Do(func() { close(served) })
 		case strings.HasPrefix(path, "/api/v1/log/subject?s="+url.QueryEscape(keySubject)+"&"):
 			select {
@@ -107,7 +107,7 @@ func TestOpenPrefetchEndsItsReads(t *testing.T) {
 	var once sync.Once
 	mitm := tamper(t, honest, func(path string, _ http.Header, body []byte) []byte {
 		switch {
-		case strings.HasPrefix(path, "/api/v1/log/subjects?"):
+		case strings.HasPrefix(path, "/api/v1/log/subjects"):
 			once.Do(func() { close(batch) })
 			time.Sleep(300 * time.Millisecond)
 		case strings.HasPrefix(path, "/api/v1/log/subject?s="+url.QueryEscape(keySubject)+"&"):
