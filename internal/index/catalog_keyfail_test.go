@@ -16,12 +16,7 @@ import (
 func TestLightCatalogKeyReadFails(t *testing.T) {
 	w := newCatalogWorld(t)
 	head, files := w.history()
-	bySubject := map[string][]index.MemFile{}
-	for _, f := range files {
-		for _, s := range index.SubjectsOf(f.Path) {
-			bySubject[s] = append(bySubject[s], f)
-		}
-	}
+	bySubject := w.bySubject(files)
 	var down atomic.Bool
 	mf := &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
 		if down.Load() && strings.HasPrefix(subject, "key ") {

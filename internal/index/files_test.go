@@ -91,6 +91,36 @@ func (f *fixture) descriptorRef(name, version string) (ref blob.Ref) {
 
 // memCatalog is the catalog of the files the history added, held in
 // memory: what a light client builds of what it proved.
+// bySubject returns the files of the history grouped by the map's
+// subjects they belong to (a file may belong to several).
+func (w *catalogWorld) bySubject(files []index.MemFile) map[string][]index.MemFile {
+	w.t.Helper()
+	m := map[string][]index.MemFile{}
+	for _, f := range files {
+		ss := index.SubjectsOf(f.Path)
+		if len(ss) == 0 {
+			w.t.Fatalf("%s has no subject", f.Path)
+		}
+		for _, s := range ss {
+			m[s] = append(m[s], f)
+		}
+	}
+	return m
+}
+
+// countedFiles returns a MemFiles whose Load answers from bySubject, and
+// how many times each subject was loaded (read it once the loads ended).
+func countedFiles(bySubject map[string][]index.MemFile) (*index.MemFiles, map[string]int) {
+	var mu sync.Mutex
+	loads := map[string]int{}
+	return &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
+		mu.Lock()
+		loads[subject]++
+		mu.Unlock()
+		return bySubject[subject], nil
+	}}, loads
+}
+
 func (w *catalogWorld) history() (string, []index.MemFile) {
 	w.t.Helper()
 	head, err := w.repo.Head(w.ctx, index.MainRef)
@@ -177,24 +207,8 @@ func TestMemFilesReadAsGit(t *testing.T) {
 func TestMemFilesLoad(t *testing.T) {
 	w := newCatalogWorld(t)
 	head, files := w.history()
-	bySubject := map[string][]index.MemFile{}
-	for _, f := range files {
-		ss := index.SubjectsOf(f.Path)
-		if len(ss) == 0 {
-			t.Fatalf("%s has no subject", f.Path)
-		}
-		for _, s := range ss {
-			bySubject[s] = append(bySubject[s], f)
-		}
-	}
-	var mu sync.Mutex
-	loads := map[string]int{}
-	mf := &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
-		mu.Lock()
-		loads[subject]++
-		mu.Unlock()
-		return bySubject[subject], nil
-	}}
+	bySubject := w.bySubject(files)
+	mf, loads := countedFiles(bySubject)
 	mem, err := index.NewCatalog(mf, "https://example.org", head)
 	if err != nil {
 		t.Fatal(err)
@@ -284,20 +298,8 @@ func TestMemFilesLoad(t *testing.T) {
 func TestMemFilesLoaded(t *testing.T) {
 	w := newCatalogWorld(t)
 	head, files := w.history()
-	bySubject := map[string][]index.MemFile{}
-	for _, f := range files {
-		for _, s := range index.SubjectsOf(f.Path) {
-			bySubject[s] = append(bySubject[s], f)
-		}
-	}
-	var mu sync.Mutex
-	loads := map[string]int{}
-	mf := &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
-		mu.Lock()
-		loads[subject]++
-		mu.Unlock()
-		return bySubject[subject], nil
-	}}
+	bySubject := w.bySubject(files)
+	mf, loads := countedFiles(bySubject)
 	ahead := []string{"root", "package acme/fastjson", "key " + keys.IDHex(w.audit.Public()), "key " + keys.IDHex(w.bob.Public())}
 	for _, s := range ahead {
 		if err := mf.Loaded(s, bySubject[s]); err != nil {
