@@ -121,6 +121,25 @@ func countedFiles(bySubject map[string][]index.MemFile) (*index.MemFiles, map[st
 	}}, loads
 }
 
+// memAndGit returns a catalog over mf at head, and what the catalog of
+// the git repository shows of name there (what mf's must show too).
+func (w *catalogWorld) memAndGit(mf *index.MemFiles, head, name string) (*index.Catalog, []index.VersionView) {
+	w.t.Helper()
+	mem, err := index.NewCatalog(mf, "https://example.org", head)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	git, err := w.repo.Catalog(w.ctx, head)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	want, err := git.Show(w.ctx, name, "")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return mem, want
+}
+
 func (w *catalogWorld) history() (string, []index.MemFile) {
 	w.t.Helper()
 	head, err := w.repo.Head(w.ctx, index.MainRef)
@@ -209,18 +228,7 @@ func TestMemFilesLoad(t *testing.T) {
 	head, files := w.history()
 	bySubject := w.bySubject(files)
 	mf, loads := countedFiles(bySubject)
-	mem, err := index.NewCatalog(mf, "https://example.org", head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	git, err := w.repo.Catalog(w.ctx, head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := git.Show(w.ctx, "acme/fastjson", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem, want := w.memAndGit(mf, head, "acme/fastjson")
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
@@ -309,18 +317,7 @@ func TestMemFilesLoaded(t *testing.T) {
 			t.Fatalf("a subject handed over twice: %v", err)
 		}
 	}
-	mem, err := index.NewCatalog(mf, "https://example.org", head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	git, err := w.repo.Catalog(w.ctx, head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := git.Show(w.ctx, "acme/fastjson", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem, want := w.memAndGit(mf, head, "acme/fastjson")
 	if got, err := mem.Show(w.ctx, "acme/fastjson", ""); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("show through subjects handed over: %v\n%+v\nwant %+v", err, got, want)
 	}
