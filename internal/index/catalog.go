@@ -301,8 +301,8 @@ func (c *Catalog) readVersion(dir string, files []DirEntry) (*descriptor.Descrip
 // of the files m holds (nil if none): never changed after, it is shared,
 // so the caller copies what it hands out.
 func (m *MemFiles) parsedFile(path string) *File {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	if f, ok := m.files[path]; ok && f.parsed != nil && f.parsed.Err == nil && bytes.Equal(f.parsed.Data, f.Data) {
 		return f.parsed
 	}

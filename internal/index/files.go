@@ -157,11 +157,17 @@ type MemFiles struct {
 	// the next one.
 	Load func(subject string) ([]MemFile, error)
 
-	mu       sync.Mutex
-	files    map[string]MemFile
-	dirs     map[string]map[string]bool // dir → name → is a directory
-	loading  map[string]*subjectLoad
-	subjects map[string]string // path → SubjectOf(path), for the paths read (a catalog reads each several times)
+	// mu guards the maps: reads share it (a light catalog's readers,
+	// several at once once their subjects are loaded: evidence's checks
+	// of a lock, each reading every locked version); Add, Loaded and a
+	// load hold it alone.
+	mu      sync.RWMutex
+	files   map[string]MemFile
+	dirs    map[string]map[string]bool // dir → name → is a directory
+	loading map[string]*subjectLoad
+	// subjects maps a path read to SubjectOf(path) (a catalog reads each
+	// several times), without a lock for those read before.
+	subjects sync.Map
 }
 
 // subjectLoad is one Load of a subject, which concurrent readers wait for.
@@ -247,18 +253,25 @@ func (m *MemFiles) ensure(path string) error {
 	if m.Load == nil {
 		return nil
 	}
-	m.mu.Lock()
-	subject, ok := m.subjects[path]
-	if !ok {
-		if subject, ok = SubjectOf(path); !ok {
-			m.mu.Unlock()
-			return fmt.Errorf("%s: %w", path, ErrUnlisted)
-		}
-		if m.subjects == nil {
-			m.subjects = map[string]string{}
-		}
-		m.subjects[path] = subject
+	var subject string
+	if s, known := m.subjects.Load(path); known {
+		subject = s.(string)
+	} else if s, ok := SubjectOf(path); ok {
+		subject = s
+		m.subjects.Store(path, s)
+	} else {
+		return fmt.Errorf("%s: %w", path, ErrUnlisted)
 	}
+	// A subject loaded or being loaded: waited for beside the other
+	// readers, not one after another.
+	m.mu.RLock()
+	l := m.loading[subject]
+	m.mu.RUnlock()
+	if l != nil {
+		<-l.done
+		return l.err
+	}
+	m.mu.Lock()
 	if m.loading == nil {
 		m.loading = map[string]*subjectLoad{}
 	}
@@ -292,13 +305,13 @@ func (m *MemFiles) List(dir string) ([]DirEntry, error) {
 	if err := m.ensure(dir); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
+	m.mu.RLock()
 	names, ok := m.dirs[dir]
 	out := make([]DirEntry, 0, len(names))
 	for n, d := range names {
 		out = append(out, DirEntry{Name: n, Dir: d})
 	}
-	m.mu.Unlock()
+	m.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%s: no such directory in the index: %w", dir, fs.ErrNotExist)
 	}
@@ -318,9 +331,9 @@ func (m *MemFiles) Read(path string) ([]byte, error) {
 	if err := m.ensure(path); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
+	m.mu.RLock()
 	f, ok := m.files[path]
-	m.mu.Unlock()
+	m.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%s: no such file in the index: %w", path, fs.ErrNotExist)
 	}
@@ -332,14 +345,14 @@ func (m *MemFiles) Additions(ctx context.Context, dir string) ([]Addition, error
 		return nil, err
 	}
 	prefix := dir + "/"
-	m.mu.Lock()
+	m.mu.RLock()
 	var out []Addition
 	for p, f := range m.files {
 		if strings.HasPrefix(p, prefix) || dir == "" {
 			out = append(out, Addition{Path: p, Commit: f.Commit, Time: f.Time.UTC(), Rank: f.Index})
 		}
 	}
-	m.mu.Unlock()
+	m.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Rank < out[j].Rank })
 	return out, nil
 }
@@ -347,8 +360,8 @@ func (m *MemFiles) Additions(ctx context.Context, dir string) ([]Addition, error
 // File returns a file held, with its place in the log, without loading
 // anything.
 func (m *MemFiles) File(path string) (MemFile, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	f, ok := m.files[path]
 	return f, ok
 }
