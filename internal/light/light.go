@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -287,9 +288,19 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	}
 	// The prefetch's first batches are asked now, with the checkpoint
 	// (earlyReads): they end, or are cancelled, before Open returns.
-	early := c.readEarly(ctx, prefetch)
+	// They leave once the checkpoint's request is written: every read
+	// of Open waits for the checkpoint, none for them, and a batch that
+	// dialled first could take the connection the checkpoint's dial
+	// made, leaving it to wait for a batch's answer.
+	written := make(chan struct{})
+	var writtenOnce sync.Once
+	checkpointWritten := func() { writtenOnce.Do(func() { close(written) }) }
+	early := c.readEarly(ctx, prefetch, written)
 	defer early.end()
-	note, header, err := c.get(ctx, "/log/checkpoint")
+	note, header, err := c.get(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { checkpointWritten() },
+	}), "/log/checkpoint")
+	checkpointWritten()
 	if err != nil {
 		return nil, fmt.Errorf("%s: fetching the checkpoint: %w", c.base(), err)
 	}
@@ -1593,8 +1604,8 @@ type earlyRead struct {
 
 // readEarly starts the batch reads that Prefetch(subjects) on a new view
 // asks first (its lowest rank's first batchParallel batches), at the
-// server's latest tree; nil if there are none.
-func (c *Client) readEarly(ctx context.Context, subjects []string) *earlyReads {
+// server's latest tree, once after is closed; nil if there are none.
+func (c *Client) readEarly(ctx context.Context, subjects []string, after <-chan struct{}) *earlyReads {
 	if len(subjects) == 0 {
 		return nil
 	}
@@ -1617,6 +1628,12 @@ func (c *Client) readEarly(ctx context.Context, subjects []string) *earlyReads {
 		e.reads[strings.Join(batch, "\n")] = r
 		e.wg.Go(func() {
 			defer close(r.done)
+			select {
+			case <-after:
+			case <-ctx.Done():
+				r.err = ctx.Err()
+				return
+			}
 			r.a, r.err = c.postBatch(ctx, batch, -1)
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
@@ -455,4 +456,53 @@ func TestOpenPrefetchEndsItsEarlyReads(t *testing.T) {
 	if n := tr.n.Load(); n != 0 {
 		t.Fatalf("%d requests still in progress once OpenPrefetch returned, want none", n)
 	}
+}
+
+// traced is a transport that records, in order, when each request asks
+// for a connection and when it was written ("get PATH", "wrote PATH").
+type traced struct {
+	next   http.RoundTripper
+	mu     sync.Mutex
+	events []string
+}
+
+func (tr *traced) add(e string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.events = append(tr.events, e)
+}
+
+func (tr *traced) RoundTrip(r *http.Request) (*http.Response, error) {
+	path := r.URL.RequestURI()
+	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		GetConn:      func(string) { tr.add("get " + path) },
+		WroteRequest: func(httptrace.WroteRequestInfo) { tr.add("wrote " + path) },
+	})
+	return tr.next.RoundTrip(r.WithContext(ctx))
+}
+
+// OpenPrefetch's first batches leave once the checkpoint's request is
+// written, not before: none of them can take the connection dialled for
+// the checkpoint, which every other read of Open waits for.
+func TestOpenPrefetchAsksTheCheckpointFirst(t *testing.T) {
+	w, names, subjects := earlyWorld(t)
+	tr := &traced{next: http.DefaultTransport.(*http.Transport).Clone()}
+	c := newClient(w, servertest.Serve(w), t.TempDir())
+	c.HTTP = &http.Client{Transport: tr}
+	v, err := c.OpenPrefetch(context.Background(), subjects...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.mu.Lock()
+	events := slices.Clone(tr.events)
+	tr.mu.Unlock()
+	wrote := slices.Index(events, "wrote /log/checkpoint")
+	early := slices.Index(events, "get /api/v1/log/subjects")
+	if wrote < 0 || early < 0 {
+		t.Fatalf("requests %q: want the checkpoint and a batch with no size", events)
+	}
+	if early < wrote {
+		t.Errorf("requests %q: a first batch asked for a connection before the checkpoint's request was written", events)
+	}
+	showAll(t, v, names)
 }
