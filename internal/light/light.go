@@ -432,11 +432,20 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	// started end and what they read is kept, all of it at once (a file
 	// a tree and encoding, not one a batch: a file costs more to create
 	// than to fill, and the batches finish without waiting for a disk);
-	// Open returns once it is.
+	// Open returns once it is. The directories of the tree's documents
+	// and tiles are made meanwhile too: on a disk whose inodes are slow
+	// to find (ext4 skips those deleted lately), each costs what a file
+	// does, and the files kept once the reads end need them.
 	var storing sync.WaitGroup
 	var storeErr error
 	if store != nil {
 		storing.Go(func() { storeErr = store() })
+	}
+	if v.keptTiles != nil && v.keptTiles.dir != "" {
+		storing.Go(func() {
+			os.MkdirAll(v.keptTiles.dir, 0o755)
+			os.MkdirAll(c.subjectsDir(sc.Checkpoint), 0o755)
+		})
 	}
 	bg.Wait()
 	v.verifiedNow()
@@ -672,11 +681,17 @@ func treeDir(cp checkpoint.Checkpoint) string {
 	return fmt.Sprintf("%d-%x", cp.Size, cp.Root[:8])
 }
 
+// subjectsDir is the directory of the subject documents read at a
+// checkpoint's tree.
+func (c *Client) subjectsDir(cp checkpoint.Checkpoint) string {
+	return filepath.Join(c.StateDir, c.Introduction+".subjects", treeDir(cp))
+}
+
 // cachePath is where the subject documents read at a checkpoint's tree
 // are kept, for reads offline.
 func (c *Client) cachePath(cp checkpoint.Checkpoint, subject string) string {
 	sum := sha256.Sum256([]byte(subject))
-	return filepath.Join(c.StateDir, c.Introduction+".subjects", treeDir(cp), hex.EncodeToString(sum[:])+".json")
+	return filepath.Join(c.subjectsDir(cp), hex.EncodeToString(sum[:])+".json")
 }
 
 // keep keeps a subject document checked at a checkpoint, best effort: a
@@ -732,7 +747,7 @@ func (c *Client) keepBatchBody(cp checkpoint.Checkpoint, subjects []string, bodi
 	if compact {
 		ext = compactSuffix
 	}
-	p := filepath.Join(c.StateDir, c.Introduction+".subjects", treeDir(cp), batchPrefix+hex.EncodeToString(sum[:16])+ext)
+	p := filepath.Join(c.subjectsDir(cp), batchPrefix+hex.EncodeToString(sum[:16])+ext)
 	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
 		safefile.WriteParts(p, parts, safefile.Options{Perm: 0o644, NoSync: true})
 	}
