@@ -766,7 +766,11 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 		res.Commits++
 		res.Records += len(cj.c.Files)
 		if res.Commits%256 == 0 {
-			replayGCAdjust()
+			var noscan int64
+			if o.log != nil {
+				noscan = o.log.Unscanned()
+			}
+			replayGCAdjust(uint64(noscan))
 		}
 		if o.progress != nil {
 			o.progress(res)

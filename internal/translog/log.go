@@ -984,7 +984,11 @@ func (l *Log) recover() error {
 	// A commit's next state file, written before its tiles and renamed
 	// after them: a crash between leaves it (the lock says no writer is
 	// at work now).
-	if tmps, _ := filepath.Glob(filepath.Join(l.dir, ".tmp-"+stateFile+"-*")); len(tmps) > 0 {
+	// So is a map snapshot or delta being written when the process died
+	// (written after a commit, its lock let go: one a live process is
+	// writing now loses its rename, and the cache is not written).
+	for _, name := range []string{stateFile, snapshotFile, deltaFile} {
+		tmps, _ := filepath.Glob(filepath.Join(l.dir, ".tmp-"+name+"-*"))
 		for _, p := range tmps {
 			if err := removeFile(p); err != nil {
 				return err

@@ -30,11 +30,16 @@ type Store struct {
 
 	// The writer's (under the log's write lock): the map of the committed
 	// and staged leaves, and how many leaves it covers; nil outside a batch.
+	// A batch from the log's first leaf (a recomputation, or appends to an
+	// empty log) stages a builder instead (build.go), whose Commit writes
+	// the map snapshot rather than keep the map in memory.
 	staged     *Map
+	build      *builder
 	stagedSize int64
 
-	snapSize atomic.Int64 // the size of the map snapshot last written or read (see saveSnapshot)
-	delta    bool         // a map read from a snapshot was committed since: Close writes a delta (the writer's)
+	unscanned atomic.Int64 // the bytes build holds (see Unscanned)
+	snapSize  atomic.Int64 // the size of the map snapshot last written or read (see saveSnapshot)
+	delta     bool         // a map read from a snapshot was committed since: Close writes a delta (the writer's)
 }
 
 // Close closes the log. If this Store committed a map read from a map
@@ -187,7 +192,7 @@ func (s *Store) BeginRecompute() error {
 	if err := s.Log.beginRedo(); err != nil {
 		return err
 	}
-	s.staged, s.stagedSize = NewMap(), 0
+	s.staged, s.build, s.stagedSize = nil, newBuilder(), 0
 	// The snapshot on disk, if it is of this log, need not be written
 	// again (see Commit).
 	if size := s.Log.Size(); size > 0 {
@@ -200,11 +205,15 @@ func (s *Store) BeginRecompute() error {
 
 // stage makes the staged map, if there is none: the committed map's clone.
 func (s *Store) stage() error {
-	if s.staged != nil {
+	if s.staged != nil || s.build != nil {
 		return nil
 	}
 	if n := s.Log.Staged(); n != 0 {
 		return fmt.Errorf("transparency log %s: %d leaves staged without the map (Append, not AppendCommit): roll back first", s.Dir(), n)
+	}
+	if size, _ := s.committedTree(); size == 0 {
+		s.build, s.stagedSize = newBuilder(), 0
+		return nil
 	}
 	at, err := s.mapAt()
 	if err != nil {
@@ -294,13 +303,22 @@ func (s *Store) AppendLeaves(commit string, time int64, leaves []Leaf) (MapEntry
 			return me, err
 		}
 		for _, subject := range l.subjects {
+			if s.build != nil {
+				s.build.Add(subject, i, leaf)
+				continue
+			}
 			if err := s.staged.load(subject); err != nil {
 				return me, fmt.Errorf("transparency log %s: %w", s.Dir(), err)
 			}
 			s.staged.Add(subject, i, leaf)
 		}
 	}
-	me.Root = s.staged.Root()
+	if s.build != nil {
+		me.Root = s.build.Root()
+		s.unscanned.Store(s.build.bytes())
+	} else {
+		me.Root = s.staged.Root()
+	}
 	if _, _, err := s.Log.appendLeaf(me.leaf()); err != nil {
 		return me, err
 	}
@@ -311,12 +329,26 @@ func (s *Store) AppendLeaves(commit string, time int64, leaves []Leaf) (MapEntry
 // Commit durably publishes the staged leaves as covering git commit head
 // (see Log.Commit), and the staged map with them.
 func (s *Store) Commit(head string) error {
-	staged, covers := s.staged, s.stagedSize
-	s.staged = nil
+	staged, build, covers := s.staged, s.build, s.stagedSize
+	s.staged, s.build = nil, nil
+	s.unscanned.Store(0)
 	if err := s.Log.Commit(head); err != nil {
 		return err
 	}
 	size, root := s.committedTree()
+	if build != nil {
+		// The map is read from its snapshot when asked for (mapAt), as
+		// another process would: written now, unless the one on disk is
+		// of this size already (a recomputation that found the log
+		// right) or the log is small enough to replay (a cache, as above).
+		s.mu.Lock()
+		s.m, s.delta = nil, false
+		s.mu.Unlock()
+		if covers == size && size >= snapshotEvery && s.snapSize.Load() != size && build.writeSnapshot(s.Dir(), size, root) == nil {
+			s.snapSize.Store(size)
+		}
+		return nil
+	}
 	if staged != nil && covers == size {
 		// A cache: one not written is rebuilt next time.
 		grown := size - s.snapSize.Load()
@@ -334,9 +366,16 @@ func (s *Store) Commit(head string) error {
 
 // Rollback drops the staged leaves and the staged map.
 func (s *Store) Rollback() {
-	s.staged = nil
+	s.staged, s.build = nil, nil
+	s.unscanned.Store(0)
 	s.Log.Rollback()
 }
+
+// Unscanned returns how many bytes the map staged now holds in memory
+// that hold no pointer (a batch from the log's first leaf builds it so:
+// see Store), for a replay to tell the collector's pacing (a collection
+// need not scan them). Safe for concurrent use.
+func (s *Store) Unscanned() int64 { return s.unscanned.Load() }
 
 // AdoptMap takes from's committed map as this Store's if both logs are
 // committed at the same size and root (from, a log computed elsewhere and

@@ -1,0 +1,380 @@
+package translog
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"os"
+	"path/filepath"
+	"unsafe"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// A builder is the map of a log computed from its first leaf, as a full
+// replay computes it (Store.BeginRecompute, or a Begin on an empty log):
+// the roots a Map gives for the same Adds, from a structure made for
+// that one pass. Its nodes and subjects sit in slices without a pointer,
+// linked by their positions, and the leaf indices of the subjects' files
+// in two flat slices: at 1M records it holds a third less than a Map of
+// the same subjects, and the collector has nothing in it to scan, so a
+// replay's garbage need not be let grow with it (see index.replayHeadroom).
+//
+// A builder is not read (no Get, no proof): a commit writes its
+// snapshot (writeSnapshot) and the Store reads its map from there,
+// lazily, like any process that opens the log. Not safe for concurrent
+// use.
+type builder struct {
+	inner  []binner
+	leaves []bleaf
+	root   bref
+	last   int64 // the last leaf index added, -1 if none
+
+	// The files: file k is leaf index idxs[k], about subject ords[k]
+	// (its position in leaves), in the order added.
+	ords []uint32
+	idxs []int64
+
+	// The subject of the last Add and its leaf, until the next Root:
+	// its path is dirty already.
+	hotName string
+	hot     bref
+}
+
+// bref names a node of a builder: an inner node, a subject's leaf
+// (leafRef set), or none.
+type bref uint32
+
+const (
+	leafRef bref = 1 << 31
+	noRef   bref = 1<<32 - 1
+)
+
+// binner is an inner node: its children's keys first differ at bit crit.
+// hash is its subtree's hash at the depth where its parent puts it,
+// valid unless dirty.
+type binner struct {
+	hash  tlog.Hash
+	child [2]bref
+	crit  uint8
+	dirty bool
+}
+
+// bleaf is a subject: hash is its leaf's hash, at any depth, valid
+// unless dirty.
+type bleaf struct {
+	key   [32]byte
+	hash  tlog.Hash
+	value Value
+	dirty bool
+}
+
+func newBuilder() *builder {
+	return &builder{root: noRef, last: -1, hot: noRef}
+}
+
+// bytes returns how many bytes b's slices take.
+func (b *builder) bytes() int64 {
+	return int64(cap(b.inner))*int64(unsafe.Sizeof(binner{})) + int64(cap(b.leaves))*int64(unsafe.Sizeof(bleaf{})) +
+		int64(cap(b.ords))*4 + int64(cap(b.idxs))*8
+}
+
+// Len returns the number of subjects.
+func (b *builder) Len() int { return len(b.leaves) }
+
+// Add is Map.Add.
+func (b *builder) Add(subject string, index int64, leaf tlog.Hash) {
+	if index < 0 || index < b.last {
+		panic(fmt.Sprintf("translog: Map.Add(%q, %d): leaf indices must not decrease (last added %d)", subject, index, b.last))
+	}
+	b.last = index
+	if b.hot != noRef && subject == b.hotName {
+		b.extend(b.hot, index, leaf)
+		return
+	}
+	key := SubjectKey(subject)
+	b.hotName = subject
+	if b.root == noRef {
+		b.root = b.newLeaf(&key)
+		b.hot = b.root
+		b.extend(b.hot, index, leaf)
+		return
+	}
+	// The closest subject, where key's path ends.
+	n := b.root
+	for n&leafRef == 0 {
+		in := &b.inner[n]
+		n = in.child[keyBit(&key, int(in.crit))]
+	}
+	diff := firstDiff(&key, &b.leaves[n&^leafRef].key)
+	// Dirty the inner nodes down to where key's path leaves the tree:
+	// at, the child of parent on side (the root if parent is noRef).
+	parent, side, at := noRef, 0, b.root
+	for at&leafRef == 0 {
+		in := &b.inner[at]
+		if int(in.crit) > diff {
+			break
+		}
+		in.dirty = true
+		parent, side, at = at, keyBit(&key, int(in.crit)), in.child[keyBit(&key, int(in.crit))]
+	}
+	if diff == 256 {
+		b.hot = at
+		b.extend(at, index, leaf)
+		return
+	}
+	if at&leafRef == 0 {
+		// An inner node that now hangs a level lower: its hash there is
+		// another one.
+		b.inner[at].dirty = true
+	}
+	l := b.newLeaf(&key)
+	var in binner
+	in.crit, in.dirty = uint8(diff), true
+	s := keyBit(&key, diff)
+	in.child[s], in.child[1-s] = l, at
+	if len(b.inner) >= int(leafRef) {
+		panic("translog: map builder: too many subjects")
+	}
+	b.inner = append(b.inner, in)
+	if n := bref(len(b.inner) - 1); parent == noRef {
+		b.root = n
+	} else {
+		b.inner[parent].child[side] = n
+	}
+	b.hot = l
+	b.extend(l, index, leaf)
+}
+
+func (b *builder) newLeaf(key *[32]byte) bref {
+	if len(b.leaves) >= int(leafRef) {
+		panic("translog: map builder: too many subjects")
+	}
+	b.leaves = append(b.leaves, bleaf{key: *key, dirty: true})
+	return bref(len(b.leaves)-1) | leafRef
+}
+
+// extend adds the leaf at index to subject l (a leaf ref).
+func (b *builder) extend(l bref, index int64, leaf tlog.Hash) {
+	s := &b.leaves[l&^leafRef]
+	// Indices do not decrease: only the files at index itself may be
+	// the same file.
+	for k := len(b.idxs) - 1; k >= 0 && b.idxs[k] == index; k-- {
+		if b.ords[k] == uint32(l&^leafRef) {
+			panic(fmt.Sprintf("translog: Map.Add(%d): leaf %d is in the subject already", index, index))
+		}
+	}
+	s.value = s.value.Extend(index, leaf)
+	s.dirty = true
+	b.ords = append(b.ords, uint32(l&^leafRef))
+	b.idxs = append(b.idxs, index)
+}
+
+// Root is Map.Root.
+func (b *builder) Root() tlog.Hash {
+	b.hot = noRef
+	if b.root == noRef {
+		return emptyHash
+	}
+	return b.rehash(b.root, 0)
+}
+
+// rehash returns n's hash at depth, recomputing its dirty subtree.
+func (b *builder) rehash(n bref, depth int) tlog.Hash {
+	if n&leafRef != 0 {
+		s := &b.leaves[n&^leafRef]
+		if s.dirty {
+			s.hash = mapLeafHash(&s.key, s.value)
+			s.dirty = false
+		}
+		return s.hash
+	}
+	in := &b.inner[n]
+	if !in.dirty {
+		return in.hash
+	}
+	c := int(in.crit)
+	l, r := b.rehash(in.child[0], c+1), b.rehash(in.child[1], c+1)
+	in = &b.inner[n]
+	h := mapNodeHash(&l, &r)
+	if c > depth {
+		h = wrap(h, b.anyKey(n), depth, c)
+	}
+	in.hash, in.dirty = h, false
+	return h
+}
+
+// anyKey returns the key of one subject below n.
+func (b *builder) anyKey(n bref) *[32]byte {
+	for n&leafRef == 0 {
+		n = b.inner[n].child[0]
+	}
+	return &b.leaves[n&^leafRef].key
+}
+
+// subtreeHash is subtreeHash (snapshot.go) over b, whose hashes are
+// computed (Root).
+func (b *builder) subtreeHash(prefix [32]byte, depth int) tlog.Hash {
+	n := b.root
+	for n&leafRef == 0 && int(b.inner[n].crit) < depth {
+		n = b.inner[n].child[keyBit(&prefix, int(b.inner[n].crit))]
+	}
+	if n&leafRef != 0 {
+		return b.leaves[n&^leafRef].hash
+	}
+	in := &b.inner[n]
+	h := mapNodeHash(b.hashOf(in.child[0]), b.hashOf(in.child[1]))
+	return wrap(h, b.anyKey(n), depth, int(in.crit))
+}
+
+func (b *builder) hashOf(n bref) *tlog.Hash {
+	if n&leafRef != 0 {
+		return &b.leaves[n&^leafRef].hash
+	}
+	return &b.inner[n].hash
+}
+
+// subjects calls f with each subject in key order, as a Map's subject
+// (its leaf indices encoded as a Map keeps them). The subject is f's
+// only for the call.
+func (b *builder) subjects(f func(s *subject) error) error {
+	if b.root == noRef {
+		return nil
+	}
+	// Each subject's files, grouped: start[o] is where subject o's leaf
+	// indices begin in at, in index order.
+	start := make([]uint32, len(b.leaves)+1)
+	for _, o := range b.ords {
+		start[o+1]++
+	}
+	for i := 1; i < len(start); i++ {
+		start[i] += start[i-1]
+	}
+	at := make([]int64, len(b.idxs))
+	fill := append([]uint32(nil), start[:len(b.leaves)]...)
+	for k, o := range b.ords {
+		at[fill[o]] = b.idxs[k]
+		fill[o]++
+	}
+	fill = nil
+	var s subject
+	var walk func(n bref) error
+	walk = func(n bref) error {
+		if n&leafRef == 0 {
+			in := &b.inner[n]
+			if err := walk(in.child[0]); err != nil {
+				return err
+			}
+			return walk(in.child[1])
+		}
+		o := n &^ leafRef
+		l := &b.leaves[o]
+		s.key, s.value = l.key, l.value
+		s.idx, s.last = s.idx[:0], 0
+		for _, i := range at[start[o]:start[o+1]] {
+			s.idx = binary.AppendUvarint(s.idx, uint64(i-s.last))
+			s.last = i
+		}
+		return f(&s)
+	}
+	return walk(b.root)
+}
+
+// writeSnapshot writes the map snapshot of b, the map of the committed
+// log at size with root, in dir (see saveSnapshot: the same bytes a Map
+// of the same Adds gives), streaming it to a temporary file renamed into
+// place (not synced: a snapshot lost in a crash is rebuilt).
+func (b *builder) writeSnapshot(dir string, size int64, root tlog.Hash) (err error) {
+	b.Root()
+	n := len(b.leaves)
+	bits := 0
+	for bits < maxBucketBits && n/(1<<bits) > bucketTarget {
+		bits++
+	}
+	nb := 1 << bits
+	head := snapHeader + nb*bucketEntry + sha256.Size
+	path := filepath.Join(dir, snapshotFile)
+	tmp, err := os.CreateTemp(dir, ".tmp-"+snapshotFile+"-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Seek(int64(head), 0); err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(tmp, 1<<16)
+	table := make([]byte, 0, nb*bucketEntry)
+	var (
+		bucket, count int
+		from, off     int64
+		digest        hash.Hash = sha256.New()
+		buf           []byte
+	)
+	// closeBucket ends the buckets up to b (excluded), the current one
+	// first: its entry in the table.
+	closeBucket := func(upto int) {
+		for ; bucket < upto; bucket++ {
+			var h tlog.Hash
+			if count > 0 {
+				h = b.subtreeHash(bucketPrefix(bucket, bits), bits)
+			}
+			var d [sha256.Size]byte
+			digest.Sum(d[:0])
+			table = binary.BigEndian.AppendUint64(table, uint64(from))
+			table = binary.BigEndian.AppendUint64(table, uint64(off-from))
+			table = binary.BigEndian.AppendUint64(table, uint64(count))
+			table = append(table, h[:]...)
+			table = append(table, d[:]...)
+			from, count = off, 0
+			digest.Reset()
+		}
+	}
+	err = b.subjects(func(s *subject) error {
+		closeBucket(bucketOf(&s.key, bits))
+		buf = appendSubject(buf[:0], s)
+		digest.Write(buf)
+		off += int64(len(buf))
+		count++
+		_, err := w.Write(buf)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	closeBucket(nb)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	h := make([]byte, 0, head)
+	h = append(h, snapshotMagic...)
+	h = binary.BigEndian.AppendUint64(h, uint64(size))
+	h = append(h, root[:]...)
+	h = binary.BigEndian.AppendUint64(h, uint64(b.last+1))
+	h = binary.BigEndian.AppendUint64(h, uint64(n))
+	h = append(h, byte(bits))
+	h = append(h, table...)
+	sum := sha256.Sum256(h)
+	h = append(h, sum[:]...)
+	if _, err := tmp.WriteAt(h, 0); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// A delta names the snapshot it follows: one of the old is of no use.
+	os.Remove(filepath.Join(dir, deltaFile))
+	return nil
+}

@@ -1,0 +1,218 @@
+package translog
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// TestBuilderMatchesMap gives a builder and a Map the same Adds, several
+// subjects at one index as a key's file is, and compares their roots with
+// the spec's (naiveMap) along the way, then the snapshots they write: the
+// same bytes, which a Store reads back as the same map.
+func TestBuilderMatchesMap(t *testing.T) {
+	for _, size := range []int{0, 1, 2, 3, 5, 17, 100, 600, 5000} {
+		for seed := uint64(0); seed < 3; seed++ {
+			t.Run(fmt.Sprintf("subjects=%d/seed=%d", size, seed), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, uint64(size)))
+				subjects := pool(size + 8)[:size]
+				b, m, naive := newBuilder(), NewMap(), newNaive()
+				if got := b.Root(); got != (tlog.Hash{}) {
+					t.Fatalf("empty builder's root = %x, want zero", got)
+				}
+				index := int64(rng.IntN(3))
+				var s string
+				for i := 0; i < 3*size; i++ {
+					if i == 0 || rng.IntN(3) != 0 {
+						s = subjects[rng.IntN(size)]
+					}
+					b.Add(s, index, leafOf(index))
+					m.Add(s, index, leafOf(index))
+					naive.add(s, index, leafOf(index))
+					if rng.IntN(4) == 0 {
+						// A second subject for the same file.
+						o := subjects[rng.IntN(size)]
+						if o != s {
+							b.Add(o, index, leafOf(index))
+							m.Add(o, index, leafOf(index))
+							naive.add(o, index, leafOf(index))
+						}
+					}
+					if rng.IntN(size/8+2) == 0 || i == 3*size-1 {
+						got, want := b.Root(), m.Root()
+						if got != want {
+							t.Fatalf("after %d adds: builder's root %x, Map's %x", i+1, got, want)
+						}
+						if size <= 600 && got != naive.root() {
+							t.Fatalf("after %d adds: builder's root %x, the spec's %x", i+1, got, naive.root())
+						}
+					}
+					index += 1 + int64(rng.IntN(3))
+				}
+				if b.Len() != m.Len() {
+					t.Errorf("builder holds %d subjects, the Map %d", b.Len(), m.Len())
+				}
+				dirB, dirM := t.TempDir(), t.TempDir()
+				root := tlog.Hash{1, 2, 3}
+				if err := b.writeSnapshot(dirB, 12345, root); err != nil {
+					t.Fatal(err)
+				}
+				st := &Store{Log: &Log{dir: dirM}}
+				if err := st.saveSnapshot(m, 12345, root); err != nil {
+					t.Fatal(err)
+				}
+				gotB, err := os.ReadFile(filepath.Join(dirB, snapshotFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				gotM, err := os.ReadFile(filepath.Join(dirM, snapshotFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(gotB, gotM) {
+					t.Fatalf("the builder's snapshot (%d bytes) differs from the Map's (%d bytes)", len(gotB), len(gotM))
+				}
+				if left, _ := filepath.Glob(filepath.Join(dirB, ".tmp-*")); len(left) > 0 {
+					t.Errorf("temporary files left beside the snapshot: %v", left)
+				}
+			})
+		}
+	}
+}
+
+// TestBuilderAddRefuses: the same refusals as Map.Add.
+func TestBuilderAddRefuses(t *testing.T) {
+	for name, f := range map[string]func(b *builder){
+		"index goes back":  func(b *builder) { b.Add("a", 5, leafOf(5)); b.Add("b", 4, leafOf(4)) },
+		"negative":         func(b *builder) { b.Add("a", -1, leafOf(0)) },
+		"same file twice":  func(b *builder) { b.Add("a", 5, leafOf(5)); b.Add("a", 5, leafOf(5)) },
+		"same file, apart": func(b *builder) { b.Add("a", 5, leafOf(5)); b.Add("b", 5, leafOf(5)); b.Add("a", 5, leafOf(5)) },
+		"same file, new map": func(b *builder) {
+			b.Add("a", 5, leafOf(5))
+			b.Root()
+			b.Add("b", 5, leafOf(5))
+			b.Add("a", 5, leafOf(5))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("no panic")
+				}
+			}()
+			f(newBuilder())
+		})
+	}
+}
+
+// A log built in one batch from its first leaf (a builder, then the
+// snapshot) has the map of one built in batches (a builder, then a Map
+// read lazily from that snapshot and grown): the same root, subjects and
+// files, in this process and in the next.
+func TestStoreBuilderMapSameAsGrown(t *testing.T) {
+	defer func(n int64) { snapshotEvery = n }(snapshotEvery)
+	snapshotEvery = 30
+	const n = 200
+	dirA := t.TempDir()
+	a, err := OpenStore(dirA, testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { a.Close() }()
+	if err := a.Begin(""); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for c := int64(0); c < n; c++ {
+		commit, tm, es := commitOf(c)
+		if _, err := a.AppendCommit(commit, tm, es); err != nil {
+			t.Fatal(err)
+		}
+		last = commit
+	}
+	if a.Unscanned() <= 0 {
+		t.Errorf("Unscanned() = %d during a batch from the first leaf, want its builder's bytes", a.Unscanned())
+	}
+	if err := a.Commit(last); err != nil {
+		t.Fatal(err)
+	}
+	if a.Unscanned() != 0 {
+		t.Errorf("Unscanned() = %d after the commit, want 0", a.Unscanned())
+	}
+	if _, err := os.Stat(filepath.Join(dirA, snapshotFile)); err != nil {
+		t.Fatalf("no map snapshot after a batch from the first leaf: %v", err)
+	}
+	b := buildStore(t, t.TempDir(), n)
+	same := func(what string, a *Store) {
+		t.Helper()
+		ma, err := a.Map()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mb, err := b.Map()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ma.Size != mb.Size || ma.Root != mb.Root || ma.Map.Root() != mb.Map.Root() || ma.Map.Len() != mb.Map.Len() {
+			t.Fatalf("%s: size %d, log root %v, map root %v, %d subjects; built in batches: %d, %v, %v, %d", what, ma.Size, ma.Root, ma.Map.Root(), ma.Map.Len(), mb.Size, mb.Root, mb.Map.Root(), mb.Map.Len())
+		}
+		for i := int64(0); i < 3*n; i++ {
+			for _, s := range testSubjects(testEntry(i).Path) {
+				va, la, oka := ma.Map.Get(s)
+				vb, lb, okb := mb.Map.Get(s)
+				if va != vb || oka != okb || fmt.Sprint(la) != fmt.Sprint(lb) {
+					t.Fatalf("%s: subject %q: %v %v %v; built in batches: %v %v %v", what, s, va, la, oka, vb, lb, okb)
+				}
+			}
+		}
+	}
+	same("in the process that built it", a)
+	a.Close()
+	if a, err = OpenStore(dirA, testSubjects); err != nil {
+		t.Fatal(err)
+	}
+	same("opened again", a)
+}
+
+// A replay that stops before its commit (a crash, an interrupt) leaves
+// the log as it was committed, and a snapshot being written when the
+// process died (its temporary file) is removed when the log is opened
+// next: nothing half-written is read or kept.
+func TestStoreBuilderCrash(t *testing.T) {
+	dir := t.TempDir()
+	s := buildStore(t, dir, 10)
+	size, root := s.Size(), s.Root()
+	if err := s.BeginRecompute(); err != nil {
+		t.Fatal(err)
+	}
+	for c := int64(0); c < 30; c++ {
+		commit, tm, es := commitOf(c)
+		if _, err := s.AppendCommit(commit, tm, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close() // no Commit
+	stray := filepath.Join(dir, ".tmp-"+snapshotFile+"-12345")
+	if err := os.WriteFile(stray, []byte("cairn map snapshot v3\nhalf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenStore(dir, testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Size() != size || s.Root() != root {
+		t.Fatalf("after a replay that did not commit: size %d root %v, want %d %v", s.Size(), s.Root(), size, root)
+	}
+	if _, err := os.Stat(stray); err == nil {
+		t.Errorf("%s was left beside the log", stray)
+	}
+	if _, err := s.Map(); err != nil {
+		t.Fatal(err)
+	}
+}
