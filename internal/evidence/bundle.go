@@ -28,7 +28,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -202,12 +201,17 @@ const (
 	// maxTrailer bounds what may follow the archive's end: zero blocks
 	// (tar tools pad an archive to a record of 20 blocks).
 	maxTrailer = 1 << 20
+	// readAhead bounds what of a file of known size is read while its
+	// manifest is decoded, before the manifest bounds it.
+	readAhead = 64 << 20
 )
 
 // read is Read. The manifest is read first, from the stream; then the
 // rest of the file, no more than the manifest's members and their
-// headers can take, in one buffer whose slices are the members (no copy
-// of a member is made); each member's SHA-256 is checked on every core.
+// headers can take (of a file of known size, up to readAhead bytes while
+// the manifest is decoded), in one buffer whose slices are the members
+// (no copy of a member is made); each member's SHA-256 is checked on
+// every core as the walk of the members finds it.
 func read(r io.Reader, maxSize int64) (*Bundle, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
@@ -256,7 +260,22 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 		}
 	}
 	b := &Bundle{Files: map[string][]byte{}}
-	if err := jsonv2.Unmarshal(raw, &b.Manifest, jsonv2.RejectUnknownMembers(true)); err != nil {
+	// The manifest is decoded while the rest of a file of known size (up
+	// to readAhead bytes) is read: the members are held before the
+	// manifest says how many bytes they may take, and checked against it
+	// after, as if read after it.
+	decoded := make(chan error, 1)
+	go func() { decoded <- jsonv2.Unmarshal(raw, &b.Manifest, jsonv2.RejectUnknownMembers(true)) }()
+	var ahead []byte
+	var aheadErr error
+	aheadRead := false
+	if size >= 0 {
+		if left := max(size-cr.n+int64(br.Buffered()), 0); left < readAhead {
+			ahead, aheadErr = readUpTo(br, left, readAhead)
+			aheadRead = true
+		}
+	}
+	if err := <-decoded; err != nil {
 		var v struct {
 			Format  string `json:"format"`
 			Version int    `json:"version"`
@@ -298,67 +317,43 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 	if size >= 0 {
 		want = min(bound, max(size-cr.n+int64(br.Buffered()), 0))
 	}
-	rest, err := readUpTo(br, want, bound+1)
+	rest, err := ahead, aheadErr
+	switch {
+	case !aheadRead:
+		rest, err = readUpTo(br, want, bound+1)
+	case err == nil && int64(len(rest)) == readAhead && readAhead <= bound:
+		// The file held more than its size said: read on, up to the
+		// bound.
+		var more []byte
+		more, err = readUpTo(br, 0, bound+1-readAhead)
+		rest = append(rest, more...)
+	}
 	if err != nil {
 		return nil, bad("reading its members: %v", err)
 	}
 	if int64(len(rest)) > bound {
 		return nil, bad("it holds more than its manifest's %d members and their headers take (%d bytes of members)", len(m.Members), total)
 	}
+	// Every member's SHA-256, on every core, as the walk below finds
+	// it; the first mismatch in the file's order is the one reported.
 	datas := make([][]byte, len(m.Members))
-	pos := int64(0) // of the next header in rest
-	for i, mem := range m.Members {
-		if pos >= int64(len(rest)) || isZeroBlock(rest[pos:]) {
-			return nil, bad("it ends before member %d, %s, that its manifest lists (truncated?)", i+1, mem.Path)
-		}
-		hdr, off, err := memberAt(rest, pos)
-		if err != nil {
-			return nil, bad("member %d (%s): %v (truncated?)", i+1, mem.Path, err)
-		}
-		if hdr.Name != mem.Path {
-			return nil, bad("member %d is %q, the manifest lists %s there", i+1, hdr.Name, mem.Path)
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			return nil, bad("member %s is not a regular file", hdr.Name)
-		}
-		if hdr.Size != mem.Size {
-			return nil, bad("member %s is %d bytes, the manifest says %d", hdr.Name, hdr.Size, mem.Size)
-		}
-		// A regular member's bytes follow its header: the member is
-		// that slice of the file.
-		if off+mem.Size > int64(len(rest)) {
-			return nil, bad("member %s: the file ends within it (truncated?)", hdr.Name)
-		}
-		datas[i] = rest[off : off+mem.Size : off+mem.Size]
-		pos = off + (mem.Size+tarBlock-1)/tarBlock*tarBlock
-	}
-	if pos < int64(len(rest)) && !isZeroBlock(rest[pos:]) {
-		hdr, _, err := memberAt(rest, pos)
-		if err != nil {
-			return nil, bad("after the last member: %v (truncated?)", err)
-		}
-		return nil, bad("member %q is not in the manifest", hdr.Name)
-	}
-	// The tar's end (zero blocks, two by the standard), then nothing
-	// but zero blocks.
-	tail := rest[min(pos, int64(len(rest))):]
-	if len(tail) > 2*tarBlock+maxTrailer || len(tail)%tarBlock != 0 || bytes.ContainsFunc(tail, func(r rune) bool { return r != 0 }) {
-		return nil, bad("something other than zero blocks follows the archive's end")
-	}
-	// Every member's SHA-256, on every core; the first mismatch in the
-	// file's order is the one reported.
 	sums := make([]bool, len(datas))
-	var next atomic.Int64
+	found := make(chan int, len(datas))
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < len(datas); i = int(next.Add(1)) - 1 {
+			for i := range found {
 				sum := sha256.Sum256(datas[i])
 				sums[i] = hex.EncodeToString(sum[:]) == m.Members[i].SHA256
 			}
 		})
 	}
+	err = walkMembers(rest, m.Members, datas, found)
+	close(found)
 	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
 	for i, mem := range m.Members {
 		if !sums[i] {
 			sum := sha256.Sum256(datas[i])
@@ -367,6 +362,58 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 		b.Files[mem.Path] = datas[i]
 	}
 	return b, nil
+}
+
+// walkMembers walks an archive's members after the manifest (rest) as
+// its manifest lists them (members): each member's bytes are set in
+// datas, in place, and its index sent on found as soon as they are;
+// then nothing but the archive's end may follow. Every refusal wraps
+// ErrMalformed.
+func walkMembers(rest []byte, members []Member, datas [][]byte, found chan<- int) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	}
+	pos := int64(0) // of the next header in rest
+	for i, mem := range members {
+		if pos >= int64(len(rest)) || isZeroBlock(rest[pos:]) {
+			return bad("it ends before member %d, %s, that its manifest lists (truncated?)", i+1, mem.Path)
+		}
+		hdr, off, err := memberAt(rest, pos)
+		if err != nil {
+			return bad("member %d (%s): %v (truncated?)", i+1, mem.Path, err)
+		}
+		if hdr.Name != mem.Path {
+			return bad("member %d is %q, the manifest lists %s there", i+1, hdr.Name, mem.Path)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			return bad("member %s is not a regular file", hdr.Name)
+		}
+		if hdr.Size != mem.Size {
+			return bad("member %s is %d bytes, the manifest says %d", hdr.Name, hdr.Size, mem.Size)
+		}
+		// A regular member's bytes follow its header: the member is
+		// that slice of the file.
+		if off+mem.Size > int64(len(rest)) {
+			return bad("member %s: the file ends within it (truncated?)", hdr.Name)
+		}
+		datas[i] = rest[off : off+mem.Size : off+mem.Size]
+		pos = off + (mem.Size+tarBlock-1)/tarBlock*tarBlock
+		found <- i
+	}
+	if pos < int64(len(rest)) && !isZeroBlock(rest[pos:]) {
+		hdr, _, err := memberAt(rest, pos)
+		if err != nil {
+			return bad("after the last member: %v (truncated?)", err)
+		}
+		return bad("member %q is not in the manifest", hdr.Name)
+	}
+	// The tar's end (zero blocks, two by the standard), then nothing
+	// but zero blocks.
+	tail := rest[min(pos, int64(len(rest))):]
+	if len(tail) > 2*tarBlock+maxTrailer || len(tail)%tarBlock != 0 || bytes.ContainsFunc(tail, func(r rune) bool { return r != 0 }) {
+		return bad("something other than zero blocks follows the archive's end")
+	}
+	return nil
 }
 
 // isZeroBlock reports whether b starts with a block of zeros (an
