@@ -37,6 +37,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -1731,6 +1732,11 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 				}
 				if len(needs) > 0 {
 					early.Go(func() { v.Prefetch(ctx, needs...) })
+					// Their request leaves now: the goroutine that
+					// sends it would wait until this batch is
+					// checked (the other batches' checks hold the
+					// other cores), 2-4 ms at 100k records.
+					runtime.Gosched()
 				}
 			})
 		}
