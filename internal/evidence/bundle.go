@@ -342,9 +342,11 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
+			var digits [2 * sha256.Size]byte
 			for i := range found {
 				sum := sha256.Sum256(datas[i])
-				sums[i] = hex.EncodeToString(sum[:]) == m.Members[i].SHA256
+				hex.Encode(digits[:], sum[:])
+				sums[i] = string(digits[:]) == m.Members[i].SHA256
 			}
 		})
 	}

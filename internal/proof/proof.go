@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -450,6 +451,14 @@ type checkedNote struct {
 
 	mu   sync.Mutex
 	maps map[string]*checkedMap
+	last *lastMap // the map leaf asked about last
+}
+
+// lastMap is a map leaf checked, by its map time and path.
+type lastMap struct {
+	time int64
+	path []byte
+	*checkedMap
 }
 
 // checkedMap is a map leaf checked against a checkpoint (checkMapLeaf).
@@ -476,9 +485,14 @@ func (v *Verifier) note(note []byte) *checkedNote {
 // mapLeaf is checkMapLeaf of x against the note's checkpoint, made once
 // per map time and path.
 func (cn *checkedNote) mapLeaf(x Extra) (*light.MapLeaf, error) {
-	key := strconv.FormatInt(x.MapTime, 10) + " " + string(x.MapPath)
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	// The proofs to one checkpoint carry one map leaf: the last one
+	// asked about is looked up without a key.
+	if l := cn.last; l != nil && l.time == x.MapTime && bytes.Equal(l.path, x.MapPath) {
+		return l.ml, l.err
+	}
+	key := strconv.FormatInt(x.MapTime, 10) + " " + string(x.MapPath)
 	cm := cn.maps[key]
 	if cm == nil {
 		cm = &checkedMap{}
@@ -488,6 +502,7 @@ func (cn *checkedNote) mapLeaf(x Extra) (*light.MapLeaf, error) {
 		}
 		cn.maps[key] = cm
 	}
+	cn.last = &lastMap{time: x.MapTime, path: slices.Clone(x.MapPath), checkedMap: cm}
 	return cm.ml, cm.err
 }
 
