@@ -103,8 +103,9 @@ type choice struct {
 	version  string
 	desc     *descriptor.Descriptor
 	ref      blob.Ref
-	pinned   string   // why it cannot move: "snapshot lts-1.0", "cairn.yaml:12"
-	withheld []string // the higher versions the ranges accept that the server refused
+	pinned   string       // why it cannot move: "snapshot lts-1.0", "cairn.yaml:12"
+	withheld []string     // the higher versions the ranges accept that the server refused
+	under    []constraint // the ranges choose chose it under
 }
 
 // constraint is a range some package puts on another.
@@ -391,6 +392,9 @@ func (rs *resolver) settle() error {
 				}
 				continue
 			}
+			if sameRanges(ch.under, ranges[name]) {
+				continue // chosen under these already: choose would say the same
+			}
 			next, err := rs.choose(name, ranges[name])
 			if err != nil {
 				return err
@@ -405,6 +409,12 @@ func (rs *resolver) settle() error {
 		}
 	}
 	return fmt.Errorf("%w: the ranges do not settle on one version per package after 100 rounds", ErrUnresolvable)
+}
+
+// sameRanges reports whether a and b are the same ranges from the same
+// packages, in the same order.
+func sameRanges(a, b []constraint) bool {
+	return slices.EqualFunc(a, b, func(x, y constraint) bool { return x.rng == y.rng && x.from == y.from })
 }
 
 // choose picks the highest version satisfying every range (pre-releases
@@ -453,7 +463,7 @@ func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &choice{src: s, version: versions[i], desc: d, ref: ref, withheld: withheld}, nil
+		return &choice{src: s, version: versions[i], desc: d, ref: ref, withheld: withheld, under: slices.Clone(cs)}, nil
 	}
 	var want []string
 	for _, c := range cs {
