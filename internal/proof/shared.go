@@ -79,7 +79,7 @@ func (dp *DetachedParser) memo(tree tlog.Tree) *inclusionMemo {
 // checks it; only the hashing of nodes already computed is saved.
 type inclusionMemo struct {
 	tree tlog.Tree
-	mu   sync.Mutex
+	mu   sync.RWMutex // the parsers' lookups share it; remember holds it alone
 	rest map[pathState][]tlog.Hash // a state of a path that led to the root → the rest of that path
 }
 
@@ -105,9 +105,9 @@ func (m *inclusionMemo) check(path []tlog.Hash, index int64, leaf tlog.Hash) err
 	states := make([]pathState, 0, len(path))
 	for k, p := range path {
 		st := pathState{fn, sn, r}
-		m.mu.Lock()
+		m.mu.RLock()
 		rest, ok := m.rest[st]
-		m.mu.Unlock()
+		m.mu.RUnlock()
 		if ok && sameHashes(rest, path[k:]) {
 			m.remember(states, path)
 			return nil
