@@ -27,15 +27,15 @@ import (
 // lazily, like any process that opens the log. Not safe for concurrent
 // use.
 type builder struct {
-	inner  []binner
-	leaves []bleaf
+	inner  chunks[binner]
+	leaves chunks[bleaf]
 	root   bref
 	last   int64 // the last leaf index added, -1 if none
 
 	// The files: file k is leaf index idxs[k], about subject ords[k]
 	// (its position in leaves), in the order added.
-	ords []uint32
-	idxs []int64
+	ords chunks[uint32]
+	idxs chunks[int64]
 
 	// The subject of the last Add and its leaf, until the next Root:
 	// its path is dirty already.
@@ -71,18 +71,45 @@ type bleaf struct {
 	dirty bool
 }
 
+// chunks is a slice in chunks of a fixed size: it grows without copying
+// what it holds (a slice appended to past its capacity is copied whole,
+// and for a while is there twice), and wastes at most a chunk.
+type chunks[T any] struct {
+	c [][]T
+	n int
+}
+
+const chunkBits = 12
+
+func (c *chunks[T]) at(i uint32) *T { return &c.c[i>>chunkBits][i&(1<<chunkBits-1)] }
+
+func (c *chunks[T]) push(v T) uint32 {
+	if c.n&(1<<chunkBits-1) == 0 {
+		c.c = append(c.c, make([]T, 1<<chunkBits))
+	}
+	i := uint32(c.n)
+	*c.at(i) = v
+	c.n++
+	return i
+}
+
+// bytes returns how many bytes c's chunks take.
+func (c *chunks[T]) bytes() int64 {
+	var v T
+	return int64(len(c.c)) << chunkBits * int64(unsafe.Sizeof(v))
+}
+
 func newBuilder() *builder {
 	return &builder{root: noRef, last: -1, hot: noRef}
 }
 
 // bytes returns how many bytes b's slices take.
 func (b *builder) bytes() int64 {
-	return int64(cap(b.inner))*int64(unsafe.Sizeof(binner{})) + int64(cap(b.leaves))*int64(unsafe.Sizeof(bleaf{})) +
-		int64(cap(b.ords))*4 + int64(cap(b.idxs))*8
+	return b.inner.bytes() + b.leaves.bytes() + b.ords.bytes() + b.idxs.bytes()
 }
 
 // Len returns the number of subjects.
-func (b *builder) Len() int { return len(b.leaves) }
+func (b *builder) Len() int { return b.leaves.n }
 
 // Add is Map.Add.
 func (b *builder) Add(subject string, index int64, leaf tlog.Hash) {
@@ -105,15 +132,15 @@ func (b *builder) Add(subject string, index int64, leaf tlog.Hash) {
 	// The closest subject, where key's path ends.
 	n := b.root
 	for n&leafRef == 0 {
-		in := &b.inner[n]
+		in := b.inner.at(uint32(n))
 		n = in.child[keyBit(&key, int(in.crit))]
 	}
-	diff := firstDiff(&key, &b.leaves[n&^leafRef].key)
+	diff := firstDiff(&key, &b.leaves.at(uint32(n&^leafRef)).key)
 	// Dirty the inner nodes down to where key's path leaves the tree:
 	// at, the child of parent on side (the root if parent is noRef).
 	parent, side, at := noRef, 0, b.root
 	for at&leafRef == 0 {
-		in := &b.inner[at]
+		in := b.inner.at(uint32(at))
 		if int(in.crit) > diff {
 			break
 		}
@@ -128,48 +155,46 @@ func (b *builder) Add(subject string, index int64, leaf tlog.Hash) {
 	if at&leafRef == 0 {
 		// An inner node that now hangs a level lower: its hash there is
 		// another one.
-		b.inner[at].dirty = true
+		b.inner.at(uint32(at)).dirty = true
 	}
 	l := b.newLeaf(&key)
 	var in binner
 	in.crit, in.dirty = uint8(diff), true
 	s := keyBit(&key, diff)
 	in.child[s], in.child[1-s] = l, at
-	if len(b.inner) >= int(leafRef) {
+	if b.inner.n >= int(leafRef)-1 {
 		panic("translog: map builder: too many subjects")
 	}
-	b.inner = append(b.inner, in)
-	if n := bref(len(b.inner) - 1); parent == noRef {
+	if n := bref(b.inner.push(in)); parent == noRef {
 		b.root = n
 	} else {
-		b.inner[parent].child[side] = n
+		b.inner.at(uint32(parent)).child[side] = n
 	}
 	b.hot = l
 	b.extend(l, index, leaf)
 }
 
 func (b *builder) newLeaf(key *[32]byte) bref {
-	if len(b.leaves) >= int(leafRef) {
+	if b.leaves.n >= int(leafRef)-1 {
 		panic("translog: map builder: too many subjects")
 	}
-	b.leaves = append(b.leaves, bleaf{key: *key, dirty: true})
-	return bref(len(b.leaves)-1) | leafRef
+	return bref(b.leaves.push(bleaf{key: *key, dirty: true})) | leafRef
 }
 
 // extend adds the leaf at index to subject l (a leaf ref).
 func (b *builder) extend(l bref, index int64, leaf tlog.Hash) {
-	s := &b.leaves[l&^leafRef]
+	s := b.leaves.at(uint32(l &^ leafRef))
 	// Indices do not decrease: only the files at index itself may be
 	// the same file.
-	for k := len(b.idxs) - 1; k >= 0 && b.idxs[k] == index; k-- {
-		if b.ords[k] == uint32(l&^leafRef) {
+	for k := b.idxs.n - 1; k >= 0 && *b.idxs.at(uint32(k)) == index; k-- {
+		if *b.ords.at(uint32(k)) == uint32(l&^leafRef) {
 			panic(fmt.Sprintf("translog: Map.Add(%d): leaf %d is in the subject already", index, index))
 		}
 	}
 	s.value = s.value.Extend(index, leaf)
 	s.dirty = true
-	b.ords = append(b.ords, uint32(l&^leafRef))
-	b.idxs = append(b.idxs, index)
+	b.ords.push(uint32(l &^ leafRef))
+	b.idxs.push(index)
 }
 
 // Root is Map.Root.
@@ -184,20 +209,19 @@ func (b *builder) Root() tlog.Hash {
 // rehash returns n's hash at depth, recomputing its dirty subtree.
 func (b *builder) rehash(n bref, depth int) tlog.Hash {
 	if n&leafRef != 0 {
-		s := &b.leaves[n&^leafRef]
+		s := b.leaves.at(uint32(n &^ leafRef))
 		if s.dirty {
 			s.hash = mapLeafHash(&s.key, s.value)
 			s.dirty = false
 		}
 		return s.hash
 	}
-	in := &b.inner[n]
+	in := b.inner.at(uint32(n))
 	if !in.dirty {
 		return in.hash
 	}
 	c := int(in.crit)
 	l, r := b.rehash(in.child[0], c+1), b.rehash(in.child[1], c+1)
-	in = &b.inner[n]
 	h := mapNodeHash(&l, &r)
 	if c > depth {
 		h = wrap(h, b.anyKey(n), depth, c)
@@ -209,31 +233,32 @@ func (b *builder) rehash(n bref, depth int) tlog.Hash {
 // anyKey returns the key of one subject below n.
 func (b *builder) anyKey(n bref) *[32]byte {
 	for n&leafRef == 0 {
-		n = b.inner[n].child[0]
+		n = b.inner.at(uint32(n)).child[0]
 	}
-	return &b.leaves[n&^leafRef].key
+	return &b.leaves.at(uint32(n &^ leafRef)).key
 }
 
 // subtreeHash is subtreeHash (snapshot.go) over b, whose hashes are
 // computed (Root).
 func (b *builder) subtreeHash(prefix [32]byte, depth int) tlog.Hash {
 	n := b.root
-	for n&leafRef == 0 && int(b.inner[n].crit) < depth {
-		n = b.inner[n].child[keyBit(&prefix, int(b.inner[n].crit))]
+	for n&leafRef == 0 && int(b.inner.at(uint32(n)).crit) < depth {
+		in := b.inner.at(uint32(n))
+		n = in.child[keyBit(&prefix, int(in.crit))]
 	}
 	if n&leafRef != 0 {
-		return b.leaves[n&^leafRef].hash
+		return b.leaves.at(uint32(n &^ leafRef)).hash
 	}
-	in := &b.inner[n]
+	in := b.inner.at(uint32(n))
 	h := mapNodeHash(b.hashOf(in.child[0]), b.hashOf(in.child[1]))
 	return wrap(h, b.anyKey(n), depth, int(in.crit))
 }
 
 func (b *builder) hashOf(n bref) *tlog.Hash {
 	if n&leafRef != 0 {
-		return &b.leaves[n&^leafRef].hash
+		return &b.leaves.at(uint32(n &^ leafRef)).hash
 	}
-	return &b.inner[n].hash
+	return &b.inner.at(uint32(n)).hash
 }
 
 // subjects calls f with each subject in key order, as a Map's subject
@@ -245,17 +270,18 @@ func (b *builder) subjects(f func(s *subject) error) error {
 	}
 	// Each subject's files, grouped: start[o] is where subject o's leaf
 	// indices begin in at, in index order.
-	start := make([]uint32, len(b.leaves)+1)
-	for _, o := range b.ords {
-		start[o+1]++
+	start := make([]uint32, b.leaves.n+1)
+	for k := 0; k < b.ords.n; k++ {
+		start[*b.ords.at(uint32(k))+1]++
 	}
 	for i := 1; i < len(start); i++ {
 		start[i] += start[i-1]
 	}
-	at := make([]int64, len(b.idxs))
-	fill := append([]uint32(nil), start[:len(b.leaves)]...)
-	for k, o := range b.ords {
-		at[fill[o]] = b.idxs[k]
+	at := make([]int64, b.idxs.n)
+	fill := append([]uint32(nil), start[:b.leaves.n]...)
+	for k := 0; k < b.ords.n; k++ {
+		o := *b.ords.at(uint32(k))
+		at[fill[o]] = *b.idxs.at(uint32(k))
 		fill[o]++
 	}
 	fill = nil
@@ -263,14 +289,14 @@ func (b *builder) subjects(f func(s *subject) error) error {
 	var walk func(n bref) error
 	walk = func(n bref) error {
 		if n&leafRef == 0 {
-			in := &b.inner[n]
+			in := b.inner.at(uint32(n))
 			if err := walk(in.child[0]); err != nil {
 				return err
 			}
 			return walk(in.child[1])
 		}
 		o := n &^ leafRef
-		l := &b.leaves[o]
+		l := b.leaves.at(uint32(o))
 		s.key, s.value = l.key, l.value
 		s.idx, s.last = s.idx[:0], 0
 		for _, i := range at[start[o]:start[o+1]] {
@@ -288,7 +314,7 @@ func (b *builder) subjects(f func(s *subject) error) error {
 // place (not synced: a snapshot lost in a crash is rebuilt).
 func (b *builder) writeSnapshot(dir string, size int64, root tlog.Hash) (err error) {
 	b.Root()
-	n := len(b.leaves)
+	n := b.leaves.n
 	bits := 0
 	for bits < maxBucketBits && n/(1<<bits) > bucketTarget {
 		bits++
