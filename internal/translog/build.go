@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"unsafe"
@@ -17,10 +18,11 @@ import (
 // replay computes it (Store.BeginRecompute, or a Begin on an empty log):
 // the roots a Map gives for the same Adds, from a structure made for
 // that one pass. Its nodes and subjects sit in slices without a pointer,
-// linked by their positions, and the leaf indices of the subjects' files
-// in two flat slices: at 1M records it holds a third less than a Map of
-// the same subjects, and the collector has nothing in it to scan, so a
-// replay's garbage need not be let grow with it (see index.replayHeadroom).
+// linked by their positions, and the leaf indices of the subjects' files,
+// which only the snapshot needs, go to a temporary file beside the log:
+// at 1M records it holds 156 bytes a subject against a Map's 250, and
+// the collector has nothing in it to scan, so a replay's garbage need not
+// be let grow with it (see index.replayHeadroom).
 //
 // A builder is not read (no Get, no proof): a commit writes its
 // snapshot (writeSnapshot) and the Store reads its map from there,
@@ -32,10 +34,17 @@ type builder struct {
 	root   bref
 	last   int64 // the last leaf index added, -1 if none
 
-	// The files: file k is leaf index idxs[k], about subject ords[k]
-	// (its position in leaves), in the order added.
-	ords chunks[uint32]
-	idxs chunks[int64]
+	// The files, in the order added: each file's subject (its position
+	// in leaves) and leaf index, 12 bytes (filesRecord) in a temporary
+	// file in dir, created at the first; nfiles of them. atLast are the
+	// subjects of the files at index atIndex, the last (Add's check).
+	dir     string
+	files   *os.File
+	w       *bufio.Writer
+	nfiles  int64
+	atLast  []uint32
+	atIndex int64
+	err     error // the first write to files that failed
 
 	// The subject of the last Add and its leaf, until the next Root:
 	// its path is dirty already.
@@ -99,13 +108,37 @@ func (c *chunks[T]) bytes() int64 {
 	return int64(len(c.c)) << chunkBits * int64(unsafe.Sizeof(v))
 }
 
-func newBuilder() *builder {
-	return &builder{root: noRef, last: -1, hot: noRef}
+// filesFile names the builder's temporary file of files (".tmp-" before
+// it, a random suffix after: one a crash left is removed, see recover).
+const filesFile = "map.files"
+
+// filesRecord is a file's size in the builder's files: its subject
+// uint32, its leaf index uint64, little-endian.
+const filesRecord = 12
+
+// newBuilder returns an empty builder that keeps its temporary file in
+// dir, the log's directory.
+func newBuilder(dir string) *builder {
+	return &builder{root: noRef, last: -1, hot: noRef, dir: dir}
 }
+
+// close removes the builder's temporary file. The builder is not used
+// after.
+func (b *builder) close() {
+	if b.files != nil {
+		b.files.Close()
+		os.Remove(b.files.Name())
+		b.files, b.w = nil, nil
+	}
+}
+
+// Err returns the first write of the builder's temporary file that
+// failed (a full disk): its map is not whole.
+func (b *builder) Err() error { return b.err }
 
 // bytes returns how many bytes b's slices take.
 func (b *builder) bytes() int64 {
-	return b.inner.bytes() + b.leaves.bytes() + b.ords.bytes() + b.idxs.bytes()
+	return b.inner.bytes() + b.leaves.bytes()
 }
 
 // Len returns the number of subjects.
@@ -183,18 +216,44 @@ func (b *builder) newLeaf(key *[32]byte) bref {
 
 // extend adds the leaf at index to subject l (a leaf ref).
 func (b *builder) extend(l bref, index int64, leaf tlog.Hash) {
-	s := b.leaves.at(uint32(l &^ leafRef))
+	o := uint32(l &^ leafRef)
+	s := b.leaves.at(o)
 	// Indices do not decrease: only the files at index itself may be
 	// the same file.
-	for k := b.idxs.n - 1; k >= 0 && *b.idxs.at(uint32(k)) == index; k-- {
-		if *b.ords.at(uint32(k)) == uint32(l&^leafRef) {
+	if b.nfiles == 0 || index != b.atIndex {
+		b.atLast, b.atIndex = b.atLast[:0], index
+	}
+	for _, a := range b.atLast {
+		if a == o {
 			panic(fmt.Sprintf("translog: Map.Add(%d): leaf %d is in the subject already", index, index))
 		}
 	}
+	b.atLast = append(b.atLast, o)
 	s.value = s.value.Extend(index, leaf)
 	s.dirty = true
-	b.ords.push(uint32(l &^ leafRef))
-	b.idxs.push(index)
+	b.record(o, index)
+}
+
+// record appends a file to the builder's temporary file.
+func (b *builder) record(o uint32, index int64) {
+	b.nfiles++
+	if b.err != nil {
+		return
+	}
+	if b.files == nil {
+		f, err := os.CreateTemp(b.dir, ".tmp-"+filesFile+"-*")
+		if err != nil {
+			b.err = fmt.Errorf("building the map: %w", err)
+			return
+		}
+		b.files, b.w = f, bufio.NewWriterSize(f, 1<<16)
+	}
+	var r [filesRecord]byte
+	binary.LittleEndian.PutUint32(r[:4], o)
+	binary.LittleEndian.PutUint64(r[4:], uint64(index))
+	if _, err := b.w.Write(r[:]); err != nil {
+		b.err = fmt.Errorf("building the map: writing %s: %w", b.files.Name(), err)
+	}
 }
 
 // Root is Map.Root.
@@ -261,51 +320,95 @@ func (b *builder) hashOf(n bref) *tlog.Hash {
 	return &b.inner.at(uint32(n)).hash
 }
 
+// passFiles is how many files' leaf indices subjects reads back at
+// once (8 bytes each): a pass over the temporary file reads those of the
+// next subjects in key order (at least one) whose files fit.
+var passFiles uint64 = 1 << 21
+
 // subjects calls f with each subject in key order, as a Map's subject
-// (its leaf indices encoded as a Map keeps them). The subject is f's
-// only for the call.
+// (its leaf indices encoded as a Map keeps them), read back from the
+// temporary file in passes (passFiles). The subject is f's only for the
+// call.
 func (b *builder) subjects(f func(s *subject) error) error {
+	if b.err != nil {
+		return b.err
+	}
 	if b.root == noRef {
 		return nil
 	}
-	// Each subject's files, grouped: start[o] is where subject o's leaf
-	// indices begin in at, in index order.
-	start := make([]uint32, b.leaves.n+1)
-	for k := 0; k < b.ords.n; k++ {
-		start[*b.ords.at(uint32(k))+1]++
+	if err := b.w.Flush(); err != nil {
+		return fmt.Errorf("building the map: writing %s: %w", b.files.Name(), err)
 	}
-	for i := 1; i < len(start); i++ {
-		start[i] += start[i-1]
+	// The subjects in key order.
+	order := make([]uint32, 0, b.leaves.n)
+	var walk func(n bref)
+	walk = func(n bref) {
+		if n&leafRef != 0 {
+			order = append(order, uint32(n&^leafRef))
+			return
+		}
+		in := b.inner.at(uint32(n))
+		walk(in.child[0])
+		walk(in.child[1])
 	}
-	at := make([]int64, b.idxs.n)
-	fill := append([]uint32(nil), start[:b.leaves.n]...)
-	for k := 0; k < b.ords.n; k++ {
-		o := *b.ords.at(uint32(k))
-		at[fill[o]] = *b.idxs.at(uint32(k))
-		fill[o]++
+	walk(b.root)
+	// slot[o] is where subject o's next file goes in buf, in a pass
+	// that reads its files (noSlot otherwise).
+	const noSlot = 1<<32 - 1
+	slot := make([]uint32, b.leaves.n)
+	for i := range slot {
+		slot[i] = noSlot
 	}
-	fill = nil
+	var buf []int64
 	var s subject
-	var walk func(n bref) error
-	walk = func(n bref) error {
-		if n&leafRef == 0 {
-			in := b.inner.at(uint32(n))
-			if err := walk(in.child[0]); err != nil {
+	for from := 0; from < len(order); {
+		to, total := from, uint64(0)
+		for to < len(order) {
+			n := b.leaves.at(order[to]).value.Count
+			if to > from && total+n > passFiles {
+				break
+			}
+			slot[order[to]] = uint32(total)
+			total += n
+			to++
+		}
+		if uint64(cap(buf)) < total {
+			buf = make([]int64, total)
+		}
+		buf = buf[:total]
+		r := bufio.NewReaderSize(io.NewSectionReader(b.files, 0, b.nfiles*filesRecord), 1<<16)
+		var rec [filesRecord]byte
+		for k := int64(0); k < b.nfiles; k++ {
+			if _, err := io.ReadFull(r, rec[:]); err != nil {
+				return fmt.Errorf("building the map: reading %s: %w", b.files.Name(), err)
+			}
+			o := binary.LittleEndian.Uint32(rec[:4])
+			if o >= uint32(len(slot)) {
+				return fmt.Errorf("building the map: %s names subject %d of %d", b.files.Name(), o, len(slot))
+			}
+			if p := slot[o]; p != noSlot {
+				buf[p] = int64(binary.LittleEndian.Uint64(rec[4:]))
+				slot[o]++
+			}
+		}
+		at := uint64(0)
+		for _, o := range order[from:to] {
+			slot[o] = noSlot
+			l := b.leaves.at(o)
+			s.key, s.value = l.key, l.value
+			s.idx, s.last = s.idx[:0], 0
+			for _, i := range buf[at : at+l.value.Count] {
+				s.idx = binary.AppendUvarint(s.idx, uint64(i-s.last))
+				s.last = i
+			}
+			at += l.value.Count
+			if err := f(&s); err != nil {
 				return err
 			}
-			return walk(in.child[1])
 		}
-		o := n &^ leafRef
-		l := b.leaves.at(uint32(o))
-		s.key, s.value = l.key, l.value
-		s.idx, s.last = s.idx[:0], 0
-		for _, i := range at[start[o]:start[o+1]] {
-			s.idx = binary.AppendUvarint(s.idx, uint64(i-s.last))
-			s.last = i
-		}
-		return f(&s)
+		from = to
 	}
-	return walk(b.root)
+	return nil
 }
 
 // writeSnapshot writes the map snapshot of b, the map of the committed

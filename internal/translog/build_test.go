@@ -19,9 +19,16 @@ func TestBuilderMatchesMap(t *testing.T) {
 	for _, size := range []int{0, 1, 2, 3, 5, 17, 100, 600, 5000} {
 		for seed := uint64(0); seed < 3; seed++ {
 			t.Run(fmt.Sprintf("subjects=%d/seed=%d", size, seed), func(t *testing.T) {
+				if seed == 2 {
+					// Subjects read back a few files at a time, some
+					// with more files than a pass.
+					defer func(n uint64) { passFiles = n }(passFiles)
+					passFiles = 5
+				}
 				rng := rand.New(rand.NewPCG(seed, uint64(size)))
 				subjects := pool(size + 8)[:size]
-				b, m, naive := newBuilder(), NewMap(), newNaive()
+				dirB, dirM := t.TempDir(), t.TempDir()
+				b, m, naive := newBuilder(dirB), NewMap(), newNaive()
 				if got := b.Root(); got != (tlog.Hash{}) {
 					t.Fatalf("empty builder's root = %x, want zero", got)
 				}
@@ -57,11 +64,11 @@ func TestBuilderMatchesMap(t *testing.T) {
 				if b.Len() != m.Len() {
 					t.Errorf("builder holds %d subjects, the Map %d", b.Len(), m.Len())
 				}
-				dirB, dirM := t.TempDir(), t.TempDir()
 				root := tlog.Hash{1, 2, 3}
 				if err := b.writeSnapshot(dirB, 12345, root); err != nil {
 					t.Fatal(err)
 				}
+				b.close()
 				st := &Store{Log: &Log{dir: dirM}}
 				if err := st.saveSnapshot(m, 12345, root); err != nil {
 					t.Fatal(err)
@@ -105,7 +112,7 @@ func TestBuilderAddRefuses(t *testing.T) {
 					t.Errorf("no panic")
 				}
 			}()
-			f(newBuilder())
+			f(newBuilder(t.TempDir()))
 		})
 	}
 }
@@ -140,6 +147,9 @@ func TestStoreBuilderMapSameAsGrown(t *testing.T) {
 	}
 	if err := a.Commit(last); err != nil {
 		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dirA, ".tmp-*")); len(left) > 0 {
+		t.Errorf("temporary files left after the commit: %v", left)
 	}
 	if a.Unscanned() != 0 {
 		t.Errorf("Unscanned() = %d after the commit, want 0", a.Unscanned())
@@ -196,9 +206,20 @@ func TestStoreBuilderCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	spilled, _ := filepath.Glob(filepath.Join(dir, ".tmp-"+filesFile+"-*"))
+	if len(spilled) != 1 {
+		t.Fatalf("during a recomputation: %v, want the builder's one file of files", spilled)
+	}
 	s.Close() // no Commit
+	if _, err := os.Stat(spilled[0]); err == nil {
+		t.Errorf("%s left after Close", spilled[0])
+	}
+	// What a process that died would have left.
 	stray := filepath.Join(dir, ".tmp-"+snapshotFile+"-12345")
 	if err := os.WriteFile(stray, []byte("cairn map snapshot v3\nhalf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(spilled[0], make([]byte, 5*filesRecord), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s, err := OpenStore(dir, testSubjects)
@@ -209,8 +230,10 @@ func TestStoreBuilderCrash(t *testing.T) {
 	if s.Size() != size || s.Root() != root {
 		t.Fatalf("after a replay that did not commit: size %d root %v, want %d %v", s.Size(), s.Root(), size, root)
 	}
-	if _, err := os.Stat(stray); err == nil {
-		t.Errorf("%s was left beside the log", stray)
+	for _, p := range []string{stray, spilled[0]} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s was left beside the log", p)
+		}
 	}
 	if _, err := s.Map(); err != nil {
 		t.Fatal(err)

@@ -986,8 +986,9 @@ func (l *Log) recover() error {
 	// at work now).
 	// So is a map snapshot or delta being written when the process died
 	// (written after a commit, its lock let go: one a live process is
-	// writing now loses its rename, and the cache is not written).
-	for _, name := range []string{stateFile, snapshotFile, deltaFile} {
+	// writing now loses its rename, and the cache is not written), and
+	// the files of a map being built (a replay's, under the lock).
+	for _, name := range []string{stateFile, snapshotFile, deltaFile, filesFile} {
 		tmps, _ := filepath.Glob(filepath.Join(l.dir, ".tmp-"+name+"-*"))
 		for _, p := range tmps {
 			if err := removeFile(p); err != nil {

@@ -52,6 +52,7 @@ func (s *Store) Close() error {
 	m, size, root, dirty := s.m, s.size, s.root, s.delta
 	s.delta = false
 	s.mu.Unlock()
+	s.dropBuild() // (a writer's batch not committed: Log.Close rolls it back)
 	if dirty && m != nil && m.snap != nil && m.snap.size == s.snapSize.Load() && size > m.snap.size {
 		if n, r := s.committedTree(); n == size && r == root {
 			s.saveDelta(m, size, root)
@@ -192,7 +193,8 @@ func (s *Store) BeginRecompute() error {
 	if err := s.Log.beginRedo(); err != nil {
 		return err
 	}
-	s.staged, s.build, s.stagedSize = nil, newBuilder(), 0
+	s.dropBuild()
+	s.staged, s.build, s.stagedSize = nil, newBuilder(s.Dir()), 0
 	// The snapshot on disk, if it is of this log, need not be written
 	// again (see Commit).
 	if size := s.Log.Size(); size > 0 {
@@ -212,7 +214,7 @@ func (s *Store) stage() error {
 		return fmt.Errorf("transparency log %s: %d leaves staged without the map (Append, not AppendCommit): roll back first", s.Dir(), n)
 	}
 	if size, _ := s.committedTree(); size == 0 {
-		s.build, s.stagedSize = newBuilder(), 0
+		s.build, s.stagedSize = newBuilder(s.Dir()), 0
 		return nil
 	}
 	at, err := s.mapAt()
@@ -305,6 +307,9 @@ func (s *Store) AppendLeaves(commit string, time int64, leaves []Leaf) (MapEntry
 		for _, subject := range l.subjects {
 			if s.build != nil {
 				s.build.Add(subject, i, leaf)
+				if err := s.build.Err(); err != nil {
+					return me, fmt.Errorf("transparency log %s: %w", s.Dir(), err)
+				}
 				continue
 			}
 			if err := s.staged.load(subject); err != nil {
@@ -332,6 +337,9 @@ func (s *Store) Commit(head string) error {
 	staged, build, covers := s.staged, s.build, s.stagedSize
 	s.staged, s.build = nil, nil
 	s.unscanned.Store(0)
+	if build != nil {
+		defer build.close()
+	}
 	if err := s.Log.Commit(head); err != nil {
 		return err
 	}
@@ -366,9 +374,18 @@ func (s *Store) Commit(head string) error {
 
 // Rollback drops the staged leaves and the staged map.
 func (s *Store) Rollback() {
-	s.staged, s.build = nil, nil
-	s.unscanned.Store(0)
+	s.staged = nil
+	s.dropBuild()
 	s.Log.Rollback()
+}
+
+// dropBuild drops the builder, if there is one, and its temporary file.
+func (s *Store) dropBuild() {
+	if s.build != nil {
+		s.build.close()
+		s.build = nil
+	}
+	s.unscanned.Store(0)
 }
 
 // Unscanned returns how many bytes the map staged now holds in memory
