@@ -134,3 +134,45 @@ func BenchmarkMapHashFloor(b *testing.B) {
 		l = mapNodeHash(&l, &r)
 	}
 }
+
+// BenchmarkReplayMap computes the map as a full replay of bench/gen's
+// index does: 100k commits of 4 files about one new package each, the
+// root after each commit, with a Map and with the builder a replay uses
+// (build.go). It reports the time per commit and the heap each holds.
+func BenchmarkReplayMap(b *testing.B) {
+	const commits = 100_000
+	for _, kind := range []string{"Map", "builder"} {
+		b.Run(kind, func(b *testing.B) {
+			var before, after runtime.MemStats
+			for b.Loop() {
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				var keep any
+				add, root := func(string, int64, tlog.Hash) {}, func() tlog.Hash { return tlog.Hash{} }
+				if kind == "Map" {
+					m := NewMap()
+					add, root, keep = m.Add, m.Root, m
+				} else {
+					bl := newBuilder(b.TempDir())
+					add, root, keep = bl.Add, bl.Root, bl
+					defer bl.close()
+				}
+				index := int64(0)
+				for c := 0; c < commits; c++ {
+					s := benchSubject(c)
+					for f := 0; f < 4; f++ {
+						add(s, index, leafOf(index))
+						index++
+					}
+					root()
+					index++ // the commit's map leaf
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MiB")
+				runtime.KeepAlive(keep)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*commits), "ns/commit")
+		})
+	}
+}
