@@ -79,7 +79,7 @@ func (dp *DetachedParser) memo(tree tlog.Tree) *inclusionMemo {
 // checks it; only the hashing of nodes already computed is saved.
 type inclusionMemo struct {
 	tree tlog.Tree
-	mu   sync.RWMutex // the parsers' lookups share it; remember holds it alone
+	mu   sync.RWMutex              // the parsers' lookups share it; remember holds it alone
 	rest map[pathState][]tlog.Hash // a state of a path that led to the root → the rest of that path
 }
 
