@@ -117,12 +117,15 @@ type checkpointer struct {
 
 	signing sync.Mutex // held by the one signing a checkpoint, through its witnesses' answers
 
-	mu        sync.Mutex             // guards what follows for readers; written under signing too
-	last      *checkpoint.Checkpoint // the latest signed
-	note      []byte                 // its note, with the cosignatures it got
-	view      *logView               // the log and map last found to be last's, in this process (nil: none yet, or refused since)
-	recent    []logView              // the views of the trees kept found so far, oldest first (light reads at a stated size)
-	kept      []keptTree             // the trees of the last keptTrees checkpoints signed, in this process or the one before, oldest first
+	mu   sync.Mutex             // guards what follows for readers; written under signing too
+	last *checkpoint.Checkpoint // the latest signed
+	note []byte                 // its note, with the cosignatures it got
+	// view is the log and map last found to be last's, in this process
+	// (nil: none yet, or refused since): written under mu, read without
+	// it by the log's reads (served), every tile request.
+	view      atomic.Pointer[logView]
+	recent    []logView  // the views of the trees kept found so far, oldest first (light reads at a stated size)
+	kept      []keptTree // the trees of the last keptTrees checkpoints signed, in this process or the one before, oldest first
 	witnesses []*witnessState
 	closed    bool // no retry starts once set (close)
 
@@ -247,12 +250,11 @@ func (c *checkpointer) latest() (*checkpoint.Checkpoint, []byte) {
 // served returns the log and map of the latest checkpoint signed, as
 // found in this process, and whether there is one.
 func (c *checkpointer) served() (logView, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.view == nil {
+	v := c.view.Load()
+	if v == nil {
 		return logView{}, false
 	}
-	return *c.view, true
+	return *v, true
 }
 
 // waitSigner returns when no checkpoint is being signed (a round takes
@@ -288,7 +290,7 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 			testHookSignerBusy()
 		}
 		c.mu.Lock()
-		l, note, view := c.last, c.note, c.view
+		l, note, view := c.last, c.note, c.view.Load()
 		c.mu.Unlock()
 		if l != nil && view != nil && len(c.witnesses) > 0 {
 			return l, note, *view, nil
@@ -311,7 +313,8 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	}
 	if err := c.consistent(next, v); err != nil {
 		c.mu.Lock()
-		c.view, c.recent, c.kept = nil, nil, nil
+		c.view.Store(nil)
+		c.recent, c.kept = nil, nil
 		c.mu.Unlock()
 		c.log.Error("checkpoint refused", "err", err)
 		return nil, nil, logView{}, err
@@ -350,7 +353,8 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	}
 	last := &next
 	c.mu.Lock()
-	c.last, c.note, c.view = last, note, &v
+	c.last, c.note = last, note
+	c.view.Store(&v)
 	c.recent = append(slices.DeleteFunc(c.recent, func(r logView) bool { return r.Size >= v.Size }), v)
 	kept := c.keepTree(v)
 	c.startRetries(pending, last, signed, v)
@@ -558,8 +562,8 @@ func (c *checkpointer) viewAt(size int64) (logView, bool) {
 	c.mu.Lock()
 	known := slices.ContainsFunc(c.kept, func(t keptTree) bool { return t.Size == size })
 	var st *translog.Store
-	if c.view != nil {
-		st = c.view.store
+	if v := c.view.Load(); v != nil {
+		st = v.store
 	}
 	c.mu.Unlock()
 	if !known || st == nil {
@@ -575,8 +579,8 @@ func (c *checkpointer) viewAt(size int64) (logView, bool) {
 func (c *checkpointer) found(size int64) (logView, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.view != nil && c.view.Size == size {
-		return *c.view, true
+	if v := c.view.Load(); v != nil && v.Size == size {
+		return *v, true
 	}
 	for _, v := range c.recent {
 		if v.Size == size {
@@ -594,8 +598,8 @@ func (c *checkpointer) keptSizes() []int64 {
 	for _, t := range c.kept {
 		out = append(out, t.Size)
 	}
-	if c.view != nil && !slices.Contains(out, c.view.Size) {
-		out = append(out, c.view.Size)
+	if v := c.view.Load(); v != nil && !slices.Contains(out, v.Size) {
+		out = append(out, v.Size)
 		slices.Sort(out)
 	}
 	return out
@@ -610,7 +614,7 @@ func (c *checkpointer) fresh(v logView, now time.Time) (*checkpoint.Checkpoint, 
 	if l == nil || l.Head != v.Head || l.Size != v.Size || l.Root != v.Root || l.Map != v.Map || now.Sub(l.Time) >= c.interval || l.Time.After(now) {
 		return nil, nil, false
 	}
-	c.view = &v
+	c.view.Store(&v)
 	return l, c.note, true
 }
 

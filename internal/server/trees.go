@@ -96,8 +96,9 @@ func (c *checkpointer) writeKeptTrees(kept []keptTree) {
 func (c *checkpointer) buildKept(st *translog.Store) {
 	c.mu.Lock()
 	var todo []keptTree
+	view := c.view.Load()
 	for _, t := range c.kept {
-		if !slices.ContainsFunc(c.recent, func(r logView) bool { return treeOf(r) == t }) && (c.view == nil || treeOf(*c.view) != t) {
+		if !slices.ContainsFunc(c.recent, func(r logView) bool { return treeOf(r) == t }) && (view == nil || treeOf(*view) != t) {
 			todo = append(todo, t)
 		}
 	}
