@@ -70,7 +70,8 @@ type heldConn struct {
 
 	holding bool
 	held    *[]byte     // what is held, from heldBufs; nil when nothing is
-	bufs    net.Buffers // the writev of held and the write that follows it
+	bufs    net.Buffers // the writev of held and the write that follows it, in vec
+	vec     [2][]byte   // bufs' array: a writev takes (consumes) its slice, not this
 }
 
 var heldBufs = sync.Pool{New: func() any { b := make([]byte, 0, holdMax); return &b }}
@@ -115,14 +116,15 @@ func (c *heldConn) Write(p []byte) (int, error) {
 	}
 	// What was held and p, in one writev (p is not copied); then nothing
 	// is held.
-	c.bufs = append(c.bufs[:0], b, p)
+	c.vec = [2][]byte{b, p}
+	c.bufs = c.vec[:]
 	var n int64
 	err := c.beginWrite()
 	if err == nil {
 		n, err = c.bufs.WriteTo(c.Conn)
 		c.endWrite()
 	}
-	c.bufs = c.bufs[:0]
+	c.bufs, c.vec = nil, [2][]byte{}
 	*c.held = b[:0]
 	if n < int64(len(b)) {
 		if err == nil {
