@@ -65,8 +65,9 @@ type heldConn struct {
 	wake    chan struct{}
 	closed  bool
 
-	paces  *time.Timer          // the timer of its responses' paces, made once (paceTimer)
-	pacing atomic.Pointer[pace] // the pace paces checks
+	paces    *time.Timer          // the timer of its responses' paces, made once (paceTimer)
+	pacing   atomic.Pointer[pace] // the pace paces checks
+	pacesDue atomic.Bool          // paces is armed and has not fired yet (armPaces)
 
 	holding bool
 	held    *[]byte     // what is held, from heldBufs; nil when nothing is
@@ -352,7 +353,7 @@ func (c *heldConn) Read(p []byte) (int, error) {
 var longPast = time.Now().UnixNano()
 
 // paceTimer returns the connection's timer for p, the pace of the
-// response of the request it serves now (stopped: p arms it). A
+// response of the request it serves now (armed with armPaces). A
 // connection serves one request at a time, so one timer serves the
 // paces of all its responses in turn, made once rather than with each.
 // A tick meant for the pace before p that fires as p begins checks p,
@@ -361,6 +362,7 @@ func (c *heldConn) paceTimer(p *pace) *time.Timer {
 	c.pacing.Store(p)
 	if c.paces == nil {
 		c.paces = time.AfterFunc(time.Hour, func() {
+			c.pacesDue.Store(false)
 			if p := c.pacing.Load(); p != nil {
 				p.check()
 			}
@@ -368,6 +370,19 @@ func (c *heldConn) paceTimer(p *pace) *time.Timer {
 		c.paces.Stop()
 	}
 	return c.paces
+}
+
+// armPaces arms the connection's pace timer to fire in d, unless it is
+// armed already (for a pace before, or this one): it then fires sooner,
+// and the pace it checks, which charges only the wait it saw, is armed
+// again from there. A response's pace is not stopped when it ends
+// either: the timer fires once, finds it stopped, and is left unarmed.
+// So the requests of a busy connection cost no change of a timer each,
+// and its timer fires at most once a tick.
+func (c *heldConn) armPaces(d time.Duration) {
+	if !c.pacesDue.Swap(true) {
+		c.paces.Reset(d)
+	}
 }
 
 // errReadPast is the error of a Read begun after its deadline.

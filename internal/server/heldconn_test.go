@@ -684,8 +684,16 @@ func TestHeldConnPipelined(t *testing.T) {
 // The attack: a client that reads a keep-alive connection's first
 // responses, then stops reading a large one. Its responses' paces share
 // the connection's timer, and the last one's still cuts it, at the
-// pace's limit, though the paces before it armed and stopped the timer.
+// pace's limit, though the paces before it armed the timer and left it
+// to fire: at once, or after a pause in which it fired and found no
+// pace waiting.
 func TestHeldConnPaceKeepAlive(t *testing.T) {
+	for _, pause := range []time.Duration{0, 200 * time.Millisecond} {
+		t.Run(fmt.Sprint("pause ", pause), func(t *testing.T) { testHeldConnPaceKeepAlive(t, pause) })
+	}
+}
+
+func testHeldConnPaceKeepAlive(t *testing.T, pause time.Duration) {
 	const slow = 300 * time.Millisecond
 	cut := make(chan error, 1)
 	addr := heldServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -718,6 +726,7 @@ func TestHeldConnPaceKeepAlive(t *testing.T) {
 		}
 		io.ReadAll(resp.Body)
 	}
+	time.Sleep(pause) // the timer's tick is slow/8
 	start := time.Now()
 	fmt.Fprintf(c, "GET /large HTTP/1.1\r\nHost: x\r\n\r\n") // and read no more
 	select {

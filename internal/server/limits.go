@@ -479,10 +479,10 @@ func (p *pace) begin() {
 	}
 	p.armed = true
 	switch {
-	case p.timer != nil:
-		p.timer.Reset(p.tick)
 	case p.held != nil:
 		p.timer = p.held.paceTimer(p)
+		p.held.armPaces(p.tick)
+	case p.timer != nil:
 		p.timer.Reset(p.tick)
 	default:
 		p.timer = time.AfterFunc(p.tick, p.check)
@@ -532,6 +532,10 @@ func (p *pace) check() {
 		p.cutNow()
 		return
 	}
+	if p.held != nil {
+		p.held.armPaces(p.tick)
+		return
+	}
 	p.timer.Reset(p.tick)
 }
 
@@ -540,8 +544,8 @@ func (p *pace) stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stopped = true
-	if p.timer != nil {
-		p.timer.Stop()
+	if p.timer != nil && p.held == nil {
+		p.timer.Stop() // a connection's timer is left to fire (armPaces)
 	}
 }
 
