@@ -60,48 +60,68 @@ func (rs resources) member(u *url.URL) (name string, repo int, ok bool) {
 	if m := blobPath().FindStringSubmatch(u.Path); m != nil {
 		return "blobs/sha256/" + m[1], -1, true
 	}
-	full := u.Scheme + "://" + u.Host + u.EscapedPath()
+	i, line, rest, ok := rs.locate(u.Scheme + "://" + u.Host + u.EscapedPath())
+	if !ok {
+		return "", 0, false
+	}
+	switch {
+	case rest == "log/checkpoint" || strings.HasPrefix(rest, "log/tile/"):
+		if checkPath(line+rest) != nil {
+			return "", 0, false
+		}
+		return fmt.Sprintf("repos/%d/%s", i, line+rest), i, true
+	case rest == "api/v1/log/subject":
+		q := u.Query()
+		s, size := q.Get("s"), q.Get("size")
+		if s == "" || len(q["s"]) != 1 || len(q["size"]) != 1 || !canonicalSize(size) {
+			return "", 0, false
+		}
+		return rs.subjectMember(i, line, s, size), i, true
+	}
+	return "", 0, false
+}
+
+// locate returns the repository whose URL a request's (scheme, host and
+// escaped path) is under, the upstream line it reads through
+// (upstreams/UP/, or none) and the path after them; ok false if it is
+// under none.
+func (rs resources) locate(full string) (repo int, line, rest string, ok bool) {
 	for i, b := range rs.bases {
 		rel, found := strings.CutPrefix(full, b+"/")
 		if !found {
 			continue
 		}
 		line := linePrefix().FindString(rel)
-		rest := rel[len(line):]
-		switch {
-		case rest == "log/checkpoint" || strings.HasPrefix(rest, "log/tile/"):
-			if checkPath(rel) != nil {
-				return "", 0, false
-			}
-			return fmt.Sprintf("repos/%d/%s", i, rel), i, true
-		case rest == "api/v1/log/subject":
-			q := u.Query()
-			s, size := q.Get("s"), q.Get("size")
-			if s == "" || len(q["s"]) != 1 || len(q["size"]) != 1 {
-				return "", 0, false
-			}
-			if n, err := strconv.ParseInt(size, 10, 64); err != nil || n < 0 || strconv.FormatInt(n, 10) != size {
-				return "", 0, false
-			}
-			sum := sha256.Sum256([]byte(s))
-			ext := ".json"
-			if rs.compact {
-				ext = compactExt
-			}
-			return fmt.Sprintf("repos/%d/%sapi/v1/log/subject/%s/%s%s", i, line, size, hex.EncodeToString(sum[:]), ext), i, true
-		}
-		return "", 0, false
+		return i, line, rel[len(line):], true
 	}
-	return "", 0, false
+	return 0, "", "", false
+}
+
+// subjectMember is the member that answers the read of subject s at size
+// (canonicalSize) from repository i through line (locate).
+func (rs resources) subjectMember(i int, line, s, size string) string {
+	sum := sha256.Sum256([]byte(s))
+	ext := ".json"
+	if rs.compact {
+		ext = compactExt
+	}
+	return fmt.Sprintf("repos/%d/%sapi/v1/log/subject/%s/%s%s", i, line, size, hex.EncodeToString(sum[:]), ext)
+}
+
+// canonicalSize says whether a tree size asked for is a decimal number
+// without a sign or leading zeros.
+func canonicalSize(size string) bool {
+	n, err := strconv.ParseInt(size, 10, 64)
+	return err == nil && n >= 0 && strconv.FormatInt(n, 10) == size
 }
 
 // batchMembers returns the members that answer a batched subject read
 // (POST api/v1/log/subjects?size=N of a repository or its line) of
-// subjects, each subject's as a GET of it would be answered; ok false if
-// u is no such read.
+// subjects, each subject's as a GET of it would be answered (member);
+// ok false if u is no such read.
 func (rs resources) batchMembers(u *url.URL, subjects []string) (names []string, repo int, ok bool) {
 	base := strings.TrimSuffix(u.Scheme+"://"+u.Host+u.EscapedPath(), "/")
-	line, found := strings.CutSuffix(base, "/"+batchPath)
+	lineURL, found := strings.CutSuffix(base, "/"+batchPath)
 	if !found {
 		return nil, 0, false
 	}
@@ -109,16 +129,16 @@ func (rs resources) batchMembers(u *url.URL, subjects []string) (names []string,
 	if len(q) != 1 || len(q["size"]) != 1 || len(subjects) == 0 {
 		return nil, 0, false
 	}
+	size := q["size"][0]
+	repo, line, rest, ok := rs.locate(lineURL + "/api/v1/log/subject")
+	if !ok || rest != "api/v1/log/subject" || !canonicalSize(size) {
+		return nil, 0, false
+	}
 	for _, s := range subjects {
-		one, err := url.Parse(line + "/api/v1/log/subject?" + url.Values{"s": {s}, "size": q["size"]}.Encode())
-		if err != nil {
+		if s == "" {
 			return nil, 0, false
 		}
-		name, r, ok := rs.member(one)
-		if !ok || (len(names) > 0 && r != repo) {
-			return nil, 0, false
-		}
-		names, repo = append(names, name), r
+		names = append(names, rs.subjectMember(repo, line, s, size))
 	}
 	return names, repo, true
 }
