@@ -107,3 +107,32 @@ func TestLightCacheAuxOnlyWithItsBody(t *testing.T) {
 		t.Fatalf("getAux = %q, %v; want the tile held with its aux", body, aux)
 	}
 }
+
+// The hash tiles and entry bundles of a log of 100,000 records (653
+// hash tiles of 8 KiB, 651 full bundles of about 50 KB: 33 MB) are all
+// kept, read in any order: the bundles, six times a hash tile, do not
+// push the hash tiles out, nor one another.
+func TestTileCachesHoldA100kLog(t *testing.T) {
+	s, _, _ := logServed(t)
+	srv := s.srv
+	tile, bundle := make([]byte, 8192), make([]byte, 50750)
+	var paths []string
+	for n := range 653 {
+		p := fmt.Sprintf("tile/0/%03d", n)
+		srv.tileCache(p).put(p, tile)
+		paths = append(paths, p)
+		if n < 651 {
+			p = fmt.Sprintf("tile/entries/%03d", n)
+			srv.tileCache(p).put(p, bundle)
+			paths = append(paths, p)
+		}
+	}
+	for _, p := range paths {
+		if srv.tileCache(p).get(p) == nil {
+			t.Fatalf("%s is not kept, after the hash tiles and entry bundles of a log of 100,000 records", p)
+		}
+	}
+	if srv.tileCache("tile/0/000") == srv.tileCache("tile/entries/000") {
+		t.Fatal("hash tiles and entry bundles share one cache")
+	}
+}

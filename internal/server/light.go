@@ -85,11 +85,12 @@ func (e *cached) size() int64 { return int64(len(e.key) + len(e.body)) }
 const (
 	budgetDocs     = 64 << 20 // rendered package documents (GET /api/v1/packages/…)
 	budgetSmall    = 64 << 20 // small blobs (smallBlob each at most)
-	budgetTiles    = 32 << 20 // the log's tiles and their entries
+	budgetTiles    = 16 << 20 // the log's hash tiles (8 KiB each at most)
+	budgetBundles  = 48 << 20 // the log's entry bundles (about 50 KB each when full)
 	budgetSubjects = 64 << 20 // light reads' subject documents (maxKeptSubject each at most)
 	budgetLeaves   = 64 << 20 // the log's files (maxKeptLeaf each at most)
 
-	cacheBudget = budgetDocs + budgetSmall + budgetTiles + budgetSubjects + budgetLeaves
+	cacheBudget = budgetDocs + budgetSmall + budgetTiles + budgetBundles + budgetSubjects + budgetLeaves
 )
 
 func newLightCache(max int, maxBytes int64) *lightCache {

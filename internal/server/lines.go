@@ -129,7 +129,8 @@ func (s *Server) lineTile(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "%s: past the served tree of %d leaves", path, v.Size)
 		return
 	}
-	data := s.tiles.get(v.tiles + path)
+	cache := s.tileCache(path)
+	data := cache.get(v.tiles + path)
 	if data == nil {
 		if data, err = v.store.ReadTile(path); errors.Is(err, fs.ErrNotExist) {
 			httpError(w, http.StatusNotFound, "%s: %v", path, err)
@@ -138,7 +139,7 @@ func (s *Server) lineTile(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusInternalServerError, "%s: %v", path, err)
 			return
 		}
-		s.tiles.put(v.tiles+path, data)
+		cache.put(v.tiles+path, data)
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Cache-Control", immutable)

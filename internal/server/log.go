@@ -266,7 +266,8 @@ func (s *Server) tileAt(w http.ResponseWriter, r *http.Request, path string) {
 	// A tile never changes at its path (a partial one names its width),
 	// so the hot ones are kept in memory, with the tile their path names
 	// and their length: a tile read again is neither parsed nor measured.
-	data, aux := s.tiles.getAux(path) // main's tiles are kept by their path alone (logView.tiles)
+	cache := s.tileCache(path)
+	data, aux := cache.getAux(path) // main's tiles are kept by their path alone (logView.tiles)
 	held, _ := aux.(*heldTile)
 	var t tlog.Tile
 	if held != nil {
@@ -311,17 +312,29 @@ func (s *Server) tileAt(w http.ResponseWriter, r *http.Request, path string) {
 			httpError(w, http.StatusInternalServerError, "%s: %v", path, err)
 			return
 		}
-		s.tiles.put(path, data)
+		cache.put(path, data)
 	}
 	if held == nil {
 		held = &heldTile{t: t, length: []string{strconv.Itoa(len(data))}}
-		s.tiles.setAux(path, data, held)
+		cache.setAux(path, data, held)
 	}
 	h := w.Header()
 	h["Content-Type"] = hdrOctetStream
 	h["Cache-Control"] = hdrImmutable
 	h["Content-Length"] = held.length
 	w.Write(data)
+}
+
+// tileCache is the cache of the tile at path (tile/…): hash tiles and
+// entry bundles are kept apart, each within its budget, so that the
+// bundles (about 50 KB each, six times a hash tile) do not push out
+// the hash tiles every proof reads, and the full bundles of a log of
+// 100,000 records (33 MB) are all kept.
+func (s *Server) tileCache(path string) *lightCache {
+	if strings.HasPrefix(path, "tile/entries/") {
+		return s.bundles
+	}
+	return s.tiles
 }
 
 // heldTile is what a tile's answer needs besides its bytes, kept with
@@ -645,13 +658,13 @@ func (s *Server) entry(v logView, i int64) ([]byte, error) {
 	n := i / torchwood.TileWidth
 	t := tlog.Tile{H: torchwood.TileHeight, L: -1, N: n, W: int(min(v.Size-n*torchwood.TileWidth, torchwood.TileWidth))}
 	path := torchwood.TilePath(t)
-	data := s.tiles.get(v.tiles + path)
+	data := s.bundles.get(v.tiles + path)
 	if data == nil {
 		var err error
 		if data, err = v.store.ReadTile(path); err != nil {
 			return nil, fmt.Errorf("entry %d: %w", i, err)
 		}
-		s.tiles.put(v.tiles+path, data)
+		s.bundles.put(v.tiles+path, data)
 	}
 	rest := data
 	for k := int64(0); ; k++ {

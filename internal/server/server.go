@@ -124,7 +124,8 @@ type Server struct {
 	mu       sync.Mutex  // one verification of main at a time (s.verify)
 	cache    *lightCache // rendered package documents, by tree id
 	small    *lightCache // small blobs, by sha256
-	tiles    *lightCache // the log's tiles, by path
+	tiles    *lightCache // the log's hash tiles, by path (tileCache)
+	bundles  *lightCache // the log's entry bundles, by path (tileCache)
 	subjects *lightCache // light reads' subject documents, by tree and subject
 	leaves   *lightCache // the log's files (the small ones), by entry
 	slices   sliceCache  // GET /api/v1/slices answers, by head and from
@@ -218,7 +219,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{repo: repo, blobs: repo.Blobs, fsBlobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096, budgetDocs), small: newLightCache(4096, budgetSmall), tiles: newLightCache(1024, budgetTiles), subjects: newLightCache(4096, budgetSubjects), leaves: newLightCache(16384, budgetLeaves)}
+	s := &Server{repo: repo, blobs: repo.Blobs, fsBlobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096, budgetDocs), small: newLightCache(4096, budgetSmall), tiles: newLightCache(2048, budgetTiles), bundles: newLightCache(1024, budgetBundles), subjects: newLightCache(4096, budgetSubjects), leaves: newLightCache(16384, budgetLeaves)}
 	s.shutdown = make(chan struct{})
 	if opts.CheckpointKey != nil {
 		if opts.CheckpointInterval <= 0 {
