@@ -128,3 +128,29 @@ func TestAccessLogDirect(t *testing.T) {
 		t.Fatalf("%d access lines for 3 requests in:\n%s", lines, out.String())
 	}
 }
+
+// appendLogTime writes a time as time.RFC3339Nano does, whatever its
+// second, fraction and zone, including a second and zone it wrote just
+// before.
+func FuzzAppendLogTime(f *testing.F) {
+	f.Add(int64(1796110381), uint32(322629000), int16(0))
+	f.Add(int64(1796110381), uint32(0), int16(60))
+	f.Add(int64(1796110381), uint32(1), int16(-330))
+	f.Add(int64(0), uint32(999999999), int16(0))
+	f.Add(int64(253402300799), uint32(100), int16(840))
+	f.Fuzz(func(t *testing.T, sec int64, nsec uint32, offset int16) {
+		zones := []*time.Location{time.UTC, time.Local, time.FixedZone("x", int(offset)*60)}
+		for _, loc := range zones {
+			at := time.Unix(sec, int64(nsec%1e9)).In(loc)
+			if y := at.Year(); y < 0 || y >= 10000 {
+				return
+			}
+			want := at.AppendFormat(nil, time.RFC3339Nano)
+			for range 2 { // the second formatted, then kept
+				if got := appendLogTime(nil, at); string(got) != string(want) {
+					t.Fatalf("appendLogTime(%v) = %s, want %s", at, got, want)
+				}
+			}
+		}
+	})
+}

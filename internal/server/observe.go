@@ -237,7 +237,7 @@ func appendAccessLine(b []byte, t time.Time, method, path string, status int, n 
 		return b, false
 	}
 	b = append(b, `{"time":"`...)
-	b = t.Round(0).AppendFormat(b, time.RFC3339Nano)
+	b = appendLogTime(b, t)
 	b = append(b, `","level":"INFO","msg":"request","method":"`...)
 	b = append(b, method...)
 	b = append(b, `","path":"`...)
@@ -252,6 +252,46 @@ func appendAccessLine(b []byte, t time.Time, method, path string, status int, n 
 	b = append(b, remote...)
 	b = append(b, "\"}\n"...)
 	return b, true
+}
+
+// logSecond is the text of one second of one location in a time's
+// RFC 3339 form: the date and time up to the second, and the zone.
+type logSecond struct {
+	sec    int64
+	loc    *time.Location
+	prefix []byte // 2006-01-02T15:04:05
+	zone   []byte // Z07:00
+}
+
+// lastLogSecond is the second the access lines were written in last.
+var lastLogSecond atomic.Pointer[logSecond]
+
+// appendLogTime appends t as t.AppendFormat(b, time.RFC3339Nano) does
+// (slog's JSON handler's form), from the text of its second, formatted
+// once a second rather than once a line, and its nanoseconds.
+func appendLogTime(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	ls := lastLogSecond.Load()
+	if ls == nil || ls.sec != sec || ls.loc != loc {
+		ls = &logSecond{sec: sec, loc: loc, prefix: t.AppendFormat(nil, "2006-01-02T15:04:05"), zone: t.AppendFormat(nil, "Z07:00")}
+		lastLogSecond.Store(ls)
+	}
+	b = append(b, ls.prefix...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// A fraction of nine digits, less its trailing zeros.
+		var d [10]byte
+		d[0] = '.'
+		for i := 9; i > 0; i-- {
+			d[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(d)
+		for d[n-1] == '0' {
+			n--
+		}
+		b = append(b, d[:n]...)
+	}
+	return append(b, ls.zone...)
 }
 
 // plainJSON says whether s is written in a JSON string as it is: every
