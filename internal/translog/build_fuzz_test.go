@@ -77,24 +77,30 @@ func FuzzBuilderMatchesMap(f *testing.F) {
 		if b.Len() != m.Len() {
 			t.Fatalf("builder holds %d subjects, the Map %d", b.Len(), m.Len())
 		}
-		dirB, dirM := t.TempDir(), t.TempDir()
-		root := tlog.Hash{9}
-		if err := b.writeSnapshot(dirB, 777, root); err != nil {
-			t.Fatal(err)
-		}
-		if err := (&Store{Log: &Log{dir: dirM}}).saveSnapshot(m, 777, root); err != nil {
-			t.Fatal(err)
-		}
-		gotB, err := os.ReadFile(filepath.Join(dirB, snapshotFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		gotM, err := os.ReadFile(filepath.Join(dirM, snapshotFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(gotB, gotM) {
-			t.Fatalf("the builder's snapshot (%d bytes) differs from the Map's (%d bytes)", len(gotB), len(gotM))
-		}
+		sameSnapshot(t, b, m, t.TempDir(), t.TempDir())
 	})
+}
+
+// sameSnapshot writes the snapshots of b and m, of the same Adds, in
+// dirB and dirM, and fails unless they are the same bytes.
+func sameSnapshot(t *testing.T, b *builder, m *Map, dirB, dirM string) {
+	t.Helper()
+	root := tlog.Hash{1, 2, 3}
+	if err := b.writeSnapshot(dirB, 12345, root); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Store{Log: &Log{dir: dirM}}).saveSnapshot(m, 12345, root); err != nil {
+		t.Fatal(err)
+	}
+	gotB, err := os.ReadFile(filepath.Join(dirB, snapshotFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotM, err := os.ReadFile(filepath.Join(dirM, snapshotFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(gotB, gotM) {
+		t.Fatalf("the builder's snapshot (%d bytes) differs from the Map's (%d bytes)", len(gotB), len(gotM))
+	}
 }
