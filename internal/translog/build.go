@@ -443,7 +443,7 @@ func (b *builder) writeSnapshot(dir string, size int64, root tlog.Hash) (err err
 		digest        hash.Hash = sha256.New()
 		buf           []byte
 	)
-	// closeBucket ends the buckets up to b (excluded), the current one
+	// closeBucket ends the buckets up to upto (excluded), the current one
 	// first: its entry in the table.
 	closeBucket := func(upto int) {
 		for ; bucket < upto; bucket++ {

@@ -32,7 +32,8 @@ type Store struct {
 	// and staged leaves, and how many leaves it covers; nil outside a batch.
 	// A batch from the log's first leaf (a recomputation, or appends to an
 	// empty log) stages a builder instead (build.go), whose Commit writes
-	// the map snapshot rather than keep the map in memory.
+	// the map snapshot (of a log of snapshotEvery leaves or more) rather
+	// than keep the map in memory.
 	staged     *Map
 	build      *builder
 	stagedSize int64
@@ -348,7 +349,7 @@ func (s *Store) Commit(head string) error {
 		// The map is read from its snapshot when asked for (mapAt), as
 		// another process would: written now, unless the one on disk is
 		// of this size already (a recomputation that found the log
-		// right) or the log is small enough to replay (a cache, as above).
+		// right) or the log is small enough to replay (a cache, as a Map's snapshot is, below).
 		s.mu.Lock()
 		s.m, s.delta = nil, false
 		s.mu.Unlock()
