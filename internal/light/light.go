@@ -202,8 +202,10 @@ type View struct {
 	// cairn-map and cairn-head.
 	MapLeaf *MapLeaf
 
-	mu       sync.Mutex
-	subjects map[string]*subjectLoad
+	// subjects are the subjects read or being read (a *subjectLoad by
+	// subject): a sync.Map, which its readers, many at once on every
+	// core, look up without waiting for one another.
+	subjects sync.Map
 
 	noBatch   atomic.Bool // the server reads no batches (errNoBatch)
 	early     *earlyReads // the first batches of OpenPrefetch, asked with the checkpoint
@@ -327,7 +329,7 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	}
 	kept := c.tiles(fetcher, claimed)
 	kept.hold() // until the checkpoint is verified (verifiedNow)
-	v := (&View{client: c, ctx: ctx, tiles: newTileCache(kept), keptTiles: kept, server: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note, subjects: map[string]*subjectLoad{},
+	v := (&View{client: c, ctx: ctx, tiles: newTileCache(kept), keptTiles: kept, server: fetcher, Checkpoint: &checkpoint.Signed{Checkpoint: claimed, Raw: note}, Note: note,
 		policy: header.Get(PolicyHeader), early: early}).withFiles()
 	refuse := func(format string, args ...any) error {
 		return &ProofError{URL: c.base(), What: "the checkpoint", Checkpoint: note, Err: fmt.Errorf(format, args...)}
@@ -778,7 +780,7 @@ func (c *Client) OpenOffline(ctx context.Context) (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: delete it to start again from the server's word", c.statePath(), err)
 	}
-	v := (&View{client: c, ctx: ctx, offline: true, tiles: newTileCache(c.tiles(nil, sc.Checkpoint)), Checkpoint: sc, Note: note, subjects: map[string]*subjectLoad{}}).withFiles()
+	v := (&View{client: c, ctx: ctx, offline: true, tiles: newTileCache(c.tiles(nil, sc.Checkpoint)), Checkpoint: sc, Note: note}).withFiles()
 	if stored.MapLeaf == "" {
 		return nil, fmt.Errorf("%s keeps no map leaf with its checkpoint (kept by an older cairn): run once without --offline", c.statePath())
 	}
@@ -935,28 +937,40 @@ func (v *View) judged(ctx context.Context, subject string) (*index.Overlay, erro
 // closure returns the files of l's subject and of every subject its
 // judgment read.
 func (v *View) closure(l *subjectLoad) []index.MemFile {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	out := append([]index.MemFile(nil), l.files...)
 	for _, s := range l.needs {
-		out = append(out, v.subjects[s].files...)
+		out = append(out, v.loaded(s).files...)
 	}
 	return out
+}
+
+// loaded returns the load of a subject read before (nil if none).
+func (v *View) loaded(subject string) *subjectLoad {
+	if l, ok := v.subjects.Load(subject); ok {
+		return l.(*subjectLoad)
+	}
+	return nil
+}
+
+// claim returns the load of subject, and whether the caller claimed it:
+// a new one, which it fills in and finishes; else one claimed before.
+func (v *View) claim(subject string) (*subjectLoad, bool) {
+	if l := v.loaded(subject); l != nil {
+		return l, false
+	}
+	l := &subjectLoad{done: make(chan struct{})}
+	got, loaded := v.subjects.LoadOrStore(subject, l)
+	return got.(*subjectLoad), !loaded
 }
 
 // load reads and judges subject once (concurrent callers wait for it); a
 // failed load is forgotten, so that the next read tries again.
 func (v *View) load(ctx context.Context, subject string) *subjectLoad {
-	v.mu.Lock()
-	l, ok := v.subjects[subject]
-	if ok {
-		v.mu.Unlock()
+	l, claimed := v.claim(subject)
+	if !claimed {
 		<-l.done
 		return l
 	}
-	l = &subjectLoad{done: make(chan struct{})}
-	v.subjects[subject] = l
-	v.mu.Unlock()
 	// A package's refusals by the server's policy, which resolution
 	// asks for next, are read meanwhile.
 	var refusals sync.WaitGroup
@@ -973,15 +987,13 @@ func (v *View) load(ctx context.Context, subject string) *subjectLoad {
 // v.subjects) and filled in: a failed one is forgotten, and readers
 // waiting on them go on.
 func (v *View) finish(subjects []string, loads []*subjectLoad) {
-	v.mu.Lock()
 	for i, l := range loads {
 		if l.err != nil {
-			delete(v.subjects, subjects[i])
+			v.subjects.CompareAndDelete(subjects[i], l)
 		} else if subjects[i] == "keys" {
 			v.keysRead(l)
 		}
 	}
-	v.mu.Unlock()
 	for _, l := range loads {
 		close(l.done)
 	}
@@ -989,7 +1001,7 @@ func (v *View) finish(subjects []string, loads []*subjectLoad) {
 
 // keysRead makes every key's subject read, from "keys" just read: it
 // holds every key's files, proved complete, so each key's are those under
-// its directory. v.mu is held.
+// its directory.
 func (v *View) keysRead(l *subjectLoad) {
 	byKey := map[string][]index.MemFile{}
 	for _, f := range l.files {
@@ -998,11 +1010,9 @@ func (v *View) keysRead(l *subjectLoad) {
 		}
 	}
 	for s, files := range byKey {
-		if _, ok := v.subjects[s]; !ok {
-			done := make(chan struct{})
-			close(done)
-			v.subjects[s] = &subjectLoad{done: done, files: files, needs: []string{"root"}}
-		}
+		done := make(chan struct{})
+		close(done)
+		v.subjects.LoadOrStore(s, &subjectLoad{done: done, files: files, needs: []string{"root"}})
 	}
 }
 
@@ -1070,18 +1080,17 @@ func (v *View) judge(ctx context.Context, subjects []string, files [][]index.Mem
 	if len(outside) > 1 {
 		v.Prefetch(ctx, outside...)
 	}
-	loads := map[string]*subjectLoad{}
-	var mu sync.Mutex
+	// Each in a slot of its own: nothing shared to lock.
+	outsideLoads := make([]*subjectLoad, len(outside))
 	var wg sync.WaitGroup
-	for _, x := range outside {
-		wg.Go(func() {
-			l := v.load(ctx, x)
-			mu.Lock()
-			loads[x] = l
-			mu.Unlock()
-		})
+	for k, x := range outside {
+		wg.Go(func() { outsideLoads[k] = v.load(ctx, x) })
 	}
 	wg.Wait()
+	loads := make(map[string]*subjectLoad, len(outside))
+	for k, x := range outside {
+		loads[x] = outsideLoads[k]
+	}
 
 	// Each subject's closure: its needs, and theirs.
 	closures := make([]map[string]bool, n)
@@ -1121,9 +1130,7 @@ func (v *View) judge(ctx context.Context, subjects []string, files [][]index.Mem
 		if j, ok := in[x]; ok {
 			return files[j]
 		}
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		return v.subjects[x].files
+		return v.loaded(x).files
 	}
 	judgeOne := func(i int) error {
 		all := [][]index.MemFile{files[i]}
@@ -1547,15 +1554,11 @@ const (
 func (v *View) Prefetch(ctx context.Context, subjects ...string) {
 	var claimed []string
 	var loads []*subjectLoad
-	v.mu.Lock()
 	for _, s := range subjects {
-		if _, ok := v.subjects[s]; !ok {
-			l := &subjectLoad{done: make(chan struct{})}
-			v.subjects[s] = l
+		if l, ok := v.claim(s); ok {
 			claimed, loads = append(claimed, s), append(loads, l)
 		}
 	}
-	v.mu.Unlock()
 	// A subject's needs are of a lower rank: one rank's batches wait
 	// for none of their own (their loads finish together).
 	byRank := map[int][]int{}
@@ -2073,9 +2076,7 @@ func openBy(note []byte, origin string, cands []*index.Key) (*checkpoint.Signed,
 
 // subjectFiles returns the files of a subject read before.
 func (v *View) subjectFiles(subject string) []index.MemFile {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if l, ok := v.subjects[subject]; ok {
+	if l := v.loaded(subject); l != nil {
 		return l.files
 	}
 	return nil
