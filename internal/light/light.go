@@ -220,6 +220,7 @@ type View struct {
 	pending   []func()             // the keeps of documents read before, run once it is
 	held      map[string]*heldDocs // the subject documents read before, by tree (treeDir): kept in one file each once it is
 	keptTiles *keptTiles           // the view's tiles kept, held until it is (nil offline)
+	keeping   sync.WaitGroup       // the keeps verifiedNow started: Kept waits for them
 
 	policy   string // the server's policy, named on its checkpoint (PolicyHeader)
 	refMu    sync.Mutex
@@ -245,7 +246,11 @@ type subjectLoad struct {
 // view it shows. ctx bounds the reads that the view's catalog makes
 // later, too.
 func (c *Client) Open(ctx context.Context) (*View, error) {
-	return c.openBehind(ctx, nil)
+	v, err := c.openBehind(ctx, nil)
+	if err == nil {
+		v.Kept()
+	}
+	return v, err
 }
 
 // OpenPrefetch is Open, and Prefetch of subjects (the packages a project
@@ -255,6 +260,10 @@ func (c *Client) Open(ctx context.Context) (*View, error) {
 // after it returns (a refusal cancels the reads first). Nothing read is
 // kept before the checkpoint is verified, nor at all if it is refused
 // (keepLater).
+//
+// Unlike Open, it returns before what its reads proved is kept in
+// StateDir (the checkpoint itself is stored first): the view's Kept
+// waits for that, and must be called before the process exits.
 func (c *Client) OpenPrefetch(ctx context.Context, subjects ...string) (*View, error) {
 	return c.openBehind(ctx, subjects)
 }
@@ -289,6 +298,7 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if c.Introduction == "" || c.BaseURL == "" {
 		return nil, fmt.Errorf("light client: a BaseURL and the Introduction it serves are both needed")
 	}
+	c.waitKept()
 	// The prefetch's first batches are asked now, with the checkpoint
 	// (earlyReads): they end, or are cancelled, before Open returns.
 	// They leave once the checkpoint's request is written: every read
@@ -451,12 +461,13 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 		})
 	}
 	bg.Wait()
+	v.Checkpoint = sc // before the keeps, which read it
 	v.verifiedNow()
 	storing.Wait()
 	if storeErr != nil {
+		v.Kept()
 		return nil, storeErr
 	}
-	v.Checkpoint = sc
 	return v, nil
 }
 
@@ -486,8 +497,11 @@ type heldDocs struct {
 }
 
 // verifiedNow says Open verified the checkpoint and its reads ended,
-// and keeps what they read: the documents in one file by tree and
-// encoding, the tiles in one file, written side by side.
+// and starts keeping what they read: the documents in one file by tree
+// and encoding, the tiles in one file, written side by side; Kept waits
+// for them. Each file is written whole or not at all (a temporary file
+// renamed), and best effort, as every keep: one not kept is read again
+// online.
 func (v *View) verifiedNow() {
 	v.keepMu.Lock()
 	v.verified = true
@@ -495,17 +509,71 @@ func (v *View) verifiedNow() {
 	v.pending, v.held = nil, nil
 	v.keepMu.Unlock()
 	for _, keep := range pending {
-		keep()
+		v.keeping.Go(keep)
 	}
-	var writes sync.WaitGroup
 	for _, h := range held {
-		writes.Go(func() { v.client.keepBatchBody(h.cp, h.subjects[0], h.bodies[0], false) })
-		writes.Go(func() { v.client.keepBatchBody(h.cp, h.subjects[1], h.bodies[1], true) })
+		v.keeping.Go(func() { v.client.keepBatchBody(h.cp, h.subjects[0], h.bodies[0], false) })
+		v.keeping.Go(func() { v.client.keepBatchBody(h.cp, h.subjects[1], h.bodies[1], true) })
 	}
 	if v.keptTiles != nil {
-		writes.Go(v.keptTiles.release)
+		v.keeping.Go(v.keptTiles.release)
 	}
-	writes.Wait()
+	if v.client.StateDir != "" {
+		keepers.Lock()
+		if keepers.views == nil {
+			keepers.views = map[string][]*View{}
+		}
+		keepers.views[v.client.keepersKey()] = append(keepers.views[v.client.keepersKey()], v)
+		keepers.Unlock()
+	}
+}
+
+// keepers are the views of this process whose keeps may still run, by
+// repository kept (keepersKey): a view opened later of the same
+// repository waits for them (waitKept), so that it reads, and replaces,
+// what they kept, not what they are keeping.
+var keepers struct {
+	sync.Mutex
+	views map[string][]*View
+}
+
+// keepersKey names c's repository in keepers: its state's path.
+func (c *Client) keepersKey() string { return c.statePath() }
+
+// waitKept waits for the keeps of the views of c's repository that this
+// process opened before.
+func (c *Client) waitKept() {
+	if c.StateDir == "" {
+		return
+	}
+	keepers.Lock()
+	vs := slices.Clone(keepers.views[c.keepersKey()])
+	keepers.Unlock()
+	for _, v := range vs {
+		v.Kept()
+	}
+}
+
+// Kept returns once what Open's reads proved is kept in StateDir (and
+// that of the newer view reads moved to, if they did): OpenPrefetch
+// returns before. It is safe to call more than once, and from several
+// goroutines.
+func (v *View) Kept() {
+	v.keeping.Wait()
+	keepers.Lock()
+	k := v.client.keepersKey()
+	if vs := slices.DeleteFunc(keepers.views[k], func(x *View) bool { return x == v }); len(vs) == 0 {
+		delete(keepers.views, k)
+	} else {
+		keepers.views[k] = vs
+	}
+	keepers.Unlock()
+	v.atMu.Lock()
+	at := v.at
+	v.atMu.Unlock()
+	if at != nil {
+		at.Kept()
+	}
 }
 
 // keepDocs keeps a batch document of subjects checked and judged at cp's
@@ -764,6 +832,7 @@ func (c *Client) keepBatchBody(cp checkpoint.Checkpoint, subjects []string, bodi
 // it is what this machine verified, as of when it did. A subject never
 // read online at that checkpoint fails, saying so.
 func (c *Client) OpenOffline(ctx context.Context) (*View, error) {
+	c.waitKept()
 	stored, err := c.stored()
 	if err != nil {
 		return nil, err

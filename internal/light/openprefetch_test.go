@@ -175,6 +175,7 @@ func TestOpenPrefetchReadsAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Kept()
 	if n := reads.n("/api/v1/log/subjects"); n != 2 {
 		t.Errorf("%d batch reads, want 2 (the packages and upstreams, then their keys)", n)
 	}
@@ -245,6 +246,7 @@ func TestBatchUndecodableDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Kept()
 	before := reads.total()
 	for _, s := range []string{"package acme/p0", "package acme/p2"} {
 		if _, err := v.Subject(ctx, s); err != nil {
@@ -328,6 +330,7 @@ func TestOpenPrefetchAsksWithTheCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Kept()
 	got := paths()
 	if len(got) != 2 || !slices.Contains(got, "/api/v1/log/subjects") {
 		t.Fatalf("batch reads %q; want 2: the packages with no size, asked with the checkpoint, and their keys at its size", got)
@@ -350,6 +353,7 @@ func TestOpenPrefetchEarlyBatchOfAnotherTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Kept()
 	sized := 0
 	for _, p := range paths() {
 		if strings.HasPrefix(p, "/api/v1/log/subjects?size=") {
@@ -387,6 +391,7 @@ func TestAttackEarlyBatchChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Kept()
 	if _, err := v.Subject(context.Background(), subjects[3]); err != nil {
 		t.Fatalf("the changed package, read again: %v", err)
 	}
@@ -493,6 +498,7 @@ func TestOpenPrefetchAsksTheCheckpointFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Kept()
 	tr.mu.Lock()
 	events := slices.Clone(tr.events)
 	tr.mu.Unlock()

@@ -48,6 +48,7 @@ func TestViewRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Kept()
 	if rf, err := v.Refusals(ctx, "acme/log"); err != nil || rf != nil || v.Policy() != "" || n.Load() != 0 {
 		t.Fatalf("a server without a policy: refusals %+v, %v, policy %q, %d package documents read", rf, err, v.Policy(), n.Load())
 	}
@@ -58,6 +59,7 @@ func TestViewRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Kept()
 	if v.Policy() != "org.yaml" || n.Load() != 1 {
 		t.Fatalf("a server with a policy: policy %q, %d package documents read while opening, want 1", v.Policy(), n.Load())
 	}

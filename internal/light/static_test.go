@@ -89,6 +89,7 @@ func TestLightTilesFromStaticCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Kept()
 	if _, err := v.Catalog(); err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +106,7 @@ func TestLightTilesFromStaticCopy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("with a copy behind the server: %v", err)
 	}
+	v.Kept()
 	if _, err := v.Catalog(); err != nil {
 		t.Fatalf("the catalog read with a lagging copy: %v", err)
 	}
@@ -164,6 +166,7 @@ func TestTamperedStaticTileFallsBackToServer(t *testing.T) {
 		before := server.with("/log/tile/")
 		v, err := c.OpenPrefetch(context.Background(), "package acme/fastjson")
 		if err == nil {
+			v.Kept()
 			_, err = v.Catalog()
 		}
 		if err != nil {
@@ -202,6 +205,7 @@ func TestTamperedStaticTileFallsBackToServer(t *testing.T) {
 	c.Warn = func(string) {}
 	v, err := c.OpenPrefetch(context.Background(), "package acme/fastjson")
 	if err == nil {
+		v.Kept()
 		_, err = v.Catalog()
 	}
 	var pe *light.ProofError

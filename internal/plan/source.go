@@ -88,11 +88,17 @@ func (s *Source) Head() string { return s.Catalog.Commit() }
 // them: a package name is taken from the first that publishes it.
 type Sources []*Source
 
-// Close closes every repository.
+// Close closes every repository, and waits for what the light client
+// keeps in the cache of each view it opened (light.View.Kept: written
+// after the views are returned, while the project is resolved; best
+// effort, as every keep of the light client).
 func (ss Sources) Close() {
 	for _, s := range ss {
 		if s.Via == nil && s.Repo != nil {
 			s.Repo.Close()
+		}
+		if s.View != nil {
+			s.View.Kept()
 		}
 	}
 }
@@ -288,10 +294,13 @@ func lightUpstreamSources(ctx context.Context, p *Project, s *Source, o Options)
 		}
 		v, err := open(ctx)
 		if err != nil {
+			out.Close()
 			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
 		}
 		cat, err := v.Catalog()
 		if err != nil {
+			v.Kept()
+			out.Close()
 			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
 		}
 		r := s.Repository
@@ -494,6 +503,7 @@ func openLight(ctx context.Context, r Repository, o Options, prefetch []string) 
 	}
 	cat, err := v.Catalog()
 	if err != nil {
+		v.Kept()
 		return nil, err
 	}
 	stores := withMirrors(&blob.HTTP{URL: r.URL, Client: o.Remote.Client}, r, o.Remote.Client)
