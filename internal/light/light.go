@@ -376,13 +376,6 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 		}
 	}
 	v.tiles.warm(wctx, claimed, old)
-	bg.Go(func() { v.load(wctx, "root") })
-	if len(prefetch) > 0 {
-		bg.Go(func() { v.Prefetch(wctx, prefetch...) })
-		if v.policy != "" {
-			bg.Go(func() { v.prefetchRefusals(wctx, prefetch) })
-		}
-	}
 
 	// The key that signed: hinted, never trusted.
 	keyID := header.Get(KeyHeader)
@@ -396,7 +389,27 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if err != nil {
 		return nil, refuse("the checkpoint key it names: %v", err)
 	}
+	// The root and the key, read in one request and judged together
+	// (the key's grant needs the root), claimed before the prefetch
+	// starts, whose judgments need them too.
+	first, firstLoads := v.claimAll([]string{"root", "key " + keyHex})
+	if len(first) > 0 {
+		bg.Go(func() { v.loadBatch(wctx, first, firstLoads) })
+	}
+	if len(prefetch) > 0 {
+		bg.Go(func() { v.Prefetch(wctx, prefetch...) })
+		if v.policy != "" {
+			bg.Go(func() { v.prefetchRefusals(wctx, prefetch) })
+		}
+	}
 	st, err := v.judged(ctx, "key "+keyHex)
+	if err != nil && ctx.Err() == nil {
+		// A batch refused whole (not the key's document alone: the
+		// answer garbled, a document too many) fails every load of it:
+		// the key, forgotten, is read again alone, and so is the root
+		// if its load failed.
+		st, err = v.judged(ctx, "key "+keyHex)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -1609,6 +1622,17 @@ func rawDocs(body []byte, n int) ([]jsontext.Value, error) {
 	return batch.Subjects, nil
 }
 
+// claimAll claims the loads of those of subjects no one claimed before
+// (claim): the caller fills them in and finishes them.
+func (v *View) claimAll(subjects []string) (claimed []string, loads []*subjectLoad) {
+	for _, s := range subjects {
+		if l, ok := v.claim(s); ok {
+			claimed, loads = append(claimed, s), append(loads, l)
+		}
+	}
+	return claimed, loads
+}
+
 // Batch reads: how many subjects one request asks for, and how many
 // such requests run at once.
 const (
@@ -1621,13 +1645,7 @@ const (
 // at once (see judge); from a server without batches, or offline, a few
 // at a time. What fails is left for those reads to say.
 func (v *View) Prefetch(ctx context.Context, subjects ...string) {
-	var claimed []string
-	var loads []*subjectLoad
-	for _, s := range subjects {
-		if l, ok := v.claim(s); ok {
-			claimed, loads = append(claimed, s), append(loads, l)
-		}
-	}
+	claimed, loads := v.claimAll(subjects)
 	// A subject's needs are of a lower rank: one rank's batches wait
 	// for none of their own (their loads finish together).
 	byRank := map[int][]int{}
@@ -1819,17 +1837,24 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 	}
 	switch {
 	case errors.Is(err, errNoBatch):
-		// One by one, a few at once.
+		// One by one, a few at once, each finished as soon as it is
+		// judged: one may need another of the batch (the root and a
+		// key), whose load it waits for.
 		sem := make(chan struct{}, 8)
 		var wg sync.WaitGroup
 		for i, s := range subjects {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				loads[i].files, loads[i].needs, loads[i].err = v.fetchAndJudge(ctx, s)
+				l := loads[i]
+				l.files, l.needs, l.err = v.fetchAndJudge(ctx, s)
+				v.finish([]string{s}, []*subjectLoad{l})
 			})
 		}
 		wg.Wait()
+		early.Wait()
+		v.filesLoaded(subjects, loads)
+		return
 	case err != nil:
 		for _, l := range loads {
 			l.err = err
@@ -1860,9 +1885,13 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 	}
 	early.Wait()
 	v.finish(subjects, loads)
-	// The catalog's files of those read, added here, on the cores that
-	// read them, not by the resolution that asks for them next, one by
-	// one (what fails to add is added again, and said, when asked).
+	v.filesLoaded(subjects, loads)
+}
+
+// filesLoaded adds the catalog's files of subjects loaded, here, on the
+// cores that read them, not by the resolution that asks for them next,
+// one by one (what fails to add is added again, and said, when asked).
+func (v *View) filesLoaded(subjects []string, loads []*subjectLoad) {
 	for i, l := range loads {
 		if l.err == nil {
 			v.files.Loaded(subjects[i], l.files)
