@@ -2,13 +2,10 @@ package translog
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"hash"
 	"io"
 	"os"
-	"path/filepath"
 	"unsafe"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -409,98 +406,9 @@ func (b *builder) subjects(f func(s *subject) error) error {
 }
 
 // writeSnapshot writes the map snapshot of b, the map of the committed
-// log at size with root, in dir (see saveSnapshot: the same bytes a Map
-// of the same Adds gives), streaming it to a temporary file renamed into
-// place (not synced: a snapshot lost in a crash is rebuilt).
-func (b *builder) writeSnapshot(dir string, size int64, root tlog.Hash) (err error) {
+// log at size with root, in dir (writeSnapshotFile: the same bytes a Map
+// of the same Adds gives).
+func (b *builder) writeSnapshot(dir string, size int64, root tlog.Hash) error {
 	b.Root()
-	n := b.leaves.n
-	bits := 0
-	for bits < maxBucketBits && n/(1<<bits) > bucketTarget {
-		bits++
-	}
-	nb := 1 << bits
-	head := snapHeader + nb*bucketEntry + sha256.Size
-	path := filepath.Join(dir, snapshotFile)
-	tmp, err := os.CreateTemp(dir, ".tmp-"+snapshotFile+"-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Seek(int64(head), 0); err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(tmp, 1<<16)
-	table := make([]byte, 0, nb*bucketEntry)
-	var (
-		bucket, count int
-		from, off     int64
-		digest        hash.Hash = sha256.New()
-		buf           []byte
-	)
-	// closeBucket ends the buckets up to upto (excluded), the current one
-	// first: its entry in the table.
-	closeBucket := func(upto int) {
-		for ; bucket < upto; bucket++ {
-			var h tlog.Hash
-			if count > 0 {
-				h = b.subtreeHash(bucketPrefix(bucket, bits), bits)
-			}
-			var d [sha256.Size]byte
-			digest.Sum(d[:0])
-			table = binary.BigEndian.AppendUint64(table, uint64(from))
-			table = binary.BigEndian.AppendUint64(table, uint64(off-from))
-			table = binary.BigEndian.AppendUint64(table, uint64(count))
-			table = append(table, h[:]...)
-			table = append(table, d[:]...)
-			from, count = off, 0
-			digest.Reset()
-		}
-	}
-	err = b.subjects(func(s *subject) error {
-		closeBucket(bucketOf(&s.key, bits))
-		buf = appendSubject(buf[:0], s)
-		digest.Write(buf)
-		off += int64(len(buf))
-		count++
-		_, err := w.Write(buf)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	closeBucket(nb)
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	h := make([]byte, 0, head)
-	h = append(h, snapshotMagic...)
-	h = binary.BigEndian.AppendUint64(h, uint64(size))
-	h = append(h, root[:]...)
-	h = binary.BigEndian.AppendUint64(h, uint64(b.last+1))
-	h = binary.BigEndian.AppendUint64(h, uint64(n))
-	h = append(h, byte(bits))
-	h = append(h, table...)
-	sum := sha256.Sum256(h)
-	h = append(h, sum[:]...)
-	if _, err := tmp.WriteAt(h, 0); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// A delta names the snapshot it follows: one of the old is of no use.
-	os.Remove(filepath.Join(dir, deltaFile))
-	return nil
+	return writeSnapshotFile(dir, size, root, b.last, b.leaves.n, b.subjects, b.subtreeHash)
 }

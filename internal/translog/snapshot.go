@@ -1,11 +1,13 @@
 package translog
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,8 +15,6 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/mod/sumdb/tlog"
-
-	"cairn.dev/cairn/internal/safefile"
 )
 
 // A map snapshot keeps the map of a committed size beside the log, so
@@ -79,48 +79,111 @@ func (s *Store) saveSnapshot(m *Map, size int64, root tlog.Hash) error {
 		walk(n.child[1])
 	}
 	walk(m.root)
+	return writeSnapshotFile(s.Dir(), size, root, m.last, len(subs), func(f func(*subject) error) error {
+		for _, sub := range subs {
+			if err := f(sub); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func(prefix [32]byte, bits int) tlog.Hash { return subtreeHash(m.root, prefix, bits) })
+}
+
+// writeSnapshotFile writes the map snapshot of the committed log at
+// size with root in dir, streaming it to a temporary file renamed into
+// place (not synced: a snapshot lost in a crash is rebuilt): a map of n
+// subjects whose last leaf index is last, which each gives in key order
+// (each subject f's only for the call), and subtree the hash of a
+// bucket that holds one at least (its prefix, at depth bits), from hashes
+// computed. A Map (saveSnapshot) and a builder write theirs with it.
+func writeSnapshotFile(dir string, size int64, root tlog.Hash, last int64, n int, each func(f func(*subject) error) error, subtree func(prefix [32]byte, bits int) tlog.Hash) (err error) {
 	bits := 0
-	for bits < maxBucketBits && len(subs)/(1<<bits) > bucketTarget {
+	for bits < maxBucketBits && n/(1<<bits) > bucketTarget {
 		bits++
 	}
 	nb := 1 << bits
-	data := make([]byte, 0, len(subs)*(32+8+32+8+8))
-	table := make([]byte, 0, nb*bucketEntry)
-	at := 0
-	for b := 0; b < nb; b++ {
-		from := len(data)
-		count := 0
-		for ; at < len(subs) && bucketOf(&subs[at].key, bits) == b; at++ {
-			data = appendSubject(data, subs[at])
-			count++
-		}
-		var h tlog.Hash
-		if count > 0 {
-			h = subtreeHash(m.root, bucketPrefix(b, bits), bits)
-		}
-		digest := sha256.Sum256(data[from:])
-		table = binary.BigEndian.AppendUint64(table, uint64(from))
-		table = binary.BigEndian.AppendUint64(table, uint64(len(data)-from))
-		table = binary.BigEndian.AppendUint64(table, uint64(count))
-		table = append(table, h[:]...)
-		table = append(table, digest[:]...)
+	head := snapHeader + nb*bucketEntry + sha256.Size
+	path := filepath.Join(dir, snapshotFile)
+	tmp, err := os.CreateTemp(dir, ".tmp-"+snapshotFile+"-*")
+	if err != nil {
+		return err
 	}
-	b := make([]byte, 0, snapHeader+len(table)+sha256.Size+len(data))
-	b = append(b, snapshotMagic...)
-	b = binary.BigEndian.AppendUint64(b, uint64(size))
-	b = append(b, root[:]...)
-	b = binary.BigEndian.AppendUint64(b, uint64(m.last+1))
-	b = binary.BigEndian.AppendUint64(b, uint64(len(subs)))
-	b = append(b, byte(bits))
-	b = append(b, table...)
-	sum := sha256.Sum256(b)
-	b = append(b, sum[:]...)
-	b = append(b, data...)
-	if err := safefile.Write(filepath.Join(s.Dir(), snapshotFile), b, safefile.Options{NoSync: true}); err != nil {
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Seek(int64(head), 0); err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(tmp, 1<<16)
+	table := make([]byte, 0, nb*bucketEntry)
+	var (
+		bucket, count int
+		from, off     int64
+		digest        hash.Hash = sha256.New()
+		buf           []byte
+	)
+	// closeBucket ends the buckets up to upto (excluded), the current one
+	// first: its entry in the table.
+	closeBucket := func(upto int) {
+		for ; bucket < upto; bucket++ {
+			var h tlog.Hash
+			if count > 0 {
+				h = subtree(bucketPrefix(bucket, bits), bits)
+			}
+			var d [sha256.Size]byte
+			digest.Sum(d[:0])
+			table = binary.BigEndian.AppendUint64(table, uint64(from))
+			table = binary.BigEndian.AppendUint64(table, uint64(off-from))
+			table = binary.BigEndian.AppendUint64(table, uint64(count))
+			table = append(table, h[:]...)
+			table = append(table, d[:]...)
+			from, count = off, 0
+			digest.Reset()
+		}
+	}
+	err = each(func(s *subject) error {
+		closeBucket(bucketOf(&s.key, bits))
+		buf = appendSubject(buf[:0], s)
+		digest.Write(buf)
+		off += int64(len(buf))
+		count++
+		_, err := w.Write(buf)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	closeBucket(nb)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	h := make([]byte, 0, head)
+	h = append(h, snapshotMagic...)
+	h = binary.BigEndian.AppendUint64(h, uint64(size))
+	h = append(h, root[:]...)
+	h = binary.BigEndian.AppendUint64(h, uint64(last+1))
+	h = binary.BigEndian.AppendUint64(h, uint64(n))
+	h = append(h, byte(bits))
+	h = append(h, table...)
+	sum := sha256.Sum256(h)
+	h = append(h, sum[:]...)
+	if _, err := tmp.WriteAt(h, 0); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
 	// A delta names the snapshot it follows: one of the old is of no use.
-	os.Remove(filepath.Join(s.Dir(), deltaFile))
+	os.Remove(filepath.Join(dir, deltaFile))
 	return nil
 }
 
