@@ -982,6 +982,17 @@ type wireFile struct {
 	// and size are Content's: translog.SubjectFile.Derived). No JSON
 	// document sets it.
 	derived bool
+	// entry: the compact decoder's entry line, which Entry is then not
+	// (the same bytes, not copied into a string). No JSON document sets it.
+	entry []byte
+}
+
+// text returns the file's entry line.
+func (f *wireFile) text() []byte {
+	if f.entry != nil {
+		return f.entry
+	}
+	return []byte(f.Entry)
 }
 
 // wireSubject is GET /api/v1/log/subject's answer. It is decoded by
@@ -1606,7 +1617,7 @@ func (v *View) fetchBatchAt(ctx context.Context, at *View, subjects []string, pr
 func wireFromCompact(d *translog.SubjectDoc) wireSubject {
 	w := wireSubject{Subject: d.Subject, Size: d.Size, Count: d.Count, Files: make([]wireFile, len(d.Files)), Proof: d.Proof}
 	for i, f := range d.Files {
-		w.Files[i] = wireFile{Index: f.Index, Entry: string(f.Entry), Content: f.Content, derived: f.Derived}
+		w.Files[i] = wireFile{Index: f.Index, entry: f.Entry, Content: f.Content, derived: f.Derived}
 	}
 	return w
 }
@@ -1937,7 +1948,8 @@ func checkSubject(cp checkpoint.Checkpoint, subject string, doc *wireSubject, re
 			return nil, refuse(fmt.Errorf("leaf %d is out of order or past the tree of %d leaves", f.Index, cp.Size))
 		}
 		last = f.Index
-		e, err := translog.ParseEntry([]byte(f.Entry))
+		text := f.text()
+		e, err := translog.ParseEntry(text)
 		if err != nil {
 			return nil, refuse(fmt.Errorf("leaf %d: %w", f.Index, err))
 		}
@@ -1949,7 +1961,7 @@ func checkSubject(cp checkpoint.Checkpoint, subject string, doc *wireSubject, re
 		if !slices.Contains(index.SubjectsOf(e.Path), subject) {
 			return nil, refuse(fmt.Errorf("leaf %d is %s, a file of subjects %q", f.Index, e.Path, index.SubjectsOf(e.Path)))
 		}
-		value = value.Extend(f.Index, translog.LeafHash([]byte(f.Entry)))
+		value = value.Extend(f.Index, translog.LeafHash(text))
 		out = append(out, index.MemFile{Path: e.Path, Data: f.Content, Index: f.Index, Commit: e.Commit, Time: time.Unix(e.Time, 0).UTC()})
 	}
 	var want *translog.Value

@@ -197,8 +197,8 @@ func TestCheckSubjectCompact(t *testing.T) {
 	d := w.doc(subject)
 	d.Files[1].Content = []byte("file X") // as long as "file 3"
 	changed := compact(d)
-	if changed.Files[1].derived || changed.Files[1].Entry != d.Files[1].Entry {
-		t.Fatalf("a file changed under its entry: sent derived %v, entry %q", changed.Files[1].derived, changed.Files[1].Entry)
+	if changed.Files[1].derived || string(changed.Files[1].text()) != d.Files[1].Entry {
+		t.Fatalf("a file changed under its entry: sent derived %v, entry %q", changed.Files[1].derived, changed.Files[1].text())
 	}
 	if _, err := checkSubject(w.cp, subject, changed, refuse); err == nil || !strings.Contains(err.Error(), "not the ones its entry names") {
 		t.Fatalf("a file changed under its entry, compact: %v, want it refused", err)
