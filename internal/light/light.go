@@ -102,6 +102,10 @@ type Client struct {
 	// Warn, if set, hears what the client found wrong without failing:
 	// a static copy's tile refused. Default: slog.Warn.
 	Warn func(msg string)
+
+	// keepGate, if set, runs at the start of each keep verifiedNow
+	// starts: a test holds the keeps there.
+	keepGate func()
 }
 
 func (c *Client) http() *http.Client {
@@ -521,15 +525,23 @@ func (v *View) verifiedNow() {
 	pending, held := v.pending, v.held
 	v.pending, v.held = nil, nil
 	v.keepMu.Unlock()
+	start := func(keep func()) {
+		v.keeping.Go(func() {
+			if v.client.keepGate != nil {
+				v.client.keepGate()
+			}
+			keep()
+		})
+	}
 	for _, keep := range pending {
-		v.keeping.Go(keep)
+		start(keep)
 	}
 	for _, h := range held {
-		v.keeping.Go(func() { v.client.keepBatchBody(h.cp, h.subjects[0], h.bodies[0], false) })
-		v.keeping.Go(func() { v.client.keepBatchBody(h.cp, h.subjects[1], h.bodies[1], true) })
+		start(func() { v.client.keepBatchBody(h.cp, h.subjects[0], h.bodies[0], false) })
+		start(func() { v.client.keepBatchBody(h.cp, h.subjects[1], h.bodies[1], true) })
 	}
 	if v.keptTiles != nil {
-		v.keeping.Go(v.keptTiles.release)
+		start(v.keptTiles.release)
 	}
 	if v.client.StateDir != "" {
 		keepers.Lock()
