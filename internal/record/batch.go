@@ -46,6 +46,7 @@ func batchVerify(checks []Check) bool {
 		zb       [32]byte
 		digest   [64]byte
 		s, k, zk edwards25519.Scalar
+		h        = sha512.New()
 	)
 	rs, zs = make([]edwards25519.Point, n), make([]edwards25519.Scalar, n)
 	for i, c := range checks {
@@ -65,10 +66,10 @@ func batchVerify(checks []Check) bool {
 		}
 		bcoeff.MultiplyAdd(&zs[i], &s, &bcoeff)
 
-		h := sha512.New()
+		h.Reset()
 		h.Write(sig[:32])
 		h.Write(c.Pub)
-		h.Write(c.Rec.signingInput())
+		c.Rec.writeSigningInput(h)
 		h.Sum(digest[:0])
 		if _, err := k.SetUniformBytes(digest[:]); err != nil {
 			return false

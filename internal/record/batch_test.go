@@ -1,12 +1,15 @@
 package record
 
 import (
+	"bytes"
+	"crypto/sha512"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 
 	"filippo.io/edwards25519"
 	"github.com/hdevalence/ed25519consensus"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"cairn.dev/cairn/internal/keys"
 )
@@ -173,4 +176,23 @@ func BenchmarkVerifyBatch(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A batch hashes each record's signing input without joining it: the
+// bytes it writes are dsse.PAE's, the bytes a signature signs.
+func TestWriteSigningInput(t *testing.T) {
+	for _, n := range []int{0, 1, 9, 10, 4096} {
+		r := &Record{Payload: bytes.Repeat([]byte("x"), n)}
+		want := dsse.PAE(PayloadType, r.Payload)
+		for _, memo := range []bool{false, true} {
+			if memo {
+				r.signingInput()
+			}
+			h := sha512.New()
+			r.writeSigningInput(h)
+			if got := sha512.Sum512(want); !bytes.Equal(h.Sum(nil), got[:]) {
+				t.Fatalf("payload of %d bytes (memo %v): the input hashed is not dsse.PAE's", n, memo)
+			}
+		}
+	}
 }

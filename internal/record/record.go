@@ -13,6 +13,7 @@
 package record
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -20,7 +21,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"hash"
+	"strconv"
 	"sync/atomic"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -152,6 +154,23 @@ func (r *Record) signingInput() []byte {
 	return r.pae
 }
 
+// writeSigningInput writes r's signingInput to h: the PAE's header, then
+// the payload, not joined in a buffer (a batch's check hashes each once).
+func (r *Record) writeSigningInput(h hash.Hash) {
+	if r.pae != nil && same(r.paeFor, r.Payload) {
+		h.Write(r.pae)
+		return
+	}
+	// dsse.PAE: "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body.
+	var head [64]byte
+	b := append(head[:0], "DSSEv1 "...)
+	b = strconv.AppendInt(b, int64(len(PayloadType)), 10)
+	b = append(append(append(b, ' '), PayloadType...), ' ')
+	b = strconv.AppendInt(b, int64(len(r.Payload)), 10)
+	h.Write(append(b, ' '))
+	h.Write(r.Payload)
+}
+
 // VerifySignature reports whether signature i verifies under pub. The
 // answer is remembered, so a record checked ahead of time (VerifyBatch),
 // or a copy of the same parsed record checked before, is not checked
@@ -277,38 +296,45 @@ func Parse(data []byte) (*Record, error) {
 	if len(data) > MaxSize {
 		return nil, malformed("envelope is %d bytes, over the %d-byte cap", len(data), MaxSize)
 	}
-	env, byHand := envelopeByHand(data)
+	// The base64 strings as slices of data when read by hand; else as
+	// the decoder read them.
+	payload64, sigs, byHand := readByHand(data)
 	if !byHand {
+		var env dsse.Envelope
 		if err := decodeStrict(data, &env, "envelope"); err != nil {
 			if ue := (*UnknownMemberError)(nil); errors.As(err, &ue) {
 				return nil, malformed("%w", err)
 			}
 			return nil, malformed("envelope is not JSON: %w", err)
 		}
+		if env.PayloadType != PayloadType {
+			return nil, malformed("payload type %q, want %q", env.PayloadType, PayloadType)
+		}
+		payload64 = []byte(env.Payload)
+		for _, s := range env.Signatures {
+			sigs = append(sigs, rawSignature{keyID: s.KeyID, sig: []byte(s.Sig)})
+		}
 	}
-	if env.PayloadType != PayloadType {
-		return nil, malformed("payload type %q, want %q", env.PayloadType, PayloadType)
-	}
-	payload, err := b64(env.Payload)
+	payload, err := b64(payload64)
 	if err != nil {
 		return nil, malformed("payload is not base64: %w", err)
 	}
-	if len(env.Signatures) == 0 {
+	if len(sigs) == 0 {
 		return nil, malformed("envelope has no signature")
 	}
-	if len(env.Signatures) > MaxSignatures {
-		return nil, malformed("envelope has %d signatures, over the cap of %d", len(env.Signatures), MaxSignatures)
+	if len(sigs) > MaxSignatures {
+		return nil, malformed("envelope has %d signatures, over the cap of %d", len(sigs), MaxSignatures)
 	}
-	r := &Record{ID: ID(payload), Payload: payload, Raw: data}
-	for i, s := range env.Signatures {
-		sig, err := b64(s.Sig)
+	r := &Record{ID: ID(payload), Payload: payload, Raw: data, Signatures: make([]Signature, 0, len(sigs))}
+	for i, s := range sigs {
+		sig, err := b64(s.sig)
 		if err != nil || len(sig) != ed25519.SignatureSize {
 			return nil, malformed("signature %d is not a base64 ed25519 signature", i)
 		}
-		if _, err := keys.HexFromID(s.KeyID); err != nil {
+		if _, err := keys.HexFromID(s.keyID); err != nil {
 			return nil, malformed("signature %d: %w", i, err)
 		}
-		r.Signatures = append(r.Signatures, Signature{KeyID: s.KeyID, Sig: sig, memo: &sigMemo{}})
+		r.Signatures = append(r.Signatures, Signature{KeyID: s.keyID, Sig: sig, memo: &sigMemo{}})
 	}
 	if err := r.parseStatement(); err != nil {
 		return nil, err
@@ -370,11 +396,14 @@ func decodeStrict(data []byte, v any, in string) error {
 }
 
 // b64 accepts standard and URL-safe base64, as DSSE requires of verifiers.
-func b64(s string) ([]byte, error) {
-	if strings.ContainsAny(s, "-_") {
-		return base64.URLEncoding.DecodeString(s)
+func b64(s []byte) ([]byte, error) {
+	enc := base64.StdEncoding
+	if bytes.ContainsAny(s, "-_") {
+		enc = base64.URLEncoding
 	}
-	return base64.StdEncoding.DecodeString(s)
+	out := make([]byte, enc.DecodedLen(len(s)))
+	n, err := enc.Decode(out, s)
+	return out[:n], err
 }
 
 // Build makes the payload of a statement about subjects.
