@@ -14,6 +14,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gitx"
+	"cairn.dev/cairn/internal/index/layout"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -387,7 +388,8 @@ func SubjectOf(path string) (subject string, ok bool) {
 // directory leaves there that directory and its subject (see
 // subjectMemo).
 func subjectOf(path string, memo *subjectMemo) (subject string, ok bool) {
-	parts := strings.Split(path, "/")
+	var elems [16]string
+	parts := layout.Split(elems[:0], path)
 	switch parts[0] {
 	case "root":
 		return "root", true

@@ -157,9 +157,24 @@ func isRootFile(s string) bool {
 	return true
 }
 
+// Split returns the elements of a slash-separated path, as
+// strings.Split(p, "/") does, appended to dst: a caller that gives an
+// array of its own (var a [16]string; Split(a[:0], p)) allocates nothing
+// for a path of up to its length (a parser asked about every file).
+func Split(dst []string, p string) []string {
+	for {
+		i := strings.IndexByte(p, '/')
+		if i < 0 {
+			return append(dst, p)
+		}
+		dst, p = append(dst, p[:i]), p[i+1:]
+	}
+}
+
 // ParsePath parses a path of the layout, checking its shards.
 func ParsePath(p string) (Location, error) {
-	parts := strings.Split(p, "/")
+	var elems [16]string
+	parts := Split(elems[:0], p)
 	bad := func(why string) (Location, error) {
 		return Location{}, fmt.Errorf("path %s is not in the index layout: %s", p, why)
 	}

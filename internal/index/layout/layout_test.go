@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -77,6 +78,10 @@ func FuzzParsePath(f *testing.F) {
 	f.Add(RecordPath(PolicyDir("org-default"), strings.Repeat("a", 64)))
 	f.Add("keys/ab/" + strings.Repeat("ab", 32) + "/" + strings.Repeat("0", 64) + ".json")
 	f.Fuzz(func(t *testing.T, p string) {
+		var a [2]string
+		if got, want := Split(a[:0], p), strings.Split(p, "/"); !slices.Equal(got, want) {
+			t.Fatalf("Split(%q) = %q, strings.Split %q", p, got, want)
+		}
 		loc, err := ParsePath(p)
 		if err != nil {
 			return
