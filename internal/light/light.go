@@ -1293,8 +1293,11 @@ func (v *View) judge(ctx context.Context, subjects []string, files [][]index.Mem
 // subjects (a key's, which "keys" holds too) is the same leaf, with the
 // same path and bytes, or it is left twice for the rules to refuse.
 func union(lists [][]index.MemFile) []index.MemFile {
-	var out []index.MemFile
-	at := map[int64]int{}
+	n := 0
+	for _, files := range lists {
+		n += len(files)
+	}
+	out, at := make([]index.MemFile, 0, n), make(map[int64]int, n)
 	for _, files := range lists {
 		for _, f := range files {
 			if j, ok := at[f.Index]; ok && out[j].Path == f.Path && bytes.Equal(out[j].Data, f.Data) && out[j].Commit == f.Commit && out[j].Time.Equal(f.Time) {
