@@ -148,8 +148,15 @@ func (l *Lock) Package(name string) *Locked {
 
 // Marshal encodes the lock, computing its digest.
 func (l *Lock) Marshal() ([]byte, error) {
+	return l.marshal(2048 + 1280*len(l.Packages))
+}
+
+// marshal is Marshal into a buffer of size bytes, grown if the lock is
+// larger: a kilobyte or so a package, or the size of the lock file that
+// is encoded again to check it.
+func (l *Lock) marshal(size int) ([]byte, error) {
 	l.Digest = ""
-	body, err := l.body()
+	body, err := l.body(size)
 	if err != nil {
 		return nil, err
 	}
@@ -160,18 +167,18 @@ func (l *Lock) Marshal() ([]byte, error) {
 	if rest, ok := bytes.CutSuffix(body, []byte(`"digest": ""`+"\n}\n")); ok {
 		return append(rest, `"digest": "`+l.Digest+`"`+"\n}\n"...), nil
 	}
-	return l.body()
+	return l.body(size)
 }
 
 // body is the lock's JSON as encoding/json's MarshalIndent(l, "", "  ")
 // writes it, byte for byte (the format of every lock written): by
 // go-json-experiment/json with encoding/json's semantics, a third less
-// time, in one pass, into a buffer of about the lock's size (a
-// kilobyte or so a package, and room for the digest) rather than one
-// regrown; by encoding/json itself for a string that is not UTF-8,
-// which it writes with \ufffd where the other writes U+FFFD.
-func (l *Lock) body() ([]byte, error) {
-	buf := bytes.NewBuffer(make([]byte, 0, 2048+1280*len(l.Packages)))
+// time, in one pass, into a buffer of size bytes, about the lock's size
+// and room for the digest, rather than one regrown; by encoding/json
+// itself for a string that is not UTF-8, which it writes with \ufffd
+// where the other writes U+FFFD.
+func (l *Lock) body(size int) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, size))
 	if err := jsonv2.MarshalWrite(buf, l, jsonv1.DefaultOptionsV1(), jsontext.AllowInvalidUTF8(false), jsontext.WithIndent("  ")); err != nil {
 		b, err := json.MarshalIndent(l, "", "  ")
 		if err != nil {
@@ -197,7 +204,9 @@ func ParseLock(data []byte) (*Lock, error) {
 		return nil, &LineError{File: LockFile, Msg: fmt.Sprintf("lock format version %d; this cairn reads version %d", l.Version, LockVersion)}
 	}
 	want := l.Digest
-	again, err := l.Marshal()
+	// Encoded again as it was written: as long as data, but for the
+	// digest, which is appended in the room left.
+	again, err := l.marshal(len(data) + 128)
 	if err != nil {
 		return nil, err
 	}

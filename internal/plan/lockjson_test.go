@@ -40,12 +40,12 @@ func TestLockBodyIsMarshalIndent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := l.body()
+		got, err := l.body(0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want = append(want, '\n'); !bytes.Equal(got, want) {
-			t.Errorf("lock %d: body()\n%s\nencoding/json:\n%s", i, got, want)
+			t.Errorf("lock %d: body(0)\n%s\nencoding/json:\n%s", i, got, want)
 		}
 	}
 }
