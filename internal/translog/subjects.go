@@ -158,24 +158,28 @@ func derivedEntry(entry, content []byte) (ct, path []byte, ok bool) {
 	i := bytes.IndexByte(entry, ' ')
 	j := bytes.IndexByte(entry[i+1:], ' ') + i + 1
 	ct, path = entry[:j], entry[len(entry)-1-len(e.Path):len(entry)-1]
-	if !bytes.Equal(derive(ct, path, content), entry) {
+	if !bytes.Equal(derive(ct, path, nil, content), entry) {
 		return nil, nil, false
 	}
 	return ct, path, true
 }
 
 // derive returns the entry line of a file of bytes content at path,
-// added by the commit and time ct ("<commit> <time>").
-func derive(ct, path, content []byte) []byte {
+// added by the commit and time ct ("<commit> <time>"). The path is given
+// in two parts, head then tail, joined in the line (a compact document
+// says each path by the bytes it shares with the one before and the
+// rest).
+func derive(ct, head, tail, content []byte) []byte {
 	sum := sha256.Sum256(content)
-	e := make([]byte, 0, len(ct)+len(path)+90)
+	e := make([]byte, 0, len(ct)+len(head)+len(tail)+90)
 	e = append(e, ct...)
 	e = append(e, ' ')
 	e = hex.AppendEncode(e, sum[:])
 	e = append(e, ' ')
 	e = strconv.AppendInt(e, int64(len(content)), 10)
 	e = append(e, ' ')
-	e = append(e, path...)
+	e = append(e, head...)
+	e = append(e, tail...)
 	return append(e, '\n')
 }
 
@@ -346,9 +350,9 @@ func (r *subjectReader) doc(d *SubjectDoc) {
 			}
 			lastCT, lastPathLen = ct, int(shared)+len(rest)
 			if !r.lengths {
-				path := append(lastPath[:shared:shared], rest...)
-				f.Entry, f.Derived = derive(ct, path, f.Content), true
-				lastPath = path
+				// The path is the entry's, ended by its newline.
+				f.Entry, f.Derived = derive(ct, lastPath[:shared], rest, f.Content), true
+				lastPath = f.Entry[len(f.Entry)-1-int(shared)-len(rest) : len(f.Entry)-1]
 			}
 		default:
 			r.fail("subject %q: file %d: entry kind %d, want 0 or 1", d.Subject, i, kind[0])
