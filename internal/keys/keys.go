@@ -124,15 +124,45 @@ func IDHex(pub ed25519.PublicKey) string {
 
 // HexFromID converts a "SHA256:…" fingerprint to the hex of its digest.
 func HexFromID(id string) (string, error) {
+	d, err := digestOfID(id)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(d[:]), nil
+}
+
+// CheckID returns HexFromID's error, nil for a key id it converts.
+func CheckID(id string) error {
+	_, err := digestOfID(id)
+	return err
+}
+
+// digestOfID returns the digest a "SHA256:…" fingerprint names.
+func digestOfID(id string) ([sha256.Size]byte, error) {
+	var d [sha256.Size]byte
 	b64, ok := strings.CutPrefix(id, "SHA256:")
 	if !ok {
-		return "", fmt.Errorf("key id %q: want an OpenSSH fingerprint starting SHA256:", id)
+		return d, fmt.Errorf("key id %q: want an OpenSSH fingerprint starting SHA256:", id)
 	}
-	raw, err := base64.RawStdEncoding.DecodeString(b64)
+	// A fingerprint's length, decoded on the stack; any other as
+	// DecodeString does (which skips newlines).
+	var raw []byte
+	var err error
+	if enc := base64.RawStdEncoding; len(b64) == enc.EncodedLen(sha256.Size) {
+		var src [43]byte // EncodedLen(sha256.Size)
+		var dst [sha256.Size]byte
+		n := copy(src[:], b64)
+		var m int
+		m, err = enc.Decode(dst[:], src[:n])
+		raw = dst[:m]
+	} else {
+		raw, err = enc.DecodeString(b64)
+	}
 	if err != nil || len(raw) != sha256.Size {
-		return "", fmt.Errorf("key id %q: not a SHA256 fingerprint", id)
+		return d, fmt.Errorf("key id %q: not a SHA256 fingerprint", id)
 	}
-	return hex.EncodeToString(raw), nil
+	copy(d[:], raw)
+	return d, nil
 }
 
 // FormatPublic returns the authorized_keys line of pub ("ssh-ed25519 AAAA…"),

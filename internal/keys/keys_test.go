@@ -214,3 +214,37 @@ func TestGenerateMissingDirectory(t *testing.T) {
 		t.Fatalf("Generate made the directory: %v", serr)
 	}
 }
+
+// A key id converts to its digest's hex when it is "SHA256:" and the
+// digest in unpadded base64, as DecodeString reads it (which skips
+// newlines); CheckID refuses exactly what HexFromID refuses.
+func TestHexFromID(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(nil)
+	id := ID(pub)
+	b64 := strings.TrimPrefix(id, "SHA256:")
+	for _, c := range []struct {
+		id string
+		ok bool
+	}{
+		{id, true},
+		{"SHA256:" + b64[:20] + "\n" + b64[20:], true},
+		{"SHA256:" + b64[:42] + "\r\n" + b64[42:], true},
+		{"SHA256:" + b64 + "=", false},
+		{"SHA256:" + b64[:42], false},
+		{"SHA256:" + b64[:42] + "!", false},
+		{"SHA256:" + b64[:41] + "\n", false},
+		{"SHA256:" + b64[:20] + "\n" + b64[20:42], false},
+		{"SHA256:" + strings.ToUpper(b64[:1]) + b64[1:] + "A", false},
+		{"sha256:" + b64, false},
+		{b64, false},
+		{"", false},
+	} {
+		h, err := HexFromID(c.id)
+		if (err == nil) != c.ok || c.ok && h != IDHex(pub) {
+			t.Errorf("HexFromID(%q) = %q, %v; want ok %v", c.id, h, err, c.ok)
+		}
+		if cerr := CheckID(c.id); (cerr == nil) != (err == nil) {
+			t.Errorf("CheckID(%q) = %v, HexFromID's error %v", c.id, cerr, err)
+		}
+	}
+}

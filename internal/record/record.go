@@ -331,7 +331,7 @@ func Parse(data []byte) (*Record, error) {
 		if err != nil || len(sig) != ed25519.SignatureSize {
 			return nil, malformed("signature %d is not a base64 ed25519 signature", i)
 		}
-		if _, err := keys.HexFromID(s.keyID); err != nil {
+		if err := keys.CheckID(s.keyID); err != nil {
 			return nil, malformed("signature %d: %w", i, err)
 		}
 		r.Signatures = append(r.Signatures, Signature{KeyID: s.keyID, Sig: sig, memo: &sigMemo{}})
