@@ -151,9 +151,9 @@ func (l *Lock) Marshal() ([]byte, error) {
 	return l.marshal(2048 + 1280*len(l.Packages))
 }
 
-// marshal is Marshal into a buffer of size bytes, grown if the lock is
-// larger: a kilobyte or so a package, or the size of the lock file that
-// is encoded again to check it.
+// marshal is Marshal into a buffer of size bytes, grown if the lock
+// needs more: a kilobyte or so a package, or room for the lock file
+// that is encoded again to check it.
 func (l *Lock) marshal(size int) ([]byte, error) {
 	l.Digest = ""
 	body, err := l.body(size)
@@ -205,8 +205,9 @@ func ParseLock(data []byte) (*Lock, error) {
 	}
 	want := l.Digest
 	// Encoded again as it was written: as long as data, but for the
-	// digest, which is appended in the room left.
-	again, err := l.marshal(len(data) + 128)
+	// digest, which is appended in the room left. The encoder keeps a
+	// quarter of what it wrote free in its buffer, else grows it.
+	again, err := l.marshal(len(data) + len(data)/4 + 4096)
 	if err != nil {
 		return nil, err
 	}
