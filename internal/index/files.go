@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -164,11 +165,63 @@ type MemFiles struct {
 	// load hold it alone.
 	mu      sync.RWMutex
 	files   map[string]MemFile
-	dirs    map[string]map[string]bool // dir → name → is a directory
+	dirs    map[string]*dirNames // dir → its entries
 	loading map[string]*subjectLoad
 	// subjects maps a path read to SubjectOf(path) (a catalog reads each
 	// several times), without a lock for those read before.
 	subjects sync.Map
+}
+
+// dirNames are a directory's entries (name → is a directory) in
+// MemFiles: a list while they are few, as most are (a shard's, a
+// package's, a version's), searched in turn; a map once they are many.
+type dirNames struct {
+	few  []DirEntry
+	many map[string]bool
+}
+
+// fewNames is the most entries a dirNames keeps in its list.
+const fewNames = 16
+
+func (d *dirNames) get(name string) (isDir, ok bool) {
+	if d.many != nil {
+		isDir, ok = d.many[name]
+		return isDir, ok
+	}
+	for _, e := range d.few {
+		if e.Name == name {
+			return e.Dir, true
+		}
+	}
+	return false, false
+}
+
+// add adds an entry not there yet.
+func (d *dirNames) add(name string, isDir bool) {
+	if d.many == nil && len(d.few) < fewNames {
+		d.few = append(d.few, DirEntry{Name: name, Dir: isDir})
+		return
+	}
+	if d.many == nil {
+		d.many = make(map[string]bool, 2*fewNames)
+		for _, e := range d.few {
+			d.many[e.Name] = e.Dir
+		}
+		d.few = nil
+	}
+	d.many[name] = isDir
+}
+
+// list returns the entries, in no order.
+func (d *dirNames) list() []DirEntry {
+	if d.many == nil {
+		return slices.Clone(d.few)
+	}
+	out := make([]DirEntry, 0, len(d.many))
+	for n, isDir := range d.many {
+		out = append(out, DirEntry{Name: n, Dir: isDir})
+	}
+	return out
 }
 
 // subjectLoad is one Load of a subject, which concurrent readers wait for.
@@ -189,7 +242,7 @@ func (m *MemFiles) Add(files ...MemFile) error {
 
 func (m *MemFiles) add(files []MemFile) error {
 	if m.files == nil {
-		m.files, m.dirs = map[string]MemFile{}, map[string]map[string]bool{}
+		m.files, m.dirs = map[string]MemFile{}, map[string]*dirNames{}
 	}
 	for _, f := range files {
 		if f.Path == "" || strings.HasPrefix(f.Path, "/") || strings.HasSuffix(f.Path, "/") || strings.Contains(f.Path, "//") {
@@ -208,17 +261,21 @@ func (m *MemFiles) add(files []MemFile) error {
 			if i := strings.LastIndexByte(p, '/'); i >= 0 {
 				dir, name = p[:i], p[i+1:]
 			}
-			if m.dirs[dir] == nil {
-				m.dirs[dir] = map[string]bool{}
+			names := m.dirs[dir]
+			if names == nil {
+				names = &dirNames{}
+				m.dirs[dir] = names
 			}
-			was, ok := m.dirs[dir][name]
+			was, ok := names.get(name)
 			if ok && was != isDir {
 				return fmt.Errorf("in-memory index: %s is both a file and a directory", p)
 			}
 			if ok && isDir {
 				break // a directory listed before: its parents were, too
 			}
-			m.dirs[dir][name] = isDir
+			if !ok {
+				names.add(name, isDir)
+			}
 			p, isDir = dir, true
 		}
 	}
@@ -308,9 +365,9 @@ func (m *MemFiles) List(dir string) ([]DirEntry, error) {
 	}
 	m.mu.RLock()
 	names, ok := m.dirs[dir]
-	out := make([]DirEntry, 0, len(names))
-	for n, d := range names {
-		out = append(out, DirEntry{Name: n, Dir: d})
+	var out []DirEntry
+	if ok {
+		out = names.list()
 	}
 	m.mu.RUnlock()
 	if !ok {

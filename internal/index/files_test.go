@@ -482,3 +482,39 @@ func FuzzSubjectOf(f *testing.F) {
 		}
 	})
 }
+
+// A directory of many entries lists them all, in git's order, and still
+// refuses a name that is a file and a directory, however many there are.
+func TestMemFilesManyEntries(t *testing.T) {
+	for _, n := range []int{1, 15, 16, 17, 40} {
+		var mf index.MemFiles
+		var want []index.DirEntry
+		for i := range n {
+			name := fmt.Sprintf("f%02d", i)
+			path := "d/" + name
+			if i%3 == 0 {
+				path += "/x"
+			}
+			if err := mf.Add(index.MemFile{Path: path, Data: []byte(name), Index: int64(i)}); err != nil {
+				t.Fatal(err)
+			}
+			// Added again: the same entry, not a second one.
+			if err := mf.Add(index.MemFile{Path: path, Data: []byte(name), Index: int64(i)}); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, index.DirEntry{Name: name, Dir: i%3 == 0})
+		}
+		got, err := mf.List("d")
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%d entries: List = %v, %v; want %v", n, got, err, want)
+		}
+		if err := mf.Add(index.MemFile{Path: "d/f00", Index: 100}); err == nil {
+			t.Fatalf("%d entries: d/f00 added as a file beside the directory d/f00", n)
+		}
+		if n > 1 {
+			if err := mf.Add(index.MemFile{Path: "d/f01/y", Index: 101}); err == nil {
+				t.Fatalf("%d entries: d/f01/y added under the file d/f01", n)
+			}
+		}
+	}
+}
