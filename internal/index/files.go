@@ -164,7 +164,7 @@ type MemFiles struct {
 	// of a lock, each reading every locked version); Add, Loaded and a
 	// load hold it alone.
 	mu      sync.RWMutex
-	files   map[string]MemFile
+	files   map[string]*MemFile // into copies of what was added, never changed
 	dirs    map[string]*dirNames // dir → its entries
 	loading map[string]*subjectLoad
 	// subjects maps a path read to SubjectOf(path) (a catalog reads each
@@ -242,9 +242,11 @@ func (m *MemFiles) Add(files ...MemFile) error {
 
 func (m *MemFiles) add(files []MemFile) error {
 	if m.files == nil {
-		m.files, m.dirs = map[string]MemFile{}, map[string]*dirNames{}
+		m.files, m.dirs = map[string]*MemFile{}, map[string]*dirNames{}
 	}
-	for _, f := range files {
+	held := slices.Clone(files) // what the map points to: one copy, not one each
+	for i := range held {
+		f := &held[i]
 		if f.Path == "" || strings.HasPrefix(f.Path, "/") || strings.HasSuffix(f.Path, "/") || strings.Contains(f.Path, "//") {
 			return fmt.Errorf("in-memory index: %q is not a file path", f.Path)
 		}
@@ -420,8 +422,10 @@ func (m *MemFiles) Additions(ctx context.Context, dir string) ([]Addition, error
 func (m *MemFiles) File(path string) (MemFile, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	f, ok := m.files[path]
-	return f, ok
+	if f, ok := m.files[path]; ok {
+		return *f, true
+	}
+	return MemFile{}, false
 }
 
 // SubjectOf returns the subject of the transparency log's map
