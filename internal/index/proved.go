@@ -38,6 +38,10 @@ import (
 // needs. It ignores what does not parse: ReplayProved refuses it.
 func Needs(files []MemFile) []string {
 	seen := map[string]bool{}
+	// The key ids read already: a subject's records are signed by a few
+	// keys, each named once, not converted again for every record.
+	var idsArray [8]string
+	ids := idsArray[:0]
 	for i := range files {
 		file := files[i].parsed
 		if file == nil {
@@ -64,6 +68,10 @@ func Needs(files []MemFile) []string {
 			continue
 		}
 		for _, s := range rec.Signatures {
+			if slices.Contains(ids, s.KeyID) {
+				continue
+			}
+			ids = append(ids, s.KeyID)
 			if h, err := keys.HexFromID(s.KeyID); err == nil {
 				seen["key "+h] = true
 			}
