@@ -233,6 +233,10 @@ func resolve(ctx context.Context, p *Project, srcs Sources, withheld map[string]
 	if err := rs.settle(); err != nil {
 		return nil, err
 	}
+	// Sized once; none chosen is no list (the lock's "packages": null).
+	if len(rs.chosen) > 0 {
+		l.Packages = make([]Locked, 0, len(rs.chosen))
+	}
 	for _, name := range sortedNames(rs.chosen) {
 		ch := rs.chosen[name]
 		lp := Locked{Name: name, Version: ch.version, Repository: ch.src.Name, Descriptor: ch.ref, ChosenBy: rs.why(name), Withheld: ch.withheld}
