@@ -259,7 +259,7 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 			return nil, bad("after the manifest: %v (truncated?)", err)
 		}
 	}
-	b := &Bundle{Files: map[string][]byte{}}
+	b := &Bundle{}
 	// The manifest is decoded while the rest of a file of known size (up
 	// to readAhead bytes) is read: the members are held before the
 	// manifest says how many bytes they may take, and checked against it
@@ -294,15 +294,17 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 	}
 	var total int64
 	bound := int64(2*tarBlock + maxTrailer) // the rest of the file: the end's zero blocks, a trailer of zeros
-	listed := make(map[string]bool, len(m.Members))
+	// The members by path, listed here (their bytes set once checked):
+	// the map that finds a path listed twice is the bundle's.
+	b.Files = make(map[string][]byte, len(m.Members))
 	for _, mem := range m.Members {
 		if err := checkPath(mem.Path); err != nil {
 			return nil, bad("the manifest: %v", err)
 		}
-		if mem.Path == ManifestName || listed[mem.Path] {
+		if _, listed := b.Files[mem.Path]; listed || mem.Path == ManifestName {
 			return nil, bad("the manifest lists %s twice", mem.Path)
 		}
-		listed[mem.Path] = true
+		b.Files[mem.Path] = nil
 		if mem.Size < 0 || len(mem.SHA256) != 64 {
 			return nil, bad("the manifest's entry for %s: size %d, sha256 %q", mem.Path, mem.Size, mem.SHA256)
 		}
@@ -380,7 +382,7 @@ func walkMembers(rest []byte, members []Member, datas [][]byte, found chan<- int
 		if pos >= int64(len(rest)) || isZeroBlock(rest[pos:]) {
 			return bad("it ends before member %d, %s, that its manifest lists (truncated?)", i+1, mem.Path)
 		}
-		hdr, off, err := memberAt(rest, pos)
+		hdr, off, err := memberAt(rest, pos, mem.Path)
 		if err != nil {
 			return bad("member %d (%s): %v (truncated?)", i+1, mem.Path, err)
 		}
@@ -403,7 +405,7 @@ func walkMembers(rest []byte, members []Member, datas [][]byte, found chan<- int
 		found <- i
 	}
 	if pos < int64(len(rest)) && !isZeroBlock(rest[pos:]) {
-		hdr, _, err := memberAt(rest, pos)
+		hdr, _, err := memberAt(rest, pos, "")
 		if err != nil {
 			return bad("after the last member: %v (truncated?)", err)
 		}
@@ -427,13 +429,22 @@ func isZeroBlock(b []byte) bool {
 	return !slices.ContainsFunc(b[:tarBlock], func(c byte) bool { return c != 0 })
 }
 
+// memberHeader is what a member's header says that a reader checks.
+type memberHeader struct {
+	Name     string
+	Size     int64
+	Typeflag byte
+}
+
 // memberAt reads the header of the member at pos in an archive's bytes:
 // the header and the offset of the member's bytes. A plain ustar header
 // of a regular file (as Write writes every member whose path fits) is
-// read here; anything else (pax, GNU, another type) by archive/tar.
-func memberAt(archive []byte, pos int64) (*tar.Header, int64, error) {
-	if name, size, ok := ustarRegular(archive[pos:]); ok {
-		return &tar.Header{Name: name, Size: size, Typeflag: tar.TypeReg}, pos + tarBlock, nil
+// read here, its path compared with want (the path the manifest lists
+// there: a header that names it takes that string, no copy); anything
+// else (pax, GNU, another type) by archive/tar.
+func memberAt(archive []byte, pos int64, want string) (memberHeader, int64, error) {
+	if prefix, name, size, ok := ustarRegular(archive[pos:]); ok {
+		return memberHeader{Name: ustarPath(prefix, name, want), Size: size, Typeflag: tar.TypeReg}, pos + tarBlock, nil
 	}
 	r := bytes.NewReader(archive[pos:])
 	hdr, err := tar.NewReader(r).Next()
@@ -441,12 +452,12 @@ func memberAt(archive []byte, pos int64) (*tar.Header, int64, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
-		return nil, 0, err
+		return memberHeader{}, 0, err
 	}
 	if err := plainPAX(hdr); err != nil {
-		return nil, 0, err
+		return memberHeader{}, 0, err
 	}
-	return hdr, int64(len(archive)) - int64(r.Len()), nil
+	return memberHeader{Name: hdr.Name, Size: hdr.Size, Typeflag: hdr.Typeflag}, int64(len(archive)) - int64(r.Len()), nil
 }
 
 // plainPAX refuses a header whose pax records do more than name the
@@ -464,11 +475,12 @@ func plainPAX(hdr *tar.Header) error {
 }
 
 // ustarRegular parses a block as a POSIX ustar header of a regular file
-// (typeflag '0'), its checksum right: the path (prefix/name) and the
-// size. ok is false for any other block, which archive/tar reads.
-func ustarRegular(blk []byte) (name string, size int64, ok bool) {
+// (typeflag '0'), its checksum right: the path's prefix and name fields
+// (ustarPath) and the size. ok is false for any other block, which
+// archive/tar reads.
+func ustarRegular(blk []byte) (prefix, name []byte, size int64, ok bool) {
 	if len(blk) < tarBlock || string(blk[257:265]) != "ustar\x0000" || blk[156] != tar.TypeReg || string(blk[508:512]) == "tar\x00" {
-		return "", 0, false
+		return nil, nil, 0, false
 	}
 	var sum int64
 	for i, c := range blk[:tarBlock] {
@@ -480,13 +492,25 @@ func ustarRegular(blk []byte) (name string, size int64, ok bool) {
 	chk, ok1 := octal(blk[148:156])
 	size, ok2 := octal(blk[124:136])
 	if !ok1 || !ok2 || chk != sum {
-		return "", 0, false
+		return nil, nil, 0, false
 	}
-	name = cString(blk[0:100])
-	if prefix := cString(blk[345:500]); prefix != "" {
-		name = prefix + "/" + name
+	return cString(blk[345:500]), cString(blk[0:100]), size, true
+}
+
+// ustarPath is the path a ustar header's prefix and name fields spell
+// (prefix/name, or name when prefix is empty): want itself if they spell
+// it, else a string of their own.
+func ustarPath(prefix, name []byte, want string) string {
+	if len(prefix) == 0 {
+		if string(name) == want {
+			return want
+		}
+		return string(name)
 	}
-	return name, size, true
+	if len(want) == len(prefix)+1+len(name) && want[len(prefix)] == '/' && want[:len(prefix)] == string(prefix) && want[len(prefix)+1:] == string(name) {
+		return want
+	}
+	return string(prefix) + "/" + string(name)
 }
 
 // octal parses a ustar numeric field: octal digits, with spaces and NULs
@@ -507,11 +531,11 @@ func octal(b []byte) (int64, bool) {
 }
 
 // cString is a ustar string field: its bytes up to the first NUL.
-func cString(b []byte) string {
+func cString(b []byte) []byte {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
 	}
-	return string(b)
+	return b
 }
 
 // readUpTo reads r to its end, or to limit bytes, into one buffer of
