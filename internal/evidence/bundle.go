@@ -577,6 +577,14 @@ func (b *Bundle) Has(name string) bool {
 	return ok
 }
 
+// blob returns the member that holds the blob of a SHA-256 (hex), and
+// whether the bundle holds it: looked up without its path made.
+func (b *Bundle) blob(sha256Hex string) ([]byte, bool) {
+	var name [len("blobs/sha256/") + 2*sha256.Size]byte
+	data, ok := b.Files[string(append(append(name[:0], "blobs/sha256/"...), sha256Hex...))]
+	return data, ok
+}
+
 // member is a member's content or an error naming it.
 func (b *Bundle) member(name string) ([]byte, error) {
 	data, ok := b.Files[name]

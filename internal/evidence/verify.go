@@ -230,22 +230,20 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	// The proofs' inclusion paths need no trust and no record: they are
 	// parsed and checked on the cores the checks below leave idle, and
 	// their verdicts read where the records' proofs are checked.
-	ahead := startProofParses(len(b.Files))
+	ahead := startProofParses(b.Files)
 	defer ahead.stop()
-	for name, data := range b.Files {
-		ahead.add(name, data)
-	}
-	ahead.end()
 	m := &b.Manifest
 	refuse := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
 	}
 
 	// The members, by kind; the project parsed from its bytes.
+	blobMembers := 0
 	for name, data := range b.Files {
 		switch {
-		case strings.HasPrefix(name, "project/"), ahead.byName[name] != nil, isRepoMember(name), name == SBOMName:
+		case strings.HasPrefix(name, "project/"), isProofMember(name), isRepoMember(name), name == SBOMName:
 		case isBlobMember(name):
+			blobMembers++
 			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != name[len("blobs/sha256/"):] {
 				return nil, fmt.Errorf("%w: member %s holds bytes of sha256 %x", ErrMalformed, name, sum)
 			}
@@ -423,7 +421,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	// The artifacts, when the bundle holds them (descriptors and snapshots
 	// are files of the index, proved with their packages' documents).
 	need := func(ref blob.Ref, what string) error {
-		data, ok := b.Files["blobs/sha256/"+ref.SHA256]
+		data, ok := b.blob(ref.SHA256)
 		if !ok {
 			return refuse("%s (sha256 %s): not in the bundle", what, ref.SHA256)
 		}
@@ -435,7 +433,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	withBlobs, someBlobs := true, false
 	for _, pkg := range l.Packages {
 		for _, a := range pkg.Artifacts {
-			if b.Has("blobs/sha256/" + a.SHA256) {
+			if _, held := b.blob(a.SHA256); held {
 				someBlobs = true
 				if err := need(a.Ref, pkg.ID()+"'s "+a.File); err != nil {
 					return nil, err
@@ -497,17 +495,20 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		return nil, proofsErr
 	}
 	proven := provenRecs
-	for name := range ahead.byName { // the proof members
-		if id, _ := proofMember(name); proven[id] == nil {
-			return nil, fmt.Errorf("%w: %s proves a record about no locked version", ErrMalformed, name)
+	for id := range ahead.byID { // the proof members
+		if proven[id] == nil {
+			return nil, fmt.Errorf("%w: proofs/%s.proof proves a record about no locked version", ErrMalformed, id)
 		}
 	}
 	// Nothing else: every read of a repository was asked for by the
 	// checks above, and every blob is a locked artifact.
-	locked := map[string]bool{}
-	for _, pkg := range l.Packages {
-		for _, a := range pkg.Artifacts {
-			locked["blobs/sha256/"+a.SHA256] = true
+	var locked map[string]bool // by SHA-256, when the bundle holds blobs
+	if blobMembers > 0 {
+		locked = map[string]bool{}
+		for _, pkg := range l.Packages {
+			for _, a := range pkg.Artifacts {
+				locked[a.SHA256] = true
+			}
 		}
 	}
 	rp.mu.Lock()
@@ -517,18 +518,20 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 		switch {
 		case isRepoMember(name) && !served[name]:
 			return nil, fmt.Errorf("%w: member %s is nothing the verification reads", ErrMalformed, name)
-		case isBlobMember(name) && !locked[name]:
+		case isBlobMember(name) && !locked[name[len("blobs/sha256/"):]]:
 			return nil, fmt.Errorf("%w: member %s is no artifact the lock names", ErrMalformed, name)
 		}
 	}
 
-	byPkg := map[string]*policy.Verdict{}
+	byPkg := make(map[string]*policy.Verdict, len(verdicts))
 	for _, v := range verdicts {
 		byPkg[v.Package] = v
 	}
-	keysSeen := map[string]*KeyProof{}
+	keysSeen := map[keyOf]*KeyProof{}
+	rep.Packages = make([]PackageProof, 0, len(l.Packages))
 	for _, pkg := range l.Packages {
-		pp := PackageProof{ID: pkg.ID(), Repository: pkg.Repository, Descriptor: pkg.Descriptor, Artifacts: pkg.Artifacts, Verdict: byPkg[pkg.ID()]}
+		id := pkg.ID()
+		pp := PackageProof{ID: id, Repository: pkg.Repository, Descriptor: pkg.Descriptor, Artifacts: pkg.Artifacts, Verdict: byPkg[id]}
 		s := srcs.Get(pkg.Repository)
 		_, _, recs, err := s.Catalog.VersionShared(pkg.Name, pkg.Version)
 		if err != nil {
@@ -548,6 +551,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 				of = append(of, s.Via)
 			}
 		}
+		pp.Records = make([]RecordProof, 0, len(recs))
 		for i, r := range recs {
 			pr := proven[r.ID]
 			// When it was appended: its entry's time, which its proof proved.
@@ -585,7 +589,7 @@ func checkProofs(ctx context.Context, b *Bundle, l *plan.Lock, srcs plan.Sources
 	}
 	verifiers := map[string]*proof.Verifier{}
 	for _, id := range ids {
-		if !b.Has("proofs/" + id.id + ".proof") {
+		if ahead.byID[id.id] == nil {
 			return nil, refusef("record %s about a locked version has no proof in the bundle (proofs/%s.proof)", id.id, id.id)
 		}
 		if verifiers[id.repo] == nil {
@@ -607,7 +611,7 @@ func checkProofs(ctx context.Context, b *Bundle, l *plan.Lock, srcs plan.Sources
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < len(ids); i = int(next.Add(1)) - 1 {
 				id := ids[i]
-				pr, err := checkProof(ctx, srcs.Get(id.repo), verifiers[id.repo], ahead.get("proofs/"+id.id+".proof"), id)
+				pr, err := checkProof(ctx, srcs.Get(id.repo), verifiers[id.repo], ahead.get(id.id), id)
 				if err == nil && (pr.Record == nil || pr.Record.ID != id.id) {
 					err = fmt.Errorf("proofs/%s.proof proves %s, not that record", id.id, pr.Entry.Path)
 				}
@@ -616,7 +620,7 @@ func checkProofs(ctx context.Context, b *Bundle, l *plan.Lock, srcs plan.Sources
 		}()
 	}
 	wg.Wait()
-	proven := map[string]*proof.Proven{}
+	proven := make(map[string]*proof.Proven, len(ids))
 	for i, id := range ids {
 		if errs[i] != nil {
 			return nil, refusef("record %s: %v", id.id, errs[i])
@@ -818,7 +822,7 @@ func holdsBlobs(b *Bundle, l *plan.Lock) bool {
 	some, all := false, true
 	for _, pkg := range l.Packages {
 		for _, a := range pkg.Artifacts {
-			held := b.Has("blobs/sha256/" + a.SHA256)
+			_, held := b.blob(a.SHA256)
 			some, all = some || held, all && held
 		}
 	}
@@ -839,7 +843,8 @@ func sameSBOM(ctx context.Context, b *Bundle, l *plan.Lock, srcs plan.Sources, b
 	o := sbom.Options{Tool: b.Manifest.MadeBy, Compact: true}
 	if blobs {
 		o.Open = func(_ context.Context, _ *plan.Locked, ref blob.Ref) (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(b.Files["blobs/sha256/"+ref.SHA256])), nil
+			data, _ := b.blob(ref.SHA256)
+			return io.NopCloser(bytes.NewReader(data)), nil
 		}
 	} else {
 		sums, err := sbom.Claims(claimed)
@@ -902,14 +907,17 @@ type GrantProof struct {
 	Leaf    int64      `json:"leaf"`
 }
 
+// keyOf is a key of a source, by the source's name and the key's id.
+type keyOf struct{ source, id string }
+
 // keyReport is the key id as s's index granted it, read from its proved
 // document ("key HEX"); nil for the root's records. seen caches keys by
 // source and id.
-func keyReport(ctx context.Context, s *plan.Source, id string, seen map[string]*KeyProof) (*KeyProof, error) {
+func keyReport(ctx context.Context, s *plan.Source, id string, seen map[keyOf]*KeyProof) (*KeyProof, error) {
 	if id == "" || id == "root" || s.View == nil {
 		return nil, nil
 	}
-	if k, ok := seen[s.Name+" "+id]; ok {
+	if k, ok := seen[keyOf{s.Name, id}]; ok {
 		return k, nil
 	}
 	k, err := s.Catalog.Key(id)
@@ -937,7 +945,7 @@ func keyReport(ctx context.Context, s *plan.Source, id string, seen map[string]*
 	if k.RevokedBy != "" {
 		_, kp.RevokedLeaf = at(k.RevokedBy)
 	}
-	seen[s.Name+" "+id] = kp
+	seen[keyOf{s.Name, id}] = kp
 	return kp, nil
 }
 
@@ -945,78 +953,73 @@ func keyReport(ctx context.Context, s *plan.Source, id string, seen map[string]*
 // inclusion paths checked (proof.DetachedParser) by workers on every core,
 // ahead of the checks that need them.
 type proofParses struct {
-	byName  map[string]*parsedProof // written by add, read by get after end
-	jobs    chan proofJob
-	ended   sync.Once
+	byID    map[string]*parsedProof // by record id, into parses
+	parses  []parsedProof           // in the workers' order
+	next    atomic.Int64            // the next parse a worker takes
 	stopped atomic.Bool
 	wg      sync.WaitGroup
 	// parser parses them all: they are proofs to one checkpoint, whose
 	// text is parsed once and whose paths share their nodes.
-	parser *proof.DetachedParser
+	parser proof.DetachedParser
 }
 
-// parsedProof is one proof member's parse (proof.DetachedParser), once done is
-// closed.
+// parsedProof is one proof member's parse (proof.DetachedParser), once
+// done is.
 type parsedProof struct {
-	done chan struct{}
+	data []byte // the member's
+	done sync.WaitGroup
 	pp   *proof.Parsed
 	err  error
 }
 
-// proofJob is a proof member to parse.
-type proofJob struct {
-	p    *parsedProof
-	data []byte
-}
-
-// startProofParses starts the workers that parse the proof members add
-// is given, of at most n members: add never waits for them.
-func startProofParses(n int) *proofParses {
-	ps := &proofParses{byName: map[string]*parsedProof{}, jobs: make(chan proofJob, n), parser: &proof.DetachedParser{}}
+// startProofParses starts the workers that parse the proof members of a
+// bundle's files, and returns before they are done.
+func startProofParses(files map[string][]byte) *proofParses {
+	n := 0
+	for name := range files {
+		if isProofMember(name) {
+			n++
+		}
+	}
+	ps := &proofParses{byID: make(map[string]*parsedProof, n), parses: make([]parsedProof, n)}
+	i := 0
+	for name, data := range files {
+		if id, ok := proofMember(name); ok {
+			p := &ps.parses[i]
+			p.data = data
+			p.done.Add(1)
+			ps.byID[id] = p
+			i++
+		}
+	}
 	for range runtime.GOMAXPROCS(0) {
 		ps.wg.Go(func() {
-			for j := range ps.jobs {
+			for i := int(ps.next.Add(1)) - 1; i < len(ps.parses); i = int(ps.next.Add(1)) - 1 {
+				p := &ps.parses[i]
 				if ps.stopped.Load() {
-					j.p.err = errors.New("verification ended")
+					p.err = errors.New("verification ended")
 				} else {
-					j.p.pp, j.p.err = ps.parser.Parse(j.data)
+					p.pp, p.err = ps.parser.Parse(p.data)
 				}
-				close(j.p.done)
+				p.done.Done()
 			}
 		})
 	}
 	return ps
 }
 
-// add queues a member read from the bundle for parsing if it is a proof
-// member. It is called by one goroutine, the reader's, before end.
-func (ps *proofParses) add(name string, data []byte) {
-	if !isProofMember(name) {
-		return
-	}
-	p := &parsedProof{done: make(chan struct{})}
-	ps.byName[name] = p
-	ps.jobs <- proofJob{p: p, data: data}
-}
-
-// end says that no member follows: the workers finish the queue.
-func (ps *proofParses) end() {
-	ps.ended.Do(func() { close(ps.jobs) })
-}
-
-// get waits for the parse of a proof member (a member of files).
-func (ps *proofParses) get(name string) *parsedProof {
-	p := ps.byName[name]
+// get waits for the parse of the proof member of a record.
+func (ps *proofParses) get(id string) *parsedProof {
+	p := ps.byID[id]
 	if p == nil {
-		return &parsedProof{err: fmt.Errorf("%s is not a proof member of the bundle", name)}
+		return &parsedProof{err: fmt.Errorf("proofs/%s.proof is not a member of the bundle", id)}
 	}
-	<-p.done
+	p.done.Wait()
 	return p
 }
 
 // stop ends the parses not started yet and waits for the others.
 func (ps *proofParses) stop() {
 	ps.stopped.Store(true)
-	ps.end()
 	ps.wg.Wait()
 }
