@@ -560,14 +560,14 @@ func checkCheckpoint(ctx context.Context, r *index.Repo, rm *Remote, in index.Li
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", rm.title(), err)
 	}
-	m, err := st.Map()
+	size, root, mapRoot, err := st.MapRoot()
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", rm.title(), err)
 	}
 	if head := st.Head(); head != res.Head {
 		return nil, 0, fmt.Errorf("%s: the transparency log computed is at %s, not at the head verified, %s", rm.title(), head, res.Head)
 	}
-	if mine := (checkpoint.Checkpoint{Origin: sc.Origin, Size: m.Size, Root: m.Root, Map: m.Map.Root(), Head: res.Head, Time: sc.Time}); mine != sc.Checkpoint {
+	if mine := (checkpoint.Checkpoint{Origin: sc.Origin, Size: size, Root: root, Map: mapRoot, Head: res.Head, Time: sc.Time}); mine != sc.Checkpoint {
 		return nil, 0, &CheckpointError{Remote: rm.title(), Evidence: note, Problem: fmt.Sprintf(
 			"the checkpoint's tree is not the one its history gives: it signs size %d, root %x, map %x at head %s; the history verified gives size %d, root %x, map %x there: the server signs one log and serves another (the signed checkpoint is the evidence)",
 			sc.Size, sc.Root[:], sc.Map[:], sc.Head, mine.Size, mine.Root[:], mine.Map[:])}

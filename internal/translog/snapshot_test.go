@@ -167,6 +167,17 @@ func TestStoreSnapshotLazy(t *testing.T) {
 	if unread, read := lazies(o.m); unread < 1<<bits-4 || unread == 1<<bits || read > 4 {
 		t.Fatalf("after two commits, %d buckets unread and %d read in place, of %d", unread, read, 1<<bits)
 	}
+	// MapRoot gives the roots Map does, and reads no bucket more.
+	size, root, mapRoot, err := o.MapRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unread2, read2 := lazies(o.m); unread2 < 1<<bits-4 || read2 > 4 {
+		t.Fatalf("MapRoot read buckets: %d unread and %d read, of %d", unread2, read2, 1<<bits)
+	}
+	if ref := logMap(t, o); size != o.Size() || root != o.Root() || mapRoot != ref.Root() {
+		t.Fatalf("MapRoot: size %d, root %v, map %v; the log: %d, %v, its entries' map %v", size, root, mapRoot, o.Size(), o.Root(), ref.Root())
+	}
 	check(o)
 
 	// A bucket damaged on disk (a chain changed, its digest and the

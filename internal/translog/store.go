@@ -94,6 +94,22 @@ func (s *Store) Map() (MapAt, error) {
 	return at, nil
 }
 
+// MapRoot returns the committed log's size and root and its map's root,
+// the root Map's map has: the map brought up to date with the log as Map
+// does, every map leaf since its snapshot checked, but without reading
+// the snapshot's subtrees that no append reached. Their hashes stand for
+// them, as they do in Map's root: the snapshot's header, whose tree was
+// checked against the log's map leaf at the snapshot's size when it was
+// opened. A caller that compares a signed checkpoint with the log needs
+// no more, and a map snapshot read whole costs a fault a page.
+func (s *Store) MapRoot() (size int64, root, mapRoot tlog.Hash, err error) {
+	at, err := s.mapAt()
+	if err != nil {
+		return 0, tlog.Hash{}, tlog.Hash{}, err
+	}
+	return at.Size, at.Root, at.Map.Root(), nil
+}
+
 // mapAt is Map, except that the subtrees of a map snapshot it started
 // from may not be read yet: a writer reads only those its appends reach
 // (Map.load).
