@@ -103,3 +103,44 @@ func TestPullAsksNoAncestry(t *testing.T) {
 		}
 	}
 }
+
+// A pull that continues from the head main stands at moves main with no
+// git process asking whether main is behind: the replay from that head
+// proved it.
+func TestPullAdvancesMainWithoutAncestry(t *testing.T) {
+	w := newWorld(t)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	c := w.client("c", w.url)
+	if _, err := Pull(w.ctx, c, "origin", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	head, err := w.repo.Head(w.ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := filepath.Join(t.TempDir(), "trace")
+	t.Setenv("GIT_TRACE", trace)
+	p, err := Pull(w.ctx, c, "origin", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Head != head || p.Main != "fast-forwarded" {
+		t.Fatalf("pulled to %s, main %s; want %s, fast-forwarded", p.Head, p.Main, head)
+	}
+	if main, _ := c.Head(w.ctx, index.MainRef); main != head {
+		t.Fatalf("main at %s, want %s", main, head)
+	}
+	log, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.Contains(l, "merge-base") && strings.Contains(l, head) {
+			t.Errorf("moving main ran %s", strings.TrimSpace(l))
+		}
+	}
+}

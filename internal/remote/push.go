@@ -135,7 +135,7 @@ func Push(ctx context.Context, r *index.Repo, name string, s keys.Signer, o Opti
 			return nil, err
 		}
 		if ok, _ := r.IsAncestor(ctx, main, head); ok {
-			_, err := advanceMain(ctx, r, rm)
+			_, err := advanceMain(ctx, r, rm, "")
 			out.Head = head
 			return out, err
 		}
