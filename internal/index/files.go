@@ -164,7 +164,7 @@ type MemFiles struct {
 	// of a lock, each reading every locked version); Add, Loaded and a
 	// load hold it alone.
 	mu      sync.RWMutex
-	files   map[string]*MemFile // into copies of what was added, never changed
+	files   map[string]*MemFile  // into copies of what was added, never changed
 	dirs    map[string]*dirNames // dir → its entries
 	loading map[string]*subjectLoad
 	// subjects maps a path read to SubjectOf(path) (a catalog reads each
