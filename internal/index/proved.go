@@ -39,7 +39,9 @@ import (
 func Needs(files []MemFile) []string {
 	seen := map[string]bool{}
 	// The key ids read already: a subject's records are signed by a few
-	// keys, each named once, not converted again for every record.
+	// keys, each named once, not converted again for every record. The
+	// first few are remembered, no more: a subject signed by many keys
+	// converts the others each time rather than searching a long list.
 	var idsArray [8]string
 	ids := idsArray[:0]
 	for i := range files {
@@ -71,7 +73,9 @@ func Needs(files []MemFile) []string {
 			if slices.Contains(ids, s.KeyID) {
 				continue
 			}
-			ids = append(ids, s.KeyID)
+			if len(ids) < cap(ids) {
+				ids = append(ids, s.KeyID)
+			}
 			if h, err := keys.HexFromID(s.KeyID); err == nil {
 				seen["key "+h] = true
 			}
