@@ -105,22 +105,7 @@ func (rs resources) subjectMember(i int, line, s, size string) string {
 	if rs.compact {
 		ext = compactExt
 	}
-	// repos/<i>/<line>api/v1/log/subject/<size>/<hex>.<ext>, in one
-	// buffer of its length.
-	var buf strings.Builder
-	buf.Grow(len("repos/") + 20 + 1 + len(line) + len("api/v1/log/subject/") + len(size) + 1 + 2*len(sum) + len(ext))
-	var digits [2 * sha256.Size]byte
-	buf.WriteString("repos/")
-	buf.Write(strconv.AppendInt(digits[:0], int64(i), 10))
-	buf.WriteByte('/')
-	buf.WriteString(line)
-	buf.WriteString("api/v1/log/subject/")
-	buf.WriteString(size)
-	buf.WriteByte('/')
-	hex.Encode(digits[:], sum[:])
-	buf.Write(digits[:])
-	buf.WriteString(ext)
-	return buf.String()
+	return "repos/" + strconv.Itoa(i) + "/" + line + "api/v1/log/subject/" + size + "/" + hex.EncodeToString(sum[:]) + ext
 }
 
 // canonicalSize says whether a tree size asked for is a decimal number
