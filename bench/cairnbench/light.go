@@ -202,11 +202,13 @@ func benchLight(ctx context.Context, cairn, work string, ix *gen.Index) error {
 	var lockT, floorT, curlT traffic
 	replica := false
 	for round := 0; round < 3; round++ {
+		settled(srv)
 		d, t, err := measured(url, fetchAll)
 		if err != nil {
 			return err
 		}
 		floors, floorT = append(floors, d), t
+		settled(srv)
 		if d, t, err = measured(url, curlAll); err != nil {
 			return err
 		}
@@ -214,6 +216,7 @@ func benchLight(ctx context.Context, cairn, work string, ix *gen.Index) error {
 		cache := filepath.Join(work, fmt.Sprintf("cache%d", round))
 		var cpu, sys time.Duration
 		var faults float64
+		settled(srv)
 		d, t, err = measured(url, func() error {
 			cmd := exec.Command(cairn, "lock", "--dir", proj, "--cache", cache)
 			out, err := cmd.CombinedOutput()
@@ -260,7 +263,7 @@ func benchLight(ctx context.Context, cairn, work string, ix *gen.Index) error {
 
 	f, c, l := median(floors), median(curls), median(locks)
 	kib := func(t traffic) float64 { return t.bytes / 1024 }
-	line("floor_light_curl", ms(c), "ms", 1, fmt.Sprintf("THE FLOOR light_lock's ratio is to: the same %d package documents from /api/v1/packages/, no proofs, by one curl process (--parallel --parallel-max 8, keep-alive): %.0f requests, %.0f KiB, %.0f ms in the server's handlers, %.0f ms of curl's CPU, median of 3", lightPackages, curlT.requests, kib(curlT), curlT.seconds*1000, ms(median(curlCPU))))
+	line("floor_light_curl", ms(c), "ms", 1, fmt.Sprintf("THE FLOOR light_lock's ratio is to: the same %d package documents from /api/v1/packages/, no proofs, by one curl process (--parallel --parallel-max 8, keep-alive), each run (the floors' and cairn's) once the server has been idle for 100 ms: %.0f requests, %.0f KiB, %.0f ms in the server's handlers, %.0f ms of curl's CPU, median of 3", lightPackages, curlT.requests, kib(curlT), curlT.seconds*1000, ms(median(curlCPU))))
 	line("floor_light_fetch", ms(f), "ms", ms(c)/ms(f), fmt.Sprintf("a second reference: the same documents fetched in this process (no process start), Go client, 8 at a time: %.0f requests, %.0f KiB, %.0f ms in the server's handlers, median of 3", floorT.requests, kib(floorT), floorT.seconds*1000))
 	line("pull_full", ms(pd), "ms", ms(c)/ms(pd), fmt.Sprintf("cairn pull of the whole %d-record index into an empty replica: %.0f requests, %.0f KiB", ix.Records, pt.requests, kib(pt)))
 	name, note := "light_lock", ""

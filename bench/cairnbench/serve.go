@@ -491,3 +491,33 @@ func medianF(xs []float64) float64 {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// settled waits until the server process srv has used no CPU for 100 ms
+// (at most 3 s): what it does after the requests before — its collector
+// marking a large heap, say — is not charged to the next measured run,
+// which shares its two cores. Each run, floor or cairn's, waits alike.
+func settled(srv *exec.Cmd) {
+	cpu := func() (int64, bool) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", srv.Process.Pid))
+		if err != nil {
+			return 0, false
+		}
+		// utime and stime: fields 14 and 15, after the command's ")".
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			return 0, false
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		return u + s, true
+	}
+	last, ok := cpu()
+	for end := time.Now().Add(3 * time.Second); ok && time.Now().Before(end); {
+		time.Sleep(100 * time.Millisecond)
+		now, ok2 := cpu()
+		if !ok2 || now == last {
+			return
+		}
+		last = now
+	}
+}
