@@ -118,6 +118,7 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 		got := make([][]float64, len(bases))
 		for round := 0; round < 3; round++ {
 			for i, base := range bases {
+				settled(srv)
 				res, err := runWrk(base+path, conns, script)
 				if err != nil {
 					return err
@@ -126,7 +127,7 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 			}
 		}
 		f, o := medianF(got[0]), medianF(got[1])
-		line("floor_"+name, f, unit, 1, "nginx (open_file_cache max=10000), same files, same disk, wrk -t2 -c"+strconv.Itoa(conns)+" -d5s, median of 3")
+		line("floor_"+name, f, unit, 1, "nginx (open_file_cache max=10000), same files, same disk, wrk -t2 -c"+strconv.Itoa(conns)+" -d5s, each run once cairn serve has been idle for 100 ms, median of 3")
 		line(name, o, unit, o/f, "cairn serve, same files, alternating with the floor, median of 3 "+goal)
 		for i, r := range refs {
 			v := medianF(got[2+i])
