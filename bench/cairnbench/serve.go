@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"regexp"
 	"slices"
 	"strconv"
@@ -493,11 +494,15 @@ func medianF(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// settled waits until the server process srv has used no CPU for 100 ms
-// (at most 3 s): what it does after the requests before — its collector
-// marking a large heap, say — is not charged to the next measured run,
-// which shares its two cores. Each run, floor or cairn's, waits alike.
+// settled collects this process's garbage (the in-process floors' and
+// the generated index's: a heap of hundreds of MiB at 1M records, whose
+// collection would otherwise run during the next measured run), then
+// waits until the server process srv has used no CPU for 100 ms (at most
+// 3 s): what it does after the requests before — its collector marking
+// a large heap, say — is not charged to the next measured run, which
+// shares its two cores. Each run, floor or cairn's, waits alike.
 func settled(srv *exec.Cmd) {
+	runtime.GC()
 	cpu := func() (int64, bool) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", srv.Process.Pid))
 		if err != nil {
