@@ -3,6 +3,7 @@ package index_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"sort"
 	"sync"
@@ -284,5 +285,48 @@ func TestNeeds(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("needs of %s: %v, want %v", subject, got, want)
 		}
+	}
+}
+
+// A subject signed by more keys than Needs remembers (eight) still
+// needs every one of them, each once: the ninth and later are converted
+// each time they sign, and named once all the same. Three rounds of
+// twelve auditors: the ids past the eighth are met again.
+func TestNeedsPastEightSigners(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/many", "1.0.0")
+	auditors := make([]keys.Signer, 12)
+	for i := range auditors {
+		auditors[i] = newSigner()
+		f.grant(auditors[i], fmt.Sprintf("auditor-%d", i), "certify:audited")
+	}
+	for round := range 3 {
+		for i, a := range auditors {
+			if _, err := author.Certify(f.ctx, f.repo, author.Certification{Name: "acme/many", Version: "1.0.0", Kind: record.Audited, Note: fmt.Sprintf("round %d by %d", round, i)}, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	head, err := f.repo.Head(f.ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := f.repo.HistoryFiles(f.ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var of []index.MemFile
+	for _, file := range files {
+		if s, _ := index.SubjectOf(file.Path); s == "package acme/many" {
+			of = append(of, file)
+		}
+	}
+	want := []string{"key " + keys.IDHex(f.alice.Public())}
+	for _, a := range auditors {
+		want = append(want, "key "+keys.IDHex(a.Public()))
+	}
+	sort.Strings(want)
+	if got := index.Needs(of); !reflect.DeepEqual(got, want) {
+		t.Errorf("needs of a package signed by 13 keys: %d subjects %v, want %d %v", len(got), got, len(want), want)
 	}
 }
