@@ -259,16 +259,7 @@ func TestReplayProvedRefusesBrokenLogs(t *testing.T) {
 // Needs names what the rules read to judge a subject's files.
 func TestNeeds(t *testing.T) {
 	w := newCatalogWorld(t)
-	_, files := w.history()
-	of := func(subject string) []index.MemFile {
-		var out []index.MemFile
-		for _, f := range files {
-			if s, _ := index.SubjectOf(f.Path); s == subject {
-				out = append(out, f)
-			}
-		}
-		return out
-	}
+	of := w.subjectFiles
 	key := func(s keys.Signer) string { return "key " + keys.IDHex(s.Public()) }
 	for subject, want := range map[string][]string{
 		"package acme/fastjson":               {key(w.alice), key(w.audit), key(w.bob)},
@@ -307,26 +298,33 @@ func TestNeedsPastEightSigners(t *testing.T) {
 			}
 		}
 	}
-	head, err := f.repo.Head(f.ctx, index.MainRef)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := f.repo.HistoryFiles(f.ctx, head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var of []index.MemFile
-	for _, file := range files {
-		if s, _ := index.SubjectOf(file.Path); s == "package acme/many" {
-			of = append(of, file)
-		}
-	}
 	want := []string{"key " + keys.IDHex(f.alice.Public())}
 	for _, a := range auditors {
 		want = append(want, "key "+keys.IDHex(a.Public()))
 	}
 	sort.Strings(want)
-	if got := index.Needs(of); !reflect.DeepEqual(got, want) {
+	if got := index.Needs(f.subjectFiles("package acme/many")); !reflect.DeepEqual(got, want) {
 		t.Errorf("needs of a package signed by 13 keys: %d subjects %v, want %d %v", len(got), got, len(want), want)
 	}
+}
+
+// subjectFiles returns the files of main's history that are subject's,
+// as a light client would read them.
+func (f *fixture) subjectFiles(subject string) []index.MemFile {
+	f.t.Helper()
+	head, err := f.repo.Head(f.ctx, index.MainRef)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	files, err := f.repo.HistoryFiles(f.ctx, head)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []index.MemFile
+	for _, file := range files {
+		if s, _ := index.SubjectOf(file.Path); s == subject {
+			out = append(out, file)
+		}
+	}
+	return out
 }
