@@ -140,15 +140,17 @@ func (w *catalogWorld) memAndGit(mf *index.MemFiles, head, name string) (*index.
 	return mem, want
 }
 
-func (w *catalogWorld) history() (string, []index.MemFile) {
-	w.t.Helper()
-	head, err := w.repo.Head(w.ctx, index.MainRef)
+// history returns main's head and every file of its history, as a
+// light client holds them.
+func (f *fixture) history() (string, []index.MemFile) {
+	f.t.Helper()
+	head, err := f.repo.Head(f.ctx, index.MainRef)
 	if err != nil {
-		w.t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	files, err := w.repo.HistoryFiles(w.ctx, head)
+	files, err := f.repo.HistoryFiles(f.ctx, head)
 	if err != nil {
-		w.t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	return head, files
 }

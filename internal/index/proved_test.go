@@ -312,14 +312,7 @@ func TestNeedsPastEightSigners(t *testing.T) {
 // as a light client would read them.
 func (f *fixture) subjectFiles(subject string) []index.MemFile {
 	f.t.Helper()
-	head, err := f.repo.Head(f.ctx, index.MainRef)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	files, err := f.repo.HistoryFiles(f.ctx, head)
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	_, files := f.history()
 	var out []index.MemFile
 	for _, file := range files {
 		if s, _ := index.SubjectOf(file.Path); s == subject {
