@@ -20,6 +20,7 @@ import (
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/server"
+	"cairn.dev/cairn/internal/web"
 )
 
 // BenchmarkPages times each page, one request at a time through real
@@ -89,7 +90,7 @@ func BenchmarkPages(b *testing.B) {
 		{"search", "/?q=" + p.Name[len(p.Name)-4:]},
 		{"package", "/packages/" + p.Name},
 		{"version_50_records", "/packages/" + p.Name + "@" + p.Latest + "?policy=org"},
-		{"key", "/keys/" + keys.ID(ix.Auditor.Public())},
+		{"key", web.KeyURL(keys.ID(ix.Auditor.Public()))},
 		{"log", "/log"},
 	}
 	for _, pg := range pages {

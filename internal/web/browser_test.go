@@ -25,6 +25,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"cairn.dev/cairn/internal/web"
 )
 
 // chromium is the browser the test drives: $CHROMIUM, else Debian's.
@@ -159,7 +161,7 @@ func TestBrowser(t *testing.T) {
 	allowed := visit("/packages/acme/hello@1.0.0?policy=org", "version-allowed")
 	contains("the allowed version", allowed, "allowed", "pass", "answers record "+s.vuln10[:16])
 
-	key := visit("/keys/"+s.secID, "key")
+	key := visit(web.KeyURL(s.secID), "key")
 	contains("the security team's key", key, "acme-security", "certify:audited", "acme/hello@1.1.0")
 
 	log := visit("/log", "log")

@@ -24,6 +24,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -151,6 +152,12 @@ const (
 	KeysPath     = "/keys/"     // /keys/KEYID
 	LogPath      = "/log"       // the log's page; its files are under /log/
 )
+
+// KeyURL is the path of a key's page. A key id is base64 and may hold
+// "/", even "//", which a path would be cleaned of (a redirect to another
+// id): the id is one escaped path segment, which the route reads back
+// whole.
+func KeyURL(id string) string { return KeysPath + url.PathEscape(id) }
 
 // Mount registers the pages on mux.
 func (p *Pages) Mount(mux *http.ServeMux) {
@@ -337,7 +344,7 @@ var funcs = template.FuncMap{
 	"versionURL": func(name, version string) string {
 		return PackagesPath + name + "@" + version
 	},
-	"keyURL": func(id string) string { return KeysPath + id },
+	"keyURL": KeyURL,
 	"anchor": func(id string) string { return "r-" + id },
 	"add":    func(a, b int) int { return a + b },
 	"sub":    func(a, b int) int { return a - b },

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"crypto/ed25519"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/server"
 	"cairn.dev/cairn/internal/server/servertest"
+	"cairn.dev/cairn/internal/web"
 )
 
 func TestMain(m *testing.M) { servertest.Main(m) }
@@ -222,7 +224,7 @@ func TestHomePage(t *testing.T) {
 		t.Errorf("no link to /packages/acme/hello")
 	}
 	if l := find(main, func(n *html.Node) bool {
-		return n.Data == "a" && attr(n, "href") == "/keys/"+s.secID && text(n) == s.secID
+		return n.Data == "a" && attr(n, "href") == web.KeyURL(s.secID) && text(n) == s.secID
 	}); len(l) != 1 {
 		t.Errorf("the activity's grant of %s does not link to its key page", s.secID)
 	}
@@ -283,7 +285,7 @@ func TestVersionPage(t *testing.T) {
 		}
 	}
 	tr := byID(t, doc, "r-"+s.audit11)
-	if l := find(tr, func(n *html.Node) bool { return n.Data == "a" && attr(n, "href") == "/keys/"+s.secID }); len(l) != 1 {
+	if l := find(tr, func(n *html.Node) bool { return n.Data == "a" && attr(n, "href") == web.KeyURL(s.secID) }); len(l) != 1 {
 		t.Errorf("the revoked audit does not link to its issuer's key page")
 	}
 	if l := find(tr, func(n *html.Node) bool { return n.Data == "a" && attr(n, "href") == "#r-"+s.revoke11 }); len(l) != 1 {
@@ -329,7 +331,7 @@ func TestVersionPage(t *testing.T) {
 
 func TestKeyPage(t *testing.T) {
 	s := newSite(t)
-	doc := get(t, s.url+"/keys/"+s.publisherID, 200)
+	doc := get(t, s.url+web.KeyURL(s.publisherID), 200)
 	accessible(t, doc, s.publisherID)
 	main := text(byID(t, doc, "main"))
 	for _, want := range []string{"alice", "active", "publish:acme/*", "acme/hello@1.0.0", "acme/hello@1.1.0", "acme/evil@0.1.0"} {
@@ -344,14 +346,49 @@ func TestKeyPage(t *testing.T) {
 	if _, err := author.RevokeKey(s.w.Ctx, s.w.Repo, s.publisherID, "left the team", s.w.Root); err != nil {
 		t.Fatal(err)
 	}
-	doc = get(t, s.url+"/keys/"+s.publisherID, 200)
+	doc = get(t, s.url+web.KeyURL(s.publisherID), 200)
 	if main := text(byID(t, doc, "main")); !strings.Contains(main, "revoked") || !strings.Contains(main, "left the team") {
 		t.Errorf("a revoked key's page:\n%s", main)
 	}
 	get(t, s.url+"/keys/SHA256:nosuchkey", 404)
 	// An empty window (before the first leaf) says so, not "leaves 0 to -1".
-	if main := text(byID(t, get(t, s.url+"/keys/"+s.publisherID+"?before=0", 200), "main")); strings.Contains(main, "to -1") || !strings.Contains(main, "nothing to show") {
+	if main := text(byID(t, get(t, s.url+web.KeyURL(s.publisherID)+"?before=0", 200), "main")); strings.Contains(main, "to -1") || !strings.Contains(main, "nothing to show") {
 		t.Errorf("the key page before leaf 0:\n%s", main)
+	}
+}
+
+// A key whose id holds "//" (base64 may: about one key in a hundred) has
+// a page at the link the pages give it: its id is one escaped segment,
+// not a path the server cleans of a slash and redirects to another id.
+func TestKeyPageOfAnIDWithSlashes(t *testing.T) {
+	s := newSite(t)
+	var id string
+	var signer keys.Signer
+	for id == "" || !strings.Contains(id, "//") {
+		_, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer = keys.NewSigner(priv)
+		id = keys.ID(signer.Public())
+	}
+	if _, err := author.Grant(s.w.Ctx, s.w.Repo, author.KeyGrant{Key: signer.Public(), Holder: "slashed-auditor", Scopes: []string{"certify:audited"}}, s.w.Root); err != nil {
+		t.Fatal(err)
+	}
+	// The home page's latest commit is the grant, linked to the key.
+	links := find(get(t, s.url+"/", 200), func(n *html.Node) bool {
+		return n.Data == "a" && strings.HasPrefix(attr(n, "href"), "/keys/") && strings.Contains(text(n), id)
+	})
+	if len(links) == 0 {
+		t.Fatalf("the home page links no page of key %s", id)
+	}
+	href := attr(links[0], "href")
+	if href != web.KeyURL(id) {
+		t.Errorf("the home page links key %s at %s, not %s", id, href, web.KeyURL(id))
+	}
+	main := text(byID(t, get(t, s.url+href, 200), "main"))
+	if !strings.Contains(main, "slashed-auditor") || !strings.Contains(main, id) {
+		t.Errorf("the page at %s is not key %s's:\n%s", href, id, main)
 	}
 }
 
