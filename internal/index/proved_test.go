@@ -55,14 +55,7 @@ func (f *fixture) forge(when time.Time, files ...*index.File) {
 // history up to main's head.
 func (f *fixture) proved(subject string) []index.MemFile {
 	f.t.Helper()
-	head, err := f.repo.Head(f.ctx, index.MainRef)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	all, err := f.repo.HistoryFiles(f.ctx, head)
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	_, all := f.history()
 	by := map[string][]index.MemFile{}
 	for _, file := range all {
 		s, _ := index.SubjectOf(file.Path)
@@ -259,7 +252,7 @@ func TestReplayProvedRefusesBrokenLogs(t *testing.T) {
 // Needs names what the rules read to judge a subject's files.
 func TestNeeds(t *testing.T) {
 	w := newCatalogWorld(t)
-	of := w.subjectFiles
+	_, files := w.history()
 	key := func(s keys.Signer) string { return "key " + keys.IDHex(s.Public()) }
 	for subject, want := range map[string][]string{
 		"package acme/fastjson":               {key(w.alice), key(w.audit), key(w.bob)},
@@ -268,7 +261,7 @@ func TestNeeds(t *testing.T) {
 		"label lts":                           {key(w.curator), "snapshot " + w.lts, "snapshot " + w.ltsFirst},
 		"root":                                {},
 	} {
-		got := index.Needs(of(subject))
+		got := index.Needs(subjectFiles(files, subject))
 		sort.Strings(want)
 		if len(got) == 0 && len(want) == 0 {
 			continue
@@ -303,16 +296,15 @@ func TestNeedsPastEightSigners(t *testing.T) {
 		want = append(want, "key "+keys.IDHex(a.Public()))
 	}
 	sort.Strings(want)
-	if got := index.Needs(f.subjectFiles("package acme/many")); !reflect.DeepEqual(got, want) {
+	_, files := f.history()
+	if got := index.Needs(subjectFiles(files, "package acme/many")); !reflect.DeepEqual(got, want) {
 		t.Errorf("needs of a package signed by 13 keys: %d subjects %v, want %d %v", len(got), got, len(want), want)
 	}
 }
 
-// subjectFiles returns the files of main's history that are subject's,
-// as a light client would read them.
-func (f *fixture) subjectFiles(subject string) []index.MemFile {
-	f.t.Helper()
-	_, files := f.history()
+// subjectFiles returns the files of a history that are subject's, as a
+// light client would read them.
+func subjectFiles(files []index.MemFile, subject string) []index.MemFile {
 	var out []index.MemFile
 	for _, file := range files {
 		if s, _ := index.SubjectOf(file.Path); s == subject {
