@@ -137,31 +137,37 @@ func CheckID(id string) error {
 	return err
 }
 
-// digestOfID returns the digest a "SHA256:…" fingerprint names.
+// idLen is the length of a fingerprint's base64: 32 bytes, unpadded.
+const idLen = 43 // base64.RawStdEncoding.EncodedLen(sha256.Size)
+
+// digestOfID returns the digest a "SHA256:…" fingerprint names. A key
+// has one spelling, the one ID gives and ssh-keygen -l prints: 43
+// characters of unpadded standard base64 whose unused last bits are
+// zero. Another spelling of the same digest (a line break inside, the
+// last character with those bits set) is refused, so that a key id read
+// from a record, a grant or a policy names one key one way: two strings
+// for one key could be counted as two issuers, or fail to match the
+// issuer a revocation names.
 func digestOfID(id string) ([sha256.Size]byte, error) {
 	var d [sha256.Size]byte
 	b64, ok := strings.CutPrefix(id, "SHA256:")
 	if !ok {
 		return d, fmt.Errorf("key id %q: want an OpenSSH fingerprint starting SHA256:", id)
 	}
-	// A fingerprint's length, decoded on the stack; any other as
-	// DecodeString does (which skips newlines).
-	var raw []byte
-	var err error
-	if enc := base64.RawStdEncoding; len(b64) == enc.EncodedLen(sha256.Size) {
-		var src [43]byte // EncodedLen(sha256.Size)
-		var dst [sha256.Size]byte
-		n := copy(src[:], b64)
-		var m int
-		m, err = enc.Decode(dst[:], src[:n])
-		raw = dst[:m]
-	} else {
-		raw, err = enc.DecodeString(b64)
+	bad := func() error {
+		return fmt.Errorf("key id %q: not a SHA256 fingerprint as ssh-keygen -l prints one (SHA256: and %d characters of unpadded base64)", id, idLen)
 	}
-	if err != nil || len(raw) != sha256.Size {
-		return d, fmt.Errorf("key id %q: not a SHA256 fingerprint", id)
+	if len(b64) != idLen {
+		return d, bad()
 	}
-	copy(d[:], raw)
+	// Decoded on the stack. The decoder skips line breaks: one inside
+	// leaves fewer than 32 bytes, refused below.
+	var src [idLen]byte
+	copy(src[:], b64)
+	n, err := base64.RawStdEncoding.Strict().Decode(d[:], src[:])
+	if err != nil || n != sha256.Size {
+		return [sha256.Size]byte{}, bad()
+	}
 	return d, nil
 }
 

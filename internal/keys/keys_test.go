@@ -218,6 +218,18 @@ func TestGenerateMissingDirectory(t *testing.T) {
 // A key id converts to its digest's hex when it is "SHA256:" and the
 // digest in unpadded base64, as DecodeString reads it (which skips
 // newlines); CheckID refuses exactly what HexFromID refuses.
+// otherSpelling returns the base64 character that differs from c, the
+// last of a fingerprint, only in the bits a 32-byte digest leaves unused
+// (its last two): a non-strict decoder reads the same digest from it.
+func otherSpelling(t *testing.T, c byte) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	i := strings.IndexByte(alphabet, c)
+	if i < 0 || i&3 != 0 {
+		t.Fatalf("%q is not the last character of a canonical fingerprint", c)
+	}
+	return alphabet[i|1 : i|1+1]
+}
+
 func TestHexFromID(t *testing.T) {
 	pub, _, _ := ed25519.GenerateKey(nil)
 	id := ID(pub)
@@ -227,8 +239,11 @@ func TestHexFromID(t *testing.T) {
 		ok bool
 	}{
 		{id, true},
-		{"SHA256:" + b64[:20] + "\n" + b64[20:], true},
-		{"SHA256:" + b64[:42] + "\r\n" + b64[42:], true},
+		// The same digest spelled otherwise: a line break inside, or
+		// the last character with its unused bits set.
+		{"SHA256:" + b64[:20] + "\n" + b64[20:], false},
+		{"SHA256:" + b64[:42] + "\r\n" + b64[42:], false},
+		{"SHA256:" + b64[:42] + otherSpelling(t, b64[42]), false},
 		{"SHA256:" + b64 + "=", false},
 		{"SHA256:" + b64[:42], false},
 		{"SHA256:" + b64[:42] + "!", false},

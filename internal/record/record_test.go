@@ -120,6 +120,36 @@ func TestSignedByCountsDistinctKeys(t *testing.T) {
 	}
 }
 
+// A key id has one spelling: an envelope that names its signer's key
+// another way (the same digest with a line break inside, or with the
+// unused bits of its last character set) is refused as it is read, so
+// that no count of issuers or match of an issuer sees two strings for
+// one key.
+func TestKeyIDOtherSpellingsRefused(t *testing.T) {
+	a := signer(t)
+	payload, _ := Build(Audited, []Subject{desc}, samples(t)[Audited])
+	r, err := Sign(payload, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := keys.ID(a.Public())
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	last := strings.IndexByte(alphabet, id[len(id)-1])
+	for _, other := range []string{
+		id[:30] + `\n` + id[30:],                   // a JSON escape: the string holds a line break
+		id[:len(id)-1] + alphabet[last|1:last|1+1], // the same 32 bytes to a lenient decoder
+		id[:len(id)-1] + alphabet[last|3:last|3+1],
+	} {
+		raw := strings.Replace(string(r.Raw), `"keyid":"`+id+`"`, `"keyid":"`+other+`"`, 1)
+		if raw == string(r.Raw) {
+			t.Fatal("the envelope does not name its key as the test expects")
+		}
+		if _, err := Parse([]byte(raw)); err == nil || !strings.Contains(err.Error(), "not a SHA256 fingerprint") {
+			t.Errorf("key id %q for %s: Parse = %v, want it refused", other, id, err)
+		}
+	}
+}
+
 func envelope(payloadType string, payload []byte, sigs int) []byte {
 	env := dsse.Envelope{PayloadType: payloadType, Payload: base64.StdEncoding.EncodeToString(payload)}
 	for i := 0; i < sigs; i++ {
