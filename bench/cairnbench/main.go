@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -179,6 +180,28 @@ func line(name string, value float64, unit string, ratio float64, note string) {
 	fmt.Printf("%-24s %10.2f %-10s %s  %s\n", name, value, unit, r, note)
 }
 
+// gitReads runs git's own reads of every object of the repository at
+// gitDir, one after the other, and returns their CPU time (user and
+// system) and wall time.
+func gitReads(gitDir string) (cpu, wall time.Duration, err error) {
+	for _, args := range [][]string{
+		{"rev-list", "--objects", "--all"},
+		{"cat-file", "--batch-all-objects", "--batch"},
+	} {
+		cmd := exec.Command("git", append([]string{"--git-dir=" + gitDir}, args...)...)
+		cmd.Stdout = io.Discard
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		t := time.Now()
+		if err := cmd.Run(); err != nil {
+			return 0, 0, fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, errb.String())
+		}
+		wall += time.Since(t)
+		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return cpu, wall, nil
+}
+
 // floorVerify verifies every signature of the index with raw ed25519 on
 // all cores, and returns signatures per second.
 func floorVerify(sigs []gen.Sig) float64 {
@@ -319,6 +342,22 @@ func benchVerify(ctx context.Context, cairn string, smallIx, bigIx *gen.Index) e
 	line("floor_ed25519_each", stdlib, "sigs/s", stdlib/floor, "for reference, not a floor: stdlib ed25519.Verify one by one of the same signatures on all cores, median of 5; ratio to the batch floor")
 	rate := float64(bigIx.Records) / median(walls).Seconds()
 	line("verify_full", rate, "records/s", rate/floor, fmt.Sprintf("cairn verify --full as a process, %d records, median of 5, each run right after the floors' runs; ratio to floor_ed25519_batch (%.2f of floor_ed25519_each) (goal ≥ 0.60)", bigIx.Records, rate/stdlib))
+
+	// What git alone costs to read what a full verify reads, by its own
+	// fastest means: the trees (rev-list --objects, which reads every
+	// tree and no blob) and every object's bytes (cat-file
+	// --batch-all-objects). A verify that reads the index through git
+	// spends at least this CPU besides the signatures' (floor).
+	gitCPU, gitWall, err := gitReads(filepath.Join(bigIx.Repo.Dir, "index.git"))
+	if err != nil {
+		return err
+	}
+	sigTime := float64(len(bigIx.Sigs)) / floor // the floor's seconds, on every core
+	cores := float64(runtime.GOMAXPROCS(0))
+	// verify_full's ratio is records/s ÷ signatures/s; its time is at
+	// least the signatures' plus git's CPU spread over the cores.
+	best := float64(bigIx.Records) / float64(len(bigIx.Sigs)) * sigTime / (sigTime + gitCPU.Seconds()/cores)
+	line("ref_git_reads", gitCPU.Seconds(), "s CPU", math.NaN(), fmt.Sprintf("REFERENCE, not a floor: git reading the same index's objects, nothing else (git rev-list --objects --all, then git cat-file --batch-all-objects --batch): %.2f s of CPU, %.2f s on the clock; the floor verifies the signatures in %.2f s on %.0f cores, so a verify that reads through git and overlaps perfectly is at most %.2f of the floor", gitCPU.Seconds(), gitWall.Seconds(), sigTime, cores, best))
 
 	if err := benchVerifyLog(ctx, bigIx); err != nil {
 		return err

@@ -154,7 +154,7 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 	if err := compare("serve_sparse", "req/s", fmt.Sprintf("(%d distinct package documents in turn%s; wrk's two threads half the list apart; goal ≥ 10,000 req/s, absolute)", len(paths), few), 32, "", script, reqs); err != nil {
 		return err
 	}
-	if err := benchServeTiles(cairnURL, ngxURL, work, compareWith); err != nil {
+	if err := benchServeTiles(cairnURL, ngxURL, work, logDir, compareWith); err != nil {
 		return err
 	}
 	if err := benchPageVersion(cairnURL, docroot, pv, compare); err != nil {

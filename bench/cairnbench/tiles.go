@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
@@ -18,9 +21,12 @@ import (
 // tree on disk: every full hash tile of the served tree, in turn, and
 // every full entry bundle, in turn. With them, for reference, Go's
 // net/http alone serving the same bytes from memory (in this process),
-// no limits, logs or metrics: what a Go server's requests cost at
-// least, which tells how far cairn's ratio can go.
-func benchServeTiles(cairnURL, ngxURL, work string, compare func(name, unit, goal string, conns int, path, script string, per func(wrkResult) float64, refs []reference) error) error {
+// no limits, logs or metrics: what a net/http server's requests cost at
+// least, which tells how far cairn's ratio can go; and, when bench/run
+// built it (FASTHTTP_REF), the same files served from memory by
+// github.com/valyala/fasthttp, a Go HTTP/1.1 server that is not
+// net/http (bench/ref/fasthttp, a module of its own).
+func benchServeTiles(cairnURL, ngxURL, work, logDir string, compare func(name, unit, goal string, conns int, path, script string, per func(wrkResult) float64, refs []reference) error) error {
 	resp, err := http.Get(cairnURL + "/log/checkpoint")
 	if err != nil {
 		return err
@@ -71,11 +77,33 @@ func benchServeTiles(cairnURL, ngxURL, work string, compare func(name, unit, goa
 			size[k] += len(ours)
 		}
 	}
-	bare, stop, err := serveFromMemory(files)
+	bare, stopBare, err := serveFromMemory(files)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer stopBare()
+	fast := ""
+	if bin := os.Getenv("FASTHTTP_REF"); bin != "" {
+		ready := filepath.Join(work, "fasthttp-ref.url")
+		cmd := exec.Command(bin, "-root", filepath.Join(logDir, "tile"), "-prefix", "/log/tile/", "-ready", ready)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		defer stop(cmd)
+		if fast, err = waitURL(ready, cmd); err != nil {
+			return err
+		}
+		for p, ours := range files {
+			theirs, err := httpGet(fast + p)
+			if err != nil {
+				return fmt.Errorf("fasthttp-ref: %w", err)
+			}
+			if !bytes.Equal(ours, theirs) {
+				return fmt.Errorf("serve_tiles: %s differs between cairn serve (%d bytes) and fasthttp-ref (%d bytes)", p, len(ours), len(theirs))
+			}
+		}
+	}
 	reqs := func(w wrkResult) float64 { return w.reqs }
 	for k, x := range []struct {
 		name  string
@@ -86,9 +114,13 @@ func benchServeTiles(cairnURL, ngxURL, work string, compare func(name, unit, goa
 			return err
 		}
 		goal := "(" + strconv.Itoa(len(x.paths)) + " tiles of " + strconv.Itoa(size[k]/len(x.paths)) + " bytes on average, in turn; goal ≥ 0.80)"
-		ref := reference{name: "ref_nethttp_" + strings.TrimPrefix(x.name, "serve_"), url: bare,
-			note: "REFERENCE, not a floor: Go's net/http alone, the same bytes from memory (Content-Type and Content-Length set), no limits, log or metrics, alternating with the floor, median of 3"}
-		if err := compare(x.name, "req/s", goal, 32, "", script, reqs, []reference{ref}); err != nil {
+		refs := []reference{{name: "ref_nethttp_" + strings.TrimPrefix(x.name, "serve_"), url: bare,
+			note: "REFERENCE, not a floor: Go's net/http alone, the same bytes from memory (Content-Type and Content-Length set), no limits, log or metrics, alternating with the floor, median of 3"}}
+		if fast != "" {
+			refs = append(refs, reference{name: "ref_fasthttp_" + strings.TrimPrefix(x.name, "serve_"), url: fast,
+				note: "REFERENCE, not a floor: github.com/valyala/fasthttp (bench/ref/fasthttp), the same files from memory, no limits, log or metrics: a Go server that is not net/http, alternating with the floor, median of 3"})
+		}
+		if err := compare(x.name, "req/s", goal, 32, "", script, reqs, refs); err != nil {
 			return err
 		}
 	}
@@ -120,4 +152,17 @@ func serveFromMemory(files map[string][]byte) (string, func(), error) {
 	})}
 	go srv.Serve(l)
 	return "http://" + l.Addr().String(), func() { srv.Close() }, nil
+}
+
+// waitURL waits for a reference server started as cmd to write its URL
+// to ready, for up to 10 s.
+func waitURL(ready string, cmd *exec.Cmd) (string, error) {
+	for i := 0; i < 1000; i++ {
+		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
+			return string(b), nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop(cmd)
+	return "", fmt.Errorf("%s did not start (no %s)", cmd.Path, ready)
 }
