@@ -40,6 +40,7 @@ type Repo struct {
 	GitDir   string // absolute
 	WorkTree string // "" for a bare repository
 	format   string // "sha1" or "sha256"
+	refs     refCache
 }
 
 // Open opens the repository at dir (a bare repository, a work tree, or

@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // ReadRef answers what git answers, from a loose ref, from packed-refs
@@ -68,4 +70,79 @@ func TestReadRef(t *testing.T) {
 			t.Errorf("ReadRef(%q): %v, want ErrRefUnread", ref, err)
 		}
 	}
+}
+
+// A loose ref whose file has not changed is answered without reading it
+// again; every move git makes is seen at once, even of a file kept long
+// enough to be answered from memory, and even when the moves come faster
+// than the file system's clock ticks.
+func TestReadRefKeepsUnchangedFiles(t *testing.T) {
+	ctx, r, rd := newRepo(t)
+	c1 := commitFiles(t, r, rd, "", "a.json")
+	c2 := commitFiles(t, r, rd, c1, "b.json")
+	var reads atomic.Int64
+	readRefFile = func(name string) ([]byte, error) {
+		reads.Add(1)
+		return os.ReadFile(name)
+	}
+	t.Cleanup(func() { readRefFile = os.ReadFile })
+	const ref = "refs/heads/main"
+	file := filepath.Join(r.GitDir, ref)
+	read := func(want string) {
+		t.Helper()
+		if got, err := r.ReadRef(ref); err != nil || got != want {
+			t.Fatalf("ReadRef = %q, %v; want %s", got, err, want)
+		}
+	}
+	age := func() { // as if written a while ago
+		t.Helper()
+		old := time.Now().Add(-2 * racyWindow)
+		if err := os.Chtimes(file, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A file just written is read every time: another write within the
+	// clock's tick could leave its stat as it was.
+	if err := r.UpdateRef(ctx, ref, c1, "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	n := reads.Load()
+	read(c1)
+	read(c1)
+	if got := reads.Load() - n; got != 2 {
+		t.Fatalf("a ref file written just now was read %d times in two reads, want 2", got)
+	}
+
+	// An old file is read once.
+	age()
+	n = reads.Load()
+	read(c1)
+	read(c1)
+	read(c1)
+	if got := reads.Load() - n; got != 1 {
+		t.Fatalf("an unchanged ref file was read %d times in three reads, want 1", got)
+	}
+
+	// Every move is seen, the file old each time before it moves.
+	for i := range 20 {
+		from, to := c1, c2
+		if i%2 == 1 {
+			from, to = c2, c1
+		}
+		if err := r.UpdateRef(ctx, ref, to, from, "test"); err != nil {
+			t.Fatal(err)
+		}
+		read(to)
+		age()
+		read(to) // kept
+	}
+
+	// A file rewritten in place (not git's way) is seen too.
+	age()
+	read(c1)
+	if err := os.WriteFile(file, []byte(c2+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read(c2)
 }
