@@ -232,14 +232,24 @@ func startCairnWith(cairn, work, repo, key, policy string) (*exec.Cmd, string, e
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
 	}
+	u, err := waitReady(cmd, ready)
+	if err != nil {
+		return nil, "", err
+	}
+	return cmd, u, nil
+}
+
+// waitReady waits up to 30 s for a server started as cmd to write its
+// URL to the file ready, and returns the URL; else it stops cmd.
+func waitReady(cmd *exec.Cmd, ready string) (string, error) {
 	for i := 0; i < 600; i++ {
 		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
-			return cmd, strings.TrimSpace(string(b)), nil
+			return strings.TrimSpace(string(b)), nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop(cmd)
-	return nil, "", fmt.Errorf("cairn serve did not start")
+	return "", fmt.Errorf("%s did not start: it wrote no URL to %s", filepath.Base(cmd.Path), ready)
 }
 
 // startNginx serves docroot at / and the blob store's files at the URLs

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
@@ -91,7 +90,7 @@ func benchServeTiles(cairnURL, ngxURL, work, logDir string, compare func(name, u
 			return err
 		}
 		defer stop(cmd)
-		if fast, err = waitURL(ready, cmd); err != nil {
+		if fast, err = waitReady(cmd, ready); err != nil {
 			return err
 		}
 		for p, ours := range files {
@@ -152,17 +151,4 @@ func serveFromMemory(files map[string][]byte) (string, func(), error) {
 	})}
 	go srv.Serve(l)
 	return "http://" + l.Addr().String(), func() { srv.Close() }, nil
-}
-
-// waitURL waits for a reference server started as cmd to write its URL
-// to ready, for up to 10 s.
-func waitURL(ready string, cmd *exec.Cmd) (string, error) {
-	for i := 0; i < 1000; i++ {
-		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
-			return string(b), nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	stop(cmd)
-	return "", fmt.Errorf("%s did not start (no %s)", cmd.Path, ready)
 }

@@ -17,7 +17,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
 )
@@ -30,11 +29,7 @@ func main() {
 	if *root == "" || *ready == "" {
 		log.Fatal("fasthttp-ref: -root and -ready are needed")
 	}
-	type file struct {
-		data   []byte
-		length string
-	}
-	files := map[string]file{}
+	files := map[string][]byte{}
 	err := filepath.WalkDir(*root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -47,7 +42,7 @@ func main() {
 		if err != nil {
 			return err
 		}
-		files[*prefix+filepath.ToSlash(rel)] = file{data, strconv.Itoa(len(data))}
+		files[*prefix+filepath.ToSlash(rel)] = data
 		return nil
 	})
 	if err != nil {
@@ -61,13 +56,13 @@ func main() {
 		log.Fatalf("fasthttp-ref: %v", err)
 	}
 	log.Fatal(fasthttp.Serve(l, func(ctx *fasthttp.RequestCtx) {
-		f, ok := files[string(ctx.Path())]
+		data, ok := files[string(ctx.Path())]
 		if !ok {
 			ctx.Error("not found", fasthttp.StatusNotFound)
 			return
 		}
 		ctx.Response.Header.SetContentType("application/octet-stream")
 		ctx.Response.Header.Set("Cache-Control", "public, max-age=31536000, immutable")
-		ctx.SetBody(f.data)
+		ctx.SetBody(data)
 	}))
 }
