@@ -1,7 +1,6 @@
 package gitx
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io/fs"
@@ -29,63 +28,66 @@ var ErrRefUnread = errors.New("ref not readable from the ref files")
 // writing packed-refs before it removes the loose files, so every read
 // sees a value the ref held.
 //
-// A loose ref read before whose file has not changed since (refCache) is
-// answered from memory, after one stat of the file.
+// Each of the two files read before whose stat shows it unchanged since
+// (refCache) is answered from memory: a server whose refs git gc packed
+// reads them as cheaply as loose ones.
 func (r *Repo) ReadRef(ref string) (string, error) {
 	if !strings.HasPrefix(ref, "refs/") || strings.Contains(ref, "..") {
 		return "", ErrRefUnread
 	}
-	path := filepath.Join(r.GitDir, filepath.FromSlash(ref))
-	statAt := time.Now()
-	fi, statErr := os.Stat(path)
-	if statErr == nil {
-		if id, ok := r.refs.get(ref, fi); ok {
-			return id, nil
-		}
-	}
-	if _, err := os.Stat(filepath.Join(r.GitDir, "reftable")); err == nil {
-		return "", ErrRefUnread
-	}
-	b, err := readRefFile(path)
+	f, err := r.refs.read(filepath.Join(r.GitDir, filepath.FromSlash(ref)), parseLooseRef)
 	switch {
 	case err == nil:
-		id := string(bytes.TrimSpace(b))
-		if !r.isID(id) {
+		if !r.isID(f.id) {
 			return "", ErrRefUnread // "ref: …", or a file mid-write by something that is not git
 		}
-		if statErr == nil && fi.Mode().IsRegular() {
-			r.refs.put(ref, id, fi, statAt)
-		}
-		return id, nil
+		return f.id, nil
 	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
 		return "", err
 	}
-	f, err := os.Open(filepath.Join(r.GitDir, "packed-refs"))
-	if errors.Is(err, fs.ErrNotExist) {
+	// No loose file: a repository whose refs are in a reftable (whose
+	// refs/heads is a file) is git's to read, else packed-refs.
+	if _, err := os.Stat(filepath.Join(r.GitDir, "reftable")); err == nil {
+		return "", ErrRefUnread
+	}
+	f, err = r.refs.read(filepath.Join(r.GitDir, "packed-refs"), parsePackedRefs)
+	if err != nil {
+		return "", err // fs.ErrNotExist with no packed-refs
+	}
+	id, ok := f.packed[ref]
+	if !ok {
 		return "", fs.ErrNotExist
 	}
-	if err != nil {
-		return "", err
+	if !r.isID(id) {
+		return "", ErrRefUnread
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' || line[0] == '^' {
+	return id, nil
+}
+
+// refFile is what ReadRef reads in a ref file: a loose ref's content, or
+// packed-refs' refs by name.
+type refFile struct {
+	id     string
+	packed map[string]string
+}
+
+func parseLooseRef(b []byte) refFile { return refFile{id: string(bytes.TrimSpace(b))} }
+
+// parsePackedRefs reads packed-refs' lines "ID NAME" (a header line
+// starts with #, a peeled tag's line with ^); a name's first line counts.
+func parsePackedRefs(b []byte) refFile {
+	m := map[string]string{}
+	for line := range bytes.Lines(b) {
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 || line[0] == '#' || line[0] == '^' {
 			continue
 		}
-		id, name, ok := strings.Cut(line, " ")
-		if ok && name == ref {
-			if !r.isID(id) {
-				return "", ErrRefUnread
-			}
-			return id, nil
+		id, name, ok := bytes.Cut(line, []byte(" "))
+		if _, dup := m[string(name)]; ok && !dup {
+			m[string(name)] = string(id)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return "", err
-	}
-	return "", fs.ErrNotExist
+	return refFile{packed: m}
 }
 
 // isID reports whether s is an object id of the repository's format.
@@ -101,27 +103,27 @@ func (r *Repo) isID(s string) bool {
 	return true
 }
 
-// readRefFile reads a loose ref's file (os.ReadFile; tests count it).
+// readRefFile reads a ref file (os.ReadFile; tests count it).
 var readRefFile = os.ReadFile
 
-// refCache keeps the loose refs ReadRef read, each with what a stat of
-// its file said just before the read, so that a ref whose file has not
-// changed since is answered without reading it again. The file is the
-// same if it is the same file (device and inode), of the same size and
-// modification time. Git replaces a ref's file by renaming a new one over
-// it, and the new file can get the freed inode, the same size (a ref is
-// an object id) and, within the file system clock's tick, the same time:
-// so a file modified less than racyWindow before its stat is read again
-// every time, until it is older (git calls such an entry of its index
-// "racily clean"). Any change after the stat then gives the file a later
-// time than the one kept.
+// refCache keeps the ref files ReadRef read (loose refs and packed-refs),
+// each parsed, with what a stat of the file said just before the read,
+// so that a file that has not changed since is not read again. The file
+// is the same if it is the same file (device and inode), of the same
+// size and modification time. Git replaces a ref file by renaming a new
+// one over it, and the new file can get the freed inode, the same size (a
+// loose ref is an object id) and, within the file system clock's tick,
+// the same time: so a file modified less than racyWindow before its stat
+// is read again every time, until it is older (git calls such an entry
+// of its index "racily clean"). Any change after the stat then gives the
+// file a later time than the one kept.
 type refCache struct {
 	mu sync.Mutex
-	m  map[string]cachedRef
+	m  map[string]cachedRef // by the file's path
 }
 
 type cachedRef struct {
-	id string
+	f  refFile
 	fi os.FileInfo // the file's stat, taken before it was read
 }
 
@@ -130,28 +132,33 @@ type cachedRef struct {
 // any file system's timestamp granularity.
 const racyWindow = time.Second
 
-// get returns the id kept for ref if fi, a stat of its file now, is the
-// file it was read from, unchanged.
-func (c *refCache) get(ref string, fi os.FileInfo) (string, bool) {
+// read returns the file at path parsed, from memory if a stat shows it
+// unchanged since it was kept; an error of the stat or the read as they
+// give it.
+func (c *refCache) read(path string, parse func([]byte) refFile) (refFile, error) {
+	statAt := time.Now()
+	fi, err := os.Stat(path)
+	if err != nil {
+		return refFile{}, err
+	}
 	c.mu.Lock()
-	e, ok := c.m[ref]
+	e, ok := c.m[path]
 	c.mu.Unlock()
-	if !ok || !os.SameFile(e.fi, fi) || e.fi.Size() != fi.Size() || !e.fi.ModTime().Equal(fi.ModTime()) {
-		return "", false
+	if ok && os.SameFile(e.fi, fi) && e.fi.Size() == fi.Size() && e.fi.ModTime().Equal(fi.ModTime()) {
+		return e.f, nil
 	}
-	return e.id, true
-}
-
-// put keeps id, read from ref's file after a stat (fi) taken at statAt,
-// if the file was older than racyWindow then.
-func (c *refCache) put(ref, id string, fi os.FileInfo, statAt time.Time) {
-	if !fi.ModTime().Before(statAt.Add(-racyWindow)) {
-		return
+	b, err := readRefFile(path)
+	if err != nil {
+		return refFile{}, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]cachedRef{}
+	f := parse(b)
+	if fi.Mode().IsRegular() && fi.ModTime().Before(statAt.Add(-racyWindow)) {
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = map[string]cachedRef{}
+		}
+		c.m[path] = cachedRef{f: f, fi: fi}
+		c.mu.Unlock()
 	}
-	c.m[ref] = cachedRef{id: id, fi: fi}
+	return f, nil
 }

@@ -72,7 +72,7 @@ func TestReadRef(t *testing.T) {
 	}
 }
 
-// A loose ref whose file has not changed is answered without reading it
+// A ref file (a loose ref, packed-refs) that has not changed is not read
 // again; every move git makes is seen at once, even of a file kept long
 // enough to be answered from memory, and even when the moves come faster
 // than the file system's clock ticks.
@@ -144,5 +144,41 @@ func TestReadRefKeepsUnchangedFiles(t *testing.T) {
 	if err := os.WriteFile(file, []byte(c2+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	read(c2)
+
+	// Packed by git (git gc packs refs): packed-refs is read once while it
+	// is unchanged, and every repacking is seen.
+	packed := filepath.Join(r.GitDir, "packed-refs")
+	pack := func() {
+		t.Helper()
+		if out, err := exec.Command("git", "-C", r.GitDir, "pack-refs", "--all").CombinedOutput(); err != nil {
+			t.Fatalf("git pack-refs: %v: %s", err, out)
+		}
+		if _, err := os.Stat(file); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("after git pack-refs %s is still a loose ref (%v)", ref, err)
+		}
+		old := time.Now().Add(-2 * racyWindow)
+		if err := os.Chtimes(packed, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pack()
+	n = reads.Load()
+	read(c2)
+	read(c2)
+	read(c2)
+	if got := reads.Load() - n; got != 1 {
+		t.Fatalf("an unchanged packed-refs was read %d times in three reads, want 1", got)
+	}
+	if err := r.UpdateRef(ctx, ref, c1, c2, "test"); err != nil {
+		t.Fatal(err)
+	}
+	read(c1) // loose again
+	pack()
+	read(c1) // packed again: the packed-refs kept said c2
+	if err := r.UpdateRef(ctx, ref, c2, c1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	pack()
 	read(c2)
 }
