@@ -94,33 +94,37 @@ func TestReadRefKeepsUnchangedFiles(t *testing.T) {
 			t.Fatalf("ReadRef = %q, %v; want %s", got, err, want)
 		}
 	}
-	age := func() { // as if written a while ago
+	// readsOf reads the ref k times, each answering want, and says how
+	// many times a ref file was read for them.
+	readsOf := func(k int, want string) int64 {
+		t.Helper()
+		n := reads.Load()
+		for range k {
+			read(want)
+		}
+		return reads.Load() - n
+	}
+	aged := func(name string) { // as if written a while ago
 		t.Helper()
 		old := time.Now().Add(-2 * racyWindow)
-		if err := os.Chtimes(file, old, old); err != nil {
+		if err := os.Chtimes(name, old, old); err != nil {
 			t.Fatal(err)
 		}
 	}
+	age := func() { aged(file) }
 
 	// A file just written is read every time: another write within the
 	// clock's tick could leave its stat as it was.
 	if err := r.UpdateRef(ctx, ref, c1, "", "test"); err != nil {
 		t.Fatal(err)
 	}
-	n := reads.Load()
-	read(c1)
-	read(c1)
-	if got := reads.Load() - n; got != 2 {
+	if got := readsOf(2, c1); got != 2 {
 		t.Fatalf("a ref file written just now was read %d times in two reads, want 2", got)
 	}
 
 	// An old file is read once.
 	age()
-	n = reads.Load()
-	read(c1)
-	read(c1)
-	read(c1)
-	if got := reads.Load() - n; got != 1 {
+	if got := readsOf(3, c1); got != 1 {
 		t.Fatalf("an unchanged ref file was read %d times in three reads, want 1", got)
 	}
 
@@ -157,17 +161,10 @@ func TestReadRefKeepsUnchangedFiles(t *testing.T) {
 		if _, err := os.Stat(file); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("after git pack-refs %s is still a loose ref (%v)", ref, err)
 		}
-		old := time.Now().Add(-2 * racyWindow)
-		if err := os.Chtimes(packed, old, old); err != nil {
-			t.Fatal(err)
-		}
+		aged(packed)
 	}
 	pack()
-	n = reads.Load()
-	read(c2)
-	read(c2)
-	read(c2)
-	if got := reads.Load() - n; got != 1 {
+	if got := readsOf(3, c2); got != 1 {
 		t.Fatalf("an unchanged packed-refs was read %d times in three reads, want 1", got)
 	}
 	if err := r.UpdateRef(ctx, ref, c1, c2, "test"); err != nil {
