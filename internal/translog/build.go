@@ -19,7 +19,11 @@ import (
 // which only the snapshot needs, go to a temporary file beside the log:
 // at 1M records it holds 116 bytes a subject against a Map's 250, and
 // the collector has nothing in it to scan, so a replay's garbage need not
-// be let grow with it (see index.replayHeadroom).
+// be let grow with it (see index.replayHeadroom). On Linux the slices'
+// chunks are not even the process's memory: they are mapped from a file
+// beside the log (see arena), whose pages the kernel may write back and
+// drop, so that what a full replay holds in memory does not grow with
+// the index.
 //
 // A builder is not read (no Get, no proof): a commit writes its
 // snapshot (writeSnapshot) and the Store reads its map from there,
@@ -29,7 +33,8 @@ type builder struct {
 	inner  chunks[binner]
 	leaves chunks[bleaf]
 	root   bref
-	last   int64 // the last leaf index added, -1 if none
+	last   int64  // the last leaf index added, -1 if none
+	mem    *arena // where inner's and leaves' chunks come from
 
 	// The files, in the order added: each file's subject (its position
 	// in leaves) and leaf index, 12 bytes (filesRecord) in a temporary
@@ -80,10 +85,14 @@ func (l *bleaf) hash() tlog.Hash { return mapLeafHash(&l.key, l.value) }
 
 // chunks is a slice in chunks of a fixed size: it grows without copying
 // what it holds (a slice appended to past its capacity is copied whole,
-// and for a while is there twice), and wastes at most a chunk.
+// and for a while is there twice), and wastes at most a chunk. Its
+// chunks come from mem, a mapped file, where it can give them, else
+// from the heap: T must hold no pointer.
 type chunks[T any] struct {
-	c [][]T
-	n int
+	c    [][]T
+	n    int
+	mem  *arena
+	heap int // how many of the chunks are on the heap
 }
 
 const chunkBits = 12
@@ -92,7 +101,7 @@ func (c *chunks[T]) at(i uint32) *T { return &c.c[i>>chunkBits][i&(1<<chunkBits-
 
 func (c *chunks[T]) push(v T) uint32 {
 	if c.n&(1<<chunkBits-1) == 0 {
-		c.c = append(c.c, make([]T, 1<<chunkBits))
+		c.c = append(c.c, c.chunk())
 	}
 	i := uint32(c.n)
 	*c.at(i) = v
@@ -100,15 +109,34 @@ func (c *chunks[T]) push(v T) uint32 {
 	return i
 }
 
-// bytes returns how many bytes c's chunks take.
+// chunk returns a new chunk of zero values.
+func (c *chunks[T]) chunk() []T {
+	var v T
+	if b := c.mem.alloc(int(unsafe.Sizeof(v)) << chunkBits); b != nil {
+		return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), 1<<chunkBits)
+	}
+	c.heap++
+	return make([]T, 1<<chunkBits)
+}
+
+// bytes returns how many bytes c's chunks take on the heap.
 func (c *chunks[T]) bytes() int64 {
 	var v T
-	return int64(len(c.c)) << chunkBits * int64(unsafe.Sizeof(v))
+	return int64(c.heap) << chunkBits * int64(unsafe.Sizeof(v))
 }
 
 // filesFile names the builder's temporary file of files (".tmp-" before
 // it, a random suffix after: one a crash left is removed, see recover).
 const filesFile = "map.files"
+
+// mapNodes says whether builders map their nodes from a file where the
+// system allows (arena); tests turn it off to build on the heap.
+var mapNodes = true
+
+// nodesFile names the file the builder's subjects and inner nodes are
+// mapped from (see arena), ".tmp-" before it, a random suffix after;
+// removed as soon as it is made.
+const nodesFile = "map.nodes"
 
 // filesRecord is a file's size in the builder's files: its subject
 // uint32, its leaf index uint64, little-endian.
@@ -117,12 +145,17 @@ const filesRecord = 12
 // newBuilder returns an empty builder that keeps its temporary file in
 // dir, the log's directory.
 func newBuilder(dir string) *builder {
-	return &builder{root: noRef, last: -1, hot: noRef, dir: dir}
+	b := &builder{root: noRef, last: -1, hot: noRef, dir: dir, mem: newArena(dir)}
+	b.inner.mem, b.leaves.mem = b.mem, b.mem
+	return b
 }
 
-// close removes the builder's temporary file. The builder is not used
-// after.
+// close removes the builder's temporary file and unmaps its nodes. The
+// builder is not used after.
 func (b *builder) close() {
+	b.inner, b.leaves = chunks[binner]{}, chunks[bleaf]{}
+	b.root = noRef
+	b.mem.close()
 	if b.files != nil {
 		b.files.Close()
 		os.Remove(b.files.Name())
@@ -134,10 +167,22 @@ func (b *builder) close() {
 // failed (a full disk): its map is not whole.
 func (b *builder) Err() error { return b.err }
 
-// bytes returns how many bytes b's slices take.
+// bytes returns how many bytes b's slices take on the heap (what the
+// arena maps is not the heap's).
 func (b *builder) bytes() int64 {
 	return b.inner.bytes() + b.leaves.bytes()
 }
+
+// words returns n zero uint32s, from b's arena where it can give them.
+func (b *builder) words(n int) []uint32 {
+	if m := b.mem.alloc((n*4 + 7) &^ 7); m != nil {
+		return unsafe.Slice((*uint32)(unsafe.Pointer(&m[0])), n)
+	}
+	return make([]uint32, n)
+}
+
+// mapped returns how many bytes of b's nodes are in its mapped file.
+func (b *builder) mapped() int64 { return b.mem.mapped() }
 
 // Len returns the number of subjects.
 func (b *builder) Len() int { return b.leaves.n }
@@ -334,7 +379,7 @@ func (b *builder) subjects(f func(s *subject) error) error {
 		return fmt.Errorf("building the map: writing %s: %w", b.files.Name(), err)
 	}
 	// The subjects in key order.
-	order := make([]uint32, 0, b.leaves.n)
+	order := b.words(b.leaves.n)[:0]
 	var walk func(n bref)
 	walk = func(n bref) {
 		if n&leafRef != 0 {
@@ -349,7 +394,7 @@ func (b *builder) subjects(f func(s *subject) error) error {
 	// slot[o] is where subject o's next file goes in buf, in a pass
 	// that reads its files (noSlot otherwise).
 	const noSlot = 1<<32 - 1
-	slot := make([]uint32, b.leaves.n)
+	slot := b.words(b.leaves.n)
 	for i := range slot {
 		slot[i] = noSlot
 	}

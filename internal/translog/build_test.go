@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -18,7 +19,13 @@ func TestBuilderMatchesMap(t *testing.T) {
 	for _, size := range []int{0, 1, 2, 3, 5, 17, 100, 600, 5000} {
 		for seed := uint64(0); seed < 3; seed++ {
 			t.Run(fmt.Sprintf("subjects=%d/seed=%d", size, seed), func(t *testing.T) {
-				if seed == 2 {
+				switch seed {
+				case 1:
+					// The nodes on the heap, as where no file can be
+					// mapped.
+					defer func(v bool) { mapNodes = v }(mapNodes)
+					mapNodes = false
+				case 2:
 					// Subjects read back a few files at a time, some
 					// with more files than a pass.
 					defer func(n uint64) { passFiles = n }(passFiles)
@@ -123,8 +130,8 @@ func TestStoreBuilderMapSameAsGrown(t *testing.T) {
 		}
 		last = commit
 	}
-	if a.Unscanned() <= 0 {
-		t.Errorf("Unscanned() = %d during a batch from the first leaf, want its builder's bytes", a.Unscanned())
+	if a.Unscanned()+a.build.mapped() <= 0 {
+		t.Errorf("Unscanned() = %d and %d bytes mapped during a batch from the first leaf, want its builder's bytes in one of them", a.Unscanned(), a.build.mapped())
 	}
 	if err := a.Commit(last); err != nil {
 		t.Fatal(err)
@@ -218,5 +225,56 @@ func TestStoreBuilderCrash(t *testing.T) {
 	}
 	if _, err := s.Map(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A builder's nodes are mapped from a file of the log's directory where
+// the system allows it, not held on the heap: the live heap does not
+// grow with the map, while the same subjects built on the heap grow it
+// by about their bytes. The file is gone at once (nothing left by a
+// crash to clear), and Unscanned tells the collector nothing of it.
+func TestBuilderNodesOffHeap(t *testing.T) {
+	const n = 60_000
+	subjects := pool(n)
+	live := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	grows := func(mapped bool) (heap, inFile int64) {
+		defer func(v bool) { mapNodes = v }(mapNodes)
+		mapNodes = mapped
+		dir := t.TempDir()
+		b := newBuilder(dir)
+		defer b.close()
+		before := live()
+		for i, s := range subjects {
+			b.Add(s, int64(i), leafOf(int64(i)))
+		}
+		b.Root()
+		heap = live() - before
+		if left, _ := filepath.Glob(filepath.Join(dir, ".tmp-"+nodesFile+"-*")); len(left) > 0 {
+			t.Errorf("the nodes' file is left in the log's directory: %v", left)
+		}
+		if b.bytes() > 0 && b.mapped() > 0 {
+			t.Errorf("%d bytes on the heap and %d mapped: one or the other", b.bytes(), b.mapped())
+		}
+		return heap, b.mapped()
+	}
+	onHeap, _ := grows(false)
+	// About 116 bytes a subject on the heap.
+	if onHeap < n*100 {
+		t.Fatalf("%d subjects built on the heap grew it by %d bytes: the measure does not see them", n, onHeap)
+	}
+	if runtime.GOOS != "linux" {
+		return
+	}
+	heap, inFile := grows(true)
+	if inFile < n*100 {
+		t.Errorf("%d subjects mapped only %d bytes of file", n, inFile)
+	}
+	if heap > onHeap/10 {
+		t.Errorf("%d subjects with mapped nodes grew the heap by %d bytes (%d on the heap): the nodes are the heap's", n, heap, onHeap)
 	}
 }

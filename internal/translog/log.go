@@ -987,8 +987,10 @@ func (l *Log) recover() error {
 	// So is a map snapshot or delta being written when the process died
 	// (written after a commit, its lock let go: one a live process is
 	// writing now loses its rename, and the cache is not written), and
-	// the files of a map being built (a replay's, under the lock).
-	for _, name := range []string{stateFile, snapshotFile, deltaFile, filesFile} {
+	// the files and the nodes of a map being built (a replay's, under
+	// the lock; the nodes' file is removed once made, left only by a
+	// crash in between).
+	for _, name := range []string{stateFile, snapshotFile, deltaFile, filesFile, nodesFile} {
 		tmps, _ := filepath.Glob(filepath.Join(l.dir, ".tmp-"+name+"-*"))
 		for _, p := range tmps {
 			if err := removeFile(p); err != nil {
