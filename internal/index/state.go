@@ -4,7 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"io/fs"
 	"sort"
 	"strings"
@@ -837,38 +837,104 @@ func (o *Overlay) updateKey(id string) (*Key, error) {
 
 // seenState is a tree's state for a replay that has seen every package
 // created up to that tree: a name it has not seen has no versions. It
-// holds the hashes of the case-folded names (descriptor.FoldName), so
-// that it answers Folded too.
+// holds the case-folded names (descriptor.FoldName), so that it answers
+// Folded too.
 type seenState struct {
 	*treeState
-	names map[uint64]struct{}
+	names *nameSet
 }
 
 func (s *seenState) Version(name, version string) (*Version, error) {
-	if _, ok := s.names[nameHash(descriptor.FoldName(name))]; !ok {
+	if !s.names.has(descriptor.FoldName(name)) {
 		return nil, nil
 	}
 	return s.treeState.Version(name, version)
 }
 
 func (s *seenState) UUID(name string) (string, error) {
-	if _, ok := s.names[nameHash(descriptor.FoldName(name))]; !ok {
+	if !s.names.has(descriptor.FoldName(name)) {
 		return "", nil
 	}
 	return s.treeState.UUID(name)
 }
 
 func (s *seenState) Folded(name string) (string, error) {
-	if _, ok := s.names[nameHash(descriptor.FoldName(name))]; !ok {
+	if !s.names.has(descriptor.FoldName(name)) {
 		return "", nil
 	}
 	return s.treeState.Folded(name)
 }
 
-// nameHash is a 64-bit hash of a package name. A collision only costs a
-// lookup in git.
-func nameHash(name string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	return h.Sum64()
+// A nameSet is the package names a replay from the introduction has
+// seen, by hash, in memory that does not grow with the index: exactly
+// (a set of 64-bit hashes) up to nameSetExact names, then in a Bloom
+// filter of a fixed nameSetBits bits. Either may answer "seen" for a
+// name it was not given (a hash collision; a filter's false positive:
+// about one in 500,000 at a million packages, one in 25 at ten million),
+// which only costs a lookup in git; it never forgets a name it was
+// given. Not safe for concurrent use.
+type nameSet struct {
+	exact map[uint64]struct{} // nil once bits holds the names
+	bits  []uint64
+}
+
+const (
+	// nameSetExact is how many names a nameSet holds exactly (about
+	// 2 MiB of map); past it, its Bloom filter.
+	nameSetExact = 1 << 16
+	// nameSetBits is the size of a nameSet's filter (8 MiB), and
+	// nameSetProbes how many of its bits a name sets.
+	nameSetBits   = 1 << 26
+	nameSetProbes = 5
+)
+
+// nameSeed seeds the names' hashes, one per process: a Carry's set
+// serves the next verification in the same process only.
+var nameSeed = maphash.MakeSeed()
+
+func newNameSet() *nameSet { return &nameSet{exact: map[uint64]struct{}{}} }
+
+// add adds a name (case-folded).
+func (s *nameSet) add(name string) {
+	h := maphash.String(nameSeed, name)
+	if s.exact != nil {
+		if s.exact[h] = struct{}{}; len(s.exact) <= nameSetExact {
+			return
+		}
+		s.bits = make([]uint64, nameSetBits/64)
+		for h := range s.exact {
+			s.set(h)
+		}
+		s.exact = nil
+		return
+	}
+	s.set(h)
+}
+
+// has says whether name (case-folded) may have been added: false means
+// it was not.
+func (s *nameSet) has(name string) bool {
+	h := maphash.String(nameSeed, name)
+	if s.exact != nil {
+		_, ok := s.exact[h]
+		return ok
+	}
+	h1, h2 := uint32(h), uint32(h>>32)|1
+	for i := range uint32(nameSetProbes) {
+		b := (h1 + i*h2) % nameSetBits
+		if s.bits[b/64]&(1<<(b%64)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// set sets the filter's bits of the name of hash h (two hashes of 32 bits
+// from one of 64, each probe the first plus a multiple of the second).
+func (s *nameSet) set(h uint64) {
+	h1, h2 := uint32(h), uint32(h>>32)|1
+	for i := range uint32(nameSetProbes) {
+		b := (h1 + i*h2) % nameSetBits
+		s.bits[b/64] |= 1 << (b % 64)
+	}
 }

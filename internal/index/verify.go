@@ -99,12 +99,12 @@ type Carry struct {
 	mu    sync.Mutex
 	head  string
 	st    *Overlay
-	names map[uint64]struct{}
+	names *nameSet
 }
 
 // take returns the state held at head, and lets it go; nil if it holds
 // none at head.
-func (c *Carry) take(head string) (*Overlay, map[uint64]struct{}) {
+func (c *Carry) take(head string) (*Overlay, *nameSet) {
 	if c == nil {
 		return nil, nil
 	}
@@ -120,7 +120,7 @@ func (c *Carry) take(head string) (*Overlay, map[uint64]struct{}) {
 }
 
 // keep holds st, the state at head.
-func (c *Carry) keep(head string, st *Overlay, names map[uint64]struct{}) {
+func (c *Carry) keep(head string, st *Overlay, names *nameSet) {
 	if c == nil {
 		return
 	}
@@ -190,7 +190,7 @@ func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 	var keptSize int64
 	var keptRoot tlog.Hash
 	var keptHead string
-	var names map[uint64]struct{} // carried with st, see replayOptions.names
+	var names *nameSet // carried with st, see replayOptions.names
 	if m != nil && !full {
 		res.From, res.Total = m.Head, m.Records
 		if m.Head != head {
@@ -417,7 +417,7 @@ type replayOptions struct {
 	// the introduction makes it): the replay adds those it sees, and a
 	// state rebased on a tree knows a name not in it absent without
 	// asking git.
-	names map[uint64]struct{}
+	names *nameSet
 	// final is the state the replay ended with, when it passed.
 	final *Overlay
 }
@@ -679,7 +679,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 	// tree, a package it never saw is known absent without asking git.
 	names := o.names
 	if res.From == "" {
-		names = map[uint64]struct{}{}
+		names = newNameSet()
 		o.names = names
 	}
 	// Stage 4: the rules, commit by commit, in order.
@@ -778,7 +778,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 		if names != nil {
 			for _, f := range cj.c.Files {
 				if f.Desc != nil {
-					names[nameHash(descriptor.FoldName(f.Desc.Name))] = struct{}{}
+					names.add(descriptor.FoldName(f.Desc.Name))
 				}
 			}
 		}
