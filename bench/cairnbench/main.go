@@ -365,14 +365,15 @@ func benchVerify(ctx context.Context, cairn string, smallIx, bigIx *gen.Index) e
 
 	// Peak memory of the whole process tree (cairn and its git
 	// children), in runs of their own: sampling /proc costs CPU.
-	rss, err := treePeakRSS(cairn, "verify", "--full", "--repo", bigIx.Repo.Dir)
+	rss, anon, err := treePeakMem(cairn, "verify", "--full", "--repo", bigIx.Repo.Dir)
 	if err != nil {
 		return err
 	}
-	smallRSS, err := treePeakRSS(cairn, "verify", "--full", "--repo", smallIx.Repo.Dir)
+	smallRSS, smallAnon, err := treePeakMem(cairn, "verify", "--full", "--repo", smallIx.Repo.Dir)
 	if err != nil {
 		return err
 	}
+	line("verify_peak_anon", anon, "MiB", smallAnon/anon, fmt.Sprintf("peak anonymous memory (RssAnon, sampled every 10 ms) of cairn verify --full itself on %d records: its heap and stacks, not the files it maps (the log map's nodes, git's packs); ratio: the %d-record index's (%.1f MiB) ÷ this (goal: bounded, about 1 whatever the size)", bigIx.Records, smallIx.Records, smallAnon))
 	line("verify_peak_rss", rss, "MiB", smallRSS/rss, fmt.Sprintf("peak RSS of the whole process tree of cairn verify --full (cairn and its git children, their RSS summed, sampled from /proc every 10 ms) on %d records; cairn alone reports %.1f MiB of itself; ratio: the %d-record index's (%.1f MiB) ÷ this (goal: bounded)", bigIx.Records, selfRSS, smallIx.Records, smallRSS))
 
 	inc := func(ix *gen.Index) (time.Duration, error) {
@@ -440,11 +441,19 @@ func benchVerify(ctx context.Context, cairn string, smallIx, bigIx *gen.Index) e
 // taken every 10 ms, of the summed RSS (MiB) of the process and all its
 // descendants (git children included), read from /proc.
 func treePeakRSS(cairn string, args ...string) (float64, error) {
+	tree, _, err := treePeakMem(cairn, args...)
+	return tree, err
+}
+
+// treePeakMem is treePeakRSS that also returns the peak of cairn's own
+// anonymous memory (MiB; RssAnon: its heap and stacks, not the files it
+// maps, whose pages the kernel may write back and drop).
+func treePeakMem(cairn string, args ...string) (tree, anon float64, err error) {
 	cmd := exec.Command(cairn, args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -456,13 +465,27 @@ func treePeakRSS(cairn string, args ...string) (float64, error) {
 		select {
 		case err := <-done:
 			if err != nil {
-				return 0, fmt.Errorf("cairn %s: %v\n%s", strings.Join(args, " "), err, out.String())
+				return 0, 0, fmt.Errorf("cairn %s: %v\n%s", strings.Join(args, " "), err, out.String())
 			}
-			return peak / (1 << 20), nil
+			return peak / (1 << 20), anon / 1024, nil
 		case <-tick.C:
 			peak = max(peak, treeRSS(cmd.Process.Pid)*page)
+			anon = max(anon, rssAnon(cmd.Process.Pid))
 		}
 	}
+}
+
+// rssAnon returns pid's resident anonymous memory now (KiB), from
+// /proc/PID/status.
+func rssAnon(pid int) float64 {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // treeRSS returns the resident pages of pid and its descendants now.
