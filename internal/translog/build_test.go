@@ -278,3 +278,22 @@ func TestBuilderNodesOffHeap(t *testing.T) {
 		t.Errorf("%d subjects with mapped nodes grew the heap by %d bytes (%d on the heap): the nodes are the heap's", n, heap, onHeap)
 	}
 }
+
+// Where the nodes' file cannot be made (here: the log's directory is
+// gone), the builder keeps its nodes on the heap and computes the same
+// roots.
+func TestBuilderNodesWithoutFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gone")
+	b, m := newBuilder(dir), NewMap()
+	defer b.close()
+	for i, s := range pool(5000) {
+		b.Add(s, int64(i), leafOf(int64(i)))
+		m.Add(s, int64(i), leafOf(int64(i)))
+	}
+	if got, want := b.Root(), m.Root(); got != want {
+		t.Fatalf("builder's root %x, Map's %x", got, want)
+	}
+	if b.mapped() != 0 || b.bytes() == 0 {
+		t.Errorf("%d bytes mapped, %d on the heap: want them all on the heap", b.mapped(), b.bytes())
+	}
+}
