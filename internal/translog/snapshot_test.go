@@ -414,3 +414,82 @@ func TestStoreSnapshotDelta(t *testing.T) {
 		t.Fatalf("map from a delta behind the log: %v (%v)", at.Map.Root(), err)
 	}
 }
+
+// When the commits since the snapshot reach too much of it for a delta
+// (errDeltaFull), closing the log writes a new snapshot: the next process
+// still reads the map at the log's size, with no entry replayed, however
+// many such commits came (before, each replayed every entry since the
+// last delta that fitted, more at each commit).
+func TestStoreDeltaFullIsSnapshot(t *testing.T) {
+	defer func(n int64) { snapshotEvery = n }(snapshotEvery)
+	snapshotEvery = 1000
+	dir := t.TempDir()
+	entry := func(c, p int) Entry {
+		commit := fmt.Sprintf("%040x", c+1)
+		return NewEntry(commit, int64(1700000000+c), fmt.Sprintf("packages/a/b/c/d/acme/p%d/1.0.%d/x.json", p, c), []byte(fmt.Sprint(c, p)))
+	}
+	s, err := OpenStore(dir, testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := 0; c < 300; c++ {
+		var es []Entry
+		for k := 0; k < 10; k++ {
+			es = append(es, entry(c, c*10+k))
+		}
+		if _, err := s.AppendCommit(es[0].Commit, es[0].Time, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(fmt.Sprintf("%040x", 300)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Each process: one commit of 400 files to old subjects all over the
+	// map, far fewer leaves than the eighth that writes a snapshot at a
+	// commit, but buckets enough to fill a delta in two or three.
+	snapshots := 0
+	for c := 300; c < 306; c++ {
+		o, err := OpenStore(dir, testSubjects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Begin(o.Head()); err != nil {
+			t.Fatal(err)
+		}
+		var es []Entry
+		for k := 0; k < 400; k++ {
+			es = append(es, entry(c, (c*7919+k*7)%3000))
+		}
+		if _, err := o.AppendCommit(es[0].Commit, es[0].Time, es); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Commit(es[0].Commit); err != nil {
+			t.Fatal(err)
+		}
+		before := o.snapSize.Load()
+		o.Close()
+		n, err := OpenStore(dir, testSubjects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, at, full, ok := n.loadSnapshot(n.Size())
+		if !ok || at != n.Size() {
+			t.Fatalf("after commit %d: the map read at %d (snapshot %d, %v), the log is at %d: %d entries to replay", c, at, full, ok, n.Size(), n.Size()-at)
+		}
+		if full > before {
+			snapshots++
+		}
+		ref := logMap(t, n)
+		if err := m.loadAll(); err != nil {
+			t.Fatal(err)
+		}
+		if m.Root() != ref.Root() || m.Len() != ref.Len() {
+			t.Fatalf("after commit %d: map root %v of %d subjects, the entries give %v of %d", c, m.Root(), m.Len(), ref.Root(), ref.Len())
+		}
+		n.Close()
+	}
+	if snapshots == 0 {
+		t.Errorf("no delta filled up in 6 commits of 400 files: the test shows nothing")
+	}
+}

@@ -1,6 +1,7 @@
 package translog
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -47,7 +48,8 @@ type Store struct {
 // snapshot, it first writes the delta of that map from the snapshot
 // (delta.go), so that the next process reads only what changed since:
 // once per process, not per commit (a cache: one not written costs the
-// next process a replay of the entries since the snapshot, no more).
+// next process a replay of the entries since the snapshot, no more). A
+// delta that would be too large of the snapshot is a new snapshot.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	m, size, root, dirty := s.m, s.size, s.root, s.delta
@@ -56,7 +58,13 @@ func (s *Store) Close() error {
 	s.dropBuild() // (a writer's batch not committed: Log.Close rolls it back)
 	if dirty && m != nil && m.snap != nil && m.snap.size == s.snapSize.Load() && size > m.snap.size {
 		if n, r := s.committedTree(); n == size && r == root {
-			s.saveDelta(m, size, root)
+			if err := s.saveDelta(m, size, root); errors.Is(err, errDeltaFull) {
+				// The appends since the snapshot reach too much of it for
+				// a delta: a new snapshot, or every process from now on
+				// replays all the entries since the last delta, more at
+				// each commit, until the log has grown by an eighth.
+				s.saveSnapshot(m, size, root)
+			}
 		}
 	}
 	return s.Log.Close()
