@@ -267,28 +267,9 @@ func TestStoreSnapshotDelta(t *testing.T) {
 	defer func(n int64) { snapshotEvery = n }(snapshotEvery)
 	snapshotEvery = 1000
 	dir := t.TempDir()
-	s, err := OpenStore(dir, testSubjects)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := snapshotStore(t, dir)
 	defer s.Close()
-	entry := func(c, p int) Entry {
-		commit := fmt.Sprintf("%040x", c+1)
-		return NewEntry(commit, int64(1700000000+c), fmt.Sprintf("packages/a/b/c/d/acme/p%d/1.0.%d/x.json", p, c), []byte(fmt.Sprint(c, p)))
-	}
-	// 3000 subjects in 300 commits, committed at once: a snapshot.
-	for c := 0; c < 300; c++ {
-		var es []Entry
-		for k := 0; k < 10; k++ {
-			es = append(es, entry(c, c*10+k))
-		}
-		if _, err := s.AppendCommit(es[0].Commit, es[0].Time, es); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Commit(fmt.Sprintf("%040x", 300)); err != nil {
-		t.Fatal(err)
-	}
+	entry := deltaTestEntry
 	base := s.Size()
 	if s.snapSize.Load() != base {
 		t.Fatalf("no snapshot at %d (%d)", base, s.snapSize.Load())
@@ -424,27 +405,8 @@ func TestStoreDeltaFullIsSnapshot(t *testing.T) {
 	defer func(n int64) { snapshotEvery = n }(snapshotEvery)
 	snapshotEvery = 1000
 	dir := t.TempDir()
-	entry := func(c, p int) Entry {
-		commit := fmt.Sprintf("%040x", c+1)
-		return NewEntry(commit, int64(1700000000+c), fmt.Sprintf("packages/a/b/c/d/acme/p%d/1.0.%d/x.json", p, c), []byte(fmt.Sprint(c, p)))
-	}
-	s, err := OpenStore(dir, testSubjects)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for c := 0; c < 300; c++ {
-		var es []Entry
-		for k := 0; k < 10; k++ {
-			es = append(es, entry(c, c*10+k))
-		}
-		if _, err := s.AppendCommit(es[0].Commit, es[0].Time, es); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Commit(fmt.Sprintf("%040x", 300)); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	entry := deltaTestEntry
+	snapshotStore(t, dir).Close()
 	// Each process: one commit of 400 files to old subjects all over the
 	// map, far fewer leaves than the eighth that writes a snapshot at a
 	// commit, but buckets enough to fill a delta in two or three.
@@ -492,4 +454,34 @@ func TestStoreDeltaFullIsSnapshot(t *testing.T) {
 	if snapshots == 0 {
 		t.Errorf("no delta filled up in 6 commits of 400 files: the test shows nothing")
 	}
+}
+
+// deltaTestEntry is file p of commit c, in package acme/pP.
+func deltaTestEntry(c, p int) Entry {
+	commit := fmt.Sprintf("%040x", c+1)
+	return NewEntry(commit, int64(1700000000+c), fmt.Sprintf("packages/a/b/c/d/acme/p%d/1.0.%d/x.json", p, c), []byte(fmt.Sprint(c, p)))
+}
+
+// snapshotStore opens a new log in dir and commits 3000 subjects in 300
+// commits at once (deltaTestEntry): with snapshotEvery at most 3300, a
+// snapshot at its size.
+func snapshotStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := OpenStore(dir, testSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := 0; c < 300; c++ {
+		var es []Entry
+		for k := 0; k < 10; k++ {
+			es = append(es, deltaTestEntry(c, c*10+k))
+		}
+		if _, err := s.AppendCommit(es[0].Commit, es[0].Time, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(fmt.Sprintf("%040x", 300)); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
