@@ -26,6 +26,14 @@ func SetRebaseAt(n int) (restore func()) {
 	return func() { rebaseAt = old }
 }
 
+// SetNameSetExact sets how many package names a replay keeps exactly
+// before its Bloom filter, and returns the restore.
+func SetNameSetExact(n int) (restore func()) {
+	old := nameSetExact
+	nameSetExact = n
+	return func() { nameSetExact = old }
+}
+
 // GitReader is the repository's shared git reader.
 func (r *Repo) GitReader(ctx context.Context) (*gitx.Reader, error) { return r.reader(ctx) }
 

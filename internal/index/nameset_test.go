@@ -9,7 +9,7 @@ import (
 // rarely says "seen" of one it was not, and stops growing at its
 // filter's size.
 func TestNameSetBounded(t *testing.T) {
-	const n = 3 * nameSetExact
+	n := 3 * nameSetExact
 	s := newNameSet()
 	for i := range n {
 		s.add(fmt.Sprintf("acme/p%d", i))

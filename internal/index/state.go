@@ -878,10 +878,12 @@ type nameSet struct {
 	bits  []uint64
 }
 
+// nameSetExact is how many names a nameSet holds exactly (about 2 MiB
+// of map); past it, its Bloom filter. (A variable so that tests can make
+// a replay use the filter.)
+var nameSetExact = 1 << 16
+
 const (
-	// nameSetExact is how many names a nameSet holds exactly (about
-	// 2 MiB of map); past it, its Bloom filter.
-	nameSetExact = 1 << 16
 	// nameSetBits is the size of a nameSet's filter (8 MiB), and
 	// nameSetProbes how many of its bits a name sets.
 	nameSetBits   = 1 << 26
@@ -919,9 +921,7 @@ func (s *nameSet) has(name string) bool {
 		_, ok := s.exact[h]
 		return ok
 	}
-	h1, h2 := uint32(h), uint32(h>>32)|1
-	for i := range uint32(nameSetProbes) {
-		b := (h1 + i*h2) % nameSetBits
+	for _, b := range probes(h) {
 		if s.bits[b/64]&(1<<(b%64)) == 0 {
 			return false
 		}
@@ -929,12 +929,20 @@ func (s *nameSet) has(name string) bool {
 	return true
 }
 
-// set sets the filter's bits of the name of hash h (two hashes of 32 bits
-// from one of 64, each probe the first plus a multiple of the second).
+// set sets the filter's bits of the name of hash h.
 func (s *nameSet) set(h uint64) {
-	h1, h2 := uint32(h), uint32(h>>32)|1
-	for i := range uint32(nameSetProbes) {
-		b := (h1 + i*h2) % nameSetBits
+	for _, b := range probes(h) {
 		s.bits[b/64] |= 1 << (b % 64)
 	}
+}
+
+// probes returns the filter's bits of the name of hash h: two hashes of
+// 32 bits from the one of 64, each probe the first plus a multiple of the
+// second.
+func probes(h uint64) (p [nameSetProbes]uint32) {
+	h1, h2 := uint32(h), uint32(h>>32)|1
+	for i := range p {
+		p[i] = (h1 + uint32(i)*h2) % nameSetBits
+	}
+	return p
 }

@@ -33,7 +33,7 @@ type arena struct {
 }
 
 // newArena returns an arena whose file goes in dir.
-func newArena(dir string) *arena { return &arena{dir: dir, off: dir == ""} }
+func newArena(dir string) *arena { return &arena{dir: dir} }
 
 // alloc returns n bytes of zeroes from the arena's file, aligned to 8
 // bytes (n is a multiple of 8), or nil if the file cannot give them.
