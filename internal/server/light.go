@@ -196,39 +196,57 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 	}
 	body := s.cache.get(docKey)
 	if body == nil {
-		doc, err := s.renderPackage(r, name, src)
-		if err != nil {
-			httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
-			return
-		}
+		// Not in memory: from disk (docStore), else rendered from git
+		// and kept there. A server policy's verdicts are kept in
+		// memory only: they change with time too (max_age), and with
+		// the policy file a restart is given.
+		docs := s.docs
 		if s.gate != nil {
-			pol, err := s.policyAt(r.Context(), key)
-			if err != nil {
+			docs = nil
+		}
+		if body = docs.get(name, docKey); body == nil {
+			if body, err = s.packageBody(r, name, key, src); err != nil {
 				httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 				return
 			}
-			doc.Policy = "sha256:" + pol.Ref.SHA256
-			var warned []*judgment
-			if doc.Refusals, doc.Warnings, warned, err = s.refusals(r.Context(), key, src, doc); err != nil {
-				httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
-				return
-			}
-			for i := range doc.Refusals {
-				s.countRefusal(r, "light", name+"@"+doc.Refusals[i].Version, &doc.Refusals[i])
-			}
-			for _, j := range warned {
-				s.countWarnings(r, "light", name+"@"+j.warnings[0].Version, j)
-			}
+			docs.put(name, docKey, body)
 		}
-		if body, err = json.Marshal(doc); err != nil {
-			httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
-			return
-		}
-		body = append(body, '\n')
 		s.cache.put(docKey, body)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(body)
+}
+
+// packageBody renders a package's document from git, with the server
+// policy's verdicts at the heads key names if it has one: the JSON and a
+// final newline.
+func (s *Server) packageBody(r *http.Request, name, key string, src index.PackageTree) ([]byte, error) {
+	doc, err := s.renderPackage(r, name, src)
+	if err != nil {
+		return nil, err
+	}
+	if s.gate != nil {
+		pol, err := s.policyAt(r.Context(), key)
+		if err != nil {
+			return nil, err
+		}
+		doc.Policy = "sha256:" + pol.Ref.SHA256
+		var warned []*judgment
+		if doc.Refusals, doc.Warnings, warned, err = s.refusals(r.Context(), key, src, doc); err != nil {
+			return nil, err
+		}
+		for i := range doc.Refusals {
+			s.countRefusal(r, "light", name+"@"+doc.Refusals[i].Version, &doc.Refusals[i])
+		}
+		for _, j := range warned {
+			s.countWarnings(r, "light", name+"@"+j.warnings[0].Version, j)
+		}
+	}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	return append(body, '\n'), nil
 }
 
 // findPackage finds a package's files (index.FindPackage: the

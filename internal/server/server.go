@@ -123,6 +123,7 @@ type Server struct {
 
 	mu       sync.Mutex  // one verification of main at a time (s.verify)
 	cache    *lightCache // rendered package documents, by tree id
+	docs     *docStore   // and on disk, by name (nil: none)
 	small    *lightCache // small blobs, by sha256
 	tiles    *lightCache // the log's hash tiles, by path (tileCache)
 	bundles  *lightCache // the log's entry bundles, by path (tileCache)
@@ -220,6 +221,15 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{repo: repo, blobs: repo.Blobs, fsBlobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096, budgetDocs), small: newLightCache(4096, budgetSmall), tiles: newLightCache(2048, budgetTiles), bundles: newLightCache(1024, budgetBundles), subjects: newLightCache(4096, budgetSubjects), leaves: newLightCache(16384, budgetLeaves)}
+	var oldDocs []string
+	s.docs, oldDocs = newDocStore(repo.LocalDir(), opts.Logger)
+	if len(oldDocs) > 0 {
+		s.bg.Go(func() {
+			for _, dir := range oldDocs {
+				os.RemoveAll(dir)
+			}
+		})
+	}
 	s.shutdown = make(chan struct{})
 	if opts.CheckpointKey != nil {
 		if opts.CheckpointInterval <= 0 {

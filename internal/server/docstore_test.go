@@ -1,0 +1,161 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"cairn.dev/cairn/internal/author"
+)
+
+// publishX publishes acme/x at version as alice.
+func (f *fixture) publishX(version string) {
+	f.t.Helper()
+	dir := f.t.TempDir()
+	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/x\nversion: "+version+"\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("source "+version), 0o644)
+	if _, err := author.Publish(f.ctx, f.repo, dir, f.alice); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// packageX reads acme/x's document: its body, its ETag's key and its
+// versions.
+func (f *fixture) packageX() (body []byte, key string, versions []string) {
+	f.t.Helper()
+	resp, body := f.do("GET", "/api/v1/packages/acme/x", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		f.t.Fatalf("GET acme/x: %s %s", resp.Status, body)
+	}
+	var doc PackageDoc
+	if err := json.Unmarshal(body, &doc); err != nil {
+		f.t.Fatalf("GET acme/x: %v\n%s", err, body)
+	}
+	for _, v := range doc.Versions {
+		versions = append(versions, v.Version)
+	}
+	return body, strings.Trim(resp.Header.Get("ETag"), `"`), versions
+}
+
+// A package's document, once rendered, is read from the server's
+// document store on disk when its memory cache no longer holds it; a
+// stored document of another key (the package changed) or whose bytes
+// are not the ones its digest names is rendered again from git.
+func TestPackageDocsKeptOnDisk(t *testing.T) {
+	f := newFixture(t)
+	forget := func() { f.srv.cache = newLightCache(4096, budgetDocs) } // what the memory cache held
+	f.publishX("1.0.0")
+	body, key, versions := f.packageX()
+	if !slices.Equal(versions, []string{"1.0.0"}) {
+		t.Fatalf("versions %v", versions)
+	}
+	if got := f.srv.docs.get("acme/x", key); string(got) != string(body) {
+		t.Fatalf("the store holds %q for acme/x at %s, want the document served:\n%s", got, key, body)
+	}
+
+	// Read from disk: a document put there for the same key is served.
+	planted := []byte(`{"name":"acme/x","source":"","versions":[]}` + "\n")
+	f.srv.docs.put("acme/x", key, planted)
+	forget()
+	if got, _, _ := f.packageX(); string(got) != string(planted) {
+		t.Fatalf("after the memory cache forgot it: served\n%s\nwant the stored document\n%s", got, planted)
+	}
+
+	// A stored document cut short (its digest names other bytes) is
+	// rendered again, and replaced.
+	file := f.srv.docs.path("acme/x")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data[:len(data)-10], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	forget()
+	if got, _, _ := f.packageX(); string(got) != string(body) {
+		t.Fatalf("a stored document cut short: served\n%s\nwant it rendered again\n%s", got, body)
+	}
+	if got := f.srv.docs.get("acme/x", key); string(got) != string(body) {
+		t.Fatalf("a stored document cut short is not replaced: the store holds %q", got)
+	}
+
+	// The package changed: the document stored for its old trees is not
+	// served, even once the memory cache forgot it.
+	f.publishX("1.1.0")
+	forget()
+	body2, key2, versions := f.packageX()
+	if key2 == key || !slices.Equal(versions, []string{"1.0.0", "1.1.0"}) {
+		t.Fatalf("after 1.1.0: key %s (was %s), versions %v", key2, key, versions)
+	}
+	if got := f.srv.docs.get("acme/x", key2); string(got) != string(body2) {
+		t.Fatalf("after 1.1.0: the store holds %q, want the new document", got)
+	}
+	if got := f.srv.docs.get("acme/x", key); got != nil {
+		t.Fatalf("after 1.1.0: the store still holds the document of the old trees")
+	}
+}
+
+// Each server starts with an empty store (a document depends on the
+// cairn that rendered it and on how it was configured): what a server
+// before it kept is not served, and is removed.
+func TestDocStoreStartsAfresh(t *testing.T) {
+	f := newFixture(t)
+	f.publishX("1.0.0")
+	body, key, _ := f.packageX()
+	planted := []byte(`{"name":"acme/x","source":"","versions":[]}` + "\n")
+	f.srv.docs.put("acme/x", key, planted) // as an older cairn might have kept it
+
+	s, err := New(f.repo, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Grace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + "/api/v1/packages/acme/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != string(body) {
+		t.Fatalf("a new server served\n%s\nwant the document rendered afresh\n%s", got, body)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if old, _ := filepath.Glob(filepath.Join(f.repo.LocalDir(), docsDir+".old-*")); len(old) > 0 {
+		t.Fatalf("the store of the server before is still there: %v", old)
+	}
+	if got := s.docs.get("acme/x", key); string(got) != string(body) {
+		t.Fatalf("the new server's store holds %q, want what it rendered", got)
+	}
+}
+
+// A store that cannot be written (here its directory is a file) costs
+// nothing but the disk reads: every document is rendered from git.
+func TestDocStoreUnwritable(t *testing.T) {
+	f := newFixture(t)
+	f.publishX("1.0.0")
+	dir := filepath.Join(f.repo.LocalDir(), docsDir)
+	os.RemoveAll(dir)
+	if err := os.WriteFile(dir, []byte("not a directory\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		f.srv.cache = newLightCache(4096, budgetDocs)
+		if _, _, versions := f.packageX(); !slices.Equal(versions, []string{"1.0.0"}) {
+			t.Fatalf("versions %v", versions)
+		}
+	}
+	if data, err := os.ReadFile(dir); err != nil || string(data) != "not a directory\n" {
+		t.Fatalf("the file in the store's place: %q, %v", data, err)
+	}
+}
