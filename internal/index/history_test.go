@@ -140,3 +140,26 @@ func TestFindPackage(t *testing.T) {
 		t.Fatalf("after a new version the key is %q (was %q), %v: want it changed", p.Key(), before, err)
 	}
 }
+
+// A package's key names where it comes from as well as its trees: the
+// same trees followed under another upstream's name, or another
+// introduction, are another document (its source is another).
+func TestPackageTreeKeyNamesTheUpstream(t *testing.T) {
+	up := func(name, intro string) *index.Upstream { return &index.Upstream{Name: name, Introduction: intro} }
+	intro := strings.Repeat("a", 64)
+	keys := map[string]index.PackageTree{}
+	for _, p := range []index.PackageTree{
+		{Tree: "t1"},
+		{Tree: "t1", Local: "l1"},
+		{Tree: "t1", Upstream: up("public", intro)},
+		{Tree: "t1", Upstream: up("mirror", intro)},
+		{Tree: "t1", Upstream: up("public", strings.Repeat("b", 64))},
+		{Tree: "t1", Local: "l1", Upstream: up("public", intro)},
+	} {
+		k := p.Key()
+		if other, ok := keys[k]; ok {
+			t.Fatalf("%+v and %+v have one key, %q", p, other, k)
+		}
+		keys[k] = p
+	}
+}

@@ -13,20 +13,27 @@ import (
 // PackageTree is where one package's files are, named by their content:
 // the git tree of the package's directory (its versions) and, for an
 // upstream's package, the tree of this repository's own records about
-// its versions. A tree id names its content, so a PackageTree's Key
-// changes exactly when something about the package does.
+// its versions and the upstream it comes from. A tree id names its
+// content, so a PackageTree's Key changes exactly when something about
+// the package does.
 type PackageTree struct {
 	Tree     string
 	Local    string    // "" if none
 	Upstream *Upstream // nil: the repository's own package
 }
 
-// Key names the package's content (an ETag, a cache key).
+// Key names the package's content (an ETag, a cache key): its trees
+// and, for an upstream's package, the upstream's name and introduction
+// (the same trees followed under another name are served as another's).
 func (p PackageTree) Key() string {
-	if p.Local == "" {
-		return p.Tree
+	k := p.Tree
+	if p.Local != "" {
+		k += "+" + p.Local
 	}
-	return p.Tree + "+" + p.Local
+	if p.Upstream != nil {
+		k += "@" + p.Upstream.Name + "=" + p.Upstream.Introduction
+	}
+	return k
 }
 
 // FindPackage finds a package's files at main's current head, read once

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -15,62 +16,163 @@ import (
 	"time"
 )
 
-// docsDir is the directory, in the repository's local state, where the
-// server keeps the package documents it rendered (docStore).
-const docsDir = "docs"
+// storesDir is the directory, in the repository's local state, of the
+// package document stores of the servers on the repository: one each,
+// named PID-NANOSECONDS (docStore).
+const storesDir = "package-docs"
 
-// maxStoredDoc is the largest package document the store keeps: a
-// larger one is rendered from git on each read that misses the memory
-// cache.
+// storeLock is the file in a store that its server holds locked while
+// it runs: a store whose lock nobody holds is of a server that ended.
+const storeLock = "lock"
+
+// maxStoredDoc is the largest package document a store keeps: a larger
+// one is rendered from git on each read that misses the memory cache.
 const maxStoredDoc = 8 << 20
 
 // docStore keeps each package's rendered document (GET
 // /api/v1/packages/NAME) as a file, the way a static host keeps a
 // sparse index: a read that the memory cache misses reads one file
 // instead of asking git for the package's trees and files (three round
-// trips to git's processes). A file holds one document per package name,
-// for the key it was rendered for (the package's trees): a key that
-// moved (a push changed the package) is a miss, and the document is
-// rendered again and replaces it. So the store holds at most a document
-// per package the server has been asked for, about as large as the
-// index's own files of those packages, and needs no eviction. It lives
-// as long as the server: each server starts with an empty one (a
-// document depends on the cairn that rendered it and the upstreams it
-// was configured with), and the one before it is removed in the
-// background. A server policy's documents are not kept here (their
-// verdicts change with time as well).
+// trips to git's processes, after the one that finds the package).
+//
+// A file holds one document per package name, with the key it was
+// rendered for (packageKey: the package's trees and where it comes
+// from): a key that moved (a push changed the package) is a miss, and
+// the document is rendered again and replaces it. So a store holds at
+// most a document per package the server has been asked for, about as
+// large as the index's own files of those packages, and needs no
+// eviction.
+//
+// Each server has a store of its own, made empty when it starts (a
+// document depends on the cairn that rendered it: two servers on one
+// repository, as in a rolling upgrade, never read each other's), and
+// locked while it runs; a server removes the stores of the servers that
+// ended, in the background. A server with a policy (--policy) keeps
+// none: its documents hold the verdicts of the policy it was started
+// with.
 //
 // A file is "KEY\nSHA256\n" then the document; one whose document's
 // SHA-256 is not the one it names (a write cut short) is a miss. Files
 // are written to tmp/ and renamed into place, never synced: they are
 // derived from the index, which stays the truth.
 type docStore struct {
-	dir string
-	log *slog.Logger
+	dir  string   // this server's store
+	lock *os.File // its lock, held while the server runs
+	log  *slog.Logger
 	// warned makes a store that cannot be written (a read-only or full
 	// disk) say so once, not at every render.
 	warned sync.Once
+
+	stop     chan struct{} // closed by close: the sweep stops
+	sweeping sync.WaitGroup
+	closed   sync.Once
 }
 
-// newDocStore opens an empty store under local, the repository's local
-// state directory (nil if local is ""), and returns the directories of
-// stores before it, moved aside, for the caller to remove.
-func newDocStore(local string, log *slog.Logger) (*docStore, []string) {
+// openDocStore makes a new store under local, the repository's local
+// state directory, and starts removing the stores of servers that ended.
+// It returns nil (no store: every document is rendered) if local is ""
+// or the store cannot be made.
+func openDocStore(local string, log *slog.Logger) *docStore {
 	if local == "" {
-		return nil, nil
+		return nil
 	}
-	d := &docStore{dir: filepath.Join(local, docsDir), log: log}
-	var old []string
-	if _, err := os.Lstat(d.dir); err == nil {
-		aside := fmt.Sprintf("%s.old-%d-%d", d.dir, os.Getpid(), time.Now().UnixNano())
-		if err := os.Rename(d.dir, aside); err != nil {
-			log.Warn("the package documents of the server before cannot be moved aside: none are kept on disk", "dir", d.dir, "err", err)
-			return nil, nil
+	root := filepath.Join(local, storesDir)
+	d := &docStore{dir: filepath.Join(root, fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())), log: log, stop: make(chan struct{})}
+	if err := d.make(); err != nil {
+		log.Warn("package documents cannot be kept on disk: each is rendered from git on a read the memory cache misses", "dir", d.dir, "err", err)
+		os.RemoveAll(d.dir)
+		return nil
+	}
+	d.sweeping.Go(func() { d.sweep(root) })
+	return d
+}
+
+// make makes the store's directory and takes its lock.
+func (d *docStore) make() error {
+	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(d.dir, storeLock))
+	if err != nil {
+		return err
+	}
+	if held, err := lockStore(f); err != nil || !held {
+		f.Close()
+		return cmp.Or(err, fmt.Errorf("%s is locked by another process", f.Name()))
+	}
+	d.lock = f
+	return nil
+}
+
+// close stops the sweep and releases the store's lock (once; a nil
+// store does nothing). The store stays: the next server on the
+// repository removes it.
+func (d *docStore) close() {
+	if d == nil {
+		return
+	}
+	d.closed.Do(func() {
+		close(d.stop)
+		d.sweeping.Wait()
+		d.lock.Close()
+	})
+}
+
+// sweep removes, under root, the stores of the servers that ended (their
+// lock free, or made a day ago without one), until close.
+func (d *docStore) sweep(root string) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		if !e.IsDir() || dir == d.dir {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, storeLock))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// Made, but its lock not yet (or never): a day is long enough.
+			if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < 24*time.Hour {
+				continue
+			}
+		case err != nil:
+			continue
+		default:
+			ended, err := storeEnded(f)
+			if err != nil || !ended {
+				f.Close()
+				continue
+			}
+		}
+		done := d.remove(dir)
+		if f != nil {
+			f.Close()
+		}
+		if !done {
+			return
 		}
 	}
-	// This store's and a removal cut short before.
-	old, _ = filepath.Glob(d.dir + ".old-*")
-	return d, old
+}
+
+// remove removes the store dir a shard directory at a time, and reports
+// false if close stopped it first.
+func (d *docStore) remove(dir string) bool {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		select {
+		case <-d.stop:
+			return false
+		default:
+		}
+		if e.Name() != storeLock {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+	os.Remove(filepath.Join(dir, storeLock))
+	os.Remove(dir)
+	return true
 }
 
 // path is the file of name's document: its SHA-256 in hex, under a

@@ -2,7 +2,9 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,14 +16,19 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/policy"
 )
 
 // publishX publishes acme/x at version as alice.
 func (f *fixture) publishX(version string) {
 	f.t.Helper()
 	dir := f.t.TempDir()
-	os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/x\nversion: "+version+"\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("source "+version), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "cairn-package.yaml"), []byte("name: acme/x\nversion: "+version+"\nartifacts:\n  - kind: source\n    file: src.tar.gz\n"), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "src.tar.gz"), []byte("source "+version), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
 	if _, err := author.Publish(f.ctx, f.repo, dir, f.alice); err != nil {
 		f.t.Fatal(err)
 	}
@@ -103,21 +110,31 @@ func TestPackageDocsKeptOnDisk(t *testing.T) {
 	}
 }
 
-// Each server starts with an empty store (a document depends on the
-// cairn that rendered it and on how it was configured): what a server
-// before it kept is not served, and is removed.
-func TestDocStoreStartsAfresh(t *testing.T) {
+// Each server has a store of its own, made empty when it starts (a
+// document depends on the cairn that rendered it): two servers on one
+// repository, as in a rolling upgrade, never read each other's, and a
+// server removes the stores of the servers that ended, never a running
+// one's.
+func TestDocStoreOwnEachServer(t *testing.T) {
 	f := newFixture(t)
 	f.publishX("1.0.0")
 	body, key, _ := f.packageX()
 	planted := []byte(`{"name":"acme/x","source":"","versions":[]}` + "\n")
 	f.srv.docs.put("acme/x", key, planted) // as an older cairn might have kept it
+	first := f.srv.docs.dir
 
-	s, err := New(f.repo, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Grace: time.Hour})
-	if err != nil {
-		t.Fatal(err)
+	start := func() *Server {
+		t.Helper()
+		s, err := New(f.repo, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Grace: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		s.docs.sweeping.Wait() // its sweep of the stores of servers that ended
+		return s
 	}
-	ts := httptest.NewServer(s.Handler())
+	second := start()
+	ts := httptest.NewServer(second.Handler())
 	defer ts.Close()
 	resp, err := http.Get(ts.URL + "/api/v1/packages/acme/x")
 	if err != nil {
@@ -126,16 +143,47 @@ func TestDocStoreStartsAfresh(t *testing.T) {
 	got, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if string(got) != string(body) {
-		t.Fatalf("a new server served\n%s\nwant the document rendered afresh\n%s", got, body)
+		t.Fatalf("a second server served\n%s\nwant the document rendered afresh\n%s", got, body)
 	}
-	if err := s.Close(); err != nil {
+	if second.docs.dir == first || second.docs.get("acme/x", key) == nil {
+		t.Fatalf("the second server's store (%s; the first's %s) does not hold what it rendered", second.docs.dir, first)
+	}
+	if _, err := os.Stat(first); err != nil {
+		t.Fatalf("the store of the first server, still running, was removed: %v", err)
+	}
+
+	// The first ends: the next server removes its store, not the
+	// second's.
+	if err := f.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if old, _ := filepath.Glob(filepath.Join(f.repo.LocalDir(), docsDir+".old-*")); len(old) > 0 {
-		t.Fatalf("the store of the server before is still there: %v", old)
+	start()
+	if _, err := os.Stat(first); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the store of the server that ended is still there: %v", err)
 	}
-	if got := s.docs.get("acme/x", key); string(got) != string(body) {
-		t.Fatalf("the new server's store holds %q, want what it rendered", got)
+	if second.docs.get("acme/x", key) == nil {
+		t.Fatal("the store of the second server, still running, was emptied")
+	}
+}
+
+// A server with a policy keeps no store: its documents hold the
+// verdicts of the policy it was started with.
+func TestDocStoreNoneWithPolicy(t *testing.T) {
+	pol, err := policy.Parse("policy.yaml", []byte("forbid:\n  - {name: deprecated, property: deprecated}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(o *Options) { o.Policy = pol })
+	f.publishX("1.0.0")
+	body, _, versions := f.packageX()
+	if !slices.Equal(versions, []string{"1.0.0"}) || !strings.Contains(string(body), `"policy":"sha256:`) {
+		t.Fatalf("versions %v, document %s", versions, body)
+	}
+	if f.srv.docs != nil {
+		t.Fatalf("a server with a policy has a document store, %s", f.srv.docs.dir)
+	}
+	if entries, err := os.ReadDir(filepath.Join(f.repo.LocalDir(), storesDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a server with a policy made %s: %v, %v", storesDir, entries, err)
 	}
 }
 
@@ -144,7 +192,7 @@ func TestDocStoreStartsAfresh(t *testing.T) {
 func TestDocStoreUnwritable(t *testing.T) {
 	f := newFixture(t)
 	f.publishX("1.0.0")
-	dir := filepath.Join(f.repo.LocalDir(), docsDir)
+	dir := f.srv.docs.dir
 	os.RemoveAll(dir)
 	if err := os.WriteFile(dir, []byte("not a directory\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -196,20 +196,14 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 	}
 	body := s.cache.get(docKey)
 	if body == nil {
-		// Not in memory: from disk (docStore), else rendered from git
-		// and kept there. A server policy's verdicts are kept in
-		// memory only: they change with time too (max_age), and with
-		// the policy file a restart is given.
-		docs := s.docs
-		if s.gate != nil {
-			docs = nil
-		}
-		if body = docs.get(name, docKey); body == nil {
+		// Not in memory: from disk (docStore; none with a policy),
+		// else rendered from git and kept there.
+		if body = s.docs.get(name, docKey); body == nil {
 			if body, err = s.packageBody(r, name, key, src); err != nil {
 				httpError(w, http.StatusInternalServerError, "%s: %v", name, err)
 				return
 			}
-			docs.put(name, docKey, body)
+			s.docs.put(name, docKey, body)
 		}
 		s.cache.put(docKey, body)
 	}

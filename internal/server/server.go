@@ -122,8 +122,8 @@ type Server struct {
 	reg     *prometheus.Registry
 
 	mu       sync.Mutex  // one verification of main at a time (s.verify)
-	cache    *lightCache // rendered package documents, by tree id
-	docs     *docStore   // and on disk, by name (nil: none)
+	cache    *lightCache // rendered package documents, by packageKey
+	docs     *docStore   // the same on disk, by name (nil: none, as with a policy)
 	small    *lightCache // small blobs, by sha256
 	tiles    *lightCache // the log's hash tiles, by path (tileCache)
 	bundles  *lightCache // the log's entry bundles, by path (tileCache)
@@ -221,15 +221,6 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{repo: repo, blobs: repo.Blobs, fsBlobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096, budgetDocs), small: newLightCache(4096, budgetSmall), tiles: newLightCache(2048, budgetTiles), bundles: newLightCache(1024, budgetBundles), subjects: newLightCache(4096, budgetSubjects), leaves: newLightCache(16384, budgetLeaves)}
-	var oldDocs []string
-	s.docs, oldDocs = newDocStore(repo.LocalDir(), opts.Logger)
-	if len(oldDocs) > 0 {
-		s.bg.Go(func() {
-			for _, dir := range oldDocs {
-				os.RemoveAll(dir)
-			}
-		})
-	}
 	s.shutdown = make(chan struct{})
 	if opts.CheckpointKey != nil {
 		if opts.CheckpointInterval <= 0 {
@@ -255,6 +246,8 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("the server's policy: %w", err)
 		}
 		s.gate = g
+	} else {
+		s.docs = openDocStore(repo.LocalDir(), opts.Logger)
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -265,6 +258,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 // directory.
 func (s *Server) Close() error {
 	s.bg.Wait()
+	s.docs.close()
 	if s.ckpt != nil {
 		s.ckpt.close()
 	}
