@@ -137,7 +137,7 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 		}
 		f, o := medianF(got[0]), medianF(got[1])
 		line("floor_"+name, f, unit, 1, "nginx (open_file_cache max=10000), the same bytes as files on the same disk, wrk -t2 -c"+strconv.Itoa(conns)+" -d5s, each run once cairn serve has been idle for 100 ms, median of 3")
-		line(name, o, unit, o/f, "cairn serve, same files, alternating with the floor, median of 3 "+goal)
+		line(name, o, unit, o/f, "cairn serve, the same bytes, alternating with the floor, median of 3 "+goal)
 		for i, r := range refs {
 			v := medianF(got[2+i])
 			line(r.name, v, unit, v/f, r.note)
