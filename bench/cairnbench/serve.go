@@ -162,7 +162,7 @@ func benchServe(ctx context.Context, cairn, work string, ix *gen.Index) error {
 	if err := compare("serve_sparse", "req/s", fmt.Sprintf("(%d distinct package documents in turn, %s; wrk's two threads half the list apart; goal ≥ 10,000 req/s, absolute)", len(paths), from), 32, "", script, reqs); err != nil {
 		return err
 	}
-	line("serve_sparse_first", firstReads, "req/s", none, fmt.Sprintf("the first read of each of the same %d documents (8 clients at a time, Go's net/http, writing each to nginx's docroot): cairn serve finds each in git and renders it (four round trips to git's processes: to find the package's tree, then to read it, its versions' trees and their files) and keeps it on disk; no floor does that work", len(paths)))
+	line("serve_sparse_first", firstReads, "req/s", none, fmt.Sprintf("the first read of each of the same %d documents (8 clients at a time, Go's net/http, writing each to nginx's docroot): cairn serve finds each in git and renders it (three round trips to git's processes: the package's tree, found with its bytes, its versions' trees, their files) and keeps it on disk; no floor does that work", len(paths)))
 	if err := benchServeTiles(cairnURL, ngxURL, work, logDir, compareWith); err != nil {
 		return err
 	}

@@ -97,3 +97,9 @@ func SetHookBeforeRecompute(f func()) (restore func()) {
 	testHookBeforeRecompute = f
 	return func() { testHookBeforeRecompute = old }
 }
+
+// HoldsTree reports whether p holds its package tree's bytes.
+func (p PackageTree) HoldsTree() bool { return p.tree != nil }
+
+// WithTreeID is p with its Tree id replaced, its bytes kept.
+func (p PackageTree) WithTreeID(id string) PackageTree { p.Tree = id; return p }

@@ -163,3 +163,33 @@ func TestPackageTreeKeyNamesTheUpstream(t *testing.T) {
 		keys[k] = p
 	}
 }
+
+// FindPackage keeps the package tree's bytes it read, and
+// PackageVersions uses them rather than asking git again: a package
+// tree whose id git does not have still lists its versions from them,
+// and one without its bytes is read from git.
+func TestPackageVersionsFromTheTreeFound(t *testing.T) {
+	f := newFixture(t)
+	f.publish(f.alice, "acme/one", "1.0.0")
+	f.publish(f.alice, "acme/one", "1.1.0")
+	none := func() ([]*index.Upstream, error) { return nil, nil }
+	p, err := f.repo.FindPackage(f.ctx, "acme/one", none)
+	if err != nil || !p.HoldsTree() {
+		t.Fatalf("FindPackage(acme/one) = %+v (holds its tree: %v), %v", p, p.HoldsTree(), err)
+	}
+	versions := func(p index.PackageTree) ([]string, error) {
+		var vs []string
+		err := f.repo.PackageVersions(f.ctx, p, func(v index.PackageVersion) error { vs = append(vs, v.Version); return nil })
+		return vs, err
+	}
+	absent := strings.Repeat("0", len(p.Tree))
+	if vs, err := versions(p.WithTreeID(absent)); err != nil || !slices.Equal(vs, []string{"1.0.0", "1.1.0"}) {
+		t.Fatalf("versions from the tree found: %v, %v", vs, err)
+	}
+	if vs, err := versions(index.PackageTree{Tree: p.Tree}); err != nil || !slices.Equal(vs, []string{"1.0.0", "1.1.0"}) {
+		t.Fatalf("versions read from git: %v, %v", vs, err)
+	}
+	if _, err := versions(index.PackageTree{Tree: absent}); err == nil {
+		t.Fatal("a tree git does not have, without its bytes, listed versions")
+	}
+}

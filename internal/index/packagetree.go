@@ -20,6 +20,23 @@ type PackageTree struct {
 	Tree     string
 	Local    string    // "" if none
 	Upstream *Upstream // nil: the repository's own package
+
+	// tree and local are Tree's and Local's bytes, if FindPackage read
+	// them (git answers a tree's id with its bytes) and they are small
+	// (keptTree): PackageVersions then does not ask for them again.
+	tree, local []byte
+}
+
+// keptTree bounds the bytes of a tree a PackageTree keeps (a package of
+// about 30 versions; a server keeps tens of thousands of PackageTrees).
+const keptTree = 1 << 10
+
+// kept returns data if it is small enough to keep with a PackageTree.
+func kept(data []byte) []byte {
+	if len(data) > keptTree {
+		return nil
+	}
+	return data
 }
 
 // Key names the package's content (an ETag, a cache key): its trees
@@ -53,8 +70,8 @@ func (r *Repo) FindPackage(ctx context.Context, name string, ups func() ([]*Upst
 		return PackageTree{}, err
 	}
 	dir := layout.PackageDir(name)
-	if id, err := treeAt(rd, main+":"+dir); id != "" || err != nil {
-		return PackageTree{Tree: id}, err
+	if id, data, err := treeAt(rd, main+":"+dir); id != "" || err != nil {
+		return PackageTree{Tree: id, tree: kept(data)}, err
 	}
 	followed, err := ups()
 	if err != nil {
@@ -72,26 +89,29 @@ func (r *Repo) FindPackage(ctx context.Context, name string, ups func() ([]*Upst
 		return PackageTree{}, err
 	}
 	var pubs []*Upstream
-	trees := map[*Upstream]string{}
+	trees := map[*Upstream]PackageTree{}
 	for _, u := range followed {
 		if why != "" {
 			break // never looked at
 		}
-		id, err := treeAt(rd, UpstreamRef(u.Name)+":"+dir)
+		id, data, err := treeAt(rd, UpstreamRef(u.Name)+":"+dir)
 		if err != nil {
 			return PackageTree{}, err
 		}
 		if id != "" {
 			pubs = append(pubs, u)
-			trees[u] = id
+			trees[u] = PackageTree{Tree: id, tree: kept(data), Upstream: u}
 		}
 	}
 	u, err := servedBy(name, why, pubs)
 	if err != nil {
 		return PackageTree{}, err
 	}
-	local, err := treeAt(rd, main+":"+layout.UpstreamDir(u.Name)+"/"+dir)
-	return PackageTree{Tree: trees[u], Local: local, Upstream: u}, err
+	p := trees[u]
+	var local []byte
+	p.Local, local, err = treeAt(rd, main+":"+layout.UpstreamDir(u.Name)+"/"+dir)
+	p.local = kept(local)
+	return p, err
 }
 
 // UpstreamsKey returns the id of main's tree of upstream declarations, ""
@@ -102,19 +122,30 @@ func (r *Repo) UpstreamsKey(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return treeAt(rd, MainRef+":upstreams")
+	id, _, err := treeAt(rd, MainRef+":upstreams")
+	return id, err
 }
 
-// treeAt returns the id of the tree at rev:path, "" if there is none.
-func treeAt(rd *gitx.Reader, spec string) (string, error) {
+// treeAt returns the id and the bytes of the tree at rev:path, "" if
+// there is none.
+func treeAt(rd *gitx.Reader, spec string) (string, []byte, error) {
 	o, err := rd.Read(spec)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && o.Type != "tree") {
-		return "", nil
+		return "", nil, nil
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return o.ID, nil
+	return o.ID, o.Data, nil
+}
+
+// entries returns the entries of the tree id, from data if it is the
+// tree's bytes, else as read from git.
+func (r *Repo) entries(rd *gitx.Reader, id string, data []byte) ([]gitx.TreeEntry, error) {
+	if data != nil {
+		return gitx.ParseTree(data, r.git.HexSize())
+	}
+	return rd.Tree(id)
 }
 
 // PackageVersion is one version of a PackageTree, as stored: its
@@ -133,13 +164,13 @@ func (r *Repo) PackageVersions(ctx context.Context, p PackageTree, fn func(Packa
 	if err != nil {
 		return err
 	}
-	versions, err := rd.Tree(p.Tree)
+	versions, err := r.entries(rd, p.Tree, p.tree)
 	if err != nil {
 		return err
 	}
 	local := map[string]string{} // version → tree of local records
 	if p.Upstream != nil && p.Local != "" {
-		lv, err := rd.Tree(p.Local)
+		lv, err := r.entries(rd, p.Local, p.local)
 		if err != nil {
 			return err
 		}

@@ -104,7 +104,7 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 		if only != "" && h.u.Name != only {
 			continue
 		}
-		id, err := treeAt(rd, h.head+":"+layout.PackageDir(name))
+		id, _, err := treeAt(rd, h.head+":"+layout.PackageDir(name))
 		if err != nil {
 			return nil, nil, blob.Ref{}, err
 		}

@@ -32,7 +32,7 @@ const maxStoredDoc = 8 << 20
 // docStore keeps each package's rendered document (GET
 // /api/v1/packages/NAME) as a file, the way a static host keeps a
 // sparse index: a read that the memory cache misses reads one file
-// instead of asking git for the package's trees and files (three round
+// instead of asking git for the package's trees and files (two round
 // trips to git's processes, after the one that finds the package).
 //
 // A file holds one document per package name, with the key it was
