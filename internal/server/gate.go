@@ -80,8 +80,9 @@ type gate struct {
 }
 
 // judgmentLife bounds how long a judgment is kept while the heads do not
-// move: a policy's max_age makes a verdict change with time alone.
-const judgmentLife = time.Minute
+// move: a policy's max_age makes a verdict change with time alone. (A
+// variable for the tests.)
+var judgmentLife = time.Minute
 
 // judgment is a version's verdict, its refusal when refused, and the
 // failing rules whose enforcement is warn when allowed.
@@ -231,6 +232,16 @@ func (s *Server) judge(ctx context.Context, key string, src index.PackageTree, n
 	}
 	g.mu.Unlock()
 	return j, nil
+}
+
+// period returns when the judgments at key now in use were first made
+// (at): what they say holds for that period, and another period may
+// judge otherwise with the heads unmoved (max_age).
+func (g *gate) period(key string) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.at(key, time.Now())
+	return g.since
 }
 
 // at starts the judgments again when the heads have moved from key, or

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -185,7 +186,9 @@ func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) {
 	}
 	docKey := src.Key()
 	if s.gate != nil {
-		docKey += "|" + key // the server's refusals change with the heads
+		// The server's refusals change with the heads, and with time
+		// (max_age): its judgments are made again each judgmentLife.
+		docKey += "|" + key + "|" + strconv.FormatInt(s.gate.period(key).UnixNano(), 36)
 	}
 	etag := `"` + docKey + `"`
 	w.Header().Set("ETag", etag)
