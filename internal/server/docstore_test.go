@@ -34,22 +34,29 @@ func (f *fixture) publishX(version string) {
 	}
 }
 
+// packageDoc reads a package's document: decoded, its bytes and its
+// ETag.
+func (f *fixture) packageDoc(name string) (doc PackageDoc, body []byte, etag string) {
+	f.t.Helper()
+	resp, body := f.do("GET", "/api/v1/packages/"+name, nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		f.t.Fatalf("GET %s: %s %s", name, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		f.t.Fatalf("GET %s: %v\n%s", name, err, body)
+	}
+	return doc, body, resp.Header.Get("ETag")
+}
+
 // packageX reads acme/x's document: its body, its ETag's key and its
 // versions.
 func (f *fixture) packageX() (body []byte, key string, versions []string) {
 	f.t.Helper()
-	resp, body := f.do("GET", "/api/v1/packages/acme/x", nil, nil)
-	if resp.StatusCode != http.StatusOK {
-		f.t.Fatalf("GET acme/x: %s %s", resp.Status, body)
-	}
-	var doc PackageDoc
-	if err := json.Unmarshal(body, &doc); err != nil {
-		f.t.Fatalf("GET acme/x: %v\n%s", err, body)
-	}
+	doc, body, etag := f.packageDoc("acme/x")
 	for _, v := range doc.Versions {
 		versions = append(versions, v.Version)
 	}
-	return body, strings.Trim(resp.Header.Get("ETag"), `"`), versions
+	return body, strings.Trim(etag, `"`), versions
 }
 
 // A package's document, once rendered, is read from the server's

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"encoding/json"
-	"net/http"
 	"testing"
 	"time"
 
@@ -33,14 +31,7 @@ func TestPackageDocVerdictAges(t *testing.T) {
 	}
 	refusals := func() []Refusal {
 		t.Helper()
-		resp, body := f.do("GET", "/api/v1/packages/acme/x", nil, nil)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET acme/x: %s %s", resp.Status, body)
-		}
-		var doc PackageDoc
-		if err := json.Unmarshal(body, &doc); err != nil {
-			t.Fatal(err)
-		}
+		doc, _, _ := f.packageDoc("acme/x")
 		return doc.Refusals
 	}
 	if r := refusals(); len(r) != 0 {
