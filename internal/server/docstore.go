@@ -25,6 +25,10 @@ const storesDir = "package-docs"
 // it runs: a store whose lock nobody holds is of a server that ended.
 const storeLock = "lock"
 
+// unstoredDocs is what a server says, once, when its store cannot be
+// made or written.
+const unstoredDocs = "package documents cannot be kept on disk: each is rendered from git on a read the memory cache misses"
+
 // maxStoredDoc is the largest package document a store keeps: a larger
 // one is rendered from git on each read that misses the memory cache.
 const maxStoredDoc = 8 << 20
@@ -79,7 +83,7 @@ func openDocStore(local string, log *slog.Logger) *docStore {
 	root := filepath.Join(local, storesDir)
 	d := &docStore{dir: filepath.Join(root, fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())), log: log, stop: make(chan struct{})}
 	if err := d.make(); err != nil {
-		log.Warn("package documents cannot be kept on disk: each is rendered from git on a read the memory cache misses", "dir", d.dir, "err", err)
+		log.Warn(unstoredDocs, "dir", d.dir, "err", err)
 		os.RemoveAll(d.dir)
 		return nil
 	}
@@ -225,7 +229,7 @@ func (d *docStore) put(name, key string, body []byte) {
 	data = append(data, body...)
 	if err := d.write(d.path(name), data); err != nil {
 		d.warned.Do(func() {
-			d.log.Warn("package documents cannot be kept on disk: each is rendered from git on a read the memory cache misses", "dir", d.dir, "err", err)
+			d.log.Warn(unstoredDocs, "dir", d.dir, "err", err)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,19 +33,12 @@ func TestLightReadFollowsMain(t *testing.T) {
 	}
 	versions := func() (string, []string) {
 		t.Helper()
-		resp, body := f.do("GET", "/api/v1/packages/acme/x", nil, nil)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET: %s %s", resp.Status, body)
-		}
-		var doc PackageDoc
-		if err := json.Unmarshal(body, &doc); err != nil {
-			t.Fatal(err)
-		}
+		doc, _, etag := f.packageDoc("acme/x")
 		var vs []string
 		for _, v := range doc.Versions {
 			vs = append(vs, v.Version)
 		}
-		return resp.Header.Get("ETag"), vs
+		return etag, vs
 	}
 	if resp, _ := f.do("GET", "/api/v1/packages/acme/x", nil, nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("before any publish: %s, want 404", resp.Status)

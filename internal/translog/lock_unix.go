@@ -3,18 +3,17 @@
 package translog
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	"cairn.dev/cairn/internal/safefile"
 )
 
 // takeLock takes the log's write lock, waiting for another writer to be
 // done; the kernel drops it when the holder's process ends, however it ends.
 func takeLock(dir string) (*os.File, error) {
-	f, err := lockIn(dir, unix.LOCK_EX)
+	f, err := lockIn(dir, true)
 	if err != nil {
 		return nil, fmt.Errorf("locking transparency log %s: %w", dir, err)
 	}
@@ -23,28 +22,27 @@ func takeLock(dir string) (*os.File, error) {
 
 // tryLock takes the log's write lock if no writer holds it (nil if one does).
 func tryLock(dir string) (*os.File, error) {
-	f, err := lockIn(dir, unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		return nil, nil
-	}
+	f, err := lockIn(dir, false)
 	if err != nil {
 		return nil, fmt.Errorf("locking transparency log %s: %w", dir, err)
 	}
 	return f, nil
 }
 
-func lockIn(dir string, how int) (*os.File, error) {
+// lockIn opens the log's lock file in dir and takes its lock, waiting
+// or not (nil if another holds it).
+func lockIn(dir string, wait bool) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
+	held := true
+	if wait {
+		err = safefile.Lock(f)
+	} else {
+		held, err = safefile.TryLock(f)
 	}
-	if err != nil {
+	if err != nil || !held {
 		f.Close()
 		return nil, err
 	}

@@ -3,11 +3,10 @@
 package witness
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
-	"golang.org/x/sys/unix"
+	"cairn.dev/cairn/internal/safefile"
 )
 
 // lockDir takes the state directory's lock, an exclusive flock on its
@@ -19,25 +18,9 @@ func lockDir(path string) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("witness state lock: %w", err)
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
+	if err := safefile.Lock(f); err != nil {
 		f.Close()
-		return nil, err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			if ferr = unix.Flock(int(fd), unix.LOCK_EX); !errors.Is(ferr, unix.EINTR) {
-				return
-			}
-		}
-	}); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if ferr != nil {
-		f.Close()
-		return nil, fmt.Errorf("witness state lock: flock %s: %w", path, ferr)
+		return nil, fmt.Errorf("witness state lock: %w", err)
 	}
 	return func() { f.Close() }, nil
 }
