@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -174,12 +175,12 @@ func (w Want) where() string {
 func (w Want) Pinned() bool { return w.Ref != nil }
 
 type projectSpec struct {
-	Repositories []Repository `yaml:"repositories"`
-	Snapshot     yaml.Node    `yaml:"snapshot"`
-	Packages     yaml.Node    `yaml:"packages"`
-	Policy       string       `yaml:"policy"`
-	Platforms    []string     `yaml:"platforms"`
-	Verified     bool         `yaml:"verified"`
+	Repositories []repositorySpec `yaml:"repositories"`
+	Snapshot     yaml.Node        `yaml:"snapshot"`
+	Packages     yaml.Node        `yaml:"packages"`
+	Policy       string           `yaml:"policy"`
+	Platforms    []string         `yaml:"platforms"`
+	Verified     bool             `yaml:"verified"`
 }
 
 type pinSpec struct {
@@ -204,10 +205,6 @@ func ParseProject(dir string, data []byte) (*Project, error) {
 	fail := func(line int, format string, args ...any) error {
 		return &LineError{File: ProjectFile, Line: line, Msg: fmt.Sprintf(format, args...)}
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fail(0, "%v", err)
-	}
 	var spec projectSpec
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -218,16 +215,9 @@ func ParseProject(dir string, data []byte) (*Project, error) {
 	if err := checkPolicyRef(spec.Policy); err != nil {
 		return nil, fail(0, "policy: %v (a policy file, or index:NAME for a policy of the index)", err)
 	}
-	var root *yaml.Node
-	if len(doc.Content) > 0 {
-		root = doc.Content[0]
-	}
-	repoNodes := seqOf(root, "repositories")
 	seen := map[string]bool{}
-	for i, r := range spec.Repositories {
-		if i < len(repoNodes) {
-			r.Line = repoNodes[i].Line
-		}
+	for _, rs := range spec.Repositories {
+		r := rs.Repository
 		if seen[r.Name] {
 			return nil, fail(r.Line, "repository %s is listed twice", r.Name)
 		}
@@ -364,15 +354,42 @@ func ServerProject(dir string, r Repository, wants []Want, policyFile string) (*
 	return p, nil
 }
 
-func seqOf(root *yaml.Node, key string) []*yaml.Node {
-	if root == nil || root.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value == key && root.Content[i+1].Kind == yaml.SequenceNode {
-			return root.Content[i+1].Content
+// repositorySpec is an entry of cairn.yaml's repositories, with the line
+// it starts at: read in the one pass over the file that decodes it.
+type repositorySpec struct{ Repository }
+
+// repositoryFields are the keys a repository entry may have: the yaml
+// names of Repository's fields.
+var repositoryFields = func() map[string]bool {
+	fields := map[string]bool{}
+	t := reflect.TypeFor[Repository]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+			fields[name] = true
 		}
 	}
+	return fields
+}()
+
+// UnmarshalYAML decodes an entry and notes its line. A decoder's strict
+// field check (KnownFields) stops at a type that decodes itself, so the
+// entry's keys are checked here, with the decoder's own words.
+func (r *repositorySpec) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		var unknown []string
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; !repositoryFields[k.Value] {
+				unknown = append(unknown, fmt.Sprintf("line %d: field %s not found in type %T", k.Line, k.Value, r.Repository))
+			}
+		}
+		if unknown != nil {
+			return &yaml.TypeError{Errors: unknown}
+		}
+	}
+	if err := n.Decode(&r.Repository); err != nil {
+		return err
+	}
+	r.Line = n.Line
 	return nil
 }
 

@@ -1,0 +1,40 @@
+package plan
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestProjectStrictAndLines: cairn.yaml is read in one pass, strictly
+// (a key no field takes is refused, in a repository entry as at the top)
+// and with each repository's line for its errors.
+func TestProjectStrictAndLines(t *testing.T) {
+	intro := strings.Repeat("ab", 32)
+	repo := func(name string) string {
+		return "  - name: " + name + "\n    url: http://x\n    introduction: " + intro + "\n"
+	}
+	for _, c := range []struct{ name, yaml, want string }{
+		{"unknown key in an entry", "repositories:\n" + repo("a") + "    mirror: http://y\n" + "packages: {acme/app: ^1}\n",
+			"line 5: field mirror not found in type plan.Repository"},
+		{"unknown key at the top", "repositories:\n" + repo("a") + "pakages: {acme/app: ^1}\n",
+			"line 5: field pakages not found in type plan.projectSpec"},
+		{"a repository twice, at its line", "repositories:\n" + repo("a") + repo("a") + "packages: {acme/app: ^1}\n",
+			"cairn.yaml:5: repository a is listed twice"},
+		{"a bad entry, at its line", "packages: {acme/app: ^1}\nrepositories:\n" + repo("a") + "  - name: b\n    url: http://y\n",
+			"cairn.yaml:6: "},
+		{"an entry that is not a mapping", "repositories:\n  - just a string\npackages: {acme/app: ^1}\n",
+			"cannot unmarshal !!str"},
+	} {
+		_, err := ParseProject(".", []byte(c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
+		}
+	}
+	p, err := ParseProject(".", []byte("packages: {acme/app: ^1}\nrepositories:\n"+repo("a")+repo("b")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Repositories) != 2 || p.Repositories[0].Line != 3 || p.Repositories[1].Line != 6 || p.Repositories[1].Name != "b" || p.Repositories[1].Introduction != intro {
+		t.Errorf("repositories %+v, want a at line 3 and b at line 6", p.Repositories)
+	}
+}
