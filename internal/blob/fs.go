@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"cairn.dev/cairn/internal/safefile"
 )
 
 // FS is the filesystem store: blob sha256:abcd… lives at
@@ -158,6 +160,22 @@ func (s *FS) OpenFile(hex string) (*os.File, error) {
 		return nil, fmt.Errorf("blob sha256:%s: %w", hex, fs.ErrNotExist)
 	}
 	return f, err
+}
+
+// ReadFileInto reads the stored file of the blob whose sha256 is hex into
+// buf, as OpenFile would serve it, and returns how many bytes it read:
+// len(buf) if the file holds that many or more. It is for small blobs a
+// server reads whole on a hot path (safefile.ReadInto: an open, reads
+// and a close, no os.File).
+func (s *FS) ReadFileInto(hex string, buf []byte) (int, error) {
+	if !IsDigest(hex) {
+		return 0, fmt.Errorf("%q is not a sha256 digest in hex", hex)
+	}
+	n, err := safefile.ReadInto(s.path(Ref{SHA256: hex}), buf)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("blob sha256:%s: %w", hex, fs.ErrNotExist)
+	}
+	return n, err
 }
 
 // Path returns the file holding a stored blob, for readers that need a

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
@@ -72,6 +73,12 @@ func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
 		s.serveStored(w, r, hex)
 		return
 	}
+	if data, ok := s.readSmallBlob(hex); ok {
+		s.small.put(hex, data)
+		serveHeld(w, r, data)
+		return
+	}
+	// Larger, or not stored here (then looked for upstream).
 	f, err := s.openBlob(r, hex)
 	if err != nil {
 		delete(h, "Etag")
@@ -85,8 +92,7 @@ func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.Size() <= smallBlob {
-		// A small blob is kept in memory: its bytes never change, and a
-		// read then costs no system call on the file.
+		// A small blob just fetched from upstream is kept in memory too.
 		data := make([]byte, fi.Size())
 		if _, err := io.ReadFull(f, data); err == nil {
 			s.small.put(hex, data)
@@ -131,6 +137,25 @@ func serveHeld(w http.ResponseWriter, r *http.Request, data []byte) {
 // smallBlob is the size up to which blobs are kept in memory once read
 // (with the cache's 4,096 entries, at most 64 MiB).
 const smallBlob = 16 << 10
+
+// smallBufs are buffers of smallBlob+1 bytes, for readSmallBlob.
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBlob+1); return &b }}
+
+// readSmallBlob reads a stored blob of at most smallBlob bytes whole, to
+// keep in memory: its bytes never change, and a later read costs no
+// system call. One open, read and close, no os.File and no stat (a
+// small blob past the memory cache is read so on every request). It
+// reports false for a larger blob and for one it cannot read (one not
+// stored here: openBlob looks for it upstream and says what is wrong).
+func (s *Server) readSmallBlob(hex string) ([]byte, bool) {
+	bp := smallBufs.Get().(*[]byte)
+	defer smallBufs.Put(bp)
+	n, err := s.fsBlobs.ReadFileInto(hex, *bp)
+	if err != nil || n > smallBlob {
+		return nil, false
+	}
+	return bytes.Clone((*bp)[:n]), true
+}
 
 // openBlob opens a stored blob, fetching it from the upstreams' mirrors
 // (verified, then kept) when it is not stored here — unless versions name

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"cairn.dev/cairn/internal/safefile"
 )
 
 // storesDir is the directory, in the repository's local state, of the
@@ -195,9 +197,19 @@ func (d *docStore) get(name, key string) []byte {
 	if d == nil {
 		return nil
 	}
-	data, err := os.ReadFile(d.path(name))
+	path := d.path(name)
+	bp := docBufs.Get().(*[]byte)
+	defer docBufs.Put(bp)
+	data := *bp
+	n, err := safefile.ReadInto(path, data)
 	if err != nil {
 		return nil
+	}
+	if data = data[:n]; n == len(*bp) {
+		// Larger than most: read as large files are.
+		if data, err = os.ReadFile(path); err != nil {
+			return nil
+		}
 	}
 	k, rest, ok := bytes.Cut(data, []byte{'\n'})
 	if !ok || string(k) != key {
@@ -211,8 +223,12 @@ func (d *docStore) get(name, key string) []byte {
 	if _, err := hex.Decode(want[:], digest); err != nil || sha256.Sum256(body) != want {
 		return nil
 	}
-	return body
+	return bytes.Clone(body)
 }
+
+// docBufs are the buffers get reads files into: one read of a document
+// of the usual size (a few KiB), a second only for a larger one.
+var docBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // put keeps body as name's document for key. A document that cannot be
 // kept is not an error: the next read renders it again.

@@ -82,6 +82,13 @@ func TestPackageDocsKeptOnDisk(t *testing.T) {
 	if got, _, _ := f.packageX(); string(got) != string(planted) {
 		t.Fatalf("after the memory cache forgot it: served\n%s\nwant the stored document\n%s", got, planted)
 	}
+	// One larger than the buffer a read starts with is read whole.
+	large := []byte(`{"name":"acme/x","source":"` + strings.Repeat("x", 100<<10) + `","versions":[]}` + "\n")
+	f.srv.docs.put("acme/x", key, large)
+	forget()
+	if got, _, _ := f.packageX(); string(got) != string(large) {
+		t.Fatalf("a stored document of %d bytes: served %d bytes, want it whole", len(large), len(got))
+	}
 
 	// A stored document cut short (its digest names other bytes) is
 	// rendered again, and replaced.

@@ -372,3 +372,29 @@ func TestLightReads(t *testing.T) {
 		t.Fatalf("checkpoint without a key: %s %s", resp.Status, body)
 	}
 }
+
+// A stored blob of at most smallBlob bytes is read whole from its file
+// and kept in memory; a larger one is served from its file each time;
+// both are served exactly, from the file and then again.
+func TestSmallBlobsRead(t *testing.T) {
+	f := newFixture(t)
+	for _, size := range []int{0, 1, smallBlob - 1, smallBlob, smallBlob + 1, 3 * smallBlob} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i*7 + size)
+		}
+		ref := blob.DigestBytes(data)
+		if err := f.repo.Blobs.Put(f.ctx, ref, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		for read := range 2 {
+			resp, got := f.do("GET", "/blobs/sha256/"+ref.SHA256, nil, nil)
+			if resp.StatusCode != 200 || !bytes.Equal(got, data) || resp.ContentLength != int64(size) {
+				t.Fatalf("%d bytes, read %d: %s, %d bytes (length %d)", size, read, resp.Status, len(got), resp.ContentLength)
+			}
+			if held := f.srv.small.get(ref.SHA256); (held != nil) != (size <= smallBlob) || (held != nil && !bytes.Equal(held, data)) {
+				t.Fatalf("%d bytes, read %d: held in memory %v (%d bytes), want %v", size, read, held != nil, len(held), size <= smallBlob)
+			}
+		}
+	}
+}

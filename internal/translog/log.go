@@ -493,7 +493,7 @@ func (l *Log) sameTile(t tlog.Tile, data []byte) error {
 	if cap(r.file) < len(data)+1 {
 		r.file = make([]byte, len(data)+1)
 	}
-	n, err := readInto(p, r.file[:len(data)+1])
+	n, err := safefile.ReadInto(p, r.file[:len(data)+1])
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDiffers, err)
 	}

@@ -1,15 +1,16 @@
 //go:build !unix
 
-package translog
+package safefile
 
 import (
 	"io"
 	"os"
 )
 
-// readInto reads the file at path into buf, and returns how many bytes
-// it read: len(buf) if the file has that many or more.
-func readInto(path string, buf []byte) (int, error) {
+// ReadInto reads the file at path into buf and returns how many bytes it
+// read: len(buf) if the file holds that many or more (the rest is left
+// unread).
+func ReadInto(path string, buf []byte) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
