@@ -364,7 +364,12 @@ var repositoryFields = func() map[string]bool {
 	fields := map[string]bool{}
 	t := reflect.TypeFor[Repository]()
 	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" && f.IsExported() {
+			name = strings.ToLower(f.Name) // the decoder's name for an untagged field
+		}
+		if name != "" && name != "-" {
 			fields[name] = true
 		}
 	}
@@ -373,24 +378,46 @@ var repositoryFields = func() map[string]bool {
 
 // UnmarshalYAML decodes an entry and notes its line. A decoder's strict
 // field check (KnownFields) stops at a type that decodes itself, so the
-// entry's keys are checked here, with the decoder's own words.
+// entry's keys are checked here, with the decoder's own words; keys an
+// entry takes from a merge (<<: *anchor) are checked where they are written.
 func (r *repositorySpec) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.MappingNode {
-		var unknown []string
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if k := n.Content[i]; !repositoryFields[k.Value] {
-				unknown = append(unknown, fmt.Sprintf("line %d: field %s not found in type %T", k.Line, k.Value, r.Repository))
-			}
-		}
-		if unknown != nil {
-			return &yaml.TypeError{Errors: unknown}
-		}
+	var unknown []string
+	checkRepositoryKeys(n, &unknown, 0)
+	if unknown != nil {
+		return &yaml.TypeError{Errors: unknown}
 	}
 	if err := n.Decode(&r.Repository); err != nil {
 		return err
 	}
 	r.Line = n.Line
 	return nil
+}
+
+// checkRepositoryKeys notes each key of a repository mapping that no field
+// takes, following aliases and the maps a merge key brings in. Depth bounds
+// a merge that (through aliases) reaches itself.
+func checkRepositoryKeys(n *yaml.Node, unknown *[]string, depth int) {
+	if depth > 16 {
+		return
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		checkRepositoryKeys(n.Alias, unknown, depth+1)
+	case yaml.SequenceNode: // the value of a merge key may list maps
+		for _, c := range n.Content {
+			checkRepositoryKeys(c, unknown, depth+1)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			switch {
+			case k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge":
+				checkRepositoryKeys(n.Content[i+1], unknown, depth+1)
+			case !repositoryFields[k.Value]:
+				*unknown = append(*unknown, fmt.Sprintf("line %d: field %s not found in type plan.Repository", k.Line, k.Value))
+			}
+		}
+	}
 }
 
 func parseSnapshotRef(n *yaml.Node) (*SnapshotRef, error) {

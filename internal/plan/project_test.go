@@ -30,6 +30,29 @@ func TestProjectStrictAndLines(t *testing.T) {
 			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
 		}
 	}
+	// Merge keys bring keys in from an anchor; the keys they bring are
+	// checked where they are written, and an entry may be an alias.
+	base := "repositories:\n  - &base\n    name: a\n    url: http://x\n    introduction: " + intro + "\n"
+	for _, c := range []struct{ name, yaml, want string }{
+		{"a merge bringing an unknown key", base + "  - name: b\n    <<: [*base, {mirror: http://y}]\npackages: {acme/app: ^1}\n",
+			"line 7: field mirror not found in type plan.Repository"},
+		{"a << that is a string, not a merge", "repositories:\n" + repo("a") + "    !!str <<: {url: http://y}\npackages: {acme/app: ^1}\n",
+			"field << not found in type plan.Repository"},
+	} {
+		_, err := ParseProject(".", []byte(c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
+		}
+	}
+	merged, err := ParseProject(".", []byte(base+"  - &whole\n    <<: *base\n    name: c\n"+
+		"  - <<: [*base]\n    name: b\n    url: http://z\npackages: {acme/app: ^1}\n"))
+	if err != nil {
+		t.Fatalf("entries with merge keys and an alias: %v", err)
+	}
+	if got := merged.Repositories; len(got) != 3 || got[1].Name != "c" || got[1].URL != "http://x" || got[1].Introduction != intro ||
+		got[2].Name != "b" || got[2].URL != "http://z" || got[2].Introduction != intro {
+		t.Errorf("merged repositories %+v, want c with a's url and b with its own", got)
+	}
 	p, err := ParseProject(".", []byte("packages: {acme/app: ^1}\nrepositories:\n"+repo("a")+repo("b")))
 	if err != nil {
 		t.Fatal(err)
