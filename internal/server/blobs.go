@@ -147,6 +147,8 @@ var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBlob+1); retu
 // small blob past the memory cache is read so on every request). It
 // reports false for a larger blob and for one it cannot read (one not
 // stored here: openBlob looks for it upstream and says what is wrong).
+// A larger blob so costs a second open, and a read of smallBlob+1 bytes
+// it does not keep: little beside serving the rest of it.
 func (s *Server) readSmallBlob(hex string) ([]byte, bool) {
 	bp := smallBufs.Get().(*[]byte)
 	defer smallBufs.Put(bp)

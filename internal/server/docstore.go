@@ -205,11 +205,13 @@ func (d *docStore) get(name, key string) []byte {
 	if err != nil {
 		return nil
 	}
+	pooled := true
 	if data = data[:n]; n == len(*bp) {
-		// Larger than most: read as large files are.
+		// Larger than most: read as large files are, into memory of its own.
 		if data, err = os.ReadFile(path); err != nil {
 			return nil
 		}
+		pooled = false
 	}
 	k, rest, ok := bytes.Cut(data, []byte{'\n'})
 	if !ok || string(k) != key {
@@ -223,7 +225,10 @@ func (d *docStore) get(name, key string) []byte {
 	if _, err := hex.Decode(want[:], digest); err != nil || sha256.Sum256(body) != want {
 		return nil
 	}
-	return bytes.Clone(body)
+	if pooled {
+		return bytes.Clone(body) // the pooled buffer is read into again
+	}
+	return body
 }
 
 // docBufs are the buffers get reads files into: one read of a document

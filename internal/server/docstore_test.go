@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/policy"
 )
 
@@ -219,5 +222,66 @@ func TestDocStoreUnwritable(t *testing.T) {
 	}
 	if data, err := os.ReadFile(dir); err != nil || string(data) != "not a directory\n" {
 		t.Fatalf("the file in the store's place: %q, %v", data, err)
+	}
+}
+
+// Reads into pooled buffers hand out bytes of their own: a document or a
+// small blob read before is the same after others are read (a buffer
+// reused under it would change it), a document larger than the pooled
+// buffer included.
+func TestPooledReadsKeepTheirBytes(t *testing.T) {
+	d := openDocStore(t.TempDir(), slog.New(slog.DiscardHandler))
+	if d == nil {
+		t.Fatal("no document store")
+	}
+	defer d.close()
+	docs := map[string][]byte{}
+	for i, size := range []int{10, 3000, 64 << 10, 200 << 10} {
+		name := fmt.Sprintf("acme/p%d", i)
+		docs[name] = bytes.Repeat([]byte{byte('a' + i)}, size)
+		d.put(name, "k"+name, docs[name])
+	}
+	f := newFixture(t)
+	blobs := map[string][]byte{}
+	for i, size := range []int{1, 1000, smallBlob} {
+		data := bytes.Repeat([]byte{byte('A' + i)}, size)
+		ref := blob.DigestBytes(data)
+		if err := f.repo.Blobs.Put(f.ctx, ref, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		blobs[ref.SHA256] = data
+	}
+	gotDocs, gotBlobs := map[string][]byte{}, map[string][]byte{}
+	for range 4 {
+		for name := range docs {
+			if gotDocs[name] = d.get(name, "k"+name); gotDocs[name] == nil {
+				t.Fatalf("%s: not read from the store", name)
+			}
+		}
+		for hex := range blobs {
+			data, ok := f.srv.readSmallBlob(hex)
+			if !ok {
+				t.Fatalf("blob %s: not read whole", hex)
+			}
+			gotBlobs[hex] = data
+		}
+	}
+	for name, want := range docs {
+		if !bytes.Equal(gotDocs[name], want) {
+			t.Errorf("%s: %d bytes %.8q…, want %d bytes %.8q…", name, len(gotDocs[name]), gotDocs[name], len(want), want)
+		}
+	}
+	for hex, want := range blobs {
+		if !bytes.Equal(gotBlobs[hex], want) {
+			t.Errorf("blob %s: %d bytes %.8q…, want %d bytes %.8q…", hex, len(gotBlobs[hex]), gotBlobs[hex], len(want), want)
+		}
+	}
+	large := bytes.Repeat([]byte{'L'}, smallBlob+1)
+	ref := blob.DigestBytes(large)
+	if err := f.repo.Blobs.Put(f.ctx, ref, bytes.NewReader(large)); err != nil {
+		t.Fatal(err)
+	}
+	if data, ok := f.srv.readSmallBlob(ref.SHA256); ok {
+		t.Errorf("a blob of smallBlob+1 bytes read as small (%d bytes)", len(data))
 	}
 }
