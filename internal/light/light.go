@@ -838,12 +838,21 @@ func (c *Client) keepBatchBody(cp checkpoint.Checkpoint, subjects []string, bodi
 			parts = append(parts, b)
 		}
 	}
-	sum := sha256.Sum256([]byte(strings.Join(subjects, "\n")))
+	// Named by the set of subjects, not the order the batches came back
+	// in: the same reads at the same tree (a lock run again while the
+	// server has no new record) find their file kept already, and
+	// neither write it again nor add another beside it, which every
+	// offline read would parse.
+	sorted := slices.Sorted(slices.Values(subjects))
+	sum := sha256.Sum256([]byte(strings.Join(sorted, "\n")))
 	ext := ".json"
 	if compact {
 		ext = compactSuffix
 	}
 	p := filepath.Join(c.subjectsDir(cp), batchPrefix+hex.EncodeToString(sum[:16])+ext)
+	if _, err := os.Stat(p); err == nil {
+		return // written whole (renamed into place) by a read of the same subjects at this tree
+	}
 	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
 		safefile.WriteParts(p, parts, safefile.Options{Perm: 0o644, NoSync: true})
 	}
