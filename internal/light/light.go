@@ -956,6 +956,12 @@ func (c *Client) advance(ctx context.Context, v *View, sc *checkpoint.Signed, st
 		if next.Size == last.Size && next.Time.Before(last.Time) {
 			return nil, nil // an older signature of the same tree: nothing new to keep
 		}
+		if string(v.Note) == stored.Checkpoint && k != nil && stored.Key == k.ID && stored.MapLeaf == string(v.MapLeaf.Text) {
+			// The very checkpoint stored (the server signs a new one only
+			// when its head moves or its interval ends): stored and synced
+			// already, and its tree's older documents removed then.
+			return nil, nil
+		}
 	}
 	if c.StateDir == "" {
 		return nil, nil
