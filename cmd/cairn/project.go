@@ -275,7 +275,8 @@ moved past is checked entry by entry at its latest head.`,
 			if prevErr == nil {
 				l.KeepCheckpoints(ctx, prev, pr.srcs)
 			}
-			if _, err := plan.WriteLock(pr.Dir, l); err != nil {
+			written, err := plan.WriteLock(pr.Dir, l)
+			if err != nil {
 				return err
 			}
 			if f.json {
@@ -289,7 +290,11 @@ moved past is checked entry by entry at its latest head.`,
 				}
 				fmt.Fprint(w, ")")
 			}
-			fmt.Fprintf(w, "\nwrote %s %s\n", filepath.Join(f.dir, plan.LockFile), l.Digest)
+			if written {
+				fmt.Fprintf(w, "\nwrote %s %s\n", filepath.Join(f.dir, plan.LockFile), l.Digest)
+			} else {
+				fmt.Fprintf(w, "\n%s unchanged %s\n", filepath.Join(f.dir, plan.LockFile), l.Digest)
+			}
 			for _, p := range l.Packages {
 				fmt.Fprintf(w, "  %s  sha256:%.16s  %s\n", p.ID(), p.Descriptor.SHA256, strings.Join(p.ChosenBy, "; "))
 			}

@@ -227,13 +227,19 @@ func ReadLock(dir string) (*Lock, error) {
 	return ParseLock(data)
 }
 
-// WriteLock writes DIR/cairn.lock atomically.
-func WriteLock(dir string, l *Lock) ([]byte, error) {
+// WriteLock writes DIR/cairn.lock atomically (synced), unless it holds
+// exactly these bytes already (as cargo leaves a Cargo.lock that would
+// not change): written reports which.
+func WriteLock(dir string, l *Lock) (written bool, err error) {
 	data, err := l.Marshal()
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	return data, safefile.Write(filepath.Join(dir, LockFile), data, safefile.Options{Perm: 0o644})
+	path := filepath.Join(dir, LockFile)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	return true, safefile.Write(path, data, safefile.Options{Perm: 0o644})
 }
 
 // ErrLockMismatch is the parent of LockError.

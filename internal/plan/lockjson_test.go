@@ -3,6 +3,9 @@ package plan
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"cairn.dev/cairn/internal/blob"
@@ -47,5 +50,52 @@ func TestLockBodyIsMarshalIndent(t *testing.T) {
 		if want = append(want, '\n'); !bytes.Equal(got, want) {
 			t.Errorf("lock %d: body(0)\n%s\nencoding/json:\n%s", i, got, want)
 		}
+	}
+}
+
+// WriteLock writes cairn.lock when it would change, and leaves a lock
+// that holds exactly its bytes as it is (no write, no sync), as cargo
+// leaves a Cargo.lock; a lock edited by hand is written over.
+func TestWriteLockOnlyWhenChanged(t *testing.T) {
+	dir := t.TempDir()
+	l := &Lock{Version: 1, Project: strings.Repeat("ab", 32), Platforms: []string{"linux-amd64"}}
+	path := filepath.Join(dir, LockFile)
+	stat := func() os.FileInfo {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	if written, err := WriteLock(dir, l); err != nil || !written {
+		t.Fatalf("first write: written %v, %v", written, err)
+	}
+	first := stat()
+	if written, err := WriteLock(dir, l); err != nil || written {
+		t.Fatalf("the same lock again: written %v, %v; want left as it is", written, err)
+	}
+	if !os.SameFile(first, stat()) {
+		t.Errorf("the same lock again: the file was replaced")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(data, ' '), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if written, err := WriteLock(dir, l); err != nil || !written {
+		t.Fatalf("over a lock edited by hand: written %v, %v", written, err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(data) {
+		t.Errorf("over a lock edited by hand: %d bytes, want the lock's %d", len(got), len(data))
+	}
+	l.Platforms = append(l.Platforms, "source")
+	if written, err := WriteLock(dir, l); err != nil || !written {
+		t.Fatalf("a changed lock: written %v, %v", written, err)
+	}
+	if got, err := ReadLock(dir); err != nil || len(got.Platforms) != 2 {
+		t.Errorf("a changed lock read back: %+v, %v", got, err)
 	}
 }
