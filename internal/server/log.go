@@ -263,6 +263,34 @@ func (s *Server) tileRoute(next http.Handler) http.Handler {
 
 // tileAt answers logTile for the tile at /log/path (path: tile/…).
 func (s *Server) tileAt(w http.ResponseWriter, r *http.Request, path string) {
+	data, held, fail := s.tileFor(r.Context(), path)
+	if fail != nil {
+		if fail.noStore {
+			w.Header().Set("Cache-Control", "no-store")
+		}
+		if fail.retry {
+			w.Header().Set("Retry-After", "1")
+		}
+		httpError(w, fail.code, "%s", fail.msg)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = hdrOctetStream
+	h["Cache-Control"] = hdrImmutable
+	h["Content-Length"] = held.length
+	w.Write(data)
+}
+
+// tileFail is why a tile is not answered: the status and the message.
+type tileFail struct {
+	code           int
+	msg            string
+	noStore, retry bool // Cache-Control: no-store; Retry-After: 1
+}
+
+// tileFor returns the tile at path (tile/…) and what its answer needs,
+// from memory or from the log, or why it is not answered.
+func (s *Server) tileFor(ctx context.Context, path string) ([]byte, *heldTile, *tileFail) {
 	// A tile never changes at its path (a partial one names its width),
 	// so the hot ones are kept in memory, with the tile their path names
 	// and their length: a tile read again is neither parsed nor measured.
@@ -276,41 +304,32 @@ func (s *Server) tileAt(w http.ResponseWriter, r *http.Request, path string) {
 		var err error
 		t, err = torchwood.ParseTilePath(path)
 		if err != nil || t.H != torchwood.TileHeight || torchwood.TilePath(t) != path {
-			httpError(w, http.StatusNotFound, "%s: not a tile path (C2SP tlog-tiles: tile/<L>/<N>[.p/<W>], tile/entries/<N>[.p/<W>])", path)
-			return
+			return nil, nil, &tileFail{code: http.StatusNotFound, msg: path + ": not a tile path (C2SP tlog-tiles: tile/<L>/<N>[.p/<W>], tile/entries/<N>[.p/<W>])"}
 		}
 	}
-	v, err := s.served(r.Context())
+	v, err := s.served(ctx)
 	if err == nil && !tileWithin(t, v.Size) && s.ckpt != nil {
 		// Past the checkpoint last signed: main may have moved since.
-		_, _, v, err = s.signed(r.Context())
+		_, _, v, err = s.signed(ctx)
 	}
 	if err == nil && !tileWithin(t, v.Size) && s.opts.Replica != nil {
 		// Past the tree served: a client that read a newer checkpoint
 		// from another replica waits for this one to catch up.
-		if v, err = s.replicaTile(r.Context(), t); err == nil && !tileWithin(t, v.Size) {
+		if v, err = s.replicaTile(ctx, t); err == nil && !tileWithin(t, v.Size) {
 			err = fmt.Errorf("%w: %s is past the tree of %d leaves it serves: ask again shortly", ErrBehind, path, v.Size)
 		}
 	}
 	if err != nil {
-		w.Header().Set("Cache-Control", "no-store")
-		if errors.Is(err, ErrBehind) {
-			w.Header().Set("Retry-After", "1")
-		}
-		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
-		return
+		return nil, nil, &tileFail{code: http.StatusServiceUnavailable, msg: fmt.Sprintf("index: %v", err), noStore: true, retry: errors.Is(err, ErrBehind)}
 	}
 	if !tileWithin(t, v.Size) {
-		httpError(w, http.StatusNotFound, "%s: past the served tree of %d leaves", path, v.Size)
-		return
+		return nil, nil, &tileFail{code: http.StatusNotFound, msg: fmt.Sprintf("%s: past the served tree of %d leaves", path, v.Size)}
 	}
 	if data == nil {
 		if data, err = v.store.ReadTile(path); errors.Is(err, fs.ErrNotExist) {
-			httpError(w, http.StatusNotFound, "%s: %v", path, err)
-			return
+			return nil, nil, &tileFail{code: http.StatusNotFound, msg: fmt.Sprintf("%s: %v", path, err)}
 		} else if err != nil {
-			httpError(w, http.StatusInternalServerError, "%s: %v", path, err)
-			return
+			return nil, nil, &tileFail{code: http.StatusInternalServerError, msg: fmt.Sprintf("%s: %v", path, err)}
 		}
 		cache.put(path, data)
 	}
@@ -318,11 +337,7 @@ func (s *Server) tileAt(w http.ResponseWriter, r *http.Request, path string) {
 		held = &heldTile{t: t, length: []string{strconv.Itoa(len(data))}}
 		cache.setAux(path, data, held)
 	}
-	h := w.Header()
-	h["Content-Type"] = hdrOctetStream
-	h["Cache-Control"] = hdrImmutable
-	h["Content-Length"] = held.length
-	w.Write(data)
+	return data, held, nil
 }
 
 // tileCache is the cache of the tile at path (tile/…): hash tiles and

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"io"
 	"log"
 	"log/slog"
@@ -54,8 +55,10 @@ var routeNames = [nRoutes]string{"git", "blob", "blob_batch", "package", "record
 
 // routeOf names a request for metrics, without its variable parts: one
 // of the route constants.
-func routeOf(r *http.Request) int {
-	p := r.URL.Path
+func routeOf(r *http.Request) int { return routeOfPath(r.URL.Path) }
+
+// routeOfPath is routeOf of a request for path p.
+func routeOfPath(p string) int {
 	switch {
 	case strings.HasPrefix(p, "/index.git/"):
 		return routeGit
@@ -186,34 +189,39 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if rec.code == 0 {
 			rec.code = http.StatusOK
 		}
-		d := time.Since(start)
-		s.metrics.count(routeOf(r), rec.code, rec.bytes, d)
-		ctx := r.Context()
-		h := s.log.Handler()
-		if !h.Enabled(ctx, slog.LevelInfo) {
+		s.logServed(r.Context(), start, r.Method, r.URL.Path, rec.code, rec.bytes, r.RemoteAddr)
+	})
+}
+
+// logServed counts a request answered (begun at start, with code and n
+// bytes of body) in the metrics and writes its access line.
+func (s *Server) logServed(ctx context.Context, start time.Time, method, path string, code int, n int64, remote string) {
+	d := time.Since(start)
+	s.metrics.count(routeOfPath(path), code, n, d)
+	h := s.log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	now := start.Add(d) // without asking the clock again
+	if out := s.opts.AccessLog; out != nil {
+		bp := lineBufs.Get().(*[]byte)
+		line, ok := appendAccessLine((*bp)[:0], now, method, path, code, n, d, remote)
+		if ok {
+			out.Write(line)
+		}
+		*bp = line[:0]
+		lineBufs.Put(bp)
+		if ok {
 			return
 		}
-		now := start.Add(d) // without asking the clock again
-		if out := s.opts.AccessLog; out != nil {
-			bp := lineBufs.Get().(*[]byte)
-			line, ok := appendAccessLine((*bp)[:0], now, r.Method, r.URL.Path, rec.code, rec.bytes, d, r.RemoteAddr)
-			if ok {
-				out.Write(line)
-			}
-			*bp = line[:0]
-			lineBufs.Put(bp)
-			if ok {
-				return
-			}
-		}
-		// The record goes to the handler as LogAttrs would send it, less
-		// the caller's program counter (runtime.Callers on every request):
-		// an access line's source would be this line.
-		line := slog.NewRecord(now, slog.LevelInfo, "request", 0)
-		line.AddAttrs(slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.code),
-			slog.Int64("bytes", rec.bytes), slog.Duration("duration", d), slog.String("remote", r.RemoteAddr))
-		h.Handle(ctx, line)
-	})
+	}
+	// The record goes to the handler as LogAttrs would send it, less
+	// the caller's program counter (runtime.Callers on every request):
+	// an access line's source would be this line.
+	line := slog.NewRecord(now, slog.LevelInfo, "request", 0)
+	line.AddAttrs(slog.String("method", method), slog.String("path", path), slog.Int("status", code),
+		slog.Int64("bytes", n), slog.Duration("duration", d), slog.String("remote", remote))
+	h.Handle(ctx, line)
 }
 
 // startOf returns when limit began the request w answers, if it did.

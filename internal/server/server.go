@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,15 +122,17 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 
-	mu       sync.Mutex  // one verification of main at a time (s.verify)
-	cache    *lightCache // rendered package documents, by packageKey
-	docs     *docStore   // the same on disk, by name (nil: none, as with a policy)
-	small    *lightCache // small blobs, by sha256
-	tiles    *lightCache // the log's hash tiles, by path (tileCache)
-	bundles  *lightCache // the log's entry bundles, by path (tileCache)
-	subjects *lightCache // light reads' subject documents, by tree and subject
-	leaves   *lightCache // the log's files (the small ones), by entry
-	slices   sliceCache  // GET /api/v1/slices answers, by head and from
+	mu    sync.Mutex  // one verification of main at a time (s.verify)
+	cache *lightCache // rendered package documents, by packageKey
+	docs  *docStore   // the same on disk, by name (nil: none, as with a policy)
+	small *lightCache // small blobs, by sha256
+
+	fastAnswers atomic.Int64 // requests answered on the fast path (fastpath.go)
+	tiles       *lightCache  // the log's hash tiles, by path (tileCache)
+	bundles     *lightCache  // the log's entry bundles, by path (tileCache)
+	subjects    *lightCache  // light reads' subject documents, by tree and subject
+	leaves      *lightCache  // the log's files (the small ones), by entry
+	slices      sliceCache   // GET /api/v1/slices answers, by head and from
 
 	upMu     sync.Mutex // guards the followed upstreams, kept by main's upstreams/ tree id
 	upTree   string
@@ -399,7 +402,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		ConnContext:       withConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	srv.RegisterOnShutdown(func() { s.shutdownOnce.Do(func() { close(s.shutdown) }) })
+	fl := newFastListener(s, l)
+	srv.RegisterOnShutdown(func() {
+		s.shutdownOnce.Do(func() { close(s.shutdown) })
+		fl.shutdown()
+	})
 	go s.collectLoop(ctx, time.Hour)
 	if s.gate != nil {
 		go s.warmGate(ctx) // the first blob request does not wait for it
@@ -411,16 +418,21 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		s.bg.Go(func() { s.checkpointLoop(lctx) })
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(heldListener{l}) }()
+	go func() { errc <- srv.Serve(fl) }()
 	select {
 	case err := <-errc:
+		fl.Close()
+		fl.shutdown()
+		fl.wait(context.Background())
 		return err
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down", "reason", context.Cause(ctx))
 	shut, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shut); err != nil {
+	err := srv.Shutdown(shut)
+	fl.wait(shut) // the fast path's connections too
+	if err != nil {
 		return err
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
