@@ -149,7 +149,6 @@ type fastConn struct {
 	remote string      // RemoteAddr, for the access lines
 	buf    []byte      // what was read: buf[r:w] is not answered yet
 	r, w   int
-	out    []byte    // an answer's head (and a small body), built here
 	rdl    time.Time // the deadlines set last
 	wdl    time.Time
 }
@@ -162,6 +161,8 @@ const fastBufSize = 4 << 10
 // larger one goes out with it by writev.
 const fastCopy = 16 << 10
 
+// fastBufs are connections' read buffers, fastOuts the buffers answers
+// are built in, taken for an answer and put back once it is written.
 var fastBufs = sync.Pool{New: func() any { b := make([]byte, fastBufSize); return &b }}
 var fastOuts = sync.Pool{New: func() any { b := make([]byte, 0, 512+fastCopy); return &b }}
 
@@ -182,12 +183,10 @@ func (c *fastConn) serve() {
 	}()
 	c.remote = c.Conn.RemoteAddr().String()
 	bp := fastBufs.Get().(*[]byte)
-	op := fastOuts.Get().(*[]byte)
-	c.buf, c.out = *bp, (*op)[:0]
+	c.buf = *bp
 	defer func() {
-		c.buf, c.out = nil, nil
+		c.buf = nil
 		fastBufs.Put(bp)
-		fastOuts.Put(op)
 	}()
 	for {
 		head, mine, ok := c.nextHead()
@@ -417,7 +416,9 @@ var hostByte = func() (t [256]bool) {
 func (c *fastConn) answer(req fastRequest) bool {
 	s := c.l.s
 	start := time.Now()
-	out := append(c.out[:0], "HTTP/1.1 200 OK\r\n"...)
+	op := fastOuts.Get().(*[]byte) // an idle connection holds none
+	defer fastOuts.Put(op)
+	out := append((*op)[:0], "HTTP/1.1 200 OK\r\n"...)
 	var body []byte
 	switch p := req.path; {
 	case strings.HasPrefix(p, tilePrefix) && !strings.Contains(p, "//") && !strings.Contains(p, "/."):
@@ -471,7 +472,7 @@ func (c *fastConn) answer(req fastRequest) bool {
 		bufs := net.Buffers{out, body}
 		_, err = bufs.WriteTo(c.Conn)
 	}
-	c.out = out[:0]
+	*op = out[:0]
 	if err != nil {
 		c.Conn.Close() // the client is gone or stalled: as net/http, nothing more
 	}
