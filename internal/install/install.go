@@ -64,7 +64,16 @@ type Options struct {
 	// Progress, if set, hears how far the install is; it is called from
 	// several goroutines, never concurrently.
 	Progress func(Progress)
+	// Offline fetches nothing over the network: a blob the cache lacks
+	// (or holds corrupt) is read from the mirrors on this machine (a
+	// directory, a file:// bucket: blob.IsLocal) if any, else fails the
+	// install with ErrNotCached.
+	Offline bool
 }
+
+// ErrNotCached is why an offline install (Options.Offline) fails on a
+// blob the cache lacks.
+var ErrNotCached = errors.New("not in the cache, and an offline install fetches nothing over the network (no mirror on this machine): install once online to fill the cache")
 
 // Progress is how far an install is.
 type Progress struct {
@@ -248,7 +257,7 @@ func unpackCached(ctx context.Context, j job, staging string, o Options) ([]File
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, ce, err
 	}
-	if _, _, err := fetchOne(ctx, j, o.Cache, func(int64) {}); err != nil {
+	if _, _, err := fetchOne(ctx, j, o.Cache, o.Offline, func(int64) {}); err != nil {
 		return nil, ce, fmt.Errorf("package %s: artifact %s: %w; removed it; fetching it again: %w", j.pkg.ID(), j.art.File, ce, err)
 	}
 	if files, err = try(); err != nil {
@@ -294,7 +303,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 // order, verified as it streams; it reports whether the cache had it,
 // and the evidence of a cached file it found corrupt (of another size)
 // and removed before fetching the blob again.
-func fetchOne(ctx context.Context, j job, cache Cache, progress func(int64)) (bool, *blob.CorruptError, error) {
+func fetchOne(ctx context.Context, j job, cache Cache, offline bool, progress func(int64)) (bool, *blob.CorruptError, error) {
 	if ok, err := cache.Stat(ctx, j.art.Ref); err != nil || ok {
 		if ok {
 			progress(j.art.Size)
@@ -305,9 +314,17 @@ func fetchOne(ctx context.Context, j job, cache Cache, progress func(int64)) (bo
 	if err != nil {
 		return false, ce, err
 	}
-	mirrors := make([]blob.Store, len(j.src.Blobs))
-	for i, s := range j.src.Blobs {
-		mirrors[i] = counting{s, progress}
+	var mirrors []blob.Store
+	for _, s := range j.src.Blobs {
+		if !offline || blob.IsLocal(s) {
+			mirrors = append(mirrors, counting{s, progress})
+		}
+	}
+	if offline && len(mirrors) == 0 {
+		if ce != nil {
+			return false, ce, fmt.Errorf("%w; removed it; %s: %w", ce, j.art.Ref, ErrNotCached)
+		}
+		return false, nil, fmt.Errorf("%s: %w", j.art.Ref, ErrNotCached)
 	}
 	c := &blob.Chain{Local: cache, Mirrors: mirrors}
 	if err := c.Fetch(ctx, j.art.Ref); err != nil {

@@ -125,7 +125,7 @@ func (p *pipeline) fetch() {
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				cached, repaired, err := fetchOne(p.ctx, j, p.o.Cache, func(n int64) { p.bytes.Add(n); p.report("fetching") })
+				cached, repaired, err := fetchOne(p.ctx, j, p.o.Cache, p.o.Offline, func(n int64) { p.bytes.Add(n); p.report("fetching") })
 				p.mu.Lock()
 				if repaired != nil {
 					p.res.Repaired = append(p.res.Repaired, repaired)
