@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -65,22 +66,7 @@ object store (as cairn init --blobs takes it): a read replica served with
 				return err
 			}
 			ctx := cmd.Context()
-			r, err := index.Open(ctx, dir)
-			created := false
-			if errors.Is(err, fs.ErrNotExist) {
-				if intro == "" {
-					return usageError{errors.New("--introduction is required")}
-				}
-				r, err = index.InitReplicaWith(ctx, dir, intro, index.InitOptions{Blobs: blobsURL})
-				created = true
-			} else if err == nil && blobsURL != "" {
-				r.Close()
-				return usageError{fmt.Errorf("--blobs %s: %s is a repository already; --blobs chooses the blob store of an empty replica as remote add makes it", blobsURL, dir)}
-			}
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+			// What the flags say is checked before anything is made.
 			if intro == "" {
 				return usageError{errors.New("--introduction is required: a remote is pinned by the id of its first root record")}
 			}
@@ -91,9 +77,28 @@ object store (as cairn init --blobs takes it): a read replica served with
 			if _, err := rm.Policy(); err != nil {
 				return usageError{err}
 			}
+			r, err := index.Open(ctx, dir)
+			created := false
+			var undo func()
+			if errors.Is(err, fs.ErrNotExist) {
+				undo = undoMaking(dir)
+				r, err = index.InitReplicaWith(ctx, dir, intro, index.InitOptions{Blobs: blobsURL})
+				created = true
+			} else if err == nil && blobsURL != "" {
+				r.Close()
+				return usageError{fmt.Errorf("--blobs %s: %s is a repository already; --blobs chooses the blob store of an empty replica as remote add makes it", blobsURL, dir)}
+			}
+			if err != nil {
+				if undo != nil {
+					undo()
+				}
+				return err
+			}
+			defer r.Close()
 			if err := remote.Add(r, rm); err != nil {
 				if created {
-					os.RemoveAll(dir)
+					r.Close()
+					undo()
 				}
 				return err
 			}
@@ -367,4 +372,26 @@ rules are checked here before anything is sent, and again by its server.`,
 	c.Flags().StringVar(&to, "to", "", "the remote (another index) to promote to")
 	c.Flags().StringArrayVar(&artifacts, "artifacts", nil, "which artifacts to send: binary, source, all, a platform or a file name (repeatable)")
 	return c
+}
+
+// undoMaking returns what removes what is made at dir from now on: dir
+// itself if it is not there yet, else the entries it does not hold yet
+// (a command that fails leaves nothing half-made).
+func undoMaking(dir string) func() {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return func() { os.RemoveAll(dir) }
+	}
+	before := map[string]bool{}
+	for _, e := range entries {
+		before[e.Name()] = true
+	}
+	return func() {
+		now, _ := os.ReadDir(dir)
+		for _, e := range now {
+			if !before[e.Name()] {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
 }
