@@ -74,6 +74,12 @@ object store (as cairn init --blobs takes it): a read replica served with
 				quorum = len(witnesses)
 			}
 			rm := remote.Remote{Name: args[0], URL: args[1], Log: logURL, Introduction: intro, Mirrors: mirrors, MaxAge: maxAge, InsecureNoCheckpoint: noCheck, Witnesses: witnesses, Quorum: quorum}
+			if u := strings.TrimSuffix(rm.URL, "/"); !rm.Plain() && strings.HasSuffix(u, "/index.git") {
+				// The URL git clones from, which a server prints: its
+				// server is the URL above it.
+				rm.URL = strings.TrimSuffix(u, "/index.git")
+				fmt.Fprintf(cmd.ErrOrStderr(), "cairn: note: %s is the server's git URL; the remote is the server, %s\n", args[1], rm.URL)
+			}
 			if _, err := rm.Policy(); err != nil {
 				return usageError{err}
 			}
