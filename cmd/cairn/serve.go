@@ -290,6 +290,13 @@ Access logs are JSON lines on standard error.`,
 				}()
 			} else if opts.CheckpointKey == nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "cairn: warning: serving without --checkpoint-key: this server signs no checkpoints, so clients cannot tell it from a frozen mirror and refuse to pull from it unless the remote was added with --insecure-no-checkpoint")
+			} else if head, err := r.Head(ctx, index.MainRef); err == nil && head != "" {
+				// Said now, to the operator, rather than to every client
+				// as a checkpoint it cannot trust: none is signed until the
+				// key is granted.
+				if err := server.MayCheckpoint(ctx, r, head, opts.CheckpointKey, time.Now()); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: %v; until then /log/checkpoint answers 503 and no client can read or pull\n", err)
+				}
 			}
 			defer srv.Close()
 			l, err := net.Listen("tcp", addr)

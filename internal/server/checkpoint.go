@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	"cairn.dev/cairn/internal/index"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,9 +119,10 @@ type checkpointer struct {
 
 	signing sync.Mutex // held by the one signing a checkpoint, through its witnesses' answers
 
-	mu   sync.Mutex             // guards what follows for readers; written under signing too
-	last *checkpoint.Checkpoint // the latest signed
-	note []byte                 // its note, with the cosignatures it got
+	mu          sync.Mutex             // guards what follows for readers; written under signing too
+	last        *checkpoint.Checkpoint // the latest signed
+	note        []byte                 // its note, with the cosignatures it got
+	lastByOther bool                   // last, loaded at start, was signed by another key (rotated since): not served
 	// view is the log and map last found to be last's, in this process
 	// (nil: none yet, or refused since): written under mu, read without
 	// it by the log's reads (served), every tile request.
@@ -132,6 +135,33 @@ type checkpointer struct {
 	building sync.Mutex // held by the one building the kept trees a restart loaded (buildKept)
 
 	resumed atomic.Bool // the witnesses that had not cosigned the checkpoint loaded at start were asked again (resume), or one was signed since
+
+	// mayCheckpoint, if set, says whether key may sign a checkpoint of
+	// head at a time (MayCheckpoint): a checkpoint every client would
+	// refuse is not signed.
+	mayCheckpoint func(ctx context.Context, head string, at time.Time) error
+}
+
+// MayCheckpoint says whether key may sign a checkpoint of r's history at
+// head, at a time, as a client judges it: granted the checkpoint scope
+// by that history, the grant live then, the key not revoked. Its error
+// says what to do.
+func MayCheckpoint(ctx context.Context, r *index.Repo, head string, key keys.Signer, at time.Time) error {
+	id := keys.ID(key.Public())
+	granted, err := r.KeysGrantedEver(ctx, head, "checkpoint")
+	if err != nil {
+		return err
+	}
+	for _, k := range granted {
+		if k.ID != id {
+			continue
+		}
+		if err := k.MayCheckpoint(at); err != nil {
+			return fmt.Errorf("the checkpoint key %s may not sign a checkpoint now, and clients would refuse it: %w: grant it the checkpoint scope again (cairn key grant --scope checkpoint), or serve with a key that holds it", id, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("the checkpoint key %s is not granted the checkpoint scope in the index (head %.12s), and clients would refuse what it signs: grant it (cairn key grant KEY.pub --holder NAME --scope checkpoint), or serve with a key that holds it", id, head)
 }
 
 type witnessState struct {
@@ -184,6 +214,12 @@ func newCheckpointer(key keys.Signer, origin string, interval time.Duration, ws 
 		return nil, fmt.Errorf("the last checkpoint signed, %s, is of %s, not of this index (%s)", path, last.Origin, origin)
 	}
 	c.last, c.note = &last, note
+	if _, err := checkpoint.Open(note, origin, []ed25519.PublicKey{key.Public()}); err != nil {
+		// Signed by the key served with before (rotated since): the
+		// tree must still extend it, but a reader gets one this key
+		// signs, which is the one its key header names.
+		c.lastByOther = true
+	}
 	c.loadWitnessSizes()
 	c.loadKeptTrees()
 	return c, nil
@@ -319,6 +355,12 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 		c.log.Error("checkpoint refused", "err", err)
 		return nil, nil, logView{}, err
 	}
+	if c.mayCheckpoint != nil {
+		if err := c.mayCheckpoint(ctx, v.Head, next.Time); err != nil {
+			c.log.Error("checkpoint not signed", "err", err)
+			return nil, nil, logView{}, err
+		}
+	}
 	signed, err := checkpoint.Sign(next, c.key)
 	if err != nil {
 		return nil, nil, logView{}, fmt.Errorf("signing the checkpoint of %s: %w", next.Head, err)
@@ -353,7 +395,7 @@ func (c *checkpointer) atView(ctx context.Context, v logView, now time.Time) (*c
 	}
 	last := &next
 	c.mu.Lock()
-	c.last, c.note = last, note
+	c.last, c.note, c.lastByOther = last, note, false
 	c.view.Store(&v)
 	c.recent = append(slices.DeleteFunc(c.recent, func(r logView) bool { return r.Size >= v.Size }), v)
 	kept := c.keepTree(v)
@@ -611,7 +653,7 @@ func (c *checkpointer) fresh(v logView, now time.Time) (*checkpoint.Checkpoint, 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l := c.last
-	if l == nil || l.Head != v.Head || l.Size != v.Size || l.Root != v.Root || l.Map != v.Map || now.Sub(l.Time) >= c.interval || l.Time.After(now) {
+	if l == nil || c.lastByOther || l.Head != v.Head || l.Size != v.Size || l.Root != v.Root || l.Map != v.Map || now.Sub(l.Time) >= c.interval || l.Time.After(now) {
 		return nil, nil, false
 	}
 	c.view.Store(&v)

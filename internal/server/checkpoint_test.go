@@ -2,14 +2,18 @@ package server
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"cairn.dev/cairn/internal/author"
+	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/keys"
 )
 
 // A server without a checkpoint key says so in a way a client can tell
@@ -94,5 +98,71 @@ func TestCheckpointRefusedOnMainMovedBack(t *testing.T) {
 	resp, body := s.do("GET", "/log/checkpoint", nil, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "does not descend") {
 		t.Fatalf("checkpoint of main moved back: %s %q, want 503 saying main was rewritten", resp.Status, body)
+	}
+}
+
+// A server does not sign a checkpoint every client would refuse: with a
+// key the index has not granted the checkpoint scope, or whose grant has
+// expired, the checkpoint is 503 saying so and what to do (clients read
+// "the server is not ready", not a forgery); granted, it is signed.
+func TestCheckpointKeyMustBeGranted(t *testing.T) {
+	ck := signer(t)
+	s := newServed(t, Options{CheckpointKey: ck})
+	resp, body := s.do("GET", "/log/checkpoint", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "is not granted the checkpoint scope in the index") || !strings.Contains(string(body), "cairn key grant") {
+		t.Fatalf("an ungranted key: %s %s", resp.Status, body)
+	}
+	past := time.Now().Add(-time.Hour)
+	if _, err := author.Grant(s.ctx, s.repo, author.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}, Expires: &past}, s.root); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = s.do("GET", "/log/checkpoint", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "may not sign a checkpoint now") || !strings.Contains(string(body), "expired") {
+		t.Fatalf("a key whose grant expired: %s %s", resp.Status, body)
+	}
+	if _, err := author.Grant(s.ctx, s.repo, author.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, s.root); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body = s.do("GET", "/log/checkpoint", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("granted again: %s %s", resp.Status, body)
+	}
+}
+
+// A server restarted with another checkpoint key (the old one rotated
+// out) serves a checkpoint its new key signed, at once, not the one the
+// old key signed before the restart, which its key header would name
+// wrongly; the new one extends the old one's tree.
+func TestCheckpointKeyRotatedAcrossRestart(t *testing.T) {
+	f, old, origin := retryFixture(t)
+	stop := serveOn(t, f, Options{CheckpointKey: old})
+	get := func() ([]byte, string) {
+		t.Helper()
+		resp, body := f.do("GET", "/log/checkpoint", nil, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/log/checkpoint: %s %s", resp.Status, body)
+		}
+		return body, resp.Header.Get(CheckpointKeyHeader)
+	}
+	before, _ := get()
+	stop()
+	rotated := signer(t)
+	if _, err := author.Grant(f.ctx, f.repo, author.KeyGrant{Key: rotated.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, f.root); err != nil {
+		t.Fatal(err)
+	}
+	serveOn(t, f, Options{CheckpointKey: rotated})
+	after, named := get()
+	if named != keys.ID(rotated.Public()) {
+		t.Fatalf("key header %q, want the new key %s", named, keys.ID(rotated.Public()))
+	}
+	sc, err := checkpoint.Open(after, origin, []ed25519.PublicKey{rotated.Public()})
+	if err != nil {
+		t.Fatalf("the checkpoint served after the restart does not verify under the new key: %v\n%s", err, after)
+	}
+	prev, err := checkpoint.Claimed(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Size < prev.Size {
+		t.Fatalf("size %d after the restart, %d before", sc.Size, prev.Size)
 	}
 }

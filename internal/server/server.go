@@ -238,6 +238,9 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 			os.RemoveAll(hooks)
 			return nil, err
 		}
+		s.ckpt.mayCheckpoint = func(ctx context.Context, head string, at time.Time) error {
+			return MayCheckpoint(ctx, repo, head, opts.CheckpointKey, at)
+		}
 	}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -322,6 +322,9 @@ func TestWitnessSizesKeptAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck := signer(t)
+	if _, err := author.Grant(ctx, r, author.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, f.root); err != nil {
+		t.Fatal(err)
+	}
 	origin := checkpoint.Origin(r.Config.Introduction)
 	a, wa := recordedWitness(t, "a.example", origin, checkpoint.VKey(origin, ck.Public()))
 	b, wb := recordedWitness(t, "b.example", origin, checkpoint.VKey(origin, ck.Public()))

@@ -88,7 +88,11 @@ func retryFixture(t *testing.T) (*fixture, keys.Signer, string) {
 	if _, err := author.Grant(ctx, r, author.KeyGrant{Key: f.alice.Public(), Holder: "alice", Scopes: []string{"publish:acme/*"}}, f.root); err != nil {
 		t.Fatal(err)
 	}
-	return f, signer(t), checkpoint.Origin(r.Config.Introduction)
+	ck := signer(t)
+	if _, err := author.Grant(ctx, r, author.KeyGrant{Key: ck.Public(), Holder: "server", Scopes: []string{"checkpoint"}}, f.root); err != nil {
+		t.Fatal(err)
+	}
+	return f, ck, checkpoint.Origin(r.Config.Introduction)
 }
 
 // quick makes the server's witness timeout and backoff short for a test.
