@@ -1088,8 +1088,12 @@ func (v *View) claim(subject string) (*subjectLoad, bool) {
 func (v *View) load(ctx context.Context, subject string) *subjectLoad {
 	l, claimed := v.claim(subject)
 	if !claimed {
-		<-l.done
-		return l
+		select {
+		case <-l.done:
+			return l
+		case <-ctx.Done(): // interrupted: the load goes on for its other readers
+			return &subjectLoad{err: ctx.Err()}
+		}
 	}
 	// A package's refusals by the server's policy, which resolution
 	// asks for next, are read meanwhile.
@@ -1850,6 +1854,7 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 	// of the batch's needs in one request. Those reads end before the
 	// loads do.
 	var early sync.WaitGroup
+	finished := func(int) bool { return false } // finished before the end (refused)
 	err := errNoBatch
 	if !v.offline && !v.noBatch.Load() {
 		var once sync.Once
@@ -1903,13 +1908,22 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 	default:
 		// Judge those that were proved; say why the others were not.
 		var ok []int
+		var refused []string
+		var refusedLoads []*subjectLoad
 		for i := range subjects {
 			if errs[i] == nil {
 				ok = append(ok, i)
 			} else {
 				loads[i].err = errs[i]
+				refused, refusedLoads = append(refused, subjects[i]), append(refusedLoads, loads[i])
 			}
 		}
+		// Those refused are finished (forgotten) before the others are
+		// judged: one of them that another needs (the root, which the
+		// checkpoint's key needs) is then read again alone by that
+		// judgment, not waited for here, where it would never finish.
+		v.finish(refused, refusedLoads)
+		finished = func(i int) bool { return errs[i] != nil }
 		okSubjects, okFiles := make([]string, len(ok)), make([][]index.MemFile, len(ok))
 		for k, i := range ok {
 			okSubjects[k], okFiles[k] = subjects[i], files[i]
@@ -1925,7 +1939,14 @@ func (v *View) loadBatch(ctx context.Context, subjects []string, loads []*subjec
 		keep(judged)
 	}
 	early.Wait()
-	v.finish(subjects, loads)
+	var rest []string
+	var restLoads []*subjectLoad
+	for i := range subjects {
+		if !finished(i) {
+			rest, restLoads = append(rest, subjects[i]), append(restLoads, loads[i])
+		}
+	}
+	v.finish(rest, restLoads)
 	v.filesLoaded(subjects, loads)
 }
 

@@ -1,0 +1,78 @@
+package light_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/server/servertest"
+)
+
+// Attack: a server (or a man in the middle) that changes the root's
+// document in every batch answer, the batch in which Open reads the root
+// and the checkpoint's key together. The key, proved, needs the root,
+// which its own batch refused: Open must refuse, naming the root, and
+// not wait for the root's load its own batch holds (it hung, for good).
+func TestAttackRootChangedInItsBatch(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	for _, everywhere := range []bool{false, true} {
+		url := tamper(t, servertest.Serve(w), func(path string, _ http.Header, body []byte) []byte {
+			change := func(d subjectDoc) subjectDoc {
+				if d.Subject == "root" && len(d.Files) > 0 {
+					var f map[string]any
+					json.Unmarshal(d.Files[0], &f)
+					f["index"] = f["index"].(float64) + 1
+					d.Files[0], _ = json.Marshal(f)
+				}
+				return d
+			}
+			switch {
+			case strings.HasPrefix(path, "/api/v1/log/subjects"):
+				var batch struct {
+					Size     int64        `json:"size"`
+					Subjects []subjectDoc `json:"subjects"`
+				}
+				json.Unmarshal(body, &batch)
+				for k, d := range batch.Subjects {
+					batch.Subjects[k] = change(d)
+				}
+				out, _ := json.Marshal(batch)
+				return out
+			case everywhere && strings.HasPrefix(path, "/api/v1/log/subject?"):
+				var d subjectDoc
+				json.Unmarshal(body, &d)
+				out, _ := json.Marshal(change(d))
+				return out
+			}
+			return body
+		})
+		c := newClient(w, url, t.TempDir())
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		done := make(chan error, 1)
+		go func() {
+			v, err := c.OpenPrefetch(ctx, "package acme/log")
+			if err == nil {
+				_, err = v.Subject(ctx, "package acme/log")
+				v.Kept()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if everywhere {
+				wantProofError(t, err, `subject "root"`)
+			} else if err != nil {
+				// The root read again alone, unchanged, proves.
+				t.Errorf("the root changed in batches only (read again alone): %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the root changed in its batch (everywhere: %v): Open has not returned after 15 s", everywhere)
+		}
+		cancel()
+	}
+}
