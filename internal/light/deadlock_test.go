@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +78,53 @@ func TestAttackRootChangedInItsBatch(t *testing.T) {
 		}
 		cancel()
 	}
+}
+
+// Attack: answers without end. A checkpoint's answer is refused past
+// maxCheckpointAnswer, unread, saying so (not as a malformed note after
+// reading all of it); a batch's past maxBatchAnswer, its subjects then
+// read one by one.
+func TestAttackEndlessAnswers(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	target := servertest.Serve(w)
+	endless := func(path string) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.URL.Path, path) {
+				proxyTo(t, target).ServeHTTP(rw, r)
+				return
+			}
+			chunk := []byte(strings.Repeat("A", 1<<16))
+			for range (80 << 20) / len(chunk) {
+				if _, err := rw.Write(chunk); err != nil {
+					return
+				}
+			}
+		})
+	}
+	ckpt := httptest.NewServer(endless("/log/checkpoint"))
+	t.Cleanup(ckpt.Close)
+	_, err := newClient(w, ckpt.URL, t.TempDir()).Open(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "an answer of more than 1048576 bytes: refused unread") {
+		t.Fatalf("an endless checkpoint: %v", err)
+	}
+	batch := httptest.NewServer(endless("/api/v1/log/subjects"))
+	t.Cleanup(batch.Close)
+	v, err := newClient(w, batch.URL, t.TempDir()).OpenPrefetch(context.Background(), "package acme/log")
+	if err != nil {
+		t.Fatalf("endless batches, subjects read one by one: %v", err)
+	}
+	defer v.Kept()
+	if files, err := v.Subject(context.Background(), "package acme/log"); err != nil || len(files) == 0 {
+		t.Fatalf("acme/log after endless batches: %d files, %v", len(files), err)
+	}
+}
+
+// proxyTo is a reverse proxy to target.
+func proxyTo(t *testing.T, target string) http.Handler {
+	u, err := neturl.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httputil.NewSingleHostReverseProxy(u)
 }

@@ -316,7 +316,7 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	defer early.end()
 	note, header, err := c.get(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteRequest: func(httptrace.WroteRequestInfo) { checkpointWritten() },
-	}), "/log/checkpoint")
+	}), "/log/checkpoint", maxCheckpointAnswer)
 	checkpointWritten()
 	if err != nil {
 		return nil, fmt.Errorf("%s: fetching the checkpoint: %w", c.base(), err)
@@ -701,9 +701,18 @@ func (v *View) within(files []index.MemFile) []index.MemFile {
 	return files[:n:n]
 }
 
-// get fetches BaseURL+path, and the answer's header (the checkpoint key
+// maxCheckpointAnswer bounds the answer get reads (a checkpoint: its
+// note, a few hundred bytes and a line for each cosignature).
+const maxCheckpointAnswer = 1 << 20
+
+// maxBatchAnswer bounds a batch read's answer, and a subject's: a batch
+// larger than that (a server that sends without end) is refused unread,
+// and its subjects are read one by one.
+const maxBatchAnswer = 64 << 20
+
+// get fetches BaseURL+path, at most limit bytes, and the answer's header (the checkpoint key
 // it hints at, the policy it names).
-func (c *Client) get(ctx context.Context, path string) ([]byte, http.Header, error) {
+func (c *Client) get(ctx context.Context, path string, limit int) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base()+path, nil)
 	if err != nil {
 		return nil, nil, err
@@ -713,9 +722,12 @@ func (c *Client) get(ctx context.Context, path string) ([]byte, http.Header, err
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	if len(body) > limit {
+		return nil, nil, fmt.Errorf("GET %s: %s: an answer of more than %d bytes: refused unread", path, resp.Status, limit)
 	}
 	if resp.StatusCode == http.StatusGone {
 		return nil, nil, fmt.Errorf("GET %s: %s: %s: %w", path, resp.Status, bytes.TrimSpace(body[:min(len(body), 512)]), ErrMoved)
@@ -1356,7 +1368,7 @@ func (v *View) fetch(ctx context.Context, subject string) (files []index.MemFile
 	}
 	at := v.reading()
 	for try := 0; ; try++ {
-		body, _, err := v.client.get(ctx, "/api/v1/log/subject?s="+url.QueryEscape(subject)+"&size="+strconv.FormatInt(at.Checkpoint.Size, 10))
+		body, _, err := v.client.get(ctx, "/api/v1/log/subject?s="+url.QueryEscape(subject)+"&size="+strconv.FormatInt(at.Checkpoint.Size, 10), maxBatchAnswer)
 		if err != nil {
 			err = fmt.Errorf("%s: reading %s: %w", v.client.base(), subject, err)
 		} else {
@@ -1515,9 +1527,12 @@ func (c *Client) postBatch(ctx context.Context, subjects []string, size int64) (
 		return nil, fmt.Errorf("%s: reading %d subjects: %w", c.base(), len(subjects), err)
 	}
 	defer resp.Body.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(resp.ContentLength, 256<<20))+512))
-	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, 256<<20)); err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(resp.ContentLength, maxBatchAnswer))+512))
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBatchAnswer+1)); err != nil {
 		return nil, fmt.Errorf("%s: POST %s: %w", c.base(), path, err)
+	}
+	if buf.Len() > maxBatchAnswer {
+		return nil, fmt.Errorf("%s: POST %s: %s: an answer of more than %d bytes for %d subjects: refused unread", c.base(), path, resp.Status, maxBatchAnswer, len(subjects))
 	}
 	return &batchAnswer{code: resp.StatusCode, status: resp.Status, compact: resp.Header.Get("Content-Type") == translog.SubjectsMedia, body: buf.Bytes()}, nil
 }
@@ -2075,7 +2090,7 @@ func (v *View) Record(ctx context.Context, id string) (*Record, error) {
 	if !isHex(id, 64) {
 		return nil, fmt.Errorf("record %q: want its id, 64 lowercase hex digits", id)
 	}
-	body, _, err := v.client.get(ctx, "/api/v1/log/record/"+id)
+	body, _, err := v.client.get(ctx, "/api/v1/log/record/"+id, maxBatchAnswer)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading record %.16s: %w", v.client.base(), id, err)
 	}
