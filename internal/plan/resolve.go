@@ -189,7 +189,7 @@ func resolve(ctx context.Context, p *Project, srcs Sources, withheld map[string]
 		for _, e := range snap.Packages {
 			src, d, ref, err := rs.descriptor(e.Name, e.Version)
 			if err != nil {
-				return nil, fmt.Errorf("%w: snapshot %s: entry %s@%s: %v", ErrUnresolvable, snapName(pin), e.Name, e.Version, err)
+				return nil, fmt.Errorf("%w: snapshot %s: entry %s@%s: %w", ErrUnresolvable, snapName(pin), e.Name, e.Version, err)
 			}
 			if err := rs.refused(src, e.Name, e.Version, why); err != nil {
 				return nil, err
@@ -206,7 +206,7 @@ func resolve(ctx context.Context, p *Project, srcs Sources, withheld map[string]
 		if w.Pinned() {
 			src, d, ref, err := rs.descriptor(w.Name, w.Version)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %s@%s: %v", ErrUnresolvable, where, w.Name, w.Version, err)
+				return nil, fmt.Errorf("%w: %s: %s@%s: %w", ErrUnresolvable, where, w.Name, w.Version, err)
 			}
 			if ref != *w.Ref {
 				return nil, fmt.Errorf("%w: %s: %s@%s is pinned to descriptor %s, but repository %s has %s", ErrUnresolvable, where, w.Name, w.Version, *w.Ref, src.Name, ref)
@@ -243,7 +243,7 @@ func resolve(ctx context.Context, p *Project, srcs Sources, withheld map[string]
 		for _, pl := range p.Platforms {
 			a, err := pick(ch.desc, pl)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %v", ErrUnresolvable, ch.desc.ID(), err)
+				return nil, fmt.Errorf("%w: %s: %w", ErrUnresolvable, ch.desc.ID(), err)
 			}
 			lp.Artifacts = append(lp.Artifacts, a)
 		}
@@ -373,7 +373,7 @@ func (rs *resolver) settle() error {
 			for _, dep := range ch.desc.Dependencies {
 				c, err := parseRange(dep.Version)
 				if err != nil {
-					return fmt.Errorf("%w: %s: dependency %s: %v", ErrUnresolvable, ch.desc.ID(), dep.Name, err)
+					return fmt.Errorf("%w: %s: dependency %s: %w", ErrUnresolvable, ch.desc.ID(), dep.Name, err)
 				}
 				ranges[dep.Name] = append(ranges[dep.Name], constraint{dep.Version, c, ch.desc.ID()})
 				queue = append(queue, dep.Name)
@@ -430,7 +430,7 @@ func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
 		for _, c := range cs {
 			from = append(from, c.from)
 		}
-		return nil, fmt.Errorf("%w: %v (wanted by %s)", ErrUnresolvable, err, strings.Join(from, ", "))
+		return nil, fmt.Errorf("%w: %w (wanted by %s)", ErrUnresolvable, err, strings.Join(from, ", "))
 	}
 	rf, err := rs.refusals(s, name)
 	if err != nil {
