@@ -312,7 +312,9 @@ func TestAttackFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []int{10, len(data) / 2, len(data) - 8, len(data) - 1} {
+	// Cut anywhere, the end's zero blocks and the last member's padding
+	// included (whole blocks cut left a tar reader content).
+	for _, n := range []int{10, len(data) / 2, len(data) - 8, len(data) - 1, len(data) - 512, len(data) - 1024, len(data) - 1024 - 100, len(data) - 1536} {
 		if _, err := verify(data[:n]); !errors.Is(err, ErrMalformed) {
 			t.Errorf("truncated to %d of %d bytes: %v", n, len(data), err)
 		}

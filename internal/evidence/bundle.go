@@ -411,11 +411,18 @@ func walkMembers(rest []byte, members []Member, datas [][]byte, found chan<- int
 		}
 		return bad("member %q is not in the manifest", hdr.Name)
 	}
-	// The tar's end (zero blocks, two by the standard), then nothing
-	// but zero blocks.
-	tail := rest[min(pos, int64(len(rest))):]
+	// The last member's padding to its block, the tar's end (two zero
+	// blocks, as the standard and every tar writer end it), then
+	// nothing but zero blocks: a file cut anywhere in them is cut short.
+	if pos > int64(len(rest)) {
+		return bad("the file ends within the last member's padding (truncated?)")
+	}
+	tail := rest[pos:]
 	if len(tail) > 2*tarBlock+maxTrailer || len(tail)%tarBlock != 0 || bytes.ContainsFunc(tail, func(r rune) bool { return r != 0 }) {
 		return bad("something other than zero blocks follows the archive's end")
+	}
+	if len(tail) < 2*tarBlock {
+		return bad("the file ends without the archive's end, two zero blocks (truncated?)")
 	}
 	return nil
 }
