@@ -37,9 +37,16 @@ type MapLeafError struct {
 	Map    tlog.Hash // the checkpoint's cairn-map
 	Head   string    // the checkpoint's cairn-head
 	Reason string
+	// Unproved: the server's tiles do not prove the leaf served in the
+	// checkpoint's tree (Reason says which read failed): the bytes
+	// served are wrong, not the checkpoint.
+	Unproved bool
 }
 
 func (e *MapLeafError) Error() string {
+	if e.Unproved {
+		return fmt.Sprintf("the server's log does not prove the checkpoint's last leaf (%d) in the tree the checkpoint signs: %s: its tiles or its entry bundle are not that tree's (changed on their way, by a mirror or a cache, or by the server), whatever the checkpoint says", e.Index, e.Reason)
+	}
 	return fmt.Sprintf("the checkpoint's last leaf (%d) is not the map leaf of its cairn-map %s and cairn-head %s: %s; leaf %d is %q: the key that signed the checkpoint names a map its tree does not hold, which witnesses (who check only the tree) never saw",
 		e.Index, hex.EncodeToString(e.Map[:]), e.Head, e.Reason, e.Index, e.Leaf)
 }
@@ -103,8 +110,8 @@ func proveMapLeaf(ctx context.Context, tiles *tileCache, cp checkpoint.Checkpoin
 	tiles.seed(tlog.Tile{H: bt.H, L: 0, N: bt.N, W: bt.W}, hashes)
 	proof, err := tlog.ProveRecord(cp.Size, last, torchwood.TileHashReaderWithContext(ctx, cp.Tree(), tiles))
 	if err != nil {
-		return nil, &MapLeafError{Index: last, Leaf: string(text), Map: cp.Map, Head: cp.Head,
-			Reason: fmt.Sprintf("the server's tiles do not prove it in the checkpoint's tree (%v)", err)}
+		return nil, &MapLeafError{Index: last, Leaf: string(text), Map: cp.Map, Head: cp.Head, Unproved: true,
+			Reason: fmt.Sprintf("entry bundle %s and the hash tiles above it: %v", torchwood.TilePath(bt), err)}
 	}
 	ml, err := CheckMapLeaf(cp, text, proof)
 	if err == nil {
