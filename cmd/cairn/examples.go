@@ -165,7 +165,7 @@ cairn search 'acme/*' --json`,
 cairn show acme/fastjson@1.2.3 --json
 # an upstream's package: its records, and this repository's own about it
 cairn show public-lib/yaml@3.0.1`,
-	"snapshot create": `cairn snapshot create release.txt --key curator.key`,
+	"snapshot create": `cairn snapshot create lts-1.0.yaml --key curator.key`,
 	"sync": `cairn sync
 cairn sync --json`,
 	"upload": `cairn upload origin

@@ -209,7 +209,7 @@ func ParseProject(dir string, data []byte) (*Project, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&spec); err != nil {
-		return nil, fail(0, "%v", err)
+		return nil, fail(0, "%s", yamlText(err))
 	}
 	p := &Project{Dir: dir, Raw: data, Policy: spec.Policy, Platforms: spec.Platforms, Verified: spec.Verified}
 	if err := checkPolicyRef(spec.Policy); err != nil {
@@ -362,7 +362,16 @@ type repositorySpec struct{ Repository }
 // names of Repository's fields.
 var repositoryFields = func() map[string]bool {
 	fields := map[string]bool{}
-	t := reflect.TypeFor[Repository]()
+	for _, name := range yamlKeys(reflect.TypeFor[Repository]()) {
+		fields[name] = true
+	}
+	return fields
+}()
+
+// yamlKeys are the keys a YAML decoder takes for struct type t, in the
+// order of its fields.
+func yamlKeys(t reflect.Type) []string {
+	var keys []string
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -370,11 +379,11 @@ var repositoryFields = func() map[string]bool {
 			name = strings.ToLower(f.Name) // the decoder's name for an untagged field
 		}
 		if name != "" && name != "-" {
-			fields[name] = true
+			keys = append(keys, name)
 		}
 	}
-	return fields
-}()
+	return keys
+}
 
 // UnmarshalYAML decodes an entry and notes its line. A decoder's strict
 // field check (KnownFields) stops at a type that decodes itself, so the
@@ -414,7 +423,7 @@ func checkRepositoryKeys(n *yaml.Node, unknown *[]string, depth int) {
 			case k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge":
 				checkRepositoryKeys(n.Content[i+1], unknown, depth+1)
 			case !repositoryFields[k.Value]:
-				*unknown = append(*unknown, fmt.Sprintf("line %d: field %s not found in type plan.Repository", k.Line, k.Value))
+				*unknown = append(*unknown, fmt.Sprintf("line %d: field %s not found in type plan.Repository", k.Line, k.Value)) // as the decoder says it (yamlText)
 			}
 		}
 	}
@@ -521,3 +530,20 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// yamlText is a YAML decoder's error in the words of the files it read:
+// the Go types it names are the parts of cairn.yaml and of a snapshot
+// file they decode.
+func yamlText(err error) string {
+	return yamlTypes.Replace(err.Error())
+}
+
+var yamlTypes = strings.NewReplacer(
+	"type plan.projectSpec", "cairn.yaml (its keys: "+strings.Join(yamlKeys(reflect.TypeFor[projectSpec]()), ", ")+")",
+	"type plan.Repository", "a repository entry (its keys: "+strings.Join(yamlKeys(reflect.TypeFor[Repository]()), ", ")+")",
+	"[]plan.repositorySpec", "a list of repositories",
+	"plan.repositorySpec", "a repository entry",
+	"plan.projectSpec", "cairn.yaml",
+	"type plan.snapshotSpec", "a snapshot file (its keys: "+strings.Join(yamlKeys(reflect.TypeFor[snapshotSpec]()), ", ")+")",
+	"plan.snapshotSpec", "a snapshot file (name: NAME, then packages: a list of name@version)",
+)

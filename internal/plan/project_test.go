@@ -15,9 +15,9 @@ func TestProjectStrictAndLines(t *testing.T) {
 	}
 	for _, c := range []struct{ name, yaml, want string }{
 		{"unknown key in an entry", "repositories:\n" + repo("a") + "    mirror: http://y\n" + "packages: {acme/app: ^1}\n",
-			"line 5: field mirror not found in type plan.Repository"},
+			"line 5: field mirror not found in a repository entry (its keys: name, url, git, log, path, introduction, mirrors, light, witnesses, quorum)"},
 		{"unknown key at the top", "repositories:\n" + repo("a") + "pakages: {acme/app: ^1}\n",
-			"line 5: field pakages not found in type plan.projectSpec"},
+			"line 5: field pakages not found in cairn.yaml (its keys: repositories, snapshot, packages, policy, platforms, verified)"},
 		{"a repository twice, at its line", "repositories:\n" + repo("a") + repo("a") + "packages: {acme/app: ^1}\n",
 			"cairn.yaml:5: repository a is listed twice"},
 		{"a bad entry, at its line", "packages: {acme/app: ^1}\nrepositories:\n" + repo("a") + "  - name: b\n    url: http://y\n",
@@ -35,9 +35,9 @@ func TestProjectStrictAndLines(t *testing.T) {
 	base := "repositories:\n  - &base\n    name: a\n    url: http://x\n    introduction: " + intro + "\n"
 	for _, c := range []struct{ name, yaml, want string }{
 		{"a merge bringing an unknown key", base + "  - name: b\n    <<: [*base, {mirror: http://y}]\npackages: {acme/app: ^1}\n",
-			"line 7: field mirror not found in type plan.Repository"},
+			"line 7: field mirror not found in a repository entry"},
 		{"a << that is a string, not a merge", "repositories:\n" + repo("a") + "    !!str <<: {url: http://y}\npackages: {acme/app: ^1}\n",
-			"field << not found in type plan.Repository"},
+			"field << not found in a repository entry"},
 	} {
 		_, err := ParseProject(".", []byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -61,7 +61,7 @@ func BuildSnapshot(c *index.Catalog, file string, data []byte) (*snapshot.Snapsh
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&spec); err != nil {
-		return nil, fail(0, "%v", err)
+		return nil, fail(0, "%s (cairn snapshot create --help shows one)", yamlText(err))
 	}
 	if spec.Name == "" || len(spec.Packages) == 0 {
 		return nil, fail(0, "a snapshot file has a name and a list of packages (name@version)")
