@@ -203,7 +203,7 @@ func TestVerifyAt(t *testing.T) {
 	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}, At: later}); err == nil || !strings.Contains(err.Error(), "cannot judge a later time") {
 		t.Fatalf("as of an hour after the checkpoint: %v", err)
 	}
-	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}, At: before.Add(-24 * time.Hour)}); err == nil || !strings.Contains(err.Error(), "no root record") {
+	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}, At: before.Add(-24 * time.Hour)}); err == nil || !strings.Contains(err.Error(), "is before the index began: its first root record is of 20") || !strings.Contains(err.Error(), "judge at that time or later") {
 		t.Fatalf("as of before the index existed: %v", err)
 	}
 }

@@ -788,6 +788,9 @@ func asOf(ctx context.Context, srcs plan.Sources, t time.Time) (plan.Sources, er
 			return nil, fmt.Errorf("repository %s: not read by a light client", s.Name)
 		}
 		v := s.View
+		if roots, err := v.Subject(ctx, "root"); err == nil && len(roots) > 0 && t.Before(roots[0].Time) {
+			return nil, fmt.Errorf("repository %s: %s is before the index began: its first root record is of %s; judge at that time or later", s.Name, t.UTC().Format(time.RFC3339), roots[0].Time.UTC().Format(time.RFC3339))
+		}
 		files := &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
 			fs, err := v.Subject(ctx, subject)
 			if err != nil {

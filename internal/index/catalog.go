@@ -92,7 +92,11 @@ func NewCatalog(files Files, where, commit string) (*Catalog, error) {
 		return nil, err
 	}
 	if root == nil {
-		return nil, fmt.Errorf("%s: the index at %.12s has no root record", where, commit)
+		at := commit
+		if len(at) == 40 {
+			at = at[:12] // a commit id, shortened
+		}
+		return nil, fmt.Errorf("%s: the index at %s has no root record", where, at)
 	}
 	return &Catalog{files: files, where: where, commit: commit, st: NewOverlay(st), root: root}, nil
 }
