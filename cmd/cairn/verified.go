@@ -27,6 +27,9 @@ func warnUnsaved(w io.Writer, res *index.VerifyResult) {
 	if res.Unsaved != nil {
 		fmt.Fprintf(w, "cairn: warning: the verified head could not be remembered (%v): the next command verifies these commits again\n", res.Unsaved)
 	}
+	if n := len(res.DroppedLocal); n > 0 {
+		fmt.Fprintf(w, "cairn: note: main no longer holds %d commit(s) made in this clone that never reached a remote (%.12s…, dropped by a reset or a rebase): verified again from the introduction\n", n, res.DroppedLocal[0])
+	}
 	if res.LogErr != nil {
 		fmt.Fprintf(w, "cairn: warning: the transparency log could not be kept (%v): the next verification brings it to the verified head\n", res.LogErr)
 	}

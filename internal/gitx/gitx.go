@@ -305,3 +305,60 @@ func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 	}
 	return false, err
 }
+
+// DroppedLocal returns the commits of old's history that new lacks, if
+// every one of them was made in this repository and never left it: none
+// is, or ever was, on a remote-tracking ref (refs/remotes/*, their
+// reflogs read too: git records each value a push or a fetch gave
+// them). ok is false if one did (new drops history that reached a
+// remote), if none is dropped, or if the repository has no
+// remote-tracking ref to tell them apart by.
+func (r *Repo) DroppedLocal(ctx context.Context, old, new string) (dropped []string, ok bool, err error) {
+	out, err := r.run(ctx, nil, "for-each-ref", "--format=%(refname)", "refs/remotes/")
+	if err != nil {
+		return nil, false, err
+	}
+	refs := strings.Fields(string(out))
+	if len(refs) == 0 {
+		return nil, false, nil
+	}
+	seenTips := map[string]bool{}
+	for _, ref := range refs {
+		if out, err := r.run(ctx, nil, "rev-parse", "--verify", "--quiet", ref+"^{commit}"); err == nil {
+			seenTips[strings.TrimSpace(string(out))] = true
+		}
+		// A ref without a reflog (logging off) has its value alone.
+		if out, err := r.run(ctx, nil, "reflog", "show", "--format=%H", ref, "--"); err == nil {
+			for _, id := range strings.Fields(string(out)) {
+				seenTips[id] = true
+			}
+		}
+	}
+	out, err = r.run(ctx, nil, "rev-list", old, "--not", new, "--")
+	if err != nil {
+		return nil, false, err
+	}
+	dropped = strings.Fields(string(out))
+	if len(dropped) == 0 {
+		return nil, false, nil
+	}
+	var in bytes.Buffer
+	for id := range seenTips {
+		in.WriteString(id + "\n")
+	}
+	in.WriteString("^" + new + "\n")
+	out, err = r.run(ctx, in.Bytes(), "rev-list", "--ignore-missing", "--stdin")
+	if err != nil {
+		return nil, false, err
+	}
+	reached := map[string]bool{}
+	for _, id := range strings.Fields(string(out)) {
+		reached[id] = true
+	}
+	for _, id := range dropped {
+		if reached[id] {
+			return nil, false, nil
+		}
+	}
+	return dropped, true, nil
+}

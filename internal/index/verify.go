@@ -58,6 +58,10 @@ type VerifyResult struct {
 	// verified head (nil when it was). The verification stands; the next
 	// one brings the log to the head it remembers.
 	LogErr error `json:"-"`
+	// DroppedLocal are the commits of the history verified before that
+	// main no longer holds, made in this clone and never pushed (see
+	// verifyDroppedLocal): main was verified again from the introduction.
+	DroppedLocal []string `json:"dropped_local,omitempty"`
 }
 
 // batchSize is how many files a worker checks together: ed25519 batch
@@ -168,8 +172,39 @@ func (r *Repo) VerifyLine(ctx context.Context, l Line, full bool) (*VerifyResult
 			// from where it left the marker.
 			continue
 		}
+		var fe *ForkError
+		if errors.As(err, &fe) && l.Ref == MainRef && r.git.WorkTree != "" {
+			return r.verifyDroppedLocal(ctx, l, fe, err)
+		}
 		return res, err
 	}
+}
+
+// verifyDroppedLocal verifies main again from the introduction when, in a
+// git clone of an index, the history verified before is gone from it
+// only by commits made in this clone that never reached a remote (a
+// publish whose push lost the race, then a git pull --rebase or a reset
+// to the remote's main): those were this machine's own, which no server
+// saw, and dropping them rewrites nothing anyone else holds. The marker
+// and the line's log, which held them, are dropped and computed again;
+// VerifyResult.DroppedLocal lists those commits. Any other fork is the
+// rewritten history fork says it is (err).
+func (r *Repo) verifyDroppedLocal(ctx context.Context, l Line, fork *ForkError, err error) (*VerifyResult, error) {
+	dropped, ok, derr := r.git.DroppedLocal(ctx, fork.Verified, fork.Head)
+	if derr != nil || !ok {
+		return nil, err
+	}
+	if rerr := os.Remove(l.Marker); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		return nil, err
+	}
+	if rerr := os.RemoveAll(l.LogDir()); rerr != nil {
+		return nil, err
+	}
+	res, verr := r.verifyLine(ctx, l, true)
+	if res != nil {
+		res.DroppedLocal = dropped
+	}
+	return res, verr
 }
 
 func (r *Repo) verifyLine(ctx context.Context, l Line, full bool) (*VerifyResult, error) {
