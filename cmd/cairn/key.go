@@ -133,6 +133,9 @@ Scopes:
 				if err != nil {
 					return usageError{err}
 				}
+				if !t.After(time.Now()) {
+					return usageError{fmt.Errorf("--expires %s is past: a grant that has ended grants nothing (give a time to come)", t.UTC().Format(time.RFC3339))}
+				}
 				g.Expires = &t
 			}
 			if done, err := af.prepare(cmd, &f, func(ctx context.Context, r *index.Repo) (*author.Act, error) {
@@ -234,7 +237,14 @@ func listKeys(cmd *cobra.Command, r *index.Repo, asJSON bool) error {
 		if k.Reason != "" {
 			status += " (" + k.Reason + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Holder, status, strings.Join(k.Scopes, " "))
+		scopes := strings.Join(k.Scopes, " ")
+		if k.Expires != nil {
+			scopes += " (until " + k.Expires.UTC().Format(time.RFC3339) + ")"
+		}
+		if len(k.Ended) > 0 {
+			scopes = strings.TrimSpace(scopes + "; ended: " + strings.Join(k.Ended, ", "))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Holder, status, scopes)
 	}
 	return tw.Flush()
 }

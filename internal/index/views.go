@@ -302,8 +302,9 @@ type KeyView struct {
 	ID        string     `json:"id"`
 	Holder    string     `json:"holder"`
 	Scopes    []string   `json:"scopes"`
-	Expires   *time.Time `json:"expires,omitempty"`
-	Status    string     `json:"status"` // active, revoked, expired
+	Expires   *time.Time `json:"expires,omitempty"` // when the last of its live grants ends (none if one never does)
+	Ended     []string   `json:"ended,omitempty"`   // the scopes of its grants that have ended, each "SCOPE (ended TIME)"
+	Status    string     `json:"status"`            // active, revoked, expired
 	RevokedBy string     `json:"revoked_by,omitempty"`
 	Reason    string     `json:"reason,omitempty"`
 }
@@ -343,11 +344,24 @@ func (r *Repo) Keys(ctx context.Context) ([]KeyView, error) {
 				return nil, err
 			}
 			kv := KeyView{ID: id, Holder: k.Holder(), Status: "active", RevokedBy: k.RevokedBy, Reason: k.Reason}
+			never := false // a live grant without an end
 			for _, g := range k.Grants {
+				if !g.live(t) {
+					for _, sc := range g.Raw {
+						kv.Ended = append(kv.Ended, fmt.Sprintf("%s (ended %s)", sc, g.Expires.UTC().Format(time.RFC3339)))
+					}
+					continue
+				}
 				kv.Scopes = append(kv.Scopes, g.Raw...)
-				if g.Expires != nil {
+				switch {
+				case g.Expires == nil:
+					never = true
+				case kv.Expires == nil || g.Expires.After(*kv.Expires):
 					kv.Expires = g.Expires
 				}
+			}
+			if never {
+				kv.Expires = nil
 			}
 			switch {
 			case k.RevokedBy != "":

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/index/indextest"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -55,4 +58,35 @@ func TestFixedDetail(t *testing.T) {
 	if got := index.Detail(rec); got != "answers GHSA-1" {
 		t.Errorf("detail without a note = %q", got)
 	}
+}
+
+// A key's grant that has ended is listed as ended, with its end, apart
+// from the scopes its live grants hold: a key that also holds a live
+// grant is active, and its end is the live grants' (none here).
+func TestKeysEndedGrants(t *testing.T) {
+	w := indextest.New(t)
+	k := indextest.NewSigner()
+	past := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if _, err := author.Grant(w.Ctx, w.Repo, author.KeyGrant{Key: k.Public(), Holder: "carol", Scopes: []string{"checkpoint"}, Expires: &past}, w.Root); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	if _, err := author.Grant(w.Ctx, w.Repo, author.KeyGrant{Key: k.Public(), Holder: "carol", Scopes: []string{"publish:c/*"}, Expires: &later}, w.Root); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := w.Repo.Keys(w.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range ks {
+		if kv.Holder != "carol" {
+			continue
+		}
+		if kv.Status != "active" || strings.Join(kv.Scopes, " ") != "publish:c/*" || kv.Expires == nil || !kv.Expires.Equal(later) ||
+			len(kv.Ended) != 1 || !strings.HasPrefix(kv.Ended[0], "checkpoint (ended "+past.UTC().Format(time.RFC3339)) {
+			t.Fatalf("carol: %+v; want active with publish:c/* until %s, checkpoint ended %s", kv, later, past)
+		}
+		return
+	}
+	t.Fatal("carol's key is not listed")
 }
