@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -52,15 +54,25 @@ that requires it is safe from a lying log key.`,
 }
 
 // stateFlag adds --state, the witness's state directory.
-func stateFlag(c *cobra.Command, dst *string) {
-	c.Flags().StringVar(dst, "state", "", "the witness's state directory (made if missing)")
+func stateFlag(c *cobra.Command, dst *string, made bool) {
+	usage := "the witness's state directory (add-log makes it)"
+	if made {
+		usage = "the witness's state directory (made if missing)"
+	}
+	c.Flags().StringVar(dst, "state", "", usage)
 }
 
 // openWitnessState opens the --state directory, which every witness
-// command needs.
-func openWitnessState(dir string) (*witness.State, error) {
+// command needs: made if missing only when make is set (add-log), so
+// that a directory named wrong is said, not served empty.
+func openWitnessState(dir string, make bool) (*witness.State, error) {
 	if dir == "" {
 		return nil, usageError{errors.New("name the witness's state directory with --state DIR")}
+	}
+	if !make {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("witness state %s: no such directory: name the directory cairn witness add-log made (cairn witness add-log --state DIR --origin ORIGIN --key VKEY adds a log to witness, making it): %w", dir, fs.ErrNotExist)
+		}
 	}
 	return witness.OpenState(dir)
 }
@@ -104,9 +116,12 @@ an ssh-agent at $SSH_AUTH_SOCK holds. Readers name the witness by its vkey
 			if err != nil {
 				return err
 			}
-			st, err := openWitnessState(state)
+			st, err := openWitnessState(state, false)
 			if err != nil {
 				return err
+			}
+			if logs, err := st.Logs(); err == nil && len(logs) == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: witness state %s names no log: this witness cosigns nothing until cairn witness add-log --state %s adds one\n", state, state)
 			}
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
 			w, err := witness.NewServer(name, signer, st, log)
@@ -147,7 +162,7 @@ an ssh-agent at $SSH_AUTH_SOCK holds. Readers name the witness by its vkey
 	}
 	c.Flags().StringVar(&key, "key", "", "the witness's signing key (a private key file, or a .pub whose key ssh-agent holds)")
 	c.Flags().StringVar(&name, "name", "", "the witness's name, which its cosignatures carry (e.g. witness.example.com/w1)")
-	stateFlag(c, &state)
+	stateFlag(c, &state, false)
 	c.Flags().StringVar(&addr, "addr", "127.0.0.1:7380", "address to listen on (port 0: any free port)")
 	c.Flags().StringVar(&ready, "ready-file", "", "write the witness's URL to this file once it listens")
 	c.Flags().BoolVar(&js, "json", false, "print one JSON line once listening: the name, vkey, state, address and URL")
@@ -210,7 +225,7 @@ another URL changes the server (the replica is kept).`,
 			if origin == "" || len(vkeys) == 0 {
 				return usageError{errors.New("add-log needs --origin and at least one --key")}
 			}
-			st, err := openWitnessState(state)
+			st, err := openWitnessState(state, true)
 			if err != nil {
 				return err
 			}
@@ -250,7 +265,7 @@ another URL changes the server (the replica is kept).`,
 			return nil
 		},
 	}
-	stateFlag(c, &state)
+	stateFlag(c, &state, true)
 	c.Flags().StringVar(&origin, "origin", "", "the log's origin, its checkpoints' first line (a cairn index's: cairn.dev/index/INTRODUCTION)")
 	c.Flags().StringArrayVar(&vkeys, "key", nil, "a vkey of a key that signs the log's checkpoints (repeatable)")
 	c.Flags().StringVar(&auditURL, "audit", "", "audit the log against the cairn server at this URL: cosign only trees the index's own history gives")
@@ -310,7 +325,7 @@ func newWitnessListCmd() *cobra.Command {
 		Short: "List the logs a witness witnesses, with the latest tree cosigned for each",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openWitnessState(state)
+			st, err := openWitnessState(state, false)
 			if err != nil {
 				return err
 			}
@@ -337,7 +352,7 @@ func newWitnessListCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	stateFlag(c, &state)
+	stateFlag(c, &state, false)
 	c.Flags().BoolVar(&js, "json", false, "print JSON")
 	return c
 }
