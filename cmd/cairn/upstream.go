@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"text/tabwriter"
 
@@ -80,7 +81,7 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 						return &changed{added: a, headline: "no longer following upstream " + u.Name}, err
 					}
 				}
-				return nil, fmt.Errorf("%s follows no upstream %s (cairn upstream list)", r.Dir, args[0])
+				return nil, fmt.Errorf("%s follows no upstream %s (cairn upstream list): %w", r.Dir, args[0], fs.ErrNotExist)
 			})
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -83,7 +84,7 @@ func revokeKeyStatement(ctx context.Context, r *index.Repo, id, reason string, a
 		return nil, err
 	}
 	if k == nil {
-		return nil, fmt.Errorf("key %s is not granted in %s (see cairn key list)", id, r.Dir)
+		return nil, fmt.Errorf("key %s is not granted in %s (see cairn key list): %w", id, r.Dir, fs.ErrNotExist)
 	}
 	return record.Build(record.RevokeKey, []record.Subject{keySubject(k.Pub)}, record.RevokeKeyPredicate{Reason: reason, Issued: now(), ApplyBy: applyBy, Index: idx})
 }

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -72,7 +73,7 @@ func (r *Repo) FindRecord(ctx context.Context, idOrPrefix string) (*Found, error
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("no record %s in %s", idOrPrefix, r.Dir)
+		return nil, fmt.Errorf("no record %s in %s: %w", idOrPrefix, r.Dir, fs.ErrNotExist)
 	case 1:
 		return found[0], nil
 	}

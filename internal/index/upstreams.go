@@ -92,7 +92,10 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 	if why, err := own.Why(name); err != nil {
 		return nil, nil, blob.Ref{}, err
 	} else if why != "" {
-		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s, and %s is an internal package: its upstream namesakes are never used (%s)", name, version, r.Dir, name, why)
+		if ups, err := r.Followed(ctx); err == nil && len(ups) == 0 {
+			return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s: %w", name, version, r.Dir, fs.ErrNotExist)
+		}
+		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is not published in %s, and %s is an internal package: its upstream namesakes are never used (%s): %w", name, version, r.Dir, name, why, fs.ErrNotExist)
 	}
 	heads, err := r.verifiedUpstreams(ctx, head)
 	if err != nil {
