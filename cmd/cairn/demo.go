@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 
 	"bytes"
@@ -44,6 +45,14 @@ install refuse with the reason, until the security team answers it. With
 --serve, keep serving at that address until interrupted.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if serve != "" {
+				// Said before the walk, not after it.
+				if _, port, err := net.SplitHostPort(serve); err != nil {
+					return usageError{fmt.Errorf("--serve %q: want HOST:PORT (%v)", serve, err)}
+				} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+					return usageError{fmt.Errorf("--serve %q: port %q is not a port number (0 to 65535)", serve, port)}
+				}
+			}
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), args[0], serve)
 		},
 	}
