@@ -202,7 +202,7 @@ func classify(err error) (int, string) {
 		return exitRefused, "install only what the policy allows: pick another version, get the missing certification, or change the policy (cairn why NAME explains a package)"
 	case errors.Is(err, plan.ErrLockMismatch):
 		var le *plan.LockError
-		if errors.As(err, &le) && le.Stale && len(le.Problems) == 1 {
+		if errors.As(err, &le) && le.OnlyStale() {
 			return exitRefused, "run cairn lock to write the lock again"
 		}
 		return exitRefused, "do not trust this lock: restore cairn.lock from version control, or run cairn lock to resolve it again"

@@ -53,14 +53,16 @@ func TestLightUpstreamLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	org.Grant(indextest.NewSigner(), "secret-team", "publish:acme/secret")
-	if _, err := author.DeclareUpstream(org.Ctx, org.Repo, "public", upURL, up.Intro, org.Root); err != nil {
+	public, err := author.DeclareUpstream(org.Ctx, org.Repo, "public", upURL, up.Intro, org.Root)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// A second upstream, declared, never synced, then revoked: a revoked
 	// line is not required, and its server is never asked. (A declared
 	// line the server does not serve is refused: TestLightUpstreamLineGone.)
 	other := indextest.New(t)
-	decl, err := author.DeclareUpstream(org.Ctx, org.Repo, "other", "http://127.0.0.1:1", other.Intro, org.Root)
+	var decl *author.Added
+	decl, err = author.DeclareUpstream(org.Ctx, org.Repo, "other", "http://127.0.0.1:1", other.Intro, org.Root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +183,25 @@ func TestLightUpstreamLines(t *testing.T) {
 	_, l2 := lock(Options{Cache: cache, Offline: true})
 	if versions(l2) != versions(l) {
 		t.Fatalf("offline plan %s, online %s", versions(l2), versions(l))
+	}
+
+	// The organisation stops following the upstream: the lock is stale
+	// (its upstream line is gone), not edited or untrue.
+	if _, err := author.Revoke(org.Ctx, org.Repo, public.Records[0], "no longer followed", org.Root); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ReadProject(w.project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := Open(w.Ctx, p, Options{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer now.Close()
+	var le *LockError
+	if err := Check(w.Ctx, p, l, nil, now); !errors.As(err, &le) || !le.OnlyStale() || !strings.Contains(err.Error(), "repository corp/public: corp no longer follows the upstream public") {
+		t.Fatalf("a lock of an upstream line the organisation no longer follows: %v (only stale: %v), want it stale alone", err, le != nil && le.OnlyStale())
 	}
 }
 

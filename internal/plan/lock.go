@@ -250,7 +250,13 @@ var ErrLockMismatch = errors.New("cairn.lock does not match")
 type LockError struct {
 	Stale    bool     // the project or policy changed since: cairn lock again
 	Problems []string // one per entry
+	stale    int      // how many of Problems say only that (OnlyStale)
 }
+
+// OnlyStale says whether every problem is one of a lock gone stale (the
+// project, its policy or its repositories changed since it was written),
+// none of a lock edited or untrue: cairn lock writes it again.
+func (e *LockError) OnlyStale() bool { return e.Stale && e.stale == len(e.Problems) }
 
 func (e *LockError) Error() string {
 	return "cairn.lock: " + strings.Join(e.Problems, "; ")
@@ -277,23 +283,28 @@ func digestOf(data []byte) string {
 func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources) error {
 	e := &LockError{}
 	add := func(format string, args ...any) { e.Problems = append(e.Problems, fmt.Sprintf(format, args...)) }
+	stale := func(format string, args ...any) {
+		e.Stale = true
+		e.stale++
+		add(format, args...)
+	}
 	if edited != nil {
 		add("its digest does not match its content: it was edited by hand")
 	}
 	if l.Project != digestOf(p.Raw) {
-		e.Stale = true
-		add("%s changed since the lock was written: run cairn lock", ProjectFile)
+		stale("%s changed since the lock was written: run cairn lock", ProjectFile)
 	}
 	if want, err := policyPin(p, srcs); err != nil {
 		add("policy: %v", err)
 	} else if (want == nil) != (l.Policy == nil) || (want != nil && *want != *l.Policy) {
-		e.Stale = true
-		add("the policy changed since the lock was written: run cairn lock")
+		stale("the policy changed since the lock was written: run cairn lock")
 	}
 	if !slices.Equal(l.Platforms, p.Platforms) {
-		e.Stale = true
-		add("platforms %v are not %s's %v", l.Platforms, ProjectFile, p.Platforms)
+		stale("platforms %v are not %s's %v", l.Platforms, ProjectFile, p.Platforms)
 	}
+	// The upstream lines of a repository that no longer follows them
+	// (VIA/UPSTREAM): the organisation changed, not the lock.
+	gone := map[string]bool{}
 	headsOK := true
 	seen := map[string]bool{}
 	for _, lr := range l.Repositories {
@@ -303,6 +314,10 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 		switch {
 		case twice:
 			add("repository %s is listed twice", lr.Name)
+		case s == nil && followedBefore(lr.Name, srcs):
+			gone[lr.Name] = true
+			via, up, _ := strings.Cut(lr.Name, "/")
+			stale("repository %s: %s no longer follows the upstream %s (its operator stopped, or renamed it): run cairn lock", lr.Name, via, up)
 		case s == nil:
 			add("repository %s is not in %s", lr.Name, ProjectFile)
 		case lr.Location != s.Where():
@@ -359,8 +374,8 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 	reported := map[string]bool{}
 	for i := range l.Packages {
 		pkg := &l.Packages[i]
-		if reported[pkg.Name] {
-			continue
+		if reported[pkg.Name] || gone[pkg.Repository] {
+			continue // said with its repository
 		}
 		if probs := checkLocked(pkg, l, srcs); len(probs) > 0 {
 			reported[pkg.Name] = true
@@ -378,6 +393,15 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 		return nil
 	}
 	return e
+}
+
+// followedBefore says whether a repository the lock names is an upstream
+// line (VIA/UPSTREAM) of a repository the project still names, which it
+// no longer follows.
+func followedBefore(name string, srcs Sources) bool {
+	via, _, ok := strings.Cut(name, "/")
+	s := srcs.Get(via)
+	return ok && s != nil && s.Via == nil
 }
 
 func lockedNames(l *Lock) []string {
