@@ -266,8 +266,12 @@ func showLightUpstream(ctx context.Context, w io.Writer, v *light.View, here *in
 			fmt.Fprintln(w)
 		}
 		printVersion(w, uv.VersionView, fmt.Sprintf("upstream %s through %s, at %.12s (checkpoint of %d files)", uv.Upstream, v.Client().BaseURL, uv.Head, l.v.Checkpoint.Size), refusedText(rf, uv.Version))
-		fmt.Fprintf(w, "  records of %s about it:\n", v.Client().BaseURL)
-		printRecords(w, uv.Local)
+		if len(uv.Local) == 0 {
+			fmt.Fprintf(w, "  no record of %s about it\n", v.Client().BaseURL)
+		} else {
+			fmt.Fprintf(w, "  records of %s about it:\n", v.Client().BaseURL)
+			printRecords(w, uv.Local)
+		}
 	}
 	return nil
 }

@@ -214,6 +214,8 @@ func classify(err error) (int, string) {
 		return exitError, "change the ranges or the snapshot in cairn.yaml so that one version of each package fits every range"
 	case errors.Is(err, plan.ErrInvalid), errors.Is(err, policy.ErrInvalid):
 		return exitError, "fix the file at the line named and run the command again"
+	case errors.Is(err, keys.ErrNoKey) && strings.Contains(err.Error(), "is a public key"):
+		return exitError, "give the private key's file (the one without .pub), or add the private key to a running ssh-agent (ssh-add FILE)"
 	case errors.Is(err, keys.ErrNoKey):
 		return exitError, "pass --key FILE, set CAIRN_KEY, or add an ed25519 key to ssh-agent; make one with 'cairn key new FILE'"
 	case errors.Is(err, osv.ErrMalformed):

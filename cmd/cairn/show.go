@@ -163,8 +163,12 @@ func showUpstream(ctx context.Context, w io.Writer, r *index.Repo, name, version
 			fmt.Fprintln(w)
 		}
 		printVersion(w, v.VersionView, fmt.Sprintf("upstream %s, verified at %s", v.Upstream, v.Head), "")
-		fmt.Fprintf(w, "  records of %s about it:\n", r.Dir)
-		printRecords(w, v.Local)
+		if len(v.Local) == 0 {
+			fmt.Fprintf(w, "  no record of %s about it\n", r.Dir)
+		} else {
+			fmt.Fprintf(w, "  records of %s about it:\n", r.Dir)
+			printRecords(w, v.Local)
+		}
 	}
 	return nil
 }
