@@ -57,6 +57,11 @@ version and the record.`,
 			if asOSV && (lf.url != "" || asJSON) {
 				return usageError{errors.New("--osv prints this repository's records as OSV: it goes without --url and --json")}
 			}
+			// A name that cannot be a package's is said before anything
+			// is read (as a usage error, not as a file to fix).
+			if name, _ := descriptor.SplitID(args[0]); descriptor.CheckName(name) != nil {
+				return usageError{fmt.Errorf("%q is not a package name: want namespace/name (acme/fastjson) or a Go module path (example.com/greet), with @VERSION if you like", args[0])}
+			}
 			if lf.url != "" {
 				name, version := descriptor.SplitID(args[0])
 				return showLight(cmd.Context(), cmd, &lf, name, version, asJSON)
