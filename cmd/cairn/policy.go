@@ -12,6 +12,7 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/keys"
 )
 
@@ -36,6 +37,11 @@ the index head they verified, and a lock records its sha256.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			text, err := os.ReadFile(args[1])
 			if err != nil {
+				return err
+			}
+			// Compiled here first, so that its errors name the file and
+			// line as given (the index's rule names the record's path).
+			if _, err := policy.Parse(args[1], text); err != nil {
 				return err
 			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, ss []keys.Signer) (*changed, error) {
