@@ -110,7 +110,11 @@ func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, e
 	}
 	for _, s := range srcs {
 		if s.View != nil && s.View.Unwitnessed && s.Via == nil && f.cmd != nil {
-			fmt.Fprintf(f.cmd.ErrOrStderr(), "cairn: warning: repository %s names no witnesses: a split view (the server showing others another history) cannot be detected\ncairn: hint: name the witnesses you trust in %s: witnesses: [VKEY, …] and quorum: K\n", s.Name, plan.ProjectFile)
+			where := "in " + plan.ProjectFile + ": witnesses: [VKEY, …] and quorum: K"
+			if f.server != nil && f.server.url != "" {
+				where = "with --witness VKEY (once each) and --quorum K"
+			}
+			fmt.Fprintf(f.cmd.ErrOrStderr(), "cairn: warning: repository %s names no witnesses: a split view (the server showing others another history) cannot be detected\ncairn: hint: name the witnesses you trust %s\n", s.Name, where)
 		}
 	}
 	pol, err := plan.LoadPolicy(p, policyFile, srcs)
