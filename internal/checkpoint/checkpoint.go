@@ -195,7 +195,7 @@ type Signed struct {
 
 // ErrUnsigned is the parent of the errors Open returns for a note that no
 // candidate key signed.
-var ErrUnsigned = errors.New("the checkpoint is not signed by a key granted the checkpoint scope")
+var ErrUnsigned = errors.New("the checkpoint is not signed by a key trusted to sign it")
 
 // Open verifies a signed checkpoint of origin: one of candidates (the
 // keys that may sign it) must have signed it under the key name origin;

@@ -116,7 +116,7 @@ func TestSignOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(msg2, c.Origin, []ed25519.PublicKey{s.Public()}); err == nil || !strings.Contains(err.Error(), "not signed by a key granted the checkpoint scope") {
+	if _, err := Open(msg2, c.Origin, []ed25519.PublicKey{s.Public()}); err == nil || !strings.Contains(err.Error(), "not signed by a key trusted to sign it") {
 		t.Fatalf("another key's checkpoint: %v", err)
 	}
 	if _, err := Open(msg, c.Origin, nil); err == nil {

@@ -397,7 +397,7 @@ func TestLockCheckpoint(t *testing.T) {
 		name, checkpoint, want string
 	}{
 		{"edited", strings.Replace(lr.Checkpoint, fmt.Sprintf("\n%d\n", sc.Size), fmt.Sprintf("\n%d\n", sc.Size+1), 1), "checkpoint"},
-		{"signed by the publisher", sign(w.Publisher, sc.Checkpoint), "not signed by a key granted the checkpoint scope"},
+		{"signed by the publisher", sign(w.Publisher, sc.Checkpoint), "not signed by a key trusted to sign it"},
 		{"of another index", sign(w.Checkpointer, withOrigin(sc.Checkpoint, checkpoint.Origin(strings.Repeat("ab", 32)))), "is of origin cairn.dev/index/abababab"},
 		{"of another history", sign(w.Checkpointer, withHead(sc.Checkpoint, strings.Repeat("0", 40))), "does not contain"},
 		{"dropped", "", "holds no checkpoint"},
