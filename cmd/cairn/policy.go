@@ -12,8 +12,8 @@ import (
 
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
-	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/policy"
 )
 
 // newPolicyPublishCmd is cairn policy publish: a new version of a named

@@ -54,7 +54,7 @@ func (f *projectFlags) register(c *cobra.Command) {
 	fl := c.Flags()
 	fl.StringVar(&f.dir, "dir", ".", "the project directory (holding cairn.yaml)")
 	fl.StringVar(&f.cache, "cache", "", "the cache of verified indexes and blobs (default $CAIRN_CACHE, else the user cache directory)")
-	fl.BoolVar(&f.offline, "offline", false, "use the cache as last verified; fetch nothing over the network (install reads a blob the cache lacks only from mirrors on this machine: a directory, a file:// bucket)")
+	fl.BoolVar(&f.offline, "offline", false, "use the cache as last verified; ask no repository's server (install reads a blob the cache lacks from the mirrors cairn.yaml names, or fails)")
 	fl.BoolVar(&f.json, "json", false, "print JSON")
 }
 
@@ -326,9 +326,10 @@ into the shared cache from each repository's server, then its mirrors, each
 verified by sha256 and size as it streams; archives are unpacked into a
 staging directory (no path or link may leave it; no devices; size limits),
 with a manifest of every file's origin, which then replaces DIR atomically.
-With everything in the cache, nothing is fetched. --offline reads nothing over
-the network, not even the index: a blob the cache lacks comes from a mirror on
-this machine (a directory, a file:// bucket) or fails the install at once.`,
+With everything in the cache, nothing is fetched. --offline asks no repository's
+server, not even for the index: a blob the cache lacks comes from the mirrors
+cairn.yaml names (a bucket, a directory, another server's copy), or, with none,
+fails the install at once.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()

@@ -1,7 +1,6 @@
 package blob
 
 import (
-	"strings"
 	"context"
 	"errors"
 	"fmt"
@@ -172,25 +171,4 @@ func (l *lazyBucket) Put(ctx context.Context, ref Ref, r io.Reader) error {
 		return err
 	}
 	return b.Put(ctx, ref, r)
-}
-
-// IsLocal says whether a store is on this machine (a directory, a file://
-// bucket): what an offline read may still read.
-func IsLocal(s Store) bool {
-	if l, ok := s.(interface{ Local() bool }); ok {
-		return l.Local()
-	}
-	return false
-}
-
-// Local: a directory is on this machine.
-func (s *FS) Local() bool { return true }
-
-// Local: a file:// bucket is on this machine.
-func (s *Bucket) Local() bool { return strings.HasPrefix(s.name, "file://") }
-
-// Local: a file:// bucket is on this machine.
-func (l *lazyBucket) Local() bool {
-	u, err := url.Parse(l.url)
-	return err == nil && u.Scheme == "file"
 }

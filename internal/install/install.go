@@ -64,16 +64,16 @@ type Options struct {
 	// Progress, if set, hears how far the install is; it is called from
 	// several goroutines, never concurrently.
 	Progress func(Progress)
-	// Offline fetches nothing over the network: a blob the cache lacks
-	// (or holds corrupt) is read from the mirrors on this machine (a
-	// directory, a file:// bucket: blob.IsLocal) if any, else fails the
-	// install with ErrNotCached.
+	// Offline: the sources were opened offline (plan.Options.Offline),
+	// their servers left out of their stores: a blob the cache lacks (or
+	// holds corrupt) comes from the mirrors the project names, and with
+	// none fails the install at once with ErrNotCached.
 	Offline bool
 }
 
 // ErrNotCached is why an offline install (Options.Offline) fails on a
-// blob the cache lacks.
-var ErrNotCached = errors.New("not in the cache, and an offline install fetches nothing over the network (no mirror on this machine): install once online to fill the cache")
+// blob the cache lacks and no mirror may give.
+var ErrNotCached = errors.New("not in the cache, and an offline install asks no server (and the project names no mirror: mirrors: in cairn.yaml): install once online to fill the cache")
 
 // Progress is how far an install is.
 type Progress struct {
@@ -316,9 +316,7 @@ func fetchOne(ctx context.Context, j job, cache Cache, offline bool, progress fu
 	}
 	var mirrors []blob.Store
 	for _, s := range j.src.Blobs {
-		if !offline || blob.IsLocal(s) {
-			mirrors = append(mirrors, counting{s, progress})
-		}
+		mirrors = append(mirrors, counting{s, progress})
 	}
 	if offline && len(mirrors) == 0 {
 		if ce != nil {

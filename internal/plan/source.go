@@ -411,7 +411,7 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 	}
 	client := o.Remote.Client // nil: the transport's, with its timeouts (blob.HTTP)
 	var own blob.Store
-	if r.URL != "" { // a plain git host (git:) keeps its blobs on its mirrors only
+	if r.URL != "" && !o.Offline { // a plain git host (git:) keeps its blobs on its mirrors only; offline asks no server
 		own = &blob.HTTP{URL: r.URL, Client: client}
 	}
 	stores := withMirrors(own, r, client)
@@ -506,7 +506,11 @@ func openLight(ctx context.Context, r Repository, o Options, prefetch []string) 
 		v.Kept()
 		return nil, err
 	}
-	stores := withMirrors(&blob.HTTP{URL: r.URL, Client: o.Remote.Client}, r, o.Remote.Client)
+	var own blob.Store = &blob.HTTP{URL: r.URL, Client: o.Remote.Client}
+	if o.Offline {
+		own = nil // offline asks no server: blobs from the cache, or the mirrors named
+	}
+	stores := withMirrors(own, r, o.Remote.Client)
 	// Records stays 0, not known: the checkpoint's size counts a map leaf
 	// per commit beside the files, and a light client reads no commit count.
 	return &Source{Repository: r, View: v, Catalog: cat, Blobs: stores, Checkpoint: v.Checkpoint, client: c}, nil
