@@ -464,6 +464,7 @@ func (c *fastConn) answer(req fastRequest) bool {
 		c.wdl = want
 		c.Conn.SetWriteDeadline(want)
 	}
+	s.fastAnswers.Add(1) // before the answer leaves: a client that read it finds it counted
 	var err error
 	if len(body) <= fastCopy {
 		out = append(out, body...)
@@ -476,7 +477,6 @@ func (c *fastConn) answer(req fastRequest) bool {
 	if err != nil {
 		c.Conn.Close() // the client is gone or stalled: as net/http, nothing more
 	}
-	s.fastAnswers.Add(1)
 	method := http.MethodGet
 	if req.head {
 		method = http.MethodHead
