@@ -166,26 +166,7 @@ func TestBatchOmission(t *testing.T) {
 		return d
 	}
 	url, reads := counted(t, servertest.Serve(w), func(path string, _ http.Header, body []byte) []byte {
-		var out []byte
-		switch {
-		case strings.HasPrefix(path, "/api/v1/log/subjects"):
-			var batch struct {
-				Size     int64        `json:"size"`
-				Subjects []subjectDoc `json:"subjects"`
-			}
-			json.Unmarshal(body, &batch)
-			for k, d := range batch.Subjects {
-				batch.Subjects[k] = omit(d)
-			}
-			out, _ = json.Marshal(batch)
-		case strings.HasPrefix(path, "/api/v1/log/subject?"):
-			var d subjectDoc
-			json.Unmarshal(body, &d)
-			out, _ = json.Marshal(omit(d))
-		default:
-			return body
-		}
-		return out
+		return editDocs(path, body, true, omit)
 	})
 	v := open(t, newClient(w, url, t.TempDir()))
 	v.Prefetch(context.Background(), "package acme/p0", "package acme/p1", "package acme/p2")
@@ -344,4 +325,29 @@ func TestOpenPrefetchRequests(t *testing.T) {
 		t.Errorf("%d requests for a fresh Open and %d packages, want at most 7: %v", total, len(names), all)
 	}
 	t.Logf("%d requests: %v", total, all)
+}
+
+// editDocs applies change to every subject document of a light read's
+// answer (JSON) for path: a batch's, and a single read's if singles is
+// set; any other answer is left as it is.
+func editDocs(path string, body []byte, singles bool, change func(subjectDoc) subjectDoc) []byte {
+	switch {
+	case strings.HasPrefix(path, "/api/v1/log/subjects"):
+		var batch struct {
+			Size     int64        `json:"size"`
+			Subjects []subjectDoc `json:"subjects"`
+		}
+		json.Unmarshal(body, &batch)
+		for k, d := range batch.Subjects {
+			batch.Subjects[k] = change(d)
+		}
+		out, _ := json.Marshal(batch)
+		return out
+	case singles && strings.HasPrefix(path, "/api/v1/log/subject?"):
+		var d subjectDoc
+		json.Unmarshal(body, &d)
+		out, _ := json.Marshal(change(d))
+		return out
+	}
+	return body
 }

@@ -25,7 +25,7 @@ func TestAttackRootChangedInItsBatch(t *testing.T) {
 	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
 	for _, everywhere := range []bool{false, true} {
 		url := tamper(t, servertest.Serve(w), func(path string, _ http.Header, body []byte) []byte {
-			change := func(d subjectDoc) subjectDoc {
+			return editDocs(path, body, everywhere, func(d subjectDoc) subjectDoc {
 				if d.Subject == "root" && len(d.Files) > 0 {
 					var f map[string]any
 					json.Unmarshal(d.Files[0], &f)
@@ -33,26 +33,7 @@ func TestAttackRootChangedInItsBatch(t *testing.T) {
 					d.Files[0], _ = json.Marshal(f)
 				}
 				return d
-			}
-			switch {
-			case strings.HasPrefix(path, "/api/v1/log/subjects"):
-				var batch struct {
-					Size     int64        `json:"size"`
-					Subjects []subjectDoc `json:"subjects"`
-				}
-				json.Unmarshal(body, &batch)
-				for k, d := range batch.Subjects {
-					batch.Subjects[k] = change(d)
-				}
-				out, _ := json.Marshal(batch)
-				return out
-			case everywhere && strings.HasPrefix(path, "/api/v1/log/subject?"):
-				var d subjectDoc
-				json.Unmarshal(body, &d)
-				out, _ := json.Marshal(change(d))
-				return out
-			}
-			return body
+			})
 		})
 		c := newClient(w, url, t.TempDir())
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
