@@ -109,14 +109,16 @@ func (l *fastListener) Accept() (net.Conn, error) {
 	}
 }
 
-// shutdown stops reading new requests: idle connections close now, the
-// others once their answer is written. It does not wait (wait does).
+// shutdown stops reading new requests: a connection that waits for one,
+// or is amid its head, closes now (as net/http closes one amid a head);
+// one writing an answer, once it is written. It does not wait (wait
+// does).
 func (l *fastListener) shutdown() {
-	l.shutting.Store(true)
+	l.shutting.Store(true) // before the deadlines: a read begun after sees it
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for c := range l.conns {
-		if c.idle.Load() {
+		if !c.answering.Load() {
 			c.Conn.SetReadDeadline(longAgo) // its read ends; it sees shutting
 		}
 	}
@@ -126,6 +128,7 @@ func (l *fastListener) shutdown() {
 // over, or ctx is done: then it closes those left and cancels their
 // reads.
 func (l *fastListener) wait(ctx context.Context) {
+	<-l.done // accepting has stopped: no connection is added after
 	done := make(chan struct{})
 	go func() { l.serving.Wait(); close(done) }()
 	select {
@@ -144,13 +147,14 @@ func (l *fastListener) wait(ctx context.Context) {
 // fastConn is a connection on the fast path, served by one goroutine.
 type fastConn struct {
 	net.Conn
-	l      *fastListener
-	idle   atomic.Bool // waiting for a request's first byte
-	remote string      // RemoteAddr, for the access lines
-	buf    []byte      // what was read: buf[r:w] is not answered yet
-	r, w   int
-	rdl    time.Time // the deadlines set last
-	wdl    time.Time
+	l         *fastListener
+	answering atomic.Bool // writing an answer (shutdown lets it end)
+	answered  int         // requests answered here
+	remote    string      // RemoteAddr, for the access lines
+	buf       []byte      // what was read: buf[r:w] is not answered yet
+	r, w      int
+	rdl       time.Time // the deadlines set last
+	wdl       time.Time
 }
 
 // fastBufSize is the most of a request head the fast path reads: a
@@ -197,8 +201,12 @@ func (c *fastConn) serve() {
 		if mine {
 			req, mine = parseFast(head)
 		}
+		alive := true
 		if mine {
-			mine = c.answer(req)
+			mine, alive = c.answer(req)
+		}
+		if !alive {
+			return // the answer could not be written: the client is gone or stalled
 		}
 		if !mine {
 			handed = c.handOff()
@@ -221,6 +229,7 @@ func (c *fastConn) serve() {
 // timed out, or the server is shutting down and it is idle.
 func (c *fastConn) nextHead() (head []byte, mine, ok bool) {
 	lim := c.l.s.opts.Limits
+	begun := false // this head's HeaderTimeout is set
 	for {
 		pending := c.buf[c.r:c.w]
 		if i := bytes.Index(pending, crlfcrlf); i >= 0 {
@@ -236,24 +245,24 @@ func (c *fastConn) nextHead() (head []byte, mine, ok bool) {
 			c.w = copy(c.buf, pending)
 			c.r = 0
 		}
+		// As net/http: a connection's first head, from its accept, and
+		// each later one, from its first byte, within HeaderTimeout;
+		// between requests, IdleTimeout for the next one's first byte.
 		now := time.Now()
-		if c.w == 0 {
-			// Idle: up to IdleTimeout for the next request.
+		if c.w == 0 && c.answered > 0 {
 			if want := now.Add(lim.IdleTimeout); c.rdl.Before(want.Add(-lim.IdleTimeout / 64)) {
 				c.rdl = want
 				c.Conn.SetReadDeadline(want)
 			}
-			c.idle.Store(true)
-			if c.l.shutting.Load() {
-				return nil, false, false
-			}
-		} else if want := now.Add(lim.HeaderTimeout); c.rdl.After(want) {
-			// A head begun: the rest within HeaderTimeout.
-			c.rdl = want
-			c.Conn.SetReadDeadline(want)
+		} else if !begun {
+			begun = true
+			c.rdl = now.Add(lim.HeaderTimeout)
+			c.Conn.SetReadDeadline(c.rdl)
+		}
+		if c.l.shutting.Load() {
+			return nil, false, false // shutting down: no request more
 		}
 		n, err := c.Conn.Read(c.buf[c.w:])
-		c.idle.Store(false)
 		c.w += n
 		if err != nil {
 			return nil, false, false
@@ -412,21 +421,25 @@ var hostByte = func() (t [256]bool) {
 }()
 
 // answer answers req if it is a read held in memory, and reports
-// whether it did (else nothing was written).
-func (c *fastConn) answer(req fastRequest) bool {
+// whether it did (else nothing was written), and whether the connection
+// is still of use (its answer was written whole).
+func (c *fastConn) answer(req fastRequest) (answered, alive bool) {
 	s := c.l.s
 	start := time.Now()
+	c.answering.Store(true)
+	defer c.answering.Store(false)
 	op := fastOuts.Get().(*[]byte) // an idle connection holds none
 	defer fastOuts.Put(op)
 	out := append((*op)[:0], "HTTP/1.1 200 OK\r\n"...)
 	var body []byte
+	var logged int // the body's bytes as net/http's route counts them
 	switch p := req.path; {
 	case strings.HasPrefix(p, tilePrefix) && !strings.Contains(p, "//") && !strings.Contains(p, "/."):
-		data, held, fail := s.tileFor(c.l.ctx, p[len("/log/"):])
+		data, held, fail := s.tileFor(c.l.ctx, p[len("/log/"):], true)
 		if fail != nil {
-			return false
+			return false, true
 		}
-		body = data
+		body, logged = data, len(data) // net/http's route counts a HEAD's too
 		// As tileAt: Content-Type, Cache-Control and Content-Length.
 		out = appendHeader(out, "Cache-Control", hdrImmutable[0])
 		out = appendHeader(out, "Content-Length", held.length[0])
@@ -435,7 +448,10 @@ func (c *fastConn) answer(req fastRequest) bool {
 	case strings.HasPrefix(p, blobPrefix) && blob.IsDigest(p[len(blobPrefix):]) && s.gate == nil:
 		hex := p[len(blobPrefix):]
 		if body = s.heldBlob(hex); body == nil {
-			return false
+			return false, true
+		}
+		if logged = len(body); req.head {
+			logged = 0 // serveHeld writes no body for a HEAD
 		}
 		// As blobGet and serveHeld.
 		out = appendHeader(out, "Accept-Ranges", hdrBytes[0])
@@ -450,10 +466,10 @@ func (c *fastConn) answer(req fastRequest) bool {
 		out = append(out, "\"\r\n"...)
 		out = appendHeader(out, "X-Content-Type-Options", hdrNosniff[0])
 	default:
-		return false
+		return false, true
 	}
-	if req.close {
-		out = appendHeader(out, "Connection", "close")
+	if req.close || c.l.shutting.Load() {
+		out = appendHeader(out, "Connection", "close") // as net/http says it
 	}
 	out = append(out, "\r\n"...)
 	if req.head {
@@ -465,24 +481,31 @@ func (c *fastConn) answer(req fastRequest) bool {
 		c.Conn.SetWriteDeadline(want)
 	}
 	s.fastAnswers.Add(1) // before the answer leaves: a client that read it finds it counted
+	head := len(out)
+	var n int64
 	var err error
 	if len(body) <= fastCopy {
 		out = append(out, body...)
-		_, err = c.Conn.Write(out)
+		var k int
+		k, err = c.Conn.Write(out)
+		n = int64(k)
 	} else {
 		bufs := net.Buffers{out, body}
-		_, err = bufs.WriteTo(c.Conn)
+		n, err = bufs.WriteTo(c.Conn)
 	}
 	*op = out[:0]
+	c.answered++
 	if err != nil {
-		c.Conn.Close() // the client is gone or stalled: as net/http, nothing more
+		// The client is gone or stalled: as net/http, nothing more on
+		// this connection, and the body's bytes that left are counted.
+		logged = int(max(n-int64(head), 0))
 	}
 	method := http.MethodGet
 	if req.head {
 		method = http.MethodHead
 	}
-	s.logServed(c.l.ctx, start, method, req.path, http.StatusOK, int64(len(body)), c.remote)
-	return true
+	s.logServed(c.l.ctx, start, method, req.path, http.StatusOK, int64(logged), c.remote)
+	return true, err == nil
 }
 
 const blobPrefix = "/blobs/sha256/"

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,10 +159,35 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 		t.Errorf("%d answers on the fast path, want %d", n, 2*len(paths))
 	}
 	// Each answer of the fast path has its access line (net/http's have
-	// theirs: f.url is net/http alone, whose lines go to the same log).
+	// theirs: f.url is net/http alone, whose lines go to the same log),
+	// saying the same status and bytes as net/http's.
+	type line struct {
+		Method, Path string
+		Status       int
+		Bytes        int64
+	}
+	said := map[line]int{}
+	for _, l := range strings.Split(strings.TrimSpace(accessLog.String()), "\n") {
+		var x line
+		if err := json.Unmarshal([]byte(l), &x); err != nil {
+			t.Fatalf("access line %q: %v", l, err)
+		}
+		said[x]++
+	}
 	for _, p := range paths {
-		if n := strings.Count(accessLog.String(), `"path":"`+p+`"`); n != 4 {
-			t.Errorf("%s: %d access lines, want 4 (GET and HEAD, each by both servers)\n%s", p, n, accessLog.String())
+		for _, m := range []string{"GET", "HEAD"} {
+			var n int
+			for x, k := range said {
+				if x.Path == p && x.Method == m {
+					n += k
+					if k != 2 {
+						t.Errorf("%s %s: access lines %+v ×%d; want the fast path's and net/http's alike", m, p, x, k)
+					}
+				}
+			}
+			if n != 2 {
+				t.Errorf("%s %s: %d access lines, want 2 (the fast path's and net/http's)\n%s", m, p, n, accessLog.String())
+			}
 		}
 	}
 }
@@ -288,11 +316,51 @@ func TestFastPathCloses(t *testing.T) {
 	}
 }
 
+// The timeouts are net/http's: a connection's first head within
+// HeaderTimeout of its accept (not IdleTimeout), and each later head
+// within HeaderTimeout of its first byte, however many came before it
+// on the connection (pipelined heads, each split across writes, are all
+// answered).
+func TestFastPathHeaderTimeouts(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Limits.IdleTimeout = time.Minute
+		o.Limits.HeaderTimeout = 400 * time.Millisecond
+	})
+	f.publishX("1.0.0")
+	addr := f.fastServer()
+	tiles := f.logTiles()
+
+	start := time.Now()
+	expectClosed(t, dialRaw(t, addr), 5*time.Second)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("a connection that sent nothing was closed after %v, want HeaderTimeout (400ms), not IdleTimeout", d)
+	}
+
+	c := dialRaw(t, addr)
+	req := get(tiles[0])
+	const rounds = 12 // 1.2 s: three HeaderTimeouts
+	go func() {
+		// A request and a half each time: a head is always begun.
+		c.send(req[:len(req)/2])
+		for range rounds {
+			time.Sleep(100 * time.Millisecond)
+			c.send(req[len(req)/2:] + req[:len(req)/2])
+		}
+		c.send(req[len(req)/2:])
+	}()
+	for i := range rounds + 1 {
+		if resp, _ := c.read("GET"); resp.StatusCode != 200 {
+			t.Fatalf("pipelined request %d: %s", i, resp.Status)
+		}
+	}
+}
+
 // expectClosed waits up to d for the server to close c.
 func expectClosed(t *testing.T, c *rawConn, d time.Duration) {
 	t.Helper()
 	c.c.SetReadDeadline(time.Now().Add(d))
-	if n, err := c.r.Read(make([]byte, 1)); err != io.EOF {
+	// Closed, or reset (what the client sent last arrived after the close).
+	if n, err := c.r.Read(make([]byte, 1)); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("the connection: read %d bytes, %v; want it closed by the server", n, err)
 	}
 }
@@ -311,11 +379,14 @@ func TestFastPathShutdown(t *testing.T) {
 	go func() { done <- f.srv.Serve(ctx, l) }()
 	tiles := f.logTiles()
 	var conns []*rawConn
-	for range 3 {
+	for i := range 3 {
 		c := dialRaw(t, l.Addr().String())
 		c.send(get(tiles[0]))
 		if resp, _ := c.read("GET"); resp.StatusCode != 200 {
 			t.Fatal(resp.Status)
+		}
+		if i == 2 {
+			c.send("GET " + tiles[0] + " HTTP/1.1\r\nHo") // amid a head: closed too
 		}
 		conns = append(conns, c)
 	}
@@ -329,7 +400,7 @@ func TestFastPathShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return within 10 s of its context's end, with idle fast-path connections")
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > 5*time.Second { // HeaderTimeout is 10 s
 		t.Errorf("shutdown took %v", d)
 	}
 	for _, c := range conns {

@@ -263,7 +263,7 @@ func (s *Server) tileRoute(next http.Handler) http.Handler {
 
 // tileAt answers logTile for the tile at /log/path (path: tile/…).
 func (s *Server) tileAt(w http.ResponseWriter, r *http.Request, path string) {
-	data, held, fail := s.tileFor(r.Context(), path)
+	data, held, fail := s.tileFor(r.Context(), path, false)
 	if fail != nil {
 		if fail.noStore {
 			w.Header().Set("Cache-Control", "no-store")
@@ -289,8 +289,11 @@ type tileFail struct {
 }
 
 // tileFor returns the tile at path (tile/…) and what its answer needs,
-// from memory or from the log, or why it is not answered.
-func (s *Server) tileFor(ctx context.Context, path string) ([]byte, *heldTile, *tileFail) {
+// from memory or from the log, or why it is not answered. quick (the
+// fast path) answers only a tile within the tree served now, and waits
+// for nothing: a tile past it (a checkpoint to sign, a replica behind)
+// is left to the route, which waits.
+func (s *Server) tileFor(ctx context.Context, path string, quick bool) ([]byte, *heldTile, *tileFail) {
 	// A tile never changes at its path (a partial one names its width),
 	// so the hot ones are kept in memory, with the tile their path names
 	// and their length: a tile read again is neither parsed nor measured.
@@ -308,6 +311,9 @@ func (s *Server) tileFor(ctx context.Context, path string) ([]byte, *heldTile, *
 		}
 	}
 	v, err := s.served(ctx)
+	if quick && (err != nil || !tileWithin(t, v.Size)) {
+		return nil, nil, &tileFail{code: http.StatusNotFound, msg: "past the tree served now"}
+	}
 	if err == nil && !tileWithin(t, v.Size) && s.ckpt != nil {
 		// Past the checkpoint last signed: main may have moved since.
 		_, _, v, err = s.signed(ctx)
