@@ -314,19 +314,18 @@ func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 // remote), if none is dropped, or if the repository has no
 // remote-tracking ref to tell them apart by.
 func (r *Repo) DroppedLocal(ctx context.Context, old, new string) (dropped []string, ok bool, err error) {
-	out, err := r.run(ctx, nil, "for-each-ref", "--format=%(refname)", "refs/remotes/")
+	out, err := r.run(ctx, nil, "for-each-ref", "--format=%(refname) %(objectname)", "refs/remotes/")
 	if err != nil {
 		return nil, false, err
 	}
-	refs := strings.Fields(string(out))
-	if len(refs) == 0 {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) == 0 || lines[0] == "" {
 		return nil, false, nil
 	}
 	seenTips := map[string]bool{}
-	for _, ref := range refs {
-		if out, err := r.run(ctx, nil, "rev-parse", "--verify", "--quiet", ref+"^{commit}"); err == nil {
-			seenTips[strings.TrimSpace(string(out))] = true
-		}
+	for _, line := range lines {
+		ref, value, _ := strings.Cut(line, " ")
+		seenTips[value] = true
 		// A ref without a reflog (logging off) has its value alone.
 		if out, err := r.run(ctx, nil, "reflog", "show", "--format=%H", ref, "--"); err == nil {
 			for _, id := range strings.Fields(string(out)) {

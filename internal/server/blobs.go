@@ -65,17 +65,12 @@ func (s *Server) blobGet(w http.ResponseWriter, r *http.Request) {
 	}
 	h["Content-Type"] = hdrOctetStream
 	h["X-Content-Type-Options"] = hdrNosniff
-	if data := s.small.get(hex); data != nil {
+	if data := s.heldBlob(hex); data != nil {
 		serveHeld(w, r, data)
 		return
 	}
 	if s.fsBlobs == nil {
 		s.serveStored(w, r, hex)
-		return
-	}
-	if data, ok := s.readSmallBlob(hex); ok {
-		s.small.put(hex, data)
-		serveHeld(w, r, data)
 		return
 	}
 	// Larger, or not stored here (then looked for upstream).

@@ -561,7 +561,7 @@ func (c *fastConn) handOff() bool {
 	c.Conn.SetWriteDeadline(time.Time{})
 	rc := &replayConn{Conn: c.Conn, pending: bytes.Clone(c.buf[c.r:c.w])}
 	select {
-	case c.l.handoff <- &heldConn{Conn: rc, served: true}:
+	case c.l.handoff <- servedConn(rc):
 		return true
 	case <-c.l.done:
 		return false

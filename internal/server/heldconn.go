@@ -37,7 +37,13 @@ func (l heldListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &heldConn{Conn: c, served: true}, nil
+	return servedConn(c), nil
+}
+
+// servedConn is c as net/http serves it: a *heldConn (the fast path
+// hands its connections over so too).
+func servedConn(c net.Conn) *heldConn {
+	return &heldConn{Conn: c, served: true}
 }
 
 // heldConn is a server's connection that can hold a response's writes
