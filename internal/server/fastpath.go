@@ -155,6 +155,9 @@ type fastConn struct {
 	r, w      int
 	rdl       time.Time // the deadlines set last
 	wdl       time.Time
+	// headDeadline is when the head being read must be in (HeaderTimeout
+	// from its start), zero between heads.
+	headDeadline time.Time
 }
 
 // fastBufSize is the most of a request head the fast path reads: a
@@ -197,6 +200,12 @@ func (c *fastConn) serve() {
 		if !ok {
 			return // closed, timed out or shut down
 		}
+		if head == nil {
+			// A head begun and not all read, net/http's from here: it
+			// has what is left of its HeaderTimeout, not one more.
+			handed = c.handOff(c.headDeadline)
+			return
+		}
 		var req fastRequest
 		if mine {
 			req, mine = parseFast(head)
@@ -209,7 +218,7 @@ func (c *fastConn) serve() {
 			return // the answer could not be written: the client is gone or stalled
 		}
 		if !mine {
-			handed = c.handOff()
+			handed = c.handOff(time.Time{})
 			return
 		}
 		c.r += len(head)
@@ -230,6 +239,7 @@ func (c *fastConn) serve() {
 func (c *fastConn) nextHead() (head []byte, mine, ok bool) {
 	lim := c.l.s.opts.Limits
 	begun := false // this head's HeaderTimeout is set
+	c.headDeadline = time.Time{}
 	for {
 		pending := c.buf[c.r:c.w]
 		if i := bytes.Index(pending, crlfcrlf); i >= 0 {
@@ -257,6 +267,7 @@ func (c *fastConn) nextHead() (head []byte, mine, ok bool) {
 		} else if !begun {
 			begun = true
 			c.rdl = now.Add(lim.HeaderTimeout)
+			c.headDeadline = c.rdl
 			c.Conn.SetReadDeadline(c.rdl)
 		}
 		if c.l.shutting.Load() {
@@ -554,12 +565,14 @@ func appendDate(b []byte, now time.Time) []byte {
 
 // handOff gives the connection to net/http, with what was read of it
 // and not answered, and reports whether it did (else it is closed).
-func (c *fastConn) handOff() bool {
+// headBy, when set, is when the head net/http reads first must be in:
+// one the fast path began to read keeps its deadline.
+func (c *fastConn) handOff(headBy time.Time) bool {
 	// net/http sets the deadlines it wants, and leaves alone those it
 	// does not: none of the fast path's may stay.
 	c.Conn.SetReadDeadline(time.Time{})
 	c.Conn.SetWriteDeadline(time.Time{})
-	rc := &replayConn{Conn: c.Conn, pending: bytes.Clone(c.buf[c.r:c.w])}
+	rc := &replayConn{Conn: c.Conn, pending: bytes.Clone(c.buf[c.r:c.w]), headBy: headBy}
 	select {
 	case c.l.handoff <- servedConn(rc):
 		return true
@@ -573,6 +586,30 @@ func (c *fastConn) handOff() bool {
 type replayConn struct {
 	net.Conn
 	pending []byte
+	// headBy, when set, bounds the first read deadline net/http sets,
+	// the one for the first head (ReadHeaderTimeout from when it took
+	// the connection): a head the fast path began to read gets no more
+	// time than it had left there.
+	headBy time.Time
+}
+
+// SetReadDeadline is the connection's, the first one bounded by headBy.
+func (c *replayConn) SetReadDeadline(t time.Time) error {
+	if by := c.headBy; !by.IsZero() {
+		c.headBy = time.Time{}
+		if t.IsZero() || t.After(by) {
+			t = by
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline sets both deadlines, the read one as SetReadDeadline does.
+func (c *replayConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

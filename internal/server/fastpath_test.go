@@ -355,6 +355,45 @@ func TestFastPathHeaderTimeouts(t *testing.T) {
 	}
 }
 
+// A head the fast path began to read and gave to net/http unfinished
+// (longer than the fast path reads) has HeaderTimeout from its start in
+// all, not another HeaderTimeout from the hand-over.
+func TestFastPathHandsOverHeadInTime(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Limits.IdleTimeout = time.Minute
+		o.Limits.HeaderTimeout = time.Second
+	})
+	f.publishX("1.0.0")
+	addr := f.fastServer()
+	tiles := f.logTiles()
+
+	start := time.Now()
+	c := dialRaw(t, addr)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		// A fast request's start, then header lines: past the fast
+		// path's buffer at about 700 ms, and never ended.
+		c.c.Write([]byte("GET " + tiles[0] + " HTTP/1.1\r\nHost: cairn.test\r\n"))
+		line := "X-Pad: " + strings.Repeat("a", 500) + "\r\n"
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(80 * time.Millisecond):
+			}
+			if _, err := c.c.Write([]byte(line)); err != nil {
+				return
+			}
+		}
+	}()
+	expectClosed(t, c, 5*time.Second)
+	// net/http's own clock would have closed it at about 1.7 s.
+	if d := time.Since(start); d > 1400*time.Millisecond {
+		t.Errorf("a head begun on the fast path and never ended was closed after %v, want HeaderTimeout (1s) from its start", d)
+	}
+}
+
 // expectClosed waits up to d for the server to close c.
 func expectClosed(t *testing.T, c *rawConn, d time.Duration) {
 	t.Helper()

@@ -29,17 +29,6 @@ const holdMax = 16 << 10
 // was held, in one writev that copies neither.
 const holdCopy = 4 << 10
 
-// heldListener makes each connection it accepts a *heldConn.
-type heldListener struct{ net.Listener }
-
-func (l heldListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return servedConn(c), nil
-}
-
 // servedConn is c as net/http serves it: a *heldConn (the fast path
 // hands its connections over so too).
 func servedConn(c net.Conn) *heldConn {
@@ -65,7 +54,7 @@ type heldConn struct {
 	rwant   int64      // the read deadline set last (Unix nanoseconds, 0: none)
 	rset    int64      // the read deadline the connection has
 	reading bool       // a Read is in progress
-	served  bool       // net/http serves it (heldListener): its background reads may wait
+	served  bool       // net/http serves it (servedConn): its background reads may wait
 	phase   readPhase  // where the connection is in its request (lazyReads)
 	parked  bool       // a background Read waits on wake
 	wake    chan struct{}

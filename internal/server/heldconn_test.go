@@ -25,6 +25,18 @@ type writesConn struct {
 	writes [][]byte
 }
 
+// heldListener makes each connection it accepts a *heldConn, as the
+// fast path's hand-over does (servedConn): heldConn tested alone.
+type heldListener struct{ net.Listener }
+
+func (l heldListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return servedConn(c), nil
+}
+
 func (c *writesConn) Write(p []byte) (int, error) {
 	c.writes = append(c.writes, bytes.Clone(p))
 	return len(p), nil

@@ -30,7 +30,7 @@ func pacedServer(t *testing.T, l Limits, h http.Handler, around ...func(http.Han
 		handler = a(handler)
 	}
 	hs := &http.Server{Handler: handler, ConnContext: withConn}
-	go hs.Serve(heldListener{smallBuffers{ln}}) // as Serve serves
+	go hs.Serve(heldListener{smallBuffers{ln}}) // as Serve serves what the fast path hands over
 	t.Cleanup(func() { hs.Close() })
 	return "http://" + ln.Addr().String()
 }
