@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -310,28 +311,50 @@ func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 // every one of them was made in this repository and never left it: none
 // is, or ever was, on a remote-tracking ref (refs/remotes/*, their
 // reflogs read too: git records each value a push or a fetch gave
-// them). ok is false if one did (new drops history that reached a
-// remote), if none is dropped, or if the repository has no
-// remote-tracking ref to tell them apart by.
+// them), nor came from elsewhere into a local branch by a fetch that
+// moved no remote-tracking ref (a URL's or a branch's alone): the last
+// one's FETCH_HEAD, and the reflogs' fast-forwards, rebases' and pulls'
+// upstreams and the clone's first head. ok is false if one did (new
+// drops history that reached a remote, or came from one), if none is
+// dropped, or if the repository has nothing to tell them apart by.
 func (r *Repo) DroppedLocal(ctx context.Context, old, new string) (dropped []string, ok bool, err error) {
-	out, err := r.run(ctx, nil, "for-each-ref", "--format=%(refname) %(objectname)", "refs/remotes/")
+	seenTips := map[string]bool{}
+	out, err := r.run(ctx, nil, "for-each-ref", "--format=%(objectname)", "refs/remotes/")
 	if err != nil {
 		return nil, false, err
 	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) == 0 || lines[0] == "" {
-		return nil, false, nil
+	for _, id := range strings.Fields(string(out)) {
+		seenTips[id] = true // a ref without a reflog (logging off) has its value alone
 	}
-	seenTips := map[string]bool{}
-	for _, line := range lines {
-		ref, value, _ := strings.Cut(line, " ")
-		seenTips[value] = true
-		// A ref without a reflog (logging off) has its value alone.
-		if out, err := r.run(ctx, nil, "reflog", "show", "--format=%H", ref, "--"); err == nil {
-			for _, id := range strings.Fields(string(out)) {
-				seenTips[id] = true
-			}
+	// Every reflog: each value a remote-tracking ref had, and the
+	// commits a local one took from elsewhere.
+	out, err = r.run(ctx, nil, "reflog", "show", "--all", "--format=%H %gD %gs")
+	if err != nil {
+		return nil, false, err
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		id, rest, _ := strings.Cut(line, " ")
+		ref, subject, _ := strings.Cut(rest, " ")
+		if !r.isID(id) {
+			continue
 		}
+		if strings.HasPrefix(ref, "refs/remotes/") || strings.HasSuffix(subject, ": Fast-forward") ||
+			strings.Contains(subject, "(start): checkout ") || strings.HasPrefix(subject, "clone: from ") {
+			seenTips[id] = true
+		}
+	}
+	// FETCH_HEAD: a line a fetched ref, its id first.
+	fetched, err := os.ReadFile(filepath.Join(r.GitDir, "FETCH_HEAD"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	for _, line := range strings.Split(string(fetched), "\n") {
+		if id, _, _ := strings.Cut(line, "\t"); r.isID(id) {
+			seenTips[id] = true
+		}
+	}
+	if len(seenTips) == 0 {
+		return nil, false, nil
 	}
 	out, err = r.run(ctx, nil, "rev-list", old, "--not", new, "--")
 	if err != nil {
