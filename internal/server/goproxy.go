@@ -38,8 +38,10 @@ import (
 // version the server's policy refuses is left out of the list and
 // @latest, and its files are 403 with the rule (gate.go); @latest of a
 // module whose every version is refused is 403 too. The .mod and
-// .zip are checked against the descriptor before they are served: their
-// SHA-256 and size, and go.sum's h1: hashes, once per blob.
+// .zip are checked against the descriptor as they are served: their
+// SHA-256 and size every time, go.sum's h1: hashes once per blob. A
+// version the index holds whose file the blob store lacks is 500, not
+// 404: the go command would go on to the next GOPROXY entry.
 
 // goVersion is one Go module version of a package.
 type goVersion struct {
@@ -335,7 +337,7 @@ func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
 		rc, err = s.blobs.Open(r.Context(), ref)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		httpError(w, http.StatusNotFound, "not found: %s: this server does not hold its go.mod (%s)", v.desc.ID(), ref)
+		httpError(w, http.StatusInternalServerError, "%s: this server does not hold its go.mod (%s): its blob store lacks a blob its index names", v.desc.ID(), ref)
 		return
 	}
 	if err != nil {
@@ -361,9 +363,12 @@ func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	w.Write(data)
 }
 
-// goZip serves a version's module zip, once its SHA-256, size, h1: and
-// module@version were checked (once per blob: the store's files are its own, written
-// verified and never changed in place; the size is checked each time).
+// goZip serves a version's module zip: its h1: and module@version
+// checked once per blob, and every copy streamed through verification
+// of its SHA-256 and size (sendZip). The go command takes a module the
+// checksum database does not know (GONOSUMDB) on the proxy's word, so a
+// file changed on the server's disk is never served whole, not even
+// after it was served right before.
 func (s *Server) goZip(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	ref, _ := goArtifact(v.desc, descriptor.KindSource)
 	err := s.fetchBlob(r.Context(), ref)
@@ -376,7 +381,7 @@ func (s *Server) goZip(w http.ResponseWriter, r *http.Request, v *goVersion) {
 		f, err = s.fsBlobs.OpenFile(ref.SHA256)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		httpError(w, http.StatusNotFound, "not found: %s: this server does not hold its zip (%s)", v.desc.ID(), ref)
+		httpError(w, http.StatusInternalServerError, "%s: this server does not hold its zip (%s): its blob store lacks a blob its index names", v.desc.ID(), ref)
 		return
 	}
 	if err != nil {
@@ -393,27 +398,35 @@ func (s *Server) goZip(w http.ResponseWriter, r *http.Request, v *goVersion) {
 		}
 		s.goMods.setChecked(key)
 	}
-	fi, err := f.Stat()
-	if err != nil || fi.Size() != ref.Size {
-		httpError(w, http.StatusInternalServerError, "%s: zip not served: the stored file is not %d bytes", v.desc.ID(), ref.Size)
+	s.sendZip(w, r, v, ref, blob.VerifyReader(f, ref))
+}
+
+// sendZip sends a module zip checked before (its h1:), read through a
+// verifying reader (blob.VerifyReader): a copy that is not the blob is
+// cut before its last bytes.
+func (s *Server) sendZip(w http.ResponseWriter, r *http.Request, v *goVersion, ref blob.Ref, rd io.Reader) {
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Length", strconv.FormatInt(ref.Size, 10))
+	if r.Method == http.MethodHead {
 		return
 	}
-	w.Header().Set("Content-Type", "application/zip")
-	http.ServeContent(w, r, "", time.Time{}, f)
+	if err := copyVerified(w, rd); err != nil {
+		s.log.Error("a Go module zip in the store is not its blob: its response cut before its last bytes", "version", v.desc.ID(), "err", err)
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // goZipStored serves a version's module zip from a store that is not
 // files (an object store), held: the first time, the zip is read into a
 // temporary file, verified, checked as goZip checks it and served from
-// there; then it is streamed through verification (copyVerified), so an
-// object changed behind the server's back is never served whole. A Go
+// there; then it is streamed through verification (sendZip). A Go
 // module is not redirected to the store: the go command may take a
 // module the checksum database does not know on the proxy's word.
 func (s *Server) goZipStored(w http.ResponseWriter, r *http.Request, v *goVersion, ref blob.Ref) {
 	key := ref.SHA256 + " " + v.desc.Go.Sum + " " + v.desc.Go.Module + "@" + v.desc.Go.Version
 	rc, err := s.blobs.Open(r.Context(), ref)
 	if errors.Is(err, fs.ErrNotExist) {
-		httpError(w, http.StatusNotFound, "not found: %s: this server does not hold its zip (%s)", v.desc.ID(), ref)
+		httpError(w, http.StatusInternalServerError, "%s: this server does not hold its zip (%s): its blob store lacks a blob its index names", v.desc.ID(), ref)
 		return
 	}
 	if err != nil {
@@ -421,16 +434,8 @@ func (s *Server) goZipStored(w http.ResponseWriter, r *http.Request, v *goVersio
 		return
 	}
 	defer rc.Close()
-	w.Header().Set("Content-Type", "application/zip")
 	if s.goMods.isChecked(key) {
-		w.Header().Set("Content-Length", strconv.FormatInt(ref.Size, 10))
-		if r.Method == http.MethodHead {
-			return
-		}
-		if err := copyVerified(w, rc); err != nil {
-			s.log.Error("a Go module zip in the store is not its blob: its response cut before its last bytes", "version", v.desc.ID(), "err", err)
-			panic(http.ErrAbortHandler)
-		}
+		s.sendZip(w, r, v, ref, rc)
 		return
 	}
 	tmp, err := os.CreateTemp("", "cairn-goproxy-*.zip")
@@ -448,11 +453,11 @@ func (s *Server) goZipStored(w http.ResponseWriter, r *http.Request, v *goVersio
 	}
 	if err != nil {
 		s.log.Error("a Go module file does not match its descriptor: not served", "version", v.desc.ID(), "err", err)
-		w.Header().Del("Content-Type")
 		httpError(w, http.StatusInternalServerError, "%s: zip not served: %v", v.desc.ID(), err)
 		return
 	}
 	s.goMods.setChecked(key)
+	w.Header().Set("Content-Type", "application/zip")
 	http.ServeContent(w, r, "", time.Time{}, tmp)
 }
 

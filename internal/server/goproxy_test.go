@@ -462,6 +462,49 @@ func TestAttackGoSumMismatch(t *testing.T) {
 			}
 		}
 	})
+
+	// A zip served once, then changed on the server's disk (its size
+	// kept): no later copy reaches the go command whole, which takes a
+	// module the checksum database does not know (GONOSUMDB) on the
+	// proxy's word.
+	t.Run("changed after served", func(t *testing.T) {
+		b := buildGoModule(t, goModuleDir(t, path, "hello"), path, "1.3.0")
+		d := publishGo(t, g.repo, g.gopher, path, "1.3.0", b)
+		ref, _ := goArtifact(d, descriptor.KindSource)
+		const zipPath = "/go/example.com/greet/@v/v1.3.0.zip"
+		resp, body := g.do("GET", zipPath, nil, nil)
+		want, _ := os.ReadFile(b.zip)
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+			t.Fatalf("GET %s: %d, %s; want the zip", zipPath, resp.StatusCode, body)
+		}
+		stored := filepath.Join(g.repo.Dir, "blobs", "sha256", ref.SHA256[:2], ref.SHA256)
+		changed := bytes.Clone(want)
+		changed[len(changed)/2] ^= 1
+		if err := os.WriteFile(stored, changed, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(g.url + zipPath)
+		if err != nil {
+			return // refused before an answer
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK {
+			t.Fatalf("GET %s: the zip changed on disk was served whole (%d bytes, changed: %v)", zipPath, len(got), bytes.Equal(got, changed))
+		}
+		if bytes.Equal(got, changed) {
+			t.Fatalf("GET %s: every changed byte reached the client (%v)", zipPath, err)
+		}
+
+		// Gone from the store: a server error, not 404, on which the go
+		// command would ask the next GOPROXY entry for a version this
+		// index holds.
+		os.Remove(stored)
+		resp, body = g.do("GET", zipPath, nil, nil)
+		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "does not hold its zip") {
+			t.Fatalf("GET %s of a zip gone from the store: %d %s, want 500 saying so", zipPath, resp.StatusCode, body)
+		}
+	})
 }
 
 // The server's policy beyond /go/: the blob of an artifact that only
