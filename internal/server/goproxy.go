@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
 
@@ -28,7 +29,7 @@ import (
 // Go member — at the heads the light reads use, where internal names win
 // (findPackage). Paths are case-encoded (module.EscapePath).
 //
-//	GET /go/MODULE/@v/list            the allowed versions, one a line
+//	GET /go/MODULE/@v/list            the allowed versions, one a line (no pseudo-versions)
 //	GET /go/MODULE/@v/VERSION.info    {"Version", "Time"}: when it was appended
 //	GET /go/MODULE/@v/VERSION.mod     go.mod's bytes
 //	GET /go/MODULE/@v/VERSION.zip     the module zip
@@ -58,6 +59,7 @@ type goModules struct {
 	mu      sync.Mutex
 	byTree  map[string][]goVersion
 	checked map[string]bool // "sha256 h1:…" of blobs that hash to their h1
+	retract map[string][]modfile.VersionInterval // by go.mod blob sha256: what it retracts
 }
 
 // maxGoModules bounds the kept module lists (they are read again).
@@ -94,11 +96,28 @@ func (m *goModules) setChecked(key string) {
 	m.checked[key] = true
 }
 
+func (m *goModules) retractions(sha string) ([]modfile.VersionInterval, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.retract[sha]
+	return r, ok
+}
+
+func (m *goModules) setRetractions(sha string, r []modfile.VersionInterval) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.retract == nil || len(m.retract) >= maxGoModules {
+		m.retract = map[string][]modfile.VersionInterval{}
+	}
+	m.retract[sha] = r
+}
+
 // goRequest is a GOPROXY request, parsed.
 type goRequest struct {
 	module  string // the module path, unescaped
 	file    string // "list", "latest", "info", "mod" or "zip"
 	version string // the Go version ("v1.0.0") of info, mod, zip
+	query   string // the version asked for, when .info resolves it to version
 }
 
 // parseGoPath reads the path after /go/.
@@ -131,8 +150,17 @@ func parseGoPath(p string) (goRequest, error) {
 	if err != nil {
 		return goRequest{}, err
 	}
-	if err := module.Check(path, v); err != nil || semver.Canonical(v) != v && semver.Canonical(v)+"+incompatible" != v {
+	if semver.Canonical(v) != v && semver.Canonical(v)+"+incompatible" != v {
 		return goRequest{}, fmt.Errorf("%s@%s is not a canonical Go module version", path, v)
+	}
+	if err := module.Check(path, v); err != nil {
+		// v3.2.0 of a module with no /v3 and no go.mod is its
+		// v3.2.0+incompatible: a query .info resolves, as
+		// proxy.golang.org does (go get MODULE@v3.2.0).
+		if inc := v + "+incompatible"; ext == "info" && module.Check(path, inc) == nil {
+			return goRequest{module: path, file: ext, version: inc, query: v}, nil
+		}
+		return goRequest{}, err
 	}
 	return goRequest{module: path, file: ext, version: v}, nil
 }
@@ -176,7 +204,11 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 	case "list", "latest":
 		var allowed, refused []goVersion
 		refusals := map[string]*Refusal{}
+		retracted := s.goRetracted(ctx, req.module, versions)
 		for _, v := range versions {
+			if isRetracted(retracted, v.desc.Go.Version) {
+				continue
+			}
 			j, err := s.judge(ctx, key, src, req.module, v.version, v.ref)
 			if err != nil {
 				httpError(w, http.StatusInternalServerError, "module %s: %v", req.module, err)
@@ -190,9 +222,13 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if req.file == "list" {
+			// Releases and pre-releases; pseudo-versions are not listed
+			// (the GOPROXY protocol), but are served by name.
 			var b strings.Builder
 			for _, v := range allowed {
-				b.WriteString(v.desc.Go.Version + "\n")
+				if !module.IsPseudoVersion(v.desc.Go.Version) {
+					b.WriteString(v.desc.Go.Version + "\n")
+				}
 			}
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			io.WriteString(w, b.String())
@@ -218,6 +254,10 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 		if versions[i].desc.Go.Version == req.version {
 			v = &versions[i]
 		}
+	}
+	if v == nil && req.query != "" {
+		httpError(w, http.StatusNotFound, "not found: %s@%s: %s is v0 or v1 (its path has no /%s), and this repository has no %s", req.module, req.query, req.module, semver.Major(req.query), req.version)
+		return
 	}
 	if v == nil {
 		httpError(w, http.StatusNotFound, "not found: %s@%s is not in this repository", req.module, req.version)
@@ -304,6 +344,67 @@ func latestGo(vs []goVersion) *goVersion {
 	return nil
 }
 
+// goRetracted returns what the module's author retracted (go.mod's
+// retract directives) in the go.mod the go command reads them from, its
+// latest version's (latestGo), of every version held: one the policy
+// refuses too. The go command reads them from the latest version it is
+// shown, so a refused latest that retracts a version below it would
+// leave that version offered as latest, its retraction unseen. A go.mod
+// that cannot be read retracts nothing (logged): the versions are
+// offered as the go command would see them, the policy still judging
+// each.
+func (s *Server) goRetracted(ctx context.Context, module string, versions []goVersion) []modfile.VersionInterval {
+	latest := latestGo(versions)
+	if latest == nil {
+		return nil
+	}
+	ref, ok := goArtifact(latest.desc, descriptor.KindGoMod)
+	if !ok {
+		return nil
+	}
+	if r, ok := s.goMods.retractions(ref.SHA256); ok {
+		return r
+	}
+	data, err := s.readGoMod(ctx, ref)
+	var f *modfile.File
+	if err == nil {
+		f, err = modfile.ParseLax("go.mod", data, nil)
+	}
+	if err != nil {
+		s.log.Warn("a Go module's retractions are not read: its versions are offered as they are", "module", module, "version", latest.desc.ID(), "err", err)
+		return nil
+	}
+	var r []modfile.VersionInterval
+	for _, x := range f.Retract {
+		r = append(r, x.VersionInterval)
+	}
+	s.goMods.setRetractions(ref.SHA256, r)
+	return r
+}
+
+// isRetracted says whether version is in one of the intervals.
+func isRetracted(intervals []modfile.VersionInterval, version string) bool {
+	for _, x := range intervals {
+		if semver.Compare(x.Low, version) <= 0 && semver.Compare(version, x.High) <= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// readGoMod reads a go.mod blob, verified against its digest while read.
+func (s *Server) readGoMod(ctx context.Context, ref blob.Ref) ([]byte, error) {
+	if err := s.fetchBlob(ctx, ref); err != nil {
+		return nil, err
+	}
+	rc, err := s.blobs.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
 // goInfo is the .info document of the GOPROXY protocol.
 type goInfo struct {
 	Version string
@@ -331,21 +432,11 @@ func goArtifact(d *descriptor.Descriptor, kind string) (blob.Ref, bool) {
 // declaring its module path (gomod.CheckFiles).
 func (s *Server) goMod(w http.ResponseWriter, r *http.Request, v *goVersion) {
 	ref, _ := goArtifact(v.desc, descriptor.KindGoMod)
-	err := s.fetchBlob(r.Context(), ref)
-	var rc io.ReadCloser
-	if err == nil {
-		rc, err = s.blobs.Open(r.Context(), ref)
-	}
+	data, err := s.readGoMod(r.Context(), ref)
 	if errors.Is(err, fs.ErrNotExist) {
 		httpError(w, http.StatusInternalServerError, "%s: this server does not hold its go.mod (%s): its blob store lacks a blob its index names", v.desc.ID(), ref)
 		return
 	}
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%s: go.mod: %v", v.desc.ID(), err)
-		return
-	}
-	data, err := io.ReadAll(rc)
-	rc.Close()
 	if err == nil {
 		key := ref.SHA256 + " " + v.desc.Go.ModSum + " " + v.desc.Go.Module + "@" + v.desc.Go.Version
 		if !s.goMods.isChecked(key) {

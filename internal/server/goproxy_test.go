@@ -186,7 +186,13 @@ func newGoFixture(t testing.TB, pol string, more ...func(*Options)) *goFixture {
 // (gomod.Build, author.PublishBuilt).
 func (g *goFixture) publish(path, version, greeting string) *descriptor.Descriptor {
 	g.t.Helper()
-	m, err := gomod.Build(goModuleDir(g.t, path, greeting), version)
+	return g.publishDir(goModuleDir(g.t, path, greeting), version)
+}
+
+// publishDir publishes the module in dir at version.
+func (g *goFixture) publishDir(dir, version string) *descriptor.Descriptor {
+	g.t.Helper()
+	m, err := gomod.Build(dir, version)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -218,6 +224,7 @@ func TestGoProxyProtocol(t *testing.T) {
 	d1 := g.publish("example.com/greet", "1.0.0", "hello")
 	g.publish("example.com/greet", "1.1.0-rc.1", "hi")
 	d2 := g.publish("example.com/greet", "1.1.0", "hey")
+	g.publish("example.com/greet", "1.1.1-0.20260101000000-abcdefabcdef", "a commit after v1.1.0")
 	dUp := g.publish("example.com/Upper", "0.1.0", "upper")
 	publishAs(t, g.fixture, "acme/tool", "1.0.0") // a cairn package, not a Go module
 
@@ -235,6 +242,10 @@ func TestGoProxyProtocol(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(body), &info); resp.StatusCode != 200 || err != nil || info.Version != "v1.0.0" || time.Since(info.Time) > time.Hour || info.Time.Location() != time.UTC {
 		t.Errorf(".info: %d %q (%v)", resp.StatusCode, body, err)
+	}
+	// A pseudo-version is not listed (the protocol), and is served by name.
+	if resp, body := get("/go/example.com/greet/@v/v1.1.1-0.20260101000000-abcdefabcdef.info"); resp.StatusCode != 200 || !strings.Contains(body, `"Version":"v1.1.1-0.20260101000000-abcdefabcdef"`) {
+		t.Errorf("pseudo-version .info: %d %q", resp.StatusCode, body)
 	}
 	if resp, body := get("/go/example.com/greet/@latest"); resp.StatusCode != 200 || !strings.Contains(body, `"Version":"v1.1.0"`) {
 		t.Errorf("@latest: %d %q, want v1.1.0 (the highest release)", resp.StatusCode, body)
@@ -260,7 +271,8 @@ func TestGoProxyProtocol(t *testing.T) {
 	_ = dUp
 	for _, path := range []string{
 		"/go/example.com/nothing/@v/list",        // no such module
-		"/go/example.com/greet/@v/v9.9.9.info",   // no such version
+		"/go/example.com/greet/@v/v9.9.9.info",   // no such version (nor v9.9.9+incompatible)
+		"/go/example.com/greet/@v/v1.9.9.info",   // no such version
 		"/go/example.com/greet/@v/v1.0.info",     // not canonical
 		"/go/example.com/Upper/@v/list",          // not case-encoded
 		"/go/acme/tool/@v/list",                  // not a module path
@@ -270,6 +282,11 @@ func TestGoProxyProtocol(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") || strings.Count(body, "\n") != 1 {
 			t.Errorf("GET %s: %d %s %q, want 404 with one line of text", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
+	}
+	// A long path is not repeated whole.
+	long := "/go/example.com/" + strings.Repeat("a", 60<<10) + "/@v/list"
+	if resp, body := get(long); resp.StatusCode != http.StatusNotFound || len(body) > 5<<10 || !strings.Contains(body, "bytes more)") {
+		t.Errorf("GET of a 60 KiB module path: %d, a %d-byte body (%.80q…), want 404 with the path cut", resp.StatusCode, len(body), body)
 	}
 }
 
@@ -377,6 +394,56 @@ func TestAttackGoCommandRefusedByPolicy(t *testing.T) {
 	if !strings.Contains(string(metrics), `cairn_http_requests_total{code="403",route="go"}`) {
 		t.Errorf("/metrics counts no 403 of the go route:\n%s", grepLines(string(metrics), "cairn_http_requests_total"))
 	}
+}
+
+// A version its author retracted (go.mod's retract, in the latest
+// version) stays retracted when the policy refuses that latest version:
+// the go command reads retractions from the latest version it is shown,
+// so @latest would fall back to the retracted version, unwarned. It
+// falls back to the version below, and the retracted one is still
+// served when asked for by name, as the go command serves it.
+func TestGoRetractedByARefusedVersion(t *testing.T) {
+	g := newGoFixture(t, noHighVulns)
+	const path = "example.com/greet"
+	g.publish(path, "1.0.0", "hello")
+	g.publish(path, "1.1.0", "hello, broken")
+	dir := goModuleDir(t, path, "hello, vulnerable")
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+path+"\n\ngo 1.21\n\nretract v1.1.0 // broken\n"), 0o644)
+	g.publishDir(dir, "1.2.0")
+
+	// With 1.2.0 allowed, the go command reads its retraction itself.
+	if _, body := g.do("GET", "/go/example.com/greet/@v/list", nil, nil); string(body) != "v1.0.0\nv1.2.0\n" {
+		t.Errorf("list with the retracting version allowed: %q, want v1.0.0 and v1.2.0", body)
+	}
+	g.vulnerable(path, "1.2.0")
+	if _, body := g.do("GET", "/go/example.com/greet/@v/list", nil, nil); string(body) != "v1.0.0\n" {
+		t.Errorf("list with the retracting version refused: %q, want v1.0.0 alone", body)
+	}
+	if _, body := g.do("GET", "/go/example.com/greet/@latest", nil, nil); !strings.Contains(string(body), `"Version":"v1.0.0"`) {
+		t.Errorf("@latest with the retracting version refused: %s, want v1.0.0", body)
+	}
+
+	goCmd := newGoCommand(t, g.url+"/go")
+	work := t.TempDir()
+	mainModule(t, work, "v1.0.0")
+	if out, err := goCmd.run(work, "get", path+"@latest"); err != nil {
+		t.Fatalf("go get @latest: %v\n%s", err, out)
+	}
+	if gomodText := mustRead(t, filepath.Join(work, "go.mod")); !strings.Contains(gomodText, path+" v1.0.0") {
+		t.Errorf("go get @latest chose another version than v1.0.0:\n%s", gomodText)
+	}
+	if out, err := goCmd.run(work, "get", path+"@v1.1.0"); err != nil || !strings.Contains(mustRead(t, filepath.Join(work, "go.mod")), path+" v1.1.0") {
+		t.Errorf("go get of the retracted version by name: %v\n%s", err, out)
+	}
+}
+
+func mustRead(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func grepLines(s, sub string) string {
@@ -629,6 +696,30 @@ func BenchmarkGate(b *testing.B) {
 	}
 }
 
+// go get MODULE@v3.2.0 of a module with no /v3 asks for v3.2.0.info,
+// which resolves to v3.2.0+incompatible, as proxy.golang.org answers;
+// its .mod and .zip are asked for by the version .info gave.
+func TestParseGoPathIncompatibleQuery(t *testing.T) {
+	for _, tc := range []struct{ path, version, err string }{
+		{"example.com/x/@v/v3.2.0.info", "v3.2.0+incompatible", ""},
+		{"example.com/x/@v/v3.2.0+incompatible.info", "v3.2.0+incompatible", ""},
+		{"example.com/x/@v/v3.2.0.zip", "", "should be v0 or v1, not v3"},
+		{"example.com/x/v3/@v/v3.2.0.info", "v3.2.0", ""},
+		{"example.com/x/v3/@v/v4.0.0.info", "", "should be v3, not v4"},
+	} {
+		req, err := parseGoPath(tc.path)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("parseGoPath(%q) = %+v, %v; want an error saying %q", tc.path, req, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || req.version != tc.version {
+			t.Errorf("parseGoPath(%q) = %+v, %v; want version %s", tc.path, req, err, tc.version)
+		}
+	}
+}
+
 // FuzzParseGoPath: whatever follows /go/, parseGoPath does not panic, and
 // what it accepts is a valid module path (and a canonical version of it)
 // that, escaped again, is the path it read.
@@ -664,6 +755,9 @@ func FuzzParseGoPath(f *testing.F) {
 			}
 			ev, _ := module.EscapeVersion(req.version)
 			again = esc + "/@v/" + ev + "." + req.file
+			if query, ok := strings.CutSuffix(ev, "+incompatible"); ok && req.file == "info" && p == esc+"/@v/"+query+".info" {
+				again = p // .info of vN resolved to vN+incompatible
+			}
 		}
 		if again != p {
 			t.Fatalf("parseGoPath(%q) = %+v, which escapes back to %q", p, req, again)

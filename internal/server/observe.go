@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -202,6 +203,7 @@ func (s *Server) logServed(ctx context.Context, start time.Time, method, path st
 	if !h.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
+	path = clip(path, maxEcho)
 	now := start.Add(d) // without asking the clock again
 	if out := s.opts.AccessLog; out != nil {
 		bp := lineBufs.Get().(*[]byte)
@@ -316,3 +318,20 @@ func plainJSON(s string) bool {
 // slogAdapter turns a slog.Logger into the log.Logger the CGI handler
 // wants.
 func slogAdapter(l *slog.Logger) *log.Logger { return slog.NewLogLogger(l.Handler(), slog.LevelWarn) }
+
+// maxEcho is the most of a client's path the server repeats in an
+// access line: a path can be as long as a request head (64 KiB).
+const maxEcho = 1 << 10
+
+// clip returns s, or its first n bytes (a UTF-8 sequence whole) and how
+// many were left out.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "… (" + strconv.Itoa(len(s)-i) + " bytes more)"
+}

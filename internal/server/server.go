@@ -567,5 +567,7 @@ func httpError(w http.ResponseWriter, code int, format string, args ...any) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	fmt.Fprintf(w, format+"\n", args...)
+	// A client's path repeated in full (a 60 KiB module path, say)
+	// would bury what the answer says.
+	io.WriteString(w, clip(fmt.Sprintf(format, args...), 4*maxEcho)+"\n")
 }
