@@ -75,7 +75,9 @@ go.sum lines and its signed tree note. A zip or go.mod the database does not
 vouch for is refused, showing both hashes, and nothing is written.
 
 VERSION is a Go version (v1.2.3, a pseudo-version, v2.0.0+incompatible) or
-latest. The GOPROXY is --goproxy, else the first http(s) entry of $GOPROXY,
+latest: as the go command takes it, the highest release the proxy lists (else
+its highest pre-release) that the latest go.mod does not retract; the proxy's
+optional @latest only when it lists none. The GOPROXY is --goproxy, else the first http(s) entry of $GOPROXY,
 else https://proxy.golang.org; the checksum database is --gosumdb, else
 $GOSUMDB, else sum.golang.org, written as GOSUMDB is: a known name, or
 NAME+HASH+KEY with an optional URL. What the database showed is kept in the

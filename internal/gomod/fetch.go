@@ -11,11 +11,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
 	modzip "golang.org/x/mod/zip"
 )
 
@@ -61,7 +63,7 @@ func (f *Fetched) Close() error {
 
 // Fetch asks the GOPROXY at proxyURL (http or https; "…/go" for a cairn
 // server) for path@version — version a Go version, or "latest" for what
-// its @latest names — as the go command does: .info, then .mod, then
+// the go command takes as latest (latestVersion) — as the go command does: .info, then .mod, then
 // .zip, under module.EscapePath and EscapeVersion, each read up to the go
 // command's cap. The .info must name the version asked for, go.mod must
 // declare the module's path, and the zip must be a module zip of
@@ -80,10 +82,9 @@ func Fetch(ctx context.Context, client *http.Client, proxyURL, path, version str
 	}
 	var info Info
 	if version == "latest" {
-		if err := getJSON(ctx, client, base+"/"+epath+"/@latest", &info); err != nil {
+		if version, err = latestVersion(ctx, client, base, path, epath); err != nil {
 			return nil, err
 		}
-		version = info.Version
 	}
 	if err := module.Check(path, version); err != nil {
 		return nil, err
@@ -125,6 +126,68 @@ func Fetch(ctx context.Context, client *http.Client, proxyURL, path, version str
 		return nil, fmt.Errorf("%s.zip: not a module zip of %s@%s: %w", at, path, version, err)
 	}
 	return f, nil
+}
+
+// maxList caps a proxy's version list.
+const maxList = 1 << 20
+
+// latestVersion is what the go command takes for path@latest from a
+// proxy: the highest release its list names, else the highest
+// pre-release, passing over those the go.mod of the highest retracts;
+// the proxy's @latest (optional in the protocol) only when the list names
+// none, as for a module with pseudo-versions alone.
+func latestVersion(ctx context.Context, client *http.Client, base, path, epath string) (string, error) {
+	list, err := getBytes(ctx, client, base+"/"+epath+"/@v/list", maxList)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	var releases, pre []string
+	for _, v := range strings.Fields(string(list)) {
+		if semver.Canonical(v) != v && semver.Canonical(v)+"+incompatible" != v || module.Check(path, v) != nil || module.IsPseudoVersion(v) {
+			continue
+		}
+		if semver.Prerelease(v) == "" {
+			releases = append(releases, v)
+		} else {
+			pre = append(pre, v)
+		}
+	}
+	candidates := releases
+	if len(candidates) == 0 {
+		candidates = pre
+	}
+	if len(candidates) == 0 {
+		var info Info
+		if err := getJSON(ctx, client, base+"/"+epath+"/@latest", &info); err != nil {
+			return "", err
+		}
+		return info.Version, nil
+	}
+	semver.Sort(candidates)
+	slices.Reverse(candidates)
+	highest := candidates[0]
+	ev, err := module.EscapeVersion(highest)
+	if err != nil {
+		return "", err
+	}
+	mod, err := getBytes(ctx, client, base+"/"+epath+"/@v/"+ev+".mod", maxMod)
+	if err != nil {
+		return "", err
+	}
+	f, err := modfile.ParseLax("go.mod", mod, nil)
+	if err != nil {
+		return "", fmt.Errorf("%s@%s: go.mod: %w", path, highest, err)
+	}
+	for _, v := range candidates {
+		retracted := false
+		for _, r := range f.Retract {
+			retracted = retracted || semver.Compare(r.Low, v) <= 0 && semver.Compare(v, r.High) <= 0
+		}
+		if !retracted {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("%s: every version the proxy lists is retracted by its author (the go.mod of %s): name a version", path, highest)
 }
 
 // proxyBase checks a GOPROXY URL and returns it without a trailing "/".

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -100,6 +101,7 @@ func (p *proxy) set(t *testing.T, path, version string, mod, zip []byte) {
 	at := "/" + ep + "/@v/" + ev
 	p.files[at+".info"], p.files[at+".mod"], p.files[at+".zip"] = info, mod, zip
 	p.files["/"+ep+"/@latest"] = info
+	p.files["/"+ep+"/@v/list"] = append(p.files["/"+ep+"/@v/list"], version+"\n"...)
 }
 
 // sumDB is a real checksum database (sumdb.TestServer behind
@@ -333,12 +335,70 @@ func TestImport(t *testing.T) {
 			t.Errorf("file of %s is %v, want %v", a.File, ref, a.Ref)
 		}
 	}
-	// latest asks the proxy's @latest.
+	// latest is the highest release the proxy lists, whatever its
+	// optional @latest says (proxy.golang.org's answers 404 here).
+	p.mu.Lock()
+	p.files["/github.com/!burnt!sushi/toml/@latest"] = []byte(`{"Version":"v1.3.2"}`)
+	p.mu.Unlock()
 	l, _, err := Import(context.Background(), u, "github.com/BurntSushi/toml", "latest")
 	if err != nil || l.Descriptor.Version != "1.4.0" {
 		t.Fatalf("import @latest: %v", err)
 	}
 	l.Close()
+}
+
+// latest as the go command takes it: the highest release listed, else
+// the highest pre-release, passing over versions the highest one's go.mod
+// retracts; the proxy's @latest only when the list names no version.
+func TestLatestVersion(t *testing.T) {
+	const path = "example.com/greet"
+	for _, tc := range []struct {
+		name   string
+		list   string
+		modOf  string // the version whose go.mod is read: the highest candidate
+		mod    string
+		latest string // the proxy's @latest; "" for 404
+		want   string // "" for an error
+	}{
+		{"releases", "v1.0.0\nv1.2.0\nv1.10.0\nv1.11.0-rc.1\n", "v1.10.0", "module example.com/greet\n", `{"Version":"v1.2.0"}`, "v1.10.0"},
+		{"pre-releases only", "v1.0.0-rc.1\nv1.0.0-rc.2\n", "v1.0.0-rc.2", "module example.com/greet\n", "", "v1.0.0-rc.2"},
+		{"retracted", "v1.0.0\nv1.1.0\nv1.2.0\n", "v1.2.0", "module example.com/greet\nretract [v1.1.0, v1.2.0]\n", "", "v1.0.0"},
+		{"all retracted", "v1.0.0\n", "v1.0.0", "module example.com/greet\nretract v1.0.0\n", "", ""},
+		{"pseudo-versions only", "v0.0.0-20260101000000-abcdefabcdef\n", "", "", `{"Version":"v0.0.0-20260101000000-abcdefabcdef"}`, "v0.0.0-20260101000000-abcdefabcdef"},
+		{"no list", "", "", "", `{"Version":"v1.0.0"}`, "v1.0.0"},
+		{"nothing", "", "", "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{}
+			if tc.list != "" {
+				files["/example.com/greet/@v/list"] = tc.list
+			}
+			if tc.modOf != "" {
+				files["/example.com/greet/@v/"+tc.modOf+".mod"] = tc.mod
+			}
+			if tc.latest != "" {
+				files["/example.com/greet/@latest"] = tc.latest
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if body, ok := files[r.URL.Path]; ok {
+					io.WriteString(w, body)
+					return
+				}
+				http.NotFound(w, r)
+			}))
+			defer srv.Close()
+			got, err := latestVersion(t.Context(), srv.Client(), srv.URL, path, path)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("latest: %s, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("latest: %s, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
 }
 
 // TestImportZipNotInSumDB is issue 16's attack 2: the proxy serves a zip
