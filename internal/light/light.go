@@ -225,6 +225,8 @@ type View struct {
 	held      map[string]*heldDocs // the subject documents read before, by tree (treeDir): kept in one file each once it is
 	keptTiles *keptTiles           // the view's tiles kept, held until it is (nil offline)
 	keeping   sync.WaitGroup       // the keeps verifiedNow started: Kept waits for them
+	dropTrees []string             // the directories of documents kept at older trees, removed by Kept
+	keepOlder atomic.Bool          // some of their subjects were not read again: they stay
 
 	policy   string // the server's policy, named on its checkpoint (PolicyHeader)
 	refMu    sync.Mutex
@@ -457,6 +459,34 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if err != nil {
 		return nil, err
 	}
+	if store != nil && c.StateDir != "" {
+		// The checkpoint verified last moves: what was kept at older
+		// trees is read again at this one, so that a read offline finds
+		// every subject this machine read online (another project's,
+		// say), not only this run's; the older trees are removed once
+		// it is kept (Kept).
+		older := c.olderTrees(sc.Checkpoint)
+		v.dropTrees = older
+		if again := keptSubjects(older); len(again) > 0 {
+			bg.Go(func() {
+				v.Prefetch(wctx, again...)
+				for _, s := range again {
+					l := v.loaded(s)
+					if l != nil {
+						select {
+						case <-l.done: // a load another read claimed first may still run
+						case <-wctx.Done():
+							l = nil
+						}
+					}
+					if l == nil || l.err != nil {
+						v.keepOlder.Store(true) // not all read again: the older trees stay
+						return
+					}
+				}
+			})
+		}
+	}
 	// The checkpoint is stored (a file synced, which can take longer
 	// than anything else here on a busy disk) while the reads Open
 	// started end and what they read is kept, all of it at once (a file
@@ -585,6 +615,14 @@ func (c *Client) waitKept() {
 // goroutines.
 func (v *View) Kept() {
 	v.keeping.Wait()
+	// The older trees' documents, read again at this view's (open),
+	// serve no read any more.
+	if !v.keepOlder.Load() {
+		for _, dir := range v.dropTrees {
+			os.RemoveAll(dir)
+		}
+	}
+	v.dropTrees = nil
 	keepers.Lock()
 	k := v.client.keepersKey()
 	if vs := slices.DeleteFunc(keepers.views[k], func(x *View) bool { return x == v }); len(vs) == 0 {
@@ -996,19 +1034,37 @@ func (c *Client) store(v *View, k *index.Key, next checkpoint.Checkpoint) error 
 	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
 		return err
 	}
-	if err := safefile.Write(c.statePath(), append(data, '\n'), safefile.Options{Perm: 0o644}); err != nil {
-		return err
-	}
-	// The documents kept of older checkpoints serve no read any more.
+	return safefile.Write(c.statePath(), append(data, '\n'), safefile.Options{Perm: 0o644})
+}
+
+// olderTrees are the directories of the documents kept at trees other
+// than next's.
+func (c *Client) olderTrees(next checkpoint.Checkpoint) []string {
 	dir := filepath.Join(c.StateDir, c.Introduction+".subjects")
-	if entries, err := os.ReadDir(dir); err == nil {
-		for _, e := range entries {
-			if e.Name() != treeDir(next) {
-				os.RemoveAll(filepath.Join(dir, e.Name()))
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != treeDir(next) {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out
+}
+
+// keptSubjects are the subjects whose documents are kept in dirs.
+func keptSubjects(dirs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, dir := range dirs {
+		for s := range readKept(dir, true) {
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
 			}
 		}
 	}
-	return nil
+	slices.Sort(out)
+	return out
 }
 
 // wireFile is one file of a light read: its leaf index, entry line and
@@ -1401,53 +1457,73 @@ func (v *View) kept(subject string) ([]keptDoc, error) {
 		return nil, err
 	}
 	v.batchOnce.Do(func() {
-		v.batchKept = map[string][]keptDoc{}
-		dir := filepath.Dir(v.client.cachePath(cp, subject))
-		paths, _ := filepath.Glob(filepath.Join(dir, batchPrefix+"*.json"))
-		for _, p := range paths {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				continue
-			}
-			// One batch document or more, one after the other.
-			dec := jsontext.NewDecoder(bytes.NewReader(data))
-			for {
-				val, err := dec.ReadValue()
-				if err != nil {
-					break // checked again when read: what does not parse holds nothing
-				}
-				var batch wireSubjects
-				if json.Unmarshal(val, &batch) != nil {
-					break
-				}
-				for _, raw := range batch.Subjects {
-					var doc struct{ Subject string }
-					if json.Unmarshal(raw, &doc) == nil {
-						v.batchKept[doc.Subject] = append(v.batchKept[doc.Subject], keptDoc{body: raw})
-					}
-				}
-			}
-		}
-		paths, _ = filepath.Glob(filepath.Join(dir, batchPrefix+"*"+compactSuffix))
-		for _, p := range paths {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				continue
-			}
-			docs, _, err := translog.ParseSubjects(data)
-			if err != nil {
-				continue // checked again when read: what does not parse holds nothing
-			}
-			for i := range docs {
-				w := wireFromCompact(&docs[i])
-				v.batchKept[w.Subject] = append(v.batchKept[w.Subject], keptDoc{doc: &w})
-			}
-		}
+		v.batchKept = readKept(filepath.Dir(v.client.cachePath(cp, subject)), false)
 	})
 	if out = append(out, v.batchKept[subject]...); len(out) > 0 {
 		return out, nil
 	}
 	return nil, fmt.Errorf("%w (size %d): run without --offline", ErrNotKept, cp.Size)
+}
+
+// readKept reads the documents kept in a tree's directory in batches,
+// by subject; with single, those kept one a file too. What does not
+// parse holds nothing (a read checks each document again).
+func readKept(dir string, single bool) map[string][]keptDoc {
+	kept := map[string][]keptDoc{}
+	paths, _ := filepath.Glob(filepath.Join(dir, batchPrefix+"*.json"))
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// One batch document or more, one after the other.
+		dec := jsontext.NewDecoder(bytes.NewReader(data))
+		for {
+			val, err := dec.ReadValue()
+			if err != nil {
+				break
+			}
+			var batch wireSubjects
+			if json.Unmarshal(val, &batch) != nil {
+				break
+			}
+			for _, raw := range batch.Subjects {
+				var doc struct{ Subject string }
+				if json.Unmarshal(raw, &doc) == nil {
+					kept[doc.Subject] = append(kept[doc.Subject], keptDoc{body: raw})
+				}
+			}
+		}
+	}
+	paths, _ = filepath.Glob(filepath.Join(dir, batchPrefix+"*"+compactSuffix))
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		docs, _, err := translog.ParseSubjects(data)
+		if err != nil {
+			continue
+		}
+		for i := range docs {
+			w := wireFromCompact(&docs[i])
+			kept[w.Subject] = append(kept[w.Subject], keptDoc{doc: &w})
+		}
+	}
+	if single {
+		paths, _ = filepath.Glob(filepath.Join(dir, "*.json"))
+		for _, p := range paths {
+			if strings.HasPrefix(filepath.Base(p), batchPrefix) {
+				continue
+			}
+			data, err := os.ReadFile(p)
+			var doc struct{ Subject string }
+			if err == nil && json.Unmarshal(data, &doc) == nil && doc.Subject != "" {
+				kept[doc.Subject] = append(kept[doc.Subject], keptDoc{body: data})
+			}
+		}
+	}
+	return kept
 }
 
 // keptDoc is a subject document kept: JSON (body), or decoded from a

@@ -15,6 +15,7 @@ import (
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/server/servertest"
 	"cairn.dev/cairn/internal/witness"
@@ -142,8 +143,48 @@ func TestLightSource(t *testing.T) {
 		t.Fatalf("offline with an empty cache: %v", err)
 	}
 	w.write("cairn.yaml", repo+"    light: true\n"+strings.Replace(rest, "acme/app: ^1.0", "acme/app: ^1.0\n  acme/other: \"*\"", 1))
-	if _, _, _, err := w.lock(Options{Cache: cache, Offline: true}); err == nil || !strings.Contains(err.Error(), "package acme/other: was not read online") {
+	if _, _, _, err := w.lock(Options{Cache: cache, Offline: true}); !errors.Is(err, light.ErrNotKept) || !strings.Contains(err.Error(), "package acme/other: was not read online") {
 		t.Fatalf("offline, a package never read: %v", err)
+	}
+}
+
+// Two projects share a cache: one locks, the server moves, the other
+// locks online, which moves the checkpoint this machine verified last.
+// The first still locks and checks offline: the online read that moved
+// the checkpoint read again, at the new tree, what was kept at the old.
+func TestLightOfflineAfterAnotherProject(t *testing.T) {
+	w := newWorld(t)
+	url := servertest.Serve(w.World)
+	repo := fmt.Sprintf("repositories:\n  - name: acme\n    url: %s\n    introduction: %s\n", url, w.Intro)
+	one := repo + "packages:\n  acme/app: ^1.0\nplatforms: [linux-amd64]\n"
+	two := repo + "packages:\n  acme/log: ^1.0\nplatforms: [linux-amd64]\n"
+	cache := t.TempDir()
+	w.write("cairn.yaml", one)
+	p, _, l, err := w.lock(Options{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Publish(indextest.Package{Name: "acme/other", Version: "1.0.0"})
+	w.write("cairn.yaml", two)
+	_, srcs2, _, err := w.lock(Options{Cache: cache})
+	if err != nil || srcs2[0].Head() == l.Repositories[0].Head {
+		t.Fatalf("the other project's lock: %v (the server moved: %v)", err, err == nil && srcs2[0].Head() != l.Repositories[0].Head)
+	}
+	srcs2.Close() // what it keeps, kept
+	// The older tree's documents, read again at the new one, are gone.
+	if trees, err := os.ReadDir(filepath.Join(cache, "light", w.Intro+".subjects")); err != nil || len(trees) != 1 {
+		t.Errorf("the trees whose documents are kept: %v (%v), want the latest alone", trees, err)
+	}
+	w.write("cairn.yaml", one)
+	_, srcs, again, err := w.lock(Options{Cache: cache, Offline: true})
+	if err != nil {
+		t.Fatalf("offline, after another project's lock moved the checkpoint: %v", err)
+	}
+	if versions(again) != versions(l) {
+		t.Fatalf("offline: %s, online before: %s", versions(again), versions(l))
+	}
+	if err := Check(w.Ctx, p, l, nil, srcs); err != nil {
+		t.Fatalf("offline check of the first lock: %v", err)
 	}
 }
 

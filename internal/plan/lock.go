@@ -20,6 +20,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/remote"
 	"cairn.dev/cairn/internal/safefile"
 )
@@ -368,7 +369,10 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 	var derived map[string][]string
 	if !e.Stale && headsOK {
 		var rest []string
-		derived, rest = rederive(ctx, p, l, srcs)
+		var err error
+		if derived, rest, err = rederive(ctx, p, l, srcs); err != nil {
+			return err
+		}
 		e.Problems = append(e.Problems, rest...)
 	}
 	reported := map[string]bool{}
@@ -377,7 +381,11 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 		if reported[pkg.Name] || gone[pkg.Repository] {
 			continue // said with its repository
 		}
-		if probs := checkLocked(pkg, l, srcs); len(probs) > 0 {
+		probs, err := checkLocked(pkg, l, srcs)
+		if err != nil {
+			return err
+		}
+		if len(probs) > 0 {
 			reported[pkg.Name] = true
 			for _, prob := range probs {
 				add("package %s: %s", pkg.ID(), prob)
@@ -412,23 +420,31 @@ func lockedNames(l *Lock) []string {
 	return out
 }
 
-// checkLocked checks one entry against the index.
-func checkLocked(pkg *Locked, l *Lock, srcs Sources) []string {
+// checkLocked checks one entry against the index. An entry a read
+// offline cannot check (light.ErrNotKept: this machine never read it at
+// the checkpoint it verified last) is an error, not a problem of the
+// lock's.
+func checkLocked(pkg *Locked, l *Lock, srcs Sources) ([]string, error) {
 	s := srcs.Get(pkg.Repository)
 	if s == nil || !slices.ContainsFunc(l.Repositories, func(r LockedRepo) bool { return r.Name == pkg.Repository }) {
-		return []string{fmt.Sprintf("repository %q is not one the lock lists", pkg.Repository)}
+		return []string{fmt.Sprintf("repository %q is not one the lock lists", pkg.Repository)}, nil
 	}
-	if in, err := s.Shadowed(pkg.Name); err != nil {
-		return []string{err.Error()}
+	if in, err := s.Shadowed(pkg.Name); errors.Is(err, light.ErrNotKept) {
+		return nil, fmt.Errorf("package %s: %w", pkg.ID(), err)
+	} else if err != nil {
+		return []string{err.Error()}, nil
 	} else if in {
-		return []string{fmt.Sprintf("%s is an internal name of %s: its upstream namesake in %s is never used: run cairn lock", pkg.Name, s.Via.Name, s.Name)}
+		return []string{fmt.Sprintf("%s is an internal name of %s: its upstream namesake in %s is never used: run cairn lock", pkg.Name, s.Via.Name, s.Name)}, nil
 	}
 	d, ref, err := s.Catalog.Descriptor(pkg.Name, pkg.Version)
+	if errors.Is(err, light.ErrNotKept) {
+		return nil, fmt.Errorf("package %s: %w", pkg.ID(), err)
+	}
 	if err != nil {
-		return []string{fmt.Sprintf("repository %s has no such version: %v", pkg.Repository, err)}
+		return []string{fmt.Sprintf("repository %s has no such version: %v", pkg.Repository, err)}, nil
 	}
 	if ref != pkg.Descriptor {
-		return []string{fmt.Sprintf("descriptor %s is not the index's %s", pkg.Descriptor, ref)}
+		return []string{fmt.Sprintf("descriptor %s is not the index's %s", pkg.Descriptor, ref)}, nil
 	}
 	var out []string
 	for _, a := range pkg.Artifacts {
@@ -436,7 +452,7 @@ func checkLocked(pkg *Locked, l *Lock, srcs Sources) []string {
 			out = append(out, fmt.Sprintf("artifact %s for %s (%s) is not an artifact of %s", a.File, a.Platform, a.Ref, d.ID()))
 		}
 	}
-	return out
+	return out, nil
 }
 
 func hasArtifact(d *descriptor.Descriptor, a LockedArtifact) bool {

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/light"
 )
 
 // at returns the sources read at the given heads (by source name)
@@ -75,14 +76,17 @@ func checkHead(ctx context.Context, s *Source, head string) string {
 // names every entry of the lock that differs from what that gives (nil
 // if it could not resolve, which the rest says); the caller has checked
 // the heads. It reads descriptors only, never archives.
-func rederive(ctx context.Context, p *Project, l *Lock, srcs Sources) (map[string][]string, []string) {
+func rederive(ctx context.Context, p *Project, l *Lock, srcs Sources) (map[string][]string, []string, error) {
 	heads, records := map[string]string{}, map[string]int{}
 	for _, lr := range l.Repositories {
 		heads[lr.Name], records[lr.Name] = lr.Head, lr.Records
 	}
 	pinned, err := srcs.at(ctx, heads, records)
+	if errors.Is(err, light.ErrNotKept) {
+		return nil, nil, err // offline, and never read here: not the lock's fault
+	}
 	if err != nil {
-		return nil, []string{fmt.Sprintf("reading the indexes at the heads the lock pins: %v", err)}
+		return nil, []string{fmt.Sprintf("reading the indexes at the heads the lock pins: %v", err)}, nil
 	}
 	// The versions withheld are the lock's word of what the server
 	// refused when it was resolved, not the server's now (its refusals
@@ -97,10 +101,14 @@ func rederive(ctx context.Context, p *Project, l *Lock, srcs Sources) (map[strin
 		withheld[pkg.Name] = pkg.Withheld
 	}
 	want, err := resolve(ctx, p, pinned, withheld)
-	if err != nil {
-		return nil, []string{fmt.Sprintf("%s does not resolve at the heads the lock pins: %v", ProjectFile, err)}
+	if errors.Is(err, light.ErrNotKept) {
+		return nil, nil, err
 	}
-	return diffLocks(want, l)
+	if err != nil {
+		return nil, []string{fmt.Sprintf("%s does not resolve at the heads the lock pins: %v", ProjectFile, err)}, nil
+	}
+	pkgs, rest := diffLocks(want, l)
+	return pkgs, rest, nil
 }
 
 // diffLocks compares the lock as written (got) with the lock re-derived

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"cairn.dev/cairn/internal/light"
+	"cairn.dev/cairn/internal/plan"
+)
+
+// Offline, a package this machine never read at the checkpoint it
+// verified last is neither a lock to distrust nor ranges to change: a
+// plain error (not exit 3) whose hint is to run once online.
+func TestClassifyNotKeptOffline(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("%w: reading package acme/app: %w (size 36): run without --offline", plan.ErrUnresolvable, light.ErrNotKept),
+		fmt.Errorf("checking cairn.lock: package acme/app@1.0.0: %w", light.ErrNotKept),
+	} {
+		code, hint := classify(err)
+		if code != exitError || !strings.Contains(hint, "once online") {
+			t.Errorf("classify(%v) = %d, %q; want exit %d and the hint to run once online", err, code, hint, exitError)
+		}
+	}
+}
