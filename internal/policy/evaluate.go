@@ -467,13 +467,21 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 				if !v.rank.AtLeast(r.Severity) {
 					continue
 				}
-				if id, fix, ok := answered.answer(f.r.Repository, v.result); ok {
+				ans := answered
+				if r.answeredBy != nil {
+					ans = answersBy(active, r.answeredBy)
+				}
+				if id, fix, ok := ans.answer(f.r.Repository, v.result); ok {
 					how := ""
 					if id != v.id {
 						how = " (its alias " + id + ")"
 					}
 					answers = append(answers, fmt.Sprintf("%s answered%s by fixed record %.16s", v.id, how, fix))
 					rv.Records = append(rv.Records, fix)
+					continue
+				}
+				if _, fix, ok := answered.answer(f.r.Repository, v.result); ok {
+					open = append(open, fmt.Sprintf("%s (%s; fixed record %.16s does not count: not by answered_by)", v.id, v.severity, fix))
 					continue
 				}
 				open = append(open, fmt.Sprintf("%s (%s)", v.id, v.severity))
@@ -597,6 +605,18 @@ func (r *Rule) countReason(have []string, certs []*Record) string {
 type answers map[string]*struct {
 	ids    []string
 	record map[string]string
+}
+
+// answersBy are the answers of the fixed records among active whose
+// issuers are in set.
+func answersBy(active []*facts, set map[string]bool) answers {
+	a := answers{}
+	for _, f := range active {
+		if len(f.fixes) > 0 && issuedBy(set, f.r) {
+			a.add(f.r.Repository, f.fixes, f.r.ID)
+		}
+	}
+	return a
 }
 
 func (a answers) add(repository string, ids []string, rec string) {

@@ -255,7 +255,7 @@ func TestLanguageErrors(t *testing.T) {
 		{"rule enforcement", "require:\n  - name: r\n    property: scanned\n    enforcement: block\n", `policy.yaml:4: rule "r": enforcement "block": it is deny`},
 		{"file enforcement", "enforcement: Warn\nrequire:\n  - name: r\n    property: scanned\n", `policy.yaml:1: enforcement "Warn"`},
 		{"file enforcement a list", "enforcement: [warn]\nrequire:\n  - name: r\n    property: scanned\n", `policy.yaml:1: enforcement is deny or warn`},
-		{"unknown field names the new ones", "require:\n  - name: r\n    property: scanned\n    maxage: 7d\n", `want name, property, by, packages, severity, where, expr, count, max_age, enforcement`},
+		{"unknown field names the new ones", "require:\n  - name: r\n    property: scanned\n    maxage: 7d\n", `want name, property, by, answered_by, packages, severity, where, expr, count, max_age, enforcement`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := Parse("policy.yaml", []byte(tc.src))

@@ -124,6 +124,11 @@ type Rule struct {
 	Packages string          // a pattern over names, matched as a scope's (record.MatchName); "" for every package
 	Severity record.Severity // forbid vulnerable: at or above this (none, the zero value: any)
 	Where    string          // CEL over `record` and `pkg`: which records count
+	// AnsweredBy, on a forbid vulnerable rule, are the issuers whose
+	// fixed records answer its vulnerabilities (as By names them); empty:
+	// any fixed record of the vulnerable record's repository, whose root
+	// granted its issuer a certify:fixed scope.
+	AnsweredBy []string
 	Expr     string          // CEL over `pkg` and `records`: the rule's condition
 	// Count is how many distinct certifiers a require rule asks for, each
 	// with an active matching record (0 or 1: one). A certifier is a
@@ -140,6 +145,7 @@ type Rule struct {
 
 	by          map[string]bool // By with groups expanded; nil: anyone
 	byList      []string        // the same, in the order of the file
+	answeredBy  map[string]bool // AnsweredBy with groups expanded; nil: anyone
 	where, expr cel.Program
 	whereLine   int
 	exprLine    int
@@ -151,6 +157,7 @@ type ruleSpec struct {
 	Name     string      `yaml:"name"`
 	Property string      `yaml:"property"`
 	By       stringOrSeq `yaml:"by"`
+	Answered stringOrSeq `yaml:"answered_by"`
 	Packages string      `yaml:"packages"`
 	Severity string      `yaml:"severity"`
 	Where    string      `yaml:"where"`
@@ -262,7 +269,7 @@ func Parse(file string, data []byte) (*Policy, error) {
 				fail(n.Line, "", "%v", err)
 				continue
 			}
-			r := &Rule{Name: rs.Name, Mode: group.mode, Line: n.Line, By: rs.By, Packages: rs.Packages, Where: rs.Where, Expr: rs.Expr, Enforcement: p.Enforcement}
+			r := &Rule{Name: rs.Name, Mode: group.mode, Line: n.Line, By: rs.By, AnsweredBy: rs.Answered, Packages: rs.Packages, Where: rs.Where, Expr: rs.Expr, Enforcement: p.Enforcement}
 			if r.Name == "" {
 				r.Name = fmt.Sprintf("%s-%d", group.mode, i+1)
 			}
@@ -301,9 +308,14 @@ func Parse(file string, data []byte) (*Policy, error) {
 func (p *Policy) Bind(repositories []string) error {
 	var errs []*FileError
 	for _, r := range p.Rules {
-		issuers := make([]string, 0, len(r.by))
+		issuers := make([]string, 0, len(r.by)+len(r.answeredBy))
 		for m := range r.by {
 			issuers = append(issuers, m)
+		}
+		for m := range r.answeredBy {
+			if !r.by[m] {
+				issuers = append(issuers, m)
+			}
 		}
 		sort.Strings(issuers)
 		for _, m := range issuers {
@@ -384,6 +396,18 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 		errs = append(errs, ruleErr{n.Line, "by, where, severity, count and max_age go with property; an expr rule says everything in its expression (now is the judgment time)"})
 	}
 	r.by, r.byList = p.issuers(r.By)
+	if len(rs.Answered) > 0 {
+		if r.Mode != Forbid || r.Property != record.Vulnerable {
+			errs = append(errs, ruleErr{lineOf(n, "answered_by"), "answered_by goes with forbid and property: vulnerable: it names whose fixed records answer the vulnerabilities"})
+		}
+		for _, a := range rs.Answered {
+			if a == "" {
+				errs = append(errs, ruleErr{lineOf(n, "answered_by"), "an empty issuer"})
+				break
+			}
+		}
+		r.answeredBy, _ = p.issuers(r.AnsweredBy)
+	}
 	if rs.Count != nil && rs.Property != "" {
 		k := *rs.Count
 		switch {
@@ -447,11 +471,11 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 
 // decodeStrict decodes a mapping node, refusing unknown keys.
 func decodeStrict(n *yaml.Node, v any) error {
-	const fields = "name, property, by, packages, severity, where, expr, count, max_age, enforcement"
+	const fields = "name, property, by, answered_by, packages, severity, where, expr, count, max_age, enforcement"
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("a rule is a mapping (%s)", fields)
 	}
-	known := map[string]bool{"name": true, "property": true, "by": true, "packages": true, "severity": true, "where": true, "expr": true, "count": true, "max_age": true, "enforcement": true}
+	known := map[string]bool{"name": true, "property": true, "by": true, "answered_by": true, "packages": true, "severity": true, "where": true, "expr": true, "count": true, "max_age": true, "enforcement": true}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i].Value; !known[k] {
 			return fmt.Errorf("line %d: unknown field %q (want %s)", n.Content[i].Line, k, fields)

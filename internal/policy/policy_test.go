@@ -260,6 +260,45 @@ forbid:
 	wantRule(t, p.Evaluate(v.subject(), judged), "high", true, "GHSA-1 answered by fixed record "+fix[:16])
 }
 
+// A package's owner granted certify:fixed answers a vulnerability the
+// security team found, unless the rule names who may answer it
+// (answered_by): then only those issuers' fixed records count, and the
+// verdict says which did not.
+func TestAnsweredBy(t *testing.T) {
+	const rules = `
+issuers:
+  security: [acme-security]
+forbid:
+  - {name: any-answer, property: vulnerable, severity: high, by: security}
+  - {name: team-answer, property: vulnerable, severity: high, by: security, answered_by: security}
+`
+	p := mustParse(t, rules)
+	v := newVersion("acme/log", "1.0.0")
+	v.add(record.Vulnerable, vulnerable("GHSA-1", "critical"))
+	owners := v.addBy(record.Fixed, bobKey, "bob", "acme", fixed("GHSA-1"))
+	got := p.Evaluate(v.subject(), judged)
+	wantRule(t, got, "any-answer", true, "GHSA-1 answered by fixed record "+owners[:16])
+	wantRule(t, got, "team-answer", false, "GHSA-1 (critical; fixed record "+owners[:16]+" does not count: not by answered_by)")
+	if got.Allowed {
+		t.Fatal("the owner's fixed record answered a finding its rule lets the security team alone answer")
+	}
+	team := v.add(record.Fixed, fixed("GHSA-1"))
+	got = p.Evaluate(v.subject(), judged)
+	wantRule(t, got, "team-answer", true, "GHSA-1 answered by fixed record "+team[:16])
+	if !got.Allowed {
+		t.Fatalf("the security team's fixed record does not answer its finding: %+v", got.Failed())
+	}
+
+	for _, bad := range []struct{ rule, want string }{
+		{"require:\n  - {name: r, property: audited, answered_by: security}\n", "answered_by goes with forbid and property: vulnerable"},
+		{"forbid:\n  - {name: r, property: deprecated, answered_by: security}\n", "answered_by goes with forbid and property: vulnerable"},
+	} {
+		if _, err := Parse("policy.yaml", []byte(bad.rule)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("Parse(%q) = %v, want an error saying %q", bad.rule, err, bad.want)
+		}
+	}
+}
+
 // TestSeverities: a policy's severity is read as records' are
 // (record.ParseSeverity): the same words, GHSA's moderate as medium, CVSS
 // scores by their bands; a vulnerability at or above it refuses.
