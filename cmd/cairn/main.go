@@ -55,6 +55,13 @@ func main() { os.Exit(Main()) }
 func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal cancels the command, which stops what it is doing
+	// and cleans up; a second one ends the process as if it were not
+	// caught, whatever the command is doing.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 

@@ -3,6 +3,7 @@ package light_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/server/servertest"
 )
 
@@ -108,4 +110,44 @@ func proxyTo(t *testing.T, target string) http.Handler {
 		t.Fatal(err)
 	}
 	return httputil.NewSingleHostReverseProxy(u)
+}
+
+// Attack: a server (or a bundle replayed as one) that answers 410 Gone
+// for every subject read at the tree it signs. A read that meets it opens
+// the checkpoint again, once; the Open it starts meets it too and must
+// not open again in turn (it did, without end: memory grew by gigabytes
+// and signals went unheeded). Open refuses, saying the server does not
+// answer at the tree it signed.
+func TestAttackGoneAtEveryTree(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	target, _ := neturl.Parse(servertest.Serve(w))
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	ts := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/v1/log/subject") {
+			http.Error(rw, "not answered at this tree any more", http.StatusGone)
+			return
+		}
+		proxy.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(ts.Close)
+	c := newClient(w, ts.URL, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		v, err := c.OpenPrefetch(ctx, "package acme/log")
+		if err == nil {
+			v.Kept()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, light.ErrMoved) || !strings.Contains(err.Error(), "does not answer at the tree of size") {
+			t.Fatalf("a server gone at every tree it signs: %v, want ErrMoved saying it does not answer at its tree", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a server gone at every tree it signs: Open has not returned after 15 s")
+	}
 }

@@ -702,12 +702,19 @@ func (v *View) reading() *View {
 // a subject's files at v's tree are those of the newer tree below v's
 // size, since the log only grows. Concurrent readers reopen once.
 func (v *View) reopen(ctx context.Context, at *View) (*View, error) {
+	if ctx.Value(reopening{}) != nil {
+		// Opening the checkpoint again read at a tree the server no
+		// longer answers at, or that its answer is not of: a server (or
+		// a bundle) that does not answer at the tree it signs. Another
+		// Open would meet it again, without end.
+		return nil, fmt.Errorf("%s does not answer at the tree of size %d it signed, even right after it was opened again: %w", v.client.base(), at.Checkpoint.Size, ErrMoved)
+	}
 	v.atMu.Lock()
 	defer v.atMu.Unlock()
 	if cur := v.at; cur != nil && cur != at {
 		return cur, nil
 	}
-	nv, err := v.client.Open(ctx)
+	nv, err := v.client.Open(context.WithValue(ctx, reopening{}, true))
 	if err != nil {
 		return nil, fmt.Errorf("opening the checkpoint again after the server stopped answering at the tree of size %d: %w", at.Checkpoint.Size, err)
 	}
@@ -728,6 +735,10 @@ func (v *View) reopen(ctx context.Context, at *View) (*View, error) {
 	v.at = nv
 	return nv, nil
 }
+
+// reopening marks the context of an Open that reopen started: its reads
+// do not reopen in turn.
+type reopening struct{}
 
 // within returns the files of v's tree among files, read at a tree that
 // extends it (in index order).
