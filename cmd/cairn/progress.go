@@ -60,6 +60,9 @@ func newProgress(stderr io.Writer, quiet, bytes bool) *progress {
 	if quiet || !isTerminal(stderr) {
 		return nil
 	}
+	if r, ok := stderr.(interface{ raw() io.Writer }); ok {
+		stderr = r.raw() // cairn's own drawing, unescaped
+	}
 	return &progress{w: stderr, bytes: bytes}
 }
 

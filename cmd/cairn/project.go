@@ -419,6 +419,7 @@ A policy:
     - {name: fresh-scan, property: scanned, max_age: 7d, enforcement: warn}
   forbid:
     - {name: high-vulns, property: vulnerable, severity: high}   # unless a fixed record answers it
+    - {name: team-vulns, property: vulnerable, by: security, answered_by: security}   # answered by the team's fixed records alone
     - {name: deprecated, property: deprecated}
     - {name: no-gpl, expr: 'pkg.license.startsWith("GPL")'}
 
