@@ -126,8 +126,8 @@ package allowed; 3 when it is not sound, or the policy refuses a package.`,
 			defer f.Close()
 			o := evidence.VerifyOptions{Policy: pol, MaxSize: maxSize, Introductions: intros, TrustBundle: trustIt}
 			if len(wits) > 0 {
-				if !cmd.Flags().Changed("quorum") {
-					quorum = len(wits)
+				if quorum, err = witnessQuorum(len(wits), quorum, cmd.Flags().Changed("quorum")); err != nil {
+					return err
 				}
 				if o.Witnesses, err = witness.NewPolicy(wits, quorum); err != nil {
 					return usageError{err}
@@ -175,10 +175,15 @@ package allowed; 3 when it is not sound, or the policy refuses a package.`,
 
 // parseAt reads --at: an RFC 3339 time, or a date (its first second, UTC).
 func parseAt(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t, err = time.Parse("2006-01-02", s)
 	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
+	if err == nil && t.IsZero() {
+		// The zero time is no --at at all to the verifier.
+		return time.Time{}, fmt.Errorf("--at %q: the first instant of year 1 is before any index began", s)
+	}
+	if err == nil {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("--at %q: want an RFC 3339 time (2026-11-29T12:00:00Z) or a date (2026-11-29)", s)
@@ -292,4 +297,17 @@ func decided(p evidence.PackageProof, id string) bool {
 		}
 	}
 	return false
+}
+
+// witnessQuorum is how many of a verifier's n --witness keys must have
+// cosigned: all of them unless --quorum says (changed); --quorum 0 with
+// --witness names witnesses and counts none, and is refused.
+func witnessQuorum(n, quorum int, changed bool) (int, error) {
+	if !changed {
+		return n, nil
+	}
+	if quorum == 0 && n > 0 {
+		return 0, usageError{fmt.Errorf("--quorum 0 counts none of the %d --witness key(s): give 1 to %d (default: all of them), or name no witness", n, n)}
+	}
+	return quorum, nil
 }

@@ -85,9 +85,9 @@ func (f *lightFlags) open(cmd *cobra.Command) (*light.View, error) {
 	if f.introduction == "" {
 		return nil, usageError{fmt.Errorf("--url needs --introduction: a server is trusted only for the repository it is pinned to")}
 	}
-	q := f.quorum
-	if q < 0 {
-		q = len(f.witnesses)
+	q, err := witnessQuorum(len(f.witnesses), f.quorum, f.quorum >= 0)
+	if err != nil {
+		return nil, err
 	}
 	pol, err := witness.NewPolicy(f.witnesses, q)
 	if err != nil {

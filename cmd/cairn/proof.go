@@ -123,8 +123,8 @@ cairn says so. FILE - reads stdin. Every refusal exits 3 and says what was wrong
 			if err != nil {
 				return err
 			}
-			if !cmd.Flags().Changed("quorum") {
-				quorum = len(wits)
+			if quorum, err = witnessQuorum(len(wits), quorum, cmd.Flags().Changed("quorum")); err != nil {
+				return err
 			}
 			pol, err := witness.NewPolicy(wits, quorum)
 			if err != nil {

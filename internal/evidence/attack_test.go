@@ -337,6 +337,31 @@ func TestAttackFile(t *testing.T) {
 	for _, mem := range b.Manifest.Members {
 		names = append(names, mem.Path)
 	}
+	// A byte in a padding no hash covers: two files that differ would
+	// both verify. The manifest's (its header one block, its bytes
+	// after it), then a member's.
+	hdr, err := tar.NewReader(bytes.NewReader(data)).Next()
+	if err != nil || hdr.Name != ManifestName || hdr.Size%512 == 0 {
+		t.Fatalf("the manifest's header: %v %+v", err, hdr)
+	}
+	padded := bytes.Clone(data)
+	padded[512+hdr.Size] = 'x'
+	if _, err := verify(padded); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "the manifest's padding") {
+		t.Errorf("a byte in the manifest's padding: %v", err)
+	}
+	for _, name := range names {
+		content := b.Files[name]
+		if len(content)%512 == 0 || len(content) < 64 {
+			continue
+		}
+		off := bytes.Index(data, content)
+		padded := bytes.Clone(data)
+		padded[off+len(content)] = 'x'
+		if _, err := verify(padded); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "member "+name+": its padding") {
+			t.Errorf("a byte in the padding of %s: %v", name, err)
+		}
+		break
+	}
 	// A member the manifest does not list: a manifest that lists all
 	// but the last.
 	m := b.Manifest

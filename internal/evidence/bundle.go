@@ -258,6 +258,10 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 		if _, err := io.ReadFull(br, zeros); err != nil {
 			return nil, bad("after the manifest: %v (truncated?)", err)
 		}
+		if !allZero(zeros) {
+			// Bytes no hash covers: two files that differ would verify alike.
+			return nil, bad("the manifest's padding to its block is not zeros")
+		}
 	}
 	b := &Bundle{}
 	// The manifest is decoded while the rest of a file of known size (up
@@ -402,6 +406,10 @@ func walkMembers(rest []byte, members []Member, datas [][]byte, found chan<- int
 		}
 		datas[i] = rest[off : off+mem.Size : off+mem.Size]
 		pos = off + (mem.Size+tarBlock-1)/tarBlock*tarBlock
+		if !allZero(rest[off+mem.Size : min(pos, int64(len(rest)))]) {
+			// Bytes no hash covers: two files that differ would verify alike.
+			return bad("member %s: its padding to its block is not zeros", hdr.Name)
+		}
 		found <- i
 	}
 	if pos < int64(len(rest)) && !isZeroBlock(rest[pos:]) {
@@ -425,6 +433,16 @@ func walkMembers(rest []byte, members []Member, datas [][]byte, found chan<- int
 		return bad("the file ends without the archive's end, two zero blocks (truncated?)")
 	}
 	return nil
+}
+
+// allZero reports whether b holds nothing but zero bytes.
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // isZeroBlock reports whether b starts with a block of zeros (an
