@@ -246,6 +246,23 @@ func TestAttackEditedLock(t *testing.T) {
 	}
 }
 
+// A bundle whose cairn.yaml does not parse is a bundle not sound (its
+// maker's file), not a file for the verifier to fix.
+func TestAttackUnparsableProject(t *testing.T) {
+	w := newWorld(t)
+	data, _, err := w.bundle(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := rewrite(t, data, func(m *Manifest, files map[string][]byte) []string {
+		files["project/cairn.yaml"] = []byte("repositories: [\x01\n")
+		return nil
+	})
+	if _, err := verify(edited); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "the bundle's cairn.yaml") {
+		t.Fatalf("a bundle whose cairn.yaml does not parse: %v", err)
+	}
+}
+
 // A checkpoint whose witness cosignature was stripped is below the
 // project's quorum: refused.
 func TestAttackBelowQuorum(t *testing.T) {

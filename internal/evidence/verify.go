@@ -260,7 +260,8 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	// or written for it.
 	p, err := plan.ParseProject("project", b.Files["project/"+plan.ProjectFile])
 	if err != nil {
-		return nil, fmt.Errorf("the bundle's %s: %w", plan.ProjectFile, err)
+		// The bundle's file, not the user's to fix.
+		return nil, fmt.Errorf("%w: the bundle's %s: %w", ErrMalformed, plan.ProjectFile, err)
 	}
 	if filepath.ToSlash(p.Policy) != m.Policy {
 		return nil, refuse("the manifest names policy %q, the bundle's %s %q", m.Policy, plan.ProjectFile, p.Policy)
