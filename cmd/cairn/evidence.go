@@ -241,7 +241,7 @@ func printEvidence(w io.Writer, file string, rep *evidence.Report, all bool) {
 				mark := "pass"
 				switch {
 				case r.Warning:
-					mark = "warning:"
+					mark = "warning"
 				case !r.Pass:
 					mark = "FAIL"
 				}
