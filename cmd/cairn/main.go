@@ -123,6 +123,7 @@ func classify(err error) (int, string) {
 		nc *remote.NoCheckpointError
 		cs certifierStopped
 		nr *noRepoError
+		im *introMismatchError
 		no *notOwnedError
 		se *author.SignatureError
 		kd *keys.NoDirError
@@ -136,6 +137,8 @@ func classify(err error) (int, string) {
 	switch {
 	case errors.As(err, &nr):
 		return exitNotFound, nr.hint()
+	case errors.As(err, &im):
+		return exitRefused, "check --introduction against what the upstream's owner published (the server's /log/checkpoint names its index as cairn.dev/index/ID); a wrong one would take the name for good"
 	case errors.As(err, &no):
 		return exitRefused, no.hint()
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):

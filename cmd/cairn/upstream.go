@@ -15,6 +15,7 @@ import (
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/transport"
 )
 
 func newUpstreamCmd() *cobra.Command {
@@ -48,6 +49,14 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 			}
 			if err := record.CheckUpstreamName(args[0]); err != nil {
 				return usageError{err}
+			}
+			// A declaration is made once per name: one mistyped is
+			// caught now, while the server can be asked, not at the
+			// first sync.
+			if served, err := remote.ServedIntroduction(cmd.Context(), transport.Client(), args[1]); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: the introduction could not be checked against %s (%v): a declaration is made once per name, so check it before a sync does\n", args[1], err)
+			} else if served != intro {
+				return &introMismatchError{url: args[1], served: served, given: intro}
 			}
 			if done, err := af.prepare(cmd, &f, func(ctx context.Context, r *index.Repo) (*author.Act, error) {
 				return author.PrepareDeclareUpstream(r, args[0], args[1], intro, af.window)
@@ -261,4 +270,12 @@ this repository's packages are served under them.`,
 	repoFlag(c, &repo)
 	c.Flags().BoolVar(&js, "json", false, "print JSON")
 	return c
+}
+
+// introMismatchError: an upstream declared with an introduction its
+// server's log is not of.
+type introMismatchError struct{ url, served, given string }
+
+func (e *introMismatchError) Error() string {
+	return fmt.Sprintf("%s serves the index whose introduction is %s, not %s: nothing was declared", e.url, e.served, e.given)
 }

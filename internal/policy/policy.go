@@ -129,7 +129,7 @@ type Rule struct {
 	// any fixed record of the vulnerable record's repository, whose root
 	// granted its issuer a certify:fixed scope.
 	AnsweredBy []string
-	Expr     string          // CEL over `pkg` and `records`: the rule's condition
+	Expr       string // CEL over `pkg` and `records`: the rule's condition
 	// Count is how many distinct certifiers a require rule asks for, each
 	// with an active matching record (0 or 1: one). A certifier is a
 	// holder (HOLDER@REPOSITORY: two keys of one holder are one
