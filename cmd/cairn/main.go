@@ -124,6 +124,7 @@ func classify(err error) (int, string) {
 		cs certifierStopped
 		nr *noRepoError
 		im *introMismatchError
+		rp *remote.ReplayError
 		no *notOwnedError
 		se *author.SignatureError
 		kd *keys.NoDirError
@@ -175,6 +176,10 @@ func classify(err error) (int, string) {
 		return exitRefused, "do not trust what the server at " + lp.URL + " serves: it does not prove itself against the server's own signed checkpoint; keep the checkpoint as evidence and tell the repository's owner"
 	case errors.Is(err, light.ErrMoved):
 		return exitError, "the server signed a new checkpoint during the read; nothing was refused: run the command again"
+	case errors.As(err, &rp) && errors.As(err, &re) && re.Rule == index.RulePublishOnce:
+		// main's own commit, replayed onto the remote, publishes a
+		// version the remote holds already: another publish won.
+		return exitRefused, "the remote holds this version with other bytes (another publish landed first): give up main's unpushed commits with 'cairn pull --discard-local " + rp.Remote + "', then publish another version and push"
 	case errors.As(err, &re):
 		return exitRefused, re.Hint()
 	case errors.Is(err, proof.ErrRefused):
@@ -195,7 +200,7 @@ func classify(err error) (int, string) {
 	case errors.Is(err, blob.ErrBusy):
 		return exitError, "the server is busy with other clients; nothing was refused: run the command again in a moment"
 	case errors.As(err, &de):
-		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head"
+		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head; if the remote refuses them (another holds a version they publish), give them up with 'cairn pull --discard-local " + de.Remote + "' and publish again"
 	case errors.As(err, &bs) && bs.Method == http.MethodGet && bs.Code == http.StatusForbidden && strings.HasPrefix(bs.Body, "cairn: refused by policy "):
 		return exitRefused, "the server refuses this artifact by its policy (its answer names the rule and the record): pick a version it serves in cairn.yaml (read as a light client, without light: false, cairn lock skips those it refuses), or ask the server's operator about the rule"
 	case errors.Is(err, blob.ErrRefused):

@@ -227,8 +227,9 @@ and a server of another index is refused there — nothing it serves is kept.`,
 
 func newPullCmd() *cobra.Command {
 	var (
-		repo string
-		js   bool
+		repo    string
+		js      bool
+		discard bool
 	)
 	c := &cobra.Command{
 		Use:   "pull REMOTE",
@@ -242,10 +243,25 @@ that does not descend from the one verified before is refused with both heads: a
 ancestor of it is a rollback (a stale server or mirror), anything else a fork.
 Only then does the remote's ref move, and main with it when main has nothing the
 remote lacks. A server that signs no checkpoints is refused unless the remote was
-added with --insecure-no-checkpoint.`,
+added with --insecure-no-checkpoint.
+
+--discard-local gives up main's commits that the remote lacks (a publish the
+server refused: another holds that version), as a certifier does with what it
+could not push: main moves to the remote's verified head first, then the pull
+goes on. The records they held are no longer in main; publish them again as the
+refusal says (another version).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				if discard {
+					n, err := remote.Discard(ctx, r, args[0])
+					if err != nil {
+						return err
+					}
+					if n > 0 {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: note: main gave up %d commit(s) remote %s lacks (--discard-local)\n", n, args[0])
+					}
+				}
 				bar := newProgress(cmd.ErrOrStderr(), js, false)
 				p, err := remote.Pull(ctx, r, args[0], remote.Options{Progress: remoteProgress(bar)})
 				bar.done()
@@ -281,6 +297,7 @@ added with --insecure-no-checkpoint.`,
 	}
 	repoFlag(c, &repo)
 	c.Flags().BoolVar(&js, "json", false, "print JSON")
+	c.Flags().BoolVar(&discard, "discard-local", false, "give up main's commits the remote lacks (a publish it refused) before pulling")
 	return c
 }
 

@@ -367,6 +367,21 @@ func remoteLines(s string) string {
 	return strings.Join(out, "\n")
 }
 
+// ReplayError: one of main's own commits, replayed onto the remote's
+// head for a push, no longer applies there (another published the same
+// version first, say). main is as it was.
+type ReplayError struct {
+	Remote string
+	Commit string // its header
+	Err    error
+}
+
+func (e *ReplayError) Error() string {
+	return fmt.Sprintf("replaying %q onto the remote's head: %v", e.Commit, e.Err)
+}
+
+func (e *ReplayError) Unwrap() error { return e.Err }
+
 // rebase replays main's commits after the merge base onto onto, each as a
 // new append checked by every rule. If one no longer applies (someone
 // else published the same version first), main is left as it was.
@@ -396,7 +411,7 @@ func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) e
 					r.Main().Adopt(saved)
 				}
 			}
-			return fmt.Errorf("replaying %q onto the remote's head: %w", c.Header, err)
+			return &ReplayError{Remote: rm.Name, Commit: c.Header, Err: err}
 		}
 	}
 	os.Remove(saved.Marker)
