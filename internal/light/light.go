@@ -335,10 +335,11 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if err != nil {
 		return nil, err
 	}
-	serverTiles, err := torchwood.NewTileFetcher(c.base()+"/log/", torchwood.WithHTTPClient(c.http()), torchwood.WithUserAgent("cairn"))
+	serverFetcher, err := torchwood.NewTileFetcher(c.base()+"/log/", torchwood.WithHTTPClient(c.tileHTTP()), torchwood.WithUserAgent("cairn"))
 	if err != nil {
 		return nil, err
 	}
+	serverTiles := boundedTiles{serverFetcher}
 	fetcher, err := c.tileSource(serverTiles, claimed.Tree())
 	if err != nil {
 		return nil, err

@@ -199,15 +199,16 @@ func (f staticFirst) ReadEndpoint(ctx context.Context, path string) ([]byte, err
 
 // tileSource returns where the client reads the tiles of tree (the one
 // the server claims): server, or the static copy at TilesURL first.
-func (c *Client) tileSource(server *torchwood.TileFetcher, tree tlog.Tree) (torchwood.TileReader, error) {
+func (c *Client) tileSource(server torchwood.TileReader, tree tlog.Tree) (torchwood.TileReader, error) {
 	if c.TilesURL == "" {
 		return server, nil
 	}
 	base := strings.TrimSuffix(c.TilesURL, "/")
-	static, err := torchwood.NewTileFetcher(base+"/", torchwood.WithHTTPClient(c.http()), torchwood.WithUserAgent("cairn"))
+	staticFetcher, err := torchwood.NewTileFetcher(base+"/", torchwood.WithHTTPClient(c.tileHTTP()), torchwood.WithUserAgent("cairn"))
 	if err != nil {
 		return nil, err
 	}
+	static := boundedTiles{staticFetcher}
 	warn := c.Warn
 	if warn == nil {
 		warn = func(msg string) { slog.Warn(msg) }
