@@ -84,6 +84,9 @@ func (c Checkpoint) Text() string {
 		mapLine, b64(c.Map[:]), headLine, c.Head, timeLine, c.Time.Unix())
 }
 
+// MaxSize is the largest tree a checkpoint may claim (2^62 leaves).
+const MaxSize = 1 << 62
+
 // Parse parses a checkpoint's note text strictly: the three lines of a
 // C2SP checkpoint (torchwood.ParseCheckpoint) with a cairn origin, then
 // exactly the three extension lines cairn-map, cairn-head and cairn-time,
@@ -95,6 +98,12 @@ func Parse(text string) (Checkpoint, error) {
 		return c, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	c.Origin, c.Size, c.Root = tc.Origin, tc.N, tc.Hash
+	if c.Size > MaxSize {
+		// x/mod's tlog proof arithmetic overflows past it: a client
+		// reading tiles at such a size, even before the signature is
+		// checked, would spin for good.
+		return c, fmt.Errorf("%w: a tree of %d leaves, more than %d", ErrMalformed, c.Size, int64(MaxSize))
+	}
 	if c.Introduction() == "" {
 		return c, fmt.Errorf("%w: origin %q is not %s followed by an introduction (64 lowercase hex)", ErrMalformed, c.Origin, OriginPrefix)
 	}

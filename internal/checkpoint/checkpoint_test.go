@@ -76,6 +76,8 @@ func TestParseStrict(t *testing.T) {
 		"short introduction":     with(0, "cairn.dev/index/"+strings.Repeat("a", 63)),
 		"size with a zero":       with(1, "042"),
 		"negative size":          with(1, "-1"),
+		"a tree of 2^63-1":       with(1, "9223372036854775807"),
+		"a tree past 2^62":       with(1, "4611686018427387905"),
 		"root not canonical":     with(2, root[:len(root)-2]+"B="),
 		"short root":             with(2, base64.StdEncoding.EncodeToString(make([]byte, 31))),
 		"map not base64":         with(3, "cairn-map !!"),

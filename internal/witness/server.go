@@ -28,6 +28,11 @@ const MaxRequest = 64 << 10
 // maxProof is tlog-witness's bound on consistency proof lines.
 const maxProof = 63
 
+// maxTreeSize is the largest tree a checkpoint may claim: past it the
+// proof arithmetic of x/mod's tlog overflows (and a tree of 2^62 leaves
+// is no log's).
+const maxTreeSize = 1 << 62
+
 // Server is a witness: an http.Handler for tlog-witness's
 // POST /add-checkpoint over a State, cosigning with one ed25519 key.
 type Server struct {
@@ -157,6 +162,11 @@ func (s *Server) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
+	if bytes.IndexByte(signed, '\r') >= 0 {
+		// No line of a checkpoint or of a signature holds one: a note
+		// written with CRLF line ends, not another log.
+		return nil, fmt.Errorf("%w: the checkpoint note holds a carriage return (lines end with a newline alone)", ErrMalformed)
+	}
 	origin, _, _ := strings.Cut(string(signed), "\n")
 	l, err := s.state.Log(origin)
 	if err != nil {
@@ -166,7 +176,7 @@ func (s *Server) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	n, err := note.Open(signed, vs)
+	n, err := openAny(signed, vs)
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		var invalid *note.InvalidSignatureError
@@ -181,6 +191,9 @@ func (s *Server) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	c, err := torchwood.ParseCheckpoint(n.Text)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if c.N > maxTreeSize {
+		return nil, fmt.Errorf("%w: a tree of %d leaves, more than %d", ErrMalformed, c.N, int64(maxTreeSize))
 	}
 	if c.String() != n.Text {
 		return nil, fmt.Errorf("%w: the checkpoint's root hash is not in canonical base64", ErrMalformed)
@@ -278,6 +291,32 @@ func extensionLines(text string) []string {
 		}
 	}
 	return ext
+}
+
+// openAny opens a signed note by any one of its signatures that
+// verifies: note.Open refuses a note one of whose signatures by a known
+// key does not verify, and tlog-witness refuses (403) only when none of
+// them does.
+func openAny(signed []byte, vs note.Verifiers) (*note.Note, error) {
+	n, err := note.Open(signed, vs)
+	var invalid *note.InvalidSignatureError
+	if !errors.As(err, &invalid) {
+		return n, err
+	}
+	i := bytes.LastIndex(signed, []byte("\n\n"))
+	if i < 0 {
+		return nil, err
+	}
+	text, sigs := signed[:i+2], signed[i+2:]
+	for _, line := range bytes.SplitAfter(sigs, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if one, oerr := note.Open(append(bytes.Clone(text), line...), vs); oerr == nil {
+			return one, nil
+		}
+	}
+	return nil, err
 }
 
 // parseRequest splits an add-checkpoint body into the old size, the

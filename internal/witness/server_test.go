@@ -3,6 +3,7 @@ package witness
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -219,6 +220,12 @@ func TestMalformed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Signed by the log's key: past it, x/mod's proof arithmetic spun
+	// a core for good.
+	huge, err := note.Sign(&note.Note{Text: origin + "\n9223372036854775807\n" + h + "\n"}, l.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, body := range map[string]string{
 		"no blank line":      "old 0\n" + strings.Replace(signed, "\n\n", "\n", 1),
 		"no old line":        "\n" + signed,
@@ -232,6 +239,8 @@ func TestMalformed(t *testing.T) {
 		"old over the size":  "old 5\n\n" + signed,
 		"empty":              "",
 		"control characters": "old 0\n\n" + strings.Replace(signed, "cairn-time", "cairn\x01time", 1),
+		"CRLF line ends":     "old 0\n\n" + strings.ReplaceAll(signed, "\n", "\r\n"),
+		"a tree of 2^63-1":   "old 0\n\n" + string(huge),
 	} {
 		status, answer := post(t, w.url, []byte(body))
 		if status != http.StatusBadRequest {
@@ -240,6 +249,22 @@ func TestMalformed(t *testing.T) {
 	}
 	if st := w.logState(t, origin); st.Size != 0 {
 		t.Errorf("state moved to %d by malformed requests", st.Size)
+	}
+	// A note with a signature by the log's key that does not verify
+	// beside one that does is cosigned: tlog-witness refuses (403) only
+	// when none of them verifies.
+	text, sig, _ := strings.Cut(signed, "\n\n")
+	b64 := strings.Fields(sig)[2]
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[10] ^= 1 // in the signature, after the key's 4-byte hash
+	twice := text + "\n\n" + strings.Replace(sig, b64, base64.StdEncoding.EncodeToString(raw), 1) + sig
+	if status, answer := post(t, w.url, []byte("old 0\n\n"+twice)); status != http.StatusOK {
+		t.Errorf("a bad and a good signature by the log's key: status %d (%s), want 200", status, answer)
+	} else if st := w.logState(t, origin); st.Size != 4 {
+		t.Errorf("a bad and a good signature by the log's key: cosigned, and the state is at %d, want 4", st.Size)
 	}
 	resp, err := http.Get(w.url + "/add-checkpoint")
 	if err != nil {
