@@ -215,6 +215,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "pin each input by hash: snapshot: {name, sha256, size} (cairn label history shows a label's digest), packages: {version, sha256, size} (cairn.lock has them)"
 	case errors.Is(err, policy.ErrRefused):
 		return exitRefused, "install only what the policy allows: pick another version, get the missing certification, or change the policy (cairn why NAME explains a package)"
+	case errors.Is(err, light.ErrUnavailable) && !errors.As(err, &li) && !errors.As(err, &lp):
+		return exitError, "the server did not serve its log's tiles (nothing was proved wrong): try again later, or ask its operator"
 	case errors.Is(err, light.ErrNotKept):
 		return exitError, "this machine has not read it from the server at the checkpoint it verified last: run the command once online (without --offline), then offline works again"
 	case errors.Is(err, plan.ErrLockMismatch):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -149,5 +150,33 @@ func TestAttackGoneAtEveryTree(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("a server gone at every tree it signs: Open has not returned after 15 s")
+	}
+}
+
+// A server that answers its log's entry bundles but not its hash tiles
+// (404, 500, gone): nothing arrived to check, so nothing is proved
+// wrong. The client fails, saying the server did not serve the tiles,
+// and raises no security error (it did: "SECURITY ERROR: ... its tiles
+// are not that tree's", exit 3).
+func TestHashTilesNotServed(t *testing.T) {
+	w := indextest.New(t)
+	for i := range 100 {
+		w.Publish(indextest.Package{Name: fmt.Sprintf("acme/p%d", i), Version: "1.0.0"})
+	}
+	target, _ := neturl.Parse(servertest.Serve(w))
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	ts := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/log/tile/") && !strings.HasPrefix(r.URL.Path, "/log/tile/entries/") {
+			http.NotFound(rw, r)
+			return
+		}
+		proxy.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(ts.Close)
+	_, err := newClient(w, ts.URL, t.TempDir()).Open(context.Background())
+	var pe *light.ProofError
+	var ie *light.InconsistentError
+	if !errors.Is(err, light.ErrUnavailable) || errors.As(err, &pe) || errors.As(err, &ie) {
+		t.Fatalf("hash tiles not served: %v; want ErrUnavailable, no proof or consistency error", err)
 	}
 }

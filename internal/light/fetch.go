@@ -94,14 +94,33 @@ func (b boundedTiles) ReadTiles(ctx context.Context, tiles []tlog.Tile) ([][]byt
 	c, cancel := context.WithTimeout(ctx, tileDeadline)
 	defer cancel()
 	data, err := b.TileFetcher.ReadTiles(c, tiles)
-	return data, late(ctx, c, err)
+	return data, unavailable(late(ctx, c, err))
 }
 
 func (b boundedTiles) ReadEndpoint(ctx context.Context, path string) ([]byte, error) {
 	c, cancel := context.WithTimeout(ctx, tileDeadline)
 	defer cancel()
 	data, err := b.TileFetcher.ReadEndpoint(c, path)
-	return data, late(ctx, c, err)
+	return data, unavailable(late(ctx, c, err))
+}
+
+// ErrUnavailable is the parent of the errors of a read of tiles that the
+// server did not answer (a status, the network, a deadline, a cancel):
+// nothing arrived to check, so nothing is proved wrong either. Tiles
+// that arrived and do not hash to the tree are a security error.
+var ErrUnavailable = errors.New("the server did not serve the tiles")
+
+func unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// notServed says whether a proof failed for want of tiles (not served,
+// or offline not kept), not because the tiles read are not the tree's.
+func notServed(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTileNotKept) || errors.Is(err, context.Canceled)
 }
 
 // late says so when a read's own deadline, not its caller's, ended it.

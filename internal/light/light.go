@@ -726,6 +726,9 @@ func (v *View) reopen(ctx context.Context, at *View) (*View, error) {
 	if o.Size > 0 {
 		hr := torchwood.TileHashReaderWithContext(ctx, n.Tree(), nv.tiles)
 		proof, err := tlog.ProveTree(n.Size, o.Size, hr)
+		if notServed(err) {
+			return nil, fmt.Errorf("%s: proving its checkpoint of size %d extends the one of size %d: %w", v.client.base(), n.Size, o.Size, err)
+		}
 		if err == nil {
 			err = tlog.CheckTree(proof, n.Size, n.Root, o.Size, o.Root)
 		}
@@ -1008,6 +1011,9 @@ func (c *Client) advance(ctx context.Context, v *View, sc *checkpoint.Signed, st
 		case next.Size > last.Size && last.Size > 0:
 			hr := torchwood.TileHashReaderWithContext(ctx, next.Tree(), v.tiles)
 			proof, err := tlog.ProveTree(next.Size, last.Size, hr)
+			if notServed(err) {
+				return nil, fmt.Errorf("%s: proving its checkpoint of size %d extends the one this machine verified last (size %d): %w", c.base(), next.Size, last.Size, err)
+			}
 			if err == nil {
 				err = tlog.CheckTree(proof, next.Size, next.Root, last.Size, last.Root)
 			}
@@ -2206,6 +2212,9 @@ func (v *View) Record(ctx context.Context, id string) (*Record, error) {
 	}
 	hr := torchwood.TileHashReaderWithContext(ctx, cp.Tree(), v.tiles)
 	proof, err := tlog.ProveRecord(cp.Size, f.Index, hr)
+	if notServed(err) {
+		return nil, fmt.Errorf("%s: proving record %.16s is leaf %d: %w", v.client.base(), id, f.Index, err)
+	}
 	if err == nil {
 		err = tlog.CheckRecord(proof, cp.Size, cp.Root, f.Index, translog.LeafHash([]byte(f.Entry)))
 	}

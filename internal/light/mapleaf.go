@@ -97,18 +97,23 @@ func proveMapLeaf(ctx context.Context, tiles *tileCache, cp checkpoint.Checkpoin
 	hashes := make([]byte, 0, bt.W*tlog.HashSize)
 	for k := 0; k < bt.W; k++ {
 		if text, rest, err = torchwood.ReadTileEntry(rest); err != nil {
-			return nil, fmt.Errorf("entry bundle %s: entry %d: %w", torchwood.TilePath(bt), k, err)
+			return nil, &MapLeafError{Index: last, Map: cp.Map, Head: cp.Head, Unproved: true,
+				Reason: fmt.Sprintf("entry bundle %s: entry %d: %v", torchwood.TilePath(bt), k, err)}
 		}
 		h := translog.LeafHash(text)
 		hashes = append(hashes, h[:]...)
 	}
 	if len(rest) != 0 {
-		return nil, fmt.Errorf("entry bundle %s holds more than its %d entries", torchwood.TilePath(bt), bt.W)
+		return nil, &MapLeafError{Index: last, Leaf: string(text), Map: cp.Map, Head: cp.Head, Unproved: true,
+			Reason: fmt.Sprintf("entry bundle %s holds more than its %d entries", torchwood.TilePath(bt), bt.W)}
 	}
 	// The bundle's leaf hashes are the level-0 hash tile of the right
 	// edge; the tile hash reader authenticates it against the root.
 	tiles.seed(tlog.Tile{H: bt.H, L: 0, N: bt.N, W: bt.W}, hashes)
 	proof, err := tlog.ProveRecord(cp.Size, last, torchwood.TileHashReaderWithContext(ctx, cp.Tree(), tiles))
+	if err != nil && notServed(err) {
+		return nil, fmt.Errorf("proving the checkpoint's last leaf: %w", err)
+	}
 	if err != nil {
 		return nil, &MapLeafError{Index: last, Leaf: string(text), Map: cp.Map, Head: cp.Head, Unproved: true,
 			Reason: fmt.Sprintf("entry bundle %s and the hash tiles above it: %v", torchwood.TilePath(bt), err)}
