@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -484,6 +485,12 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 					open = append(open, fmt.Sprintf("%s (%s; fixed record %.16s does not count: not by answered_by)", v.id, v.severity, fix))
 					continue
 				}
+				if repo, fix, ok := answered.elsewhere(f.r.Repository, v.result); ok {
+					// An organisation's fixed record of an upstream's
+					// finding (or the reverse) answers nothing: say so.
+					open = append(open, fmt.Sprintf("%s (%s; fixed record %.16s is %s's, and answers only %s's records)", v.id, v.severity, fix, repo, repo))
+					continue
+				}
 				open = append(open, fmt.Sprintf("%s (%s)", v.id, v.severity))
 			}
 			if len(open) == 0 {
@@ -648,6 +655,20 @@ func (a answers) answer(repository string, res record.VulnResult) (id, rec strin
 		return "", "", false
 	}
 	return id, x.record[id], true
+}
+
+// elsewhere returns a repository other than repository whose fixed
+// record would answer res, and that record: one that does not count.
+func (a answers) elsewhere(repository string, res record.VulnResult) (repo, rec string, ok bool) {
+	for _, r := range slices.Sorted(maps.Keys(a)) {
+		if r == repository {
+			continue
+		}
+		if _, rec, ok := a.answer(r, res); ok {
+			return r, rec, true
+		}
+	}
+	return "", "", false
 }
 
 // describe says who made a record, and which.

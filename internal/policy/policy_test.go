@@ -254,8 +254,8 @@ forbid:
 	// The upstream declares a vulnerability; the organisation's fixed
 	// record cannot answer it, the upstream's can.
 	v.add(record.Vulnerable, vulnerable("GHSA-1", "critical"))
-	v.addBy(record.Fixed, "SHA256:corp", "acme-security", "corp", fixed("GHSA-1"))
-	wantRule(t, p.Evaluate(v.subject(), judged), "high", false, "GHSA-1 (critical)")
+	corpFix := v.addBy(record.Fixed, "SHA256:corp", "acme-security", "corp", fixed("GHSA-1"))
+	wantRule(t, p.Evaluate(v.subject(), judged), "high", false, "GHSA-1 (critical; fixed record "+corpFix[:16]+" is corp's, and answers only corp's records)")
 	fix := v.add(record.Fixed, fixed("GHSA-1"))
 	wantRule(t, p.Evaluate(v.subject(), judged), "high", true, "GHSA-1 answered by fixed record "+fix[:16])
 }
@@ -514,8 +514,8 @@ func TestFixedAnswersAnAlias(t *testing.T) {
 	wantRule(t, p.Evaluate(v.subject(), judged), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
 	v.add(record.Fixed, fixed("CVE-2026-99999"))
 	wantRule(t, p.Evaluate(v.subject(), judged), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
-	v.addBy(record.Fixed, "SHA256:corp", "acme-security", "corp", fixed("CVE-2026-41234"))
-	wantRule(t, p.Evaluate(v.subject(), judged), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high)")
+	corp := v.addBy(record.Fixed, "SHA256:corp", "acme-security", "corp", fixed("CVE-2026-41234"))
+	wantRule(t, p.Evaluate(v.subject(), judged), "high-vulnerabilities", false, "GHSA-4v7x-pqxf-cx7m (high; fixed record "+corp[:16]+" is corp's, and answers only corp's records)")
 	fix := v.add(record.Fixed, fixed("CVE-2026-41234"))
 	wantRule(t, p.Evaluate(v.subject(), judged), "high-vulnerabilities", true, "GHSA-4v7x-pqxf-cx7m answered (its alias CVE-2026-41234) by fixed record "+fix[:16])
 }
