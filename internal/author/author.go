@@ -21,6 +21,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/google/uuid"
 
 	"cairn.dev/cairn/internal/blob"
@@ -497,6 +498,13 @@ func (c *Certification) predicate(evidence []record.Evidence, issuer string) (an
 			}
 			results = []record.VulnResult{res}
 		}
+		if len(c.Findings) == 0 && (c.OSVPackage == "" || c.Affects != "") {
+			// Ranges of this package's versions (--osv-package names
+			// another's: a dependency it holds).
+			if err := c.inRange(results); err != nil {
+				return nil, err
+			}
+		}
 		results, err := c.VEX.vulnerable(results)
 		if err != nil {
 			return nil, err
@@ -514,6 +522,32 @@ func (c *Certification) predicate(evidence []record.Evidence, issuer string) (an
 		return c.VEX.fixed(record.FixedPredicate{Vulnerabilities: strings.Split(c.VulnID, ","), Note: c.Note, Evidence: evidence, Issued: now(), Issuer: issuer})
 	}
 	return record.CertificationPredicate{Issued: now(), Issuer: issuer, Note: c.Note, Evidence: evidence, Source: c.Source}, nil
+}
+
+// inRange refuses a vulnerable result whose own affected range (its
+// "affects", as --affects or the OSV record's ranges write it) leaves
+// out the version certified: the record would say the version is
+// vulnerable and, in the same words, that it is not. A range that is no
+// semver range (an ecosystem's own versions) is not judged.
+func (c *Certification) inRange(results []record.VulnResult) error {
+	v, err := semver.StrictNewVersion(c.Version)
+	if err != nil {
+		return nil
+	}
+	for _, res := range results {
+		affects := res.Annotation("affects")
+		if affects == "" {
+			continue
+		}
+		con, err := semver.NewConstraint(affects)
+		if err != nil {
+			continue
+		}
+		if !con.Check(v) {
+			return fmt.Errorf("%s: its affected versions, %q, leave out %s@%s, the version certified: certify a version in the range, or give --affects naming the versions it affects", res.ID, affects, c.Name, c.Version)
+		}
+	}
+	return nil
 }
 
 // osvResult is the vulnerable result c's OSV record makes.
