@@ -14,6 +14,7 @@ import (
 	neturl "net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +48,7 @@ func newServeCmd() *cobra.Command {
 		logEvery                time.Duration
 		trusted                 []string
 		blobRedirect            bool
+		sumdbs                  []string
 	)
 	c := &cobra.Command{
 		Use:   "serve --repo DIR [--addr HOST:PORT]",
@@ -77,6 +79,9 @@ flight get 30 seconds to finish).
                         a Go module proxy (GOPROXY=URL/go) of the Go module
                         versions the index holds; .mod and .zip checked
                         against their descriptor's sha256 and h1: first
+  /go/sumdb/NAME/…      the Go checksum databases named by --go-sumdb,
+                        relayed (the go command asks its proxy for them first
+                        and verifies every answer itself)
   /healthz, /metrics    health and Prometheus metrics
 
 With --policy FILE (as cairn policy check reads it) the server judges
@@ -221,6 +226,13 @@ Access logs are JSON lines on standard error.`,
 				UpstreamCheckpoint: func(ctx context.Context, u *index.Upstream) ([]byte, string, error) {
 					return remote.UpstreamCheckpoint(ctx, r, u)
 				},
+			}
+			for _, spec := range sumdbs {
+				db, err := parseGoSumDB(spec)
+				if err != nil {
+					return usageError{err}
+				}
+				opts.GoSumDBs = append(opts.GoSumDBs, db)
 			}
 			if fol != nil {
 				rm, err := remote.Get(r, follow)
@@ -380,6 +392,7 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().DurationVar(&followEvery, "follow-interval", 30*time.Second, "with --follow, pull at least this often (a push on the writer is pulled at once)")
 	c.Flags().StringArrayVar(&trusted, "trusted-proxy", nil, "a proxy in front of this server (an address or CIDR range: the load balancer; for a writer, its replicas): its requests count against the client its X-Forwarded-For names (repeatable)")
 	c.Flags().IntVar(&limits.MaxClientUploads, "max-client-uploads", 4, "uploads (blob PUTs, pushes) at once from one client address")
+	c.Flags().StringArrayVar(&sumdbs, "go-sumdb", nil, "relay this Go checksum database under /go/sumdb/ for the go command: NAME (read at https://NAME) or NAME=URL (a mirror of it: sum.golang.org=https://proxy.golang.org/sumdb/sum.golang.org) (repeatable)")
 	c.Flags().StringVar(&logTo, "log-to", "", "publish the log as static files (as cairn log publish) to this directory or object store URL after each checkpoint")
 	c.Flags().DurationVar(&logEvery, "log-interval", 10*time.Second, "with --log-to, look for a new checkpoint to publish this often")
 	return c
@@ -531,4 +544,17 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	p, err := netip.ParsePrefix(s)
 	return p.Masked(), err
+}
+
+// parseGoSumDB reads --go-sumdb: NAME, read at https://NAME, or NAME=URL.
+func parseGoSumDB(spec string) (server.GoSumDB, error) {
+	name, u, ok := strings.Cut(spec, "=")
+	if !ok {
+		u = "https://" + name
+	}
+	parsed, err := neturl.Parse(u)
+	if name == "" || strings.ContainsAny(name, "/ ") || err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
+		return server.GoSumDB{}, fmt.Errorf("--go-sumdb %q: want NAME or NAME=URL (sum.golang.org, or sum.golang.org=https://proxy.golang.org/sumdb/sum.golang.org)", spec)
+	}
+	return server.GoSumDB{Name: name, URL: u}, nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,12 +12,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	googleuuid "github.com/google/uuid"
 	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb"
 	"golang.org/x/mod/sumdb/dirhash"
+	"golang.org/x/mod/sumdb/note"
 	modzip "golang.org/x/mod/zip"
 
 	"cairn.dev/cairn/internal/author"
@@ -317,6 +322,17 @@ func newGoCommand(t *testing.T, proxy string) *goCommand {
 		"GOFLAGS=-mod=mod -modcacherw", "CGO_ENABLED=0",
 	}
 	return &goCommand{t: t, env: env}
+}
+
+// setenv sets one of the go command's variables, in place of its value.
+func (g *goCommand) setenv(key, value string) {
+	for i, kv := range g.env {
+		if strings.HasPrefix(kv, key+"=") {
+			g.env[i] = key + "=" + value
+			return
+		}
+	}
+	g.env = append(g.env, key+"="+value)
 }
 
 func (g *goCommand) run(dir string, args ...string) (string, error) {
@@ -763,4 +779,65 @@ func FuzzParseGoPath(f *testing.F) {
 			t.Fatalf("parseGoPath(%q) = %+v, which escapes back to %q", p, req, again)
 		}
 	})
+}
+
+// The go command checks public modules against a checksum database: it
+// asks its proxy for the database first (/sumdb/NAME/supported), and
+// cairn serve relays the ones it is told to (--go-sumdb), so a machine
+// whose only way out is cairn still checks them. The go command
+// verifies the database's answers itself: a relayed database whose
+// go.sum line is not the module's makes it refuse the module.
+func TestGoSumDBRelayed(t *testing.T) {
+	skey, vkey, err := note.GenerateKey(rand.Reader, "sum.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	lines := map[string]string{}
+	var asked atomic.Int32
+	// A real checksum database (x/mod's test server behind its HTTP
+	// server), as sum.golang.org answers.
+	real := sumdb.NewServer(sumdb.NewTestServer(skey, func(path, vers string) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		l, ok := lines[path+"@"+vers]
+		if !ok {
+			return nil, fmt.Errorf("%s@%s: not found", path, vers)
+		}
+		return []byte(l), nil
+	}))
+	db := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		real.ServeHTTP(w, r)
+	}))
+	defer db.Close()
+	g := newGoFixture(t, "", func(o *Options) { o.GoSumDBs = []GoSumDB{{Name: "sum.example.com", URL: db.URL}} })
+	const path = "example.com/greet"
+	good := g.publish(path, "1.0.0", "hello")
+	other := g.publish(path, "1.0.1", "hello again")
+	mu.Lock()
+	lines[path+"@v1.0.0"] = fmt.Sprintf("%s v1.0.0 %s\n%s v1.0.0/go.mod %s\n", path, good.Go.Sum, path, good.Go.ModSum)
+	lines[path+"@v1.0.1"] = fmt.Sprintf("%s v1.0.1 %s\n%s v1.0.1/go.mod %s\n", path, good.Go.Sum, path, other.Go.ModSum) // not 1.0.1's zip
+	mu.Unlock()
+
+	goCmd := newGoCommand(t, g.url+"/go")
+	goCmd.setenv("GOSUMDB", vkey) // sum.example.com, reachable only through cairn
+	goCmd.setenv("GONOSUMDB", "")
+	dir := t.TempDir()
+	if out, err := goCmd.run(dir, "mod", "download", "-json", path+"@v1.0.0"); err != nil {
+		t.Fatalf("go mod download checked against the relayed database: %v\n%s", err, out)
+	}
+	if asked.Load() == 0 {
+		t.Fatal("the checksum database was never asked")
+	}
+	out, err := goCmd.run(dir, "mod", "download", "-json", path+"@v1.0.1")
+	if err == nil || !strings.Contains(out, "checksum mismatch") {
+		t.Fatalf("a module the relayed database does not vouch for: %v\n%s", err, out)
+	}
+	// Only the database's own paths are relayed; another database is not.
+	for _, p := range []string{"/go/sumdb/sum.example.com/../../etc/passwd", "/go/sumdb/sum.example.com/index.html", "/go/sumdb/sum.golang.org/supported"} {
+		if resp, _ := g.do("GET", p, nil, nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
+		}
+	}
 }

@@ -103,6 +103,9 @@ type Options struct {
 	// there, and its refusals name the policy (index:NAME) and that
 	// version's digest.
 	IndexPolicy string
+	// GoSumDBs are the Go checksum databases the GOPROXY adapter relays
+	// (gosumdb.go), read with Client.
+	GoSumDBs []GoSumDB
 	// Replica, if set, makes the server a read replica of a writer
 	// (replica.go): it serves the checkpoints its follower hands it
 	// (Followed) and signs none (CheckpointKey must be nil), and
@@ -225,6 +228,10 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	}
 	s := &Server{repo: repo, blobs: repo.Blobs, fsBlobs: fsStore, opts: opts, log: opts.Logger, hooks: hooks, cache: newLightCache(4096, budgetDocs), small: newLightCache(4096, budgetSmall), tiles: newLightCache(2048, budgetTiles), bundles: newLightCache(1024, budgetBundles), subjects: newLightCache(4096, budgetSubjects), leaves: newLightCache(16384, budgetLeaves)}
 	s.shutdown = make(chan struct{})
+	if opts.Client == nil && len(opts.GoSumDBs) > 0 {
+		opts.Client = transport.Client()
+		s.opts = opts
+	}
 	if opts.CheckpointKey != nil {
 		if opts.CheckpointInterval <= 0 {
 			opts.CheckpointInterval = checkpoint.DefaultMaxAge / 4
@@ -318,6 +325,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/head", s.headGet)
 	mux.HandleFunc("GET /api/v1/slices", s.sliceList)
 	mux.HandleFunc("GET /go/{path...}", s.goGet)
+	mux.HandleFunc("GET /go/sumdb/{path...}", s.goSumDB)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	pages, err := web.New(s.pageSource())

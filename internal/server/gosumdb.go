@@ -1,0 +1,90 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// GoSumDB is a Go checksum database the GOPROXY adapter relays under
+// /go/sumdb/NAME/ (the GOPROXY protocol's "proxying a checksum
+// database"): the go command asks its proxy for the database first
+// (/sumdb/NAME/supported), so a machine whose only way out is cairn
+// still checks public modules against it. The go command verifies every
+// answer itself — the database's signed tree heads with its key, the
+// tiles against them — so the relay is trusted for nothing.
+type GoSumDB struct {
+	Name string // the database's name, as GOSUMDB gives it: sum.golang.org
+	URL  string // where this server reads it: https://sum.golang.org, or a mirror of it
+}
+
+// sumDBPath is what a relayed request may ask for after /go/sumdb/NAME/:
+// the latest signed tree, a lookup of MODULE@VERSION (case-encoded), or
+// a tile (hashes or data, full or partial) — nothing else is forwarded.
+var sumDBPath = regexp.MustCompile(`^(latest|lookup/[A-Za-z0-9._~!/+-]+@[A-Za-z0-9._~!+-]+|tile/[0-9]{1,2}/([0-9]{1,2}|data)/(x[0-9]{3}/)*[0-9]{3}(\.p/[0-9]{1,3})?)$`)
+
+// maxSumDBAnswer bounds a relayed answer: a tile is at most 8 KiB of
+// hashes (a data tile a few hundred KiB), a lookup or the latest tree a
+// few KiB.
+const maxSumDBAnswer = 4 << 20
+
+// goSumDB relays GET /go/sumdb/NAME/PATH to the database named NAME, if
+// it is one the server relays (else 404: the go command then asks the
+// database itself).
+func (s *Server) goSumDB(w http.ResponseWriter, r *http.Request) {
+	name, rest, _ := strings.Cut(r.PathValue("path"), "/")
+	var db *GoSumDB
+	for i := range s.opts.GoSumDBs {
+		if s.opts.GoSumDBs[i].Name == name {
+			db = &s.opts.GoSumDBs[i]
+		}
+	}
+	if db == nil {
+		httpError(w, http.StatusNotFound, "not found: this proxy relays no checksum database %q (the go command asks it directly)", name)
+		return
+	}
+	if rest == "supported" {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if strings.Contains(rest, "..") || !sumDBPath.MatchString(rest) {
+		httpError(w, http.StatusNotFound, "not found: %q is not a checksum database path (latest, lookup/MODULE@VERSION, tile/…)", rest)
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, strings.TrimSuffix(db.URL, "/")+"/"+rest, nil)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "checksum database %s: %v", name, err)
+		return
+	}
+	req.Header.Set("User-Agent", "cairn (relaying for the go command)")
+	resp, err := s.opts.Client.Do(req)
+	if err != nil {
+		s.log.Warn("checksum database not reached", "database", name, "url", db.URL, "err", err)
+		httpError(w, http.StatusBadGateway, "checksum database %s: not reached at %s: %v", name, db.URL, err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength > maxSumDBAnswer {
+		httpError(w, http.StatusBadGateway, "checksum database %s: an answer of %d bytes, more than any it gives", name, resp.ContentLength)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSumDBAnswer+1))
+	if err == nil && len(body) > maxSumDBAnswer {
+		err = fmt.Errorf("an answer of more than %d bytes, more than any it gives", maxSumDBAnswer)
+	}
+	if err != nil {
+		httpError(w, http.StatusBadGateway, "checksum database %s: %v", name, err)
+		return
+	}
+	for _, h := range []string{"Content-Type", "Cache-Control"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(resp.StatusCode)
+	w.Write(body)
+}
