@@ -32,3 +32,21 @@ func TestVerifierFlags(t *testing.T) {
 		t.Errorf("--at 2026-11-29: %v, %v", got, err)
 	}
 }
+
+// --go-sumdb NAME is read at https://NAME; NAME=URL at URL; anything
+// else is a usage error.
+func TestParseGoSumDB(t *testing.T) {
+	for spec, want := range map[string]string{
+		"sum.golang.org": "https://sum.golang.org",
+		"sum.golang.org=https://proxy.golang.org/sumdb/sum.golang.org": "https://proxy.golang.org/sumdb/sum.golang.org",
+	} {
+		if db, err := parseGoSumDB(spec); err != nil || db.URL != want || db.Name != "sum.golang.org" {
+			t.Errorf("--go-sumdb %s: %+v, %v", spec, db, err)
+		}
+	}
+	for _, bad := range []string{"", "=https://x", "sum.golang.org=ftp://x", "sum.golang.org=https://", "a b"} {
+		if _, err := parseGoSumDB(bad); err == nil {
+			t.Errorf("--go-sumdb %q accepted", bad)
+		}
+	}
+}
