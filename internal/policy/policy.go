@@ -327,9 +327,12 @@ func (p *Policy) Bind(repositories []string) error {
 			case qualified && !slices.Contains(repositories, repo):
 				errs = append(errs, &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf("issuer %q: the project reads no repository %q (it reads %s)", m, repo, strings.Join(repositories, ", "))})
 			case !qualified && len(repositories) > 1:
-				errs = append(errs, &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: fmt.Sprintf(
-					"issuer %q is a holder name, and the project reads %d repositories (%s) whose roots each name their own holders: write %s@REPOSITORY, or the key id",
-					m, len(repositories), strings.Join(repositories, ", "), holder)})
+				msg := fmt.Sprintf("issuer %q is a holder name, and the project reads %d repositories (%s) whose roots each name their own holders: write %s@REPOSITORY, or the key id",
+					m, len(repositories), strings.Join(repositories, ", "), holder)
+				if groups := p.groupNames(); len(groups) > 0 && !p.isMember(m) {
+					msg += fmt.Sprintf("; or, if it names a group, this policy's are %s", strings.Join(groups, ", "))
+				}
+				errs = append(errs, &FileError{File: p.File, Line: r.Line, Rule: r.Name, Msg: msg})
 			}
 		}
 		if len(repositories) == 1 {
@@ -339,6 +342,26 @@ func (p *Policy) Bind(repositories []string) error {
 		}
 	}
 	return errorsOf(errs)
+}
+
+// groupNames are the names of the policy's issuer groups, sorted.
+func (p *Policy) groupNames() []string {
+	var out []string
+	for g := range p.Issuers {
+		out = append(out, g)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// isMember says whether m is a member of one of the policy's groups.
+func (p *Policy) isMember(m string) bool {
+	for _, members := range p.Issuers {
+		if slices.Contains(members, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // countBound checks a require rule's count against the certifiers its

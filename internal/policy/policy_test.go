@@ -480,6 +480,13 @@ forbid:
 	if !errors.As(err, &list) || len(list) != 2 || list[0].Rule != "a" || list[1].Rule != "b" {
 		t.Fatalf("Bind = %v; want both rules refused", err)
 	}
+
+	// A group's name mistyped reads as a holder's: the refusal names the
+	// policy's groups too.
+	p = mustParse(t, "issuers:\n  security: [acme-security@acme]\nrequire:\n  - {name: a, property: audited, by: securty}\n")
+	if err := p.Bind([]string{"acme", "corp"}); err == nil || !strings.Contains(err.Error(), `issuer "securty" is a holder name`) || !strings.Contains(err.Error(), "if it names a group, this policy's are security") {
+		t.Fatalf("Bind of a mistyped group = %v", err)
+	}
 }
 
 func BenchmarkDecision(b *testing.B) {
