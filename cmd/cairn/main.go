@@ -229,6 +229,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "the package's archive tries to write outside its directory: nothing was installed; tell the package's publisher"
 	case errors.As(err, &sr):
 		return exitRefused, sr.Hint()
+	case errors.Is(err, plan.ErrUnresolvable) && errors.Is(err, fs.ErrNotExist):
+		return exitNotFound, "check the name in cairn.yaml: no repository it names holds that package (cairn search TERM lists a repository's packages)"
 	case errors.Is(err, plan.ErrUnresolvable):
 		return exitError, "change the ranges or the snapshot in cairn.yaml so that one version of each package fits every range"
 	case errors.Is(err, plan.ErrInvalid), errors.Is(err, policy.ErrInvalid):
