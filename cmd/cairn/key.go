@@ -116,8 +116,16 @@ root key until the threshold is met.
 
 Scopes:
   publish:PATTERN          publish (and deprecate or withdraw) packages matching PATTERN, e.g. publish:acme/*
+                           (a PATTERN without '/' is NAMESPACE/*: publish:acme is publish:acme/*)
   certify:KIND[:PATTERN]   make KIND certifications (audited, tested, reviewed, reproduced,
-                           proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn), optionally only on PATTERN`,
+                           proof-checked, scanned, vulnerable, fixed, deprecated, withdrawn), optionally only on PATTERN
+  checkpoint               sign the log's checkpoints (cairn serve --checkpoint-key)
+  snapshot                 create snapshots (cairn snapshot create)
+  label:PATTERN            set labels matching PATTERN (cairn label set), e.g. label:lts-*
+  policy:PATTERN           publish policies named by PATTERN (cairn policy publish)
+
+--expires TIME ends the grant at TIME (RFC 3339 or a date); cairn key list shows
+what is granted, until when, and what has ended.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if holder == "" || len(scopes) == 0 {

@@ -258,6 +258,16 @@ func detail(rec *record.Record) string {
 		return withEvidence(p.Note, p.Evidence)
 	case record.FixedPredicate:
 		s := "answers " + strings.Join(p.Vulnerabilities, ", ")
+		if p.Status != "" && p.Status != record.StatusFixed {
+			// OpenVEX's not_affected: why, as the record says it.
+			s += " (" + string(p.Status)
+			if p.Justification != "" {
+				s += ": " + p.Justification
+			} else if p.ImpactStatement != "" {
+				s += ": " + p.ImpactStatement
+			}
+			s += ")"
+		}
 		if p.Note != "" {
 			s += ": " + p.Note
 		}
