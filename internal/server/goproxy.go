@@ -185,7 +185,7 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 	var amb *index.AmbiguousError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		httpError(w, http.StatusNotFound, "not found: module %s is not in this repository", req.module)
+		httpError(w, http.StatusNotFound, "not found: module %s is not in this repository (a public module is brought in with: cairn import go %s@VERSION)", req.module, req.module)
 		return
 	case errors.As(err, &amb):
 		httpError(w, http.StatusConflict, "%v", err)
