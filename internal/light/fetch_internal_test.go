@@ -91,3 +91,34 @@ func TestAttackTileAnswers(t *testing.T) {
 		t.Errorf("a server failing every read held it %v", d)
 	}
 }
+
+// Attack: a checkpoint that trickles in, a byte at a time, above the
+// transport's lowest rate: Open gives up after tileDeadline.
+func TestAttackCheckpointTrickles(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for range 1000 {
+			if _, err := w.Write([]byte("x")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}))
+	defer srv.Close()
+	old := tileDeadline
+	tileDeadline = time.Second
+	defer func() { tileDeadline = old }()
+	c := &Client{BaseURL: srv.URL, HTTP: srv.Client(), Introduction: strings.Repeat("ab", 32)}
+	start := time.Now()
+	_, err := c.Open(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "not whole within 1s") {
+		t.Fatalf("a checkpoint trickling in: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("a checkpoint trickling in held Open %v", d)
+	}
+}

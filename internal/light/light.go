@@ -316,10 +316,18 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	checkpointWritten := func() { writtenOnce.Do(func() { close(written) }) }
 	early := c.readEarly(ctx, prefetch, written)
 	defer early.end()
-	note, header, err := c.get(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+	// A checkpoint is a few hundred bytes: one that takes longer than
+	// tileDeadline trickles in (above the transport's lowest rate, a
+	// megabyte would take hours).
+	cctx, cancelCkpt := context.WithTimeout(ctx, tileDeadline)
+	note, header, err := c.get(httptrace.WithClientTrace(cctx, &httptrace.ClientTrace{
 		WroteRequest: func(httptrace.WroteRequestInfo) { checkpointWritten() },
 	}), "/log/checkpoint", maxCheckpointAnswer)
 	checkpointWritten()
+	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("not whole within %s: %w", tileDeadline, err)
+	}
+	cancelCkpt()
 	if err != nil {
 		return nil, fmt.Errorf("%s: fetching the checkpoint: %w", c.base(), err)
 	}
