@@ -430,6 +430,13 @@ func (rs *resolver) choose(name string, cs []constraint) (*choice, error) {
 		for _, c := range cs {
 			from = append(from, c.from)
 		}
+		var pe *light.ProofError
+		var ie *light.InconsistentError
+		if errors.As(err, &pe) || errors.As(err, &ie) || errors.Is(err, light.ErrUnavailable) || errors.Is(err, light.ErrNotKept) {
+			// Not the ranges' fault: a server that lied, or did not
+			// answer, or a read offline of what was never read.
+			return nil, fmt.Errorf("%w (wanted by %s)", err, strings.Join(from, ", "))
+		}
 		return nil, fmt.Errorf("%w: %w (wanted by %s)", ErrUnresolvable, err, strings.Join(from, ", "))
 	}
 	rf, err := rs.refusals(s, name)
