@@ -311,12 +311,12 @@ func (r *Repo) IsAncestor(ctx context.Context, a, b string) (bool, error) {
 // every one of them was made in this repository and never left it: none
 // is, or ever was, on a remote-tracking ref (refs/remotes/*, their
 // reflogs read too: git records each value a push or a fetch gave
-// them), nor came from elsewhere into a local branch by a fetch that
-// moved no remote-tracking ref (a URL's or a branch's alone): the last
-// one's FETCH_HEAD, and the reflogs' fast-forwards, rebases' and pulls'
-// upstreams and the clone's first head. ok is false if one did (new
-// drops history that reached a remote, or came from one), if none is
-// dropped, or if the repository has nothing to tell them apart by.
+// them), nor reachable from a value a local ref took other than by a
+// commit made here (localReflog: a fetch into a branch, a fast-forward,
+// a merge, a reset, a rebase's upstream, a clone), nor from the last
+// fetch's FETCH_HEAD. ok is false if one did (new drops history that
+// reached a remote, or came from one), if none is dropped, or if the
+// repository has nothing to tell them apart by.
 func (r *Repo) DroppedLocal(ctx context.Context, old, new string) (dropped []string, ok bool, err error) {
 	seenTips := map[string]bool{}
 	out, err := r.run(ctx, nil, "for-each-ref", "--format=%(objectname)", "refs/remotes/")
@@ -326,8 +326,8 @@ func (r *Repo) DroppedLocal(ctx context.Context, old, new string) (dropped []str
 	for _, id := range strings.Fields(string(out)) {
 		seenTips[id] = true // a ref without a reflog (logging off) has its value alone
 	}
-	// Every reflog: each value a remote-tracking ref had, and the
-	// commits a local one took from elsewhere.
+	// Every reflog: each value a remote-tracking ref had, and each a
+	// local one took but by a commit made here.
 	out, err = r.run(ctx, nil, "reflog", "show", "--all", "--format=%H %gD %gs")
 	if err != nil {
 		return nil, false, err
@@ -338,8 +338,11 @@ func (r *Repo) DroppedLocal(ctx context.Context, old, new string) (dropped []str
 		if !r.isID(id) {
 			continue
 		}
-		if strings.HasPrefix(ref, "refs/remotes/") || strings.HasSuffix(subject, ": Fast-forward") ||
-			strings.Contains(subject, "(start): checkout ") || strings.HasPrefix(subject, "clone: from ") {
+		if strings.HasPrefix(ref, "refs/remotes/") {
+			seenTips[id] = true
+			continue
+		}
+		if local, neutral := localReflog(subject); !local && !neutral {
 			seenTips[id] = true
 		}
 	}
@@ -383,4 +386,26 @@ func (r *Repo) DroppedLocal(ctx context.Context, old, new string) (dropped []str
 		}
 	}
 	return dropped, true, nil
+}
+
+// localReflog says whether a reflog entry's subject is a commit made in
+// this repository (git's commit, amend, cherry-pick, revert, a rebase's
+// picks and finish, cairn's own appends), or moves nothing anywhere new
+// (a checkout of a branch: neutral). Any other entry — a fetch into a
+// branch, a fast-forward, a merge, a reset, a pull, a clone, cairn moving
+// main along a verified remote — took its value from elsewhere.
+func localReflog(subject string) (local, neutral bool) {
+	for _, p := range []string{"commit:", "commit (", "cherry-pick", "revert:", "cairn: append"} {
+		if strings.HasPrefix(subject, p) {
+			return true, false
+		}
+	}
+	if strings.HasPrefix(subject, "rebase") || strings.HasPrefix(subject, "pull") {
+		for _, step := range []string{"(pick)", "(continue)", "(finish)", "(reword)", "(squash)", "(fixup)", "(edit)"} {
+			if strings.Contains(subject, step) {
+				return true, false
+			}
+		}
+	}
+	return false, strings.HasPrefix(subject, "checkout: moving from ")
 }
