@@ -62,7 +62,7 @@ func Main() int {
 		<-ctx.Done()
 		stop()
 	}()
-	return run(ctx, os.Args[1:], termSafe{os.Stdout}, termSafe{os.Stderr})
+	return run(ctx, os.Args[1:], newTermSafe(os.Stdout), newTermSafe(os.Stderr))
 }
 
 type usageError struct{ error }

@@ -14,7 +14,7 @@ import (
 )
 
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(rawOut(w)) // JSON escapes what steers a terminal itself
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -60,10 +60,7 @@ func newProgress(stderr io.Writer, quiet, bytes bool) *progress {
 	if quiet || !isTerminal(stderr) {
 		return nil
 	}
-	if r, ok := stderr.(interface{ raw() io.Writer }); ok {
-		stderr = r.raw() // cairn's own drawing, unescaped
-	}
-	return &progress{w: stderr, bytes: bytes}
+	return &progress{w: rawOut(stderr), bytes: bytes} // cairn's own drawing, unescaped
 }
 
 // set says that done of total are done (total 0 or less: not known) in

@@ -78,7 +78,7 @@ RECORD.tlog-proof).`,
 func writeProof(cmd *cobra.Command, out string, m *proof.Made) error {
 	data := m.Proof.Marshal()
 	if out == "" {
-		_, err := cmd.OutOrStdout().Write(data)
+		_, err := rawOut(cmd.OutOrStdout()).Write(data) // the proof's own bytes
 		return err
 	}
 	if err := safefile.Write(out, data, safefile.Options{Perm: 0o644}); err != nil {

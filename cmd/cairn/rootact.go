@@ -55,7 +55,7 @@ func (a *actFlags) prepare(cmd *cobra.Command, f *changeFlags, prep func(ctx con
 		}
 		w := cmd.OutOrStdout()
 		if a.out == "" {
-			_, err := w.Write(data)
+			_, err := rawOut(w).Write(data) // the act's own bytes, for the other signers
 			return err
 		}
 		if err := safefile.Write(a.out, data, safefile.Options{Exclusive: true}); err != nil {
@@ -107,7 +107,7 @@ is not signed.`,
 			}
 			fmt.Fprint(say, act.Describe())
 			if out == "" {
-				_, err := cmd.OutOrStdout().Write(enc)
+				_, err := rawOut(cmd.OutOrStdout()).Write(enc)
 				return err
 			}
 			if err := safefile.Write(out, enc, safefile.Options{Exclusive: true}); err != nil {

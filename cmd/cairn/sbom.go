@@ -102,7 +102,7 @@ printed; with -o it is written atomically, and --json prints what was written.`,
 // out set writes it there atomically; written says it went to out.
 func writeDocument(w io.Writer, out string, data []byte) (written bool, err error) {
 	if out == "" {
-		_, err := w.Write(data)
+		_, err := rawOut(w).Write(data) // the document's own bytes: JSON escapes what steers a terminal
 		return false, err
 	}
 	return true, safefile.Write(out, data, safefile.Options{Perm: 0o644})
