@@ -226,7 +226,6 @@ type View struct {
 	keptTiles *keptTiles           // the view's tiles kept, held until it is (nil offline)
 	keeping   sync.WaitGroup       // the keeps verifiedNow started: Kept waits for them
 	dropTrees []string             // the directories of documents kept at older trees, removed by Kept
-	keepOlder atomic.Bool          // some of their subjects were not read again: they stay
 
 	policy   string // the server's policy, named on its checkpoint (PolicyHeader)
 	refMu    sync.Mutex
@@ -468,32 +467,18 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	if err != nil {
 		return nil, err
 	}
+	var again []string
 	if store != nil && c.StateDir != "" {
 		// The checkpoint verified last moves: what was kept at older
-		// trees is read again at this one, so that a read offline finds
+		// trees is read again at this one (after Open, while the caller
+		// goes on: Kept waits for it), so that a read offline finds
 		// every subject this machine read online (another project's,
-		// say), not only this run's; the older trees are removed once
-		// it is kept (Kept).
-		older := c.olderTrees(sc.Checkpoint)
-		v.dropTrees = older
-		if again := keptSubjects(older); len(again) > 0 {
-			bg.Go(func() {
-				v.Prefetch(wctx, again...)
-				for _, s := range again {
-					l := v.loaded(s)
-					if l != nil {
-						select {
-						case <-l.done: // a load another read claimed first may still run
-						case <-wctx.Done():
-							l = nil
-						}
-					}
-					if l == nil || l.err != nil {
-						v.keepOlder.Store(true) // not all read again: the older trees stay
-						return
-					}
-				}
-			})
+		// say), not only this run's. The older trees serve no read
+		// offline (only the stored checkpoint's does): Kept removes them.
+		// An Open that reopen started reads nothing more.
+		v.dropTrees = c.olderTrees(sc.Checkpoint)
+		if ctx.Value(reopening{}) == nil {
+			again = keptSubjects(v.dropTrees)
 		}
 	}
 	// The checkpoint is stored (a file synced, which can take longer
@@ -519,6 +504,9 @@ func (c *Client) open(ctx context.Context, prefetch []string) (_ *View, err erro
 	bg.Wait()
 	v.Checkpoint = sc // before the keeps, which read it
 	v.verifiedNow()
+	if len(again) > 0 {
+		v.keeping.Go(func() { v.Prefetch(v.ctx, again...) })
+	}
 	storing.Wait()
 	if storeErr != nil {
 		v.Kept()
@@ -626,10 +614,8 @@ func (v *View) Kept() {
 	v.keeping.Wait()
 	// The older trees' documents, read again at this view's (open),
 	// serve no read any more.
-	if !v.keepOlder.Load() {
-		for _, dir := range v.dropTrees {
-			os.RemoveAll(dir)
-		}
+	for _, dir := range v.dropTrees {
+		os.RemoveAll(dir)
 	}
 	v.dropTrees = nil
 	keepers.Lock()
@@ -1020,7 +1006,10 @@ func (c *Client) advance(ctx context.Context, v *View, sc *checkpoint.Signed, st
 			hr := torchwood.TileHashReaderWithContext(ctx, next.Tree(), v.tiles)
 			proof, err := tlog.ProveTree(next.Size, last.Size, hr)
 			if notServed(err) {
-				return nil, fmt.Errorf("%s: proving its checkpoint of size %d extends the one this machine verified last (size %d): %w", c.base(), next.Size, last.Size, err)
+				// Nothing proved wrong, nor right: the new tree is not
+				// taken. Both checkpoints are said, as evidence should
+				// the tiles never come (a split view can hide so).
+				return nil, fmt.Errorf("%s: proving its checkpoint of size %d extends the one this machine verified last (size %d): %w; nothing was taken (if this persists, keep both checkpoints: the one verified last is in %s)\nserved now:\n%s", c.base(), next.Size, last.Size, err, c.statePath(), v.Note)
 			}
 			if err == nil {
 				err = tlog.CheckTree(proof, next.Size, next.Root, last.Size, last.Root)
