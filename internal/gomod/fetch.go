@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -152,20 +151,23 @@ func latestVersion(ctx context.Context, client *http.Client, base, path, epath s
 			pre = append(pre, v)
 		}
 	}
-	candidates := releases
-	if len(candidates) == 0 {
-		candidates = pre
-	}
-	if len(candidates) == 0 {
+	if len(releases) == 0 && len(pre) == 0 {
 		var info Info
 		if err := getJSON(ctx, client, base+"/"+epath+"/@latest", &info); err != nil {
 			return "", err
 		}
 		return info.Version, nil
 	}
-	semver.Sort(candidates)
-	slices.Reverse(candidates)
-	highest := candidates[0]
+	semver.Sort(releases)
+	semver.Sort(pre)
+	// The go.mod retractions are read from is the latest's: the highest
+	// release, else the highest pre-release.
+	var highest string
+	if len(releases) > 0 {
+		highest = releases[len(releases)-1]
+	} else {
+		highest = pre[len(pre)-1]
+	}
 	ev, err := module.EscapeVersion(highest)
 	if err != nil {
 		return "", err
@@ -178,16 +180,27 @@ func latestVersion(ctx context.Context, client *http.Client, base, path, epath s
 	if err != nil {
 		return "", fmt.Errorf("%s@%s: go.mod: %w", path, highest, err)
 	}
-	for _, v := range candidates {
-		retracted := false
-		for _, r := range f.Retract {
-			retracted = retracted || semver.Compare(r.Low, v) <= 0 && semver.Compare(v, r.High) <= 0
-		}
-		if !retracted {
-			return v, nil
+	// Retracted versions out first, then the highest release left, else
+	// the highest pre-release left, as the go command takes them.
+	for _, vs := range [][]string{releases, pre} {
+		for i := len(vs) - 1; i >= 0; i-- {
+			if !Retracted(f.Retract, vs[i]) {
+				return vs[i], nil
+			}
 		}
 	}
 	return "", fmt.Errorf("%s: every version the proxy lists is retracted by its author (the go.mod of %s): name a version", path, highest)
+}
+
+// Retracted says whether version is in one of the intervals a go.mod
+// retracts.
+func Retracted(retract []*modfile.Retract, version string) bool {
+	for _, r := range retract {
+		if semver.Compare(r.Low, version) <= 0 && semver.Compare(version, r.High) <= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // proxyBase checks a GOPROXY URL and returns it without a trailing "/".

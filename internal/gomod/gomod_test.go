@@ -364,6 +364,7 @@ func TestLatestVersion(t *testing.T) {
 		{"pre-releases only", "v1.0.0-rc.1\nv1.0.0-rc.2\n", "v1.0.0-rc.2", "module example.com/greet\n", "", "v1.0.0-rc.2"},
 		{"retracted", "v1.0.0\nv1.1.0\nv1.2.0\n", "v1.2.0", "module example.com/greet\nretract [v1.1.0, v1.2.0]\n", "", "v1.0.0"},
 		{"all retracted", "v1.0.0\n", "v1.0.0", "module example.com/greet\nretract v1.0.0\n", "", ""},
+		{"every release retracted", "v1.0.0\nv1.1.0-rc.1\n", "v1.0.0", "module example.com/greet\nretract v1.0.0\n", "", "v1.1.0-rc.1"},
 		{"pseudo-versions only", "v0.0.0-20260101000000-abcdefabcdef\n", "", "", `{"Version":"v0.0.0-20260101000000-abcdefabcdef"}`, "v0.0.0-20260101000000-abcdefabcdef"},
 		{"no list", "", "", "", `{"Version":"v1.0.0"}`, "v1.0.0"},
 		{"nothing", "", "", "", "", ""},

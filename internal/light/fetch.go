@@ -57,6 +57,12 @@ func (t tileTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if strings.Contains(req.URL.Path, "/tile/entries/") || !strings.Contains(req.URL.Path, "/tile/") {
 		limit = maxEntryBundle
 	}
+	if resp.ContentLength > limit {
+		// Said at once, as a status the fetcher does not retry.
+		resp.Body.Close()
+		return &http.Response{StatusCode: http.StatusRequestEntityTooLarge, Status: fmt.Sprintf("%d an answer of %d bytes, more than any tile", http.StatusRequestEntityTooLarge, resp.ContentLength),
+			Proto: resp.Proto, ProtoMajor: resp.ProtoMajor, ProtoMinor: resp.ProtoMinor, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+	}
 	resp.Body = &cappedBody{ReadCloser: resp.Body, left: limit, limit: limit, url: req.URL.Redacted()}
 	return resp, nil
 }
@@ -71,10 +77,11 @@ type cappedBody struct {
 func (b *cappedBody) Read(p []byte) (int, error) {
 	if b.left <= 0 {
 		var one [1]byte
-		if n, _ := b.ReadCloser.Read(one[:]); n > 0 {
+		n, err := b.ReadCloser.Read(one[:])
+		if n > 0 {
 			return 0, fmt.Errorf("GET %s: the answer is over %d bytes, more than any tile: %w", b.url, b.limit, errTooLarge)
 		}
-		return b.ReadCloser.Read(p)
+		return 0, err
 	}
 	if int64(len(p)) > b.left {
 		p = p[:b.left]

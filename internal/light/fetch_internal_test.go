@@ -46,6 +46,9 @@ func TestAttackTileAnswers(t *testing.T) {
 				return
 			}
 			w.Write([]byte("tile"))
+		case strings.HasSuffix(r.URL.Path, "/000"):
+			w.Header().Set("Content-Length", "100000")
+			w.Write(make([]byte, 100000))
 		default:
 			http.Error(w, "failing", http.StatusInternalServerError)
 		}
@@ -71,7 +74,15 @@ func TestAttackTileAnswers(t *testing.T) {
 		}
 	}
 
+	// One that says its length is refused at once, not retried.
 	start := time.Now()
+	if _, err := fetcher.ReadTiles(ctx, []tlog.Tile{{H: 8, L: 0, N: 0, W: 256}}); err == nil || !strings.Contains(err.Error(), "413") {
+		t.Errorf("a tile of 100000 bytes by its Content-Length: %v", err)
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Errorf("a tile too long by its Content-Length was retried (%v)", d)
+	}
+	start = time.Now()
 	if data, err := fetcher.ReadEndpoint(ctx, "tile/entries/later"); err != nil || string(data) != "tile" {
 		t.Fatalf("a read after a 503 with Retry-After: %q, %v", data, err)
 	}

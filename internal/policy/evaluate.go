@@ -421,6 +421,12 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 		return
 	}
 	need := max(r.Count, 1)
+	// The fixed records that answer this rule's vulnerabilities: any of
+	// the repository's, or answered_by's alone.
+	ruleAnswers := answered
+	if r.answeredBy != nil {
+		ruleAnswers = answersBy(active, r.answeredBy)
+	}
 	var hits []string
 	var answers []string
 	var stale []string
@@ -468,11 +474,7 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 				if !v.rank.AtLeast(r.Severity) {
 					continue
 				}
-				ans := answered
-				if r.answeredBy != nil {
-					ans = answersBy(active, r.answeredBy)
-				}
-				if id, fix, ok := ans.answer(f.r.Repository, v.result); ok {
+				if id, fix, ok := ruleAnswers.answer(f.r.Repository, v.result); ok {
 					how := ""
 					if id != v.id {
 						how = " (its alias " + id + ")"

@@ -59,7 +59,7 @@ type goModules struct {
 	mu      sync.Mutex
 	byTree  map[string][]goVersion
 	checked map[string]bool                      // "sha256 h1:…" of blobs that hash to their h1
-	retract map[string][]modfile.VersionInterval // by go.mod blob sha256: what it retracts
+	retract map[string][]*modfile.Retract // by go.mod blob sha256: what it retracts
 }
 
 // maxGoModules bounds the kept module lists (they are read again).
@@ -96,18 +96,18 @@ func (m *goModules) setChecked(key string) {
 	m.checked[key] = true
 }
 
-func (m *goModules) retractions(sha string) ([]modfile.VersionInterval, bool) {
+func (m *goModules) retractions(sha string) ([]*modfile.Retract, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.retract[sha]
 	return r, ok
 }
 
-func (m *goModules) setRetractions(sha string, r []modfile.VersionInterval) {
+func (m *goModules) setRetractions(sha string, r []*modfile.Retract) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.retract == nil || len(m.retract) >= maxGoModules {
-		m.retract = map[string][]modfile.VersionInterval{}
+		m.retract = map[string][]*modfile.Retract{}
 	}
 	m.retract[sha] = r
 }
@@ -206,7 +206,7 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 		refusals := map[string]*Refusal{}
 		retracted := s.goRetracted(ctx, req.module, versions)
 		for _, v := range versions {
-			if isRetracted(retracted, v.desc.Go.Version) {
+			if gomod.Retracted(retracted, v.desc.Go.Version) {
 				continue
 			}
 			j, err := s.judge(ctx, key, src, req.module, v.version, v.ref)
@@ -353,7 +353,7 @@ func latestGo(vs []goVersion) *goVersion {
 // that cannot be read retracts nothing (logged): the versions are
 // offered as the go command would see them, the policy still judging
 // each.
-func (s *Server) goRetracted(ctx context.Context, module string, versions []goVersion) []modfile.VersionInterval {
+func (s *Server) goRetracted(ctx context.Context, module string, versions []goVersion) []*modfile.Retract {
 	latest := latestGo(versions)
 	if latest == nil {
 		return nil
@@ -374,22 +374,8 @@ func (s *Server) goRetracted(ctx context.Context, module string, versions []goVe
 		s.log.Warn("a Go module's retractions are not read: its versions are offered as they are", "module", module, "version", latest.desc.ID(), "err", err)
 		return nil
 	}
-	var r []modfile.VersionInterval
-	for _, x := range f.Retract {
-		r = append(r, x.VersionInterval)
-	}
-	s.goMods.setRetractions(ref.SHA256, r)
-	return r
-}
-
-// isRetracted says whether version is in one of the intervals.
-func isRetracted(intervals []modfile.VersionInterval, version string) bool {
-	for _, x := range intervals {
-		if semver.Compare(x.Low, version) <= 0 && semver.Compare(version, x.High) <= 0 {
-			return true
-		}
-	}
-	return false
+	s.goMods.setRetractions(ref.SHA256, f.Retract)
+	return f.Retract
 }
 
 // readGoMod reads a go.mod blob, verified against its digest while read.

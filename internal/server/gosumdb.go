@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -50,7 +51,7 @@ func (s *Server) goSumDB(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if strings.Contains(rest, "..") || !sumDBPath.MatchString(rest) {
+	if slices.Contains(strings.Split(rest, "/"), "..") || !sumDBPath.MatchString(rest) {
 		httpError(w, http.StatusNotFound, "not found: %q is not a checksum database path (latest, lookup/MODULE@VERSION, tile/…)", rest)
 		return
 	}
