@@ -58,7 +58,7 @@ type goVersion struct {
 type goModules struct {
 	mu      sync.Mutex
 	byTree  map[string][]goVersion
-	checked map[string]bool                      // "sha256 h1:…" of blobs that hash to their h1
+	checked map[string]bool               // "sha256 h1:…" of blobs that hash to their h1
 	retract map[string][]*modfile.Retract // by go.mod blob sha256: what it retracts
 }
 
