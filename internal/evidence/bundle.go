@@ -426,7 +426,7 @@ func walkMembers(rest []byte, members []Member, datas [][]byte, found chan<- int
 		return bad("the file ends within the last member's padding (truncated?)")
 	}
 	tail := rest[pos:]
-	if len(tail) > 2*tarBlock+maxTrailer || len(tail)%tarBlock != 0 || bytes.ContainsFunc(tail, func(r rune) bool { return r != 0 }) {
+	if len(tail) > 2*tarBlock+maxTrailer || len(tail)%tarBlock != 0 || !allZero(tail) {
 		return bad("something other than zero blocks follows the archive's end")
 	}
 	if len(tail) < 2*tarBlock {

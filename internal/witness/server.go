@@ -30,7 +30,8 @@ const maxProof = 63
 
 // maxTreeSize is the largest tree a checkpoint may claim: past it the
 // proof arithmetic of x/mod's tlog overflows (and a tree of 2^62 leaves
-// is no log's).
+// is no log's). The witness cosigns any C2SP log's checkpoints, so it
+// holds this bound itself; cairn's own (checkpoint.MaxSize) is the same.
 const maxTreeSize = 1 << 62
 
 // Server is a witness: an http.Handler for tlog-witness's
