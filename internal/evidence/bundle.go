@@ -259,7 +259,8 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 			return nil, bad("after the manifest: %v (truncated?)", err)
 		}
 		if !allZero(zeros) {
-			// Bytes no hash covers: two files that differ would verify alike.
+			// Padding is zeros, as every tar writer leaves it: bytes there are
+			// no member's, and no hash covers them.
 			return nil, bad("the manifest's padding to its block is not zeros")
 		}
 	}
@@ -407,7 +408,8 @@ func walkMembers(rest []byte, members []Member, datas [][]byte, found chan<- int
 		datas[i] = rest[off : off+mem.Size : off+mem.Size]
 		pos = off + (mem.Size+tarBlock-1)/tarBlock*tarBlock
 		if !allZero(rest[off+mem.Size : min(pos, int64(len(rest)))]) {
-			// Bytes no hash covers: two files that differ would verify alike.
+			// Padding is zeros, as every tar writer leaves it: bytes there are
+			// no member's, and no hash covers them.
 			return bad("member %s: its padding to its block is not zeros", hdr.Name)
 		}
 		found <- i
