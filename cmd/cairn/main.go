@@ -164,6 +164,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "apply only signatures that root key holders made over this act (cairn root sign --key ROOT.key ACT-FILE); cairn key list shows the root keys"
 	case errors.As(err, &li):
 		return exitRefused, "do not trust the server at " + li.URL + ": its log does not follow the one this machine verified before; keep both checkpoints as evidence and tell the repository's owner"
+	case errors.Is(err, evidence.ErrAtOutOfRange):
+		return exitUsage, "give --at between the first root record of each index and the bundle's newest checkpoint (cairn evidence show lists them)"
 	case errors.Is(err, evidence.ErrMalformed):
 		return exitRefused, "this file is not a sound evidence bundle (damaged, cut short or altered): nothing in it was trusted; get it again from whoever made it"
 	case errors.Is(err, evidence.ErrUntrusted):

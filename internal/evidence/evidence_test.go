@@ -200,10 +200,10 @@ func TestVerifyAt(t *testing.T) {
 		t.Fatalf("at the checkpoint: %v", err)
 	}
 	later := made.Manifest.JudgedAt.Add(time.Hour)
-	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}, At: later}); err == nil || !strings.Contains(err.Error(), "cannot judge a later time") {
+	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}, At: later}); !errors.Is(err, ErrAtOutOfRange) || !strings.Contains(err.Error(), "cannot judge a later time") {
 		t.Fatalf("as of an hour after the checkpoint: %v", err)
 	}
-	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}, At: before.Add(-24 * time.Hour)}); err == nil || !strings.Contains(err.Error(), "is before the index began: its first root record is of 20") || !strings.Contains(err.Error(), "judge at that time or later") {
+	if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{Introductions: []string{w.Intro}, At: before.Add(-24 * time.Hour)}); !errors.Is(err, ErrAtOutOfRange) || !strings.Contains(err.Error(), "is before the index began: its first root record is of 20") || !strings.Contains(err.Error(), "judge at that time or later") {
 		t.Fatalf("as of before the index existed: %v", err)
 	}
 }

@@ -40,6 +40,11 @@ import (
 // reads do not prove is the light client's own security error.)
 var ErrRefused = errors.New("evidence refused")
 
+// ErrAtOutOfRange is the parent of the errors of a VerifyOptions.At the
+// bundle cannot judge at: later than its newest checkpoint, or before an
+// index began.
+var ErrAtOutOfRange = errors.New("a time the bundle cannot judge at")
+
 // ErrUntrusted is the parent of Verify's errors for a bundle of indexes
 // the verifier did not say it trusts (VerifyOptions.Introductions).
 var ErrUntrusted = errors.New("evidence of an index you do not trust")
@@ -457,7 +462,7 @@ func Verify(ctx context.Context, r io.Reader, o VerifyOptions) (*Report, error) 
 	judged, judgedAt := srcs, at
 	if !o.At.IsZero() {
 		if o.At.After(at) {
-			return nil, fmt.Errorf("--at %s: the bundle proves the indexes up to %s, the time of its newest checkpoint: it cannot judge a later time", o.At.UTC().Format(time.RFC3339), at.Format(time.RFC3339))
+			return nil, fmt.Errorf("%w: --at %s: the bundle proves the indexes up to %s, the time of its newest checkpoint: it cannot judge a later time", ErrAtOutOfRange, o.At.UTC().Format(time.RFC3339Nano), at.Format(time.RFC3339))
 		}
 		if judged, err = asOf(ctx, srcs, o.At); err != nil {
 			return nil, err
@@ -790,7 +795,7 @@ func asOf(ctx context.Context, srcs plan.Sources, t time.Time) (plan.Sources, er
 		}
 		v := s.View
 		if roots, err := v.Subject(ctx, "root"); err == nil && len(roots) > 0 && t.Before(roots[0].Time) {
-			return nil, fmt.Errorf("repository %s: %s is before the index began: its first root record is of %s; judge at that time or later", s.Name, t.UTC().Format(time.RFC3339), roots[0].Time.UTC().Format(time.RFC3339))
+			return nil, fmt.Errorf("%w: repository %s: %s is before the index began: its first root record is of %s; judge at that time or later", ErrAtOutOfRange, s.Name, t.UTC().Format(time.RFC3339Nano), roots[0].Time.UTC().Format(time.RFC3339))
 		}
 		files := &index.MemFiles{Load: func(subject string) ([]index.MemFile, error) {
 			fs, err := v.Subject(ctx, subject)
