@@ -5,6 +5,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -97,6 +98,7 @@ func TestSBOM(t *testing.T) {
 		// The same values, spaced otherwise: not the document's bytes.
 		{"another indentation", "{\n  \"", "{\n   \""},
 		{"a space after a comma", "\",\n", "\", \n"},
+		{"a CR before a newline", "{\n", "{\r\n"},
 	} {
 		if !bytes.Contains(doc, []byte(c.old)) {
 			t.Fatalf("%s: %s is not in the SBOM:\n%s", c.what, c.old, doc)
@@ -105,8 +107,13 @@ func TestSBOM(t *testing.T) {
 			files[SBOMName] = bytes.Replace(files[SBOMName], []byte(c.old), []byte(c.new), 1)
 			return nil
 		})
-		if _, err := verify(edited); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "sbom.cdx.json is not the lock's SBOM") {
+		_, err := verify(edited)
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "sbom.cdx.json is not the lock's SBOM: line ") {
 			t.Errorf("%s: %v", c.what, err)
+		}
+		// The lines said differ as they are, whitespace and all.
+		if _, said, _ := strings.Cut(fmt.Sprint(err), " says "); strings.HasPrefix(said, `"{\n" where the lock gives "{\n"`) || strings.Contains(said, `"" where the lock gives ""`) {
+			t.Errorf("%s: the difference is not shown: %v", c.what, err)
 		}
 	}
 	dropped := rewrite(t, bare, func(m *Manifest, files map[string][]byte) []string {

@@ -871,28 +871,28 @@ func sameSBOM(ctx context.Context, b *Bundle, l *plan.Lock, srcs plan.Sources, b
 		if err := json.Indent(&pretty, derived.JSON, "", "  "); err != nil {
 			return fmt.Errorf("the lock's SBOM: %w", err)
 		}
-		got, want := firstDiff(claimed, pretty.Bytes())
-		return fmt.Errorf("%w: %s is not the lock's SBOM: it says %q where the lock gives %q", ErrRefused, SBOMName, got, want)
+		line, got, want := firstDiff(claimed, pretty.Bytes())
+		return fmt.Errorf("%w: %s is not the lock's SBOM: line %d says %s where the lock gives %s", ErrRefused, SBOMName, line, got, want)
 	}
 	return nil
 }
 
-// firstDiff returns the first line where a and b differ, in each.
-func firstDiff(a, b []byte) (string, string) {
-	la, lb := bytes.Split(a, []byte("\n")), bytes.Split(b, []byte("\n"))
+// firstDiff returns the first line (from 1) where a and b differ, and
+// that line of each, quoted whole ("the end of the file" past the last).
+func firstDiff(a, b []byte) (int, string, string) {
+	la, lb := bytes.SplitAfter(a, []byte("\n")), bytes.SplitAfter(b, []byte("\n"))
+	quote := func(lines [][]byte, i int) string {
+		if i >= len(lines) || len(lines[i]) == 0 {
+			return "the end of the file"
+		}
+		return fmt.Sprintf("%q", lines[i])
+	}
 	for i := 0; i < len(la) || i < len(lb); i++ {
-		var x, y []byte
-		if i < len(la) {
-			x = la[i]
-		}
-		if i < len(lb) {
-			y = lb[i]
-		}
-		if !bytes.Equal(x, y) {
-			return strings.TrimSpace(string(x)), strings.TrimSpace(string(y))
+		if i >= len(la) || i >= len(lb) || !bytes.Equal(la[i], lb[i]) {
+			return i + 1, quote(la, i), quote(lb, i)
 		}
 	}
-	return "", ""
+	return 0, "", ""
 }
 
 // KeyProof is a record's signing key as its repository's root granted it:
