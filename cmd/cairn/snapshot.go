@@ -55,7 +55,21 @@ entry that is not published. Point a label at it with 'cairn label set'.`,
 				if err != nil {
 					return nil, err
 				}
-				snap, err := plan.BuildSnapshot(c, filepath.Base(args[0]), data)
+				ups, err := r.Followed(ctx)
+				if err != nil {
+					return nil, err
+				}
+				whose := func(name, version string) string {
+					for _, u := range ups {
+						if uc, err := r.Catalog(ctx, index.UpstreamRef(u.Name)); err == nil {
+							if _, _, err := uc.Descriptor(name, version); err == nil {
+								return u.Name
+							}
+						}
+					}
+					return ""
+				}
+				snap, err := plan.BuildSnapshotWhose(c, filepath.Base(args[0]), data, whose)
 				if err != nil {
 					return nil, err
 				}

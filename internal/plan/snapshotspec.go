@@ -2,7 +2,9 @@ package plan
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"go.yaml.in/yaml/v3"
 
@@ -54,6 +56,13 @@ func (e *snapshotEntrySpec) UnmarshalYAML(n *yaml.Node) error {
 // BuildSnapshot reads a curator's snapshot file and resolves each entry
 // to its descriptor in the index (read through c).
 func BuildSnapshot(c *index.Catalog, file string, data []byte) (*snapshot.Snapshot, error) {
+	return BuildSnapshotWhose(c, file, data, nil)
+}
+
+// BuildSnapshotWhose is BuildSnapshot, whose (if set) naming the
+// upstream that publishes a version the catalog's repository does not,
+// for the refusal to say so: a snapshot pins the repository's own.
+func BuildSnapshotWhose(c *index.Catalog, file string, data []byte, whose func(name, version string) string) (*snapshot.Snapshot, error) {
 	fail := func(line int, format string, args ...any) error {
 		return &LineError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -80,6 +89,11 @@ func BuildSnapshot(c *index.Catalog, file string, data []byte) (*snapshot.Snapsh
 		}
 		seen[e.Name] = e.Line
 		_, ref, err := c.Descriptor(e.Name, e.Version)
+		if errors.Is(err, fs.ErrNotExist) && whose != nil {
+			if up := whose(e.Name, e.Version); up != "" {
+				return nil, fail(e.Line, "%s@%s is upstream %s's, not published in this repository: a snapshot pins the repository's own versions; pin an upstream's in a project's cairn.yaml (packages: {%s: {version: %s, sha256: …, size: …}})", e.Name, e.Version, up, e.Name, e.Version)
+			}
+		}
 		if err != nil {
 			return nil, fail(e.Line, "%v", err)
 		}
