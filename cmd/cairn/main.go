@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"regexp"
@@ -253,6 +254,8 @@ func classify(err error) (int, string) {
 		return exitNotFound, "make the directory first (mkdir -p " + kd.Dir + "; cairn key new makes none, as ssh-keygen makes none), then run the command again"
 	case errors.Is(err, fs.ErrNotExist):
 		return exitNotFound, ""
+	case errors.As(err, new(*url.Error)):
+		return exitError, "the server could not be read (its URL, the network, a proxy, or the server itself): nothing was verified or changed; check the URL and try again"
 	}
 	return exitError, ""
 }

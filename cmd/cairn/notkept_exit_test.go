@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -21,5 +22,18 @@ func TestClassifyNotKeptOffline(t *testing.T) {
 		if code != exitError || !strings.Contains(hint, "once online") {
 			t.Errorf("classify(%v) = %d, %q; want exit %d and the hint to run once online", err, code, hint, exitError)
 		}
+	}
+}
+
+// A server that cannot be read (refused, a redirect loop, a bad URL) is
+// said so, with what to check.
+func TestClassifyUnreachable(t *testing.T) {
+	_, err := http.Get("http://127.0.0.1:1/log/checkpoint")
+	if err == nil {
+		t.Fatal("a GET of port 1 succeeded")
+	}
+	code, hint := classify(fmt.Errorf("fetching the checkpoint: %w", err))
+	if code != exitError || !strings.Contains(hint, "the server could not be read") {
+		t.Errorf("classify(%v) = %d, %q", err, code, hint)
 	}
 }
