@@ -13,6 +13,7 @@ import (
 
 	"cairn.dev/cairn/internal/evidence"
 	"cairn.dev/cairn/internal/policy"
+	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/safefile"
 	"cairn.dev/cairn/internal/witness"
 )
@@ -266,7 +267,7 @@ func printEvidence(w io.Writer, file string, rep *evidence.Report, all bool) {
 					fmt.Fprintln(w)
 				}
 				if k.RevokedBy != "" {
-					fmt.Fprintf(w, "      key revoked at leaf %d (record %.16s: %s), after this record\n", k.RevokedLeaf, k.RevokedBy, k.Reason)
+					fmt.Fprintf(w, "      key revoked at leaf %d (record %.16s: %s), after this record\n", k.RevokedLeaf, k.RevokedBy, record.OneLine(k.Reason))
 				}
 			}
 			if r.Source != nil {

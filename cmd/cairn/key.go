@@ -14,6 +14,7 @@ import (
 	"cairn.dev/cairn/internal/author"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
 )
 
 func newKeyCmd() *cobra.Command {
@@ -243,7 +244,7 @@ func listKeys(cmd *cobra.Command, r *index.Repo, asJSON bool) error {
 	for _, k := range ks {
 		status := k.Status
 		if k.Reason != "" {
-			status += " (" + k.Reason + ")"
+			status += " (" + record.OneLine(k.Reason) + ")"
 		}
 		scopes := strings.Join(k.Scopes, " ")
 		if k.Expires != nil {

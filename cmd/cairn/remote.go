@@ -14,6 +14,7 @@ import (
 
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/remote"
 )
 
@@ -385,7 +386,7 @@ rules are checked here before anything is sent, and again by its server.`,
 					fmt.Fprintf(w, "not sent: sha256:%s (%d bytes)\n", ref.SHA256, ref.Size)
 				}
 				for _, l := range p.Left {
-					fmt.Fprintf(w, "left behind: %s record %.16s: %s\n", l.Kind, l.Record, l.Reason)
+					fmt.Fprintf(w, "left behind: %s record %.16s: %s\n", l.Kind, l.Record, record.OneLine(l.Reason))
 				}
 				return nil
 			})

@@ -345,7 +345,7 @@ func (c *Catalog) view(rec *record.Record, path string) (RecordView, error) {
 	for _, s := range rec.Statement.Subject[1:] {
 		rv.Artifacts = append(rv.Artifacts, s.Name)
 	}
-	rv.Detail = detail(rec)
+	rv.Detail = record.OneLine(detail(rec))
 	if rec.Kind == record.Revoke || rec.Kind == record.Supersede {
 		rv.Ends = rec.Statement.Subject[0].SHA256()
 	}

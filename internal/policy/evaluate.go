@@ -380,6 +380,9 @@ func (p *Policy) Evaluate(s *Subject, at time.Time) *Verdict {
 				v.Allowed = false
 			}
 		}
+		// A reason is one line: the ids and words it quotes from
+		// records are their signers', and may hold line breaks.
+		rv.Reason = record.OneLine(rv.Reason)
 		v.Rules = append(v.Rules, rv)
 	}
 	return v
