@@ -182,7 +182,7 @@ func classify(err error) (int, string) {
 	case errors.As(err, &rp) && errors.As(err, &re) && re.Rule == index.RulePublishOnce:
 		// main's own commit, replayed onto the remote, publishes a
 		// version the remote holds already: another publish won.
-		return exitRefused, "the remote holds this version with other bytes (another publish landed first): give up main's unpushed commits with 'cairn pull --discard-local " + rp.Remote + "', then publish another version and push"
+		return exitRefused, "the remote holds this version with other bytes (another publish landed first): give up what the remote refuses with 'cairn pull --discard-local " + rp.Remote + "' (main's other unpushed commits are kept), then publish another version and push"
 	case errors.As(err, &re):
 		return exitRefused, re.Hint()
 	case errors.Is(err, proof.ErrRefused):
@@ -203,7 +203,7 @@ func classify(err error) (int, string) {
 	case errors.Is(err, blob.ErrBusy):
 		return exitError, "the server is busy with other clients; nothing was refused: run the command again in a moment"
 	case errors.As(err, &de):
-		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head; if the remote refuses them (another holds a version they publish), give them up with 'cairn pull --discard-local " + de.Remote + "' and publish again"
+		return exitError, "run 'cairn push " + de.Remote + "' to replay main's own commits onto the remote's head; if the remote refuses one (another holds a version it publishes), 'cairn pull --discard-local " + de.Remote + "' gives up what it refuses and keeps the rest"
 	case errors.As(err, &bs) && bs.Method == http.MethodGet && bs.Code == http.StatusForbidden && strings.HasPrefix(bs.Body, "cairn: refused by policy "):
 		return exitRefused, "the server refuses this artifact by its policy (its answer names the rule and the record): pick a version it serves in cairn.yaml (read as a light client, without light: false, cairn lock skips those it refuses), or ask the server's operator about the rule"
 	case errors.Is(err, blob.ErrRefused):

@@ -246,21 +246,28 @@ Only then does the remote's ref move, and main with it when main has nothing the
 remote lacks. A server that signs no checkpoints is refused unless the remote was
 added with --insecure-no-checkpoint.
 
---discard-local gives up main's commits that the remote lacks (a publish the
-server refused: another holds that version), as a certifier does with what it
-could not push: main moves to the remote's verified head first, then the pull
-goes on. The records they held are no longer in main; publish them again as the
-refusal says (another version).`,
+--discard-local gives up main's own commits that the remote's history refuses
+(a publish of a version another published first) and keeps the rest: main moves
+to the remote's verified head, each of its own commits is replayed there with
+every rule checked, and one a rule refuses is dropped; each is named, and main's
+old head is printed to keep. Then the pull goes on; push what was kept.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
+				var discarded *remote.Discarded
 				if discard {
-					n, err := remote.Discard(ctx, r, args[0])
-					if err != nil {
+					var err error
+					if discarded, err = remote.DiscardRefused(ctx, r, args[0]); err != nil {
 						return err
 					}
-					if n > 0 {
-						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: note: main gave up %d commit(s) remote %s lacks (--discard-local)\n", n, args[0])
+					for _, c := range discarded.Dropped {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: note: gave up %s: remote %s refuses it\n", record.OneLine(c), args[0])
+					}
+					for _, c := range discarded.Kept {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: note: kept %s, replayed onto remote %s's head: push it\n", record.OneLine(c), args[0])
+					}
+					if len(discarded.Dropped) > 0 {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: note: main was %s before (git -C %s branch rescue %s keeps it)\n", discarded.Was, filepath.Join(r.Dir, "index.git"), discarded.Was)
 					}
 				}
 				bar := newProgress(cmd.ErrOrStderr(), js, false)
@@ -270,6 +277,12 @@ refusal says (another version).`,
 					return err
 				}
 				if js {
+					if discarded != nil {
+						return printJSON(cmd.OutOrStdout(), struct {
+							*remote.Pulled
+							Discarded *remote.Discarded `json:"discarded"`
+						}{p, discarded})
+					}
 					return printJSON(cmd.OutOrStdout(), p)
 				}
 				w := cmd.OutOrStdout()

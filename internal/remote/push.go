@@ -292,6 +292,75 @@ func Discard(ctx context.Context, r *index.Repo, name string) (int, error) {
 	return n, r.Main().Adopt(rm.Line(r))
 }
 
+// Discarded is what DiscardRefused did: main's own commits (by their
+// headers) it kept, replayed onto the remote's head, and those it gave
+// up because the remote's history refuses them; Was is main before.
+type Discarded struct {
+	Was     string   `json:"was"`
+	Kept    []string `json:"kept"`
+	Dropped []string `json:"dropped"`
+}
+
+// DiscardRefused gives up main's own commits that the remote's verified
+// history refuses (another publish of the same version landed first,
+// say), and keeps the rest: main moves to the remote's head and each of
+// its own commits is replayed there in order, every rule checked; one a
+// rule refuses is dropped, and a failure of another kind puts main back
+// where it was, nothing lost.
+func DiscardRefused(ctx context.Context, r *index.Repo, name string) (*Discarded, error) {
+	rm, err := Get(r, name)
+	if err != nil {
+		return nil, err
+	}
+	if rm.Introduction != r.Config.Introduction {
+		return nil, fmt.Errorf("remote %s holds another index: main does not follow it", name)
+	}
+	head, err := refAt(ctx, r, Ref(name))
+	if err != nil || head == "" {
+		return nil, err
+	}
+	main, err := refAt(ctx, r, index.MainRef)
+	if err != nil {
+		return nil, err
+	}
+	d := &Discarded{Was: main}
+	if main == "" || main == head {
+		return d, nil
+	}
+	if ok, _ := r.IsAncestor(ctx, main, head); ok {
+		return d, nil // nothing of main's own: the pull moves it along
+	}
+	todo, err := r.Replays(ctx, head, main)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.MoveRef(ctx, index.MainRef, head, main); err != nil {
+		return nil, err
+	}
+	if err := r.Main().Adopt(rm.Line(r)); err != nil {
+		return nil, err
+	}
+	restore := func() {
+		if cur, err := refAt(ctx, r, index.MainRef); err == nil && r.MoveRef(ctx, index.MainRef, main, cur) == nil {
+			r.Verify(ctx, false)
+		}
+	}
+	for _, c := range todo {
+		_, err := r.Append(ctx, index.Change{Replayed: c.Files}, c.Ident, c.Header)
+		var re *index.RuleError
+		switch {
+		case err == nil:
+			d.Kept = append(d.Kept, c.Header)
+		case errors.As(err, &re):
+			d.Dropped = append(d.Dropped, fmt.Sprintf("%s (%v)", c.Header, err))
+		default:
+			restore()
+			return nil, fmt.Errorf("replaying %q onto remote %s's head: %w (main is as it was)", c.Header, name, err)
+		}
+	}
+	return d, nil
+}
+
 // pushTo pushes commit as the remote's main with the git client. It
 // reports false, no error and what git said when the push lost the race
 // for the remote's main (it moved, or another push held its lock) or
