@@ -546,14 +546,17 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return p.Masked(), err
 }
 
-// parseGoSumDB reads --go-sumdb: NAME, read at https://NAME, or NAME=URL.
+// parseGoSumDB reads --go-sumdb: NAME, read at https://NAME, or NAME=URL;
+// NAME may be written as GOSUMDB writes a key (NAME+HASH+KEY): the go
+// command asks its proxy for the database by NAME.
 func parseGoSumDB(spec string) (server.GoSumDB, error) {
 	name, u, ok := strings.Cut(spec, "=")
+	name, _, _ = strings.Cut(name, "+")
 	if !ok {
 		u = "https://" + name
 	}
 	parsed, err := neturl.Parse(u)
-	if name == "" || strings.ContainsAny(name, "/ ") || err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
+	if name == "" || strings.ContainsAny(name, "/ ") || err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" || parsed.RawQuery != "" || parsed.Fragment != "" || strings.Contains(u, "#") {
 		return server.GoSumDB{}, fmt.Errorf("--go-sumdb %q: want NAME or NAME=URL (sum.golang.org, or sum.golang.org=https://proxy.golang.org/sumdb/sum.golang.org)", spec)
 	}
 	return server.GoSumDB{Name: name, URL: u}, nil

@@ -39,12 +39,13 @@ func TestParseGoSumDB(t *testing.T) {
 	for spec, want := range map[string]string{
 		"sum.golang.org": "https://sum.golang.org",
 		"sum.golang.org=https://proxy.golang.org/sumdb/sum.golang.org": "https://proxy.golang.org/sumdb/sum.golang.org",
+		"sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8": "https://sum.golang.org",
 	} {
 		if db, err := parseGoSumDB(spec); err != nil || db.URL != want || db.Name != "sum.golang.org" {
 			t.Errorf("--go-sumdb %s: %+v, %v", spec, db, err)
 		}
 	}
-	for _, bad := range []string{"", "=https://x", "sum.golang.org=ftp://x", "sum.golang.org=https://", "a b"} {
+	for _, bad := range []string{"", "=https://x", "sum.golang.org=ftp://x", "sum.golang.org=https://", "a b", "s=https://h/base?token=abc", "s=https://h/base#frag"} {
 		if _, err := parseGoSumDB(bad); err == nil {
 			t.Errorf("--go-sumdb %q accepted", bad)
 		}

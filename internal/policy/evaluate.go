@@ -487,7 +487,7 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 					continue
 				}
 				if _, fix, ok := answered.answer(f.r.Repository, v.result); ok {
-					open = append(open, fmt.Sprintf("%s (%s; fixed record %.16s does not count: not by answered_by)", v.id, v.severity, fix))
+					open = append(open, fmt.Sprintf("%s (%s; fixed record %.16s does not count: not by %s, whom answered_by names)", v.id, v.severity, fix, strings.Join(r.AnsweredBy, ", ")))
 					continue
 				}
 				if repo, fix, ok := answered.elsewhere(f.r.Repository, v.result); ok {

@@ -419,6 +419,9 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 		errs = append(errs, ruleErr{n.Line, "by, where, severity, count and max_age go with property; an expr rule says everything in its expression (now is the judgment time)"})
 	}
 	r.by, r.byList = p.issuers(r.By)
+	if len(rs.Answered) == 0 && hasKey(n, "answered_by") {
+		errs = append(errs, ruleErr{lineOf(n, "answered_by"), "answered_by names no issuer: name whose fixed records answer the vulnerabilities (a group, a holder or a key id), or leave it out for any the repository granted certify:fixed"})
+	}
 	if len(rs.Answered) > 0 {
 		if r.Mode != Forbid || r.Property != record.Vulnerable {
 			errs = append(errs, ruleErr{lineOf(n, "answered_by"), "answered_by goes with forbid and property: vulnerable: it names whose fixed records answer the vulnerabilities"})
@@ -555,6 +558,16 @@ func parseAge(s string) (time.Duration, error) {
 }
 
 // lineOf is the line of a mapping's key, or of the mapping.
+// hasKey says whether the mapping n has key.
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
 func lineOf(n *yaml.Node, key string) int {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {

@@ -278,7 +278,7 @@ forbid:
 	owners := v.addBy(record.Fixed, bobKey, "bob", "acme", fixed("GHSA-1"))
 	got := p.Evaluate(v.subject(), judged)
 	wantRule(t, got, "any-answer", true, "GHSA-1 answered by fixed record "+owners[:16])
-	wantRule(t, got, "team-answer", false, "GHSA-1 (critical; fixed record "+owners[:16]+" does not count: not by answered_by)")
+	wantRule(t, got, "team-answer", false, "GHSA-1 (critical; fixed record "+owners[:16]+" does not count: not by security, whom answered_by names)")
 	if got.Allowed {
 		t.Fatal("the owner's fixed record answered a finding its rule lets the security team alone answer")
 	}
@@ -292,6 +292,7 @@ forbid:
 	for _, bad := range []struct{ rule, want string }{
 		{"require:\n  - {name: r, property: audited, answered_by: security}\n", "answered_by goes with forbid and property: vulnerable"},
 		{"forbid:\n  - {name: r, property: deprecated, answered_by: security}\n", "answered_by goes with forbid and property: vulnerable"},
+		{"forbid:\n  - {name: r, property: vulnerable, answered_by: []}\n", "answered_by names no issuer"},
 	} {
 		if _, err := Parse("policy.yaml", []byte(bad.rule)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("Parse(%q) = %v, want an error saying %q", bad.rule, err, bad.want)

@@ -811,7 +811,9 @@ func TestGoSumDBRelayed(t *testing.T) {
 		real.ServeHTTP(w, r)
 	}))
 	defer db.Close()
-	g := newGoFixture(t, "", func(o *Options) { o.GoSumDBs = []GoSumDB{{Name: "sum.example.com", URL: db.URL}} })
+	g := newGoFixture(t, "", func(o *Options) {
+		o.GoSumDBs = []GoSumDB{{Name: "sum.example.com", URL: db.URL}, {Name: "leaky.example", URL: "http://user:s3cret@127.0.0.1:1/base"}}
+	})
 	const path = "example.com/greet"
 	good := g.publish(path, "1.0.0", "hello")
 	other := g.publish(path, "1.0.1", "hello again")
@@ -835,7 +837,12 @@ func TestGoSumDBRelayed(t *testing.T) {
 		t.Fatalf("a module the relayed database does not vouch for: %v\n%s", err, out)
 	}
 	// Only the database's own paths are relayed; another database is not.
-	for _, p := range []string{"/go/sumdb/sum.example.com/../../etc/passwd", "/go/sumdb/sum.example.com/index.html", "/go/sumdb/sum.golang.org/supported"} {
+	// A mirror's password is the server's: not in a client's answer.
+	if resp, body := g.do("GET", "/go/sumdb/leaky.example/latest", nil, nil); resp.StatusCode != http.StatusBadGateway || strings.Contains(string(body), "s3cret") {
+		t.Errorf("a database not reached: %d %q, want 502 without the mirror's password", resp.StatusCode, body)
+	}
+	for _, p := range []string{"/go/sumdb/sum.example.com/../../etc/passwd", "/go/sumdb/sum.example.com/index.html", "/go/sumdb/sum.golang.org/supported",
+		"/go/sumdb/sum.example.com/lookup/example.com/" + strings.Repeat("a", 700) + "@v1.0.0", "/go/sumdb/sum.example.com/tile/8/99/000", "/go/sumdb/sum.example.com/tile/8/0/" + strings.Repeat("x001/", 20) + "001"} {
 		if resp, _ := g.do("GET", p, nil, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
 		}

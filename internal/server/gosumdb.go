@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"cairn.dev/cairn/internal/transport"
 )
 
 // GoSumDB is a Go checksum database the GOPROXY adapter relays under
@@ -25,7 +27,7 @@ type GoSumDB struct {
 // sumDBPath is what a relayed request may ask for after /go/sumdb/NAME/:
 // the latest signed tree, a lookup of MODULE@VERSION (case-encoded), or
 // a tile (hashes or data, full or partial) — nothing else is forwarded.
-var sumDBPath = regexp.MustCompile(`^(latest|lookup/[A-Za-z0-9._~!/+-]+@[A-Za-z0-9._~!+-]+|tile/[0-9]{1,2}/([0-9]{1,2}|data)/(x[0-9]{3}/)*[0-9]{3}(\.p/[0-9]{1,3})?)$`)
+var sumDBPath = regexp.MustCompile(`^(latest|lookup/[A-Za-z0-9._~!/+-]{1,600}@[A-Za-z0-9._~!+-]{1,200}|tile/[0-9]{1,2}/([0-9]|[1-5][0-9]|data)/(x[0-9]{3}/){0,8}[0-9]{3}(\.p/[0-9]{1,3})?)$`)
 
 // maxSumDBAnswer bounds a relayed answer: a tile is at most 8 KiB of
 // hashes (a data tile a few hundred KiB), a lookup or the latest tree a
@@ -63,8 +65,11 @@ func (s *Server) goSumDB(w http.ResponseWriter, r *http.Request) {
 	req.Header.Set("User-Agent", "cairn (relaying for the go command)")
 	resp, err := s.opts.Client.Do(req)
 	if err != nil {
-		s.log.Warn("checksum database not reached", "database", name, "url", db.URL, "err", err)
-		httpError(w, http.StatusBadGateway, "checksum database %s: not reached at %s: %v", name, db.URL, err)
+		// The URL without its user information (a mirror's password is
+		// the server's, not its clients').
+		where := transport.RedactString(db.URL)
+		s.log.Warn("checksum database not reached", "database", name, "url", where, "err", err)
+		httpError(w, http.StatusBadGateway, "checksum database %s: not reached at %s", name, where)
 		return
 	}
 	defer resp.Body.Close()
