@@ -38,7 +38,7 @@ func TestVerifierFlags(t *testing.T) {
 func TestParseGoSumDB(t *testing.T) {
 	for spec, want := range map[string]string{
 		"sum.golang.org": "https://sum.golang.org",
-		"sum.golang.org=https://proxy.golang.org/sumdb/sum.golang.org": "https://proxy.golang.org/sumdb/sum.golang.org",
+		"sum.golang.org=https://proxy.golang.org/sumdb/sum.golang.org":         "https://proxy.golang.org/sumdb/sum.golang.org",
 		"sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8": "https://sum.golang.org",
 	} {
 		if db, err := parseGoSumDB(spec); err != nil || db.URL != want || db.Name != "sum.golang.org" {
