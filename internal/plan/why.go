@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"cairn.dev/cairn/internal/index"
@@ -38,9 +39,14 @@ func (e *NotInPlanError) Unwrap() error { return fs.ErrNotExist }
 // Why explains the package named name in lock l, its verdict judged at
 // time at.
 func Why(ctx context.Context, l *Lock, srcs Sources, pol *policy.Policy, name string, at time.Time) (*Explanation, error) {
+	// NAME@VERSION names the version the plan holds, or none.
+	name, version, pinned := strings.Cut(name, "@")
 	pkg := l.Package(name)
 	if pkg == nil {
 		return nil, &NotInPlanError{Name: name}
+	}
+	if pinned && version != pkg.Version {
+		return nil, fmt.Errorf("%s@%s is not in the plan, which holds %s (cairn why %s explains that one): %w", name, version, pkg.ID(), name, fs.ErrNotExist)
 	}
 	s := srcs.Get(pkg.Repository)
 	if s == nil {
