@@ -47,7 +47,7 @@ func (t *termSafe) Write(p []byte) (int, error) {
 		}
 	}
 	i := 0
-	for i < len(in) && !steers(in, i) {
+	for i < len(in) && !steers(in, i) && reorders(in, i) == 0 {
 		i++
 	}
 	if i == len(in) {
@@ -58,6 +58,12 @@ func (t *termSafe) Write(p []byte) (int, error) {
 	}
 	b := make([]byte, 0, len(in)+16)
 	for i := 0; i < len(in); i++ {
+		if n := reorders(in, i); n > 0 {
+			r, _ := utf8.DecodeRune(in[i:])
+			b = fmt.Appendf(b, `\u%04x`, r)
+			i += n - 1
+			continue
+		}
 		switch c := in[i]; {
 		case !steers(in, i):
 			b = append(b, c)
@@ -94,6 +100,23 @@ func steers(p []byte, i int) bool {
 		return i == 0 || !continues(p, i)
 	}
 	return false
+}
+
+// reorders returns the length of the character at p[i] if it is one
+// that reorders or hides text on a terminal without being a control: a
+// bidirectional embedding, override or isolate, a zero-width character,
+// a line or paragraph separator, a byte order mark (Trojan Source); 0
+// otherwise.
+func reorders(p []byte, i int) int {
+	if c := p[i]; c != 0xe2 && c != 0xef {
+		return 0
+	}
+	r, n := utf8.DecodeRune(p[i:])
+	switch {
+	case r >= 0x200b && r <= 0x200f, r >= 0x2028 && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0xfeff:
+		return n
+	}
+	return 0
 }
 
 // continues says whether p[i], a continuation byte, is part of a UTF-8

@@ -25,6 +25,8 @@ func TestTermSafe(t *testing.T) {
 		{[]string{"lone \x9b2J"}, `lone \x9b2J`},
 		{[]string{"é split \xc3", "\xa9"}, "é split é"},
 		{[]string{"ą split \xc4", "\x85 and ✓ \xe2\x9c", "\x93"}, "ą split ą and ✓ ✓"},
+		// Text that reorders or hides itself (Trojan Source).
+		{[]string{"admin\u202e lanigiro\u202c and zero\u200bwidth"}, `admin\u202e lanigiro\u202c and zero\u200bwidth`},
 	} {
 		var b bytes.Buffer
 		w := newTermSafe(&b)
