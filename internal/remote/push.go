@@ -316,7 +316,7 @@ func DiscardRefused(ctx context.Context, r *index.Repo, name string) (*Discarded
 		return nil, fmt.Errorf("remote %s holds another index: main does not follow it", name)
 	}
 	head, err := refAt(ctx, r, Ref(name))
-	if err != nil || head == "" {
+	if err != nil {
 		return nil, err
 	}
 	main, err := refAt(ctx, r, index.MainRef)
@@ -324,39 +324,17 @@ func DiscardRefused(ctx context.Context, r *index.Repo, name string) (*Discarded
 		return nil, err
 	}
 	d := &Discarded{Was: main}
+	if head == "" {
+		return d, nil // never pulled: nothing to keep main against
+	}
 	if main == "" || main == head {
 		return d, nil
 	}
 	if ok, _ := r.IsAncestor(ctx, main, head); ok {
 		return d, nil // nothing of main's own: the pull moves it along
 	}
-	todo, err := r.Replays(ctx, head, main)
-	if err != nil {
+	if d.Kept, d.Dropped, err = replayOnto(ctx, r, rm, head, main, true); err != nil {
 		return nil, err
-	}
-	if err := r.MoveRef(ctx, index.MainRef, head, main); err != nil {
-		return nil, err
-	}
-	if err := r.Main().Adopt(rm.Line(r)); err != nil {
-		return nil, err
-	}
-	restore := func() {
-		if cur, err := refAt(ctx, r, index.MainRef); err == nil && r.MoveRef(ctx, index.MainRef, main, cur) == nil {
-			r.Verify(ctx, false)
-		}
-	}
-	for _, c := range todo {
-		_, err := r.Append(ctx, index.Change{Replayed: c.Files}, c.Ident, c.Header)
-		var re *index.RuleError
-		switch {
-		case err == nil:
-			d.Kept = append(d.Kept, c.Header)
-		case errors.As(err, &re):
-			d.Dropped = append(d.Dropped, fmt.Sprintf("%s (%v)", c.Header, err))
-		default:
-			restore()
-			return nil, fmt.Errorf("replaying %q onto remote %s's head: %w (main is as it was)", c.Header, name, err)
-		}
 	}
 	return d, nil
 }
@@ -455,36 +433,55 @@ func (e *ReplayError) Unwrap() error { return e.Err }
 // new append checked by every rule. If one no longer applies (someone
 // else published the same version first), main is left as it was.
 func rebase(ctx context.Context, r *index.Repo, rm *Remote, onto, main string) error {
+	_, _, err := replayOnto(ctx, r, rm, onto, main, false)
+	return err
+}
+
+// replayOnto moves main to onto (the remote's verified head) and replays
+// main's own commits there, each as a new append checked by every rule,
+// and returns the headers of those kept and of those dropped. One a rule
+// refuses is dropped when skipRefused, else it puts main back where it
+// was (a *ReplayError); any other failure puts main back too: nothing is
+// lost.
+func replayOnto(ctx context.Context, r *index.Repo, rm *Remote, onto, main string, skipRefused bool) (kept, dropped []string, err error) {
 	todo, err := r.Replays(ctx, onto, main)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	// main moves to the remote's head, verified by the fetch just made,
 	// and grows from there; its old verified head is kept to put back.
 	saved := r.Main()
 	saved.Name, saved.Marker = "main before rebase", filepath.Join(dir(r), rm.Name+".main-before-rebase.json")
 	if err := saved.Adopt(r.Main()); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := r.MoveRef(ctx, index.MainRef, onto, main); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := r.Main().Adopt(rm.Line(r)); err != nil {
-		return err
+		return nil, nil, err
 	}
 	for _, c := range todo {
-		if _, err := r.Append(ctx, index.Change{Replayed: c.Files}, c.Ident, c.Header); err != nil {
-			// Put main back where it was: nothing is lost.
-			if cur, rerr := refAt(ctx, r, index.MainRef); rerr == nil {
-				if r.MoveRef(ctx, index.MainRef, main, cur) == nil {
-					r.Main().Adopt(saved)
-				}
-			}
-			return &ReplayError{Remote: rm.Name, Commit: c.Header, Err: err}
+		_, err := r.Append(ctx, index.Change{Replayed: c.Files}, c.Ident, c.Header)
+		var re *index.RuleError
+		switch {
+		case err == nil:
+			kept = append(kept, c.Header)
+			continue
+		case skipRefused && errors.As(err, &re):
+			dropped = append(dropped, fmt.Sprintf("%s (%v)", c.Header, err))
+			continue
 		}
+		// Put main back where it was: nothing is lost.
+		if cur, rerr := refAt(ctx, r, index.MainRef); rerr == nil {
+			if r.MoveRef(ctx, index.MainRef, main, cur) == nil {
+				r.Main().Adopt(saved)
+			}
+		}
+		return nil, nil, &ReplayError{Remote: rm.Name, Commit: c.Header, Err: err}
 	}
 	os.Remove(saved.Marker)
-	return nil
+	return kept, dropped, nil
 }
 
 // upload sends the blobs that the commits from base to main refer to and
