@@ -69,7 +69,7 @@ entry that is not published. Point a label at it with 'cairn label set'.`,
 					}
 					return ""
 				}
-				snap, err := plan.BuildSnapshotWhose(c, filepath.Base(args[0]), data, whose)
+				snap, err := plan.BuildSnapshot(c, filepath.Base(args[0]), data, whose)
 				if err != nil {
 					return nil, err
 				}

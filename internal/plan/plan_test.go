@@ -50,10 +50,10 @@ func newWorld(t *testing.T) *world {
 	}
 	// A file of plain name@version lines is not a snapshot file: the
 	// error says what one is, in its words, not the decoder's Go types.
-	if _, err := BuildSnapshot(c, "lts.txt", []byte("acme/fastjson@1.2.3\nacme/log@1.1.0\n")); err == nil || !strings.Contains(err.Error(), "a snapshot file (name: NAME, then packages: a list of name@version)") || strings.Contains(err.Error(), "plan.") {
+	if _, err := BuildSnapshot(c, "lts.txt", []byte("acme/fastjson@1.2.3\nacme/log@1.1.0\n"), nil); err == nil || !strings.Contains(err.Error(), "a snapshot file (name: NAME, then packages: a list of name@version)") || strings.Contains(err.Error(), "plan.") {
 		t.Errorf("a file of lines: %v", err)
 	}
-	snap, err := BuildSnapshot(c, "lts-1.0.yaml", []byte("name: lts-1.0\ntoolchain: {name: go, version: 1.26.8}\npackages:\n  - acme/fastjson@1.2.3\n  - {name: acme/log, version: 1.1.0, flags: {debug: \"off\"}}\n"))
+	snap, err := BuildSnapshot(c, "lts-1.0.yaml", []byte("name: lts-1.0\ntoolchain: {name: go, version: 1.26.8}\npackages:\n  - acme/fastjson@1.2.3\n  - {name: acme/log, version: 1.1.0, flags: {debug: \"off\"}}\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,15 +54,10 @@ func (e *snapshotEntrySpec) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // BuildSnapshot reads a curator's snapshot file and resolves each entry
-// to its descriptor in the index (read through c).
-func BuildSnapshot(c *index.Catalog, file string, data []byte) (*snapshot.Snapshot, error) {
-	return BuildSnapshotWhose(c, file, data, nil)
-}
-
-// BuildSnapshotWhose is BuildSnapshot, whose (if set) naming the
-// upstream that publishes a version the catalog's repository does not,
-// for the refusal to say so: a snapshot pins the repository's own.
-func BuildSnapshotWhose(c *index.Catalog, file string, data []byte, whose func(name, version string) string) (*snapshot.Snapshot, error) {
+// to its descriptor in the index (read through c). whose, if set, names
+// the upstream that publishes a version the repository does not, for
+// the refusal to say so: a snapshot pins the repository's own versions.
+func BuildSnapshot(c *index.Catalog, file string, data []byte, whose func(name, version string) string) (*snapshot.Snapshot, error) {
 	fail := func(line int, format string, args ...any) error {
 		return &LineError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)}
 	}
