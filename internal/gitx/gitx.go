@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,10 +71,24 @@ func Open(dir string) (*Repo, error) {
 	return r, nil
 }
 
-// InitBare creates a bare repository at dir whose HEAD names main.
+// Compression is the zlib level of the objects in the repositories cairn
+// makes: none. An index is signatures, hashes and key ids, which deflate
+// saves a tenth of (138 against 156 MB for a 100k-record index's pack),
+// while inflating it is most of what git spends reading it: a full
+// verify reads every object, and with them stored whole it takes a
+// quarter less time, a clone or a cold pull too (README, Benchmarks).
+// What a fetch brings is kept as its sender compressed it.
+const Compression = 0
+
+// InitBare creates a bare repository at dir whose HEAD names main, and
+// whose objects git stores at level Compression (core.compression: loose
+// objects, and the packs of a repack or a server's answer).
 func InitBare(dir string) (*Repo, error) {
 	if out, err := exec.Command("git", "init", "-q", "--bare", "--initial-branch=main", dir).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("git init %s: %w: %s", dir, err, out)
+	}
+	if out, err := exec.Command("git", "--git-dir", dir, "config", "core.compression", strconv.Itoa(Compression)).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("git config %s: %w: %s", dir, err, out)
 	}
 	return Open(dir)
 }

@@ -371,3 +371,49 @@ func TestReaderConcurrent(t *testing.T) {
 		t.Fatalf("a read after Close: %v", err)
 	}
 }
+
+// The repositories cairn makes store objects whole (Compression): those
+// cairn packs itself, and those git writes loose and then repacks, so a
+// reader inflates nothing. Compressible bytes show in the pack as they
+// are only if nothing deflated them.
+func TestObjectsStoredWhole(t *testing.T) {
+	ctx, r, rd := newRepo(t)
+	ours := strings.Repeat("packed by cairn, stored whole; ", 64)
+	b := r.NewBatch()
+	tree, err := b.AddToTree(rd, "", []File{{Path: "a/ours.json", Data: []byte(ours)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := b.Write("commit", FormatCommit(tree, nil, "cairn <test>", 1700000000, "test"))
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	theirs := strings.Repeat("written loose by git, then repacked; ", 64)
+	out, err := r.run(ctx, []byte(theirs), "hash-object", "-w", "--stdin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UpdateRef(ctx, "refs/heads/main", head, "", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UpdateRef(ctx, "refs/tags/loose", strings.TrimSpace(string(out)), "", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Repack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	packs, _ := filepath.Glob(filepath.Join(r.GitDir, "objects", "pack", "*.pack"))
+	var all []byte
+	for _, p := range packs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, data...)
+	}
+	for _, s := range []string{ours, theirs} {
+		if !strings.Contains(string(all), s) {
+			t.Errorf("no pack holds %.30q… whole: it was compressed", s)
+		}
+	}
+}

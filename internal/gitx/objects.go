@@ -14,8 +14,10 @@ import (
 )
 
 // zlibs pools compressors: a new one allocates over half a megabyte.
+// They store without compressing (Compression), as the repository's
+// core.compression tells git to.
 var zlibs = sync.Pool{New: func() any {
-	zw, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)
+	zw, _ := zlib.NewWriterLevel(io.Discard, Compression)
 	return zw
 }}
 
