@@ -58,8 +58,10 @@ what to do about it (--action). Both answer a policy's forbid vulnerable alike.
 With --osv, the vulnerability is an OSV record (https://ossf.github.io/osv-schema/,
 as osv.dev, GHSA and the Go vulnerability database publish them): the record
 keeps its id, aliases (a fixed record naming any of them answers it), summary,
-the affected ranges of this package (--osv-package names it when the advisory
-names several packages and none as cairn does), CVSS vectors and references.
+the affected ranges of this package, CVSS vectors and references. An advisory
+names the package as its ecosystem does: github.com/acme/fastjson or
+@acme/fastjson is acme/fastjson; when it names none so, --osv-package says
+which of its packages this one is (or holds).
 Its severity is the highest CVSS v3 or v4 base score's band unless --severity
 says otherwise.
 

@@ -566,6 +566,17 @@ func (c *Certification) osvResult() (record.VulnResult, error) {
 	name := c.Name
 	if c.OSVPackage != "" {
 		name = c.OSVPackage
+	} else if !e.Concerns(c.Name) && len(e.Affected) > 0 {
+		// An advisory of one other package, picked by mistake, would
+		// record that package's ranges against this one (one of
+		// several packages, none this one, Result refuses itself).
+		a, one := e.Affected[0].Package, true
+		for _, b := range e.Affected[1:] {
+			one = one && b.Package == a
+		}
+		if one {
+			return record.VulnResult{}, fmt.Errorf("%s: %s is about %s (%s), not %s: if that is this package under another name, or a package it holds, say which with --osv-package NAME", where, e.ID, a.Name, a.Ecosystem, c.Name)
+		}
 	}
 	res, err := e.Result(osv.Target{Name: name, Severity: c.Severity, Affects: c.Affects, Note: c.Note})
 	if err != nil {

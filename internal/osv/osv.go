@@ -253,6 +253,25 @@ func (e *Entry) Result(t Target) (record.VulnResult, error) {
 	return res, nil
 }
 
+// Concerns says whether e is about the package cairn calls name: an
+// affected entry names it, or names it as an ecosystem would, a path or
+// scope that ends in it or that it ends in (github.com/acme/fastjson or
+// @acme/fastjson for acme/fastjson; fastjson too), letters' case aside.
+// An entry that lists no package concerns any.
+func (e *Entry) Concerns(name string) bool {
+	if len(e.Affected) == 0 {
+		return true
+	}
+	name = strings.ToLower(strings.TrimPrefix(name, "@"))
+	for _, a := range e.Affected {
+		n := strings.ToLower(strings.TrimPrefix(a.Package.Name, "@"))
+		if n == name || strings.HasSuffix(n, "/"+name) || strings.HasSuffix(name, "/"+n) {
+			return true
+		}
+	}
+	return false
+}
+
 // concerning returns the affected entries of the package t names.
 func (e *Entry) concerning(t Target) ([]Affected, error) {
 	var out []Affected
