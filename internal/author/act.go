@@ -20,7 +20,8 @@ import (
 
 // DefaultWindow is how long a prepared root act may wait for its
 // signatures: long enough for holders in other time zones to sign, short
-// enough that an act nobody applied does not linger.
+// enough that an act nobody applied does not linger. An act signed in
+// one process has it too (a clone's commit may be pushed days later).
 const DefaultWindow = 7 * 24 * time.Hour
 
 // Act is a root act prepared to be signed by each root key holder apart,

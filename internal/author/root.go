@@ -15,9 +15,13 @@ import (
 
 // The root's acts — a grant, a key revocation, a root rotation, an
 // upstream's declaration — need a threshold of root keys. Each is built
-// once, as a statement; signed in one process (Grant, RevokeKey,
-// RotateRoot, DeclareUpstream) it has no window, prepared to be signed
-// apart (PrepareGrant, …; see Act) it is to be applied by a time.
+// once, as a statement that names the index it is for (its
+// introduction) and the time it is to be applied by (rules act-index,
+// act-window): signed in one process (Grant, RevokeKey, RotateRoot,
+// DeclareUpstream) within DefaultWindow, prepared to be signed apart
+// (PrepareGrant, …; see Act) within the window asked. Bound so, an act
+// made in one index (staging) cannot be copied into another that shares
+// its root keys (production).
 
 // KeyGrant asks for a grant.
 type KeyGrant struct {
@@ -29,11 +33,11 @@ type KeyGrant struct {
 
 // Grant grants a key scopes, signed by a threshold of root keys.
 func Grant(ctx context.Context, r *index.Repo, g KeyGrant, roots ...keys.Signer) (*Added, error) {
-	payload, err := grantStatement(g, nil, "")
+	act, err := PrepareGrant(r, g, DefaultWindow)
 	if err != nil {
 		return nil, err
 	}
-	return signRootAct(ctx, r, payload, roots)
+	return signRootAct(ctx, r, act, roots)
 }
 
 // PrepareGrant prepares a grant in r to be signed apart, applied within
@@ -59,11 +63,11 @@ func keySubject(pub ed25519.PublicKey) record.Subject {
 // RevokeKey revokes a key, signed by a threshold of root keys. What the
 // key signed before stays valid; it signs nothing after.
 func RevokeKey(ctx context.Context, r *index.Repo, id, reason string, roots ...keys.Signer) (*Added, error) {
-	payload, err := revokeKeyStatement(ctx, r, id, reason, nil, "")
+	act, err := PrepareRevokeKey(ctx, r, id, reason, DefaultWindow)
 	if err != nil {
 		return nil, err
 	}
-	return signRootAct(ctx, r, payload, roots)
+	return signRootAct(ctx, r, act, roots)
 }
 
 // PrepareRevokeKey prepares a key's revocation to be signed apart,
@@ -97,11 +101,11 @@ func RotateRoot(ctx context.Context, r *index.Repo, oldSigners, newSigners []key
 	for _, s := range newSigners {
 		pubs = append(pubs, s.Public())
 	}
-	payload, err := rotateStatement(ctx, r, pubs, threshold, nil, "")
+	act, err := PrepareRotateRoot(ctx, r, pubs, threshold, DefaultWindow)
 	if err != nil {
 		return nil, err
 	}
-	return signRootAct(ctx, r, payload, append(append([]keys.Signer(nil), oldSigners...), newSigners...))
+	return signRootAct(ctx, r, act, append(append([]keys.Signer(nil), oldSigners...), newSigners...))
 }
 
 // PrepareRotateRoot prepares a root rotation to the given keys and
@@ -134,11 +138,11 @@ func rotateStatement(ctx context.Context, r *index.Repo, newKeys []ed25519.Publi
 // DeclareUpstream adds the root's declaration of an upstream, signed by
 // a threshold of root keys.
 func DeclareUpstream(ctx context.Context, r *index.Repo, name, url, introduction string, roots ...keys.Signer) (*Added, error) {
-	payload, err := upstreamStatement(r, name, url, introduction, nil, "")
+	act, err := PrepareDeclareUpstream(r, name, url, introduction, DefaultWindow)
 	if err != nil {
 		return nil, err
 	}
-	return signRootAct(ctx, r, payload, roots)
+	return signRootAct(ctx, r, act, roots)
 }
 
 // PrepareDeclareUpstream prepares an upstream's declaration to be signed
@@ -158,13 +162,13 @@ func upstreamStatement(r *index.Repo, name, url, introduction string, applyBy *t
 	return record.Build(record.Upstream, []record.Subject{{Name: name, Digest: map[string]string{"sha256": introduction}}}, p)
 }
 
-// signRootAct signs a root act's statement with every signer, in one
-// process, and appends it.
-func signRootAct(ctx context.Context, r *index.Repo, payload []byte, signers []keys.Signer) (*Added, error) {
+// signRootAct signs a root act with every signer, in one process, and
+// appends it.
+func signRootAct(ctx context.Context, r *index.Repo, act *Act, signers []keys.Signer) (*Added, error) {
 	if len(signers) == 0 {
 		return nil, fmt.Errorf("a root act needs a threshold of root keys: none given")
 	}
-	rec, err := record.Sign(payload, signers...)
+	rec, err := record.Sign(act.rec.Payload, signers...)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,9 @@ const (
 	RuleSnapshot     = "snapshot"       // a snapshot names published descriptors and comes with its curator's record
 	RuleLabel        = "label-chain"    // a label moves to a snapshot of the index, each move naming the one before
 	RulePolicy       = "policy-chain"   // a policy's versions compile, each naming the one before, signed by the root or a policy:NAME key
-	RuleActWindow    = "act-window"     // a root act signed apart enters the index by its apply_by time
+	RuleActWindow    = "act-window"     // a root act enters the index by its apply_by time
+	RuleActIndex     = "act-index"      // a root act names the index it is for
+	RuleOneHolder    = "one-holder"     // every grant of a key names the same holder
 	RuleSeverity     = "severity"       // a vulnerable record's scores read: one cairn ranks, none a number outside CVSS's 0–10
 	RuleFoldedName   = "name-case"      // a new package's name does not case-fold onto another's (descriptor.FoldName)
 )
@@ -50,8 +52,10 @@ const (
 // earlier rules, since commit times only grow (time-order) and a server
 // bounds a pushed commit's date by its own clock.
 var ruleSince = map[string]time.Time{
-	RuleEndOnce:  time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
-	RuleSeverity: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
+	RuleEndOnce:   time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
+	RuleSeverity:  time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
+	RuleActIndex:  time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC),
+	RuleOneHolder: time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC),
 }
 
 // RuleSince says from when rule holds: the zero time for the rules the
@@ -437,6 +441,11 @@ func (a *applier) actWindow(f *File) error {
 	rec := f.Rec
 	by := rec.ApplyBy()
 	if by == nil {
+		// Before act-index, an act signed in one process named no index
+		// nor time; since, every root act does but the introduction.
+		if isRootAct(rec) && a.enforced(RuleActIndex) {
+			return a.fail(RuleActIndex, f, "the %s act names no index: it could be copied from any index with the same root keys (staging into production); a root act names the index it is for since %s: make it again with this cairn", rec.Kind, ruleSince[RuleActIndex].Format(time.DateOnly))
+		}
 		return nil
 	}
 	switch idx := rec.ActIndex(); {
@@ -452,6 +461,19 @@ func (a *applier) actWindow(f *File) error {
 		return a.fail(RuleActWindow, f, "the %s act was to be applied by %s; this commit is dated %s: prepare the act again and have its holders sign it", rec.Kind, by.UTC().Format(time.RFC3339), a.c.Time.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// isRootAct says whether rec is an act of the root that binds to an
+// index: a grant, a key's revocation, an upstream's declaration, a
+// rotation (not the first root, which the introduction is).
+func isRootAct(rec *record.Record) bool {
+	switch p := rec.Predicate.(type) {
+	case record.GrantPredicate, record.RevokeKeyPredicate, record.UpstreamPredicate:
+		return true
+	case record.RootPredicate:
+		return p.Version > 1
+	}
+	return false
 }
 
 // rootSigned checks that a threshold of distinct root keys signed.
@@ -823,6 +845,12 @@ func (a *applier) grant(f *File) error {
 	}
 	if k.RevokedBy != "" {
 		return a.fail(RuleKeyRevoked, f, "key %s was revoked by record %.16s; a revoked key is never granted again: make a new key", k.ID, k.RevokedBy)
+	}
+	// A key's records go by its holder's name (only their issuer ends
+	// them, a policy's by: names it): a second name would make the
+	// holder's key another's.
+	if h := k.Holder(); h != "" && h != p.Holder && a.enforced(RuleOneHolder) {
+		return a.fail(RuleOneHolder, f, "key %s is held by %s, and this grant names %s: a key has one holder, whose name its records go by; grant it as %s, or give %s a key of its own", k.ID, h, p.Holder, h, p.Holder)
 	}
 	return k.addGrant(rec.ID, p)
 }

@@ -40,7 +40,38 @@ func (f *fixture) try(parents int, at time.Time, files ...*index.File) error {
 	return index.Apply(st, c, f.intro)
 }
 
+// sign signs a statement; a root act is bound to the fixture's index and
+// a window, as cairn makes every one (rule act-index): signUnbound
+// leaves it unbound.
 func (f *fixture) sign(kind record.Kind, subjects []record.Subject, pred any, signers ...keys.Signer) *record.Record {
+	f.t.Helper()
+	by := time.Now().Add(author.DefaultWindow)
+	switch p := pred.(type) {
+	case record.GrantPredicate:
+		if p.ApplyBy == nil {
+			p.ApplyBy, p.Index = &by, f.intro
+		}
+		pred = p
+	case record.RevokeKeyPredicate:
+		if p.ApplyBy == nil {
+			p.ApplyBy, p.Index = &by, f.intro
+		}
+		pred = p
+	case record.UpstreamPredicate:
+		if p.ApplyBy == nil {
+			p.ApplyBy, p.Index = &by, f.intro
+		}
+		pred = p
+	case record.RootPredicate:
+		if p.ApplyBy == nil && p.Version > 1 {
+			p.ApplyBy, p.Index = &by, f.intro
+		}
+		pred = p
+	}
+	return f.signUnbound(kind, subjects, pred, signers...)
+}
+
+func (f *fixture) signUnbound(kind record.Kind, subjects []record.Subject, pred any, signers ...keys.Signer) *record.Record {
 	f.t.Helper()
 	payload, err := record.Build(kind, subjects, pred)
 	if err != nil {
@@ -108,6 +139,24 @@ func TestRules(t *testing.T) {
 	revokeGrant := f.sign(record.Revoke, []record.Subject{{Name: "record", Digest: map[string]string{"sha256": grantFile}}},
 		record.EndPredicate{Reason: "x", Issued: now}, f.root)
 
+	// Root acts copied from another index with the same root key
+	// (staging into production): one made before acts named their index,
+	// and one bound to the other index.
+	eve := newSigner()
+	evePred := record.GrantPredicate{Key: keys.FormatPublic(eve.Public()), Holder: "eve", Scopes: []string{"publish:*"}, Issued: now}
+	unbound := at(layout.KeyDir(keys.IDHex(eve.Public())), f.signUnbound(record.Grant, []record.Subject{keySubjectOf(eve.Public())}, evePred, f.root))
+	staging, by := strings.Repeat("5", 64), now.Add(time.Hour)
+	stagingPred := evePred
+	stagingPred.ApplyBy, stagingPred.Index = &by, staging
+	fromStaging := at(layout.KeyDir(keys.IDHex(eve.Public())), f.sign(record.Grant, []record.Subject{keySubjectOf(eve.Public())}, stagingPred, f.root))
+	unboundRevoke := at(layout.KeyDir(keys.IDHex(f.alice.Public())), f.signUnbound(record.RevokeKey, []record.Subject{keySubjectOf(f.alice.Public())}, record.RevokeKeyPredicate{Reason: "x", Issued: now}, f.root))
+	actIndexSince := index.RuleSince(index.RuleActIndex)
+	// The root grants alice's key again, under the security team's name.
+	aliceAsSecurity := at(layout.KeyDir(keys.IDHex(f.alice.Public())), f.sign(record.Grant, []record.Subject{keySubjectOf(f.alice.Public())},
+		record.GrantPredicate{Key: keys.FormatPublic(f.alice.Public()), Holder: "acme-security", Scopes: []string{"publish:ns1/*"}, Issued: now}, f.root))
+	aliceAgain := at(layout.KeyDir(keys.IDHex(f.alice.Public())), f.sign(record.Grant, []record.Subject{keySubjectOf(f.alice.Public())},
+		record.GrantPredicate{Key: keys.FormatPublic(f.alice.Public()), Holder: "alice", Scopes: []string{"publish:ns1/*"}, Issued: now}, f.root))
+
 	cases := []struct {
 		name    string
 		parents int
@@ -117,6 +166,12 @@ func TestRules(t *testing.T) {
 		want    string
 	}{
 		{"valid certification", 1, now, []*index.File{at(vdir, good)}, "", ""},
+		{"grant naming no index", 1, now, []*index.File{unbound}, index.RuleActIndex, "the grant act names no index"},
+		{"key revocation naming no index", 1, now, []*index.File{unboundRevoke}, index.RuleActIndex, "the revoke-key act names no index"},
+		{"grant naming no index, before act-index", 1, actIndexSince.Add(-time.Minute), []*index.File{unbound}, "", ""},
+		{"grant of a held key under another holder", 1, now, []*index.File{aliceAsSecurity}, index.RuleOneHolder, "is held by alice, and this grant names acme-security"},
+		{"grant of a held key under its holder", 1, now, []*index.File{aliceAgain}, "", ""},
+		{"grant made for another index", 1, now, []*index.File{fromStaging}, index.RuleActWindow, "prepared for the index whose introduction is " + staging},
 		{"merge commit", 2, now, []*index.File{at(vdir, good)}, index.RuleLinear, "2 parents"},
 		{"second root commit", 0, now, []*index.File{at(vdir, good)}, index.RuleLinear, "0 parents"},
 		{"executable file", 1, now, []*index.File{{Path: layout.RecordPath(vdir, good.ID), Data: good.Raw, Status: 'A', Mode: "100755"}}, index.RuleWellFormed, "mode 100755"},
@@ -335,5 +390,25 @@ func TestUpstreamRules(t *testing.T) {
 	wantRule(t, f.try(1, now, at(updir, audit)), index.RuleUpstream)
 	if _, err := f.repo.Verify(f.ctx, true); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A key granted under two holders before rule one-holder has one holder
+// however its grants are read: in the index's order (a replay) or in its
+// files' (a tree's state), the earliest issued grant's.
+func TestHolderIsTheFirstGrantsWhateverTheOrder(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	first := index.Grant{Holder: "alice", Issued: t0, RecordID: "ff"}
+	later := index.Grant{Holder: "acme-security", Issued: t0.Add(time.Hour), RecordID: "00"}
+	same := index.Grant{Holder: "bob", Issued: t0, RecordID: "fe"}
+	for _, order := range [][]index.Grant{{first, later}, {later, first}} {
+		if h := (&index.Key{Grants: order}).Holder(); h != "alice" {
+			t.Errorf("grants %v: holder %q, want alice (the earliest issued)", order, h)
+		}
+	}
+	for _, order := range [][]index.Grant{{first, same}, {same, first}} {
+		if h := (&index.Key{Grants: order}).Holder(); h != "bob" {
+			t.Errorf("grants %v: holder %q, want bob (issued at once: the least record id)", order, h)
+		}
 	}
 }

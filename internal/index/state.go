@@ -33,6 +33,7 @@ type Grant struct {
 	Scopes   []record.Scope
 	Raw      []string
 	Expires  *time.Time
+	Issued   time.Time
 	RecordID string
 }
 
@@ -53,12 +54,24 @@ type Key struct {
 	RevokedTime time.Time
 }
 
-// Holder returns the name the root gave the key's holder.
+// Holder returns the name the root gave the key's holder: its first
+// grant's, the earliest issued (the least record id among grants issued
+// at once). Since rule one-holder every grant of a key names one holder;
+// before it, grants could differ, and whichever order a reader met them
+// in (a replay in the index's order, a tree's state in its files'), the
+// holder is the same.
 func (k *Key) Holder() string {
 	if len(k.Grants) == 0 {
 		return ""
 	}
-	return k.Grants[0].Holder
+	first := &k.Grants[0]
+	for i := range k.Grants[1:] {
+		g := &k.Grants[i+1]
+		if g.Issued.Before(first.Issued) || g.Issued.Equal(first.Issued) && g.RecordID < first.RecordID {
+			first = g
+		}
+	}
+	return first.Holder
 }
 
 // Active returns the grants not expired at t.
@@ -421,7 +434,7 @@ func (k *Key) addGrant(id string, p record.GrantPredicate) error {
 		return err
 	}
 	k.Pub = pub
-	g := Grant{Holder: p.Holder, Raw: p.Scopes, Expires: p.Expires, RecordID: id}
+	g := Grant{Holder: p.Holder, Raw: p.Scopes, Expires: p.Expires, Issued: p.Issued, RecordID: id}
 	for _, s := range p.Scopes {
 		sc, err := record.ParseScope(s)
 		if err != nil {
