@@ -31,7 +31,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"sort"
 	"strconv"
@@ -245,6 +244,11 @@ func Parse(file string, data []byte) (*Policy, error) {
 		if len(list) == 0 {
 			fail(0, "", "issuer group %q lists nobody", name)
 		}
+		for _, m := range list {
+			if _, group := spec.Issuers[m]; group {
+				fail(0, "", "issuer group %q lists %q, another group: groups do not nest; list %s's members instead", name, m, m)
+			}
+		}
 		p.Issuers[name] = list
 	}
 	if n := &spec.Enforcement; n.Kind != 0 {
@@ -419,6 +423,9 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 		errs = append(errs, ruleErr{n.Line, "by, where, severity, count and max_age go with property; an expr rule says everything in its expression (now is the judgment time)"})
 	}
 	r.by, r.byList = p.issuers(r.By)
+	if len(rs.By) == 0 && hasKey(n, "by") {
+		errs = append(errs, ruleErr{lineOf(n, "by"), "by names no issuer: name whose records count (a group, a holder or a key id), or leave it out for any the repository granted"})
+	}
 	if len(rs.Answered) == 0 && hasKey(n, "answered_by") {
 		errs = append(errs, ruleErr{lineOf(n, "answered_by"), "answered_by names no issuer: name whose fixed records answer the vulnerabilities (a group, a holder or a key id), or leave it out for any the repository granted certify:fixed"})
 	}
@@ -468,9 +475,9 @@ func (p *Policy) checkRule(r *Rule, rs ruleSpec, n *yaml.Node) []ruleErr {
 			errs = append(errs, ruleErr{lineOf(n, "severity"), err.Error()})
 		}
 	}
-	if r.Packages != "" {
-		if _, err := path.Match(r.Packages, "a/b"); err != nil {
-			errs = append(errs, ruleErr{lineOf(n, "packages"), fmt.Sprintf("packages %q: %v", r.Packages, err)})
+	if r.Packages != "" || hasKey(n, "packages") {
+		if err := record.CheckPattern(r.Packages); err != nil {
+			errs = append(errs, ruleErr{lineOf(n, "packages"), fmt.Sprintf("packages: %v", err)})
 		}
 	}
 	for _, by := range r.By {

@@ -406,6 +406,16 @@ func TestMalformedPolicies(t *testing.T) {
 		{"a negative CVSS score", "forbid:\n  - name: s\n    property: vulnerable\n    severity: -1\n", `severity "-1"`},
 		{"two rules of one name", "require:\n  - {name: a, property: audited}\nforbid:\n  - {name: a, property: deprecated}\n", "two rules have this name"},
 		{"an empty issuer group", "issuers: {a: []}\nrequire:\n  - {name: a, property: audited}\n", `issuer group "a" lists nobody`},
+		// Forms that read as "these issuers" and named nobody were "anyone".
+		{"by an empty list", "require:\n  - {name: a, property: audited, by: []}\n", `policy.yaml:2: rule "a": by names no issuer`},
+		{"by null", "forbid:\n  - {name: a, property: vulnerable, by: ~}\n", `policy.yaml:2: rule "a": by names no issuer`},
+		// A group inside a group was a holder of that name: nobody.
+		{"a group in a group", "issuers:\n  security: [acme-security]\n  trusted: [security]\nforbid:\n  - {name: a, property: vulnerable, by: trusted}\n", `issuer group "trusted" lists "security", another group: groups do not nest`},
+		// Patterns no name can match made a rule that never applied.
+		{"packages with a version", "forbid:\n  - {name: a, property: vulnerable, packages: acme/hello@1.1.0}\n", `packages: bad package pattern "acme/hello@1.1.0"`},
+		{"packages with a space", "forbid:\n  - {name: a, property: vulnerable, packages: 'acme/hello '}\n", `packages: bad package pattern "acme/hello "`},
+		{"packages with an empty element", "forbid:\n  - {name: a, property: vulnerable, packages: acme/}\n", `packages: bad package pattern "acme/"`},
+		{"packages empty", "forbid:\n  - {name: a, property: vulnerable, packages: ''}\n", `packages: bad package pattern ""`},
 		{"a heavy expression", heavy, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -55,6 +55,20 @@ func MatchName(pattern, name string) bool {
 	return ok
 }
 
+// CheckPattern checks a package pattern: elements of the characters a
+// package name may hold and the wildcards, no empty element, no space, no
+// version (a pattern that no name could match is an error, not a rule
+// that never applies).
+func CheckPattern(p string) error {
+	if len(p) > maxPattern || !patternRE().MatchString(p) {
+		return fmt.Errorf("bad package pattern %q: elements of letters, digits, '.', '_', '~', '-' and the wildcards * and ?, joined by '/' (acme/*, example.com/*, acme/hello)", p)
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("bad package pattern %q: %w", p, err)
+	}
+	return nil
+}
+
 // ParseScope parses and checks a scope string.
 func ParseScope(s string) (Scope, error) {
 	parts := strings.Split(s, ":")
@@ -62,10 +76,7 @@ func ParseScope(s string) (Scope, error) {
 		return Scope{}, fmt.Errorf("scope %q: %s (want publish:PATTERN, certify:KIND[:PATTERN], checkpoint, snapshot, label:PATTERN or policy:PATTERN)", s, why)
 	}
 	pat := func(p string) (string, error) {
-		if len(p) > maxPattern || !patternRE().MatchString(p) {
-			return "", fmt.Errorf("bad package pattern %q", p)
-		}
-		if _, err := path.Match(p, ""); err != nil {
+		if err := CheckPattern(p); err != nil {
 			return "", err
 		}
 		if !strings.Contains(p, "/") {
