@@ -229,7 +229,13 @@ func printLog(ctx context.Context, w io.Writer, r *index.Repo, limit int, asJSON
 			all = append(all, e)
 			return nil
 		}
-		fmt.Fprintf(w, "commit %s  %s  %s\n    %s\n", e.Commit, e.Time.Format(time.RFC3339), e.Author, e.Message)
+		fmt.Fprintf(w, "commit %s  %s\n", e.Commit, e.Time.Format(time.RFC3339))
+		// The records are the signed part; git's committer and message
+		// are anyone's words: one quoted line, after them, so that no
+		// message reads as a record line.
+		if len(e.Records) == 0 {
+			fmt.Fprintf(w, "    (adds no file)\n")
+		}
 		for _, rec := range e.Records {
 			switch {
 			case rec.ID == "":
@@ -238,6 +244,12 @@ func printLog(ctx context.Context, w io.Writer, r *index.Repo, limit int, asJSON
 				fmt.Fprintf(w, "    + %-13s %s  record %.16s  by %s\n", rec.Kind, rec.Subject, rec.ID, rec.Issuer)
 			}
 		}
+		first, rest, more := strings.Cut(e.Message, "\n")
+		fmt.Fprintf(w, "    git, unsigned: %s %s", strconv.Quote(e.Author), strconv.Quote(first))
+		if more {
+			fmt.Fprintf(w, " (and %d more lines)", strings.Count(rest, "\n")+1)
+		}
+		fmt.Fprintln(w)
 		return nil
 	})
 	if err != nil {
