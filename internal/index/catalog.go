@@ -15,6 +15,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index/layout"
+	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/snapshot"
 )
@@ -357,6 +358,55 @@ func (c *Catalog) Key(id string) (*Key, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.st.Key(id)
+}
+
+// Holders returns what a policy may name as an issuer of this index:
+// the name of every holder its root granted a key (a root key's holder
+// too), and the id of every key granted, root keys included. A light
+// catalog reads every key's files (the subject "keys") for it.
+func (c *Catalog) Holders() (names, ids map[string]bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	names, ids = map[string]bool{}, map[string]bool{}
+	for id, h := range c.root.Holders {
+		ids[id] = true
+		if h != "" {
+			names[h] = true
+		}
+	}
+	shards, err := c.files.List("keys")
+	if errors.Is(err, fs.ErrNotExist) {
+		return names, ids, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, sh := range shards {
+		if !sh.Dir {
+			continue
+		}
+		ks, err := c.files.List("keys" + "/" + sh.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, ke := range ks {
+			id, err := keys.IDFromHex(ke.Name)
+			if err != nil || !ke.Dir {
+				continue
+			}
+			k, err := c.st.Key(id)
+			if err != nil {
+				return nil, nil, err
+			}
+			if k != nil {
+				ids[id] = true
+				if h := k.Holder(); h != "" {
+					names[h] = true
+				}
+			}
+		}
+	}
+	return names, ids, nil
 }
 
 // Snapshot reads a snapshot of the index by its reference: fs.ErrNotExist

@@ -19,7 +19,7 @@ import (
 // escaped paths confuse with the first. The index refuses it, naming both.
 func TestFoldedNameRefused(t *testing.T) {
 	f := newFixture(t)
-	f.grant(f.bob, "bob-go", "publish:corp.example/*")
+	f.grant(f.bob, "bob", "publish:corp.example/*")
 	f.publish(f.alice, "acme/fastjson", "1.0.0")
 	f.publish(f.bob, "corp.example/greet", "1.0.0")
 
@@ -55,7 +55,7 @@ func TestLongerNameInSameShard(t *testing.T) {
 		t.Fatalf("%s and %s in shards %s and %s: pick another suffix", short, long, layout.ShardDir(short), layout.ShardDir(long))
 	}
 	f := newFixture(t)
-	f.grant(f.bob, "bob-go", "publish:corp.example/*")
+	f.grant(f.bob, "bob", "publish:corp.example/*")
 	f.publish(f.bob, short, "1.0.0")
 	f.publish(f.bob, long, "2.0.0")
 	f.publish(f.bob, short, "1.1.0")

@@ -41,6 +41,7 @@ const (
 	RuleActWindow    = "act-window"     // a root act enters the index by its apply_by time
 	RuleActIndex     = "act-index"      // a root act names the index it is for
 	RuleOneHolder    = "one-holder"     // every grant of a key names the same holder
+	RuleNonEmpty     = "non-empty"      // a commit adds a file: the index holds nobody's unsigned commits
 	RuleSeverity     = "severity"       // a vulnerable record's scores read: one cairn ranks, none a number outside CVSS's 0–10
 	RuleFoldedName   = "name-case"      // a new package's name does not case-fold onto another's (descriptor.FoldName)
 )
@@ -56,6 +57,7 @@ var ruleSince = map[string]time.Time{
 	RuleSeverity:  time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC),
 	RuleActIndex:  time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC),
 	RuleOneHolder: time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC),
+	RuleNonEmpty:  time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC),
 }
 
 // RuleSince says from when rule holds: the zero time for the rules the
@@ -205,6 +207,13 @@ func Apply(st *Overlay, c *Commit, pinned string) error {
 	}
 	tx := st.child()
 	a := &applier{st: tx, c: c, root: root, intro: pinned, published: map[string]blob.Ref{}, authored: map[string]bool{}, snapshots: map[string]bool{}}
+	if len(c.Files) == 0 && a.enforced(RuleNonEmpty) {
+		// A commit that adds nothing carries no signature: anyone's, it
+		// would only date main (up to the server's clock skew ahead, so
+		// that others' rebased commits seemed older than their parent)
+		// and put words in the audit trail.
+		return &RuleError{Rule: RuleNonEmpty, Commit: c.ID, Detail: "the commit adds no file: every commit of the index adds signed records (or a version's descriptor and its records)"}
+	}
 	for _, f := range c.Files {
 		if err := a.checkChange(f); err != nil {
 			return err

@@ -166,6 +166,8 @@ func TestRules(t *testing.T) {
 		want    string
 	}{
 		{"valid certification", 1, now, []*index.File{at(vdir, good)}, "", ""},
+		{"commit adding no file", 1, now, nil, index.RuleNonEmpty, "the commit adds no file"},
+		{"commit adding no file, before non-empty", 1, index.RuleSince(index.RuleNonEmpty).Add(-time.Minute), nil, "", ""},
 		{"grant naming no index", 1, now, []*index.File{unbound}, index.RuleActIndex, "the grant act names no index"},
 		{"key revocation naming no index", 1, now, []*index.File{unboundRevoke}, index.RuleActIndex, "the revoke-key act names no index"},
 		{"grant naming no index, before act-index", 1, actIndexSince.Add(-time.Minute), []*index.File{unbound}, "", ""},

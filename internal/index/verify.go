@@ -756,7 +756,11 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 				// The line breaks before or right at the verified head.
 				return fail(&ForkError{Verified: verified, Head: res.Head})
 			}
-			return fail(&RuleError{Rule: RuleLinear, Commit: cj.c.ID, Detail: "commit does not continue the line of history from " + prev})
+			parent := "none"
+			if len(cj.c.Parents) > 0 {
+				parent = cj.c.Parents[0]
+			}
+			return fail(&RuleError{Rule: RuleLinear, Commit: cj.c.ID, Detail: fmt.Sprintf("commit does not continue the line of history from %s (its parent is %s): the index is one line of commits, and the branches of a merge are two: rebase instead of merging", prev, parent)})
 		}
 		cj.c.ParentTime = prevTime
 		if !o.clock.IsZero() && cj.c.Time.After(o.clock) {
