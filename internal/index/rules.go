@@ -138,6 +138,13 @@ type Commit struct {
 	// Grant expiry and "signed before revocation" are judged by commit
 	// times, so a commit may not claim to be older than its parent.
 	ParentTime time.Time
+	// Received, when set, is when a server received the commit (its
+	// clock, as it checks a push): a grant is judged live at the later
+	// of it and Time, so that a key whose grant has ended cannot sign by
+	// dating its commit back within the server's clock skew. A replay of
+	// what a server accepted (no Received) judges by Time alone, and
+	// accepts it.
+	Received time.Time
 }
 
 // prepare parses an added file. It is the part of checking that needs no
@@ -427,7 +434,11 @@ func (a *applier) signer(f *File, kind record.Kind, name string, certifyOnly boo
 	if !rec.VerifySignature(0, k.Pub) {
 		return nil, a.fail(RuleSignature, f, "signature does not verify under key %s", id)
 	}
-	if err := k.MaySign(a.c.Time, kind, name, certifyOnly); err != nil {
+	at := a.c.Time
+	if a.c.Received.After(at) {
+		at = a.c.Received
+	}
+	if err := k.MaySign(at, kind, name, certifyOnly); err != nil {
 		return nil, a.refusedSigner(f, err)
 	}
 	return k, nil

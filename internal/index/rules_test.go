@@ -18,6 +18,12 @@ import (
 // try checks files as one commit on the current head, without writing.
 func (f *fixture) try(parents int, at time.Time, files ...*index.File) error {
 	f.t.Helper()
+	return f.tryReceived(parents, at, time.Time{}, files...)
+}
+
+// tryReceived is try as a server checks a push it received at received.
+func (f *fixture) tryReceived(parents int, at, received time.Time, files ...*index.File) error {
+	f.t.Helper()
 	head, err := f.repo.Head(f.ctx, index.MainRef)
 	if err != nil {
 		f.t.Fatal(err)
@@ -26,7 +32,7 @@ func (f *fixture) try(parents int, at time.Time, files ...*index.File) error {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	c := &index.Commit{ID: "test", Time: at}
+	c := &index.Commit{ID: "test", Time: at, Received: received}
 	for i := 0; i < parents; i++ {
 		c.Parents = append(c.Parents, head)
 	}
@@ -201,6 +207,11 @@ func TestRules(t *testing.T) {
 			wantOutcome(t, f.try(c.parents, c.time, c.files...), c.rule, c.want)
 		})
 	}
+	// A key whose grant ended dates its commit back, within a server's
+	// clock skew: the server judges the grant when it receives the push.
+	t.Run("dated before expiry, received after", func(t *testing.T) {
+		wantOutcome(t, f.tryReceived(1, past.Add(-time.Minute), now, at(vdir, audit(expired))), index.RuleKeyExpired, "had expired")
+	})
 }
 
 // wantOutcome checks a commit's verdict: accepted when rule is "", else

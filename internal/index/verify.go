@@ -762,7 +762,7 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 			}
 			return fail(&RuleError{Rule: RuleLinear, Commit: cj.c.ID, Detail: fmt.Sprintf("commit does not continue the line of history from %s (its parent is %s): the index is one line of commits, and the branches of a merge are two: rebase instead of merging", prev, parent)})
 		}
-		cj.c.ParentTime = prevTime
+		cj.c.ParentTime, cj.c.Received = prevTime, o.clock
 		if !o.clock.IsZero() && cj.c.Time.After(o.clock) {
 			if err := o.checkClock(cj.c); err != nil {
 				return fail(err)
