@@ -425,3 +425,29 @@ func TestHolderIsTheFirstGrantsWhateverTheOrder(t *testing.T) {
 		}
 	}
 }
+
+// A server checks a push against its clock: a record by a key whose grant
+// ended before the server received it is refused, though its commit is
+// dated (within the clock skew) before the end.
+func TestCheckUpdateJudgesGrantsWhenReceived(t *testing.T) {
+	f := newFixture(t)
+	temp := newSigner()
+	ends := time.Now().Add(time.Hour)
+	if _, err := author.Grant(f.ctx, f.repo, author.KeyGrant{Key: temp.Public(), Holder: "temp", Scopes: []string{"publish:tmp/*"}, Expires: &ends}, f.root); err != nil {
+		t.Fatal(err)
+	}
+	old, err := f.repo.Head(f.ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publish(temp, "tmp/x", "1.0.0") // dated now, before the grant ends
+	head, err := f.repo.Head(f.ctx, index.MainRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.repo.CheckUpdate(f.ctx, old, head, time.Now(), index.MaxClockSkew); err != nil {
+		t.Fatalf("received before the grant ends: %v", err)
+	}
+	_, err = f.repo.CheckUpdate(f.ctx, old, head, ends.Add(time.Minute), 2*time.Hour)
+	wantOutcome(t, err, index.RuleKeyExpired, "had expired")
+}
