@@ -118,6 +118,9 @@ func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, e
 		}
 	}
 	pol, err := plan.LoadPolicy(p, policyFile, srcs)
+	if err == nil {
+		err = plan.CheckIssuers(pol, srcs, o.Warn)
+	}
 	if err != nil {
 		srcs.Close()
 		return nil, err

@@ -348,6 +348,36 @@ func (p *Policy) Bind(repositories []string) error {
 	return errorsOf(errs)
 }
 
+// Named is an issuer a rule names, a group's members one by one: a
+// holder name, HOLDER@REPOSITORY, a key id, or "root".
+type Named struct {
+	Rule   string
+	Line   int
+	Issuer string
+	// Forbids says a forbid rule's by names it: a misspelt name there
+	// forbids nothing (elsewhere it counts nothing, and the rule fails).
+	Forbids bool
+}
+
+// Named lists the issuers the rules name (by and answered_by), in the
+// file's order, each once a rule.
+func (p *Policy) Named() []Named {
+	var out []Named
+	for _, r := range p.Rules {
+		answered := make([]string, 0, len(r.answeredBy))
+		for m := range r.answeredBy {
+			if !r.by[m] {
+				answered = append(answered, m)
+			}
+		}
+		sort.Strings(answered)
+		for i, m := range append(slices.Clone(r.byList), answered...) {
+			out = append(out, Named{Rule: r.Name, Line: r.Line, Issuer: m, Forbids: r.Mode == Forbid && i < len(r.byList)})
+		}
+	}
+	return out
+}
+
 // groupNames are the names of the policy's issuer groups, sorted.
 func (p *Policy) groupNames() []string {
 	var out []string
