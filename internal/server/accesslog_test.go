@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -153,4 +155,40 @@ func FuzzAppendLogTime(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A server error (a 5xx but 503, a limit) is logged at ERROR with what
+// the client was told: a blob upload that failed for a full disk showed
+// only "status":500 at INFO.
+func TestAccessLogServerErrors(t *testing.T) {
+	var out syncBuffer
+	f := newFixture(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&out, nil))
+	})
+	h := f.srv.accessLog(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/busy" {
+			httpError(w, http.StatusServiceUnavailable, "the server is busy")
+			return
+		}
+		httpError(w, http.StatusInternalServerError, "storing sha256:%s: write blobs/tmp/blob-1: no space left on device", strings.Repeat("0", 64))
+	}))
+	for _, p := range []string{"/blobs/sha256/x", "/busy"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("PUT", p, nil))
+	}
+	var errs []map[string]any
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, `"level":"ERROR"`) {
+			var line map[string]any
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+			errs = append(errs, line)
+		}
+	}
+	if len(errs) != 1 {
+		t.Fatalf("%d ERROR lines, want one (the 500, not the 503):\n%s", len(errs), out.String())
+	}
+	if e := errs[0]; e["path"] != "/blobs/sha256/x" || e["status"] != 500.0 || !strings.Contains(e["err"].(string), "no space left on device") {
+		t.Fatalf("ERROR line %v, want the path, 500 and the reason", e)
+	}
 }

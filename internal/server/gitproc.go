@@ -51,6 +51,12 @@ type gitProcess struct {
 var ErrPushTooLarge = errors.New("push too large")
 
 func (g *gitProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !gitPath(strings.TrimPrefix(r.URL.Path, strings.TrimRight(g.root, "/"))) {
+		// git would refuse it too (it reads nothing outside the
+		// repository), with a bare 500 and a process spent.
+		httpError(w, http.StatusNotFound, "%s: no such path in the index's git repository", r.URL.Path)
+		return
+	}
 	if !g.slots.acquire(r.Context(), g.wait) {
 		w.Header().Set("Retry-After", retryAfter)
 		httpError(w, http.StatusServiceUnavailable, "the server is running %d git processes, its limit (cairn serve --max-git): try again in a moment", cap(g.slots))
@@ -65,7 +71,8 @@ func (g *gitProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "git http-backend: %v", err)
 		return
 	}
-	cmd.Stderr = io.Discard
+	said := &headBuffer{max: 2048}
+	cmd.Stderr = said
 	ownGroup(cmd)
 	cmd.Cancel = func() error { return killGroup(cmd.Process) }
 	stdout, err := cmd.StdoutPipe()
@@ -108,7 +115,9 @@ func (g *gitProcess) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err := cmd.Wait()
 		feed.stop(r.Body, w)
 		if err != nil && ctx.Err() == nil {
-			g.log.Debug("git http-backend", "err", err)
+			// What git said is the reason (a disk full, a repository it
+			// cannot read): the operator's to see.
+			g.log.Warn("git http-backend failed", "method", r.Method, "path", clip(r.URL.Path, maxEcho), "err", err, "git", strings.TrimSpace(string(said.b)))
 		}
 	}
 
@@ -402,6 +411,37 @@ func readCGIHeader(br *bufio.Reader) (int, http.Header, error) {
 		h.Del("Status")
 	}
 	return code, h, nil
+}
+
+// gitPath says whether path (under the repository's root) is one git
+// http-backend could serve: "/"-separated elements, none empty, "." or
+// "..", no backslash or NUL.
+func gitPath(path string) bool {
+	if path == "" {
+		return true
+	}
+	if path[0] != '/' || strings.ContainsAny(path, "\\\x00") {
+		return false
+	}
+	for _, e := range strings.Split(path[1:], "/") {
+		if e == "" || e == "." || e == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// headBuffer keeps the first max bytes written to it.
+type headBuffer struct {
+	b   []byte
+	max int
+}
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	if room := h.max - len(h.b); room > 0 {
+		h.b = append(h.b, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
 }
 
 // env is the CGI environment of a request, as net/http/cgi makes it

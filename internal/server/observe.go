@@ -132,7 +132,13 @@ type recorder struct {
 	http.ResponseWriter
 	code  int
 	bytes int64
+	// fault is the start of a server error's answer (a 5xx: what the
+	// server could not do, and why), for the operator's log.
+	fault []byte
 }
+
+// maxFault is how much of a server error's answer the log keeps.
+const maxFault = 512
 
 func (r *recorder) WriteHeader(code int) {
 	if r.code == 0 {
@@ -144,6 +150,9 @@ func (r *recorder) WriteHeader(code int) {
 func (r *recorder) Write(p []byte) (int, error) {
 	if r.code == 0 {
 		r.code = http.StatusOK
+	}
+	if r.code >= 500 && len(r.fault) < maxFault {
+		r.fault = append(r.fault, p[:min(len(p), maxFault-len(r.fault))]...)
 	}
 	n, err := r.ResponseWriter.Write(p)
 	r.bytes += int64(n)
@@ -191,6 +200,12 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			rec.code = http.StatusOK
 		}
 		s.logServed(r.Context(), start, r.Method, r.URL.Path, rec.code, rec.bytes, r.RemoteAddr)
+		if rec.code >= 500 && rec.code != http.StatusServiceUnavailable {
+			// A fault the operator must look at (a full disk, a store
+			// that refuses writes), said as the client was told it; 503
+			// is a limit reached, not a fault.
+			s.log.Error("server error", "method", r.Method, "path", clip(r.URL.Path, maxEcho), "status", rec.code, "err", strings.TrimSpace(string(rec.fault)))
+		}
 	})
 }
 
