@@ -200,6 +200,7 @@ func (f *Follower) Run(ctx context.Context) {
 	}
 	go f.watch(ctx, rm.URL, every)
 	lastErr := ""
+	fails := 0 // pulls failed in a row
 	for {
 		p, err := f.Once(ctx)
 		if ctx.Err() != nil {
@@ -207,6 +208,7 @@ func (f *Follower) Run(ctx context.Context) {
 		}
 		switch {
 		case err != nil:
+			fails++
 			// Said once per distinct refusal: a writer that stays bad
 			// does not fill the log.
 			if msg := err.Error(); msg != lastErr {
@@ -219,6 +221,7 @@ func (f *Follower) Run(ctx context.Context) {
 				log.Log(ctx, level, "replica: not following the writer: the pull was refused; serving the head verified before", "writer", transport.RedactString(rm.URL), "head", head, "err", err)
 			}
 		default:
+			fails = 0
 			if lastErr != "" {
 				log.Info("replica: following the writer again", "writer", transport.RedactString(rm.URL), "head", p.Head)
 				lastErr = ""
@@ -228,8 +231,15 @@ func (f *Follower) Run(ctx context.Context) {
 			}
 		}
 		wait := every
-		if err == nil && p.Pending > 0 {
+		switch {
+		case err == nil && p.Pending > 0:
 			wait = min(every, time.Second) // the writer signs its next checkpoint soon
+		case err != nil && !isSecurity(err):
+			// A writer restarting, a network that dropped: asked again in
+			// a second, then less and less often. The writer's head is
+			// announced once (watch), and a pull that failed on it would
+			// otherwise wait a whole interval, serving an older head.
+			wait = min(every, time.Second<<min(fails-1, 6))
 		}
 		t := time.NewTimer(wait)
 		select {

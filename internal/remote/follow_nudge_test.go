@@ -73,3 +73,43 @@ func TestReplicaReadsOfUnknownTreeDoNotPullEach(t *testing.T) {
 		t.Fatalf("a read of the served tree: %s", resp.Status)
 	}
 }
+
+// A replica whose pull failed (its writer restarting, say) asks again
+// within seconds: the writer announces a head once, and a replica that
+// missed it waited its whole interval (a minute here), serving an older
+// head meanwhile.
+func TestReplicaRetriesFailedPullSoon(t *testing.T) {
+	w := newWorld(t)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := w.repo.Head(w.ctx, index.MainRef)
+	target, err := url.Parse(w.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	down.Store(true)
+	var refused atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	restarting := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if down.Load() && r.URL.Path == "/api/v1/checkpoint" {
+			refused.Add(1)
+			http.Error(rw, "restarting", http.StatusBadGateway)
+			return
+		}
+		proxy.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(restarting.Close)
+	rep := w.newReplica("replica", restarting.URL)
+	for deadline := time.Now().Add(30 * time.Second); refused.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if refused.Load() < 2 {
+		t.Fatalf("the replica asked the writer %d times", refused.Load())
+	}
+	down.Store(false) // the writer is back, announcing nothing new
+	rep.await(t, h1)
+}
