@@ -41,6 +41,12 @@ certify:KIND (publishers may also mark their own packages deprecated or withdraw
       [--status not_affected --justification J | --impact TEXT]            not affected (OpenVEX), not fixed
   --property vulnerable … [--status under_investigation | --action TEXT]    OpenVEX terms (cairn vex)
 
+A vulnerable record is about the version certified: a policy judges each
+version by its own records, and the record's affected range (--affects, or the
+OSV record's) is what the advisory says, not a reach to other versions. When
+the range covers other published versions that no record of the vulnerability
+is about, certify warns and names them: certify each as well.
+
 --artifact narrows the statement to some artifacts (a platform, "source", or a
 file name); without it the statement is about the whole version. Evidence
 files are stored as blobs and named by digest. --supersedes replaces an
@@ -106,6 +112,14 @@ this repository's own statement about the upstream's descriptor, served beside i
 					return nil, err
 				}
 				a, err := author.Certify(ctx, r, c, s)
+				if err == nil && kind == record.Vulnerable && c.Upstream == "" {
+					// The record is about this version; its range names
+					// others that policies judge by their own records.
+					also, aerr := author.AlsoAffected(ctx, r, name, version, a.Records)
+					if aerr == nil && len(also) > 0 {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: the record's affected range covers %s too, which no record of this vulnerability is about: a policy judges each version by its own records, so they pass its forbid rules\ncairn: hint: certify each of them as well (cairn certify NAME@VERSION --property vulnerable with the same --id or --osv)\n", strings.Join(also, ", "))
+					}
+				}
 				return &changed{added: a, headline: fmt.Sprintf("certified %s %s", args[0], what)}, err
 			})
 		},

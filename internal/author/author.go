@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -548,6 +549,72 @@ func (c *Certification) inRange(results []record.VulnResult) error {
 		}
 	}
 	return nil
+}
+
+// AlsoAffected lists the other published versions of name that the
+// vulnerable record among recIDs (on name@version) says are affected (its
+// results' affected ranges) and that no vulnerable record naming the
+// same vulnerability is about yet. A policy judges each version by its
+// own records, so those would pass a forbid rule the record meant to
+// reach: the certifier is told to certify them too.
+func AlsoAffected(ctx context.Context, r *index.Repo, name, version string, recIDs []string) ([]string, error) {
+	cat, err := r.Catalog(ctx, index.MainRef)
+	if err != nil {
+		return nil, err
+	}
+	_, _, recs, err := cat.Version(name, version)
+	if err != nil {
+		return nil, err
+	}
+	var results []record.VulnResult
+	for _, rv := range recs {
+		if slices.Contains(recIDs, rv.ID) && rv.Record != nil {
+			if p, ok := rv.Record.Predicate.(record.VulnsPredicate); ok {
+				results = p.Scanner.Result
+			}
+		}
+	}
+	versions, err := cat.Versions(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, v := range versions {
+		sv, err := semver.StrictNewVersion(v)
+		if v == version || err != nil {
+			continue
+		}
+		_, _, vrecs, err := cat.Version(name, v)
+		if err != nil {
+			return nil, err
+		}
+		for _, res := range results {
+			con, err := semver.NewConstraint(res.Annotation("affects"))
+			if res.Annotation("affects") == "" || err != nil || !con.Check(sv) || namesVuln(vrecs, res.ID) {
+				continue
+			}
+			out = append(out, name+"@"+v)
+			break
+		}
+	}
+	return out, nil
+}
+
+// namesVuln says whether one of recs is a vulnerable record naming id.
+func namesVuln(recs []index.RecordView, id string) bool {
+	for _, rv := range recs {
+		if rv.Record == nil {
+			continue
+		}
+		if p, ok := rv.Record.Predicate.(record.VulnsPredicate); ok {
+			for _, res := range p.Scanner.Result {
+				if res.ID == id || slices.Contains(res.Aliases(), id) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // osvResult is the vulnerable result c's OSV record makes.
