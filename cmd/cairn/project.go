@@ -445,8 +445,10 @@ where and expr are CEL, type-checked when the policy loads (a field that does
 not exist is an error of the file, and every error is named at once). A where
 reads 'record', 'pkg' and 'now' (the judgment time); an expr reads 'records'
 (every active record), 'pkg' and 'now'. A record has id, kind, issuer, holder, repository, status, issued
-(a timestamp), note, result, severity, severity_rank (1 low … 4 critical),
-vulnerabilities (id, severity, aliases), fixes, artifacts; 'pkg' has name, version,
+(a timestamp), note, result, severity (none, low, medium, high or critical,
+however the certifier wrote it: a CVSS score is its band), severity_rank (1 low
+… 4 critical), score (the severity as the record gives it), vulnerabilities
+(id, severity, score, aliases), fixes, artifacts; 'pkg' has name, version,
 license, uuid, summary, descriptor, artifacts (kind, platform, file, sha256,
 size), dependencies (name, version). Only active records count: not revoked,
 not superseded.
@@ -479,9 +481,14 @@ judged by --policy FILE.`,
 			}
 			var verdicts []*policy.Verdict
 			if useLock || len(args) == 0 {
-				l, _, err := pr.lock(ctx, &f)
+				l, fresh, err := pr.lock(ctx, &f)
 				if err != nil {
 					return err
+				}
+				if fresh && useLock {
+					// --lock judges the lock committed: a gate in CI
+					// must not pass on a resolution of today's heads.
+					return fmt.Errorf("--lock: %s has no %s: run cairn lock (and commit it), or leave out --lock to judge what cairn.yaml resolves to now: %w", pr.Dir, plan.LockFile, fs.ErrNotExist)
 				}
 				verdicts, _ = pr.evaluate(l)
 			}
@@ -494,7 +501,7 @@ judged by --policy FILE.`,
 				if version == "" {
 					return usageError{fmt.Errorf("%q: name the version, NAME@VERSION", a)}
 				}
-				v, err := plan.Verdict(s, pr.pol, name, version, pr.at)
+				v, err := plan.Verdict(s, pr.pol, name, version, pr.Platforms, pr.at)
 				if err != nil {
 					return err
 				}
@@ -607,7 +614,11 @@ FILE if given.`,
 					if r.Holder != "" && r.Holder != r.Issuer {
 						who = r.Holder
 					}
-					fmt.Fprintf(w, "  %-10s %-16s %s  %-10s %.16s  %s\n", r.Kind, who, r.Time.Format("2006-01-02T15:04:05Z"), r.Status, r.ID, r.Detail)
+					kind := r.Kind
+					if len(r.Artifacts) > 0 {
+						kind += " (" + strings.Join(r.Artifacts, ", ") + ")" // narrowed: of these files only
+					}
+					fmt.Fprintf(w, "  %-10s %-16s %s  %-10s %.16s  %s\n", kind, who, r.Time.Format("2006-01-02T15:04:05Z"), r.Status, r.ID, r.Detail)
 				}
 			}
 			printRecords("records:", e.Records)

@@ -92,6 +92,15 @@ type Locked struct {
 // ID is name@version.
 func (l *Locked) ID() string { return l.Name + "@" + l.Version }
 
+// Platforms are the platforms the package's artifacts were chosen for.
+func (l *Locked) Platforms() []string {
+	out := make([]string, 0, len(l.Artifacts))
+	for _, a := range l.Artifacts {
+		out = append(out, a.Platform)
+	}
+	return out
+}
+
 // LockedArtifact is the artifact chosen for one platform.
 type LockedArtifact struct {
 	Platform string `json:"platform"`

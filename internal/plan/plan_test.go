@@ -612,14 +612,14 @@ func TestFreshness(t *testing.T) {
 				t.Fatal(err)
 			}
 			now := time.Now()
-			v, err := Verdict(srcs.Get("acme"), pol, "acme/log", "1.1.0", now)
+			v, err := Verdict(srcs.Get("acme"), pol, "acme/log", "1.1.0", nil, now)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !v.Allowed || !v.JudgedAt.Equal(now.UTC()) {
 				t.Fatalf("judged now: %+v", v)
 			}
-			v, err = Verdict(srcs.Get("acme"), pol, "acme/log", "1.1.0", now.Add(2*time.Hour))
+			v, err = Verdict(srcs.Get("acme"), pol, "acme/log", "1.1.0", nil, now.Add(2*time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -629,7 +629,7 @@ func Evaluate(l *Lock, srcs Sources, pol *policy.Policy, at time.Time) ([]*polic
 		if s == nil {
 			return nil, fmt.Errorf("package %s: repository %s is not in %s", pkg.ID(), pkg.Repository, ProjectFile)
 		}
-		v, err := Verdict(s, pol, pkg.Name, pkg.Version, at)
+		v, err := Verdict(s, pol, pkg.Name, pkg.Version, pkg.Platforms(), at)
 		if err != nil {
 			return nil, err
 		}
@@ -645,8 +645,11 @@ func Evaluate(l *Lock, srcs Sources, pol *policy.Policy, at time.Time) ([]*polic
 }
 
 // Verdict is a policy's verdict on one version of a source, judged at
-// time at, on the records verdict.Subject reads.
-func Verdict(s *Source, pol *policy.Policy, name, version string, at time.Time) (*policy.Verdict, error) {
+// time at, on the records verdict.Subject reads, about the artifacts a
+// plan for platforms installs (pick: a record narrowed to other
+// artifacts does not speak of them); with no platform, about the whole
+// version.
+func Verdict(s *Source, pol *policy.Policy, name, version string, platforms []string, at time.Time) (*policy.Verdict, error) {
 	var local *verdict.Local
 	if s.Via != nil {
 		local = &verdict.Local{Catalog: s.Via.Catalog, Repository: s.Via.Name, Upstream: s.Upstream}
@@ -654,6 +657,11 @@ func Verdict(s *Source, pol *policy.Policy, name, version string, at time.Time) 
 	sub, err := verdict.Subject(s.Catalog, s.Name, name, version, local)
 	if err != nil {
 		return nil, err
+	}
+	for _, pl := range platforms {
+		if a, err := pick(sub.Descriptor, pl); err == nil && !slices.Contains(sub.Artifacts, a.File) {
+			sub.Artifacts = append(sub.Artifacts, a.File)
+		}
 	}
 	return pol.Evaluate(sub, at), nil
 }

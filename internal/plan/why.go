@@ -64,7 +64,7 @@ func Why(ctx context.Context, l *Lock, srcs Sources, pol *policy.Policy, name st
 		}
 	}
 	if pol != nil {
-		if e.Verdict, err = Verdict(s, pol, pkg.Name, pkg.Version, at); err != nil {
+		if e.Verdict, err = Verdict(s, pol, pkg.Name, pkg.Version, pkg.Platforms(), at); err != nil {
 			return nil, err
 		}
 	}

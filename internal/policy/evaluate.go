@@ -25,6 +25,52 @@ type Subject struct {
 	// repositories keep about it (an organisation's certifications of an
 	// upstream version it serves).
 	Records []Record
+	// Artifacts are the files of the version judged: those a plan
+	// installs (each platform's choice). None: every artifact of the
+	// version (a verdict on the version as a whole). A record narrowed
+	// to some artifacts (Record.Artifacts) counts for a require rule, and
+	// a fixed record answers, only if it covers every file judged; one
+	// forbids only if it names a file judged.
+	Artifacts []string
+}
+
+// judged returns the files of the version the verdict is about.
+func (s *Subject) judged() []string {
+	if len(s.Artifacts) > 0 {
+		return s.Artifacts
+	}
+	out := make([]string, 0, len(s.Descriptor.Artifacts))
+	for _, a := range s.Descriptor.Artifacts {
+		out = append(out, a.File)
+	}
+	return out
+}
+
+// covers says whether r is about every file judged: r narrows to none
+// (the whole version), or to all of them.
+func covers(r *Record, judged []string) bool {
+	if len(r.Artifacts) == 0 {
+		return true
+	}
+	for _, f := range judged {
+		if !slices.Contains(r.Artifacts, f) {
+			return false
+		}
+	}
+	return true
+}
+
+// touches says whether r is about a file judged.
+func touches(r *Record, judged []string) bool {
+	if len(r.Artifacts) == 0 {
+		return true
+	}
+	for _, f := range judged {
+		if slices.Contains(r.Artifacts, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // Record is one record about a version, as a policy reads it.
@@ -196,11 +242,17 @@ func (f *facts) cel() *celRecord {
 		o.Result, o.Note = p.Result, p.URL
 	}
 	top := record.SeverityNone
-	for _, v := range f.vulns {
-		o.Vulnerabilities = append(o.Vulnerabilities, celVuln{ID: v.id, Severity: v.severity, Aliases: nonNil(v.result.Aliases())})
-		if v.rank > top {
-			o.Severity, top = v.severity, v.rank
+	for i, v := range f.vulns {
+		o.Vulnerabilities = append(o.Vulnerabilities, celVuln{ID: v.id, Severity: v.rank.String(), Score: v.severity, Aliases: nonNil(v.result.Aliases())})
+		if v.rank > top || i == 0 {
+			o.Score, top = v.severity, v.rank
 		}
+	}
+	if len(f.vulns) > 0 {
+		// The word of cairn's scale, however the certifier wrote it (a
+		// score "9.8", "Critical"): a where comparing words compares
+		// bands, as severity: does.
+		o.Severity = top.String()
 	}
 	o.SeverityRank = int64(top.Rank())
 	f.obj = o
@@ -227,8 +279,9 @@ type celRecord struct {
 	Note            string    `cel:"note"`
 	Result          string    `cel:"result"`
 	Artifacts       []string  `cel:"artifacts"`
-	Severity        string    `cel:"severity"`      // the highest of its vulnerabilities
+	Severity        string    `cel:"severity"`      // the highest of its vulnerabilities, a word of cairn's scale: none, low, medium, high, critical
 	SeverityRank    int64     `cel:"severity_rank"` // its rank (record.Severity.Rank): 1 (low) … 4 (critical); 0: none
+	Score           string    `cel:"score"`         // the highest's score as its record gives it ("9.8", "CVSS:3.1/…", "moderate")
 	Vulnerabilities []celVuln `cel:"vulnerabilities"`
 	Fixes           []string  `cel:"fixes"` // the vulnerability ids a fixed record answers
 }
@@ -236,7 +289,8 @@ type celRecord struct {
 // celVuln is one vulnerability of a vulnerable record.
 type celVuln struct {
 	ID       string   `cel:"id"`
-	Severity string   `cel:"severity"`
+	Severity string   `cel:"severity"` // a word of cairn's scale
+	Score    string   `cel:"score"`    // as the record gives it
 	Aliases  []string `cel:"aliases"` // its OSV record's other ids (CVE-…, GHSA-…); empty when it has none
 }
 
@@ -343,6 +397,7 @@ func (p *Policy) Evaluate(s *Subject, at time.Time) *Verdict {
 	// upstream cannot answer what an organisation declared of its
 	// package, nor the reverse.
 	answered := answers{}
+	judged := s.judged()
 	for i := range s.Records {
 		r := &s.Records[i]
 		if !r.Active || !r.Kind.IsPackage() {
@@ -350,7 +405,10 @@ func (p *Policy) Evaluate(s *Subject, at time.Time) *Verdict {
 		}
 		f := factsOf(r)
 		active = append(active, f)
-		answered.add(r.Repository, f.fixes, r.ID)
+		if covers(r, judged) {
+			// A fix of some artifacts answers nothing of the others.
+			answered.add(r.Repository, f.fixes, r.ID)
+		}
 	}
 	var pkg *celPackage
 	pkgObj := func() *celPackage {
@@ -435,8 +493,14 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 	var stale []string
 	var by []*Record             // the certifiers counted, by their first record
 	counted := map[string]bool{} // certifier → counted
+	judged := s.judged()
+	var narrowed []string // records of the property about other artifacts
 	for _, f := range active {
 		if f.r.Kind != r.Property || !issuedBy(r.by, f.r) {
+			continue
+		}
+		if r.Mode == Require && !covers(f.r, judged) || r.Mode == Forbid && !touches(f.r, judged) {
+			narrowed = append(narrowed, fmt.Sprintf("record %.16s by %s is about %s only, not %s", f.r.ID, who(f.r), strings.Join(f.r.Artifacts, ", "), strings.Join(judged, ", ")))
 			continue
 		}
 		if r.MaxAge > 0 {
@@ -528,7 +592,7 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 			rv.Reason = "no active " + cond
 		}
 		if !rv.Pass {
-			for _, st := range stale {
+			for _, st := range append(stale, narrowed...) {
 				rv.Reason += "; " + st
 			}
 			rv.Reason += ended(s, r.Property)
@@ -543,6 +607,9 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 	rv.Reason = "no active " + cond
 	if len(answers) > 0 {
 		rv.Reason += " (" + strings.Join(answers, "; ") + ")"
+	}
+	for _, n := range narrowed {
+		rv.Reason += "; " + n
 	}
 	rv.Reason += ended(s, r.Property)
 }
@@ -681,6 +748,12 @@ func describe(f *facts) string {
 	s := string(f.r.Kind) + " by " + who(f.r) + fmt.Sprintf(" (record %.16s", f.r.ID)
 	if t, ok := f.r.Predicate.(record.TestResultPredicate); ok && t.Result != "" {
 		s += ", " + t.Result
+	}
+	if f.r.Status != "" && f.r.Status != "active" {
+		// It counts (signed before its key was revoked), and whoever
+		// reads the verdict should know: where: 'record.status ==
+		// "active"' leaves such records out.
+		s += "; " + f.r.Status + " since"
 	}
 	return s + ")"
 }

@@ -362,7 +362,9 @@ func TestCELFields(t *testing.T) {
 		`pkg.dependencies.exists(d, d.name == "acme/base" && d.version == "^1")`,
 	} {
 		p := mustParse(t, fmt.Sprintf("require:\n  - name: r\n    property: %s\n    where: '%s'\n", kindIn(where), where))
-		wantRule(t, p.Evaluate(v.subject(), judged), "r", true, "by acme-security")
+		sub := v.subject()
+		sub.Artifacts = []string{"linux-amd64.tar.gz"} // the audit's artifact, as a plan for linux-amd64 judges it
+		wantRule(t, p.Evaluate(sub, judged), "r", true, "by acme-security")
 	}
 	p := mustParse(t, `require: [{name: r, expr: 'records.size() == 4 && records.all(r, r.repository == "acme") && pkg.name == "acme/fastjson"'}]`)
 	wantRule(t, p.Evaluate(v.subject(), judged), "r", true, "expr is true")
@@ -574,4 +576,75 @@ func TestRuleVerdictMark(t *testing.T) {
 			t.Errorf("%+v.Mark() = %q, want %q", c.rv, got, c.want)
 		}
 	}
+}
+
+// A record narrowed to some artifacts (certify --artifact) speaks of
+// those files only: an audit of the linux-amd64 binary does not pass
+// require audited for a plan that installs the linux-arm64 one, a fix of
+// one binary does not answer another's vulnerability, and a
+// vulnerability of one binary does not refuse a plan that installs
+// another.
+func TestArtifactNarrowing(t *testing.T) {
+	v := newVersion("acme/fastjson", "1.2.3")
+	v.d.Artifacts = append(v.d.Artifacts, descriptor.Artifact{Kind: "binary", Platform: "linux-arm64", File: "linux-arm64.tar.gz", Ref: blob.DigestBytes([]byte("arm"))})
+	v.add(record.Audited, certified("amd64 only"))
+	v.recs[len(v.recs)-1].Artifacts = []string{"linux-amd64.tar.gz"}
+	audit := mustParse(t, "require: [{name: audited, property: audited}]\n")
+	for _, c := range []struct {
+		installs []string
+		pass     bool
+		reason   string
+	}{
+		{[]string{"linux-amd64.tar.gz"}, true, "audited by acme-security"},
+		{[]string{"linux-arm64.tar.gz"}, false, "is about linux-amd64.tar.gz only, not linux-arm64.tar.gz"},
+		{nil, false, "is about linux-amd64.tar.gz only"}, // the whole version
+	} {
+		sub := v.subject()
+		sub.Artifacts = c.installs
+		wantRule(t, audit.Evaluate(sub, judged), "audited", c.pass, c.reason)
+	}
+
+	w := newVersion("acme/fastjson", "1.2.3")
+	w.d.Artifacts = v.d.Artifacts
+	w.add(record.Vulnerable, vulnerable("GHSA-7", "high"))
+	w.recs[len(w.recs)-1].Artifacts = []string{"linux-arm64.tar.gz"}
+	w.add(record.Fixed, fixed("GHSA-7"))
+	w.recs[len(w.recs)-1].Artifacts = []string{"linux-amd64.tar.gz"}
+	vulns := mustParse(t, "forbid: [{name: v, property: vulnerable}]\n")
+	for _, c := range []struct {
+		installs []string
+		pass     bool
+		reason   string
+	}{
+		{[]string{"linux-arm64.tar.gz"}, false, "vulnerable GHSA-7 (high)"}, // the amd64 fix answers nothing here
+		{[]string{"linux-amd64.tar.gz"}, true, "is about linux-arm64.tar.gz only"},
+		{nil, false, "vulnerable GHSA-7 (high)"},
+	} {
+		sub := w.subject()
+		sub.Artifacts = c.installs
+		wantRule(t, vulns.Evaluate(sub, judged), "v", c.pass, c.reason)
+	}
+}
+
+// A where comparing record.severity with a word compares bands, as
+// severity: does, however the certifier wrote it (a CVSS score, a
+// capital): "9.8" and "Critical" are critical. The score as given is
+// record.score.
+func TestCELSeverityIsTheBand(t *testing.T) {
+	for _, given := range []string{"9.8", "Critical", "critical"} {
+		v := newVersion("acme/fastjson", "1.2.3")
+		v.add(record.Vulnerable, vulnerable("CVE-1", given))
+		p := mustParse(t, `forbid: [{name: crit, property: vulnerable, where: 'record.severity == "critical" && record.score == "`+given+`" && record.vulnerabilities.all(x, x.severity == "critical" && x.score == "`+given+`")'}]`)
+		wantRule(t, p.Evaluate(v.subject(), judged), "crit", false, "CVE-1")
+	}
+}
+
+// A record whose issuer's key was revoked after it signed still counts,
+// and the verdict says so: its key may have been revoked as compromised.
+func TestVerdictNamesRevokedIssuer(t *testing.T) {
+	v := newVersion("acme/fastjson", "1.2.3")
+	v.add(record.Audited, certified("ok"))
+	v.recs[len(v.recs)-1].Status = "issuer key revoked"
+	p := mustParse(t, "require: [{name: a, property: audited}]\n")
+	wantRule(t, p.Evaluate(v.subject(), judged), "a", true, "; issuer key revoked since)")
 }
