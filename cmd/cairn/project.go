@@ -279,6 +279,15 @@ moved past is checked entry by entry at its latest head.`,
 			if err := pr.enforce(cmd.ErrOrStderr(), l); err != nil {
 				return err
 			}
+			for _, pkg := range l.Packages {
+				// A name several repositories publish is the first's:
+				// said, so that a namesake is not taken unseen.
+				if s := pr.srcs.Get(pkg.Repository); s != nil {
+					if also, err := pr.srcs.AlsoPublish(pkg.Name, s); err == nil && len(also) > 0 {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: %s is taken from repository %s, the first in %s that publishes it; %s publish(es) it too\ncairn: hint: if the package is another repository's, list that repository first in %s, or pin it by hash in %s (a namesake cannot meet the pin)\n", pkg.ID(), pkg.Repository, plan.ProjectFile, strings.Join(also, ", "), plan.ProjectFile, plan.ProjectFile)
+					}
+				}
+			}
 			if prevErr == nil {
 				l.KeepCheckpoints(ctx, prev, pr.srcs)
 			}

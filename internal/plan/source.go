@@ -154,6 +154,35 @@ func (ss Sources) Publisher(name string) (*Source, []string, error) {
 	return nil, nil, fmt.Errorf("%s is published in none of the repositories: %w", name, fs.ErrNotExist)
 }
 
+// AlsoPublish lists the repositories after from that publish name too,
+// as "REPOSITORY (VERSIONS…)": the first repository that publishes a name
+// serves it, and a namesake elsewhere — an organisation's own package
+// taken from a public index listed first, say — is dependency confusion
+// the project should see. The upstreams a repository follows are left
+// out when their follower is from: its internal names win over them by
+// design.
+func (ss Sources) AlsoPublish(name string, from *Source) ([]string, error) {
+	var out []string
+	after := false
+	for _, s := range ss {
+		if s == from {
+			after = true
+			continue
+		}
+		if !after || s.Via != nil && (s.Via == from || s.Via == from.Via) {
+			continue
+		}
+		vs, err := s.Catalog.Versions(name)
+		if err != nil {
+			return nil, err
+		}
+		if len(vs) > 0 {
+			out = append(out, fmt.Sprintf("%s (%s)", s.Name, strings.Join(vs, ", ")))
+		}
+	}
+	return out, nil
+}
+
 // upstreamPublisher applies index's rule for a name that first
 // publishes, an upstream line: the repository that follows it serves the
 // name from the one upstream that publishes it, and from none when

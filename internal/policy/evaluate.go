@@ -26,33 +26,58 @@ type Subject struct {
 	// upstream version it serves).
 	Records []Record
 	// Artifacts are the files of the version judged: those a plan
-	// installs (each platform's choice). None: every artifact of the
-	// version (a verdict on the version as a whole). A record narrowed
-	// to some artifacts (Record.Artifacts) counts for a require rule, and
+	// installs (each platform's choice). None: no plan's (a server's
+	// gate, which serves every platform), and every record is judged as
+	// the version's, as it was before records were narrowed. A record narrowed
+	// to some binaries (Record.Artifacts) counts for a require rule, and
 	// a fixed record answers, only if it covers every file judged; one
-	// forbids only if it names a file judged.
+	// forbids only if it names a file judged. A record about the source
+	// is about the code every binary is built from: the whole version.
 	Artifacts []string
 }
 
-// judged returns the files of the version the verdict is about.
-func (s *Subject) judged() []string {
-	if len(s.Artifacts) > 0 {
-		return s.Artifacts
-	}
-	out := make([]string, 0, len(s.Descriptor.Artifacts))
-	for _, a := range s.Descriptor.Artifacts {
-		out = append(out, a.File)
-	}
-	return out
+// judgedFiles are the files of a version a verdict is about, and its
+// source's.
+type judgedFiles struct {
+	files   []string
+	sources []string
+	// unknown says no plan's files are named (a server's gate, its
+	// pages): every record is judged as the version's.
+	unknown bool
 }
 
-// covers says whether r is about every file judged: r narrows to none
-// (the whole version), or to all of them.
-func covers(r *Record, judged []string) bool {
-	if len(r.Artifacts) == 0 {
+// judged returns the files of the version the verdict is about.
+func (s *Subject) judged() judgedFiles {
+	var j judgedFiles
+	for _, a := range s.Descriptor.Artifacts {
+		if a.Kind == "source" {
+			j.sources = append(j.sources, a.File)
+		}
+		if len(s.Artifacts) == 0 {
+			j.files = append(j.files, a.File)
+		}
+	}
+	if len(s.Artifacts) > 0 {
+		j.files = s.Artifacts
+	} else {
+		j.unknown = true
+	}
+	return j
+}
+
+// whole says whether r speaks of the whole version: it narrows to no
+// artifact, or to the source, the code every binary is built from (a
+// policy that must know a binary is that code requires reproduced).
+func (j judgedFiles) whole(r *Record) bool {
+	return j.unknown || len(r.Artifacts) == 0 || slices.ContainsFunc(r.Artifacts, func(f string) bool { return slices.Contains(j.sources, f) })
+}
+
+// covers says whether r is about every file judged.
+func (j judgedFiles) covers(r *Record) bool {
+	if j.whole(r) {
 		return true
 	}
-	for _, f := range judged {
+	for _, f := range j.files {
 		if !slices.Contains(r.Artifacts, f) {
 			return false
 		}
@@ -61,16 +86,8 @@ func covers(r *Record, judged []string) bool {
 }
 
 // touches says whether r is about a file judged.
-func touches(r *Record, judged []string) bool {
-	if len(r.Artifacts) == 0 {
-		return true
-	}
-	for _, f := range judged {
-		if slices.Contains(r.Artifacts, f) {
-			return true
-		}
-	}
-	return false
+func (j judgedFiles) touches(r *Record) bool {
+	return j.whole(r) || slices.ContainsFunc(j.files, func(f string) bool { return slices.Contains(r.Artifacts, f) })
 }
 
 // Record is one record about a version, as a policy reads it.
@@ -405,7 +422,7 @@ func (p *Policy) Evaluate(s *Subject, at time.Time) *Verdict {
 		}
 		f := factsOf(r)
 		active = append(active, f)
-		if covers(r, judged) {
+		if judged.covers(r) {
 			// A fix of some artifacts answers nothing of the others.
 			answered.add(r.Repository, f.fixes, r.ID)
 		}
@@ -499,8 +516,8 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 		if f.r.Kind != r.Property || !issuedBy(r.by, f.r) {
 			continue
 		}
-		if r.Mode == Require && !covers(f.r, judged) || r.Mode == Forbid && !touches(f.r, judged) {
-			narrowed = append(narrowed, fmt.Sprintf("record %.16s by %s is about %s only, not %s", f.r.ID, who(f.r), strings.Join(f.r.Artifacts, ", "), strings.Join(judged, ", ")))
+		if r.Mode == Require && !judged.covers(f.r) || r.Mode == Forbid && !judged.touches(f.r) {
+			narrowed = append(narrowed, fmt.Sprintf("record %.16s by %s is about %s only, not %s", f.r.ID, who(f.r), strings.Join(f.r.Artifacts, ", "), strings.Join(judged.files, ", ")))
 			continue
 		}
 		if r.MaxAge > 0 {

@@ -597,12 +597,23 @@ func TestArtifactNarrowing(t *testing.T) {
 	}{
 		{[]string{"linux-amd64.tar.gz"}, true, "audited by acme-security"},
 		{[]string{"linux-arm64.tar.gz"}, false, "is about linux-amd64.tar.gz only, not linux-arm64.tar.gz"},
-		{nil, false, "is about linux-amd64.tar.gz only"}, // the whole version
+		{[]string{"linux-amd64.tar.gz", "linux-arm64.tar.gz"}, false, "is about linux-amd64.tar.gz only, not linux-amd64.tar.gz, linux-arm64.tar.gz"},
+		{nil, true, "audited by acme-security"}, // no plan's files: as the version's
 	} {
 		sub := v.subject()
 		sub.Artifacts = c.installs
 		wantRule(t, audit.Evaluate(sub, judged), "audited", c.pass, c.reason)
 	}
+
+	// A record of the source speaks of the code every binary is built
+	// from: a CI run on the source counts for a binary's install.
+	src := newVersion("acme/fastjson", "1.2.3")
+	src.d.Artifacts = v.d.Artifacts
+	src.add(record.Audited, certified("source reviewed"))
+	src.recs[len(src.recs)-1].Artifacts = []string{"src.tar.gz"}
+	sub := src.subject()
+	sub.Artifacts = []string{"linux-arm64.tar.gz"}
+	wantRule(t, audit.Evaluate(sub, judged), "audited", true, "audited by acme-security")
 
 	w := newVersion("acme/fastjson", "1.2.3")
 	w.d.Artifacts = v.d.Artifacts
@@ -618,7 +629,7 @@ func TestArtifactNarrowing(t *testing.T) {
 	}{
 		{[]string{"linux-arm64.tar.gz"}, false, "vulnerable GHSA-7 (high)"}, // the amd64 fix answers nothing here
 		{[]string{"linux-amd64.tar.gz"}, true, "is about linux-arm64.tar.gz only"},
-		{nil, false, "vulnerable GHSA-7 (high)"},
+		{nil, true, "GHSA-7 answered by fixed record"}, // no plan's files: every record as the version's
 	} {
 		sub := w.subject()
 		sub.Artifacts = c.installs
