@@ -87,6 +87,7 @@ func (f *projectFlags) open(ctx context.Context, policyFile string) (*project, e
 		if err := p.CheckVerified(); err != nil {
 			return nil, err
 		}
+		p.Verified = true // resolution pins the whole closure too
 	}
 	cache := f.cache
 	if cache == "" {
@@ -319,7 +320,7 @@ moved past is checked entry by entry at its latest head.`,
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&check, "check", false, "only check that cairn.lock is present, current and unedited")
-	cmd.Flags().BoolVar(&f.verified, "verified", false, "refuse any input not pinned by hash (a label, a range)")
+	cmd.Flags().BoolVar(&f.verified, "verified", false, "refuse any input not pinned by hash (a label, a range, a dependency that cairn.yaml and its snapshot do not pin)")
 	return cmd
 }
 

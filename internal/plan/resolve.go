@@ -313,6 +313,19 @@ func resolve(ctx context.Context, p *Project, srcs Sources, withheld map[string]
 	if err := rs.settle(); err != nil {
 		return nil, err
 	}
+	if p.Verified {
+		// Verified mode pins every package by hash: a dependency's range
+		// would take whatever version was published last.
+		var out []*LineError
+		for _, name := range sortedNames(rs.chosen) {
+			if ch := rs.chosen[name]; ch.pinned == "" {
+				out = append(out, &LineError{File: ProjectFile, Msg: fmt.Sprintf("package %s@%s (%s) is pinned by nothing: add it to packages: as {version: %s, sha256: %s, size: %d}, or to the snapshot", name, ch.version, strings.Join(rs.why(name), "; "), ch.version, ch.ref.SHA256, ch.ref.Size)})
+			}
+		}
+		if len(out) > 0 {
+			return nil, &UnpinnedError{Offenders: out}
+		}
+	}
 	// Sized once; none chosen is no list (the lock's "packages": null).
 	if len(rs.chosen) > 0 {
 		l.Packages = make([]Locked, 0, len(rs.chosen))

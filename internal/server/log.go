@@ -88,6 +88,15 @@ func (s *Server) viewNow(ctx context.Context) (logView, error) {
 		// A verification by another process moved the log past the head
 		// this one verified; what the log covers is verified.
 		if ok, _ := s.repo.IsAncestor(ctx, res.Head, v.Head); !ok {
+			if behind, _ := s.repo.IsAncestor(ctx, v.Head, res.Head); behind {
+				// The log's update was not saved (a full disk, say):
+				// nothing is wrong with the history, only with the store.
+				why := "its update was not saved"
+				if res.Unsaved != nil {
+					why += ": " + res.Unsaved.Error()
+				}
+				return logView{}, fmt.Errorf("main's transparency log is behind the verified head %s (it is at %s): %s", res.Head, v.Head, why)
+			}
 			return logView{}, fmt.Errorf("main's transparency log is at %s, which does not descend from the verified head %s", v.Head, res.Head)
 		}
 	}
