@@ -31,6 +31,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strconv"
@@ -173,6 +174,15 @@ type fileSpec struct {
 	Forbid      []yaml.Node            `yaml:"forbid"`
 }
 
+// specTypes names the Go types a decoding error names as the parts of
+// a policy file they decode.
+var specTypes = strings.NewReplacer(
+	"type policy.fileSpec", "a policy (its keys: issuers, enforcement, require, forbid)",
+	"map[string]policy.stringOrSeq", "issuers (group names, each a holder or a list of holders)",
+	"policy.stringOrSeq", "a holder or a list of holders",
+	"[]yaml.Node", "a list of rules",
+)
+
 // stringOrSeq is a YAML scalar or a sequence of them.
 type stringOrSeq []string
 
@@ -236,7 +246,11 @@ func Parse(file string, data []byte) (*Policy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&spec); err != nil {
-		fail(0, "", "%v", err)
+		if errors.Is(err, io.EOF) {
+			fail(0, "", "the file holds no policy: a policy has require and forbid lists of rules (see cairn policy check --help)")
+		} else {
+			fail(0, "", "%s", specTypes.Replace(err.Error()))
+		}
 		return nil, errorsOf(errs)
 	}
 	p := &Policy{File: file, Ref: blob.DigestBytes(data), Issuers: map[string][]string{}, Enforcement: Deny}

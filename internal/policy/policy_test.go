@@ -408,6 +408,12 @@ func TestMalformedPolicies(t *testing.T) {
 		{"a negative CVSS score", "forbid:\n  - name: s\n    property: vulnerable\n    severity: -1\n", `severity "-1"`},
 		{"two rules of one name", "require:\n  - {name: a, property: audited}\nforbid:\n  - {name: a, property: deprecated}\n", "two rules have this name"},
 		{"an empty issuer group", "issuers: {a: []}\nrequire:\n  - {name: a, property: audited}\n", `issuer group "a" lists nobody`},
+		// Errors of the file's shape name its parts, not Go's types.
+		{"an empty file", "", "the file holds no policy: a policy has require and forbid lists"},
+		{"comments only", "# nothing yet\n", "the file holds no policy"},
+		{"an unknown top-level key", "requires:\n  - {name: a, property: audited}\n", "field requires not found in a policy (its keys: issuers, enforcement, require, forbid)"},
+		{"require as a map", "require:\n  name: a\n  property: audited\n", "cannot unmarshal !!map into a list of rules"},
+		{"issuers as a list", "issuers: [acme-security]\nrequire:\n  - {name: a, property: audited}\n", "into issuers (group names, each a holder or a list of holders)"},
 		// Forms that read as "these issuers" and named nobody were "anyone".
 		{"by an empty list", "require:\n  - {name: a, property: audited, by: []}\n", `policy.yaml:2: rule "a": by names no issuer`},
 		{"by null", "forbid:\n  - {name: a, property: vulnerable, by: ~}\n", `policy.yaml:2: rule "a": by names no issuer`},
