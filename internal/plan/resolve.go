@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,83 +64,20 @@ func LoadPolicy(p *Project, file string, srcs Sources) (*policy.Policy, error) {
 	return pol, pol.Bind(srcs.Names())
 }
 
-// CheckIssuers checks the issuers a policy names against what the
-// repositories the project reads have granted: a holder's name
-// misspelt, a key id of no granted key. In a forbid rule's by it is an
-// error (the rule would forbid nothing, silently), reported with every
-// other as policy.Errors; elsewhere (a require rule's by, answered_by)
-// what it names counts nothing and the rule fails, and warn hears of it
-// (a service not granted yet, say). A light source reads every key's
-// files for it, once.
+// CheckIssuers checks the issuers pol names against what the
+// repositories the project reads have granted (policy.CheckIssuers): a
+// light source reads every key's files for it, once.
 func CheckIssuers(pol *policy.Policy, srcs Sources, warn func(string)) error {
 	if pol == nil {
 		return nil
 	}
-	type granted struct{ names, ids map[string]bool }
-	known := map[*Source]*granted{}
-	of := func(s *Source) (*granted, error) {
-		if g, ok := known[s]; ok {
-			return g, nil
+	return pol.CheckIssuers(srcs.Names(), func(repo string) (names, ids map[string]bool, err error) {
+		s := srcs.Get(repo)
+		if s == nil {
+			return nil, nil, fmt.Errorf("repository %s is not in %s", repo, ProjectFile)
 		}
-		names, ids, err := s.Catalog.Holders()
-		if err != nil {
-			return nil, fmt.Errorf("reading the keys of repository %s, whose holders the policy names: %w", s.Name, err)
-		}
-		known[s] = &granted{names, ids}
-		return known[s], nil
-	}
-	var errs []*policy.FileError
-	refuse := func(n policy.Named, format string, args ...any) {
-		e := &policy.FileError{File: pol.File, Line: n.Line, Rule: n.Rule, Msg: fmt.Sprintf(format, args...)}
-		if n.Forbids {
-			errs = append(errs, e)
-		} else if warn != nil {
-			warn(e.Error())
-		}
-	}
-	for _, n := range pol.Named() {
-		switch holder, repo, qualified := strings.Cut(n.Issuer, "@"); {
-		case n.Issuer == "root":
-		case strings.HasPrefix(n.Issuer, "SHA256:"):
-			found := false
-			for _, s := range srcs {
-				g, err := of(s)
-				if err != nil {
-					return err
-				}
-				if found = g.ids[n.Issuer]; found {
-					break
-				}
-			}
-			if !found {
-				refuse(n, "issuer %s: no repository the project reads (%s) has granted this key (cairn key list shows theirs): the rule counts no record of it", n.Issuer, strings.Join(srcs.Names(), ", "))
-			}
-		case qualified || len(srcs) == 1:
-			s := srcs[0]
-			if qualified {
-				i := slices.IndexFunc(srcs, func(s *Source) bool { return s.Name == repo })
-				if i < 0 {
-					continue // Bind refused it
-				}
-				s = srcs[i]
-			}
-			g, err := of(s)
-			if err != nil {
-				return err
-			}
-			if !g.names[holder] {
-				holders := slices.Sorted(maps.Keys(g.names))
-				if len(holders) > 20 {
-					holders = append(holders[:20], "…")
-				}
-				refuse(n, "issuer %q: repository %s's root has granted no key to a holder of that name (its holders: %s): the rule counts no record of it", n.Issuer, s.Name, strings.Join(holders, ", "))
-			}
-		}
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return policy.Errors(errs)
+		return s.Catalog.Holders()
+	}, warn)
 }
 
 // readFile reads the project's file at name, a path relative to its

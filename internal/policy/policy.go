@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -390,6 +391,74 @@ func (p *Policy) Named() []Named {
 		}
 	}
 	return out
+}
+
+// CheckIssuers checks the issuers the policy names against what the
+// repositories it binds to (Bind's, by name) have granted: granted
+// returns a repository's holder names and key ids. An issuer no root
+// granted — a holder's name misspelt, a key id of no granted key — is
+// an error in a forbid rule's by (the rule would forbid nothing,
+// silently), reported with every other as Errors; elsewhere (a require
+// rule's by, answered_by) what it names counts nothing and the rule
+// fails, and warn hears of it (a service not granted yet, say).
+func (p *Policy) CheckIssuers(repositories []string, granted func(repo string) (names, ids map[string]bool, err error), warn func(string)) error {
+	type holders struct{ names, ids map[string]bool }
+	known := map[string]*holders{}
+	of := func(repo string) (*holders, error) {
+		if h, ok := known[repo]; ok {
+			return h, nil
+		}
+		names, ids, err := granted(repo)
+		if err != nil {
+			return nil, fmt.Errorf("reading the keys of repository %s, whose holders the policy names: %w", repo, err)
+		}
+		known[repo] = &holders{names, ids}
+		return known[repo], nil
+	}
+	var errs []*FileError
+	refuse := func(n Named, format string, args ...any) {
+		e := &FileError{File: p.File, Line: n.Line, Rule: n.Rule, Msg: fmt.Sprintf(format, args...)}
+		if n.Forbids {
+			errs = append(errs, e)
+		} else if warn != nil {
+			warn(e.Error())
+		}
+	}
+	for _, n := range p.Named() {
+		switch holder, repo, qualified := strings.Cut(n.Issuer, "@"); {
+		case n.Issuer == "root":
+		case strings.HasPrefix(n.Issuer, "SHA256:"):
+			found := false
+			for _, r := range repositories {
+				h, err := of(r)
+				if err != nil {
+					return err
+				}
+				if found = h.ids[n.Issuer]; found {
+					break
+				}
+			}
+			if !found {
+				refuse(n, "issuer %s: no repository the policy is read with (%s) has granted this key (cairn key list shows theirs): the rule counts no record of it", n.Issuer, strings.Join(repositories, ", "))
+			}
+		case qualified && slices.Contains(repositories, repo) || !qualified && len(repositories) == 1:
+			if !qualified {
+				repo = repositories[0]
+			}
+			h, err := of(repo)
+			if err != nil {
+				return err
+			}
+			if !h.names[holder] {
+				list := slices.Sorted(maps.Keys(h.names))
+				if len(list) > 20 {
+					list = append(list[:20], "…")
+				}
+				refuse(n, "issuer %q: repository %s's root has granted no key to a holder of that name (its holders: %s): the rule counts no record of it", n.Issuer, repo, strings.Join(list, ", "))
+			}
+		}
+	}
+	return errorsOf(errs)
 }
 
 // groupNames are the names of the policy's issuer groups, sorted.

@@ -109,6 +109,26 @@ func newGate(ctx context.Context, repo *index.Repo, pol *policy.Policy, name str
 		if err := bindPolicy(ctx, repo, pol); err != nil {
 			return nil, err
 		}
+		// A forbid rule naming a holder nobody holds would forbid
+		// nothing: said when the server starts, not found out later.
+		names, err := bindNames(ctx, repo)
+		if err != nil {
+			return nil, err
+		}
+		err = pol.CheckIssuers(names, func(name string) (names, ids map[string]bool, err error) {
+			ref := index.MainRef
+			if name != PolicyRepository {
+				ref = index.UpstreamRef(name)
+			}
+			c, err := repo.Catalog(ctx, ref)
+			if err != nil {
+				return nil, nil, err
+			}
+			return c.Holders()
+		}, nil)
+		if err != nil {
+			return nil, err
+		}
 	} else {
 		main, err := repo.Catalog(ctx, index.MainRef)
 		if err != nil {
@@ -166,15 +186,25 @@ func (s *Server) policyAt(ctx context.Context, key string) (*policy.Policy, erro
 // server judges records of: its own (PolicyRepository) and the upstreams
 // it follows now.
 func bindPolicy(ctx context.Context, repo *index.Repo, pol *policy.Policy) error {
-	ups, err := repo.Followed(ctx)
+	names, err := bindNames(ctx, repo)
 	if err != nil {
 		return err
+	}
+	return pol.Bind(names)
+}
+
+// bindNames are the repositories a policy binds to: the server's own
+// (PolicyRepository) and the upstreams it follows now.
+func bindNames(ctx context.Context, repo *index.Repo) ([]string, error) {
+	ups, err := repo.Followed(ctx)
+	if err != nil {
+		return nil, err
 	}
 	names := []string{PolicyRepository}
 	for _, u := range ups {
 		names = append(names, u.Name)
 	}
-	return pol.Bind(names)
+	return names, nil
 }
 
 // judge returns the server policy's judgment of name@version, found at
