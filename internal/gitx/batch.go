@@ -278,6 +278,12 @@ func (r *Repo) NewStream(ctx context.Context) (*Stream, error) {
 	return &Stream{in: bufio.NewWriterSize(stdin, 1<<14), stdin: stdin, out: bufio.NewReaderSize(stdout, 1<<16), wait: cmd.Wait}, nil
 }
 
+// Flush sends the requests made so far. A requester that is about to
+// wait on the reader (a full channel between them) flushes first: a
+// reader waiting for a reply to a request still in this side's buffer
+// would wait for ever.
+func (s *Stream) Flush() error { return s.in.Flush() }
+
 // Request asks for an object; its reply comes from Next in request order.
 func (s *Stream) Request(spec string) error {
 	if strings.ContainsAny(spec, "\n") {

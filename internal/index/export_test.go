@@ -18,6 +18,14 @@ var Prepare = prepare
 // ResetReader drops the repository's git reader, as a lost race does.
 func (r *Repo) ResetReader() { r.resetReader() }
 
+// SetDeriveAhead sets how many commits deriveLog's walk may run ahead of
+// its reader, and returns the restore.
+func SetDeriveAhead(n int) (restore func()) {
+	old := deriveAhead
+	deriveAhead = n
+	return func() { deriveAhead = old }
+}
+
 // SetRebaseAt sets how many commits a rebased line may replay before it is
 // verified from its introduction again, and returns the restore.
 func SetRebaseAt(n int) (restore func()) {

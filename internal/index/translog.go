@@ -249,6 +249,10 @@ func (r *Repo) rebuildLog(ctx context.Context, l Line, head string) (*translog.S
 // each commit after from up to to, a verified line, and commits it at to;
 // on failure it rolls lg back. No rule is checked: only a verified head
 // may be given.
+// deriveAhead is how many commits deriveLog's walk may run ahead of
+// the reader.
+var deriveAhead = 256
+
 func (r *Repo) deriveLog(ctx context.Context, lg *translog.Store, from, to string) (err error) {
 	defer func() {
 		if err != nil {
@@ -263,7 +267,7 @@ func (r *Repo) deriveLog(ctx context.Context, lg *translog.Store, from, to strin
 		return err
 	}
 	defer stream.Wait()
-	commits := make(chan *gitx.LogEntry, 256)
+	commits := make(chan *gitx.LogEntry, deriveAhead)
 	errc := make(chan error, 1)
 	go func() {
 		defer close(commits)
@@ -276,12 +280,7 @@ func (r *Repo) deriveLog(ctx context.Context, lg *translog.Store, from, to strin
 					}
 				}
 			}
-			select {
-			case commits <- e:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			return sendFlushed(ctx, stream, commits, e)
 		})
 	}()
 	drain := func(err error) error {
@@ -311,6 +310,28 @@ func (r *Repo) deriveLog(ctx context.Context, lg *translog.Store, from, to strin
 		return err
 	}
 	return lg.Commit(to)
+}
+
+// sendFlushed sends v on ch for a goroutine that requests objects of
+// stream while another takes the replies and drains ch: when ch is full,
+// the requests made so far are sent to git before it waits, for the
+// reader may be waiting on one of them (a walk of more commits than ch
+// holds hung for ever with the last requests in this side's buffer).
+func sendFlushed[T any](ctx context.Context, stream *gitx.Stream, ch chan<- T, v T) error {
+	select {
+	case ch <- v:
+		return nil
+	default:
+	}
+	if err := stream.Flush(); err != nil {
+		return err
+	}
+	select {
+	case ch <- v:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // logWriter appends a replay's commits to a line's log on a goroutine of

@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -548,4 +549,28 @@ func TestLogCannotBeKept(t *testing.T) {
 		t.Fatalf("verify with room for the log: %v, %v", err, res.LogErr)
 	}
 	f.checkLog(f.head())
+}
+
+// A log brought to main over more commits than the walk hands over at
+// once (256; 4 here): the walk stopped on the full channel with its last
+// requests in this side's buffer while the reader waited for them, and
+// every command hung for good (a pull of 258 commits, then anything).
+func TestLogBroughtOverManyCommits(t *testing.T) {
+	defer index.SetDeriveAhead(4)()
+	f := newFixture(t)
+	k := newSigner()
+	for i := range 12 {
+		if _, err := author.Grant(f.ctx, f.repo, author.KeyGrant{Key: k.Public(), Holder: "many", Scopes: []string{fmt.Sprintf("publish:ns%d/*", i)}}, f.root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := f.head()
+	f.repo.Close()
+	os.RemoveAll(f.repo.Main().LogDir())
+	ctx, cancel := context.WithTimeout(f.ctx, time.Minute)
+	defer cancel()
+	if _, err := f.repo.Verify(ctx, false); err != nil {
+		t.Fatalf("bringing the log over 12 commits: %v", err)
+	}
+	f.checkLog(head)
 }

@@ -610,18 +610,11 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 				}
 				cj.c.Files = append(cj.c.Files, f)
 				cj.jobs = append(cj.jobs, j)
-				select {
-				case toRead <- j:
-				case <-ctx.Done():
-					return ctx.Err()
+				if err := sendFlushed(ctx, stream, toRead, j); err != nil {
+					return err
 				}
 			}
-			select {
-			case ordered <- cj:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			return nil
+			return sendFlushed(ctx, stream, ordered, cj)
 		})
 		if err != nil {
 			errc <- err
