@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/policy"
@@ -207,12 +208,13 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, code int, name st
 		http.Error(w, "the page could not be rendered: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	body := visible(buf.Bytes())
 	if code != http.StatusOK || pg.Head == "" || pg.Fresh {
-		p.write(w, r, code, buf.Bytes(), "")
+		p.write(w, r, code, body, "")
 		return
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	rp := renderedPage{body: buf.Bytes(), etag: `"` + hex.EncodeToString(sum[:16]) + `"`, at: time.Now()}
+	sum := sha256.Sum256(body)
+	rp := renderedPage{body: body, etag: `"` + hex.EncodeToString(sum[:16]) + `"`, at: time.Now()}
 	p.rmu.Lock()
 	if len(p.rendered) >= maxRendered {
 		clear(p.rendered)
@@ -220,6 +222,40 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, code int, name st
 	p.rendered[renderedKey(pg.Head, r)] = rp
 	p.rmu.Unlock()
 	p.write(w, r, code, rp.body, rp.etag)
+}
+
+// visible returns page with every character that hides or reorders text
+// written as its code, \uXXXX: controls (but tab and line ends), DEL,
+// C1 controls, bidirectional marks, embeddings, overrides and isolates,
+// zero-width characters, line and paragraph separators, the byte order
+// mark. Escaping HTML leaves them be, and a record's words (a note, a
+// summary) could then show a reader other words than they hold (Trojan
+// Source); cairn's own pages hold none of them, and "\uXXXX" reads the
+// same in text, an attribute and a script's JSON.
+func visible(page []byte) []byte {
+	hides := func(r rune) bool {
+		switch {
+		case r < 0x20:
+			return r != '\t' && r != '\n' && r != '\r'
+		case r >= 0x7f && r <= 0x9f, r == 0x061c, r >= 0x200b && r <= 0x200f, r >= 0x2028 && r <= 0x202e, r >= 0x2060 && r <= 0x2069, r == 0xfeff:
+			return true
+		}
+		return false
+	}
+	if bytes.IndexFunc(page, hides) < 0 {
+		return page
+	}
+	out := make([]byte, 0, len(page)+64)
+	for len(page) > 0 {
+		r, n := utf8.DecodeRune(page)
+		if hides(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, page[:n]...)
+		}
+		page = page[n:]
+	}
+	return out
 }
 
 // renderedKey is a page's key among the kept pages.
