@@ -243,7 +243,7 @@ Access logs are JSON lines on standard error.`,
 				if err != nil {
 					return fmt.Errorf("remote %s: %w", follow, err)
 				}
-				opts.Replica = &server.Replica{Writer: writer, Nudge: fol.Nudge}
+				opts.Replica = &server.Replica{Writer: writer, Nudge: fol.Nudge, Refusing: fol.Refusing}
 				opts.Fallback = (&remote.WriterBlobs{Repo: r, Remote: follow}).Fetch
 			}
 			if ckey != "" {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
@@ -50,8 +51,20 @@ type Follower struct {
 	// and kept, and the id of the key that signed it.
 	Verified func(ctx context.Context, note []byte, key string) error
 
-	once  sync.Once
-	nudge chan struct{}
+	once    sync.Once
+	nudge   chan struct{}
+	refusal atomic.Pointer[error] // the writer's last refusal, while it stands
+}
+
+// Refusing is why the follower refuses its writer now (the last pull was
+// a security error: a rollback, a fork, a broken rule, a checkpoint that
+// does not check), nil while it follows it or only cannot reach it. The
+// replica keeps serving the head it verified before; its health says so.
+func (f *Follower) Refusing() error {
+	if e := f.refusal.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 func (f *Follower) init() {
@@ -209,6 +222,9 @@ func (f *Follower) Run(ctx context.Context) {
 		switch {
 		case err != nil:
 			fails++
+			if isSecurity(err) {
+				f.refusal.Store(&err) // until a pull verifies again
+			}
 			// Said once per distinct refusal: a writer that stays bad
 			// does not fill the log.
 			if msg := err.Error(); msg != lastErr {
@@ -222,6 +238,7 @@ func (f *Follower) Run(ctx context.Context) {
 			}
 		default:
 			fails = 0
+			f.refusal.Store(nil)
 			if lastErr != "" {
 				log.Info("replica: following the writer again", "writer", transport.RedactString(rm.URL), "head", p.Head)
 				lastErr = ""

@@ -94,7 +94,7 @@ func (w *world) replicaOf(name, writerURL string, run bool) *replica {
 		t.Fatal(err)
 	}
 	rep.srv, err = server.New(r, server.Options{Exe: exe, Logger: log,
-		Replica:  &server.Replica{Writer: writer, Nudge: rep.f.Nudge},
+		Replica:  &server.Replica{Writer: writer, Nudge: rep.f.Nudge, Refusing: rep.f.Refusing},
 		Fallback: (&WriterBlobs{Repo: r, Remote: "writer"}).Fetch})
 	if err != nil {
 		t.Fatal(err)
@@ -288,11 +288,36 @@ func TestReplicaRefusesMaliciousWriter(t *testing.T) {
 	if _, vulnerable := versions(t, c, "acme/x"); !vulnerable {
 		t.Error("a client of the replica does not see the vulnerable record")
 	}
+	// Its health and metrics say it refuses its writer (they said ok).
+	health := func() (int, string) {
+		resp, err := http.Get(rep.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := health(); code != http.StatusServiceUnavailable || !strings.Contains(body, "refusing its writer: ") || !strings.Contains(body, "SECURITY ERROR") {
+		t.Errorf("/healthz of a replica refusing its writer: %d %q, want 503 saying why", code, body)
+	}
+	resp, err := http.Get(rep.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "cairn_replica_refusing_writer 1") {
+		t.Errorf("/metrics lacks cairn_replica_refusing_writer 1")
+	}
 
 	// The honest writer back: the replica follows it again.
 	front.take("")
 	rep.f.Nudge()
 	rep.await(t, h3)
+	if code, body := health(); code != http.StatusOK {
+		t.Errorf("/healthz of a replica following its writer again: %d %q", code, body)
+	}
 }
 
 // Behind a load balancer, a client's next request may reach a replica

@@ -41,6 +41,10 @@ type Replica struct {
 	// Transport makes the forwarded requests (default
 	// http.DefaultTransport's settings).
 	Transport http.RoundTripper
+	// Refusing, if set, says why the replica refuses its writer now
+	// (nil while it follows it): /healthz then answers 503 with it, and
+	// cairn_replica_refusing_writer is 1.
+	Refusing func() error
 }
 
 // treeWait bounds how long a replica holds a read of a tree newer than

@@ -251,6 +251,14 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 	}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if rp := s.opts.Replica; rp != nil && rp.Refusing != nil {
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_replica_refusing_writer", Help: "1 while the replica refuses its writer (a rollback, a fork, a broken rule: see the log), serving the head it verified before; 0 while it follows it."}, func() float64 {
+			if rp.Refusing() != nil {
+				return 1
+			}
+			return 0
+		}))
+	}
 	s.metrics = newMetrics(s.reg)
 	if opts.Policy != nil || opts.IndexPolicy != "" {
 		g, err := newGate(context.Background(), repo, opts.Policy, opts.IndexPolicy, s.reg)
@@ -345,6 +353,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
 		return
+	}
+	if rp := s.opts.Replica; rp != nil && rp.Refusing != nil {
+		if err := rp.Refusing(); err != nil {
+			// It serves the head it verified before, and will not
+			// follow its writer past it: an operator must look.
+			w.Header().Set("Cache-Control", "no-store")
+			httpError(w, http.StatusServiceUnavailable, "replica at %s, refusing its writer: %v", res.Head, err)
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
