@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -15,11 +16,13 @@ import (
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/witness"
 )
 
 func newLogPublishCmd() *cobra.Command {
 	var (
 		repo, to, ckey string
+		witnesses      []string
 		asJSON         bool
 	)
 	c := &cobra.Command{
@@ -40,8 +43,12 @@ each object whole, then the checkpoint last. A store that holds the log of
 another index, of a larger tree or of another history is refused.
 
 With --checkpoint-key a fresh checkpoint of main's verified head is signed (a
-key the root granted the checkpoint scope); without it, the checkpoint cairn
-serve signed last in this repository is published. Run it after each push (a
+key the root granted the checkpoint scope), and each --witness URL=VKEY asked
+to cosign it first (C2SP tlog-witness, as cairn serve --witness does): clients
+that name witnesses refuse a checkpoint below their quorum. A witness that
+does not cosign is named, and the checkpoint published with the others'
+cosignatures. Without --checkpoint-key, the checkpoint cairn serve signed last
+in this repository is published, with the cosignatures it got. Run it after each push (a
 CI job, or a cron job well within the clients' --max-age, 24h by default).`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -56,6 +63,16 @@ CI job, or a cron job well within the clients' --max-age, 24h by default).`,
 				}
 				o.Key = s
 			}
+			if len(witnesses) > 0 && ckey == "" {
+				return usageError{errors.New("--witness cosigns the checkpoint signed now: give --checkpoint-key too")}
+			}
+			for _, w := range witnesses {
+				e, err := witness.ParseEndpoint(w)
+				if err != nil {
+					return usageError{err}
+				}
+				o.Witnesses = append(o.Witnesses, e)
+			}
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
 				dst, name, err := openLogStore(ctx, to)
 				if err != nil {
@@ -67,8 +84,14 @@ CI job, or a cron job well within the clients' --max-age, 24h by default).`,
 					return err
 				}
 				w := cmd.OutOrStdout()
+				for _, why := range p.Refused {
+					fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: a witness did not cosign the checkpoint: %s\n", why)
+				}
 				if asJSON {
 					return printJSON(w, p)
+				}
+				if len(p.Cosigned) > 0 {
+					fmt.Fprintf(w, "cosigned by %d witness(es): %s\n", len(p.Cosigned), strings.Join(p.Cosigned, ", "))
 				}
 				if p.Kept {
 					fmt.Fprintf(w, "%s (%s): %d leaves (head %.12s), nothing written\n", remote.KeptNewer, p.To, p.Size, p.Head)
@@ -86,6 +109,7 @@ CI job, or a cron job well within the clients' --max-age, 24h by default).`,
 	repoFlag(c, &repo)
 	c.Flags().StringVar(&to, "to", "", "where to write: a directory, or an object store URL (file:///DIR, s3://BUCKET?endpoint=…&region=…&prefix=…)")
 	c.Flags().StringVar(&ckey, "checkpoint-key", "", "sign a fresh checkpoint with this key (granted the checkpoint scope); default: publish the one cairn serve signed last")
+	c.Flags().StringArrayVar(&witnesses, "witness", nil, "ask this witness to cosign the checkpoint signed, URL=VKEY (repeatable; with --checkpoint-key)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

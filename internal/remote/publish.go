@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,6 +19,9 @@ import (
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
+	"cairn.dev/cairn/internal/translog"
+	"cairn.dev/cairn/internal/transport"
+	"cairn.dev/cairn/internal/witness"
 )
 
 // CheckpointKey is where a published log's signed checkpoint lives,
@@ -34,6 +38,11 @@ type PublishOptions struct {
 	Key      keys.Signer
 	Now      func() time.Time // default time.Now
 	Parallel int              // tiles written at once (default 8)
+	// Witnesses are asked to cosign the checkpoint Key signs before it is
+	// published (C2SP tlog-witness), as cairn serve's are: clients that
+	// trust them refuse a checkpoint below their quorum.
+	Witnesses []witness.Endpoint
+	Client    *http.Client // the witnesses' (default transport.Client())
 }
 
 // Published reports a PublishLog.
@@ -45,8 +54,55 @@ type Published struct {
 	Tiles int    `json:"tiles"` // hash tiles and entry bundles written
 	// Kept says the store held a checkpoint of the same tree signed
 	// later than this one: it was left in place (KeptNewer says so).
-	Kept       bool   `json:"kept,omitempty"`
-	Checkpoint []byte `json:"-"` // the checkpoint this publisher offered
+	Kept bool `json:"kept,omitempty"`
+	// Cosigned are the witnesses that cosigned the checkpoint; Refused
+	// says, for each that did not, why (it was published without theirs).
+	Cosigned   []string `json:"cosigned,omitempty"`
+	Refused    []string `json:"refused,omitempty"`
+	Checkpoint []byte   `json:"-"` // the checkpoint this publisher offered
+}
+
+// cosignForPublish asks each of o's witnesses to cosign note (of signed,
+// main's log st), one at a time, each with a proof from the size it
+// cosigned last (it says which when asked from none), and returns note
+// with the cosignatures that came, noting in out who cosigned and why the
+// others did not. A witness that holds another tree of this size, or a
+// larger one, does not cosign: a split view it caught.
+func cosignForPublish(ctx context.Context, o PublishOptions, origin string, note []byte, signed checkpoint.Checkpoint, st *translog.Store, out *Published) ([]byte, error) {
+	if len(o.Witnesses) == 0 {
+		return note, nil
+	}
+	if o.Key == nil {
+		return nil, fmt.Errorf("witnesses cosign a checkpoint signed now: give --checkpoint-key with --witness")
+	}
+	hc := o.Client
+	if hc == nil {
+		hc = transport.Client()
+	}
+	prove := func(old int64) (tlog.TreeProof, error) { return st.ProveTree(old, signed.Size) }
+	for _, w := range o.Witnesses {
+		p, err := witness.NewPolicy([]string{w.VKey}, 1)
+		if err != nil {
+			return nil, fmt.Errorf("witness %s: %w", w.URL, err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		cos, err := witness.Cosign(wctx, hc, w.URL, 0, note, prove)
+		cancel()
+		if err == nil {
+			own, _ := witness.OwnLine(p, origin, note, cos)
+			if own == nil {
+				err = fmt.Errorf("its answer holds no valid cosignature by its key %s", w.VKey)
+			} else if note, err = witness.AppendCosignatures(note, own); err != nil {
+				return nil, err
+			}
+		}
+		if err != nil {
+			out.Refused = append(out.Refused, fmt.Sprintf("%s: %v", w.URL, err))
+			continue
+		}
+		out.Cosigned = append(out.Cosigned, w.URL)
+	}
+	return note, nil
 }
 
 // KeptNewer is what a publish says when the store's checkpoint of the
@@ -144,7 +200,11 @@ func PublishLog(ctx context.Context, r *index.Repo, dst *gcblob.Bucket, name str
 	} else if root != signed.Root {
 		return nil, fmt.Errorf("the checkpoint to publish signs root %x at %d leaves, main's log has %x there: it is of another history; refusing to publish it", signed.Root[:], signed.Size, root[:])
 	}
-	out := &Published{To: name, Size: signed.Size, Head: signed.Head, Checkpoint: note}
+	out := &Published{To: name, Size: signed.Size, Head: signed.Head}
+	if note, err = cosignForPublish(ctx, o, origin, note, signed, st, out); err != nil {
+		return nil, err
+	}
+	out.Checkpoint = note
 
 	// What the store holds already.
 	old, err := dst.ReadAll(ctx, CheckpointKey)

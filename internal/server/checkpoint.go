@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,23 +33,11 @@ import (
 // Witness is a witness the server submits its checkpoints to (C2SP
 // tlog-witness add-checkpoint): its submission URL and the verifier key
 // of its cosignatures, which the server checks before serving them.
-type Witness struct {
-	URL  string
-	VKey string
-}
+type Witness = witness.Endpoint
 
 // ParseWitness parses a witness as `cairn serve --witness` takes it:
-// URL=VKEY, split at the first '=' (a vkey may end with base64 padding).
-func ParseWitness(s string) (Witness, error) {
-	url, vkey, ok := strings.Cut(s, "=")
-	if !ok || !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return Witness{}, fmt.Errorf("witness %q: want URL=VKEY, the witness's submission URL (http:// or https://) and its verifier key", s)
-	}
-	if _, err := witness.ParseWitness(vkey); err != nil {
-		return Witness{}, fmt.Errorf("witness %s: %w", url, err)
-	}
-	return Witness{URL: strings.TrimSuffix(url, "/"), VKey: vkey}, nil
-}
+// URL=VKEY (witness.ParseEndpoint).
+func ParseWitness(s string) (Witness, error) { return witness.ParseEndpoint(s) }
 
 // witnessTimeout bounds one witness's answer: a witness that does not
 // answer is logged, the checkpoint served without its cosignature, and
@@ -751,22 +738,9 @@ func (c *checkpointer) ask(ctx context.Context, w *witnessState, last int64, not
 // hash that does not verify would make every client trusting that other
 // witness refuse the note (note.Open: invalid signature).
 func (c *checkpointer) own(w *witnessState, note, cos []byte, next checkpoint.Checkpoint) ([]byte, error) {
-	var kept []byte
-	for _, line := range strings.SplitAfter(string(cos), "\n") {
-		if line == "" {
-			continue
-		}
-		if kept == nil {
-			with, err := witness.AppendCosignatures(note, []byte(line))
-			if err == nil {
-				var n int
-				if n, err = w.policy.Check(with, c.origin); err == nil && n == 1 {
-					kept = []byte(line)
-					continue
-				}
-			}
-		}
-		c.log.Warn("dropped a line of a witness's answer: not a valid cosignature by that witness's own key", "witness", w.URL, "vkey", w.VKey, "size", next.Size, "line", strings.TrimSuffix(line, "\n"))
+	kept, dropped := witness.OwnLine(w.policy, c.origin, note, cos)
+	for _, line := range dropped {
+		c.log.Warn("dropped a line of a witness's answer: not a valid cosignature by that witness's own key", "witness", w.URL, "vkey", w.VKey, "size", next.Size, "line", line)
 	}
 	if kept == nil {
 		return nil, fmt.Errorf("witness %s: its answer holds no valid cosignature by its key %s: %q", w.URL, w.VKey, cos)

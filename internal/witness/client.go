@@ -235,3 +235,47 @@ func excerpt(b []byte) string {
 	}
 	return string(b)
 }
+
+// Endpoint is a witness a log's checkpoints are submitted to: its
+// submission URL and its verifier key (as `cairn witness vkey` prints it).
+type Endpoint struct {
+	URL  string
+	VKey string
+}
+
+// ParseEndpoint parses a witness as the command line names one:
+// URL=VKEY, split at the first '=' (a vkey may end with base64 padding).
+func ParseEndpoint(s string) (Endpoint, error) {
+	url, vkey, ok := strings.Cut(s, "=")
+	if !ok || !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return Endpoint{}, fmt.Errorf("witness %q: want URL=VKEY, the witness's submission URL (http:// or https://) and its verifier key", s)
+	}
+	if _, err := ParseWitness(vkey); err != nil {
+		return Endpoint{}, fmt.Errorf("witness %s: %w", url, err)
+	}
+	return Endpoint{URL: strings.TrimSuffix(url, "/"), VKey: vkey}, nil
+}
+
+// OwnLine returns the first line of a witness's answer (cos) that is a
+// valid cosignature of note by the witness whose policy (its key alone,
+// quorum 1) is given, for origin; and the other lines, dropped. A
+// witness speaks only for itself: a line it added under another
+// witness's name and key hash that does not verify would make every
+// client trusting that other witness refuse the note.
+func OwnLine(p Policy, origin string, note, cos []byte) (own []byte, dropped []string) {
+	for _, line := range strings.SplitAfter(string(cos), "\n") {
+		if line == "" {
+			continue
+		}
+		if own == nil {
+			if with, err := AppendCosignatures(note, []byte(line)); err == nil {
+				if n, err := p.Check(with, origin); err == nil && n == 1 {
+					own = []byte(line)
+					continue
+				}
+			}
+		}
+		dropped = append(dropped, strings.TrimSuffix(line, "\n"))
+	}
+	return own, dropped
+}
