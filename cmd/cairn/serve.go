@@ -376,7 +376,7 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().StringArrayVar(&witnesses, "witness", nil, "submit each checkpoint to this witness, URL=VKEY (repeatable)")
 	c.Flags().DurationVar(&ckptEvery, "checkpoint-interval", checkpoint.DefaultMaxAge/4, "sign a new checkpoint this often when main has not moved (clients refuse one older than their --max-age, 24h by default)")
 	c.Flags().StringVar(&policyFile, "policy", "", "enforce this policy file, or index:NAME (a policy of the index), on what the server serves (Go modules, blobs; light documents list the refusals)")
-	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long (then delete those this server wrote)")
+	c.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep uploads no record refers to this long (then delete those this server wrote, at the next hourly collection)")
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
 	c.Flags().BoolVar(&blobRedirect, "blob-redirect", true, "send a large blob's GET to a URL the object store signs; =false streams it through the server, verified (a store only the server reaches)")
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")
