@@ -308,7 +308,7 @@ type celVuln struct {
 	ID       string   `cel:"id"`
 	Severity string   `cel:"severity"` // a word of cairn's scale
 	Score    string   `cel:"score"`    // as the record gives it
-	Aliases  []string `cel:"aliases"` // its OSV record's other ids (CVE-…, GHSA-…); empty when it has none
+	Aliases  []string `cel:"aliases"`  // its OSV record's other ids (CVE-…, GHSA-…); empty when it has none
 }
 
 // celPackage is the version as CEL expressions read it: the variable `pkg`.
