@@ -504,6 +504,9 @@ judged by --policy FILE.`,
 			}
 			for _, a := range args {
 				name, version := descriptor.SplitID(a)
+				if err := descriptor.CheckName(name); err != nil {
+					return usageError{fmt.Errorf("%q: %v", a, err)} // an argument, not a file to fix
+				}
 				s, _, err := pr.srcs.Publisher(name)
 				if err != nil {
 					return err
