@@ -19,7 +19,6 @@ import (
 	"cairn.dev/cairn/internal/checkpoint"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
-	"cairn.dev/cairn/internal/translog"
 	"cairn.dev/cairn/internal/transport"
 	"cairn.dev/cairn/internal/witness"
 )
@@ -62,13 +61,14 @@ type Published struct {
 	Checkpoint []byte   `json:"-"` // the checkpoint this publisher offered
 }
 
-// cosignForPublish asks each of o's witnesses to cosign note (of signed,
-// main's log st), one at a time, each with a proof from the size it
-// cosigned last (it says which when asked from none), and returns note
+// cosignForPublish asks each of o's witnesses to cosign note (prove
+// proves its tree from an older size), one at a time, each with a proof
+// from the size it cosigned last (it says which when asked from none),
+// and returns note
 // with the cosignatures that came, noting in out who cosigned and why the
 // others did not. A witness that holds another tree of this size, or a
 // larger one, does not cosign: a split view it caught.
-func cosignForPublish(ctx context.Context, o PublishOptions, origin string, note []byte, signed checkpoint.Checkpoint, st *translog.Store, out *Published) ([]byte, error) {
+func cosignForPublish(ctx context.Context, o PublishOptions, origin string, note []byte, prove witness.ProveFunc, out *Published) ([]byte, error) {
 	if len(o.Witnesses) == 0 {
 		return note, nil
 	}
@@ -79,7 +79,6 @@ func cosignForPublish(ctx context.Context, o PublishOptions, origin string, note
 	if hc == nil {
 		hc = transport.Client()
 	}
-	prove := func(old int64) (tlog.TreeProof, error) { return st.ProveTree(old, signed.Size) }
 	for _, w := range o.Witnesses {
 		p, err := witness.NewPolicy([]string{w.VKey}, 1)
 		if err != nil {
@@ -201,7 +200,8 @@ func PublishLog(ctx context.Context, r *index.Repo, dst *gcblob.Bucket, name str
 		return nil, fmt.Errorf("the checkpoint to publish signs root %x at %d leaves, main's log has %x there: it is of another history; refusing to publish it", signed.Root[:], signed.Size, root[:])
 	}
 	out := &Published{To: name, Size: signed.Size, Head: signed.Head}
-	if note, err = cosignForPublish(ctx, o, origin, note, signed, st, out); err != nil {
+	prove := func(old int64) (tlog.TreeProof, error) { return st.ProveTree(old, signed.Size) }
+	if note, err = cosignForPublish(ctx, o, origin, note, prove, out); err != nil {
 		return nil, err
 	}
 	out.Checkpoint = note
