@@ -66,12 +66,9 @@ CI job, or a cron job well within the clients' --max-age, 24h by default).`,
 			if len(witnesses) > 0 && ckey == "" {
 				return usageError{errors.New("--witness cosigns the checkpoint signed now: give --checkpoint-key too")}
 			}
-			for _, w := range witnesses {
-				e, err := witness.ParseEndpoint(w)
-				if err != nil {
-					return usageError{err}
-				}
-				o.Witnesses = append(o.Witnesses, e)
+			var err error
+			if o.Witnesses, err = parseWitnesses(witnesses); err != nil {
+				return err
 			}
 			return withRepo(cmd, repo, func(ctx context.Context, r *index.Repo) error {
 				dst, name, err := openLogStore(ctx, to)
@@ -112,6 +109,20 @@ CI job, or a cron job well within the clients' --max-age, 24h by default).`,
 	c.Flags().StringArrayVar(&witnesses, "witness", nil, "ask this witness to cosign the checkpoint signed, URL=VKEY (repeatable; with --checkpoint-key)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+// parseWitnesses parses --witness URL=VKEY flags (cairn serve, cairn log
+// publish); a malformed one is a usage error.
+func parseWitnesses(flags []string) ([]witness.Endpoint, error) {
+	var out []witness.Endpoint
+	for _, f := range flags {
+		e, err := witness.ParseEndpoint(f)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // openLogStore opens where cairn log publish writes: a directory (made

@@ -259,12 +259,8 @@ Access logs are JSON lines on standard error.`,
 			if len(witnesses) > 0 && ckey == "" {
 				return usageError{errors.New("--witness needs --checkpoint-key: witnesses cosign the checkpoints it signs")}
 			}
-			for _, w := range witnesses {
-				pw, err := server.ParseWitness(w)
-				if err != nil {
-					return usageError{err}
-				}
-				opts.Witnesses = append(opts.Witnesses, pw)
+			if opts.Witnesses, err = parseWitnesses(witnesses); err != nil {
+				return err
 			}
 			if ckptEvery <= 0 {
 				return usageError{fmt.Errorf("--checkpoint-interval %s: want a positive duration", ckptEvery)}
