@@ -503,7 +503,7 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 	// the repository's, or answered_by's alone.
 	ruleAnswers := answered
 	if r.answeredBy != nil {
-		ruleAnswers = answersBy(active, r.answeredBy)
+		ruleAnswers = answersBy(active, r.answeredBy, s.judged())
 	}
 	var hits []string
 	var answers []string
@@ -704,11 +704,11 @@ type answers map[string]*struct {
 }
 
 // answersBy are the answers of the fixed records among active whose
-// issuers are in set.
-func answersBy(active []*facts, set map[string]bool) answers {
+// issuers are in set, and that cover the files judged.
+func answersBy(active []*facts, set map[string]bool, judged judgedFiles) answers {
 	a := answers{}
 	for _, f := range active {
-		if len(f.fixes) > 0 && issuedBy(set, f.r) {
+		if len(f.fixes) > 0 && issuedBy(set, f.r) && judged.covers(f.r) {
 			a.add(f.r.Repository, f.fixes, f.r.ID)
 		}
 	}

@@ -628,6 +628,12 @@ func TestArtifactNarrowing(t *testing.T) {
 	w.add(record.Fixed, fixed("GHSA-7"))
 	w.recs[len(w.recs)-1].Artifacts = []string{"linux-amd64.tar.gz"}
 	vulns := mustParse(t, "forbid: [{name: v, property: vulnerable}]\n")
+	// answered_by's fixes are held to the same: the amd64 fix answers
+	// nothing of an arm64 install.
+	vulnsBy := mustParse(t, "forbid: [{name: v, property: vulnerable, answered_by: acme-security}]\n")
+	arm := w.subject()
+	arm.Artifacts = []string{"linux-arm64.tar.gz"}
+	wantRule(t, vulnsBy.Evaluate(arm, judged), "v", false, "vulnerable GHSA-7 (high)")
 	for _, c := range []struct {
 		installs []string
 		pass     bool
