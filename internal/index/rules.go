@@ -453,10 +453,11 @@ func (a *applier) refusedSigner(f *File, err error) error {
 	return a.fail(se.Rule, f, "%s", se.Error())
 }
 
-// actWindow checks a root act signed apart (one with an apply_by time):
-// it is for this index (its index is this one's introduction), its window
-// is at most record.MaxActWindow long, and the commit that adds it is
-// dated within it.
+// actWindow checks a root act: it names an index and a time to be
+// applied by (since act-index; signed in one process or apart), it is
+// for this index (its index is this one's introduction), its window is
+// at most record.MaxActWindow long, and the commit that adds it is dated
+// within it.
 func (a *applier) actWindow(f *File) error {
 	rec := f.Rec
 	by := rec.ApplyBy()

@@ -20,27 +20,14 @@ import (
 // held. Counted on a real writer, behind a real proxy that counts its
 // pulls (each reads the writer's checkpoint).
 func TestReplicaReadsOfUnknownTreeDoNotPullEach(t *testing.T) {
-	w := newWorld(t)
-	alice := newSigner(t)
-	w.grant(alice, "alice", "publish:acme/*")
-	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
-		t.Fatal(err)
-	}
-	h1, _ := w.repo.Head(w.ctx, index.MainRef)
-	target, err := url.Parse(w.url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var pulls atomic.Int64
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	counting := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	w, h1, front := writerBehind(t, func(rw http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/api/v1/checkpoint" {
 			pulls.Add(1)
 		}
-		proxy.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(counting.Close) // after the replica's follower stops
-	rep := w.newReplica("replica", counting.URL)
+		return false
+	})
+	rep := w.newReplica("replica", front)
 	rep.await(t, h1)
 	// The follower's first pulls (its start, and the one the writer's
 	// head announces): wait for them to settle.
@@ -79,31 +66,18 @@ func TestReplicaReadsOfUnknownTreeDoNotPullEach(t *testing.T) {
 // missed it waited its whole interval (a minute here), serving an older
 // head meanwhile.
 func TestReplicaRetriesFailedPullSoon(t *testing.T) {
-	w := newWorld(t)
-	alice := newSigner(t)
-	w.grant(alice, "alice", "publish:acme/*")
-	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
-		t.Fatal(err)
-	}
-	h1, _ := w.repo.Head(w.ctx, index.MainRef)
-	target, err := url.Parse(w.url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var down atomic.Bool
 	down.Store(true)
 	var refused atomic.Int64
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	restarting := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	w, h1, front := writerBehind(t, func(rw http.ResponseWriter, r *http.Request) bool {
 		if down.Load() && r.URL.Path == "/api/v1/checkpoint" {
 			refused.Add(1)
 			http.Error(rw, "restarting", http.StatusBadGateway)
-			return
+			return true
 		}
-		proxy.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(restarting.Close)
-	rep := w.newReplica("replica", restarting.URL)
+		return false
+	})
+	rep := w.newReplica("replica", front)
 	for deadline := time.Now().Add(30 * time.Second); refused.Load() < 2 && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -112,4 +86,30 @@ func TestReplicaRetriesFailedPullSoon(t *testing.T) {
 	}
 	down.Store(false) // the writer is back, announcing nothing new
 	rep.await(t, h1)
+}
+
+// writerBehind makes a writer that publishes acme/x@1.0.0 (its head is
+// returned) and a real proxy in front of it, whose URL is returned: each
+// request goes to answer first, and to the writer unless answer did.
+func writerBehind(t *testing.T, answer func(rw http.ResponseWriter, r *http.Request) bool) (*world, string, string) {
+	t.Helper()
+	w := newWorld(t)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := w.repo.Head(w.ctx, index.MainRef)
+	target, err := url.Parse(w.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !answer(rw, r) {
+			proxy.ServeHTTP(rw, r)
+		}
+	}))
+	t.Cleanup(front.Close) // after the replica's follower stops
+	return w, head, front.URL
 }
