@@ -842,7 +842,7 @@ func TestGoSumDBRelayed(t *testing.T) {
 		t.Errorf("a database not reached: %d %q, want 502 without the mirror's password", resp.StatusCode, body)
 	}
 	for _, p := range []string{"/go/sumdb/sum.example.com/../../etc/passwd", "/go/sumdb/sum.example.com/index.html", "/go/sumdb/sum.golang.org/supported",
-		"/go/sumdb/sum.example.com/lookup/example.com/" + strings.Repeat("a", 700) + "@v1.0.0", "/go/sumdb/sum.example.com/tile/8/99/000", "/go/sumdb/sum.example.com/tile/8/0/" + strings.Repeat("x001/", 20) + "001"} {
+		"/go/sumdb/sum.example.com/lookup/example.com/" + strings.Repeat("a", 700) + "@v1.0.0", "/go/sumdb/sum.example.com/lookup/example.com/a@v1.0.0-" + strings.Repeat("a", 200), "/go/sumdb/sum.example.com/lookup/example.com/a@v1@v2", "/go/sumdb/sum.example.com/tile/8/99/000", "/go/sumdb/sum.example.com/tile/8/0/" + strings.Repeat("x001/", 20) + "001"} {
 		if resp, _ := g.do("GET", p, nil, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
 		}
