@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/index/indextest"
+	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -41,6 +43,14 @@ func TestRecordStatus(t *testing.T) {
 	}
 	if _, err := json.Marshal(index.RecordView{Status: index.Status(9)}); err == nil {
 		t.Error("an unknown status marshalled")
+	}
+	// A policy refuses a comparison of record.status with any other word.
+	var words []string
+	for _, c := range cases {
+		words = append(words, c.word)
+	}
+	if !slices.Equal(words, policy.StatusWords) {
+		t.Errorf("the policy's status words %q; the index's are %q", policy.StatusWords, words)
 	}
 }
 

@@ -325,3 +325,34 @@ func TestBindCountOneCertifierTwice(t *testing.T) {
 		t.Fatalf("by [ci, ci1@local], count 3: %v", err)
 	}
 }
+
+// TestMisspeltWords: a field that holds one of a few words (a record's
+// kind, status, result and severity, a vulnerability's severity, an
+// artifact's kind) compared with any other word is refused when the
+// policy loads, naming the word and the words it could be: the
+// comparison was false of every record, so a forbid rule with it forbade
+// nothing.
+func TestMisspeltWords(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"result", "require:\n  - {name: ci, property: tested, where: 'record.result == \"PASS\"'}\n",
+			`policy.yaml:2: rule "ci": where: record.result is never "PASS": it is one of "PASSED", "WARNED", "FAILED", ""`},
+		{"severity in another case", "forbid:\n  - {name: hi, property: vulnerable, where: 'record.severity == \"Critical\"'}\n",
+			`record.severity is never "Critical": it is one of "none", "low", "medium", "high", "critical", "" (cairn's bands, lower case`},
+		{"a word on the left", "forbid:\n  - {name: hi, property: vulnerable, where: '\"hgh\" != record.severity'}\n", `record.severity is never "hgh"`},
+		{"in a list", "require:\n  - {name: r, property: audited, where: 'record.kind in [\"audited\", \"audted\"]'}\n", `record.kind is never "audted": it is one of "authored", "audited"`},
+		{"a vulnerability in a comprehension", "forbid:\n  - {name: v, property: vulnerable, where: 'record.vulnerabilities.exists(v, v.severity == \"crit\")'}\n", `v.severity is never "crit"`},
+		{"an artifact", "forbid:\n  - {name: src, expr: 'pkg.artifacts.exists(a, a.kind == \"src\")'}\n", `a.kind is never "src": it is one of "source", "binary"`},
+		{"a status in an expr", "forbid:\n  - {name: s, expr: 'records.exists(r, r.status == \"activ\")'}\n", `policy.yaml:2: rule "s": expr: r.status is never "activ"`},
+		{"two at once", "forbid:\n  - {name: s, expr: 'records.exists(r, r.kind == \"vulnrable\" && r.severity == \"HIGH\")'}\n", `r.kind is never "vulnrable"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse("policy.yaml", []byte(tc.src))
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse = %v, %v; want an error saying %q", p, err, tc.want)
+			}
+		})
+	}
+	// Every word a field holds parses, and fields of free text take any.
+	mustParse(t, "forbid:\n  - {name: a, expr: 'records.exists(r, r.kind == \"vulnerable\" && r.severity in [\"high\", \"critical\", \"\"] && r.status != \"issuer key revoked\" && r.result != \"FAILED\" && r.score == \"9.8\" && r.note == \"anything\" && r.issuer == \"acme-security\")'}\n"+
+		"  - {name: b, expr: 'pkg.artifacts.exists(a, a.kind == \"binary\" && a.platform == \"linux-arm64\") && pkg.license == \"MIT\"'}\n")
+}

@@ -746,6 +746,9 @@ func compile(env *cel.Env, expr string, uses map[string]bool) (cel.Program, erro
 	if ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("the expression is a %s; a condition must be a bool", ast.OutputType())
 	}
+	if err := checkWords(ast.NativeRep()); err != nil {
+		return nil, err
+	}
 	for _, ref := range ast.NativeRep().ReferenceMap() {
 		uses[ref.Name] = true
 	}
