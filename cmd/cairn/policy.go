@@ -41,10 +41,19 @@ the index head they verified, and a lock records its sha256.`,
 			}
 			// Compiled here first, so that its errors name the file and
 			// line as given (the index's rule names the record's path).
-			if _, err := policy.Parse(args[1], text); err != nil {
+			pol, err := policy.Parse(args[1], text)
+			if err != nil {
 				return err
 			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, ss []keys.Signer) (*changed, error) {
+				// Its issuers as a server of this index reads them (cairn
+				// serve --policy index:NAME): a forbid rule naming a holder
+				// no root granted would forbid nothing.
+				if err := r.BindPolicy(ctx, pol, func(msg string) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: %s\n", msg)
+				}); err != nil {
+					return nil, err
+				}
 				p, err := author.PublishPolicy(ctx, r, args[0], text, ss...)
 				if err != nil {
 					return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/index/layout"
+	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/record"
 )
 
@@ -161,4 +162,41 @@ func (c *Catalog) Policies() ([]PolicyVersion, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// LocalRepository is the name a policy the index's server judges by
+// gives the index itself in HOLDER@REPOSITORY issuers; each upstream it
+// follows is named by its declared name. With no upstream, a bare holder
+// name is the index's own.
+const LocalRepository = "local"
+
+// BindPolicy binds pol to the repositories a server of this index judges
+// records of (LocalRepository and the upstreams it follows now:
+// policy.Bind) and checks the issuers it names against what their roots
+// have granted at their heads now (policy.CheckIssuers: an issuer no root
+// granted is an error in a forbid rule's by, and warn hears of it
+// elsewhere).
+func (r *Repo) BindPolicy(ctx context.Context, pol *policy.Policy, warn func(string)) error {
+	ups, err := r.Followed(ctx)
+	if err != nil {
+		return err
+	}
+	names := []string{LocalRepository}
+	for _, u := range ups {
+		names = append(names, u.Name)
+	}
+	if err := pol.Bind(names); err != nil {
+		return err
+	}
+	return pol.CheckIssuers(names, func(name string) (names, ids map[string]bool, err error) {
+		ref := MainRef
+		if name != LocalRepository {
+			ref = UpstreamRef(name)
+		}
+		c, err := r.Catalog(ctx, ref)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c.Holders()
+	}, warn)
 }

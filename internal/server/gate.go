@@ -21,10 +21,8 @@ import (
 )
 
 // PolicyRepository is the name a server's policy gives the server's own
-// repository in HOLDER@REPOSITORY issuers; each upstream it follows is
-// named by its declared name. With no upstream, a bare holder name is
-// the own repository's.
-const PolicyRepository = "local"
+// repository in HOLDER@REPOSITORY issuers (index.LocalRepository).
+const PolicyRepository = index.LocalRepository
 
 // PolicyHeader is the response header with which a server that enforces
 // a policy names it on its checkpoint (the file's name, or index:NAME): a
@@ -106,27 +104,9 @@ func newGate(ctx context.Context, repo *index.Repo, pol *policy.Policy, name str
 		Help: "Requests the server served although the version fails a rule of its policy whose enforcement is warn, by that rule and how the client asked (go, blob, light).",
 	}, []string{"rule", "via"})}
 	if pol != nil {
-		if err := bindPolicy(ctx, repo, pol); err != nil {
-			return nil, err
-		}
 		// A forbid rule naming a holder nobody holds would forbid
 		// nothing: said when the server starts, not found out later.
-		names, err := bindNames(ctx, repo)
-		if err != nil {
-			return nil, err
-		}
-		err = pol.CheckIssuers(names, func(name string) (names, ids map[string]bool, err error) {
-			ref := index.MainRef
-			if name != PolicyRepository {
-				ref = index.UpstreamRef(name)
-			}
-			c, err := repo.Catalog(ctx, ref)
-			if err != nil {
-				return nil, nil, err
-			}
-			return c.Holders()
-		}, nil)
-		if err != nil {
+		if err := repo.BindPolicy(ctx, pol, nil); err != nil {
 			return nil, err
 		}
 	} else {
@@ -166,7 +146,10 @@ func (g *gate) policyAt(ctx context.Context, repo *index.Repo, main *index.Catal
 	if err != nil {
 		return nil, fmt.Errorf("policy index:%s, version %.16s: %w", g.name, v.RecordID, err)
 	}
-	if err := bindPolicy(ctx, repo, pol); err != nil {
+	// Its issuers as a file's are when the server starts: a version
+	// whose forbid rule names a holder nobody holds (published by git
+	// push, past cairn policy publish's check) would forbid nothing.
+	if err := repo.BindPolicy(ctx, pol, nil); err != nil {
 		return nil, fmt.Errorf("policy index:%s, version %.16s: %w", g.name, v.RecordID, err)
 	}
 	g.versions.Store(v.RecordID, pol)
@@ -180,31 +163,6 @@ func (s *Server) policyAt(ctx context.Context, key string) (*policy.Policy, erro
 		return nil, err
 	}
 	return s.gate.policyAt(ctx, s.repo, main)
-}
-
-// bindPolicy checks the policy's issuers against the repositories the
-// server judges records of: its own (PolicyRepository) and the upstreams
-// it follows now.
-func bindPolicy(ctx context.Context, repo *index.Repo, pol *policy.Policy) error {
-	names, err := bindNames(ctx, repo)
-	if err != nil {
-		return err
-	}
-	return pol.Bind(names)
-}
-
-// bindNames are the repositories a policy binds to: the server's own
-// (PolicyRepository) and the upstreams it follows now.
-func bindNames(ctx context.Context, repo *index.Repo) ([]string, error) {
-	ups, err := repo.Followed(ctx)
-	if err != nil {
-		return nil, err
-	}
-	names := []string{PolicyRepository}
-	for _, u := range ups {
-		names = append(names, u.Name)
-	}
-	return names, nil
 }
 
 // judge returns the server policy's judgment of name@version, found at

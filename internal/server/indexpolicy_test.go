@@ -78,4 +78,21 @@ func TestIndexPolicyFollowsHeads(t *testing.T) {
 	if code, body := get("/go/example.com/greet/@v/v1.0.0.zip"); code == 200 || !strings.Contains(body, `the project reads no repository "elsewhere"`) {
 		t.Errorf("a zip under a version that does not bind: %d %q", code, body)
 	}
+
+	// A version whose forbid rule names a holder no root granted (the
+	// security team's name misspelt; published past cairn policy
+	// publish's check, as by git push) would forbid nothing: nothing is
+	// judged under it either, rather than 1.1.0 served as allowed.
+	if _, err := author.PublishPolicy(g.ctx, g.repo, "org", []byte("forbid:\n  - {name: team-findings, property: vulnerable, by: sec-taem}\n"), g.root); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("/go/example.com/greet/@v/v1.1.0.zip"); code == 200 || !strings.Contains(body, `issuer "sec-taem": repository local's root has granted no key to a holder of that name (its holders: alice, gopher, sec-team)`) {
+		t.Errorf("a zip under a version whose forbid names nobody: %d %q", code, body)
+	}
+	if _, err := author.PublishPolicy(g.ctx, g.repo, "org", []byte("forbid:\n  - {name: team-findings, property: vulnerable, by: sec-team}\n"), g.root); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("/go/example.com/greet/@v/v1.1.0.zip"); code != http.StatusForbidden || !strings.Contains(body, `team-findings`) {
+		t.Errorf("a zip under the corrected version: %d %q", code, body)
+	}
 }
