@@ -36,6 +36,7 @@ func newServeCmd() *cobra.Command {
 		repo, addr, ready, ckey string
 		grace, every            time.Duration
 		maxUpload, maxPush      int64
+		minFree                 int64
 		limits                  server.Limits
 		skew                    time.Duration
 		js                      bool
@@ -221,6 +222,7 @@ Access logs are JSON lines on standard error.`,
 				MaxUpload:      maxUpload,
 				NoBlobRedirect: !blobRedirect,
 				MaxPush:        maxPush,
+				MinFree:        minFree,
 				Limits:         limits,
 				Fallback:       (&remote.UpstreamBlobs{Repo: r}).Fetch,
 				UpstreamCheckpoint: func(ctx context.Context, u *index.Upstream) ([]byte, string, error) {
@@ -376,6 +378,7 @@ Access logs are JSON lines on standard error.`,
 	c.Flags().Int64Var(&maxUpload, "max-upload", 1<<30, "largest blob upload, in bytes")
 	c.Flags().BoolVar(&blobRedirect, "blob-redirect", true, "send a large blob's GET to a URL the object store signs; =false streams it through the server, verified (a store only the server reaches)")
 	c.Flags().Int64Var(&maxPush, "max-push", 256<<20, "largest git push, in bytes")
+	c.Flags().Int64Var(&minFree, "min-free", 256<<20, "room to keep free on the index's file system, in bytes, for its log and checkpoints: a push that finds less is refused and /healthz answers 503 (0: keep none)")
 	c.Flags().DurationVar(&skew, "max-clock-skew", index.MaxClockSkew, "accept pushed commits dated this close to the server's clock, either way (default $"+server.SkewEnv+", else 5m)")
 	c.Flags().DurationVar(&every, "sync", 10*time.Minute, "sync the upstreams this often (0: never; see cairn sync)")
 	c.Flags().DurationVar(&limits.HeaderTimeout, "header-timeout", 10*time.Second, "time for a request's headers to arrive")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ func (s *Server) gitBackend(hooks string) func(ctx context.Context, env []string
 		{"uploadpack.keepAlive", "1"},
 	}
 	return func(ctx context.Context, env []string) (*exec.Cmd, error) {
+		env = append(env, MinFreeEnv+"="+strconv.FormatInt(s.opts.MinFree, 10))
 		return s.repo.HTTPBackend(ctx, index.HTTPBackendOptions{Env: env, Config: config, MaxRequestBuffer: 10 << 20})
 	}
 }
@@ -93,6 +95,41 @@ var ErrPushRefused = errors.New("push refused")
 // the server's clock (a Go duration; default index.MaxClockSkew).
 const SkewEnv = "CAIRN_CLOCK_SKEW"
 
+// MinFreeEnv names the environment variable that tells the pre-receive
+// hook the room (bytes) the server keeps free on the index's file system
+// (Options.MinFree): a push that would leave less is refused before the
+// ref moves. A push landed on a full disk was accepted while its
+// transparency log's update and checkpoint could not be written.
+const MinFreeEnv = "CAIRN_MIN_FREE"
+
+// lowOnRoom says why a write to the index in dir would leave its file
+// system with less room than min bytes ("" when it would not, min is 0,
+// or the room cannot be told).
+func lowOnRoom(dir string, min int64) string {
+	if min <= 0 {
+		return ""
+	}
+	free, ok := freeBytes(dir)
+	if !ok || free >= uint64(min) {
+		return ""
+	}
+	return fmt.Sprintf("the server's disk is nearly full: %s free where the index is, under the %s it keeps for the index's log and checkpoints (cairn serve --min-free)", sizeText(int64(free)), sizeText(min))
+}
+
+// sizeText writes a number of bytes as people read it: 12.3 MiB.
+func sizeText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
 // clockSkew returns the bound SkewEnv sets, or the default.
 func clockSkew() (time.Duration, error) {
 	v := os.Getenv(SkewEnv)
@@ -131,6 +168,13 @@ func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer
 	if err != nil {
 		return err
 	}
+	var minFree int64
+	if v := os.Getenv(MinFreeEnv); v != "" {
+		if minFree, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return fmt.Errorf("%s=%q: want a number of bytes", MinFreeEnv, v)
+		}
+	}
+	low := lowOnRoom(repoDir, minFree)
 	sc := bufio.NewScanner(in)
 	refused := 0
 	refuse := func(format string, args ...any) {
@@ -144,6 +188,10 @@ func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer
 		}
 		old, new, ref := f[0], f[1], f[2]
 		switch {
+		case low != "":
+			refuse("%s: %s; nothing was written", ref, low)
+			fmt.Fprintf(out, "cairn: hint: push again once the server's operator has freed room\n")
+			continue
 		case ref != index.MainRef:
 			refuse("%s: only %s may be pushed to a cairn index", ref, index.MainRef)
 			continue

@@ -56,6 +56,13 @@ type Options struct {
 	MaxUpload int64
 	// MaxPush bounds one git push, in bytes (default 256 MiB).
 	MaxPush int64
+	// MinFree is the room, in bytes, the server keeps free on the file
+	// system of the index (0: none kept): a push that finds less is
+	// refused before its ref moves, and /healthz answers 503 while there
+	// is less. A push landed on a full disk is in the history while its
+	// transparency log cannot be brought to it: no checkpoint is signed
+	// until room is made.
+	MinFree int64
 	// SliceEvery is how many commits apart GET /api/v1/slices cuts a
 	// long history for a pull (default 1,024).
 	SliceEvery int
@@ -352,6 +359,18 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		w.Header().Set("Cache-Control", "no-store")
 		httpError(w, http.StatusServiceUnavailable, "index: %v", err)
+		return
+	}
+	if _, err := s.view(r.Context()); err != nil {
+		// The history verifies, but its log cannot be brought to it (a
+		// full disk, say): no checkpoint is signed of what was pushed.
+		w.Header().Set("Cache-Control", "no-store")
+		httpError(w, http.StatusServiceUnavailable, "index verified at %s, but no checkpoint can be signed of it: %v", res.Head, err)
+		return
+	}
+	if low := lowOnRoom(s.repo.Dir, s.opts.MinFree); low != "" {
+		w.Header().Set("Cache-Control", "no-store")
+		httpError(w, http.StatusServiceUnavailable, "%s: pushes are refused until there is room", low)
 		return
 	}
 	if rp := s.opts.Replica; rp != nil && rp.Refusing != nil {
