@@ -68,7 +68,7 @@ func TestHealthzWhenTheLogCannotBeKept(t *testing.T) {
 	publishOne(t, s.fixture, "1.1.0")
 	head, _ := s.repo.Head(s.ctx, index.MainRef)
 	resp, body := s.do("GET", "/healthz", nil, nil)
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "index verified at "+head+", but no checkpoint can be signed of it") {
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "index verified at "+head+", but no checkpoint can be signed of it: main's transparency log is behind the verified head "+head) {
 		t.Fatalf("healthz with the log in the way: %s %q", resp.Status, body)
 	}
 	os.RemoveAll(trap)
