@@ -5,6 +5,8 @@ import (
 	"io"
 	"sync"
 	"unicode/utf8"
+
+	"cairn.dev/cairn/internal/web"
 )
 
 // termSafe is a command's standard output or error: text whose control
@@ -103,17 +105,15 @@ func steers(p []byte, i int) bool {
 }
 
 // reorders returns the length of the character at p[i] if it is one
-// that reorders or hides text on a terminal without being a control: a
-// bidirectional embedding, override or isolate, a zero-width character,
-// a line or paragraph separator, a byte order mark (Trojan Source); 0
-// otherwise.
+// that reorders or hides text on a terminal without being a control
+// (web.Hides: a bidirectional mark, embedding, override or isolate, a
+// zero-width character, a line or paragraph separator, a byte order
+// mark; Trojan Source); 0 otherwise.
 func reorders(p []byte, i int) int {
-	if c := p[i]; c != 0xe2 && c != 0xef {
+	if c := p[i]; c != 0xd8 && c != 0xe2 && c != 0xef { // the first bytes of U+061C, U+2000–U+2FFF, U+F000–U+FFFF
 		return 0
 	}
-	r, n := utf8.DecodeRune(p[i:])
-	switch {
-	case r >= 0x200b && r <= 0x200f, r >= 0x2028 && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0xfeff:
+	if r, n := utf8.DecodeRune(p[i:]); web.Hides(r) {
 		return n
 	}
 	return 0

@@ -27,6 +27,9 @@ func TestTermSafe(t *testing.T) {
 		{[]string{"ą split \xc4", "\x85 and ✓ \xe2\x9c", "\x93"}, "ą split ą and ✓ ✓"},
 		// Text that reorders or hides itself (Trojan Source).
 		{[]string{"admin\u202e lanigiro\u202c and zero\u200bwidth"}, `admin\u202e lanigiro\u202c and zero\u200bwidth`},
+		// The same characters as a server's pages escape (web.Hides): an
+		// Arabic letter mark, a word joiner, invisible operators.
+		{[]string{"alm\u061c wj\u2060 times\u2062 ok ؀ ⁰"}, `alm\u061c wj\u2060 times\u2062 ok ؀ ⁰`},
 	} {
 		var b bytes.Buffer
 		w := newTermSafe(&b)

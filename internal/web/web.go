@@ -226,21 +226,20 @@ func (p *Pages) render(w http.ResponseWriter, r *http.Request, code int, name st
 
 // visible returns page with every character that hides or reorders text
 // written as its code, \uXXXX: controls (but tab and line ends), DEL,
-// C1 controls, bidirectional marks, embeddings, overrides and isolates,
-// zero-width characters, line and paragraph separators, the byte order
-// mark. Escaping HTML leaves them be, and a record's words (a note, a
-// summary) could then show a reader other words than they hold (Trojan
-// Source); cairn's own pages hold none of them, and "\uXXXX" reads the
-// same in text, an attribute and a script's JSON.
+// C1 controls, and what Hides names. Escaping HTML leaves them be, and a
+// record's words (a note, a summary) could then show a reader other
+// words than they hold (Trojan Source); cairn's own pages hold none of
+// them, and "\uXXXX" reads the same in text, an attribute and a
+// script's JSON.
 func visible(page []byte) []byte {
 	hides := func(r rune) bool {
 		switch {
 		case r < 0x20:
 			return r != '\t' && r != '\n' && r != '\r'
-		case r >= 0x7f && r <= 0x9f, r == 0x061c, r >= 0x200b && r <= 0x200f, r >= 0x2028 && r <= 0x202e, r >= 0x2060 && r <= 0x2069, r == 0xfeff:
+		case r >= 0x7f && r <= 0x9f:
 			return true
 		}
-		return false
+		return Hides(r)
 	}
 	if bytes.IndexFunc(page, hides) < 0 {
 		return page
@@ -256,6 +255,21 @@ func visible(page []byte) []byte {
 		page = page[n:]
 	}
 	return out
+}
+
+// Hides reports whether r hides or reorders the text around it without
+// being a control character: the Arabic letter mark, zero-width
+// characters and the left-to-right and right-to-left marks, line and
+// paragraph separators, bidirectional embeddings, overrides and
+// isolates, the word joiner and invisible operators, the byte order
+// mark. A server's pages (visible) and cairn's terminal output escape the
+// same characters.
+func Hides(r rune) bool {
+	switch {
+	case r == 0x061c, r >= 0x200b && r <= 0x200f, r >= 0x2028 && r <= 0x202e, r >= 0x2060 && r <= 0x2069, r == 0xfeff:
+		return true
+	}
+	return false
 }
 
 // renderedKey is a page's key among the kept pages.
