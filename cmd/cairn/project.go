@@ -380,6 +380,9 @@ fails the install at once.`,
 				into = filepath.Join(pr.Dir, "cairn_packages")
 			}
 			o := install.Options{Into: into, Cache: cache, Platform: platform, Jobs: jobs, Offline: f.offline}
+			o.Waiting = func(lock string) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "cairn: waiting for another cairn install into %s to end (it holds %s)\n", into, lock)
+			}
 			bar := newProgress(cmd.ErrOrStderr(), f.json, true)
 			if bar != nil {
 				o.Progress = installProgress(bar)

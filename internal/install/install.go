@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
@@ -69,6 +70,9 @@ type Options struct {
 	// holds corrupt) comes from the mirrors the project names, and with
 	// none fails the install at once with ErrNotCached.
 	Offline bool
+	// Waiting, if set, hears that another install into the same
+	// directory holds it (this one waits for it to end).
+	Waiting func(lockFile string)
 }
 
 // ErrNotCached is why an offline install (Options.Offline) fails on a
@@ -148,6 +152,11 @@ func Install(ctx context.Context, l *plan.Lock, srcs plan.Sources, o Options) (*
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := holdTarget(ctx, into, o.Waiting)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := checkTarget(into); err != nil {
 		return nil, err
 	}
@@ -266,8 +275,47 @@ func unpackCached(ctx context.Context, j job, staging string, o Options) ([]File
 	return files, ce, nil
 }
 
+// holdTarget takes the lock of installs into into, a file beside it
+// (.NAME.cairn-lock, left in place), and returns its release: installs
+// into one directory run one after the other. Two at once removed each
+// other's staging directories as an interrupted install's, and swapped
+// in trees that lacked whole packages their manifests listed, each
+// saying it had installed them. A second install waits (waiting hears
+// of it) until the first ends or ctx is done.
+func holdTarget(ctx context.Context, into string, waiting func(string)) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(into), 0o755); err != nil {
+		return nil, err
+	}
+	name := filepath.Join(filepath.Dir(into), "."+filepath.Base(into)+".cairn-lock")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("the lock of installs into %s: %w", into, err)
+	}
+	ok, err := tryLockTarget(f)
+	if err == nil && !ok && waiting != nil {
+		waiting(name)
+	}
+	// Asked again every tenth of a second: a flock that waits cannot
+	// be given up when ctx is done.
+	for tick := time.NewTicker(100 * time.Millisecond); err == nil && !ok; ok, err = tryLockTarget(f) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			tick.Stop()
+			f.Close()
+			return nil, fmt.Errorf("waiting for another cairn install into %s to end (%s): %w", into, name, context.Cause(ctx))
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the lock of installs into %s: %w", into, err)
+	}
+	return func() { f.Close() }, nil
+}
+
 // checkTarget refuses to replace a directory that is not an install of
-// cairn's (or empty), and clears what interrupted installs left.
+// cairn's (or empty), and clears what interrupted installs left (no
+// other install runs: holdTarget).
 func checkTarget(into string) error {
 	if err := os.MkdirAll(filepath.Dir(into), 0o755); err != nil {
 		return err
