@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,11 +203,21 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	switch req.file {
 	case "list", "latest":
-		var allowed, refused []goVersion
+		var allowed, refused, allowedRetracted []goVersion
 		refusals := map[string]*Refusal{}
 		retracted := s.goRetracted(ctx, req.module, versions)
 		for _, v := range versions {
 			if gomod.Retracted(retracted, v.desc.Go.Version) {
+				if req.file == "list" {
+					j, err := s.judge(ctx, key, src, req.module, v.version, v.ref)
+					if err != nil {
+						httpError(w, http.StatusInternalServerError, "module %s: %v", req.module, err)
+						return
+					}
+					if j == nil || j.refusal == nil {
+						allowedRetracted = append(allowedRetracted, v)
+					}
+				}
 				continue
 			}
 			j, err := s.judge(ctx, key, src, req.module, v.version, v.ref)
@@ -222,6 +233,17 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if req.file == "list" {
+			// The versions retracted are listed when the go command reads
+			// their retraction itself: when the latest version it is
+			// shown is the latest held, whose go.mod declared them. It
+			// then warns of them (go get, go list -m -u) and lists them
+			// (go list -m -retracted), as with any proxy. When the policy
+			// refuses that latest version, they are left out.
+			shown := append(slices.Clone(allowed), allowedRetracted...)
+			slices.SortFunc(shown, func(a, b goVersion) int { return semver.Compare(a.desc.Go.Version, b.desc.Go.Version) })
+			if top := latestGo(shown); top != nil && top.version == latestGo(versions).version {
+				allowed = shown
+			}
 			// Releases and pre-releases; pseudo-versions are not listed
 			// (the GOPROXY protocol), but are served by name.
 			var b strings.Builder

@@ -427,9 +427,18 @@ func TestGoRetractedByARefusedVersion(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+path+"\n\ngo 1.21\n\nretract v1.1.0 // broken\n"), 0o644)
 	g.publishDir(dir, "1.2.0")
 
-	// With 1.2.0 allowed, the go command reads its retraction itself.
-	if _, body := g.do("GET", "/go/example.com/greet/@v/list", nil, nil); string(body) != "v1.0.0\nv1.2.0\n" {
-		t.Errorf("list with the retracting version allowed: %q, want v1.0.0 and v1.2.0", body)
+	// With 1.2.0 allowed, the go command reads its retraction itself: the
+	// list holds 1.1.0, and the go command warns of it and lists it as
+	// retracted, as with any proxy.
+	if _, body := g.do("GET", "/go/example.com/greet/@v/list", nil, nil); string(body) != "v1.0.0\nv1.1.0\nv1.2.0\n" {
+		t.Errorf("list with the retracting version allowed: %q, want v1.0.0, v1.1.0 and v1.2.0", body)
+	}
+	goCmd := newGoCommand(t, g.url+"/go")
+	if out, err := goCmd.run(t.TempDir(), "list", "-m", "-retracted", "-versions", "-json", path+"@latest"); err != nil || !strings.Contains(out, `"v1.1.0"`) || !strings.Contains(out, `"Version": "v1.2.0"`) {
+		t.Errorf("go list -m -retracted -versions: %v\n%s", err, out)
+	}
+	if out, err := goCmd.run(t.TempDir(), "list", "-m", "-retracted", "-json", path+"@v1.1.0"); err != nil || !strings.Contains(out, `"Retracted": [`) || !strings.Contains(out, "broken") {
+		t.Errorf("go list -m -retracted of the retracted version: %v, want its retraction and rationale\n%s", err, out)
 	}
 	g.vulnerable(path, "1.2.0")
 	if _, body := g.do("GET", "/go/example.com/greet/@v/list", nil, nil); string(body) != "v1.0.0\n" {
@@ -439,7 +448,6 @@ func TestGoRetractedByARefusedVersion(t *testing.T) {
 		t.Errorf("@latest with the retracting version refused: %s, want v1.0.0", body)
 	}
 
-	goCmd := newGoCommand(t, g.url+"/go")
 	work := t.TempDir()
 	mainModule(t, work, "v1.0.0")
 	if out, err := goCmd.run(work, "get", path+"@latest"); err != nil {
