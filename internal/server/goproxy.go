@@ -38,8 +38,9 @@ import (
 //
 // Unknown modules and versions are 404 with one line of text/plain; a
 // version the server's policy refuses is left out of the list and
-// @latest, and its files are 403 with the rule (gate.go); @latest of a
-// module whose every version is refused is 403 too. The .mod and
+// @latest, and its .info and .zip are 403 with the rule (gate.go), its
+// go.mod served (version selection reads it); @latest of a module whose
+// every version is refused is 403 too. The .mod and
 // .zip are checked against the descriptor as they are served: their
 // SHA-256 and size every time, go.sum's h1: hashes once per blob. A
 // version the index holds whose file the blob store lacks is 500, not
@@ -290,7 +291,14 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "%s@%s: %v", req.module, req.version, err)
 		return
 	}
-	if j != nil && j.refusal != nil {
+	// A refused version's go.mod is served: the go command reads the
+	// go.mod of every version a requirement names to select versions,
+	// the one it will not build too (a dependency whose go.mod predates
+	// graph pruning, go < 1.17, requiring a version the project has
+	// moved past), and refusing it failed builds that never use that
+	// version. Its code (.zip) and the queries that would choose it
+	// (.info, list, @latest) stay refused.
+	if j != nil && j.refusal != nil && req.file != "mod" {
 		s.refuse(w, r, "go", req.module+"@"+req.version, req.module, j.refusal)
 		return
 	}

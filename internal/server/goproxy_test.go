@@ -412,6 +412,45 @@ func TestAttackGoCommandRefusedByPolicy(t *testing.T) {
 	}
 }
 
+// A refused version's go.mod is served, its code not: the go command
+// reads the go.mod of every version a requirement names to select
+// versions, and a dependency whose go.mod predates graph pruning (go
+// 1.16) requiring a refused version failed the build of a project that
+// had moved past it (403 on the .mod), with a hint it could not follow.
+func TestGoModOfARefusedVersionServed(t *testing.T) {
+	g := newGoFixture(t, noHighVulns)
+	g.publish("example.com/greet", "1.0.1", "hello, vulnerable")
+	g.publish("example.com/greet", "1.0.3", "hello, fixed")
+	g.vulnerable("example.com/greet", "1.0.1")
+	dep := t.TempDir()
+	os.WriteFile(filepath.Join(dep, "go.mod"), []byte("module example.com/dep\n\ngo 1.16\n\nrequire example.com/greet v1.0.1\n"), 0o644)
+	os.WriteFile(filepath.Join(dep, "dep.go"), []byte("package dep\n\nimport \"example.com/greet\"\n\n// V greets.\nfunc V() string { return greet.Hello() }\n"), 0o644)
+	g.publishDir(dep, "1.0.0")
+
+	if resp, body := g.do("GET", "/go/example.com/greet/@v/v1.0.1.mod", nil, nil); resp.StatusCode != http.StatusOK || string(body) != "module example.com/greet\n\ngo 1.21\n" {
+		t.Errorf("the refused version's go.mod: %s %q", resp.Status, body)
+	}
+	for _, f := range []string{"v1.0.1.zip", "v1.0.1.info"} {
+		if resp, body := g.do("GET", "/go/example.com/greet/@v/"+f, nil, nil); resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "cairn: refused by policy") {
+			t.Errorf("the refused version's %s: %s %q, want 403", f, resp.Status, body)
+		}
+	}
+
+	goCmd := newGoCommand(t, g.url+"/go")
+	app := t.TempDir()
+	os.WriteFile(filepath.Join(app, "go.mod"), []byte("module example.org/app\n\ngo 1.16\n\nrequire (\n\texample.com/dep v1.0.0\n\texample.com/greet v1.0.3\n)\n"), 0o644)
+	os.WriteFile(filepath.Join(app, "main.go"), []byte("package main\n\nimport (\n\t\"example.com/dep\"\n\t\"example.com/greet\"\n)\n\nfunc main() { println(dep.V(), greet.Hello()) }\n"), 0o644)
+	if out, err := goCmd.run(app, "build", "-o", "app", "."); err != nil {
+		t.Fatalf("go build of a project past the refused version a dependency requires: %v\n%s", err, out)
+	}
+	// The refused version itself is still not built.
+	os.WriteFile(filepath.Join(app, "go.mod"), []byte("module example.org/app\n\ngo 1.16\n\nrequire (\n\texample.com/dep v1.0.0\n\texample.com/greet v1.0.1\n)\n"), 0o644)
+	os.Remove(filepath.Join(app, "go.sum"))
+	if out, err := goCmd.run(app, "build", "-o", "app", "."); err == nil || !strings.Contains(out, "example.com/greet@v1.0.1") || !strings.Contains(out, "403 Forbidden") {
+		t.Fatalf("go build selecting the refused version: %v, want its refusal\n%s", err, out)
+	}
+}
+
 // A version its author retracted (go.mod's retract, in the latest
 // version) stays retracted when the policy refuses that latest version:
 // the go command reads retractions from the latest version it is shown,
