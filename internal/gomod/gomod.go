@@ -126,7 +126,11 @@ func Build(dir, version string) (_ *Module, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the module's go.mod: %w (a Go module directory has one: go mod init MODULEPATH)", err)
 	}
-	path := modfile.ModulePath(modBytes)
+	parsed, err := modfile.ParseLax("go.mod", modBytes, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s does not parse as the go command reads it: %w (every build that needs this version would fail, and a published version is never replaced: fix it, go mod tidy)", filepath.Join(dir, "go.mod"), err)
+	}
+	path := modulePath(parsed)
 	if path == "" {
 		return nil, fmt.Errorf("%s: no module directive: the module path names the package (module example.com/greet)", filepath.Join(dir, "go.mod"))
 	}
@@ -134,7 +138,10 @@ func Build(dir, version string) (_ *Module, err error) {
 		return nil, fmt.Errorf("%s@%s: a module with a go.mod cannot have a +incompatible version: the go command refuses it; name the major version in the module path (%s/%s)", path, gv, path, semver.Major(gv))
 	}
 	if err := module.Check(path, gv); err != nil {
-		return nil, fmt.Errorf("%w (a module's major version v2 or later is part of its path: module %s/%s in go.mod, or a v0 or v1 version)", err, path, semver.Major(gv))
+		if hint := majorHint(path, gv); hint != "" {
+			return nil, fmt.Errorf("%w (%s)", err, hint)
+		}
+		return nil, err
 	}
 	tmp, err := os.MkdirTemp("", "cairn-gomod-")
 	if err != nil {
@@ -227,8 +234,8 @@ func CheckFiles(d *descriptor.Descriptor, zipPath string, mod []byte) error {
 	}
 	mv := module.Version{Path: d.Go.Module, Version: d.Go.Version}
 	if mod != nil {
-		if mp := modfile.ModulePath(mod); mp != mv.Path {
-			return fmt.Errorf("%s: go.mod declares module %q, not %s: the go command refuses it (%w)", mv, mp, mv.Path, ErrNotModule)
+		if err := checkGoMod(mv, mod); err != nil {
+			return err
 		}
 	}
 	if zipPath != "" {
@@ -237,6 +244,47 @@ func CheckFiles(d *descriptor.Descriptor, zipPath string, mod []byte) error {
 		}
 	}
 	return nil
+}
+
+// majorHint says how a module path and a version whose major versions
+// disagree can agree: "" when they do not disagree (the path itself is
+// wrong).
+func majorHint(path, gv string) string {
+	prefix, pathMajor, ok := module.SplitPathVersion(path)
+	major := semver.Major(gv)
+	switch {
+	case !ok || major == "":
+		return ""
+	case pathMajor == "":
+		return fmt.Sprintf("a module's major version v2 or later is part of its path: module %s/%s in go.mod, or a v0 or v1 version", path, major)
+	case strings.HasPrefix(pathMajor, "."): // gopkg.in/NAME.vN
+		return fmt.Sprintf("the path %s names major version %s: publish a %s version, or module %s.%s in go.mod", path, pathMajor[1:], pathMajor[1:], prefix, major)
+	case major == "v0" || major == "v1":
+		return fmt.Sprintf("the path %s names major version %s: publish a %s version, or module %s (no major version in the path) for a v0 or v1 version", path, pathMajor[1:], pathMajor[1:], prefix)
+	}
+	return fmt.Sprintf("the path %s names major version %s: publish a %s version, or module %s/%s in go.mod", path, pathMajor[1:], pathMajor[1:], prefix, major)
+}
+
+// checkGoMod checks go.mod as the go command reads a dependency's
+// (modfile.ParseLax: a syntax error fails every build that needs the
+// version, and a published version is never replaced) and that it
+// declares mv's module path.
+func checkGoMod(mv module.Version, mod []byte) error {
+	f, err := modfile.ParseLax("go.mod", mod, nil)
+	if err != nil {
+		return fmt.Errorf("%s: go.mod does not parse as the go command reads it: %w (%w)", mv, err, ErrNotModule)
+	}
+	if mp := modulePath(f); mp != mv.Path {
+		return fmt.Errorf("%s: go.mod declares module %q, not %s: the go command refuses it (%w)", mv, mp, mv.Path, ErrNotModule)
+	}
+	return nil
+}
+
+func modulePath(f *modfile.File) string {
+	if f.Module == nil {
+		return ""
+	}
+	return f.Module.Mod.Path
 }
 
 // ErrNotModule is the parent of CheckFiles' errors for files that are

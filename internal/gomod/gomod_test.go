@@ -227,7 +227,10 @@ func TestBuildRefuses(t *testing.T) {
 		path, version, want string
 	}{
 		{"example.com/greet", "2.0.0", "module example.com/greet/v2 in go.mod"},
-		{"example.com/greet/v2", "1.0.0", "module example.com/greet/v2/v1 in go.mod"},
+		{"example.com/greet/v2", "1.0.0", "the path example.com/greet/v2 names major version v2: publish a v2 version, or module example.com/greet (no major version in the path) for a v0 or v1 version"},
+		{"example.com/greet/v2", "0.1.0", "or module example.com/greet (no major version in the path)"},
+		{"example.com/greet/v2", "3.0.0", "the path example.com/greet/v2 names major version v2: publish a v2 version, or module example.com/greet/v3 in go.mod"},
+		{"gopkg.in/greet.v3", "1.0.0", "the path gopkg.in/greet.v3 names major version v3: publish a v3 version, or module gopkg.in/greet.v1 in go.mod"},
 		{"example.com/greet", "2.0.0+incompatible", "cannot have a +incompatible version"},
 		{"example.com/greet", "1.0", "want a full semantic version"},
 		{"example.com/greet", "v1.0.0+build", "want a full semantic version"},
@@ -241,6 +244,13 @@ func TestBuildRefuses(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := Build(dir, "1.0.0"); err == nil || !strings.Contains(err.Error(), "go mod init") {
 		t.Errorf("Build without go.mod: %v", err)
+	}
+	// A go.mod the go command cannot parse: every build needing the
+	// version would fail, and it could never be published again.
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/bad\n\ngo 1.21\nrequire (\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "a.go"), []byte("package bad\n"), 0o644)
+	if _, err := Build(dir, "1.0.0"); err == nil || !strings.Contains(err.Error(), "does not parse as the go command reads it") || !strings.Contains(err.Error(), "unterminated block") {
+		t.Errorf("Build with a go.mod that does not parse: %v", err)
 	}
 }
 
@@ -286,6 +296,15 @@ func TestCheckFiles(t *testing.T) {
 	err := CheckFiles(&forged, "", evil.Mod)
 	if !errors.Is(err, ErrNotModule) || !strings.Contains(err.Error(), `go.mod declares module "evil.example/x", not example.com/greet`) {
 		t.Errorf("another module's go.mod: %v", err)
+	}
+	// A go.mod that does not parse, under hashes made over it (a push).
+	broken := []byte("module example.com/greet\n\nrequire (\n")
+	bd := *m.Descriptor
+	bg := *m.Descriptor.Go
+	bg.ModSum, _ = ModSum(broken)
+	bd.Go = &bg
+	if err := CheckFiles(&bd, "", broken); !errors.Is(err, ErrNotModule) || !strings.Contains(err.Error(), "go.mod does not parse as the go command reads it") {
+		t.Errorf("a go.mod that does not parse: %v", err)
 	}
 	err = CheckFiles(&forged, evil.Zip, nil)
 	if !errors.Is(err, ErrNotModule) || !strings.Contains(err.Error(), "not a module zip of example.com/greet@v1.0.0") {
