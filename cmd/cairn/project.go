@@ -395,6 +395,9 @@ fails the install at once.`,
 			for _, r := range res.Repaired {
 				fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: %v: removed it and fetched it again\n", r)
 			}
+			for _, t := range res.Tampered {
+				fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: SECURITY: %s served other bytes than blob %s: %s; skipped for the next source (take it out of service, or ask its operator why)\n", t.Source, t.Blob, t.Error)
+			}
 			if f.json {
 				return printJSON(w, res)
 			}

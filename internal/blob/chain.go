@@ -42,8 +42,8 @@ func (c *Chain) Put(ctx context.Context, ref Ref, r io.Reader) error {
 	return c.Local.Put(ctx, ref, r)
 }
 
-// FetchError says that no mirror had a blob's bytes; it lists what each
-// mirror did.
+// FetchError says that no source (a repository's server, then its
+// mirrors) served a blob's bytes; it lists what each did.
 type FetchError struct {
 	Ref    Ref
 	Errors []error
@@ -54,13 +54,26 @@ type FetchError struct {
 
 func (e *FetchError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "blob %s: no mirror has it", e.Ref)
+	// A source caught serving other bytes is a security event, not an
+	// absence: the summary says so first.
+	lied := 0
+	for _, err := range e.Errors {
+		if errors.Is(err, ErrMismatch) {
+			lied++
+		}
+	}
+	switch {
+	case lied > 0:
+		fmt.Fprintf(&b, "blob %s: %d of its %d source(s) served other bytes than its digest names, and none served its own", e.Ref, lied, len(e.Errors))
+	default:
+		fmt.Fprintf(&b, "blob %s: no source has it", e.Ref)
+	}
 	for i, err := range e.Errors {
 		if i < len(e.Mirrors) && e.Mirrors[i] != "" {
-			fmt.Fprintf(&b, "; mirror %d (%s): %v", i+1, e.Mirrors[i], err)
+			fmt.Fprintf(&b, "; source %d (%s): %v", i+1, e.Mirrors[i], err)
 			continue
 		}
-		fmt.Fprintf(&b, "; mirror %d: %v", i+1, err)
+		fmt.Fprintf(&b, "; source %d: %v", i+1, err)
 	}
 	return b.String()
 }
@@ -91,13 +104,19 @@ func (c *Chain) Fetch(ctx context.Context, ref Ref) error {
 			c.OnMirrorError(i, ref, err)
 		}
 		fe.Errors = append(fe.Errors, err)
-		name := ""
-		if s, ok := m.(fmt.Stringer); ok {
-			name = transport.RedactString(s.String()) // a mirror's credentials stay out of errors (and CI logs)
-		}
-		fe.Mirrors = append(fe.Mirrors, name)
+		fe.Mirrors = append(fe.Mirrors, Name(m))
 	}
 	return fe
+}
+
+// Name is how a store names itself (its String: a URL, a directory),
+// its credentials left out, as errors and CI logs show it; "" for a
+// store that does not say.
+func Name(s Store) string {
+	if n, ok := s.(fmt.Stringer); ok {
+		return transport.RedactString(n.String())
+	}
+	return ""
 }
 
 // fetchOne copies ref from a mirror into the local store. A failure

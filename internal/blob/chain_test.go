@@ -72,6 +72,11 @@ func TestChainSkipsBadMirrors(t *testing.T) {
 	if !errors.As(err, &fe) || len(fe.Errors) != 2 || !errors.Is(err, blob.ErrMismatch) || !strings.Contains(err.Error(), "SECURITY ERROR") {
 		t.Fatalf("err = %v, want a blob.FetchError of two mismatches", err)
 	}
+	// The summary says what happened: sources served other bytes (it
+	// said "no mirror has it", an absence).
+	if !strings.Contains(err.Error(), "2 of its 2 source(s) served other bytes than its digest names, and none served its own; source 1 (") {
+		t.Fatalf("err = %v, want a summary of the substituted bytes", err)
+	}
 	if ok, _ := local.Stat(ctx, oref); ok {
 		t.Fatal("a blob no mirror sent right was stored")
 	}

@@ -14,7 +14,7 @@ import (
 
 // TestChainFullDisk is issue 12 item 12: a full local disk is the local
 // store's fault, named with its path and "no space left on device" —
-// not "no mirror has it" — and the other mirrors are not tried.
+// not "no source has it" — and the other mirrors are not tried.
 func TestChainFullDisk(t *testing.T) {
 	data := []byte("an artifact")
 	ref := blob.DigestBytes(data)
@@ -30,7 +30,7 @@ func TestChainFullDisk(t *testing.T) {
 	}
 	err = c.Fetch(context.Background(), ref)
 	if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, blob.ErrMismatch) ||
-		!strings.Contains(err.Error(), "write /dev/full: no space left on device") || strings.Contains(err.Error(), "no mirror has it") {
+		!strings.Contains(err.Error(), "write /dev/full: no space left on device") || strings.Contains(err.Error(), "no source has it") {
 		t.Fatalf("fetch onto a full disk = %v; want the local store's ENOSPC, naming the path", err)
 	}
 	if second {

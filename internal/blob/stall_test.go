@@ -87,9 +87,9 @@ func TestChainAllMirrorsStall(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		"mirror 1 (" + slow + "):", "the response body stalled after",
-		"mirror 2 (" + silent + "):", "no response headers within 500ms",
-		"mirror 3 (" + unaccepting + "):", "no connection within 500ms",
+		"source 1 (" + slow + "):", "the response body stalled after",
+		"source 2 (" + silent + "):", "no response headers within 500ms",
+		"source 3 (" + unaccepting + "):", "no connection within 500ms",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)

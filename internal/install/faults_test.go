@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,7 +129,7 @@ func TestPoisonedCacheUnfetchable(t *testing.T) {
 		var ce *blob.CorruptError
 		if err == nil || !errors.As(err, &ce) || ce.Path != path || !errors.Is(err, fs.ErrNotExist) ||
 			!strings.Contains(err.Error(), "package acme/log@1.0.0: artifact linux-amd64.tar.gz: cached blob "+path+" is corrupt") ||
-			!strings.Contains(err.Error(), "removed it; fetching it again: blob sha256:") || !strings.Contains(err.Error(), "no mirror has it") {
+			!strings.Contains(err.Error(), "removed it; fetching it again: blob sha256:") || !strings.Contains(err.Error(), "no source has it") {
 			t.Fatalf("same size %v: install = %+v, %v; want the corrupt file named and the failed fetch", sameSize, res, err)
 		}
 		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
@@ -151,10 +153,33 @@ func TestFullDisk(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, blob.ErrMismatch) ||
 		!strings.Contains(err.Error(), "package acme/log@1.0.0: artifact linux-amd64.tar.gz: blob sha256:") ||
 		!strings.Contains(err.Error(), "storing it in the local store: write /dev/full: no space left on device") ||
-		strings.Contains(err.Error(), "no mirror has it") {
+		strings.Contains(err.Error(), "no source has it") {
 		t.Fatalf("install onto a full disk = %v", err)
 	}
 	if _, err := os.Lstat(into); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("something was materialised: %v", err)
+	}
+}
+
+// A source that serves other bytes than a blob's digest names is skipped
+// for the next one, and named in the result (the CLI warns of it): the
+// install succeeded from a later mirror and said nothing of the one
+// caught serving substituted bytes. One that lacks the blob (404) is
+// not named: it is merely incomplete.
+func TestTamperingMirrorNamed(t *testing.T) {
+	w := newWorld(t)
+	w.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	url := servertest.Serve(w.World)
+	w.served(url, nil, "packages:\n  acme/log: ^1.0\n")
+	liar := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { rw.Write([]byte("other bytes")) }))
+	defer liar.Close()
+	empty := httptest.NewServer(http.NotFoundHandler())
+	defer empty.Close()
+	res, err := w.installFrom(filepath.Join(t.TempDir(), "a"), []blob.Store{&blob.HTTP{URL: empty.URL}, &blob.HTTP{URL: liar.URL}, &blob.HTTP{URL: url}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Tampered) != 1 || res.Tampered[0].Source != liar.URL || res.Tampered[0].Blob.Size == 0 || !strings.Contains(res.Tampered[0].Error, "SECURITY") {
+		t.Fatalf("tampered %+v, want the lying mirror %s named once", res.Tampered, liar.URL)
 	}
 }

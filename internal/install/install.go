@@ -116,6 +116,18 @@ type Result struct {
 	// Repaired lists the cached blobs whose files no longer matched their
 	// digests: each was removed and fetched again.
 	Repaired []*blob.CorruptError `json:"repaired,omitempty"`
+	// Tampered lists the sources (a repository's server, a mirror) that
+	// served bytes other than a blob's digest names: each was skipped
+	// for the next, and is named here so that it can be acted on.
+	Tampered []Tampered `json:"tampered,omitempty"`
+}
+
+// Tampered is a source that served other bytes than a blob's digest
+// names (a *blob.MismatchError).
+type Tampered struct {
+	Source string   `json:"source"`
+	Blob   blob.Ref `json:"blob"`
+	Error  string   `json:"error"`
 }
 
 // Platform picks the platform to install: this machine's if the lock has
@@ -240,7 +252,7 @@ func beneath(jobs []job, name string) map[string]string {
 // the cached file is checked; one that no longer holds the blob is named,
 // removed and fetched again, and the package unpacked afresh (the
 // evidence is returned with the files).
-func unpackCached(ctx context.Context, j job, staging string, o Options) ([]File, *blob.CorruptError, error) {
+func unpackCached(ctx context.Context, j job, staging string, o Options, tampered func(Tampered)) ([]File, *blob.CorruptError, error) {
 	dir := filepath.Join(staging, filepath.FromSlash(j.pkg.Name))
 	try := func() ([]File, error) {
 		src, err := o.Cache.Path(j.art.Ref)
@@ -266,7 +278,7 @@ func unpackCached(ctx context.Context, j job, staging string, o Options) ([]File
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, ce, err
 	}
-	if _, _, err := fetchOne(ctx, j, o.Cache, o.Offline, func(int64) {}); err != nil {
+	if _, _, err := fetchOne(ctx, j, o.Cache, o.Offline, func(int64) {}, tampered); err != nil {
 		return nil, ce, fmt.Errorf("package %s: artifact %s: %w; removed it; fetching it again: %w", j.pkg.ID(), j.art.File, ce, err)
 	}
 	if files, err = try(); err != nil {
@@ -351,7 +363,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 // order, verified as it streams; it reports whether the cache had it,
 // and the evidence of a cached file it found corrupt (of another size)
 // and removed before fetching the blob again.
-func fetchOne(ctx context.Context, j job, cache Cache, offline bool, progress func(int64)) (bool, *blob.CorruptError, error) {
+func fetchOne(ctx context.Context, j job, cache Cache, offline bool, progress func(int64), tampered func(Tampered)) (bool, *blob.CorruptError, error) {
 	if ok, err := cache.Stat(ctx, j.art.Ref); err != nil || ok {
 		if ok {
 			progress(j.art.Size)
@@ -372,7 +384,11 @@ func fetchOne(ctx context.Context, j job, cache Cache, offline bool, progress fu
 		}
 		return false, nil, fmt.Errorf("%s: %w", j.art.Ref, ErrNotCached)
 	}
-	c := &blob.Chain{Local: cache, Mirrors: mirrors}
+	c := &blob.Chain{Local: cache, Mirrors: mirrors, OnMirrorError: func(i int, ref blob.Ref, err error) {
+		if errors.Is(err, blob.ErrMismatch) {
+			tampered(Tampered{Source: blob.Name(mirrors[i]), Blob: ref, Error: err.Error()})
+		}
+	}}
 	if err := c.Fetch(ctx, j.art.Ref); err != nil {
 		if ce != nil {
 			return false, ce, fmt.Errorf("%w; removed it; fetching it again: %w", ce, err)

@@ -117,6 +117,13 @@ func (p *pipeline) report(phase string) {
 
 // fetch brings every job's blob into the cache, o.Jobs at a time, and
 // hands each package whose blob is cached to the unpackers.
+// tampered notes a source that served other bytes than a digest names.
+func (p *pipeline) tampered(t Tampered) {
+	p.mu.Lock()
+	p.res.Tampered = append(p.res.Tampered, t)
+	p.mu.Unlock()
+}
+
 func (p *pipeline) fetch() {
 	work := make(chan job)
 	var wg sync.WaitGroup
@@ -125,7 +132,7 @@ func (p *pipeline) fetch() {
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				cached, repaired, err := fetchOne(p.ctx, j, p.o.Cache, p.o.Offline, func(n int64) { p.bytes.Add(n); p.report("fetching") })
+				cached, repaired, err := fetchOne(p.ctx, j, p.o.Cache, p.o.Offline, func(n int64) { p.bytes.Add(n); p.report("fetching") }, p.tampered)
 				p.mu.Lock()
 				if repaired != nil {
 					p.res.Repaired = append(p.res.Repaired, repaired)
@@ -190,7 +197,7 @@ func (p *pipeline) unpackWorker() {
 		p.report("unpacking " + j.pkg.ID())
 		mu := p.refMu[j.art.Ref]
 		mu.Lock()
-		files, repaired, err := unpackCached(p.ctx, j, p.staging, p.o)
+		files, repaired, err := unpackCached(p.ctx, j, p.staging, p.o, p.tampered)
 		mu.Unlock()
 		if err != nil {
 			p.fail(err)
