@@ -120,6 +120,17 @@ this repository's own statement about the upstream's descriptor, served beside i
 						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: the record's affected range covers %s too, which no record of this vulnerability is about: a policy judges each version by its own records, so they pass its forbid rules\ncairn: hint: certify each of them as well (cairn certify NAME@VERSION --property vulnerable with the same --id or --osv)\n", strings.Join(also, ", "))
 					}
 				}
+				if err == nil && kind == record.Fixed && c.Upstream == "" {
+					unmatched, known, uerr := author.UnmatchedFixes(ctx, r, name, version, a.Records)
+					if uerr == nil && len(unmatched) > 0 {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: the fixed record answers %s, which no active vulnerable record of %s@%s names (ids are compared exactly): a policy counts it as answering nothing\n", strings.Join(unmatched, ", "), name, version)
+						if len(known) > 0 {
+							fmt.Fprintf(cmd.ErrOrStderr(), "cairn: hint: its vulnerable records name %s: certify fixed with one of those ids (the record stands; revoke it with cairn revoke if it is wrong)\n", strings.Join(known, ", "))
+						} else {
+							fmt.Fprintf(cmd.ErrOrStderr(), "cairn: hint: no active vulnerable record is about this version: a fixed record answers one (certify it vulnerable first if the finding stands)\n")
+						}
+					}
+				}
 				return &changed{added: a, headline: fmt.Sprintf("certified %s %s", args[0], what)}, err
 			})
 		},

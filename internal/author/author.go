@@ -600,6 +600,46 @@ func AlsoAffected(ctx context.Context, r *index.Repo, name, version string, recI
 	return out, nil
 }
 
+// UnmatchedFixes lists the ids the fixed records recIDs of name@version
+// answer that no active vulnerable record of that version names (by its
+// id or an alias: a policy compares them exactly), and the ids those
+// records name, for a hint. A fixed record that answers a misspelt id
+// (CRIT-l for CRIT-1, crit-1) was signed without a word and counted for
+// nothing.
+func UnmatchedFixes(ctx context.Context, r *index.Repo, name, version string, recIDs []string) (unmatched, known []string, err error) {
+	cat, err := r.Catalog(ctx, index.MainRef)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, _, recs, err := cat.Version(name, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	var active []index.RecordView
+	var answers []string
+	for _, rv := range recs {
+		if rv.Record == nil {
+			continue
+		}
+		if p, ok := rv.Record.Predicate.(record.FixedPredicate); ok && slices.Contains(recIDs, rv.ID) {
+			answers = append(answers, p.Vulnerabilities...)
+		}
+		if p, ok := rv.Record.Predicate.(record.VulnsPredicate); ok && rv.Status.Active() {
+			active = append(active, rv)
+			for _, res := range p.Scanner.Result {
+				known = append(known, res.ID)
+			}
+		}
+	}
+	for _, id := range answers {
+		if !namesVuln(active, id) {
+			unmatched = append(unmatched, id)
+		}
+	}
+	slices.Sort(known)
+	return unmatched, slices.Compact(known), nil
+}
+
 // namesVuln says whether one of recs is a vulnerable record naming id.
 func namesVuln(recs []index.RecordView, id string) bool {
 	for _, rv := range recs {
