@@ -24,6 +24,10 @@ func printAdded(w io.Writer, a *author.Added) {
 	for _, id := range a.Records {
 		fmt.Fprintf(w, "record %s\n", id)
 	}
+	if a.Existing {
+		fmt.Fprintf(w, "already in the index at %s (the same record, signed in the same second, was appended before): nothing added\n", a.Commit)
+		return
+	}
 	fmt.Fprintf(w, "commit %s\n", a.Commit)
 }
 

@@ -39,6 +39,10 @@ type Added struct {
 	Commit  string   `json:"commit"`
 	Records []string `json:"records"`
 	Paths   []string `json:"paths"`
+	// Existing: the records were in the index already, byte for byte
+	// (index.AlreadyAppendedError): nothing was added, and Commit is
+	// main's head, which holds them.
+	Existing bool `json:"existing,omitempty"`
 }
 
 // now is the time records are issued at (a variable for the tests).
@@ -90,6 +94,13 @@ func addAs(ctx context.Context, r *index.Repo, st *index.Overlay, id, message st
 	a, err := r.Append(ctx, ch, ident(ctx, r, st, id), message)
 	if a != nil {
 		out.Commit, out.Paths = a.Commit, a.Paths
+	}
+	// The same records signed in the same second (a command run twice,
+	// or retried at once): they stand, which is what was asked.
+	var ae *index.AlreadyAppendedError
+	if errors.As(err, &ae) {
+		out.Commit, out.Paths, out.Existing = ae.Commit, ae.Paths, true
+		return out, nil
 	}
 	return out, err
 }

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -374,6 +375,9 @@ func (r *Repo) build(ctx context.Context, introduction, parent string, files []g
 	batch := r.git.NewBatch()
 	tree, err := batch.AddToTree(rd, baseTree, files)
 	if errors.Is(err, gitx.ErrExists) {
+		if parent != "" && sameFiles(rd, parent, files) {
+			return "", zero, &AlreadyAppendedError{Commit: parent, Paths: paths(files)}
+		}
 		return "", zero, &RuleError{Rule: RuleAppendOnly, Detail: err.Error()}
 	}
 	if err != nil {
@@ -384,4 +388,38 @@ func (r *Repo) build(ctx context.Context, introduction, parent string, files []g
 		return "", zero, err
 	}
 	return id, now, nil
+}
+
+// AlreadyAppendedError says that every file of an append is in the index
+// already, byte for byte: the same records, signed in the same second
+// (a record's id names its content and that second), appended before —
+// a command run twice at once, or retried. Nothing is added; the
+// records stand.
+type AlreadyAppendedError struct {
+	Commit string // main's head, which holds them
+	Paths  []string
+}
+
+func (e *AlreadyAppendedError) Error() string {
+	return fmt.Sprintf("%s: in the index already, byte for byte (the same record, signed in the same second, was appended before): nothing added", strings.Join(e.Paths, ", "))
+}
+
+// sameFiles says whether every file is at its path in commit, with the
+// same bytes.
+func sameFiles(rd *gitx.Reader, commit string, files []gitx.File) bool {
+	for _, f := range files {
+		o, err := rd.Read(commit + ":" + f.Path)
+		if err != nil || o.Type != "blob" || !bytes.Equal(o.Data, f.Data) {
+			return false
+		}
+	}
+	return len(files) > 0
+}
+
+func paths(files []gitx.File) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.Path
+	}
+	return out
 }
