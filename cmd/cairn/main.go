@@ -214,6 +214,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "do not use these bytes: they are not the module version its h1 hash names; for an import, try another GOPROXY (--goproxy) and tell the proxy's operator; nothing was added"
 	case errors.Is(err, gomod.ErrSecurity):
 		return exitRefused, "do not trust this checksum database: it contradicts the history it showed this repository before (kept under sumdb/ in the repository's local directory); keep its message as evidence and tell its operator"
+	case errors.Is(err, errVerifiedNoLock):
+		return exitRefused, "run cairn lock where its inputs may be resolved, review cairn.lock and commit it: verified mode installs nothing else"
 	case errors.Is(err, plan.ErrUnpinned):
 		return exitRefused, "pin each input by hash: snapshot: {name, sha256, size} (cairn label history shows a label's digest), packages: {version, sha256, size} (cairn.lock has them)"
 	case errors.Is(err, policy.ErrRefused):

@@ -139,6 +139,10 @@ func (pr *project) checked(ctx context.Context) (*plan.Lock, error) {
 	return l, plan.Check(ctx, pr.Project, l, perr, pr.srcs)
 }
 
+// errVerifiedNoLock refuses, in verified mode, a project with no lock:
+// a refusal (exit 3), as verified mode's others are.
+var errVerifiedNoLock = errors.New("verified mode installs a lock only")
+
 // lock returns the project's lock, checked; with none (and not in
 // verified mode), a fresh resolution, which fresh reports.
 func (pr *project) lock(ctx context.Context, f *projectFlags) (l *plan.Lock, fresh bool, err error) {
@@ -152,7 +156,7 @@ func (pr *project) lock(ctx context.Context, f *projectFlags) (l *plan.Lock, fre
 		return l, false, err
 	}
 	if f.verified || pr.Verified {
-		return nil, false, fmt.Errorf("verified mode installs a lock only, and %s has no %s: run cairn lock and commit it", pr.Dir, plan.LockFile)
+		return nil, false, fmt.Errorf("%w, and %s has no %s", errVerifiedNoLock, pr.Dir, plan.LockFile)
 	}
 	l, err = plan.Resolve(ctx, pr.Project, pr.srcs)
 	return l, true, err
@@ -504,7 +508,7 @@ judged by --policy FILE.`,
 				if fresh && useLock {
 					// --lock judges the lock committed: a gate in CI
 					// must not pass on a resolution of today's heads.
-					return fmt.Errorf("--lock: %s has no %s: run cairn lock (and commit it), or leave out --lock to judge what cairn.yaml resolves to now: %w", pr.Dir, plan.LockFile, fs.ErrNotExist)
+					return fmt.Errorf("--lock: %s has no %s: %w; run cairn lock (and commit it), or leave out --lock to judge what cairn.yaml resolves to now", pr.Dir, plan.LockFile, fs.ErrNotExist)
 				}
 				verdicts, _ = pr.evaluate(l)
 			}
