@@ -423,11 +423,21 @@ func (c *Catalog) Snapshot(ref blob.Ref) (*snapshot.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if got := blob.DigestBytes(data); got != ref {
+	got := blob.DigestBytes(data)
+	if got.SHA256 == ref.SHA256 && got.Size != ref.Size {
+		// The bytes are the digest's: the size asked for is wrong (a
+		// pin's typo), not what the index holds.
+		return nil, fmt.Errorf("snapshot sha256:%s is %d bytes, not %d: %w", ref.SHA256, got.Size, ref.Size, ErrSizeMismatch)
+	}
+	if got != ref {
 		return nil, &blob.MismatchError{Want: ref, GotSHA256: got.SHA256, GotSize: got.Size}
 	}
 	return snapshot.Parse(data)
 }
+
+// ErrSizeMismatch is a reference whose digest the index holds, at
+// another size than the reference says: the reference is wrong.
+var ErrSizeMismatch = errors.New("the size given is not the size of the bytes its digest names: fix the size")
 
 // Label returns a label's latest move; fs.ErrNotExist if it was never set.
 func (c *Catalog) Label(name string) (*LabelMove, error) {

@@ -17,6 +17,7 @@ import (
 
 	"cairn.dev/cairn/internal/blob"
 	"cairn.dev/cairn/internal/descriptor"
+	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/policy"
 	"cairn.dev/cairn/internal/snapshot"
@@ -328,8 +329,16 @@ func (rs *resolver) snapshot(sr *SnapshotRef) (*snapshot.Snapshot, *SnapshotPin,
 			errs = append(errs, fmt.Sprintf("%s: no snapshot sha256:%s", s.Name, ref.SHA256))
 			continue
 		}
+		if errors.Is(err, index.ErrSizeMismatch) {
+			return nil, nil, &LineError{File: ProjectFile, Line: sr.Line, Msg: "snapshot: " + err.Error()}
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s:%d: snapshot: %w", ProjectFile, sr.Line, err)
+		}
+		if sr.Label == "" && sr.Name != "" && sr.Name != snap.Name {
+			// What a reviewer reads ("bump to lts-2.0") must be what is
+			// pinned.
+			return nil, nil, &LineError{File: ProjectFile, Line: sr.Line, Msg: fmt.Sprintf("snapshot pinned as %s, but sha256:%s is snapshot %s: name the snapshot the digest is, or pin the digest of %s", sr.Name, ref.SHA256, snap.Name, sr.Name)}
 		}
 		return snap, &SnapshotPin{Name: snap.Name, Label: sr.Label, Repository: s.Name, Ref: *ref}, nil
 	}
