@@ -77,6 +77,17 @@ func TestLightSource(t *testing.T) {
 	if !srcs[0].View.Unwitnessed {
 		t.Fatal("a repository that names no witness is not said to be unwitnessed")
 	}
+	// A light client counts no records: a count in its lock (the digest
+	// made again) is not the lock's, and is refused as a replica's wrong
+	// count is.
+	good, err := l.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted, perr := relock(t, good, func(l *Lock) { l.Repositories[0].Records = 5 })
+	if err := Check(w.Ctx, p, counted, perr, srcs); !errors.Is(err, ErrLockMismatch) || !strings.Contains(err.Error(), "repository acme: 5 records at head "+l.Repositories[0].Head+", but a light client's lock counts none (0: not known)") {
+		t.Fatalf("a light lock with a count of records: %v", err)
+	}
 	if err := Check(w.Ctx, p, l, nil, srcs); err != nil {
 		t.Fatalf("Check of a fresh light lock: %v", err)
 	}

@@ -334,6 +334,10 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 			add("repository %s: location %s is not %s's %s", lr.Name, lr.Location, ProjectFile, s.Where())
 		case lr.Introduction != s.Introduction:
 			add("repository %s: introduction %s is not %s's %s", lr.Name, lr.Introduction, ProjectFile, s.Introduction)
+		case s.View != nil && lr.Records != 0:
+			// A light client counts no records (0: not known); a count
+			// it did not make is not the lock's.
+			add("repository %s: %d records at head %s, but a light client's lock counts none (0: not known)", lr.Name, lr.Records, lr.Head)
 		default:
 			if s.View != nil && lr.Head != s.Head() {
 				// A light view reads the server's latest head only: the
