@@ -439,6 +439,16 @@ func (c *Catalog) Snapshot(ref blob.Ref) (*snapshot.Snapshot, error) {
 // another size than the reference says: the reference is wrong.
 var ErrSizeMismatch = errors.New("the size given is not the size of the bytes its digest names: fix the size")
 
+// Folded returns the name of the package published in the index whose
+// name case-folds onto name's (descriptor.FoldName), as published; ""
+// if none. Names that differ only in case are one name in an index (rule
+// name-case).
+func (c *Catalog) Folded(name string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.Folded(name)
+}
+
 // Label returns a label's latest move; fs.ErrNotExist if it was never set.
 func (c *Catalog) Label(name string) (*LabelMove, error) {
 	if err := record.CheckLabel(name); err != nil {

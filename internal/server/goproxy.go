@@ -187,6 +187,14 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 	var amb *index.AmbiguousError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		if own := s.foldedName(ctx, req.module); own != "" && own != req.module {
+			// 403, not 404: on 404 a GOPROXY list (cairn,direct) asks
+			// its next entry, which may serve a look-alike of the
+			// internal module under this spelling.
+			s.log.Warn("a Go module asked for in another case than the one published", "asked", req.module, "published", own)
+			httpError(w, http.StatusForbidden, "cairn: refused: module %s differs only in case from %s, which this repository publishes: names that differ only in case are one name here, and another module under this spelling would be a look-alike\nhint: require %s", req.module, own, own)
+			return
+		}
 		httpError(w, http.StatusNotFound, "not found: module %s is not in this repository (a public module is brought in with: cairn import go %s@VERSION)", req.module, req.module)
 		return
 	case errors.As(err, &amb):
@@ -311,6 +319,20 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 	case "zip":
 		s.goZip(w, r, v)
 	}
+}
+
+// foldedName is the name published on main that name case-folds onto,
+// "" for none (or when main cannot be read: the 404 stands).
+func (s *Server) foldedName(ctx context.Context, name string) string {
+	c, err := s.repo.Catalog(ctx, index.MainRef)
+	if err != nil {
+		return ""
+	}
+	own, err := c.Folded(name)
+	if err != nil {
+		return ""
+	}
+	return own
 }
 
 // goVersions returns the Go module versions of a package, in semver

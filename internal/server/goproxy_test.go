@@ -288,6 +288,15 @@ func TestGoProxyProtocol(t *testing.T) {
 			t.Errorf("GET %s: %d %s %q, want 404 with one line of text", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
 	}
+	// A case variant of a published module is refused, not 404, on which
+	// a GOPROXY list (cairn,direct) would ask its next entry for a
+	// look-alike under that spelling; it names the published spelling.
+	for _, path := range []string{"/go/example.com/upper/@v/list", "/go/example.com/upper/@v/v0.1.0.zip", "/go/example.com/!u!p!p!e!r/@latest"} {
+		resp, body := get(path)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "differs only in case from example.com/Upper, which this repository publishes") || strings.Contains(body, "cairn import go") {
+			t.Errorf("GET %s: %d %q, want 403 naming example.com/Upper", path, resp.StatusCode, body)
+		}
+	}
 	// A long path is not repeated whole.
 	long := "/go/example.com/" + strings.Repeat("a", 60<<10) + "/@v/list"
 	if resp, body := get(long); resp.StatusCode != http.StatusNotFound || len(body) > 5<<10 || !strings.Contains(body, "bytes more)") {
