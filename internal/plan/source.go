@@ -20,6 +20,7 @@ import (
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/light"
 	"cairn.dev/cairn/internal/remote"
+	"cairn.dev/cairn/internal/safefile"
 )
 
 // Options says where resolution and installs keep what they fetch, and
@@ -359,6 +360,9 @@ func openSource(ctx context.Context, p *Project, r Repository, o Options) (*Sour
 			return nil, fmt.Errorf("the index at %s starts with root record %s, not the introduction %s that %s pins: it is another repository", dir, repo.Config.Introduction, r.Introduction, ProjectFile)
 		}
 		res, err := repo.Verify(ctx, false)
+		if err == nil {
+			err = keptPathHead(ctx, repo, dir, o.Cache, res)
+		}
 		if err != nil {
 			repo.Close()
 			return nil, err
@@ -543,4 +547,52 @@ func openLight(ctx context.Context, r Repository, o Options, prefetch []string) 
 	// Records stays 0, not known: the checkpoint's size counts a map leaf
 	// per commit beside the files, and a light client reads no commit count.
 	return &Source{Repository: r, View: v, Catalog: cat, Blobs: stores, Checkpoint: v.Checkpoint, client: c}, nil
+}
+
+// keptPathHead holds an index on disk (path:) to the head this machine
+// verified there before, kept in the cache (paths/), as a light client
+// holds a server to its last checkpoint: main moved back to before some
+// records, with the index's own verified.json removed beside it (by
+// whoever may move main), verified again from the introduction and was
+// taken, the records gone. A head that does not descend from the one
+// kept is a *index.ForkError, unless the index dropped it as a local
+// commit of its own clone (VerifyResult.DroppedLocal). The head kept
+// moves on with main; without a cache, nothing is kept.
+func keptPathHead(ctx context.Context, repo *index.Repo, dir, cache string, res *index.VerifyResult) error {
+	if cache == "" || res.Head == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	file := filepath.Join(cache, "paths", repo.Config.Introduction[:16]+"-"+hex.EncodeToString(sum[:8])+".json")
+	var kept struct {
+		Path string `json:"path"`
+		Head string `json:"head"`
+	}
+	if data, err := os.ReadFile(file); err == nil {
+		if json.Unmarshal(data, &kept) != nil {
+			kept.Head = "" // unreadable: kept again below
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if kept.Head != "" && kept.Head != res.Head && !slices.Contains(res.DroppedLocal, kept.Head) {
+		ok, err := repo.IsAncestor(ctx, kept.Head, res.Head)
+		if err != nil || !ok {
+			return fmt.Errorf("%w (the index at %s; this machine verified %s there before, kept in %s whatever the index's own verified.json says)", &index.ForkError{Verified: kept.Head, Head: res.Head}, abs, kept.Head, file)
+		}
+	}
+	if kept.Head == res.Head {
+		return nil
+	}
+	kept.Path, kept.Head = abs, res.Head
+	data, _ := json.Marshal(kept)
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return nil // best effort, as the index's own marker: reads go on
+	}
+	safefile.Write(file, append(data, '\n'), safefile.Options{NoSync: true})
+	return nil
 }
