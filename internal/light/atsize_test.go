@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -281,5 +283,42 @@ func TestBatchExtraDocument(t *testing.T) {
 	}
 	if n := reads.n("/api/v1/log/subject") - before; n < 2 {
 		t.Fatalf("%d single reads after a batch answered with an extra document, want the 2 asked at least (the batch refused)", n)
+	}
+}
+
+// Attack: a server (or a proxy in front of it) that answers every read
+// at an older tree than the checkpoint it signed, one it still holds. A
+// read it meets is refused as what it is, naming both sizes, and the
+// view does not open again: it was taken for a race ("the server signed
+// a new checkpoint during the read; nothing was refused: run the
+// command again"), every time, with the checkpoint never moving.
+func TestAttackAnswersAtAnOlderTree(t *testing.T) {
+	w := indextest.New(t)
+	w.Publish(indextest.Package{Name: "acme/fastjson", Version: "1.0.0"})
+	target := servertest.Serve(w)
+	older := open(t, newClient(w, target, t.TempDir()))
+	w.Audit("acme/fastjson", "1.0.0")
+	signNew(t, w, target, "acme/other")
+	proxy := proxyTo(t, target)
+	var checkpoints atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/log/checkpoint" {
+			checkpoints.Add(1)
+		}
+		if strings.HasPrefix(r.URL.Path, "/api/v1/log/subject") {
+			q := r.URL.Query()
+			q.Set("size", itoa(older.Checkpoint.Size))
+			r.URL.RawQuery = q.Encode()
+		}
+		proxy.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(ts.Close)
+	_, err := newClient(w, ts.URL, t.TempDir()).OpenPrefetch(context.Background(), "package acme/fastjson")
+	var pe *light.ProofError
+	if !errors.As(err, &pe) || errors.Is(err, light.ErrMoved) || !strings.Contains(err.Error(), "answered at log size "+itoa(older.Checkpoint.Size)+", older than the checkpoint's tree (size ") {
+		t.Fatalf("reads answered at an older tree: %v, want a refusal naming both sizes", err)
+	}
+	if n := checkpoints.Load(); n != 1 {
+		t.Fatalf("%d reads of the checkpoint: the view opened again, taking the attack for a race", n)
 	}
 }

@@ -2080,6 +2080,14 @@ func (v *View) check(subject string, body []byte) ([]index.MemFile, error) {
 // checkpoint.
 func (v *View) checkDoc(subject string, doc *wireSubject) ([]index.MemFile, error) {
 	cp := v.Checkpoint.Checkpoint
+	if doc.Size < cp.Size {
+		// Asked at the tree of the checkpoint it signed, a server
+		// answers at that tree or not at all (410): an answer at an
+		// older tree is never a race (one that was a reader's would be
+		// at a newer tree), but a server, or a proxy in front of it,
+		// showing what it held before.
+		return nil, v.refuse(subject, fmt.Errorf("answered at log size %d, older than the checkpoint's tree (size %d) it was asked at: a server answers at the tree it is asked at, or not at all", doc.Size, cp.Size))
+	}
 	if doc.Size != cp.Size {
 		return nil, fmt.Errorf("%s: subject %q was answered at log size %d, the checkpoint read is of size %d: %w", v.client.base(), subject, doc.Size, cp.Size, ErrMoved)
 	}
