@@ -87,7 +87,9 @@ func TestWitnessCommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		signed, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n%d\n%s\n", origin, n, root)}, signer)
+		// A cairn index's checkpoint is dated (its witness refuses one
+		// that is not).
+		signed, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n%d\n%s\ncairn-time %d\n", origin, n, root, time.Now().Unix())}, signer)
 		if err != nil {
 			t.Fatal(err)
 		}

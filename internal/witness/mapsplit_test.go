@@ -2,11 +2,13 @@ package witness
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -128,3 +130,48 @@ func TestRootNotCanonical(t *testing.T) {
 }
 
 const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+// TestCairnTime: a cairn index's checkpoint is dated, once, in Unix
+// seconds, not before the checkpoint cosigned last and not past the
+// witness's clock by more than the clocks of two machines: it cosigned
+// one dated 1970, one in the year 5138, and one not dated at all.
+func TestCairnTime(t *testing.T) {
+	l := newTestLog(t, origin)
+	w := newTestWitness(t, "witness.example.com/w1", l)
+	tr := newTree(t, 8, 8, "")
+	now := time.Now().Unix()
+	first := signExt(t, l, tr.root(t, 5), fmt.Sprintf("cairn-map AAAA\ncairn-head h1\ncairn-time %d\n", now))
+	if _, err := w.AddCheckpoint(context.Background(), append([]byte("old 0\n\n"), first...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ ext, want string }{
+		{"cairn-map CCCC\ncairn-head h3\n", "0 cairn-time lines, want one"},
+		{fmt.Sprintf("cairn-map CCCC\ncairn-head h3\ncairn-time %d\ncairn-time %d\n", now, now), "2 cairn-time lines, want one"},
+		{"cairn-map CCCC\ncairn-head h3\ncairn-time 01700000000\n", `cairn-time "01700000000" is not Unix seconds`},
+		{"cairn-map CCCC\ncairn-head h3\ncairn-time 1\n", "is before the time of the checkpoint cosigned last"},
+		{"cairn-map CCCC\ncairn-head h3\ncairn-time 99999999999\n", "is past this witness's clock"},
+	} {
+		next := signExt(t, l, tr.root(t, 8), c.ext)
+		cos, err := w.AddCheckpoint(context.Background(), append(fmt.Appendf(nil, "old 5\n%s\n", proofLines(tr.proof(t, 8, 5))), next...))
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: cosigned %q, err %v; want a refusal saying %q", c.ext, cos, err, c.want)
+		}
+	}
+	if got := w.logState(t, origin); got.Size != 5 {
+		t.Fatalf("the witness moved to %d", got.Size)
+	}
+	later := signExt(t, l, tr.root(t, 8), fmt.Sprintf("cairn-map CCCC\ncairn-head h3\ncairn-time %d\n", now+60))
+	if _, err := Submit(context.Background(), nil, w.url, 5, tr.proof(t, 8, 5), later); err != nil {
+		t.Fatalf("a later checkpoint a minute ahead: %v", err)
+	}
+}
+
+// proofLines writes a consistency proof as an add-checkpoint request's
+// lines (base64 hashes, one a line).
+func proofLines(p tlog.TreeProof) string {
+	var b strings.Builder
+	for _, h := range p {
+		b.WriteString(base64.StdEncoding.EncodeToString(h[:]) + "\n")
+	}
+	return b.String()
+}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/note"
@@ -202,6 +203,11 @@ func (s *Server) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if oldSize > c.N {
 		return nil, fmt.Errorf("%w: old size %d exceeds the checkpoint's size %d", ErrMalformed, oldSize, c.N)
 	}
+	if strings.HasPrefix(origin, CairnOriginPrefix) {
+		if err := checkCairnTime(n.Text, l.Checkpoint, time.Now()); err != nil {
+			return nil, err
+		}
+	}
 	if oldSize != l.Size {
 		return nil, &ConflictError{Origin: origin, Sent: oldSize, Known: l.Size}
 	}
@@ -268,6 +274,59 @@ func (s *Server) audit(ctx context.Context, l Log, text string) error {
 	return fmt.Errorf("%w: %s: %w", ErrAuditUnavailable, l.Origin, err)
 }
 
+// maxAhead is how far in the future of the witness's clock a cairn
+// index's checkpoint may be dated: the clocks of two machines.
+const maxAhead = 5 * time.Minute
+
+// checkCairnTime checks a cairn index's checkpoint's time (its one
+// cairn-time line, Unix seconds): not before the time of the checkpoint
+// cosigned last (cosigned, "" for none), whose tree it extends, and not
+// more than maxAhead past now. A witness cosigned one dated 1970, in the
+// year 5138, or not dated at all.
+func checkCairnTime(text, cosigned string, now time.Time) error {
+	t, err := cairnTime(text)
+	if err != nil {
+		return err
+	}
+	if t.After(now.Add(maxAhead)) {
+		return fmt.Errorf("%w: cairn-time %s is past this witness's clock (%s) by more than %s", ErrMalformed, t.Format(time.RFC3339), now.UTC().Format(time.RFC3339), maxAhead)
+	}
+	if cosigned != "" {
+		if last, err := cairnTime(cosigned); err == nil && t.Before(last) {
+			return fmt.Errorf("%w: cairn-time %s is before the time of the checkpoint cosigned last (%s): a log's time does not go back", ErrMalformed, t.Format(time.RFC3339), last.Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+// cairnTime reads a checkpoint's one cairn-time line.
+func cairnTime(text string) (time.Time, error) {
+	var found []string
+	for _, line := range extensionsOf(text) {
+		if v, ok := strings.CutPrefix(line, "cairn-time "); ok {
+			found = append(found, v)
+		}
+	}
+	if len(found) != 1 {
+		return time.Time{}, fmt.Errorf("%w: %d cairn-time lines, want one (a cairn index's checkpoint is dated)", ErrMalformed, len(found))
+	}
+	secs, err := strconv.ParseInt(found[0], 10, 64)
+	if err != nil || secs < 0 || strconv.FormatInt(secs, 10) != found[0] {
+		return time.Time{}, fmt.Errorf("%w: cairn-time %q is not Unix seconds", ErrMalformed, found[0])
+	}
+	return time.Unix(secs, 0).UTC(), nil
+}
+
+// extensionsOf returns the lines of a checkpoint's text after its
+// origin, size and root hash.
+func extensionsOf(text string) []string {
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if len(lines) < 3 {
+		return nil
+	}
+	return lines[3:]
+}
+
 // sameExtension reports whether two checkpoints of one tree carry the
 // same extension lines, but for cairn-time: a cairn index's log may sign
 // its tree again later, but not with another cairn-map or cairn-head (its
@@ -281,12 +340,8 @@ func sameExtension(a, b string) bool {
 // extensionLines returns the lines of a checkpoint's text after its
 // origin, size and root hash, without its cairn-time lines.
 func extensionLines(text string) []string {
-	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if len(lines) < 3 {
-		return nil
-	}
 	var ext []string
-	for _, line := range lines[3:] {
+	for _, line := range extensionsOf(text) {
 		if !strings.HasPrefix(line, "cairn-time ") {
 			ext = append(ext, line)
 		}
