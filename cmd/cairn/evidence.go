@@ -120,11 +120,14 @@ package allowed; 3 when it is not sound, or the policy refuses a package.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			shortGC() // reads a few MiB of documents and proofs, then ends
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
+			f := os.Stdin // "-": the bundle on stdin, as cairn proof verify reads a proof
+			var err error
+			if args[0] != "-" {
+				if f, err = os.Open(args[0]); err != nil {
+					return err
+				}
+				defer f.Close()
 			}
-			defer f.Close()
 			o := evidence.VerifyOptions{Policy: pol, MaxSize: maxSize, Introductions: intros, TrustBundle: trustIt}
 			if len(wits) > 0 {
 				if quorum, err = witnessQuorum(len(wits), quorum, cmd.Flags().Changed("quorum")); err != nil {

@@ -276,7 +276,7 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 	aheadRead := false
 	if size >= 0 {
 		if left := max(size-cr.n+int64(br.Buffered()), 0); left < readAhead {
-			ahead, aheadErr = readUpTo(br, left, readAhead)
+			ahead, aheadErr = readUpTo(br, left, readAhead, 0)
 			aheadRead = true
 		}
 	}
@@ -325,14 +325,17 @@ func read(r io.Reader, maxSize int64) (*Bundle, error) {
 		want = min(bound, max(size-cr.n+int64(br.Buffered()), 0))
 	}
 	rest, err := ahead, aheadErr
+	// What the members take at least (their bytes and a header each):
+	// a stream that ends before is refused before its bytes are joined.
+	least := total + int64(len(m.Members))*tarBlock
 	switch {
 	case !aheadRead:
-		rest, err = readUpTo(br, want, bound+1)
+		rest, err = readUpTo(br, want, bound+1, least)
 	case err == nil && int64(len(rest)) == readAhead && readAhead <= bound:
 		// The file held more than its size said: read on, up to the
 		// bound.
 		var more []byte
-		more, err = readUpTo(br, 0, bound+1-readAhead)
+		more, err = readUpTo(br, 0, bound+1-readAhead, 0)
 		rest = append(rest, more...)
 	}
 	if err != nil {
@@ -565,25 +568,62 @@ func cString(b []byte) []byte {
 	return b
 }
 
-// readUpTo reads r to its end, or to limit bytes, into one buffer of
-// want bytes at first (one more, to see the end), grown only if r holds
-// more.
-func readUpTo(r io.Reader, want, limit int64) ([]byte, error) {
+// readUpTo reads r to its end, up to limit bytes. want bytes (what a
+// file's size says is left) are read into one buffer; what comes past
+// them (a stream, whose claims are not held ahead), in chunks, joined
+// once r ends: a buffer doubled as it filled held up to three times the
+// bytes a stream sent. A stream that ends before least bytes is refused
+// before anything is joined.
+func readUpTo(r io.Reader, want, limit, least int64) ([]byte, error) {
 	buf := make([]byte, 0, min(want, limit)+1)
-	for int64(len(buf)) < limit {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, int(min(max(int64(len(buf)), 64<<10), limit-int64(len(buf)))))
-		}
+	for int64(len(buf)) < int64(cap(buf)) && int64(len(buf)) < limit {
 		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			return buf, nil
+			return buf, short(int64(len(buf)), least)
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
-	return buf, nil
+	const chunk = 4 << 20
+	var chunks [][]byte
+	got := int64(len(buf))
+	for got < limit {
+		c := make([]byte, min(chunk, limit-got))
+		n, err := io.ReadFull(r, c)
+		if n > 0 {
+			chunks = append(chunks, c[:n])
+			got += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := short(got, least); err != nil {
+		return nil, err
+	}
+	if len(chunks) == 0 {
+		return buf, nil
+	}
+	out := make([]byte, 0, got)
+	out = append(out, buf...)
+	for i := range chunks {
+		out = append(out, chunks[i]...)
+		chunks[i] = nil
+	}
+	return out, nil
+}
+
+// short refuses got bytes where the members take at least least.
+func short(got, least int64) error {
+	if got < least {
+		return fmt.Errorf("the file ends after %d bytes of members that take at least %d (truncated?)", got, least)
+	}
+	return nil
 }
 
 // countReader counts the bytes read through it.
