@@ -119,7 +119,7 @@ every artifact and record too. Exit status: 0 when the bundle is sound and every
 package allowed; 3 when it is not sound, or the policy refuses a package.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			shortGC() // reads a few MiB of documents and proofs, then ends
+			shortGC()     // reads a few MiB of documents and proofs, then ends
 			f := os.Stdin // "-": the bundle on stdin, as cairn proof verify reads a proof
 			var err error
 			if args[0] != "-" {
