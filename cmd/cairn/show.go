@@ -44,8 +44,8 @@ last (and against --witness cosignatures). A package an organisation's server
 takes from an upstream is read through the upstream's line on that server,
 proved against the upstream's own checkpoint, with the server's records about it.
 A version the server's policy refuses to serve (cairn serve --policy) is marked
-"server  refused by the server's policy P: rule R: reason" (the server's word,
-not proved; --json: refused_by_server).
+"server  refused by the server's policy P: rule R, the server says: reason (its
+word, not proved)" (--json: refused_by_server).
 
 With --osv, the active vulnerable records of the version(s) are printed as a
 JSON list of OSV records (https://ossf.github.io/osv-schema/), one per

@@ -80,14 +80,17 @@ func (e *ServerRefusedError) Hint() string {
 }
 
 // Refused says why a server refuses a version: "refused by the server's
-// policy P: rule R (MODE): REASON".
+// policy P: rule R (MODE), the server says: REASON (unproved)". The rule
+// and the reason are the server's words, which nothing proves (records
+// it names may be in no tree the client proved); printed beside proved
+// records, they are marked as such.
 func Refused(rf *light.Refusals, r *light.Refusal) string {
 	s := fmt.Sprintf("refused by the server's policy %s: rule %q", rf.Policy, r.Rule)
 	if r.Mode != "" {
 		s += " (" + r.Mode + ")"
 	}
 	if r.Reason != "" {
-		s += ": " + strings.ReplaceAll(r.Reason, "\n", " ")
+		s += ", the server says: " + strings.ReplaceAll(r.Reason, "\n", " ") + " (its word, not proved)"
 	}
 	return s
 }

@@ -72,7 +72,7 @@ func TestLightServerRefusals(t *testing.T) {
 	var sr *ServerRefusedError
 	err = CheckServed(w.Ctx, unrefused, srcs)
 	if !errors.As(err, &sr) || sr.Pinned != LockFile || !errors.Is(err, ErrServerRefused) ||
-		!strings.Contains(err.Error(), `acme/log@1.1.0: refused by the server's policy server-policy.yaml: rule "no-high" (forbid): `) ||
+		!strings.Contains(err.Error(), `acme/log@1.1.0: refused by the server's policy server-policy.yaml: rule "no-high" (forbid), the server says: `) ||
 		!strings.Contains(err.Error(), "GHSA-srv-1") || !strings.Contains(sr.Hint(), gated) {
 		t.Fatalf("CheckServed of a lock pinning a refused version: %v", err)
 	}
@@ -108,7 +108,7 @@ func TestLightServerRefusals(t *testing.T) {
 	_, _, _, err = w.lock(Options{Cache: t.TempDir()})
 	if !errors.As(err, &sr) || sr.Pinned != "" || len(sr.Refused) != 1 || sr.Refused[0].Version != "1.1.0" ||
 		!strings.Contains(err.Error(), "every version of acme/log in repository acme that satisfies ~1.1 (from cairn.yaml:") ||
-		!strings.Contains(err.Error(), `rule "no-high" (forbid): `) || !strings.Contains(err.Error(), "GHSA-srv-1") {
+		!strings.Contains(err.Error(), `rule "no-high" (forbid), the server says: `) || !strings.Contains(err.Error(), "GHSA-srv-1") {
 		t.Fatalf("a range only refused versions meet: %v", err)
 	}
 
