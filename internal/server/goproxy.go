@@ -450,7 +450,13 @@ type goInfo struct {
 }
 
 func writeInfo(w http.ResponseWriter, v *goVersion) {
-	body, _ := json.Marshal(goInfo{Version: v.desc.Go.Version, Time: v.time.UTC()})
+	t := v.time
+	if pt, err := module.PseudoVersionTime(v.desc.Go.Version); err == nil {
+		// A pseudo-version names its commit's time: the go command
+		// reads the two as one, and one that contradicts it is wrong.
+		t = pt
+	}
+	body, _ := json.Marshal(goInfo{Version: v.desc.Go.Version, Time: t.UTC()})
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(append(body, '\n'))
 }
