@@ -49,7 +49,7 @@ the index head they verified, and a lock records its sha256.`,
 				// Its issuers as a server of this index reads them (cairn
 				// serve --policy index:NAME): a forbid rule naming a holder
 				// no root granted would forbid nothing.
-				if err := r.BindPolicy(ctx, pol, func(msg string) {
+				if err := r.CheckPolicyIssuers(ctx, pol, func(msg string) {
 					fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: %s\n", msg)
 				}); err != nil {
 					return nil, err

@@ -67,6 +67,9 @@ const (
 	KindGoMod  = "go-mod" // a Go module's go.mod
 )
 
+// Kinds lists every artifact kind.
+var Kinds = []string{KindSource, KindBinary, KindGoMod}
+
 // Dependency names another package and the versions it accepts.
 type Dependency struct {
 	Name    string `json:"name"`

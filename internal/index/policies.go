@@ -177,17 +177,44 @@ const LocalRepository = "local"
 // granted is an error in a forbid rule's by, and warn hears of it
 // elsewhere).
 func (r *Repo) BindPolicy(ctx context.Context, pol *policy.Policy, warn func(string)) error {
-	ups, err := r.Followed(ctx)
+	names, err := r.policyNames(ctx)
 	if err != nil {
 		return err
+	}
+	if err := pol.Bind(names); err != nil {
+		return err
+	}
+	return r.checkIssuers(ctx, pol, names, warn)
+}
+
+// CheckPolicyIssuers checks the issuers pol names that this index (and
+// the upstreams it follows) can tell about, as BindPolicy does, without
+// binding it: a policy published here is also read by projects, which
+// name their repositories as they like (HOLDER@THEIRNAME), so only the
+// issuers named as a server of the index names them are checked.
+func (r *Repo) CheckPolicyIssuers(ctx context.Context, pol *policy.Policy, warn func(string)) error {
+	names, err := r.policyNames(ctx)
+	if err != nil {
+		return err
+	}
+	return r.checkIssuers(ctx, pol, names, warn)
+}
+
+// policyNames are the repositories a policy the index's server judges
+// by binds to: LocalRepository and each upstream it follows now.
+func (r *Repo) policyNames(ctx context.Context) ([]string, error) {
+	ups, err := r.Followed(ctx)
+	if err != nil {
+		return nil, err
 	}
 	names := []string{LocalRepository}
 	for _, u := range ups {
 		names = append(names, u.Name)
 	}
-	if err := pol.Bind(names); err != nil {
-		return err
-	}
+	return names, nil
+}
+
+func (r *Repo) checkIssuers(ctx context.Context, pol *policy.Policy, names []string, warn func(string)) error {
 	return pol.CheckIssuers(names, func(name string) (names, ids map[string]bool, err error) {
 		ref := MainRef
 		if name != LocalRepository {

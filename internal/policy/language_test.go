@@ -341,7 +341,7 @@ func TestMisspeltWords(t *testing.T) {
 		{"a word on the left", "forbid:\n  - {name: hi, property: vulnerable, where: '\"hgh\" != record.severity'}\n", `record.severity is never "hgh"`},
 		{"in a list", "require:\n  - {name: r, property: audited, where: 'record.kind in [\"audited\", \"audted\"]'}\n", `record.kind is never "audted": it is one of "authored", "audited"`},
 		{"a vulnerability in a comprehension", "forbid:\n  - {name: v, property: vulnerable, where: 'record.vulnerabilities.exists(v, v.severity == \"crit\")'}\n", `v.severity is never "crit"`},
-		{"an artifact", "forbid:\n  - {name: src, expr: 'pkg.artifacts.exists(a, a.kind == \"src\")'}\n", `a.kind is never "src": it is one of "source", "binary"`},
+		{"an artifact", "forbid:\n  - {name: src, expr: 'pkg.artifacts.exists(a, a.kind == \"src\")'}\n", `a.kind is never "src": it is one of "source", "binary", "go-mod"`},
 		{"a status in an expr", "forbid:\n  - {name: s, expr: 'records.exists(r, r.status == \"activ\")'}\n", `policy.yaml:2: rule "s": expr: r.status is never "activ"`},
 		{"two at once", "forbid:\n  - {name: s, expr: 'records.exists(r, r.kind == \"vulnrable\" && r.severity == \"HIGH\")'}\n", `r.kind is never "vulnrable"`},
 	} {
@@ -354,5 +354,5 @@ func TestMisspeltWords(t *testing.T) {
 	}
 	// Every word a field holds parses, and fields of free text take any.
 	mustParse(t, "forbid:\n  - {name: a, expr: 'records.exists(r, r.kind == \"vulnerable\" && r.severity in [\"high\", \"critical\", \"\"] && r.status != \"issuer key revoked\" && r.result != \"FAILED\" && r.score == \"9.8\" && r.note == \"anything\" && r.issuer == \"acme-security\")'}\n"+
-		"  - {name: b, expr: 'pkg.artifacts.exists(a, a.kind == \"binary\" && a.platform == \"linux-arm64\") && pkg.license == \"MIT\"'}\n")
+		"  - {name: b, expr: 'pkg.artifacts.exists(a, a.kind == \"binary\" && a.platform == \"linux-arm64\") && pkg.artifacts.exists(a, a.kind == \"go-mod\") && pkg.license == \"MIT\"'}\n")
 }

@@ -31,7 +31,7 @@ var fieldWords = map[string]map[string][]string{
 		"severity": severityWords(),
 	},
 	"policy.celVuln":     {"severity": severityWords()},
-	"policy.celArtifact": {"kind": {descriptor.KindSource, descriptor.KindBinary}},
+	"policy.celArtifact": {"kind": descriptor.Kinds},
 }
 
 // wordHints say more of a field than its words do.
