@@ -23,6 +23,7 @@ import (
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/gomod"
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/record"
 )
 
 // The GOPROXY adapter (docs/goproxy.md): GOPROXY=http://HOST/go reads the
@@ -321,16 +322,30 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// foldedName is the name published on main that name case-folds onto,
-// "" for none (or when main cannot be read: the 404 stands).
+// foldedName is the name of the organisation's own module published on
+// main that name case-folds onto: "" for none, for a public module main
+// imported (its other spelling is public too, and an old dependency may
+// need it from the next GOPROXY entry, as github.com/Sirupsen/logrus),
+// or when main cannot be read (the 404 stands).
 func (s *Server) foldedName(ctx context.Context, name string) string {
 	c, err := s.repo.Catalog(ctx, index.MainRef)
 	if err != nil {
 		return ""
 	}
 	own, err := c.Folded(name)
-	if err != nil {
+	if err != nil || own == "" {
 		return ""
+	}
+	versions, err := c.Versions(own)
+	if err != nil || len(versions) == 0 {
+		return own
+	}
+	if _, _, recs, err := c.Version(own, versions[len(versions)-1]); err == nil {
+		for _, rv := range recs {
+			if rv.Kind == string(record.Imported) {
+				return ""
+			}
+		}
 	}
 	return own
 }
