@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -49,8 +50,15 @@ func TestSecondInterruptEndsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /blobs/batch HTTP/1.1\r\nHost: %s\r\nContent-Length: 100000\r\n\r\nsha256:", addr.Host)
-	time.Sleep(200 * time.Millisecond) // the server reads the request
+	// Expect: 100-continue: the server says "100 Continue" once its
+	// handler reads the body, so the request is known to be in flight.
+	fmt.Fprintf(conn, "POST /blobs/batch HTTP/1.1\r\nHost: %s\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n", addr.Host)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(line, "100 Continue") {
+		t.Fatalf("the server's answer to a request that expects 100-continue: %q, %v", line, err)
+	}
+	fmt.Fprintf(conn, "sha256:")
 
 	srv.Process.Signal(syscall.SIGINT)
 	select {

@@ -38,7 +38,9 @@ func TestStreamHoldsWhatItSent(t *testing.T) {
 	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "truncated?") {
 		t.Fatalf("a stream that ends within its member: %v, want it refused as truncated", err)
 	}
-	if held := after.TotalAlloc - before.TotalAlloc; held > sent*3/2 {
+	// The old buffer allocated 238 MiB here, chunks 68 MiB: a bound
+	// between them, with room for what else the process allocates.
+	if held := after.TotalAlloc - before.TotalAlloc; held > sent*5/2 {
 		t.Fatalf("reading %d MiB of a stream allocated %d MiB: more than the stream sent", sent>>20, held>>20)
 	}
 }

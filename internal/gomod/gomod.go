@@ -253,7 +253,7 @@ func majorHint(path, gv string) string {
 	prefix, pathMajor, ok := module.SplitPathVersion(path)
 	major := semver.Major(gv)
 	switch {
-	case !ok || major == "":
+	case !ok || major == "" || module.CheckPath(path) != nil:
 		return ""
 	case pathMajor == "":
 		return fmt.Sprintf("a module's major version v2 or later is part of its path: module %s/%s in go.mod, or a v0 or v1 version", path, major)

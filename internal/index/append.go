@@ -332,6 +332,12 @@ func (r *Repo) commitOn(ctx context.Context, l Line, parent string, files []gitx
 		return "", fmt.Errorf("%s is verified at %q, not at %s: pull it first", l.Name, head, parent)
 	}
 	id, _, err := r.build(ctx, l.Introduction, parent, files, ident, message)
+	var ae *AlreadyAppendedError
+	if errors.As(err, &ae) {
+		// A line's commit is built to be pushed: files already there
+		// are the append-only rule's, as before.
+		return "", &RuleError{Rule: RuleAppendOnly, Detail: ae.Error()}
+	}
 	return id, err
 }
 

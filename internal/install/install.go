@@ -309,11 +309,12 @@ func holdTarget(ctx context.Context, into string, waiting func(string)) (func(),
 	}
 	// Asked again every tenth of a second: a flock that waits cannot
 	// be given up when ctx is done.
-	for tick := time.NewTicker(100 * time.Millisecond); err == nil && !ok; ok, err = tryLockTarget(f) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for ; err == nil && !ok; ok, err = tryLockTarget(f) {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			tick.Stop()
 			f.Close()
 			return nil, fmt.Errorf("waiting for another cairn install into %s to end (%s): %w", into, name, context.Cause(ctx))
 		}

@@ -582,7 +582,7 @@ func keptPathHead(ctx context.Context, repo *index.Repo, dir, cache string, res 
 	if kept.Head != "" && kept.Head != res.Head && !slices.Contains(res.DroppedLocal, kept.Head) {
 		ok, err := repo.IsAncestor(ctx, kept.Head, res.Head)
 		if err != nil || !ok {
-			return fmt.Errorf("%w (the index at %s; this machine verified %s there before, kept in %s whatever the index's own verified.json says)", &index.ForkError{Verified: kept.Head, Head: res.Head}, abs, kept.Head, file)
+			return fmt.Errorf("%w (the index at %s; this machine verified %s there before, kept in %s whatever the index's own verified.json says; if it was moved back on purpose — a restore, a submodule at an older revision — remove that file)", &index.ForkError{Verified: kept.Head, Head: res.Head}, abs, kept.Head, file)
 		}
 	}
 	if kept.Head == res.Head {

@@ -368,7 +368,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, "index verified at %s, but no checkpoint can be signed of it: %v", res.Head, err)
 		return
 	}
-	if low := lowOnRoom(s.repo.Dir, s.opts.MinFree); low != "" {
+	if low := lowOnRoom(s.repo.Dir, s.opts.MinFree); low != "" && s.opts.Replica == nil { // a replica takes no push
 		w.Header().Set("Cache-Control", "no-store")
 		httpError(w, http.StatusServiceUnavailable, "%s: pushes are refused until there is room", low)
 		return

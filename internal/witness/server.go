@@ -203,11 +203,6 @@ func (s *Server) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 	if oldSize > c.N {
 		return nil, fmt.Errorf("%w: old size %d exceeds the checkpoint's size %d", ErrMalformed, oldSize, c.N)
 	}
-	if strings.HasPrefix(origin, CairnOriginPrefix) {
-		if err := checkCairnTime(n.Text, l.Checkpoint, time.Now()); err != nil {
-			return nil, err
-		}
-	}
 	if oldSize != l.Size {
 		return nil, &ConflictError{Origin: origin, Sent: oldSize, Known: l.Size}
 	}
@@ -232,6 +227,13 @@ func (s *Server) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error)
 		if err := tlog.CheckTree(proof, c.N, c.Hash, l.Size, l.Hash); err != nil {
 			s.log.Warn("add-checkpoint: consistency proof does not verify", "origin", origin, "cosigned", l.Checkpoint, "submitted", n.Text, "err", err)
 			return nil, fmt.Errorf("%w: from size %d to %d of %s: %v", ErrBadProof, l.Size, c.N, origin, err)
+		}
+	}
+	// Dated as a cairn index's log dates its checkpoints: checked once
+	// the tree is known consistent (a stale size is a 409 first).
+	if strings.HasPrefix(origin, CairnOriginPrefix) {
+		if err := checkCairnTime(n.Text, l.Checkpoint, time.Now()); err != nil {
+			return nil, err
 		}
 	}
 	if l.Audit != "" {
@@ -275,8 +277,10 @@ func (s *Server) audit(ctx context.Context, l Log, text string) error {
 }
 
 // maxAhead is how far in the future of the witness's clock a cairn
-// index's checkpoint may be dated: the clocks of two machines.
-const maxAhead = 5 * time.Minute
+// index's checkpoint may be dated: far more than two machines' clocks
+// drift apart (a server's checkpoint is not left uncosigned by a clock
+// stepped a few minutes), far less than a date no clock reached.
+const maxAhead = time.Hour
 
 // checkCairnTime checks a cairn index's checkpoint's time (its one
 // cairn-time line, Unix seconds): not before the time of the checkpoint
