@@ -13,27 +13,13 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/index/indextest"
-	"cairn.dev/cairn/internal/plan"
 	"cairn.dev/cairn/internal/safefile"
 )
 
 // installWaiting locks the project and installs it into dir, telling
 // waiting when another install holds dir.
 func (w *world) installWaiting(ctx context.Context, dir string, waiting func(string)) (*Result, error) {
-	p, err := plan.ReadProject(w.project)
-	if err != nil {
-		return nil, err
-	}
-	srcs, err := plan.Open(ctx, p, plan.Options{Cache: w.cache})
-	if err != nil {
-		return nil, err
-	}
-	defer srcs.Close()
-	l, err := plan.Resolve(ctx, p, srcs)
-	if err != nil {
-		return nil, err
-	}
-	return Install(ctx, l, srcs, Options{Into: dir, Cache: w.blobs, Platform: "linux-amd64", Waiting: waiting})
+	return w.installWith(ctx, dir, false, Options{Waiting: waiting})
 }
 
 // Installs into one directory at once (two CI steps sharing a

@@ -61,10 +61,15 @@ func (w *world) served(url string, mirrors []string, rest string) {
 // install locks the project and installs it into dir.
 func (w *world) install(dir string, offline bool) (*Result, error) {
 	w.T.Helper()
-	ctx := context.Background()
+	return w.installWith(context.Background(), dir, offline, Options{Jobs: 4})
+}
+
+// installWith locks the project and installs it into dir with o (its
+// target, cache and platform set here).
+func (w *world) installWith(ctx context.Context, dir string, offline bool, o Options) (*Result, error) {
 	p, err := plan.ReadProject(w.project)
 	if err != nil {
-		w.T.Fatal(err)
+		return nil, err
 	}
 	srcs, err := plan.Open(ctx, p, plan.Options{Cache: w.cache, Offline: offline})
 	if err != nil {
@@ -76,9 +81,10 @@ func (w *world) install(dir string, offline bool) (*Result, error) {
 		return nil, err
 	}
 	if _, err := l.Marshal(); err != nil {
-		w.T.Fatal(err)
+		return nil, err
 	}
-	return Install(ctx, l, srcs, Options{Into: dir, Cache: w.blobs, Platform: "linux-amd64", Jobs: 4})
+	o.Into, o.Cache, o.Platform = dir, w.blobs, "linux-amd64"
+	return Install(ctx, l, srcs, o)
 }
 
 func read(t *testing.T, path string) string {

@@ -217,17 +217,8 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 		refusals := map[string]*Refusal{}
 		retracted := s.goRetracted(ctx, req.module, versions)
 		for _, v := range versions {
-			if gomod.Retracted(retracted, v.desc.Go.Version) {
-				if req.file == "list" {
-					j, err := s.judge(ctx, key, src, req.module, v.version, v.ref)
-					if err != nil {
-						httpError(w, http.StatusInternalServerError, "module %s: %v", req.module, err)
-						return
-					}
-					if j == nil || j.refusal == nil {
-						allowedRetracted = append(allowedRetracted, v)
-					}
-				}
+			isRetracted := gomod.Retracted(retracted, v.desc.Go.Version)
+			if isRetracted && req.file != "list" {
 				continue
 			}
 			j, err := s.judge(ctx, key, src, req.module, v.version, v.ref)
@@ -235,11 +226,15 @@ func (s *Server) goGet(w http.ResponseWriter, r *http.Request) {
 				httpError(w, http.StatusInternalServerError, "module %s: %v", req.module, err)
 				return
 			}
-			if j == nil || j.refusal == nil {
-				allowed = append(allowed, v)
-			} else {
+			switch refusedHere := j != nil && j.refusal != nil; {
+			case isRetracted && !refusedHere:
+				allowedRetracted = append(allowedRetracted, v)
+			case isRetracted:
+			case refusedHere:
 				refused = append(refused, v)
 				refusals[v.version] = j.refusal
+			default:
+				allowed = append(allowed, v)
 			}
 		}
 		if req.file == "list" {
