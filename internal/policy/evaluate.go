@@ -577,6 +577,13 @@ func (p *Policy) evalProperty(r *Rule, rv *RuleVerdict, pkg func() *celPackage, 
 					open = append(open, fmt.Sprintf("%s (%s; fixed record %.16s is %s's, and answers only %s's records)", v.id, v.severity, fix, repo, repo))
 					continue
 				}
+				if id, fix, ok := answered.inAnotherCase(f.r.Repository, v.result); ok {
+					// A fixed record of the id in another case (crit-1
+					// for CRIT-1) answers nothing: ids are compared
+					// exactly, and the verdict says why it did not count.
+					open = append(open, fmt.Sprintf("%s (%s; fixed record %.16s answers %s, not %s: ids are compared exactly)", v.id, v.severity, fix, id, v.id))
+					continue
+				}
 				open = append(open, fmt.Sprintf("%s (%s)", v.id, v.severity))
 			}
 			if len(open) == 0 {
@@ -755,6 +762,23 @@ func (a answers) elsewhere(repository string, res record.VulnResult) (repo, rec 
 		}
 		if _, rec, ok := a.answer(r, res); ok {
 			return r, rec, true
+		}
+	}
+	return "", "", false
+}
+
+// inAnotherCase returns an id a fixed record of repository answers that
+// is res's id (or an alias of it) in another case, and that record.
+func (a answers) inAnotherCase(repository string, res record.VulnResult) (id, rec string, ok bool) {
+	x := a[repository]
+	if x == nil {
+		return "", "", false
+	}
+	for _, want := range append([]string{res.ID}, res.Aliases()...) {
+		for _, got := range x.ids {
+			if got != want && strings.EqualFold(got, want) {
+				return got, x.record[got], true
+			}
 		}
 	}
 	return "", "", false

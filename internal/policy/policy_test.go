@@ -181,6 +181,11 @@ func TestVerdicts(t *testing.T) {
 	if v.Allowed {
 		t.Fatal("a high vulnerability is allowed")
 	}
+	// A fixed record of the id in another case answers nothing, and the
+	// verdict says why (it said "not answered by a fixed record" beside it).
+	lower := fj.add(record.Fixed, fixed("ghsa-HIGH"))
+	wantRule(t, p.Evaluate(fj.subject(), judged), "high-vulnerabilities", false, "GHSA-high (high; fixed record "+lower[:16]+" answers ghsa-HIGH, not GHSA-high: ids are compared exactly)")
+	fj.end(lower, "revoked")
 	fix := fj.add(record.Fixed, fixed("GHSA-high"))
 	v = p.Evaluate(fj.subject(), judged)
 	wantRule(t, v, "high-vulnerabilities", true, "GHSA-high answered by fixed record "+fix[:16])
