@@ -233,9 +233,11 @@ func TestBatchBreakingRules(t *testing.T) {
 	v := open(t, newClient(w, url, t.TempDir()))
 	batches := reads.n("/api/v1/log/subjects") // Open's: the root and the checkpoint key
 	v.Prefetch(context.Background(), "package acme/fastjson", "package acme/log")
-	// One for the packages, one for the keys they name.
-	if n := reads.n("/api/v1/log/subjects") - batches; n != 2 {
-		t.Fatalf("%d batch reads, want 2 (the packages, then their keys)", n)
+	// One for the packages, then the keys they name: in one batch, or
+	// (as the packages' documents are proved one after the other, on a
+	// loaded machine) one for each package's keys. Never one a subject.
+	if n := reads.n("/api/v1/log/subjects") - batches; n < 2 || n > 3 {
+		t.Fatalf("%d batch reads, want 2 or 3 (the packages, then their keys)", n)
 	}
 	_, err = v.Subject(context.Background(), "package acme/fastjson")
 	wantProofError(t, err, `subject "package acme/fastjson"`)
