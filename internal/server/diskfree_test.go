@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,6 +47,18 @@ func TestPushRefusedWhenTheDiskIsNearlyFull(t *testing.T) {
 		if after, _ := s.repo.Head(s.ctx, index.MainRef); after != before {
 			t.Errorf("min-free %d: main moved to %s", tc.minFree, after)
 		}
+	}
+}
+
+// A replica takes no push (it forwards them to its writer): its disk
+// nearly full is not its /healthz's failure, which would take a replica
+// that serves reads well out of a balancer.
+func TestReplicaHealthzIgnoresMinFree(t *testing.T) {
+	writer, _ := url.Parse("http://127.0.0.1:1")
+	s := newServed(t, Options{MinFree: 1 << 62, Replica: &Replica{Writer: writer}})
+	publishOne(t, s.fixture, "1.0.0")
+	if resp, body := s.do("GET", "/healthz", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a replica's healthz with its disk nearly full: %s %q, want ok", resp.Status, body)
 	}
 }
 
