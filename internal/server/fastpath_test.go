@@ -166,6 +166,11 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 		Status       int
 		Bytes        int64
 	}
+	// A line is written once its answer is sent, so the client may read
+	// the last answer before its line is there.
+	waitFor(t, "an access line for each answer", func() bool {
+		return strings.Count(accessLog.String(), "\n") >= 4*len(paths)
+	})
 	said := map[line]int{}
 	for _, l := range strings.Split(strings.TrimSpace(accessLog.String()), "\n") {
 		var x line
