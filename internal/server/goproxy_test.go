@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,6 +198,19 @@ func (g *goFixture) publish(path, version, greeting string) *descriptor.Descript
 // publishDir publishes the module in dir at version.
 func (g *goFixture) publishDir(dir, version string) *descriptor.Descriptor {
 	g.t.Helper()
+	return g.publishFrom(dir, version, nil)
+}
+
+// publishImported publishes a module version as cairn import go does:
+// with an imported record, a public module brought in (from a proxy
+// the test names).
+func (g *goFixture) publishImported(path, version, greeting string) *descriptor.Descriptor {
+	g.t.Helper()
+	return g.publishFrom(goModuleDir(g.t, path, greeting), version, &record.ImportedPredicate{Source: "https://proxy.example"})
+}
+
+func (g *goFixture) publishFrom(dir, version string, imported *record.ImportedPredicate) *descriptor.Descriptor {
+	g.t.Helper()
 	m, err := gomod.Build(dir, version)
 	if err != nil {
 		g.t.Fatal(err)
@@ -206,7 +220,7 @@ func (g *goFixture) publishDir(dir, version string) *descriptor.Descriptor {
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	p, err := author.PublishBuilt(g.ctx, g.repo, author.Built{Descriptor: m.Descriptor, Files: files}, g.gopher)
+	p, err := author.PublishBuilt(g.ctx, g.repo, author.Built{Descriptor: m.Descriptor, Files: files, Imported: imported}, g.gopher)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -873,8 +887,8 @@ func TestGoSumDBRelayed(t *testing.T) {
 		o.GoSumDBs = []GoSumDB{{Name: "sum.example.com", URL: db.URL}, {Name: "leaky.example", URL: "http://user:s3cret@127.0.0.1:1/base"}}
 	})
 	const path = "example.com/greet"
-	good := g.publish(path, "1.0.0", "hello")
-	other := g.publish(path, "1.0.1", "hello again")
+	good := g.publishImported(path, "1.0.0", "hello")
+	other := g.publishImported(path, "1.0.1", "hello again")
 	mu.Lock()
 	lines[path+"@v1.0.0"] = fmt.Sprintf("%s v1.0.0 %s\n%s v1.0.0/go.mod %s\n", path, good.Go.Sum, path, good.Go.ModSum)
 	lines[path+"@v1.0.1"] = fmt.Sprintf("%s v1.0.1 %s\n%s v1.0.1/go.mod %s\n", path, good.Go.Sum, path, other.Go.ModSum) // not 1.0.1's zip
@@ -904,5 +918,92 @@ func TestGoSumDBRelayed(t *testing.T) {
 		if resp, _ := g.do("GET", p, nil, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
 		}
+	}
+}
+
+// Attack (a leak): the go command, told nothing of an internal module
+// (GONOSUMDB unset), asks the checksum database for it through cairn's
+// relay, which forwarded the organisation's module path to the public
+// database. Now the lookup of a module published here (or beneath one),
+// in any case, is refused with 403 and the GONOSUMDB to set, and never
+// reaches the database; an imported module's, or an unknown one's, is
+// relayed.
+func TestGoSumDBLookupOfOwnModuleNotRelayed(t *testing.T) {
+	skey, vkey, err := note.GenerateKey(rand.Reader, "sum.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	lines := map[string]string{}
+	var lookups []string
+	real := sumdb.NewServer(sumdb.NewTestServer(skey, func(path, vers string) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if l, ok := lines[path+"@"+vers]; ok {
+			return []byte(l), nil
+		}
+		return nil, fmt.Errorf("%s@%s: not found", path, vers)
+	}))
+	db := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/lookup/") {
+			mu.Lock()
+			lookups = append(lookups, r.URL.Path)
+			mu.Unlock()
+		}
+		real.ServeHTTP(w, r)
+	}))
+	defer db.Close()
+	g := newGoFixture(t, "", func(o *Options) { o.GoSumDBs = []GoSumDB{{Name: "sum.example.com", URL: db.URL}} })
+	const own, public = "example.com/greet", "example.com/public"
+	g.publish(own, "1.0.0", "hello")
+	pub := g.publishImported(public, "1.0.0", "hello world")
+	mu.Lock()
+	lines[public+"@v1.0.0"] = fmt.Sprintf("%s v1.0.0 %s\n%s v1.0.0/go.mod %s\n", public, pub.Go.Sum, public, pub.Go.ModSum)
+	mu.Unlock()
+
+	goCmd := newGoCommand(t, g.url+"/go")
+	goCmd.setenv("GOSUMDB", vkey)
+	goCmd.setenv("GONOSUMDB", "")
+	dir := t.TempDir()
+	out, err := goCmd.run(dir, "mod", "download", own+"@v1.0.0")
+	if err == nil || !strings.Contains(out, "GONOSUMDB="+own) {
+		t.Fatalf("go mod download of the organisation's own module with no GONOSUMDB: %v, want a failure naming GONOSUMDB=%s\n%s", err, own, out)
+	}
+	if out, err := goCmd.run(dir, "mod", "download", public+"@v1.0.0"); err != nil {
+		t.Fatalf("an imported module, checked against the relayed database: %v\n%s", err, out)
+	}
+	goCmd.setenv("GONOSUMDB", own)
+	if out, err := goCmd.run(dir, "mod", "download", own+"@v1.0.0"); err != nil {
+		t.Fatalf("with GONOSUMDB=%s: %v\n%s", own, err, out)
+	}
+
+	for _, c := range []struct{ lookup, why string }{
+		{"example.com/greet@v1.0.0", "example.com/greet is published here"},
+		{"example.com/greet@v9.9.9", "example.com/greet is published here"}, // a version not (yet) published
+		{"example.com/!greet@v1.0.0", "example.com/Greet differs only in case from example.com/greet"},
+		{"example.com/greet/v2@v2.0.0", "example.com/greet/v2 lies beneath example.com/greet"},
+	} {
+		resp, body := g.do("GET", "/go/sumdb/sum.example.com/lookup/"+c.lookup, nil, nil)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), c.why) || !strings.Contains(string(body), "GONOSUMDB=example.com/greet") {
+			t.Errorf("lookup/%s: %d %q, want 403 saying %q and the GONOSUMDB to set", c.lookup, resp.StatusCode, body, c.why)
+		}
+	}
+	// Neither an imported module nor one unknown here is the
+	// organisation's: relayed, the database answers.
+	if resp, body := g.do("GET", "/go/sumdb/sum.example.com/lookup/"+public+"@v1.0.0", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("lookup/%s@v1.0.0: %d %q, want the database's 200", public, resp.StatusCode, body)
+	}
+	if resp, body := g.do("GET", "/go/sumdb/sum.example.com/lookup/example.com/unknown@v1.0.0", nil, nil); resp.StatusCode == http.StatusForbidden {
+		t.Errorf("lookup of a module unknown here: %d %q, want the database's answer", resp.StatusCode, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, l := range lookups {
+		if strings.Contains(strings.ToLower(l), "/greet") {
+			t.Errorf("the database was asked %s: the organisation's module name left", l)
+		}
+	}
+	if !slices.Contains(lookups, "/lookup/example.com/unknown@v1.0.0") {
+		t.Errorf("the database's lookups %q: the unknown module's was not relayed", lookups)
 	}
 }

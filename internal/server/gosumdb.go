@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,10 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/mod/module"
+
+	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/transport"
 )
 
@@ -70,6 +75,17 @@ func (s *Server) goSumDB(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "not found: %q is not a checksum database path (latest, lookup/MODULE@VERSION, tile/…)", rest)
 		return
 	}
+	if lookup, ok := strings.CutPrefix(rest, "lookup/"); ok {
+		// A lookup names a module to the database: never one of the
+		// organisation's own, which no public database holds and whose
+		// name it is not to learn (as Athens refuses its NoSumPatterns).
+		// 403, not 404: the go command fails here, naming what to set.
+		if own, why := s.ownModule(r.Context(), lookup); own != "" {
+			s.log.Warn("a checksum database lookup of the organisation's own module not relayed", "lookup", lookup, "database", name, "why", why)
+			httpError(w, http.StatusForbidden, "cairn: not relayed to checksum database %s: %s, the organisation's own module: no public database holds it, and asking one would tell it the name\nhint: list it in GONOSUMDB (or GOPRIVATE with GONOPROXY=none): go env -w GONOSUMDB=%s", name, why, own)
+			return
+		}
+	}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, strings.TrimSuffix(db.URL, "/")+"/"+rest, nil)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, "checksum database %s: %v", name, err)
@@ -106,4 +122,70 @@ func (s *Server) goSumDB(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(resp.StatusCode)
 	w.Write(body)
+}
+
+// ownModule returns the organisation's own module that the module a
+// checksum database lookup names ("MODULE@VERSION", case-encoded) is or
+// lies beneath (the go command asks for the longest path that provides a
+// package) — published on main, and not imported from the public
+// ecosystem — and why ("example.com/greet/v2 lies beneath
+// example.com/greet, published here"); "" if there is none, or the
+// lookup or main cannot be read (the relay then forwards it, and the
+// database answers for itself).
+func (s *Server) ownModule(ctx context.Context, lookup string) (own, why string) {
+	escPath, escVersion, ok := strings.Cut(lookup, "@")
+	if !ok {
+		return "", ""
+	}
+	path, err := module.UnescapePath(escPath)
+	if err != nil {
+		return "", ""
+	}
+	version, err := module.UnescapeVersion(escVersion)
+	if err != nil {
+		return "", ""
+	}
+	c, err := s.repo.Catalog(ctx, index.MainRef)
+	if err != nil {
+		return "", ""
+	}
+	for name := path; strings.Contains(name, "/"); name = name[:strings.LastIndexByte(name, '/')] {
+		own, err := c.Folded(name)
+		if err != nil || own == "" {
+			continue
+		}
+		asked := ""
+		if name == path {
+			asked = strings.TrimPrefix(version, "v")
+		}
+		if imported(c, own, asked) {
+			return "", "" // a public module: the database holds it
+		}
+		switch {
+		case own == path:
+			return own, path + " is published here"
+		case strings.EqualFold(own, path):
+			return own, fmt.Sprintf("%s differs only in case from %s, published here", path, own)
+		}
+		return own, fmt.Sprintf("%s lies beneath %s, published here", path, own)
+	}
+	return "", ""
+}
+
+// imported tells whether the version of name published on c is imported
+// from the public ecosystem (it carries an imported record): version if
+// it is published, else the highest.
+func imported(c *index.Catalog, name, version string) bool {
+	versions, err := c.Versions(name)
+	if err != nil || len(versions) == 0 {
+		return false
+	}
+	if !slices.Contains(versions, version) {
+		version = versions[len(versions)-1]
+	}
+	_, _, recs, err := c.Version(name, version)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(recs, func(rv index.RecordView) bool { return rv.Kind == string(record.Imported) })
 }
