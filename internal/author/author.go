@@ -613,8 +613,8 @@ func AlsoAffected(ctx context.Context, r *index.Repo, name, version string, recI
 
 // UnmatchedFixes lists the ids the fixed records recIDs of name@version
 // answer that no active vulnerable record of that version names (by its
-// id or an alias: a policy compares them exactly), and the ids those
-// records name, for a hint. A fixed record that answers a misspelt id
+// id or an alias: a policy compares them exactly), and the ids and
+// aliases those records name, for a hint. A fixed record that answers a misspelt id
 // (CRIT-l for CRIT-1, crit-1) was signed without a word and counted for
 // nothing.
 func UnmatchedFixes(ctx context.Context, r *index.Repo, name, version string, recIDs []string) (unmatched, known []string, err error) {
@@ -639,6 +639,7 @@ func UnmatchedFixes(ctx context.Context, r *index.Repo, name, version string, re
 			active = append(active, rv)
 			for _, res := range p.Scanner.Result {
 				known = append(known, res.ID)
+				known = append(known, res.Aliases()...) // each answers it too
 			}
 		}
 	}
