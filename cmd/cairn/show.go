@@ -20,6 +20,7 @@ import (
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/keys"
 	"cairn.dev/cairn/internal/osv"
+	"cairn.dev/cairn/internal/record"
 )
 
 func newShowCmd() *cobra.Command {
@@ -123,11 +124,13 @@ func printVersion(w io.Writer, v index.VersionView, from, refused string) {
 		fmt.Fprintf(w, "  server      %s\n", refused)
 	}
 	fmt.Fprintf(w, "  uuid        %s\n", d.UUID)
+	// The publisher's words, on one line each: a summary's line break
+	// would add lines that read as records.
 	if d.Summary != "" {
-		fmt.Fprintf(w, "  summary     %s\n", d.Summary)
+		fmt.Fprintf(w, "  summary     %s\n", record.OneLine(d.Summary))
 	}
 	if d.License != "" {
-		fmt.Fprintf(w, "  license     %s\n", d.License)
+		fmt.Fprintf(w, "  license     %s\n", record.OneLine(d.License))
 	}
 	fmt.Fprintf(w, "  descriptor  sha256:%s (%d bytes)\n", v.Ref.SHA256, v.Ref.Size)
 	if g := d.Go; g != nil { // a Go module: its go.sum lines
