@@ -55,6 +55,17 @@ func OpenBucket(ctx context.Context, urlstr string) (*Bucket, error) {
 			return nil, fmt.Errorf("blob store %s: no directory %s: create it, or add ?create_dir=true to the URL: %w", redact(u), u.Path, fs.ErrNotExist)
 		}
 	}
+	if u.Scheme == "file" && !u.Query().Has("no_tmp_dir") {
+		// A write is staged beside its object, not in $TMPDIR: a
+		// bucket on another file system than $TMPDIR (a volume of its
+		// own) failed every write with "invalid cross-device link", and
+		// a killed upload's staging file was left in /tmp, outside the
+		// store.
+		q := u.Query()
+		q.Set("no_tmp_dir", "true")
+		u.RawQuery = q.Encode()
+		urlstr = u.String()
+	}
 	b, err := gcblob.OpenBucket(ctx, urlstr)
 	if err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", redact(u), err)

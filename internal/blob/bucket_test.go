@@ -180,3 +180,26 @@ func TestBucketErrors(t *testing.T) {
 		t.Fatalf("Put(short) = %v", err)
 	}
 }
+
+// A file:// bucket stages each write beside its object, not in $TMPDIR:
+// a bucket on another file system than $TMPDIR (a volume of its own)
+// failed every write ("invalid cross-device link"), and a killed
+// upload's staging file was left in /tmp, outside the store. Here
+// $TMPDIR is a directory that does not exist: a write staged there fails.
+func TestFileBucketStagesInItsDirectory(t *testing.T) {
+	tmp := filepath.Join(t.TempDir(), "no-such-tmp")
+	t.Setenv("TMPDIR", tmp)
+	s, dir := fileBucket(t)
+	data := []byte("staged beside its object")
+	ref := blob.DigestBytes(data)
+	if err := s.Put(context.Background(), ref, bytes.NewReader(data)); err != nil {
+		t.Fatalf("a write to a file:// bucket with $TMPDIR elsewhere: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "sha256", ref.SHA256))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the object: %q, %v", got, err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("$TMPDIR %s was written to: %v", tmp, err)
+	}
+}
