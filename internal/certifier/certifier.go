@@ -565,6 +565,25 @@ func (c *Certifier) mine(cat *index.Catalog, v Version, holder string) (string, 
 	return "", nil
 }
 
+// CommandError is a run whose shell said the command could not run:
+// exit 127 (not found) or 126 (found, not executable), the shell's
+// codes. It is an error of the certifier's setup (--run, the machine's
+// tools), not a result of the package's: the version is not counted
+// and is run again once the setup is mended.
+type CommandError struct {
+	Command  string
+	ExitCode int
+	Output   []byte // how the output ended
+}
+
+func (e *CommandError) Error() string {
+	what := "the command was not found"
+	if e.ExitCode == 126 {
+		what = "the command is not executable"
+	}
+	return fmt.Sprintf("the certifier's command %q could not run (exit %d: %s): mend --run or the machine's tools; the version is not counted as tested or failed and is run again: %s", e.Command, e.ExitCode, what, strings.TrimSpace(string(e.Output)))
+}
+
 // errAlready is a push that found the version certified first (by a
 // replica of this certifier).
 type errAlready struct{ record string }
@@ -635,6 +654,12 @@ func (c *Certifier) version(ctx context.Context, f *follow, cat *index.Catalog, 
 	}
 	if ctx.Err() != nil {
 		return ctx.Err() // stopped, not failed: run again next time
+	}
+	if !out.TimedOut && (out.ExitCode == 126 || out.ExitCode == 127) {
+		// The shell's own word that the command is not there or cannot
+		// be executed: the certifier's setup, not the package, failed.
+		// The version is run again, not counted as tested or failed.
+		return &CommandError{Command: c.o.Command, ExitCode: out.ExitCode, Output: out.Output[max(0, len(out.Output)-512):]}
 	}
 	result := "passed"
 	switch {

@@ -207,6 +207,35 @@ func TestCertifyHangTimesOut(t *testing.T) {
 	}
 }
 
+// A --run the shell cannot run (not found: 127; not executable: 126) is
+// the certifier's setup failing, not the package: the run is an error
+// (Once returns it), the version is not counted, and once the command
+// is mended it is tested and certified. It was counted as failed for
+// good: never tested again, never certified.
+func TestCertifyCommandNotFound(t *testing.T) {
+	g := newRig(t)
+	g.Publish(indextest.Package{Name: "acme/log", Version: "1.0.0"})
+	state := t.TempDir()
+	notExec := filepath.Join(t.TempDir(), "test.sh")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for cmd, code := range map[string]int{"/nonexistent/test.sh": 127, notExec: 126} {
+		err := g.certifier(Options{Command: cmd}, state).Run(g.Ctx)
+		var ce *CommandError
+		if !errors.As(err, &ce) || ce.ExitCode != code || !strings.Contains(err.Error(), "could not run") {
+			t.Fatalf("--run %s: %v, want a CommandError of exit %d", cmd, err, code)
+		}
+	}
+	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 0 {
+		t.Fatalf("tested records %+v after runs that never ran", got)
+	}
+	g.run(g.certifier(Options{Command: "true"}, state))
+	if got := g.records("acme/log", "1.0.0", record.Tested); len(got) != 1 {
+		t.Fatalf("after --run was mended: %d tested records, want 1", len(got))
+	}
+}
+
 // TestCertifyOnceEach: a version certified, but its progress lost (the
 // certifier killed after its push landed), is not run or signed again;
 // and a certifier run again finds nothing new.
