@@ -245,7 +245,7 @@ Access logs are JSON lines on standard error.`,
 				if err != nil {
 					return fmt.Errorf("remote %s: %w", follow, err)
 				}
-				opts.Replica = &server.Replica{Writer: writer, Nudge: fol.Nudge, Refusing: fol.Refusing}
+				opts.Replica = &server.Replica{Writer: writer, Nudge: fol.Nudge, Refusing: fol.Refusing, Stalled: fol.Stalled, LastVerified: fol.LastVerified}
 				opts.Fallback = (&remote.WriterBlobs{Repo: r, Remote: follow}).Fetch
 			}
 			if ckey != "" {

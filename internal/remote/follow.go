@@ -8,11 +8,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"cairn.dev/cairn/internal/blob"
@@ -51,9 +54,33 @@ type Follower struct {
 	// and kept, and the id of the key that signed it.
 	Verified func(ctx context.Context, note []byte, key string) error
 
-	once    sync.Once
-	nudge   chan struct{}
-	refusal atomic.Pointer[error] // the writer's last refusal, while it stands
+	once     sync.Once
+	nudge    chan struct{}
+	refusal  atomic.Pointer[error] // the writer's last refusal, while it stands
+	stall    atomic.Pointer[error] // the last pull's failure here, while it stands
+	verified atomic.Int64          // when a pull last verified (Unix seconds), 0 before
+}
+
+// Stalled is why the follower cannot follow its writer now for a fault
+// of this machine's own (the last pull failed writing or reading its
+// files: a full disk, a read-only file system), nil while it follows it,
+// refuses it, or only cannot reach it. The replica serves the head it
+// verified before, ever further behind, until the fault is mended; its
+// health says so.
+func (f *Follower) Stalled() error {
+	if e := f.stall.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// LastVerified is when a pull last verified the writer (main moved or
+// not); zero before the first.
+func (f *Follower) LastVerified() time.Time {
+	if s := f.verified.Load(); s != 0 {
+		return time.Unix(s, 0)
+	}
+	return time.Time{}
 }
 
 // Refusing is why the follower refuses its writer now (the last pull was
@@ -117,6 +144,7 @@ func (f *Follower) Once(ctx context.Context) (*Pulled, error) {
 	if p.Checkpoint == nil {
 		return p, fmt.Errorf("remote %s: the pull checked no checkpoint", f.Remote)
 	}
+	f.verified.Store(time.Now().Unix())
 	if f.Verified != nil {
 		if err := f.Verified(ctx, p.Checkpoint.Raw, p.Checkpoint.Key); err != nil {
 			return p, err
@@ -222,23 +250,28 @@ func (f *Follower) Run(ctx context.Context) {
 		switch {
 		case err != nil:
 			fails++
-			if isSecurity(err) {
+			level, msg := slog.LevelWarn, "replica: cannot follow the writer now: the pull failed; serving the head verified before"
+			switch {
+			case isSecurity(err):
 				f.refusal.Store(&err) // until a pull verifies again
+				level, msg = slog.LevelError, "replica: not following the writer: the pull was refused; serving the head verified before"
+			case isLocal(err):
+				f.stall.Store(&err) // until a pull verifies again
+				level, msg = slog.LevelError, "replica: cannot follow the writer: the pull failed here, on this machine's files (a full disk?); serving the head verified before, until the fault is mended"
+			default:
+				f.stall.Store(nil)
 			}
-			// Said once per distinct refusal: a writer that stays bad
+			// Said once per distinct failure: a writer that stays bad
 			// does not fill the log.
-			if msg := err.Error(); msg != lastErr {
-				lastErr = msg
+			if e := err.Error(); e != lastErr {
+				lastErr = e
 				head, _ := refAt(ctx, f.Repo, index.MainRef)
-				level := slog.LevelWarn
-				if isSecurity(err) {
-					level = slog.LevelError
-				}
-				log.Log(ctx, level, "replica: not following the writer: the pull was refused; serving the head verified before", "writer", transport.RedactString(rm.URL), "head", head, "err", err)
+				log.Log(ctx, level, msg, "writer", transport.RedactString(rm.URL), "head", head, "err", err)
 			}
 		default:
 			fails = 0
 			f.refusal.Store(nil)
+			f.stall.Store(nil)
 			if lastErr != "" {
 				log.Info("replica: following the writer again", "writer", transport.RedactString(rm.URL), "head", p.Head)
 				lastErr = ""
@@ -268,6 +301,25 @@ func (f *Follower) Run(ctx context.Context) {
 		}
 		t.Stop()
 	}
+}
+
+// isLocal says whether a failed pull failed on this machine's own files
+// (a full disk, a quota, a read-only or failing file system, a damaged
+// directory), not at the writer or on the way to it.
+func isLocal(err error) bool {
+	var pe *fs.PathError
+	var le *os.LinkError
+	var oe *net.OpError
+	var ue *url.Error
+	if errors.As(err, &oe) || errors.As(err, &ue) { // on the way to the writer
+		return false
+	}
+	if errors.As(err, &pe) || errors.As(err, &le) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EROFS) {
+		return true
+	}
+	// git's own words when its writes fail
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "no space left on device") || strings.Contains(msg, "disk quota exceeded") || strings.Contains(msg, "read-only file system")
 }
 
 // isSecurity says whether a refused pull is a security error: the

@@ -94,7 +94,7 @@ func (w *world) replicaOf(name, writerURL string, run bool) *replica {
 		t.Fatal(err)
 	}
 	rep.srv, err = server.New(r, server.Options{Exe: exe, Logger: log,
-		Replica:  &server.Replica{Writer: writer, Nudge: rep.f.Nudge, Refusing: rep.f.Refusing},
+		Replica:  &server.Replica{Writer: writer, Nudge: rep.f.Nudge, Refusing: rep.f.Refusing, Stalled: rep.f.Stalled, LastVerified: rep.f.LastVerified},
 		Fallback: (&WriterBlobs{Repo: r, Remote: "writer"}).Fetch})
 	if err != nil {
 		t.Fatal(err)
@@ -327,6 +327,91 @@ func TestReplicaRefusesMaliciousWriter(t *testing.T) {
 		}
 		rep.f.Nudge()
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A replica whose own files fail it (a full disk, here its remotes
+// directory turned into a file) cannot follow its writer: its health is
+// 503 saying so, cairn_replica_stalled is 1 and its log says the pull
+// failed here, on this machine — not "refused", which sent the operator
+// to the writer. healthz said 200 ok with an ever older head. Once the
+// fault is mended it follows again by itself.
+func TestReplicaStalledByItsOwnFiles(t *testing.T) {
+	w := newWorld(t)
+	alice := newSigner(t)
+	w.grant(alice, "alice", "publish:acme/*")
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "1.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := w.repo.Head(w.ctx, index.MainRef)
+	rep := w.newReplica("replica", w.url)
+	rep.await(t, h1)
+	get := func(path string) (int, string) {
+		resp, err := http.Get(rep.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if _, m := get("/metrics"); !strings.Contains(m, "cairn_replica_stalled 0") || strings.Contains(m, "cairn_replica_last_verified_timestamp_seconds 0\n") || !strings.Contains(m, "cairn_replica_last_verified_timestamp_seconds ") {
+		t.Fatalf("/metrics of a replica following its writer: want stalled 0 and the time it last verified:\n%s", m)
+	}
+
+	remotes := filepath.Join(rep.repo.Dir, "remotes")
+	if err := os.Rename(remotes, remotes+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(remotes, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := author.Publish(w.ctx, w.repo, pkgDir(t, "acme/x", "2.0.0"), alice); err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := w.repo.Head(w.ctx, index.MainRef)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, _ := get("/healthz"); code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz of a replica that cannot write its own files: still not 503 after 30 s; its log:\n%s", rep.log.String())
+		}
+		rep.f.Nudge()
+	}
+	if code, body := get("/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "cannot follow its writer for a fault of this machine's") || !strings.Contains(body, "remotes") {
+		t.Errorf("/healthz: %d %q, want 503 naming the fault", code, body)
+	}
+	if _, m := get("/metrics"); !strings.Contains(m, "cairn_replica_stalled 1") || !strings.Contains(m, "cairn_replica_refusing_writer 0") {
+		t.Errorf("/metrics of a stalled replica: want stalled 1, refusing_writer 0")
+	}
+	if logged := rep.log.String(); !strings.Contains(logged, "the pull failed here, on this machine's files") || strings.Contains(logged, "the pull was refused") {
+		t.Errorf("the replica's log does not say the fault is its own:\n%s", logged)
+	}
+	if got := rep.served(t); got != h1 {
+		t.Errorf("a stalled replica serves the checkpoint of %s, want the one it verified, %s", got, h1)
+	}
+
+	if err := os.Remove(remotes); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(remotes+".away", remotes); err != nil {
+		t.Fatal(err)
+	}
+	rep.f.Nudge()
+	rep.await(t, h2)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, body := get("/healthz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz once the fault is mended: %d %q after 30 s", code, body)
+		}
+		rep.f.Nudge()
+	}
+	if _, m := get("/metrics"); !strings.Contains(m, "cairn_replica_stalled 0") {
+		t.Errorf("/metrics once the fault is mended: want stalled 0")
 	}
 }
 

@@ -45,6 +45,13 @@ type Replica struct {
 	// (nil while it follows it): /healthz then answers 503 with it, and
 	// cairn_replica_refusing_writer is 1.
 	Refusing func() error
+	// Stalled, if set, says why the replica cannot follow its writer now
+	// for a fault of its own machine (a full disk), nil otherwise:
+	// /healthz then answers 503 with it, and cairn_replica_stalled is 1.
+	Stalled func() error
+	// LastVerified, if set, is when the replica last verified its
+	// writer (cairn_replica_last_verified_timestamp_seconds).
+	LastVerified func() time.Time
 }
 
 // treeWait bounds how long a replica holds a read of a tree newer than

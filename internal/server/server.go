@@ -266,6 +266,22 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 			return 0
 		}))
 	}
+	if rp := s.opts.Replica; rp != nil && rp.Stalled != nil {
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_replica_stalled", Help: "1 while the replica cannot follow its writer for a fault of its own machine (a full disk: see the log), serving the head it verified before; 0 otherwise."}, func() float64 {
+			if rp.Stalled() != nil {
+				return 1
+			}
+			return 0
+		}))
+	}
+	if rp := s.opts.Replica; rp != nil && rp.LastVerified != nil {
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_replica_last_verified_timestamp_seconds", Help: "When the replica last verified its writer's head (main moved or not), in Unix seconds; 0 before the first time. Its age is how far behind the replica may be."}, func() float64 {
+			if t := rp.LastVerified(); !t.IsZero() {
+				return float64(t.Unix())
+			}
+			return 0
+		}))
+	}
 	s.metrics = newMetrics(s.reg)
 	if opts.Policy != nil || opts.IndexPolicy != "" {
 		g, err := newGate(context.Background(), repo, opts.Policy, opts.IndexPolicy, s.reg)
@@ -379,6 +395,14 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 			// follow its writer past it: an operator must look.
 			w.Header().Set("Cache-Control", "no-store")
 			httpError(w, http.StatusServiceUnavailable, "replica at %s, refusing its writer: %v", res.Head, err)
+			return
+		}
+	}
+	if rp := s.opts.Replica; rp != nil && rp.Stalled != nil {
+		if err := rp.Stalled(); err != nil {
+			// It serves an ever older head until the fault is mended.
+			w.Header().Set("Cache-Control", "no-store")
+			httpError(w, http.StatusServiceUnavailable, "replica at %s, cannot follow its writer for a fault of this machine's (mend it, make room, and it follows again by itself): %v", res.Head, err)
 			return
 		}
 	}
