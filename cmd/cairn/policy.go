@@ -54,6 +54,15 @@ the index head they verified, and a lock records its sha256.`,
 				}); err != nil {
 					return nil, err
 				}
+				// Bound as a server of this index binds it: one that cannot
+				// refuses to start with it, and refuses a push of it
+				// (projects that name their repositories as it does may
+				// read it still).
+				if bound, err := policy.Parse(args[1], text); err == nil {
+					if err := r.BindPolicy(ctx, bound, nil); err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: a server of this index cannot enforce this policy (cairn serve --policy index:%s): %v\n", args[0], err)
+					}
+				}
 				p, err := author.PublishPolicy(ctx, r, args[0], text, ss...)
 				if err != nil {
 					return nil, err

@@ -140,7 +140,7 @@ func TestReadme(t *testing.T) {
 		// The clone publishes by git push; the laptop pulls, certifies, pushes.
 		{re: `^wrote greet/cairn-package.yaml$`},
 		{re: `^uploaded 2 blob\(s\) to http://127.0.0.1:`},
-		{re: `remote: cairn: accepted 1 commit\(s\), 2 record file\(s\) on refs/heads/main`},
+		{re: `remote: cairn: checked 1 commit\(s\), 2 record file\(s\) for refs/heads/main: they keep the index's rules`},
 		{re: `^checkpoint: 20 leaves at [0-9a-f]{12}, signed `},
 		{re: `^origin: pushed 1 commit\(s\)`},
 		{re: `^ +[0-9a-f]{16} +\S+ +audited +acme-security .* active +read it all$`},

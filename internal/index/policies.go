@@ -177,6 +177,12 @@ const LocalRepository = "local"
 // granted is an error in a forbid rule's by, and warn hears of it
 // elsewhere).
 func (r *Repo) BindPolicy(ctx context.Context, pol *policy.Policy, warn func(string)) error {
+	return r.BindPolicyAt(ctx, pol, MainRef, warn)
+}
+
+// BindPolicyAt is BindPolicy with the index's own grants read at commit
+// (a commit id or a ref): a push's new head, before main moves to it.
+func (r *Repo) BindPolicyAt(ctx context.Context, pol *policy.Policy, commit string, warn func(string)) error {
 	names, err := r.policyNames(ctx)
 	if err != nil {
 		return err
@@ -184,7 +190,7 @@ func (r *Repo) BindPolicy(ctx context.Context, pol *policy.Policy, warn func(str
 	if err := pol.Bind(names); err != nil {
 		return err
 	}
-	return r.checkIssuers(ctx, pol, names, warn)
+	return r.checkIssuers(ctx, pol, names, commit, warn)
 }
 
 // CheckPolicyIssuers checks the issuers pol names that this index (and
@@ -197,7 +203,7 @@ func (r *Repo) CheckPolicyIssuers(ctx context.Context, pol *policy.Policy, warn 
 	if err != nil {
 		return err
 	}
-	return r.checkIssuers(ctx, pol, names, warn)
+	return r.checkIssuers(ctx, pol, names, MainRef, warn)
 }
 
 // policyNames are the repositories a policy the index's server judges
@@ -214,9 +220,12 @@ func (r *Repo) policyNames(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-func (r *Repo) checkIssuers(ctx context.Context, pol *policy.Policy, names []string, warn func(string)) error {
+// checkIssuers checks pol's issuers against the grants of the
+// repositories names: the index's own at local (a commit or a ref), each
+// upstream's at its line.
+func (r *Repo) checkIssuers(ctx context.Context, pol *policy.Policy, names []string, local string, warn func(string)) error {
 	return pol.CheckIssuers(names, func(name string) (names, ids map[string]bool, err error) {
-		ref := MainRef
+		ref := local
 		if name != LocalRepository {
 			ref = UpstreamRef(name)
 		}

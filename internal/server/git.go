@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/index"
+	"cairn.dev/cairn/internal/policy"
 )
 
 // gitBackend prepares, for one request's CGI environment, git's own
@@ -42,6 +44,9 @@ func (s *Server) gitBackend(hooks string) func(ctx context.Context, env []string
 	}
 	return func(ctx context.Context, env []string) (*exec.Cmd, error) {
 		env = append(env, MinFreeEnv+"="+strconv.FormatInt(s.opts.MinFree, 10))
+		if s.opts.IndexPolicy != "" {
+			env = append(env, PolicyEnv+"="+s.opts.IndexPolicy)
+		}
 		return s.repo.HTTPBackend(ctx, index.HTTPBackendOptions{Env: env, Config: config, MaxRequestBuffer: 10 << 20})
 	}
 }
@@ -101,6 +106,53 @@ const SkewEnv = "CAIRN_CLOCK_SKEW"
 // ref moves. A push landed on a full disk was accepted while its
 // transparency log's update and checkpoint could not be written.
 const MinFreeEnv = "CAIRN_MIN_FREE"
+
+// PolicyEnv names the environment variable that tells the pre-receive
+// hook the index's policy the server enforces (cairn serve --policy
+// index:NAME): a push bringing a version of it that the server cannot
+// load or bind is refused before main moves. Once on main, every request
+// the policy judges failed (500) until another version came.
+const PolicyEnv = "CAIRN_SERVER_POLICY"
+
+// enforcedPolicyFails says why the version of the index's policy name in
+// force at new, if it is not the one in force at old, cannot be enforced
+// by this server ("" if it can, or did not change): it does not parse,
+// or its issuers do not bind to the repositories the server judges
+// (index.Repo.BindPolicyAt, the index's grants read at new).
+func enforcedPolicyFails(ctx context.Context, repo *index.Repo, name, old, new string) (string, error) {
+	cat, err := repo.Catalog(ctx, new)
+	if err != nil {
+		return "", err
+	}
+	v, err := cat.Policy(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil // never published: the server would not have started
+	}
+	if err != nil {
+		return "", err
+	}
+	if old != "" {
+		before, err := repo.Catalog(ctx, old)
+		if err != nil {
+			return "", err
+		}
+		if was, err := before.Policy(name); err == nil && was.RecordID == v.RecordID {
+			return "", nil
+		}
+	}
+	text, v, err := cat.PolicyText(name)
+	if err != nil {
+		return "", err
+	}
+	pol, err := policy.Parse("index:"+name, text)
+	if err == nil {
+		err = repo.BindPolicyAt(ctx, pol, new, nil)
+	}
+	if err != nil {
+		return fmt.Sprintf("policy %s, version %.16s: this server enforces it (cairn serve --policy index:%s) and cannot: %v", name, v.RecordID, name, err), nil
+	}
+	return "", nil
+}
 
 // lowOnRoom says why a write to the index in dir would leave its file
 // system with less room than min bytes ("" when it would not, min is 0,
@@ -245,7 +297,20 @@ func PreReceive(ctx context.Context, repoDir string, in io.Reader, out io.Writer
 			fmt.Fprintf(out, "cairn: hint: %s\n", hint)
 			continue
 		}
-		fmt.Fprintf(out, "cairn: accepted %d commit(s), %d record file(s) on %s\n", res.Commits, res.Records, ref)
+		if name := os.Getenv(PolicyEnv); name != "" {
+			why, err := enforcedPolicyFails(ctx, repo, name, old, new)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				refuse("%s: %s; main stays where it is, and this server keeps enforcing the version before", ref, why)
+				fmt.Fprintf(out, "cairn: hint: publish a version of policy %s that this server can enforce (cairn policy publish checks its issuers; the server names this index's repository %s and each upstream by its declared name), then push again\n", name, index.LocalRepository)
+				continue
+			}
+		}
+		// "checked", not "accepted": git moves the ref after the hook, and
+		// refuses if another push moved it first ("cannot lock ref").
+		fmt.Fprintf(out, "cairn: checked %d commit(s), %d record file(s) for %s: they keep the index's rules\n", res.Commits, res.Records, ref)
 	}
 	if err := sc.Err(); err != nil {
 		return err
