@@ -2,8 +2,11 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
+	"slices"
+	"strings"
 
 	"cairn.dev/cairn/internal/descriptor"
 	"cairn.dev/cairn/internal/index"
@@ -28,6 +31,14 @@ func (s *Server) vexGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	version := r.URL.Query().Get("version")
+	if version != "" {
+		// Checked before it names a file: "1.0.0/" or "1.0.0\x00…"
+		// read as 1.0.0's records, under a version never published.
+		if err := descriptor.CheckVersion(version); err != nil {
+			httpError(w, http.StatusBadRequest, "version %q: %v", version, err)
+			return
+		}
+	}
 	res, err := s.verify(r.Context())
 	if err != nil {
 		w.Header().Set("Cache-Control", "no-store")
@@ -79,6 +90,9 @@ func (s *Server) vexProducts(r *http.Request, head, base, name, version string) 
 	}
 	if len(versions) > 0 {
 		if version != "" {
+			if !slices.Contains(versions, version) {
+				return nil, fmt.Errorf("%s@%s is not published in this repository (its versions: %s): %w", name, version, strings.Join(versions, ", "), fs.ErrNotExist)
+			}
 			versions = []string{version}
 		}
 		var out []vex.Product

@@ -92,6 +92,13 @@ func TestVEX(t *testing.T) {
 		{"/api/v1/vex/acme/log?version=9.9.9", http.StatusNotFound, "acme/log@9.9.9 is not published"},
 		{"/api/v1/vex/acme/nothing", http.StatusNotFound, ""},
 		{"/api/v1/vex/acme/BAD", http.StatusBadRequest, ""},
+		// Attack: a version that names 1.0.0's directory to git ("1.0.0/",
+		// "1.0.0\x00…") was answered with 1.0.0's statements under a
+		// version never published; a NUL alone read a tree as a record (500).
+		{"/api/v1/vex/acme/log?version=1.0.0/", http.StatusBadRequest, `version "1.0.0/"`},
+		{"/api/v1/vex/acme/log?version=1.0.0%00anything", http.StatusBadRequest, "version"},
+		{"/api/v1/vex/acme/log?version=%00", http.StatusBadRequest, "version"},
+		{"/api/v1/vex/acme/log?version=1.0.0%0a", http.StatusBadRequest, "version"},
 	} {
 		resp, body := f.do("GET", c.path, nil, nil)
 		if resp.StatusCode != c.code || !strings.Contains(string(body), c.want) {
