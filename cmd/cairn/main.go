@@ -231,7 +231,7 @@ func classify(err error) (int, string) {
 		}
 		return exitRefused, "do not trust this lock: restore cairn.lock from version control, or run cairn lock to resolve it again"
 	case errors.Is(err, install.ErrUnsafe):
-		return exitRefused, "the package's archive tries to write outside its directory: nothing was installed; tell the package's publisher"
+		return exitRefused, "the package's archive holds an entry cairn never unpacks (named above: one that would land outside its directory, a device, a fifo): nothing was installed; tell the package's publisher"
 	case errors.As(err, &sr):
 		return exitRefused, sr.Hint()
 	case errors.Is(err, plan.ErrUnresolvable) && errors.Is(err, fs.ErrNotExist):
