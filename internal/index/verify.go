@@ -745,13 +745,19 @@ func (r *Repo) replay(ctx context.Context, res *VerifyResult, st *Overlay, o *re
 			return fail(err) // interrupted: its files were not all read
 		}
 		if len(cj.c.Parents) > 0 && cj.c.Parents[0] != prev || len(cj.c.Parents) == 0 && prev != "" {
-			if !passed || prev == verified {
-				// The line breaks before or right at the verified head.
-				return fail(&ForkError{Verified: verified, Head: res.Head})
-			}
 			parent := "none"
 			if len(cj.c.Parents) > 0 {
 				parent = cj.c.Parents[0]
+			}
+			if !passed || prev == verified {
+				// The line breaks before or right at the verified head: a
+				// fork of it, unless the head still descends from it, by a
+				// merge that brings in another line (a commit of no parent,
+				// say) — not a rewritten history, but not one line either.
+				if ok, _ := r.git.IsAncestor(ctx, verified, res.Head); verified == "" || !ok {
+					return fail(&ForkError{Verified: verified, Head: res.Head})
+				}
+				return fail(&RuleError{Rule: RuleLinear, Commit: cj.c.ID, Detail: fmt.Sprintf("commit does not continue the line of history from %s (its parent is %s): it begins another line, which a merge into %s brings in; the index is one line of commits: rebase instead of merging", prev, parent, res.Head)})
 			}
 			return fail(&RuleError{Rule: RuleLinear, Commit: cj.c.ID, Detail: fmt.Sprintf("commit does not continue the line of history from %s (its parent is %s): the index is one line of commits, and the branches of a merge are two: rebase instead of merging", prev, parent)})
 		}
