@@ -19,9 +19,9 @@ func TestFollowerLogHidesWriterCredentials(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close() // the writer is down
 	rep := w.newReplica("replica", "http://bob:s3cret@"+addr)
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(rep.log.String(), "not following the writer"); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(rep.log.String(), "cannot follow the writer now: the pull failed"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the follower logged no refused pull in 30 s:\n%s", rep.log.String())
+			t.Fatalf("the follower logged no failed pull in 30 s:\n%s", rep.log.String())
 		}
 	}
 	log := rep.log.String()
