@@ -88,6 +88,10 @@ func revokeKeyStatement(ctx context.Context, r *index.Repo, id, reason string, a
 		return nil, err
 	}
 	if k == nil {
+		if root, err := st.Root(); err == nil && root != nil && root.Keys[id] != nil {
+			// No grant made it a root key, and no revocation ends one.
+			return nil, fmt.Errorf("key %s is a root key of %s (root version %d, threshold %d of %d), which no grant made and key revoke cannot end: rotate the root without it (cairn root rotate --new-root-key KEY.pub for each key that stays, signed by %d of the current root keys and the new ones; or --unsigned, each holder signing apart)", id, r.Dir, root.Version, root.Threshold, len(root.Keys), root.Threshold)
+		}
 		return nil, fmt.Errorf("key %s is not granted in %s (see cairn key list): %w", id, r.Dir, fs.ErrNotExist)
 	}
 	return record.Build(record.RevokeKey, []record.Subject{keySubject(k.Pub)}, record.RevokeKeyPredicate{Reason: reason, Issued: now(), ApplyBy: applyBy, Index: idx})

@@ -5,6 +5,9 @@ package index
 // CLI prints it after the error and the server's pre-receive hook sends
 // it to the pushing client, so both say the same thing.
 func (e *RuleError) Hint() string {
+	if e.hint != "" {
+		return e.hint
+	}
 	if e.Apart && (e.Rule == RuleThreshold || e.Rule == RuleRootRotation) {
 		return ApartThresholdHint
 	}

@@ -3,6 +3,7 @@ package index
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -78,6 +79,7 @@ type RuleError struct {
 	Detail string
 	Err    error // the cause, when another package's check found it (a malformed record)
 	Apart  bool  // the record is a root act signed apart (it has an apply_by time): see Hint
+	hint   string // what to do, where the rule's own hint does not fit (Hint)
 }
 
 func (e *RuleError) Error() string {
@@ -92,11 +94,11 @@ func (e *RuleError) Error() string {
 	if e.Record != "" {
 		fmt.Fprintf(&b, " (record %.16s", e.Record)
 		if e.Key != "" {
-			fmt.Fprintf(&b, ", key %s", e.Key)
+			fmt.Fprintf(&b, ", signed by %s", e.Key)
 		}
 		b.WriteString(")")
 	} else if e.Key != "" {
-		fmt.Fprintf(&b, " (key %s)", e.Key)
+		fmt.Fprintf(&b, " (signed by %s)", e.Key)
 	}
 	b.WriteString(": " + e.Detail)
 	return b.String()
@@ -501,7 +503,23 @@ func isRootAct(rec *record.Record) bool {
 func (a *applier) rootSigned(f *File, root *Root) error {
 	got := f.Rec.SignedBy(root.Keys)
 	if len(got) < root.Threshold {
-		return a.fail(RuleThreshold, f, "signed by %d distinct root key(s) of root version %d; it needs %d", len(got), root.Version, root.Threshold)
+		// The signers that do not count, named: a key rotated out, or
+		// one never a root key, given beside the root's.
+		var others []string
+		for _, s := range f.Rec.Signatures {
+			if root.Keys[s.KeyID] == nil && !slices.Contains(others, s.KeyID) {
+				others = append(others, s.KeyID)
+			}
+		}
+		not := ""
+		if len(others) > 0 {
+			not = fmt.Sprintf(" (not root keys of that version: %s)", strings.Join(others, ", "))
+		}
+		err := a.fail(RuleThreshold, f, "signed by %d distinct root key(s) of root version %d; it needs %d%s", len(got), root.Version, root.Threshold, not)
+		if len(others) > 0 {
+			err.(*RuleError).hint = fmt.Sprintf("sign with %d of the root keys of version %d (cairn key list shows them), not with the keys named", root.Threshold, root.Version)
+		}
+		return err
 	}
 	return nil
 }
@@ -865,7 +883,9 @@ func (a *applier) grant(f *File) error {
 		return err
 	}
 	if k.RevokedBy != "" {
-		return a.fail(RuleKeyRevoked, f, "key %s was revoked by record %.16s; a revoked key is never granted again: make a new key", k.ID, k.RevokedBy)
+		err := a.fail(RuleKeyRevoked, f, "key %s was revoked by record %.16s; a revoked key is never granted again: make a new key", k.ID, k.RevokedBy)
+		err.(*RuleError).hint = "the key granted is the revoked one, not the root's: make a new key for its holder (cairn key new) and grant that one"
+		return err
 	}
 	// A key's records go by its holder's name (only their issuer ends
 	// them, a policy's by: names it): a second name would make the
