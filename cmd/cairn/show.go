@@ -339,8 +339,13 @@ func newRootCmd() *cobra.Command {
 		Short: "Replace the root keys: signed by a threshold of the old root keys and of the new",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(next) == 0 || threshold < 1 {
+			switch {
+			case len(next) == 0:
 				return usageError{fmt.Errorf("name the new root keys (--new-root-key, private key files: they sign too) and --threshold")}
+			case threshold < 1:
+				return usageError{fmt.Errorf("--threshold %d: the new threshold is at least 1 (and at most the %d new root key(s))", threshold, len(next))}
+			case threshold > len(next):
+				return usageError{fmt.Errorf("--threshold %d is more than the %d new root key(s) named (--new-root-key): no act could ever reach it", threshold, len(next))}
 			}
 			if af.unsigned {
 				pubs, err := publicKeys(next)
