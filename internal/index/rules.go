@@ -918,7 +918,14 @@ func (a *applier) rotate(f *File) error {
 	rec := f.Rec
 	p := rec.Predicate.(record.RootPredicate)
 	if f.Loc.RootVersion != p.Version || p.Version != a.root.Version+1 || p.Previous != a.root.RecordID {
-		return a.fail(RuleRootRotation, f, "root version %d at %s must follow version %d (record %.16s) and name it as previous", p.Version, f.Path, a.root.Version, a.root.RecordID)
+		if p.Version <= a.root.Version && p.Previous != a.root.RecordID {
+			// Prepared against a root that another rotation has replaced
+			// since: no signature mends it.
+			err := a.fail(RuleRootRotation, f, "this rotation was prepared as root version %d, after record %.16s; the root has moved since, to version %d (record %.16s): it no longer applies", p.Version, p.Previous, a.root.Version, a.root.RecordID)
+			err.(*RuleError).hint = "prepare the rotation again from the current root (cairn root rotate … --unsigned) and have its holders sign that one"
+			return err
+		}
+		return a.fail(RuleRootRotation, f, "root record at %s is version %d: it must be version %d, after version %d (record %.16s), and name that record as previous", f.Path, p.Version, a.root.Version+1, a.root.Version, a.root.RecordID)
 	}
 	next, err := checkRootRecord(rec)
 	if err != nil {
