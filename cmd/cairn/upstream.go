@@ -59,7 +59,7 @@ A declaration is made once per name; 'cairn upstream remove' ends it.`,
 				return &introMismatchError{url: args[1], served: served, given: intro}
 			}
 			if done, err := af.prepare(cmd, &f, func(ctx context.Context, r *index.Repo) (*author.Act, error) {
-				return author.PrepareDeclareUpstream(r, args[0], args[1], intro, af.window)
+				return author.PrepareDeclareUpstream(ctx, r, args[0], args[1], intro, af.window)
 			}); done {
 				return err
 			}

@@ -142,7 +142,7 @@ func rotateStatement(ctx context.Context, r *index.Repo, newKeys []ed25519.Publi
 // DeclareUpstream adds the root's declaration of an upstream, signed by
 // a threshold of root keys.
 func DeclareUpstream(ctx context.Context, r *index.Repo, name, url, introduction string, roots ...keys.Signer) (*Added, error) {
-	act, err := PrepareDeclareUpstream(r, name, url, introduction, DefaultWindow)
+	act, err := PrepareDeclareUpstream(ctx, r, name, url, introduction, DefaultWindow)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,18 @@ func DeclareUpstream(ctx context.Context, r *index.Repo, name, url, introduction
 
 // PrepareDeclareUpstream prepares an upstream's declaration to be signed
 // apart, applied within window.
-func PrepareDeclareUpstream(r *index.Repo, name, url, introduction string, window time.Duration) (*Act, error) {
+func PrepareDeclareUpstream(ctx context.Context, r *index.Repo, name, url, introduction string, window time.Duration) (*Act, error) {
+	// One index followed under two names publishes every name twice:
+	// each would be ambiguous, and nothing served of the upstream.
+	ups, err := r.Followed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range ups {
+		if u.Introduction == introduction && u.Name != name {
+			return nil, fmt.Errorf("introduction %.16s is upstream %s's, which this repository follows already (at %s): one index followed under two names would publish every name twice, each then ambiguous", introduction, u.Name, u.URL)
+		}
+	}
 	return prepare(r, window, func(by *time.Time, idx string) ([]byte, error) {
 		return upstreamStatement(r, name, url, introduction, by, idx)
 	})

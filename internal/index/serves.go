@@ -27,7 +27,7 @@ type AmbiguousError struct {
 }
 
 func (e *AmbiguousError) Error() string {
-	return fmt.Sprintf("%s is published by upstreams %s and not by this repository: none of them is chosen (name one, e.g. --upstream %s)",
+	return fmt.Sprintf("%s is published by upstreams %s and not by this repository: no reader chooses between them (the repository's root may stop following all but one: cairn upstream remove; cairn certify --upstream %s certifies one's version)",
 		e.Name, strings.Join(e.Upstreams, ", "), e.Upstreams[0])
 }
 
