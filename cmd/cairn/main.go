@@ -234,6 +234,9 @@ func classify(err error) (int, string) {
 		return exitRefused, "the package's archive holds an entry cairn never unpacks (named above: one that would land outside its directory, a device, a fifo): nothing was installed; tell the package's publisher"
 	case errors.As(err, &sr):
 		return exitRefused, sr.Hint()
+	case errors.As(err, new(*index.AmbiguousError)):
+		// Nothing in cairn.yaml chooses between an organisation's upstreams.
+		return exitError, "the repository follows several upstreams that publish this name: its root must stop following all but one (cairn upstream list shows them), or publish the name itself; cairn.yaml cannot choose"
 	case errors.Is(err, plan.ErrUnresolvable) && errors.Is(err, fs.ErrNotExist):
 		return exitNotFound, "check the name in cairn.yaml: no repository it names holds that package (cairn search TERM lists a repository's packages)"
 	case errors.Is(err, plan.ErrUnresolvable):
