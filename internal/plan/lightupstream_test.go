@@ -185,6 +185,29 @@ func TestLightUpstreamLines(t *testing.T) {
 		t.Fatalf("offline plan %s, online %s", versions(l2), versions(l))
 	}
 
+	// A lock written before the organisation followed the upstream (no
+	// line of it, nothing from it) is stale, not edited or untrue: it
+	// said "do not trust this lock: restore it from version control".
+	{
+		before := *l
+		before.Repositories = slices.DeleteFunc(slices.Clone(l.Repositories), func(r LockedRepo) bool { return r.Name == "corp/public" })
+		before.Packages = slices.DeleteFunc(slices.Clone(l.Packages), func(p Locked) bool { return p.Repository == "corp/public" })
+		p, err := ReadProject(w.project)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs, err := Open(w.Ctx, p, Options{Cache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var le *LockError
+		err = Check(w.Ctx, p, &before, nil, srcs)
+		srcs.Close()
+		if !errors.As(err, &le) || !le.OnlyStale() || !strings.Contains(err.Error(), "repository corp/public: corp follows the upstream public since the lock was written (its operator added it): run cairn lock") {
+			t.Fatalf("a lock from before the organisation followed the upstream: %v (only stale: %v), want it stale alone", err, le != nil && le.OnlyStale())
+		}
+	}
+
 	// The organisation stops following the upstream: the lock is stale
 	// (its upstream line is gone), not edited or untrue.
 	if _, err := author.Revoke(org.Ctx, org.Repo, public.Records[0], "no longer followed", org.Root); err != nil {

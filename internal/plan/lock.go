@@ -368,6 +368,11 @@ func Check(ctx context.Context, p *Project, l *Lock, edited error, srcs Sources)
 	for _, s := range srcs {
 		if !slices.ContainsFunc(l.Repositories, func(r LockedRepo) bool { return r.Name == s.Name }) {
 			headsOK = false
+			if s.Via != nil && slices.ContainsFunc(l.Repositories, func(r LockedRepo) bool { return r.Name == s.Via.Name }) {
+				// The organisation changed, not the lock.
+				stale("repository %s: %s follows the upstream %s since the lock was written (its operator added it): run cairn lock", s.Name, s.Via.Name, s.Upstream)
+				continue
+			}
 			add("repository %s: missing from cairn.lock, which pins no head of it", s.Name)
 		}
 	}
