@@ -23,7 +23,7 @@ func newLogPublishCmd() *cobra.Command {
 	var (
 		repo, to, ckey string
 		witnesses      []string
-		asJSON         bool
+		asJSON, check  bool
 	)
 	c := &cobra.Command{
 		Use:   "publish --to DIR|URL",
@@ -39,7 +39,8 @@ cairn.yaml.
 
 --to is a directory, or an object store URL (file:///DIR, s3://BUCKET?…&prefix=log/).
 Tiles never change at their path: only those the store lacks are written,
-each object whole, then the checkpoint last. A store that holds the log of
+each object whole, then the checkpoint last (--check reads every tile the
+store holds too, and writes again those missing or not the log's). A store that holds the log of
 another index, of a larger tree or of another history is refused.
 
 With --checkpoint-key a fresh checkpoint of main's verified head is signed (a
@@ -55,7 +56,7 @@ CI job, or a cron job well within the clients' --max-age, 24h by default).`,
 			if to == "" {
 				return usageError{fmt.Errorf("--to is required: a directory or an object store URL (file:///DIR, s3://BUCKET?…)")}
 			}
-			var o remote.PublishOptions
+			o := remote.PublishOptions{Check: check}
 			if ckey != "" {
 				s, err := keys.Resolve(ckey)
 				if err != nil {
@@ -90,8 +91,17 @@ CI job, or a cron job well within the clients' --max-age, 24h by default).`,
 				if len(p.Cosigned) > 0 {
 					fmt.Fprintf(w, "cosigned by %d witness(es): %s\n", len(p.Cosigned), strings.Join(p.Cosigned, ", "))
 				}
-				if p.Kept {
+				if p.Kept && !check {
 					fmt.Fprintf(w, "%s (%s): %d leaves (head %.12s), nothing written\n", remote.KeptNewer, p.To, p.Size, p.Head)
+					return nil
+				}
+				if check {
+					fmt.Fprintf(w, "checked the %d tiles of the log of %s at %s (%d leaves, head %.12s): %d missing or not the log's, written again", p.Checked, r.Dir, p.To, p.Size, p.Head, p.Tiles)
+					if p.Kept {
+						fmt.Fprintf(w, "; %s\n", remote.KeptNewer)
+					} else {
+						fmt.Fprintln(w, ", checkpoint last")
+					}
 					return nil
 				}
 				fmt.Fprintf(w, "published the log of %s to %s: %d leaves (head %.12s), %d tiles written", r.Dir, p.To, p.Size, p.Head, p.Tiles)
@@ -108,6 +118,7 @@ CI job, or a cron job well within the clients' --max-age, 24h by default).`,
 	c.Flags().StringVar(&ckey, "checkpoint-key", "", "sign a fresh checkpoint with this key (granted the checkpoint scope); default: publish the one cairn serve signed last")
 	c.Flags().StringArrayVar(&witnesses, "witness", nil, "ask this witness to cosign the checkpoint signed, URL=VKEY (repeatable; with --checkpoint-key)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&check, "check", false, "read every tile and entry bundle the store holds, and write again those missing or not the log's (a copy damaged, cut short or partly deleted)")
 	return c
 }
 

@@ -49,7 +49,7 @@ func (f staticFirst) ReadTiles(ctx context.Context, tiles []tlog.Tile) ([][]byte
 			return data, nil
 		}
 		if errors.Is(err, ErrBadCopy) && ctx.Err() == nil {
-			f.warn(fmt.Sprintf("%s: %v: read from the server instead; whoever keeps the copy should publish it again (cairn log publish)", f.url, err))
+			f.warn(fmt.Sprintf("%s: %v: read from the server instead; whoever keeps the copy should mend it (cairn log publish --check rewrites every tile it holds that differs from the log's)", f.url, err))
 		}
 	}
 	if ctx.Err() != nil {
@@ -99,10 +99,15 @@ func (f staticFirst) check(ctx context.Context, tiles []tlog.Tile, data [][]byte
 	}
 	r := &checkedTiles{got: got, more: f.static, kept: f.confirmed, confirmed: map[tlog.Tile][]byte{}}
 	hashes, err := torchwood.TileHashReaderWithContext(ctx, f.tree, r).ReadHashes(indexes)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, errCopyLacks):
+		return errOutside
+	case errors.Is(err, ErrBadCopy):
+		return err
+	default:
 		return fmt.Errorf("%w: %v", ErrBadCopy, err)
 	}
 	for i, t := range tiles {
@@ -159,14 +164,23 @@ func (c *checkedTiles) ReadTiles(ctx context.Context, tiles []tlog.Tile) ([][]by
 	if len(missing) > 0 {
 		more, err := c.more.ReadTiles(ctx, missing)
 		if err != nil {
-			return nil, err
+			// A copy published before the server's latest tree lacks
+			// its newest tiles: read from the server, quietly.
+			return nil, fmt.Errorf("%w: %v", errCopyLacks, err)
 		}
 		for j, i := range at {
+			if t := missing[j]; t.L >= 0 && len(more[j]) != t.W*tlog.HashSize {
+				return nil, fmt.Errorf("%w: %s has %d bytes, not %d", ErrBadCopy, torchwood.TilePath(t), len(more[j]), t.W*tlog.HashSize)
+			}
 			data[i] = more[j]
 		}
 	}
 	return data, nil
 }
+
+// errCopyLacks says the static copy did not serve a tile a check
+// needed (not published there yet, most often).
+var errCopyLacks = errors.New("the static copy does not serve a tile")
 
 func (c *checkedTiles) SaveTiles(tiles []tlog.Tile, data [][]byte) {
 	for i, t := range tiles {

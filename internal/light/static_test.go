@@ -176,8 +176,65 @@ func TestTamperedStaticTileFallsBackToServer(t *testing.T) {
 			t.Fatalf("the copy's bad tiles were not read from the server instead")
 		}
 		mu.Lock()
-		if len(warned) == 0 || !strings.Contains(warned[0], copyURL) {
-			t.Errorf("the copy's bad tile: warnings %q, want one naming %s", warned, copyURL)
+		if len(warned) == 0 || !strings.Contains(warned[0], copyURL) || !strings.Contains(warned[0], "cairn log publish --check") {
+			t.Errorf("the copy's bad tile: warnings %q, want one naming %s and the command that mends it", warned, copyURL)
+		}
+		mu.Unlock()
+	}
+
+	// A copy whose hash tiles were cut short is named with the tile's
+	// path on the copy and its length (it said "TileReader returned bad
+	// result slice (tile/8/0/…)", the library's words and another path);
+	// one that lacks them (a copy published before the server's tree)
+	// is read around quietly.
+	publish := func() string {
+		d := t.TempDir()
+		b, err := fileblob.OpenBucket(d, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if _, err := remote.PublishLog(context.Background(), w.Repo, b, d, remote.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	cut, gone := publish(), publish()
+	for _, d := range []string{cut, gone} {
+		filepath.WalkDir(filepath.Join(d, "tile", "0"), func(p string, e os.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			if d == gone {
+				return os.Remove(p)
+			}
+			data, _ := os.ReadFile(p)
+			return os.WriteFile(p, data[:len(data)/2+1], 0o644)
+		})
+	}
+	for _, c := range []struct {
+		dir, want string
+	}{{cut, "tile/0/000.p/"}, {gone, ""}} {
+		copyURL, _ := watched(t, http.FileServer(http.Dir(c.dir)))
+		var mu sync.Mutex
+		var warned []string
+		cl := newClient(w, serverURL, t.TempDir())
+		cl.TilesURL = copyURL
+		cl.Warn = func(msg string) { mu.Lock(); warned = append(warned, msg); mu.Unlock() }
+		v, err := cl.OpenPrefetch(context.Background(), "package acme/fastjson")
+		if err == nil {
+			v.Kept()
+			_, err = v.Catalog()
+		}
+		if err != nil {
+			t.Fatalf("an honest server, a copy with tiles cut or missing: %v", err)
+		}
+		mu.Lock()
+		switch {
+		case c.want == "" && len(warned) > 0:
+			t.Errorf("a copy that lacks tiles: warnings %q, want none", warned)
+		case c.want != "" && (len(warned) == 0 || !strings.Contains(warned[0], c.want) || !strings.Contains(warned[0], " bytes, not ") || strings.Contains(warned[0], "tile/8/") || strings.Contains(warned[0], "TileReader")):
+			t.Errorf("a copy with tiles cut short: warnings %q, want one naming %s… and its length", warned, c.want)
 		}
 		mu.Unlock()
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/torchwood"
@@ -42,6 +43,10 @@ type PublishOptions struct {
 	// trust them refuse a checkpoint below their quorum.
 	Witnesses []witness.Endpoint
 	Client    *http.Client // the witnesses' (default transport.Client())
+	// Check reads every tile and entry bundle of the tree the store
+	// holds, not only those past it, and rewrites those missing or not
+	// the log's (a copy damaged, cut short or partly deleted).
+	Check bool
 }
 
 // Published reports a PublishLog.
@@ -51,6 +56,9 @@ type Published struct {
 	Size  int64  `json:"size"`  // the tree size published now
 	Head  string `json:"head"`  // the git head its checkpoint signs
 	Tiles int    `json:"tiles"` // hash tiles and entry bundles written
+	// Checked is how many of them Check read; those of the log's already
+	// were not written again.
+	Checked int `json:"checked,omitempty"`
 	// Kept says the store held a checkpoint of the same tree signed
 	// later than this one: it was left in place (KeptNewer says so).
 	Kept bool `json:"kept,omitempty"`
@@ -231,13 +239,20 @@ func PublishLog(ctx context.Context, r *index.Repo, dst *gcblob.Bucket, name str
 		out.From = prev.Size
 		if newerOfSameTree(prev, signed) {
 			out.Kept = true
-			return out, nil
+			if !o.Check {
+				return out, nil
+			}
 		}
 	}
 
-	// The tiles the published tree lacks, then the checkpoint.
+	// The tiles the published tree lacks (with Check, every tile), then
+	// the checkpoint.
+	from := out.From
+	if o.Check {
+		from = 0
+	}
 	var paths []string
-	for _, t := range tlog.NewTiles(torchwood.TileHeight, out.From, signed.Size) {
+	for _, t := range tlog.NewTiles(torchwood.TileHeight, from, signed.Size) {
 		paths = append(paths, torchwood.TilePath(t))
 		if t.L == 0 {
 			paths = append(paths, torchwood.TilePath(tlog.Tile{H: t.H, L: -1, N: t.N, W: t.W}))
@@ -248,10 +263,11 @@ func PublishLog(ctx context.Context, r *index.Repo, dst *gcblob.Bucket, name str
 		n = 8
 	}
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		next  = make(chan string)
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		first   error
+		next    = make(chan string)
+		written atomic.Int64
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -260,7 +276,10 @@ func PublishLog(ctx context.Context, r *index.Repo, dst *gcblob.Bucket, name str
 		go func() {
 			defer wg.Done()
 			for p := range next {
-				err := publishTile(ctx, st.ReadTile, dst, p)
+				wrote, err := publishTile(ctx, st.ReadTile, dst, p, o.Check)
+				if wrote {
+					written.Add(1)
+				}
 				if err != nil {
 					mu.Lock()
 					if first == nil {
@@ -288,7 +307,13 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	out.Tiles = len(paths)
+	out.Tiles = int(written.Load())
+	if o.Check {
+		out.Checked = len(paths)
+	}
+	if out.Kept {
+		return out, nil // a newer checkpoint of the tree stays
+	}
 	if testHookBeforeCheckpoint != nil {
 		testHookBeforeCheckpoint()
 	}
@@ -313,13 +338,20 @@ feed:
 // a test lets another publisher get ahead.
 var testHookBeforeCheckpoint func()
 
-// publishTile writes the tile at path (read by read) to dst.
-func publishTile(ctx context.Context, read func(string) ([]byte, error), dst *gcblob.Bucket, path string) error {
+// publishTile writes the tile at path (read by read) to dst; with check,
+// only if dst does not hold those bytes there already. wrote says
+// whether it wrote.
+func publishTile(ctx context.Context, read func(string) ([]byte, error), dst *gcblob.Bucket, path string, check bool) (wrote bool, err error) {
 	data, err := read(path)
 	if err != nil {
-		return fmt.Errorf("main's transparency log: %w", err)
+		return false, fmt.Errorf("main's transparency log: %w", err)
 	}
-	return writeObject(ctx, dst, path, data, "application/octet-stream", "public, max-age=31536000, immutable")
+	if check {
+		if held, err := dst.ReadAll(ctx, path); err == nil && bytes.Equal(held, data) {
+			return false, nil
+		}
+	}
+	return true, writeObject(ctx, dst, path, data, "application/octet-stream", "public, max-age=31536000, immutable")
 }
 
 // writeObject writes data at key: visible whole or not at all (the
