@@ -365,7 +365,7 @@ func fetchOnce(ctx context.Context, r *index.Repo, rm *Remote, o Options, last b
 func breakOf(ctx context.Context, r *index.Repo, rm *Remote, line index.Line, fe *index.ForkError) error {
 	if fe.Verified != "" && fe.Head != fe.Verified {
 		if ok, _ := r.IsAncestor(ctx, fe.Head, fe.Verified); ok {
-			return &RollbackError{Remote: line.Name, URL: rm.URL, Verified: fe.Verified, Head: fe.Head}
+			return &RollbackError{Remote: line.Name, URL: rm.URL, Log: rm.Log, Verified: fe.Verified, Head: fe.Head}
 		}
 	}
 	return &ForkError{Remote: line.Name, URL: rm.URL, Verified: fe.Verified, Head: fe.Head}
@@ -380,13 +380,20 @@ var ErrRollback = errors.New("rolled back")
 // checkpoint — and hides what came after. The local copy is intact and
 // stays at Verified.
 type RollbackError struct {
-	Remote   string // the line, as messages call it: "remote origin", "upstream acme"
-	URL      string
+	Remote string // the line, as messages call it: "remote origin", "upstream acme"
+	URL    string
+	// Log is where a plain git host's signed checkpoint is read ("" for
+	// a cairn server): the head it signs is the one pulled to.
+	Log      string
 	Verified string // the head verified from the server before
 	Head     string // the older head it serves now
 }
 
 func (e *RollbackError) Error() string {
+	if e.Log != "" {
+		return fmt.Sprintf("SECURITY ERROR: %s (git %s, log %s) rolled back: the checkpoint its log serves signs head %s, an ancestor of %s, which was verified from it before: the log's copy, or a cache in front of it, went back in time and hides what came after; this copy stays at %s",
+			e.Remote, e.URL, e.Log, e.Head, e.Verified, e.Verified)
+	}
 	return fmt.Sprintf("SECURITY ERROR: %s (%s) rolled back: it serves head %s, an ancestor of %s, which was verified from it before: the server or a mirror in front of it went back in time and hides what came after; this copy stays at %s",
 		e.Remote, e.URL, e.Head, e.Verified, e.Verified)
 }
