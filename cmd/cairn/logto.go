@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"cairn.dev/cairn/internal/index"
 	"cairn.dev/cairn/internal/remote"
 )
@@ -19,7 +21,7 @@ import (
 // changed, publishes the log to the store (remote.PublishLog, with the
 // checkpoint the server signed). A failure is logged; the next round
 // tries again.
-func publishEvery(ctx context.Context, dir string, h http.Handler, to string, every time.Duration, log *slog.Logger) {
+func publishEvery(ctx context.Context, dir string, h http.Handler, to string, every time.Duration, log *slog.Logger, m *logPublishMetrics) {
 	r, err := index.Open(ctx, dir)
 	if err != nil {
 		log.Error("log publish: opening the repository", "err", err)
@@ -44,9 +46,12 @@ func publishEvery(ctx context.Context, dir string, h http.Handler, to string, ev
 		} else if !bytes.Equal(note, last) {
 			p, err := remote.PublishLog(ctx, r, dst, name, remote.PublishOptions{})
 			if err != nil {
+				m.failures.Inc()
 				log.Warn("log publish: not published; trying again later", "to", name, "err", err)
 			} else {
 				last = p.Checkpoint
+				m.published.Set(float64(p.Size))
+				m.at.SetToCurrentTime()
 				log.Info("log published", "to", name, "size", p.Size, "head", p.Head, "tiles", p.Tiles)
 			}
 		}
@@ -55,6 +60,22 @@ func publishEvery(ctx context.Context, dir string, h http.Handler, to string, ev
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// logPublishMetrics are cairn serve --log-to's, in /metrics: a copy that
+// stops being published is seen there before its checkpoint grows too
+// old for its readers (--max-age).
+type logPublishMetrics struct {
+	published, at prometheus.Gauge
+	failures      prometheus.Counter
+}
+
+func newLogPublishMetrics() *logPublishMetrics {
+	return &logPublishMetrics{
+		published: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_log_published_size", Help: "The tree size of the checkpoint --log-to last published (0 before the first)."}),
+		at:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "cairn_log_published_timestamp_seconds", Help: "When --log-to last published the log, in Unix seconds (0 before the first)."}),
+		failures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_log_publish_failures_total", Help: "Rounds of --log-to that did not publish (see the log); each is tried again the next round."}),
 	}
 }
 

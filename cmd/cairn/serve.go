@@ -279,6 +279,11 @@ Access logs are JSON lines on standard error.`,
 					return err
 				}
 			}
+			var pm *logPublishMetrics
+			if logTo != "" {
+				pm = newLogPublishMetrics()
+				opts.Collectors = append(opts.Collectors, pm.published, pm.at, pm.failures)
+			}
 			srv, err := server.New(r, opts)
 			if err != nil {
 				return err
@@ -342,7 +347,7 @@ Access logs are JSON lines on standard error.`,
 				published := make(chan struct{})
 				go func() {
 					defer close(published)
-					publishEvery(pctx, r.Dir, srv.Handler(), logTo, logEvery, log)
+					publishEvery(pctx, r.Dir, srv.Handler(), logTo, logEvery, log, pm)
 				}()
 				defer func() {
 					stop()

@@ -43,6 +43,9 @@ type Options struct {
 	// Exe is the cairn executable the pre-receive hook runs (default:
 	// this one).
 	Exe string
+	// Collectors are served in /metrics beside the server's own (those
+	// of work the command runs beside the server: cairn serve --log-to).
+	Collectors []prometheus.Collector
 	// Logger receives access logs and events (default: JSON on stderr).
 	Logger *slog.Logger
 	// AccessLog, if set, is where Logger's JSON handler writes (Logger
@@ -282,6 +285,7 @@ func New(repo *index.Repo, opts Options) (*Server, error) {
 			return 0
 		}))
 	}
+	s.reg.MustRegister(opts.Collectors...)
 	s.metrics = newMetrics(s.reg)
 	if opts.Policy != nil || opts.IndexPolicy != "" {
 		g, err := newGate(context.Background(), repo, opts.Policy, opts.IndexPolicy, s.reg)
