@@ -22,7 +22,9 @@ type Synced struct {
 	// Collisions are package names the upstream publishes that are
 	// internal here (index.Names: published here, or inside a publish
 	// grant of this repository's keys): the upstream's are never served
-	// (dependency confusion).
+	// (dependency confusion). A name whose every version the upstream
+	// publishes is published here with the same descriptor (promoted
+	// from here) is not one.
 	Collisions []string `json:"collisions,omitempty"`
 }
 
@@ -104,16 +106,54 @@ func collisions(ctx context.Context, r *index.Repo, u *index.Upstream, main stri
 	if err != nil {
 		return nil, err
 	}
+	var theirCat, ownCat *index.Catalog
 	var out []string
 	for name := range theirs {
 		if in, err := own.Internal(name); err != nil {
 			return nil, err
-		} else if in {
+		} else if !in {
+			continue
+		}
+		if theirCat == nil {
+			if theirCat, err = r.Catalog(ctx, head); err != nil {
+				return nil, err
+			}
+			if ownCat, err = r.Catalog(ctx, main); err != nil {
+				return nil, err
+			}
+		}
+		if promoted, err := promotedHere(theirCat, ownCat, name); err != nil {
+			return nil, err
+		} else if !promoted {
 			out = append(out, name)
 		}
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// promotedHere says whether every version of name that theirs publishes
+// is published in own with the same descriptor: copies of this
+// repository's own versions (cairn promote), not a namesake.
+func promotedHere(theirs, own *index.Catalog, name string) (bool, error) {
+	versions, err := theirs.Versions(name)
+	if err != nil || len(versions) == 0 {
+		return false, err
+	}
+	for _, v := range versions {
+		_, their, err := theirs.Descriptor(name, v)
+		if err != nil {
+			return false, err
+		}
+		_, mine, err := own.Descriptor(name, v)
+		if errors.Is(err, fs.ErrNotExist) || err == nil && mine != their {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // pullUpstreams brings along, from a server of this repository's own
