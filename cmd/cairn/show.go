@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -353,6 +354,7 @@ func newRootCmd() *cobra.Command {
 					return err
 				}
 				_, err = af.prepare(cmd, &f, func(ctx context.Context, r *index.Repo) (*author.Act, error) {
+					warnGrantedRootKeys(ctx, cmd, r, pubs, threshold)
 					return author.PrepareRotateRoot(ctx, r, pubs, threshold, af.window)
 				})
 				return err
@@ -362,6 +364,11 @@ func newRootCmd() *cobra.Command {
 				return err
 			}
 			return f.run(cmd, func(ctx context.Context, r *index.Repo, olds []keys.Signer) (*changed, error) {
+				pubs := make([]ed25519.PublicKey, len(news))
+				for i, s := range news {
+					pubs[i] = s.Public()
+				}
+				warnGrantedRootKeys(ctx, cmd, r, pubs, threshold)
 				a, err := author.RotateRoot(ctx, r, olds, news, threshold)
 				return &changed{added: a, headline: fmt.Sprintf("rotated the root: %d key(s), threshold %d", len(news), threshold)}, err
 			})
@@ -373,6 +380,29 @@ func newRootCmd() *cobra.Command {
 	rotate.Flags().IntVar(&threshold, "threshold", 0, "the new threshold")
 	c.AddCommand(rotate, newRootSignCmd(), newRootApplyCmd())
 	return c
+}
+
+// warnGrantedRootKeys warns of each new root key that the root has
+// granted as a signing key too (a publisher's, a CI service's): a key
+// used every day is exposed every day, and with a threshold it meets
+// alone it could grant itself anything (publish:*).
+func warnGrantedRootKeys(ctx context.Context, cmd *cobra.Command, r *index.Repo, pubs []ed25519.PublicKey, threshold int) {
+	cat, err := r.Catalog(ctx, index.MainRef)
+	if err != nil {
+		return
+	}
+	for _, pub := range pubs {
+		id := keys.ID(pub)
+		k, err := cat.Key(id)
+		if err != nil || k == nil || k.RevokedBy != "" || len(k.Grants) == 0 {
+			continue
+		}
+		alone := ""
+		if threshold == 1 {
+			alone = "; with threshold 1 it alone could grant any key any scope"
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "cairn: warning: new root key %s is also granted as %s's signing key (%s): a key that signs every day is exposed every day%s; give the root a key of its own\n", id, k.Holder(), strings.Join(k.Grants[0].Raw, ", "), alone)
+	}
 }
 
 // peakRSS is this process's peak resident set size in MiB. On Linux it
