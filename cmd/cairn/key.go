@@ -132,6 +132,11 @@ what is granted, until when, and what has ended.`,
 			if holder == "" || len(scopes) == 0 {
 				return usageError{errors.New("a grant needs --holder and at least one --scope")}
 			}
+			for _, sc := range scopes {
+				if _, err := record.ParseScope(sc); err != nil {
+					return usageError{fmt.Errorf("--scope %s: %w", sc, err)}
+				}
+			}
 			pub, err := keys.LoadPublic(args[0])
 			if err != nil {
 				return err

@@ -41,6 +41,9 @@ func (a *actFlags) prepare(cmd *cobra.Command, f *changeFlags, prep func(ctx con
 		}
 		return false, nil
 	}
+	if a.window <= 0 || a.window > record.MaxActWindow {
+		return true, usageError{fmt.Errorf("--window %s: an act waits for its signatures more than no time and at most %s", a.window, record.MaxActWindow)}
+	}
 	if len(f.keys) > 0 {
 		return true, usageError{errors.New("--unsigned prepares an act for the root key holders to sign apart: give no --key")}
 	}
