@@ -76,6 +76,37 @@ func (e *PushError) Hint() string {
 	return e.hint
 }
 
+// UncertainPushError is a push whose connection was cut after git had
+// sent it (the server restarted, a proxy timed out): the server may have
+// checked and landed it, or not. Pushing again tells: it finds nothing
+// to push if it landed.
+type UncertainPushError struct {
+	Remote string
+	Err    error
+}
+
+func (e *UncertainPushError) Error() string {
+	return fmt.Sprintf("pushing to remote %s: the connection was cut before the server answered, so the push may have landed or not: %v", e.Remote, e.Err)
+}
+
+func (e *UncertainPushError) Unwrap() error { return e.Err }
+
+// Hint says what to do.
+func (e *UncertainPushError) Hint() string {
+	return "run cairn push again: if the push landed it finds nothing to push (your commits are on the remote's main), and if not it pushes them"
+}
+
+// cutShort says whether git's words tell of a connection cut during the
+// push, after it was sent (not one never made).
+func cutShort(msg string) bool {
+	for _, s := range []string{"RPC failed", "the remote end hung up unexpectedly", "unexpected disconnect", "early EOF"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // parsePushError reads a refusal from git's output: the first
 // "cairn: refused: rule NAME broken" names the rule, the first
 // "cairn: hint: " line is the server's hint.
@@ -361,6 +392,9 @@ func pushTo(ctx context.Context, r *index.Repo, rm *Remote, commit string) (land
 		return false, "", parsePushError(rm.Name, msg)
 	case lostRace(msg), gitBusy(msg):
 		return false, msg, nil
+	}
+	if cutShort(msg) {
+		return false, "", &UncertainPushError{Remote: rm.Name, Err: err}
 	}
 	return false, "", fmt.Errorf("pushing to remote %s: %w", rm.Name, err)
 }
