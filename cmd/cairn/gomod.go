@@ -122,11 +122,16 @@ server's index, the blobs are uploaded to it, as cairn publish does.`,
 					return nil, err
 				}
 				defer m.Close()
-				p, err := publishModule(ctx, r, m, s, &record.ImportedPredicate{
+				imp := &record.ImportedPredicate{
 					Source: strings.TrimSuffix(proxy, "/"),
 					SumDB: &record.SumDBEvidence{Name: db.Name, Key: db.Key, URL: db.URL, Lines: v.Lines,
 						Record: v.Record, Tree: string(v.Tree)},
-				})
+				}
+				if !m.Released.IsZero() {
+					t := m.Released.UTC()
+					imp.Released = &t
+				}
+				p, err := publishModule(ctx, r, m, s, imp)
 				if err != nil {
 					return nil, err
 				}

@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
@@ -65,7 +66,10 @@ type Module struct {
 	Descriptor *descriptor.Descriptor
 	Zip        string // the module zip's path
 	Mod        []byte // go.mod's bytes
-	tmp        string // a temporary directory Close removes, or ""
+	// Released is when the upstream says the version was made (its
+	// .info Time), for a module imported; zero otherwise.
+	Released time.Time
+	tmp      string // a temporary directory Close removes, or ""
 }
 
 // Close removes the module's temporary files.

@@ -28,7 +28,7 @@ func Import(ctx context.Context, u Upstream, path, version string) (_ *Module, _
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &Module{Zip: f.Zip, Mod: f.Mod, tmp: f.tmp}
+	m := &Module{Zip: f.Zip, Mod: f.Mod, Released: f.Time, tmp: f.tmp}
 	defer func() {
 		if err != nil {
 			m.Close()

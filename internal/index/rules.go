@@ -77,8 +77,8 @@ type RuleError struct {
 	Record string
 	Key    string
 	Detail string
-	Err    error // the cause, when another package's check found it (a malformed record)
-	Apart  bool  // the record is a root act signed apart (it has an apply_by time): see Hint
+	Err    error  // the cause, when another package's check found it (a malformed record)
+	Apart  bool   // the record is a root act signed apart (it has an apply_by time): see Hint
 	hint   string // what to do, where the rule's own hint does not fit (Hint)
 }
 

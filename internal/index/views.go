@@ -281,6 +281,9 @@ func detail(rec *record.Record) string {
 		if db := p.SumDB; db != nil {
 			s += fmt.Sprintf(", vouched for by checksum database %s (record %d)", db.Name, db.Record)
 		}
+		if p.Released != nil {
+			s += ", released " + p.Released.UTC().Format(time.RFC3339)
+		}
 		return s
 	}
 	return ""

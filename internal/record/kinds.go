@@ -429,7 +429,11 @@ type FixedPredicate struct {
 type ImportedPredicate struct {
 	Source string         `json:"source"` // the upstream's URL (a GOPROXY)
 	SumDB  *SumDBEvidence `json:"sumdb,omitempty"`
-	Issued time.Time      `json:"issued"`
+	// Released is when the upstream says the version was made (a
+	// GOPROXY's .info Time), which cairn serve's .info gives in turn;
+	// absent from records made before it was kept.
+	Released *time.Time `json:"released,omitempty"`
+	Issued   time.Time  `json:"issued"`
 }
 
 // SumDBEvidence is what a Go checksum database said of a module version:

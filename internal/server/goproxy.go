@@ -376,6 +376,17 @@ func (s *Server) goVersions(ctx context.Context, src index.PackageTree, name str
 				gv.time = rec.Time
 			}
 		}
+		// A version imported from the public ecosystem was made when
+		// its upstream says (the .info it was fetched with), not when
+		// it was brought in.
+		for _, rec := range v.Records {
+			if rec.Record == nil {
+				continue
+			}
+			if p, ok := rec.Record.Predicate.(record.ImportedPredicate); ok && p.Released != nil {
+				gv.time = *p.Released
+			}
+		}
 		out = append(out, gv)
 	}
 	semverSort(out)

@@ -206,7 +206,29 @@ func (g *goFixture) publishDir(dir, version string) *descriptor.Descriptor {
 // the test names).
 func (g *goFixture) publishImported(path, version, greeting string) *descriptor.Descriptor {
 	g.t.Helper()
-	return g.publishFrom(goModuleDir(g.t, path, greeting), version, &record.ImportedPredicate{Source: "https://proxy.example"})
+	return g.publishFrom(goModuleDir(g.t, path, greeting), version, &record.ImportedPredicate{Source: "https://proxy.example", Released: &importedReleased})
+}
+
+// importedReleased is when publishImported's versions were made, as
+// their upstream said.
+var importedReleased = time.Date(2019, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// An imported version's .info is dated when its upstream says it was
+// made (kept in its imported record), not when it was brought in: the go
+// command shows and compares those times.
+func TestGoInfoOfImportedVersion(t *testing.T) {
+	g := newGoFixture(t, "")
+	g.publishImported("example.com/public", "1.0.0", "hello")
+	g.publish("example.com/own", "1.0.0", "hello")
+	resp, body := g.do("GET", "/go/example.com/public/@v/v1.0.0.info", nil, nil)
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"Version":"v1.0.0","Time":"2019-03-01T12:00:00Z"}` {
+		t.Errorf("the imported version's .info: %d %s, want its upstream's time", resp.StatusCode, body)
+	}
+	resp, body = g.do("GET", "/go/example.com/own/@v/v1.0.0.info", nil, nil)
+	var info struct{ Time time.Time }
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &info) != nil || time.Since(info.Time) > time.Hour {
+		t.Errorf("a version published here: .info %d %s, want the time it was published", resp.StatusCode, body)
+	}
 }
 
 func (g *goFixture) publishFrom(dir, version string, imported *record.ImportedPredicate) *descriptor.Descriptor {
