@@ -118,14 +118,14 @@ func (r *Repo) UpstreamVersion(ctx context.Context, name, version, only string) 
 	}
 	u, err := servedBy(name, "", pubs)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is published neither in %s nor in an upstream it verified (cairn sync fetches and verifies them)", name, version, r.Dir)
+		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s is published neither in %s nor in an upstream it verified (cairn sync fetches and verifies them): %w", name, version, r.Dir, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, nil, blob.Ref{}, err
 	}
 	o, err := rd.Read(verified[u] + ":" + layout.VersionDir(name, version) + "/" + layout.DescriptorFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s: upstream %s publishes %s but not this version (as verified at %.12s)", name, version, u.Name, name, verified[u])
+		return nil, nil, blob.Ref{}, fmt.Errorf("%s@%s: upstream %s publishes %s but not this version (as verified at %.12s): %w", name, version, u.Name, name, verified[u], fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, nil, blob.Ref{}, err
