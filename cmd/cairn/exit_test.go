@@ -48,7 +48,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"verify"}, exitNotFound, "no repository found in"},
 		{[]string{"show", "--repo", repo, "acme/none"}, exitNotFound, "acme/none is not published"},
 		{[]string{"verify", "--repo", filepath.Join(dir, "nowhere")}, exitNotFound, "no repository at"},
-		{[]string{"key", "grant", "--repo", repo, "--key", filepath.Join(dir, "root.key"), filepath.Join(dir, "root.key.pub"), "--holder", "x", "--scope", "root:*"}, exitError, `scope "root:*": unknown action`},
+		{[]string{"key", "grant", "--repo", repo, "--key", filepath.Join(dir, "root.key"), filepath.Join(dir, "root.key.pub"), "--holder", "x", "--scope", "root:*"}, exitUsage, `--scope root:*: scope "root:*": unknown action`},
 	}
 	for _, c := range cases {
 		code, stderr := call(c.args...)
