@@ -136,7 +136,8 @@ func (a *Act) Describe() string {
 // an act whose window has passed.
 func (a *Act) Sign(s keys.Signer) (dsse.Signature, error) {
 	if t := now(); t.After(a.ApplyBy()) {
-		return dsse.Signature{}, fmt.Errorf("act %.16s was to be applied by %s (it is now %s): it can no longer enter an index; ask for it to be prepared again", a.rec.ID, a.ApplyBy().UTC().Format(time.RFC3339), t.Format(time.RFC3339))
+		// The rule the index would refuse it by (exit 3, as root apply).
+		return dsse.Signature{}, &index.RuleError{Rule: index.RuleActWindow, Record: a.rec.ID, Detail: fmt.Sprintf("act %.16s was to be applied by %s (it is now %s): it can no longer enter an index; ask for it to be prepared again", a.rec.ID, a.ApplyBy().UTC().Format(time.RFC3339), t.Format(time.RFC3339))}
 	}
 	return record.SignDetached(a.rec.Payload, s)
 }
