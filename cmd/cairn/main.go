@@ -118,6 +118,7 @@ func classify(err error) (int, string) {
 		pe *remote.PushError
 		de *remote.DivergedError
 		rb *remote.RollbackError
+		up *remote.UncertainPushError
 		rf *remote.ForkError
 		sl *remote.SliceError
 		bp *remote.BadPushError
@@ -151,10 +152,8 @@ func classify(err error) (int, string) {
 		return exitRefused, "a certifier signs only with a key granted certify:KIND for each kind it signs: ask the index's root (cairn key grant --key ROOT.key KEY.pub --holder NAME --scope certify:KIND), or use a key it granted"
 	case errors.As(err, &bp):
 		return exitRefused, "this copy is intact at the head verified before: the git host at " + bp.URL + " holds a commit nothing there checked; keep its id as evidence and tell the repository's owner, who puts the host's main back at its checkpoint's head (git push --force) and removes write access from whoever pushed it"
-	case errors.As(err, new(*remote.UncertainPushError)):
-		var ue *remote.UncertainPushError
-		errors.As(err, &ue)
-		return exitError, ue.Hint()
+	case errors.As(err, &up):
+		return exitError, up.Hint()
 	case errors.As(err, &rb) && rb.Log != "":
 		return exitRefused, "the log at " + rb.Log + " (a static copy, a CDN in front of it) serves an older checkpoint than one read from it before; this copy is intact: tell whoever publishes the log (cairn log publish), and check the cache in front of it"
 	case errors.As(err, &rb):

@@ -134,6 +134,18 @@ func (rep *replica) served(t *testing.T) string {
 	return c.Head
 }
 
+// get asks the replica for path: its status and body.
+func (rep *replica) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(rep.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
 // await waits until the replica serves the checkpoint of head (a
 // bound on a wait, not a measure: the follower pulls as soon as the
 // writer's head moves).
@@ -289,25 +301,11 @@ func TestReplicaRefusesMaliciousWriter(t *testing.T) {
 		t.Error("a client of the replica does not see the vulnerable record")
 	}
 	// Its health and metrics say it refuses its writer (they said ok).
-	health := func() (int, string) {
-		resp, err := http.Get(rep.url + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	health := func() (int, string) { return rep.get(t, "/healthz") }
 	if code, body := health(); code != http.StatusServiceUnavailable || !strings.Contains(body, "refusing its writer: ") || !strings.Contains(body, "SECURITY ERROR") {
 		t.Errorf("/healthz of a replica refusing its writer: %d %q, want 503 saying why", code, body)
 	}
-	resp, err := http.Get(rep.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(metrics), "cairn_replica_refusing_writer 1") {
+	if _, metrics := rep.get(t, "/metrics"); !strings.Contains(metrics, "cairn_replica_refusing_writer 1") {
 		t.Errorf("/metrics lacks cairn_replica_refusing_writer 1")
 	}
 
@@ -346,15 +344,7 @@ func TestReplicaStalledByItsOwnFiles(t *testing.T) {
 	h1, _ := w.repo.Head(w.ctx, index.MainRef)
 	rep := w.newReplica("replica", w.url)
 	rep.await(t, h1)
-	get := func(path string) (int, string) {
-		resp, err := http.Get(rep.url + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	get := func(path string) (int, string) { return rep.get(t, path) }
 	if _, m := get("/metrics"); !strings.Contains(m, "cairn_replica_stalled 0") || strings.Contains(m, "cairn_replica_last_verified_timestamp_seconds 0\n") || !strings.Contains(m, "cairn_replica_last_verified_timestamp_seconds ") {
 		t.Fatalf("/metrics of a replica following its writer: want stalled 0 and the time it last verified:\n%s", m)
 	}

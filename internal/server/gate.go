@@ -138,22 +138,33 @@ func (g *gate) policyAt(ctx context.Context, repo *index.Repo, main *index.Catal
 	if pol, ok := g.versions.Load(v.RecordID); ok {
 		return pol.(*policy.Policy), nil
 	}
-	text, v, err := main.PolicyText(g.name)
+	pol, v, err := loadIndexPolicy(ctx, repo, main, g.name)
 	if err != nil {
-		return nil, err
-	}
-	pol, err := policy.Parse("index:"+g.name, text)
-	if err != nil {
-		return nil, fmt.Errorf("policy index:%s, version %.16s: %w", g.name, v.RecordID, err)
-	}
-	// Its issuers as a file's are when the server starts: a version
-	// whose forbid rule names a holder nobody holds (published by git
-	// push, past cairn policy publish's check) would forbid nothing.
-	if err := repo.BindPolicy(ctx, pol, nil); err != nil {
+		if v == nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("policy index:%s, version %.16s: %w", g.name, v.RecordID, err)
 	}
 	g.versions.Store(v.RecordID, pol)
 	return pol, nil
+}
+
+// loadIndexPolicy is the version of the index's policy name in force at
+// cat, parsed and bound as a server judges by it: its issuers as a
+// file's are when the server starts (index.Repo.BindPolicyAt, the
+// index's grants read at cat's commit), since a version whose forbid
+// rule names a holder nobody holds would forbid nothing. The gate and
+// the pre-receive hook (enforcedPolicyFails) both load it here. v is
+// nil when the version could not be read.
+func loadIndexPolicy(ctx context.Context, repo *index.Repo, cat *index.Catalog, name string) (pol *policy.Policy, v *index.PolicyVersion, err error) {
+	text, v, err := cat.PolicyText(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pol, err = policy.Parse("index:"+name, text); err == nil {
+		err = repo.BindPolicyAt(ctx, pol, cat.Commit(), nil)
+	}
+	return pol, v, err
 }
 
 // policyAt is the server's policy while the refs are at key.

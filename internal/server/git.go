@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"cairn.dev/cairn/internal/index"
-	"cairn.dev/cairn/internal/policy"
 )
 
 // gitBackend prepares, for one request's CGI environment, git's own
@@ -140,15 +139,9 @@ func enforcedPolicyFails(ctx context.Context, repo *index.Repo, name, old, new s
 			return "", nil
 		}
 	}
-	text, v, err := cat.PolicyText(name)
-	if err != nil {
+	if _, v, err := loadIndexPolicy(ctx, repo, cat, name); v == nil {
 		return "", err
-	}
-	pol, err := policy.Parse("index:"+name, text)
-	if err == nil {
-		err = repo.BindPolicyAt(ctx, pol, new, nil)
-	}
-	if err != nil {
+	} else if err != nil {
 		return fmt.Sprintf("policy %s, version %.16s: this server enforces it (cairn serve --policy index:%s) and cannot: %v", name, v.RecordID, name, err), nil
 	}
 	return "", nil

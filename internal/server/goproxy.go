@@ -328,21 +328,28 @@ func (s *Server) foldedName(ctx context.Context, name string) string {
 		return ""
 	}
 	own, err := c.Folded(name)
-	if err != nil || own == "" {
+	if err != nil || own == "" || imported(c, own, "") {
 		return ""
 	}
-	versions, err := c.Versions(own)
-	if err != nil || len(versions) == 0 {
-		return own
-	}
-	if _, _, recs, err := c.Version(own, versions[len(versions)-1]); err == nil {
-		for _, rv := range recs {
-			if rv.Kind == string(record.Imported) {
-				return ""
-			}
-		}
-	}
 	return own
+}
+
+// imported tells whether the version of name published on c is imported
+// from the public ecosystem (it carries an imported record): version if
+// it is published, else the highest.
+func imported(c *index.Catalog, name, version string) bool {
+	versions, err := c.Versions(name)
+	if err != nil || len(versions) == 0 {
+		return false
+	}
+	if !slices.Contains(versions, version) {
+		version = versions[len(versions)-1]
+	}
+	_, _, recs, err := c.Version(name, version)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(recs, func(rv index.RecordView) bool { return rv.Kind == string(record.Imported) })
 }
 
 // goVersions returns the Go module versions of a package, in semver

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/mod/module"
 
 	"cairn.dev/cairn/internal/index"
-	"cairn.dev/cairn/internal/record"
 	"cairn.dev/cairn/internal/transport"
 )
 
@@ -170,22 +169,4 @@ func (s *Server) ownModule(ctx context.Context, lookup string) (own, why string)
 		return own, fmt.Sprintf("%s lies beneath %s, published here", path, own)
 	}
 	return "", ""
-}
-
-// imported tells whether the version of name published on c is imported
-// from the public ecosystem (it carries an imported record): version if
-// it is published, else the highest.
-func imported(c *index.Catalog, name, version string) bool {
-	versions, err := c.Versions(name)
-	if err != nil || len(versions) == 0 {
-		return false
-	}
-	if !slices.Contains(versions, version) {
-		version = versions[len(versions)-1]
-	}
-	_, _, recs, err := c.Version(name, version)
-	if err != nil {
-		return false
-	}
-	return slices.ContainsFunc(recs, func(rv index.RecordView) bool { return rv.Kind == string(record.Imported) })
 }
